@@ -1,0 +1,20 @@
+/** Injection token of the resolved, validated {@link AuditModuleOptions}. */
+export const AUDIT_OPTIONS = Symbol('AUDIT:OPTIONS');
+
+/** Injection token of the TypeORM repository the audit writer inserts through. */
+export const AUDIT_REPOSITORY = Symbol('AUDIT:REPOSITORY');
+
+/** Reflection key under which `@Audited()` stores its metadata. */
+export const AUDITED_METADATA = 'audit:action';
+
+/** Actions must be lower-case identifiers, dots and underscores allowed. */
+export const ACTION_PATTERN = /^[a-z][a-z0-9_.]*$/;
+
+/** HTTP methods the interceptor audits. */
+export const MUTATING_METHODS: ReadonlySet<string> = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+
+/** Sentry fingerprint shared by every audit-database failure, so they group as one issue. */
+export const SENTRY_FINGERPRINT = ['audit-db-write-failed'];
+
+/** Sentry fingerprint of the recovery report sent when an outage ends. */
+export const SENTRY_RECOVERY_FINGERPRINT = ['audit-db-recovered'];

@@ -1,0 +1,23 @@
+/**
+ * The `event` field of every JSON line the module writes to stderr. CloudWatch metric filters and
+ * alarms match on these names, so they are part of the public contract.
+ */
+export const AUDIT_EVENTS = {
+  dbWriteFailed: 'audit.db_write_failed',
+  buffered: 'audit.buffered',
+  evicted: 'audit.evicted',
+  spooled: 'audit.spooled',
+  dropped: 'audit.dropped',
+  recovered: 'audit.recovered',
+  flushFailed: 'audit.flush_failed',
+} as const;
+
+export type AuditEventName = (typeof AUDIT_EVENTS)[keyof typeof AUDIT_EVENTS];
+
+/** One structured line: `timestamp`, `level`, `event`, the audit context, and event details. */
+export interface AuditEventLine {
+  timestamp: string;
+  level: 'warn' | 'error' | 'info';
+  event: AuditEventName;
+  [field: string]: unknown;
+}

