@@ -1,0 +1,27 @@
+import { Injectable } from '@nestjs/common';
+import { type HealthIndicatorResult, HealthIndicatorService } from '@nestjs/terminus';
+import { AuditService } from './audit.service';
+
+/**
+ * Terminus indicator of the audit database as the audit service sees it: `up` while entries are
+ * being committed, `down` (so `/health` answers 503) while they are being buffered. Details:
+ * `state`, `buffered`, `dropped`, `downSince`, `lastError` (sanitized: no URL, host or password).
+ *
+ * @example
+ * @Get('health') @HealthCheck()
+ * check() { return this.health.check([() => this.auditDb.isHealthy()]); }
+ */
+@Injectable()
+export class DbHealthIndicator {
+  constructor(
+    private readonly indicators: HealthIndicatorService,
+    private readonly audit: AuditService,
+  ) {}
+
+  isHealthy(key = 'audit_db'): HealthIndicatorResult {
+    const indicator = this.indicators.check(key);
+    const { state, buffered, dropped, downSince, lastError } = this.audit.status();
+    const details = { state, buffered, dropped, downSince, lastError: lastError ? `${lastError.code}: ${lastError.message}` : null };
+    return state === 'up' ? indicator.up(details) : indicator.down(details);
+  }
+}

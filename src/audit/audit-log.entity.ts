@@ -1,0 +1,56 @@
+import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
+import { type AuditOutcome } from './audit-entry';
+
+/**
+ * One row of the append-only `audit_log` table. Create the table with the migration
+ * {@link CreateAuditLog1732700000000}; the database refuses UPDATE, DELETE and TRUNCATE on it.
+ *
+ * @example
+ * TypeOrmModule.forRoot({ ..., entities: [AuditLog], migrations: [CreateAuditLog1732700000000] });
+ */
+@Entity({ name: 'audit_log' })
+@Index('audit_log_entity_idx', ['entityType', 'entityId'])
+@Index('audit_log_user_time_idx', ['userId', 'occurredAt'])
+@Index('audit_log_action_time_idx', ['action', 'occurredAt'])
+export class AuditLog {
+  /** UUIDv7 made by the client, so a retried insert is recognised and ignored. */
+  @PrimaryColumn('uuid')
+  id!: string;
+
+  @Column({ name: 'occurred_at', type: 'timestamptz' })
+  occurredAt!: Date;
+
+  @Column({ type: 'text' })
+  action!: string;
+
+  @Column({ name: 'entity_type', type: 'text', nullable: true })
+  entityType!: string | null;
+
+  @Column({ name: 'entity_id', type: 'text', nullable: true })
+  entityId!: string | null;
+
+  @Column({ name: 'user_id', type: 'text', nullable: true })
+  userId!: string | null;
+
+  @Column({ type: 'text' })
+  outcome!: AuditOutcome;
+
+  @Column({ type: 'text', nullable: true })
+  ip!: string | null;
+
+  @Column({ name: 'user_agent', type: 'text', nullable: true })
+  userAgent!: string | null;
+
+  @Column({ name: 'request_id', type: 'text', nullable: true })
+  requestId!: string | null;
+
+  @Column({ type: 'jsonb', nullable: true })
+  changes!: unknown;
+
+  @Column({ type: 'jsonb', nullable: true })
+  metadata!: unknown;
+
+  /** Set by the database when the row is committed. */
+  @Column({ name: 'recorded_at', type: 'timestamptz', default: () => 'now()' })
+  recordedAt!: Date;
+}

@@ -1,0 +1,110 @@
+import { AuditConfigError } from './audit.errors';
+
+/** What the audit service needs to know about the HTTP request that caused an entry. */
+export type UserIdExtractor = (request: unknown) => string | undefined;
+
+/**
+ * Options of `AuditModule.forRoot()` / `forRootAsync()`. Every field is optional; defaults are
+ * listed in {@link AUDIT_DEFAULTS}.
+ *
+ * @example
+ * AuditModule.forRoot({ bufferSize: 5000, writeTimeoutMs: 1000, userIdFrom: (req) => req.user?.id });
+ */
+export interface AuditModuleOptions {
+  /** `async`: requests never wait for the audit write (the only mode this release implements). */
+  mode?: 'async';
+  /** Entries the in-memory ring keeps while the database is down (FIFO eviction). */
+  bufferSize?: number;
+  /** Upper bound of the ring's memory, in bytes of serialized entries. */
+  bufferMaxBytes?: number;
+  /** Entries larger than this, serialized, have `changes`/`metadata` truncated with a marker. */
+  maxEntryBytes?: number;
+  /** A database write not committed within this time counts as failed. */
+  writeTimeoutMs?: number;
+  /** Most entries in one multi-row INSERT. */
+  batchSize?: number;
+  /** First cool-down after a failure before the database is tried again; doubles each failure. */
+  retryBackoffMs?: number;
+  /** Cap of the doubling cool-down. */
+  retryBackoffMaxMs?: number;
+  /** Keys (case-insensitive, matched as substrings) whose values are replaced by `[REDACTED]`. */
+  redactKeys?: string[];
+  /** Returns the acting user's id from the HTTP request. Default: `request.user.id ?? .sub`. */
+  userIdFrom?: UserIdExtractor;
+  /** Register the interceptor that audits every POST, PUT, PATCH and DELETE (default true). */
+  auditHttp?: boolean;
+}
+
+/** Options after defaults and validation. */
+export type ResolvedAuditOptions = Required<AuditModuleOptions>;
+
+/** Default values of every option. */
+export const AUDIT_DEFAULTS: Readonly<ResolvedAuditOptions> = Object.freeze({
+  mode: 'async',
+  bufferSize: 1000,
+  bufferMaxBytes: 8 * 1024 * 1024,
+  maxEntryBytes: 64 * 1024,
+  writeTimeoutMs: 2000,
+  batchSize: 500,
+  retryBackoffMs: 1000,
+  retryBackoffMaxMs: 30_000,
+  redactKeys: ['password', 'passwd', 'secret', 'token', 'authorization', 'cookie', 'apikey', 'api_key', 'credential', 'private_key'],
+  userIdFrom: defaultUserId,
+  auditHttp: true,
+});
+
+const INTEGER_LIMITS: Record<string, [min: number, max: number]> = {
+  bufferSize: [1, 10_000_000],
+  bufferMaxBytes: [1024, 4 * 1024 ** 3],
+  maxEntryBytes: [1024, 64 * 1024 * 1024],
+  writeTimeoutMs: [1, 600_000],
+  batchSize: [1, 4000],
+  retryBackoffMs: [1, 3_600_000],
+  retryBackoffMaxMs: [1, 86_400_000],
+};
+
+/**
+ * Applies defaults and validates, throwing an {@link AuditConfigError} that names the bad key.
+ *
+ * @example
+ * resolveAuditOptions({ bufferSize: 10 }).writeTimeoutMs; // 2000
+ */
+export function resolveAuditOptions(input: AuditModuleOptions | undefined): ResolvedAuditOptions {
+  const raw: Record<string, unknown> = { ...(input ?? {}) };
+  const known = Object.keys(AUDIT_DEFAULTS);
+  for (const key of Object.keys(raw)) {
+    if (!known.includes(key)) throw AuditConfigError.unknownOption(key, known);
+    if (raw[key] === undefined) delete raw[key];
+  }
+  const options = { ...AUDIT_DEFAULTS, ...raw } as ResolvedAuditOptions;
+
+  if (options.mode !== 'async') throw AuditConfigError.invalidOption('mode', "'async'", options.mode);
+  for (const [key, [min, max]] of Object.entries(INTEGER_LIMITS)) {
+    const value = (options as unknown as Record<string, unknown>)[key];
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+      throw AuditConfigError.invalidOption(key, `an integer from ${min} to ${max}`, value);
+    }
+  }
+  if (options.retryBackoffMaxMs < options.retryBackoffMs) {
+    throw AuditConfigError.invalidOption('retryBackoffMaxMs', `at least retryBackoffMs (${options.retryBackoffMs})`, options.retryBackoffMaxMs);
+  }
+  if (options.bufferMaxBytes < options.maxEntryBytes) {
+    throw AuditConfigError.invalidOption('bufferMaxBytes', `at least maxEntryBytes (${options.maxEntryBytes})`, options.bufferMaxBytes);
+  }
+  if (!Array.isArray(options.redactKeys) || options.redactKeys.some((k) => typeof k !== 'string' || k.trim() === '')) {
+    throw AuditConfigError.invalidOption('redactKeys', 'an array of non-empty strings', options.redactKeys);
+  }
+  if (typeof options.userIdFrom !== 'function') {
+    throw AuditConfigError.invalidOption('userIdFrom', 'a function (request) => string | undefined', options.userIdFrom);
+  }
+  if (typeof options.auditHttp !== 'boolean') {
+    throw AuditConfigError.invalidOption('auditHttp', 'a boolean', options.auditHttp);
+  }
+  return Object.freeze({ ...options, redactKeys: [...options.redactKeys] });
+}
+
+function defaultUserId(request: unknown): string | undefined {
+  const user = (request as { user?: { id?: unknown; sub?: unknown } } | undefined)?.user;
+  const id = user?.id ?? user?.sub;
+  return id === undefined || id === null ? undefined : String(id);
+}

@@ -1,0 +1,46 @@
+import { Module } from '@nestjs/common';
+import { APP_INTERCEPTOR } from '@nestjs/core';
+import { AuditBuffer } from './audit-buffer';
+import { AuditCoverage } from './audit-coverage';
+import { DbHealthIndicator } from './audit-db.health';
+import { resolveAuditOptions, type ResolvedAuditOptions } from './audit-options';
+import { AUDIT_OPTIONS } from './audit.constants';
+import { AuditInterceptor } from './audit.interceptor';
+import { AUDIT_MODULE_OPTIONS, AuditConfigurableModule } from './audit.module-definition';
+import { AuditService } from './audit.service';
+import { RingBuffer } from './ring-buffer';
+import { AuditReporter, ConsoleSink, SentryReporter } from './sinks';
+
+/**
+ * Failsafe audit logging: `AuditService`, the ring buffer, the stderr and Sentry sinks, the
+ * `audit_db` health indicator, and a global interceptor that audits every mutating request.
+ * Register {@link AuditLog} with the DataSource (or use `autoLoadEntities`) and run the migration.
+ *
+ * @example
+ * @Module({
+ *   imports: [
+ *     TypeOrmModule.forRoot({ type: 'postgres', url, autoLoadEntities: true, migrations: [CreateAuditLog1732700000000], migrationsRun: true }),
+ *     AuditModule.forRoot({ userIdFrom: (req) => req.headers['x-user-id'] }),
+ *   ],
+ * })
+ * export class AppModule {}
+ */
+@Module({
+  providers: [
+    { provide: AUDIT_OPTIONS, useFactory: resolveAuditOptions, inject: [AUDIT_MODULE_OPTIONS] },
+    {
+      provide: AuditBuffer,
+      useFactory: (options: ResolvedAuditOptions) => new RingBuffer({ capacity: options.bufferSize, maxBytes: options.bufferMaxBytes }),
+      inject: [AUDIT_OPTIONS],
+    },
+    { provide: AuditReporter, useClass: SentryReporter },
+    ConsoleSink,
+    AuditService,
+    DbHealthIndicator,
+    AuditInterceptor,
+    AuditCoverage,
+    { provide: APP_INTERCEPTOR, useExisting: AuditInterceptor },
+  ],
+  exports: [AuditService, DbHealthIndicator, AuditBuffer],
+})
+export class AuditModule extends AuditConfigurableModule {}

@@ -1,0 +1,64 @@
+import { type Repository } from 'typeorm';
+import { type AuditRecord } from './audit-entry';
+import { type AuditLog } from './audit-log.entity';
+import { WRITE_TIMEOUT_CODE } from './db-error';
+
+const COLUMNS = ['id', 'occurred_at', 'action', 'entity_type', 'entity_id', 'user_id', 'outcome', 'ip', 'user_agent', 'request_id', 'changes', 'metadata'];
+
+/**
+ * Inserts batches of records into `audit_log` with one multi-row `INSERT … ON CONFLICT (id) DO
+ * NOTHING`, so a retried or replayed record never makes a second row. Each insert runs in its own
+ * transaction with `statement_timeout` and `lock_timeout` set to the write timeout, and a timer
+ * bounds the whole call (pool wait included): a locked table costs at most `timeoutMs`.
+ *
+ * @example
+ * await new AuditWriter(repository, 2000).insert(records); // rejects on failure or timeout
+ */
+export class AuditWriter {
+  constructor(
+    private readonly repository: Repository<AuditLog>,
+    private readonly timeoutMs: number,
+  ) {}
+
+  async insert(records: readonly AuditRecord[]): Promise<void> {
+    if (records.length === 0) return;
+    const { sql, parameters } = this.buildInsert(records);
+    const settings = `SET LOCAL statement_timeout = ${this.timeoutMs}; SET LOCAL lock_timeout = ${this.timeoutMs}`;
+    const write = this.repository.manager.transaction(async (manager) => {
+      await manager.query(settings);
+      await manager.query(sql, parameters);
+    });
+    await withTimeout(write, this.timeoutMs);
+  }
+
+  private buildInsert(records: readonly AuditRecord[]): { sql: string; parameters: unknown[] } {
+    const parameters: unknown[] = [];
+    const rows = records.map((r) => {
+      parameters.push(r.id, r.occurredAt, r.action, r.entityType, r.entityId, r.userId, r.outcome, r.ip, r.userAgent, r.requestId, json(r.changes), json(r.metadata));
+      const base = parameters.length - COLUMNS.length;
+      return `(${COLUMNS.map((_, i) => `$${base + i + 1}`).join(', ')})`;
+    });
+    const table = this.repository.metadata.tablePath
+      .split('.')
+      .map((part) => `"${part.replaceAll('"', '""')}"`)
+      .join('.');
+    const sql = `INSERT INTO ${table} (${COLUMNS.join(', ')}) VALUES ${rows.join(', ')} ON CONFLICT (id) DO NOTHING`;
+    return { sql, parameters };
+  }
+}
+
+function json(value: unknown): string | null {
+  return value === null || value === undefined ? null : JSON.stringify(value);
+}
+
+/** Rejects with code {@link WRITE_TIMEOUT_CODE} when `promise` has not settled within `ms`. */
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(Object.assign(new Error(`audit write not committed within ${ms} ms`), { code: WRITE_TIMEOUT_CODE })), ms);
+    timer.unref();
+  });
+  // The losing write may still settle later; its outcome is already accounted for.
+  promise.catch(() => undefined);
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}

@@ -1,0 +1,16 @@
+export { CreateAuditLog1732700000000 } from '../../migrations/1732700000000-CreateAuditLog';
+export { AuditBuffer, type BufferedEntry } from './audit-buffer';
+export { DbHealthIndicator } from './audit-db.health';
+export { type AuditEntry, type AuditOutcome, type AuditRecord } from './audit-entry';
+export { AuditLog } from './audit-log.entity';
+export { AUDIT_DEFAULTS, type AuditModuleOptions, type ResolvedAuditOptions, type UserIdExtractor } from './audit-options';
+export { AUDIT_OPTIONS } from './audit.constants';
+export { AUDIT_ERROR_CODES, AuditConfigError, type AuditErrorCode } from './audit.errors';
+export { AuditInterceptor } from './audit.interceptor';
+export { AuditModule } from './audit.module';
+export { type AuditModuleExtras } from './audit.module-definition';
+export { type AuditState, type AuditStatus, AuditService } from './audit.service';
+export { Audited, type AuditedOptions, type EntityIdSource } from './audited.decorator';
+export { type SanitizedDbError } from './db-error';
+export { RingBuffer } from './ring-buffer';
+export { AUDIT_EVENTS, AuditReporter, type AuditEventName, type RecoveryReport, type WriteFailureReport } from './sinks';

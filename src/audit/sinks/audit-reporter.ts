@@ -1,0 +1,35 @@
+import { type SanitizedDbError } from '../db-error';
+
+/** Who and what a failed write was about; never the `changes` payload. */
+export interface WriteFailureReport {
+  error: SanitizedDbError;
+  /** `write` (the batching writer), `probe` (half-open try) or `flush` (recovery flush). */
+  attempt: 'write' | 'probe' | 'flush';
+  action: string;
+  userId: string | null;
+  entityType: string | null;
+  entityId: string | null;
+  entries: number;
+  buffered: number;
+}
+
+/** Totals of one outage, reported when the buffer has been flushed. */
+export interface RecoveryReport {
+  flushed: number;
+  failedAttempts: number;
+  dropped: number;
+  downForMs: number;
+}
+
+/**
+ * Injection token and interface of the alerting sink. The default reports to Sentry through
+ * `@sentry/nestjs` (a no-op until `Sentry.init()` has run).
+ *
+ * @example
+ * { provide: AuditReporter, useValue: { writeFailed: (r) => pager.send(r), recovered: () => {} } }
+ */
+export const AuditReporter = Symbol('AUDIT:REPORTER');
+export interface AuditReporter {
+  writeFailed(report: WriteFailureReport): void;
+  recovered(report: RecoveryReport): void;
+}

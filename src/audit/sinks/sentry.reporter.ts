@@ -1,0 +1,45 @@
+import { Injectable } from '@nestjs/common';
+import * as Sentry from '@sentry/nestjs';
+import { SENTRY_FINGERPRINT, SENTRY_RECOVERY_FINGERPRINT } from '../audit.constants';
+import { type AuditReporter, type RecoveryReport, type WriteFailureReport } from './audit-reporter';
+
+/** The error sent to Sentry: only the sanitized message, never the driver's error object. */
+export class AuditDbWriteError extends Error {
+  override readonly name = 'AuditDbWriteError';
+
+  constructor(
+    message: string,
+    readonly code: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Reports each failed audit-database write attempt to Sentry at level `warning`, all under one
+ * fingerprint, and the end of an outage at level `info` with its totals.
+ *
+ * @example
+ * new SentryReporter().writeFailed({ error, attempt: 'write', action: 'nda_created', … });
+ */
+@Injectable()
+export class SentryReporter implements AuditReporter {
+  writeFailed(report: WriteFailureReport): void {
+    const { error, ...context } = report;
+    Sentry.captureException(new AuditDbWriteError(error.message, error.code), {
+      level: 'warning',
+      fingerprint: SENTRY_FINGERPRINT,
+      tags: { 'audit.action': report.action, 'audit.entity_type': report.entityType ?? 'none', 'audit.error_code': error.code },
+      contexts: { audit: { ...context, errorCode: error.code } },
+      user: report.userId ? { id: report.userId } : undefined,
+    });
+  }
+
+  recovered(report: RecoveryReport): void {
+    Sentry.captureMessage('Audit database recovered', {
+      level: 'info',
+      fingerprint: SENTRY_RECOVERY_FINGERPRINT,
+      contexts: { audit: { ...report } },
+    });
+  }
+}
