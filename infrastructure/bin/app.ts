@@ -1,8 +1,5 @@
 import { App } from 'aws-cdk-lib';
-import {
-  type AuditEnvironment,
-  AuditObservabilityStack,
-} from '../lib/audit-observability-stack';
+import { type AuditEnvironment, AuditObservabilityStack } from '../lib/audit-observability-stack';
 
 const ENVIRONMENTS: readonly AuditEnvironment[] = ['nonprod', 'prod'];
 

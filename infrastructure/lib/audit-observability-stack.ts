@@ -55,8 +55,8 @@ export interface AuditObservabilityStackProps extends StackProps {
 
 /**
  * Operator-facing observability of the audit module: the application log group, a metric per
- * failure event, alarms on audit-DB write failures and on dropped entries, and the SNS topic of the
- * operations team that receives both the alarm and the OK transitions.
+ * failure event, alarms on audit-DB write failures and on dropped or evicted entries, and the SNS
+ * topic of the operations team that receives both the alarm and the OK transitions.
  *
  * @example
  * new AuditObservabilityStack(app, 'AuditObservability-prod', { environment: 'prod' });
@@ -75,13 +75,16 @@ export class AuditObservabilityStack extends Stack {
 
     this.metricFilters = {} as Record<AuditMetricName, logs.MetricFilter>;
     for (const [metricName, event] of Object.entries(AUDIT_METRICS)) {
-      this.metricFilters[metricName as AuditMetricName] = this.logGroup.addMetricFilter(`${metricName}Filter`, {
-        filterPattern: logs.FilterPattern.stringValue('$.event', '=', event),
-        metricNamespace: AUDIT_METRIC_NAMESPACE,
-        metricName,
-        metricValue: '1',
-        defaultValue: 0,
-      });
+      this.metricFilters[metricName as AuditMetricName] = this.logGroup.addMetricFilter(
+        `${metricName}Filter`,
+        {
+          filterPattern: logs.FilterPattern.stringValue('$.event', '=', event),
+          metricNamespace: AUDIT_METRIC_NAMESPACE,
+          metricName,
+          metricValue: '1',
+          defaultValue: 0,
+        },
+      );
     }
 
     this.alarmTopic = new sns.Topic(this, 'OperationsTopic', {
@@ -97,7 +100,14 @@ export class AuditObservabilityStack extends Stack {
     });
     this.alarm('DroppedAlarm', 'Dropped', {
       alarmName: `audit-entries-dropped-${props.environment}`,
-      alarmDescription: `Audit entries were dropped (see "dropped" on GET /health). ${RUNBOOK}`,
+      alarmDescription: `Audit entries were dropped: they are in neither the DB nor the ring buffer. ${RUNBOOK}`,
+      threshold: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+    });
+    // The module counts an eviction as dropped but writes `audit.evicted`, not `audit.dropped`.
+    this.alarm('EvictedAlarm', 'Evicted', {
+      alarmName: `audit-entries-evicted-${props.environment}`,
+      alarmDescription: `The ring buffer is full and evicts entries: they are not in the DB; replay them from their audit.buffered lines. ${RUNBOOK}`,
       threshold: 1,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
     });
@@ -109,9 +119,15 @@ export class AuditObservabilityStack extends Stack {
   private alarm(
     id: string,
     metricName: AuditMetricName,
-    props: Pick<cloudwatch.AlarmProps, 'alarmName' | 'alarmDescription' | 'threshold' | 'comparisonOperator'>,
+    props: Pick<
+      cloudwatch.AlarmProps,
+      'alarmName' | 'alarmDescription' | 'threshold' | 'comparisonOperator'
+    >,
   ): cloudwatch.Alarm {
-    const metric = this.metricFilters[metricName].metric({ statistic: 'Sum', period: Duration.minutes(5) });
+    const metric = this.metricFilters[metricName].metric({
+      statistic: 'Sum',
+      period: Duration.minutes(5),
+    });
     const alarm = metric.createAlarm(this, id, {
       ...props,
       evaluationPeriods: 1,

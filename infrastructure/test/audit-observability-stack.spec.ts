@@ -48,9 +48,9 @@ describe('AuditObservabilityStack', () => {
     });
   });
 
-  it('has exactly the four metric filters and two alarms', () => {
+  it('has exactly the four metric filters and three alarms', () => {
     prod.resourceCountIs('AWS::Logs::MetricFilter', 4);
-    prod.resourceCountIs('AWS::CloudWatch::Alarm', 2);
+    prod.resourceCountIs('AWS::CloudWatch::Alarm', 3);
   });
 
   it('alarms on more than 10 failed writes in 5 minutes, to the operations topic', () => {
@@ -68,20 +68,23 @@ describe('AuditObservabilityStack', () => {
     });
   });
 
-  it('alarms on any dropped entry in 5 minutes, to the operations topic', () => {
-    prod.hasResourceProperties('AWS::CloudWatch::Alarm', {
-      Namespace: 'AuditLog',
-      MetricName: 'Dropped',
-      Statistic: 'Sum',
-      Period: 300,
-      EvaluationPeriods: 1,
-      Threshold: 1,
-      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
-      TreatMissingData: 'notBreaching',
-      AlarmActions: [topicRef(prod)],
-      OKActions: [topicRef(prod)],
-    });
-  });
+  it.each(['Dropped', 'Evicted'])(
+    'alarms on any %s entry in 5 minutes, to the operations topic',
+    (metricName) => {
+      prod.hasResourceProperties('AWS::CloudWatch::Alarm', {
+        Namespace: 'AuditLog',
+        MetricName: metricName,
+        Statistic: 'Sum',
+        Period: 300,
+        EvaluationPeriods: 1,
+        Threshold: 1,
+        ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+        TreatMissingData: 'notBreaching',
+        AlarmActions: [topicRef(prod)],
+        OKActions: [topicRef(prod)],
+      });
+    },
+  );
 
   it('subscribes the alarm email only when one is given', () => {
     prod.resourceCountIs('AWS::SNS::Subscription', 0);
@@ -99,11 +102,18 @@ describe('buildApp', () => {
     const assembly = buildApp(new App()).synth();
     const retention = Object.fromEntries(
       assembly.stacks.map((stack) => {
-        const groups = Object.values(stack.template.Resources as Record<string, { Type: string; Properties: { RetentionInDays?: number } }>)
-          .filter((resource) => resource.Type === 'AWS::Logs::LogGroup');
+        const groups = Object.values(
+          stack.template.Resources as Record<
+            string,
+            { Type: string; Properties: { RetentionInDays?: number } }
+          >,
+        ).filter((resource) => resource.Type === 'AWS::Logs::LogGroup');
         return [stack.stackName, groups.map((group) => group.Properties.RetentionInDays)];
       }),
     );
-    expect(retention).toEqual({ 'AuditObservability-nonprod': [7], 'AuditObservability-prod': [30] });
+    expect(retention).toEqual({
+      'AuditObservability-nonprod': [7],
+      'AuditObservability-prod': [30],
+    });
   });
 });

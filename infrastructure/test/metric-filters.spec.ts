@@ -32,7 +32,11 @@ function moduleLines(): string[] {
   const stderr = jest.spyOn(console, 'error').mockImplementation(() => undefined);
   try {
     const sink = new ConsoleSink();
-    const context = { auditId: '0190a6e4-0000-7000-8000-000000000001', action: 'nda_created', userId: 'u-1' };
+    const context = {
+      auditId: '0190a6e4-0000-7000-8000-000000000001',
+      action: 'nda_created',
+      userId: 'u-1',
+    };
     for (const event of Object.values(AUDIT_EVENTS)) {
       sink.emit(event, 'warn', { ...context, error: 'ECONNREFUSED' });
     }
@@ -59,7 +63,9 @@ describe('metric filters against the stderr lines of the module', () => {
   it.each(Object.entries(CONTRACT))('%s counts exactly the %s lines', (metricName, event) => {
     const filter = filters.find((candidate) => candidate.metricName === metricName);
     const pattern = parseFilterPattern(filter!.pattern);
-    const expected = lines.filter((line) => line.startsWith('{') && JSON.parse(line).event === event);
+    const expected = lines.filter(
+      (line) => line.startsWith('{') && JSON.parse(line).event === event,
+    );
 
     expect(expected).toHaveLength(1);
     expect(lines.filter((line) => matchesLine(pattern, line))).toEqual(expected);

@@ -1,0 +1,66 @@
+import { Module } from '@nestjs/common';
+import { APP_FILTER } from '@nestjs/core';
+import { TerminusModule } from '@nestjs/terminus';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import { SentryGlobalFilter, SentryModule } from '@sentry/nestjs/setup';
+import { AuditLog, AuditModule, CreateAuditLog1732700000000 } from './audit';
+import { APP_CONFIG, AppConfigModule } from './app-config.module';
+import { type AppConfig, ConfigError } from './config';
+import { HealthController } from './health/health.controller';
+import { CreateNda1732700000001 } from './ndas/create-nda.migration';
+import { Nda } from './ndas/nda.entity';
+import { NdasModule } from './ndas/ndas.module';
+
+/** The audit table has a DataSource (and pool) of its own, in the NDA database or another one. */
+export const AUDIT_DATA_SOURCE = 'audit';
+
+function databaseUrl(config: AppConfig): string {
+  if (!config.databaseUrl) throw new ConfigError('Environment variable DATABASE_URL is required (npm start starts an embedded PostgreSQL when it is unset)');
+  return config.databaseUrl;
+}
+
+@Module({
+  imports: [
+    AppConfigModule,
+    SentryModule.forRoot(),
+    TypeOrmModule.forRootAsync({
+      inject: [APP_CONFIG],
+      useFactory: (config: AppConfig) => ({
+        type: 'postgres',
+        url: databaseUrl(config),
+        entities: [Nda],
+        migrations: [CreateNda1732700000001],
+        migrationsRun: true,
+      }),
+    }),
+    TypeOrmModule.forRootAsync({
+      name: AUDIT_DATA_SOURCE,
+      inject: [APP_CONFIG],
+      useFactory: (config: AppConfig) => ({
+        type: 'postgres',
+        url: config.auditDatabaseUrl ?? databaseUrl(config),
+        entities: [AuditLog],
+        migrations: [CreateAuditLog1732700000000],
+        migrationsTableName: 'audit_migrations',
+        migrationsRun: true,
+        extra: { max: 10, connectionTimeoutMillis: 5000 },
+      }),
+    }),
+    AuditModule.forRootAsync({
+      dataSource: AUDIT_DATA_SOURCE,
+      inject: [APP_CONFIG],
+      useFactory: (config: AppConfig) => ({
+        ...config.audit,
+        userIdFrom: (request) => {
+          const user = (request as { headers: Record<string, string | string[] | undefined> }).headers['x-user-id'];
+          return Array.isArray(user) ? user[0] : user;
+        },
+      }),
+    }),
+    TerminusModule,
+    NdasModule,
+  ],
+  controllers: [HealthController],
+  providers: [{ provide: APP_FILTER, useClass: SentryGlobalFilter }],
+})
+export class AppModule {}

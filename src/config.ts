@@ -1,0 +1,85 @@
+/** The example app's configuration, read from environment variables and validated at start-up. */
+export interface AppConfig {
+  port: number;
+  /** NDA data; absent → an embedded PostgreSQL is started under `.data/`. */
+  databaseUrl: string | undefined;
+  /** Where `audit_log` lives; defaults to `databaseUrl`. */
+  auditDatabaseUrl: string | undefined;
+  sentryDsn: string | undefined;
+  audit: {
+    bufferSize?: number;
+    writeTimeoutMs?: number;
+    retryBackoffMs?: number;
+    retryBackoffMaxMs?: number;
+  };
+}
+
+/** A bad environment variable; the message names it. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+type Env = Record<string, string | undefined>;
+
+/**
+ * Reads and validates the environment.
+ *
+ * @example
+ * loadConfig({ PORT: '8080', AUDIT_BUFFER_SIZE: '5000' }).audit.bufferSize; // 5000
+ */
+export function loadConfig(env: Env): AppConfig {
+  return {
+    port: integer(env, 'PORT', 1, 65535) ?? 3000,
+    databaseUrl: postgresUrl(env, 'DATABASE_URL'),
+    auditDatabaseUrl: postgresUrl(env, 'AUDIT_DATABASE_URL'),
+    sentryDsn: httpUrl(env, 'SENTRY_DSN'),
+    audit: {
+      bufferSize: integer(env, 'AUDIT_BUFFER_SIZE', 1, 10_000_000),
+      writeTimeoutMs: integer(env, 'AUDIT_WRITE_TIMEOUT_MS', 1, 600_000),
+      retryBackoffMs: integer(env, 'AUDIT_RETRY_BACKOFF_MS', 1, 3_600_000),
+      retryBackoffMaxMs: integer(env, 'AUDIT_RETRY_BACKOFF_MAX_MS', 1, 86_400_000),
+    },
+  };
+}
+
+function present(env: Env, name: string): string | undefined {
+  const value = env[name];
+  return value === undefined || value.trim() === '' ? undefined : value.trim();
+}
+
+function integer(env: Env, name: string, min: number, max: number): number | undefined {
+  const value = present(env, name);
+  if (value === undefined) return undefined;
+  const parsed = Number(value);
+  if (!/^\d+$/.test(value) || parsed < min || parsed > max) {
+    throw new ConfigError(`Environment variable ${name} must be an integer from ${min} to ${max}, got "${value}"`);
+  }
+  return parsed;
+}
+
+function postgresUrl(env: Env, name: string): string | undefined {
+  const value = present(env, name);
+  if (value === undefined) return undefined;
+  if (!/^postgres(ql)?:$/.test(parseUrl(value)?.protocol ?? '')) {
+    // The value may hold a password: it is not echoed.
+    throw new ConfigError(`Environment variable ${name} must be a postgres:// or postgresql:// URL`);
+  }
+  return value;
+}
+
+function httpUrl(env: Env, name: string): string | undefined {
+  const value = present(env, name);
+  if (value === undefined) return undefined;
+  if (!/^https?:$/.test(parseUrl(value)?.protocol ?? '')) {
+    throw new ConfigError(`Environment variable ${name} must be an http:// or https:// URL`);
+  }
+  return value;
+}
+
+function parseUrl(value: string): URL | undefined {
+  try {
+    return new URL(value);
+  } catch {
+    return undefined;
+  }
+}
