@@ -37,6 +37,8 @@ function databaseUrl(config: AppConfig): string {
       name: AUDIT_DATA_SOURCE,
       inject: [APP_CONFIG],
       useFactory: (config: AppConfig) => ({
+        // Repeated here: the core module reads the name from the factory's result at shutdown.
+        name: AUDIT_DATA_SOURCE,
         type: 'postgres',
         url: config.auditDatabaseUrl ?? databaseUrl(config),
         entities: [AuditLog],

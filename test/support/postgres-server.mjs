@@ -10,6 +10,8 @@ const pg = new EmbeddedPostgres({
   password,
   persistent: false,
   createPostgresUser: true,
+  // Test data need no crash safety: skip the flushes that make a 2-core machine wait on disk.
+  postgresFlags: ['-c', 'fsync=off', '-c', 'full_page_writes=off', '-c', 'synchronous_commit=off'],
   onLog: () => {},
   onError: () => {},
 });
@@ -30,6 +32,8 @@ process.on('message', async ({ id, op, arg }) => {
   }
 });
 process.on('disconnect', () => {
+  // stop() never settles after the postmaster was killed from outside: do not wait for ever.
+  setTimeout(() => process.exit(0), 5000).unref();
   pg.stop().finally(() => process.exit(0));
 });
 process.send({ ready: true });

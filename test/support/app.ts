@@ -1,0 +1,36 @@
+import { type INestApplication } from '@nestjs/common';
+import { Test, type TestingModuleBuilder } from '@nestjs/testing';
+import { type Server } from 'node:http';
+import { AppModule } from '../../src/app.module';
+
+/** Creates the example app as `npm start` would, with `env` applied, listening on a free port. */
+export async function startExampleApp(
+  env: Record<string, string | undefined>,
+  customize: (builder: TestingModuleBuilder) => TestingModuleBuilder = (builder) => builder,
+): Promise<INestApplication<Server>> {
+  for (const [name, value] of Object.entries(env)) {
+    if (value === undefined) delete process.env[name];
+    else process.env[name] = value;
+  }
+  const moduleRef = await customize(Test.createTestingModule({ imports: [AppModule] })).compile();
+  const app = moduleRef.createNestApplication<INestApplication<Server>>({ logger: false });
+  await app.listen(0, '127.0.0.1');
+  return app;
+}
+
+/** Polls `check` until it returns a truthy value or `timeoutMs` passes. */
+export async function eventually<T>(check: () => Promise<T> | T, timeoutMs = 10_000, what = 'condition'): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value) return value as NonNullable<T>;
+      last = value;
+    } catch (error) {
+      last = error;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last: ${String(last)}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}

