@@ -204,7 +204,7 @@ export class AuditService implements BeforeApplicationShutdown {
   private recovered(): void {
     const totals = { ...this.outage, downForMs: Date.now() - (this.downSince?.getTime() ?? Date.now()) };
     this.console.emit(AUDIT_EVENTS.recovered, 'info', totals);
-    this.reporter.recovered(totals);
+    this.alert(() => this.reporter.recovered(totals));
     this.downSince = null;
     this.outage = { failedAttempts: 0, dropped: 0, flushed: 0 };
   }
@@ -219,7 +219,8 @@ export class AuditService implements BeforeApplicationShutdown {
     this.retryAt = Date.now() + this.backoffMs();
     this.outage.failedAttempts += 1;
     this.console.emit(AUDIT_EVENTS.dbWriteFailed, 'error', { ...context(first), attempt, entries, error: this.lastError, retryAt: new Date(this.retryAt).toISOString() });
-    this.reporter.writeFailed({ ...context(first), error: this.lastError, attempt, entries, buffered: this.buffer.size });
+    const report = { ...context(first), error: this.lastError, attempt, entries, buffered: this.buffer.size };
+    this.alert(() => this.reporter.writeFailed(report));
     const queued = this.queue;
     this.queue = [];
     queued.forEach((p) => this.keep(p));
@@ -241,6 +242,15 @@ export class AuditService implements BeforeApplicationShutdown {
     }
     this.console.emit(AUDIT_EVENTS.buffered, 'warn', { ...context(pending.record), error: this.lastError, buffered: this.buffer.size, entry: pending.record });
     pending.settle();
+  }
+
+  /** A failing alert sink must not cost an entry or a state change. */
+  private alert(send: () => void): void {
+    try {
+      send();
+    } catch (error) {
+      this.console.emit(AUDIT_EVENTS.dbWriteFailed, 'error', { reason: 'reporter_failed', error: String(error) });
+    }
   }
 
   private track(write: Promise<void>): void {

@@ -28,15 +28,12 @@ export function sanitizeDbError(error: unknown, secrets: readonly string[]): San
   const code = typeof rawCode === 'string' && /^[A-Z0-9_]{1,40}$/i.test(rawCode) ? rawCode : 'ERROR';
   // QueryFailedError's own message is the driver's; its `query` and `parameters` are never read.
   const rawMessage = source.driverError?.message ?? source.message;
-  let message = typeof rawMessage === 'string' ? rawMessage : String(error);
+  // URLs first: removing a literal secret inside one would leave the rest of it unrecognisable.
+  let message = (typeof rawMessage === 'string' ? rawMessage : String(error)).replace(URL_PATTERN, '[url]').replace(KEY_VALUE_SECRET, '$1=[redacted]');
   for (const secret of secrets) {
     if (secret.length >= 3) message = message.split(secret).join('[redacted]');
   }
-  message = message
-    .replace(URL_PATTERN, '[url]')
-    .replace(KEY_VALUE_SECRET, '$1=[redacted]')
-    .replace(HOST_PORT, '[host]')
-    .replace(/[\r\n]+/g, ' ');
+  message = message.replace(HOST_PORT, '[host]').replace(/[\r\n]+/g, ' ');
   return { code, message: message.length > MAX_MESSAGE ? `${message.slice(0, MAX_MESSAGE)}…` : message };
 }
 

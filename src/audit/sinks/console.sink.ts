@@ -12,7 +12,11 @@ import { type AuditEventLine, type AuditEventName } from './audit-event';
 @Injectable()
 export class ConsoleSink {
   emit(event: AuditEventName, level: AuditEventLine['level'], fields: Record<string, unknown>): void {
-    console.error(formatEventLine(event, level, fields));
+    try {
+      console.error(formatEventLine(event, level, fields));
+    } catch {
+      // stderr itself is gone (closed pipe): there is nowhere left to say so.
+    }
   }
 }
 
