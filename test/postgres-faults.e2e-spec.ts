@@ -22,7 +22,7 @@ describe('audit trail against a real PostgreSQL that fails', () => {
   let stderr: StderrCapture;
 
   const auditRows = (where = 'true', params: unknown[] = []) =>
-    auditDb.query<{ id: string; action: string; entity_id: string; user_id: string; outcome: string; changes: unknown; metadata: Record<string, unknown> }>(
+    auditDb.query<{ id: string; action: string; entity_id: string; user_id: string; outcome: string; ip: string; changes: unknown; metadata: Record<string, unknown> }>(
       `SELECT * FROM audit_log WHERE ${where} ORDER BY occurred_at`,
       params,
       'audit',

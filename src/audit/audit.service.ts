@@ -1,4 +1,4 @@
-import { type BeforeApplicationShutdown, Inject, Injectable } from '@nestjs/common';
+import { type BeforeApplicationShutdown, Inject, Injectable, Logger } from '@nestjs/common';
 import { type Repository } from 'typeorm';
 import { AuditBuffer, type BufferedEntry } from './audit-buffer';
 import { type AuditEntry, AuditEntryNormalizer, type AuditRecord } from './audit-entry';
@@ -44,6 +44,7 @@ const MAX_CONCURRENT_BATCHES = 2;
  */
 @Injectable()
 export class AuditService implements BeforeApplicationShutdown {
+  private readonly logger = new Logger('AuditModule');
   private readonly normalizer: AuditEntryNormalizer;
   private readonly writer: AuditWriter;
   private readonly secrets: string[];
@@ -249,7 +250,7 @@ export class AuditService implements BeforeApplicationShutdown {
     try {
       send();
     } catch (error) {
-      this.console.emit(AUDIT_EVENTS.dbWriteFailed, 'error', { reason: 'reporter_failed', error: String(error) });
+      this.logger.warn(`audit reporter failed: ${String(error)}`);
     }
   }
 

@@ -1,0 +1,106 @@
+import fc from 'fast-check';
+import { AuditEntryNormalizer } from './audit-entry';
+import { AUDIT_DEFAULTS } from './audit-options';
+import { REDACTED } from './json-safe';
+import { uuidv7 } from './uuidv7';
+
+const MAX_BYTES = 4096;
+const normalizer = new AuditEntryNormalizer(AUDIT_DEFAULTS.redactKeys, MAX_BYTES);
+const secret = 'S3CRET-VALUE-do-not-log';
+
+describe('AuditEntryNormalizer', () => {
+  it('fills id, timestamp and outcome and keeps the caller context', () => {
+    const occurredAt = new Date('2026-01-02T03:04:05.000Z');
+    const { record } = normalizer.normalize({ action: 'nda_created', entityType: 'NDA', entityId: 42, userId: 'u1', occurredAt, changes: { title: 'x' } });
+    expect(record).toEqual({
+      id: expect.stringMatching(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/),
+      occurredAt: '2026-01-02T03:04:05.000Z',
+      action: 'nda_created',
+      entityType: 'NDA',
+      entityId: '42',
+      userId: 'u1',
+      outcome: 'success',
+      ip: null,
+      userAgent: null,
+      requestId: null,
+      changes: { title: 'x' },
+      metadata: null,
+    });
+  });
+
+  it('redacts configured keys at any depth, whatever their case or separators', () => {
+    const key = fc.constantFrom('password', 'Password', 'api_key', 'x-api-key', 'accessToken', 'AUTHORIZATION', 'cookie', 'client_secret');
+    const tree = fc.letrec((tie) => ({
+      node: fc.oneof({ depthSize: 'small' }, fc.string(), fc.integer(), fc.array(tie('node'), { maxLength: 3 }), fc.dictionary(fc.string(), tie('node'), { maxKeys: 3 })),
+    })).node;
+    fc.assert(
+      fc.property(tree, key, fc.array(fc.string({ minLength: 1 }), { maxLength: 4 }), (base, secretKey, path) => {
+        const payload: Record<string, unknown> = { base };
+        let cursor = payload;
+        for (const segment of path) cursor = (cursor[`n_${segment}`] = {}) as Record<string, unknown>;
+        cursor[secretKey] = secret;
+        const { record } = normalizer.normalize({ action: 'a', changes: payload, metadata: [payload] });
+        const json = JSON.stringify(record);
+        expect(json).not.toContain(secret);
+        expect(json).toContain(REDACTED);
+      }),
+    );
+  });
+
+  it('turns hostile values into JSON PostgreSQL accepts, without throwing', () => {
+    const circular: Record<string, unknown> = { name: 'loop' };
+    circular.self = circular;
+    const throwing = Object.defineProperty({}, 'boom', { enumerable: true, get: () => { throw new Error('getter'); } });
+    const { record } = normalizer.normalize({
+      action: 'a',
+      userId: 'line1\nline2\u0000',
+      changes: { circular, big: 12345678901234567890n, fn: () => 1, sym: Symbol('s'), nan: Number.NaN, when: new Date(0), bad: new Date('x'), buf: Buffer.from('abc'), nul: 'a\u0000b', lone: '\ud800', err: new Error('e'), throwing, shared: [circular.name, circular.name] },
+    });
+    expect(record.userId).toBe('line1\nline2\uFFFD');
+    expect(record.changes).toEqual({
+      circular: { name: 'loop', self: '[Circular]' },
+      big: '12345678901234567890',
+      fn: '[Function]',
+      sym: 'Symbol(s)',
+      nan: 'NaN',
+      when: '1970-01-01T00:00:00.000Z',
+      bad: 'Invalid Date',
+      buf: '[Buffer 3 bytes]',
+      nul: 'a\uFFFDb',
+      lone: '\uFFFD',
+      err: { name: 'Error', message: 'e' },
+      throwing: { boom: '[Unreadable]' },
+      shared: ['loop', 'loop'],
+    });
+  });
+
+  it('never throws and never exceeds maxEntryBytes, marking what it truncated', () => {
+    fc.assert(
+      fc.property(fc.anything({ withBigInt: true, withDate: true, withMap: true, withSet: true, withTypedArray: true, withNullPrototype: true }), fc.string({ unit: 'binary', maxLength: 3000 }), (changes, text) => {
+        const { record, bytes } = normalizer.normalize({ action: 'a', userId: text, userAgent: text, changes: { changes, text: text.repeat(3) }, metadata: text });
+        const json = JSON.stringify(record);
+        expect(Buffer.byteLength(json)).toBe(bytes);
+        expect(bytes).toBeLessThanOrEqual(MAX_BYTES);
+        expect(json).not.toContain('\\u0000');
+      }),
+    );
+    const { record } = normalizer.normalize({ action: 'a', changes: { blob: 'x'.repeat(100_000) } });
+    expect(record.changes).toEqual({ _truncated: true, originalBytes: 100_011, preview: expect.stringMatching(/^\{"blob":"x+$/) });
+  });
+
+  it('accepts garbage in place of an entry and still produces a storable record', () => {
+    const { record } = normalizer.normalize(null as never);
+    expect(record).toMatchObject({ action: 'unknown', outcome: 'success', changes: null });
+  });
+});
+
+describe('uuidv7', () => {
+  it('makes version-7 ids that sort in creation order, even within one millisecond', () => {
+    const now = Date.now();
+    const ids = Array.from({ length: 10_000 }, () => uuidv7(now));
+    expect([...ids].sort()).toEqual(ids);
+    expect(new Set(ids).size).toBe(ids.length);
+    const embeddedMs = parseInt(ids[0].replace('-', '').slice(0, 12), 16);
+    expect(Math.abs(embeddedMs - now)).toBeLessThan(1000);
+  });
+});
