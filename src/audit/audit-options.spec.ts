@@ -1,0 +1,45 @@
+import { AUDIT_DEFAULTS, resolveAuditOptions } from './audit-options';
+import { AUDIT_ERROR_CODES, AuditConfigError } from './audit.errors';
+
+describe('resolveAuditOptions', () => {
+  it('applies the documented defaults', () => {
+    expect(resolveAuditOptions(undefined)).toMatchObject({
+      mode: 'async',
+      bufferSize: 1000,
+      bufferMaxBytes: 8 * 1024 * 1024,
+      maxEntryBytes: 64 * 1024,
+      writeTimeoutMs: 2000,
+      batchSize: 500,
+      retryBackoffMs: 1000,
+      retryBackoffMaxMs: 30_000,
+      auditHttp: true,
+    });
+    expect(resolveAuditOptions({ bufferSize: undefined }).bufferSize).toBe(AUDIT_DEFAULTS.bufferSize);
+  });
+
+  it.each([
+    [{ bufferSize: 0 }, 'bufferSize'],
+    [{ bufferSize: 1.5 }, 'bufferSize'],
+    [{ writeTimeoutMs: '2000' }, 'writeTimeoutMs'],
+    [{ batchSize: 5000 }, 'batchSize'],
+    [{ retryBackoffMs: -1 }, 'retryBackoffMs'],
+    [{ retryBackoffMs: 5000, retryBackoffMaxMs: 1000 }, 'retryBackoffMaxMs'],
+    [{ maxEntryBytes: 2 * 1024 * 1024, bufferMaxBytes: 1024 * 1024 }, 'bufferMaxBytes'],
+    [{ redactKeys: ['password', ''] }, 'redactKeys'],
+    [{ userIdFrom: 'x-user-id' }, 'userIdFrom'],
+    [{ mode: 'fast' }, 'mode'],
+    [{ auditHttp: 'yes' }, 'auditHttp'],
+  ])('rejects %j naming %s', (input, key) => {
+    expect(() => resolveAuditOptions(input as never)).toThrow(new RegExp(`option "${key}" must be`));
+    try {
+      resolveAuditOptions(input as never);
+    } catch (error) {
+      expect(error).toBeInstanceOf(AuditConfigError);
+      expect((error as AuditConfigError).code).toBe(AUDIT_ERROR_CODES.invalidOption);
+    }
+  });
+
+  it('rejects an unknown key, listing the known ones', () => {
+    expect(() => resolveAuditOptions({ bufferSzie: 10 } as never)).toThrow(/option "bufferSzie" is not known; known options: mode, bufferSize/);
+  });
+});

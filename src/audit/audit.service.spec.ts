@@ -1,0 +1,206 @@
+import { type Repository } from 'typeorm';
+import { type AuditEntry } from './audit-entry';
+import { type AuditLog } from './audit-log.entity';
+import { resolveAuditOptions, type AuditModuleOptions } from './audit-options';
+import { AuditService } from './audit.service';
+import { RingBuffer } from './ring-buffer';
+import { type AuditEventName, type AuditReporter, type ConsoleSink } from './sinks';
+
+type Outcome = 'ok' | 'fail' | 'hang';
+
+/**
+ * Stands in for the TypeORM repository: each INSERT attempt asks `behaviour` what to do, and
+ * committed rows are kept by id with ON CONFLICT DO NOTHING semantics.
+ */
+class FakeRepository {
+  readonly committed = new Map<string, number>();
+  readonly attempts: string[][] = [];
+  behaviour: (attempt: number) => Outcome | Promise<Outcome> = () => 'ok';
+  readonly metadata = { tablePath: 'audit_log' };
+  readonly manager = {
+    transaction: async (work: (manager: { query: (sql: string, params?: unknown[]) => Promise<unknown> }) => Promise<void>) =>
+      work({
+        query: async (sql: string, params: unknown[] = []) => {
+          if (!sql.startsWith('INSERT')) return [];
+          const ids = params.filter((_, i) => i % 12 === 0) as string[];
+          this.attempts.push(ids);
+          const outcome = await this.behaviour(this.attempts.length);
+          if (outcome === 'hang') return new Promise(() => undefined);
+          if (outcome === 'fail') throw Object.assign(new Error('connect ECONNREFUSED 10.9.8.7:5432'), { code: 'ECONNREFUSED' });
+          for (const id of ids) if (!this.committed.has(id)) this.committed.set(id, 1);
+          return [];
+        },
+      }),
+  };
+}
+
+function setup(options: AuditModuleOptions = {}) {
+  const resolved = resolveAuditOptions({ retryBackoffMs: 20, retryBackoffMaxMs: 40, writeTimeoutMs: 200, ...options });
+  const repository = new FakeRepository();
+  const events: { event: AuditEventName; fields: Record<string, unknown> }[] = [];
+  const console = {
+    emit: (event: AuditEventName, _level: string, fields: Record<string, unknown>) => events.push({ event, fields: { ...fields, emittedAt: Date.now() } }),
+  } as unknown as ConsoleSink;
+  const reporter = { writeFailed: jest.fn(), recovered: jest.fn() } satisfies AuditReporter;
+  const buffer = new RingBuffer<never>({ capacity: resolved.bufferSize, maxBytes: resolved.bufferMaxBytes });
+  const service = new AuditService(resolved, repository as unknown as Repository<AuditLog>, buffer, reporter, console);
+  const of = (event: AuditEventName) => events.filter((e) => e.event === event).map((e) => e.fields);
+  return { service, repository, reporter, of };
+}
+
+const entry = (n: number): AuditEntry => ({ action: 'nda_created', entityType: 'NDA', entityId: `nda-${n}`, userId: 'u1', changes: { n } });
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('AuditService', () => {
+  it('writes concurrent entries with one multi-row INSERT while up', async () => {
+    const { service, repository } = setup();
+    await Promise.all(Array.from({ length: 100 }, (_, n) => service.log(entry(n))));
+    expect(repository.attempts).toHaveLength(1);
+    expect(repository.attempts[0]).toHaveLength(100);
+    expect(repository.committed.size).toBe(100);
+    expect(service.status()).toMatchObject({ state: 'up', buffered: 0 });
+  });
+
+  it('splits a burst into batches of batchSize', async () => {
+    const { service, repository } = setup({ batchSize: 30 });
+    await Promise.all(Array.from({ length: 100 }, (_, n) => service.log(entry(n))));
+    expect(repository.attempts.map((ids) => ids.length)).toEqual([30, 30, 30, 10]);
+  });
+
+  it('goes down at the first failed write and stops hammering the database during the cool-down', async () => {
+    const { service, repository, reporter, of } = setup({ retryBackoffMs: 5000, retryBackoffMaxMs: 5000 });
+    repository.behaviour = () => 'fail';
+    await service.log(entry(1));
+    expect(service.dbAvailable).toBe(false);
+    await Promise.all([service.log(entry(2)), service.log(entry(3))]);
+    expect(repository.attempts).toHaveLength(1);
+    expect(service.status()).toMatchObject({ state: 'down', buffered: 3, lastError: { code: 'ECONNREFUSED', message: 'connect ECONNREFUSED [host]' } });
+    expect(of('audit.db_write_failed')).toHaveLength(1);
+    expect(of('audit.buffered').map((f) => f.entityId)).toEqual(['nda-1', 'nda-2', 'nda-3']);
+    expect(reporter.writeFailed).toHaveBeenCalledTimes(1);
+    expect(reporter.writeFailed.mock.calls[0][0]).toMatchObject({ action: 'nda_created', entityId: 'nda-1', attempt: 'write', error: { code: 'ECONNREFUSED' } });
+    expect(JSON.stringify(reporter.writeFailed.mock.calls)).not.toContain('changes');
+  });
+
+  it('tries one entry after the cool-down (half-open), then flushes the buffer exactly once', async () => {
+    const { service, repository, reporter, of } = setup();
+    repository.behaviour = () => 'fail';
+    await Promise.all([service.log(entry(1)), service.log(entry(2))]);
+    await sleep(45);
+    let release!: (o: Outcome) => void;
+    repository.behaviour = () => new Promise<Outcome>((resolve) => (release = resolve));
+    const probe = service.log(entry(3));
+    expect(service.status().state).toBe('half-open');
+    await service.log(entry(4));
+    expect(repository.attempts).toHaveLength(2);
+    repository.behaviour = () => 'ok';
+    release('ok');
+    await probe;
+    await sleep(10);
+    expect(service.status()).toMatchObject({ state: 'up', buffered: 0 });
+    expect(repository.attempts.map((ids) => ids.length)).toEqual([2, 1, 3]);
+    expect(repository.committed.size).toBe(4);
+    expect(of('audit.recovered')).toEqual([expect.objectContaining({ flushed: 3, dropped: 0, failedAttempts: 1 })]);
+    expect(reporter.recovered).toHaveBeenCalledWith(expect.objectContaining({ flushed: 3 }));
+  });
+
+  it('backs off exponentially with jitter while the database stays down', async () => {
+    const { service, repository, of } = setup({ retryBackoffMs: 20, retryBackoffMaxMs: 80 });
+    repository.behaviour = () => 'fail';
+    for (let n = 0; n < 5; n += 1) {
+      await service.log(entry(n));
+      await sleep(85);
+    }
+    const coolDowns = of('audit.db_write_failed').map((f) => Date.parse(f.retryAt as string) - (f.emittedAt as number));
+    // "Equal jitter": each cool-down lies in [d/2, d] for d = 20, 40, 80 (the cap), 80, 80.
+    const ceilings = [20, 40, 80, 80, 80];
+    expect(coolDowns).toHaveLength(5);
+    coolDowns.forEach((ms, i) => {
+      expect(ms).toBeGreaterThanOrEqual(ceilings[i] / 2 - 1);
+      expect(ms).toBeLessThanOrEqual(ceilings[i] + 1);
+    });
+  });
+
+  it('keeps what a failed flush did not commit, goes down again, and never writes an entry twice', async () => {
+    const { service, repository, of } = setup({ batchSize: 2 });
+    repository.behaviour = () => 'fail';
+    await Promise.all([1, 2, 3, 4, 5].map((n) => service.log(entry(n))));
+    await sleep(45);
+    // The probe commits, the first flush batch commits, the second fails.
+    const plan: Outcome[] = ['ok', 'ok', 'fail'];
+    repository.behaviour = () => plan.shift() ?? 'ok';
+    await service.log(entry(6));
+    await sleep(10);
+    expect(service.status()).toMatchObject({ state: 'down', buffered: 3 });
+    expect(of('audit.flush_failed')).toHaveLength(1);
+    expect(repository.committed.size).toBe(3);
+
+    await sleep(45);
+    await service.log(entry(7));
+    await sleep(10);
+    expect(service.status()).toMatchObject({ state: 'up', buffered: 0 });
+    expect(repository.committed.size).toBe(7);
+    expect(of('audit.recovered')).toEqual([expect.objectContaining({ flushed: 5 })]);
+  });
+
+  it('runs one flush at a time, even when shutdown asks for one meanwhile', async () => {
+    const { service, repository, of } = setup({ batchSize: 1 });
+    repository.behaviour = () => 'fail';
+    await Promise.all([1, 2, 3].map((n) => service.log(entry(n))));
+    const buffered = new Set(of('audit.buffered').map((f) => f.auditId));
+    await sleep(45);
+    let flushing = 0;
+    let mostFlushing = 0;
+    repository.behaviour = async (attempt) => {
+      const isFlush = repository.attempts[attempt - 1].some((id) => buffered.has(id));
+      flushing += isFlush ? 1 : 0;
+      mostFlushing = Math.max(mostFlushing, flushing);
+      await sleep(5);
+      flushing -= isFlush ? 1 : 0;
+      return 'ok';
+    };
+    await service.log(entry(4));
+    await Promise.all([service.beforeApplicationShutdown(), ...[5, 6].map((n) => service.log(entry(n)))]);
+    expect(repository.committed.size).toBe(6);
+    expect(mostFlushing).toBe(1);
+  });
+
+  it('counts a hung write as failed after writeTimeoutMs', async () => {
+    const { service, repository } = setup({ writeTimeoutMs: 50 });
+    repository.behaviour = () => 'hang';
+    const started = Date.now();
+    await service.log(entry(1));
+    expect(Date.now() - started).toBeLessThan(1000);
+    expect(service.status()).toMatchObject({ state: 'down', buffered: 1, lastError: { code: 'AUDIT_WRITE_TIMEOUT' } });
+  });
+
+  it('never rejects, even when the alert sink throws', async () => {
+    const { service, repository, reporter } = setup();
+    reporter.writeFailed.mockImplementation(() => {
+      throw new Error('sentry is down too');
+    });
+    repository.behaviour = () => 'fail';
+    await expect(service.log(entry(1))).resolves.toBeUndefined();
+    await expect(service.log(undefined as never)).resolves.toBeUndefined();
+    expect(service.status().buffered).toBe(2);
+  });
+
+  it('drains the buffer at shutdown when the database is back, ignoring the cool-down', async () => {
+    const { service, repository, of } = setup({ retryBackoffMs: 60_000, retryBackoffMaxMs: 60_000 });
+    repository.behaviour = () => 'fail';
+    await Promise.all([1, 2].map((n) => service.log(entry(n))));
+    repository.behaviour = () => 'ok';
+    await service.beforeApplicationShutdown();
+    expect(repository.committed.size).toBe(2);
+    expect(of('audit.dropped')).toEqual([]);
+  });
+
+  it('names on stderr each entry it could not write at shutdown', async () => {
+    const { service, repository, of } = setup();
+    repository.behaviour = () => 'fail';
+    await Promise.all([1, 2].map((n) => service.log(entry(n))));
+    await service.beforeApplicationShutdown();
+    expect(of('audit.dropped')).toEqual([expect.objectContaining({ entityId: 'nda-1', reason: 'shutdown' }), expect.objectContaining({ entityId: 'nda-2', reason: 'shutdown' })]);
+    expect(service.status()).toMatchObject({ buffered: 0, dropped: 2 });
+  });
+});
