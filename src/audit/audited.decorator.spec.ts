@@ -40,7 +40,7 @@ describe('deriveAction', () => {
     ['NdasController', 'archiveAll', 'ndas.archive_all'],
     ['HTTPAdminController', 'resetCache', 'httpadmin.reset_cache'],
     ['Controller', 'x', 'controller.x'],
-    ['_2FAController', 'enable', 'http.2_faa.enable'.replace('2_faa', '2_fa')],
+    ['_2FAController', 'enable', 'http.2_fa.enable'],
   ])('%s.%s → %s', (controller, handler, action) => {
     expect(deriveAction(controller, handler)).toBe(action);
     expect(action).toMatch(/^[a-z][a-z0-9_.]*$/);

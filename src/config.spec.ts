@@ -1,0 +1,45 @@
+import { ConfigError, loadConfig } from './config';
+
+describe('loadConfig', () => {
+  it('reads the documented variables', () => {
+    expect(
+      loadConfig({
+        PORT: '8080',
+        DATABASE_URL: 'postgres://u:p@h/app',
+        AUDIT_DATABASE_URL: 'postgresql://u:p@h/audit',
+        SENTRY_DSN: 'https://key@o1.ingest.example/1',
+        AUDIT_BUFFER_SIZE: '5000',
+        AUDIT_WRITE_TIMEOUT_MS: '1500',
+        AUDIT_RETRY_BACKOFF_MS: '250',
+        AUDIT_RETRY_BACKOFF_MAX_MS: '10000',
+      }),
+    ).toEqual({
+      port: 8080,
+      databaseUrl: 'postgres://u:p@h/app',
+      auditDatabaseUrl: 'postgresql://u:p@h/audit',
+      sentryDsn: 'https://key@o1.ingest.example/1',
+      audit: { bufferSize: 5000, writeTimeoutMs: 1500, retryBackoffMs: 250, retryBackoffMaxMs: 10000 },
+    });
+    expect(loadConfig({})).toMatchObject({ port: 3000, databaseUrl: undefined, sentryDsn: undefined, audit: { bufferSize: undefined } });
+  });
+
+  it.each([
+    ['PORT', 'abc'],
+    ['PORT', '70000'],
+    ['AUDIT_BUFFER_SIZE', '0'],
+    ['AUDIT_BUFFER_SIZE', '1e3'],
+    ['AUDIT_WRITE_TIMEOUT_MS', '-5'],
+    ['AUDIT_RETRY_BACKOFF_MS', '1.5'],
+    ['AUDIT_RETRY_BACKOFF_MAX_MS', 'soon'],
+    ['DATABASE_URL', 'mysql://u:p@h/db'],
+    ['AUDIT_DATABASE_URL', 'not a url'],
+    ['SENTRY_DSN', 'ftp://x'],
+  ])('stops on %s=%j with a message naming it', (name, value) => {
+    expect(() => loadConfig({ [name]: value })).toThrow(ConfigError);
+    expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(`^Environment variable ${name} must be`));
+  });
+
+  it('does not echo a bad database URL, which may hold a password', () => {
+    expect(() => loadConfig({ DATABASE_URL: 'mysql://u:hunter2@h/db' })).toThrow(/^(?!.*hunter2)/);
+  });
+});
