@@ -34,6 +34,18 @@ class FakeRepository {
   };
 }
 
+const services: AuditService[] = [];
+afterEach(async () => {
+  jest.restoreAllMocks();
+  await Promise.all(services.splice(0).map((service) => service.beforeApplicationShutdown()));
+});
+
+/** Moves `Date.now()` an hour on (again, when called again), past any cool-down of these tests. */
+function jumpPastCoolDown(): void {
+  const now = Date.now() + 3_600_000;
+  jest.spyOn(Date, 'now').mockReturnValue(now);
+}
+
 function setup(options: AuditModuleOptions = {}) {
   const resolved = resolveAuditOptions({ retryBackoffMs: 20, retryBackoffMaxMs: 40, writeTimeoutMs: 200, ...options });
   const repository = new FakeRepository();
@@ -44,12 +56,20 @@ function setup(options: AuditModuleOptions = {}) {
   const reporter = { writeFailed: jest.fn(), recovered: jest.fn() } satisfies AuditReporter;
   const buffer = new RingBuffer<never>({ capacity: resolved.bufferSize, maxBytes: resolved.bufferMaxBytes });
   const service = new AuditService(resolved, repository as unknown as Repository<AuditLog>, buffer, reporter, console);
+  services.push(service);
   const of = (event: AuditEventName) => events.filter((e) => e.event === event).map((e) => e.fields);
   return { service, repository, reporter, of };
 }
 
 const entry = (n: number): AuditEntry => ({ action: 'nda_created', entityType: 'NDA', entityId: `nda-${n}`, userId: 'u1', changes: { n } });
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+async function eventuallyTrue(check: () => boolean, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await sleep(5);
+  }
+}
 
 describe('AuditService', () => {
   it('writes concurrent entries with one multi-row INSERT while up', async () => {
@@ -82,11 +102,11 @@ describe('AuditService', () => {
     expect(JSON.stringify(reporter.writeFailed.mock.calls)).not.toContain('changes');
   });
 
-  it('tries one entry after the cool-down (half-open), then flushes the buffer exactly once', async () => {
-    const { service, repository, reporter, of } = setup();
+  it('tries the next entry after the cool-down (half-open), then flushes the buffer exactly once', async () => {
+    const { service, repository, reporter, of } = setup({ retryBackoffMs: 60_000, retryBackoffMaxMs: 60_000 });
     repository.behaviour = () => 'fail';
     await Promise.all([service.log(entry(1)), service.log(entry(2))]);
-    await sleep(45);
+    jumpPastCoolDown();
     let release!: (o: Outcome) => void;
     repository.behaviour = () => new Promise<Outcome>((resolve) => (release = resolve));
     const probe = service.log(entry(3));
@@ -104,28 +124,45 @@ describe('AuditService', () => {
     expect(reporter.recovered).toHaveBeenCalledWith(expect.objectContaining({ flushed: 3 }));
   });
 
+  it('with no new entry, tries the oldest buffered batch when the cool-down ends', async () => {
+    const { service, repository, of } = setup({ retryBackoffMs: 20, retryBackoffMaxMs: 20 });
+    repository.behaviour = () => 'fail';
+    await Promise.all([service.log(entry(1)), service.log(entry(2))]);
+    let release!: (o: Outcome) => void;
+    repository.behaviour = () => new Promise<Outcome>((resolve) => (release = resolve));
+    await sleep(40);
+    expect(service.status().state).toBe('half-open');
+    expect(repository.attempts[1]).toEqual(repository.attempts[0]);
+    await service.log(entry(3));
+    expect(repository.attempts).toHaveLength(2);
+    repository.behaviour = () => 'ok';
+    release('ok');
+    await sleep(10);
+    expect(service.status()).toMatchObject({ state: 'up', buffered: 0 });
+    expect(repository.committed.size).toBe(3);
+    expect(of('audit.recovered')).toEqual([expect.objectContaining({ flushed: 3 })]);
+  });
+
   it('backs off exponentially with jitter while the database stays down', async () => {
     const { service, repository, of } = setup({ retryBackoffMs: 20, retryBackoffMaxMs: 80 });
     repository.behaviour = () => 'fail';
-    for (let n = 0; n < 5; n += 1) {
-      await service.log(entry(n));
-      await sleep(85);
-    }
+    await service.log(entry(1));
+    await eventuallyTrue(() => of('audit.db_write_failed').length >= 5, 2000);
     const coolDowns = of('audit.db_write_failed').map((f) => Date.parse(f.retryAt as string) - (f.emittedAt as number));
-    // "Equal jitter": each cool-down lies in [d/2, d] for d = 20, 40, 80 (the cap), 80, 80.
-    const ceilings = [20, 40, 80, 80, 80];
-    expect(coolDowns).toHaveLength(5);
-    coolDowns.forEach((ms, i) => {
-      expect(ms).toBeGreaterThanOrEqual(ceilings[i] / 2 - 1);
-      expect(ms).toBeLessThanOrEqual(ceilings[i] + 1);
+    // "Equal jitter": the k-th cool-down lies in [d/2, d] for d = 20, 40, 80 (the cap), 80, 80.
+    [20, 40, 80, 80, 80].forEach((ceiling, i) => {
+      expect(coolDowns[i]).toBeGreaterThanOrEqual(ceiling / 2 - 1);
+      expect(coolDowns[i]).toBeLessThanOrEqual(ceiling + 1);
     });
+    expect(of('audit.db_write_failed').map((f) => f.attempt).slice(0, 3)).toEqual(['write', 'probe', 'probe']);
+    expect(of('audit.flush_failed')).toEqual([]);
   });
 
   it('keeps what a failed flush did not commit, goes down again, and never writes an entry twice', async () => {
-    const { service, repository, of } = setup({ batchSize: 2 });
+    const { service, repository, of } = setup({ batchSize: 2, retryBackoffMs: 60_000, retryBackoffMaxMs: 60_000 });
     repository.behaviour = () => 'fail';
     await Promise.all([1, 2, 3, 4, 5].map((n) => service.log(entry(n))));
-    await sleep(45);
+    jumpPastCoolDown();
     // The probe commits, the first flush batch commits, the second fails.
     const plan: Outcome[] = ['ok', 'ok', 'fail'];
     repository.behaviour = () => plan.shift() ?? 'ok';
@@ -135,7 +172,7 @@ describe('AuditService', () => {
     expect(of('audit.flush_failed')).toHaveLength(1);
     expect(repository.committed.size).toBe(3);
 
-    await sleep(45);
+    jumpPastCoolDown();
     await service.log(entry(7));
     await sleep(10);
     expect(service.status()).toMatchObject({ state: 'up', buffered: 0 });
@@ -144,11 +181,11 @@ describe('AuditService', () => {
   });
 
   it('runs one flush at a time, even when shutdown asks for one meanwhile', async () => {
-    const { service, repository, of } = setup({ batchSize: 1 });
+    const { service, repository, of } = setup({ batchSize: 1, retryBackoffMs: 60_000, retryBackoffMaxMs: 60_000 });
     repository.behaviour = () => 'fail';
     await Promise.all([1, 2, 3].map((n) => service.log(entry(n))));
     const buffered = new Set(of('audit.buffered').map((f) => f.auditId));
-    await sleep(45);
+    jumpPastCoolDown();
     let flushing = 0;
     let mostFlushing = 0;
     repository.behaviour = async (attempt) => {
@@ -157,7 +194,7 @@ describe('AuditService', () => {
       mostFlushing = Math.max(mostFlushing, flushing);
       await sleep(5);
       flushing -= isFlush ? 1 : 0;
-      return 'ok';
+      return 'ok' as const;
     };
     await service.log(entry(4));
     await Promise.all([service.beforeApplicationShutdown(), ...[5, 6].map((n) => service.log(entry(n)))]);

@@ -36,8 +36,9 @@ const MAX_CONCURRENT_BATCHES = 2;
  * in async mode, nobody waits on it. While up, concurrent entries share one multi-row INSERT.
  * The first failed or timed-out write turns the service `down`: entries then go to the ring
  * buffer and to one stderr line each, and Sentry hears of every failed attempt. After a cool-down
- * (exponential backoff with jitter) the next entry tries the database (`half-open`); when it
- * commits, the service is `up` again and flushes the buffer in batches, exactly once per entry.
+ * (exponential backoff with jitter) the next entry tries the database (`half-open`), or, when no
+ * entry comes, the oldest buffered batch does; when the try commits, the service is `up` again and
+ * flushes the buffer in batches, exactly once per entry.
  *
  * @example
  * await auditService.log({ action: 'nda_created', entityType: 'NDA', entityId: id, userId });
@@ -56,6 +57,7 @@ export class AuditService implements BeforeApplicationShutdown {
   private seq = 0;
   private consecutiveFailures = 0;
   private retryAt = 0;
+  private retryTimer: NodeJS.Timeout | undefined;
   private downSince: Date | null = null;
   private lastError: SanitizedDbError | null = null;
   private dropped = 0;
@@ -109,6 +111,7 @@ export class AuditService implements BeforeApplicationShutdown {
 
   /** Drains the writer queue and the buffer to the database while it can; says what it could not. */
   async beforeApplicationShutdown(): Promise<void> {
+    clearTimeout(this.retryTimer);
     await this.settleWrites();
     if (this.buffer.size > 0) {
       if (this.state !== 'up') this.state = 'up';
@@ -164,9 +167,7 @@ export class AuditService implements BeforeApplicationShutdown {
       this.writer.insert([pending.record]).then(
         () => {
           pending.settle();
-          this.state = 'up';
-          this.consecutiveFailures = 0;
-          this.schedulePump();
+          this.up();
           void this.flush();
         },
         (error: unknown) => {
@@ -182,16 +183,28 @@ export class AuditService implements BeforeApplicationShutdown {
     return this.flushing;
   }
 
+  /** With no new entry to try the database, the oldest buffered batch is the half-open try. */
+  private retryBuffered(): void {
+    if (this.state !== 'down' || this.buffer.size === 0) return;
+    this.state = 'half-open';
+    void this.flush();
+  }
+
+  /** Writes the buffer oldest first; in `half-open` its first batch is the try that decides. */
   private async runFlush(): Promise<void> {
-    while (this.state === 'up' && this.buffer.size > 0) {
+    while ((this.state === 'up' || this.state === 'half-open') && this.buffer.size > 0) {
       const batch = this.buffer.peekMany(this.options.batchSize);
       try {
         await this.writer.insert(batch.map((b) => b.record));
       } catch (error) {
-        this.failed(error, 'flush', batch[0].record, batch.length);
-        this.console.emit(AUDIT_EVENTS.flushFailed, 'error', { ...context(batch[0].record), error: this.lastError, remaining: this.buffer.size });
+        const attempt = this.state === 'half-open' ? 'probe' : 'flush';
+        this.failed(error, attempt, batch[0].record, batch.length);
+        if (attempt === 'flush') {
+          this.console.emit(AUDIT_EVENTS.flushFailed, 'error', { ...context(batch[0].record), error: this.lastError, remaining: this.buffer.size });
+        }
         return;
       }
+      if (this.state === 'half-open') this.up();
       // Entries may have been evicted meanwhile: remove exactly those up to this batch's last seq.
       const lastSeq = batch[batch.length - 1].seq;
       while ((this.buffer.peek()?.seq ?? Infinity) <= lastSeq) {
@@ -200,6 +213,12 @@ export class AuditService implements BeforeApplicationShutdown {
       }
     }
     if (this.state === 'up' && this.buffer.size === 0 && this.downSince) this.recovered();
+  }
+
+  private up(): void {
+    this.state = 'up';
+    this.consecutiveFailures = 0;
+    this.schedulePump();
   }
 
   private recovered(): void {
@@ -218,6 +237,8 @@ export class AuditService implements BeforeApplicationShutdown {
     this.state = 'down';
     this.downSince ??= new Date();
     this.retryAt = Date.now() + this.backoffMs();
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => this.retryBuffered(), this.retryAt - Date.now()).unref();
     this.outage.failedAttempts += 1;
     this.console.emit(AUDIT_EVENTS.dbWriteFailed, 'error', { ...context(first), attempt, entries, error: this.lastError, retryAt: new Date(this.retryAt).toISOString() });
     const report = { ...context(first), error: this.lastError, attempt, entries, buffered: this.buffer.size };
