@@ -13,7 +13,5 @@ const { buildApp } = require('./dist/infrastructure/bin/app.js');
 const outdir = process.env.CDK_OUTDIR || path.join(__dirname, 'cdk.out');
 const assembly = buildApp(new App({ outdir })).synth();
 for (const stack of assembly.stacks) {
-  console.log(
-    `${stack.stackName}: ${path.relative(process.cwd(), path.join(outdir, stack.templateFile))}`,
-  );
+  console.log(`${stack.stackName}: ${path.relative(process.cwd(), path.join(outdir, stack.templateFile))}`);
 }

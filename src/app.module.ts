@@ -15,7 +15,8 @@ import { NdasModule } from './ndas/ndas.module';
 export const AUDIT_DATA_SOURCE = 'audit';
 
 function databaseUrl(config: AppConfig): string {
-  if (!config.databaseUrl) throw new ConfigError('Environment variable DATABASE_URL is required (npm start starts an embedded PostgreSQL when it is unset)');
+  if (!config.databaseUrl)
+    throw new ConfigError('Environment variable DATABASE_URL is required (npm start starts an embedded PostgreSQL when it is unset)');
   return config.databaseUrl;
 }
 

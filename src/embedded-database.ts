@@ -22,7 +22,15 @@ export async function startEmbeddedDatabase(dir: string): Promise<EmbeddedDataba
   const databaseDir = resolve(dir, 'postgres');
   const port = await freePort();
   const password = 'example';
-  const server = new EmbeddedPostgres({ databaseDir, port, user: 'postgres', password, persistent: true, createPostgresUser: true, onLog: () => {} });
+  const server = new EmbeddedPostgres({
+    databaseDir,
+    port,
+    user: 'postgres',
+    password,
+    persistent: true,
+    createPostgresUser: true,
+    onLog: () => {},
+  });
   if (!existsSync(join(databaseDir, 'PG_VERSION'))) {
     await mkdir(dir, { recursive: true });
     await server.initialise();

@@ -7,14 +7,14 @@ import { type DataSource, QueryFailedError, type Repository } from 'typeorm';
 import { AUDIT_DATA_SOURCE } from '../src/app.module';
 import { AuditLog } from '../src/audit';
 import { eventually, startExampleApp } from './support/app';
-import { sleep, TestPostgres } from './support/postgres';
+import { TestPostgres } from './support/postgres';
 import { SentryIngest } from './support/sentry-ingest';
 import { StderrCapture } from './support/stderr';
 
 // The example app with its audit repository replaced by one that fails like a sick database
 // (the driver error carries the host, the password and the query with its parameters), the real
 // Sentry SDK sending to a local ingest server, and real HTTP.
-const BACKOFF_MS = 100;
+const BACKOFF_MS = 2000;
 const SECRET_PASSWORD = 'db-Pa55word-never-shown';
 const SECRET_FIELD = 'hunter2-api-token';
 
@@ -26,12 +26,16 @@ function failingRepository(real: Repository<AuditLog>, state: { broken: boolean;
       return (...args: Parameters<typeof target.transaction>) => {
         state.attempts += 1;
         if (!state.broken) return target.transaction(...args);
-        const driverError = Object.assign(new Error(`connect ECONNREFUSED ${host} (postgres://audit:${SECRET_PASSWORD}@${host}/audit)`), { code: 'ECONNREFUSED' });
+        const driverError = Object.assign(new Error(`connect ECONNREFUSED ${host} (postgres://audit:${SECRET_PASSWORD}@${host}/audit)`), {
+          code: 'ECONNREFUSED',
+        });
         return Promise.reject(new QueryFailedError(`INSERT INTO audit_log … '${SECRET_FIELD}'`, [SECRET_FIELD], driverError));
       };
     },
   });
-  return new Proxy(real, { get: (target, property, receiver) => (property === 'manager' ? manager : Reflect.get(target, property, receiver)) as unknown });
+  return new Proxy(real, {
+    get: (target, property, receiver) => (property === 'manager' ? manager : Reflect.get(target, property, receiver)) as unknown,
+  });
 }
 
 describe('audit trail with a failing audit repository', () => {
@@ -43,15 +47,25 @@ describe('audit trail with a failing audit repository', () => {
   const host = '10.1.2.3:6543';
 
   const createNda = (n: number) =>
-    request(app.getHttpServer()).post('/ndas').set('x-user-id', `user-${n}`).send({ title: `NDA ${n}`, counterparty: 'Initech' });
-  const auditRows = () => db.query<{ id: string; entity_id: string; outcome: string; changes: unknown }>('SELECT id, entity_id, outcome, changes FROM audit_log');
+    request(app.getHttpServer())
+      .post('/ndas')
+      .set('x-user-id', `user-${n}`)
+      .send({ title: `NDA ${n}`, counterparty: 'Initech' });
+  const auditRows = () =>
+    db.query<{ id: string; entity_id: string; outcome: string; changes: unknown }>('SELECT id, entity_id, outcome, changes FROM audit_log');
 
   beforeAll(async () => {
     [db, ingest] = await Promise.all([TestPostgres.start(), SentryIngest.start()]);
     Sentry.init({ dsn: ingest.dsn, environment: 'test' });
     stderr = new StderrCapture();
     app = await startExampleApp(
-      { DATABASE_URL: db.url(), AUDIT_DATABASE_URL: undefined, AUDIT_RETRY_BACKOFF_MS: String(BACKOFF_MS), AUDIT_RETRY_BACKOFF_MAX_MS: String(BACKOFF_MS), AUDIT_WRITE_TIMEOUT_MS: '1000' },
+      {
+        DATABASE_URL: db.url(),
+        AUDIT_DATABASE_URL: undefined,
+        AUDIT_RETRY_BACKOFF_MS: String(BACKOFF_MS),
+        AUDIT_RETRY_BACKOFF_MAX_MS: String(BACKOFF_MS),
+        AUDIT_WRITE_TIMEOUT_MS: '1000',
+      },
       (builder) =>
         builder.overrideProvider(getRepositoryToken(AuditLog, AUDIT_DATA_SOURCE)).useFactory({
           factory: (dataSource: DataSource) => failingRepository(dataSource.getRepository(AuditLog), failure, host),
@@ -71,7 +85,10 @@ describe('audit trail with a failing audit repository', () => {
     const responses = [];
     for (let n = 0; n < 5; n += 1) responses.push(await createNda(n));
     expect(responses.map((r) => r.status)).toEqual([201, 201, 201, 201, 201]);
-    const rejected = await request(app.getHttpServer()).post('/ndas').set('x-user-id', 'user-x').send({ title: 'T', counterparty: 'C', apiToken: SECRET_FIELD });
+    const rejected = await request(app.getHttpServer())
+      .post('/ndas')
+      .set('x-user-id', 'user-x')
+      .send({ title: 'T', counterparty: 'C', apiToken: SECRET_FIELD });
     expect(rejected.status).toBe(400);
 
     await eventually(() => stderr.of('audit.buffered').length === 6, 5000, 'six buffered lines');
@@ -81,14 +98,33 @@ describe('audit trail with a failing audit repository', () => {
 
     expect(stderr.other).toEqual([]);
     const [firstFailure] = stderr.of('audit.db_write_failed');
-    expect(firstFailure).toMatchObject({ level: 'error', action: 'nda_created', entityType: 'NDA', userId: 'user-0', error: { code: 'ECONNREFUSED' } });
+    expect(firstFailure).toMatchObject({
+      level: 'error',
+      action: 'nda_created',
+      entityType: 'NDA',
+      userId: 'user-0',
+      error: { code: 'ECONNREFUSED' },
+    });
     const buffered = stderr.of('audit.buffered');
     expect(buffered.map((line) => line.entityId)).toEqual([...responses.map((r) => (r.body as { id: string }).id), null]);
     for (const line of buffered) {
-      expect(line).toMatchObject({ timestamp: expect.any(String), action: 'nda_created', entityType: 'NDA', userId: expect.stringMatching(/^user-/), error: { code: 'ECONNREFUSED' } });
-      expect(line.entry).toMatchObject({ id: line.auditId, action: 'nda_created', entityId: line.entityId, occurredAt: expect.any(String) });
+      expect(line).toMatchObject({
+        timestamp: expect.any(String),
+        action: 'nda_created',
+        entityType: 'NDA',
+        userId: expect.stringMatching(/^user-/),
+        error: { code: 'ECONNREFUSED' },
+      });
+      expect(line.entry).toMatchObject({
+        id: line.auditId,
+        action: 'nda_created',
+        entityId: line.entityId,
+        occurredAt: expect.any(String),
+      });
     }
-    expect((buffered[5].entry as { changes: unknown }).changes).toEqual({ body: { title: 'T', counterparty: 'C', apiToken: '[REDACTED]' } });
+    expect((buffered[5].entry as { changes: unknown }).changes).toEqual({
+      body: { title: 'T', counterparty: 'C', apiToken: '[REDACTED]' },
+    });
 
     const stderrText = JSON.stringify(stderr.lines) + health.text;
     for (const secret of [SECRET_PASSWORD, SECRET_FIELD, host]) expect(stderrText).not.toContain(secret);
@@ -110,10 +146,10 @@ describe('audit trail with a failing audit repository', () => {
 
   it('flushes every buffered entry exactly once when the repository heals, and reports the recovery', async () => {
     failure.broken = false;
-    await sleep(BACKOFF_MS + 20);
-    const trigger = await createNda(99);
-    expect(trigger.status).toBe(201);
     await eventually(() => stderr.of('audit.recovered').length === 1, 5000, 'the audit.recovered line');
+    const after = await createNda(99);
+    expect(after.status).toBe(201);
+    await eventually(async () => (await auditRows()).length === 7, 5000, 'the next entry written directly');
 
     const rows = await auditRows();
     const ids = rows.map((r) => r.id);
@@ -127,6 +163,10 @@ describe('audit trail with a failing audit repository', () => {
 
     await Sentry.flush(2000);
     const recovery = ingest.events.find((event) => event.level === 'info');
-    expect(recovery).toMatchObject({ message: 'Audit database recovered', fingerprint: ['audit-db-recovered'], contexts: { audit: { flushed: 6, dropped: 0 } } });
+    expect(recovery).toMatchObject({
+      message: 'Audit database recovered',
+      fingerprint: ['audit-db-recovered'],
+      contexts: { audit: { flushed: 6, dropped: 0 } },
+    });
   });
 });

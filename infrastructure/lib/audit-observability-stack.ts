@@ -75,16 +75,13 @@ export class AuditObservabilityStack extends Stack {
 
     this.metricFilters = {} as Record<AuditMetricName, logs.MetricFilter>;
     for (const [metricName, event] of Object.entries(AUDIT_METRICS)) {
-      this.metricFilters[metricName as AuditMetricName] = this.logGroup.addMetricFilter(
-        `${metricName}Filter`,
-        {
-          filterPattern: logs.FilterPattern.stringValue('$.event', '=', event),
-          metricNamespace: AUDIT_METRIC_NAMESPACE,
-          metricName,
-          metricValue: '1',
-          defaultValue: 0,
-        },
-      );
+      this.metricFilters[metricName as AuditMetricName] = this.logGroup.addMetricFilter(`${metricName}Filter`, {
+        filterPattern: logs.FilterPattern.stringValue('$.event', '=', event),
+        metricNamespace: AUDIT_METRIC_NAMESPACE,
+        metricName,
+        metricValue: '1',
+        defaultValue: 0,
+      });
     }
 
     this.alarmTopic = new sns.Topic(this, 'OperationsTopic', {
@@ -119,10 +116,7 @@ export class AuditObservabilityStack extends Stack {
   private alarm(
     id: string,
     metricName: AuditMetricName,
-    props: Pick<
-      cloudwatch.AlarmProps,
-      'alarmName' | 'alarmDescription' | 'threshold' | 'comparisonOperator'
-    >,
+    props: Pick<cloudwatch.AlarmProps, 'alarmName' | 'alarmDescription' | 'threshold' | 'comparisonOperator'>,
   ): cloudwatch.Alarm {
     const metric = this.metricFilters[metricName].metric({
       statistic: 'Sum',

@@ -1,13 +1,9 @@
 import { App } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { buildApp } from '../bin/app';
-import {
-  type AuditObservabilityStackProps,
-  AuditObservabilityStack,
-} from '../lib/audit-observability-stack';
+import { type AuditObservabilityStackProps, AuditObservabilityStack } from '../lib/audit-observability-stack';
 
-const synth = (props: AuditObservabilityStackProps): Template =>
-  Template.fromStack(new AuditObservabilityStack(new App(), 'Audit', props));
+const synth = (props: AuditObservabilityStackProps): Template => Template.fromStack(new AuditObservabilityStack(new App(), 'Audit', props));
 
 const topicRef = (template: Template): { Ref: string } => {
   const [logicalId] = Object.keys(template.findResources('AWS::SNS::Topic'));
@@ -42,9 +38,7 @@ describe('AuditObservabilityStack', () => {
     prod.hasResourceProperties('AWS::Logs::MetricFilter', {
       FilterPattern: `{ $.event = "${event}" }`,
       LogGroupName: { Ref: Match.stringLikeRegexp('^AppLogGroup') },
-      MetricTransformations: [
-        { MetricNamespace: 'AuditLog', MetricName: metricName, MetricValue: '1', DefaultValue: 0 },
-      ],
+      MetricTransformations: [{ MetricNamespace: 'AuditLog', MetricName: metricName, MetricValue: '1', DefaultValue: 0 }],
     });
   });
 
@@ -68,23 +62,20 @@ describe('AuditObservabilityStack', () => {
     });
   });
 
-  it.each(['Dropped', 'Evicted'])(
-    'alarms on any %s entry in 5 minutes, to the operations topic',
-    (metricName) => {
-      prod.hasResourceProperties('AWS::CloudWatch::Alarm', {
-        Namespace: 'AuditLog',
-        MetricName: metricName,
-        Statistic: 'Sum',
-        Period: 300,
-        EvaluationPeriods: 1,
-        Threshold: 1,
-        ComparisonOperator: 'GreaterThanOrEqualToThreshold',
-        TreatMissingData: 'notBreaching',
-        AlarmActions: [topicRef(prod)],
-        OKActions: [topicRef(prod)],
-      });
-    },
-  );
+  it.each(['Dropped', 'Evicted'])('alarms on any %s entry in 5 minutes, to the operations topic', (metricName) => {
+    prod.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      Namespace: 'AuditLog',
+      MetricName: metricName,
+      Statistic: 'Sum',
+      Period: 300,
+      EvaluationPeriods: 1,
+      Threshold: 1,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      TreatMissingData: 'notBreaching',
+      AlarmActions: [topicRef(prod)],
+      OKActions: [topicRef(prod)],
+    });
+  });
 
   it('subscribes the alarm email only when one is given', () => {
     prod.resourceCountIs('AWS::SNS::Subscription', 0);
@@ -103,10 +94,7 @@ describe('buildApp', () => {
     const retention = Object.fromEntries(
       assembly.stacks.map((stack) => {
         const groups = Object.values(
-          stack.template.Resources as Record<
-            string,
-            { Type: string; Properties: { RetentionInDays?: number } }
-          >,
+          stack.template.Resources as Record<string, { Type: string; Properties: { RetentionInDays?: number } }>,
         ).filter((resource) => resource.Type === 'AWS::Logs::LogGroup');
         return [stack.stackName, groups.map((group) => group.Properties.RetentionInDays)];
       }),

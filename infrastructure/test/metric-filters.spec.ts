@@ -63,9 +63,7 @@ describe('metric filters against the stderr lines of the module', () => {
   it.each(Object.entries(CONTRACT))('%s counts exactly the %s lines', (metricName, event) => {
     const filter = filters.find((candidate) => candidate.metricName === metricName);
     const pattern = parseFilterPattern(filter!.pattern);
-    const expected = lines.filter(
-      (line) => line.startsWith('{') && JSON.parse(line).event === event,
-    );
+    const expected = lines.filter((line) => line.startsWith('{') && JSON.parse(line).event === event);
 
     expect(expected).toHaveLength(1);
     expect(lines.filter((line) => matchesLine(pattern, line))).toEqual(expected);

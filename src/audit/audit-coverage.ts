@@ -5,7 +5,13 @@ import { deriveAction } from './audit-action';
 import { type ResolvedAuditOptions } from './audit-options';
 import { AUDIT_OPTIONS, AUDITED_METADATA } from './audit.constants';
 
-const MUTATING = new Set<RequestMethod>([RequestMethod.POST, RequestMethod.PUT, RequestMethod.PATCH, RequestMethod.DELETE, RequestMethod.ALL]);
+const MUTATING = new Set<RequestMethod>([
+  RequestMethod.POST,
+  RequestMethod.PUT,
+  RequestMethod.PATCH,
+  RequestMethod.DELETE,
+  RequestMethod.ALL,
+]);
 
 /**
  * The coverage report: at start-up, one warning listing every mutating route without
@@ -44,7 +50,9 @@ export class AuditCoverage implements OnApplicationBootstrap {
         const handler = prototype[name] as object;
         const method = Reflect.getMetadata(METHOD_METADATA, handler) as RequestMethod | undefined;
         if (method === undefined || !MUTATING.has(method) || Reflect.getMetadata(AUDITED_METADATA, handler)) continue;
-        const path = `/${[base, String(Reflect.getMetadata(PATH_METADATA, handler) ?? '')].join('/')}`.replace(/\/+/g, '/').replace(/(.)\/$/, '$1');
+        const path = `/${[base, String(Reflect.getMetadata(PATH_METADATA, handler) ?? '')].join('/')}`
+          .replace(/\/+/g, '/')
+          .replace(/(.)\/$/, '$1');
         routes.push(`${RequestMethod[method]} ${path} (${metatype.name}.${name} → ${deriveAction(metatype.name, name)})`);
       }
     }

@@ -11,7 +11,14 @@ const secret = 'S3CRET-VALUE-do-not-log';
 describe('AuditEntryNormalizer', () => {
   it('fills id, timestamp and outcome and keeps the caller context', () => {
     const occurredAt = new Date('2026-01-02T03:04:05.000Z');
-    const { record } = normalizer.normalize({ action: 'nda_created', entityType: 'NDA', entityId: 42, userId: 'u1', occurredAt, changes: { title: 'x' } });
+    const { record } = normalizer.normalize({
+      action: 'nda_created',
+      entityType: 'NDA',
+      entityId: 42,
+      userId: 'u1',
+      occurredAt,
+      changes: { title: 'x' },
+    });
     expect(record).toEqual({
       id: expect.stringMatching(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/),
       occurredAt: '2026-01-02T03:04:05.000Z',
@@ -31,7 +38,13 @@ describe('AuditEntryNormalizer', () => {
   it('redacts configured keys at any depth, whatever their case or separators', () => {
     const key = fc.constantFrom('password', 'Password', 'api_key', 'x-api-key', 'accessToken', 'AUTHORIZATION', 'cookie', 'client_secret');
     const tree = fc.letrec((tie) => ({
-      node: fc.oneof({ depthSize: 'small' }, fc.string(), fc.integer(), fc.array(tie('node'), { maxLength: 3 }), fc.dictionary(fc.string(), tie('node'), { maxKeys: 3 })),
+      node: fc.oneof(
+        { depthSize: 'small' },
+        fc.string(),
+        fc.integer(),
+        fc.array(tie('node'), { maxLength: 3 }),
+        fc.dictionary(fc.string(), tie('node'), { maxKeys: 3 }),
+      ),
     })).node;
     fc.assert(
       fc.property(tree, key, fc.array(fc.string({ minLength: 1 }), { maxLength: 4 }), (base, secretKey, path) => {
@@ -50,11 +63,30 @@ describe('AuditEntryNormalizer', () => {
   it('turns hostile values into JSON PostgreSQL accepts, without throwing', () => {
     const circular: Record<string, unknown> = { name: 'loop' };
     circular.self = circular;
-    const throwing = Object.defineProperty({}, 'boom', { enumerable: true, get: () => { throw new Error('getter'); } });
+    const throwing = Object.defineProperty({}, 'boom', {
+      enumerable: true,
+      get: () => {
+        throw new Error('getter');
+      },
+    });
     const { record } = normalizer.normalize({
       action: 'a',
       userId: 'line1\nline2\u0000',
-      changes: { circular, big: 12345678901234567890n, fn: () => 1, sym: Symbol('s'), nan: Number.NaN, when: new Date(0), bad: new Date('x'), buf: Buffer.from('abc'), nul: 'a\u0000b', lone: '\ud800', err: new Error('e'), throwing, shared: [circular.name, circular.name] },
+      changes: {
+        circular,
+        big: 12345678901234567890n,
+        fn: () => 1,
+        sym: Symbol('s'),
+        nan: Number.NaN,
+        when: new Date(0),
+        bad: new Date('x'),
+        buf: Buffer.from('abc'),
+        nul: 'a\u0000b',
+        lone: '\ud800',
+        err: new Error('e'),
+        throwing,
+        shared: [circular.name, circular.name],
+      },
     });
     expect(record.userId).toBe('line1\nline2\uFFFD');
     expect(record.changes).toEqual({
@@ -76,13 +108,23 @@ describe('AuditEntryNormalizer', () => {
 
   it('never throws and never exceeds maxEntryBytes, marking what it truncated', () => {
     fc.assert(
-      fc.property(fc.anything({ withBigInt: true, withDate: true, withMap: true, withSet: true, withTypedArray: true, withNullPrototype: true }), fc.string({ unit: 'binary', maxLength: 3000 }), (changes, text) => {
-        const { record, bytes } = normalizer.normalize({ action: 'a', userId: text, userAgent: text, changes: { changes, text: text.repeat(3) }, metadata: text });
-        const json = JSON.stringify(record);
-        expect(Buffer.byteLength(json)).toBe(bytes);
-        expect(bytes).toBeLessThanOrEqual(MAX_BYTES);
-        expect(json).not.toContain('\\u0000');
-      }),
+      fc.property(
+        fc.anything({ withBigInt: true, withDate: true, withMap: true, withSet: true, withTypedArray: true, withNullPrototype: true }),
+        fc.string({ unit: 'binary', maxLength: 3000 }),
+        (changes, text) => {
+          const { record, bytes } = normalizer.normalize({
+            action: 'a',
+            userId: text,
+            userAgent: text,
+            changes: { changes, text: text.repeat(3) },
+            metadata: text,
+          });
+          const json = JSON.stringify(record);
+          expect(Buffer.byteLength(json)).toBe(bytes);
+          expect(bytes).toBeLessThanOrEqual(MAX_BYTES);
+          expect(json).not.toContain('\\u0000');
+        },
+      ),
     );
     const { record } = normalizer.normalize({ action: 'a', changes: { blob: 'x'.repeat(100_000) } });
     expect(record.changes).toEqual({ _truncated: true, originalBytes: 100_011, preview: expect.stringMatching(/^\{"blob":"x+$/) });

@@ -108,7 +108,12 @@ function truncate(value: unknown, previewChars: number): TruncatedMarker | unkno
 
 function text(value: unknown, limit: number): string | null {
   if (value === undefined || value === null) return null;
-  const raw = typeof value === 'string' ? value : typeof value === 'number' || typeof value === 'bigint' ? String(value) : JSON.stringify(toJsonSafe(value, () => false));
+  const raw =
+    typeof value === 'string'
+      ? value
+      : typeof value === 'number' || typeof value === 'bigint'
+        ? String(value)
+        : JSON.stringify(toJsonSafe(value, () => false));
   const cleaned = safeString(raw);
   return cleaned.length > limit ? safeString(cleaned.slice(0, limit)) : cleaned;
 }

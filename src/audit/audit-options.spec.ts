@@ -40,6 +40,8 @@ describe('resolveAuditOptions', () => {
   });
 
   it('rejects an unknown key, listing the known ones', () => {
-    expect(() => resolveAuditOptions({ bufferSzie: 10 } as never)).toThrow(/option "bufferSzie" is not known; known options: mode, bufferSize/);
+    expect(() => resolveAuditOptions({ bufferSzie: 10 } as never)).toThrow(
+      /option "bufferSzie" is not known; known options: mode, bufferSize/,
+    );
   });
 });

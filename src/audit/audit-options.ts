@@ -86,7 +86,11 @@ export function resolveAuditOptions(input: AuditModuleOptions | undefined): Reso
     }
   }
   if (options.retryBackoffMaxMs < options.retryBackoffMs) {
-    throw AuditConfigError.invalidOption('retryBackoffMaxMs', `at least retryBackoffMs (${options.retryBackoffMs})`, options.retryBackoffMaxMs);
+    throw AuditConfigError.invalidOption(
+      'retryBackoffMaxMs',
+      `at least retryBackoffMs (${options.retryBackoffMs})`,
+      options.retryBackoffMaxMs,
+    );
   }
   if (options.bufferMaxBytes < options.maxEntryBytes) {
     throw AuditConfigError.invalidOption('bufferMaxBytes', `at least maxEntryBytes (${options.maxEntryBytes})`, options.bufferMaxBytes);

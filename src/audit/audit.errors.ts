@@ -25,10 +25,7 @@ export class AuditConfigError extends Error {
   }
 
   static invalidOption(key: string, expected: string, got: unknown): AuditConfigError {
-    return new AuditConfigError(
-      AUDIT_ERROR_CODES.invalidOption,
-      `AuditModule option "${key}" must be ${expected}, got ${describe(got)}`,
-    );
+    return new AuditConfigError(AUDIT_ERROR_CODES.invalidOption, `AuditModule option "${key}" must be ${expected}, got ${describe(got)}`);
   }
 
   static unknownOption(key: string, known: readonly string[]): AuditConfigError {

@@ -1,4 +1,12 @@
-import { type CallHandler, type ExecutionContext, HttpException, HttpStatus, Inject, Injectable, type NestInterceptor } from '@nestjs/common';
+import {
+  type CallHandler,
+  type ExecutionContext,
+  HttpException,
+  HttpStatus,
+  Inject,
+  Injectable,
+  type NestInterceptor,
+} from '@nestjs/common';
 import { HTTP_CODE_METADATA } from '@nestjs/common/constants';
 import { Reflector } from '@nestjs/core';
 import { type Observable, tap } from 'rxjs';
@@ -48,12 +56,15 @@ export class AuditInterceptor implements NestInterceptor {
       recorded = true;
       this.record(context, request, { outcome, statusCode, result, error, durationMs: performance.now() - started });
     };
-    const successCode = this.reflector.get<number | undefined>(HTTP_CODE_METADATA, context.getHandler()) ?? (request.method === 'POST' ? HttpStatus.CREATED : HttpStatus.OK);
+    const successCode =
+      this.reflector.get<number | undefined>(HTTP_CODE_METADATA, context.getHandler()) ??
+      (request.method === 'POST' ? HttpStatus.CREATED : HttpStatus.OK);
     return next.handle().pipe(
       tap({
         next: (result) => record('success', successCode, result),
         complete: () => record('success', successCode),
-        error: (error: unknown) => record('failure', error instanceof HttpException ? error.getStatus() : HttpStatus.INTERNAL_SERVER_ERROR, undefined, error),
+        error: (error: unknown) =>
+          record('failure', error instanceof HttpException ? error.getStatus() : HttpStatus.INTERNAL_SERVER_ERROR, undefined, error),
       }),
     );
   }
@@ -63,7 +74,10 @@ export class AuditInterceptor implements NestInterceptor {
     request: HttpRequest,
     outcome: { outcome: AuditOutcome; statusCode: number; result?: unknown; error?: unknown; durationMs: number },
   ): void {
-    const meta = this.reflector.getAllAndOverride<AuditedMetadata | undefined>(AUDITED_METADATA, [context.getHandler(), context.getClass()]);
+    const meta = this.reflector.getAllAndOverride<AuditedMetadata | undefined>(AUDITED_METADATA, [
+      context.getHandler(),
+      context.getClass(),
+    ]);
     const controller = context.getClass().name;
     const error = outcome.error as { name?: unknown; message?: unknown } | undefined;
     void this.audit.log({
@@ -90,7 +104,8 @@ export class AuditInterceptor implements NestInterceptor {
 
 function entityId(meta: AuditedMetadata | undefined, request: HttpRequest, result: unknown): unknown {
   const source = meta?.entityId;
-  const field = (value: unknown, key: string) => (value !== null && typeof value === 'object' ? (value as Record<string, unknown>)[key] : undefined);
+  const field = (value: unknown, key: string) =>
+    value !== null && typeof value === 'object' ? (value as Record<string, unknown>)[key] : undefined;
   if (typeof source === 'function') return source({ request, result });
   if (source && 'param' in source) return request.params?.[source.param];
   if (source && 'result' in source) return field(result, source.result);

@@ -1,3 +1,4 @@
+import { Logger } from '@nestjs/common';
 import { type Repository } from 'typeorm';
 import { type AuditEntry } from './audit-entry';
 import { type AuditLog } from './audit-log.entity';
@@ -51,7 +52,8 @@ function setup(options: AuditModuleOptions = {}) {
   const repository = new FakeRepository();
   const events: { event: AuditEventName; fields: Record<string, unknown> }[] = [];
   const console = {
-    emit: (event: AuditEventName, _level: string, fields: Record<string, unknown>) => events.push({ event, fields: { ...fields, emittedAt: Date.now() } }),
+    emit: (event: AuditEventName, _level: string, fields: Record<string, unknown>) =>
+      events.push({ event, fields: { ...fields, emittedAt: Date.now() } }),
   } as unknown as ConsoleSink;
   const reporter = { writeFailed: jest.fn(), recovered: jest.fn() } satisfies AuditReporter;
   const buffer = new RingBuffer<never>({ capacity: resolved.bufferSize, maxBytes: resolved.bufferMaxBytes });
@@ -94,11 +96,20 @@ describe('AuditService', () => {
     expect(service.dbAvailable).toBe(false);
     await Promise.all([service.log(entry(2)), service.log(entry(3))]);
     expect(repository.attempts).toHaveLength(1);
-    expect(service.status()).toMatchObject({ state: 'down', buffered: 3, lastError: { code: 'ECONNREFUSED', message: 'connect ECONNREFUSED [host]' } });
+    expect(service.status()).toMatchObject({
+      state: 'down',
+      buffered: 3,
+      lastError: { code: 'ECONNREFUSED', message: 'connect ECONNREFUSED [host]' },
+    });
     expect(of('audit.db_write_failed')).toHaveLength(1);
     expect(of('audit.buffered').map((f) => f.entityId)).toEqual(['nda-1', 'nda-2', 'nda-3']);
     expect(reporter.writeFailed).toHaveBeenCalledTimes(1);
-    expect(reporter.writeFailed.mock.calls[0][0]).toMatchObject({ action: 'nda_created', entityId: 'nda-1', attempt: 'write', error: { code: 'ECONNREFUSED' } });
+    expect(reporter.writeFailed.mock.calls[0][0]).toMatchObject({
+      action: 'nda_created',
+      entityId: 'nda-1',
+      attempt: 'write',
+      error: { code: 'ECONNREFUSED' },
+    });
     expect(JSON.stringify(reporter.writeFailed.mock.calls)).not.toContain('changes');
   });
 
@@ -154,7 +165,11 @@ describe('AuditService', () => {
       expect(coolDowns[i]).toBeGreaterThanOrEqual(ceiling / 2 - 1);
       expect(coolDowns[i]).toBeLessThanOrEqual(ceiling + 1);
     });
-    expect(of('audit.db_write_failed').map((f) => f.attempt).slice(0, 3)).toEqual(['write', 'probe', 'probe']);
+    expect(
+      of('audit.db_write_failed')
+        .map((f) => f.attempt)
+        .slice(0, 3),
+    ).toEqual(['write', 'probe', 'probe']);
     expect(of('audit.flush_failed')).toEqual([]);
   });
 
@@ -213,6 +228,7 @@ describe('AuditService', () => {
 
   it('never rejects, even when the alert sink throws', async () => {
     const { service, repository, reporter } = setup();
+    const warn = jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
     reporter.writeFailed.mockImplementation(() => {
       throw new Error('sentry is down too');
     });
@@ -220,6 +236,7 @@ describe('AuditService', () => {
     await expect(service.log(entry(1))).resolves.toBeUndefined();
     await expect(service.log(undefined as never)).resolves.toBeUndefined();
     expect(service.status().buffered).toBe(2);
+    expect(warn).toHaveBeenCalledWith('audit reporter failed: Error: sentry is down too');
   });
 
   it('drains the buffer at shutdown when the database is back, ignoring the cool-down', async () => {
@@ -237,7 +254,10 @@ describe('AuditService', () => {
     repository.behaviour = () => 'fail';
     await Promise.all([1, 2].map((n) => service.log(entry(n))));
     await service.beforeApplicationShutdown();
-    expect(of('audit.dropped')).toEqual([expect.objectContaining({ entityId: 'nda-1', reason: 'shutdown' }), expect.objectContaining({ entityId: 'nda-2', reason: 'shutdown' })]);
+    expect(of('audit.dropped')).toEqual([
+      expect.objectContaining({ entityId: 'nda-1', reason: 'shutdown' }),
+      expect.objectContaining({ entityId: 'nda-2', reason: 'shutdown' }),
+    ]);
     expect(service.status()).toMatchObject({ buffered: 0, dropped: 2 });
   });
 });

@@ -200,7 +200,11 @@ export class AuditService implements BeforeApplicationShutdown {
         const attempt = this.state === 'half-open' ? 'probe' : 'flush';
         this.failed(error, attempt, batch[0].record, batch.length);
         if (attempt === 'flush') {
-          this.console.emit(AUDIT_EVENTS.flushFailed, 'error', { ...context(batch[0].record), error: this.lastError, remaining: this.buffer.size });
+          this.console.emit(AUDIT_EVENTS.flushFailed, 'error', {
+            ...context(batch[0].record),
+            error: this.lastError,
+            remaining: this.buffer.size,
+          });
         }
         return;
       }
@@ -240,7 +244,13 @@ export class AuditService implements BeforeApplicationShutdown {
     clearTimeout(this.retryTimer);
     this.retryTimer = setTimeout(() => this.retryBuffered(), this.retryAt - Date.now()).unref();
     this.outage.failedAttempts += 1;
-    this.console.emit(AUDIT_EVENTS.dbWriteFailed, 'error', { ...context(first), attempt, entries, error: this.lastError, retryAt: new Date(this.retryAt).toISOString() });
+    this.console.emit(AUDIT_EVENTS.dbWriteFailed, 'error', {
+      ...context(first),
+      attempt,
+      entries,
+      error: this.lastError,
+      retryAt: new Date(this.retryAt).toISOString(),
+    });
     const report = { ...context(first), error: this.lastError, attempt, entries, buffered: this.buffer.size };
     this.alert(() => this.reporter.writeFailed(report));
     const queued = this.queue;
@@ -262,7 +272,12 @@ export class AuditService implements BeforeApplicationShutdown {
       this.outage.dropped += 1;
       this.console.emit(AUDIT_EVENTS.evicted, 'error', { ...context(old.record), reason: 'buffer_full', dropped: this.dropped });
     }
-    this.console.emit(AUDIT_EVENTS.buffered, 'warn', { ...context(pending.record), error: this.lastError, buffered: this.buffer.size, entry: pending.record });
+    this.console.emit(AUDIT_EVENTS.buffered, 'warn', {
+      ...context(pending.record),
+      error: this.lastError,
+      buffered: this.buffer.size,
+      entry: pending.record,
+    });
     pending.settle();
   }
 

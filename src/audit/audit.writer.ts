@@ -3,7 +3,20 @@ import { type AuditRecord } from './audit-entry';
 import { type AuditLog } from './audit-log.entity';
 import { WRITE_TIMEOUT_CODE } from './db-error';
 
-const COLUMNS = ['id', 'occurred_at', 'action', 'entity_type', 'entity_id', 'user_id', 'outcome', 'ip', 'user_agent', 'request_id', 'changes', 'metadata'];
+const COLUMNS = [
+  'id',
+  'occurred_at',
+  'action',
+  'entity_type',
+  'entity_id',
+  'user_id',
+  'outcome',
+  'ip',
+  'user_agent',
+  'request_id',
+  'changes',
+  'metadata',
+];
 
 /**
  * Inserts batches of records into `audit_log` with one multi-row `INSERT … ON CONFLICT (id) DO
@@ -34,7 +47,20 @@ export class AuditWriter {
   private buildInsert(records: readonly AuditRecord[]): { sql: string; parameters: unknown[] } {
     const parameters: unknown[] = [];
     const rows = records.map((r) => {
-      parameters.push(r.id, r.occurredAt, r.action, r.entityType, r.entityId, r.userId, r.outcome, r.ip, r.userAgent, r.requestId, json(r.changes), json(r.metadata));
+      parameters.push(
+        r.id,
+        r.occurredAt,
+        r.action,
+        r.entityType,
+        r.entityId,
+        r.userId,
+        r.outcome,
+        r.ip,
+        r.userAgent,
+        r.requestId,
+        json(r.changes),
+        json(r.metadata),
+      );
       const base = parameters.length - COLUMNS.length;
       return `(${COLUMNS.map((_, i) => `$${base + i + 1}`).join(', ')})`;
     });
@@ -55,7 +81,10 @@ function json(value: unknown): string | null {
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(Object.assign(new Error(`audit write not committed within ${ms} ms`), { code: WRITE_TIMEOUT_CODE })), ms);
+    timer = setTimeout(
+      () => reject(Object.assign(new Error(`audit write not committed within ${ms} ms`), { code: WRITE_TIMEOUT_CODE })),
+      ms,
+    );
     timer.unref();
   });
   // The losing write may still settle later; its outcome is already accounted for.

@@ -9,7 +9,11 @@ describe('@Audited', () => {
       @Audited('nda_created', { entityType: 'NDA', entityId: { result: 'id' } })
       create() {}
     }
-    expect(Reflect.getMetadata(AUDITED_METADATA, NdasController.prototype.create)).toEqual({ action: 'nda_created', entityType: 'NDA', entityId: { result: 'id' } });
+    expect(Reflect.getMetadata(AUDITED_METADATA, NdasController.prototype.create)).toEqual({
+      action: 'nda_created',
+      entityType: 'NDA',
+      entityId: { result: 'id' },
+    });
   });
 
   it.each(['NdaCreated', 'nda-created', '1nda', '', 'nda created'])('refuses the action %j when the class is defined', (action) => {

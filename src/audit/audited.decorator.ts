@@ -46,6 +46,6 @@ function validateEntityId(source: unknown, where: string): void {
   const s = source as Record<string, unknown>;
   const ok = (typeof s.param === 'string' && !('result' in s)) || (typeof s.result === 'string' && !('param' in s));
   if (!ok) {
-    throw AuditConfigError.invalidOption(`@Audited(entityId) on ${where}`, "{ param: string }, { result: string } or a function", source);
+    throw AuditConfigError.invalidOption(`@Audited(entityId) on ${where}`, '{ param: string }, { result: string } or a function', source);
   }
 }

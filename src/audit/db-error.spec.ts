@@ -5,7 +5,10 @@ describe('sanitizeDbError', () => {
   const secrets = connectionSecrets({ url: 'postgres://app_user:Sup3r%20Secret@db.internal.example:5432/audit' });
 
   it('keeps the code and removes URLs, credentials and hosts', () => {
-    const error = Object.assign(new Error('connect ECONNREFUSED 10.0.0.5:5432 while using postgres://app_user:Sup3r%20Secret@db.internal.example:5432/audit'), { code: 'ECONNREFUSED' });
+    const error = Object.assign(
+      new Error('connect ECONNREFUSED 10.0.0.5:5432 while using postgres://app_user:Sup3r%20Secret@db.internal.example:5432/audit'),
+      { code: 'ECONNREFUSED' },
+    );
     const { code, message } = sanitizeDbError(error, secrets);
     expect(code).toBe('ECONNREFUSED');
     expect(message).toBe('connect ECONNREFUSED [host] while using [url]');

@@ -29,7 +29,9 @@ export function sanitizeDbError(error: unknown, secrets: readonly string[]): San
   // QueryFailedError's own message is the driver's; its `query` and `parameters` are never read.
   const rawMessage = source.driverError?.message ?? source.message;
   // URLs first: removing a literal secret inside one would leave the rest of it unrecognisable.
-  let message = (typeof rawMessage === 'string' ? rawMessage : String(error)).replace(URL_PATTERN, '[url]').replace(KEY_VALUE_SECRET, '$1=[redacted]');
+  let message = (typeof rawMessage === 'string' ? rawMessage : String(error))
+    .replace(URL_PATTERN, '[url]')
+    .replace(KEY_VALUE_SECRET, '$1=[redacted]');
   for (const secret of secrets) {
     if (secret.length >= 3) message = message.split(secret).join('[redacted]');
   }

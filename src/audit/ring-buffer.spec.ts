@@ -11,30 +11,35 @@ const op: fc.Arbitrary<Op> = fc.oneof(
 describe('RingBuffer', () => {
   it('behaves like a FIFO queue bounded by count and bytes, evicting exactly the oldest items', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 20 }), fc.integer({ min: 40, max: 200 }), fc.array(op, { maxLength: 300 }), (capacity, maxBytes, ops) => {
-        const ring = new RingBuffer<number>({ capacity, maxBytes });
-        const model: { id: number; bytes: number }[] = [];
-        let next = 0;
-        for (const o of ops) {
-          if (o.kind === 'shift') {
-            expect(ring.shift()).toBe(model.shift()?.id);
-          } else {
-            const id = next++;
-            const expectedEvictions: number[] = [];
-            while (model.length > 0 && (model.length === capacity || model.reduce((s, m) => s + m.bytes, 0) + o.bytes > maxBytes)) {
-              expectedEvictions.push(model.shift()!.id);
+      fc.property(
+        fc.integer({ min: 1, max: 20 }),
+        fc.integer({ min: 40, max: 200 }),
+        fc.array(op, { maxLength: 300 }),
+        (capacity, maxBytes, ops) => {
+          const ring = new RingBuffer<number>({ capacity, maxBytes });
+          const model: { id: number; bytes: number }[] = [];
+          let next = 0;
+          for (const o of ops) {
+            if (o.kind === 'shift') {
+              expect(ring.shift()).toBe(model.shift()?.id);
+            } else {
+              const id = next++;
+              const expectedEvictions: number[] = [];
+              while (model.length > 0 && (model.length === capacity || model.reduce((s, m) => s + m.bytes, 0) + o.bytes > maxBytes)) {
+                expectedEvictions.push(model.shift()!.id);
+              }
+              model.push({ id, bytes: o.bytes });
+              const evicted = ring.push(id, o.bytes);
+              expect(evicted).toEqual(expectedEvictions);
             }
-            model.push({ id, bytes: o.bytes });
-            const evicted = ring.push(id, o.bytes);
-            expect(evicted).toEqual(expectedEvictions);
+            expect(ring.size).toBeLessThanOrEqual(capacity);
+            expect(ring.bytes).toBeLessThanOrEqual(maxBytes);
+            expect(ring.bytes).toBe(model.reduce((s, m) => s + m.bytes, 0));
+            expect(ring.toArray()).toEqual(model.map((m) => m.id));
+            expect(ring.peek()).toBe(model[0]?.id);
           }
-          expect(ring.size).toBeLessThanOrEqual(capacity);
-          expect(ring.bytes).toBeLessThanOrEqual(maxBytes);
-          expect(ring.bytes).toBe(model.reduce((s, m) => s + m.bytes, 0));
-          expect(ring.toArray()).toEqual(model.map((m) => m.id));
-          expect(ring.peek()).toBe(model[0]?.id);
-        }
-      }),
+        },
+      ),
     );
   });
 
@@ -45,7 +50,9 @@ describe('RingBuffer', () => {
         let evicted = 0;
         for (let i = 0; i < pushes; i += 1) evicted += ring.push(i, 1).length;
         expect(evicted).toBe(Math.max(0, pushes - capacity));
-        expect(ring.toArray()).toEqual(Array.from({ length: Math.min(capacity, pushes) }, (_, k) => pushes - Math.min(capacity, pushes) + k));
+        expect(ring.toArray()).toEqual(
+          Array.from({ length: Math.min(capacity, pushes) }, (_, k) => pushes - Math.min(capacity, pushes) + k),
+        );
       }),
     );
   });

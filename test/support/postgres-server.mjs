@@ -10,8 +10,9 @@ const pg = new EmbeddedPostgres({
   password,
   persistent: false,
   createPostgresUser: true,
-  // Test data need no crash safety: skip the flushes that make a 2-core machine wait on disk.
-  postgresFlags: ['-c', 'fsync=off', '-c', 'full_page_writes=off', '-c', 'synchronous_commit=off'],
+  // The suites kill the postmaster, never the machine: commits must survive a process crash
+  // (so synchronous_commit stays on), but need not reach the disk platter.
+  postgresFlags: ['-c', 'fsync=off', '-c', 'full_page_writes=off'],
   onLog: () => {},
   onError: () => {},
 });

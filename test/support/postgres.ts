@@ -36,7 +36,10 @@ export class TestPostgres {
     const dir = join('/tmp', `audit-test-pg-${process.pid}-${randomBytes(4).toString('hex')}`);
     const port = await freePort();
     const password = `pw-${randomBytes(6).toString('hex')}`;
-    const child = fork(join(__dirname, 'postgres-server.mjs'), [JSON.stringify({ dir, port, password })], { stdio: 'ignore', serialization: 'json' });
+    const child = fork(join(__dirname, 'postgres-server.mjs'), [JSON.stringify({ dir, port, password })], {
+      stdio: 'ignore',
+      serialization: 'json',
+    });
     await new Promise<void>((resolve, reject) => {
       child.once('message', () => resolve());
       child.once('error', reject);
