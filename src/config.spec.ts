@@ -12,13 +12,14 @@ describe('loadConfig', () => {
         AUDIT_WRITE_TIMEOUT_MS: '1500',
         AUDIT_RETRY_BACKOFF_MS: '250',
         AUDIT_RETRY_BACKOFF_MAX_MS: '10000',
+        AUDIT_HTTP: 'false',
       }),
     ).toEqual({
       port: 8080,
       databaseUrl: 'postgres://u:p@h/app',
       auditDatabaseUrl: 'postgresql://u:p@h/audit',
       sentryDsn: 'https://key@o1.ingest.example/1',
-      audit: { bufferSize: 5000, writeTimeoutMs: 1500, retryBackoffMs: 250, retryBackoffMaxMs: 10000 },
+      audit: { bufferSize: 5000, writeTimeoutMs: 1500, retryBackoffMs: 250, retryBackoffMaxMs: 10000, auditHttp: false },
     });
     expect(loadConfig({})).toMatchObject({ port: 3000, databaseUrl: undefined, sentryDsn: undefined, audit: { bufferSize: undefined } });
   });
@@ -31,6 +32,7 @@ describe('loadConfig', () => {
     ['AUDIT_WRITE_TIMEOUT_MS', '-5'],
     ['AUDIT_RETRY_BACKOFF_MS', '1.5'],
     ['AUDIT_RETRY_BACKOFF_MAX_MS', 'soon'],
+    ['AUDIT_HTTP', 'off'],
     ['DATABASE_URL', 'mysql://u:p@h/db'],
     ['AUDIT_DATABASE_URL', 'not a url'],
     ['SENTRY_DSN', 'ftp://x'],

@@ -11,6 +11,7 @@ export interface AppConfig {
     writeTimeoutMs?: number;
     retryBackoffMs?: number;
     retryBackoffMaxMs?: number;
+    auditHttp?: boolean;
   };
 }
 
@@ -38,6 +39,7 @@ export function loadConfig(env: Env): AppConfig {
       writeTimeoutMs: integer(env, 'AUDIT_WRITE_TIMEOUT_MS', 1, 600_000),
       retryBackoffMs: integer(env, 'AUDIT_RETRY_BACKOFF_MS', 1, 3_600_000),
       retryBackoffMaxMs: integer(env, 'AUDIT_RETRY_BACKOFF_MAX_MS', 1, 86_400_000),
+      auditHttp: flag(env, 'AUDIT_HTTP'),
     },
   };
 }
@@ -55,6 +57,13 @@ function integer(env: Env, name: string, min: number, max: number): number | und
     throw new ConfigError(`Environment variable ${name} must be an integer from ${min} to ${max}, got "${value}"`);
   }
   return parsed;
+}
+
+function flag(env: Env, name: string): boolean | undefined {
+  const value = present(env, name);
+  if (value === undefined) return undefined;
+  if (value !== 'true' && value !== 'false') throw new ConfigError(`Environment variable ${name} must be true or false, got "${value}"`);
+  return value === 'true';
 }
 
 function postgresUrl(env: Env, name: string): string | undefined {

@@ -13,6 +13,14 @@ const KEY_VALUE_SECRET = /\b(password|passwd|pwd|user|username|host|hostaddr)\s*
 const HOST_PORT = /\b(?:\d{1,3}(?:\.\d{1,3}){3}|\[[0-9a-f:]+\]|[a-z0-9-]+(?:\.[a-z0-9-]+)+):\d{2,5}\b/gi;
 const MAX_MESSAGE = 300;
 
+/** What to do about the failures an operator can fix from the message alone. */
+const HINTS: Record<string, string> = {
+  '42P01': 'run the CreateAuditLog migration',
+  '42501': 'GRANT INSERT, SELECT ON audit_log to the application role',
+  '28P01': 'check the audit database credentials',
+  '3D000': 'the audit database does not exist',
+};
+
 /**
  * Reduces any error to a code and a message without connection strings, credentials, hosts,
  * query text or parameters. `secrets` are literal strings (host, user, password of the
@@ -36,7 +44,8 @@ export function sanitizeDbError(error: unknown, secrets: readonly string[]): San
     if (secret.length >= 3) message = message.split(secret).join('[redacted]');
   }
   message = message.replace(HOST_PORT, '[host]').replace(/[\r\n]+/g, ' ');
-  return { code, message: message.length > MAX_MESSAGE ? `${message.slice(0, MAX_MESSAGE)}…` : message };
+  if (message.length > MAX_MESSAGE) message = `${message.slice(0, MAX_MESSAGE)}…`;
+  return { code, message: HINTS[code] ? `${message} (${HINTS[code]})` : message };
 }
 
 /** The literal connection secrets of TypeORM DataSource options, for {@link sanitizeDbError}. */
