@@ -13,13 +13,25 @@ describe('loadConfig', () => {
         AUDIT_RETRY_BACKOFF_MS: '250',
         AUDIT_RETRY_BACKOFF_MAX_MS: '10000',
         AUDIT_HTTP: 'false',
+        AUDIT_MODE: 'sync',
+        AUDIT_SPOOL_DIR: '/var/spool/audit',
+        AUDIT_SPOOL_MAX_BYTES: '1048576',
       }),
     ).toEqual({
       port: 8080,
       databaseUrl: 'postgres://u:p@h/app',
       auditDatabaseUrl: 'postgresql://u:p@h/audit',
       sentryDsn: 'https://key@o1.ingest.example/1',
-      audit: { bufferSize: 5000, writeTimeoutMs: 1500, retryBackoffMs: 250, retryBackoffMaxMs: 10000, auditHttp: false },
+      audit: {
+        bufferSize: 5000,
+        writeTimeoutMs: 1500,
+        retryBackoffMs: 250,
+        retryBackoffMaxMs: 10000,
+        auditHttp: false,
+        mode: 'sync',
+        spoolDir: '/var/spool/audit',
+        spoolMaxBytes: 1048576,
+      },
     });
     expect(loadConfig({})).toMatchObject({ port: 3000, databaseUrl: undefined, sentryDsn: undefined, audit: { bufferSize: undefined } });
   });
@@ -33,6 +45,8 @@ describe('loadConfig', () => {
     ['AUDIT_RETRY_BACKOFF_MS', '1.5'],
     ['AUDIT_RETRY_BACKOFF_MAX_MS', 'soon'],
     ['AUDIT_HTTP', 'off'],
+    ['AUDIT_MODE', 'eventually'],
+    ['AUDIT_SPOOL_MAX_BYTES', '10'],
     ['DATABASE_URL', 'mysql://u:p@h/db'],
     ['AUDIT_DATABASE_URL', 'not a url'],
     ['SENTRY_DSN', 'ftp://x'],

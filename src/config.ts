@@ -12,6 +12,9 @@ export interface AppConfig {
     retryBackoffMs?: number;
     retryBackoffMaxMs?: number;
     auditHttp?: boolean;
+    mode?: 'async' | 'sync';
+    spoolDir?: string;
+    spoolMaxBytes?: number;
   };
 }
 
@@ -40,6 +43,9 @@ export function loadConfig(env: Env): AppConfig {
       retryBackoffMs: integer(env, 'AUDIT_RETRY_BACKOFF_MS', 1, 3_600_000),
       retryBackoffMaxMs: integer(env, 'AUDIT_RETRY_BACKOFF_MAX_MS', 1, 86_400_000),
       auditHttp: flag(env, 'AUDIT_HTTP'),
+      mode: oneOf(env, 'AUDIT_MODE', ['async', 'sync'] as const),
+      spoolDir: present(env, 'AUDIT_SPOOL_DIR'),
+      spoolMaxBytes: integer(env, 'AUDIT_SPOOL_MAX_BYTES', 1024 * 1024, 1024 ** 4),
     },
   };
 }
@@ -57,6 +63,14 @@ function integer(env: Env, name: string, min: number, max: number): number | und
     throw new ConfigError(`Environment variable ${name} must be an integer from ${min} to ${max}, got "${value}"`);
   }
   return parsed;
+}
+
+function oneOf<T extends string>(env: Env, name: string, values: readonly T[]): T | undefined {
+  const value = present(env, name);
+  if (value === undefined) return undefined;
+  if (!(values as readonly string[]).includes(value))
+    throw new ConfigError(`Environment variable ${name} must be one of ${values.join(', ')}, got "${value}"`);
+  return value as T;
 }
 
 function flag(env: Env, name: string): boolean | undefined {

@@ -11,8 +11,12 @@ export type UserIdExtractor = (request: unknown) => string | undefined;
  * AuditModule.forRoot({ bufferSize: 5000, writeTimeoutMs: 1000, userIdFrom: (req) => req.user?.id });
  */
 export interface AuditModuleOptions {
-  /** `async`: requests never wait for the audit write (the only mode this release implements). */
-  mode?: 'async';
+  /**
+   * `async`: requests never wait for the audit write. `sync`: the interceptor holds the response
+   * until the entry is durable (committed, or fsynced to the spool), at most `writeTimeoutMs`
+   * plus the spool write.
+   */
+  mode?: 'async' | 'sync';
   /** Entries the in-memory ring keeps while the database is down (FIFO eviction). */
   bufferSize?: number;
   /** Upper bound of the ring's memory, in bytes of serialized entries. */
@@ -33,6 +37,16 @@ export interface AuditModuleOptions {
   userIdFrom?: UserIdExtractor;
   /** Register the interceptor that audits every POST, PUT, PATCH and DELETE (default true). */
   auditHttp?: boolean;
+  /**
+   * A local directory for the durable spool: entries evicted from the ring, left at shutdown, or
+   * (in sync mode) refused by the database are appended there, fsynced, and replayed on start-up
+   * and on recovery. Off (`null`) by default.
+   */
+  spoolDir?: string | null;
+  /** Total size of the spool; past it, entries are dropped with a count and a line. */
+  spoolMaxBytes?: number;
+  /** Size at which a spool segment file is closed and a new one begun. */
+  spoolSegmentBytes?: number;
 }
 
 /** Options after defaults and validation. */
@@ -51,6 +65,9 @@ export const AUDIT_DEFAULTS: Readonly<ResolvedAuditOptions> = Object.freeze({
   redactKeys: ['password', 'passwd', 'secret', 'token', 'authorization', 'cookie', 'apikey', 'api_key', 'credential', 'private_key'],
   userIdFrom: defaultUserId,
   auditHttp: true,
+  spoolDir: null,
+  spoolMaxBytes: 1024 ** 3,
+  spoolSegmentBytes: 8 * 1024 * 1024,
 });
 
 const INTEGER_LIMITS: Record<string, [min: number, max: number]> = {
@@ -61,6 +78,8 @@ const INTEGER_LIMITS: Record<string, [min: number, max: number]> = {
   batchSize: [1, 4000],
   retryBackoffMs: [1, 3_600_000],
   retryBackoffMaxMs: [1, 86_400_000],
+  spoolMaxBytes: [1024 * 1024, 1024 ** 4],
+  spoolSegmentBytes: [64 * 1024, 1024 ** 3],
 };
 
 /**
@@ -78,7 +97,7 @@ export function resolveAuditOptions(input: AuditModuleOptions | undefined): Reso
   }
   const options = { ...AUDIT_DEFAULTS, ...raw } as ResolvedAuditOptions;
 
-  if (options.mode !== 'async') throw AuditConfigError.invalidOption('mode', "'async'", options.mode);
+  if (options.mode !== 'async' && options.mode !== 'sync') throw AuditConfigError.invalidOption('mode', "'async' or 'sync'", options.mode);
   for (const [key, [min, max]] of Object.entries(INTEGER_LIMITS)) {
     const value = (options as unknown as Record<string, unknown>)[key];
     if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
@@ -103,6 +122,9 @@ export function resolveAuditOptions(input: AuditModuleOptions | undefined): Reso
   }
   if (typeof options.auditHttp !== 'boolean') {
     throw AuditConfigError.invalidOption('auditHttp', 'a boolean', options.auditHttp);
+  }
+  if (options.spoolDir !== null && (typeof options.spoolDir !== 'string' || options.spoolDir.trim() === '')) {
+    throw AuditConfigError.invalidOption('spoolDir', 'a directory path or null', options.spoolDir);
   }
   return Object.freeze({ ...options, redactKeys: [...options.redactKeys] });
 }

@@ -18,3 +18,6 @@ export const SENTRY_FINGERPRINT = ['audit-db-write-failed'];
 
 /** Sentry fingerprint of the recovery report sent when an outage ends. */
 export const SENTRY_RECOVERY_FINGERPRINT = ['audit-db-recovered'];
+
+/** Sentry fingerprint of the report sent when entries are dropped (spool full or failing). */
+export const SENTRY_DROPPED_FINGERPRINT = ['audit-entries-dropped'];

@@ -9,8 +9,9 @@ import {
 } from '@nestjs/common';
 import { HTTP_CODE_METADATA } from '@nestjs/common/constants';
 import { Reflector } from '@nestjs/core';
-import { type Observable, tap } from 'rxjs';
+import { catchError, concatMap, Observable, tap } from 'rxjs';
 import { deriveAction } from './audit-action';
+import { runInAuditContext } from './audit-context';
 import { type AuditOutcome } from './audit-entry';
 import { type ResolvedAuditOptions } from './audit-options';
 import { AUDIT_OPTIONS, AUDITED_METADATA, MUTATING_METHODS } from './audit.constants';
@@ -31,7 +32,9 @@ interface HttpRequest {
 
 /**
  * Audits every POST, PUT, PATCH and DELETE handled by a controller, after the handler, on success
- * and on failure, without delaying the response. Registered globally by `AuditModule`.
+ * and on failure. In async mode the response does not wait; in sync mode it waits until the entry
+ * is durable (never failing because of the audit). A request whose handler wrote its own row with
+ * `AuditService.record()` gets no second one. Registered globally by `AuditModule`.
  *
  * @example
  * // Registered for you; disable it with AuditModule.forRoot({ auditHttp: false }).
@@ -50,21 +53,46 @@ export class AuditInterceptor implements NestInterceptor {
     if (!MUTATING_METHODS.has(request.method)) return next.handle();
 
     const started = performance.now();
-    let recorded = false;
-    const record = (outcome: AuditOutcome, statusCode: number, result?: unknown, error?: unknown) => {
-      if (recorded) return;
-      recorded = true;
-      this.record(context, request, { outcome, statusCode, result, error, durationMs: performance.now() - started });
-    };
     const successCode =
       this.reflector.get<number | undefined>(HTTP_CODE_METADATA, context.getHandler()) ??
       (request.method === 'POST' ? HttpStatus.CREATED : HttpStatus.OK);
-    return next.handle().pipe(
+    let requestContext = { recordedAtomically: false };
+    // The handler runs when subscribed to: subscribing inside the context lets AuditService.record() mark it.
+    const handled = new Observable<unknown>((subscriber) => {
+      let subscription: { unsubscribe(): void } | undefined;
+      requestContext = runInAuditContext(() => (subscription = next.handle().subscribe(subscriber)));
+      return () => subscription?.unsubscribe();
+    });
+    const audit = (outcome: AuditOutcome, statusCode: number, result?: unknown, error?: unknown): Promise<void> => {
+      if (outcome === 'success' && requestContext.recordedAtomically) return Promise.resolve();
+      return this.record(context, request, { outcome, statusCode, result, error, durationMs: performance.now() - started });
+    };
+    const failureCode = (error: unknown) => (error instanceof HttpException ? error.getStatus() : HttpStatus.INTERNAL_SERVER_ERROR);
+
+    if (this.options.mode === 'sync') {
+      // The response waits until the entry is durable; log() never rejects, so it never fails the request.
+      return handled.pipe(
+        concatMap(async (result) => {
+          await audit('success', successCode, result);
+          return result;
+        }),
+        catchError(async (error: unknown) => {
+          await audit('failure', failureCode(error), undefined, error);
+          throw error;
+        }),
+      );
+    }
+    let audited = false;
+    const once = (outcome: AuditOutcome, statusCode: number, result?: unknown, error?: unknown) => {
+      if (audited) return;
+      audited = true;
+      void audit(outcome, statusCode, result, error);
+    };
+    return handled.pipe(
       tap({
-        next: (result) => record('success', successCode, result),
-        complete: () => record('success', successCode),
-        error: (error: unknown) =>
-          record('failure', error instanceof HttpException ? error.getStatus() : HttpStatus.INTERNAL_SERVER_ERROR, undefined, error),
+        next: (result) => once('success', successCode, result),
+        complete: () => once('success', successCode),
+        error: (error: unknown) => once('failure', failureCode(error), undefined, error),
       }),
     );
   }
@@ -73,14 +101,14 @@ export class AuditInterceptor implements NestInterceptor {
     context: ExecutionContext,
     request: HttpRequest,
     outcome: { outcome: AuditOutcome; statusCode: number; result?: unknown; error?: unknown; durationMs: number },
-  ): void {
+  ): Promise<void> {
     const meta = this.reflector.getAllAndOverride<AuditedMetadata | undefined>(AUDITED_METADATA, [
       context.getHandler(),
       context.getClass(),
     ]);
     const controller = context.getClass().name;
     const error = outcome.error as { name?: unknown; message?: unknown } | undefined;
-    void this.audit.log({
+    return this.audit.log({
       action: meta?.action ?? deriveAction(controller, context.getHandler().name),
       entityType: meta?.entityType ?? controller.replace(/Controller$/, ''),
       entityId: asId(safely(() => entityId(meta, request, outcome.result))),

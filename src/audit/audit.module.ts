@@ -10,6 +10,7 @@ import { AUDIT_MODULE_OPTIONS, AuditConfigurableModule } from './audit.module-de
 import { AuditService } from './audit.service';
 import { RingBuffer } from './ring-buffer';
 import { AuditReporter, ConsoleSink, SentryReporter } from './sinks';
+import { AuditSpool, FileSpool } from './spool';
 
 /**
  * Failsafe audit logging: `AuditService`, the ring buffer, the stderr and Sentry sinks, the
@@ -33,6 +34,14 @@ import { AuditReporter, ConsoleSink, SentryReporter } from './sinks';
       useFactory: (options: ResolvedAuditOptions) => new RingBuffer({ capacity: options.bufferSize, maxBytes: options.bufferMaxBytes }),
       inject: [AUDIT_OPTIONS],
     },
+    {
+      provide: AuditSpool,
+      useFactory: (options: ResolvedAuditOptions) =>
+        options.spoolDir
+          ? FileSpool.open(options.spoolDir, { maxBytes: options.spoolMaxBytes, segmentBytes: options.spoolSegmentBytes })
+          : null,
+      inject: [AUDIT_OPTIONS],
+    },
     { provide: AuditReporter, useClass: SentryReporter },
     ConsoleSink,
     AuditService,
@@ -41,6 +50,6 @@ import { AuditReporter, ConsoleSink, SentryReporter } from './sinks';
     AuditCoverage,
     { provide: APP_INTERCEPTOR, useExisting: AuditInterceptor },
   ],
-  exports: [AuditService, DbHealthIndicator, AuditBuffer],
+  exports: [AuditService, DbHealthIndicator, AuditBuffer, AuditSpool],
 })
 export class AuditModule extends AuditConfigurableModule {}

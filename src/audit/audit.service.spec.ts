@@ -6,6 +6,7 @@ import { resolveAuditOptions, type AuditModuleOptions } from './audit-options';
 import { AuditService } from './audit.service';
 import { RingBuffer } from './ring-buffer';
 import { type AuditEventName, type AuditReporter, type ConsoleSink } from './sinks';
+import { type AuditSpool } from './spool';
 
 type Outcome = 'ok' | 'fail' | 'hang';
 
@@ -47,7 +48,7 @@ function jumpPastCoolDown(): void {
   jest.spyOn(Date, 'now').mockReturnValue(now);
 }
 
-function setup(options: AuditModuleOptions = {}) {
+function setup(options: AuditModuleOptions = {}, spool: AuditSpool | null = null) {
   const resolved = resolveAuditOptions({ retryBackoffMs: 20, retryBackoffMaxMs: 40, writeTimeoutMs: 200, ...options });
   const repository = new FakeRepository();
   const events: { event: AuditEventName; fields: Record<string, unknown> }[] = [];
@@ -55,9 +56,9 @@ function setup(options: AuditModuleOptions = {}) {
     emit: (event: AuditEventName, _level: string, fields: Record<string, unknown>) =>
       events.push({ event, fields: { ...fields, emittedAt: Date.now() } }),
   } as unknown as ConsoleSink;
-  const reporter = { writeFailed: jest.fn(), recovered: jest.fn() } satisfies AuditReporter;
+  const reporter = { writeFailed: jest.fn(), recovered: jest.fn(), entriesDropped: jest.fn() } satisfies AuditReporter;
   const buffer = new RingBuffer<never>({ capacity: resolved.bufferSize, maxBytes: resolved.bufferMaxBytes });
-  const service = new AuditService(resolved, repository as unknown as Repository<AuditLog>, buffer, reporter, console);
+  const service = new AuditService(resolved, repository as unknown as Repository<AuditLog>, buffer, spool, reporter, console);
   services.push(service);
   const of = (event: AuditEventName) => events.filter((e) => e.event === event).map((e) => e.fields);
   return { service, repository, reporter, of };

@@ -1,23 +1,28 @@
-import { type BeforeApplicationShutdown, Inject, Injectable, Logger } from '@nestjs/common';
-import { type Repository } from 'typeorm';
-import { AuditBuffer, type BufferedEntry } from './audit-buffer';
+import { type BeforeApplicationShutdown, Inject, Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
+import { type EntityManager, type Repository } from 'typeorm';
+import { AuditBuffer } from './audit-buffer';
+import { markRecordedAtomically } from './audit-context';
 import { type AuditEntry, AuditEntryNormalizer, type AuditRecord } from './audit-entry';
+import { AuditFallback, lineContext } from './audit-fallback';
 import { type AuditLog } from './audit-log.entity';
 import { type ResolvedAuditOptions } from './audit-options';
 import { AUDIT_OPTIONS, AUDIT_REPOSITORY } from './audit.constants';
 import { AuditWriter } from './audit.writer';
 import { connectionSecrets, type SanitizedDbError, sanitizeDbError } from './db-error';
 import { AUDIT_EVENTS, AuditReporter, ConsoleSink, type WriteFailureReport } from './sinks';
+import { AuditSpool } from './spool';
 
-/** `up`: writing to the database; `down`: buffering; `half-open`: one entry is trying the database. */
+/** `up`: writing to the database; `down`: buffering; `half-open`: one try is testing the database. */
 export type AuditState = 'up' | 'down' | 'half-open';
 
-/** What the health indicator and operators see. */
+/** What the health indicator and operators see. `spooled`/`spoolBytes` only with a spool. */
 export interface AuditStatus {
   state: AuditState;
   buffered: number;
   bufferedBytes: number;
   dropped: number;
+  spooled?: number;
+  spoolBytes?: number;
   downSince: string | null;
   lastError: SanitizedDbError | null;
 }
@@ -32,46 +37,47 @@ interface Pending {
 const MAX_CONCURRENT_BATCHES = 2;
 
 /**
- * Records audit entries and keeps them safe when the database is not. `log()` never rejects and,
- * in async mode, nobody waits on it. While up, concurrent entries share one multi-row INSERT.
- * The first failed or timed-out write turns the service `down`: entries then go to the ring
- * buffer and to one stderr line each, and Sentry hears of every failed attempt. After a cool-down
- * (exponential backoff with jitter) the next entry tries the database (`half-open`), or, when no
- * entry comes, the oldest buffered batch does; when the try commits, the service is `up` again and
- * flushes the buffer in batches, exactly once per entry.
+ * Records audit entries and keeps them safe when the database is not. `log()` never rejects.
+ * While up, concurrent entries share one multi-row INSERT (group commit). The first failed or
+ * timed-out write turns the service `down`: entries then go to the ring buffer and to one stderr
+ * line each (or, in sync mode with a spool, straight to the fsynced spool), and Sentry hears of
+ * every failed attempt. After a cool-down (exponential backoff with jitter) the next entry, or the
+ * oldest buffered batch when none comes, tries the database (`half-open`); when the try commits,
+ * the service is `up` again and flushes the ring, then the spool, in batches, once per entry.
  *
  * @example
  * await auditService.log({ action: 'nda_created', entityType: 'NDA', entityId: id, userId });
  */
 @Injectable()
-export class AuditService implements BeforeApplicationShutdown {
+export class AuditService implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger = new Logger('AuditModule');
   private readonly normalizer: AuditEntryNormalizer;
   private readonly writer: AuditWriter;
+  private readonly fallback: AuditFallback;
   private readonly secrets: string[];
   private state: AuditState = 'up';
   private queue: Pending[] = [];
   private readonly inFlight = new Set<Promise<void>>();
   private pumpScheduled = false;
   private flushing: Promise<void> | undefined;
-  private seq = 0;
   private consecutiveFailures = 0;
   private retryAt = 0;
   private retryTimer: NodeJS.Timeout | undefined;
   private downSince: Date | null = null;
   private lastError: SanitizedDbError | null = null;
-  private dropped = 0;
   private outage = { failedAttempts: 0, dropped: 0, flushed: 0 };
 
   constructor(
     @Inject(AUDIT_OPTIONS) private readonly options: ResolvedAuditOptions,
     @Inject(AUDIT_REPOSITORY) repository: Repository<AuditLog>,
-    @Inject(AuditBuffer) private readonly buffer: AuditBuffer,
+    @Inject(AuditBuffer) buffer: AuditBuffer,
+    @Inject(AuditSpool) spool: AuditSpool | null,
     @Inject(AuditReporter) private readonly reporter: AuditReporter,
     private readonly console: ConsoleSink,
   ) {
     this.normalizer = new AuditEntryNormalizer(options.redactKeys, options.maxEntryBytes);
     this.writer = new AuditWriter(repository, options.writeTimeoutMs);
+    this.fallback = new AuditFallback(buffer, spool, console, reporter, (n) => (this.outage.dropped += n));
     this.secrets = connectionSecrets(repository.manager?.connection?.options);
   }
 
@@ -81,8 +87,9 @@ export class AuditService implements BeforeApplicationShutdown {
   }
 
   /**
-   * Records one entry. Resolves once the entry has a home (committed, or buffered with its stderr
-   * line); never rejects.
+   * Records one entry. Resolves once the entry has a home: committed; or, when the database does
+   * not take it, buffered with its stderr line (in sync mode with a spool: fsynced to the spool).
+   * Never rejects.
    */
   log(entry: AuditEntry): Promise<void> {
     return new Promise<void>((settle) => {
@@ -97,32 +104,56 @@ export class AuditService implements BeforeApplicationShutdown {
     });
   }
 
+  /**
+   * Writes the entry inside the caller's transaction, so the mutation and its audit row commit or
+   * roll back together; the interceptor then writes no second row for the request. Unlike `log()`,
+   * it rejects when the insert fails (and so fails the caller's transaction). The audit table
+   * must be reachable through `manager`, i.e. in the same database.
+   *
+   * @example
+   * await dataSource.transaction(async (manager) => {
+   *   const nda = await manager.save(Nda, input);
+   *   await auditService.record({ action: 'nda_created', entityType: 'NDA', entityId: nda.id }, { manager });
+   * });
+   */
+  async record(entry: AuditEntry, { manager }: { manager: EntityManager }): Promise<AuditRecord> {
+    const { record } = this.normalizer.normalize(entry);
+    await this.writer.insertWith(manager, [record]);
+    markRecordedAtomically();
+    return record;
+  }
+
   /** A snapshot for health checks and diagnostics. */
   status(): AuditStatus {
+    const { buffer, spool } = this.fallback;
     return {
       state: this.state,
-      buffered: this.buffer.size,
-      bufferedBytes: this.buffer.bytes,
-      dropped: this.dropped,
+      buffered: buffer.size,
+      bufferedBytes: buffer.bytes,
+      dropped: this.fallback.dropped,
+      ...(spool ? { spooled: spool.entries, spoolBytes: spool.bytes } : {}),
       downSince: this.downSince?.toISOString() ?? null,
       lastError: this.lastError,
     };
   }
 
-  /** Drains the writer queue and the buffer to the database while it can; says what it could not. */
+  /** Entries spooled by an earlier run are replayed as soon as the app is up. */
+  onApplicationBootstrap(): void {
+    if ((this.fallback.spool?.entries ?? 0) > 0) void this.flush();
+  }
+
+  /** Drains the writer queue and the ring to the database while it can; the rest to the spool. */
   async beforeApplicationShutdown(): Promise<void> {
     clearTimeout(this.retryTimer);
     await this.settleWrites();
-    if (this.buffer.size > 0) {
-      if (this.state !== 'up') this.state = 'up';
-      await this.flush();
+    if (this.fallback.buffer.size > 0) {
+      // One last try, whatever the cool-down says; the spool keeps for the next start.
+      this.state = this.state === 'down' ? 'half-open' : this.state;
+      await this.flush({ withSpool: false });
       await this.settleWrites();
     }
-    let entry: BufferedEntry | undefined;
-    while ((entry = this.buffer.shift()) !== undefined) {
-      this.dropped += 1;
-      this.console.emit(AUDIT_EVENTS.dropped, 'error', { ...context(entry.record), reason: 'shutdown', error: this.lastError });
-    }
+    await this.fallback.evacuate(this.lastError);
+    await this.fallback.spool?.close();
   }
 
   private route(pending: Pending): void {
@@ -132,7 +163,7 @@ export class AuditService implements BeforeApplicationShutdown {
     } else if (this.state === 'down' && Date.now() >= this.retryAt) {
       this.probe(pending);
     } else {
-      this.keep(pending);
+      this.park([pending]);
     }
   }
 
@@ -154,7 +185,7 @@ export class AuditService implements BeforeApplicationShutdown {
           () => batch.forEach((p) => p.settle()),
           (error: unknown) => {
             this.failed(error, 'write', batch[0].record, batch.length);
-            batch.forEach((p) => this.keep(p));
+            this.park(batch);
           },
         ),
       );
@@ -172,51 +203,86 @@ export class AuditService implements BeforeApplicationShutdown {
         },
         (error: unknown) => {
           this.failed(error, 'probe', pending.record, 1);
-          this.keep(pending);
+          this.park([pending]);
         },
       ),
     );
   }
 
-  private flush(): Promise<void> {
-    this.flushing ??= this.runFlush().finally(() => (this.flushing = undefined));
-    return this.flushing;
+  /** Entries the database did not take: to the ring, or in sync mode with a spool, to the spool. */
+  private park(pendings: Pending[]): void {
+    if (this.options.mode === 'sync' && this.fallback.spool) {
+      void this.fallback
+        .toSpool(
+          pendings.map((p) => p.record),
+          'sync',
+        )
+        .finally(() => pendings.forEach((p) => p.settle()));
+      return;
+    }
+    for (const p of pendings) {
+      this.fallback.keep(p.record, p.bytes, this.lastError);
+      p.settle();
+    }
   }
 
   /** With no new entry to try the database, the oldest buffered batch is the half-open try. */
   private retryBuffered(): void {
-    if (this.state !== 'down' || this.buffer.size === 0) return;
+    if (this.state !== 'down' || (this.fallback.buffer.size === 0 && (this.fallback.spool?.entries ?? 0) === 0)) return;
     this.state = 'half-open';
     void this.flush();
   }
 
-  /** Writes the buffer oldest first; in `half-open` its first batch is the try that decides. */
-  private async runFlush(): Promise<void> {
-    while ((this.state === 'up' || this.state === 'half-open') && this.buffer.size > 0) {
-      const batch = this.buffer.peekMany(this.options.batchSize);
+  private flush(options: { withSpool?: boolean } = {}): Promise<void> {
+    this.flushing ??= this.runFlush(options.withSpool ?? true).finally(() => (this.flushing = undefined));
+    return this.flushing;
+  }
+
+  /** Writes the ring oldest first, then replays the spool; in `half-open` the first batch decides. */
+  private async runFlush(withSpool: boolean): Promise<void> {
+    const live = () => this.state === 'up' || this.state === 'half-open';
+    while (live() && this.fallback.buffer.size > 0) {
+      const batch = this.fallback.peek(this.options.batchSize);
+      if (!(await this.flushBatch(batch.map((b) => b.record)))) return;
+      this.outage.flushed += this.fallback.release(batch[batch.length - 1].seq);
+    }
+    const spool = this.fallback.spool;
+    if (withSpool && spool && spool.entries > 0 && live()) {
       try {
-        await this.writer.insert(batch.map((b) => b.record));
-      } catch (error) {
-        const attempt = this.state === 'half-open' ? 'probe' : 'flush';
-        this.failed(error, attempt, batch[0].record, batch.length);
-        if (attempt === 'flush') {
-          this.console.emit(AUDIT_EVENTS.flushFailed, 'error', {
-            ...context(batch[0].record),
-            error: this.lastError,
-            remaining: this.buffer.size,
-          });
-        }
+        this.outage.flushed += await spool.replay(
+          async (records) => {
+            if (!(await this.flushBatch(records))) throw new Error('spool replay stopped');
+          },
+          this.options.batchSize,
+          (rejection) => this.fallback.rejected(rejection),
+        );
+      } catch {
+        // flushBatch has reported the failure; the segment stays for the next recovery.
         return;
       }
-      if (this.state === 'half-open') this.up();
-      // Entries may have been evicted meanwhile: remove exactly those up to this batch's last seq.
-      const lastSeq = batch[batch.length - 1].seq;
-      while ((this.buffer.peek()?.seq ?? Infinity) <= lastSeq) {
-        this.buffer.shift();
-        this.outage.flushed += 1;
-      }
     }
-    if (this.state === 'up' && this.buffer.size === 0 && this.downSince) this.recovered();
+    if (this.state === 'half-open') this.up();
+    if (this.state === 'up' && this.fallback.buffer.size === 0 && this.downSince) this.recovered();
+  }
+
+  /** One flush insert; on failure the service is down again and the batch stays where it was. */
+  private async flushBatch(records: AuditRecord[]): Promise<boolean> {
+    try {
+      await this.writer.insert(records);
+    } catch (error) {
+      const attempt = this.state === 'half-open' ? 'probe' : 'flush';
+      this.failed(error, attempt, records[0], records.length);
+      if (attempt === 'flush') {
+        this.console.emit(AUDIT_EVENTS.flushFailed, 'error', {
+          ...lineContext(records[0]),
+          error: this.lastError,
+          remaining: this.fallback.buffer.size,
+        });
+      }
+      return false;
+    }
+    if (this.state === 'half-open') this.up();
+    return true;
   }
 
   private up(): void {
@@ -244,18 +310,19 @@ export class AuditService implements BeforeApplicationShutdown {
     clearTimeout(this.retryTimer);
     this.retryTimer = setTimeout(() => this.retryBuffered(), this.retryAt - Date.now()).unref();
     this.outage.failedAttempts += 1;
+    const context = lineContext(first);
     this.console.emit(AUDIT_EVENTS.dbWriteFailed, 'error', {
-      ...context(first),
+      ...context,
       attempt,
       entries,
       error: this.lastError,
       retryAt: new Date(this.retryAt).toISOString(),
     });
-    const report = { ...context(first), error: this.lastError, attempt, entries, buffered: this.buffer.size };
+    const report = { ...context, error: this.lastError, attempt, entries, buffered: this.fallback.buffer.size };
     this.alert(() => this.reporter.writeFailed(report));
     const queued = this.queue;
     this.queue = [];
-    queued.forEach((p) => this.keep(p));
+    this.park(queued);
   }
 
   /** Exponential backoff with "equal jitter": half the delay fixed, half random. */
@@ -263,22 +330,6 @@ export class AuditService implements BeforeApplicationShutdown {
     const exponent = Math.max(0, this.consecutiveFailures - 1);
     const delay = Math.min(this.options.retryBackoffMaxMs, this.options.retryBackoffMs * 2 ** Math.min(exponent, 30));
     return delay / 2 + Math.random() * (delay / 2);
-  }
-
-  private keep(pending: Pending): void {
-    const evicted = this.buffer.push({ seq: ++this.seq, record: pending.record }, pending.bytes);
-    for (const old of evicted) {
-      this.dropped += 1;
-      this.outage.dropped += 1;
-      this.console.emit(AUDIT_EVENTS.evicted, 'error', { ...context(old.record), reason: 'buffer_full', dropped: this.dropped });
-    }
-    this.console.emit(AUDIT_EVENTS.buffered, 'warn', {
-      ...context(pending.record),
-      error: this.lastError,
-      buffered: this.buffer.size,
-      entry: pending.record,
-    });
-    pending.settle();
   }
 
   /** A failing alert sink must not cost an entry or a state change. */
@@ -304,8 +355,4 @@ export class AuditService implements BeforeApplicationShutdown {
       await Promise.allSettled([...this.inFlight, this.flushing]);
     }
   }
-}
-
-function context(record: AuditRecord) {
-  return { auditId: record.id, action: record.action, entityType: record.entityType, entityId: record.entityId, userId: record.userId };
 }

@@ -1,4 +1,4 @@
-import { type Repository } from 'typeorm';
+import { type EntityManager, type Repository } from 'typeorm';
 import { type AuditRecord } from './audit-entry';
 import { type AuditLog } from './audit-log.entity';
 import { WRITE_TIMEOUT_CODE } from './db-error';
@@ -28,14 +28,18 @@ const COLUMNS = [
  * await new AuditWriter(repository, 2000).insert(records); // rejects on failure or timeout
  */
 export class AuditWriter {
+  private readonly table: string;
+
   constructor(
     private readonly repository: Repository<AuditLog>,
     private readonly timeoutMs: number,
-  ) {}
+  ) {
+    this.table = quoteTablePath(repository.metadata.tablePath);
+  }
 
   async insert(records: readonly AuditRecord[]): Promise<void> {
     if (records.length === 0) return;
-    const { sql, parameters } = this.buildInsert(records);
+    const { sql, parameters } = buildAuditInsert(this.table, records);
     const settings = `SET LOCAL statement_timeout = ${this.timeoutMs}; SET LOCAL lock_timeout = ${this.timeoutMs}`;
     const write = this.repository.manager.transaction(async (manager) => {
       await manager.query(settings);
@@ -44,33 +48,57 @@ export class AuditWriter {
     await withTimeout(write, this.timeoutMs);
   }
 
-  private buildInsert(records: readonly AuditRecord[]): { sql: string; parameters: unknown[] } {
-    const parameters: unknown[] = [];
-    const rows = records.map((r) => {
-      parameters.push(
-        r.id,
-        r.occurredAt,
-        r.action,
-        r.entityType,
-        r.entityId,
-        r.userId,
-        r.outcome,
-        r.ip,
-        r.userAgent,
-        r.requestId,
-        json(r.changes),
-        json(r.metadata),
-      );
-      const base = parameters.length - COLUMNS.length;
-      return `(${COLUMNS.map((_, i) => `$${base + i + 1}`).join(', ')})`;
-    });
-    const table = this.repository.metadata.tablePath
-      .split('.')
-      .map((part) => `"${part.replaceAll('"', '""')}"`)
-      .join('.');
-    const sql = `INSERT INTO ${table} (${COLUMNS.join(', ')}) VALUES ${rows.join(', ')} ON CONFLICT (id) DO NOTHING`;
-    return { sql, parameters };
+  /** Inserts inside the caller's transaction: no timeout of its own, and failures reject. */
+  async insertWith(manager: EntityManager, records: readonly AuditRecord[]): Promise<void> {
+    const { sql, parameters } = buildAuditInsert(this.table, records);
+    await manager.query(sql, parameters);
   }
+}
+
+/**
+ * The multi-row insert of `records`; with `returning`, the ids really inserted come back (the
+ * ones already present do not).
+ *
+ * @example
+ * const { sql, parameters } = buildAuditInsert('"audit_log"', records, { returning: true });
+ */
+export function buildAuditInsert(
+  table: string,
+  records: readonly AuditRecord[],
+  options: { returning?: boolean } = {},
+): { sql: string; parameters: unknown[] } {
+  const parameters: unknown[] = [];
+  const rows = records.map((r) => {
+    parameters.push(
+      r.id,
+      r.occurredAt,
+      r.action,
+      r.entityType,
+      r.entityId,
+      r.userId,
+      r.outcome,
+      r.ip,
+      r.userAgent,
+      r.requestId,
+      json(r.changes),
+      json(r.metadata),
+    );
+    const base = parameters.length - COLUMNS.length;
+    return `(${COLUMNS.map((_, i) => `$${base + i + 1}`).join(', ')})`;
+  });
+  const returning = options.returning ? ' RETURNING id' : '';
+  return {
+    sql: `INSERT INTO ${table} (${COLUMNS.join(', ')}) VALUES ${rows.join(', ')} ON CONFLICT (id) DO NOTHING${returning}`,
+    parameters,
+  };
+}
+
+/** `schema.table` → `"schema"."table"`. */
+export function quoteTablePath(path: string): string {
+  return path
+    .split('.')
+    .map((part) => `"${part.replaceAll('"', '""')}"`)
+    .join('.');
 }
 
 function json(value: unknown): string | null {

@@ -13,4 +13,13 @@ export { type AuditState, type AuditStatus, AuditService } from './audit.service
 export { Audited, type AuditedOptions, type EntityIdSource } from './audited.decorator';
 export { type SanitizedDbError } from './db-error';
 export { RingBuffer } from './ring-buffer';
-export { AUDIT_EVENTS, AuditReporter, type AuditEventName, type RecoveryReport, type WriteFailureReport } from './sinks';
+export {
+  AUDIT_EVENTS,
+  AuditReporter,
+  type AuditEventLine,
+  type AuditEventName,
+  type DropReport,
+  type RecoveryReport,
+  type WriteFailureReport,
+} from './sinks';
+export { AuditSpool, FileSpool, type SpoolAppendResult, type SpoolRejection } from './spool';

@@ -21,15 +21,23 @@ export interface RecoveryReport {
   downForMs: number;
 }
 
+/** Entries that left the module without reaching the table (spool full or failing, shutdown without spool). */
+export interface DropReport {
+  count: number;
+  reason: string;
+  action: string;
+}
+
 /**
  * Injection token and interface of the alerting sink. The default reports to Sentry through
  * `@sentry/nestjs` (a no-op until `Sentry.init()` has run).
  *
  * @example
- * { provide: AuditReporter, useValue: { writeFailed: (r) => pager.send(r), recovered: () => {} } }
+ * { provide: AuditReporter, useValue: { writeFailed: (r) => pager.send(r), recovered: () => {}, entriesDropped: (r) => pager.send(r) } }
  */
 export const AuditReporter = Symbol('AUDIT:REPORTER');
 export interface AuditReporter {
   writeFailed(report: WriteFailureReport): void;
   recovered(report: RecoveryReport): void;
+  entriesDropped(report: DropReport): void;
 }

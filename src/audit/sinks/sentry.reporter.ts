@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import * as Sentry from '@sentry/nestjs';
-import { SENTRY_FINGERPRINT, SENTRY_RECOVERY_FINGERPRINT } from '../audit.constants';
-import { type AuditReporter, type RecoveryReport, type WriteFailureReport } from './audit-reporter';
+import { SENTRY_DROPPED_FINGERPRINT, SENTRY_FINGERPRINT, SENTRY_RECOVERY_FINGERPRINT } from '../audit.constants';
+import { type AuditReporter, type DropReport, type RecoveryReport, type WriteFailureReport } from './audit-reporter';
 
 /** The error sent to Sentry: only the sanitized message, never the driver's error object. */
 export class AuditDbWriteError extends Error {
@@ -32,6 +32,15 @@ export class SentryReporter implements AuditReporter {
       tags: { 'audit.action': report.action, 'audit.entity_type': report.entityType ?? 'none', 'audit.error_code': error.code },
       contexts: { audit: { ...context, errorCode: error.code } },
       user: report.userId ? { id: report.userId } : undefined,
+    });
+  }
+
+  entriesDropped(report: DropReport): void {
+    Sentry.captureMessage(`Audit entries dropped: ${report.count} (${report.reason})`, {
+      level: 'warning',
+      fingerprint: SENTRY_DROPPED_FINGERPRINT,
+      tags: { 'audit.action': report.action, 'audit.drop_reason': report.reason },
+      contexts: { audit: { ...report } },
     });
   }
 

@@ -1,0 +1,51 @@
+import { copyFileSync, existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { DataSource } from 'typeorm';
+import { CreateAuditLog1732700000000 } from '../../src/audit';
+import { TestPostgres } from '../../test/support/postgres';
+
+/** The repository root, from both `bench/support` (ts-node, jest) and `bench/dist/bench/support`. */
+export const REPO_ROOT = resolve(__dirname, existsSync(resolve(__dirname, '../../package.json')) ? '../..' : '../../../..');
+
+/**
+ * Starts an embedded PostgreSQL with the test suites' harness. Compiled into `bench/dist`, the
+ * harness looks for its helper script beside itself, so the script is copied there first.
+ *
+ * @example
+ * const pg = await startPostgres();
+ * try { … } finally { await pg.stop(); }
+ */
+export async function startPostgres(): Promise<TestPostgres> {
+  const harnessDir = resolve(__dirname, '../../test/support');
+  const helper = join(harnessDir, 'postgres-server.mjs');
+  if (!existsSync(helper)) copyFileSync(join(REPO_ROOT, 'test/support/postgres-server.mjs'), helper);
+  return TestPostgres.start();
+}
+
+/**
+ * Creates database `name` with an empty `audit_log` (the module's own migration) and returns its
+ * URL. Each measured run gets a fresh one: the table's triggers refuse TRUNCATE.
+ *
+ * @example
+ * const url = await freshAuditDatabase(pg, 'tp_raw');
+ */
+export async function freshAuditDatabase(pg: TestPostgres, name: string): Promise<string> {
+  await pg.createDatabase(name);
+  const url = pg.url(name);
+  const dataSource = new DataSource({ type: 'postgres', url, migrations: [CreateAuditLog1732700000000], logging: false });
+  await dataSource.initialize();
+  try {
+    await dataSource.runMigrations();
+  } finally {
+    await dataSource.destroy();
+  }
+  return url;
+}
+
+/** Rows in `audit_log` of database `name`. */
+export async function countRows(pg: TestPostgres, name: string): Promise<number> {
+  const [row] = await pg.query<{ n: string }>('SELECT count(*) AS n FROM audit_log', [], name);
+  return Number(row.n);
+}
+
+export { TestPostgres };

@@ -1,0 +1,95 @@
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { type AuditRecord } from '../audit-entry';
+import { AUDIT_EVENTS } from '../sinks';
+import { decodeSpoolLine, isAuditRecord, type LineRejection } from '../spool';
+
+/** A line that looked like an audit entry but could not be accepted. */
+export interface ReplayRejection {
+  file: string;
+  line: number;
+  reason: LineRejection;
+}
+
+/** Everything found in the inputs: the records (each id once), and what was not taken. */
+export interface ReplaySource {
+  records: AuditRecord[];
+  duplicates: number;
+  rejected: ReplayRejection[];
+  /** Lines that are not audit entries (other events, other logs). */
+  skipped: number;
+}
+
+const CARRIERS = new Set<string>([AUDIT_EVENTS.buffered, AUDIT_EVENTS.spooled]);
+
+/**
+ * Reads spool segments and CloudWatch Logs exports of the module's stderr (raw JSON lines,
+ * `<timestamp> <json>` lines as in an S3 export, `{"message": "<json>"}` lines, or the
+ * `{"events": [{"message": …}]}` document of `aws logs filter-log-events`) and collects the
+ * entries carried by spool lines and by `audit.buffered` / `audit.spooled` lines.
+ *
+ * @example
+ * const { records, rejected } = await readReplaySource(['/var/spool/audit', 'export.log']);
+ */
+export async function readReplaySource(paths: readonly string[]): Promise<ReplaySource> {
+  const source: ReplaySource = { records: [], duplicates: 0, rejected: [], skipped: 0 };
+  const seen = new Set<string>();
+  for (const file of await expand(paths)) {
+    const text = await readFile(file, 'utf8');
+    const whole = parseJson(text.trim());
+    const lines: string[] = isEventsDocument(whole) ? whole.events.map((e) => String(e.message)) : text.split('\n');
+    const last = lines.length - 1;
+    lines.forEach((line, index) => {
+      if (line.trim() === '') return;
+      const found = entryOf(line);
+      if (found === 'skip') source.skipped += 1;
+      else if ('rejected' in found) {
+        // An unterminated last line of a spool segment is a write torn by a crash.
+        const torn = index === last && !text.endsWith('\n') && found.rejected === 'bad_json';
+        source.rejected.push({ file, line: index + 1, reason: torn ? 'torn_line' : found.rejected });
+      } else if (seen.has(found.record.id)) source.duplicates += 1;
+      else {
+        seen.add(found.record.id);
+        source.records.push(found.record);
+      }
+    });
+  }
+  return source;
+}
+
+function entryOf(line: string): { record: AuditRecord } | { rejected: LineRejection } | 'skip' {
+  const start = line.indexOf('{');
+  if (start < 0) return 'skip';
+  const parsed = parseJson(line.slice(start));
+  if (parsed === undefined) return { rejected: 'bad_json' };
+  const object = parsed as { sum?: unknown; entry?: unknown; event?: unknown; message?: unknown };
+  if (typeof object.sum === 'string' && 'entry' in object) return decodeSpoolLine(line.slice(start));
+  if (typeof object.message === 'string') return entryOf(object.message);
+  if (typeof object.event !== 'string' || !CARRIERS.has(object.event) || object.entry === undefined) return 'skip';
+  return isAuditRecord(object.entry) ? { record: object.entry } : { rejected: 'bad_entry' };
+}
+
+async function expand(paths: readonly string[]): Promise<string[]> {
+  const files: string[] = [];
+  for (const path of paths) {
+    if ((await stat(path)).isDirectory()) {
+      const names = (await readdir(path)).filter((n) => n.endsWith('.ndjson') || n.endsWith('.log') || n.endsWith('.json')).sort();
+      files.push(...names.map((n) => join(path, n)));
+    } else {
+      files.push(path);
+    }
+  }
+  return files;
+}
+
+function isEventsDocument(value: unknown): value is { events: { message?: unknown }[] } {
+  return !!value && typeof value === 'object' && Array.isArray((value as { events?: unknown }).events);
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,46 @@
+import { type AuditRecord } from '../audit-entry';
+import { type LineRejection } from './spool-line';
+
+/** What an append kept (durably, fsynced) and what it had to refuse, and why. */
+export interface SpoolAppendResult {
+  kept: AuditRecord[];
+  dropped: AuditRecord[];
+  /** `spool_full`, or `spool_error: …` when the disk refused the write. */
+  error?: string;
+}
+
+/** A spool line that replay could not accept. */
+export interface SpoolRejection {
+  file: string;
+  line: number;
+  reason: LineRejection;
+  /** The start of the line, for the operator. */
+  text: string;
+}
+
+/**
+ * Injection token and interface of the durable spool; `null` under this token when no `spoolDir`
+ * is configured. The default is a {@link FileSpool}.
+ *
+ * @example
+ * constructor(@Inject(AuditSpool) private readonly spool: AuditSpool | null) {}
+ */
+export const AuditSpool = Symbol('AUDIT:SPOOL');
+export interface AuditSpool {
+  /** Entries on disk. */
+  readonly entries: number;
+  /** Bytes on disk. */
+  readonly bytes: number;
+  /** Appends and fsyncs; resolves (never rejects) once the kept records are durable. */
+  append(records: AuditRecord[]): Promise<SpoolAppendResult>;
+  /**
+   * Inserts every closed segment's records through `insert`, oldest first, and deletes a segment
+   * once all its batches committed. Rejects (keeping the segment) when an insert fails.
+   */
+  replay(
+    insert: (records: AuditRecord[]) => Promise<void>,
+    batchSize: number,
+    onRejected: (rejection: SpoolRejection) => void,
+  ): Promise<number>;
+  close(): Promise<void>;
+}

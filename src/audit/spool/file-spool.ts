@@ -1,0 +1,178 @@
+import { type FileHandle, mkdir, open, readdir, readFile, stat, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { type AuditRecord } from '../audit-entry';
+import { type AuditSpool, type SpoolAppendResult, type SpoolRejection } from './audit-spool';
+import { decodeSpoolLine, encodeSpoolLine } from './spool-line';
+
+const SEGMENT = /^audit-\d{13}-\d{6}\.ndjson$/;
+
+interface PendingAppend {
+  records: AuditRecord[];
+  resolve: (result: SpoolAppendResult) => void;
+}
+
+/**
+ * The durable spool on local disk: append-only NDJSON segment files (0600, in a 0700 directory),
+ * one checksummed record a line, fsynced before an append resolves. Concurrent appends share one
+ * write and one fsync. Segments rotate by size; past `maxBytes` in all, records are refused.
+ *
+ * @example
+ * const spool = await FileSpool.open('/var/lib/app/audit-spool', { maxBytes: 1 << 30, segmentBytes: 8 << 20 });
+ * await spool.append([record]); // { kept: [record], dropped: [] }
+ */
+export class FileSpool implements AuditSpool {
+  private readonly segments = new Map<string, { bytes: number; lines: number }>();
+  private current: { name: string; handle: FileHandle } | undefined;
+  private pending: PendingAppend[] = [];
+  private drainScheduled = false;
+  private chain: Promise<unknown> = Promise.resolve();
+  private replaying: Promise<number> | undefined;
+  private counter = 0;
+
+  private constructor(
+    readonly dir: string,
+    private readonly maxBytes: number,
+    private readonly segmentBytes: number,
+  ) {}
+
+  /** Opens (creating if needed) the spool directory and takes stock of the segments already there. */
+  static async open(dir: string, limits: { maxBytes: number; segmentBytes: number }): Promise<FileSpool> {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    const spool = new FileSpool(dir, limits.maxBytes, limits.segmentBytes);
+    for (const name of (await readdir(dir)).filter((n) => SEGMENT.test(n)).sort()) {
+      const text = await readFile(join(dir, name), 'utf8');
+      spool.segments.set(name, { bytes: Buffer.byteLength(text), lines: text.split('\n').filter((l) => l !== '').length });
+    }
+    return spool;
+  }
+
+  get entries(): number {
+    return [...this.segments.values()].reduce((sum, s) => sum + s.lines, 0);
+  }
+
+  get bytes(): number {
+    return [...this.segments.values()].reduce((sum, s) => sum + s.bytes, 0);
+  }
+
+  append(records: AuditRecord[]): Promise<SpoolAppendResult> {
+    if (records.length === 0) return Promise.resolve({ kept: [], dropped: [] });
+    return new Promise((resolve) => {
+      this.pending.push({ records, resolve });
+      if (this.drainScheduled) return;
+      this.drainScheduled = true;
+      void this.serial(() => this.drain());
+    });
+  }
+
+  async replay(
+    insert: (records: AuditRecord[]) => Promise<void>,
+    batchSize: number,
+    onRejected: (rejection: SpoolRejection) => void,
+  ): Promise<number> {
+    this.replaying ??= this.runReplay(insert, batchSize, onRejected).finally(() => (this.replaying = undefined));
+    return this.replaying;
+  }
+
+  async close(): Promise<void> {
+    await this.serial(() => this.closeSegment());
+  }
+
+  private async runReplay(
+    insert: (records: AuditRecord[]) => Promise<void>,
+    batchSize: number,
+    onRejected: (r: SpoolRejection) => void,
+  ): Promise<number> {
+    // Appends from now on go to a new segment; the ones listed here are closed and stay so.
+    await this.serial(() => this.closeSegment());
+    let replayed = 0;
+    for (const name of [...this.segments.keys()].sort()) {
+      if (name === this.current?.name) continue;
+      const path = join(this.dir, name);
+      const lines = (await readFile(path, 'utf8')).split('\n');
+      const torn = lines.pop();
+      const records: AuditRecord[] = [];
+      lines.forEach((line, index) => {
+        const decoded = decodeSpoolLine(line);
+        if ('record' in decoded) records.push(decoded.record);
+        else onRejected({ file: path, line: index + 1, reason: decoded.rejected, text: line.slice(0, 512) });
+      });
+      if (torn) onRejected({ file: path, line: lines.length + 1, reason: 'torn_line', text: torn.slice(0, 512) });
+      for (let i = 0; i < records.length; i += batchSize) await insert(records.slice(i, i + batchSize));
+      await unlink(path);
+      this.segments.delete(name);
+      replayed += records.length;
+    }
+    return replayed;
+  }
+
+  private async drain(): Promise<void> {
+    this.drainScheduled = false;
+    const batch = this.pending;
+    this.pending = [];
+    let room = this.maxBytes - this.bytes;
+    let text = '';
+    let lines = 0;
+    const results = batch.map(({ records }) => {
+      const result: SpoolAppendResult = { kept: [], dropped: [] };
+      for (const record of records) {
+        const line = encodeSpoolLine(record);
+        const size = Buffer.byteLength(line);
+        if (size > room) {
+          result.dropped.push(record);
+          result.error = 'spool_full';
+          continue;
+        }
+        room -= size;
+        text += line;
+        lines += 1;
+        result.kept.push(record);
+      }
+      return result;
+    });
+    if (lines > 0) {
+      try {
+        const { name, handle } = await this.segment();
+        await handle.write(text);
+        await handle.sync();
+        const stats = this.segments.get(name) ?? { bytes: 0, lines: 0 };
+        this.segments.set(name, { bytes: stats.bytes + Buffer.byteLength(text), lines: stats.lines + lines });
+      } catch (error) {
+        const reason = `spool_error: ${(error as Error).message}`;
+        for (const result of results) {
+          result.dropped.push(...result.kept);
+          result.kept = [];
+          result.error = reason;
+        }
+        await this.closeSegment().catch(() => undefined);
+      }
+    }
+    batch.forEach(({ resolve }, i) => resolve(results[i]));
+  }
+
+  /** The open segment, rotated when it has reached `segmentBytes`. */
+  private async segment(): Promise<{ name: string; handle: FileHandle }> {
+    if (this.current && (this.segments.get(this.current.name)?.bytes ?? 0) >= this.segmentBytes) await this.closeSegment();
+    if (this.current) return this.current;
+    const name = `audit-${String(Date.now()).padStart(13, '0')}-${String(this.counter++ % 1_000_000).padStart(6, '0')}.ndjson`;
+    const handle = await open(join(this.dir, name), 'a', 0o600);
+    // The new file's directory entry must survive a crash too.
+    const directory = await open(this.dir, 'r');
+    await directory.sync().finally(() => directory.close());
+    this.segments.set(name, { bytes: (await stat(join(this.dir, name))).size, lines: 0 });
+    this.current = { name, handle };
+    return this.current;
+  }
+
+  private async closeSegment(): Promise<void> {
+    const current = this.current;
+    this.current = undefined;
+    await current?.handle.close();
+  }
+
+  /** File operations run one at a time, in order. */
+  private serial<T>(operation: () => Promise<T>): Promise<T> {
+    const result = this.chain.then(operation);
+    this.chain = result.catch(() => undefined);
+    return result;
+  }
+}

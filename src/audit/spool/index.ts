@@ -1,0 +1,3 @@
+export { AuditSpool, type SpoolAppendResult, type SpoolRejection } from './audit-spool';
+export { FileSpool } from './file-spool';
+export { decodeSpoolLine, encodeSpoolLine, isAuditRecord, type LineRejection } from './spool-line';
