@@ -6,7 +6,10 @@ import { resolveAuditOptions, type AuditModuleOptions } from './audit-options';
 import { AuditService } from './audit.service';
 import { RingBuffer } from './ring-buffer';
 import { type AuditEventName, type AuditReporter, type ConsoleSink } from './sinks';
-import { type AuditSpool } from './spool';
+import { type AuditSpool, FileSpool } from './spool';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 type Outcome = 'ok' | 'fail' | 'hang';
 
@@ -260,5 +263,72 @@ describe('AuditService', () => {
       expect.objectContaining({ entityId: 'nda-2', reason: 'shutdown' }),
     ]);
     expect(service.status()).toMatchObject({ buffered: 0, dropped: 2 });
+  });
+
+  describe('with a spool', () => {
+    let dir: string;
+    beforeEach(async () => (dir = await mkdtemp(join(tmpdir(), 'audit-spool-'))));
+    afterEach(() => rm(dir, { recursive: true, force: true }));
+
+    it('spools what the ring evicts, and replays it after the ring on recovery', async () => {
+      const spool = await FileSpool.open(dir, { maxBytes: 1024 * 1024, segmentBytes: 1024 * 1024 });
+      const { service, repository, of } = setup({ bufferSize: 3, retryBackoffMs: 60_000, retryBackoffMaxMs: 60_000 }, spool);
+      repository.behaviour = () => 'fail';
+      await Promise.all([1, 2, 3, 4, 5].map((n) => service.log(entry(n))));
+      await sleep(20);
+      expect(service.status()).toMatchObject({ buffered: 3, spooled: 2, dropped: 0 });
+      expect(of('audit.spooled').map((f) => [f.entityId, f.reason])).toEqual([
+        ['nda-1', 'evicted'],
+        ['nda-2', 'evicted'],
+      ]);
+      jumpPastCoolDown();
+      repository.behaviour = () => 'ok';
+      await service.log(entry(6));
+      await sleep(30);
+      expect(service.status()).toMatchObject({ state: 'up', buffered: 0, spooled: 0 });
+      expect(repository.committed.size).toBe(6);
+      expect(of('audit.recovered')).toEqual([expect.objectContaining({ flushed: 5, dropped: 0 })]);
+    });
+
+    it('in sync mode, resolves log() only once the entry the database refused is fsynced to the spool', async () => {
+      const spool = await FileSpool.open(dir, { maxBytes: 1024 * 1024, segmentBytes: 1024 * 1024 });
+      const { service, repository, of } = setup({ mode: 'sync', retryBackoffMs: 60_000, retryBackoffMaxMs: 60_000 }, spool);
+      repository.behaviour = () => 'fail';
+      await service.log(entry(1));
+      expect(spool.entries).toBe(1);
+      await service.log(entry(2));
+      expect(spool.entries).toBe(2);
+      expect(service.status().buffered).toBe(0);
+      expect(of('audit.spooled')[0]).toMatchObject({
+        entityId: 'nda-1',
+        reason: 'sync',
+        entry: expect.objectContaining({ entityId: 'nda-1' }),
+      });
+    });
+
+    it('puts the ring into the spool at shutdown when the database is still down', async () => {
+      const spool = await FileSpool.open(dir, { maxBytes: 1024 * 1024, segmentBytes: 1024 * 1024 });
+      const { service, repository, of } = setup({}, spool);
+      repository.behaviour = () => 'fail';
+      await Promise.all([1, 2, 3].map((n) => service.log(entry(n))));
+      await service.beforeApplicationShutdown();
+      expect((await FileSpool.open(dir, { maxBytes: 1024 * 1024, segmentBytes: 1024 * 1024 })).entries).toBe(3);
+      expect(of('audit.spooled').map((f) => f.reason)).toEqual(['shutdown', 'shutdown', 'shutdown']);
+      expect(of('audit.dropped')).toEqual([]);
+    });
+
+    it('drops what the full spool refuses, with a count, a line each and one alert', async () => {
+      const spool = await FileSpool.open(dir, { maxBytes: 700, segmentBytes: 1024 * 1024 });
+      const { service, repository, reporter, of } = setup({ bufferSize: 1, retryBackoffMs: 60_000, retryBackoffMaxMs: 60_000 }, spool);
+      repository.behaviour = () => 'fail';
+      for (let n = 1; n <= 6; n += 1) await service.log(entry(n));
+      await sleep(20);
+      const { spooled, dropped } = service.status();
+      expect(spooled! + dropped).toBe(5);
+      expect(dropped).toBeGreaterThan(0);
+      expect(of('audit.dropped')).toHaveLength(dropped);
+      expect(of('audit.dropped')[0]).toMatchObject({ reason: 'spool_full', action: 'nda_created' });
+      expect(reporter.entriesDropped).toHaveBeenCalledWith(expect.objectContaining({ reason: 'spool_full', count: 1 }));
+    });
   });
 });

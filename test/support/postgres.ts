@@ -71,6 +71,11 @@ export class TestPostgres {
     return this.call('start');
   }
 
+  /** Restarts the server if a test left it killed. */
+  async ensureRunning(): Promise<void> {
+    if (!(await this.accepts())) await this.restart();
+  }
+
   /** Runs one statement in a short-lived session. */
   async query<R extends object = Record<string, unknown>>(sql: string, params: unknown[] = [], database = 'postgres'): Promise<R[]> {
     const client = await this.connect(database);

@@ -36,7 +36,9 @@ async function main(paths: string[]): Promise<number> {
     await client.end();
   }
   const present = source.records.length - inserted + source.duplicates;
-  console.log(`replay: ${inserted} inserted, ${present} already present, ${source.rejected.length} rejected, ${source.skipped} other lines skipped`);
+  console.log(
+    `replay: ${inserted} inserted, ${present} already present, ${source.rejected.length} rejected, ${source.skipped} other lines skipped`,
+  );
   return source.rejected.length > 0 ? 1 : 0;
 }
 

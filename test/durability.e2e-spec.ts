@@ -1,0 +1,151 @@
+import { type INestApplication } from '@nestjs/common';
+import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import request from 'supertest';
+import { eventually, startExampleApp } from './support/app';
+import { TestPostgres } from './support/postgres';
+import { StderrCapture } from './support/stderr';
+
+// The durable spool and sync mode, with the example app on two real PostgreSQL servers (NDA data
+// and audit_log apart) and the audit one failing.
+describe('durability: spool and sync mode', () => {
+  let appDb: TestPostgres;
+  let auditDb: TestPostgres;
+  let spoolDir: string;
+  let stderr: StderrCapture;
+  let app: INestApplication<Server> | undefined;
+
+  const env = (extra: Record<string, string | undefined> = {}) => ({
+    DATABASE_URL: appDb.url(),
+    AUDIT_DATABASE_URL: auditDb.url(),
+    AUDIT_SPOOL_DIR: spoolDir,
+    AUDIT_WRITE_TIMEOUT_MS: '1000',
+    AUDIT_RETRY_BACKOFF_MS: '100',
+    AUDIT_RETRY_BACKOFF_MAX_MS: '200',
+    AUDIT_BUFFER_SIZE: undefined,
+    AUDIT_MODE: undefined,
+    SENTRY_DSN: undefined,
+    ...extra,
+  });
+  const start = async (extra: Record<string, string | undefined> = {}) => (app = await startExampleApp(env(extra)));
+  const stop = async () => {
+    await app?.close();
+    app = undefined;
+  };
+  const server = () => app!.getHttpServer();
+  const createNda = async (n: number) => {
+    const started = performance.now();
+    const response = await request(server())
+      .post('/ndas')
+      .send({ title: `NDA ${n}`, counterparty: 'Globex' });
+    expect(response.status).toBe(201);
+    return { id: (response.body as { id: string }).id, ms: performance.now() - started };
+  };
+  const health = async () => {
+    const body = (await request(server()).get('/health')).body as { details: { audit_db: Record<string, unknown> } };
+    return body.details.audit_db;
+  };
+  const rowsFor = async (ids: string[]) => {
+    const rows = await auditDb.query<{ entity_id: string; n: string }>(
+      'SELECT entity_id, count(*) AS n FROM audit_log WHERE entity_id = ANY($1) GROUP BY entity_id',
+      [ids],
+    );
+    return new Map(rows.map((r) => [r.entity_id, Number(r.n)]));
+  };
+  const expectEachOnce = async (ids: string[]) => {
+    const counts = await rowsFor(ids);
+    expect(ids.filter((id) => counts.get(id) !== 1)).toEqual([]);
+  };
+  const spooledLines = async () => {
+    const names = (await readdir(spoolDir)).filter((n) => n.endsWith('.ndjson'));
+    const texts = await Promise.all(names.map((n) => readFile(join(spoolDir, n), 'utf8')));
+    return texts.join('').split('\n').filter(Boolean);
+  };
+
+  beforeAll(async () => {
+    [appDb, auditDb] = await Promise.all([TestPostgres.start(), TestPostgres.start()]);
+    stderr = new StderrCapture();
+  }, 60_000);
+
+  beforeEach(async () => {
+    spoolDir = join(await mkdtemp(join(tmpdir(), 'audit-spool-e2e-')), 'spool');
+    stderr.clear();
+  });
+
+  afterEach(async () => {
+    await stop();
+    await auditDb.ensureRunning();
+    await rm(join(spoolDir, '..'), { recursive: true, force: true });
+  });
+
+  afterAll(async () => {
+    stderr?.restore();
+    await Promise.all([appDb?.stop(), auditDb?.stop()]);
+  }, 30_000);
+
+  it('async: what overflows the ring lands in the spool (0600), and recovery writes every entry once', async () => {
+    await start({ AUDIT_BUFFER_SIZE: '10' });
+    await auditDb.kill();
+    const sent = [];
+    for (let n = 0; n < 30; n += 1) sent.push(await createNda(n));
+    await eventually(async () => (await health()).spooled === 20, 5000, '20 spooled entries');
+    expect(await health()).toMatchObject({
+      state: expect.stringMatching(/down|half-open/),
+      buffered: 10,
+      spooled: 20,
+      dropped: 0,
+      spoolBytes: expect.any(Number),
+    });
+    expect(stderr.of('audit.evicted')).toHaveLength(20);
+    expect(stderr.of('audit.spooled').map((l) => l.entityId)).toEqual(sent.slice(0, 20).map((s) => s.id));
+    for (const name of await readdir(spoolDir)) expect((await stat(join(spoolDir, name))).mode & 0o777).toBe(0o600);
+
+    await auditDb.restart();
+    await eventually(async () => (await health()).state === 'up' && (await health()).spooled === 0, 10_000, 'recovery');
+    await expectEachOnce(sent.map((s) => s.id));
+    expect(await spooledLines()).toEqual([]);
+  });
+
+  it('async: app.close() with the database down puts every queued entry in the spool; the next start replays it', async () => {
+    await start();
+    await auditDb.kill();
+    const sent = [];
+    for (let n = 0; n < 5; n += 1) sent.push(await createNda(n));
+    await eventually(async () => (await health()).buffered === 5, 5000, 'five buffered entries');
+    await stop();
+    const lines = await spooledLines();
+    expect(lines).toHaveLength(5);
+    expect(stderr.of('audit.dropped')).toEqual([]);
+
+    await auditDb.restart();
+    await start();
+    await eventually(async () => (await health()).spooled === 0, 10_000, 'the start-up replay');
+    await expectEachOnce(sent.map((s) => s.id));
+  });
+
+  it('sync: the response goes out once the audit row is committed', async () => {
+    await start({ AUDIT_MODE: 'sync' });
+    for (let n = 0; n < 5; n += 1) {
+      const { id } = await createNda(n);
+      // No waiting: the row must already be there.
+      expect((await rowsFor([id])).get(id)).toBe(1);
+    }
+  });
+
+  it('sync: with the database down, the response goes out once the entry is fsynced to the spool, within the write timeout', async () => {
+    await start({ AUDIT_MODE: 'sync' });
+    await auditDb.kill();
+    try {
+      for (let n = 0; n < 5; n += 1) {
+        const { id, ms } = await createNda(n);
+        expect((await spooledLines()).some((line) => line.includes(id))).toBe(true);
+        expect(ms).toBeLessThan(1000 + 500);
+      }
+      expect(await health()).toMatchObject({ buffered: 0, spooled: 5 });
+    } finally {
+      await auditDb.restart();
+    }
+  });
+});
