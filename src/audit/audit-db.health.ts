@@ -21,15 +21,9 @@ export class DbHealthIndicator {
   isHealthy(key = 'audit_db'): HealthIndicatorResult {
     const indicator = this.indicators.check(key);
     const { state, buffered, dropped, spooled, spoolBytes, downSince, lastError } = this.audit.status();
-    const spool = spooled === undefined ? {} : { spooled, spoolBytes };
-    const details = {
-      state,
-      buffered,
-      dropped,
-      ...spool,
-      downSince,
-      lastError: lastError ? `${lastError.code}: ${lastError.message}` : null,
-    };
+    const details: Record<string, string | number | null> = { state, buffered, dropped };
+    if (spooled !== undefined) Object.assign(details, { spooled, spoolBytes });
+    Object.assign(details, { downSince, lastError: lastError ? `${lastError.code}: ${lastError.message}` : null });
     return state === 'up' ? indicator.up(details) : indicator.down(details);
   }
 }
