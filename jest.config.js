@@ -9,5 +9,8 @@ module.exports = {
   },
   moduleFileExtensions: ['ts', 'js', 'json'],
   maxWorkers: 2,
+  // A fresh worker per test file: the Sentry SDK patches Node's module loader for the whole process,
+  // and a second suite initialising it in the same worker inherits the first one's torn-down hooks.
+  workerIdleMemoryLimit: '1MB',
   testTimeout: 60000,
 };

@@ -46,6 +46,9 @@ function databaseUrl(config: AppConfig): string {
         migrations: [CreateAuditLog1732700000000],
         migrationsTableName: 'audit_migrations',
         migrationsRun: true,
+        // The app starts while the audit database is unreachable: AuditModule connects it (and
+        // runs the migration) in the background, buffering entries meanwhile.
+        manualInitialization: true,
         extra: { max: 10, connectionTimeoutMillis: 5000 },
       }),
     }),

@@ -55,6 +55,13 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(`^Environment variable ${name} must be`));
   });
 
+  it('stops when the backoff cap is below the backoff, naming the variable', () => {
+    expect(() => loadConfig({ AUDIT_RETRY_BACKOFF_MS: '5000', AUDIT_RETRY_BACKOFF_MAX_MS: '1000' })).toThrow(
+      /^Environment variable AUDIT_RETRY_BACKOFF_MAX_MS must be at least/,
+    );
+    expect(loadConfig({ AUDIT_RETRY_BACKOFF_MS: '500', AUDIT_RETRY_BACKOFF_MAX_MS: '500' }).audit.retryBackoffMaxMs).toBe(500);
+  });
+
   it('does not echo a bad database URL, which may hold a password', () => {
     expect(() => loadConfig({ DATABASE_URL: 'mysql://u:hunter2@h/db' })).toThrow(/^(?!.*hunter2)/);
   });

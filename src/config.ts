@@ -32,7 +32,7 @@ type Env = Record<string, string | undefined>;
  * loadConfig({ PORT: '8080', AUDIT_BUFFER_SIZE: '5000' }).audit.bufferSize; // 5000
  */
 export function loadConfig(env: Env): AppConfig {
-  return {
+  const config: AppConfig = {
     port: integer(env, 'PORT', 1, 65535) ?? 3000,
     databaseUrl: postgresUrl(env, 'DATABASE_URL'),
     auditDatabaseUrl: postgresUrl(env, 'AUDIT_DATABASE_URL'),
@@ -48,6 +48,13 @@ export function loadConfig(env: Env): AppConfig {
       spoolMaxBytes: integer(env, 'AUDIT_SPOOL_MAX_BYTES', 1024 * 1024, 1024 ** 4),
     },
   };
+  const { retryBackoffMs = 1000, retryBackoffMaxMs } = config.audit;
+  if (retryBackoffMaxMs !== undefined && retryBackoffMaxMs < retryBackoffMs) {
+    throw new ConfigError(
+      `Environment variable AUDIT_RETRY_BACKOFF_MAX_MS must be at least the retry backoff (${retryBackoffMs}), got "${retryBackoffMaxMs}"`,
+    );
+  }
+  return config;
 }
 
 function present(env: Env, name: string): string | undefined {

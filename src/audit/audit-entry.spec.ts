@@ -106,6 +106,15 @@ describe('AuditEntryNormalizer', () => {
     });
   });
 
+  it('keeps a __proto__ key as data, redacting under it as anywhere else', () => {
+    const changes = JSON.parse('{"title":"t","__proto__":{"isAdmin":true,"password":"p"},"nested":[{"__proto__":"x"}]}') as unknown;
+    const { record } = normalizer.normalize({ action: 'a', changes });
+    expect(JSON.stringify(record.changes)).toBe(
+      '{"title":"t","__proto__":{"isAdmin":true,"password":"[REDACTED]"},"nested":[{"__proto__":"x"}]}',
+    );
+    expect(Object.getPrototypeOf(record.changes)).toBe(Object.prototype);
+  });
+
   it('never throws and never exceeds maxEntryBytes, marking what it truncated', () => {
     fc.assert(
       fc.property(

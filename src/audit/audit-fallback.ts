@@ -8,8 +8,14 @@ import { type AuditSpool, type SpoolRejection } from './spool';
 export type SpoolReason = 'evicted' | 'shutdown' | 'sync';
 
 /** The audit context every stderr line carries. */
-export function lineContext(record: AuditRecord) {
-  return { auditId: record.id, action: record.action, entityType: record.entityType, entityId: record.entityId, userId: record.userId };
+export function lineContext(record: AuditRecord | undefined) {
+  return {
+    auditId: record?.id ?? null,
+    action: record?.action ?? null,
+    entityType: record?.entityType ?? null,
+    entityId: record?.entityId ?? null,
+    userId: record?.userId ?? null,
+  };
 }
 
 /**

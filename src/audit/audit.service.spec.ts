@@ -127,6 +127,7 @@ describe('AuditService', () => {
     const probe = service.log(entry(3));
     expect(service.status().state).toBe('half-open');
     await service.log(entry(4));
+    await eventuallyTrue(() => release !== undefined, 1000);
     expect(repository.attempts).toHaveLength(2);
     repository.behaviour = () => 'ok';
     release('ok');
@@ -275,7 +276,7 @@ describe('AuditService', () => {
       const { service, repository, of } = setup({ bufferSize: 3, retryBackoffMs: 60_000, retryBackoffMaxMs: 60_000 }, spool);
       repository.behaviour = () => 'fail';
       await Promise.all([1, 2, 3, 4, 5].map((n) => service.log(entry(n))));
-      await sleep(20);
+      await eventuallyTrue(() => service.status().spooled === 2, 2000);
       expect(service.status()).toMatchObject({ buffered: 3, spooled: 2, dropped: 0 });
       expect(of('audit.spooled').map((f) => [f.entityId, f.reason])).toEqual([
         ['nda-1', 'evicted'],
@@ -284,7 +285,7 @@ describe('AuditService', () => {
       jumpPastCoolDown();
       repository.behaviour = () => 'ok';
       await service.log(entry(6));
-      await sleep(30);
+      await eventuallyTrue(() => service.status().spooled === 0 && of('audit.recovered').length === 1, 2000);
       expect(service.status()).toMatchObject({ state: 'up', buffered: 0, spooled: 0 });
       expect(repository.committed.size).toBe(6);
       expect(of('audit.recovered')).toEqual([expect.objectContaining({ flushed: 5, dropped: 0 })]);
@@ -322,7 +323,7 @@ describe('AuditService', () => {
       const { service, repository, reporter, of } = setup({ bufferSize: 1, retryBackoffMs: 60_000, retryBackoffMaxMs: 60_000 }, spool);
       repository.behaviour = () => 'fail';
       for (let n = 1; n <= 6; n += 1) await service.log(entry(n));
-      await sleep(20);
+      await eventuallyTrue(() => service.status().spooled! + service.status().dropped === 5, 2000);
       const { spooled, dropped } = service.status();
       expect(spooled! + dropped).toBe(5);
       expect(dropped).toBeGreaterThan(0);

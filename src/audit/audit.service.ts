@@ -63,6 +63,7 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
   private consecutiveFailures = 0;
   private retryAt = 0;
   private retryTimer: NodeJS.Timeout | undefined;
+  private shuttingDown = false;
   private downSince: Date | null = null;
   private lastError: SanitizedDbError | null = null;
   private outage = { failedAttempts: 0, dropped: 0, flushed: 0 };
@@ -137,13 +138,30 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
     };
   }
 
-  /** Entries spooled by an earlier run are replayed as soon as the app is up. */
+  /**
+   * Connects a DataSource the app left uninitialized (so that it could start while the audit
+   * database was unreachable), and replays entries spooled by an earlier run.
+   */
   onApplicationBootstrap(): void {
-    if ((this.fallback.spool?.entries ?? 0) > 0) void this.flush();
+    if (this.writer.connected) {
+      if ((this.fallback.spool?.entries ?? 0) > 0) void this.flush();
+      return;
+    }
+    // Entries logged meanwhile queue for the writer, whose inserts wait for the same connection.
+    this.writer.connectWithinTimeout().then(
+      () => {
+        if (!this.shuttingDown) void this.flush();
+      },
+      (error: unknown) => {
+        if (this.state === 'up' && !this.shuttingDown) this.failed(error, 'connect', undefined, 0);
+      },
+    );
   }
 
   /** Drains the writer queue and the ring to the database while it can; the rest to the spool. */
   async beforeApplicationShutdown(): Promise<void> {
+    // No retry may start after this: the DataSource is about to close.
+    this.shuttingDown = true;
     clearTimeout(this.retryTimer);
     await this.settleWrites();
     if (this.fallback.buffer.size > 0) {
@@ -226,10 +244,27 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
     }
   }
 
-  /** With no new entry to try the database, the oldest buffered batch is the half-open try. */
+  /** With no new entry to try the database, the oldest buffered batch (or a connection) is the try. */
   private retryBuffered(): void {
-    if (this.state !== 'down' || (this.fallback.buffer.size === 0 && (this.fallback.spool?.entries ?? 0) === 0)) return;
+    if (this.state !== 'down' || this.shuttingDown) return;
+    if (!this.writer.connected) {
+      void this.connect();
+    } else if (this.fallback.buffer.size > 0 || (this.fallback.spool?.entries ?? 0) > 0) {
+      this.state = 'half-open';
+      void this.flush();
+    }
+  }
+
+  /** The half-open try of a DataSource that never connected; entries meanwhile wait in the ring. */
+  private async connect(): Promise<void> {
     this.state = 'half-open';
+    try {
+      await this.writer.connectWithinTimeout();
+    } catch (error) {
+      this.failed(error, 'connect', undefined, 0);
+      return;
+    }
+    this.up();
     void this.flush();
   }
 
@@ -299,7 +334,7 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
     this.outage = { failedAttempts: 0, dropped: 0, flushed: 0 };
   }
 
-  private failed(error: unknown, attempt: WriteFailureReport['attempt'], first: AuditRecord, entries: number): void {
+  private failed(error: unknown, attempt: WriteFailureReport['attempt'], first: AuditRecord | undefined, entries: number): void {
     const wasUp = this.state === 'up';
     this.lastError = sanitizeDbError(error, this.secrets);
     // Concurrent batches failing together are one failure for the backoff.
@@ -308,7 +343,7 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
     this.downSince ??= new Date();
     this.retryAt = Date.now() + this.backoffMs();
     clearTimeout(this.retryTimer);
-    this.retryTimer = setTimeout(() => this.retryBuffered(), this.retryAt - Date.now()).unref();
+    if (!this.shuttingDown) this.retryTimer = setTimeout(() => this.retryBuffered(), this.retryAt - Date.now()).unref();
     this.outage.failedAttempts += 1;
     const context = lineContext(first);
     this.console.emit(AUDIT_EVENTS.dbWriteFailed, 'error', {

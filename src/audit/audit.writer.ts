@@ -23,35 +23,65 @@ const COLUMNS = [
  * NOTHING`, so a retried or replayed record never makes a second row. Each insert runs in its own
  * transaction with `statement_timeout` and `lock_timeout` set to the write timeout, and a timer
  * bounds the whole call (pool wait included): a locked table costs at most `timeoutMs`.
+ * A DataSource left uninitialized (TypeORM `manualInitialization`, so that the app can start while
+ * the audit database is unreachable) is initialized, with its migrations, by the first write.
  *
  * @example
  * await new AuditWriter(repository, 2000).insert(records); // rejects on failure or timeout
  */
 export class AuditWriter {
-  private readonly table: string;
+  private connecting: Promise<void> | undefined;
 
   constructor(
     private readonly repository: Repository<AuditLog>,
     private readonly timeoutMs: number,
-  ) {
-    this.table = quoteTablePath(repository.metadata.tablePath);
-  }
+  ) {}
 
   async insert(records: readonly AuditRecord[]): Promise<void> {
     if (records.length === 0) return;
-    const { sql, parameters } = buildAuditInsert(this.table, records);
     const settings = `SET LOCAL statement_timeout = ${this.timeoutMs}; SET LOCAL lock_timeout = ${this.timeoutMs}`;
-    const write = this.repository.manager.transaction(async (manager) => {
-      await manager.query(settings);
-      await manager.query(sql, parameters);
+    const write = this.connect().then(() => {
+      const { sql, parameters } = buildAuditInsert(this.table(), records);
+      return this.repository.manager.transaction(async (manager) => {
+        await manager.query(settings);
+        await manager.query(sql, parameters);
+      });
     });
     await withTimeout(write, this.timeoutMs);
   }
 
   /** Inserts inside the caller's transaction: no timeout of its own, and failures reject. */
   async insertWith(manager: EntityManager, records: readonly AuditRecord[]): Promise<void> {
-    const { sql, parameters } = buildAuditInsert(this.table, records);
+    const { sql, parameters } = buildAuditInsert(this.table(), records);
     await manager.query(sql, parameters);
+  }
+
+  /** False until the DataSource is initialized (by the app, or by {@link connect}, migrations included). */
+  get connected(): boolean {
+    const dataSource = this.repository.manager.connection;
+    // TypeORM marks a DataSource initialized before its migrations have run: the pending promise decides.
+    return !dataSource || (dataSource.isInitialized && this.connecting === undefined);
+  }
+
+  /** {@link connect}, bounded by the write timeout. */
+  connectWithinTimeout(): Promise<void> {
+    return withTimeout(this.connect(), this.timeoutMs);
+  }
+
+  /** Initializes the DataSource (running its migrations) if the app left that to the module. */
+  connect(): Promise<void> {
+    const dataSource = this.repository.manager.connection;
+    if (this.connecting) return this.connecting;
+    if (!dataSource || dataSource.isInitialized) return Promise.resolve();
+    this.connecting = dataSource
+      .initialize()
+      .then(() => undefined)
+      .finally(() => (this.connecting = undefined));
+    return this.connecting;
+  }
+
+  private table(): string {
+    return quoteTablePath(this.repository.metadata.tablePath);
   }
 }
 

@@ -68,17 +68,14 @@ function convert(value: unknown, isRedacted: (key: string) => boolean, seen: Wea
     const out: Record<string, unknown> = {};
     for (const key of Object.keys(object)) {
       const safeKey = safeString(key);
-      if (isRedacted(key)) {
-        out[safeKey] = REDACTED;
-        continue;
-      }
       let child: unknown;
       try {
-        child = (object as Record<string, unknown>)[key];
+        child = isRedacted(key) ? REDACTED : convert((object as Record<string, unknown>)[key], isRedacted, seen, depth + 1);
       } catch {
         child = '[Unreadable]';
       }
-      out[safeKey] = convert(child, isRedacted, seen, depth + 1);
+      // Defined, not assigned: a `__proto__` key is data here, not the object's prototype.
+      Object.defineProperty(out, safeKey, { value: child, enumerable: true, writable: true, configurable: true });
     }
     return out;
   } finally {

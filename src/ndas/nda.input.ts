@@ -41,6 +41,7 @@ function parseFields(body: unknown): UpdateNdaInput {
     const value = record[field];
     if (value === undefined) continue;
     if (typeof value !== 'string' || value.trim() === '') throw new BadRequestException(`"${field}" must be a non-empty string`);
+    if (value.includes('\u0000')) throw new BadRequestException(`"${field}" must not contain NUL characters`);
     if (value.length > MAX_LENGTH) throw new BadRequestException(`"${field}" must be at most ${MAX_LENGTH} characters`);
     input[field] = value;
   }

@@ -3,9 +3,10 @@ import { type SanitizedDbError } from '../db-error';
 /** Who and what a failed write was about; never the `changes` payload. */
 export interface WriteFailureReport {
   error: SanitizedDbError;
-  /** `write` (the batching writer), `probe` (half-open try) or `flush` (recovery flush). */
-  attempt: 'write' | 'probe' | 'flush';
-  action: string;
+  /** `write` (the batching writer), `probe` (half-open try), `flush` (recovery flush) or `connect` (first connection). */
+  attempt: 'write' | 'probe' | 'flush' | 'connect';
+  /** The first entry's action; null for a connection attempt with no entry. */
+  action: string | null;
   userId: string | null;
   entityType: string | null;
   entityId: string | null;

@@ -26,29 +26,52 @@ export class AuditDbWriteError extends Error {
 export class SentryReporter implements AuditReporter {
   writeFailed(report: WriteFailureReport): void {
     const { error, ...context } = report;
-    Sentry.captureException(new AuditDbWriteError(error.message, error.code), {
-      level: 'warning',
-      fingerprint: SENTRY_FINGERPRINT,
-      tags: { 'audit.action': report.action, 'audit.entity_type': report.entityType ?? 'none', 'audit.error_code': error.code },
-      contexts: { audit: { ...context, errorCode: error.code } },
-      user: report.userId ? { id: report.userId } : undefined,
-    });
+    capture(() =>
+      Sentry.captureException(new AuditDbWriteError(error.message, error.code), {
+        level: 'warning',
+        fingerprint: SENTRY_FINGERPRINT,
+        tags: { 'audit.action': report.action ?? 'none', 'audit.entity_type': report.entityType ?? 'none', 'audit.error_code': error.code },
+        contexts: { audit: { ...context, errorCode: error.code } },
+        user: report.userId ? { id: report.userId } : undefined,
+      }),
+    );
   }
 
   entriesDropped(report: DropReport): void {
-    Sentry.captureMessage(`Audit entries dropped: ${report.count} (${report.reason})`, {
-      level: 'warning',
-      fingerprint: SENTRY_DROPPED_FINGERPRINT,
-      tags: { 'audit.action': report.action, 'audit.drop_reason': report.reason },
-      contexts: { audit: { ...report } },
-    });
+    capture(() =>
+      Sentry.captureMessage(`Audit entries dropped: ${report.count} (${report.reason})`, {
+        level: 'warning',
+        fingerprint: SENTRY_DROPPED_FINGERPRINT,
+        tags: { 'audit.action': report.action, 'audit.drop_reason': report.reason },
+        contexts: { audit: { ...report } },
+      }),
+    );
   }
 
   recovered(report: RecoveryReport): void {
-    Sentry.captureMessage('Audit database recovered', {
-      level: 'info',
-      fingerprint: SENTRY_RECOVERY_FINGERPRINT,
-      contexts: { audit: { ...report } },
-    });
+    capture(() =>
+      Sentry.captureMessage('Audit database recovered', {
+        level: 'info',
+        fingerprint: SENTRY_RECOVERY_FINGERPRINT,
+        contexts: { audit: { ...report } },
+      }),
+    );
   }
+}
+
+/**
+ * Sends from a scope whose last event processor removes what the surrounding HTTP request would
+ * add (headers, cookies, body, query, client ip) and the breadcrumbs: an audit report carries only
+ * what the module put in it.
+ */
+function capture(send: () => void): void {
+  Sentry.withScope((scope) => {
+    scope.addEventProcessor((event) => {
+      delete event.request;
+      delete event.breadcrumbs;
+      if (event.user) delete event.user.ip_address;
+      return event;
+    });
+    send();
+  });
 }
