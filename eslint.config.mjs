@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'dist/', 'coverage/', '.data/', 'infrastructure/cdk.out/', 'infrastructure/dist/'] },
+  { ignores: ['node_modules/', '**/dist/', 'coverage/', '.data/', 'infrastructure/cdk.out/', 'infrastructure/dist/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
