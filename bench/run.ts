@@ -4,6 +4,10 @@ import { join } from 'node:path';
 import { killAllApps } from './support/app-process';
 import { REPO_ROOT, startPostgres, type TestPostgres } from './support/postgres';
 import { type Figure, printTable, writeResults } from './support/report';
+import { http } from './scenarios/http';
+import { memory } from './scenarios/memory';
+import { outage } from './scenarios/outage';
+import { recovery } from './scenarios/recovery';
 import { throughput } from './scenarios/throughput';
 
 const SCENARIOS = ['throughput', 'http', 'outage', 'recovery', 'memory'] as const;
@@ -19,23 +23,67 @@ async function main(): Promise<void> {
   const figures: Figure[] = [];
   const details: Record<string, unknown> = {};
   const servers: TestPostgres[] = [];
-  const step = (name: string) => console.log(`[${((Date.now() - started) / 1000).toFixed(0).padStart(3)} s] ${name}`);
+  const failed: string[] = [];
+  const step = async (name: Scenario, what: string, run: () => Promise<Figure[]>) => {
+    console.log(`[${((Date.now() - started) / 1000).toFixed(0).padStart(3)} s] ${name}: ${what}`);
+    try {
+      figures.push(...(await run()));
+    } catch (error) {
+      failed.push(name);
+      figures.push({
+        key: `${name}.failed`,
+        value: null,
+        unit: '',
+        note: String(error instanceof Error ? error.message : error).slice(0, 200),
+      });
+      console.log(`  FAILED: ${String(error instanceof Error ? error.stack : error)}`);
+    }
+  };
+  const times = { warmupS: Number(process.env.BENCH_WARMUP_S ?? 2), measureS: Number(process.env.BENCH_HTTP_S ?? 4) };
+  const memorySeconds = Number(process.env.BENCH_MEMORY_S ?? 60);
   try {
-    step('starting PostgreSQL');
-    const main = await startPostgres();
-    servers.push(main);
+    const appDb = await startPostgres();
+    servers.push(appDb);
     if (wanted('throughput')) {
-      step('throughput: raw pg, AuditService.log(), naive repository.insert()');
-      figures.push(...(await throughput(main, { entries: 100_000, naiveEntries: 10_000, warmup: 2000 }, details)));
+      await step('throughput', 'raw pg, AuditService.log(), naive repository.insert()', () =>
+        throughput(appDb, { entries: 100_000, naiveEntries: 5000, warmup: 2000, rounds: 2 }, details),
+      );
+    }
+    if (wanted('http')) {
+      await step('http', 'POST /ndas on three apps (AUDIT_HTTP=false, async, sync), load alternating', () =>
+        http(appDb, 'http', { ...times, rounds: 5 }, details),
+      );
+    }
+    const audit = only.some((s) => s !== 'throughput' && s !== 'http') || only.length === 0 ? await startPostgres() : undefined;
+    if (audit) servers.push(audit);
+    if (audit && wanted('outage')) {
+      await step('outage', 'POST /ndas with the audit database healthy, then killed', () =>
+        outage(appDb, audit, { ...times, measureS: 5, rounds: 3 }, details),
+      );
+    }
+    if (audit && wanted('recovery')) {
+      await step('recovery', '1000 buffered log() calls, then the audit database returns', () => recovery(audit, details));
+    }
+    if (audit && wanted('memory')) {
+      await step('memory', `${memorySeconds} s of POST /ndas with the audit database down`, () =>
+        memory(appDb, audit, memorySeconds, details),
+      );
     }
   } finally {
     killAllApps();
     await Promise.allSettled(servers.map((s) => s.stop()));
   }
-  const meta = { date: new Date().toISOString(), node: process.version, cpus: cpus().length, durationS: Math.round((Date.now() - started) / 1000) };
+  const meta = {
+    date: new Date().toISOString(),
+    node: process.version,
+    cpus: cpus().length,
+    durationS: Math.round((Date.now() - started) / 1000),
+  };
   printTable(figures);
-  writeResults(join(REPO_ROOT, 'bench/results/latest.json'), figures, meta, details);
-  console.log(`\n${figures.length} figures in ${meta.durationS} s; written to bench/results/latest.json`);
+  const file = `bench/results/${only.length ? only.join('-') : 'latest'}.json`;
+  writeResults(join(REPO_ROOT, file), figures, meta, details);
+  console.log(`\n${figures.length} figures in ${meta.durationS} s; written to ${file}`);
+  if (failed.length) throw new Error(`scenario(s) failed their own checks: ${failed.join(', ')}`);
 }
 
 process.on('exit', killAllApps);

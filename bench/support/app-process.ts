@@ -50,7 +50,7 @@ export async function startApp(env: Record<string, string>): Promise<AppProcess>
 
   const ready = (async () => {
     for (;;) {
-      if (await answers(port)) return true;
+      if ((await answers(port)) !== false) return true;
       await new Promise((r) => setTimeout(r, 100));
     }
   })();
@@ -87,7 +87,9 @@ export function postNda(port: number): Promise<number> {
       { host: '127.0.0.1', port, path: '/ndas', method: 'POST', headers: { 'content-type': 'application/json', 'x-user-id': 'probe' } },
       (res) => {
         res.resume();
-        res.on('end', () => (res.statusCode === 201 ? resolve(performance.now() - started) : reject(new Error(`POST /ndas: ${res.statusCode}`))));
+        res.on('end', () =>
+          res.statusCode === 201 ? resolve(performance.now() - started) : reject(new Error(`POST /ndas: ${res.statusCode}`)),
+        );
       },
     );
     req.on('error', reject);
@@ -95,11 +97,20 @@ export function postNda(port: number): Promise<number> {
   });
 }
 
-function answers(port: number): Promise<boolean> {
+/** Polls `GET /health` until it answers 200 (the audit database is `up`), for at most `timeoutMs`. */
+export async function waitHealthy(port: number, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while ((await answers(port)) !== 200) {
+    if (Date.now() > deadline) throw new Error(`GET /health on port ${port} not 200 within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function answers(port: number): Promise<number | false> {
   return new Promise((resolve) => {
     const req = request({ host: '127.0.0.1', port, path: '/health', timeout: 1000 }, (res) => {
       res.resume();
-      resolve(true);
+      resolve(res.statusCode ?? false);
     });
     req.on('error', () => resolve(false));
     req.on('timeout', () => req.destroy());

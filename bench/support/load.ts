@@ -26,7 +26,10 @@ export function load(port: number, seconds: number): Promise<LoadResult> {
         url: `http://127.0.0.1:${port}${LOAD.path}`,
         method: 'POST',
         headers: { 'content-type': 'application/json', 'x-user-id': 'bench-user', 'user-agent': 'autocannon-bench' },
-        body: JSON.stringify({ title: 'Supplier NDA for the evaluation of the 2027 roadmap', counterparty: 'Acme Industrial Holdings GmbH' }),
+        body: JSON.stringify({
+          title: 'Supplier NDA for the evaluation of the 2027 roadmap',
+          counterparty: 'Acme Industrial Holdings GmbH',
+        }),
         connections: LOAD.connections,
         duration: seconds,
         timeout: 10,
@@ -35,7 +38,9 @@ export function load(port: number, seconds: number): Promise<LoadResult> {
         if (error) return reject(error);
         const failed = result.errors + result.timeouts + result.non2xx;
         if (failed > 0 || result['2xx'] === 0) {
-          return reject(new Error(`load on port ${port}: ${failed} failed requests (${result.non2xx} non-2xx, ${result.timeouts} timeouts)`));
+          return reject(
+            new Error(`load on port ${port}: ${failed} failed requests (${result.non2xx} non-2xx, ${result.timeouts} timeouts)`),
+          );
         }
         resolve({
           rps: result['2xx'] / result.duration,

@@ -9,7 +9,7 @@ export const REPO_ROOT = resolve(__dirname, existsSync(resolve(__dirname, '../..
 
 /**
  * Starts an embedded PostgreSQL with the test suites' harness. Compiled into `bench/dist`, the
- * harness looks for its helper script beside itself, so the script is copied there first.
+ * harness looks for its helper script beside itself, so the script is copied there (afresh) first.
  *
  * @example
  * const pg = await startPostgres();
@@ -17,9 +17,9 @@ export const REPO_ROOT = resolve(__dirname, existsSync(resolve(__dirname, '../..
  */
 export async function startPostgres(): Promise<TestPostgres> {
   const harnessDir = resolve(__dirname, '../../test/support');
-  const helper = join(harnessDir, 'postgres-server.mjs');
-  if (!existsSync(helper)) copyFileSync(join(REPO_ROOT, 'test/support/postgres-server.mjs'), helper);
-  return TestPostgres.start();
+  copyFileSync(join(REPO_ROOT, 'test/support/postgres-server.mjs'), join(harnessDir, 'postgres-server.mjs'));
+  // PostgreSQL's default fsync settings: skipping the flushes would flatter the naive pattern.
+  return TestPostgres.start({ durable: true });
 }
 
 /**

@@ -52,7 +52,9 @@ export function writeResults(file: string, figures: readonly Figure[], meta: obj
     const [group, name] = f.key.split('.');
     (out[group] ??= {})[name] = f.value === null ? null : Number(format(f.value));
   }
-  const targets = figures.filter((f) => f.target).map((f) => ({ key: f.key, target: `${f.target?.op} ${f.target?.value}`, met: met(f) ?? null }));
+  const targets = figures
+    .filter((f) => f.target)
+    .map((f) => ({ key: f.key, target: `${f.target?.op} ${f.target?.value}`, met: met(f) ?? null }));
   mkdirSync(dirname(file), { recursive: true });
   writeFileSync(file, `${JSON.stringify({ ...out, targets, meta, details }, null, 2)}\n`);
 }

@@ -196,7 +196,10 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
   }
 
   private pump(): void {
-    while (this.state === 'up' && this.queue.length > 0 && this.inFlight.size < MAX_CONCURRENT_BATCHES) {
+    // A second batch starts only when a full one is waiting: light traffic gathers behind the
+    // write in flight (fewer, larger transactions), bulk loads keep two in flight.
+    const room = () => this.inFlight.size === 0 || (this.inFlight.size < MAX_CONCURRENT_BATCHES && this.queue.length >= this.options.batchSize);
+    while (this.state === 'up' && this.queue.length > 0 && room()) {
       const batch = this.queue.splice(0, this.options.batchSize);
       this.track(
         this.writer.insert(batch.map((p) => p.record)).then(

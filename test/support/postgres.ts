@@ -32,11 +32,16 @@ export class TestPostgres {
     });
   }
 
-  static async start(): Promise<TestPostgres> {
+  /**
+   * `durable: true` keeps PostgreSQL's own fsync settings (for benchmarks); the default skips the
+   * flushes to disk, which a process kill does not need (commits survive it either way).
+   */
+  static async start(options: { durable?: boolean } = {}): Promise<TestPostgres> {
     const dir = join('/tmp', `audit-test-pg-${process.pid}-${randomBytes(4).toString('hex')}`);
     const port = await freePort();
     const password = `pw-${randomBytes(6).toString('hex')}`;
-    const child = fork(join(__dirname, 'postgres-server.mjs'), [JSON.stringify({ dir, port, password })], {
+    const settings = JSON.stringify({ dir, port, password, durable: options.durable ?? false });
+    const child = fork(join(__dirname, 'postgres-server.mjs'), [settings], {
       stdio: 'ignore',
       serialization: 'json',
     });
