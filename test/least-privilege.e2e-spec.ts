@@ -4,9 +4,8 @@ import { randomBytes } from 'node:crypto';
 import { type Server } from 'node:http';
 import { Client } from 'pg';
 import request from 'supertest';
-import { DataSource } from 'typeorm';
-import { CreateAuditLog1732700000000 } from '../src/audit';
 import { eventually, startExampleApp } from './support/app';
+import { createAuditDatabase } from './support/audit-database';
 import { TestPostgres } from './support/postgres';
 import { SentryIngest } from './support/sentry-ingest';
 import { StderrCapture } from './support/stderr';
@@ -51,26 +50,7 @@ describe('audit as a least-privilege role, and the connection secrets', () => {
 
   beforeAll(async () => {
     [appDb, auditDb, ingest] = await Promise.all([TestPostgres.start(), TestPostgres.start(), SentryIngest.start()]);
-    await auditDb.createDatabase('audit');
-    const migrator = new DataSource({
-      type: 'postgres',
-      url: auditDb.url('audit'),
-      migrations: [CreateAuditLog1732700000000],
-      migrationsTableName: 'audit_migrations',
-    });
-    await migrator.initialize();
-    await migrator.runMigrations();
-    await migrator.destroy();
-    for (const sql of [
-      `CREATE ROLE ${WRITER.user} LOGIN PASSWORD '${WRITER.password}'`,
-      `GRANT CONNECT ON DATABASE audit TO ${WRITER.user}`,
-      `GRANT USAGE ON SCHEMA public TO ${WRITER.user}`,
-      `GRANT INSERT, SELECT ON audit_log TO ${WRITER.user}`,
-      `GRANT SELECT ON audit_migrations TO ${WRITER.user}`,
-    ]) {
-      await auditDb.query(sql, [], 'audit');
-    }
-    writerUrl = auditDb.url('audit', WRITER.user, WRITER.password);
+    writerUrl = await createAuditDatabase(auditDb, 'audit', WRITER);
     expect(writerUrl).toContain(`p%40ss-W0rd-${RANDOM}`);
     Sentry.init({ dsn: ingest.dsn, environment: 'test' });
     stderr = new StderrCapture();

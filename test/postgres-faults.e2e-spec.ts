@@ -1,9 +1,8 @@
 import { type INestApplication } from '@nestjs/common';
 import { type Server } from 'node:http';
 import request from 'supertest';
-import { DataSource } from 'typeorm';
-import { CreateAuditLog1732700000000 } from '../src/audit';
 import { startExampleApp, eventually } from './support/app';
+import { createAuditDatabase } from './support/audit-database';
 import { TestPostgres } from './support/postgres';
 import { StderrCapture } from './support/stderr';
 
@@ -63,29 +62,11 @@ describe('audit trail against a real PostgreSQL that fails', () => {
 
   beforeAll(async () => {
     [appDb, auditDb] = await Promise.all([TestPostgres.start(), TestPostgres.start()]);
-    await auditDb.createDatabase('audit');
-    const migrator = new DataSource({
-      type: 'postgres',
-      url: auditDb.url('audit'),
-      migrations: [CreateAuditLog1732700000000],
-      migrationsTableName: 'audit_migrations',
-    });
-    await migrator.initialize();
-    await migrator.runMigrations();
-    await migrator.destroy();
-    for (const sql of [
-      `CREATE ROLE ${WRITER.user} LOGIN PASSWORD '${WRITER.password}'`,
-      `GRANT CONNECT ON DATABASE audit TO ${WRITER.user}`,
-      `GRANT USAGE ON SCHEMA public TO ${WRITER.user}`,
-      `GRANT SELECT, INSERT ON audit_log TO ${WRITER.user}`,
-      `GRANT SELECT ON audit_migrations TO ${WRITER.user}`,
-    ]) {
-      await auditDb.query(sql, [], 'audit');
-    }
+    const writerUrl = await createAuditDatabase(auditDb, 'audit', WRITER);
     stderr = new StderrCapture();
     app = await startExampleApp({
       DATABASE_URL: appDb.url(),
-      AUDIT_DATABASE_URL: auditDb.url('audit', WRITER.user, WRITER.password),
+      AUDIT_DATABASE_URL: writerUrl,
       AUDIT_WRITE_TIMEOUT_MS: String(WRITE_TIMEOUT_MS),
       AUDIT_RETRY_BACKOFF_MS: String(BACKOFF_MS),
       AUDIT_RETRY_BACKOFF_MAX_MS: String(BACKOFF_MAX_MS),

@@ -93,18 +93,4 @@ export function rowValues(row: AuditRow): unknown[] {
   ];
 }
 
-/** The columns `AuditWriter` inserts (src/audit/audit.writer.ts). */
-export const AUDIT_COLUMNS = [
-  'id',
-  'occurred_at',
-  'action',
-  'entity_type',
-  'entity_id',
-  'user_id',
-  'outcome',
-  'ip',
-  'user_agent',
-  'request_id',
-  'changes',
-  'metadata',
-];
+export { AUDIT_COLUMNS } from '../../src/audit/audit.writer';

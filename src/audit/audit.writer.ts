@@ -3,7 +3,8 @@ import { type AuditRecord } from './audit-entry';
 import { type AuditLog } from './audit-log.entity';
 import { WRITE_TIMEOUT_CODE } from './db-error';
 
-const COLUMNS = [
+/** The columns every audit insert writes, in parameter order. */
+export const AUDIT_COLUMNS = [
   'id',
   'occurred_at',
   'action',
@@ -113,12 +114,12 @@ export function buildAuditInsert(
       json(r.changes),
       json(r.metadata),
     );
-    const base = parameters.length - COLUMNS.length;
-    return `(${COLUMNS.map((_, i) => `$${base + i + 1}`).join(', ')})`;
+    const base = parameters.length - AUDIT_COLUMNS.length;
+    return `(${AUDIT_COLUMNS.map((_, i) => `$${base + i + 1}`).join(', ')})`;
   });
   const returning = options.returning ? ' RETURNING id' : '';
   return {
-    sql: `INSERT INTO ${table} (${COLUMNS.join(', ')}) VALUES ${rows.join(', ')} ON CONFLICT (id) DO NOTHING${returning}`,
+    sql: `INSERT INTO ${table} (${AUDIT_COLUMNS.join(', ')}) VALUES ${rows.join(', ')} ON CONFLICT (id) DO NOTHING${returning}`,
     parameters,
   };
 }
