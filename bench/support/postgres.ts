@@ -1,5 +1,5 @@
-import { copyFileSync, existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { DataSource } from 'typeorm';
 import { CreateAuditLog1732700000000 } from '../../src/audit';
 import { TestPostgres } from '../../test/support/postgres';
@@ -8,17 +8,14 @@ import { TestPostgres } from '../../test/support/postgres';
 export const REPO_ROOT = resolve(__dirname, existsSync(resolve(__dirname, '../../package.json')) ? '../..' : '../../../..');
 
 /**
- * Starts an embedded PostgreSQL with the test suites' harness. Compiled into `bench/dist`, the
- * harness looks for its helper script beside itself, so the script is copied there (afresh) first.
+ * Starts an embedded PostgreSQL with the test suites' harness, with PostgreSQL's default fsync
+ * settings: skipping the flushes would flatter the naive pattern.
  *
  * @example
  * const pg = await startPostgres();
  * try { … } finally { await pg.stop(); }
  */
-export async function startPostgres(): Promise<TestPostgres> {
-  const harnessDir = resolve(__dirname, '../../test/support');
-  copyFileSync(join(REPO_ROOT, 'test/support/postgres-server.mjs'), join(harnessDir, 'postgres-server.mjs'));
-  // PostgreSQL's default fsync settings: skipping the flushes would flatter the naive pattern.
+export function startPostgres(): Promise<TestPostgres> {
   return TestPostgres.start({ durable: true });
 }
 

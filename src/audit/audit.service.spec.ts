@@ -307,6 +307,24 @@ describe('AuditService', () => {
       });
     });
 
+    it('replays what was spooled while the recovering replay was in flight, before saying it recovered', async () => {
+      const spool = await FileSpool.open(dir, { maxBytes: 1024 * 1024, segmentBytes: 1024 * 1024 });
+      const { service, repository, of } = setup({ mode: 'sync', retryBackoffMs: 20, retryBackoffMaxMs: 20 }, spool);
+      repository.behaviour = () => 'fail';
+      await Promise.all([1, 2].map((n) => service.log(entry(n))));
+      let release!: (o: Outcome) => void;
+      repository.behaviour = () => new Promise<Outcome>((resolve) => (release = resolve));
+      // The retry timer's replay of the spool is the half-open try; entries meanwhile go to a new segment.
+      await eventuallyTrue(() => service.status().state === 'half-open' && release !== undefined, 2000);
+      await service.log(entry(3));
+      expect(spool.entries).toBe(3);
+      repository.behaviour = () => 'ok';
+      release('ok');
+      await eventuallyTrue(() => of('audit.recovered').length === 1, 2000);
+      expect(service.status()).toMatchObject({ state: 'up', buffered: 0, spooled: 0 });
+      expect(repository.committed.size).toBe(3);
+    });
+
     it('puts the ring into the spool at shutdown when the database is still down', async () => {
       const spool = await FileSpool.open(dir, { maxBytes: 1024 * 1024, segmentBytes: 1024 * 1024 });
       const { service, repository, of } = setup({}, spool);

@@ -198,7 +198,8 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
   private pump(): void {
     // A second batch starts only when a full one is waiting: light traffic gathers behind the
     // write in flight (fewer, larger transactions), bulk loads keep two in flight.
-    const room = () => this.inFlight.size === 0 || (this.inFlight.size < MAX_CONCURRENT_BATCHES && this.queue.length >= this.options.batchSize);
+    const room = () =>
+      this.inFlight.size === 0 || (this.inFlight.size < MAX_CONCURRENT_BATCHES && this.queue.length >= this.options.batchSize);
     while (this.state === 'up' && this.queue.length > 0 && room()) {
       const batch = this.queue.splice(0, this.options.batchSize);
       this.track(
@@ -276,31 +277,43 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
     return this.flushing;
   }
 
-  /** Writes the ring oldest first, then replays the spool; in `half-open` the first batch decides. */
+  /**
+   * Writes the ring oldest first, then replays the spool; in `half-open` the first batch decides.
+   * Entries parked while that first try was in flight land behind it (in the ring, or in a new
+   * spool segment), so it goes round until a pass finds nothing left to write.
+   */
   private async runFlush(withSpool: boolean): Promise<void> {
     const live = () => this.state === 'up' || this.state === 'half-open';
-    while (live() && this.fallback.buffer.size > 0) {
-      const batch = this.fallback.peek(this.options.batchSize);
-      if (!(await this.flushBatch(batch.map((b) => b.record)))) return;
-      this.outage.flushed += this.fallback.release(batch[batch.length - 1].seq);
-    }
-    const spool = this.fallback.spool;
-    if (withSpool && spool && spool.entries > 0 && live()) {
-      try {
-        this.outage.flushed += await spool.replay(
-          async (records) => {
-            if (!(await this.flushBatch(records))) throw new Error('spool replay stopped');
-          },
-          this.options.batchSize,
-          (rejection) => this.fallback.rejected(rejection),
-        );
-      } catch {
-        // flushBatch has reported the failure; the segment stays for the next recovery.
-        return;
+    const spool = withSpool ? this.fallback.spool : null;
+    let progress = true;
+    while (progress && live()) {
+      progress = false;
+      while (live() && this.fallback.buffer.size > 0) {
+        const batch = this.fallback.peek(this.options.batchSize);
+        if (!(await this.flushBatch(batch.map((b) => b.record)))) return;
+        this.outage.flushed += this.fallback.release(batch[batch.length - 1].seq);
+        progress = true;
+      }
+      if (spool && spool.entries > 0 && live()) {
+        const before = spool.entries;
+        try {
+          this.outage.flushed += await spool.replay(
+            async (records) => {
+              if (!(await this.flushBatch(records))) throw new Error('spool replay stopped');
+            },
+            this.options.batchSize,
+            (rejection) => this.fallback.rejected(rejection),
+          );
+        } catch {
+          // flushBatch has reported the failure; the segment stays for the next recovery.
+          return;
+        }
+        progress ||= spool.entries < before;
       }
     }
     if (this.state === 'half-open') this.up();
-    if (this.state === 'up' && this.fallback.buffer.size === 0 && this.downSince) this.recovered();
+    const empty = this.fallback.buffer.size === 0 && (spool?.entries ?? 0) === 0;
+    if (this.state === 'up' && empty && this.downSince) this.recovered();
   }
 
   /** One flush insert; on failure the service is down again and the batch stays where it was. */

@@ -1,8 +1,8 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { Client } from 'pg';
 import { freePort } from '../../src/embedded-database';
 
@@ -41,7 +41,7 @@ export class TestPostgres {
     const port = await freePort();
     const password = `pw-${randomBytes(6).toString('hex')}`;
     const settings = JSON.stringify({ dir, port, password, durable: options.durable ?? false });
-    const child = fork(join(__dirname, 'postgres-server.mjs'), [settings], {
+    const child = fork(serverScript(), [settings], {
       stdio: 'ignore',
       serialization: 'json',
     });
@@ -120,6 +120,15 @@ export class TestPostgres {
       this.waiting.set(id, { resolve, reject });
       this.child.send({ id, op, arg });
     });
+  }
+}
+
+/** The helper script, found from here or, compiled into bench/ or chaos/, from an ancestor. */
+function serverScript(): string {
+  for (let dir = __dirname; ; dir = dirname(dir)) {
+    const candidate = join(dir, 'test/support/postgres-server.mjs');
+    if (existsSync(candidate)) return candidate;
+    if (dirname(dir) === dir) throw new Error(`test/support/postgres-server.mjs not found above ${__dirname}`);
   }
 }
 

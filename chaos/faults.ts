@@ -1,0 +1,110 @@
+import { type ChaosApp } from './app-process';
+import { AUDIT_DATABASE, AUDIT_WRITER, type TestPostgres } from './databases';
+import { type Load } from './load';
+
+/** What a phase acts on. `target` is the app the load goes to; `restartSync` replaces `sync`. */
+export interface ChaosContext {
+  auditDb: TestPostgres;
+  load: Load;
+  apps: { sync: ChaosApp; async: ChaosApp; target: 'sync' | 'async' };
+  restartSync(): Promise<void>;
+  /** How long a fault is held, in ms; the healed state is watched for half as long. */
+  holdMs: number;
+  /** The apps' `AUDIT_WRITE_TIMEOUT_MS`: a lock must outlast it for writes to fail. */
+  writeTimeoutMs: number;
+  log(message: string): void;
+}
+
+/** One step of the schedule: a fault applied, held and healed while the load runs. */
+export interface Phase {
+  name: string;
+  /** Which mode and which fallback the phase exercises. */
+  exercises: string;
+  run(context: ChaosContext): Promise<void>;
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/**
+ * The fault schedule, in order. The load goes to the sync-mode app with a spool, except in
+ * `overflow`, which needs the ring: in sync mode with a spool, refused entries skip the ring.
+ *
+ * @example
+ * for (const phase of PHASES) { load.phase = phase.name; await phase.run(context); }
+ */
+export const PHASES: readonly Phase[] = [
+  {
+    name: 'baseline',
+    exercises: 'sync app, healthy database: group commit',
+    run: ({ holdMs }) => sleep(holdMs),
+  },
+  {
+    name: 'kill-db',
+    exercises: 'sync app + spool: refused connections, entries fsynced to the spool, replay on recovery',
+    run: async ({ auditDb, holdMs }) => {
+      await auditDb.kill();
+      await sleep(holdMs);
+      await auditDb.restart();
+      await sleep(holdMs / 2);
+    },
+  },
+  {
+    name: 'lock',
+    exercises: 'sync app + spool: writes hang on ACCESS EXCLUSIVE until the write timeout, then spool',
+    run: async ({ auditDb, holdMs, writeTimeoutMs }) => {
+      const locker = await auditDb.connect(AUDIT_DATABASE);
+      try {
+        await locker.query('BEGIN');
+        await locker.query('LOCK TABLE audit_log IN ACCESS EXCLUSIVE MODE');
+        // Released sooner, a write waiting on the lock would commit just in time and nothing would fail.
+        await sleep(Math.max(holdMs, 2 * writeTimeoutMs + 500));
+        await locker.query('COMMIT');
+      } finally {
+        await locker.end();
+      }
+      await sleep(holdMs / 2);
+    },
+  },
+  {
+    name: 'revoke',
+    exercises: 'sync app + spool: INSERT refused (42501) for the app role, GRANT recovers',
+    run: async ({ auditDb, holdMs }) => {
+      await auditDb.query(`REVOKE INSERT ON audit_log FROM ${AUDIT_WRITER.user}`, [], AUDIT_DATABASE);
+      try {
+        await sleep(holdMs);
+      } finally {
+        await auditDb.query(`GRANT INSERT ON audit_log TO ${AUDIT_WRITER.user}`, [], AUDIT_DATABASE);
+      }
+      await sleep(holdMs / 2);
+    },
+  },
+  {
+    name: 'overflow',
+    exercises: 'async app with a small ring + spool, database killed: the ring overflows, evictions go to the spool',
+    run: async (context) => {
+      context.apps.target = 'async';
+      try {
+        await context.auditDb.kill();
+        await sleep(context.holdMs);
+        await context.auditDb.restart();
+        await sleep(context.holdMs / 2);
+      } finally {
+        context.apps.target = 'sync';
+      }
+    },
+  },
+  {
+    name: 'kill-app',
+    exercises: 'sync app + spool: database killed, app SIGKILLed mid-outage, restarted on the same spool while down',
+    run: async (context) => {
+      await context.auditDb.kill();
+      await sleep(context.holdMs / 2);
+      context.log('SIGKILL of the sync app');
+      await context.apps.sync.kill();
+      await context.restartSync();
+      await sleep(context.holdMs / 2);
+      await context.auditDb.restart();
+      await sleep(context.holdMs / 2);
+    },
+  },
+];

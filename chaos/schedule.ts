@@ -1,0 +1,130 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { account, latencyByPhase } from './accounting';
+import { ChaosApp, isSettled, settle } from './app-process';
+import { countAuditRows, prepareAuditDatabase, startPostgres, type TestPostgres } from './databases';
+import { type ChaosContext, PHASES } from './faults';
+import { Load } from './load';
+import { type CatchUp, type ChaosOptions, type ChaosResult } from './result';
+import { spooledKeys, spoolInventory } from './spool-files';
+
+export { type CatchUp, type ChaosOptions, type ChaosResult };
+
+const WRITE_TIMEOUT_MS = 1000;
+
+/**
+ * Runs the whole fault schedule ({@link PHASES}) against the example app under load, with two
+ * embedded PostgreSQL servers of its own (NDA data, audit), and accounts for every acknowledged
+ * request in `audit_log`. Cleans up everything it started, also when it fails.
+ *
+ * @example
+ * const result = await runChaos({ main: 'chaos/dist/src/main.js', phaseMs: 5000, workers: 8 });
+ * if (result.missing || result.duplicated) process.exitCode = 1;
+ */
+export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
+  const started = Date.now();
+  const log = (message: string) => options.log?.(`[${((Date.now() - started) / 1000).toFixed(1).padStart(5)} s] ${message}`);
+  const servers: TestPostgres[] = [];
+  const apps: ChaosApp[] = [];
+  const tmp = await mkdtemp(join(tmpdir(), 'audit-chaos-'));
+  const spools = { sync: join(tmp, 'spool-sync'), async: join(tmp, 'spool-async') };
+  let load: Load | undefined;
+  try {
+    const startServer = async () => {
+      const server = await startPostgres();
+      servers.push(server);
+      return server;
+    };
+    const [appDb, auditDb] = await Promise.all([startServer(), startServer()]);
+    const auditUrl = await prepareAuditDatabase(auditDb);
+    log(`PostgreSQL up: data on ${appDb.port}, audit on ${auditDb.port}`);
+    const events = new Map<string, Record<string, number>>();
+    const onEvent = (app: string, event: string) => {
+      const phase = load?.phase ?? 'start-up';
+      const tally = events.get(phase) ?? {};
+      const name = `${app}:${event.replace(/^audit\./, '')}`;
+      tally[name] = (tally[name] ?? 0) + 1;
+      events.set(phase, tally);
+    };
+    const env = (mode: 'sync' | 'async'): NodeJS.ProcessEnv => ({
+      ...(options.env ?? process.env),
+      DATABASE_URL: appDb.url(),
+      AUDIT_DATABASE_URL: auditUrl,
+      AUDIT_MODE: mode,
+      AUDIT_SPOOL_DIR: spools[mode],
+      AUDIT_WRITE_TIMEOUT_MS: String(WRITE_TIMEOUT_MS),
+      AUDIT_RETRY_BACKOFF_MS: '100',
+      AUDIT_RETRY_BACKOFF_MAX_MS: '500',
+      AUDIT_BUFFER_SIZE: mode === 'async' ? String(options.overflowBufferSize ?? 50) : '1000',
+      SENTRY_DSN: '',
+    });
+    const startApp = async (mode: 'sync' | 'async') => {
+      const app = await ChaosApp.start(mode, options.main, env(mode), (event) => onEvent(mode, event));
+      apps.push(app);
+      return app;
+    };
+    const [sync, async] = await Promise.all([startApp('sync'), startApp('async')]);
+    const context: ChaosContext = {
+      auditDb,
+      load: undefined as unknown as Load,
+      apps: { sync, async, target: 'sync' },
+      restartSync: async () => {
+        context.apps.sync = await startApp('sync');
+        log(`sync app restarted on port ${context.apps.sync.port}`);
+      },
+      holdMs: options.phaseMs,
+      writeTimeoutMs: WRITE_TIMEOUT_MS,
+      log,
+    };
+    log(`apps up: sync on ${sync.port}, async on ${async.port}; load with ${options.workers} workers`);
+    load = context.load = new Load(() => context.apps[context.apps.target], options.workers);
+    const catchUps = new Map<string, CatchUp>();
+    for (const phase of PHASES) {
+      load.phase = phase.name;
+      log(`phase ${phase.name}: ${phase.exercises}`);
+      await phase.run(context);
+      // Healed and under load, each app must empty its ring and spool by itself, without a new outage.
+      const waited = Date.now();
+      const healthAfter = await settle([context.apps.sync, context.apps.async], options.catchUpMs ?? Math.max(3000, options.phaseMs));
+      const caughtUp = Object.values(healthAfter).every(isSettled);
+      catchUps.set(phase.name, { caughtUpMs: caughtUp ? Date.now() - waited : null, healthAfter });
+      if (!caughtUp) log(`phase ${phase.name}: not caught up: ${JSON.stringify(healthAfter)}`);
+    }
+    load.phase = 'settle';
+    await load.stop();
+    log(`load stopped after ${load.records.length} requests; waiting for the apps to flush and replay`);
+    const finalHealth = await settle([context.apps.sync, context.apps.async], options.settleTimeoutMs ?? 30_000);
+    const settled = Object.values(finalHealth).every(isSettled);
+    const accounting = account(load.records, await countAuditRows(auditDb), await spooledKeys(Object.values(spools)));
+    const names = PHASES.map((p) => p.name);
+    return {
+      acknowledged: accounting.acknowledged,
+      recorded: accounting.recorded,
+      missing: accounting.missing.length,
+      duplicated: accounting.duplicated.length,
+      unacknowledgedRows: accounting.unacknowledgedRows,
+      faults: names.filter((n) => n !== 'baseline'),
+      phases: latencyByPhase(load.records, names).map((figures, i) => ({
+        ...figures,
+        exercises: PHASES[i].exercises,
+        events: events.get(figures.phase) ?? {},
+        ...(catchUps.get(figures.phase) as CatchUp),
+      })),
+      stalled: [...catchUps].filter(([, c]) => c.caughtUpMs === null).map(([name]) => name),
+      settled,
+      finalHealth,
+      spoolLeft: await spoolInventory(Object.values(spools)),
+      missingEntries: accounting.missing.slice(0, 100),
+      duplicatedEntries: accounting.duplicated.slice(0, 100),
+      options: { main: options.main, phaseMs: options.phaseMs, workers: options.workers, overflowBufferSize: options.overflowBufferSize },
+      durationMs: Date.now() - started,
+    };
+  } finally {
+    await load?.stop();
+    await Promise.all(apps.map((app) => app.stop()));
+    for (const server of servers) await server.ensureRunning().catch(() => undefined);
+    await Promise.all(servers.map((server) => server.stop()));
+    await rm(tmp, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,53 @@
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { type ChaosResult, runChaos } from '../chaos/schedule';
+import { PHASES } from '../chaos/faults';
+import { type Build, buildProject } from './support/build';
+
+// `npm run chaos` in short: the whole fault schedule (each fault held about a second) against the
+// example app under concurrent load, then every acknowledged mutation must have exactly one row.
+describe('chaos: the fault schedule under load', () => {
+  let build: Build;
+  let result: ChaosResult;
+
+  beforeAll(async () => {
+    build = buildProject();
+    result = await runChaos({ main: join(build.dir, 'src/main.js'), env: build.env, phaseMs: 1000, workers: 4, catchUpMs: 2000 });
+  }, 120_000);
+
+  afterAll(async () => {
+    if (build) await rm(build.dir, { recursive: true, force: true });
+  });
+
+  const phase = (name: string) => result.phases.find((p) => p.phase === name)!;
+  const events = (name: string, event: string) => phase(name).events[event] ?? 0;
+
+  it('records every acknowledged mutation exactly once', () => {
+    expect(result.settled).toBe(true);
+    expect(result.missingEntries).toEqual([]);
+    expect(result.duplicatedEntries).toEqual([]);
+    expect(result.recorded).toBe(result.acknowledged);
+    expect(result.acknowledged).toBeGreaterThan(0);
+  });
+
+  // Fails today: in sync mode with a spool, entries spooled while a half-open spool replay runs
+  // land in a segment that replay skips; the service goes up and nothing replays it until the
+  // next outage or restart (the final phase's restart is what empties it in this schedule).
+  it('catches up after every phase by itself: up, nothing buffered, nothing spooled', () => {
+    expect(result.phases.filter((p) => p.caughtUpMs === null).map((p) => [p.phase, p.healthAfter])).toEqual([]);
+  });
+
+  it('applies every fault with requests acknowledged in each phase', () => {
+    expect(result.faults).toEqual(['kill-db', 'lock', 'revoke', 'overflow', 'kill-app']);
+    expect(result.phases.map((p) => p.phase)).toEqual(PHASES.map((p) => p.name));
+    for (const p of result.phases) expect([p.phase, p.acknowledged > 0]).toEqual([p.phase, true]);
+  });
+
+  it('really hits the fallbacks: failed writes spooled, the ring overflowing, the app killed', () => {
+    for (const name of ['kill-db', 'lock', 'revoke', 'kill-app']) {
+      expect([name, events(name, 'sync:db_write_failed') > 0, events(name, 'sync:spooled') > 0]).toEqual([name, true, true]);
+    }
+    expect(events('overflow', 'async:evicted')).toBeGreaterThan(0);
+    expect(phase('kill-app').notAcknowledged).toBeGreaterThan(0);
+  });
+});
