@@ -7,6 +7,7 @@ import { AuditFallback, lineContext } from './audit-fallback';
 import { type AuditLog } from './audit-log.entity';
 import { type ResolvedAuditOptions } from './audit-options';
 import { AUDIT_OPTIONS, AUDIT_REPOSITORY } from './audit.constants';
+import { AuditWriteQueue, type PendingEntry } from './audit-write-queue';
 import { AuditWriter } from './audit.writer';
 import { connectionSecrets, type SanitizedDbError, sanitizeDbError } from './db-error';
 import { AUDIT_EVENTS, AuditReporter, ConsoleSink, type WriteFailureReport } from './sinks';
@@ -26,15 +27,6 @@ export interface AuditStatus {
   downSince: string | null;
   lastError: SanitizedDbError | null;
 }
-
-interface Pending {
-  record: AuditRecord;
-  bytes: number;
-  settle: () => void;
-}
-
-/** Batches the writer may have in flight at once while up. */
-const MAX_CONCURRENT_BATCHES = 2;
 
 /**
  * Records audit entries and keeps them safe when the database is not. `log()` never rejects.
@@ -56,9 +48,7 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
   private readonly fallback: AuditFallback;
   private readonly secrets: string[];
   private state: AuditState = 'up';
-  private queue: Pending[] = [];
-  private readonly inFlight = new Set<Promise<void>>();
-  private pumpScheduled = false;
+  private readonly writes: AuditWriteQueue;
   private flushing: Promise<void> | undefined;
   private consecutiveFailures = 0;
   private retryAt = 0;
@@ -78,6 +68,15 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
   ) {
     this.normalizer = new AuditEntryNormalizer(options.redactKeys, options.maxEntryBytes);
     this.writer = new AuditWriter(repository, options.writeTimeoutMs);
+    this.writes = new AuditWriteQueue(
+      this.writer,
+      options.batchSize,
+      () => this.state === 'up',
+      (error, batch) => {
+        this.failed(error, 'write', batch[0].record, batch.length);
+        this.park(batch);
+      },
+    );
     this.fallback = new AuditFallback(buffer, spool, console, reporter, (n) => (this.outage.dropped += n));
     this.secrets = connectionSecrets(repository.manager?.connection?.options);
   }
@@ -174,10 +173,9 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
     await this.fallback.spool?.close();
   }
 
-  private route(pending: Pending): void {
+  private route(pending: PendingEntry): void {
     if (this.state === 'up') {
-      this.queue.push(pending);
-      this.schedulePump();
+      this.writes.push(pending);
     } else if (this.state === 'down' && Date.now() >= this.retryAt) {
       this.probe(pending);
     } else {
@@ -185,38 +183,9 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
     }
   }
 
-  private schedulePump(): void {
-    if (this.pumpScheduled) return;
-    this.pumpScheduled = true;
-    // Entries logged in the same turn of the event loop share one INSERT.
-    setImmediate(() => {
-      this.pumpScheduled = false;
-      this.pump();
-    });
-  }
-
-  private pump(): void {
-    // A second batch starts only when a full one is waiting: light traffic gathers behind the
-    // write in flight (fewer, larger transactions), bulk loads keep two in flight.
-    const room = () =>
-      this.inFlight.size === 0 || (this.inFlight.size < MAX_CONCURRENT_BATCHES && this.queue.length >= this.options.batchSize);
-    while (this.state === 'up' && this.queue.length > 0 && room()) {
-      const batch = this.queue.splice(0, this.options.batchSize);
-      this.track(
-        this.writer.insert(batch.map((p) => p.record)).then(
-          () => batch.forEach((p) => p.settle()),
-          (error: unknown) => {
-            this.failed(error, 'write', batch[0].record, batch.length);
-            this.park(batch);
-          },
-        ),
-      );
-    }
-  }
-
-  private probe(pending: Pending): void {
+  private probe(pending: PendingEntry): void {
     this.state = 'half-open';
-    this.track(
+    this.writes.track(
       this.writer.insert([pending.record]).then(
         () => {
           pending.settle();
@@ -232,7 +201,7 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
   }
 
   /** Entries the database did not take: to the ring, or in sync mode with a spool, to the spool. */
-  private park(pendings: Pending[]): void {
+  private park(pendings: PendingEntry[]): void {
     if (this.options.mode === 'sync' && this.fallback.spool) {
       void this.fallback
         .toSpool(
@@ -339,7 +308,7 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
   private up(): void {
     this.state = 'up';
     this.consecutiveFailures = 0;
-    this.schedulePump();
+    this.writes.schedule();
   }
 
   private recovered(): void {
@@ -371,9 +340,7 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
     });
     const report = { ...context, error: this.lastError, attempt, entries, buffered: this.fallback.buffer.size };
     this.alert(() => this.reporter.writeFailed(report));
-    const queued = this.queue;
-    this.queue = [];
-    this.park(queued);
+    this.park(this.writes.takeQueued());
   }
 
   /** Exponential backoff with "equal jitter": half the delay fixed, half random. */
@@ -392,18 +359,11 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
     }
   }
 
-  private track(write: Promise<void>): void {
-    this.inFlight.add(write);
-    void write.finally(() => {
-      this.inFlight.delete(write);
-      this.pump();
-    });
-  }
-
   private async settleWrites(): Promise<void> {
-    while (this.queue.length > 0 || this.inFlight.size > 0 || this.flushing) {
-      this.pump();
-      await Promise.allSettled([...this.inFlight, this.flushing]);
+    await this.writes.settle();
+    while (this.flushing) {
+      await this.flushing;
+      await this.writes.settle();
     }
   }
 }
