@@ -17,7 +17,7 @@ const MAX_CONCURRENT_BATCHES = 2;
  * waits, so light traffic gathers into fewer, larger transactions and bulk loads keep two going.
  *
  * @example
- * const queue = new AuditWriteQueue(writer, 500, () => service.isUp, (error, batch) => park(batch));
+ * const queue = new AuditWriteQueue(writer, 500, () => state === 'up', (error, batch) => park(batch));
  * queue.push({ record, bytes, settle });
  */
 export class AuditWriteQueue {

@@ -1,3 +1,5 @@
+import { ACTION_PATTERN } from './audit.constants';
+
 /** Stable codes of the errors the module throws; messages are built only in this file. */
 export const AUDIT_ERROR_CODES = {
   invalidOption: 'AUDIT_INVALID_OPTION',
@@ -38,7 +40,7 @@ export class AuditConfigError extends Error {
   static invalidAction(action: unknown, where: string): AuditConfigError {
     return new AuditConfigError(
       AUDIT_ERROR_CODES.invalidAction,
-      `Audit action ${describe(action)} on ${where} must match /^[a-z][a-z0-9_.]*$/ (e.g. 'nda_created')`,
+      `Audit action ${describe(action)} on ${where} must match ${ACTION_PATTERN} (e.g. 'nda_created')`,
     );
   }
 }
