@@ -4,6 +4,8 @@ import { type AuditRecord } from './audit-entry';
 export interface BufferedEntry {
   seq: number;
   record: AuditRecord;
+  /** Serialized size, as counted against `bufferMaxBytes`. */
+  bytes: number;
 }
 
 /**

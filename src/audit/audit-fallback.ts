@@ -25,12 +25,18 @@ export function lineContext(record: AuditRecord | undefined) {
  * has no home left.
  *
  * @example
- * fallback.keep(record, bytes, lastError); // ring + stderr line; evictions go to the spool
+ * fallback.keep([{ seq, record, bytes }], lastError); // ring + stderr line; evictions go to the spool
  */
 export class AuditFallback {
-  private seq = 0;
   /** Entries that left the module's custody without reaching the table. */
   dropped = 0;
+  /** Seq of the newest entry in the ring (entries arrive oldest first, but for a failed older batch). */
+  private newest = -Infinity;
+  /** The recovery batch being written: its entries stay in the ring until it commits. */
+  private checkedOut = new Set<number>();
+  /** Entries the ring evicted while their own recovery batch was in flight: lost only if it fails. */
+  private evictedInFlight: BufferedEntry[] = [];
+  private readonly appends = new Set<Promise<void>>();
 
   constructor(
     readonly buffer: AuditBuffer,
@@ -40,63 +46,82 @@ export class AuditFallback {
     private readonly onDropped: (count: number) => void,
   ) {}
 
-  /** Into the ring, with the line that carries the full entry; evicted entries go on to the spool. */
-  keep(record: AuditRecord, bytes: number, error: SanitizedDbError | null): void {
-    const evicted = this.buffer.push({ seq: ++this.seq, record }, bytes);
-    this.console.emit(AUDIT_EVENTS.buffered, 'warn', { ...lineContext(record), error, buffered: this.buffer.size, entry: record });
-    if (evicted.length === 0) return;
-    for (const old of evicted) {
-      this.console.emit(AUDIT_EVENTS.evicted, 'error', { ...lineContext(old.record), reason: 'buffer_full', spooled: this.spool !== null });
+  /** Spool appends not yet settled: entries that count only once their fsync has resolved. */
+  get appending(): number {
+    return this.appends.size;
+  }
+
+  /**
+   * Into the ring, each with the line that carries the full entry, in `seq` order (a failed batch
+   * older than entries parked meanwhile goes ahead of them); evicted entries go on to the spool.
+   */
+  keep(entries: BufferedEntry[], error: SanitizedDbError | null): void {
+    const ordered = [...entries].sort((a, b) => a.seq - b.seq);
+    const held = ordered.length > 0 && ordered[0].seq < this.newest ? this.takeAll() : [];
+    const evicted = this.pushAll(mergeBySeq(held, ordered));
+    for (const { record } of entries) {
+      this.console.emit(AUDIT_EVENTS.buffered, 'warn', { ...lineContext(record), error, buffered: this.buffer.size, entry: record });
     }
-    if (this.spool) {
-      void this.toSpool(
-        evicted.map((e) => e.record),
-        'evicted',
-      );
-    } else {
-      // Without a spool the audit.evicted line is the loss report; its audit.buffered line holds the entry.
-      this.count(evicted.length);
+    this.evicted(evicted.filter((e) => !this.checkedOut.has(e.seq)));
+    this.evictedInFlight.push(...evicted.filter((e) => this.checkedOut.has(e.seq)));
+  }
+
+  /** The oldest `n` buffered entries, left in place until {@link committed} or {@link aborted}. */
+  checkout(n: number): BufferedEntry[] {
+    const batch = this.buffer.peekMany(n);
+    this.checkedOut = new Set(batch.map((e) => e.seq));
+    return batch;
+  }
+
+  /** The checked-out batch is in the table: it leaves the ring (those evicted meanwhile already did). */
+  committed(): number {
+    const flushed = this.checkedOut;
+    let remaining = flushed.size - this.evictedInFlight.length;
+    while (remaining > 0 && flushed.has(this.buffer.peek()?.seq ?? NaN)) {
+      this.buffer.shift();
+      remaining -= 1;
     }
+    // Older entries parked ahead of the batch while it was in flight: take the rest out from behind them.
+    if (remaining > 0) this.pushAll(this.takeAll().filter((e) => !flushed.has(e.seq)));
+    this.checkedOut = new Set();
+    this.evictedInFlight = [];
+    return flushed.size;
+  }
+
+  /** The checked-out batch failed: what the ring evicted of it meanwhile is evicted for real now. */
+  aborted(): void {
+    this.checkedOut = new Set();
+    this.evicted(this.evictedInFlight.splice(0));
   }
 
   /** Appends to the spool (fsynced when it resolves); what the spool refuses is dropped. */
-  async toSpool(records: AuditRecord[], reason: SpoolReason): Promise<void> {
-    if (!this.spool) {
-      this.drop(records, reason, null);
-      return;
-    }
-    const { kept, dropped, error } = await this.spool.append(records);
-    for (const record of kept) {
-      // Entries spooled straight from a request (sync mode) have had no audit.buffered line yet.
-      const entry = reason === 'sync' ? { entry: record } : {};
-      this.console.emit(AUDIT_EVENTS.spooled, 'warn', { ...lineContext(record), reason, spooled: this.spool.entries, ...entry });
-    }
-    if (dropped.length > 0) this.drop(dropped, error ?? 'spool_error', null);
+  toSpool(records: AuditRecord[], reason: SpoolReason, withEntry = reason === 'sync'): Promise<void> {
+    const append = this.append(records, reason, withEntry);
+    this.appends.add(append);
+    void append.finally(() => this.appends.delete(append));
+    return append;
   }
 
-  /** Oldest buffered entries, left in place. */
-  peek(n: number): BufferedEntry[] {
-    return this.buffer.peekMany(n);
-  }
-
-  /** Removes the buffered entries up to `lastSeq` (those evicted meanwhile are already gone). */
-  release(lastSeq: number): number {
-    let released = 0;
-    while ((this.buffer.peek()?.seq ?? Infinity) <= lastSeq) {
-      this.buffer.shift();
-      released += 1;
-    }
-    return released;
+  /** Resolves when every spool append begun so far has settled. */
+  async appendsSettled(): Promise<void> {
+    await Promise.allSettled([...this.appends]);
   }
 
   /** Empties the ring: into the spool when there is one, else into `audit.dropped` lines. */
   async evacuate(error: SanitizedDbError | null): Promise<void> {
-    const records: AuditRecord[] = [];
-    let entry: BufferedEntry | undefined;
-    while ((entry = this.buffer.shift()) !== undefined) records.push(entry.record);
+    const records = this.takeAll().map((e) => e.record);
     if (records.length === 0) return;
     if (this.spool) await this.toSpool(records, 'shutdown');
     else this.drop(records, 'shutdown', error);
+  }
+
+  /**
+   * An entry logged after shutdown: to the spool, or dropped with a line that carries the entry
+   * (it has had no `audit.buffered` line).
+   */
+  async afterShutdown(record: AuditRecord, error: SanitizedDbError | null): Promise<void> {
+    if (this.spool) await this.toSpool([record], 'shutdown', true);
+    else this.drop([record], 'shutdown', error, true);
   }
 
   /** Reports a spool line that replay had to skip. */
@@ -110,9 +135,11 @@ export class AuditFallback {
     });
   }
 
-  private drop(records: AuditRecord[], reason: string, error: SanitizedDbError | null): void {
+  private drop(records: AuditRecord[], reason: string, error: SanitizedDbError | null, withEntry = false): void {
     this.count(records.length);
-    for (const record of records) this.console.emit(AUDIT_EVENTS.dropped, 'error', { ...lineContext(record), reason, error });
+    for (const record of records) {
+      this.console.emit(AUDIT_EVENTS.dropped, 'error', { ...lineContext(record), reason, error, ...(withEntry ? { entry: record } : {}) });
+    }
     try {
       this.reporter.entriesDropped({ count: records.length, reason, action: records[0].action });
     } catch {
@@ -120,8 +147,65 @@ export class AuditFallback {
     }
   }
 
+  private async append(records: AuditRecord[], reason: SpoolReason, withEntry: boolean): Promise<void> {
+    if (!this.spool) {
+      this.drop(records, reason, null);
+      return;
+    }
+    const { kept, dropped, error } = await this.spool.append(records);
+    for (const record of kept) {
+      // Entries spooled straight from a request (sync mode, after shutdown) have had no audit.buffered line.
+      const entry = withEntry ? { entry: record } : {};
+      this.console.emit(AUDIT_EVENTS.spooled, 'warn', { ...lineContext(record), reason, spooled: this.spool.entries, ...entry });
+    }
+    if (dropped.length > 0) this.drop(dropped, error ?? 'spool_error', null);
+  }
+
+  /** Evicted entries: a line each, then the spool, or counted as dropped (their audit.buffered line holds them). */
+  private evicted(evicted: BufferedEntry[]): void {
+    if (evicted.length === 0) return;
+    for (const old of evicted) {
+      this.console.emit(AUDIT_EVENTS.evicted, 'error', { ...lineContext(old.record), reason: 'buffer_full', spooled: this.spool !== null });
+    }
+    if (this.spool) {
+      void this.toSpool(
+        evicted.map((e) => e.record),
+        'evicted',
+      );
+    } else {
+      this.count(evicted.length);
+    }
+  }
+
+  private pushAll(entries: BufferedEntry[]): BufferedEntry[] {
+    const evicted: BufferedEntry[] = [];
+    for (const entry of entries) {
+      evicted.push(...this.buffer.push(entry, entry.bytes));
+      this.newest = Math.max(this.newest, entry.seq);
+    }
+    return evicted;
+  }
+
+  private takeAll(): BufferedEntry[] {
+    const all: BufferedEntry[] = [];
+    let entry: BufferedEntry | undefined;
+    while ((entry = this.buffer.shift()) !== undefined) all.push(entry);
+    this.newest = -Infinity;
+    return all;
+  }
+
   private count(n: number): void {
     this.dropped += n;
     this.onDropped(n);
   }
+}
+
+/** Two seq-ordered lists as one. */
+function mergeBySeq(a: BufferedEntry[], b: BufferedEntry[]): BufferedEntry[] {
+  if (a.length === 0) return b;
+  const merged: BufferedEntry[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < a.length || j < b.length) merged.push(j >= b.length || (i < a.length && a[i].seq < b[j].seq) ? a[i++] : b[j++]);
+  return merged;
 }

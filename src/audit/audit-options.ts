@@ -14,12 +14,17 @@ export interface AuditModuleOptions {
   /**
    * `async`: requests never wait for the audit write. `sync`: the interceptor holds the response
    * until the entry is durable (committed, or fsynced to the spool), at most `writeTimeoutMs`
-   * plus the spool write.
+   * plus the spool write (itself bounded by `writeTimeoutMs`). Without `spoolDir`, an entry the
+   * database does not take is acknowledged once it is in the ring and its `audit.buffered` line
+   * is on stderr: durable only as far as that line is shipped.
    */
   mode?: 'async' | 'sync';
-  /** Entries the in-memory ring keeps while the database is down (FIFO eviction). */
+  /**
+   * Entries the in-memory ring keeps while the database is down (FIFO eviction); also the most
+   * entries queued or in flight to the database while it is up (past it, the failure path).
+   */
   bufferSize?: number;
-  /** Upper bound of the ring's memory, in bytes of serialized entries. */
+  /** Upper bound of the ring's memory, in bytes of serialized entries; the same bound for entries on their way to the database. */
   bufferMaxBytes?: number;
   /** Entries larger than this, serialized, have `changes`/`metadata` truncated with a marker. */
   maxEntryBytes?: number;

@@ -1,12 +1,19 @@
 import { type AuditRecord } from './audit-entry';
-import { type AuditWriter } from './audit.writer';
+import { type AuditWriter, writeTimeoutError } from './audit.writer';
 
 /** An entry on its way to the database, and how to tell its caller it has a home. */
 export interface PendingEntry {
   record: AuditRecord;
   bytes: number;
+  /** Order of `log()` calls; the ring keeps entries in this order. */
+  seq: number;
+  /** `Date.now()` by which the entry must be committed (its `log()` plus `writeTimeoutMs`). */
+  deadline: number;
   settle: () => void;
 }
+
+/** Code of the failure raised when an entry finds the writer's memory bound full. */
+export const BACKLOG_FULL_CODE = 'AUDIT_BACKLOG_FULL';
 
 /** Batches the writer may have in flight at once. */
 const MAX_CONCURRENT_BATCHES = 2;
@@ -15,27 +22,42 @@ const MAX_CONCURRENT_BATCHES = 2;
  * Group commit: entries logged in the same turn of the event loop, or while a write is in flight,
  * share one multi-row INSERT of up to `batchSize`. A second write starts only when a full batch
  * waits, so light traffic gathers into fewer, larger transactions and bulk loads keep two going.
+ * What it holds (queued plus in flight) is bounded by `maxEntries` and `maxBytes`: `push` refuses
+ * past them. Each batch must commit by the deadline of its oldest entry, so time spent queued
+ * counts against the write timeout.
  *
  * @example
- * const queue = new AuditWriteQueue(writer, 500, () => state === 'up', (error, batch) => park(batch));
- * queue.push({ record, bytes, settle });
+ * const queue = new AuditWriteQueue(writer, { batchSize: 500, maxEntries: 1000, maxBytes: 8 << 20 },
+ *   () => state === 'up', (error, batch) => park(batch));
+ * if (!queue.push({ record, bytes, seq, deadline, settle })) park([entry]);
  */
 export class AuditWriteQueue {
   private queue: PendingEntry[] = [];
   private readonly inFlight = new Set<Promise<void>>();
   private scheduled = false;
+  private entries = 0;
+  private bytes = 0;
 
   constructor(
     private readonly writer: AuditWriter,
-    private readonly batchSize: number,
+    private readonly limits: { batchSize: number; maxEntries: number; maxBytes: number },
     /** Whether writes may go to the database now. */
     private readonly open: () => boolean,
     private readonly onFailure: (error: unknown, batch: PendingEntry[]) => void,
   ) {}
 
-  push(entry: PendingEntry): void {
+  /** Entries queued or in flight. */
+  get pending(): number {
+    return this.entries;
+  }
+
+  /** Queues `entry` for the next batch; false (and nothing queued) when the bound is full. */
+  push(entry: PendingEntry): boolean {
+    if (this.entries + 1 > this.limits.maxEntries || this.bytes + entry.bytes > this.limits.maxBytes) return false;
+    this.hold([entry]);
     this.queue.push(entry);
     this.schedule();
+    return true;
   }
 
   /** Starts waiting batches on the next turn of the event loop. */
@@ -52,16 +74,26 @@ export class AuditWriteQueue {
   takeQueued(): PendingEntry[] {
     const queued = this.queue;
     this.queue = [];
+    this.release(queued);
     return queued;
   }
 
-  /** Counts `write` as in flight until it settles (the half-open try is one too). */
-  track(write: Promise<void>): void {
-    this.inFlight.add(write);
-    void write.finally(() => {
-      this.inFlight.delete(write);
-      this.pump();
-    });
+  /** Writes `batch` outside the queue (the half-open try), counted as pending until it settles. */
+  send(batch: PendingEntry[], onCommitted: () => void, onFailed: (error: unknown) => void): void {
+    this.hold(batch);
+    this.track(
+      this.write(batch).then(
+        () => {
+          this.release(batch);
+          batch.forEach((p) => p.settle());
+          onCommitted();
+        },
+        (error: unknown) => {
+          this.release(batch);
+          onFailed(error);
+        },
+      ),
+    );
   }
 
   /** Resolves once nothing is queued or in flight. */
@@ -74,15 +106,54 @@ export class AuditWriteQueue {
   }
 
   private pump(): void {
-    const room = () => this.inFlight.size === 0 || (this.inFlight.size < MAX_CONCURRENT_BATCHES && this.queue.length >= this.batchSize);
+    const { batchSize } = this.limits;
+    const room = () => this.inFlight.size === 0 || (this.inFlight.size < MAX_CONCURRENT_BATCHES && this.queue.length >= batchSize);
     while (this.open() && this.queue.length > 0 && room()) {
-      const batch = this.queue.splice(0, this.batchSize);
+      const batch = this.queue.splice(0, batchSize);
       this.track(
-        this.writer.insert(batch.map((p) => p.record)).then(
-          () => batch.forEach((p) => p.settle()),
-          (error: unknown) => this.onFailure(error, batch),
+        this.write(batch).then(
+          () => {
+            this.release(batch);
+            batch.forEach((p) => p.settle());
+          },
+          (error: unknown) => {
+            this.release(batch);
+            this.onFailure(error, batch);
+          },
         ),
       );
+    }
+  }
+
+  /** The batch's INSERT, bounded by the deadline of its oldest entry. */
+  private write(batch: PendingEntry[]): Promise<void> {
+    const deadline = Math.min(...batch.map((p) => p.deadline));
+    if (deadline <= Date.now()) return Promise.reject(writeTimeoutError(this.writer.timeoutMs));
+    return this.writer.insert(
+      batch.map((p) => p.record),
+      deadline,
+    );
+  }
+
+  private track(write: Promise<void>): void {
+    this.inFlight.add(write);
+    void write.finally(() => {
+      this.inFlight.delete(write);
+      this.pump();
+    });
+  }
+
+  private hold(batch: PendingEntry[]): void {
+    for (const p of batch) {
+      this.entries += 1;
+      this.bytes += p.bytes;
+    }
+  }
+
+  private release(batch: PendingEntry[]): void {
+    for (const p of batch) {
+      this.entries -= 1;
+      this.bytes -= p.bytes;
     }
   }
 }

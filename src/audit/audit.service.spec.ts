@@ -1,12 +1,14 @@
 import { Logger } from '@nestjs/common';
 import { type Repository } from 'typeorm';
-import { type AuditEntry } from './audit-entry';
+import { type AuditEntry, AuditEntryNormalizer, type AuditRecord } from './audit-entry';
 import { type AuditLog } from './audit-log.entity';
 import { resolveAuditOptions, type AuditModuleOptions } from './audit-options';
 import { AuditService } from './audit.service';
 import { RingBuffer } from './ring-buffer';
 import { type AuditEventName, type AuditReporter, type ConsoleSink } from './sinks';
-import { type AuditSpool, FileSpool } from './spool';
+import { type AuditSpool, FileSpool, type SpoolAppendResult } from './spool';
+
+const normalizer = new AuditEntryNormalizer([], 64 * 1024);
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -349,5 +351,212 @@ describe('AuditService', () => {
       expect(of('audit.dropped')[0]).toMatchObject({ reason: 'spool_full', action: 'nda_created' });
       expect(reporter.entriesDropped).toHaveBeenCalledWith(expect.objectContaining({ reason: 'spool_full', count: 1 }));
     });
+  });
+});
+
+/** A spool that holds each append (or replay) until the test lets it go. */
+class HeldSpool implements AuditSpool {
+  entries = 0;
+  bytes = 0;
+  readonly appends: { records: AuditRecord[]; release: () => void }[] = [];
+  replayError: Error | undefined;
+  /** False: appends resolve at once (for what the test does not watch, such as shutdown). */
+  holding = true;
+  append(records: AuditRecord[]): Promise<SpoolAppendResult> {
+    if (!this.holding) {
+      this.entries += records.length;
+      return Promise.resolve({ kept: records, dropped: [] });
+    }
+    return new Promise((resolve) => {
+      this.appends.push({
+        records,
+        release: () => {
+          this.entries += records.length;
+          resolve({ kept: records, dropped: [] });
+        },
+      });
+    });
+  }
+  async replay(insert: (records: AuditRecord[]) => Promise<void>): Promise<number> {
+    if (this.replayError) throw this.replayError;
+    const records = this.appends.flatMap((a) => a.records);
+    await insert(records);
+    this.entries = 0;
+    return records.length;
+  }
+  async close(): Promise<void> {}
+}
+
+describe('AuditService bounds', () => {
+  afterEach(() => jest.useRealTimers());
+
+  it('holds at most bufferSize entries on the way to the database; the rest take the failure path at once', async () => {
+    const { service, repository, of } = setup({ bufferSize: 50, batchSize: 20, retryBackoffMs: 60_000, retryBackoffMaxMs: 60_000 });
+    repository.behaviour = () => 'hang';
+    const logged = Array.from({ length: 200 }, (_, n) => service.log(entry(n)));
+    const status = service.status();
+    expect(status.pending).toBeLessThanOrEqual(50);
+    expect(status).toMatchObject({ state: 'down', lastError: { code: 'AUDIT_BACKLOG_FULL' } });
+    expect(of('audit.db_write_failed')[0]).toMatchObject({ error: { code: 'AUDIT_BACKLOG_FULL' } });
+    await Promise.all(logged);
+    // Every entry has a home: the ring holds the newest 50, the older ones were evicted with a line each.
+    expect(of('audit.buffered')).toHaveLength(200);
+    expect(service.status()).toMatchObject({ pending: 0, buffered: 50 });
+  });
+
+  it('counts the time an entry waits in the queue against writeTimeoutMs', async () => {
+    jest.useFakeTimers({ now: 1_000_000 });
+    const { service, repository, of } = setup({ writeTimeoutMs: 100, retryBackoffMs: 60_000, retryBackoffMaxMs: 60_000 });
+    // Every insert takes 90 ms: each under the write timeout on its own.
+    repository.behaviour = () => new Promise<Outcome>((resolve) => setTimeout(() => resolve('ok'), 90));
+    const t0 = Date.now();
+    const settled: Record<string, number> = {};
+    void service.log(entry(1)).then(() => (settled.first = Date.now() - t0));
+    await jest.advanceTimersByTimeAsync(50);
+    void service.log(entry(2)).then(() => (settled.second = Date.now() - t0));
+    await jest.advanceTimersByTimeAsync(300);
+    expect(settled.first).toBeLessThanOrEqual(100);
+    // Logged at 50 ms, it waited 40 ms behind the first batch: its 100 ms end at 150 ms, not at 180.
+    expect(settled.second).toBeLessThanOrEqual(150);
+    expect(service.status()).toMatchObject({ state: 'down', lastError: { code: 'AUDIT_WRITE_TIMEOUT' } });
+    expect(of('audit.buffered').map((f) => f.entityId)).toEqual(['nda-2']);
+  });
+
+  it('in sync mode, answers within writeTimeoutMs plus a bounded spool write even when the spool hangs', async () => {
+    jest.useFakeTimers({ now: 1_000_000 });
+    const spool = new HeldSpool();
+    const { service, repository, of } = setup(
+      { mode: 'sync', writeTimeoutMs: 100, retryBackoffMs: 60_000, retryBackoffMaxMs: 60_000 },
+      spool,
+    );
+    repository.behaviour = () => 'hang';
+    const t0 = Date.now();
+    let settledAt: number | undefined;
+    void service.log(entry(1)).then(() => (settledAt = Date.now() - t0));
+    await jest.advanceTimersByTimeAsync(250);
+    expect(settledAt).toBeLessThanOrEqual(200);
+    // The spool never said it was durable: the ring and its stderr line keep the entry meanwhile.
+    expect(of('audit.buffered').map((f) => f.entityId)).toEqual(['nda-1']);
+    spool.holding = false;
+    spool.appends.forEach((a) => a.release());
+  });
+
+  it('keeps the ring oldest first when an older batch fails after newer entries were parked', async () => {
+    const { service, repository, of } = setup({ batchSize: 1, bufferSize: 3, retryBackoffMs: 60_000, retryBackoffMaxMs: 60_000 });
+    const releases: ((o: Outcome) => void)[] = [];
+    repository.behaviour = () => new Promise<Outcome>((resolve) => releases.push(resolve));
+    const first = [1, 2].map((n) => service.log(entry(n)));
+    await eventuallyTrue(() => releases.length === 2, 1000);
+    releases[0]('fail');
+    await eventuallyTrue(() => service.status().state === 'down', 1000);
+    await Promise.all([3, 4, 5].map((n) => service.log(entry(n))));
+    releases[1]('fail');
+    await Promise.all(first);
+    // A ring of 3 after 5 entries: the two oldest were evicted, not a newer one.
+    expect(of('audit.evicted').map((f) => f.entityId)).toEqual(['nda-1', 'nda-2']);
+    const entityOf = new Map(of('audit.buffered').map((f) => [f.auditId, f.entityId]));
+    jumpPastCoolDown();
+    repository.behaviour = () => 'ok';
+    await service.log(entry(6));
+    await eventuallyTrue(() => of('audit.recovered').length === 1, 1000);
+    expect(
+      repository.attempts
+        .slice(-3)
+        .flat()
+        .map((id) => entityOf.get(id)),
+    ).toEqual(['nda-3', 'nda-4', 'nda-5']);
+  });
+
+  it('reports no loss for entries evicted while their own flush batch commits', async () => {
+    const { service, repository, of } = setup({ bufferSize: 3, retryBackoffMs: 20, retryBackoffMaxMs: 20 });
+    repository.behaviour = () => 'fail';
+    await Promise.all([1, 2, 3].map((n) => service.log(entry(n))));
+    let release!: (o: Outcome) => void;
+    repository.behaviour = () => new Promise<Outcome>((resolve) => (release = resolve));
+    // The retry timer's flush of the ring is the half-open try; entries meanwhile are parked behind it.
+    await eventuallyTrue(() => service.status().state === 'half-open' && release !== undefined, 2000);
+    await Promise.all([4, 5].map((n) => service.log(entry(n))));
+    repository.behaviour = () => 'ok';
+    release('ok');
+    await eventuallyTrue(() => of('audit.recovered').length === 1, 2000);
+    expect(repository.committed.size).toBe(5);
+    expect(service.status().dropped).toBe(0);
+    expect(of('audit.recovered')[0]).toMatchObject({ dropped: 0 });
+  });
+
+  it('takes a spool replay error that is not an insert failure as a failure: down, a line, an alert, a retry', async () => {
+    const spool = new HeldSpool();
+    spool.entries = 1;
+    spool.replayError = Object.assign(new Error("EACCES: permission denied, open '/spool/audit-1.ndjson'"), { code: 'EACCES' });
+    const { service, reporter, of } = setup({ retryBackoffMs: 20, retryBackoffMaxMs: 20 }, spool);
+    service.onApplicationBootstrap();
+    await eventuallyTrue(() => of('audit.db_write_failed').length >= 2, 2000);
+    expect(service.status()).toMatchObject({ state: 'down', lastError: { code: 'EACCES' } });
+    expect(reporter.writeFailed).toHaveBeenCalled();
+  });
+
+  it('retries while a spool append is still waiting for its fsync', async () => {
+    const spool = new HeldSpool();
+    const { service, repository, of } = setup({ mode: 'sync', writeTimeoutMs: 10_000, retryBackoffMs: 20, retryBackoffMaxMs: 20 }, spool);
+    repository.behaviour = () => 'fail';
+    const logged = service.log(entry(1));
+    await eventuallyTrue(() => spool.appends.length === 1, 1000);
+    repository.behaviour = () => 'ok';
+    // The cool-down ends while the append still waits; only then does it become durable.
+    await sleep(60);
+    spool.appends[0].release();
+    await logged;
+    await eventuallyTrue(() => of('audit.recovered').length === 1, 2000);
+    expect(service.status()).toMatchObject({ state: 'up', spooled: 0 });
+    expect(repository.committed.size).toBe(1);
+  });
+
+  it('after shutdown, spools each new entry, or counts and reports it with the entry', async () => {
+    const { service, repository, of } = setup();
+    repository.behaviour = () => 'ok';
+    await service.beforeApplicationShutdown();
+    await service.log(entry(1));
+    expect(service.status()).toMatchObject({ buffered: 0, dropped: 1 });
+    expect(of('audit.dropped')).toEqual([
+      expect.objectContaining({ entityId: 'nda-1', reason: 'shutdown', entry: expect.objectContaining({ entityId: 'nda-1' }) }),
+    ]);
+
+    const spool = new HeldSpool();
+    const spooled = setup({}, spool);
+    await spooled.service.beforeApplicationShutdown();
+    const logged = spooled.service.log(entry(2));
+    await eventuallyTrue(() => spool.appends.length === 1, 1000);
+    spool.appends[0].release();
+    await logged;
+    expect(spooled.of('audit.spooled')).toEqual([expect.objectContaining({ entityId: 'nda-2', reason: 'shutdown' })]);
+    expect(spooled.service.status()).toMatchObject({ buffered: 0, dropped: 0 });
+  });
+
+  it('finishes shutdown in bounded time while a long spool replay runs, leaving the rest spooled', async () => {
+    const spool = new HeldSpool();
+    spool.entries = 10_000;
+    let batches = 0;
+    spool.replay = async (insert) => {
+      for (; batches < 100; batches += 1) await insert([normalizer.normalize(entry(batches)).record]);
+      return 100;
+    };
+    const { service, repository } = setup({ writeTimeoutMs: 100 }, spool);
+    repository.behaviour = () => new Promise<Outcome>((resolve) => setTimeout(() => resolve('ok'), 30));
+    service.onApplicationBootstrap();
+    await eventuallyTrue(() => batches > 0, 1000);
+    await service.beforeApplicationShutdown();
+    expect(batches).toBeLessThan(20);
+  });
+});
+
+describe('AuditService in sync mode without a spool', () => {
+  it('answers once the entry the database refused is in the ring with its stderr line', async () => {
+    const { service, repository, of } = setup({ mode: 'sync', retryBackoffMs: 60_000, retryBackoffMaxMs: 60_000 });
+    repository.behaviour = () => 'fail';
+    await service.log(entry(1));
+    expect(service.status()).toMatchObject({ state: 'down', buffered: 1, pending: 0 });
+    expect(of('audit.buffered')).toEqual([
+      expect.objectContaining({ entityId: 'nda-1', entry: expect.objectContaining({ entityId: 'nda-1' }) }),
+    ]);
   });
 });

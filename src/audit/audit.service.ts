@@ -7,7 +7,7 @@ import { AuditFallback, lineContext } from './audit-fallback';
 import { type AuditLog } from './audit-log.entity';
 import { type ResolvedAuditOptions } from './audit-options';
 import { AUDIT_OPTIONS, AUDIT_REPOSITORY } from './audit.constants';
-import { AuditWriteQueue, type PendingEntry } from './audit-write-queue';
+import { AuditWriteQueue, BACKLOG_FULL_CODE, type PendingEntry } from './audit-write-queue';
 import { AuditWriter } from './audit.writer';
 import { connectionSecrets, type SanitizedDbError, sanitizeDbError } from './db-error';
 import { AUDIT_EVENTS, AuditReporter, ConsoleSink, type WriteFailureReport } from './sinks';
@@ -19,6 +19,8 @@ export type AuditState = 'up' | 'down' | 'half-open';
 /** What the health indicator and operators see. `spooled`/`spoolBytes` only with a spool. */
 export interface AuditStatus {
   state: AuditState;
+  /** Entries on their way to the database: queued for the writer or in flight. */
+  pending: number;
   buffered: number;
   bufferedBytes: number;
   dropped: number;
@@ -54,6 +56,10 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
   private retryAt = 0;
   private retryTimer: NodeJS.Timeout | undefined;
   private shuttingDown = false;
+  /** After shutdown has placed what it held: later entries go straight to the spool, or are dropped. */
+  private closed = false;
+  private shutdownDeadline = Infinity;
+  private seq = 0;
   private downSince: Date | null = null;
   private lastError: SanitizedDbError | null = null;
   private outage = { failedAttempts: 0, dropped: 0, flushed: 0 };
@@ -70,7 +76,7 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
     this.writer = new AuditWriter(repository, options.writeTimeoutMs);
     this.writes = new AuditWriteQueue(
       this.writer,
-      options.batchSize,
+      { batchSize: options.batchSize, maxEntries: options.bufferSize, maxBytes: options.bufferMaxBytes },
       () => this.state === 'up',
       (error, batch) => {
         this.failed(error, 'write', batch[0].record, batch.length);
@@ -95,7 +101,9 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
     return new Promise<void>((settle) => {
       try {
         const { record, bytes } = this.normalizer.normalize(entry);
-        this.route({ record, bytes, settle });
+        const pending = { record, bytes, seq: ++this.seq, deadline: Date.now() + this.options.writeTimeoutMs, settle };
+        if (this.closed) void this.fallback.afterShutdown(record, this.lastError).finally(settle);
+        else this.route(pending);
       } catch (error) {
         // Unreachable by design (normalize never throws); kept so log() can honour "never rejects".
         this.console.emit(AUDIT_EVENTS.dropped, 'error', { reason: 'normalize_failed', error: String(error) });
@@ -128,6 +136,7 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
     const { buffer, spool } = this.fallback;
     return {
       state: this.state,
+      pending: this.writes.pending,
       buffered: buffer.size,
       bufferedBytes: buffer.bytes,
       dropped: this.fallback.dropped,
@@ -157,25 +166,38 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
     );
   }
 
-  /** Drains the writer queue and the ring to the database while it can; the rest to the spool. */
+  /**
+   * Drains the writer queue and the ring to the database while it can, the rest to the spool (or
+   * counted as dropped). It stops starting database writes `2 × writeTimeoutMs` after it began, and
+   * each write is bounded by `writeTimeoutMs`; a spool replay in progress stops after its batch.
+   */
   async beforeApplicationShutdown(): Promise<void> {
     // No retry may start after this: the DataSource is about to close.
     this.shuttingDown = true;
+    this.shutdownDeadline = Date.now() + 2 * this.options.writeTimeoutMs;
     clearTimeout(this.retryTimer);
     await this.settleWrites();
-    if (this.fallback.buffer.size > 0) {
+    if (this.fallback.buffer.size > 0 && Date.now() < this.shutdownDeadline) {
       // One last try, whatever the cool-down says; the spool keeps for the next start.
       this.state = this.state === 'down' ? 'half-open' : this.state;
       await this.flush({ withSpool: false });
       await this.settleWrites();
     }
-    await this.fallback.evacuate(this.lastError);
-    await this.fallback.spool?.close();
+    this.closed = true;
+    this.park(this.writes.takeQueued());
+    void this.fallback.evacuate(this.lastError);
+    // A disk that hangs must not hold the app: the entries' audit.buffered lines remain.
+    await within(this.fallback.appendsSettled(), this.options.writeTimeoutMs);
+    await within(this.fallback.spool?.close(), this.options.writeTimeoutMs);
   }
 
   private route(pending: PendingEntry): void {
     if (this.state === 'up') {
-      this.writes.push(pending);
+      if (this.writes.push(pending)) return;
+      const { bufferSize, bufferMaxBytes } = this.options;
+      const backlog = new Error(`more than ${bufferSize} entries or ${bufferMaxBytes} bytes waiting for the audit database`);
+      this.failed(Object.assign(backlog, { code: BACKLOG_FULL_CODE }), 'write', pending.record, 1);
+      this.park([pending]);
     } else if (this.state === 'down' && Date.now() >= this.retryAt) {
       this.probe(pending);
     } else {
@@ -185,35 +207,50 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
 
   private probe(pending: PendingEntry): void {
     this.state = 'half-open';
-    this.writes.track(
-      this.writer.insert([pending.record]).then(
-        () => {
-          pending.settle();
-          this.up();
-          void this.flush();
-        },
-        (error: unknown) => {
-          this.failed(error, 'probe', pending.record, 1);
-          this.park([pending]);
-        },
-      ),
+    this.writes.send(
+      [pending],
+      () => {
+        this.up();
+        void this.flush();
+      },
+      (error) => {
+        this.failed(error, 'probe', pending.record, 1);
+        this.park([pending]);
+      },
     );
   }
 
-  /** Entries the database did not take: to the ring, or in sync mode with a spool, to the spool. */
+  /**
+   * Entries the database did not take: to the ring with their lines, or in sync mode with a spool,
+   * to the spool. A spool write that has not resolved within `writeTimeoutMs` does not hold the
+   * request longer: the entry goes to the ring as well (a duplicate there is harmless).
+   */
   private park(pendings: PendingEntry[]): void {
-    if (this.options.mode === 'sync' && this.fallback.spool) {
+    if (pendings.length === 0) return;
+    if (this.closed) {
+      for (const p of pendings) void this.fallback.afterShutdown(p.record, this.lastError).finally(p.settle);
+    } else if (this.options.mode === 'sync' && this.fallback.spool) {
+      let answered = false;
+      const answer = () => {
+        answered = true;
+        pendings.forEach((p) => p.settle());
+      };
+      const timer = setTimeout(() => {
+        this.fallback.keep(pendings, this.lastError);
+        answer();
+      }, this.options.writeTimeoutMs).unref();
       void this.fallback
         .toSpool(
           pendings.map((p) => p.record),
           'sync',
         )
-        .finally(() => pendings.forEach((p) => p.settle()));
-      return;
-    }
-    for (const p of pendings) {
-      this.fallback.keep(p.record, p.bytes, this.lastError);
-      p.settle();
+        .finally(() => {
+          clearTimeout(timer);
+          if (!answered) answer();
+        });
+    } else {
+      this.fallback.keep(pendings, this.lastError);
+      pendings.forEach((p) => p.settle());
     }
   }
 
@@ -222,7 +259,7 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
     if (this.state !== 'down' || this.shuttingDown) return;
     if (!this.writer.connected) {
       void this.connect();
-    } else if (this.fallback.buffer.size > 0 || (this.fallback.spool?.entries ?? 0) > 0) {
+    } else if (this.fallback.buffer.size > 0 || (this.fallback.spool?.entries ?? 0) > 0 || this.fallback.appending > 0) {
       this.state = 'half-open';
       void this.flush();
     }
@@ -249,35 +286,47 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
   /**
    * Writes the ring oldest first, then replays the spool; in `half-open` the first batch decides.
    * Entries parked while that first try was in flight land behind it (in the ring, or in a new
-   * spool segment), so it goes round until a pass finds nothing left to write.
+   * spool segment, once their append has settled), so it goes round until a pass finds nothing
+   * left to write. A spool fault that is not a failed insert is a failed attempt too.
    */
   private async runFlush(withSpool: boolean): Promise<void> {
-    const live = () => this.state === 'up' || this.state === 'half-open';
+    const live = () => (this.state === 'up' || this.state === 'half-open') && Date.now() < this.shutdownDeadline;
     const spool = withSpool ? this.fallback.spool : null;
     let progress = true;
     while (progress && live()) {
       progress = false;
       while (live() && this.fallback.buffer.size > 0) {
-        const batch = this.fallback.peek(this.options.batchSize);
-        if (!(await this.flushBatch(batch.map((b) => b.record)))) return;
-        this.outage.flushed += this.fallback.release(batch[batch.length - 1].seq);
+        const batch = this.fallback.checkout(this.options.batchSize);
+        if (!(await this.flushBatch(batch.map((b) => b.record)))) {
+          this.fallback.aborted();
+          return;
+        }
+        this.outage.flushed += this.fallback.committed();
         progress = true;
       }
       if (spool && spool.entries > 0 && live()) {
         const before = spool.entries;
+        let insertFailed = false;
         try {
           this.outage.flushed += await spool.replay(
             async (records) => {
-              if (!(await this.flushBatch(records))) throw new Error('spool replay stopped');
+              if (this.shuttingDown) throw new Error('spool replay stopped for shutdown');
+              insertFailed = !(await this.flushBatch(records));
+              if (insertFailed) throw new Error('spool replay stopped');
             },
             this.options.batchSize,
             (rejection) => this.fallback.rejected(rejection),
           );
-        } catch {
-          // flushBatch has reported the failure; the segment stays for the next recovery.
+        } catch (error) {
+          // A failed insert has been reported by flushBatch; the segment stays for the next recovery.
+          if (!insertFailed && !this.shuttingDown) this.failed(error, this.state === 'half-open' ? 'probe' : 'flush', undefined, 0);
           return;
         }
         progress ||= spool.entries < before;
+      }
+      if (!progress && spool && this.fallback.appending > 0 && live()) {
+        await this.fallback.appendsSettled();
+        progress = true;
       }
     }
     if (this.state === 'half-open') this.up();
@@ -366,4 +415,10 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
       await this.writes.settle();
     }
   }
+}
+
+/** Waits for `promise`, at most `ms`. */
+async function within(promise: Promise<unknown> | undefined, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([promise, new Promise((resolve) => (timer = setTimeout(resolve, ms)))]).finally(() => clearTimeout(timer));
 }

@@ -22,8 +22,9 @@ export const AUDIT_COLUMNS = [
 /**
  * Inserts batches of records into `audit_log` with one multi-row `INSERT … ON CONFLICT (id) DO
  * NOTHING`, so a retried or replayed record never makes a second row. Each insert runs in its own
- * transaction with `statement_timeout` and `lock_timeout` set to the write timeout, and a timer
- * bounds the whole call (pool wait included): a locked table costs at most `timeoutMs`.
+ * transaction with `statement_timeout`, `lock_timeout` and `idle_in_transaction_session_timeout`
+ * set to the write timeout (a connection stalled before COMMIT is ended by the server), and a
+ * timer bounds the whole call (pool wait included): a locked table costs at most `timeoutMs`.
  * A DataSource left uninitialized (TypeORM `manualInitialization`, so that the app can start while
  * the audit database is unreachable) is initialized, with its migrations, by the first write.
  *
@@ -33,22 +34,29 @@ export const AUDIT_COLUMNS = [
 export class AuditWriter {
   private connecting: Promise<void> | undefined;
 
+  /** Server-side bounds of each audit transaction: a statement, a lock wait, a stall before COMMIT. */
+  private readonly settings: string;
+
   constructor(
     private readonly repository: Repository<AuditLog>,
-    private readonly timeoutMs: number,
-  ) {}
+    readonly timeoutMs: number,
+  ) {
+    this.settings = ['statement_timeout', 'lock_timeout', 'idle_in_transaction_session_timeout']
+      .map((name) => `SET LOCAL ${name} = ${timeoutMs}`)
+      .join('; ');
+  }
 
-  async insert(records: readonly AuditRecord[]): Promise<void> {
+  /** Rejects when the batch is not committed by `deadline` (default: `timeoutMs` from now). */
+  async insert(records: readonly AuditRecord[], deadline = Date.now() + this.timeoutMs): Promise<void> {
     if (records.length === 0) return;
-    const settings = `SET LOCAL statement_timeout = ${this.timeoutMs}; SET LOCAL lock_timeout = ${this.timeoutMs}`;
     const write = this.connect().then(() => {
       const { sql, parameters } = buildAuditInsert(this.table(), records);
       return this.repository.manager.transaction(async (manager) => {
-        await manager.query(settings);
+        await manager.query(this.settings);
         await manager.query(sql, parameters);
       });
     });
-    await withTimeout(write, this.timeoutMs);
+    await withTimeout(write, deadline - Date.now(), this.timeoutMs);
   }
 
   /** Inserts inside the caller's transaction: no timeout of its own, and failures reject. */
@@ -66,7 +74,7 @@ export class AuditWriter {
 
   /** {@link connect}, bounded by the write timeout. */
   connectWithinTimeout(): Promise<void> {
-    return withTimeout(this.connect(), this.timeoutMs);
+    return withTimeout(this.connect(), this.timeoutMs, this.timeoutMs);
   }
 
   /** Initializes the DataSource (running its migrations) if the app left that to the module. */
@@ -136,14 +144,21 @@ function json(value: unknown): string | null {
   return value === null || value === undefined ? null : JSON.stringify(value);
 }
 
-/** Rejects with code {@link WRITE_TIMEOUT_CODE} when `promise` has not settled within `ms`. */
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+/**
+ * The error of a write not committed within the write timeout (code {@link WRITE_TIMEOUT_CODE}).
+ *
+ * @example
+ * writeTimeoutError(2000).message; // 'audit write not committed within 2000 ms'
+ */
+export function writeTimeoutError(timeoutMs: number): Error & { code: string } {
+  return Object.assign(new Error(`audit write not committed within ${timeoutMs} ms`), { code: WRITE_TIMEOUT_CODE });
+}
+
+/** Rejects with {@link writeTimeoutError} when `promise` has not settled within `ms`. */
+function withTimeout<T>(promise: Promise<T>, ms: number, timeoutMs: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(Object.assign(new Error(`audit write not committed within ${ms} ms`), { code: WRITE_TIMEOUT_CODE })),
-      ms,
-    );
+    timer = setTimeout(() => reject(writeTimeoutError(timeoutMs)), Math.max(0, ms));
     timer.unref();
   });
   // The losing write may still settle later; its outcome is already accounted for.
