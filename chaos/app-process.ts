@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { createInterface } from 'node:readline';
 import { freePort } from '../src/embedded-database';
@@ -8,6 +9,7 @@ const running = new Set<ChildProcess>();
 /** What `GET /health` says of the audit database (`details.audit_db`). */
 export interface AuditHealth {
   state: string;
+  pending?: number;
   buffered: number;
   dropped: number;
   spooled?: number;
@@ -74,6 +76,17 @@ export class ChaosApp {
       req.on('timeout', () => req.destroy());
       req.end();
     });
+  }
+
+  /** Resident memory of the app process in bytes (`VmRSS`), or `undefined` once it has exited. */
+  async rssBytes(): Promise<number | undefined> {
+    try {
+      const status = await readFile(`/proc/${this.child.pid}/status`, 'utf8');
+      const kib = /^VmRSS:\s+(\d+) kB$/m.exec(status)?.[1];
+      return kib === undefined ? undefined : Number(kib) * 1024;
+    } catch {
+      return undefined;
+    }
   }
 
   /** SIGKILL: no shutdown hook runs, whatever was in memory is gone. */

@@ -66,6 +66,31 @@ export const PHASES: readonly Phase[] = [
     },
   },
   {
+    name: 'slow',
+    exercises: 'sync app + spool: every INSERT answers just under the write timeout; the backlog stays bounded, late entries spool',
+    run: async ({ auditDb, holdMs, writeTimeoutMs }) => {
+      // A statement trigger that sleeps: each INSERT alone commits in time, entries queued behind it do not.
+      await auditDb.query(
+        `CREATE FUNCTION chaos_slow_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN PERFORM pg_sleep(${(0.9 * writeTimeoutMs) / 1000}); RETURN NULL; END $$`,
+        [],
+        AUDIT_DATABASE,
+      );
+      await auditDb.query(
+        'CREATE TRIGGER chaos_slow_insert BEFORE INSERT ON audit_log FOR EACH STATEMENT EXECUTE FUNCTION chaos_slow_insert()',
+        [],
+        AUDIT_DATABASE,
+      );
+      try {
+        await sleep(Math.max(holdMs, 3 * writeTimeoutMs));
+      } finally {
+        await auditDb.query('DROP TRIGGER chaos_slow_insert ON audit_log', [], AUDIT_DATABASE);
+        await auditDb.query('DROP FUNCTION chaos_slow_insert()', [], AUDIT_DATABASE);
+      }
+      await sleep(holdMs / 2);
+    },
+  },
+  {
     name: 'revoke',
     exercises: 'sync app + spool: INSERT refused (42501) for the app role, GRANT recovers',
     run: async ({ auditDb, holdMs }) => {

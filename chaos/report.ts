@@ -6,12 +6,16 @@ import { type ChaosResult } from './schedule';
  * The one-line verdict of a run.
  *
  * @example
- * summaryLine(result); // 'chaos: 5120 acknowledged, 5120 recorded, 0 missing, 0 duplicated, faults: kill-db, lock, …'
+ * summaryLine(result);
+ * // 'chaos: 5120 acknowledged, 5120 recorded, 0 missing, 0 duplicated, faults: kill-db, …; peak pending: sync 412, …; peak RSS: sync 98 MiB, …'
  */
 export function summaryLine(result: ChaosResult): string {
+  const peaks = Object.entries(result.peaks);
   return (
     `chaos: ${result.acknowledged} acknowledged, ${result.recorded} recorded, ${result.missing} missing, ` +
-    `${result.duplicated} duplicated, faults: ${result.faults.join(', ')}`
+    `${result.duplicated} duplicated, faults: ${result.faults.join(', ')}; ` +
+    `peak pending: ${peaks.map(([app, p]) => `${app} ${p.pending}`).join(', ')}; ` +
+    `peak RSS: ${peaks.map(([app, p]) => `${app} ${(p.rssBytes / 2 ** 20).toFixed(0)} MiB`).join(', ')}`
   );
 }
 

@@ -1,5 +1,6 @@
 import { type EntryProblem, type PhaseFigures } from './accounting';
 import { type AuditHealth } from './app-process';
+import { type Peaks } from './peaks';
 
 /** How to run the schedule. */
 export interface ChaosOptions {
@@ -40,6 +41,8 @@ export interface ChaosResult {
   /** Whether every app reported `up`, nothing buffered and nothing spooled before the count. */
   settled: boolean;
   finalHealth: Record<string, AuditHealth | undefined>;
+  /** Per app: the most entries pending to the database and the largest RSS sampled during the run. */
+  peaks: Peaks;
   spoolLeft: { dir: string; files: number; entries: number }[];
   missingEntries: EntryProblem[];
   duplicatedEntries: EntryProblem[];

@@ -6,6 +6,7 @@ import { ChaosApp, isSettled, settle } from './app-process';
 import { countAuditRows, prepareAuditDatabase, startPostgres, type TestPostgres } from './databases';
 import { type ChaosContext, PHASES } from './faults';
 import { Load } from './load';
+import { PeakSampler } from './peaks';
 import { type CatchUp, type ChaosOptions, type ChaosResult } from './result';
 import { spooledKeys, spoolInventory } from './spool-files';
 
@@ -30,6 +31,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   const tmp = await mkdtemp(join(tmpdir(), 'audit-chaos-'));
   const spools = { sync: join(tmp, 'spool-sync'), async: join(tmp, 'spool-async') };
   let load: Load | undefined;
+  let sampler: PeakSampler | undefined;
   try {
     const startServer = async () => {
       const server = await startPostgres();
@@ -79,6 +81,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     };
     log(`apps up: sync on ${sync.port}, async on ${async.port}; load with ${options.workers} workers`);
     load = context.load = new Load(() => context.apps[context.apps.target], options.workers);
+    sampler = PeakSampler.start(() => [context.apps.sync, context.apps.async], 250);
     const catchUps = new Map<string, CatchUp>();
     for (const phase of PHASES) {
       load.phase = phase.name;
@@ -96,6 +99,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     log(`load stopped after ${load.records.length} requests; waiting for the apps to flush and replay`);
     const finalHealth = await settle([context.apps.sync, context.apps.async], options.settleTimeoutMs ?? 30_000);
     const settled = Object.values(finalHealth).every(isSettled);
+    const peaks = await sampler.stop();
     const accounting = account(load.records, await countAuditRows(auditDb), await spooledKeys(Object.values(spools)));
     const names = PHASES.map((p) => p.name);
     return {
@@ -114,6 +118,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       stalled: [...catchUps].filter(([, c]) => c.caughtUpMs === null).map(([name]) => name),
       settled,
       finalHealth,
+      peaks,
       spoolLeft: await spoolInventory(Object.values(spools)),
       missingEntries: accounting.missing.slice(0, 100),
       duplicatedEntries: accounting.duplicated.slice(0, 100),
@@ -122,6 +127,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     };
   } finally {
     await load?.stop();
+    await sampler?.stop();
     await Promise.all(apps.map((app) => app.stop()));
     for (const server of servers) await server.ensureRunning().catch(() => undefined);
     await Promise.all(servers.map((server) => server.stop()));

@@ -2,6 +2,7 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type ChaosResult, runChaos } from '../chaos/schedule';
 import { PHASES } from '../chaos/faults';
+import { summaryLine } from '../chaos/report';
 import { type Build, buildProject } from './support/build';
 
 // `npm run chaos` in short: the whole fault schedule (each fault held about a second) against the
@@ -30,24 +31,28 @@ describe('chaos: the fault schedule under load', () => {
     expect(result.acknowledged).toBeGreaterThan(0);
   });
 
-  // Fails today: in sync mode with a spool, entries spooled while a half-open spool replay runs
-  // land in a segment that replay skips; the service goes up and nothing replays it until the
-  // next outage or restart (the final phase's restart is what empties it in this schedule).
   it('catches up after every phase by itself: up, nothing buffered, nothing spooled', () => {
     expect(result.phases.filter((p) => p.caughtUpMs === null).map((p) => [p.phase, p.healthAfter])).toEqual([]);
   });
 
   it('applies every fault with requests acknowledged in each phase', () => {
-    expect(result.faults).toEqual(['kill-db', 'lock', 'revoke', 'overflow', 'kill-app']);
+    expect(result.faults).toEqual(['kill-db', 'lock', 'slow', 'revoke', 'overflow', 'kill-app']);
     expect(result.phases.map((p) => p.phase)).toEqual(PHASES.map((p) => p.name));
     for (const p of result.phases) expect([p.phase, p.acknowledged > 0]).toEqual([p.phase, true]);
   });
 
   it('really hits the fallbacks: failed writes spooled, the ring overflowing, the app killed', () => {
-    for (const name of ['kill-db', 'lock', 'revoke', 'kill-app']) {
+    for (const name of ['kill-db', 'lock', 'slow', 'revoke', 'kill-app']) {
       expect([name, events(name, 'sync:db_write_failed') > 0, events(name, 'sync:spooled') > 0]).toEqual([name, true, true]);
     }
     expect(events('overflow', 'async:evicted')).toBeGreaterThan(0);
     expect(phase('kill-app').notAcknowledged).toBeGreaterThan(0);
+  });
+
+  it('keeps what waits for the database within the ring\'s bound, and reports the peaks', () => {
+    expect(result.peaks.sync.pending).toBeGreaterThan(0);
+    expect(result.peaks.sync.pending).toBeLessThanOrEqual(1000);
+    expect(result.peaks.sync.rssBytes).toBeGreaterThan(0);
+    expect(summaryLine(result)).toMatch(/peak pending: sync \d+, async \d+; peak RSS: sync \d+ MiB, async \d+ MiB$/);
   });
 });
