@@ -49,7 +49,7 @@ describe('chaos: the fault schedule under load', () => {
     expect(phase('kill-app').notAcknowledged).toBeGreaterThan(0);
   });
 
-  it('keeps what waits for the database within the ring\'s bound, and reports the peaks', () => {
+  it("keeps what waits for the database within the ring's bound, and reports the peaks", () => {
     expect(result.peaks.sync.pending).toBeGreaterThan(0);
     expect(result.peaks.sync.pending).toBeLessThanOrEqual(1000);
     expect(result.peaks.sync.rssBytes).toBeGreaterThan(0);
