@@ -88,6 +88,22 @@ describe('an entry with a date PostgreSQL cannot store, batched with healthy one
     ]);
   });
 
+  it('fits the widest text in the indexed columns: btree rows stay under their size limit (54000)', async () => {
+    const normalizer = new AuditEntryNormalizer([], 64 * 1024);
+    // Three UTF-8 bytes per UTF-16 unit is the most a capped field can hold; random, so that
+    // PostgreSQL cannot compress the index row below its limit.
+    let seed = 42;
+    const random = (from: number, span: number) => from + ((seed = (seed * 1103515245 + 12345) % 2 ** 31) % span);
+    const widest = String.fromCharCode(...Array.from({ length: 1000 }, () => random(0x800, 0xd7ff - 0x800)));
+    const emoji = String.fromCodePoint(...Array.from({ length: 500 }, () => random(0x1f300, 0x2ff)));
+    const records = [widest, emoji].map(
+      (text) =>
+        normalizer.normalize({ action: text, entityType: text, entityId: text, userId: text, requestId: text, userAgent: text }).record,
+    );
+    const { sql, parameters } = buildAuditInsert('"audit_log"', records, { returning: true });
+    expect(await db.query(sql, parameters)).toHaveLength(2);
+  });
+
   it('inserts any normalized entry, however hostile its values, in one multi-row INSERT with the others', async () => {
     const normalizer = new AuditEntryNormalizer(AUDIT_DEFAULTS.redactKeys, 4096);
     const text = fc.oneof(fc.string({ unit: 'binary' }), fc.constantFrom('', '\u0000', '\ud800', 'a\u0000\udfff'));
