@@ -5,7 +5,9 @@ import { join } from 'node:path';
 import { DataSource } from 'typeorm';
 import { AUDIT_EVENTS, CreateAuditLog1732700000000, FileSpool } from '../src/audit';
 import { AuditEntryNormalizer, type AuditRecord } from '../src/audit/audit-entry';
-import { formatEventLine } from '../src/audit/sinks';
+import { buildAuditInsert } from '../src/audit/audit.writer';
+import { AuditQuarantine, isolateRefused } from '../src/audit/quarantine';
+import { ConsoleSink, formatEventLine, type AuditReporter } from '../src/audit/sinks';
 import { type Build, buildProject } from './support/build';
 import { TestPostgres } from './support/postgres';
 
@@ -96,6 +98,48 @@ describe('audit:replay', () => {
     const second = replay(s3Export, filterEvents);
     expect(second).toMatchObject({ code: 0, out: 'replay: 0 inserted, 4 already present, 0 rejected, 2 other lines skipped' });
     expect((await entityIds()).filter((id) => /replayed-1\d/.test(id))).toEqual(['replayed-10', 'replayed-11', 'replayed-12']);
+  });
+
+  it('re-inserts a quarantine file once the cause is fixed, naming each entry the database still refuses', async () => {
+    // The cause: a constraint an operator added by mistake refuses some entries for their content.
+    await db.query(`ALTER TABLE audit_log ADD CONSTRAINT no_blocked CHECK (entity_id NOT LIKE 'blocked-%')`, [], 'audit');
+    const records = [record(30), { ...record(31), entityId: 'blocked-31' }, { ...record(32), entityId: 'blocked-32' }];
+    const farFuture = { ...record(33), entityId: 'blocked-33', occurredAt: '+200000-01-01T00:00:00.000Z' };
+    records.push(farFuture);
+    const client = await db.connect('audit');
+    const { refused } = await isolateRefused(records, async (batch) => {
+      const { sql, parameters } = buildAuditInsert('"audit_log"', batch);
+      await client.query(sql, parameters);
+    }).finally(() => client.end());
+    expect(refused.map((r) => (r.error as { code: string }).code)).toEqual(['23514', '23514', '22009']);
+    const reporter: AuditReporter = { writeFailed: () => {}, recovered: () => {}, entriesDropped: () => {}, entriesQuarantined: () => {} };
+    const spoolDir = join(work, 'quarantined-spool');
+    const stderr = jest.spyOn(console, 'error').mockImplementation(() => undefined);
+    await new AuditQuarantine(spoolDir, new ConsoleSink(), reporter).put(refused).finally(() => stderr.mockRestore());
+    await db.query('ALTER TABLE audit_log DROP CONSTRAINT no_blocked', [], 'audit');
+
+    const first = replay(join(spoolDir, 'quarantine'));
+    expect(first.out).toBe('replay: 2 inserted, 0 already present, 1 rejected, 0 other lines skipped');
+    expect(first.err).toBe(
+      `rejected ${farFuture.id} by the database (22009: time zone displacement out of range: "+200000-01-01T00:00:00.000Z")`,
+    );
+    expect(first.code).toBe(1);
+    const second = replay(join(spoolDir, 'quarantine'));
+    expect(second).toMatchObject({ code: 1, out: 'replay: 0 inserted, 2 already present, 1 rejected, 0 other lines skipped' });
+    expect((await entityIds()).filter((id) => /-3\d$/.test(id))).toEqual(['blocked-31', 'blocked-32', 'replayed-30']);
+  });
+
+  it('replays audit.quarantined lines of a CloudWatch export', async () => {
+    const quarantined = record(40);
+    const line = formatEventLine(AUDIT_EVENTS.quarantined, 'error', {
+      auditId: quarantined.id,
+      error: { code: '23514' },
+      entry: quarantined,
+    });
+    const file = join(work, 'quarantined.log');
+    await writeFile(file, `2026-11-27T10:00:00.000Z ${line}\n`);
+    expect(replay(file)).toMatchObject({ code: 0, out: 'replay: 1 inserted, 0 already present, 0 rejected, 0 other lines skipped' });
+    expect(await entityIds()).toContain('replayed-40');
   });
 
   it('refuses to run without a database or without paths', () => {

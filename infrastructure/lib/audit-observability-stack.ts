@@ -27,6 +27,7 @@ export const AUDIT_METRICS = {
   Dropped: AUDIT_EVENTS.dropped,
   Evicted: AUDIT_EVENTS.evicted,
   FlushFailed: AUDIT_EVENTS.flushFailed,
+  Quarantined: AUDIT_EVENTS.quarantined,
 } as const;
 
 /** Name of one audit metric. */
@@ -55,7 +56,7 @@ export interface AuditObservabilityStackProps extends StackProps {
 
 /**
  * Operator-facing observability of the audit module: the application log group, a metric per
- * failure event, alarms on audit-DB write failures and on dropped or evicted entries, and the SNS
+ * failure event, alarms on audit-DB write failures and on dropped, evicted or quarantined entries, and the SNS
  * topic of the operations team that receives both the alarm and the OK transitions.
  *
  * @example
@@ -105,6 +106,12 @@ export class AuditObservabilityStack extends Stack {
     this.alarm('EvictedAlarm', 'Evicted', {
       alarmName: `audit-entries-evicted-${props.environment}`,
       alarmDescription: `The ring buffer is full and evicts entries: they are not in the DB; replay them from their audit.buffered lines. ${RUNBOOK}`,
+      threshold: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+    });
+    this.alarm('QuarantinedAlarm', 'Quarantined', {
+      alarmName: `audit-entries-quarantined-${props.environment}`,
+      alarmDescription: `The audit DB refused entries for their content: they are quarantined, not in the DB; fix the cause and replay them. ${RUNBOOK}`,
       threshold: 1,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
     });

@@ -34,6 +34,7 @@ describe('AuditObservabilityStack', () => {
     ['Dropped', 'audit.dropped'],
     ['Evicted', 'audit.evicted'],
     ['FlushFailed', 'audit.flush_failed'],
+    ['Quarantined', 'audit.quarantined'],
   ])('counts %s from the JSON event %s', (metricName, event) => {
     prod.hasResourceProperties('AWS::Logs::MetricFilter', {
       FilterPattern: `{ $.event = "${event}" }`,
@@ -42,9 +43,9 @@ describe('AuditObservabilityStack', () => {
     });
   });
 
-  it('has exactly the four metric filters and three alarms', () => {
-    prod.resourceCountIs('AWS::Logs::MetricFilter', 4);
-    prod.resourceCountIs('AWS::CloudWatch::Alarm', 3);
+  it('has exactly the five metric filters and four alarms', () => {
+    prod.resourceCountIs('AWS::Logs::MetricFilter', 5);
+    prod.resourceCountIs('AWS::CloudWatch::Alarm', 4);
   });
 
   it('alarms on more than 10 failed writes in 5 minutes, to the operations topic', () => {
@@ -62,7 +63,7 @@ describe('AuditObservabilityStack', () => {
     });
   });
 
-  it.each(['Dropped', 'Evicted'])('alarms on any %s entry in 5 minutes, to the operations topic', (metricName) => {
+  it.each(['Dropped', 'Evicted', 'Quarantined'])('alarms on any %s entry in 5 minutes, to the operations topic', (metricName) => {
     prod.hasResourceProperties('AWS::CloudWatch::Alarm', {
       Namespace: 'AuditLog',
       MetricName: metricName,
@@ -74,6 +75,14 @@ describe('AuditObservabilityStack', () => {
       TreatMissingData: 'notBreaching',
       AlarmActions: [topicRef(prod)],
       OKActions: [topicRef(prod)],
+    });
+  });
+
+  it('names the quarantine alarm as the runbook does, and points to the runbook', () => {
+    prod.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      MetricName: 'Quarantined',
+      AlarmName: 'audit-entries-quarantined-prod',
+      AlarmDescription: Match.stringLikeRegexp('quarantined.*docs/RUNBOOK.md'),
     });
   });
 

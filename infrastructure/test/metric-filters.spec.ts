@@ -11,6 +11,7 @@ const CONTRACT: Record<string, string> = {
   Dropped: 'audit.dropped',
   Evicted: 'audit.evicted',
   FlushFailed: 'audit.flush_failed',
+  Quarantined: 'audit.quarantined',
 };
 
 interface SynthesizedFilter {

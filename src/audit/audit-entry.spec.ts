@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { AuditEntryNormalizer } from './audit-entry';
 import { AUDIT_DEFAULTS } from './audit-options';
 import { REDACTED } from './json-safe';
+import { OCCURRED_AT_RANGE, ORIGINAL_OCCURRED_AT_KEY } from './occurred-at';
 import { uuidv7 } from './uuidv7';
 
 const MAX_BYTES = 4096;
@@ -137,6 +138,52 @@ describe('AuditEntryNormalizer', () => {
     );
     const { record } = normalizer.normalize({ action: 'a', changes: { blob: 'x'.repeat(100_000) } });
     expect(record.changes).toEqual({ _truncated: true, originalBytes: 100_011, preview: expect.stringMatching(/^\{"blob":"x+$/) });
+  });
+
+  it('keeps an occurredAt of the years 0001-9999 as given, and otherwise the time of log() with the original in metadata', () => {
+    const inRange = (d: Date) => d >= OCCURRED_AT_RANGE.min && d <= OCCURRED_AT_RANGE.max;
+    fc.assert(
+      fc.property(
+        fc.date({ noInvalidDate: false }),
+        fc.option(fc.dictionary(fc.stringMatching(/^[a-z_]+$/), fc.integer(), { maxKeys: 3 })),
+        (date, metadata) => {
+          const before = Date.now();
+          const { record } = normalizer.normalize({ action: 'a', occurredAt: date, metadata: metadata ?? undefined });
+          const stored = new Date(record.occurredAt);
+          expect(record.occurredAt).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/);
+          if (inRange(date)) {
+            expect(stored.getTime()).toBe(date.getTime());
+            expect(record.metadata).toEqual(metadata ?? null);
+          } else {
+            expect(stored.getTime()).toBeGreaterThanOrEqual(before);
+            const original = Number.isNaN(date.getTime()) ? 'Invalid Date' : date.toISOString();
+            expect(record.metadata).toEqual({ [ORIGINAL_OCCURRED_AT_KEY]: original, ...metadata });
+            expect(Object.keys(record.metadata as object)[0]).toBe(ORIGINAL_OCCURRED_AT_KEY);
+          }
+        },
+      ),
+    );
+  });
+
+  it('keeps a replaced occurredAt beside metadata that is not a plain object, and in the preview of truncated metadata', () => {
+    const far = new Date('+200000-01-01T00:00:00.000Z');
+    const key = ORIGINAL_OCCURRED_AT_KEY;
+    const original = '+200000-01-01T00:00:00.000Z';
+    expect(normalizer.normalize({ action: 'a', occurredAt: far, metadata: [1] }).record.metadata).toEqual({
+      [key]: original,
+      metadata: [1],
+    });
+    expect(normalizer.normalize({ action: 'a', occurredAt: far, metadata: { [key]: 'mine' } }).record.metadata).toEqual({
+      [key]: original,
+      metadata: { [key]: 'mine' },
+    });
+    expect(normalizer.normalize({ action: 'a', occurredAt: '2026-01-01' as never }).record.metadata).toEqual({ [key]: '2026-01-01' });
+    const { record } = normalizer.normalize({ action: 'a', occurredAt: far, metadata: { blob: 'x'.repeat(10_000) } });
+    expect(record.metadata).toMatchObject({ _truncated: true, preview: expect.stringContaining(original) });
+  });
+
+  it('names an entry with an empty action "unknown", so that its spool line can be replayed', () => {
+    expect(normalizer.normalize({ action: '' }).record.action).toBe('unknown');
   });
 
   it('accepts garbage in place of an entry and still produces a storable record', () => {

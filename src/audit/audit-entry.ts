@@ -1,4 +1,5 @@
 import { compileRedactor, safeString, toJsonSafe } from './json-safe';
+import { storableOccurredAt, withOriginalOccurredAt } from './occurred-at';
 import { uuidv7 } from './uuidv7';
 
 /** Outcome of the audited action. */
@@ -24,7 +25,11 @@ export interface AuditEntry {
   changes?: unknown;
   /** Anything else worth keeping (status code, duration…); redacted and size-capped too. */
   metadata?: unknown;
-  /** When the action happened; defaults to the time `log()` was called. */
+  /**
+   * When the action happened; defaults to the time `log()` was called. A date outside the years
+   * 0001–9999 (or an invalid one) is stored as the time of `log()`, and the value given is kept in
+   * `metadata._auditOriginalOccurredAt`.
+   */
   occurredAt?: Date;
 }
 
@@ -70,11 +75,13 @@ export class AuditEntryNormalizer {
   /** Never throws; returns the record and its serialized size in bytes. */
   normalize(entry: AuditEntry): { record: AuditRecord; bytes: number } {
     const source = (entry ?? {}) as Partial<AuditEntry>;
-    const occurredAt = source.occurredAt instanceof Date && !Number.isNaN(source.occurredAt.getTime()) ? source.occurredAt : new Date();
+    const occurredAt = storableOccurredAt(source.occurredAt, new Date());
+    const metadata = source.metadata === undefined ? null : toJsonSafe(source.metadata, this.isRedacted);
     const record: AuditRecord = {
       id: uuidv7(),
-      occurredAt: occurredAt.toISOString(),
-      action: text(source.action, TEXT_LIMITS.action) ?? 'unknown',
+      occurredAt: occurredAt.iso,
+      // Replay refuses a record without an action: an empty one would be stored but never replayed.
+      action: text(source.action, TEXT_LIMITS.action) || 'unknown',
       entityType: text(source.entityType, TEXT_LIMITS.entityType),
       entityId: text(source.entityId, TEXT_LIMITS.entityId),
       userId: text(source.userId, TEXT_LIMITS.userId),
@@ -83,7 +90,7 @@ export class AuditEntryNormalizer {
       userAgent: text(source.userAgent, TEXT_LIMITS.userAgent),
       requestId: text(source.requestId, TEXT_LIMITS.requestId),
       changes: source.changes === undefined ? null : toJsonSafe(source.changes, this.isRedacted),
-      metadata: source.metadata === undefined ? null : toJsonSafe(source.metadata, this.isRedacted),
+      metadata: occurredAt.original === undefined ? metadata : withOriginalOccurredAt(metadata, occurredAt.original),
     };
     return this.capSize(record);
   }

@@ -21,3 +21,6 @@ export const SENTRY_RECOVERY_FINGERPRINT = ['audit-db-recovered'];
 
 /** Sentry fingerprint of the report sent when entries are dropped (spool full or failing). */
 export const SENTRY_DROPPED_FINGERPRINT = ['audit-entries-dropped'];
+
+/** Sentry fingerprint of the report sent when the database refuses entries for their content. */
+export const SENTRY_QUARANTINED_FINGERPRINT = ['audit-entries-quarantined'];

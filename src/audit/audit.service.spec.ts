@@ -61,7 +61,12 @@ function setup(options: AuditModuleOptions = {}, spool: AuditSpool | null = null
     emit: (event: AuditEventName, _level: string, fields: Record<string, unknown>) =>
       events.push({ event, fields: { ...fields, emittedAt: Date.now() } }),
   } as unknown as ConsoleSink;
-  const reporter = { writeFailed: jest.fn(), recovered: jest.fn(), entriesDropped: jest.fn() } satisfies AuditReporter;
+  const reporter = {
+    writeFailed: jest.fn(),
+    recovered: jest.fn(),
+    entriesDropped: jest.fn(),
+    entriesQuarantined: jest.fn(),
+  } satisfies AuditReporter;
   const buffer = new RingBuffer<never>({ capacity: resolved.bufferSize, maxBytes: resolved.bufferMaxBytes });
   const service = new AuditService(resolved, repository as unknown as Repository<AuditLog>, buffer, spool, reporter, console);
   services.push(service);

@@ -1,5 +1,5 @@
 import { QueryFailedError } from 'typeorm';
-import { connectionSecrets, sanitizeDbError } from './db-error';
+import { connectionSecrets, isContentError, sanitizeDbError, WRITE_TIMEOUT_CODE } from './db-error';
 
 describe('sanitizeDbError', () => {
   const secrets = connectionSecrets({ url: 'postgres://app_user:Sup3r%20Secret@db.internal.example:5432/audit' });
@@ -38,5 +38,61 @@ describe('sanitizeDbError', () => {
     expect(code).toBe('ERROR');
     expect(message.startsWith('host=[redacted] password=[redacted] user=[redacted] y')).toBe(true);
     expect(message.length).toBeLessThanOrEqual(301);
+  });
+});
+
+describe('isContentError', () => {
+  const queryFailed = (code: string) =>
+    new QueryFailedError('INSERT INTO audit_log …', [], Object.assign(new Error(`refused (${code})`), { code }));
+
+  it.each([
+    ['22008', 'datetime_field_overflow: timestamp out of range'],
+    ['22009', 'invalid_time_zone_displacement_value: an extended ISO year'],
+    ['22007', 'invalid_datetime_format'],
+    ['22P05', 'untranslatable_character: \\u0000 in jsonb'],
+    ['22021', 'character_not_in_repertoire: a NUL byte in text'],
+    ['22P02', 'invalid_text_representation: a bad uuid'],
+    ['22001', 'string_data_right_truncation'],
+    ['23514', 'check_violation: the outcome CHECK'],
+    ['23502', 'not_null_violation'],
+    ['23505', 'unique_violation on an index other than the id'],
+    ['54000', 'program_limit_exceeded: index row too large'],
+    ['54001', 'statement_too_complex'],
+  ])('%s (%s) is about the data', (code) => {
+    expect(isContentError(queryFailed(code))).toBe(true);
+    expect(isContentError(Object.assign(new Error('plain'), { code }))).toBe(true);
+  });
+
+  it.each([
+    ['57014', 'query_canceled: statement_timeout'],
+    ['55P03', 'lock_not_available'],
+    ['42501', 'insufficient_privilege'],
+    ['42P01', 'undefined_table'],
+    ['42703', 'undefined_column'],
+    ['57P01', 'admin_shutdown'],
+    ['53100', 'disk_full'],
+    ['53300', 'too_many_connections'],
+    ['40P01', 'deadlock_detected'],
+    ['40001', 'serialization_failure'],
+    ['25P02', 'in_failed_sql_transaction'],
+    ['28P01', 'invalid_password'],
+    ['3D000', 'invalid_catalog_name'],
+    ['08006', 'connection_failure'],
+    ['XX000', 'internal_error'],
+    ['P0001', 'raise_exception from a trigger'],
+  ])('%s (%s) is about the database', (code) => {
+    expect(isContentError(queryFailed(code))).toBe(false);
+  });
+
+  it.each([
+    ['ECONNREFUSED', Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' })],
+    ['our write timeout', Object.assign(new Error('audit write not committed'), { code: WRITE_TIMEOUT_CODE })],
+    ['a code-less error', new Error('Connection terminated unexpectedly')],
+    ['a five-letter Node code', Object.assign(new Error('x'), { code: 'EPIPE' })],
+    ['a lower-case look-alike', Object.assign(new Error('x'), { code: '22p05' })],
+    ['undefined', undefined],
+    ['a string', '22008'],
+  ])('%s is about the database', (_, error) => {
+    expect(isContentError(error)).toBe(false);
   });
 });

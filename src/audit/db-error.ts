@@ -48,6 +48,30 @@ export function sanitizeDbError(error: unknown, secrets: readonly string[]): San
   return { code, message: HINTS[code] ? `${message} (${HINTS[code]})` : message };
 }
 
+/**
+ * SQLSTATE classes in which PostgreSQL refuses a row for what it holds, not for the state of the
+ * database: `22` data exception (a value out of range, bad text, a NUL byte…), `23` integrity
+ * constraint violation (a CHECK, NOT NULL, a unique index other than the id) and `54` program
+ * limit exceeded (an index row too large, a value too deep). Retrying such a row fails the same way.
+ */
+export const CONTENT_ERROR_CLASSES: readonly string[] = ['22', '23', '54'];
+
+/**
+ * True when `error` is PostgreSQL refusing the rows for their content (see
+ * {@link CONTENT_ERROR_CLASSES}); false for everything about the database itself: connection
+ * errors, timeouts (`57014`, {@link WRITE_TIMEOUT_CODE}), locks (`55P03`), privileges (`42501`),
+ * a missing table (`42P01`), shutdown (`57P01`), deadlocks, disk full, and any error without a
+ * SQLSTATE. An unknown failure is never a content error, so it takes the outage path and is kept.
+ *
+ * @example
+ * isContentError(queryFailedError); // true for 22008 "timestamp out of range", false for 42501
+ */
+export function isContentError(error: unknown): boolean {
+  const source = (error ?? {}) as { code?: unknown; driverError?: { code?: unknown } };
+  const code = source.driverError?.code ?? source.code;
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && CONTENT_ERROR_CLASSES.includes(code.slice(0, 2));
+}
+
 /** The literal connection secrets of TypeORM DataSource options, for {@link sanitizeDbError}. */
 export function connectionSecrets(options: object | undefined): string[] {
   const o = (options ?? {}) as Record<string, unknown>;

@@ -19,6 +19,7 @@ export {
   type AuditEventLine,
   type AuditEventName,
   type DropReport,
+  type QuarantineReport,
   type RecoveryReport,
   type WriteFailureReport,
 } from './sinks';

@@ -20,13 +20,14 @@ export interface ReplaySource {
   skipped: number;
 }
 
-const CARRIERS = new Set<string>([AUDIT_EVENTS.buffered, AUDIT_EVENTS.spooled]);
+const CARRIERS = new Set<string>([AUDIT_EVENTS.buffered, AUDIT_EVENTS.spooled, AUDIT_EVENTS.quarantined]);
 
 /**
- * Reads spool segments and CloudWatch Logs exports of the module's stderr (raw JSON lines,
- * `<timestamp> <json>` lines as in an S3 export, `{"message": "<json>"}` lines, or the
- * `{"events": [{"message": …}]}` document of `aws logs filter-log-events`) and collects the
- * entries carried by spool lines and by `audit.buffered` / `audit.spooled` lines.
+ * Reads spool segments, quarantine files (`<spoolDir>/quarantine/`, spool lines too) and
+ * CloudWatch Logs exports of the module's stderr (raw JSON lines, `<timestamp> <json>` lines as in
+ * an S3 export, `{"message": "<json>"}` lines, or the `{"events": [{"message": …}]}` document of
+ * `aws logs filter-log-events`) and collects the entries carried by spool lines and by
+ * `audit.buffered` / `audit.spooled` / `audit.quarantined` lines.
  *
  * @example
  * const { records, rejected } = await readReplaySource(['/var/spool/audit', 'export.log']);

@@ -1,16 +1,20 @@
 #!/usr/bin/env node
 import { Client } from 'pg';
 import { buildAuditInsert, quoteTablePath } from '../audit.writer';
+import { connectionSecrets, sanitizeDbError } from '../db-error';
+import { isolateRefused } from '../quarantine/isolate-refused';
 import { readReplaySource } from './replay-source';
 
-const USAGE = 'usage: npm run audit:replay -- <spool dir | segment | CloudWatch export>…  (reads AUDIT_DATABASE_URL or DATABASE_URL)';
+const USAGE =
+  'usage: npm run audit:replay -- <spool dir | quarantine dir | segment | CloudWatch export>…  (reads AUDIT_DATABASE_URL or DATABASE_URL)';
 const BATCH = 500;
 
 /**
- * Inserts the audit entries found in spool segments or CloudWatch exports into `audit_log`,
- * idempotently (ON CONFLICT DO NOTHING on the entry's id), and prints what it inserted, what was
- * already present and what it rejected. Exits 1 when any line was rejected, 2 on a usage or
- * database error.
+ * Inserts the audit entries found in spool segments, quarantine files or CloudWatch exports into
+ * `audit_log`, idempotently (ON CONFLICT DO NOTHING on the entry's id), and prints what it
+ * inserted, what was already present and what it rejected: damaged lines, and entries the database
+ * still refuses for their content (each named with its error; the others of its batch commit).
+ * Exits 1 when anything was rejected, 2 on a usage or database error.
  *
  * @example
  * // AUDIT_DATABASE_URL=postgres://… npm run audit:replay -- /var/spool/audit cloudwatch-export.log
@@ -26,20 +30,28 @@ async function main(paths: string[]): Promise<number> {
   const client = new Client({ connectionString: url });
   await client.connect();
   let inserted = 0;
+  let refused = 0;
   try {
     const table = quoteTablePath(process.env.AUDIT_TABLE || 'audit_log');
-    for (let i = 0; i < source.records.length; i += BATCH) {
-      const { sql, parameters } = buildAuditInsert(table, source.records.slice(i, i + BATCH), { returning: true });
+    const insert = async (batch: typeof source.records) => {
+      const { sql, parameters } = buildAuditInsert(table, batch, { returning: true });
       inserted += (await client.query(sql, parameters)).rowCount ?? 0;
+    };
+    for (let i = 0; i < source.records.length; i += BATCH) {
+      const result = await isolateRefused(source.records.slice(i, i + BATCH), insert);
+      for (const { record, error } of result.refused) {
+        const { code, message } = sanitizeDbError(error, connectionSecrets({ url }));
+        console.error(`rejected ${record.id} by the database (${code}: ${message})`);
+      }
+      refused += result.refused.length;
     }
   } finally {
     await client.end();
   }
-  const present = source.records.length - inserted + source.duplicates;
-  console.log(
-    `replay: ${inserted} inserted, ${present} already present, ${source.rejected.length} rejected, ${source.skipped} other lines skipped`,
-  );
-  return source.rejected.length > 0 ? 1 : 0;
+  const rejected = source.rejected.length + refused;
+  const present = source.records.length - inserted - refused + source.duplicates;
+  console.log(`replay: ${inserted} inserted, ${present} already present, ${rejected} rejected, ${source.skipped} other lines skipped`);
+  return rejected > 0 ? 1 : 0;
 }
 
 main(process.argv.slice(2)).then(

@@ -8,6 +8,7 @@ export const AUDIT_EVENTS = {
   evicted: 'audit.evicted',
   spooled: 'audit.spooled',
   dropped: 'audit.dropped',
+  quarantined: 'audit.quarantined',
   recovered: 'audit.recovered',
   flushFailed: 'audit.flush_failed',
 } as const;

@@ -30,15 +30,32 @@ export interface DropReport {
 }
 
 /**
+ * Entries the database refused for their content (one `put` of the quarantine): who and what the
+ * first was about, never their `changes` or `metadata`.
+ */
+export interface QuarantineReport {
+  count: number;
+  /** The first entry's context. */
+  auditId: string;
+  action: string;
+  entityType: string | null;
+  /** The first entry's sanitized error. */
+  error: SanitizedDbError;
+  /** The quarantine file the entries were fsynced to; null when only their stderr lines hold them. */
+  file: string | null;
+}
+
+/**
  * Injection token and interface of the alerting sink. The default reports to Sentry through
  * `@sentry/nestjs` (a no-op until `Sentry.init()` has run).
  *
  * @example
- * { provide: AuditReporter, useValue: { writeFailed: (r) => pager.send(r), recovered: () => {}, entriesDropped: (r) => pager.send(r) } }
+ * { provide: AuditReporter, useValue: { writeFailed: (r) => pager.send(r), recovered: () => {}, entriesDropped: (r) => pager.send(r), entriesQuarantined: (r) => pager.send(r) } }
  */
 export const AuditReporter = Symbol('AUDIT:REPORTER');
 export interface AuditReporter {
   writeFailed(report: WriteFailureReport): void;
   recovered(report: RecoveryReport): void;
   entriesDropped(report: DropReport): void;
+  entriesQuarantined(report: QuarantineReport): void;
 }

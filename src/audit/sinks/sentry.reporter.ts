@@ -1,7 +1,12 @@
 import { Injectable } from '@nestjs/common';
 import * as Sentry from '@sentry/nestjs';
-import { SENTRY_DROPPED_FINGERPRINT, SENTRY_FINGERPRINT, SENTRY_RECOVERY_FINGERPRINT } from '../audit.constants';
-import { type AuditReporter, type DropReport, type RecoveryReport, type WriteFailureReport } from './audit-reporter';
+import {
+  SENTRY_DROPPED_FINGERPRINT,
+  SENTRY_FINGERPRINT,
+  SENTRY_QUARANTINED_FINGERPRINT,
+  SENTRY_RECOVERY_FINGERPRINT,
+} from '../audit.constants';
+import { type AuditReporter, type DropReport, type QuarantineReport, type RecoveryReport, type WriteFailureReport } from './audit-reporter';
 
 /** The error sent to Sentry: only the sanitized message, never the driver's error object. */
 export class AuditDbWriteError extends Error {
@@ -17,7 +22,8 @@ export class AuditDbWriteError extends Error {
 
 /**
  * Reports each failed audit-database write attempt to Sentry at level `warning`, all under one
- * fingerprint, and the end of an outage at level `info` with its totals.
+ * fingerprint, dropped and quarantined entries at level `warning` under fingerprints of their own,
+ * and the end of an outage at level `info` with its totals.
  *
  * @example
  * new SentryReporter().writeFailed({ error, attempt: 'write', action: 'nda_created', … });
@@ -44,6 +50,18 @@ export class SentryReporter implements AuditReporter {
         fingerprint: SENTRY_DROPPED_FINGERPRINT,
         tags: { 'audit.action': report.action, 'audit.drop_reason': report.reason },
         contexts: { audit: { ...report } },
+      }),
+    );
+  }
+
+  entriesQuarantined(report: QuarantineReport): void {
+    const { error, ...context } = report;
+    capture(() =>
+      Sentry.captureMessage(`Audit entries quarantined: ${report.count} refused by the database (${error.code})`, {
+        level: 'warning',
+        fingerprint: SENTRY_QUARANTINED_FINGERPRINT,
+        tags: { 'audit.action': report.action, 'audit.entity_type': report.entityType ?? 'none', 'audit.error_code': error.code },
+        contexts: { audit: { ...context, errorCode: error.code, errorMessage: error.message } },
       }),
     );
   }

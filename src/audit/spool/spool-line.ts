@@ -13,14 +13,17 @@ export type LineRejection = 'torn_line' | 'bad_json' | 'bad_checksum' | 'bad_ent
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
- * Serializes a record as one NDJSON line with its checksum.
+ * Serializes a record as one NDJSON line with its checksum. `annotations` (JSON-safe) follow the
+ * entry on the line, outside the checksum, for the operator; decoding ignores them.
  *
  * @example
  * encodeSpoolLine(record); // '{"sum":"3f2a…","entry":{"id":"0190…",…}}\n'
+ * encodeSpoolLine(record, { quarantine: { error } }); // '{"sum":"3f2a…","entry":{…},"quarantine":{…}}\n'
  */
-export function encodeSpoolLine(record: AuditRecord): string {
+export function encodeSpoolLine(record: AuditRecord, annotations?: Record<string, unknown>): string {
   const entry = JSON.stringify(record);
-  return `{"sum":"${checksum(entry)}","entry":${entry}}\n`;
+  const extra = annotations ? JSON.stringify(annotations).slice(1, -1) : '';
+  return `{"sum":"${checksum(entry)}","entry":${entry}${extra ? `,${extra}` : ''}}\n`;
 }
 
 /** Parses and verifies one spool line (without its newline). */
