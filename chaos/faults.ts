@@ -119,6 +119,23 @@ export const PHASES: readonly Phase[] = [
     },
   },
   {
+    name: 'rolling-deploy',
+    exercises: 'sync app + spool: a new app process starts on the same spool directory while the old one still spools, then the old one stops',
+    run: async (context) => {
+      await context.auditDb.kill();
+      await sleep(context.holdMs / 2);
+      const old = context.apps.sync;
+      // Both run on one spool directory, as in a rolling deploy on a shared volume; the load moves to the new one.
+      await context.restartSync();
+      await sleep(context.holdMs / 2);
+      await context.auditDb.restart();
+      await sleep(context.holdMs / 4);
+      context.log('SIGTERM of the old sync app');
+      await old.stop();
+      await sleep(context.holdMs / 2);
+    },
+  },
+  {
     name: 'kill-app',
     exercises: 'sync app + spool: database killed, app SIGKILLed mid-outage, restarted on the same spool while down',
     run: async (context) => {

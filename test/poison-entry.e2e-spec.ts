@@ -72,6 +72,26 @@ describe('an entry with a date PostgreSQL cannot store, batched with healthy one
     expect(stderr.of('audit.db_write_failed')).toEqual([]);
   });
 
+  it('an entry the table refuses (a CHECK of the table) is quarantined; its batch-mates commit; the service stays up', async () => {
+    const audit = app.get(AuditService);
+    await db.query("ALTER TABLE audit_log ADD CONSTRAINT no_poison CHECK (action <> 'poison_made')");
+    try {
+      await Promise.all([
+        audit.log({ action: 'nda_created', entityId: 'check:a' }),
+        audit.log({ action: 'poison_made', entityId: 'check:b' }),
+        audit.log({ action: 'nda_created', entityId: 'check:c' }),
+      ]);
+      expect((await rows('check:')).map((r) => r.entity_id)).toEqual(['check:a', 'check:c']);
+      expect(audit.status()).toMatchObject({ state: 'up', buffered: 0, quarantined: 1 });
+      expect(stderr.of('audit.quarantined')).toEqual([
+        expect.objectContaining({ entityId: 'check:b', error: expect.objectContaining({ code: '23514' }) }),
+      ]);
+      expect(stderr.of('audit.db_write_failed')).toEqual([]);
+    } finally {
+      await db.query('ALTER TABLE audit_log DROP CONSTRAINT no_poison');
+    }
+  });
+
   it('keeps a date PostgreSQL stores exactly as given, at both ends of the kept range', async () => {
     const audit = app.get(AuditService);
     await Promise.all([

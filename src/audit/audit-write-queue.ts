@@ -1,5 +1,5 @@
 import { type AuditRecord } from './audit-entry';
-import { type AuditWriter, writeTimeoutError } from './audit.writer';
+import { writeTimeoutError } from './audit.writer';
 
 /** An entry on its way to the database, and how to tell its caller it has a home. */
 export interface PendingEntry {
@@ -27,8 +27,8 @@ const MAX_CONCURRENT_BATCHES = 2;
  * counts against the write timeout.
  *
  * @example
- * const queue = new AuditWriteQueue(writer, { batchSize: 500, maxEntries: 1000, maxBytes: 8 << 20 },
- *   () => state === 'up', (error, batch) => park(batch));
+ * const queue = new AuditWriteQueue((records, deadline) => writer.insert(records, deadline),
+ *   { batchSize: 500, maxEntries: 1000, maxBytes: 8 << 20, timeoutMs: 2000 }, () => state === 'up', (error, batch) => park(batch));
  * if (!queue.push({ record, bytes, seq, deadline, settle })) park([entry]);
  */
 export class AuditWriteQueue {
@@ -39,8 +39,9 @@ export class AuditWriteQueue {
   private bytes = 0;
 
   constructor(
-    private readonly writer: AuditWriter,
-    private readonly limits: { batchSize: number; maxEntries: number; maxBytes: number },
+    /** Writes a batch; rejects unless it committed by `deadline`. */
+    private readonly insert: (records: AuditRecord[], deadline: number) => Promise<void>,
+    private readonly limits: { batchSize: number; maxEntries: number; maxBytes: number; timeoutMs: number },
     /** Whether writes may go to the database now. */
     private readonly open: () => boolean,
     private readonly onFailure: (error: unknown, batch: PendingEntry[]) => void,
@@ -128,8 +129,8 @@ export class AuditWriteQueue {
   /** The batch's INSERT, bounded by the deadline of its oldest entry. */
   private write(batch: PendingEntry[]): Promise<void> {
     const deadline = Math.min(...batch.map((p) => p.deadline));
-    if (deadline <= Date.now()) return Promise.reject(writeTimeoutError(this.writer.timeoutMs));
-    return this.writer.insert(
+    if (deadline <= Date.now()) return Promise.reject(writeTimeoutError(this.limits.timeoutMs));
+    return this.insert(
       batch.map((p) => p.record),
       deadline,
     );

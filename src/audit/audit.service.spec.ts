@@ -23,6 +23,8 @@ class FakeRepository {
   readonly committed = new Map<string, number>();
   readonly attempts: string[][] = [];
   behaviour: (attempt: number) => Outcome | Promise<Outcome> = () => 'ok';
+  /** Entity ids whose rows the table refuses for their content (a CHECK constraint, 23514). */
+  readonly refused = new Set<string>();
   readonly metadata = { tablePath: 'audit_log' };
   readonly manager = {
     transaction: async (work: (manager: { query: (sql: string, params?: unknown[]) => Promise<unknown> }) => Promise<void>) =>
@@ -34,6 +36,10 @@ class FakeRepository {
           const outcome = await this.behaviour(this.attempts.length);
           if (outcome === 'hang') return new Promise(() => undefined);
           if (outcome === 'fail') throw Object.assign(new Error('connect ECONNREFUSED 10.9.8.7:5432'), { code: 'ECONNREFUSED' });
+          const entityIds = params.filter((_, i) => i % 12 === 4) as string[];
+          if (entityIds.some((id) => this.refused.has(id))) {
+            throw Object.assign(new Error('new row for relation "audit_log" violates check constraint "no_poison"'), { code: '23514' });
+          }
           for (const id of ids) if (!this.committed.has(id)) this.committed.set(id, 1);
           return [];
         },
@@ -563,5 +569,55 @@ describe('AuditService in sync mode without a spool', () => {
     expect(of('audit.buffered')).toEqual([
       expect.objectContaining({ entityId: 'nda-1', entry: expect.objectContaining({ entityId: 'nda-1' }) }),
     ]);
+  });
+});
+
+describe('AuditService and an entry the table refuses for its content', () => {
+  it('commits the rest of its batch, quarantines it with a line and an alert, and stays up', async () => {
+    const { service, repository, reporter, of } = setup();
+    repository.refused.add('nda-2');
+    await Promise.all([1, 2, 3, 4].map((n) => service.log(entry(n))));
+    expect([...repository.committed.keys()]).toHaveLength(3);
+    expect(service.status()).toMatchObject({ state: 'up', buffered: 0, quarantined: 1 });
+    expect(of('audit.quarantined')).toEqual([
+      expect.objectContaining({
+        entityId: 'nda-2',
+        error: expect.objectContaining({ code: '23514' }),
+        entry: expect.objectContaining({ entityId: 'nda-2' }),
+      }),
+    ]);
+    expect(of('audit.db_write_failed')).toEqual([]);
+    expect(reporter.entriesQuarantined).toHaveBeenCalledWith(expect.objectContaining({ count: 1 }));
+  });
+
+  it('does not hold back the recovery flush of the ring', async () => {
+    const { service, repository, of } = setup({ retryBackoffMs: 60_000, retryBackoffMaxMs: 60_000 });
+    repository.behaviour = () => 'fail';
+    await Promise.all([1, 2, 3].map((n) => service.log(entry(n))));
+    repository.refused.add('nda-1');
+    repository.behaviour = () => 'ok';
+    jumpPastCoolDown();
+    await service.log(entry(4));
+    await eventuallyTrue(() => of('audit.recovered').length === 1, 1000);
+    expect(service.status()).toMatchObject({ state: 'up', buffered: 0 });
+    expect(repository.committed.size).toBe(3);
+    expect(of('audit.quarantined').map((f) => f.entityId)).toEqual(['nda-1']);
+  });
+
+  it('does not hold back a spool segment', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'audit-spool-'));
+    try {
+      const spool = await FileSpool.open(dir, { maxBytes: 1024 * 1024, segmentBytes: 1024 * 1024 });
+      await spool.append([1, 2, 3].map((n) => normalizer.normalize(entry(n)).record));
+      const { service, repository, of } = setup({}, spool);
+      repository.refused.add('nda-3');
+      service.onApplicationBootstrap();
+      await eventuallyTrue(() => spool.entries === 0, 2000);
+      expect(service.status()).toMatchObject({ state: 'up', spooled: 0 });
+      expect(repository.committed.size).toBe(2);
+      expect(of('audit.quarantined').map((f) => f.entityId)).toEqual(['nda-3']);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

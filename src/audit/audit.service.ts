@@ -11,6 +11,7 @@ import { AuditWriteQueue, BACKLOG_FULL_CODE, type PendingEntry } from './audit-w
 import { AuditWriter } from './audit.writer';
 import { connectionSecrets, type SanitizedDbError, sanitizeDbError } from './db-error';
 import { AUDIT_EVENTS, AuditReporter, ConsoleSink, type WriteFailureReport } from './sinks';
+import { AuditQuarantine, isolateRefused } from './quarantine';
 import { AuditSpool } from './spool';
 
 /** `up`: writing to the database; `down`: buffering; `half-open`: one try is testing the database. */
@@ -24,6 +25,8 @@ export interface AuditStatus {
   buffered: number;
   bufferedBytes: number;
   dropped: number;
+  /** Entries the database refused for their content, set aside since start. */
+  quarantined: number;
   spooled?: number;
   spoolBytes?: number;
   downSince: string | null;
@@ -48,6 +51,7 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
   private readonly normalizer: AuditEntryNormalizer;
   private readonly writer: AuditWriter;
   private readonly fallback: AuditFallback;
+  private readonly quarantine: AuditQuarantine;
   private readonly secrets: string[];
   private state: AuditState = 'up';
   private readonly writes: AuditWriteQueue;
@@ -74,9 +78,11 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
   ) {
     this.normalizer = new AuditEntryNormalizer(options.redactKeys, options.maxEntryBytes);
     this.writer = new AuditWriter(repository, options.writeTimeoutMs);
+    this.secrets = connectionSecrets(repository.manager?.connection?.options);
+    this.quarantine = new AuditQuarantine(options.spoolDir, console, reporter, this.secrets);
     this.writes = new AuditWriteQueue(
-      this.writer,
-      { batchSize: options.batchSize, maxEntries: options.bufferSize, maxBytes: options.bufferMaxBytes },
+      (records, deadline) => this.insert(records, deadline),
+      { batchSize: options.batchSize, maxEntries: options.bufferSize, maxBytes: options.bufferMaxBytes, timeoutMs: options.writeTimeoutMs },
       () => this.state === 'up',
       (error, batch) => {
         this.failed(error, 'write', batch[0].record, batch.length);
@@ -84,7 +90,6 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
       },
     );
     this.fallback = new AuditFallback(buffer, spool, console, reporter, (n) => (this.outage.dropped += n));
-    this.secrets = connectionSecrets(repository.manager?.connection?.options);
   }
 
   /** False from the first failed write until a half-open try commits. */
@@ -140,6 +145,7 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
       buffered: buffer.size,
       bufferedBytes: buffer.bytes,
       dropped: this.fallback.dropped,
+      quarantined: this.quarantine.count,
       ...(spool ? { spooled: spool.entries, spoolBytes: spool.bytes } : {}),
       downSince: this.downSince?.toISOString() ?? null,
       lastError: this.lastError,
@@ -334,10 +340,19 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
     if (this.state === 'up' && empty && this.downSince) this.recovered();
   }
 
+  /**
+   * Inserts a batch, each try bounded by `deadline` (default: `writeTimeoutMs` from each try).
+   * Records the database refuses for their content are quarantined; the rest commit.
+   */
+  private async insert(records: AuditRecord[], deadline?: number): Promise<void> {
+    const { refused } = await isolateRefused(records, (batch) => this.writer.insert(batch, deadline));
+    if (refused.length > 0) await this.quarantine.put(refused);
+  }
+
   /** One flush insert; on failure the service is down again and the batch stays where it was. */
   private async flushBatch(records: AuditRecord[]): Promise<boolean> {
     try {
-      await this.writer.insert(records);
+      await this.insert(records);
     } catch (error) {
       const attempt = this.state === 'half-open' ? 'probe' : 'flush';
       this.failed(error, attempt, records[0], records.length);
