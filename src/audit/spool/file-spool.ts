@@ -1,7 +1,7 @@
-import { type FileHandle, mkdir, open, readdir, readFile, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type AuditRecord } from '../audit-entry';
 import { type AuditSpool, type SpoolAppendResult, type SpoolRejection } from './audit-spool';
+import { nodeSpoolFiles, type SpoolFileHandle, type SpoolFiles } from './spool-files';
 import { decodeSpoolLine, encodeSpoolLine } from './spool-line';
 
 const SEGMENT = /^audit-\d{13}-\d{6}\.ndjson$/;
@@ -22,7 +22,7 @@ interface PendingAppend {
  */
 export class FileSpool implements AuditSpool {
   private readonly segments = new Map<string, { bytes: number; lines: number }>();
-  private current: { name: string; handle: FileHandle } | undefined;
+  private current: { name: string; handle: SpoolFileHandle } | undefined;
   private pending: PendingAppend[] = [];
   private drainScheduled = false;
   private chain: Promise<unknown> = Promise.resolve();
@@ -33,14 +33,16 @@ export class FileSpool implements AuditSpool {
     readonly dir: string,
     private readonly maxBytes: number,
     private readonly segmentBytes: number,
+    private readonly files: SpoolFiles,
   ) {}
 
   /** Opens (creating if needed) the spool directory and takes stock of the segments already there. */
-  static async open(dir: string, limits: { maxBytes: number; segmentBytes: number }): Promise<FileSpool> {
-    await mkdir(dir, { recursive: true, mode: 0o700 });
-    const spool = new FileSpool(dir, limits.maxBytes, limits.segmentBytes);
-    for (const name of (await readdir(dir)).filter((n) => SEGMENT.test(n)).sort()) {
-      const text = await readFile(join(dir, name), 'utf8');
+  static async open(dir: string, limits: { maxBytes: number; segmentBytes: number; files?: SpoolFiles }): Promise<FileSpool> {
+    const files = limits.files ?? nodeSpoolFiles;
+    await files.mkdir(dir, 0o700);
+    const spool = new FileSpool(dir, limits.maxBytes, limits.segmentBytes, files);
+    for (const name of (await files.readdir(dir)).filter((n) => SEGMENT.test(n)).sort()) {
+      const text = await files.readFile(join(dir, name));
       spool.segments.set(name, { bytes: Buffer.byteLength(text), lines: text.split('\n').filter((l) => l !== '').length });
     }
     return spool;
@@ -88,7 +90,7 @@ export class FileSpool implements AuditSpool {
     for (const name of [...this.segments.keys()].sort()) {
       if (name === this.current?.name) continue;
       const path = join(this.dir, name);
-      const lines = (await readFile(path, 'utf8')).split('\n');
+      const lines = (await this.files.readFile(path)).split('\n');
       const torn = lines.pop();
       const records: AuditRecord[] = [];
       lines.forEach((line, index) => {
@@ -98,7 +100,7 @@ export class FileSpool implements AuditSpool {
       });
       if (torn) onRejected({ file: path, line: lines.length + 1, reason: 'torn_line', text: torn.slice(0, 512) });
       for (let i = 0; i < records.length; i += batchSize) await insert(records.slice(i, i + batchSize));
-      await unlink(path);
+      await this.files.unlink(path);
       this.segments.delete(name);
       replayed += records.length;
     }
@@ -132,7 +134,7 @@ export class FileSpool implements AuditSpool {
     if (lines > 0) {
       try {
         const { name, handle } = await this.segment();
-        await handle.write(text);
+        await handle.write(Buffer.from(text), 0, Buffer.byteLength(text));
         await handle.sync();
         const stats = this.segments.get(name) ?? { bytes: 0, lines: 0 };
         this.segments.set(name, { bytes: stats.bytes + Buffer.byteLength(text), lines: stats.lines + lines });
@@ -150,15 +152,15 @@ export class FileSpool implements AuditSpool {
   }
 
   /** The open segment, rotated when it has reached `segmentBytes`. */
-  private async segment(): Promise<{ name: string; handle: FileHandle }> {
+  private async segment(): Promise<{ name: string; handle: SpoolFileHandle }> {
     if (this.current && (this.segments.get(this.current.name)?.bytes ?? 0) >= this.segmentBytes) await this.closeSegment();
     if (this.current) return this.current;
     const name = `audit-${String(Date.now()).padStart(13, '0')}-${String(this.counter++ % 1_000_000).padStart(6, '0')}.ndjson`;
-    const handle = await open(join(this.dir, name), 'a', 0o600);
+    const handle = await this.files.open(join(this.dir, name), 'a', 0o600);
     // The new file's directory entry must survive a crash too.
-    const directory = await open(this.dir, 'r');
+    const directory = await this.files.open(this.dir, 'r');
     await directory.sync().finally(() => directory.close());
-    this.segments.set(name, { bytes: (await stat(join(this.dir, name))).size, lines: 0 });
+    this.segments.set(name, { bytes: (await handle.stat()).size, lines: 0 });
     this.current = { name, handle };
     return this.current;
   }

@@ -1,3 +1,4 @@
 export { AuditSpool, type SpoolAppendResult, type SpoolRejection } from './audit-spool';
 export { FileSpool } from './file-spool';
 export { decodeSpoolLine, encodeSpoolLine, isAuditRecord, type LineRejection } from './spool-line';
+export { nodeSpoolFiles, type SpoolFileHandle, type SpoolFiles } from './spool-files';
