@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { type AuditRecord } from '../audit-entry';
 import { type AuditSpool, type SpoolAppendResult, type SpoolRejection } from './audit-spool';
+import { appendWhole, SegmentAppendError } from './segment-append';
 import { nodeSpoolFiles, type SpoolFileHandle, type SpoolFiles } from './spool-files';
 import { decodeSpoolLine, encodeSpoolLine } from './spool-line';
 
@@ -132,12 +133,13 @@ export class FileSpool implements AuditSpool {
       return result;
     });
     if (lines > 0) {
+      const buffer = Buffer.from(text);
+      let segment: { name: string; handle: SpoolFileHandle } | undefined;
       try {
-        const { name, handle } = await this.segment();
-        await handle.write(Buffer.from(text), 0, Buffer.byteLength(text));
-        await handle.sync();
-        const stats = this.segments.get(name) ?? { bytes: 0, lines: 0 };
-        this.segments.set(name, { bytes: stats.bytes + Buffer.byteLength(text), lines: stats.lines + lines });
+        segment = await this.segment();
+        const stats = this.segments.get(segment.name)!;
+        await appendWhole(segment.handle, buffer, stats.bytes);
+        this.segments.set(segment.name, { bytes: stats.bytes + buffer.length, lines: stats.lines + lines });
       } catch (error) {
         const reason = `spool_error: ${(error as Error).message}`;
         for (const result of results) {
@@ -145,7 +147,12 @@ export class FileSpool implements AuditSpool {
           result.kept = [];
           result.error = reason;
         }
-        await this.closeSegment().catch(() => undefined);
+        if (segment && error instanceof SegmentAppendError && !error.restored) {
+          // The segment now ends in part of a line, which replay will report; nothing may follow it.
+          const stats = this.segments.get(segment.name)!;
+          this.segments.set(segment.name, { bytes: stats.bytes + buffer.length, lines: stats.lines + 1 });
+          await this.closeSegment().catch(() => undefined);
+        }
       }
     }
     batch.forEach(({ resolve }, i) => resolve(results[i]));
@@ -157,10 +164,15 @@ export class FileSpool implements AuditSpool {
     if (this.current) return this.current;
     const name = `audit-${String(Date.now()).padStart(13, '0')}-${String(this.counter++ % 1_000_000).padStart(6, '0')}.ndjson`;
     const handle = await this.files.open(join(this.dir, name), 'a', 0o600);
-    // The new file's directory entry must survive a crash too.
-    const directory = await this.files.open(this.dir, 'r');
-    await directory.sync().finally(() => directory.close());
-    this.segments.set(name, { bytes: (await handle.stat()).size, lines: 0 });
+    try {
+      // The new file's directory entry must survive a crash too.
+      const directory = await this.files.open(this.dir, 'r');
+      await directory.sync().finally(() => directory.close());
+      this.segments.set(name, { bytes: (await handle.stat()).size, lines: 0 });
+    } catch (error) {
+      await handle.close().catch(() => undefined);
+      throw error;
+    }
     this.current = { name, handle };
     return this.current;
   }
