@@ -46,6 +46,35 @@ function bindAll(handle: SpoolFileHandle): SpoolFileHandle {
   };
 }
 
+/** The real file system, except that every fsync waits until the test releases it. */
+function heldSyncs(options: { hold: (path: string) => boolean }) {
+  const held: { path: string; release: (error?: Error) => void }[] = [];
+  const files: SpoolFiles = {
+    ...nodeSpoolFiles,
+    open: async (path, flags, mode) => {
+      const handle = await nodeSpoolFiles.open(path, flags, mode);
+      const sync = async () => {
+        if (options.hold(path))
+          await new Promise<void>((resolve, reject) => held.push({ path, release: (e) => (e ? reject(e) : resolve()) }));
+        await handle.sync();
+      };
+      return { ...bindAll(handle), sync };
+    },
+  };
+  const waitFor = async (what: (path: string) => boolean) => {
+    for (let waited = 0; waited < 5000; waited += 5) {
+      const index = held.findIndex((h) => what(h.path));
+      if (index >= 0) return held.splice(index, 1)[0];
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    throw new Error('no fsync of that file was asked for');
+  };
+  return { files, waitFor };
+}
+
+/** Lets every promise that can settle now settle. */
+const settle = () => new Promise((resolve) => setTimeout(resolve, 20));
+
 describe('FileSpool under disk faults', () => {
   let dir: string;
   beforeEach(async () => (dir = join(await mkdtemp(join(tmpdir(), 'spool-faults-')), 'audit')));
@@ -106,5 +135,54 @@ describe('FileSpool under disk faults', () => {
     const { inserted, rejected } = await replayAll(await FileSpool.open(dir, limits));
     expect(inserted).toEqual(['nda-1', 'nda-4']);
     expect(rejected.map((r) => [r.line, r.reason])).toEqual([[2, 'torn_line']]);
+  });
+
+  describe('fsync', () => {
+    const isSegment = (path: string) => path.endsWith('.ndjson');
+    const tracked = <T>(promise: Promise<T>) => {
+      const state = { settled: false, promise: promise.finally(() => (state.settled = true)) };
+      return state;
+    };
+
+    it("resolves an append only once the segment's fsync has resolved", async () => {
+      const { files, waitFor } = heldSyncs({ hold: isSegment });
+      const spool = await FileSpool.open(dir, { ...limits, files });
+      for (const n of [1, 2]) {
+        const append = tracked(spool.append([record(n)]));
+        const sync = await waitFor(isSegment);
+        await settle();
+        expect(append.settled).toBe(false);
+        sync.release();
+        expect((await append.promise).kept).toHaveLength(1);
+      }
+      await spool.close();
+    });
+
+    it("counts the first append to a new segment only once the directory's fsync has resolved", async () => {
+      const { files, waitFor } = heldSyncs({ hold: (path) => path === dir });
+      const spool = await FileSpool.open(dir, { ...limits, files });
+      const append = tracked(spool.append([record(1)]));
+      const sync = await waitFor((path) => path === dir);
+      await settle();
+      expect([append.settled, spool.entries]).toEqual([false, 0]);
+      sync.release();
+      expect((await append.promise).kept).toHaveLength(1);
+      expect(spool.entries).toBe(1);
+      await spool.close();
+    });
+
+    it('drops an append whose fsync failed, and leaves no trace of it on disk', async () => {
+      const { files, waitFor } = heldSyncs({ hold: isSegment });
+      const spool = await FileSpool.open(dir, { ...limits, files });
+      const first = spool.append([record(1)]);
+      (await waitFor(isSegment)).release();
+      await first;
+      const failed = spool.append([record(2)]);
+      (await waitFor(isSegment)).release(fsError('EIO'));
+      expect(await failed).toMatchObject({ kept: [], dropped: [{ entityId: 'nda-2' }], error: expect.stringMatching(/EIO/) });
+      expect(spool.entries).toBe(1);
+      await spool.close();
+      expect((await replayAll(await FileSpool.open(dir, limits))).inserted).toEqual(['nda-1']);
+    });
   });
 });
