@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { type AuditRecord } from '../audit-entry';
 import { type AuditSpool, type SpoolAppendResult, type SpoolRejection } from './audit-spool';
 import { appendWhole, SegmentAppendError } from './segment-append';
+import { measureSegment, readSegmentLines } from './segment-reader';
 import { nodeSpoolFiles, type SpoolFileHandle, type SpoolFiles } from './spool-files';
 import { decodeSpoolLine, encodeSpoolLine } from './spool-line';
 
@@ -43,8 +44,7 @@ export class FileSpool implements AuditSpool {
     await files.mkdir(dir, 0o700);
     const spool = new FileSpool(dir, limits.maxBytes, limits.segmentBytes, files);
     for (const name of (await files.readdir(dir)).filter((n) => SEGMENT.test(n)).sort()) {
-      const text = await files.readFile(join(dir, name));
-      spool.segments.set(name, { bytes: Buffer.byteLength(text), lines: text.split('\n').filter((l) => l !== '').length });
+      spool.segments.set(name, await measureSegment(files, join(dir, name)));
     }
     return spool;
   }
@@ -91,19 +91,20 @@ export class FileSpool implements AuditSpool {
     for (const name of [...this.segments.keys()].sort()) {
       if (name === this.current?.name) continue;
       const path = join(this.dir, name);
-      const lines = (await this.files.readFile(path)).split('\n');
-      const torn = lines.pop();
       const records: AuditRecord[] = [];
-      lines.forEach((line, index) => {
-        const decoded = decodeSpoolLine(line);
+      for await (const line of readSegmentLines(this.files, path)) {
+        const decoded = line.torn ? { rejected: 'torn_line' as const } : decodeSpoolLine(line.text);
         if ('record' in decoded) records.push(decoded.record);
-        else onRejected({ file: path, line: index + 1, reason: decoded.rejected, text: line.slice(0, 512) });
-      });
-      if (torn) onRejected({ file: path, line: lines.length + 1, reason: 'torn_line', text: torn.slice(0, 512) });
-      for (let i = 0; i < records.length; i += batchSize) await insert(records.slice(i, i + batchSize));
+        else onRejected({ file: path, line: line.number, reason: decoded.rejected, text: line.text.slice(0, 512) });
+        if (records.length === batchSize) {
+          await insert(records.splice(0));
+          replayed += batchSize;
+        }
+      }
+      if (records.length > 0) await insert(records);
+      replayed += records.length;
       await this.files.unlink(path);
       this.segments.delete(name);
-      replayed += records.length;
     }
     return replayed;
   }
