@@ -1,9 +1,10 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AuditEntryNormalizer, type AuditRecord } from '../audit-entry';
 import { type SpoolRejection } from './audit-spool';
 import { FileSpool } from './file-spool';
+import { SpoolReadError } from './spool-errors';
 import { nodeSpoolFiles, type SpoolFileHandle, type SpoolFiles } from './spool-files';
 
 const normalizer = new AuditEntryNormalizer(['password'], 64 * 1024);
@@ -183,6 +184,115 @@ describe('FileSpool under disk faults', () => {
       expect(spool.entries).toBe(1);
       await spool.close();
       expect((await replayAll(await FileSpool.open(dir, limits))).inserted).toEqual(['nda-1']);
+    });
+  });
+
+  describe('replay', () => {
+    const segments = async () => (await readdir(dir)).filter((n) => n.endsWith('.ndjson')).sort();
+    /** Two segments: nda-1 and nda-2 in the first, nda-3 in the second. */
+    const twoSegments = async (files?: SpoolFiles) => {
+      const spool = await FileSpool.open(dir, { maxBytes: 1024 * 1024, segmentBytes: 500, files });
+      await spool.append([record(1), record(2)]);
+      await spool.append([record(3)]);
+      expect(await segments()).toHaveLength(2);
+      return spool;
+    };
+    const replayInto = (spool: FileSpool, inserted: string[], rejected: SpoolRejection[], insert?: () => Promise<void>) =>
+      spool.replay(
+        async (records) => {
+          await insert?.();
+          inserted.push(...records.map((r) => r.entityId!));
+        },
+        100,
+        (r) => rejected.push(r),
+      );
+
+    it('drops a segment deleted underneath, reporting each of its entries lost, and replays the others', async () => {
+      const spool = await twoSegments();
+      const [first] = await segments();
+      await unlink(join(dir, first));
+      const inserted: string[] = [];
+      const rejected: SpoolRejection[] = [];
+      expect(await replayInto(spool, inserted, rejected)).toBe(1);
+      expect(inserted).toEqual(['nda-3']);
+      expect(rejected.map((r) => [r.file, r.line, r.reason])).toEqual([
+        [join(dir, first), 1, 'segment_missing'],
+        [join(dir, first), 2, 'segment_missing'],
+      ]);
+      expect([spool.entries, spool.bytes]).toEqual([0, 0]);
+      expect(await replayInto(spool, inserted, rejected)).toBe(0);
+      await spool.close();
+    });
+
+    it.each(['EACCES', 'EMFILE'])(
+      'rejects with AUDIT_SPOOL_READ when a segment cannot be read (%s), keeps it, replays the others, and replays it once it can',
+      async (code) => {
+        let denied: string | undefined;
+        const files: SpoolFiles = {
+          ...nodeSpoolFiles,
+          open: (path, flags, mode) => (path === denied ? Promise.reject(fsError(code)) : nodeSpoolFiles.open(path, flags, mode)),
+        };
+        const spool = await twoSegments(files);
+        denied = join(dir, (await segments())[0]);
+        const inserted: string[] = [];
+        const rejected: SpoolRejection[] = [];
+        const error = (await replayInto(spool, inserted, rejected).catch((e: unknown) => e)) as SpoolReadError;
+        expect(error).toBeInstanceOf(SpoolReadError);
+        expect(error).toMatchObject({ code: 'AUDIT_SPOOL_READ', file: denied, cause: { code } });
+        expect([inserted, rejected, spool.entries]).toEqual([['nda-3'], [], 2]);
+
+        denied = undefined;
+        expect(await replayInto(spool, inserted, rejected)).toBe(2);
+        expect([inserted, spool.entries, await segments()]).toEqual([['nda-3', 'nda-1', 'nda-2'], 0, []]);
+        await spool.close();
+      },
+    );
+
+    it('tells an insert failure apart from a read failure', async () => {
+      const spool = await twoSegments();
+      const error = await replayInto(spool, [], [], () => Promise.reject(new Error('db down'))).catch((e: unknown) => e);
+      expect(error).toEqual(new Error('db down'));
+      expect(error).not.toBeInstanceOf(SpoolReadError);
+      expect(spool.entries).toBe(3);
+      await spool.close();
+    });
+
+    it('reports a bad line once, however often the replay of its segment is retried', async () => {
+      const spool = await FileSpool.open(dir, limits);
+      await spool.append([record(1), record(2), record(3)]);
+      await spool.close();
+      const [name] = await segments();
+      const lines = (await readFile(join(dir, name), 'utf8')).split('\n');
+      lines[1] = lines[1].replace('nda-2', 'nda-X');
+      await writeFile(join(dir, name), lines.join('\n'));
+
+      const reopened = await FileSpool.open(dir, limits);
+      const inserted: string[] = [];
+      const rejected: SpoolRejection[] = [];
+      for (let attempt = 0; attempt < 3; attempt += 1) {
+        await expect(replayInto(reopened, inserted, rejected, () => Promise.reject(new Error('db down')))).rejects.toThrow('db down');
+      }
+      await replayInto(reopened, inserted, rejected);
+      expect(inserted).toEqual(['nda-1', 'nda-3']);
+      expect(rejected.map((r) => [r.line, r.reason])).toEqual([[2, 'bad_checksum']]);
+      await reopened.close();
+    });
+
+    it('goes on from the last committed batch when a replay is retried', async () => {
+      const spool = await FileSpool.open(dir, limits);
+      await spool.append([1, 2, 3, 4, 5].map(record));
+      const inserted: string[] = [];
+      let calls = 0;
+      const failThird = async (records: AuditRecord[]) => {
+        if ((calls += 1) === 3) throw new Error('db down');
+        inserted.push(...records.map((r) => r.entityId!));
+      };
+      await expect(spool.replay(failThird, 2, () => undefined)).rejects.toThrow('db down');
+      expect(spool.entries).toBe(5);
+      expect(await spool.replay(failThird, 2, () => undefined)).toBe(1);
+      expect(inserted).toEqual(['nda-1', 'nda-2', 'nda-3', 'nda-4', 'nda-5']);
+      expect(spool.entries).toBe(0);
+      await spool.close();
     });
   });
 });

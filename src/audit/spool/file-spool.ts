@@ -2,9 +2,11 @@ import { join } from 'node:path';
 import { type AuditRecord } from '../audit-entry';
 import { type AuditSpool, type SpoolAppendResult, type SpoolRejection } from './audit-spool';
 import { appendWhole, SegmentAppendError } from './segment-append';
-import { measureSegment, readSegmentLines } from './segment-reader';
+import { measureSegment } from './segment-reader';
+import { InsertFailure, replaySegment, reportMissing, type SegmentState, segmentState } from './segment-replay';
+import { SpoolReadError } from './spool-errors';
 import { nodeSpoolFiles, type SpoolFileHandle, type SpoolFiles } from './spool-files';
-import { decodeSpoolLine, encodeSpoolLine } from './spool-line';
+import { encodeSpoolLine } from './spool-line';
 
 const SEGMENT = /^audit-\d{13}-\d{6}\.ndjson$/;
 
@@ -23,7 +25,7 @@ interface PendingAppend {
  * await spool.append([record]); // { kept: [record], dropped: [] }
  */
 export class FileSpool implements AuditSpool {
-  private readonly segments = new Map<string, { bytes: number; lines: number }>();
+  private readonly segments = new Map<string, SegmentState>();
   private current: { name: string; handle: SpoolFileHandle } | undefined;
   private pending: PendingAppend[] = [];
   private drainScheduled = false;
@@ -44,7 +46,7 @@ export class FileSpool implements AuditSpool {
     await files.mkdir(dir, 0o700);
     const spool = new FileSpool(dir, limits.maxBytes, limits.segmentBytes, files);
     for (const name of (await files.readdir(dir)).filter((n) => SEGMENT.test(n)).sort()) {
-      spool.segments.set(name, await measureSegment(files, join(dir, name)));
+      spool.segments.set(name, segmentState(await measureSegment(files, join(dir, name))));
     }
     return spool;
   }
@@ -88,24 +90,27 @@ export class FileSpool implements AuditSpool {
     // Appends from now on go to a new segment; the ones listed here are closed and stay so.
     await this.serial(() => this.closeSegment());
     let replayed = 0;
+    let failure: SpoolReadError | undefined;
     for (const name of [...this.segments.keys()].sort()) {
-      if (name === this.current?.name) continue;
+      const state = this.segments.get(name);
+      if (name === this.current?.name || !state) continue;
       const path = join(this.dir, name);
-      const records: AuditRecord[] = [];
-      for await (const line of readSegmentLines(this.files, path)) {
-        const decoded = line.torn ? { rejected: 'torn_line' as const } : decodeSpoolLine(line.text);
-        if ('record' in decoded) records.push(decoded.record);
-        else onRejected({ file: path, line: line.number, reason: decoded.rejected, text: line.text.slice(0, 512) });
-        if (records.length === batchSize) {
-          await insert(records.splice(0));
-          replayed += batchSize;
+      try {
+        replayed += await replaySegment(this.files, path, state, insert, batchSize, onRejected);
+        await this.files.unlink(path).catch((error: unknown) => (errno(error) === 'ENOENT' ? undefined : Promise.reject(error)));
+        this.segments.delete(name);
+      } catch (error) {
+        if (error instanceof InsertFailure) throw error.cause;
+        if (errno(error) !== 'ENOENT') {
+          // Later segments may be readable: replay them, then say what was not.
+          failure ??= new SpoolReadError(path, error);
+          continue;
         }
+        reportMissing(path, state, onRejected);
+        this.segments.delete(name);
       }
-      if (records.length > 0) await insert(records);
-      replayed += records.length;
-      await this.files.unlink(path);
-      this.segments.delete(name);
     }
+    if (failure) throw failure;
     return replayed;
   }
 
@@ -140,7 +145,8 @@ export class FileSpool implements AuditSpool {
         segment = await this.segment();
         const stats = this.segments.get(segment.name)!;
         await appendWhole(segment.handle, buffer, stats.bytes);
-        this.segments.set(segment.name, { bytes: stats.bytes + buffer.length, lines: stats.lines + lines });
+        stats.bytes += buffer.length;
+        stats.lines += lines;
       } catch (error) {
         const reason = `spool_error: ${(error as Error).message}`;
         for (const result of results) {
@@ -151,7 +157,8 @@ export class FileSpool implements AuditSpool {
         if (segment && error instanceof SegmentAppendError && !error.restored) {
           // The segment now ends in part of a line, which replay will report; nothing may follow it.
           const stats = this.segments.get(segment.name)!;
-          this.segments.set(segment.name, { bytes: stats.bytes + buffer.length, lines: stats.lines + 1 });
+          stats.bytes += buffer.length;
+          stats.lines += 1;
           await this.closeSegment().catch(() => undefined);
         }
       }
@@ -169,7 +176,7 @@ export class FileSpool implements AuditSpool {
       // The new file's directory entry must survive a crash too.
       const directory = await this.files.open(this.dir, 'r');
       await directory.sync().finally(() => directory.close());
-      this.segments.set(name, { bytes: (await handle.stat()).size, lines: 0 });
+      this.segments.set(name, segmentState({ bytes: (await handle.stat()).size, lines: 0 }));
     } catch (error) {
       await handle.close().catch(() => undefined);
       throw error;
@@ -190,4 +197,8 @@ export class FileSpool implements AuditSpool {
     this.chain = result.catch(() => undefined);
     return result;
   }
+}
+
+function errno(error: unknown): string | undefined {
+  return (error as { code?: string } | null)?.code;
 }
