@@ -1,4 +1,4 @@
-import { execFileSync, spawnSync } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -81,5 +81,81 @@ await s.close();`,
     expect(acknowledged.length).toBeLessThan(120);
 
     expect(await replayAll(dir)).toEqual({ entries: acknowledged.length, inserted: acknowledged, rejected: [] });
+  });
+
+  describe('two processes on one directory', () => {
+    const children: ChildProcess[] = [];
+    afterEach(() => children.forEach((c) => c.exitCode === null && c.signalCode === null && c.kill('SIGKILL')));
+
+    /** Runs a child, collecting the words it prints after `prefix` (one a line). */
+    const run = (path: string, dir: string) => {
+      const child = spawn(process.execPath, [path, dir], { stdio: ['pipe', 'pipe', 'inherit'] });
+      children.push(child);
+      const lines: string[] = [];
+      let rest = '';
+      child.stdout!.on('data', (data: Buffer) => {
+        const text = rest + data.toString();
+        const parts = text.split('\n');
+        rest = parts.pop()!;
+        lines.push(...parts);
+      });
+      const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+      const words = (prefix: string) => lines.filter((l) => l.startsWith(`${prefix} `)).map((l) => l.slice(prefix.length + 1));
+      return { child, exited, words };
+    };
+    const until = async (what: () => boolean, label: string) => {
+      for (let waited = 0; !what(); waited += 20) {
+        if (waited > 15_000) throw new Error(`timed out waiting for ${label}`);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    };
+
+    it('replays only its own and abandoned segments while the other appends; adopts the other once it is killed', async () => {
+      const dir = join(work, 'shared');
+      const options = '{ maxBytes: 1024 ** 3, segmentBytes: 16 * 1024, leaseMs: 60_000 }';
+      const appender = await script(
+        'appender.js',
+        `const s = await spool.FileSpool.open(dir, ${options});
+for (let n = 0; ; n += 1) {
+  const result = await s.append([record(n)]);
+  if (result.kept.length === 1) console.log('acked nda-' + n);
+  await new Promise((resolve) => setTimeout(resolve, 1));
+}`,
+      );
+      const replayer = await script(
+        'replayer.js',
+        `const s = await spool.FileSpool.open(dir, ${options});
+let stop = false;
+process.stdin.on('data', () => (stop = true));
+while (!stop) {
+  await s.replay(async (records) => records.forEach((r) => console.log('replayed ' + r.entityId)), 100, (r) => console.log('rejected ' + r.reason));
+  await new Promise((resolve) => setTimeout(resolve, 20));
+}
+await s.close();
+process.exit(0);`,
+      );
+
+      const first = run(appender, dir);
+      await until(() => first.words('acked').length >= 50, 'the first process to append');
+      const second = run(replayer, dir);
+      // The second replays many times (each replay ends and restarts) while the first goes on appending.
+      const before = first.words('acked').length;
+      await until(() => first.words('acked').length >= before + 300, 'more appends beside the replays');
+      expect(second.words('replayed')).toEqual([]);
+
+      first.child.kill('SIGKILL');
+      await first.exited;
+      const acked = first.words('acked');
+      await until(
+        () => acked.every((id) => second.words('replayed').includes(id)),
+        'the second to adopt and replay what the first acknowledged',
+      );
+      second.child.stdin!.end('stop\n');
+      await second.exited;
+
+      expect(second.words('rejected').filter((reason) => reason !== 'torn_line')).toEqual([]);
+      expect(new Set(second.words('replayed')).size).toBe(second.words('replayed').length);
+      expect(await replayAll(dir)).toMatchObject({ entries: 0, inserted: [] });
+    });
   });
 });

@@ -2,13 +2,21 @@ import { join } from 'node:path';
 import { type AuditRecord } from '../audit-entry';
 import { type AuditSpool, type SpoolAppendResult, type SpoolRejection } from './audit-spool';
 import { appendWhole, SegmentAppendError } from './segment-append';
-import { measureSegment } from './segment-reader';
+import { adoptSegments } from './segment-adoption';
+import { segmentName } from './segment-name';
 import { InsertFailure, replaySegment, reportMissing, type SegmentState, segmentState } from './segment-replay';
 import { SpoolReadError } from './spool-errors';
 import { nodeSpoolFiles, type SpoolFileHandle, type SpoolFiles } from './spool-files';
 import { encodeSpoolLine } from './spool-line';
+import { SpoolOwner } from './spool-owner';
 
-const SEGMENT = /^audit-\d{13}-\d{6}\.ndjson$/;
+/** Where and how big; `leaseMs` (default 30 s) is how long another process waits before taking this one for dead. */
+export interface FileSpoolOptions {
+  maxBytes: number;
+  segmentBytes: number;
+  leaseMs?: number;
+  files?: SpoolFiles;
+}
 
 interface PendingAppend {
   records: AuditRecord[];
@@ -19,6 +27,11 @@ interface PendingAppend {
  * The durable spool on local disk: append-only NDJSON segment files (0600, in a 0700 directory),
  * one checksummed record a line, fsynced before an append resolves. Concurrent appends share one
  * write and one fsync. Segments rotate by size; past `maxBytes` in all, records are refused.
+ *
+ * Processes may share the directory (a rolling deploy on a shared volume): each writes and
+ * replays only its own segments (named by its {@link SpoolOwner} id) and adopts those of a process
+ * that is gone, or that closed, and those of older versions. An older version still running
+ * beside this one must not be spooling: its segments are adopted at once.
  *
  * @example
  * const spool = await FileSpool.open('/var/lib/app/audit-spool', { maxBytes: 1 << 30, segmentBytes: 8 << 20 });
@@ -31,6 +44,7 @@ export class FileSpool implements AuditSpool {
   private drainScheduled = false;
   private chain: Promise<unknown> = Promise.resolve();
   private replaying: Promise<number> | undefined;
+  private adopting: Promise<void> | undefined;
   private counter = 0;
 
   private constructor(
@@ -38,16 +52,21 @@ export class FileSpool implements AuditSpool {
     private readonly maxBytes: number,
     private readonly segmentBytes: number,
     private readonly files: SpoolFiles,
+    private readonly owner: SpoolOwner,
   ) {}
 
-  /** Opens (creating if needed) the spool directory and takes stock of the segments already there. */
-  static async open(dir: string, limits: { maxBytes: number; segmentBytes: number; files?: SpoolFiles }): Promise<FileSpool> {
-    const files = limits.files ?? nodeSpoolFiles;
+  /**
+   * Opens (creating if needed) the spool directory, claims a part of it, and adopts the segments
+   * no live process owns; then, every third of the lease, refreshes the claim and adopts again.
+   */
+  static async open(dir: string, options: FileSpoolOptions): Promise<FileSpool> {
+    const files = options.files ?? nodeSpoolFiles;
     await files.mkdir(dir, 0o700);
-    const spool = new FileSpool(dir, limits.maxBytes, limits.segmentBytes, files);
-    for (const name of (await files.readdir(dir)).filter((n) => SEGMENT.test(n)).sort()) {
-      spool.segments.set(name, segmentState(await measureSegment(files, join(dir, name))));
-    }
+    const owner = new SpoolOwner(dir, files, options.leaseMs ?? 30_000);
+    await owner.beat();
+    const spool = new FileSpool(dir, options.maxBytes, options.segmentBytes, files, owner);
+    await spool.adopt();
+    owner.start(() => spool.heartbeat());
     return spool;
   }
 
@@ -78,8 +97,11 @@ export class FileSpool implements AuditSpool {
     return this.replaying;
   }
 
+  /** Closes the open segment and gives up the claim: what is left is adopted by the next process. */
   async close(): Promise<void> {
     await this.serial(() => this.closeSegment());
+    await this.adopting;
+    await this.owner.release();
   }
 
   private async runReplay(
@@ -89,6 +111,7 @@ export class FileSpool implements AuditSpool {
   ): Promise<number> {
     // Appends from now on go to a new segment; the ones listed here are closed and stay so.
     await this.serial(() => this.closeSegment());
+    await this.adopt();
     let replayed = 0;
     let failure: SpoolReadError | undefined;
     for (const name of [...this.segments.keys()].sort()) {
@@ -170,7 +193,9 @@ export class FileSpool implements AuditSpool {
   private async segment(): Promise<{ name: string; handle: SpoolFileHandle }> {
     if (this.current && (this.segments.get(this.current.name)?.bytes ?? 0) >= this.segmentBytes) await this.closeSegment();
     if (this.current) return this.current;
-    const name = `audit-${String(Date.now()).padStart(13, '0')}-${String(this.counter++ % 1_000_000).padStart(6, '0')}.ndjson`;
+    // Also claims again after close() or after another process took this one for dead.
+    await this.owner.beat();
+    const name = segmentName(String(Date.now()), this.counter++, this.owner.id);
     const handle = await this.files.open(join(this.dir, name), 'a', 0o600);
     try {
       // The new file's directory entry must survive a crash too.
@@ -183,6 +208,24 @@ export class FileSpool implements AuditSpool {
     }
     this.current = { name, handle };
     return this.current;
+  }
+
+  private adopt(): Promise<void> {
+    this.adopting ??= adoptSegments(this.dir, this.files, this.owner, (s) => segmentName(s.time, this.counter++, this.owner.id))
+      .then((adopted) => adopted.forEach((state, name) => this.segments.set(name, state)))
+      .finally(() => (this.adopting = undefined));
+    return this.adopting;
+  }
+
+  private async heartbeat(): Promise<void> {
+    if (!(await this.owner.holds())) {
+      // Taken for dead (stalled longer than the lease): its segments belong to another process now.
+      await this.serial(() => this.closeSegment());
+      const present = new Set(await this.files.readdir(this.dir));
+      for (const name of this.segments.keys()) if (!present.has(name)) this.segments.delete(name);
+    }
+    await this.owner.beat();
+    await this.adopt();
   }
 
   private async closeSegment(): Promise<void> {
