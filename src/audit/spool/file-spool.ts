@@ -1,13 +1,11 @@
 import { join } from 'node:path';
 import { type AuditRecord } from '../audit-entry';
 import { type AuditSpool, type SpoolAppendResult, type SpoolRejection } from './audit-spool';
-import { appendWhole, SegmentAppendError } from './segment-append';
+import { appendWhole, dropAll, packAppends, SegmentAppendError } from './segment-append';
 import { adoptSegments } from './segment-adoption';
 import { segmentName } from './segment-name';
-import { InsertFailure, replaySegment, reportMissing, type SegmentState, segmentState } from './segment-replay';
-import { SpoolReadError } from './spool-errors';
+import { replaySegments, type SegmentState, segmentState } from './segment-replay';
 import { nodeSpoolFiles, type SpoolFileHandle, type SpoolFiles } from './spool-files';
-import { encodeSpoolLine } from './spool-line';
 import { SpoolOwner } from './spool-owner';
 
 /** Where and how big; `leaseMs` (default 30 s) is how long another process waits before taking this one for dead. */
@@ -100,7 +98,7 @@ export class FileSpool implements AuditSpool {
   /** Closes the open segment and gives up the claim: what is left is adopted by the next process. */
   async close(): Promise<void> {
     await this.serial(() => this.closeSegment());
-    await this.adopting;
+    await this.adopting?.catch(() => undefined);
     await this.owner.release();
   }
 
@@ -111,56 +109,20 @@ export class FileSpool implements AuditSpool {
   ): Promise<number> {
     // Appends from now on go to a new segment; the ones listed here are closed and stay so.
     await this.serial(() => this.closeSegment());
-    await this.adopt();
-    let replayed = 0;
-    let failure: SpoolReadError | undefined;
-    for (const name of [...this.segments.keys()].sort()) {
-      const state = this.segments.get(name);
-      if (name === this.current?.name || !state) continue;
-      const path = join(this.dir, name);
-      try {
-        replayed += await replaySegment(this.files, path, state, insert, batchSize, onRejected);
-        await this.files.unlink(path).catch((error: unknown) => (errno(error) === 'ENOENT' ? undefined : Promise.reject(error)));
-        this.segments.delete(name);
-      } catch (error) {
-        if (error instanceof InsertFailure) throw error.cause;
-        if (errno(error) !== 'ENOENT') {
-          // Later segments may be readable: replay them, then say what was not.
-          failure ??= new SpoolReadError(path, error);
-          continue;
-        }
-        reportMissing(path, state, onRejected);
-        this.segments.delete(name);
-      }
-    }
-    if (failure) throw failure;
-    return replayed;
+    // What cannot be adopted now (the directory unreadable) is tried again at the next heartbeat.
+    await this.adopt().catch(() => undefined);
+    const names = [...this.segments.keys()].filter((name) => name !== this.current?.name);
+    return replaySegments(this.files, this.dir, this.segments, names, insert, batchSize, onRejected);
   }
 
   private async drain(): Promise<void> {
     this.drainScheduled = false;
     const batch = this.pending;
     this.pending = [];
-    let room = this.maxBytes - this.bytes;
-    let text = '';
-    let lines = 0;
-    const results = batch.map(({ records }) => {
-      const result: SpoolAppendResult = { kept: [], dropped: [] };
-      for (const record of records) {
-        const line = encodeSpoolLine(record);
-        const size = Buffer.byteLength(line);
-        if (size > room) {
-          result.dropped.push(record);
-          result.error = 'spool_full';
-          continue;
-        }
-        room -= size;
-        text += line;
-        lines += 1;
-        result.kept.push(record);
-      }
-      return result;
-    });
+    const { results, text, lines } = packAppends(
+      batch.map((b) => b.records),
+      this.maxBytes - this.bytes,
+    );
     if (lines > 0) {
       const buffer = Buffer.from(text);
       let segment: { name: string; handle: SpoolFileHandle } | undefined;
@@ -171,12 +133,7 @@ export class FileSpool implements AuditSpool {
         stats.bytes += buffer.length;
         stats.lines += lines;
       } catch (error) {
-        const reason = `spool_error: ${(error as Error).message}`;
-        for (const result of results) {
-          result.dropped.push(...result.kept);
-          result.kept = [];
-          result.error = reason;
-        }
+        dropAll(results, `spool_error: ${(error as Error).message}`);
         if (segment && error instanceof SegmentAppendError && !error.restored) {
           // The segment now ends in part of a line, which replay will report; nothing may follow it.
           const stats = this.segments.get(segment.name)!;
@@ -193,8 +150,7 @@ export class FileSpool implements AuditSpool {
   private async segment(): Promise<{ name: string; handle: SpoolFileHandle }> {
     if (this.current && (this.segments.get(this.current.name)?.bytes ?? 0) >= this.segmentBytes) await this.closeSegment();
     if (this.current) return this.current;
-    // Also claims again after close() or after another process took this one for dead.
-    await this.owner.beat();
+    await this.owner.claim();
     const name = segmentName(String(Date.now()), this.counter++, this.owner.id);
     const handle = await this.files.open(join(this.dir, name), 'a', 0o600);
     try {
@@ -240,8 +196,4 @@ export class FileSpool implements AuditSpool {
     this.chain = result.catch(() => undefined);
     return result;
   }
-}
-
-function errno(error: unknown): string | undefined {
-  return (error as { code?: string } | null)?.code;
 }

@@ -1,4 +1,7 @@
+import { type AuditRecord } from '../audit-entry';
+import { type SpoolAppendResult } from './audit-spool';
 import { type SpoolFileHandle } from './spool-files';
+import { encodeSpoolLine } from './spool-line';
 
 /**
  * Why an append to a segment failed, and whether the segment was put back to its size before
@@ -38,5 +41,44 @@ export async function appendWhole(handle: SpoolFileHandle, buffer: Buffer, size:
       () => false,
     );
     throw new SegmentAppendError(error, restored);
+  }
+}
+
+/**
+ * Encodes the records of several appends into the text of one write, keeping those that fit in
+ * `room` bytes (in order) and refusing the rest with `spool_full`.
+ *
+ * @example
+ * const { results, text, lines } = packAppends([[a, b], [c]], spool.maxBytes - spool.bytes);
+ */
+export function packAppends(appends: AuditRecord[][], room: number): { results: SpoolAppendResult[]; text: string; lines: number } {
+  let text = '';
+  let lines = 0;
+  const results = appends.map((records) => {
+    const result: SpoolAppendResult = { kept: [], dropped: [] };
+    for (const record of records) {
+      const line = encodeSpoolLine(record);
+      const size = Buffer.byteLength(line);
+      if (size > room) {
+        result.dropped.push(record);
+        result.error = 'spool_full';
+        continue;
+      }
+      room -= size;
+      text += line;
+      lines += 1;
+      result.kept.push(record);
+    }
+    return result;
+  });
+  return { results, text, lines };
+}
+
+/** Turns every kept record of `results` into a dropped one, for `reason`. */
+export function dropAll(results: SpoolAppendResult[], reason: string): void {
+  for (const result of results) {
+    result.dropped.push(...result.kept);
+    result.kept = [];
+    result.error = reason;
   }
 }

@@ -16,6 +16,12 @@ export interface SegmentLine {
   tooLong: boolean;
 }
 
+/** Sizes, lowered by tests. */
+export interface ReadLimits {
+  chunkBytes?: number;
+  maxLineBytes?: number;
+}
+
 /** Where to start reading: the byte offset of a line and that line's number minus one. */
 export interface SegmentPosition {
   offset: number;
@@ -33,10 +39,11 @@ export async function* readSegmentLines(
   files: SpoolFiles,
   path: string,
   from: SegmentPosition = { offset: 0, line: 0 },
+  { chunkBytes = CHUNK_BYTES, maxLineBytes = MAX_LINE_BYTES }: ReadLimits = {},
 ): AsyncGenerator<SegmentLine> {
   const handle = await files.open(path, 'r');
   try {
-    const chunk = Buffer.alloc(CHUNK_BYTES);
+    const chunk = Buffer.alloc(chunkBytes);
     let position = from.offset;
     let number = from.line;
     let parts: Buffer[] = [];
@@ -55,14 +62,14 @@ export async function* readSegmentLines(
       let start = 0;
       for (let nl = view.indexOf(NEWLINE); nl !== -1; nl = view.indexOf(NEWLINE, start)) {
         const piece = view.subarray(start, nl);
-        tooLong ||= partBytes + piece.length > MAX_LINE_BYTES;
+        tooLong ||= partBytes + piece.length > maxLineBytes;
         const whole = partBytes + piece.length > 0 || tooLong;
         const next = line(piece, position + nl + 1, false);
         if (whole) yield next;
         start = nl + 1;
       }
       const rest = view.subarray(start);
-      tooLong ||= partBytes + rest.length > MAX_LINE_BYTES;
+      tooLong ||= partBytes + rest.length > maxLineBytes;
       if (tooLong) parts = [];
       else if (rest.length > 0) parts.push(Buffer.from(rest));
       partBytes += rest.length;
@@ -80,10 +87,14 @@ export async function* readSegmentLines(
  * @example
  * const { bytes, lines } = await measureSegment(nodeSpoolFiles, path);
  */
-export async function measureSegment(files: SpoolFiles, path: string): Promise<{ bytes: number; lines: number }> {
+export async function measureSegment(
+  files: SpoolFiles,
+  path: string,
+  { chunkBytes = CHUNK_BYTES }: ReadLimits = {},
+): Promise<{ bytes: number; lines: number }> {
   const handle = await files.open(path, 'r');
   try {
-    const chunk = Buffer.alloc(CHUNK_BYTES);
+    const chunk = Buffer.alloc(chunkBytes);
     let [bytes, lines, open] = [0, 0, false];
     for (let read = 1; read > 0; bytes += read) {
       read = (await handle.read(chunk, 0, chunk.length, bytes)).bytesRead;

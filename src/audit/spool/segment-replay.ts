@@ -1,6 +1,8 @@
+import { join } from 'node:path';
 import { type AuditRecord } from '../audit-entry';
 import { type SpoolRejection } from './audit-spool';
 import { readSegmentLines, type SegmentPosition } from './segment-reader';
+import { SpoolReadError } from './spool-errors';
 import { type SpoolFiles } from './spool-files';
 import { decodeSpoolLine, type LineRejection } from './spool-line';
 
@@ -20,8 +22,49 @@ export function segmentState(stats: { bytes: number; lines: number }): SegmentSt
 }
 
 /** An insert that failed during replay, carried past the read errors. */
-export class InsertFailure {
+class InsertFailure {
   constructor(readonly cause: unknown) {}
+}
+
+/**
+ * Replays the segments `names` (of `segments`, in `dir`) oldest first, deleting each from the
+ * disk and from `segments` once all its records are inserted. An insert failure rejects at once,
+ * as it came. A segment that cannot be read stays; the others are replayed, then a
+ * {@link SpoolReadError} rejects. A segment gone from the disk has its lines reported lost.
+ *
+ * @example
+ * const inserted = await replaySegments(files, dir, segments, names, insert, 500, onRejected);
+ */
+export async function replaySegments(
+  files: SpoolFiles,
+  dir: string,
+  segments: Map<string, SegmentState>,
+  names: string[],
+  insert: (records: AuditRecord[]) => Promise<void>,
+  batchSize: number,
+  onRejected: (rejection: SpoolRejection) => void,
+): Promise<number> {
+  let replayed = 0;
+  let failure: SpoolReadError | undefined;
+  for (const name of names.sort()) {
+    const state = segments.get(name);
+    if (!state) continue;
+    const path = join(dir, name);
+    try {
+      replayed += await replaySegment(files, path, state, insert, batchSize, onRejected);
+      await files.unlink(path).catch((error: unknown) => (errno(error) === 'ENOENT' ? undefined : Promise.reject(error)));
+    } catch (error) {
+      if (error instanceof InsertFailure) throw error.cause;
+      if (errno(error) !== 'ENOENT') {
+        failure ??= new SpoolReadError(path, error);
+        continue;
+      }
+      reportMissing(path, state, onRejected);
+    }
+    segments.delete(name);
+  }
+  if (failure) throw failure;
+  return replayed;
 }
 
 /**
@@ -32,7 +75,7 @@ export class InsertFailure {
  * @example
  * const inserted = await replaySegment(files, path, state, insert, 500, onRejected);
  */
-export async function replaySegment(
+async function replaySegment(
   files: SpoolFiles,
   path: string,
   state: SegmentState,
@@ -65,13 +108,8 @@ export async function replaySegment(
   return inserted;
 }
 
-/**
- * Reports the lines of a segment that vanished before replay reached them (deleted by hand, say).
- *
- * @example
- * reportMissing(path, state, onRejected); // one `segment_missing` rejection per lost line
- */
-export function reportMissing(path: string, state: SegmentState, onRejected: (rejection: SpoolRejection) => void): void {
+/** Reports the lines of a segment that vanished before replay reached them (deleted by hand, say). */
+function reportMissing(path: string, state: SegmentState, onRejected: (rejection: SpoolRejection) => void): void {
   for (let line = state.done.line + 1; line <= state.lines; line += 1) {
     if (!state.reported.has(line)) onRejected({ file: path, line, reason: 'segment_missing', text: '' });
   }
@@ -79,4 +117,8 @@ export function reportMissing(path: string, state: SegmentState, onRejected: (re
 
 function reject(rejected: LineRejection): { rejected: LineRejection } {
   return { rejected };
+}
+
+function errno(error: unknown): string | undefined {
+  return (error as { code?: string } | null)?.code;
 }

@@ -36,6 +36,7 @@ const PID_NAMESPACE = ((): string | null => {
 export class SpoolOwner {
   readonly id = randomBytes(6).toString('hex');
   private timer: NodeJS.Timeout | undefined;
+  private claimed = false;
 
   constructor(
     private readonly dir: string,
@@ -49,6 +50,12 @@ export class SpoolOwner {
     const temporary = join(this.dir, `.${this.id}.owner.tmp`);
     await this.files.writeFile(temporary, JSON.stringify(record), 0o600);
     await this.files.rename(temporary, join(this.dir, `${this.id}.owner`));
+    this.claimed = true;
+  }
+
+  /** Writes the record again if it was given up (a spool used after `close()`). */
+  async claim(): Promise<void> {
+    if (!this.claimed) await this.beat();
   }
 
   /** False when the record is gone: another process took this owner for dead and adopted its segments. */
@@ -77,6 +84,7 @@ export class SpoolOwner {
 
   async release(): Promise<void> {
     clearInterval(this.timer);
+    this.claimed = false;
     await this.files.unlink(join(this.dir, `${this.id}.owner`)).catch(() => undefined);
   }
 
