@@ -17,6 +17,6 @@ export class SpoolReadError extends Error {
     readonly file: string,
     override readonly cause: unknown,
   ) {
-    super(`Audit spool segment ${file} could not be read: ${(cause as { code?: string } | null)?.code ?? String(cause)}`);
+    super(`Audit spool segment ${file} could not be read or removed: ${(cause as { code?: string } | null)?.code ?? String(cause)}`);
   }
 }
