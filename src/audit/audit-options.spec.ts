@@ -29,6 +29,7 @@ describe('resolveAuditOptions', () => {
     [{ userIdFrom: 'x-user-id' }, 'userIdFrom'],
     [{ mode: 'fast' }, 'mode'],
     [{ auditHttp: 'yes' }, 'auditHttp'],
+    [{ spoolSegmentBytes: 64 * 1024 * 1024 + 1 }, 'spoolSegmentBytes'],
   ])('rejects %j naming %s', (input, key) => {
     expect(() => resolveAuditOptions(input as never)).toThrow(new RegExp(`option "${key}" must be`));
     try {
@@ -37,6 +38,10 @@ describe('resolveAuditOptions', () => {
       expect(error).toBeInstanceOf(AuditConfigError);
       expect((error as AuditConfigError).code).toBe(AUDIT_ERROR_CODES.invalidOption);
     }
+  });
+
+  it('takes spool segments of up to 64 MiB', () => {
+    expect(resolveAuditOptions({ spoolSegmentBytes: 64 * 1024 * 1024 }).spoolSegmentBytes).toBe(64 * 1024 * 1024);
   });
 
   it('rejects an unknown key, listing the known ones', () => {

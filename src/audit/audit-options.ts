@@ -50,7 +50,7 @@ export interface AuditModuleOptions {
   spoolDir?: string | null;
   /** Total size of the spool; past it, entries are dropped with a count and a line. */
   spoolMaxBytes?: number;
-  /** Size at which a spool segment file is closed and a new one begun. */
+  /** Size at which a spool segment file is closed and a new one begun (at most 64 MiB). */
   spoolSegmentBytes?: number;
 }
 
@@ -84,7 +84,8 @@ const INTEGER_LIMITS: Record<string, [min: number, max: number]> = {
   retryBackoffMs: [1, 3_600_000],
   retryBackoffMaxMs: [1, 86_400_000],
   spoolMaxBytes: [1024 * 1024, 1024 ** 4],
-  spoolSegmentBytes: [64 * 1024, 1024 ** 3],
+  // A segment leaves the disk only once all of it is replayed: keep that unit small.
+  spoolSegmentBytes: [64 * 1024, 64 * 1024 * 1024],
 };
 
 /**

@@ -34,8 +34,13 @@ export interface AuditSpool {
   /** Appends and fsyncs; resolves (never rejects) once the kept records are durable. */
   append(records: AuditRecord[]): Promise<SpoolAppendResult>;
   /**
-   * Inserts every closed segment's records through `insert`, oldest first, and deletes a segment
-   * once all its batches committed. Rejects (keeping the segment) when an insert fails.
+   * Inserts every closed segment's records through `insert`, oldest first, `batchSize` at a time,
+   * and deletes a segment once all its batches committed. Rejects with the insert's own error
+   * (keeping the segment; the next replay goes on after its last committed batch) when an insert
+   * fails, or, after replaying the segments it could read, with a `SpoolReadError`
+   * (`AUDIT_SPOOL_READ`) when one could not be read. Each bad line goes to `onRejected` once; so
+   * does each line of a segment that vanished from the disk (`segment_missing`). Resolves with the
+   * number of records inserted.
    */
   replay(
     insert: (records: AuditRecord[]) => Promise<void>,

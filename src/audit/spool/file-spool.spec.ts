@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AuditEntryNormalizer, type AuditRecord } from '../audit-entry';
 import { FileSpool } from './file-spool';
+import { nodeSpoolFiles, type SpoolFiles } from './spool-files';
 import { type SpoolRejection } from './audit-spool';
 
 const normalizer = new AuditEntryNormalizer(['password'], 64 * 1024);
@@ -116,5 +117,55 @@ describe('FileSpool', () => {
     expect(spool.entries).toBe(1);
     const { inserted } = await replayAll(spool);
     expect(inserted.map((r) => r.entityId)).toEqual(['nda-2']);
+  });
+
+  it('takes stock of a large segment and replays it batch by batch, a piece at a time, never reading it whole', async () => {
+    const big = { maxBytes: 64 * 1024 * 1024, segmentBytes: 64 * 1024 * 1024 };
+    const spool = await FileSpool.open(dir, big);
+    for (let n = 0; n < 10_000; n += 1000) await spool.append(Array.from({ length: 1000 }, (_, i) => record(n + i)));
+    await spool.close();
+    const [name] = await segments();
+    const size = (await stat(join(dir, name))).size;
+    expect(size).toBeGreaterThan(4 * 1024 * 1024);
+
+    // Every byte of a segment the spool gets, through whichever call it uses.
+    const reads: number[] = [];
+    const files: SpoolFiles = {
+      ...nodeSpoolFiles,
+      readFile: async (path) => {
+        const text = await nodeSpoolFiles.readFile(path);
+        if (path.endsWith('.ndjson')) reads.push(Buffer.byteLength(text));
+        return text;
+      },
+      open: async (path, flags, mode) => {
+        const handle = await nodeSpoolFiles.open(path, flags, mode);
+        const read: typeof handle.read = async (...args) => {
+          const result = await handle.read(...args);
+          if (path.endsWith('.ndjson')) reads.push(result.bytesRead);
+          return result;
+        };
+        return Object.assign(Object.create(handle) as typeof handle, { read, close: () => handle.close() });
+      },
+    };
+    const total = () => reads.reduce((sum, n) => sum + n, 0);
+    const reopened = await FileSpool.open(dir, { ...big, files });
+    expect([reopened.entries, total()]).toEqual([10_000, size]);
+    expect(Math.max(...reads)).toBeLessThanOrEqual(1024 * 1024);
+
+    reads.length = 0;
+    const readAtInsert: number[] = [];
+    let inserted = 0;
+    await reopened.replay(
+      async (records) => {
+        readAtInsert.push(total());
+        inserted += records.length;
+      },
+      500,
+      () => undefined,
+    );
+    expect([inserted, total()]).toEqual([10_000, size]);
+    expect(Math.max(...reads)).toBeLessThanOrEqual(1024 * 1024);
+    expect(readAtInsert[0]).toBeLessThan(size / 4);
+    await reopened.close();
   });
 });

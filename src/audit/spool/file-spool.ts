@@ -1,10 +1,20 @@
-import { type FileHandle, mkdir, open, readdir, readFile, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type AuditRecord } from '../audit-entry';
 import { type AuditSpool, type SpoolAppendResult, type SpoolRejection } from './audit-spool';
-import { decodeSpoolLine, encodeSpoolLine } from './spool-line';
+import { appendWhole, dropAll, packAppends, SegmentAppendError } from './segment-append';
+import { adoptSegments } from './segment-adoption';
+import { segmentName } from './segment-name';
+import { replaySegments, type SegmentState, segmentState } from './segment-replay';
+import { nodeSpoolFiles, type SpoolFileHandle, type SpoolFiles } from './spool-files';
+import { SpoolOwner } from './spool-owner';
 
-const SEGMENT = /^audit-\d{13}-\d{6}\.ndjson$/;
+/** Where and how big; `leaseMs` (default 30 s) is how long another process waits before taking this one for dead. */
+export interface FileSpoolOptions {
+  maxBytes: number;
+  segmentBytes: number;
+  leaseMs?: number;
+  files?: SpoolFiles;
+}
 
 interface PendingAppend {
   records: AuditRecord[];
@@ -16,33 +26,45 @@ interface PendingAppend {
  * one checksummed record a line, fsynced before an append resolves. Concurrent appends share one
  * write and one fsync. Segments rotate by size; past `maxBytes` in all, records are refused.
  *
+ * Processes may share the directory (a rolling deploy on a shared volume): each writes and
+ * replays only its own segments (named by its {@link SpoolOwner} id) and adopts those of a process
+ * that is gone, or that closed, and those of older versions. An older version still running
+ * beside this one must not be spooling: its segments are adopted at once.
+ *
  * @example
  * const spool = await FileSpool.open('/var/lib/app/audit-spool', { maxBytes: 1 << 30, segmentBytes: 8 << 20 });
  * await spool.append([record]); // { kept: [record], dropped: [] }
  */
 export class FileSpool implements AuditSpool {
-  private readonly segments = new Map<string, { bytes: number; lines: number }>();
-  private current: { name: string; handle: FileHandle } | undefined;
+  private readonly segments = new Map<string, SegmentState>();
+  private current: { name: string; handle: SpoolFileHandle } | undefined;
   private pending: PendingAppend[] = [];
   private drainScheduled = false;
   private chain: Promise<unknown> = Promise.resolve();
   private replaying: Promise<number> | undefined;
+  private adopting: Promise<void> | undefined;
   private counter = 0;
 
   private constructor(
     readonly dir: string,
     private readonly maxBytes: number,
     private readonly segmentBytes: number,
+    private readonly files: SpoolFiles,
+    private readonly owner: SpoolOwner,
   ) {}
 
-  /** Opens (creating if needed) the spool directory and takes stock of the segments already there. */
-  static async open(dir: string, limits: { maxBytes: number; segmentBytes: number }): Promise<FileSpool> {
-    await mkdir(dir, { recursive: true, mode: 0o700 });
-    const spool = new FileSpool(dir, limits.maxBytes, limits.segmentBytes);
-    for (const name of (await readdir(dir)).filter((n) => SEGMENT.test(n)).sort()) {
-      const text = await readFile(join(dir, name), 'utf8');
-      spool.segments.set(name, { bytes: Buffer.byteLength(text), lines: text.split('\n').filter((l) => l !== '').length });
-    }
+  /**
+   * Opens (creating if needed) the spool directory, claims a part of it, and adopts the segments
+   * no live process owns; then, every third of the lease, refreshes the claim and adopts again.
+   */
+  static async open(dir: string, options: FileSpoolOptions): Promise<FileSpool> {
+    const files = options.files ?? nodeSpoolFiles;
+    await files.mkdir(dir, 0o700);
+    const owner = new SpoolOwner(dir, files, options.leaseMs ?? 30_000);
+    await owner.beat();
+    const spool = new FileSpool(dir, options.maxBytes, options.segmentBytes, files, owner);
+    await spool.adopt();
+    owner.start(() => spool.heartbeat());
     return spool;
   }
 
@@ -73,8 +95,11 @@ export class FileSpool implements AuditSpool {
     return this.replaying;
   }
 
+  /** Closes the open segment and gives up the claim: what is left is adopted by the next process. */
   async close(): Promise<void> {
     await this.serial(() => this.closeSegment());
+    await this.adopting?.catch(() => undefined);
+    await this.owner.release();
   }
 
   private async runReplay(
@@ -84,83 +109,79 @@ export class FileSpool implements AuditSpool {
   ): Promise<number> {
     // Appends from now on go to a new segment; the ones listed here are closed and stay so.
     await this.serial(() => this.closeSegment());
-    let replayed = 0;
-    for (const name of [...this.segments.keys()].sort()) {
-      if (name === this.current?.name) continue;
-      const path = join(this.dir, name);
-      const lines = (await readFile(path, 'utf8')).split('\n');
-      const torn = lines.pop();
-      const records: AuditRecord[] = [];
-      lines.forEach((line, index) => {
-        const decoded = decodeSpoolLine(line);
-        if ('record' in decoded) records.push(decoded.record);
-        else onRejected({ file: path, line: index + 1, reason: decoded.rejected, text: line.slice(0, 512) });
-      });
-      if (torn) onRejected({ file: path, line: lines.length + 1, reason: 'torn_line', text: torn.slice(0, 512) });
-      for (let i = 0; i < records.length; i += batchSize) await insert(records.slice(i, i + batchSize));
-      await unlink(path);
-      this.segments.delete(name);
-      replayed += records.length;
-    }
-    return replayed;
+    // What cannot be adopted now (the directory unreadable) is tried again at the next heartbeat.
+    await this.adopt().catch(() => undefined);
+    const names = [...this.segments.keys()].filter((name) => name !== this.current?.name);
+    return replaySegments(this.files, this.dir, this.segments, names, insert, batchSize, onRejected);
   }
 
   private async drain(): Promise<void> {
     this.drainScheduled = false;
     const batch = this.pending;
     this.pending = [];
-    let room = this.maxBytes - this.bytes;
-    let text = '';
-    let lines = 0;
-    const results = batch.map(({ records }) => {
-      const result: SpoolAppendResult = { kept: [], dropped: [] };
-      for (const record of records) {
-        const line = encodeSpoolLine(record);
-        const size = Buffer.byteLength(line);
-        if (size > room) {
-          result.dropped.push(record);
-          result.error = 'spool_full';
-          continue;
-        }
-        room -= size;
-        text += line;
-        lines += 1;
-        result.kept.push(record);
-      }
-      return result;
-    });
+    const { results, text, lines } = packAppends(
+      batch.map((b) => b.records),
+      this.maxBytes - this.bytes,
+    );
     if (lines > 0) {
+      const buffer = Buffer.from(text);
+      let segment: { name: string; handle: SpoolFileHandle } | undefined;
       try {
-        const { name, handle } = await this.segment();
-        await handle.write(text);
-        await handle.sync();
-        const stats = this.segments.get(name) ?? { bytes: 0, lines: 0 };
-        this.segments.set(name, { bytes: stats.bytes + Buffer.byteLength(text), lines: stats.lines + lines });
+        segment = await this.segment();
+        const stats = this.segments.get(segment.name)!;
+        await appendWhole(segment.handle, buffer, stats.bytes);
+        stats.bytes += buffer.length;
+        stats.lines += lines;
       } catch (error) {
-        const reason = `spool_error: ${(error as Error).message}`;
-        for (const result of results) {
-          result.dropped.push(...result.kept);
-          result.kept = [];
-          result.error = reason;
+        dropAll(results, `spool_error: ${(error as Error).message}`);
+        if (segment && error instanceof SegmentAppendError && !error.restored) {
+          // The segment now ends in part of a line, which replay will report; nothing may follow it.
+          const stats = this.segments.get(segment.name)!;
+          stats.bytes += buffer.length;
+          stats.lines += 1;
+          await this.closeSegment().catch(() => undefined);
         }
-        await this.closeSegment().catch(() => undefined);
       }
     }
     batch.forEach(({ resolve }, i) => resolve(results[i]));
   }
 
   /** The open segment, rotated when it has reached `segmentBytes`. */
-  private async segment(): Promise<{ name: string; handle: FileHandle }> {
+  private async segment(): Promise<{ name: string; handle: SpoolFileHandle }> {
     if (this.current && (this.segments.get(this.current.name)?.bytes ?? 0) >= this.segmentBytes) await this.closeSegment();
     if (this.current) return this.current;
-    const name = `audit-${String(Date.now()).padStart(13, '0')}-${String(this.counter++ % 1_000_000).padStart(6, '0')}.ndjson`;
-    const handle = await open(join(this.dir, name), 'a', 0o600);
-    // The new file's directory entry must survive a crash too.
-    const directory = await open(this.dir, 'r');
-    await directory.sync().finally(() => directory.close());
-    this.segments.set(name, { bytes: (await stat(join(this.dir, name))).size, lines: 0 });
+    await this.owner.claim();
+    const name = segmentName(String(Date.now()), this.counter++, this.owner.id);
+    const handle = await this.files.open(join(this.dir, name), 'a', 0o600);
+    try {
+      // The new file's directory entry must survive a crash too.
+      const directory = await this.files.open(this.dir, 'r');
+      await directory.sync().finally(() => directory.close());
+      this.segments.set(name, segmentState({ bytes: (await handle.stat()).size, lines: 0 }));
+    } catch (error) {
+      await handle.close().catch(() => undefined);
+      throw error;
+    }
     this.current = { name, handle };
     return this.current;
+  }
+
+  private adopt(): Promise<void> {
+    this.adopting ??= adoptSegments(this.dir, this.files, this.owner, (s) => segmentName(s.time, this.counter++, this.owner.id))
+      .then((adopted) => adopted.forEach((state, name) => this.segments.set(name, state)))
+      .finally(() => (this.adopting = undefined));
+    return this.adopting;
+  }
+
+  private async heartbeat(): Promise<void> {
+    if (!(await this.owner.holds())) {
+      // Taken for dead (stalled longer than the lease): its segments belong to another process now.
+      await this.serial(() => this.closeSegment());
+      const present = new Set(await this.files.readdir(this.dir));
+      for (const name of this.segments.keys()) if (!present.has(name)) this.segments.delete(name);
+    }
+    await this.owner.beat();
+    await this.adopt();
   }
 
   private async closeSegment(): Promise<void> {

@@ -7,8 +7,11 @@ interface SpoolLine {
   entry: AuditRecord;
 }
 
-/** Why a line was not accepted. */
-export type LineRejection = 'torn_line' | 'bad_json' | 'bad_checksum' | 'bad_entry';
+/**
+ * Why a line was not accepted. `line_too_long`: longer than any line the spool writes;
+ * `segment_missing`: its segment vanished from the disk before replay read it.
+ */
+export type LineRejection = 'torn_line' | 'bad_json' | 'bad_checksum' | 'bad_entry' | 'line_too_long' | 'segment_missing';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
