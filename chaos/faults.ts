@@ -120,7 +120,8 @@ export const PHASES: readonly Phase[] = [
   },
   {
     name: 'rolling-deploy',
-    exercises: 'sync app + spool: a new app process starts on the same spool directory while the old one still spools, then the old one stops',
+    exercises:
+      'sync app + spool: a new app process starts on the same spool directory while the old one still spools, then the old one stops',
     run: async (context) => {
       await context.auditDb.kill();
       await sleep(context.holdMs / 2);

@@ -10,7 +10,7 @@ import { type ChaosResult } from './schedule';
  * // 'chaos: 5120 acknowledged, 5120 recorded, 0 missing, 0 duplicated, faults: kill-db, …; peak pending: sync 412, …; peak RSS: sync 98 MiB, …'
  */
 export function summaryLine(result: ChaosResult): string {
-  const peaks = Object.entries(result.peaks);
+  const peaks = Object.entries(result.peaks).sort(([a], [b]) => b.localeCompare(a));
   return (
     `chaos: ${result.acknowledged} acknowledged, ${result.recorded} recorded, ${result.missing} missing, ` +
     `${result.duplicated} duplicated, faults: ${result.faults.join(', ')}; ` +

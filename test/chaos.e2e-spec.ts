@@ -36,13 +36,13 @@ describe('chaos: the fault schedule under load', () => {
   });
 
   it('applies every fault with requests acknowledged in each phase', () => {
-    expect(result.faults).toEqual(['kill-db', 'lock', 'slow', 'revoke', 'overflow', 'kill-app']);
+    expect(result.faults).toEqual(['kill-db', 'lock', 'slow', 'revoke', 'overflow', 'rolling-deploy', 'kill-app']);
     expect(result.phases.map((p) => p.phase)).toEqual(PHASES.map((p) => p.name));
     for (const p of result.phases) expect([p.phase, p.acknowledged > 0]).toEqual([p.phase, true]);
   });
 
   it('really hits the fallbacks: failed writes spooled, the ring overflowing, the app killed', () => {
-    for (const name of ['kill-db', 'lock', 'slow', 'revoke', 'kill-app']) {
+    for (const name of ['kill-db', 'lock', 'slow', 'revoke', 'rolling-deploy', 'kill-app']) {
       expect([name, events(name, 'sync:db_write_failed') > 0, events(name, 'sync:spooled') > 0]).toEqual([name, true, true]);
     }
     expect(events('overflow', 'async:evicted')).toBeGreaterThan(0);

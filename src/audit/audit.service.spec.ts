@@ -621,3 +621,25 @@ describe('AuditService and an entry the table refuses for its content', () => {
     }
   });
 });
+
+describe('AuditService and segments another process left in a shared spool directory', () => {
+  it('replays them while up, without waiting for an outage or a restart', async () => {
+    const spool = new HeldSpool();
+    spool.holding = false;
+    const left = [1, 2].map((n) => normalizer.normalize(entry(n)).record);
+    // What FileSpool does at each replay: adopt the segments of a process that has gone.
+    let adoptable: AuditRecord[] = [];
+    spool.replay = async (insert) => {
+      const adopted = adoptable;
+      adoptable = [];
+      if (adopted.length > 0) await insert(adopted);
+      return adopted.length;
+    };
+    const { service, repository } = setup({}, spool);
+    service.onApplicationBootstrap();
+    await sleep(50);
+    adoptable = left;
+    await eventuallyTrue(() => repository.committed.size === 2, 5000);
+    expect(service.status()).toMatchObject({ state: 'up' });
+  });
+});

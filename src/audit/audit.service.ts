@@ -14,6 +14,9 @@ import { AUDIT_EVENTS, AuditReporter, ConsoleSink, type WriteFailureReport } fro
 import { AuditQuarantine, isolateRefused } from './quarantine';
 import { AuditSpool } from './spool';
 
+/** How often, while up, the spool is checked for segments that processes gone from a shared directory left. */
+const SPOOL_SWEEP_MS = 1000;
+
 /** `up`: writing to the database; `down`: buffering; `half-open`: one try is testing the database. */
 export type AuditState = 'up' | 'down' | 'half-open';
 
@@ -59,6 +62,7 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
   private consecutiveFailures = 0;
   private retryAt = 0;
   private retryTimer: NodeJS.Timeout | undefined;
+  private sweepTimer: NodeJS.Timeout | undefined;
   private shuttingDown = false;
   /** After shutdown has placed what it held: later entries go straight to the spool, or are dropped. */
   private closed = false;
@@ -157,6 +161,12 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
    * database was unreachable), and replays entries spooled by an earlier run.
    */
   onApplicationBootstrap(): void {
+    if (this.fallback.spool) {
+      // Segments another process left in a shared spool directory are adopted by the next replay.
+      this.sweepTimer = setInterval(() => {
+        if (this.state === 'up' && !this.flushing && !this.shuttingDown) void this.flush({ sweep: true });
+      }, SPOOL_SWEEP_MS).unref();
+    }
     if (this.writer.connected) {
       if ((this.fallback.spool?.entries ?? 0) > 0) void this.flush();
       return;
@@ -182,6 +192,7 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
     this.shuttingDown = true;
     this.shutdownDeadline = Date.now() + 2 * this.options.writeTimeoutMs;
     clearTimeout(this.retryTimer);
+    clearInterval(this.sweepTimer);
     await this.settleWrites();
     if (this.fallback.buffer.size > 0 && Date.now() < this.shutdownDeadline) {
       // One last try, whatever the cool-down says; the spool keeps for the next start.
@@ -284,8 +295,9 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
     void this.flush();
   }
 
-  private flush(options: { withSpool?: boolean } = {}): Promise<void> {
-    this.flushing ??= this.runFlush(options.withSpool ?? true).finally(() => (this.flushing = undefined));
+  /** `sweep`: replay the spool even when it counts no entries (a replay adopts abandoned segments). */
+  private flush(options: { withSpool?: boolean; sweep?: boolean } = {}): Promise<void> {
+    this.flushing ??= this.runFlush(options.withSpool ?? true, options.sweep ?? false).finally(() => (this.flushing = undefined));
     return this.flushing;
   }
 
@@ -295,7 +307,7 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
    * spool segment, once their append has settled), so it goes round until a pass finds nothing
    * left to write. A spool fault that is not a failed insert is a failed attempt too.
    */
-  private async runFlush(withSpool: boolean): Promise<void> {
+  private async runFlush(withSpool: boolean, sweep: boolean): Promise<void> {
     const live = () => (this.state === 'up' || this.state === 'half-open') && Date.now() < this.shutdownDeadline;
     const spool = withSpool ? this.fallback.spool : null;
     let progress = true;
@@ -310,7 +322,8 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
         this.outage.flushed += this.fallback.committed();
         progress = true;
       }
-      if (spool && spool.entries > 0 && live()) {
+      if (spool && (spool.entries > 0 || sweep) && live()) {
+        sweep = false;
         const before = spool.entries;
         let insertFailed = false;
         try {

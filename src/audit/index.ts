@@ -23,4 +23,12 @@ export {
   type RecoveryReport,
   type WriteFailureReport,
 } from './sinks';
-export { AuditSpool, FileSpool, type SpoolAppendResult, type SpoolRejection } from './spool';
+export {
+  AuditSpool,
+  FileSpool,
+  type FileSpoolOptions,
+  SPOOL_ERROR_CODES,
+  type SpoolAppendResult,
+  SpoolReadError,
+  type SpoolRejection,
+} from './spool';
