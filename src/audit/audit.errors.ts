@@ -5,6 +5,7 @@ export const AUDIT_ERROR_CODES = {
   invalidOption: 'AUDIT_INVALID_OPTION',
   unknownOption: 'AUDIT_UNKNOWN_OPTION',
   invalidAction: 'AUDIT_INVALID_ACTION',
+  invalidRepository: 'AUDIT_INVALID_REPOSITORY',
 } as const;
 
 export type AuditErrorCode = (typeof AUDIT_ERROR_CODES)[keyof typeof AUDIT_ERROR_CODES];
@@ -34,6 +35,13 @@ export class AuditConfigError extends Error {
     return new AuditConfigError(
       AUDIT_ERROR_CODES.unknownOption,
       `AuditModule option "${key}" is not known; known options: ${known.join(', ')}`,
+    );
+  }
+
+  static invalidRepository(): AuditConfigError {
+    return new AuditConfigError(
+      AUDIT_ERROR_CODES.invalidRepository,
+      'The AuditLog repository (getRepositoryToken(AuditLog)) must be a TypeORM repository, or a test double with an insert() or save() method',
     );
   }
 

@@ -1,6 +1,7 @@
 import { type EntityManager, type Repository } from 'typeorm';
 import { type AuditRecord } from './audit-entry';
 import { type AuditLog } from './audit-log.entity';
+import { doubleInsert, toAuditLog } from './audit-repository';
 import { WRITE_TIMEOUT_CODE } from './db-error';
 
 /** The columns every audit insert writes, in parameter order. */
@@ -27,6 +28,8 @@ export const AUDIT_COLUMNS = [
  * timer bounds the whole call (pool wait included): a locked table costs at most `timeoutMs`.
  * A DataSource left uninitialized (TypeORM `manualInitialization`, so that the app can start while
  * the audit database is unreachable) is initialized, with its migrations, by the first write.
+ * A repository whose `insert` or `save` a test replaced is written through that method instead
+ * (see {@link doubleInsert}), under the same timeout.
  *
  * @example
  * await new AuditWriter(repository, 2000).insert(records); // rejects on failure or timeout
@@ -41,6 +44,8 @@ export class AuditWriter {
     private readonly repository: Repository<AuditLog>,
     readonly timeoutMs: number,
   ) {
+    // A repository that is neither real nor a usable double fails start-up, not the first write.
+    doubleInsert(repository);
     this.settings = ['statement_timeout', 'lock_timeout', 'idle_in_transaction_session_timeout']
       .map((name) => `SET LOCAL ${name} = ${timeoutMs}`)
       .join('; ');
@@ -49,13 +54,17 @@ export class AuditWriter {
   /** Rejects when the batch is not committed by `deadline` (default: `timeoutMs` from now). */
   async insert(records: readonly AuditRecord[], deadline = Date.now() + this.timeoutMs): Promise<void> {
     if (records.length === 0) return;
-    const write = this.connect().then(() => {
-      const { sql, parameters } = buildAuditInsert(this.table(), records);
-      return this.repository.manager.transaction(async (manager) => {
-        await manager.query(this.settings);
-        await manager.query(sql, parameters);
-      });
-    });
+    // Checked at each write: a test may spy on `insert` after start-up.
+    const double = doubleInsert(this.repository);
+    const write = double
+      ? double(records.map(toAuditLog))
+      : this.connect().then(() => {
+          const { sql, parameters } = buildAuditInsert(this.table(), records);
+          return this.repository.manager.transaction(async (manager) => {
+            await manager.query(this.settings);
+            await manager.query(sql, parameters);
+          });
+        });
     await withTimeout(write, deadline - Date.now(), this.timeoutMs);
   }
 
@@ -67,7 +76,7 @@ export class AuditWriter {
 
   /** False until the DataSource is initialized (by the app, or by {@link connect}, migrations included). */
   get connected(): boolean {
-    const dataSource = this.repository.manager.connection;
+    const dataSource = this.repository.manager?.connection;
     // TypeORM marks a DataSource initialized before its migrations have run: the pending promise decides.
     return !dataSource || (dataSource.isInitialized && this.connecting === undefined);
   }
@@ -79,7 +88,7 @@ export class AuditWriter {
 
   /** Initializes the DataSource (running its migrations) if the app left that to the module. */
   connect(): Promise<void> {
-    const dataSource = this.repository.manager.connection;
+    const dataSource = this.repository.manager?.connection;
     if (this.connecting) return this.connecting;
     if (!dataSource || dataSource.isInitialized) return Promise.resolve();
     this.connecting = dataSource
