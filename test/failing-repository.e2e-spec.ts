@@ -3,39 +3,29 @@ import { getDataSourceToken, getRepositoryToken } from '@nestjs/typeorm';
 import * as Sentry from '@sentry/nestjs';
 import { type Server } from 'node:http';
 import request from 'supertest';
-import { type DataSource, QueryFailedError, type Repository } from 'typeorm';
+import { type DataSource, QueryFailedError } from 'typeorm';
 import { AUDIT_DATA_SOURCE } from '../src/app.module';
 import { AuditLog } from '../src/audit';
+import { AuditRepositoryDouble } from '../src/audit/testing';
 import { eventually, startExampleApp } from './support/app';
 import { TestPostgres } from './support/postgres';
 import { SentryIngest } from './support/sentry-ingest';
 import { StderrCapture } from './support/stderr';
 
-// The example app with its audit repository replaced by one that fails like a sick database
-// (the driver error carries the host, the password and the query with its parameters), the real
+// The example app with its audit repository replaced by the testing entry point's double, failing
+// like a sick database (the driver error carries the host, the password and the query with its
+// parameters) until healed, then writing to the real table; the real
 // Sentry SDK sending to a local ingest server, and real HTTP.
 const BACKOFF_MS = 2000;
 const SECRET_PASSWORD = 'db-Pa55word-never-shown';
 const SECRET_FIELD = 'hunter2-api-token';
 
-/** Delegates to the real repository, except that transactions fail while `state.broken`. */
-function failingRepository(real: Repository<AuditLog>, state: { broken: boolean; attempts: number }, host: string): Repository<AuditLog> {
-  const manager = new Proxy(real.manager, {
-    get(target, property, receiver) {
-      if (property !== 'transaction') return Reflect.get(target, property, receiver) as unknown;
-      return (...args: Parameters<typeof target.transaction>) => {
-        state.attempts += 1;
-        if (!state.broken) return target.transaction(...args);
-        const driverError = Object.assign(new Error(`connect ECONNREFUSED ${host} (postgres://audit:${SECRET_PASSWORD}@${host}/audit)`), {
-          code: 'ECONNREFUSED',
-        });
-        return Promise.reject(new QueryFailedError(`INSERT INTO audit_log … '${SECRET_FIELD}'`, [SECRET_FIELD], driverError));
-      };
-    },
+/** A refused connection as the driver reports it: the host, the password and the query with its parameters. */
+function sickDatabaseError(host: string): Error {
+  const driverError = Object.assign(new Error(`connect ECONNREFUSED ${host} (postgres://audit:${SECRET_PASSWORD}@${host}/audit)`), {
+    code: 'ECONNREFUSED',
   });
-  return new Proxy(real, {
-    get: (target, property, receiver) => (property === 'manager' ? manager : Reflect.get(target, property, receiver)) as unknown,
-  });
+  return new QueryFailedError(`INSERT INTO audit_log … '${SECRET_FIELD}'`, [SECRET_FIELD], driverError);
 }
 
 describe('audit trail with a failing audit repository', () => {
@@ -43,7 +33,7 @@ describe('audit trail with a failing audit repository', () => {
   let ingest: SentryIngest;
   let stderr: StderrCapture;
   let app: INestApplication<Server>;
-  const failure = { broken: true, attempts: 0 };
+  let audit: AuditRepositoryDouble;
   const host = '10.1.2.3:6543';
 
   const createNda = (n: number) =>
@@ -68,7 +58,12 @@ describe('audit trail with a failing audit repository', () => {
       },
       (builder) =>
         builder.overrideProvider(getRepositoryToken(AuditLog, AUDIT_DATA_SOURCE)).useFactory({
-          factory: (dataSource: DataSource) => failingRepository(dataSource.getRepository(AuditLog), failure, host),
+          // The testing entry point's double, passing healthy writes on to the real table.
+          factory: async (dataSource: DataSource) => {
+            // The module connects the DataSource it writes through; the double's sink needs this one connected.
+            if (!dataSource.isInitialized) await dataSource.initialize();
+            return (audit = new AuditRepositoryDouble('ok', { sink: dataSource.getRepository(AuditLog) }).fail(sickDatabaseError(host)));
+          },
           inject: [getDataSourceToken(AUDIT_DATA_SOURCE)],
         }),
     );
@@ -155,7 +150,7 @@ describe('audit trail with a failing audit repository', () => {
   });
 
   it('flushes every buffered entry exactly once when the repository heals, and reports the recovery', async () => {
-    failure.broken = false;
+    audit.heal();
     await eventually(() => stderr.of('audit.recovered').length === 1, 5000, 'the audit.recovered line');
     const after = await createNda(99);
     expect(after.status).toBe(201);

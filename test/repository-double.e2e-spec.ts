@@ -5,6 +5,13 @@ import request from 'supertest';
 import { AUDIT_DATA_SOURCE } from '../src/app.module';
 import { type Repository } from 'typeorm';
 import { AuditLog, AuditService } from '../src/audit';
+import {
+  type AuditRepositoryDouble,
+  failingAuditRepository,
+  flakyAuditRepository,
+  hangingAuditRepository,
+  waitForAuditState,
+} from '../src/audit/testing';
 import { eventually, startExampleApp } from './support/app';
 import { TestPostgres } from './support/postgres';
 import { StderrCapture } from './support/stderr';
@@ -121,5 +128,79 @@ describe('the real AuditLog repository with jest.spyOn(repository, "insert")', (
     await eventually(() => stderr.of('audit.recovered').length === 1, 5000, 'the recovery');
     const rows = await db.query<{ entity_id: string }>('SELECT entity_id FROM audit_log');
     expect(rows.map((r) => r.entity_id).sort()).toEqual([...ids].sort());
+  });
+});
+
+// The testing entry point's doubles and waitForAuditState, as the README shows them.
+describe('the testing entry point', () => {
+  let db: TestPostgres;
+  let stderr: StderrCapture;
+  const env = {
+    AUDIT_DATABASE_URL: undefined,
+    AUDIT_RETRY_BACKOFF_MS: '50',
+    AUDIT_RETRY_BACKOFF_MAX_MS: '50',
+    AUDIT_WRITE_TIMEOUT_MS: '200',
+    AUDIT_SPOOL_DIR: undefined,
+    AUDIT_MODE: undefined,
+  };
+  const start = (audit: AuditRepositoryDouble) =>
+    startExampleApp({ ...env, DATABASE_URL: db.url() }, (builder) =>
+      builder.overrideProvider(getRepositoryToken(AuditLog, AUDIT_DATA_SOURCE)).useValue(audit),
+    );
+
+  beforeAll(async () => {
+    db = await TestPostgres.start();
+    stderr = new StderrCapture();
+  }, 60_000);
+
+  afterAll(async () => {
+    stderr?.restore();
+    await db?.stop();
+  });
+
+  it('hangingAuditRepository: every write ends by the write timeout', async () => {
+    const app = await start(hangingAuditRepository());
+    try {
+      await request(app.getHttpServer()).post('/ndas').send({ title: 'NDA', counterparty: 'Initech' });
+      const status = await waitForAuditState(app.get(AuditService), 'down');
+      expect(status.lastError).toMatchObject({ code: 'AUDIT_WRITE_TIMEOUT' });
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('flakyAuditRepository: down after the first failures, then up by itself with every entry written once', async () => {
+    const audit = flakyAuditRepository({ failures: 2 });
+    const app = await start(audit);
+    try {
+      const ids: string[] = [];
+      for (let n = 0; n < 3; n += 1) {
+        ids.push(
+          (
+            (
+              await request(app.getHttpServer())
+                .post('/ndas')
+                .send({ title: `NDA ${n}`, counterparty: 'Initech' })
+            ).body as { id: string }
+          ).id,
+        );
+      }
+      await waitForAuditState(app.get(AuditService), (s) => s.state === 'up' && s.buffered === 0 && s.pending === 0);
+      expect(audit.calls.length).toBeGreaterThan(2);
+      expect([...audit.rows.values()].map((row) => row.entityId).sort()).toEqual([...ids].sort());
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('waitForAuditState names the last status when the state is not reached', async () => {
+    const app = await start(failingAuditRepository());
+    try {
+      await expect(waitForAuditState(app.get(AuditService), 'half-open', { timeoutMs: 50 })).rejects.toThrow(
+        /did not reach state 'half-open' within 50 ms; last status: \{"state":"up"/,
+      );
+    } finally {
+      await app.close();
+    }
   });
 });

@@ -54,17 +54,16 @@ export class AuditWriter {
   /** Rejects when the batch is not committed by `deadline` (default: `timeoutMs` from now). */
   async insert(records: readonly AuditRecord[], deadline = Date.now() + this.timeoutMs): Promise<void> {
     if (records.length === 0) return;
-    // Checked at each write: a test may spy on `insert` after start-up.
-    const double = doubleInsert(this.repository);
-    const write = double
-      ? double(records.map(toAuditLog))
-      : this.connect().then(() => {
-          const { sql, parameters } = buildAuditInsert(this.table(), records);
-          return this.repository.manager.transaction(async (manager) => {
-            await manager.query(this.settings);
-            await manager.query(sql, parameters);
-          });
-        });
+    const write = this.connect().then(() => {
+      // Checked at each write: a test may spy on `insert` after start-up.
+      const double = doubleInsert(this.repository);
+      if (double) return double(records.map(toAuditLog));
+      const { sql, parameters } = buildAuditInsert(this.table(), records);
+      return this.repository.manager.transaction(async (manager) => {
+        await manager.query(this.settings);
+        await manager.query(sql, parameters);
+      });
+    });
     await withTimeout(write, deadline - Date.now(), this.timeoutMs);
   }
 
