@@ -1,4 +1,5 @@
 import { type INestApplication } from '@nestjs/common';
+import { randomUUID } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { type Server } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -131,6 +132,23 @@ describe('durability: spool and sync mode', () => {
       const { id } = await createNda(n);
       // No waiting: the row must already be there.
       expect((await rowsFor([id])).get(id)).toBe(1);
+    }
+  });
+
+  it('sync: a refused request is recorded as a failure with its status code before the response goes out', async () => {
+    await start({ AUDIT_MODE: 'sync' });
+    const refused = [
+      { requestId: 'sync-refused-400', status: 400, send: () => request(server()).post('/ndas').send({ title: '' }) },
+      { requestId: 'sync-refused-404', status: 404, send: () => request(server()).patch(`/ndas/${randomUUID()}`).send({ title: 'x' }) },
+    ];
+    for (const { requestId, status, send } of refused) {
+      expect((await send().set('x-request-id', requestId)).status).toBe(status);
+      // No waiting: the row must already be there.
+      const rows = await auditDb.query<{ outcome: string; metadata: { statusCode: number } }>(
+        'SELECT outcome, metadata FROM audit_log WHERE request_id = $1',
+        [requestId],
+      );
+      expect(rows.map((row) => [row.outcome, row.metadata.statusCode])).toEqual([['failure', status]]);
     }
   });
 

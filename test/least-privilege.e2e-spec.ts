@@ -13,7 +13,7 @@ import { StderrCapture } from './support/stderr';
 // The example app writing audit_log as a role that may only INSERT and SELECT it, on a server that
 // is then made to refuse that role and finally killed. The role's password (with a character that
 // URL-encoding changes), its name, the server's address and the URL must show up nowhere an
-// operator or Sentry can read. The owner's view of the triggers is in postgres-faults.
+// operator or Sentry can read. The triggers stop even the owner (also checked in postgres-faults).
 const RANDOM = randomBytes(4).toString('hex');
 const WRITER = { user: `auditor_${RANDOM}`, password: `p@ss-W0rd-${RANDOM}` };
 
@@ -115,6 +115,20 @@ describe('audit as a least-privilege role, and the connection secrets', () => {
       code: '42501',
       message: expect.stringMatching(/must be owner of (table|relation) audit_log/),
     });
+  });
+
+  it.each([
+    ['UPDATE', `UPDATE audit_log SET user_id = 'mallory' WHERE request_id = $1`],
+    ['DELETE', `DELETE FROM audit_log WHERE request_id = $1`],
+  ])('the owner, who holds every privilege, is refused %s by the append-only trigger', async (verb, sql) => {
+    const marker = `lp-${RANDOM}-warm-up`;
+    const before = await rowsWith(marker);
+    expect(before).toHaveLength(1);
+    await expect(auditDb.query(sql, [marker], 'audit')).rejects.toMatchObject({
+      code: '42501',
+      message: `audit_log is append-only: ${verb} refused`,
+    });
+    expect(await rowsWith(marker)).toEqual(before);
   });
 
   it('a refused login, then a dead server: /health, stderr and Sentry never show the URL, password, user or address', async () => {

@@ -81,7 +81,21 @@ describe('audit trail against a real PostgreSQL that fails', () => {
     await Promise.all([appDb?.stop(), auditDb?.stop()]);
   }, 30_000);
 
-  beforeEach(() => stderr.clear());
+  // A test that fails mid-fault must not take the later ones with it: each starts with the audit
+  // server running, the writer's INSERT granted, and the app recovered with nothing buffered.
+  beforeEach(async () => {
+    await auditDb.ensureRunning();
+    await auditDb.query(`GRANT INSERT ON audit_log TO ${WRITER.user}`, [], 'audit');
+    await eventually(
+      async () => {
+        const response = await health();
+        return response.status === 200 && (response.body as { info: { audit_db: { buffered: number } } }).info.audit_db.buffered === 0;
+      },
+      15_000,
+      'a healthy audit database with nothing buffered',
+    );
+    stderr.clear();
+  }, 30_000);
 
   it('records each mutation once with who, what, where and the outcome', async () => {
     const created = await createNda(1, 'alice');
@@ -214,12 +228,16 @@ describe('audit trail against a real PostgreSQL that fails', () => {
 
   it('shutdown with the database down says on stderr which entries it could not write', async () => {
     await auditDb.kill();
-    const during = await createMany(3);
-    await eventually(() => stderr.of('audit.buffered').length === 3, 5000, 'three buffered entries');
-    await app.close();
-    const dropped = stderr.of('audit.dropped');
-    expect(dropped.map((line) => line.entityId).sort()).toEqual(during.map((r) => r.id).sort());
-    expect(dropped[0]).toMatchObject({ reason: 'shutdown', level: 'error' });
-    await auditDb.restart();
+    try {
+      const during = await createMany(3);
+      await eventually(() => stderr.of('audit.buffered').length === 3, 5000, 'three buffered entries');
+      await app.close();
+      const dropped = stderr.of('audit.dropped');
+      expect(dropped.map((line) => line.entityId).sort()).toEqual(during.map((r) => r.id).sort());
+      expect(dropped[0]).toMatchObject({ reason: 'shutdown', level: 'error' });
+    } finally {
+      // This test closes the app: it stays the last one of the suite.
+      await auditDb.restart();
+    }
   });
 });

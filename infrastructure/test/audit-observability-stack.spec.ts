@@ -1,9 +1,11 @@
-import { App } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { buildApp } from '../bin/app';
 import { type AuditObservabilityStackProps, AuditObservabilityStack } from '../lib/audit-observability-stack';
+import { tempApps } from './temp-app';
 
-const synth = (props: AuditObservabilityStackProps): Template => Template.fromStack(new AuditObservabilityStack(new App(), 'Audit', props));
+const newApp = tempApps();
+
+const synth = (props: AuditObservabilityStackProps): Template => Template.fromStack(new AuditObservabilityStack(newApp(), 'Audit', props));
 
 const topicRef = (template: Template): { Ref: string } => {
   const [logicalId] = Object.keys(template.findResources('AWS::SNS::Topic'));
@@ -99,7 +101,7 @@ describe('AuditObservabilityStack', () => {
 
 describe('buildApp', () => {
   it('synthesizes a nonprod stack keeping 7 days and a prod stack keeping 30', () => {
-    const assembly = buildApp(new App()).synth();
+    const assembly = buildApp(newApp()).synth();
     const retention = Object.fromEntries(
       assembly.stacks.map((stack) => {
         const groups = Object.values(

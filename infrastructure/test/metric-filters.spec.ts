@@ -1,9 +1,11 @@
-import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { AUDIT_EVENTS } from '../../src/audit/sinks/audit-event';
 import { ConsoleSink } from '../../src/audit/sinks/console.sink';
 import { AuditObservabilityStack } from '../lib/audit-observability-stack';
 import { matchesLine, parseFilterPattern } from './filter-pattern';
+import { tempApps } from './temp-app';
+
+const newApp = tempApps();
 
 /** The event names operators, alarms and the runbook rely on; renaming one is a breaking change. */
 const CONTRACT: Record<string, string> = {
@@ -20,7 +22,7 @@ interface SynthesizedFilter {
 }
 
 function synthesizedFilters(): SynthesizedFilter[] {
-  const stack = new AuditObservabilityStack(new App(), 'Audit', { environment: 'prod' });
+  const stack = new AuditObservabilityStack(newApp(), 'Audit', { environment: 'prod' });
   const resources = Template.fromStack(stack).findResources('AWS::Logs::MetricFilter');
   return Object.values(resources).map(({ Properties }) => ({
     metricName: Properties.MetricTransformations[0].MetricName,

@@ -1,0 +1,103 @@
+import { DataSource, type QueryRunner } from 'typeorm';
+import { AUDIT_DEFAULTS, AuditLog } from '../src/audit';
+import { AuditEntryNormalizer, type AuditRecord } from '../src/audit/audit-entry';
+import { AuditWriter, buildAuditInsert } from '../src/audit/audit.writer';
+import { WRITE_TIMEOUT_CODE } from '../src/audit/db-error';
+import { createAuditDatabase } from './support/audit-database';
+import { TestPostgres } from './support/postgres';
+
+// AuditWriter on its own against a real PostgreSQL, as the least-privilege role the module runs
+// as, with a pool of one connection so that a test can take that connection away from it.
+const WRITE_TIMEOUT_MS = 500;
+// Far above the write timeout, far below jest's default: a write that is not bounded fails by name.
+const TEST_TIMEOUT_MS = 10_000;
+const WRITER = { user: 'audit_writer', password: 'writer-pw' };
+
+describe('AuditWriter against a real PostgreSQL', () => {
+  let db: TestPostgres;
+  let dataSource: DataSource;
+  let writer: AuditWriter;
+  let holder: QueryRunner | undefined;
+
+  const normalizer = new AuditEntryNormalizer(AUDIT_DEFAULTS.redactKeys, AUDIT_DEFAULTS.maxEntryBytes);
+  const record = (entityId: string, action = 'nda_created'): AuditRecord =>
+    normalizer.normalize({ action, entityType: 'NDA', entityId, userId: 'alice', changes: { entityId } }).record;
+  const rows = (ids: string[]) =>
+    db.query<{ id: string; action: string }>('SELECT id, action FROM audit_log WHERE id = ANY($1)', [ids], 'audit');
+
+  beforeAll(async () => {
+    db = await TestPostgres.start();
+    const writerUrl = await createAuditDatabase(db, 'audit', WRITER);
+    dataSource = new DataSource({ type: 'postgres', url: writerUrl, entities: [AuditLog], extra: { max: 1 } });
+    await dataSource.initialize();
+    writer = new AuditWriter(dataSource.getRepository(AuditLog), WRITE_TIMEOUT_MS);
+  }, 60_000);
+
+  afterEach(async () => {
+    if (holder) {
+      await holder.rollbackTransaction();
+      await holder.release();
+      holder = undefined;
+      // The pool hands its connection out in order: once this runs, a write left waiting has settled.
+      await dataSource.query('SELECT 1');
+    }
+  });
+
+  afterAll(async () => {
+    await dataSource?.destroy();
+    await db?.stop();
+  }, 30_000);
+
+  it(
+    'inserts an id already present without error and without a second row or a change to the first',
+    async () => {
+      const first = record('nda-dup-1');
+      const second = record('nda-dup-2');
+      await writer.insert([first]);
+      await expect(writer.insert([{ ...first, action: 'nda_forged' }, second])).resolves.toBeUndefined();
+      await expect(writer.insert([first])).resolves.toBeUndefined();
+      const found = await rows([first.id, second.id]);
+      expect(found).toHaveLength(2);
+      expect(Object.fromEntries(found.map((row) => [row.id, row.action]))).toEqual({
+        [first.id]: 'nda_created',
+        [second.id]: 'nda_created',
+      });
+    },
+    TEST_TIMEOUT_MS,
+  );
+
+  it(
+    'buildAuditInsert skips the ids already present and, with returning, names only the rows it inserted',
+    async () => {
+      const present = record('nda-returning-1');
+      const fresh = record('nda-returning-2');
+      await writer.insert([present]);
+      const { sql, parameters } = buildAuditInsert('"audit_log"', [present, fresh], { returning: true });
+      const returned = (await dataSource.query(sql, parameters)) as { id: string }[];
+      expect(returned).toEqual([{ id: fresh.id }]);
+      expect((await rows([present.id, fresh.id])).map((row) => row.id).sort()).toEqual([present.id, fresh.id].sort());
+    },
+    TEST_TIMEOUT_MS,
+  );
+
+  it(
+    'a write waiting for the pool’s only connection, held by another transaction, rejects with AUDIT_WRITE_TIMEOUT',
+    async () => {
+      holder = dataSource.createQueryRunner();
+      await holder.connect();
+      await holder.startTransaction();
+      await holder.query('SELECT 1');
+
+      const waiting = record('nda-pool-wait');
+      const started = performance.now();
+      const error = await writer.insert([waiting]).then(
+        () => undefined,
+        (rejection: unknown) => rejection,
+      );
+      const ms = performance.now() - started;
+      expect(error).toMatchObject({ code: WRITE_TIMEOUT_CODE });
+      expect(ms).toBeGreaterThanOrEqual(WRITE_TIMEOUT_MS * 0.9);
+    },
+    TEST_TIMEOUT_MS,
+  );
+});
