@@ -242,7 +242,7 @@ describe('AuditService', () => {
     await service.log(entry(1));
     expect(Date.now() - started).toBeLessThan(1000);
     expect(service.status()).toMatchObject({ state: 'down', buffered: 1, lastError: { code: 'AUDIT_WRITE_TIMEOUT' } });
-  });
+  }, 5000);
 
   it('never rejects, even when the alert sink throws', async () => {
     const { service, repository, reporter } = setup();
