@@ -58,7 +58,7 @@ function databaseUrl(config: AppConfig): string {
       useFactory: (config: AppConfig) => ({
         ...config.audit,
         userIdFrom: (request) => {
-          const user = (request as { headers: Record<string, string | string[] | undefined> }).headers['x-user-id'];
+          const user = request.headers['x-user-id'];
           return Array.isArray(user) ? user[0] : user;
         },
       }),

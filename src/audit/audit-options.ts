@@ -1,7 +1,25 @@
 import { AuditConfigError } from './audit.errors';
 
-/** What the audit service needs to know about the HTTP request that caused an entry. */
-export type UserIdExtractor = (request: unknown) => string | undefined;
+/**
+ * The HTTP request as `userIdFrom` sees it: the platform's request object (Express's `Request`
+ * with `@nestjs/platform-express`), typed by the parts an extractor usually reads. `user` is what
+ * an authentication guard (Passport, say) put there.
+ */
+export interface AuditRequest {
+  headers: Record<string, string | string[] | undefined>;
+  user?: { id?: string | number; sub?: string | number };
+}
+
+/**
+ * Returns the acting user's id from the HTTP request: a string or a number, or nothing.
+ *
+ * @example
+ * const fromHeader: UserIdExtractor = (req) => {
+ *   const id = req.headers['x-user-id'];
+ *   return Array.isArray(id) ? id[0] : id;
+ * };
+ */
+export type UserIdExtractor = (request: AuditRequest) => string | number | null | undefined;
 
 /**
  * Options of `AuditModule.forRoot()` / `forRootAsync()`. Every field is optional; defaults are
@@ -39,7 +57,7 @@ export interface AuditModuleOptions {
   /** Keys (case-insensitive, matched as substrings) whose values are replaced by `[REDACTED]`. */
   redactKeys?: string[];
   /** Returns the acting user's id from the HTTP request. Default: `request.user.id ?? .sub`. */
-  userIdFrom?: UserIdExtractor;
+  userIdFrom?(request: AuditRequest): string | number | null | undefined;
   /** Register the interceptor that audits every POST, PUT, PATCH and DELETE (default true). */
   auditHttp?: boolean;
   /**
@@ -55,7 +73,7 @@ export interface AuditModuleOptions {
 }
 
 /** Options after defaults and validation. */
-export type ResolvedAuditOptions = Required<AuditModuleOptions>;
+export type ResolvedAuditOptions = Required<Omit<AuditModuleOptions, 'userIdFrom'>> & { userIdFrom: UserIdExtractor };
 
 /** Default values of every option. */
 export const AUDIT_DEFAULTS: Readonly<ResolvedAuditOptions> = Object.freeze({
@@ -124,7 +142,7 @@ export function resolveAuditOptions(input: AuditModuleOptions | undefined): Reso
     throw AuditConfigError.invalidOption('redactKeys', 'an array of non-empty strings', options.redactKeys);
   }
   if (typeof options.userIdFrom !== 'function') {
-    throw AuditConfigError.invalidOption('userIdFrom', 'a function (request) => string | undefined', options.userIdFrom);
+    throw AuditConfigError.invalidOption('userIdFrom', 'a function (request) => string | number | undefined', options.userIdFrom);
   }
   if (typeof options.auditHttp !== 'boolean') {
     throw AuditConfigError.invalidOption('auditHttp', 'a boolean', options.auditHttp);

@@ -21,7 +21,7 @@ import { AuditSpool, FileSpool } from './spool';
  * @Module({
  *   imports: [
  *     TypeOrmModule.forRoot({ type: 'postgres', url, autoLoadEntities: true, migrations: [CreateAuditLog1732700000000], migrationsRun: true }),
- *     AuditModule.forRoot({ userIdFrom: (req) => req.headers['x-user-id'] }),
+ *     AuditModule.forRoot({ userIdFrom: (req) => req.user?.id }),
  *   ],
  * })
  * export class AppModule {}

@@ -3,7 +3,13 @@ export { AuditBuffer, type BufferedEntry } from './audit-buffer';
 export { DbHealthIndicator } from './audit-db.health';
 export { type AuditEntry, type AuditOutcome, type AuditRecord } from './audit-entry';
 export { AuditLog } from './audit-log.entity';
-export { AUDIT_DEFAULTS, type AuditModuleOptions, type ResolvedAuditOptions, type UserIdExtractor } from './audit-options';
+export {
+  AUDIT_DEFAULTS,
+  type AuditModuleOptions,
+  type AuditRequest,
+  type ResolvedAuditOptions,
+  type UserIdExtractor,
+} from './audit-options';
 export { AUDIT_OPTIONS } from './audit.constants';
 export { AUDIT_ERROR_CODES, AuditConfigError, type AuditErrorCode } from './audit.errors';
 export { AuditInterceptor } from './audit.interceptor';
