@@ -1,3 +1,4 @@
+import { Client } from 'pg';
 import { DataSource, type QueryRunner } from 'typeorm';
 import { AUDIT_DEFAULTS, AuditLog } from '../src/audit';
 import { AuditEntryNormalizer, type AuditRecord } from '../src/audit/audit-entry';
@@ -76,6 +77,28 @@ describe('AuditWriter against a real PostgreSQL', () => {
       const returned = (await dataSource.query(sql, parameters)) as { id: string }[];
       expect(returned).toEqual([{ id: fresh.id }]);
       expect((await rows([present.id, fresh.id])).map((row) => row.id).sort()).toEqual([present.id, fresh.id].sort());
+    },
+    TEST_TIMEOUT_MS,
+  );
+
+  it(
+    'writes a batch of 500 in one round trip, its timeouts confined to that statement',
+    async () => {
+      const batch = Array.from({ length: 500 }, (_, n) => record(`nda-round-trip-${n}`));
+      const query = jest.spyOn(Client.prototype, 'query');
+      try {
+        await writer.insert(batch);
+        expect(query).toHaveBeenCalledTimes(1);
+      } finally {
+        query.mockRestore();
+      }
+      expect(await rows(batch.map((r) => r.id))).toHaveLength(500);
+      // The pool's one connection, as the next business query would find it.
+      const settings = (await dataSource.query('SELECT current_setting($1) AS statement, current_setting($2) AS lock', [
+        'statement_timeout',
+        'lock_timeout',
+      ])) as { statement: string; lock: string }[];
+      expect(settings).toEqual([{ statement: '0', lock: '0' }]);
     },
     TEST_TIMEOUT_MS,
   );

@@ -21,7 +21,7 @@ export type DoubleInsert = (rows: AuditLog[]) => Promise<void>;
 export function doubleInsert(repository: Repository<AuditLog>): DoubleInsert | undefined {
   const target = repository as Partial<Record<'insert' | 'save', (rows: AuditLog[]) => Promise<unknown>>> & Partial<Repository<AuditLog>>;
   // Not `metadata`: it throws until the DataSource is initialized, which may be after start-up.
-  const real = typeof target.manager?.transaction === 'function';
+  const real = typeof target.manager?.query === 'function';
   const replaced = (name: 'insert' | 'save') => typeof target[name] === 'function' && (!real || Object.hasOwn(target, name));
   if (real && !replaced('insert') && !replaced('save')) return undefined;
   const name = replaced('insert') ? 'insert' : replaced('save') ? 'save' : undefined;

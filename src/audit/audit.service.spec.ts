@@ -16,8 +16,9 @@ import { join } from 'node:path';
 type Outcome = 'ok' | 'fail' | 'hang';
 
 /**
- * Stands in for the TypeORM repository: each INSERT attempt asks `behaviour` what to do, and
- * committed rows are kept by id with ON CONFLICT DO NOTHING semantics.
+ * Stands in for the AuditLog repository as a test double (the module writes through its
+ * `insert`): each INSERT attempt asks `behaviour` what to do, and committed rows are kept by id
+ * with ON CONFLICT DO NOTHING semantics.
  */
 class FakeRepository {
   readonly committed = new Map<string, number>();
@@ -25,26 +26,18 @@ class FakeRepository {
   behaviour: (attempt: number) => Outcome | Promise<Outcome> = () => 'ok';
   /** Entity ids whose rows the table refuses for their content (a CHECK constraint, 23514). */
   readonly refused = new Set<string>();
-  readonly metadata = { tablePath: 'audit_log' };
-  readonly manager = {
-    transaction: async (work: (manager: { query: (sql: string, params?: unknown[]) => Promise<unknown> }) => Promise<void>) =>
-      work({
-        query: async (sql: string, params: unknown[] = []) => {
-          if (!sql.startsWith('INSERT')) return [];
-          const ids = params.filter((_, i) => i % 12 === 0) as string[];
-          this.attempts.push(ids);
-          const outcome = await this.behaviour(this.attempts.length);
-          if (outcome === 'hang') return new Promise(() => undefined);
-          if (outcome === 'fail') throw Object.assign(new Error('connect ECONNREFUSED 10.9.8.7:5432'), { code: 'ECONNREFUSED' });
-          const entityIds = params.filter((_, i) => i % 12 === 4) as string[];
-          if (entityIds.some((id) => this.refused.has(id))) {
-            throw Object.assign(new Error('new row for relation "audit_log" violates check constraint "no_poison"'), { code: '23514' });
-          }
-          for (const id of ids) if (!this.committed.has(id)) this.committed.set(id, 1);
-          return [];
-        },
-      }),
-  };
+
+  async insert(rows: AuditLog[]): Promise<void> {
+    const ids = rows.map((row) => row.id);
+    this.attempts.push(ids);
+    const outcome = await this.behaviour(this.attempts.length);
+    if (outcome === 'hang') return new Promise(() => undefined);
+    if (outcome === 'fail') throw Object.assign(new Error('connect ECONNREFUSED 10.9.8.7:5432'), { code: 'ECONNREFUSED' });
+    if (rows.some((row) => row.entityId !== null && this.refused.has(row.entityId))) {
+      throw Object.assign(new Error('new row for relation "audit_log" violates check constraint "no_poison"'), { code: '23514' });
+    }
+    for (const id of ids) if (!this.committed.has(id)) this.committed.set(id, 1);
+  }
 }
 
 const services: AuditService[] = [];

@@ -18,12 +18,12 @@ const never = <T>() => new Promise<T>(() => undefined);
 
 /** The parts of a TypeORM repository the writer uses; `connection` absent means "already connected". */
 function repository(parts: {
-  transaction?: () => Promise<unknown>;
+  query?: () => Promise<unknown>;
   connection?: { isInitialized: boolean; initialize: () => Promise<unknown> };
 }): Repository<AuditLog> {
   return {
     metadata: { tablePath: 'audit_log' },
-    manager: { transaction: parts.transaction ?? (() => Promise.resolve()), connection: parts.connection },
+    manager: { query: parts.query ?? (() => Promise.resolve()), connection: parts.connection },
   } as unknown as Repository<AuditLog>;
 }
 
@@ -42,7 +42,7 @@ describe('AuditWriter write timeout', () => {
   it(
     'rejects a write that never settles with AUDIT_WRITE_TIMEOUT once writeTimeoutMs has passed',
     async () => {
-      const writer = new AuditWriter(repository({ transaction: never }), WRITE_TIMEOUT_MS);
+      const writer = new AuditWriter(repository({ query: never }), WRITE_TIMEOUT_MS);
       const { error, ms } = await timed(() => writer.insert([record(1)]));
       expect(error).toMatchObject({ code: WRITE_TIMEOUT_CODE, message: `audit write not committed within ${WRITE_TIMEOUT_MS} ms` });
       expect(ms).toBeGreaterThanOrEqual(WRITE_TIMEOUT_MS * 0.9);
@@ -68,12 +68,12 @@ describe('AuditWriter write timeout', () => {
   it(
     'rejects an insert waiting for a connection that never comes with AUDIT_WRITE_TIMEOUT, without starting the insert',
     async () => {
-      const transaction = jest.fn(() => Promise.resolve());
+      const query = jest.fn(() => Promise.resolve());
       const connection = { isInitialized: false, initialize: jest.fn(never) };
-      const writer = new AuditWriter(repository({ transaction, connection }), WRITE_TIMEOUT_MS);
+      const writer = new AuditWriter(repository({ query, connection }), WRITE_TIMEOUT_MS);
       const { error } = await timed(() => writer.insert([record(1)]));
       expect(error).toMatchObject({ code: WRITE_TIMEOUT_CODE });
-      expect(transaction).not.toHaveBeenCalled();
+      expect(query).not.toHaveBeenCalled();
     },
     TEST_TIMEOUT_MS,
   );
@@ -82,9 +82,9 @@ describe('AuditWriter write timeout', () => {
     'passes on the error of a write that fails before the timeout, and resolves one that commits',
     async () => {
       const refused = Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
-      const failing = new AuditWriter(repository({ transaction: () => Promise.reject(refused) }), WRITE_TIMEOUT_MS);
+      const failing = new AuditWriter(repository({ query: () => Promise.reject(refused) }), WRITE_TIMEOUT_MS);
       await expect(failing.insert([record(1)])).rejects.toBe(refused);
-      const committing = new AuditWriter(repository({ transaction: () => Promise.resolve() }), WRITE_TIMEOUT_MS);
+      const committing = new AuditWriter(repository({ query: () => Promise.resolve() }), WRITE_TIMEOUT_MS);
       await expect(committing.insert([record(2)])).resolves.toBeUndefined();
     },
     TEST_TIMEOUT_MS,

@@ -22,10 +22,12 @@ export const AUDIT_COLUMNS = [
 
 /**
  * Inserts batches of records into `audit_log` with one multi-row `INSERT … ON CONFLICT (id) DO
- * NOTHING`, so a retried or replayed record never makes a second row. Each insert runs in its own
- * transaction with `statement_timeout`, `lock_timeout` and `idle_in_transaction_session_timeout`
- * set to the write timeout (a connection stalled before COMMIT is ended by the server), and a
- * timer bounds the whole call (pool wait included): a locked table costs at most `timeoutMs`.
+ * NOTHING`, so a retried or replayed record never makes a second row. A batch is one round trip:
+ * one simple-protocol query string, `SET LOCAL statement_timeout, lock_timeout` (each the write
+ * timeout) and the INSERT with its values as escaped literals, which PostgreSQL runs and commits
+ * as one implicit transaction: the settings end with it and never reach the pool's other users,
+ * and no transaction waits on the client between INSERT and COMMIT. A timer bounds the whole
+ * call (pool wait included): a locked table costs at most `timeoutMs`.
  * A DataSource left uninitialized (TypeORM `manualInitialization`, so that the app can start while
  * the audit database is unreachable) is initialized, with its migrations, by the first write.
  * A repository whose `insert` or `save` a test replaced is written through that method instead
@@ -37,7 +39,7 @@ export const AUDIT_COLUMNS = [
 export class AuditWriter {
   private connecting: Promise<void> | undefined;
 
-  /** Server-side bounds of each audit transaction: a statement, a lock wait, a stall before COMMIT. */
+  /** Server-side bounds of each batch: the statement, and its wait for the table's lock. */
   private readonly settings: string;
 
   constructor(
@@ -46,9 +48,7 @@ export class AuditWriter {
   ) {
     // A repository that is neither real nor a usable double fails start-up, not the first write.
     doubleInsert(repository);
-    this.settings = ['statement_timeout', 'lock_timeout', 'idle_in_transaction_session_timeout']
-      .map((name) => `SET LOCAL ${name} = ${timeoutMs}`)
-      .join('; ');
+    this.settings = ['statement_timeout', 'lock_timeout'].map((name) => `SET LOCAL ${name} = ${timeoutMs}`).join('; ');
   }
 
   /** Rejects when the batch is not committed by `deadline` (default: `timeoutMs` from now). */
@@ -58,11 +58,7 @@ export class AuditWriter {
       // Checked at each write: a test may spy on `insert` after start-up.
       const double = doubleInsert(this.repository);
       if (double) return double(records.map(toAuditLog));
-      const { sql, parameters } = buildAuditInsert(this.table(), records);
-      return this.repository.manager.transaction(async (manager) => {
-        await manager.query(this.settings);
-        await manager.query(sql, parameters);
-      });
+      return this.repository.manager.query(`${this.settings}; ${buildAuditInsertText(this.table(), records)}`);
     });
     await withTimeout(write, deadline - Date.now(), this.timeoutMs);
   }
@@ -138,6 +134,47 @@ export function buildAuditInsert(
     sql: `INSERT INTO ${table} (${AUDIT_COLUMNS.join(', ')}) VALUES ${rows.join(', ')} ON CONFLICT (id) DO NOTHING${returning}`,
     parameters,
   };
+}
+
+/**
+ * The multi-row insert of `records` as one SQL text, values as escaped literals (no parameters),
+ * so that it can share a simple-protocol query string with the `SET LOCAL`s before it.
+ *
+ * @example
+ * buildAuditInsertText('"audit_log"', records); // INSERT INTO "audit_log" (id, …) VALUES ('0190…', …), … ON CONFLICT (id) DO NOTHING
+ */
+export function buildAuditInsertText(table: string, records: readonly AuditRecord[]): string {
+  const rows = records.map(
+    (r) =>
+      `(${[
+        r.id,
+        r.occurredAt,
+        r.action,
+        r.entityType,
+        r.entityId,
+        r.userId,
+        r.outcome,
+        r.ip,
+        r.userAgent,
+        r.requestId,
+        json(r.changes),
+        json(r.metadata),
+      ]
+        .map(literal)
+        .join(', ')})`,
+  );
+  return `INSERT INTO ${table} (${AUDIT_COLUMNS.join(', ')}) VALUES ${rows.join(', ')} ON CONFLICT (id) DO NOTHING`;
+}
+
+/**
+ * A string as an SQL literal, right whatever `standard_conforming_strings` says: quotes doubled,
+ * and with a backslash in it, an `E''` string with backslashes doubled. Normalized text holds no
+ * NUL, which no PostgreSQL string can.
+ */
+function literal(value: string | null): string {
+  if (value === null) return 'NULL';
+  const quoted = value.replaceAll("'", "''");
+  return value.includes('\\') ? ` E'${quoted.replaceAll('\\', '\\\\')}'` : `'${quoted}'`;
 }
 
 /** `schema.table` → `"schema"."table"`. */
