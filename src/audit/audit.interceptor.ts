@@ -14,8 +14,7 @@ import { runInAuditContext } from './audit-context';
 import { type AuditOutcome } from './audit-entry';
 import { type ResolvedAuditOptions } from './audit-options';
 import { AUDIT_OPTIONS } from './audit.constants';
-import { AuditHttpRecorder } from './http/audit-http-recorder';
-import { handlesResponse } from './http/http-request';
+import { AuditHttpRecorder, handlesResponse } from './http';
 
 /**
  * Audits every POST, PUT, PATCH and DELETE handled by a controller, exactly once per request, on

@@ -1,4 +1,4 @@
 export { AuditGateGuard } from './audit-gate.guard';
 export { AuditHttpRecorder } from './audit-http-recorder';
 export { putFirstAmongGlobalGuards } from './first-guard';
-export { routeOf } from './http-request';
+export { handlesResponse } from './http-request';
