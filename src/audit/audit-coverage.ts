@@ -4,6 +4,7 @@ import { DiscoveryService, MetadataScanner } from '@nestjs/core';
 import { deriveAction } from './audit-action';
 import { type ResolvedAuditOptions } from './audit-options';
 import { AUDIT_OPTIONS, AUDITED_METADATA } from './audit.constants';
+import { nonHttpHandlers } from './non-http-handlers';
 
 const MUTATING = new Set<RequestMethod>([
   RequestMethod.POST,
@@ -15,10 +16,12 @@ const MUTATING = new Set<RequestMethod>([
 
 /**
  * The coverage report: at start-up, one warning listing every mutating route without
- * `@Audited()` and the action it will be recorded under.
+ * `@Audited()` and the action it will be recorded under, and one listing the GraphQL, RPC and
+ * WebSocket handlers, which the interceptor does not audit.
  *
  * @example
  * // WARN [AuditModule] 1 mutating route has no @Audited() action: POST /ndas/archive (NdasController.archive → ndas.archive)
+ * // WARN [AuditModule] 1 handler outside HTTP is not audited (the interceptor records HTTP requests only; …): RPC NdasController.onSigned
  */
 @Injectable()
 export class AuditCoverage implements OnApplicationBootstrap {
@@ -33,9 +36,18 @@ export class AuditCoverage implements OnApplicationBootstrap {
   onApplicationBootstrap(): void {
     if (!this.options.auditHttp) return;
     const undecorated = this.undecoratedRoutes();
-    if (undecorated.length === 0) return;
-    const noun = undecorated.length === 1 ? 'route has' : 'routes have';
-    this.logger.warn(`${undecorated.length} mutating ${noun} no @Audited() action: ${undecorated.join('; ')}`);
+    if (undecorated.length > 0) {
+      const noun = undecorated.length === 1 ? 'route has' : 'routes have';
+      this.logger.warn(`${undecorated.length} mutating ${noun} no @Audited() action: ${undecorated.join('; ')}`);
+    }
+    const skipped = nonHttpHandlers(this.discovery, this.scanner);
+    if (skipped.length > 0) {
+      const noun = skipped.length === 1 ? 'handler outside HTTP is' : 'handlers outside HTTP are';
+      this.logger.warn(
+        `${skipped.length} ${noun} not audited (the interceptor records HTTP requests only; ` +
+          `record their mutations with AuditService.log()): ${skipped.join('; ')}`,
+      );
+    }
   }
 
   /** `METHOD /path (Controller.handler → derived.action)` for each undecorated mutating route. */

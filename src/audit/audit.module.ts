@@ -1,5 +1,5 @@
-import { Module } from '@nestjs/common';
-import { APP_INTERCEPTOR } from '@nestjs/core';
+import { Logger, Module } from '@nestjs/common';
+import { APP_INTERCEPTOR, ModuleRef } from '@nestjs/core';
 import { AuditBuffer } from './audit-buffer';
 import { AuditCoverage } from './audit-coverage';
 import { DbHealthIndicator } from './audit-db.health';
@@ -8,6 +8,7 @@ import { AUDIT_OPTIONS } from './audit.constants';
 import { AuditInterceptor } from './audit.interceptor';
 import { AUDIT_MODULE_OPTIONS, AuditConfigurableModule } from './audit.module-definition';
 import { AuditService } from './audit.service';
+import { AuditGateGuard, AuditHttpRecorder, putFirstAmongGlobalGuards } from './http';
 import { RingBuffer } from './ring-buffer';
 import { AuditReporter, ConsoleSink, SentryReporter } from './sinks';
 import { AuditSpool, FileSpool } from './spool';
@@ -46,6 +47,18 @@ import { AuditSpool, FileSpool } from './spool';
     ConsoleSink,
     AuditService,
     DbHealthIndicator,
+    AuditHttpRecorder,
+    {
+      provide: AuditGateGuard,
+      useFactory: (recorder: AuditHttpRecorder, moduleRef: ModuleRef, options: ResolvedAuditOptions) => {
+        const gate = new AuditGateGuard(recorder);
+        if (options.auditHttp && !putFirstAmongGlobalGuards(moduleRef, gate)) {
+          new Logger('AuditModule').warn('Could not place the audit guard first: requests refused by a guard will not be audited');
+        }
+        return gate;
+      },
+      inject: [AuditHttpRecorder, ModuleRef, AUDIT_OPTIONS],
+    },
     AuditInterceptor,
     AuditCoverage,
     { provide: APP_INTERCEPTOR, useExisting: AuditInterceptor },

@@ -1,0 +1,99 @@
+import { type ExecutionContext, Inject, Injectable } from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
+import { deriveAction } from '../audit-action';
+import { type ResolvedAuditOptions } from '../audit-options';
+import { AUDIT_OPTIONS, AUDITED_METADATA, MUTATING_METHODS } from '../audit.constants';
+import { AuditService } from '../audit.service';
+import { type AuditedMetadata } from '../audited.decorator';
+import { AuditedRequest, type RequestOutcome } from './audited-request';
+import { header, type HttpRequest, rawResponseOf, routeOf } from './http-request';
+
+/**
+ * Keeps one {@link AuditedRequest} per mutating HTTP request (shared by the audit guard and the
+ * interceptor) and turns it into the entry given to `AuditService.log()`.
+ *
+ * @example
+ * const tracked = recorder.track(context); // undefined for GET, HEAD, OPTIONS
+ */
+@Injectable()
+export class AuditHttpRecorder {
+  private readonly requests = new WeakMap<object, AuditedRequest>();
+
+  constructor(
+    private readonly reflector: Reflector,
+    private readonly audit: AuditService,
+    @Inject(AUDIT_OPTIONS) private readonly options: ResolvedAuditOptions,
+  ) {}
+
+  /** The request's tracker, made by whichever of the guard and the interceptor sees it first. */
+  track(context: ExecutionContext): AuditedRequest | undefined {
+    if (!this.options.auditHttp || context.getType() !== 'http') return undefined;
+    const request = context.switchToHttp().getRequest<HttpRequest>();
+    if (!MUTATING_METHODS.has(request.method)) return undefined;
+    // Fastify hands guards and interceptors the same wrapper, but Node's request is the stable key.
+    const key = request.raw ?? request;
+    let tracked = this.requests.get(key);
+    if (!tracked) {
+      tracked = new AuditedRequest(context, rawResponseOf(context), (done, outcome) => void this.write(done, outcome));
+      this.requests.set(key, tracked);
+    }
+    return tracked;
+  }
+
+  /** Logs the request's entry; never rejects. */
+  write(tracked: AuditedRequest, outcome: RequestOutcome): Promise<void> {
+    const { context } = tracked;
+    const request = context.switchToHttp().getRequest<HttpRequest>();
+    const meta = this.reflector.getAllAndOverride<AuditedMetadata | undefined>(AUDITED_METADATA, [
+      context.getHandler(),
+      context.getClass(),
+    ]);
+    const controller = context.getClass().name;
+    const error = outcome.error as { name?: unknown; message?: unknown } | undefined;
+    return this.audit.log({
+      action: meta?.action ?? deriveAction(controller, context.getHandler().name),
+      entityType: meta?.entityType ?? controller.replace(/Controller$/, ''),
+      entityId: asId(safely(() => entityId(meta, request, outcome.result))),
+      userId: asId(safely(() => this.options.userIdFrom(request))),
+      outcome: outcome.outcome,
+      ip: request.ip ?? request.socket?.remoteAddress,
+      userAgent: header(request, 'user-agent'),
+      requestId: header(request, 'x-request-id'),
+      changes: request.method === 'DELETE' ? undefined : { body: request.body },
+      metadata: {
+        method: request.method,
+        route: routeOf(request),
+        params: request.params,
+        statusCode: outcome.statusCode,
+        durationMs: Math.round((performance.now() - tracked.startedAt) * 10) / 10,
+        ...(outcome.reason ? { reason: outcome.reason } : {}),
+        ...(error ? { error: { name: error.name, message: error.message } } : {}),
+      },
+    });
+  }
+}
+
+function entityId(meta: AuditedMetadata | undefined, request: HttpRequest, result: unknown): unknown {
+  const source = meta?.entityId;
+  const field = (value: unknown, key: string) =>
+    value !== null && typeof value === 'object' ? (value as Record<string, unknown>)[key] : undefined;
+  if (typeof source === 'function') return source({ request, result });
+  if (source && 'param' in source) return request.params?.[source.param];
+  if (source && 'result' in source) return field(result, source.result);
+  return request.params?.id ?? field(result, 'id');
+}
+
+function asId(value: unknown): string | number | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value === 'number' || typeof value === 'string') return value;
+  return typeof value === 'object' ? safely(() => JSON.stringify(value)) : String(value);
+}
+
+/** A user-supplied extractor that throws must not cost the entry. */
+function safely<T>(read: () => T): T | undefined {
+  try {
+    return read();
+  } catch {
+    return undefined;
+  }
+}
