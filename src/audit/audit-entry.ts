@@ -1,5 +1,6 @@
 import { compileRedactor, safeString, toJsonSafe } from './json-safe';
 import { storableOccurredAt, withOriginalOccurredAt } from './occurred-at';
+import { userIdText } from './user-id';
 import { uuidv7 } from './uuidv7';
 
 /** Outcome of the audited action. */
@@ -16,7 +17,8 @@ export interface AuditEntry {
   action: string;
   entityType?: string | null;
   entityId?: string | number | null;
-  userId?: string | number | null;
+  /** A string, number or bigint; anything else (an object, say) is stored as null, with a warning. */
+  userId?: string | number | bigint | null;
   outcome?: AuditOutcome;
   ip?: string | null;
   userAgent?: string | null;
@@ -84,7 +86,7 @@ export class AuditEntryNormalizer {
       action: text(source.action, TEXT_LIMITS.action) || 'unknown',
       entityType: text(source.entityType, TEXT_LIMITS.entityType),
       entityId: text(source.entityId, TEXT_LIMITS.entityId),
-      userId: text(source.userId, TEXT_LIMITS.userId),
+      userId: userIdText(source.userId, TEXT_LIMITS.userId),
       outcome: source.outcome === 'failure' ? 'failure' : 'success',
       ip: text(source.ip, TEXT_LIMITS.ip),
       userAgent: text(source.userAgent, TEXT_LIMITS.userAgent),

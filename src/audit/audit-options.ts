@@ -1,7 +1,10 @@
 import { AuditConfigError } from './audit.errors';
 
-/** What the audit service needs to know about the HTTP request that caused an entry. */
-export type UserIdExtractor = (request: unknown) => string | undefined;
+/**
+ * Finds the acting user's id in the HTTP request: a string, number or bigint. Anything else (the
+ * whole `req.user`, say) is stored as null, with one warning per process.
+ */
+export type UserIdExtractor = (request: unknown) => string | number | bigint | null | undefined;
 
 /**
  * Options of `AuditModule.forRoot()` / `forRootAsync()`. Every field is optional; defaults are
@@ -124,7 +127,7 @@ export function resolveAuditOptions(input: AuditModuleOptions | undefined): Reso
     throw AuditConfigError.invalidOption('redactKeys', 'an array of non-empty strings', options.redactKeys);
   }
   if (typeof options.userIdFrom !== 'function') {
-    throw AuditConfigError.invalidOption('userIdFrom', 'a function (request) => string | undefined', options.userIdFrom);
+    throw AuditConfigError.invalidOption('userIdFrom', 'a function (request) => string | number | undefined', options.userIdFrom);
   }
   if (typeof options.auditHttp !== 'boolean') {
     throw AuditConfigError.invalidOption('auditHttp', 'a boolean', options.auditHttp);
@@ -135,8 +138,9 @@ export function resolveAuditOptions(input: AuditModuleOptions | undefined): Reso
   return Object.freeze({ ...options, redactKeys: [...options.redactKeys] });
 }
 
-function defaultUserId(request: unknown): string | undefined {
+function defaultUserId(request: unknown): string | number | bigint | undefined {
   const user = (request as { user?: { id?: unknown; sub?: unknown } } | undefined)?.user;
   const id = user?.id ?? user?.sub;
-  return id === undefined || id === null ? undefined : String(id);
+  // Anything but an id is passed on as it is, for the normalizer to refuse (and warn about).
+  return id === undefined || id === null ? undefined : (id as string);
 }
