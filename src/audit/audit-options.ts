@@ -1,4 +1,5 @@
 import { AuditConfigError } from './audit.errors';
+import { DEFAULT_REDACT_KEYS } from './redaction';
 
 /**
  * Finds the acting user's id in the HTTP request: a string, number or bigint. Anything else (the
@@ -39,7 +40,12 @@ export interface AuditModuleOptions {
   retryBackoffMs?: number;
   /** Cap of the doubling cool-down. */
   retryBackoffMaxMs?: number;
-  /** Keys (case-insensitive, matched as substrings) whose values are replaced by `[REDACTED]`. */
+  /**
+   * Keys whose values are replaced by `[REDACTED]`, case-insensitively: one of five characters or
+   * more anywhere in a key (`accessToken` matches `token`), a shorter one as whole words of it
+   * (`pin` matches `userPin`, not `shipping`). Also applied to `key=value` text inside strings.
+   * Default: `DEFAULT_REDACT_KEYS`.
+   */
   redactKeys?: string[];
   /** Returns the acting user's id from the HTTP request. Default: `request.user.id ?? .sub`. */
   userIdFrom?: UserIdExtractor;
@@ -70,7 +76,7 @@ export const AUDIT_DEFAULTS: Readonly<ResolvedAuditOptions> = Object.freeze({
   batchSize: 500,
   retryBackoffMs: 1000,
   retryBackoffMaxMs: 30_000,
-  redactKeys: ['password', 'passwd', 'secret', 'token', 'authorization', 'cookie', 'apikey', 'api_key', 'credential', 'private_key'],
+  redactKeys: [...DEFAULT_REDACT_KEYS],
   userIdFrom: defaultUserId,
   auditHttp: true,
   spoolDir: null,

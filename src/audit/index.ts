@@ -5,6 +5,7 @@ export { type AuditEntry, type AuditOutcome, type AuditRecord } from './audit-en
 export { AuditLog } from './audit-log.entity';
 export { AUDIT_DEFAULTS, type AuditModuleOptions, type ResolvedAuditOptions, type UserIdExtractor } from './audit-options';
 export { AUDIT_OPTIONS } from './audit.constants';
+export { DEFAULT_REDACT_KEYS } from './redaction';
 export { AUDIT_ERROR_CODES, AuditConfigError, type AuditErrorCode } from './audit.errors';
 export { AuditInterceptor } from './audit.interceptor';
 export { AuditModule } from './audit.module';

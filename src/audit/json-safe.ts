@@ -1,5 +1,6 @@
-/** Replaces the value under a redacted key in every sink (DB, stderr, Sentry). */
-export const REDACTED = '[REDACTED]';
+import { REDACTED, redactText } from './redaction';
+
+export { compileRedactor, REDACTED } from './redaction';
 /** Replaces a value that could not be read (a getter or a proxy trap threw). */
 export const UNREADABLE = '[Unreadable]';
 /** Ends an array or a string cut short because the conversion's byte budget ran out. */
@@ -67,7 +68,7 @@ class Conversion {
   convert(value: unknown, depth: number): unknown {
     switch (typeof value) {
       case 'string':
-        return this.text(value);
+        return this.text(redactText(value, this.isRedacted));
       case 'number':
         return this.charge(Number.isFinite(value) ? value : String(value), 8);
       case 'boolean':
@@ -92,29 +93,53 @@ class Conversion {
   private object(object: object, depth: number): unknown {
     if (object instanceof Date) return this.text(Number.isNaN(object.getTime()) ? 'Invalid Date' : object.toISOString());
     if (Buffer.isBuffer(object)) return this.text(`[Buffer ${object.length} bytes]`);
-    if (object instanceof Error) return { name: this.text(String(object.name)), message: this.text(String(object.message)) };
+    if (object instanceof Error) {
+      return { name: this.text(String(object.name)), message: this.text(redactText(String(object.message), this.isRedacted)) };
+    }
     if (this.ancestors.has(object)) return this.text('[Circular]');
     if (depth >= MAX_DEPTH) return this.text('[MaxDepth]');
     this.ancestors.add(object);
     try {
-      return Array.isArray(object) ? this.array(object, depth) : this.record(object as Record<string, unknown>, depth);
+      if (Array.isArray(object)) return this.array(object, depth);
+      if (object instanceof Set) return this.array([], depth, object);
+      if (object instanceof Map || object instanceof URLSearchParams || object instanceof Headers)
+        return this.entries(object.entries(), depth);
+      return this.record(object as Record<string, unknown>, depth);
     } finally {
       // Only ancestors count as circular; the same object twice side by side is fine.
       this.ancestors.delete(object);
     }
   }
 
-  private array(array: readonly unknown[], depth: number): unknown[] {
-    const length = array.length;
+  /** An array, or the values of a Set (iterated, never copied whole). A `[name, value]` pair is redacted by its name. */
+  private array(array: readonly unknown[], depth: number, set?: Set<unknown>): unknown[] {
     const out: unknown[] = [];
     this.used += 2;
+    const items = set ? set.values() : undefined;
+    const length = set ? set.size : array.length;
     for (let i = 0; i < length; i++) {
       if (this.spent()) {
         out.push(TRUNCATED);
         break;
       }
       if (i > 0) this.used += 1;
-      out.push(this.read(() => array[i], depth + 1));
+      if (i === 1 && length === 2 && typeof out[0] === 'string' && this.isRedacted(out[0])) out.push(this.charge(REDACTED, 12));
+      else out.push(this.read(() => (items ? items.next().value : array[i]), depth + 1));
+    }
+    return out;
+  }
+
+  /** The entries of a Map (or Headers, URLSearchParams) as an object; keys that are not text become their JSON. */
+  private entries(entries: Iterator<[unknown, unknown]>, depth: number): Record<string, unknown> {
+    const out: Record<string, unknown> = {};
+    this.used += 2;
+    for (let next = entries.next(); !next.done; next = entries.next()) {
+      if (this.spent()) break;
+      const [key, value] = next.value;
+      const name = typeof key === 'string' ? key : JSON.stringify(this.convert(key, depth + 1));
+      this.used += name.length + 4;
+      const child = this.isRedacted(name) ? this.charge(REDACTED, 12) : this.convert(value, depth + 1);
+      Object.defineProperty(out, safeString(name), { value: child, enumerable: true, writable: true, configurable: true });
     }
     return out;
   }
@@ -169,24 +194,4 @@ class Conversion {
     this.complete = false;
     return true;
   }
-}
-
-/** Builds the key matcher: case-insensitive, ignoring `-` and `_`, matching as a substring. */
-export function compileRedactor(redactKeys: readonly string[]): (key: string) => boolean {
-  const needles = redactKeys.map(normalizeKey).filter((k) => k.length > 0);
-  // Entries repeat the same keys: remember each answer (bounded, so hostile keys cannot grow it).
-  const known = new Map<string, boolean>();
-  return (key) => {
-    let redacted = known.get(key);
-    if (redacted === undefined) {
-      const k = normalizeKey(key);
-      redacted = needles.some((needle) => k.includes(needle));
-      if (known.size < 10_000) known.set(key, redacted);
-    }
-    return redacted;
-  };
-}
-
-function normalizeKey(key: string): string {
-  return key.toLowerCase().replace(/[-_\s]/g, '');
 }
