@@ -142,6 +142,60 @@ describe('audit:replay', () => {
     expect(await entityIds()).toContain('replayed-40');
   });
 
+  it('restores a 60 KiB entry written to stderr in numbered parts, each line within 16 KiB, from raw and exported lines', async () => {
+    const unit = 'Grüße "quoted" \\ back\nslash 👩‍👩‍👧 ';
+    const big = new AuditEntryNormalizer([], 64 * 1024).normalize({
+      action: 'nda_created',
+      entityType: 'NDA',
+      entityId: 'replayed-50',
+      userId: 'u1',
+      changes: { text: unit.repeat(1170) },
+    }).record;
+    expect(Buffer.byteLength(JSON.stringify(big))).toBeGreaterThan(60 * 1024);
+    const lines: string[] = [];
+    const stderr = jest.spyOn(console, 'error').mockImplementation((...args: unknown[]) => void lines.push(args.map(String).join(' ')));
+    try {
+      new ConsoleSink().emit(AUDIT_EVENTS.buffered, 'warn', { auditId: big.id, action: big.action, entry: big });
+    } finally {
+      stderr.mockRestore();
+    }
+    expect(lines.length).toBeGreaterThan(1);
+    for (const line of lines) {
+      expect(Buffer.byteLength(`${line}\n`)).toBeLessThanOrEqual(16 * 1024);
+      expect(() => JSON.parse(line) as unknown).not.toThrow();
+    }
+    // CloudWatch's order is not guaranteed: the export has the parts reversed, and the one-line events too.
+    const s3Export = join(work, 'parts.log');
+    await writeFile(
+      s3Export,
+      [...lines]
+        .reverse()
+        .map((line) => `2026-11-27T10:00:00.000Z ${line}`)
+        .join('\n') + '\n',
+    );
+    const first = replay(s3Export);
+    expect(first).toMatchObject({ code: 0, out: 'replay: 1 inserted, 0 already present, 0 rejected, 0 other lines skipped' });
+    const [row] = await db.query<{ id: string; changes: unknown }>(
+      `SELECT id, changes FROM audit_log WHERE entity_id = 'replayed-50'`,
+      [],
+      'audit',
+    );
+    expect(row).toEqual({ id: big.id, changes: big.changes });
+
+    const filterEvents = join(work, 'parts-filter-log-events.json');
+    await writeFile(filterEvents, JSON.stringify({ events: lines.map((message, i) => ({ timestamp: i, message })) }));
+    expect(replay(filterEvents)).toMatchObject({
+      code: 0,
+      out: 'replay: 0 inserted, 1 already present, 0 rejected, 0 other lines skipped',
+    });
+
+    const partial = join(work, 'parts-partial.log');
+    await writeFile(partial, lines.slice(0, -1).join('\n') + '\n');
+    const incomplete = replay(partial);
+    expect(incomplete).toMatchObject({ code: 1, out: 'replay: 0 inserted, 0 already present, 1 rejected, 0 other lines skipped' });
+    expect(incomplete.err).toMatch(/rejected .*parts-partial\.log:1 \(missing_parts\)/);
+  });
+
   it('refuses to run without a database or without paths', () => {
     const run = spawnSync(process.execPath, [join(build.dir, 'src/audit/replay/replay.cli.js')], {
       env: { ...build.env, AUDIT_DATABASE_URL: '', DATABASE_URL: '' },

@@ -5,7 +5,8 @@ import { AuditService } from './audit.service';
 /**
  * Terminus indicator of the audit database as the audit service sees it: `up` while entries are
  * being committed, `down` (so `/health` answers 503) while they are being buffered. Details:
- * `state`, `pending` (queued or in flight to the database), `buffered`, `dropped`, `quarantined`, `downSince`,
+ * `state`, `pending` (queued or in flight to the database), `buffered`, `dropped`, `quarantined`,
+ * `unreadable` (values of entries that could not be read), `downSince`,
  * `lastError` (sanitized: no URL, host or password); with a spool also `spooled`, `spoolBytes`.
  *
  * @example
@@ -21,8 +22,8 @@ export class DbHealthIndicator {
 
   isHealthy(key = 'audit_db'): HealthIndicatorResult {
     const indicator = this.indicators.check(key);
-    const { state, pending, buffered, dropped, quarantined, spooled, spoolBytes, downSince, lastError } = this.audit.status();
-    const details: Record<string, string | number | null> = { state, pending, buffered, dropped, quarantined };
+    const { state, pending, buffered, dropped, quarantined, unreadable, spooled, spoolBytes, downSince, lastError } = this.audit.status();
+    const details: Record<string, string | number | null> = { state, pending, buffered, dropped, quarantined, unreadable };
     if (spooled !== undefined) Object.assign(details, { spooled, spoolBytes });
     Object.assign(details, { downSince, lastError: lastError ? `${lastError.code}: ${lastError.message}` : null });
     return state === 'up' ? indicator.up(details) : indicator.down(details);

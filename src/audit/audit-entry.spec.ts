@@ -1,13 +1,16 @@
+import type * as NestCommon from '@nestjs/common';
 import fc from 'fast-check';
+import type * as AuditEntryModule from './audit-entry';
 import { AuditEntryNormalizer } from './audit-entry';
 import { AUDIT_DEFAULTS } from './audit-options';
-import { REDACTED } from './json-safe';
+import { compileRedactor, REDACTED } from './json-safe';
 import { OCCURRED_AT_RANGE, ORIGINAL_OCCURRED_AT_KEY } from './occurred-at';
 import { uuidv7 } from './uuidv7';
 
 const MAX_BYTES = 4096;
 const normalizer = new AuditEntryNormalizer(AUDIT_DEFAULTS.redactKeys, MAX_BYTES);
 const secret = 'S3CRET-VALUE-do-not-log';
+const isRedacted = compileRedactor(AUDIT_DEFAULTS.redactKeys);
 
 describe('AuditEntryNormalizer', () => {
   it('fills id, timestamp and outcome and keeps the caller context', () => {
@@ -145,7 +148,13 @@ describe('AuditEntryNormalizer', () => {
     fc.assert(
       fc.property(
         fc.date({ noInvalidDate: false }),
-        fc.option(fc.dictionary(fc.stringMatching(/^[a-z_]+$/), fc.integer(), { maxKeys: 3 })),
+        fc.option(
+          fc.dictionary(
+            fc.stringMatching(/^[a-z_]+$/).filter((key) => !isRedacted(key)),
+            fc.integer(),
+            { maxKeys: 3 },
+          ),
+        ),
         (date, metadata) => {
           const before = Date.now();
           const { record } = normalizer.normalize({ action: 'a', occurredAt: date, metadata: metadata ?? undefined });
@@ -189,6 +198,40 @@ describe('AuditEntryNormalizer', () => {
   it('accepts garbage in place of an entry and still produces a storable record', () => {
     const { record } = normalizer.normalize(null as never);
     expect(record).toMatchObject({ action: 'unknown', outcome: 'success', changes: null });
+  });
+});
+
+describe('user ids', () => {
+  const user = { id: 7, email: 'a@example.com', password: secret, tokens: { refresh: secret } };
+
+  it('keeps a string, a number or a bigint id as text', () => {
+    expect(normalizer.normalize({ action: 'a', userId: 'u-1' }).record.userId).toBe('u-1');
+    expect(normalizer.normalize({ action: 'a', userId: 42 }).record.userId).toBe('42');
+    expect(normalizer.normalize({ action: 'a', userId: 12345678901234567890n as never }).record.userId).toBe('12345678901234567890');
+  });
+
+  it('stores null for an object, or anything else that is not an id, and warns once per process without the value', () => {
+    jest.isolateModules(() => {
+      // Fresh modules: the "once per process" flag starts unset.
+      const { Logger } = jest.requireActual<typeof NestCommon>('@nestjs/common');
+      const { AuditEntryNormalizer: Fresh } = jest.requireActual<typeof AuditEntryModule>('./audit-entry');
+      const warn = jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+      try {
+        const fresh = new Fresh(AUDIT_DEFAULTS.redactKeys, MAX_BYTES);
+        const others: unknown[] = [user, [7], JSON.stringify(user), '[7]', true, () => 7, Symbol('u'), Number.NaN, new Date(0)];
+        for (const userId of others) {
+          const { record } = fresh.normalize({ action: 'a', userId: userId as never, changes: { title: 't' } });
+          expect(record.userId).toBeNull();
+          expect(JSON.stringify(record)).not.toContain(secret);
+        }
+        new Fresh(AUDIT_DEFAULTS.redactKeys, MAX_BYTES).normalize({ action: 'a', userId: user as never });
+        expect(warn).toHaveBeenCalledTimes(1);
+        expect(String(warn.mock.calls[0][0])).toMatch(/userId/);
+        expect(JSON.stringify(warn.mock.calls)).not.toContain(secret);
+      } finally {
+        warn.mockRestore();
+      }
+    });
   });
 });
 

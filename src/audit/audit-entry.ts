@@ -1,5 +1,6 @@
-import { compileRedactor, safeString, toJsonSafe } from './json-safe';
+import { compileRedactor, convertJsonSafe, type JsonSafeResult, safeString, toJsonSafe, UNREADABLE } from './json-safe';
 import { storableOccurredAt, withOriginalOccurredAt } from './occurred-at';
+import { userIdText } from './user-id';
 import { uuidv7 } from './uuidv7';
 
 /** Outcome of the audited action. */
@@ -16,7 +17,8 @@ export interface AuditEntry {
   action: string;
   entityType?: string | null;
   entityId?: string | number | null;
-  userId?: string | number | null;
+  /** A string, number or bigint; anything else (an object, say) is stored as null, with a warning. */
+  userId?: string | number | bigint | null;
   outcome?: AuditOutcome;
   ip?: string | null;
   userAgent?: string | null;
@@ -59,7 +61,18 @@ export interface TruncatedMarker {
   preview: string;
 }
 
+/** What {@link AuditEntryNormalizer.normalize} made of an entry. */
+export interface NormalizedEntry {
+  record: AuditRecord;
+  /** Serialized size of `record` in bytes. */
+  bytes: number;
+  /** Values of the entry that could not be read (a getter or a proxy trap threw): each is `[Unreadable]` in `record`. */
+  faults: number;
+}
+
 const TEXT_LIMITS = { action: 128, entityType: 128, entityId: 256, userId: 256, ip: 64, userAgent: 512, requestId: 128 };
+/** A caller's id or occurredAt that is an object is only a witness: read this much of it at most. */
+const SMALL_BUDGET_BYTES = 1024;
 
 /** Turns caller input into {@link AuditRecord}s: ids, timestamps, redaction and the size cap. */
 export class AuditEntryNormalizer {
@@ -72,45 +85,77 @@ export class AuditEntryNormalizer {
     this.isRedacted = compileRedactor(redactKeys);
   }
 
-  /** Never throws; returns the record and its serialized size in bytes. */
-  normalize(entry: AuditEntry): { record: AuditRecord; bytes: number } {
-    const source = (entry ?? {}) as Partial<AuditEntry>;
-    const occurredAt = storableOccurredAt(source.occurredAt, new Date());
-    const metadata = source.metadata === undefined ? null : toJsonSafe(source.metadata, this.isRedacted);
+  /**
+   * Never throws, and costs time linear in `maxEntryBytes` whatever the entry holds. A value that
+   * cannot be read becomes `[Unreadable]` and is counted in `faults`; the rest of the entry is kept.
+   */
+  normalize(entry: AuditEntry): NormalizedEntry {
+    let faults = 0;
+    const field = (key: keyof AuditEntry): unknown => {
+      try {
+        return (entry ?? {})[key];
+      } catch {
+        faults += 1;
+        return UNREADABLE;
+      }
+    };
+    const now = new Date();
+    let occurredAt: { iso: string; original?: string };
+    try {
+      occurredAt = storableOccurredAt(field('occurredAt'), now);
+    } catch {
+      faults += 1;
+      occurredAt = { iso: now.toISOString(), original: UNREADABLE };
+    }
+    const changes = this.payload(field('changes'));
+    const metadata = this.payload(field('metadata'));
+    faults += changes.faults + metadata.faults;
     const record: AuditRecord = {
       id: uuidv7(),
       occurredAt: occurredAt.iso,
       // Replay refuses a record without an action: an empty one would be stored but never replayed.
-      action: text(source.action, TEXT_LIMITS.action) || 'unknown',
-      entityType: text(source.entityType, TEXT_LIMITS.entityType),
-      entityId: text(source.entityId, TEXT_LIMITS.entityId),
-      userId: text(source.userId, TEXT_LIMITS.userId),
-      outcome: source.outcome === 'failure' ? 'failure' : 'success',
-      ip: text(source.ip, TEXT_LIMITS.ip),
-      userAgent: text(source.userAgent, TEXT_LIMITS.userAgent),
-      requestId: text(source.requestId, TEXT_LIMITS.requestId),
-      changes: source.changes === undefined ? null : toJsonSafe(source.changes, this.isRedacted),
-      metadata: occurredAt.original === undefined ? metadata : withOriginalOccurredAt(metadata, occurredAt.original),
+      action: text(field('action'), TEXT_LIMITS.action) || 'unknown',
+      entityType: text(field('entityType'), TEXT_LIMITS.entityType),
+      entityId: text(field('entityId'), TEXT_LIMITS.entityId),
+      userId: userIdText(field('userId'), TEXT_LIMITS.userId),
+      outcome: field('outcome') === 'failure' ? 'failure' : 'success',
+      ip: text(field('ip'), TEXT_LIMITS.ip),
+      userAgent: text(field('userAgent'), TEXT_LIMITS.userAgent),
+      requestId: text(field('requestId'), TEXT_LIMITS.requestId),
+      changes: changes.value,
+      metadata: occurredAt.original === undefined ? metadata.value : withOriginalOccurredAt(metadata.value, occurredAt.original),
     };
-    return this.capSize(record);
+    return { ...this.capSize(record, changes, metadata), faults };
   }
 
-  private capSize(record: AuditRecord): { record: AuditRecord; bytes: number } {
+  /** Each of `changes` and `metadata` may read up to `maxEntryBytes`: a large one cannot starve the other. */
+  private payload(value: unknown): JsonSafeResult {
+    if (value === undefined) return { value: null, complete: true, bytes: 4, faults: 0 };
+    return convertJsonSafe(value, this.isRedacted, this.maxEntryBytes);
+  }
+
+  private capSize(record: AuditRecord, changes: JsonSafeResult, metadata: JsonSafeResult): { record: AuditRecord; bytes: number } {
     let bytes = Buffer.byteLength(JSON.stringify(record));
-    if (bytes <= this.maxEntryBytes) return { record, bytes };
+    if (bytes <= this.maxEntryBytes && changes.complete && metadata.complete) return { record, bytes };
     // A preview a quarter of the budget each leaves room for the fixed fields (at most ~1.3 KiB).
     const previewChars = Math.floor(this.maxEntryBytes / 4 / 4);
-    const capped = { ...record, changes: truncate(record.changes, previewChars), metadata: truncate(record.metadata, previewChars) };
+    const capped = {
+      ...record,
+      changes: truncate(record.changes, changes, previewChars),
+      metadata: truncate(record.metadata, metadata, previewChars),
+    };
     bytes = Buffer.byteLength(JSON.stringify(capped));
     return { record: capped, bytes };
   }
 }
 
-function truncate(value: unknown, previewChars: number): TruncatedMarker | unknown {
+/** The value, or a marker with its size (at least: a value cut short is measured as far as it was read). */
+function truncate(value: unknown, conversion: JsonSafeResult, previewChars: number): TruncatedMarker | unknown {
   if (value === null) return null;
   const json = JSON.stringify(value);
-  if (json.length <= previewChars) return value;
-  return { _truncated: true, originalBytes: Buffer.byteLength(json), preview: safeString(json.slice(0, previewChars)) };
+  if (json.length <= previewChars && conversion.complete) return value;
+  const originalBytes = conversion.complete ? Buffer.byteLength(json) : Math.max(conversion.bytes, Buffer.byteLength(json));
+  return { _truncated: true, originalBytes, preview: safeString(json.slice(0, previewChars)) };
 }
 
 function text(value: unknown, limit: number): string | null {
@@ -120,7 +165,7 @@ function text(value: unknown, limit: number): string | null {
       ? value
       : typeof value === 'number' || typeof value === 'bigint'
         ? String(value)
-        : JSON.stringify(toJsonSafe(value, () => false));
-  const cleaned = safeString(raw);
-  return cleaned.length > limit ? safeString(cleaned.slice(0, limit)) : cleaned;
+        : JSON.stringify(toJsonSafe(value, () => false, SMALL_BUDGET_BYTES));
+  const cleaned = safeString(raw.length > limit ? raw.slice(0, limit) : raw);
+  return cleaned;
 }

@@ -124,6 +124,17 @@ export class AuditFallback {
     else this.drop([record], 'shutdown', error, true);
   }
 
+  /** An entry that could not be normalized at all: counted as dropped, with what could be read of it. */
+  unreadable(context: Record<string, string | null>, error: string): void {
+    this.count(1);
+    this.console.emit(AUDIT_EVENTS.dropped, 'error', { ...context, reason: 'normalize_failed', error });
+    try {
+      this.reporter.entriesDropped({ count: 1, reason: 'normalize_failed', action: context.action ?? 'unknown' });
+    } catch {
+      // The stderr line above already says it.
+    }
+  }
+
   /** Reports a spool line that replay had to skip. */
   rejected(rejection: SpoolRejection): void {
     this.count(1);

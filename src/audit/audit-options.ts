@@ -1,4 +1,5 @@
 import { AuditConfigError } from './audit.errors';
+import { DEFAULT_REDACT_KEYS } from './redaction';
 
 /**
  * The HTTP request as `userIdFrom` sees it: the platform's request object (Express's `Request`
@@ -11,7 +12,8 @@ export interface AuditRequest {
 }
 
 /**
- * Returns the acting user's id from the HTTP request: a string or a number, or nothing.
+ * Returns the acting user's id from the HTTP request: a string, number or bigint. Anything else
+ * (the whole `req.user`, say) is stored as null, with one warning per process.
  *
  * @example
  * const fromHeader: UserIdExtractor = (req) => {
@@ -19,7 +21,7 @@ export interface AuditRequest {
  *   return Array.isArray(id) ? id[0] : id;
  * };
  */
-export type UserIdExtractor = (request: AuditRequest) => string | number | null | undefined;
+export type UserIdExtractor = (request: AuditRequest) => string | number | bigint | null | undefined;
 
 /**
  * Options of `AuditModule.forRoot()` / `forRootAsync()`. Every field is optional; defaults are
@@ -54,10 +56,15 @@ export interface AuditModuleOptions {
   retryBackoffMs?: number;
   /** Cap of the doubling cool-down. */
   retryBackoffMaxMs?: number;
-  /** Keys (case-insensitive, matched as substrings) whose values are replaced by `[REDACTED]`. */
+  /**
+   * Keys whose values are replaced by `[REDACTED]`, case-insensitively: one of five characters or
+   * more anywhere in a key (`accessToken` matches `token`), a shorter one as whole words of it
+   * (`pin` matches `userPin`, not `shipping`). Also applied to `key=value` text inside strings.
+   * Default: `DEFAULT_REDACT_KEYS`.
+   */
   redactKeys?: string[];
   /** Returns the acting user's id from the HTTP request. Default: `request.user.id ?? .sub`. */
-  userIdFrom?(request: AuditRequest): string | number | null | undefined;
+  userIdFrom?(request: AuditRequest): string | number | bigint | null | undefined;
   /** Register the interceptor that audits every POST, PUT, PATCH and DELETE (default true). */
   auditHttp?: boolean;
   /**
@@ -85,7 +92,7 @@ export const AUDIT_DEFAULTS: Readonly<ResolvedAuditOptions> = Object.freeze({
   batchSize: 500,
   retryBackoffMs: 1000,
   retryBackoffMaxMs: 30_000,
-  redactKeys: ['password', 'passwd', 'secret', 'token', 'authorization', 'cookie', 'apikey', 'api_key', 'credential', 'private_key'],
+  redactKeys: [...DEFAULT_REDACT_KEYS],
   userIdFrom: defaultUserId,
   auditHttp: true,
   spoolDir: null,
@@ -153,8 +160,9 @@ export function resolveAuditOptions(input: AuditModuleOptions | undefined): Reso
   return Object.freeze({ ...options, redactKeys: [...options.redactKeys] });
 }
 
-function defaultUserId(request: unknown): string | undefined {
+function defaultUserId(request: unknown): string | number | bigint | undefined {
   const user = (request as { user?: { id?: unknown; sub?: unknown } } | undefined)?.user;
   const id = user?.id ?? user?.sub;
-  return id === undefined || id === null ? undefined : String(id);
+  // Anything but an id is passed on as it is, for the normalizer to refuse (and warn about).
+  return id === undefined || id === null ? undefined : (id as string);
 }

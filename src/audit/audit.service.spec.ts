@@ -636,3 +636,31 @@ describe('AuditService and segments another process left in a shared spool direc
     expect(service.status()).toMatchObject({ state: 'up' });
   });
 });
+
+describe('AuditService and entries it cannot read', () => {
+  it('counts values that could not be read, and keeps the entry', async () => {
+    const { service, repository } = setup();
+    const changes = Object.defineProperty({ title: 'T' }, 'notes', {
+      enumerable: true,
+      get() {
+        throw new Error('no');
+      },
+    });
+    await service.log({ ...entry(1), changes });
+    expect(repository.committed.size).toBe(1);
+    expect(service.status().unreadable).toBe(1);
+  });
+
+  it('counts an entry that could not be normalized at all as dropped, with what could be read of it', async () => {
+    const { service, reporter, of } = setup();
+    jest.spyOn(AuditEntryNormalizer.prototype, 'normalize').mockImplementation(() => {
+      throw new Error('normalizer broke');
+    });
+    await expect(service.log(entry(1))).resolves.toBeUndefined();
+    expect(service.status().dropped).toBe(1);
+    expect(of('audit.dropped')).toEqual([
+      expect.objectContaining({ reason: 'normalize_failed', action: 'nda_created', entityId: 'nda-1', error: 'Error: normalizer broke' }),
+    ]);
+    expect(reporter.entriesDropped).toHaveBeenCalledWith(expect.objectContaining({ reason: 'normalize_failed', count: 1 }));
+  });
+});

@@ -30,6 +30,8 @@ export interface AuditStatus {
   dropped: number;
   /** Entries the database refused for their content, set aside since start. */
   quarantined: number;
+  /** Values of logged entries that could not be read (a throwing getter or proxy), stored as `[Unreadable]`. */
+  unreadable: number;
   spooled?: number;
   spoolBytes?: number;
   downSince: string | null;
@@ -68,6 +70,7 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
   private closed = false;
   private shutdownDeadline = Infinity;
   private seq = 0;
+  private unreadable = 0;
   private downSince: Date | null = null;
   private lastError: SanitizedDbError | null = null;
   private outage = { failedAttempts: 0, dropped: 0, flushed: 0 };
@@ -109,13 +112,14 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
   log(entry: AuditEntry): Promise<void> {
     return new Promise<void>((settle) => {
       try {
-        const { record, bytes } = this.normalizer.normalize(entry);
+        const { record, bytes, faults } = this.normalizer.normalize(entry);
+        this.unreadable += faults;
         const pending = { record, bytes, seq: ++this.seq, deadline: Date.now() + this.options.writeTimeoutMs, settle };
         if (this.closed) void this.fallback.afterShutdown(record, this.lastError).finally(settle);
         else this.route(pending);
       } catch (error) {
         // Unreachable by design (normalize never throws); kept so log() can honour "never rejects".
-        this.console.emit(AUDIT_EVENTS.dropped, 'error', { reason: 'normalize_failed', error: String(error) });
+        this.fallback.unreadable(readableContext(entry), safeText(error));
         settle();
       }
     });
@@ -150,6 +154,7 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
       bufferedBytes: buffer.bytes,
       dropped: this.fallback.dropped,
       quarantined: this.quarantine.count,
+      unreadable: this.unreadable,
       ...(spool ? { spooled: spool.entries, spoolBytes: spool.bytes } : {}),
       downSince: this.downSince?.toISOString() ?? null,
       lastError: this.lastError,
@@ -449,4 +454,26 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
 async function within(promise: Promise<unknown> | undefined, ms: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   await Promise.race([promise, new Promise((resolve) => (timer = setTimeout(resolve, ms)))]).finally(() => clearTimeout(timer));
+}
+
+/** Whatever can be read of an entry that could not be normalized, each field on its own. */
+function readableContext(entry: unknown): Record<string, string | null> {
+  const context: Record<string, string | null> = {};
+  for (const key of ['action', 'entityType', 'entityId', 'userId'] as const) {
+    try {
+      const value = (entry as Record<string, unknown>)[key];
+      context[key] = typeof value === 'string' || typeof value === 'number' ? String(value).slice(0, 256) : null;
+    } catch {
+      context[key] = null;
+    }
+  }
+  return context;
+}
+
+function safeText(error: unknown): string {
+  try {
+    return String(error).slice(0, 300);
+  } catch {
+    return 'unreadable error';
+  }
 }

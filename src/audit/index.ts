@@ -11,6 +11,7 @@ export {
   type UserIdExtractor,
 } from './audit-options';
 export { AUDIT_OPTIONS } from './audit.constants';
+export { DEFAULT_REDACT_KEYS } from './redaction';
 export { AUDIT_ERROR_CODES, AuditConfigError, type AuditErrorCode } from './audit.errors';
 export { AuditInterceptor } from './audit.interceptor';
 export { AuditModule } from './audit.module';

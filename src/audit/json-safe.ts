@@ -1,36 +1,51 @@
-/** Replaces the value under a redacted key in every sink (DB, stderr, Sentry). */
-export const REDACTED = '[REDACTED]';
+import { REDACTED, redactText } from './redaction';
+
+export { compileRedactor, REDACTED } from './redaction';
+/** Replaces a value that could not be read (a getter or a proxy trap threw). */
+export const UNREADABLE = '[Unreadable]';
+/** Ends an array or a string cut short because the conversion's byte budget ran out. */
+export const TRUNCATED = '[Truncated]';
 
 const MAX_DEPTH = 32;
+const DEFAULT_BUDGET_BYTES = 64 * 1024;
+
+/** A converted value, and what the conversion had to give up on. */
+export interface JsonSafeResult {
+  value: unknown;
+  /** False when the byte budget ran out and part of the value was left unread. */
+  complete: boolean;
+  /** About the serialized size of what was met (strings counted whole, even where cut). */
+  bytes: number;
+  /** Values that could not be read, each replaced by {@link UNREADABLE}. */
+  faults: number;
+}
 
 /**
  * Turns any value into plain JSON data that PostgreSQL's `jsonb` accepts, redacting the values of
- * keys that match `redactKeys`. Never throws: circular references, BigInt, functions, symbols,
- * throwing getters, NUL characters and lone surrogates all become safe stand-ins.
+ * keys that match `isRedacted`. Never throws: circular references, BigInt, functions, symbols,
+ * throwing getters and proxy traps, NUL characters and lone surrogates all become safe stand-ins.
+ * Reads at most about `maxBytes` of the value: a graph that shares nodes is never expanded past it.
  *
  * @example
  * const a: Record<string, unknown> = { password: 'x', n: 10n };
  * a.self = a;
  * toJsonSafe(a, compileRedactor(['password'])); // { password: '[REDACTED]', n: '10', self: '[Circular]' }
  */
-export function toJsonSafe(value: unknown, isRedacted: (key: string) => boolean): unknown {
-  return convert(value, isRedacted, new WeakSet<object>(), 0);
+export function toJsonSafe(value: unknown, isRedacted: (key: string) => boolean, maxBytes = DEFAULT_BUDGET_BYTES): unknown {
+  return convertJsonSafe(value, isRedacted, maxBytes).value;
 }
 
-/** Builds the key matcher: case-insensitive, ignoring `-` and `_`, matching as a substring. */
-export function compileRedactor(redactKeys: readonly string[]): (key: string) => boolean {
-  const needles = redactKeys.map(normalizeKey).filter((k) => k.length > 0);
-  // Entries repeat the same keys: remember each answer (bounded, so hostile keys cannot grow it).
-  const known = new Map<string, boolean>();
-  return (key) => {
-    let redacted = known.get(key);
-    if (redacted === undefined) {
-      const k = normalizeKey(key);
-      redacted = needles.some((needle) => k.includes(needle));
-      if (known.size < 10_000) known.set(key, redacted);
-    }
-    return redacted;
-  };
+/**
+ * {@link toJsonSafe} with its accounting: work and output are linear in `maxBytes`, whatever the
+ * value's shape.
+ *
+ * @example
+ * convertJsonSafe({ blob: 'x'.repeat(1e6) }, () => false, 1024); // { value: { blob: 'xx…[Truncated]' }, complete: false, bytes: 1000011, faults: 0 }
+ */
+export function convertJsonSafe(value: unknown, isRedacted: (key: string) => boolean, maxBytes: number): JsonSafeResult {
+  const conversion = new Conversion(isRedacted, maxBytes);
+  const converted = conversion.convert(value, 0);
+  return { value: converted, complete: conversion.complete, bytes: conversion.used, faults: conversion.faults };
 }
 
 /** Makes a string storable in PostgreSQL text and jsonb: no NUL, no lone surrogate. */
@@ -39,54 +54,144 @@ export function safeString(value: string): string {
   return wellFormed.includes('\u0000') ? wellFormed.replaceAll('\u0000', '\uFFFD') : wellFormed;
 }
 
-function normalizeKey(key: string): string {
-  return key.toLowerCase().replace(/[-_\s]/g, '');
-}
+class Conversion {
+  used = 0;
+  faults = 0;
+  complete = true;
+  private readonly ancestors = new WeakSet<object>();
 
-function convert(value: unknown, isRedacted: (key: string) => boolean, seen: WeakSet<object>, depth: number): unknown {
-  switch (typeof value) {
-    case 'string':
-      return safeString(value);
-    case 'number':
-      return Number.isFinite(value) ? value : String(value);
-    case 'boolean':
-      return value;
-    case 'bigint':
-      return value.toString();
-    case 'undefined':
-      return null;
-    case 'function':
-      return '[Function]';
-    case 'symbol':
-      return safeString(value.toString());
-  }
-  if (value === null) return null;
-  const object = value as object;
-  if (object instanceof Date) return Number.isNaN(object.getTime()) ? 'Invalid Date' : object.toISOString();
-  if (Buffer.isBuffer(object)) return `[Buffer ${object.length} bytes]`;
-  if (object instanceof Error) return { name: safeString(object.name), message: safeString(object.message) };
-  if (seen.has(object)) return '[Circular]';
-  if (depth >= MAX_DEPTH) return '[MaxDepth]';
-  seen.add(object);
-  try {
-    if (Array.isArray(object)) {
-      return object.map((item) => convert(item, isRedacted, seen, depth + 1));
+  constructor(
+    private readonly isRedacted: (key: string) => boolean,
+    private readonly limit: number,
+  ) {}
+
+  convert(value: unknown, depth: number): unknown {
+    switch (typeof value) {
+      case 'string':
+        return this.text(redactText(value, this.isRedacted));
+      case 'number':
+        return this.charge(Number.isFinite(value) ? value : String(value), 8);
+      case 'boolean':
+        return this.charge(value, 5);
+      case 'bigint':
+        return this.text(value.toString());
+      case 'undefined':
+        return this.charge(null, 4);
+      case 'function':
+        return this.charge('[Function]', 12);
+      case 'symbol':
+        return this.text(value.toString());
     }
-    const out: Record<string, unknown> = {};
-    for (const key of Object.keys(object)) {
-      const safeKey = safeString(key);
-      let child: unknown;
-      try {
-        child = isRedacted(key) ? REDACTED : convert((object as Record<string, unknown>)[key], isRedacted, seen, depth + 1);
-      } catch {
-        child = '[Unreadable]';
+    if (value === null) return this.charge(null, 4);
+    try {
+      return this.object(value as object, depth);
+    } catch {
+      return this.unreadable();
+    }
+  }
+
+  private object(object: object, depth: number): unknown {
+    if (object instanceof Date) return this.text(Number.isNaN(object.getTime()) ? 'Invalid Date' : object.toISOString());
+    if (Buffer.isBuffer(object)) return this.text(`[Buffer ${object.length} bytes]`);
+    if (object instanceof Error) {
+      return { name: this.text(String(object.name)), message: this.text(redactText(String(object.message), this.isRedacted)) };
+    }
+    if (this.ancestors.has(object)) return this.text('[Circular]');
+    if (depth >= MAX_DEPTH) return this.text('[MaxDepth]');
+    this.ancestors.add(object);
+    try {
+      if (Array.isArray(object)) return this.array(object, depth);
+      if (object instanceof Set) return this.array([], depth, object);
+      if (object instanceof Map || object instanceof URLSearchParams || object instanceof Headers)
+        return this.entries(object.entries(), depth);
+      return this.record(object as Record<string, unknown>, depth);
+    } finally {
+      // Only ancestors count as circular; the same object twice side by side is fine.
+      this.ancestors.delete(object);
+    }
+  }
+
+  /** An array, or the values of a Set (iterated, never copied whole). A `[name, value]` pair is redacted by its name. */
+  private array(array: readonly unknown[], depth: number, set?: Set<unknown>): unknown[] {
+    const out: unknown[] = [];
+    this.used += 2;
+    const items = set ? set.values() : undefined;
+    const length = set ? set.size : array.length;
+    for (let i = 0; i < length; i++) {
+      if (this.spent()) {
+        out.push(TRUNCATED);
+        break;
       }
+      if (i > 0) this.used += 1;
+      if (i === 1 && length === 2 && typeof out[0] === 'string' && this.isRedacted(out[0])) out.push(this.charge(REDACTED, 12));
+      else out.push(this.read(() => (items ? items.next().value : array[i]), depth + 1));
+    }
+    return out;
+  }
+
+  /** The entries of a Map (or Headers, URLSearchParams) as an object; keys that are not text become their JSON. */
+  private entries(entries: Iterator<[unknown, unknown]>, depth: number): Record<string, unknown> {
+    const out: Record<string, unknown> = {};
+    this.used += 2;
+    for (let next = entries.next(); !next.done; next = entries.next()) {
+      if (this.spent()) break;
+      const [key, value] = next.value;
+      const name = typeof key === 'string' ? key : JSON.stringify(this.convert(key, depth + 1));
+      this.used += name.length + 4;
+      const child = this.isRedacted(name) ? this.charge(REDACTED, 12) : this.convert(value, depth + 1);
+      Object.defineProperty(out, safeString(name), { value: child, enumerable: true, writable: true, configurable: true });
+    }
+    return out;
+  }
+
+  private record(object: Record<string, unknown>, depth: number): Record<string, unknown> {
+    const out: Record<string, unknown> = {};
+    this.used += 2;
+    let separator = 0;
+    for (const key of Object.keys(object)) {
+      if (this.spent()) break;
+      const safeKey = safeString(key);
+      this.used += key.length + 3 + separator;
+      separator = 1;
+      const child = this.isRedacted(key) ? this.charge(REDACTED, 12) : this.read(() => object[key], depth + 1);
       // Defined, not assigned: a `__proto__` key is data here, not the object's prototype.
       Object.defineProperty(out, safeKey, { value: child, enumerable: true, writable: true, configurable: true });
     }
     return out;
-  } finally {
-    // Only ancestors count as circular; the same object twice side by side is fine.
-    seen.delete(object);
+  }
+
+  private read(get: () => unknown, depth: number): unknown {
+    let value: unknown;
+    try {
+      value = get();
+    } catch {
+      return this.unreadable();
+    }
+    return this.convert(value, depth);
+  }
+
+  private text(value: string): string {
+    const room = this.limit - this.used;
+    this.used += value.length + 2;
+    if (value.length <= room) return safeString(value);
+    this.complete = false;
+    return safeString(value.slice(0, Math.max(0, room))) + TRUNCATED;
+  }
+
+  private unreadable(): string {
+    this.faults += 1;
+    return this.charge(UNREADABLE, 14);
+  }
+
+  private charge<T>(value: T, bytes: number): T {
+    this.used += bytes;
+    return value;
+  }
+
+  /** Past the budget nothing more is read; the caller marks the value truncated. */
+  private spent(): boolean {
+    if (this.used <= this.limit) return false;
+    this.complete = false;
+    return true;
   }
 }

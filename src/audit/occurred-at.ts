@@ -35,7 +35,7 @@ export function storableOccurredAt(value: unknown, now: Date): { iso: string; or
     if (time >= OCCURRED_AT_RANGE.min.getTime() && time <= OCCURRED_AT_RANGE.max.getTime()) return { iso: value.toISOString() };
     return { iso: now.toISOString(), original: Number.isNaN(time) ? 'Invalid Date' : value.toISOString() };
   }
-  const safe = toJsonSafe(value, () => false);
+  const safe = toJsonSafe(value, () => false, 1024);
   const original = typeof safe === 'string' ? safe : JSON.stringify(safe);
   // The value is only a witness; a caller's huge object must not crowd out the entry.
   return { iso: now.toISOString(), original: safeString(original.slice(0, 256)) };

@@ -54,7 +54,8 @@ export class AuditHttpRecorder {
       action: meta?.action ?? deriveAction(controller, context.getHandler().name),
       entityType: meta?.entityType ?? controller.replace(/Controller$/, ''),
       entityId: asId(safely(() => entityId(meta, request, outcome.result))),
-      userId: asId(safely(() => this.options.userIdFrom(request))),
+      // Passed as it is: normalize() keeps a string, number or bigint and refuses anything else, once with a warning.
+      userId: safely(() => this.options.userIdFrom(request)),
       outcome: outcome.outcome,
       ip: request.ip ?? request.socket?.remoteAddress,
       userAgent: header(request, 'user-agent'),

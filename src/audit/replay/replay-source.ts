@@ -1,14 +1,18 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type AuditRecord } from '../audit-entry';
-import { AUDIT_EVENTS } from '../sinks';
+import { AUDIT_EVENTS, type EntryPartFields, EntryParts } from '../sinks';
 import { decodeSpoolLine, isAuditRecord, type LineRejection } from '../spool';
 
-/** A line that looked like an audit entry but could not be accepted. */
+/**
+ * A line that looked like an audit entry but could not be accepted. `missing_parts`: an entry
+ * written in parts (a line of at most 16 KiB each) some of which are not in the inputs; `line` is
+ * the first of its parts found.
+ */
 export interface ReplayRejection {
   file: string;
   line: number;
-  reason: LineRejection;
+  reason: LineRejection | 'missing_parts';
 }
 
 /** Everything found in the inputs: the records (each id once), and what was not taken. */
@@ -27,7 +31,8 @@ const CARRIERS = new Set<string>([AUDIT_EVENTS.buffered, AUDIT_EVENTS.spooled, A
  * CloudWatch Logs exports of the module's stderr (raw JSON lines, `<timestamp> <json>` lines as in
  * an S3 export, `{"message": "<json>"}` lines, or the `{"events": [{"message": …}]}` document of
  * `aws logs filter-log-events`) and collects the entries carried by spool lines and by
- * `audit.buffered` / `audit.spooled` / `audit.quarantined` lines.
+ * `audit.buffered` / `audit.spooled` / `audit.quarantined` lines, joining an entry written in
+ * numbered parts (`part`, `parts`, `entryPart`; later parts as `audit.entry_part` lines), in any order.
  *
  * @example
  * const { records, rejected } = await readReplaySource(['/var/spool/audit', 'export.log']);
@@ -35,6 +40,18 @@ const CARRIERS = new Set<string>([AUDIT_EVENTS.buffered, AUDIT_EVENTS.spooled, A
 export async function readReplaySource(paths: readonly string[]): Promise<ReplaySource> {
   const source: ReplaySource = { records: [], duplicates: 0, rejected: [], skipped: 0 };
   const seen = new Set<string>();
+  const take = (found: Found, file: string, line: number) => {
+    if (found === 'skip') source.skipped += 1;
+    else if ('rejected' in found) source.rejected.push({ file, line, reason: found.rejected });
+    else if ('part' in found) return;
+    else if (seen.has(found.record.id)) source.duplicates += 1;
+    else {
+      seen.add(found.record.id);
+      source.records.push(found.record);
+    }
+  };
+  const parts = new EntryParts();
+  const firstPart = new Map<string, { file: string; line: number }>();
   for (const file of await expand(paths)) {
     const text = await readFile(file, 'utf8');
     const whole = parseJson(text.trim());
@@ -42,23 +59,30 @@ export async function readReplaySource(paths: readonly string[]): Promise<Replay
     const last = lines.length - 1;
     lines.forEach((line, index) => {
       if (line.trim() === '') return;
-      const found = entryOf(line);
-      if (found === 'skip') source.skipped += 1;
-      else if ('rejected' in found) {
-        // An unterminated last line of a spool segment is a write torn by a crash.
-        const torn = index === last && !text.endsWith('\n') && found.rejected === 'bad_json';
-        source.rejected.push({ file, line: index + 1, reason: torn ? 'torn_line' : found.rejected });
-      } else if (seen.has(found.record.id)) source.duplicates += 1;
-      else {
-        seen.add(found.record.id);
-        source.records.push(found.record);
+      let found = entryOf(line);
+      // An unterminated last line of a spool segment is a write torn by a crash.
+      const torn = index === last && !text.endsWith('\n');
+      if (torn && typeof found === 'object' && 'rejected' in found && found.rejected === 'bad_json') found = { rejected: 'torn_line' };
+      if (typeof found === 'object' && 'part' in found) {
+        const joined = parts.add(found.part);
+        if (!firstPart.has(String(found.part.auditId))) firstPart.set(String(found.part.auditId), { file, line: index + 1 });
+        if (joined === 'bad') found = { rejected: 'bad_entry' };
+        // The entry's lines count as one: joined, it is taken (or skipped) as its first part's event.
+        else if (joined !== null) found = carried(joined);
       }
+      take(found, file, index + 1);
     });
+  }
+  for (const auditId of parts.incomplete()) {
+    const { file, line } = firstPart.get(auditId) ?? { file: '', line: 0 };
+    source.rejected.push({ file, line, reason: 'missing_parts' });
   }
   return source;
 }
 
-function entryOf(line: string): { record: AuditRecord } | { rejected: LineRejection } | 'skip' {
+type Found = { record: AuditRecord } | { rejected: LineRejection } | { part: Record<string, unknown> & EntryPartFields } | 'skip';
+
+function entryOf(line: string): Found {
   const start = line.indexOf('{');
   if (start < 0) return 'skip';
   const parsed = parseJson(line.slice(start));
@@ -66,6 +90,12 @@ function entryOf(line: string): { record: AuditRecord } | { rejected: LineReject
   const object = parsed as { sum?: unknown; entry?: unknown; event?: unknown; message?: unknown };
   if (typeof object.sum === 'string' && 'entry' in object) return decodeSpoolLine(line.slice(start));
   if (typeof object.message === 'string') return entryOf(object.message);
+  if (EntryParts.isPart(object)) return { part: object };
+  return carried(object);
+}
+
+/** The entry of an `audit.buffered`, `audit.spooled` or `audit.quarantined` line; other lines are skipped. */
+function carried(object: { event?: unknown; entry?: unknown }): Found {
   if (typeof object.event !== 'string' || !CARRIERS.has(object.event) || object.entry === undefined) return 'skip';
   return isAuditRecord(object.entry) ? { record: object.entry } : { rejected: 'bad_entry' };
 }

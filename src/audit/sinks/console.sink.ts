@@ -1,9 +1,11 @@
 import { Injectable } from '@nestjs/common';
 import { type AuditEventLine, type AuditEventName } from './audit-event';
+import { formatLines } from './line-parts';
 
 /**
  * The stderr sink: one JSON object per line, written with `console.error` so that CloudWatch (or
  * any collector of the process's stderr) keeps a copy of every entry the database did not take.
+ * No line exceeds 16 KiB: a larger entry is written in numbered parts that `audit:replay` joins.
  *
  * @example
  * new ConsoleSink().emit('audit.evicted', 'warn', { auditId, action: 'nda_created' });
@@ -13,14 +15,30 @@ import { type AuditEventLine, type AuditEventName } from './audit-event';
 export class ConsoleSink {
   emit(event: AuditEventName, level: AuditEventLine['level'], fields: Record<string, unknown>): void {
     try {
-      console.error(formatEventLine(event, level, fields));
+      for (const line of formatEventLines(event, level, fields)) console.error(line);
     } catch {
       // stderr itself is gone (closed pipe): there is nowhere left to say so.
     }
   }
 }
 
-/** Serializes one event line. `fields` must already be JSON-safe (normalized entries are). */
+/**
+ * Serializes one event as the lines written to stderr, each within 16 KiB: one line, or for a
+ * larger entry numbered parts (see {@link formatLines}). `fields` must already be JSON-safe.
+ *
+ * @example
+ * formatEventLines('audit.buffered', 'warn', { auditId, entry }).forEach((line) => console.error(line));
+ */
+export function formatEventLines(
+  event: AuditEventName,
+  level: AuditEventLine['level'],
+  fields: Record<string, unknown>,
+  now: Date = new Date(),
+): string[] {
+  return formatLines({ timestamp: now.toISOString(), level, event, ...fields });
+}
+
+/** Serializes one event as a single line, whatever its length (see {@link formatEventLines} for stderr). */
 export function formatEventLine(
   event: AuditEventName,
   level: AuditEventLine['level'],

@@ -8,6 +8,9 @@ import { FileSpool } from './file-spool';
 const root = resolve(__dirname, '../../..');
 
 // The spool as a separate process uses it: compiled, against the real disk and kernel limits.
+// The compiled module runs from a temporary directory: its packages resolve from the project's.
+const childEnv = { ...process.env, NODE_PATH: join(root, 'node_modules') };
+
 describe('FileSpool in real processes', () => {
   let work: string;
   let build: string;
@@ -68,7 +71,10 @@ for (let n = 0; n < 120; n += 1) {
 await s.close();`,
     );
     // 16 KiB: bash counts `ulimit -f` in KiB. Node ignores SIGXFSZ, so writes past it fail with EFBIG.
-    const run = spawnSync('bash', ['-c', 'ulimit -f 16; exec "$0" "$@"', process.execPath, child, dir], { encoding: 'utf8' });
+    const run = spawnSync('bash', ['-c', 'ulimit -f 16; exec "$0" "$@"', process.execPath, child, dir], {
+      encoding: 'utf8',
+      env: childEnv,
+    });
     expect([run.status, run.stderr]).toEqual([0, '']);
     const results = run.stdout
       .trim()
@@ -89,7 +95,7 @@ await s.close();`,
 
     /** Runs a child, collecting the words it prints after `prefix` (one a line). */
     const run = (path: string, dir: string) => {
-      const child = spawn(process.execPath, [path, dir], { stdio: ['pipe', 'pipe', 'inherit'] });
+      const child = spawn(process.execPath, [path, dir], { stdio: ['pipe', 'pipe', 'inherit'], env: childEnv });
       children.push(child);
       const lines: string[] = [];
       let rest = '';

@@ -1,0 +1,154 @@
+import fc from 'fast-check';
+import { AuditEntryNormalizer } from './audit-entry';
+import { AUDIT_DEFAULTS } from './audit-options';
+import { REDACTED } from './json-safe';
+
+// Default redaction as a user sees it in the stored record: the secrets under common keys go, the
+// ordinary fields whose names merely contain a short secret word stay.
+const normalizer = new AuditEntryNormalizer(AUDIT_DEFAULTS.redactKeys, 64 * 1024);
+const SECRET = 'S3CRET-do-not-log';
+const changesOf = (changes: unknown) => normalizer.normalize({ action: 'a', changes }).record.changes;
+
+describe('default redaction', () => {
+  const secretKeys = [
+    'pwd',
+    'mysql_pwd',
+    'auth',
+    'x-auth',
+    'authToken',
+    'jwt',
+    'otp',
+    'otpCode',
+    'pin',
+    'userPin',
+    'PIN',
+    'PINCode',
+    'session',
+    'sessionId',
+    'connect.sid',
+    'PHPSESSID',
+    'ssn',
+    'user_ssn',
+    'XSRF-TOKEN',
+    '_csrf',
+    'samlResponse',
+    'bearer',
+    'password',
+    'DB_PASSWD',
+    'accessToken',
+    'Api-Key',
+    'private_key',
+    'client_secret',
+    'credentials',
+    'Authorization',
+    'set-cookie',
+  ];
+  const ordinaryKeys = [
+    'shipping',
+    'shippingAddress',
+    'author',
+    'authorName',
+    'opinion',
+    'spinner',
+    'businessName',
+    'inside',
+    'sidebar',
+    'footprint',
+    'title',
+    'counterparty',
+    'primaryKey',
+  ];
+
+  it.each(secretKeys)('redacts %s', (key) => {
+    expect(changesOf({ [key]: SECRET, title: 't' })).toEqual({ [key]: REDACTED, title: 't' });
+  });
+
+  it.each(ordinaryKeys)('keeps %s', (key) => {
+    expect(changesOf({ [key]: 'kept' })).toEqual({ [key]: 'kept' });
+  });
+
+  it('matches a short secret word as a whole word of the key, in any case style, and nowhere else', () => {
+    const ordinary = fc.constantFrom<string>(
+      'user',
+      'shipping',
+      'author',
+      'name',
+      'opinion',
+      'spinner',
+      'business',
+      'inside',
+      'footprint',
+      'code',
+      'new',
+    );
+    const secretWord = fc.constantFrom<string>('pwd', 'auth', 'jwt', 'otp', 'pin', 'ssn', 'session', 'password', 'token', 'secret');
+    const style = fc.constantFrom(
+      (w: string[]) => w.join('_'),
+      (w: string[]) => w.join('-').toUpperCase(),
+      (w: string[]) => w.map((x, i) => (i === 0 ? x : x[0].toUpperCase() + x.slice(1))).join(''),
+      (w: string[]) => w.join('.'),
+    );
+    fc.assert(
+      fc.property(fc.array(ordinary, { maxLength: 3 }), secretWord, fc.nat(), style, (words, secret, at, join) => {
+        const withSecret = [...words];
+        withSecret.splice(at % (words.length + 1), 0, secret);
+        const secretKey = join(withSecret);
+        const plainKey = join(words.length > 0 ? words : ['title']);
+        expect(changesOf({ [secretKey]: SECRET, [plainKey]: 'kept' })).toEqual({ [secretKey]: REDACTED, [plainKey]: 'kept' });
+      }),
+    );
+  });
+
+  it('redacts the value of a [name, value] header pair', () => {
+    const headers = [
+      ['Authorization', `Bearer ${SECRET}`],
+      ['Cookie', `sid=${SECRET}`],
+      ['accept', 'application/json'],
+    ];
+    expect(changesOf({ headers })).toEqual({
+      headers: [
+        ['Authorization', REDACTED],
+        ['Cookie', REDACTED],
+        ['accept', 'application/json'],
+      ],
+    });
+  });
+
+  it('keeps the data of a Map, a Set, Headers and URLSearchParams, redacted like an object', () => {
+    const changes = {
+      map: new Map<unknown, unknown>([
+        ['password', SECRET],
+        ['title', 't'],
+        [7, 'seven'],
+      ]),
+      set: new Set(['a', 'b']),
+      headers: new Headers({ authorization: `Bearer ${SECRET}`, accept: 'text/plain' }),
+      query: new URLSearchParams(`token=${SECRET}&page=2`),
+    };
+    expect(changesOf(changes)).toEqual({
+      map: { password: REDACTED, title: 't', 7: 'seven' },
+      set: ['a', 'b'],
+      headers: { authorization: REDACTED, accept: 'text/plain' },
+      query: { token: REDACTED, page: '2' },
+    });
+  });
+
+  it('redacts secrets inside error messages and other text, keeping the rest of the text', () => {
+    const changes = {
+      error: new Error(`login failed: password=${SECRET} for bob`),
+      upstream: new Error(`401 from upstream; sent Authorization: Bearer ${SECRET}`),
+      // The shape the interceptor records for a failed request.
+      failure: { name: 'Error', message: `connect to postgres://app:${SECRET}@db:5432/x failed` },
+      note: `retry with token: "${SECRET}" and pin=${SECRET}`,
+    };
+    const stored = changesOf(changes) as Record<string, { message: string }> & { note: string };
+    expect(JSON.stringify(stored)).not.toContain(SECRET);
+    expect(stored.error.message).toBe(`login failed: password=${REDACTED} for bob`);
+    expect(stored.upstream.message).toMatch(/^401 from upstream; sent Authorization: /);
+    expect(stored.failure.message).toBe(`connect to postgres://app:${REDACTED}@db:5432/x failed`);
+    expect(stored.note).toBe(`retry with token: "${REDACTED}" and pin=${REDACTED}`);
+    expect(changesOf({ text: 'at 10:30:00, shipping: express, author=Ann' })).toEqual({
+      text: 'at 10:30:00, shipping: express, author=Ann',
+    });
+  });
+});

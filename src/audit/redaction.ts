@@ -1,0 +1,137 @@
+/** Replaces the value under a redacted key in every sink (DB, stderr, Sentry). */
+export const REDACTED = '[REDACTED]';
+
+/**
+ * Default `redactKeys`. Taken from the Sentry SDKs' defaults: `SENSITIVE_KEY_SNIPPETS` of
+ * `@sentry/core` 10 (utils/data-collection/filtering-snippets) and `DEFAULT_DENYLIST` of
+ * sentry-python (sentry_sdk/scrubber.py, itself from Relay's PII rules), plus `otp`, `pin` and
+ * `ssn`. Left out: `key` (it would hide `primaryKey`, `sortKey`…), `identity` and `sso` (ordinary
+ * fields and flags), and the client-address keys (the trail records the ip on purpose).
+ *
+ * @example
+ * AuditModule.forRoot({ redactKeys: [...DEFAULT_REDACT_KEYS, 'iban'] });
+ */
+export const DEFAULT_REDACT_KEYS: readonly string[] = Object.freeze([
+  'password',
+  'passwd',
+  'pwd',
+  'secret',
+  'token',
+  'auth',
+  'authorization',
+  'bearer',
+  'jwt',
+  'session',
+  'sessid',
+  'sid',
+  'cookie',
+  'csrf',
+  'xsrf',
+  'saml',
+  'apikey',
+  'api_key',
+  'privatekey',
+  'private_key',
+  'credential',
+  'otp',
+  'pin',
+  'ssn',
+]);
+
+/** A needle this long is distinctive enough to match anywhere in a key (`accessToken` has `token`). */
+const ANYWHERE_MIN_LENGTH = 5;
+
+/**
+ * Builds the key matcher. Case, `-`, `_` and spaces are ignored. A redact key of five characters
+ * or more matches anywhere in a key (`accessToken` matches `token`); a shorter one only as whole
+ * words of it (`pin` matches `pin`, `userPin` and `PIN_CODE`, not `shipping`; `auth` matches
+ * `x-auth`, not `author`).
+ *
+ * @example
+ * const isRedacted = compileRedactor(['token', 'pin']);
+ * [isRedacted('accessToken'), isRedacted('userPin'), isRedacted('shipping')]; // [true, true, false]
+ */
+export function compileRedactor(redactKeys: readonly string[]): (key: string) => boolean {
+  const anywhere: string[] = [];
+  const wordRuns: string[][] = [];
+  for (const redactKey of redactKeys) {
+    const compact = compactKey(redactKey);
+    const run = words(redactKey);
+    if (compact.length >= ANYWHERE_MIN_LENGTH || run.length === 0) {
+      if (compact.length > 0) anywhere.push(compact);
+    } else {
+      wordRuns.push(run);
+    }
+  }
+  // Entries repeat the same keys: remember each answer (bounded, so hostile keys cannot grow it).
+  const known = new Map<string, boolean>();
+  return (key) => {
+    let redacted = known.get(key);
+    if (redacted === undefined) {
+      const compact = compactKey(key);
+      redacted = anywhere.some((needle) => compact.includes(needle));
+      if (!redacted && wordRuns.length > 0) {
+        const keyWords = words(key);
+        redacted = wordRuns.some((run) => containsRun(keyWords, run));
+      }
+      if (known.size < 10_000) known.set(key, redacted);
+    }
+    return redacted;
+  };
+}
+
+const BEARER = /\b(bearer\s+)[\w\-.~+/]{8,}=*/gi;
+const URL_PASSWORD = /\b([a-z][a-z\d+.-]*:\/\/[^\s:/@]*):[^\s/@]+@/gi;
+const KEY_AND_SEPARATOR = /([A-Za-z][\w.-]{0,63})["']?\s{0,8}[=:]\s{0,8}/g;
+const VALUE_END = /[\s",;&)}\]]/;
+
+/**
+ * Redacts secrets written into free text, such as an error message: the value after a redacted
+ * key (`password=…`, `token: "…"`), a bearer token, the password of a URL.
+ *
+ * @example
+ * redactText('login failed: password=hunter2', compileRedactor(['password'])); // 'login failed: password=[REDACTED]'
+ */
+export function redactText(text: string, isRedacted: (key: string) => boolean): string {
+  if (!text.includes('=') && !text.includes(':') && !/bearer/i.test(text)) return text;
+  const cleaned = text.replace(URL_PASSWORD, `$1:${REDACTED}@`).replace(BEARER, `$1${REDACTED}`);
+  let out = '';
+  let done = 0;
+  const pairs = new RegExp(KEY_AND_SEPARATOR);
+  for (let match = pairs.exec(cleaned); match !== null; match = pairs.exec(cleaned)) {
+    if (!isRedacted(match[1])) continue;
+    const start = pairs.lastIndex;
+    const quote = cleaned[start] === '"' || cleaned[start] === "'" ? cleaned[start] : '';
+    // A value ends at its closing quote, or unquoted at a space or a delimiter (':' and '=' are part of it).
+    let end = quote ? cleaned.indexOf(quote, start + 1) : start;
+    if (quote) end = end < 0 ? cleaned.length : end + 1;
+    else while (end < cleaned.length && !VALUE_END.test(cleaned[end])) end += 1;
+    if (end === start) continue;
+    out += `${cleaned.slice(done, start)}${quote}${REDACTED}${quote}`;
+    done = end;
+    pairs.lastIndex = end;
+  }
+  return done === 0 ? cleaned : out + cleaned.slice(done);
+}
+
+function compactKey(key: string): string {
+  return key.toLowerCase().replace(/[-_\s]/g, '');
+}
+
+/** `x-API-Key2` → `['x', 'api', 'key', '2']`: camelCase, acronyms, separators and digits split. */
+function words(key: string): string[] {
+  return key
+    .replace(/([a-z\d])([A-Z])/g, '$1 $2')
+    .replace(/([A-Z]+)([A-Z][a-z])/g, '$1 $2')
+    .replace(/([a-zA-Z])(\d)|(\d)([a-zA-Z])/g, '$1$3 $2$4')
+    .toLowerCase()
+    .split(/[^a-z\d]+/)
+    .filter((word) => word.length > 0);
+}
+
+function containsRun(keyWords: string[], run: string[]): boolean {
+  for (let i = 0; i + run.length <= keyWords.length; i++) {
+    if (run.every((word, j) => keyWords[i + j] === word)) return true;
+  }
+  return false;
+}

@@ -1,0 +1,71 @@
+import { AuditEntryNormalizer, type AuditRecord } from '../audit-entry';
+import { AUDIT_EVENTS } from './audit-event';
+import { ConsoleSink } from './console.sink';
+
+// Docker (and its awslogs driver) splits a log line longer than 16 KiB: no line may be longer.
+const LINE_LIMIT = 16 * 1024;
+
+/** An entry of about `bytes`, with text that grows when escaped: quotes, backslashes, newlines, accents, emoji. */
+function largeRecord(bytes: number): AuditRecord {
+  const unit = 'Grüße "quoted" \\ back\nslash 👩‍👩‍👧 ';
+  const text = unit.repeat(Math.ceil(bytes / Buffer.byteLength(JSON.stringify(unit))));
+  const { record } = new AuditEntryNormalizer([], 64 * 1024).normalize({
+    action: 'nda_created',
+    entityType: 'NDA',
+    entityId: 'big-1',
+    userId: 'u1',
+    changes: { text: text.slice(0, Math.floor(text.length * 0.95)) },
+  });
+  return record;
+}
+
+function captured(emit: (sink: ConsoleSink) => void): string[] {
+  const lines: string[] = [];
+  const spy = jest.spyOn(console, 'error').mockImplementation((...args: unknown[]) => void lines.push(args.map(String).join(' ')));
+  try {
+    emit(new ConsoleSink());
+  } finally {
+    spy.mockRestore();
+  }
+  return lines;
+}
+
+describe('ConsoleSink', () => {
+  it('writes a 60 KiB entry as numbered parts, each line within 16 KiB and valid JSON, which join into the entry', () => {
+    const record = largeRecord(60 * 1024);
+    expect(Buffer.byteLength(JSON.stringify(record))).toBeGreaterThan(55 * 1024);
+    const lines = captured((sink) =>
+      sink.emit(AUDIT_EVENTS.buffered, 'warn', { auditId: record.id, action: record.action, entry: record }),
+    );
+    expect(lines.length).toBeGreaterThan(3);
+    const parsed = lines.map((line) => {
+      expect(Buffer.byteLength(`${line}\n`)).toBeLessThanOrEqual(LINE_LIMIT);
+      return JSON.parse(line) as Record<string, unknown>;
+    });
+    expect(parsed[0]).toMatchObject({ event: AUDIT_EVENTS.buffered, level: 'warn', auditId: record.id, action: 'nda_created', part: 1 });
+    expect(parsed.map((p) => p.event)).toEqual([AUDIT_EVENTS.buffered, ...parsed.slice(1).map(() => AUDIT_EVENTS.entryPart)]);
+    expect(parsed.map((p) => [p.auditId, p.part, p.parts])).toEqual(parsed.map((_, i) => [record.id, i + 1, lines.length]));
+    expect(JSON.parse(parsed.map((p) => p.entryPart).join(''))).toEqual(record);
+  });
+
+  it('writes a small entry as one line, as before', () => {
+    const record = largeRecord(1024);
+    const lines = captured((sink) => sink.emit(AUDIT_EVENTS.buffered, 'warn', { auditId: record.id, entry: record }));
+    expect(lines).toHaveLength(1);
+    expect(JSON.parse(lines[0])).toMatchObject({ event: AUDIT_EVENTS.buffered, entry: record });
+  });
+
+  it('bounds a line without an entry, keeping its event and context', () => {
+    const lines = captured((sink) =>
+      sink.emit(AUDIT_EVENTS.dropped, 'error', { reason: 'spool_bad_checksum', file: 'seg-1.ndjson', line: 3, text: '"x'.repeat(40_000) }),
+    );
+    expect(lines).toHaveLength(1);
+    expect(Buffer.byteLength(`${lines[0]}\n`)).toBeLessThanOrEqual(LINE_LIMIT);
+    expect(JSON.parse(lines[0])).toMatchObject({
+      event: AUDIT_EVENTS.dropped,
+      reason: 'spool_bad_checksum',
+      file: 'seg-1.ndjson',
+      line: 3,
+    });
+  });
+});
