@@ -5,6 +5,8 @@ import { rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Client } from 'pg';
 import { freePort } from '../../src/embedded-database';
+import { embeddedPostgresEntry } from '../../src/embedded-postgres-cache';
+import { CLUSTER_ROOT, leftoverName } from './leftovers';
 
 type Op = 'initialise' | 'start' | 'stop' | 'createDatabase';
 
@@ -16,6 +18,9 @@ type Op = 'initialise' | 'start' | 'stop' | 'createDatabase';
 export class TestPostgres {
   private nextId = 0;
   private readonly waiting = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
+
+  private stderr = '';
+  private exited: Error | undefined;
 
   private constructor(
     private readonly child: ChildProcess,
@@ -30,29 +35,42 @@ export class TestPostgres {
       if (message.ok) waiter.resolve();
       else waiter.reject(new Error(message.error));
     });
+    child.stderr?.on('data', (chunk: Buffer) => (this.stderr = (this.stderr + chunk.toString()).slice(-4000)));
+    // A helper that dies fails what waits on it at once, with its last words, instead of a hook timeout.
+    child.once('exit', (code, signal) => {
+      this.exited = new Error(`the PostgreSQL helper exited (${signal ?? `code ${code}`}): ${this.stderr.trim() || 'no output'}`);
+      for (const waiter of this.waiting.values()) waiter.reject(this.exited);
+      this.waiting.clear();
+    });
   }
 
   /**
    * `durable: true` keeps PostgreSQL's own fsync settings (for benchmarks); the default skips the
    * flushes to disk, which a process kill does not need (commits survive it either way).
+   * `entry` and `cacheRoot` locate `embedded-postgres` as {@link embeddedPostgresEntry} does (tests
+   * of a private checkout). When the server does not start, the helper and its directory are gone.
    */
-  static async start(options: { durable?: boolean } = {}): Promise<TestPostgres> {
-    const dir = join('/tmp', `audit-test-pg-${process.pid}-${randomBytes(4).toString('hex')}`);
+  static async start(options: { durable?: boolean; entry?: string; cacheRoot?: string } = {}): Promise<TestPostgres> {
+    const entry = await embeddedPostgresEntry({ entry: options.entry, cacheRoot: options.cacheRoot });
+    const dir = join(CLUSTER_ROOT, leftoverName('audit-test-pg'));
     const port = await freePort();
     const password = `pw-${randomBytes(6).toString('hex')}`;
-    const settings = JSON.stringify({ dir, port, password, durable: options.durable ?? false });
-    const child = fork(serverScript(), [settings], {
-      stdio: 'ignore',
-      serialization: 'json',
-    });
-    await new Promise<void>((resolve, reject) => {
-      child.once('message', () => resolve());
-      child.once('error', reject);
-    });
+    const settings = JSON.stringify({ dir, port, password, durable: options.durable ?? false, entry });
+    const child = fork(serverScript(), [settings], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], serialization: 'json' });
     const server = new TestPostgres(child, dir, port, password);
-    await server.call('initialise');
-    await server.call('start');
-    return server;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        child.once('message', () => resolve());
+        child.once('error', reject);
+        child.once('exit', () => reject(server.exited));
+      });
+      await server.call('initialise');
+      await server.call('start');
+      return server;
+    } catch (error) {
+      await server.stop();
+      throw error;
+    }
   }
 
   url(database = 'postgres', user = 'postgres', password = this.password): string {
@@ -99,9 +117,12 @@ export class TestPostgres {
   }
 
   async stop(): Promise<void> {
-    const exited = new Promise((resolve) => this.child.once('exit', resolve));
-    this.child.disconnect();
-    await exited;
+    if (!this.exited) {
+      const exited = new Promise((resolve) => this.child.once('exit', resolve));
+      if (this.child.connected) this.child.disconnect();
+      else this.child.kill('SIGKILL');
+      await exited;
+    }
     await rm(this.dir, { recursive: true, force: true });
   }
 
@@ -117,6 +138,7 @@ export class TestPostgres {
   private call(op: Op, arg?: string): Promise<void> {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
+      if (this.exited) return reject(this.exited);
       this.waiting.set(id, { resolve, reject });
       this.child.send({ id, op, arg });
     });
