@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -58,10 +58,18 @@ export function beginRun(): void {
   process.env[RUN_VARIABLE] = String(process.pid);
 }
 
-function killPostmaster(dir: string): void {
+/**
+ * SIGKILLs the postmaster running in data directory `dir`, if one does (its recorded pid is
+ * checked against the process's command line: pids get reused).
+ *
+ * @example
+ * killPostmaster('/tmp/audit-test-pg-4711-4720-9f3a1c2e');
+ */
+export function killPostmaster(dir: string): void {
   try {
     const pid = Number(readFileSync(join(dir, 'postmaster.pid'), 'utf8').split('\n')[0]);
-    if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(dir)) process.kill(pid, 'SIGKILL');
+    if (!alive(pid) || (existsSync('/proc/self') && !readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(dir))) return;
+    process.kill(pid, 'SIGKILL');
   } catch {
     // No cluster there, or its postmaster is gone.
   }

