@@ -150,14 +150,16 @@ describe('clusters of failed or killed test runs do not outlive them', () => {
     const mine = `/tmp/audit-build-999999999-${process.pid}-aaaaaa`;
     const deadRun = `/tmp/audit-test-pg-${dead}-${dead}-bbbbbbbb`;
     const liveRun = `/tmp/audit-test-pg-${process.pid}-${process.pid}-cccccccc`;
-    for (const dir of [mine, deadRun, liveRun]) mkdirSync(dir);
+    const deadOldStyle = `/tmp/audit-test-pg-${dead}-dddddddd`;
+    const liveOldStyle = `/tmp/audit-test-pg-${process.pid}-eeeeeeee`;
+    const dirs = [mine, deadRun, liveRun, deadOldStyle, liveOldStyle];
+    for (const dir of dirs) mkdirSync(dir);
     try {
       const removed = sweepLeftovers('999999999');
-      expect(removed).toEqual(expect.arrayContaining([mine, deadRun]));
-      expect(removed).not.toContain(liveRun);
-      expect([mine, deadRun, liveRun].map(existsSync)).toEqual([false, false, true]);
+      expect(removed).toEqual(expect.arrayContaining([mine, deadRun, deadOldStyle]));
+      expect(dirs.map(existsSync)).toEqual([false, false, true, false, true]);
     } finally {
-      for (const dir of [mine, deadRun, liveRun]) rmSync(dir, { recursive: true, force: true });
+      for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
     }
   });
 });

@@ -8,6 +8,8 @@ export const CLUSTER_ROOT = '/tmp';
 
 const RUN_VARIABLE = 'AUDIT_TEST_RUN';
 const PATTERN = /^audit-(?:test-pg|build)-(\d+)-(\d+)-/;
+/** Clusters named before runs had ids: `audit-test-pg-<pid>-<random>`. */
+const OLD_PATTERN = /^audit-test-pg-(\d+)-[0-9a-f]{8}$/;
 
 /**
  * The id of this test run: the jest process's pid, set by the global setup for its workers (the
@@ -40,7 +42,8 @@ export function sweepLeftovers(run?: string): string[] {
   const removed: string[] = [];
   for (const root of new Set([CLUSTER_ROOT, tmpdir()])) {
     for (const name of readdirSync(root)) {
-      const match = PATTERN.exec(name);
+      const old = OLD_PATTERN.exec(name);
+      const match = PATTERN.exec(name) ?? (old && [old[0], old[1], old[1]]);
       if (!match) continue;
       const [, owner, pid] = match;
       if (owner !== run && (alive(Number(owner)) || alive(Number(pid)))) continue;
