@@ -1,12 +1,33 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { embeddedPostgresEntry } from '../src/embedded-postgres-cache';
 import { sweepLeftovers } from './support/leftovers';
 import { sleep, TestPostgres } from './support/postgres';
 
+const root = join(__dirname, '..');
 const helperScript = join(__dirname, 'support/postgres-server.mjs');
+
+/** A suite as the e2e suites are written, except that its beforeAll fails after a fault, and no afterAll cleans up. */
+const failingSuite = `
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { leftoverName } from '${root}/test/support/leftovers';
+import { TestPostgres } from '${root}/test/support/postgres';
+
+beforeAll(async () => {
+  const pg = await TestPostgres.start();
+  await pg.kill();
+  const build = join(tmpdir(), leftoverName('audit-build'));
+  mkdirSync(build);
+  writeFileSync(process.env.REPORT as string, JSON.stringify({ cluster: pg.dir, build }));
+  throw new Error('beforeAll fails');
+});
+
+it('never runs', () => {});
+`;
 
 /**
  * A stand-in for a jest worker: a process that starts a cluster through the harness's helper in a
@@ -144,6 +165,27 @@ describe('clusters of failed or killed test runs do not outlive them', () => {
     expect(existsSync(pg.dir)).toBe(false);
     expect(await eventually(() => !alive(postmaster), 2000)).toBe(true);
   }, 30_000);
+
+  it('a jest run whose suite fails in beforeAll leaves neither its cluster nor its build behind', () => {
+    const fixtures = mkdtempSync('/tmp/audit-fixture-');
+    try {
+      writeFileSync(join(fixtures, 'fails.fixture.ts'), failingSuite);
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const config = { ...require('../jest.config.js'), rootDir: root, roots: [fixtures], testRegex: '\\.fixture\\.ts$' };
+      const report = join(fixtures, 'report.json');
+      const run = spawnSync(process.execPath, [join(root, 'node_modules/jest/bin/jest.js'), '--config', JSON.stringify(config)], {
+        cwd: root,
+        env: { ...process.env, REPORT: report },
+        encoding: 'utf8',
+        timeout: 60_000,
+      });
+      expect(run.stderr).toContain('beforeAll fails');
+      const { cluster, build } = JSON.parse(readFileSync(report, 'utf8')) as { cluster: string; build: string };
+      expect([existsSync(cluster), existsSync(build)]).toEqual([false, false]);
+    } finally {
+      rmSync(fixtures, { recursive: true, force: true });
+    }
+  }, 60_000);
 
   it("the sweep removes this run's directories and dead runs', never a live run's", () => {
     const dead = spawnSync(process.execPath, ['-e', '']).pid as number;

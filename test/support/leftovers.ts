@@ -16,7 +16,7 @@ const OLD_PATTERN = /^audit-test-pg-(\d+)-[0-9a-f]{8}$/;
  * process's own pid outside jest: bench, chaos).
  */
 export function runId(): string {
-  return process.env[RUN_VARIABLE] ?? String(process.pid);
+  return process.env[RUN_VARIABLE] || String(process.pid);
 }
 
 /**
