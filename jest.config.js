@@ -13,4 +13,7 @@ module.exports = {
   // and a second suite initialising it in the same worker inherits the first one's torn-down hooks.
   workerIdleMemoryLimit: '1MB',
   testTimeout: 60000,
+  // Names the run for its workers; removes the clusters and builds that failed suites or killed runs left in /tmp.
+  globalSetup: '<rootDir>/test/support/global-setup.ts',
+  globalTeardown: '<rootDir>/test/support/global-teardown.ts',
 };

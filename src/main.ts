@@ -3,7 +3,7 @@ import { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { AppModule } from './app.module';
 import { ConfigError, loadConfig } from './config';
-import { startEmbeddedDatabase } from './embedded-database';
+import { EmbeddedDatabaseError, startEmbeddedDatabase } from './embedded-database';
 
 async function bootstrap(): Promise<void> {
   const config = loadConfig(process.env);
@@ -11,7 +11,7 @@ async function bootstrap(): Promise<void> {
   if (!config.databaseUrl) {
     const database = await startEmbeddedDatabase('.data');
     process.env.DATABASE_URL = database.url;
-    logger.log('DATABASE_URL is unset: started an embedded PostgreSQL with its data under .data/');
+    logger.log(`DATABASE_URL is unset: started an embedded PostgreSQL with its data under ${database.dataDir}`);
   }
   const app = await NestFactory.create(AppModule);
   app.enableShutdownHooks();
@@ -20,6 +20,6 @@ async function bootstrap(): Promise<void> {
 }
 
 bootstrap().catch((error: unknown) => {
-  console.error(error instanceof ConfigError ? error.message : error);
+  console.error(error instanceof ConfigError || error instanceof EmbeddedDatabaseError ? error.message : error);
   process.exit(1);
 });

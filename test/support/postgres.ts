@@ -5,6 +5,8 @@ import { rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Client } from 'pg';
 import { freePort } from '../../src/embedded-database';
+import { embeddedPostgresEntry } from '../../src/embedded-postgres-cache';
+import { CLUSTER_ROOT, killPostmaster, leftoverName, runId } from './leftovers';
 
 type Op = 'initialise' | 'start' | 'stop' | 'createDatabase';
 
@@ -16,6 +18,9 @@ type Op = 'initialise' | 'start' | 'stop' | 'createDatabase';
 export class TestPostgres {
   private nextId = 0;
   private readonly waiting = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
+
+  private stderr = '';
+  private exited: Error | undefined;
 
   private constructor(
     private readonly child: ChildProcess,
@@ -30,29 +35,42 @@ export class TestPostgres {
       if (message.ok) waiter.resolve();
       else waiter.reject(new Error(message.error));
     });
+    child.stderr?.on('data', (chunk: Buffer) => (this.stderr = (this.stderr + chunk.toString()).slice(-4000)));
+    // A helper that dies fails what waits on it at once, with its last words, instead of a hook timeout.
+    child.once('exit', (code, signal) => {
+      this.exited = new Error(`the PostgreSQL helper exited (${signal ?? `code ${code}`}): ${this.stderr.trim() || 'no output'}`);
+      for (const waiter of this.waiting.values()) waiter.reject(this.exited);
+      this.waiting.clear();
+    });
   }
 
   /**
    * `durable: true` keeps PostgreSQL's own fsync settings (for benchmarks); the default skips the
    * flushes to disk, which a process kill does not need (commits survive it either way).
+   * `entry` and `cacheRoot` locate `embedded-postgres` as {@link embeddedPostgresEntry} does (tests
+   * of a private checkout). When the server does not start, the helper and its directory are gone.
    */
-  static async start(options: { durable?: boolean } = {}): Promise<TestPostgres> {
-    const dir = join('/tmp', `audit-test-pg-${process.pid}-${randomBytes(4).toString('hex')}`);
+  static async start(options: { durable?: boolean; entry?: string; cacheRoot?: string } = {}): Promise<TestPostgres> {
+    const entry = await embeddedPostgresEntry({ entry: options.entry, cacheRoot: options.cacheRoot });
+    const dir = join(CLUSTER_ROOT, leftoverName('audit-test-pg'));
     const port = await freePort();
     const password = `pw-${randomBytes(6).toString('hex')}`;
-    const settings = JSON.stringify({ dir, port, password, durable: options.durable ?? false });
-    const child = fork(serverScript(), [settings], {
-      stdio: 'ignore',
-      serialization: 'json',
-    });
-    await new Promise<void>((resolve, reject) => {
-      child.once('message', () => resolve());
-      child.once('error', reject);
-    });
+    const settings = JSON.stringify({ dir, port, password, durable: options.durable ?? false, entry, run: Number(runId()) });
+    const child = fork(serverScript(), [settings], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], serialization: 'json' });
     const server = new TestPostgres(child, dir, port, password);
-    await server.call('initialise');
-    await server.call('start');
-    return server;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        child.once('message', () => resolve());
+        child.once('error', reject);
+        child.once('exit', () => reject(server.exited));
+      });
+      await server.call('initialise');
+      await server.call('start');
+      return server;
+    } catch (error) {
+      await server.stop();
+      throw error;
+    }
   }
 
   url(database = 'postgres', user = 'postgres', password = this.password): string {
@@ -65,8 +83,7 @@ export class TestPostgres {
 
   /** SIGKILLs the postmaster: new connections are refused until {@link restart}. */
   async kill(): Promise<void> {
-    const pid = Number(readFileSync(join(this.dir, 'postmaster.pid'), 'utf8').split('\n')[0]);
-    process.kill(pid, 'SIGKILL');
+    process.kill(this.postmasterPid() as number, 'SIGKILL');
     while (await this.accepts()) await sleep(50);
     // Backends notice the postmaster's death and exit; a restart before that finds shared memory in use.
     await sleep(300);
@@ -98,11 +115,25 @@ export class TestPostgres {
     return client;
   }
 
+  /** Stops the server and removes its directory, also after its helper died (the postmaster with it). */
   async stop(): Promise<void> {
-    const exited = new Promise((resolve) => this.child.once('exit', resolve));
-    this.child.disconnect();
-    await exited;
+    if (!this.exited) {
+      const exited = new Promise((resolve) => this.child.once('exit', resolve));
+      if (this.child.connected) this.child.disconnect();
+      else this.child.kill('SIGKILL');
+      await exited;
+    }
+    killPostmaster(this.dir);
     await rm(this.dir, { recursive: true, force: true });
+  }
+
+  /** The pid the postmaster recorded in the data directory, if there is one. */
+  postmasterPid(): number | undefined {
+    try {
+      return Number(readFileSync(join(this.dir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+    } catch {
+      return undefined;
+    }
   }
 
   private async accepts(): Promise<boolean> {
@@ -117,6 +148,7 @@ export class TestPostgres {
   private call(op: Op, arg?: string): Promise<void> {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
+      if (this.exited) return reject(this.exited);
       this.waiting.set(id, { resolve, reject });
       this.child.send({ id, op, arg });
     });

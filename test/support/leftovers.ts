@@ -1,0 +1,88 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/** Where the harness puts clusters: a directory the `postgres` user can reach whatever TMPDIR is. */
+export const CLUSTER_ROOT = '/tmp';
+
+const RUN_VARIABLE = 'AUDIT_TEST_RUN';
+const PATTERN = /^audit-(?:test-pg|build)-(\d+)-(\d+)-/;
+/** Clusters named before runs had ids: `audit-test-pg-<pid>-<random>`. */
+const OLD_PATTERN = /^audit-test-pg-(\d+)-[0-9a-f]{8}$/;
+
+/**
+ * The id of this test run: the jest process's pid, set by the global setup for its workers (the
+ * process's own pid outside jest: bench, chaos).
+ */
+export function runId(): string {
+  return process.env[RUN_VARIABLE] || String(process.pid);
+}
+
+/**
+ * A name for a temporary directory of kind `prefix` that {@link sweepLeftovers} can attribute:
+ * `<prefix>-<run>-<pid>-<random>`.
+ *
+ * @example
+ * join(CLUSTER_ROOT, leftoverName('audit-test-pg')); // /tmp/audit-test-pg-4711-4720-9f3a1c2e
+ */
+export function leftoverName(prefix: 'audit-test-pg' | 'audit-build'): string {
+  return `${prefix}-${runId()}-${process.pid}-${randomBytes(4).toString('hex')}`;
+}
+
+/**
+ * Removes the clusters and builds of run `run` (all done when it calls this) and those of runs
+ * whose processes are all gone (a killed jest), killing a postmaster still running in one.
+ * Directories of live runs, such as a colleague's, stay.
+ *
+ * @example
+ * sweepLeftovers(runId()); // from jest's globalTeardown
+ */
+export function sweepLeftovers(run?: string): string[] {
+  const removed: string[] = [];
+  for (const root of new Set([CLUSTER_ROOT, tmpdir()])) {
+    for (const name of readdirSync(root)) {
+      const old = OLD_PATTERN.exec(name);
+      const match = PATTERN.exec(name) ?? (old && [old[0], old[1], old[1]]);
+      if (!match) continue;
+      const [, owner, pid] = match;
+      if (owner !== run && (alive(Number(owner)) || alive(Number(pid)))) continue;
+      const dir = join(root, name);
+      killPostmaster(dir);
+      rmSync(dir, { recursive: true, force: true });
+      removed.push(dir);
+    }
+  }
+  return removed;
+}
+
+/** Marks this process as the root of a test run, so the worker processes it starts name theirs after it. */
+export function beginRun(): void {
+  process.env[RUN_VARIABLE] = String(process.pid);
+}
+
+/**
+ * SIGKILLs the postmaster running in data directory `dir`, if one does (its recorded pid is
+ * checked against the process's command line: pids get reused).
+ *
+ * @example
+ * killPostmaster('/tmp/audit-test-pg-4711-4720-9f3a1c2e');
+ */
+export function killPostmaster(dir: string): void {
+  try {
+    const pid = Number(readFileSync(join(dir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+    if (!alive(pid) || (existsSync('/proc/self') && !readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(dir))) return;
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // No cluster there, or its postmaster is gone.
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
