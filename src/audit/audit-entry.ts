@@ -1,5 +1,6 @@
 import { compileRedactor, convertJsonSafe, type JsonSafeResult, safeString, toJsonSafe, UNREADABLE } from './json-safe';
 import { storableOccurredAt, withOriginalOccurredAt } from './occurred-at';
+import { recordBytes } from './record-json';
 import { userIdText } from './user-id';
 import { uuidv7 } from './uuidv7';
 
@@ -135,7 +136,7 @@ export class AuditEntryNormalizer {
   }
 
   private capSize(record: AuditRecord, changes: JsonSafeResult, metadata: JsonSafeResult): { record: AuditRecord; bytes: number } {
-    let bytes = Buffer.byteLength(JSON.stringify(record));
+    let bytes = recordBytes(record);
     if (bytes <= this.maxEntryBytes && changes.complete && metadata.complete) return { record, bytes };
     // A preview a quarter of the budget each leaves room for the fixed fields (at most ~1.3 KiB).
     const previewChars = Math.floor(this.maxEntryBytes / 4 / 4);
@@ -144,7 +145,7 @@ export class AuditEntryNormalizer {
       changes: truncate(record.changes, changes, previewChars),
       metadata: truncate(record.metadata, metadata, previewChars),
     };
-    bytes = Buffer.byteLength(JSON.stringify(capped));
+    bytes = recordBytes(capped);
     return { record: capped, bytes };
   }
 }

@@ -2,6 +2,7 @@ import { type EntityManager, type Repository } from 'typeorm';
 import { type AuditRecord } from './audit-entry';
 import { type AuditLog } from './audit-log.entity';
 import { doubleInsert, toAuditLog } from './audit-repository';
+import { payloadJson } from './record-json';
 import { WRITE_TIMEOUT_CODE } from './db-error';
 
 /** The columns every audit insert writes, in parameter order. */
@@ -123,8 +124,8 @@ export function buildAuditInsert(
       r.ip,
       r.userAgent,
       r.requestId,
-      json(r.changes),
-      json(r.metadata),
+      payloadJson(r).changes,
+      payloadJson(r).metadata,
     );
     const base = parameters.length - AUDIT_COLUMNS.length;
     return `(${AUDIT_COLUMNS.map((_, i) => `$${base + i + 1}`).join(', ')})`;
@@ -157,8 +158,8 @@ export function buildAuditInsertText(table: string, records: readonly AuditRecor
         r.ip,
         r.userAgent,
         r.requestId,
-        json(r.changes),
-        json(r.metadata),
+        payloadJson(r).changes,
+        payloadJson(r).metadata,
       ]
         .map(literal)
         .join(', ')})`,
@@ -183,10 +184,6 @@ export function quoteTablePath(path: string): string {
     .split('.')
     .map((part) => `"${part.replaceAll('"', '""')}"`)
     .join('.');
-}
-
-function json(value: unknown): string | null {
-  return value === null || value === undefined ? null : JSON.stringify(value);
 }
 
 /**
