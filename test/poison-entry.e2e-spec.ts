@@ -5,7 +5,7 @@ import fc from 'fast-check';
 import { AuditLog, AuditModule, AuditService, CreateAuditLog1732700000000 } from '../src/audit';
 import { type AuditEntry, AuditEntryNormalizer } from '../src/audit/audit-entry';
 import { AUDIT_DEFAULTS } from '../src/audit/audit-options';
-import { buildAuditInsert } from '../src/audit/audit.writer';
+import { buildAuditInsert } from '../src/audit/audit-insert-sql';
 import { TestPostgres } from './support/postgres';
 import { StderrCapture } from './support/stderr';
 

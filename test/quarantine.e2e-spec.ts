@@ -6,7 +6,7 @@ import { type Client } from 'pg';
 import { DataSource } from 'typeorm';
 import { CreateAuditLog1732700000000 } from '../src/audit';
 import { AuditEntryNormalizer, type AuditRecord } from '../src/audit/audit-entry';
-import { buildAuditInsert } from '../src/audit/audit.writer';
+import { buildAuditInsert } from '../src/audit/audit-insert-sql';
 import { AuditQuarantine, isolateRefused } from '../src/audit/quarantine';
 import { ConsoleSink, SentryReporter } from '../src/audit/sinks';
 import { decodeSpoolLine } from '../src/audit/spool';

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { DataSource } from 'typeorm';
 import { AUDIT_EVENTS, CreateAuditLog1732700000000, FileSpool } from '../src/audit';
 import { AuditEntryNormalizer, type AuditRecord } from '../src/audit/audit-entry';
-import { buildAuditInsert } from '../src/audit/audit.writer';
+import { buildAuditInsert } from '../src/audit/audit-insert-sql';
 import { AuditQuarantine, isolateRefused } from '../src/audit/quarantine';
 import { ConsoleSink, formatEventLine, type AuditReporter } from '../src/audit/sinks';
 import { type Build, buildProject } from './support/build';

@@ -93,4 +93,4 @@ export function rowValues(row: AuditRow): unknown[] {
   ];
 }
 
-export { AUDIT_COLUMNS } from '../../src/audit/audit.writer';
+export { AUDIT_COLUMNS } from '../../src/audit/audit-insert-sql';

@@ -125,9 +125,10 @@ export class AuditFallback {
   }
 
   /** An entry that could not be normalized at all: counted as dropped, with what could be read of it. */
-  unreadable(context: Record<string, string | null>, error: string): void {
+  unreadable(entry: unknown, error: unknown): void {
+    const context = readableContext(entry);
     this.count(1);
-    this.console.emit(AUDIT_EVENTS.dropped, 'error', { ...context, reason: 'normalize_failed', error });
+    this.console.emit(AUDIT_EVENTS.dropped, 'error', { ...context, reason: 'normalize_failed', error: safeText(error) });
     try {
       this.reporter.entriesDropped({ count: 1, reason: 'normalize_failed', action: context.action ?? 'unknown' });
     } catch {
@@ -219,4 +220,26 @@ function mergeBySeq(a: BufferedEntry[], b: BufferedEntry[]): BufferedEntry[] {
   let j = 0;
   while (i < a.length || j < b.length) merged.push(j >= b.length || (i < a.length && a[i].seq < b[j].seq) ? a[i++] : b[j++]);
   return merged;
+}
+
+/** Whatever can be read of an entry that could not be normalized, each field on its own. */
+function readableContext(entry: unknown): Record<string, string | null> {
+  const context: Record<string, string | null> = {};
+  for (const key of ['action', 'entityType', 'entityId', 'userId'] as const) {
+    try {
+      const value = (entry as Record<string, unknown>)[key];
+      context[key] = typeof value === 'string' || typeof value === 'number' ? String(value).slice(0, 256) : null;
+    } catch {
+      context[key] = null;
+    }
+  }
+  return context;
+}
+
+function safeText(error: unknown): string {
+  try {
+    return String(error).slice(0, 300);
+  } catch {
+    return 'unreadable error';
+  }
 }

@@ -40,7 +40,10 @@ export interface AuditStatus {
 
 /**
  * Records audit entries and keeps them safe when the database is not. `log()` never rejects.
- * While up, concurrent entries share one multi-row INSERT (group commit). The first failed or
+ * While up, concurrent entries share one multi-row INSERT (group commit); what waits for the
+ * database is bounded by `bufferSize` and `bufferMaxBytes`, and an entry not committed
+ * `writeTimeoutMs` after its `log()` counts as a failed write. Entries the database refuses for
+ * their content are quarantined and the rest of their batch commits. The first failed or
  * timed-out write turns the service `down`: entries then go to the ring buffer and to one stderr
  * line each (or, in sync mode with a spool, straight to the fsynced spool), and Sentry hears of
  * every failed attempt. After a cool-down (exponential backoff with jitter) the next entry, or the
@@ -119,7 +122,7 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
         else this.route(pending);
       } catch (error) {
         // Unreachable by design (normalize never throws); kept so log() can honour "never rejects".
-        this.fallback.unreadable(readableContext(entry), safeText(error));
+        this.fallback.unreadable(entry, error);
         settle();
       }
     });
@@ -454,26 +457,4 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
 async function within(promise: Promise<unknown> | undefined, ms: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   await Promise.race([promise, new Promise((resolve) => (timer = setTimeout(resolve, ms)))]).finally(() => clearTimeout(timer));
-}
-
-/** Whatever can be read of an entry that could not be normalized, each field on its own. */
-function readableContext(entry: unknown): Record<string, string | null> {
-  const context: Record<string, string | null> = {};
-  for (const key of ['action', 'entityType', 'entityId', 'userId'] as const) {
-    try {
-      const value = (entry as Record<string, unknown>)[key];
-      context[key] = typeof value === 'string' || typeof value === 'number' ? String(value).slice(0, 256) : null;
-    } catch {
-      context[key] = null;
-    }
-  }
-  return context;
-}
-
-function safeText(error: unknown): string {
-  try {
-    return String(error).slice(0, 300);
-  } catch {
-    return 'unreadable error';
-  }
 }

@@ -2,24 +2,8 @@ import { type EntityManager, type Repository } from 'typeorm';
 import { type AuditRecord } from './audit-entry';
 import { type AuditLog } from './audit-log.entity';
 import { doubleInsert, toAuditLog } from './audit-repository';
-import { payloadJson } from './record-json';
+import { buildAuditInsert, buildAuditInsertText, quoteTablePath } from './audit-insert-sql';
 import { WRITE_TIMEOUT_CODE } from './db-error';
-
-/** The columns every audit insert writes, in parameter order. */
-export const AUDIT_COLUMNS = [
-  'id',
-  'occurred_at',
-  'action',
-  'entity_type',
-  'entity_id',
-  'user_id',
-  'outcome',
-  'ip',
-  'user_agent',
-  'request_id',
-  'changes',
-  'metadata',
-];
 
 /**
  * Inserts batches of records into `audit_log` with one multi-row `INSERT … ON CONFLICT (id) DO
@@ -97,93 +81,6 @@ export class AuditWriter {
   private table(): string {
     return quoteTablePath(this.repository.metadata.tablePath);
   }
-}
-
-/**
- * The multi-row insert of `records`; with `returning`, the ids really inserted come back (the
- * ones already present do not).
- *
- * @example
- * const { sql, parameters } = buildAuditInsert('"audit_log"', records, { returning: true });
- */
-export function buildAuditInsert(
-  table: string,
-  records: readonly AuditRecord[],
-  options: { returning?: boolean } = {},
-): { sql: string; parameters: unknown[] } {
-  const parameters: unknown[] = [];
-  const rows = records.map((r) => {
-    parameters.push(
-      r.id,
-      r.occurredAt,
-      r.action,
-      r.entityType,
-      r.entityId,
-      r.userId,
-      r.outcome,
-      r.ip,
-      r.userAgent,
-      r.requestId,
-      payloadJson(r).changes,
-      payloadJson(r).metadata,
-    );
-    const base = parameters.length - AUDIT_COLUMNS.length;
-    return `(${AUDIT_COLUMNS.map((_, i) => `$${base + i + 1}`).join(', ')})`;
-  });
-  const returning = options.returning ? ' RETURNING id' : '';
-  return {
-    sql: `INSERT INTO ${table} (${AUDIT_COLUMNS.join(', ')}) VALUES ${rows.join(', ')} ON CONFLICT (id) DO NOTHING${returning}`,
-    parameters,
-  };
-}
-
-/**
- * The multi-row insert of `records` as one SQL text, values as escaped literals (no parameters),
- * so that it can share a simple-protocol query string with the `SET LOCAL`s before it.
- *
- * @example
- * buildAuditInsertText('"audit_log"', records); // INSERT INTO "audit_log" (id, …) VALUES ('0190…', …), … ON CONFLICT (id) DO NOTHING
- */
-export function buildAuditInsertText(table: string, records: readonly AuditRecord[]): string {
-  const rows = records.map(
-    (r) =>
-      `(${[
-        r.id,
-        r.occurredAt,
-        r.action,
-        r.entityType,
-        r.entityId,
-        r.userId,
-        r.outcome,
-        r.ip,
-        r.userAgent,
-        r.requestId,
-        payloadJson(r).changes,
-        payloadJson(r).metadata,
-      ]
-        .map(literal)
-        .join(', ')})`,
-  );
-  return `INSERT INTO ${table} (${AUDIT_COLUMNS.join(', ')}) VALUES ${rows.join(', ')} ON CONFLICT (id) DO NOTHING`;
-}
-
-/**
- * A string as an SQL literal, right whatever `standard_conforming_strings` says: quotes doubled,
- * and with a backslash in it, an `E''` string with backslashes doubled. Normalized text holds no
- * NUL, which no PostgreSQL string can.
- */
-function literal(value: string | null): string {
-  if (value === null) return 'NULL';
-  const quoted = value.replaceAll("'", "''");
-  return value.includes('\\') ? ` E'${quoted.replaceAll('\\', '\\\\')}'` : `'${quoted}'`;
-}
-
-/** `schema.table` → `"schema"."table"`. */
-export function quoteTablePath(path: string): string {
-  return path
-    .split('.')
-    .map((part) => `"${part.replaceAll('"', '""')}"`)
-    .join('.');
 }
 
 /**

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { Client } from 'pg';
-import { buildAuditInsert, quoteTablePath } from '../audit.writer';
+import { buildAuditInsert, quoteTablePath } from '../audit-insert-sql';
 import { connectionSecrets, sanitizeDbError } from '../db-error';
 import { isolateRefused } from '../quarantine/isolate-refused';
 import { readReplaySource } from './replay-source';
