@@ -13,7 +13,7 @@ describe('chaos: the fault schedule under load', () => {
 
   beforeAll(async () => {
     build = buildProject();
-    result = await runChaos({ main: join(build.dir, 'src/main.js'), env: build.env, phaseMs: 1000, workers: 4, catchUpMs: 2000 });
+    result = await runChaos({ main: join(build.dir, 'src/main.js'), env: build.env, phaseMs: 1000, workers: 4, catchUpMs: 5000 });
   }, 120_000);
 
   afterAll(async () => {
