@@ -80,7 +80,7 @@ function examplesOf(file: string, text: string): Example[] {
  * Type-checks the examples of `sources` (file → text) in two programs: the first finds the names
  * each example leaves undeclared; the second compiles each with those names imported (from the
  * file it documents, else the package's entry points) or declared `any`. Returns each example's
- * remaining diagnostics as `file:line:column TScode message`.
+ * remaining diagnostics as `file:line:column TScode message`, the column counted after the ` * `.
  */
 function checkExamples(sources: Map<string, string>): { examples: Example[]; diagnostics: Map<Example, string[]> } {
   const examples = [...sources].flatMap(([file, text]) => examplesOf(file, text));
