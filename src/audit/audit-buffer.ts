@@ -14,7 +14,9 @@ export interface BufferedEntry {
  * provide your own under this token to change it.
  *
  * @example
- * constructor(@Inject(AuditBuffer) private readonly buffer: AuditBuffer) {}
+ * class BufferProbe {
+ *   constructor(@Inject(AuditBuffer) private readonly buffer: AuditBuffer) {}
+ * }
  */
 export const AuditBuffer = Symbol('AUDIT:BUFFER');
 export interface AuditBuffer {

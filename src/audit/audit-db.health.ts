@@ -10,8 +10,16 @@ import { AuditService } from './audit.service';
  * `lastError` (sanitized: no URL, host or password); with a spool also `spooled`, `spoolBytes`.
  *
  * @example
- * @Get('health') @HealthCheck()
- * check() { return this.health.check([() => this.auditDb.isHealthy()]); }
+ * import { Controller, Get } from '@nestjs/common';
+ * import { HealthCheck, HealthCheckService } from '@nestjs/terminus';
+ *
+ * @Controller('health')
+ * class HealthController {
+ *   constructor(private readonly health: HealthCheckService, private readonly auditDb: DbHealthIndicator) {}
+ *
+ *   @Get() @HealthCheck()
+ *   check() { return this.health.check([() => this.auditDb.isHealthy()]); }
+ * }
  */
 @Injectable()
 export class DbHealthIndicator {

@@ -6,7 +6,9 @@ import { type AuditOutcome } from './audit-entry';
  * {@link CreateAuditLog1732700000000}; the database refuses UPDATE, DELETE and TRUNCATE on it.
  *
  * @example
- * TypeOrmModule.forRoot({ ..., entities: [AuditLog], migrations: [CreateAuditLog1732700000000] });
+ * import { TypeOrmModule } from '@nestjs/typeorm';
+ *
+ * TypeOrmModule.forRoot({ type: 'postgres', url, entities: [AuditLog], migrations: [CreateAuditLog1732700000000], migrationsRun: true });
  */
 @Entity({ name: 'audit_log' })
 @Index('audit_log_entity_idx', ['entityType', 'entityId'])

@@ -28,9 +28,14 @@ export interface AuditedMetadata extends AuditedOptions {
  * class is defined, so a bad name stops start-up with an `AUDIT_INVALID_ACTION` error.
  *
  * @example
- * @Post()
- * @Audited('nda_created', { entityType: 'NDA', entityId: { result: 'id' } })
- * create(@Body() body: CreateNdaDto) { … }
+ * import { Body, Post } from '@nestjs/common';
+ * import { randomUUID } from 'node:crypto';
+ *
+ * class NdasController {
+ *   @Post()
+ *   @Audited('nda_created', { entityType: 'NDA', entityId: { result: 'id' } })
+ *   create(@Body() body: { title: string }) { return { id: randomUUID(), ...body }; }
+ * }
  */
 export function Audited(action: string, options: AuditedOptions = {}): MethodDecorator {
   return (target, propertyKey, descriptor) => {

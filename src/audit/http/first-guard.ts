@@ -13,7 +13,8 @@ interface GuardsHolder {
  * expose its guards, so the caller can say so.
  *
  * @example
- * useFactory: (recorder, moduleRef) => { const gate = new AuditGateGuard(recorder); putFirstAmongGlobalGuards(moduleRef, gate); return gate; }
+ * // In the gate's provider factory, with ModuleRef injected:
+ * if (!putFirstAmongGlobalGuards(moduleRef, gate)) logger.warn('refusals by global guards go unrecorded');
  */
 export function putFirstAmongGlobalGuards(moduleRef: ModuleRef, guard: CanActivate): boolean {
   // Nest has no public way to order global guards; its ApplicationConfig keeps them in one array.

@@ -26,7 +26,7 @@ export interface QuarantineResult {
  *
  * @example
  * const quarantine = new AuditQuarantine(options.spoolDir, consoleSink, reporter, secrets);
- * const { refused } = await isolateRefused(records, (batch) => writer.insert(batch));
+ * const { refused } = await isolateRefused(records, (batch: AuditRecord[]) => writer.insert(batch));
  * await quarantine.put(refused); // { quarantined: 1, file: '/var/spool/audit/quarantine/quarantine-….ndjson' }
  */
 export class AuditQuarantine {

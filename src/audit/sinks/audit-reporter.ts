@@ -50,7 +50,13 @@ export interface QuarantineReport {
  * `@sentry/nestjs` (a no-op until `Sentry.init()` has run).
  *
  * @example
- * { provide: AuditReporter, useValue: { writeFailed: (r) => pager.send(r), recovered: () => {}, entriesDropped: (r) => pager.send(r), entriesQuarantined: (r) => pager.send(r) } }
+ * const pagerReporter: AuditReporter = {
+ *   writeFailed: (report) => pager.send(report),
+ *   recovered: () => {},
+ *   entriesDropped: (report) => pager.send(report),
+ *   entriesQuarantined: (report) => pager.send(report),
+ * };
+ * const provider = { provide: AuditReporter, useValue: pagerReporter };
  */
 export const AuditReporter = Symbol('AUDIT:REPORTER');
 export interface AuditReporter {

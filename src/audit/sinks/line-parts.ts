@@ -83,7 +83,11 @@ function fitFields(head: Omit<AuditEventLine, 'entry'>): AuditEventLine {
  *
  * @example
  * const parts = new EntryParts();
- * for (const line of lines) { const whole = parts.add(JSON.parse(line)); if (whole) use(whole.entry); }
+ * for (const text of lines) {
+ *   const line: unknown = JSON.parse(text);
+ *   const whole = EntryParts.isPart(line) ? parts.add(line) : null;
+ *   if (whole && whole !== 'bad') use(whole.entry);
+ * }
  */
 export class EntryParts {
   private readonly open = new Map<string, { head?: Record<string, unknown>; pieces: (string | undefined)[]; missing: number }>();

@@ -26,7 +26,8 @@ export class AuditDbWriteError extends Error {
  * and the end of an outage at level `info` with its totals.
  *
  * @example
- * new SentryReporter().writeFailed({ error, attempt: 'write', action: 'nda_created', … });
+ * new SentryReporter().writeFailed({ error, attempt: 'write', action: 'nda_created', userId: 'u-42', entityType: 'NDA',
+ *   entityId: '7', entries: 1, buffered: 0 });
  */
 @Injectable()
 export class SentryReporter implements AuditReporter {

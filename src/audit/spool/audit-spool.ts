@@ -23,7 +23,9 @@ export interface SpoolRejection {
  * is configured. The default is a {@link FileSpool}.
  *
  * @example
- * constructor(@Inject(AuditSpool) private readonly spool: AuditSpool | null) {}
+ * class SpoolProbe {
+ *   constructor(@Inject(AuditSpool) private readonly spool: AuditSpool | null) {}
+ * }
  */
 export const AuditSpool = Symbol('AUDIT:SPOOL');
 export interface AuditSpool {

@@ -12,6 +12,7 @@ import { type SpoolOwner } from './spool-owner';
  * segment goes to exactly one. Returns the adopted segments, measured, by their new names.
  *
  * @example
+ * let counter = 0;
  * const adopted = await adoptSegments(dir, files, owner, (s) => segmentName(s.time, counter++, owner.id));
  */
 export async function adoptSegments(

@@ -7,7 +7,7 @@ export const SPOOL_ERROR_CODES = { read: 'AUDIT_SPOOL_READ' } as const;
  * and the next replay tries it again.
  *
  * @example
- * spool.replay(insert, 500, onRejected).catch((e) => e instanceof SpoolReadError && e.code); // 'AUDIT_SPOOL_READ'
+ * spool.replay(insert, 500, onRejected).catch((e: unknown) => e instanceof SpoolReadError && e.code); // 'AUDIT_SPOOL_READ'
  */
 export class SpoolReadError extends Error {
   override readonly name = 'SpoolReadError';

@@ -80,7 +80,7 @@ export class AuditRepositoryDouble {
  * A double whose every insert rejects, as a database that refuses connections.
  *
  * @example
- * .overrideProvider(getRepositoryToken(AuditLog)).useValue(failingAuditRepository())
+ * Test.createTestingModule({ imports: [AppModule] }).overrideProvider(getRepositoryToken(AuditLog)).useValue(failingAuditRepository());
  */
 export function failingAuditRepository(error?: Error): AuditRepositoryDouble {
   return new AuditRepositoryDouble('fail', { error });
@@ -91,7 +91,7 @@ export function failingAuditRepository(error?: Error): AuditRepositoryDouble {
  * write timeout.
  *
  * @example
- * .overrideProvider(getRepositoryToken(AuditLog)).useValue(hangingAuditRepository())
+ * Test.createTestingModule({ imports: [AppModule] }).overrideProvider(getRepositoryToken(AuditLog)).useValue(hangingAuditRepository());
  */
 export function hangingAuditRepository(): AuditRepositoryDouble {
   return new AuditRepositoryDouble('hang');
