@@ -135,9 +135,10 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
    * must be reachable through `manager`, i.e. in the same database.
    *
    * @example
-   * await dataSource.transaction(async (manager) => {
-   *   const nda = await manager.save(Nda, input);
-   *   await auditService.record({ action: 'nda_created', entityType: 'NDA', entityId: nda.id }, { manager });
+   * import { type EntityManager } from 'typeorm';
+   * await dataSource.transaction(async (manager: EntityManager) => {
+   *   await manager.query('INSERT INTO nda (id, title) VALUES ($1, $2)', [id, title]);
+   *   await auditService.record({ action: 'nda_created', entityType: 'NDA', entityId: id }, { manager });
    * });
    */
   async record(entry: AuditEntry, { manager }: { manager: EntityManager }): Promise<AuditRecord> {
