@@ -9,9 +9,10 @@ import { http } from './scenarios/http';
 import { memory } from './scenarios/memory';
 import { outage } from './scenarios/outage';
 import { recovery } from './scenarios/recovery';
+import { scale } from './scenarios/scale';
 import { throughput } from './scenarios/throughput';
 
-const SCENARIOS = ['throughput', 'curve', 'http', 'outage', 'recovery', 'memory'] as const;
+const SCENARIOS = ['throughput', 'curve', 'http', 'outage', 'recovery', 'memory', 'scale'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 /** `node bench/dist/bench/run.js [scenario…]`: all scenarios, or only those named. */
@@ -43,6 +44,8 @@ async function main(): Promise<void> {
   const times = { warmupS: Number(process.env.BENCH_WARMUP_S ?? 2), measureS: Number(process.env.BENCH_HTTP_S ?? 4) };
   const memorySeconds = Number(process.env.BENCH_MEMORY_S ?? 60);
   const curveSeconds = Number(process.env.BENCH_CURVE_S ?? 3);
+  const scaleRows = (process.env.BENCH_SCALE_ROWS ?? '1000000,10000000').split(',').map(Number);
+  const scaleEntries = Number(process.env.BENCH_SCALE_ENTRIES ?? 50_000);
   try {
     const appDb = await startPostgres();
     servers.push(appDb);
@@ -61,8 +64,7 @@ async function main(): Promise<void> {
         http(appDb, 'http', { ...times, rounds: 5 }, details),
       );
     }
-    const audit =
-      only.some((s) => s !== 'throughput' && s !== 'curve' && s !== 'http') || only.length === 0 ? await startPostgres() : undefined;
+    const audit = only.some((s) => ['outage', 'recovery', 'memory'].includes(s)) || only.length === 0 ? await startPostgres() : undefined;
     if (audit) servers.push(audit);
     if (audit && wanted('outage')) {
       await step('outage', 'POST /ndas with the audit database healthy, then killed', () =>
@@ -75,6 +77,20 @@ async function main(): Promise<void> {
     if (audit && wanted('memory')) {
       await step('memory', `${memorySeconds} s of POST /ndas with the audit database down`, () =>
         memory(appDb, audit, memorySeconds, details),
+      );
+    }
+    if (wanted('scale')) {
+      await step(
+        'scale',
+        `log() into audit_log holding ${scaleRows.join(', ')} rows, against an empty one (a server of its own)`,
+        async () => {
+          const pg = await startPostgres();
+          try {
+            return await scale(pg, { rows: scaleRows, entries: scaleEntries, warmup: 2000, rounds: 3 }, details);
+          } finally {
+            await pg.stop();
+          }
+        },
       );
     }
   } finally {
