@@ -65,7 +65,7 @@ export async function scale(pg: TestPostgres, sizes: ScaleSizes, details: Record
   const big = await freshAuditDatabase(pg, 'scale_big');
   await pg.query('ALTER TABLE audit_log SET (autovacuum_enabled = false)', [], 'scale_big');
   // Fewer checkpoints while filling (each one makes the next write of every page a full-page image in the WAL).
-  await pg.query("ALTER SYSTEM SET max_wal_size = '32GB'");
+  await pg.query("ALTER SYSTEM SET max_wal_size = '8GB'");
   await pg.query('SELECT pg_reload_conf()');
   const anchor = new Date().toISOString();
   let generated = 0;
