@@ -54,7 +54,7 @@ const FILL = `
  * neither the fill's writes nor a vacuum of millions of rows lands in a measurement.
  *
  * @example
- * const figures = await scale(pg, { rows: [0, 1_000_000, 10_000_000], entries: 50_000, warmup: 2000, rounds: 2 }, details);
+ * const figures = await scale(pg, { rows: [0, 1_000_000, 10_000_000], entries: 50_000, warmup: 2000, rounds: 3 }, details);
  */
 export async function scale(pg: TestPostgres, sizes: ScaleSizes, details: Record<string, unknown>): Promise<Figure[]> {
   const entries = auditEntries(sizes.entries + sizes.warmup);
