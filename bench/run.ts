@@ -4,13 +4,15 @@ import { join } from 'node:path';
 import { killAllApps } from './support/app-process';
 import { REPO_ROOT, startPostgres, type TestPostgres } from './support/postgres';
 import { type Figure, printTable, writeResults } from './support/report';
+import { curve } from './scenarios/curve';
 import { http } from './scenarios/http';
 import { memory } from './scenarios/memory';
 import { outage } from './scenarios/outage';
 import { recovery } from './scenarios/recovery';
+import { scale } from './scenarios/scale';
 import { throughput } from './scenarios/throughput';
 
-const SCENARIOS = ['throughput', 'http', 'outage', 'recovery', 'memory'] as const;
+const SCENARIOS = ['throughput', 'curve', 'http', 'outage', 'recovery', 'memory', 'scale'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 /** `node bench/dist/bench/run.js [scenario…]`: all scenarios, or only those named. */
@@ -41,6 +43,9 @@ async function main(): Promise<void> {
   };
   const times = { warmupS: Number(process.env.BENCH_WARMUP_S ?? 2), measureS: Number(process.env.BENCH_HTTP_S ?? 4) };
   const memorySeconds = Number(process.env.BENCH_MEMORY_S ?? 60);
+  const curveSeconds = Number(process.env.BENCH_CURVE_S ?? 3);
+  const scaleRows = (process.env.BENCH_SCALE_ROWS ?? '1000000,10000000').split(',').map(Number);
+  const scaleEntries = Number(process.env.BENCH_SCALE_ENTRIES ?? 50_000);
   try {
     const appDb = await startPostgres();
     servers.push(appDb);
@@ -49,12 +54,17 @@ async function main(): Promise<void> {
         throughput(appDb, { entries: 100_000, naiveEntries: 5000, warmup: 2000, rounds: 2 }, details),
       );
     }
+    if (wanted('curve')) {
+      await step('curve', `log() throughput from 1, 10, 100 and 1000 concurrent callers, ${curveSeconds} s each`, () =>
+        curve(appDb, curveSeconds, details),
+      );
+    }
     if (wanted('http')) {
       await step('http', 'POST /ndas on three apps (AUDIT_HTTP=false, async, sync), load alternating', () =>
         http(appDb, 'http', { ...times, rounds: 5 }, details),
       );
     }
-    const audit = only.some((s) => s !== 'throughput' && s !== 'http') || only.length === 0 ? await startPostgres() : undefined;
+    const audit = only.some((s) => ['outage', 'recovery', 'memory'].includes(s)) || only.length === 0 ? await startPostgres() : undefined;
     if (audit) servers.push(audit);
     if (audit && wanted('outage')) {
       await step('outage', 'POST /ndas with the audit database healthy, then killed', () =>
@@ -67,6 +77,20 @@ async function main(): Promise<void> {
     if (audit && wanted('memory')) {
       await step('memory', `${memorySeconds} s of POST /ndas with the audit database down`, () =>
         memory(appDb, audit, memorySeconds, details),
+      );
+    }
+    if (wanted('scale')) {
+      await step(
+        'scale',
+        `log() into audit_log holding ${scaleRows.join(', ')} rows, against an empty one (a server of its own)`,
+        async () => {
+          const pg = await startPostgres();
+          try {
+            return await scale(pg, { rows: scaleRows, entries: scaleEntries, warmup: 2000, rounds: 3 }, details);
+          } finally {
+            await pg.stop();
+          }
+        },
       );
     }
   } finally {

@@ -1,0 +1,146 @@
+import { auditEntries } from '../support/entries';
+import { median } from '../support/load';
+import { countRows, freshAuditDatabase, type TestPostgres } from '../support/postgres';
+import { type Figure } from '../support/report';
+import { moduleLog } from './throughput';
+
+/** Rows already in `audit_log` at each point (0 is the empty table), entries logged per measurement, rounds per point. */
+export interface ScaleSizes {
+  rows: number[];
+  entries: number;
+  warmup: number;
+  rounds: number;
+}
+
+const AGENT = 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36';
+const FILL_CHUNK = 1_000_000;
+
+/**
+ * History rows `$1`..`$2 - 1`, made by PostgreSQL with the formulas of the bench's entries
+ * (`auditEntries`: the same entity ids, users, actions, ip and body shape; the body's numbers
+ * repeat every 10,000 rows, built once, as building JSON is most of the cost), one every 3 s up to
+ * `$3` for `$5` rows in all, with UUIDv7 ids of their own time: the trail looks like a year of this
+ * traffic, and new entries append to its time-ordered indexes as they would.
+ */
+const FILL = `
+  WITH body AS MATERIALIZED (
+    SELECT k, jsonb_build_object('body', jsonb_build_object(
+      'title', format('Mutual NDA for project %s (supplier onboarding)', k),
+      'counterparty', format('Counterparty Holdings %s GmbH', k % 97),
+      'jurisdiction', 'DE',
+      'term', jsonb_build_object('months', 24, 'autoRenew', k % 2 = 0),
+      'contacts', jsonb_build_array(format('legal-%s@example.com', k % 13), format('sales-%s@example.com', k % 7)),
+      'notes', 'Covers technical drawings, pricing and roadmap shared during the evaluation phase.')) AS changes
+    FROM generate_series(0, 9999) AS k
+  )
+  INSERT INTO audit_log (id, occurred_at, action, entity_type, entity_id, user_id, outcome, ip, user_agent, request_id, changes, metadata, recorded_at)
+  SELECT uuidv7(t.at - now()), t.at, (ARRAY['nda_created', 'nda_updated', 'nda_signed', 'nda_deleted'])[g % 4 + 1], 'NDA',
+    format('0193a1c2-%s-7000-8000-%s', lpad(right(g::text, 4), 4, '0'), lpad(g::text, 12, '0')),
+    'user-' || g % 500, 'success', format('10.0.%s.%s', (g >> 8) & 255, g & 255), $4, 'req-' || lpad(g::text, 8, '0'),
+    body.changes,
+    '{"method": "POST", "route": "/ndas", "params": {}, "statusCode": 201, "durationMs": 3.2}'::jsonb,
+    t.at
+  FROM generate_series($1::bigint, $2::bigint - 1) AS g
+    JOIN body ON body.k = g % 10000,
+    LATERAL (SELECT $3::timestamptz - ($5::bigint - g) * interval '3 seconds' AS at) AS t`;
+
+/**
+ * Scenario: audit throughput (`AuditService.log()` from 1000 callers, as in `throughput`) into an
+ * `audit_log` already holding each of `sizes.rows` rows, against a fresh empty table measured in
+ * the same round just before it; the paired ratios' median is each point's figure. The history is
+ * inserted with INSERT … SELECT from generate_series into the module's own table (every index and
+ * trigger in place), in chunks of 1M rows, and grows from one point to the next; after each fill
+ * the table is analyzed and the server checkpointed, and autovacuum is off for that table, so that
+ * neither the fill's writes nor a vacuum of millions of rows lands in a measurement.
+ *
+ * @example
+ * const figures = await scale(pg, { rows: [0, 1_000_000, 10_000_000], entries: 50_000, warmup: 2000, rounds: 3 }, details);
+ */
+export async function scale(pg: TestPostgres, sizes: ScaleSizes, details: Record<string, unknown>): Promise<Figure[]> {
+  const entries = auditEntries(sizes.entries + sizes.warmup);
+  const warm = entries.slice(0, sizes.warmup);
+  const measured = entries.slice(sizes.warmup);
+  const points = [...new Set(sizes.rows)].filter((n) => n > 0).sort((a, b) => a - b);
+  const last = points[points.length - 1] ?? 0;
+  const big = await freshAuditDatabase(pg, 'scale_big');
+  await pg.query('ALTER TABLE audit_log SET (autovacuum_enabled = false)', [], 'scale_big');
+  // Fewer checkpoints while filling (each one makes the next write of every page a full-page image in the WAL).
+  await pg.query("ALTER SYSTEM SET max_wal_size = '8GB'");
+  await pg.query('SELECT pg_reload_conf()');
+  const anchor = new Date().toISOString();
+  let generated = 0;
+  let empties = 0;
+  const rate = async (url: string, database: string, before: number) => {
+    const { ms } = await moduleLog(url, warm, measured);
+    const counted = await countRows(pg, database);
+    if (counted !== before + sizes.warmup + sizes.entries) {
+      throw new Error(`${database}: ${counted} rows in audit_log, expected ${before + sizes.warmup + sizes.entries}`);
+    }
+    return (sizes.entries / ms) * 1000;
+  };
+  const runs: { rows: number; empty: number; filled: number }[] = [];
+  const fills: { rows: number; seconds: number }[] = [];
+  for (const target of points.length ? points : [0]) {
+    if (target > 0) {
+      const started = performance.now();
+      let present = await countRows(pg, 'scale_big');
+      while (present < target) {
+        const n = Math.min(FILL_CHUNK, target - present);
+        // Two sessions, one half each: the fill is CPU-bound in PostgreSQL and this machine has two cores.
+        const half = Math.ceil(n / 2);
+        await Promise.all([
+          pg.query(FILL, [generated, generated + half, anchor, AGENT, last], 'scale_big'),
+          pg.query(FILL, [generated + half, generated + n, anchor, AGENT, last], 'scale_big'),
+        ]);
+        generated += n;
+        present += n;
+        console.log(`  filled ${present} rows (${((performance.now() - started) / 1000).toFixed(0)} s)`);
+      }
+      await pg.query('ANALYZE audit_log', [], 'scale_big');
+      await pg.query('ALTER SYSTEM RESET max_wal_size');
+      await pg.query('SELECT pg_reload_conf()');
+      await pg.query('CHECKPOINT');
+      fills.push({ rows: target, seconds: Math.round((performance.now() - started) / 1000) });
+    }
+    for (let round = 0; round < sizes.rounds; round++) {
+      const database = `scale_empty_${empties++}`;
+      const empty = await rate(await freshAuditDatabase(pg, database), database, 0);
+      const filled = target > 0 ? await rate(big, 'scale_big', await countRows(pg, 'scale_big')) : empty;
+      runs.push({ rows: target, empty, filled });
+      console.log(
+        `  ${String(target).padStart(9)} rows: ${filled.toFixed(0)} entries/s (empty table in the same round: ${empty.toFixed(0)})`,
+      );
+    }
+  }
+  const [{ size }] = await pg.query<{ size: string }>(
+    "SELECT pg_size_pretty(pg_total_relation_size('audit_log')) AS size",
+    [],
+    'scale_big',
+  );
+  const emptyRate = median(runs.map((r) => r.empty));
+  details.scale = { ...sizes, runs, fills, bigTableSize: size };
+  const figures: Figure[] = [
+    { key: 'scale.emptyPerSec', value: emptyRate, unit: '/s', note: `median of ${runs.map((r) => r.empty.toFixed(0)).join(', ')}` },
+  ];
+  for (const target of points) {
+    const at = runs.filter((r) => r.rows === target);
+    const label = target % 1_000_000 === 0 ? `${target / 1_000_000}M` : String(target);
+    const fill = fills.find((f) => f.rows === target);
+    figures.push(
+      {
+        key: `scale.perSec${label}`,
+        value: median(at.map((r) => r.filled)),
+        unit: '/s',
+        note: `median of ${at.map((r) => r.filled.toFixed(0)).join(', ')}; filled in ${fill?.seconds} s`,
+      },
+      {
+        key: `scale.ratio${label}`,
+        value: median(at.map((r) => r.filled / r.empty)),
+        unit: '×',
+        target: target === 10_000_000 ? { op: '>=', value: 0.8 } : undefined,
+        note: `median of per-round ratios against an empty table${target === last ? `; ${size} of table and indexes` : ''}`,
+      },
+    );
+  }
+  return figures;
+}
