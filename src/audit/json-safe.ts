@@ -139,7 +139,7 @@ class Conversion {
       const name = typeof key === 'string' ? key : JSON.stringify(this.convert(key, depth + 1));
       this.used += name.length + 4;
       const child = this.isRedacted(name) ? this.charge(REDACTED, 12) : this.convert(value, depth + 1);
-      Object.defineProperty(out, safeString(name), { value: child, enumerable: true, writable: true, configurable: true });
+      setData(out, safeString(name), child);
     }
     return out;
   }
@@ -153,11 +153,21 @@ class Conversion {
       const safeKey = safeString(key);
       this.used += key.length + 3 + separator;
       separator = 1;
-      const child = this.isRedacted(key) ? this.charge(REDACTED, 12) : this.read(() => object[key], depth + 1);
-      // Defined, not assigned: a `__proto__` key is data here, not the object's prototype.
-      Object.defineProperty(out, safeKey, { value: child, enumerable: true, writable: true, configurable: true });
+      const child = this.isRedacted(key) ? this.charge(REDACTED, 12) : this.property(object, key, depth + 1);
+      setData(out, safeKey, child);
     }
     return out;
+  }
+
+  /** `object[key]`, converted; a getter or proxy trap that throws gives the unreadable stand-in. */
+  private property(object: Record<string, unknown>, key: string, depth: number): unknown {
+    let value: unknown;
+    try {
+      value = object[key];
+    } catch {
+      return this.unreadable();
+    }
+    return this.convert(value, depth);
   }
 
   private read(get: () => unknown, depth: number): unknown {
@@ -194,4 +204,10 @@ class Conversion {
     this.complete = false;
     return true;
   }
+}
+
+/** Sets `key` on a fresh object; a `__proto__` key is defined, not assigned, so it stays data, not the prototype. */
+function setData(out: Record<string, unknown>, key: string, value: unknown): void {
+  if (key === '__proto__') Object.defineProperty(out, key, { value, enumerable: true, writable: true, configurable: true });
+  else out[key] = value;
 }
