@@ -43,9 +43,16 @@ export class AuditWriter {
       // Checked at each write: a test may spy on `insert` after start-up.
       const double = doubleInsert(this.repository);
       if (double) return double(records.map(toAuditLog));
-      return this.repository.manager.query(`${this.settings}; ${buildAuditInsertText(this.table(), records)}`);
+      return this.query(`${this.settings}; ${buildAuditInsertText(this.table(), records)}`);
     });
     await withTimeout(write, deadline - Date.now(), this.timeoutMs);
+  }
+
+  /** Sends one query string: straight to the driver's `pg` pool when there is one, past TypeORM's query runner. */
+  private query(text: string): Promise<unknown> {
+    const pool = (this.repository.manager.connection?.driver as { master?: { query?: (text: string) => Promise<unknown> } } | undefined)
+      ?.master;
+    return typeof pool?.query === 'function' ? pool.query(text) : this.repository.manager.query(text);
   }
 
   /** Inserts inside the caller's transaction: no timeout of its own, and failures reject. */
