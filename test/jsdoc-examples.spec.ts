@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import ts from 'typescript';
+import { EXAMPLE_COMPILER_OPTIONS, exampleHost } from './support/example-compiler';
 
 const root = resolve(__dirname, '..');
 const audit = join(root, 'src', 'audit');
@@ -9,24 +10,6 @@ const packageNames = new Map([
   [surface[0], 'nestjs-failsafe-audit'],
   [surface[1], 'nestjs-failsafe-audit/testing'],
 ]);
-
-// The README test's options: strict, and the package's names mapped to the module's sources.
-const options: ts.CompilerOptions = {
-  strict: true,
-  noEmit: true,
-  target: ts.ScriptTarget.ES2022,
-  module: ts.ModuleKind.CommonJS,
-  experimentalDecorators: true,
-  emitDecoratorMetadata: true,
-  esModuleInterop: true,
-  skipLibCheck: true,
-  types: ['node', 'jest'],
-  baseUrl: root,
-  paths: {
-    'nestjs-failsafe-audit': ['src/audit/index.ts'],
-    'nestjs-failsafe-audit/testing': ['src/audit/testing/index.ts'],
-  },
-};
 
 // "Cannot find name" (2552 is the same with a "did you mean", such as `Record` for `record`) and
 // "no value in scope for the shorthand property": the names a fragment leaves to its reader.
@@ -85,21 +68,10 @@ function examplesOf(file: string, text: string): Example[] {
 function checkExamples(sources: Map<string, string>): { examples: Example[]; diagnostics: Map<Example, string[]> } {
   const examples = [...sources].flatMap(([file, text]) => examplesOf(file, text));
   const files = new Map<string, string>([...sources, ...examples.map((e): [string, string] => [e.path, `${e.code}\nexport {};\n`])]);
-  const cache = new Map<string, ts.SourceFile | undefined>();
-  const host = ts.createCompilerHost(options);
-  const readFile = host.readFile.bind(host);
-  const getSourceFile = host.getSourceFile.bind(host);
-  host.fileExists = (file) => files.has(file) || ts.sys.fileExists(file);
-  host.readFile = (file) => files.get(file) ?? readFile(file);
-  host.getSourceFile = (file, language) => {
-    const text = files.get(file);
-    if (text !== undefined) return ts.createSourceFile(file, text, language, true);
-    if (!cache.has(file)) cache.set(file, getSourceFile(file, language));
-    return cache.get(file);
-  };
+  const host = exampleHost(files);
   const roots = () => [...surface, ...sources.keys(), ...examples.map((e) => e.path)];
 
-  const first = ts.createProgram(roots(), options, host);
+  const first = ts.createProgram(roots(), EXAMPLE_COMPILER_OPTIONS, host);
   const checker = first.getTypeChecker();
   const exportsOf = (file: string): Set<string> => {
     const source = first.getSourceFile(file);
@@ -130,7 +102,7 @@ function checkExamples(sources: Map<string, string>): { examples: Example[]; dia
     files.set(example.path, `${example.code}\nexport {};\n${preamble.join('\n')}\n`);
   }
 
-  const second = ts.createProgram(roots(), options, host, first);
+  const second = ts.createProgram(roots(), EXAMPLE_COMPILER_OPTIONS, host, first);
   const diagnostics = new Map<Example, string[]>();
   for (const example of examples) {
     const source = second.getSourceFile(example.path)!;
