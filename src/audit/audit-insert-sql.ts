@@ -31,20 +31,7 @@ export function buildAuditInsert(
 ): { sql: string; parameters: unknown[] } {
   const parameters: unknown[] = [];
   const rows = records.map((r) => {
-    parameters.push(
-      r.id,
-      r.occurredAt,
-      r.action,
-      r.entityType,
-      r.entityId,
-      r.userId,
-      r.outcome,
-      r.ip,
-      r.userAgent,
-      r.requestId,
-      payloadJson(r).changes,
-      payloadJson(r).metadata,
-    );
+    parameters.push(...rowValues(r));
     const base = parameters.length - AUDIT_COLUMNS.length;
     return `(${AUDIT_COLUMNS.map((_, i) => `$${base + i + 1}`).join(', ')})`;
   });
@@ -63,26 +50,14 @@ export function buildAuditInsert(
  * buildAuditInsertText('"audit_log"', records); // INSERT INTO "audit_log" (id, …) VALUES ('0190…', …), … ON CONFLICT (id) DO NOTHING
  */
 export function buildAuditInsertText(table: string, records: readonly AuditRecord[]): string {
-  const rows = records.map(
-    (r) =>
-      `(${[
-        r.id,
-        r.occurredAt,
-        r.action,
-        r.entityType,
-        r.entityId,
-        r.userId,
-        r.outcome,
-        r.ip,
-        r.userAgent,
-        r.requestId,
-        payloadJson(r).changes,
-        payloadJson(r).metadata,
-      ]
-        .map(literal)
-        .join(', ')})`,
-  );
+  const rows = records.map((r) => `(${rowValues(r).map(literal).join(', ')})`);
   return `INSERT INTO ${table} (${AUDIT_COLUMNS.join(', ')}) VALUES ${rows.join(', ')} ON CONFLICT (id) DO NOTHING`;
+}
+
+/** A record's values in the order of {@link AUDIT_COLUMNS}. */
+function rowValues(r: AuditRecord): (string | null)[] {
+  const { changes, metadata } = payloadJson(r);
+  return [r.id, r.occurredAt, r.action, r.entityType, r.entityId, r.userId, r.outcome, r.ip, r.userAgent, r.requestId, changes, metadata];
 }
 
 /**
