@@ -1,7 +1,7 @@
 import { type AuditBuffer, type BufferedEntry } from './audit-buffer';
 import { type AuditRecord } from './audit-entry';
 import { type SanitizedDbError } from './db-error';
-import { type AuditReporter, AUDIT_EVENTS, type ConsoleSink } from './sinks';
+import { type AuditReporter, AUDIT_EVENTS, type ConsoleSink, type DropReport } from './sinks';
 import { type AuditSpool, type SpoolRejection } from './spool';
 
 /** Why an entry reached the spool. */
@@ -129,11 +129,7 @@ export class AuditFallback {
     const context = readableContext(entry);
     this.count(1);
     this.console.emit(AUDIT_EVENTS.dropped, 'error', { ...context, reason: 'normalize_failed', error: safeText(error) });
-    try {
-      this.reporter.entriesDropped({ count: 1, reason: 'normalize_failed', action: context.action ?? 'unknown' });
-    } catch {
-      // The stderr line above already says it.
-    }
+    this.alertDropped({ count: 1, reason: 'normalize_failed', action: context.action ?? 'unknown' });
   }
 
   /** Reports a spool line that replay had to skip. */
@@ -152,10 +148,15 @@ export class AuditFallback {
     for (const record of records) {
       this.console.emit(AUDIT_EVENTS.dropped, 'error', { ...lineContext(record), reason, error, ...(withEntry ? { entry: record } : {}) });
     }
+    this.alertDropped({ count: records.length, reason, action: records[0].action });
+  }
+
+  /** A failing alert sink costs nothing: the stderr lines already say it. */
+  private alertDropped(report: DropReport): void {
     try {
-      this.reporter.entriesDropped({ count: records.length, reason, action: records[0].action });
+      this.reporter.entriesDropped(report);
     } catch {
-      // The stderr lines above already say it.
+      // Nothing more to do.
     }
   }
 
