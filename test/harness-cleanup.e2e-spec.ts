@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { embeddedPostgresEntry } from '../src/embedded-postgres-cache';
-import { sweepLeftovers } from './support/leftovers';
+import { binariesRoot, sweepLeftovers } from './support/leftovers';
 import { sleep, TestPostgres } from './support/postgres';
 
 const root = join(__dirname, '..');
@@ -61,7 +61,14 @@ interface Cluster {
 
 async function startThroughParent(options: { watchedRun?: number } = {}): Promise<Cluster> {
   const port = 20000 + Math.floor(Math.random() * 20000);
-  const args = ['-e', parentScript, helperScript, await embeddedPostgresEntry(), String(port), String(options.watchedRun ?? '')];
+  const args = [
+    '-e',
+    parentScript,
+    helperScript,
+    await embeddedPostgresEntry({ cacheRoot: binariesRoot() }),
+    String(port),
+    String(options.watchedRun ?? ''),
+  ];
   const parent = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
   const line = await new Promise<string>((resolve, reject) => {
     parent.stdout.once('data', (chunk: Buffer) => resolve(chunk.toString()));
