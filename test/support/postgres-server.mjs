@@ -69,9 +69,14 @@ let leaving = false;
 function leave() {
   if (leaving) return;
   leaving = true;
-  // stop() never settles after the postmaster was killed from outside: do not wait for ever.
+  // stop() never settles once the postmaster was killed from outside (perhaps a moment ago, while
+  // it still looked alive): stop waiting as soon as it is gone, and after 5 s in any case.
   const timeout = new Promise((resolve) => setTimeout(resolve, 5000).unref());
-  const stopped = postmaster() ? Promise.race([pg.stop(), timeout]) : Promise.resolve();
+  const gone = new Promise((resolve) => {
+    const poll = setInterval(() => postmaster() || (clearInterval(poll), resolve()), 50);
+    poll.unref();
+  });
+  const stopped = postmaster() ? Promise.race([pg.stop(), gone, timeout]) : Promise.resolve();
   stopped
     .catch(() => {})
     .finally(() => {
