@@ -3,7 +3,7 @@ import { APP_FILTER } from '@nestjs/core';
 import { TerminusModule } from '@nestjs/terminus';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { SentryGlobalFilter, SentryModule } from '@sentry/nestjs/setup';
-import { AuditLog, AuditModule, CreateAuditLog1732700000000 } from './audit';
+import { AUDIT_MIGRATIONS, AuditLog, AuditModule } from './audit';
 import { APP_CONFIG, AppConfigModule } from './app-config.module';
 import { type AppConfig, ConfigError } from './config';
 import { HealthController } from './health/health.controller';
@@ -43,7 +43,7 @@ function databaseUrl(config: AppConfig): string {
         type: 'postgres',
         url: config.auditDatabaseUrl ?? databaseUrl(config),
         entities: [AuditLog],
-        migrations: [CreateAuditLog1732700000000],
+        migrations: [...AUDIT_MIGRATIONS],
         migrationsTableName: 'audit_migrations',
         migrationsRun: true,
         // The app starts while the audit database is unreachable: AuditModule connects it (and

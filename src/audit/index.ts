@@ -1,4 +1,5 @@
 export { CreateAuditLog1732700000000 } from '../../migrations/1732700000000-CreateAuditLog';
+export { AUDIT_MIGRATIONS } from './audit-migrations';
 export { AuditBuffer, type BufferedEntry } from './audit-buffer';
 export { DbHealthIndicator } from './audit-db.health';
 export { type AuditEntry, type AuditOutcome, type AuditRecord } from './audit-entry';

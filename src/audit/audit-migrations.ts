@@ -1,0 +1,13 @@
+import { CreateAuditLog1732700000000 } from '../../migrations/1732700000000-CreateAuditLog';
+
+/**
+ * Every migration of the audit schema, oldest first. List them all in the audit DataSource's
+ * `migrations`: a release that adds one adds it here, so an app that lists this array stays current.
+ *
+ * @example
+ * import { TypeOrmModule } from '@nestjs/typeorm';
+ * import { AUDIT_MIGRATIONS, AuditLog } from 'nestjs-failsafe-audit';
+ *
+ * TypeOrmModule.forRoot({ type: 'postgres', url: process.env.DATABASE_URL, entities: [AuditLog], migrations: [...AUDIT_MIGRATIONS], migrationsRun: true });
+ */
+export const AUDIT_MIGRATIONS = [CreateAuditLog1732700000000] as const;
