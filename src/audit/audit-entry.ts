@@ -1,5 +1,5 @@
 import { compileRedactor, convertJsonSafe, type JsonSafeResult, safeString, toJsonSafe, UNREADABLE } from './json-safe';
-import { storableOccurredAt, withOriginalOccurredAt } from './occurred-at';
+import { isoTime, storableOccurredAt, withOriginalOccurredAt } from './occurred-at';
 import { recordBytes } from './record-json';
 import { userIdText } from './user-id';
 import { uuidv7 } from './uuidv7';
@@ -100,13 +100,13 @@ export class AuditEntryNormalizer {
         return UNREADABLE;
       }
     };
-    const now = new Date();
+    const now = Date.now();
     let occurredAt: { iso: string; original?: string };
     try {
       occurredAt = storableOccurredAt(field('occurredAt'), now);
     } catch {
       faults += 1;
-      occurredAt = { iso: now.toISOString(), original: UNREADABLE };
+      occurredAt = { iso: isoTime(now), original: UNREADABLE };
     }
     const changes = this.payload(field('changes'));
     const metadata = this.payload(field('metadata'));

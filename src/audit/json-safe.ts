@@ -58,7 +58,8 @@ class Conversion {
   used = 0;
   faults = 0;
   complete = true;
-  private readonly ancestors = new WeakSet<object>();
+  /** The objects from the root down to the one being read (at most {@link MAX_DEPTH}). */
+  private readonly ancestors: object[] = [];
 
   constructor(
     private readonly isRedacted: (key: string) => boolean,
@@ -96,9 +97,9 @@ class Conversion {
     if (object instanceof Error) {
       return { name: this.text(String(object.name)), message: this.text(redactText(String(object.message), this.isRedacted)) };
     }
-    if (this.ancestors.has(object)) return this.text('[Circular]');
+    if (this.ancestors.includes(object)) return this.text('[Circular]');
     if (depth >= MAX_DEPTH) return this.text('[MaxDepth]');
-    this.ancestors.add(object);
+    this.ancestors.push(object);
     try {
       if (Array.isArray(object)) return this.array(object, depth);
       if (object instanceof Set) return this.array([], depth, object);
@@ -107,7 +108,7 @@ class Conversion {
       return this.record(object as Record<string, unknown>, depth);
     } finally {
       // Only ancestors count as circular; the same object twice side by side is fine.
-      this.ancestors.delete(object);
+      this.ancestors.pop();
     }
   }
 

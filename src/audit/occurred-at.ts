@@ -25,20 +25,38 @@ export const OCCURRED_AT_RANGE = {
  * text of that value to keep in `metadata` under {@link ORIGINAL_OCCURRED_AT_KEY}.
  *
  * @example
- * storableOccurredAt(new Date('+200000-01-01'), now);
- * // { iso: now.toISOString(), original: '+200000-01-01T00:00:00.000Z' }
+ * storableOccurredAt(new Date('+200000-01-01'), Date.now());
+ * // { iso: '2026-11-28T19:02:11.023Z', original: '+200000-01-01T00:00:00.000Z' }
  */
-export function storableOccurredAt(value: unknown, now: Date): { iso: string; original?: string } {
-  if (value === undefined || value === null) return { iso: now.toISOString() };
+export function storableOccurredAt(value: unknown, nowMs: number): { iso: string; original?: string } {
+  if (value === undefined || value === null) return { iso: isoTime(nowMs) };
   if (value instanceof Date) {
     const time = value.getTime();
     if (time >= OCCURRED_AT_RANGE.min.getTime() && time <= OCCURRED_AT_RANGE.max.getTime()) return { iso: value.toISOString() };
-    return { iso: now.toISOString(), original: Number.isNaN(time) ? 'Invalid Date' : value.toISOString() };
+    return { iso: isoTime(nowMs), original: Number.isNaN(time) ? 'Invalid Date' : value.toISOString() };
   }
   const safe = toJsonSafe(value, () => false, 1024);
   const original = typeof safe === 'string' ? safe : JSON.stringify(safe);
   // The value is only a witness; a caller's huge object must not crowd out the entry.
-  return { iso: now.toISOString(), original: safeString(original.slice(0, 256)) };
+  return { iso: isoTime(nowMs), original: safeString(original.slice(0, 256)) };
+}
+
+let lastMs = NaN;
+let lastIso = '';
+
+/**
+ * `new Date(ms).toISOString()`, remembered for the last millisecond asked: entries logged in the
+ * same millisecond share one string.
+ *
+ * @example
+ * isoTime(0); // '1970-01-01T00:00:00.000Z'
+ */
+export function isoTime(ms: number): string {
+  if (ms !== lastMs) {
+    lastIso = new Date(ms).toISOString();
+    lastMs = ms;
+  }
+  return lastIso;
 }
 
 /** `metadata` with the original `occurredAt` first, so a truncated preview still shows it. */
