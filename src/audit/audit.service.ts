@@ -1,24 +1,25 @@
-import { type BeforeApplicationShutdown, Inject, Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
+import { type BeforeApplicationShutdown, Inject, Injectable, type OnApplicationBootstrap } from '@nestjs/common';
 import { type EntityManager, type Repository } from 'typeorm';
 import { AuditBuffer } from './audit-buffer';
+import { AuditCircuit, type AuditState } from './audit-circuit';
 import { markRecordedAtomically } from './audit-context';
 import { type AuditEntry, AuditEntryNormalizer, type AuditRecord } from './audit-entry';
-import { AuditFallback, lineContext } from './audit-fallback';
+import { AuditFallback } from './audit-fallback';
 import { type AuditLog } from './audit-log.entity';
 import { type ResolvedAuditOptions } from './audit-options';
 import { AUDIT_OPTIONS, AUDIT_REPOSITORY } from './audit.constants';
+import { AuditRecovery } from './audit-recovery';
 import { AuditWriteQueue, BACKLOG_FULL_CODE, type PendingEntry } from './audit-write-queue';
 import { AuditWriter } from './audit.writer';
-import { connectionSecrets, type SanitizedDbError, sanitizeDbError } from './db-error';
-import { AUDIT_EVENTS, AuditReporter, ConsoleSink, type WriteFailureReport } from './sinks';
+import { connectionSecrets, type SanitizedDbError } from './db-error';
+import { AuditReporter, ConsoleSink, type WriteFailureReport } from './sinks';
 import { AuditQuarantine, isolateRefused } from './quarantine';
 import { AuditSpool } from './spool';
 
 /** How often, while up, the spool is checked for segments that processes gone from a shared directory left. */
 const SPOOL_SWEEP_MS = 1000;
 
-/** `up`: writing to the database; `down`: buffering; `half-open`: one try is testing the database. */
-export type AuditState = 'up' | 'down' | 'half-open';
+export { type AuditState } from './audit-circuit';
 
 /** What the health indicator and operators see. `spooled`/`spoolBytes` only with a spool. */
 export interface AuditStatus {
@@ -55,18 +56,13 @@ export interface AuditStatus {
  */
 @Injectable()
 export class AuditService implements OnApplicationBootstrap, BeforeApplicationShutdown {
-  private readonly logger = new Logger('AuditModule');
   private readonly normalizer: AuditEntryNormalizer;
   private readonly writer: AuditWriter;
   private readonly fallback: AuditFallback;
   private readonly quarantine: AuditQuarantine;
-  private readonly secrets: string[];
-  private state: AuditState = 'up';
+  private readonly circuit: AuditCircuit;
   private readonly writes: AuditWriteQueue;
-  private flushing: Promise<void> | undefined;
-  private consecutiveFailures = 0;
-  private retryAt = 0;
-  private retryTimer: NodeJS.Timeout | undefined;
+  private readonly recovery: AuditRecovery;
   private sweepTimer: NodeJS.Timeout | undefined;
   private shuttingDown = false;
   /** After shutdown has placed what it held: later entries go straight to the spool, or are dropped. */
@@ -74,9 +70,6 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
   private shutdownDeadline = Infinity;
   private seq = 0;
   private unreadable = 0;
-  private downSince: Date | null = null;
-  private lastError: SanitizedDbError | null = null;
-  private outage = { failedAttempts: 0, dropped: 0, flushed: 0 };
 
   constructor(
     @Inject(AUDIT_OPTIONS) private readonly options: ResolvedAuditOptions,
@@ -88,23 +81,31 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
   ) {
     this.normalizer = new AuditEntryNormalizer(options.redactKeys, options.maxEntryBytes);
     this.writer = new AuditWriter(repository, options.writeTimeoutMs);
-    this.secrets = connectionSecrets(repository.manager?.connection?.options);
-    this.quarantine = new AuditQuarantine(options.spoolDir, console, reporter, this.secrets);
+    const secrets = connectionSecrets(repository.manager?.connection?.options);
+    this.circuit = new AuditCircuit(options, console, reporter, secrets, () => this.retryBuffered());
+    this.quarantine = new AuditQuarantine(options.spoolDir, console, reporter, secrets);
     this.writes = new AuditWriteQueue(
       (records, deadline) => this.insert(records, deadline),
       { batchSize: options.batchSize, maxEntries: options.bufferSize, maxBytes: options.bufferMaxBytes, timeoutMs: options.writeTimeoutMs },
-      () => this.state === 'up',
+      () => this.circuit.state === 'up',
       (error, batch) => {
         this.failed(error, 'write', batch[0].record, batch.length);
         this.park(batch);
       },
     );
-    this.fallback = new AuditFallback(buffer, spool, console, reporter, (n) => (this.outage.dropped += n));
+    this.fallback = new AuditFallback(buffer, spool, console, reporter, (n) => this.circuit.count('dropped', n));
+    this.recovery = new AuditRecovery(this.fallback, this.circuit, console, options.batchSize, {
+      insert: (records) => this.insert(records),
+      failed: (error, attempt, first, entries) => this.failed(error, attempt, first, entries),
+      up: () => this.up(),
+      stopping: () => this.shuttingDown,
+      deadline: () => this.shutdownDeadline,
+    });
   }
 
   /** False from the first failed write until a half-open try commits. */
   get dbAvailable(): boolean {
-    return this.state === 'up';
+    return this.circuit.state === 'up';
   }
 
   /**
@@ -118,7 +119,7 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
         const { record, bytes, faults } = this.normalizer.normalize(entry);
         this.unreadable += faults;
         const pending = { record, bytes, seq: ++this.seq, deadline: Date.now() + this.options.writeTimeoutMs, settle };
-        if (this.closed) void this.fallback.afterShutdown(record, this.lastError).finally(settle);
+        if (this.closed) void this.fallback.afterShutdown(record, this.circuit.lastError).finally(settle);
         else this.route(pending);
       } catch (error) {
         // Unreachable by design (normalize never throws); kept so log() can honour "never rejects".
@@ -152,7 +153,7 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
   status(): AuditStatus {
     const { buffer, spool } = this.fallback;
     return {
-      state: this.state,
+      state: this.circuit.state,
       pending: this.writes.pending,
       buffered: buffer.size,
       bufferedBytes: buffer.bytes,
@@ -160,8 +161,8 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
       quarantined: this.quarantine.count,
       unreadable: this.unreadable,
       ...(spool ? { spooled: spool.entries, spoolBytes: spool.bytes } : {}),
-      downSince: this.downSince?.toISOString() ?? null,
-      lastError: this.lastError,
+      downSince: this.circuit.downSince?.toISOString() ?? null,
+      lastError: this.circuit.lastError,
     };
   }
 
@@ -173,20 +174,20 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
     if (this.fallback.spool) {
       // Segments another process left in a shared spool directory are adopted by the next replay.
       this.sweepTimer = setInterval(() => {
-        if (this.state === 'up' && !this.flushing && !this.shuttingDown) void this.flush({ sweep: true });
+        if (this.circuit.state === 'up' && !this.recovery.running && !this.shuttingDown) void this.recovery.flush({ sweep: true });
       }, SPOOL_SWEEP_MS).unref();
     }
     if (this.writer.connected) {
-      if ((this.fallback.spool?.entries ?? 0) > 0) void this.flush();
+      if ((this.fallback.spool?.entries ?? 0) > 0) void this.recovery.flush();
       return;
     }
     // Entries logged meanwhile queue for the writer, whose inserts wait for the same connection.
     this.writer.connectWithinTimeout().then(
       () => {
-        if (!this.shuttingDown) void this.flush();
+        if (!this.shuttingDown) void this.recovery.flush();
       },
       (error: unknown) => {
-        if (this.state === 'up' && !this.shuttingDown) this.failed(error, 'connect', undefined, 0);
+        if (this.circuit.state === 'up' && !this.shuttingDown) this.failed(error, 'connect', undefined, 0);
       },
     );
   }
@@ -200,31 +201,31 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
     // No retry may start after this: the DataSource is about to close.
     this.shuttingDown = true;
     this.shutdownDeadline = Date.now() + 2 * this.options.writeTimeoutMs;
-    clearTimeout(this.retryTimer);
+    this.circuit.stop();
     clearInterval(this.sweepTimer);
     await this.settleWrites();
     if (this.fallback.buffer.size > 0 && Date.now() < this.shutdownDeadline) {
       // One last try, whatever the cool-down says; the spool keeps for the next start.
-      this.state = this.state === 'down' ? 'half-open' : this.state;
-      await this.flush({ withSpool: false });
+      if (this.circuit.state === 'down') this.circuit.halfOpen();
+      await this.recovery.flush({ withSpool: false });
       await this.settleWrites();
     }
     this.closed = true;
     this.park(this.writes.takeQueued());
-    void this.fallback.evacuate(this.lastError);
+    void this.fallback.evacuate(this.circuit.lastError);
     // A disk that hangs must not hold the app: the entries' audit.buffered lines remain.
     await within(this.fallback.appendsSettled(), this.options.writeTimeoutMs);
     await within(this.fallback.spool?.close(), this.options.writeTimeoutMs);
   }
 
   private route(pending: PendingEntry): void {
-    if (this.state === 'up') {
+    if (this.circuit.state === 'up') {
       if (this.writes.push(pending)) return;
       const { bufferSize, bufferMaxBytes } = this.options;
       const backlog = new Error(`more than ${bufferSize} entries or ${bufferMaxBytes} bytes waiting for the audit database`);
       this.failed(Object.assign(backlog, { code: BACKLOG_FULL_CODE }), 'write', pending.record, 1);
       this.park([pending]);
-    } else if (this.state === 'down' && Date.now() >= this.retryAt) {
+    } else if (this.circuit.mayRetry) {
       this.probe(pending);
     } else {
       this.park([pending]);
@@ -232,12 +233,12 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
   }
 
   private probe(pending: PendingEntry): void {
-    this.state = 'half-open';
+    this.circuit.halfOpen();
     this.writes.send(
       [pending],
       () => {
         this.up();
-        void this.flush();
+        void this.recovery.flush();
       },
       (error) => {
         this.failed(error, 'probe', pending.record, 1);
@@ -254,7 +255,7 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
   private park(pendings: PendingEntry[]): void {
     if (pendings.length === 0) return;
     if (this.closed) {
-      for (const p of pendings) void this.fallback.afterShutdown(p.record, this.lastError).finally(p.settle);
+      for (const p of pendings) void this.fallback.afterShutdown(p.record, this.circuit.lastError).finally(p.settle);
     } else if (this.options.mode === 'sync' && this.fallback.spool) {
       let answered = false;
       const answer = () => {
@@ -262,7 +263,7 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
         pendings.forEach((p) => p.settle());
       };
       const timer = setTimeout(() => {
-        this.fallback.keep(pendings, this.lastError);
+        this.fallback.keep(pendings, this.circuit.lastError);
         answer();
       }, this.options.writeTimeoutMs).unref();
       void this.fallback
@@ -275,25 +276,25 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
           if (!answered) answer();
         });
     } else {
-      this.fallback.keep(pendings, this.lastError);
+      this.fallback.keep(pendings, this.circuit.lastError);
       pendings.forEach((p) => p.settle());
     }
   }
 
   /** With no new entry to try the database, the oldest buffered batch (or a connection) is the try. */
   private retryBuffered(): void {
-    if (this.state !== 'down' || this.shuttingDown) return;
+    if (this.circuit.state !== 'down' || this.shuttingDown) return;
     if (!this.writer.connected) {
       void this.connect();
     } else if (this.fallback.buffer.size > 0 || (this.fallback.spool?.entries ?? 0) > 0 || this.fallback.appending > 0) {
-      this.state = 'half-open';
-      void this.flush();
+      this.circuit.halfOpen();
+      void this.recovery.flush();
     }
   }
 
   /** The half-open try of a DataSource that never connected; entries meanwhile wait in the ring. */
   private async connect(): Promise<void> {
-    this.state = 'half-open';
+    this.circuit.halfOpen();
     try {
       await this.writer.connectWithinTimeout();
     } catch (error) {
@@ -301,65 +302,7 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
       return;
     }
     this.up();
-    void this.flush();
-  }
-
-  /** `sweep`: replay the spool even when it counts no entries (a replay adopts abandoned segments). */
-  private flush(options: { withSpool?: boolean; sweep?: boolean } = {}): Promise<void> {
-    this.flushing ??= this.runFlush(options.withSpool ?? true, options.sweep ?? false).finally(() => (this.flushing = undefined));
-    return this.flushing;
-  }
-
-  /**
-   * Writes the ring oldest first, then replays the spool; in `half-open` the first batch decides.
-   * Entries parked while that first try was in flight land behind it (in the ring, or in a new
-   * spool segment, once their append has settled), so it goes round until a pass finds nothing
-   * left to write. A spool fault that is not a failed insert is a failed attempt too.
-   */
-  private async runFlush(withSpool: boolean, sweep: boolean): Promise<void> {
-    const live = () => (this.state === 'up' || this.state === 'half-open') && Date.now() < this.shutdownDeadline;
-    const spool = withSpool ? this.fallback.spool : null;
-    let progress = true;
-    while (progress && live()) {
-      progress = false;
-      while (live() && this.fallback.buffer.size > 0) {
-        const batch = this.fallback.checkout(this.options.batchSize);
-        if (!(await this.flushBatch(batch.map((b) => b.record)))) {
-          this.fallback.aborted();
-          return;
-        }
-        this.outage.flushed += this.fallback.committed();
-        progress = true;
-      }
-      if (spool && (spool.entries > 0 || sweep) && live()) {
-        sweep = false;
-        const before = spool.entries;
-        let insertFailed = false;
-        try {
-          this.outage.flushed += await spool.replay(
-            async (records) => {
-              if (this.shuttingDown) throw new Error('spool replay stopped for shutdown');
-              insertFailed = !(await this.flushBatch(records));
-              if (insertFailed) throw new Error('spool replay stopped');
-            },
-            this.options.batchSize,
-            (rejection) => this.fallback.rejected(rejection),
-          );
-        } catch (error) {
-          // A failed insert has been reported by flushBatch; the segment stays for the next recovery.
-          if (!insertFailed && !this.shuttingDown) this.failed(error, this.state === 'half-open' ? 'probe' : 'flush', undefined, 0);
-          return;
-        }
-        progress ||= spool.entries < before;
-      }
-      if (!progress && spool && this.fallback.appending > 0 && live()) {
-        await this.fallback.appendsSettled();
-        progress = true;
-      }
-    }
-    if (this.state === 'half-open') this.up();
-    const empty = this.fallback.buffer.size === 0 && (spool?.entries ?? 0) === 0;
-    if (this.state === 'up' && empty && this.downSince) this.recovered();
+    void this.recovery.flush();
   }
 
   /**
@@ -371,84 +314,20 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
     if (refused.length > 0) await this.quarantine.put(refused);
   }
 
-  /** One flush insert; on failure the service is down again and the batch stays where it was. */
-  private async flushBatch(records: AuditRecord[]): Promise<boolean> {
-    try {
-      await this.insert(records);
-    } catch (error) {
-      const attempt = this.state === 'half-open' ? 'probe' : 'flush';
-      this.failed(error, attempt, records[0], records.length);
-      if (attempt === 'flush') {
-        this.console.emit(AUDIT_EVENTS.flushFailed, 'error', {
-          ...lineContext(records[0]),
-          error: this.lastError,
-          remaining: this.fallback.buffer.size,
-        });
-      }
-      return false;
-    }
-    if (this.state === 'half-open') this.up();
-    return true;
-  }
-
   private up(): void {
-    this.state = 'up';
-    this.consecutiveFailures = 0;
+    this.circuit.up();
     this.writes.schedule();
   }
 
-  private recovered(): void {
-    const totals = { ...this.outage, downForMs: Date.now() - (this.downSince?.getTime() ?? Date.now()) };
-    this.console.emit(AUDIT_EVENTS.recovered, 'info', totals);
-    this.alert(() => this.reporter.recovered(totals));
-    this.downSince = null;
-    this.outage = { failedAttempts: 0, dropped: 0, flushed: 0 };
-  }
-
   private failed(error: unknown, attempt: WriteFailureReport['attempt'], first: AuditRecord | undefined, entries: number): void {
-    const wasUp = this.state === 'up';
-    this.lastError = sanitizeDbError(error, this.secrets);
-    // Concurrent batches failing together are one failure for the backoff.
-    if (!(attempt === 'write' && !wasUp)) this.consecutiveFailures += 1;
-    this.state = 'down';
-    this.downSince ??= new Date();
-    this.retryAt = Date.now() + this.backoffMs();
-    clearTimeout(this.retryTimer);
-    if (!this.shuttingDown) this.retryTimer = setTimeout(() => this.retryBuffered(), this.retryAt - Date.now()).unref();
-    this.outage.failedAttempts += 1;
-    const context = lineContext(first);
-    this.console.emit(AUDIT_EVENTS.dbWriteFailed, 'error', {
-      ...context,
-      attempt,
-      entries,
-      error: this.lastError,
-      retryAt: new Date(this.retryAt).toISOString(),
-    });
-    const report = { ...context, error: this.lastError, attempt, entries, buffered: this.fallback.buffer.size };
-    this.alert(() => this.reporter.writeFailed(report));
+    this.circuit.failed(error, attempt, first, entries, this.fallback.buffer.size);
     this.park(this.writes.takeQueued());
-  }
-
-  /** Exponential backoff with "equal jitter": half the delay fixed, half random. */
-  private backoffMs(): number {
-    const exponent = Math.max(0, this.consecutiveFailures - 1);
-    const delay = Math.min(this.options.retryBackoffMaxMs, this.options.retryBackoffMs * 2 ** Math.min(exponent, 30));
-    return delay / 2 + Math.random() * (delay / 2);
-  }
-
-  /** A failing alert sink must not cost an entry or a state change. */
-  private alert(send: () => void): void {
-    try {
-      send();
-    } catch (error) {
-      this.logger.warn(`audit reporter failed: ${String(error)}`);
-    }
   }
 
   private async settleWrites(): Promise<void> {
     await this.writes.settle();
-    while (this.flushing) {
-      await this.flushing;
+    while (this.recovery.running) {
+      await this.recovery.running;
       await this.writes.settle();
     }
   }

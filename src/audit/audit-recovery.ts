@@ -1,0 +1,125 @@
+import { type AuditCircuit } from './audit-circuit';
+import { type AuditRecord } from './audit-entry';
+import { type AuditFallback, lineContext } from './audit-fallback';
+import { AUDIT_EVENTS, type ConsoleSink, type WriteFailureReport } from './sinks';
+
+/** What the recovery flush needs of the service it works for. */
+export interface RecoveryHost {
+  /** Inserts a batch (quarantining what the database refuses for its content); rejects on failure. */
+  insert(records: AuditRecord[]): Promise<void>;
+  /** A failed attempt: the service goes down (and parks what waited for the writer). */
+  failed(error: unknown, attempt: WriteFailureReport['attempt'], first: AuditRecord | undefined, entries: number): void;
+  /** A try committed: the service is up and the writer may start again. */
+  up(): void;
+  /** True once shutdown has begun: a spool replay stops after its batch. */
+  stopping(): boolean;
+  /** `Date.now()` after which no flush write may start (shutdown's deadline; Infinity before). */
+  deadline(): number;
+}
+
+/**
+ * The recovery flush: writes the ring oldest first, then replays the spool, in batches, one at a
+ * time; in `half-open` the first batch is the try that decides. Only one runs at a time: asking
+ * while one runs joins it.
+ *
+ * @example
+ * const recovery = new AuditRecovery(fallback, circuit, console, 500, host);
+ * await recovery.flush();
+ */
+export class AuditRecovery {
+  private flushing: Promise<void> | undefined;
+
+  constructor(
+    private readonly fallback: AuditFallback,
+    private readonly circuit: AuditCircuit,
+    private readonly console: ConsoleSink,
+    private readonly batchSize: number,
+    private readonly host: RecoveryHost,
+  ) {}
+
+  /** The flush under way, if any. */
+  get running(): Promise<void> | undefined {
+    return this.flushing;
+  }
+
+  /** `sweep`: replay the spool even when it counts no entries (a replay adopts abandoned segments). */
+  flush(options: { withSpool?: boolean; sweep?: boolean } = {}): Promise<void> {
+    this.flushing ??= this.run(options.withSpool ?? true, options.sweep ?? false).finally(() => (this.flushing = undefined));
+    return this.flushing;
+  }
+
+  /**
+   * Entries parked while the first try was in flight land behind it (in the ring, or in a new
+   * spool segment, once their append has settled), so it goes round until a pass finds nothing
+   * left to write. A spool fault that is not a failed insert is a failed attempt too.
+   */
+  private async run(withSpool: boolean, sweep: boolean): Promise<void> {
+    const live = () => (this.circuit.state === 'up' || this.circuit.state === 'half-open') && Date.now() < this.host.deadline();
+    const spool = withSpool ? this.fallback.spool : null;
+    let progress = true;
+    while (progress && live()) {
+      progress = false;
+      while (live() && this.fallback.buffer.size > 0) {
+        const batch = this.fallback.checkout(this.batchSize);
+        if (!(await this.write(batch.map((b) => b.record)))) {
+          this.fallback.aborted();
+          return;
+        }
+        this.circuit.count('flushed', this.fallback.committed());
+        progress = true;
+      }
+      if (spool && (spool.entries > 0 || sweep) && live()) {
+        sweep = false;
+        const before = spool.entries;
+        let insertFailed = false;
+        try {
+          const replayed = await spool.replay(
+            async (records) => {
+              if (this.host.stopping()) throw new Error('spool replay stopped for shutdown');
+              insertFailed = !(await this.write(records));
+              if (insertFailed) throw new Error('spool replay stopped');
+            },
+            this.batchSize,
+            (rejection) => this.fallback.rejected(rejection),
+          );
+          this.circuit.count('flushed', replayed);
+        } catch (error) {
+          // A failed insert has been reported by write(); the segment stays for the next recovery.
+          if (!insertFailed && !this.host.stopping()) this.host.failed(error, this.attempt(), undefined, 0);
+          return;
+        }
+        progress ||= spool.entries < before;
+      }
+      if (!progress && spool && this.fallback.appending > 0 && live()) {
+        await this.fallback.appendsSettled();
+        progress = true;
+      }
+    }
+    if (this.circuit.state === 'half-open') this.host.up();
+    if (this.fallback.buffer.size === 0 && (spool?.entries ?? 0) === 0) this.circuit.recovered();
+  }
+
+  /** One flush insert; on failure the service is down again and the batch stays where it was. */
+  private async write(records: AuditRecord[]): Promise<boolean> {
+    try {
+      await this.host.insert(records);
+    } catch (error) {
+      const attempt = this.attempt();
+      this.host.failed(error, attempt, records[0], records.length);
+      if (attempt === 'flush') {
+        this.console.emit(AUDIT_EVENTS.flushFailed, 'error', {
+          ...lineContext(records[0]),
+          error: this.circuit.lastError,
+          remaining: this.fallback.buffer.size,
+        });
+      }
+      return false;
+    }
+    if (this.circuit.state === 'half-open') this.host.up();
+    return true;
+  }
+
+  private attempt(): 'probe' | 'flush' {
+    return this.circuit.state === 'half-open' ? 'probe' : 'flush';
+  }
+}
