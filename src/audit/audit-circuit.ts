@@ -15,7 +15,7 @@ export type AuditState = 'up' | 'down' | 'half-open';
  * `up` again when it commits, with the outage's totals once everything kept has been flushed.
  *
  * @example
- * const circuit = new AuditCircuit(options, console, reporter, secrets, () => retry());
+ * const circuit = new AuditCircuit(options, consoleSink, reporter, secrets, () => retry());
  * circuit.failed(error, 'write', record, 1, buffered);
  * circuit.state; // 'down'
  */

@@ -23,7 +23,7 @@ export interface RecoveryHost {
  * while one runs joins it.
  *
  * @example
- * const recovery = new AuditRecovery(fallback, circuit, console, 500, host);
+ * const recovery = new AuditRecovery(fallback, circuit, consoleSink, 500, host);
  * await recovery.flush();
  */
 export class AuditRecovery {

@@ -3,7 +3,7 @@
 // The helper owns the data directory: whenever it goes (parent gone, crash), the directory goes too.
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { setInterval } from 'node:timers';
+import { clearInterval, setInterval } from 'node:timers';
 import { pathToFileURL } from 'node:url';
 
 const { dir, port, password, durable, entry, run } = JSON.parse(process.argv[2]);
