@@ -1,4 +1,4 @@
-import { type BeforeApplicationShutdown, Inject, Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
+import { type BeforeApplicationShutdown, Inject, Injectable, Logger, type OnApplicationBootstrap, Optional } from '@nestjs/common';
 import { type EntityManager, type Repository } from 'typeorm';
 import { AuditBuffer } from './audit-buffer';
 import { markRecordedAtomically } from './audit-context';
@@ -9,6 +9,7 @@ import { type ResolvedAuditOptions } from './audit-options';
 import { AUDIT_OPTIONS, AUDIT_REPOSITORY } from './audit.constants';
 import { AuditWriteQueue, BACKLOG_FULL_CODE, type PendingEntry } from './audit-write-queue';
 import { AuditWriter } from './audit.writer';
+import { EntityChangeSubscriber, withEntityChanges } from './diffs';
 import { connectionSecrets, type SanitizedDbError, sanitizeDbError } from './db-error';
 import { AUDIT_EVENTS, AuditReporter, ConsoleSink, type WriteFailureReport } from './sinks';
 import { AuditQuarantine, isolateRefused } from './quarantine';
@@ -34,6 +35,8 @@ export interface AuditStatus {
   unreadable: number;
   spooled?: number;
   spoolBytes?: number;
+  /** Entity changes that could not be captured as diffs (the writes themselves went ahead). */
+  diffFaults: number;
   downSince: string | null;
   lastError: SanitizedDbError | null;
 }
@@ -85,6 +88,7 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
     @Inject(AuditSpool) spool: AuditSpool | null,
     @Inject(AuditReporter) private readonly reporter: AuditReporter,
     private readonly console: ConsoleSink,
+    @Optional() private readonly diffs?: EntityChangeSubscriber,
   ) {
     this.normalizer = new AuditEntryNormalizer(options.redactKeys, options.maxEntryBytes);
     this.writer = new AuditWriter(repository, options.writeTimeoutMs);
@@ -115,7 +119,7 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
   log(entry: AuditEntry): Promise<void> {
     return new Promise<void>((settle) => {
       try {
-        const { record, bytes, faults } = this.normalizer.normalize(entry);
+        const { record, bytes, faults } = this.normalizer.normalize(withEntityChanges(entry));
         this.unreadable += faults;
         const pending = { record, bytes, seq: ++this.seq, deadline: Date.now() + this.options.writeTimeoutMs, settle };
         if (this.closed) void this.fallback.afterShutdown(record, this.lastError).finally(settle);
@@ -142,7 +146,7 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
    * });
    */
   async record(entry: AuditEntry, { manager }: { manager: EntityManager }): Promise<AuditRecord> {
-    const { record } = this.normalizer.normalize(entry);
+    const { record } = this.normalizer.normalize(withEntityChanges(entry, manager));
     await this.writer.insertWith(manager, [record]);
     markRecordedAtomically();
     return record;
@@ -160,6 +164,7 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
       quarantined: this.quarantine.count,
       unreadable: this.unreadable,
       ...(spool ? { spooled: spool.entries, spoolBytes: spool.bytes } : {}),
+      diffFaults: this.diffs?.faults ?? 0,
       downSince: this.downSince?.toISOString() ?? null,
       lastError: this.lastError,
     };

@@ -23,8 +23,8 @@ export class NdasService {
     return this.ndas.save(this.ndas.merge(nda, input));
   }
 
+  /** Loads the row first, so that its audit row records what was deleted. */
   async remove(id: string): Promise<void> {
-    const { affected } = await this.ndas.delete({ id });
-    if (!affected) throw new NotFoundException(`NDA ${id} not found`);
+    await this.ndas.remove(await this.get(id));
   }
 }

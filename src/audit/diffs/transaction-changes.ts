@@ -1,0 +1,82 @@
+import { type QueryRunner } from 'typeorm';
+import { addEntityChanges, type AuditContext, newAuditContext, type StagedChange, takeEntityChanges } from '../audit-context';
+import { type EntityChanges } from './entity-change';
+
+/** Changes made through one query runner, by transaction depth (1 = the outer transaction, 2+ = savepoints). */
+interface Pending {
+  context: AuditContext;
+  maxBytes: number;
+  levels: StagedChange[][];
+}
+
+const pendingByRunner = new WeakMap<QueryRunner, Pending>();
+
+/** TypeORM keeps the savepoint depth in a protected field; without it, a transaction counts as depth 1. */
+function depthOf(queryRunner: QueryRunner): number {
+  if (!queryRunner.isTransactionActive) return 0;
+  return (queryRunner as unknown as { transactionDepth?: number }).transactionDepth ?? 1;
+}
+
+/**
+ * Holds a change until its transaction commits; outside a transaction it is committed already.
+ *
+ * @example
+ * stageChange(event.queryRunner, context, { value, bytes }, options.maxEntryBytes);
+ */
+export function stageChange(queryRunner: QueryRunner, context: AuditContext, change: StagedChange, maxBytes: number): void {
+  const depth = depthOf(queryRunner);
+  if (depth === 0) return addEntityChanges(context, [change], maxBytes);
+  let pending = pendingByRunner.get(queryRunner);
+  if (!pending) pendingByRunner.set(queryRunner, (pending = { context, maxBytes, levels: [] }));
+  (pending.levels[depth] ??= []).push(change);
+}
+
+/**
+ * After a commit: a released savepoint's changes join its parent; the outer commit hands them all
+ * to the context they were made in.
+ *
+ * @example
+ * afterTransactionCommit(event) { transactionCommitted(event.queryRunner); }
+ */
+export function transactionCommitted(queryRunner: QueryRunner): void {
+  const pending = pendingByRunner.get(queryRunner);
+  if (!pending) return;
+  const depth = depthOf(queryRunner);
+  const done = pending.levels.splice(depth + 1).flat();
+  if (depth > 0) {
+    (pending.levels[depth] ??= []).push(...done);
+    return;
+  }
+  pendingByRunner.delete(queryRunner);
+  addEntityChanges(pending.context, done, pending.maxBytes);
+}
+
+/**
+ * After a rollback: the changes of the rolled-back transaction (or savepoint) are dropped.
+ *
+ * @example
+ * afterTransactionRollback(event) { transactionRolledBack(event.queryRunner); }
+ */
+export function transactionRolledBack(queryRunner: QueryRunner): void {
+  const pending = pendingByRunner.get(queryRunner);
+  if (!pending) return;
+  const depth = depthOf(queryRunner);
+  pending.levels.length = Math.min(pending.levels.length, depth + 1);
+  if (depth === 0) pendingByRunner.delete(queryRunner);
+}
+
+/**
+ * Takes the uncommitted changes of the transaction `queryRunner` is in, for `AuditService.record()`:
+ * its row commits or rolls back with them.
+ *
+ * @example
+ * const changes = takeTransactionChanges(manager.queryRunner); // { entities: [...] } or undefined
+ */
+export function takeTransactionChanges(queryRunner: QueryRunner | undefined): EntityChanges | undefined {
+  const pending = queryRunner ? pendingByRunner.get(queryRunner) : undefined;
+  if (!pending) return undefined;
+  const bounded = newAuditContext('scope');
+  addEntityChanges(bounded, pending.levels.flat(), pending.maxBytes);
+  pending.levels = [];
+  return takeEntityChanges(bounded);
+}
