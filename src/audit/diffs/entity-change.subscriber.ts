@@ -29,7 +29,8 @@ import { stageChange, transactionCommitted, transactionRolledBack } from './tran
  * on rollback) and hands them to the context for its audit row. Added at start-up to each
  * initialized DataSource that has an audited entity. Every callback is synchronous and never
  * throws: a fault is counted in {@link faults}, written as an `audit.diff_failed` line, and the
- * change is counted in the row's `changes.entitiesOmitted`.
+ * change is counted in the row's `changes.entitiesOmitted`. A row's diffs take at most half of
+ * `maxEntryBytes`; changes past that are counted in `entitiesOmitted` too.
  *
  * @example
  * const subscriber = app.get(EntityChangeSubscriber);
@@ -40,6 +41,8 @@ export class EntityChangeSubscriber implements EntitySubscriberInterface, OnAppl
   private readonly rules = new Map<unknown, AuditedEntityRule>();
   private readonly isRedacted: (key: string) => boolean;
   private faultCount = 0;
+  /** Diffs take at most half of `maxEntryBytes`, leaving the rest to the body, metadata and fixed fields. */
+  private readonly budget: number;
 
   constructor(
     @Inject(AUDIT_OPTIONS) private readonly options: ResolvedAuditOptions,
@@ -47,6 +50,7 @@ export class EntityChangeSubscriber implements EntitySubscriberInterface, OnAppl
     private readonly console: ConsoleSink,
   ) {
     this.isRedacted = compileRedactor(options.redactKeys);
+    this.budget = Math.floor(options.maxEntryBytes / 2);
   }
 
   /** Changes that could not be captured since start. */
@@ -115,8 +119,8 @@ export class EntityChangeSubscriber implements EntitySubscriberInterface, OnAppl
       if (!rule || !context) return;
       const change = entityChange(op, rule, source);
       if (!change) return;
-      const { value, bytes } = convertJsonSafe(change, this.isRedacted, this.options.maxEntryBytes);
-      stageChange(queryRunner, context, { value, bytes }, this.options.maxEntryBytes);
+      const { value, bytes } = convertJsonSafe(change, this.isRedacted, this.budget);
+      stageChange(queryRunner, context, { value, bytes }, this.budget);
     } catch (error) {
       this.fault(error, rule);
     }
