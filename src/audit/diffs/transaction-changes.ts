@@ -21,7 +21,7 @@ function depthOf(queryRunner: QueryRunner): number {
  * Holds a change until its transaction commits; outside a transaction it is committed already.
  *
  * @example
- * stageChange(event.queryRunner, context, { value, bytes }, options.maxEntryBytes);
+ * stageChange(queryRunner, context, { value: change, bytes: 120 }, 32 * 1024);
  */
 export function stageChange(queryRunner: QueryRunner, context: AuditContext, change: StagedChange, maxBytes: number): void {
   const depth = depthOf(queryRunner);
@@ -36,7 +36,7 @@ export function stageChange(queryRunner: QueryRunner, context: AuditContext, cha
  * to the context they were made in.
  *
  * @example
- * afterTransactionCommit(event) { transactionCommitted(event.queryRunner); }
+ * transactionCommitted(queryRunner); // from the subscriber's afterTransactionCommit()
  */
 export function transactionCommitted(queryRunner: QueryRunner): void {
   const pending = pendingByRunner.get(queryRunner);
@@ -55,7 +55,7 @@ export function transactionCommitted(queryRunner: QueryRunner): void {
  * After a rollback: the changes of the rolled-back transaction (or savepoint) are dropped.
  *
  * @example
- * afterTransactionRollback(event) { transactionRolledBack(event.queryRunner); }
+ * transactionRolledBack(queryRunner); // from the subscriber's afterTransactionRollback()
  */
 export function transactionRolledBack(queryRunner: QueryRunner): void {
   const pending = pendingByRunner.get(queryRunner);
