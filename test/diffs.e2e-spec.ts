@@ -67,6 +67,19 @@ describe('before/after diffs on the request row', () => {
     ]);
   });
 
+  it('records insert() through the entity manager with the values written, and delete() by criteria as a remove of unknown rows', async () => {
+    const inserted = send('post', '/contracts/inserted', { title: 'Bulk', counterparty: 'Stark' });
+    const id = ((await inserted.response.expect(201)).body as Contract).id;
+    expect((await changesOf(db, inserted.requestId)).entities).toEqual([
+      // insert() and upsert() share the query builder: TypeORM does not say whether a conflict made it an update.
+      { type: 'Contract', id, op: 'insert', before: 'unknown', after: { title: 'Bulk', counterparty: 'Stark', id, deletedAt: null } },
+    ]);
+    const purged = send('post', '/contracts/purge', { counterparty: 'Stark' });
+    await purged.response.expect(201);
+    expect(await db.query("SELECT 1 FROM contract WHERE counterparty = 'Stark'")).toEqual([]);
+    expect((await changesOf(db, purged.requestId)).entities).toEqual([{ type: 'Contract', id: null, op: 'remove', before: 'unknown' }]);
+  });
+
   it('records a remove with the row as it was', async () => {
     const { id } = await create('Old deal', 'Hooli');
     const { requestId, response } = send('delete', `/contracts/${id}`);

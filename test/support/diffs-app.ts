@@ -77,6 +77,17 @@ class ContractsController {
     await this.db.getRepository(Contract).update({ counterparty: body.from }, { counterparty: body.to });
   }
 
+  @Post('contracts/inserted')
+  async insert(@Body() body: Fields): Promise<{ id: string }> {
+    const { identifiers } = await this.db.createEntityManager().insert(Contract, body);
+    return { id: identifiers[0].id as string };
+  }
+
+  @Post('contracts/purge')
+  async purge(@Body() body: { counterparty: string }): Promise<void> {
+    await this.db.getRepository(Contract).delete({ counterparty: body.counterparty });
+  }
+
   @Post('contracts/refused')
   refused(@Body() body: Fields): Promise<void> {
     return this.db.transaction(async (manager) => {

@@ -8,8 +8,9 @@ export type EntityChangeOp = 'insert' | 'update' | 'remove' | 'soft-remove' | 'r
  *   prior state: `save()`, `remove()`, `softRemove()`, `recover()`. An insert has `null` before
  *   (there was no row); a remove has `null` after.
  * - Where TypeORM reports no prior state (`update()`, `delete()`, `softDelete()`, `restore()` by
- *   criteria, and query builders), the change has `before: 'unknown'`, the values set in `after`
- *   (none for a delete), and `id: null` when the row is not known either. Old values are never guessed.
+ *   criteria, `insert()` and `upsert()`, query builders), the change has `before: 'unknown'`, the
+ *   values written in `after` (none for a delete), and `id: null` when the row is not known either
+ *   (an `insert()` gives its id). Old values are never guessed: an `upsert()` may have updated a row.
  *
  * @example
  * const change: EntityChange = { type: 'NDA', id: '0193…', op: 'update', fields: { title: ['Old', 'New'] } };

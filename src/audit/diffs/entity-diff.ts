@@ -29,9 +29,11 @@ export function entityChange(op: EntityChangeOp, rule: AuditedEntityRule, source
   const columns = metadata.columns.filter((column) => !rule.exclude.has(column.propertyPath) && !rule.exclude.has(column.databaseName));
   if (op === 'insert') {
     if (!entity) return undefined;
+    // Only save() names the row it inserted; insert()/upsert() may have met a conflict and updated or skipped it.
+    if (source.entityId === undefined) return unknownBefore(op, rule, metadata, entity, idOf(metadata, entity));
     return { type: rule.type, id: idOf(metadata, entity), op, fields: pairs(columns, undefined, entity) };
   }
-  if (!databaseEntity) return unknownBefore(op, rule, metadata, entity);
+  if (!databaseEntity) return unknownBefore(op, rule, metadata, entity, null);
   const id = idOf(metadata, databaseEntity) ?? idOf(metadata, source.entityId);
   if (op === 'remove') return { type: rule.type, id, op, fields: pairs(columns, databaseEntity, undefined) };
   const changed =
@@ -42,15 +44,16 @@ export function entityChange(op: EntityChangeOp, rule: AuditedEntityRule, source
   return { type: rule.type, id, op, fields: pairs(changed, databaseEntity, entity) };
 }
 
-/** By criteria: the values set (none for a delete), and no claim about what was there. */
+/** By criteria or through a query builder: the values written (none for a delete), and no claim about what was there. */
 function unknownBefore(
   op: EntityChangeOp,
   rule: AuditedEntityRule,
   metadata: EntityMetadata,
   values: ObjectLiteral | undefined,
+  id: EntityChange['id'],
 ): EntityChange {
-  const change: EntityChange = { type: rule.type, id: null, op, before: UNKNOWN_BEFORE };
-  if (op !== 'update' || !values) return change;
+  const change: EntityChange = { type: rule.type, id, op, before: UNKNOWN_BEFORE };
+  if ((op !== 'update' && op !== 'insert') || !values) return change;
   const after: Record<string, unknown> = {};
   for (const key of Object.keys(values)) {
     const column = metadata.findColumnWithPropertyPath(key);
