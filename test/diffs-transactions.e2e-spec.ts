@@ -2,7 +2,8 @@ import { type INestApplication } from '@nestjs/common';
 import { type Server } from 'node:http';
 import request from 'supertest';
 import { DataSource } from 'typeorm';
-import { auditScope, AuditService } from '../src/audit';
+import { auditScope, AuditService, EntityChangeSubscriber } from '../src/audit';
+import { StderrCapture } from './support/stderr';
 import { changesOf, Contract, startDiffsApp } from './support/diffs-app';
 import { TestPostgres } from './support/postgres';
 
@@ -81,6 +82,39 @@ describe('diffs and transactions', () => {
     await contracts.save(contracts.create({ title: 'Unscoped', counterparty: 'Cron' }));
     await audit.log({ action: 'unscoped', requestId: 'scope-3' });
     expect(await changesOf(db, 'scope-3')).toBeNull();
+  });
+
+  it('counts a capture fault in status().diffFaults and says so on stderr, and the write goes ahead', async () => {
+    const contracts = app.get(DataSource).getRepository(Contract);
+    const audit = app.get(AuditService);
+    const stderr = new StderrCapture();
+    // A fault met only by the capture: the entity's exclusion list throws once when read.
+    const rules = (app.get(EntityChangeSubscriber) as unknown as { rules: Map<unknown, { exclude: ReadonlySet<string> }> }).rules;
+    const rule = rules.get(Contract)!;
+    const exclude = rule.exclude;
+    rule.exclude = {
+      has: () => {
+        rule.exclude = exclude;
+        throw new Error('exclusions unreadable');
+      },
+    } as unknown as ReadonlySet<string>;
+    try {
+      const saved = await auditScope(async () => {
+        const contract = await contracts.save(contracts.create({ title: 'Despite', counterparty: 'Fault' }));
+        await audit.log({ action: 'import_with_fault', requestId: 'scope-fault' });
+        return contract;
+      });
+      expect(await db.query('SELECT title FROM contract WHERE id = $1', [saved.id])).toEqual([{ title: 'Despite' }]);
+      expect(await changesOf(db, 'scope-fault')).toEqual({ entities: [], entitiesOmitted: 1 });
+      expect(audit.status().diffFaults).toBe(1);
+      expect(app.get(EntityChangeSubscriber).faults).toBe(1);
+      expect(stderr.of('audit.diff_failed')).toEqual([
+        expect.objectContaining({ level: 'warn', entityType: 'Contract', error: { name: 'Error', message: 'exclusions unreadable' } }),
+      ]);
+    } finally {
+      stderr.restore();
+      rule.exclude = exclude;
+    }
   });
 
   it('keeps the diffs within half of maxEntryBytes and counts the changes left out', async () => {
