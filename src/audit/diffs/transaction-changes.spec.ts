@@ -62,6 +62,18 @@ describe('changes held per transaction', () => {
     expect(takeEntityChanges(context)).toBeUndefined();
   });
 
+  it('holds at most maxBytes per transaction, counting the rest, and forgets the count of what rolls back', () => {
+    const context = newAuditContext('scope');
+    const tx = runner();
+    tx.begin();
+    for (const name of ['a', 'b', 'c']) stageChange(tx.queryRunner, context, change(name), 25);
+    tx.begin();
+    stageChange(tx.queryRunner, context, change('rolled back'), 25);
+    tx.rollback();
+    tx.commit();
+    expect(takeEntityChanges(context)).toEqual({ entities: ['a', 'b'], entitiesOmitted: 1 });
+  });
+
   it('gives record() the uncommitted changes once, within the byte bound, counting the rest', () => {
     const context = newAuditContext('request');
     const tx = runner();

@@ -2,11 +2,18 @@ import { type QueryRunner } from 'typeorm';
 import { addEntityChanges, type AuditContext, newAuditContext, type StagedChange, takeEntityChanges } from '../audit-context';
 import { type EntityChanges } from './entity-change';
 
+/** The changes of one transaction level; past the byte bound, only counted. */
+interface Level {
+  changes: StagedChange[];
+  bytes: number;
+  omitted: number;
+}
+
 /** Changes made through one query runner, by transaction depth (1 = the outer transaction, 2+ = savepoints). */
 interface Pending {
   context: AuditContext;
   maxBytes: number;
-  levels: StagedChange[][];
+  levels: Level[];
 }
 
 const pendingByRunner = new WeakMap<QueryRunner, Pending>();
@@ -19,6 +26,7 @@ function depthOf(queryRunner: QueryRunner): number {
 
 /**
  * Holds a change until its transaction commits; outside a transaction it is committed already.
+ * What a transaction holds is bounded by `maxBytes` (a change past it is only counted).
  *
  * @example
  * stageChange(queryRunner, context, { value: change, bytes: 120 }, 32 * 1024);
@@ -28,7 +36,14 @@ export function stageChange(queryRunner: QueryRunner, context: AuditContext, cha
   if (depth === 0) return addEntityChanges(context, [change], maxBytes);
   let pending = pendingByRunner.get(queryRunner);
   if (!pending) pendingByRunner.set(queryRunner, (pending = { context, maxBytes, levels: [] }));
-  (pending.levels[depth] ??= []).push(change);
+  const level = (pending.levels[depth] ??= { changes: [], bytes: 0, omitted: 0 });
+  const held = pending.levels.reduce((sum, l) => sum + l.bytes, 0);
+  if (held + change.bytes > maxBytes) {
+    level.omitted += 1;
+    return;
+  }
+  level.changes.push(change);
+  level.bytes += change.bytes;
 }
 
 /**
@@ -42,13 +57,13 @@ export function transactionCommitted(queryRunner: QueryRunner): void {
   const pending = pendingByRunner.get(queryRunner);
   if (!pending) return;
   const depth = depthOf(queryRunner);
-  const done = pending.levels.splice(depth + 1).flat();
+  const done = merged(pending.levels.splice(depth + 1));
   if (depth > 0) {
-    (pending.levels[depth] ??= []).push(...done);
+    pending.levels[depth] = merged([pending.levels[depth], done]);
     return;
   }
   pendingByRunner.delete(queryRunner);
-  addEntityChanges(pending.context, done, pending.maxBytes);
+  handOver(pending.context, done, pending.maxBytes);
 }
 
 /**
@@ -76,7 +91,23 @@ export function takeTransactionChanges(queryRunner: QueryRunner | undefined): En
   const pending = queryRunner ? pendingByRunner.get(queryRunner) : undefined;
   if (!pending) return undefined;
   const bounded = newAuditContext('scope');
-  addEntityChanges(bounded, pending.levels.flat(), pending.maxBytes);
+  handOver(bounded, merged(pending.levels), pending.maxBytes);
   pending.levels = [];
   return takeEntityChanges(bounded);
+}
+
+function merged(levels: (Level | undefined)[]): Level {
+  const into: Level = { changes: [], bytes: 0, omitted: 0 };
+  for (const level of levels) {
+    if (!level) continue;
+    into.changes.push(...level.changes);
+    into.bytes += level.bytes;
+    into.omitted += level.omitted;
+  }
+  return into;
+}
+
+function handOver(context: AuditContext, level: Level, maxBytes: number): void {
+  addEntityChanges(context, level.changes, maxBytes);
+  context.omitted += level.omitted;
 }
