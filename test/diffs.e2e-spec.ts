@@ -58,6 +58,17 @@ describe('before/after diffs on the request row', () => {
     ]);
   });
 
+  it('keeps concurrent requests’ diffs apart: each row has its own request’s change only', async () => {
+    const contracts = await Promise.all(Array.from({ length: 20 }, (_, i) => create(`Parallel ${i}`, 'Acme')));
+    const patches = contracts.map(({ id }, i) => ({ id, i, ...send('patch', `/contracts/${id}`, { title: `Parallel ${i} signed` }) }));
+    await Promise.all(patches.map((p) => p.response.expect(200)));
+    for (const { id, i, requestId } of patches) {
+      expect((await changesOf(db, requestId)).entities).toEqual([
+        { type: 'Contract', id, op: 'update', fields: { title: [`Parallel ${i}`, `Parallel ${i} signed`] } },
+      ]);
+    }
+  });
+
   it('records an update by criteria with the new values only, the old ones marked unknown', async () => {
     await create('Lease', 'Initech');
     const { requestId, response } = send('post', '/contracts/rename-counterparty', { from: 'Initech', to: 'Initrode' });
