@@ -1,4 +1,4 @@
-import { type BeforeApplicationShutdown, Inject, Injectable, Logger, type OnApplicationBootstrap, Optional } from '@nestjs/common';
+import { type BeforeApplicationShutdown, Inject, Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
 import { type EntityManager, type Repository } from 'typeorm';
 import { AuditBuffer } from './audit-buffer';
 import { markRecordedAtomically } from './audit-context';
@@ -9,11 +9,11 @@ import { type ResolvedAuditOptions } from './audit-options';
 import { AUDIT_OPTIONS, AUDIT_REPOSITORY } from './audit.constants';
 import { AuditWriteQueue, BACKLOG_FULL_CODE, type PendingEntry } from './audit-write-queue';
 import { AuditWriter } from './audit.writer';
-import { EntityChangeSubscriber, withEntityChanges } from './diffs';
 import { connectionSecrets, type SanitizedDbError, sanitizeDbError } from './db-error';
 import { AUDIT_EVENTS, AuditReporter, ConsoleSink, type WriteFailureReport } from './sinks';
 import { AuditQuarantine, isolateRefused } from './quarantine';
 import { AuditSpool } from './spool';
+import { EntityChangeSubscriber, withEntityChanges } from './diffs';
 
 /** How often, while up, the spool is checked for segments that processes gone from a shared directory left. */
 const SPOOL_SWEEP_MS = 1000;
@@ -33,10 +33,10 @@ export interface AuditStatus {
   quarantined: number;
   /** Values of logged entries that could not be read (a throwing getter or proxy), stored as `[Unreadable]`. */
   unreadable: number;
-  spooled?: number;
-  spoolBytes?: number;
   /** Entity changes that could not be captured as diffs (the writes themselves went ahead). */
   diffFaults: number;
+  spooled?: number;
+  spoolBytes?: number;
   downSince: string | null;
   lastError: SanitizedDbError | null;
 }
@@ -88,7 +88,8 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
     @Inject(AuditSpool) spool: AuditSpool | null,
     @Inject(AuditReporter) private readonly reporter: AuditReporter,
     private readonly console: ConsoleSink,
-    @Optional() private readonly diffs?: EntityChangeSubscriber,
+    // Always provided by AuditModule; absent only where a test constructs the service itself.
+    @Inject(EntityChangeSubscriber) private readonly diffs?: EntityChangeSubscriber,
   ) {
     this.normalizer = new AuditEntryNormalizer(options.redactKeys, options.maxEntryBytes);
     this.writer = new AuditWriter(repository, options.writeTimeoutMs);
@@ -163,8 +164,8 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
       dropped: this.fallback.dropped,
       quarantined: this.quarantine.count,
       unreadable: this.unreadable,
-      ...(spool ? { spooled: spool.entries, spoolBytes: spool.bytes } : {}),
       diffFaults: this.diffs?.faults ?? 0,
+      ...(spool ? { spooled: spool.entries, spoolBytes: spool.bytes } : {}),
       downSince: this.downSince?.toISOString() ?? null,
       lastError: this.lastError,
     };
