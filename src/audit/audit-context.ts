@@ -1,28 +1,98 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-
-/** What the interceptor needs to know about the request it is auditing. */
-interface AuditRequestContext {
-  /** Set when the handler wrote the request's audit row itself with `AuditService.record()`. */
-  recordedAtomically: boolean;
-}
-
-const storage = new AsyncLocalStorage<AuditRequestContext>();
+import { type EntityChanges } from './diffs/entity-change';
 
 /**
- * Runs `work` (the handler, when the interceptor subscribes to it) with a fresh request context,
- * and returns that context so the interceptor can read it afterwards.
+ * The scope an audit row is written for: one mutating HTTP request (opened by the interceptor), or
+ * an {@link auditScope} around work outside HTTP. Entity changes committed inside it wait here
+ * for the row.
+ */
+export interface AuditContext {
+  readonly kind: 'request' | 'scope';
+  /** Set when the handler wrote the request's audit row itself with `AuditService.record()`. */
+  recordedAtomically: boolean;
+  /** Committed entity changes (JSON-safe, redacted) not yet on a row; undefined until the first. */
+  entities: unknown[] | undefined;
+  /** Serialized size of `entities`, bounded by `maxEntryBytes`. */
+  bytes: number;
+  /** Changes left out: past the size cap, or lost to a capture error. */
+  omitted: number;
+}
+
+/** A captured change, converted when it happened (later edits of the entity object do not alter it). */
+export interface StagedChange {
+  value: unknown;
+  bytes: number;
+}
+
+const storage = new AsyncLocalStorage<AuditContext>();
+
+/**
+ * A fresh context, for {@link runInAuditContext}.
  *
  * @example
- * const context = runInAuditContext(() => next.handle().subscribe(subscriber));
+ * const context = newAuditContext('request');
  */
-export function runInAuditContext(work: () => void): AuditRequestContext {
-  const context: AuditRequestContext = { recordedAtomically: false };
+export function newAuditContext(kind: AuditContext['kind']): AuditContext {
+  return { kind, recordedAtomically: false, entities: undefined, bytes: 0, omitted: 0 };
+}
+
+/**
+ * Runs `work` (the handler, when the interceptor subscribes to it) inside `context`, so that
+ * `AuditService.record()` can mark it and entity changes are collected into it.
+ *
+ * @example
+ * const context = newAuditContext('request');
+ * runInAuditContext(context, () => next.handle().subscribe(subscriber));
+ */
+export function runInAuditContext(context: AuditContext, work: () => void): void {
   storage.run(context, work);
-  return context;
+}
+
+/**
+ * Runs `work` as one audit scope outside HTTP (a job, a queue consumer): changes of audited
+ * entities committed inside it are attached to the next `AuditService.log()` (or `record()`)
+ * called inside it. Inside an HTTP request they go to the request's row instead.
+ *
+ * @example
+ * await auditScope(async () => {
+ *   await ndas.update({ expired: false }, { expired: true });
+ *   await auditService.log({ action: 'ndas_expired' }); // carries changes.entities
+ * });
+ */
+export function auditScope<T>(work: () => T): T {
+  return storage.run(newAuditContext('scope'), work);
+}
+
+/** The context of the code running now, if any. */
+export function currentAuditContext(): AuditContext | undefined {
+  return storage.getStore();
 }
 
 /** Notes, for the request being handled (if any), that its audit row is already written. */
 export function markRecordedAtomically(): void {
   const context = storage.getStore();
   if (context) context.recordedAtomically = true;
+}
+
+/** Adds committed changes to `context`, as far as `maxBytes` allows; the rest are counted. */
+export function addEntityChanges(context: AuditContext, changes: readonly StagedChange[], maxBytes: number): void {
+  for (const change of changes) {
+    if (context.bytes + change.bytes > maxBytes) {
+      context.omitted += 1;
+      continue;
+    }
+    context.bytes += change.bytes;
+    (context.entities ??= []).push(change.value);
+  }
+}
+
+/** Takes the changes waiting in `context` for its row (they go on one row only). */
+export function takeEntityChanges(context: AuditContext | undefined): EntityChanges | undefined {
+  if (!context || (context.entities === undefined && context.omitted === 0)) return undefined;
+  const taken: EntityChanges = { entities: (context.entities ?? []) as EntityChanges['entities'] };
+  if (context.omitted > 0) taken.entitiesOmitted = context.omitted;
+  context.entities = undefined;
+  context.bytes = 0;
+  context.omitted = 0;
+  return taken;
 }

@@ -6,7 +6,8 @@ import { AuditService } from './audit.service';
  * Terminus indicator of the audit database as the audit service sees it: `up` while entries are
  * being committed, `down` (so `/health` answers 503) while they are being buffered. Details:
  * `state`, `pending` (queued or in flight to the database), `buffered`, `dropped`, `quarantined`,
- * `unreadable` (values of entries that could not be read), `downSince`,
+ * `unreadable` (values of entries that could not be read), `diffFaults` (entity changes not
+ * captured as diffs), `downSince`,
  * `lastError` (sanitized: no URL, host or password); with a spool also `spooled`, `spoolBytes`.
  *
  * @example
@@ -30,8 +31,9 @@ export class DbHealthIndicator {
 
   isHealthy(key = 'audit_db'): HealthIndicatorResult {
     const indicator = this.indicators.check(key);
-    const { state, pending, buffered, dropped, quarantined, unreadable, spooled, spoolBytes, downSince, lastError } = this.audit.status();
-    const details: Record<string, string | number | null> = { state, pending, buffered, dropped, quarantined, unreadable };
+    const { state, pending, buffered, dropped, quarantined, unreadable, diffFaults, spooled, spoolBytes, downSince, lastError } =
+      this.audit.status();
+    const details: Record<string, string | number | null> = { state, pending, buffered, dropped, quarantined, unreadable, diffFaults };
     if (spooled !== undefined) Object.assign(details, { spooled, spoolBytes });
     Object.assign(details, { downSince, lastError: lastError ? `${lastError.code}: ${lastError.message}` : null });
     return state === 'up' ? indicator.up(details) : indicator.down(details);

@@ -1,4 +1,5 @@
 import { AuditConfigError } from './audit.errors';
+import { type AuditDiffOptions, resolveDiffOptions, type ResolvedDiffOptions } from './diffs/diff-options';
 import { DEFAULT_REDACT_KEYS } from './redaction';
 
 /**
@@ -77,10 +78,18 @@ export interface AuditModuleOptions {
   spoolMaxBytes?: number;
   /** Size at which a spool segment file is closed and a new one begun (at most 64 MiB). */
   spoolSegmentBytes?: number;
+  /**
+   * Entities whose changes are attached to the audit row as before/after diffs (besides those
+   * marked with `@AuditedEntity()`), and properties left out of them. See `AuditDiffOptions`.
+   */
+  diffs?: AuditDiffOptions;
 }
 
 /** Options after defaults and validation. */
-export type ResolvedAuditOptions = Required<Omit<AuditModuleOptions, 'userIdFrom'>> & { userIdFrom: UserIdExtractor };
+export type ResolvedAuditOptions = Required<Omit<AuditModuleOptions, 'userIdFrom' | 'diffs'>> & {
+  userIdFrom: UserIdExtractor;
+  diffs: ResolvedDiffOptions;
+};
 
 /** Default values of every option. */
 export const AUDIT_DEFAULTS: Readonly<ResolvedAuditOptions> = Object.freeze({
@@ -98,6 +107,7 @@ export const AUDIT_DEFAULTS: Readonly<ResolvedAuditOptions> = Object.freeze({
   spoolDir: null,
   spoolMaxBytes: 1024 ** 3,
   spoolSegmentBytes: 8 * 1024 * 1024,
+  diffs: Object.freeze({ entities: [], exclude: {} }),
 });
 
 const INTEGER_LIMITS: Record<string, [min: number, max: number]> = {
@@ -157,7 +167,7 @@ export function resolveAuditOptions(input: AuditModuleOptions | undefined): Reso
   if (options.spoolDir !== null && (typeof options.spoolDir !== 'string' || options.spoolDir.trim() === '')) {
     throw AuditConfigError.invalidOption('spoolDir', 'a directory path or null', options.spoolDir);
   }
-  return Object.freeze({ ...options, redactKeys: [...options.redactKeys] });
+  return Object.freeze({ ...options, redactKeys: [...options.redactKeys], diffs: resolveDiffOptions(options.diffs) });
 }
 
 function defaultUserId(request: unknown): string | number | bigint | undefined {

@@ -24,3 +24,6 @@ export const SENTRY_DROPPED_FINGERPRINT = ['audit-entries-dropped'];
 
 /** Sentry fingerprint of the report sent when the database refuses entries for their content. */
 export const SENTRY_QUARANTINED_FINGERPRINT = ['audit-entries-quarantined'];
+
+/** Reflection key under which `@AuditedEntity()` stores its options on an entity class. */
+export const AUDITED_ENTITY_METADATA = 'audit:entity';

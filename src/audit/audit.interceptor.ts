@@ -45,7 +45,7 @@ export class AuditInterceptor implements NestInterceptor {
       this.reflector.get<number | undefined>(HTTP_CODE_METADATA, context.getHandler()) ??
       (context.switchToHttp().getRequest<{ method: string }>().method === 'POST' ? HttpStatus.CREATED : HttpStatus.OK);
     const writesBeforeResponse = this.options.mode === 'sync' && !handlesResponse(context);
-    let requestContext = { recordedAtomically: false };
+    const requestContext = tracked.scope;
     let last: { value: unknown } | undefined;
     let ended = false;
 
@@ -68,7 +68,7 @@ export class AuditInterceptor implements NestInterceptor {
     return new Observable<unknown>((subscriber) => {
       let subscription: { unsubscribe(): void } | undefined;
       // The handler runs when subscribed to: subscribing inside the context lets AuditService.record() mark it.
-      requestContext = runInAuditContext(() => {
+      runInAuditContext(requestContext, () => {
         subscription = next
           .handle()
           .pipe(

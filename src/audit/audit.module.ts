@@ -3,6 +3,7 @@ import { APP_INTERCEPTOR, ModuleRef } from '@nestjs/core';
 import { AuditBuffer } from './audit-buffer';
 import { AuditCoverage } from './audit-coverage';
 import { DbHealthIndicator } from './audit-db.health';
+import { EntityChangeSubscriber } from './diffs';
 import { resolveAuditOptions, type ResolvedAuditOptions } from './audit-options';
 import { AUDIT_OPTIONS } from './audit.constants';
 import { AuditInterceptor } from './audit.interceptor';
@@ -45,6 +46,7 @@ import { AuditSpool, FileSpool } from './spool';
     },
     { provide: AuditReporter, useClass: SentryReporter },
     ConsoleSink,
+    EntityChangeSubscriber,
     AuditService,
     DbHealthIndicator,
     AuditHttpRecorder,

@@ -15,6 +15,7 @@ import { connectionSecrets, type SanitizedDbError } from './db-error';
 import { AuditReporter, ConsoleSink, type WriteFailureReport } from './sinks';
 import { AuditQuarantine, isolateRefused } from './quarantine';
 import { AuditSpool } from './spool';
+import { EntityChangeSubscriber, withEntityChanges } from './diffs';
 
 /** How often, while up, the spool is checked for segments that processes gone from a shared directory left. */
 const SPOOL_SWEEP_MS = 1000;
@@ -33,6 +34,8 @@ export interface AuditStatus {
   quarantined: number;
   /** Values of logged entries that could not be read (a throwing getter or proxy), stored as `[Unreadable]`. */
   unreadable: number;
+  /** Entity changes that could not be captured as diffs (the writes themselves went ahead). */
+  diffFaults: number;
   spooled?: number;
   spoolBytes?: number;
   downSince: string | null;
@@ -78,6 +81,8 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
     @Inject(AuditSpool) spool: AuditSpool | null,
     @Inject(AuditReporter) private readonly reporter: AuditReporter,
     private readonly console: ConsoleSink,
+    // Always provided by AuditModule; absent only where a test constructs the service itself.
+    @Inject(EntityChangeSubscriber) private readonly diffs?: EntityChangeSubscriber,
   ) {
     this.normalizer = new AuditEntryNormalizer(options.redactKeys, options.maxEntryBytes);
     this.writer = new AuditWriter(repository, options.writeTimeoutMs);
@@ -116,7 +121,7 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
   log(entry: AuditEntry): Promise<void> {
     return new Promise<void>((settle) => {
       try {
-        const { record, bytes, faults } = this.normalizer.normalize(entry);
+        const { record, bytes, faults } = this.normalizer.normalize(withEntityChanges(entry));
         this.unreadable += faults;
         const pending = { record, bytes, seq: ++this.seq, deadline: Date.now() + this.options.writeTimeoutMs, settle };
         if (this.closed) void this.fallback.afterShutdown(record, this.circuit.lastError).finally(settle);
@@ -143,7 +148,7 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
    * });
    */
   async record(entry: AuditEntry, { manager }: { manager: EntityManager }): Promise<AuditRecord> {
-    const { record } = this.normalizer.normalize(entry);
+    const { record } = this.normalizer.normalize(withEntityChanges(entry, manager));
     await this.writer.insertWith(manager, [record]);
     markRecordedAtomically();
     return record;
@@ -160,6 +165,7 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
       dropped: this.fallback.dropped,
       quarantined: this.quarantine.count,
       unreadable: this.unreadable,
+      diffFaults: this.diffs?.faults ?? 0,
       ...(spool ? { spooled: spool.entries, spoolBytes: spool.bytes } : {}),
       downSince: this.circuit.downSince?.toISOString() ?? null,
       lastError: this.circuit.lastError,

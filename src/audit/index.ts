@@ -1,6 +1,7 @@
 export { CreateAuditLog1732700000000 } from '../../migrations/1732700000000-CreateAuditLog';
 export { AUDIT_MIGRATIONS } from './audit-migrations';
 export { AuditBuffer, type BufferedEntry } from './audit-buffer';
+export { auditScope } from './audit-context';
 export { DbHealthIndicator } from './audit-db.health';
 export { type AuditEntry, type AuditOutcome, type AuditRecord } from './audit-entry';
 export { AuditLog } from './audit-log.entity';
@@ -20,6 +21,17 @@ export { type AuditModuleExtras } from './audit.module-definition';
 export { type AuditState, type AuditStatus, AuditService } from './audit.service';
 export { Audited, type AuditedOptions, type EntityIdSource } from './audited.decorator';
 export { type SanitizedDbError } from './db-error';
+export {
+  type AuditDiffOptions,
+  AuditedEntity,
+  type AuditedEntityOptions,
+  type EntityChange,
+  type EntityChangeOp,
+  type EntityChanges,
+  EntityChangeSubscriber,
+  type EntityClass,
+  UNKNOWN_BEFORE,
+} from './diffs';
 export { RingBuffer } from './ring-buffer';
 export {
   AUDIT_EVENTS,

@@ -1,6 +1,11 @@
 import { Column, CreateDateColumn, Entity, PrimaryGeneratedColumn, UpdateDateColumn } from 'typeorm';
+import { AuditedEntity } from '../audit';
 
-/** A non-disclosure agreement: the example app's business entity. */
+/**
+ * A non-disclosure agreement: the example app's business entity. Its changes are on the audit
+ * rows as diffs (`changes.entities`), without the timestamps TypeORM maintains.
+ */
+@AuditedEntity({ type: 'NDA', exclude: ['createdAt', 'updatedAt'] })
 @Entity({ name: 'nda' })
 export class Nda {
   @PrimaryGeneratedColumn('uuid')

@@ -23,8 +23,12 @@ export class NdasService {
     return this.ndas.save(this.ndas.merge(nda, input));
   }
 
-  async remove(id: string): Promise<void> {
-    const { affected } = await this.ndas.delete({ id });
-    if (!affected) throw new NotFoundException(`NDA ${id} not found`);
+  /** Loads (and locks) the row first, so that its audit row records what was deleted, and a concurrent DELETE answers 404. */
+  remove(id: string): Promise<void> {
+    return this.ndas.manager.transaction(async (manager) => {
+      const nda = await manager.findOne(Nda, { where: { id }, lock: { mode: 'pessimistic_write' } });
+      if (!nda) throw new NotFoundException(`NDA ${id} not found`);
+      await manager.remove(nda);
+    });
   }
 }

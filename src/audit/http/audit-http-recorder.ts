@@ -1,5 +1,6 @@
 import { type ExecutionContext, Inject, Injectable } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
+import { type AuditContext, takeEntityChanges } from '../audit-context';
 import { deriveAction } from '../audit-action';
 import { type ResolvedAuditOptions } from '../audit-options';
 import { AUDIT_OPTIONS, AUDITED_METADATA, MUTATING_METHODS } from '../audit.constants';
@@ -60,7 +61,7 @@ export class AuditHttpRecorder {
       ip: request.ip ?? request.socket?.remoteAddress,
       userAgent: header(request, 'user-agent'),
       requestId: header(request, 'x-request-id'),
-      changes: request.method === 'DELETE' ? undefined : { body: request.body },
+      changes: changesOf(request, tracked.scope),
       metadata: {
         method: request.method,
         route: routeOf(request),
@@ -72,6 +73,13 @@ export class AuditHttpRecorder {
       },
     });
   }
+}
+
+/** What the client sent (not for DELETE), and the entity changes the request committed, if any. */
+function changesOf(request: HttpRequest, scope: AuditContext): unknown {
+  const body = request.method === 'DELETE' ? undefined : { body: request.body };
+  const entities = takeEntityChanges(scope);
+  return entities ? { ...body, ...entities } : body;
 }
 
 function entityId(meta: AuditedMetadata | undefined, request: HttpRequest, result: unknown): unknown {

@@ -1,4 +1,5 @@
 import { type ExecutionContext } from '@nestjs/common';
+import { newAuditContext } from '../audit-context';
 import { type AuditOutcome } from '../audit-entry';
 import { type RawResponse } from './http-request';
 
@@ -28,6 +29,8 @@ export interface RequestOutcome {
  */
 export class AuditedRequest {
   readonly startedAt = performance.now();
+  /** The context the handler runs in: whether it recorded its own row, the entity changes it committed. */
+  readonly scope = newAuditContext('request');
   private handling = false;
   private observation: HandlerObservation | undefined;
   private responseEnded = false;

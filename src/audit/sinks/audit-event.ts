@@ -11,6 +11,8 @@ export const AUDIT_EVENTS = {
   quarantined: 'audit.quarantined',
   recovered: 'audit.recovered',
   flushFailed: 'audit.flush_failed',
+  /** A change of an audited entity could not be captured as a diff (the write itself went ahead). */
+  diffFailed: 'audit.diff_failed',
   /** Parts 2…n of an entry too long for one line (see `formatEventLines`); part 1 has the event itself. */
   entryPart: 'audit.entry_part',
 } as const;

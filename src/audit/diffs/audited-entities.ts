@@ -1,0 +1,42 @@
+import { type EntityMetadata } from 'typeorm';
+import { type ResolvedDiffOptions } from './diff-options';
+import { auditedEntityOptions } from './audited-entity.decorator';
+
+/** How one audited entity is written into diffs. */
+export interface AuditedEntityRule {
+  type: string;
+  /** Property paths and column names left out of every diff. */
+  exclude: ReadonlySet<string>;
+}
+
+/**
+ * The rule for an entity of a DataSource: from `@AuditedEntity()` on its class and from the
+ * module's `diffs` option (named by class or entity name), or undefined when it is not audited.
+ *
+ * @example
+ * const rule = auditedEntityRule(dataSource.getMetadata(Nda), { entities: [], exclude: { NDA: ['updatedAt'] } });
+ */
+export function auditedEntityRule(metadata: EntityMetadata, diffs: ResolvedDiffOptions): AuditedEntityRule | undefined {
+  const decorated = auditedEntityOptions(metadata.target);
+  const named = diffs.entities.some((entity) => entity === metadata.target || entity === metadata.name);
+  if (!decorated && !named) return undefined;
+  const type = decorated?.type ?? metadata.name;
+  const exclude = new Set([...(decorated?.exclude ?? []), ...(diffs.exclude[metadata.name] ?? []), ...(diffs.exclude[type] ?? [])]);
+  return { type, exclude };
+}
+
+/**
+ * The audited entities of one DataSource's metadata, by entity target, for a lookup per event.
+ *
+ * @example
+ * const rules = auditedEntityRules(dataSource.entityMetadatas, options.diffs);
+ * rules.get(Nda)?.type; // 'NDA'
+ */
+export function auditedEntityRules(metadatas: readonly EntityMetadata[], diffs: ResolvedDiffOptions): Map<unknown, AuditedEntityRule> {
+  const rules = new Map<unknown, AuditedEntityRule>();
+  for (const metadata of metadatas) {
+    const rule = auditedEntityRule(metadata, diffs);
+    if (rule) rules.set(metadata.target, rule);
+  }
+  return rules;
+}

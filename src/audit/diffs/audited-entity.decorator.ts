@@ -1,0 +1,41 @@
+import { AUDITED_ENTITY_METADATA } from '../audit.constants';
+
+/** Options of {@link AuditedEntity}. */
+export interface AuditedEntityOptions {
+  /** The type written in `changes.entities[].type`. Default: the entity's TypeORM name (the class name). */
+  type?: string;
+  /** Properties (or column names) never written into a diff: `['updatedAt', 'passwordHash']`. */
+  exclude?: string[];
+}
+
+/**
+ * Marks a TypeORM entity whose changes (save, insert, update, remove, soft-remove, recover) are
+ * attached as field-level diffs to the audit row of the request, or `auditScope()`, they happen in.
+ *
+ * @example
+ * import { Column, Entity, PrimaryGeneratedColumn } from 'typeorm';
+ *
+ * @AuditedEntity({ type: 'NDA', exclude: ['updatedAt'] })
+ * @Entity()
+ * class Nda {
+ *   @PrimaryGeneratedColumn('uuid') id!: string;
+ *   @Column() title!: string;
+ *   @Column() updatedAt!: Date;
+ * }
+ */
+export function AuditedEntity(options: AuditedEntityOptions = {}): ClassDecorator {
+  return (target) => {
+    Reflect.defineMetadata(AUDITED_ENTITY_METADATA, { ...options }, target);
+  };
+}
+
+/**
+ * The options `@AuditedEntity()` stored on `target` (inherited by subclasses), if any.
+ *
+ * @example
+ * auditedEntityOptions(Nda)?.type; // 'NDA'
+ */
+export function auditedEntityOptions(target: unknown): AuditedEntityOptions | undefined {
+  if (typeof target !== 'function') return undefined;
+  return Reflect.getMetadata(AUDITED_ENTITY_METADATA, target) as AuditedEntityOptions | undefined;
+}

@@ -1,0 +1,147 @@
+import { Inject, Injectable, type OnApplicationBootstrap } from '@nestjs/common';
+import { DiscoveryService } from '@nestjs/core';
+import {
+  DataSource,
+  type EntitySubscriberInterface,
+  type InsertEvent,
+  type QueryRunner,
+  type RecoverEvent,
+  type RemoveEvent,
+  type SoftRemoveEvent,
+  type TransactionCommitEvent,
+  type TransactionRollbackEvent,
+  type UpdateEvent,
+} from 'typeorm';
+import { currentAuditContext } from '../audit-context';
+import { type ResolvedAuditOptions } from '../audit-options';
+import { AUDIT_OPTIONS } from '../audit.constants';
+import { compileRedactor, convertJsonSafe } from '../json-safe';
+import { redactText } from '../redaction';
+import { AUDIT_EVENTS, ConsoleSink } from '../sinks';
+import { auditedEntityRules, type AuditedEntityRule } from './audited-entities';
+import { type ChangeSource, entityChange } from './entity-diff';
+import { type EntityChangeOp } from './entity-change';
+import { stageChange, transactionCommitted, transactionRolledBack } from './transaction-changes';
+
+/**
+ * The TypeORM subscriber that captures changes of audited entities made inside an audit context
+ * (a mutating request, or `auditScope()`), holds them until their transaction commits (drops them
+ * on rollback) and hands them to the context for its audit row. Added at start-up to each
+ * initialized DataSource that has an audited entity. Every callback is synchronous and never
+ * throws: a fault is counted in {@link faults}, written as an `audit.diff_failed` line, and the
+ * change is counted in the row's `changes.entitiesOmitted`. A row's diffs take at most half of
+ * `maxEntryBytes`; changes past that are counted in `entitiesOmitted` too.
+ *
+ * @example
+ * const subscriber = app.get(EntityChangeSubscriber);
+ * subscriber.faults; // 0
+ */
+@Injectable()
+export class EntityChangeSubscriber implements EntitySubscriberInterface, OnApplicationBootstrap {
+  private readonly rules = new Map<unknown, AuditedEntityRule>();
+  private readonly isRedacted: (key: string) => boolean;
+  private faultCount = 0;
+  /** Diffs take at most half of `maxEntryBytes`, leaving the rest to the body, metadata and fixed fields. */
+  private readonly budget: number;
+
+  constructor(
+    @Inject(AUDIT_OPTIONS) private readonly options: ResolvedAuditOptions,
+    private readonly discovery: DiscoveryService,
+    private readonly console: ConsoleSink,
+  ) {
+    this.isRedacted = compileRedactor(options.redactKeys);
+    this.budget = Math.floor(options.maxEntryBytes / 2);
+  }
+
+  /** Changes that could not be captured since start. */
+  get faults(): number {
+    return this.faultCount;
+  }
+
+  onApplicationBootstrap(): void {
+    for (const wrapper of this.discovery.getProviders()) {
+      const instance: unknown = wrapper.instance;
+      if (instance instanceof DataSource) this.watch(instance);
+    }
+  }
+
+  /** Subscribes to `dataSource` when it is initialized and holds an audited entity; true when it does. */
+  watch(dataSource: DataSource): boolean {
+    if (!dataSource.isInitialized) return false;
+    const rules = auditedEntityRules(dataSource.entityMetadatas, this.options.diffs);
+    if (rules.size === 0) return false;
+    for (const [target, rule] of rules) this.rules.set(target, rule);
+    if (!dataSource.subscribers.includes(this)) dataSource.subscribers.push(this);
+    return true;
+  }
+
+  afterInsert(event: InsertEvent<unknown>): void {
+    this.capture('insert', event.queryRunner, event as ChangeSource);
+  }
+
+  afterUpdate(event: UpdateEvent<unknown>): void {
+    this.capture('update', event.queryRunner, event as ChangeSource);
+  }
+
+  afterRemove(event: RemoveEvent<unknown>): void {
+    this.capture('remove', event.queryRunner, event as ChangeSource);
+  }
+
+  afterSoftRemove(event: SoftRemoveEvent<unknown>): void {
+    this.capture('soft-remove', event.queryRunner, event as ChangeSource);
+  }
+
+  afterRecover(event: RecoverEvent<unknown>): void {
+    this.capture('recover', event.queryRunner, event as ChangeSource);
+  }
+
+  afterTransactionCommit(event: TransactionCommitEvent): void {
+    try {
+      transactionCommitted(event.queryRunner);
+    } catch (error) {
+      this.fault(error, undefined);
+    }
+  }
+
+  afterTransactionRollback(event: TransactionRollbackEvent): void {
+    try {
+      transactionRolledBack(event.queryRunner);
+    } catch (error) {
+      this.fault(error, undefined);
+    }
+  }
+
+  private capture(op: EntityChangeOp, queryRunner: QueryRunner, source: ChangeSource): void {
+    let rule: AuditedEntityRule | undefined;
+    try {
+      rule = this.rules.get(source.metadata.target);
+      const context = rule && currentAuditContext();
+      if (!rule || !context) return;
+      const change = entityChange(op, rule, source);
+      if (!change) return;
+      const { value, bytes } = convertJsonSafe(change, this.isRedacted, this.budget);
+      stageChange(queryRunner, context, { value, bytes }, this.budget);
+    } catch (error) {
+      this.fault(error, rule);
+    }
+  }
+
+  private fault(error: unknown, rule: AuditedEntityRule | undefined): void {
+    this.faultCount += 1;
+    try {
+      const context = currentAuditContext();
+      if (context) context.omitted += 1;
+      const { name, message } = (error ?? {}) as { name?: unknown; message?: unknown };
+      this.console.emit(AUDIT_EVENTS.diffFailed, 'warn', {
+        auditId: null,
+        action: null,
+        entityType: rule?.type ?? null,
+        entityId: null,
+        userId: null,
+        error: { name: String(name), message: redactText(String(message ?? error), this.isRedacted).slice(0, 500) },
+      });
+    } catch {
+      // Counted; nothing more can be said.
+    }
+  }
+}

@@ -1,0 +1,39 @@
+/** What happened to an audited entity row. */
+export type EntityChangeOp = 'insert' | 'update' | 'remove' | 'soft-remove' | 'recover';
+
+/**
+ * One change of an audited entity, as it appears in `changes.entities` of the request's audit row.
+ *
+ * - `fields` holds `[before, after]` for each column that changed, when TypeORM knew the row's
+ *   prior state: `save()`, `remove()`, `softRemove()`, `recover()`. An insert has `null` before
+ *   (there was no row); a remove has `null` after.
+ * - Where TypeORM reports no prior state (`update()`, `delete()`, `softDelete()`, `restore()` by
+ *   criteria, `insert()` and `upsert()`, query builders), the change has `before: 'unknown'`, the
+ *   values written in `after` (none for a delete), and `id: null` when the row is not known either
+ *   (an `insert()` gives its id). Old values are never guessed: an `upsert()` may have updated a row.
+ *
+ * @example
+ * const change: EntityChange = { type: 'NDA', id: '0193…', op: 'update', fields: { title: ['Old', 'New'] } };
+ */
+export interface EntityChange {
+  /** The entity's audit type: `@AuditedEntity({ type })`, or the entity's name. */
+  type: string;
+  /** The primary key (an object of the key's columns when composite); null when TypeORM does not say which row. */
+  id: string | number | Record<string, unknown> | null;
+  op: EntityChangeOp;
+  fields?: Record<string, [before: unknown, after: unknown]>;
+  /** Present, as `'unknown'`, when TypeORM did not report the prior state. */
+  before?: typeof UNKNOWN_BEFORE;
+  /** The values set, when the prior state is unknown. */
+  after?: Record<string, unknown>;
+}
+
+/** The value of {@link EntityChange.before} when TypeORM reported no prior state. */
+export const UNKNOWN_BEFORE = 'unknown';
+
+/** What the audit row carries next to `changes.entities`. */
+export interface EntityChanges {
+  entities: EntityChange[];
+  /** Changes left out: past the size cap (`maxEntryBytes`), or not captured because of an error. */
+  entitiesOmitted?: number;
+}

@@ -1,0 +1,87 @@
+import { type QueryRunner } from 'typeorm';
+import { newAuditContext, takeEntityChanges } from '../audit-context';
+import { stageChange, takeTransactionChanges, transactionCommitted, transactionRolledBack } from './transaction-changes';
+
+/** A query runner as TypeORM moves it: depth 1 the transaction, 2+ savepoints; events fire after the depth changed. */
+function runner() {
+  const state = { isTransactionActive: false, transactionDepth: 0 };
+  const queryRunner = state as unknown as QueryRunner;
+  return {
+    queryRunner,
+    begin: () => Object.assign(state, { isTransactionActive: true, transactionDepth: state.transactionDepth + 1 }),
+    commit: () => {
+      Object.assign(state, { transactionDepth: state.transactionDepth - 1, isTransactionActive: state.transactionDepth > 1 });
+      transactionCommitted(queryRunner);
+    },
+    rollback: () => {
+      Object.assign(state, { transactionDepth: state.transactionDepth - 1, isTransactionActive: state.transactionDepth > 1 });
+      transactionRolledBack(queryRunner);
+    },
+  };
+}
+
+const change = (name: string) => ({ value: name, bytes: 10 });
+const MAX = 1000;
+
+describe('changes held per transaction', () => {
+  it('hands a change made outside a transaction to the context at once', () => {
+    const context = newAuditContext('scope');
+    stageChange(runner().queryRunner, context, change('a'), MAX);
+    expect(takeEntityChanges(context)).toEqual({ entities: ['a'] });
+  });
+
+  it('hands over a transaction’s changes on its commit, a released savepoint’s with its parent', () => {
+    const context = newAuditContext('scope');
+    const tx = runner();
+    tx.begin();
+    stageChange(tx.queryRunner, context, change('outer'), MAX);
+    tx.begin();
+    stageChange(tx.queryRunner, context, change('inner'), MAX);
+    tx.commit();
+    expect(context.entities).toBeUndefined();
+    tx.commit();
+    expect(takeEntityChanges(context)).toEqual({ entities: ['outer', 'inner'] });
+  });
+
+  it('drops the changes of a savepoint rolled back, and all of them when the transaction rolls back', () => {
+    const context = newAuditContext('scope');
+    const tx = runner();
+    tx.begin();
+    stageChange(tx.queryRunner, context, change('kept'), MAX);
+    tx.begin();
+    stageChange(tx.queryRunner, context, change('dropped'), MAX);
+    tx.rollback();
+    tx.commit();
+    expect(takeEntityChanges(context)).toEqual({ entities: ['kept'] });
+
+    tx.begin();
+    stageChange(tx.queryRunner, context, change('undone'), MAX);
+    tx.rollback();
+    tx.begin();
+    tx.commit();
+    expect(takeEntityChanges(context)).toBeUndefined();
+  });
+
+  it('holds at most maxBytes per transaction, counting the rest, and forgets the count of what rolls back', () => {
+    const context = newAuditContext('scope');
+    const tx = runner();
+    tx.begin();
+    for (const name of ['a', 'b', 'c']) stageChange(tx.queryRunner, context, change(name), 25);
+    tx.begin();
+    stageChange(tx.queryRunner, context, change('rolled back'), 25);
+    tx.rollback();
+    tx.commit();
+    expect(takeEntityChanges(context)).toEqual({ entities: ['a', 'b'], entitiesOmitted: 1 });
+  });
+
+  it('gives record() the uncommitted changes once, within the byte bound, counting the rest', () => {
+    const context = newAuditContext('request');
+    const tx = runner();
+    tx.begin();
+    for (const name of ['a', 'b', 'c']) stageChange(tx.queryRunner, context, change(name), 25);
+    expect(takeTransactionChanges(tx.queryRunner)).toEqual({ entities: ['a', 'b'], entitiesOmitted: 1 });
+    tx.commit();
+    expect(takeEntityChanges(context)).toBeUndefined();
+    expect(takeTransactionChanges(tx.queryRunner)).toBeUndefined();
+  });
+});
