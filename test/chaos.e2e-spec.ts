@@ -13,7 +13,15 @@ describe('chaos: the fault schedule under load', () => {
 
   beforeAll(async () => {
     build = buildProject();
-    result = await runChaos({ main: join(build.dir, 'src/main.js'), env: build.env, phaseMs: 1000, workers: 4, catchUpMs: 5000 });
+    // A ring of 10 overflows within the second the database is down, even on a loaded machine.
+    result = await runChaos({
+      main: join(build.dir, 'src/main.js'),
+      env: build.env,
+      phaseMs: 1000,
+      workers: 4,
+      catchUpMs: 5000,
+      overflowBufferSize: 10,
+    });
   }, 120_000);
 
   afterAll(async () => {
