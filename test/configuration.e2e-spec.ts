@@ -27,10 +27,11 @@ describe('bad configuration', () => {
   const dataSources: DataSource[] = [];
 
   /** The default DataSource on the real server; each one is destroyed after its test. */
-  const typeOrm = (database = 'postgres') =>
+  const typeOrm = (database = 'postgres', name?: string) =>
     TypeOrmModule.forRootAsync({
+      name,
       useFactory: (): DataSourceOptions =>
-        ({ type: 'postgres', url: pg.url(database), entities: [AuditLog], retryAttempts: 0 }) as DataSourceOptions,
+        ({ name, type: 'postgres', url: pg.url(database), entities: [AuditLog], retryAttempts: 0 }) as DataSourceOptions,
       dataSourceFactory: async (options) => {
         const dataSource = await new DataSource(options!).initialize();
         dataSources.push(dataSource);
@@ -88,6 +89,15 @@ describe('bad configuration', () => {
     it('good options start (so the failures above are the options, not the set-up)', async () => {
       const moduleRef = await Test.createTestingModule({
         imports: [typeOrm(), AuditModule.forRoot({ bufferSize: 10, retryBackoffMs: 100, retryBackoffMaxMs: 100, redactKeys: ['pin'] })],
+      }).compile();
+      await moduleRef.init();
+      expect(moduleRef.get(AuditService).status().state).toBe('up');
+      await moduleRef.close();
+    });
+
+    it('forRoot takes the static options as the README says: a named DataSource, isGlobal', async () => {
+      const moduleRef = await Test.createTestingModule({
+        imports: [typeOrm('postgres', 'audit'), AuditModule.forRoot({ dataSource: 'audit', isGlobal: false, bufferSize: 10 })],
       }).compile();
       await moduleRef.init();
       expect(moduleRef.get(AuditService).status().state).toBe('up');

@@ -21,7 +21,8 @@ export const {
   ASYNC_OPTIONS_TYPE: AUDIT_ASYNC_OPTIONS_TYPE,
 } = new ConfigurableModuleBuilder<AuditModuleOptions>({ moduleName: 'Audit' })
   .setClassMethodName('forRoot')
-  .setExtras<AuditModuleExtras>({ isGlobal: true }, (definition, extras) => {
+  // Every extra is listed, so that forRoot() keeps it out of the options it validates.
+  .setExtras<AuditModuleExtras>({ isGlobal: true, dataSource: undefined }, (definition, extras) => {
     const repository: Provider = { provide: AUDIT_REPOSITORY, useExisting: getRepositoryToken(AuditLog, extras.dataSource) };
     return {
       ...definition,
