@@ -6,6 +6,10 @@ export const AUDIT_ERROR_CODES = {
   unknownOption: 'AUDIT_UNKNOWN_OPTION',
   invalidAction: 'AUDIT_INVALID_ACTION',
   invalidRepository: 'AUDIT_INVALID_REPOSITORY',
+  invalidQuery: 'AUDIT_INVALID_QUERY',
+  readFailed: 'AUDIT_READ_FAILED',
+  readTimeout: 'AUDIT_READ_TIMEOUT',
+  readUnavailable: 'AUDIT_READ_UNAVAILABLE',
 } as const;
 
 export type AuditErrorCode = (typeof AUDIT_ERROR_CODES)[keyof typeof AUDIT_ERROR_CODES];
@@ -51,6 +55,74 @@ export class AuditConfigError extends Error {
       `Audit action ${describe(action)} on ${where} must match ${ACTION_PATTERN} (e.g. 'nda_created')`,
     );
   }
+}
+
+/**
+ * A read of the trail asked for something malformed: a bad date, cursor, format or limit. The
+ * controller answers it with 400 and this message; `parameter` names the culprit.
+ *
+ * @example
+ * AuditQueryError.invalid('limit', 'an integer from 1 to 500', '0').message;
+ * // 'query parameter "limit" must be an integer from 1 to 500, got "0"'
+ */
+export class AuditQueryError extends Error {
+  override readonly name = 'AuditQueryError';
+  readonly code = AUDIT_ERROR_CODES.invalidQuery;
+
+  constructor(
+    readonly parameter: string,
+    message: string,
+  ) {
+    super(message);
+  }
+
+  static invalid(parameter: string, expected: string, got: unknown): AuditQueryError {
+    return new AuditQueryError(parameter, `query parameter "${parameter}" must be ${expected}, got ${describe(got)}`);
+  }
+
+  static unknown(parameter: string, known: readonly string[]): AuditQueryError {
+    return new AuditQueryError(parameter, `query parameter "${parameter}" is not known; known parameters: ${known.join(', ')}`);
+  }
+}
+
+/**
+ * A read of the trail that the audit database did not answer: it failed, took longer than
+ * `readTimeoutMs`, or the database is not connected yet. The controller answers 503. The
+ * message carries no connection string, host or credential.
+ *
+ * @example
+ * AuditReadError.timeout(5000).code; // 'AUDIT_READ_TIMEOUT'
+ */
+export class AuditReadError extends Error {
+  override readonly name = 'AuditReadError';
+
+  constructor(
+    readonly code: AuditErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+
+  static failed(cause: { code: string; message: string }): AuditReadError {
+    return new AuditReadError(AUDIT_ERROR_CODES.readFailed, `reading the audit trail failed (${cause.code}): ${cause.message}`);
+  }
+
+  static timeout(timeoutMs: number): AuditReadError {
+    return new AuditReadError(AUDIT_ERROR_CODES.readTimeout, `reading the audit trail took longer than ${timeoutMs} ms`);
+  }
+
+  static unavailable(): AuditReadError {
+    return new AuditReadError(AUDIT_ERROR_CODES.readUnavailable, 'the audit database is not connected (yet)');
+  }
+}
+
+/** The error of an `http` option given without the guard that protects the trail. */
+export function missingGuardError(got: unknown): AuditConfigError {
+  return AuditConfigError.invalidOption(
+    'http.guard',
+    'a guard (a CanActivate class or instance): the audit trail is never served without one',
+    got,
+  );
 }
 
 function describe(value: unknown): string {

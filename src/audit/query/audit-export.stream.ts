@@ -1,0 +1,103 @@
+import { Readable } from 'node:stream';
+import { type AuditReader, type ReadClient } from './audit-reader';
+import { exportHeader, exportLines } from './audit-export.format';
+import { type ExportRow } from './audit-query.sql';
+import { type AuditExportFormat } from './audit-query.types';
+
+/** Rows per FETCH: one chunk of the stream. */
+export const EXPORT_BATCH = 2000;
+/** A consumer that stops reading for this long ends its export (the transaction is closed by the server). */
+const IDLE_LIMIT_MS = 120_000;
+
+/**
+ * Opens an export: one connection, a read-only transaction, a server-side `DECLARE … CURSOR`,
+ * and the first batch fetched, so that a failing database fails this call (a 503) rather than a
+ * response already begun. The returned stream fetches the next batch only when its reader asks
+ * for more (backpressure), so memory holds one batch whatever the export's size. Each FETCH has
+ * the read timeout; destroying the stream (a client gone) gives up the connection.
+ *
+ * @example
+ * const stream = await openExport(reader, exportQuery(reader.table(), search), 'ndjson');
+ */
+export async function openExport(
+  reader: AuditReader,
+  query: { sql: string; params: unknown[] },
+  format: AuditExportFormat,
+): Promise<Readable> {
+  const client = await reader.connection();
+  try {
+    const fetch = () => reader.within(client.query<ExportRow>(`FETCH ${EXPORT_BATCH} FROM audit_export`));
+    await reader.within(
+      client.query(
+        `BEGIN READ ONLY ISOLATION LEVEL REPEATABLE READ; SET LOCAL statement_timeout = ${reader.timeoutMs}; ` +
+          `SET LOCAL idle_in_transaction_session_timeout = ${IDLE_LIMIT_MS}`,
+      ),
+    );
+    await reader.within(client.query(`DECLARE audit_export NO SCROLL CURSOR FOR ${query.sql}`, query.params));
+    const first = await fetch();
+    return new ExportStream(client, fetch, reader, format, exportHeader(format) + exportLines(format, first.rows), first.rows.length);
+  } catch (error) {
+    client.release(true);
+    throw reader.readError(error);
+  }
+}
+
+class ExportStream extends Readable {
+  private client: ReadClient | undefined;
+  private pending: string | null;
+  private done: boolean;
+
+  constructor(
+    client: ReadClient,
+    private readonly fetch: () => Promise<{ rows: ExportRow[] }>,
+    private readonly reader: AuditReader,
+    private readonly format: AuditExportFormat,
+    first: string,
+    firstRows: number,
+  ) {
+    super({ encoding: 'utf8' });
+    this.client = client;
+    this.pending = first;
+    this.done = firstRows < EXPORT_BATCH;
+  }
+
+  override _read(): void {
+    if (this.pending !== null) {
+      const chunk = this.pending;
+      this.pending = null;
+      if (chunk !== '') this.push(chunk);
+      if (this.done) void this.finish();
+      else if (chunk === '') this._read();
+      return;
+    }
+    this.fetch().then(
+      ({ rows }) => {
+        if (this.destroyed) return;
+        if (rows.length < EXPORT_BATCH) this.done = true;
+        this.pending = exportLines(this.format, rows);
+        this._read();
+      },
+      (error: unknown) => this.destroy(this.reader.readError(error)),
+    );
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    // Mid-export, the connection may be inside a FETCH: it is closed rather than given back.
+    this.client?.release(true);
+    this.client = undefined;
+    callback(error);
+  }
+
+  private async finish(): Promise<void> {
+    const client = this.client;
+    if (!client) return;
+    try {
+      await this.reader.within(client.query('COMMIT'));
+      this.client = undefined;
+      client.release();
+      this.push(null);
+    } catch (error) {
+      this.destroy(this.reader.readError(error));
+    }
+  }
+}
