@@ -1,5 +1,5 @@
 import { Readable } from 'node:stream';
-import { type AuditReader, type ReadClient } from './audit-reader';
+import { type AuditReader, lastRows, type ReadClient } from './audit-reader';
 import { exportHeader, exportLines } from './audit-export.format';
 import { type ExportRow } from './audit-query.sql';
 import { type AuditExportFormat } from './audit-query.types';
@@ -19,23 +19,16 @@ const IDLE_LIMIT_MS = 120_000;
  * @example
  * const stream = await openExport(reader, exportQuery(reader.table(), search), 'ndjson');
  */
-export async function openExport(
-  reader: AuditReader,
-  query: { sql: string; params: unknown[] },
-  format: AuditExportFormat,
-): Promise<Readable> {
+export async function openExport(reader: AuditReader, select: string, format: AuditExportFormat): Promise<Readable> {
   const client = await reader.connection();
   try {
-    const fetch = () => reader.within(client.query<ExportRow>(`FETCH ${EXPORT_BATCH} FROM audit_export`));
-    await reader.within(
-      client.query(
-        `BEGIN READ ONLY ISOLATION LEVEL REPEATABLE READ; SET LOCAL statement_timeout = ${reader.timeoutMs}; ` +
-          `SET LOCAL idle_in_transaction_session_timeout = ${IDLE_LIMIT_MS}`,
-      ),
-    );
-    await reader.within(client.query(`DECLARE audit_export NO SCROLL CURSOR FOR ${query.sql}`, query.params));
-    const first = await fetch();
-    return new ExportStream(client, fetch, reader, format, exportHeader(format) + exportLines(format, first.rows), first.rows.length);
+    const next = `FETCH ${EXPORT_BATCH} FROM audit_export`;
+    const fetch = async () => lastRows(await reader.within(client.query<ExportRow>(next)));
+    const open =
+      `BEGIN READ ONLY; SET LOCAL statement_timeout = ${reader.timeoutMs}; ` +
+      `SET LOCAL idle_in_transaction_session_timeout = ${IDLE_LIMIT_MS}; DECLARE audit_export NO SCROLL CURSOR FOR ${select}; ${next}`;
+    const first = lastRows(await reader.within(client.query<ExportRow>(open)));
+    return new ExportStream(client, fetch, reader, format, exportHeader(format) + exportLines(format, first), first.length);
   } catch (error) {
     client.release(true);
     throw reader.readError(error);
@@ -49,7 +42,7 @@ class ExportStream extends Readable {
 
   constructor(
     client: ReadClient,
-    private readonly fetch: () => Promise<{ rows: ExportRow[] }>,
+    private readonly fetch: () => Promise<ExportRow[]>,
     private readonly reader: AuditReader,
     private readonly format: AuditExportFormat,
     first: string,
@@ -71,7 +64,7 @@ class ExportStream extends Readable {
       return;
     }
     this.fetch().then(
-      ({ rows }) => {
+      (rows) => {
         if (this.destroyed) return;
         if (rows.length < EXPORT_BATCH) this.done = true;
         this.pending = exportLines(this.format, rows);

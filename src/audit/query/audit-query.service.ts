@@ -65,8 +65,7 @@ export class AuditQueryService {
     const checked = checkSearch(search);
     const limit = checkLimit(page.limit);
     const after = page.cursor === undefined ? undefined : decodeAuditCursor(page.cursor);
-    const { sql, params } = pageQuery(this.reader.table(), checked, after, limit);
-    const rows = await this.reader.read(async (client) => (await client.query<PageRow>(sql, params)).rows);
+    const rows = await this.reader.read<PageRow>(pageQuery(this.reader.table(), checked, after, limit));
     const items = rows.slice(0, limit);
     const last = rows.length > limit ? rows[limit - 1] : undefined;
     return {

@@ -1,3 +1,4 @@
+import { literal } from '../audit-insert-sql';
 import { AuditLog } from '../audit-log.entity';
 import { type AuditCursorKey, cursorInstant } from './audit-cursor';
 import { type CheckedSearch } from './audit-query.input';
@@ -47,19 +48,14 @@ export type ExportRow = Record<'id' | 'occurred_at' | 'action' | 'outcome' | 're
  * next page exists. Keyset: the cursor's `(occurred_at, id)` bounds the rows, so page N costs
  * what page 1 does, and rows inserted meanwhile neither shift nor repeat what follows.
  */
-export function pageQuery(table: string, search: CheckedSearch, after: AuditCursorKey | undefined, limit: number) {
-  const { where, params } = whereOf(search, after, '<');
-  params.push(limit + 1);
-  return {
-    sql: `SELECT ${PAGE_COLUMNS} FROM ${table}${where} ORDER BY occurred_at DESC, id DESC LIMIT $${params.length}`,
-    params,
-  };
+export function pageQuery(table: string, search: CheckedSearch, after: AuditCursorKey | undefined, limit: number): string {
+  return `SELECT ${PAGE_COLUMNS} FROM ${table}${whereOf(search, after, '<')} ORDER BY occurred_at DESC, id DESC LIMIT ${limit + 1}`;
 }
 
 /** Every row of a search, oldest first, as text. */
-export function exportQuery(table: string, search: CheckedSearch) {
-  const { where, params } = whereOf(search, undefined, '>');
-  return { sql: `SELECT ${EXPORT_COLUMNS} FROM ${table}${where} ORDER BY occurred_at, id`, params };
+export function exportQuery(table: string, search: CheckedSearch): string {
+  // Qualified: a bare name in ORDER BY would be the text output column of the same name, sorted as text.
+  return `SELECT ${EXPORT_COLUMNS} FROM ${table} AS a${whereOf(search, undefined, '>')} ORDER BY a.occurred_at, a.id`;
 }
 
 /** A page row as the entity users know. */
@@ -81,26 +77,18 @@ export function toAuditLog(row: PageRow): AuditLog {
   });
 }
 
-function whereOf(search: CheckedSearch, after: AuditCursorKey | undefined, direction: '<' | '>') {
-  const params: unknown[] = [];
+/**
+ * The WHERE clause, values as escaped literals (validated text without NUL, dates, a checked
+ * cursor): the read then goes as one simple-protocol string with its `SET LOCAL`, one round trip.
+ */
+function whereOf(search: CheckedSearch, after: AuditCursorKey | undefined, direction: '<' | '>'): string {
   const conditions: string[] = [];
   for (const [field, column] of Object.entries(FILTER_COLUMNS)) {
     const value = search[field as keyof typeof FILTER_COLUMNS];
-    if (value === undefined) continue;
-    params.push(value);
-    conditions.push(`${column} = $${params.length}`);
+    if (value !== undefined) conditions.push(`${column} = ${literal(value)}`);
   }
-  if (search.from) {
-    params.push(search.from.toISOString());
-    conditions.push(`occurred_at >= $${params.length}::timestamptz`);
-  }
-  if (search.to) {
-    params.push(search.to.toISOString());
-    conditions.push(`occurred_at < $${params.length}::timestamptz`);
-  }
-  if (after) {
-    params.push(cursorInstant(after), after.id);
-    conditions.push(`(occurred_at, id) ${direction} ($${params.length - 1}::timestamptz, $${params.length}::uuid)`);
-  }
-  return { where: conditions.length ? ` WHERE ${conditions.join(' AND ')}` : '', params };
+  if (search.from) conditions.push(`occurred_at >= ${literal(search.from.toISOString())}::timestamptz`);
+  if (search.to) conditions.push(`occurred_at < ${literal(search.to.toISOString())}::timestamptz`);
+  if (after) conditions.push(`(occurred_at, id) ${direction} (${literal(cursorInstant(after))}::timestamptz, ${literal(after.id)}::uuid)`);
+  return conditions.length ? ` WHERE ${conditions.join(' AND ')}` : '';
 }

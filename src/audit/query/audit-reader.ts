@@ -4,10 +4,23 @@ import { type AuditLog } from '../audit-log.entity';
 import { AuditReadError } from '../audit.errors';
 import { connectionSecrets, sanitizeDbError } from '../db-error';
 
+/** What `pg` answers a query string: one result, or one per statement. */
+export type ReadResult<R> = { rows: R[] } | { rows: R[] }[];
+
 /** The part of a `pg` pooled client the reads use. */
 export interface ReadClient {
-  query<R = Record<string, unknown>>(text: string, values?: unknown[]): Promise<{ rows: R[] }>;
+  query<R = Record<string, unknown>>(text: string): Promise<ReadResult<R>>;
   release(destroy?: boolean | Error): void;
+}
+
+/**
+ * The rows of the last statement of a query string.
+ *
+ * @example
+ * lastRows(await client.query('SET LOCAL statement_timeout = 5000; SELECT 1 AS one')); // [{ one: 1 }]
+ */
+export function lastRows<R>(result: ReadResult<R>): R[] {
+  return Array.isArray(result) ? (result[result.length - 1]?.rows ?? []) : result.rows;
 }
 
 interface ReadPool {
@@ -15,9 +28,10 @@ interface ReadPool {
 }
 
 /**
- * Runs reads of `audit_log` on the audit DataSource's own `pg` pool, each in a read-only
- * transaction with `SET LOCAL statement_timeout`, and under a timer of the same length that also
- * bounds the wait for a connection. Failures become an {@link AuditReadError} whose message is
+ * Runs reads of `audit_log` on the audit DataSource's own `pg` pool. A read is one query string,
+ * `SET LOCAL statement_timeout` and the SELECT, which PostgreSQL runs as one implicit transaction
+ * (one round trip; the setting ends with it), under a timer of the same length that also bounds
+ * the wait for a connection. Failures become an {@link AuditReadError} whose message is
  * sanitized. It shares nothing with the write path but the pool: a read never changes
  * `AuditService`'s state, and a failed read does not mark the database down.
  *
@@ -35,19 +49,17 @@ export class AuditReader {
     return quoteTablePath(this.repository.metadata.tablePath);
   }
 
-  /** Runs `work` in a read-only transaction on one connection, within the read timeout. */
-  read<T>(work: (client: ReadClient) => Promise<T>): Promise<T> {
+  /** The rows of `select` (one statement, values inlined as literals), within the read timeout. */
+  read<R>(select: string): Promise<R[]> {
     return this.withTimeout(async (settle, late) => {
       const client = await this.connect().catch((error: unknown) => Promise.reject(settle(error)));
       if (late()) return abandon(client);
       try {
-        await client.query(`BEGIN READ ONLY; SET LOCAL statement_timeout = ${this.timeoutMs}`);
-        const result = await work(client);
-        await client.query('COMMIT');
+        const rows = lastRows(await client.query<R>(`SET LOCAL statement_timeout = ${this.timeoutMs}; ${select}`));
         client.release();
-        return result;
+        return rows;
       } catch (error) {
-        // The transaction may be aborted or the connection broken: it is not given back to the pool.
+        // The connection may be broken: it is not given back to the pool.
         client.release(true);
         throw settle(error);
       }
