@@ -4,9 +4,6 @@ export const AUDIT_OPTIONS = Symbol('AUDIT:OPTIONS');
 /** Injection token of the TypeORM repository the audit writer inserts through. */
 export const AUDIT_REPOSITORY = Symbol('AUDIT:REPOSITORY');
 
-/** Token of the provider that fails start-up when the `http` option is given without a guard. */
-export const AUDIT_HTTP_CHECK = Symbol('AUDIT:HTTP_CHECK');
-
 /** Reflection key under which `@Audited()` stores its metadata. */
 export const AUDITED_METADATA = 'audit:action';
 

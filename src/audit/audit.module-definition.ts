@@ -4,7 +4,7 @@ import { TerminusModule } from '@nestjs/terminus';
 import { getRepositoryToken, TypeOrmModule } from '@nestjs/typeorm';
 import { AuditLog } from './audit-log.entity';
 import { type AuditHttpOptions, type AuditModuleOptions, resolveAuditHttpOptions } from './audit-options';
-import { AUDIT_HTTP_CHECK, AUDIT_REPOSITORY } from './audit.constants';
+import { AUDIT_REPOSITORY } from './audit.constants';
 import { auditQueryController } from './query/audit-query.controller';
 
 /** Options fixed when the module is imported, also for `forRootAsync`. */
@@ -39,20 +39,12 @@ export const {
   })
   .build();
 
-/** Adds the guarded read controller when `http` is given; a bad `http` fails start-up naming the key. */
+/**
+ * Adds the guarded read controller when `http` is given. A bad `http` (no guard, say) throws here,
+ * in `forRoot()` / `forRootAsync()`: the app stops before anything starts, naming the key.
+ */
 function withHttp(definition: DynamicModule, http: unknown): DynamicModule {
   if (http === undefined) return definition;
-  let controller;
-  try {
-    controller = auditQueryController(resolveAuditHttpOptions(http));
-  } catch (error) {
-    const check: Provider = {
-      provide: AUDIT_HTTP_CHECK,
-      useFactory: () => {
-        throw error;
-      },
-    };
-    return { ...definition, providers: [...(definition.providers ?? []), check] };
-  }
+  const controller = auditQueryController(resolveAuditHttpOptions(http));
   return { ...definition, controllers: [...(definition.controllers ?? []), controller] };
 }
