@@ -1,3 +1,4 @@
+import { BadRequestException, ServiceUnavailableException } from '@nestjs/common';
 import { ACTION_PATTERN } from './audit.constants';
 
 /** Stable codes of the errors the module throws; messages are built only in this file. */
@@ -58,14 +59,15 @@ export class AuditConfigError extends Error {
 }
 
 /**
- * A read of the trail asked for something malformed: a bad date, cursor, format or limit. The
- * controller answers it with 400 and this message; `parameter` names the culprit.
+ * A read of the trail asked for something malformed: a bad date, cursor, format or limit;
+ * `parameter` names the culprit. A Nest `BadRequestException`: thrown through any controller, it
+ * answers 400 with `{ statusCode, error, code, message }`.
  *
  * @example
  * AuditQueryError.invalid('limit', 'an integer from 1 to 500', '0').message;
  * // 'query parameter "limit" must be an integer from 1 to 500, got "0"'
  */
-export class AuditQueryError extends Error {
+export class AuditQueryError extends BadRequestException {
   override readonly name = 'AuditQueryError';
   readonly code = AUDIT_ERROR_CODES.invalidQuery;
 
@@ -73,7 +75,7 @@ export class AuditQueryError extends Error {
     readonly parameter: string,
     message: string,
   ) {
-    super(message);
+    super({ statusCode: 400, error: 'Bad Request', code: AUDIT_ERROR_CODES.invalidQuery, message });
   }
 
   static invalid(parameter: string, expected: string, got: unknown): AuditQueryError {
@@ -87,20 +89,21 @@ export class AuditQueryError extends Error {
 
 /**
  * A read of the trail that the audit database did not answer: it failed, took longer than
- * `readTimeoutMs`, or the database is not connected yet. The controller answers 503. The
+ * `readTimeoutMs`, or the database is not connected yet. A Nest `ServiceUnavailableException`:
+ * thrown through any controller, it answers 503 with `{ statusCode, error, code, message }`. The
  * message carries no connection string, host or credential.
  *
  * @example
  * AuditReadError.timeout(5000).code; // 'AUDIT_READ_TIMEOUT'
  */
-export class AuditReadError extends Error {
+export class AuditReadError extends ServiceUnavailableException {
   override readonly name = 'AuditReadError';
 
   constructor(
     readonly code: AuditErrorCode,
     message: string,
   ) {
-    super(message);
+    super({ statusCode: 503, error: 'Service Unavailable', code, message });
   }
 
   static failed(cause: { code: string; message: string }): AuditReadError {

@@ -1,18 +1,6 @@
-import {
-  BadRequestException,
-  Controller,
-  Get,
-  Inject,
-  type CanActivate,
-  Param,
-  Query,
-  ServiceUnavailableException,
-  StreamableFile,
-  type Type,
-  UseGuards,
-} from '@nestjs/common';
+import { Controller, Get, Inject, type CanActivate, Param, Query, StreamableFile, type Type, UseGuards } from '@nestjs/common';
 import { type AuditHttpOptions } from '../audit-options';
-import { AuditQueryError, AuditReadError } from '../audit.errors';
+import { AuditQueryError } from '../audit.errors';
 import { EXPORT_CONTENT_TYPES } from './audit-export.format';
 import { checkFormat, checkLimit } from './audit-query.input';
 import { AuditQueryService } from './audit-query.service';
@@ -24,8 +12,8 @@ const PAGE = ['cursor', 'limit'] as const;
 /**
  * The read-only HTTP surface of the trail, behind the app's guard (see {@link auditQueryController}):
  * `GET <path>/entities/:type/:id`, `GET <path>?userId=&action=&entityType=&outcome=&from=&to=&cursor=&limit=`
- * and `GET <path>/export?format=ndjson|csv&from=&to=`. Bad input answers 400 with the reason; a
- * database that does not answer, 503.
+ * and `GET <path>/export?format=ndjson|csv&from=&to=`. Bad input answers 400 with the reason
+ * (`AuditQueryError`); a database that does not answer, 503 (`AuditReadError`).
  */
 export class AuditQueryController {
   // Named explicitly: the class is subclassed at run time, and only a decorated class records its parameter types.
@@ -33,19 +21,15 @@ export class AuditQueryController {
 
   @Get()
   search(@Query() query: unknown): Promise<AuditPage> {
-    return answer(() => {
-      const params = readParams(query, [...SEARCH, ...PAGE]);
-      return this.queries.search(searchOf(params), { cursor: params.cursor, limit: checkLimit(params.limit) });
-    });
+    const params = readParams(query, [...SEARCH, ...PAGE]);
+    return this.queries.search(searchOf(params), { cursor: params.cursor, limit: checkLimit(params.limit) });
   }
 
   @Get('export')
   async export(@Query() query: unknown): Promise<StreamableFile> {
-    const { stream, format } = await answer(async () => {
-      const params = readParams(query, [...SEARCH, 'format']);
-      const format = checkFormat(params.format);
-      return { stream: await this.queries.export({ ...searchOf(params), format }), format };
-    });
+    const params = readParams(query, [...SEARCH, 'format']);
+    const format = checkFormat(params.format);
+    const stream = await this.queries.export({ ...searchOf(params), format });
     const stamp = new Date().toISOString().replace(/[:.]/g, '-');
     return new StreamableFile(stream, {
       type: EXPORT_CONTENT_TYPES[format],
@@ -56,10 +40,8 @@ export class AuditQueryController {
 
   @Get('entities/:type/:id')
   history(@Param('type') type: string, @Param('id') id: string, @Query() query: unknown): Promise<AuditPage> {
-    return answer(() => {
-      const params = readParams(query, PAGE);
-      return this.queries.history(type, id, { cursor: params.cursor, limit: checkLimit(params.limit) });
-    });
+    const params = readParams(query, PAGE);
+    return this.queries.history(type, id, { cursor: params.cursor, limit: checkLimit(params.limit) });
   }
 }
 
@@ -90,21 +72,4 @@ function searchOf(params: Record<string, string | undefined>): AuditSearch {
   const search: Record<string, string | undefined> = {};
   for (const name of SEARCH) search[name] = params[name];
   return search as AuditSearch;
-}
-
-async function answer<T>(read: () => Promise<T>): Promise<T> {
-  try {
-    return await read();
-  } catch (error) {
-    throw httpError(error);
-  }
-}
-
-function httpError(error: unknown): unknown {
-  if (error instanceof AuditQueryError)
-    return new BadRequestException({ statusCode: 400, error: 'Bad Request', code: error.code, message: error.message });
-  if (error instanceof AuditReadError) {
-    return new ServiceUnavailableException({ statusCode: 503, error: 'Service Unavailable', code: error.code, message: error.message });
-  }
-  return error;
 }
