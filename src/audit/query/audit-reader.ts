@@ -36,7 +36,7 @@ interface ReadPool {
  * `AuditService`'s state, and a failed read does not mark the database down.
  *
  * @example
- * const rows = await reader.read((client) => client.query('SELECT 1'));
+ * const rows = await new AuditReader(repository, 5000).read<{ n: string }>('SELECT count(*) AS n FROM audit_log');
  */
 export class AuditReader {
   constructor(
