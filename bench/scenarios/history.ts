@@ -1,5 +1,3 @@
-import { Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { AuditQueryService } from '../../src/audit';
 import { auditEntries } from '../support/entries';
 import { auditContext } from '../support/audit-context';
@@ -8,6 +6,7 @@ import { freshAuditDatabase } from '../support/postgres';
 import { moduleLog } from './throughput';
 import { currentAuditDatabase, fillHistory, HISTORY_SHAPE } from '../support/history-fill';
 import { type TestPostgres } from '../support/postgres';
+import { exported, latencies, percentile, randomInt, summary } from '../support/read-timing';
 import { type Figure } from '../support/report';
 
 /** Rows in `audit_log`, queries timed per kind, rows per export. */
@@ -140,49 +139,6 @@ async function indexCost(pg: TestPostgres, rounds: number): Promise<{ first: num
   return runs;
 }
 
-async function latencies(read: () => Promise<unknown>, count: number): Promise<number[]> {
-  for (let i = 0; i < Math.min(200, count); i += 1) await read();
-  const ms: number[] = [];
-  for (let i = 0; i < count; i += 1) {
-    const started = performance.now();
-    await read();
-    ms.push(performance.now() - started);
-  }
-  return ms;
-}
-
-async function exported(open: () => Promise<NodeJS.ReadableStream>, headerLines: number) {
-  const rss: number[] = [];
-  const sample = setInterval(() => rss.push(process.memoryUsage.rss() / 1024 ** 2), 50);
-  let bytes = 0;
-  let lines = 0;
-  const started = performance.now();
-  try {
-    const sink = new Writable({
-      write(chunk: Buffer, _encoding, done) {
-        bytes += chunk.length;
-        for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) lines += 1;
-        done();
-      },
-    });
-    await pipeline(await open(), sink);
-  } finally {
-    clearInterval(sample);
-  }
-  const seconds = (performance.now() - started) / 1000;
-  const steady = rss.slice(Math.floor(rss.length / 10));
-  const rows = lines - headerLines;
-  return {
-    rows,
-    seconds: Number(seconds.toFixed(1)),
-    rowsPerSec: Math.round(rows / seconds),
-    mb: Math.round(bytes / 1024 ** 2),
-    rssStartMb: Math.round(steady[0] ?? 0),
-    rssMaxMb: Math.round(Math.max(...rss)),
-    rssGrowthMb: Math.round((steady[steady.length - 1] ?? 0) - (steady[0] ?? 0)),
-  };
-}
-
 async function plan(pg: TestPostgres, where: string): Promise<string[]> {
   const rows = await pg.query<{ 'QUERY PLAN': string }>(
     `EXPLAIN (ANALYZE, BUFFERS) SELECT * FROM audit_log WHERE ${where} ORDER BY occurred_at DESC, id DESC LIMIT 51`,
@@ -190,17 +146,4 @@ async function plan(pg: TestPostgres, where: string): Promise<string[]> {
     'history',
   );
   return rows.map((r) => r['QUERY PLAN']);
-}
-
-function summary(ms: number[]) {
-  return { p50: percentile(ms, 50), p90: percentile(ms, 90), p99: percentile(ms, 99), max: Math.max(...ms) };
-}
-
-function percentile(values: readonly number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
-}
-
-function randomInt(n: number): number {
-  return Math.floor(Math.random() * n);
 }
