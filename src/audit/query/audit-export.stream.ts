@@ -12,8 +12,9 @@ const IDLE_LIMIT_MS = 120_000;
 /**
  * Opens an export: one connection, a read-only transaction, a server-side `DECLARE … CURSOR`,
  * and the first batch fetched, so that a failing database fails this call (a 503) rather than a
- * response already begun. The returned stream fetches the next batch only when its reader asks
- * for more (backpressure), so memory holds one batch whatever the export's size. Each FETCH has
+ * response already begun. The returned stream reads one batch ahead of its consumer and no more
+ * (backpressure), so memory holds two batches whatever the export's size, and the database
+ * reads the next batch while the consumer writes the last. Each FETCH has
  * the read timeout; destroying the stream (a client gone) gives up the connection.
  *
  * @example
@@ -37,8 +38,12 @@ export async function openExport(reader: AuditReader, select: string, format: Au
 
 class ExportStream extends Readable {
   private client: ReadClient | undefined;
+  /** The next chunk, read and formatted, waiting for the consumer. */
   private pending: string | null;
   private done: boolean;
+  private inflight = false;
+  /** The consumer asked for more before the next batch arrived. */
+  private wanted = false;
 
   constructor(
     client: ReadClient,
@@ -55,20 +60,36 @@ class ExportStream extends Readable {
   }
 
   override _read(): void {
-    if (this.pending !== null) {
-      const chunk = this.pending;
-      this.pending = null;
-      if (chunk !== '') this.push(chunk);
-      if (this.done) void this.finish();
-      else if (chunk === '') this._read();
+    if (this.pending === null) {
+      this.wanted = true;
+      this.prefetch();
       return;
     }
+    const chunk = this.pending;
+    this.pending = null;
+    if (this.done) {
+      if (chunk !== '') this.push(chunk);
+      void this.finish();
+      return;
+    }
+    // The next batch is read from the database while this one is consumed: one batch ahead, no more.
+    this.prefetch();
+    this.push(chunk);
+  }
+
+  private prefetch(): void {
+    if (this.inflight || this.done || this.pending !== null) return;
+    this.inflight = true;
     this.fetch().then(
       (rows) => {
+        this.inflight = false;
         if (this.destroyed) return;
-        if (rows.length < EXPORT_BATCH) this.done = true;
+        this.done = rows.length < EXPORT_BATCH;
         this.pending = exportLines(this.format, rows);
-        this._read();
+        if (this.wanted) {
+          this.wanted = false;
+          this._read();
+        }
       },
       (error: unknown) => this.destroy(this.reader.readError(error)),
     );
