@@ -5,6 +5,7 @@ import { killAllApps } from './support/app-process';
 import { REPO_ROOT, startPostgres, type TestPostgres } from './support/postgres';
 import { type Figure, printTable, writeResults } from './support/report';
 import { curve } from './scenarios/curve';
+import { history } from './scenarios/history';
 import { http } from './scenarios/http';
 import { memory } from './scenarios/memory';
 import { outage } from './scenarios/outage';
@@ -12,7 +13,7 @@ import { recovery } from './scenarios/recovery';
 import { scale } from './scenarios/scale';
 import { throughput } from './scenarios/throughput';
 
-const SCENARIOS = ['throughput', 'curve', 'http', 'outage', 'recovery', 'memory', 'scale'] as const;
+const SCENARIOS = ['throughput', 'curve', 'http', 'outage', 'recovery', 'memory', 'scale', 'history'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 /** `node bench/dist/bench/run.js [scenario…]`: all scenarios, or only those named. */
@@ -46,6 +47,7 @@ async function main(): Promise<void> {
   const curveSeconds = Number(process.env.BENCH_CURVE_S ?? 3);
   const scaleRows = (process.env.BENCH_SCALE_ROWS ?? '1000000,10000000').split(',').map(Number);
   const scaleEntries = Number(process.env.BENCH_SCALE_ENTRIES ?? 50_000);
+  const historyRows = Number(process.env.BENCH_HISTORY_ROWS ?? 10_000_000);
   try {
     const appDb = await startPostgres();
     servers.push(appDb);
@@ -87,6 +89,20 @@ async function main(): Promise<void> {
           const pg = await startPostgres();
           try {
             return await scale(pg, { rows: scaleRows, entries: scaleEntries, warmup: 2000, rounds: 3 }, details);
+          } finally {
+            await pg.stop();
+          }
+        },
+      );
+    }
+    if (wanted('history')) {
+      await step(
+        'history',
+        `reads of audit_log holding ${historyRows} rows: entity history, user range, export (a server of its own)`,
+        async () => {
+          const pg = await startPostgres();
+          try {
+            return await history(pg, { rows: historyRows, queries: 2000, exportRows: 1_000_000, insertRounds: 3 }, details);
           } finally {
             await pg.stop();
           }

@@ -5,6 +5,7 @@ import { TypeOrmModule } from '@nestjs/typeorm';
 import { SentryGlobalFilter, SentryModule } from '@sentry/nestjs/setup';
 import { AUDIT_MIGRATIONS, AuditLog, AuditModule } from './audit';
 import { APP_CONFIG, AppConfigModule } from './app-config.module';
+import { AuditReaderGuard } from './audit-reader.guard';
 import { type AppConfig, ConfigError } from './config';
 import { HealthController } from './health/health.controller';
 import { CreateNda1732700000001 } from './ndas/create-nda.migration';
@@ -54,6 +55,8 @@ function databaseUrl(config: AppConfig): string {
     }),
     AuditModule.forRootAsync({
       dataSource: AUDIT_DATA_SOURCE,
+      // GET /audit…, for requests that carry the auditor token (AUDIT_HTTP_TOKEN).
+      http: { guard: AuditReaderGuard },
       inject: [APP_CONFIG],
       useFactory: (config: AppConfig) => ({
         ...config.audit,

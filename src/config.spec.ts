@@ -16,12 +16,15 @@ describe('loadConfig', () => {
         AUDIT_MODE: 'sync',
         AUDIT_SPOOL_DIR: '/var/spool/audit',
         AUDIT_SPOOL_MAX_BYTES: '1048576',
+        AUDIT_READ_TIMEOUT_MS: '3000',
+        AUDIT_HTTP_TOKEN: 'auditor-token-0123456789',
       }),
     ).toEqual({
       port: 8080,
       databaseUrl: 'postgres://u:p@h/app',
       auditDatabaseUrl: 'postgresql://u:p@h/audit',
       sentryDsn: 'https://key@o1.ingest.example/1',
+      auditHttpToken: 'auditor-token-0123456789',
       audit: {
         bufferSize: 5000,
         writeTimeoutMs: 1500,
@@ -31,6 +34,7 @@ describe('loadConfig', () => {
         mode: 'sync',
         spoolDir: '/var/spool/audit',
         spoolMaxBytes: 1048576,
+        readTimeoutMs: 3000,
       },
     });
     expect(loadConfig({})).toMatchObject({ port: 3000, databaseUrl: undefined, sentryDsn: undefined, audit: { bufferSize: undefined } });
@@ -47,6 +51,8 @@ describe('loadConfig', () => {
     ['AUDIT_HTTP', 'off'],
     ['AUDIT_MODE', 'eventually'],
     ['AUDIT_SPOOL_MAX_BYTES', '10'],
+    ['AUDIT_READ_TIMEOUT_MS', '0'],
+    ['AUDIT_HTTP_TOKEN', 'short'],
     ['DATABASE_URL', 'mysql://u:p@h/db'],
     ['AUDIT_DATABASE_URL', 'not a url'],
     ['SENTRY_DSN', 'ftp://x'],

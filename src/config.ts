@@ -6,6 +6,8 @@ export interface AppConfig {
   /** Where `audit_log` lives; defaults to `databaseUrl`. */
   auditDatabaseUrl: string | undefined;
   sentryDsn: string | undefined;
+  /** The token an auditor sends in `x-auditor-token` to read the trail over HTTP; unset, nobody can. */
+  auditHttpToken: string | undefined;
   audit: {
     bufferSize?: number;
     writeTimeoutMs?: number;
@@ -15,6 +17,7 @@ export interface AppConfig {
     mode?: 'async' | 'sync';
     spoolDir?: string;
     spoolMaxBytes?: number;
+    readTimeoutMs?: number;
   };
 }
 
@@ -37,6 +40,7 @@ export function loadConfig(env: Env): AppConfig {
     databaseUrl: postgresUrl(env, 'DATABASE_URL'),
     auditDatabaseUrl: postgresUrl(env, 'AUDIT_DATABASE_URL'),
     sentryDsn: httpUrl(env, 'SENTRY_DSN'),
+    auditHttpToken: token(env, 'AUDIT_HTTP_TOKEN'),
     audit: {
       bufferSize: integer(env, 'AUDIT_BUFFER_SIZE', 1, 10_000_000),
       writeTimeoutMs: integer(env, 'AUDIT_WRITE_TIMEOUT_MS', 1, 600_000),
@@ -46,6 +50,7 @@ export function loadConfig(env: Env): AppConfig {
       mode: oneOf(env, 'AUDIT_MODE', ['async', 'sync'] as const),
       spoolDir: present(env, 'AUDIT_SPOOL_DIR'),
       spoolMaxBytes: integer(env, 'AUDIT_SPOOL_MAX_BYTES', 1024 * 1024, 1024 ** 4),
+      readTimeoutMs: integer(env, 'AUDIT_READ_TIMEOUT_MS', 1, 600_000),
     },
   };
   const { retryBackoffMs = 1000, retryBackoffMaxMs } = config.audit;
@@ -70,6 +75,13 @@ function integer(env: Env, name: string, min: number, max: number): number | und
     throw new ConfigError(`Environment variable ${name} must be an integer from ${min} to ${max}, got "${value}"`);
   }
   return parsed;
+}
+
+function token(env: Env, name: string): string | undefined {
+  const value = present(env, name);
+  // The value is a secret: it is not echoed.
+  if (value !== undefined && value.length < 16) throw new ConfigError(`Environment variable ${name} must be at least 16 characters`);
+  return value;
 }
 
 function oneOf<T extends string>(env: Env, name: string, values: readonly T[]): T | undefined {

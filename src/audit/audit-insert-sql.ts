@@ -65,7 +65,7 @@ function rowValues(r: AuditRecord): (string | null)[] {
  * and with a backslash in it, an `E''` string with backslashes doubled. Normalized text holds no
  * NUL, which no PostgreSQL string can.
  */
-function literal(value: string | null): string {
+export function literal(value: string | null): string {
   if (value === null) return 'NULL';
   const quoted = value.replaceAll("'", "''");
   return value.includes('\\') ? ` E'${quoted.replaceAll('\\', '\\\\')}'` : `'${quoted}'`;

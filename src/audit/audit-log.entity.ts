@@ -11,7 +11,8 @@ import { type AuditOutcome } from './audit-entry';
  * TypeOrmModule.forRoot({ type: 'postgres', url, entities: [AuditLog], migrations: [CreateAuditLog1732700000000], migrationsRun: true });
  */
 @Entity({ name: 'audit_log' })
-@Index('audit_log_entity_idx', ['entityType', 'entityId'])
+@Index('audit_log_entity_time_idx', ['entityType', 'entityId', 'occurredAt', 'id'])
+@Index('audit_log_time_idx', ['occurredAt', 'id'])
 @Index('audit_log_user_time_idx', ['userId', 'occurredAt'])
 @Index('audit_log_action_time_idx', ['action', 'occurredAt'])
 export class AuditLog {

@@ -30,6 +30,7 @@ describe('resolveAuditOptions', () => {
     [{ mode: 'fast' }, 'mode'],
     [{ auditHttp: 'yes' }, 'auditHttp'],
     [{ spoolSegmentBytes: 64 * 1024 * 1024 + 1 }, 'spoolSegmentBytes'],
+    [{ readTimeoutMs: 0 }, 'readTimeoutMs'],
   ])('rejects %j naming %s', (input, key) => {
     expect(() => resolveAuditOptions(input as never)).toThrow(new RegExp(`option "${key}" must be`));
     try {

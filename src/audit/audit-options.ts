@@ -1,4 +1,5 @@
-import { AuditConfigError } from './audit.errors';
+import { type CanActivate, type Type } from '@nestjs/common';
+import { AuditConfigError, missingGuardError } from './audit.errors';
 import { type AuditDiffOptions, resolveDiffOptions, type ResolvedDiffOptions } from './diffs/diff-options';
 import { DEFAULT_REDACT_KEYS } from './redaction';
 
@@ -83,6 +84,47 @@ export interface AuditModuleOptions {
    * marked with `@AuditedEntity()`), and properties left out of them. See `AuditDiffOptions`.
    */
   diffs?: AuditDiffOptions;
+  /**
+   * Longest time one read of the trail (`AuditQueryService`: a page, or one batch of an export)
+   * may take, in the database and waiting for a connection; past it the read fails with
+   * `AUDIT_READ_TIMEOUT` (503 over HTTP). Writes are not affected.
+   */
+  readTimeoutMs?: number;
+}
+
+/**
+ * The optional read-only HTTP surface of the trail (`GET /audit…`), given as
+ * `AuditModule.forRoot({ http: { guard, path } })` (or next to `useFactory` in `forRootAsync`).
+ * Off unless given; the module refuses to start when it is given without a guard.
+ *
+ * @example
+ * AuditModule.forRoot({ http: { guard: AuditorsOnlyGuard, path: 'admin/audit' } });
+ */
+export interface AuditHttpOptions {
+  /** Decides who may read the trail: a `CanActivate` class (resolved in the module, with its dependencies) or instance. */
+  guard: Type<CanActivate> | CanActivate;
+  /** Route prefix of the controller; default `'audit'`. */
+  path?: string;
+}
+
+/**
+ * Validates the `http` option: a guard is required, and the path is a plain route prefix.
+ *
+ * @example
+ * resolveAuditHttpOptions({ guard: AuditorsOnlyGuard }).path; // 'audit'
+ */
+export function resolveAuditHttpOptions(http: unknown): Required<AuditHttpOptions> {
+  if (http === null || typeof http !== 'object') throw AuditConfigError.invalidOption('http', 'an object { guard, path? }', http);
+  const { guard, path = 'audit', ...rest } = http as Partial<AuditHttpOptions>;
+  const unknown = Object.keys(rest)[0];
+  if (unknown !== undefined) throw AuditConfigError.unknownOption(`http.${unknown}`, ['http.guard', 'http.path']);
+  const isInstance = typeof guard === 'object' && guard !== null && typeof (guard as CanActivate).canActivate === 'function';
+  const isClass = typeof guard === 'function' && typeof (guard as { prototype?: CanActivate }).prototype?.canActivate === 'function';
+  if (!isInstance && !isClass) throw missingGuardError(guard);
+  if (typeof path !== 'string' || !/^\/?[A-Za-z0-9_-]+(\/[A-Za-z0-9_-]+)*\/?$/.test(path)) {
+    throw AuditConfigError.invalidOption('http.path', "a route prefix such as 'audit' or 'admin/audit'", path);
+  }
+  return { guard: guard as Type<CanActivate> | CanActivate, path: path.replace(/^\/|\/$/g, '') };
 }
 
 /** Options after defaults and validation. */
@@ -108,6 +150,7 @@ export const AUDIT_DEFAULTS: Readonly<ResolvedAuditOptions> = Object.freeze({
   spoolMaxBytes: 1024 ** 3,
   spoolSegmentBytes: 8 * 1024 * 1024,
   diffs: Object.freeze({ entities: [], exclude: {} }),
+  readTimeoutMs: 5000,
 });
 
 const INTEGER_LIMITS: Record<string, [min: number, max: number]> = {
@@ -121,6 +164,7 @@ const INTEGER_LIMITS: Record<string, [min: number, max: number]> = {
   spoolMaxBytes: [1024 * 1024, 1024 ** 4],
   // A segment leaves the disk only once all of it is replayed: keep that unit small.
   spoolSegmentBytes: [64 * 1024, 64 * 1024 * 1024],
+  readTimeoutMs: [1, 600_000],
 };
 
 /**

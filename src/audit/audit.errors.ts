@@ -1,3 +1,4 @@
+import { BadRequestException, ServiceUnavailableException } from '@nestjs/common';
 import { ACTION_PATTERN } from './audit.constants';
 
 /** Stable codes of the errors the module throws; messages are built only in this file. */
@@ -6,6 +7,10 @@ export const AUDIT_ERROR_CODES = {
   unknownOption: 'AUDIT_UNKNOWN_OPTION',
   invalidAction: 'AUDIT_INVALID_ACTION',
   invalidRepository: 'AUDIT_INVALID_REPOSITORY',
+  invalidQuery: 'AUDIT_INVALID_QUERY',
+  readFailed: 'AUDIT_READ_FAILED',
+  readTimeout: 'AUDIT_READ_TIMEOUT',
+  readUnavailable: 'AUDIT_READ_UNAVAILABLE',
 } as const;
 
 export type AuditErrorCode = (typeof AUDIT_ERROR_CODES)[keyof typeof AUDIT_ERROR_CODES];
@@ -51,6 +56,76 @@ export class AuditConfigError extends Error {
       `Audit action ${describe(action)} on ${where} must match ${ACTION_PATTERN} (e.g. 'nda_created')`,
     );
   }
+}
+
+/**
+ * A read of the trail asked for something malformed: a bad date, cursor, format or limit;
+ * `parameter` names the culprit. A Nest `BadRequestException`: thrown through any controller, it
+ * answers 400 with `{ statusCode, error, code, message }`.
+ *
+ * @example
+ * AuditQueryError.invalid('limit', 'an integer from 1 to 500', '0').message;
+ * // 'query parameter "limit" must be an integer from 1 to 500, got "0"'
+ */
+export class AuditQueryError extends BadRequestException {
+  override readonly name = 'AuditQueryError';
+  readonly code = AUDIT_ERROR_CODES.invalidQuery;
+
+  constructor(
+    readonly parameter: string,
+    message: string,
+  ) {
+    super({ statusCode: 400, error: 'Bad Request', code: AUDIT_ERROR_CODES.invalidQuery, message });
+  }
+
+  static invalid(parameter: string, expected: string, got: unknown): AuditQueryError {
+    return new AuditQueryError(parameter, `query parameter "${parameter}" must be ${expected}, got ${describe(got)}`);
+  }
+
+  static unknown(parameter: string, known: readonly string[]): AuditQueryError {
+    return new AuditQueryError(parameter, `query parameter "${parameter}" is not known; known parameters: ${known.join(', ')}`);
+  }
+}
+
+/**
+ * A read of the trail that the audit database did not answer: it failed, took longer than
+ * `readTimeoutMs`, or the database is not connected yet. A Nest `ServiceUnavailableException`:
+ * thrown through any controller, it answers 503 with `{ statusCode, error, code, message }`. The
+ * message carries no connection string, host or credential.
+ *
+ * @example
+ * AuditReadError.timeout(5000).code; // 'AUDIT_READ_TIMEOUT'
+ */
+export class AuditReadError extends ServiceUnavailableException {
+  override readonly name = 'AuditReadError';
+
+  constructor(
+    readonly code: AuditErrorCode,
+    message: string,
+  ) {
+    super({ statusCode: 503, error: 'Service Unavailable', code, message });
+  }
+
+  static failed(cause: { code: string; message: string }): AuditReadError {
+    return new AuditReadError(AUDIT_ERROR_CODES.readFailed, `reading the audit trail failed (${cause.code}): ${cause.message}`);
+  }
+
+  static timeout(timeoutMs: number): AuditReadError {
+    return new AuditReadError(AUDIT_ERROR_CODES.readTimeout, `reading the audit trail took longer than ${timeoutMs} ms`);
+  }
+
+  static unavailable(): AuditReadError {
+    return new AuditReadError(AUDIT_ERROR_CODES.readUnavailable, 'the audit database is not connected (yet)');
+  }
+}
+
+/** The error of an `http` option given without the guard that protects the trail. */
+export function missingGuardError(got: unknown): AuditConfigError {
+  return AuditConfigError.invalidOption(
+    'http.guard',
+    'a guard (a CanActivate class or instance): the audit trail is never served without one',
+    got,
+  );
 }
 
 function describe(value: unknown): string {

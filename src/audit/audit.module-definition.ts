@@ -1,10 +1,11 @@
-import { ConfigurableModuleBuilder, type Provider } from '@nestjs/common';
+import { ConfigurableModuleBuilder, type DynamicModule, type Provider } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
 import { TerminusModule } from '@nestjs/terminus';
 import { getRepositoryToken, TypeOrmModule } from '@nestjs/typeorm';
 import { AuditLog } from './audit-log.entity';
-import { type AuditModuleOptions } from './audit-options';
+import { type AuditHttpOptions, type AuditModuleOptions, resolveAuditHttpOptions } from './audit-options';
 import { AUDIT_REPOSITORY } from './audit.constants';
+import { auditQueryController } from './query/audit-query.controller';
 
 /** Options fixed when the module is imported, also for `forRootAsync`. */
 export interface AuditModuleExtras {
@@ -12,6 +13,8 @@ export interface AuditModuleExtras {
   dataSource?: string;
   /** Make `AuditService` and `DbHealthIndicator` injectable everywhere (default true). */
   isGlobal?: boolean;
+  /** Serve the trail read-only over HTTP behind `guard` (off by default); see {@link AuditHttpOptions}. */
+  http?: AuditHttpOptions;
 }
 
 export const {
@@ -22,13 +25,26 @@ export const {
 } = new ConfigurableModuleBuilder<AuditModuleOptions>({ moduleName: 'Audit' })
   .setClassMethodName('forRoot')
   // Every extra is listed, so that forRoot() keeps it out of the options it validates.
-  .setExtras<AuditModuleExtras>({ isGlobal: true, dataSource: undefined }, (definition, extras) => {
+  .setExtras<AuditModuleExtras>({ isGlobal: true, dataSource: undefined, http: undefined }, (definition, extras) => {
     const repository: Provider = { provide: AUDIT_REPOSITORY, useExisting: getRepositoryToken(AuditLog, extras.dataSource) };
-    return {
-      ...definition,
-      global: extras.isGlobal,
-      imports: [...(definition.imports ?? []), TypeOrmModule.forFeature([AuditLog], extras.dataSource), TerminusModule, DiscoveryModule],
-      providers: [...(definition.providers ?? []), repository],
-    };
+    return withHttp(
+      {
+        ...definition,
+        global: extras.isGlobal,
+        imports: [...(definition.imports ?? []), TypeOrmModule.forFeature([AuditLog], extras.dataSource), TerminusModule, DiscoveryModule],
+        providers: [...(definition.providers ?? []), repository],
+      },
+      extras.http,
+    );
   })
   .build();
+
+/**
+ * Adds the guarded read controller when `http` is given. A bad `http` (no guard, say) throws here,
+ * in `forRoot()` / `forRootAsync()`: the app stops before anything starts, naming the key.
+ */
+function withHttp(definition: DynamicModule, http: unknown): DynamicModule {
+  if (http === undefined) return definition;
+  const controller = auditQueryController(resolveAuditHttpOptions(http));
+  return { ...definition, controllers: [...(definition.controllers ?? []), controller] };
+}

@@ -10,6 +10,7 @@ import { AuditInterceptor } from './audit.interceptor';
 import { AUDIT_MODULE_OPTIONS, AuditConfigurableModule } from './audit.module-definition';
 import { AuditService } from './audit.service';
 import { AuditGateGuard, AuditHttpRecorder, putFirstAmongGlobalGuards } from './http';
+import { AuditQueryService } from './query';
 import { RingBuffer } from './ring-buffer';
 import { AuditReporter, ConsoleSink, SentryReporter } from './sinks';
 import { AuditSpool, FileSpool } from './spool';
@@ -64,7 +65,8 @@ import { AuditSpool, FileSpool } from './spool';
     AuditInterceptor,
     AuditCoverage,
     { provide: APP_INTERCEPTOR, useExisting: AuditInterceptor },
+    AuditQueryService,
   ],
-  exports: [AuditService, DbHealthIndicator, AuditBuffer, AuditSpool],
+  exports: [AuditService, DbHealthIndicator, AuditBuffer, AuditSpool, AuditQueryService],
 })
 export class AuditModule extends AuditConfigurableModule {}

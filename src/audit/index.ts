@@ -1,4 +1,5 @@
 export { CreateAuditLog1732700000000 } from '../../migrations/1732700000000-CreateAuditLog';
+export { AuditReadIndexes1764300000001 } from '../../migrations/1764300000001-AuditReadIndexes';
 export { AUDIT_MIGRATIONS } from './audit-migrations';
 export { AuditBuffer, type BufferedEntry } from './audit-buffer';
 export { auditScope } from './audit-context';
@@ -7,6 +8,7 @@ export { type AuditEntry, type AuditOutcome, type AuditRecord } from './audit-en
 export { AuditLog } from './audit-log.entity';
 export {
   AUDIT_DEFAULTS,
+  type AuditHttpOptions,
   type AuditModuleOptions,
   type AuditRequest,
   type ResolvedAuditOptions,
@@ -14,7 +16,7 @@ export {
 } from './audit-options';
 export { AUDIT_OPTIONS } from './audit.constants';
 export { DEFAULT_REDACT_KEYS } from './redaction';
-export { AUDIT_ERROR_CODES, AuditConfigError, type AuditErrorCode } from './audit.errors';
+export { AUDIT_ERROR_CODES, AuditConfigError, type AuditErrorCode, AuditQueryError, AuditReadError } from './audit.errors';
 export { AuditInterceptor } from './audit.interceptor';
 export { AuditModule } from './audit.module';
 export { type AuditModuleExtras } from './audit.module-definition';
@@ -32,6 +34,14 @@ export {
   type EntityClass,
   UNKNOWN_BEFORE,
 } from './diffs';
+export {
+  AuditQueryService,
+  type AuditExportFormat,
+  type AuditExportRequest,
+  type AuditPage,
+  type AuditPageRequest,
+  type AuditSearch,
+} from './query';
 export { RingBuffer } from './ring-buffer';
 export {
   AUDIT_EVENTS,

@@ -1,5 +1,5 @@
 import { DataSource } from 'typeorm';
-import { CreateAuditLog1732700000000 } from '../../src/audit';
+import { AUDIT_MIGRATIONS } from '../../src/audit';
 import { type TestPostgres } from './postgres';
 
 /** A role with the least privilege the module needs. */
@@ -9,7 +9,7 @@ export interface AuditWriterRole {
 }
 
 /**
- * Creates database `name` on `server`, runs the audit migration as the owner (`postgres`), and
+ * Creates database `name` on `server`, runs the audit migrations as the owner (`postgres`), and
  * grants `writer` exactly what the example app needs: CONNECT, USAGE on the schema, INSERT and
  * SELECT on `audit_log`, SELECT on the migrations table. Returns the writer's URL.
  */
@@ -18,7 +18,7 @@ export async function createAuditDatabase(server: TestPostgres, name: string, wr
   const migrator = new DataSource({
     type: 'postgres',
     url: server.url(name),
-    migrations: [CreateAuditLog1732700000000],
+    migrations: [...AUDIT_MIGRATIONS],
     migrationsTableName: 'audit_migrations',
   });
   await migrator.initialize();

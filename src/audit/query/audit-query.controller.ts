@@ -1,0 +1,75 @@
+import { Controller, Get, Inject, type CanActivate, Param, Query, StreamableFile, type Type, UseGuards } from '@nestjs/common';
+import { type AuditHttpOptions } from '../audit-options';
+import { AuditQueryError } from '../audit.errors';
+import { EXPORT_CONTENT_TYPES } from './audit-export.format';
+import { checkFormat, checkLimit } from './audit-query.input';
+import { AuditQueryService } from './audit-query.service';
+import { type AuditPage, type AuditSearch } from './audit-query.types';
+
+const SEARCH = ['userId', 'action', 'entityType', 'entityId', 'outcome', 'from', 'to'] as const;
+const PAGE = ['cursor', 'limit'] as const;
+
+/**
+ * The read-only HTTP surface of the trail, behind the app's guard (see {@link auditQueryController}):
+ * `GET <path>/entities/:type/:id`, `GET <path>?userId=&action=&entityType=&outcome=&from=&to=&cursor=&limit=`
+ * and `GET <path>/export?format=ndjson|csv&from=&to=`. Bad input answers 400 with the reason
+ * (`AuditQueryError`); a database that does not answer, 503 (`AuditReadError`).
+ */
+export class AuditQueryController {
+  // Named explicitly: the class is subclassed at run time, and only a decorated class records its parameter types.
+  constructor(@Inject(AuditQueryService) private readonly queries: AuditQueryService) {}
+
+  @Get()
+  search(@Query() query: unknown): Promise<AuditPage> {
+    const params = readParams(query, [...SEARCH, ...PAGE]);
+    return this.queries.search(searchOf(params), { cursor: params.cursor, limit: checkLimit(params.limit) });
+  }
+
+  @Get('export')
+  async export(@Query() query: unknown): Promise<StreamableFile> {
+    const params = readParams(query, [...SEARCH, 'format']);
+    const format = checkFormat(params.format);
+    const stream = await this.queries.export({ ...searchOf(params), format });
+    const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+    return new StreamableFile(stream, {
+      type: EXPORT_CONTENT_TYPES[format],
+      disposition: `attachment; filename="audit-${stamp}.${format}"`,
+      // Ending the response on a failure would make a truncated export look complete.
+    }).setErrorHandler((_error, response) => (response as { destroy?: () => void }).destroy?.());
+  }
+
+  @Get('entities/:type/:id')
+  history(@Param('type') type: string, @Param('id') id: string, @Query() query: unknown): Promise<AuditPage> {
+    const params = readParams(query, PAGE);
+    return this.queries.history(type, id, { cursor: params.cursor, limit: checkLimit(params.limit) });
+  }
+}
+
+/**
+ * The controller class for `http`: {@link AuditQueryController} under `path`, behind `guard`.
+ *
+ * @example
+ * const controller = auditQueryController({ guard: AuditorsOnlyGuard, path: 'audit' });
+ */
+export function auditQueryController(http: Required<AuditHttpOptions>): Type<AuditQueryController> {
+  class GuardedAuditQueryController extends AuditQueryController {}
+  UseGuards(http.guard as Type<CanActivate> | CanActivate)(GuardedAuditQueryController);
+  Controller(http.path)(GuardedAuditQueryController);
+  return GuardedAuditQueryController;
+}
+
+function readParams(query: unknown, allowed: readonly string[]): Record<string, string | undefined> {
+  const params: Record<string, string | undefined> = {};
+  for (const [name, value] of Object.entries((query ?? {}) as Record<string, unknown>)) {
+    if (!allowed.includes(name)) throw AuditQueryError.unknown(name, allowed);
+    if (typeof value !== 'string') throw AuditQueryError.invalid(name, 'given once, as text', value);
+    params[name] = value;
+  }
+  return params;
+}
+
+function searchOf(params: Record<string, string | undefined>): AuditSearch {
+  const search: Record<string, string | undefined> = {};
+  for (const name of SEARCH) search[name] = params[name];
+  return search as AuditSearch;
+}

@@ -1,0 +1,100 @@
+import { type AuditOutcome } from '../audit-entry';
+import { AuditQueryError } from '../audit.errors';
+import { type AuditExportFormat, type AuditSearch } from './audit-query.types';
+
+/** A search after validation: instants as dates, text filters as given. */
+export interface CheckedSearch {
+  userId?: string;
+  action?: string;
+  entityType?: string;
+  entityId?: string;
+  outcome?: AuditOutcome;
+  from?: Date;
+  to?: Date;
+}
+
+export const DEFAULT_LIMIT = 50;
+export const MAX_LIMIT = 500;
+const MAX_TEXT = 500;
+const TEXT_FILTERS = ['userId', 'action', 'entityType', 'entityId'] as const;
+// A date, or a date and time with seconds optional, fractions to the microsecond, and a zone.
+const INSTANT = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2}))?$/;
+
+/**
+ * Validates a search, throwing an {@link AuditQueryError} that names the bad field.
+ *
+ * @example
+ * checkSearch({ from: '2026-11-01', to: '2026-10-01' }); // throws: "to" must be after "from"
+ */
+export function checkSearch(search: AuditSearch): CheckedSearch {
+  const checked: CheckedSearch = {};
+  for (const name of TEXT_FILTERS) {
+    const value = search[name];
+    if (value === undefined) continue;
+    if (typeof value !== 'string' || value === '' || value.length > MAX_TEXT || value.includes('\u0000')) {
+      throw AuditQueryError.invalid(name, `text of 1 to ${MAX_TEXT} characters`, value);
+    }
+    checked[name] = value;
+  }
+  if (search.outcome !== undefined) {
+    if (search.outcome !== 'success' && search.outcome !== 'failure') {
+      throw AuditQueryError.invalid('outcome', "'success' or 'failure'", search.outcome);
+    }
+    checked.outcome = search.outcome;
+  }
+  checked.from = instant('from', search.from);
+  checked.to = instant('to', search.to);
+  if (checked.from && checked.to && checked.to.getTime() <= checked.from.getTime()) {
+    throw AuditQueryError.invalid('to', `after "from" (${checked.from.toISOString()})`, search.to);
+  }
+  return checked;
+}
+
+/**
+ * Validates a page size: an integer from 1 to {@link MAX_LIMIT} (digits, over HTTP).
+ *
+ * @example
+ * checkLimit('100'); // 100
+ */
+export function checkLimit(limit: unknown): number {
+  if (limit === undefined) return DEFAULT_LIMIT;
+  const value = typeof limit === 'string' && /^\d{1,4}$/.test(limit) ? Number(limit) : limit;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > MAX_LIMIT) {
+    throw AuditQueryError.invalid('limit', `an integer from 1 to ${MAX_LIMIT}`, limit);
+  }
+  return value;
+}
+
+/**
+ * Validates an export format; NDJSON when absent.
+ *
+ * @example
+ * checkFormat('csv'); // 'csv'
+ */
+export function checkFormat(format: unknown): AuditExportFormat {
+  if (format === undefined) return 'ndjson';
+  if (format !== 'ndjson' && format !== 'csv') throw AuditQueryError.invalid('format', "'ndjson' or 'csv'", format);
+  return format;
+}
+
+function instant(name: 'from' | 'to', value: unknown): Date | undefined {
+  if (value === undefined) return undefined;
+  const expected = 'an ISO 8601 date, or date and time with a time zone (2026-11-28T09:00:00Z)';
+  if (value instanceof Date) {
+    if (Number.isNaN(value.getTime())) throw AuditQueryError.invalid(name, expected, 'Invalid Date');
+    return value;
+  }
+  const date = typeof value === 'string' && INSTANT.test(value) ? new Date(value) : undefined;
+  const year = date?.getUTCFullYear() ?? 0;
+  // Date() rolls 2026-02-31 over to March: a day that does not exist is refused, not moved.
+  if (!date || Number.isNaN(date.getTime()) || year < 1 || !sameDay(value as string, date)) {
+    throw AuditQueryError.invalid(name, expected, value);
+  }
+  return date;
+}
+
+function sameDay(text: string, date: Date): boolean {
+  const offset = /([+-])(\d{2}):(\d{2})$/.exec(text);
+  const shift = offset ? (offset[1] === '+' ? 1 : -1) * (Number(offset[2]) * 60 + Number(offset[3])) * 60_000 : 0;
+  return new Date(date.getTime() + shift).toISOString().slice(0, 10) === text.slice(0, 10);
+}

@@ -1,0 +1,91 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { type Readable } from 'node:stream';
+import { type Repository } from 'typeorm';
+import { type AuditLog } from '../audit-log.entity';
+import { type ResolvedAuditOptions } from '../audit-options';
+import { AUDIT_OPTIONS, AUDIT_REPOSITORY } from '../audit.constants';
+import { AuditQueryError } from '../audit.errors';
+import { decodeAuditCursor, encodeAuditCursor } from './audit-cursor';
+import { openExport } from './audit-export.stream';
+import { checkFormat, checkLimit, checkSearch } from './audit-query.input';
+import { exportQuery, type PageRow, pageQuery, toAuditLog } from './audit-query.sql';
+import { type AuditExportRequest, type AuditPage, type AuditPageRequest, type AuditSearch } from './audit-query.types';
+import { AuditReader } from './audit-reader';
+
+/**
+ * Reads the trail from the audit DataSource: one entity's history, one user's actions, a search,
+ * and streamed exports. Pages come newest first, with a keyset cursor on `(occurred_at, id)`.
+ * Every read has its own timeout (`readTimeoutMs`); bad input rejects with an
+ * `AuditQueryError` (`AUDIT_INVALID_QUERY`), a database that does not answer with an
+ * `AuditReadError` (`AUDIT_READ_FAILED`, `AUDIT_READ_TIMEOUT`, `AUDIT_READ_UNAVAILABLE`). Reads
+ * never change the write path's state.
+ *
+ * @example
+ * const page = await queries.history('NDA', ndaId);
+ * const older = page.nextCursor ? await queries.history('NDA', ndaId, { cursor: page.nextCursor }) : undefined;
+ */
+@Injectable()
+export class AuditQueryService {
+  private readonly reader: AuditReader;
+
+  constructor(@Inject(AUDIT_REPOSITORY) repository: Repository<AuditLog>, @Inject(AUDIT_OPTIONS) options: ResolvedAuditOptions) {
+    this.reader = new AuditReader(repository, options.readTimeoutMs);
+  }
+
+  /**
+   * The history of one entity, newest first.
+   *
+   * @example
+   * const { items } = await queries.history('NDA', '0193a1c2-…');
+   */
+  async history(entityType: string, entityId: string, page: AuditPageRequest = {}): Promise<AuditPage> {
+    if (typeof entityType !== 'string' || entityType === '') throw AuditQueryError.invalid('entityType', 'non-empty text', entityType);
+    if (typeof entityId !== 'string' || entityId === '') throw AuditQueryError.invalid('entityId', 'non-empty text', entityId);
+    return this.search({ entityType, entityId }, page);
+  }
+
+  /**
+   * One user's actions in a time range (`from` inclusive, `to` exclusive), newest first.
+   *
+   * @example
+   * await queries.byUser('user-42', { from: '2026-11-01', to: '2026-12-01' });
+   */
+  async byUser(userId: string, range: Pick<AuditSearch, 'from' | 'to'> = {}, page: AuditPageRequest = {}): Promise<AuditPage> {
+    if (typeof userId !== 'string' || userId === '') throw AuditQueryError.invalid('userId', 'non-empty text', userId);
+    return this.search({ userId, from: range.from, to: range.to }, page);
+  }
+
+  /**
+   * Rows matching every given field (action, entity type and id, outcome, user, time range), newest first.
+   *
+   * @example
+   * await queries.search({ action: 'nda_deleted', outcome: 'failure' }, { limit: 100 });
+   */
+  async search(search: AuditSearch = {}, page: AuditPageRequest = {}): Promise<AuditPage> {
+    const checked = checkSearch(search);
+    const limit = checkLimit(page.limit);
+    const after = page.cursor === undefined ? undefined : decodeAuditCursor(page.cursor);
+    const rows = await this.reader.read<PageRow>(pageQuery(this.reader.table(), checked, after, limit));
+    const items = rows.slice(0, limit);
+    const last = rows.length > limit ? rows[limit - 1] : undefined;
+    return {
+      items: items.map(toAuditLog),
+      nextCursor: last ? encodeAuditCursor({ occurredUs: BigInt(last.occurred_us), id: last.id }) : null,
+    };
+  }
+
+  /**
+   * The rows of a search, oldest first, as a stream of NDJSON (default) or CSV text that reads
+   * the database batch by batch as it is consumed. Resolves once the first batch is read;
+   * destroy the stream to stop early.
+   *
+   * @example
+   * const stream = await queries.export({ format: 'csv', from: '2026-11-01', to: '2026-12-01' });
+   * await pipeline(stream, createWriteStream('november.csv'));
+   */
+  async export(request: AuditExportRequest = {}): Promise<Readable> {
+    const { format, ...search } = request;
+    const checkedFormat = checkFormat(format);
+    return openExport(this.reader, exportQuery(this.reader.table(), checkSearch(search)), checkedFormat);
+  }
+}

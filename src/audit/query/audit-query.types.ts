@@ -1,0 +1,55 @@
+import { type AuditOutcome } from '../audit-entry';
+import { type AuditLog } from '../audit-log.entity';
+
+/**
+ * What to read from the trail; every field narrows it. `from` is inclusive, `to` exclusive, both
+ * instants (a `Date` or ISO 8601 text with a time zone, or a bare date meaning UTC midnight).
+ *
+ * @example
+ * const filter: AuditSearch = { action: 'nda_updated', outcome: 'failure', from: '2026-11-01', to: '2026-12-01' };
+ */
+export interface AuditSearch {
+  userId?: string;
+  action?: string;
+  entityType?: string;
+  entityId?: string;
+  outcome?: AuditOutcome;
+  from?: Date | string;
+  to?: Date | string;
+}
+
+/**
+ * Which page: the first without `cursor`, the next with the `nextCursor` of the one before.
+ *
+ * @example
+ * const next: AuditPageRequest = { cursor: page.nextCursor ?? undefined, limit: 100 };
+ */
+export interface AuditPageRequest {
+  cursor?: string;
+  /** Rows per page, 1 to 500; default 50. */
+  limit?: number;
+}
+
+/**
+ * One page of the trail, newest first. `nextCursor` is null on the last page.
+ *
+ * @example
+ * const { items, nextCursor } = await queries.history('NDA', id);
+ */
+export interface AuditPage {
+  items: AuditLog[];
+  nextCursor: string | null;
+}
+
+/** Formats of an export: one JSON object per line, or CSV (RFC 4180) with a header row. */
+export type AuditExportFormat = 'ndjson' | 'csv';
+
+/**
+ * What to export: the rows of a search, oldest first, as NDJSON or CSV.
+ *
+ * @example
+ * const request: AuditExportRequest = { format: 'csv', from: '2026-11-01', to: '2026-12-01' };
+ */
+export interface AuditExportRequest extends AuditSearch {
+  format?: AuditExportFormat;
+}

@@ -1,0 +1,126 @@
+import { type Repository } from 'typeorm';
+import { quoteTablePath } from '../audit-insert-sql';
+import { type AuditLog } from '../audit-log.entity';
+import { AuditReadError } from '../audit.errors';
+import { connectionSecrets, sanitizeDbError } from '../db-error';
+
+/** What `pg` answers a query string: one result, or one per statement. */
+export type ReadResult<R> = { rows: R[] } | { rows: R[] }[];
+
+/** The part of a `pg` pooled client the reads use. */
+export interface ReadClient {
+  query<R = Record<string, unknown>>(text: string): Promise<ReadResult<R>>;
+  release(destroy?: boolean | Error): void;
+}
+
+/**
+ * The rows of the last statement of a query string.
+ *
+ * @example
+ * lastRows(await client.query('SET LOCAL statement_timeout = 5000; SELECT 1 AS one')); // [{ one: 1 }]
+ */
+export function lastRows<R>(result: ReadResult<R>): R[] {
+  return Array.isArray(result) ? (result[result.length - 1]?.rows ?? []) : result.rows;
+}
+
+interface ReadPool {
+  connect(): Promise<ReadClient>;
+}
+
+/**
+ * Runs reads of `audit_log` on the audit DataSource's own `pg` pool. A read is one query string,
+ * `SET LOCAL statement_timeout` and the SELECT, which PostgreSQL runs as one implicit transaction
+ * (one round trip; the setting ends with it), under a timer of the same length that also bounds
+ * the wait for a connection. Failures become an {@link AuditReadError} whose message is
+ * sanitized. It shares nothing with the write path but the pool: a read never changes
+ * `AuditService`'s state, and a failed read does not mark the database down.
+ *
+ * @example
+ * const rows = await new AuditReader(repository, 5000).read<{ n: string }>('SELECT count(*) AS n FROM audit_log');
+ */
+export class AuditReader {
+  constructor(
+    private readonly repository: Repository<AuditLog>,
+    readonly timeoutMs: number,
+  ) {}
+
+  /** `audit_log`, quoted, with its schema when the entity names one. */
+  table(): string {
+    return quoteTablePath(this.repository.metadata.tablePath);
+  }
+
+  /** The rows of `select` (one statement, values inlined as literals), within the read timeout. */
+  read<R>(select: string): Promise<R[]> {
+    return this.withTimeout(async (settle, late) => {
+      const client = await this.connect().catch((error: unknown) => Promise.reject(settle(error)));
+      if (late()) return abandon(client);
+      try {
+        const rows = lastRows(await client.query<R>(`SET LOCAL statement_timeout = ${this.timeoutMs}; ${select}`));
+        client.release();
+        return rows;
+      } catch (error) {
+        // The connection may be broken: it is not given back to the pool.
+        client.release(true);
+        throw settle(error);
+      }
+    });
+  }
+
+  /** A connection of its own (for a cursor held across calls), within the read timeout; release it. */
+  connection(): Promise<ReadClient> {
+    return this.withTimeout(async (settle, late) => {
+      let client: ReadClient;
+      try {
+        client = await this.connect();
+      } catch (error) {
+        throw settle(error);
+      }
+      return late() ? abandon(client) : client;
+    });
+  }
+
+  /** `promise`, or an {@link AuditReadError} when it has not settled within the read timeout. */
+  within<T>(promise: Promise<T>): Promise<T> {
+    return this.withTimeout(() => promise);
+  }
+
+  /** An {@link AuditReadError} for any failure of a read. */
+  readError(error: unknown): AuditReadError {
+    if (error instanceof AuditReadError) return error;
+    const sanitized = sanitizeDbError(error, connectionSecrets(this.repository.manager?.connection?.options));
+    return sanitized.code === '57014' ? AuditReadError.timeout(this.timeoutMs) : AuditReadError.failed(sanitized);
+  }
+
+  private async connect(): Promise<ReadClient> {
+    const dataSource = this.repository.manager?.connection;
+    const pool = (dataSource?.driver as { master?: Partial<ReadPool> } | undefined)?.master;
+    // Connecting the DataSource (and running its migrations) is the write path's work: a read waits for it.
+    if (!dataSource?.isInitialized || typeof pool?.connect !== 'function') throw AuditReadError.unavailable();
+    return pool.connect.call(pool);
+  }
+
+  /** Races `run` against the read timeout; `run` gives back a client it obtains after the deadline (`late()`). */
+  private withTimeout<T>(run: (settle: (error: unknown) => AuditReadError, late: () => boolean) => Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    let expired = false;
+    const work = run(
+      (error) => this.readError(error),
+      () => expired,
+    );
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        expired = true;
+        reject(AuditReadError.timeout(this.timeoutMs));
+      }, this.timeoutMs);
+      timer.unref();
+    });
+    work.catch(() => undefined);
+    return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+  }
+}
+
+/** Gives back a connection that came after its read's deadline; the caller has already been answered. */
+function abandon(client: ReadClient): never {
+  client.release();
+  throw new Error('read abandoned after its deadline');
+}

@@ -1,0 +1,9 @@
+export { AuditQueryController, auditQueryController } from './audit-query.controller';
+export { AuditQueryService } from './audit-query.service';
+export {
+  type AuditExportFormat,
+  type AuditExportRequest,
+  type AuditPage,
+  type AuditPageRequest,
+  type AuditSearch,
+} from './audit-query.types';
