@@ -52,6 +52,14 @@ describe('the example app reading its trail', () => {
       ['nda_updated', 'bob', id, 'success'],
       ['nda_created', 'alice', id, 'success'],
     ]);
+    // Each row carries what changed, from what to what.
+    const nda = (op: string, fields: Record<string, unknown[]>) => [{ type: 'NDA', id, op, fields }];
+    expect(history.body.items.map((r: { changes: { entities: unknown } }) => r.changes.entities)).toEqual([
+      nda('remove', { id: [id, null], title: ['New', null], counterparty: ['Umbrella', null] }),
+      nda('update', { counterparty: ['Acme', 'Umbrella'] }),
+      nda('update', { title: ['Old', 'New'] }),
+      nda('insert', { id: [null, id], title: [null, 'Old'], counterparty: [null, 'Acme'] }),
+    ]);
     const same = await request(server).get(`/audit/entities/NDA/${id}`).set('x-auditor-token', TOKEN).expect(200);
     expect(same.body).toEqual(history.body);
     const page = await request(server)
