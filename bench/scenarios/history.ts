@@ -1,11 +1,10 @@
-import { AuditQueryService } from '../../src/audit';
+import { AuditQueryService, CreateAuditLog1732700000000 } from '../../src/audit';
 import { auditEntries } from '../support/entries';
 import { auditContext } from '../support/audit-context';
 import { median } from '../support/load';
-import { freshAuditDatabase } from '../support/postgres';
 import { moduleLog } from './throughput';
-import { currentAuditDatabase, fillHistory, HISTORY_SHAPE } from '../support/history-fill';
-import { type TestPostgres } from '../support/postgres';
+import { fillHistory, HISTORY_SHAPE } from '../support/history-fill';
+import { freshAuditDatabase, type TestPostgres } from '../support/postgres';
 import { exported, latencies, percentile, randomInt, summary } from '../support/read-timing';
 import { type Figure } from '../support/report';
 
@@ -32,7 +31,7 @@ const DAY_MS = 86_400_000;
  */
 export async function history(pg: TestPostgres, sizes: HistorySizes, details: Record<string, unknown>): Promise<Figure[]> {
   const insert = await indexCost(pg, sizes.insertRounds);
-  const url = await currentAuditDatabase(pg, 'history');
+  const url = await freshAuditDatabase(pg, 'history');
   const fillStarted = performance.now();
   const end = await fillHistory(pg, 'history', sizes.rows);
   const fillS = Math.round((performance.now() - fillStarted) / 1000);
@@ -131,8 +130,11 @@ async function indexCost(pg: TestPostgres, rounds: number): Promise<{ first: num
   const [warm, measured] = [entries.slice(0, 2000), entries.slice(2000)];
   const runs: { first: number; current: number }[] = [];
   for (let round = 0; round < rounds; round += 1) {
-    const first = (measured.length / (await moduleLog(await freshAuditDatabase(pg, `history_v1_${round}`), warm, measured)).ms) * 1000;
-    const current = (measured.length / (await moduleLog(await currentAuditDatabase(pg, `history_now_${round}`), warm, measured)).ms) * 1000;
+    const first =
+      (measured.length /
+        (await moduleLog(await freshAuditDatabase(pg, `history_v1_${round}`, [CreateAuditLog1732700000000]), warm, measured)).ms) *
+      1000;
+    const current = (measured.length / (await moduleLog(await freshAuditDatabase(pg, `history_now_${round}`), warm, measured)).ms) * 1000;
     runs.push({ first: Math.round(first), current: Math.round(current) });
     console.log(`  log() into the first schema ${runs[round].first}/s, with the read indexes ${runs[round].current}/s`);
   }

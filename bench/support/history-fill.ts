@@ -1,6 +1,4 @@
-import { DataSource } from 'typeorm';
-import { AUDIT_MIGRATIONS } from '../../src/audit';
-import { freshAuditDatabase, type TestPostgres } from './postgres';
+import { type TestPostgres } from './postgres';
 
 /** The shape of the history the `history` scenario reads. */
 export const HISTORY_SHAPE = {
@@ -41,24 +39,6 @@ const FILL = `
   FROM generate_series($1::bigint, $2::bigint - 1) AS g
     JOIN body ON body.k = g % 10000,
     LATERAL (SELECT $3::timestamptz - ($4::bigint - g) * interval '${HISTORY_SHAPE.stepSeconds} seconds' AS at) AS t`;
-
-/**
- * A database `name` with `audit_log` at the current schema (every audit migration) and its URL.
- *
- * @example
- * const url = await currentAuditDatabase(pg, 'history');
- */
-export async function currentAuditDatabase(pg: TestPostgres, name: string): Promise<string> {
-  const url = await freshAuditDatabase(pg, name);
-  const dataSource = new DataSource({ type: 'postgres', url, migrations: [...AUDIT_MIGRATIONS], logging: false });
-  await dataSource.initialize();
-  try {
-    await dataSource.runMigrations();
-  } finally {
-    await dataSource.destroy();
-  }
-  return url;
-}
 
 /**
  * Fills `audit_log` of `database` with `rows` rows of {@link FILL}, 1M at a time in two sessions,

@@ -1,7 +1,8 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { DataSource } from 'typeorm';
-import { CreateAuditLog1732700000000 } from '../../src/audit';
+import { type MigrationInterface } from 'typeorm';
+import { AUDIT_MIGRATIONS } from '../../src/audit';
 import { TestPostgres } from '../../test/support/postgres';
 
 /** The repository root, from both `bench/support` (ts-node, jest) and `bench/dist/bench/support`. */
@@ -20,16 +21,21 @@ export function startPostgres(): Promise<TestPostgres> {
 }
 
 /**
- * Creates database `name` with an empty `audit_log` (the module's own migration) and returns its
- * URL. Each measured run gets a fresh one: the table's triggers refuse TRUNCATE.
+ * Creates database `name` with an empty `audit_log` (every audit migration, as users run them, or
+ * the ones given) and returns its URL. Each measured run gets a fresh one: the table's triggers
+ * refuse TRUNCATE.
  *
  * @example
  * const url = await freshAuditDatabase(pg, 'tp_raw');
  */
-export async function freshAuditDatabase(pg: TestPostgres, name: string): Promise<string> {
+export async function freshAuditDatabase(
+  pg: TestPostgres,
+  name: string,
+  migrations: readonly (new () => MigrationInterface)[] = AUDIT_MIGRATIONS,
+): Promise<string> {
   await pg.createDatabase(name);
   const url = pg.url(name);
-  const dataSource = new DataSource({ type: 'postgres', url, migrations: [CreateAuditLog1732700000000], logging: false });
+  const dataSource = new DataSource({ type: 'postgres', url, migrations: [...migrations], logging: false });
   await dataSource.initialize();
   try {
     await dataSource.runMigrations();
