@@ -1,4 +1,5 @@
 import { CreateAuditLog1732700000000 } from '../../migrations/1732700000000-CreateAuditLog';
+import { AuditIntegrity1764300000000 } from '../../migrations/1764300000000-AuditIntegrity';
 
 /**
  * Every migration of the audit schema, oldest first. List them all in the audit DataSource's
@@ -10,4 +11,4 @@ import { CreateAuditLog1732700000000 } from '../../migrations/1732700000000-Crea
  *
  * TypeOrmModule.forRoot({ type: 'postgres', url: process.env.DATABASE_URL, entities: [AuditLog], migrations: [...AUDIT_MIGRATIONS], migrationsRun: true });
  */
-export const AUDIT_MIGRATIONS = [CreateAuditLog1732700000000] as const;
+export const AUDIT_MIGRATIONS = [CreateAuditLog1732700000000, AuditIntegrity1764300000000] as const;

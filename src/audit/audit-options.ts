@@ -1,4 +1,10 @@
 import { AuditConfigError } from './audit.errors';
+import {
+  type AuditIntegrityOptions,
+  INTEGRITY_DEFAULTS,
+  resolveIntegrityOptions,
+  type ResolvedIntegrityOptions,
+} from './integrity/integrity-options';
 import { DEFAULT_REDACT_KEYS } from './redaction';
 
 /**
@@ -77,10 +83,18 @@ export interface AuditModuleOptions {
   spoolMaxBytes?: number;
   /** Size at which a spool segment file is closed and a new one begun (at most 64 MiB). */
   spoolSegmentBytes?: number;
+  /**
+   * Sealing of committed rows: row hashes, Merkle roots, seals chained (and signed with a key),
+   * each also written as an `audit.sealed` line; checked by `audit-verify`. Off by default.
+   */
+  integrity?: AuditIntegrityOptions;
 }
 
 /** Options after defaults and validation. */
-export type ResolvedAuditOptions = Required<Omit<AuditModuleOptions, 'userIdFrom'>> & { userIdFrom: UserIdExtractor };
+export type ResolvedAuditOptions = Required<Omit<AuditModuleOptions, 'userIdFrom' | 'integrity'>> & {
+  userIdFrom: UserIdExtractor;
+  integrity: ResolvedIntegrityOptions;
+};
 
 /** Default values of every option. */
 export const AUDIT_DEFAULTS: Readonly<ResolvedAuditOptions> = Object.freeze({
@@ -98,6 +112,7 @@ export const AUDIT_DEFAULTS: Readonly<ResolvedAuditOptions> = Object.freeze({
   spoolDir: null,
   spoolMaxBytes: 1024 ** 3,
   spoolSegmentBytes: 8 * 1024 * 1024,
+  integrity: INTEGRITY_DEFAULTS,
 });
 
 const INTEGER_LIMITS: Record<string, [min: number, max: number]> = {
@@ -157,7 +172,7 @@ export function resolveAuditOptions(input: AuditModuleOptions | undefined): Reso
   if (options.spoolDir !== null && (typeof options.spoolDir !== 'string' || options.spoolDir.trim() === '')) {
     throw AuditConfigError.invalidOption('spoolDir', 'a directory path or null', options.spoolDir);
   }
-  return Object.freeze({ ...options, redactKeys: [...options.redactKeys] });
+  return Object.freeze({ ...options, redactKeys: [...options.redactKeys], integrity: resolveIntegrityOptions(raw.integrity) });
 }
 
 function defaultUserId(request: unknown): string | number | bigint | undefined {

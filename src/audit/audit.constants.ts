@@ -24,3 +24,6 @@ export const SENTRY_DROPPED_FINGERPRINT = ['audit-entries-dropped'];
 
 /** Sentry fingerprint of the report sent when the database refuses entries for their content. */
 export const SENTRY_QUARANTINED_FINGERPRINT = ['audit-entries-quarantined'];
+
+/** Sentry fingerprint of a failed sealing attempt (integrity on). */
+export const SENTRY_SEALING_FINGERPRINT = ['audit-sealing-failed'];

@@ -9,6 +9,7 @@ import { AuditInterceptor } from './audit.interceptor';
 import { AUDIT_MODULE_OPTIONS, AuditConfigurableModule } from './audit.module-definition';
 import { AuditService } from './audit.service';
 import { AuditGateGuard, AuditHttpRecorder, putFirstAmongGlobalGuards } from './http';
+import { AuditSealer } from './integrity/audit-sealer';
 import { RingBuffer } from './ring-buffer';
 import { AuditReporter, ConsoleSink, SentryReporter } from './sinks';
 import { AuditSpool, FileSpool } from './spool';
@@ -46,6 +47,7 @@ import { AuditSpool, FileSpool } from './spool';
     { provide: AuditReporter, useClass: SentryReporter },
     ConsoleSink,
     AuditService,
+    AuditSealer,
     DbHealthIndicator,
     AuditHttpRecorder,
     {
@@ -63,6 +65,6 @@ import { AuditSpool, FileSpool } from './spool';
     AuditCoverage,
     { provide: APP_INTERCEPTOR, useExisting: AuditInterceptor },
   ],
-  exports: [AuditService, DbHealthIndicator, AuditBuffer, AuditSpool],
+  exports: [AuditService, DbHealthIndicator, AuditBuffer, AuditSpool, AuditSealer],
 })
 export class AuditModule extends AuditConfigurableModule {}

@@ -1,4 +1,5 @@
 export { CreateAuditLog1732700000000 } from '../../migrations/1732700000000-CreateAuditLog';
+export { AuditIntegrity1764300000000 } from '../../migrations/1764300000000-AuditIntegrity';
 export { AUDIT_MIGRATIONS } from './audit-migrations';
 export { AuditBuffer, type BufferedEntry } from './audit-buffer';
 export { DbHealthIndicator } from './audit-db.health';
@@ -20,6 +21,16 @@ export { type AuditModuleExtras } from './audit.module-definition';
 export { type AuditState, type AuditStatus, AuditService } from './audit.service';
 export { Audited, type AuditedOptions, type EntityIdSource } from './audited.decorator';
 export { type SanitizedDbError } from './db-error';
+export {
+  type Anomaly,
+  ANOMALY_KINDS,
+  type AnomalyKind,
+  type AuditIntegrityOptions,
+  AuditSealer,
+  type IntegrityStatus,
+  type VerifyReport,
+  verifyTrail,
+} from './integrity';
 export { RingBuffer } from './ring-buffer';
 export {
   AUDIT_EVENTS,
@@ -29,6 +40,7 @@ export {
   type DropReport,
   type QuarantineReport,
   type RecoveryReport,
+  type SealFailureReport,
   type WriteFailureReport,
 } from './sinks';
 export {

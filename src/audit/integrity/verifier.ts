@@ -1,0 +1,223 @@
+import { type KeyObject } from 'node:crypto';
+import { type Client } from 'pg';
+import { quoteTablePath } from '../audit-insert-sql';
+import { merkleRoot } from './merkle';
+import { keyRange, leafHash, type RowKey, SEALED_COLUMNS_SQL } from './row-encoding';
+import { GENESIS_HASH, keyIdOf, readManifest, type Seal, sealHash, verifySeal } from './seal';
+import { SEAL_COLUMNS_SQL, sealTableOf, toSeal } from './seal-store';
+import { type WitnessedSeal } from './witness';
+
+/** Kinds of anomaly `audit-verify` reports; see docs/INTEGRITY.md for each. */
+export const ANOMALY_KINDS = [
+  'row_changed',
+  'row_missing',
+  'row_forged',
+  'seal_changed',
+  'seal_missing',
+  'seal_out_of_chain',
+  'seal_witness_mismatch',
+  'seal_signature_invalid',
+] as const;
+export type AnomalyKind = (typeof ANOMALY_KINDS)[number];
+
+/** One finding: a row (by id) or a seal (by seq), with what was found. */
+export interface Anomaly {
+  kind: AnomalyKind;
+  row?: string;
+  seal?: number;
+  detail: string;
+}
+
+/** What {@link verifyTrail} checks against, beyond the tables themselves. */
+export interface VerifyOptions {
+  /** `schema.table` of the audit log (default `audit_log`). */
+  table?: string;
+  /** Only the rows of seals made in this range (ms since the epoch); the chain is always checked whole. */
+  from?: number;
+  to?: number;
+  witness?: Map<number, WitnessedSeal[]>;
+  publicKey?: KeyObject;
+}
+
+/** The result: counts, and the anomalies (the first 100 000; `anomalyCount` counts them all). */
+export interface VerifyReport {
+  rowsVerified: number;
+  sealsVerified: number;
+  /** Rows after the newest seal: not sealed yet. */
+  rowsUnsealed: number;
+  anomalies: Anomaly[];
+  anomalyCount: number;
+  byKind: Record<AnomalyKind, number>;
+}
+
+const FETCH = 10_000;
+const KEPT = 100_000;
+
+/**
+ * Checks the audit log against its seals (and the witness and public key when given), reading in
+ * one repeatable-read transaction, rows through a cursor a seal at a time: memory stays within one
+ * seal's manifest whatever the table's size.
+ *
+ * @example
+ * const report = await verifyTrail(client, { witness: await readWitness(['export.log']), publicKey });
+ * report.anomalyCount; // 0 when clean
+ */
+export async function verifyTrail(client: Client, options: VerifyOptions = {}): Promise<VerifyReport> {
+  const table = options.table ?? 'audit_log';
+  const report = emptyReport();
+  const found: Anomaly[] = [];
+  const add = (anomaly: Anomaly) => found.push(anomaly);
+  await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+  try {
+    let previous: Seal | null = null;
+    let expectedSeq = 1;
+    const seen = new Set<number>();
+    for (let after = 0; ;) {
+      const { rows } = await client.query(`SELECT ${SEAL_COLUMNS_SQL} FROM ${sealTableOf(table)} WHERE seq > $1 ORDER BY seq LIMIT 8`, [
+        after,
+      ]);
+      if (rows.length === 0) break;
+      for (const row of rows as Record<string, unknown>[]) {
+        const seal = toSeal(row);
+        after = seal.seq;
+        seen.add(seal.seq);
+        for (let missing = expectedSeq; missing < seal.seq && missing < expectedSeq + 1000; missing++) {
+          add({ kind: 'seal_missing', seal: missing, detail: 'absent from audit_seal: the chain skips it' });
+        }
+        checkSeal(seal, previous, options, add);
+        const inRange = (options.from ?? -Infinity) <= seal.sealedAt && seal.sealedAt <= (options.to ?? Infinity);
+        if (inRange) {
+          report.rowsVerified += await checkRows(client, table, seal, previous && { tx: previous.lastTx, id: previous.lastId }, add);
+          report.sealsVerified += 1;
+        }
+        previous = seal;
+        expectedSeq = seal.seq + 1;
+      }
+    }
+    for (const [seq, witnessed] of options.witness ?? []) {
+      const at = Date.parse(witnessed[0].sealedAt);
+      if (seen.has(seq) || at < (options.from ?? -Infinity) || at > (options.to ?? Infinity)) continue;
+      const w = witnessed[0];
+      add({ kind: 'seal_missing', seal: seq, detail: `in the witness (${w.rows} rows, last row ${w.lastId}) but not in audit_seal` });
+    }
+    report.rowsUnsealed = await checkTail(client, table, previous, add);
+  } finally {
+    await client.query('ROLLBACK').catch(() => undefined);
+  }
+  return finish(report, found);
+}
+
+function checkSeal(seal: Seal, previous: Seal | null, options: VerifyOptions, add: (a: Anomaly) => void): void {
+  if (!sealHash(seal).equals(seal.hash)) add({ kind: 'seal_changed', seal: seal.seq, detail: 'its fields do not match its hash' });
+  const expectedPrev = previous && previous.seq === seal.seq - 1 ? previous.hash : seal.seq === 1 ? GENESIS_HASH : null;
+  if (expectedPrev && !expectedPrev.equals(seal.prevHash)) {
+    add({ kind: 'seal_out_of_chain', seal: seal.seq, detail: `its previous hash is not seal ${seal.seq - 1}'s hash` });
+  }
+  const hex = seal.hash.toString('hex');
+  const witnessed = options.witness?.get(seal.seq);
+  const next = options.witness?.get(seal.seq + 1);
+  if (witnessed?.some((w) => w.hash !== hex) || next?.some((w) => w.prevHash !== hex)) {
+    const told = [...new Set([...(witnessed ?? []).map((w) => w.hash), ...(next ?? []).map((w) => w.prevHash)])];
+    add({
+      kind: 'seal_witness_mismatch',
+      seal: seal.seq,
+      detail: `hash ${hex.slice(0, 16)}…, the witness has ${told.map((h) => `${h.slice(0, 16)}…`).join(', ')}`,
+    });
+  }
+  if (options.publicKey) {
+    const problem = !seal.signature
+      ? 'it is not signed'
+      : seal.keyId !== keyIdOf(options.publicKey)
+        ? `signed with key ${seal.keyId}, not ${keyIdOf(options.publicKey)}`
+        : !verifySeal(seal.hash, seal.signature, options.publicKey)
+          ? 'the signature does not verify'
+          : null;
+    if (problem) add({ kind: 'seal_signature_invalid', seal: seal.seq, detail: problem });
+  }
+}
+
+async function checkRows(client: Client, table: string, seal: Seal, after: RowKey | null, add: (a: Anomaly) => void): Promise<number> {
+  const manifest = readManifest(seal.manifest);
+  const leaves: Buffer[] = [];
+  let rowProblems = 0;
+  await forEachRow(client, table, after, { tx: seal.lastTx, id: seal.lastId }, (row) => {
+    const leaf = leafHash(row);
+    leaves.push(leaf);
+    const id = row[0] as string;
+    const sealed = manifest.get(id);
+    if (sealed === undefined) {
+      rowProblems += 1;
+      add({ kind: 'row_forged', row: id, detail: `in the range of seal ${seal.seq} but not sealed by it` });
+    } else {
+      manifest.delete(id);
+      if (sealed !== leaf.toString('hex', 0, 8)) {
+        rowProblems += 1;
+        add({ kind: 'row_changed', row: id, detail: `differs from what seal ${seal.seq} sealed` });
+      }
+    }
+  });
+  for (const id of manifest.keys()) add({ kind: 'row_missing', row: id, detail: `sealed by seal ${seal.seq}, no longer in the table` });
+  rowProblems += manifest.size;
+  if (rowProblems === 0 && !merkleRoot(leaves).equals(seal.root)) {
+    add({ kind: 'seal_changed', seal: seal.seq, detail: 'its Merkle root does not match its rows' });
+  }
+  return leaves.length;
+}
+
+/** Rows after the newest seal: below its horizon (or without a transaction id after the first rows), they are forged. */
+async function checkTail(client: Client, table: string, last: Seal | null, add: (a: Anomaly) => void): Promise<number> {
+  let count = 0;
+  const horizon = last ? BigInt(last.horizon) : 0n;
+  await forEachRow(client, table, last && { tx: last.lastTx, id: last.lastId }, null, (row) => {
+    count += 1;
+    const tx = row[1];
+    const backdated = tx === null ? !!last && (last.lastTx !== null || horizon > 0n) : BigInt(tx) < horizon;
+    if (backdated) add({ kind: 'row_forged', row: row[0] as string, detail: `after the newest seal but older than its horizon` });
+  });
+  return count;
+}
+
+async function forEachRow(
+  client: Client,
+  table: string,
+  after: RowKey | null,
+  upTo: RowKey | null,
+  each: (row: (string | null)[]) => void,
+): Promise<void> {
+  const { where, parameters } = keyRange(after, upTo);
+  await client.query(
+    `DECLARE verify_rows NO SCROLL CURSOR FOR SELECT ${SEALED_COLUMNS_SQL} FROM ${quoteTablePath(table)} WHERE ${where} ORDER BY tx ASC NULLS FIRST, id`,
+    parameters,
+  );
+  try {
+    for (;;) {
+      const { rows } = await client.query<(string | null)[]>({ text: `FETCH ${FETCH} FROM verify_rows`, rowMode: 'array' });
+      rows.forEach(each);
+      if (rows.length < FETCH) break;
+    }
+  } finally {
+    await client.query('CLOSE verify_rows');
+  }
+}
+
+function emptyReport(): VerifyReport {
+  const byKind = Object.fromEntries(ANOMALY_KINDS.map((k) => [k, 0])) as Record<AnomalyKind, number>;
+  return { rowsVerified: 0, sealsVerified: 0, rowsUnsealed: 0, anomalies: [], anomalyCount: 0, byKind };
+}
+
+/** A row reported missing from one seal and forged in another is one row whose position (`tx`) was changed. */
+function finish(report: VerifyReport, found: Anomaly[]): VerifyReport {
+  const missing = new Set(found.filter((a) => a.kind === 'row_missing').map((a) => a.row));
+  const moved = new Set(found.filter((a) => a.kind === 'row_forged' && missing.has(a.row)).map((a) => a.row));
+  for (const anomaly of found) {
+    if (anomaly.row !== undefined && moved.has(anomaly.row)) {
+      if (anomaly.kind === 'row_missing') continue;
+      if (anomaly.kind === 'row_forged')
+        Object.assign(anomaly, { kind: 'row_changed', detail: `moved out of its seal (${anomaly.detail})` });
+    }
+    report.anomalyCount += 1;
+    report.byKind[anomaly.kind] += 1;
+    if (report.anomalies.length < KEPT) report.anomalies.push(anomaly);
+  }
+  return report;
+}
