@@ -39,7 +39,7 @@ const LEAF_PREFIX = Buffer.from([0x00]);
  * big-endian byte length and its UTF-8 bytes, or `ff ff ff ff` for NULL (RFC 6962 leaf).
  *
  * @example
- * leafHash(['0190…', '812', '1764300000000000', 'nda_created', …]).length; // 32
+ * leafHash(['0190c9b8-…', '812', '1764300000000000', 'nda_created', null]).length; // 32
  */
 export function leafHash(row: SealedRow): Buffer {
   const hash = createHash('sha256').update(LEAF_PREFIX);
@@ -67,7 +67,7 @@ export interface RowKey {
  * with the parameters it needs, numbered from `$1`. Either bound may be absent.
  *
  * @example
- * const { where, parameters } = keyRange({ tx: '812', id: '0190…' }, null);
+ * const { where, parameters } = keyRange({ tx: '812', id: '0190c9b8-…' }, null);
  */
 export function keyRange(after: RowKey | null, upTo: RowKey | null): { where: string; parameters: string[] } {
   const parameters: string[] = [];

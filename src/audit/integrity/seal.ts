@@ -63,7 +63,7 @@ export function sealHash(seal: Omit<Seal, 'hash' | 'keyId' | 'signature'>): Buff
  * One manifest entry: the row's id and the first 8 bytes of its leaf hash.
  *
  * @example
- * const manifest = Buffer.concat(rows.map((r) => manifestEntry(r.id, r.leaf)));
+ * const manifest = Buffer.concat(rows.map((r: { id: string; leaf: Buffer }) => manifestEntry(r.id, r.leaf)));
  */
 export function manifestEntry(id: string, leaf: Buffer): Buffer {
   return Buffer.concat([Buffer.from(id.replaceAll('-', ''), 'hex'), leaf.subarray(0, 8)]);
