@@ -58,6 +58,24 @@ describe('a trail sealed through everything the module does', () => {
       Array.from({ length: n }, (_, i) => app.get(AuditService).log({ action: 'nda_created', entityId: `${prefix}-${i}`, userId: 'u1' })),
     );
 
+  it('chains seals past seq 9 in numeric order (a trail of 12 small seals verifies clean)', async () => {
+    await db.createDatabase('many');
+    const app = await startSealingApp(db.url('many'), { integrity: { intervalMs: 3_600_000, signingKey: keys.privatePem } });
+    try {
+      for (let round = 0; round < 12; round++) {
+        await logMany(app, `many-${round}`, 3);
+        await app.get(AuditSealer).sealNow();
+      }
+    } finally {
+      await app.close();
+    }
+    const seals = await db.query<{ seq: number }>('SELECT seq::int FROM audit_seal AS s ORDER BY s.seq', [], 'many');
+    expect(seals.map((s) => s.seq)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+    const result = await verify(db.url('many'));
+    expect(result.out).toContain('audit-verify: 36 rows verified, 12 seals verified, 0 rows not sealed yet, 0 anomalies');
+    expect(result.code).toBe(0);
+  }, 30_000);
+
   it('verifies clean, every row sealed, after all of it', async () => {
     await Promise.all([logMany(apps[0], 'a', 150), logMany(apps[1], 'b', 150)]);
 
@@ -86,7 +104,7 @@ describe('a trail sealed through everything the module does', () => {
     await db.kill();
     await logMany(apps[0], 'outage', 40);
     await eventually(() => stderr.of(AUDIT_EVENTS.sealFailed).length >= 2, 10_000, 'sealing failures');
-    const sick = apps[0].get(DbHealthIndicator).isHealthy().audit_db as { integrity: { failures: number } };
+    const sick = apps[0].get(DbHealthIndicator).isHealthy().audit_db as unknown as { integrity: { failures: number } };
     expect(sick.integrity.failures).toBeGreaterThan(0);
     await db.restart();
     await eventually(async () => (await count()) === 392, 15_000, 'the outage flushed');
@@ -105,7 +123,7 @@ describe('a trail sealed through everything the module does', () => {
     );
     for (const app of apps) {
       await eventually(
-        () => (app.get(DbHealthIndicator).isHealthy().audit_db as { integrity: { failures: number } }).integrity.failures === 0,
+        () => (app.get(DbHealthIndicator).isHealthy().audit_db as unknown as { integrity: { failures: number } }).integrity.failures === 0,
         20_000,
         'sealing recovered',
       );

@@ -6,7 +6,7 @@ import { AUDIT_OPTIONS, AUDIT_REPOSITORY } from '../audit.constants';
 import { connectionSecrets, sanitizeDbError } from '../db-error';
 import { AUDIT_EVENTS, AuditReporter, ConsoleSink } from '../sinks';
 import { type Seal } from './seal';
-import { newestSeal, sealOnce } from './seal-store';
+import { newestSeal, sealOnce, trailName } from './seal-store';
 
 /** What the health indicator shows of sealing (integrity on). */
 export interface IntegrityStatus {
@@ -42,6 +42,8 @@ export class AuditSealer implements OnApplicationBootstrap, BeforeApplicationShu
   private running: Promise<void> | undefined;
   private stopped = false;
   private reemitted = false;
+  /** Which trail the seals are of (`database/table`), so that one log group can witness several. */
+  private trail = '';
   private failures = 0;
   private sealed = 0;
   private lastSealedAt: Date | null = null;
@@ -104,6 +106,8 @@ export class AuditSealer implements OnApplicationBootstrap, BeforeApplicationShu
       await runner.connect();
       const table = this.repository.metadata.tablePath;
       if (!this.reemitted) {
+        const [{ name }] = (await runner.query('SELECT current_database() AS name')) as { name: string }[];
+        this.trail = trailName(name, table);
         const newest = await newestSeal(runner, table);
         if (newest) this.witness(newest);
         this.reemitted = true;
@@ -131,6 +135,7 @@ export class AuditSealer implements OnApplicationBootstrap, BeforeApplicationShu
 
   private witness(seal: Seal): void {
     this.console.emit(AUDIT_EVENTS.sealed, 'info', {
+      trail: this.trail,
       seq: seal.seq,
       hash: seal.hash.toString('hex'),
       prevHash: seal.prevHash.toString('hex'),

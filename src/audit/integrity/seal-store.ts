@@ -14,7 +14,18 @@ export function sealTableOf(logTablePath: string): string {
   return quoteTablePath(dot < 0 ? 'audit_seal' : `${logTablePath.slice(0, dot)}.audit_seal`);
 }
 
-/** The columns of `audit_seal`, selected so that {@link toSeal} can read them. */
+/**
+ * The trail's name in `audit.sealed` lines: the database and the audit table, so that the
+ * verifier takes from a log group only the lines of the trail it checks.
+ *
+ * @example
+ * trailName('audit', 'audit_log'); // 'audit/audit_log'
+ */
+export function trailName(database: string, logTablePath: string): string {
+  return `${database}/${logTablePath}`;
+}
+
+/** The columns of `audit_seal`, selected so that {@link toSeal} can read them (`seq` as text: order by the table's column, `s.seq`). */
 export const SEAL_COLUMNS_SQL =
   'seq::text, version, prev_hash, last_tx::text, last_id::text, horizon::text, row_count, root, manifest, ' +
   '(extract(epoch FROM sealed_at) * 1000)::bigint::text AS sealed_at, hash, key_id, signature';
@@ -61,7 +72,7 @@ export async function sealOnce(
       return 'busy';
     }
     const [newest] = (await runner.query(
-      `SELECT seq::text, hash, last_tx::text, last_id::text FROM ${sealTable} ORDER BY seq DESC LIMIT 1`,
+      `SELECT seq::text, hash, last_tx::text, last_id::text FROM ${sealTable} AS s ORDER BY s.seq DESC LIMIT 1`,
     )) as {
       seq: string;
       hash: Buffer;
@@ -143,9 +154,8 @@ export async function sealOnce(
  * const newest = await newestSeal(queryRunner, 'audit_log');
  */
 export async function newestSeal(runner: QueryRunner, logTablePath: string): Promise<Seal | null> {
-  const [row] = (await runner.query(`SELECT ${SEAL_COLUMNS_SQL} FROM ${sealTableOf(logTablePath)} ORDER BY seq DESC LIMIT 1`)) as Record<
-    string,
-    unknown
-  >[];
+  const [row] = (await runner.query(
+    `SELECT ${SEAL_COLUMNS_SQL} FROM ${sealTableOf(logTablePath)} AS s ORDER BY s.seq DESC LIMIT 1`,
+  )) as Record<string, unknown>[];
   return row ? toSeal(row) : null;
 }

@@ -59,7 +59,7 @@ const KEPT = 100_000;
  * seal's manifest whatever the table's size.
  *
  * @example
- * const report = await verifyTrail(client, { witness: await readWitness(['export.log']), publicKey });
+ * const report = await verifyTrail(client, { witness: await readWitness(['export.log'], 'audit/audit_log'), publicKey });
  * report.anomalyCount; // 0 when clean
  */
 export async function verifyTrail(client: Client, options: VerifyOptions = {}): Promise<VerifyReport> {
@@ -73,9 +73,10 @@ export async function verifyTrail(client: Client, options: VerifyOptions = {}): 
     let expectedSeq = 1;
     const seen = new Set<number>();
     for (let after = 0; ;) {
-      const { rows } = await client.query(`SELECT ${SEAL_COLUMNS_SQL} FROM ${sealTableOf(table)} WHERE seq > $1 ORDER BY seq LIMIT 8`, [
-        after,
-      ]);
+      const { rows } = await client.query(
+        `SELECT ${SEAL_COLUMNS_SQL} FROM ${sealTableOf(table)} AS s WHERE s.seq > $1 ORDER BY s.seq LIMIT 8`,
+        [after],
+      );
       if (rows.length === 0) break;
       for (const row of rows as Record<string, unknown>[]) {
         const seal = toSeal(row);

@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { Client } from 'pg';
 import { connectionSecrets, sanitizeDbError } from '../db-error';
+import { trailName } from './seal-store';
 import { ANOMALY_KINDS, verifyTrail } from './verifier';
 import { readWitness } from './witness';
 
@@ -12,6 +13,7 @@ export const VERIFY_USAGE = `usage: npm run audit:verify -- [options]   (or: npx
   --witness <file>         a CloudWatch export of the audit.sealed lines (repeatable)
   --public-key <file|key>  the Ed25519 public key (PEM, or base64 DER) the seals must be signed with
   --table <schema.table>   the audit table (default: AUDIT_TABLE or audit_log)
+  --trail <database/table> whose audit.sealed lines to take from the witness (needed when it holds several trails)
 exit status: 0 clean, 1 anomalies found, 2 usage or connection error`;
 
 /** Where the command writes: the report to `out`, usage and errors to `err`. */
@@ -49,19 +51,33 @@ export async function runVerify(argv: string[], env: Record<string, string | und
     io.err(`--url, AUDIT_DATABASE_URL or DATABASE_URL must be set\n${VERIFY_USAGE}`);
     return 2;
   }
-  let witness;
-  try {
-    witness = args.witness ? await readWitness(args.witness) : undefined;
-  } catch (error) {
-    io.err(`cannot read the witness: ${(error as Error).message}`);
-    return 2;
-  }
+  const table = args.table || env.AUDIT_TABLE || 'audit_log';
   const client = new Client({ connectionString: url });
   const started = process.hrtime.bigint();
   let report;
+  let witness;
   try {
     await client.connect();
-    report = await verifyTrail(client, { table: args.table || env.AUDIT_TABLE || 'audit_log', ...range, witness, publicKey });
+    const [{ name }] = (await client.query<{ name: string }>('SELECT current_database() AS name')).rows;
+    if (args.witness) {
+      let trails;
+      try {
+        trails = await readWitness(args.witness);
+      } catch (error) {
+        io.err(`cannot read the witness: ${(error as Error).message}`);
+        return 2;
+      }
+      // A restored copy has another database name: a witness of one trail is taken as this one's.
+      const trail = args.trail ?? (trails.size === 1 ? [...trails.keys()][0] : trailName(name, table));
+      witness = trails.get(trail);
+      if (!witness) {
+        io.err(
+          `the witness holds no audit.sealed lines of trail ${trail} (it holds: ${[...trails.keys()].join(', ') || 'none'}); name one with --trail`,
+        );
+        return 2;
+      }
+    }
+    report = await verifyTrail(client, { table, ...range, witness, publicKey });
   } catch (error) {
     const { code, message } = sanitizeDbError(error, connectionSecrets({ url }));
     io.err(`audit-verify failed: ${code}: ${message}`);
@@ -95,6 +111,7 @@ function parse(argv: string[]) {
       witness: { type: 'string', multiple: true },
       'public-key': { type: 'string' },
       table: { type: 'string' },
+      trail: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     allowPositionals: false,

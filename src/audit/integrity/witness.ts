@@ -3,6 +3,8 @@ import { AUDIT_EVENTS } from '../sinks';
 
 /** A seal as its `audit.sealed` line told it. */
 export interface WitnessedSeal {
+  /** `database/table` of the trail the seal is of. */
+  trail: string;
   seq: number;
   hash: string;
   prevHash: string;
@@ -15,17 +17,19 @@ export interface WitnessedSeal {
  * Reads the `audit.sealed` lines of CloudWatch exports of the module's stderr: raw JSON lines,
  * `<timestamp> <json>` lines (an S3 export), `{"message": "<json>"}` lines, or the
  * `{"events": [{"message": …}]}` document of `aws logs filter-log-events`. Returns every seal
- * seen, by seq (the same seal written twice, at a restart, counts once).
+ * seen, by trail (`database/table`) and seq; the same seal written twice (at a restart) counts once.
  *
  * @example
  * const witness = await readWitness(['sealed-2026-11.log']);
- * witness.get(42)?.[0].hash;
+ * witness.get('audit/audit_log')?.get(42)?.[0].hash;
  */
-export async function readWitness(paths: readonly string[]): Promise<Map<number, WitnessedSeal[]>> {
-  const seals = new Map<number, WitnessedSeal[]>();
+export async function readWitness(paths: readonly string[]): Promise<Map<string, Map<number, WitnessedSeal[]>>> {
+  const trails = new Map<string, Map<number, WitnessedSeal[]>>();
   const take = (value: unknown) => {
     const seal = sealOf(value);
     if (!seal) return;
+    const seals = trails.get(seal.trail) ?? new Map<number, WitnessedSeal[]>();
+    trails.set(seal.trail, seals);
     const known = seals.get(seal.seq) ?? [];
     if (!known.some((k) => k.hash === seal.hash && k.prevHash === seal.prevHash)) known.push(seal);
     seals.set(seal.seq, known);
@@ -39,7 +43,7 @@ export async function readWitness(paths: readonly string[]): Promise<Map<number,
     }
     for (const line of text.split('\n')) take(lineObject(line));
   }
-  return seals;
+  return trails;
 }
 
 function lineObject(line: string): unknown {
@@ -53,9 +57,17 @@ function lineObject(line: string): unknown {
 function sealOf(value: unknown): WitnessedSeal | undefined {
   const line = value as Record<string, unknown> | undefined;
   if (!line || line.event !== AUDIT_EVENTS.sealed) return undefined;
-  const { seq, hash, prevHash, rows, lastId, sealedAt } = line;
+  const { trail, seq, hash, prevHash, rows, lastId, sealedAt } = line;
   if (!Number.isInteger(seq) || typeof hash !== 'string' || typeof prevHash !== 'string') return undefined;
-  return { seq: seq as number, hash, prevHash, rows: Number(rows), lastId: String(lastId), sealedAt: String(sealedAt) };
+  return {
+    trail: String(trail),
+    seq: seq as number,
+    hash,
+    prevHash,
+    rows: Number(rows),
+    lastId: String(lastId),
+    sealedAt: String(sealedAt),
+  };
 }
 
 function parse(text: string): unknown {
