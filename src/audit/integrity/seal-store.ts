@@ -80,13 +80,20 @@ export async function sealOnce(
       last_id: string;
     }[];
     const after: RowKey | null = newest ? { tx: newest.last_tx, id: newest.last_id } : null;
-    const { where, parameters } = keyRange(after, null);
-    const rows = (await runner.query(
-      `WITH h AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS horizon)
-       SELECT ${SEALED_COLUMNS_SQL}, h.horizon::text AS horizon FROM ${quoteTablePath(logTablePath)}, h
-       WHERE ${where} AND (tx IS NULL OR tx < h.horizon) ORDER BY tx ASC NULLS FIRST, id LIMIT ${maxRows}`,
-      parameters,
-    )) as Record<string, string | null>[];
+    const select = (where: string, order: string, parameters: string[]) =>
+      runner.query(
+        `WITH h AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS horizon)
+         SELECT ${SEALED_COLUMNS_SQL}, h.horizon::text AS horizon FROM ${quoteTablePath(logTablePath)}, h
+         WHERE ${where} ORDER BY ${order} LIMIT ${maxRows}`,
+        parameters,
+      ) as Promise<Record<string, string | null>[]>;
+    // Rows from before the migration (no tx) come first, in id order along the primary key.
+    let rows: Record<string, string | null>[] = [];
+    if (!after || after.tx === null) rows = await select(`tx IS NULL${after ? ' AND id > $1::uuid' : ''}`, 'id', after ? [after.id] : []);
+    if (rows.length === 0) {
+      const { where, parameters } = keyRange(after, null);
+      rows = await select(`${where} AND tx < h.horizon`, 'tx, id', parameters);
+    }
     if (rows.length === 0) {
       await runner.rollbackTransaction();
       return null;
