@@ -1,5 +1,5 @@
 import { DataSource } from 'typeorm';
-import { CreateAuditLog1732700000000 } from '../../src/audit';
+import { AUDIT_MIGRATIONS } from '../../src/audit';
 import { type TestPostgres } from './postgres';
 
 /** A role with the least privilege the module needs. */
@@ -9,16 +9,16 @@ export interface AuditWriterRole {
 }
 
 /**
- * Creates database `name` on `server`, runs the audit migration as the owner (`postgres`), and
+ * Creates database `name` on `server`, runs the audit migrations as the owner (`postgres`), and
  * grants `writer` exactly what the example app needs: CONNECT, USAGE on the schema, INSERT and
- * SELECT on `audit_log`, SELECT on the migrations table. Returns the writer's URL.
+ * SELECT on `audit_log` and `audit_seal`, SELECT on the migrations table. Returns the writer's URL.
  */
 export async function createAuditDatabase(server: TestPostgres, name: string, writer: AuditWriterRole): Promise<string> {
   await server.createDatabase(name);
   const migrator = new DataSource({
     type: 'postgres',
     url: server.url(name),
-    migrations: [CreateAuditLog1732700000000],
+    migrations: [...AUDIT_MIGRATIONS],
     migrationsTableName: 'audit_migrations',
   });
   await migrator.initialize();
@@ -32,6 +32,7 @@ export async function createAuditDatabase(server: TestPostgres, name: string, wr
     `GRANT CONNECT ON DATABASE ${name} TO ${writer.user}`,
     `GRANT USAGE ON SCHEMA public TO ${writer.user}`,
     `GRANT INSERT, SELECT ON audit_log TO ${writer.user}`,
+    `GRANT INSERT, SELECT ON audit_seal TO ${writer.user}`,
     `GRANT SELECT ON audit_migrations TO ${writer.user}`,
   ]) {
     await server.query(sql, [], name);

@@ -79,12 +79,15 @@ export class AuditSealer implements OnApplicationBootstrap, BeforeApplicationShu
   }
 
   /**
-   * Seals everything sealable now (up to 20 seals), as the timer does; resolves when done.
-   * Failures are reported, never thrown.
+   * Seals what is sealable now (up to 20 seals), as the timer does, after any attempt under way;
+   * resolves when done. Failures are reported, never thrown.
    */
   sealNow(): Promise<void> {
-    this.running ??= this.attempt().finally(() => (this.running = undefined));
-    return this.running;
+    const next = (this.running ?? Promise.resolve()).then(() => this.attempt());
+    this.running = next;
+    return next.finally(() => {
+      if (this.running === next) this.running = undefined;
+    });
   }
 
   private schedule(delay: number): void {
