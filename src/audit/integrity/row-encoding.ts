@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
  * sorted by length then bytes, one space after `:` and `,`). A column added to `audit_log` later
  * comes with a new encoding version.
  */
-export const SEALED_COLUMNS_SQL = [
+const SEALED_COLUMNS = [
   'id::text',
   'tx::text',
   `(extract(epoch FROM occurred_at) * 1000000)::bigint::text`,
@@ -21,12 +21,23 @@ export const SEALED_COLUMNS_SQL = [
   'changes::text',
   'metadata::text',
   `(extract(epoch FROM recorded_at) * 1000000)::bigint::text`,
-]
-  .map((column, i) => `${column} AS c${i}`)
-  .join(', ');
+];
 
-/** How many columns {@link SEALED_COLUMNS_SQL} selects (`c0` … `c13`). */
-export const SEALED_COLUMN_COUNT = 14;
+/** The sealed columns as text, `c0` … `c13`, in encoding order (for reading rows whole). */
+export const SEALED_COLUMNS_SQL = SEALED_COLUMNS.map((column, i) => `${column} AS c${i}`).join(', ');
+
+/** How many columns {@link SEALED_COLUMNS_SQL} selects. */
+export const SEALED_COLUMN_COUNT = SEALED_COLUMNS.length;
+
+/**
+ * The row's leaf hash computed by PostgreSQL, exactly as {@link leafHash} computes it: only 32
+ * bytes a row leave the server. `pg_catalog` is named so that no function on the search path can
+ * stand in for it.
+ */
+export const LEAF_SQL = `pg_catalog.sha256('\\x00'::bytea || ${SEALED_COLUMNS.map(
+  (column) =>
+    `COALESCE(pg_catalog.int4send(pg_catalog.octet_length(${column})) || pg_catalog.convert_to(${column}, 'UTF8'), '\\xffffffff'::bytea)`,
+).join(' || ')})`;
 
 /** One row as selected with {@link SEALED_COLUMNS_SQL}: `[id, tx, …]`, each text or null. */
 export type SealedRow = (string | null)[];

@@ -2,8 +2,16 @@ import { type KeyObject } from 'node:crypto';
 import { type QueryRunner } from 'typeorm';
 import { quoteTablePath } from '../audit-insert-sql';
 import { merkleRoot } from './merkle';
-import { keyRange, leafHash, type RowKey, SEALED_COLUMN_COUNT, SEALED_COLUMNS_SQL, type SealedRow } from './row-encoding';
+import { keyRange, LEAF_SQL, type RowKey } from './row-encoding';
 import { GENESIS_HASH, keyIdOf, manifestEntry, type Seal, SEAL_VERSION, sealHash, signSeal } from './seal';
+
+/** A row as the sealer reads it: its key and its leaf hash, computed by the server. */
+interface LeafRow {
+  id: string;
+  tx: string | null;
+  leaf: Buffer;
+  horizon: string;
+}
 
 /** Only one sealer at a time in a database: the others find the lock taken and try next time. */
 const SEALER_LOCK = 7_236_837_437_003_010n;
@@ -83,12 +91,12 @@ export async function sealOnce(
     const select = (where: string, order: string, parameters: string[]) =>
       runner.query(
         `WITH h AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS horizon)
-         SELECT ${SEALED_COLUMNS_SQL}, h.horizon::text AS horizon FROM ${quoteTablePath(logTablePath)}, h
+         SELECT id::text AS id, tx::text AS tx, ${LEAF_SQL} AS leaf, h.horizon::text AS horizon FROM ${quoteTablePath(logTablePath)}, h
          WHERE ${where} ORDER BY ${order} LIMIT ${maxRows}`,
         parameters,
-      ) as Promise<Record<string, string | null>[]>;
+      ) as Promise<LeafRow[]>;
     // Rows from before the migration (no tx) come first, in id order along the primary key.
-    let rows: Record<string, string | null>[] = [];
+    let rows: LeafRow[] = [];
     if (!after || after.tx === null) rows = await select(`tx IS NULL${after ? ' AND id > $1::uuid' : ''}`, 'id', after ? [after.id] : []);
     if (rows.length === 0) {
       const { where, parameters } = keyRange(after, null);
@@ -101,20 +109,18 @@ export async function sealOnce(
     const leaves: Buffer[] = [];
     const manifest: Buffer[] = [];
     for (const row of rows) {
-      const values: SealedRow = Object.values(row).slice(0, SEALED_COLUMN_COUNT);
-      const leaf = leafHash(values);
-      leaves.push(leaf);
-      manifest.push(manifestEntry(values[0] as string, leaf));
+      leaves.push(row.leaf);
+      manifest.push(manifestEntry(row.id, row.leaf));
     }
     const last = rows[rows.length - 1];
     const unsigned = {
       seq: newest ? Number(newest.seq) + 1 : 1,
       version: SEAL_VERSION,
       prevHash: newest ? newest.hash : GENESIS_HASH,
-      lastTx: last.c1,
-      lastId: last.c0 as string,
+      lastTx: last.tx,
+      lastId: last.id,
       // A seal cut at maxRows vouches only for the rows up to its last one.
-      horizon: rows.length < maxRows ? (last.horizon as string) : (last.c1 ?? '0'),
+      horizon: rows.length < maxRows ? last.horizon : (last.tx ?? '0'),
       rowCount: rows.length,
       root: merkleRoot(leaves),
       manifest: Buffer.concat(manifest),
