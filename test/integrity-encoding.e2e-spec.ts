@@ -1,5 +1,7 @@
+import { Client } from 'pg';
 import { DataSource } from 'typeorm';
-import { AUDIT_MIGRATIONS } from '../src/audit';
+import { AUDIT_MIGRATIONS, verifyTrail } from '../src/audit';
+import { sealOnce } from '../src/audit/integrity/seal-store';
 import { LEAF_SQL, leafHash, SEALED_COLUMNS_SQL, type SealedRow } from '../src/audit/integrity/row-encoding';
 import { TestPostgres } from './support/postgres';
 
@@ -84,5 +86,46 @@ describe('the leaf hash computed by PostgreSQL', () => {
     }
     expect(rows[0].c2).toBe(`${Date.parse('2026-11-28T10:00:00.123Z')}456`);
     expect(rows[1].c11).toBe('{"a": "x\\ty", "b": [1, 2.50, {"é": null}]}');
+  });
+
+  it('orders rows by the number of their transaction, not its text (tx 9 before tx 10), across capped seals', async () => {
+    await db.createDatabase('ordering');
+    const url = db.url('ordering');
+    const dataSource = new DataSource({ type: 'postgres', url, migrations: [...AUDIT_MIGRATIONS] });
+    await dataSource.initialize();
+    try {
+      await dataSource.runMigrations();
+      for (const tx of [9, 10, 100]) {
+        await dataSource.query(
+          `INSERT INTO audit_log (id, occurred_at, action, outcome, tx)
+           SELECT gen_random_uuid(), now(), 'nda_created', 'success', $1 FROM generate_series(1, 70)`,
+          [tx],
+        );
+      }
+      const runner = dataSource.createQueryRunner();
+      try {
+        for (let i = 0; i < 3; i++) await sealOnce(runner, 'audit_log', { maxRows: 100, signingKey: null });
+      } finally {
+        await runner.release();
+      }
+      const seals = await dataSource.query<{ last_tx: string; row_count: number }[]>(
+        'SELECT last_tx::text, row_count FROM audit_seal AS s ORDER BY s.seq',
+      );
+      expect(seals).toEqual([
+        { last_tx: '10', row_count: 100 },
+        { last_tx: '100', row_count: 100 },
+        { last_tx: '100', row_count: 10 },
+      ]);
+    } finally {
+      await dataSource.destroy();
+    }
+    const client = new Client({ connectionString: url });
+    await client.connect();
+    try {
+      const report = await verifyTrail(client);
+      expect(report).toMatchObject({ anomalyCount: 0, rowsVerified: 210, sealsVerified: 3, rowsUnsealed: 0 });
+    } finally {
+      await client.end();
+    }
   });
 });

@@ -91,16 +91,17 @@ export async function sealOnce(
     const select = (where: string, order: string, parameters: string[]) =>
       runner.query(
         `WITH h AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS horizon)
-         SELECT id::text AS id, tx::text AS tx, ${LEAF_SQL} AS leaf, h.horizon::text AS horizon FROM ${quoteTablePath(logTablePath)}, h
+         SELECT id::text AS id, tx::text AS tx, ${LEAF_SQL} AS leaf, h.horizon::text AS horizon FROM ${quoteTablePath(logTablePath)} AS l, h
          WHERE ${where} ORDER BY ${order} LIMIT ${maxRows}`,
         parameters,
       ) as Promise<LeafRow[]>;
     // Rows from before the migration (no tx) come first, in id order along the primary key.
     let rows: LeafRow[] = [];
-    if (!after || after.tx === null) rows = await select(`tx IS NULL${after ? ' AND id > $1::uuid' : ''}`, 'id', after ? [after.id] : []);
+    if (!after || after.tx === null) rows = await select(`tx IS NULL${after ? ' AND id > $1::uuid' : ''}`, 'l.id', after ? [after.id] : []);
     if (rows.length === 0) {
       const { where, parameters } = keyRange(after, null);
-      rows = await select(`${where} AND tx < h.horizon`, 'tx, id', parameters);
+      // Ordered by the columns (l.tx), not the selected texts of the same names.
+      rows = await select(`${where} AND tx < h.horizon`, 'l.tx, l.id', parameters);
     }
     if (rows.length === 0) {
       await runner.rollbackTransaction();

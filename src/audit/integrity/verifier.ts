@@ -186,7 +186,7 @@ async function forEachRow(
   const { where, parameters } = keyRange(after, upTo);
   // Leaves are hashed by the server: 32 bytes a row travel, not the row.
   await client.query(
-    `DECLARE verify_rows NO SCROLL CURSOR FOR SELECT id::text, tx::text, ${LEAF_SQL} FROM ${quoteTablePath(table)} WHERE ${where} ORDER BY tx ASC NULLS FIRST, id`,
+    `DECLARE verify_rows NO SCROLL CURSOR FOR SELECT id::text, tx::text, ${LEAF_SQL} FROM ${quoteTablePath(table)} AS l WHERE ${where} ORDER BY l.tx ASC NULLS FIRST, l.id`,
     parameters,
   );
   try {
