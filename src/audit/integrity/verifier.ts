@@ -37,6 +37,12 @@ export interface VerifyOptions {
   to?: number;
   witness?: Map<number, WitnessedSeal[]>;
   publicKey?: KeyObject;
+  /**
+   * More connections for checking seals' rows in parallel (`jobs` in all, default 1), each
+   * reading the same snapshot as `client`: the server hashes rows on as many cores.
+   */
+  connect?: () => Promise<Client>;
+  jobs?: number;
 }
 
 /** The result: counts, and the anomalies (the first 100 000; `anomalyCount` counts them all). */
@@ -55,8 +61,8 @@ const KEPT = 100_000;
 
 /**
  * Checks the audit log against its seals (and the witness and public key when given), reading in
- * one repeatable-read transaction, rows through a cursor a seal at a time: memory stays within one
- * seal's manifest whatever the table's size.
+ * one repeatable-read snapshot, rows through a cursor a seal at a time: memory stays within
+ * `jobs` seals' manifests whatever the table's size.
  *
  * @example
  * const report = await verifyTrail(client, { witness: await readWitness(['export.log'], 'audit/audit_log'), publicKey });
@@ -67,8 +73,29 @@ export async function verifyTrail(client: Client, options: VerifyOptions = {}): 
   const report = emptyReport();
   const found: Anomaly[] = [];
   const add = (anomaly: Anomaly) => found.push(anomaly);
+  const workers: Client[] = [];
   await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
   try {
+    const jobs = options.connect ? Math.max(1, options.jobs ?? 1) : 1;
+    if (jobs > 1 && options.connect) {
+      const [{ snapshot }] = (await client.query<{ snapshot: string }>('SELECT pg_export_snapshot() AS snapshot')).rows;
+      for (let i = 0; i < jobs; i++) {
+        const worker = await options.connect();
+        workers.push(worker);
+        await worker.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+        await worker.query(`SET TRANSACTION SNAPSHOT '${snapshot.replace(/[^0-9A-F-]/gi, '')}'`);
+      }
+    } else {
+      workers.push(client);
+    }
+    const idle = [...workers];
+    // Row checks run `jobs` at a time; their findings are merged in seal order, as if run one by one.
+    const inFlight: { done: Promise<number>; found: Anomaly[] }[] = [];
+    const merge = async () => {
+      const oldest = inFlight.shift() as (typeof inFlight)[number];
+      report.rowsVerified += await oldest.done;
+      found.push(...oldest.found);
+    };
     let previous: Seal | null = null;
     let expectedSeq = 1;
     const seen = new Set<number>();
@@ -85,16 +112,26 @@ export async function verifyTrail(client: Client, options: VerifyOptions = {}): 
         for (let missing = expectedSeq; missing < seal.seq && missing < expectedSeq + 1000; missing++) {
           add({ kind: 'seal_missing', seal: missing, detail: 'absent from audit_seal: the chain skips it' });
         }
-        checkSeal(seal, previous, options, add);
+        const sealFound: Anomaly[] = [];
+        checkSeal(seal, previous, options, (a) => sealFound.push(a));
         const inRange = (options.from ?? -Infinity) <= seal.sealedAt && seal.sealedAt <= (options.to ?? Infinity);
+        while (inFlight.length >= jobs) await merge();
         if (inRange) {
-          report.rowsVerified += await checkRows(client, table, seal, previous && { tx: previous.lastTx, id: previous.lastId }, add);
+          const worker = idle.pop() as Client;
+          const after = previous && { tx: previous.lastTx, id: previous.lastId };
+          const done = checkRows(worker, table, seal, after, (a) => sealFound.push(a)).finally(() => idle.push(worker));
+          // Awaited in merge(); marked handled so that a failure while others run is not an unhandled rejection.
+          done.catch(() => undefined);
+          inFlight.push({ done, found: sealFound });
           report.sealsVerified += 1;
+        } else {
+          found.push(...sealFound);
         }
         previous = seal;
         expectedSeq = seal.seq + 1;
       }
     }
+    while (inFlight.length > 0) await merge();
     for (const [seq, witnessed] of options.witness ?? []) {
       const at = Date.parse(witnessed[0].sealedAt);
       if (seen.has(seq) || at < (options.from ?? -Infinity) || at > (options.to ?? Infinity)) continue;
@@ -104,6 +141,7 @@ export async function verifyTrail(client: Client, options: VerifyOptions = {}): 
     report.rowsUnsealed = await checkTail(client, table, previous, add);
   } finally {
     await client.query('ROLLBACK').catch(() => undefined);
+    for (const worker of workers) if (worker !== client) await worker.end().catch(() => undefined);
   }
   return finish(report, found);
 }

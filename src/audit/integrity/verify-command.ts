@@ -13,6 +13,7 @@ export const VERIFY_USAGE = `usage: npm run audit:verify -- [options]   (or: npx
   --witness <file>         a CloudWatch export of the audit.sealed lines (repeatable)
   --public-key <file|key>  the Ed25519 public key (PEM, or base64 DER) the seals must be signed with
   --table <schema.table>   the audit table (default: AUDIT_TABLE or audit_log)
+  --jobs <n>               connections checking seals in parallel, on one snapshot (default 4)
   --trail <database/table> whose audit.sealed lines to take from the witness (needed when it holds several trails)
 exit status: 0 clean, 1 anomalies found, 2 usage or connection error`;
 
@@ -31,11 +32,15 @@ export interface VerifyOutput {
  * const status = await runVerify(['--witness', 'export.log'], process.env, { out: console.log, err: console.error });
  */
 export async function runVerify(argv: string[], env: Record<string, string | undefined>, io: VerifyOutput): Promise<number> {
-  let args: ReturnType<typeof parse>;
+  let args: Omit<ReturnType<typeof parse>, 'jobs'> & { jobs: number };
   let publicKey: KeyObject | undefined;
   let range: { from?: number; to?: number };
   try {
-    args = parse(argv);
+    const { jobs = '4', ...rest } = parse(argv);
+    if (!/^\d+$/.test(jobs) || Number(jobs) < 1 || Number(jobs) > 32) {
+      throw new Error(`--jobs must be an integer from 1 to 32, got ${JSON.stringify(jobs)}`);
+    }
+    args = { ...rest, jobs: Number(jobs) };
     publicKey = args['public-key'] === undefined ? undefined : readPublicKey(args['public-key']);
     range = { from: time(args.from, '--from'), to: time(args.to, '--to') };
   } catch (error) {
@@ -77,7 +82,12 @@ export async function runVerify(argv: string[], env: Record<string, string | und
         return 2;
       }
     }
-    report = await verifyTrail(client, { table, ...range, witness, publicKey });
+    const connect = async () => {
+      const worker = new Client({ connectionString: url });
+      await worker.connect();
+      return worker;
+    };
+    report = await verifyTrail(client, { table, ...range, witness, publicKey, connect, jobs: args.jobs });
   } catch (error) {
     const { code, message } = sanitizeDbError(error, connectionSecrets({ url }));
     io.err(`audit-verify failed: ${code}: ${message}`);
@@ -112,6 +122,7 @@ function parse(argv: string[]) {
       'public-key': { type: 'string' },
       table: { type: 'string' },
       trail: { type: 'string' },
+      jobs: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     allowPositionals: false,
