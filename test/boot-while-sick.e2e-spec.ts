@@ -59,6 +59,6 @@ describe('boot while the audit database is down', () => {
     const rows = await auditDb.query<{ entity_id: string }>('SELECT entity_id FROM audit_log ORDER BY occurred_at');
     expect(rows.map((r) => r.entity_id)).toEqual(ids);
     const migrations = await auditDb.query<{ name: string }>('SELECT name FROM audit_migrations');
-    expect(migrations.map((m) => m.name)).toEqual(['CreateAuditLog1732700000000']);
+    expect(migrations.map((m) => m.name)).toEqual(['CreateAuditLog1732700000000', 'AuditIntegrity1764300000000']);
   }, 60_000);
 });

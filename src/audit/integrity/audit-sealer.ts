@@ -72,10 +72,14 @@ export class AuditSealer implements OnApplicationBootstrap, BeforeApplicationShu
     this.schedule(0);
   }
 
+  /** Stops the timer and waits for an attempt under way, at most `writeTimeoutMs` (it rolls back if cut short). */
   async beforeApplicationShutdown(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
-    await this.running;
+    let timeout: NodeJS.Timeout | undefined;
+    const bound = new Promise<void>((resolve) => (timeout = setTimeout(resolve, this.options.writeTimeoutMs).unref()));
+    await Promise.race([this.running, bound]);
+    clearTimeout(timeout);
   }
 
   /**

@@ -13,6 +13,9 @@ interface LeafRow {
   horizon: string;
 }
 
+/** Longest a statement of a sealing attempt may take or wait for a lock. */
+const SEAL_TIMEOUT_MS = 30_000;
+
 /** Only one sealer at a time in a database: the others find the lock taken and try next time. */
 const SEALER_LOCK = 7_236_837_437_003_010n;
 
@@ -74,6 +77,8 @@ export async function sealOnce(
   const sealTable = sealTableOf(logTablePath);
   await runner.startTransaction();
   try {
+    // A hung server or a lock held on the table fails the attempt (retried later), never stalls the sealer.
+    await runner.query(`SET LOCAL statement_timeout = '${SEAL_TIMEOUT_MS}ms'; SET LOCAL lock_timeout = '${SEAL_TIMEOUT_MS}ms'`);
     const [{ locked }] = (await runner.query(`SELECT pg_try_advisory_xact_lock(${SEALER_LOCK}) AS locked`)) as { locked: boolean }[];
     if (!locked) {
       await runner.rollbackTransaction();
