@@ -7,13 +7,14 @@ import { type Figure, printTable, writeResults } from './support/report';
 import { curve } from './scenarios/curve';
 import { history } from './scenarios/history';
 import { http } from './scenarios/http';
+import { integrity } from './scenarios/integrity';
 import { memory } from './scenarios/memory';
 import { outage } from './scenarios/outage';
 import { recovery } from './scenarios/recovery';
 import { scale } from './scenarios/scale';
 import { throughput } from './scenarios/throughput';
 
-const SCENARIOS = ['throughput', 'curve', 'http', 'outage', 'recovery', 'memory', 'scale', 'history'] as const;
+const SCENARIOS = ['throughput', 'integrity', 'curve', 'http', 'outage', 'recovery', 'memory', 'scale', 'history'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 /** `node bench/dist/bench/run.js [scenario…]`: all scenarios, or only those named. */
@@ -54,6 +55,11 @@ async function main(): Promise<void> {
     if (wanted('throughput')) {
       await step('throughput', 'raw pg, AuditService.log(), naive repository.insert()', () =>
         throughput(appDb, { entries: 100_000, naiveEntries: 5000, warmup: 2000, rounds: 2 }, details),
+      );
+    }
+    if (wanted('integrity')) {
+      await step('integrity', 'log() with the first migration only, with integrity off, and with sealing on; then verify', () =>
+        integrity(appDb, { entries: 100_000, warmup: 2000, rounds: 3 }, details),
       );
     }
     if (wanted('curve')) {

@@ -17,7 +17,7 @@ export interface AuditHealth {
 
 /**
  * The example app running as a child process on a free loopback port. Its stderr event lines
- * (`{"event":"audit.spooled",…}`) are passed to `onEvent` as they arrive.
+ * (`{"event":"audit.spooled",…}`) are passed to `onEvent` as they arrive, with the line.
  *
  * @example
  * const app = await ChaosApp.start('sync', 'dist/src/main.js', { AUDIT_MODE: 'sync', … });
@@ -34,7 +34,12 @@ export class ChaosApp {
   ) {}
 
   /** Spawns `node main` with `env` and resolves once it answers `GET /health` (200 or 503). */
-  static async start(name: string, main: string, env: NodeJS.ProcessEnv, onEvent: (event: string) => void): Promise<ChaosApp> {
+  static async start(
+    name: string,
+    main: string,
+    env: NodeJS.ProcessEnv,
+    onEvent: (event: string, line: string) => void,
+  ): Promise<ChaosApp> {
     const port = await freePort();
     const child = spawn(process.execPath, [main], { env: { ...env, PORT: String(port) }, stdio: ['ignore', 'pipe', 'pipe'] });
     running.add(child);
@@ -44,7 +49,7 @@ export class ChaosApp {
     child.stdout?.on('data', (chunk: Buffer) => app.keep(chunk.toString()));
     createInterface({ input: child.stderr as NonNullable<typeof child.stderr> }).on('line', (line) => {
       const event = /^\{"timestamp":"[^"]*","level":"\w+","event":"([\w.]+)"/.exec(line)?.[1];
-      if (event) onEvent(event);
+      if (event) onEvent(event, line);
       else app.keep(`${line}\n`);
     });
     const deadline = Date.now() + 30_000;

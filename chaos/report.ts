@@ -7,7 +7,7 @@ import { type ChaosResult } from './schedule';
  *
  * @example
  * summaryLine(result);
- * // 'chaos: 5120 acknowledged, 5120 recorded, 0 missing, 0 duplicated, faults: kill-db, …; peak pending: sync 412, …; peak RSS: sync 98 MiB, …'
+ * // 'chaos: 5120 acknowledged, 5120 recorded, 0 missing, 0 duplicated, faults: kill-db, …; peak pending: sync 412, …; peak RSS: sync 98 MiB, …; integrity: verify clean (5120 rows, 31 seals)'
  */
 export function summaryLine(result: ChaosResult): string {
   const peaks = Object.entries(result.peaks).sort(([a], [b]) => b.localeCompare(a));
@@ -15,8 +15,15 @@ export function summaryLine(result: ChaosResult): string {
     `chaos: ${result.acknowledged} acknowledged, ${result.recorded} recorded, ${result.missing} missing, ` +
     `${result.duplicated} duplicated, faults: ${result.faults.join(', ')}; ` +
     `peak pending: ${peaks.map(([app, p]) => `${app} ${p.pending}`).join(', ')}; ` +
-    `peak RSS: ${peaks.map(([app, p]) => `${app} ${(p.rssBytes / 2 ** 20).toFixed(0)} MiB`).join(', ')}`
+    `peak RSS: ${peaks.map(([app, p]) => `${app} ${(p.rssBytes / 2 ** 20).toFixed(0)} MiB`).join(', ')}; ` +
+    integrityVerdict(result)
   );
+}
+
+function integrityVerdict({ integrity: i }: ChaosResult): string {
+  if (i.clean) return `integrity: verify clean (${i.rowsVerified} rows, ${i.sealsVerified} seals, ${i.witnessed} witness lines)`;
+  const kinds = Object.entries(i.anomalies).map(([kind, n]) => `${kind} ${n}`);
+  return `integrity: verify NOT clean (${[...kinds, `${i.rowsUnsealed} rows unsealed`].join(', ')})`;
 }
 
 /**

@@ -1,5 +1,6 @@
 import { type EntryProblem, type PhaseFigures } from './accounting';
 import { type AuditHealth } from './app-process';
+import { type IntegrityVerdict } from './integrity';
 import { type Peaks } from './peaks';
 
 /** How to run the schedule. */
@@ -44,6 +45,8 @@ export interface ChaosResult {
   /** Per app: the most entries pending to the database and the largest RSS sampled during the run. */
   peaks: Peaks;
   spoolLeft: { dir: string; files: number; entries: number }[];
+  /** `audit-verify` at the end: must be clean. */
+  integrity: IntegrityVerdict;
   missingEntries: EntryProblem[];
   duplicatedEntries: EntryProblem[];
   options: Omit<ChaosOptions, 'env' | 'log'>;

@@ -7,7 +7,8 @@ import { runChaos } from './schedule';
 /**
  * `npm run chaos`: the fault schedule against the example app (compiled beside this file into
  * `chaos/dist/src/main.js`) under load; prints the verdict and the per-phase table, writes
- * `chaos/results/latest.json`, and exits 1 on any missing or duplicated audit entry.
+ * `chaos/results/latest.json`, and exits 1 on any missing or duplicated audit entry, or when
+ * `audit-verify` does not find the sealed trail clean.
  * `CHAOS_PHASE_MS` (default 5000) and `CHAOS_WORKERS` (default 8) size the run.
  */
 async function main(): Promise<number> {
@@ -28,9 +29,10 @@ async function main(): Promise<number> {
   if (!result.settled) console.log(`not settled before the count: ${JSON.stringify(result.finalHealth)}`);
   for (const entry of result.missingEntries.slice(0, 10)) console.log(`missing: ${JSON.stringify(entry)}`);
   for (const entry of result.duplicatedEntries.slice(0, 10)) console.log(`duplicated: ${JSON.stringify(entry)}`);
+  for (const anomaly of result.integrity.firstAnomalies) console.log(`integrity: ${anomaly}`);
   console.log(`results: ${path}`);
   console.log(summaryLine(result));
-  return result.missing === 0 && result.duplicated === 0 ? 0 : 1;
+  return result.missing === 0 && result.duplicated === 0 && result.integrity.clean ? 0 : 1;
 }
 
 process.once('SIGINT', () => {

@@ -5,6 +5,7 @@ import { account, latencyByPhase } from './accounting';
 import { ChaosApp, isSettled, settle } from './app-process';
 import { countAuditRows, prepareAuditDatabase, startPostgres, type TestPostgres } from './databases';
 import { type ChaosContext, PHASES } from './faults';
+import { ChaosIntegrity } from './integrity';
 import { Load } from './load';
 import { PeakSampler } from './peaks';
 import { type CatchUp, type ChaosOptions, type ChaosResult } from './result';
@@ -17,7 +18,8 @@ const WRITE_TIMEOUT_MS = 1000;
 /**
  * Runs the whole fault schedule ({@link PHASES}) against the example app under load, with two
  * embedded PostgreSQL servers of its own (NDA data, audit), and accounts for every acknowledged
- * request in `audit_log`. Cleans up everything it started, also when it fails.
+ * request in `audit_log`. Integrity is on in every app: at the end, once every row is sealed, the
+ * trail is verified against the apps' `audit.sealed` lines and the signing key. Cleans up everything it started, also when it fails.
  *
  * @example
  * const result = await runChaos({ main: 'chaos/dist/src/main.js', phaseMs: 5000, workers: 8 });
@@ -42,7 +44,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     const auditUrl = await prepareAuditDatabase(auditDb);
     log(`PostgreSQL up: data on ${appDb.port}, audit on ${auditDb.port}`);
     const events = new Map<string, Record<string, number>>();
-    const onEvent = (app: string, event: string) => {
+    const integrity = new ChaosIntegrity();
+    const onEvent = (app: string, event: string, line: string) => {
+      integrity.line(event, line);
       const phase = load?.phase ?? 'start-up';
       const tally = events.get(phase) ?? {};
       const name = `${app}:${event.replace(/^audit\./, '')}`;
@@ -60,9 +64,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       AUDIT_RETRY_BACKOFF_MAX_MS: '500',
       AUDIT_BUFFER_SIZE: mode === 'async' ? String(options.overflowBufferSize ?? 50) : '1000',
       SENTRY_DSN: '',
+      ...integrity.env,
     });
     const startApp = async (mode: 'sync' | 'async') => {
-      const app = await ChaosApp.start(mode, options.main, env(mode), (event) => onEvent(mode, event));
+      const app = await ChaosApp.start(mode, options.main, env(mode), (event, line) => onEvent(mode, event, line));
       apps.push(app);
       return app;
     };
@@ -101,6 +106,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     const settled = Object.values(finalHealth).every(isSettled);
     const peaks = await sampler.stop();
     const accounting = account(load.records, await countAuditRows(auditDb), await spooledKeys(Object.values(spools)));
+    log(`verifying the sealed trail (audit-verify, against the witness and the key)`);
+    const verdict = await integrity.verify(auditDb);
     const names = PHASES.map((p) => p.name);
     return {
       acknowledged: accounting.acknowledged,
@@ -120,6 +127,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       finalHealth,
       peaks,
       spoolLeft: await spoolInventory(Object.values(spools)),
+      integrity: verdict,
       missingEntries: accounting.missing.slice(0, 100),
       duplicatedEntries: accounting.duplicated.slice(0, 100),
       options: { main: options.main, phaseMs: options.phaseMs, workers: options.workers, overflowBufferSize: options.overflowBufferSize },

@@ -61,6 +61,18 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(`^Environment variable ${name} must be`));
   });
 
+  it('reads the integrity variables into the integrity option, and leaves it out when none is set', () => {
+    expect(
+      loadConfig({ AUDIT_INTEGRITY_ENABLED: 'true', AUDIT_INTEGRITY_INTERVAL_MS: '1000', AUDIT_INTEGRITY_SIGNING_KEY: 'MC4CAQAw' }).audit
+        .integrity,
+    ).toEqual({ enabled: true, intervalMs: 1000, signingKey: 'MC4CAQAw' });
+    expect('integrity' in loadConfig({}).audit && loadConfig({}).audit.integrity).toBeFalsy();
+    expect(() => loadConfig({ AUDIT_INTEGRITY_ENABLED: 'yes' })).toThrow(/^Environment variable AUDIT_INTEGRITY_ENABLED must be/);
+    expect(() => loadConfig({ AUDIT_INTEGRITY_MAX_ROWS_PER_SEAL: '5' })).toThrow(
+      /^Environment variable AUDIT_INTEGRITY_MAX_ROWS_PER_SEAL must be/,
+    );
+  });
+
   it('stops when the backoff cap is below the backoff, naming the variable', () => {
     expect(() => loadConfig({ AUDIT_RETRY_BACKOFF_MS: '5000', AUDIT_RETRY_BACKOFF_MAX_MS: '1000' })).toThrow(
       /^Environment variable AUDIT_RETRY_BACKOFF_MAX_MS must be at least/,

@@ -18,6 +18,8 @@ export interface AppConfig {
     spoolDir?: string;
     spoolMaxBytes?: number;
     readTimeoutMs?: number;
+    /** Present when any `AUDIT_INTEGRITY_*` variable is set. */
+    integrity?: { enabled?: boolean; intervalMs?: number; maxRowsPerSeal?: number; signingKey?: string };
   };
 }
 
@@ -51,6 +53,7 @@ export function loadConfig(env: Env): AppConfig {
       spoolDir: present(env, 'AUDIT_SPOOL_DIR'),
       spoolMaxBytes: integer(env, 'AUDIT_SPOOL_MAX_BYTES', 1024 * 1024, 1024 ** 4),
       readTimeoutMs: integer(env, 'AUDIT_READ_TIMEOUT_MS', 1, 600_000),
+      integrity: integrity(env),
     },
   };
   const { retryBackoffMs = 1000, retryBackoffMaxMs } = config.audit;
@@ -60,6 +63,18 @@ export function loadConfig(env: Env): AppConfig {
     );
   }
   return config;
+}
+
+/** `AUDIT_INTEGRITY_ENABLED`, `…_INTERVAL_MS`, `…_MAX_ROWS_PER_SEAL`, `…_SIGNING_KEY` (PEM or base64 DER; checked by the module, never echoed). */
+function integrity(env: Env): AppConfig['audit']['integrity'] {
+  const options = {
+    enabled: flag(env, 'AUDIT_INTEGRITY_ENABLED'),
+    intervalMs: integer(env, 'AUDIT_INTEGRITY_INTERVAL_MS', 100, 3_600_000),
+    maxRowsPerSeal: integer(env, 'AUDIT_INTEGRITY_MAX_ROWS_PER_SEAL', 100, 100_000),
+    signingKey: present(env, 'AUDIT_INTEGRITY_SIGNING_KEY'),
+  };
+  const set = Object.entries(options).filter(([, value]) => value !== undefined);
+  return set.length ? Object.fromEntries(set) : undefined;
 }
 
 function present(env: Env, name: string): string | undefined {

@@ -39,6 +39,14 @@ describe('chaos: the fault schedule under load', () => {
     expect(result.acknowledged).toBeGreaterThan(0);
   });
 
+  it('ends with a sealed trail that audit-verify finds clean, against the witness lines and the key', () => {
+    expect(result.integrity.firstAnomalies).toEqual([]);
+    expect(result.integrity).toMatchObject({ clean: true, rowsUnsealed: 0 });
+    expect(result.integrity.rowsVerified).toBeGreaterThanOrEqual(result.recorded);
+    expect(result.integrity.sealsVerified).toBeGreaterThan(1);
+    expect(summaryLine(result)).toMatch(/integrity: verify clean \(\d+ rows, \d+ seals, \d+ witness lines\)$/);
+  });
+
   it('catches up after every phase by itself: up, nothing buffered, nothing spooled', () => {
     expect(result.phases.filter((p) => p.caughtUpMs === null).map((p) => [p.phase, p.healthAfter])).toEqual([]);
   });
@@ -61,6 +69,6 @@ describe('chaos: the fault schedule under load', () => {
     expect(result.peaks.sync.pending).toBeGreaterThan(0);
     expect(result.peaks.sync.pending).toBeLessThanOrEqual(1000);
     expect(result.peaks.sync.rssBytes).toBeGreaterThan(0);
-    expect(summaryLine(result)).toMatch(/peak pending: sync \d+, async \d+; peak RSS: sync \d+ MiB, async \d+ MiB$/);
+    expect(summaryLine(result)).toMatch(/peak pending: sync \d+, async \d+; peak RSS: sync \d+ MiB, async \d+ MiB; integrity/);
   });
 });

@@ -28,6 +28,7 @@ export const AUDIT_METRICS = {
   Evicted: AUDIT_EVENTS.evicted,
   FlushFailed: AUDIT_EVENTS.flushFailed,
   Quarantined: AUDIT_EVENTS.quarantined,
+  SealFailed: AUDIT_EVENTS.sealFailed,
 } as const;
 
 /** Name of one audit metric. */
@@ -56,7 +57,8 @@ export interface AuditObservabilityStackProps extends StackProps {
 
 /**
  * Operator-facing observability of the audit module: the application log group, a metric per
- * failure event, alarms on audit-DB write failures and on dropped, evicted or quarantined entries, and the SNS
+ * failure event, alarms on audit-DB write failures, on dropped, evicted or quarantined entries and on
+ * repeated sealing failures (integrity on), and the SNS
  * topic of the operations team that receives both the alarm and the OK transitions.
  *
  * @example
@@ -116,6 +118,16 @@ export class AuditObservabilityStack extends Stack {
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
     });
 
+    // Integrity on: the sealer retries by itself, so one failure is noise; three in 15 minutes
+    // (the sealer backs off to a minute) mean the trail is not being sealed.
+    this.alarm('SealFailedAlarm', 'SealFailed', {
+      alarmName: `audit-sealing-failed-${props.environment}`,
+      alarmDescription: `The audit sealer keeps failing: new audit rows are not sealed (tamper evidence lags). See docs/INTEGRITY.md. ${RUNBOOK}`,
+      threshold: 3,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      periodMinutes: 15,
+    });
+
     new CfnOutput(this, 'AlarmTopicArn', { value: this.alarmTopic.topicArn });
     new CfnOutput(this, 'LogGroupName', { value: this.logGroup.logGroupName });
   }
@@ -123,11 +135,16 @@ export class AuditObservabilityStack extends Stack {
   private alarm(
     id: string,
     metricName: AuditMetricName,
-    props: Pick<cloudwatch.AlarmProps, 'alarmName' | 'alarmDescription' | 'threshold' | 'comparisonOperator'>,
+    {
+      periodMinutes = 5,
+      ...props
+    }: Pick<cloudwatch.AlarmProps, 'alarmName' | 'alarmDescription' | 'threshold' | 'comparisonOperator'> & {
+      periodMinutes?: number;
+    },
   ): cloudwatch.Alarm {
     const metric = this.metricFilters[metricName].metric({
       statistic: 'Sum',
-      period: Duration.minutes(5),
+      period: Duration.minutes(periodMinutes),
     });
     const alarm = metric.createAlarm(this, id, {
       ...props,

@@ -37,6 +37,7 @@ describe('AuditObservabilityStack', () => {
     ['Evicted', 'audit.evicted'],
     ['FlushFailed', 'audit.flush_failed'],
     ['Quarantined', 'audit.quarantined'],
+    ['SealFailed', 'audit.seal_failed'],
   ])('counts %s from the JSON event %s', (metricName, event) => {
     prod.hasResourceProperties('AWS::Logs::MetricFilter', {
       FilterPattern: `{ $.event = "${event}" }`,
@@ -45,9 +46,26 @@ describe('AuditObservabilityStack', () => {
     });
   });
 
-  it('has exactly the five metric filters and four alarms', () => {
-    prod.resourceCountIs('AWS::Logs::MetricFilter', 5);
-    prod.resourceCountIs('AWS::CloudWatch::Alarm', 4);
+  it('has exactly the six metric filters and five alarms', () => {
+    prod.resourceCountIs('AWS::Logs::MetricFilter', 6);
+    prod.resourceCountIs('AWS::CloudWatch::Alarm', 5);
+  });
+
+  it('alarms on 3 sealing failures in 15 minutes, to the operations topic, pointing to the integrity doc', () => {
+    prod.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      Namespace: 'AuditLog',
+      MetricName: 'SealFailed',
+      AlarmName: 'audit-sealing-failed-prod',
+      AlarmDescription: Match.stringLikeRegexp('docs/INTEGRITY.md'),
+      Statistic: 'Sum',
+      Period: 900,
+      EvaluationPeriods: 1,
+      Threshold: 3,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      TreatMissingData: 'notBreaching',
+      AlarmActions: [topicRef(prod)],
+      OKActions: [topicRef(prod)],
+    });
   });
 
   it('alarms on more than 10 failed writes in 5 minutes, to the operations topic', () => {

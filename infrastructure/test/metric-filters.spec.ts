@@ -14,6 +14,7 @@ const CONTRACT: Record<string, string> = {
   Evicted: 'audit.evicted',
   FlushFailed: 'audit.flush_failed',
   Quarantined: 'audit.quarantined',
+  SealFailed: 'audit.seal_failed',
 };
 
 interface SynthesizedFilter {

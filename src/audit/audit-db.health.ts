@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { type HealthIndicatorResult, HealthIndicatorService } from '@nestjs/terminus';
 import { AuditService } from './audit.service';
+import { AuditSealer } from './integrity/audit-sealer';
 
 /**
  * Terminus indicator of the audit database as the audit service sees it: `up` while entries are
@@ -8,7 +9,9 @@ import { AuditService } from './audit.service';
  * `state`, `pending` (queued or in flight to the database), `buffered`, `dropped`, `quarantined`,
  * `unreadable` (values of entries that could not be read), `diffFaults` (entity changes not
  * captured as diffs), `downSince`,
- * `lastError` (sanitized: no URL, host or password); with a spool also `spooled`, `spoolBytes`.
+ * `lastError` (sanitized: no URL, host or password); with a spool also `spooled`, `spoolBytes`;
+ * with integrity on also `integrity: { lastSealedAt, lag, failures, sealed }` (sealing never
+ * turns the indicator down: it is the write path's health).
  *
  * @example
  * import { Controller, Get } from '@nestjs/common';
@@ -27,15 +30,26 @@ export class DbHealthIndicator {
   constructor(
     private readonly indicators: HealthIndicatorService,
     private readonly audit: AuditService,
+    private readonly sealer: AuditSealer,
   ) {}
 
   isHealthy(key = 'audit_db'): HealthIndicatorResult {
     const indicator = this.indicators.check(key);
     const { state, pending, buffered, dropped, quarantined, unreadable, diffFaults, spooled, spoolBytes, downSince, lastError } =
       this.audit.status();
-    const details: Record<string, string | number | null> = { state, pending, buffered, dropped, quarantined, unreadable, diffFaults };
+    const details: Record<string, string | number | null | object> = {
+      state,
+      pending,
+      buffered,
+      dropped,
+      quarantined,
+      unreadable,
+      diffFaults,
+    };
     if (spooled !== undefined) Object.assign(details, { spooled, spoolBytes });
     Object.assign(details, { downSince, lastError: lastError ? `${lastError.code}: ${lastError.message}` : null });
+    const integrity = this.sealer.status();
+    if (integrity) details.integrity = integrity;
     return state === 'up' ? indicator.up(details) : indicator.down(details);
   }
 }

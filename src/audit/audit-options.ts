@@ -1,6 +1,12 @@
 import { type CanActivate, type Type } from '@nestjs/common';
 import { AuditConfigError, missingGuardError } from './audit.errors';
 import { type AuditDiffOptions, resolveDiffOptions, type ResolvedDiffOptions } from './diffs/diff-options';
+import {
+  type AuditIntegrityOptions,
+  INTEGRITY_DEFAULTS,
+  resolveIntegrityOptions,
+  type ResolvedIntegrityOptions,
+} from './integrity/integrity-options';
 import { DEFAULT_REDACT_KEYS } from './redaction';
 
 /**
@@ -90,6 +96,11 @@ export interface AuditModuleOptions {
    * `AUDIT_READ_TIMEOUT` (503 over HTTP). Writes are not affected.
    */
   readTimeoutMs?: number;
+  /**
+   * Sealing of committed rows: row hashes, Merkle roots, seals chained (and signed with a key),
+   * each also written as an `audit.sealed` line; checked by `audit-verify`. Off by default.
+   */
+  integrity?: AuditIntegrityOptions;
 }
 
 /**
@@ -128,9 +139,10 @@ export function resolveAuditHttpOptions(http: unknown): Required<AuditHttpOption
 }
 
 /** Options after defaults and validation. */
-export type ResolvedAuditOptions = Required<Omit<AuditModuleOptions, 'userIdFrom' | 'diffs'>> & {
+export type ResolvedAuditOptions = Required<Omit<AuditModuleOptions, 'userIdFrom' | 'diffs' | 'integrity'>> & {
   userIdFrom: UserIdExtractor;
   diffs: ResolvedDiffOptions;
+  integrity: ResolvedIntegrityOptions;
 };
 
 /** Default values of every option. */
@@ -151,6 +163,7 @@ export const AUDIT_DEFAULTS: Readonly<ResolvedAuditOptions> = Object.freeze({
   spoolSegmentBytes: 8 * 1024 * 1024,
   diffs: Object.freeze({ entities: [], exclude: {} }),
   readTimeoutMs: 5000,
+  integrity: INTEGRITY_DEFAULTS,
 });
 
 const INTEGER_LIMITS: Record<string, [min: number, max: number]> = {
@@ -211,7 +224,12 @@ export function resolveAuditOptions(input: AuditModuleOptions | undefined): Reso
   if (options.spoolDir !== null && (typeof options.spoolDir !== 'string' || options.spoolDir.trim() === '')) {
     throw AuditConfigError.invalidOption('spoolDir', 'a directory path or null', options.spoolDir);
   }
-  return Object.freeze({ ...options, redactKeys: [...options.redactKeys], diffs: resolveDiffOptions(options.diffs) });
+  return Object.freeze({
+    ...options,
+    redactKeys: [...options.redactKeys],
+    diffs: resolveDiffOptions(options.diffs),
+    integrity: resolveIntegrityOptions(raw.integrity),
+  });
 }
 
 function defaultUserId(request: unknown): string | number | bigint | undefined {

@@ -27,3 +27,5 @@ export const SENTRY_QUARANTINED_FINGERPRINT = ['audit-entries-quarantined'];
 
 /** Reflection key under which `@AuditedEntity()` stores its options on an entity class. */
 export const AUDITED_ENTITY_METADATA = 'audit:entity';
+/** Sentry fingerprint of a failed sealing attempt (integrity on). */
+export const SENTRY_SEALING_FINGERPRINT = ['audit-sealing-failed'];

@@ -36,6 +36,14 @@ export class AuditConfigError extends Error {
     return new AuditConfigError(AUDIT_ERROR_CODES.invalidOption, `AuditModule option "${key}" must be ${expected}, got ${describe(got)}`);
   }
 
+  /** A bad secret (a signing key): the message names the option, never the value. */
+  static invalidSecret(key: string, expected: string): AuditConfigError {
+    return new AuditConfigError(
+      AUDIT_ERROR_CODES.invalidOption,
+      `AuditModule option "${key}" must be ${expected} (the value is not shown)`,
+    );
+  }
+
   static unknownOption(key: string, known: readonly string[]): AuditConfigError {
     return new AuditConfigError(
       AUDIT_ERROR_CODES.unknownOption,

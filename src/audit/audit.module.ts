@@ -11,6 +11,7 @@ import { AUDIT_MODULE_OPTIONS, AuditConfigurableModule } from './audit.module-de
 import { AuditService } from './audit.service';
 import { AuditGateGuard, AuditHttpRecorder, putFirstAmongGlobalGuards } from './http';
 import { AuditQueryService } from './query';
+import { AuditSealer } from './integrity/audit-sealer';
 import { RingBuffer } from './ring-buffer';
 import { AuditReporter, ConsoleSink, SentryReporter } from './sinks';
 import { AuditSpool, FileSpool } from './spool';
@@ -49,6 +50,7 @@ import { AuditSpool, FileSpool } from './spool';
     ConsoleSink,
     EntityChangeSubscriber,
     AuditService,
+    AuditSealer,
     DbHealthIndicator,
     AuditHttpRecorder,
     {
@@ -67,6 +69,6 @@ import { AuditSpool, FileSpool } from './spool';
     { provide: APP_INTERCEPTOR, useExisting: AuditInterceptor },
     AuditQueryService,
   ],
-  exports: [AuditService, DbHealthIndicator, AuditBuffer, AuditSpool, AuditQueryService],
+  exports: [AuditService, DbHealthIndicator, AuditBuffer, AuditSpool, AuditQueryService, AuditSealer],
 })
 export class AuditModule extends AuditConfigurableModule {}

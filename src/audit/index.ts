@@ -1,4 +1,5 @@
 export { CreateAuditLog1732700000000 } from '../../migrations/1732700000000-CreateAuditLog';
+export { AuditIntegrity1764300000000 } from '../../migrations/1764300000000-AuditIntegrity';
 export { AuditReadIndexes1764300000001 } from '../../migrations/1764300000001-AuditReadIndexes';
 export { AUDIT_MIGRATIONS } from './audit-migrations';
 export { AuditBuffer, type BufferedEntry } from './audit-buffer';
@@ -42,6 +43,16 @@ export {
   type AuditPageRequest,
   type AuditSearch,
 } from './query';
+export {
+  type Anomaly,
+  ANOMALY_KINDS,
+  type AnomalyKind,
+  type AuditIntegrityOptions,
+  AuditSealer,
+  type IntegrityStatus,
+  type VerifyReport,
+  verifyTrail,
+} from './integrity';
 export { RingBuffer } from './ring-buffer';
 export {
   AUDIT_EVENTS,
@@ -51,6 +62,7 @@ export {
   type DropReport,
   type QuarantineReport,
   type RecoveryReport,
+  type SealFailureReport,
   type WriteFailureReport,
 } from './sinks';
 export {

@@ -13,6 +13,10 @@ export const AUDIT_EVENTS = {
   flushFailed: 'audit.flush_failed',
   /** A change of an audited entity could not be captured as a diff (the write itself went ahead). */
   diffFailed: 'audit.diff_failed',
+  /** A seal committed (integrity on): the witness copy of the seal, outside the database. */
+  sealed: 'audit.sealed',
+  /** A sealing attempt failed; the sealer tries again by itself. */
+  sealFailed: 'audit.seal_failed',
   /** Parts 2…n of an entry too long for one line (see `formatEventLines`); part 1 has the event itself. */
   entryPart: 'audit.entry_part',
 } as const;

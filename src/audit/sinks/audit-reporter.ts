@@ -45,6 +45,14 @@ export interface QuarantineReport {
   file: string | null;
 }
 
+/** A failed sealing attempt (integrity on): the sanitized error and how many failed in a row. */
+export interface SealFailureReport {
+  error: SanitizedDbError;
+  consecutiveFailures: number;
+  /** When a seal was last committed by this process, ISO 8601; null before the first. */
+  lastSealedAt: string | null;
+}
+
 /**
  * Injection token and interface of the alerting sink. The default reports to Sentry through
  * `@sentry/nestjs` (a no-op until `Sentry.init()` has run).
@@ -64,4 +72,6 @@ export interface AuditReporter {
   recovered(report: RecoveryReport): void;
   entriesDropped(report: DropReport): void;
   entriesQuarantined(report: QuarantineReport): void;
+  /** A sealing attempt failed (optional: reporters written before integrity need not have it). */
+  sealingFailed?(report: SealFailureReport): void;
 }

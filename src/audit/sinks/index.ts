@@ -1,5 +1,12 @@
 export { AUDIT_EVENTS, type AuditEventLine, type AuditEventName } from './audit-event';
-export { AuditReporter, type DropReport, type QuarantineReport, type RecoveryReport, type WriteFailureReport } from './audit-reporter';
+export {
+  AuditReporter,
+  type DropReport,
+  type QuarantineReport,
+  type RecoveryReport,
+  type SealFailureReport,
+  type WriteFailureReport,
+} from './audit-reporter';
 export { ConsoleSink, formatEventLine, formatEventLines } from './console.sink';
 export { type EntryPartFields, EntryParts, MAX_LINE_BYTES } from './line-parts';
 export { AuditDbWriteError, SentryReporter } from './sentry.reporter';

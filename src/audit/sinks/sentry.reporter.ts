@@ -5,8 +5,16 @@ import {
   SENTRY_FINGERPRINT,
   SENTRY_QUARANTINED_FINGERPRINT,
   SENTRY_RECOVERY_FINGERPRINT,
+  SENTRY_SEALING_FINGERPRINT,
 } from '../audit.constants';
-import { type AuditReporter, type DropReport, type QuarantineReport, type RecoveryReport, type WriteFailureReport } from './audit-reporter';
+import {
+  type AuditReporter,
+  type DropReport,
+  type QuarantineReport,
+  type RecoveryReport,
+  type SealFailureReport,
+  type WriteFailureReport,
+} from './audit-reporter';
 
 /** The error sent to Sentry: only the sanitized message, never the driver's error object. */
 export class AuditDbWriteError extends Error {
@@ -63,6 +71,18 @@ export class SentryReporter implements AuditReporter {
         fingerprint: SENTRY_QUARANTINED_FINGERPRINT,
         tags: { 'audit.action': report.action, 'audit.entity_type': report.entityType ?? 'none', 'audit.error_code': error.code },
         contexts: { audit: { ...context, errorCode: error.code, errorMessage: error.message } },
+      }),
+    );
+  }
+
+  sealingFailed(report: SealFailureReport): void {
+    const { error, ...context } = report;
+    capture(() =>
+      Sentry.captureMessage(`Audit sealing failed (${error.code}): ${error.message}`, {
+        level: 'warning',
+        fingerprint: SENTRY_SEALING_FINGERPRINT,
+        tags: { 'audit.error_code': error.code },
+        contexts: { audit: { ...context, errorCode: error.code } },
       }),
     );
   }

@@ -1,0 +1,171 @@
+import { type BeforeApplicationShutdown, Inject, Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
+import { type DataSource, type Repository } from 'typeorm';
+import { type AuditLog } from '../audit-log.entity';
+import { type ResolvedAuditOptions } from '../audit-options';
+import { AUDIT_OPTIONS, AUDIT_REPOSITORY } from '../audit.constants';
+import { connectionSecrets, sanitizeDbError } from '../db-error';
+import { AUDIT_EVENTS, AuditReporter, ConsoleSink } from '../sinks';
+import { type Seal } from './seal';
+import { newestSeal, sealOnce, trailName } from './seal-store';
+
+/** What the health indicator shows of sealing (integrity on). */
+export interface IntegrityStatus {
+  /** When this process last committed a seal, ISO 8601; null before the first. */
+  lastSealedAt: string | null;
+  /** Milliseconds since the sealer last found nothing left to seal (0 right after): grows while it fails or falls behind. */
+  lag: number;
+  /** Sealing attempts failed in a row. */
+  failures: number;
+  /** Seals this process committed. */
+  sealed: number;
+}
+
+/** Longest pause between attempts after failures (the interval doubles per failure up to it). */
+const MAX_BACKOFF_MS = 60_000;
+/** Seals one attempt makes at most before yielding to the event loop's other work. */
+const SEALS_PER_ATTEMPT = 20;
+
+/**
+ * Seals committed audit rows on a timer, off the request path (see docs/INTEGRITY.md): each seal
+ * is committed to `audit_seal`, then written as an `audit.sealed` line, the witness. At start it
+ * writes the newest seal's line again, in case the last run stopped between commit and line.
+ * A failed attempt is an `audit.seal_failed` line, a Sentry warning and health details; the
+ * sealer keeps trying, backing off up to a minute. With `integrity.enabled` false it does nothing.
+ *
+ * @example
+ * const status = app.get(AuditSealer).status(); // { lastSealedAt, lag, failures, sealed }
+ */
+@Injectable()
+export class AuditSealer implements OnApplicationBootstrap, BeforeApplicationShutdown {
+  private readonly logger = new Logger('AuditModule');
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private stopped = false;
+  private reemitted = false;
+  /** Which trail the seals are of (`database/table`), so that one log group can witness several. */
+  private trail = '';
+  private failures = 0;
+  private sealed = 0;
+  private lastSealedAt: Date | null = null;
+  private caughtUpAt = Date.now();
+
+  constructor(
+    @Inject(AUDIT_OPTIONS) private readonly options: ResolvedAuditOptions,
+    @Inject(AUDIT_REPOSITORY) private readonly repository: Repository<AuditLog>,
+    private readonly console: ConsoleSink,
+    @Inject(AuditReporter) private readonly reporter: AuditReporter,
+  ) {}
+
+  /** Null when integrity is off. */
+  status(): IntegrityStatus | null {
+    if (!this.options.integrity.enabled) return null;
+    const lag = Math.max(0, Date.now() - this.caughtUpAt);
+    return { lastSealedAt: this.lastSealedAt?.toISOString() ?? null, lag, failures: this.failures, sealed: this.sealed };
+  }
+
+  onApplicationBootstrap(): void {
+    if (!this.options.integrity.enabled) return;
+    if (typeof this.repository.manager?.query !== 'function') {
+      this.logger.warn('Integrity is enabled but the AuditLog repository is a test double: nothing is sealed');
+      return;
+    }
+    this.schedule(0);
+  }
+
+  /** Stops the timer and waits for an attempt under way, at most `writeTimeoutMs` (it rolls back if cut short). */
+  async beforeApplicationShutdown(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    let timeout: NodeJS.Timeout | undefined;
+    const bound = new Promise<void>((resolve) => (timeout = setTimeout(resolve, this.options.writeTimeoutMs).unref()));
+    await Promise.race([this.running, bound]);
+    clearTimeout(timeout);
+  }
+
+  /**
+   * Seals what is sealable now (up to 20 seals), as the timer does, after any attempt under way;
+   * resolves when done. Failures are reported, never thrown.
+   */
+  sealNow(): Promise<void> {
+    const next = (this.running ?? Promise.resolve()).then(() => this.attempt());
+    this.running = next;
+    return next.finally(() => {
+      if (this.running === next) this.running = undefined;
+    });
+  }
+
+  private schedule(delay: number): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => {
+      void this.sealNow().then(() => {
+        const backoff = Math.min(MAX_BACKOFF_MS, this.options.integrity.intervalMs * 2 ** Math.min(this.failures, 10));
+        this.schedule(this.failures > 0 ? backoff : this.options.integrity.intervalMs);
+      });
+    }, delay).unref();
+  }
+
+  private async attempt(): Promise<void> {
+    const dataSource = this.repository.manager.connection as DataSource;
+    // Not connected yet (the app started while the database was away): nothing to do until it is.
+    if (!dataSource.isInitialized) return;
+    const runner = dataSource.createQueryRunner();
+    try {
+      await runner.connect();
+      const table = this.repository.metadata.tablePath;
+      if (!this.reemitted) {
+        const [{ name }] = (await runner.query('SELECT current_database() AS name')) as { name: string }[];
+        this.trail = trailName(name, table);
+        const newest = await newestSeal(runner, table);
+        if (newest) this.witness(newest);
+        this.reemitted = true;
+      }
+      const { maxRowsPerSeal, signingKey } = this.options.integrity;
+      for (let i = 0; i < SEALS_PER_ATTEMPT && !this.stopped; i++) {
+        const seal = await sealOnce(runner, table, { maxRows: maxRowsPerSeal, signingKey });
+        if (seal === 'busy') break;
+        if (seal === null) {
+          this.caughtUpAt = Date.now();
+          break;
+        }
+        this.sealed += 1;
+        this.lastSealedAt = new Date(seal.sealedAt);
+        this.witness(seal);
+        if (seal.rowCount < maxRowsPerSeal) this.caughtUpAt = Date.now();
+      }
+      this.failures = 0;
+    } catch (error) {
+      this.failed(error);
+    } finally {
+      await runner.release().catch(() => undefined);
+    }
+  }
+
+  private witness(seal: Seal): void {
+    this.console.emit(AUDIT_EVENTS.sealed, 'info', {
+      trail: this.trail,
+      seq: seal.seq,
+      hash: seal.hash.toString('hex'),
+      prevHash: seal.prevHash.toString('hex'),
+      root: seal.root.toString('hex'),
+      rows: seal.rowCount,
+      lastTx: seal.lastTx,
+      lastId: seal.lastId,
+      horizon: seal.horizon,
+      sealedAt: new Date(seal.sealedAt).toISOString(),
+      keyId: seal.keyId,
+      signature: seal.signature?.toString('base64') ?? null,
+    });
+  }
+
+  private failed(error: unknown): void {
+    this.failures += 1;
+    const sanitized = sanitizeDbError(error, connectionSecrets(this.repository.manager.connection?.options));
+    const lastSealedAt = this.lastSealedAt?.toISOString() ?? null;
+    this.console.emit(AUDIT_EVENTS.sealFailed, 'error', { error: sanitized, consecutiveFailures: this.failures, lastSealedAt });
+    try {
+      this.reporter.sealingFailed?.({ error: sanitized, consecutiveFailures: this.failures, lastSealedAt });
+    } catch {
+      // A reporter that throws must not stop the sealer.
+    }
+  }
+}

@@ -1,0 +1,102 @@
+import { createHash } from 'node:crypto';
+
+/**
+ * The columns of `audit_log` a seal covers, in the order they are encoded, each selected as text:
+ * timestamps as microseconds since the epoch, `jsonb` in PostgreSQL's own text form (keys
+ * sorted by length then bytes, one space after `:` and `,`). A column added to `audit_log` later
+ * comes with a new encoding version.
+ */
+const SEALED_COLUMNS = [
+  'id::text',
+  'tx::text',
+  `(extract(epoch FROM occurred_at) * 1000000)::bigint::text`,
+  'action',
+  'entity_type',
+  'entity_id',
+  'user_id',
+  'outcome',
+  'ip',
+  'user_agent',
+  'request_id',
+  'changes::text',
+  'metadata::text',
+  `(extract(epoch FROM recorded_at) * 1000000)::bigint::text`,
+];
+
+/** The sealed columns as text, `c0` … `c13`, in encoding order (for reading rows whole). */
+export const SEALED_COLUMNS_SQL = SEALED_COLUMNS.map((column, i) => `${column} AS c${i}`).join(', ');
+
+/** How many columns {@link SEALED_COLUMNS_SQL} selects. */
+export const SEALED_COLUMN_COUNT = SEALED_COLUMNS.length;
+
+/**
+ * The row's leaf hash computed by PostgreSQL, exactly as {@link leafHash} computes it: only 32
+ * bytes a row leave the server. `pg_catalog` is named so that no function on the search path can
+ * stand in for it.
+ */
+export const LEAF_SQL = `pg_catalog.sha256('\\x00'::bytea || ${SEALED_COLUMNS.map(
+  (column) =>
+    `COALESCE(pg_catalog.int4send(pg_catalog.octet_length(${column})) || pg_catalog.convert_to(${column}, 'UTF8'), '\\xffffffff'::bytea)`,
+).join(' || ')})`;
+
+/** One row as selected with {@link SEALED_COLUMNS_SQL}: `[id, tx, …]`, each text or null. */
+export type SealedRow = (string | null)[];
+
+const NULL_FIELD = Buffer.from([0xff, 0xff, 0xff, 0xff]);
+const LEAF_PREFIX = Buffer.from([0x00]);
+
+/**
+ * The Merkle leaf hash of one row: SHA-256 over `0x00` and the row's fields, each as a 4-byte
+ * big-endian byte length and its UTF-8 bytes, or `ff ff ff ff` for NULL (RFC 6962 leaf).
+ *
+ * @example
+ * leafHash(['0190c9b8-…', '812', '1764300000000000', 'nda_created', null]).length; // 32
+ */
+export function leafHash(row: SealedRow): Buffer {
+  const hash = createHash('sha256').update(LEAF_PREFIX);
+  const length = Buffer.allocUnsafe(4);
+  for (const field of row) {
+    if (field === null) {
+      hash.update(NULL_FIELD);
+      continue;
+    }
+    const bytes = Buffer.from(field, 'utf8');
+    length.writeUInt32BE(bytes.length);
+    hash.update(length).update(bytes);
+  }
+  return hash.digest();
+}
+
+/** A row's position in sealing order: by `tx` (NULL first: rows from before integrity), then id. */
+export interface RowKey {
+  tx: string | null;
+  id: string;
+}
+
+/**
+ * SQL that selects the rows after `after` (exclusive) up to `upTo` (inclusive) in sealing order,
+ * with the parameters it needs, numbered from `$1`. Either bound may be absent.
+ *
+ * @example
+ * const { where, parameters } = keyRange({ tx: '812', id: '0190c9b8-…' }, null);
+ */
+export function keyRange(after: RowKey | null, upTo: RowKey | null): { where: string; parameters: string[] } {
+  const parameters: string[] = [];
+  const p = (value: string) => `$${parameters.push(value)}`;
+  const parts: string[] = [];
+  if (after) {
+    parts.push(
+      after.tx === null
+        ? `(tx IS NOT NULL OR id > ${p(after.id)}::uuid)`
+        : `(tx > ${p(after.tx)}::bigint OR (tx = $${parameters.length}::bigint AND id > ${p(after.id)}::uuid))`,
+    );
+  }
+  if (upTo) {
+    parts.push(
+      upTo.tx === null
+        ? `(tx IS NULL AND id <= ${p(upTo.id)}::uuid)`
+        : `(tx IS NULL OR tx < ${p(upTo.tx)}::bigint OR (tx = $${parameters.length}::bigint AND id <= ${p(upTo.id)}::uuid))`,
+    );
+  }
+  return { where: parts.length ? parts.join(' AND ') : 'TRUE', parameters };
+}

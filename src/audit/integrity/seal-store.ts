@@ -1,0 +1,180 @@
+import { type KeyObject } from 'node:crypto';
+import { type QueryRunner } from 'typeorm';
+import { quoteTablePath } from '../audit-insert-sql';
+import { merkleRoot } from './merkle';
+import { keyRange, LEAF_SQL, type RowKey } from './row-encoding';
+import { GENESIS_HASH, keyIdOf, manifestEntry, type Seal, SEAL_VERSION, sealHash, signSeal } from './seal';
+
+/** A row as the sealer reads it: its key and its leaf hash, computed by the server. */
+interface LeafRow {
+  id: string;
+  tx: string | null;
+  leaf: Buffer;
+  horizon: string;
+}
+
+/** Longest a statement of a sealing attempt may take or wait for a lock. */
+const SEAL_TIMEOUT_MS = 30_000;
+
+/** Only one sealer at a time in a database: the others find the lock taken and try next time. */
+const SEALER_LOCK = 7_236_837_437_003_010n;
+
+/** The seal table beside `audit_log` (`schema.audit_seal` when the log is schema-qualified). */
+export function sealTableOf(logTablePath: string): string {
+  const dot = logTablePath.lastIndexOf('.');
+  return quoteTablePath(dot < 0 ? 'audit_seal' : `${logTablePath.slice(0, dot)}.audit_seal`);
+}
+
+/**
+ * The trail's name in `audit.sealed` lines: the database and the audit table, so that the
+ * verifier takes from a log group only the lines of the trail it checks.
+ *
+ * @example
+ * trailName('audit', 'audit_log'); // 'audit/audit_log'
+ */
+export function trailName(database: string, logTablePath: string): string {
+  return `${database}/${logTablePath}`;
+}
+
+/** The columns of `audit_seal`, selected so that {@link toSeal} can read them (`seq` as text: order by the table's column, `s.seq`). */
+export const SEAL_COLUMNS_SQL =
+  'seq::text, version, prev_hash, last_tx::text, last_id::text, horizon::text, row_count, root, manifest, ' +
+  '(extract(epoch FROM sealed_at) * 1000)::bigint::text AS sealed_at, hash, key_id, signature';
+
+/** A row selected with {@link SEAL_COLUMNS_SQL} as a {@link Seal}. */
+export function toSeal(row: Record<string, unknown>): Seal {
+  return {
+    seq: Number(row.seq),
+    version: Number(row.version),
+    prevHash: row.prev_hash as Buffer,
+    lastTx: (row.last_tx as string | null) ?? null,
+    lastId: row.last_id as string,
+    horizon: row.horizon as string,
+    rowCount: Number(row.row_count),
+    root: row.root as Buffer,
+    manifest: row.manifest as Buffer,
+    sealedAt: Number(row.sealed_at),
+    hash: row.hash as Buffer,
+    keyId: (row.key_id as string | null) ?? null,
+    signature: (row.signature as Buffer | null) ?? null,
+  };
+}
+
+/**
+ * Seals, in one transaction on `runner`, the committed rows after the newest seal whose
+ * transactions lie below the horizon (every transaction below it has ended, so no row can join
+ * that range later), at most `maxRows`. Returns the new seal, `null` when there was nothing to
+ * seal, or `'busy'` when another sealer holds the lock.
+ *
+ * @example
+ * const seal = await sealOnce(queryRunner, 'audit_log', { maxRows: 20_000, signingKey: null });
+ */
+export async function sealOnce(
+  runner: QueryRunner,
+  logTablePath: string,
+  { maxRows, signingKey }: { maxRows: number; signingKey: KeyObject | null },
+): Promise<Seal | null | 'busy'> {
+  const sealTable = sealTableOf(logTablePath);
+  await runner.startTransaction();
+  try {
+    // A hung server or a lock held on the table fails the attempt (retried later), never stalls the sealer.
+    await runner.query(`SET LOCAL statement_timeout = '${SEAL_TIMEOUT_MS}ms'; SET LOCAL lock_timeout = '${SEAL_TIMEOUT_MS}ms'`);
+    const [{ locked }] = (await runner.query(`SELECT pg_try_advisory_xact_lock(${SEALER_LOCK}) AS locked`)) as { locked: boolean }[];
+    if (!locked) {
+      await runner.rollbackTransaction();
+      return 'busy';
+    }
+    const [newest] = (await runner.query(
+      `SELECT seq::text, hash, last_tx::text, last_id::text FROM ${sealTable} AS s ORDER BY s.seq DESC LIMIT 1`,
+    )) as {
+      seq: string;
+      hash: Buffer;
+      last_tx: string | null;
+      last_id: string;
+    }[];
+    const after: RowKey | null = newest ? { tx: newest.last_tx, id: newest.last_id } : null;
+    const select = (where: string, order: string, parameters: string[]) =>
+      runner.query(
+        `WITH h AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS horizon)
+         SELECT id::text AS id, tx::text AS tx, ${LEAF_SQL} AS leaf, h.horizon::text AS horizon FROM ${quoteTablePath(logTablePath)} AS l, h
+         WHERE ${where} ORDER BY ${order} LIMIT ${maxRows}`,
+        parameters,
+      ) as Promise<LeafRow[]>;
+    // Rows from before the migration (no tx) come first, in id order along the primary key.
+    let rows: LeafRow[] = [];
+    if (!after || after.tx === null) rows = await select(`tx IS NULL${after ? ' AND id > $1::uuid' : ''}`, 'l.id', after ? [after.id] : []);
+    if (rows.length === 0) {
+      const { where, parameters } = keyRange(after, null);
+      // Ordered by the columns (l.tx), not the selected texts of the same names.
+      rows = await select(`${where} AND tx < h.horizon`, 'l.tx, l.id', parameters);
+    }
+    if (rows.length === 0) {
+      await runner.rollbackTransaction();
+      return null;
+    }
+    const leaves: Buffer[] = [];
+    const manifest: Buffer[] = [];
+    for (const row of rows) {
+      leaves.push(row.leaf);
+      manifest.push(manifestEntry(row.id, row.leaf));
+    }
+    const last = rows[rows.length - 1];
+    const unsigned = {
+      seq: newest ? Number(newest.seq) + 1 : 1,
+      version: SEAL_VERSION,
+      prevHash: newest ? newest.hash : GENESIS_HASH,
+      lastTx: last.tx,
+      lastId: last.id,
+      // A seal cut at maxRows vouches only for the rows up to its last one.
+      horizon: rows.length < maxRows ? last.horizon : (last.tx ?? '0'),
+      rowCount: rows.length,
+      root: merkleRoot(leaves),
+      manifest: Buffer.concat(manifest),
+      sealedAt: Date.now(),
+    };
+    const hash = sealHash(unsigned);
+    const seal: Seal = {
+      ...unsigned,
+      hash,
+      keyId: signingKey ? keyIdOf(signingKey) : null,
+      signature: signingKey ? signSeal(hash, signingKey) : null,
+    };
+    await runner.query(
+      `INSERT INTO ${sealTable} (seq, version, prev_hash, last_tx, last_id, horizon, row_count, root, manifest, sealed_at, hash, key_id, signature)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::timestamptz, $11, $12, $13)`,
+      [
+        seal.seq,
+        seal.version,
+        seal.prevHash,
+        seal.lastTx,
+        seal.lastId,
+        seal.horizon,
+        seal.rowCount,
+        seal.root,
+        seal.manifest,
+        new Date(seal.sealedAt).toISOString(),
+        seal.hash,
+        seal.keyId,
+        seal.signature,
+      ],
+    );
+    await runner.commitTransaction();
+    return seal;
+  } catch (error) {
+    if (runner.isTransactionActive) await runner.rollbackTransaction().catch(() => undefined);
+    throw error;
+  }
+}
+
+/**
+ * The newest seal in the database, or null.
+ *
+ * @example
+ * const newest = await newestSeal(queryRunner, 'audit_log');
+ */
+export async function newestSeal(runner: QueryRunner, logTablePath: string): Promise<Seal | null> {
+  const [row] = (await runner.query(
+    `SELECT ${SEAL_COLUMNS_SQL} FROM ${sealTableOf(logTablePath)} AS s ORDER BY s.seq DESC LIMIT 1`,
+  )) as Record<string, unknown>[];
+  return row ? toSeal(row) : null;
+}

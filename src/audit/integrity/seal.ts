@@ -1,0 +1,124 @@
+import { createHash, createPublicKey, type KeyObject, sign, verify } from 'node:crypto';
+
+/** Version of the row encoding and seal hash; stored with each seal. */
+export const SEAL_VERSION = 1;
+
+/** The `prev_hash` of seal 1. */
+export const GENESIS_HASH = Buffer.alloc(32);
+
+/** Bytes per row in a manifest: the row's 16-byte id and the first 8 bytes of its leaf hash. */
+export const MANIFEST_ENTRY_BYTES = 24;
+
+/**
+ * One seal, as stored in `audit_seal`: the rows after the previous seal's last row up to
+ * (`lastTx`, `lastId`) in sealing order, their Merkle `root`, and a `manifest` naming each row.
+ */
+export interface Seal {
+  seq: number;
+  version: number;
+  prevHash: Buffer;
+  lastTx: string | null;
+  lastId: string;
+  /** The transaction horizon when sealed: every transaction below it had ended. */
+  horizon: string;
+  rowCount: number;
+  root: Buffer;
+  manifest: Buffer;
+  /** Milliseconds since the epoch. */
+  sealedAt: number;
+  hash: Buffer;
+  keyId: string | null;
+  signature: Buffer | null;
+}
+
+/**
+ * The seal's own hash: SHA-256 over its fields (the manifest by its SHA-256), each length-prefixed.
+ * The next seal stores it as `prevHash`; the signature signs it.
+ *
+ * @example
+ * sealHash(seal).equals(seal.hash); // false when a stored field was changed
+ */
+export function sealHash(seal: Omit<Seal, 'hash' | 'keyId' | 'signature'>): Buffer {
+  const hash = createHash('sha256');
+  const fields = [
+    `audit-seal-v${seal.version}`,
+    String(seal.seq),
+    seal.prevHash.toString('hex'),
+    seal.lastTx ?? '',
+    seal.lastId,
+    seal.horizon,
+    String(seal.rowCount),
+    seal.root.toString('hex'),
+    createHash('sha256').update(seal.manifest).digest('hex'),
+    String(seal.sealedAt),
+  ];
+  for (const field of fields) {
+    const bytes = Buffer.from(field, 'utf8');
+    hash.update(Buffer.from([bytes.length >> 8, bytes.length & 0xff])).update(bytes);
+  }
+  return hash.digest();
+}
+
+/**
+ * One manifest entry: the row's id and the first 8 bytes of its leaf hash.
+ *
+ * @example
+ * const manifest = Buffer.concat(rows.map((r: { id: string; leaf: Buffer }) => manifestEntry(r.id, r.leaf)));
+ */
+export function manifestEntry(id: string, leaf: Buffer): Buffer {
+  return Buffer.concat([Buffer.from(id.replaceAll('-', ''), 'hex'), leaf.subarray(0, 8)]);
+}
+
+/**
+ * The manifest as a map from row id (canonical UUID text) to its leaf-hash prefix (hex).
+ *
+ * @example
+ * readManifest(seal.manifest).get(rowId); // 'a1b2c3d4e5f60718'
+ */
+export function readManifest(manifest: Buffer): Map<string, string> {
+  const entries = new Map<string, string>();
+  for (let at = 0; at + MANIFEST_ENTRY_BYTES <= manifest.length; at += MANIFEST_ENTRY_BYTES) {
+    const hex = manifest.toString('hex', at, at + 16);
+    const id = `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+    entries.set(id, manifest.toString('hex', at + 16, at + MANIFEST_ENTRY_BYTES));
+  }
+  return entries;
+}
+
+/**
+ * The id of a public key: the first 16 hex digits of the SHA-256 of its SPKI DER form.
+ *
+ * @example
+ * keyIdOf(createPublicKey(privateKey)); // '3f9c0a…'
+ */
+export function keyIdOf(key: KeyObject): string {
+  const publicKey = key.type === 'private' ? createPublicKey(key) : key;
+  return createHash('sha256')
+    .update(publicKey.export({ type: 'spki', format: 'der' }))
+    .digest('hex')
+    .slice(0, 16);
+}
+
+/**
+ * Signs a seal hash with an Ed25519 private key.
+ *
+ * @example
+ * const signature = signSeal(hash, privateKey);
+ */
+export function signSeal(hash: Buffer, privateKey: KeyObject): Buffer {
+  return sign(null, hash, privateKey);
+}
+
+/**
+ * True when `signature` is a valid Ed25519 signature of `hash` by `publicKey`.
+ *
+ * @example
+ * verifySeal(seal.hash, seal.signature, publicKey); // true
+ */
+export function verifySeal(hash: Buffer, signature: Buffer, publicKey: KeyObject): boolean {
+  try {
+    return verify(null, hash, publicKey, signature);
+  } catch {
+    return false;
+  }
+}

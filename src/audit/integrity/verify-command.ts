@@ -1,0 +1,151 @@
+import { createPublicKey, type KeyObject } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { Client } from 'pg';
+import { connectionSecrets, sanitizeDbError } from '../db-error';
+import { trailName } from './seal-store';
+import { ANOMALY_KINDS, verifyTrail } from './verifier';
+import { readWitness } from './witness';
+
+export const VERIFY_USAGE = `usage: npm run audit:verify -- [options]   (or: npx audit-verify [options])
+  --url <postgres://…>     the audit database (default: AUDIT_DATABASE_URL or DATABASE_URL)
+  --from <time>, --to <time>  only the rows of seals made in this range (ISO 8601); the chain is checked whole
+  --witness <file>         a CloudWatch export of the audit.sealed lines (repeatable)
+  --public-key <file|key>  the Ed25519 public key (PEM, or base64 DER) the seals must be signed with
+  --table <schema.table>   the audit table (default: AUDIT_TABLE or audit_log)
+  --jobs <n>               connections checking seals in parallel, on one snapshot (default 4)
+  --trail <database/table> whose audit.sealed lines to take from the witness (needed when it holds several trails)
+exit status: 0 clean, 1 anomalies found, 2 usage or connection error`;
+
+/** Where the command writes: the report to `out`, usage and errors to `err`. */
+export interface VerifyOutput {
+  out(line: string): void;
+  err(line: string): void;
+}
+
+/**
+ * `audit-verify`: checks the audit log against its seals, the witness and the public key, prints
+ * each anomaly and the counts, and returns the exit status (0 clean, 1 anomalies, 2 usage or
+ * connection error).
+ *
+ * @example
+ * const status = await runVerify(['--witness', 'export.log'], process.env, { out: console.log, err: console.error });
+ */
+export async function runVerify(argv: string[], env: Record<string, string | undefined>, io: VerifyOutput): Promise<number> {
+  let args: Omit<ReturnType<typeof parse>, 'jobs'> & { jobs: number };
+  let publicKey: KeyObject | undefined;
+  let range: { from?: number; to?: number };
+  try {
+    const { jobs = '4', ...rest } = parse(argv);
+    if (!/^\d+$/.test(jobs) || Number(jobs) < 1 || Number(jobs) > 32) {
+      throw new Error(`--jobs must be an integer from 1 to 32, got ${JSON.stringify(jobs)}`);
+    }
+    args = { ...rest, jobs: Number(jobs) };
+    publicKey = args['public-key'] === undefined ? undefined : readPublicKey(args['public-key']);
+    range = { from: time(args.from, '--from'), to: time(args.to, '--to') };
+  } catch (error) {
+    io.err(`${(error as Error).message}\n${VERIFY_USAGE}`);
+    return 2;
+  }
+  if (args.help) {
+    io.out(VERIFY_USAGE);
+    return 0;
+  }
+  const url = args.url || env.AUDIT_DATABASE_URL || env.DATABASE_URL;
+  if (!url) {
+    io.err(`--url, AUDIT_DATABASE_URL or DATABASE_URL must be set\n${VERIFY_USAGE}`);
+    return 2;
+  }
+  const table = args.table || env.AUDIT_TABLE || 'audit_log';
+  const client = new Client({ connectionString: url });
+  const started = process.hrtime.bigint();
+  let report;
+  let witness;
+  try {
+    await client.connect();
+    const [{ name }] = (await client.query<{ name: string }>('SELECT current_database() AS name')).rows;
+    if (args.witness) {
+      let trails;
+      try {
+        trails = await readWitness(args.witness);
+      } catch (error) {
+        io.err(`cannot read the witness: ${(error as Error).message}`);
+        return 2;
+      }
+      // A restored copy has another database name: a witness of one trail is taken as this one's.
+      const trail = args.trail ?? (trails.size === 1 ? [...trails.keys()][0] : trailName(name, table));
+      witness = trails.get(trail);
+      if (!witness) {
+        io.err(
+          `the witness holds no audit.sealed lines of trail ${trail} (it holds: ${[...trails.keys()].join(', ') || 'none'}); name one with --trail`,
+        );
+        return 2;
+      }
+    }
+    const connect = async () => {
+      const worker = new Client({ connectionString: url });
+      await worker.connect();
+      return worker;
+    };
+    report = await verifyTrail(client, { table, ...range, witness, publicKey, connect, jobs: args.jobs });
+  } catch (error) {
+    const { code, message } = sanitizeDbError(error, connectionSecrets({ url }));
+    io.err(`audit-verify failed: ${code}: ${message}`);
+    return 2;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  for (const a of report.anomalies) io.out(`ANOMALY ${a.kind} ${a.row !== undefined ? `row ${a.row}` : `seal ${a.seal}`}: ${a.detail}`);
+  if (report.anomalyCount > report.anomalies.length) io.out(`… and ${report.anomalyCount - report.anomalies.length} more anomalies`);
+  io.out(
+    `audit-verify: ${report.rowsVerified} rows verified, ${report.sealsVerified} seals verified, ` +
+      `${report.rowsUnsealed} rows not sealed yet, ${report.anomalyCount} anomalies` +
+      (witness ? `, against a witness of ${witness.size} seals` : '') +
+      (publicKey ? ', signatures checked' : ''),
+  );
+  const kinds = ANOMALY_KINDS.filter((k) => report.byKind[k] > 0).map((k) => `${k} ${report.byKind[k]}`);
+  io.out(`anomalies by kind: ${kinds.length ? kinds.join(', ') : 'none'}`);
+  io.out(`${Math.round((report.rowsVerified + report.rowsUnsealed) / Math.max(seconds, 1e-3))} rows/s in ${seconds.toFixed(2)} s`);
+  io.out(report.anomalyCount === 0 ? 'result: CLEAN' : 'result: ANOMALIES FOUND');
+  return report.anomalyCount === 0 ? 0 : 1;
+}
+
+function parse(argv: string[]) {
+  return parseArgs({
+    args: argv,
+    options: {
+      url: { type: 'string' },
+      from: { type: 'string' },
+      to: { type: 'string' },
+      witness: { type: 'string', multiple: true },
+      'public-key': { type: 'string' },
+      table: { type: 'string' },
+      trail: { type: 'string' },
+      jobs: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    allowPositionals: false,
+  }).values;
+}
+
+function time(value: string | undefined, name: string): number | undefined {
+  if (value === undefined) return undefined;
+  const at = Date.parse(value);
+  if (Number.isNaN(at)) throw new Error(`${name} must be a time such as 2026-11-28T00:00:00Z, got ${JSON.stringify(value)}`);
+  return at;
+}
+
+function readPublicKey(value: string): KeyObject {
+  const text = existsSync(value) ? readFileSync(value, 'utf8').trim() : value.trim();
+  let key: KeyObject;
+  try {
+    key = text.startsWith('-----BEGIN')
+      ? createPublicKey(text)
+      : createPublicKey({ key: Buffer.from(text, 'base64'), format: 'der', type: 'spki' });
+  } catch {
+    throw new Error('--public-key must be an Ed25519 public key: a PEM file, PEM text or base64 DER (SPKI)');
+  }
+  if (key.asymmetricKeyType !== 'ed25519') throw new Error('--public-key must be an Ed25519 public key');
+  return key;
+}

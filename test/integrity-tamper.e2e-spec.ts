@@ -1,0 +1,155 @@
+import { createPrivateKey } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DataSource } from 'typeorm';
+import { AuditLog, AuditSealer, AuditService } from '../src/audit';
+import { sealOnce } from '../src/audit/integrity/seal-store';
+import { startSealingApp, sealingKeys, verify, witnessText } from './support/integrity';
+import { TestPostgres } from './support/postgres';
+import { StderrCapture } from './support/stderr';
+
+// A superuser tampers with a sealed trail, one kind of tampering per case, each on its own copy
+// of the same trail (3 seals of 30 rows); `audit-verify` must name exactly what was done.
+describe('audit-verify against a tampered trail', () => {
+  let db: TestPostgres;
+  let work: string;
+  let witness: string;
+  let publicKeyFile: string;
+  const keys = sealingKeys();
+  let rowsBySeal: string[][];
+  let copies = 0;
+
+  beforeAll(async () => {
+    db = await TestPostgres.start();
+    await db.createDatabase('base');
+    const stderr = new StderrCapture();
+    try {
+      const app = await startSealingApp(db.url('base'), { integrity: { intervalMs: 3_600_000, signingKey: keys.privatePem } });
+      const audit = app.get(AuditService);
+      for (let round = 0; round < 3; round++) {
+        await Promise.all(
+          Array.from({ length: 30 }, (_, i) => audit.log({ action: 'nda_created', entityId: `nda-${round}-${i}`, userId: 'alice' })),
+        );
+        await app.get(AuditSealer).sealNow();
+      }
+      await app.close();
+      work = await mkdtemp(join(tmpdir(), 'audit-integrity-'));
+      witness = join(work, 'witness.log');
+      await writeFile(witness, witnessText(stderr));
+      publicKeyFile = join(work, 'audit-seal.pub');
+      await writeFile(publicKeyFile, keys.publicPem);
+    } finally {
+      stderr.restore();
+    }
+    const seals = await db.query<{ seq: string; n: number }>('SELECT seq::text, row_count AS n FROM audit_seal ORDER BY seq', [], 'base');
+    expect(seals).toEqual([
+      { seq: '1', n: 30 },
+      { seq: '2', n: 30 },
+      { seq: '3', n: 30 },
+    ]);
+    const rows = await db.query<{ id: string }>('SELECT id::text FROM audit_log ORDER BY tx, id', [], 'base');
+    rowsBySeal = [rows.slice(0, 30), rows.slice(30, 60), rows.slice(60)].map((r) => r.map((row) => row.id));
+  }, 120_000);
+
+  afterAll(async () => {
+    await db?.stop();
+    if (work) await rm(work, { recursive: true, force: true });
+  });
+
+  /** A fresh copy of the sealed trail, and a superuser's statements on it. */
+  async function copy(): Promise<{ url: string; sql: (text: string, params?: unknown[]) => Promise<Record<string, unknown>[]> }> {
+    const name = `case${++copies}`;
+    await db.query(`CREATE DATABASE ${name} TEMPLATE base`);
+    return { url: db.url(name), sql: (text, params = []) => db.query(text, params, name) };
+  }
+  const unlocked = (table: string, statement: string) =>
+    `ALTER TABLE ${table} DISABLE TRIGGER USER; ${statement}; ALTER TABLE ${table} ENABLE TRIGGER USER`;
+
+  it('finds the untouched trail clean, against the witness and the signatures', async () => {
+    const { url } = await copy();
+    const result = await verify(url, '--witness', witness, '--public-key', publicKeyFile);
+    expect(result.anomalies).toEqual([]);
+    expect(result.out).toContain(
+      'audit-verify: 90 rows verified, 3 seals verified, 0 rows not sealed yet, 0 anomalies, against a witness of 3 seals, signatures checked',
+    );
+    expect(result.code).toBe(0);
+  });
+
+  it('names a row one column of which was updated', async () => {
+    const { url, sql } = await copy();
+    const target = rowsBySeal[1][7];
+    await sql(unlocked('audit_log', `UPDATE audit_log SET user_id = 'mallory' WHERE id = '${target}'`));
+    const result = await verify(url);
+    expect(result.anomalies).toEqual([`ANOMALY row_changed row ${target}`]);
+    expect(result.code).toBe(1);
+  });
+
+  it('names a deleted row', async () => {
+    const { url, sql } = await copy();
+    const target = rowsBySeal[0][3];
+    await sql(unlocked('audit_log', `DELETE FROM audit_log WHERE id = '${target}'`));
+    const result = await verify(url);
+    expect(result.anomalies).toEqual([`ANOMALY row_missing row ${target}`]);
+    expect(result.code).toBe(1);
+  });
+
+  it('names a backdated row inserted into a sealed range, and one inserted without a transaction id', async () => {
+    const { url, sql } = await copy();
+    const [{ tx }] = await sql(`SELECT tx::text FROM audit_log WHERE id = '${rowsBySeal[1][0]}'`);
+    const backdated = '01900000-0000-7000-8000-000000000001';
+    const untracked = '01900000-0000-7000-8000-000000000002';
+    await sql(
+      `INSERT INTO audit_log (id, occurred_at, action, outcome, tx) VALUES ('${backdated}', '2025-01-01', 'nda_deleted', 'success', ${String(tx)})`,
+    );
+    await sql(
+      `INSERT INTO audit_log (id, occurred_at, action, outcome, tx) VALUES ('${untracked}', '2025-01-01', 'nda_deleted', 'success', NULL)`,
+    );
+    const result = await verify(url);
+    expect(result.anomalies.sort()).toEqual([`ANOMALY row_forged row ${backdated}`, `ANOMALY row_forged row ${untracked}`].sort());
+    expect(result.code).toBe(1);
+  });
+
+  it('names the newest seal when it was deleted with its rows, against the witness (without it, nothing shows)', async () => {
+    const { url, sql } = await copy();
+    await sql(unlocked('audit_log', `DELETE FROM audit_log WHERE id IN (${rowsBySeal[2].map((id) => `'${id}'`).join(', ')})`));
+    await sql(unlocked('audit_seal', 'DELETE FROM audit_seal WHERE seq = 3'));
+    expect((await verify(url)).code).toBe(0);
+    const result = await verify(url, '--witness', witness);
+    expect(result.anomalies).toEqual(['ANOMALY seal_missing seal 3']);
+    expect(result.code).toBe(1);
+  });
+
+  it('names a changed seal', async () => {
+    const { url, sql } = await copy();
+    await sql(unlocked('audit_seal', 'UPDATE audit_seal SET row_count = 29 WHERE seq = 2'));
+    const result = await verify(url);
+    expect(result.anomalies).toEqual(['ANOMALY seal_changed seal 2']);
+    expect(result.code).toBe(1);
+  });
+
+  it('names the seals of a consistent re-chaining inside the database, against the witness and against the signatures', async () => {
+    const { url, sql } = await copy();
+    const target = rowsBySeal[1][12];
+    // The forger changes a row, drops the seals from 2 on and seals again, with a key of their own.
+    await sql(unlocked('audit_log', `UPDATE audit_log SET action = 'nda_viewed' WHERE id = '${target}'`));
+    await sql(unlocked('audit_seal', 'DELETE FROM audit_seal WHERE seq >= 2'));
+    const forgersKey = createPrivateKey(sealingKeys().privatePem);
+    const forger = new DataSource({ type: 'postgres', url, entities: [AuditLog] });
+    await forger.initialize();
+    const runner = forger.createQueryRunner();
+    try {
+      for (let i = 0; i < 2; i++) await sealOnce(runner, 'audit_log', { maxRows: 30, signingKey: forgersKey });
+    } finally {
+      await runner.release();
+      await forger.destroy();
+    }
+    expect((await verify(url)).code).toBe(0);
+    const againstWitness = await verify(url, '--witness', witness);
+    expect(againstWitness.anomalies).toEqual(['ANOMALY seal_witness_mismatch seal 2', 'ANOMALY seal_witness_mismatch seal 3']);
+    expect(againstWitness.code).toBe(1);
+    const againstKey = await verify(url, '--public-key', publicKeyFile);
+    expect(againstKey.anomalies).toEqual(['ANOMALY seal_signature_invalid seal 2', 'ANOMALY seal_signature_invalid seal 3']);
+    expect(againstKey.code).toBe(1);
+  });
+});
