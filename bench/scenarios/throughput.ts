@@ -189,7 +189,7 @@ export async function throughput(pg: TestPostgres, sizes: ThroughputSizes, detai
     { key: 'throughput.ratioVsRaw', value: audit / rawPerSec, unit: '×', target: { op: '>=', value: 0.85 } },
     { key: 'throughput.ratioVsNaive', value: audit / naivePerSec, unit: '×', target: { op: '>=', value: 10 } },
     {
-      key: 'throughput.roundTripsPerBatch',
+      key: 'writer.roundTripsPerBatch',
       value: batches ? queries / batches : null,
       unit: '',
       target: { op: '<=', value: 1 },
