@@ -29,6 +29,7 @@ export const AUDIT_METRICS = {
   FlushFailed: AUDIT_EVENTS.flushFailed,
   Quarantined: AUDIT_EVENTS.quarantined,
   SealFailed: AUDIT_EVENTS.sealFailed,
+  DiffFailed: AUDIT_EVENTS.diffFailed,
 } as const;
 
 /** Name of one audit metric. */
@@ -57,8 +58,8 @@ export interface AuditObservabilityStackProps extends StackProps {
 
 /**
  * Operator-facing observability of the audit module: the application log group, a metric per
- * failure event, alarms on audit-DB write failures, on dropped, evicted or quarantined entries and on
- * repeated sealing failures (integrity on), and the SNS
+ * failure event, alarms on audit-DB write failures, on dropped, evicted or quarantined entries, on
+ * entity diffs not captured, and on repeated sealing failures (integrity on), and the SNS
  * topic of the operations team that receives both the alarm and the OK transitions.
  *
  * @example
@@ -114,6 +115,13 @@ export class AuditObservabilityStack extends Stack {
     this.alarm('QuarantinedAlarm', 'Quarantined', {
       alarmName: `audit-entries-quarantined-${props.environment}`,
       alarmDescription: `The audit DB refused entries for their content: they are quarantined, not in the DB; fix the cause and replay them. ${RUNBOOK}`,
+      threshold: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+    });
+
+    this.alarm('DiffFailedAlarm', 'DiffFailed', {
+      alarmName: `audit-diffs-failed-${props.environment}`,
+      alarmDescription: `Entity changes could not be captured as before/after diffs: the writes and their audit rows went ahead without them. ${RUNBOOK}`,
       threshold: 1,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
     });

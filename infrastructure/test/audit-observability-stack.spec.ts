@@ -38,6 +38,7 @@ describe('AuditObservabilityStack', () => {
     ['FlushFailed', 'audit.flush_failed'],
     ['Quarantined', 'audit.quarantined'],
     ['SealFailed', 'audit.seal_failed'],
+    ['DiffFailed', 'audit.diff_failed'],
   ])('counts %s from the JSON event %s', (metricName, event) => {
     prod.hasResourceProperties('AWS::Logs::MetricFilter', {
       FilterPattern: `{ $.event = "${event}" }`,
@@ -46,9 +47,9 @@ describe('AuditObservabilityStack', () => {
     });
   });
 
-  it('has exactly the six metric filters and five alarms', () => {
-    prod.resourceCountIs('AWS::Logs::MetricFilter', 6);
-    prod.resourceCountIs('AWS::CloudWatch::Alarm', 5);
+  it('has exactly the seven metric filters and six alarms', () => {
+    prod.resourceCountIs('AWS::Logs::MetricFilter', 7);
+    prod.resourceCountIs('AWS::CloudWatch::Alarm', 6);
   });
 
   it('alarms on 3 sealing failures in 15 minutes, to the operations topic, pointing to the integrity doc', () => {
@@ -83,20 +84,23 @@ describe('AuditObservabilityStack', () => {
     });
   });
 
-  it.each(['Dropped', 'Evicted', 'Quarantined'])('alarms on any %s entry in 5 minutes, to the operations topic', (metricName) => {
-    prod.hasResourceProperties('AWS::CloudWatch::Alarm', {
-      Namespace: 'AuditLog',
-      MetricName: metricName,
-      Statistic: 'Sum',
-      Period: 300,
-      EvaluationPeriods: 1,
-      Threshold: 1,
-      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
-      TreatMissingData: 'notBreaching',
-      AlarmActions: [topicRef(prod)],
-      OKActions: [topicRef(prod)],
-    });
-  });
+  it.each(['Dropped', 'Evicted', 'Quarantined', 'DiffFailed'])(
+    'alarms on any %s entry in 5 minutes, to the operations topic',
+    (metricName) => {
+      prod.hasResourceProperties('AWS::CloudWatch::Alarm', {
+        Namespace: 'AuditLog',
+        MetricName: metricName,
+        Statistic: 'Sum',
+        Period: 300,
+        EvaluationPeriods: 1,
+        Threshold: 1,
+        ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+        TreatMissingData: 'notBreaching',
+        AlarmActions: [topicRef(prod)],
+        OKActions: [topicRef(prod)],
+      });
+    },
+  );
 
   it('names the quarantine alarm as the runbook does, and points to the runbook', () => {
     prod.hasResourceProperties('AWS::CloudWatch::Alarm', {

@@ -15,6 +15,7 @@ const CONTRACT: Record<string, string> = {
   FlushFailed: 'audit.flush_failed',
   Quarantined: 'audit.quarantined',
   SealFailed: 'audit.seal_failed',
+  DiffFailed: 'audit.diff_failed',
 };
 
 interface SynthesizedFilter {
