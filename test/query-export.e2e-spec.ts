@@ -6,6 +6,7 @@ import { runInNewContext } from 'node:vm';
 import request from 'supertest';
 import { TestPostgres } from './support/postgres';
 import { orderedId, seed, startQueryApp } from './support/query-app';
+import { parseCsv } from './support/csv';
 
 const ROWS = 100_000;
 const NOTE = 'x'.repeat(2000);
@@ -16,18 +17,6 @@ function retainedMb(): number {
   (runInNewContext('gc') as () => void)();
   const { heapUsed, arrayBuffers } = process.memoryUsage();
   return (heapUsed + arrayBuffers) / 1024 ** 2;
-}
-
-/** Splits RFC 4180 text into records of fields (quoted fields may hold commas, quotes and line breaks). */
-function parseCsv(text: string): string[][] {
-  const records: string[][] = [];
-  const field = /("(?:[^"]|"")*"|[^,\r\n]*)(,|\r\n|$)/gy;
-  const record: string[] = [];
-  for (let match = field.exec(text); match && match[0] !== ''; match = field.exec(text)) {
-    record.push(match[1].startsWith('"') ? match[1].slice(1, -1).replaceAll('""', '"') : match[1]);
-    if (match[2] !== ',') records.push(record.splice(0));
-  }
-  return records;
 }
 
 // Exports stream over HTTP in chunks as they are read: 100k rows of 2 KB leave the memory flat.

@@ -1,18 +1,7 @@
 import fc from 'fast-check';
 import { exportHeader, exportLines } from './audit-export.format';
 import { type ExportRow } from './audit-query.sql';
-
-/** RFC 4180 records back into fields, for the round trip. */
-function parseCsv(text: string): string[][] {
-  const records: string[][] = [];
-  const field = /("(?:[^"]|"")*"|[^,\r\n]*)(,|\r\n|$)/gy;
-  const record: string[] = [];
-  for (let match = field.exec(text); match && match[0] !== ''; match = field.exec(text)) {
-    record.push(match[1].startsWith('"') ? match[1].slice(1, -1).replaceAll('""', '"') : match[1]);
-    if (match[2] !== ',') records.push(record.splice(0));
-  }
-  return records;
-}
+import { parseCsv } from '../../../test/support/csv';
 
 const text = fc.string({ unit: 'binary', maxLength: 40 }).filter((s) => !s.includes('\u0000'));
 const json = fc.jsonValue().map((v) => JSON.stringify(v));
