@@ -2,13 +2,13 @@ import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
 import { type AuditOutcome } from './audit-entry';
 
 /**
- * One row of the append-only `audit_log` table. Create the table with the migration
- * {@link CreateAuditLog1732700000000}; the database refuses UPDATE, DELETE and TRUNCATE on it.
+ * One row of the append-only `audit_log` table. Create the table with {@link AUDIT_MIGRATIONS};
+ * the database refuses UPDATE, DELETE and TRUNCATE on it.
  *
  * @example
  * import { TypeOrmModule } from '@nestjs/typeorm';
  *
- * TypeOrmModule.forRoot({ type: 'postgres', url, entities: [AuditLog], migrations: [CreateAuditLog1732700000000], migrationsRun: true });
+ * TypeOrmModule.forRoot({ type: 'postgres', url, entities: [AuditLog], migrations: [...AUDIT_MIGRATIONS], migrationsRun: true });
  */
 @Entity({ name: 'audit_log' })
 @Index('audit_log_entity_time_idx', ['entityType', 'entityId', 'occurredAt', 'id'])

@@ -24,7 +24,7 @@ import { AuditSpool, FileSpool } from './spool';
  * @example
  * @Module({
  *   imports: [
- *     TypeOrmModule.forRoot({ type: 'postgres', url, autoLoadEntities: true, migrations: [CreateAuditLog1732700000000], migrationsRun: true }),
+ *     TypeOrmModule.forRoot({ type: 'postgres', url, autoLoadEntities: true, migrations: [...AUDIT_MIGRATIONS], migrationsRun: true }),
  *     AuditModule.forRoot({ userIdFrom: (req) => req.user?.id }),
  *   ],
  * })
