@@ -37,13 +37,17 @@ export class AuditFallback {
   /** Entries the ring evicted while their own recovery batch was in flight: lost only if it fails. */
   private evictedInFlight: BufferedEntry[] = [];
   private readonly appends = new Set<Promise<void>>();
+  /** Entries in spool appends not yet settled. */
+  private waiting = 0;
 
+  /** `maxWaiting`: entries that may wait for the spool at once. */
   constructor(
     readonly buffer: AuditBuffer,
     readonly spool: AuditSpool | null,
     private readonly console: ConsoleSink,
     private readonly reporter: AuditReporter,
     private readonly onDropped: (count: number) => void,
+    private readonly maxWaiting: number,
   ) {}
 
   /** Spool appends not yet settled: entries that count only once their fsync has resolved. */
@@ -94,9 +98,25 @@ export class AuditFallback {
     this.evicted(this.evictedInFlight.splice(0));
   }
 
-  /** Appends to the spool (fsynced when it resolves); what the spool refuses is dropped. */
+  /** Whether `count` more entries may wait for the spool: a hung disk holds at most `maxWaiting` in memory. */
+  spoolHasRoom(count: number): boolean {
+    return this.waiting + count <= this.maxWaiting;
+  }
+
+  /**
+   * Appends to the spool (fsynced when it resolves); what the spool refuses is dropped, and so is
+   * what finds `maxWaiting` entries already waiting for it (reason `spool_backlog`).
+   */
   toSpool(records: AuditRecord[], reason: SpoolReason, withEntry = reason === 'sync'): Promise<void> {
-    const append = this.append(records, reason, withEntry);
+    const room = Math.max(0, this.maxWaiting - this.waiting);
+    if (this.spool && records.length > room) {
+      this.drop(records.slice(room), 'spool_backlog', null, withEntry);
+      records = records.slice(0, room);
+      if (records.length === 0) return Promise.resolve();
+    }
+    const waiting = records.length;
+    this.waiting += waiting;
+    const append = this.append(records, reason, withEntry).finally(() => (this.waiting -= waiting));
     this.appends.add(append);
     void append.finally(() => this.appends.delete(append));
     return append;

@@ -426,6 +426,39 @@ describe('AuditService bounds', () => {
     expect(of('audit.buffered').map((f) => f.entityId)).toEqual(['nda-2']);
   });
 
+  it('holds at most max(bufferSize, 1000) entries waiting for a hung spool; the rest are counted as dropped, each with a line', async () => {
+    const spool = new HeldSpool();
+    const { service, repository, of } = setup({ bufferSize: 5, retryBackoffMs: 60_000, retryBackoffMaxMs: 60_000 }, spool);
+    repository.behaviour = () => 'fail';
+    for (let n = 1; n <= 1030; n++) await service.log(entry(n));
+    const waiting = spool.appends.flatMap((a) => a.records);
+    expect(waiting).toHaveLength(1000);
+    expect(service.status()).toMatchObject({ buffered: 5, dropped: 25 });
+    const dropped = of('audit.dropped');
+    expect(dropped).toHaveLength(25);
+    expect(dropped.every((f) => f.reason === 'spool_backlog')).toBe(true);
+    spool.appends.forEach((a) => a.release());
+    await eventuallyTrue(() => of('audit.spooled').length === 1000, 1000);
+    spool.holding = false;
+  });
+
+  it('in sync mode, answers at once from the ring while 1000 entries already wait for a hung spool', async () => {
+    const spool = new HeldSpool();
+    const { service, repository, of } = setup(
+      { mode: 'sync', bufferSize: 2, writeTimeoutMs: 60_000, retryBackoffMs: 60_000, retryBackoffMaxMs: 60_000 },
+      spool,
+    );
+    repository.behaviour = () => 'fail';
+    const waiting = Array.from({ length: 1000 }, (_, n) => service.log(entry(n)));
+    await eventuallyTrue(() => spool.appends.flatMap((a) => a.records).length === 1000, 1000);
+    await service.log(entry(1000));
+    expect(of('audit.buffered').map((f) => f.entityId)).toEqual(['nda-1000']);
+    expect(spool.appends.flatMap((a) => a.records)).toHaveLength(1000);
+    spool.appends.forEach((a) => a.release());
+    await Promise.all(waiting);
+    spool.holding = false;
+  });
+
   it('in sync mode, answers within writeTimeoutMs plus a bounded spool write even when the spool hangs', async () => {
     jest.useFakeTimers({ now: 1_000_000 });
     const spool = new HeldSpool();

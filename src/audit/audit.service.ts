@@ -98,7 +98,14 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
         this.park(batch);
       },
     );
-    this.fallback = new AuditFallback(buffer, spool, console, reporter, (n) => this.circuit.count('dropped', n));
+    this.fallback = new AuditFallback(
+      buffer,
+      spool,
+      console,
+      reporter,
+      (n) => this.circuit.count('dropped', n),
+      Math.max(options.bufferSize, SPOOL_WAITING_FLOOR),
+    );
     this.recovery = new AuditRecovery(this.fallback, this.circuit, console, options.batchSize, {
       insert: (records) => this.insert(records),
       failed: (error, attempt, first, entries) => this.failed(error, attempt, first, entries),
@@ -256,13 +263,14 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
   /**
    * Entries the database did not take: to the ring with their lines, or in sync mode with a spool,
    * to the spool. A spool write that has not resolved within `writeTimeoutMs` does not hold the
-   * request longer: the entry goes to the ring as well (a duplicate there is harmless).
+   * request longer: the entry goes to the ring as well (a duplicate there is harmless). With
+   * `max(bufferSize, 1000)` entries already waiting for the spool, the ring takes the entry at once.
    */
   private park(pendings: PendingEntry[]): void {
     if (pendings.length === 0) return;
     if (this.closed) {
       for (const p of pendings) void this.fallback.afterShutdown(p.record, this.circuit.lastError).finally(p.settle);
-    } else if (this.options.mode === 'sync' && this.fallback.spool) {
+    } else if (this.options.mode === 'sync' && this.fallback.spool && this.fallback.spoolHasRoom(pendings.length)) {
       let answered = false;
       const answer = () => {
         answered = true;
@@ -339,6 +347,8 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
   }
 }
 
+/** Entries that may wait for the spool's fsync at once, at the least (else `bufferSize`): a hung disk holds no more. */
+const SPOOL_WAITING_FLOOR = 1000;
 /** Waits for `promise`, at most `ms`. */
 async function within(promise: Promise<unknown> | undefined, ms: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
