@@ -3,7 +3,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DataSource } from 'typeorm';
-import { AuditLog, AuditSealer, AuditService } from '../src/audit';
+import { Client } from 'pg';
+import { AuditLog, AuditSealer, AuditService, verifyTrail } from '../src/audit';
 import { sealOnce } from '../src/audit/integrity/seal-store';
 import { startSealingApp, sealingKeys, verify, witnessText } from './support/integrity';
 import { TestPostgres } from './support/postgres';
@@ -126,6 +127,48 @@ describe('audit-verify against a tampered trail', () => {
     const result = await verify(url);
     expect(result.anomalies).toEqual(['ANOMALY seal_changed seal 2']);
     expect(result.code).toBe(1);
+  });
+
+  it('checks only the rows of the seals made between --from and --to, and the chain whole', async () => {
+    const { url, sql } = await copy();
+    const sealedAt = (await sql('SELECT sealed_at FROM audit_seal ORDER BY seq')).map((row) => (row.sealed_at as Date).toISOString());
+    const [first, last] = [rowsBySeal[0][5], rowsBySeal[2][5]];
+    await sql(unlocked('audit_log', `UPDATE audit_log SET user_id = 'mallory' WHERE id IN ('${first}', '${last}')`));
+    await sql(unlocked('audit_seal', 'UPDATE audit_seal SET row_count = 29 WHERE seq = 1'));
+    const second = await verify(url, '--from', sealedAt[1], '--to', sealedAt[1]);
+    expect(second.anomalies).toEqual(['ANOMALY seal_changed seal 1']);
+    expect(second.out).toContain('audit-verify: 30 rows verified, 1 seals verified, 0 rows not sealed yet, 1 anomalies');
+    const third = await verify(url, '--from', sealedAt[2]);
+    expect(third.anomalies).toEqual(['ANOMALY seal_changed seal 1', `ANOMALY row_changed row ${last}`]);
+    expect(third.code).toBe(1);
+    const bad = await verify(url, '--from', 'yesterday');
+    expect(bad.code).toBe(2);
+    expect(bad.out[0].split('\n')[0]).toBe('--from must be a time such as 2026-11-28T00:00:00Z, got "yesterday"');
+  });
+
+  it('reports the same findings, in seal order, when each seal is read by a query of its own on several connections', async () => {
+    const { url, sql } = await copy();
+    const changed = [rowsBySeal[2][1], rowsBySeal[0][2]];
+    await sql(unlocked('audit_log', `UPDATE audit_log SET outcome = 'failure' WHERE id IN ('${changed.join("', '")}')`));
+    const client = new Client({ connectionString: url });
+    await client.connect();
+    const workers: Client[] = [];
+    const connect = async () => {
+      const worker = new Client({ connectionString: url });
+      await worker.connect();
+      workers.push(worker);
+      return worker;
+    };
+    try {
+      const whole = await verifyTrail(client);
+      const bySeal = await verifyTrail(client, { chunkRows: 30, jobs: 2, connect });
+      expect(bySeal).toEqual(whole);
+      expect(bySeal.anomalies.map((a) => a.row)).toEqual([changed[1], changed[0]]);
+      expect(bySeal).toMatchObject({ rowsVerified: 90, sealsVerified: 3, anomalyCount: 2 });
+      expect(workers).toHaveLength(2);
+    } finally {
+      await client.end();
+    }
   });
 
   it('names the seals of a consistent re-chaining inside the database, against the witness and against the signatures', async () => {

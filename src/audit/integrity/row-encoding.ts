@@ -73,6 +73,28 @@ export interface RowKey {
   id: string;
 }
 
+/** A row's key as the verifier sorts it: `tx` as a number (or null), `id` as canonical UUID text. */
+export interface SortKey {
+  tx: bigint | null;
+  id: string;
+}
+
+/**
+ * Orders keys as PostgreSQL orders `(tx NULLS FIRST, id)`: canonical UUID texts (lowercase, of
+ * one length) sort as the UUIDs' bytes do.
+ *
+ * @example
+ * [{ tx: 10n, id: 'b…' }, { tx: 9n, id: 'c…' }].sort(compareKeys); // tx 9 first
+ */
+export function compareKeys(a: SortKey, b: SortKey): number {
+  if (a.tx !== b.tx) {
+    if (a.tx === null) return -1;
+    if (b.tx === null) return 1;
+    return a.tx < b.tx ? -1 : 1;
+  }
+  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+}
+
 /**
  * SQL that selects the rows after `after` (exclusive) up to `upTo` (inclusive) in sealing order,
  * with the parameters it needs, numbered from `$1`. Either bound may be absent.
@@ -84,18 +106,22 @@ export function keyRange(after: RowKey | null, upTo: RowKey | null): { where: st
   const parameters: string[] = [];
   const p = (value: string) => `$${parameters.push(value)}`;
   const parts: string[] = [];
+  // The plain bounds on tx beside each OR are what the BRIN index on tx can use.
   if (after) {
     parts.push(
       after.tx === null
         ? `(tx IS NOT NULL OR id > ${p(after.id)}::uuid)`
-        : `(tx > ${p(after.tx)}::bigint OR (tx = $${parameters.length}::bigint AND id > ${p(after.id)}::uuid))`,
+        : `tx >= ${p(after.tx)}::bigint AND (tx > $${parameters.length}::bigint OR (tx = $${parameters.length}::bigint AND id > ${p(after.id)}::uuid))`,
     );
   }
   if (upTo) {
+    const tx = upTo.tx === null ? null : p(upTo.tx);
     parts.push(
-      upTo.tx === null
+      tx === null
         ? `(tx IS NULL AND id <= ${p(upTo.id)}::uuid)`
-        : `(tx IS NULL OR tx < ${p(upTo.tx)}::bigint OR (tx = $${parameters.length}::bigint AND id <= ${p(upTo.id)}::uuid))`,
+        : after?.tx
+          ? `tx <= ${tx}::bigint AND (tx < ${tx}::bigint OR (tx = ${tx}::bigint AND id <= ${p(upTo.id)}::uuid))`
+          : `(tx IS NULL OR tx < ${tx}::bigint OR (tx = ${tx}::bigint AND id <= ${p(upTo.id)}::uuid))`,
     );
   }
   return { where: parts.length ? parts.join(' AND ') : 'TRUE', parameters };

@@ -93,11 +93,15 @@ export async function sealOnce(
       last_id: string;
     }[];
     const after: RowKey | null = newest ? { tx: newest.last_tx, id: newest.last_id } : null;
+    const log = quoteTablePath(logTablePath);
+    // The seal's rows are picked by their keys alone, then read by id and hashed: a backlog is
+    // never sorted as whole rows, and only the rows sealed are hashed.
     const select = (where: string, order: string, parameters: string[]) =>
       runner.query(
-        `WITH h AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS horizon)
-         SELECT id::text AS id, tx::text AS tx, ${LEAF_SQL} AS leaf, h.horizon::text AS horizon FROM ${quoteTablePath(logTablePath)} AS l, h
-         WHERE ${where} ORDER BY ${order} LIMIT ${maxRows}`,
+        `WITH h AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS horizon),
+         picked AS MATERIALIZED (SELECT l.id FROM ${log} AS l, h WHERE ${where} ORDER BY ${order} LIMIT ${maxRows})
+         SELECT id::text AS id, tx::text AS tx, ${LEAF_SQL} AS leaf, h.horizon::text AS horizon
+         FROM ${log} AS l, h WHERE l.id = ANY(ARRAY(SELECT id FROM picked)) ORDER BY l.tx NULLS FIRST, l.id`,
         parameters,
       ) as Promise<LeafRow[]>;
     // Rows from before the migration (no tx) come first, in id order along the primary key.

@@ -15,10 +15,9 @@ describe('row encoding and seals', () => {
   it('reads back the manifest it writes: the row id and the leaf hash prefix', () => {
     const leaf = leafHash(row);
     const manifest = Buffer.concat([manifestEntry(row[0] as string, leaf), manifestEntry('01937a4c-0000-7000-8000-00000000000b', leaf)]);
-    expect([...readManifest(manifest)]).toEqual([
-      [row[0], leaf.toString('hex', 0, 8)],
-      ['01937a4c-0000-7000-8000-00000000000b', leaf.toString('hex', 0, 8)],
-    ]);
+    const entries = [...readManifest(manifest)];
+    expect(entries.map(([id]) => id)).toEqual([row[0], '01937a4c-0000-7000-8000-00000000000b']);
+    for (const [, at] of entries) expect(manifest.toString('hex', at, at + 8)).toBe(leaf.toString('hex', 0, 8));
   });
 
   it('hashes every field of a seal, and signs the hash so that only the key holder can', () => {

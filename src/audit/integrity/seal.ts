@@ -70,17 +70,18 @@ export function manifestEntry(id: string, leaf: Buffer): Buffer {
 }
 
 /**
- * The manifest as a map from row id (canonical UUID text) to its leaf-hash prefix (hex).
+ * The manifest as a map from row id (canonical UUID text) to where that row's leaf-hash prefix
+ * starts in the manifest (8 bytes from there).
  *
  * @example
- * readManifest(seal.manifest).get(rowId); // 'a1b2c3d4e5f60718'
+ * const at = readManifest(seal.manifest).get(rowId) as number;
+ * seal.manifest.toString('hex', at, at + 8); // 'a1b2c3d4e5f60718'
  */
-export function readManifest(manifest: Buffer): Map<string, string> {
-  const entries = new Map<string, string>();
+export function readManifest(manifest: Buffer): Map<string, number> {
+  const entries = new Map<string, number>();
   for (let at = 0; at + MANIFEST_ENTRY_BYTES <= manifest.length; at += MANIFEST_ENTRY_BYTES) {
     const hex = manifest.toString('hex', at, at + 16);
-    const id = `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
-    entries.set(id, manifest.toString('hex', at + 16, at + MANIFEST_ENTRY_BYTES));
+    entries.set(`${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`, at + 16);
   }
   return entries;
 }

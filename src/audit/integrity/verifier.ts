@@ -2,7 +2,7 @@ import { type KeyObject } from 'node:crypto';
 import { type Client } from 'pg';
 import { quoteTablePath } from '../audit-insert-sql';
 import { merkleRoot } from './merkle';
-import { keyRange, LEAF_SQL, type RowKey } from './row-encoding';
+import { compareKeys, keyRange, LEAF_SQL, type RowKey, type SortKey } from './row-encoding';
 import { GENESIS_HASH, keyIdOf, readManifest, type Seal, sealHash, verifySeal } from './seal';
 import { SEAL_COLUMNS_SQL, sealTableOf, toSeal } from './seal-store';
 import { type WitnessedSeal } from './witness';
@@ -43,6 +43,8 @@ export interface VerifyOptions {
    */
   connect?: () => Promise<Client>;
   jobs?: number;
+  /** Rows read by one query: consecutive seals are checked together up to this many (a larger seal alone). Default 50 000. */
+  chunkRows?: number;
 }
 
 /** The result: counts, and the anomalies (the first 100 000; `anomalyCount` counts them all). */
@@ -58,11 +60,29 @@ export interface VerifyReport {
 
 const FETCH = 10_000;
 const KEPT = 100_000;
+const CHUNK_ROWS = 50_000;
+
+/** Consecutive seals whose rows one query reads: the range after `after` up to the last seal's last row. */
+interface Chunk {
+  after: RowKey | null;
+  seals: Seal[];
+  /** Per seal, in order: its findings (the seal's own first, then its rows'). */
+  found: Anomaly[][];
+  rows: number;
+}
+
+/** Findings in seal order: a chunk's check still running, or findings already made. */
+interface Queued {
+  done: Promise<number>;
+  found: Anomaly[][];
+  job: boolean;
+}
 
 /**
  * Checks the audit log against its seals (and the witness and public key when given), reading in
- * one repeatable-read snapshot, rows through a cursor a seal at a time: memory stays within
- * `jobs` seals' manifests whatever the table's size.
+ * one repeatable-read snapshot. Rows are read through a cursor a chunk of seals at a time (about
+ * 50 000 rows, or one larger seal), hashed here and sorted into their seals: memory stays within
+ * `jobs` chunks whatever the table's size, and the server only selects rows.
  *
  * @example
  * const report = await verifyTrail(client, { witness: await readWitness(['export.log'], 'audit/audit_log'), publicKey });
@@ -72,11 +92,11 @@ export async function verifyTrail(client: Client, options: VerifyOptions = {}): 
   const table = options.table ?? 'audit_log';
   const report = emptyReport();
   const found: Anomaly[] = [];
-  const add = (anomaly: Anomaly) => found.push(anomaly);
   const workers: Client[] = [];
   await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
   try {
     const jobs = options.connect ? Math.max(1, options.jobs ?? 1) : 1;
+    const chunkRows = Math.max(1, options.chunkRows ?? CHUNK_ROWS);
     if (jobs > 1 && options.connect) {
       const [{ snapshot }] = (await client.query<{ snapshot: string }>('SELECT pg_export_snapshot() AS snapshot')).rows;
       for (let i = 0; i < jobs; i++) {
@@ -89,12 +109,24 @@ export async function verifyTrail(client: Client, options: VerifyOptions = {}): 
       workers.push(client);
     }
     const idle = [...workers];
-    // Row checks run `jobs` at a time; their findings are merged in seal order, as if run one by one.
-    const inFlight: { done: Promise<number>; found: Anomaly[] }[] = [];
+    // Chunks are checked `jobs` at a time; findings are merged in seal order, as if checked one by one.
+    const queue: Queued[] = [];
     const merge = async () => {
-      const oldest = inFlight.shift() as (typeof inFlight)[number];
+      const oldest = queue.shift() as Queued;
       report.rowsVerified += await oldest.done;
-      found.push(...oldest.found);
+      for (const sealFound of oldest.found) found.push(...sealFound);
+    };
+    let chunk: Chunk | null = null;
+    const dispatch = async () => {
+      if (!chunk) return;
+      const ready = chunk;
+      chunk = null;
+      while (queue.filter((q) => q.job).length >= jobs) await merge();
+      const worker = idle.pop() as Client;
+      const done = checkChunk(worker, table, ready).finally(() => idle.push(worker));
+      // Awaited in merge(); marked handled so that a failure while others run is not an unhandled rejection.
+      done.catch(() => undefined);
+      queue.push({ done, found: ready.found, job: true });
     };
     let previous: Seal | null = null;
     let expectedSeq = 1;
@@ -109,36 +141,40 @@ export async function verifyTrail(client: Client, options: VerifyOptions = {}): 
         const seal = toSeal(row);
         after = seal.seq;
         seen.add(seal.seq);
-        for (let missing = expectedSeq; missing < seal.seq && missing < expectedSeq + 1000; missing++) {
-          add({ kind: 'seal_missing', seal: missing, detail: 'absent from audit_seal: the chain skips it' });
-        }
         const sealFound: Anomaly[] = [];
+        for (let missing = expectedSeq; missing < seal.seq && missing < expectedSeq + 1000; missing++) {
+          sealFound.push({ kind: 'seal_missing', seal: missing, detail: 'absent from audit_seal: the chain skips it' });
+        }
         checkSeal(seal, previous, options, (a) => sealFound.push(a));
         const inRange = (options.from ?? -Infinity) <= seal.sealedAt && seal.sealedAt <= (options.to ?? Infinity);
-        while (inFlight.length >= jobs) await merge();
         if (inRange) {
-          const worker = idle.pop() as Client;
-          const after = previous && { tx: previous.lastTx, id: previous.lastId };
-          const done = checkRows(worker, table, seal, after, (a) => sealFound.push(a)).finally(() => idle.push(worker));
-          // Awaited in merge(); marked handled so that a failure while others run is not an unhandled rejection.
-          done.catch(() => undefined);
-          inFlight.push({ done, found: sealFound });
+          if (chunk && chunk.rows + seal.rowCount > chunkRows) await dispatch();
+          chunk ??= { after: previous && { tx: previous.lastTx, id: previous.lastId }, seals: [], found: [], rows: 0 };
+          chunk.seals.push(seal);
+          chunk.found.push(sealFound);
+          chunk.rows += seal.rowCount;
           report.sealsVerified += 1;
         } else {
-          found.push(...sealFound);
+          await dispatch();
+          queue.push({ done: Promise.resolve(0), found: [sealFound], job: false });
         }
         previous = seal;
         expectedSeq = seal.seq + 1;
       }
     }
-    while (inFlight.length > 0) await merge();
+    await dispatch();
+    while (queue.length > 0) await merge();
     for (const [seq, witnessed] of options.witness ?? []) {
       const at = Date.parse(witnessed[0].sealedAt);
       if (seen.has(seq) || at < (options.from ?? -Infinity) || at > (options.to ?? Infinity)) continue;
       const w = witnessed[0];
-      add({ kind: 'seal_missing', seal: seq, detail: `in the witness (${w.rows} rows, last row ${w.lastId}) but not in audit_seal` });
+      found.push({
+        kind: 'seal_missing',
+        seal: seq,
+        detail: `in the witness (${w.rows} rows, last row ${w.lastId}) but not in audit_seal`,
+      });
     }
-    report.rowsUnsealed = await checkTail(client, table, previous, add);
+    report.rowsUnsealed = await checkTail(client, table, previous, (a) => found.push(a));
   } finally {
     await client.query('ROLLBACK').catch(() => undefined);
     for (const worker of workers) if (worker !== client) await worker.end().catch(() => undefined);
@@ -175,61 +211,87 @@ function checkSeal(seal: Seal, previous: Seal | null, options: VerifyOptions, ad
   }
 }
 
-async function checkRows(client: Client, table: string, seal: Seal, after: RowKey | null, add: (a: Anomaly) => void): Promise<number> {
+/** A row of a chunk: its key and its leaf hash. */
+interface LeafRow extends SortKey {
+  leaf: Buffer;
+}
+
+/** Reads a chunk's rows, hashes them, sorts them into their seals and checks each seal; returns the rows read. */
+async function checkChunk(client: Client, table: string, chunk: Chunk): Promise<number> {
+  const last = chunk.seals[chunk.seals.length - 1];
+  const rows: LeafRow[] = [];
+  // Leaves are hashed by the server, in no particular order: 32 bytes a row travel, and the sort is here.
+  await forEachRow(client, table, `id::text, tx::text, ${LEAF_SQL}`, chunk.after, { tx: last.lastTx, id: last.lastId }, (row) => {
+    const [id, tx, leaf] = row as [string, string | null, Buffer];
+    rows.push({ id, tx: tx === null ? null : BigInt(tx), leaf });
+  });
+  rows.sort(compareKeys);
+  let from = 0;
+  chunk.seals.forEach((seal, i) => {
+    const end: SortKey = { tx: seal.lastTx === null ? null : BigInt(seal.lastTx), id: seal.lastId };
+    let to = from;
+    while (to < rows.length && compareKeys(rows[to], end) <= 0) to++;
+    checkRows(seal, rows, from, to, (a) => chunk.found[i].push(a));
+    from = to;
+  });
+  return rows.length;
+}
+
+/** Checks one seal's rows (`rows[from]` up to `rows[to]`, in sealing order) against its manifest and root. */
+function checkRows(seal: Seal, rows: LeafRow[], from: number, to: number, add: (a: Anomaly) => void): void {
   const manifest = readManifest(seal.manifest);
-  const leaves: Buffer[] = [];
   let rowProblems = 0;
-  await forEachRow(client, table, after, { tx: seal.lastTx, id: seal.lastId }, ([id, , leaf]) => {
-    leaves.push(leaf);
-    const sealed = manifest.get(id);
-    if (sealed === undefined) {
+  for (let i = from; i < to; i++) {
+    const { id, leaf } = rows[i];
+    const at = manifest.get(id);
+    if (at === undefined) {
       rowProblems += 1;
       add({ kind: 'row_forged', row: id, detail: `in the range of seal ${seal.seq} but not sealed by it` });
     } else {
       manifest.delete(id);
-      if (sealed !== leaf.toString('hex', 0, 8)) {
+      if (leaf.compare(seal.manifest, at, at + 8, 0, 8) !== 0) {
         rowProblems += 1;
         add({ kind: 'row_changed', row: id, detail: `differs from what seal ${seal.seq} sealed` });
       }
     }
-  });
+  }
   for (const id of manifest.keys()) add({ kind: 'row_missing', row: id, detail: `sealed by seal ${seal.seq}, no longer in the table` });
   rowProblems += manifest.size;
-  if (rowProblems === 0 && !merkleRoot(leaves).equals(seal.root)) {
+  if (rowProblems === 0 && !merkleRoot(rows.slice(from, to).map((row) => row.leaf)).equals(seal.root)) {
     add({ kind: 'seal_changed', seal: seal.seq, detail: 'its Merkle root does not match its rows' });
   }
-  return leaves.length;
 }
 
 /** Rows after the newest seal: below its horizon (or without a transaction id after the first rows), they are forged. */
 async function checkTail(client: Client, table: string, last: Seal | null, add: (a: Anomaly) => void): Promise<number> {
   let count = 0;
   const horizon = last ? BigInt(last.horizon) : 0n;
-  await forEachRow(client, table, last && { tx: last.lastTx, id: last.lastId }, null, (row) => {
+  await forEachRow(client, table, 'id::text, tx::text', last && { tx: last.lastTx, id: last.lastId }, null, (row) => {
     count += 1;
-    const [id, tx] = row;
+    const [id, tx] = row as [string, string | null];
     const backdated = tx === null ? !!last && (last.lastTx !== null || horizon > 0n) : BigInt(tx) < horizon;
     if (backdated) add({ kind: 'row_forged', row: id, detail: `after the newest seal but older than its horizon` });
   });
   return count;
 }
 
+/** Selects `columns` of the rows after `after` up to `upTo` through a cursor, in no particular order. */
 async function forEachRow(
   client: Client,
   table: string,
+  columns: string,
   after: RowKey | null,
   upTo: RowKey | null,
-  each: (row: [id: string, tx: string | null, leaf: Buffer]) => void,
+  each: (row: unknown[]) => void,
 ): Promise<void> {
   const { where, parameters } = keyRange(after, upTo);
-  // Leaves are hashed by the server: 32 bytes a row travel, not the row.
   await client.query(
-    `DECLARE verify_rows NO SCROLL CURSOR FOR SELECT id::text, tx::text, ${LEAF_SQL} FROM ${quoteTablePath(table)} AS l WHERE ${where} ORDER BY l.tx ASC NULLS FIRST, l.id`,
+    `DECLARE verify_rows NO SCROLL CURSOR FOR SELECT ${columns} FROM ${quoteTablePath(table)} AS l WHERE ${where}`,
     parameters,
   );
   try {
     for (;;) {
-      const { rows } = await client.query<[string, string | null, Buffer]>({ text: `FETCH ${FETCH} FROM verify_rows`, rowMode: 'array' });
+      const { rows } = await client.query<unknown[]>({ text: `FETCH ${FETCH} FROM verify_rows`, rowMode: 'array' });
       rows.forEach(each);
       if (rows.length < FETCH) break;
     }
