@@ -551,6 +551,23 @@ describe('AuditService bounds', () => {
     await service.beforeApplicationShutdown();
     expect(batches).toBeLessThan(20);
   });
+
+  it('stops draining a slow ring 2 × writeTimeoutMs into shutdown, and spools the rest', async () => {
+    const spool = new HeldSpool();
+    spool.holding = false;
+    const { service, repository } = setup({ batchSize: 1, writeTimeoutMs: 100, retryBackoffMs: 60_000, retryBackoffMaxMs: 60_000 }, spool);
+    repository.behaviour = () => 'fail';
+    await Promise.all(Array.from({ length: 20 }, (_, n) => service.log(entry(n))));
+    expect(service.status()).toMatchObject({ state: 'down', buffered: 20 });
+    // Each batch commits just under the write timeout: a full drain would take 20 × 90 ms.
+    repository.behaviour = () => new Promise<Outcome>((resolve) => setTimeout(() => resolve('ok'), 90));
+    const t0 = Date.now();
+    await service.beforeApplicationShutdown();
+    // The bound: no write starts after 2 × 100 ms, and the last one started ends within 100 ms (plus slack for a busy host).
+    expect(Date.now() - t0).toBeLessThan(2 * 100 + 100 + 200);
+    expect(repository.committed.size).toBeGreaterThan(0);
+    expect(repository.committed.size + spool.entries).toBe(20);
+  });
 });
 
 describe('AuditService in sync mode without a spool', () => {
