@@ -4,6 +4,9 @@ import { type AuditEntry, AuditEntryNormalizer, type AuditRecord } from './audit
 import { type AuditLog } from './audit-log.entity';
 import { resolveAuditOptions, type AuditModuleOptions } from './audit-options';
 import { AuditService } from './audit.service';
+import { DbHealthIndicator } from './audit-db.health';
+import { type AuditSealer } from './integrity/audit-sealer';
+import { HealthIndicatorService } from '@nestjs/terminus';
 import { RingBuffer } from './ring-buffer';
 import { type AuditEventName, type AuditReporter, type ConsoleSink } from './sinks';
 import { type AuditSpool, FileSpool, type SpoolAppendResult } from './spool';
@@ -408,6 +411,50 @@ describe('AuditService bounds', () => {
     expect(service.status()).toMatchObject({ pending: 0, buffered: 50 });
   });
 
+  it('holds at most bufferMaxBytes on the way to the database; the rest take the failure path at once', async () => {
+    const { service, repository, of } = setup({
+      bufferSize: 10_000,
+      bufferMaxBytes: 64 * 1024,
+      batchSize: 20,
+      retryBackoffMs: 60_000,
+      retryBackoffMaxMs: 60_000,
+    });
+    repository.behaviour = () => 'hang';
+    // Entries of about 2 KiB: 64 KiB hold some 30 of them, far fewer than bufferSize.
+    let peak = 0;
+    const logged = Array.from({ length: 200 }, (_, n) => {
+      const logging = service.log({ ...entry(n), changes: { pad: 'x'.repeat(2000) } });
+      peak = Math.max(peak, service.status().pending);
+      return logging;
+    });
+    expect(peak).toBeGreaterThan(20);
+    expect(peak).toBeLessThanOrEqual(32);
+    expect(service.status()).toMatchObject({ state: 'down', lastError: { code: 'AUDIT_BACKLOG_FULL' } });
+    expect(of('audit.db_write_failed')[0]).toMatchObject({ error: { code: 'AUDIT_BACKLOG_FULL' } });
+    await Promise.all(logged);
+    expect(of('audit.buffered')).toHaveLength(200);
+  });
+
+  it('shows entries queued and in flight as pending, in status() and in the health details', async () => {
+    const { service, repository } = setup({ batchSize: 2, writeTimeoutMs: 2_000 });
+    const health = new DbHealthIndicator(new HealthIndicatorService(), service, { status: () => null } as unknown as AuditSealer);
+    const releases: ((o: Outcome) => void)[] = [];
+    repository.behaviour = () => new Promise<Outcome>((resolve) => releases.push(resolve));
+    const logged = [1, 2, 3, 4, 5].map((n) => service.log(entry(n)));
+    // Two batches of two in flight, one entry queued behind them.
+    await eventuallyTrue(() => releases.length === 2, 1000);
+    expect(service.status()).toMatchObject({ state: 'up', pending: 5, buffered: 0 });
+    expect(health.isHealthy()).toEqual({ audit_db: expect.objectContaining({ status: 'up', pending: 5 }) });
+    releases.forEach((release) => release('ok'));
+    await eventuallyTrue(() => releases.length === 3, 1000);
+    expect(service.status().pending).toBe(1);
+    releases[2]('ok');
+    await Promise.all(logged);
+    expect(service.status().pending).toBe(0);
+    expect(health.isHealthy()).toEqual({ audit_db: expect.objectContaining({ pending: 0 }) });
+    expect(repository.committed.size).toBe(5);
+  });
+
   it('counts the time an entry waits in the queue against writeTimeoutMs', async () => {
     jest.useFakeTimers({ now: 1_000_000 });
     const { service, repository, of } = setup({ writeTimeoutMs: 100, retryBackoffMs: 60_000, retryBackoffMaxMs: 60_000 });
@@ -583,6 +630,23 @@ describe('AuditService bounds', () => {
     await eventuallyTrue(() => batches > 0, 1000);
     await service.beforeApplicationShutdown();
     expect(batches).toBeLessThan(20);
+  });
+
+  it('stops draining a slow ring 2 × writeTimeoutMs into shutdown, and spools the rest', async () => {
+    const spool = new HeldSpool();
+    spool.holding = false;
+    const { service, repository } = setup({ batchSize: 1, writeTimeoutMs: 100, retryBackoffMs: 60_000, retryBackoffMaxMs: 60_000 }, spool);
+    repository.behaviour = () => 'fail';
+    await Promise.all(Array.from({ length: 20 }, (_, n) => service.log(entry(n))));
+    expect(service.status()).toMatchObject({ state: 'down', buffered: 20 });
+    // Each batch commits just under the write timeout: a full drain would take 20 × 90 ms.
+    repository.behaviour = () => new Promise<Outcome>((resolve) => setTimeout(() => resolve('ok'), 90));
+    const t0 = Date.now();
+    await service.beforeApplicationShutdown();
+    // The bound: no write starts after 2 × 100 ms, and the last one started ends within 100 ms (plus slack for a busy host).
+    expect(Date.now() - t0).toBeLessThan(2 * 100 + 100 + 200);
+    expect(repository.committed.size).toBeGreaterThan(0);
+    expect(repository.committed.size + spool.entries).toBe(20);
   });
 });
 

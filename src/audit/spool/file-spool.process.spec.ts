@@ -135,6 +135,7 @@ let stop = false;
 process.stdin.on('data', () => (stop = true));
 while (!stop) {
   await s.replay(async (records) => records.forEach((r) => console.log('replayed ' + r.entityId)), 100, (r) => console.log('rejected ' + r.reason));
+  console.log('replay done');
   await new Promise((resolve) => setTimeout(resolve, 20));
 }
 await s.close();
@@ -146,7 +147,11 @@ process.exit(0);`,
       const second = run(replayer, dir);
       // The second replays many times (each replay ends and restarts) while the first goes on appending.
       const before = first.words('acked').length;
-      await until(() => first.words('acked').length >= before + 300, 'more appends beside the replays');
+      // Not before the second has finished several replays: until then, nothing replayed proves nothing.
+      await until(
+        () => second.words('replay').length >= 5 && first.words('acked').length >= before + 300,
+        'several replays beside more appends',
+      );
       expect(second.words('replayed')).toEqual([]);
 
       first.child.kill('SIGKILL');
