@@ -137,18 +137,36 @@ describe('durability: spool and sync mode', () => {
 
   it('sync: a refused request is recorded as a failure with its status code before the response goes out', async () => {
     await start({ AUDIT_MODE: 'sync' });
+    await createNda(0);
+    // Every audit INSERT takes SLOW_INSERT_MS to commit: a row written after the response would
+    // not be there yet when the test reads it.
+    const SLOW_INSERT_MS = 400;
+    await auditDb.query(
+      `CREATE FUNCTION slow_audit_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+       BEGIN PERFORM pg_sleep(${SLOW_INSERT_MS / 1000}); RETURN NULL; END $$`,
+    );
+    await auditDb.query(
+      'CREATE TRIGGER slow_audit_insert BEFORE INSERT ON audit_log FOR EACH STATEMENT EXECUTE FUNCTION slow_audit_insert()',
+    );
     const refused = [
       { requestId: 'sync-refused-400', status: 400, send: () => request(server()).post('/ndas').send({ title: '' }) },
       { requestId: 'sync-refused-404', status: 404, send: () => request(server()).patch(`/ndas/${randomUUID()}`).send({ title: 'x' }) },
     ];
-    for (const { requestId, status, send } of refused) {
-      expect((await send().set('x-request-id', requestId)).status).toBe(status);
-      // No waiting: the row must already be there.
-      const rows = await auditDb.query<{ outcome: string; metadata: { statusCode: number } }>(
-        'SELECT outcome, metadata FROM audit_log WHERE request_id = $1',
-        [requestId],
-      );
-      expect(rows.map((row) => [row.outcome, row.metadata.statusCode])).toEqual([['failure', status]]);
+    try {
+      for (const { requestId, status, send } of refused) {
+        const started = performance.now();
+        expect((await send().set('x-request-id', requestId)).status).toBe(status);
+        expect(performance.now() - started).toBeGreaterThanOrEqual(SLOW_INSERT_MS * 0.9);
+        // No waiting: the row must already be there.
+        const rows = await auditDb.query<{ outcome: string; metadata: { statusCode: number } }>(
+          'SELECT outcome, metadata FROM audit_log WHERE request_id = $1',
+          [requestId],
+        );
+        expect(rows.map((row) => [row.outcome, row.metadata.statusCode])).toEqual([['failure', status]]);
+      }
+    } finally {
+      await auditDb.query('DROP TRIGGER slow_audit_insert ON audit_log');
+      await auditDb.query('DROP FUNCTION slow_audit_insert()');
     }
   });
 

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 export const CLUSTER_ROOT = '/tmp';
 
 const RUN_VARIABLE = 'AUDIT_TEST_RUN';
-const PATTERN = /^audit-(?:test-pg|build)-(\d+)-(\d+)-/;
+const PATTERN = /^audit-(?:test-pg|build|infra)-(\d+)-(\d+)-/;
 /** Clusters named before runs had ids: `audit-test-pg-<pid>-<random>`. */
 const OLD_PATTERN = /^audit-test-pg-(\d+)-[0-9a-f]{8}$/;
 
@@ -26,7 +26,7 @@ export function runId(): string {
  * @example
  * join(CLUSTER_ROOT, leftoverName('audit-test-pg')); // /tmp/audit-test-pg-4711-4720-9f3a1c2e
  */
-export function leftoverName(prefix: 'audit-test-pg' | 'audit-build'): string {
+export function leftoverName(prefix: 'audit-test-pg' | 'audit-build' | 'audit-infra'): string {
   return `${prefix}-${runId()}-${process.pid}-${randomBytes(4).toString('hex')}`;
 }
 
@@ -53,10 +53,9 @@ export function sweepLeftovers(run?: string): string[] {
   const removed: string[] = [];
   for (const root of new Set([CLUSTER_ROOT, tmpdir()])) {
     for (const name of readdirSync(root)) {
-      const old = OLD_PATTERN.exec(name);
-      const match = PATTERN.exec(name) ?? (old && [old[0], old[1], old[1]]);
-      if (!match) continue;
-      const [, owner, pid] = match;
+      const found = leftoverOwner(name);
+      if (!found) continue;
+      const { run: owner, pid } = found;
       if (owner !== run && (alive(Number(owner)) || alive(Number(pid)))) continue;
       const dir = join(root, name);
       killPostmaster(dir);
@@ -65,6 +64,20 @@ export function sweepLeftovers(run?: string): string[] {
     }
   }
   return removed;
+}
+
+/**
+ * The run and the process a temporary directory named `name` belongs to, as {@link sweepLeftovers}
+ * reads them; undefined for a name that is not one of the harness's.
+ *
+ * @example
+ * leftoverOwner('audit-infra-4711-4720-9f3a1c2e'); // { run: '4711', pid: '4720' }
+ */
+export function leftoverOwner(name: string): { run: string; pid: string } | undefined {
+  const match = PATTERN.exec(name);
+  if (match) return { run: match[1], pid: match[2] };
+  const old = OLD_PATTERN.exec(name);
+  return old ? { run: old[1], pid: old[1] } : undefined;
 }
 
 /** Marks this process as the root of a test run, so the worker processes it starts name theirs after it. */
