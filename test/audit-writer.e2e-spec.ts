@@ -69,6 +69,25 @@ describe('AuditWriter against a real PostgreSQL', () => {
   );
 
   it(
+    'writes a retried batch through the real repository in one statement: ON CONFLICT, not an INSERT per row',
+    async () => {
+      const present = record('nda-retry-1');
+      const fresh = record('nda-retry-2');
+      await writer.insert([present]);
+      // A retry after a timed-out write whose INSERT landed: the batch holds a row already there.
+      const query = jest.spyOn(Client.prototype, 'query');
+      try {
+        await writer.insert([present, fresh]);
+        expect(query).toHaveBeenCalledTimes(1);
+      } finally {
+        query.mockRestore();
+      }
+      expect((await rows([present.id, fresh.id])).map((row) => row.id).sort()).toEqual([present.id, fresh.id].sort());
+    },
+    TEST_TIMEOUT_MS,
+  );
+
+  it(
     'buildAuditInsert skips the ids already present and, with returning, names only the rows it inserted',
     async () => {
       const present = record('nda-returning-1');

@@ -1,6 +1,7 @@
-import { existsSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, dirname } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { leftoverOwner, runId } from '../../test/support/leftovers';
 import { tempApps } from './temp-app';
 
@@ -15,4 +16,49 @@ describe('tempApps', () => {
     expect(existsSync(root)).toBe(true);
     expect(leftoverOwner(basename(root))).toEqual({ run: runId(), pid: String(process.pid) });
   });
+});
+
+const root = join(__dirname, '..', '..');
+
+/** A stack suite as the CDK specs are written, except that its test fails once the stack is synthesized. */
+const failingSuite = `
+import { Template } from ${JSON.stringify(require.resolve('aws-cdk-lib/assertions'))};
+import { AuditObservabilityStack } from ${JSON.stringify(join(__dirname, '../lib/audit-observability-stack'))};
+import { tempApps } from ${JSON.stringify(join(__dirname, 'temp-app'))};
+
+const newApp = tempApps();
+
+it('synthesizes, then fails', () => {
+  Template.fromStack(new AuditObservabilityStack(newApp(), 'Audit', { environment: 'prod' }));
+  throw new Error('the stack test fails');
+});
+`;
+
+// CDK writes each synthesized app to a fresh cdk.out* directory under TMPDIR unless told where;
+// the stack specs synthesize into a directory of their own and remove it, whether they pass or fail.
+describe('the CDK stack specs', () => {
+  it('leave no cdk.out* or audit-infra-* directory in TMPDIR, also when a test fails', () => {
+    const fixtures = mkdtempSync(join(tmpdir(), 'audit-fixture-'));
+    const tmp = mkdtempSync(join(tmpdir(), 'audit-fixture-tmp-'));
+    try {
+      writeFileSync(join(fixtures, 'fails.fixture.ts'), failingSuite);
+      // The project's jest setup without its global sweep.
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const { globalSetup, globalTeardown, ...base } = require('../../jest.config.js') as Record<string, unknown>;
+      void globalSetup;
+      void globalTeardown;
+      const config = { ...base, rootDir: root, roots: [fixtures], testRegex: '\\.fixture\\.ts$', cacheDirectory: join(fixtures, 'cache') };
+      const run = spawnSync(process.execPath, [join(root, 'node_modules/jest/bin/jest.js'), '--config', JSON.stringify(config)], {
+        cwd: root,
+        env: { ...process.env, TMPDIR: tmp },
+        encoding: 'utf8',
+        timeout: 60_000,
+      });
+      expect(run.stderr).toContain('the stack test fails');
+      expect(readdirSync(tmp).filter((name) => /^(cdk\.out|audit-infra-)/.test(name))).toEqual([]);
+    } finally {
+      rmSync(fixtures, { recursive: true, force: true });
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  }, 60_000);
 });
