@@ -2,7 +2,7 @@ import { Client } from 'pg';
 import { DataSource } from 'typeorm';
 import { AUDIT_MIGRATIONS, verifyTrail } from '../src/audit';
 import { sealOnce } from '../src/audit/integrity/seal-store';
-import { keyRange, LEAF_SQL, leafHash, SEALED_COLUMNS_SQL, type SealedRow } from '../src/audit/integrity/row-encoding';
+import { keyRange, LEAF_FIELDS, LEAF_SQL, leafHash, SEALED_COLUMNS_SQL, type SealedRow } from '../src/audit/integrity/row-encoding';
 import { TestPostgres } from './support/postgres';
 
 // The sealer and the verifier let PostgreSQL hash each row (LEAF_SQL); docs/INTEGRITY.md defines
@@ -74,7 +74,7 @@ describe('the leaf hash computed by PostgreSQL', () => {
       );
     }
     const rows = await db.query<{ leaf: Buffer } & Record<string, string | null>>(
-      `SELECT ${SEALED_COLUMNS_SQL}, ${LEAF_SQL} AS leaf FROM audit_log ORDER BY id`,
+      `SELECT ${SEALED_COLUMNS_SQL}, ${LEAF_SQL} AS leaf FROM audit_log, ${LEAF_FIELDS} ORDER BY id`,
     );
     expect(rows).toHaveLength(3);
     for (const { leaf, ...columns } of rows) {

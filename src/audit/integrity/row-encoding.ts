@@ -30,13 +30,20 @@ export const SEALED_COLUMNS_SQL = SEALED_COLUMNS.map((column, i) => `${column} A
 export const SEALED_COLUMN_COUNT = SEALED_COLUMNS.length;
 
 /**
+ * The sealed columns of the row as text, each computed once, for {@link LEAF_SQL}: add it to the
+ * FROM list after the audit table (aliased `l` or not). `OFFSET 0` keeps PostgreSQL from folding
+ * it into the outer query, which would compute each text twice (for its length and its bytes).
+ */
+export const LEAF_FIELDS = `LATERAL (SELECT ${SEALED_COLUMNS_SQL} OFFSET 0) AS leaf_fields`;
+
+/**
  * The row's leaf hash computed by PostgreSQL, exactly as {@link leafHash} computes it: only 32
- * bytes a row leave the server. `pg_catalog` is named so that no function on the search path can
- * stand in for it.
+ * bytes a row leave the server. Needs {@link LEAF_FIELDS} in the FROM list. `pg_catalog` is named
+ * so that no function on the search path can stand in for it.
  */
 export const LEAF_SQL = `pg_catalog.sha256('\\x00'::bytea || ${SEALED_COLUMNS.map(
-  (column) =>
-    `COALESCE(pg_catalog.int4send(pg_catalog.octet_length(${column})) || pg_catalog.convert_to(${column}, 'UTF8'), '\\xffffffff'::bytea)`,
+  (_, i) =>
+    `COALESCE(pg_catalog.int4send(pg_catalog.octet_length(leaf_fields.c${i})) || pg_catalog.convert_to(leaf_fields.c${i}, 'UTF8'), '\\xffffffff'::bytea)`,
 ).join(' || ')})`;
 
 /** One row as selected with {@link SEALED_COLUMNS_SQL}: `[id, tx, …]`, each text or null. */

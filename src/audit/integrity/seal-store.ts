@@ -2,7 +2,7 @@ import { type KeyObject } from 'node:crypto';
 import { type QueryRunner } from 'typeorm';
 import { quoteTablePath } from '../audit-insert-sql';
 import { merkleRoot } from './merkle';
-import { keyRange, LEAF_SQL, type RowKey } from './row-encoding';
+import { keyRange, LEAF_FIELDS, LEAF_SQL, type RowKey } from './row-encoding';
 import { GENESIS_HASH, keyIdOf, manifestEntry, type Seal, SEAL_VERSION, sealHash, signSeal } from './seal';
 
 /** A row as the sealer reads it: its key and its leaf hash, computed by the server. */
@@ -101,7 +101,7 @@ export async function sealOnce(
         `WITH h AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS horizon),
          picked AS MATERIALIZED (SELECT l.id FROM ${log} AS l, h WHERE ${where} ORDER BY ${order} LIMIT ${maxRows})
          SELECT id::text AS id, tx::text AS tx, ${LEAF_SQL} AS leaf, h.horizon::text AS horizon
-         FROM ${log} AS l, h WHERE l.id = ANY(ARRAY(SELECT id FROM picked)) ORDER BY l.tx NULLS FIRST, l.id`,
+         FROM ${log} AS l, h, ${LEAF_FIELDS} WHERE l.id = ANY(ARRAY(SELECT id FROM picked)) ORDER BY l.tx NULLS FIRST, l.id`,
         parameters,
       ) as Promise<LeafRow[]>;
     // Rows from before the migration (no tx) come first, in id order along the primary key.

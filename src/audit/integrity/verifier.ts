@@ -2,7 +2,7 @@ import { type KeyObject } from 'node:crypto';
 import { type Client } from 'pg';
 import { quoteTablePath } from '../audit-insert-sql';
 import { merkleRoot } from './merkle';
-import { compareKeys, keyRange, LEAF_SQL, type RowKey, type SortKey } from './row-encoding';
+import { compareKeys, keyRange, LEAF_FIELDS, LEAF_SQL, type RowKey, type SortKey } from './row-encoding';
 import { GENESIS_HASH, keyIdOf, readManifest, type Seal, sealHash, verifySeal } from './seal';
 import { SEAL_COLUMNS_SQL, sealTableOf, toSeal } from './seal-store';
 import { type WitnessedSeal } from './witness';
@@ -221,7 +221,7 @@ async function checkChunk(client: Client, table: string, chunk: Chunk): Promise<
   const last = chunk.seals[chunk.seals.length - 1];
   const rows: LeafRow[] = [];
   // Leaves are hashed by the server, in no particular order: 32 bytes a row travel, and the sort is here.
-  await forEachRow(client, table, `id::text, tx::text, ${LEAF_SQL}`, chunk.after, { tx: last.lastTx, id: last.lastId }, (row) => {
+  await forEachRow(client, table, 'leaves', chunk.after, { tx: last.lastTx, id: last.lastId }, (row) => {
     const [id, tx, leaf] = row as [string, string | null, Buffer];
     rows.push({ id, tx: tx === null ? null : BigInt(tx), leaf });
   });
@@ -255,7 +255,9 @@ function checkRows(seal: Seal, rows: LeafRow[], from: number, to: number, add: (
       }
     }
   }
-  for (const id of manifest.keys()) add({ kind: 'row_missing', row: id, detail: `sealed by seal ${seal.seq}, no longer in the table` });
+  for (const id of manifest.keys()) {
+    add({ kind: 'row_missing', row: id, detail: `sealed by seal ${seal.seq}, no longer in the table` });
+  }
   rowProblems += manifest.size;
   if (rowProblems === 0 && !merkleRoot(rows.slice(from, to).map((row) => row.leaf)).equals(seal.root)) {
     add({ kind: 'seal_changed', seal: seal.seq, detail: 'its Merkle root does not match its rows' });
@@ -266,7 +268,7 @@ function checkRows(seal: Seal, rows: LeafRow[], from: number, to: number, add: (
 async function checkTail(client: Client, table: string, last: Seal | null, add: (a: Anomaly) => void): Promise<number> {
   let count = 0;
   const horizon = last ? BigInt(last.horizon) : 0n;
-  await forEachRow(client, table, 'id::text, tx::text', last && { tx: last.lastTx, id: last.lastId }, null, (row) => {
+  await forEachRow(client, table, 'keys', last && { tx: last.lastTx, id: last.lastId }, null, (row) => {
     count += 1;
     const [id, tx] = row as [string, string | null];
     const backdated = tx === null ? !!last && (last.lastTx !== null || horizon > 0n) : BigInt(tx) < horizon;
@@ -275,23 +277,30 @@ async function checkTail(client: Client, table: string, last: Seal | null, add: 
   return count;
 }
 
-/** Selects `columns` of the rows after `after` up to `upTo` through a cursor, in no particular order. */
+/**
+ * Selects the rows after `after` up to `upTo` through a cursor, in no particular order: their
+ * keys (`id`, `tx`), and with `leaves` their leaf hashes too.
+ */
 async function forEachRow(
   client: Client,
   table: string,
-  columns: string,
+  what: 'keys' | 'leaves',
   after: RowKey | null,
   upTo: RowKey | null,
   each: (row: unknown[]) => void,
 ): Promise<void> {
   const { where, parameters } = keyRange(after, upTo);
-  await client.query(
-    `DECLARE verify_rows NO SCROLL CURSOR FOR SELECT ${columns} FROM ${quoteTablePath(table)} AS l WHERE ${where}`,
-    parameters,
-  );
+  const select =
+    what === 'leaves'
+      ? `id::text, tx::text, ${LEAF_SQL} FROM ${quoteTablePath(table)} AS l, ${LEAF_FIELDS}`
+      : `id::text, tx::text FROM ${quoteTablePath(table)} AS l`;
+  await client.query(`DECLARE verify_rows NO SCROLL CURSOR FOR SELECT ${select} WHERE ${where}`, parameters);
+  const fetch = () => client.query<unknown[]>({ text: `FETCH ${FETCH} FROM verify_rows`, rowMode: 'array' });
   try {
-    for (;;) {
-      const { rows } = await client.query<unknown[]>({ text: `FETCH ${FETCH} FROM verify_rows`, rowMode: 'array' });
+    // One batch read ahead: the server selects the next rows while these are checked here.
+    for (let next = fetch(); ;) {
+      const { rows } = await next;
+      if (rows.length === FETCH) next = fetch();
       rows.forEach(each);
       if (rows.length < FETCH) break;
     }
