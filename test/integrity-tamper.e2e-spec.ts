@@ -77,6 +77,16 @@ describe('audit-verify against a tampered trail', () => {
     expect(result.code).toBe(0);
   });
 
+  it('verifies as a role that may only read the two tables (it cannot maintain the index first)', async () => {
+    const { sql } = await copy();
+    const [{ name }] = await sql('SELECT current_database() AS name');
+    await sql(`CREATE ROLE auditor_${String(name)} LOGIN PASSWORD 'auditor'`);
+    await sql(`GRANT SELECT ON audit_log, audit_seal TO auditor_${String(name)}`);
+    const result = await verify(db.url(String(name), `auditor_${String(name)}`, 'auditor'));
+    expect(result.out).toContain('audit-verify: 90 rows verified, 3 seals verified, 0 rows not sealed yet, 0 anomalies');
+    expect(result.code).toBe(0);
+  });
+
   it('names a row one column of which was updated', async () => {
     const { url, sql } = await copy();
     const target = rowsBySeal[1][7];
