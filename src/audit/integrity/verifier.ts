@@ -93,7 +93,7 @@ export async function verifyTrail(client: Client, options: VerifyOptions = {}): 
   const report = emptyReport();
   const found: Anomaly[] = [];
   const workers: Client[] = [];
-  await summarizeTxIndex(client, table);
+  await prepareTable(client, table);
   await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
   try {
     const jobs = options.connect ? Math.max(1, options.jobs ?? 1) : 1;
@@ -184,19 +184,26 @@ export async function verifyTrail(client: Client, options: VerifyOptions = {}): 
 }
 
 /**
- * Asks PostgreSQL to summarize the block ranges of the BRIN index on `tx` filled since autovacuum
- * last did (index maintenance, as autovacuum does it), so that each chunk's query reads its own
- * ranges, not the whole table. Only the table's owner may: for any other role it is skipped.
+ * Index maintenance autovacuum would do, so that each chunk's query reads its own block ranges,
+ * not the whole table: summarizes the ranges of the BRIN index on `tx` filled since autovacuum
+ * last did, and gathers the table's statistics if it has never had any (without them PostgreSQL
+ * does not know a chunk's range is narrow). Only the table's owner may: any other role skips it.
  */
-async function summarizeTxIndex(client: Client, table: string): Promise<void> {
+async function prepareTable(client: Client, table: string): Promise<void> {
+  const relation = quoteTablePath(table);
   await client
     .query(
       `SELECT pg_catalog.brin_summarize_new_values(i.indexrelid)
        FROM pg_catalog.pg_index AS i JOIN pg_catalog.pg_class AS c ON c.oid = i.indexrelid JOIN pg_catalog.pg_am AS a ON a.oid = c.relam
        WHERE i.indrelid = $1::regclass AND a.amname = 'brin'`,
-      [quoteTablePath(table)],
+      [relation],
     )
     .catch(() => undefined);
+  const { rows } = await client.query<{ never: boolean }>(
+    `SELECT last_analyze IS NULL AND last_autoanalyze IS NULL AS never FROM pg_catalog.pg_stat_all_tables WHERE relid = $1::regclass`,
+    [relation],
+  );
+  if (rows[0]?.never) await client.query(`ANALYZE ${relation}`).catch(() => undefined);
 }
 
 function checkSeal(seal: Seal, previous: Seal | null, options: VerifyOptions, add: (a: Anomaly) => void): void {
