@@ -1,8 +1,9 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { embeddedPostgresEntry } from '../src/embedded-postgres-cache';
+import { runFixtureSuite } from './support/fixture-suite';
 import { binariesRoot, sweepLeftovers } from './support/leftovers';
 import { sleep, TestPostgres } from './support/postgres';
 
@@ -176,16 +177,8 @@ describe('clusters of failed or killed test runs do not outlive them', () => {
   it('a jest run whose suite fails in beforeAll leaves neither its cluster nor its build behind', () => {
     const fixtures = mkdtempSync('/tmp/audit-fixture-');
     try {
-      writeFileSync(join(fixtures, 'fails.fixture.ts'), failingSuite);
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
-      const config = { ...require('../jest.config.js'), rootDir: root, roots: [fixtures], testRegex: '\\.fixture\\.ts$' };
       const report = join(fixtures, 'report.json');
-      const run = spawnSync(process.execPath, [join(root, 'node_modules/jest/bin/jest.js'), '--config', JSON.stringify(config)], {
-        cwd: root,
-        env: { ...process.env, REPORT: report },
-        encoding: 'utf8',
-        timeout: 60_000,
-      });
+      const run = runFixtureSuite(fixtures, failingSuite, { env: { REPORT: report } });
       expect(run.stderr).toContain('beforeAll fails');
       const { cluster, build } = JSON.parse(readFileSync(report, 'utf8')) as { cluster: string; build: string };
       expect([existsSync(cluster), existsSync(build)]).toEqual([false, false]);

@@ -1,7 +1,7 @@
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
+import { runFixtureSuite } from '../../test/support/fixture-suite';
 import { leftoverOwner, runId } from '../../test/support/leftovers';
 import { tempApps } from './temp-app';
 
@@ -17,8 +17,6 @@ describe('tempApps', () => {
     expect(leftoverOwner(basename(root))).toEqual({ run: runId(), pid: String(process.pid) });
   });
 });
-
-const root = join(__dirname, '..', '..');
 
 /** A stack suite as the CDK specs are written, except that its test fails once the stack is synthesized. */
 const failingSuite = `
@@ -41,19 +39,8 @@ describe('the CDK stack specs', () => {
     const fixtures = mkdtempSync(join(tmpdir(), 'audit-fixture-'));
     const tmp = mkdtempSync(join(tmpdir(), 'audit-fixture-tmp-'));
     try {
-      writeFileSync(join(fixtures, 'fails.fixture.ts'), failingSuite);
-      // The project's jest setup without its global sweep.
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
-      const { globalSetup, globalTeardown, ...base } = require('../../jest.config.js') as Record<string, unknown>;
-      void globalSetup;
-      void globalTeardown;
-      const config = { ...base, rootDir: root, roots: [fixtures], testRegex: '\\.fixture\\.ts$', cacheDirectory: join(fixtures, 'cache') };
-      const run = spawnSync(process.execPath, [join(root, 'node_modules/jest/bin/jest.js'), '--config', JSON.stringify(config)], {
-        cwd: root,
-        env: { ...process.env, TMPDIR: tmp },
-        encoding: 'utf8',
-        timeout: 60_000,
-      });
+      // Without the run's global sweep: the suite must clean up after itself.
+      const run = runFixtureSuite(fixtures, failingSuite, { env: { TMPDIR: tmp }, bare: true });
       expect(run.stderr).toContain('the stack test fails');
       expect(readdirSync(tmp).filter((name) => /^(cdk\.out|audit-infra-)/.test(name))).toEqual([]);
     } finally {
