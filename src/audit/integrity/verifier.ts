@@ -81,8 +81,8 @@ interface Queued {
 /**
  * Checks the audit log against its seals (and the witness and public key when given), reading in
  * one repeatable-read snapshot. Rows are read through a cursor a chunk of seals at a time (about
- * 50 000 rows, or one larger seal), hashed here and sorted into their seals: memory stays within
- * `jobs` chunks whatever the table's size, and the server only selects rows.
+ * 50 000 rows, or one larger seal), hashed by the server and sorted here into their seals: memory
+ * stays within `jobs` chunks whatever the table's size.
  *
  * @example
  * const report = await verifyTrail(client, { witness: await readWitness(['export.log'], 'audit/audit_log'), publicKey });
