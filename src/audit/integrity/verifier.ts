@@ -38,8 +38,9 @@ export interface VerifyOptions {
   witness?: Map<number, WitnessedSeal[]>;
   publicKey?: KeyObject;
   /**
-   * More connections for checking seals' rows in parallel (`jobs` in all, default 1), each
-   * reading the same snapshot as `client`: the server hashes rows on as many cores.
+   * More connections for checking seals' rows in parallel (`jobs` at most, default 1, opened as
+   * chunks need them), each reading the same snapshot as `client`: the server hashes rows on as
+   * many cores.
    */
   connect?: () => Promise<Client>;
   jobs?: number;
@@ -98,18 +99,25 @@ export async function verifyTrail(client: Client, options: VerifyOptions = {}): 
   try {
     const jobs = options.connect ? Math.max(1, options.jobs ?? 1) : 1;
     const chunkRows = Math.max(1, options.chunkRows ?? CHUNK_ROWS);
-    if (jobs > 1 && options.connect) {
-      const [{ snapshot }] = (await client.query<{ snapshot: string }>('SELECT pg_export_snapshot() AS snapshot')).rows;
-      for (let i = 0; i < jobs; i++) {
-        const worker = await options.connect();
-        workers.push(worker);
-        await worker.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-        await worker.query(`SET TRANSACTION SNAPSHOT '${snapshot.replace(/[^0-9A-F-]/gi, '')}'`);
-      }
+    const connect = jobs > 1 ? options.connect : undefined;
+    let snapshot = '';
+    if (connect) {
+      const [row] = (await client.query<{ snapshot: string }>('SELECT pg_export_snapshot() AS snapshot')).rows;
+      snapshot = row.snapshot.replace(/[^0-9A-F-]/gi, '');
     } else {
       workers.push(client);
     }
     const idle = [...workers];
+    /** A connection for the next chunk: an idle one, or a new one on the same snapshot (`jobs` at most). */
+    const take = async (): Promise<Client> => {
+      const worker = idle.pop();
+      if (worker || !connect) return worker as Client;
+      const fresh = await connect();
+      workers.push(fresh);
+      await fresh.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      await fresh.query(`SET TRANSACTION SNAPSHOT '${snapshot}'`);
+      return fresh;
+    };
     // Chunks are checked `jobs` at a time; findings are merged in seal order, as if checked one by one.
     const queue: Queued[] = [];
     const merge = async () => {
@@ -123,7 +131,7 @@ export async function verifyTrail(client: Client, options: VerifyOptions = {}): 
       const ready = chunk;
       chunk = null;
       while (queue.filter((q) => q.job).length >= jobs) await merge();
-      const worker = idle.pop() as Client;
+      const worker = await take();
       const done = checkChunk(worker, table, ready).finally(() => idle.push(worker));
       // Awaited in merge(); marked handled so that a failure while others run is not an unhandled rejection.
       done.catch(() => undefined);
