@@ -32,4 +32,8 @@ describe('merkleRoot', () => {
     expect(merkleRoot([...leaves.slice(0, 4), sha256(Buffer.from([0, 6]))]).equals(root)).toBe(false);
     expect(merkleRoot(leaves.slice(0, 4)).equals(root)).toBe(false);
   });
+
+  it('refuses leaves that are not 32-byte hashes', () => {
+    expect(() => merkleRoot([Buffer.alloc(32), Buffer.from('a row, not its hash')])).toThrow(RangeError);
+  });
 });

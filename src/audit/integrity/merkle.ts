@@ -7,9 +7,10 @@ const node = Buffer.alloc(65, 0x01);
 export const EMPTY_ROOT = createHash('sha256').digest();
 
 /**
- * The Merkle tree hash of `leaves` (already leaf hashes, 32 bytes each), as RFC 6962 defines it: an inner node is
- * SHA-256 over `0x01`, its left and its right child, the left subtree the largest power of two.
- * Pairing level by level and carrying an odd last node up unchanged gives exactly that tree.
+ * The Merkle tree hash of `leaves` (already leaf hashes, 32 bytes each), as RFC 6962 defines it:
+ * an inner node is SHA-256 over `0x01`, its left and its right child, the left subtree the largest
+ * power of two. Pairing level by level and carrying an odd last node up unchanged gives exactly
+ * that tree.
  *
  * @example
  * merkleRoot([leafHash(rowA), leafHash(rowB)]).toString('hex');

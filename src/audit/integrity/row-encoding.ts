@@ -126,7 +126,7 @@ export function keyRange(after: RowKey | null, upTo: RowKey | null): { where: st
     parts.push(
       tx === null
         ? `(tx IS NULL AND id <= ${p(upTo.id)}::uuid)`
-        : after?.tx
+        : after && after.tx !== null
           ? `tx <= ${tx}::bigint AND (tx < ${tx}::bigint OR (tx = ${tx}::bigint AND id <= ${p(upTo.id)}::uuid))`
           : `(tx IS NULL OR tx < ${tx}::bigint OR (tx = ${tx}::bigint AND id <= ${p(upTo.id)}::uuid))`,
     );
