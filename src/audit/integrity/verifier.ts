@@ -59,8 +59,11 @@ export interface VerifyReport {
   byKind: Record<AnomalyKind, number>;
 }
 
+/** Rows a cursor returns at a time. */
 const FETCH = 10_000;
+/** Anomalies kept in the report; more are counted only. */
 const KEPT = 100_000;
+/** Rows one query reads, by default: consecutive seals are checked together up to this many. */
 const CHUNK_ROWS = 50_000;
 
 /** Consecutive seals whose rows one query reads: the range after `after` up to the last seal's last row. */
