@@ -108,15 +108,12 @@ export class AuditFallback {
    * what finds `maxWaiting` entries already waiting for it (reason `spool_backlog`).
    */
   toSpool(records: AuditRecord[], reason: SpoolReason, withEntry = reason === 'sync'): Promise<void> {
-    const room = Math.max(0, this.maxWaiting - this.waiting);
-    if (this.spool && records.length > room) {
-      this.drop(records.slice(room), 'spool_backlog', null, withEntry);
-      records = records.slice(0, room);
-      if (records.length === 0) return Promise.resolve();
-    }
-    const waiting = records.length;
-    this.waiting += waiting;
-    const append = this.append(records, reason, withEntry).finally(() => (this.waiting -= waiting));
+    const room = this.spool ? Math.max(0, this.maxWaiting - this.waiting) : records.length;
+    if (records.length > room) this.drop(records.slice(room), 'spool_backlog', null, withEntry);
+    const taken = records.slice(0, room);
+    if (taken.length === 0) return Promise.resolve();
+    this.waiting += taken.length;
+    const append = this.append(taken, reason, withEntry).finally(() => (this.waiting -= taken.length));
     this.appends.add(append);
     void append.finally(() => this.appends.delete(append));
     return append;
