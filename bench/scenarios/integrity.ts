@@ -51,9 +51,10 @@ async function run(url: string, variant: Variant, warm: readonly AuditEntry[], m
 /**
  * Scenario: the cost of integrity. `AuditService.log()` throughput (as in `throughput`) into
  * `audit_log` with the first migration only (`before`), with every audit migration and sealing
- * off (`off`: the `tx` default and its BRIN index, and the read indexes), and with sealing on at its defaults (`on`),
- * variants alternating `rounds` times; medians reported. Each `on` trail is then verified clean,
- * which gives the verifier's rate too.
+ * off (`off`: the `tx` default and its BRIN index, and the read indexes), and with sealing on at
+ * its defaults (`on`), variants alternating `rounds` times; medians reported. Each `on` trail is
+ * then verified clean, on one connection and as `audit-verify` runs by default, which gives the
+ * verifier's rates too.
  *
  * @example
  * const figures = await integrity(pg, { entries: 100_000, warmup: 2000, rounds: 3 }, details);
