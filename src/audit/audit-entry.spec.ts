@@ -244,4 +244,21 @@ describe('uuidv7', () => {
     const embeddedMs = parseInt(ids[0].replace('-', '').slice(0, 12), 16);
     expect(Math.abs(embeddedMs - now)).toBeLessThan(1000);
   });
+
+  it('writes the version, the variant and the counter where RFC 9562 puts them', () => {
+    const now = Date.UTC(2026, 10, 28);
+    let fresh = uuidv7;
+    // A module of its own: the ids of other tests leave its clock at a later millisecond.
+    jest.isolateModules(() => ({ uuidv7: fresh } = jest.requireActual<{ uuidv7: typeof uuidv7 }>('./uuidv7')));
+    const ids = Array.from({ length: 5000 }, () => fresh(now + 1000));
+    for (const id of ids) expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    // 4096 ids fill a millisecond's counter; the next ones borrow the following millisecond.
+    const ms = (id: string) => parseInt(id.replace('-', '').slice(0, 12), 16);
+    expect(ms(ids[0])).toBe(now + 1000);
+    expect(ids[0].slice(14, 18)).toBe('7000');
+    expect(ids[4095].slice(14, 18)).toBe('7fff');
+    expect(ms(ids[4096])).toBe(now + 1001);
+    expect(ids[4096].slice(14, 18)).toBe('7000');
+    expect(new Set(ids.map((id) => id.slice(19))).size).toBe(ids.length);
+  });
 });

@@ -50,8 +50,18 @@ export function buildAuditInsert(
  * buildAuditInsertText('"audit_log"', records); // INSERT INTO "audit_log" (id, …) VALUES ('0190…', …), … ON CONFLICT (id) DO NOTHING
  */
 export function buildAuditInsertText(table: string, records: readonly AuditRecord[]): string {
-  const rows = records.map((r) => `(${rowValues(r).map(literal).join(', ')})`);
-  return `INSERT INTO ${table} (${AUDIT_COLUMNS.join(', ')}) VALUES ${rows.join(', ')} ON CONFLICT (id) DO NOTHING`;
+  // Appended piece by piece: a batch of 500 rows is half a megabyte of text, built without the
+  // arrays and joins of every row.
+  let sql = `INSERT INTO ${table} (${AUDIT_COLUMNS.join(', ')}) VALUES `;
+  for (let i = 0; i < records.length; i++) {
+    const r = records[i];
+    const { changes, metadata } = payloadJson(r);
+    sql += i === 0 ? '(' : ', (';
+    sql += `${literal(r.id)}, ${literal(r.occurredAt)}, ${literal(r.action)}, ${literal(r.entityType)}, ${literal(r.entityId)}, `;
+    sql += `${literal(r.userId)}, ${literal(r.outcome)}, ${literal(r.ip)}, ${literal(r.userAgent)}, ${literal(r.requestId)}, `;
+    sql += `${literal(changes)}, ${literal(metadata)})`;
+  }
+  return `${sql} ON CONFLICT (id) DO NOTHING`;
 }
 
 /** A record's values in the order of {@link AUDIT_COLUMNS}. */
@@ -67,9 +77,12 @@ function rowValues(r: AuditRecord): (string | null)[] {
  */
 export function literal(value: string | null): string {
   if (value === null) return 'NULL';
+  if (!QUOTE_OR_BACKSLASH.test(value)) return `'${value}'`;
   const quoted = value.replaceAll("'", "''");
   return value.includes('\\') ? ` E'${quoted.replaceAll('\\', '\\\\')}'` : `'${quoted}'`;
 }
+
+const QUOTE_OR_BACKSLASH = /['\\]/;
 
 /** `schema.table` → `"schema"."table"`. */
 export function quoteTablePath(path: string): string {

@@ -54,6 +54,13 @@ export function safeString(value: string): string {
   return wellFormed.includes('\u0000') ? wellFormed.replaceAll('\u0000', '\uFFFD') : wellFormed;
 }
 
+/**
+ * What {@link redactText} or {@link safeString} could change: a key-value separator, a bearer
+ * token, a NUL, a surrogate (a lone one is made well-formed). A string without any is kept as it is.
+ */
+// eslint-disable-next-line no-control-regex -- NUL is one of the characters looked for
+const MAY_NEED_CLEANING = /[=:\u0000\uD800-\uDFFF]|bearer/i;
+
 class Conversion {
   used = 0;
   faults = 0;
@@ -69,7 +76,8 @@ class Conversion {
   convert(value: unknown, depth: number): unknown {
     switch (typeof value) {
       case 'string':
-        return this.text(redactText(value, this.isRedacted));
+        // Most strings hold nothing to redact and nothing to clean: one scan tells.
+        return MAY_NEED_CLEANING.test(value) ? this.text(redactText(value, this.isRedacted)) : this.text(value, true);
       case 'number':
         return this.charge(Number.isFinite(value) ? value : String(value), 8);
       case 'boolean':
@@ -181,10 +189,11 @@ class Conversion {
     return this.convert(value, depth);
   }
 
-  private text(value: string): string {
+  /** `value` (made safe unless `clean`: known to hold no NUL and no surrogate), cut where the budget ends. */
+  private text(value: string, clean = false): string {
     const room = this.limit - this.used;
     this.used += value.length + 2;
-    if (value.length <= room) return safeString(value);
+    if (value.length <= room) return clean ? value : safeString(value);
     this.complete = false;
     return safeString(value.slice(0, Math.max(0, room))) + TRUNCATED;
   }

@@ -20,6 +20,22 @@ describe('record JSON made once', () => {
     );
   });
 
+  it('keeps the text it made out of the record as the record is seen, copied and serialized', () => {
+    const { record } = normalizer.normalize({ action: 'nda_created', changes: { title: 'T' } });
+    const json = payloadJson(record);
+    expect(Object.keys(record)).toEqual(Object.keys(normalizer.normalize({ action: 'x' }).record));
+    expect(JSON.parse(JSON.stringify(record))).toEqual(record);
+    expect(payloadJson({ ...record, changes: { title: 'U' } }).changes).toBe('{"title":"U"}');
+    expect(payloadJson(record)).toBe(json);
+  });
+
+  it('serializes a frozen record at each use, the same way', () => {
+    const { record } = normalizer.normalize({ action: 'nda_created', changes: { title: 'T' } });
+    const frozen = Object.freeze({ ...record });
+    expect(payloadJson(frozen)).toEqual({ changes: '{"title":"T"}', metadata: null });
+    expect(recordBytes(frozen)).toBe(Buffer.byteLength(JSON.stringify(frozen)));
+  });
+
   it('serializes a record once, however often its payload is asked for', () => {
     const { record } = normalizer.normalize({ action: 'nda_created', changes: { title: 'T' } });
     const stringify = jest.spyOn(JSON, 'stringify');

@@ -6,7 +6,8 @@ export interface PayloadJson {
   metadata: string | null;
 }
 
-const cache = new WeakMap<AuditRecord, PayloadJson>();
+/** Where a record keeps its payload text: a symbol, not enumerable, so no copy or serialization of the record sees it. */
+const PAYLOAD_JSON = Symbol('auditPayloadJson');
 
 /**
  * The JSON text of a record's `changes` and `metadata`, made once per record object: normalize()
@@ -16,11 +17,11 @@ const cache = new WeakMap<AuditRecord, PayloadJson>();
  * payloadJson(record).changes; // '{"title":"Supplier NDA"}'
  */
 export function payloadJson(record: AuditRecord): PayloadJson {
-  let json = cache.get(record);
-  if (!json) {
-    json = { changes: stringify(record.changes), metadata: stringify(record.metadata) };
-    cache.set(record, json);
-  }
+  const cached = (record as { [PAYLOAD_JSON]?: PayloadJson })[PAYLOAD_JSON];
+  if (cached) return cached;
+  const json = { changes: stringify(record.changes), metadata: stringify(record.metadata) };
+  // A frozen record (or a proxy that refuses) is serialized again at its next use.
+  if (Object.isExtensible(record)) Object.defineProperty(record, PAYLOAD_JSON, { value: json });
   return json;
 }
 
