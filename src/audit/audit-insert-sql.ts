@@ -50,8 +50,8 @@ export function buildAuditInsert(
  * buildAuditInsertText('"audit_log"', records); // INSERT INTO "audit_log" (id, …) VALUES ('0190…', …), … ON CONFLICT (id) DO NOTHING
  */
 export function buildAuditInsertText(table: string, records: readonly AuditRecord[]): string {
-  // Appended piece by piece: a batch of 500 rows is half a megabyte of text, built without the
-  // arrays and joins of every row.
+  // Appended piece by piece, in the order of AUDIT_COLUMNS: a batch of 500 rows is half a
+  // megabyte of text, built without the arrays and joins of every row.
   let sql = `INSERT INTO ${table} (${AUDIT_COLUMNS.join(', ')}) VALUES `;
   for (let i = 0; i < records.length; i++) {
     const r = records[i];
@@ -70,6 +70,8 @@ function rowValues(r: AuditRecord): (string | null)[] {
   return [r.id, r.occurredAt, r.action, r.entityType, r.entityId, r.userId, r.outcome, r.ip, r.userAgent, r.requestId, changes, metadata];
 }
 
+const QUOTE_OR_BACKSLASH = /['\\]/;
+
 /**
  * A string as an SQL literal, right whatever `standard_conforming_strings` says: quotes doubled,
  * and with a backslash in it, an `E''` string with backslashes doubled. Normalized text holds no
@@ -81,8 +83,6 @@ export function literal(value: string | null): string {
   const quoted = value.replaceAll("'", "''");
   return value.includes('\\') ? ` E'${quoted.replaceAll('\\', '\\\\')}'` : `'${quoted}'`;
 }
-
-const QUOTE_OR_BACKSLASH = /['\\]/;
 
 /** `schema.table` → `"schema"."table"`. */
 export function quoteTablePath(path: string): string {
