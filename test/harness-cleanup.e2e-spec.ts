@@ -4,7 +4,7 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { embeddedPostgresEntry } from '../src/embedded-postgres-cache';
 import { runFixtureSuite } from './support/fixture-suite';
-import { binariesRoot, sweepLeftovers } from './support/leftovers';
+import { alive, binariesRoot, sweepLeftovers } from './support/leftovers';
 import { sleep, TestPostgres } from './support/postgres';
 
 const root = join(__dirname, '..');
@@ -89,15 +89,6 @@ function accepts(port: number): Promise<boolean> {
     });
     socket.once('error', () => resolve(false));
   });
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Waits up to `ms` for `gone` to hold. */

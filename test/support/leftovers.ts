@@ -102,11 +102,24 @@ export function killPostmaster(dir: string): void {
   }
 }
 
-function alive(pid: number): boolean {
+/**
+ * Whether process `pid` runs. A zombie does not: it has exited, holds no port and no file, and
+ * only waits for its parent (or, orphaned, for init, which may take a second or two) to reap it.
+ *
+ * @example
+ * alive(process.pid); // true
+ */
+export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat[stat.lastIndexOf(')') + 2] !== 'Z';
+  } catch {
+    // Without /proc, kill(pid, 0) is all there is to go by; with it, the process has just gone.
+    return !existsSync('/proc/self');
   }
 }
