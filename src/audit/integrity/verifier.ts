@@ -282,12 +282,14 @@ async function checkChunk(client: Client, table: string, chunk: Chunk): Promise<
 
 /** Checks one seal's rows (`rows[from]` up to `rows[to]`, in sealing order) against its manifest and root. */
 function checkRows(seal: Seal, rows: LeafRow[], from: number, to: number, add: (a: Anomaly) => void): void {
-  if (matchesInOrder(seal.manifest, rows, from, to)) {
-    if (!merkleRoot(rows.slice(from, to).map((row) => row.leaf)).equals(seal.root)) {
-      add({ kind: 'seal_changed', seal: seal.seq, detail: 'its Merkle root does not match its rows' });
-    }
-    return;
+  const rowProblems = matchesInOrder(seal.manifest, rows, from, to) ? 0 : checkAgainstManifest(seal, rows, from, to, add);
+  if (rowProblems === 0 && !merkleRoot(rows.slice(from, to).map((row) => row.leaf)).equals(seal.root)) {
+    add({ kind: 'seal_changed', seal: seal.seq, detail: 'its Merkle root does not match its rows' });
   }
+}
+
+/** Names each row the seal did not seal, sealed otherwise, or sealed and gone; returns how many. */
+function checkAgainstManifest(seal: Seal, rows: LeafRow[], from: number, to: number, add: (a: Anomaly) => void): number {
   const manifest = readManifest(seal.manifest);
   let rowProblems = 0;
   for (let i = from; i < to; i++) {
@@ -307,10 +309,7 @@ function checkRows(seal: Seal, rows: LeafRow[], from: number, to: number, add: (
   for (const id of manifest.keys()) {
     add({ kind: 'row_missing', row: id, detail: `sealed by seal ${seal.seq}, no longer in the table` });
   }
-  rowProblems += manifest.size;
-  if (rowProblems === 0 && !merkleRoot(rows.slice(from, to).map((row) => row.leaf)).equals(seal.root)) {
-    add({ kind: 'seal_changed', seal: seal.seq, detail: 'its Merkle root does not match its rows' });
-  }
+  return rowProblems + manifest.size;
 }
 
 /**
