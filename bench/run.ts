@@ -20,6 +20,7 @@ type Scenario = (typeof SCENARIOS)[number];
 /** `node bench/dist/bench/run.js [scenario…]`: all scenarios, or only those named. */
 async function main(): Promise<void> {
   const started = Date.now();
+  console.log(`Node ${process.version} (${process.execPath}); BENCH_NODE chooses another line or binary`);
   const only = process.argv.slice(2) as Scenario[];
   const unknown = only.filter((s) => !SCENARIOS.includes(s));
   if (unknown.length) throw new Error(`unknown scenario ${unknown.join(', ')}; choose from ${SCENARIOS.join(', ')}`);
