@@ -36,8 +36,20 @@ export class DbHealthIndicator {
 
   isHealthy(key = 'audit_db'): HealthIndicatorResult {
     const indicator = this.indicators.check(key);
-    const { state, pending, buffered, dropped, quarantined, unreadable, diffFaults, diskTimeouts, spooled, spoolBytes, downSince, lastError } =
-      this.audit.status();
+    const {
+      state,
+      pending,
+      buffered,
+      dropped,
+      quarantined,
+      unreadable,
+      diffFaults,
+      diskTimeouts,
+      spooled,
+      spoolBytes,
+      downSince,
+      lastError,
+    } = this.audit.status();
     const details: Record<string, string | number | null | object> = {
       state,
       pending,

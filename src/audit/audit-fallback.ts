@@ -87,7 +87,13 @@ export class AuditFallback {
     const evicted = this.pushAll(mergeBySeq(held, ordered));
     for (const { record } of entries) {
       const spool = spoolError ? { spoolError } : {};
-      this.console.emit(AUDIT_EVENTS.buffered, 'warn', { ...lineContext(record), error, ...spool, buffered: this.buffer.size, entry: record });
+      this.console.emit(AUDIT_EVENTS.buffered, 'warn', {
+        ...lineContext(record),
+        error,
+        ...spool,
+        buffered: this.buffer.size,
+        entry: record,
+      });
     }
     this.evicted(evicted.filter((e) => !this.checkedOut.has(e.seq)));
     this.evictedInFlight.push(...evicted.filter((e) => this.checkedOut.has(e.seq)));
@@ -144,7 +150,15 @@ export class AuditFallback {
         entries.map((e) => e.record),
         'sync',
         true,
-      ).then((refusals) => refusals.forEach((r) => this.keep(r.records.map((record) => byId.get(record.id)!), error, r.reason))),
+      ).then((refusals) =>
+        refusals.forEach((r) =>
+          this.keep(
+            r.records.map((record) => byId.get(record.id)!),
+            error,
+            r.reason,
+          ),
+        ),
+      ),
     );
   }
 
@@ -249,9 +263,11 @@ export class AuditFallback {
   /** The spool's answer, or `'timeout'`; the entries count against `maxWaiting` until the spool really answers. */
   private appendWithin(spool: AuditSpool, records: AuditRecord[]): Promise<SpoolAppendResult | 'timeout'> {
     this.waiting += records.length;
-    const append = (async () => spool.append(records))().catch(
-      (error: unknown): SpoolAppendResult => ({ kept: [], dropped: records, error: `spool_error: ${safeText(error)}` }),
-    );
+    const append = (async () => spool.append(records))().catch((error: unknown): SpoolAppendResult => ({
+      kept: [],
+      dropped: records,
+      error: `spool_error: ${safeText(error)}`,
+    }));
     void append.finally(() => (this.waiting -= records.length));
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<'timeout'>((resolve) => {

@@ -241,7 +241,9 @@ describe('case 3: a file operation that never returns', () => {
     }, 'a refused entry to be filed again');
     const files = await readdir(join(dir, 'quarantine'));
     expect(files).toHaveLength(2);
-    const lines = await Promise.all(files.map(async (name) => (await readFile(join(dir, 'quarantine', name), 'utf8')).trimEnd().split('\n')));
+    const lines = await Promise.all(
+      files.map(async (name) => (await readFile(join(dir, 'quarantine', name), 'utf8')).trimEnd().split('\n')),
+    );
     expect(lines.flat().map((line) => 'record' in decodeSpoolLine(line))).toEqual(lines.flat().map(() => true));
     expect(lines.flat().map((line) => (decodeSpoolLine(line) as { record: { entityId: string } }).record.entityId)).toContain('poison-1');
     expect(await settlesWithin(service.beforeApplicationShutdown())).toBe(true);

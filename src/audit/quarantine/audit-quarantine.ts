@@ -110,7 +110,7 @@ export class AuditQuarantine {
     const handle = await this.files.open(file, 'a', 0o600);
     try {
       const buffer = Buffer.from(text);
-      for (let done = 0; done < buffer.length; ) {
+      for (let done = 0; done < buffer.length;) {
         const { bytesWritten } = await handle.write(buffer, done, buffer.length - done);
         if (!(bytesWritten > 0)) throw new Error('write made no progress');
         done += bytesWritten;

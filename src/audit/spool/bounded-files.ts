@@ -40,7 +40,13 @@ export function boundedFiles(files: SpoolFiles, timeoutMs: number): BoundedFiles
     },
     // A file opened after its deadline has no one to close it but this.
     open: async (path, flags, mode) =>
-      handle(await gate.run('open', () => files.open(path, flags, mode), (late) => void late.close().catch(() => undefined))),
+      handle(
+        await gate.run(
+          'open',
+          () => files.open(path, flags, mode),
+          (late) => void late.close().catch(() => undefined),
+        ),
+      ),
     mkdir: (path, mode) => gate.run('mkdir', () => files.mkdir(path, mode)),
     readdir: (path) => gate.run('readdir', () => files.readdir(path)),
     rename: (from, to) => gate.run('rename', () => files.rename(from, to)),
