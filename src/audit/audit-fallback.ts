@@ -2,8 +2,7 @@ import { type AuditBuffer, type BufferedEntry } from './audit-buffer';
 import { type AuditRecord } from './audit-entry';
 import { type SanitizedDbError } from './db-error';
 import { type AuditReporter, AUDIT_EVENTS, type ConsoleSink, type DropReport } from './sinks';
-import { type AuditSpool, type SpoolAppendResult, type SpoolRejection } from './spool';
-import { SPOOL_ERROR_CODES } from './spool/spool-errors';
+import { type AuditSpool, SPOOL_ERROR_CODES, type SpoolAppendResult, type SpoolRejection } from './spool';
 
 /** Why an entry reached the spool. */
 export type SpoolReason = 'evicted' | 'shutdown' | 'sync';
