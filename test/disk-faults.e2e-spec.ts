@@ -20,7 +20,7 @@ describe('disk faults on the write path', () => {
   let stderr: StderrCapture;
   let app: INestApplication<Server> | undefined;
   const releases: (() => void)[] = [];
-  /** Far above every bound expected here (a few × the 500 ms write timeout), far below a hang. */
+  /** Far above every bound expected here (a few × the 1000 ms write timeout), far below a hang. */
   const LIVENESS_MS = 8000;
 
   const start = () =>
@@ -29,7 +29,7 @@ describe('disk faults on the write path', () => {
       AUDIT_DATABASE_URL: auditDb.url(),
       AUDIT_SPOOL_DIR: spoolDir,
       AUDIT_MODE: 'sync',
-      AUDIT_WRITE_TIMEOUT_MS: '500',
+      AUDIT_WRITE_TIMEOUT_MS: '1000',
       AUDIT_RETRY_BACKOFF_MS: '100',
       AUDIT_RETRY_BACKOFF_MAX_MS: '200',
       AUDIT_BUFFER_SIZE: undefined,

@@ -15,7 +15,8 @@ import { type AuditSpool, decodeSpoolLine, FileSpool, type FileSpoolOptions, nod
 // Promise 3: nothing is lost without a count and a line, and a drop that cannot be avoided carries
 // the entry. Promise 11: no disk call holds the writer, log() or shutdown beyond its deadline.
 
-const TIMEOUT_MS = 200;
+// The write timeout, and so the deadline of each file operation: long enough for a healthy call on a busy host.
+const TIMEOUT_MS = 500;
 const normalizer = new AuditEntryNormalizer([], 64 * 1024);
 /** Far above every bound these tests expect (a few × TIMEOUT_MS), far below a hang. */
 const LIVENESS_MS = 5000;

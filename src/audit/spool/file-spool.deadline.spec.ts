@@ -11,7 +11,8 @@ import { nodeSpoolFiles, type SpoolFileHandle, type SpoolFiles } from './spool-f
 // Promise 11 for the spool itself: with `timeoutMs`, no file operation holds an append, a replay
 // or close() beyond its deadline, and what a hung call does once it returns corrupts nothing.
 
-const TIMEOUT_MS = 100;
+// Long enough for a healthy call on a busy host, short enough to keep the tests quick.
+const TIMEOUT_MS = 1000;
 const normalizer = new AuditEntryNormalizer([], 64 * 1024);
 const record = (n: number): AuditRecord => normalizer.normalize({ action: 'nda_created', entityId: `nda-${n}`, changes: { n } }).record;
 const limits = { maxBytes: 1024 * 1024, segmentBytes: 64 * 1024 };
