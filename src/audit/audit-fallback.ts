@@ -152,7 +152,7 @@ export class AuditFallback {
       ).then((refusals) =>
         refusals.forEach((r) =>
           this.keep(
-            r.records.map((record) => byId.get(record.id)!),
+            r.records.flatMap((record) => byId.get(record.id) ?? []),
             error,
             r.reason,
           ),
