@@ -143,6 +143,16 @@ describe('FileSpool with a deadline on each file operation', () => {
   });
 });
 
+describe('FileSpool.open with a deadline', () => {
+  it('rejects with AUDIT_DISK_TIMEOUT when the disk does not answer, instead of holding start-up', async () => {
+    let finish!: () => void;
+    const files: SpoolFiles = { ...nodeSpoolFiles, mkdir: () => new Promise<void>((resolve) => (finish = resolve)) };
+    const opening = FileSpool.open(join(tmpdir(), 'spool-never-made'), { ...limits, files, timeoutMs: TIMEOUT_MS });
+    await expect(opening).rejects.toMatchObject({ code: 'AUDIT_DISK_TIMEOUT', operation: 'mkdir' });
+    finish();
+  });
+});
+
 describe('boundedFiles', () => {
   it('closes a file whose open returned after its deadline, and puts off a close asked for while stalled', async () => {
     const closed: string[] = [];
