@@ -8,7 +8,8 @@ import { AuditSealer } from './integrity/audit-sealer';
  * being committed, `down` (so `/health` answers 503) while they are being buffered. Details:
  * `state`, `pending` (queued or in flight to the database), `buffered`, `dropped`, `quarantined`,
  * `unreadable` (values of entries that could not be read), `diffFaults` (entity changes not
- * captured as diffs), `downSince`,
+ * captured as diffs), `diskTimeouts` (spool and quarantine file operations given up at their
+ * deadline), `downSince`,
  * `lastError` (sanitized: no URL, host or password); with a spool also `spooled`, `spoolBytes`;
  * with integrity on also `integrity: { lastSealedAt, lag, failures, sealed }` (sealing never
  * turns the indicator down: it is the write path's health).
@@ -35,8 +36,20 @@ export class DbHealthIndicator {
 
   isHealthy(key = 'audit_db'): HealthIndicatorResult {
     const indicator = this.indicators.check(key);
-    const { state, pending, buffered, dropped, quarantined, unreadable, diffFaults, spooled, spoolBytes, downSince, lastError } =
-      this.audit.status();
+    const {
+      state,
+      pending,
+      buffered,
+      dropped,
+      quarantined,
+      unreadable,
+      diffFaults,
+      diskTimeouts,
+      spooled,
+      spoolBytes,
+      downSince,
+      lastError,
+    } = this.audit.status();
     const details: Record<string, string | number | null | object> = {
       state,
       pending,
@@ -45,6 +58,7 @@ export class DbHealthIndicator {
       quarantined,
       unreadable,
       diffFaults,
+      diskTimeouts,
     };
     if (spooled !== undefined) Object.assign(details, { spooled, spoolBytes });
     Object.assign(details, { downSince, lastError: lastError ? `${lastError.code}: ${lastError.message}` : null });

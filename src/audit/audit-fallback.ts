@@ -2,10 +2,16 @@ import { type AuditBuffer, type BufferedEntry } from './audit-buffer';
 import { type AuditRecord } from './audit-entry';
 import { type SanitizedDbError } from './db-error';
 import { type AuditReporter, AUDIT_EVENTS, type ConsoleSink, type DropReport } from './sinks';
-import { type AuditSpool, type SpoolRejection } from './spool';
+import { type AuditSpool, SPOOL_ERROR_CODES, type SpoolAppendResult, type SpoolRejection } from './spool';
 
 /** Why an entry reached the spool. */
 export type SpoolReason = 'evicted' | 'shutdown' | 'sync';
+
+/** Records the spool did not take, and why (`spool_full`, `spool_error: …`, `spool_backlog`, `spool_timeout`). */
+interface Refusal {
+  records: AuditRecord[];
+  reason: string;
+}
 
 /** The audit context every stderr line carries. */
 export function lineContext(record: AuditRecord | undefined) {
@@ -21,8 +27,10 @@ export function lineContext(record: AuditRecord | undefined) {
 /**
  * Where entries go when the database does not take them, and the accounting that makes every
  * loss visible: the ring (with one `audit.buffered` line each), the spool for what the ring
- * evicts or shutdown leaves (`audit.spooled`), and `audit.dropped` plus a count for anything that
- * has no home left.
+ * evicts or shutdown leaves (`audit.spooled`), and `audit.dropped` (with the entry) plus a count
+ * for anything that has no home left. Each spool append is waited for at most `timeoutMs`: past
+ * it, its entries go on as if the spool had refused them (counted in `diskTimeouts`), and what the
+ * append does later is ignored.
  *
  * @example
  * fallback.keep([{ seq, record, bytes }], lastError); // ring + stderr line; evictions go to the spool
@@ -30,6 +38,8 @@ export function lineContext(record: AuditRecord | undefined) {
 export class AuditFallback {
   /** Entries that left the module's custody without reaching the table. */
   dropped = 0;
+  /** Spool appends and replays given up at their deadline: the disk did not answer in time. */
+  diskTimeouts = 0;
   /** Seq of the newest entry in the ring (entries arrive oldest first, but for a failed older batch). */
   private newest = -Infinity;
   /** The recovery batch being written: its entries stay in the ring until it commits. */
@@ -37,10 +47,12 @@ export class AuditFallback {
   /** Entries the ring evicted while their own recovery batch was in flight: lost only if it fails. */
   private evictedInFlight: BufferedEntry[] = [];
   private readonly appends = new Set<Promise<void>>();
-  /** Entries in spool appends not yet settled. */
+  /** Entries in spool appends not yet settled, including those given up at their deadline. */
   private waiting = 0;
+  /** Set once shutdown has emptied the ring: nothing put there later would be flushed. */
+  private evacuated = false;
 
-  /** `maxWaiting`: entries that may wait for the spool at once. */
+  /** `maxWaiting`: entries that may wait for the spool at once; `timeoutMs`: how long an append is waited for. */
   constructor(
     readonly buffer: AuditBuffer,
     readonly spool: AuditSpool | null,
@@ -48,9 +60,10 @@ export class AuditFallback {
     private readonly reporter: AuditReporter,
     private readonly onDropped: (count: number) => void,
     private readonly maxWaiting: number,
+    private readonly timeoutMs: number,
   ) {}
 
-  /** Spool appends not yet settled: entries that count only once their fsync has resolved. */
+  /** Spool appends not yet answered (or given up): entries that count only once their fsync has resolved. */
   get appending(): number {
     return this.appends.size;
   }
@@ -59,12 +72,27 @@ export class AuditFallback {
    * Into the ring, each with the line that carries the full entry, in `seq` order (a failed batch
    * older than entries parked meanwhile goes ahead of them); evicted entries go on to the spool.
    */
-  keep(entries: BufferedEntry[], error: SanitizedDbError | null): void {
+  keep(entries: BufferedEntry[], error: SanitizedDbError | null, spoolError?: string): void {
+    if (this.evacuated) {
+      this.drop(
+        entries.map((e) => e.record),
+        'shutdown',
+        error,
+      );
+      return;
+    }
     const ordered = [...entries].sort((a, b) => a.seq - b.seq);
     const held = ordered.length > 0 && ordered[0].seq < this.newest ? this.takeAll() : [];
     const evicted = this.pushAll(mergeBySeq(held, ordered));
     for (const { record } of entries) {
-      this.console.emit(AUDIT_EVENTS.buffered, 'warn', { ...lineContext(record), error, buffered: this.buffer.size, entry: record });
+      const spool = spoolError ? { spoolError } : {};
+      this.console.emit(AUDIT_EVENTS.buffered, 'warn', {
+        ...lineContext(record),
+        error,
+        ...spool,
+        buffered: this.buffer.size,
+        entry: record,
+      });
     }
     this.evicted(evicted.filter((e) => !this.checkedOut.has(e.seq)));
     this.evictedInFlight.push(...evicted.filter((e) => this.checkedOut.has(e.seq)));
@@ -98,25 +126,52 @@ export class AuditFallback {
     this.evicted(this.evictedInFlight.splice(0));
   }
 
-  /** Whether `count` more entries may wait for the spool: a hung disk holds at most `maxWaiting` in memory. */
-  spoolHasRoom(count: number): boolean {
-    return this.waiting + count <= this.maxWaiting;
+  /**
+   * Appends to the spool (fsynced when it resolves); what the spool refuses or does not take
+   * within `timeoutMs`, and what finds `maxWaiting` entries already waiting for it
+   * (`spool_backlog`), is dropped with a line carrying the entry.
+   */
+  toSpool(records: AuditRecord[], reason: SpoolReason, withEntry = reason === 'sync'): Promise<void> {
+    return this.track(
+      this.append(records, reason, withEntry).then((refusals) => refusals.forEach((r) => this.drop(r.records, r.reason, null))),
+    );
   }
 
   /**
-   * Appends to the spool (fsynced when it resolves); what the spool refuses is dropped, and so is
-   * what finds `maxWaiting` entries already waiting for it (reason `spool_backlog`).
+   * Sync mode: each entry to the spool (resolving once it is fsynced) or, when the spool refuses
+   * it or has not taken it within `timeoutMs`, to the ring with its `audit.buffered` line (the whole
+   * entry, and `spoolError` saying why).
    */
-  toSpool(records: AuditRecord[], reason: SpoolReason, withEntry = reason === 'sync'): Promise<void> {
-    const room = this.spool ? Math.max(0, this.maxWaiting - this.waiting) : records.length;
-    if (records.length > room) this.drop(records.slice(room), 'spool_backlog', null, withEntry);
-    const taken = records.slice(0, room);
-    if (taken.length === 0) return Promise.resolve();
-    this.waiting += taken.length;
-    const append = this.append(taken, reason, withEntry).finally(() => (this.waiting -= taken.length));
-    this.appends.add(append);
-    void append.finally(() => this.appends.delete(append));
-    return append;
+  spoolOrKeep(entries: BufferedEntry[], error: SanitizedDbError | null): Promise<void> {
+    const byId = new Map(entries.map((e) => [e.record.id, e]));
+    return this.track(
+      this.append(
+        entries.map((e) => e.record),
+        'sync',
+        true,
+      ).then((refusals) =>
+        refusals.forEach((r) =>
+          this.keep(
+            r.records.flatMap((record) => byId.get(record.id) ?? []),
+            error,
+            r.reason,
+          ),
+        ),
+      ),
+    );
+  }
+
+  /**
+   * Replays the spool (see {@link AuditSpool.replay}), reporting each line it had to skip. A replay
+   * that stopped at a file operation past its deadline counts in `diskTimeouts`.
+   */
+  async replay(spool: AuditSpool, insert: (records: AuditRecord[]) => Promise<void>, batchSize: number): Promise<number> {
+    try {
+      return await spool.replay(insert, batchSize, (rejection) => this.rejected(rejection));
+    } catch (error) {
+      if (isDiskTimeout(error)) this.diskTimeouts += 1;
+      throw error;
+    }
   }
 
   /** Resolves when every spool append begun so far has settled. */
@@ -126,6 +181,7 @@ export class AuditFallback {
 
   /** Empties the ring: into the spool when there is one, else into `audit.dropped` lines. */
   async evacuate(error: SanitizedDbError | null): Promise<void> {
+    this.evacuated = true;
     const records = this.takeAll().map((e) => e.record);
     if (records.length === 0) return;
     if (this.spool) await this.toSpool(records, 'shutdown');
@@ -138,7 +194,7 @@ export class AuditFallback {
    */
   async afterShutdown(record: AuditRecord, error: SanitizedDbError | null): Promise<void> {
     if (this.spool) await this.toSpool([record], 'shutdown', true);
-    else this.drop([record], 'shutdown', error, true);
+    else this.drop([record], 'shutdown', error);
   }
 
   /** An entry that could not be normalized at all: counted as dropped, with what could be read of it. */
@@ -160,10 +216,11 @@ export class AuditFallback {
     });
   }
 
-  private drop(records: AuditRecord[], reason: string, error: SanitizedDbError | null, withEntry = false): void {
+  /** Each line carries the entry: the stderr copy is all that is left of it. */
+  private drop(records: AuditRecord[], reason: string, error: SanitizedDbError | null): void {
     this.count(records.length);
     for (const record of records) {
-      this.console.emit(AUDIT_EVENTS.dropped, 'error', { ...lineContext(record), reason, error, ...(withEntry ? { entry: record } : {}) });
+      this.console.emit(AUDIT_EVENTS.dropped, 'error', { ...lineContext(record), reason, error, entry: record });
     }
     this.alertDropped({ count: records.length, reason, action: records[0].action });
   }
@@ -177,18 +234,53 @@ export class AuditFallback {
     }
   }
 
-  private async append(records: AuditRecord[], reason: SpoolReason, withEntry: boolean): Promise<void> {
-    if (!this.spool) {
-      this.drop(records, reason, null);
-      return;
+  /**
+   * Appends what `maxWaiting` leaves room for, waits at most `timeoutMs`, writes an
+   * `audit.spooled` line for each entry kept, and returns the rest with the reason.
+   */
+  private async append(records: AuditRecord[], reason: SpoolReason, withEntry: boolean): Promise<Refusal[]> {
+    const spool = this.spool;
+    if (!spool) return [{ records, reason }];
+    const room = Math.max(0, this.maxWaiting - this.waiting);
+    const refusals: Refusal[] = records.length > room ? [{ records: records.slice(room), reason: 'spool_backlog' }] : [];
+    const taken = records.slice(0, room);
+    if (taken.length === 0) return refusals;
+    const result = await this.appendWithin(spool, taken);
+    if (result === 'timeout') {
+      this.diskTimeouts += 1;
+      return [...refusals, { records: taken, reason: 'spool_timeout' }];
     }
-    const { kept, dropped, error } = await this.spool.append(records);
-    for (const record of kept) {
+    for (const record of result.kept) {
       // Entries spooled straight from a request (sync mode, after shutdown) have had no audit.buffered line.
       const entry = withEntry ? { entry: record } : {};
-      this.console.emit(AUDIT_EVENTS.spooled, 'warn', { ...lineContext(record), reason, spooled: this.spool.entries, ...entry });
+      this.console.emit(AUDIT_EVENTS.spooled, 'warn', { ...lineContext(record), reason, spooled: spool.entries, ...entry });
     }
-    if (dropped.length > 0) this.drop(dropped, error ?? 'spool_error', null);
+    if (result.dropped.length > 0) refusals.push({ records: result.dropped, reason: result.error ?? 'spool_error' });
+    return refusals;
+  }
+
+  /** The spool's answer, or `'timeout'`; the entries count against `maxWaiting` until the spool really answers. */
+  private appendWithin(spool: AuditSpool, records: AuditRecord[]): Promise<SpoolAppendResult | 'timeout'> {
+    this.waiting += records.length;
+    const append = (async () => spool.append(records))().catch((error: unknown): SpoolAppendResult => ({
+      kept: [],
+      dropped: records,
+      error: `spool_error: ${safeText(error)}`,
+    }));
+    void append.finally(() => (this.waiting -= records.length));
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), this.timeoutMs);
+      timer.unref();
+    });
+    return Promise.race([append, timeout]).finally(() => clearTimeout(timer));
+  }
+
+  /** Counts `operation` among the appends {@link appendsSettled} waits for. */
+  private track(operation: Promise<void>): Promise<void> {
+    this.appends.add(operation);
+    void operation.finally(() => this.appends.delete(operation));
+    return operation;
   }
 
   /** Evicted entries: a line each, then the spool, or counted as dropped (their audit.buffered line holds them). */
@@ -252,6 +344,11 @@ function readableContext(entry: unknown): Record<string, string | null> {
     }
   }
   return context;
+}
+
+function isDiskTimeout(error: unknown): boolean {
+  const { code, cause } = (error ?? {}) as { code?: unknown; cause?: { code?: unknown } };
+  return code === SPOOL_ERROR_CODES.diskTimeout || cause?.code === SPOOL_ERROR_CODES.diskTimeout;
 }
 
 function safeText(error: unknown): string {

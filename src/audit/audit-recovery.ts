@@ -73,14 +73,14 @@ export class AuditRecovery {
         const before = spool.entries;
         let insertFailed = false;
         try {
-          const replayed = await spool.replay(
+          const replayed = await this.fallback.replay(
+            spool,
             async (records) => {
               if (this.host.stopping()) throw new Error('spool replay stopped for shutdown');
               insertFailed = !(await this.write(records));
               if (insertFailed) throw new Error('spool replay stopped');
             },
             this.batchSize,
-            (rejection) => this.fallback.rejected(rejection),
           );
           this.circuit.count('flushed', replayed);
         } catch (error) {

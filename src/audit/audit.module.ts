@@ -42,7 +42,11 @@ import { AuditSpool, FileSpool } from './spool';
       provide: AuditSpool,
       useFactory: (options: ResolvedAuditOptions) =>
         options.spoolDir
-          ? FileSpool.open(options.spoolDir, { maxBytes: options.spoolMaxBytes, segmentBytes: options.spoolSegmentBytes })
+          ? FileSpool.open(options.spoolDir, {
+              maxBytes: options.spoolMaxBytes,
+              segmentBytes: options.spoolSegmentBytes,
+              timeoutMs: options.writeTimeoutMs,
+            })
           : null,
       inject: [AUDIT_OPTIONS],
     },

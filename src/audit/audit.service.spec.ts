@@ -475,7 +475,11 @@ describe('AuditService bounds', () => {
 
   it('holds at most max(bufferSize, 1000) entries waiting for a hung spool; the rest are counted as dropped, each with a line', async () => {
     const spool = new HeldSpool();
-    const { service, repository, of } = setup({ bufferSize: 5, retryBackoffMs: 60_000, retryBackoffMaxMs: 60_000 }, spool);
+    // A write timeout far above the test: the held appends must not be given up at their deadline.
+    const { service, repository, of } = setup(
+      { bufferSize: 5, writeTimeoutMs: 60_000, retryBackoffMs: 60_000, retryBackoffMaxMs: 60_000 },
+      spool,
+    );
     repository.behaviour = () => 'fail';
     for (let n = 1; n <= 1030; n++) await service.log(entry(n));
     const waiting = spool.appends.flatMap((a) => a.records);
@@ -606,7 +610,7 @@ describe('AuditService bounds', () => {
     ]);
 
     const spool = new HeldSpool();
-    const spooled = setup({}, spool);
+    const spooled = setup({ writeTimeoutMs: 60_000 }, spool);
     await spooled.service.beforeApplicationShutdown();
     const logged = spooled.service.log(entry(2));
     await eventuallyTrue(() => spool.appends.length === 1, 1000);

@@ -36,6 +36,8 @@ export interface AuditStatus {
   unreadable: number;
   /** Entity changes that could not be captured as diffs (the writes themselves went ahead). */
   diffFaults: number;
+  /** Spool and quarantine file operations given up at their deadline (`writeTimeoutMs`): the disk did not answer. */
+  diskTimeouts: number;
   spooled?: number;
   spoolBytes?: number;
   downSince: string | null;
@@ -88,7 +90,7 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
     this.writer = new AuditWriter(repository, options.writeTimeoutMs);
     const secrets = connectionSecrets(repository.manager?.connection?.options);
     this.circuit = new AuditCircuit(options, console, reporter, secrets, () => this.retryBuffered());
-    this.quarantine = new AuditQuarantine(options.spoolDir, console, reporter, secrets);
+    this.quarantine = new AuditQuarantine(options.spoolDir, console, reporter, secrets, { timeoutMs: options.writeTimeoutMs });
     this.writes = new AuditWriteQueue(
       (records, deadline) => this.insert(records, deadline),
       { batchSize: options.batchSize, maxEntries: options.bufferSize, maxBytes: options.bufferMaxBytes, timeoutMs: options.writeTimeoutMs },
@@ -105,6 +107,7 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
       reporter,
       (n) => this.circuit.count('dropped', n),
       Math.max(options.bufferSize, SPOOL_WAITING_FLOOR),
+      options.writeTimeoutMs,
     );
     this.recovery = new AuditRecovery(this.fallback, this.circuit, console, options.batchSize, {
       insert: (records) => this.insert(records),
@@ -173,6 +176,7 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
       quarantined: this.quarantine.count,
       unreadable: this.unreadable,
       diffFaults: this.diffs?.faults ?? 0,
+      diskTimeouts: this.fallback.diskTimeouts + this.quarantine.diskTimeouts,
       ...(spool ? { spooled: spool.entries, spoolBytes: spool.bytes } : {}),
       downSince: this.circuit.downSince?.toISOString() ?? null,
       lastError: this.circuit.lastError,
@@ -226,8 +230,8 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
     this.closed = true;
     this.park(this.writes.takeQueued());
     void this.fallback.evacuate(this.circuit.lastError);
-    // A disk that hangs must not hold the app: the entries' audit.buffered lines remain.
-    await within(this.fallback.appendsSettled(), this.options.writeTimeoutMs);
+    // Each append is given up at its deadline: what a hung disk did not take is counted, with its line.
+    await this.fallback.appendsSettled();
     await within(this.fallback.spool?.close(), this.options.writeTimeoutMs);
   }
 
@@ -262,33 +266,16 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
 
   /**
    * Entries the database did not take: to the ring with their lines, or in sync mode with a spool,
-   * to the spool. A spool write that has not resolved within `writeTimeoutMs` does not hold the
-   * request longer: the entry goes to the ring as well (a duplicate there is harmless). With
-   * `max(bufferSize, 1000)` entries already waiting for the spool, the ring takes the entry at once.
+   * to the spool. What the spool refuses, or has not taken within `writeTimeoutMs` (a hung disk),
+   * goes to the ring with its line; with `max(bufferSize, 1000)` entries already waiting for the
+   * spool, the ring takes the entry at once.
    */
   private park(pendings: PendingEntry[]): void {
     if (pendings.length === 0) return;
     if (this.closed) {
       for (const p of pendings) void this.fallback.afterShutdown(p.record, this.circuit.lastError).finally(p.settle);
-    } else if (this.options.mode === 'sync' && this.fallback.spool && this.fallback.spoolHasRoom(pendings.length)) {
-      let answered = false;
-      const answer = () => {
-        answered = true;
-        pendings.forEach((p) => p.settle());
-      };
-      const timer = setTimeout(() => {
-        this.fallback.keep(pendings, this.circuit.lastError);
-        answer();
-      }, this.options.writeTimeoutMs).unref();
-      void this.fallback
-        .toSpool(
-          pendings.map((p) => p.record),
-          'sync',
-        )
-        .finally(() => {
-          clearTimeout(timer);
-          if (!answered) answer();
-        });
+    } else if (this.options.mode === 'sync' && this.fallback.spool) {
+      void this.fallback.spoolOrKeep(pendings, this.circuit.lastError).finally(() => pendings.forEach((p) => p.settle()));
     } else {
       this.fallback.keep(pendings, this.circuit.lastError);
       pendings.forEach((p) => p.settle());

@@ -67,6 +67,7 @@ export {
 } from './sinks';
 export {
   AuditSpool,
+  DiskTimeoutError,
   FileSpool,
   type FileSpoolOptions,
   SPOOL_ERROR_CODES,

@@ -1,13 +1,20 @@
-import { mkdir, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type AuditRecord } from '../audit-entry';
 import { sanitizeDbError, type SanitizedDbError } from '../db-error';
 import { AUDIT_EVENTS, type AuditReporter, type ConsoleSink } from '../sinks';
-import { encodeSpoolLine } from '../spool';
+import { encodeSpoolLine, nodeSpoolFiles, type SpoolFiles } from '../spool';
+import { boundedFiles, type BoundedFiles } from '../spool/bounded-files';
 import { type RefusedRecord } from './isolate-refused';
 
 /** The folder under `spoolDir` that holds quarantine files; the spool itself never reads it. */
 export const QUARANTINE_DIR = 'quarantine';
+
+/** The file system the quarantine writes through, and the deadline of each of its operations. */
+export interface QuarantineFiles {
+  files?: SpoolFiles;
+  /** Default: 2000 ms; the module sets it to `writeTimeoutMs`. */
+  timeoutMs?: number;
+}
 
 /** Where one `put` left the refused entries. */
 export interface QuarantineResult {
@@ -24,6 +31,11 @@ export interface QuarantineResult {
  * `audit:replay` reads once the cause is fixed. Each `put` counts its entries and sends one Sentry
  * warning naming the first of them, never their `changes` or `metadata`. `put` never rejects.
  *
+ * No file operation is waited for longer than `timeoutMs`: past it, the entries of the `put` are
+ * on their stderr lines (with `file: null` and `fileError`), counted in `diskTimeouts`, and later
+ * puts skip the file until the hung call returns. A file whose write failed or hung takes no more
+ * lines: the next put begins a new one, so a late write never runs into it.
+ *
  * @example
  * const quarantine = new AuditQuarantine(options.spoolDir, consoleSink, reporter, secrets);
  * const { refused } = await isolateRefused(records, (batch: AuditRecord[]) => writer.insert(batch));
@@ -32,18 +44,28 @@ export interface QuarantineResult {
 export class AuditQuarantine {
   private total = 0;
   private file: string | undefined;
+  private lastStamp = 0;
   private chain: Promise<unknown> = Promise.resolve();
+  private readonly files: BoundedFiles;
 
   constructor(
     private readonly spoolDir: string | null,
     private readonly console: ConsoleSink,
     private readonly reporter: AuditReporter,
     private readonly secrets: readonly string[] = [],
-  ) {}
+    { files = nodeSpoolFiles, timeoutMs = 2000 }: QuarantineFiles = {},
+  ) {
+    this.files = boundedFiles(files, timeoutMs);
+  }
 
   /** Entries quarantined since start. */
   get count(): number {
     return this.total;
+  }
+
+  /** Quarantine file operations that did not return within their deadline, since start. */
+  get diskTimeouts(): number {
+    return this.files.timeouts;
   }
 
   put(refused: readonly RefusedRecord<AuditRecord>[]): Promise<QuarantineResult> {
@@ -83,16 +105,31 @@ export class AuditQuarantine {
 
   private async append(text: string): Promise<string> {
     const dir = join(this.spoolDir as string, QUARANTINE_DIR);
-    await mkdir(dir, { recursive: true, mode: 0o700 });
-    this.file ??= join(dir, `quarantine-${String(Date.now()).padStart(13, '0')}-${process.pid}.ndjson`);
-    const handle = await open(this.file, 'a', 0o600);
+    await this.files.mkdir(dir, 0o700);
+    const file = (this.file ??= join(dir, `quarantine-${String(this.stamp()).padStart(13, '0')}-${process.pid}.ndjson`));
+    const handle = await this.files.open(file, 'a', 0o600);
     try {
-      await handle.write(text);
+      const buffer = Buffer.from(text);
+      for (let done = 0; done < buffer.length;) {
+        const { bytesWritten } = await handle.write(buffer, done, buffer.length - done);
+        if (!(bytesWritten > 0)) throw new Error('write made no progress');
+        done += bytesWritten;
+      }
       await handle.sync();
+    } catch (error) {
+      // It may end in part of a line, or a hung write may still land in it.
+      this.file = undefined;
+      throw error;
     } finally {
       await handle.close();
     }
-    return this.file;
+    return file;
+  }
+
+  /** `Date.now()`, but never the stamp of an earlier file. */
+  private stamp(): number {
+    this.lastStamp = Math.max(Date.now(), this.lastStamp + 1);
+    return this.lastStamp;
   }
 
   private report(first: AuditRecord, error: SanitizedDbError, count: number, file: string | null): void {

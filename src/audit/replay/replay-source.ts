@@ -24,14 +24,15 @@ export interface ReplaySource {
   skipped: number;
 }
 
-const CARRIERS = new Set<string>([AUDIT_EVENTS.buffered, AUDIT_EVENTS.spooled, AUDIT_EVENTS.quarantined]);
+const CARRIERS = new Set<string>([AUDIT_EVENTS.buffered, AUDIT_EVENTS.spooled, AUDIT_EVENTS.quarantined, AUDIT_EVENTS.dropped]);
 
 /**
  * Reads spool segments, quarantine files (`<spoolDir>/quarantine/`, spool lines too) and
  * CloudWatch Logs exports of the module's stderr (raw JSON lines, `<timestamp> <json>` lines as in
  * an S3 export, `{"message": "<json>"}` lines, or the `{"events": [{"message": …}]}` document of
  * `aws logs filter-log-events`) and collects the entries carried by spool lines and by
- * `audit.buffered` / `audit.spooled` / `audit.quarantined` lines, joining an entry written in
+ * `audit.buffered` / `audit.spooled` / `audit.quarantined` lines and the `audit.dropped` lines that
+ * carry one (a drop the module could not avoid), joining an entry written in
  * numbered parts (`part`, `parts`, `entryPart`; later parts as `audit.entry_part` lines), in any order.
  *
  * @example
@@ -94,7 +95,7 @@ function entryOf(line: string): Found {
   return carried(object);
 }
 
-/** The entry of an `audit.buffered`, `audit.spooled` or `audit.quarantined` line; other lines are skipped. */
+/** The entry of an `audit.buffered`, `audit.spooled`, `audit.quarantined` or `audit.dropped` line; other lines are skipped. */
 function carried(object: { event?: unknown; entry?: unknown }): Found {
   if (typeof object.event !== 'string' || !CARRIERS.has(object.event) || object.entry === undefined) return 'skip';
   return isAuditRecord(object.entry) ? { record: object.entry } : { rejected: 'bad_entry' };

@@ -33,7 +33,11 @@ export interface AuditSpool {
   readonly entries: number;
   /** Bytes on disk. */
   readonly bytes: number;
-  /** Appends and fsyncs; resolves (never rejects) once the kept records are durable. */
+  /**
+   * Appends and fsyncs; resolves (never rejects) once the kept records are durable. The module
+   * waits at most `writeTimeoutMs` for it: past that, the records go on as refused, and what the
+   * append does later is ignored (a record that lands anyway replays idempotently).
+   */
   append(records: AuditRecord[]): Promise<SpoolAppendResult>;
   /**
    * Inserts every closed segment's records through `insert`, oldest first, `batchSize` at a time,

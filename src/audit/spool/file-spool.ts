@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { type AuditRecord } from '../audit-entry';
 import { type AuditSpool, type SpoolAppendResult, type SpoolRejection } from './audit-spool';
+import { boundedFiles } from './bounded-files';
 import { appendWhole, dropAll, packAppends, SegmentAppendError } from './segment-append';
 import { adoptSegments } from './segment-adoption';
 import { segmentName } from './segment-name';
@@ -8,11 +9,16 @@ import { replaySegments, type SegmentState, segmentState } from './segment-repla
 import { nodeSpoolFiles, type SpoolFileHandle, type SpoolFiles } from './spool-files';
 import { SpoolOwner } from './spool-owner';
 
-/** Where and how big; `leaseMs` (default 30 s) is how long another process waits before taking this one for dead. */
+/**
+ * Where and how big; `leaseMs` (default 30 s) is how long another process waits before taking this
+ * one for dead; `timeoutMs` (default: none) is the deadline of each file operation (see
+ * {@link boundedFiles}): the module sets it to `writeTimeoutMs`.
+ */
 export interface FileSpoolOptions {
   maxBytes: number;
   segmentBytes: number;
   leaseMs?: number;
+  timeoutMs?: number;
   files?: SpoolFiles;
 }
 
@@ -30,6 +36,10 @@ interface PendingAppend {
  * replays only its own segments (named by its {@link SpoolOwner} id) and adopts those of a process
  * that is gone, or that closed, and those of older versions. An older version still running
  * beside this one must not be spooling: its segments are adopted at once.
+ *
+ * With `timeoutMs`, no file operation is waited for longer: an append that meets a hung disk is
+ * refused (`spool_error: AUDIT_DISK_TIMEOUT…`) and its segment retired, so that what the hung
+ * call writes later never runs into a later append; a replay rejects with a `SpoolReadError`.
  *
  * @example
  * const spool = await FileSpool.open('/var/lib/app/audit-spool', { maxBytes: 1 << 30, segmentBytes: 8 << 20 });
@@ -58,7 +68,8 @@ export class FileSpool implements AuditSpool {
    * no live process owns; then, every third of the lease, refreshes the claim and adopts again.
    */
   static async open(dir: string, options: FileSpoolOptions): Promise<FileSpool> {
-    const files = options.files ?? nodeSpoolFiles;
+    const given = options.files ?? nodeSpoolFiles;
+    const files = options.timeoutMs === undefined ? given : boundedFiles(given, options.timeoutMs);
     await files.mkdir(dir, 0o700);
     const owner = new SpoolOwner(dir, files, options.leaseMs ?? 30_000);
     await owner.beat();

@@ -1,5 +1,5 @@
-/** Stable codes of the errors the spool rejects with. */
-export const SPOOL_ERROR_CODES = { read: 'AUDIT_SPOOL_READ' } as const;
+/** Stable codes of the errors the spool (and the quarantine, which shares its files) rejects with. */
+export const SPOOL_ERROR_CODES = { read: 'AUDIT_SPOOL_READ', diskTimeout: 'AUDIT_DISK_TIMEOUT' } as const;
 
 /**
  * A replay that could not read or remove a spool segment (permissions, too many open files, a
@@ -18,5 +18,30 @@ export class SpoolReadError extends Error {
     override readonly cause: unknown,
   ) {
     super(`Audit spool segment ${file} could not be read or removed: ${(cause as { code?: string } | null)?.code ?? String(cause)}`);
+  }
+}
+
+/**
+ * A file operation that did not return within its deadline (`stalled`: not even begun, because an
+ * earlier one on the same disk still has not returned). What the operation carried went on
+ * without it; the operation itself may still complete later.
+ *
+ * @example
+ * new DiskTimeoutError('fsync', 2000).message; // 'AUDIT_DISK_TIMEOUT: fsync did not return within 2000 ms'
+ */
+export class DiskTimeoutError extends Error {
+  override readonly name = 'DiskTimeoutError';
+  readonly code = SPOOL_ERROR_CODES.diskTimeout;
+
+  constructor(
+    readonly operation: string,
+    readonly timeoutMs: number,
+    readonly stalled = false,
+  ) {
+    super(
+      stalled
+        ? `${SPOOL_ERROR_CODES.diskTimeout}: ${operation} not begun, an earlier file operation has not returned within ${timeoutMs} ms`
+        : `${SPOOL_ERROR_CODES.diskTimeout}: ${operation} did not return within ${timeoutMs} ms`,
+    );
   }
 }
