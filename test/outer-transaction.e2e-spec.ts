@@ -8,10 +8,14 @@ import { numbersOn, startTxApp, txRows, type TxRow } from './support/tx-app';
 // it opens a transaction per request and commits it after the handler. The row must say what the
 // client got and carry what committed, in both modes; in sync mode it is durable when the response
 // arrives.
-describe.each(['sync', 'async'] as const)('%s mode under a transaction-per-request interceptor outside the audit one', (mode) => {
+describe.each([
+  ['sync', 'express'],
+  ['async', 'express'],
+  ['sync', 'fastify'],
+] as const)('%s mode (%s) under a transaction-per-request interceptor outside the audit one', (mode, platform) => {
   let db: TestPostgres;
   let app: INestApplication<Server>;
-  const database = `outer_${mode}`;
+  const database = `outer_${mode}_${platform}`;
 
   const book = (number: string, body: { twice?: boolean; record?: boolean } = {}) =>
     request(app.getHttpServer())
@@ -42,7 +46,7 @@ describe.each(['sync', 'async'] as const)('%s mode under a transaction-per-reque
 
   beforeAll(async () => {
     db = await TestPostgres.start();
-    app = await startTxApp(db, { database, audit: { mode }, requestTransactions: true });
+    app = await startTxApp(db, { database, audit: { mode }, requestTransactions: true, platform });
   }, 60_000);
 
   afterAll(async () => {

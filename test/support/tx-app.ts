@@ -11,6 +11,7 @@ import {
   Req,
 } from '@nestjs/common';
 import { APP_INTERCEPTOR } from '@nestjs/core';
+import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Test } from '@nestjs/testing';
 import { InjectDataSource, TypeOrmModule } from '@nestjs/typeorm';
 import { type Server } from 'node:http';
@@ -173,6 +174,8 @@ export interface TxAppOptions {
   audit?: AuditModuleOptions;
   /** Bind {@link RequestTransactionInterceptor} in the root module (routes under `/booked`). */
   requestTransactions?: boolean;
+  /** Express by default. */
+  platform?: 'express' | 'fastify';
 }
 
 /** An app with `audit_log` and the audited `invoice` table in one database and one DataSource. */
@@ -195,9 +198,12 @@ export async function startTxApp(db: TestPostgres, options: TxAppOptions): Promi
   })
   class TxAppModule {}
   const moduleRef = await Test.createTestingModule({ imports: [TxAppModule] }).compile();
-  const app = moduleRef.createNestApplication<INestApplication<Server>>({ logger: false });
+  const app =
+    options.platform === 'fastify'
+      ? moduleRef.createNestApplication<NestFastifyApplication>(new FastifyAdapter(), { logger: false })
+      : moduleRef.createNestApplication<INestApplication<Server>>({ logger: false });
   await app.listen(0, '127.0.0.1');
-  return app;
+  return app as INestApplication<Server>;
 }
 
 /** A row of `audit_log`, as the tests compare it. */

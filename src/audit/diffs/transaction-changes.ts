@@ -55,7 +55,7 @@ export function stageChange(queryRunner: QueryRunner, context: AuditContext, cha
  * Notes what PostgreSQL answered to a query: a COMMIT answered with ROLLBACK committed nothing.
  *
  * @example
- * queryAnswered(event.queryRunner, event.query, event.rawResults); // from the subscriber's afterQuery()
+ * queryAnswered(queryRunner, 'COMMIT', { command: 'ROLLBACK' }); // from the subscriber's afterQuery(), with pg's result
  */
 export function queryAnswered(queryRunner: QueryRunner, query: string, result: unknown): void {
   if (query === 'COMMIT' && (result as { command?: unknown } | undefined)?.command === 'ROLLBACK') commitsRolledBack.add(queryRunner);
@@ -118,7 +118,13 @@ export interface RecordHold {
  *
  * @example
  * const hold = holdForRecord(manager.queryRunner, currentAuditContext());
- * await insert(withEntityChanges(entry, hold.changes)).then(() => hold.written(), (e) => { hold.failed(); throw e; });
+ * try {
+ *   await insert(withEntityChanges(entry, hold.changes));
+ *   hold.written();
+ * } catch (error) {
+ *   hold.failed();
+ *   throw error;
+ * }
  */
 export function holdForRecord(queryRunner: QueryRunner | undefined, context: AuditContext | undefined): RecordHold {
   const depth = queryRunner ? depthOf(queryRunner) : 0;
