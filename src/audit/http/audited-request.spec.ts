@@ -83,6 +83,20 @@ describe('AuditedRequest', () => {
     expect(written).toHaveLength(1);
   });
 
+  it('holds the response of a request no handler saw (a guard refused it) too', async () => {
+    const response = new FakeResponse();
+    let durable!: () => void;
+    const request = new AuditedRequest({} as ExecutionContext, response, () => new Promise<void>((resolve) => (durable = resolve)));
+    request.holdResponse();
+    response.statusCode = 403;
+    response.end('forbidden');
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(response.ends).toEqual([]);
+    durable();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(response.ends).toEqual([['forbidden']]);
+  });
+
   it('lets a response ended before the handler did go at once, and records it when the handler ends', async () => {
     const { request, response, written } = tracked();
     request.holdResponse();
