@@ -144,8 +144,8 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
   /**
    * Writes the entry inside the caller's transaction, so the mutation and its audit row commit or
    * roll back together; once that transaction has committed (as PostgreSQL answers its COMMIT),
-   * the interceptor writes no second row for the request. Unlike `log()`,
-   * it rejects when the insert fails (and so fails the caller's transaction). The audit table
+   * the interceptor writes no second row for the request. Unlike `log()`, it rejects when the
+   * insert fails (and so fails the caller's transaction). The audit table
    * must be reachable through `manager`, i.e. in the same database.
    *
    * @example

@@ -28,8 +28,9 @@ import { queryAnswered, stageChange, transactionCommitted, transactionRolledBack
  * The TypeORM subscriber that captures changes of audited entities made inside an audit context
  * (a mutating request, or `auditScope()`), holds them until their transaction commits (drops them
  * on rollback, and on a COMMIT that PostgreSQL answered with ROLLBACK) and hands them to the
- * context for its audit row; it follows the outcome of `AuditService.record()` rows the same way. Added at start-up to each
- * initialized DataSource that has an audited entity. Every callback is synchronous and never
+ * context for its audit row; it follows the outcome of `AuditService.record()` rows the same way.
+ * Added at start-up to each initialized DataSource that has an audited entity, and by `record()`
+ * to the DataSource it writes through. Every callback is synchronous and never
  * throws: a fault is counted in {@link faults}, written as an `audit.diff_failed` line, and the
  * change is counted in the row's `changes.entitiesOmitted`. A row's diffs take at most half of
  * `maxEntryBytes`; changes past that are counted in `entitiesOmitted` too.
