@@ -8,7 +8,7 @@ import { type EntityChanges } from './diffs/entity-change';
  */
 export interface AuditContext {
   readonly kind: 'request' | 'scope';
-  /** Set when the handler wrote the request's audit row itself with `AuditService.record()`. */
+  /** Set once a row the handler wrote itself with `AuditService.record()` has committed (PostgreSQL's answer decides). */
   recordedAtomically: boolean;
   /** Committed entity changes (JSON-safe, redacted) not yet on a row; undefined until the first. */
   entities: unknown[] | undefined;
@@ -37,8 +37,8 @@ export function newAuditContext(kind: AuditContext['kind']): AuditContext {
 }
 
 /**
- * Runs `work` (the handler, when the interceptor subscribes to it) inside `context`, so that
- * `AuditService.record()` can mark it and entity changes are collected into it.
+ * Runs `work` (the handler, when the interceptor subscribes to it) inside `context`, so that a
+ * committed `AuditService.record()` row marks it and entity changes are collected into it.
  *
  * @example
  * const context = newAuditContext('request');
@@ -66,12 +66,6 @@ export function auditScope<T>(work: () => T): T {
 /** The context of the code running now, if any. */
 export function currentAuditContext(): AuditContext | undefined {
   return storage.getStore();
-}
-
-/** Notes, for the request being handled (if any), that its audit row is already written. */
-export function markRecordedAtomically(): void {
-  const context = storage.getStore();
-  if (context) context.recordedAtomically = true;
 }
 
 /** Adds committed changes to `context`, as far as `maxBytes` allows; the rest are counted. */

@@ -40,8 +40,9 @@ export type UserIdExtractor = (request: AuditRequest) => string | number | bigin
  */
 export interface AuditModuleOptions {
   /**
-   * `async`: requests never wait for the audit write. `sync`: the interceptor holds the response
-   * until the entry is durable (committed, or fsynced to the spool), at most `writeTimeoutMs`
+   * `async`: requests never wait for the audit write. `sync`: the entry is made when the response
+   * is ended (after every interceptor and exception filter, with its final status), and the
+   * response's last bytes wait until it is durable (committed, or fsynced to the spool), at most `writeTimeoutMs`
    * plus the spool write (itself bounded by `writeTimeoutMs`). Without `spoolDir`, an entry the
    * database does not take is acknowledged once it is in the ring and its `audit.buffered` line
    * is on stderr: durable only as far as that line is shipped.

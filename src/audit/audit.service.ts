@@ -2,7 +2,7 @@ import { type BeforeApplicationShutdown, Inject, Injectable, type OnApplicationB
 import { type EntityManager, type Repository } from 'typeorm';
 import { AuditBuffer } from './audit-buffer';
 import { AuditCircuit, type AuditState } from './audit-circuit';
-import { markRecordedAtomically } from './audit-context';
+import { currentAuditContext } from './audit-context';
 import { type AuditEntry, AuditEntryNormalizer, type AuditRecord } from './audit-entry';
 import { AuditFallback } from './audit-fallback';
 import { type AuditLog } from './audit-log.entity';
@@ -15,7 +15,7 @@ import { connectionSecrets, type SanitizedDbError } from './db-error';
 import { AuditReporter, ConsoleSink, type WriteFailureReport } from './sinks';
 import { AuditQuarantine, isolateRefused } from './quarantine';
 import { AuditSpool } from './spool';
-import { EntityChangeSubscriber, withEntityChanges } from './diffs';
+import { EntityChangeSubscriber, holdForRecord, withEntityChanges } from './diffs';
 
 /** How often, while up, the spool is checked for segments that processes gone from a shared directory left. */
 const SPOOL_SWEEP_MS = 1000;
@@ -146,8 +146,9 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
 
   /**
    * Writes the entry inside the caller's transaction, so the mutation and its audit row commit or
-   * roll back together; the interceptor then writes no second row for the request. Unlike `log()`,
-   * it rejects when the insert fails (and so fails the caller's transaction). The audit table
+   * roll back together; once that transaction has committed (as PostgreSQL answers its COMMIT),
+   * the interceptor writes no second row for the request. Unlike `log()`, it rejects when the
+   * insert fails (and so fails the caller's transaction). The audit table
    * must be reachable through `manager`, i.e. in the same database.
    *
    * @example
@@ -158,9 +159,17 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
    * });
    */
   async record(entry: AuditEntry, { manager }: { manager: EntityManager }): Promise<AuditRecord> {
-    const { record } = this.normalizer.normalize(withEntityChanges(entry, manager));
-    await this.writer.insertWith(manager, [record]);
-    markRecordedAtomically();
+    // Only a row that commits stands for the request: the DataSource's transaction outcomes are followed from here on.
+    this.diffs?.followTransactions(manager.dataSource);
+    const hold = holdForRecord(manager.queryRunner, currentAuditContext());
+    const { record } = this.normalizer.normalize(withEntityChanges(entry, hold.changes));
+    try {
+      await this.writer.insertWith(manager, [record]);
+    } catch (error) {
+      hold.failed();
+      throw error;
+    }
+    hold.written();
     return record;
   }
 

@@ -1,12 +1,10 @@
-import { type EntityManager } from 'typeorm';
 import { currentAuditContext, takeEntityChanges } from '../audit-context';
 import { type AuditEntry } from '../audit-entry';
 import { type EntityChanges } from './entity-change';
-import { takeTransactionChanges } from './transaction-changes';
 
 /**
  * The entry with the entity changes it is the row for: inside an `auditScope()`, the changes
- * committed in that scope; with `manager` (`record()`), also the uncommitted changes of the
+ * committed in that scope; for `record()`, also `fromTransaction`, the uncommitted changes of the
  * manager's transaction, which commit or roll back with the row. They join the entry's own
  * `changes` (an object; any other value is kept under `value`). Never throws: on any fault the
  * entry is returned as it was.
@@ -14,11 +12,10 @@ import { takeTransactionChanges } from './transaction-changes';
  * @example
  * auditService.log(withEntityChanges({ action: 'ndas_expired' }));
  */
-export function withEntityChanges(entry: AuditEntry, manager?: EntityManager): AuditEntry {
+export function withEntityChanges(entry: AuditEntry, fromTransaction?: EntityChanges): AuditEntry {
   try {
     const context = currentAuditContext();
     const fromScope = context?.kind === 'scope' ? takeEntityChanges(context) : undefined;
-    const fromTransaction = manager ? takeTransactionChanges(manager.queryRunner) : undefined;
     if (!fromScope && !fromTransaction) return entry;
     const given: unknown = entry.changes;
     const base = given === undefined || given === null ? {} : isPlainObject(given) ? given : { value: given };

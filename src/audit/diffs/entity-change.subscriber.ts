@@ -1,6 +1,7 @@
 import { Inject, Injectable, type OnApplicationBootstrap } from '@nestjs/common';
 import { DiscoveryService } from '@nestjs/core';
 import {
+  type AfterQueryEvent,
   DataSource,
   type EntitySubscriberInterface,
   type InsertEvent,
@@ -21,13 +22,15 @@ import { AUDIT_EVENTS, ConsoleSink } from '../sinks';
 import { auditedEntityRules, type AuditedEntityRule } from './audited-entities';
 import { type ChangeSource, entityChange } from './entity-diff';
 import { type EntityChangeOp } from './entity-change';
-import { stageChange, transactionCommitted, transactionRolledBack } from './transaction-changes';
+import { queryAnswered, stageChange, transactionCommitted, transactionRolledBack } from './transaction-changes';
 
 /**
  * The TypeORM subscriber that captures changes of audited entities made inside an audit context
  * (a mutating request, or `auditScope()`), holds them until their transaction commits (drops them
- * on rollback) and hands them to the context for its audit row. Added at start-up to each
- * initialized DataSource that has an audited entity. Every callback is synchronous and never
+ * on rollback, and on a COMMIT that PostgreSQL answered with ROLLBACK) and hands them to the
+ * context for its audit row; it follows the outcome of `AuditService.record()` rows the same way.
+ * Added at start-up to each initialized DataSource that has an audited entity, and by `record()`
+ * to the DataSource it writes through. Every callback is synchronous and never
  * throws: a fault is counted in {@link faults}, written as an `audit.diff_failed` line, and the
  * change is counted in the row's `changes.entitiesOmitted`. A row's diffs take at most half of
  * `maxEntryBytes`; changes past that are counted in `entitiesOmitted` too.
@@ -71,8 +74,13 @@ export class EntityChangeSubscriber implements EntitySubscriberInterface, OnAppl
     const rules = auditedEntityRules(dataSource.entityMetadatas, this.options.diffs);
     if (rules.size === 0) return false;
     for (const [target, rule] of rules) this.rules.set(target, rule);
-    if (!dataSource.subscribers.includes(this)) dataSource.subscribers.push(this);
+    this.followTransactions(dataSource);
     return true;
+  }
+
+  /** Follows the outcome of every transaction on `dataSource` (for `record()` rows too, with or without audited entities). */
+  followTransactions(dataSource: DataSource): void {
+    if (!dataSource.subscribers.includes(this)) dataSource.subscribers.push(this);
   }
 
   afterInsert(event: InsertEvent<unknown>): void {
@@ -93,6 +101,14 @@ export class EntityChangeSubscriber implements EntitySubscriberInterface, OnAppl
 
   afterRecover(event: RecoverEvent<unknown>): void {
     this.capture('recover', event.queryRunner, event as ChangeSource);
+  }
+
+  afterQuery(event: AfterQueryEvent): void {
+    try {
+      if (event.success) queryAnswered(event.queryRunner, event.query, event.rawResults);
+    } catch (error) {
+      this.fault(error, undefined);
+    }
   }
 
   afterTransactionCommit(event: TransactionCommitEvent): void {

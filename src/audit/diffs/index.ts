@@ -3,3 +3,4 @@ export { AuditedEntity, type AuditedEntityOptions } from './audited-entity.decor
 export { type AuditDiffOptions, type EntityClass, resolveDiffOptions, type ResolvedDiffOptions } from './diff-options';
 export { type EntityChange, type EntityChangeOp, type EntityChanges, UNKNOWN_BEFORE } from './entity-change';
 export { EntityChangeSubscriber } from './entity-change.subscriber';
+export { holdForRecord, type RecordHold } from './transaction-changes';

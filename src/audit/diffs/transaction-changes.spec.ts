@@ -1,6 +1,6 @@
 import { type QueryRunner } from 'typeorm';
 import { newAuditContext, takeEntityChanges } from '../audit-context';
-import { stageChange, takeTransactionChanges, transactionCommitted, transactionRolledBack } from './transaction-changes';
+import { holdForRecord, queryAnswered, stageChange, transactionCommitted, transactionRolledBack } from './transaction-changes';
 
 /** A query runner as TypeORM moves it: depth 1 the transaction, 2+ savepoints; events fire after the depth changed. */
 function runner() {
@@ -79,9 +79,80 @@ describe('changes held per transaction', () => {
     const tx = runner();
     tx.begin();
     for (const name of ['a', 'b', 'c']) stageChange(tx.queryRunner, context, change(name), 25);
-    expect(takeTransactionChanges(tx.queryRunner)).toEqual({ entities: ['a', 'b'], entitiesOmitted: 1 });
+    const hold = holdForRecord(tx.queryRunner, context);
+    expect(hold.changes).toEqual({ entities: ['a', 'b'], entitiesOmitted: 1 });
+    hold.written();
+    expect(holdForRecord(tx.queryRunner, context).changes).toBeUndefined();
     tx.commit();
     expect(takeEntityChanges(context)).toBeUndefined();
-    expect(takeTransactionChanges(tx.queryRunner)).toBeUndefined();
+  });
+
+  it('marks the context only when the record() row’s transaction commits', () => {
+    const context = newAuditContext('request');
+    const tx = runner();
+    tx.begin();
+    holdForRecord(tx.queryRunner, context).written();
+    expect(context.recordedAtomically).toBe(false);
+    tx.rollback();
+    expect(context.recordedAtomically).toBe(false);
+    tx.begin();
+    holdForRecord(tx.queryRunner, context).written();
+    tx.commit();
+    expect(context.recordedAtomically).toBe(true);
+  });
+
+  it('marks the context at once for a row written outside a transaction, and not for one whose insert failed', () => {
+    const context = newAuditContext('request');
+    const hold = holdForRecord(runner().queryRunner, context);
+    hold.failed();
+    expect(context.recordedAtomically).toBe(false);
+    holdForRecord(undefined, context).written();
+    expect(context.recordedAtomically).toBe(true);
+  });
+
+  it('gives the outer level’s changes back when the savepoint holding the record() row rolls back', () => {
+    const context = newAuditContext('request');
+    const tx = runner();
+    tx.begin();
+    stageChange(tx.queryRunner, context, change('outer'), MAX);
+    tx.begin();
+    stageChange(tx.queryRunner, context, change('inner'), MAX);
+    const hold = holdForRecord(tx.queryRunner, context);
+    expect(hold.changes).toEqual({ entities: ['outer', 'inner'] });
+    hold.written();
+    tx.rollback();
+    tx.commit();
+    expect(context.recordedAtomically).toBe(false);
+    expect(takeEntityChanges(context)).toEqual({ entities: ['outer'] });
+  });
+
+  it('gives the changes back where they were held when the record() insert fails', () => {
+    const context = newAuditContext('request');
+    const tx = runner();
+    tx.begin();
+    stageChange(tx.queryRunner, context, change('a'), MAX);
+    holdForRecord(tx.queryRunner, context).failed();
+    tx.commit();
+    expect(context.recordedAtomically).toBe(false);
+    expect(takeEntityChanges(context)).toEqual({ entities: ['a'] });
+  });
+
+  it('treats a COMMIT that PostgreSQL answered with ROLLBACK as a rollback, for changes and record() rows', () => {
+    const context = newAuditContext('request');
+    const tx = runner();
+    tx.begin();
+    stageChange(tx.queryRunner, context, change('lost'), MAX);
+    holdForRecord(tx.queryRunner, context).written();
+    stageChange(tx.queryRunner, context, change('lost too'), MAX);
+    queryAnswered(tx.queryRunner, 'COMMIT', { command: 'ROLLBACK' });
+    tx.commit();
+    expect(context.recordedAtomically).toBe(false);
+    expect(takeEntityChanges(context)).toBeUndefined();
+
+    tx.begin();
+    stageChange(tx.queryRunner, context, change('kept'), MAX);
+    queryAnswered(tx.queryRunner, 'COMMIT', { command: 'COMMIT' });
+    tx.commit();
+    expect(takeEntityChanges(context)).toEqual({ entities: ['kept'] });
   });
 });

@@ -2,27 +2,39 @@ import { type QueryRunner } from 'typeorm';
 import { addEntityChanges, type AuditContext, newAuditContext, type StagedChange, takeEntityChanges } from '../audit-context';
 import { type EntityChanges } from './entity-change';
 
-/** The changes of one transaction level; past the byte bound, only counted. */
+/** A row `AuditService.record()` wrote in a transaction, with the changes it carries and the depth each was held at. */
+interface RecordedRow {
+  context: AuditContext | undefined;
+  carried: { depth: number; level: Level }[];
+}
+
+/** What one transaction level holds: its changes (past the byte bound, only counted) and the record() rows written in it. */
 interface Level {
   changes: StagedChange[];
   bytes: number;
   omitted: number;
+  rows: RecordedRow[];
 }
 
 /** Changes made through one query runner, by transaction depth (1 = the outer transaction, 2+ = savepoints). */
 interface Pending {
-  context: AuditContext;
+  context: AuditContext | undefined;
   maxBytes: number;
-  levels: Level[];
+  levels: (Level | undefined)[];
 }
 
 const pendingByRunner = new WeakMap<QueryRunner, Pending>();
+/** Runners whose COMMIT PostgreSQL answered with ROLLBACK (the transaction had failed): TypeORM reports a commit. */
+const commitsRolledBack = new WeakSet<QueryRunner>();
 
 /** TypeORM keeps the savepoint depth in a protected field; without it, a transaction counts as depth 1. */
 function depthOf(queryRunner: QueryRunner): number {
   if (!queryRunner.isTransactionActive) return 0;
   return (queryRunner as unknown as { transactionDepth?: number }).transactionDepth ?? 1;
 }
+
+const emptyLevel = (): Level => ({ changes: [], bytes: 0, omitted: 0, rows: [] });
+const held = (pending: Pending) => pending.levels.reduce((sum, level) => sum + (level?.bytes ?? 0), 0);
 
 /**
  * Holds a change until its transaction commits; outside a transaction it is committed already.
@@ -34,26 +46,31 @@ function depthOf(queryRunner: QueryRunner): number {
 export function stageChange(queryRunner: QueryRunner, context: AuditContext, change: StagedChange, maxBytes: number): void {
   const depth = depthOf(queryRunner);
   if (depth === 0) return addEntityChanges(context, [change], maxBytes);
-  let pending = pendingByRunner.get(queryRunner);
-  if (!pending) pendingByRunner.set(queryRunner, (pending = { context, maxBytes, levels: [] }));
-  const level = (pending.levels[depth] ??= { changes: [], bytes: 0, omitted: 0 });
-  const held = pending.levels.reduce((sum, l) => sum + l.bytes, 0);
-  if (held + change.bytes > maxBytes) {
-    level.omitted += 1;
-    return;
-  }
-  level.changes.push(change);
-  level.bytes += change.bytes;
+  const pending = pendingOf(queryRunner, maxBytes);
+  pending.context ??= context;
+  hold(pending, depth, [change], 0);
 }
 
 /**
- * After a commit: a released savepoint's changes join its parent; the outer commit hands them all
- * to the context they were made in.
+ * Notes what PostgreSQL answered to a query: a COMMIT answered with ROLLBACK committed nothing.
+ *
+ * @example
+ * queryAnswered(queryRunner, 'COMMIT', { command: 'ROLLBACK' }); // from the subscriber's afterQuery(), with pg's result
+ */
+export function queryAnswered(queryRunner: QueryRunner, query: string, result: unknown): void {
+  if (query === 'COMMIT' && (result as { command?: unknown } | undefined)?.command === 'ROLLBACK') commitsRolledBack.add(queryRunner);
+}
+
+/**
+ * After a commit: a released savepoint's changes and rows join its parent; the outer commit hands
+ * the changes to the context they were made in and marks the contexts of its record() rows. A
+ * COMMIT that PostgreSQL answered with ROLLBACK counts as a rollback.
  *
  * @example
  * transactionCommitted(queryRunner); // from the subscriber's afterTransactionCommit()
  */
 export function transactionCommitted(queryRunner: QueryRunner): void {
+  if (commitsRolledBack.delete(queryRunner)) return transactionRolledBack(queryRunner);
   const pending = pendingByRunner.get(queryRunner);
   if (!pending) return;
   const depth = depthOf(queryRunner);
@@ -63,11 +80,13 @@ export function transactionCommitted(queryRunner: QueryRunner): void {
     return;
   }
   pendingByRunner.delete(queryRunner);
-  handOver(pending.context, done, pending.maxBytes);
+  if (pending.context) handOver(pending.context, done, pending.maxBytes);
+  for (const row of done.rows) if (row.context) row.context.recordedAtomically = true;
 }
 
 /**
- * After a rollback: the changes of the rolled-back transaction (or savepoint) are dropped.
+ * After a rollback: the changes and record() rows of the rolled-back transaction (or savepoint)
+ * are dropped; changes a dropped row carried from a level that lives on go back to that level.
  *
  * @example
  * transactionRolledBack(queryRunner); // from the subscriber's afterTransactionRollback()
@@ -76,33 +95,97 @@ export function transactionRolledBack(queryRunner: QueryRunner): void {
   const pending = pendingByRunner.get(queryRunner);
   if (!pending) return;
   const depth = depthOf(queryRunner);
-  pending.levels.length = Math.min(pending.levels.length, depth + 1);
+  for (const level of pending.levels.splice(depth + 1)) {
+    for (const row of level?.rows ?? []) giveBack(pending, row, depth);
+  }
   if (depth === 0) pendingByRunner.delete(queryRunner);
 }
 
+/** The changes a record() row carries, and what becomes of them once its insert is done. */
+export interface RecordHold {
+  /** The uncommitted changes of the manager's transaction, for the row; undefined when none. */
+  readonly changes: EntityChanges | undefined;
+  /** The row is inserted: once its transaction commits, the context's own row is not written. */
+  written(): void;
+  /** The insert failed: the changes are held where they were. */
+  failed(): void;
+}
+
 /**
- * Takes the uncommitted changes of the transaction `queryRunner` is in, for `AuditService.record()`:
- * its row commits or rolls back with them.
+ * Takes the uncommitted changes of the transaction `queryRunner` is in, for a row
+ * `AuditService.record()` writes in it: they commit or roll back with that row. Outside a
+ * transaction the row commits at once.
  *
  * @example
- * const changes = takeTransactionChanges(manager.queryRunner); // { entities: [...] } or undefined
+ * const hold = holdForRecord(manager.queryRunner, currentAuditContext());
+ * try {
+ *   await insert(withEntityChanges(entry, hold.changes));
+ *   hold.written();
+ * } catch (error) {
+ *   hold.failed();
+ *   throw error;
+ * }
  */
-export function takeTransactionChanges(queryRunner: QueryRunner | undefined): EntityChanges | undefined {
-  const pending = queryRunner ? pendingByRunner.get(queryRunner) : undefined;
-  if (!pending) return undefined;
+export function holdForRecord(queryRunner: QueryRunner | undefined, context: AuditContext | undefined): RecordHold {
+  const depth = queryRunner ? depthOf(queryRunner) : 0;
+  if (!queryRunner || depth === 0) {
+    const committed = () => {
+      if (context) context.recordedAtomically = true;
+    };
+    return { changes: undefined, written: committed, failed: () => undefined };
+  }
+  const pending = pendingOf(queryRunner, Infinity);
+  const row: RecordedRow = { context, carried: [] };
+  pending.levels.forEach((level, at) => {
+    if (!level || (level.changes.length === 0 && level.omitted === 0)) return;
+    row.carried.push({ depth: at, level: { ...emptyLevel(), changes: level.changes, bytes: level.bytes, omitted: level.omitted } });
+    pending.levels[at] = { ...emptyLevel(), rows: level.rows };
+  });
   const bounded = newAuditContext('scope');
-  handOver(bounded, merged(pending.levels), pending.maxBytes);
-  pending.levels = [];
-  return takeEntityChanges(bounded);
+  handOver(bounded, merged(row.carried.map((c) => c.level)), pending.maxBytes);
+  return {
+    changes: takeEntityChanges(bounded),
+    written: () => {
+      (pending.levels[depth] ??= emptyLevel()).rows.push(row);
+    },
+    failed: () => giveBack(pending, row, depth),
+  };
+}
+
+function pendingOf(queryRunner: QueryRunner, maxBytes: number): Pending {
+  let pending = pendingByRunner.get(queryRunner);
+  if (!pending) pendingByRunner.set(queryRunner, (pending = { context: undefined, maxBytes, levels: [] }));
+  if (maxBytes < pending.maxBytes) pending.maxBytes = maxBytes;
+  return pending;
+}
+
+/** Holds `changes` at `depth`, within the runner's byte bound; `omitted` more were left out before. */
+function hold(pending: Pending, depth: number, changes: readonly StagedChange[], omitted: number): void {
+  const level = (pending.levels[depth] ??= emptyLevel());
+  level.omitted += omitted;
+  for (const change of changes) {
+    if (held(pending) + change.bytes > pending.maxBytes) {
+      level.omitted += 1;
+      continue;
+    }
+    level.changes.push(change);
+    level.bytes += change.bytes;
+  }
+}
+
+/** A record() row that will not commit: what it carried from levels up to `depth` is held there again. */
+function giveBack(pending: Pending, row: RecordedRow, depth: number): void {
+  for (const { depth: at, level } of row.carried) if (at <= depth) hold(pending, at, level.changes, level.omitted);
 }
 
 function merged(levels: (Level | undefined)[]): Level {
-  const into: Level = { changes: [], bytes: 0, omitted: 0 };
+  const into = emptyLevel();
   for (const level of levels) {
     if (!level) continue;
     into.changes.push(...level.changes);
     into.bytes += level.bytes;
     into.omitted += level.omitted;
+    into.rows.push(...level.rows);
   }
   return into;
 }

@@ -7,7 +7,7 @@ import { AUDIT_OPTIONS, AUDITED_METADATA, MUTATING_METHODS } from '../audit.cons
 import { AuditService } from '../audit.service';
 import { type AuditedMetadata } from '../audited.decorator';
 import { AuditedRequest, type RequestOutcome } from './audited-request';
-import { header, type HttpRequest, rawResponseOf, routeOf } from './http-request';
+import { handlesResponse, header, type HttpRequest, rawResponseOf, routeOf } from './http-request';
 
 /**
  * Keeps one {@link AuditedRequest} per mutating HTTP request (shared by the audit guard and the
@@ -35,7 +35,8 @@ export class AuditHttpRecorder {
     const key = request.raw ?? request;
     let tracked = this.requests.get(key);
     if (!tracked) {
-      tracked = new AuditedRequest(context, rawResponseOf(context), (done, outcome) => void this.write(done, outcome));
+      tracked = new AuditedRequest(context, rawResponseOf(context), (done, outcome) => this.write(done, outcome));
+      if (this.options.mode === 'sync' && !handlesResponse(context)) tracked.holdResponse();
       this.requests.set(key, tracked);
     }
     return tracked;

@@ -6,6 +6,16 @@ import { AuditedRequest, type RequestOutcome } from './audited-request';
 class FakeResponse extends EventEmitter {
   statusCode = 201;
   writableFinished = false;
+  readonly ends: unknown[][] = [];
+
+  end(...args: unknown[]): this {
+    this.ends.push(args);
+    return this;
+  }
+
+  destroy(): this {
+    return this;
+  }
 
   finish(statusCode: number): void {
     this.statusCode = statusCode;
@@ -19,7 +29,10 @@ describe('AuditedRequest', () => {
   function tracked() {
     const response = new FakeResponse();
     const written: RequestOutcome[] = [];
-    const request = new AuditedRequest({} as ExecutionContext, response, (_, outcome) => written.push(outcome));
+    const request = new AuditedRequest({} as ExecutionContext, response, (_, outcome) => {
+      written.push(outcome);
+      return Promise.resolve();
+    });
     return { request, response, written };
   }
 
@@ -34,7 +47,7 @@ describe('AuditedRequest', () => {
     request.begin();
     response.finish(202);
     expect(written).toEqual([]);
-    request.observe({ kind: 'settled', outcome: 'success', result: { id: 'x' }, recordedAtomically: false });
+    request.observe({ kind: 'settled', outcome: 'success', result: { id: 'x' } });
     expect(written).toEqual([{ outcome: 'success', statusCode: 202, result: { id: 'x' } }]);
   });
 
@@ -43,28 +56,70 @@ describe('AuditedRequest', () => {
     request.begin();
     request.observe({ kind: 'cancelled' });
     response.finish(408);
-    request.observe({ kind: 'settled', outcome: 'success', recordedAtomically: false });
+    request.observe({ kind: 'settled', outcome: 'success' });
     expect(written).toEqual([{ outcome: 'failure', statusCode: 408, reason: 'cancelled' }]);
   });
 
-  it('records nothing more once the interceptor has claimed the request (sync mode)', () => {
-    const { request, response, written } = tracked();
+  it('holds the end of the response until the row is written, with the final status (sync mode)', async () => {
+    const response = new FakeResponse();
+    const written: RequestOutcome[] = [];
+    let durable!: () => void;
+    const request = new AuditedRequest({} as ExecutionContext, response, (_, outcome) => {
+      written.push(outcome);
+      return new Promise<void>((resolve) => (durable = resolve));
+    });
+    request.holdResponse();
     request.begin();
-    expect(request.claim()).toBe(true);
-    response.finish(201);
-    expect(request.claim()).toBe(false);
-    expect(written).toEqual([]);
+    request.observe({ kind: 'settled', outcome: 'success' });
+    response.statusCode = 500;
+    response.end('{"statusCode":500}');
+    response.end();
+    expect(written).toEqual([{ outcome: 'failure', statusCode: 500, result: undefined, error: undefined }]);
+    expect(response.ends).toEqual([]);
+    durable();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(response.ends).toEqual([['{"statusCode":500}'], []]);
+    response.finish(500);
+    expect(written).toHaveLength(1);
   });
 
-  it('writes no second row for a request its handler recorded atomically, unless it failed', () => {
+  it('holds the response of a request no handler saw (a guard refused it) too', async () => {
+    const response = new FakeResponse();
+    let durable!: () => void;
+    const request = new AuditedRequest({} as ExecutionContext, response, () => new Promise<void>((resolve) => (durable = resolve)));
+    request.holdResponse();
+    response.statusCode = 403;
+    response.end('forbidden');
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(response.ends).toEqual([]);
+    durable();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(response.ends).toEqual([['forbidden']]);
+  });
+
+  it('lets a response ended before the handler did go at once, and records it when the handler ends', async () => {
+    const { request, response, written } = tracked();
+    request.holdResponse();
+    request.begin();
+    response.end('sent by the handler');
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(response.ends).toEqual([['sent by the handler']]);
+    response.finish(202);
+    request.observe({ kind: 'settled', outcome: 'success' });
+    expect(written).toEqual([{ outcome: 'success', statusCode: 202, result: undefined, error: undefined }]);
+  });
+
+  it('writes no second row for a request whose record() row committed, unless it failed', () => {
     const ok = tracked();
     ok.request.begin();
-    ok.request.observe({ kind: 'settled', outcome: 'success', recordedAtomically: true });
+    ok.request.observe({ kind: 'settled', outcome: 'success' });
+    ok.request.scope.recordedAtomically = true;
     ok.response.finish(201);
     expect(ok.written).toEqual([]);
     const refused = tracked();
     refused.request.begin();
-    refused.request.observe({ kind: 'settled', outcome: 'success', recordedAtomically: true });
+    refused.request.scope.recordedAtomically = true;
+    refused.request.observe({ kind: 'settled', outcome: 'success' });
     refused.response.finish(409);
     expect(refused.written).toEqual([{ outcome: 'failure', statusCode: 409, result: undefined, error: undefined }]);
   });
@@ -73,7 +128,7 @@ describe('AuditedRequest', () => {
     const { request, response, written } = tracked();
     request.begin();
     response.emit('close');
-    request.observe({ kind: 'settled', outcome: 'success', recordedAtomically: false });
+    request.observe({ kind: 'settled', outcome: 'success' });
     expect(written).toEqual([{ outcome: 'success', statusCode: 201, reason: 'client_closed' }]);
   });
 });

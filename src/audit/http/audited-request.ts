@@ -4,8 +4,7 @@ import { type AuditOutcome } from '../audit-entry';
 import { type RawResponse } from './http-request';
 
 /** What the interceptor saw of the handler: how it ended, or that it was cancelled. */
-export type HandlerObservation =
-  { kind: 'settled'; outcome: AuditOutcome; result?: unknown; error?: unknown; recordedAtomically: boolean } | { kind: 'cancelled' };
+export type HandlerObservation = { kind: 'settled'; outcome: AuditOutcome; result?: unknown; error?: unknown } | { kind: 'cancelled' };
 
 /** What is recorded for a request, once. */
 export interface RequestOutcome {
@@ -19,11 +18,13 @@ export interface RequestOutcome {
 
 /**
  * One mutating HTTP request on its way through Nest, from the first guard to its response. It is
- * recorded exactly once: by the interceptor before the response (sync mode), or else when the
- * response has gone out and the handler, if it ran, has ended, with the status the client got.
+ * recorded exactly once, with the status the client got, once the handler (if it ran) has ended
+ * and every interceptor around it is done: when the response is ended (sync mode, see
+ * {@link holdResponse}), or else when it has gone out. So the row carries what outer interceptors
+ * committed, and whether a `record()` row committed in place of it.
  *
  * @example
- * const tracked = new AuditedRequest(context, rawResponseOf(context), (request, outcome) => void recorder.write(request, outcome));
+ * const tracked = new AuditedRequest(context, rawResponseOf(context), (request, outcome) => recorder.write(request, outcome));
  * tracked.begin(); // the interceptor runs the handler…
  * tracked.observe({ kind: 'cancelled' }); // …an outer timeout gave up: recorded at the response as a cancelled failure
  */
@@ -39,7 +40,7 @@ export class AuditedRequest {
   constructor(
     readonly context: ExecutionContext,
     private readonly response: RawResponse,
-    private readonly write: (request: AuditedRequest, outcome: RequestOutcome) => void,
+    private readonly write: (request: AuditedRequest, outcome: RequestOutcome) => Promise<void>,
   ) {
     const ended = () => {
       this.responseEnded = true;
@@ -54,11 +55,24 @@ export class AuditedRequest {
     this.handling = true;
   }
 
-  /** Takes the right to record this request now; false when it is already recorded. */
-  claim(): boolean {
-    if (this.recorded) return false;
-    this.recorded = true;
-    return true;
+  /**
+   * Sync mode: the response's last bytes wait until the row is written (committed, or in the
+   * spool; `log()` bounds the wait), and the row is made when the response is ended, after every
+   * interceptor and exception filter, with the final status. A response ended before the handler
+   * did (`@Res()`) is not held: it is recorded once the handler ends.
+   */
+  holdResponse(): void {
+    const response = this.response;
+    const end = response.end;
+    let written: Promise<void> | undefined;
+    response.end = (...args: unknown[]) => {
+      written ??= this.recordAtEnd().then(() => {
+        response.end = end;
+      });
+      // An end that throws (a bad chunk) would have thrown to its caller; here the response is destroyed instead.
+      written.then(() => end.apply(response, args)).catch((error: unknown) => response.destroy(error as Error));
+      return response;
+    };
   }
 
   /** The handler ended or was cancelled; the first observation counts. */
@@ -69,19 +83,34 @@ export class AuditedRequest {
 
   private recordIfDone(): void {
     if (this.recorded || !this.responseEnded || (this.handling && !this.observation)) return;
-    this.recorded = true;
-    const outcome = this.outcome();
-    if (outcome) this.write(this, outcome);
+    void this.recordNow(this.response.writableFinished ? undefined : 'client_closed');
   }
 
-  private outcome(): RequestOutcome | undefined {
+  /** The response is being ended (and has not closed): record it now, unless the handler has not ended yet. */
+  private recordAtEnd(): Promise<void> {
+    if (this.recorded || this.responseEnded || (this.handling && !this.observation)) return Promise.resolve();
+    return this.recordNow(undefined);
+  }
+
+  /** Never rejects, so that a held response is always let go. */
+  private recordNow(closed: 'client_closed' | undefined): Promise<void> {
+    this.recorded = true;
+    try {
+      const outcome = this.outcome(closed);
+      return outcome ? this.write(this, outcome).catch(() => undefined) : Promise.resolve();
+    } catch {
+      return Promise.resolve();
+    }
+  }
+
+  private outcome(closed: 'client_closed' | undefined): RequestOutcome | undefined {
     const statusCode = this.response.statusCode;
     const failed = statusCode >= 400;
-    const reason = this.response.writableFinished ? undefined : 'client_closed';
     const seen = this.observation;
     if (seen?.kind === 'cancelled') return { outcome: 'failure', statusCode, reason: 'cancelled' };
-    if (seen?.outcome === 'success' && !failed && seen.recordedAtomically) return undefined;
+    // Read now, not when the handler ended: an outer interceptor may commit the record() row after it.
+    if (seen?.outcome === 'success' && !failed && this.scope.recordedAtomically) return undefined;
     const outcome = seen?.outcome === 'failure' || failed ? 'failure' : 'success';
-    return { outcome, statusCode, result: seen?.result, error: seen?.error, ...(reason ? { reason } : {}) };
+    return { outcome, statusCode, result: seen?.result, error: seen?.error, ...(closed ? { reason: closed } : {}) };
   }
 }

@@ -24,6 +24,8 @@ export interface RawResponse {
   statusCode: number;
   writableFinished: boolean;
   once(event: 'finish' | 'close', listener: () => void): unknown;
+  end(...args: unknown[]): unknown;
+  destroy(error?: Error): unknown;
 }
 
 /**
