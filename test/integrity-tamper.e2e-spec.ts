@@ -131,6 +131,27 @@ describe('audit-verify against a tampered trail', () => {
     expect(result.code).toBe(1);
   });
 
+  it('names a truncation after --to against the witness: --from and --to never narrow the chain', async () => {
+    const { url, sql } = await copy();
+    const sealedAt = (await sql('SELECT sealed_at FROM audit_seal ORDER BY seq')).map((row) => (row.sealed_at as Date).toISOString());
+    await sql(
+      unlocked(
+        'audit_log',
+        `DELETE FROM audit_log WHERE id IN (${[...rowsBySeal[1], ...rowsBySeal[2]].map((id) => `'${id}'`).join(', ')})`,
+      ),
+    );
+    await sql(unlocked('audit_seal', 'DELETE FROM audit_seal WHERE seq >= 2'));
+    for (const range of [
+      ['--to', sealedAt[0]],
+      ['--from', sealedAt[0], '--to', sealedAt[0]],
+      ['--from', sealedAt[2]],
+    ]) {
+      const result = await verify(url, '--witness', witness, ...range);
+      expect(result.anomalies).toEqual(['ANOMALY seal_missing seal 2', 'ANOMALY seal_missing seal 3']);
+      expect(result.code).toBe(1);
+    }
+  });
+
   it('names a changed seal', async () => {
     const { url, sql } = await copy();
     await sql(unlocked('audit_seal', 'UPDATE audit_seal SET row_count = 29 WHERE seq = 2'));
