@@ -110,11 +110,18 @@ describe('audit-verify against a tampered trail', () => {
     const [{ tx }] = await sql(`SELECT tx::text FROM audit_log WHERE id = '${rowsBySeal[1][0]}'`);
     const backdated = '01900000-0000-7000-8000-000000000001';
     const untracked = '01900000-0000-7000-8000-000000000002';
+    // Only with the triggers off: the database sets tx itself otherwise.
     await sql(
-      `INSERT INTO audit_log (id, occurred_at, action, outcome, tx) VALUES ('${backdated}', '2025-01-01', 'nda_deleted', 'success', ${String(tx)})`,
+      unlocked(
+        'audit_log',
+        `INSERT INTO audit_log (id, occurred_at, action, outcome, tx) VALUES ('${backdated}', '2025-01-01', 'nda_deleted', 'success', ${String(tx)})`,
+      ),
     );
     await sql(
-      `INSERT INTO audit_log (id, occurred_at, action, outcome, tx) VALUES ('${untracked}', '2025-01-01', 'nda_deleted', 'success', NULL)`,
+      unlocked(
+        'audit_log',
+        `INSERT INTO audit_log (id, occurred_at, action, outcome, tx) VALUES ('${untracked}', '2025-01-01', 'nda_deleted', 'success', NULL)`,
+      ),
     );
     const result = await verify(url);
     expect(result.anomalies.sort()).toEqual([`ANOMALY row_forged row ${backdated}`, `ANOMALY row_forged row ${untracked}`].sort());

@@ -1,6 +1,15 @@
 import { createHash } from 'node:crypto';
 
 /**
+ * A timestamp as microseconds since the epoch, as text; NULL where that does not fit a bigint
+ * (infinity, or beyond the year 285 000): such a row is never sealed (see `row-validity.ts`), and
+ * reading it must not fail the query that reads the others.
+ */
+function micros(column: string): string {
+  return `CASE WHEN pg_catalog.isfinite(${column}) AND pg_catalog.abs(extract(epoch FROM ${column})) < 9000000000000 THEN (extract(epoch FROM ${column}) * 1000000)::bigint::text END`;
+}
+
+/**
  * The columns of `audit_log` a seal covers, in the order they are encoded, each selected as text:
  * timestamps as microseconds since the epoch, `jsonb` in PostgreSQL's own text form (keys
  * sorted by length then bytes, one space after `:` and `,`). A column added to `audit_log` later
@@ -9,7 +18,7 @@ import { createHash } from 'node:crypto';
 const SEALED_COLUMNS = [
   'id::text',
   'tx::text',
-  `(extract(epoch FROM occurred_at) * 1000000)::bigint::text`,
+  micros('occurred_at'),
   'action',
   'entity_type',
   'entity_id',
@@ -20,7 +29,7 @@ const SEALED_COLUMNS = [
   'request_id',
   'changes::text',
   'metadata::text',
-  `(extract(epoch FROM recorded_at) * 1000000)::bigint::text`,
+  micros('recorded_at'),
 ];
 
 /** The sealed columns as text, `c0` … `c13`, in encoding order (for reading rows whole). */
