@@ -20,6 +20,7 @@ const BAD = {
   year10000: '01900000-0000-7000-8000-0000000000a3',
   year294000: '01900000-0000-7000-8000-0000000000a4',
   futureTx: '01900000-0000-7000-8000-0000000000a5',
+  specialTx: '01900000-0000-7000-8000-0000000000a6',
 };
 
 describe('columns only the database sets, and rows stored before they were constrained', () => {
@@ -53,6 +54,8 @@ describe('columns only the database sets, and rows stored before they were const
     await insert(BAD.year10000, '10000-06-01T00:00:00Z');
     await insert(BAD.year294000, '294000-01-01T00:00:00Z');
     await insert(BAD.futureTx, '2026-01-01T00:00:00Z', ', tx', ', pg_current_xact_id()::text::bigint + 1000000000');
+    // 2 is PostgreSQL's frozen transaction id: no row was ever inserted by it.
+    await insert(BAD.specialTx, '2026-01-01T00:00:00Z', ', tx', ', 2');
     await sql(`CREATE ROLE writer LOGIN PASSWORD 'writer'`);
     await sql(`GRANT INSERT, SELECT ON audit_log TO writer`);
     writerUrl = db.url('legacy', 'writer', 'writer');
@@ -133,11 +136,11 @@ describe('columns only the database sets, and rows stored before they were const
     await logMany('first', 20);
     await app.get(AuditSealer).sealNow();
     expect(stderr.of(AUDIT_EVENTS.sealFailed)).toEqual([]);
-    expect(await unsealed()).toBe(5);
+    expect(await unsealed()).toBe(6);
     await logMany('later', 10);
     await app.get(AuditSealer).sealNow();
     expect(stderr.of(AUDIT_EVENTS.sealFailed)).toEqual([]);
-    expect(await unsealed()).toBe(5);
+    expect(await unsealed()).toBe(6);
     expect(app.get(AuditSealer).status()).toMatchObject({ failures: 0 });
   });
 
@@ -151,11 +154,13 @@ describe('columns only the database sets, and rows stored before they were const
         `ANOMALY row_invalid row ${BAD.year10000}`,
         `ANOMALY row_invalid row ${BAD.year294000}`,
         `ANOMALY row_forged row ${BAD.futureTx}`,
+        `ANOMALY row_invalid row ${BAD.specialTx}`,
       ].sort(),
     );
     expect(result.out.find((line) => line.includes(BAD.infinite))).toContain('occurred_at');
     expect(result.out.find((line) => line.includes(BAD.minusInfinite))).toContain('recorded_at');
     expect(result.out.find((line) => line.includes(BAD.futureTx))).toContain('from the future');
+    expect(result.out.find((line) => line.includes(BAD.specialTx))).toContain('its tx (2) is no transaction');
     expect(result.code).toBe(1);
   });
 
