@@ -40,7 +40,7 @@ const SEALS_PER_ATTEMPT = 20;
  * With `integrity.enabled` false it does nothing.
  *
  * @example
- * const status = app.get(AuditSealer).status(); // { lastSealedAt, lag, failures, sealed }
+ * const status = app.get(AuditSealer).status(); // { lastSealedAt, lag, failures, sealed, chainBroken }
  */
 @Injectable()
 export class AuditSealer implements OnApplicationBootstrap, BeforeApplicationShutdown {
@@ -133,19 +133,19 @@ export class AuditSealer implements OnApplicationBootstrap, BeforeApplicationShu
         const [{ name }] = (await runner.query('SELECT pg_catalog.current_database() AS name')) as { name: string }[];
         this.trail = trailName(name, this.repository.metadata.tablePath);
         this.table = await resolveTable(query, this.repository.metadata.tablePath);
-        if (!this.memory) {
-          const memory = new ChainMemory(this.trail, chainMemoryFile(this.options.spoolDir, this.trail));
-          await memory.load();
-          this.memory = memory;
-        }
+        const memory = this.memory ?? new ChainMemory(this.trail, chainMemoryFile(this.options.spoolDir, this.trail));
+        if (!this.memory) await memory.load();
+        this.memory = memory;
         // Checked before the newest seal is witnessed again: a cut chain's newest seal is never witnessed.
+        let newest: Seal | null;
         await runner.startTransaction();
-        const newest = await (async () => {
+        try {
           await runner.query(PIN_SEARCH_PATH_SQL);
-          const seal = await newestSeal(runner, this.table);
-          await this.memory?.check(query, sealTableOf(this.table), seal);
-          return seal;
-        })().finally(() => runner.rollbackTransaction().catch(() => undefined));
+          newest = await newestSeal(runner, this.table);
+          await memory.check(query, sealTableOf(this.table), newest);
+        } finally {
+          await runner.rollbackTransaction().catch(() => undefined);
+        }
         if (newest) this.witness(newest);
         this.reemitted = true;
       }
