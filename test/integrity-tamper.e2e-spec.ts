@@ -110,11 +110,18 @@ describe('audit-verify against a tampered trail', () => {
     const [{ tx }] = await sql(`SELECT tx::text FROM audit_log WHERE id = '${rowsBySeal[1][0]}'`);
     const backdated = '01900000-0000-7000-8000-000000000001';
     const untracked = '01900000-0000-7000-8000-000000000002';
+    // Only with the triggers off: the database sets tx itself otherwise.
     await sql(
-      `INSERT INTO audit_log (id, occurred_at, action, outcome, tx) VALUES ('${backdated}', '2025-01-01', 'nda_deleted', 'success', ${String(tx)})`,
+      unlocked(
+        'audit_log',
+        `INSERT INTO audit_log (id, occurred_at, action, outcome, tx) VALUES ('${backdated}', '2025-01-01', 'nda_deleted', 'success', ${String(tx)})`,
+      ),
     );
     await sql(
-      `INSERT INTO audit_log (id, occurred_at, action, outcome, tx) VALUES ('${untracked}', '2025-01-01', 'nda_deleted', 'success', NULL)`,
+      unlocked(
+        'audit_log',
+        `INSERT INTO audit_log (id, occurred_at, action, outcome, tx) VALUES ('${untracked}', '2025-01-01', 'nda_deleted', 'success', NULL)`,
+      ),
     );
     const result = await verify(url);
     expect(result.anomalies.sort()).toEqual([`ANOMALY row_forged row ${backdated}`, `ANOMALY row_forged row ${untracked}`].sort());
@@ -129,6 +136,27 @@ describe('audit-verify against a tampered trail', () => {
     const result = await verify(url, '--witness', witness);
     expect(result.anomalies).toEqual(['ANOMALY seal_missing seal 3']);
     expect(result.code).toBe(1);
+  });
+
+  it('names a truncation after --to against the witness: --from and --to never narrow the chain', async () => {
+    const { url, sql } = await copy();
+    const sealedAt = (await sql('SELECT sealed_at FROM audit_seal ORDER BY seq')).map((row) => (row.sealed_at as Date).toISOString());
+    await sql(
+      unlocked(
+        'audit_log',
+        `DELETE FROM audit_log WHERE id IN (${[...rowsBySeal[1], ...rowsBySeal[2]].map((id) => `'${id}'`).join(', ')})`,
+      ),
+    );
+    await sql(unlocked('audit_seal', 'DELETE FROM audit_seal WHERE seq >= 2'));
+    for (const range of [
+      ['--to', sealedAt[0]],
+      ['--from', sealedAt[0], '--to', sealedAt[0]],
+      ['--from', sealedAt[2]],
+    ]) {
+      const result = await verify(url, '--witness', witness, ...range);
+      expect(result.anomalies).toEqual(['ANOMALY seal_missing seal 2', 'ANOMALY seal_missing seal 3']);
+      expect(result.code).toBe(1);
+    }
   });
 
   it('names a changed seal', async () => {

@@ -29,6 +29,7 @@ export const AUDIT_METRICS = {
   FlushFailed: AUDIT_EVENTS.flushFailed,
   Quarantined: AUDIT_EVENTS.quarantined,
   SealFailed: AUDIT_EVENTS.sealFailed,
+  ChainBroken: AUDIT_EVENTS.chainBroken,
   DiffFailed: AUDIT_EVENTS.diffFailed,
 } as const;
 
@@ -59,7 +60,7 @@ export interface AuditObservabilityStackProps extends StackProps {
 /**
  * Operator-facing observability of the audit module: the application log group, a metric per
  * failure event, alarms on audit-DB write failures, on dropped, evicted or quarantined entries, on
- * entity diffs not captured, and on repeated sealing failures (integrity on), and the SNS
+ * entity diffs not captured, on repeated sealing failures and on a cut seal chain (integrity on), and the SNS
  * topic of the operations team that receives both the alarm and the OK transitions.
  *
  * @example
@@ -134,6 +135,14 @@ export class AuditObservabilityStack extends Stack {
       threshold: 3,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
       periodMinutes: 15,
+    });
+
+    // One line is enough: the sealer writes it once per start, and seals nothing more until an operator acts.
+    this.alarm('ChainBrokenAlarm', 'ChainBroken', {
+      alarmName: `audit-chain-broken-${props.environment}`,
+      alarmDescription: `The seals in the audit DB no longer continue the ones the sealer made: seals were deleted or replaced, and the sealer seals nothing more. See docs/INTEGRITY.md. ${RUNBOOK}`,
+      threshold: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
     });
 
     new CfnOutput(this, 'AlarmTopicArn', { value: this.alarmTopic.topicArn });

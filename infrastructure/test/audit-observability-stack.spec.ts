@@ -38,6 +38,7 @@ describe('AuditObservabilityStack', () => {
     ['FlushFailed', 'audit.flush_failed'],
     ['Quarantined', 'audit.quarantined'],
     ['SealFailed', 'audit.seal_failed'],
+    ['ChainBroken', 'audit.chain_broken'],
     ['DiffFailed', 'audit.diff_failed'],
   ])('counts %s from the JSON event %s', (metricName, event) => {
     prod.hasResourceProperties('AWS::Logs::MetricFilter', {
@@ -47,9 +48,26 @@ describe('AuditObservabilityStack', () => {
     });
   });
 
-  it('has exactly the seven metric filters and six alarms', () => {
-    prod.resourceCountIs('AWS::Logs::MetricFilter', 7);
-    prod.resourceCountIs('AWS::CloudWatch::Alarm', 6);
+  it('has exactly the eight metric filters and seven alarms', () => {
+    prod.resourceCountIs('AWS::Logs::MetricFilter', 8);
+    prod.resourceCountIs('AWS::CloudWatch::Alarm', 7);
+  });
+
+  it('alarms on the first audit.chain_broken line, to the operations topic, pointing to the integrity doc and the runbook', () => {
+    prod.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      Namespace: 'AuditLog',
+      MetricName: 'ChainBroken',
+      AlarmName: 'audit-chain-broken-prod',
+      AlarmDescription: Match.stringLikeRegexp('docs/INTEGRITY.md.*docs/RUNBOOK.md'),
+      Statistic: 'Sum',
+      Period: 300,
+      EvaluationPeriods: 1,
+      Threshold: 1,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      TreatMissingData: 'notBreaching',
+      AlarmActions: [topicRef(prod)],
+      OKActions: [topicRef(prod)],
+    });
   });
 
   it('alarms on 3 sealing failures in 15 minutes, to the operations topic, pointing to the integrity doc', () => {

@@ -15,6 +15,7 @@ const CONTRACT: Record<string, string> = {
   FlushFailed: 'audit.flush_failed',
   Quarantined: 'audit.quarantined',
   SealFailed: 'audit.seal_failed',
+  ChainBroken: 'audit.chain_broken',
   DiffFailed: 'audit.diff_failed',
 };
 

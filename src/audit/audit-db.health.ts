@@ -11,8 +11,8 @@ import { AuditSealer } from './integrity/audit-sealer';
  * captured as diffs), `diskTimeouts` (spool and quarantine file operations given up at their
  * deadline), `downSince`,
  * `lastError` (sanitized: no URL, host or password); with a spool also `spooled`, `spoolBytes`;
- * with integrity on also `integrity: { lastSealedAt, lag, failures, sealed }` (sealing never
- * turns the indicator down: it is the write path's health).
+ * with integrity on also `integrity: { lastSealedAt, lag, failures, sealed, chainBroken }`
+ * (sealing, even over a cut chain, never turns the indicator down: it is the write path's health).
  *
  * @example
  * import { Controller, Get } from '@nestjs/common';

@@ -29,3 +29,6 @@ export const SENTRY_QUARANTINED_FINGERPRINT = ['audit-entries-quarantined'];
 export const AUDITED_ENTITY_METADATA = 'audit:entity';
 /** Sentry fingerprint of a failed sealing attempt (integrity on). */
 export const SENTRY_SEALING_FINGERPRINT = ['audit-sealing-failed'];
+
+/** Sentry fingerprint of a cut seal chain (integrity on): the sealer seals nothing more. */
+export const SENTRY_CHAIN_BROKEN_FINGERPRINT = ['audit-chain-broken'];

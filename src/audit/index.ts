@@ -59,6 +59,7 @@ export {
   AuditReporter,
   type AuditEventLine,
   type AuditEventName,
+  type ChainBrokenReport,
   type DropReport,
   type QuarantineReport,
   type RecoveryReport,

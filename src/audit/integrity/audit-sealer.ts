@@ -5,8 +5,10 @@ import { type ResolvedAuditOptions } from '../audit-options';
 import { AUDIT_OPTIONS, AUDIT_REPOSITORY } from '../audit.constants';
 import { connectionSecrets, sanitizeDbError } from '../db-error';
 import { AUDIT_EVENTS, AuditReporter, ConsoleSink } from '../sinks';
+import { type ChainBreak, ChainBrokenError, ChainMemory, chainMemoryFile } from './chain-memory';
 import { type Seal } from './seal';
-import { newestSeal, sealOnce, trailName } from './seal-store';
+import { newestSeal, sealOnce, sealTableOf, trailName } from './seal-store';
+import { PIN_SEARCH_PATH_SQL, resolveTable } from './search-path';
 
 /** What the health indicator shows of sealing (integrity on). */
 export interface IntegrityStatus {
@@ -18,6 +20,8 @@ export interface IntegrityStatus {
   failures: number;
   /** Seals this process committed. */
   sealed: number;
+  /** Set when the seals in the database stopped continuing the newest one this sealer made or saw: it seals nothing more. */
+  chainBroken: (ChainBreak & { since: string }) | null;
 }
 
 /** Longest pause between attempts after failures (the interval doubles per failure up to it). */
@@ -30,10 +34,13 @@ const SEALS_PER_ATTEMPT = 20;
  * is committed to `audit_seal`, then written as an `audit.sealed` line, the witness. At start it
  * writes the newest seal's line again, in case the last run stopped between commit and line.
  * A failed attempt is an `audit.seal_failed` line, a Sentry warning and health details; the
- * sealer keeps trying, backing off up to a minute. With `integrity.enabled` false it does nothing.
+ * sealer keeps trying, backing off up to a minute. It remembers the newest seal it made or saw
+ * (in memory, and in `<spoolDir>/integrity/` with a spool): when the database's seals no longer
+ * continue it, it seals nothing more and says so (`audit.chain_broken`, a Sentry error, health).
+ * With `integrity.enabled` false it does nothing.
  *
  * @example
- * const status = app.get(AuditSealer).status(); // { lastSealedAt, lag, failures, sealed }
+ * const status = app.get(AuditSealer).status(); // { lastSealedAt, lag, failures, sealed, chainBroken }
  */
 @Injectable()
 export class AuditSealer implements OnApplicationBootstrap, BeforeApplicationShutdown {
@@ -44,6 +51,10 @@ export class AuditSealer implements OnApplicationBootstrap, BeforeApplicationShu
   private reemitted = false;
   /** Which trail the seals are of (`database/table`), so that one log group can witness several. */
   private trail = '';
+  /** The audit table named with its schema, resolved once. */
+  private table = '';
+  private memory: ChainMemory | null = null;
+  private broken: (ChainBreak & { since: string }) | null = null;
   private failures = 0;
   private sealed = 0;
   private lastSealedAt: Date | null = null;
@@ -60,7 +71,13 @@ export class AuditSealer implements OnApplicationBootstrap, BeforeApplicationShu
   status(): IntegrityStatus | null {
     if (!this.options.integrity.enabled) return null;
     const lag = Math.max(0, Date.now() - this.caughtUpAt);
-    return { lastSealedAt: this.lastSealedAt?.toISOString() ?? null, lag, failures: this.failures, sealed: this.sealed };
+    return {
+      lastSealedAt: this.lastSealedAt?.toISOString() ?? null,
+      lag,
+      failures: this.failures,
+      sealed: this.sealed,
+      chainBroken: this.broken,
+    };
   }
 
   onApplicationBootstrap(): void {
@@ -107,34 +124,52 @@ export class AuditSealer implements OnApplicationBootstrap, BeforeApplicationShu
   private async attempt(): Promise<void> {
     const dataSource = this.repository.manager.connection as DataSource;
     // Not connected yet (the app started while the database was away): nothing to do until it is.
-    if (!dataSource.isInitialized) return;
+    if (!dataSource.isInitialized || this.broken) return;
     const runner = dataSource.createQueryRunner();
     try {
       await runner.connect();
-      const table = this.repository.metadata.tablePath;
+      const query = (sql: string, parameters: unknown[]) => runner.query(sql, parameters);
       if (!this.reemitted) {
-        const [{ name }] = (await runner.query('SELECT current_database() AS name')) as { name: string }[];
-        this.trail = trailName(name, table);
-        const newest = await newestSeal(runner, table);
+        const [{ name }] = (await runner.query('SELECT pg_catalog.current_database() AS name')) as { name: string }[];
+        this.trail = trailName(name, this.repository.metadata.tablePath);
+        this.table = await resolveTable(query, this.repository.metadata.tablePath);
+        const memory = this.memory ?? new ChainMemory(this.trail, chainMemoryFile(this.options.spoolDir, this.trail));
+        if (!this.memory) await memory.load();
+        this.memory = memory;
+        // Checked before the newest seal is witnessed again: a cut chain's newest seal is never witnessed.
+        let newest: Seal | null;
+        await runner.startTransaction();
+        try {
+          await runner.query(PIN_SEARCH_PATH_SQL);
+          newest = await newestSeal(runner, this.table);
+          await memory.check(query, sealTableOf(this.table), newest);
+        } finally {
+          await runner.rollbackTransaction().catch(() => undefined);
+        }
         if (newest) this.witness(newest);
         this.reemitted = true;
       }
+      const memory = this.memory as ChainMemory;
+      const guard = (newest: { seq: number; hash: Buffer } | null) => memory.check(query, sealTableOf(this.table), newest);
       const { maxRowsPerSeal, signingKey } = this.options.integrity;
       for (let i = 0; i < SEALS_PER_ATTEMPT && !this.stopped; i++) {
-        const seal = await sealOnce(runner, table, { maxRows: maxRowsPerSeal, signingKey });
+        const seal = await sealOnce(runner, this.table, { maxRows: maxRowsPerSeal, signingKey, guard });
         if (seal === 'busy') break;
         if (seal === null) {
           this.caughtUpAt = Date.now();
           break;
         }
         this.sealed += 1;
+        memory.remember(seal.seq, seal.hash);
         this.lastSealedAt = new Date(seal.sealedAt);
         this.witness(seal);
         if (seal.rowCount < maxRowsPerSeal) this.caughtUpAt = Date.now();
       }
+      await memory.persist();
       this.failures = 0;
     } catch (error) {
-      this.failed(error);
+      if (error instanceof ChainBrokenError) this.chainBroken(error.found);
+      else this.failed(error);
     } finally {
       await runner.release().catch(() => undefined);
     }
@@ -155,6 +190,16 @@ export class AuditSealer implements OnApplicationBootstrap, BeforeApplicationShu
       keyId: seal.keyId,
       signature: seal.signature?.toString('base64') ?? null,
     });
+  }
+
+  private chainBroken(found: ChainBreak): void {
+    this.broken = { ...found, since: new Date().toISOString() };
+    this.console.emit(AUDIT_EVENTS.chainBroken, 'error', { ...found });
+    try {
+      this.reporter.chainBroken?.(found);
+    } catch {
+      // A reporter that throws must not stop the sealer.
+    }
   }
 
   private failed(error: unknown): void {

@@ -1,6 +1,16 @@
 import { createHash } from 'node:crypto';
 
 /**
+ * A timestamp as microseconds since the epoch, as text; NULL where that does not fit a bigint
+ * (infinity, or from the year 200 000 on): such a row is never sealed (see `row-validity.ts`), and
+ * reading it must not fail the query that reads the others.
+ */
+function micros(column: string): string {
+  // Compared as timestamps, not by their epoch: extract() is the costly part, and it runs once.
+  return `CASE WHEN ${column} > '-infinity' AND ${column} < '200000-01-01 00:00:00+00' THEN (extract(epoch FROM ${column}) * 1000000)::bigint::text END`;
+}
+
+/**
  * The columns of `audit_log` a seal covers, in the order they are encoded, each selected as text:
  * timestamps as microseconds since the epoch, `jsonb` in PostgreSQL's own text form (keys
  * sorted by length then bytes, one space after `:` and `,`). A column added to `audit_log` later
@@ -9,7 +19,7 @@ import { createHash } from 'node:crypto';
 const SEALED_COLUMNS = [
   'id::text',
   'tx::text',
-  `(extract(epoch FROM occurred_at) * 1000000)::bigint::text`,
+  micros('occurred_at'),
   'action',
   'entity_type',
   'entity_id',
@@ -20,7 +30,7 @@ const SEALED_COLUMNS = [
   'request_id',
   'changes::text',
   'metadata::text',
-  `(extract(epoch FROM recorded_at) * 1000000)::bigint::text`,
+  micros('recorded_at'),
 ];
 
 /** The sealed columns as text, `c0` … `c13`, in encoding order (for reading rows whole). */

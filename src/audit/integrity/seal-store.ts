@@ -3,6 +3,8 @@ import { type QueryRunner } from 'typeorm';
 import { quoteTablePath } from '../audit-insert-sql';
 import { merkleRoot } from './merkle';
 import { keyRange, LEAF_FIELDS, LEAF_SQL, type RowKey } from './row-encoding';
+import { SEALABLE_ROW_SQL } from './row-validity';
+import { PIN_SEARCH_PATH_SQL, resolveTable } from './search-path';
 import { GENESIS_HASH, keyIdOf, manifestEntry, type Seal, SEAL_VERSION, sealHash, signSeal } from './seal';
 
 /** A row as the sealer reads it: its key and its leaf hash, computed by the server. */
@@ -63,8 +65,11 @@ export function toSeal(row: Record<string, unknown>): Seal {
 /**
  * Seals, in one transaction on `runner`, the committed rows after the newest seal whose
  * transactions lie below the horizon (every transaction below it has ended, so no row can join
- * that range later), at most `maxRows`. Returns the new seal, `null` when there was nothing to
- * seal, or `'busy'` when another sealer holds the lock.
+ * that range later), at most `maxRows`; rows that can never be sealed (see `row-validity.ts`)
+ * are skipped. Returns the new seal, `null` when there was nothing to seal, or `'busy'` when
+ * another sealer holds the lock. `guard`, given the newest seal, may throw to seal nothing.
+ * Its statements resolve no name through `search_path`: a table named without its schema is
+ * resolved first, as the module's inserts resolve it.
  *
  * @example
  * const seal = await sealOnce(queryRunner, 'audit_log', { maxRows: 20_000, signingKey: null });
@@ -72,13 +77,20 @@ export function toSeal(row: Record<string, unknown>): Seal {
 export async function sealOnce(
   runner: QueryRunner,
   logTablePath: string,
-  { maxRows, signingKey }: { maxRows: number; signingKey: KeyObject | null },
+  {
+    maxRows,
+    signingKey,
+    guard,
+  }: { maxRows: number; signingKey: KeyObject | null; guard?: (newest: { seq: number; hash: Buffer } | null) => Promise<void> },
 ): Promise<Seal | null | 'busy'> {
+  if (!logTablePath.includes('.')) logTablePath = await resolveTable((sql, parameters) => runner.query(sql, parameters), logTablePath);
   const sealTable = sealTableOf(logTablePath);
   await runner.startTransaction();
   try {
     // A hung server or a lock held on the table fails the attempt (retried later), never stalls the sealer.
-    await runner.query(`SET LOCAL statement_timeout = '${SEAL_TIMEOUT_MS}ms'; SET LOCAL lock_timeout = '${SEAL_TIMEOUT_MS}ms'`);
+    await runner.query(
+      `SET LOCAL statement_timeout = '${SEAL_TIMEOUT_MS}ms'; SET LOCAL lock_timeout = '${SEAL_TIMEOUT_MS}ms'; ${PIN_SEARCH_PATH_SQL}`,
+    );
     const [{ locked }] = (await runner.query(`SELECT pg_try_advisory_xact_lock(${SEALER_LOCK}) AS locked`)) as { locked: boolean }[];
     if (!locked) {
       await runner.rollbackTransaction();
@@ -92,6 +104,7 @@ export async function sealOnce(
       last_tx: string | null;
       last_id: string;
     }[];
+    await guard?.(newest ? { seq: Number(newest.seq), hash: newest.hash } : null);
     const after: RowKey | null = newest ? { tx: newest.last_tx, id: newest.last_id } : null;
     const log = quoteTablePath(logTablePath);
     // The seal's rows are picked by their keys alone, then read by id and hashed: a backlog is
@@ -99,7 +112,7 @@ export async function sealOnce(
     const select = (where: string, order: string, parameters: string[]) =>
       runner.query(
         `WITH h AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS horizon),
-         picked AS MATERIALIZED (SELECT l.id FROM ${log} AS l, h WHERE ${where} ORDER BY ${order} LIMIT ${maxRows})
+         picked AS MATERIALIZED (SELECT l.id FROM ${log} AS l, h WHERE ${where} AND ${SEALABLE_ROW_SQL} ORDER BY ${order} LIMIT ${maxRows})
          SELECT id::text AS id, tx::text AS tx, ${LEAF_SQL} AS leaf, h.horizon::text AS horizon
          FROM ${log} AS l, h, ${LEAF_FIELDS} WHERE l.id = ANY(ARRAY(SELECT id FROM picked)) ORDER BY l.tx NULLS FIRST, l.id`,
         parameters,
@@ -171,7 +184,7 @@ export async function sealOnce(
 }
 
 /**
- * The newest seal in the database, or null.
+ * The newest seal in the database, or null. Run it with `search_path` pinned, with the table named with its schema.
  *
  * @example
  * const newest = await newestSeal(queryRunner, 'audit_log');

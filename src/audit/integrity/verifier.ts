@@ -3,6 +3,8 @@ import { type Client } from 'pg';
 import { quoteTablePath } from '../audit-insert-sql';
 import { merkleRoot } from './merkle';
 import { compareKeys, keyRange, LEAF_FIELDS, LEAF_SQL, type RowKey, type SortKey } from './row-encoding';
+import { ROW_PROBLEM_SQL } from './row-validity';
+import { PIN_SEARCH_PATH_SQL, qualifiedTable } from './search-path';
 import { GENESIS_HASH, keyIdOf, MANIFEST_ENTRY_BYTES, readManifest, type Seal, sealHash, verifySeal } from './seal';
 import { SEAL_COLUMNS_SQL, sealTableOf, toSeal } from './seal-store';
 import { type WitnessedSeal } from './witness';
@@ -12,6 +14,7 @@ export const ANOMALY_KINDS = [
   'row_changed',
   'row_missing',
   'row_forged',
+  'row_invalid',
   'seal_changed',
   'seal_missing',
   'seal_out_of_chain',
@@ -30,9 +33,12 @@ export interface Anomaly {
 
 /** What {@link verifyTrail} checks against, beyond the tables themselves. */
 export interface VerifyOptions {
-  /** `schema.table` of the audit log (default `audit_log`). */
+  /** `schema.table` of the audit log (default `audit_log`); a table without a schema is in `public`, whatever the role's `search_path`. */
   table?: string;
-  /** Only the rows of seals made in this range (ms since the epoch); the chain is always checked whole. */
+  /**
+   * Only the rows of seals made in this range are read and hashed (ms since the epoch); the chain,
+   * the witness and the rows after the newest seal are always checked whole.
+   */
   from?: number;
   to?: number;
   witness?: Map<number, WitnessedSeal[]>;
@@ -93,13 +99,16 @@ interface Queued {
  * report.anomalyCount; // 0 when clean
  */
 export async function verifyTrail(client: Client, options: VerifyOptions = {}): Promise<VerifyReport> {
-  const table = options.table ?? 'audit_log';
+  const table = qualifiedTable(options.table ?? 'audit_log');
   const report = emptyReport();
   const found: Anomaly[] = [];
   const workers: Client[] = [];
   await prepareTable(client, table);
   await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+  // Every chunk's outcome, in order: a failure is reported by its first cause (see firstCause).
+  const started: Promise<number>[] = [];
   try {
+    await client.query(PIN_SEARCH_PATH_SQL);
     const jobs = options.connect ? Math.max(1, options.jobs ?? 1) : 1;
     const chunkRows = Math.max(1, options.chunkRows ?? CHUNK_ROWS);
     const connect = jobs > 1 ? options.connect : undefined;
@@ -119,6 +128,7 @@ export async function verifyTrail(client: Client, options: VerifyOptions = {}): 
       workers.push(fresh);
       await fresh.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
       await fresh.query(`SET TRANSACTION SNAPSHOT '${snapshot}'`);
+      await fresh.query(PIN_SEARCH_PATH_SQL);
       return fresh;
     };
     // Chunks are checked `jobs` at a time; findings are merged in seal order, as if checked one by one.
@@ -138,6 +148,7 @@ export async function verifyTrail(client: Client, options: VerifyOptions = {}): 
       const done = checkChunk(worker, table, ready).finally(() => idle.push(worker));
       // Awaited in merge(); marked handled so that a failure while others run is not an unhandled rejection.
       done.catch(() => undefined);
+      started.push(done);
       queue.push({ done, found: ready.found, job: true });
     };
     let previous: Seal | null = null;
@@ -176,9 +187,9 @@ export async function verifyTrail(client: Client, options: VerifyOptions = {}): 
     }
     await dispatch();
     while (queue.length > 0) await merge();
+    // Whatever --from and --to say: a seal cut off after --to is a truncation, named here.
     for (const [seq, witnessed] of options.witness ?? []) {
-      const at = Date.parse(witnessed[0].sealedAt);
-      if (seen.has(seq) || at < (options.from ?? -Infinity) || at > (options.to ?? Infinity)) continue;
+      if (seen.has(seq)) continue;
       const w = witnessed[0];
       found.push({
         kind: 'seal_missing',
@@ -187,12 +198,27 @@ export async function verifyTrail(client: Client, options: VerifyOptions = {}): 
       });
     }
     report.rowsUnsealed = await checkTail(client, table, previous, (a) => found.push(a));
+  } catch (error) {
+    throw await firstCause(error, started);
   } finally {
     await client.query('ROLLBACK').catch(() => undefined);
     for (const worker of workers) if (worker !== client) await worker.end().catch(() => undefined);
   }
   return finish(report, found);
 }
+
+/**
+ * The error to report for a failed check: `error`, unless it is PostgreSQL's "current transaction
+ * is aborted" (25P02), which only follows the real cause; then the first chunk's failure that is not.
+ */
+async function firstCause(error: unknown, started: Promise<number>[]): Promise<unknown> {
+  const settled = await Promise.allSettled(started);
+  const failures = [error, ...settled.flatMap((s) => (s.status === 'rejected' ? [s.reason as unknown] : []))];
+  return failures.find((e) => (e as { code?: unknown } | null)?.code !== ABORTED) ?? error;
+}
+
+/** SQLSTATE of "current transaction is aborted, commands ignored until end of transaction block". */
+const ABORTED = '25P02';
 
 /**
  * Index maintenance autovacuum would do, so that each chunk's query reads its own block ranges,
@@ -205,13 +231,16 @@ async function prepareTable(client: Client, table: string): Promise<void> {
   await client
     .query(
       `SELECT pg_catalog.brin_summarize_new_values(i.indexrelid)
-       FROM pg_catalog.pg_index AS i JOIN pg_catalog.pg_class AS c ON c.oid = i.indexrelid JOIN pg_catalog.pg_am AS a ON a.oid = c.relam
-       WHERE i.indrelid = $1::regclass AND a.amname = 'brin'`,
+       FROM pg_catalog.pg_index AS i
+       JOIN pg_catalog.pg_class AS c ON c.oid OPERATOR(pg_catalog.=) i.indexrelid
+       JOIN pg_catalog.pg_am AS a ON a.oid OPERATOR(pg_catalog.=) c.relam
+       WHERE i.indrelid OPERATOR(pg_catalog.=) $1::pg_catalog.regclass AND a.amname OPERATOR(pg_catalog.=) 'brin'`,
       [relation],
     )
     .catch(() => undefined);
   const { rows } = await client.query<{ never: boolean }>(
-    `SELECT last_analyze IS NULL AND last_autoanalyze IS NULL AS never FROM pg_catalog.pg_stat_all_tables WHERE relid = $1::regclass`,
+    `SELECT last_analyze IS NULL AND last_autoanalyze IS NULL AS never FROM pg_catalog.pg_stat_all_tables
+     WHERE relid OPERATOR(pg_catalog.=) $1::pg_catalog.regclass`,
     [relation],
   );
   if (rows[0]?.never) await client.query(`ANALYZE ${relation}`).catch(() => undefined);
@@ -249,6 +278,8 @@ function checkSeal(seal: Seal, previous: Seal | null, options: VerifyOptions, ad
 /** A row of a chunk: its key and its leaf hash. */
 interface LeafRow extends SortKey {
   leaf: Buffer;
+  /** Why the row can never be sealed (a timestamp out of range), or null. */
+  problem: string | null;
 }
 
 /** Reads a chunk's rows, hashes them, sorts them into their seals and checks each seal; returns the rows read. */
@@ -257,8 +288,8 @@ async function checkChunk(client: Client, table: string, chunk: Chunk): Promise<
   const rows: LeafRow[] = [];
   // Leaves are hashed by the server, in no particular order: 32 bytes a row travel, and the sort is here.
   await forEachRow(client, table, 'leaves', chunk.after, { tx: last.lastTx, id: last.lastId }, (row) => {
-    const [id, tx, leaf] = row as [string, string | null, Buffer];
-    rows.push({ id, tx: tx === null ? null : BigInt(tx), leaf });
+    const [id, tx, problem, leaf] = row as [string, string | null, string | null, Buffer];
+    rows.push({ id, tx: tx === null ? null : BigInt(tx), leaf, problem });
   });
   rows.sort(compareKeys);
   let from = 0;
@@ -282,7 +313,12 @@ async function checkChunk(client: Client, table: string, chunk: Chunk): Promise<
 
 /** Checks one seal's rows (`rows[from]` up to `rows[to]`, in sealing order) against its manifest and root. */
 function checkRows(seal: Seal, rows: LeafRow[], from: number, to: number, add: (a: Anomaly) => void): void {
-  const rowProblems = matchesInOrder(seal.manifest, rows, from, to) ? 0 : checkAgainstManifest(seal, rows, from, to, add);
+  const inOrder = matchesInOrder(seal.manifest, rows, from, to);
+  // Sealed as they are (by a version that sealed them): still named, such a row is never valid.
+  for (let i = from; inOrder && i < to; i++) {
+    if (rows[i].problem) add({ kind: 'row_invalid', row: rows[i].id, detail: `${rows[i].problem} (sealed by seal ${seal.seq})` });
+  }
+  const rowProblems = inOrder ? 0 : checkAgainstManifest(seal, rows, from, to, add);
   if (rowProblems === 0 && !merkleRoot(rows.slice(from, to).map((row) => row.leaf)).equals(seal.root)) {
     add({ kind: 'seal_changed', seal: seal.seq, detail: 'its Merkle root does not match its rows' });
   }
@@ -293,16 +329,19 @@ function checkAgainstManifest(seal: Seal, rows: LeafRow[], from: number, to: num
   const manifest = readManifest(seal.manifest);
   let rowProblems = 0;
   for (let i = from; i < to; i++) {
-    const { id, leaf } = rows[i];
+    const { id, leaf, problem } = rows[i];
     const at = manifest.get(id);
     if (at === undefined) {
       rowProblems += 1;
-      add({ kind: 'row_forged', row: id, detail: `in the range of seal ${seal.seq} but not sealed by it` });
+      if (problem) add({ kind: 'row_invalid', row: id, detail: `${problem}: never sealed (in the range of seal ${seal.seq})` });
+      else add({ kind: 'row_forged', row: id, detail: `in the range of seal ${seal.seq} but not sealed by it` });
     } else {
       manifest.delete(id);
       if (leaf.compare(seal.manifest, at, at + 8, 0, 8) !== 0) {
         rowProblems += 1;
-        add({ kind: 'row_changed', row: id, detail: `differs from what seal ${seal.seq} sealed` });
+        add({ kind: 'row_changed', row: id, detail: `differs from what seal ${seal.seq} sealed${problem ? `: ${problem}` : ''}` });
+      } else if (problem) {
+        add({ kind: 'row_invalid', row: id, detail: `${problem} (sealed by seal ${seal.seq})` });
       }
     }
   }
@@ -335,22 +374,35 @@ function sameUuid(uuid: string, hex: string): boolean {
   return true;
 }
 
-/** Rows after the newest seal: below its horizon (or without a transaction id after the first rows), they are forged. */
+/**
+ * Rows after the newest seal; returns how many may still be sealed. Named instead: a row below
+ * the seal's horizon (or without a transaction id after the first rows) or with a transaction id
+ * no transaction has had yet (forged), and a row that can never be sealed (invalid).
+ */
 async function checkTail(client: Client, table: string, last: Seal | null, add: (a: Anomaly) => void): Promise<number> {
   let count = 0;
   const horizon = last ? BigInt(last.horizon) : 0n;
+  const [{ next }] = (await client.query<{ next: string }>('SELECT pg_snapshot_xmax(pg_current_snapshot())::text AS next')).rows;
+  const future = BigInt(next);
   await forEachRow(client, table, 'keys', last && { tx: last.lastTx, id: last.lastId }, null, (row) => {
-    count += 1;
-    const [id, tx] = row as [string, string | null];
+    const [id, tx, problem] = row as [string, string | null, string | null];
     const backdated = tx === null ? !!last && (last.lastTx !== null || horizon > 0n) : BigInt(tx) < horizon;
     if (backdated) add({ kind: 'row_forged', row: id, detail: `after the newest seal but older than its horizon` });
+    else if (tx !== null && BigInt(tx) >= future) {
+      add({
+        kind: 'row_forged',
+        row: id,
+        detail: `its transaction id ${tx} is from the future (no transaction has had one from ${next} on)`,
+      });
+    } else if (problem) add({ kind: 'row_invalid', row: id, detail: `${problem}: never sealed` });
+    else count += 1;
   });
   return count;
 }
 
 /**
  * Selects the rows after `after` up to `upTo` through a cursor, in no particular order: their
- * keys (`id`, `tx`), and with `leaves` their leaf hashes too.
+ * keys (`id`, `tx`) and why they cannot be sealed (or null), and with `leaves` their leaf hashes too.
  */
 async function forEachRow(
   client: Client,
@@ -363,21 +415,24 @@ async function forEachRow(
   const { where, parameters } = keyRange(after, upTo);
   const select =
     what === 'leaves'
-      ? `id::text, tx::text, ${LEAF_SQL} FROM ${quoteTablePath(table)} AS l, ${LEAF_FIELDS}`
-      : `id::text, tx::text FROM ${quoteTablePath(table)} AS l`;
+      ? `l.id::text, l.tx::text, ${ROW_PROBLEM_SQL}, ${LEAF_SQL} FROM ${quoteTablePath(table)} AS l, ${LEAF_FIELDS}`
+      : `l.id::text, l.tx::text, ${ROW_PROBLEM_SQL} FROM ${quoteTablePath(table)} AS l`;
   await client.query(`DECLARE verify_rows NO SCROLL CURSOR FOR SELECT ${select} WHERE ${where}`, parameters);
-  const fetch = () => client.query<unknown[]>({ text: `FETCH ${FETCH} FROM verify_rows`, rowMode: 'array' });
-  try {
-    // One batch read ahead: the server selects the next rows while these are checked here.
-    for (let next = fetch(); ;) {
-      const { rows } = await next;
-      if (rows.length === FETCH) next = fetch();
-      rows.forEach(each);
-      if (rows.length < FETCH) break;
-    }
-  } finally {
-    await client.query('CLOSE verify_rows');
+  const fetch = () => {
+    const fetched = client.query<unknown[]>({ text: `FETCH ${FETCH} FROM verify_rows`, rowMode: 'array' });
+    // A read ahead may fail while an earlier failure is being reported: that one counts, not this.
+    fetched.catch(() => undefined);
+    return fetched;
+  };
+  // One batch read ahead: the server selects the next rows while these are checked here.
+  for (let next = fetch(); ;) {
+    const { rows } = await next;
+    if (rows.length === FETCH) next = fetch();
+    rows.forEach(each);
+    if (rows.length < FETCH) break;
   }
+  // Only after success: after a failure the transaction is aborted, and CLOSE would fail in its stead.
+  await client.query('CLOSE verify_rows');
 }
 
 function emptyReport(): VerifyReport {

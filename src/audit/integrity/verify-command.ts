@@ -5,14 +5,18 @@ import { Client } from 'pg';
 import { connectionSecrets, sanitizeDbError } from '../db-error';
 import { trailName } from './seal-store';
 import { ANOMALY_KINDS, verifyTrail } from './verifier';
+import { PIN_SEARCH_PATH_SQL } from './search-path';
 import { readWitness } from './witness';
+
+const PIN_SESSION_SQL = PIN_SEARCH_PATH_SQL.replace('SET LOCAL', 'SET');
 
 export const VERIFY_USAGE = `usage: npm run audit:verify -- [options]   (or: npx audit-verify [options])
   --url <postgres://…>     the audit database (default: AUDIT_DATABASE_URL or DATABASE_URL)
-  --from <time>, --to <time>  only the rows of seals made in this range (ISO 8601); the chain is checked whole
+  --from <time>, --to <time>  re-hash only the rows of seals made in this range (ISO 8601); the chain,
+                           the witness and the rows after the newest seal are always checked whole
   --witness <file>         a CloudWatch export of the audit.sealed lines (repeatable)
   --public-key <file|key>  the Ed25519 public key (PEM, or base64 DER) the seals must be signed with
-  --table <schema.table>   the audit table (default: AUDIT_TABLE or audit_log)
+  --table <schema.table>   the audit table (default: AUDIT_TABLE or audit_log; without a schema: public)
   --jobs <n>               connections checking seals in parallel, on one snapshot (default 4)
   --trail <database/table> whose audit.sealed lines to take from the witness (needed when it holds several trails)
 exit status: 0 clean, 1 anomalies found, 2 usage or connection error`;
@@ -63,6 +67,8 @@ export async function runVerify(argv: string[], env: Record<string, string | und
   let witness;
   try {
     await client.connect();
+    // Whatever the role's own search_path: no name this session uses resolves outside pg_catalog.
+    await client.query(PIN_SESSION_SQL);
     const [{ name }] = (await client.query<{ name: string }>('SELECT current_database() AS name')).rows;
     if (args.witness) {
       let trails;
@@ -85,6 +91,7 @@ export async function runVerify(argv: string[], env: Record<string, string | und
     const connect = async () => {
       const worker = new Client({ connectionString: url });
       await worker.connect();
+      await worker.query(PIN_SESSION_SQL);
       return worker;
     };
     report = await verifyTrail(client, { table, ...range, witness, publicKey, connect, jobs: args.jobs });

@@ -17,6 +17,8 @@ export const AUDIT_EVENTS = {
   sealed: 'audit.sealed',
   /** A sealing attempt failed; the sealer tries again by itself. */
   sealFailed: 'audit.seal_failed',
+  /** The seals in the database no longer continue the newest one the sealer made or saw: it seals nothing more. */
+  chainBroken: 'audit.chain_broken',
   /** Parts 2…n of an entry too long for one line (see `formatEventLines`); part 1 has the event itself. */
   entryPart: 'audit.entry_part',
 } as const;

@@ -53,6 +53,18 @@ export interface SealFailureReport {
   lastSealedAt: string | null;
 }
 
+/** The seals in the database no longer continue the newest one the sealer made or saw (integrity on): it seals nothing more. */
+export interface ChainBrokenReport {
+  trail: string;
+  rememberedSeq: number;
+  rememberedHash: string;
+  /** The newest seal in the database (0: none). */
+  foundSeq: number;
+  foundHash: string | null;
+  detail: string;
+  memoryFile: string | null;
+}
+
 /**
  * Injection token and interface of the alerting sink. The default reports to Sentry through
  * `@sentry/nestjs` (a no-op until `Sentry.init()` has run).
@@ -74,4 +86,6 @@ export interface AuditReporter {
   entriesQuarantined(report: QuarantineReport): void;
   /** A sealing attempt failed (optional: reporters written before integrity need not have it). */
   sealingFailed?(report: SealFailureReport): void;
+  /** The seal chain was cut (optional, as `sealingFailed`). */
+  chainBroken?(report: ChainBrokenReport): void;
 }

@@ -1,6 +1,7 @@
 export { AUDIT_EVENTS, type AuditEventLine, type AuditEventName } from './audit-event';
 export {
   AuditReporter,
+  type ChainBrokenReport,
   type DropReport,
   type QuarantineReport,
   type RecoveryReport,

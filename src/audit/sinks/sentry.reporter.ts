@@ -6,9 +6,11 @@ import {
   SENTRY_QUARANTINED_FINGERPRINT,
   SENTRY_RECOVERY_FINGERPRINT,
   SENTRY_SEALING_FINGERPRINT,
+  SENTRY_CHAIN_BROKEN_FINGERPRINT,
 } from '../audit.constants';
 import {
   type AuditReporter,
+  type ChainBrokenReport,
   type DropReport,
   type QuarantineReport,
   type RecoveryReport,
@@ -31,6 +33,7 @@ export class AuditDbWriteError extends Error {
 /**
  * Reports each failed audit-database write attempt to Sentry at level `warning`, all under one
  * fingerprint, dropped and quarantined entries at level `warning` under fingerprints of their own,
+ * a cut seal chain at level `error`,
  * and the end of an outage at level `info` with its totals.
  *
  * @example
@@ -83,6 +86,17 @@ export class SentryReporter implements AuditReporter {
         fingerprint: SENTRY_SEALING_FINGERPRINT,
         tags: { 'audit.error_code': error.code },
         contexts: { audit: { ...context, errorCode: error.code } },
+      }),
+    );
+  }
+
+  chainBroken(report: ChainBrokenReport): void {
+    capture(() =>
+      Sentry.captureMessage(`Audit seal chain broken (${report.trail}): ${report.detail}; the sealer seals nothing more`, {
+        level: 'error',
+        fingerprint: SENTRY_CHAIN_BROKEN_FINGERPRINT,
+        tags: { 'audit.trail': report.trail },
+        contexts: { audit: { ...report } },
       }),
     );
   }
