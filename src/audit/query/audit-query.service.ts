@@ -5,7 +5,7 @@ import { type AuditLog } from '../audit-log.entity';
 import { type ResolvedAuditOptions } from '../audit-options';
 import { AUDIT_OPTIONS, AUDIT_REPOSITORY } from '../audit.constants';
 import { AuditQueryError } from '../audit.errors';
-import { decodeAuditCursor, encodeAuditCursor } from './audit-cursor';
+import { cursorKeyOf, decodeAuditCursor, encodeAuditCursor } from './audit-cursor';
 import { openExport } from './audit-export.stream';
 import { checkFormat, checkLimit, checkSearch } from './audit-query.input';
 import { exportQuery, type PageRow, pageQuery, toAuditLog } from './audit-query.sql';
@@ -70,7 +70,7 @@ export class AuditQueryService {
     const last = rows.length > limit ? rows[limit - 1] : undefined;
     return {
       items: items.map(toAuditLog),
-      nextCursor: last ? encodeAuditCursor({ occurredUs: BigInt(last.occurred_us), id: last.id }) : null,
+      nextCursor: last ? encodeAuditCursor(cursorKeyOf(last.occurred_us, last.id)) : null,
     };
   }
 
