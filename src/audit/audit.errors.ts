@@ -11,6 +11,8 @@ export const AUDIT_ERROR_CODES = {
   readFailed: 'AUDIT_READ_FAILED',
   readTimeout: 'AUDIT_READ_TIMEOUT',
   readUnavailable: 'AUDIT_READ_UNAVAILABLE',
+  readBusy: 'AUDIT_READ_BUSY',
+  exportStalled: 'AUDIT_EXPORT_STALLED',
 } as const;
 
 export type AuditErrorCode = (typeof AUDIT_ERROR_CODES)[keyof typeof AUDIT_ERROR_CODES];
@@ -106,6 +108,8 @@ export class AuditQueryError extends BadRequestException {
  */
 export class AuditReadError extends ServiceUnavailableException {
   override readonly name = 'AuditReadError';
+  /** Set when trying again later may succeed (`AUDIT_READ_BUSY`): sent as `Retry-After` over HTTP. */
+  readonly retryAfterSeconds?: number;
 
   constructor(
     readonly code: AuditErrorCode,
@@ -124,6 +128,24 @@ export class AuditReadError extends ServiceUnavailableException {
 
   static unavailable(): AuditReadError {
     return new AuditReadError(AUDIT_ERROR_CODES.readUnavailable, 'the audit database is not connected (yet)');
+  }
+
+  static closed(): AuditReadError {
+    return new AuditReadError(AUDIT_ERROR_CODES.readUnavailable, 'the audit module is shutting down');
+  }
+
+  /** Every export slot taken (`maxConcurrentExports`): come back in `retryAfterSeconds`. */
+  static busy(maxConcurrentExports: number, retryAfterSeconds: number): AuditReadError {
+    const error = new AuditReadError(
+      AUDIT_ERROR_CODES.readBusy,
+      `${maxConcurrentExports} exports of the audit trail are running, the most at once; retry in ${retryAfterSeconds} s`,
+    );
+    return Object.assign(error, { retryAfterSeconds });
+  }
+
+  /** An export whose consumer took nothing for `idleMs`: ended, its connection given back. */
+  static stalled(idleMs: number): AuditReadError {
+    return new AuditReadError(AUDIT_ERROR_CODES.exportStalled, `the export's consumer read nothing for ${idleMs} ms: export ended`);
   }
 }
 
