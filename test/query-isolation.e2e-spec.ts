@@ -110,7 +110,9 @@ describe('reads never starve writes', () => {
     const live = app as INestApplication<Server>;
     const opening = Array.from({ length: 10 }, () => openAndStall(portOf(live), '/audit/export?format=ndjson'));
     // Every client answered, or a few seconds for those still waiting for a connection (readTimeoutMs is long here).
-    await Promise.race([Promise.all(opening), new Promise((resolve) => setTimeout(resolve, 3000))]);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(opening), new Promise((resolve) => (timer = setTimeout(resolve, 3000)))]);
+    clearTimeout(timer);
 
     const audit = live.get(AuditService);
     const sealer = live.get(AuditSealer);
@@ -153,10 +155,14 @@ describe('reads never starve writes', () => {
     const next = () => request(live.getHttpServer()).get('/audit/export?entityId=bulk-1').set('x-auditor', 'yes');
     await next().expect(503);
     // Once the idle export is ended, its slot takes the next export, read whole.
-    const answer = await eventually(async () => {
-      const response = await next();
-      return response.status === 200 && response;
-    }, 15_000, 'the slot given back');
+    const answer = await eventually(
+      async () => {
+        const response = await next();
+        return response.status === 200 && response;
+      },
+      15_000,
+      'the slot given back',
+    );
     expect(answer.text.trim().split('\n')).toHaveLength(1);
     // The stalled client, reading again, finds its response cut short: never a complete-looking export.
     expect(await readToEnd(stalled)).toBe(false);

@@ -13,6 +13,9 @@ describe('resolveAuditOptions', () => {
       retryBackoffMs: 1000,
       retryBackoffMaxMs: 30_000,
       auditHttp: true,
+      readConnections: 4,
+      maxConcurrentExports: 2,
+      exportIdleTimeoutMs: 30_000,
     });
     expect(resolveAuditOptions({ bufferSize: undefined }).bufferSize).toBe(AUDIT_DEFAULTS.bufferSize);
   });
@@ -31,6 +34,12 @@ describe('resolveAuditOptions', () => {
     [{ auditHttp: 'yes' }, 'auditHttp'],
     [{ spoolSegmentBytes: 64 * 1024 * 1024 + 1 }, 'spoolSegmentBytes'],
     [{ readTimeoutMs: 0 }, 'readTimeoutMs'],
+    [{ readConnections: 1 }, 'readConnections'],
+    [{ readConnections: '4' }, 'readConnections'],
+    [{ maxConcurrentExports: 0 }, 'maxConcurrentExports'],
+    [{ maxConcurrentExports: 4 }, 'maxConcurrentExports'],
+    [{ readConnections: 8, maxConcurrentExports: 8 }, 'maxConcurrentExports'],
+    [{ exportIdleTimeoutMs: 50 }, 'exportIdleTimeoutMs'],
   ])('rejects %j naming %s', (input, key) => {
     expect(() => resolveAuditOptions(input as never)).toThrow(new RegExp(`option "${key}" must be`));
     try {
@@ -43,6 +52,16 @@ describe('resolveAuditOptions', () => {
 
   it('takes spool segments of up to 64 MiB', () => {
     expect(resolveAuditOptions({ spoolSegmentBytes: 64 * 1024 * 1024 }).spoolSegmentBytes).toBe(64 * 1024 * 1024);
+  });
+
+  it('keeps a read connection for pages beside the exports', () => {
+    expect(() => resolveAuditOptions({ readConnections: 3, maxConcurrentExports: 3 })).toThrow(
+      'AuditModule option "maxConcurrentExports" must be below readConnections (3), so that pages always have a connection, got 3',
+    );
+    expect(resolveAuditOptions({ readConnections: 10, maxConcurrentExports: 9 })).toMatchObject({
+      readConnections: 10,
+      maxConcurrentExports: 9,
+    });
   });
 
   it('rejects an unknown key, listing the known ones', () => {
