@@ -18,8 +18,8 @@ describe('loadConfig', () => {
         AUDIT_SPOOL_MAX_BYTES: '1048576',
         AUDIT_READ_TIMEOUT_MS: '3000',
         AUDIT_READ_CONNECTIONS: '6',
-        AUDIT_MAX_CONCURRENT_EXPORTS: '3',
-        AUDIT_EXPORT_IDLE_TIMEOUT_MS: '60000',
+        AUDIT_MAX_EXPORTS: '3',
+        AUDIT_EXPORT_IDLE_MS: '60000',
         AUDIT_HTTP_TOKEN: 'auditor-token-0123456789',
       }),
     ).toEqual({
@@ -39,8 +39,8 @@ describe('loadConfig', () => {
         spoolMaxBytes: 1048576,
         readTimeoutMs: 3000,
         readConnections: 6,
-        maxConcurrentExports: 3,
-        exportIdleTimeoutMs: 60000,
+        maxExports: 3,
+        exportIdleMs: 60000,
       },
     });
     expect(loadConfig({})).toMatchObject({ port: 3000, databaseUrl: undefined, sentryDsn: undefined, audit: { bufferSize: undefined } });
@@ -59,8 +59,8 @@ describe('loadConfig', () => {
     ['AUDIT_SPOOL_MAX_BYTES', '10'],
     ['AUDIT_READ_TIMEOUT_MS', '0'],
     ['AUDIT_READ_CONNECTIONS', '1'],
-    ['AUDIT_MAX_CONCURRENT_EXPORTS', 'many'],
-    ['AUDIT_EXPORT_IDLE_TIMEOUT_MS', '10'],
+    ['AUDIT_MAX_EXPORTS', 'many'],
+    ['AUDIT_EXPORT_IDLE_MS', '10'],
     ['AUDIT_HTTP_TOKEN', 'short'],
     ['DATABASE_URL', 'mysql://u:p@h/db'],
     ['AUDIT_DATABASE_URL', 'not a url'],

@@ -19,8 +19,8 @@ export interface AppConfig {
     spoolMaxBytes?: number;
     readTimeoutMs?: number;
     readConnections?: number;
-    maxConcurrentExports?: number;
-    exportIdleTimeoutMs?: number;
+    maxExports?: number;
+    exportIdleMs?: number;
     /** Present when any `AUDIT_INTEGRITY_*` variable is set. */
     integrity?: { enabled?: boolean; intervalMs?: number; maxRowsPerSeal?: number; signingKey?: string };
   };
@@ -57,8 +57,8 @@ export function loadConfig(env: Env): AppConfig {
       spoolMaxBytes: integer(env, 'AUDIT_SPOOL_MAX_BYTES', 1024 * 1024, 1024 ** 4),
       readTimeoutMs: integer(env, 'AUDIT_READ_TIMEOUT_MS', 1, 600_000),
       readConnections: integer(env, 'AUDIT_READ_CONNECTIONS', 2, 100),
-      maxConcurrentExports: integer(env, 'AUDIT_MAX_CONCURRENT_EXPORTS', 1, 99),
-      exportIdleTimeoutMs: integer(env, 'AUDIT_EXPORT_IDLE_TIMEOUT_MS', 100, 3_600_000),
+      maxExports: integer(env, 'AUDIT_MAX_EXPORTS', 1, 99),
+      exportIdleMs: integer(env, 'AUDIT_EXPORT_IDLE_MS', 100, 3_600_000),
       integrity: integrity(env),
     },
   };

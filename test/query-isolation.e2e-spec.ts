@@ -147,8 +147,8 @@ describe('reads never starve writes', () => {
     expect(await Promise.all(stalled.map(readToEnd))).toEqual(stalled.map(() => false));
   }, 20_000);
 
-  it('ends an export whose client stops reading for exportIdleTimeoutMs, and gives its slot to the next', async () => {
-    app = await startApp(db.url(), { exportIdleTimeoutMs: 1000, maxConcurrentExports: 1 });
+  it('ends an export whose client stops reading for exportIdleMs, and gives its slot to the next', async () => {
+    app = await startApp(db.url(), { exportIdleMs: 1000, maxExports: 1 });
     const live = app;
     const stalled = await openAndStall(portOf(live), '/audit/export?format=csv');
     expect(stalled.status).toBe(200);

@@ -14,8 +14,8 @@ describe('resolveAuditOptions', () => {
       retryBackoffMaxMs: 30_000,
       auditHttp: true,
       readConnections: 4,
-      maxConcurrentExports: 2,
-      exportIdleTimeoutMs: 30_000,
+      maxExports: 2,
+      exportIdleMs: 30_000,
     });
     expect(resolveAuditOptions({ bufferSize: undefined }).bufferSize).toBe(AUDIT_DEFAULTS.bufferSize);
   });
@@ -36,10 +36,10 @@ describe('resolveAuditOptions', () => {
     [{ readTimeoutMs: 0 }, 'readTimeoutMs'],
     [{ readConnections: 1 }, 'readConnections'],
     [{ readConnections: '4' }, 'readConnections'],
-    [{ maxConcurrentExports: 0 }, 'maxConcurrentExports'],
-    [{ maxConcurrentExports: 4 }, 'maxConcurrentExports'],
-    [{ readConnections: 8, maxConcurrentExports: 8 }, 'maxConcurrentExports'],
-    [{ exportIdleTimeoutMs: 50 }, 'exportIdleTimeoutMs'],
+    [{ maxExports: 0 }, 'maxExports'],
+    [{ maxExports: 4 }, 'maxExports'],
+    [{ readConnections: 8, maxExports: 8 }, 'maxExports'],
+    [{ exportIdleMs: 50 }, 'exportIdleMs'],
   ])('rejects %j naming %s', (input, key) => {
     expect(() => resolveAuditOptions(input as never)).toThrow(new RegExp(`option "${key}" must be`));
     try {
@@ -55,12 +55,12 @@ describe('resolveAuditOptions', () => {
   });
 
   it('keeps a read connection for pages beside the exports', () => {
-    expect(() => resolveAuditOptions({ readConnections: 3, maxConcurrentExports: 3 })).toThrow(
-      'AuditModule option "maxConcurrentExports" must be below readConnections (3), so that pages always have a connection, got 3',
+    expect(() => resolveAuditOptions({ readConnections: 3, maxExports: 3 })).toThrow(
+      'AuditModule option "maxExports" must be below readConnections (3), so that pages always have a connection, got 3',
     );
-    expect(resolveAuditOptions({ readConnections: 10, maxConcurrentExports: 9 })).toMatchObject({
+    expect(resolveAuditOptions({ readConnections: 10, maxExports: 9 })).toMatchObject({
       readConnections: 10,
-      maxConcurrentExports: 9,
+      maxExports: 9,
     });
   });
 

@@ -106,9 +106,9 @@ export interface AuditModuleOptions {
    * refused at once with `AUDIT_READ_BUSY` (503 with `Retry-After` over HTTP). Below
    * `readConnections`, so that pages always have a connection.
    */
-  maxConcurrentExports?: number;
+  maxExports?: number;
   /** An export whose consumer takes nothing for this long is ended and its connection given back. */
-  exportIdleTimeoutMs?: number;
+  exportIdleMs?: number;
   /**
    * Sealing of committed rows: row hashes, Merkle roots, seals chained (and signed with a key),
    * each also written as an `audit.sealed` line; checked by `audit-verify`. Off by default.
@@ -177,8 +177,8 @@ export const AUDIT_DEFAULTS: Readonly<ResolvedAuditOptions> = Object.freeze({
   diffs: Object.freeze({ entities: [], exclude: {} }),
   readTimeoutMs: 5000,
   readConnections: 4,
-  maxConcurrentExports: 2,
-  exportIdleTimeoutMs: 30_000,
+  maxExports: 2,
+  exportIdleMs: 30_000,
   integrity: INTEGRITY_DEFAULTS,
 });
 
@@ -195,8 +195,8 @@ const INTEGER_LIMITS: Record<string, [min: number, max: number]> = {
   spoolSegmentBytes: [64 * 1024, 64 * 1024 * 1024],
   readTimeoutMs: [1, 600_000],
   readConnections: [2, 100],
-  maxConcurrentExports: [1, 99],
-  exportIdleTimeoutMs: [100, 3_600_000],
+  maxExports: [1, 99],
+  exportIdleMs: [100, 3_600_000],
 };
 
 /**
@@ -231,11 +231,11 @@ export function resolveAuditOptions(input: AuditModuleOptions | undefined): Reso
   if (options.bufferMaxBytes < options.maxEntryBytes) {
     throw AuditConfigError.invalidOption('bufferMaxBytes', `at least maxEntryBytes (${options.maxEntryBytes})`, options.bufferMaxBytes);
   }
-  if (options.maxConcurrentExports >= options.readConnections) {
+  if (options.maxExports >= options.readConnections) {
     throw AuditConfigError.invalidOption(
-      'maxConcurrentExports',
+      'maxExports',
       `below readConnections (${options.readConnections}), so that pages always have a connection`,
-      options.maxConcurrentExports,
+      options.maxExports,
     );
   }
   if (!Array.isArray(options.redactKeys) || options.redactKeys.some((k) => typeof k !== 'string' || k.trim() === '')) {

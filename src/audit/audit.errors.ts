@@ -134,11 +134,11 @@ export class AuditReadError extends ServiceUnavailableException {
     return new AuditReadError(AUDIT_ERROR_CODES.readUnavailable, 'the audit module is shutting down');
   }
 
-  /** Every export slot taken (`maxConcurrentExports`): come back in `retryAfterSeconds`. */
-  static busy(maxConcurrentExports: number, retryAfterSeconds: number): AuditReadError {
+  /** Every export slot taken (`maxExports`): come back in `retryAfterSeconds`. */
+  static busy(maxExports: number, retryAfterSeconds: number): AuditReadError {
     const error = new AuditReadError(
       AUDIT_ERROR_CODES.readBusy,
-      `${maxConcurrentExports} exports of the audit trail are running, the most at once; retry in ${retryAfterSeconds} s`,
+      `${maxExports} exports of the audit trail are running, the most at once; retry in ${retryAfterSeconds} s`,
     );
     return Object.assign(error, { retryAfterSeconds });
   }

@@ -14,7 +14,7 @@ const PAGE = ['cursor', 'limit'] as const;
  * `GET <path>/entities/:type/:id`, `GET <path>?userId=&action=&entityType=&outcome=&from=&to=&cursor=&limit=`
  * and `GET <path>/export?format=ndjson|csv&from=&to=`. Bad input answers 400 with the reason
  * (`AuditQueryError`); a database that does not answer, 503 (`AuditReadError`); an export while
- * `maxConcurrentExports` are running, 503 with `Retry-After`.
+ * `maxExports` are running, 503 with `Retry-After`.
  */
 export class AuditQueryController {
   // Named explicitly: the class is subclassed at run time, and only a decorated class records its parameter types.

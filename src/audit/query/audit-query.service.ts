@@ -16,7 +16,7 @@ import { AuditReader } from './audit-reader';
 /**
  * Reads the trail from the audit DataSource, on connections of its own (`readConnections`, never
  * the writer's): one entity's history, one user's actions, a search, and streamed exports (at
- * most `maxConcurrentExports` at once; one more rejects at once with `AUDIT_READ_BUSY`). Pages come newest first, with a keyset cursor on `(occurred_at, id)`.
+ * most `maxExports` at once; one more rejects at once with `AUDIT_READ_BUSY`). Pages come newest first, with a keyset cursor on `(occurred_at, id)`.
  * Every read has its own timeout (`readTimeoutMs`); bad input rejects with an
  * `AuditQueryError` (`AUDIT_INVALID_QUERY`), a database that does not answer with an
  * `AuditReadError` (`AUDIT_READ_FAILED`, `AUDIT_READ_TIMEOUT`, `AUDIT_READ_UNAVAILABLE`). Reads
@@ -30,7 +30,7 @@ import { AuditReader } from './audit-reader';
 export class AuditQueryService implements BeforeApplicationShutdown {
   private readonly pool: AuditReadPool;
   private readonly reader: AuditReader;
-  /** Exports open now, each on a connection of its own: at most `maxConcurrentExports`. */
+  /** Exports open now, each on a connection of its own: at most `maxExports`. */
   private readonly exports = new Set<Readable>();
   /** Slots taken by exports still opening. */
   private opening = 0;
@@ -98,14 +98,14 @@ export class AuditQueryService implements BeforeApplicationShutdown {
     const { format, ...search } = request;
     const checkedFormat = checkFormat(format);
     const select = exportQuery(this.reader.table(), checkSearch(search));
-    const { maxConcurrentExports, readTimeoutMs, exportIdleTimeoutMs } = this.options;
-    if (this.exports.size + this.opening >= maxConcurrentExports) {
-      throw AuditReadError.busy(maxConcurrentExports, Math.max(1, Math.ceil(readTimeoutMs / 1000)));
+    const { maxExports, readTimeoutMs, exportIdleMs } = this.options;
+    if (this.exports.size + this.opening >= maxExports) {
+      throw AuditReadError.busy(maxExports, Math.max(1, Math.ceil(readTimeoutMs / 1000)));
     }
     this.opening += 1;
     let stream: Readable;
     try {
-      stream = await openExport(this.reader, select, checkedFormat, exportIdleTimeoutMs);
+      stream = await openExport(this.reader, select, checkedFormat, exportIdleMs);
     } finally {
       this.opening -= 1;
     }
