@@ -99,7 +99,9 @@ export class AuditQueryError extends BadRequestException {
 
 /**
  * A read of the trail that the audit database did not answer: it failed, took longer than
- * `readTimeoutMs`, or the database is not connected yet. A Nest `ServiceUnavailableException`:
+ * `readTimeoutMs`, the database is not connected yet (or the app is shutting down), every export
+ * slot is taken (`AUDIT_READ_BUSY`, with `retryAfterSeconds`), or an export's consumer stopped
+ * reading (`AUDIT_EXPORT_STALLED`, the stream's error). A Nest `ServiceUnavailableException`:
  * thrown through any controller, it answers 503 with `{ statusCode, error, code, message }`. The
  * message carries no connection string, host or credential.
  *
