@@ -17,6 +17,9 @@ describe('loadConfig', () => {
         AUDIT_SPOOL_DIR: '/var/spool/audit',
         AUDIT_SPOOL_MAX_BYTES: '1048576',
         AUDIT_READ_TIMEOUT_MS: '3000',
+        AUDIT_READ_CONNECTIONS: '6',
+        AUDIT_MAX_EXPORTS: '3',
+        AUDIT_EXPORT_IDLE_MS: '60000',
         AUDIT_HTTP_TOKEN: 'auditor-token-0123456789',
       }),
     ).toEqual({
@@ -35,6 +38,9 @@ describe('loadConfig', () => {
         spoolDir: '/var/spool/audit',
         spoolMaxBytes: 1048576,
         readTimeoutMs: 3000,
+        readConnections: 6,
+        maxExports: 3,
+        exportIdleMs: 60000,
       },
     });
     expect(loadConfig({})).toMatchObject({ port: 3000, databaseUrl: undefined, sentryDsn: undefined, audit: { bufferSize: undefined } });
@@ -52,6 +58,9 @@ describe('loadConfig', () => {
     ['AUDIT_MODE', 'eventually'],
     ['AUDIT_SPOOL_MAX_BYTES', '10'],
     ['AUDIT_READ_TIMEOUT_MS', '0'],
+    ['AUDIT_READ_CONNECTIONS', '1'],
+    ['AUDIT_MAX_EXPORTS', 'many'],
+    ['AUDIT_EXPORT_IDLE_MS', '10'],
     ['AUDIT_HTTP_TOKEN', 'short'],
     ['DATABASE_URL', 'mysql://u:p@h/db'],
     ['AUDIT_DATABASE_URL', 'not a url'],

@@ -18,6 +18,9 @@ export interface AppConfig {
     spoolDir?: string;
     spoolMaxBytes?: number;
     readTimeoutMs?: number;
+    readConnections?: number;
+    maxExports?: number;
+    exportIdleMs?: number;
     /** Present when any `AUDIT_INTEGRITY_*` variable is set. */
     integrity?: { enabled?: boolean; intervalMs?: number; maxRowsPerSeal?: number; signingKey?: string };
   };
@@ -53,6 +56,9 @@ export function loadConfig(env: Env): AppConfig {
       spoolDir: present(env, 'AUDIT_SPOOL_DIR'),
       spoolMaxBytes: integer(env, 'AUDIT_SPOOL_MAX_BYTES', 1024 * 1024, 1024 ** 4),
       readTimeoutMs: integer(env, 'AUDIT_READ_TIMEOUT_MS', 1, 600_000),
+      readConnections: integer(env, 'AUDIT_READ_CONNECTIONS', 2, 100),
+      maxExports: integer(env, 'AUDIT_MAX_EXPORTS', 1, 99),
+      exportIdleMs: integer(env, 'AUDIT_EXPORT_IDLE_MS', 100, 3_600_000),
       integrity: integrity(env),
     },
   };

@@ -13,6 +13,9 @@ describe('resolveAuditOptions', () => {
       retryBackoffMs: 1000,
       retryBackoffMaxMs: 30_000,
       auditHttp: true,
+      readConnections: 4,
+      maxExports: 2,
+      exportIdleMs: 30_000,
     });
     expect(resolveAuditOptions({ bufferSize: undefined }).bufferSize).toBe(AUDIT_DEFAULTS.bufferSize);
   });
@@ -31,6 +34,12 @@ describe('resolveAuditOptions', () => {
     [{ auditHttp: 'yes' }, 'auditHttp'],
     [{ spoolSegmentBytes: 64 * 1024 * 1024 + 1 }, 'spoolSegmentBytes'],
     [{ readTimeoutMs: 0 }, 'readTimeoutMs'],
+    [{ readConnections: 1 }, 'readConnections'],
+    [{ readConnections: '4' }, 'readConnections'],
+    [{ maxExports: 0 }, 'maxExports'],
+    [{ maxExports: 4 }, 'maxExports'],
+    [{ readConnections: 8, maxExports: 8 }, 'maxExports'],
+    [{ exportIdleMs: 50 }, 'exportIdleMs'],
   ])('rejects %j naming %s', (input, key) => {
     expect(() => resolveAuditOptions(input as never)).toThrow(new RegExp(`option "${key}" must be`));
     try {
@@ -43,6 +52,16 @@ describe('resolveAuditOptions', () => {
 
   it('takes spool segments of up to 64 MiB', () => {
     expect(resolveAuditOptions({ spoolSegmentBytes: 64 * 1024 * 1024 }).spoolSegmentBytes).toBe(64 * 1024 * 1024);
+  });
+
+  it('keeps a read connection for pages beside the exports', () => {
+    expect(() => resolveAuditOptions({ readConnections: 3, maxExports: 3 })).toThrow(
+      'AuditModule option "maxExports" must be below readConnections (3), so that pages always have a connection, got 3',
+    );
+    expect(resolveAuditOptions({ readConnections: 10, maxExports: 9 })).toMatchObject({
+      readConnections: 10,
+      maxExports: 9,
+    });
   });
 
   it('rejects an unknown key, listing the known ones', () => {

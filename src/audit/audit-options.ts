@@ -98,6 +98,19 @@ export interface AuditModuleOptions {
    */
   readTimeoutMs?: number;
   /**
+   * Connections of the read side's own pool (made with the audit DataSource's connection
+   * options, apart from the pool the writer and the sealer use): reads never take theirs.
+   */
+  readConnections?: number;
+  /**
+   * Exports open at once (each holds a read connection while its client reads); one more is
+   * refused at once with `AUDIT_READ_BUSY` (503 with `Retry-After` over HTTP). Below
+   * `readConnections`, so that pages always have a connection.
+   */
+  maxExports?: number;
+  /** An export whose consumer takes nothing for this long is ended and its connection given back. */
+  exportIdleMs?: number;
+  /**
    * Sealing of committed rows: row hashes, Merkle roots, seals chained (and signed with a key),
    * each also written as an `audit.sealed` line; checked by `audit-verify`. Off by default.
    */
@@ -164,6 +177,9 @@ export const AUDIT_DEFAULTS: Readonly<ResolvedAuditOptions> = Object.freeze({
   spoolSegmentBytes: 8 * 1024 * 1024,
   diffs: Object.freeze({ entities: [], exclude: {} }),
   readTimeoutMs: 5000,
+  readConnections: 4,
+  maxExports: 2,
+  exportIdleMs: 30_000,
   integrity: INTEGRITY_DEFAULTS,
 });
 
@@ -179,6 +195,9 @@ const INTEGER_LIMITS: Record<string, [min: number, max: number]> = {
   // A segment leaves the disk only once all of it is replayed: keep that unit small.
   spoolSegmentBytes: [64 * 1024, 64 * 1024 * 1024],
   readTimeoutMs: [1, 600_000],
+  readConnections: [2, 100],
+  maxExports: [1, 99],
+  exportIdleMs: [100, 3_600_000],
 };
 
 /**
@@ -212,6 +231,13 @@ export function resolveAuditOptions(input: AuditModuleOptions | undefined): Reso
   }
   if (options.bufferMaxBytes < options.maxEntryBytes) {
     throw AuditConfigError.invalidOption('bufferMaxBytes', `at least maxEntryBytes (${options.maxEntryBytes})`, options.bufferMaxBytes);
+  }
+  if (options.maxExports >= options.readConnections) {
+    throw AuditConfigError.invalidOption(
+      'maxExports',
+      `below readConnections (${options.readConnections}), so that pages always have a connection`,
+      options.maxExports,
+    );
   }
   if (!Array.isArray(options.redactKeys) || options.redactKeys.some((k) => typeof k !== 'string' || k.trim() === '')) {
     throw AuditConfigError.invalidOption('redactKeys', 'an array of non-empty strings', options.redactKeys);

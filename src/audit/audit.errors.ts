@@ -11,6 +11,8 @@ export const AUDIT_ERROR_CODES = {
   readFailed: 'AUDIT_READ_FAILED',
   readTimeout: 'AUDIT_READ_TIMEOUT',
   readUnavailable: 'AUDIT_READ_UNAVAILABLE',
+  readBusy: 'AUDIT_READ_BUSY',
+  exportStalled: 'AUDIT_EXPORT_STALLED',
 } as const;
 
 export type AuditErrorCode = (typeof AUDIT_ERROR_CODES)[keyof typeof AUDIT_ERROR_CODES];
@@ -97,7 +99,9 @@ export class AuditQueryError extends BadRequestException {
 
 /**
  * A read of the trail that the audit database did not answer: it failed, took longer than
- * `readTimeoutMs`, or the database is not connected yet. A Nest `ServiceUnavailableException`:
+ * `readTimeoutMs`, the database is not connected yet (or the app is shutting down), every export
+ * slot is taken (`AUDIT_READ_BUSY`, with `retryAfterSeconds`), or an export's consumer stopped
+ * reading (`AUDIT_EXPORT_STALLED`, the stream's error). A Nest `ServiceUnavailableException`:
  * thrown through any controller, it answers 503 with `{ statusCode, error, code, message }`. The
  * message carries no connection string, host or credential.
  *
@@ -106,6 +110,8 @@ export class AuditQueryError extends BadRequestException {
  */
 export class AuditReadError extends ServiceUnavailableException {
   override readonly name = 'AuditReadError';
+  /** Set when trying again later may succeed (`AUDIT_READ_BUSY`): sent as `Retry-After` over HTTP. */
+  readonly retryAfterSeconds?: number;
 
   constructor(
     readonly code: AuditErrorCode,
@@ -124,6 +130,24 @@ export class AuditReadError extends ServiceUnavailableException {
 
   static unavailable(): AuditReadError {
     return new AuditReadError(AUDIT_ERROR_CODES.readUnavailable, 'the audit database is not connected (yet)');
+  }
+
+  static closed(): AuditReadError {
+    return new AuditReadError(AUDIT_ERROR_CODES.readUnavailable, 'the audit module is shutting down');
+  }
+
+  /** Every export slot taken (`maxExports`): come back in `retryAfterSeconds`. */
+  static busy(maxExports: number, retryAfterSeconds: number): AuditReadError {
+    const error = new AuditReadError(
+      AUDIT_ERROR_CODES.readBusy,
+      `${maxExports} exports of the audit trail are running, the most at once; retry in ${retryAfterSeconds} s`,
+    );
+    return Object.assign(error, { retryAfterSeconds });
+  }
+
+  /** An export whose consumer took nothing for `idleMs`: ended, its connection given back. */
+  static stalled(idleMs: number): AuditReadError {
+    return new AuditReadError(AUDIT_ERROR_CODES.exportStalled, `the export's consumer read nothing for ${idleMs} ms: export ended`);
   }
 }
 

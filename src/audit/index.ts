@@ -42,6 +42,7 @@ export {
   type AuditPage,
   type AuditPageRequest,
   type AuditSearch,
+  type AuditTrailRow,
 } from './query';
 export {
   type Anomaly,

@@ -1,16 +1,24 @@
 import { AuditQueryError } from '../audit.errors';
 
-/** Where a page ended: the last row's `occurred_at` in microseconds since the epoch, and its id. */
+/** An instant PostgreSQL holds beyond every date: `occurred_at` may be stored so. */
+export type AuditInfinity = 'infinity' | '-infinity';
+
+/**
+ * Where a page ended: the last row's `occurred_at` in microseconds since the epoch (or
+ * PostgreSQL's `infinity` / `-infinity`), and its id.
+ */
 export interface AuditCursorKey {
-  occurredUs: bigint;
+  occurredUs: bigint | AuditInfinity;
   id: string;
 }
 
 const VERSION = 'v1';
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-// Years 1 to 9999 in microseconds since 1970: the instants both ISO 8601 and PostgreSQL spell plainly.
-const MIN_US = -62_135_596_800_000_000n;
-const MAX_US = 253_402_300_799_999_999n;
+// PostgreSQL's finite timestamptz range, 4714-11-24 BC to 294276-12-31 AD, in microseconds since
+// 1970: a row may hold any of it, so a cursor may name any of it (past a signed 64-bit integer).
+const MIN_US = -210_866_803_200_000_000n;
+const MAX_US = 9_224_318_015_999_999_999n;
+const DAY_US = 86_400_000_000n;
 
 /**
  * The opaque cursor of the next page: base64url of the last row's key, exact to the microsecond
@@ -21,6 +29,17 @@ const MAX_US = 253_402_300_799_999_999n;
  */
 export function encodeAuditCursor(key: AuditCursorKey): string {
   return Buffer.from(`${VERSION}:${key.occurredUs}:${key.id}`).toString('base64url');
+}
+
+/**
+ * The key of a row as the page query reads it: `occurred_us` is the text of its microseconds
+ * since the epoch, or `infinity` / `-infinity`.
+ *
+ * @example
+ * cursorKeyOf('1764300000123456', id); // { occurredUs: 1764300000123456n, id }
+ */
+export function cursorKeyOf(occurredUs: string, id: string): AuditCursorKey {
+  return { occurredUs: occurredUs === 'infinity' || occurredUs === '-infinity' ? occurredUs : BigInt(occurredUs), id };
 }
 
 /**
@@ -36,24 +55,27 @@ export function decodeAuditCursor(cursor: unknown): AuditCursorKey {
     throw AuditQueryError.invalid('cursor', expected, cursor);
   }
   const [version, us, id, ...rest] = Buffer.from(cursor, 'base64url').toString('latin1').split(':');
-  if (version !== VERSION || rest.length > 0 || !/^-?\d{1,19}$/.test(us ?? '') || !UUID.test(id ?? '')) {
+  if (version !== VERSION || rest.length > 0 || !/^(-?\d{1,19}|-?infinity)$/.test(us ?? '') || !UUID.test(id ?? '')) {
     throw AuditQueryError.invalid('cursor', expected, cursor);
   }
-  const occurredUs = BigInt(us);
-  if (occurredUs < MIN_US || occurredUs > MAX_US) throw AuditQueryError.invalid('cursor', expected, cursor);
-  return { occurredUs, id };
+  const key = cursorKeyOf(us, id);
+  if (typeof key.occurredUs === 'bigint' && (key.occurredUs < MIN_US || key.occurredUs > MAX_US)) {
+    throw AuditQueryError.invalid('cursor', expected, cursor);
+  }
+  return key;
 }
 
 /**
- * The key's instant as ISO 8601 text with microseconds, which PostgreSQL reads exactly as a
- * timestamptz (a JavaScript `Date` would round it to the millisecond).
+ * The key's instant as a PostgreSQL expression of type timestamptz, exact to the microsecond
+ * over the whole range PostgreSQL holds (whole days and the rest added to the epoch in UTC; text
+ * would need years BC and past 9999 spelled its way).
  *
  * @example
- * cursorInstant({ occurredUs: 1764300000123456n, id }); // '2025-11-28T03:20:00.123456Z'
+ * cursorInstantSql({ occurredUs: 1764300000123456n, id }); // "((timestamp 'epoch' + 20420 * interval '1 day' + …"
  */
-export function cursorInstant(key: AuditCursorKey): string {
-  const ms = key.occurredUs / 1000n - (key.occurredUs % 1000n < 0n ? 1n : 0n);
-  const micros = key.occurredUs - ms * 1000n;
-  const iso = new Date(Number(ms)).toISOString();
-  return iso.replace(/Z$/, `${String(micros).padStart(3, '0')}Z`);
+export function cursorInstantSql(key: AuditCursorKey): string {
+  if (typeof key.occurredUs !== 'bigint') return `'${key.occurredUs}'::timestamptz`;
+  const days = key.occurredUs / DAY_US;
+  const rest = key.occurredUs % DAY_US;
+  return `((timestamp 'epoch' + ${days} * interval '1 day' + ${rest} * interval '1 microsecond') AT TIME ZONE 'UTC')`;
 }

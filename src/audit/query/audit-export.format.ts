@@ -34,10 +34,20 @@ export function exportHeader(format: AuditExportFormat): string {
   return format === 'csv' ? `${FIELDS.map(([name]) => name).join(',')}\r\n` : '';
 }
 
+// A formula's first character after blanks: =, +, -, @, or their full-width forms.
+const TRIGGER = '(?:(?![\\r\\n\\t;])[\\s\\u0000-\\u001f\\u007f])*[=+\\-@\\uff1d\\uff0b\\uff0d\\uff20]';
+/** A line break, tab or semicolon inside a cell (a boundary to an app that splits on it) before a formula. */
+const INNER_START = new RegExp(`([\\r\\n\\t;])(?=${TRIGGER})`, 'g');
+/** A cell that begins a formula, or begins with a tab, line break or NUL. */
+const CELL_START = new RegExp(`^(?:[\\u0000\\t\\r\\n]|${TRIGGER})`);
+const NEEDS_QUOTES = /[",\r\n]/;
+
 /**
  * Rows as lines of the format: one JSON object per line (the JSON columns embedded as they
  * are), or CSV records per RFC 4180 (CRLF, fields with a comma, quote or line break quoted, quotes
- * doubled; null an empty field, empty text `""`, JSON columns as JSON text).
+ * doubled; null an empty field, empty text `""`, JSON columns as JSON text). CSV cells are
+ * neutralised against formula injection as OWASP advises: a `'` goes before every place a
+ * spreadsheet could start a formula ({@link neutraliseCell}), and such a cell is quoted.
  *
  * @example
  * exportLines('ndjson', rows); // '{"id":"0193…","occurredAt":"2026-11-28T09:00:00.000Z",…}\n…'
@@ -61,9 +71,24 @@ export function exportLines(format: AuditExportFormat, rows: readonly ExportRow[
   return out;
 }
 
+/**
+ * `value` with a `'` put at the start and after each line break, tab or semicolon where a
+ * formula could begin, so that a spreadsheet shows the text instead of running it; other values
+ * as they are.
+ *
+ * @example
+ * neutraliseCell('=HYPERLINK("http://evil.example")'); // `'=HYPERLINK("http://evil.example")`
+ * neutraliseCell('Mozilla/5.0;=cmd'); // "Mozilla/5.0;'=cmd"
+ */
+export function neutraliseCell(value: string): string {
+  const inner = value.replace(INNER_START, "$1'");
+  return CELL_START.test(inner) ? `'${inner}` : inner;
+}
+
 function csvField(value: string | null): string {
   if (value === null) return '';
   // As PostgreSQL's COPY does: an empty text is quoted, so that it differs from null.
   if (value === '') return '""';
-  return /[",\r\n]/.test(value) ? `"${value.replaceAll('"', '""')}"` : value;
+  const safe = neutraliseCell(value);
+  return safe !== value || NEEDS_QUOTES.test(safe) ? `"${safe.replaceAll('"', '""')}"` : safe;
 }

@@ -1,35 +1,42 @@
 import { Readable } from 'node:stream';
+import { AuditReadError } from '../audit.errors';
 import { type AuditReader, lastRows, type ReadClient } from './audit-reader';
 import { exportHeader, exportLines } from './audit-export.format';
 import { type ExportRow } from './audit-query.sql';
 import { type AuditExportFormat } from './audit-query.types';
 
-/** Rows per FETCH: one chunk of the stream. */
+/** Rows per FETCH: one batch of the stream. */
 export const EXPORT_BATCH = 2000;
-/** A consumer that stops reading for this long ends its export (the transaction is closed by the server). */
-const IDLE_LIMIT_MS = 120_000;
+/** Most UTF-16 units handed to the consumer at once: each piece taken shows the consumer is still reading. */
+const PIECE = 64 * 1024;
+/** The server's own limit on an export's idle transaction, a backstop behind the idle timer (the consumer may take a while per batch). */
+const SERVER_IDLE_LIMIT_MS = 120_000;
 
 /**
- * Opens an export: one connection, a read-only transaction, a server-side `DECLARE … CURSOR`,
- * and the first batch fetched, so that a failing database fails this call (a 503) rather than a
- * response already begun. The returned stream reads one batch ahead of its consumer and no more
- * (backpressure), so memory holds two batches whatever the export's size, and the database
- * reads the next batch while the consumer writes the last. Each FETCH has
- * the read timeout; destroying the stream (a client gone) gives up the connection.
+ * Opens an export: one connection of the read pool, a read-only transaction, a server-side
+ * `DECLARE … CURSOR`, and the first batch fetched, so that a failing database fails this call (a
+ * 503) rather than a response already begun. The returned stream reads one batch ahead of its
+ * consumer and no more (backpressure), so memory holds two batches whatever the export's size,
+ * and the database reads the next batch while the consumer writes the last. Each FETCH has the
+ * read timeout; a consumer that takes nothing for `idleMs` (a client that stopped reading) ends
+ * the stream with `AUDIT_EXPORT_STALLED`; destroying the stream (a client gone, shutdown) gives
+ * up the connection.
  *
  * @example
- * const stream = await openExport(reader, exportQuery(reader.table(), search), 'ndjson');
+ * const stream = await openExport(reader, exportQuery(reader.table(), search), 'ndjson', 30_000);
  */
-export async function openExport(reader: AuditReader, select: string, format: AuditExportFormat): Promise<Readable> {
+export async function openExport(reader: AuditReader, select: string, format: AuditExportFormat, idleMs: number): Promise<Readable> {
   const client = await reader.connection();
   try {
     const next = `FETCH ${EXPORT_BATCH} FROM audit_export`;
     const fetch = async () => lastRows(await reader.within(client.query<ExportRow>(next)));
     const open =
       `BEGIN READ ONLY; SET LOCAL statement_timeout = ${reader.timeoutMs}; ` +
-      `SET LOCAL idle_in_transaction_session_timeout = ${IDLE_LIMIT_MS}; DECLARE audit_export NO SCROLL CURSOR FOR ${select}; ${next}`;
+      `SET LOCAL idle_in_transaction_session_timeout = ${Math.max(SERVER_IDLE_LIMIT_MS, 2 * idleMs)}; ` +
+      `DECLARE audit_export NO SCROLL CURSOR FOR ${select}; ${next}`;
     const first = lastRows(await reader.within(client.query<ExportRow>(open)));
-    return new ExportStream(client, fetch, reader, format, exportHeader(format) + exportLines(format, first), first.length);
+    const text = exportHeader(format) + exportLines(format, first);
+    return new ExportStream(client, fetch, reader, format, { text, done: first.length < EXPORT_BATCH }, idleMs);
   } catch (error) {
     client.release(true);
     throw reader.readError(error);
@@ -38,54 +45,82 @@ export async function openExport(reader: AuditReader, select: string, format: Au
 
 class ExportStream extends Readable {
   private client: ReadClient | undefined;
-  /** The next chunk, read and formatted, waiting for the consumer. */
-  private pending: string | null;
+  /** The batch being handed out, piece by piece, from `offset`. */
+  private batch: string;
+  private offset = 0;
+  /** The next batch, read and formatted ahead of the consumer. */
+  private ahead: string | null = null;
+  /** No FETCH left to make: the last one came back short. */
   private done: boolean;
   private inflight = false;
   /** The consumer asked for more before the next batch arrived. */
   private wanted = false;
+  /** The last batch is consumed and the transaction being committed. */
+  private finishing = false;
+  private readonly idle: NodeJS.Timeout;
 
   constructor(
     client: ReadClient,
     private readonly fetch: () => Promise<ExportRow[]>,
     private readonly reader: AuditReader,
     private readonly format: AuditExportFormat,
-    first: string,
-    firstRows: number,
+    first: { text: string; done: boolean },
+    private readonly idleMs: number,
   ) {
     super({ encoding: 'utf8' });
     this.client = client;
-    this.pending = first;
-    this.done = firstRows < EXPORT_BATCH;
+    this.batch = first.text;
+    this.done = first.done;
+    this.idle = setTimeout(() => this.stalled(), idleMs);
+    this.idle.unref();
   }
 
   override _read(): void {
-    if (this.pending === null) {
+    this.idle.refresh();
+    for (;;) {
+      if (this.offset < this.batch.length) {
+        this.push(this.nextPiece());
+        // The next batch is read from the database while this one is consumed: one batch ahead, no more.
+        this.prefetch();
+        return;
+      }
+      if (this.ahead !== null) {
+        this.batch = this.ahead;
+        this.offset = 0;
+        this.ahead = null;
+        continue;
+      }
+      if (this.done && !this.inflight) {
+        void this.finish();
+        return;
+      }
       this.wanted = true;
       this.prefetch();
       return;
     }
-    const chunk = this.pending;
-    this.pending = null;
-    if (this.done) {
-      if (chunk !== '') this.push(chunk);
-      void this.finish();
-      return;
-    }
-    // The next batch is read from the database while this one is consumed: one batch ahead, no more.
-    this.prefetch();
-    this.push(chunk);
+  }
+
+  /** Up to {@link PIECE} units of the batch, never splitting a surrogate pair. */
+  private nextPiece(): string {
+    let end = Math.min(this.batch.length, this.offset + PIECE);
+    const last = this.batch.charCodeAt(end - 1);
+    if (end < this.batch.length && last >= 0xd800 && last <= 0xdbff) end -= 1;
+    const piece = this.batch.slice(this.offset, end);
+    this.offset = end;
+    if (this.offset === this.batch.length) this.batch = '';
+    if (this.batch === '') this.offset = 0;
+    return piece;
   }
 
   private prefetch(): void {
-    if (this.inflight || this.done || this.pending !== null) return;
+    if (this.inflight || this.done || this.ahead !== null) return;
     this.inflight = true;
     this.fetch().then(
       (rows) => {
         this.inflight = false;
         if (this.destroyed) return;
         this.done = rows.length < EXPORT_BATCH;
-        this.pending = exportLines(this.format, rows);
+        this.ahead = exportLines(this.format, rows);
         if (this.wanted) {
           this.wanted = false;
           this._read();
@@ -95,7 +130,18 @@ class ExportStream extends Readable {
     );
   }
 
+  /** The idle timer fired: ended, unless the wait is for the database (each FETCH has its own timeout). */
+  private stalled(): void {
+    if (this.destroyed || this.client === undefined) return;
+    if (this.wanted || this.finishing) {
+      this.idle.refresh();
+      return;
+    }
+    this.destroy(AuditReadError.stalled(this.idleMs));
+  }
+
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    clearTimeout(this.idle);
     // Mid-export, the connection may be inside a FETCH: it is closed rather than given back.
     this.client?.release(true);
     this.client = undefined;
@@ -105,9 +151,11 @@ class ExportStream extends Readable {
   private async finish(): Promise<void> {
     const client = this.client;
     if (!client) return;
+    this.finishing = true;
     try {
       await this.reader.within(client.query('COMMIT'));
       this.client = undefined;
+      clearTimeout(this.idle);
       client.release();
       this.push(null);
     } catch (error) {

@@ -1,6 +1,6 @@
-import { Controller, Get, Inject, type CanActivate, Param, Query, StreamableFile, type Type, UseGuards } from '@nestjs/common';
+import { Controller, Get, Inject, type CanActivate, Param, Query, Res, StreamableFile, type Type, UseGuards } from '@nestjs/common';
 import { type AuditHttpOptions } from '../audit-options';
-import { AuditQueryError } from '../audit.errors';
+import { AuditQueryError, AuditReadError } from '../audit.errors';
 import { EXPORT_CONTENT_TYPES } from './audit-export.format';
 import { checkFormat, checkLimit } from './audit-query.input';
 import { AuditQueryService } from './audit-query.service';
@@ -13,7 +13,8 @@ const PAGE = ['cursor', 'limit'] as const;
  * The read-only HTTP surface of the trail, behind the app's guard (see {@link auditQueryController}):
  * `GET <path>/entities/:type/:id`, `GET <path>?userId=&action=&entityType=&outcome=&from=&to=&cursor=&limit=`
  * and `GET <path>/export?format=ndjson|csv&from=&to=`. Bad input answers 400 with the reason
- * (`AuditQueryError`); a database that does not answer, 503 (`AuditReadError`).
+ * (`AuditQueryError`); a database that does not answer, 503 (`AuditReadError`); an export while
+ * `maxExports` are running, 503 with `Retry-After`.
  */
 export class AuditQueryController {
   // Named explicitly: the class is subclassed at run time, and only a decorated class records its parameter types.
@@ -26,10 +27,16 @@ export class AuditQueryController {
   }
 
   @Get('export')
-  async export(@Query() query: unknown): Promise<StreamableFile> {
+  async export(@Query() query: unknown, @Res({ passthrough: true }) response: unknown): Promise<StreamableFile> {
     const params = readParams(query, [...SEARCH, 'format']);
     const format = checkFormat(params.format);
-    const stream = await this.queries.export({ ...searchOf(params), format });
+    const stream = await this.queries.export({ ...searchOf(params), format }).catch((error: unknown) => {
+      // Express's response and Fastify's reply both set a header with header(name, value).
+      if (error instanceof AuditReadError && error.retryAfterSeconds !== undefined) {
+        (response as { header?: (name: string, value: string) => unknown }).header?.('Retry-After', String(error.retryAfterSeconds));
+      }
+      throw error;
+    });
     const stamp = new Date().toISOString().replace(/[:.]/g, '-');
     return new StreamableFile(stream, {
       type: EXPORT_CONTENT_TYPES[format],

@@ -20,6 +20,10 @@ const TEXT_FILTERS = ['userId', 'action', 'entityType', 'entityId'] as const;
 // A date, or a date and time with seconds optional, fractions to the microsecond, and a zone.
 const INSTANT = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2}))?$/;
 
+// 0001-01-01T00:00:00.000Z and 9999-12-31T23:59:59.999Z.
+const FIRST_MS = -62_135_596_800_000;
+const LAST_MS = 253_402_300_799_999;
+
 /**
  * Validates a search, throwing an {@link AuditQueryError} that names the bad field.
  *
@@ -79,18 +83,23 @@ export function checkFormat(format: unknown): AuditExportFormat {
 
 function instant(name: 'from' | 'to', value: unknown): Date | undefined {
   if (value === undefined) return undefined;
-  const expected = 'an ISO 8601 date, or date and time with a time zone (2026-11-28T09:00:00Z)';
+  const expected = 'an ISO 8601 date, or date and time with a time zone (2026-11-28T09:00:00Z), in years 1 to 9999 (UTC)';
   if (value instanceof Date) {
-    if (Number.isNaN(value.getTime())) throw AuditQueryError.invalid(name, expected, 'Invalid Date');
+    if (!inYears1To9999(value)) throw AuditQueryError.invalid(name, expected, Number.isNaN(value.getTime()) ? 'Invalid Date' : value);
     return value;
   }
   const date = typeof value === 'string' && INSTANT.test(value) ? new Date(value) : undefined;
-  const year = date?.getUTCFullYear() ?? 0;
   // Date() rolls 2026-02-31 over to March: a day that does not exist is refused, not moved.
-  if (!date || Number.isNaN(date.getTime()) || year < 1 || !sameDay(value as string, date)) {
+  if (!date || !inYears1To9999(date) || !sameDay(value as string, date)) {
     throw AuditQueryError.invalid(name, expected, value);
   }
   return date;
+}
+
+/** Within what ISO 8601 and PostgreSQL both spell plainly: 9999-12-31T23:00:00-01:00, say, is year 10000 in UTC. */
+function inYears1To9999(date: Date): boolean {
+  const time = date.getTime();
+  return time >= FIRST_MS && time <= LAST_MS;
 }
 
 function sameDay(text: string, date: Date): boolean {

@@ -1,20 +1,22 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { type BeforeApplicationShutdown, Inject, Injectable } from '@nestjs/common';
 import { type Readable } from 'node:stream';
 import { type Repository } from 'typeorm';
 import { type AuditLog } from '../audit-log.entity';
 import { type ResolvedAuditOptions } from '../audit-options';
 import { AUDIT_OPTIONS, AUDIT_REPOSITORY } from '../audit.constants';
-import { AuditQueryError } from '../audit.errors';
-import { decodeAuditCursor, encodeAuditCursor } from './audit-cursor';
+import { AuditQueryError, AuditReadError } from '../audit.errors';
+import { cursorKeyOf, decodeAuditCursor, encodeAuditCursor } from './audit-cursor';
 import { openExport } from './audit-export.stream';
 import { checkFormat, checkLimit, checkSearch } from './audit-query.input';
 import { exportQuery, type PageRow, pageQuery, toAuditLog } from './audit-query.sql';
 import { type AuditExportRequest, type AuditPage, type AuditPageRequest, type AuditSearch } from './audit-query.types';
+import { AuditReadPool } from './audit-read-pool';
 import { AuditReader } from './audit-reader';
 
 /**
- * Reads the trail from the audit DataSource: one entity's history, one user's actions, a search,
- * and streamed exports. Pages come newest first, with a keyset cursor on `(occurred_at, id)`.
+ * Reads the trail from the audit DataSource, on connections of its own (`readConnections`, never
+ * the writer's): one entity's history, one user's actions, a search, and streamed exports (at
+ * most `maxExports` at once; one more rejects at once with `AUDIT_READ_BUSY`). Pages come newest first, with a keyset cursor on `(occurred_at, id)`.
  * Every read has its own timeout (`readTimeoutMs`); bad input rejects with an
  * `AuditQueryError` (`AUDIT_INVALID_QUERY`), a database that does not answer with an
  * `AuditReadError` (`AUDIT_READ_FAILED`, `AUDIT_READ_TIMEOUT`, `AUDIT_READ_UNAVAILABLE`). Reads
@@ -25,11 +27,20 @@ import { AuditReader } from './audit-reader';
  * const older = page.nextCursor ? await queries.history('NDA', ndaId, { cursor: page.nextCursor }) : undefined;
  */
 @Injectable()
-export class AuditQueryService {
+export class AuditQueryService implements BeforeApplicationShutdown {
+  private readonly pool: AuditReadPool;
   private readonly reader: AuditReader;
+  /** Exports open now, each on a connection of its own: at most `maxExports`. */
+  private readonly exports = new Set<Readable>();
+  /** Slots taken by exports still opening. */
+  private opening = 0;
 
-  constructor(@Inject(AUDIT_REPOSITORY) repository: Repository<AuditLog>, @Inject(AUDIT_OPTIONS) options: ResolvedAuditOptions) {
-    this.reader = new AuditReader(repository, options.readTimeoutMs);
+  constructor(
+    @Inject(AUDIT_REPOSITORY) repository: Repository<AuditLog>,
+    @Inject(AUDIT_OPTIONS) private readonly options: ResolvedAuditOptions,
+  ) {
+    this.pool = new AuditReadPool(() => repository.manager?.connection, options.readConnections, options.readTimeoutMs);
+    this.reader = new AuditReader(repository, options.readTimeoutMs, this.pool);
   }
 
   /**
@@ -70,7 +81,7 @@ export class AuditQueryService {
     const last = rows.length > limit ? rows[limit - 1] : undefined;
     return {
       items: items.map(toAuditLog),
-      nextCursor: last ? encodeAuditCursor({ occurredUs: BigInt(last.occurred_us), id: last.id }) : null,
+      nextCursor: last ? encodeAuditCursor(cursorKeyOf(last.occurred_us, last.id)) : null,
     };
   }
 
@@ -86,6 +97,30 @@ export class AuditQueryService {
   async export(request: AuditExportRequest = {}): Promise<Readable> {
     const { format, ...search } = request;
     const checkedFormat = checkFormat(format);
-    return openExport(this.reader, exportQuery(this.reader.table(), checkSearch(search)), checkedFormat);
+    const select = exportQuery(this.reader.table(), checkSearch(search));
+    const { maxExports, readTimeoutMs, exportIdleMs } = this.options;
+    if (this.exports.size + this.opening >= maxExports) {
+      throw AuditReadError.busy(maxExports, Math.max(1, Math.ceil(readTimeoutMs / 1000)));
+    }
+    this.opening += 1;
+    let stream: Readable;
+    try {
+      stream = await openExport(this.reader, select, checkedFormat, exportIdleMs);
+    } finally {
+      this.opening -= 1;
+    }
+    this.exports.add(stream);
+    stream.once('close', () => this.exports.delete(stream));
+    return stream;
+  }
+
+  /** Ends the exports still open (their responses cut short, never complete) and closes the read pool. */
+  async beforeApplicationShutdown(): Promise<void> {
+    for (const stream of this.exports) stream.destroy(AuditReadError.closed());
+    this.exports.clear();
+    let timer: NodeJS.Timeout | undefined;
+    // Pages still reading end within readTimeoutMs (their statement_timeout); shutdown waits no longer.
+    const bound = new Promise<void>((resolve) => (timer = setTimeout(resolve, this.options.readTimeoutMs).unref()));
+    await Promise.race([this.pool.end().catch(() => undefined), bound]).finally(() => clearTimeout(timer));
   }
 }

@@ -1,7 +1,8 @@
 import { literal } from '../audit-insert-sql';
 import { AuditLog } from '../audit-log.entity';
-import { type AuditCursorKey, cursorInstant } from './audit-cursor';
+import { type AuditCursorKey, cursorInstantSql } from './audit-cursor';
 import { type CheckedSearch } from './audit-query.input';
+import { type AuditTrailRow } from './audit-query.types';
 
 const FILTER_COLUMNS = {
   userId: 'user_id',
@@ -11,20 +12,56 @@ const FILTER_COLUMNS = {
   outcome: 'outcome',
 } as const;
 
-/** The columns of a page, with the row's key to the microsecond for its cursor. */
-const PAGE_COLUMNS = `id, occurred_at, action, entity_type, entity_id, user_id, outcome, ip, user_agent, request_id, changes, metadata,
-  recorded_at, (extract(epoch FROM occurred_at) * 1000000)::bigint AS occurred_us`;
+/**
+ * A timestamp column as ISO 8601 text in UTC, to the millisecond: years 1 to 9999 as usual
+ * (`2026-11-28T09:00:00.000Z`), other years expanded with a sign (`+010000-01-01T00:00:00.000Z`,
+ * `-000043-03-15T12:00:00.000Z` for 44 BC, as `Date#toJSON` spells them), and `infinity` /
+ * `-infinity` as PostgreSQL does.
+ */
+const legible = (column: string) => {
+  const utc = `(${column} AT TIME ZONE 'UTC')`;
+  const year = `extract(year FROM ${utc})::int`;
+  // PostgreSQL counts 1 BC as -1; ISO 8601 (and Date) as 0.
+  const isoYear = `(${year} + (${year} < 0)::int)`;
+  return (
+    `CASE WHEN ${column} >= '0001-01-01 00:00:00+00' AND ${column} < '10000-01-01 00:00:00+00' ` +
+    `THEN to_char(${utc}, 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') ` +
+    `WHEN isfinite(${column}) THEN CASE WHEN ${isoYear} < 0 THEN '-' ELSE '+' END || lpad(abs(${isoYear})::text, 6, '0') || ` +
+    `to_char(${utc}, '-MM-DD"T"HH24:MI:SS.MS"Z"') ELSE ${column}::text END`
+  );
+};
 
-const iso = (column: string) => `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
+/**
+ * A timestamp column as the text of its microseconds since the epoch, exact over PostgreSQL's
+ * whole range (days and time of day apart: `extract(epoch …)` rounds near year 294276), or
+ * `infinity` / `-infinity`.
+ */
+const microsecondsText = (column: string) => {
+  const utc = `(${column} AT TIME ZONE 'UTC')`;
+  return (
+    `CASE WHEN isfinite(${column}) THEN (((${utc})::date - date '1970-01-01')::numeric * 86400000000 + ` +
+    `round(extract(epoch FROM (${utc})::time) * 1000000))::text ELSE ${column}::text END`
+  );
+};
+
+/**
+ * The columns of a page, with the row's key to the microsecond for its cursor (text: past a
+ * 64-bit integer near the end of PostgreSQL's range, or `infinity`), and the timestamps as
+ * legible text for those a `Date` cannot hold.
+ */
+const PAGE_COLUMNS = `id, occurred_at, action, entity_type, entity_id, user_id, outcome, ip, user_agent, request_id, changes, metadata,
+  recorded_at, ${microsecondsText('occurred_at')} AS occurred_us, ${legible('occurred_at')} AS occurred_text,
+  ${legible('recorded_at')} AS recorded_text`;
 
 /** The columns of an export, as text: JSON and timestamps are written out as PostgreSQL spells them, never parsed. */
-const EXPORT_COLUMNS = `id::text AS id, ${iso('occurred_at')} AS occurred_at, action, entity_type, entity_id, user_id, outcome, ip,
-  user_agent, request_id, changes::text AS changes, metadata::text AS metadata, ${iso('recorded_at')} AS recorded_at`;
+const EXPORT_COLUMNS = `id::text AS id, ${legible('occurred_at')} AS occurred_at, action, entity_type, entity_id, user_id, outcome, ip,
+  user_agent, request_id, changes::text AS changes, metadata::text AS metadata, ${legible('recorded_at')} AS recorded_at`;
 
 /** A row of a page as `pg` returns it. */
 export interface PageRow {
   id: string;
-  occurred_at: Date;
+  /** A `Date`, or what `pg` makes of a timestamp a `Date` cannot hold (`Infinity`, an invalid `Date`). */
+  occurred_at: Date | number;
   action: string;
   entity_type: string | null;
   entity_id: string | null;
@@ -35,8 +72,10 @@ export interface PageRow {
   request_id: string | null;
   changes: unknown;
   metadata: unknown;
-  recorded_at: Date;
+  recorded_at: Date | number;
   occurred_us: string;
+  occurred_text: string;
+  recorded_text: string;
 }
 
 /** A row of an export: every column text (or null), JSON columns as JSON text. */
@@ -58,11 +97,11 @@ export function exportQuery(table: string, search: CheckedSearch): string {
   return `SELECT ${EXPORT_COLUMNS} FROM ${table} AS a${whereOf(search, undefined, '>')} ORDER BY a.occurred_at, a.id`;
 }
 
-/** A page row as the entity users know. */
-export function toAuditLog(row: PageRow): AuditLog {
+/** A page row as the entity users know; a timestamp a `Date` cannot hold as its legible text. */
+export function toAuditLog(row: PageRow): AuditTrailRow {
   return Object.assign(new AuditLog(), {
     id: row.id,
-    occurredAt: row.occurred_at,
+    occurredAt: instantOf(row.occurred_at, row.occurred_text),
     action: row.action,
     entityType: row.entity_type,
     entityId: row.entity_id,
@@ -73,8 +112,12 @@ export function toAuditLog(row: PageRow): AuditLog {
     requestId: row.request_id,
     changes: row.changes,
     metadata: row.metadata,
-    recordedAt: row.recorded_at,
+    recordedAt: instantOf(row.recorded_at, row.recorded_text),
   });
+}
+
+function instantOf(value: Date | number, text: string): Date | string {
+  return value instanceof Date && !Number.isNaN(value.getTime()) ? value : text;
 }
 
 /**
@@ -89,6 +132,6 @@ function whereOf(search: CheckedSearch, after: AuditCursorKey | undefined, direc
   }
   if (search.from) conditions.push(`occurred_at >= ${literal(search.from.toISOString())}::timestamptz`);
   if (search.to) conditions.push(`occurred_at < ${literal(search.to.toISOString())}::timestamptz`);
-  if (after) conditions.push(`(occurred_at, id) ${direction} (${literal(cursorInstant(after))}::timestamptz, ${literal(after.id)}::uuid)`);
+  if (after) conditions.push(`(occurred_at, id) ${direction} (${cursorInstantSql(after)}, ${literal(after.id)}::uuid)`);
   return conditions.length ? ` WHERE ${conditions.join(' AND ')}` : '';
 }

@@ -31,13 +31,23 @@ export interface AuditPageRequest {
 }
 
 /**
+ * A row of the trail as the read side gives it: an {@link AuditLog} whose timestamps are `Date`s,
+ * except one no `Date` can hold (`infinity`, `-infinity`, past year 275760, stored before the
+ * schema refused them), given as its ISO 8601 text (`'infinity'`, `'+294276-12-31T23:59:59.999Z'`).
+ *
+ * @example
+ * const at = row.occurredAt instanceof Date ? row.occurredAt.toISOString() : row.occurredAt;
+ */
+export type AuditTrailRow = Omit<AuditLog, 'occurredAt' | 'recordedAt'> & { occurredAt: Date | string; recordedAt: Date | string };
+
+/**
  * One page of the trail, newest first. `nextCursor` is null on the last page.
  *
  * @example
  * const { items, nextCursor } = await queries.history('NDA', id);
  */
 export interface AuditPage {
-  items: AuditLog[];
+  items: AuditTrailRow[];
   nextCursor: string | null;
 }
 

@@ -3,6 +3,7 @@ import { quoteTablePath } from '../audit-insert-sql';
 import { type AuditLog } from '../audit-log.entity';
 import { AuditReadError } from '../audit.errors';
 import { connectionSecrets, sanitizeDbError } from '../db-error';
+import { type AuditReadPool } from './audit-read-pool';
 
 /** What `pg` answers a query string: one result, or one per statement. */
 export type ReadResult<R> = { rows: R[] } | { rows: R[] }[];
@@ -10,6 +11,7 @@ export type ReadResult<R> = { rows: R[] } | { rows: R[] }[];
 /** The part of a `pg` pooled client the reads use. */
 export interface ReadClient {
   query<R = Record<string, unknown>>(text: string): Promise<ReadResult<R>>;
+  /** Gives the connection back to its pool, or closes it (`true`, or an error). */
   release(destroy?: boolean | Error): void;
 }
 
@@ -23,25 +25,24 @@ export function lastRows<R>(result: ReadResult<R>): R[] {
   return Array.isArray(result) ? (result[result.length - 1]?.rows ?? []) : result.rows;
 }
 
-interface ReadPool {
-  connect(): Promise<ReadClient>;
-}
-
 /**
- * Runs reads of `audit_log` on the audit DataSource's own `pg` pool. A read is one query string,
+ * Runs reads of `audit_log` on the read side's own pool ({@link AuditReadPool}), never on the
+ * connections the writer uses. A read is one query string,
  * `SET LOCAL statement_timeout` and the SELECT, which PostgreSQL runs as one implicit transaction
  * (one round trip; the setting ends with it), under a timer of the same length that also bounds
  * the wait for a connection. Failures become an {@link AuditReadError} whose message is
- * sanitized. It shares nothing with the write path but the pool: a read never changes
- * `AuditService`'s state, and a failed read does not mark the database down.
+ * sanitized. A read never changes `AuditService`'s state, and a failed read does not mark the
+ * database down.
  *
  * @example
- * const rows = await new AuditReader(repository, 5000).read<{ n: string }>('SELECT count(*) AS n FROM audit_log');
+ * const reader = new AuditReader(repository, 5000, new AuditReadPool(() => repository.manager.connection, 4, 5000));
+ * const rows = await reader.read<{ n: string }>('SELECT count(*) AS n FROM audit_log');
  */
 export class AuditReader {
   constructor(
     private readonly repository: Repository<AuditLog>,
     readonly timeoutMs: number,
+    private readonly pool: AuditReadPool,
   ) {}
 
   /** `audit_log`, quoted, with its schema when the entity names one. */
@@ -91,12 +92,8 @@ export class AuditReader {
     return sanitized.code === '57014' ? AuditReadError.timeout(this.timeoutMs) : AuditReadError.failed(sanitized);
   }
 
-  private async connect(): Promise<ReadClient> {
-    const dataSource = this.repository.manager?.connection;
-    const pool = (dataSource?.driver as { master?: Partial<ReadPool> } | undefined)?.master;
-    // Connecting the DataSource (and running its migrations) is the write path's work: a read waits for it.
-    if (!dataSource?.isInitialized || typeof pool?.connect !== 'function') throw AuditReadError.unavailable();
-    return pool.connect.call(pool);
+  private connect(): Promise<ReadClient> {
+    return this.pool.connect();
   }
 
   /** Races `run` against the read timeout; `run` gives back a client it obtains after the deadline (`late()`). */

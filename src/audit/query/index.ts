@@ -6,4 +6,5 @@ export {
   type AuditPage,
   type AuditPageRequest,
   type AuditSearch,
+  type AuditTrailRow,
 } from './audit-query.types';
