@@ -48,6 +48,24 @@ export function convertJsonSafe(value: unknown, isRedacted: (key: string) => boo
   return { value: converted, complete: conversion.complete, bytes: conversion.used, faults: conversion.faults };
 }
 
+/** Values redacted by key only: see {@link redactByNameOnly}. */
+const BY_NAME_ONLY = new WeakSet<object>();
+
+/**
+ * Marks `value` (an entity diff) to be redacted by name only, here and whenever it is converted
+ * again: the values of redacted keys are replaced at any depth, but no `[name, value]` pair is
+ * guessed from an array and no text is scanned, so a value never redacts another (`['Trade
+ * secret NDA', 'Plain NDA']` stays as it is). The conversion of a marked value is marked too.
+ *
+ * @example
+ * convertJsonSafe(redactByNameOnly({ title: ['secret', 'x'], token: 't' }), isRedacted, 1024).value;
+ * // { title: ['secret', 'x'], token: '[REDACTED]' }
+ */
+export function redactByNameOnly<T extends object>(value: T): T {
+  BY_NAME_ONLY.add(value);
+  return value;
+}
+
 /** Makes a string storable in PostgreSQL text and jsonb: no NUL, no lone surrogate. */
 export function safeString(value: string): string {
   const wellFormed = value.isWellFormed() ? value : value.toWellFormed();
@@ -67,6 +85,8 @@ class Conversion {
   complete = true;
   /** The objects from the root down to the one being read (at most {@link MAX_DEPTH}). */
   private readonly ancestors: object[] = [];
+  /** Inside a value marked by {@link redactByNameOnly}. */
+  private byNameOnly = false;
 
   constructor(
     private readonly isRedacted: (key: string) => boolean,
@@ -77,7 +97,8 @@ class Conversion {
     switch (typeof value) {
       case 'string':
         // Most strings hold nothing to redact and nothing to clean: one scan tells.
-        return MAY_NEED_CLEANING.test(value) ? this.text(redactText(value, this.isRedacted)) : this.text(value, true);
+        if (!MAY_NEED_CLEANING.test(value)) return this.text(value, true);
+        return this.text(this.byNameOnly ? value : redactText(value, this.isRedacted));
       case 'number':
         return this.charge(Number.isFinite(value) ? value : String(value), 8);
       case 'boolean':
@@ -93,9 +114,20 @@ class Conversion {
     }
     if (value === null) return this.charge(null, 4);
     try {
-      return this.object(value as object, depth);
+      const object = value as object;
+      return this.byNameOnly || !BY_NAME_ONLY.has(object) ? this.object(object, depth) : this.nameOnly(object, depth);
     } catch {
       return this.unreadable();
+    }
+  }
+
+  private nameOnly(object: object, depth: number): unknown {
+    this.byNameOnly = true;
+    try {
+      const converted = this.object(object, depth);
+      return converted !== null && typeof converted === 'object' ? redactByNameOnly(converted) : converted;
+    } finally {
+      this.byNameOnly = false;
     }
   }
 
@@ -120,7 +152,7 @@ class Conversion {
     }
   }
 
-  /** An array, or the values of a Set (iterated, never copied whole). A `[name, value]` pair is redacted by its name. */
+  /** An array, or the values of a Set (iterated, never copied whole). A `[name, value]` pair is redacted by its name (not by name only). */
   private array(array: readonly unknown[], depth: number, set?: Set<unknown>): unknown[] {
     const out: unknown[] = [];
     this.used += 2;
@@ -132,7 +164,8 @@ class Conversion {
         break;
       }
       if (i > 0) this.used += 1;
-      if (i === 1 && length === 2 && typeof out[0] === 'string' && this.isRedacted(out[0])) out.push(this.charge(REDACTED, 12));
+      if (i === 1 && length === 2 && !this.byNameOnly && typeof out[0] === 'string' && this.isRedacted(out[0]))
+        out.push(this.charge(REDACTED, 12));
       else out.push(this.read(() => (items ? items.next().value : array[i]), depth + 1));
     }
     return out;

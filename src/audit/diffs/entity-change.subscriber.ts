@@ -15,7 +15,7 @@ import {
 import { currentAuditContext } from '../audit-context';
 import { type ResolvedAuditOptions } from '../audit-options';
 import { AUDIT_OPTIONS } from '../audit.constants';
-import { compileRedactor, convertJsonSafe } from '../json-safe';
+import { compileRedactor, convertJsonSafe, redactByNameOnly } from '../json-safe';
 import { redactText } from '../redaction';
 import { AUDIT_EVENTS, ConsoleSink } from '../sinks';
 import { auditedEntityRules, type AuditedEntityRule } from './audited-entities';
@@ -117,9 +117,10 @@ export class EntityChangeSubscriber implements EntitySubscriberInterface, OnAppl
       rule = this.rules.get(source.metadata.target);
       const context = rule && currentAuditContext();
       if (!rule || !context) return;
-      const change = entityChange(op, rule, source);
+      const change = entityChange(op, rule, source, this.isRedacted);
       if (!change) return;
-      const { value, bytes } = convertJsonSafe(change, this.isRedacted, this.budget);
+      // By name only, here and when the row is normalized: a value never redacts another.
+      const { value, bytes } = convertJsonSafe(redactByNameOnly(change), this.isRedacted, this.budget);
       stageChange(queryRunner, context, { value, bytes }, this.budget);
     } catch (error) {
       this.fault(error, rule);

@@ -21,7 +21,8 @@ export interface EntityChange {
   /** The primary key (an object of the key's columns when composite); null when TypeORM does not say which row. */
   id: string | number | Record<string, unknown> | null;
   op: EntityChangeOp;
-  fields?: Record<string, [before: unknown, after: unknown]>;
+  /** `[before, after]` per property path (`title`, `profile.city`, a relation by its id); a secret one is `'[REDACTED]'`. */
+  fields?: Record<string, [before: unknown, after: unknown] | string>;
   /** Present, as `'unknown'`, when TypeORM did not report the prior state. */
   before?: typeof UNKNOWN_BEFORE;
   /** The values set, when the prior state is unknown. */
