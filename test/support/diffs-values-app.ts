@@ -1,7 +1,7 @@
 import { Body, Controller, Delete, HttpCode, type INestApplication, Param, Patch, Post } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { type Server } from 'node:http';
-import { Column, DataSource, Entity, ManyToOne, PrimaryColumn, PrimaryGeneratedColumn } from 'typeorm';
+import { Column, DataSource, Entity, JoinColumn, ManyToOne, OneToOne, PrimaryColumn, PrimaryGeneratedColumn } from 'typeorm';
 import { type QueryDeepPartialEntity } from 'typeorm/query-builder/QueryPartialEntity';
 import { AuditedEntity, type AuditModuleOptions } from '../../src/audit';
 import { type TestPostgres } from './postgres';
@@ -41,6 +41,9 @@ export class Deal {
   @Column('text', { array: true, nullable: true }) labels!: string[] | null;
   @ManyToOne(() => Party, { nullable: true }) owner!: Party | null;
   @ManyToOne(() => Device, { nullable: true }) device!: Device | null;
+  @OneToOne(() => Party, { nullable: true })
+  @JoinColumn()
+  signatory!: Party | null;
 }
 
 /** Audited, keyed by a secret. */
@@ -61,16 +64,18 @@ export class Grant {
 }
 
 /** What a client sends for a deal: the relations by id. */
-export type DealBody = Partial<Omit<Deal, 'owner' | 'device' | 'profile'>> & {
+export type DealBody = Partial<Omit<Deal, 'owner' | 'device' | 'signatory' | 'profile'>> & {
   profile?: Partial<Profile>;
   ownerId?: number | null;
+  signatoryId?: number | null;
   deviceKey?: string | null;
 };
 
 function dealValues(body: DealBody): Partial<Deal> {
-  const { ownerId, deviceKey, ...values } = body;
+  const { ownerId, signatoryId, deviceKey, ...values } = body;
   const deal = values as Partial<Deal>;
   if (ownerId !== undefined) deal.owner = ownerId === null ? null : ({ id: ownerId } as Party);
+  if (signatoryId !== undefined) deal.signatory = signatoryId === null ? null : ({ id: signatoryId } as Party);
   if (deviceKey !== undefined) deal.device = deviceKey === null ? null : ({ apiKey: deviceKey } as Device);
   return deal;
 }
