@@ -17,16 +17,27 @@ export interface DiffField {
   read(entity: ObjectLiteral): unknown;
 }
 
+/** The last fields made for an entity's metadata, with the rule and redactor they were made for. */
+const made = new WeakMap<EntityMetadata, { rule: AuditedEntityRule; isRedacted: (name: string) => boolean; fields: DiffField[] }>();
+
 /**
  * The properties of an entity a diff may report, excluded ones left out: every column (embedded
  * ones by their path) and every relation that holds a join column (many-to-one, owning
- * one-to-one), whose value is the related entity's id.
+ * one-to-one), whose value is the related entity's id. Made once per entity, rule and redactor.
  *
  * @example
  * diffFields(metadata, { type: 'Deal', exclude: new Set(['profile.nickname']) }, compileRedactor(['pin'])).map((f) => f.path);
  * // ['id', 'title', 'profile.city', 'profile.pin', 'owner']
  */
 export function diffFields(metadata: EntityMetadata, rule: AuditedEntityRule, isRedacted: (name: string) => boolean): DiffField[] {
+  const known = made.get(metadata);
+  if (known?.rule === rule && known.isRedacted === isRedacted) return known.fields;
+  const fields = makeFields(metadata, rule, isRedacted);
+  made.set(metadata, { rule, isRedacted, fields });
+  return fields;
+}
+
+function makeFields(metadata: EntityMetadata, rule: AuditedEntityRule, isRedacted: (name: string) => boolean): DiffField[] {
   const fields: DiffField[] = [];
   for (const column of metadata.columns) {
     if (column.isVirtual || isOwnJoinColumn(column)) continue;
