@@ -18,7 +18,10 @@ export interface DiffField {
 }
 
 /** The last fields made for an entity's metadata, with the rule and redactor they were made for. */
-const made = new WeakMap<EntityMetadata, { rule: AuditedEntityRule; isRedacted: (name: string) => boolean; fields: DiffField[] }>();
+const made = new WeakMap<
+  EntityMetadata,
+  { rule: AuditedEntityRule; exclude: ReadonlySet<string>; isRedacted: (name: string) => boolean; fields: DiffField[] }
+>();
 
 /**
  * The properties of an entity a diff may report, excluded ones left out: every column (embedded
@@ -31,9 +34,9 @@ const made = new WeakMap<EntityMetadata, { rule: AuditedEntityRule; isRedacted: 
  */
 export function diffFields(metadata: EntityMetadata, rule: AuditedEntityRule, isRedacted: (name: string) => boolean): DiffField[] {
   const known = made.get(metadata);
-  if (known?.rule === rule && known.isRedacted === isRedacted) return known.fields;
+  if (known?.rule === rule && known.exclude === rule.exclude && known.isRedacted === isRedacted) return known.fields;
   const fields = makeFields(metadata, rule, isRedacted);
-  made.set(metadata, { rule, isRedacted, fields });
+  made.set(metadata, { rule, exclude: rule.exclude, isRedacted, fields });
   return fields;
 }
 
