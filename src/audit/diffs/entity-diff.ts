@@ -67,7 +67,7 @@ export function entityChange(
       before === undefined ? UNKNOWN_BEFORE : show(field, before),
       after === undefined ? UNKNOWN_BEFORE : show(field, after),
     ];
-    if (before !== undefined && after !== undefined && sameValue(pair[0], pair[1])) continue;
+    if (before !== undefined && after !== undefined && typeof after !== 'function' && sameValue(pair[0], pair[1])) continue;
     out[field.path] = field.secret ? REDACTED : pair;
   }
   if (op !== 'remove' && Object.keys(out).length === 0) return undefined;
