@@ -37,34 +37,31 @@ export function toJsonSafe(value: unknown, isRedacted: (key: string) => boolean,
 
 /**
  * {@link toJsonSafe} with its accounting: work and output are linear in `maxBytes`, whatever the
- * value's shape.
+ * value's shape. With `byNameOnly` (entity diffs) the values of redacted keys are replaced at any
+ * depth, but no `[name, value]` pair is guessed from an array and no text is scanned, so a value
+ * never redacts another (`['Trade secret NDA', 'Plain NDA']` stays whole); an object so converted
+ * keeps to names when it is converted again, inside an entry's `changes`.
  *
  * @example
  * convertJsonSafe({ blob: 'x'.repeat(1e6) }, () => false, 1024); // { value: { blob: 'xx…[Truncated]' }, complete: false, bytes: 1000011, faults: 0 }
+ * convertJsonSafe({ title: ['secret', 'x'], token: 't' }, isRedacted, 1024, true).value; // { title: ['secret', 'x'], token: '[REDACTED]' }
  */
-export function convertJsonSafe(value: unknown, isRedacted: (key: string) => boolean, maxBytes: number): JsonSafeResult {
-  const conversion = new Conversion(isRedacted, maxBytes);
+export function convertJsonSafe(
+  value: unknown,
+  isRedacted: (key: string) => boolean,
+  maxBytes: number,
+  byNameOnly = false,
+): JsonSafeResult {
+  const conversion = new Conversion(isRedacted, maxBytes, byNameOnly);
   const converted = conversion.convert(value, 0);
+  if (byNameOnly && converted !== null && typeof converted === 'object' && !Array.isArray(converted)) {
+    Object.setPrototypeOf(converted, ByNameOnly.prototype);
+  }
   return { value: converted, complete: conversion.complete, bytes: conversion.used, faults: conversion.faults };
 }
 
-/** Values redacted by key only: see {@link redactByNameOnly}. */
-const BY_NAME_ONLY = new WeakSet<object>();
-
-/**
- * Marks `value` (an entity diff) to be redacted by name only, here and whenever it is converted
- * again: the values of redacted keys are replaced at any depth, but no `[name, value]` pair is
- * guessed from an array and no text is scanned, so a value never redacts another (`['Trade
- * secret NDA', 'Plain NDA']` stays as it is). The conversion of a marked value is marked too.
- *
- * @example
- * convertJsonSafe(redactByNameOnly({ title: ['secret', 'x'], token: 't' }), isRedacted, 1024).value;
- * // { title: ['secret', 'x'], token: '[REDACTED]' }
- */
-export function redactByNameOnly<T extends object>(value: T): T {
-  BY_NAME_ONLY.add(value);
-  return value;
-}
+/** The prototype of an object converted by name only: converted again, it keeps to names. */
+class ByNameOnly {}
 
 /** Makes a string storable in PostgreSQL text and jsonb: no NUL, no lone surrogate. */
 export function safeString(value: string): string {
@@ -85,12 +82,11 @@ class Conversion {
   complete = true;
   /** The objects from the root down to the one being read (at most {@link MAX_DEPTH}). */
   private readonly ancestors: object[] = [];
-  /** Inside a value marked by {@link redactByNameOnly}. */
-  private byNameOnly = false;
-
   constructor(
     private readonly isRedacted: (key: string) => boolean,
     private readonly limit: number,
+    /** Redacting by key only: the whole value, or inside one converted so before. */
+    private byNameOnly: boolean,
   ) {}
 
   convert(value: unknown, depth: number): unknown {
@@ -115,7 +111,7 @@ class Conversion {
     if (value === null) return this.charge(null, 4);
     try {
       const object = value as object;
-      return this.byNameOnly || !BY_NAME_ONLY.has(object) ? this.object(object, depth) : this.nameOnly(object, depth);
+      return this.byNameOnly || !(object instanceof ByNameOnly) ? this.object(object, depth) : this.nameOnly(object, depth);
     } catch {
       return this.unreadable();
     }
@@ -124,8 +120,7 @@ class Conversion {
   private nameOnly(object: object, depth: number): unknown {
     this.byNameOnly = true;
     try {
-      const converted = this.object(object, depth);
-      return converted !== null && typeof converted === 'object' ? redactByNameOnly(converted) : converted;
+      return this.object(object, depth);
     } finally {
       this.byNameOnly = false;
     }

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { AuditEntryNormalizer } from './audit-entry';
 import { AUDIT_DEFAULTS } from './audit-options';
-import { convertJsonSafe, compileRedactor, REDACTED, redactByNameOnly } from './json-safe';
+import { convertJsonSafe, compileRedactor, REDACTED } from './json-safe';
 
 // Default redaction as a user sees it in the stored record: the secrets under common keys go, the
 // ordinary fields whose names merely contain a short secret word stay.
@@ -153,11 +153,11 @@ describe('default redaction', () => {
   });
 });
 
-// An entity diff (as the subscriber marks it) is redacted by name only, when it is captured and
-// again when its row is normalized: a value never redacts another value.
+// Entity diffs are redacted by name only, when captured (convertJsonSafe(…, true)) and again when
+// their row is normalized: a value never redacts another value.
 describe('redaction of diffs, by name only', () => {
   const isRedacted = compileRedactor(AUDIT_DEFAULTS.redactKeys);
-  const captured = (change: object) => convertJsonSafe(redactByNameOnly(change), isRedacted, 64 * 1024).value;
+  const captured = (change: object) => convertJsonSafe(change, isRedacted, 64 * 1024, true).value;
   const stored = (change: object) => (changesOf({ entities: [captured(change)] }) as { entities: unknown[] }).entities[0];
 
   it('keeps any [old, new] pair whole, whatever the old value says', () => {

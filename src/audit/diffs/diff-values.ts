@@ -38,8 +38,9 @@ export function withoutExcluded(value: unknown, path: string, exclude: ReadonlyS
  * sameValue({ a: 1, b: [2] }, { b: [2], a: 1 }); // true
  */
 export function sameValue(a: unknown, b: unknown, depth = 0): boolean {
-  if (Object.is(a, b)) return true;
-  if (a === null || b === null || typeof a !== 'object' || typeof b !== 'object' || depth >= MAX_DEPTH) return false;
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object') return Number.isNaN(a) && Number.isNaN(b);
+  if (a === null || b === null || depth >= MAX_DEPTH) return false;
   if (a instanceof Date || b instanceof Date) return a instanceof Date && b instanceof Date && a.getTime() === b.getTime();
   if (Buffer.isBuffer(a) || Buffer.isBuffer(b)) return Buffer.isBuffer(a) && Buffer.isBuffer(b) && a.equals(b);
   if (Array.isArray(a) || Array.isArray(b)) {

@@ -15,7 +15,7 @@ import {
 import { currentAuditContext } from '../audit-context';
 import { type ResolvedAuditOptions } from '../audit-options';
 import { AUDIT_OPTIONS } from '../audit.constants';
-import { compileRedactor, convertJsonSafe, redactByNameOnly } from '../json-safe';
+import { compileRedactor, convertJsonSafe } from '../json-safe';
 import { redactText } from '../redaction';
 import { AUDIT_EVENTS, ConsoleSink } from '../sinks';
 import { auditedEntityRules, type AuditedEntityRule } from './audited-entities';
@@ -120,7 +120,7 @@ export class EntityChangeSubscriber implements EntitySubscriberInterface, OnAppl
       const change = entityChange(op, rule, source, this.isRedacted);
       if (!change) return;
       // By name only, here and when the row is normalized: a value never redacts another.
-      const { value, bytes } = convertJsonSafe(redactByNameOnly(change), this.isRedacted, this.budget);
+      const { value, bytes } = convertJsonSafe(change, this.isRedacted, this.budget, true);
       stageChange(queryRunner, context, { value, bytes }, this.budget);
     } catch (error) {
       this.fault(error, rule);

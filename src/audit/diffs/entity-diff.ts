@@ -58,6 +58,7 @@ export function entityChange(
   if (!databaseEntity) return unknownBefore(op, rule, fields, show, entity, null);
   const id = idOf(metadata, databaseEntity, isRedacted) ?? idOf(metadata, source.entityId, isRedacted);
   const out: Fields = {};
+  let listed = 0;
   for (const field of changedFields(op, fields, source)) {
     // A value TypeORM did not load is unknown, never null; a value written as it was is no change.
     const before = field.read(databaseEntity);
@@ -69,8 +70,9 @@ export function entityChange(
     ];
     if (before !== undefined && after !== undefined && typeof after !== 'function' && sameValue(pair[0], pair[1])) continue;
     out[field.path] = field.secret ? REDACTED : pair;
+    listed += 1;
   }
-  if (op !== 'remove' && Object.keys(out).length === 0) return undefined;
+  if (op !== 'remove' && listed === 0) return undefined;
   return { type: rule.type, id, op, fields: out };
 }
 
@@ -78,9 +80,13 @@ export function entityChange(
 function changedFields(op: EntityChangeOp, fields: readonly DiffField[], source: ChangeSource): DiffField[] {
   if (op === 'remove') return [...fields];
   if (op !== 'update') return fields.filter((field) => field.columns.some((column) => column === source.metadata.deleteDateColumn));
-  const columns = new Set(source.updatedColumns ?? []);
-  const relations = new Set(source.updatedRelations ?? []);
-  return fields.filter((field) => (field.relation ? relations.has(field.relation) : columns.has(field.columns[0])));
+  const columns = source.updatedColumns ?? [];
+  const relations = source.updatedRelations ?? [];
+  const changed: DiffField[] = [];
+  for (const field of fields) {
+    if (field.relation ? relations.includes(field.relation) : columns.includes(field.columns[0])) changed.push(field);
+  }
+  return changed;
 }
 
 /** By criteria or through a query builder: the values written (none for a delete), and no claim about what was there. */
