@@ -75,6 +75,15 @@ describe('the example app: an NDA’s history with diffs', () => {
     ]);
   });
 
+  it('an NDA renamed from "Trade secret NDA" keeps its new title in the diff (redaction by name, never by a value)', async () => {
+    const server = app.getHttpServer();
+    const created = await request(server).post('/ndas').send({ title: 'Trade secret NDA', counterparty: 'Acme' }).expect(201);
+    const id = (created.body as { id: string }).id;
+    await request(server).patch(`/ndas/${id}`).set('x-request-id', 'renamed').send({ title: 'Plain NDA' }).expect(200);
+    const [row] = await db.query<{ changes: { entities: unknown[] } }>('SELECT changes FROM audit_log WHERE request_id = $1', ['renamed']);
+    expect(row.changes.entities).toEqual([{ type: 'NDA', id, op: 'update', fields: { title: ['Trade secret NDA', 'Plain NDA'] } }]);
+  });
+
   it('a PATCH that fails validation changes nothing and records no diff; an unknown NDA answers 404 as before', async () => {
     const created = await request(app.getHttpServer()).post('/ndas').send({ title: 'Kept', counterparty: 'Acme' }).expect(201);
     const id = (created.body as { id: string }).id;

@@ -37,16 +37,31 @@ export function toJsonSafe(value: unknown, isRedacted: (key: string) => boolean,
 
 /**
  * {@link toJsonSafe} with its accounting: work and output are linear in `maxBytes`, whatever the
- * value's shape.
+ * value's shape. With `byNameOnly` (entity diffs) the values of redacted keys are replaced at any
+ * depth, but no `[name, value]` pair is guessed from an array and no text is scanned, so a value
+ * never redacts another (`['Trade secret NDA', 'Plain NDA']` stays whole); an object so converted
+ * keeps to names when it is converted again, inside an entry's `changes`.
  *
  * @example
  * convertJsonSafe({ blob: 'x'.repeat(1e6) }, () => false, 1024); // { value: { blob: 'xx…[Truncated]' }, complete: false, bytes: 1000011, faults: 0 }
+ * convertJsonSafe({ title: ['secret', 'x'], token: 't' }, isRedacted, 1024, true).value; // { title: ['secret', 'x'], token: '[REDACTED]' }
  */
-export function convertJsonSafe(value: unknown, isRedacted: (key: string) => boolean, maxBytes: number): JsonSafeResult {
-  const conversion = new Conversion(isRedacted, maxBytes);
+export function convertJsonSafe(
+  value: unknown,
+  isRedacted: (key: string) => boolean,
+  maxBytes: number,
+  byNameOnly = false,
+): JsonSafeResult {
+  const conversion = new Conversion(isRedacted, maxBytes, byNameOnly);
   const converted = conversion.convert(value, 0);
+  if (byNameOnly && converted !== null && typeof converted === 'object' && !Array.isArray(converted)) {
+    Object.setPrototypeOf(converted, ByNameOnly.prototype);
+  }
   return { value: converted, complete: conversion.complete, bytes: conversion.used, faults: conversion.faults };
 }
+
+/** The prototype of an object converted by name only: converted again, it keeps to names. */
+class ByNameOnly {}
 
 /** Makes a string storable in PostgreSQL text and jsonb: no NUL, no lone surrogate. */
 export function safeString(value: string): string {
@@ -67,17 +82,19 @@ class Conversion {
   complete = true;
   /** The objects from the root down to the one being read (at most {@link MAX_DEPTH}). */
   private readonly ancestors: object[] = [];
-
   constructor(
     private readonly isRedacted: (key: string) => boolean,
     private readonly limit: number,
+    /** Redacting by key only: the whole value, or inside one converted so before. */
+    private byNameOnly: boolean,
   ) {}
 
   convert(value: unknown, depth: number): unknown {
     switch (typeof value) {
       case 'string':
         // Most strings hold nothing to redact and nothing to clean: one scan tells.
-        return MAY_NEED_CLEANING.test(value) ? this.text(redactText(value, this.isRedacted)) : this.text(value, true);
+        if (!MAY_NEED_CLEANING.test(value)) return this.text(value, true);
+        return this.text(this.byNameOnly ? value : redactText(value, this.isRedacted));
       case 'number':
         return this.charge(Number.isFinite(value) ? value : String(value), 8);
       case 'boolean':
@@ -93,9 +110,19 @@ class Conversion {
     }
     if (value === null) return this.charge(null, 4);
     try {
-      return this.object(value as object, depth);
+      const object = value as object;
+      return this.byNameOnly || !(object instanceof ByNameOnly) ? this.object(object, depth) : this.nameOnly(object, depth);
     } catch {
       return this.unreadable();
+    }
+  }
+
+  private nameOnly(object: object, depth: number): unknown {
+    this.byNameOnly = true;
+    try {
+      return this.object(object, depth);
+    } finally {
+      this.byNameOnly = false;
     }
   }
 
@@ -120,7 +147,7 @@ class Conversion {
     }
   }
 
-  /** An array, or the values of a Set (iterated, never copied whole). A `[name, value]` pair is redacted by its name. */
+  /** An array, or the values of a Set (iterated, never copied whole). A `[name, value]` pair is redacted by its name (not by name only). */
   private array(array: readonly unknown[], depth: number, set?: Set<unknown>): unknown[] {
     const out: unknown[] = [];
     this.used += 2;
@@ -132,7 +159,8 @@ class Conversion {
         break;
       }
       if (i > 0) this.used += 1;
-      if (i === 1 && length === 2 && typeof out[0] === 'string' && this.isRedacted(out[0])) out.push(this.charge(REDACTED, 12));
+      if (i === 1 && length === 2 && !this.byNameOnly && typeof out[0] === 'string' && this.isRedacted(out[0]))
+        out.push(this.charge(REDACTED, 12));
       else out.push(this.read(() => (items ? items.next().value : array[i]), depth + 1));
     }
     return out;

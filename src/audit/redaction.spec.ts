@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { AuditEntryNormalizer } from './audit-entry';
 import { AUDIT_DEFAULTS } from './audit-options';
-import { REDACTED } from './json-safe';
+import { convertJsonSafe, compileRedactor, REDACTED } from './json-safe';
 
 // Default redaction as a user sees it in the stored record: the secrets under common keys go, the
 // ordinary fields whose names merely contain a short secret word stay.
@@ -149,6 +149,54 @@ describe('default redaction', () => {
     expect(stored.note).toBe(`retry with token: "${REDACTED}" and pin=${REDACTED}`);
     expect(changesOf({ text: 'at 10:30:00, shipping: express, author=Ann' })).toEqual({
       text: 'at 10:30:00, shipping: express, author=Ann',
+    });
+  });
+});
+
+// Entity diffs are redacted by name only, when captured (convertJsonSafe(…, true)) and again when
+// their row is normalized: a value never redacts another value.
+describe('redaction of diffs, by name only', () => {
+  const isRedacted = compileRedactor(AUDIT_DEFAULTS.redactKeys);
+  const captured = (change: object) => convertJsonSafe(change, isRedacted, 64 * 1024, true).value;
+  const stored = (change: object) => (changesOf({ entities: [captured(change)] }) as { entities: unknown[] }).entities[0];
+
+  it('keeps any [old, new] pair whole, whatever the old value says', () => {
+    fc.assert(
+      fc.property(
+        fc.oneof(fc.constantFrom(...AUDIT_DEFAULTS.redactKeys, 'Trade secret NDA', 'x-auth'), fc.string()),
+        fc.oneof(fc.string(), fc.integer(), fc.constant(null), fc.array(fc.string(), { maxLength: 3 })),
+        (old, now) => {
+          const change = { type: 'NDA', id: 1, op: 'update', fields: { title: [old, now] } };
+          expect(stored(change)).toEqual(change);
+        },
+      ),
+    );
+  });
+
+  it('scans no text and takes no array for a header list, but redacts keys at any depth', () => {
+    const change = {
+      fields: {
+        note: [`password=${SECRET}`, `Bearer ${SECRET}xyz`],
+        labels: [['token', 'session'], null],
+        settings: [null, { list: [{ apiKey: SECRET, kind: 'a' }], headers: [['authorization', 'x']] }],
+        apiToken: [null, SECRET],
+      },
+    };
+    expect(stored(change)).toEqual({
+      fields: {
+        note: [`password=${SECRET}`, `Bearer ${SECRET}xyz`],
+        labels: [['token', 'session'], null],
+        settings: [null, { list: [{ apiKey: REDACTED, kind: 'a' }], headers: [['authorization', 'x']] }],
+        apiToken: REDACTED,
+      },
+    });
+  });
+
+  it('leaves everything else as it was: a body, or entities a caller wrote, are redacted by value too', () => {
+    const written = { entities: [{ fields: { title: ['secret plan', 'public plan'] } }], body: { header: ['token', SECRET] } };
+    expect(changesOf(written)).toEqual({
+      entities: [{ fields: { title: ['secret plan', REDACTED] } }],
+      body: { header: ['token', REDACTED] },
     });
   });
 });

@@ -1,4 +1,16 @@
-import { Body, ConflictException, Controller, Delete, HttpCode, type INestApplication, Module, Param, Patch, Post } from '@nestjs/common';
+import {
+  Body,
+  ConflictException,
+  Controller,
+  Delete,
+  HttpCode,
+  type INestApplication,
+  Module,
+  Param,
+  Patch,
+  Post,
+  type Type,
+} from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { InjectDataSource, TypeOrmModule } from '@nestjs/typeorm';
 import { type Server } from 'node:http';
@@ -132,14 +144,29 @@ class ContractsController {
 /** Name of the DataSource that holds `audit_log` (the entities live in the default one). */
 export const AUDIT_SOURCE = 'audit';
 
+/** Entities and controllers a suite adds to the diffs app. */
+export interface DiffsAppExtras {
+  entities?: Type[];
+  controllers?: Type[];
+}
+
 /**
  * A small app on `db`: the entities in the default DataSource, `audit_log` (same database) in a
  * DataSource of its own, as the example app has it.
  */
-export async function startDiffsApp(db: TestPostgres, options: AuditModuleOptions = {}): Promise<INestApplication<Server>> {
+export async function startDiffsApp(
+  db: TestPostgres,
+  options: AuditModuleOptions = {},
+  extras: DiffsAppExtras = {},
+): Promise<INestApplication<Server>> {
   @Module({
     imports: [
-      TypeOrmModule.forRoot({ type: 'postgres', url: db.url(), entities: [Contract, Tag, Note], synchronize: true }),
+      TypeOrmModule.forRoot({
+        type: 'postgres',
+        url: db.url(),
+        entities: [Contract, Tag, Note, ...(extras.entities ?? [])],
+        synchronize: true,
+      }),
       TypeOrmModule.forRoot({
         name: AUDIT_SOURCE,
         type: 'postgres',
@@ -155,7 +182,7 @@ export async function startDiffsApp(db: TestPostgres, options: AuditModuleOption
         useFactory: () => ({ ...options, diffs: { entities: [Tag], ...options.diffs } }),
       }),
     ],
-    controllers: [ContractsController],
+    controllers: [ContractsController, ...(extras.controllers ?? [])],
   })
   class DiffsAppModule {}
   const moduleRef = await Test.createTestingModule({ imports: [DiffsAppModule] }).compile();

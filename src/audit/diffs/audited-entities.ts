@@ -5,7 +5,7 @@ import { auditedEntityOptions } from './audited-entity.decorator';
 /** How one audited entity is written into diffs. */
 export interface AuditedEntityRule {
   type: string;
-  /** Property paths and column names left out of every diff. */
+  /** Property paths (and everything below them) and column names left out of every diff. */
   exclude: ReadonlySet<string>;
 }
 

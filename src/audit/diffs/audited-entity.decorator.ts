@@ -4,7 +4,10 @@ import { AUDITED_ENTITY_METADATA } from '../audit.constants';
 export interface AuditedEntityOptions {
   /** The type written in `changes.entities[].type`. Default: the entity's TypeORM name (the class name). */
   type?: string;
-  /** Properties (or column names) never written into a diff: `['updatedAt', 'passwordHash']`. */
+  /**
+   * Property paths (or column names) never written into a diff, at any depth: `['updatedAt',
+   * 'profile.nickname', 'settings.theme']` (an embedded column, a key of a JSON column's value).
+   */
   exclude?: string[];
 }
 

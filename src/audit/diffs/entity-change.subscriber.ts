@@ -133,9 +133,10 @@ export class EntityChangeSubscriber implements EntitySubscriberInterface, OnAppl
       rule = this.rules.get(source.metadata.target);
       const context = rule && currentAuditContext();
       if (!rule || !context) return;
-      const change = entityChange(op, rule, source);
+      const change = entityChange(op, rule, source, this.isRedacted);
       if (!change) return;
-      const { value, bytes } = convertJsonSafe(change, this.isRedacted, this.budget);
+      // By name only, here and when the row is normalized: a value never redacts another.
+      const { value, bytes } = convertJsonSafe(change, this.isRedacted, this.budget, true);
       stageChange(queryRunner, context, { value, bytes }, this.budget);
     } catch (error) {
       this.fault(error, rule);

@@ -4,9 +4,13 @@ export type EntityChangeOp = 'insert' | 'update' | 'remove' | 'soft-remove' | 'r
 /**
  * One change of an audited entity, as it appears in `changes.entities` of the request's audit row.
  *
- * - `fields` holds `[before, after]` for each column that changed, when TypeORM knew the row's
- *   prior state: `save()`, `remove()`, `softRemove()`, `recover()`. An insert has `null` before
- *   (there was no row); a remove has `null` after.
+ * - `fields` holds `[before, after]` for each property (by path: `profile.city`) or relation (by
+ *   the related entity's id) that changed, when TypeORM knew the row's prior state: `save()`,
+ *   `remove()`, `softRemove()`, `recover()`. An insert has `null` before (there was no row); a
+ *   remove has `null` after. A value TypeORM did not load (`select: false`, a removed row's
+ *   relations, an SQL expression) is `'unknown'`; a value written as it was is not listed.
+ * - Redacted by name only: a property, id column or JSON key whose name is redacted is
+ *   `'[REDACTED]'`; values never redact one another.
  * - Where TypeORM reports no prior state (`update()`, `delete()`, `softDelete()`, `restore()` by
  *   criteria, `insert()` and `upsert()`, query builders), the change has `before: 'unknown'`, the
  *   values written in `after` (none for a delete), and `id: null` when the row is not known either
@@ -18,17 +22,21 @@ export type EntityChangeOp = 'insert' | 'update' | 'remove' | 'soft-remove' | 'r
 export interface EntityChange {
   /** The entity's audit type: `@AuditedEntity({ type })`, or the entity's name. */
   type: string;
-  /** The primary key (an object of the key's columns when composite); null when TypeORM does not say which row. */
+  /**
+   * The primary key (an object of the key's columns when composite); null when TypeORM does not
+   * say which row. A key column whose name is redacted (`token`) is `'[REDACTED]'`.
+   */
   id: string | number | Record<string, unknown> | null;
   op: EntityChangeOp;
-  fields?: Record<string, [before: unknown, after: unknown]>;
+  /** `[before, after]` per property path (`title`, `profile.city`, a relation by its id); a secret one is `'[REDACTED]'`. */
+  fields?: Record<string, [before: unknown, after: unknown] | string>;
   /** Present, as `'unknown'`, when TypeORM did not report the prior state. */
   before?: typeof UNKNOWN_BEFORE;
   /** The values set, when the prior state is unknown. */
   after?: Record<string, unknown>;
 }
 
-/** The value of {@link EntityChange.before} when TypeORM reported no prior state. */
+/** The value of {@link EntityChange.before} when TypeORM reported no prior state, and of a value it did not load. */
 export const UNKNOWN_BEFORE = 'unknown';
 
 /** What the audit row carries next to `changes.entities`. */

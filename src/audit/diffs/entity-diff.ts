@@ -1,7 +1,11 @@
 import { type EntityMetadata, type ObjectLiteral } from 'typeorm';
 import { type ColumnMetadata } from 'typeorm/metadata/ColumnMetadata';
+import { type RelationMetadata } from 'typeorm/metadata/RelationMetadata';
+import { REDACTED } from '../redaction';
 import { type AuditedEntityRule } from './audited-entities';
+import { sameValue, shownValue, withoutExcluded } from './diff-values';
 import { type EntityChange, type EntityChangeOp, UNKNOWN_BEFORE } from './entity-change';
+import { type DiffField, diffFields, isSecretColumn } from './entity-fields';
 
 /** The parts of a TypeORM subscriber event a diff is made of. */
 export interface ChangeSource {
@@ -12,77 +16,114 @@ export interface ChangeSource {
   databaseEntity?: ObjectLiteral;
   /** Columns `save()` found changed. */
   updatedColumns?: readonly ColumnMetadata[];
+  /** Relations (many-to-one, owning one-to-one) `save()` found changed. */
+  updatedRelations?: readonly RelationMetadata[];
   /** The removed row's id map (`remove()` clears the id on the entity itself). */
   entityId?: unknown;
 }
 
+type Fields = NonNullable<EntityChange['fields']>;
+
 /**
  * The change an event describes, or undefined when nothing audited changed (only excluded
- * columns, say). With no `databaseEntity`, the prior state is unknown and said so.
+ * columns, or values written equal to those loaded). With no `databaseEntity`, the prior state
+ * is unknown and said so. Redacted by name only (`isRedacted` on property paths, column names and
+ * the names of the keys an id is made of); the values themselves are never looked into here.
  *
  * @example
- * entityChange('update', rule, { metadata, entity: nda, databaseEntity: loaded, updatedColumns });
+ * entityChange('update', rule, { metadata, entity: nda, databaseEntity: loaded, updatedColumns }, isRedacted);
  * // { type: 'NDA', id: '…', op: 'update', fields: { title: ['Old', 'New'] } }
  */
-export function entityChange(op: EntityChangeOp, rule: AuditedEntityRule, source: ChangeSource): EntityChange | undefined {
+export function entityChange(
+  op: EntityChangeOp,
+  rule: AuditedEntityRule,
+  source: ChangeSource,
+  isRedacted: (name: string) => boolean,
+): EntityChange | undefined {
   const { metadata, entity, databaseEntity } = source;
-  const columns = metadata.columns.filter((column) => !rule.exclude.has(column.propertyPath) && !rule.exclude.has(column.databaseName));
+  const fields = diffFields(metadata, rule, isRedacted);
+  const show = (field: DiffField, value: unknown) => shownValue(withoutExcluded(value, field.path, rule.exclude));
   if (op === 'insert') {
     if (!entity) return undefined;
+    const id = idOf(metadata, entity, isRedacted);
     // Only save() names the row it inserted; insert()/upsert() may have met a conflict and updated or skipped it.
-    if (source.entityId === undefined) return unknownBefore(op, rule, metadata, entity, idOf(metadata, entity));
-    return { type: rule.type, id: idOf(metadata, entity), op, fields: pairs(columns, undefined, entity) };
+    if (source.entityId === undefined) return unknownBefore(op, rule, fields, show, entity, id);
+    const out: Fields = {};
+    for (const field of fields) {
+      const now = field.read(entity);
+      if (now !== undefined && now !== null) out[field.path] = field.secret ? REDACTED : [null, show(field, now)];
+    }
+    return { type: rule.type, id, op, fields: out };
   }
-  if (!databaseEntity) return unknownBefore(op, rule, metadata, entity, null);
-  const id = idOf(metadata, databaseEntity) ?? idOf(metadata, source.entityId);
-  if (op === 'remove') return { type: rule.type, id, op, fields: pairs(columns, databaseEntity, undefined) };
-  const changed =
-    op === 'update'
-      ? (source.updatedColumns ?? []).filter((column) => columns.includes(column))
-      : columns.filter((column) => column === metadata.deleteDateColumn);
-  if (changed.length === 0) return undefined;
-  return { type: rule.type, id, op, fields: pairs(changed, databaseEntity, entity) };
+  if (!databaseEntity) return unknownBefore(op, rule, fields, show, entity, null);
+  const id = idOf(metadata, databaseEntity, isRedacted) ?? idOf(metadata, source.entityId, isRedacted);
+  const out: Fields = {};
+  let listed = 0;
+  for (const field of changedFields(op, fields, source)) {
+    // A value TypeORM did not load is unknown, never null; a value written as it was is no change.
+    const before = field.read(databaseEntity);
+    const after = op === 'remove' || !entity ? null : field.read(entity);
+    if (before === null && after === null) continue;
+    const pair: [unknown, unknown] = [
+      before === undefined ? UNKNOWN_BEFORE : show(field, before),
+      after === undefined ? UNKNOWN_BEFORE : show(field, after),
+    ];
+    if (before !== undefined && after !== undefined && typeof after !== 'function' && sameValue(pair[0], pair[1])) continue;
+    out[field.path] = field.secret ? REDACTED : pair;
+    listed += 1;
+  }
+  if (op !== 'remove' && listed === 0) return undefined;
+  return { type: rule.type, id, op, fields: out };
+}
+
+/** The fields an event changed: all of a removed row, those `save()` found changed, or the delete date. */
+function changedFields(op: EntityChangeOp, fields: readonly DiffField[], source: ChangeSource): DiffField[] {
+  if (op === 'remove') return [...fields];
+  if (op !== 'update') return fields.filter((field) => field.columns.some((column) => column === source.metadata.deleteDateColumn));
+  const columns = source.updatedColumns ?? [];
+  const relations = source.updatedRelations ?? [];
+  const changed: DiffField[] = [];
+  for (const field of fields) {
+    if (field.relation ? relations.includes(field.relation) : columns.includes(field.columns[0])) changed.push(field);
+  }
+  return changed;
 }
 
 /** By criteria or through a query builder: the values written (none for a delete), and no claim about what was there. */
 function unknownBefore(
   op: EntityChangeOp,
   rule: AuditedEntityRule,
-  metadata: EntityMetadata,
+  fields: readonly DiffField[],
+  show: (field: DiffField, value: unknown) => unknown,
   values: ObjectLiteral | undefined,
   id: EntityChange['id'],
 ): EntityChange {
   const change: EntityChange = { type: rule.type, id, op, before: UNKNOWN_BEFORE };
   if ((op !== 'update' && op !== 'insert') || !values) return change;
   const after: Record<string, unknown> = {};
-  for (const key of Object.keys(values)) {
-    const column = metadata.findColumnWithPropertyPath(key);
-    if (rule.exclude.has(key) || (column && rule.exclude.has(column.databaseName))) continue;
-    after[key] = values[key];
+  for (const field of fields) {
+    const value = field.read(values);
+    if (value !== undefined) after[field.path] = field.secret ? REDACTED : show(field, value);
   }
   return Object.keys(after).length > 0 ? { ...change, after } : change;
 }
 
-function pairs(columns: readonly ColumnMetadata[], before: ObjectLiteral | undefined, after: ObjectLiteral | undefined) {
-  const fields: Record<string, [unknown, unknown]> = {};
-  for (const column of columns) {
-    const old = before ? column.getEntityValue(before) : null;
-    const now = after ? column.getEntityValue(after) : null;
-    if ((old === undefined || old === null) && (now === undefined || now === null)) continue;
-    fields[column.propertyPath] = [old ?? null, now ?? null];
-  }
-  return fields;
-}
-
-/** One primary column: its value; several: an object of them; none known: null. */
-function idOf(metadata: EntityMetadata, source: unknown): EntityChange['id'] {
+/**
+ * One primary column: its value; several: an object of them; none known: null. A key column
+ * whose name is redacted (`token`, `apiKey`) is `[REDACTED]`, alone or within the object.
+ */
+function idOf(metadata: EntityMetadata, source: unknown, isRedacted: (name: string) => boolean): EntityChange['id'] {
   if (source === null || typeof source !== 'object') return null;
   const primaries = metadata.primaryColumns;
+  const valueOf = (column: ColumnMetadata): unknown => {
+    const value = column.getEntityValue(source as ObjectLiteral) as unknown;
+    return value === undefined || value === null || !isSecretColumn(column, isRedacted) ? value : REDACTED;
+  };
   if (primaries.length === 1) {
-    const value = primaries[0].getEntityValue(source as ObjectLiteral) as unknown;
+    const value = valueOf(primaries[0]);
     return typeof value === 'string' || typeof value === 'number' ? value : value == null ? null : String(value);
   }
   const id: Record<string, unknown> = {};
-  for (const column of primaries) id[column.propertyPath] = column.getEntityValue(source as ObjectLiteral);
+  for (const column of primaries) id[column.propertyPath] = valueOf(column);
   return Object.values(id).every((value) => value === undefined) ? null : id;
 }

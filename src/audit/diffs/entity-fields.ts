@@ -1,0 +1,114 @@
+import { type EntityMetadata, type ObjectLiteral } from 'typeorm';
+import { type ColumnMetadata } from 'typeorm/metadata/ColumnMetadata';
+import { type RelationMetadata } from 'typeorm/metadata/RelationMetadata';
+import { type AuditedEntityRule } from './audited-entities';
+
+/** One property a diff can report: a column, or a relation shown by the related entity's id. */
+export interface DiffField {
+  /** The property path, the key in `fields` and `after`: `title`, `profile.city`, `owner`. */
+  path: string;
+  /** Written as `[REDACTED]`: its name, its column's name or (for an id) the related key's name is redacted. */
+  secret: boolean;
+  /** The columns that carry it, as TypeORM names them in `updatedColumns`. */
+  columns: readonly ColumnMetadata[];
+  /** The relation, as TypeORM names it in `updatedRelations`. */
+  relation?: RelationMetadata;
+  /** Its value in `entity`; undefined when `entity` does not hold it (not loaded, not set). */
+  read(entity: ObjectLiteral): unknown;
+}
+
+/** The last fields made for an entity's metadata, with the rule and redactor they were made for. */
+const made = new WeakMap<
+  EntityMetadata,
+  { rule: AuditedEntityRule; exclude: ReadonlySet<string>; isRedacted: (name: string) => boolean; fields: DiffField[] }
+>();
+
+/**
+ * The properties of an entity a diff may report, excluded ones left out: every column (embedded
+ * ones by their path) and every relation that holds a join column (many-to-one, owning
+ * one-to-one), whose value is the related entity's id. Made once per entity, rule and redactor.
+ *
+ * @example
+ * diffFields(metadata, { type: 'Deal', exclude: new Set(['profile.nickname']) }, compileRedactor(['pin'])).map((f) => f.path);
+ * // ['id', 'title', 'profile.city', 'profile.pin', 'owner']
+ */
+export function diffFields(metadata: EntityMetadata, rule: AuditedEntityRule, isRedacted: (name: string) => boolean): DiffField[] {
+  const known = made.get(metadata);
+  if (known?.rule === rule && known.exclude === rule.exclude && known.isRedacted === isRedacted) return known.fields;
+  const fields = makeFields(metadata, rule, isRedacted);
+  made.set(metadata, { rule, exclude: rule.exclude, isRedacted, fields });
+  return fields;
+}
+
+function makeFields(metadata: EntityMetadata, rule: AuditedEntityRule, isRedacted: (name: string) => boolean): DiffField[] {
+  const fields: DiffField[] = [];
+  for (const column of metadata.columns) {
+    if (column.isVirtual || isOwnJoinColumn(column)) continue;
+    if (isExcluded(rule.exclude, column.propertyPath, [column.databaseName])) continue;
+    fields.push({
+      path: column.propertyPath,
+      secret: isSecretColumn(column, isRedacted),
+      columns: [column],
+      read: (entity) => column.getEntityValue(entity) as unknown,
+    });
+  }
+  for (const relation of metadata.relationsWithJoinColumns) {
+    const joins = relation.joinColumns;
+    if (
+      isExcluded(
+        rule.exclude,
+        relation.propertyPath,
+        joins.map((join) => join.databaseName),
+      )
+    )
+      continue;
+    const secret = isRedacted(relation.propertyPath) || (joins.length === 1 && isSecretColumn(joins[0], isRedacted));
+    fields.push({ path: relation.propertyPath, secret, columns: joins, relation, read: (entity) => relationId(relation, entity) });
+  }
+  return fields;
+}
+
+/**
+ * True when a column's value is a secret by name: its property path, its column name, or, for a
+ * foreign key, the name of the key it refers to (`device` → `Device.apiKey`).
+ *
+ * @example
+ * isSecretColumn(metadata.findColumnWithPropertyPath('token')!, compileRedactor(['token'])); // true
+ */
+export function isSecretColumn(column: ColumnMetadata, isRedacted: (name: string) => boolean): boolean {
+  if (isRedacted(column.propertyPath) || isRedacted(column.databaseName)) return true;
+  const referenced = column.referencedColumn;
+  return referenced !== undefined && (isRedacted(referenced.propertyPath) || isRedacted(referenced.databaseName));
+}
+
+/**
+ * True when `path`, a property path above it (`profile` above `profile.city`), or one of its
+ * column names is excluded.
+ *
+ * @example
+ * isExcluded(new Set(['profile']), 'profile.city', ['profileCity']); // true
+ */
+export function isExcluded(exclude: ReadonlySet<string>, path: string, columnNames: readonly string[] = []): boolean {
+  if (exclude.size === 0) return false;
+  if (columnNames.some((name) => exclude.has(name))) return true;
+  for (let end = path.indexOf('.'); end >= 0; end = path.indexOf('.', end + 1)) {
+    if (exclude.has(path.slice(0, end))) return true;
+  }
+  return exclude.has(path);
+}
+
+/** A join column TypeORM made for a relation (it bears the relation's name): reported as the relation. */
+function isOwnJoinColumn(column: ColumnMetadata): boolean {
+  return column.relationMetadata !== undefined && column.propertyName === column.relationMetadata.propertyName;
+}
+
+/** The related entity's id: its one key column's value, or an object of them; null when unset, undefined when not held. */
+function relationId(relation: RelationMetadata, entity: ObjectLiteral): unknown {
+  const related = relation.getEntityValue(entity);
+  if (related === undefined || related === null) return related;
+  const joins = relation.joinColumns;
+  if (joins.length === 1) return joins[0].getEntityValue(entity) as unknown;
+  const id: Record<string, unknown> = {};
+  for (const join of joins) id[join.referencedColumn?.propertyPath ?? join.propertyPath] = join.getEntityValue(entity);
+  return id;
+}
