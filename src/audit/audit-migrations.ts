@@ -1,6 +1,7 @@
 import { CreateAuditLog1732700000000 } from '../../migrations/1732700000000-CreateAuditLog';
 import { AuditIntegrity1764300000000 } from '../../migrations/1764300000000-AuditIntegrity';
 import { AuditReadIndexes1764300000001 } from '../../migrations/1764300000001-AuditReadIndexes';
+import { AuditEntryAuth1764900000000 } from '../../migrations/1764900000000-AuditEntryAuth';
 
 /**
  * Every migration of the audit schema, oldest first. List them all in the audit DataSource's
@@ -12,4 +13,9 @@ import { AuditReadIndexes1764300000001 } from '../../migrations/1764300000001-Au
  *
  * TypeOrmModule.forRoot({ type: 'postgres', url: process.env.DATABASE_URL, entities: [AuditLog], migrations: [...AUDIT_MIGRATIONS], migrationsRun: true });
  */
-export const AUDIT_MIGRATIONS = [CreateAuditLog1732700000000, AuditIntegrity1764300000000, AuditReadIndexes1764300000001] as const;
+export const AUDIT_MIGRATIONS = [
+  CreateAuditLog1732700000000,
+  AuditIntegrity1764300000000,
+  AuditReadIndexes1764300000001,
+  AuditEntryAuth1764900000000,
+] as const;

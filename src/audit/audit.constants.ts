@@ -29,3 +29,5 @@ export const SENTRY_QUARANTINED_FINGERPRINT = ['audit-entries-quarantined'];
 export const AUDITED_ENTITY_METADATA = 'audit:entity';
 /** Sentry fingerprint of a failed sealing attempt (integrity on). */
 export const SENTRY_SEALING_FINGERPRINT = ['audit-sealing-failed'];
+/** Sentry fingerprint of rows the sealer refused as forged. */
+export const SENTRY_FORGED_FINGERPRINT = ['audit-forged-rows'];

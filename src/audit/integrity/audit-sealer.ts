@@ -5,6 +5,7 @@ import { type ResolvedAuditOptions } from '../audit-options';
 import { AUDIT_OPTIONS, AUDIT_REPOSITORY } from '../audit.constants';
 import { connectionSecrets, sanitizeDbError } from '../db-error';
 import { AUDIT_EVENTS, AuditReporter, ConsoleSink } from '../sinks';
+import { type ForgedRow } from './entry-auth';
 import { type Seal } from './seal';
 import { newestSeal, sealOnce, trailName } from './seal-store';
 
@@ -18,10 +19,14 @@ export interface IntegrityStatus {
   failures: number;
   /** Seals this process committed. */
   sealed: number;
+  /** Rows this process refused to seal because they are not authentic (each also an `audit.forged` line). */
+  forged: number;
 }
 
 /** Longest pause between attempts after failures (the interval doubles per failure up to it). */
 const MAX_BACKOFF_MS = 60_000;
+/** Forged rows named in one Sentry warning; the lines name them all. */
+const FORGED_IN_REPORT = 20;
 /** Seals one attempt makes at most before yielding to the event loop's other work. */
 const SEALS_PER_ATTEMPT = 20;
 
@@ -46,6 +51,7 @@ export class AuditSealer implements OnApplicationBootstrap, BeforeApplicationShu
   private trail = '';
   private failures = 0;
   private sealed = 0;
+  private forged = 0;
   private lastSealedAt: Date | null = null;
   private caughtUpAt = Date.now();
 
@@ -60,7 +66,13 @@ export class AuditSealer implements OnApplicationBootstrap, BeforeApplicationShu
   status(): IntegrityStatus | null {
     if (!this.options.integrity.enabled) return null;
     const lag = Math.max(0, Date.now() - this.caughtUpAt);
-    return { lastSealedAt: this.lastSealedAt?.toISOString() ?? null, lag, failures: this.failures, sealed: this.sealed };
+    return {
+      lastSealedAt: this.lastSealedAt?.toISOString() ?? null,
+      lag,
+      failures: this.failures,
+      sealed: this.sealed,
+      forged: this.forged,
+    };
   }
 
   onApplicationBootstrap(): void {
@@ -68,6 +80,9 @@ export class AuditSealer implements OnApplicationBootstrap, BeforeApplicationShu
     if (typeof this.repository.manager?.query !== 'function') {
       this.logger.warn('Integrity is enabled but the AuditLog repository is a test double: nothing is sealed');
       return;
+    }
+    if (this.options.integrity.entryKeys.length === 0) {
+      this.logger.warn('Integrity is enabled without integrity.entryKeys: rows are sealed, but not checked for authenticity (see docs/INTEGRITY.md)');
     }
     this.schedule(0);
   }
@@ -119,9 +134,9 @@ export class AuditSealer implements OnApplicationBootstrap, BeforeApplicationShu
         if (newest) this.witness(newest);
         this.reemitted = true;
       }
-      const { maxRowsPerSeal, signingKey } = this.options.integrity;
+      const { maxRowsPerSeal, signingKey, entryKeys } = this.options.integrity;
       for (let i = 0; i < SEALS_PER_ATTEMPT && !this.stopped; i++) {
-        const seal = await sealOnce(runner, table, { maxRows: maxRowsPerSeal, signingKey });
+        const seal = await sealOnce(runner, table, { maxRows: maxRowsPerSeal, signingKey, entryKeys });
         if (seal === 'busy') break;
         if (seal === null) {
           this.caughtUpAt = Date.now();
@@ -130,6 +145,7 @@ export class AuditSealer implements OnApplicationBootstrap, BeforeApplicationShu
         this.sealed += 1;
         this.lastSealedAt = new Date(seal.sealedAt);
         this.witness(seal);
+        if (seal.forged.length > 0) this.reportForged(seal.seq, seal.forged);
         if (seal.rowCount < maxRowsPerSeal) this.caughtUpAt = Date.now();
       }
       this.failures = 0;
@@ -154,7 +170,32 @@ export class AuditSealer implements OnApplicationBootstrap, BeforeApplicationShu
       sealedAt: new Date(seal.sealedAt).toISOString(),
       keyId: seal.keyId,
       signature: seal.signature?.toString('base64') ?? null,
+      entryAuthFrom: seal.entryAuthFrom ?? null,
     });
+  }
+
+  /** One `audit.forged` line per row left out of seal `seq`, and one Sentry warning for them all. */
+  private reportForged(seq: number, rows: ForgedRow[]): void {
+    this.forged += rows.length;
+    for (const row of rows) {
+      this.console.emit(AUDIT_EVENTS.forged, 'error', {
+        trail: this.trail,
+        auditId: row.id,
+        action: row.action,
+        entityType: row.entityType,
+        entityId: row.entityId,
+        userId: row.userId,
+        occurredAt: row.occurredAt,
+        tx: row.tx,
+        seal: seq,
+        reason: row.reason,
+      });
+    }
+    try {
+      this.reporter.forgedRows?.({ trail: this.trail, seal: seq, count: rows.length, rows: rows.slice(0, FORGED_IN_REPORT) });
+    } catch {
+      // A reporter that throws must not stop the sealer.
+    }
   }
 
   private failed(error: unknown): void {

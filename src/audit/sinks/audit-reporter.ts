@@ -53,6 +53,24 @@ export interface SealFailureReport {
   lastSealedAt: string | null;
 }
 
+/** Rows the sealer refused to seal because their entry codes fail (integrity with entry keys). */
+export interface ForgedRowsReport {
+  trail: string;
+  /** The seal whose range holds them. */
+  seal: number;
+  count: number;
+  /** The first of them (at most 20): id, transaction, reason, and what each claims. */
+  rows: {
+    id: string;
+    tx: string | null;
+    reason: string;
+    action: string | null;
+    entityType: string | null;
+    entityId: string | null;
+    userId: string | null;
+  }[];
+}
+
 /**
  * Injection token and interface of the alerting sink. The default reports to Sentry through
  * `@sentry/nestjs` (a no-op until `Sentry.init()` has run).
@@ -74,4 +92,6 @@ export interface AuditReporter {
   entriesQuarantined(report: QuarantineReport): void;
   /** A sealing attempt failed (optional: reporters written before integrity need not have it). */
   sealingFailed?(report: SealFailureReport): void;
+  /** The sealer found forged rows and left them out of a seal (optional, as `sealingFailed`). */
+  forgedRows?(report: ForgedRowsReport): void;
 }

@@ -2,6 +2,7 @@ export { AUDIT_EVENTS, type AuditEventLine, type AuditEventName } from './audit-
 export {
   AuditReporter,
   type DropReport,
+  type ForgedRowsReport,
   type QuarantineReport,
   type RecoveryReport,
   type SealFailureReport,

@@ -3,6 +3,7 @@ import * as Sentry from '@sentry/nestjs';
 import {
   SENTRY_DROPPED_FINGERPRINT,
   SENTRY_FINGERPRINT,
+  SENTRY_FORGED_FINGERPRINT,
   SENTRY_QUARANTINED_FINGERPRINT,
   SENTRY_RECOVERY_FINGERPRINT,
   SENTRY_SEALING_FINGERPRINT,
@@ -10,6 +11,7 @@ import {
 import {
   type AuditReporter,
   type DropReport,
+  type ForgedRowsReport,
   type QuarantineReport,
   type RecoveryReport,
   type SealFailureReport,
@@ -83,6 +85,16 @@ export class SentryReporter implements AuditReporter {
         fingerprint: SENTRY_SEALING_FINGERPRINT,
         tags: { 'audit.error_code': error.code },
         contexts: { audit: { ...context, errorCode: error.code } },
+      }),
+    );
+  }
+
+  forgedRows(report: ForgedRowsReport): void {
+    capture(() =>
+      Sentry.captureMessage(`Audit rows forged: ${report.count} row(s) not written by the module, left out of seal ${report.seal}`, {
+        level: 'warning',
+        fingerprint: SENTRY_FORGED_FINGERPRINT,
+        contexts: { audit: { ...report } },
       }),
     );
   }
