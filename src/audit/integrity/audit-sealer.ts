@@ -82,7 +82,9 @@ export class AuditSealer implements OnApplicationBootstrap, BeforeApplicationShu
       return;
     }
     if (this.options.integrity.entryKeys.length === 0) {
-      this.logger.warn('Integrity is enabled without integrity.entryKeys: rows are sealed, but not checked for authenticity (see docs/INTEGRITY.md)');
+      this.logger.warn(
+        'Integrity is enabled without integrity.entryKeys: rows are sealed, but not checked for authenticity (see docs/INTEGRITY.md)',
+      );
     }
     this.schedule(0);
   }

@@ -170,7 +170,11 @@ export function judgeSealRows<R extends { tx: string | null; code?: string | nul
   const sealed: R[] = [];
   const forged: (R & { reason: string })[] = [];
   for (const row of rows) {
-    const verdict = judgeEntry({ tx: row.tx === null ? null : BigInt(row.tx), code: row.code ?? null, digest: row.digest ?? null }, boundary, keys);
+    const verdict = judgeEntry(
+      { tx: row.tx === null ? null : BigInt(row.tx), code: row.code ?? null, digest: row.digest ?? null },
+      boundary,
+      keys,
+    );
     if (verdict.kind === 'forged') forged.push({ ...row, reason: verdict.reason });
     else sealed.push(row);
   }
