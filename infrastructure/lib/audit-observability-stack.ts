@@ -30,6 +30,7 @@ export const AUDIT_METRICS = {
   Quarantined: AUDIT_EVENTS.quarantined,
   SealFailed: AUDIT_EVENTS.sealFailed,
   DiffFailed: AUDIT_EVENTS.diffFailed,
+  Forged: AUDIT_EVENTS.forged,
 } as const;
 
 /** Name of one audit metric. */
@@ -59,7 +60,7 @@ export interface AuditObservabilityStackProps extends StackProps {
 /**
  * Operator-facing observability of the audit module: the application log group, a metric per
  * failure event, alarms on audit-DB write failures, on dropped, evicted or quarantined entries, on
- * entity diffs not captured, and on repeated sealing failures (integrity on), and the SNS
+ * entity diffs not captured, on repeated sealing failures and on any forged row (integrity on), and the SNS
  * topic of the operations team that receives both the alarm and the OK transitions.
  *
  * @example
@@ -134,6 +135,14 @@ export class AuditObservabilityStack extends Stack {
       threshold: 3,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
       periodMinutes: 15,
+    });
+
+    // Integrity with entry keys: one forged row is already an incident (someone wrote to the trail past the module).
+    this.alarm('ForgedAlarm', 'Forged', {
+      alarmName: `audit-rows-forged-${props.environment}`,
+      alarmDescription: `A row in audit_log did not pass through the module (its entry code fails): it was not sealed. Someone holding the database's credentials wrote it. See docs/INTEGRITY.md. ${RUNBOOK}`,
+      threshold: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
     });
 
     new CfnOutput(this, 'AlarmTopicArn', { value: this.alarmTopic.topicArn });

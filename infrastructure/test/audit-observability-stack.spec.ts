@@ -39,6 +39,7 @@ describe('AuditObservabilityStack', () => {
     ['Quarantined', 'audit.quarantined'],
     ['SealFailed', 'audit.seal_failed'],
     ['DiffFailed', 'audit.diff_failed'],
+    ['Forged', 'audit.forged'],
   ])('counts %s from the JSON event %s', (metricName, event) => {
     prod.hasResourceProperties('AWS::Logs::MetricFilter', {
       FilterPattern: `{ $.event = "${event}" }`,
@@ -47,9 +48,24 @@ describe('AuditObservabilityStack', () => {
     });
   });
 
-  it('has exactly the seven metric filters and six alarms', () => {
-    prod.resourceCountIs('AWS::Logs::MetricFilter', 7);
-    prod.resourceCountIs('AWS::CloudWatch::Alarm', 6);
+  it('has exactly the eight metric filters and seven alarms', () => {
+    prod.resourceCountIs('AWS::Logs::MetricFilter', 8);
+    prod.resourceCountIs('AWS::CloudWatch::Alarm', 7);
+  });
+
+  it('alarms on any forged row in 5 minutes, to the operations topic, pointing to the integrity doc', () => {
+    prod.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      Namespace: 'AuditLog',
+      MetricName: 'Forged',
+      AlarmName: 'audit-rows-forged-prod',
+      AlarmDescription: Match.stringLikeRegexp('docs/INTEGRITY.md'),
+      Statistic: 'Sum',
+      Period: 300,
+      Threshold: 1,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      AlarmActions: [topicRef(prod)],
+      OKActions: [topicRef(prod)],
+    });
   });
 
   it('alarms on 3 sealing failures in 15 minutes, to the operations topic, pointing to the integrity doc', () => {

@@ -16,6 +16,7 @@ const CONTRACT: Record<string, string> = {
   Quarantined: 'audit.quarantined',
   SealFailed: 'audit.seal_failed',
   DiffFailed: 'audit.diff_failed',
+  Forged: 'audit.forged',
 };
 
 interface SynthesizedFilter {
