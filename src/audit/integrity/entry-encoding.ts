@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { type AuditRecord } from '../audit-entry';
 import { payloadJson } from '../record-json';
 
@@ -51,18 +51,26 @@ export function entryDigest(record: AuditRecord): Buffer {
     changes === null ? null : jsonbText(JSON.parse(changes)),
     metadata === null ? null : jsonbText(JSON.parse(metadata)),
   ];
-  const hash = createHash('sha256').update(Buffer.from([ENTRY_ENCODING_V1]));
-  const length = Buffer.allocUnsafe(4);
-  for (const field of fields) {
-    if (field === null || field === undefined) {
-      hash.update(NULL_BYTES);
-      continue;
+  // One buffer, hashed in one call: the version byte, then per field its length and bytes.
+  let size = 1;
+  const lengths = fields.map((field) => {
+    const bytes = field === null || field === undefined ? -1 : Buffer.byteLength(field, 'utf8');
+    size += 4 + Math.max(bytes, 0);
+    return bytes;
+  });
+  const encoding = Buffer.allocUnsafe(size);
+  encoding[0] = ENTRY_ENCODING_V1;
+  let at = 1;
+  fields.forEach((field, i) => {
+    if (lengths[i] < 0) {
+      NULL_BYTES.copy(encoding, at);
+      at += 4;
+      return;
     }
-    const bytes = Buffer.from(field, 'utf8');
-    length.writeUInt32BE(bytes.length);
-    hash.update(length).update(bytes);
-  }
-  return hash.digest();
+    encoding.writeUInt32BE(lengths[i], at);
+    at += 4 + encoding.write(field as string, at + 4, 'utf8');
+  });
+  return hash('sha256', encoding, 'buffer');
 }
 
 /** An ISO 8601 time as PostgreSQL's `extract(epoch FROM t) * 1000000` gives it: whole microseconds. */
@@ -83,11 +91,32 @@ export function jsonbText(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value);
   if (typeof value === 'number') return plainDecimal(JSON.stringify(value));
   if (typeof value === 'boolean') return value ? 'true' : 'false';
-  if (Array.isArray(value)) return `[${value.map(jsonbText).join(', ')}]`;
+  if (Array.isArray(value)) {
+    let text = '[';
+    for (let i = 0; i < value.length; i++) text += (i === 0 ? '' : ', ') + jsonbText(value[i]);
+    return `${text}]`;
+  }
   const object = value as Record<string, unknown>;
-  const keys = Object.keys(object).map((key) => ({ key, bytes: Buffer.from(key, 'utf8') }));
-  keys.sort((a, b) => a.bytes.length - b.bytes.length || Buffer.compare(a.bytes, b.bytes));
-  return `{${keys.map(({ key }) => `${JSON.stringify(key)}: ${jsonbText(object[key])}`).join(', ')}}`;
+  const keys = Object.keys(object);
+  keys.sort(ASCII_KEYS.test(keys.join('')) ? compareAsciiKeys : compareKeys);
+  let text = '{';
+  for (let i = 0; i < keys.length; i++) text += `${i === 0 ? '' : ', '}${JSON.stringify(keys[i])}: ${jsonbText(object[keys[i]])}`;
+  return `${text}}`;
+}
+
+// eslint-disable-next-line no-control-regex -- every ASCII character, control characters included
+const ASCII_KEYS = /^[\x00-\x7f]*$/;
+
+/** jsonb's key order for ASCII keys: length, then code units (one byte each). */
+function compareAsciiKeys(a: string, b: string): number {
+  return a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
+}
+
+/** jsonb's key order: UTF-8 byte length, then bytes. */
+function compareKeys(a: string, b: string): number {
+  const x = Buffer.from(a, 'utf8');
+  const y = Buffer.from(b, 'utf8');
+  return x.length - y.length || Buffer.compare(x, y);
 }
 
 /** A JSON number as PostgreSQL's `numeric` prints it: `1e+21` → `1000000000000000000000`, `1.5e-7` → `0.00000015`. */
