@@ -10,7 +10,7 @@ import { AuditSealer } from './integrity/audit-sealer';
  * `unreadable` (values of entries that could not be read), `diffFaults` (entity changes not
  * captured as diffs), `downSince`,
  * `lastError` (sanitized: no URL, host or password); with a spool also `spooled`, `spoolBytes`;
- * with integrity on also `integrity: { lastSealedAt, lag, failures, sealed }` (sealing never
+ * with integrity on also `integrity: { lastSealedAt, lag, failures, sealed, forged }` (sealing never
  * turns the indicator down: it is the write path's health).
  *
  * @example
