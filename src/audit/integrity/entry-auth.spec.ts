@@ -1,5 +1,6 @@
 import { AuditEntryNormalizer } from '../audit-entry';
-import { entrySigner, judgeEntry, parseEntryKeys, resolveEntryKeys } from './entry-auth';
+import { createHmac } from 'node:crypto';
+import { entrySigner, judgeEntry, parseEntryKeys, resolveEntryKeys, signEntry } from './entry-auth';
 import { entryDigest, jsonbText } from './entry-encoding';
 import { resolveIntegrityOptions } from './integrity-options';
 
@@ -67,6 +68,15 @@ describe('entry keys', () => {
     expect(judgeEntry({ tx: 9n, code: null, digest: null }, null, null)).toEqual({ kind: 'legacy' });
     expect(judgeEntry({ tx: 5n, code: null, digest: null }, 5n, null)).toMatchObject({ kind: 'forged' });
     expect(judgeEntry({ tx: 5n, code: 'v1:k:x', digest: null }, 5n, null)).toEqual({ kind: 'unchecked' });
+  });
+
+  it.each([32, 64, 65, 200])('make the code as HMAC-SHA256 of the entry digest, with a secret of %i characters', (length) => {
+    const secret = 's'.repeat(length - 1) + String(length % 10);
+    const [key] = resolveEntryKeys([{ id: 'k1', secret }]);
+    const record = new AuditEntryNormalizer([], 65536).normalize({ action: 'nda_created', changes: { a: [1, 'é'] } }).record;
+    const expected = createHmac('sha256', Buffer.from(secret)).update(entryDigest(record)).digest('base64url');
+    expect(signEntry(record, key)).toBe(`v1:k1:${expected}`);
+    expect(signEntry(record, key)).toBe(`v1:k1:${expected}`);
   });
 
   it('count the code in the entry size the normalizer reports', () => {

@@ -1,4 +1,4 @@
-import { createHmac, createSecretKey, type KeyObject, timingSafeEqual } from 'node:crypto';
+import { createSecretKey, hash, type KeyObject, timingSafeEqual } from 'node:crypto';
 import { type AuditRecord } from '../audit-entry';
 import { AuditConfigError } from '../audit.errors';
 import { ENTRY_DIGEST_SQL, entryDigest } from './entry-encoding';
@@ -98,8 +98,32 @@ export function entrySigner(keys: readonly ResolvedEntryKey[]): ((record: AuditR
   return signing ? (record) => signEntry(record, signing) : undefined;
 }
 
+/** HMAC-SHA256 of a 32-byte digest (RFC 2104), with the key's padded blocks made once per key: two one-shot hashes. */
 function mac(digest: Buffer, key: KeyObject): Buffer {
-  return createHmac('sha256', key).update(digest).digest();
+  let pads = PADS.get(key);
+  if (!pads) {
+    const raw = key.export();
+    const block = Buffer.alloc(64);
+    (raw.length > 64 ? createHmacKeyHash(raw) : raw).copy(block);
+    const inner = Buffer.alloc(64 + 32);
+    const outer = Buffer.alloc(64 + 32);
+    for (let i = 0; i < 64; i++) {
+      inner[i] = block[i] ^ 0x36;
+      outer[i] = block[i] ^ 0x5c;
+    }
+    pads = { inner, outer };
+    PADS.set(key, pads);
+  }
+  digest.copy(pads.inner, 64);
+  hash('sha256', pads.inner, 'buffer').copy(pads.outer, 64);
+  return hash('sha256', pads.outer, 'buffer');
+}
+
+/** Per key: `K ⊕ ipad` and `K ⊕ opad`, each followed by room for the 32 bytes hashed after it. */
+const PADS = new WeakMap<KeyObject, { inner: Buffer; outer: Buffer }>();
+
+function createHmacKeyHash(raw: Buffer): Buffer {
+  return hash('sha256', raw, 'buffer');
 }
 
 /** What a row's code says about it. `legacy`: written before entry authentication began; `unchecked`: a code, but no key to check it with. */

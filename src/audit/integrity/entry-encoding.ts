@@ -89,7 +89,10 @@ function epochMicros(iso: string): string {
 export function jsonbText(value: unknown): string {
   if (value === null) return 'null';
   if (typeof value === 'string') return JSON.stringify(value);
-  if (typeof value === 'number') return plainDecimal(JSON.stringify(value));
+  if (typeof value === 'number') {
+    if (Number.isInteger(value) && Math.abs(value) < 1e21) return String(value);
+    return plainDecimal(JSON.stringify(value));
+  }
   if (typeof value === 'boolean') return value ? 'true' : 'false';
   if (Array.isArray(value)) {
     let text = '[';
@@ -98,7 +101,7 @@ export function jsonbText(value: unknown): string {
   }
   const object = value as Record<string, unknown>;
   const keys = Object.keys(object);
-  keys.sort(ASCII_KEYS.test(keys.join('')) ? compareAsciiKeys : compareKeys);
+  if (keys.length > 1) keys.sort(ASCII_KEYS.test(keys.join('')) ? compareAsciiKeys : compareKeys);
   let text = '{';
   for (let i = 0; i < keys.length; i++) text += `${i === 0 ? '' : ', '}${JSON.stringify(keys[i])}: ${jsonbText(object[keys[i]])}`;
   return `${text}}`;
