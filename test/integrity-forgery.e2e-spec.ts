@@ -1,6 +1,7 @@
 import { type INestApplication, Module } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { TypeOrmModule } from '@nestjs/typeorm';
+import * as Sentry from '@sentry/nestjs';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -12,6 +13,7 @@ import { DbHealthIndicator } from '../src/audit/audit-db.health';
 import { readReplaySource } from '../src/audit/replay/replay-source';
 import { startSealingApp, verify } from './support/integrity';
 import { TestPostgres } from './support/postgres';
+import { SentryIngest } from './support/sentry-ingest';
 import { StderrCapture } from './support/stderr';
 
 // Rows that did not pass through the module, written by whoever holds the database's credentials:
@@ -20,11 +22,14 @@ import { StderrCapture } from './support/stderr';
 describe('entries authenticated at birth', () => {
   let db: TestPostgres;
   let work: string;
+  let ingest: SentryIngest;
   const entryKey = `k1:${randomBytes(32).toString('base64')}`;
   const entryKeys = [{ id: 'k1', secret: entryKey.slice(3) }];
   let copies = 0;
 
   beforeAll(async () => {
+    ingest = await SentryIngest.start();
+    Sentry.init({ dsn: ingest.dsn, environment: 'test' });
     db = await TestPostgres.start();
     await db.createDatabase('base');
     work = await mkdtemp(join(tmpdir(), 'audit-forgery-'));
@@ -52,6 +57,8 @@ describe('entries authenticated at birth', () => {
   }, 120_000);
 
   afterAll(async () => {
+    await Sentry.close(2000);
+    await ingest?.stop();
     await db?.stop();
     if (work) await rm(work, { recursive: true, force: true });
   });
@@ -162,6 +169,9 @@ describe('entries authenticated at birth', () => {
     const { forged, health } = await sealWithKey(url);
     expect(forged.sort()).toEqual(FORGED);
     expect(health.forged).toBe(2);
+    await Sentry.flush(2000);
+    const warnings = ingest.events.filter((event) => event.fingerprint?.[0] === 'audit-forged-rows');
+    expect(warnings.at(-1)).toMatchObject({ level: 'warning', contexts: { audit: { count: 2 } } });
     const sealed = await db.query<{ n: number }>(
       `SELECT count(*)::int AS n FROM audit_seal AS s WHERE position(decode(replace($1, '-', ''), 'hex') IN s.manifest) > 0`,
       [FORGED[0]],
