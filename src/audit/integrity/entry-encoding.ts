@@ -6,76 +6,59 @@ import { payloadJson } from '../record-json';
  * Version 1 of the entry encoding: what an entry's authentication code covers. The fields the
  * module sets when it creates the entry, in this order, as PostgreSQL gives them back as text
  * (`id`, `occurred_at` as epoch microseconds, the texts, `changes` and `metadata` in `jsonb`'s own
- * text form); never `tx` or `recorded_at`, which the database sets. A later version (issue 22's
- * personal-data commitments) gets its own byte and its own list; rows of this one still verify.
+ * text form); never `tx` or `recorded_at`, which the database sets. One UTF-8 text: the prefix
+ * `audit-entry-v1`, then per field `~` for NULL or its byte length in decimal, `:` and the field.
+ * A later version (issue 22's personal-data commitments) gets its own prefix and its own list;
+ * rows of this one still verify.
  */
-export const ENTRY_ENCODING_V1 = 1;
+export const ENTRY_ENCODING_V1 = 'audit-entry-v1';
 
 /** Positions, in the sealed columns of `row-encoding.ts` (`leaf_fields.cN`), of the fields version 1 covers. */
 const V1_FIELDS = [0, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
-
-const NULL_FIELD = '\\xffffffff';
 
 /**
  * The entry digest of version 1 computed by PostgreSQL from the stored row, exactly as
  * {@link entryDigest} computes it from the entry at birth. Needs `LEAF_FIELDS` in the FROM list
  * (each column's text is computed once for both hashes).
  */
-export const ENTRY_DIGEST_SQL = `pg_catalog.sha256('\\x01'::bytea || ${V1_FIELDS.map(
-  (i) =>
-    `COALESCE(pg_catalog.int4send(pg_catalog.octet_length(leaf_fields.c${i})) || pg_catalog.convert_to(leaf_fields.c${i}, 'UTF8'), '${NULL_FIELD}'::bytea)`,
-).join(' || ')})`;
-
-const NULL_BYTES = Buffer.from([0xff, 0xff, 0xff, 0xff]);
+export const ENTRY_DIGEST_SQL = `pg_catalog.sha256(pg_catalog.convert_to('${ENTRY_ENCODING_V1}' || ${V1_FIELDS.map(
+  (i) => `COALESCE(pg_catalog.octet_length(leaf_fields.c${i})::text || ':' || leaf_fields.c${i}, '~')`,
+).join(' || ')}, 'UTF8'))`;
 
 /**
- * SHA-256 of the entry's version-1 encoding: the version byte, then each field as a 4-byte
- * big-endian length and its UTF-8 bytes (`ff ff ff ff` for null), as PostgreSQL will store it.
+ * SHA-256 of the entry's version-1 encoding ({@link ENTRY_ENCODING_V1}), as PostgreSQL will store
+ * the entry.
  *
  * @example
  * entryDigest(record).length; // 32
  */
 export function entryDigest(record: AuditRecord): Buffer {
   const { changes, metadata } = payloadJson(record);
-  const fields = [
-    record.id.toLowerCase(),
-    epochMicros(record.occurredAt),
-    record.action,
-    record.entityType,
-    record.entityId,
-    record.userId,
-    record.outcome,
-    record.ip,
-    record.userAgent,
-    record.requestId,
-    changes === null ? null : jsonbText(JSON.parse(changes)),
-    metadata === null ? null : jsonbText(JSON.parse(metadata)),
-  ];
-  // One buffer, hashed in one call: the version byte, then per field its length and bytes.
-  let size = 1;
-  const lengths = fields.map((field) => {
-    const bytes = field === null || field === undefined ? -1 : Buffer.byteLength(field, 'utf8');
-    size += 4 + Math.max(bytes, 0);
-    return bytes;
-  });
-  const encoding = Buffer.allocUnsafe(size);
-  encoding[0] = ENTRY_ENCODING_V1;
-  let at = 1;
-  fields.forEach((field, i) => {
-    if (lengths[i] < 0) {
-      NULL_BYTES.copy(encoding, at);
-      at += 4;
-      return;
-    }
-    encoding.writeUInt32BE(lengths[i], at);
-    at += 4 + encoding.write(field as string, at + 4, 'utf8');
-  });
-  return hash('sha256', encoding, 'buffer');
+  // One string, hashed in one call (as UTF-8): a call per field would cost more than the hash.
+  let text = ENTRY_ENCODING_V1;
+  text += field(record.id.toLowerCase());
+  text += field(epochMicros(record.occurredAt));
+  text += field(record.action);
+  text += field(record.entityType);
+  text += field(record.entityId);
+  text += field(record.userId);
+  text += field(record.outcome);
+  text += field(record.ip);
+  text += field(record.userAgent);
+  text += field(record.requestId);
+  text += field(changes === null ? null : jsonbText(JSON.parse(changes)));
+  text += field(metadata === null ? null : jsonbText(JSON.parse(metadata)));
+  return hash('sha256', text, 'buffer');
+}
+
+function field(value: string | null | undefined): string {
+  return value === null || value === undefined ? '~' : `${Buffer.byteLength(value, 'utf8')}:${value}`;
 }
 
 /** An ISO 8601 time as PostgreSQL's `extract(epoch FROM t) * 1000000` gives it: whole microseconds. */
 function epochMicros(iso: string): string {
-  return (BigInt(Date.parse(iso)) * 1000n).toString();
+  const ms = Date.parse(iso);
+  return ms === 0 ? '0' : `${ms}000`;
 }
 
 /**
