@@ -270,6 +270,26 @@ describe('entries authenticated at birth', () => {
     );
   }, 30_000);
 
+  it('a sealer without the entry key seals nothing once the chain authenticates entries, and says why', async () => {
+    const { url, name } = await copy();
+    const seals = async () => (await db.query<{ n: number }>('SELECT count(*)::int AS n FROM audit_seal', [], name))[0].n;
+    const before = await seals();
+    const stderr = new StderrCapture();
+    try {
+      const app = await startSealingApp(url, { integrity: { intervalMs: 3_600_000 } });
+      try {
+        await logMany(app, 'keyless', 2);
+        await app.get(AuditSealer).sealNow();
+      } finally {
+        await app.close();
+      }
+      expect(stderr.of(AUDIT_EVENTS.sealFailed).map((line) => (line.error as { code: string }).code)).toContain('AUDIT_ENTRY_KEYS_MISSING');
+    } finally {
+      stderr.restore();
+    }
+    expect(await seals()).toBe(before);
+  }, 30_000);
+
   /** A keyed app whose audit database refuses connections (it starts anyway): entries go to the spool, or to the ring and stderr. */
   async function sickApp(spoolDir: string | null): Promise<INestApplication> {
     @Module({
