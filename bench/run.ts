@@ -50,6 +50,7 @@ async function main(): Promise<void> {
   const scaleRows = (process.env.BENCH_SCALE_ROWS ?? '1000000,10000000').split(',').map(Number);
   const scaleEntries = Number(process.env.BENCH_SCALE_ENTRIES ?? 50_000);
   const historyRows = Number(process.env.BENCH_HISTORY_ROWS ?? 10_000_000);
+  const integrityEntries = Number(process.env.BENCH_INTEGRITY_ENTRIES ?? 100_000);
   try {
     const appDb = await startPostgres();
     servers.push(appDb);
@@ -59,8 +60,10 @@ async function main(): Promise<void> {
       );
     }
     if (wanted('integrity')) {
-      await step('integrity', 'log() with the first migration only, with integrity off, and with sealing on; then verify', () =>
-        integrity(appDb, { entries: 100_000, warmup: 2000, rounds: 3 }, details),
+      await step(
+        'integrity',
+        'log() with the first migration only, integrity off, sealing on, sealing and entry keys on; then verify',
+        () => integrity(appDb, { entries: integrityEntries, warmup: 2000, rounds: 3 }, details),
       );
     }
     if (wanted('curve')) {

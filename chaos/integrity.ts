@@ -1,6 +1,7 @@
-import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { generateKeyPairSync, type KeyObject, randomBytes } from 'node:crypto';
 import { Client } from 'pg';
-import { AUDIT_EVENTS, verifyTrail } from '../src/audit';
+import { AUDIT_EVENTS, parseEntryKeys, verifyTrail } from '../src/audit';
+import { type ResolvedEntryKey, resolveEntryKeys } from '../src/audit/integrity/entry-auth';
 import { type WitnessedSeal } from '../src/audit/integrity/witness';
 import { AUDIT_DATABASE, type TestPostgres } from './databases';
 
@@ -15,10 +16,12 @@ export interface IntegrityVerdict {
   witnessed: number;
   anomalies: Record<string, number>;
   firstAnomalies: string[];
+  /** Rows whose entry code was checked with the entry key and found authentic. */
+  rowsAuthentic: number;
 }
 
 /**
- * The sealing side of the chaos run: a fresh Ed25519 key for the apps' environment, the
+ * The sealing side of the chaos run: a fresh Ed25519 key and entry key for the apps' environment, the
  * `audit.sealed` lines they write (the witness), and the final check.
  *
  * @example
@@ -31,6 +34,7 @@ export class ChaosIntegrity {
   private readonly publicKey: KeyObject;
   private readonly witness = new Map<number, WitnessedSeal[]>();
   private lines = 0;
+  private readonly entryKeys: readonly ResolvedEntryKey[];
   readonly env: Record<string, string>;
 
   constructor() {
@@ -40,7 +44,9 @@ export class ChaosIntegrity {
       AUDIT_INTEGRITY_ENABLED: 'true',
       AUDIT_INTEGRITY_INTERVAL_MS: '500',
       AUDIT_INTEGRITY_SIGNING_KEY: privateKey.export({ type: 'pkcs8', format: 'der' }).toString('base64'),
+      AUDIT_INTEGRITY_ENTRY_KEY: `chaos:${randomBytes(32).toString('base64')}`,
     };
+    this.entryKeys = resolveEntryKeys(parseEntryKeys(this.env.AUDIT_INTEGRITY_ENTRY_KEY));
   }
 
   /** Takes an event line of an app; keeps the `audit.sealed` ones. */
@@ -53,7 +59,7 @@ export class ChaosIntegrity {
     this.witness.set(seal.seq, known);
   }
 
-  /** Waits (at most `waitMs`) for the apps to seal every row, then verifies against the witness and the key. */
+  /** Waits (at most `waitMs`) for the apps to seal every row, then verifies against the witness, the public key and the entry key. */
   async verify(auditDb: TestPostgres, waitMs = 30_000): Promise<IntegrityVerdict> {
     const client = new Client({ connectionString: auditDb.url(AUDIT_DATABASE) });
     await client.connect();
@@ -64,12 +70,14 @@ export class ChaosIntegrity {
         await new Promise((resolve) => setTimeout(resolve, 250));
         report = await verifyTrail(client);
       }
-      report = await verifyTrail(client, { witness: this.witness, publicKey: this.publicKey });
+      report = await verifyTrail(client, { witness: this.witness, publicKey: this.publicKey, entryKeys: this.entryKeys });
       return {
-        clean: report.anomalyCount === 0 && report.rowsUnsealed === 0,
+        // Every row of the run was written by the apps, with the entry key: each must be authentic.
+        clean: report.anomalyCount === 0 && report.rowsUnsealed === 0 && report.entryAuth.authentic === report.rowsVerified,
         rowsVerified: report.rowsVerified,
         sealsVerified: report.sealsVerified,
         rowsUnsealed: report.rowsUnsealed,
+        rowsAuthentic: report.entryAuth.authentic,
         witnessed: this.lines,
         anomalies: Object.fromEntries(Object.entries(report.byKind).filter(([, n]) => n > 0)),
         firstAnomalies: report.anomalies.slice(0, 20).map((a) => `${a.kind} ${a.row ?? `seal ${a.seal}`}: ${a.detail}`),

@@ -7,7 +7,7 @@ import { type ChaosResult } from './schedule';
  *
  * @example
  * summaryLine(result);
- * // 'chaos: 5120 acknowledged, 5120 recorded, 0 missing, 0 duplicated, faults: kill-db, …; peak pending: sync 412, …; peak RSS: sync 98 MiB, …; integrity: verify clean (5120 rows, 31 seals)'
+ * // 'chaos: 5120 acknowledged, 5120 recorded, 0 missing, 0 duplicated, faults: kill-db, …; peak pending: sync 412, …; peak RSS: sync 98 MiB, …; integrity: verify clean (5120 rows, 31 seals, 31 witness lines, entry key checked: 5120 rows authentic)'
  */
 export function summaryLine(result: ChaosResult): string {
   const peaks = Object.entries(result.peaks).sort(([a], [b]) => b.localeCompare(a));
@@ -21,9 +21,12 @@ export function summaryLine(result: ChaosResult): string {
 }
 
 function integrityVerdict({ integrity: i }: ChaosResult): string {
-  if (i.clean) return `integrity: verify clean (${i.rowsVerified} rows, ${i.sealsVerified} seals, ${i.witnessed} witness lines)`;
+  if (i.clean) {
+    return `integrity: verify clean (${i.rowsVerified} rows, ${i.sealsVerified} seals, ${i.witnessed} witness lines, entry key checked: ${i.rowsAuthentic} rows authentic)`;
+  }
   const kinds = Object.entries(i.anomalies).map(([kind, n]) => `${kind} ${n}`);
-  return `integrity: verify NOT clean (${[...kinds, `${i.rowsUnsealed} rows unsealed`].join(', ')})`;
+  const unauthenticated = `${i.rowsVerified - i.rowsAuthentic} sealed rows not authentic`;
+  return `integrity: verify NOT clean (${[...kinds, `${i.rowsUnsealed} rows unsealed`, unauthenticated].join(', ')})`;
 }
 
 /**

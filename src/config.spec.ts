@@ -82,6 +82,19 @@ describe('loadConfig', () => {
     );
   });
 
+  it('reads AUDIT_INTEGRITY_ENTRY_KEY as the entry keys, the signing key first, and never echoes a bad one', () => {
+    const secret = 'a-secret-of-at-least-thirty-two-characters';
+    expect(loadConfig({ AUDIT_INTEGRITY_ENTRY_KEY: `k2:${secret}2,k1:${secret}1` }).audit.integrity).toEqual({
+      entryKeys: [
+        { id: 'k2', secret: `${secret}2` },
+        { id: 'k1', secret: `${secret}1` },
+      ],
+    });
+    expect(() => loadConfig({ AUDIT_INTEGRITY_ENTRY_KEY: secret })).toThrow(
+      /^Environment variable AUDIT_INTEGRITY_ENTRY_KEY: (?!.*thirty)/,
+    );
+  });
+
   it('stops when the backoff cap is below the backoff, naming the variable', () => {
     expect(() => loadConfig({ AUDIT_RETRY_BACKOFF_MS: '5000', AUDIT_RETRY_BACKOFF_MAX_MS: '1000' })).toThrow(
       /^Environment variable AUDIT_RETRY_BACKOFF_MAX_MS must be at least/,

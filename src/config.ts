@@ -1,3 +1,5 @@
+import { type EntryKey, parseEntryKeys } from './audit';
+
 /** The example app's configuration, read from environment variables and validated at start-up. */
 export interface AppConfig {
   port: number;
@@ -22,7 +24,7 @@ export interface AppConfig {
     maxExports?: number;
     exportIdleMs?: number;
     /** Present when any `AUDIT_INTEGRITY_*` variable is set. */
-    integrity?: { enabled?: boolean; intervalMs?: number; maxRowsPerSeal?: number; signingKey?: string };
+    integrity?: { enabled?: boolean; intervalMs?: number; maxRowsPerSeal?: number; signingKey?: string; entryKeys?: EntryKey[] };
   };
 }
 
@@ -71,16 +73,30 @@ export function loadConfig(env: Env): AppConfig {
   return config;
 }
 
-/** `AUDIT_INTEGRITY_ENABLED`, `…_INTERVAL_MS`, `…_MAX_ROWS_PER_SEAL`, `…_SIGNING_KEY` (PEM or base64 DER; checked by the module, never echoed). */
+/**
+ * `AUDIT_INTEGRITY_ENABLED`, `…_INTERVAL_MS`, `…_MAX_ROWS_PER_SEAL`, `…_SIGNING_KEY` (PEM or base64 DER; checked by the module,
+ * never echoed), `…_ENTRY_KEY` (`<id>:<secret>`, comma-separated, the signing key first; never echoed).
+ */
 function integrity(env: Env): AppConfig['audit']['integrity'] {
   const options = {
     enabled: flag(env, 'AUDIT_INTEGRITY_ENABLED'),
     intervalMs: integer(env, 'AUDIT_INTEGRITY_INTERVAL_MS', 100, 3_600_000),
     maxRowsPerSeal: integer(env, 'AUDIT_INTEGRITY_MAX_ROWS_PER_SEAL', 100, 100_000),
     signingKey: present(env, 'AUDIT_INTEGRITY_SIGNING_KEY'),
+    entryKeys: entryKeys(env, 'AUDIT_INTEGRITY_ENTRY_KEY'),
   };
   const set = Object.entries(options).filter(([, value]) => value !== undefined);
   return set.length ? Object.fromEntries(set) : undefined;
+}
+
+function entryKeys(env: Env, name: string): EntryKey[] | undefined {
+  const value = present(env, name);
+  if (value === undefined) return undefined;
+  try {
+    return parseEntryKeys(value);
+  } catch (error) {
+    throw new ConfigError(`Environment variable ${name}: ${(error as Error).message}`);
+  }
 }
 
 function present(env: Env, name: string): string | undefined {

@@ -43,8 +43,12 @@ describe('chaos: the fault schedule under load', () => {
     expect(result.integrity.firstAnomalies).toEqual([]);
     expect(result.integrity).toMatchObject({ clean: true, rowsUnsealed: 0 });
     expect(result.integrity.rowsVerified).toBeGreaterThanOrEqual(result.recorded);
+    // Every row was written by the apps with the entry key: each is authentic, none only "before entry authentication".
+    expect(result.integrity.rowsAuthentic).toBe(result.integrity.rowsVerified);
     expect(result.integrity.sealsVerified).toBeGreaterThan(1);
-    expect(summaryLine(result)).toMatch(/integrity: verify clean \(\d+ rows, \d+ seals, \d+ witness lines\)$/);
+    expect(summaryLine(result)).toMatch(
+      /integrity: verify clean \(\d+ rows, \d+ seals, \d+ witness lines, entry key checked: \d+ rows authentic\)$/,
+    );
   });
 
   it('catches up after every phase by itself: up, nothing buffered, nothing spooled', () => {

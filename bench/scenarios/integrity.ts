@@ -1,6 +1,9 @@
 import { type INestApplicationContext } from '@nestjs/common';
+import { randomBytes } from 'node:crypto';
 import { Client } from 'pg';
 import { AUDIT_MIGRATIONS, type AuditEntry, AuditSealer, AuditService, CreateAuditLog1732700000000, verifyTrail } from '../../src/audit';
+import { AuditEntryNormalizer } from '../../src/audit/audit-entry';
+import { entrySigner, resolveEntryKeys } from '../../src/audit/integrity/entry-auth';
 import { auditContext } from '../support/audit-context';
 import { auditEntries } from '../support/entries';
 import { captureConsoleError, EventCounter } from '../support/event-lines';
@@ -16,7 +19,10 @@ export interface IntegritySizes {
   rounds: number;
 }
 
-type Variant = 'before' | 'off' | 'on';
+type Variant = 'before' | 'off' | 'on' | 'keyed';
+
+/** The entry key of the `keyed` variant: sealing on, and every entry authenticated at birth. */
+const ENTRY_KEYS = [{ id: 'bench', secret: randomBytes(32).toString('base64') }];
 
 /** A fresh audit database with the schema of `variant`: the first migration only, or all of them. */
 function database(pg: TestPostgres, name: string, variant: Variant): Promise<string> {
@@ -29,7 +35,8 @@ async function run(url: string, variant: Variant, warm: readonly AuditEntry[], m
   const restore = captureConsoleError(events);
   let app: INestApplicationContext | undefined;
   try {
-    app = await auditContext(url, variant === 'on' ? { integrity: { enabled: true } } : {});
+    const integrityOption = { on: { enabled: true }, keyed: { enabled: true, entryKeys: ENTRY_KEYS } } as const;
+    app = await auditContext(url, variant === 'on' || variant === 'keyed' ? { integrity: integrityOption[variant] } : {});
     const service = app.get(AuditService);
     await producers(service, warm);
     const started = performance.now();
@@ -40,7 +47,7 @@ async function run(url: string, variant: Variant, warm: readonly AuditEntry[], m
     if (status.state !== 'up' || status.buffered !== 0 || unexpected.length > 0) {
       throw new Error(`module did not stay up: ${JSON.stringify(status)}, stderr events ${JSON.stringify([...events.counts])}`);
     }
-    if (variant === 'on') await app.get(AuditSealer).sealNow();
+    if (variant === 'on' || variant === 'keyed') await app.get(AuditSealer).sealNow();
     return (measured.length / ms) * 1000;
   } finally {
     await app?.close();
@@ -52,9 +59,11 @@ async function run(url: string, variant: Variant, warm: readonly AuditEntry[], m
  * Scenario: the cost of integrity. `AuditService.log()` throughput (as in `throughput`) into
  * `audit_log` with the first migration only (`before`), with every audit migration and sealing
  * off (`off`: the `tx` default and its BRIN index, and the read indexes), and with sealing on at
- * its defaults (`on`), variants alternating `rounds` times; medians reported. Each `on` trail is
- * then verified clean, on one connection and as `audit-verify` runs by default, which gives the
- * verifier's rates too.
+ * its defaults (`on`), and with sealing on and every entry authenticated at birth (`keyed`,
+ * `entryKeys`), variants alternating `rounds` times; medians reported. Each `on` trail is then
+ * verified clean, on one connection and as `audit-verify` runs by default, and each `keyed` trail
+ * with the entry key (every row authentic), which gives the verifier's rates too. The CPU cost of
+ * the code per entry is measured apart, on `normalize()` alone.
  *
  * @example
  * const figures = await integrity(pg, { entries: 100_000, warmup: 2000, rounds: 3 }, details);
@@ -63,12 +72,13 @@ export async function integrity(pg: TestPostgres, sizes: IntegritySizes, details
   const entries = auditEntries(sizes.entries + sizes.warmup);
   const warm = entries.slice(0, sizes.warmup);
   const measured = entries.slice(sizes.warmup);
-  const rates: Record<Variant, number[]> = { before: [], off: [], on: [] };
+  const rates: Record<Variant, number[]> = { before: [], off: [], on: [], keyed: [] };
   const verifyRates: number[] = [];
+  const keyedVerifyRates: number[] = [];
   const commandRates: number[] = [];
   let n = 0;
   for (let round = 0; round < sizes.rounds; round++) {
-    for (const variant of ['before', 'off', 'on'] as const) {
+    for (const variant of ['before', 'off', 'on', 'keyed'] as const) {
       const name = `int_${variant}_${n++}`;
       const url = await database(pg, name, variant);
       const rate = await run(url, variant, warm, measured);
@@ -80,14 +90,36 @@ export async function integrity(pg: TestPostgres, sizes: IntegritySizes, details
         verifyRates.push(await verifiedClean(url, rows, 1));
         commandRates.push(await verifiedClean(url, rows, COMMAND_JOBS));
       }
+      if (variant === 'keyed') keyedVerifyRates.push(await verifiedClean(url, rows, COMMAND_JOBS, true));
     }
   }
-  const [before, off, on] = (['before', 'off', 'on'] as const).map((v) => median(rates[v]));
-  details.integrity = { ...sizes, rates, verifyRates, commandRates };
+  const [before, off, on, keyed] = (['before', 'off', 'on', 'keyed'] as const).map((v) => median(rates[v]));
+  const birth = birthCost(measured);
+  details.integrity = { ...sizes, rates, verifyRates, commandRates, keyedVerifyRates, birth };
   return [
     { key: 'integrity.auditPerSecSealingOff', value: off, unit: '/s', note: `median of ${sizes.rounds} x ${sizes.entries} log()` },
     { key: 'integrity.auditPerSecSealingOn', value: on, unit: '/s', note: 'sealing at its defaults (every 5 s, 20 000 rows a seal)' },
     { key: 'integrity.sealingCost', value: 1 - on / off, unit: '', target: { op: '<=', value: 0.05 }, note: '1 - on/off' },
+    { key: 'integrity.auditPerSecEntryAuth', value: keyed, unit: '/s', note: 'sealing on and every entry authenticated (entryKeys)' },
+    {
+      key: 'integrity.entryAuthCost',
+      value: 1 - keyed / off,
+      unit: '',
+      target: { op: '<=', value: 0.05 },
+      note: 'sealing and entry authentication together: 1 - keyed/off',
+    },
+    {
+      key: 'integrity.entryAuthMicrosPerEntry',
+      value: birth.signedMicros - birth.plainMicros,
+      unit: 'µs',
+      note: `CPU of normalize() with the entry key ${birth.signedMicros.toFixed(2)} µs, without ${birth.plainMicros.toFixed(2)} µs (median of 5 passes)`,
+    },
+    {
+      key: 'integrity.verifyRowsPerSecEntryKey',
+      value: median(keyedVerifyRates),
+      unit: '/s',
+      note: `audit-verify with the entry key (every row's code checked), ${COMMAND_JOBS} connections`,
+    },
     {
       key: 'integrity.migrationCost',
       value: 1 - off / before,
@@ -115,7 +147,7 @@ export async function integrity(pg: TestPostgres, sizes: IntegritySizes, details
 const COMMAND_JOBS = 4;
 
 /** Verifies the trail on `jobs` connections, throwing unless clean and complete; returns rows per second. */
-async function verifiedClean(url: string, rows: number, jobs: number): Promise<number> {
+async function verifiedClean(url: string, rows: number, jobs: number, withEntryKey = false): Promise<number> {
   const client = new Client({ connectionString: url });
   await client.connect();
   const connect = async () => {
@@ -125,13 +157,33 @@ async function verifiedClean(url: string, rows: number, jobs: number): Promise<n
   };
   try {
     const started = performance.now();
-    const report = await verifyTrail(client, jobs > 1 ? { jobs, connect } : {});
+    const entryKeys = withEntryKey ? resolveEntryKeys(ENTRY_KEYS) : undefined;
+    const report = await verifyTrail(client, { ...(jobs > 1 ? { jobs, connect } : {}), entryKeys });
     const ms = performance.now() - started;
-    if (report.anomalyCount > 0 || report.rowsVerified !== rows) {
+    if (report.anomalyCount > 0 || report.rowsVerified !== rows || (withEntryKey && report.entryAuth.authentic !== rows)) {
       throw new Error(`verify: ${report.rowsVerified} of ${rows} rows verified, anomalies ${JSON.stringify(report.byKind)}`);
     }
     return (rows / ms) * 1000;
   } finally {
     await client.end();
   }
+}
+
+/** CPU time of normalize() per entry, in µs, with and without the entry key (median of 5 passes over the same entries). */
+function birthCost(entries: readonly AuditEntry[]): { plainMicros: number; signedMicros: number } {
+  const plain = new AuditEntryNormalizer([], 64 * 1024);
+  const signed = new AuditEntryNormalizer([], 64 * 1024, entrySigner(resolveEntryKeys(ENTRY_KEYS)));
+  // CPU time, not wall time: on a shared machine it is the steadier measure of the work done.
+  const pass = (normalizer: AuditEntryNormalizer) => {
+    const started = process.cpuUsage();
+    for (const entry of entries) normalizer.normalize(entry);
+    const { user, system } = process.cpuUsage(started);
+    return (user + system) / entries.length;
+  };
+  const times = { plain: [] as number[], signed: [] as number[] };
+  for (let i = 0; i < 5; i++) {
+    times.plain.push(pass(plain));
+    times.signed.push(pass(signed));
+  }
+  return { plainMicros: median(times.plain), signedMicros: median(times.signed) };
 }

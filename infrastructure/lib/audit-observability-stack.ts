@@ -31,6 +31,7 @@ export const AUDIT_METRICS = {
   SealFailed: AUDIT_EVENTS.sealFailed,
   ChainBroken: AUDIT_EVENTS.chainBroken,
   DiffFailed: AUDIT_EVENTS.diffFailed,
+  Forged: AUDIT_EVENTS.forged,
 } as const;
 
 /** Name of one audit metric. */
@@ -60,7 +61,7 @@ export interface AuditObservabilityStackProps extends StackProps {
 /**
  * Operator-facing observability of the audit module: the application log group, a metric per
  * failure event, alarms on audit-DB write failures, on dropped, evicted or quarantined entries, on
- * entity diffs not captured, on repeated sealing failures and on a cut seal chain (integrity on), and the SNS
+ * entity diffs not captured, on repeated sealing failures, on a cut seal chain and on any forged row (integrity on), and the SNS
  * topic of the operations team that receives both the alarm and the OK transitions.
  *
  * @example
@@ -141,6 +142,13 @@ export class AuditObservabilityStack extends Stack {
     this.alarm('ChainBrokenAlarm', 'ChainBroken', {
       alarmName: `audit-chain-broken-${props.environment}`,
       alarmDescription: `The seals in the audit DB no longer continue the ones the sealer made: seals were deleted or replaced, and the sealer seals nothing more. See docs/INTEGRITY.md. ${RUNBOOK}`,
+      threshold: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+    });
+    // Integrity with entry keys: one forged row is already an incident (someone wrote to the trail past the module).
+    this.alarm('ForgedAlarm', 'Forged', {
+      alarmName: `audit-rows-forged-${props.environment}`,
+      alarmDescription: `A row in audit_log did not pass through the module (its entry code fails): it was not sealed. Someone holding the database's credentials wrote it. See docs/INTEGRITY.md. ${RUNBOOK}`,
       threshold: 1,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
     });

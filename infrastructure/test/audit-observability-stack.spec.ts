@@ -40,6 +40,7 @@ describe('AuditObservabilityStack', () => {
     ['SealFailed', 'audit.seal_failed'],
     ['ChainBroken', 'audit.chain_broken'],
     ['DiffFailed', 'audit.diff_failed'],
+    ['Forged', 'audit.forged'],
   ])('counts %s from the JSON event %s', (metricName, event) => {
     prod.hasResourceProperties('AWS::Logs::MetricFilter', {
       FilterPattern: `{ $.event = "${event}" }`,
@@ -48,9 +49,9 @@ describe('AuditObservabilityStack', () => {
     });
   });
 
-  it('has exactly the eight metric filters and seven alarms', () => {
-    prod.resourceCountIs('AWS::Logs::MetricFilter', 8);
-    prod.resourceCountIs('AWS::CloudWatch::Alarm', 7);
+  it('has exactly the nine metric filters and eight alarms', () => {
+    prod.resourceCountIs('AWS::Logs::MetricFilter', 9);
+    prod.resourceCountIs('AWS::CloudWatch::Alarm', 8);
   });
 
   it('alarms on the first audit.chain_broken line, to the operations topic, pointing to the integrity doc and the runbook', () => {
@@ -65,6 +66,21 @@ describe('AuditObservabilityStack', () => {
       Threshold: 1,
       ComparisonOperator: 'GreaterThanOrEqualToThreshold',
       TreatMissingData: 'notBreaching',
+      AlarmActions: [topicRef(prod)],
+      OKActions: [topicRef(prod)],
+    });
+  });
+
+  it('alarms on any forged row in 5 minutes, to the operations topic, pointing to the integrity doc', () => {
+    prod.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      Namespace: 'AuditLog',
+      MetricName: 'Forged',
+      AlarmName: 'audit-rows-forged-prod',
+      AlarmDescription: Match.stringLikeRegexp('docs/INTEGRITY.md'),
+      Statistic: 'Sum',
+      Period: 300,
+      Threshold: 1,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
       AlarmActions: [topicRef(prod)],
       OKActions: [topicRef(prod)],
     });

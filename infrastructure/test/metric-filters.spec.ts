@@ -17,6 +17,7 @@ const CONTRACT: Record<string, string> = {
   SealFailed: 'audit.seal_failed',
   ChainBroken: 'audit.chain_broken',
   DiffFailed: 'audit.diff_failed',
+  Forged: 'audit.forged',
 };
 
 interface SynthesizedFilter {

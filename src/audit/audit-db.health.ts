@@ -11,7 +11,7 @@ import { AuditSealer } from './integrity/audit-sealer';
  * captured as diffs), `diskTimeouts` (spool and quarantine file operations given up at their
  * deadline), `downSince`,
  * `lastError` (sanitized: no URL, host or password); with a spool also `spooled`, `spoolBytes`;
- * with integrity on also `integrity: { lastSealedAt, lag, failures, sealed, chainBroken }`
+ * with integrity on also `integrity: { lastSealedAt, lag, failures, sealed, forged, chainBroken }`
  * (sealing, even over a cut chain, never turns the indicator down: it is the write path's health).
  *
  * @example

@@ -53,6 +53,11 @@ export interface AuditRecord {
   requestId: string | null;
   changes: unknown;
   metadata: unknown;
+  /**
+   * The entry's authentication code (`v1:<key id>:<mac>`), made when the entry is created, with
+   * integrity's entry keys set; absent without them. It travels with the entry through every sink.
+   */
+  authCode?: string;
 }
 
 /** Marker that replaces `changes` or `metadata` when an entry exceeds `maxEntryBytes`. */
@@ -82,6 +87,8 @@ export class AuditEntryNormalizer {
   constructor(
     redactKeys: readonly string[],
     private readonly maxEntryBytes: number,
+    /** Makes the entry's authentication code (integrity's entry keys): called once, on the finished record. */
+    private readonly sign?: (record: AuditRecord) => string,
   ) {
     this.isRedacted = compileRedactor(redactKeys);
   }
@@ -126,7 +133,10 @@ export class AuditEntryNormalizer {
       changes: changes.value,
       metadata: occurredAt.original === undefined ? metadata.value : withOriginalOccurredAt(metadata.value, occurredAt.original),
     };
-    return { ...this.capSize(record, changes, metadata), faults };
+    const capped = this.capSize(record, changes, metadata);
+    if (!this.sign) return { ...capped, faults };
+    capped.record.authCode = this.sign(capped.record);
+    return { record: capped.record, bytes: recordBytes(capped.record), faults };
   }
 
   /** Each of `changes` and `metadata` may read up to `maxEntryBytes`: a large one cannot starve the other. */

@@ -18,6 +18,18 @@ export const AUDIT_COLUMNS = [
 ];
 
 /**
+ * The column of an entry's authentication code (integrity's entry keys). Written only by a batch
+ * in which an entry carries one, so that an app without entry keys also writes to a table made
+ * before the column existed.
+ */
+export const AUTH_CODE_COLUMN = 'auth_code';
+
+/** The columns a batch writes: {@link AUDIT_COLUMNS}, and the code's column when an entry has a code. */
+function columnsOf(records: readonly AuditRecord[]): string[] {
+  return records.some((r) => r.authCode !== undefined) ? [...AUDIT_COLUMNS, AUTH_CODE_COLUMN] : AUDIT_COLUMNS;
+}
+
+/**
  * The multi-row insert of `records`; with `returning`, the ids really inserted come back (the
  * ones already present do not).
  *
@@ -30,14 +42,16 @@ export function buildAuditInsert(
   options: { returning?: boolean } = {},
 ): { sql: string; parameters: unknown[] } {
   const parameters: unknown[] = [];
+  const columns = columnsOf(records);
   const rows = records.map((r) => {
     parameters.push(...rowValues(r));
-    const base = parameters.length - AUDIT_COLUMNS.length;
-    return `(${AUDIT_COLUMNS.map((_, i) => `$${base + i + 1}`).join(', ')})`;
+    if (columns.length > AUDIT_COLUMNS.length) parameters.push(r.authCode ?? null);
+    const base = parameters.length - columns.length;
+    return `(${columns.map((_, i) => `$${base + i + 1}`).join(', ')})`;
   });
   const returning = options.returning ? ' RETURNING id' : '';
   return {
-    sql: `INSERT INTO ${table} (${AUDIT_COLUMNS.join(', ')}) VALUES ${rows.join(', ')} ON CONFLICT (id) DO NOTHING${returning}`,
+    sql: `INSERT INTO ${table} (${columns.join(', ')}) VALUES ${rows.join(', ')} ON CONFLICT (id) DO NOTHING${returning}`,
     parameters,
   };
 }
@@ -52,14 +66,16 @@ export function buildAuditInsert(
 export function buildAuditInsertText(table: string, records: readonly AuditRecord[]): string {
   // Appended piece by piece, in the order of AUDIT_COLUMNS: a batch of 500 rows is half a
   // megabyte of text, built without the arrays and joins of every row.
-  let sql = `INSERT INTO ${table} (${AUDIT_COLUMNS.join(', ')}) VALUES `;
+  const columns = columnsOf(records);
+  const withCode = columns.length > AUDIT_COLUMNS.length;
+  let sql = `INSERT INTO ${table} (${columns.join(', ')}) VALUES `;
   for (let i = 0; i < records.length; i++) {
     const r = records[i];
     const { changes, metadata } = payloadJson(r);
     sql += i === 0 ? '(' : ', (';
     sql += `${literal(r.id)}, ${literal(r.occurredAt)}, ${literal(r.action)}, ${literal(r.entityType)}, ${literal(r.entityId)}, `;
     sql += `${literal(r.userId)}, ${literal(r.outcome)}, ${literal(r.ip)}, ${literal(r.userAgent)}, ${literal(r.requestId)}, `;
-    sql += `${literal(changes)}, ${literal(metadata)})`;
+    sql += `${literal(changes)}, ${literal(metadata)}${withCode ? `, ${literal(r.authCode ?? null)}` : ''})`;
   }
   return `${sql} ON CONFLICT (id) DO NOTHING`;
 }

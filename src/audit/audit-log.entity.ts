@@ -53,6 +53,10 @@ export class AuditLog {
   @Column({ type: 'jsonb', nullable: true })
   metadata!: unknown;
 
+  /** The entry's authentication code, made by the module when the entry was created (integrity's entry keys); null without them. */
+  @Column({ name: 'auth_code', type: 'text', nullable: true })
+  authCode!: string | null;
+
   /** Set by the database when the row is committed. */
   @Column({ name: 'recorded_at', type: 'timestamptz', default: () => 'now()' })
   recordedAt!: Date;

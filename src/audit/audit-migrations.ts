@@ -2,6 +2,7 @@ import { CreateAuditLog1732700000000 } from '../../migrations/1732700000000-Crea
 import { AuditIntegrity1764300000000 } from '../../migrations/1764300000000-AuditIntegrity';
 import { AuditReadIndexes1764300000001 } from '../../migrations/1764300000001-AuditReadIndexes';
 import { AuditDatabaseColumns1764800000020 } from '../../migrations/1764800000020-AuditDatabaseColumns';
+import { AuditEntryAuth1764900000000 } from '../../migrations/1764900000000-AuditEntryAuth';
 
 /**
  * Every migration of the audit schema, oldest first. List them all in the audit DataSource's
@@ -18,4 +19,5 @@ export const AUDIT_MIGRATIONS = [
   AuditIntegrity1764300000000,
   AuditReadIndexes1764300000001,
   AuditDatabaseColumns1764800000020,
+  AuditEntryAuth1764900000000,
 ] as const;

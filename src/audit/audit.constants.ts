@@ -32,3 +32,5 @@ export const SENTRY_SEALING_FINGERPRINT = ['audit-sealing-failed'];
 
 /** Sentry fingerprint of a cut seal chain (integrity on): the sealer seals nothing more. */
 export const SENTRY_CHAIN_BROKEN_FINGERPRINT = ['audit-chain-broken'];
+/** Sentry fingerprint of rows the sealer refused as forged. */
+export const SENTRY_FORGED_FINGERPRINT = ['audit-forged-rows'];

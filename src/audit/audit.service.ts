@@ -16,6 +16,7 @@ import { AuditReporter, ConsoleSink, type WriteFailureReport } from './sinks';
 import { AuditQuarantine, isolateRefused } from './quarantine';
 import { AuditSpool } from './spool';
 import { EntityChangeSubscriber, holdForRecord, withEntityChanges } from './diffs';
+import { entrySigner } from './integrity/entry-auth';
 
 /** How often, while up, the spool is checked for segments that processes gone from a shared directory left. */
 const SPOOL_SWEEP_MS = 1000;
@@ -86,7 +87,7 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
     // Always provided by AuditModule; absent only where a test constructs the service itself.
     @Inject(EntityChangeSubscriber) private readonly diffs?: EntityChangeSubscriber,
   ) {
-    this.normalizer = new AuditEntryNormalizer(options.redactKeys, options.maxEntryBytes);
+    this.normalizer = new AuditEntryNormalizer(options.redactKeys, options.maxEntryBytes, entrySigner(options.integrity.entryKeys));
     this.writer = new AuditWriter(repository, options.writeTimeoutMs);
     const secrets = connectionSecrets(repository.manager?.connection?.options);
     this.circuit = new AuditCircuit(options, console, reporter, secrets, () => this.retryBuffered());

@@ -1,6 +1,7 @@
 export { CreateAuditLog1732700000000 } from '../../migrations/1732700000000-CreateAuditLog';
 export { AuditIntegrity1764300000000 } from '../../migrations/1764300000000-AuditIntegrity';
 export { AuditReadIndexes1764300000001 } from '../../migrations/1764300000001-AuditReadIndexes';
+export { AuditEntryAuth1764900000000 } from '../../migrations/1764900000000-AuditEntryAuth';
 export { AUDIT_MIGRATIONS } from './audit-migrations';
 export { AuditBuffer, type BufferedEntry } from './audit-buffer';
 export { auditScope } from './audit-context';
@@ -50,6 +51,8 @@ export {
   type AnomalyKind,
   type AuditIntegrityOptions,
   AuditSealer,
+  type EntryKey,
+  parseEntryKeys,
   type IntegrityStatus,
   type VerifyReport,
   verifyTrail,
@@ -65,6 +68,7 @@ export {
   type QuarantineReport,
   type RecoveryReport,
   type SealFailureReport,
+  type ForgedRowsReport,
   type WriteFailureReport,
 } from './sinks';
 export {

@@ -6,6 +6,7 @@ import { AUDIT_OPTIONS, AUDIT_REPOSITORY } from '../audit.constants';
 import { connectionSecrets, sanitizeDbError } from '../db-error';
 import { AUDIT_EVENTS, AuditReporter, ConsoleSink } from '../sinks';
 import { type ChainBreak, ChainBrokenError, ChainMemory, chainMemoryFile } from './chain-memory';
+import { type ForgedRow } from './entry-auth';
 import { type Seal } from './seal';
 import { newestSeal, sealOnce, sealTableOf, trailName } from './seal-store';
 import { PIN_SEARCH_PATH_SQL, resolveTable } from './search-path';
@@ -22,10 +23,14 @@ export interface IntegrityStatus {
   sealed: number;
   /** Set when the seals in the database stopped continuing the newest one this sealer made or saw: it seals nothing more. */
   chainBroken: (ChainBreak & { since: string }) | null;
+  /** Rows this process refused to seal because they are not authentic (each also an `audit.forged` line). */
+  forged: number;
 }
 
 /** Longest pause between attempts after failures (the interval doubles per failure up to it). */
 const MAX_BACKOFF_MS = 60_000;
+/** Forged rows named in one Sentry warning; the lines name them all. */
+const FORGED_IN_REPORT = 20;
 /** Seals one attempt makes at most before yielding to the event loop's other work. */
 const SEALS_PER_ATTEMPT = 20;
 
@@ -57,6 +62,7 @@ export class AuditSealer implements OnApplicationBootstrap, BeforeApplicationShu
   private broken: (ChainBreak & { since: string }) | null = null;
   private failures = 0;
   private sealed = 0;
+  private forged = 0;
   private lastSealedAt: Date | null = null;
   private caughtUpAt = Date.now();
 
@@ -77,6 +83,7 @@ export class AuditSealer implements OnApplicationBootstrap, BeforeApplicationShu
       failures: this.failures,
       sealed: this.sealed,
       chainBroken: this.broken,
+      forged: this.forged,
     };
   }
 
@@ -85,6 +92,11 @@ export class AuditSealer implements OnApplicationBootstrap, BeforeApplicationShu
     if (typeof this.repository.manager?.query !== 'function') {
       this.logger.warn('Integrity is enabled but the AuditLog repository is a test double: nothing is sealed');
       return;
+    }
+    if (this.options.integrity.entryKeys.length === 0) {
+      this.logger.warn(
+        'Integrity is enabled without integrity.entryKeys: rows are sealed, but not checked for authenticity (see docs/INTEGRITY.md)',
+      );
     }
     this.schedule(0);
   }
@@ -151,9 +163,9 @@ export class AuditSealer implements OnApplicationBootstrap, BeforeApplicationShu
       }
       const memory = this.memory as ChainMemory;
       const guard = (newest: { seq: number; hash: Buffer } | null) => memory.check(query, sealTableOf(this.table), newest);
-      const { maxRowsPerSeal, signingKey } = this.options.integrity;
+      const { maxRowsPerSeal, signingKey, entryKeys } = this.options.integrity;
       for (let i = 0; i < SEALS_PER_ATTEMPT && !this.stopped; i++) {
-        const seal = await sealOnce(runner, this.table, { maxRows: maxRowsPerSeal, signingKey, guard });
+        const seal = await sealOnce(runner, this.table, { maxRows: maxRowsPerSeal, signingKey, guard, entryKeys });
         if (seal === 'busy') break;
         if (seal === null) {
           this.caughtUpAt = Date.now();
@@ -163,6 +175,7 @@ export class AuditSealer implements OnApplicationBootstrap, BeforeApplicationShu
         memory.remember(seal.seq, seal.hash);
         this.lastSealedAt = new Date(seal.sealedAt);
         this.witness(seal);
+        if (seal.forged.length > 0) this.reportForged(seal.seq, seal.forged);
         if (seal.rowCount < maxRowsPerSeal) this.caughtUpAt = Date.now();
       }
       await memory.persist();
@@ -189,6 +202,7 @@ export class AuditSealer implements OnApplicationBootstrap, BeforeApplicationShu
       sealedAt: new Date(seal.sealedAt).toISOString(),
       keyId: seal.keyId,
       signature: seal.signature?.toString('base64') ?? null,
+      entryAuthFrom: seal.entryAuthFrom ?? null,
     });
   }
 
@@ -197,6 +211,30 @@ export class AuditSealer implements OnApplicationBootstrap, BeforeApplicationShu
     this.console.emit(AUDIT_EVENTS.chainBroken, 'error', { ...found });
     try {
       this.reporter.chainBroken?.(found);
+    } catch {
+      // A reporter that throws must not stop the sealer.
+    }
+  }
+
+  /** One `audit.forged` line per row left out of seal `seq`, and one Sentry warning for them all. */
+  private reportForged(seq: number, rows: ForgedRow[]): void {
+    this.forged += rows.length;
+    for (const row of rows) {
+      this.console.emit(AUDIT_EVENTS.forged, 'error', {
+        trail: this.trail,
+        auditId: row.id,
+        action: row.action,
+        entityType: row.entityType,
+        entityId: row.entityId,
+        userId: row.userId,
+        occurredAt: row.occurredAt,
+        tx: row.tx,
+        seal: seq,
+        reason: row.reason,
+      });
+    }
+    try {
+      this.reporter.forgedRows?.({ trail: this.trail, seal: seq, count: rows.length, rows: rows.slice(0, FORGED_IN_REPORT) });
     } catch {
       // A reporter that throws must not stop the sealer.
     }

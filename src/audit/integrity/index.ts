@@ -1,4 +1,5 @@
 export { AuditSealer, type IntegrityStatus } from './audit-sealer';
+export { type EntryKey, parseEntryKeys } from './entry-auth';
 export { type AuditIntegrityOptions, INTEGRITY_DEFAULTS, type ResolvedIntegrityOptions } from './integrity-options';
 export { merkleRoot } from './merkle';
 export { leafHash } from './row-encoding';

@@ -1,5 +1,6 @@
 import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { AuditConfigError } from '../audit.errors';
+import { type EntryKey, resolveEntryKeys, type ResolvedEntryKey } from './entry-auth';
 
 /**
  * The `integrity` option of `AuditModule.forRoot()`: sealing of committed rows (see
@@ -17,6 +18,12 @@ export interface AuditIntegrityOptions {
   maxRowsPerSeal?: number;
   /** An Ed25519 private key (PKCS#8, PEM or base64 DER) that signs each seal. Never logged. */
   signingKey?: string | null;
+  /**
+   * Keys that authenticate each entry when it is created (HMAC-SHA256, see docs/INTEGRITY.md):
+   * the first signs, all verify. The sealer then seals only authentic rows. Never logged; the
+   * database never sees them.
+   */
+  entryKeys?: EntryKey[] | null;
 }
 
 /** The `integrity` option after defaults and validation; the key parsed. */
@@ -25,6 +32,7 @@ export interface ResolvedIntegrityOptions {
   intervalMs: number;
   maxRowsPerSeal: number;
   signingKey: KeyObject | null;
+  entryKeys: readonly ResolvedEntryKey[];
 }
 
 /** Defaults of the `integrity` option. */
@@ -33,6 +41,7 @@ export const INTEGRITY_DEFAULTS: Readonly<ResolvedIntegrityOptions> = Object.fre
   intervalMs: 5000,
   maxRowsPerSeal: 20_000,
   signingKey: null,
+  entryKeys: [],
 });
 
 const LIMITS: Record<'intervalMs' | 'maxRowsPerSeal', [number, number]> = {
@@ -51,7 +60,7 @@ export function resolveIntegrityOptions(input: unknown): ResolvedIntegrityOption
   if (!input || typeof input !== 'object' || Array.isArray(input)) {
     throw AuditConfigError.invalidOption('integrity', 'an object such as { enabled: true }', input);
   }
-  const known = ['enabled', 'intervalMs', 'maxRowsPerSeal', 'signingKey'];
+  const known = ['enabled', 'intervalMs', 'maxRowsPerSeal', 'signingKey', 'entryKeys'];
   const raw = input as Record<string, unknown>;
   for (const key of Object.keys(raw)) {
     if (!known.includes(key)) throw AuditConfigError.unknownOption(`integrity.${key}`, known);
@@ -66,7 +75,7 @@ export function resolveIntegrityOptions(input: unknown): ResolvedIntegrityOption
     }
     numbers[key] = value;
   }
-  return Object.freeze({ enabled, ...numbers, signingKey: parseSigningKey(raw.signingKey) });
+  return Object.freeze({ enabled, ...numbers, signingKey: parseSigningKey(raw.signingKey), entryKeys: resolveEntryKeys(raw.entryKeys) });
 }
 
 function parseSigningKey(value: unknown): KeyObject | null {

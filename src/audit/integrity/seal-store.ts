@@ -2,10 +2,11 @@ import { type KeyObject } from 'node:crypto';
 import { type QueryRunner } from 'typeorm';
 import { quoteTablePath } from '../audit-insert-sql';
 import { merkleRoot } from './merkle';
+import { type ForgedRow, entryKeysMissingError, judgeSealRows, type ResolvedEntryKey, SEAL_ENTRY_COLUMNS } from './entry-auth';
 import { keyRange, LEAF_FIELDS, LEAF_SQL, type RowKey } from './row-encoding';
 import { SEALABLE_ROW_SQL } from './row-validity';
 import { PIN_SEARCH_PATH_SQL, resolveTable } from './search-path';
-import { GENESIS_HASH, keyIdOf, manifestEntry, type Seal, SEAL_VERSION, sealHash, signSeal } from './seal';
+import { GENESIS_HASH, keyIdOf, manifestEntry, type Seal, SEAL_VERSION, SEAL_VERSION_ENTRY_AUTH, sealHash, signSeal } from './seal';
 
 /** A row as the sealer reads it: its key and its leaf hash, computed by the server. */
 interface LeafRow {
@@ -13,7 +14,13 @@ interface LeafRow {
   tx: string | null;
   leaf: Buffer;
   horizon: string;
+  /** With entry keys: the row's code and the digest the server computed of its fields. */
+  code?: string | null;
+  digest?: Buffer;
 }
+
+/** The last row of an empty first seal, which only records the entry-authentication boundary. */
+const NIL_UUID = '00000000-0000-0000-0000-000000000000';
 
 /** Longest a statement of a sealing attempt may take or wait for a lock. */
 const SEAL_TIMEOUT_MS = 30_000;
@@ -41,7 +48,7 @@ export function trailName(database: string, logTablePath: string): string {
 /** The columns of `audit_seal`, selected so that {@link toSeal} can read them (`seq` as text: order by the table's column, `s.seq`). */
 export const SEAL_COLUMNS_SQL =
   'seq::text, version, prev_hash, last_tx::text, last_id::text, horizon::text, row_count, root, manifest, ' +
-  '(extract(epoch FROM sealed_at) * 1000)::bigint::text AS sealed_at, hash, key_id, signature';
+  '(extract(epoch FROM sealed_at) * 1000)::bigint::text AS sealed_at, hash, key_id, signature, entry_auth_from::text';
 
 /** A row selected with {@link SEAL_COLUMNS_SQL} as a {@link Seal}. */
 export function toSeal(row: Record<string, unknown>): Seal {
@@ -59,6 +66,7 @@ export function toSeal(row: Record<string, unknown>): Seal {
     hash: row.hash as Buffer,
     keyId: (row.key_id as string | null) ?? null,
     signature: (row.signature as Buffer | null) ?? null,
+    entryAuthFrom: (row.entry_auth_from as string | null) ?? null,
   };
 }
 
@@ -81,8 +89,14 @@ export async function sealOnce(
     maxRows,
     signingKey,
     guard,
-  }: { maxRows: number; signingKey: KeyObject | null; guard?: (newest: { seq: number; hash: Buffer } | null) => Promise<void> },
-): Promise<Seal | null | 'busy'> {
+    entryKeys = [],
+  }: {
+    maxRows: number;
+    signingKey: KeyObject | null;
+    guard?: (newest: { seq: number; hash: Buffer } | null) => Promise<void>;
+    entryKeys?: readonly ResolvedEntryKey[];
+  },
+): Promise<(Seal & { forged: ForgedRow[] }) | null | 'busy'> {
   if (!logTablePath.includes('.')) logTablePath = await resolveTable((sql, parameters) => runner.query(sql, parameters), logTablePath);
   const sealTable = sealTableOf(logTablePath);
   await runner.startTransaction();
@@ -97,14 +111,23 @@ export async function sealOnce(
       return 'busy';
     }
     const [newest] = (await runner.query(
-      `SELECT seq::text, hash, last_tx::text, last_id::text FROM ${sealTable} AS s ORDER BY s.seq DESC LIMIT 1`,
+      `SELECT seq::text, hash, last_tx::text, last_id::text, horizon::text, entry_auth_from::text FROM ${sealTable} AS s ORDER BY s.seq DESC LIMIT 1`,
     )) as {
       seq: string;
       hash: Buffer;
       last_tx: string | null;
       last_id: string;
+      horizon: string;
+      entry_auth_from: string | null;
     }[];
     await guard?.(newest ? { seq: Number(newest.seq), hash: newest.hash } : null);
+    const keyed = entryKeys.length > 0;
+    if (!keyed && newest?.entry_auth_from) throw entryKeysMissingError(newest.entry_auth_from);
+    // The first seal made with entry keys records the boundary: rows written from here on must carry a code.
+    const entryAuthFrom = !keyed
+      ? null
+      : (newest?.entry_auth_from ??
+        ((await runner.query(`SELECT pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::text AS b`)) as { b: string }[])[0].b);
     const after: RowKey | null = newest ? { tx: newest.last_tx, id: newest.last_id } : null;
     const log = quoteTablePath(logTablePath);
     // The seal's rows are picked by their keys alone, then read by id and hashed: a backlog is
@@ -113,7 +136,7 @@ export async function sealOnce(
       runner.query(
         `WITH h AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS horizon),
          picked AS MATERIALIZED (SELECT l.id FROM ${log} AS l, h WHERE ${where} AND ${SEALABLE_ROW_SQL} ORDER BY ${order} LIMIT ${maxRows})
-         SELECT id::text AS id, tx::text AS tx, ${LEAF_SQL} AS leaf, h.horizon::text AS horizon
+         SELECT id::text AS id, tx::text AS tx, ${LEAF_SQL} AS leaf, h.horizon::text AS horizon${keyed ? SEAL_ENTRY_COLUMNS : ''}
          FROM ${log} AS l, h, ${LEAF_FIELDS} WHERE l.id = ANY(ARRAY(SELECT id FROM picked)) ORDER BY l.tx NULLS FIRST, l.id`,
         parameters,
       ) as Promise<LeafRow[]>;
@@ -125,29 +148,39 @@ export async function sealOnce(
       // Ordered by the columns (l.tx), not the selected texts of the same names.
       rows = await select(`${where} AND tx < h.horizon`, 'l.tx, l.id', parameters);
     }
-    if (rows.length === 0) {
+    // Nothing to seal, unless the boundary is still to be recorded: then an empty seal records it.
+    if (rows.length === 0 && (!keyed || newest?.entry_auth_from)) {
       await runner.rollbackTransaction();
       return null;
     }
+    const { sealed, forged } = keyed
+      ? judgeSealRows(rows, BigInt(entryAuthFrom as string), entryKeys)
+      : { sealed: rows, forged: [] as LeafRow[] };
     const leaves: Buffer[] = [];
     const manifest: Buffer[] = [];
-    for (const row of rows) {
+    for (const row of sealed) {
       leaves.push(row.leaf);
       manifest.push(manifestEntry(row.id, row.leaf));
     }
-    const last = rows[rows.length - 1];
+    // The seal's range ends at the last row picked, forged or not, so a forged row is in a sealed range and never picked again.
+    const last = rows.at(-1) ?? {
+      tx: newest ? newest.last_tx : null,
+      id: newest ? newest.last_id : NIL_UUID,
+      horizon: newest ? newest.horizon : '0',
+    };
     const unsigned = {
       seq: newest ? Number(newest.seq) + 1 : 1,
-      version: SEAL_VERSION,
+      version: keyed ? SEAL_VERSION_ENTRY_AUTH : SEAL_VERSION,
       prevHash: newest ? newest.hash : GENESIS_HASH,
       lastTx: last.tx,
       lastId: last.id,
       // A seal cut at maxRows vouches only for the rows up to its last one.
       horizon: rows.length < maxRows ? last.horizon : (last.tx ?? '0'),
-      rowCount: rows.length,
+      rowCount: sealed.length,
       root: merkleRoot(leaves),
       manifest: Buffer.concat(manifest),
       sealedAt: Date.now(),
+      entryAuthFrom,
     };
     const hash = sealHash(unsigned);
     const seal: Seal = {
@@ -157,8 +190,8 @@ export async function sealOnce(
       signature: signingKey ? signSeal(hash, signingKey) : null,
     };
     await runner.query(
-      `INSERT INTO ${sealTable} (seq, version, prev_hash, last_tx, last_id, horizon, row_count, root, manifest, sealed_at, hash, key_id, signature)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::timestamptz, $11, $12, $13)`,
+      `INSERT INTO ${sealTable} (seq, version, prev_hash, last_tx, last_id, horizon, row_count, root, manifest, sealed_at, hash, key_id, signature, entry_auth_from)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::timestamptz, $11, $12, $13, $14)`,
       [
         seal.seq,
         seal.version,
@@ -173,10 +206,12 @@ export async function sealOnce(
         seal.hash,
         seal.keyId,
         seal.signature,
+        seal.entryAuthFrom,
       ],
     );
+    const forgedRows = forged.length > 0 ? await describeForged(runner, log, forged) : [];
     await runner.commitTransaction();
-    return seal;
+    return { ...seal, forged: forgedRows };
   } catch (error) {
     if (runner.isTransactionActive) await runner.rollbackTransaction().catch(() => undefined);
     throw error;
@@ -194,4 +229,26 @@ export async function newestSeal(runner: QueryRunner, logTablePath: string): Pro
     `SELECT ${SEAL_COLUMNS_SQL} FROM ${sealTableOf(logTablePath)} AS s ORDER BY s.seq DESC LIMIT 1`,
   )) as Record<string, unknown>[];
   return row ? toSeal(row) : null;
+}
+
+/** The forged rows as `audit.forged` names them: id, transaction, why, and what the row claims. */
+async function describeForged(runner: QueryRunner, log: string, forged: (LeafRow & { reason?: string })[]): Promise<ForgedRow[]> {
+  const claims = (await runner.query(
+    `SELECT id::text AS id, occurred_at::text AS occurred_at, action, entity_type, entity_id, user_id FROM ${log} WHERE id = ANY($1::uuid[])`,
+    [forged.map((row) => row.id)],
+  )) as { id: string; occurred_at: string; action: string; entity_type: string | null; entity_id: string | null; user_id: string | null }[];
+  const byId = new Map(claims.map((c) => [c.id, c]));
+  return forged.map((row) => {
+    const claim = byId.get(row.id);
+    return {
+      id: row.id,
+      tx: row.tx,
+      reason: row.reason ?? 'not authentic',
+      occurredAt: claim?.occurred_at ?? null,
+      action: claim?.action ?? null,
+      entityType: claim?.entity_type ?? null,
+      entityId: claim?.entity_id ?? null,
+      userId: claim?.user_id ?? null,
+    };
+  });
 }

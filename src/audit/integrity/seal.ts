@@ -3,6 +3,9 @@ import { createHash, createPublicKey, type KeyObject, sign, verify } from 'node:
 /** Version of the row encoding and seal hash; stored with each seal. */
 export const SEAL_VERSION = 1;
 
+/** Version of a seal made with entry keys: as version 1, and its hash covers `entryAuthFrom` too. */
+export const SEAL_VERSION_ENTRY_AUTH = 2;
+
 /** The `prev_hash` of seal 1. */
 export const GENESIS_HASH = Buffer.alloc(32);
 
@@ -29,6 +32,11 @@ export interface Seal {
   hash: Buffer;
   keyId: string | null;
   signature: Buffer | null;
+  /**
+   * From version 2: the transaction id from which every row must carry a valid entry code,
+   * recorded by the first seal made with entry keys and repeated by every later one; null before.
+   */
+  entryAuthFrom?: string | null;
 }
 
 /**
@@ -51,6 +59,7 @@ export function sealHash(seal: Omit<Seal, 'hash' | 'keyId' | 'signature'>): Buff
     seal.root.toString('hex'),
     createHash('sha256').update(seal.manifest).digest('hex'),
     String(seal.sealedAt),
+    ...(seal.version >= SEAL_VERSION_ENTRY_AUTH ? [seal.entryAuthFrom ?? ''] : []),
   ];
   for (const field of fields) {
     const bytes = Buffer.from(field, 'utf8');

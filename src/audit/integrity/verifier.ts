@@ -1,6 +1,8 @@
 import { type KeyObject } from 'node:crypto';
 import { type Client } from 'pg';
 import { quoteTablePath } from '../audit-insert-sql';
+import { type ResolvedEntryKey } from './entry-auth';
+import { type EntryAuthReport, EntryChecks } from './entry-checks';
 import { merkleRoot } from './merkle';
 import { compareKeys, keyRange, LEAF_FIELDS, LEAF_SQL, type RowKey, type SortKey } from './row-encoding';
 import { ROW_PROBLEM_SQL } from './row-validity';
@@ -52,6 +54,8 @@ export interface VerifyOptions {
   jobs?: number;
   /** Rows read by one query: consecutive seals are checked together up to this many (a larger seal alone). Default 50 000. */
   chunkRows?: number;
+  /** The entry keys (integrity's `entryKeys`): every row's code is checked, sealed or not. Without them, only whether a row has one. */
+  entryKeys?: readonly ResolvedEntryKey[];
 }
 
 /** The result: counts, and the anomalies (the first 100 000; `anomalyCount` counts them all). */
@@ -63,6 +67,8 @@ export interface VerifyReport {
   anomalies: Anomaly[];
   anomalyCount: number;
   byKind: Record<AnomalyKind, number>;
+  /** Entry authentication: checked or not, the boundary, and the rows authentic or written before it. */
+  entryAuth: EntryAuthReport;
 }
 
 /** Rows a cursor returns at a time. */
@@ -103,6 +109,7 @@ export async function verifyTrail(client: Client, options: VerifyOptions = {}): 
   const report = emptyReport();
   const found: Anomaly[] = [];
   const workers: Client[] = [];
+  const entries = new EntryChecks(options.entryKeys ?? null);
   await prepareTable(client, table);
   await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
   // Every chunk's outcome, in order: a failure is reported by its first cause (see firstCause).
@@ -145,7 +152,7 @@ export async function verifyTrail(client: Client, options: VerifyOptions = {}): 
       chunk = null;
       while (queue.filter((q) => q.job).length >= jobs) await merge();
       const worker = await take();
-      const done = checkChunk(worker, table, ready).finally(() => idle.push(worker));
+      const done = checkChunk(worker, table, ready, entries).finally(() => idle.push(worker));
       // Awaited in merge(); marked handled so that a failure while others run is not an unhandled rejection.
       done.catch(() => undefined);
       started.push(done);
@@ -169,6 +176,7 @@ export async function verifyTrail(client: Client, options: VerifyOptions = {}): 
           sealFound.push({ kind: 'seal_missing', seal: missing, detail: 'absent from audit_seal: the chain skips it' });
         }
         checkSeal(seal, previous, options, (a) => sealFound.push(a));
+        entries.seal(seal, (a) => sealFound.push(a));
         const inRange = (options.from ?? -Infinity) <= seal.sealedAt && seal.sealedAt <= (options.to ?? Infinity);
         if (inRange) {
           if (chunk && chunk.rows + seal.rowCount > chunkRows) await dispatch();
@@ -197,14 +205,14 @@ export async function verifyTrail(client: Client, options: VerifyOptions = {}): 
         detail: `in the witness (${w.rows} rows, last row ${w.lastId}) but not in audit_seal`,
       });
     }
-    report.rowsUnsealed = await checkTail(client, table, previous, (a) => found.push(a));
+    report.rowsUnsealed = await checkTail(client, table, previous, entries, (a) => found.push(a));
   } catch (error) {
     throw await firstCause(error, started);
   } finally {
     await client.query('ROLLBACK').catch(() => undefined);
     for (const worker of workers) if (worker !== client) await worker.end().catch(() => undefined);
   }
-  return finish(report, found);
+  return finish({ ...report, entryAuth: entries.report }, found);
 }
 
 /**
@@ -275,21 +283,34 @@ function checkSeal(seal: Seal, previous: Seal | null, options: VerifyOptions, ad
   }
 }
 
-/** A row of a chunk: its key and its leaf hash. */
+/** A row of a chunk: its key, its leaf hash, and the finding of its entry check if it failed. */
 interface LeafRow extends SortKey {
   leaf: Buffer;
   /** Why the row can never be sealed (a timestamp out of range), or null. */
   problem: string | null;
+  forged?: Anomaly | null;
+}
+
+/** The entry checks' findings of `rows[from]` up to `rows[to]`, for rows the seal check did not name already. */
+function addForged(rows: LeafRow[], from: number, to: number, found: Anomaly[]): void {
+  let named: Set<string | undefined> | undefined;
+  for (let i = from; i < to; i++) {
+    const anomaly = rows[i].forged;
+    if (!anomaly) continue;
+    named ??= new Set(found.map((a) => a.row));
+    if (!named.has(anomaly.row)) found.push(anomaly);
+  }
 }
 
 /** Reads a chunk's rows, hashes them, sorts them into their seals and checks each seal; returns the rows read. */
-async function checkChunk(client: Client, table: string, chunk: Chunk): Promise<number> {
+async function checkChunk(client: Client, table: string, chunk: Chunk, entries: EntryChecks): Promise<number> {
   const last = chunk.seals[chunk.seals.length - 1];
   const rows: LeafRow[] = [];
   // Leaves are hashed by the server, in no particular order: 32 bytes a row travel, and the sort is here.
-  await forEachRow(client, table, 'leaves', chunk.after, { tx: last.lastTx, id: last.lastId }, (row) => {
-    const [id, tx, problem, leaf] = row as [string, string | null, string | null, Buffer];
-    rows.push({ id, tx: tx === null ? null : BigInt(tx), leaf, problem });
+  await forEachRow(client, table, 'leaves', chunk.after, { tx: last.lastTx, id: last.lastId }, entries.columns(true), (row) => {
+    const [id, tx, problem, leaf, ...extra] = row as [string, string | null, string | null, Buffer, ...unknown[]];
+    const key = tx === null ? null : BigInt(tx);
+    rows.push({ id, tx: key, leaf, problem, forged: entries.judge(id, key, extra) });
   });
   rows.sort(compareKeys);
   let from = 0;
@@ -298,9 +319,11 @@ async function checkChunk(client: Client, table: string, chunk: Chunk): Promise<
     let to = from;
     while (to < rows.length && compareKeys(rows[to], end) <= 0) to++;
     checkRows(seal, rows, from, to, (a) => chunk.found[i].push(a));
+    addForged(rows, from, to, chunk.found[i]);
     from = to;
   });
   // The query's range ends at the last seal's last row, so none can be left; if one were, it is named, never skipped.
+  addForged(rows, from, rows.length, chunk.found[chunk.seals.length - 1]);
   for (const { id } of rows.slice(from)) {
     chunk.found[chunk.seals.length - 1].push({
       kind: 'row_forged',
@@ -313,30 +336,34 @@ async function checkChunk(client: Client, table: string, chunk: Chunk): Promise<
 
 /** Checks one seal's rows (`rows[from]` up to `rows[to]`, in sealing order) against its manifest and root. */
 function checkRows(seal: Seal, rows: LeafRow[], from: number, to: number, add: (a: Anomaly) => void): void {
+  // Rows the seal left out (forged ones) are named, and the root is checked over the rows it sealed.
   const inOrder = matchesInOrder(seal.manifest, rows, from, to);
   // Sealed as they are (by a version that sealed them): still named, such a row is never valid.
   for (let i = from; inOrder && i < to; i++) {
     if (rows[i].problem) add({ kind: 'row_invalid', row: rows[i].id, detail: `${rows[i].problem} (sealed by seal ${seal.seq})` });
   }
-  const rowProblems = inOrder ? 0 : checkAgainstManifest(seal, rows, from, to, add);
-  if (rowProblems === 0 && !merkleRoot(rows.slice(from, to).map((row) => row.leaf)).equals(seal.root)) {
+  const sealed: Buffer[] = [];
+  const rowProblems = inOrder ? 0 : checkAgainstManifest(seal, rows, from, to, add, sealed);
+  const leaves = inOrder ? rows.slice(from, to).map((row) => row.leaf) : sealed;
+  if (rowProblems === 0 && !merkleRoot(leaves).equals(seal.root)) {
     add({ kind: 'seal_changed', seal: seal.seq, detail: 'its Merkle root does not match its rows' });
   }
 }
 
-/** Names each row the seal did not seal, sealed otherwise, or sealed and gone; returns how many. */
-function checkAgainstManifest(seal: Seal, rows: LeafRow[], from: number, to: number, add: (a: Anomaly) => void): number {
+/** Names each row the seal did not seal, sealed otherwise, or sealed and gone; returns how many were changed or gone, and puts the leaves of the rows it sealed in `sealed`. */
+function checkAgainstManifest(seal: Seal, rows: LeafRow[], from: number, to: number, add: (a: Anomaly) => void, sealed: Buffer[]): number {
   const manifest = readManifest(seal.manifest);
   let rowProblems = 0;
   for (let i = from; i < to; i++) {
     const { id, leaf, problem } = rows[i];
     const at = manifest.get(id);
     if (at === undefined) {
-      rowProblems += 1;
+      // Left out of the seal: a row that can never be sealed, or one the sealer refused (forged).
       if (problem) add({ kind: 'row_invalid', row: id, detail: `${problem}: never sealed (in the range of seal ${seal.seq})` });
       else add({ kind: 'row_forged', row: id, detail: `in the range of seal ${seal.seq} but not sealed by it` });
     } else {
       manifest.delete(id);
+      sealed.push(leaf);
       if (leaf.compare(seal.manifest, at, at + 8, 0, 8) !== 0) {
         rowProblems += 1;
         add({ kind: 'row_changed', row: id, detail: `differs from what seal ${seal.seq} sealed${problem ? `: ${problem}` : ''}` });
@@ -376,25 +403,36 @@ function sameUuid(uuid: string, hex: string): boolean {
 
 /**
  * Rows after the newest seal; returns how many may still be sealed. Named instead: a row below
- * the seal's horizon (or without a transaction id after the first rows) or with a transaction id
- * no transaction has had yet (forged), and a row that can never be sealed (invalid).
+ * the seal's horizon (or without a transaction id after the first rows), with a transaction id
+ * no transaction has had yet, or whose entry check fails (forged), and a row that can never be
+ * sealed (invalid).
  */
-async function checkTail(client: Client, table: string, last: Seal | null, add: (a: Anomaly) => void): Promise<number> {
+async function checkTail(
+  client: Client,
+  table: string,
+  last: Seal | null,
+  entries: EntryChecks,
+  add: (a: Anomaly) => void,
+): Promise<number> {
   let count = 0;
   const horizon = last ? BigInt(last.horizon) : 0n;
   const [{ next }] = (await client.query<{ next: string }>('SELECT pg_snapshot_xmax(pg_current_snapshot())::text AS next')).rows;
   const future = BigInt(next);
-  await forEachRow(client, table, 'keys', last && { tx: last.lastTx, id: last.lastId }, null, (row) => {
-    const [id, tx, problem] = row as [string, string | null, string | null];
-    const backdated = tx === null ? !!last && (last.lastTx !== null || horizon > 0n) : BigInt(tx) < horizon;
+  const what = entries.needsLeafFields ? 'leaves' : 'keys';
+  await forEachRow(client, table, what, last && { tx: last.lastTx, id: last.lastId }, null, entries.columns(what === 'leaves'), (row) => {
+    const [id, tx, problem, ...rest] = row as [string, string | null, string | null, ...unknown[]];
+    const key = tx === null ? null : BigInt(tx);
+    const backdated = key === null ? !!last && (last.lastTx !== null || horizon > 0n) : key < horizon;
+    const forged = entries.judge(id, key, what === 'leaves' ? rest.slice(1) : rest);
     if (backdated) add({ kind: 'row_forged', row: id, detail: `after the newest seal but older than its horizon` });
-    else if (tx !== null && BigInt(tx) >= future) {
+    else if (key !== null && key >= future) {
       add({
         kind: 'row_forged',
         row: id,
         detail: `its transaction id ${tx} is from the future (no transaction has had one from ${next} on)`,
       });
     } else if (problem) add({ kind: 'row_invalid', row: id, detail: `${problem}: never sealed` });
+    else if (forged) add(forged);
     else count += 1;
   });
   return count;
@@ -410,13 +448,14 @@ async function forEachRow(
   what: 'keys' | 'leaves',
   after: RowKey | null,
   upTo: RowKey | null,
+  extra: string,
   each: (row: unknown[]) => void,
 ): Promise<void> {
   const { where, parameters } = keyRange(after, upTo);
   const select =
     what === 'leaves'
-      ? `l.id::text, l.tx::text, ${ROW_PROBLEM_SQL}, ${LEAF_SQL} FROM ${quoteTablePath(table)} AS l, ${LEAF_FIELDS}`
-      : `l.id::text, l.tx::text, ${ROW_PROBLEM_SQL} FROM ${quoteTablePath(table)} AS l`;
+      ? `l.id::text, l.tx::text, ${ROW_PROBLEM_SQL}, ${LEAF_SQL}${extra} FROM ${quoteTablePath(table)} AS l, ${LEAF_FIELDS}`
+      : `l.id::text, l.tx::text, ${ROW_PROBLEM_SQL}${extra} FROM ${quoteTablePath(table)} AS l`;
   await client.query(`DECLARE verify_rows NO SCROLL CURSOR FOR SELECT ${select} WHERE ${where}`, parameters);
   const fetch = () => {
     const fetched = client.query<unknown[]>({ text: `FETCH ${FETCH} FROM verify_rows`, rowMode: 'array' });
@@ -437,7 +476,8 @@ async function forEachRow(
 
 function emptyReport(): VerifyReport {
   const byKind = Object.fromEntries(ANOMALY_KINDS.map((k) => [k, 0])) as Record<AnomalyKind, number>;
-  return { rowsVerified: 0, sealsVerified: 0, rowsUnsealed: 0, anomalies: [], anomalyCount: 0, byKind };
+  const entryAuth = { checked: false, boundary: null, authentic: 0, beforeAuthentication: 0, unchecked: 0 };
+  return { rowsVerified: 0, sealsVerified: 0, rowsUnsealed: 0, anomalies: [], anomalyCount: 0, byKind, entryAuth };
 }
 
 /** A row reported missing from one seal and forged in another is one row whose position (`tx`) was changed. */

@@ -3,8 +3,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { Client } from 'pg';
 import { connectionSecrets, sanitizeDbError } from '../db-error';
+import { parseEntryKeys, resolveEntryKeys, type ResolvedEntryKey } from './entry-auth';
 import { trailName } from './seal-store';
-import { ANOMALY_KINDS, verifyTrail } from './verifier';
+import { ANOMALY_KINDS, verifyTrail, type VerifyReport } from './verifier';
 import { PIN_SEARCH_PATH_SQL } from './search-path';
 import { readWitness } from './witness';
 
@@ -16,6 +17,7 @@ export const VERIFY_USAGE = `usage: npm run audit:verify -- [options]   (or: npx
                            the witness and the rows after the newest seal are always checked whole
   --witness <file>         a CloudWatch export of the audit.sealed lines (repeatable)
   --public-key <file|key>  the Ed25519 public key (PEM, or base64 DER) the seals must be signed with
+  --entry-key <id:secret>  the entry keys, comma-separated (default: AUDIT_INTEGRITY_ENTRY_KEY): every row's code is checked
   --table <schema.table>   the audit table (default: AUDIT_TABLE or audit_log; without a schema: public)
   --jobs <n>               connections checking seals in parallel, on one snapshot (default 4)
   --trail <database/table> whose audit.sealed lines to take from the witness (needed when it holds several trails)
@@ -38,6 +40,7 @@ export interface VerifyOutput {
 export async function runVerify(argv: string[], env: Record<string, string | undefined>, io: VerifyOutput): Promise<number> {
   let args: Omit<ReturnType<typeof parse>, 'jobs'> & { jobs: number };
   let publicKey: KeyObject | undefined;
+  let entryKeys: readonly ResolvedEntryKey[] = [];
   let range: { from?: number; to?: number };
   try {
     const { jobs = '4', ...rest } = parse(argv);
@@ -47,6 +50,7 @@ export async function runVerify(argv: string[], env: Record<string, string | und
     args = { ...rest, jobs: Number(jobs) };
     publicKey = args['public-key'] === undefined ? undefined : readPublicKey(args['public-key']);
     range = { from: time(args.from, '--from'), to: time(args.to, '--to') };
+    entryKeys = readEntryKeys(args['entry-key'] ?? env.AUDIT_INTEGRITY_ENTRY_KEY);
   } catch (error) {
     io.err(`${(error as Error).message}\n${VERIFY_USAGE}`);
     return 2;
@@ -94,7 +98,7 @@ export async function runVerify(argv: string[], env: Record<string, string | und
       await worker.query(PIN_SESSION_SQL);
       return worker;
     };
-    report = await verifyTrail(client, { table, ...range, witness, publicKey, connect, jobs: args.jobs });
+    report = await verifyTrail(client, { table, ...range, witness, publicKey, connect, jobs: args.jobs, entryKeys });
   } catch (error) {
     const { code, message } = sanitizeDbError(error, connectionSecrets({ url }));
     io.err(`audit-verify failed: ${code}: ${message}`);
@@ -111,6 +115,7 @@ export async function runVerify(argv: string[], env: Record<string, string | und
       (witness ? `, against a witness of ${witness.size} seals` : '') +
       (publicKey ? ', signatures checked' : ''),
   );
+  io.out(entryAuthLine(report.entryAuth));
   const kinds = ANOMALY_KINDS.filter((k) => report.byKind[k] > 0).map((k) => `${k} ${report.byKind[k]}`);
   io.out(`anomalies by kind: ${kinds.length ? kinds.join(', ') : 'none'}`);
   io.out(`${Math.round((report.rowsVerified + report.rowsUnsealed) / Math.max(seconds, 1e-3))} rows/s in ${seconds.toFixed(2)} s`);
@@ -127,6 +132,7 @@ function parse(argv: string[]) {
       to: { type: 'string' },
       witness: { type: 'string', multiple: true },
       'public-key': { type: 'string' },
+      'entry-key': { type: 'string' },
       table: { type: 'string' },
       trail: { type: 'string' },
       jobs: { type: 'string' },
@@ -155,4 +161,25 @@ function readPublicKey(value: string): KeyObject {
   }
   if (key.asymmetricKeyType !== 'ed25519') throw new Error('--public-key must be an Ed25519 public key');
   return key;
+}
+
+function readEntryKeys(text: string | undefined): readonly ResolvedEntryKey[] {
+  if (text === undefined || text.trim() === '') return [];
+  try {
+    return resolveEntryKeys(parseEntryKeys(text));
+  } catch (error) {
+    // The option's own message names the bad key's place, never its secret.
+    const detail = (error as Error).message.replace(/^AuditModule option "integrity\.entryKeys/, '"entry key ');
+    throw new Error(
+      `--entry-key (or AUDIT_INTEGRITY_ENTRY_KEY) must be <id>:<secret>[,<id>:<secret>…], each secret at least 32 characters: ${detail}`,
+    );
+  }
+}
+
+function entryAuthLine(auth: VerifyReport['entryAuth']): string {
+  const before = `${auth.beforeAuthentication} rows written before entry authentication`;
+  const boundary = auth.boundary === null ? 'no boundary in the seal chain yet' : `from transaction ${auth.boundary} on`;
+  return auth.checked
+    ? `entry authentication: checked, ${auth.authentic} rows authentic, ${before} (${boundary})`
+    : `entry authentication: NOT CHECKED (no entry key: --entry-key or AUDIT_INTEGRITY_ENTRY_KEY), ${auth.unchecked} rows with a code not checked, ${before} (${boundary})`;
 }

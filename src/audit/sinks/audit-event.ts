@@ -15,6 +15,8 @@ export const AUDIT_EVENTS = {
   diffFailed: 'audit.diff_failed',
   /** A seal committed (integrity on): the witness copy of the seal, outside the database. */
   sealed: 'audit.sealed',
+  /** A row that did not pass through the module (its entry code fails): never sealed, one line per row. */
+  forged: 'audit.forged',
   /** A sealing attempt failed; the sealer tries again by itself. */
   sealFailed: 'audit.seal_failed',
   /** The seals in the database no longer continue the newest one the sealer made or saw: it seals nothing more. */

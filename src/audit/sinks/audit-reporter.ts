@@ -65,6 +65,24 @@ export interface ChainBrokenReport {
   memoryFile: string | null;
 }
 
+/** Rows the sealer refused to seal because their entry codes fail (integrity with entry keys). */
+export interface ForgedRowsReport {
+  trail: string;
+  /** The seal whose range holds them. */
+  seal: number;
+  count: number;
+  /** The first of them (at most 20): id, transaction, reason, and what each claims. */
+  rows: {
+    id: string;
+    tx: string | null;
+    reason: string;
+    action: string | null;
+    entityType: string | null;
+    entityId: string | null;
+    userId: string | null;
+  }[];
+}
+
 /**
  * Injection token and interface of the alerting sink. The default reports to Sentry through
  * `@sentry/nestjs` (a no-op until `Sentry.init()` has run).
@@ -88,4 +106,6 @@ export interface AuditReporter {
   sealingFailed?(report: SealFailureReport): void;
   /** The seal chain was cut (optional, as `sealingFailed`). */
   chainBroken?(report: ChainBrokenReport): void;
+  /** The sealer found forged rows and left them out of a seal (optional, as `sealingFailed`). */
+  forgedRows?(report: ForgedRowsReport): void;
 }

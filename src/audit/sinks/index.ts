@@ -3,6 +3,7 @@ export {
   AuditReporter,
   type ChainBrokenReport,
   type DropReport,
+  type ForgedRowsReport,
   type QuarantineReport,
   type RecoveryReport,
   type SealFailureReport,

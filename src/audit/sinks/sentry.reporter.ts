@@ -1,17 +1,19 @@
 import { Injectable } from '@nestjs/common';
 import * as Sentry from '@sentry/nestjs';
 import {
+  SENTRY_CHAIN_BROKEN_FINGERPRINT,
   SENTRY_DROPPED_FINGERPRINT,
   SENTRY_FINGERPRINT,
+  SENTRY_FORGED_FINGERPRINT,
   SENTRY_QUARANTINED_FINGERPRINT,
   SENTRY_RECOVERY_FINGERPRINT,
   SENTRY_SEALING_FINGERPRINT,
-  SENTRY_CHAIN_BROKEN_FINGERPRINT,
 } from '../audit.constants';
 import {
   type AuditReporter,
   type ChainBrokenReport,
   type DropReport,
+  type ForgedRowsReport,
   type QuarantineReport,
   type RecoveryReport,
   type SealFailureReport,
@@ -96,6 +98,16 @@ export class SentryReporter implements AuditReporter {
         level: 'error',
         fingerprint: SENTRY_CHAIN_BROKEN_FINGERPRINT,
         tags: { 'audit.trail': report.trail },
+        contexts: { audit: { ...report } },
+      }),
+    );
+  }
+
+  forgedRows(report: ForgedRowsReport): void {
+    capture(() =>
+      Sentry.captureMessage(`Audit rows forged: ${report.count} row(s) not written by the module, left out of seal ${report.seal}`, {
+        level: 'warning',
+        fingerprint: SENTRY_FORGED_FINGERPRINT,
         contexts: { audit: { ...report } },
       }),
     );

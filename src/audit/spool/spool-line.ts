@@ -53,6 +53,7 @@ export function isAuditRecord(value: unknown): value is AuditRecord {
     !Number.isNaN(Date.parse(r.occurredAt)) &&
     typeof r.action === 'string' &&
     r.action.length > 0 &&
+    (r.authCode === undefined || typeof r.authCode === 'string') &&
     (r.outcome === 'success' || r.outcome === 'failure') &&
     ['entityType', 'entityId', 'userId', 'ip', 'userAgent', 'requestId'].every((k) => {
       const v = (r as Record<string, unknown>)[k];
