@@ -108,6 +108,7 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
     );
     this.recovery = new AuditRecovery(this.fallback, this.circuit, console, options.batchSize, {
       insert: (records) => this.insert(records),
+      probe: () => this.writer.probe(),
       failed: (error, attempt, first, entries) => this.failed(error, attempt, first, entries),
       up: () => this.up(),
       stopping: () => this.shuttingDown,
@@ -295,12 +296,16 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
     }
   }
 
-  /** With no new entry to try the database, the oldest buffered batch (or a connection) is the try. */
+  /**
+   * The cool-down is over: the oldest buffered batch, the spool, or with nothing kept a probe (a
+   * zero-row INSERT) tries the database, so that recovery never waits for traffic; a DataSource
+   * that never connected tries to connect.
+   */
   private retryBuffered(): void {
     if (this.circuit.state !== 'down' || this.shuttingDown) return;
     if (!this.writer.connected) {
       void this.connect();
-    } else if (this.fallback.buffer.size > 0 || (this.fallback.spool?.entries ?? 0) > 0 || this.fallback.appending > 0) {
+    } else {
       this.circuit.halfOpen();
       void this.recovery.flush();
     }
@@ -326,6 +331,7 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
   private async insert(records: AuditRecord[], deadline?: number): Promise<void> {
     const { refused } = await isolateRefused(records, (batch) => this.writer.insert(batch, deadline));
     if (refused.length > 0) await this.quarantine.put(refused);
+    this.circuit.committed();
   }
 
   private up(): void {
