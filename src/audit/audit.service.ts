@@ -230,6 +230,7 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
     // A disk that hangs must not hold the app: the entries' audit.buffered lines remain.
     await within(this.fallback.appendsSettled(), this.options.writeTimeoutMs);
     await within(this.fallback.spool?.close(), this.options.writeTimeoutMs);
+    this.writer.abandonOpening();
   }
 
   private route(pending: PendingEntry): void {

@@ -9,6 +9,9 @@ import { WRITE_TIMEOUT_CODE } from './db-error';
 /** Attempts that may be outstanding at once: the writer's two batches, a recovery flush, a probe. */
 export const MAX_OUTSTANDING_WRITES = 4;
 
+/** The least time a connection opened for a write may take (a TLS handshake on a busy host), whatever `writeTimeoutMs`. */
+const CONNECT_FLOOR_MS = 5000;
+
 /**
  * Inserts batches of records into `audit_log` with one multi-row `INSERT … ON CONFLICT (id) DO
  * NOTHING`, so a retried or replayed record never makes a second row. A batch is one round trip:
@@ -30,7 +33,7 @@ export const MAX_OUTSTANDING_WRITES = 4;
  */
 export class AuditWriter {
   private connecting: Promise<void> | undefined;
-  private readonly queries = new BoundedPoolQuery(MAX_OUTSTANDING_WRITES);
+  private readonly queries: BoundedPoolQuery;
 
   /** Server-side bounds of each batch: the statement, and its wait for the table's lock. */
   private readonly settings: string;
@@ -41,6 +44,7 @@ export class AuditWriter {
   ) {
     // A repository that is neither real nor a usable double fails start-up, not the first write.
     doubleInsert(repository);
+    this.queries = new BoundedPoolQuery(MAX_OUTSTANDING_WRITES, Math.max(timeoutMs, CONNECT_FLOOR_MS));
     this.settings = ['statement_timeout', 'lock_timeout'].map((name) => `SET LOCAL ${name} = ${timeoutMs}`).join('; ');
   }
 
@@ -57,6 +61,11 @@ export class AuditWriter {
    */
   async probe(deadline = Date.now() + this.timeoutMs): Promise<void> {
     await this.send(() => `${this.settings}; ${buildAuditProbeText(this.table())}`, [], deadline);
+  }
+
+  /** Shutdown: connections still being opened for writes are given up, so that closing the DataSource does not wait for them. */
+  abandonOpening(): void {
+    this.queries.abandonOpening();
   }
 
   /** Attempts whose client or query has not settled yet (at most {@link MAX_OUTSTANDING_WRITES}). */

@@ -19,20 +19,28 @@ export interface PgPool {
  * Sends one query string through a `pg` pool on a client checked out for it, so that a query
  * that misses its deadline can release what it holds: the client is removed from the pool and its
  * socket destroyed (a silent network partition answers nothing, and `pg` would otherwise keep the
- * query and its text for ever, and `Pool.end()` would wait for it). A connection the pool opened
- * for the attempt is destroyed too when the deadline passes before it is ready. At most `max`
+ * query and its text for ever, and `Pool.end()` would wait for it). A connection the pool opens
+ * for an attempt may take `connectMs` whatever the attempt's deadline (ready late, it serves a
+ * later attempt); past that, or at shutdown ({@link BoundedPoolQuery.abandonOpening}), it is
+ * destroyed, so that one into a partition never hangs for ever. At most `max`
  * attempts are outstanding at once, counted until their work has really ended (not when the
  * caller stopped waiting); past that, an attempt fails at once with code
  * {@link WRITES_OUTSTANDING_CODE} and sends nothing.
  *
  * @example
- * const queries = new BoundedPoolQuery(4);
+ * const queries = new BoundedPoolQuery(4, 5000);
  * await queries.run(pool, () => 'INSERT …', 2000, () => writeTimeoutError(2000));
  */
 export class BoundedPoolQuery {
   private active = 0;
+  /** Connections the pool is opening for attempts, until they are ready or given up. */
+  private readonly opening = new Set<PgClient>();
 
-  constructor(readonly max: number) {}
+  /** `connectMs`: how long a connection the pool opens for an attempt may take, whatever the attempt's own deadline. */
+  constructor(
+    readonly max: number,
+    private readonly connectMs: number,
+  ) {}
 
   /** Attempts whose client or query has not settled yet. */
   get outstanding(): number {
@@ -47,22 +55,29 @@ export class BoundedPoolQuery {
       let expired = false;
       let checkedOut: CheckedOut | undefined;
       const opened = openedBy(pool);
+      const fresh = opened.fresh;
+      // A connection that is slow to open is not given up with the attempt: ready late, it serves the next one.
+      const giveUp = fresh && setTimeout(() => destroy(fresh), Math.max(ms, this.connectMs)).unref();
+      if (fresh) this.opening.add(fresh);
       const timer = setTimeout(
         () => {
           expired = true;
           reject(timeout());
-          if (checkedOut) checkedOut.discard(timeout());
-          else opened.fresh?.connection?.stream?.destroy();
+          checkedOut?.discard(timeout());
         },
         Math.max(0, ms),
-      );
-      timer.unref();
+      ).unref();
       const settled = () => {
         clearTimeout(timer);
         this.active -= 1;
       };
+      const opens = () => {
+        clearTimeout(giveUp);
+        if (fresh) this.opening.delete(fresh);
+      };
       opened.checkout.then(
         (client) => {
+          opens();
           checkedOut = new CheckedOut(client);
           if (expired) {
             checkedOut.release();
@@ -72,11 +87,17 @@ export class BoundedPoolQuery {
           void checkedOut.query(text()).then(resolve, reject).finally(settled);
         },
         (error: unknown) => {
+          opens();
           settled();
           reject(error as Error);
         },
       );
     });
+  }
+
+  /** Gives up every connection still being opened for an attempt (shutdown: `Pool.end()` would wait for them). */
+  abandonOpening(): void {
+    for (const client of this.opening) destroy(client);
   }
 }
 
@@ -113,8 +134,12 @@ class CheckedOut {
   /** The pending query fails at once and its text is let go; `Pool.end()` has nothing to wait for. */
   discard(error: Error): void {
     this.release(error);
-    this.client.connection?.stream?.destroy();
+    destroy(this.client);
   }
+}
+
+function destroy(client: PgClient): void {
+  client.connection?.stream?.destroy();
 }
 
 /**
