@@ -13,7 +13,7 @@ import { AuditWriteQueue, BACKLOG_FULL_CODE, type PendingEntry } from './audit-w
 import { AuditWriter } from './audit.writer';
 import { connectionSecrets, type SanitizedDbError } from './db-error';
 import { AuditReporter, ConsoleSink, type WriteFailureReport } from './sinks';
-import { AuditQuarantine, isolateRefused } from './quarantine';
+import { AuditQuarantine, isolateRefused, splitBudgetMs } from './quarantine';
 import { AuditSpool } from './spool';
 import { EntityChangeSubscriber, withEntityChanges } from './diffs';
 
@@ -90,7 +90,7 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
     this.circuit = new AuditCircuit(options, console, reporter, secrets, () => this.retryBuffered());
     this.quarantine = new AuditQuarantine(options.spoolDir, console, reporter, secrets);
     this.writes = new AuditWriteQueue(
-      (records, deadline) => this.insert(records, deadline),
+      (records, deadline, splitting) => this.insert(records, deadline, splitting),
       { batchSize: options.batchSize, maxEntries: options.bufferSize, maxBytes: options.bufferMaxBytes, timeoutMs: options.writeTimeoutMs },
       () => this.circuit.state === 'up',
       (error, batch) => {
@@ -326,11 +326,22 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
   }
 
   /**
-   * Inserts a batch, each try bounded by `deadline` (default: `writeTimeoutMs` from each try).
-   * Records the database refuses for their content are quarantined; the rest commit.
+   * Inserts a batch, bounded by `deadline` (default: `writeTimeoutMs` from now). Records the
+   * database refuses for their content are quarantined and the rest commit: the split that finds
+   * them has a budget of its own ({@link splitBudgetMs} from the refusal, each round trip at most
+   * `writeTimeoutMs`), and `splitting` is told when it starts.
    */
-  private async insert(records: AuditRecord[], deadline?: number): Promise<void> {
-    const { refused } = await isolateRefused(records, (batch) => this.writer.insert(batch, deadline));
+  private async insert(records: AuditRecord[], deadline?: number, splitting?: () => void): Promise<void> {
+    const timeoutMs = this.options.writeTimeoutMs;
+    let budgetEnds: number | undefined;
+    const { refused } = await isolateRefused(records, (batch, split) => {
+      if (!split) return this.writer.insert(batch, deadline);
+      if (budgetEnds === undefined) {
+        budgetEnds = Date.now() + splitBudgetMs(records.length, timeoutMs);
+        splitting?.();
+      }
+      return this.writer.insert(batch, Math.min(budgetEnds, Date.now() + timeoutMs));
+    });
     if (refused.length > 0) await this.quarantine.put(refused);
     this.circuit.committed();
   }
