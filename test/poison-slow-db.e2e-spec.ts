@@ -2,6 +2,7 @@ import { type INestApplicationContext } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { AUDIT_MIGRATIONS, AuditLog, AuditModule, AuditService } from '../src/audit';
+import { eventually } from './support/app';
 import { sleep, TestPostgres } from './support/postgres';
 import { StderrCapture } from './support/stderr';
 
@@ -15,11 +16,10 @@ const STATEMENT_MS = 80;
 describe('one poison entry in 300 on a slow database', () => {
   let db: TestPostgres;
   let app: INestApplicationContext;
+  let syncApp: INestApplicationContext | undefined;
   let stderr: StderrCapture;
 
-  beforeAll(async () => {
-    db = await TestPostgres.start();
-    stderr = new StderrCapture();
+  const start = async (mode: 'async' | 'sync') => {
     const moduleRef = await Test.createTestingModule({
       imports: [
         TypeOrmModule.forRoot({
@@ -29,10 +29,16 @@ describe('one poison entry in 300 on a slow database', () => {
           migrations: [...AUDIT_MIGRATIONS],
           migrationsRun: true,
         }),
-        AuditModule.forRoot({ auditHttp: false, writeTimeoutMs: WRITE_TIMEOUT_MS, retryBackoffMs: 5000, retryBackoffMaxMs: 5000 }),
+        AuditModule.forRoot({ mode, auditHttp: false, writeTimeoutMs: WRITE_TIMEOUT_MS, retryBackoffMs: 5000, retryBackoffMaxMs: 5000 }),
       ],
     }).compile();
-    app = await moduleRef.init();
+    return moduleRef.init();
+  };
+
+  beforeAll(async () => {
+    db = await TestPostgres.start();
+    stderr = new StderrCapture();
+    app = await start('async');
     // Every INSERT statement on the table takes 80 ms; the CHECK refuses one action.
     await db.query(`CREATE FUNCTION slow_statement() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN PERFORM pg_sleep(${STATEMENT_MS / 1000}); RETURN NULL; END $$`);
@@ -41,6 +47,7 @@ describe('one poison entry in 300 on a slow database', () => {
   }, 60_000);
 
   afterAll(async () => {
+    await syncApp?.close();
     await app?.close();
     stderr?.restore();
     await db?.stop();
@@ -74,5 +81,35 @@ describe('one poison entry in 300 on a slow database', () => {
     expect(audit.status()).toMatchObject({ state: 'up', buffered: 0, quarantined: 1 });
     // The split really outlasted the write timeout, or this proves nothing.
     expect(splitMs).toBeGreaterThan(WRITE_TIMEOUT_MS);
+  }, 30_000);
+
+  it('sync mode, two poison entries (about 3 s of split): each request is answered within the write timeout; every good entry is committed once', async () => {
+    await app.close();
+    syncApp = await start('sync');
+    const audit = syncApp.get(AuditService);
+    stderr.clear();
+    const answeredIn: number[] = [];
+    const started = Date.now();
+    await Promise.all(
+      Array.from({ length: 300 }, (_, i) =>
+        audit
+          .log({ action: i === 7 || i === 250 ? 'poison_made' : 'nda_created', entityType: 'NDA', entityId: `sync-${i}` })
+          .then(() => answeredIn.push(Date.now() - started)),
+      ),
+    );
+    // The write timeout, and the ring's append, on a busy machine.
+    expect(Math.max(...answeredIn)).toBeLessThan(WRITE_TIMEOUT_MS + 500);
+    await eventually(
+      () => audit.status().quarantined === 2 && audit.status().buffered === 0,
+      10_000,
+      'the split ended and its copies flushed',
+    );
+    const rows = await db.query<{ entity_id: string; n: string }>(
+      "SELECT entity_id, count(*) AS n FROM audit_log WHERE entity_id LIKE 'sync-%' GROUP BY entity_id",
+    );
+    expect(rows).toHaveLength(298);
+    expect(rows.filter((r) => r.n !== '1')).toEqual([]);
+    expect(stderr.of('audit.db_write_failed')).toEqual([]);
+    expect(audit.status().state).toBe('up');
   }, 30_000);
 });

@@ -55,6 +55,8 @@ export class AuditWriteQueue {
     /** Whether writes may go to the database now. */
     private readonly open: () => boolean,
     private readonly onFailure: (error: unknown, batch: PendingEntry[]) => void,
+    /** A batch being split has passed the deadline of its oldest entry; `written` settles when the split ends. */
+    private readonly onOverdue: (batch: PendingEntry[], written: Promise<void>) => void = () => undefined,
   ) {}
 
   /** Entries queued or in flight. */
@@ -143,19 +145,23 @@ export class AuditWriteQueue {
     if (deadline <= Date.now()) return Promise.reject(writeTimeoutError(this.limits.timeoutMs));
     this.lanes += 1;
     let held = true;
+    let overdue: NodeJS.Timeout | undefined;
     const free = () => {
+      clearTimeout(overdue);
       if (!held) return;
       held = false;
       this.lanes -= 1;
     };
-    return this.insert(
+    const written: Promise<void> = this.insert(
       batch.map((p) => p.record),
       deadline,
       () => {
         free();
         this.schedule();
+        overdue = setTimeout(() => this.onOverdue(batch, written), Math.max(0, deadline - Date.now())).unref();
       },
     ).finally(free);
+    return written;
   }
 
   private track(write: Promise<void>): void {

@@ -97,6 +97,7 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
         this.failed(error, 'write', batch[0].record, batch.length);
         this.park(batch);
       },
+      (batch, written) => this.overdue(batch, written),
     );
     this.fallback = new AuditFallback(
       buffer,
@@ -344,6 +345,24 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
     });
     if (refused.length > 0) await this.quarantine.put(refused);
     this.circuit.committed();
+  }
+
+  /**
+   * A batch whose split outlasts its entries' write timeout: in sync mode, where a request waits
+   * for its entry, the entries go to the ring with their `audit.buffered` lines (as a sync entry
+   * does without a spool) and the requests are answered. The split goes on; when it has placed
+   * them (committed or quarantined) the copies leave the ring again. A split that fails parks
+   * the batch anew, beside its copies: the flush's ON CONFLICT absorbs the second.
+   */
+  private overdue(batch: PendingEntry[], written: Promise<void>): void {
+    if (this.options.mode !== 'sync') return;
+    this.fallback.keep(batch, this.circuit.lastError);
+    batch.forEach((p) => p.settle());
+    const copies = new Set(batch.map((p) => p.seq));
+    void written.then(
+      () => this.fallback.forget(copies),
+      () => undefined,
+    );
   }
 
   private up(): void {
