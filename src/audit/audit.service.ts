@@ -51,7 +51,8 @@ export interface AuditStatus {
  * timed-out write turns the service `down`: entries then go to the ring buffer and to one stderr
  * line each (or, in sync mode with a spool, straight to the fsynced spool), and Sentry hears of
  * every failed attempt. After a cool-down (exponential backoff with jitter) the next entry, or the
- * oldest buffered batch when none comes, tries the database (`half-open`); when the try commits,
+ * oldest buffered batch when none comes, or a zero-row probe when nothing is kept, tries the
+ * database (`half-open`), so that recovery never waits for traffic; when the try commits,
  * the service is `up` again and flushes the ring, then the spool, in batches, once per entry.
  *
  * @example
