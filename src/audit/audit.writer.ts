@@ -35,6 +35,9 @@ export class AuditWriter {
   private connecting: Promise<void> | undefined;
   private readonly queries: BoundedPoolQuery;
 
+  /** Made here, not in {@link send}: a closure from there would keep its batch alive while a connection is being opened. */
+  private readonly timedOut = () => writeTimeoutError(this.timeoutMs);
+
   /** Server-side bounds of each batch: the statement, and its wait for the table's lock. */
   private readonly settings: string;
 
@@ -79,7 +82,7 @@ export class AuditWriter {
       const double = doubleInsert(this.repository);
       if (double) return double(records.map(toAuditLog));
       const pool = this.pool();
-      if (pool) return this.queries.run(pool, text, deadline - Date.now(), () => writeTimeoutError(this.timeoutMs));
+      if (pool) return this.queries.run(pool, text, deadline - Date.now(), this.timedOut);
       return this.repository.manager.query(text());
     });
     await withTimeout(write, deadline - Date.now(), this.timeoutMs);

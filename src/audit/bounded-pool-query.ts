@@ -51,6 +51,8 @@ export class BoundedPoolQuery {
   run(pool: PgPool, text: () => string, ms: number, timeout: () => Error): Promise<unknown> {
     if (this.active >= this.max) return Promise.reject(writesOutstandingError(this.max));
     this.active += 1;
+    // Let go once the deadline passes: a checkout still pending then must not keep the batch alive.
+    let build: (() => string) | undefined = text;
     return new Promise((resolve, reject) => {
       let expired = false;
       let checkedOut: CheckedOut | undefined;
@@ -62,6 +64,7 @@ export class BoundedPoolQuery {
       const timer = setTimeout(
         () => {
           expired = true;
+          build = undefined;
           reject(timeout());
           checkedOut?.discard(timeout());
         },
@@ -79,12 +82,12 @@ export class BoundedPoolQuery {
         (client) => {
           opens();
           checkedOut = new CheckedOut(client);
-          if (expired) {
+          if (expired || !build) {
             checkedOut.release();
             settled();
             return;
           }
-          void checkedOut.query(text()).then(resolve, reject).finally(settled);
+          void checkedOut.query(build()).then(resolve, reject).finally(settled);
         },
         (error: unknown) => {
           opens();
