@@ -10,7 +10,7 @@ import { type ResolvedAuditOptions } from './audit-options';
 import { AUDIT_OPTIONS, AUDIT_REPOSITORY } from './audit.constants';
 import { AuditRecovery } from './audit-recovery';
 import { AuditWriteQueue, BACKLOG_FULL_CODE, type PendingEntry } from './audit-write-queue';
-import { AuditWriter } from './audit.writer';
+import { AuditWriter, writeTimeoutError } from './audit.writer';
 import { connectionSecrets, type SanitizedDbError } from './db-error';
 import { AuditReporter, ConsoleSink, type WriteFailureReport } from './sinks';
 import { AuditQuarantine, isolateRefused, splitBudgetMs } from './quarantine';
@@ -331,7 +331,7 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
    * Inserts a batch, bounded by `deadline` (default: `writeTimeoutMs` from now). Records the
    * database refuses for their content are quarantined and the rest commit: the split that finds
    * them has a budget of its own ({@link splitBudgetMs} from the refusal, each round trip at most
-   * `writeTimeoutMs`), and `splitting` is told when it starts.
+   * `writeTimeoutMs`, none past shutdown's deadline), and `splitting` is told when it starts.
    */
   private async insert(records: AuditRecord[], deadline?: number, splitting?: () => void): Promise<void> {
     const timeoutMs = this.options.writeTimeoutMs;
@@ -342,7 +342,10 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
         budgetEnds = Date.now() + splitBudgetMs(records.length, timeoutMs);
         splitting?.();
       }
-      return this.writer.insert(batch, Math.min(budgetEnds, Date.now() + timeoutMs));
+      // Shutdown starts no write past its deadline: a split it finds under way stops there too.
+      const ends = Math.min(budgetEnds, this.shutdownDeadline);
+      if (Date.now() >= ends) return Promise.reject(writeTimeoutError(timeoutMs));
+      return this.writer.insert(batch, Math.min(ends, Date.now() + timeoutMs));
     });
     if (refused.length > 0) await this.quarantine.put(refused);
     this.circuit.committed();
