@@ -77,9 +77,17 @@ export class AuditCircuit {
     this.current = 'half-open';
   }
 
-  /** A try committed. */
+  /** A try succeeded: a batch committed, a connection opened, or a probe got through. */
   up(): void {
     this.current = 'up';
+  }
+
+  /**
+   * A batch committed: the cool-down starts from `retryBackoffMs` again. A probe that got through
+   * does not reset it, so that a database that takes the probe but fails real writes is tried
+   * ever less often, not every `retryBackoffMs`.
+   */
+  committed(): void {
     this.consecutiveFailures = 0;
   }
 

@@ -120,6 +120,11 @@ export class AuditFallback {
     return flushed.size;
   }
 
+  /** Takes the entries with these `seq`s out of the ring: copies whose batch has been placed after all. */
+  forget(seqs: ReadonlySet<number>): void {
+    if (seqs.size > 0) this.pushAll(this.takeAll().filter((e) => !seqs.has(e.seq)));
+  }
+
   /** The checked-out batch failed: what the ring evicted of it meanwhile is evicted for real now. */
   aborted(): void {
     this.checkedOut = new Set();

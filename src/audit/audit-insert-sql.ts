@@ -80,6 +80,17 @@ export function buildAuditInsertText(table: string, records: readonly AuditRecor
   return `${sql} ON CONFLICT (id) DO NOTHING`;
 }
 
+/**
+ * An INSERT of no rows into every audit column: PostgreSQL checks the privileges, takes the
+ * table's lock and refuses it on a read-only server as for a real batch, and writes nothing.
+ *
+ * @example
+ * buildAuditProbeText('"audit_log"'); // INSERT INTO "audit_log" (id, …) SELECT NULL, … WHERE false
+ */
+export function buildAuditProbeText(table: string): string {
+  return `INSERT INTO ${table} (${AUDIT_COLUMNS.join(', ')}) SELECT ${AUDIT_COLUMNS.map(() => 'NULL').join(', ')} WHERE false`;
+}
+
 /** A record's values in the order of {@link AUDIT_COLUMNS}. */
 function rowValues(r: AuditRecord): (string | null)[] {
   const { changes, metadata } = payloadJson(r);

@@ -7,6 +7,8 @@ import { AUDIT_EVENTS, type ConsoleSink, type WriteFailureReport } from './sinks
 export interface RecoveryHost {
   /** Inserts a batch (quarantining what the database refuses for its content); rejects on failure. */
   insert(records: AuditRecord[]): Promise<void>;
+  /** Tries the database without writing (a zero-row INSERT); rejects on failure. */
+  probe(): Promise<void>;
   /** A failed attempt: the service goes down (and parks what waited for the writer). */
   failed(error: unknown, attempt: WriteFailureReport['attempt'], first: AuditRecord | undefined, entries: number): void;
   /** A try committed: the service is up and the writer may start again. */
@@ -19,8 +21,9 @@ export interface RecoveryHost {
 
 /**
  * The recovery flush: writes the ring oldest first, then replays the spool, in batches, one at a
- * time; in `half-open` the first batch is the try that decides. Only one runs at a time: asking
- * while one runs joins it.
+ * time; in `half-open` the first batch is the try that decides, or, with nothing to write, a
+ * probe of the database, so that recovery never waits for traffic. Only one runs at a time:
+ * asking while one runs joins it.
  *
  * @example
  * const recovery = new AuditRecovery(fallback, circuit, consoleSink, 500, host);
@@ -95,7 +98,11 @@ export class AuditRecovery {
         progress = true;
       }
     }
-    if (this.circuit.state === 'half-open') this.host.up();
+    if (this.circuit.state === 'half-open' && live()) {
+      if (!(await this.probe())) return;
+      // Entries parked while the probe was in flight are flushed now that the service is up.
+      if (this.fallback.buffer.size > 0 || this.fallback.appending > 0 || (spool?.entries ?? 0) > 0) return this.run(withSpool, false);
+    }
     if (this.fallback.buffer.size === 0 && (spool?.entries ?? 0) === 0) this.circuit.recovered();
   }
 
@@ -113,6 +120,18 @@ export class AuditRecovery {
           remaining: this.fallback.buffer.size,
         });
       }
+      return false;
+    }
+    if (this.circuit.state === 'half-open') this.host.up();
+    return true;
+  }
+
+  /** Nothing was written to decide the half-open try: a probe does, and the service goes up on success. */
+  private async probe(): Promise<boolean> {
+    try {
+      await this.host.probe();
+    } catch (error) {
+      this.host.failed(error, 'probe', undefined, 0);
       return false;
     }
     if (this.circuit.state === 'half-open') this.host.up();

@@ -17,34 +17,46 @@ export const BACKLOG_FULL_CODE = 'AUDIT_BACKLOG_FULL';
 
 /** Batches the writer may have in flight at once. */
 const MAX_CONCURRENT_BATCHES = 2;
+/** With one being split, which holds no lane: one more (the writer's connections stay bounded). */
+const MAX_IN_FLIGHT = MAX_CONCURRENT_BATCHES + 1;
 
 /**
  * Group commit: entries logged in the same turn of the event loop, or while a write is in flight,
  * share one multi-row INSERT of up to `batchSize`. A second write starts only when a full batch
  * waits, so light traffic gathers into fewer, larger transactions and bulk loads keep two going.
+ * A batch being split around a refused entry gives up its lane: entries logged meanwhile do not
+ * wait for the split.
  * What it holds (queued plus in flight) is bounded by `maxEntries` and `maxBytes`: `push` refuses
  * past them. Each batch must commit by the deadline of its oldest entry, so time spent queued
  * counts against the write timeout.
  *
  * @example
- * const queue = new AuditWriteQueue((records, deadline) => writer.insert(records, deadline),
+ * const queue = new AuditWriteQueue((records, deadline, splitting) => insert(records, deadline, splitting),
  *   { batchSize: 500, maxEntries: 1000, maxBytes: 8 << 20, timeoutMs: 2000 }, () => state === 'up', (error, batch) => park(batch));
  * if (!queue.push({ record, bytes, seq, deadline, settle })) park([entry]);
  */
 export class AuditWriteQueue {
   private queue: PendingEntry[] = [];
   private readonly inFlight = new Set<Promise<void>>();
+  /** Writes in flight that hold a lane: all but those being split. */
+  private lanes = 0;
   private scheduled = false;
   private entries = 0;
   private bytes = 0;
 
   constructor(
-    /** Writes a batch; rejects unless it committed by `deadline`. */
-    private readonly insert: (records: AuditRecord[], deadline: number) => Promise<void>,
+    /**
+     * Writes a batch; rejects unless it committed by `deadline`. Calls `splitting` when the
+     * database refused an entry of it and the batch is being split (under a budget of its own):
+     * from then on it no longer holds one of the writer's lanes.
+     */
+    private readonly insert: (records: AuditRecord[], deadline: number, splitting: () => void) => Promise<void>,
     private readonly limits: { batchSize: number; maxEntries: number; maxBytes: number; timeoutMs: number },
     /** Whether writes may go to the database now. */
     private readonly open: () => boolean,
     private readonly onFailure: (error: unknown, batch: PendingEntry[]) => void,
+    /** A batch being split has passed the deadline of its oldest entry; `written` settles when the split ends. */
+    private readonly onOverdue: (batch: PendingEntry[], written: Promise<void>) => void = () => undefined,
   ) {}
 
   /** Entries queued or in flight. */
@@ -108,7 +120,8 @@ export class AuditWriteQueue {
 
   private pump(): void {
     const { batchSize } = this.limits;
-    const room = () => this.inFlight.size === 0 || (this.inFlight.size < MAX_CONCURRENT_BATCHES && this.queue.length >= batchSize);
+    const room = () =>
+      this.inFlight.size < MAX_IN_FLIGHT && (this.lanes === 0 || (this.lanes < MAX_CONCURRENT_BATCHES && this.queue.length >= batchSize));
     while (this.open() && this.queue.length > 0 && room()) {
       const batch = this.queue.splice(0, batchSize);
       this.track(
@@ -126,14 +139,29 @@ export class AuditWriteQueue {
     }
   }
 
-  /** The batch's INSERT, bounded by the deadline of its oldest entry. */
+  /** The batch's INSERT, bounded by the deadline of its oldest entry; it holds a lane until it settles or is split. */
   private write(batch: PendingEntry[]): Promise<void> {
     const deadline = Math.min(...batch.map((p) => p.deadline));
     if (deadline <= Date.now()) return Promise.reject(writeTimeoutError(this.limits.timeoutMs));
-    return this.insert(
+    this.lanes += 1;
+    let held = true;
+    let overdue: NodeJS.Timeout | undefined;
+    const free = () => {
+      clearTimeout(overdue);
+      if (!held) return;
+      held = false;
+      this.lanes -= 1;
+    };
+    const written: Promise<void> = this.insert(
       batch.map((p) => p.record),
       deadline,
-    );
+      () => {
+        free();
+        this.schedule();
+        overdue = setTimeout(() => this.onOverdue(batch, written), Math.max(0, deadline - Date.now())).unref();
+      },
+    ).finally(free);
+    return written;
   }
 
   private track(write: Promise<void>): void {

@@ -684,6 +684,20 @@ describe('AuditService and an entry the table refuses for its content', () => {
     expect(reporter.entriesQuarantined).toHaveBeenCalledWith(expect.objectContaining({ count: 1 }));
   });
 
+  it("a split under way at shutdown stops at shutdown's deadline (2 × writeTimeoutMs), not at the end of its own budget", async () => {
+    const { service, repository } = setup({ writeTimeoutMs: 200 });
+    // A slow database: each round trip takes 190 ms, just under the write timeout.
+    repository.behaviour = () => sleep(190).then(() => 'ok' as const);
+    repository.refused.add('nda-5');
+    // 256 entries, one refused: about 17 round trips (3.2 s); the split's own budget is 8 × 200 ms.
+    const logged = Array.from({ length: 256 }, (_, n) => service.log(entry(n)));
+    await sleep(250);
+    const started = Date.now();
+    await service.beforeApplicationShutdown();
+    expect(Date.now() - started).toBeLessThan(1000);
+    await Promise.all(logged);
+  });
+
   it('does not hold back the recovery flush of the ring', async () => {
     const { service, repository, of } = setup({ retryBackoffMs: 60_000, retryBackoffMaxMs: 60_000 });
     repository.behaviour = () => 'fail';

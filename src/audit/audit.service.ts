@@ -10,10 +10,10 @@ import { type ResolvedAuditOptions } from './audit-options';
 import { AUDIT_OPTIONS, AUDIT_REPOSITORY } from './audit.constants';
 import { AuditRecovery } from './audit-recovery';
 import { AuditWriteQueue, BACKLOG_FULL_CODE, type PendingEntry } from './audit-write-queue';
-import { AuditWriter } from './audit.writer';
+import { AuditWriter, writeTimeoutError } from './audit.writer';
 import { connectionSecrets, type SanitizedDbError } from './db-error';
 import { AuditReporter, ConsoleSink, type WriteFailureReport } from './sinks';
-import { AuditQuarantine, isolateRefused } from './quarantine';
+import { AuditQuarantine, isolateRefused, splitBudgetMs } from './quarantine';
 import { AuditSpool } from './spool';
 import { EntityChangeSubscriber, holdForRecord, withEntityChanges } from './diffs';
 import { entrySigner } from './integrity/entry-auth';
@@ -54,7 +54,8 @@ export interface AuditStatus {
  * timed-out write turns the service `down`: entries then go to the ring buffer and to one stderr
  * line each (or, in sync mode with a spool, straight to the fsynced spool), and Sentry hears of
  * every failed attempt. After a cool-down (exponential backoff with jitter) the next entry, or the
- * oldest buffered batch when none comes, tries the database (`half-open`); when the try commits,
+ * oldest buffered batch when none comes, or a zero-row probe when nothing is kept, tries the
+ * database (`half-open`), so that recovery never waits for traffic; when the try commits,
  * the service is `up` again and flushes the ring, then the spool, in batches, once per entry.
  *
  * @example
@@ -93,13 +94,14 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
     this.circuit = new AuditCircuit(options, console, reporter, secrets, () => this.retryBuffered());
     this.quarantine = new AuditQuarantine(options.spoolDir, console, reporter, secrets, { timeoutMs: options.writeTimeoutMs });
     this.writes = new AuditWriteQueue(
-      (records, deadline) => this.insert(records, deadline),
+      (records, deadline, splitting) => this.insert(records, deadline, splitting),
       { batchSize: options.batchSize, maxEntries: options.bufferSize, maxBytes: options.bufferMaxBytes, timeoutMs: options.writeTimeoutMs },
       () => this.circuit.state === 'up',
       (error, batch) => {
         this.failed(error, 'write', batch[0].record, batch.length);
         this.park(batch);
       },
+      (batch, written) => this.overdue(batch, written),
     );
     this.fallback = new AuditFallback(
       buffer,
@@ -112,6 +114,7 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
     );
     this.recovery = new AuditRecovery(this.fallback, this.circuit, console, options.batchSize, {
       insert: (records) => this.insert(records),
+      probe: () => this.writer.probe(),
       failed: (error, attempt, first, entries) => this.failed(error, attempt, first, entries),
       up: () => this.up(),
       stopping: () => this.shuttingDown,
@@ -243,6 +246,7 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
     // Each append is given up at its deadline: what a hung disk did not take is counted, with its line.
     await this.fallback.appendsSettled();
     await within(this.fallback.spool?.close(), this.options.writeTimeoutMs);
+    this.writer.abandonOpening();
   }
 
   private route(pending: PendingEntry): void {
@@ -292,12 +296,16 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
     }
   }
 
-  /** With no new entry to try the database, the oldest buffered batch (or a connection) is the try. */
+  /**
+   * The cool-down is over: the oldest buffered batch, the spool, or with nothing kept a probe (a
+   * zero-row INSERT) tries the database, so that recovery never waits for traffic; a DataSource
+   * that never connected tries to connect.
+   */
   private retryBuffered(): void {
     if (this.circuit.state !== 'down' || this.shuttingDown) return;
     if (!this.writer.connected) {
       void this.connect();
-    } else if (this.fallback.buffer.size > 0 || (this.fallback.spool?.entries ?? 0) > 0 || this.fallback.appending > 0) {
+    } else {
       this.circuit.halfOpen();
       void this.recovery.flush();
     }
@@ -317,12 +325,45 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
   }
 
   /**
-   * Inserts a batch, each try bounded by `deadline` (default: `writeTimeoutMs` from each try).
-   * Records the database refuses for their content are quarantined; the rest commit.
+   * Inserts a batch, bounded by `deadline` (default: `writeTimeoutMs` from now). Records the
+   * database refuses for their content are quarantined and the rest commit: the split that finds
+   * them has a budget of its own ({@link splitBudgetMs} from the refusal, each round trip at most
+   * `writeTimeoutMs`, none past shutdown's deadline), and `splitting` is told when it starts.
    */
-  private async insert(records: AuditRecord[], deadline?: number): Promise<void> {
-    const { refused } = await isolateRefused(records, (batch) => this.writer.insert(batch, deadline));
+  private async insert(records: AuditRecord[], deadline?: number, splitting?: () => void): Promise<void> {
+    const timeoutMs = this.options.writeTimeoutMs;
+    let budgetEnds: number | undefined;
+    const { refused } = await isolateRefused(records, (batch, split) => {
+      if (!split) return this.writer.insert(batch, deadline);
+      if (budgetEnds === undefined) {
+        budgetEnds = Date.now() + splitBudgetMs(records.length, timeoutMs);
+        splitting?.();
+      }
+      // Shutdown starts no write past its deadline: a split it finds under way stops there too.
+      const ends = Math.min(budgetEnds, this.shutdownDeadline);
+      if (Date.now() >= ends) return Promise.reject(writeTimeoutError(timeoutMs));
+      return this.writer.insert(batch, Math.min(ends, Date.now() + timeoutMs));
+    });
     if (refused.length > 0) await this.quarantine.put(refused);
+    this.circuit.committed();
+  }
+
+  /**
+   * A batch whose split outlasts its entries' write timeout: in sync mode, where a request waits
+   * for its entry, the entries go to the ring with their `audit.buffered` lines (as a sync entry
+   * does without a spool) and the requests are answered. The split goes on; when it has placed
+   * them (committed or quarantined) the copies leave the ring again. A split that fails parks
+   * the batch anew, beside its copies: the flush's ON CONFLICT absorbs the second.
+   */
+  private overdue(batch: PendingEntry[], written: Promise<void>): void {
+    if (this.options.mode !== 'sync') return;
+    this.fallback.keep(batch, this.circuit.lastError);
+    batch.forEach((p) => p.settle());
+    const copies = new Set(batch.map((p) => p.seq));
+    void written.then(
+      () => this.fallback.forget(copies),
+      () => undefined,
+    );
   }
 
   private up(): void {

@@ -2,8 +2,15 @@ import { type EntityManager, type Repository } from 'typeorm';
 import { type AuditRecord } from './audit-entry';
 import { type AuditLog } from './audit-log.entity';
 import { doubleInsert, toAuditLog } from './audit-repository';
-import { buildAuditInsert, buildAuditInsertText, quoteTablePath } from './audit-insert-sql';
+import { buildAuditInsert, buildAuditInsertText, buildAuditProbeText, quoteTablePath } from './audit-insert-sql';
+import { BoundedPoolQuery, type PgPool } from './bounded-pool-query';
 import { WRITE_TIMEOUT_CODE } from './db-error';
+
+/** Attempts that may be outstanding at once: the writer's two batches, a recovery flush, a probe. */
+export const MAX_OUTSTANDING_WRITES = 4;
+
+/** The least time a connection opened for a write may take (a TLS handshake on a busy host), whatever `writeTimeoutMs`. */
+const CONNECT_FLOOR_MS = 5000;
 
 /**
  * Inserts batches of records into `audit_log` with one multi-row `INSERT … ON CONFLICT (id) DO
@@ -12,7 +19,10 @@ import { WRITE_TIMEOUT_CODE } from './db-error';
  * timeout) and the INSERT with its values as escaped literals, which PostgreSQL runs and commits
  * as one implicit transaction: the settings end with it and never reach the pool's other users,
  * and no transaction waits on the client between INSERT and COMMIT. A timer bounds the whole
- * call (pool wait included): a locked table costs at most `timeoutMs`.
+ * call (pool wait included): a locked table costs at most `timeoutMs`. A batch that misses it
+ * releases what it holds: its client leaves the pool with its socket destroyed, so that a silent
+ * partition, which answers nothing, keeps no query, SQL text or connection alive; at most
+ * {@link MAX_OUTSTANDING_WRITES} attempts are outstanding (see {@link BoundedPoolQuery}).
  * A DataSource left uninitialized (TypeORM `manualInitialization`, so that the app can start while
  * the audit database is unreachable) is initialized, with its migrations, by the first write.
  * A repository whose `insert` or `save` a test replaced is written through that method instead
@@ -23,6 +33,10 @@ import { WRITE_TIMEOUT_CODE } from './db-error';
  */
 export class AuditWriter {
   private connecting: Promise<void> | undefined;
+  private readonly queries: BoundedPoolQuery;
+
+  /** Made here, not in {@link send}: a closure from there would keep its batch alive while a connection is being opened. */
+  private readonly timedOut = () => writeTimeoutError(this.timeoutMs);
 
   /** Server-side bounds of each batch: the statement, and its wait for the table's lock. */
   private readonly settings: string;
@@ -33,26 +47,51 @@ export class AuditWriter {
   ) {
     // A repository that is neither real nor a usable double fails start-up, not the first write.
     doubleInsert(repository);
+    this.queries = new BoundedPoolQuery(MAX_OUTSTANDING_WRITES, Math.max(timeoutMs, CONNECT_FLOOR_MS));
     this.settings = ['statement_timeout', 'lock_timeout'].map((name) => `SET LOCAL ${name} = ${timeoutMs}`).join('; ');
   }
 
   /** Rejects when the batch is not committed by `deadline` (default: `timeoutMs` from now). */
   async insert(records: readonly AuditRecord[], deadline = Date.now() + this.timeoutMs): Promise<void> {
     if (records.length === 0) return;
+    await this.send(() => `${this.settings}; ${buildAuditInsertText(this.table(), records)}`, records, deadline);
+  }
+
+  /**
+   * A zero-row INSERT into the table, under the same bounds as a batch: it succeeds only when a
+   * batch would get through the connection, the INSERT privilege, the table's lock and a
+   * read-only server, and it writes nothing. A test double is asked to insert no rows.
+   */
+  async probe(deadline = Date.now() + this.timeoutMs): Promise<void> {
+    await this.send(() => `${this.settings}; ${buildAuditProbeText(this.table())}`, [], deadline);
+  }
+
+  /** Shutdown: connections still being opened for writes are given up, so that closing the DataSource does not wait for them. */
+  abandonOpening(): void {
+    this.queries.abandonOpening();
+  }
+
+  /** Attempts whose client or query has not settled yet (at most {@link MAX_OUTSTANDING_WRITES}). */
+  get outstanding(): number {
+    return this.queries.outstanding;
+  }
+
+  private async send(text: () => string, records: readonly AuditRecord[], deadline: number): Promise<void> {
     const write = this.connect().then(() => {
       // Checked at each write: a test may spy on `insert` after start-up.
       const double = doubleInsert(this.repository);
       if (double) return double(records.map(toAuditLog));
-      return this.query(`${this.settings}; ${buildAuditInsertText(this.table(), records)}`);
+      const pool = this.pool();
+      if (pool) return this.queries.run(pool, text, deadline - Date.now(), this.timedOut);
+      return this.repository.manager.query(text());
     });
     await withTimeout(write, deadline - Date.now(), this.timeoutMs);
   }
 
-  /** Sends one query string: straight to the driver's `pg` pool when there is one, past TypeORM's query runner. */
-  private query(text: string): Promise<unknown> {
-    const pool = (this.repository.manager.connection?.driver as { master?: { query?: (text: string) => Promise<unknown> } } | undefined)
-      ?.master;
-    return typeof pool?.query === 'function' ? pool.query(text) : this.repository.manager.query(text);
+  /** The driver's `pg` pool, written to past TypeORM's query runner, when there is one. */
+  private pool(): PgPool | undefined {
+    const master = (this.repository.manager.connection?.driver as { master?: Partial<PgPool> } | undefined)?.master;
+    return typeof master?.connect === 'function' ? (master as PgPool) : undefined;
   }
 
   /** Inserts inside the caller's transaction: no timeout of its own, and failures reject. */

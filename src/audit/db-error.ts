@@ -8,6 +8,9 @@ export interface SanitizedDbError {
 /** Code of the error raised when a write is not committed within `writeTimeoutMs`. */
 export const WRITE_TIMEOUT_CODE = 'AUDIT_WRITE_TIMEOUT';
 
+/** Code of the error raised when a write is not sent because too many earlier ones have not settled. */
+export const WRITES_OUTSTANDING_CODE = 'AUDIT_WRITES_OUTSTANDING';
+
 const URL_PATTERN = /\b[a-z][a-z0-9+.-]*:\/\/[^\s'"]+/gi;
 const KEY_VALUE_SECRET = /\b(password|passwd|pwd|user|username|host|hostaddr)\s*=\s*('[^']*'|"[^"]*"|\S+)/gi;
 const HOST_PORT = /\b(?:\d{1,3}(?:\.\d{1,3}){3}|\[[0-9a-f:]+\]|[a-z0-9-]+(?:\.[a-z0-9-]+)+):\d{2,5}\b/gi;

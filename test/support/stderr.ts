@@ -36,6 +36,8 @@ export class StderrCapture {
   clear(): void {
     this.lines.length = 0;
     this.other.length = 0;
+    // The spy keeps every call's arguments too: let them go with the lines.
+    this.spy.mockClear();
   }
 
   restore(): void {

@@ -1,2 +1,2 @@
 export { AuditQuarantine, QUARANTINE_DIR, type QuarantineResult } from './audit-quarantine';
-export { isolateRefused, type RefusedRecord } from './isolate-refused';
+export { isolateRefused, type RefusedRecord, splitBudgetMs } from './isolate-refused';

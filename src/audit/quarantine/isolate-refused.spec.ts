@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { isolateRefused } from './isolate-refused';
+import { isolateRefused, splitBudgetMs } from './isolate-refused';
 
 const contentError = (n: number) => Object.assign(new Error(`value ${n} out of range`), { code: '22008' });
 const lockError = () => Object.assign(new Error('lock not available'), { code: '55P03' });
@@ -25,6 +25,26 @@ describe('isolateRefused', () => {
     const table = fakeTable(new Set());
     await expect(isolateRefused([1, 2, 3], table.insert)).resolves.toEqual({ refused: [] });
     expect(table.calls).toEqual([[1, 2, 3]]);
+  });
+
+  it('tells the insert which round trip is the batch itself and which are parts of its split (own budget)', async () => {
+    const table = fakeTable(new Set([3]));
+    const phases: [number[], boolean][] = [];
+    await isolateRefused([1, 2, 3, 4], (batch, splitting) => {
+      phases.push([batch, splitting]);
+      return table.insert(batch);
+    });
+    expect(phases).toEqual([
+      [[1, 2, 3, 4], false],
+      [[1, 2], true],
+      [[3, 4], true],
+      [[3], true],
+      [[4], true],
+    ]);
+  });
+
+  it('budgets a split at writeTimeoutMs per level of halving, at least one', () => {
+    expect([1, 2, 300, 500, 512, 513].map((n) => splitBudgetMs(n, 1000))).toEqual([1000, 1000, 9000, 9000, 9000, 10_000]);
   });
 
   it('does not call the database for an empty batch', async () => {

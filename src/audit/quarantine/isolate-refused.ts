@@ -10,6 +10,8 @@ export interface RefusedRecord<T> {
  * Inserts `records` with `insert`; when the database refuses the batch for its content (see
  * {@link isContentError}), splits it in halves, recursively, until each refused record stands
  * alone. Resolves once every other record has committed, with the refused ones and their errors.
+ * `insert` is told whether it writes the batch itself (`false`) or a part of its split (`true`),
+ * so that the split can run under a budget of its own (see {@link splitBudgetMs}).
  * Rejects with the first error that is not about content (connection, timeout, lock…): records of
  * sub-batches that committed before it stay committed, so the caller retries the whole batch and
  * relies on the insert being idempotent (ON CONFLICT (id) DO NOTHING).
@@ -24,7 +26,7 @@ export interface RefusedRecord<T> {
  */
 export async function isolateRefused<T>(
   records: readonly T[],
-  insert: (batch: T[]) => Promise<void>,
+  insert: (batch: T[], splitting: boolean) => Promise<void>,
   isContent: (error: unknown) => boolean = isContentError,
 ): Promise<{ refused: RefusedRecord<T>[] }> {
   const refused: RefusedRecord<T>[] = [];
@@ -34,12 +36,13 @@ export async function isolateRefused<T>(
 
 async function settle<T>(
   batch: T[],
-  insert: (batch: T[]) => Promise<void>,
+  insert: (batch: T[], splitting: boolean) => Promise<void>,
   isContent: (error: unknown) => boolean,
   refused: RefusedRecord<T>[],
+  splitting = false,
 ): Promise<void> {
   try {
-    await insert(batch);
+    await insert(batch, splitting);
     return;
   } catch (error) {
     if (!isContent(error)) throw error;
@@ -49,6 +52,20 @@ async function settle<T>(
     }
   }
   const middle = Math.ceil(batch.length / 2);
-  await settle(batch.slice(0, middle), insert, isContent, refused);
-  await settle(batch.slice(middle), insert, isContent, refused);
+  await settle(batch.slice(0, middle), insert, isContent, refused, true);
+  await settle(batch.slice(middle), insert, isContent, refused, true);
+}
+
+/**
+ * The time a split of `entries` may take in all, from the refusal that starts it: `writeTimeoutMs`
+ * per level of halving (⌈log2 entries⌉ levels, each costing two round trips per refused entry),
+ * at least `writeTimeoutMs`. A batch's first INSERT is bounded by its entries' own deadline; the
+ * split that follows has this budget of its own, so that one refused entry on a slow database
+ * is isolated instead of turning the service down.
+ *
+ * @example
+ * splitBudgetMs(300, 2000); // 18000 (9 levels)
+ */
+export function splitBudgetMs(entries: number, writeTimeoutMs: number): number {
+  return writeTimeoutMs * Math.max(1, Math.ceil(Math.log2(Math.max(1, entries))));
 }

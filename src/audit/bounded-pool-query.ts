@@ -1,0 +1,178 @@
+import { WRITES_OUTSTANDING_CODE } from './db-error';
+
+/** The parts of a `pg` client the writer uses. */
+export interface PgClient {
+  query(text: string): Promise<unknown>;
+  release(error?: Error): void;
+  once(event: 'error', listener: (error: Error) => void): unknown;
+  removeListener(event: 'error', listener: (error: Error) => void): unknown;
+  connection?: { stream?: { destroy(): void } };
+}
+
+/** The parts of a `pg` pool the writer uses (`_clients` is pg-pool's own list, read only to find a connection it opened for us). */
+export interface PgPool {
+  connect(): Promise<PgClient>;
+  _clients?: unknown;
+}
+
+/**
+ * Sends one query string through a `pg` pool on a client checked out for it, so that a query
+ * that misses its deadline can release what it holds: the client is removed from the pool and its
+ * socket destroyed (a silent network partition answers nothing, and `pg` would otherwise keep the
+ * query and its text for ever, and `Pool.end()` would wait for it). A connection the pool opens
+ * for an attempt may take `connectMs` whatever the attempt's deadline (ready late, it serves a
+ * later attempt); past that, or at shutdown ({@link BoundedPoolQuery.abandonOpening}), it is
+ * destroyed, so that one into a partition never hangs for ever. At most `max`
+ * attempts are outstanding at once, counted until their work has really ended (not when the
+ * caller stopped waiting); past that, an attempt fails at once with code
+ * {@link WRITES_OUTSTANDING_CODE} and sends nothing.
+ *
+ * @example
+ * const queries = new BoundedPoolQuery(4, 5000);
+ * await queries.run(pool, () => 'INSERT …', 2000, () => writeTimeoutError(2000));
+ */
+export class BoundedPoolQuery {
+  private active = 0;
+  /** Connections the pool is opening for attempts, until they are ready or given up. */
+  private readonly opening = new Set<PgClient>();
+
+  /** `connectMs`: how long a connection the pool opens for an attempt may take, whatever the attempt's own deadline. */
+  constructor(
+    readonly max: number,
+    private readonly connectMs: number,
+  ) {}
+
+  /** Attempts whose client or query has not settled yet. */
+  get outstanding(): number {
+    return this.active;
+  }
+
+  /** Resolves with the query's result, or rejects with its error, or with `timeout()` after `ms`. */
+  run(pool: PgPool, text: () => string, ms: number, timeout: () => Error): Promise<unknown> {
+    if (this.active >= this.max) return Promise.reject(writesOutstandingError(this.max));
+    this.active += 1;
+    // Let go once the deadline passes: a checkout still pending then must not keep the batch alive.
+    let build: (() => string) | undefined = text;
+    return new Promise((resolve, reject) => {
+      let expired = false;
+      let checkedOut: CheckedOut | undefined;
+      const opened = openedBy(pool);
+      const fresh = opened.fresh;
+      // A connection that is slow to open is not given up with the attempt: ready late, it serves the next one.
+      const giveUp = fresh && setTimeout(() => destroy(fresh), Math.max(ms, this.connectMs)).unref();
+      if (fresh) this.opening.add(fresh);
+      const timer = setTimeout(
+        () => {
+          expired = true;
+          build = undefined;
+          reject(timeout());
+          checkedOut?.discard(timeout());
+        },
+        Math.max(0, ms),
+      ).unref();
+      const settled = () => {
+        clearTimeout(timer);
+        this.active -= 1;
+      };
+      const opens = () => {
+        clearTimeout(giveUp);
+        if (fresh) this.opening.delete(fresh);
+      };
+      opened.checkout.then(
+        (client) => {
+          opens();
+          checkedOut = new CheckedOut(client);
+          if (expired || !build) {
+            checkedOut.release();
+            settled();
+            return;
+          }
+          void checkedOut.query(build()).then(resolve, reject).finally(settled);
+        },
+        (error: unknown) => {
+          opens();
+          settled();
+          reject(error as Error);
+        },
+      );
+    });
+  }
+
+  /** Gives up every connection still being opened for an attempt (shutdown: `Pool.end()` would wait for them). */
+  abandonOpening(): void {
+    for (const client of this.opening) destroy(client);
+  }
+}
+
+/** A client checked out for one query: released once, or discarded (out of the pool, socket destroyed). */
+class CheckedOut {
+  private released = false;
+  private readonly onError = (error: Error) => this.discard(error);
+
+  constructor(private readonly client: PgClient) {
+    // A socket error while checked out is ours to handle: unhandled, it would crash the process.
+    client.once('error', this.onError);
+  }
+
+  async query(text: string): Promise<unknown> {
+    try {
+      const result = await this.client.query(text);
+      this.release();
+      return result;
+    } catch (error) {
+      // An error PostgreSQL answered leaves the connection usable; any other one does not.
+      if (isServerError(error)) this.release();
+      else this.discard(asError(error));
+      throw error;
+    }
+  }
+
+  release(error?: Error): void {
+    if (this.released) return;
+    this.released = true;
+    this.client.removeListener('error', this.onError);
+    this.client.release(error);
+  }
+
+  /** The pending query fails at once and its text is let go; `Pool.end()` has nothing to wait for. */
+  discard(error: Error): void {
+    this.release(error);
+    destroy(this.client);
+  }
+}
+
+function destroy(client: PgClient): void {
+  client.connection?.stream?.destroy();
+}
+
+/**
+ * The error of a write refused because `max` earlier attempts have not settled (code
+ * {@link WRITES_OUTSTANDING_CODE}): nothing more is queued behind them.
+ *
+ * @example
+ * writesOutstandingError(4).message; // 'audit write not sent: 4 earlier writes to the audit database have not settled'
+ */
+export function writesOutstandingError(max: number): Error & { code: string } {
+  return Object.assign(new Error(`audit write not sent: ${max} earlier writes to the audit database have not settled`), {
+    code: WRITES_OUTSTANDING_CODE,
+  });
+}
+
+/** Checks a client out, noting the connection the pool opened for it, if it opened one. */
+function openedBy(pool: PgPool): { checkout: Promise<PgClient>; fresh?: PgClient } {
+  const before = Array.isArray(pool._clients) ? pool._clients.length : -1;
+  const checkout = pool.connect();
+  const after = pool._clients;
+  // pg-pool adds a connection it opens to `_clients` at once, before it connects.
+  const fresh = Array.isArray(after) && before >= 0 && after.length === before + 1 ? (after[before] as PgClient) : undefined;
+  return { checkout, fresh };
+}
+
+function isServerError(error: unknown): boolean {
+  const e = error as { severity?: unknown; code?: unknown } | null;
+  return typeof e?.severity === 'string' && typeof e.code === 'string';
+}
+
+function asError(error: unknown): Error {
+  return error instanceof Error ? error : new Error(String(error));
+}
