@@ -2,6 +2,9 @@ import fc from 'fast-check';
 import { AuditEntryNormalizer } from './audit-entry';
 import { AUDIT_DEFAULTS } from './audit-options';
 import { REDACTED } from './json-safe';
+import { DEFAULT_REDACT_KEYS } from './redaction';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 // Default redaction as a user sees it in the stored record: the secrets under common keys go, the
 // ordinary fields whose names merely contain a short secret word stay.
@@ -150,5 +153,53 @@ describe('default redaction', () => {
     expect(changesOf({ text: 'at 10:30:00, shipping: express, author=Ann' })).toEqual({
       text: 'at 10:30:00, shipping: express, author=Ann',
     });
+  });
+});
+
+// Each default key counts: a name that it alone of the default list matches, so that dropping it
+// from the list shows. A key added to the list needs its name here.
+const ONLY_MATCHED_BY: Record<string, string> = {
+  password: 'password',
+  passwd: 'DB_PASSWD',
+  pwd: 'mysql_pwd',
+  secret: 'client_secret',
+  token: 'accessToken',
+  auth: 'x-auth',
+  authorization: 'Authorization',
+  bearer: 'bearer',
+  jwt: 'jwt',
+  session: 'sessionId',
+  sessid: 'PHPSESSID',
+  sid: 'connect.sid',
+  cookie: 'set-cookie',
+  csrf: '_csrf',
+  xsrf: 'xsrfValue',
+  saml: 'samlResponse',
+  api_key: 'Api-Key',
+  private_key: 'privateKey',
+  credential: 'credentials',
+  otp: 'otpCode',
+  pin: 'userPin',
+  ssn: 'user_ssn',
+};
+
+describe('DEFAULT_REDACT_KEYS', () => {
+  it('has a name for each key, and only for its keys', () => {
+    expect(Object.keys(ONLY_MATCHED_BY).sort()).toEqual([...DEFAULT_REDACT_KEYS].sort());
+  });
+
+  it.each(Object.entries(ONLY_MATCHED_BY))('%s alone of the default keys redacts %s', (redactKey, name) => {
+    const without = new AuditEntryNormalizer(
+      DEFAULT_REDACT_KEYS.filter((key) => key !== redactKey),
+      64 * 1024,
+    );
+    expect(changesOf({ [name]: SECRET })).toEqual({ [name]: REDACTED });
+    expect(without.normalize({ action: 'a', changes: { [name]: SECRET } }).record.changes).toEqual({ [name]: SECRET });
+  });
+
+  it('is the list the README gives for redactKeys', () => {
+    const readme = readFileSync(join(__dirname, '../../README.md'), 'utf8');
+    const row = /^\| `redactKeys` +\| `DEFAULT_REDACT_KEYS`: ([^|]*?) +\|/m.exec(readme);
+    expect(row?.[1].split(', ')).toEqual([...DEFAULT_REDACT_KEYS]);
   });
 });
