@@ -228,5 +228,6 @@ describe('AuditCircuit', () => {
       'audit reporter failed: Error: sentry is down',
       'audit reporter failed: Error: sentry is still down',
     ]);
+    expect(warn.mock.contexts.map((logger) => (logger as unknown as { context: string }).context)).toEqual(['AuditModule', 'AuditModule']);
   });
 });
