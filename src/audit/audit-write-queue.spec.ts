@@ -1,5 +1,5 @@
 import { AuditEntryNormalizer } from './audit-entry';
-import { AuditWriteQueue, type PendingEntry } from './audit-write-queue';
+import { AuditWriteQueue, BACKLOG_FULL_CODE, type PendingEntry } from './audit-write-queue';
 import { WRITE_TIMEOUT_CODE } from './db-error';
 
 // The queue alone, with a writer whose every INSERT the test settles by hand.
@@ -199,6 +199,45 @@ describe('AuditWriteQueue', () => {
     await settling;
     expect(queue.pending).toBe(0);
     await expect(queue.settle()).resolves.toBeUndefined();
+  });
+
+  it('wakes once per turn of the event loop, however many entries come in it', async () => {
+    const { queue, writes, entry } = setup({ batchSize: 100, maxEntries: 100, maxBytes: 10_000, timeoutMs: 2000 });
+    const wake = jest.spyOn(global, 'setImmediate');
+    try {
+      for (let n = 1; n <= 50; n++) queue.push(entry(n));
+      expect(wake).toHaveBeenCalledTimes(1);
+      await turn();
+      queue.push(entry(51));
+      expect(wake).toHaveBeenCalledTimes(3);
+    } finally {
+      wake.mockRestore();
+    }
+    expect(writes[0].ids).toHaveLength(50);
+  });
+
+  it('keeps settling while a write sent outside the queue is in flight, even once closed', async () => {
+    const { queue, writes, entry, close } = setup();
+    queue.push(entry(1));
+    await turn();
+    let done = false;
+    const settling = queue.settle().then(() => (done = true));
+    queue.send(
+      [entry(2)],
+      () => undefined,
+      () => undefined,
+    );
+    close();
+    writes[0].fail(new Error('down'));
+    await settleTurn();
+    expect(done).toBe(false);
+    writes[1].commit();
+    await settling;
+    expect(queue.pending).toBe(0);
+  });
+
+  it('names a full backlog with a stable code', () => {
+    expect(BACKLOG_FULL_CODE).toBe('AUDIT_BACKLOG_FULL');
   });
 
   it('stops settling when the queue closes with nothing in flight, leaving what waits', async () => {
