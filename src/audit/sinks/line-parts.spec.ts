@@ -62,13 +62,16 @@ describe('formatLines', () => {
   });
 
   it('names no audit id on the parts of an entry whose event has none', () => {
-    const parsed = parse(formatLines(event({ entry: entry('z'.repeat(20_000)) })));
-    expect(parsed.map((p) => p.auditId)).toEqual([undefined, null]);
+    const lines = formatLines(event({ entry: entry('z'.repeat(40_000)) }));
+    // The continuation lines are longer than this small part 1: their parts must still fit.
+    for (const line of lines) expect(Buffer.byteLength(line) + 1).toBeLessThanOrEqual(MAX_LINE_BYTES);
+    const parsed = parse(lines);
+    expect(parsed.map((p) => p.auditId)).toEqual([undefined, null, null]);
   });
 
   it('never cuts a surrogate pair, whatever the offset of the cut', () => {
-    for (const pad of [0, 1, 2, 3]) {
-      const big = entry(`${'p'.repeat(pad)}${'😀'.repeat(6000)}`);
+    for (const [pad, unit] of [0, 1, 2, 3].flatMap((n) => [n, n + 4].map((m) => [m, m < 4 ? '😀' : 'a😀'] as const))) {
+      const big = entry(`${'p'.repeat(pad)}${unit.repeat(24_000 / unit.length)}`);
       const parsed = parse(formatLines(event({ auditId: 'a1', entry: big })));
       for (const p of parsed) expect(p.entryPart as string).not.toMatch(/^[\uDC00-\uDFFF]|[\uD800-\uDBFF]$/);
       expect(JSON.parse(parsed.map((p) => p.entryPart).join(''))).toEqual(big);
@@ -90,6 +93,12 @@ describe('formatLines', () => {
     expect(parsed.context).toEqual({ _truncated: true, originalBytes: Buffer.byteLength(JSON.stringify({ list: 'c'.repeat(20_000) })) });
     expect(parsed.small).toBe('s'.repeat(1000));
     expect(parsed.reason).toBe('r');
+  });
+
+  it('keeps the fields of part 1 whole when only the entry is too long for a line', () => {
+    const note = 'n'.repeat(3000);
+    const [first] = parse(formatLines(event({ auditId: 'a1', note, entry: entry('q'.repeat(40_000)) })));
+    expect(first.note).toBe(note);
   });
 
   it('keeps a field of exactly 1024 JSON characters whole', () => {
