@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { AuditEntryNormalizer } from './audit-entry';
 import { AUDIT_DEFAULTS } from './audit-options';
 import { REDACTED } from './json-safe';
-import { DEFAULT_REDACT_KEYS } from './redaction';
+import { compileRedactor, DEFAULT_REDACT_KEYS, redactText } from './redaction';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -201,5 +201,53 @@ describe('DEFAULT_REDACT_KEYS', () => {
     const readme = readFileSync(join(__dirname, '../../README.md'), 'utf8');
     const row = /^\| `redactKeys` +\| `DEFAULT_REDACT_KEYS`: ([^|]*?) +\|/m.exec(readme);
     expect(row?.[1].split(', ')).toEqual([...DEFAULT_REDACT_KEYS]);
+  });
+});
+
+describe('compileRedactor', () => {
+  it('matches a key of five characters or more anywhere in a name', () => {
+    const isRedacted = compileRedactor(['token']);
+    expect(['mytoken', 'XTOKEN', 'access_token'].map(isRedacted)).toEqual([true, true, true]);
+  });
+
+  it('matches a run of short words in order, all of them, as whole words', () => {
+    const isRedacted = compileRedactor(['x-id']);
+    expect(['x-id', 'myXId', 'X_ID_2'].map(isRedacted)).toEqual([true, true, true]);
+    expect(['userId', 'idX', 'x', 'xidea'].map(isRedacted)).toEqual([false, false, false, false]);
+  });
+
+  it('splits names at letters and digits, both ways', () => {
+    const isRedacted = compileRedactor(['pin']);
+    expect(['pin2', '2pin', 'PIN2Code'].map(isRedacted)).toEqual([true, true, true]);
+  });
+
+  it('matches a redact key of separators or symbols only as it is, never every name', () => {
+    expect(['title', 'a--b'].map(compileRedactor(['--']))).toEqual([false, false]);
+    expect(['title', 'a$$$b'].map(compileRedactor(['$$$']))).toEqual([false, true]);
+  });
+
+  it('answers for a name of many words', () => {
+    expect(compileRedactor(['pin'])('a_b_c_d_e_f_g_h_i_j_k_l_m_n_o_p_q')).toBe(false);
+    expect(compileRedactor(['pin'])('a_b_c_d_e_f_g_h_i_j_k_l_m_n_o_p_pin')).toBe(true);
+  });
+});
+
+describe('redactText', () => {
+  const isRedacted = compileRedactor(AUDIT_DEFAULTS.redactKeys);
+
+  it.each([
+    ['pin=1234', `pin=${REDACTED}`],
+    ['password = hunter22 next', `password = ${REDACTED} next`],
+    ['{"password": "hunter 22", "title": "t"}', `{"password": "${REDACTED}", "title": "t"}`],
+    ["token: 'abc def' rest", `token: '${REDACTED}' rest`],
+    ['token: "abc def', `token: "${REDACTED}"`],
+    ['sent Bearer abcdefgh12345', `sent Bearer ${REDACTED}`],
+    ['Bearer   abcdefgh12345==', `Bearer   ${REDACTED}`],
+    ['Bearer abc', 'Bearer abc'],
+    ['postgres://app:s3cretpw@db:5432/x', `postgres://app:${REDACTED}@db:5432/x`],
+    ['password=, next', 'password=, next'],
+    ['title=t; author=Ann', 'title=t; author=Ann'],
+  ])('%s', (text, expected) => {
+    expect(redactText(text, isRedacted)).toBe(expected);
   });
 });
