@@ -123,6 +123,73 @@ describe('AuditWriter against a real PostgreSQL', () => {
     TEST_TIMEOUT_MS,
   );
 
+  /** The audit role's backends still running a statement, or only those waiting for a lock. */
+  const writerBackends = async (what: 'active' | 'waiting for a lock') =>
+    (
+      await db.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM pg_stat_activity WHERE usename = $1 AND ${what === 'active' ? "state = 'active'" : "wait_event_type = 'Lock'"}`,
+        [WRITER.user],
+      )
+    )[0].n;
+  /** Polls until the audit role has no such backend; rejects, naming it, after ten write timeouts. */
+  const noWriterBackend = async (what: 'active' | 'waiting for a lock') => {
+    const deadline = Date.now() + WRITE_TIMEOUT_MS * 10;
+    while ((await writerBackends(what)) > 0) {
+      if (Date.now() > deadline) throw new Error(`a backend of ${WRITER.user} is still ${what}, ten write timeouts after the write`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  };
+  const timedOut = { code: expect.stringMatching(/^(55P03|57014|AUDIT_WRITE_TIMEOUT)$/) as unknown };
+
+  it(
+    'a write that times out on a locked table leaves nothing waiting on the server, and no row appears once the lock is released',
+    async () => {
+      const locker = await db.connect('audit');
+      const waiting = record('nda-locked');
+      try {
+        await locker.query('BEGIN');
+        await locker.query('LOCK TABLE audit_log IN ACCESS EXCLUSIVE MODE');
+        await expect(writer.insert([waiting])).rejects.toMatchObject(timedOut);
+        await noWriterBackend('waiting for a lock');
+      } finally {
+        await locker.query('COMMIT');
+        await locker.end();
+      }
+      // The pool's one connection: free once any statement still on it has ended.
+      await dataSource.query('SELECT 1');
+      expect(await rows([waiting.id])).toEqual([]);
+    },
+    TEST_TIMEOUT_MS,
+  );
+
+  it(
+    'a write whose statement runs past the timeout (a trigger that sleeps) is cancelled by the server and never commits',
+    async () => {
+      const slow = record('nda-slow');
+      await db.query(
+        `CREATE FUNCTION audit_test_slow() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN IF NEW.entity_id = 'nda-slow' THEN PERFORM pg_sleep(8); END IF; RETURN NEW; END $$`,
+        [],
+        'audit',
+      );
+      await db.query(
+        'CREATE TRIGGER audit_test_slow BEFORE INSERT ON audit_log FOR EACH ROW EXECUTE FUNCTION audit_test_slow()',
+        [],
+        'audit',
+      );
+      try {
+        await expect(writer.insert([slow])).rejects.toMatchObject(timedOut);
+        await noWriterBackend('active');
+        expect(await rows([slow.id])).toEqual([]);
+      } finally {
+        await db.query('DROP TRIGGER audit_test_slow ON audit_log; DROP FUNCTION audit_test_slow()', [], 'audit');
+      }
+      await dataSource.query('SELECT 1');
+      expect(await rows([slow.id])).toEqual([]);
+    },
+    TEST_TIMEOUT_MS * 2,
+  );
+
   it(
     'a write waiting for the pool’s only connection, held by another transaction, rejects with AUDIT_WRITE_TIMEOUT',
     async () => {

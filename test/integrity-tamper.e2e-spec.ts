@@ -5,7 +5,9 @@ import { join } from 'node:path';
 import { DataSource } from 'typeorm';
 import { Client } from 'pg';
 import { AuditLog, AuditSealer, AuditService, verifyTrail } from '../src/audit';
-import { sealOnce } from '../src/audit/integrity/seal-store';
+import { LEAF_FIELDS, LEAF_SQL } from '../src/audit/integrity/row-encoding';
+import { MANIFEST_ENTRY_BYTES, readManifest, sealHash } from '../src/audit/integrity/seal';
+import { SEAL_COLUMNS_SQL, sealOnce, toSeal } from '../src/audit/integrity/seal-store';
 import { startSealingApp, sealingKeys, verify, witnessText } from './support/integrity';
 import { TestPostgres } from './support/postgres';
 import { StderrCapture } from './support/stderr';
@@ -164,6 +166,64 @@ describe('audit-verify against a tampered trail', () => {
     await sql(unlocked('audit_seal', 'UPDATE audit_seal SET row_count = 29 WHERE seq = 2'));
     const result = await verify(url);
     expect(result.anomalies).toEqual(['ANOMALY seal_changed seal 2']);
+    expect(result.code).toBe(1);
+  });
+
+  /**
+   * The forger's rewrite of seal `seq` after changing `row`: the row's manifest prefix becomes its
+   * new leaf hash, `reorder` may move manifest entries, and the seal's hash is computed again; the
+   * Merkle root is left as it was.
+   */
+  async function rewriteSeal(sql: (text: string) => Promise<Record<string, unknown>[]>, seq: number, row: string, reorder = false) {
+    const [{ leaf }] = await sql(`SELECT ${LEAF_SQL} AS leaf FROM audit_log AS l, ${LEAF_FIELDS} WHERE l.id = '${row}'`);
+    const [stored] = await sql(`SELECT ${SEAL_COLUMNS_SQL} FROM audit_seal AS s WHERE s.seq = ${seq}`);
+    const seal = toSeal(stored);
+    const manifest = Buffer.from(seal.manifest);
+    (leaf as Buffer).copy(manifest, readManifest(manifest).get(row) as number, 0, 8);
+    if (reorder) {
+      const first = Buffer.from(manifest.subarray(0, MANIFEST_ENTRY_BYTES));
+      manifest.copy(manifest, 0, MANIFEST_ENTRY_BYTES, 2 * MANIFEST_ENTRY_BYTES);
+      first.copy(manifest, MANIFEST_ENTRY_BYTES);
+    }
+    const hash = sealHash({ ...seal, manifest });
+    const hex = (bytes: Buffer) => `'\\x${bytes.toString('hex')}'::bytea`;
+    await sql(unlocked('audit_seal', `UPDATE audit_seal SET manifest = ${hex(manifest)}, hash = ${hex(hash)} WHERE seq = ${seq}`));
+  }
+
+  it('names a seal whose manifest and hash were rewritten to agree with a changed row, its Merkle root left as it was', async () => {
+    const { url, sql } = await copy();
+    const target = rowsBySeal[2][7];
+    await sql(unlocked('audit_log', `UPDATE audit_log SET user_id = 'mallory' WHERE id = '${target}'`));
+    await rewriteSeal(sql, 3, target);
+    const result = await verify(url);
+    expect(result.anomalies).toEqual(['ANOMALY seal_changed seal 3']);
+    expect(result.out).toContain('ANOMALY seal_changed seal 3: its Merkle root does not match its rows');
+    expect(result.code).toBe(1);
+  });
+
+  it('names such a seal when its manifest entries were also reordered, so that the rows are checked against the manifest one by one', async () => {
+    const { url, sql } = await copy();
+    const target = rowsBySeal[2][7];
+    await sql(unlocked('audit_log', `UPDATE audit_log SET user_id = 'mallory' WHERE id = '${target}'`));
+    await rewriteSeal(sql, 3, target, true);
+    const result = await verify(url);
+    expect(result.anomalies).toEqual(['ANOMALY seal_changed seal 3']);
+    expect(result.out).toContain('ANOMALY seal_changed seal 3: its Merkle root does not match its rows');
+    expect(result.code).toBe(1);
+  });
+
+  it('names a seal whose signature is another seal’s, under the right key id, and a seal whose signature was removed', async () => {
+    const { url, sql } = await copy();
+    await sql(unlocked('audit_seal', 'UPDATE audit_seal SET signature = (SELECT signature FROM audit_seal WHERE seq = 2) WHERE seq = 3'));
+    await sql(unlocked('audit_seal', 'UPDATE audit_seal SET signature = NULL WHERE seq = 1'));
+    const keyIds = await sql('SELECT DISTINCT key_id FROM audit_seal');
+    expect(keyIds).toEqual([{ key_id: expect.stringMatching(/^[0-9a-f]{16}$/) }]);
+    expect((await verify(url)).code).toBe(0);
+    const result = await verify(url, '--public-key', publicKeyFile);
+    expect(result.out.filter((line) => line.startsWith('ANOMALY'))).toEqual([
+      'ANOMALY seal_signature_invalid seal 1: it is not signed',
+      'ANOMALY seal_signature_invalid seal 3: the signature does not verify',
+    ]);
     expect(result.code).toBe(1);
   });
 

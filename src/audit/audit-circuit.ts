@@ -38,6 +38,8 @@ export class AuditCircuit {
     private readonly secrets: string[],
     /** Called when a cool-down ends, so that something buffered can be the half-open try. */
     private readonly retryDue: () => void,
+    /** The jitter's source, a number in [0, 1): a test passes its own. */
+    private readonly random: () => number = Math.random,
   ) {}
 
   get state(): AuditState {
@@ -116,7 +118,7 @@ export class AuditCircuit {
   private backoffMs(): number {
     const exponent = Math.max(0, this.consecutiveFailures - 1);
     const delay = Math.min(this.options.retryBackoffMaxMs, this.options.retryBackoffMs * 2 ** Math.min(exponent, 30));
-    return delay / 2 + Math.random() * (delay / 2);
+    return delay / 2 + this.random() * (delay / 2);
   }
 
   /** A failing alert sink must not cost an entry or a state change. */

@@ -169,22 +169,28 @@ describe('AuditService', () => {
   });
 
   it('backs off exponentially with jitter while the database stays down', async () => {
-    const { service, repository, of } = setup({ retryBackoffMs: 20, retryBackoffMaxMs: 80 });
-    repository.behaviour = () => 'fail';
-    await service.log(entry(1));
-    await eventuallyTrue(() => of('audit.db_write_failed').length >= 5, 2000);
-    const coolDowns = of('audit.db_write_failed').map((f) => Date.parse(f.retryAt as string) - (f.emittedAt as number));
-    // "Equal jitter": the k-th cool-down lies in [d/2, d] for d = 20, 40, 80 (the cap), 80, 80.
-    [20, 40, 80, 80, 80].forEach((ceiling, i) => {
-      expect(coolDowns[i]).toBeGreaterThanOrEqual(ceiling / 2 - 1);
-      expect(coolDowns[i]).toBeLessThanOrEqual(ceiling + 1);
-    });
-    expect(
-      of('audit.db_write_failed')
-        .map((f) => f.attempt)
-        .slice(0, 3),
-    ).toEqual(['write', 'probe', 'probe']);
-    expect(of('audit.flush_failed')).toEqual([]);
+    // The clock and the jitter are the test's: each cool-down is exact, whatever the machine's load.
+    jest.useFakeTimers({ now: 1_800_000_000_000, doNotFake: ['setImmediate', 'nextTick', 'queueMicrotask'] });
+    const random = jest.spyOn(Math, 'random');
+    for (const r of [0, 0.999, 0.5, 0.25, 0.75]) random.mockReturnValueOnce(r);
+    try {
+      const { service, repository, of } = setup({ retryBackoffMs: 20, retryBackoffMaxMs: 80 });
+      repository.behaviour = () => 'fail';
+      await service.log(entry(1));
+      for (let ms = 0; of('audit.db_write_failed').length < 5 && ms < 1000; ms += 5) await jest.advanceTimersByTimeAsync(5);
+      const failures = of('audit.db_write_failed').slice(0, 5);
+      const coolDowns = failures.map((f) => Date.parse(f.retryAt as string) - (f.emittedAt as number));
+      // "Equal jitter": d/2 fixed and d/2 × random, for d = 20, 40, 80 (the cap), 80, 80.
+      expect(coolDowns).toEqual([10, 39, 60, 50, 70]);
+      // Each try comes when its cool-down ends, not before.
+      const tried = failures.map((f) => f.emittedAt as number);
+      expect(tried.slice(1).map((at, i) => at - tried[i])).toEqual(coolDowns.slice(0, 4));
+      expect(failures.map((f) => f.attempt).slice(0, 3)).toEqual(['write', 'probe', 'probe']);
+      expect(of('audit.flush_failed')).toEqual([]);
+      await service.beforeApplicationShutdown();
+    } finally {
+      jest.useRealTimers();
+    }
   });
 
   it('keeps what a failed flush did not commit, goes down again, and never writes an entry twice', async () => {

@@ -1,7 +1,10 @@
 import fc from 'fast-check';
 import { AuditEntryNormalizer } from './audit-entry';
 import { AUDIT_DEFAULTS } from './audit-options';
-import { convertJsonSafe, compileRedactor, REDACTED } from './json-safe';
+import { convertJsonSafe, REDACTED } from './json-safe';
+import { compileRedactor, DEFAULT_REDACT_KEYS, redactText } from './redaction';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 // Default redaction as a user sees it in the stored record: the secrets under common keys go, the
 // ordinary fields whose names merely contain a short secret word stay.
@@ -198,5 +201,101 @@ describe('redaction of diffs, by name only', () => {
       entities: [{ fields: { title: ['secret plan', REDACTED] } }],
       body: { header: ['token', REDACTED] },
     });
+  });
+});
+
+// Each default key counts: a name that it alone of the default list matches, so that dropping it
+// from the list shows. A key added to the list needs its name here.
+const ONLY_MATCHED_BY: Record<string, string> = {
+  password: 'password',
+  passwd: 'DB_PASSWD',
+  pwd: 'mysql_pwd',
+  secret: 'client_secret',
+  token: 'accessToken',
+  auth: 'x-auth',
+  authorization: 'Authorization',
+  bearer: 'bearer',
+  jwt: 'jwt',
+  session: 'sessionId',
+  sessid: 'PHPSESSID',
+  sid: 'connect.sid',
+  cookie: 'set-cookie',
+  csrf: '_csrf',
+  xsrf: 'xsrfValue',
+  saml: 'samlResponse',
+  api_key: 'Api-Key',
+  private_key: 'privateKey',
+  credential: 'credentials',
+  otp: 'otpCode',
+  pin: 'userPin',
+  ssn: 'user_ssn',
+};
+
+describe('DEFAULT_REDACT_KEYS', () => {
+  it('has a name for each key, and only for its keys', () => {
+    expect(Object.keys(ONLY_MATCHED_BY).sort()).toEqual([...DEFAULT_REDACT_KEYS].sort());
+  });
+
+  it.each(Object.entries(ONLY_MATCHED_BY))('%s alone of the default keys redacts %s', (redactKey, name) => {
+    const without = new AuditEntryNormalizer(
+      DEFAULT_REDACT_KEYS.filter((key) => key !== redactKey),
+      64 * 1024,
+    );
+    expect(changesOf({ [name]: SECRET })).toEqual({ [name]: REDACTED });
+    expect(without.normalize({ action: 'a', changes: { [name]: SECRET } }).record.changes).toEqual({ [name]: SECRET });
+  });
+
+  it('is the list the README gives for redactKeys', () => {
+    const readme = readFileSync(join(__dirname, '../../README.md'), 'utf8');
+    const row = /^\| `redactKeys` +\| `DEFAULT_REDACT_KEYS`: ([^|]*?) +\|/m.exec(readme);
+    expect(row?.[1].split(', ')).toEqual([...DEFAULT_REDACT_KEYS]);
+  });
+});
+
+describe('compileRedactor', () => {
+  it('matches a key of five characters or more anywhere in a name', () => {
+    const isRedacted = compileRedactor(['token']);
+    expect(['mytoken', 'XTOKEN', 'access_token'].map(isRedacted)).toEqual([true, true, true]);
+  });
+
+  it('matches a run of short words in order, all of them, as whole words', () => {
+    const isRedacted = compileRedactor(['x-id']);
+    expect(['x-id', 'myXId', 'X_ID_2'].map(isRedacted)).toEqual([true, true, true]);
+    expect(['userId', 'idX', 'x', 'xidea'].map(isRedacted)).toEqual([false, false, false, false]);
+  });
+
+  it('splits names at letters and digits, both ways', () => {
+    const isRedacted = compileRedactor(['pin']);
+    expect(['pin2', '2pin', 'PIN2Code'].map(isRedacted)).toEqual([true, true, true]);
+  });
+
+  it('matches a redact key of separators or symbols only as it is, never every name', () => {
+    expect(['title', 'a--b'].map(compileRedactor(['--']))).toEqual([false, false]);
+    expect(['title', 'a$$$b'].map(compileRedactor(['$$$']))).toEqual([false, true]);
+  });
+
+  it('answers for a name of many words', () => {
+    expect(compileRedactor(['pin'])('a_b_c_d_e_f_g_h_i_j_k_l_m_n_o_p_q')).toBe(false);
+    expect(compileRedactor(['pin'])('a_b_c_d_e_f_g_h_i_j_k_l_m_n_o_p_pin')).toBe(true);
+  });
+});
+
+describe('redactText', () => {
+  const isRedacted = compileRedactor(AUDIT_DEFAULTS.redactKeys);
+
+  it.each([
+    ['pin=1234', `pin=${REDACTED}`],
+    ['password = hunter22 next', `password = ${REDACTED} next`],
+    ['{"password": "hunter 22", "title": "t"}', `{"password": "${REDACTED}", "title": "t"}`],
+    ["token: 'abc def' rest", `token: '${REDACTED}' rest`],
+    ['token: "abc def', `token: "${REDACTED}"`],
+    ['sent Bearer abcdefgh12345', `sent Bearer ${REDACTED}`],
+    ['Bearer   abcdefgh12345==', `Bearer   ${REDACTED}`],
+    ['Bearer abc', 'Bearer abc'],
+    ['postgres://app:s3cretpw@db:5432/x', `postgres://app:${REDACTED}@db:5432/x`],
+    ['password=, next', 'password=, next'],
+    ['title=t; author=Ann', 'title=t; author=Ann'],
+  ])('%s', (text, expected) => {
+    expect(redactText(text, isRedacted)).toBe(expected);
   });
 });

@@ -5,8 +5,9 @@ export const REDACTED = '[REDACTED]';
  * Default `redactKeys`. Taken from the Sentry SDKs' defaults: `SENSITIVE_KEY_SNIPPETS` of
  * `@sentry/core` 10 (utils/data-collection/filtering-snippets) and `DEFAULT_DENYLIST` of
  * sentry-python (sentry_sdk/scrubber.py, itself from Relay's PII rules), plus `otp`, `pin` and
- * `ssn`. Left out: `key` (it would hide `primaryKey`, `sortKey`…), `identity` and `sso` (ordinary
- * fields and flags), and the client-address keys (the trail records the ip on purpose).
+ * `ssn`. Each key matches names no other one does (`apikey` would be `api_key` again: separators
+ * are ignored). Left out: `key` (it would hide `primaryKey`, `sortKey`…), `identity` and `sso`
+ * (ordinary fields and flags), and the client-address keys (the trail records the ip on purpose).
  *
  * @example
  * AuditModule.forRoot({ redactKeys: [...DEFAULT_REDACT_KEYS, 'iban'] });
@@ -28,9 +29,7 @@ export const DEFAULT_REDACT_KEYS: readonly string[] = Object.freeze([
   'csrf',
   'xsrf',
   'saml',
-  'apikey',
   'api_key',
-  'privatekey',
   'private_key',
   'credential',
   'otp',

@@ -1,5 +1,6 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { resolveAuditOptions } from '../audit-options';
+import { resolveIntegrityOptions } from './integrity-options';
 
 describe('the integrity option', () => {
   const ed25519 = generateKeyPairSync('ed25519').privateKey;
@@ -36,5 +37,54 @@ describe('the integrity option', () => {
       expect(message).not.toContain(signingKey.slice(0, 40));
       expect(message).not.toContain('s3cr3t');
     }
+  });
+});
+
+describe('resolveIntegrityOptions', () => {
+  const message = (input: unknown) => {
+    try {
+      resolveIntegrityOptions(input);
+    } catch (error) {
+      return (error as Error).message;
+    }
+    return '';
+  };
+
+  it.each([null, 0, 'on', true, []])('refuses %j: the option must be an object', (input) => {
+    expect(message(input)).toMatch(/^AuditModule option "integrity" must be an object such as \{ enabled: true \}, got /);
+  });
+
+  it('takes each of its keys, each bound inclusive', () => {
+    expect(resolveIntegrityOptions({ enabled: true, intervalMs: 100, maxRowsPerSeal: 100, signingKey: '' })).toEqual({
+      enabled: true,
+      intervalMs: 100,
+      maxRowsPerSeal: 100,
+      signingKey: null,
+      entryKeys: [],
+    });
+    expect(resolveIntegrityOptions({ intervalMs: 3_600_000, maxRowsPerSeal: 100_000, signingKey: null })).toMatchObject({
+      intervalMs: 3_600_000,
+      maxRowsPerSeal: 100_000,
+      signingKey: null,
+    });
+    expect(resolveIntegrityOptions({ signingKey: undefined }).signingKey).toBeNull();
+  });
+
+  it.each([
+    [{ enabled: 1 }, '"integrity.enabled" must be a boolean, got'],
+    [{ intervalMs: 99 }, '"integrity.intervalMs" must be an integer from 100 to 3600000, got'],
+    [{ intervalMs: 3_600_001 }, '"integrity.intervalMs" must be an integer from 100 to 3600000, got'],
+    [{ intervalMs: 150.5 }, '"integrity.intervalMs" must be an integer from 100 to 3600000, got'],
+    [{ intervalMs: '5000' }, '"integrity.intervalMs" must be an integer from 100 to 3600000, got'],
+    [{ maxRowsPerSeal: 99 }, '"integrity.maxRowsPerSeal" must be an integer from 100 to 100000, got'],
+    [{ maxRowsPerSeal: 100_001 }, '"integrity.maxRowsPerSeal" must be an integer from 100 to 100000, got'],
+    [{ signingKey: 42 }, '"integrity.signingKey" must be an Ed25519 private key, PKCS#8 PEM or base64 DER (the value is not shown)'],
+  ])('refuses %j', (input, expected) => {
+    expect(message(input)).toContain(expected);
+  });
+
+  it('takes a PEM key with the whitespace around it that an environment variable or a file adds', () => {
+    const pem = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+    expect(resolveIntegrityOptions({ signingKey: `\n  ${pem}\n` }).signingKey?.asymmetricKeyType).toBe('ed25519');
   });
 });

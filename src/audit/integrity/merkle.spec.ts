@@ -36,4 +36,8 @@ describe('merkleRoot', () => {
   it('refuses leaves that are not 32-byte hashes', () => {
     expect(() => merkleRoot([Buffer.alloc(32), Buffer.from('a row, not its hash')])).toThrow(RangeError);
   });
+
+  it('refuses anything but 32-byte leaf hashes, saying so', () => {
+    expect(() => merkleRoot([Buffer.alloc(32), Buffer.alloc(31)])).toThrow(new RangeError('merkleRoot() takes leaf hashes: 32 bytes each'));
+  });
 });

@@ -1,4 +1,4 @@
-import { createPrivateKey, generateKeyPairSync } from 'node:crypto';
+import { createHash, createPrivateKey, generateKeyPairSync } from 'node:crypto';
 import { leafHash } from './row-encoding';
 import { GENESIS_HASH, keyIdOf, manifestEntry, readManifest, sealHash, signSeal, verifySeal } from './seal';
 
@@ -51,5 +51,44 @@ describe('row encoding and seals', () => {
     expect(verifySeal(hash, signature, generateKeyPairSync('ed25519').publicKey)).toBe(false);
     expect(keyIdOf(privateKey)).toBe(keyIdOf(publicKey));
     expect(keyIdOf(publicKey)).toMatch(/^[0-9a-f]{16}$/);
+  });
+
+  it('is SHA-256 over a version tag and the fields, each as a 2-byte length and its UTF-8 bytes, the manifest by its SHA-256', () => {
+    // The version-1 format written out on its own: seals stored under it must keep verifying, so a change is a new version.
+    const leaf = leafHash(row);
+    const manifest = manifestEntry(row[0] as string, leaf);
+    const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest();
+    const fields = [
+      'audit-seal-v1',
+      '7',
+      '00'.repeat(32),
+      '',
+      row[0] as string,
+      '0',
+      '1',
+      leaf.toString('hex'),
+      sha256(manifest).toString('hex'),
+      '1764300000123',
+    ];
+    const encoded = Buffer.concat(fields.flatMap((field) => [Buffer.from([0, Buffer.byteLength(field)]), Buffer.from(field, 'utf8')]));
+    const seal = {
+      seq: 7,
+      version: 1,
+      prevHash: GENESIS_HASH,
+      lastTx: null,
+      lastId: row[0] as string,
+      horizon: '0',
+      rowCount: 1,
+      root: leaf,
+      manifest,
+      sealedAt: 1764300000123,
+    };
+    expect(sealHash(seal).toString('hex')).toBe(sha256(encoded).toString('hex'));
+  });
+
+  it('finds a signature false under a key that cannot verify one, rather than throwing', () => {
+    const hash = Buffer.alloc(32, 1);
+    expect(verifySeal(hash, Buffer.alloc(64), generateKeyPairSync('x25519').publicKey)).toBe(false);
+    expect(verifySeal(hash, Buffer.from('short'), generateKeyPairSync('ed25519').publicKey)).toBe(false);
   });
 });

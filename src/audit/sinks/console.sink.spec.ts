@@ -48,6 +48,35 @@ describe('ConsoleSink', () => {
     expect(JSON.parse(parsed.map((p) => p.entryPart).join(''))).toEqual(record);
   });
 
+  // A check that assumed fewer bytes a character than UTF-8 takes would let these through as one line of 20 KiB.
+  it.each([
+    ['Cyrillic, 2 bytes a character', 'ж', 9000],
+    ['the euro sign, 3 bytes', '€', 7000],
+    ['CJK, 3 bytes', '中', 7000],
+    ['emoji, 4 bytes (a surrogate pair)', '😀', 4500],
+  ])('keeps each line within 16 KiB for an entry of %s, in parts that join into the entry', (_script, char, count) => {
+    const { record } = new AuditEntryNormalizer([], 64 * 1024).normalize({ action: 'nda_created', changes: { text: char.repeat(count) } });
+    const lines = captured((sink) => sink.emit(AUDIT_EVENTS.buffered, 'warn', { auditId: record.id, entry: record }));
+    expect(lines.length).toBeGreaterThan(1);
+    for (const line of lines) expect(Buffer.byteLength(`${line}\n`)).toBeLessThanOrEqual(LINE_LIMIT);
+    const parsed = lines.map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(JSON.parse(parsed.map((p) => p.entryPart).join(''))).toEqual(record);
+  });
+
+  it('keeps a line without an entry within 16 KiB when its fields are multibyte text', () => {
+    const lines = captured((sink) =>
+      sink.emit(AUDIT_EVENTS.dropped, 'error', {
+        reason: 'spool_bad_checksum',
+        file: '€'.repeat(1000),
+        text: '€'.repeat(7000),
+        note: '中'.repeat(1000),
+      }),
+    );
+    expect(lines).toHaveLength(1);
+    expect(Buffer.byteLength(`${lines[0]}\n`)).toBeLessThanOrEqual(LINE_LIMIT);
+    expect(JSON.parse(lines[0])).toMatchObject({ event: AUDIT_EVENTS.dropped, reason: 'spool_bad_checksum', file: '€'.repeat(1000) });
+  });
+
   it('writes a small entry as one line, as before', () => {
     const record = largeRecord(1024);
     const lines = captured((sink) => sink.emit(AUDIT_EVENTS.buffered, 'warn', { auditId: record.id, entry: record }));
