@@ -1,5 +1,5 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { extname, join } from 'node:path';
+import { dirname, extname, join } from 'node:path';
 
 /** One file of the page, read once at start. */
 export interface ViewerAsset {
@@ -14,18 +14,20 @@ const TYPES: Record<string, string> = {
 };
 
 /**
- * Where the page's files are: beside this module when it runs from `src/` (tests), or, in the
- * published package, in `src/audit/viewer/assets/` (they are plain ES modules and CSS, shipped as
- * they are: `tsc` copies no such files to `dist/`).
+ * Where the page's files are: beside this module when it runs from `src/` (tests), else in
+ * `src/audit/viewer/assets/` of the first folder above it that has one (the published package
+ * ships them there as they are, plain ES modules and CSS: `tsc` copies no such files to `dist/`).
  *
  * @example
  * readViewerAssets(viewerAssetsDir()).get('viewer.js')?.type; // 'text/javascript; charset=utf-8'
  */
-export function viewerAssetsDir(): string {
-  const candidates = [join(__dirname, 'assets'), join(__dirname, '..', '..', '..', '..', 'src', 'audit', 'viewer', 'assets')];
-  const found = candidates.find((dir) => existsSync(join(dir, 'index.html')));
-  if (!found) throw new Error(`The audit viewer's files are missing (looked in ${candidates.join(', ')})`);
-  return found;
+export function viewerAssetsDir(from = __dirname): string {
+  if (existsSync(join(from, 'assets', 'index.html'))) return join(from, 'assets');
+  for (let dir = from; ; dir = dirname(dir)) {
+    const candidate = join(dir, 'src', 'audit', 'viewer', 'assets');
+    if (existsSync(join(candidate, 'index.html'))) return candidate;
+    if (dirname(dir) === dir) throw new Error(`The audit viewer's files are missing: no src/audit/viewer/assets above ${from}`);
+  }
 }
 
 /**

@@ -1,4 +1,4 @@
-import { h, svg } from './dom.js';
+import { age, h, svg } from './dom.js';
 
 const STATE_Y = { up: 0, 'half-open': 1, down: 2 };
 
@@ -20,10 +20,11 @@ export function volumeChart(hours) {
   return chart;
 }
 
-/** The state over the last hour, as a band per state. */
+/** The state over the last hour (or since the process started, if later), as a band per state. */
 export function stateChart(history, nowIso) {
   const now = Date.parse(nowIso);
-  const start = now - 3_600_000;
+  const start = Math.max(now - 3_600_000, Math.min(now - 5000, Date.parse(history[0]?.at ?? nowIso)));
+  const span = now - start;
   const width = 480;
   const row = 16;
   const chart = svg('svg', { viewBox: `0 0 ${width} ${row * 3 + 16}`, class: 'chart', role: 'img', 'aria-label': `State over the last hour: ${summary(history)}` });
@@ -31,11 +32,11 @@ export function stateChart(history, nowIso) {
   history.forEach((change, i) => {
     const from = Math.max(start, Date.parse(change.at));
     const to = i + 1 < history.length ? Date.parse(history[i + 1].at) : now;
-    const x = 70 + ((from - start) / 3_600_000) * (width - 70);
-    const w = Math.max(1, ((to - from) / 3_600_000) * (width - 70));
+    const x = 70 + ((from - start) / span) * (width - 70);
+    const w = Math.max(1, ((to - from) / span) * (width - 70));
     chart.append(svg('rect', { x, y: (STATE_Y[change.state] ?? 0) * row + 2, width: w, height: row - 4, class: `state-${change.state}` }));
   });
-  chart.append(svg('text', { x: 70, y: row * 3 + 13, class: 'axis' }, '−60 min'), svg('text', { x: width - 28, y: row * 3 + 13, class: 'axis' }, 'now'));
+  chart.append(svg('text', { x: 70, y: row * 3 + 13, class: 'axis' }, `−${age(span)}`), svg('text', { x: width - 28, y: row * 3 + 13, class: 'axis' }, 'now'));
   return chart;
 }
 

@@ -1,4 +1,4 @@
-// Builds elements from text only: no value ever reaches innerHTML, an attribute name, or a URL scheme.
+// Builds elements from text only: a value never becomes markup, an attribute name, or a URL scheme.
 
 /**
  * An element with attributes (set one by one, as text) and children (nodes, or strings as text).

@@ -29,14 +29,14 @@ export function statusView(main) {
       ['Sealing lag', integrity ? age(integrity.lag) : tag('integrity off')],
       ['Last error', s.lastError ? `${s.lastError.code ?? ''} ${s.lastError.message ?? ''}`.trim() : tag('none')],
     ];
-    replace(numbers, ...rows.flatMap(([name, v]) => [h('dt', {}, name), h('dd', { 'data-name': name.toLowerCase().replace(/ /g, '-') }, v)]));
+    replace(numbers, ...rows.map(([name, v]) => h('div', { class: name === 'Last error' ? 'wide' : undefined }, h('dt', {}, name), h('dd', { 'data-name': name.toLowerCase().replace(/ /g, '-') }, v))));
     let volume;
     try {
       volume = volumeChart((await getJson('/viewer/volume')).hours);
     } catch (error) {
       volume = h('p', {}, 'Volume unavailable: ', error.message);
     }
-    replace(charts, figure('Audit rows per hour, last 24 hours (UTC)', volume), figure('State, last hour', stateChart(status.history, status.now)));
+    replace(charts, figure('Audit rows per hour, last 24 hours (UTC)', volume), figure('State, last hour (or since start)', stateChart(status.history, status.now)));
   };
   clearInterval(timer);
   timer = setInterval(() => {
