@@ -58,7 +58,10 @@ describe('the audit viewer paging through 10,000 rows', () => {
 
   it(`loads the pages in ${PAGE_BUDGET_MS} ms or less (95 % of them, none over ${WORST_PAGE_MS} ms), measured in the browser`, async () => {
     const port = (app.getHttpServer().address() as AddressInfo).port;
-    const context = await browser.newContext({ baseURL: `http://127.0.0.1:${port}`, httpCredentials: { username: 'auditor', password: TOKEN } });
+    const context = await browser.newContext({
+      baseURL: `http://127.0.0.1:${port}`,
+      httpCredentials: { username: 'auditor', password: TOKEN },
+    });
     try {
       const page = await context.newPage();
       await openViewer(page, '?view=list&action=bulk_import');
@@ -81,7 +84,9 @@ describe('the audit viewer paging through 10,000 rows', () => {
       });
       expect(result.ids).toEqual(Array.from({ length: ROWS }, (_, i) => `Invoice ${i + 1}`));
       expect(result.pages).toHaveLength(ROWS / 100);
-      process.stdout.write(`viewer paging: ${result.pages.length} pages of 100 rows; page ${summary(result.pages)}; of which the request ${summary(result.fetches)}\n`);
+      process.stdout.write(
+        `viewer paging: ${result.pages.length} pages of 100 rows; page ${summary(result.pages)}; of which the request ${summary(result.fetches)}\n`,
+      );
       const sorted = [...result.pages].sort((a, b) => a - b);
       expect(sorted[Math.floor(sorted.length * 0.95) - 1]).toBeLessThanOrEqual(PAGE_BUDGET_MS);
       expect(sorted[sorted.length - 1]).toBeLessThanOrEqual(WORST_PAGE_MS);

@@ -47,11 +47,19 @@ describe('the audit viewer in a real browser', () => {
     await eventually(async () => (await request(server()).get('/health')).status === 200, 30_000, 'a healthy audit database');
 
     // alice creates A (Alpha); bob renames it Beta, then Gamma; carol creates and deletes B; dave fails.
-    const created = await request(server()).post('/ndas').set('x-user-id', 'alice').send({ title: 'Alpha', counterparty: 'Acme' }).expect(201);
+    const created = await request(server())
+      .post('/ndas')
+      .set('x-user-id', 'alice')
+      .send({ title: 'Alpha', counterparty: 'Acme' })
+      .expect(201);
     ids.a = (created.body as { id: string }).id;
     await request(server()).patch(`/ndas/${ids.a}`).set('x-user-id', 'bob').send({ title: 'Beta' }).expect(200);
     await request(server()).patch(`/ndas/${ids.a}`).set('x-user-id', 'bob').send({ title: 'Gamma' }).expect(200);
-    const other = await request(server()).post('/ndas').set('x-user-id', 'carol').send({ title: 'Other', counterparty: 'Initech' }).expect(201);
+    const other = await request(server())
+      .post('/ndas')
+      .set('x-user-id', 'carol')
+      .send({ title: 'Other', counterparty: 'Initech' })
+      .expect(201);
     ids.b = (other.body as { id: string }).id;
     await request(server()).delete(`/ndas/${ids.b}`).set('x-user-id', 'carol').expect(204);
     await request(server()).post('/ndas').set('x-user-id', 'dave').send({ title: '' }).expect(400);
@@ -59,7 +67,11 @@ describe('the audit viewer in a real browser', () => {
   }, 90_000);
 
   beforeEach(async () => {
-    context = await browser.newContext({ baseURL: origin, httpCredentials: { username: 'auditor', password: TOKEN }, acceptDownloads: true });
+    context = await browser.newContext({
+      baseURL: origin,
+      httpCredentials: { username: 'auditor', password: TOKEN },
+      acceptDownloads: true,
+    });
     page = await context.newPage();
   });
 
@@ -159,7 +171,15 @@ describe('the audit viewer in a real browser', () => {
     await auditDb.query(
       `INSERT INTO audit_log (id, occurred_at, action, entity_type, entity_id, user_id, outcome, changes)
        VALUES (gen_random_uuid(), now() - interval '1 hour', 'nda_bulk_fix', 'NDA', $1, 'ops', 'success', $2)`,
-      [ids.a, JSON.stringify({ entities: [{ type: 'NDA', id: ids.a, op: 'update', before: 'unknown', after: { title: 'Delta', secret: '[REDACTED]' } }, { type: 'NDA', id: ids.a, op: 'update', fields: { note: ['[Erased]', ''] } }] })],
+      [
+        ids.a,
+        JSON.stringify({
+          entities: [
+            { type: 'NDA', id: ids.a, op: 'update', before: 'unknown', after: { title: 'Delta', secret: '[REDACTED]' } },
+            { type: 'NDA', id: ids.a, op: 'update', fields: { note: ['[Erased]', ''] } },
+          ],
+        }),
+      ],
       'audit',
     );
     await openViewer(page, `?view=list&entityId=${ids.a}&action=nda_created`);
@@ -177,7 +197,10 @@ describe('the audit viewer in a real browser', () => {
       expect.stringMatching(/^nda_bulk_fix by ops .* success$/),
     ]);
     const fieldRows = (n: number) =>
-      events.nth(n).locator('tbody tr').evaluateAll((rows: DomNode[]) => rows.map((row) => Array.from(row.children, (c) => c.textContent)));
+      events
+        .nth(n)
+        .locator('tbody tr')
+        .evaluateAll((rows: DomNode[]) => rows.map((row) => Array.from(row.children, (c) => c.textContent)));
     expect(await fieldRows(0)).toEqual([['title', 'Beta', '→ Gamma']]);
     expect(await fieldRows(1)).toEqual([['title', 'Alpha', '→ Beta']]);
     expect(await fieldRows(2)).toEqual(expect.arrayContaining([['title', 'null', '→ Alpha']]));
@@ -228,12 +251,20 @@ describe('the audit viewer in a real browser', () => {
     await auditDb.kill();
     try {
       await request(server()).post('/ndas').set('x-user-id', 'erin').send({ title: 'During', counterparty: 'Acme' }).expect(201);
-      await page.waitForFunction(() => (globalThis as unknown as PageGlobals).document.getElementById('state-value')?.textContent === 'down', undefined, { timeout: 20_000 });
+      await page.waitForFunction(
+        () => (globalThis as unknown as PageGlobals).document.getElementById('state-value')?.textContent === 'down',
+        undefined,
+        { timeout: 20_000 },
+      );
       expect(Number(await page.locator('dd[data-name="buffered"]').textContent())).toBeGreaterThanOrEqual(1);
     } finally {
       await auditDb.restart();
     }
-    await page.waitForFunction(() => (globalThis as unknown as PageGlobals).document.getElementById('state-value')?.textContent === 'up', undefined, { timeout: 30_000 });
+    await page.waitForFunction(
+      () => (globalThis as unknown as PageGlobals).document.getElementById('state-value')?.textContent === 'up',
+      undefined,
+      { timeout: 30_000 },
+    );
     await page.waitForSelector('.chart rect.state-down', { timeout: 10_000 });
     expect(await page.locator('.chart rect.state-down').count()).toBeGreaterThan(0);
   }, 90_000);
@@ -249,8 +280,22 @@ describe('the audit viewer in a real browser', () => {
         '<img src=x onerror="window.__pwned=1">',
         'abc\u202Egnp.exe',
         '"><svg onload=window.__pwned=1>',
-        JSON.stringify({ entities: [{ type: 'NDA', id: 'javascript:window.__pwned=1//', op: 'update', fields: { title: ['<iframe src="http://127.0.0.2:9/"></iframe>', '<a href="javascript:alert(1)">x</a>'], body: [huge, 'y'] } }] }),
-        JSON.stringify({ style: '<style>body{display:none}</style>', big: huge, rtl: '\u202Eevil', link: '<a href="http://127.0.0.2:9/x">go</a>' }),
+        JSON.stringify({
+          entities: [
+            {
+              type: 'NDA',
+              id: 'javascript:window.__pwned=1//',
+              op: 'update',
+              fields: { title: ['<iframe src="http://127.0.0.2:9/"></iframe>', '<a href="javascript:alert(1)">x</a>'], body: [huge, 'y'] },
+            },
+          ],
+        }),
+        JSON.stringify({
+          style: '<style>body{display:none}</style>',
+          big: huge,
+          rtl: '\u202Eevil',
+          link: '<a href="http://127.0.0.2:9/x">go</a>',
+        }),
       ],
       'audit',
     );
@@ -269,7 +314,13 @@ describe('the audit viewer in a real browser', () => {
 
     await openViewer(page, '?view=list&entityType=NDA&action=' + encodeURIComponent('<script>window.__pwned=1</script>'));
     expect(await listRows(page)).toEqual([
-      [expect.any(String), '<img src=x onerror="window.__pwned=1">', '<script>window.__pwned=1</script>', 'NDA javascript:window.__pwned=1//', 'success'],
+      [
+        expect.any(String),
+        '<img src=x onerror="window.__pwned=1">',
+        '<script>window.__pwned=1</script>',
+        'NDA javascript:window.__pwned=1//',
+        'success',
+      ],
     ]);
     await page.locator('#trail tbody button.detail').click();
     const panel = page.locator('#detail');
@@ -310,7 +361,9 @@ describe('the audit viewer in a real browser', () => {
     await page.setViewportSize({ width: 390, height: 844 });
     for (const query of ['', `?view=entity&type=NDA&id=${ids.a}`, '?view=status']) {
       await openViewer(page, query);
-      expect(await page.evaluate(() => (globalThis as unknown as PageGlobals).document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+      expect(await page.evaluate(() => (globalThis as unknown as PageGlobals).document.documentElement.scrollWidth)).toBeLessThanOrEqual(
+        390,
+      );
     }
   });
 });

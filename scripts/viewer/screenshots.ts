@@ -37,8 +37,15 @@ async function main(): Promise<void> {
   const browser = await launchChromium();
   try {
     const server = app.getHttpServer();
-    await eventually(async () => (await request(server).get('/audit?limit=1').set('x-auditor-token', TOKEN)).status === 200, 30_000, 'the audit table');
-    const created = await request(server).post('/ndas').set('x-user-id', 'alice@acme.test').send({ title: 'Alpha', counterparty: 'Acme Corp' });
+    await eventually(
+      async () => (await request(server).get('/audit?limit=1').set('x-auditor-token', TOKEN)).status === 200,
+      30_000,
+      'the audit table',
+    );
+    const created = await request(server)
+      .post('/ndas')
+      .set('x-user-id', 'alice@acme.test')
+      .send({ title: 'Alpha', counterparty: 'Acme Corp' });
     const id = (created.body as { id: string }).id;
     await request(server).patch(`/ndas/${id}`).set('x-user-id', 'bob@acme.test').send({ title: 'Beta', counterparty: 'Acme Holdings' });
     await request(server).patch(`/ndas/${id}`).set('x-user-id', 'bob@acme.test').send({ title: 'Gamma' });
@@ -75,7 +82,11 @@ async function main(): Promise<void> {
     await page.screenshot({ path: join(DOCS, 'viewer-status.png'), fullPage: true });
     if (process.env.VIEWER_SCREENSHOTS_NARROW) {
       await page.setViewportSize({ width: 390, height: 844 });
-      for (const [name, query] of [['list', ''], ['timeline', `?view=entity&type=NDA&id=${id}`], ['status', '?view=status']]) {
+      for (const [name, query] of [
+        ['list', ''],
+        ['timeline', `?view=entity&type=NDA&id=${id}`],
+        ['status', '?view=status'],
+      ]) {
         await page.goto(`/audit/ui${query}`);
         await page.waitForSelector('body[data-ready="true"]');
         await page.screenshot({ path: join(process.env.VIEWER_SCREENSHOTS_NARROW, `viewer-${name}-390.png`), fullPage: true });

@@ -12,7 +12,7 @@ export async function launchChromium(): Promise<Browser> {
   if (!existsSync(CHROMIUM_PATH)) {
     throw new Error(
       `Chromium is not installed at ${CHROMIUM_PATH}: the audit viewer's browser tests need it. ` +
-        'Install Debian\'s package (apt-get install -y chromium, as .ci/run does) or set CHROMIUM_PATH.',
+        "Install Debian's package (apt-get install -y chromium, as .ci/run does) or set CHROMIUM_PATH.",
     );
   }
   // As root, Chromium refuses to start with its sandbox.

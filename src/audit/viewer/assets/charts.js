@@ -9,10 +9,21 @@ export function volumeChart(hours) {
   const height = 120;
   const bar = width / hours.length;
   const total = hours.reduce((sum, b) => sum + b.rows, 0);
-  const chart = svg('svg', { viewBox: `0 0 ${width} ${height + 16}`, class: 'chart', role: 'img', 'aria-label': `Audit rows per hour, last 24 hours: ${total} in all, at most ${max} in an hour` });
+  const chart = svg('svg', {
+    viewBox: `0 0 ${width} ${height + 16}`,
+    class: 'chart',
+    role: 'img',
+    'aria-label': `Audit rows per hour, last 24 hours: ${total} in all, at most ${max} in an hour`,
+  });
   hours.forEach((b, i) => {
     const barHeight = Math.round((b.rows / max) * height);
-    const rect = svg('rect', { x: i * bar + 1, y: height - barHeight, width: bar - 2, height: Math.max(barHeight, b.rows ? 1 : 0), class: 'bar' });
+    const rect = svg('rect', {
+      x: i * bar + 1,
+      y: height - barHeight,
+      width: bar - 2,
+      height: Math.max(barHeight, b.rows ? 1 : 0),
+      class: 'bar',
+    });
     rect.append(svg('title', {}, `${b.hour.slice(11, 16)} UTC: ${b.rows}`));
     chart.append(rect);
     if (i % 6 === 0) chart.append(svg('text', { x: i * bar, y: height + 13, class: 'axis' }, b.hour.slice(11, 16)));
@@ -27,7 +38,12 @@ export function stateChart(history, nowIso) {
   const span = now - start;
   const width = 480;
   const row = 16;
-  const chart = svg('svg', { viewBox: `0 0 ${width} ${row * 3 + 16}`, class: 'chart', role: 'img', 'aria-label': `State over the last hour: ${summary(history)}` });
+  const chart = svg('svg', {
+    viewBox: `0 0 ${width} ${row * 3 + 16}`,
+    class: 'chart',
+    role: 'img',
+    'aria-label': `State over the last hour: ${summary(history)}`,
+  });
   for (const [state, y] of Object.entries(STATE_Y)) chart.append(svg('text', { x: 0, y: y * row + 12, class: 'axis' }, state));
   history.forEach((change, i) => {
     const from = Math.max(start, Date.parse(change.at));
@@ -36,7 +52,10 @@ export function stateChart(history, nowIso) {
     const w = Math.max(1, ((to - from) / span) * (width - 70));
     chart.append(svg('rect', { x, y: (STATE_Y[change.state] ?? 0) * row + 2, width: w, height: row - 4, class: `state-${change.state}` }));
   });
-  chart.append(svg('text', { x: 70, y: row * 3 + 13, class: 'axis' }, `−${age(span)}`), svg('text', { x: width - 28, y: row * 3 + 13, class: 'axis' }, 'now'));
+  chart.append(
+    svg('text', { x: 70, y: row * 3 + 13, class: 'axis' }, `−${age(span)}`),
+    svg('text', { x: width - 28, y: row * 3 + 13, class: 'axis' }, 'now'),
+  );
   return chart;
 }
 

@@ -43,7 +43,12 @@ export function showDetail(row, from) {
       const integrity = status.integrity;
       if (!integrity) return replace(seal, tag('integrity off'));
       const last = integrity.lastSealedAt;
-      replace(seal, 'sealing on; last seal ', last ? `${when(last)} (${age(Date.parse(status.now) - Date.parse(last))} ago)` : tag('none yet'), '; check this row with audit-verify');
+      replace(
+        seal,
+        'sealing on; last seal ',
+        last ? `${when(last)} (${age(Date.parse(status.now) - Date.parse(last))} ago)` : tag('none yet'),
+        '; check this row with audit-verify',
+      );
     })
     .catch(() => replace(seal, tag('unknown')));
 }

@@ -27,11 +27,24 @@ export function listView(main, params, navigate) {
   const filters = filtersOf(params);
   const form = h('form', { class: 'filters', 'aria-label': 'Filters' });
   for (const [name, label, type] of FILTERS) {
-    form.append(h('label', {}, label, h('input', { name, type, value: filters[name], autocomplete: 'off', maxlength: type === 'text' ? 500 : undefined })));
+    form.append(
+      h(
+        'label',
+        {},
+        label,
+        h('input', { name, type, value: filters[name], autocomplete: 'off', maxlength: type === 'text' ? 500 : undefined }),
+      ),
+    );
   }
-  const outcome = h('select', { name: 'outcome' }, ...['', 'success', 'failure'].map((o) => h('option', { value: o, selected: o === filters.outcome }, o || 'any')));
+  const outcome = h(
+    'select',
+    { name: 'outcome' },
+    ...['', 'success', 'failure'].map((o) => h('option', { value: o, selected: o === filters.outcome }, o || 'any')),
+  );
   form.append(h('label', {}, 'Outcome', outcome));
-  form.append(h('div', { class: 'actions' }, h('button', { type: 'submit' }, 'Apply filters'), h('a', { href: viewHref({ view: 'list' }) }, 'Clear')));
+  form.append(
+    h('div', { class: 'actions' }, h('button', { type: 'submit' }, 'Apply filters'), h('a', { href: viewHref({ view: 'list' }) }, 'Clear')),
+  );
   form.addEventListener('submit', (event) => {
     event.preventDefault();
     const next = { view: 'list' };
@@ -81,7 +94,13 @@ export function listView(main, params, navigate) {
 
 function rowOf(row) {
   const entity = row.entityType
-    ? h('a', { href: viewHref({ view: 'entity', type: row.entityType, id: row.entityId ?? '' }) }, value(row.entityType, 60), ' ', value(row.entityId ?? undefined, 60))
+    ? h(
+        'a',
+        { href: viewHref({ view: 'entity', type: row.entityType, id: row.entityId ?? '' }) },
+        value(row.entityType, 60),
+        ' ',
+        value(row.entityId ?? undefined, 60),
+      )
     : tag('none');
   const details = h('button', { type: 'button', class: 'detail' }, 'Details');
   details.addEventListener('click', () => showDetail(row, details));

@@ -16,7 +16,12 @@ export function statusView(main) {
   const refresh = async () => {
     const status = await getJson('/viewer/status');
     const s = status.status;
-    replace(state, 'State: ', h('strong', { class: `state state-${s.state}`, id: 'state-value' }, s.state), s.downSince ? ` since ${when(s.downSince)}` : '');
+    replace(
+      state,
+      'State: ',
+      h('strong', { class: `state state-${s.state}`, id: 'state-value' }, s.state),
+      s.downSince ? ` since ${when(s.downSince)}` : '',
+    );
     const integrity = status.integrity;
     const now = Date.parse(status.now);
     const rows = [
@@ -25,18 +30,39 @@ export function statusView(main) {
       ['Spooled', s.spooled ?? tag('no spool')],
       ['Quarantined', s.quarantined],
       ['Dropped', s.dropped],
-      ['Last seal', integrity ? (integrity.lastSealedAt ? `${when(integrity.lastSealedAt)}, ${age(now - Date.parse(integrity.lastSealedAt))} ago` : tag('none yet')) : tag('integrity off')],
+      [
+        'Last seal',
+        integrity
+          ? integrity.lastSealedAt
+            ? `${when(integrity.lastSealedAt)}, ${age(now - Date.parse(integrity.lastSealedAt))} ago`
+            : tag('none yet')
+          : tag('integrity off'),
+      ],
       ['Sealing lag', integrity ? age(integrity.lag) : tag('integrity off')],
       ['Last error', s.lastError ? `${s.lastError.code ?? ''} ${s.lastError.message ?? ''}`.trim() : tag('none')],
     ];
-    replace(numbers, ...rows.map(([name, v]) => h('div', { class: name === 'Last error' ? 'wide' : undefined }, h('dt', {}, name), h('dd', { 'data-name': name.toLowerCase().replace(/ /g, '-') }, v))));
+    replace(
+      numbers,
+      ...rows.map(([name, v]) =>
+        h(
+          'div',
+          { class: name === 'Last error' ? 'wide' : undefined },
+          h('dt', {}, name),
+          h('dd', { 'data-name': name.toLowerCase().replace(/ /g, '-') }, v),
+        ),
+      ),
+    );
     let volume;
     try {
       volume = volumeChart((await getJson('/viewer/volume')).hours);
     } catch (error) {
       volume = h('p', {}, 'Volume unavailable: ', error.message);
     }
-    replace(charts, figure('Audit rows per hour, last 24 hours (UTC)', volume), figure('State, last hour (or since start)', stateChart(status.history, status.now)));
+    replace(
+      charts,
+      figure('Audit rows per hour, last 24 hours (UTC)', volume),
+      figure('State, last hour (or since start)', stateChart(status.history, status.now)),
+    );
   };
   clearInterval(timer);
   timer = setInterval(() => {

@@ -36,10 +36,22 @@ function eventOf(row, type, id) {
   return h(
     'li',
     { class: row.outcome === 'failure' ? 'event failure' : 'event' },
-    h('h3', {}, value(row.action, 80), ' ', h('span', { class: 'by' }, 'by ', value(row.userId ?? undefined, 80)), ' ', h('time', { datetime: row.occurredAt }, when(row.occurredAt)), ' ', value(row.outcome)),
+    h(
+      'h3',
+      {},
+      value(row.action, 80),
+      ' ',
+      h('span', { class: 'by' }, 'by ', value(row.userId ?? undefined, 80)),
+      ' ',
+      h('time', { datetime: row.occurredAt }, when(row.occurredAt)),
+      ' ',
+      value(row.outcome),
+    ),
     ...shown.map(changeOf),
     shown.length ? null : h('p', {}, 'No field changes recorded.'),
-    typeof row.changes?.entitiesOmitted === 'number' ? h('p', {}, `${row.changes.entitiesOmitted} further changes were left out of this row.`) : null,
+    typeof row.changes?.entitiesOmitted === 'number'
+      ? h('p', {}, `${row.changes.entitiesOmitted} further changes were left out of this row.`)
+      : null,
     details,
   );
 }
@@ -54,7 +66,16 @@ function changeOf(change) {
   } else if (change.after && typeof change.after === 'object') {
     for (const [field, after] of Object.entries(change.after)) rows.push(fieldRow(field, tag('unknown'), value(after)));
   }
-  const caption = h('caption', {}, value(change.op ?? 'change', 40), ' ', value(change.type, 80), ' ', value(change.id ?? undefined, 80), change.before === 'unknown' ? [' (', tag('unknown'), ' before-values)'] : null);
+  const caption = h(
+    'caption',
+    {},
+    value(change.op ?? 'change', 40),
+    ' ',
+    value(change.type, 80),
+    ' ',
+    value(change.id ?? undefined, 80),
+    change.before === 'unknown' ? [' (', tag('unknown'), ' before-values)'] : null,
+  );
   if (rows.length === 0) return h('p', { class: 'change' }, caption.textContent, ': no fields.');
   return h(
     'table',
@@ -66,5 +87,11 @@ function changeOf(change) {
 }
 
 function fieldRow(field, before, after) {
-  return h('tr', {}, h('th', { scope: 'row' }, text(field, 80)), h('td', { class: 'old' }, before), h('td', { class: 'new' }, h('span', { class: 'arrow', 'aria-label': 'changed to' }, '→ '), after));
+  return h(
+    'tr',
+    {},
+    h('th', { scope: 'row' }, text(field, 80)),
+    h('td', { class: 'old' }, before),
+    h('td', { class: 'new' }, h('span', { class: 'arrow', 'aria-label': 'changed to' }, '→ '), after),
+  );
 }

@@ -1,6 +1,7 @@
 import { h } from './dom.js';
 
 // Characters that reorder or hide text (bidi overrides, zero-width, controls) are shown as their code.
+// eslint-disable-next-line no-control-regex -- finding control characters is the point
 const HIDDEN = /[\u0000-\u001f\u007f-\u009f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/g;
 /** Text longer than this is cut in lists, with a button that shows the rest. */
 export const CLIP = 300;
