@@ -102,7 +102,11 @@ function rowOf(row) {
         value(row.entityId ?? undefined, 60),
       )
     : tag('none');
-  const details = h('button', { type: 'button', class: 'detail' }, 'Details');
+  const details = h(
+    'button',
+    { type: 'button', class: 'detail', 'aria-label': `Details of ${row.action}, ${when(row.occurredAt)}` },
+    'Details',
+  );
   details.addEventListener('click', () => showDetail(row, details));
   return h(
     'tr',

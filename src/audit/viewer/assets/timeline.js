@@ -27,7 +27,11 @@ export function timelineView(main, params) {
 }
 
 function eventOf(row, type, id) {
-  const details = h('button', { type: 'button', class: 'detail' }, 'Details');
+  const details = h(
+    'button',
+    { type: 'button', class: 'detail', 'aria-label': `Details of ${row.action}, ${when(row.occurredAt)}` },
+    'Details',
+  );
   details.addEventListener('click', () => showDetail(row, details));
   const changes = Array.isArray(row.changes?.entities) ? row.changes.entities : [];
   // This entity's own changes first; others of the same request after them.
