@@ -1,13 +1,23 @@
 import { type AuditState } from './audit-circuit';
 
-/** One change of the write path's state. */
+/**
+ * One change of the write path's state.
+ *
+ * @example
+ * const change: AuditStateChange = { at: '2026-12-04T17:00:00.000Z', state: 'down' };
+ */
 export interface AuditStateChange {
   /** When the state was entered, ISO 8601. */
   at: string;
   state: AuditState;
 }
 
-/** Transitions kept at most: a flapping database cannot grow the history without bound. */
+/**
+ * Transitions kept at most: a flapping database cannot grow the history without bound.
+ *
+ * @example
+ * new AuditStateHistory('up').since(0).length <= STATE_HISTORY_LIMIT; // true
+ */
 export const STATE_HISTORY_LIMIT = 500;
 
 /**

@@ -24,7 +24,12 @@ import { pageHtml, readViewerAssets, type ViewerAsset, viewerAssetsDir } from '.
 import { ViewerHeadersInterceptor } from './viewer-security';
 import { volumeBuckets, volumeQuery, type VolumeBucket } from './viewer-volume';
 
-/** What the status panel shows: the write path, sealing, and the state over the last hour. */
+/**
+ * What the status panel shows: the write path, sealing, and the state over the last hour.
+ *
+ * @example
+ * const { status, integrity, history } = (await fetch('/audit/viewer/status').then((r) => r.json())) as ViewerStatus;
+ */
 export interface ViewerStatus {
   /** The server's clock, ISO 8601, for ages. */
   now: string;
@@ -39,6 +44,9 @@ export interface ViewerStatus {
  * `GET <path>/ui/<file>`, and the panel's data at `GET <path>/viewer/status` and
  * `GET <path>/viewer/volume` (rows per hour over the last day). Every response carries
  * the viewer's security headers (CSP, nosniff, no framing). The page reads the trail through the JSON API, behind the same guard.
+ *
+ * @example
+ * const controller = auditViewerController({ guard: AuditorsOnlyGuard, path: 'audit', viewer: true }); // a subclass, guarded
  */
 export class AuditViewerController {
   private readonly assets: Map<string, ViewerAsset>;

@@ -1,7 +1,12 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, extname, join } from 'node:path';
 
-/** One file of the page, read once at start. */
+/**
+ * One file of the page, read once at start.
+ *
+ * @example
+ * const asset: ViewerAsset = { body: Buffer.from('body {}'), type: 'text/css; charset=utf-8' };
+ */
 export interface ViewerAsset {
   body: Buffer;
   type: string;

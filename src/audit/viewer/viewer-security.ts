@@ -4,6 +4,9 @@ import { type Observable } from 'rxjs';
 /**
  * The page's Content-Security-Policy: its own scripts and styles only (no inline script, no
  * `eval`), calls to its own origin only, no framing, no plugins, forms and `<base>` kept home.
+ *
+ * @example
+ * VIEWER_CSP.includes("frame-ancestors 'none'"); // true
  */
 export const VIEWER_CSP = [
   "default-src 'none'",

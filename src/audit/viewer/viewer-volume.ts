@@ -1,4 +1,9 @@
-/** One hour of the trail: rows whose `occurred_at` falls in it. */
+/**
+ * One hour of the trail: rows whose `occurred_at` falls in it.
+ *
+ * @example
+ * const bucket: VolumeBucket = { hour: '2026-12-04T17:00:00.000Z', rows: 42 };
+ */
 export interface VolumeBucket {
   /** The hour's start, ISO 8601. */
   hour: string;
