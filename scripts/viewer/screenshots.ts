@@ -89,7 +89,7 @@ async function main(): Promise<void> {
       ]) {
         await page.goto(`/audit/ui${query}`);
         await page.waitForSelector('body[data-ready="true"]');
-        await page.screenshot({ path: join(process.env.VIEWER_SCREENSHOTS_NARROW, `viewer-${name}-390.png`), fullPage: true });
+        await page.screenshot({ path: join(process.env.VIEWER_SCREENSHOTS_NARROW, `viewer-${name}-390.png`) });
       }
     }
     await context.close();
