@@ -337,6 +337,12 @@ describe('the audit viewer in a real browser', () => {
     expect((await body.textContent())?.length).toBeLessThan(400);
     await body.getByRole('button', { name: 'show all 61,440 characters' }).click();
     expect(await body.textContent()).toContain(huge);
+    // In a scrolling box and a monospace font: in a proportional one Chromium took 20 to 30 s to lay it out.
+    expect(
+      await body
+        .locator('.text.long')
+        .evaluate((node) => (globalThis as unknown as PageGlobals).getComputedStyle(node as DomNode).fontFamily),
+    ).toMatch(/monospace/);
 
     const found = await page.evaluate(() => {
       const w = globalThis as unknown as PageGlobals;

@@ -55,7 +55,7 @@ export interface PageGlobals {
     getElementById(id: string): DomNode | null;
     addEventListener(type: 'securitypolicyviolation', listener: (event: { violatedDirective: string; blockedURI: string }) => void): void;
   };
-  getComputedStyle(node: DomNode): { display: string };
+  getComputedStyle(node: DomNode): { display: string; fontFamily: string };
   __pwned?: unknown;
   __violations: string[];
 }

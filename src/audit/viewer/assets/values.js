@@ -30,11 +30,14 @@ export function text(value, clip = CLIP) {
   const node = h('span', { class: 'text', dir: 'ltr' });
   const shown = clip && full.length > clip ? full.slice(0, clip) : full;
   fill(node, shown);
+  // Long text goes in a scrolling box, in a monospace font: a proportional one makes the browser
+  // lay out a 60 KB word for tens of seconds.
+  if (shown.length > CLIP) node.classList.add('long');
   if (shown.length < full.length) {
     const more = h('button', { type: 'button', class: 'more' }, `show all ${full.length.toLocaleString('en')} characters`);
     more.addEventListener('click', () => {
-      fill(node, full);
       node.classList.add('long');
+      fill(node, full);
     });
     node.append('…', ' ', more);
   }
