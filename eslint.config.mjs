@@ -30,6 +30,31 @@ export default tseslint.config(
     rules: { '@typescript-eslint/no-non-null-assertion': 'off' },
   },
   {
+    // The audit viewer's page: plain ES modules run by the browser.
+    files: ['src/audit/viewer/assets/**/*.js'],
+    languageOptions: {
+      sourceType: 'module',
+      globals: Object.fromEntries(
+        [
+          'document',
+          'window',
+          'location',
+          'history',
+          'performance',
+          'requestAnimationFrame',
+          'setInterval',
+          'clearInterval',
+          'setTimeout',
+          'fetch',
+          'URL',
+          'URLSearchParams',
+          'FormData',
+          'Element',
+        ].map((name) => [name, 'readonly']),
+      ),
+    },
+  },
+  {
     files: ['**/*.js', '**/*.mjs'],
     rules: { '@typescript-eslint/no-require-imports': 'off' },
   },

@@ -55,8 +55,9 @@ function databaseUrl(config: AppConfig): string {
     }),
     AuditModule.forRootAsync({
       dataSource: AUDIT_DATA_SOURCE,
-      // GET /audit…, for requests that carry the auditor token (AUDIT_HTTP_TOKEN).
-      http: { guard: AuditReaderGuard },
+      // GET /audit…, for requests that carry the auditor token (AUDIT_HTTP_TOKEN), and the
+      // audit viewer at /audit/ui (a browser sends the token as the password of HTTP Basic).
+      http: { guard: AuditReaderGuard, viewer: true },
       inject: [APP_CONFIG],
       useFactory: (config: AppConfig) => ({
         ...config.audit,

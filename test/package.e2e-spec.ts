@@ -51,6 +51,24 @@ describe('the npm package', () => {
     expect(files.filter((f) => /dist\/src\/(main|app\.module|ndas|health)/.test(f) || f.endsWith('.spec.js'))).toEqual([]);
   });
 
+  it("ships the audit viewer's page, which the built module finds inside the package", () => {
+    expect(files).toEqual(
+      expect.arrayContaining([
+        'src/audit/viewer/assets/index.html',
+        'src/audit/viewer/assets/viewer.js',
+        'src/audit/viewer/assets/viewer.css',
+      ]),
+    );
+    const installed = join(work, 'app', 'node_modules', 'nestjs-failsafe-audit');
+    const script = `
+      const viewer = require(${JSON.stringify(join(installed, 'dist/src/audit/viewer/viewer-assets.js'))});
+      const dir = viewer.viewerAssetsDir();
+      console.log(JSON.stringify({ dir, files: [...viewer.readViewerAssets(dir).keys()] }));`;
+    const found = JSON.parse(execFileSync(process.execPath, ['-e', script], { encoding: 'utf8' })) as { dir: string; files: string[] };
+    expect(found.dir).toBe(join(installed, 'src/audit/viewer/assets'));
+    expect(found.files).toEqual(expect.arrayContaining(['index.html', 'viewer.js', 'viewer.css', 'list.js', 'timeline.js', 'status.js']));
+  });
+
   it('can be required by another app, exposing AuditModule, Audited, AuditLog and the migration', () => {
     const script = `
       require('reflect-metadata');

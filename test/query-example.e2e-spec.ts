@@ -69,13 +69,22 @@ describe('the example app reading its trail', () => {
   });
 
   it.each(['/audit', '/audit/entities/NDA/42', '/audit/export?format=csv', '/ndas/0193a1c2-0000-7000-8000-000000000001/history'])(
-    'answers %s with 401 without the token and 403 with another one',
+    'answers %s with 401 without the token and 403 with another one, in the header or as the password of HTTP Basic',
     async (path) => {
       const server = app.getHttpServer();
       const missing = await request(server).get(path).expect(401);
-      expect(missing.body.message).toBe('Send the auditor token in the x-auditor-token header');
+      expect(missing.body.message).toBe('Send the auditor token in the x-auditor-token header, or as the password of HTTP Basic');
+      // A browser asks for it: the audit viewer's auditors type the token into that prompt.
+      expect(missing.headers['www-authenticate']).toBe('Basic realm="audit", charset="UTF-8"');
       await request(server).get(path).set('x-auditor-token', `${TOKEN}-not`).expect(403);
       await request(server).get(path).set('x-auditor-token', TOKEN).expect(200);
+      const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+      await request(server).get(path).set('authorization', basic('anyone', TOKEN)).expect(200);
+      await request(server)
+        .get(path)
+        .set('authorization', basic('anyone', `${TOKEN}-not`))
+        .expect(403);
+      await request(server).get(path).set('authorization', basic(TOKEN, '')).expect(401);
     },
   );
 

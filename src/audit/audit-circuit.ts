@@ -1,5 +1,6 @@
 import { Logger } from '@nestjs/common';
 import { type AuditRecord } from './audit-entry';
+import { AuditStateHistory } from './audit-state-history';
 import { lineContext } from './audit-fallback';
 import { type ResolvedAuditOptions } from './audit-options';
 import { type SanitizedDbError, sanitizeDbError } from './db-error';
@@ -21,6 +22,8 @@ export type AuditState = 'up' | 'down' | 'half-open';
  */
 export class AuditCircuit {
   private current: AuditState = 'up';
+  /** Transitions, for the viewer's state chart. */
+  readonly history = new AuditStateHistory('up');
   lastError: SanitizedDbError | null = null;
   downSince: Date | null = null;
   private readonly logger = new Logger('AuditModule');
@@ -58,6 +61,7 @@ export class AuditCircuit {
     // Concurrent batches failing together are one failure for the backoff.
     if (!(attempt === 'write' && !wasUp)) this.consecutiveFailures += 1;
     this.current = 'down';
+    this.history.enter('down');
     this.downSince ??= new Date();
     this.retryAt = Date.now() + this.backoffMs();
     clearTimeout(this.retryTimer);
@@ -77,11 +81,13 @@ export class AuditCircuit {
   /** One try is testing the database. */
   halfOpen(): void {
     this.current = 'half-open';
+    this.history.enter('half-open');
   }
 
   /** A try succeeded: a batch committed, a connection opened, or a probe got through. */
   up(): void {
     this.current = 'up';
+    this.history.enter('up');
   }
 
   /**

@@ -130,6 +130,8 @@ export interface AuditHttpOptions {
   guard: Type<CanActivate> | CanActivate;
   /** Route prefix of the controller; default `'audit'`. */
   path?: string;
+  /** Serve the audit viewer, a browser page, at `<path>/ui`, behind the same guard; default false. */
+  viewer?: boolean;
 }
 
 /**
@@ -140,16 +142,17 @@ export interface AuditHttpOptions {
  */
 export function resolveAuditHttpOptions(http: unknown): Required<AuditHttpOptions> {
   if (http === null || typeof http !== 'object') throw AuditConfigError.invalidOption('http', 'an object { guard, path? }', http);
-  const { guard, path = 'audit', ...rest } = http as Partial<AuditHttpOptions>;
+  const { guard, path = 'audit', viewer = false, ...rest } = http as Partial<AuditHttpOptions>;
   const unknown = Object.keys(rest)[0];
-  if (unknown !== undefined) throw AuditConfigError.unknownOption(`http.${unknown}`, ['http.guard', 'http.path']);
+  if (unknown !== undefined) throw AuditConfigError.unknownOption(`http.${unknown}`, ['http.guard', 'http.path', 'http.viewer']);
+  if (typeof viewer !== 'boolean') throw AuditConfigError.invalidOption('http.viewer', 'a boolean', viewer);
   const isInstance = typeof guard === 'object' && guard !== null && typeof (guard as CanActivate).canActivate === 'function';
   const isClass = typeof guard === 'function' && typeof (guard as { prototype?: CanActivate }).prototype?.canActivate === 'function';
   if (!isInstance && !isClass) throw missingGuardError(guard);
   if (typeof path !== 'string' || !/^\/?[A-Za-z0-9_-]+(\/[A-Za-z0-9_-]+)*\/?$/.test(path)) {
     throw AuditConfigError.invalidOption('http.path', "a route prefix such as 'audit' or 'admin/audit'", path);
   }
-  return { guard: guard as Type<CanActivate> | CanActivate, path: path.replace(/^\/|\/$/g, '') };
+  return { guard: guard as Type<CanActivate> | CanActivate, path: path.replace(/^\/|\/$/g, ''), viewer };
 }
 
 /** Options after defaults and validation. */

@@ -6,6 +6,7 @@ import { AuditLog } from './audit-log.entity';
 import { type AuditHttpOptions, type AuditModuleOptions, resolveAuditHttpOptions } from './audit-options';
 import { AUDIT_REPOSITORY } from './audit.constants';
 import { auditQueryController } from './query/audit-query.controller';
+import { auditViewerController } from './viewer/audit-viewer.controller';
 
 /** Options fixed when the module is imported, also for `forRootAsync`. */
 export interface AuditModuleExtras {
@@ -40,11 +41,12 @@ export const {
   .build();
 
 /**
- * Adds the guarded read controller when `http` is given. A bad `http` (no guard, say) throws here,
+ * Adds the guarded read controller when `http` is given, and the viewer's with `viewer: true`. A bad `http` (no guard, say) throws here,
  * in `forRoot()` / `forRootAsync()`: the app stops before anything starts, naming the key.
  */
 function withHttp(definition: DynamicModule, http: unknown): DynamicModule {
   if (http === undefined) return definition;
-  const controller = auditQueryController(resolveAuditHttpOptions(http));
-  return { ...definition, controllers: [...(definition.controllers ?? []), controller] };
+  const resolved = resolveAuditHttpOptions(http);
+  const controllers = [auditQueryController(resolved), ...(resolved.viewer ? [auditViewerController(resolved)] : [])];
+  return { ...definition, controllers: [...(definition.controllers ?? []), ...controllers] };
 }

@@ -2,6 +2,7 @@ import { type BeforeApplicationShutdown, Inject, Injectable, type OnApplicationB
 import { type EntityManager, type Repository } from 'typeorm';
 import { AuditBuffer } from './audit-buffer';
 import { AuditCircuit, type AuditState } from './audit-circuit';
+import { type AuditStateChange } from './audit-state-history';
 import { currentAuditContext } from './audit-context';
 import { type AuditEntry, AuditEntryNormalizer, type AuditRecord } from './audit-entry';
 import { AuditFallback } from './audit-fallback';
@@ -194,6 +195,17 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
       downSince: this.circuit.downSince?.toISOString() ?? null,
       lastError: this.circuit.lastError,
     };
+  }
+
+  /**
+   * The write path's state over the last `windowMs` (default an hour): the state at the window's
+   * start, then each change, oldest first (at most 500 changes are kept).
+   *
+   * @example
+   * auditService.stateHistory(); // [{ at: '2026-12-04T16:00:00.000Z', state: 'up' }, { at: '…', state: 'down' }]
+   */
+  stateHistory(windowMs = 3_600_000): AuditStateChange[] {
+    return this.circuit.history.since(Date.now() - windowMs);
   }
 
   /**

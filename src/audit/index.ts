@@ -23,6 +23,7 @@ export { AuditInterceptor } from './audit.interceptor';
 export { AuditModule } from './audit.module';
 export { type AuditModuleExtras } from './audit.module-definition';
 export { type AuditState, type AuditStatus, AuditService } from './audit.service';
+export { type AuditStateChange } from './audit-state-history';
 export { Audited, type AuditedOptions, type EntityIdSource } from './audited.decorator';
 export { type SanitizedDbError } from './db-error';
 export {

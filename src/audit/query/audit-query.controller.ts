@@ -56,7 +56,7 @@ export class AuditQueryController {
  * The controller class for `http`: {@link AuditQueryController} under `path`, behind `guard`.
  *
  * @example
- * const controller = auditQueryController({ guard: AuditorsOnlyGuard, path: 'audit' });
+ * const controller = auditQueryController({ guard: AuditorsOnlyGuard, path: 'audit', viewer: false });
  */
 export function auditQueryController(http: Required<AuditHttpOptions>): Type<AuditQueryController> {
   class GuardedAuditQueryController extends AuditQueryController {}
