@@ -12,6 +12,7 @@ import { exportQuery, type PageRow, pageQuery, toAuditLog } from './audit-query.
 import { type AuditExportRequest, type AuditPage, type AuditPageRequest, type AuditSearch } from './audit-query.types';
 import { AuditReadPool } from './audit-read-pool';
 import { AuditReader } from './audit-reader';
+import { type VolumeBucket, volumeBuckets, volumeQuery } from './audit-volume';
 
 /**
  * Reads the trail from the audit DataSource, on connections of its own (`readConnections`, never
@@ -41,6 +42,18 @@ export class AuditQueryService implements BeforeApplicationShutdown {
   ) {
     this.pool = new AuditReadPool(() => repository.manager?.connection, options.readConnections, options.readTimeoutMs);
     this.reader = new AuditReader(repository, options.readTimeoutMs, this.pool);
+  }
+
+  /**
+   * Rows per hour over the 24 hours up to `now` (the current hour included), oldest first, empty
+   * hours as 0: the viewer's volume chart.
+   *
+   * @example
+   * const hours = await queries.hourlyVolume(); // [{ hour: '2026-12-03T18:00:00.000Z', rows: 0 }, …]
+   */
+  async hourlyVolume(now = Date.now()): Promise<VolumeBucket[]> {
+    const rows = await this.reader.read<{ hour_ms: string; n: string }>(volumeQuery(this.reader.table(), now));
+    return volumeBuckets(rows, now);
   }
 
   /**

@@ -12,17 +12,14 @@ import {
   UseGuards,
   UseInterceptors,
 } from '@nestjs/common';
-import { type Repository } from 'typeorm';
-import { type AuditLog } from '../audit-log.entity';
-import { type AuditHttpOptions, type ResolvedAuditOptions } from '../audit-options';
+import { type AuditHttpOptions } from '../audit-options';
 import { type AuditStateChange } from '../audit-state-history';
-import { AUDIT_OPTIONS, AUDIT_REPOSITORY } from '../audit.constants';
 import { AuditService, type AuditStatus } from '../audit.service';
 import { AuditSealer, type IntegrityStatus } from '../integrity/audit-sealer';
-import { AuditReader } from '../query/audit-reader';
+import { AuditQueryService } from '../query/audit-query.service';
+import { type VolumeBucket } from '../query/audit-volume';
 import { pageHtml, readViewerAssets, type ViewerAsset, viewerAssetsDir } from './viewer-assets';
 import { ViewerHeadersInterceptor } from './viewer-security';
-import { volumeBuckets, volumeQuery, type VolumeBucket } from './viewer-volume';
 
 /**
  * What the status panel shows: the write path, sealing, and the state over the last hour.
@@ -51,17 +48,14 @@ export interface ViewerStatus {
 export class AuditViewerController {
   private readonly assets: Map<string, ViewerAsset>;
   private readonly template: string;
-  private readonly reader: AuditReader;
 
   constructor(
     @Inject(AuditService) private readonly audit: AuditService,
     @Inject(AuditSealer) private readonly sealer: AuditSealer,
-    @Inject(AUDIT_REPOSITORY) repository: Repository<AuditLog>,
-    @Inject(AUDIT_OPTIONS) options: ResolvedAuditOptions,
+    @Inject(AuditQueryService) private readonly queries: AuditQueryService,
   ) {
     this.assets = readViewerAssets(viewerAssetsDir());
     this.template = (this.assets.get('index.html') as ViewerAsset).body.toString('utf8');
-    this.reader = new AuditReader(repository, options.readTimeoutMs);
   }
 
   @Get('ui')
@@ -91,8 +85,7 @@ export class AuditViewerController {
   @Get('viewer/volume')
   async volume(): Promise<{ now: string; hours: VolumeBucket[] }> {
     const now = Date.now();
-    const rows = await this.reader.read<{ hour_ms: string; n: string }>(volumeQuery(this.reader.table(), now));
-    return { now: new Date(now).toISOString(), hours: volumeBuckets(rows, now) };
+    return { now: new Date(now).toISOString(), hours: await this.queries.hourlyVolume(now) };
   }
 }
 

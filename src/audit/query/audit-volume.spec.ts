@@ -1,4 +1,4 @@
-import { volumeBuckets, volumeQuery } from './viewer-volume';
+import { volumeBuckets, volumeQuery } from './audit-volume';
 
 describe('the volume per hour', () => {
   const now = Date.parse('2026-12-04T17:40:00Z');

@@ -14,16 +14,18 @@ const HOUR_MS = 3_600_000;
 
 /**
  * Rows per hour of the 24 hours up to `now` (the current hour included), one query on the
- * `occurred_at` index.
+ * `occurred_at` index, for the viewer's volume chart.
  *
  * @example
  * await reader.read(volumeQuery(reader.table(), Date.now()));
  */
 export function volumeQuery(table: string, now: number): string {
   const start = new Date(firstHour(now)).toISOString();
+  // Bounded above too: a row dated in the future (or at infinity) is not in the chart and cannot fail its arithmetic.
+  const end = new Date(firstHour(now) + 24 * HOUR_MS).toISOString();
   return (
     `SELECT floor(extract(epoch FROM occurred_at) / 3600)::bigint * 3600000 AS hour_ms, count(*)::bigint AS n ` +
-    `FROM ${table} WHERE occurred_at >= '${start}'::timestamptz GROUP BY 1 ORDER BY 1`
+    `FROM ${table} WHERE occurred_at >= '${start}'::timestamptz AND occurred_at < '${end}'::timestamptz GROUP BY 1 ORDER BY 1`
   );
 }
 
