@@ -174,7 +174,7 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
       hold.failed();
       throw error;
     }
-    hold.written();
+    hold.written({ id: record.id, table: this.writer.table() });
     return record;
   }
 

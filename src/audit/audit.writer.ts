@@ -124,7 +124,13 @@ export class AuditWriter {
     return this.connecting;
   }
 
-  private table(): string {
+  /**
+   * The audit table, quoted, with its schema when the entity names one.
+   *
+   * @example
+   * writer.table(); // '"audit_log"'
+   */
+  table(): string {
     return quoteTablePath(this.repository.metadata.tablePath);
   }
 }

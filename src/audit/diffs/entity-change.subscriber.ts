@@ -22,7 +22,7 @@ import { AUDIT_EVENTS, ConsoleSink } from '../sinks';
 import { auditedEntityRules, type AuditedEntityRule } from './audited-entities';
 import { type ChangeSource, entityChange } from './entity-diff';
 import { type EntityChangeOp } from './entity-change';
-import { queryAnswered, stageChange, transactionCommitted, transactionRolledBack } from './transaction-changes';
+import { confirmRecordedRows, queryAnswered, stageChange, transactionCommitted, transactionRolledBack } from './transaction-changes';
 
 /**
  * The TypeORM subscriber that captures changes of audited entities made inside an audit context
@@ -30,8 +30,8 @@ import { queryAnswered, stageChange, transactionCommitted, transactionRolledBack
  * on rollback, and on a COMMIT that PostgreSQL answered with ROLLBACK) and hands them to the
  * context for its audit row; it follows the outcome of `AuditService.record()` rows the same way.
  * Added at start-up to each initialized DataSource that has an audited entity, and by `record()`
- * to the DataSource it writes through. Every callback is synchronous and never
- * throws: a fault is counted in {@link faults}, written as an `audit.diff_failed` line, and the
+ * to the DataSource it writes through. Every callback but `beforeTransactionCommit` (which
+ * looks up the transaction's `record()` rows before its COMMIT) is synchronous; none throws: a fault is counted in {@link faults}, written as an `audit.diff_failed` line, and the
  * change is counted in the row's `changes.entitiesOmitted`. A row's diffs take at most half of
  * `maxEntryBytes`; changes past that are counted in `entitiesOmitted` too.
  *
@@ -106,6 +106,15 @@ export class EntityChangeSubscriber implements EntitySubscriberInterface, OnAppl
   afterQuery(event: AfterQueryEvent): void {
     try {
       if (event.success) queryAnswered(event.queryRunner, event.query, event.rawResults);
+    } catch (error) {
+      this.fault(error, undefined);
+    }
+  }
+
+  /** Before the outer COMMIT, the `record()` rows of the transaction are looked up in it (see {@link confirmRecordedRows}). */
+  async beforeTransactionCommit(event: TransactionCommitEvent): Promise<void> {
+    try {
+      await confirmRecordedRows(event.queryRunner, this.options.writeTimeoutMs);
     } catch (error) {
       this.fault(error, undefined);
     }

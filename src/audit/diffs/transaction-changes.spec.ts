@@ -1,6 +1,13 @@
 import { type QueryRunner } from 'typeorm';
 import { newAuditContext, takeEntityChanges } from '../audit-context';
-import { holdForRecord, queryAnswered, stageChange, transactionCommitted, transactionRolledBack } from './transaction-changes';
+import {
+  confirmRecordedRows,
+  holdForRecord,
+  queryAnswered,
+  stageChange,
+  transactionCommitted,
+  transactionRolledBack,
+} from './transaction-changes';
 
 /** A query runner as TypeORM moves it: depth 1 the transaction, 2+ savepoints; events fire after the depth changed. */
 function runner() {
@@ -154,5 +161,39 @@ describe('changes held per transaction', () => {
     queryAnswered(tx.queryRunner, 'COMMIT', { command: 'COMMIT' });
     tx.commit();
     expect(takeEntityChanges(context)).toEqual({ entities: ['kept'] });
+  });
+
+  it('before the outer COMMIT, a record() row not found in its transaction, or a failed look-up, marks nothing', async () => {
+    const at = (id: string) => ({ id, table: '"audit_log"' });
+    const outcome = async (answer: (text: string) => unknown) => {
+      const sent: string[] = [];
+      const context = newAuditContext('request');
+      const tx = runner();
+      Object.assign(tx.queryRunner, {
+        query: (text: string) => {
+          sent.push(text.split(' ')[0]);
+          return Promise.resolve().then(() => answer(text));
+        },
+      });
+      tx.begin();
+      holdForRecord(tx.queryRunner, context).written(at('r-1'));
+      await confirmRecordedRows(tx.queryRunner, 1000);
+      tx.commit();
+      return { marked: context.recordedAtomically, sent };
+    };
+    const rows = (ids: string[]) => (text: string) => (text.startsWith('SELECT') ? ids.map((id) => ({ id })) : []);
+    expect(await outcome(rows(['r-1']))).toEqual({ marked: true, sent: ['SAVEPOINT', 'SET', 'SELECT', 'ROLLBACK', 'RELEASE'] });
+    expect((await outcome(rows([]))).marked).toBe(false);
+    // The look-up failed: its savepoint is rolled back, so the caller's transaction goes on unharmed.
+    const failing = await outcome((text) => {
+      if (text.startsWith('SELECT')) throw new Error('permission denied');
+      return [];
+    });
+    expect(failing).toEqual({ marked: false, sent: ['SAVEPOINT', 'SET', 'SELECT', 'ROLLBACK', 'RELEASE'] });
+    // The transaction had failed already: nothing more is sent, and its COMMIT will be a ROLLBACK.
+    const aborted = await outcome(() => {
+      throw new Error('current transaction is aborted');
+    });
+    expect(aborted).toEqual({ marked: false, sent: ['SAVEPOINT'] });
   });
 });

@@ -6,6 +6,17 @@ import { type EntityChanges } from './entity-change';
 interface RecordedRow {
   context: AuditContext | undefined;
   carried: { depth: number; level: Level }[];
+  /** The row's id and table, to look it up before the outer COMMIT. */
+  written?: RecordedAt;
+  /** Not found in its transaction before the outer COMMIT (or the look-up failed): it stands for nothing. */
+  unconfirmed?: boolean;
+}
+
+/** Where a record() row was written. */
+export interface RecordedAt {
+  id: string;
+  /** The audit table, quoted. */
+  table: string;
 }
 
 /** What one transaction level holds: its changes (past the byte bound, only counted) and the record() rows written in it. */
@@ -81,7 +92,7 @@ export function transactionCommitted(queryRunner: QueryRunner): void {
   }
   pendingByRunner.delete(queryRunner);
   if (pending.context) handOver(pending.context, done, pending.maxBytes);
-  for (const row of done.rows) if (row.context) row.context.recordedAtomically = true;
+  for (const row of done.rows) if (row.context && !row.unconfirmed) row.context.recordedAtomically = true;
 }
 
 /**
@@ -101,12 +112,72 @@ export function transactionRolledBack(queryRunner: QueryRunner): void {
   if (depth === 0) pendingByRunner.delete(queryRunner);
 }
 
+/**
+ * Before the outer COMMIT (depth 1): looks up, inside the transaction, the record() rows it still
+ * holds. A row not there was discarded by something TypeORM does not report (a savepoint rolled
+ * back with SQL, a PL/pgSQL exception block): it does not stand for its request, which gets its own
+ * row. When the look-up fails, no row does. The look-up runs in a savepoint of its own under
+ * `statement_timeout = timeoutMs`, rolled back after it, so it never fails the caller's transaction
+ * nor changes its settings; it never rejects.
+ *
+ * @example
+ * await confirmRecordedRows(queryRunner, 5000); // from the subscriber's beforeTransactionCommit()
+ */
+export async function confirmRecordedRows(queryRunner: QueryRunner, timeoutMs: number): Promise<void> {
+  if (depthOf(queryRunner) !== 1) return;
+  const tables = new Map<string, { row: RecordedRow; id: string }[]>();
+  for (const level of pendingByRunner.get(queryRunner)?.levels ?? []) {
+    for (const row of level?.rows ?? []) {
+      if (!row.context || !row.written) continue;
+      const { table, id } = row.written;
+      tables.set(table, [...(tables.get(table) ?? []), { row, id }]);
+    }
+  }
+  for (const [table, written] of tables) {
+    const found = await lookUp(
+      queryRunner,
+      table,
+      written.map(({ id }) => id),
+      timeoutMs,
+    );
+    for (const { row, id } of written) if (!found?.has(id)) row.unconfirmed = true;
+  }
+}
+
+/** The ids of `ids` that `table` holds, as the transaction sees it; undefined when the look-up failed. */
+async function lookUp(queryRunner: QueryRunner, table: string, ids: string[], timeoutMs: number): Promise<Set<string> | undefined> {
+  try {
+    await queryRunner.query('SAVEPOINT audit_record_check');
+  } catch {
+    // The transaction has failed already: its COMMIT will be answered with ROLLBACK.
+    return undefined;
+  }
+  let found: Set<string> | undefined;
+  try {
+    await queryRunner.query(`SET LOCAL statement_timeout = ${Math.max(1, Math.floor(timeoutMs))}`);
+    const rows = (await queryRunner.query(`SELECT id::text AS id FROM ${table} WHERE id::text = ANY($1::text[])`, [ids])) as {
+      id: string;
+    }[];
+    found = new Set(rows.map((row) => row.id));
+  } catch {
+    found = undefined;
+  }
+  try {
+    // Rolled back, not released: the timeout setting ends with the savepoint.
+    await queryRunner.query('ROLLBACK TO SAVEPOINT audit_record_check');
+    await queryRunner.query('RELEASE SAVEPOINT audit_record_check');
+  } catch {
+    return undefined;
+  }
+  return found;
+}
+
 /** The changes a record() row carries, and what becomes of them once its insert is done. */
 export interface RecordHold {
   /** The uncommitted changes of the manager's transaction, for the row; undefined when none. */
   readonly changes: EntityChanges | undefined;
-  /** The row is inserted: once its transaction commits, the context's own row is not written. */
-  written(): void;
+  /** The row is inserted (`at`: where, to confirm it before the outer COMMIT): once its transaction commits, the context's own row is not written. */
+  written(at?: RecordedAt): void;
   /** The insert failed: the changes are held where they were. */
   failed(): void;
 }
@@ -145,7 +216,8 @@ export function holdForRecord(queryRunner: QueryRunner | undefined, context: Aud
   handOver(bounded, merged(row.carried.map((c) => c.level)), pending.maxBytes);
   return {
     changes: takeEntityChanges(bounded),
-    written: () => {
+    written: (at) => {
+      row.written = at;
       (pending.levels[depth] ??= emptyLevel()).rows.push(row);
     },
     failed: () => giveBack(pending, row, depth),

@@ -46,12 +46,25 @@ export async function readWitness(paths: readonly string[]): Promise<Map<string,
   return trails;
 }
 
+/**
+ * The object a witness line holds: the whole line (after an optional `<timestamp> `) must be one
+ * JSON object, and a `message` string is read the same way; JSON at the end of other text (an app
+ * log line quoting what a client sent) is never taken.
+ */
 function lineObject(line: string): unknown {
-  const start = line.indexOf('{');
-  if (start < 0) return undefined;
-  const value = parse(line.slice(start));
-  const message = (value as { message?: unknown } | undefined)?.message;
+  const text = line.trim();
+  const start = text.startsWith('{') ? 0 : timestampEnd(text);
+  if (start < 0 || !text.endsWith('}')) return undefined;
+  const value = parse(text.slice(start));
+  if (!value || typeof value !== 'object' || Array.isArray(value)) return undefined;
+  const message = (value as { message?: unknown }).message;
   return typeof message === 'string' ? lineObject(message) : value;
+}
+
+/** Where the JSON of a `<timestamp> {…}` line starts, or -1: the prefix must be one timestamp (ISO-8601 or epoch digits). */
+function timestampEnd(text: string): number {
+  const match = /^\d[\dTZ:.+-]*\s+\{/.exec(text);
+  return match ? match[0].length - 1 : -1;
 }
 
 function sealOf(value: unknown): WitnessedSeal | undefined {

@@ -29,12 +29,12 @@ export async function openExport(reader: AuditReader, select: string, format: Au
   const client = await reader.connection();
   try {
     const next = `FETCH ${EXPORT_BATCH} FROM audit_export`;
-    const fetch = async () => lastRows(await reader.within(client.query<ExportRow>(next)));
+    const fetch = async () => lastRows(await reader.within(client.query<ExportRow>(next), client));
     const open =
       `BEGIN READ ONLY; SET LOCAL statement_timeout = ${reader.timeoutMs}; ` +
       `SET LOCAL idle_in_transaction_session_timeout = ${Math.max(SERVER_IDLE_LIMIT_MS, 2 * idleMs)}; ` +
       `DECLARE audit_export NO SCROLL CURSOR FOR ${select}; ${next}`;
-    const first = lastRows(await reader.within(client.query<ExportRow>(open)));
+    const first = lastRows(await reader.within(client.query<ExportRow>(open), client));
     const text = exportHeader(format) + exportLines(format, first);
     return new ExportStream(client, fetch, reader, format, { text, done: first.length < EXPORT_BATCH }, idleMs);
   } catch (error) {
@@ -153,7 +153,7 @@ class ExportStream extends Readable {
     if (!client) return;
     this.finishing = true;
     try {
-      await this.reader.within(client.query('COMMIT'));
+      await this.reader.within(client.query('COMMIT'), client);
       this.client = undefined;
       clearTimeout(this.idle);
       client.release();

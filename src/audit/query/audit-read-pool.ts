@@ -2,10 +2,15 @@ import { type DataSource } from 'typeorm';
 import { AuditReadError } from '../audit.errors';
 import { type ReadClient } from './audit-reader';
 
+/** The part of a `pg` pooled client the pool's wrapper uses. */
+interface PgClient extends ReadClient {
+  connection?: { stream?: { destroy(): void } };
+}
+
 /** The part of a `pg` pool the read side uses. */
 interface PgPool {
   readonly options?: Record<string, unknown>;
-  connect(): Promise<ReadClient>;
+  connect(): Promise<PgClient>;
   end(): Promise<void>;
   on(event: 'error', listener: (error: Error) => void): unknown;
   on(event: 'connect', listener: (client: { on(event: 'error', listener: (error: Error) => void): unknown }) => void): unknown;
@@ -16,7 +21,9 @@ interface PgPool {
  * of the audit DataSource's pool (the same server, user, TLS and settings) but never taken from
  * it, so that readers (a slow export, clients that stop reading) can never hold the connections
  * the writer and the sealer use. Made at the first read, once the DataSource is connected;
- * ended with {@link end} at shutdown. A wait for a connection ends after `timeoutMs`.
+ * ended with {@link end} at shutdown. A wait for a connection ends after `timeoutMs`. A connection
+ * is released once (later calls do nothing); released with an error (or `true`) it leaves the pool
+ * with its socket destroyed, so that a query stuck in a silent partition gives its slot back at once.
  *
  * @example
  * const pool = new AuditReadPool(() => repository.manager.connection, 4, 5000);
@@ -36,7 +43,7 @@ export class AuditReadPool {
   async connect(): Promise<ReadClient> {
     if (this.ended) throw AuditReadError.closed();
     this.pool ??= this.create();
-    return this.pool.connect();
+    return guarded(await this.pool.connect());
   }
 
   /** Closes the pool's connections (each given back first); reads after it are refused. */
@@ -62,4 +69,18 @@ export class AuditReadPool {
     pool.on('connect', (client) => client.on('error', () => undefined));
     return pool;
   }
+}
+
+/** `client`, released at most once; a release with an error also destroys its socket (its pending query fails at once). */
+function guarded(client: PgClient): ReadClient {
+  let released = false;
+  return {
+    query: (text) => client.query(text),
+    release(destroy) {
+      if (released) return;
+      released = true;
+      client.release(destroy);
+      if (destroy) client.connection?.stream?.destroy();
+    },
+  };
 }

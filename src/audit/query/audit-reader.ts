@@ -11,7 +11,7 @@ export type ReadResult<R> = { rows: R[] } | { rows: R[] }[];
 /** The part of a `pg` pooled client the reads use. */
 export interface ReadClient {
   query<R = Record<string, unknown>>(text: string): Promise<ReadResult<R>>;
-  /** Gives the connection back to its pool, or closes it (`true`, or an error). */
+  /** Gives the connection back to its pool, or closes it (`true`, or an error); a second call does nothing. */
   release(destroy?: boolean | Error): void;
 }
 
@@ -52,19 +52,25 @@ export class AuditReader {
 
   /** The rows of `select` (one statement, values inlined as literals), within the read timeout. */
   read<R>(select: string): Promise<R[]> {
-    return this.withTimeout(async (settle, late) => {
-      const client = await this.connect().catch((error: unknown) => Promise.reject(settle(error)));
-      if (late()) return abandon(client);
-      try {
-        const rows = lastRows(await client.query<R>(`SET LOCAL statement_timeout = ${this.timeoutMs}; ${select}`));
-        client.release();
-        return rows;
-      } catch (error) {
-        // The connection may be broken: it is not given back to the pool.
-        client.release(true);
-        throw settle(error);
-      }
-    });
+    let held: ReadClient | undefined;
+    return this.withTimeout(
+      async (settle, late) => {
+        const client = await this.connect().catch((error: unknown) => Promise.reject(settle(error)));
+        if (late()) return abandon(client);
+        held = client;
+        try {
+          const rows = lastRows(await client.query<R>(`SET LOCAL statement_timeout = ${this.timeoutMs}; ${select}`));
+          client.release();
+          return rows;
+        } catch (error) {
+          // The connection may be broken: it is not given back to the pool.
+          client.release(true);
+          throw settle(error);
+        }
+      },
+      // At the deadline the connection is closed, not left to a query that may never return (a silent partition).
+      () => held?.release(AuditReadError.timeout(this.timeoutMs)),
+    );
   }
 
   /** A connection of its own (for a cursor held across calls), within the read timeout; release it. */
@@ -80,9 +86,15 @@ export class AuditReader {
     });
   }
 
-  /** `promise`, or an {@link AuditReadError} when it has not settled within the read timeout. */
-  within<T>(promise: Promise<T>): Promise<T> {
-    return this.withTimeout(() => promise);
+  /**
+   * `promise`, or an {@link AuditReadError} when it has not settled within the read timeout; then
+   * `client` (the connection `promise` runs on) is closed, so that its pool slot is given back.
+   */
+  within<T>(promise: Promise<T>, client?: ReadClient): Promise<T> {
+    return this.withTimeout(
+      () => promise,
+      () => client?.release(AuditReadError.timeout(this.timeoutMs)),
+    );
   }
 
   /** An {@link AuditReadError} for any failure of a read. */
@@ -96,8 +108,11 @@ export class AuditReader {
     return this.pool.connect();
   }
 
-  /** Races `run` against the read timeout; `run` gives back a client it obtains after the deadline (`late()`). */
-  private withTimeout<T>(run: (settle: (error: unknown) => AuditReadError, late: () => boolean) => Promise<T>): Promise<T> {
+  /** Races `run` against the read timeout, calling `expire` at the deadline; `run` gives back a client it obtains after it (`late()`). */
+  private withTimeout<T>(
+    run: (settle: (error: unknown) => AuditReadError, late: () => boolean) => Promise<T>,
+    expire: () => void = () => undefined,
+  ): Promise<T> {
     let timer: NodeJS.Timeout | undefined;
     let expired = false;
     const work = run(
@@ -108,6 +123,7 @@ export class AuditReader {
       timer = setTimeout(() => {
         expired = true;
         reject(AuditReadError.timeout(this.timeoutMs));
+        expire();
       }, this.timeoutMs);
       timer.unref();
     });

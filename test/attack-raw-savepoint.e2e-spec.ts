@@ -1,0 +1,71 @@
+import { Body, Controller, type INestApplication, Module, Post } from '@nestjs/common';
+import { Test } from '@nestjs/testing';
+import { InjectDataSource, TypeOrmModule } from '@nestjs/typeorm';
+import { type Server } from 'node:http';
+import request from 'supertest';
+import { DataSource } from 'typeorm';
+import { AUDIT_MIGRATIONS, AuditLog, AuditModule, AuditService } from '../src/audit';
+import { TestPostgres } from './support/postgres';
+
+/** A handler that records its row inside a savepoint it opens and rolls back with plain SQL (legal PostgreSQL use). */
+@Controller('steps')
+class StepsController {
+  constructor(
+    @InjectDataSource() private readonly db: DataSource,
+    private readonly audit: AuditService,
+  ) {}
+
+  @Post()
+  async step(@Body() body: { tag: string }): Promise<{ ok: true }> {
+    await this.db.transaction(async (manager) => {
+      await manager.query('SAVEPOINT step');
+      await this.audit.record({ action: 'step_recorded', entityType: 'Step', requestId: body.tag }, { manager });
+      // The step is abandoned: its work, the audit row with it, is rolled back; the transaction commits.
+      await manager.query('ROLLBACK TO SAVEPOINT step');
+    });
+    return { ok: true };
+  }
+}
+
+// ATTACK (helper I): README promises "A request whose handler wrote its own row with
+// AuditService.record() gets no second one, if that row committed", and that every mutating
+// request is audited exactly once. A savepoint opened and rolled back with SQL (not TypeORM's nested
+// transaction) discards the record() row, yet the outer COMMIT marks the request as recorded: the
+// request ends with no row at all, no count and no line.
+describe('attack: record() inside a savepoint rolled back with SQL', () => {
+  let db: TestPostgres;
+  let app: INestApplication<Server>;
+
+  beforeAll(async () => {
+    db = await TestPostgres.start();
+    await db.createDatabase('steps');
+    @Module({
+      imports: [
+        TypeOrmModule.forRoot({
+          type: 'postgres',
+          url: db.url('steps'),
+          entities: [AuditLog],
+          migrations: [...AUDIT_MIGRATIONS],
+          migrationsRun: true,
+        }),
+        AuditModule.forRoot({ mode: 'sync' }),
+      ],
+      controllers: [StepsController],
+    })
+    class StepsModule {}
+    const moduleRef = await Test.createTestingModule({ imports: [StepsModule] }).compile();
+    app = moduleRef.createNestApplication<INestApplication<Server>>({ logger: false });
+    await app.listen(0, '127.0.0.1');
+  }, 60_000);
+
+  afterAll(async () => {
+    await app?.close();
+    await db?.stop();
+  });
+
+  it('the request still gets exactly one row', async () => {
+    await request(app.getHttpServer()).post('/steps').set('x-request-id', 'raw-sp-1').send({ tag: 'raw-sp-1' }).expect(201);
+    const rows = await db.query<{ action: string }>(`SELECT action FROM audit_log WHERE request_id = 'raw-sp-1'`, [], 'steps');
+    expect(rows).toEqual([{ action: 'steps.step' }]);
+  }, 30_000);
+});

@@ -1,0 +1,64 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { AuditSealer, AuditService } from '../src/audit';
+import { startSealingApp, verify, witnessText } from './support/integrity';
+import { TestPostgres } from './support/postgres';
+import { StderrCapture } from './support/stderr';
+
+// ATTACK (helper I): audit-verify takes the witness from "a CloudWatch export of the audit.sealed
+// lines" (raw JSON lines, `<timestamp> <json>` lines, `{"message": …}` lines). It takes any JSON
+// found from the first `{` of a line, or of a line's `message`, to its end: an app log line in the
+// same log group that ends with text a client sent (a rejected body, say) becomes an
+// `audit.sealed` line. A client can so make every audit of an untouched trail end in
+// "ANOMALIES FOUND" (a seal "in the witness but not in audit_seal").
+describe('attack: a client-made audit.sealed line inside an app log line', () => {
+  let db: TestPostgres;
+  let dir: string;
+
+  beforeAll(async () => {
+    db = await TestPostgres.start();
+    await db.createDatabase('trail');
+    dir = await mkdtemp(join(tmpdir(), 'audit-attack-witness-'));
+  }, 60_000);
+
+  afterAll(async () => {
+    await db?.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('an untouched trail verifies clean against its log group', async () => {
+    const stderr = new StderrCapture();
+    let witness: string;
+    try {
+      const app = await startSealingApp(db.url('trail'), { integrity: { intervalMs: 3_600_000 } });
+      try {
+        await app.get(AuditService).log({ action: 'nda_created', entityType: 'NDA', entityId: 'n-1' });
+        await app.get(AuditSealer).sealNow();
+      } finally {
+        await app.close();
+      }
+      witness = witnessText(stderr);
+    } finally {
+      stderr.restore();
+    }
+    const body = JSON.stringify({
+      event: 'audit.sealed',
+      trail: 'trail/audit_log',
+      seq: 99,
+      hash: 'ab'.repeat(32),
+      prevHash: 'cd'.repeat(32),
+    });
+    // What other loggers of the app write to the same stderr: Nest's JSON logger, and a plain line.
+    const appLines = [
+      JSON.stringify({ level: 'warn', context: 'NdasController', message: `rejected request body ${body}` }),
+      `[Nest] 4242  - 12/04/2026, 10:00:00 AM    WARN [NdasController] rejected request body ${body}`,
+    ];
+    for (const line of appLines) {
+      const file = join(dir, `log-group-${appLines.indexOf(line)}.log`);
+      await writeFile(file, `${witness}${line}\n`);
+      const result = await verify(db.url('trail'), '--witness', file);
+      expect({ anomalies: result.anomalies, code: result.code }).toEqual({ anomalies: [], code: 0 });
+    }
+  }, 60_000);
+});
