@@ -10,7 +10,7 @@ describe('resolveAuditOptions', () => {
       maxEntryBytes: 64 * 1024,
       writeTimeoutMs: 2000,
       batchSize: 500,
-      batchDelayMs: 10,
+      batchDelayMs: 25,
       retryBackoffMs: 1000,
       retryBackoffMaxMs: 30_000,
       auditHttp: true,

@@ -64,7 +64,7 @@ export interface AuditModuleOptions {
   /**
    * Async mode only: how long a batch short of `batchSize` waits, from its oldest entry's `log()`,
    * to gather more entries into one commit (no request waits for it). 0 sends at once; sync mode
-   * and `record()` never wait. At most half of `writeTimeoutMs`. Default: 10, or half of
+   * and `record()` never wait. At most half of `writeTimeoutMs`. Default: 25, or half of
    * `writeTimeoutMs` when that is less.
    */
   batchDelayMs?: number;
@@ -167,7 +167,7 @@ export type ResolvedAuditOptions = Required<Omit<AuditModuleOptions, 'userIdFrom
 };
 
 /** The async linger's default, in ms: see `batchDelayMs`. */
-const DEFAULT_BATCH_DELAY_MS = 10;
+const DEFAULT_BATCH_DELAY_MS = 25;
 
 /** Default values of every option. */
 export const AUDIT_DEFAULTS: Readonly<ResolvedAuditOptions> = Object.freeze({
