@@ -8,13 +8,14 @@ import { curve } from './scenarios/curve';
 import { history } from './scenarios/history';
 import { http } from './scenarios/http';
 import { integrity } from './scenarios/integrity';
+import { linger } from './scenarios/linger';
 import { memory } from './scenarios/memory';
 import { outage } from './scenarios/outage';
 import { recovery } from './scenarios/recovery';
 import { scale } from './scenarios/scale';
 import { throughput } from './scenarios/throughput';
 
-const SCENARIOS = ['throughput', 'integrity', 'curve', 'http', 'outage', 'recovery', 'memory', 'scale', 'history'] as const;
+const SCENARIOS = ['throughput', 'integrity', 'curve', 'linger', 'http', 'outage', 'recovery', 'memory', 'scale', 'history'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 /** `node bench/dist/bench/run.js [scenario…]`: all scenarios, or only those named. */
@@ -71,9 +72,14 @@ async function main(): Promise<void> {
         curve(appDb, curveSeconds, details),
       );
     }
+    if (wanted('linger')) {
+      await step('linger', 'async log() paced at 200 and 750 entries/s, batchDelayMs 0, 5, 10, 25 alternating: commits per entry', () =>
+        linger(appDb, { rates: [200, 750], lingers: [0, 5, 10, 25], rounds: 3, seconds: 3 }, details),
+      );
+    }
     if (wanted('http')) {
       await step('http', 'POST /ndas on three apps (AUDIT_HTTP=false, async, sync), load alternating', () =>
-        http(appDb, 'http', { ...times, rounds: 5 }, details),
+        http(appDb, 'http', { ...times, rounds: Number(process.env.BENCH_HTTP_ROUNDS ?? 9) }, details),
       );
     }
     const audit = only.some((s) => ['outage', 'recovery', 'memory'].includes(s)) || only.length === 0 ? await startPostgres() : undefined;

@@ -10,6 +10,7 @@ describe('loadConfig', () => {
         SENTRY_DSN: 'https://key@o1.ingest.example/1',
         AUDIT_BUFFER_SIZE: '5000',
         AUDIT_WRITE_TIMEOUT_MS: '1500',
+        AUDIT_BATCH_DELAY_MS: '20',
         AUDIT_RETRY_BACKOFF_MS: '250',
         AUDIT_RETRY_BACKOFF_MAX_MS: '10000',
         AUDIT_HTTP: 'false',
@@ -31,6 +32,7 @@ describe('loadConfig', () => {
       audit: {
         bufferSize: 5000,
         writeTimeoutMs: 1500,
+        batchDelayMs: 20,
         retryBackoffMs: 250,
         retryBackoffMaxMs: 10000,
         auditHttp: false,

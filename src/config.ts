@@ -13,6 +13,7 @@ export interface AppConfig {
   audit: {
     bufferSize?: number;
     writeTimeoutMs?: number;
+    batchDelayMs?: number;
     retryBackoffMs?: number;
     retryBackoffMaxMs?: number;
     auditHttp?: boolean;
@@ -51,6 +52,7 @@ export function loadConfig(env: Env): AppConfig {
     audit: {
       bufferSize: integer(env, 'AUDIT_BUFFER_SIZE', 1, 10_000_000),
       writeTimeoutMs: integer(env, 'AUDIT_WRITE_TIMEOUT_MS', 1, 600_000),
+      batchDelayMs: integer(env, 'AUDIT_BATCH_DELAY_MS', 0, 1000),
       retryBackoffMs: integer(env, 'AUDIT_RETRY_BACKOFF_MS', 1, 3_600_000),
       retryBackoffMaxMs: integer(env, 'AUDIT_RETRY_BACKOFF_MAX_MS', 1, 86_400_000),
       auditHttp: flag(env, 'AUDIT_HTTP'),

@@ -120,6 +120,20 @@ export class AuditFallback {
     return flushed.size;
   }
 
+  /**
+   * Part of the checked-out entries (those with these `seq`s) is in the table, the rest is not:
+   * the committed part leaves the ring, and what the ring evicted of the rest meanwhile is evicted
+   * for real now.
+   */
+  partlyCommitted(seqs: ReadonlySet<number>): number {
+    this.forget(seqs);
+    const lost = this.evictedInFlight.filter((e) => !seqs.has(e.seq));
+    this.checkedOut = new Set();
+    this.evictedInFlight = [];
+    this.evicted(lost);
+    return seqs.size;
+  }
+
   /** Takes the entries with these `seq`s out of the ring: copies whose batch has been placed after all. */
   forget(seqs: ReadonlySet<number>): void {
     if (seqs.size > 0) this.pushAll(this.takeAll().filter((e) => !seqs.has(e.seq)));

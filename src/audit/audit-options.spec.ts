@@ -10,6 +10,7 @@ describe('resolveAuditOptions', () => {
       maxEntryBytes: 64 * 1024,
       writeTimeoutMs: 2000,
       batchSize: 500,
+      batchDelayMs: 25,
       retryBackoffMs: 1000,
       retryBackoffMaxMs: 30_000,
       auditHttp: true,
@@ -40,6 +41,10 @@ describe('resolveAuditOptions', () => {
     [{ maxExports: 4 }, 'maxExports'],
     [{ readConnections: 8, maxExports: 8 }, 'maxExports'],
     [{ exportIdleMs: 50 }, 'exportIdleMs'],
+    [{ batchDelayMs: -1 }, 'batchDelayMs'],
+    [{ batchDelayMs: 2.5 }, 'batchDelayMs'],
+    [{ batchDelayMs: 1001, writeTimeoutMs: 10_000 }, 'batchDelayMs'],
+    [{ batchDelayMs: 60, writeTimeoutMs: 100 }, 'batchDelayMs'],
   ])('rejects %j naming %s', (input, key) => {
     expect(() => resolveAuditOptions(input as never)).toThrow(new RegExp(`option "${key}" must be`));
     try {
@@ -48,6 +53,15 @@ describe('resolveAuditOptions', () => {
       expect(error).toBeInstanceOf(AuditConfigError);
       expect((error as AuditConfigError).code).toBe(AUDIT_ERROR_CODES.invalidOption);
     }
+  });
+
+  it('keeps the linger within half of writeTimeoutMs, lowering only its default', () => {
+    expect(() => resolveAuditOptions({ batchDelayMs: 30, writeTimeoutMs: 50 })).toThrow(
+      'AuditModule option "batchDelayMs" must be at most half of writeTimeoutMs (50), so that a lingering batch keeps time to commit, got 30',
+    );
+    expect(resolveAuditOptions({ batchDelayMs: 25, writeTimeoutMs: 50 }).batchDelayMs).toBe(25);
+    expect(resolveAuditOptions({ writeTimeoutMs: 15 }).batchDelayMs).toBe(7);
+    expect(resolveAuditOptions({ batchDelayMs: 0 }).batchDelayMs).toBe(0);
   });
 
   it('takes spool segments of up to 64 MiB', () => {

@@ -61,6 +61,13 @@ export interface AuditModuleOptions {
   writeTimeoutMs?: number;
   /** Most entries in one multi-row INSERT. */
   batchSize?: number;
+  /**
+   * Async mode only: how long a batch short of `batchSize` waits, from its oldest entry's `log()`,
+   * to gather more entries into one commit (no request waits for it). 0 sends at once; sync mode
+   * and `record()` never wait. At most half of `writeTimeoutMs`. Default: 25, or half of
+   * `writeTimeoutMs` when that is less.
+   */
+  batchDelayMs?: number;
   /** First cool-down after a failure before the database is tried again; doubles each failure. */
   retryBackoffMs?: number;
   /** Cap of the doubling cool-down. */
@@ -162,6 +169,9 @@ export type ResolvedAuditOptions = Required<Omit<AuditModuleOptions, 'userIdFrom
   integrity: ResolvedIntegrityOptions;
 };
 
+/** The async linger's default, in ms: see `batchDelayMs`. */
+const DEFAULT_BATCH_DELAY_MS = 25;
+
 /** Default values of every option. */
 export const AUDIT_DEFAULTS: Readonly<ResolvedAuditOptions> = Object.freeze({
   mode: 'async',
@@ -170,6 +180,7 @@ export const AUDIT_DEFAULTS: Readonly<ResolvedAuditOptions> = Object.freeze({
   maxEntryBytes: 64 * 1024,
   writeTimeoutMs: 2000,
   batchSize: 500,
+  batchDelayMs: DEFAULT_BATCH_DELAY_MS,
   retryBackoffMs: 1000,
   retryBackoffMaxMs: 30_000,
   redactKeys: [...DEFAULT_REDACT_KEYS],
@@ -192,6 +203,7 @@ const INTEGER_LIMITS: Record<string, [min: number, max: number]> = {
   maxEntryBytes: [1024, 64 * 1024 * 1024],
   writeTimeoutMs: [1, 600_000],
   batchSize: [1, 4000],
+  batchDelayMs: [0, 1000],
   retryBackoffMs: [1, 3_600_000],
   retryBackoffMaxMs: [1, 86_400_000],
   spoolMaxBytes: [1024 * 1024, 1024 ** 4],
@@ -217,6 +229,9 @@ export function resolveAuditOptions(input: AuditModuleOptions | undefined): Reso
     if (raw[key] === undefined) delete raw[key];
   }
   const options = { ...AUDIT_DEFAULTS, ...raw } as ResolvedAuditOptions;
+  if (raw.batchDelayMs === undefined && typeof options.writeTimeoutMs === 'number') {
+    options.batchDelayMs = Math.min(DEFAULT_BATCH_DELAY_MS, Math.floor(options.writeTimeoutMs / 2));
+  }
 
   if (options.mode !== 'async' && options.mode !== 'sync') throw AuditConfigError.invalidOption('mode', "'async' or 'sync'", options.mode);
   for (const [key, [min, max]] of Object.entries(INTEGER_LIMITS)) {
@@ -230,6 +245,13 @@ export function resolveAuditOptions(input: AuditModuleOptions | undefined): Reso
       'retryBackoffMaxMs',
       `at least retryBackoffMs (${options.retryBackoffMs})`,
       options.retryBackoffMaxMs,
+    );
+  }
+  if (options.batchDelayMs * 2 > options.writeTimeoutMs) {
+    throw AuditConfigError.invalidOption(
+      'batchDelayMs',
+      `at most half of writeTimeoutMs (${options.writeTimeoutMs}), so that a lingering batch keeps time to commit`,
+      options.batchDelayMs,
     );
   }
   if (options.bufferMaxBytes < options.maxEntryBytes) {

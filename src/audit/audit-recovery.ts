@@ -1,5 +1,6 @@
 import { type AuditCircuit } from './audit-circuit';
 import { type AuditRecord } from './audit-entry';
+import { type BufferedEntry } from './audit-buffer';
 import { type AuditFallback, lineContext } from './audit-fallback';
 import { AUDIT_EVENTS, type ConsoleSink, type WriteFailureReport } from './sinks';
 
@@ -19,10 +20,17 @@ export interface RecoveryHost {
   deadline(): number;
 }
 
+/** Entries of the half-open try from the ring: a small batch decides as well as a full one, sooner. */
+const FIRST_TRY_ENTRIES = 10;
+/** Ring batches the flush has in flight at once, once the try has committed. */
+const PIPELINE_DEPTH = 2;
+
 /**
- * The recovery flush: writes the ring oldest first, then replays the spool, in batches, one at a
- * time; in `half-open` the first batch is the try that decides, or, with nothing to write, a
- * probe of the database, so that recovery never waits for traffic. Only one runs at a time:
+ * The recovery flush: writes the ring oldest first, two batches at a time, then replays the spool,
+ * one batch at a time; in `half-open` the first batch (of at most 10 entries) is the try that
+ * decides, or, with nothing to write, a probe of the database, so that recovery never waits for
+ * traffic. When one of two ring batches fails, the one that committed leaves the ring and the
+ * other stays: nothing is written twice or lost. Only one runs at a time:
  * asking while one runs joins it.
  *
  * @example
@@ -63,13 +71,23 @@ export class AuditRecovery {
     while (progress && live()) {
       progress = false;
       while (live() && this.fallback.buffer.size > 0) {
-        const batch = this.fallback.checkout(this.batchSize);
-        if (!(await this.write(batch.map((b) => b.record)))) {
-          this.fallback.aborted();
-          return;
+        // The half-open try is small: on a cold connection it decides, and the full batches follow.
+        const size = this.circuit.state === 'half-open' ? Math.min(FIRST_TRY_ENTRIES, this.batchSize) : PIPELINE_DEPTH * this.batchSize;
+        const batch = this.fallback.checkout(size);
+        const parts: BufferedEntry[][] = [];
+        for (let i = 0; i < batch.length; i += this.batchSize) parts.push(batch.slice(i, i + this.batchSize));
+        const written = await Promise.all(parts.map((part) => this.attempt(part.map((b) => b.record))));
+        const failure = written.find((w) => w !== true);
+        if (failure === undefined) {
+          if (this.circuit.state === 'half-open') this.host.up();
+          this.circuit.count('flushed', this.fallback.committed());
+          progress = true;
+          continue;
         }
-        this.circuit.count('flushed', this.fallback.committed());
-        progress = true;
+        const committed = new Set(parts.flatMap((part, i) => (written[i] === true ? part.map((b) => b.seq) : [])));
+        this.circuit.count('flushed', this.fallback.partlyCommitted(committed));
+        this.reportFailed(failure.error, failure.records);
+        return;
       }
       if (spool && (spool.entries > 0 || sweep) && live()) {
         sweep = false;
@@ -88,7 +106,7 @@ export class AuditRecovery {
           this.circuit.count('flushed', replayed);
         } catch (error) {
           // A failed insert has been reported by write(); the segment stays for the next recovery.
-          if (!insertFailed && !this.host.stopping()) this.host.failed(error, this.attempt(), undefined, 0);
+          if (!insertFailed && !this.host.stopping()) this.host.failed(error, this.attemptKind(), undefined, 0);
           return;
         }
         progress ||= spool.entries < before;
@@ -108,22 +126,36 @@ export class AuditRecovery {
 
   /** One flush insert; on failure the service is down again and the batch stays where it was. */
   private async write(records: AuditRecord[]): Promise<boolean> {
-    try {
-      await this.host.insert(records);
-    } catch (error) {
-      const attempt = this.attempt();
-      this.host.failed(error, attempt, records[0], records.length);
-      if (attempt === 'flush') {
-        this.console.emit(AUDIT_EVENTS.flushFailed, 'error', {
-          ...lineContext(records[0]),
-          error: this.circuit.lastError,
-          remaining: this.fallback.buffer.size,
-        });
-      }
+    const written = await this.attempt(records);
+    if (written !== true) {
+      this.reportFailed(written.error, written.records);
       return false;
     }
     if (this.circuit.state === 'half-open') this.host.up();
     return true;
+  }
+
+  /** One insert: true once committed, else what failed (reported by the caller, once per pass). */
+  private async attempt(records: AuditRecord[]): Promise<true | { error: unknown; records: AuditRecord[] }> {
+    try {
+      await this.host.insert(records);
+      return true;
+    } catch (error) {
+      return { error, records };
+    }
+  }
+
+  /** A failed flush insert: the service goes down again, with an `audit.flush_failed` line unless it was the half-open try. */
+  private reportFailed(error: unknown, records: AuditRecord[]): void {
+    const attempt = this.attemptKind();
+    this.host.failed(error, attempt, records[0], records.length);
+    if (attempt === 'flush') {
+      this.console.emit(AUDIT_EVENTS.flushFailed, 'error', {
+        ...lineContext(records[0]),
+        error: this.circuit.lastError,
+        remaining: this.fallback.buffer.size,
+      });
+    }
   }
 
   /** Nothing was written to decide the half-open try: a probe does, and the service goes up on success. */
@@ -138,7 +170,7 @@ export class AuditRecovery {
     return true;
   }
 
-  private attempt(): 'probe' | 'flush' {
+  private attemptKind(): 'probe' | 'flush' {
     return this.circuit.state === 'half-open' ? 'probe' : 'flush';
   }
 }

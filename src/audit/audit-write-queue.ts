@@ -24,6 +24,10 @@ const MAX_IN_FLIGHT = MAX_CONCURRENT_BATCHES + 1;
  * Group commit: entries logged in the same turn of the event loop, or while a write is in flight,
  * share one multi-row INSERT of up to `batchSize`. A second write starts only when a full batch
  * waits, so light traffic gathers into fewer, larger transactions and bulk loads keep two going.
+ * With a `lingerMs` (async mode, where no caller waits for its row), a batch short of `batchSize`
+ * starts only once its oldest entry has waited that long, so more entries share its commit; a
+ * full batch, and `settle()`, start at once. `lingerMs` must be below `timeoutMs`: the wait counts
+ * against each entry's deadline.
  * A batch being split around a refused entry gives up its lane: entries logged meanwhile do not
  * wait for the split.
  * What it holds (queued plus in flight) is bounded by `maxEntries` and `maxBytes`: `push` refuses
@@ -41,6 +45,7 @@ export class AuditWriteQueue {
   /** Writes in flight that hold a lane: all but those being split. */
   private lanes = 0;
   private scheduled = false;
+  private lingering: NodeJS.Timeout | undefined;
   private entries = 0;
   private bytes = 0;
 
@@ -51,7 +56,7 @@ export class AuditWriteQueue {
      * from then on it no longer holds one of the writer's lanes.
      */
     private readonly insert: (records: AuditRecord[], deadline: number, splitting: () => void) => Promise<void>,
-    private readonly limits: { batchSize: number; maxEntries: number; maxBytes: number; timeoutMs: number },
+    private readonly limits: { batchSize: number; maxEntries: number; maxBytes: number; timeoutMs: number; lingerMs?: number },
     /** Whether writes may go to the database now. */
     private readonly open: () => boolean,
     private readonly onFailure: (error: unknown, batch: PendingEntry[]) => void,
@@ -87,6 +92,8 @@ export class AuditWriteQueue {
   takeQueued(): PendingEntry[] {
     const queued = this.queue;
     this.queue = [];
+    clearTimeout(this.lingering);
+    this.lingering = undefined;
     this.release(queued);
     return queued;
   }
@@ -112,17 +119,19 @@ export class AuditWriteQueue {
   /** Resolves once nothing is queued or in flight. */
   async settle(): Promise<void> {
     while (this.queue.length > 0 || this.inFlight.size > 0) {
-      this.pump();
+      this.pump(true);
       await Promise.allSettled([...this.inFlight]);
       if (!this.open() && this.inFlight.size === 0) return;
     }
   }
 
-  private pump(): void {
+  /** `now`: start what may start without waiting for the linger (shutdown's drain, or the linger's end). */
+  private pump(now = false): void {
     const { batchSize } = this.limits;
     const room = () =>
       this.inFlight.size < MAX_IN_FLIGHT && (this.lanes === 0 || (this.lanes < MAX_CONCURRENT_BATCHES && this.queue.length >= batchSize));
     while (this.open() && this.queue.length > 0 && room()) {
+      if (!now && this.queue.length < batchSize && this.linger()) return;
       const batch = this.queue.splice(0, batchSize);
       this.track(
         this.write(batch).then(
@@ -137,6 +146,20 @@ export class AuditWriteQueue {
         ),
       );
     }
+  }
+
+  /** True (and a wake-up set) while the oldest queued entry has waited less than `lingerMs`. */
+  private linger(): boolean {
+    const { lingerMs = 0, timeoutMs } = this.limits;
+    if (lingerMs <= 0) return false;
+    // Capped and ended by the timer, not by the clock: a clock set back cannot stretch the wait.
+    const wait = Math.min(lingerMs, this.queue[0].deadline - timeoutMs + lingerMs - Date.now());
+    if (wait <= 0) return false;
+    this.lingering ??= setTimeout(() => {
+      this.lingering = undefined;
+      this.pump(true);
+    }, wait);
+    return true;
   }
 
   /** The batch's INSERT, bounded by the deadline of its oldest entry; it holds a lane until it settles or is split. */

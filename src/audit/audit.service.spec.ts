@@ -174,7 +174,7 @@ describe('AuditService', () => {
     const random = jest.spyOn(Math, 'random');
     for (const r of [0, 0.999, 0.5, 0.25, 0.75]) random.mockReturnValueOnce(r);
     try {
-      const { service, repository, of } = setup({ retryBackoffMs: 20, retryBackoffMaxMs: 80 });
+      const { service, repository, of } = setup({ retryBackoffMs: 20, retryBackoffMaxMs: 80, batchDelayMs: 0 });
       repository.behaviour = () => 'fail';
       await service.log(entry(1));
       for (let ms = 0; of('audit.db_write_failed').length < 5 && ms < 1000; ms += 5) await jest.advanceTimersByTimeAsync(5);
@@ -215,6 +215,37 @@ describe('AuditService', () => {
     expect(of('audit.recovered')).toEqual([expect.objectContaining({ flushed: 5 })]);
   });
 
+  it('flushes two ring batches at once: when the older fails and the newer commits, only the older stays, and nothing is written twice', async () => {
+    const { service, repository, of } = setup({ batchSize: 2, retryBackoffMs: 60_000, retryBackoffMaxMs: 60_000 });
+    repository.behaviour = () => 'fail';
+    await Promise.all([1, 2, 3, 4, 5].map((n) => service.log(entry(n))));
+    // The ring's order: nda-1 … nda-5.
+    const buffered = of('audit.buffered')
+      .sort((a, b) => String(a.entityId).localeCompare(String(b.entityId)))
+      .map((f) => f.auditId as string);
+    jumpPastCoolDown();
+    // The probe commits; of the two flush batches in flight, the older fails and the newer commits.
+    const plan: Outcome[] = ['ok', 'fail', 'ok'];
+    repository.behaviour = () => plan.shift() ?? 'ok';
+    const before = repository.attempts.length;
+    await service.log(entry(6));
+    await sleep(10);
+    expect(repository.attempts.slice(before + 1, before + 3)).toEqual([buffered.slice(0, 2), buffered.slice(2, 4)]);
+    expect(service.status()).toMatchObject({ state: 'down', buffered: 3 });
+    expect(of('audit.flush_failed')).toHaveLength(1);
+
+    jumpPastCoolDown();
+    await service.log(entry(7));
+    await sleep(10);
+    expect(service.status()).toMatchObject({ state: 'up', buffered: 0 });
+    expect(repository.committed.size).toBe(7);
+    const tries = (id: string) => repository.attempts.filter((ids) => ids.includes(id)).length;
+    // nda-1 … nda-4 failed in the first writes (nda-5 was still queued); in the flushes nda-3 and
+    // nda-4 were sent once (committed), nda-1 and nda-2 twice (failed, then committed), nda-5 once.
+    expect(buffered.map(tries)).toEqual([3, 3, 2, 2, 1]);
+    expect(of('audit.recovered')).toEqual([expect.objectContaining({ flushed: 5 })]);
+  });
+
   it('runs one flush at a time, even when shutdown asks for one meanwhile', async () => {
     const { service, repository, of } = setup({ batchSize: 1, retryBackoffMs: 60_000, retryBackoffMaxMs: 60_000 });
     repository.behaviour = () => 'fail';
@@ -234,7 +265,8 @@ describe('AuditService', () => {
     await service.log(entry(4));
     await Promise.all([service.beforeApplicationShutdown(), ...[5, 6].map((n) => service.log(entry(n)))]);
     expect(repository.committed.size).toBe(6);
-    expect(mostFlushing).toBe(1);
+    // One flush, with its two ring batches in flight at once; a second flush would add two more.
+    expect(mostFlushing).toBe(2);
   });
 
   it('counts a hung write as failed after writeTimeoutMs', async () => {
@@ -463,7 +495,7 @@ describe('AuditService bounds', () => {
 
   it('counts the time an entry waits in the queue against writeTimeoutMs', async () => {
     jest.useFakeTimers({ now: 1_000_000 });
-    const { service, repository, of } = setup({ writeTimeoutMs: 100, retryBackoffMs: 60_000, retryBackoffMaxMs: 60_000 });
+    const { service, repository, of } = setup({ writeTimeoutMs: 100, batchDelayMs: 0, retryBackoffMs: 60_000, retryBackoffMaxMs: 60_000 });
     // Every insert takes 90 ms: each under the write timeout on its own.
     repository.behaviour = () => new Promise<Outcome>((resolve) => setTimeout(() => resolve('ok'), 90));
     const t0 = Date.now();
@@ -477,6 +509,25 @@ describe('AuditService bounds', () => {
     expect(settled.second).toBeLessThanOrEqual(150);
     expect(service.status()).toMatchObject({ state: 'down', lastError: { code: 'AUDIT_WRITE_TIMEOUT' } });
     expect(of('audit.buffered').map((f) => f.entityId)).toEqual(['nda-2']);
+  });
+
+  it('counts the async linger against writeTimeoutMs: a lingering entry is never answered past its deadline', async () => {
+    jest.useFakeTimers({ now: 1_000_000 });
+    const { service, repository, of } = setup({ writeTimeoutMs: 100, batchDelayMs: 40, retryBackoffMs: 60_000, retryBackoffMaxMs: 60_000 });
+    const started: number[] = [];
+    repository.behaviour = () => {
+      started.push(Date.now() - t0);
+      return new Promise<Outcome>((resolve) => setTimeout(() => resolve('ok'), 90));
+    };
+    const t0 = Date.now();
+    let settled = -1;
+    void service.log(entry(1)).then(() => (settled = Date.now() - t0));
+    await jest.advanceTimersByTimeAsync(300);
+    // Sent after its 40 ms linger, the 90 ms insert outlasts the entry's 100 ms: it is a timed-out write at 100 ms.
+    expect(started).toEqual([40]);
+    expect(settled).toBe(100);
+    expect(service.status()).toMatchObject({ state: 'down', lastError: { code: 'AUDIT_WRITE_TIMEOUT' } });
+    expect(of('audit.buffered').map((f) => f.entityId)).toEqual(['nda-1']);
   });
 
   it('holds at most max(bufferSize, 1000) entries waiting for a hung spool; the rest are counted as dropped, each with a line', async () => {

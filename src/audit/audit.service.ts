@@ -96,7 +96,14 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
     this.quarantine = new AuditQuarantine(options.spoolDir, console, reporter, secrets, { timeoutMs: options.writeTimeoutMs });
     this.writes = new AuditWriteQueue(
       (records, deadline, splitting) => this.insert(records, deadline, splitting),
-      { batchSize: options.batchSize, maxEntries: options.bufferSize, maxBytes: options.bufferMaxBytes, timeoutMs: options.writeTimeoutMs },
+      {
+        batchSize: options.batchSize,
+        maxEntries: options.bufferSize,
+        maxBytes: options.bufferMaxBytes,
+        timeoutMs: options.writeTimeoutMs,
+        // A sync request waits for its row: no linger there.
+        lingerMs: options.mode === 'sync' ? 0 : options.batchDelayMs,
+      },
       () => this.circuit.state === 'up',
       (error, batch) => {
         this.failed(error, 'write', batch[0].record, batch.length);
