@@ -1,0 +1,52 @@
+import { randomBytes } from 'node:crypto';
+import { AUDIT_EVENTS, AuditSealer, AuditService } from '../src/audit';
+import { startSealingApp, verify } from './support/integrity';
+import { TestPostgres } from './support/postgres';
+import { StderrCapture } from './support/stderr';
+
+// ATTACK (helper I): INTEGRITY.md, "Keys and rotation": `entryKeys: [k2, k1]`: "k2 signs, both
+// verify … Keep old keys as long as rows signed with them must verify." Rotating the way services
+// are deployed (instance by instance), an instance not yet updated (entryKeys [k1]) may hold the
+// sealer's lock: it judges the new instance's k2 rows forged and leaves them out of its seal for
+// good (the seal's range covers them). Genuine rows, written by the module with a key the auditor
+// holds, are then reported as forged by every later audit-verify, and cannot be re-sealed.
+describe('attack: a rolling rotation of the entry key', () => {
+  let db: TestPostgres;
+  const k1 = { id: 'k1', secret: randomBytes(32).toString('base64') };
+  const k2 = { id: 'k2', secret: randomBytes(32).toString('base64') };
+
+  beforeAll(async () => {
+    db = await TestPostgres.start();
+    await db.createDatabase('trail');
+  }, 60_000);
+
+  afterAll(() => db?.stop());
+
+  it('rows signed by the new key while an old instance seals verify clean with both keys', async () => {
+    const stderr = new StderrCapture();
+    const url = db.url('trail');
+    const old = await startSealingApp(url, { integrity: { intervalMs: 3_600_000, entryKeys: [k1] } });
+    try {
+      await old.get(AuditService).log({ action: 'nda_created', entityType: 'NDA', entityId: 'old-1' });
+      await old.get(AuditSealer).sealNow();
+      // The first instance updated: k2 signs, k1 still verifies.
+      const updated = await startSealingApp(url, { integrity: { intervalMs: 3_600_000, entryKeys: [k2, k1] } });
+      try {
+        await updated.get(AuditService).log({ action: 'nda_created', entityType: 'NDA', entityId: 'new-1' });
+        // The instance not updated yet happens to seal next.
+        await old.get(AuditSealer).sealNow();
+      } finally {
+        await updated.close();
+      }
+    } finally {
+      await old.close();
+      stderr.restore();
+    }
+    const result = await verify(url, '--entry-key', `k2:${k2.secret},k1:${k1.secret}`);
+    expect({ forgedLines: stderr.of(AUDIT_EVENTS.forged).length, anomalies: result.anomalies, code: result.code }).toEqual({
+      forgedLines: 0,
+      anomalies: [],
+      code: 0,
+    });
+  }, 90_000);
+});
