@@ -18,6 +18,7 @@ describe('attack: a rolling rotation of the entry key', () => {
   beforeAll(async () => {
     db = await TestPostgres.start();
     await db.createDatabase('trail');
+    await db.createDatabase('cut');
   }, 60_000);
 
   afterAll(() => db?.stop());
@@ -44,6 +45,59 @@ describe('attack: a rolling rotation of the entry key', () => {
     }
     const result = await verify(url, '--entry-key', `k2:${k2.secret},k1:${k1.secret}`);
     expect({ forgedLines: stderr.of(AUDIT_EVENTS.forged).length, anomalies: result.anomalies, code: result.code }).toEqual({
+      forgedLines: 0,
+      anomalies: [],
+      code: 0,
+    });
+  }, 90_000);
+  it('the old instance seals up to the first row of the new key, says so each attempt, and an updated instance seals the rest', async () => {
+    const stderr = new StderrCapture();
+    const url = db.url('cut');
+    const inSeals = async () =>
+      (
+        await db.query<{ entity_id: string }>(
+          `SELECT l.entity_id FROM audit_log AS l, audit_seal AS s
+           WHERE position(decode(replace(l.id::text, '-', ''), 'hex') IN s.manifest) > 0 ORDER BY l.entity_id`,
+          [],
+          'cut',
+        )
+      ).map((r) => r.entity_id);
+    let before: string[] = [];
+    let after: string[] = [];
+    const old = await startSealingApp(url, { integrity: { intervalMs: 3_600_000, entryKeys: [k1] } });
+    try {
+      const updated = await startSealingApp(url, { integrity: { intervalMs: 3_600_000, entryKeys: [k2, k1] } });
+      try {
+        await old.get(AuditService).log({ action: 'nda_created', entityType: 'NDA', entityId: 'a-old' });
+        await updated.get(AuditService).log({ action: 'nda_created', entityType: 'NDA', entityId: 'b-new' });
+        await old.get(AuditService).log({ action: 'nda_created', entityType: 'NDA', entityId: 'c-old' });
+        await old.get(AuditSealer).sealNow();
+        await old.get(AuditSealer).sealNow();
+        before = await inSeals();
+        await updated.get(AuditSealer).sealNow();
+        after = await inSeals();
+      } finally {
+        await updated.close();
+      }
+    } finally {
+      await old.close();
+      stderr.restore();
+    }
+    const result = await verify(url, '--entry-key', `k2:${k2.secret},k1:${k1.secret}`);
+    const failed = stderr.of(AUDIT_EVENTS.sealFailed).map((line) => line.error as { code: string; message: string });
+    expect({
+      before,
+      after,
+      failedCodes: failed.map((e) => e.code),
+      namesKey: failed.every((e) => e.message.includes('"k2"')),
+      forgedLines: stderr.of(AUDIT_EVENTS.forged).length,
+      anomalies: result.anomalies,
+      code: result.code,
+    }).toEqual({
+      before: ['a-old'],
+      after: ['a-old', 'b-new', 'c-old'],
+      failedCodes: ['AUDIT_ENTRY_KEY_UNKNOWN', 'AUDIT_ENTRY_KEY_UNKNOWN'],
+      namesKey: true,
       forgedLines: 0,
       anomalies: [],
       code: 0,

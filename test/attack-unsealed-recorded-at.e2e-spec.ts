@@ -1,14 +1,15 @@
 import { randomBytes } from 'node:crypto';
-import { AuditSealer, AuditService } from '../src/audit';
+import { AUDIT_EVENTS, AuditSealer, AuditService } from '../src/audit';
 import { startSealingApp, verify } from './support/integrity';
 import { TestPostgres } from './support/postgres';
 import { StderrCapture } from './support/stderr';
 
-// ATTACK (helper I): the threat model of INTEGRITY.md promises, for "a superuser | changes or
-// deletes a row not sealed yet", "a change: entry key (the code no longer matches)". The code does
-// not cover `recorded_at` (nor `tx`), so a superuser who backdates an unsealed row's `recorded_at`
-// (triggers off) has the changed row sealed with the genuine key: nothing ever names it.
-describe('attack: a change to a column the entry code does not cover, before sealing', () => {
+// ATTACK (helper I), resolved in the docs: the entry code does not cover `recorded_at` (nor `tx`),
+// so a superuser who changes `recorded_at` of a row not sealed yet has it sealed as changed. The
+// threat model of INTEGRITY.md now says so ("a change: entry key (not tx, recorded_at: below)").
+// This holds the documented behaviour: within the window a change to a covered column is caught,
+// a change to `recorded_at` is not, and once sealed a change to `recorded_at` is caught too.
+describe('a superuser changes rows not sealed yet', () => {
   let db: TestPostgres;
   const secret = randomBytes(32).toString('base64');
 
@@ -19,24 +20,43 @@ describe('attack: a change to a column the entry code does not cover, before sea
 
   afterAll(() => db?.stop());
 
-  it('a superuser backdates recorded_at of a row not sealed yet: the sealer or audit-verify names it', async () => {
+  const asSuperuser = (update: string) =>
+    db.query(`ALTER TABLE audit_log DISABLE TRIGGER USER; ${update}; ALTER TABLE audit_log ENABLE TRIGGER USER`, [], 'trail');
+
+  it('a covered column is caught by the entry key; recorded_at is sealed as changed, and caught once sealed', async () => {
     const stderr = new StderrCapture();
+    const url = db.url('trail');
     try {
-      const app = await startSealingApp(db.url('trail'), { integrity: { intervalMs: 3_600_000, entryKeys: [{ id: 'k1', secret }] } });
+      const app = await startSealingApp(url, { integrity: { intervalMs: 3_600_000, entryKeys: [{ id: 'k1', secret }] } });
       try {
         await app.get(AuditSealer).sealNow();
         await app.get(AuditService).log({ action: 'nda_deleted', entityType: 'NDA', entityId: 'n-1', userId: 'alice' });
-        const [{ id }] = await db.query<{ id: string }>(`SELECT id::text AS id FROM audit_log`, [], 'trail');
-        await db.query(
-          `ALTER TABLE audit_log DISABLE TRIGGER USER;
-           UPDATE audit_log SET recorded_at = '2020-01-01T00:00:00Z' WHERE id = '${id}';
-           ALTER TABLE audit_log ENABLE TRIGGER USER`,
-          [],
-          'trail',
+        await app.get(AuditService).log({ action: 'nda_deleted', entityType: 'NDA', entityId: 'n-2', userId: 'alice' });
+        const ids = Object.fromEntries(
+          (await db.query<{ id: string; entity_id: string }>(`SELECT id::text AS id, entity_id FROM audit_log`, [], 'trail')).map((r) => [
+            r.entity_id,
+            r.id,
+          ]),
         );
+        await asSuperuser(`UPDATE audit_log SET recorded_at = '2020-01-01T00:00:00Z' WHERE id = '${ids['n-1']}'`);
+        await asSuperuser(`UPDATE audit_log SET user_id = 'mallory' WHERE id = '${ids['n-2']}'`);
         await app.get(AuditSealer).sealNow();
-        const result = await verify(db.url('trail'), '--entry-key', `k1:${secret}`);
-        expect({ anomalies: result.anomalies.length > 0, code: result.code }).toEqual({ anomalies: true, code: 1 });
+        const inWindow = await verify(url, '--entry-key', `k1:${secret}`);
+        // Once sealed, recorded_at is covered by the seal.
+        await asSuperuser(`UPDATE audit_log SET recorded_at = '2019-01-01T00:00:00Z' WHERE id = '${ids['n-1']}'`);
+        const afterSealing = await verify(url, '--entry-key', `k1:${secret}`);
+        expect({
+          forgedLines: stderr.of(AUDIT_EVENTS.forged).map((line) => line.auditId),
+          inWindow: { anomalies: inWindow.anomalies, code: inWindow.code },
+          afterSealing: { anomalies: afterSealing.anomalies.sort(), code: afterSealing.code },
+        }).toEqual({
+          forgedLines: [ids['n-2']],
+          inWindow: { anomalies: [`ANOMALY row_forged row ${ids['n-2']}`], code: 1 },
+          afterSealing: {
+            anomalies: [`ANOMALY row_changed row ${ids['n-1']}`, `ANOMALY row_forged row ${ids['n-2']}`].sort(),
+            code: 1,
+          },
+        });
       } finally {
         await app.close();
       }
