@@ -23,6 +23,12 @@ describe('attack: a rolling rotation of the entry key', () => {
 
   afterAll(() => db?.stop());
 
+  // Twice: the second waits for the attempt start-up scheduled, so that no attempt runs unasked later.
+  const settle = async (app: Awaited<ReturnType<typeof startSealingApp>>) => {
+    await app.get(AuditSealer).sealNow();
+    await app.get(AuditSealer).sealNow();
+  };
+
   it('rows signed by the new key while an old instance seals verify clean with both keys', async () => {
     const stderr = new StderrCapture();
     const url = db.url('trail');
@@ -33,6 +39,7 @@ describe('attack: a rolling rotation of the entry key', () => {
       // The first instance updated: k2 signs, k1 still verifies.
       const updated = await startSealingApp(url, { integrity: { intervalMs: 3_600_000, entryKeys: [k2, k1] } });
       try {
+        await settle(updated);
         await updated.get(AuditService).log({ action: 'nda_created', entityType: 'NDA', entityId: 'new-1' });
         // The instance not updated yet happens to seal next.
         await old.get(AuditSealer).sealNow();
@@ -68,6 +75,8 @@ describe('attack: a rolling rotation of the entry key', () => {
     try {
       const updated = await startSealingApp(url, { integrity: { intervalMs: 3_600_000, entryKeys: [k2, k1] } });
       try {
+        await settle(old);
+        await settle(updated);
         await old.get(AuditService).log({ action: 'nda_created', entityType: 'NDA', entityId: 'a-old' });
         await updated.get(AuditService).log({ action: 'nda_created', entityType: 'NDA', entityId: 'b-new' });
         await old.get(AuditService).log({ action: 'nda_created', entityType: 'NDA', entityId: 'c-old' });
