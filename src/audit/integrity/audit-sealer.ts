@@ -6,9 +6,9 @@ import { AUDIT_OPTIONS, AUDIT_REPOSITORY } from '../audit.constants';
 import { connectionSecrets, sanitizeDbError } from '../db-error';
 import { AUDIT_EVENTS, AuditReporter, ConsoleSink } from '../sinks';
 import { type ChainBreak, ChainBrokenError, ChainMemory, chainMemoryFile } from './chain-memory';
-import { type ForgedRow } from './entry-auth';
+import { entryKeyUnknownError, type ForgedRow } from './entry-auth';
 import { type Seal } from './seal';
-import { newestSeal, sealOnce, sealTableOf, trailName } from './seal-store';
+import { newestSeal, sealOnce, sealTableOf, trailName, type UnknownKeyRow } from './seal-store';
 import { PIN_SEARCH_PATH_SQL, resolveTable } from './search-path';
 
 /** What the health indicator shows of sealing (integrity on). */
@@ -164,13 +164,16 @@ export class AuditSealer implements OnApplicationBootstrap, BeforeApplicationShu
       const memory = this.memory as ChainMemory;
       const guard = (newest: { seq: number; hash: Buffer } | null) => memory.check(query, sealTableOf(this.table), newest);
       const { maxRowsPerSeal, signingKey, entryKeys } = this.options.integrity;
-      for (let i = 0; i < SEALS_PER_ATTEMPT && !this.stopped; i++) {
+      let unknownKey: UnknownKeyRow | null = null;
+      for (let i = 0; i < SEALS_PER_ATTEMPT && !this.stopped && !unknownKey; i++) {
         const seal = await sealOnce(runner, this.table, { maxRows: maxRowsPerSeal, signingKey, guard, entryKeys });
         if (seal === 'busy') break;
         if (seal === null) {
           this.caughtUpAt = Date.now();
           break;
         }
+        unknownKey = seal.unknownKey;
+        if (!('seq' in seal)) break;
         this.sealed += 1;
         memory.remember(seal.seq, seal.hash);
         this.lastSealedAt = new Date(seal.sealedAt);
@@ -179,7 +182,9 @@ export class AuditSealer implements OnApplicationBootstrap, BeforeApplicationShu
         if (seal.rowCount < maxRowsPerSeal) this.caughtUpAt = Date.now();
       }
       await memory.persist();
-      this.failures = 0;
+      // Once per attempt: sealing waits for a process that holds the key (a rotation not rolled out yet).
+      if (unknownKey) this.failed(entryKeyUnknownError(unknownKey));
+      else this.failures = 0;
     } catch (error) {
       if (error instanceof ChainBrokenError) this.chainBroken(error.found);
       else this.failed(error);

@@ -1,6 +1,6 @@
 import { AuditEntryNormalizer } from '../audit-entry';
 import { createHmac } from 'node:crypto';
-import { entrySigner, judgeEntry, parseEntryKeys, resolveEntryKeys, signEntry } from './entry-auth';
+import { entrySigner, judgeEntry, judgeSealRows, parseEntryKeys, resolveEntryKeys, signEntry, unknownKeyOf } from './entry-auth';
 import { entryDigest, jsonbText } from './entry-encoding';
 import { resolveIntegrityOptions } from './integrity-options';
 
@@ -68,6 +68,24 @@ describe('entry keys', () => {
     expect(judgeEntry({ tx: 9n, code: null, digest: null }, null, null)).toEqual({ kind: 'legacy' });
     expect(judgeEntry({ tx: 5n, code: null, digest: null }, 5n, null)).toMatchObject({ kind: 'forged' });
     expect(judgeEntry({ tx: 5n, code: 'v1:k:x', digest: null }, 5n, null)).toEqual({ kind: 'unchecked' });
+  });
+
+  it('name the key of a well-formed code that no key given has, and nothing else', () => {
+    const keys = resolveEntryKeys([{ id: 'k1', secret: SECRET_A }]);
+    const mac = 'A'.repeat(43);
+    expect(unknownKeyOf(`v1:k2:${mac}`, keys)).toBe('k2');
+    expect(unknownKeyOf(`v1:k1:${mac}`, keys)).toBeNull();
+    expect([null, undefined, 'v1:k2:short', `v2:k2:${mac}`].map((code) => unknownKeyOf(code, keys))).toEqual([null, null, null, null]);
+    expect(unknownKeyOf(`v1:k2:${mac}`, [])).toBeNull();
+  });
+
+  it('leave out of a seal a row already found forged by its position, whatever its code', () => {
+    const [key] = resolveEntryKeys([{ id: 'k1', secret: SECRET_A }]);
+    const rows = [
+      { id: 'a', tx: '3', code: null },
+      { id: 'b', tx: '3', code: null, reason: 'older than the horizon' },
+    ];
+    expect(judgeSealRows(rows, 5n, [key])).toEqual({ sealed: [rows[0]], forged: [rows[1]] });
   });
 
   it.each([32, 64, 65, 200])('make the code as HMAC-SHA256 of the entry digest, with a secret of %i characters', (length) => {

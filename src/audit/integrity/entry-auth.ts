@@ -181,12 +181,13 @@ export interface ForgedRow {
 
 /**
  * Splits the rows a sealer picked into those it may seal (authentic, or written before the
- * boundary without a code) and the forged ones, each with its reason.
+ * boundary without a code) and the forged ones, each with its reason. A row given a `reason`
+ * already (the sealer found it forged by its position) is forged whatever its code.
  *
  * @example
  * const { sealed, forged } = judgeSealRows(rows, 812n, options.integrity.entryKeys);
  */
-export function judgeSealRows<R extends { tx: string | null; code?: string | null; digest?: Buffer }>(
+export function judgeSealRows<R extends { tx: string | null; code?: string | null; digest?: Buffer; reason?: string }>(
   rows: readonly R[],
   boundary: bigint,
   keys: readonly ResolvedEntryKey[],
@@ -194,6 +195,10 @@ export function judgeSealRows<R extends { tx: string | null; code?: string | nul
   const sealed: R[] = [];
   const forged: (R & { reason: string })[] = [];
   for (const row of rows) {
+    if (row.reason !== undefined) {
+      forged.push({ ...row, reason: row.reason });
+      continue;
+    }
     const verdict = judgeEntry(
       { tx: row.tx === null ? null : BigInt(row.tx), code: row.code ?? null, digest: row.digest ?? null },
       boundary,
@@ -203,6 +208,39 @@ export function judgeSealRows<R extends { tx: string | null; code?: string | nul
     else sealed.push(row);
   }
   return { sealed, forged };
+}
+
+/**
+ * The key id a well-formed code names when none of `keys` has it, else null: such a row was
+ * signed by a key this process does not hold (a rotation not rolled out everywhere yet), so the
+ * sealer stops before it instead of calling it forged.
+ *
+ * @example
+ * unknownKeyOf('v1:k2:Xq3…', [k1]); // 'k2'
+ */
+export function unknownKeyOf(code: string | null | undefined, keys: readonly ResolvedEntryKey[]): string | null {
+  const parsed = code ? CODE.exec(code) : null;
+  if (!parsed || keys.length === 0) return null;
+  return keys.some((k) => k.id === parsed[1]) ? null : parsed[1];
+}
+
+/** Code of the error of a sealer that stopped before a row signed with an entry key it does not hold. */
+export const ENTRY_KEY_UNKNOWN_CODE = 'AUDIT_ENTRY_KEY_UNKNOWN';
+
+/**
+ * Sealing stopped before row `id` (transaction `tx`): its code names entry key `keyId`, which this
+ * process does not hold. A sealer that holds it seals the row; until then sealing waits.
+ *
+ * @example
+ * throw entryKeyUnknownError({ id, tx: '905', keyId: 'k2' });
+ */
+export function entryKeyUnknownError(row: { id: string; tx: string | null; keyId: string }): Error & { code: string } {
+  return Object.assign(
+    new Error(
+      `row ${row.id} (transaction ${row.tx ?? 'none'}) carries a code of entry key "${row.keyId}", which integrity.entryKeys of this process does not hold: sealing stops before it until a process that holds the key seals it (add the key to integrity.entryKeys everywhere)`,
+    ),
+    { code: ENTRY_KEY_UNKNOWN_CODE },
+  );
 }
 
 /** Code of the error of a sealer without entry keys on a chain that authenticates entries. */

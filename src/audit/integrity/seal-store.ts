@@ -2,7 +2,14 @@ import { type KeyObject } from 'node:crypto';
 import { type QueryRunner } from 'typeorm';
 import { quoteTablePath } from '../audit-insert-sql';
 import { merkleRoot } from './merkle';
-import { type ForgedRow, entryKeysMissingError, judgeSealRows, type ResolvedEntryKey, SEAL_ENTRY_COLUMNS } from './entry-auth';
+import {
+  type ForgedRow,
+  entryKeysMissingError,
+  judgeSealRows,
+  type ResolvedEntryKey,
+  SEAL_ENTRY_COLUMNS,
+  unknownKeyOf,
+} from './entry-auth';
 import { keyRange, LEAF_FIELDS, LEAF_SQL, type RowKey } from './row-encoding';
 import { SEALABLE_ROW_SQL } from './row-validity';
 import { PIN_SEARCH_PATH_SQL, resolveTable } from './search-path';
@@ -17,6 +24,15 @@ interface LeafRow {
   /** With entry keys: the row's code and the digest the server computed of its fields. */
   code?: string | null;
   digest?: Buffer;
+  /** Set when the row is forged by its position alone (see {@link backdatedReason}). */
+  reason?: string;
+}
+
+/** A row sealing stopped before: its code names an entry key this process does not hold. */
+export interface UnknownKeyRow {
+  id: string;
+  tx: string | null;
+  keyId: string;
 }
 
 /** The last row of an empty first seal, which only records the entry-authentication boundary. */
@@ -96,7 +112,7 @@ export async function sealOnce(
     guard?: (newest: { seq: number; hash: Buffer } | null) => Promise<void>;
     entryKeys?: readonly ResolvedEntryKey[];
   },
-): Promise<(Seal & { forged: ForgedRow[] }) | null | 'busy'> {
+): Promise<(Seal & { forged: ForgedRow[]; unknownKey: UnknownKeyRow | null }) | { seal: null; unknownKey: UnknownKeyRow } | null | 'busy'> {
   if (!logTablePath.includes('.')) logTablePath = await resolveTable((sql, parameters) => runner.query(sql, parameters), logTablePath);
   const sealTable = sealTableOf(logTablePath);
   await runner.startTransaction();
@@ -132,30 +148,42 @@ export async function sealOnce(
     const log = quoteTablePath(logTablePath);
     // The seal's rows are picked by their keys alone, then read by id and hashed: a backlog is
     // never sorted as whole rows, and only the rows sealed are hashed.
-    const select = (where: string, order: string, parameters: string[]) =>
+    const select = (where: string, order: string, parameters: string[], limit: number) =>
       runner.query(
         `WITH h AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS horizon),
-         picked AS MATERIALIZED (SELECT l.id FROM ${log} AS l, h WHERE ${where} AND ${SEALABLE_ROW_SQL} ORDER BY ${order} LIMIT ${maxRows})
+         picked AS MATERIALIZED (SELECT l.id FROM ${log} AS l, h WHERE ${where} AND ${SEALABLE_ROW_SQL} ORDER BY ${order} LIMIT ${limit})
          SELECT id::text AS id, tx::text AS tx, ${LEAF_SQL} AS leaf, h.horizon::text AS horizon${keyed ? SEAL_ENTRY_COLUMNS : ''}
          FROM ${log} AS l, h, ${LEAF_FIELDS} WHERE l.id = ANY(ARRAY(SELECT id FROM picked)) ORDER BY l.tx NULLS FIRST, l.id`,
         parameters,
       ) as Promise<LeafRow[]>;
-    // Rows from before the migration (no tx) come first, in id order along the primary key.
+    // Rows from before the migration (no tx) come first, in id order along the primary key; the
+    // same seal goes on with the rows that have one, so that its horizon vouches for both.
     let rows: LeafRow[] = [];
-    if (!after || after.tx === null) rows = await select(`tx IS NULL${after ? ' AND id > $1::uuid' : ''}`, 'l.id', after ? [after.id] : []);
-    if (rows.length === 0) {
+    if (!after || after.tx === null)
+      rows = await select(`tx IS NULL${after ? ' AND id > $1::uuid' : ''}`, 'l.id', after ? [after.id] : [], maxRows);
+    if (rows.length < maxRows) {
       const { where, parameters } = keyRange(after, null);
       // Ordered by the columns (l.tx), not the selected texts of the same names.
-      rows = await select(`${where} AND tx < h.horizon`, 'l.tx, l.id', parameters);
+      rows = rows.concat(await select(`${where} AND tx < h.horizon`, 'l.tx, l.id', parameters, maxRows - rows.length));
     }
+    for (const row of rows) row.reason = backdatedReason(row, newest);
+    // A row signed with a key this process lacks is not judged: the seal ends before it, for a sealer that holds the key.
+    const stop = keyed ? rows.findIndex((row) => row.reason === undefined && unknownKeyOf(row.code, entryKeys) !== null) : -1;
+    const unknownKey =
+      stop < 0 ? null : { id: rows[stop].id, tx: rows[stop].tx, keyId: unknownKeyOf(rows[stop].code, entryKeys) as string };
+    const cut = stop < 0 ? rows.length : stop;
+    const picked = rows.slice(0, cut);
     // Nothing to seal, unless the boundary is still to be recorded: then an empty seal records it.
-    if (rows.length === 0 && (!keyed || newest?.entry_auth_from)) {
+    if (picked.length === 0 && (!keyed || newest?.entry_auth_from)) {
       await runner.rollbackTransaction();
-      return null;
+      return unknownKey ? { seal: null, unknownKey } : null;
     }
     const { sealed, forged } = keyed
-      ? judgeSealRows(rows, BigInt(entryAuthFrom as string), entryKeys)
-      : { sealed: rows, forged: [] as LeafRow[] };
+      ? judgeSealRows(picked, BigInt(entryAuthFrom as string), entryKeys)
+      : {
+          sealed: picked.filter((row) => row.reason === undefined),
+          forged: picked.filter((row): row is LeafRow & { reason: string } => row.reason !== undefined),
+        };
     const leaves: Buffer[] = [];
     const manifest: Buffer[] = [];
     for (const row of sealed) {
@@ -163,10 +191,11 @@ export async function sealOnce(
       manifest.push(manifestEntry(row.id, row.leaf));
     }
     // The seal's range ends at the last row picked, forged or not, so a forged row is in a sealed range and never picked again.
-    const last = rows.at(-1) ?? {
+    // An empty seal (the boundary) vouches that nothing below the current horizon is left to seal.
+    const last = picked.at(-1) ?? {
       tx: newest ? newest.last_tx : null,
       id: newest ? newest.last_id : NIL_UUID,
-      horizon: newest ? newest.horizon : '0',
+      horizon: entryAuthFrom as string,
     };
     const unsigned = {
       seq: newest ? Number(newest.seq) + 1 : 1,
@@ -174,8 +203,8 @@ export async function sealOnce(
       prevHash: newest ? newest.hash : GENESIS_HASH,
       lastTx: last.tx,
       lastId: last.id,
-      // A seal cut at maxRows vouches only for the rows up to its last one.
-      horizon: rows.length < maxRows ? last.horizon : (last.tx ?? '0'),
+      // A seal cut at maxRows vouches only for the rows up to its last one; one ended before a row, for those below that row.
+      horizon: unknownKey ? (unknownKey.tx ?? '0') : rows.length < maxRows ? last.horizon : (last.tx ?? '0'),
       rowCount: sealed.length,
       root: merkleRoot(leaves),
       manifest: Buffer.concat(manifest),
@@ -211,11 +240,26 @@ export async function sealOnce(
     );
     const forgedRows = forged.length > 0 ? await describeForged(runner, log, forged) : [];
     await runner.commitTransaction();
-    return { ...seal, forged: forgedRows };
+    return { ...seal, forged: forgedRows, unknownKey };
   } catch (error) {
     if (runner.isTransactionActive) await runner.rollbackTransaction().catch(() => undefined);
     throw error;
   }
+}
+
+/**
+ * Why a row picked after the newest seal is forged by its position, as `audit-verify` judges the
+ * rows after the newest seal: a `tx` below that seal's horizon (every such transaction had ended
+ * and its rows were sealed), or no `tx` once a seal vouches for the rows without one. Undefined
+ * for a row that may be sealed.
+ */
+function backdatedReason(row: LeafRow, newest: { last_tx: string | null; horizon: string } | undefined): string | undefined {
+  if (!newest) return undefined;
+  const horizon = BigInt(newest.horizon);
+  const backdated = row.tx === null ? newest.last_tx !== null || horizon > 0n : BigInt(row.tx) < horizon;
+  return backdated
+    ? `it lies after the newest seal but older than its horizon (transaction ${newest.horizon}): given an old transaction id`
+    : undefined;
 }
 
 /**

@@ -1,0 +1,115 @@
+import { randomBytes } from 'node:crypto';
+import { AUDIT_EVENTS, AuditSealer, AuditService } from '../src/audit';
+import { startSealingApp, verify } from './support/integrity';
+import { TestPostgres } from './support/postgres';
+import { StderrCapture } from './support/stderr';
+
+// ATTACK (helper I): INTEGRITY.md, "Keys and rotation": `entryKeys: [k2, k1]`: "k2 signs, both
+// verify … Keep old keys as long as rows signed with them must verify." Rotating the way services
+// are deployed (instance by instance), an instance not yet updated (entryKeys [k1]) may hold the
+// sealer's lock: it judges the new instance's k2 rows forged and leaves them out of its seal for
+// good (the seal's range covers them). Genuine rows, written by the module with a key the auditor
+// holds, are then reported as forged by every later audit-verify, and cannot be re-sealed.
+describe('attack: a rolling rotation of the entry key', () => {
+  let db: TestPostgres;
+  const k1 = { id: 'k1', secret: randomBytes(32).toString('base64') };
+  const k2 = { id: 'k2', secret: randomBytes(32).toString('base64') };
+
+  beforeAll(async () => {
+    db = await TestPostgres.start();
+    await db.createDatabase('trail');
+    await db.createDatabase('cut');
+  }, 60_000);
+
+  afterAll(() => db?.stop());
+
+  // Twice: the second waits for the attempt start-up scheduled, so that no attempt runs unasked later.
+  const settle = async (app: Awaited<ReturnType<typeof startSealingApp>>) => {
+    await app.get(AuditSealer).sealNow();
+    await app.get(AuditSealer).sealNow();
+  };
+
+  it('rows signed by the new key while an old instance seals verify clean with both keys', async () => {
+    const stderr = new StderrCapture();
+    const url = db.url('trail');
+    const old = await startSealingApp(url, { integrity: { intervalMs: 3_600_000, entryKeys: [k1] } });
+    try {
+      await old.get(AuditService).log({ action: 'nda_created', entityType: 'NDA', entityId: 'old-1' });
+      await old.get(AuditSealer).sealNow();
+      // The first instance updated: k2 signs, k1 still verifies.
+      const updated = await startSealingApp(url, { integrity: { intervalMs: 3_600_000, entryKeys: [k2, k1] } });
+      try {
+        await settle(updated);
+        await updated.get(AuditService).log({ action: 'nda_created', entityType: 'NDA', entityId: 'new-1' });
+        // The instance not updated yet happens to seal next.
+        await old.get(AuditSealer).sealNow();
+      } finally {
+        await updated.close();
+      }
+    } finally {
+      await old.close();
+      stderr.restore();
+    }
+    const result = await verify(url, '--entry-key', `k2:${k2.secret},k1:${k1.secret}`);
+    expect({ forgedLines: stderr.of(AUDIT_EVENTS.forged).length, anomalies: result.anomalies, code: result.code }).toEqual({
+      forgedLines: 0,
+      anomalies: [],
+      code: 0,
+    });
+  }, 90_000);
+  it('the old instance seals up to the first row of the new key, says so each attempt, and an updated instance seals the rest', async () => {
+    const stderr = new StderrCapture();
+    const url = db.url('cut');
+    const inSeals = async () =>
+      (
+        await db.query<{ entity_id: string }>(
+          `SELECT l.entity_id FROM audit_log AS l, audit_seal AS s
+           WHERE position(decode(replace(l.id::text, '-', ''), 'hex') IN s.manifest) > 0 ORDER BY l.entity_id`,
+          [],
+          'cut',
+        )
+      ).map((r) => r.entity_id);
+    let before: string[] = [];
+    let after: string[] = [];
+    const old = await startSealingApp(url, { integrity: { intervalMs: 3_600_000, entryKeys: [k1] } });
+    try {
+      const updated = await startSealingApp(url, { integrity: { intervalMs: 3_600_000, entryKeys: [k2, k1] } });
+      try {
+        await settle(old);
+        await settle(updated);
+        await old.get(AuditService).log({ action: 'nda_created', entityType: 'NDA', entityId: 'a-old' });
+        await updated.get(AuditService).log({ action: 'nda_created', entityType: 'NDA', entityId: 'b-new' });
+        await old.get(AuditService).log({ action: 'nda_created', entityType: 'NDA', entityId: 'c-old' });
+        await old.get(AuditSealer).sealNow();
+        await old.get(AuditSealer).sealNow();
+        before = await inSeals();
+        await updated.get(AuditSealer).sealNow();
+        after = await inSeals();
+      } finally {
+        await updated.close();
+      }
+    } finally {
+      await old.close();
+      stderr.restore();
+    }
+    const result = await verify(url, '--entry-key', `k2:${k2.secret},k1:${k1.secret}`);
+    const failed = stderr.of(AUDIT_EVENTS.sealFailed).map((line) => line.error as { code: string; message: string });
+    expect({
+      before,
+      after,
+      failedCodes: failed.map((e) => e.code),
+      namesKey: failed.every((e) => e.message.includes('"k2"')),
+      forgedLines: stderr.of(AUDIT_EVENTS.forged).length,
+      anomalies: result.anomalies,
+      code: result.code,
+    }).toEqual({
+      before: ['a-old'],
+      after: ['a-old', 'b-new', 'c-old'],
+      failedCodes: ['AUDIT_ENTRY_KEY_UNKNOWN', 'AUDIT_ENTRY_KEY_UNKNOWN'],
+      namesKey: true,
+      forgedLines: 0,
+      anomalies: [],
+      code: 0,
+    });
+  }, 90_000);
+});
