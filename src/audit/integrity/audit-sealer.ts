@@ -7,8 +7,9 @@ import { connectionSecrets, sanitizeDbError } from '../db-error';
 import { AUDIT_EVENTS, AuditReporter, ConsoleSink } from '../sinks';
 import { type ChainBreak, ChainBrokenError, ChainMemory, chainMemoryFile } from './chain-memory';
 import { entryKeyUnknownError, type ForgedRow } from './entry-auth';
-import { type Seal } from './seal';
-import { newestSeal, sealOnce, sealTableOf, trailName, type UnknownKeyRow } from './seal-store';
+import { type Seal, sealHash } from './seal';
+import { newestSeal, sealOnce, sealStatementMs, sealTableOf, trailName, type UnknownKeyRow } from './seal-store';
+import { SealerSession, type SealerPool, SealTimeoutError } from './sealer-session';
 import { PIN_SEARCH_PATH_SQL, resolveTable } from './search-path';
 
 /** What the health indicator shows of sealing (integrity on). */
@@ -33,13 +34,28 @@ const MAX_BACKOFF_MS = 60_000;
 const FORGED_IN_REPORT = 20;
 /** Seals one attempt makes at most before yielding to the event loop's other work. */
 const SEALS_PER_ATTEMPT = 20;
+/** The least time a connection opened for the sealer may take (as the writer's), whatever `writeTimeoutMs`. */
+const CONNECT_FLOOR_MS = 5000;
+/** File operations of one write of the chain memory, each bounded by `writeTimeoutMs`. */
+const MEMORY_OPERATIONS = 10;
+
+/** One attempt under way: its connection, when it last made progress, and whether it was given up. */
+interface Attempt {
+  session: SealerSession | undefined;
+  progress: number;
+  abandoned: boolean;
+}
 
 /**
  * Seals committed audit rows on a timer, off the request path (see docs/INTEGRITY.md): each seal
  * is committed to `audit_seal`, then written as an `audit.sealed` line, the witness. At start it
  * writes the newest seal's line again, in case the last run stopped between commit and line.
  * A failed attempt is an `audit.seal_failed` line, a Sentry warning and health details; the
- * sealer keeps trying, backing off up to a minute. It remembers the newest seal it made or saw
+ * sealer keeps trying, backing off up to a minute. Every step has a client-side deadline (see
+ * docs/INTEGRITY.md): a connection `max(writeTimeoutMs, 5 s)`, a round trip its `statement_timeout`
+ * plus `writeTimeoutMs` (then the connection is destroyed, out of the pool), a file operation of the
+ * chain memory `writeTimeoutMs`; an attempt that makes no progress for longer than those is given
+ * up as failed, so that the next one never waits behind it. It remembers the newest seal it made or saw
  * (in memory, and in `<spoolDir>/integrity/` with a spool): when the database's seals no longer
  * continue it, it seals nothing more and says so (`audit.chain_broken`, a Sentry error, health).
  * With `integrity.enabled` false it does nothing.
@@ -65,13 +81,25 @@ export class AuditSealer implements OnApplicationBootstrap, BeforeApplicationShu
   private forged = 0;
   private lastSealedAt: Date | null = null;
   private caughtUpAt = Date.now();
+  private current: Attempt | undefined;
+  private readonly connectMs: number;
+  private readonly statementMs: number;
+  private readonly roundTripMs: number;
+  /** How long an attempt may go without progress: longer than any one of its bounded steps. */
+  private readonly stallMs: number;
 
   constructor(
     @Inject(AUDIT_OPTIONS) private readonly options: ResolvedAuditOptions,
     @Inject(AUDIT_REPOSITORY) private readonly repository: Repository<AuditLog>,
     private readonly console: ConsoleSink,
     @Inject(AuditReporter) private readonly reporter: AuditReporter,
-  ) {}
+  ) {
+    const writeMs = options.writeTimeoutMs;
+    this.connectMs = Math.max(writeMs, CONNECT_FLOOR_MS);
+    this.statementMs = sealStatementMs(writeMs);
+    this.roundTripMs = this.statementMs + writeMs;
+    this.stallMs = Math.max(this.connectMs, this.roundTripMs) + MEMORY_OPERATIONS * writeMs;
+  }
 
   /** Null when integrity is off. */
   status(): IntegrityStatus | null {
@@ -101,7 +129,10 @@ export class AuditSealer implements OnApplicationBootstrap, BeforeApplicationShu
     this.schedule(0);
   }
 
-  /** Stops the timer and waits for an attempt under way, at most `writeTimeoutMs` (it rolls back if cut short). */
+  /**
+   * Stops the timer and waits for an attempt under way, at most `writeTimeoutMs`; then gives up its
+   * connection (the transaction rolls back), so that closing the DataSource does not wait for it.
+   */
   async beforeApplicationShutdown(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
@@ -109,6 +140,10 @@ export class AuditSealer implements OnApplicationBootstrap, BeforeApplicationShu
     const bound = new Promise<void>((resolve) => (timeout = setTimeout(resolve, this.options.writeTimeoutMs).unref()));
     await Promise.race([this.running, bound]);
     clearTimeout(timeout);
+    if (this.current) {
+      this.current.abandoned = true;
+      this.current.session?.abandon(new SealTimeoutError('attempt', this.options.writeTimeoutMs));
+    }
   }
 
   /**
@@ -116,7 +151,7 @@ export class AuditSealer implements OnApplicationBootstrap, BeforeApplicationShu
    * resolves when done. Failures are reported, never thrown.
    */
   sealNow(): Promise<void> {
-    const next = (this.running ?? Promise.resolve()).then(() => this.attempt());
+    const next = (this.running ?? Promise.resolve()).then(() => this.watched());
     this.running = next;
     return next.finally(() => {
       if (this.running === next) this.running = undefined;
@@ -133,40 +168,82 @@ export class AuditSealer implements OnApplicationBootstrap, BeforeApplicationShu
     }, delay).unref();
   }
 
-  private async attempt(): Promise<void> {
+  /**
+   * One attempt, given up when it makes no progress for `stallMs` (its connection destroyed, one
+   * failure counted): it then settles at once, and what the attempt does later reports nothing.
+   */
+  private watched(): Promise<void> {
+    const attempt: Attempt = { session: undefined, progress: Date.now(), abandoned: false };
+    this.current = attempt;
+    const run = this.attempt(attempt);
+    return new Promise<void>((resolve) => {
+      let timer: NodeJS.Timeout | undefined;
+      const check = () => {
+        const idle = Date.now() - attempt.progress;
+        if (idle < this.stallMs) {
+          timer = setTimeout(check, this.stallMs - idle).unref();
+          return;
+        }
+        const error = new SealTimeoutError('attempt', this.stallMs);
+        attempt.abandoned = true;
+        attempt.session?.abandon(error);
+        this.failed(error);
+        resolve();
+      };
+      timer = setTimeout(check, this.stallMs).unref();
+      void run.finally(() => {
+        clearTimeout(timer);
+        if (this.current === attempt) this.current = undefined;
+        resolve();
+      });
+    });
+  }
+
+  private async attempt(attempt: Attempt): Promise<void> {
     const dataSource = this.repository.manager.connection as DataSource;
     // Not connected yet (the app started while the database was away): nothing to do until it is.
     if (!dataSource.isInitialized || this.broken) return;
-    const runner = dataSource.createQueryRunner();
+    let runner: SealerSession | undefined;
     try {
-      await runner.connect();
-      const query = (sql: string, parameters: unknown[]) => runner.query(sql, parameters);
+      const pool = (dataSource.driver as { master?: SealerPool }).master;
+      if (typeof pool?.connect !== 'function') throw new Error('the DataSource has no PostgreSQL pool to seal through');
+      const progress = () => (attempt.progress = Date.now());
+      runner = await SealerSession.open(pool, this.connectMs, this.roundTripMs, progress);
+      progress();
+      if (attempt.abandoned) return;
+      attempt.session = runner;
+      const session = runner;
+      const query = (sql: string, parameters: unknown[]) => session.query(sql, parameters);
       if (!this.reemitted) {
-        const [{ name }] = (await runner.query('SELECT pg_catalog.current_database() AS name')) as { name: string }[];
+        const [{ name }] = (await session.query('SELECT pg_catalog.current_database() AS name')) as { name: string }[];
         this.trail = trailName(name, this.repository.metadata.tablePath);
         this.table = await resolveTable(query, this.repository.metadata.tablePath);
-        const memory = this.memory ?? new ChainMemory(this.trail, chainMemoryFile(this.options.spoolDir, this.trail));
+        const memory =
+          this.memory ??
+          new ChainMemory(this.trail, chainMemoryFile(this.options.spoolDir, this.trail), { timeoutMs: this.options.writeTimeoutMs });
         if (!this.memory) await memory.load();
         this.memory = memory;
         // Checked before the newest seal is witnessed again: a cut chain's newest seal is never witnessed.
         let newest: Seal | null;
-        await runner.startTransaction();
+        await session.startTransaction();
         try {
-          await runner.query(PIN_SEARCH_PATH_SQL);
-          newest = await newestSeal(runner, this.table);
+          await session.query(PIN_SEARCH_PATH_SQL);
+          newest = await newestSeal(session, this.table);
           await memory.check(query, sealTableOf(this.table), newest);
         } finally {
-          await runner.rollbackTransaction().catch(() => undefined);
+          await session.rollbackTransaction().catch(() => undefined);
         }
+        if (newest) this.checkOwnHash(memory, newest);
         if (newest) this.witness(newest);
         this.reemitted = true;
       }
       const memory = this.memory as ChainMemory;
       const guard = (newest: { seq: number; hash: Buffer } | null) => memory.check(query, sealTableOf(this.table), newest);
       const { maxRowsPerSeal, signingKey, entryKeys } = this.options.integrity;
+      const options = { maxRows: maxRowsPerSeal, signingKey, guard, entryKeys, timeoutMs: this.statementMs };
       let unknownKey: UnknownKeyRow | null = null;
-      for (let i = 0; i < SEALS_PER_ATTEMPT && !this.stopped && !unknownKey; i++) {
-        const seal = await sealOnce(runner, this.table, { maxRows: maxRowsPerSeal, signingKey, guard, entryKeys });
+      for (let i = 0; i < SEALS_PER_ATTEMPT && !this.stopped && !attempt.abandoned && !unknownKey; i++) {
+        const seal = await sealOnce(session, this.table, options);
         if (seal === 'busy') break;
         if (seal === null) {
           this.caughtUpAt = Date.now();
@@ -182,15 +259,35 @@ export class AuditSealer implements OnApplicationBootstrap, BeforeApplicationShu
         if (seal.rowCount < maxRowsPerSeal) this.caughtUpAt = Date.now();
       }
       await memory.persist();
+      if (attempt.abandoned) return;
       // Once per attempt: sealing waits for a process that holds the key (a rotation not rolled out yet).
       if (unknownKey) this.failed(entryKeyUnknownError(unknownKey));
       else this.failures = 0;
     } catch (error) {
+      // An attempt given up was reported then: what it does later says nothing more.
+      if (attempt.abandoned) return;
       if (error instanceof ChainBrokenError) this.chainBroken(error.found);
       else this.failed(error);
     } finally {
-      await runner.release().catch(() => undefined);
+      runner?.release();
     }
+  }
+
+  /**
+   * The newest seal must match its own hash to be continued: one whose fields were changed (a
+   * `sealed_at` that is not a finite time, a moved last row) stops the sealer as a cut chain would.
+   */
+  private checkOwnHash(memory: ChainMemory, newest: Seal): void {
+    if (Number.isFinite(newest.sealedAt) && sealHash(newest).equals(newest.hash)) return;
+    throw new ChainBrokenError({
+      trail: this.trail,
+      rememberedSeq: memory.remembered?.seq ?? newest.seq,
+      rememberedHash: memory.remembered?.hash ?? newest.hash.toString('hex'),
+      foundSeq: newest.seq,
+      foundHash: newest.hash.toString('hex'),
+      detail: `seal ${newest.seq}, the newest in the database, does not match its own hash (a field was changed${Number.isFinite(newest.sealedAt) ? '' : ': its sealed_at is not a finite time'}): the sealer cannot continue it`,
+      memoryFile: memory.file,
+    });
   }
 
   private witness(seal: Seal): void {

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
-import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { nodeSpoolFiles, type SpoolFiles } from '../spool/spool-files';
 import { ChainBrokenError, ChainMemory, chainMemoryFile } from './chain-memory';
 
 const hash = (n: number) => createHash('sha256').update(`seal ${n}`).digest();
@@ -78,5 +79,47 @@ describe('ChainMemory', () => {
     await memory.load();
     expect(memory.remembered).toBeNull();
     expect(chainMemoryFile(null, 'audit/audit_log')).toBeNull();
+  });
+
+  it('gives a hung fsync up at its deadline (AUDIT_DISK_TIMEOUT), starts no second write beside it, and a late return renames nothing', async () => {
+    const file = chainMemoryFile(dir, 'audit/audit_log') as string;
+    const held: (() => void)[] = [];
+    let opened = 0;
+    let hang = true;
+    // The disk's fsync hangs until the test lets it go.
+    const files: SpoolFiles = {
+      ...nodeSpoolFiles,
+      open: async (path, flags, mode) => {
+        const handle = await nodeSpoolFiles.open(path, flags, mode);
+        opened += 1;
+        if (!hang) return handle;
+        return {
+          ...handle,
+          write: handle.write.bind(handle),
+          close: handle.close.bind(handle),
+          sync: () => new Promise<void>((resolve) => held.push(resolve)),
+        };
+      },
+    };
+    const memory = new ChainMemory('audit/audit_log', file, { timeoutMs: 50, files });
+    memory.remember(4, hash(4));
+    await expect(memory.persist()).rejects.toMatchObject({ code: 'AUDIT_DISK_TIMEOUT', operation: 'fsync' });
+    const openedBefore = opened;
+    memory.remember(5, hash(5));
+    await expect(memory.persist()).rejects.toMatchObject({ code: 'AUDIT_DISK_TIMEOUT', stalled: true });
+    expect(opened).toBe(openedBefore);
+    hang = false;
+    held.splice(0).forEach((resolve) => resolve());
+    await new Promise((resolve) => setImmediate(resolve));
+    await expect(stat(file)).rejects.toMatchObject({ code: 'ENOENT' });
+    await memory.persist();
+    expect(JSON.parse(await readFile(file, 'utf8'))).toMatchObject({ trail: 'audit/audit_log', seq: 5, hash: hash(5).toString('hex') });
+    expect((await readdir(join(dir, 'integrity'))).filter((name) => name.endsWith('.tmp'))).toEqual([]);
+  });
+
+  it('gives a hung read up at its deadline at load (never taken as empty)', async () => {
+    const files: SpoolFiles = { ...nodeSpoolFiles, readFile: () => new Promise<string>(() => undefined) };
+    const memory = new ChainMemory('audit/audit_log', chainMemoryFile(dir, 'audit/audit_log'), { timeoutMs: 50, files });
+    await expect(memory.load()).rejects.toMatchObject({ code: 'AUDIT_DISK_TIMEOUT', operation: 'readFile' });
   });
 });

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
-import { mkdir, open, readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
+import { boundedFiles } from '../spool/bounded-files';
+import { nodeSpoolFiles, type SpoolFiles } from '../spool/spool-files';
 
 /** A seal the sealer made or saw: its number and hash (hex). */
 export interface ChainPoint {
@@ -56,10 +57,13 @@ type Query = (sql: string, parameters: unknown[]) => Promise<unknown>;
 /**
  * The newest seal the sealer made or saw in a trail, kept in memory and, with a file, across
  * restarts (0600, fsynced, replaced by an atomic rename). With nothing remembered yet (the first
- * start, or no file) the database's newest seal is taken as it is.
+ * start, or no file) the database's newest seal is taken as it is. Every file operation has the
+ * spool's deadline (`timeoutMs`, the module's `writeTimeoutMs`; see `boundedFiles`): past it, a
+ * `DiskTimeoutError` (`AUDIT_DISK_TIMEOUT`), and until the hung call returns every new one fails at once, so a
+ * second write never starts beside it; a hung write that ends late never renames its file into place.
  *
  * @example
- * const memory = new ChainMemory('audit/audit_log', chainMemoryFile(spoolDir, 'audit/audit_log'));
+ * const memory = new ChainMemory('audit/audit_log', chainMemoryFile(spoolDir, 'audit/audit_log'), { timeoutMs: 2000 });
  * await memory.load();
  * await memory.check(query, 'public.audit_seal', newest); // throws ChainBrokenError when cut
  */
@@ -67,22 +71,28 @@ export class ChainMemory {
   private point: ChainPoint | null = null;
   private saved: ChainPoint | null = null;
 
+  private readonly files: SpoolFiles;
+
+  /** `timeoutMs`: each file operation's deadline (default 2000); `files`: the file system (a seam for tests). */
   constructor(
     readonly trail: string,
     readonly file: string | null,
-  ) {}
+    { timeoutMs = 2000, files = nodeSpoolFiles }: { timeoutMs?: number; files?: SpoolFiles } = {},
+  ) {
+    this.files = boundedFiles(files, timeoutMs);
+  }
 
   /** What is remembered, or null. */
   get remembered(): ChainPoint | null {
     return this.point;
   }
 
-  /** Reads the file, if there is one; throws when it is there but unreadable (never taken as empty). */
+  /** Reads the file, if there is one; throws when it is there but unreadable or does not answer in time (never taken as empty). */
   async load(): Promise<void> {
     if (this.file === null) return;
     let text: string;
     try {
-      text = await readFile(this.file, 'utf8');
+      text = await this.files.readFile(this.file);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
       throw error;
@@ -148,17 +158,26 @@ export class ChainMemory {
     const point = this.point;
     if (this.file === null || point === null || (this.saved?.seq === point.seq && this.saved.hash === point.hash)) return;
     const dir = join(this.file, '..');
-    await mkdir(dir, { recursive: true, mode: 0o700 });
+    await this.files.mkdir(dir, 0o700);
     const temporary = `${this.file}.${process.pid}.tmp`;
-    const handle = await open(temporary, 'w', 0o600);
+    // What a write given up at its deadline (or a crash) left there: the file is appended to.
+    await this.files.unlink(temporary).catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== 'ENOENT') throw error;
+    });
+    const handle = await this.files.open(temporary, 'a', 0o600);
     try {
-      await handle.writeFile(`${JSON.stringify({ trail: this.trail, ...point, savedAt: new Date().toISOString() })}\n`);
+      const bytes = Buffer.from(`${JSON.stringify({ trail: this.trail, ...point, savedAt: new Date().toISOString() })}\n`);
+      for (let offset = 0; offset < bytes.length;) {
+        const { bytesWritten } = await handle.write(bytes, offset, bytes.length - offset);
+        if (bytesWritten <= 0) throw new Error(`the chain memory ${temporary} could not be written (no bytes taken)`);
+        offset += bytesWritten;
+      }
       await handle.sync();
     } finally {
       await handle.close();
     }
-    await rename(temporary, this.file);
-    const directory = await open(dir, 'r');
+    await this.files.rename(temporary, this.file);
+    const directory = await this.files.open(dir, 'r');
     await directory.sync().finally(() => directory.close());
     this.saved = point;
   }

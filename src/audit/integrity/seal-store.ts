@@ -1,5 +1,4 @@
 import { type KeyObject } from 'node:crypto';
-import { type QueryRunner } from 'typeorm';
 import { quoteTablePath } from '../audit-insert-sql';
 import { merkleRoot } from './merkle';
 import {
@@ -38,8 +37,31 @@ export interface UnknownKeyRow {
 /** The last row of an empty first seal, which only records the entry-authentication boundary. */
 const NIL_UUID = '00000000-0000-0000-0000-000000000000';
 
-/** Longest a statement of a sealing attempt may take or wait for a lock. */
+/** Longest a statement of a sealing attempt may take or wait for a lock, unless the caller says (see {@link sealStatementMs}). */
 const SEAL_TIMEOUT_MS = 30_000;
+
+/**
+ * The server-side bound of each statement of the module's sealer (`statement_timeout`,
+ * `lock_timeout`): 15 × `writeTimeoutMs`, at least 5 s (30 s with the default 2000 ms).
+ *
+ * @example
+ * sealStatementMs(2000); // 30000
+ */
+export function sealStatementMs(writeTimeoutMs: number): number {
+  return Math.max(5000, 15 * writeTimeoutMs);
+}
+
+/**
+ * What sealing uses of a connection: a TypeORM `QueryRunner` has it, and so has the sealer's
+ * bounded `SealerSession`.
+ */
+export interface SealRunner {
+  query(sql: string, parameters?: unknown[]): Promise<unknown>;
+  startTransaction(): Promise<void>;
+  commitTransaction(): Promise<void>;
+  rollbackTransaction(): Promise<void>;
+  readonly isTransactionActive: boolean;
+}
 
 /** Only one sealer at a time in a database: the others find the lock taken and try next time. */
 const SEALER_LOCK = 7_236_837_437_003_010n;
@@ -61,12 +83,17 @@ export function trailName(database: string, logTablePath: string): string {
   return `${database}/${logTablePath}`;
 }
 
-/** The columns of `audit_seal`, selected so that {@link toSeal} can read them (`seq` as text: order by the table's column, `s.seq`). */
+/**
+ * The columns of `audit_seal`, selected so that {@link toSeal} can read them (`seq` as text: order
+ * by the table's column, `s.seq`). A `sealed_at` that is not a finite time (`infinity`, which only
+ * a superuser's change can store) is selected as NULL: converted, it would fail the whole query.
+ */
 export const SEAL_COLUMNS_SQL =
   'seq::text, version, prev_hash, last_tx::text, last_id::text, horizon::text, row_count, root, manifest, ' +
-  '(extract(epoch FROM sealed_at) * 1000)::bigint::text AS sealed_at, hash, key_id, signature, entry_auth_from::text';
+  'CASE WHEN pg_catalog.isfinite(sealed_at) THEN (extract(epoch FROM sealed_at) * 1000)::bigint::text END AS sealed_at, ' +
+  'hash, key_id, signature, entry_auth_from::text';
 
-/** A row selected with {@link SEAL_COLUMNS_SQL} as a {@link Seal}. */
+/** A row selected with {@link SEAL_COLUMNS_SQL} as a {@link Seal} (`sealedAt` NaN when the stored time is not finite). */
 export function toSeal(row: Record<string, unknown>): Seal {
   return {
     seq: Number(row.seq),
@@ -78,7 +105,7 @@ export function toSeal(row: Record<string, unknown>): Seal {
     rowCount: Number(row.row_count),
     root: row.root as Buffer,
     manifest: row.manifest as Buffer,
-    sealedAt: Number(row.sealed_at),
+    sealedAt: row.sealed_at === null ? Number.NaN : Number(row.sealed_at),
     hash: row.hash as Buffer,
     keyId: (row.key_id as string | null) ?? null,
     signature: (row.signature as Buffer | null) ?? null,
@@ -99,18 +126,21 @@ export function toSeal(row: Record<string, unknown>): Seal {
  * const seal = await sealOnce(queryRunner, 'audit_log', { maxRows: 20_000, signingKey: null });
  */
 export async function sealOnce(
-  runner: QueryRunner,
+  runner: SealRunner,
   logTablePath: string,
   {
     maxRows,
     signingKey,
     guard,
     entryKeys = [],
+    timeoutMs = SEAL_TIMEOUT_MS,
   }: {
     maxRows: number;
     signingKey: KeyObject | null;
     guard?: (newest: { seq: number; hash: Buffer } | null) => Promise<void>;
     entryKeys?: readonly ResolvedEntryKey[];
+    /** Each statement's `statement_timeout` and `lock_timeout` (default 30 s). */
+    timeoutMs?: number;
   },
 ): Promise<(Seal & { forged: ForgedRow[]; unknownKey: UnknownKeyRow | null }) | { seal: null; unknownKey: UnknownKeyRow } | null | 'busy'> {
   if (!logTablePath.includes('.')) logTablePath = await resolveTable((sql, parameters) => runner.query(sql, parameters), logTablePath);
@@ -118,9 +148,7 @@ export async function sealOnce(
   await runner.startTransaction();
   try {
     // A hung server or a lock held on the table fails the attempt (retried later), never stalls the sealer.
-    await runner.query(
-      `SET LOCAL statement_timeout = '${SEAL_TIMEOUT_MS}ms'; SET LOCAL lock_timeout = '${SEAL_TIMEOUT_MS}ms'; ${PIN_SEARCH_PATH_SQL}`,
-    );
+    await runner.query(`SET LOCAL statement_timeout = '${timeoutMs}ms'; SET LOCAL lock_timeout = '${timeoutMs}ms'; ${PIN_SEARCH_PATH_SQL}`);
     const [{ locked }] = (await runner.query(`SELECT pg_try_advisory_xact_lock(${SEALER_LOCK}) AS locked`)) as { locked: boolean }[];
     if (!locked) {
       await runner.rollbackTransaction();
@@ -268,7 +296,7 @@ function backdatedReason(row: LeafRow, newest: { last_tx: string | null; horizon
  * @example
  * const newest = await newestSeal(queryRunner, 'audit_log');
  */
-export async function newestSeal(runner: QueryRunner, logTablePath: string): Promise<Seal | null> {
+export async function newestSeal(runner: SealRunner, logTablePath: string): Promise<Seal | null> {
   const [row] = (await runner.query(
     `SELECT ${SEAL_COLUMNS_SQL} FROM ${sealTableOf(logTablePath)} AS s ORDER BY s.seq DESC LIMIT 1`,
   )) as Record<string, unknown>[];
@@ -276,7 +304,7 @@ export async function newestSeal(runner: QueryRunner, logTablePath: string): Pro
 }
 
 /** The forged rows as `audit.forged` names them: id, transaction, why, and what the row claims. */
-async function describeForged(runner: QueryRunner, log: string, forged: (LeafRow & { reason?: string })[]): Promise<ForgedRow[]> {
+async function describeForged(runner: SealRunner, log: string, forged: (LeafRow & { reason?: string })[]): Promise<ForgedRow[]> {
   const claims = (await runner.query(
     `SELECT id::text AS id, occurred_at::text AS occurred_at, action, entity_type, entity_id, user_id FROM ${log} WHERE id = ANY($1::uuid[])`,
     [forged.map((row) => row.id)],

@@ -27,7 +27,7 @@ export interface Seal {
   rowCount: number;
   root: Buffer;
   manifest: Buffer;
-  /** Milliseconds since the epoch. */
+  /** Milliseconds since the epoch; NaN when the stored time is not finite (changed by a superuser). */
   sealedAt: number;
   hash: Buffer;
   keyId: string | null;
