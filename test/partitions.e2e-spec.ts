@@ -164,6 +164,28 @@ describe('audit_log partitioned by month', () => {
     });
   });
 
+  it("seals a row that repeats a sealed row's id with another occurred_at (only a forger writes one) as a row of its own", async () => {
+    await db.createDatabase('repeat');
+    await migrate('repeat', AUDIT_MIGRATIONS);
+    await insert('repeat', '01900000-0000-7000-8000-0000000000d1', new Date().toISOString());
+    await seal('repeat');
+    // The key is (id, occurred_at): the database takes it. The sealer must not read the sealed row again with it.
+    await db.query(
+      `INSERT INTO audit_log (id, occurred_at, action, outcome) SELECT id, occurred_at - interval '1 second', 'forged', 'success' FROM audit_log`,
+      [],
+      'repeat',
+    );
+    await seal('repeat');
+    const seals = await db.query(`SELECT seq::int, row_count FROM audit_seal ORDER BY seq`, [], 'repeat');
+    expect(seals).toEqual([
+      { seq: 1, row_count: 1 },
+      { seq: 2, row_count: 1 },
+    ]);
+    const report = await verify(db.url('repeat'));
+    expect(report.anomalies).toEqual([]);
+    expect(report.code).toBe(0);
+  });
+
   describe('an existing install (a filled, sealed legacy table)', () => {
     const future = '01900000-0000-7000-8000-0000000000e1';
     const infinite = '01900000-0000-7000-8000-0000000000e2';
