@@ -204,6 +204,8 @@ describe('audit_log partitioned by month', () => {
       );
       await insert('filled', future, '2031-05-05T05:05:05Z');
       await seal('filled');
+      await db.query(`CREATE ROLE filled_writer LOGIN`, [], 'filled');
+      await db.query(`GRANT INSERT, SELECT ON audit_log TO filled_writer`, [], 'filled');
     }, 60_000);
 
     it('converts it in place: the rows stay in the legacy partition, those of later months go to the default one', async () => {
@@ -239,6 +241,13 @@ describe('audit_log partitioned by month', () => {
         { conname: 'audit_log_outcome_check', convalidated: true },
         { conname: 'audit_log_recorded_at_range', convalidated: true },
       ]);
+      const [grants] = await db.query(
+        `SELECT has_table_privilege('filled_writer', 'audit_log', 'INSERT') AS insert, has_table_privilege('filled_writer', 'audit_log', 'SELECT') AS select,
+                has_table_privilege('filled_writer', 'audit_log', 'UPDATE') AS update`,
+        [],
+        'filled',
+      );
+      expect(grants).toEqual({ insert: true, select: true, update: false });
     });
 
     it('goes on: new rows are written, absorbed on retry, sealed and verified with the old ones', async () => {
