@@ -65,7 +65,12 @@ export class AuditPartitions1765000000000 implements MigrationInterface {
       : await q<{ epoch: number }>(
           `SELECT extract(epoch FROM (date_trunc('month', now() AT TIME ZONE 'UTC') + interval '1 month') AT TIME ZONE 'UTC')::float8 AS epoch`,
         );
-    const boundSql = `'${new Date(epoch * 1000).toISOString()}'::timestamptz`;
+    const boundDate = new Date(epoch * 1000);
+    // Monthly partitions follow the legacy one: it must end where a month (UTC) begins.
+    if (boundDate.getTime() !== Date.UTC(boundDate.getUTCFullYear(), boundDate.getUTCMonth(), 1)) {
+      throw new Error(`${LEGACY_BOUND} must bound occurred_at by the first instant of a month (UTC), not ${boundDate.toISOString()}`);
+    }
+    const boundSql = `'${boundDate.toISOString()}'::timestamptz`;
     // Rename the table and every index on it: the partitioned table takes the names.
     await q(`ALTER TABLE ${s}.audit_log RENAME TO audit_log_legacy`);
     const indexes = await q<{ name: string }>(

@@ -264,6 +264,38 @@ describe('audit_log partitioned by month', () => {
     });
   });
 
+  it('uses the unique index and the bound made beforehand, and refuses a bound that is not a month start', async () => {
+    await db.createDatabase('prepared');
+    await migrate('prepared', BEFORE_PARTITIONS);
+    await insert('prepared', '01900000-0000-7000-8000-0000000000c1', new Date().toISOString());
+    await db.query(`CREATE UNIQUE INDEX CONCURRENTLY audit_log_id_occurred_at_key ON audit_log (id, occurred_at)`, [], 'prepared');
+    const [{ oid }] = await db.query(`SELECT 'audit_log_id_occurred_at_key'::regclass::oid::int AS oid`, [], 'prepared');
+    await db.query(
+      `ALTER TABLE audit_log ADD CONSTRAINT audit_log_legacy_bound CHECK (occurred_at < '${monthStart(2)}') NOT VALID`,
+      [],
+      'prepared',
+    );
+    await db.query(`ALTER TABLE audit_log VALIDATE CONSTRAINT audit_log_legacy_bound`, [], 'prepared');
+    await migrate('prepared', AUDIT_MIGRATIONS);
+    const [{ key }] = await db.query(
+      `SELECT conindid::int AS key FROM pg_constraint WHERE conrelid = 'audit_log_legacy'::regclass AND contype = 'p'`,
+      [],
+      'prepared',
+    );
+    expect(key).toBe(oid);
+    const legacy = (await partitions('prepared')).find((p) => p.name === 'audit_log_legacy');
+    expect(legacy?.bound).toBe(`FOR VALUES FROM (MINVALUE) TO ('${monthStart(2).slice(0, 10)} 00:00:00+00')`);
+    expect(await create('prepared')).toMatchObject([{ created: 2, covered_until: new Date(monthStart(4)) }]);
+
+    await db.createDatabase('midmonth');
+    await migrate('midmonth', BEFORE_PARTITIONS);
+    const midMonth = new Date(Date.parse(monthStart(2)) + 86_400_000).toISOString();
+    await db.query(`ALTER TABLE audit_log ADD CONSTRAINT audit_log_legacy_bound CHECK (occurred_at < '${midMonth}')`, [], 'midmonth');
+    await expect(migrate('midmonth', AUDIT_MIGRATIONS)).rejects.toThrow(/first instant of a month/);
+    const [{ kind }] = await db.query(`SELECT relkind::text AS kind FROM pg_class WHERE oid = 'audit_log'::regclass`, [], 'midmonth');
+    expect(kind).toBe('r');
+  });
+
   it('lets a role that may only INSERT and SELECT create partitions through the function once granted, and nothing else', async () => {
     await db.createDatabase('grants');
     await migrate('grants', AUDIT_MIGRATIONS);
