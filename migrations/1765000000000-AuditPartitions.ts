@@ -78,8 +78,8 @@ export class AuditPartitions1765000000000 implements MigrationInterface {
       [`${s}.audit_log_legacy`],
     );
     for (const { name } of indexes) {
-      if (name.startsWith('audit_log_'))
-        await q(`ALTER INDEX ${s}.${ident(name)} RENAME TO ${ident(`audit_log_legacy_${name.slice(10)}`)}`);
+      const legacyName = `audit_log_legacy_${name.startsWith('audit_log_') ? name.slice('audit_log_'.length) : name}`;
+      await q(`ALTER INDEX ${s}.${ident(name)} RENAME TO ${ident(legacyName)}`);
     }
     const checks = await q<{ name: string; def: string }>(
       `SELECT conname AS name, pg_catalog.pg_get_constraintdef(oid) AS def FROM pg_catalog.pg_constraint
@@ -140,7 +140,7 @@ export class AuditPartitions1765000000000 implements MigrationInterface {
     }
     await q(`ALTER TABLE ${s}.audit_log ATTACH PARTITION ${s}.audit_log_legacy FOR VALUES FROM (MINVALUE) TO (${boundSql})`);
     await q(`ALTER TABLE ${s}.audit_log ATTACH PARTITION ${s}.audit_log_default DEFAULT`);
-    for (const { def } of rowTriggers) await q(def.replace(/ ON \S+audit_log_legacy /, ` ON ${s}.audit_log `));
+    for (const { def } of rowTriggers) await q(def.replace(/ ON \S*audit_log_legacy /, ` ON ${s}.audit_log `));
     for (const table of ['audit_log', 'audit_log_default']) {
       await q(
         `CREATE OR REPLACE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON ${s}.${table} FOR EACH STATEMENT EXECUTE FUNCTION ${s}.audit_log_refuse_change()`,
@@ -198,6 +198,10 @@ async function createPartitionFunction(
       moved := 0;
       SELECT c.oid INTO dflt FROM pg_inherits h JOIN pg_class c ON c.oid = h.inhrelid
         WHERE h.inhparent = parent AND pg_get_expr(c.relpartbound, c.oid) = 'DEFAULT';
+      -- No insert may reach the default partition between copying its rows of a month and removing them.
+      IF dflt IS NOT NULL THEN
+        EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', dflt);
+      END IF;
       SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) INTO cols
         FROM pg_attribute WHERE attrelid = parent AND attnum > 0 AND NOT attisdropped;
       FOR i IN 0..months_ahead LOOP
