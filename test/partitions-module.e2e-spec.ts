@@ -125,7 +125,11 @@ describe('partitions kept ahead by the module', () => {
     await db.query(`REVOKE EXECUTE ON FUNCTION audit_log_create_partitions(integer) FROM ${WRITER.user}`, [], 'audit');
     try {
       await app.get(AuditPartitions).maintainNow();
-      expect(details().partitions).toMatchObject({ lastError: expect.stringMatching(/^42501: permission denied/) });
+      expect(details().partitions).toMatchObject({
+        lastError: expect.stringMatching(
+          /^42501: permission denied for function audit_log_create_partitions \(GRANT EXECUTE ON FUNCTION audit_log_create_partitions\(integer\) to the application role\)$/,
+        ),
+      });
       await app.get(AuditService).log({ action: 'nda_created', entityId: 'still' });
       const client = new Client({ connectionString: db.url('audit') });
       await client.connect();

@@ -26,6 +26,9 @@ export interface PartitionStatus {
 
 /** The longest one check may take, creating and moving included (ms). */
 const STATEMENT_TIMEOUT_MS = 60_000;
+/** SQLSTATE of "permission denied", and what the application's role then needs. */
+const INSUFFICIENT_PRIVILEGE = '42501';
+const GRANT_HINT = 'GRANT EXECUTE ON FUNCTION audit_log_create_partitions(integer) to the application role';
 /** SQLSTATE of "function does not exist": the table was not partitioned by the migration. */
 const UNDEFINED_FUNCTION = '42883';
 
@@ -134,12 +137,13 @@ export class AuditPartitions implements OnApplicationBootstrap, BeforeApplicatio
         this.logger.warn('audit_log is not partitioned (run AUDIT_MIGRATIONS): no partitions are kept ahead');
         return;
       }
-      this.state.lastError = `${code}: ${message}`;
+      // The general hint for 42501 speaks of the table; here the function is what is missing.
+      const text = code === INSUFFICIENT_PRIVILEGE ? message.replace(/ \([^()]*\)$/, ` (${GRANT_HINT})`) : message;
+      this.state.lastError = `${code}: ${text}`;
       if (this.warned !== code) {
         this.warned = code;
         this.logger.warn(
-          `Could not create the partitions of audit_log ahead (${code}: ${message}); rows of months without one go to the default partition. ` +
-            'The role needs GRANT EXECUTE ON FUNCTION audit_log_create_partitions(integer) (see docs/LIFECYCLE.md)',
+          `Could not create the partitions of audit_log ahead (${code}: ${text}); rows of months without one go to the default partition (see docs/LIFECYCLE.md)`,
         );
       }
     } finally {
