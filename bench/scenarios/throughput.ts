@@ -28,7 +28,7 @@ async function rawPg(url: string, entries: readonly AuditEntry[], inFlight = POO
       while (next < entries.length) {
         const chunk = entries.slice(next, (next += BATCH)).map((e) => rowValues(toRow(e)));
         const tuples = chunk.map((_, r) => `(${AUDIT_COLUMNS.map((__, c) => `$${r * AUDIT_COLUMNS.length + c + 1}`).join(', ')})`);
-        const sql = `INSERT INTO audit_log (${AUDIT_COLUMNS.join(', ')}) VALUES ${tuples.join(', ')} ON CONFLICT (id) DO NOTHING`;
+        const sql = `INSERT INTO audit_log (${AUDIT_COLUMNS.join(', ')}) VALUES ${tuples.join(', ')} ON CONFLICT DO NOTHING`;
         await pool.query(sql, chunk.flat());
       }
     };

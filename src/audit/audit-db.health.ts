@@ -1,7 +1,8 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Optional } from '@nestjs/common';
 import { type HealthIndicatorResult, HealthIndicatorService } from '@nestjs/terminus';
 import { AuditService } from './audit.service';
 import { AuditSealer } from './integrity/audit-sealer';
+import { AuditPartitions } from './lifecycle/audit-partitions';
 
 /**
  * Terminus indicator of the audit database as the audit service sees it: `up` while entries are
@@ -12,7 +13,9 @@ import { AuditSealer } from './integrity/audit-sealer';
  * deadline), `downSince`,
  * `lastError` (sanitized: no URL, host or password); with a spool also `spooled`, `spoolBytes`;
  * with integrity on also `integrity: { lastSealedAt, lag, failures, sealed, forged, chainBroken }`
- * (sealing, even over a cut chain, never turns the indicator down: it is the write path's health).
+ * (sealing, even over a cut chain, never turns the indicator down: it is the write path's health);
+ * and `partitions: { partitioned, coveredUntil, defaultRows, created, moved, lastRunAt, lastError }`
+ * (docs/LIFECYCLE.md; never turns it down either).
  *
  * @example
  * import { Controller, Get } from '@nestjs/common';
@@ -32,6 +35,7 @@ export class DbHealthIndicator {
     private readonly indicators: HealthIndicatorService,
     private readonly audit: AuditService,
     private readonly sealer: AuditSealer,
+    @Optional() private readonly partitions?: AuditPartitions,
   ) {}
 
   isHealthy(key = 'audit_db'): HealthIndicatorResult {
@@ -64,6 +68,8 @@ export class DbHealthIndicator {
     Object.assign(details, { downSince, lastError: lastError ? `${lastError.code}: ${lastError.message}` : null });
     const integrity = this.sealer.status();
     if (integrity) details.integrity = integrity;
+    const partitions = this.partitions?.status();
+    if (partitions) details.partitions = partitions;
     return state === 'up' ? indicator.up(details) : indicator.down(details);
   }
 }

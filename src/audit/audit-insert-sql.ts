@@ -51,7 +51,7 @@ export function buildAuditInsert(
   });
   const returning = options.returning ? ' RETURNING id' : '';
   return {
-    sql: `INSERT INTO ${table} (${columns.join(', ')}) VALUES ${rows.join(', ')} ON CONFLICT (id) DO NOTHING${returning}`,
+    sql: `INSERT INTO ${table} (${columns.join(', ')}) VALUES ${rows.join(', ')} ON CONFLICT DO NOTHING${returning}`,
     parameters,
   };
 }
@@ -61,7 +61,7 @@ export function buildAuditInsert(
  * so that it can share a simple-protocol query string with the `SET LOCAL`s before it.
  *
  * @example
- * buildAuditInsertText('"audit_log"', records); // INSERT INTO "audit_log" (id, …) VALUES ('0190…', …), … ON CONFLICT (id) DO NOTHING
+ * buildAuditInsertText('"audit_log"', records); // INSERT INTO "audit_log" (id, …) VALUES ('0190…', …), … ON CONFLICT DO NOTHING
  */
 export function buildAuditInsertText(table: string, records: readonly AuditRecord[]): string {
   // Appended piece by piece, in the order of AUDIT_COLUMNS: a batch of 500 rows is half a
@@ -77,7 +77,7 @@ export function buildAuditInsertText(table: string, records: readonly AuditRecor
     sql += `${literal(r.userId)}, ${literal(r.outcome)}, ${literal(r.ip)}, ${literal(r.userAgent)}, ${literal(r.requestId)}, `;
     sql += `${literal(changes)}, ${literal(metadata)}${withCode ? `, ${literal(r.authCode ?? null)}` : ''})`;
   }
-  return `${sql} ON CONFLICT (id) DO NOTHING`;
+  return `${sql} ON CONFLICT DO NOTHING`;
 }
 
 /**

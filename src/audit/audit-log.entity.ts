@@ -20,7 +20,8 @@ export class AuditLog {
   @PrimaryColumn('uuid')
   id!: string;
 
-  @Column({ name: 'occurred_at', type: 'timestamptz' })
+  /** Part of the primary key: the table is partitioned by month of `occurred_at` (docs/LIFECYCLE.md), and a retry keeps it. */
+  @PrimaryColumn({ name: 'occurred_at', type: 'timestamptz' })
   occurredAt!: Date;
 
   @Column({ type: 'text' })

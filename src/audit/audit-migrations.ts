@@ -3,6 +3,7 @@ import { AuditIntegrity1764300000000 } from '../../migrations/1764300000000-Audi
 import { AuditReadIndexes1764300000001 } from '../../migrations/1764300000001-AuditReadIndexes';
 import { AuditDatabaseColumns1764800000020 } from '../../migrations/1764800000020-AuditDatabaseColumns';
 import { AuditEntryAuth1764900000000 } from '../../migrations/1764900000000-AuditEntryAuth';
+import { AuditPartitions1765000000000 } from '../../migrations/1765000000000-AuditPartitions';
 
 /**
  * Every migration of the audit schema, oldest first. List them all in the audit DataSource's
@@ -20,4 +21,5 @@ export const AUDIT_MIGRATIONS = [
   AuditReadIndexes1764300000001,
   AuditDatabaseColumns1764800000020,
   AuditEntryAuth1764900000000,
+  AuditPartitions1765000000000,
 ] as const;

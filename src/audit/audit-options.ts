@@ -7,6 +7,12 @@ import {
   resolveIntegrityOptions,
   type ResolvedIntegrityOptions,
 } from './integrity/integrity-options';
+import {
+  type AuditPartitionOptions,
+  PARTITION_DEFAULTS,
+  resolvePartitionOptions,
+  type ResolvedPartitionOptions,
+} from './lifecycle/partition-options';
 import { DEFAULT_REDACT_KEYS } from './redaction';
 
 /**
@@ -122,6 +128,8 @@ export interface AuditModuleOptions {
    * each also written as an `audit.sealed` line; checked by `audit-verify`. Off by default.
    */
   integrity?: AuditIntegrityOptions;
+  /** The monthly partitions of `audit_log`, created ahead by the module (docs/LIFECYCLE.md): `{ monthsAhead: 3, intervalMs: 3_600_000 }`. */
+  partitions?: AuditPartitionOptions;
 }
 
 /**
@@ -163,10 +171,11 @@ export function resolveAuditHttpOptions(http: unknown): Required<AuditHttpOption
 }
 
 /** Options after defaults and validation. */
-export type ResolvedAuditOptions = Required<Omit<AuditModuleOptions, 'userIdFrom' | 'diffs' | 'integrity'>> & {
+export type ResolvedAuditOptions = Required<Omit<AuditModuleOptions, 'userIdFrom' | 'diffs' | 'integrity' | 'partitions'>> & {
   userIdFrom: UserIdExtractor;
   diffs: ResolvedDiffOptions;
   integrity: ResolvedIntegrityOptions;
+  partitions: ResolvedPartitionOptions;
 };
 
 /** The async linger's default, in ms: see `batchDelayMs`. */
@@ -195,6 +204,7 @@ export const AUDIT_DEFAULTS: Readonly<ResolvedAuditOptions> = Object.freeze({
   maxExports: 2,
   exportIdleMs: 30_000,
   integrity: INTEGRITY_DEFAULTS,
+  partitions: PARTITION_DEFAULTS,
 });
 
 const INTEGER_LIMITS: Record<string, [min: number, max: number]> = {
@@ -281,6 +291,7 @@ export function resolveAuditOptions(input: AuditModuleOptions | undefined): Reso
     redactKeys: [...options.redactKeys],
     diffs: resolveDiffOptions(options.diffs),
     integrity: resolveIntegrityOptions(raw.integrity),
+    partitions: resolvePartitionOptions(raw.partitions),
   });
 }
 

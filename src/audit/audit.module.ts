@@ -12,6 +12,7 @@ import { AuditService } from './audit.service';
 import { AuditGateGuard, AuditHttpRecorder, putFirstAmongGlobalGuards } from './http';
 import { AuditQueryService } from './query';
 import { AuditSealer } from './integrity/audit-sealer';
+import { AuditPartitions } from './lifecycle/audit-partitions';
 import { RingBuffer } from './ring-buffer';
 import { AuditReporter, ConsoleSink, SentryReporter } from './sinks';
 import { AuditSpool, FileSpool } from './spool';
@@ -55,6 +56,7 @@ import { AuditSpool, FileSpool } from './spool';
     EntityChangeSubscriber,
     AuditService,
     AuditSealer,
+    AuditPartitions,
     DbHealthIndicator,
     AuditHttpRecorder,
     {
@@ -73,6 +75,6 @@ import { AuditSpool, FileSpool } from './spool';
     { provide: APP_INTERCEPTOR, useExisting: AuditInterceptor },
     AuditQueryService,
   ],
-  exports: [AuditService, DbHealthIndicator, AuditBuffer, AuditSpool, AuditQueryService, AuditSealer],
+  exports: [AuditService, DbHealthIndicator, AuditBuffer, AuditSpool, AuditQueryService, AuditSealer, AuditPartitions],
 })
 export class AuditModule extends AuditConfigurableModule {}

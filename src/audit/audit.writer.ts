@@ -13,8 +13,9 @@ export const MAX_OUTSTANDING_WRITES = 4;
 const CONNECT_FLOOR_MS = 5000;
 
 /**
- * Inserts batches of records into `audit_log` with one multi-row `INSERT … ON CONFLICT (id) DO
- * NOTHING`, so a retried or replayed record never makes a second row. A batch is one round trip:
+ * Inserts batches of records into `audit_log` with one multi-row `INSERT … ON CONFLICT DO
+ * NOTHING` (the key is `(id, occurred_at)`, both kept through retries and replays), so a retried
+ * or replayed record never makes a second row. A batch is one round trip:
  * one simple-protocol query string, `SET LOCAL statement_timeout, lock_timeout` (each the write
  * timeout) and the INSERT with its values as escaped literals, which PostgreSQL runs and commits
  * as one implicit transaction: the settings end with it and never reach the pool's other users,

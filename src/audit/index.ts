@@ -2,6 +2,7 @@ export { CreateAuditLog1732700000000 } from '../../migrations/1732700000000-Crea
 export { AuditIntegrity1764300000000 } from '../../migrations/1764300000000-AuditIntegrity';
 export { AuditReadIndexes1764300000001 } from '../../migrations/1764300000001-AuditReadIndexes';
 export { AuditEntryAuth1764900000000 } from '../../migrations/1764900000000-AuditEntryAuth';
+export { AuditPartitions1765000000000 } from '../../migrations/1765000000000-AuditPartitions';
 export { AUDIT_MIGRATIONS } from './audit-migrations';
 export { AuditBuffer, type BufferedEntry } from './audit-buffer';
 export { auditScope } from './audit-context';
@@ -58,6 +59,7 @@ export {
   type VerifyReport,
   verifyTrail,
 } from './integrity';
+export { type AuditPartitionOptions, AuditPartitions, type PartitionStatus } from './lifecycle';
 export { RingBuffer } from './ring-buffer';
 export {
   AUDIT_EVENTS,

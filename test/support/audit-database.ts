@@ -11,7 +11,7 @@ export interface AuditWriterRole {
 /**
  * Creates database `name` on `server`, runs the audit migrations as the owner (`postgres`), and
  * grants `writer` exactly what the example app needs: CONNECT, USAGE on the schema, INSERT and
- * SELECT on `audit_log` and `audit_seal`, SELECT on the migrations table. Returns the writer's URL.
+ * SELECT on `audit_log` and `audit_seal`, EXECUTE on `audit_log_create_partitions`, SELECT on the migrations table. Returns the writer's URL.
  */
 export async function createAuditDatabase(server: TestPostgres, name: string, writer: AuditWriterRole): Promise<string> {
   await server.createDatabase(name);
@@ -33,6 +33,7 @@ export async function createAuditDatabase(server: TestPostgres, name: string, wr
     `GRANT USAGE ON SCHEMA public TO ${writer.user}`,
     `GRANT INSERT, SELECT ON audit_log TO ${writer.user}`,
     `GRANT INSERT, SELECT ON audit_seal TO ${writer.user}`,
+    `GRANT EXECUTE ON FUNCTION audit_log_create_partitions(integer) TO ${writer.user}`,
     `GRANT SELECT ON audit_migrations TO ${writer.user}`,
   ]) {
     await server.query(sql, [], name);

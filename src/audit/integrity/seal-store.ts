@@ -175,13 +175,15 @@ export async function sealOnce(
     const after: RowKey | null = newest ? { tx: newest.last_tx, id: newest.last_id } : null;
     const log = quoteTablePath(logTablePath);
     // The seal's rows are picked by their keys alone, then read by id and hashed: a backlog is
-    // never sorted as whole rows, and only the rows sealed are hashed.
+    // never sorted as whole rows, and only the rows sealed are hashed. The key (id, occurred_at)
+    // lets a forger repeat a sealed row's id with another occurred_at: only the rows picked (same tx) are read.
     const select = (where: string, order: string, parameters: string[], limit: number) =>
       runner.query(
         `WITH h AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS horizon),
-         picked AS MATERIALIZED (SELECT l.id FROM ${log} AS l, h WHERE ${where} AND ${SEALABLE_ROW_SQL} ORDER BY ${order} LIMIT ${limit})
+         picked AS MATERIALIZED (SELECT l.id, l.tx FROM ${log} AS l, h WHERE ${where} AND ${SEALABLE_ROW_SQL} ORDER BY ${order} LIMIT ${limit})
          SELECT id::text AS id, tx::text AS tx, ${LEAF_SQL} AS leaf, h.horizon::text AS horizon${keyed ? SEAL_ENTRY_COLUMNS : ''}
-         FROM ${log} AS l, h, ${LEAF_FIELDS} WHERE l.id = ANY(ARRAY(SELECT id FROM picked)) ORDER BY l.tx NULLS FIRST, l.id`,
+         FROM ${log} AS l, h, ${LEAF_FIELDS} WHERE l.id = ANY(ARRAY(SELECT id FROM picked))
+           AND EXISTS (SELECT FROM picked AS p WHERE p.id = l.id AND p.tx IS NOT DISTINCT FROM l.tx) ORDER BY l.tx NULLS FIRST, l.id`,
         parameters,
       ) as Promise<LeafRow[]>;
     // Rows from before the migration (no tx) come first, in id order along the primary key; the

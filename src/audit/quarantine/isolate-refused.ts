@@ -14,7 +14,7 @@ export interface RefusedRecord<T> {
  * so that the split can run under a budget of its own (see {@link splitBudgetMs}).
  * Rejects with the first error that is not about content (connection, timeout, lock…): records of
  * sub-batches that committed before it stay committed, so the caller retries the whole batch and
- * relies on the insert being idempotent (ON CONFLICT (id) DO NOTHING).
+ * relies on the insert being idempotent (ON CONFLICT DO NOTHING on the key (id, occurred_at)).
  *
  * Round trips, one at a time: 1 when the batch commits; with k refused records among n, at most
  * 1 + 2·k·⌈log2 n⌉ (each refused record fails one insert per level of halving); never more than

@@ -1,0 +1,153 @@
+import { type BeforeApplicationShutdown, Inject, Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
+import { type DataSource, type Repository } from 'typeorm';
+import { quoteTablePath } from '../audit-insert-sql';
+import { type AuditLog } from '../audit-log.entity';
+import { type ResolvedAuditOptions } from '../audit-options';
+import { AUDIT_OPTIONS, AUDIT_REPOSITORY } from '../audit.constants';
+import { connectionSecrets, sanitizeDbError } from '../db-error';
+import { PIN_SEARCH_PATH_SQL, resolveTable } from '../integrity/search-path';
+
+/** What the health indicator shows of the monthly partitions (details `partitions`). */
+export interface PartitionStatus {
+  /** Whether `audit_log` is partitioned (the migration ran); null until first checked. */
+  partitioned: boolean | null;
+  /** The end of the last month a partition exists for, ISO 8601: rows dated from then on go to the default partition. */
+  coveredUntil: string | null;
+  /** Rows in the default partition (counted up to 100 000): each is moved when its month's partition is created. */
+  defaultRows: number;
+  /** Partitions this process created, and rows it moved out of the default partition. */
+  created: number;
+  moved: number;
+  /** When the last check succeeded, ISO 8601. */
+  lastRunAt: string | null;
+  /** The last check's error (sanitized), null once a check succeeds. */
+  lastError: string | null;
+}
+
+/** The longest one check may take, creating and moving included (ms). */
+const STATEMENT_TIMEOUT_MS = 60_000;
+/** SQLSTATE of "permission denied", and what the application's role then needs. */
+const INSUFFICIENT_PRIVILEGE = '42501';
+const GRANT_HINT = 'GRANT EXECUTE ON FUNCTION audit_log_create_partitions(integer) to the application role';
+/** SQLSTATE of "function does not exist": the table was not partitioned by the migration. */
+const UNDEFINED_FUNCTION = '42883';
+
+/**
+ * Keeps `audit_log`'s monthly partitions ahead of time (issue 21, see docs/LIFECYCLE.md): at start
+ * and every `partitions.intervalMs` (hourly), off the write path, it calls the migration's
+ * `audit_log_create_partitions(monthsAhead)`, which creates this month's and the next
+ * `monthsAhead` months' partitions where missing and moves the default partition's rows of each
+ * into it. The function runs as the table's owner: the application's role needs only
+ * `GRANT EXECUTE ON FUNCTION audit_log_create_partitions(integer)`. A refusal or failure is a
+ * warning and health details; writes never wait for it (a row of a month without a partition
+ * goes to the default partition).
+ *
+ * @example
+ * const { coveredUntil, defaultRows } = app.get(AuditPartitions).status() ?? {};
+ */
+@Injectable()
+export class AuditPartitions implements OnApplicationBootstrap, BeforeApplicationShutdown {
+  private readonly logger = new Logger('AuditModule');
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private stopped = false;
+  private active = false;
+  private warned = '';
+  private readonly state: PartitionStatus = {
+    partitioned: null,
+    coveredUntil: null,
+    defaultRows: 0,
+    created: 0,
+    moved: 0,
+    lastRunAt: null,
+    lastError: null,
+  };
+
+  constructor(
+    @Inject(AUDIT_OPTIONS) private readonly options: ResolvedAuditOptions,
+    @Inject(AUDIT_REPOSITORY) private readonly repository: Repository<AuditLog>,
+  ) {}
+
+  /** Null when the repository is a test double (nothing is maintained). */
+  status(): PartitionStatus | null {
+    return this.active ? { ...this.state } : null;
+  }
+
+  onApplicationBootstrap(): void {
+    if (typeof this.repository.manager?.query !== 'function') return;
+    this.active = true;
+    this.schedule(0);
+  }
+
+  /** Stops the timer and waits for a check under way, at most `writeTimeoutMs`. */
+  async beforeApplicationShutdown(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    let timeout: NodeJS.Timeout | undefined;
+    const bound = new Promise<void>((resolve) => (timeout = setTimeout(resolve, this.options.writeTimeoutMs).unref()));
+    await Promise.race([this.running, bound]);
+    clearTimeout(timeout);
+  }
+
+  /** Checks and creates the partitions now, after any check under way; failures are reported, never thrown. */
+  maintainNow(): Promise<void> {
+    const next = (this.running ?? Promise.resolve()).then(() => this.attempt());
+    this.running = next;
+    return next.finally(() => {
+      if (this.running === next) this.running = undefined;
+    });
+  }
+
+  private schedule(delay: number): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => void this.maintainNow().then(() => this.schedule(this.options.partitions.intervalMs)), delay).unref();
+  }
+
+  private async attempt(): Promise<void> {
+    const dataSource = this.repository.manager.connection as DataSource;
+    if (!dataSource?.isInitialized || this.state.partitioned === false) return;
+    const runner = dataSource.createQueryRunner();
+    try {
+      await runner.connect();
+      const table = await resolveTable((sql, parameters) => runner.query(sql, parameters), this.repository.metadata.tablePath);
+      const schema = table.slice(0, table.lastIndexOf('.'));
+      await runner.startTransaction();
+      await runner.query(`SET LOCAL statement_timeout = '${STATEMENT_TIMEOUT_MS}ms'; ${PIN_SEARCH_PATH_SQL}`);
+      const [row] = (await runner.query(
+        `SELECT created, moved::text AS moved, default_rows::text AS default_rows, covered_until
+         FROM ${quoteTablePath(schema)}.audit_log_create_partitions($1)`,
+        [this.options.partitions.monthsAhead],
+      )) as { created: number; moved: string; default_rows: string; covered_until: Date | null }[];
+      await runner.commitTransaction();
+      Object.assign(this.state, {
+        partitioned: true,
+        coveredUntil: row.covered_until ? new Date(row.covered_until).toISOString() : null,
+        defaultRows: Number(row.default_rows),
+        created: this.state.created + row.created,
+        moved: this.state.moved + Number(row.moved),
+        lastRunAt: new Date().toISOString(),
+        lastError: null,
+      });
+      this.warned = '';
+    } catch (error) {
+      if (runner.isTransactionActive) await runner.rollbackTransaction().catch(() => undefined);
+      const { code, message } = sanitizeDbError(error, connectionSecrets(this.repository.manager.connection?.options));
+      if (code === UNDEFINED_FUNCTION) {
+        this.state.partitioned = false;
+        this.logger.warn('audit_log is not partitioned (run AUDIT_MIGRATIONS): no partitions are kept ahead');
+        return;
+      }
+      // The general hint for 42501 speaks of the table; here the function is what is missing.
+      const text = code === INSUFFICIENT_PRIVILEGE ? message.replace(/ \([^()]*\)$/, ` (${GRANT_HINT})`) : message;
+      this.state.lastError = `${code}: ${text}`;
+      if (this.warned !== code) {
+        this.warned = code;
+        this.logger.warn(
+          `Could not create the partitions of audit_log ahead (${code}: ${text}); rows of months without one go to the default partition (see docs/LIFECYCLE.md)`,
+        );
+      }
+    } finally {
+      await runner.release().catch(() => undefined);
+    }
+  }
+}

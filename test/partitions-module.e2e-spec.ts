@@ -1,0 +1,143 @@
+import { type INestApplication, Module } from '@nestjs/common';
+import { Test } from '@nestjs/testing';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import { randomBytes } from 'node:crypto';
+import { Client } from 'pg';
+import {
+  AUDIT_MIGRATIONS,
+  AuditLog,
+  AuditModule,
+  type AuditModuleOptions,
+  AuditPartitions,
+  AuditSealer,
+  AuditService,
+  DbHealthIndicator,
+} from '../src/audit';
+import { createAuditDatabase } from './support/audit-database';
+import { verify } from './support/integrity';
+import { TestPostgres } from './support/postgres';
+import { StderrCapture } from './support/stderr';
+
+// The module keeps the monthly partitions ahead by itself, as a role that may only INSERT and
+// SELECT audit_log (and EXECUTE the migration's function): an entry dated past them is written
+// all the same (default partition), shown in health, and moved, still sealed, when its month's
+// partition is created.
+const WRITER = { user: `part_${randomBytes(3).toString('hex')}`, password: 'pw-partitions' };
+
+/** The first instant of the month `months` after this one, UTC. */
+function monthStart(months: number): Date {
+  const now = new Date();
+  return new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + months, 1));
+}
+
+/** The module on `url` as the least-privilege role, in sync mode (a write resolves once committed). */
+async function startApp(url: string, audit: AuditModuleOptions): Promise<INestApplication> {
+  @Module({
+    imports: [
+      TypeOrmModule.forRoot({
+        type: 'postgres',
+        url,
+        entities: [AuditLog],
+        migrations: [...AUDIT_MIGRATIONS],
+        migrationsTableName: 'audit_migrations',
+        migrationsRun: true,
+      }),
+      AuditModule.forRoot({ auditHttp: false, mode: 'sync', ...audit }),
+    ],
+  })
+  class PartitionsAppModule {}
+  const moduleRef = await Test.createTestingModule({ imports: [PartitionsAppModule] }).compile();
+  const app = moduleRef.createNestApplication({ logger: false });
+  await app.init();
+  return app;
+}
+
+describe('partitions kept ahead by the module', () => {
+  let db: TestPostgres;
+  let app: INestApplication;
+  let writerUrl: string;
+  let stderr: StderrCapture;
+
+  beforeAll(async () => {
+    stderr = new StderrCapture();
+    db = await TestPostgres.start();
+    writerUrl = await createAuditDatabase(db, 'audit', WRITER);
+    app = await startApp(writerUrl, { integrity: { enabled: true, intervalMs: 3_600_000 } });
+    await app.get(AuditPartitions).maintainNow();
+  }, 120_000);
+
+  afterAll(async () => {
+    await app?.close();
+    stderr?.restore();
+    await db?.stop();
+  });
+
+  const partitionOf = async (id: string) => {
+    const [row] = await db.query(`SELECT tableoid::regclass::text AS part FROM audit_log WHERE id = $1`, [id], 'audit');
+    return row?.part as string | undefined;
+  };
+  const details = () => app.get(DbHealthIndicator).isHealthy().audit_db as { partitions?: Record<string, unknown> };
+
+  it('creates the next three months at start, as the least-privilege role, and shows them in health', async () => {
+    const partitions = await db.query(
+      `SELECT c.relname AS name FROM pg_inherits h JOIN pg_class c ON c.oid = h.inhrelid WHERE h.inhparent = 'audit_log'::regclass ORDER BY 1`,
+      [],
+      'audit',
+    );
+    expect(partitions.map((p) => p.name)).toEqual([
+      'audit_log_default',
+      'audit_log_legacy',
+      ...[1, 2, 3].map((m) => `audit_log_p${monthStart(m).toISOString().slice(0, 7).replace('-', '_')}`),
+    ]);
+    expect(details().partitions).toMatchObject({
+      partitioned: true,
+      coveredUntil: monthStart(4).toISOString(),
+      defaultRows: 0,
+      created: 3,
+      lastError: null,
+    });
+  });
+
+  it('writes an entry dated past the partitions to the default one, counts it in health, and moves it when its month comes within reach', async () => {
+    const far = new Date(monthStart(6).getTime() + 86_400_000);
+    await app.get(AuditService).log({ action: 'nda_created', entityId: 'far', occurredAt: far });
+    const [{ id: stored }] = await db.query(`SELECT id::text AS id FROM audit_log WHERE entity_id = 'far'`, [], 'audit');
+    expect(await partitionOf(stored as string)).toBe('audit_log_default');
+    await app.get(AuditSealer).sealNow();
+    await app.get(AuditPartitions).maintainNow();
+    expect(details().partitions).toMatchObject({ defaultRows: 1, created: 3, moved: 0 });
+
+    // The same module, keeping six months ahead: the entry's month now gets its partition.
+    const wider = await startApp(writerUrl, { partitions: { monthsAhead: 6 } });
+    try {
+      await wider.get(AuditPartitions).maintainNow();
+      expect(wider.get(AuditPartitions).status()).toMatchObject({ created: 3, moved: 1, defaultRows: 0, lastError: null });
+    } finally {
+      await wider.close();
+    }
+    expect(await partitionOf(stored as string)).toBe(`audit_log_p${far.toISOString().slice(0, 7).replace('-', '_')}`);
+    const report = await verify(db.url('audit'));
+    expect(report.anomalies).toEqual([]);
+    expect(report.code).toBe(0);
+  });
+
+  it('reports a role that may not create partitions in health, and still writes', async () => {
+    await db.query(`REVOKE EXECUTE ON FUNCTION audit_log_create_partitions(integer) FROM ${WRITER.user}`, [], 'audit');
+    try {
+      await app.get(AuditPartitions).maintainNow();
+      expect(details().partitions).toMatchObject({
+        lastError: expect.stringMatching(
+          /^42501: permission denied for function audit_log_create_partitions \(GRANT EXECUTE ON FUNCTION audit_log_create_partitions\(integer\) to the application role\)$/,
+        ),
+      });
+      await app.get(AuditService).log({ action: 'nda_created', entityId: 'still' });
+      const client = new Client({ connectionString: db.url('audit') });
+      await client.connect();
+      const { rows } = await client.query(`SELECT count(*)::int AS n FROM audit_log WHERE entity_id = 'still'`);
+      await client.end();
+      expect(rows).toEqual([{ n: 1 }]);
+    } finally {
+      await db.query(`GRANT EXECUTE ON FUNCTION audit_log_create_partitions(integer) TO ${WRITER.user}`, [], 'audit');
+    }
+  });
+});
