@@ -27,11 +27,9 @@ class StepsController {
   }
 }
 
-// ATTACK (helper I): README promises "A request whose handler wrote its own row with
-// AuditService.record() gets no second one, if that row committed", and that every mutating
-// request is audited exactly once. A savepoint opened and rolled back with SQL (not TypeORM's nested
-// transaction) discards the record() row, yet the outer COMMIT marks the request as recorded: the
-// request ends with no row at all, no count and no line.
+// A record() row suppresses the request's own row only if it committed (README): a savepoint opened
+// and rolled back with plain SQL, which TypeORM does not see, discards the record() row; the rows
+// are looked up in their transaction before its COMMIT, so the request still gets its one row.
 describe('attack: record() inside a savepoint rolled back with SQL', () => {
   let db: TestPostgres;
   let app: INestApplication<Server>;

@@ -6,12 +6,10 @@ import { startSealingApp, verify, witnessText } from './support/integrity';
 import { TestPostgres } from './support/postgres';
 import { StderrCapture } from './support/stderr';
 
-// ATTACK (helper I): audit-verify takes the witness from "a CloudWatch export of the audit.sealed
-// lines" (raw JSON lines, `<timestamp> <json>` lines, `{"message": …}` lines). It takes any JSON
-// found from the first `{` of a line, or of a line's `message`, to its end: an app log line in the
-// same log group that ends with text a client sent (a rejected body, say) becomes an
-// `audit.sealed` line. A client can so make every audit of an untouched trail end in
-// "ANOMALIES FOUND" (a seal "in the witness but not in audit_seal").
+// audit-verify takes the witness from a CloudWatch export of the audit.sealed lines (raw JSON lines,
+// `<timestamp> <json>` lines, `{"message": …}` lines), each line whole: an app log line in the same
+// log group that ends with text a client sent (a rejected body, say) is not a witness line, so a
+// client cannot make the audit of an untouched trail end in "ANOMALIES FOUND".
 describe('attack: a client-made audit.sealed line inside an app log line', () => {
   let db: TestPostgres;
   let dir: string;
@@ -19,7 +17,7 @@ describe('attack: a client-made audit.sealed line inside an app log line', () =>
   beforeAll(async () => {
     db = await TestPostgres.start();
     await db.createDatabase('trail');
-    dir = await mkdtemp(join(tmpdir(), 'audit-attack-witness-'));
+    dir = await mkdtemp(join(tmpdir(), 'audit-witness-injection-'));
   }, 60_000);
 
   afterAll(async () => {

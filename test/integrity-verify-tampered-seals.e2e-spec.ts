@@ -3,7 +3,7 @@ import { startSealingApp, verify } from './support/integrity';
 import { TestPostgres } from './support/postgres';
 import { StderrCapture } from './support/stderr';
 
-// ATTACK (helper I): audit-verify "names every row or seal that does not match"; exit status 1 for
+// audit-verify "names every row or seal that does not match"; exit status 1 for
 // anomalies, 2 only for "usage or connection error". A superuser who garbles a seal's own columns
 // must get ANOMALIES FOUND (exit 1) naming it, never a crash, an exit 2 or a clean result.
 describe('attack: audit-verify on seals garbled by a superuser', () => {

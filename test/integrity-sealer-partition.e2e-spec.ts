@@ -6,12 +6,10 @@ import { sleep, TestPostgres } from './support/postgres';
 import { StderrCapture } from './support/stderr';
 import { TcpProxy } from './support/tcp-proxy';
 
-// ATTACK (helper I): INTEGRITY.md promises that a sealing failure "retries with backoff (up to a
-// minute) and catches up by itself", with an audit.seal_failed line and /health details; the
-// write path survives a silent partition (README). The sealer's statements carry a server-side
-// statement_timeout only, and its connect and first queries none: a silent partition (packets
-// dropped) leaves its attempt waiting on a dead connection for ever. Once the network is back and
-// new rows commit, they are never sealed, and nothing says so (failures 0, no seal_failed line).
+// A sealing failure retries with backoff and catches up by itself (INTEGRITY.md): the sealer checks
+// out its own client with client-side deadlines (connect, each round trip), so a silent partition
+// (packets dropped) fails the attempt and destroys the connection; once the network is back, new
+// rows are sealed, or the failure is reported.
 describe('attack: the sealer in a silent partition', () => {
   let db: TestPostgres;
   let proxy: TcpProxy;

@@ -4,12 +4,10 @@ import { startSealingApp, verify } from './support/integrity';
 import { TestPostgres } from './support/postgres';
 import { StderrCapture } from './support/stderr';
 
-// ATTACK (helper I): INTEGRITY.md promises "An attacker cannot get a new row counted as old by
-// leaving its code empty: a new row gets a new tx; one given an old tx lands in a sealed range or
-// below the horizon, where the seals already name it." The boundary seal is empty and keeps the
-// previous seal's horizon, so while the newest sealed row predates the boundary, a row given a tx
-// between that row and the boundary (or no tx at all) lands in no sealed range and above the
-// recorded horizon: the sealer seals it as "written before entry authentication".
+// A new row cannot be counted as old by leaving its code empty (INTEGRITY.md): the empty seal that
+// records the entry-authentication boundary vouches up to the current horizon, and the sealer
+// treats a row after the newest seal whose tx is below that seal's horizon (or missing) as forged,
+// as audit-verify does: never sealed as "written before entry authentication".
 describe('attack: a forged row without a code, given an old tx, counted as legacy', () => {
   let db: TestPostgres;
   const secret = randomBytes(32).toString('base64');

@@ -4,12 +4,10 @@ import { startSealingApp, verify } from './support/integrity';
 import { TestPostgres } from './support/postgres';
 import { StderrCapture } from './support/stderr';
 
-// ATTACK (helper I): INTEGRITY.md, "Keys and rotation": `entryKeys: [k2, k1]`: "k2 signs, both
-// verify … Keep old keys as long as rows signed with them must verify." Rotating the way services
-// are deployed (instance by instance), an instance not yet updated (entryKeys [k1]) may hold the
-// sealer's lock: it judges the new instance's k2 rows forged and leaves them out of its seal for
-// good (the seal's range covers them). Genuine rows, written by the module with a key the auditor
-// holds, are then reported as forged by every later audit-verify, and cannot be re-sealed.
+// Entry keys rotate instance by instance (INTEGRITY.md, "Keys and rotation"): an instance not yet
+// updated (entryKeys [k1]) that holds the sealer's lock stops its seal before a row signed with a
+// key it does not hold (AUDIT_ENTRY_KEY_UNKNOWN) instead of judging it forged, so an updated
+// instance seals it later and audit-verify with both keys finds no forged row.
 describe('attack: a rolling rotation of the entry key', () => {
   let db: TestPostgres;
   const k1 = { id: 'k1', secret: randomBytes(32).toString('base64') };

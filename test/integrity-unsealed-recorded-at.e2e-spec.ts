@@ -4,11 +4,11 @@ import { startSealingApp, verify } from './support/integrity';
 import { TestPostgres } from './support/postgres';
 import { StderrCapture } from './support/stderr';
 
-// ATTACK (helper I), resolved in the docs: the entry code does not cover `recorded_at` (nor `tx`),
-// so a superuser who changes `recorded_at` of a row not sealed yet has it sealed as changed. The
-// threat model of INTEGRITY.md now says so ("a change: entry key (not tx, recorded_at: below)").
-// This holds the documented behaviour: within the window a change to a covered column is caught,
-// a change to `recorded_at` is not, and once sealed a change to `recorded_at` is caught too.
+// Documented, not detected: the entry code does not cover `recorded_at` (nor `tx`), so a superuser
+// who changes `recorded_at` of a row not sealed yet has it sealed as changed (INTEGRITY.md's threat
+// model: "a change: entry key (not tx, recorded_at: below)"). This holds the documented behaviour:
+// within the window a change to a covered column is caught, a change to `recorded_at` is not, and
+// once sealed a change to `recorded_at` is caught too.
 describe('a superuser changes rows not sealed yet', () => {
   let db: TestPostgres;
   const secret = randomBytes(32).toString('base64');

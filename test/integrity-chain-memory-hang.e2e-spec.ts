@@ -9,12 +9,10 @@ import { startSealingApp } from './support/integrity';
 import { TestPostgres } from './support/postgres';
 import { StderrCapture } from './support/stderr';
 
-// ATTACK (helper I): INTEGRITY.md promises that the sealer is "never in the way" and that "a
-// failure is an audit.seal_failed line, a Sentry warning, and /health details; it retries with
-// backoff … and catches up by itself"; the README's failure table bounds every spool or quarantine
-// file operation by writeTimeoutMs. The chain memory's write (<spoolDir>/integrity/, fsync) has no
-// deadline: on a hung disk the sealer's attempt never ends, and since the next attempt is chained
-// after it, nothing is sealed again, with no seal_failed line and `failures: 0` in /health.
+// The sealer is never in the way and catches up by itself (INTEGRITY.md): the chain memory's file
+// operations in <spoolDir>/integrity/ are bounded by writeTimeoutMs like the spool's, so a hung disk
+// fails the attempt (audit.seal_failed, `failures` in /health) instead of stalling the sealer, and
+// the attempts after it go on.
 describe('attack: the chain memory on a hung disk', () => {
   let db: TestPostgres;
   let dir: string;
@@ -23,7 +21,7 @@ describe('attack: the chain memory on a hung disk', () => {
   beforeAll(async () => {
     db = await TestPostgres.start();
     await db.createDatabase('trail');
-    dir = await mkdtemp(join(tmpdir(), 'audit-attack-memory-'));
+    dir = await mkdtemp(join(tmpdir(), 'audit-chain-memory-hang-'));
   }, 60_000);
 
   afterAll(async () => {

@@ -5,14 +5,11 @@ import { startQueryApp } from './support/query-app';
 import { sleep, TestPostgres } from './support/postgres';
 import { TcpProxy } from './support/tcp-proxy';
 
-// ATTACK (helper I): README, "Reads never disturb writes … readTimeoutMs: longest time one read of
-// the trail (a page …) may take, in the database and waiting for a connection; past it,
-// AUDIT_READ_TIMEOUT (503)". The page's caller is answered at the deadline, but its connection
-// stays with the query that never returns (a silent partition: the server's statement_timeout
-// cannot reach the app). `readConnections` such pages (on connections the pool held idle when the
-// network went) hold the whole read pool for good: once the network is back, every read still waits
-// for a connection and answers 503, until a restart. (With fewer idle connections it held: a page
-// that must open a connection fails at connectionTimeoutMillis and frees its slot.)
+// readTimeoutMs bounds a read, in the database and waiting for a connection (README): in a silent
+// partition the server's statement_timeout cannot reach the app, so a read past its deadline
+// destroys its connection. Pages that time out never keep the read pool, and reads answer 200 again
+// once the network is back. (With fewer idle connections a page that must open one fails at
+// connectionTimeoutMillis and frees its slot.)
 describe('attack: page reads during a silent partition', () => {
   let db: TestPostgres;
   let proxy: TcpProxy;
