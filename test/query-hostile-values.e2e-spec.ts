@@ -88,10 +88,11 @@ describe('reading hostile values', () => {
     ];
 
     beforeAll(async () => {
-      // Rows stored before the range constraints existed: the migration then leaves them NOT VALID.
+      // Rows stored before the range constraints existed: on such a table the migration leaves them
+      // NOT VALID; here they are dropped (from every partition) while the rows are stored.
       const constraints = ['audit_log_occurred_at_range', 'audit_log_recorded_at_range'];
-      const defined = await db.query<{ name: string; def: string }>(
-        `SELECT conname AS name, pg_get_constraintdef(oid) AS def FROM pg_constraint WHERE conname = ANY($1)`,
+      const defined = await db.query<{ name: string }>(
+        `SELECT conname AS name FROM pg_constraint WHERE conrelid = 'audit_log'::regclass AND conname = ANY($1)`,
         [constraints],
       );
       expect(defined.map(({ name }) => name).sort()).toEqual(constraints);
@@ -100,7 +101,6 @@ describe('reading hostile values', () => {
         db,
         odd.map(([id, stored]) => ({ id, occurredAt: stored, entityId: 'odd', userId: 'odd-user' })),
       );
-      for (const { name, def } of defined) await db.query(`ALTER TABLE audit_log ADD CONSTRAINT ${name} ${def} NOT VALID`);
     });
 
     it('pages past each of them, one row a page, with every date legible and every cursor accepted', async () => {

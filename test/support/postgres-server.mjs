@@ -69,28 +69,32 @@ let leaving = false;
 function leave() {
   if (leaving) return;
   leaving = true;
-  // stop() never settles once the postmaster was killed from outside (perhaps a moment ago, while
-  // it still looked alive): stop waiting as soon as it is gone, and after 5 s in any case.
-  const timeout = new Promise((resolve) => setTimeout(resolve, 5000).unref());
+  // The cluster is thrown away: an immediate shutdown (SIGQUIT) is enough and takes milliseconds,
+  // where stop() may wait for long, or never settle once the postmaster was killed from outside.
+  // Past 2 s removeCluster() kills it. The timers hold the process open until then.
+  const pid = postmaster();
+  if (pid) process.kill(pid, 'SIGQUIT');
+  const timeout = new Promise((resolve) => setTimeout(resolve, 2000));
   const gone = new Promise((resolve) => {
     const poll = setInterval(() => postmaster() || (clearInterval(poll), resolve()), 50);
-    poll.unref();
   });
-  const stopped = postmaster() ? Promise.race([pg.stop(), gone, timeout]) : Promise.resolve();
-  stopped
-    .catch(() => {})
-    .finally(() => {
-      removeCluster();
-      process.exit(0);
-    });
+  Promise.race([gone, timeout]).finally(() => {
+    removeCluster();
+    process.exit(0);
+  });
 }
-// The parent (a jest worker) is gone, or the whole test run is: a killed jest may leave a worker behind.
+// The parent (a jest worker) is gone, or the whole test run is: a killed jest may leave a worker
+// behind. A parent's death is seen by the IPC channel closing, or by this process being handed to
+// another parent (a killed parent stays a zombie, alive to kill(pid, 0), until it is reaped).
+// The check holds the process open: the helper ends only through leave(), which removes the cluster.
+const parent = process.ppid;
 process.on('disconnect', leave);
 setInterval(() => {
+  if (process.ppid !== parent) return leave();
   try {
     process.kill(run, 0);
   } catch (error) {
     if (error.code === 'ESRCH') leave();
   }
-}, 1000).unref();
+}, 250);
 process.send({ ready: true });
