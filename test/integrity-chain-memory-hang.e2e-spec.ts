@@ -13,7 +13,7 @@ import { StderrCapture } from './support/stderr';
 // operations in <spoolDir>/integrity/ are bounded by writeTimeoutMs like the spool's, so a hung disk
 // fails the attempt (audit.seal_failed, `failures` in /health) instead of stalling the sealer, and
 // the attempts after it go on.
-describe('attack: the chain memory on a hung disk', () => {
+describe('the chain memory on a hung disk', () => {
   let db: TestPostgres;
   let dir: string;
   let release: () => void = () => undefined;

@@ -8,7 +8,7 @@ import { StderrCapture } from './support/stderr';
 // updated (entryKeys [k1]) that holds the sealer's lock stops its seal before a row signed with a
 // key it does not hold (AUDIT_ENTRY_KEY_UNKNOWN) instead of judging it forged, so an updated
 // instance seals it later and audit-verify with both keys finds no forged row.
-describe('attack: a rolling rotation of the entry key', () => {
+describe('a rolling rotation of the entry key', () => {
   let db: TestPostgres;
   const k1 = { id: 'k1', secret: randomBytes(32).toString('base64') };
   const k2 = { id: 'k2', secret: randomBytes(32).toString('base64') };

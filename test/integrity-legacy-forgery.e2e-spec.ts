@@ -8,7 +8,7 @@ import { StderrCapture } from './support/stderr';
 // records the entry-authentication boundary vouches up to the current horizon, and the sealer
 // treats a row after the newest seal whose tx is below that seal's horizon (or missing) as forged,
 // as audit-verify does: never sealed as "written before entry authentication".
-describe('attack: a forged row without a code, given an old tx, counted as legacy', () => {
+describe('a forged row without a code, given an old tx, counted as legacy', () => {
   let db: TestPostgres;
   const secret = randomBytes(32).toString('base64');
   const entryKeys = [{ id: 'k1', secret }];

@@ -10,7 +10,7 @@ import { TcpProxy } from './support/tcp-proxy';
 // out its own client with client-side deadlines (connect, each round trip), so a silent partition
 // (packets dropped) fails the attempt and destroys the connection; once the network is back, new
 // rows are sealed, or the failure is reported.
-describe('attack: the sealer in a silent partition', () => {
+describe('the sealer in a silent partition', () => {
   let db: TestPostgres;
   let proxy: TcpProxy;
 

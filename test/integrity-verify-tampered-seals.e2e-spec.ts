@@ -6,7 +6,7 @@ import { StderrCapture } from './support/stderr';
 // audit-verify "names every row or seal that does not match"; exit status 1 for
 // anomalies, 2 only for "usage or connection error". A superuser who garbles a seal's own columns
 // must get ANOMALIES FOUND (exit 1) naming it, never a crash, an exit 2 or a clean result.
-describe('attack: audit-verify on seals garbled by a superuser', () => {
+describe('audit-verify on seals garbled by a superuser', () => {
   let db: TestPostgres;
   let copies = 0;
 

@@ -10,7 +10,7 @@ import { TcpProxy } from './support/tcp-proxy';
 // destroys its connection. Pages that time out never keep the read pool, and reads answer 200 again
 // once the network is back. (With fewer idle connections a page that must open one fails at
 // connectionTimeoutMillis and frees its slot.)
-describe('attack: page reads during a silent partition', () => {
+describe('page reads during a silent partition', () => {
   let db: TestPostgres;
   let proxy: TcpProxy;
   let app: INestApplication<Server>;

@@ -30,7 +30,7 @@ class StepsController {
 // A record() row suppresses the request's own row only if it committed (README): a savepoint opened
 // and rolled back with plain SQL, which TypeORM does not see, discards the record() row; the rows
 // are looked up in their transaction before its COMMIT, so the request still gets its one row.
-describe('attack: record() inside a savepoint rolled back with SQL', () => {
+describe('record() inside a savepoint rolled back with SQL', () => {
   let db: TestPostgres;
   let app: INestApplication<Server>;
 
