@@ -98,6 +98,20 @@ describe('partitions kept ahead by the module', () => {
     });
   });
 
+  it('has made its first check by the time the application has started, so a seal right after start covers what was logged', async () => {
+    await db.createDatabase('fresh');
+    const fresh = await startApp(db.url('fresh'), { integrity: { enabled: true, intervalMs: 3_600_000 } });
+    try {
+      expect(fresh.get(AuditPartitions).status()).toMatchObject({ partitioned: true, created: 3, lastRunAt: expect.any(String) });
+      await fresh.get(AuditService).log({ action: 'nda_created', entityId: 'first' });
+      await fresh.get(AuditSealer).sealNow();
+      const sealed = await db.query(`SELECT coalesce(sum(row_count), 0)::int AS rows FROM audit_seal`, [], 'fresh');
+      expect(sealed).toEqual([{ rows: 1 }]);
+    } finally {
+      await fresh.close();
+    }
+  });
+
   it('writes an entry dated past the partitions to the default one, counts it in health, and moves it when its month comes within reach', async () => {
     const far = new Date(monthStart(6).getTime() + 86_400_000);
     await app.get(AuditService).log({ action: 'nda_created', entityId: 'far', occurredAt: far });

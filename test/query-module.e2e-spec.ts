@@ -3,16 +3,7 @@ import { Test } from '@nestjs/testing';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { type Server } from 'node:http';
 import request from 'supertest';
-import {
-  AUDIT_MIGRATIONS,
-  AuditConfigError,
-  AuditLog,
-  type AuditModuleExtras,
-  AuditModule,
-  AuditPartitions,
-  AuditService,
-} from '../src/audit';
-import { eventually } from './support/app';
+import { AUDIT_MIGRATIONS, AuditConfigError, AuditLog, type AuditModuleExtras, AuditModule, AuditService } from '../src/audit';
 import { TestPostgres } from './support/postgres';
 import { AuditorHeaderGuard, startQueryApp } from './support/query-app';
 
@@ -84,8 +75,6 @@ describe('the read side of the audit module', () => {
 
   it('answers 503 when a read outlasts readTimeoutMs (a table lock), and the write path stays up', async () => {
     const app = await startQueryApp(db.url(), { readTimeoutMs: 300 });
-    // The partitions kept ahead at start take locks of their own: the lock below comes after them.
-    await eventually(() => app.get(AuditPartitions).status()?.lastRunAt, 10_000, 'the partitions kept ahead');
     const locker = await db.connect();
     try {
       await locker.query('BEGIN; LOCK TABLE audit_log IN ACCESS EXCLUSIVE MODE');

@@ -73,20 +73,24 @@ export class AuditPartitions implements OnApplicationBootstrap, BeforeApplicatio
     return this.active ? { ...this.state } : null;
   }
 
-  onApplicationBootstrap(): void {
+  /**
+   * Runs the first check before the application starts listening, so that this month's partition
+   * exists (and the check's transaction is over) before the first request. It waits at most
+   * `writeTimeoutMs`: a database that is down or slow at start delays nothing further, and the
+   * check goes on in the background.
+   */
+  async onApplicationBootstrap(): Promise<void> {
     if (typeof this.repository.manager?.query !== 'function') return;
     this.active = true;
-    this.schedule(0);
+    const first = this.maintainNow().then(() => this.schedule(this.options.partitions.intervalMs));
+    await this.bounded(first);
   }
 
   /** Stops the timer and waits for a check under way, at most `writeTimeoutMs`. */
   async beforeApplicationShutdown(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
-    let timeout: NodeJS.Timeout | undefined;
-    const bound = new Promise<void>((resolve) => (timeout = setTimeout(resolve, this.options.writeTimeoutMs).unref()));
-    await Promise.race([this.running, bound]);
-    clearTimeout(timeout);
+    await this.bounded(this.running);
   }
 
   /** Checks and creates the partitions now, after any check under way; failures are reported, never thrown. */
@@ -96,6 +100,14 @@ export class AuditPartitions implements OnApplicationBootstrap, BeforeApplicatio
     return next.finally(() => {
       if (this.running === next) this.running = undefined;
     });
+  }
+
+  /** Waits for `work`, at most `writeTimeoutMs`. */
+  private async bounded(work: Promise<void> | undefined): Promise<void> {
+    let timeout: NodeJS.Timeout | undefined;
+    const bound = new Promise<void>((resolve) => (timeout = setTimeout(resolve, this.options.writeTimeoutMs).unref()));
+    await Promise.race([work, bound]);
+    clearTimeout(timeout);
   }
 
   private schedule(delay: number): void {
