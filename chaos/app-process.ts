@@ -100,13 +100,18 @@ export class ChaosApp {
     await this.exited;
   }
 
-  /** SIGTERM (graceful shutdown), SIGKILL after 10 s. */
-  async stop(): Promise<void> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+  /** SIGTERM (graceful shutdown), SIGKILL after 10 s; resolves `false` when it took the SIGKILL. */
+  async stop(): Promise<boolean> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return true;
     this.child.kill('SIGTERM');
-    const timer = setTimeout(() => this.child.kill('SIGKILL'), 10_000);
+    let killed = false;
+    const timer = setTimeout(() => {
+      killed = true;
+      this.child.kill('SIGKILL');
+    }, 10_000);
     await this.exited;
     clearTimeout(timer);
+    return !killed;
   }
 
   /** The end of what the app printed that was not an audit event line. */
@@ -162,4 +167,34 @@ export async function settle(apps: ChaosApp[], timeoutMs: number): Promise<Recor
     if (Object.values(health).every(isSettled) || Date.now() > deadline) return health;
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
+}
+
+/** The running apps. `target` is where the load goes: one app, or the `fleet` in turn. */
+export interface ChaosApps {
+  sync: ChaosApp;
+  async: ChaosApp;
+  /** Sync-mode instances sharing the audit database, each with a spool subdirectory of its own. */
+  fleet: ChaosApp[];
+  target: 'sync' | 'async' | 'fleet';
+}
+
+/**
+ * Every app running now.
+ *
+ * @example
+ * await settle(liveApps(context.apps), 3000);
+ */
+export function liveApps(apps: ChaosApps): ChaosApp[] {
+  return [apps.sync, apps.async, ...apps.fleet];
+}
+
+/**
+ * The app request number `n` goes to: the target app, or the fleet's instances in turn.
+ *
+ * @example
+ * const load = new Load(() => targetOf(context.apps, sent++), 8);
+ */
+export function targetOf(apps: ChaosApps, n: number): ChaosApp {
+  if (apps.target !== 'fleet' || apps.fleet.length === 0) return apps[apps.target === 'fleet' ? 'sync' : apps.target];
+  return apps.fleet[n % apps.fleet.length];
 }

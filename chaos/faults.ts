@@ -1,13 +1,18 @@
-import { type ChaosApp } from './app-process';
+import { type ChaosApp, type ChaosApps } from './app-process';
 import { AUDIT_DATABASE, AUDIT_WRITER, type TestPostgres } from './databases';
+import { type FleetReport, runFleet } from './fleet';
 import { type Load } from './load';
 
-/** What a phase acts on. `target` is the app the load goes to; `restartSync` replaces `sync`. */
+/** What a phase acts on. `restartApp` starts a new process of an app (same name, mode and spool) in its place; the old one is left running. */
 export interface ChaosContext {
   auditDb: TestPostgres;
   load: Load;
-  apps: { sync: ChaosApp; async: ChaosApp; target: 'sync' | 'async' };
-  restartSync(): Promise<void>;
+  apps: ChaosApps;
+  restartApp(old: ChaosApp): Promise<ChaosApp>;
+  /** Starts a fleet instance: sync mode, its spool in a subdirectory named after it. */
+  startFleetApp(name: string): Promise<ChaosApp>;
+  /** What the `fleet` phase did, once it ran. */
+  fleet?: FleetReport;
   /** How long a fault is held, in ms; the healed state is watched for half as long. */
   holdMs: number;
   /** The apps' `AUDIT_WRITE_TIMEOUT_MS`: a lock must outlast it for writes to fail. */
@@ -127,7 +132,7 @@ export const PHASES: readonly Phase[] = [
       await sleep(context.holdMs / 2);
       const old = context.apps.sync;
       // Both run on one spool directory, as in a rolling deploy on a shared volume; the load moves to the new one.
-      await context.restartSync();
+      await context.restartApp(context.apps.sync);
       await sleep(context.holdMs / 2);
       await context.auditDb.restart();
       await sleep(context.holdMs / 4);
@@ -144,10 +149,16 @@ export const PHASES: readonly Phase[] = [
       await sleep(context.holdMs / 2);
       context.log('SIGKILL of the sync app');
       await context.apps.sync.kill();
-      await context.restartSync();
+      await context.restartApp(context.apps.sync);
       await sleep(context.holdMs / 2);
       await context.auditDb.restart();
       await sleep(context.holdMs / 2);
     },
+  },
+  {
+    name: 'fleet',
+    exercises:
+      'three sync apps on one audit database, a spool subdirectory each: a rolling restart of each, one SIGKILLed mid-load, the sealing one stopped while it seals',
+    run: runFleet,
   },
 ];

@@ -1,5 +1,6 @@
 import { type EntryProblem, type PhaseFigures } from './accounting';
 import { type AuditHealth } from './app-process';
+import { type FleetReport } from './fleet';
 import { type IntegrityVerdict } from './integrity';
 import { type Peaks } from './peaks';
 
@@ -45,6 +46,8 @@ export interface ChaosResult {
   /** Per app: the most entries pending to the database and the largest RSS sampled during the run. */
   peaks: Peaks;
   spoolLeft: { dir: string; files: number; entries: number }[];
+  /** What the `fleet` phase did: the instances rolled and killed, the sealer stopped mid-seal. */
+  fleet?: FleetReport;
   /** `audit-verify` at the end: must be clean. */
   integrity: IntegrityVerdict;
   missingEntries: EntryProblem[];

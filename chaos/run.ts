@@ -26,6 +26,15 @@ async function main(): Promise<number> {
     const { healthAfter } = result.phases.find((p) => p.phase === name) ?? {};
     console.log(`stalled: after ${name}, not caught up within the window: ${JSON.stringify(healthAfter)}`);
   }
+  if (result.fleet) {
+    const { rolled, killed, sealerStopped, sealerExitedByItself, sealerStopMs, acknowledgedBy } = result.fleet;
+    console.log(`fleet: rolled ${rolled.join(', ')}; SIGKILLed ${killed}; acknowledged ${JSON.stringify(acknowledgedBy)}`);
+    console.log(
+      sealerStopped
+        ? `fleet: ${sealerStopped} stopped mid-seal, ${sealerExitedByItself ? 'exited by itself' : 'needed the SIGKILL'} after ${sealerStopMs} ms`
+        : 'fleet: no app was caught sealing',
+    );
+  }
   if (!result.settled) console.log(`not settled before the count: ${JSON.stringify(result.finalHealth)}`);
   for (const entry of result.missingEntries.slice(0, 10)) console.log(`missing: ${JSON.stringify(entry)}`);
   for (const entry of result.duplicatedEntries.slice(0, 10)) console.log(`duplicated: ${JSON.stringify(entry)}`);

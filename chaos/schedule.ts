@@ -1,12 +1,12 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { account, latencyByPhase } from './accounting';
-import { ChaosApp, isSettled, settle } from './app-process';
+import { ChaosApp, isSettled, liveApps, settle, targetOf } from './app-process';
 import { countAuditRows, prepareAuditDatabase, startPostgres, type TestPostgres } from './databases';
 import { type ChaosContext, PHASES } from './faults';
 import { ChaosIntegrity } from './integrity';
-import { Load } from './load';
+import { Load, type RequestRecord } from './load';
 import { PeakSampler } from './peaks';
 import { type CatchUp, type ChaosOptions, type ChaosResult } from './result';
 import { spooledKeys, spoolInventory } from './spool-files';
@@ -31,7 +31,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   const servers: TestPostgres[] = [];
   const apps: ChaosApp[] = [];
   const tmp = await mkdtemp(join(tmpdir(), 'audit-chaos-'));
-  const spools = { sync: join(tmp, 'spool-sync'), async: join(tmp, 'spool-async') };
+  const spools = { sync: join(tmp, 'spool-sync'), async: join(tmp, 'spool-async'), fleet: join(tmp, 'spool-fleet') };
+  const spoolDirs = async () => [spools.sync, spools.async, ...(await subdirectories(spools.fleet))];
   let load: Load | undefined;
   let sampler: PeakSampler | undefined;
   try {
@@ -53,12 +54,18 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       tally[name] = (tally[name] ?? 0) + 1;
       events.set(phase, tally);
     };
-    const env = (mode: 'sync' | 'async'): NodeJS.ProcessEnv => ({
+    // Each app's sessions carry its name, so that a phase can tell which app holds a lock.
+    const auditUrlOf = (name: string) => {
+      const url = new URL(auditUrl);
+      url.searchParams.set('application_name', `chaos-${name}`);
+      return url.toString();
+    };
+    const env = (name: string, mode: 'sync' | 'async', spoolDir: string): NodeJS.ProcessEnv => ({
       ...(options.env ?? process.env),
       DATABASE_URL: appDb.url(),
-      AUDIT_DATABASE_URL: auditUrl,
+      AUDIT_DATABASE_URL: auditUrlOf(name),
       AUDIT_MODE: mode,
-      AUDIT_SPOOL_DIR: spools[mode],
+      AUDIT_SPOOL_DIR: spoolDir,
       AUDIT_WRITE_TIMEOUT_MS: String(WRITE_TIMEOUT_MS),
       AUDIT_RETRY_BACKOFF_MS: '100',
       AUDIT_RETRY_BACKOFF_MAX_MS: '500',
@@ -66,8 +73,14 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       SENTRY_DSN: '',
       ...integrity.env,
     });
-    const startApp = async (mode: 'sync' | 'async') => {
-      const app = await ChaosApp.start(mode, options.main, env(mode), (event, line) => onEvent(mode, event, line));
+    // Each app name keeps its mode and spool directory across restarts: a fleet instance has a subdirectory of its own.
+    const configs = new Map<string, { mode: 'sync' | 'async'; spoolDir: string }>([
+      ['sync', { mode: 'sync', spoolDir: spools.sync }],
+      ['async', { mode: 'async', spoolDir: spools.async }],
+    ]);
+    const startApp = async (name: string) => {
+      const { mode, spoolDir } = configs.get(name) as { mode: 'sync' | 'async'; spoolDir: string };
+      const app = await ChaosApp.start(name, options.main, env(name, mode, spoolDir), (event, line) => onEvent(name, event, line));
       apps.push(app);
       return app;
     };
@@ -75,18 +88,30 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     const context: ChaosContext = {
       auditDb,
       load: undefined as unknown as Load,
-      apps: { sync, async, target: 'sync' },
-      restartSync: async () => {
-        context.apps.sync = await startApp('sync');
-        log(`sync app restarted on port ${context.apps.sync.port}`);
+      apps: { sync, async, fleet: [], target: 'sync' },
+      restartApp: async (old) => {
+        const app = await startApp(old.name);
+        const { apps } = context;
+        if (apps.sync === old) apps.sync = app;
+        else if (apps.async === old) apps.async = app;
+        else apps.fleet = apps.fleet.map((running) => (running === old ? app : running));
+        log(`${app.name} app restarted on port ${app.port}`);
+        return app;
+      },
+      startFleetApp: async (name) => {
+        configs.set(name, { mode: 'sync', spoolDir: join(spools.fleet, name) });
+        const app = await startApp(name);
+        log(`${name} app started on port ${app.port}`);
+        return app;
       },
       holdMs: options.phaseMs,
       writeTimeoutMs: WRITE_TIMEOUT_MS,
       log,
     };
     log(`apps up: sync on ${sync.port}, async on ${async.port}; load with ${options.workers} workers`);
-    load = context.load = new Load(() => context.apps[context.apps.target], options.workers);
-    sampler = PeakSampler.start(() => [context.apps.sync, context.apps.async], 250);
+    let sent = 0;
+    load = context.load = new Load(() => targetOf(context.apps, sent++), options.workers);
+    sampler = PeakSampler.start(() => liveApps(context.apps), 250);
     const catchUps = new Map<string, CatchUp>();
     for (const phase of PHASES) {
       load.phase = phase.name;
@@ -94,7 +119,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       await phase.run(context);
       // Healed and under load, each app must empty its ring and spool by itself, without a new outage.
       const waited = Date.now();
-      const healthAfter = await settle([context.apps.sync, context.apps.async], options.catchUpMs ?? Math.max(3000, options.phaseMs));
+      const healthAfter = await settle(liveApps(context.apps), options.catchUpMs ?? Math.max(3000, options.phaseMs));
       const caughtUp = Object.values(healthAfter).every(isSettled);
       catchUps.set(phase.name, { caughtUpMs: caughtUp ? Date.now() - waited : null, healthAfter });
       if (!caughtUp) log(`phase ${phase.name}: not caught up: ${JSON.stringify(healthAfter)}`);
@@ -102,10 +127,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     load.phase = 'settle';
     await load.stop();
     log(`load stopped after ${load.records.length} requests; waiting for the apps to flush and replay`);
-    const finalHealth = await settle([context.apps.sync, context.apps.async], options.settleTimeoutMs ?? 30_000);
+    const finalHealth = await settle(liveApps(context.apps), options.settleTimeoutMs ?? 30_000);
     const settled = Object.values(finalHealth).every(isSettled);
     const peaks = await sampler.stop();
-    const accounting = account(load.records, await countAuditRows(auditDb), await spooledKeys(Object.values(spools)));
+    const accounting = account(load.records, await countAuditRows(auditDb), await spooledKeys(await spoolDirs()));
     log(`verifying the sealed trail (audit-verify, against the witness and the key)`);
     const verdict = await integrity.verify(auditDb);
     const names = PHASES.map((p) => p.name);
@@ -126,7 +151,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       settled,
       finalHealth,
       peaks,
-      spoolLeft: await spoolInventory(Object.values(spools)),
+      spoolLeft: await spoolInventory(await spoolDirs()),
+      fleet: context.fleet && { ...context.fleet, acknowledgedBy: acknowledgedBy(load.records, 'fleet') },
       integrity: verdict,
       missingEntries: accounting.missing.slice(0, 100),
       duplicatedEntries: accounting.duplicated.slice(0, 100),
@@ -141,4 +167,17 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     await Promise.all(servers.map((server) => server.stop()));
     await rm(tmp, { recursive: true, force: true });
   }
+}
+
+/** Requests of `phase` acknowledged, by the app that answered them. */
+function acknowledgedBy(records: readonly RequestRecord[], phase: string): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const record of records) if (record.phase === phase && record.acknowledged) counts[record.app] = (counts[record.app] ?? 0) + 1;
+  return counts;
+}
+
+/** The subdirectories of `dir` (none when it does not exist). */
+async function subdirectories(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+  return entries.filter((entry) => entry.isDirectory()).map((entry) => join(dir, entry.name));
 }

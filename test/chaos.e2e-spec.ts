@@ -22,7 +22,7 @@ describe('chaos: the fault schedule under load', () => {
       catchUpMs: 5000,
       overflowBufferSize: 10,
     });
-  }, 120_000);
+  }, 180_000);
 
   afterAll(async () => {
     if (build) await rm(build.dir, { recursive: true, force: true });
@@ -56,7 +56,7 @@ describe('chaos: the fault schedule under load', () => {
   });
 
   it('applies every fault with requests acknowledged in each phase', () => {
-    expect(result.faults).toEqual(['kill-db', 'lock', 'slow', 'revoke', 'overflow', 'rolling-deploy', 'kill-app']);
+    expect(result.faults).toEqual(['kill-db', 'lock', 'slow', 'revoke', 'overflow', 'rolling-deploy', 'kill-app', 'fleet']);
     expect(result.phases.map((p) => p.phase)).toEqual(PHASES.map((p) => p.name));
     for (const p of result.phases) expect([p.phase, p.acknowledged > 0]).toEqual([p.phase, true]);
   });
@@ -67,6 +67,19 @@ describe('chaos: the fault schedule under load', () => {
     }
     expect(events('overflow', 'async:evicted')).toBeGreaterThan(0);
     expect(phase('kill-app').notAcknowledged).toBeGreaterThan(0);
+  });
+
+  it('runs a fleet of three on one audit database: each restarted in turn, one killed, the sealing one stopped mid-seal', () => {
+    expect(result.fleet).toMatchObject({ rolled: ['fleet-1', 'fleet-2', 'fleet-3'], killed: 'fleet-2' });
+    // Stopped while its seal waited on a lock, the app still shut down by itself, before the 10 s SIGKILL.
+    expect(result.fleet?.sealerStopped).toEqual(expect.any(String));
+    expect(result.fleet?.sealerExitedByItself).toBe(true);
+    // Every instance sealed its share or left it to another: the seals came from more than one app over the run.
+    const sealers = new Set(result.phases.flatMap((p) => Object.keys(p.events).filter((e) => e.endsWith(':sealed'))));
+    expect(sealers.size).toBeGreaterThan(1);
+    for (const name of ['fleet-1', 'fleet-2', 'fleet-3'])
+      expect([name, (result.fleet?.acknowledgedBy?.[name] ?? 0) > 0]).toEqual([name, true]);
+    expect(phase('fleet').notAcknowledged).toBeGreaterThan(0);
   });
 
   it("keeps what waits for the database within the ring's bound, and reports the peaks", () => {

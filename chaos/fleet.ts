@@ -1,0 +1,101 @@
+import { type ChaosApp, liveApps } from './app-process';
+import { AUDIT_DATABASE } from './databases';
+import { type ChaosContext } from './faults';
+
+/** What the `fleet` phase did to its instances. */
+export interface FleetReport {
+  /** The instances restarted one after the other (the new one up before the old one's SIGTERM). */
+  rolled: string[];
+  /** The instance SIGKILLed while the load went to it. */
+  killed: string;
+  /** The app found sealing (its seal waiting on a lock of `audit_seal`) and stopped there; null when none was caught. */
+  sealerStopped: string | null;
+  /** Whether that app exited by itself after SIGTERM, its seal still waiting (false: it needed the SIGKILL 10 s later). */
+  sealerExitedByItself: boolean | null;
+  /** How long that app took to exit after SIGTERM (ms). */
+  sealerStopMs: number | null;
+  /** Requests of the phase acknowledged, by app (filled in once the load has stopped). */
+  acknowledgedBy?: Record<string, number>;
+}
+
+const FLEET = ['fleet-1', 'fleet-2', 'fleet-3'];
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/**
+ * The `fleet` phase: three sync-mode instances, each with a spool subdirectory of its own, share
+ * the audit database and take the load in turn. Each is restarted in turn (a rolling deploy), one
+ * is SIGKILLed while requests go to it, and the instance caught sealing (its seal's INSERT held on a
+ * lock of `audit_seal`) is stopped there. The sealer's advisory lock lets one instance seal at a
+ * time; the seal cut short must leave nothing behind, and another instance must seal on.
+ *
+ * @example
+ * await runFleet(context); // context.fleet: { rolled: [...], killed: 'fleet-2', sealerStopped: 'fleet-1', ... }
+ */
+export async function runFleet(context: ChaosContext): Promise<void> {
+  const { apps, holdMs, log } = context;
+  apps.fleet = await Promise.all(FLEET.map((name) => context.startFleetApp(name)));
+  apps.target = 'fleet';
+  await sleep(holdMs / 2);
+
+  for (let i = 0; i < apps.fleet.length; i++) {
+    const old = apps.fleet[i];
+    await context.restartApp(old);
+    await sleep(holdMs / 4);
+    log(`rolling restart: SIGTERM of the old ${old.name}`);
+    await old.stop();
+  }
+
+  const victim = apps.fleet[1];
+  log(`SIGKILL of ${victim.name}, still taking its share of the load`);
+  await victim.kill();
+  await sleep(holdMs / 4);
+  await context.restartApp(victim);
+  await sleep(holdMs / 2);
+
+  const stopped = await stopTheSealer(context);
+  context.fleet = { rolled: [...FLEET], killed: victim.name, ...stopped };
+  await sleep(holdMs / 2);
+}
+
+/**
+ * Holds `audit_seal` in EXCLUSIVE mode (reads go on, the seal's INSERT waits), finds the app whose
+ * session waits there, SIGTERMs it mid-seal, then lets the lock go and starts the app again.
+ */
+async function stopTheSealer(context: ChaosContext): Promise<Pick<FleetReport, 'sealerStopped' | 'sealerExitedByItself' | 'sealerStopMs'>> {
+  const locker = await context.auditDb.connect(AUDIT_DATABASE);
+  let sealer: ChaosApp | undefined;
+  let stopping: Promise<boolean> | undefined;
+  const stoppedAt = Date.now();
+  try {
+    await locker.query('BEGIN');
+    await locker.query('LOCK TABLE audit_seal IN EXCLUSIVE MODE');
+    const deadline = Date.now() + 30_000;
+    while (!sealer && Date.now() < deadline) {
+      const { rows } = await locker.query<{ name: string }>(
+        `SELECT application_name AS name FROM pg_stat_activity
+         WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT INTO %audit_seal%' AND application_name LIKE 'chaos-%'`,
+      );
+      const name = rows[0]?.name.slice('chaos-'.length);
+      sealer = liveApps(context.apps).find((app) => app.name === name);
+      if (!sealer) await sleep(100);
+    }
+    if (!sealer) {
+      const { rows } = await locker.query(
+        `SELECT application_name, state, wait_event_type, left(query, 80) AS query FROM pg_stat_activity WHERE datname = current_database()`,
+      );
+      context.log(`no app was caught sealing within 30 s; the sessions: ${JSON.stringify(rows)}`);
+      return { sealerStopped: null, sealerExitedByItself: null, sealerStopMs: null };
+    }
+    context.log(`SIGTERM of ${sealer.name} while its seal waits on audit_seal`);
+    stopping = sealer.stop();
+    // The lock outlives the app's shutdown: its seal never gets to commit.
+    await stopping;
+  } finally {
+    await locker.query('COMMIT').catch(() => undefined);
+    await locker.end();
+  }
+  const exitedByItself = await stopping;
+  const stopMs = Date.now() - stoppedAt;
+  await context.restartApp(sealer);
+  return { sealerStopped: sealer.name, sealerExitedByItself: exitedByItself ?? null, sealerStopMs: stopMs };
+}
