@@ -1,3 +1,4 @@
+import { partitionsChecked } from './support/app';
 import { type INestApplication, Module } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { TypeOrmModule } from '@nestjs/typeorm';
@@ -37,6 +38,7 @@ describe('the read side of the audit module', () => {
     const moduleRef = await Test.createTestingModule({ imports: [ReadSideAppModule] }).compile();
     const app = moduleRef.createNestApplication<INestApplication<Server>>({ logger: false });
     await app.init();
+    await partitionsChecked(app);
     return app;
   }
 

@@ -2,6 +2,7 @@ import { type INestApplication } from '@nestjs/common';
 import { Test, type TestingModuleBuilder } from '@nestjs/testing';
 import { type Server } from 'node:http';
 import { AppModule } from '../../src/app.module';
+import { AuditPartitions } from '../../src/audit';
 
 /** Creates the example app as `npm start` would, with `env` applied, listening on a free port. */
 export async function startExampleApp(
@@ -15,7 +16,31 @@ export async function startExampleApp(
   const moduleRef = await customize(Test.createTestingModule({ imports: [AppModule] })).compile();
   const app = moduleRef.createNestApplication<INestApplication<Server>>({ logger: false });
   await app.listen(0, '127.0.0.1');
+  await partitionsChecked(app);
   return app;
+}
+
+/**
+ * Waits for the module's first partition check. Start-up waits for it at most `writeTimeoutMs`;
+ * on a loaded machine it can take longer, and a suite that locks `audit_log` or seals right after
+ * start would then meet that check's locks and the sealing horizon its transaction holds back.
+ */
+export async function partitionsChecked(app: INestApplication): Promise<void> {
+  let partitions: AuditPartitions;
+  try {
+    partitions = app.get(AuditPartitions, { strict: false });
+  } catch {
+    return; // the app runs without the audit module
+  }
+  if (partitions.status() === null) return;
+  await eventually(
+    () => {
+      const status = partitions.status();
+      return status?.lastRunAt !== null || status.lastError !== null || status.partitioned === false;
+    },
+    30_000,
+    'the first partition check',
+  );
 }
 
 type Truthy<T> = Exclude<T, false | 0 | '' | null | undefined>;

@@ -1,3 +1,4 @@
+import { partitionsChecked } from './app';
 import {
   Body,
   ConflictException,
@@ -188,6 +189,7 @@ export async function startDiffsApp(
   const moduleRef = await Test.createTestingModule({ imports: [DiffsAppModule] }).compile();
   const app = moduleRef.createNestApplication<INestApplication<Server>>({ logger: false });
   await app.listen(0, '127.0.0.1');
+  await partitionsChecked(app);
   return app;
 }
 

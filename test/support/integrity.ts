@@ -1,3 +1,4 @@
+import { partitionsChecked } from './app';
 import { type INestApplication, Module } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { TypeOrmModule } from '@nestjs/typeorm';
@@ -28,6 +29,7 @@ export async function startSealingApp(url: string, audit: AuditModuleOptions = {
   const moduleRef = await Test.createTestingModule({ imports: [SealingAppModule] }).compile();
   const app = moduleRef.createNestApplication({ logger: false });
   await app.init();
+  await partitionsChecked(app);
   return app;
 }
 

@@ -1,3 +1,4 @@
+import { partitionsChecked } from './app';
 import { type CanActivate, type ExecutionContext, type INestApplication, Injectable, Module } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { TypeOrmModule } from '@nestjs/typeorm';
@@ -38,6 +39,7 @@ export async function startQueryApp(url: string, options: { readTimeoutMs?: numb
   const moduleRef = await Test.createTestingModule({ imports: [QueryAppModule] }).compile();
   const app = moduleRef.createNestApplication<INestApplication<Server>>({ logger: false });
   await app.listen(0, '127.0.0.1');
+  await partitionsChecked(app);
   return app;
 }
 

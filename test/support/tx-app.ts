@@ -1,3 +1,4 @@
+import { partitionsChecked } from './app';
 import {
   Body,
   type CallHandler,
@@ -203,6 +204,7 @@ export async function startTxApp(db: TestPostgres, options: TxAppOptions): Promi
       ? moduleRef.createNestApplication<NestFastifyApplication>(new FastifyAdapter(), { logger: false })
       : moduleRef.createNestApplication<INestApplication<Server>>({ logger: false });
   await app.listen(0, '127.0.0.1');
+  await partitionsChecked(app);
   return app as INestApplication<Server>;
 }
 
