@@ -181,7 +181,7 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
       hold.failed();
       throw error;
     }
-    hold.written({ id: record.id, table: this.writer.table() });
+    hold.written({ id: record.id, occurredAt: record.occurredAt, table: this.writer.table() });
     return record;
   }
 

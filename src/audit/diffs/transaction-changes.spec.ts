@@ -164,7 +164,7 @@ describe('changes held per transaction', () => {
   });
 
   it('before the outer COMMIT, a record() row not found in its transaction, or a failed look-up, marks nothing', async () => {
-    const at = (id: string) => ({ id, table: '"audit_log"' });
+    const at = (id: string) => ({ id, occurredAt: '2026-12-04T10:00:00.000Z', table: '"audit_log"' });
     const outcome = async (answer: (text: string) => unknown) => {
       const sent: string[] = [];
       const context = newAuditContext('request');

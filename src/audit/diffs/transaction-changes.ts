@@ -12,9 +12,11 @@ interface RecordedRow {
   unconfirmed?: boolean;
 }
 
-/** Where a record() row was written. */
+/** Where a record() row was written: its key (id, occurred_at) and table. */
 export interface RecordedAt {
   id: string;
+  /** ISO 8601: with the id, it finds the row in its month's partition alone. */
+  occurredAt: string;
   /** The audit table, quoted. */
   table: string;
 }
@@ -125,27 +127,31 @@ export function transactionRolledBack(queryRunner: QueryRunner): void {
  */
 export async function confirmRecordedRows(queryRunner: QueryRunner, timeoutMs: number): Promise<void> {
   if (depthOf(queryRunner) !== 1) return;
-  const tables = new Map<string, { row: RecordedRow; id: string }[]>();
+  const tables = new Map<string, { row: RecordedRow; at: RecordedAt }[]>();
   for (const level of pendingByRunner.get(queryRunner)?.levels ?? []) {
     for (const row of level?.rows ?? []) {
       if (!row.context || !row.written) continue;
-      const { table, id } = row.written;
-      tables.set(table, [...(tables.get(table) ?? []), { row, id }]);
+      const at = row.written;
+      tables.set(at.table, [...(tables.get(at.table) ?? []), { row, at }]);
     }
   }
   for (const [table, written] of tables) {
     const found = await lookUp(
       queryRunner,
       table,
-      written.map(({ id }) => id),
+      written.map(({ at }) => at),
       timeoutMs,
     );
-    for (const { row, id } of written) if (!found?.has(id)) row.unconfirmed = true;
+    for (const { row, at } of written) if (!found?.has(at.id)) row.unconfirmed = true;
   }
 }
 
-/** The ids of `ids` that `table` holds, as the transaction sees it; undefined when the look-up failed. */
-async function lookUp(queryRunner: QueryRunner, table: string, ids: string[], timeoutMs: number): Promise<Set<string> | undefined> {
+/**
+ * The ids of the rows `keys` names that `table` holds, as the transaction sees it; undefined when
+ * the look-up failed. It goes by the key (id, occurred_at), so PostgreSQL reads only the months
+ * of those rows: neither the trail's size nor a lock held on another month can outlast `timeoutMs`.
+ */
+async function lookUp(queryRunner: QueryRunner, table: string, keys: RecordedAt[], timeoutMs: number): Promise<Set<string> | undefined> {
   try {
     await queryRunner.query('SAVEPOINT audit_record_check');
   } catch {
@@ -155,9 +161,10 @@ async function lookUp(queryRunner: QueryRunner, table: string, ids: string[], ti
   let found: Set<string> | undefined;
   try {
     await queryRunner.query(`SET LOCAL statement_timeout = ${Math.max(1, Math.floor(timeoutMs))}`);
-    const rows = (await queryRunner.query(`SELECT id::text AS id FROM ${table} WHERE id::text = ANY($1::text[])`, [ids])) as {
-      id: string;
-    }[];
+    const rows = (await queryRunner.query(
+      `SELECT id::text AS id FROM ${table} WHERE id = ANY($1::uuid[]) AND occurred_at = ANY($2::timestamptz[])`,
+      [keys.map((key) => key.id), keys.map((key) => key.occurredAt)],
+    )) as { id: string }[];
     found = new Set(rows.map((row) => row.id));
   } catch {
     found = undefined;

@@ -1,0 +1,95 @@
+import { type INestApplication, Module } from '@nestjs/common';
+import { Test } from '@nestjs/testing';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import { randomBytes } from 'node:crypto';
+import { Client } from 'pg';
+import { AUDIT_MIGRATIONS, AuditLog, AuditModule, AuditPartitions, AuditService } from '../../src/audit';
+import { createAuditDatabase } from '../support/audit-database';
+import { TestPostgres } from '../support/postgres';
+import { StderrCapture } from '../support/stderr';
+
+// Attack: docs/LIFECYCLE.md promises of the default partition "any row no other partition takes
+// ... no entry is ever refused", and that inserts only *wait* while a partition is attached. An
+// insert whose row PostgreSQL routed to the default partition before the attach committed, and
+// that waited for the default partition's lock, is re-checked against the default partition's new
+// constraint once it gets the lock: 23514 "violates partition constraint". The module takes that
+// for a refusal of the entry's content and quarantines a sound entry.
+const WRITER = { user: `race_${randomBytes(3).toString('hex')}`, password: 'pw-race' };
+
+function monthStart(months: number): Date {
+  const now = new Date();
+  return new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + months, 1));
+}
+
+async function startApp(url: string): Promise<INestApplication> {
+  @Module({
+    imports: [
+      TypeOrmModule.forRoot({
+        type: 'postgres',
+        url,
+        entities: [AuditLog],
+        migrations: [...AUDIT_MIGRATIONS],
+        migrationsTableName: 'audit_migrations',
+        migrationsRun: true,
+      }),
+      AuditModule.forRoot({ auditHttp: false, mode: 'sync', writeTimeoutMs: 10_000 }),
+    ],
+  })
+  class RaceAppModule {}
+  const moduleRef = await Test.createTestingModule({ imports: [RaceAppModule] }).compile();
+  const app = moduleRef.createNestApplication({ logger: false });
+  await app.init();
+  return app;
+}
+
+describe('an entry written while its month partition is attached', () => {
+  let db: TestPostgres;
+  let app: INestApplication;
+  let stderr: StderrCapture;
+  let owner: Client;
+  let watcher: Client;
+
+  beforeAll(async () => {
+    stderr = new StderrCapture();
+    db = await TestPostgres.start();
+    const writerUrl = await createAuditDatabase(db, 'audit', WRITER);
+    app = await startApp(writerUrl);
+    await app.get(AuditPartitions).maintainNow();
+    owner = new Client({ connectionString: db.url('audit') });
+    await owner.connect();
+    watcher = await db.connect('audit');
+  }, 120_000);
+
+  afterAll(async () => {
+    await owner?.end();
+    await watcher?.end();
+    await app?.close();
+    stderr?.restore();
+    await db?.stop();
+  });
+
+  it('is written to its new partition, not quarantined, when the partition is attached while its insert waits', async () => {
+    // The owner's scheduled job (docs/LIFECYCLE.md) keeps six months ahead; its transaction is
+    // open while the application logs an entry dated in the fifth month.
+    await owner.query('BEGIN');
+    await owner.query('SELECT * FROM audit_log_create_partitions(6)');
+    const when = new Date(monthStart(5).getTime() + 86_400_000);
+    const logged = app.get(AuditService).log({ action: 'nda_created', entityId: 'raced', occurredAt: when });
+    // Wait until the module's INSERT waits for the default partition's lock.
+    let waited = false;
+    for (let i = 0; i < 400 && !waited; i++) {
+      const { rows } = await watcher.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%INSERT INTO%audit_log%'`,
+      );
+      waited = rows[0].n > 0;
+      if (!waited) await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    await owner.query('COMMIT');
+    expect(waited).toBe(true);
+    await logged;
+
+    const stored = await db.query(`SELECT tableoid::regclass::text AS part FROM audit_log WHERE entity_id = 'raced'`, [], 'audit');
+    expect(stderr.of('audit.quarantined').map((line) => (line as unknown as { error?: unknown }).error)).toEqual([]);
+    expect(stored).toEqual([{ part: `audit_log_p${when.toISOString().slice(0, 7).replace('-', '_')}` }]);
+  });
+});

@@ -1,0 +1,99 @@
+import { type INestApplication, Module } from '@nestjs/common';
+import { Test } from '@nestjs/testing';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import { DataSource } from 'typeorm';
+import { AUDIT_MIGRATIONS, AuditLog, AuditModule, AuditPartitions, AuditService } from '../../src/audit';
+import { TestPostgres } from '../support/postgres';
+import { StderrCapture } from '../support/stderr';
+
+// Attack: docs/LIFECYCLE.md converts a live table ("inserts wait (the module buffers meanwhile)")
+// and promises "The module calls it at start and then every `partitions.intervalMs` (hourly)",
+// "`partitions: false` says the migration has not run". An application started before the
+// partitioning migration finds no function (42883) at its first check, marks the table as not
+// partitioned for good, and never checks again: after the migration has run, no partition is ever
+// created ahead by that process, health keeps saying the migration has not run, and from the first
+// of next month (the legacy partition's bound) every row goes to the default partition.
+const BEFORE_PARTITIONS = AUDIT_MIGRATIONS.slice(0, -1);
+
+function monthStart(months: number): Date {
+  const now = new Date();
+  return new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + months, 1));
+}
+
+async function startApp(url: string): Promise<INestApplication> {
+  @Module({
+    imports: [
+      TypeOrmModule.forRoot({
+        type: 'postgres',
+        url,
+        entities: [AuditLog],
+        migrations: [...BEFORE_PARTITIONS],
+        migrationsTableName: 'audit_migrations',
+        migrationsRun: true,
+      }),
+      AuditModule.forRoot({ auditHttp: false, mode: 'sync', partitions: { intervalMs: 1000 } }),
+    ],
+  })
+  class EarlyAppModule {}
+  const moduleRef = await Test.createTestingModule({ imports: [EarlyAppModule] }).compile();
+  const app = moduleRef.createNestApplication({ logger: false });
+  await app.init();
+  return app;
+}
+
+describe('an application running while audit_log is partitioned', () => {
+  let db: TestPostgres;
+  let app: INestApplication;
+  let stderr: StderrCapture;
+
+  beforeAll(async () => {
+    stderr = new StderrCapture();
+    db = await TestPostgres.start();
+    await db.createDatabase('audit');
+    app = await startApp(db.url('audit'));
+  }, 120_000);
+
+  afterAll(async () => {
+    await app?.close();
+    stderr?.restore();
+    await db?.stop();
+  });
+
+  it('keeps the partitions ahead once the migration has run', async () => {
+    await app.get(AuditService).log({ action: 'nda_created', entityId: 'before' });
+    expect(app.get(AuditPartitions).status()).toMatchObject({ partitioned: false });
+
+    // The deploy runs the partitioning migration while the application goes on writing.
+    const migrator = new DataSource({
+      type: 'postgres',
+      url: db.url('audit'),
+      migrations: [...AUDIT_MIGRATIONS],
+      migrationsTableName: 'audit_migrations',
+    });
+    await migrator.initialize();
+    try {
+      await migrator.runMigrations();
+    } finally {
+      await migrator.destroy();
+    }
+    await app.get(AuditService).log({ action: 'nda_created', entityId: 'after' });
+
+    // The next checks (hourly by default; 1 s here, and one asked for now).
+    await new Promise((resolve) => setTimeout(resolve, 2500));
+    await app.get(AuditPartitions).maintainNow();
+
+    const partitions = await db.query<{ name: string }>(
+      `SELECT c.relname AS name FROM pg_inherits h JOIN pg_class c ON c.oid = h.inhrelid WHERE h.inhparent = 'audit_log'::regclass ORDER BY 1`,
+      [],
+      'audit',
+    );
+    expect({ status: app.get(AuditPartitions).status(), partitions: partitions.map((p) => p.name) }).toMatchObject({
+      status: { partitioned: true, coveredUntil: monthStart(4).toISOString(), lastError: null },
+      partitions: [
+        'audit_log_default',
+        'audit_log_legacy',
+        ...[1, 2, 3].map((m) => `audit_log_p${monthStart(m).toISOString().slice(0, 7).replace('-', '_')}`),
+      ],
+    });
+  });
+});
