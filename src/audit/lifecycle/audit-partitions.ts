@@ -117,7 +117,7 @@ export class AuditPartitions implements OnApplicationBootstrap, BeforeApplicatio
 
   private async attempt(): Promise<void> {
     const dataSource = this.repository.manager.connection as DataSource;
-    if (!dataSource?.isInitialized || this.state.partitioned === false) return;
+    if (!dataSource?.isInitialized) return;
     const runner = dataSource.createQueryRunner();
     try {
       await runner.connect();
@@ -145,8 +145,10 @@ export class AuditPartitions implements OnApplicationBootstrap, BeforeApplicatio
       if (runner.isTransactionActive) await runner.rollbackTransaction().catch(() => undefined);
       const { code, message } = sanitizeDbError(error, connectionSecrets(this.repository.manager.connection?.options));
       if (code === UNDEFINED_FUNCTION) {
+        // Checked again at every interval: a deploy may run the migration while this process lives.
         this.state.partitioned = false;
-        this.logger.warn('audit_log is not partitioned (run AUDIT_MIGRATIONS): no partitions are kept ahead');
+        if (this.warned !== code) this.logger.warn('audit_log is not partitioned (run AUDIT_MIGRATIONS): no partitions are kept ahead');
+        this.warned = code;
         return;
       }
       // The general hint for 42501 speaks of the table; here the function is what is missing.

@@ -2,18 +2,17 @@ import { type INestApplication, Module } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
-import { AUDIT_MIGRATIONS, AuditLog, AuditModule, AuditPartitions, AuditService } from '../../src/audit';
-import { TestPostgres } from '../support/postgres';
-import { StderrCapture } from '../support/stderr';
+import { AUDIT_MIGRATIONS, AuditLog, AuditModule, AuditPartitions, AuditService } from '../src/audit';
+import { TestPostgres } from './support/postgres';
+import { StderrCapture } from './support/stderr';
 
-// Attack: docs/LIFECYCLE.md converts a live table ("inserts wait (the module buffers meanwhile)")
-// and promises "The module calls it at start and then every `partitions.intervalMs` (hourly)",
-// "`partitions: false` says the migration has not run". An application started before the
-// partitioning migration finds no function (42883) at its first check, marks the table as not
-// partitioned for good, and never checks again: after the migration has run, no partition is ever
-// created ahead by that process, health keeps saying the migration has not run, and from the first
-// of next month (the legacy partition's bound) every row goes to the default partition.
-const BEFORE_PARTITIONS = AUDIT_MIGRATIONS.slice(0, -1);
+// An application started before the partitioning migration finds no partition function (42883):
+// health says `partitioned: false`. Once a deploy has run the migration, the next check must find
+// the function and keep the partitions ahead, as for an application started after it.
+const BEFORE_PARTITIONS = AUDIT_MIGRATIONS.slice(
+  0,
+  AUDIT_MIGRATIONS.findIndex((migration) => migration.name === 'AuditPartitions1765000000000'),
+);
 
 function monthStart(months: number): Date {
   const now = new Date();
