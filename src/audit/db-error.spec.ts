@@ -1,5 +1,5 @@
 import { QueryFailedError } from 'typeorm';
-import { connectionSecrets, isContentError, sanitizeDbError, WRITE_TIMEOUT_CODE } from './db-error';
+import { connectionSecrets, isContentError, isPartitionRouting, sanitizeDbError, WRITE_TIMEOUT_CODE } from './db-error';
 
 describe('sanitizeDbError', () => {
   const secrets = connectionSecrets({ url: 'postgres://app_user:Sup3r%20Secret@db.internal.example:5432/audit' });
@@ -42,8 +42,8 @@ describe('sanitizeDbError', () => {
 });
 
 describe('isContentError', () => {
-  const queryFailed = (code: string) =>
-    new QueryFailedError('INSERT INTO audit_log …', [], Object.assign(new Error(`refused (${code})`), { code }));
+  const queryFailed = (code: string, constraint?: string) =>
+    new QueryFailedError('INSERT INTO audit_log …', [], Object.assign(new Error(`refused (${code})`), { code, constraint }));
 
   it.each([
     ['22008', 'datetime_field_overflow: timestamp out of range'],
@@ -59,8 +59,17 @@ describe('isContentError', () => {
     ['54000', 'program_limit_exceeded: index row too large'],
     ['54001', 'statement_too_complex'],
   ])('%s (%s) is about the data', (code) => {
-    expect(isContentError(queryFailed(code))).toBe(true);
-    expect(isContentError(Object.assign(new Error('plain'), { code }))).toBe(true);
+    expect(isContentError(queryFailed(code, 'audit_log_outcome_check'))).toBe(true);
+    expect(isContentError(Object.assign(new Error('plain'), { code, constraint: 'audit_log_outcome_check' }))).toBe(true);
+  });
+
+  it("23514 on a partition's own bounds (no constraint name) is about the partitions, not the data", () => {
+    const rerouted = queryFailed('23514');
+    expect([isContentError(rerouted), isPartitionRouting(rerouted)]).toEqual([false, true]);
+    const named = queryFailed('23514', 'audit_log_occurred_at_range');
+    expect([isContentError(named), isPartitionRouting(named)]).toEqual([true, false]);
+    expect(isPartitionRouting(queryFailed('23502'))).toBe(false);
+    expect(isPartitionRouting(undefined)).toBe(false);
   });
 
   it.each([

@@ -72,7 +72,29 @@ export const CONTENT_ERROR_CLASSES: readonly string[] = ['22', '23', '54'];
 export function isContentError(error: unknown): boolean {
   const source = (error ?? {}) as { code?: unknown; driverError?: { code?: unknown } };
   const code = source.driverError?.code ?? source.code;
-  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && CONTENT_ERROR_CLASSES.includes(code.slice(0, 2));
+  return (
+    typeof code === 'string' &&
+    /^[0-9A-Z]{5}$/.test(code) &&
+    CONTENT_ERROR_CLASSES.includes(code.slice(0, 2)) &&
+    !isPartitionRouting(error)
+  );
+}
+
+/**
+ * True when `error` is PostgreSQL refusing a row for the partitions it found, not for what the row
+ * holds: a `23514` without a constraint name, raised on a partition's own bounds. It comes when a
+ * month's partition was attached while the insert, already routed to the default partition,
+ * waited for its lock ("violates partition constraint"), or when no partition takes the row
+ * ("no partition … found for row", the default partition detached). The row is sound: inserted
+ * again, it is routed afresh; a named CHECK constraint (`23514` with a name) is content.
+ *
+ * @example
+ * isPartitionRouting(error); // true for 23514 'new row for relation "audit_log_default" violates partition constraint'
+ */
+export function isPartitionRouting(error: unknown): boolean {
+  const source = (error ?? {}) as { code?: unknown; constraint?: unknown; driverError?: { code?: unknown; constraint?: unknown } };
+  const driver = source.driverError ?? source;
+  return driver.code === '23514' && (typeof driver.constraint !== 'string' || driver.constraint === '');
 }
 
 /** The literal connection secrets of TypeORM DataSource options, for {@link sanitizeDbError}. */

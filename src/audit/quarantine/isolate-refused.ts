@@ -1,4 +1,4 @@
-import { isContentError } from '../db-error';
+import { isContentError, isPartitionRouting } from '../db-error';
 
 /** A record the database refused for its content, with the error it gave. */
 export interface RefusedRecord<T> {
@@ -12,6 +12,8 @@ export interface RefusedRecord<T> {
  * alone. Resolves once every other record has committed, with the refused ones and their errors.
  * `insert` is told whether it writes the batch itself (`false`) or a part of its split (`true`),
  * so that the split can run under a budget of its own (see {@link splitBudgetMs}).
+ * A batch refused for the partitions it was routed to (see {@link isPartitionRouting}) is inserted
+ * once more at once; refused again, it fails as the database's error, never as content.
  * Rejects with the first error that is not about content (connection, timeout, lock…): records of
  * sub-batches that committed before it stay committed, so the caller retries the whole batch and
  * relies on the insert being idempotent (ON CONFLICT DO NOTHING on the key (id, occurred_at)).
@@ -45,6 +47,8 @@ async function settle<T>(
     await insert(batch, splitting);
     return;
   } catch (error) {
+    // Routed to a partition whose bounds changed while the insert waited: once more, routed afresh.
+    if (isPartitionRouting(error)) return insert(batch, splitting);
     if (!isContent(error)) throw error;
     if (batch.length === 1) {
       refused.push({ record: batch[0], error });

@@ -3,17 +3,17 @@ import { Test } from '@nestjs/testing';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { randomBytes } from 'node:crypto';
 import { Client } from 'pg';
-import { AUDIT_MIGRATIONS, AuditLog, AuditModule, AuditPartitions, AuditService } from '../../src/audit';
-import { createAuditDatabase } from '../support/audit-database';
-import { TestPostgres } from '../support/postgres';
-import { StderrCapture } from '../support/stderr';
+import { AUDIT_MIGRATIONS, AuditLog, AuditModule, AuditPartitions, AuditService } from '../src/audit';
+import { createAuditDatabase } from './support/audit-database';
+import { TestPostgres } from './support/postgres';
+import { StderrCapture } from './support/stderr';
 
-// Attack: docs/LIFECYCLE.md promises of the default partition "any row no other partition takes
-// ... no entry is ever refused", and that inserts only *wait* while a partition is attached. An
-// insert whose row PostgreSQL routed to the default partition before the attach committed, and
-// that waited for the default partition's lock, is re-checked against the default partition's new
-// constraint once it gets the lock: 23514 "violates partition constraint". The module takes that
-// for a refusal of the entry's content and quarantines a sound entry.
+// The default partition takes any row no other partition takes, so no entry is refused for want
+// of a partition. An insert routed to the default partition that waits for its lock while a
+// month's partition is attached is re-checked, once it has the lock, against the default
+// partition's new bounds: 23514 "violates partition constraint", with no constraint name. That is
+// the partitions changing under the insert, not the entry's content: inserted again, it is routed
+// to its month's new partition, never quarantined.
 const WRITER = { user: `race_${randomBytes(3).toString('hex')}`, password: 'pw-race' };
 
 function monthStart(months: number): Date {

@@ -3,18 +3,18 @@ import { Test } from '@nestjs/testing';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { randomBytes } from 'node:crypto';
 import { type Client } from 'pg';
-import { AUDIT_MIGRATIONS, AuditLog, AuditModule, AuditPartitions, AuditSealer, AuditService } from '../../src/audit';
-import { createAuditDatabase } from '../support/audit-database';
-import { verify } from '../support/integrity';
-import { TestPostgres } from '../support/postgres';
-import { StderrCapture } from '../support/stderr';
+import { AUDIT_MIGRATIONS, AuditLog, AuditModule, AuditPartitions, AuditSealer, AuditService } from '../src/audit';
+import { createAuditDatabase } from './support/audit-database';
+import { verify } from './support/integrity';
+import { TestPostgres } from './support/postgres';
+import { StderrCapture } from './support/stderr';
 
-// Attacked and held: docs/LIFECYCLE.md promises that the partition function moves the default
+// docs/LIFECYCLE.md promises that the partition function moves the default
 // partition's rows of a month "every column kept (`tx` too: seals still verify)". The sealer's
 // statement is made to wait for the default partition's lock while the move is uncommitted, and
 // runs after it committed (READ COMMITTED: a snapshot newer than its list of partitions could miss
 // the moved row in both places). PostgreSQL plans it with the new partition: the row is sealed and
-// the trail verifies clean. Kept as a regression test of that race.
+// the trail verifies clean.
 const WRITER = { user: `move_${randomBytes(3).toString('hex')}`, password: 'pw-move' };
 
 function monthStart(months: number): Date {
