@@ -1,5 +1,4 @@
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { account, latencyByPhase } from './accounting';
 import { ChaosApp, isSettled, liveApps, settle, targetOf } from './app-process';
@@ -10,6 +9,7 @@ import { Load, type RequestRecord } from './load';
 import { PeakSampler } from './peaks';
 import { type CatchUp, type ChaosOptions, type ChaosResult } from './result';
 import { spooledKeys, spoolInventory } from './spool-files';
+import { leftoverDir } from '../test/support/leftovers';
 
 export { type CatchUp, type ChaosOptions, type ChaosResult };
 
@@ -30,7 +30,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   const log = (message: string) => options.log?.(`[${((Date.now() - started) / 1000).toFixed(1).padStart(5)} s] ${message}`);
   const servers: TestPostgres[] = [];
   const apps: ChaosApp[] = [];
-  const tmp = await mkdtemp(join(tmpdir(), 'audit-chaos-'));
+  const tmp = await leftoverDir('audit-chaos');
   const spools = { sync: join(tmp, 'spool-sync'), async: join(tmp, 'spool-async'), fleet: join(tmp, 'spool-fleet') };
   const spoolDirs = async () => [spools.sync, spools.async, ...(await subdirectories(spools.fleet))];
   let load: Load | undefined;

@@ -1,11 +1,11 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { freePort } from '../src/embedded-database';
 import { eventually } from './support/app';
 import { type Build, buildProject } from './support/build';
 import { TestPostgres } from './support/postgres';
+import { leftoverDir } from './support/leftovers';
 
 // The guarantee of sync mode with a spool, proven with a real process kill: every acknowledged
 // mutation has a durable audit record, even when the app dies by SIGKILL during an outage.
@@ -63,7 +63,7 @@ describe('sync mode + spool survives SIGKILL of the app during an audit outage',
   beforeAll(async () => {
     [appDb, auditDb] = await Promise.all([TestPostgres.start(), TestPostgres.start()]);
     build = buildProject();
-    spoolDir = join(await mkdtemp(join(tmpdir(), 'audit-crash-')), 'spool');
+    spoolDir = join(await leftoverDir('audit-crash'), 'spool');
   }, 120_000);
 
   afterAll(async () => {

@@ -1,13 +1,13 @@
 import { type INestApplication } from '@nestjs/common';
 import { promises as fsp } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { type Server } from 'node:http';
-import { tmpdir } from 'node:os';
 import { join, sep } from 'node:path';
 import request from 'supertest';
 import { eventually, startExampleApp } from './support/app';
 import { TestPostgres } from './support/postgres';
 import { StderrCapture } from './support/stderr';
+import { leftoverDir } from './support/leftovers';
 
 // Issue 19, cases 2 and 3, with the example app over real HTTP and two real PostgreSQL servers:
 // a spool or quarantine disk that refuses or never answers. A hung disk call is made by
@@ -92,7 +92,7 @@ describe('disk faults on the write path', () => {
   }, 60_000);
 
   beforeEach(async () => {
-    spoolDir = join(await mkdtemp(join(tmpdir(), 'audit-disk-e2e-')), 'spool');
+    spoolDir = join(await leftoverDir('audit-disk'), 'spool');
     stderr.clear();
   });
 

@@ -1,6 +1,5 @@
 import { promises as fsp } from 'node:fs';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, readFile, rm } from 'node:fs/promises';
 import { join, sep } from 'node:path';
 import { type Repository } from 'typeorm';
 import { type AuditEntry, AuditEntryNormalizer } from './audit-entry';
@@ -10,6 +9,7 @@ import { AuditService } from './audit.service';
 import { RingBuffer } from './ring-buffer';
 import { type AuditEventName, type AuditReporter, type ConsoleSink } from './sinks';
 import { type AuditSpool, decodeSpoolLine, FileSpool, type FileSpoolOptions, nodeSpoolFiles, type SpoolFiles } from './spool';
+import { leftoverDir } from '../../test/support/leftovers';
 
 // Issue 19, cases 2 and 3: what the service does when the disk refuses or never answers.
 // Promise 3: nothing is lost without a count and a line, and a drop that cannot be avoided carries
@@ -131,7 +131,7 @@ function failingSegmentWrites(code: string): SpoolFiles {
 }
 
 let dir: string;
-beforeEach(async () => (dir = await mkdtemp(join(tmpdir(), 'audit-disk-'))));
+beforeEach(async () => (dir = await leftoverDir('audit-disk')));
 afterEach(async () => {
   releases.splice(0).forEach((release) => release());
   jest.restoreAllMocks();

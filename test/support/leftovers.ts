@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -7,7 +8,7 @@ import { join } from 'node:path';
 export const CLUSTER_ROOT = '/tmp';
 
 const RUN_VARIABLE = 'AUDIT_TEST_RUN';
-const PATTERN = /^audit-(?:test-pg|build|infra)-(\d+)-(\d+)-/;
+const PATTERN = /^audit-(?:test-pg|build|infra|chaos|crash|disk)-(\d+)-(\d+)-/;
 /** Clusters named before runs had ids: `audit-test-pg-<pid>-<random>`. */
 const OLD_PATTERN = /^audit-test-pg-(\d+)-[0-9a-f]{8}$/;
 
@@ -26,8 +27,24 @@ export function runId(): string {
  * @example
  * join(CLUSTER_ROOT, leftoverName('audit-test-pg')); // /tmp/audit-test-pg-4711-4720-9f3a1c2e
  */
-export function leftoverName(prefix: 'audit-test-pg' | 'audit-build' | 'audit-infra'): string {
+export function leftoverName(prefix: LeftoverKind): string {
   return `${prefix}-${runId()}-${process.pid}-${randomBytes(4).toString('hex')}`;
+}
+
+/** The kinds of temporary directory the harness makes, each swept once its run is gone. */
+export type LeftoverKind = 'audit-test-pg' | 'audit-build' | 'audit-infra' | 'audit-chaos' | 'audit-crash' | 'audit-disk';
+
+/**
+ * Creates a temporary directory of kind `prefix` under the system's temporary directory, named
+ * by {@link leftoverName}: a run killed before it removes the directory leaves it to the next sweep.
+ *
+ * @example
+ * const dir = await leftoverDir('audit-crash'); // /tmp/audit-crash-4711-4720-9f3a1c2e
+ */
+export async function leftoverDir(prefix: LeftoverKind): Promise<string> {
+  const dir = join(tmpdir(), leftoverName(prefix));
+  await mkdir(dir, { mode: 0o700 });
+  return dir;
 }
 
 /**
