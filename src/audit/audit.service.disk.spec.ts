@@ -29,7 +29,10 @@ class Table {
   async insert(rows: AuditLog[]): Promise<void> {
     if (this.down) throw Object.assign(new Error('connect ECONNREFUSED 10.9.8.7:5432'), { code: 'ECONNREFUSED' });
     if (rows.some((row) => row.entityId !== null && this.refused.has(row.entityId))) {
-      throw Object.assign(new Error('new row for relation "audit_log" violates check constraint "no_poison"'), { code: '23514' });
+      throw Object.assign(new Error('new row for relation "audit_log" violates check constraint "no_poison"'), {
+        code: '23514',
+        constraint: 'no_poison',
+      });
     }
     rows.forEach((row) => this.committed.add(row.entityId!));
   }

@@ -37,7 +37,10 @@ class FakeRepository {
     if (outcome === 'hang') return new Promise(() => undefined);
     if (outcome === 'fail') throw Object.assign(new Error('connect ECONNREFUSED 10.9.8.7:5432'), { code: 'ECONNREFUSED' });
     if (rows.some((row) => row.entityId !== null && this.refused.has(row.entityId))) {
-      throw Object.assign(new Error('new row for relation "audit_log" violates check constraint "no_poison"'), { code: '23514' });
+      throw Object.assign(new Error('new row for relation "audit_log" violates check constraint "no_poison"'), {
+        code: '23514',
+        constraint: 'no_poison',
+      });
     }
     for (const id of ids) if (!this.committed.has(id)) this.committed.set(id, 1);
   }
