@@ -1,8 +1,10 @@
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import ts from 'typescript';
 import { TestPostgres } from './support/postgres';
+import { unexpectedPackFiles } from './support/pack-allow-list';
 import { readmeBlocks } from './support/readme-blocks';
 
 // The module as another Nest app gets it: `npm pack`, unpacked into that app's node_modules,
@@ -11,6 +13,7 @@ describe('the npm package', () => {
   const root = resolve(__dirname, '..');
   const work = mkdtempSync(join(tmpdir(), 'audit-pack-'));
   let files: string[];
+  let modes: Map<string, number>;
 
   beforeAll(() => {
     const [packed] = JSON.parse(
@@ -21,9 +24,10 @@ describe('the npm package', () => {
       }),
     ) as {
       filename: string;
-      files: { path: string }[];
+      files: { path: string; mode: number }[];
     }[];
     files = packed.files.map((f) => f.path);
+    modes = new Map(packed.files.map((f) => [f.path, f.mode]));
     const modules = join(work, 'app', 'node_modules');
     mkdirSync(modules, { recursive: true });
     execFileSync('tar', ['-xzf', join(work, packed.filename), '-C', work]);
@@ -36,19 +40,40 @@ describe('the npm package', () => {
 
   afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-  it('ships the built module, its typings and the migration, and nothing of the example app', () => {
+  it('ships the built module, its typings, the migrations, the CLIs, docs, README, LICENSE and CHANGELOG, and nothing else', () => {
+    const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { bin: Record<string, string> };
     expect(files).toEqual(
       expect.arrayContaining([
         'package.json',
         'README.md',
+        'LICENSE',
+        'CHANGELOG.md',
+        'docs/GUIDE.md',
+        'docs/CONFIGURATION.md',
+        'docs/FAILURES.md',
+        'docs/PERFORMANCE.md',
+        'docs/viewer-timeline.png',
         'dist/src/audit/index.js',
         'dist/src/audit/index.d.ts',
         'dist/src/audit/testing/index.js',
         'dist/src/audit/testing/index.d.ts',
         'dist/migrations/1732700000000-CreateAuditLog.js',
+        'dist/migrations/1732700000000-CreateAuditLog.d.ts',
+        ...Object.values(pkg.bin),
       ]),
     );
-    expect(files.filter((f) => /dist\/src\/(main|app\.module|ndas|health)/.test(f) || f.endsWith('.spec.js'))).toEqual([]);
+    const migrations = readdirSync(join(root, 'migrations')).filter((name) => name.endsWith('.ts'));
+    expect(files.filter((f) => f.startsWith('dist/migrations/') && f.endsWith('.js')).length).toBe(migrations.length);
+    // Every file matches the allow-list: no tests, example app, benchmarks, .data or keys.
+    expect(unexpectedPackFiles(files)).toEqual([]);
+    const installed = join(work, 'app', 'node_modules', 'nestjs-failsafe-audit');
+    for (const bin of Object.values(pkg.bin)) {
+      expect({ bin, firstLine: readFileSync(join(installed, bin), 'utf8').split('\n')[0] }).toEqual({
+        bin,
+        firstLine: '#!/usr/bin/env node',
+      });
+      expect({ bin, executable: ((modes.get(bin) ?? 0) & 0o111) !== 0 }).toEqual({ bin, executable: true });
+    }
   });
 
   it("ships the audit viewer's page, which the built module finds inside the package", () => {
@@ -98,6 +123,83 @@ describe('the npm package', () => {
     });
     expect(readdirSync(join(work, 'app', 'node_modules', 'nestjs-failsafe-audit', 'dist', 'src', 'audit'))).toContain('audit.module.d.ts');
   });
+
+  it('compiles with its testing entry under moduleResolution node10, node16, nodenext and bundler, and loads from a CommonJS and an ESM app', () => {
+    const consumer = [
+      "import 'reflect-metadata';",
+      "import { AUDIT_MIGRATIONS, AuditModule, type AuditModuleOptions, AuditService, DEFAULT_REDACT_KEYS } from 'nestjs-failsafe-audit';",
+      "import { failingAuditRepository, waitForAuditState } from 'nestjs-failsafe-audit/testing';",
+      'const options: AuditModuleOptions = { bufferSize: 10, integrity: { enabled: false } };',
+      'const repository = failingAuditRepository();',
+      'console.log(JSON.stringify({',
+      '  module: AuditModule.forRoot(options).module.name,',
+      '  migrations: AUDIT_MIGRATIONS.length,',
+      '  service: typeof AuditService,',
+      '  heal: typeof repository.heal,',
+      '  wait: typeof waitForAuditState,',
+      "  redacts: DEFAULT_REDACT_KEYS.includes('password'),",
+      '}));',
+      '',
+    ].join('\n');
+    // node16 and nodenext resolve alike (nodenext is node16 today), so each is run once, with the
+    // app's own module kind. One compiler in this process for every mode, sharing parsed files; the consumer and the
+    // package's own typings are type-checked (the other libraries' are not: they are not ours).
+    const parsed = new Map<string, ts.SourceFile | undefined>();
+    const compile = (kind: 'cjs' | 'esm', module: string, moduleResolution: string) => {
+      const mode = `${kind} ${module}/${moduleResolution}`;
+      const dir = join(work, 'app', `consumer-${kind}-${moduleResolution}`);
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(join(dir, 'package.json'), JSON.stringify({ type: kind === 'esm' ? 'module' : 'commonjs' }));
+      writeFileSync(join(dir, 'index.ts'), consumer);
+      const json = { strict: true, target: 'ES2022', module, moduleResolution, types: ['node'], outDir: join(dir, 'out') };
+      const { options, errors } = ts.convertCompilerOptionsFromJson(json, dir);
+      expect(errors).toEqual([]);
+      const host = ts.createCompilerHost(options);
+      const getSourceFile = host.getSourceFile.bind(host);
+      host.getSourceFile = (file, language, ...rest) => {
+        const key = `${file} ${JSON.stringify(language)}`;
+        if (!parsed.has(key)) parsed.set(key, getSourceFile(file, language, ...rest));
+        return parsed.get(key);
+      };
+      const program = ts.createProgram([join(dir, 'index.ts')], options, host);
+      const ours = program
+        .getSourceFiles()
+        .filter((f) => !f.isDeclarationFile || f.fileName.includes('/node_modules/nestjs-failsafe-audit/'));
+      const found = [
+        ...program.getOptionsDiagnostics(),
+        ...program.getGlobalDiagnostics(),
+        ...ours.flatMap((f) => [...program.getSyntacticDiagnostics(f), ...program.getSemanticDiagnostics(f)]),
+      ].map((d) => ts.flattenDiagnosticMessageText(d.messageText, ' '));
+      expect({ mode, found }).toEqual({ mode, found: [] });
+      expect({ mode, testing: ours.some((f) => f.fileName.endsWith('/nestjs-failsafe-audit/dist/src/audit/testing/index.d.ts')) }).toEqual({
+        mode,
+        testing: true,
+      });
+      return { program, out: join(dir, 'out', 'index.js') };
+    };
+    const modes = [
+      ['cjs', 'commonjs', 'node10'],
+      ['cjs', 'node16', 'node16'],
+      ['esm', 'nodenext', 'nodenext'],
+      ['esm', 'preserve', 'bundler'],
+    ] as const;
+    const built = new Map(modes.map(([kind, module, resolution]) => [`${kind} ${resolution}`, compile(kind, module, resolution)]));
+    const expected = {
+      module: 'AuditModule',
+      migrations: expect.any(Number),
+      service: 'function',
+      heal: 'function',
+      wait: 'function',
+      redacts: true,
+    };
+    for (const app of ['cjs node10', 'esm nodenext']) {
+      const { program, out: file } = built.get(app)!;
+      expect(program.emit().emitSkipped).toBe(false);
+      const out = execFileSync(process.execPath, [file], { encoding: 'utf8' });
+      expect({ app, loaded: JSON.parse(out) as unknown }).toEqual({ app, loaded: expected });
+    }
+    expect(readFileSync(built.get('esm nodenext')!.out, 'utf8')).toMatch(/^import \{ AUDIT_MIGRATIONS/m);
+  }, 120_000);
 
   it('serves a new strict TypeScript app made of the README examples, whose test overrides the AuditLog repository with the testing entry point', async () => {
     const app = join(work, 'app');

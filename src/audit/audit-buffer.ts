@@ -1,6 +1,12 @@
 import { type AuditRecord } from './audit-entry';
 
-/** An entry kept while the database is down; `seq` orders entries across evictions and flushes. */
+/**
+ * An entry kept while the database is down; `seq` orders entries across evictions and flushes.
+ *
+ * @example
+ * const oldest: BufferedEntry | undefined = buffer.toArray()[0];
+ * oldest?.record.action; // 'nda_created'
+ */
 export interface BufferedEntry {
   seq: number;
   record: AuditRecord;

@@ -6,7 +6,12 @@ import { type ResolvedAuditOptions } from './audit-options';
 import { type SanitizedDbError, sanitizeDbError } from './db-error';
 import { AUDIT_EVENTS, type AuditReporter, type ConsoleSink, type WriteFailureReport } from './sinks';
 
-/** `up`: writing to the database; `down`: buffering; `half-open`: one try is testing the database. */
+/**
+ * `up`: writing to the database; `down`: buffering; `half-open`: one try is testing the database.
+ *
+ * @example
+ * const state: AuditState = auditService.status().state; // 'up', 'down' or 'half-open'
+ */
 export type AuditState = 'up' | 'down' | 'half-open';
 
 /**

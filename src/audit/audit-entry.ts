@@ -4,7 +4,13 @@ import { recordBytes } from './record-json';
 import { userIdText } from './user-id';
 import { uuidv7 } from './uuidv7';
 
-/** Outcome of the audited action. */
+/**
+ * Outcome of the audited action.
+ *
+ * @example
+ * const outcome: AuditOutcome = 'failure';
+ * void audit.log({ action: 'nda_signed', outcome, metadata: { reason: 'expired' } });
+ */
 export type AuditOutcome = 'success' | 'failure';
 
 /**
@@ -39,6 +45,10 @@ export interface AuditEntry {
 /**
  * A normalized entry: what is inserted into `audit_log`, printed on stderr and kept in the ring.
  * Every field is JSON-safe, so a stderr line can be replayed into the table as it is.
+ *
+ * @example
+ * const line = JSON.parse(stderrLine) as { entry: AuditRecord };
+ * line.entry.id; // the UUIDv7 the row will have
  */
 export interface AuditRecord {
   id: string;

@@ -19,6 +19,9 @@ import { DEFAULT_REDACT_KEYS } from './redaction';
  * The HTTP request as `userIdFrom` sees it: the platform's request object (Express's `Request`
  * with `@nestjs/platform-express`), typed by the parts an extractor usually reads. `user` is what
  * an authentication guard (Passport, say) put there.
+ *
+ * @example
+ * AuditModule.forRoot({ userIdFrom: (request: AuditRequest) => request.user?.sub ?? request.headers['x-user-id']?.toString() });
  */
 export interface AuditRequest {
   headers: Record<string, string | string[] | undefined>;
@@ -170,7 +173,12 @@ export function resolveAuditHttpOptions(http: unknown): Required<AuditHttpOption
   return { guard: guard as Type<CanActivate> | CanActivate, path: path.replace(/^\/|\/$/g, ''), viewer };
 }
 
-/** Options after defaults and validation. */
+/**
+ * Options after defaults and validation.
+ *
+ * @example
+ * const writeTimeoutMs = (options: ResolvedAuditOptions): number => options.writeTimeoutMs; // 2000 unless configured
+ */
 export type ResolvedAuditOptions = Required<Omit<AuditModuleOptions, 'userIdFrom' | 'diffs' | 'integrity' | 'partitions'>> & {
   userIdFrom: UserIdExtractor;
   diffs: ResolvedDiffOptions;
@@ -181,7 +189,13 @@ export type ResolvedAuditOptions = Required<Omit<AuditModuleOptions, 'userIdFrom
 /** The async linger's default, in ms: see `batchDelayMs`. */
 const DEFAULT_BATCH_DELAY_MS = 25;
 
-/** Default values of every option. */
+/**
+ * Default values of every option.
+ *
+ * @example
+ * AUDIT_DEFAULTS.writeTimeoutMs; // 2000
+ * AuditModule.forRoot({ bufferSize: AUDIT_DEFAULTS.bufferSize * 4 });
+ */
 export const AUDIT_DEFAULTS: Readonly<ResolvedAuditOptions> = Object.freeze({
   mode: 'async',
   bufferSize: 1000,

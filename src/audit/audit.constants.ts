@@ -1,4 +1,12 @@
-/** Injection token of the resolved, validated {@link AuditModuleOptions}. */
+/**
+ * Injection token of the resolved, validated {@link AuditModuleOptions}.
+ *
+ * @example
+ * @Injectable()
+ * class AuditSettings {
+ *   constructor(@Inject(AUDIT_OPTIONS) readonly options: ResolvedAuditOptions) {}
+ * }
+ */
 export const AUDIT_OPTIONS = Symbol('AUDIT:OPTIONS');
 
 /** Injection token of the TypeORM repository the audit writer inserts through. */

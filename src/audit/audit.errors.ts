@@ -1,7 +1,12 @@
 import { BadRequestException, ServiceUnavailableException } from '@nestjs/common';
 import { ACTION_PATTERN } from './audit.constants';
 
-/** Stable codes of the errors the module throws; messages are built only in this file. */
+/**
+ * Stable codes of the errors the module throws; messages are built only in this file.
+ *
+ * @example
+ * if (error instanceof AuditReadError && error.code === AUDIT_ERROR_CODES.readBusy) retryLater();
+ */
 export const AUDIT_ERROR_CODES = {
   invalidOption: 'AUDIT_INVALID_OPTION',
   unknownOption: 'AUDIT_UNKNOWN_OPTION',
@@ -15,6 +20,12 @@ export const AUDIT_ERROR_CODES = {
   exportStalled: 'AUDIT_EXPORT_STALLED',
 } as const;
 
+/**
+ * One of {@link AUDIT_ERROR_CODES}: the stable `code` of an error the module throws.
+ *
+ * @example
+ * const code: AuditErrorCode = 'AUDIT_READ_TIMEOUT';
+ */
 export type AuditErrorCode = (typeof AUDIT_ERROR_CODES)[keyof typeof AUDIT_ERROR_CODES];
 
 /**

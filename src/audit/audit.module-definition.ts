@@ -8,7 +8,12 @@ import { AUDIT_REPOSITORY } from './audit.constants';
 import { auditQueryController } from './query/audit-query.controller';
 import { auditViewerController } from './viewer/audit-viewer.controller';
 
-/** Options fixed when the module is imported, also for `forRootAsync`. */
+/**
+ * Options fixed when the module is imported, also for `forRootAsync`.
+ *
+ * @example
+ * AuditModule.forRootAsync({ dataSource: 'audit', isGlobal: true, useFactory: () => ({ mode: 'sync' as const }) });
+ */
 export interface AuditModuleExtras {
   /** Name of the TypeORM DataSource that holds `audit_log`; the default DataSource when absent. */
   dataSource?: string;

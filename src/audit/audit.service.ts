@@ -24,7 +24,12 @@ const SPOOL_SWEEP_MS = 1000;
 
 export { type AuditState } from './audit-circuit';
 
-/** What the health indicator and operators see. `spooled`/`spoolBytes` only with a spool. */
+/**
+ * What the health indicator and operators see. `spooled`/`spoolBytes` only with a spool.
+ *
+ * @example
+ * const { state, buffered, dropped }: AuditStatus = auditService.status();
+ */
 export interface AuditStatus {
   state: AuditState;
   /** Entries on their way to the database: queued for the writer or in flight. */

@@ -2,7 +2,13 @@ import { SetMetadata } from '@nestjs/common';
 import { ACTION_PATTERN, AUDITED_METADATA } from './audit.constants';
 import { AuditConfigError } from './audit.errors';
 
-/** Where the interceptor finds the audited entity's id. */
+/**
+ * Where the interceptor finds the audited entity's id.
+ *
+ * @example
+ * const fromRoute: EntityIdSource = { param: 'id' };
+ * const fromBody: EntityIdSource = ({ result }) => (result as { id: string }).id;
+ */
 export type EntityIdSource =
   /** A route parameter, e.g. `{ param: 'id' }` for `/ndas/:id`. */
   | { param: string }
@@ -11,6 +17,13 @@ export type EntityIdSource =
   /** Anything else: receives the request and the handler's result (undefined on failure). */
   | ((source: { request: unknown; result: unknown }) => unknown);
 
+/**
+ * Options of {@link Audited}: which entity the audited action touched.
+ *
+ * @example
+ * const options: AuditedOptions = { entityType: 'NDA', entityId: { param: 'id' } };
+ * const decorate = Audited('nda_updated', options);
+ */
 export interface AuditedOptions {
   /** The audited entity's type, e.g. `'NDA'`. Default: the controller name without `Controller`. */
   entityType?: string;

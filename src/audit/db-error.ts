@@ -1,4 +1,9 @@
-/** A database failure as the module reports it: a code and a message safe to show anywhere. */
+/**
+ * A database failure as the module reports it: a code and a message safe to show anywhere.
+ *
+ * @example
+ * const error: SanitizedDbError = { code: '57014', message: 'canceling statement due to statement timeout' };
+ */
 export interface SanitizedDbError {
   /** SQLSTATE (`57014`), Node error code (`ECONNREFUSED`) or `AUDIT_WRITE_TIMEOUT`. */
   code: string;

@@ -245,8 +245,8 @@ describe('DEFAULT_REDACT_KEYS', () => {
     expect(without.normalize({ action: 'a', changes: { [name]: SECRET } }).record.changes).toEqual({ [name]: SECRET });
   });
 
-  it('is the list the README gives for redactKeys', () => {
-    const readme = readFileSync(join(__dirname, '../../README.md'), 'utf8');
+  it('is the list docs/CONFIGURATION.md gives for redactKeys', () => {
+    const readme = readFileSync(join(__dirname, '../../docs/CONFIGURATION.md'), 'utf8');
     const row = /^\| `redactKeys` +\| `DEFAULT_REDACT_KEYS`: ([^|]*?) +\|/m.exec(readme);
     expect(row?.[1].split(', ')).toEqual([...DEFAULT_REDACT_KEYS]);
   });

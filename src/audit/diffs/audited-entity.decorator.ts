@@ -1,6 +1,12 @@
 import { AUDITED_ENTITY_METADATA } from '../audit.constants';
 
-/** Options of {@link AuditedEntity}. */
+/**
+ * Options of {@link AuditedEntity}.
+ *
+ * @example
+ * const options: AuditedEntityOptions = { type: 'NDA', exclude: ['updatedAt'] };
+ * AuditedEntity(options)(Nda);
+ */
 export interface AuditedEntityOptions {
   /** The type written in `changes.entities[].type`. Default: the entity's TypeORM name (the class name). */
   type?: string;

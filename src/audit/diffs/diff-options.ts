@@ -1,6 +1,12 @@
 import { AuditConfigError } from '../audit.errors';
 
-/** An entity class, as TypeORM's `@Entity()` decorates it. */
+/**
+ * An entity class, as TypeORM's `@Entity()` decorates it.
+ *
+ * @example
+ * const audited: EntityClass[] = [Nda];
+ * AuditModule.forRoot({ diffs: { entities: audited } });
+ */
 export type EntityClass = abstract new (...args: never[]) => object;
 
 /**

@@ -1,4 +1,9 @@
-/** What happened to an audited entity row. */
+/**
+ * What happened to an audited entity row.
+ *
+ * @example
+ * const removals = changes.entities.filter((change: EntityChange) => change.op === ('remove' satisfies EntityChangeOp));
+ */
 export type EntityChangeOp = 'insert' | 'update' | 'remove' | 'soft-remove' | 'recover';
 
 /**
@@ -36,10 +41,20 @@ export interface EntityChange {
   after?: Record<string, unknown>;
 }
 
-/** The value of {@link EntityChange.before} when TypeORM reported no prior state, and of a value it did not load. */
+/**
+ * The value of {@link EntityChange.before} when TypeORM reported no prior state, and of a value it did not load.
+ *
+ * @example
+ * const guessed = change.before === UNKNOWN_BEFORE; // update() by criteria: TypeORM did not load the row
+ */
 export const UNKNOWN_BEFORE = 'unknown';
 
-/** What the audit row carries next to `changes.entities`. */
+/**
+ * What the audit row carries next to `changes.entities`.
+ *
+ * @example
+ * const { entities, entitiesOmitted = 0 } = row.changes as EntityChanges;
+ */
 export interface EntityChanges {
   entities: EntityChange[];
   /** Changes left out: past the size cap (`maxEntryBytes`), or not captured because of an error. */

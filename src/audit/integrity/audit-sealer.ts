@@ -12,7 +12,13 @@ import { newestSeal, sealOnce, sealStatementMs, sealTableOf, trailName, type Unk
 import { SealerSession, type SealerPool, SealTimeoutError } from './sealer-session';
 import { PIN_SEARCH_PATH_SQL, resolveTable } from './search-path';
 
-/** What the health indicator shows of sealing (integrity on). */
+/**
+ * What the health indicator shows of sealing (integrity on).
+ *
+ * @example
+ * const integrity = auditService.status().integrity as IntegrityStatus | undefined;
+ * if (integrity && integrity.lag > 60_000) alert('sealing falls behind');
+ */
 export interface IntegrityStatus {
   /** When this process last committed a seal, ISO 8601; null before the first. */
   lastSealedAt: string | null;

@@ -11,7 +11,12 @@ import { GENESIS_HASH, keyIdOf, MANIFEST_ENTRY_BYTES, readManifest, type Seal, s
 import { SEAL_COLUMNS_SQL, sealTableOf, toSeal } from './seal-store';
 import { type WitnessedSeal } from './witness';
 
-/** Kinds of anomaly `audit-verify` reports; see docs/INTEGRITY.md for each. */
+/**
+ * Kinds of anomaly `audit-verify` reports; see docs/INTEGRITY.md for each.
+ *
+ * @example
+ * const counts = Object.fromEntries(ANOMALY_KINDS.map((kind) => [kind, report.anomalies.filter((a: Anomaly) => a.kind === kind).length]));
+ */
 export const ANOMALY_KINDS = [
   'row_changed',
   'row_missing',
@@ -23,9 +28,20 @@ export const ANOMALY_KINDS = [
   'seal_witness_mismatch',
   'seal_signature_invalid',
 ] as const;
+/**
+ * One of {@link ANOMALY_KINDS}.
+ *
+ * @example
+ * const kind: AnomalyKind = 'row_changed';
+ */
 export type AnomalyKind = (typeof ANOMALY_KINDS)[number];
 
-/** One finding: a row (by id) or a seal (by seq), with what was found. */
+/**
+ * One finding: a row (by id) or a seal (by seq), with what was found.
+ *
+ * @example
+ * for (const anomaly of report.anomalies as Anomaly[]) console.log(anomaly.kind, anomaly.row ?? anomaly.seal);
+ */
 export interface Anomaly {
   kind: AnomalyKind;
   row?: string;
@@ -58,7 +74,13 @@ export interface VerifyOptions {
   entryKeys?: readonly ResolvedEntryKey[];
 }
 
-/** The result: counts, and the anomalies (the first 100 000; `anomalyCount` counts them all). */
+/**
+ * The result: counts, and the anomalies (the first 100 000; `anomalyCount` counts them all).
+ *
+ * @example
+ * const report: VerifyReport = await verifyTrail(client);
+ * if (report.anomalyCount > 0) process.exitCode = 1;
+ */
 export interface VerifyReport {
   rowsVerified: number;
   sealsVerified: number;

@@ -7,7 +7,13 @@ import { AUDIT_OPTIONS, AUDIT_REPOSITORY } from '../audit.constants';
 import { connectionSecrets, sanitizeDbError } from '../db-error';
 import { PIN_SEARCH_PATH_SQL, resolveTable } from '../integrity/search-path';
 
-/** What the health indicator shows of the monthly partitions (details `partitions`). */
+/**
+ * What the health indicator shows of the monthly partitions (details `partitions`).
+ *
+ * @example
+ * const partitions = auditService.status().partitions as PartitionStatus | undefined;
+ * partitions?.coveredUntil; // the end of the last month a partition exists for
+ */
 export interface PartitionStatus {
   /** Whether `audit_log` is partitioned (the migration ran); null until first checked. */
   partitioned: boolean | null;

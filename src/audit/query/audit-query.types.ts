@@ -51,7 +51,13 @@ export interface AuditPage {
   nextCursor: string | null;
 }
 
-/** Formats of an export: one JSON object per line, or CSV (RFC 4180) with a header row. */
+/**
+ * Formats of an export: one JSON object per line, or CSV (RFC 4180) with a header row.
+ *
+ * @example
+ * const format: AuditExportFormat = 'csv';
+ * const stream = await auditQuery.export({ format, from: '2026-11-01' });
+ */
 export type AuditExportFormat = 'ndjson' | 'csv';
 
 /**

@@ -1,6 +1,9 @@
 /**
  * The `event` field of every JSON line the module writes to stderr. CloudWatch metric filters and
  * alarms match on these names, so they are part of the public contract.
+ *
+ * @example
+ * const buffered = lines.filter((line: AuditEventLine) => line.event === AUDIT_EVENTS.buffered);
  */
 export const AUDIT_EVENTS = {
   dbWriteFailed: 'audit.db_write_failed',
@@ -25,9 +28,21 @@ export const AUDIT_EVENTS = {
   entryPart: 'audit.entry_part',
 } as const;
 
+/**
+ * The name of one of {@link AUDIT_EVENTS}: the `event` field of a stderr line.
+ *
+ * @example
+ * const event: AuditEventName = 'audit.recovered';
+ */
 export type AuditEventName = (typeof AUDIT_EVENTS)[keyof typeof AUDIT_EVENTS];
 
-/** One structured line: `timestamp`, `level`, `event`, the audit context, and event details. */
+/**
+ * One structured line: `timestamp`, `level`, `event`, the audit context, and event details.
+ *
+ * @example
+ * const line = JSON.parse(stderrLine) as AuditEventLine;
+ * if (line.event === 'audit.db_write_failed') console.log(line.timestamp, line.level);
+ */
 export interface AuditEventLine {
   timestamp: string;
   level: 'warn' | 'error' | 'info';

@@ -1,6 +1,11 @@
 import { type SanitizedDbError } from '../db-error';
 
-/** Who and what a failed write was about; never the `changes` payload. */
+/**
+ * Who and what a failed write was about; never the `changes` payload.
+ *
+ * @example
+ * const reporter: Partial<AuditReporter> = { writeFailed: (report: WriteFailureReport) => console.log(report.attempt, report.error.code) };
+ */
 export interface WriteFailureReport {
   error: SanitizedDbError;
   /** `write` (the batching writer), `probe` (half-open try), `flush` (recovery flush) or `connect` (first connection). */
@@ -14,7 +19,12 @@ export interface WriteFailureReport {
   buffered: number;
 }
 
-/** Totals of one outage, reported when the buffer has been flushed. */
+/**
+ * Totals of one outage, reported when the buffer has been flushed.
+ *
+ * @example
+ * const reporter: Partial<AuditReporter> = { recovered: (report: RecoveryReport) => console.log(`down ${report.downForMs} ms, ${report.flushed} flushed`) };
+ */
 export interface RecoveryReport {
   flushed: number;
   failedAttempts: number;
@@ -22,7 +32,12 @@ export interface RecoveryReport {
   downForMs: number;
 }
 
-/** Entries that left the module without reaching the table (spool full or failing, shutdown without spool). */
+/**
+ * Entries that left the module without reaching the table (spool full or failing, shutdown without spool).
+ *
+ * @example
+ * const reporter: Partial<AuditReporter> = { entriesDropped: (report: DropReport) => console.log(report.count, report.reason) };
+ */
 export interface DropReport {
   count: number;
   reason: string;
@@ -32,6 +47,9 @@ export interface DropReport {
 /**
  * Entries the database refused for their content (one `put` of the quarantine): who and what the
  * first was about, never their `changes` or `metadata`.
+ *
+ * @example
+ * const reporter: Partial<AuditReporter> = { entriesQuarantined: (report: QuarantineReport) => console.log(report.count, report.file) };
  */
 export interface QuarantineReport {
   count: number;
@@ -45,7 +63,12 @@ export interface QuarantineReport {
   file: string | null;
 }
 
-/** A failed sealing attempt (integrity on): the sanitized error and how many failed in a row. */
+/**
+ * A failed sealing attempt (integrity on): the sanitized error and how many failed in a row.
+ *
+ * @example
+ * const reporter: Partial<AuditReporter> = { sealingFailed: (report: SealFailureReport) => console.log(report.consecutiveFailures) };
+ */
 export interface SealFailureReport {
   error: SanitizedDbError;
   consecutiveFailures: number;
@@ -53,7 +76,12 @@ export interface SealFailureReport {
   lastSealedAt: string | null;
 }
 
-/** The seals in the database no longer continue the newest one the sealer made or saw (integrity on): it seals nothing more. */
+/**
+ * The seals in the database no longer continue the newest one the sealer made or saw (integrity on): it seals nothing more.
+ *
+ * @example
+ * const reporter: Partial<AuditReporter> = { chainBroken: (report: ChainBrokenReport) => console.log(report.rememberedSeq, report.foundSeq) };
+ */
 export interface ChainBrokenReport {
   trail: string;
   rememberedSeq: number;
@@ -65,7 +93,13 @@ export interface ChainBrokenReport {
   memoryFile: string | null;
 }
 
-/** Rows the sealer refused to seal because their entry codes fail (integrity with entry keys). */
+/**
+ * Rows the sealer refused to seal because their entry codes fail (integrity with entry keys).
+ *
+ * @example
+ * const report: ForgedRowsReport = forged;
+ * console.log(`${report.count} forged rows in seal ${report.seal}`);
+ */
 export interface ForgedRowsReport {
   trail: string;
   /** The seal whose range holds them. */

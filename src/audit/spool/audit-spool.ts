@@ -1,7 +1,12 @@
 import { type AuditRecord } from '../audit-entry';
 import { type LineRejection } from './spool-line';
 
-/** What an append kept (durably, fsynced) and what it had to refuse, and why. */
+/**
+ * What an append kept (durably, fsynced) and what it had to refuse, and why.
+ *
+ * @example
+ * const { kept, dropped, error }: SpoolAppendResult = await spool.append(records);
+ */
 export interface SpoolAppendResult {
   kept: AuditRecord[];
   dropped: AuditRecord[];
@@ -9,7 +14,13 @@ export interface SpoolAppendResult {
   error?: string;
 }
 
-/** A spool line that replay could not accept. */
+/**
+ * A spool line that replay could not accept.
+ *
+ * @example
+ * const rejection: SpoolRejection = rejected;
+ * console.log(`${rejection.file}:${rejection.line} ${rejection.reason}`);
+ */
 export interface SpoolRejection {
   file: string;
   line: number;

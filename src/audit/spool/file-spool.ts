@@ -13,6 +13,9 @@ import { SpoolOwner } from './spool-owner';
  * Where and how big; `leaseMs` (default 30 s) is how long another process waits before taking this
  * one for dead; `timeoutMs` (default: none) is the deadline of each file operation (see
  * {@link boundedFiles}): the module sets it to `writeTimeoutMs`.
+ *
+ * @example
+ * const options: FileSpoolOptions = { maxBytes: 1024 ** 3, segmentBytes: 8 * 1024 * 1024, timeoutMs: 2000 };
  */
 export interface FileSpoolOptions {
   maxBytes: number;

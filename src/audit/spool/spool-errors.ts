@@ -1,4 +1,9 @@
-/** Stable codes of the errors the spool (and the quarantine, which shares its files) rejects with. */
+/**
+ * Stable codes of the errors the spool (and the quarantine, which shares its files) rejects with.
+ *
+ * @example
+ * if (error instanceof DiskTimeoutError) console.log(error.code === SPOOL_ERROR_CODES.diskTimeout); // true
+ */
 export const SPOOL_ERROR_CODES = { read: 'AUDIT_SPOOL_READ', diskTimeout: 'AUDIT_DISK_TIMEOUT' } as const;
 
 /**

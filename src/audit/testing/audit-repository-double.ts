@@ -1,10 +1,22 @@
 import { type Repository } from 'typeorm';
 import { type AuditLog } from '../audit-log.entity';
 
-/** What the double does with the next `insert`. */
+/**
+ * What the double does with the next `insert`.
+ *
+ * @example
+ * const next: AuditRepositoryBehaviour = 'hang';
+ * failingAuditRepository().heal(); // back to 'ok'
+ */
 export type AuditRepositoryBehaviour = 'fail' | 'hang' | 'ok';
 
-/** Where a healthy double sends rows: the real repository, to have them in the table. */
+/**
+ * Where a healthy double sends rows: the real repository, to have them in the table.
+ *
+ * @example
+ * const sink: AuditRowSink = moduleRef.get(getRepositoryToken(AuditLog));
+ * const double = flakyAuditRepository({ failures: 2, sink });
+ */
 export type AuditRowSink = Pick<Repository<AuditLog>, 'insert'>;
 
 /**

@@ -1,6 +1,12 @@
 import { type AuditState, type AuditStatus } from '../audit.service';
 
-/** What {@link waitForAuditState} reads: `AuditService`, or anything with its `status()`. */
+/**
+ * What {@link waitForAuditState} reads: `AuditService`, or anything with its `status()`.
+ *
+ * @example
+ * const source: AuditStatusSource = { status: () => app.get(AuditService).status() };
+ * await waitForAuditState(source, 'up');
+ */
 export interface AuditStatusSource {
   status(): AuditStatus;
 }
