@@ -220,10 +220,52 @@ describe('the audit viewer in a real browser', () => {
     const text = (await panel.textContent()) ?? '';
     expect(text).toContain('Request id');
     expect(text).toContain('"Gamma"');
-    expect(text).toContain('sealing on');
+    expect(text).toMatch(/Seal(sealed by seal \d+, .* ago\), unchanged since|not sealed yet)/);
     await page.keyboard.press('Escape');
     expect(await panel.isVisible()).toBe(false);
     expect(await details.evaluate((button) => button === (globalThis as unknown as PageGlobals).document.activeElement)).toBe(true);
+  });
+
+  it('shows in the detail panel whether a row is sealed, and by which seal, or not sealed yet', async () => {
+    type RowRead = { items: { id: string; seal?: { state: string; seq?: number } }[] };
+    const created = (await auditRows(`entityId=${ids.a}&action=nda_created`)) as { id: string }[];
+    const sealOf = async (id: string) => ((await api(`/audit/rows/${id}`).expect(200)).body as RowRead).items[0].seal;
+    await eventually(async () => (await sealOf(created[0].id))?.state === 'sealed', 15_000, "alice's row sealed");
+    const { seq } = (await sealOf(created[0].id)) as { seq: number };
+
+    await openViewer(page, `?view=list&entityId=${ids.a}&action=nda_created`);
+    await page.locator('#trail tbody button.detail').click();
+    const seal = page.locator('#detail-seal');
+    await page.waitForFunction(
+      () => !(globalThis as unknown as PageGlobals).document.getElementById('detail-seal')?.textContent?.includes('checking'),
+    );
+    expect(await seal.textContent()).toMatch(
+      new RegExp(`^sealed by seal ${seq}, \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d UTC \\(.+ ago\\), unchanged since$`),
+    );
+    await page.keyboard.press('Escape');
+
+    // A transaction held open on the audit database holds the sealing horizon back: a row logged now waits.
+    const holder = await auditDb.connect('audit');
+    try {
+      await holder.query('BEGIN');
+      await holder.query('SELECT pg_current_xact_id()');
+      const late = await request(server())
+        .post('/ndas')
+        .set('x-user-id', 'frank')
+        .send({ title: 'Late', counterparty: 'Acme' })
+        .expect(201);
+      const lateId = (late.body as { id: string }).id;
+      await eventually(async () => (await auditRows(`entityId=${lateId}`)).length === 1, 10_000, "frank's audit row");
+      await openViewer(page, `?view=list&entityId=${lateId}`);
+      await page.locator('#trail tbody button.detail').click();
+      await page.waitForFunction(
+        () => !(globalThis as unknown as PageGlobals).document.getElementById('detail-seal')?.textContent?.includes('checking'),
+      );
+      expect(await seal.textContent()).toBe('not sealed yet');
+    } finally {
+      await holder.query('ROLLBACK');
+      await holder.end();
+    }
   });
 
   it("exports the current filter as NDJSON and CSV, rows equal to the API's", async () => {
