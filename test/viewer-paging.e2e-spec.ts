@@ -11,13 +11,19 @@ type PageTiming = PageGlobals & { performance: { getEntriesByName(name: string):
 
 const TOKEN = 'viewer-paging-auditor-token';
 const ROWS = 10_000;
-/** The issue's budget for one page, measured in the browser: request, JSON, rows in the table, a frame. */
+/**
+ * The issue's budget for one page, measured in the browser: from the click to the frame that shows
+ * the rows rendered (request, JSON, rows built, style, layout and paint).
+ */
 const PAGE_BUDGET_MS = 200;
 /**
  * On 2 cores shared with other test workers (and Chromium's own processes) a page now and then
- * waits for a core: this suite saw single pages of 250 to 520 ms, with a median of 66 to 140 ms.
- * So the budget is held by the median page, no page may take five times it, and the last pages
- * may cost no more than the first (rows already shown are not laid out again).
+ * waits for a core. Measured with the whole frame (load average 15 to 17): page median 51 to 64 ms,
+ * p95 121 to 141 ms; of which the request median 36 to 44 ms, p95 98 to 109 ms, max 180 to 230 ms,
+ * and the browser's own work median 11 to 12 ms. The first page (the view's first paint and the
+ * first request, 296 to 461 ms) and about one page in a hundred (283, 326 ms) went over 200 ms. So
+ * the budget is held by the median and by 95 pages in 100, no page may take five times it, and the
+ * last pages may cost no more than the first (rows already shown are not laid out again).
  */
 const WORST_PAGE_MS = 5 * PAGE_BUDGET_MS;
 
@@ -49,6 +55,9 @@ describe('the audit viewer paging through 10,000 rows', () => {
               jsonb_build_object('entities', jsonb_build_array(jsonb_build_object('type', 'Invoice', 'id', i, 'op', 'insert')))
        FROM generate_series(1, ${ROWS}) AS i`,
     );
+    // The planner's statistics, as autovacuum keeps them on a table in use: right after a bulk load
+    // it would guess a handful of matching rows, and read and sort all 10,000 for each page.
+    await db.query('ANALYZE audit_log');
   }, 90_000);
 
   afterAll(async () => {
@@ -57,7 +66,7 @@ describe('the audit viewer paging through 10,000 rows', () => {
     await db?.stop();
   }, 30_000);
 
-  it(`loads a page in ${PAGE_BUDGET_MS} ms or less (the median; none over ${WORST_PAGE_MS} ms, the last as fast as the first), measured in the browser`, async () => {
+  it(`loads a page in ${PAGE_BUDGET_MS} ms or less (the median and 95 pages in 100; none over ${WORST_PAGE_MS} ms, the last as fast as the first), measured in the browser`, async () => {
     const port = (app.getHttpServer().address() as AddressInfo).port;
     const context = await browser.newContext({
       baseURL: `http://127.0.0.1:${port}`,
@@ -86,9 +95,11 @@ describe('the audit viewer paging through 10,000 rows', () => {
       expect(result.ids).toEqual(Array.from({ length: ROWS }, (_, i) => `Invoice ${i + 1}`));
       expect(result.pages).toHaveLength(ROWS / 100);
       process.stdout.write(
-        `viewer paging: ${result.pages.length} pages of 100 rows; page ${summary(result.pages)}; of which the request ${summary(result.fetches)}\n`,
+        `viewer paging: ${result.pages.length} pages of 100 rows; page ${summary(result.pages)}; of which the request ${summary(result.fetches)}, ` +
+          `the rest ${summary(result.pages.map((page, i) => page - result.fetches[i]))}\n`,
       );
       expect(median(result.pages)).toBeLessThanOrEqual(PAGE_BUDGET_MS);
+      expect(result.pages.filter((page) => page > PAGE_BUDGET_MS).length).toBeLessThanOrEqual(result.pages.length / 20);
       expect(Math.max(...result.pages)).toBeLessThanOrEqual(WORST_PAGE_MS);
       expect(median(result.pages.slice(-20))).toBeLessThanOrEqual(2 * median(result.pages.slice(0, 20)) + 50);
     } finally {
