@@ -268,6 +268,53 @@ describe('the audit viewer in a real browser', () => {
     }
   });
 
+  it("keeps the list a table for screen readers: rows, column headers and cells in Chromium's accessibility tree", async () => {
+    await openViewer(page, `?view=list&entityId=${ids.a}`);
+    const cdp = await context.newCDPSession(page);
+    type AxNode = { role?: { value?: string }; name?: { value?: string }; ignored?: boolean };
+    const { nodes } = (await cdp.send('Accessibility.getFullAXTree')) as unknown as { nodes: AxNode[] };
+    const shown = nodes.filter((node) => !node.ignored);
+    const named = (role: string) => shown.filter((node) => node.role?.value === role).map((node) => node.name?.value ?? '');
+    expect(named('table')).toContain('Audit rows, newest first');
+    expect(named('columnheader')).toEqual(['When', 'User', 'Action', 'Entity', 'Outcome', 'Row']);
+    expect(named('row')).toHaveLength(1 + (await listRows(page)).length);
+    expect(named('cell').length).toBe(6 * (await listRows(page)).length);
+    await cdp.detach();
+  });
+
+  it('shows values erased from the trail ([ERASED]) as erased, inert, in the list, the timeline and the row in full', async () => {
+    const entity = 'erased-nda-1';
+    await auditDb.query(
+      `INSERT INTO audit_log (id, occurred_at, action, entity_type, entity_id, user_id, outcome, ip, user_agent, changes, metadata)
+       VALUES (gen_random_uuid(), now(), 'nda_updated', 'NDA', $1, '[ERASED]', 'success', '[ERASED]', '[ERASED]', $2, $3)`,
+      [
+        entity,
+        JSON.stringify({ entities: [{ type: 'NDA', id: entity, op: 'update', fields: { counterparty: ['[ERASED]', '[ERASED]'] } }] }),
+        JSON.stringify({ email: '[ERASED]' }),
+      ],
+      'audit',
+    );
+    await openViewer(page, `?view=list&entityId=${entity}`);
+    expect((await listRows(page)).map((r) => r[1])).toEqual(['erased']);
+    expect(await page.locator('#trail tbody td:nth-child(2) .tag-erased').count()).toBe(1);
+    await page.locator('#trail tbody button.detail').click();
+    const panel = page.locator('#detail');
+    const field = (name: string) => panel.locator('dt', { hasText: new RegExp(`^${name}$`) }).locator('xpath=following-sibling::dd[1]');
+    expect(await field('User').textContent()).toBe('erased');
+    expect(await field('IP').textContent()).toBe('erased');
+    expect(await field('User agent').textContent()).toBe('erased');
+    expect(await panel.locator('pre.json').last().textContent()).toBe('{\n  "email": "[ERASED]"\n}');
+    await page.keyboard.press('Escape');
+    await page.locator('#trail tbody a').click();
+    await waitReady(page);
+    expect(
+      await page
+        .locator('#timeline tbody tr')
+        .evaluateAll((rows: DomNode[]) => rows.map((row) => Array.from(row.children, (c) => c.textContent))),
+    ).toEqual([['counterparty', 'erased', '→ erased']]);
+    expect(await page.locator('#timeline h3').textContent()).toMatch(/^nda_updated by erased /);
+  });
+
   it("exports the current filter as NDJSON and CSV, rows equal to the API's", async () => {
     await openViewer(page, `?view=list&entityId=${ids.a}`);
     const rows = (await auditRows(`entityId=${ids.a}`)).length;

@@ -30,9 +30,9 @@ export function showDetail(row, from) {
     close,
     h('dl', {}, ...fields.flatMap(([name, v]) => [h('dt', {}, name), h('dd', {}, value(v, 0))]), h('dt', {}, 'Seal'), seal),
     h('h3', {}, 'Changes'),
-    h('pre', { class: 'json' }, value(pretty(row.changes), 0)),
+    h('pre', { class: 'json' }, json(row.changes)),
     h('h3', {}, 'Metadata'),
-    h('pre', { class: 'json' }, value(pretty(row.metadata), 0)),
+    h('pre', { class: 'json' }, json(row.metadata)),
   );
   panel.addEventListener('keydown', (event) => event.key === 'Escape' && hideDetail());
   document.body.append(panel);
@@ -71,8 +71,9 @@ function sealText(found) {
   }
 }
 
-function pretty(v) {
-  return v === null || v === undefined ? v : JSON.stringify(v, null, 2);
+/** A JSON column laid out on lines, its line feeds kept (every other hidden character shown as its code). */
+function json(v) {
+  return v === null || v === undefined ? value(v) : text(JSON.stringify(v, null, 2), 0, true);
 }
 
 /** Hides the panel and returns the focus to the button that opened it (unless the view changes). */
