@@ -61,7 +61,7 @@ export interface SealLookupRow {
  * manifest is searched in the server: only the 8 bytes of the row's entry leave it.
  *
  * @example
- * const [seal] = await reader.read<SealLookupRow>(sealLookupQuery('"public"."audit_seal"', { tx: '812', id }));
+ * const [seal] = (await reader.read(sealLookupQuery('"public"."audit_seal"', { tx: '812', id }))) as SealLookupRow[];
  */
 export function sealLookupQuery(sealTable: string, row: { tx: string | null; id: string }): string {
   const id = `${literal(row.id)}::uuid`;
