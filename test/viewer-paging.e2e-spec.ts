@@ -11,13 +11,21 @@ type PageTiming = PageGlobals & { performance: { getEntriesByName(name: string):
 
 const TOKEN = 'viewer-paging-auditor-token';
 const ROWS = 10_000;
-/** The issue's budget for one page, measured in the browser: request, JSON, rows in the table, a frame. */
+/**
+ * The issue's budget for one page, measured in the browser: from the click to the frame that shows
+ * the rows rendered (request, JSON, rows built, style, layout and paint).
+ */
 const PAGE_BUDGET_MS = 200;
 /**
  * On 2 cores shared with other test workers (and Chromium's own processes) a page now and then
- * waits for a core: this suite saw single pages of 250 to 520 ms, with a median of 66 to 140 ms.
- * So the budget is held by the median page, no page may take five times it, and the last pages
- * may cost no more than the first (rows already shown are not laid out again).
+ * waits for a core. Measured through the rendered frame, this suite alone (load average 11 to 17):
+ * page median 43 to 64 ms, p95 85 to 141 ms, the request median 30 to 44 ms of it, the browser's
+ * own part median 11 to 15 ms; the first page (the view's first paint and first request, 250 to
+ * 460 ms) and about one page in a hundred went over 200 ms. Beside viewer.e2e-spec.ts (two jest
+ * workers): median 78 ms, p95 289 ms, 10 pages in 100 over 200 ms, the request p95 236 ms of it.
+ * So the budget is held by the median page, no page may take five times it, and the last pages may
+ * cost no more than the first (rows already shown are not laid out again, which table layout did:
+ * 465 ms median, 5.7 s max, growing with the list). Every page within 200 ms does not hold here.
  */
 const WORST_PAGE_MS = 5 * PAGE_BUDGET_MS;
 
@@ -49,6 +57,9 @@ describe('the audit viewer paging through 10,000 rows', () => {
               jsonb_build_object('entities', jsonb_build_array(jsonb_build_object('type', 'Invoice', 'id', i, 'op', 'insert')))
        FROM generate_series(1, ${ROWS}) AS i`,
     );
+    // The planner's statistics, as autovacuum keeps them on a table in use: right after a bulk load
+    // it would guess a handful of matching rows, and read and sort all 10,000 for each page.
+    await db.query('ANALYZE audit_log');
   }, 90_000);
 
   afterAll(async () => {
@@ -86,7 +97,8 @@ describe('the audit viewer paging through 10,000 rows', () => {
       expect(result.ids).toEqual(Array.from({ length: ROWS }, (_, i) => `Invoice ${i + 1}`));
       expect(result.pages).toHaveLength(ROWS / 100);
       process.stdout.write(
-        `viewer paging: ${result.pages.length} pages of 100 rows; page ${summary(result.pages)}; of which the request ${summary(result.fetches)}\n`,
+        `viewer paging: ${result.pages.length} pages of 100 rows; page ${summary(result.pages)}; of which the request ${summary(result.fetches)}, ` +
+          `the rest ${summary(result.pages.map((page, i) => page - result.fetches[i]))}\n`,
       );
       expect(median(result.pages)).toBeLessThanOrEqual(PAGE_BUDGET_MS);
       expect(Math.max(...result.pages)).toBeLessThanOrEqual(WORST_PAGE_MS);

@@ -220,10 +220,99 @@ describe('the audit viewer in a real browser', () => {
     const text = (await panel.textContent()) ?? '';
     expect(text).toContain('Request id');
     expect(text).toContain('"Gamma"');
-    expect(text).toContain('sealing on');
+    expect(text).toMatch(/Seal(sealed by seal \d+, .* ago\), unchanged since|not sealed yet)/);
     await page.keyboard.press('Escape');
     expect(await panel.isVisible()).toBe(false);
     expect(await details.evaluate((button) => button === (globalThis as unknown as PageGlobals).document.activeElement)).toBe(true);
+  });
+
+  it('shows in the detail panel whether a row is sealed, and by which seal, or not sealed yet', async () => {
+    type RowRead = { items: { id: string; seal?: { state: string; seq?: number } }[] };
+    const created = (await auditRows(`entityId=${ids.a}&action=nda_created`)) as { id: string }[];
+    const sealOf = async (id: string) => ((await api(`/audit/rows/${id}`).expect(200)).body as RowRead).items[0].seal;
+    await eventually(async () => (await sealOf(created[0].id))?.state === 'sealed', 15_000, "alice's row sealed");
+    const { seq } = (await sealOf(created[0].id)) as { seq: number };
+
+    await openViewer(page, `?view=list&entityId=${ids.a}&action=nda_created`);
+    await page.locator('#trail tbody button.detail').click();
+    const seal = page.locator('#detail-seal');
+    await page.waitForFunction(
+      () => !(globalThis as unknown as PageGlobals).document.getElementById('detail-seal')?.textContent?.includes('checking'),
+    );
+    expect(await seal.textContent()).toMatch(
+      new RegExp(`^sealed by seal ${seq}, \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d UTC \\(.+ ago\\), unchanged since$`),
+    );
+    await page.keyboard.press('Escape');
+
+    // A transaction held open on the audit database holds the sealing horizon back: a row logged now waits.
+    const holder = await auditDb.connect('audit');
+    try {
+      await holder.query('BEGIN');
+      await holder.query('SELECT pg_current_xact_id()');
+      const late = await request(server())
+        .post('/ndas')
+        .set('x-user-id', 'frank')
+        .send({ title: 'Late', counterparty: 'Acme' })
+        .expect(201);
+      const lateId = (late.body as { id: string }).id;
+      await eventually(async () => (await auditRows(`entityId=${lateId}`)).length === 1, 10_000, "frank's audit row");
+      await openViewer(page, `?view=list&entityId=${lateId}`);
+      await page.locator('#trail tbody button.detail').click();
+      await page.waitForFunction(
+        () => !(globalThis as unknown as PageGlobals).document.getElementById('detail-seal')?.textContent?.includes('checking'),
+      );
+      expect(await seal.textContent()).toBe('not sealed yet');
+    } finally {
+      await holder.query('ROLLBACK');
+      await holder.end();
+    }
+  });
+
+  it("keeps the list a table for screen readers: rows, column headers and cells in Chromium's accessibility tree", async () => {
+    await openViewer(page, `?view=list&entityId=${ids.a}`);
+    const cdp = await context.newCDPSession(page);
+    type AxNode = { role?: { value?: string }; name?: { value?: string }; ignored?: boolean };
+    const { nodes } = (await cdp.send('Accessibility.getFullAXTree')) as unknown as { nodes: AxNode[] };
+    const shown = nodes.filter((node) => !node.ignored);
+    const named = (role: string) => shown.filter((node) => node.role?.value === role).map((node) => node.name?.value ?? '');
+    expect(named('table')).toContain('Audit rows, newest first');
+    expect(named('columnheader')).toEqual(['When', 'User', 'Action', 'Entity', 'Outcome', 'Row']);
+    expect(named('row')).toHaveLength(1 + (await listRows(page)).length);
+    expect(named('cell').length).toBe(6 * (await listRows(page)).length);
+    await cdp.detach();
+  });
+
+  it('shows values erased from the trail ([ERASED]) as erased, inert, in the list, the timeline and the row in full', async () => {
+    const entity = 'erased-nda-1';
+    await auditDb.query(
+      `INSERT INTO audit_log (id, occurred_at, action, entity_type, entity_id, user_id, outcome, ip, user_agent, changes, metadata)
+       VALUES (gen_random_uuid(), now(), 'nda_updated', 'NDA', $1, '[ERASED]', 'success', '[ERASED]', '[ERASED]', $2, $3)`,
+      [
+        entity,
+        JSON.stringify({ entities: [{ type: 'NDA', id: entity, op: 'update', fields: { counterparty: ['[ERASED]', '[ERASED]'] } }] }),
+        JSON.stringify({ email: '[ERASED]' }),
+      ],
+      'audit',
+    );
+    await openViewer(page, `?view=list&entityId=${entity}`);
+    expect((await listRows(page)).map((r) => r[1])).toEqual(['erased']);
+    expect(await page.locator('#trail tbody td:nth-child(2) .tag-erased').count()).toBe(1);
+    await page.locator('#trail tbody button.detail').click();
+    const panel = page.locator('#detail');
+    const field = (name: string) => panel.locator('dt', { hasText: new RegExp(`^${name}$`) }).locator('xpath=following-sibling::dd[1]');
+    expect(await field('User').textContent()).toBe('erased');
+    expect(await field('IP').textContent()).toBe('erased');
+    expect(await field('User agent').textContent()).toBe('erased');
+    expect(await panel.locator('pre.json').last().textContent()).toBe('{\n  "email": "[ERASED]"\n}');
+    await page.keyboard.press('Escape');
+    await page.locator('#trail tbody a').click();
+    await waitReady(page);
+    expect(
+      await page
+        .locator('#timeline tbody tr')
+        .evaluateAll((rows: DomNode[]) => rows.map((row) => Array.from(row.children, (c) => c.textContent))),
+    ).toEqual([['counterparty', 'erased', '→ erased']]);
+    expect(await page.locator('#timeline h3').textContent()).toMatch(/^nda_updated by erased /);
   });
 
   it("exports the current filter as NDJSON and CSV, rows equal to the API's", async () => {

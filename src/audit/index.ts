@@ -44,6 +44,8 @@ export {
   type AuditExportRequest,
   type AuditPage,
   type AuditPageRequest,
+  type AuditRowRead,
+  type AuditSealStatus,
   type AuditSearch,
   type AuditTrailRow,
 } from './query';

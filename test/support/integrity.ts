@@ -3,7 +3,7 @@ import { type INestApplication, Module } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { AUDIT_MIGRATIONS, AuditLog, AuditModule, type AuditModuleOptions, AUDIT_EVENTS } from '../../src/audit';
+import { AUDIT_MIGRATIONS, AuditLog, AuditModule, type AuditHttpOptions, type AuditModuleOptions, AUDIT_EVENTS } from '../../src/audit';
 import { runVerify } from '../../src/audit/integrity/verify-command';
 import { type StderrCapture } from './stderr';
 
@@ -18,7 +18,10 @@ export function sealingKeys(): { privatePem: string; publicPem: string; publicKe
 }
 
 /** A small app with the audit module on `url` (migrations run), integrity on unless `audit` says otherwise. */
-export async function startSealingApp(url: string, audit: AuditModuleOptions = {}): Promise<INestApplication> {
+export async function startSealingApp(
+  url: string,
+  audit: AuditModuleOptions & { http?: AuditHttpOptions } = {},
+): Promise<INestApplication> {
   @Module({
     imports: [
       TypeOrmModule.forRoot({ type: 'postgres', url, entities: [AuditLog], migrations: [...AUDIT_MIGRATIONS], migrationsRun: true }),

@@ -4,7 +4,7 @@ import { AuditQueryError, AuditReadError } from '../audit.errors';
 import { EXPORT_CONTENT_TYPES } from './audit-export.format';
 import { checkFormat, checkLimit } from './audit-query.input';
 import { AuditQueryService } from './audit-query.service';
-import { type AuditPage, type AuditSearch } from './audit-query.types';
+import { type AuditPage, type AuditRowRead, type AuditSearch } from './audit-query.types';
 
 const SEARCH = ['userId', 'action', 'entityType', 'entityId', 'outcome', 'from', 'to'] as const;
 const PAGE = ['cursor', 'limit'] as const;
@@ -12,6 +12,7 @@ const PAGE = ['cursor', 'limit'] as const;
 /**
  * The read-only HTTP surface of the trail, behind the app's guard (see {@link auditQueryController}):
  * `GET <path>/entities/:type/:id`, `GET <path>?userId=&action=&entityType=&outcome=&from=&to=&cursor=&limit=`
+ * `GET <path>/rows/:id` (one row in full, with its seal status where integrity is on)
  * and `GET <path>/export?format=ndjson|csv&from=&to=`. Bad input answers 400 with the reason
  * (`AuditQueryError`); a database that does not answer, 503 (`AuditReadError`); an export while
  * `maxExports` are running, 503 with `Retry-After`.
@@ -43,6 +44,12 @@ export class AuditQueryController {
       disposition: `attachment; filename="audit-${stamp}.${format}"`,
       // Ending the response on a failure would make a truncated export look complete.
     }).setErrorHandler((_error, response) => (response as { destroy?: () => void }).destroy?.());
+  }
+
+  @Get('rows/:id')
+  row(@Param('id') id: string, @Query() query: unknown): Promise<AuditRowRead> {
+    readParams(query, []);
+    return this.queries.row(id);
   }
 
   @Get('entities/:type/:id')

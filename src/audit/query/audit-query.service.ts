@@ -8,11 +8,15 @@ import { AuditQueryError, AuditReadError } from '../audit.errors';
 import { cursorKeyOf, decodeAuditCursor, encodeAuditCursor } from './audit-cursor';
 import { openExport } from './audit-export.stream';
 import { checkFormat, checkLimit, checkSearch } from './audit-query.input';
-import { exportQuery, type PageRow, pageQuery, toAuditLog } from './audit-query.sql';
-import { type AuditExportRequest, type AuditPage, type AuditPageRequest, type AuditSearch } from './audit-query.types';
+import { exportQuery, type PageRow, pageQuery, rowQuery, toAuditLog } from './audit-query.sql';
+import { type AuditExportRequest, type AuditPage, type AuditPageRequest, type AuditRowRead, type AuditSearch } from './audit-query.types';
+import { type RowSealFields, sealLookupQuery, type SealLookupRow, sealStatusOf } from './audit-seal-status';
 import { AuditReadPool } from './audit-read-pool';
 import { AuditReader } from './audit-reader';
 import { type VolumeBucket, volumeBuckets, volumeQuery } from './audit-volume';
+import { sealTableOf } from '../integrity/seal-store';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
  * Reads the trail from the audit DataSource, on connections of its own (`readConnections`, never
@@ -77,6 +81,31 @@ export class AuditQueryService implements BeforeApplicationShutdown {
   async byUser(userId: string, range: Pick<AuditSearch, 'from' | 'to'> = {}, page: AuditPageRequest = {}): Promise<AuditPage> {
     if (typeof userId !== 'string' || userId === '') throw AuditQueryError.invalid('userId', 'non-empty text', userId);
     return this.search({ userId, from: range.from, to: range.to }, page);
+  }
+
+  /**
+   * One row in full by its id, with its seal status where integrity is on (see {@link AuditRowRead}):
+   * the row is read by its primary key, and its seal found by a binary search over `audit_seal`'s.
+   *
+   * @example
+   * const { items: [row] } = await queries.row('0193a1c2-7b1e-7c3d-9e4f-0123456789ab');
+   * row?.seal; // { state: 'sealed', seq: 42, sealedAt: '2026-12-04T17:16:42.000Z' }
+   */
+  async row(id: string): Promise<AuditRowRead> {
+    if (typeof id !== 'string' || !UUID.test(id)) throw AuditQueryError.invalid('id', 'a UUID', id);
+    const sealing = this.options.integrity.enabled;
+    const table = this.reader.table();
+    const rows = await this.reader.read<PageRow & RowSealFields>(rowQuery(table, id.toLowerCase(), sealing));
+    const items: AuditRowRead['items'] = [];
+    for (const row of rows) {
+      if (!sealing) {
+        items.push(toAuditLog(row));
+        continue;
+      }
+      const [found] = await this.reader.read<SealLookupRow>(sealLookupQuery(sealTableOf(table), { tx: row.seal_tx, id: row.id }));
+      items.push(Object.assign(toAuditLog(row), { seal: sealStatusOf(row, found) }));
+    }
+    return { items };
   }
 
   /**

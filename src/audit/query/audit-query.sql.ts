@@ -3,6 +3,7 @@ import { AuditLog } from '../audit-log.entity';
 import { type AuditCursorKey, cursorInstantSql } from './audit-cursor';
 import { type CheckedSearch } from './audit-query.input';
 import { type AuditTrailRow } from './audit-query.types';
+import { ROW_SEAL_COLUMNS, ROW_SEAL_FROM } from './audit-seal-status';
 
 const FILTER_COLUMNS = {
   userId: 'user_id',
@@ -89,6 +90,15 @@ export type ExportRow = Record<'id' | 'occurred_at' | 'action' | 'outcome' | 're
  */
 export function pageQuery(table: string, search: CheckedSearch, after: AuditCursorKey | undefined, limit: number): string {
   return `SELECT ${PAGE_COLUMNS} FROM ${table}${whereOf(search, after, '<')} ORDER BY occurred_at DESC, id DESC LIMIT ${limit + 1}`;
+}
+
+/**
+ * The rows with one id, newest first: one, unless rows were planted with a sealed row's id (the
+ * key is `(id, occurred_at)`). With `seal`, each row's sealing fields too (see `audit-seal-status.ts`).
+ */
+export function rowQuery(table: string, id: string, seal: boolean): string {
+  const from = seal ? `${table} AS l${ROW_SEAL_FROM}` : `${table} AS l`;
+  return `SELECT ${PAGE_COLUMNS}${seal ? ROW_SEAL_COLUMNS : ''} FROM ${from} WHERE l.id = ${literal(id)}::uuid ORDER BY l.occurred_at DESC`;
 }
 
 /** Every row of a search, oldest first, as text. */

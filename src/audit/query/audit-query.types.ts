@@ -1,5 +1,6 @@
 import { type AuditOutcome } from '../audit-entry';
 import { type AuditLog } from '../audit-log.entity';
+import { type AuditSealStatus } from './audit-seal-status';
 
 /**
  * What to read from the trail; every field narrows it. `from` is inclusive, `to` exclusive, both
@@ -49,6 +50,19 @@ export type AuditTrailRow = Omit<AuditLog, 'occurredAt' | 'recordedAt'> & { occu
 export interface AuditPage {
   items: AuditTrailRow[];
   nextCursor: string | null;
+}
+
+/**
+ * One row read in full by its id (`GET <path>/rows/:id`): `items` holds one row, none when no
+ * row has that id, or more when rows were planted with another row's id. With integrity on, each
+ * carries its `seal` status; with integrity off, no `seal` field.
+ *
+ * @example
+ * const { items: [row] } = await queries.row(id);
+ * if (row?.seal?.state === 'sealed') console.log(`sealed by seal ${row.seal.seq}`);
+ */
+export interface AuditRowRead {
+  items: (AuditTrailRow & { seal?: AuditSealStatus })[];
 }
 
 /**

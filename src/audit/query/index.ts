@@ -5,6 +5,8 @@ export {
   type AuditExportRequest,
   type AuditPage,
   type AuditPageRequest,
+  type AuditRowRead,
   type AuditSearch,
   type AuditTrailRow,
 } from './audit-query.types';
+export { type AuditSealStatus } from './audit-seal-status';
