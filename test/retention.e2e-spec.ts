@@ -3,10 +3,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'pg';
-import { DataSource } from 'typeorm';
-import { AUDIT_EVENTS, AUDIT_MIGRATIONS, AuditSealer } from '../src/audit';
+import { AUDIT_EVENTS, AuditSealer } from '../src/audit';
 import { runRetention } from '../src/audit/lifecycle/retention-command';
 import { sealingKeys, startSealingApp, verify, witnessText } from './support/integrity';
+import { insertRowsAgo, monthsAgo, partitionAgo, trailWithPastMonths } from './support/past-months';
 import { TestPostgres } from './support/postgres';
 import { StderrCapture } from './support/stderr';
 
@@ -15,22 +15,8 @@ import { StderrCapture } from './support/stderr';
 // audit_seal and an audit.retained line; a legal hold, a month not wholly sealed and the window
 // keep theirs. audit-verify stays clean across the checkpoints (witness and public key), and still
 // names a row deleted in a kept month and a month dropped without a checkpoint.
-const BEFORE_PARTITIONS = AUDIT_MIGRATIONS.slice(
-  0,
-  AUDIT_MIGRATIONS.findIndex((m) => m.name === 'AuditPartitions1765000000000'),
-);
-
-/** `YYYY-MM` of the month `k` months before the current one (UTC), and its first instant. */
-const ago = (k: number) => {
-  const now = new Date();
-  const start = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - k, 1));
-  return {
-    month: start.toISOString().slice(0, 7),
-    start: start.toISOString(),
-    end: new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - k + 1, 1)).toISOString(),
-  };
-};
-const partitionOf = (k: number) => `audit_log_p${ago(k).month.replace('-', '_')}`;
+const ago = monthsAgo;
+const partitionOf = partitionAgo;
 
 describe('retention of whole, sealed months', () => {
   const database = 'retention';
@@ -44,12 +30,7 @@ describe('retention of whole, sealed months', () => {
 
   const sql = (text: string, parameters: unknown[] = []) => db.query(text, parameters, database);
   const seal = () => app.get(AuditSealer).sealNow();
-  const insertRows = (k: number, count = 3) =>
-    sql(
-      `INSERT INTO audit_log (id, occurred_at, action, outcome)
-       SELECT gen_random_uuid(), $1::timestamptz + make_interval(hours => i), 'nda_created', 'success' FROM generate_series(1, $2::int) AS i`,
-      [ago(k).start, count],
-    );
+  const insertRows = (k: number, count = 3) => insertRowsAgo(db, database, k, count);
   const retention = async (user: 'postgres' | 'app_role', ...args: string[]) => {
     const out: string[] = [];
     const url = user === 'postgres' ? db.url(database) : db.url(database, 'app_role', 'app-role-pw');
@@ -87,26 +68,8 @@ describe('retention of whole, sealed months', () => {
     writeFileSync(join(dir, 'seal.key'), keys.privatePem, { mode: 0o600 });
     db = await TestPostgres.start();
     await db.createDatabase(database);
-    const source = new DataSource({ type: 'postgres', url: db.url(database), migrations: [...BEFORE_PARTITIONS] });
-    await source.initialize();
-    await source.runMigrations();
-    // The prepared-bound path of the partition migration: the legacy partition ends six months ago,
-    // so that the months since can have partitions of their own, made here as past months.
-    await source.query(
-      `ALTER TABLE audit_log ADD CONSTRAINT audit_log_legacy_bound CHECK (occurred_at < '${ago(6).start}'::timestamptz) NOT VALID`,
-    );
-    await source.query(`ALTER TABLE audit_log VALIDATE CONSTRAINT audit_log_legacy_bound`);
-    await source.destroy();
-    const all = new DataSource({ type: 'postgres', url: db.url(database), migrations: [...AUDIT_MIGRATIONS] });
-    await all.initialize();
-    await all.runMigrations();
-    await all.destroy();
-    for (let k = 6; k >= 1; k--) {
-      await sql(`CREATE TABLE ${partitionOf(k)} PARTITION OF audit_log FOR VALUES FROM ('${ago(k).start}') TO ('${ago(k).end}')`);
-      await sql(
-        `CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON ${partitionOf(k)} FOR EACH STATEMENT EXECUTE FUNCTION audit_log_refuse_change()`,
-      );
-    }
+    // The prepared-bound path of the partition migration: months of their own from six months back.
+    await trailWithPastMonths(db, database, 6);
     await sql(`CREATE ROLE app_role LOGIN PASSWORD 'app-role-pw'`);
     await sql(`GRANT INSERT, SELECT ON audit_log, audit_seal TO app_role`);
     await sql(`GRANT EXECUTE ON FUNCTION audit_log_retire_month(date, integer) TO app_role`);

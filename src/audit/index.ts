@@ -60,7 +60,14 @@ export {
   type VerifyReport,
   verifyTrail,
 } from './integrity';
-export { type AuditPartitionOptions, AuditPartitions, type PartitionStatus } from './lifecycle';
+export {
+  type AuditPartitionOptions,
+  AuditPartitions,
+  AuditRetention,
+  type AuditRetentionOptions,
+  type MonthDecision,
+  type PartitionStatus,
+} from './lifecycle';
 export { RingBuffer } from './ring-buffer';
 export {
   AUDIT_EVENTS,

@@ -52,7 +52,8 @@ export interface RetentionSession {
  * stays. A dry run only reads.
  *
  * @example
- * const decisions = await applyRetention({ query: (sql, p) => client.query(sql, p).then((r) => r.rows) }, { table: 'public.audit_log', months: 72, legalHold: [], dryRun: true, signingKey: null });
+ * const query = async (sql: string, parameters?: unknown[]) => (await client.query(sql, parameters)).rows;
+ * const decisions = await applyRetention({ query }, { table: 'public.audit_log', months: 72, legalHold: [], dryRun: true, signingKey: null });
  */
 export async function applyRetention(session: RetentionSession, run: RetentionRun): Promise<MonthDecision[]> {
   const { query } = session;
