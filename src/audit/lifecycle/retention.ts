@@ -13,7 +13,7 @@ export interface MonthDecision {
   /** `YYYY-MM`, or `legacy` / `default` for those partitions. */
   month: string;
   partition: string;
-  action: 'retired' | 'would retire' | 'kept' | 'failed';
+  action: 'retired' | 'would retire' | 'kept' | 'gone' | 'failed';
   /** Why it stays (or what failed); for a month that goes, its rows and the seals that covered them. */
   reason: string;
   rows?: number;
@@ -90,7 +90,7 @@ export async function applyRetention(session: RetentionSession, run: RetentionRu
       continue;
     }
     try {
-      const outcome = await retireMonth(query, sealTable, run, month);
+      const outcome = await retireMonth(query, sealTable, run, month, name);
       decision(outcome.action, outcome.reason, { rows: outcome.rows, checkpoint: outcome.checkpoint });
       if (outcome.checkpoint) run.retained?.(outcome.checkpoint);
     } catch (error) {
@@ -118,11 +118,22 @@ async function retireMonth(
   sealTable: string,
   run: RetentionRun,
   month: string,
+  partition: string,
 ): Promise<{ action: MonthDecision['action']; reason: string; rows?: number; checkpoint?: Seal }> {
   const timeoutMs = run.timeoutMs ?? 30_000;
   await query(`BEGIN; SET LOCAL statement_timeout = '${timeoutMs}ms'; SET LOCAL lock_timeout = '${timeoutMs}ms'; ${PIN_SEARCH_PATH_SQL}`);
   try {
     await query(`SELECT pg_catalog.pg_advisory_xact_lock(${SEALER_LOCK})`);
+    // Another instance (or command) may have removed the month since the partitions were listed.
+    const [{ attached }] = await query(
+      `SELECT EXISTS (SELECT FROM pg_catalog.pg_inherits AS h JOIN pg_catalog.pg_class AS c ON c.oid OPERATOR(pg_catalog.=) h.inhrelid
+         WHERE h.inhparent OPERATOR(pg_catalog.=) $1::pg_catalog.regclass AND c.relname OPERATOR(pg_catalog.=) $2) AS attached`,
+      [quoteTablePath(run.table), partition],
+    );
+    if (!attached) {
+      await query('ROLLBACK');
+      return { action: 'gone', reason: 'removed meanwhile by another run (its checkpoint is in the chain)' };
+    }
     const heads = await sealHeads(query, sealTable);
     const from = new Date(monthStart(month)).toISOString();
     const to = new Date(monthStart(month, 1)).toISOString();
