@@ -246,4 +246,19 @@ describe('retention of whole, sealed months', () => {
     expect(report.out.filter((line) => line.startsWith('ANOMALY row_missing'))).toHaveLength(4);
     expect(report.code).toBe(1);
   });
+
+  it('checks the rows of a seal whose fields were changed to look like a checkpoint', async () => {
+    const [{ seq }] = await sql(`SELECT seq::int FROM audit_seal WHERE row_count > 0 ORDER BY seq DESC LIMIT 1`);
+    const [{ id }] = await sql(`SELECT id::text AS id FROM audit_log WHERE occurred_at >= $1 ORDER BY tx DESC LIMIT 1`, [ago(0).start]);
+    await sql(
+      `BEGIN; SET LOCAL session_replication_role = replica;
+       UPDATE audit_seal SET retention_month = '2000-01-01', retention_rows = 0 WHERE seq = ${seq as number};
+       DELETE FROM audit_log WHERE id = '${id as string}'; COMMIT`,
+    );
+    const report = await verifyAll();
+    expect(report.anomalies).toEqual(
+      expect.arrayContaining([`ANOMALY seal_changed seal ${seq as number}`, `ANOMALY row_missing row ${id as string}`]),
+    );
+    expect(report.code).toBe(1);
+  });
 });

@@ -21,8 +21,10 @@ function queryOf(client: Client): Query {
 
 /**
  * Reads every retention checkpoint's manifest (one bit per row of each seal that covered its
- * month), before the seals' rows are checked: a row a checkpoint removed is not missing. The
- * checkpoints themselves are checked in the chain like seals (hash, chain, signature, witness).
+ * month), before the seals' rows are checked: a row a checkpoint removed is not missing. Only a
+ * row that seals no row and ends where the seal before it ends counts as one (a seal changed to
+ * look like one is checked as a seal). The checkpoints themselves are checked in the chain like
+ * seals (hash, chain, signature, witness).
  *
  * @example
  * const retention = await loadRetention(client, 'public.audit_seal');
@@ -30,7 +32,10 @@ function queryOf(client: Client): Query {
 export async function loadRetention(client: Client, sealTable: string): Promise<RetentionFindings> {
   const rows = await queryOf(client)(
     `SELECT s.manifest, pg_catalog.to_char(s.retention_month, 'YYYY-MM') AS month, s.retention_rows::text AS rows
-     FROM ${sealTable} AS s WHERE s.retention_month IS NOT NULL ORDER BY s.seq`,
+     FROM ${sealTable} AS s JOIN ${sealTable} AS p ON p.seq OPERATOR(pg_catalog.=) (s.seq OPERATOR(pg_catalog.-) 1)
+     WHERE s.retention_month IS NOT NULL AND s.row_count OPERATOR(pg_catalog.=) 0
+       AND p.last_tx IS NOT DISTINCT FROM s.last_tx AND p.last_id OPERATOR(pg_catalog.=) s.last_id
+     ORDER BY s.seq`,
   );
   const findings: RetentionFindings = { checkpoints: 0, months: [], rows: 0, retained: new Map() };
   for (const row of rows) {

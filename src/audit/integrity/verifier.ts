@@ -187,7 +187,7 @@ export async function verifyTrail(client: Client, options: VerifyOptions = {}): 
         }
         checkSeal(seal, previous, options, (a) => sealFound.push(a));
         entries.seal(seal, (a) => sealFound.push(a));
-        if (seal.retention) {
+        if (isCheckpoint(seal, previous)) {
           // A retention checkpoint seals no row: it is checked as a link of the chain only.
           await dispatch();
           queue.push({ done: Promise.resolve(0), found: [sealFound], job: false });
@@ -236,6 +236,14 @@ export async function verifyTrail(client: Client, options: VerifyOptions = {}): 
   }
   const { checkpoints, months, rows } = retention;
   return finish({ ...report, entryAuth: entries.report, retention: { checkpoints, months, rows } }, found);
+}
+
+/**
+ * A retention checkpoint: it says so, seals no row and ends where the seal before it ends. A seal
+ * changed to say so (its hash then fails) is checked as the seal it was, its rows and all.
+ */
+function isCheckpoint(seal: Seal, previous: Seal | null): boolean {
+  return !!seal.retention && seal.rowCount === 0 && !!previous && previous.lastTx === seal.lastTx && previous.lastId === seal.lastId;
 }
 
 /**
