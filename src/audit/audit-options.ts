@@ -13,6 +13,7 @@ import {
   resolvePartitionOptions,
   type ResolvedPartitionOptions,
 } from './lifecycle/partition-options';
+import { type AuditRetentionOptions, resolveRetentionOptions, type ResolvedRetentionOptions } from './lifecycle/retention-options';
 import { DEFAULT_REDACT_KEYS } from './redaction';
 
 /**
@@ -133,6 +134,8 @@ export interface AuditModuleOptions {
   integrity?: AuditIntegrityOptions;
   /** The monthly partitions of `audit_log`, created ahead by the module (docs/LIFECYCLE.md): `{ monthsAhead: 3, intervalMs: 3_600_000 }`. */
   partitions?: AuditPartitionOptions;
+  /** Retention of whole, sealed months (docs/LIFECYCLE.md): `{ months, legalHold?, intervalMs? }`; off unless given. */
+  retention?: AuditRetentionOptions | null;
 }
 
 /**
@@ -179,11 +182,12 @@ export function resolveAuditHttpOptions(http: unknown): Required<AuditHttpOption
  * @example
  * const writeTimeoutMs = (options: ResolvedAuditOptions): number => options.writeTimeoutMs; // 2000 unless configured
  */
-export type ResolvedAuditOptions = Required<Omit<AuditModuleOptions, 'userIdFrom' | 'diffs' | 'integrity' | 'partitions'>> & {
+export type ResolvedAuditOptions = Required<Omit<AuditModuleOptions, 'userIdFrom' | 'diffs' | 'integrity' | 'partitions' | 'retention'>> & {
   userIdFrom: UserIdExtractor;
   diffs: ResolvedDiffOptions;
   integrity: ResolvedIntegrityOptions;
   partitions: ResolvedPartitionOptions;
+  retention: ResolvedRetentionOptions;
 };
 
 /** The async linger's default, in ms: see `batchDelayMs`. */
@@ -219,6 +223,7 @@ export const AUDIT_DEFAULTS: Readonly<ResolvedAuditOptions> = Object.freeze({
   exportIdleMs: 30_000,
   integrity: INTEGRITY_DEFAULTS,
   partitions: PARTITION_DEFAULTS,
+  retention: null,
 });
 
 const INTEGER_LIMITS: Record<string, [min: number, max: number]> = {
@@ -306,6 +311,7 @@ export function resolveAuditOptions(input: AuditModuleOptions | undefined): Reso
     diffs: resolveDiffOptions(options.diffs),
     integrity: resolveIntegrityOptions(raw.integrity),
     partitions: resolvePartitionOptions(raw.partitions),
+    retention: resolveRetentionOptions(raw.retention),
   });
 }
 

@@ -13,6 +13,7 @@ import { AuditGateGuard, AuditHttpRecorder, putFirstAmongGlobalGuards } from './
 import { AuditQueryService } from './query';
 import { AuditSealer } from './integrity/audit-sealer';
 import { AuditPartitions } from './lifecycle/audit-partitions';
+import { AuditRetention } from './lifecycle/audit-retention';
 import { RingBuffer } from './ring-buffer';
 import { AuditReporter, ConsoleSink, SentryReporter } from './sinks';
 import { AuditSpool, FileSpool } from './spool';
@@ -57,6 +58,7 @@ import { AuditSpool, FileSpool } from './spool';
     AuditService,
     AuditSealer,
     AuditPartitions,
+    AuditRetention,
     DbHealthIndicator,
     AuditHttpRecorder,
     {
@@ -75,6 +77,6 @@ import { AuditSpool, FileSpool } from './spool';
     { provide: APP_INTERCEPTOR, useExisting: AuditInterceptor },
     AuditQueryService,
   ],
-  exports: [AuditService, DbHealthIndicator, AuditBuffer, AuditSpool, AuditQueryService, AuditSealer, AuditPartitions],
+  exports: [AuditService, DbHealthIndicator, AuditBuffer, AuditSpool, AuditQueryService, AuditSealer, AuditPartitions, AuditRetention],
 })
 export class AuditModule extends AuditConfigurableModule {}

@@ -3,6 +3,7 @@ export { AuditIntegrity1764300000000 } from '../../migrations/1764300000000-Audi
 export { AuditReadIndexes1764300000001 } from '../../migrations/1764300000001-AuditReadIndexes';
 export { AuditEntryAuth1764900000000 } from '../../migrations/1764900000000-AuditEntryAuth';
 export { AuditPartitions1765000000000 } from '../../migrations/1765000000000-AuditPartitions';
+export { AuditRetention1765100000000 } from '../../migrations/1765100000000-AuditRetention';
 export { AUDIT_MIGRATIONS } from './audit-migrations';
 export { AuditBuffer, type BufferedEntry } from './audit-buffer';
 export { auditScope } from './audit-context';
@@ -61,7 +62,14 @@ export {
   type VerifyReport,
   verifyTrail,
 } from './integrity';
-export { type AuditPartitionOptions, AuditPartitions, type PartitionStatus } from './lifecycle';
+export {
+  type AuditPartitionOptions,
+  AuditPartitions,
+  AuditRetention,
+  type AuditRetentionOptions,
+  type MonthDecision,
+  type PartitionStatus,
+} from './lifecycle';
 export { RingBuffer } from './ring-buffer';
 export {
   AUDIT_EVENTS,

@@ -11,6 +11,7 @@ import { type Seal, sealHash } from './seal';
 import { newestSeal, sealOnce, sealStatementMs, sealTableOf, trailName, type UnknownKeyRow } from './seal-store';
 import { SealerSession, type SealerPool, SealTimeoutError } from './sealer-session';
 import { PIN_SEARCH_PATH_SQL, resolveTable } from './search-path';
+import { witnessLine } from './witness-line';
 
 /**
  * What the health indicator shows of sealing (integrity on).
@@ -297,21 +298,8 @@ export class AuditSealer implements OnApplicationBootstrap, BeforeApplicationShu
   }
 
   private witness(seal: Seal): void {
-    this.console.emit(AUDIT_EVENTS.sealed, 'info', {
-      trail: this.trail,
-      seq: seal.seq,
-      hash: seal.hash.toString('hex'),
-      prevHash: seal.prevHash.toString('hex'),
-      root: seal.root.toString('hex'),
-      rows: seal.rowCount,
-      lastTx: seal.lastTx,
-      lastId: seal.lastId,
-      horizon: seal.horizon,
-      sealedAt: new Date(seal.sealedAt).toISOString(),
-      keyId: seal.keyId,
-      signature: seal.signature?.toString('base64') ?? null,
-      entryAuthFrom: seal.entryAuthFrom ?? null,
-    });
+    const { event, fields } = witnessLine(this.trail, seal);
+    this.console.emit(event, 'info', fields);
   }
 
   private chainBroken(found: ChainBreak): void {

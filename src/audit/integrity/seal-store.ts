@@ -64,7 +64,7 @@ export interface SealRunner {
 }
 
 /** Only one sealer at a time in a database: the others find the lock taken and try next time. */
-const SEALER_LOCK = 7_236_837_437_003_010n;
+export const SEALER_LOCK = 7_236_837_437_003_010n;
 
 /** The seal table beside `audit_log` (`schema.audit_seal` when the log is schema-qualified). */
 export function sealTableOf(logTablePath: string): string {
@@ -91,7 +91,8 @@ export function trailName(database: string, logTablePath: string): string {
 export const SEAL_COLUMNS_SQL =
   'seq::text, version, prev_hash, last_tx::text, last_id::text, horizon::text, row_count, root, manifest, ' +
   'CASE WHEN pg_catalog.isfinite(sealed_at) THEN (extract(epoch FROM sealed_at) * 1000)::bigint::text END AS sealed_at, ' +
-  'hash, key_id, signature, entry_auth_from::text';
+  'hash, key_id, signature, entry_auth_from::text, ' +
+  "pg_catalog.to_char(retention_month, 'YYYY-MM') AS retention_month, retention_rows::text, retention_covered";
 
 /** A row selected with {@link SEAL_COLUMNS_SQL} as a {@link Seal} (`sealedAt` NaN when the stored time is not finite). */
 export function toSeal(row: Record<string, unknown>): Seal {
@@ -110,6 +111,10 @@ export function toSeal(row: Record<string, unknown>): Seal {
     keyId: (row.key_id as string | null) ?? null,
     signature: (row.signature as Buffer | null) ?? null,
     entryAuthFrom: (row.entry_auth_from as string | null) ?? null,
+    retention:
+      typeof row.retention_month === 'string'
+        ? { month: row.retention_month, rows: Number(row.retention_rows), covered: (row.retention_covered as Buffer | null) ?? null }
+        : null,
   };
 }
 

@@ -37,11 +37,27 @@ export interface Seal {
    * recorded by the first seal made with entry keys and repeated by every later one; null before.
    */
   entryAuthFrom?: string | null;
+  /** Set on a retention checkpoint only (see {@link RetentionMark}); null or absent on a seal. */
+  retention?: RetentionMark | null;
+}
+
+/**
+ * What a retention checkpoint records (docs/LIFECYCLE.md): the month removed (`YYYY-MM`), how
+ * many rows it held, and the hash of the newest seal that covered one of them (null for an empty
+ * month). A checkpoint is a row of `audit_seal` that seals no row: it copies the last row, horizon
+ * and boundary of the seal before it, and its manifest lists which rows of which seals went
+ * (see `lifecycle/checkpoint.ts`). Its hash covers these fields after the seal's own.
+ */
+export interface RetentionMark {
+  month: string;
+  rows: number;
+  covered: Buffer | null;
 }
 
 /**
  * The seal's own hash: SHA-256 over its fields (the manifest by its SHA-256), each length-prefixed.
- * The next seal stores it as `prevHash`; the signature signs it.
+ * The next seal stores it as `prevHash`; the signature signs it. A retention checkpoint's hash
+ * goes on with `retention`, its month, rows and covered seal hash: a seal's hash is unchanged.
  *
  * @example
  * sealHash(seal).equals(seal.hash); // false when a stored field was changed
@@ -60,6 +76,9 @@ export function sealHash(seal: Omit<Seal, 'hash' | 'keyId' | 'signature'>): Buff
     createHash('sha256').update(seal.manifest).digest('hex'),
     String(seal.sealedAt),
     ...(seal.version >= SEAL_VERSION_ENTRY_AUTH ? [seal.entryAuthFrom ?? ''] : []),
+    ...(seal.retention
+      ? ['retention', seal.retention.month, String(seal.retention.rows), seal.retention.covered?.toString('hex') ?? '']
+      : []),
   ];
   for (const field of fields) {
     const bytes = Buffer.from(field, 'utf8');

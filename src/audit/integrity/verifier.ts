@@ -9,7 +9,9 @@ import { ROW_PROBLEM_SQL } from './row-validity';
 import { PIN_SEARCH_PATH_SQL, qualifiedTable } from './search-path';
 import { GENESIS_HASH, keyIdOf, MANIFEST_ENTRY_BYTES, readManifest, type Seal, sealHash, verifySeal } from './seal';
 import { SEAL_COLUMNS_SQL, sealTableOf, toSeal } from './seal-store';
+import { checkMonths, loadRetention, type RetentionFindings } from './retention-checks';
 import { type WitnessedSeal } from './witness';
+import { hasBit, type RetainedRows } from '../lifecycle/checkpoint';
 
 /**
  * Kinds of anomaly `audit-verify` reports; see docs/INTEGRITY.md for each.
@@ -27,6 +29,7 @@ export const ANOMALY_KINDS = [
   'seal_out_of_chain',
   'seal_witness_mismatch',
   'seal_signature_invalid',
+  'month_dropped',
 ] as const;
 /**
  * One of {@link ANOMALY_KINDS}.
@@ -46,6 +49,8 @@ export interface Anomaly {
   kind: AnomalyKind;
   row?: string;
   seal?: number;
+  /** A month (`YYYY-MM`) of the partitioned table. */
+  month?: string;
   detail: string;
 }
 
@@ -91,6 +96,8 @@ export interface VerifyReport {
   byKind: Record<AnomalyKind, number>;
   /** Entry authentication: checked or not, the boundary, and the rows authentic or written before it. */
   entryAuth: EntryAuthReport;
+  /** Retention checkpoints in the chain: how many, the months they removed and their rows. */
+  retention: { checkpoints: number; months: string[]; rows: number };
 }
 
 /** Rows a cursor returns at a time. */
@@ -132,12 +139,15 @@ export async function verifyTrail(client: Client, options: VerifyOptions = {}): 
   const found: Anomaly[] = [];
   const workers: Client[] = [];
   const entries = new EntryChecks(options.entryKeys ?? null);
+  let retention: RetentionFindings = { checkpoints: 0, months: [], rows: 0, retained: new Map() };
   await prepareTable(client, table);
   await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
   // Every chunk's outcome, in order: a failure is reported by its first cause (see firstCause).
   const started: Promise<number>[] = [];
   try {
     await client.query(PIN_SEARCH_PATH_SQL);
+    // Rows removed by retention, known before any seal's rows are checked.
+    retention = await loadRetention(client, sealTableOf(table));
     const jobs = options.connect ? Math.max(1, options.jobs ?? 1) : 1;
     const chunkRows = Math.max(1, options.chunkRows ?? CHUNK_ROWS);
     const connect = jobs > 1 ? options.connect : undefined;
@@ -174,7 +184,7 @@ export async function verifyTrail(client: Client, options: VerifyOptions = {}): 
       chunk = null;
       while (queue.filter((q) => q.job).length >= jobs) await merge();
       const worker = await take();
-      const done = checkChunk(worker, table, ready, entries).finally(() => idle.push(worker));
+      const done = checkChunk(worker, table, ready, entries, retention.retained).finally(() => idle.push(worker));
       // Awaited in merge(); marked handled so that a failure while others run is not an unhandled rejection.
       done.catch(() => undefined);
       started.push(done);
@@ -199,6 +209,14 @@ export async function verifyTrail(client: Client, options: VerifyOptions = {}): 
         }
         checkSeal(seal, previous, options, (a) => sealFound.push(a));
         entries.seal(seal, (a) => sealFound.push(a));
+        if (isCheckpoint(seal, previous)) {
+          // A retention checkpoint seals no row: it is checked as a link of the chain only.
+          await dispatch();
+          queue.push({ done: Promise.resolve(0), found: [sealFound], job: false });
+          previous = seal;
+          expectedSeq = seal.seq + 1;
+          continue;
+        }
         // A seal whose time is not finite (changed) is checked whatever --from and --to say.
         const inRange =
           Number.isNaN(seal.sealedAt) || ((options.from ?? -Infinity) <= seal.sealedAt && seal.sealedAt <= (options.to ?? Infinity));
@@ -230,13 +248,24 @@ export async function verifyTrail(client: Client, options: VerifyOptions = {}): 
       });
     }
     report.rowsUnsealed = await checkTail(client, table, previous, entries, (a) => found.push(a));
+    const missing = found.filter((a) => a.kind === 'row_missing').length;
+    await checkMonths(client, table, retention, missing, (a) => found.push(a));
   } catch (error) {
     throw await firstCause(error, started);
   } finally {
     await client.query('ROLLBACK').catch(() => undefined);
     for (const worker of workers) if (worker !== client) await worker.end().catch(() => undefined);
   }
-  return finish({ ...report, entryAuth: entries.report }, found);
+  const { checkpoints, months, rows } = retention;
+  return finish({ ...report, entryAuth: entries.report, retention: { checkpoints, months, rows } }, found);
+}
+
+/**
+ * A retention checkpoint: it says so, seals no row and ends where the seal before it ends. A seal
+ * changed to say so (its hash then fails) is checked as the seal it was, its rows and all.
+ */
+function isCheckpoint(seal: Seal, previous: Seal | null): boolean {
+  return !!seal.retention && seal.rowCount === 0 && !!previous && previous.lastTx === seal.lastTx && previous.lastId === seal.lastId;
 }
 
 /**
@@ -329,7 +358,7 @@ function addForged(rows: LeafRow[], from: number, to: number, found: Anomaly[]):
 }
 
 /** Reads a chunk's rows, hashes them, sorts them into their seals and checks each seal; returns the rows read. */
-async function checkChunk(client: Client, table: string, chunk: Chunk, entries: EntryChecks): Promise<number> {
+async function checkChunk(client: Client, table: string, chunk: Chunk, entries: EntryChecks, retained: RetainedRows): Promise<number> {
   const last = chunk.seals[chunk.seals.length - 1];
   const rows: LeafRow[] = [];
   // Leaves are hashed by the server, in no particular order: 32 bytes a row travel, and the sort is here.
@@ -344,7 +373,7 @@ async function checkChunk(client: Client, table: string, chunk: Chunk, entries: 
     const end: SortKey = { tx: seal.lastTx === null ? null : BigInt(seal.lastTx), id: seal.lastId };
     let to = from;
     while (to < rows.length && compareKeys(rows[to], end) <= 0) to++;
-    checkRows(seal, rows, from, to, (a) => chunk.found[i].push(a));
+    checkRows(seal, rows, from, to, (a) => chunk.found[i].push(a), retained.get(seal.seq));
     addForged(rows, from, to, chunk.found[i]);
     from = to;
   });
@@ -361,7 +390,7 @@ async function checkChunk(client: Client, table: string, chunk: Chunk, entries: 
 }
 
 /** Checks one seal's rows (`rows[from]` up to `rows[to]`, in sealing order) against its manifest and root. */
-function checkRows(seal: Seal, rows: LeafRow[], from: number, to: number, add: (a: Anomaly) => void): void {
+function checkRows(seal: Seal, rows: LeafRow[], from: number, to: number, add: (a: Anomaly) => void, retained?: Buffer): void {
   // Rows the seal left out (forged ones) are named, and the root is checked over the rows it sealed.
   const inOrder = matchesInOrder(seal.manifest, rows, from, to);
   // Sealed as they are (by a version that sealed them): still named, such a row is never valid.
@@ -369,15 +398,27 @@ function checkRows(seal: Seal, rows: LeafRow[], from: number, to: number, add: (
     if (rows[i].problem) add({ kind: 'row_invalid', row: rows[i].id, detail: `${rows[i].problem} (sealed by seal ${seal.seq})` });
   }
   const sealed: Buffer[] = [];
-  const rowProblems = inOrder ? 0 : checkAgainstManifest(seal, rows, from, to, add, sealed);
+  const rowProblems = inOrder ? 0 : checkAgainstManifest(seal, rows, from, to, add, sealed, retained);
   const leaves = inOrder ? rows.slice(from, to).map((row) => row.leaf) : sealed;
   if (rowProblems === 0 && !merkleRoot(leaves).equals(seal.root)) {
     add({ kind: 'seal_changed', seal: seal.seq, detail: 'its Merkle root does not match its rows' });
   }
 }
 
-/** Names each row the seal did not seal, sealed otherwise, or sealed and gone; returns how many were changed or gone, and puts the leaves of the rows it sealed in `sealed`. */
-function checkAgainstManifest(seal: Seal, rows: LeafRow[], from: number, to: number, add: (a: Anomaly) => void, sealed: Buffer[]): number {
+/**
+ * Names each row the seal did not seal, sealed otherwise, or sealed and gone (unless a retention
+ * checkpoint removed it: its bit in `retained`); returns how many were changed or gone (removed
+ * ones too: the root cannot be computed without them), and puts the leaves of the rows it sealed in `sealed`.
+ */
+function checkAgainstManifest(
+  seal: Seal,
+  rows: LeafRow[],
+  from: number,
+  to: number,
+  add: (a: Anomaly) => void,
+  sealed: Buffer[],
+  retained?: Buffer,
+): number {
   const manifest = readManifest(seal.manifest);
   let rowProblems = 0;
   for (let i = from; i < to; i++) {
@@ -398,7 +439,8 @@ function checkAgainstManifest(seal: Seal, rows: LeafRow[], from: number, to: num
       }
     }
   }
-  for (const id of manifest.keys()) {
+  for (const [id, at] of manifest) {
+    if (hasBit(retained, (at - 16) / MANIFEST_ENTRY_BYTES)) continue;
     add({ kind: 'row_missing', row: id, detail: `sealed by seal ${seal.seq}, no longer in the table` });
   }
   return rowProblems + manifest.size;
@@ -503,7 +545,8 @@ async function forEachRow(
 function emptyReport(): VerifyReport {
   const byKind = Object.fromEntries(ANOMALY_KINDS.map((k) => [k, 0])) as Record<AnomalyKind, number>;
   const entryAuth = { checked: false, boundary: null, authentic: 0, beforeAuthentication: 0, unchecked: 0 };
-  return { rowsVerified: 0, sealsVerified: 0, rowsUnsealed: 0, anomalies: [], anomalyCount: 0, byKind, entryAuth };
+  const retention = { checkpoints: 0, months: [], rows: 0 };
+  return { rowsVerified: 0, sealsVerified: 0, rowsUnsealed: 0, anomalies: [], anomalyCount: 0, byKind, entryAuth, retention };
 }
 
 /** A row reported missing from one seal and forged in another is one row whose position (`tx`) was changed. */

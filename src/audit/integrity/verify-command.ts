@@ -5,7 +5,7 @@ import { Client } from 'pg';
 import { connectionSecrets, sanitizeDbError } from '../db-error';
 import { parseEntryKeys, resolveEntryKeys, type ResolvedEntryKey } from './entry-auth';
 import { trailName } from './seal-store';
-import { ANOMALY_KINDS, verifyTrail, type VerifyReport } from './verifier';
+import { type Anomaly, ANOMALY_KINDS, verifyTrail, type VerifyReport } from './verifier';
 import { PIN_SEARCH_PATH_SQL } from './search-path';
 import { readWitness } from './witness';
 
@@ -107,7 +107,7 @@ export async function runVerify(argv: string[], env: Record<string, string | und
     await client.end().catch(() => undefined);
   }
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-  for (const a of report.anomalies) io.out(`ANOMALY ${a.kind} ${a.row !== undefined ? `row ${a.row}` : `seal ${a.seal}`}: ${a.detail}`);
+  for (const a of report.anomalies) io.out(`ANOMALY ${a.kind} ${anomalySubject(a)}: ${a.detail}`);
   if (report.anomalyCount > report.anomalies.length) io.out(`… and ${report.anomalyCount - report.anomalies.length} more anomalies`);
   io.out(
     `audit-verify: ${report.rowsVerified} rows verified, ${report.sealsVerified} seals verified, ` +
@@ -116,6 +116,9 @@ export async function runVerify(argv: string[], env: Record<string, string | und
       (publicKey ? ', signatures checked' : ''),
   );
   io.out(entryAuthLine(report.entryAuth));
+  const { checkpoints, months, rows } = report.retention;
+  if (checkpoints > 0)
+    io.out(`retention: ${checkpoints} checkpoints, months ${months.join(', ')} removed (${rows} rows), each in the chain`);
   const kinds = ANOMALY_KINDS.filter((k) => report.byKind[k] > 0).map((k) => `${k} ${report.byKind[k]}`);
   io.out(`anomalies by kind: ${kinds.length ? kinds.join(', ') : 'none'}`);
   io.out(`${Math.round((report.rowsVerified + report.rowsUnsealed) / Math.max(seconds, 1e-3))} rows/s in ${seconds.toFixed(2)} s`);
@@ -174,6 +177,10 @@ function readEntryKeys(text: string | undefined): readonly ResolvedEntryKey[] {
       `--entry-key (or AUDIT_INTEGRITY_ENTRY_KEY) must be <id>:<secret>[,<id>:<secret>…], each secret at least 32 characters: ${detail}`,
     );
   }
+}
+
+function anomalySubject(a: Anomaly): string {
+  return a.row !== undefined ? `row ${a.row}` : a.month !== undefined ? `month ${a.month}` : `seal ${a.seal}`;
 }
 
 function entryAuthLine(auth: VerifyReport['entryAuth']): string {

@@ -14,7 +14,7 @@ export interface WitnessedSeal {
 }
 
 /**
- * Reads the `audit.sealed` lines of CloudWatch exports of the module's stderr: raw JSON lines,
+ * Reads the `audit.sealed` and `audit.retained` lines of CloudWatch exports of the module's stderr: raw JSON lines,
  * `<timestamp> <json>` lines (an S3 export), `{"message": "<json>"}` lines, or the
  * `{"events": [{"message": …}]}` document of `aws logs filter-log-events`. Returns every seal
  * seen, by trail (`database/table`) and seq; the same seal written twice (at a restart) counts once.
@@ -69,7 +69,8 @@ function timestampEnd(text: string): number {
 
 function sealOf(value: unknown): WitnessedSeal | undefined {
   const line = value as Record<string, unknown> | undefined;
-  if (!line || line.event !== AUDIT_EVENTS.sealed) return undefined;
+  // A retention checkpoint is a link of the chain as a seal is: its line vouches for it the same way.
+  if (!line || (line.event !== AUDIT_EVENTS.sealed && line.event !== AUDIT_EVENTS.retained)) return undefined;
   const { trail, seq, hash, prevHash, rows, lastId, sealedAt } = line;
   if (!Number.isInteger(seq) || typeof hash !== 'string' || typeof prevHash !== 'string') return undefined;
   return {

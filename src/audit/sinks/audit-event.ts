@@ -18,6 +18,8 @@ export const AUDIT_EVENTS = {
   diffFailed: 'audit.diff_failed',
   /** A seal committed (integrity on): the witness copy of the seal, outside the database. */
   sealed: 'audit.sealed',
+  /** A month removed by retention: the witness copy of its checkpoint, a link of the seal chain as a seal is. */
+  retained: 'audit.retained',
   /** A row that did not pass through the module (its entry code fails): never sealed, one line per row. */
   forged: 'audit.forged',
   /** A sealing attempt failed; the sealer tries again by itself. */

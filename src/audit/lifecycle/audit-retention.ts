@@ -1,0 +1,111 @@
+import { type BeforeApplicationShutdown, Inject, Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
+import { type DataSource, type Repository } from 'typeorm';
+import { type AuditLog } from '../audit-log.entity';
+import { type ResolvedAuditOptions } from '../audit-options';
+import { AUDIT_OPTIONS, AUDIT_REPOSITORY } from '../audit.constants';
+import { connectionSecrets, sanitizeDbError } from '../db-error';
+import { trailName } from '../integrity/seal-store';
+import { resolveTable } from '../integrity/search-path';
+import { witnessLine } from '../integrity/witness-line';
+import { ConsoleSink } from '../sinks';
+import { applyRetention, type MonthDecision } from './retention';
+
+/** The longest one month's retention may take, or wait for a lock (ms). */
+const STATEMENT_TIMEOUT_MS = 60_000;
+
+/**
+ * Applies the `retention` option (issue 21, see docs/LIFECYCLE.md): at start and every
+ * `retention.intervalMs` (daily), off the write path, it removes the months that are wholly
+ * sealed, older than `retention.months` and not under `retention.legalHold`, each by a checkpoint
+ * signed with `integrity.signingKey` and the database's `audit_log_retire_month()`, and writes an
+ * `audit.retained` line (the witness) for each. The application's role needs
+ * `GRANT EXECUTE ON FUNCTION audit_log_retire_month(date, integer)`. A failure is a warning; it is
+ * tried again next time. Without the option, or with integrity off, it does nothing.
+ *
+ * @example
+ * const decisions = await app.get(AuditRetention).retainNow();
+ */
+@Injectable()
+export class AuditRetention implements OnApplicationBootstrap, BeforeApplicationShutdown {
+  private readonly logger = new Logger('AuditModule');
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<MonthDecision[]> | undefined;
+  private stopped = false;
+
+  constructor(
+    @Inject(AUDIT_OPTIONS) private readonly options: ResolvedAuditOptions,
+    @Inject(AUDIT_REPOSITORY) private readonly repository: Repository<AuditLog>,
+    private readonly console: ConsoleSink,
+  ) {}
+
+  onApplicationBootstrap(): void {
+    const retention = this.options.retention;
+    if (!retention || typeof this.repository.manager?.query !== 'function') return;
+    if (!this.options.integrity.enabled) {
+      this.logger.warn('retention is set but integrity is off: nothing is sealed, so no month is ever removed (see docs/LIFECYCLE.md)');
+      return;
+    }
+    this.schedule(0);
+  }
+
+  beforeApplicationShutdown(): Promise<unknown> | undefined {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    return this.running?.catch(() => undefined);
+  }
+
+  /** Applies retention now, after any run under way; returns what it did with each partition (none when off). Never throws. */
+  retainNow(): Promise<MonthDecision[]> {
+    const next = (this.running ?? Promise.resolve([])).then(() => this.attempt());
+    this.running = next;
+    return next.finally(() => {
+      if (this.running === next) this.running = undefined;
+    });
+  }
+
+  private schedule(delay: number): void {
+    if (this.stopped || !this.options.retention) return;
+    const interval = this.options.retention.intervalMs;
+    this.timer = setTimeout(() => void this.retainNow().then(() => this.schedule(interval)), delay).unref();
+  }
+
+  private async attempt(): Promise<MonthDecision[]> {
+    const retention = this.options.retention;
+    const dataSource = this.repository.manager.connection as DataSource;
+    if (!retention || !dataSource?.isInitialized) return [];
+    const runner = dataSource.createQueryRunner();
+    try {
+      await runner.connect();
+      const query = (sql: string, parameters?: unknown[]) => runner.query(sql, parameters) as Promise<Record<string, unknown>[]>;
+      const tablePath = this.repository.metadata.tablePath;
+      const table = await resolveTable(query, tablePath);
+      const [{ name }] = (await query('SELECT pg_catalog.current_database() AS name')) as { name: string }[];
+      const trail = trailName(name, tablePath);
+      const decisions = await applyRetention(
+        { query },
+        {
+          table,
+          months: retention.months,
+          legalHold: retention.legalHold,
+          dryRun: false,
+          signingKey: this.options.integrity.signingKey,
+          timeoutMs: STATEMENT_TIMEOUT_MS,
+          retained: (checkpoint) => {
+            const { event, fields } = witnessLine(trail, checkpoint);
+            this.console.emit(event, 'info', fields);
+          },
+        },
+      );
+      for (const failed of decisions.filter((d) => d.action === 'failed')) {
+        this.logger.warn(`Retention could not remove ${failed.month} (${failed.reason}); tried again next time (see docs/LIFECYCLE.md)`);
+      }
+      return decisions;
+    } catch (error) {
+      const { code, message } = sanitizeDbError(error, connectionSecrets(dataSource.options));
+      this.logger.warn(`Retention failed (${code}: ${message}); tried again next time (see docs/LIFECYCLE.md)`);
+      return [];
+    } finally {
+      await runner.release().catch(() => undefined);
+    }
+  }
+}

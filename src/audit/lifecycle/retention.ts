@@ -1,0 +1,218 @@
+import { type KeyObject } from 'node:crypto';
+import { quoteTablePath } from '../audit-insert-sql';
+import { merkleRoot } from '../integrity/merkle';
+import { keyIdOf, type Seal, sealHash, signSeal } from '../integrity/seal';
+import { SEAL_COLUMNS_SQL, SEALER_LOCK, sealTableOf, toSeal } from '../integrity/seal-store';
+import { PIN_SEARCH_PATH_SQL } from '../integrity/search-path';
+import { encodeRetained } from './checkpoint';
+import { analyzeMonth, type Query, sealHeads } from './month-analysis';
+import { monthStart, partitionLayout } from './month-partitions';
+
+/** What retention did, or in a dry run would do, with one partition. */
+export interface MonthDecision {
+  /** `YYYY-MM`, or `legacy` / `default` for those partitions. */
+  month: string;
+  partition: string;
+  action: 'retired' | 'would retire' | 'kept' | 'gone' | 'failed';
+  /** Why it stays (or what failed); for a month that goes, its rows and the seals that covered them. */
+  reason: string;
+  rows?: number;
+  /** The checkpoint recording the removal (not in a dry run). */
+  checkpoint?: Seal;
+}
+
+/** How retention runs: the window, the legal hold, and whether it only says what it would do. */
+export interface RetentionRun {
+  /** The audit table with its schema (`public.audit_log`). */
+  table: string;
+  months: number;
+  legalHold: readonly string[];
+  dryRun: boolean;
+  /** Signs each checkpoint; required when the newest seal is signed. */
+  signingKey: KeyObject | null;
+  /** Statement and lock timeout of each month's transaction (ms). */
+  timeoutMs?: number;
+  /** Called after each checkpoint commits (the `audit.retained` line). */
+  retained?: (checkpoint: Seal) => void;
+  now?: number;
+}
+
+/** A connection retention runs on: its statements, one transaction at a time. */
+export interface RetentionSession {
+  query: Query;
+}
+
+/**
+ * Applies retention once (see docs/LIFECYCLE.md): every monthly partition of the audit table that
+ * ended at least `months` whole months before the current one (UTC), is not under legal hold and
+ * whose rows are all sealed, is removed, oldest first, each in its own transaction: a retention
+ * checkpoint is chained after the newest seal (signed with `signingKey`), then the database's
+ * `audit_log_retire_month()` checks again and detaches and drops the partition. The legacy and the
+ * default partitions are never removed. Returns one decision per partition, with the reason each
+ * stays. A dry run only reads.
+ *
+ * @example
+ * const query = async (sql: string, parameters?: unknown[]) => (await client.query(sql, parameters)).rows;
+ * const decisions = await applyRetention({ query }, { table: 'public.audit_log', months: 72, legalHold: [], dryRun: true, signingKey: null });
+ */
+export async function applyRetention(session: RetentionSession, run: RetentionRun): Promise<MonthDecision[]> {
+  const { query } = session;
+  const sealTable = sealTableOf(run.table);
+  const now = new Date(run.now ?? Date.now());
+  const current = `${now.toISOString().slice(0, 7)}`;
+  const cutoff = monthStart(current, -run.months);
+  const cutoffMonth = new Date(cutoff).toISOString().slice(0, 7);
+  await query(`BEGIN; ${PIN_SEARCH_PATH_SQL}`);
+  let layout;
+  try {
+    layout = await partitionLayout(query, run.table);
+  } finally {
+    await query('ROLLBACK');
+  }
+  const decisions: MonthDecision[] = [];
+  if (layout.legacyUntil !== null) {
+    decisions.push({
+      month: 'legacy',
+      partition: 'audit_log_legacy',
+      action: 'kept',
+      reason: `the legacy partition (rows before ${layout.legacyUntil}) is never removed by retention`,
+    });
+  }
+  for (const { name, month } of layout.months) {
+    const decision = (action: MonthDecision['action'], reason: string, more: Partial<MonthDecision> = {}) =>
+      decisions.push({ month, partition: name, action, reason, ...more });
+    if (run.legalHold.includes(month)) {
+      decision('kept', 'legal hold');
+      continue;
+    }
+    if (monthStart(month, 1) > cutoff) {
+      decision('kept', `within the retention window (${run.months} months: only months before ${cutoffMonth} go)`);
+      continue;
+    }
+    try {
+      const outcome = await retireMonth(query, sealTable, run, month, name);
+      decision(outcome.action, outcome.reason, { rows: outcome.rows, checkpoint: outcome.checkpoint });
+      if (outcome.checkpoint) run.retained?.(outcome.checkpoint);
+    } catch (error) {
+      const { code, message } = error as { code?: string; message: string };
+      decision('failed', `${code ?? 'error'}: ${message}`);
+    }
+  }
+  for (const name of layout.others) {
+    decisions.push({ month: 'other', partition: name, action: 'kept', reason: 'not a monthly partition: never removed by retention' });
+  }
+  if (layout.hasDefault) {
+    decisions.push({
+      month: 'default',
+      partition: 'audit_log_default',
+      action: 'kept',
+      reason: 'the default partition is never removed by retention (its rows move to their month when its partition is made)',
+    });
+  }
+  return decisions;
+}
+
+/** One month, in its own transaction, with the sealer's lock held so that no seal is made meanwhile. */
+async function retireMonth(
+  query: Query,
+  sealTable: string,
+  run: RetentionRun,
+  month: string,
+  partition: string,
+): Promise<{ action: MonthDecision['action']; reason: string; rows?: number; checkpoint?: Seal }> {
+  const timeoutMs = run.timeoutMs ?? 30_000;
+  await query(`BEGIN; SET LOCAL statement_timeout = '${timeoutMs}ms'; SET LOCAL lock_timeout = '${timeoutMs}ms'; ${PIN_SEARCH_PATH_SQL}`);
+  try {
+    await query(`SELECT pg_catalog.pg_advisory_xact_lock(${SEALER_LOCK})`);
+    // Another instance (or command) may have removed the month since the partitions were listed.
+    const [{ attached }] = await query(
+      `SELECT EXISTS (SELECT FROM pg_catalog.pg_inherits AS h JOIN pg_catalog.pg_class AS c ON c.oid OPERATOR(pg_catalog.=) h.inhrelid
+         WHERE h.inhparent OPERATOR(pg_catalog.=) $1::pg_catalog.regclass AND c.relname OPERATOR(pg_catalog.=) $2) AS attached`,
+      [quoteTablePath(run.table), partition],
+    );
+    if (!attached) {
+      await query('ROLLBACK');
+      return { action: 'gone', reason: 'removed meanwhile by another run (its checkpoint is in the chain)' };
+    }
+    const heads = await sealHeads(query, sealTable);
+    const from = new Date(monthStart(month)).toISOString();
+    const to = new Date(monthStart(month, 1)).toISOString();
+    const analysis = await analyzeMonth(query, run.table, sealTable, heads, from, to);
+    const problems = [
+      analysis.unsealed > 0 ? `${analysis.unsealed} rows after the newest seal` : '',
+      analysis.leftOut > 0 ? `${analysis.leftOut} rows in sealed ranges that no seal sealed (forged or invalid: see audit-verify)` : '',
+      heads.length === 0 ? 'no seal yet (integrity off, or the sealer has not run)' : '',
+    ].filter((p) => p !== '');
+    if (problems.length > 0) {
+      await query('ROLLBACK');
+      return { action: 'kept', reason: `not wholly sealed: ${problems.join(', ')}`, rows: analysis.rows };
+    }
+    const seqs = [...analysis.retained.keys()].sort((a, b) => a - b);
+    const covered =
+      seqs.length === 0 ? 'no rows' : `${analysis.rows} rows, sealed by seals ${seqs[0]}${seqs.length > 1 ? `–${seqs.at(-1)}` : ''}`;
+    if (run.dryRun) {
+      await query('ROLLBACK');
+      return { action: 'would retire', reason: covered, rows: analysis.rows };
+    }
+    const [newestRow] = await query(`SELECT ${SEAL_COLUMNS_SQL} FROM ${sealTable} AS s ORDER BY s.seq DESC LIMIT 1`);
+    const newest = toSeal(newestRow);
+    if (newest.keyId !== null && !run.signingKey) {
+      throw Object.assign(
+        new Error(`the seal chain is signed (key ${newest.keyId}): give the signing key (--signing-key or AUDIT_INTEGRITY_SIGNING_KEY)`),
+        { code: 'AUDIT_RETENTION_KEY_MISSING' },
+      );
+    }
+    const unsigned = {
+      seq: newest.seq + 1,
+      version: newest.version,
+      prevHash: newest.hash,
+      lastTx: newest.lastTx,
+      lastId: newest.lastId,
+      horizon: newest.horizon,
+      rowCount: 0,
+      root: merkleRoot([]),
+      manifest: encodeRetained(analysis.retained),
+      sealedAt: run.now ?? Date.now(),
+      entryAuthFrom: newest.entryAuthFrom ?? null,
+      retention: { month, rows: analysis.rows, covered: analysis.covered?.hash ?? null },
+    };
+    const hash = sealHash(unsigned);
+    const checkpoint: Seal = {
+      ...unsigned,
+      hash,
+      keyId: run.signingKey ? keyIdOf(run.signingKey) : null,
+      signature: run.signingKey ? signSeal(hash, run.signingKey) : null,
+    };
+    await query(
+      `INSERT INTO ${sealTable} (seq, version, prev_hash, last_tx, last_id, horizon, row_count, root, manifest, sealed_at, hash, key_id, signature,
+         entry_auth_from, retention_month, retention_rows, retention_covered)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::timestamptz, $11, $12, $13, $14, $15::date, $16, $17)`,
+      [
+        checkpoint.seq,
+        checkpoint.version,
+        checkpoint.prevHash,
+        checkpoint.lastTx,
+        checkpoint.lastId,
+        checkpoint.horizon,
+        0,
+        checkpoint.root,
+        checkpoint.manifest,
+        new Date(checkpoint.sealedAt).toISOString(),
+        checkpoint.hash,
+        checkpoint.keyId,
+        checkpoint.signature,
+        checkpoint.entryAuthFrom,
+        `${month}-01`,
+        analysis.rows,
+        unsigned.retention.covered,
+      ],
+    );
+    const schema = run.table.slice(0, run.table.lastIndexOf('.'));
+    await query(`SELECT ${quoteTablePath(schema)}.audit_log_retire_month($1::date, $2::integer)`, [`${month}-01`, run.months]);
+    await query('COMMIT');
+    return { action: 'retired', reason: `${covered}; checkpoint seal ${checkpoint.seq}`, rows: analysis.rows, checkpoint };
+  } catch (error) {
+    await query('ROLLBACK').catch(() => undefined);
+    throw error;
+  }
+}
