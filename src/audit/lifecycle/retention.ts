@@ -8,7 +8,13 @@ import { encodeRetained } from './checkpoint';
 import { analyzeMonth, type Query, sealHeads } from './month-analysis';
 import { monthStart, partitionLayout } from './month-partitions';
 
-/** What retention did, or in a dry run would do, with one partition. */
+/**
+ * What retention did, or in a dry run would do, with one partition.
+ *
+ * @example
+ * const decisions: MonthDecision[] = await app.get(AuditRetention).retainNow();
+ * const retired = decisions.filter((d) => d.action === 'retired').map((d) => d.month);
+ */
 export interface MonthDecision {
   /** `YYYY-MM`, or `legacy` / `default` for those partitions. */
   month: string;
