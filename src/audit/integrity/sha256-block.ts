@@ -129,3 +129,24 @@ export function wordsToBuffer(words: Int32Array): Buffer {
   for (let i = 0; i < 8; i++) out.writeInt32BE(words[i], i * 4);
   return out;
 }
+
+const nodeBlock = new Int32Array(16);
+const nodeState = new Int32Array(8);
+
+/**
+ * SHA-256 of 65 bytes (a Merkle inner node: `0x01`, its left and its right child): two blocks,
+ * the second holding the last byte, the padding and the length (520 bits).
+ *
+ * @example
+ * hash65(node).equals(createHash('sha256').update(node).digest()); // true
+ */
+export function hash65(bytes: Buffer): Buffer {
+  nodeState.set(INITIAL_STATE);
+  for (let i = 0; i < 16; i++) nodeBlock[i] = bytes.readInt32BE(i * 4);
+  compressBlock(nodeState, nodeBlock);
+  nodeBlock[0] = (bytes[64] << 24) | 0x800000;
+  for (let i = 1; i < 15; i++) nodeBlock[i] = 0;
+  nodeBlock[15] = 65 * 8;
+  compressBlock(nodeState, nodeBlock);
+  return wordsToBuffer(nodeState);
+}
