@@ -70,8 +70,10 @@ async function run(url: string, variant: Variant, warm: readonly AuditEntry[], m
  * Scenario: the cost of integrity. `AuditService.log()` throughput (as in `throughput`) into
  * `audit_log` with the first migration only (`before`), with every audit migration and sealing
  * off (`off`: the `tx` default and its BRIN index, and the read indexes), and with sealing on at
- * its defaults (`on`), and with sealing on and every entry authenticated at birth (`keyed`,
- * `entryKeys`), variants alternating `rounds` times; medians reported. Each `on` trail is then
+ * its defaults (`on`), with sealing on and every entry authenticated at birth (`keyed`,
+ * `entryKeys`), and with the entry keys but the sealer idle (`keys`: the birth cost alone, codes
+ * made and written), variants alternating `rounds` times; medians reported, with each cost's
+ * range over the rounds. `BENCH_INTEGRITY_VARIANTS` runs fewer (`off` always runs). Each `on` trail is then
  * verified clean, on one connection and as `audit-verify` runs by default, and each `keyed` trail
  * with the entry key (every row authentic), which gives the verifier's rates too. The CPU cost of
  * the code per entry is measured apart, on `normalize()` alone.
