@@ -64,7 +64,8 @@ async function main(): Promise<void> {
       await step(
         'integrity',
         'log() with the first migration only, integrity off, sealing on, sealing and entry keys on; then verify',
-        () => integrity(appDb, { entries: integrityEntries, warmup: 2000, rounds: 3 }, details),
+        () =>
+          integrity(appDb, { entries: integrityEntries, warmup: 2000, rounds: Number(process.env.BENCH_INTEGRITY_ROUNDS ?? 3) }, details),
       );
     }
     if (wanted('curve')) {

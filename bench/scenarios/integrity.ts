@@ -19,7 +19,10 @@ export interface IntegritySizes {
   rounds: number;
 }
 
-type Variant = 'before' | 'off' | 'on' | 'keyed';
+type Variant = 'before' | 'off' | 'on' | 'keyed' | 'keys';
+
+/** Every variant, in the order a round runs them; `BENCH_INTEGRITY_VARIANTS` may name fewer (`off` is always run). */
+const VARIANTS: readonly Variant[] = ['before', 'off', 'on', 'keyed', 'keys'];
 
 /** The entry key of the `keyed` variant: sealing on, and every entry authenticated at birth. */
 const ENTRY_KEYS = [{ id: 'bench', secret: randomBytes(32).toString('base64') }];
@@ -35,8 +38,16 @@ async function run(url: string, variant: Variant, warm: readonly AuditEntry[], m
   const restore = captureConsoleError(events);
   let app: INestApplicationContext | undefined;
   try {
-    const integrityOption = { on: { enabled: true }, keyed: { enabled: true, entryKeys: ENTRY_KEYS } } as const;
-    app = await auditContext(url, variant === 'on' || variant === 'keyed' ? { integrity: integrityOption[variant] } : {});
+    // `keys`: every entry authenticated, the sealer idle after its first (empty) run: the birth cost alone.
+    const integrityOption = {
+      on: { enabled: true },
+      keyed: { enabled: true, entryKeys: ENTRY_KEYS },
+      keys: { enabled: true, entryKeys: ENTRY_KEYS, intervalMs: 3_600_000 },
+    } as const;
+    app = await auditContext(
+      url,
+      variant === 'on' || variant === 'keyed' || variant === 'keys' ? { integrity: integrityOption[variant] } : {},
+    );
     const service = app.get(AuditService);
     await producers(service, warm);
     const started = performance.now();
@@ -47,7 +58,7 @@ async function run(url: string, variant: Variant, warm: readonly AuditEntry[], m
     if (status.state !== 'up' || status.buffered !== 0 || unexpected.length > 0) {
       throw new Error(`module did not stay up: ${JSON.stringify(status)}, stderr events ${JSON.stringify([...events.counts])}`);
     }
-    if (variant === 'on' || variant === 'keyed') await app.get(AuditSealer).sealNow();
+    if (variant === 'on' || variant === 'keyed' || variant === 'keys') await app.get(AuditSealer).sealNow();
     return (measured.length / ms) * 1000;
   } finally {
     await app?.close();
@@ -59,8 +70,10 @@ async function run(url: string, variant: Variant, warm: readonly AuditEntry[], m
  * Scenario: the cost of integrity. `AuditService.log()` throughput (as in `throughput`) into
  * `audit_log` with the first migration only (`before`), with every audit migration and sealing
  * off (`off`: the `tx` default and its BRIN index, and the read indexes), and with sealing on at
- * its defaults (`on`), and with sealing on and every entry authenticated at birth (`keyed`,
- * `entryKeys`), variants alternating `rounds` times; medians reported. Each `on` trail is then
+ * its defaults (`on`), with sealing on and every entry authenticated at birth (`keyed`,
+ * `entryKeys`), and with the entry keys but the sealer idle (`keys`: the birth cost alone, codes
+ * made and written), variants alternating `rounds` times; medians reported, with each cost's
+ * range over the rounds. `BENCH_INTEGRITY_VARIANTS` runs fewer (`off` always runs). Each `on` trail is then
  * verified clean, on one connection and as `audit-verify` runs by default, and each `keyed` trail
  * with the entry key (every row authentic), which gives the verifier's rates too. The CPU cost of
  * the code per entry is measured apart, on `normalize()` alone.
@@ -72,13 +85,16 @@ export async function integrity(pg: TestPostgres, sizes: IntegritySizes, details
   const entries = auditEntries(sizes.entries + sizes.warmup);
   const warm = entries.slice(0, sizes.warmup);
   const measured = entries.slice(sizes.warmup);
-  const rates: Record<Variant, number[]> = { before: [], off: [], on: [], keyed: [] };
+  const rates: Record<Variant, number[]> = { before: [], off: [], on: [], keyed: [], keys: [] };
+  const chosen = (process.env.BENCH_INTEGRITY_VARIANTS ?? VARIANTS.join(',')).split(',');
+  const variants = VARIANTS.filter((v) => v === 'off' || chosen.includes(v));
   const verifyRates: number[] = [];
   const keyedVerifyRates: number[] = [];
   const commandRates: number[] = [];
   let n = 0;
   for (let round = 0; round < sizes.rounds; round++) {
-    for (const variant of ['before', 'off', 'on', 'keyed'] as const) {
+    // Alternating order from round to round, so that no variant always runs after the same one.
+    for (const variant of round % 2 === 0 ? variants : [...variants].reverse()) {
       const name = `int_${variant}_${n++}`;
       const url = await database(pg, name, variant);
       const rate = await run(url, variant, warm, measured);
@@ -93,20 +109,32 @@ export async function integrity(pg: TestPostgres, sizes: IntegritySizes, details
       if (variant === 'keyed') keyedVerifyRates.push(await verifiedClean(url, rows, COMMAND_JOBS, true));
     }
   }
-  const [before, off, on, keyed] = (['before', 'off', 'on', 'keyed'] as const).map((v) => median(rates[v]));
+  const [before, off, on, keyed, keys] = VARIANTS.map((v) => (rates[v].length > 0 ? median(rates[v]) : Number.NaN));
   const birth = birthCost(measured);
   details.integrity = { ...sizes, rates, verifyRates, commandRates, keyedVerifyRates, birth };
   return [
     { key: 'integrity.auditPerSecSealingOff', value: off, unit: '/s', note: `median of ${sizes.rounds} x ${sizes.entries} log()` },
     { key: 'integrity.auditPerSecSealingOn', value: on, unit: '/s', note: 'sealing at its defaults (every 5 s, 20 000 rows a seal)' },
-    { key: 'integrity.sealingCost', value: 1 - on / off, unit: '', target: { op: '<=', value: 0.05 }, note: '1 - on/off' },
+    {
+      key: 'integrity.sealingCost',
+      value: 1 - on / off,
+      unit: '',
+      target: { op: '<=', value: 0.05 },
+      note: `1 - on/off; per round ${spread(rates.on, rates.off)}`,
+    },
     { key: 'integrity.auditPerSecEntryAuth', value: keyed, unit: '/s', note: 'sealing on and every entry authenticated (entryKeys)' },
     {
       key: 'integrity.entryAuthCost',
       value: 1 - keyed / off,
       unit: '',
       target: { op: '<=', value: 0.05 },
-      note: 'sealing and entry authentication together: 1 - keyed/off',
+      note: `sealing and entry authentication together: 1 - keyed/off; per round ${spread(rates.keyed, rates.off)}`,
+    },
+    {
+      key: 'integrity.entryKeyBirthCost',
+      value: 1 - keys / off,
+      unit: '',
+      note: `entry keys on, the sealer idle (the codes made at birth and written, nothing sealed): 1 - keys/off; per round ${spread(rates.keys, rates.off)}`,
     },
     {
       key: 'integrity.entryAuthMicrosPerEntry',
@@ -141,6 +169,12 @@ export async function integrity(pg: TestPostgres, sizes: IntegritySizes, details
       note: `as audit-verify runs by default: ${COMMAND_JOBS} connections on one snapshot`,
     },
   ];
+}
+
+/** The cost `1 - variant/off` of each round, as `min–max`: the spread behind a median. */
+function spread(variant: readonly number[], off: readonly number[]): string {
+  const costs = variant.map((rate, i) => 1 - rate / off[i]).sort((a, b) => a - b);
+  return costs.length === 0 ? 'not run' : `${costs[0].toFixed(2)} to ${costs[costs.length - 1].toFixed(2)}`;
 }
 
 /** Connections `audit-verify` checks seals on unless told otherwise (`--jobs`). */

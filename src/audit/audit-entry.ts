@@ -86,6 +86,8 @@ export interface NormalizedEntry {
   faults: number;
 }
 
+/** Characters an entry code (`v1:<key id>:<base64url>`) is made of. */
+const CODE_TEXT = /^[A-Za-z0-9._:-]*$/;
 const TEXT_LIMITS = { action: 128, entityType: 128, entityId: 256, userId: 256, ip: 64, userAgent: 512, requestId: 128 };
 /** A caller's id or occurredAt that is an object is only a witness: read this much of it at most. */
 const SMALL_BUDGET_BYTES = 1024;
@@ -145,8 +147,11 @@ export class AuditEntryNormalizer {
     };
     const capped = this.capSize(record, changes, metadata);
     if (!this.sign) return { ...capped, faults };
-    capped.record.authCode = this.sign(capped.record);
-    return { record: capped.record, bytes: recordBytes(capped.record), faults };
+    const code = this.sign(capped.record);
+    capped.record.authCode = code;
+    // The code is the last member, `,"authCode":"…"`, and (v1) text JSON writes as it is.
+    const bytes = CODE_TEXT.test(code) ? capped.bytes + code.length + 14 : recordBytes(capped.record);
+    return { record: capped.record, bytes, faults };
   }
 
   /** Each of `changes` and `metadata` may read up to `maxEntryBytes`: a large one cannot starve the other. */

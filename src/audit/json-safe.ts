@@ -63,6 +63,19 @@ export function convertJsonSafe(
 /** The prototype of an object converted by name only: converted again, it keeps to names. */
 class ByNameOnly {}
 
+/**
+ * Whether an object has the prototype of an object the conversion makes (a plain one, or one
+ * converted by name only): JSON writes such an object as its own enumerable properties.
+ *
+ * @example
+ * hasDataPrototype(convertJsonSafe({ a: 1 }, () => false, 1024, true).value as object); // true
+ * hasDataPrototype(new Date()); // false
+ */
+export function hasDataPrototype(value: object): boolean {
+  const proto: unknown = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === ByNameOnly.prototype || proto === null;
+}
+
 /** Makes a string storable in PostgreSQL text and jsonb: no NUL, no lone surrogate. */
 export function safeString(value: string): string {
   const wellFormed = value.isWellFormed() ? value : value.toWellFormed();

@@ -2,6 +2,7 @@ import { createSecretKey, hash, type KeyObject, timingSafeEqual } from 'node:cry
 import { type AuditRecord } from '../audit-entry';
 import { AuditConfigError } from '../audit.errors';
 import { ENTRY_DIGEST_SQL, entryDigest } from './entry-encoding';
+import { compressBlock, hashAfterBlock, initialState, readWords, type Sha256State, wordsToBuffer } from './sha256-block';
 
 /**
  * One entry key as the option takes it: an id (stored with each code, so that keys can rotate) and
@@ -98,32 +99,39 @@ export function entrySigner(keys: readonly ResolvedEntryKey[]): ((record: AuditR
   return signing ? (record) => signEntry(record, signing) : undefined;
 }
 
-/** HMAC-SHA256 of a 32-byte digest (RFC 2104), with the key's padded blocks made once per key: two one-shot hashes. */
+/**
+ * HMAC-SHA256 of a 32-byte digest (RFC 2104). Per key, the states after `K ⊕ ipad` and
+ * `K ⊕ opad` are computed once; each code then costs two SHA-256 blocks, hashed in JavaScript
+ * (two calls into `node:crypto` would cost three times as long).
+ */
 function mac(digest: Buffer, key: KeyObject): Buffer {
   let pads = PADS.get(key);
   if (!pads) {
     const raw = key.export();
     const block = Buffer.alloc(64);
-    (raw.length > 64 ? createHmacKeyHash(raw) : raw).copy(block);
-    const inner = Buffer.alloc(64 + 32);
-    const outer = Buffer.alloc(64 + 32);
-    for (let i = 0; i < 64; i++) {
-      inner[i] = block[i] ^ 0x36;
-      outer[i] = block[i] ^ 0x5c;
-    }
-    pads = { inner, outer };
+    (raw.length > 64 ? hash('sha256', raw, 'buffer') : raw).copy(block);
+    pads = { inner: padState(block, 0x36), outer: padState(block, 0x5c) };
     PADS.set(key, pads);
   }
-  digest.copy(pads.inner, 64);
-  hash('sha256', pads.inner, 'buffer').copy(pads.outer, 64);
-  return hash('sha256', pads.outer, 'buffer');
+  readWords(digest, macWords);
+  hashAfterBlock(pads.inner, macWords, macWords);
+  hashAfterBlock(pads.outer, macWords, macWords);
+  return wordsToBuffer(macWords);
 }
 
-/** Per key: `K ⊕ ipad` and `K ⊕ opad`, each followed by room for the 32 bytes hashed after it. */
-const PADS = new WeakMap<KeyObject, { inner: Buffer; outer: Buffer }>();
+/** Per key: the SHA-256 states after `K ⊕ ipad` and after `K ⊕ opad`. */
+const PADS = new WeakMap<KeyObject, { inner: Sha256State; outer: Sha256State }>();
+const macWords = new Int32Array(8);
 
-function createHmacKeyHash(raw: Buffer): Buffer {
-  return hash('sha256', raw, 'buffer');
+/** The state after hashing the key block with every byte XORed with `pad`. */
+function padState(keyBlock: Buffer, pad: number): Sha256State {
+  const padded = Buffer.alloc(64);
+  for (let i = 0; i < 64; i++) padded[i] = keyBlock[i] ^ pad;
+  const words = new Int32Array(16);
+  for (let i = 0; i < 16; i++) words[i] = padded.readInt32BE(i * 4);
+  const state = initialState();
+  compressBlock(state, words);
+  return state;
 }
 
 /** What a row's code says about it. `legacy`: written before entry authentication began; `unchecked`: a code, but no key to check it with. */

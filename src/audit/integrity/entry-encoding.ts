@@ -1,5 +1,6 @@
 import { hash } from 'node:crypto';
 import { type AuditRecord } from '../audit-entry';
+import { hasDataPrototype } from '../json-safe';
 import { payloadJson } from '../record-json';
 
 /**
@@ -33,7 +34,6 @@ export const ENTRY_DIGEST_SQL = `pg_catalog.sha256(pg_catalog.convert_to('${ENTR
  * entryDigest(record).length; // 32
  */
 export function entryDigest(record: AuditRecord): Buffer {
-  const { changes, metadata } = payloadJson(record);
   // One string, hashed in one call (as UTF-8): a call per field would cost more than the hash.
   let text = ENTRY_ENCODING_V1;
   text += field(record.id.toLowerCase());
@@ -46,8 +46,8 @@ export function entryDigest(record: AuditRecord): Buffer {
   text += field(record.ip);
   text += field(record.userAgent);
   text += field(record.requestId);
-  text += field(changes === null ? null : jsonbText(JSON.parse(changes)));
-  text += field(metadata === null ? null : jsonbText(JSON.parse(metadata)));
+  text += field(payloadJsonb(record, 'changes'));
+  text += field(payloadJsonb(record, 'metadata'));
   return hash('sha256', text, 'buffer');
 }
 
@@ -60,6 +60,93 @@ function epochMicros(iso: string): string {
   const ms = Date.parse(iso);
   return ms === 0 ? '0' : `${ms}000`;
 }
+
+/**
+ * `changes` or `metadata` as {@link jsonbText} writes the JSON text the INSERT sends (null for
+ * none), made from the value itself: the value normalize() made is plain JSON data, which the
+ * text would parse back to. Anything else (a record made by hand) goes through its text.
+ */
+function payloadJsonb(record: AuditRecord, key: 'changes' | 'metadata'): string | null {
+  const value = record[key];
+  if (value === null || value === undefined) return null;
+  try {
+    return plainJsonb(value);
+  } catch (error) {
+    if (error !== NOT_PLAIN) throw error;
+    const json = payloadJson(record)[key];
+    return json === null ? null : jsonbText(JSON.parse(json));
+  }
+}
+
+/** Thrown by {@link plainJsonb} at the first value its JSON text would not parse back to. */
+const NOT_PLAIN = new Error('not plain JSON data');
+
+/**
+ * {@link jsonbText} of a value known to be JSON data; throws {@link NOT_PLAIN} where the value
+ * holds anything `JSON.stringify` would change (a `toJSON`, a Date, a boxed value, undefined, a
+ * non-finite number, a hole in an array).
+ */
+function plainJsonb(value: unknown): string {
+  switch (typeof value) {
+    case 'string':
+      return PLAIN_TEXT.test(value) ? `"${value}"` : JSON.stringify(value);
+    case 'number':
+      if (Number.isInteger(value) && Math.abs(value) < 1e21) return String(value);
+      if (!Number.isFinite(value)) throw NOT_PLAIN;
+      return plainDecimal(JSON.stringify(value));
+    case 'boolean':
+      return value ? 'true' : 'false';
+    case 'object':
+      break;
+    default:
+      throw NOT_PLAIN;
+  }
+  if (value === null) return 'null';
+  if (typeof (value as { toJSON?: unknown }).toJSON === 'function') throw NOT_PLAIN;
+  if (Array.isArray(value)) {
+    let text = '[';
+    // A hole reads as undefined, which throws.
+    for (let i = 0; i < value.length; i++) text += (i === 0 ? '' : ', ') + plainJsonb(value[i]);
+    return `${text}]`;
+  }
+  if (!hasDataPrototype(value)) throw NOT_PLAIN;
+  const object = value as Record<string, unknown>;
+  const keys = Object.keys(object);
+  if (keys.length > 1) sortKeys(keys);
+  let text = '{';
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i];
+    text += `${i === 0 ? '' : ', '}${PLAIN_TEXT.test(key) ? `"${key}"` : JSON.stringify(key)}: ${plainJsonb(object[key])}`;
+  }
+  return `${text}}`;
+}
+
+/** Sorts keys in jsonb's order; a few ASCII keys (the usual object) by insertion, without a comparator call per pair. */
+function sortKeys(keys: string[]): void {
+  if (keys.length > SMALL_OBJECT || !keys.every(isAscii)) {
+    keys.sort(ASCII_KEYS.test(keys.join('')) ? compareAsciiKeys : compareKeys);
+    return;
+  }
+  for (let i = 1; i < keys.length; i++) {
+    const key = keys[i];
+    let j = i - 1;
+    while (j >= 0 && (keys[j].length > key.length || (keys[j].length === key.length && keys[j] > key))) {
+      keys[j + 1] = keys[j];
+      j--;
+    }
+    keys[j + 1] = key;
+  }
+}
+
+const SMALL_OBJECT = 16;
+
+function isAscii(key: string): boolean {
+  for (let i = 0; i < key.length; i++) if (key.charCodeAt(i) > 0x7f) return false;
+  return true;
+}
+
+/** Text JSON writes as it is between quotes: printable ASCII but `"` and `\`. */
+const PLAIN_TEXT = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
 
 /**
  * A value parsed from JSON text, written as PostgreSQL writes it out of a `jsonb` column: object

@@ -1,4 +1,5 @@
-import { createHash, hash } from 'node:crypto';
+import { createHash } from 'node:crypto';
+import { hash65 } from './sha256-block';
 
 /** An inner node's input, `0x01` and its two children, laid out in one buffer to hash in one call. */
 const node = Buffer.alloc(65, 0x01);
@@ -24,7 +25,7 @@ export function merkleRoot(leaves: readonly Buffer[]): Buffer {
     for (let i = 0; i + 1 < level.length; i += 2) {
       level[i].copy(node, 1);
       level[i + 1].copy(node, 33);
-      next.push(hash('sha256', node, 'buffer'));
+      next.push(hash65(node));
     }
     if (level.length % 2 === 1) next.push(level[level.length - 1]);
     level = next;

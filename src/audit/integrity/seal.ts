@@ -94,7 +94,12 @@ export function sealHash(seal: Omit<Seal, 'hash' | 'keyId' | 'signature'>): Buff
  * const manifest = Buffer.concat(rows.map((r: { id: string; leaf: Buffer }) => manifestEntry(r.id, r.leaf)));
  */
 export function manifestEntry(id: string, leaf: Buffer): Buffer {
-  return Buffer.concat([Buffer.from(id.replaceAll('-', ''), 'hex'), leaf.subarray(0, 8)]);
+  const entry = Buffer.alloc(24);
+  // A canonical UUID fills the 16 bytes; anything else is written as before, as far as it is hex.
+  if (entry.write(id.replaceAll('-', ''), 0, 16, 'hex') !== 16)
+    return Buffer.concat([Buffer.from(id.replaceAll('-', ''), 'hex'), leaf.subarray(0, 8)]);
+  leaf.copy(entry, 16, 0, 8);
+  return entry;
 }
 
 /**
