@@ -4,6 +4,7 @@ import { AuditReadIndexes1764300000001 } from '../../migrations/1764300000001-Au
 import { AuditDatabaseColumns1764800000020 } from '../../migrations/1764800000020-AuditDatabaseColumns';
 import { AuditEntryAuth1764900000000 } from '../../migrations/1764900000000-AuditEntryAuth';
 import { AuditPartitions1765000000000 } from '../../migrations/1765000000000-AuditPartitions';
+import { AuditErasure1765200000000 } from '../../migrations/1765200000000-AuditErasure';
 
 /**
  * Every migration of the audit schema, oldest first. List them all in the audit DataSource's
@@ -22,4 +23,5 @@ export const AUDIT_MIGRATIONS = [
   AuditDatabaseColumns1764800000020,
   AuditEntryAuth1764900000000,
   AuditPartitions1765000000000,
+  AuditErasure1765200000000,
 ] as const;

@@ -13,6 +13,7 @@ import {
   resolvePartitionOptions,
   type ResolvedPartitionOptions,
 } from './lifecycle/partition-options';
+import { type AuditPrivacyOptions, PRIVACY_DEFAULTS, resolvePrivacyOptions, type ResolvedPrivacyOptions } from './privacy/privacy-options';
 import { DEFAULT_REDACT_KEYS } from './redaction';
 
 /**
@@ -130,6 +131,8 @@ export interface AuditModuleOptions {
   integrity?: AuditIntegrityOptions;
   /** The monthly partitions of `audit_log`, created ahead by the module (docs/LIFECYCLE.md): `{ monthsAhead: 3, intervalMs: 3_600_000 }`. */
   partitions?: AuditPartitionOptions;
+  /** Personal data kept apart and committed to, so that it can be erased from a sealed trail (docs/PRIVACY.md). Off unless given. */
+  privacy?: AuditPrivacyOptions;
 }
 
 /**
@@ -171,11 +174,12 @@ export function resolveAuditHttpOptions(http: unknown): Required<AuditHttpOption
 }
 
 /** Options after defaults and validation. */
-export type ResolvedAuditOptions = Required<Omit<AuditModuleOptions, 'userIdFrom' | 'diffs' | 'integrity' | 'partitions'>> & {
+export type ResolvedAuditOptions = Required<Omit<AuditModuleOptions, 'userIdFrom' | 'diffs' | 'integrity' | 'partitions' | 'privacy'>> & {
   userIdFrom: UserIdExtractor;
   diffs: ResolvedDiffOptions;
   integrity: ResolvedIntegrityOptions;
   partitions: ResolvedPartitionOptions;
+  privacy: ResolvedPrivacyOptions;
 };
 
 /** The async linger's default, in ms: see `batchDelayMs`. */
@@ -205,6 +209,7 @@ export const AUDIT_DEFAULTS: Readonly<ResolvedAuditOptions> = Object.freeze({
   exportIdleMs: 30_000,
   integrity: INTEGRITY_DEFAULTS,
   partitions: PARTITION_DEFAULTS,
+  privacy: PRIVACY_DEFAULTS,
 });
 
 const INTEGER_LIMITS: Record<string, [min: number, max: number]> = {
@@ -292,6 +297,7 @@ export function resolveAuditOptions(input: AuditModuleOptions | undefined): Reso
     diffs: resolveDiffOptions(options.diffs),
     integrity: resolveIntegrityOptions(raw.integrity),
     partitions: resolvePartitionOptions(raw.partitions),
+    privacy: resolvePrivacyOptions(raw.privacy),
   });
 }
 

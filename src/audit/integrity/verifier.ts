@@ -3,6 +3,7 @@ import { type Client } from 'pg';
 import { quoteTablePath } from '../audit-insert-sql';
 import { type ResolvedEntryKey } from './entry-auth';
 import { type EntryAuthReport, EntryChecks } from './entry-checks';
+import { type ErasureReport, PERSONAL_CHECK_SQL, PersonalChecks } from '../privacy/personal-checks';
 import { merkleRoot } from './merkle';
 import { compareKeys, keyRange, LEAF_FIELDS, LEAF_SQL, type RowKey, type SortKey } from './row-encoding';
 import { ROW_PROBLEM_SQL } from './row-validity';
@@ -22,6 +23,8 @@ export const ANOMALY_KINDS = [
   'seal_out_of_chain',
   'seal_witness_mismatch',
   'seal_signature_invalid',
+  'row_personal_changed',
+  'row_erased_unaccounted',
 ] as const;
 export type AnomalyKind = (typeof ANOMALY_KINDS)[number];
 
@@ -69,6 +72,8 @@ export interface VerifyReport {
   byKind: Record<AnomalyKind, number>;
   /** Entry authentication: checked or not, the boundary, and the rows authentic or written before it. */
   entryAuth: EntryAuthReport;
+  /** Rows whose personal values were erased, and the `audit_erasure` entries in the trail. */
+  erasure: ErasureReport;
 }
 
 /** Rows a cursor returns at a time. */
@@ -110,6 +115,7 @@ export async function verifyTrail(client: Client, options: VerifyOptions = {}): 
   const found: Anomaly[] = [];
   const workers: Client[] = [];
   const entries = new EntryChecks(options.entryKeys ?? null);
+  const personal = new PersonalChecks();
   await prepareTable(client, table);
   await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
   // Every chunk's outcome, in order: a failure is reported by its first cause (see firstCause).
@@ -152,7 +158,7 @@ export async function verifyTrail(client: Client, options: VerifyOptions = {}): 
       chunk = null;
       while (queue.filter((q) => q.job).length >= jobs) await merge();
       const worker = await take();
-      const done = checkChunk(worker, table, ready, entries).finally(() => idle.push(worker));
+      const done = checkChunk(worker, table, ready, entries, personal).finally(() => idle.push(worker));
       // Awaited in merge(); marked handled so that a failure while others run is not an unhandled rejection.
       done.catch(() => undefined);
       started.push(done);
@@ -207,14 +213,15 @@ export async function verifyTrail(client: Client, options: VerifyOptions = {}): 
         detail: `in the witness (${w.rows} rows, last row ${w.lastId}) but not in audit_seal`,
       });
     }
-    report.rowsUnsealed = await checkTail(client, table, previous, entries, (a) => found.push(a));
+    report.rowsUnsealed = await checkTail(client, table, previous, entries, personal, (a) => found.push(a));
+    await personal.finish(client, table, (a) => found.push(a));
   } catch (error) {
     throw await firstCause(error, started);
   } finally {
     await client.query('ROLLBACK').catch(() => undefined);
     for (const worker of workers) if (worker !== client) await worker.end().catch(() => undefined);
   }
-  return finish({ ...report, entryAuth: entries.report }, found);
+  return finish({ ...report, entryAuth: entries.report, erasure: personal.report }, found);
 }
 
 /**
@@ -307,15 +314,20 @@ function addForged(rows: LeafRow[], from: number, to: number, found: Anomaly[]):
 }
 
 /** Reads a chunk's rows, hashes them, sorts them into their seals and checks each seal; returns the rows read. */
-async function checkChunk(client: Client, table: string, chunk: Chunk, entries: EntryChecks): Promise<number> {
+async function checkChunk(client: Client, table: string, chunk: Chunk, entries: EntryChecks, personal: PersonalChecks): Promise<number> {
   const last = chunk.seals[chunk.seals.length - 1];
   const rows: LeafRow[] = [];
+  const changed: Anomaly[] = [];
   // Leaves are hashed by the server, in no particular order: 32 bytes a row travel, and the sort is here.
-  await forEachRow(client, table, 'leaves', chunk.after, { tx: last.lastTx, id: last.lastId }, entries.columns(true), (row) => {
+  const extraSql = entries.columns(true) + PERSONAL_CHECK_SQL;
+  await forEachRow(client, table, 'leaves', chunk.after, { tx: last.lastTx, id: last.lastId }, extraSql, (row) => {
     const [id, tx, problem, leaf, ...extra] = row as [string, string | null, string | null, Buffer, ...unknown[]];
     const key = tx === null ? null : BigInt(tx);
+    const personalFound = personal.judge(id, extra.pop());
+    if (personalFound) changed.push(personalFound);
     rows.push({ id, tx: key, leaf, problem, forged: entries.judge(id, key, extra) });
   });
+  chunk.found[chunk.seals.length - 1].push(...changed);
   rows.sort(compareKeys);
   let from = 0;
   chunk.seals.forEach((seal, i) => {
@@ -416,6 +428,7 @@ async function checkTail(
   table: string,
   last: Seal | null,
   entries: EntryChecks,
+  personal: PersonalChecks,
   add: (a: Anomaly) => void,
 ): Promise<number> {
   let count = 0;
@@ -423,9 +436,12 @@ async function checkTail(
   const [{ next }] = (await client.query<{ next: string }>('SELECT pg_snapshot_xmax(pg_current_snapshot())::text AS next')).rows;
   const future = BigInt(next);
   const what = entries.needsLeafFields ? 'leaves' : 'keys';
-  await forEachRow(client, table, what, last && { tx: last.lastTx, id: last.lastId }, null, entries.columns(what === 'leaves'), (row) => {
+  const extraSql = entries.columns(what === 'leaves') + PERSONAL_CHECK_SQL;
+  await forEachRow(client, table, what, last && { tx: last.lastTx, id: last.lastId }, null, extraSql, (row) => {
     const [id, tx, problem, ...rest] = row as [string, string | null, string | null, ...unknown[]];
     const key = tx === null ? null : BigInt(tx);
+    const personalFound = personal.judge(id, rest.pop());
+    if (personalFound) add(personalFound);
     const backdated = key === null ? !!last && (last.lastTx !== null || horizon > 0n) : key < horizon;
     const forged = entries.judge(id, key, what === 'leaves' ? rest.slice(1) : rest);
     if (backdated) add({ kind: 'row_forged', row: id, detail: `after the newest seal but older than its horizon` });
@@ -481,7 +497,8 @@ async function forEachRow(
 function emptyReport(): VerifyReport {
   const byKind = Object.fromEntries(ANOMALY_KINDS.map((k) => [k, 0])) as Record<AnomalyKind, number>;
   const entryAuth = { checked: false, boundary: null, authentic: 0, beforeAuthentication: 0, unchecked: 0 };
-  return { rowsVerified: 0, sealsVerified: 0, rowsUnsealed: 0, anomalies: [], anomalyCount: 0, byKind, entryAuth };
+  const erasure = { erasedRows: 0, erasureEntries: 0 };
+  return { rowsVerified: 0, sealsVerified: 0, rowsUnsealed: 0, anomalies: [], anomalyCount: 0, byKind, entryAuth, erasure };
 }
 
 /** A row reported missing from one seal and forged in another is one row whose position (`tx`) was changed. */
