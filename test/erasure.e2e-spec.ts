@@ -260,4 +260,32 @@ describe('erasure on a sealed trail', () => {
     }
     expect((await check()).out).toContain('result: CLEAN');
   }, 30_000);
+
+  it('erases across partitions: the legacy partition, the one of next month, and the default one (a date no monthly partition holds)', async () => {
+    const audit = app.get(AuditService);
+    const now = new Date();
+    const nextMonth = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + 1, 2));
+    for (const occurredAt of [new Date('2024-01-15T00:00:00Z'), nextMonth, new Date('2031-06-01T00:00:00Z')]) {
+      await audit.log({
+        action: 'profile_updated',
+        userId: 'u-3',
+        ip: '192.0.2.3',
+        occurredAt,
+        changes: { body: { email: 'u3@example.com' } },
+      });
+    }
+    const partitions = await db.query<{ p: string }>(
+      `SELECT DISTINCT tableoid::regclass::text AS p FROM audit_log WHERE user_id = 'u-3'`,
+      [],
+      'audit',
+    );
+    expect(partitions).toHaveLength(3);
+    await sealAll();
+    expect(await audit.erase({ userId: 'u-3' })).toMatchObject({ erased: 3, notErasable: 0 });
+    expect(await rows(`ip = '192.0.2.3' OR user_id = 'u-3'`)).toEqual([]);
+    await sealAll();
+    const report = await check();
+    expect(report.out).toContain('erasure: 7 rows erased under 4 erasure entries');
+    expect(report.out).toContain('result: CLEAN');
+  }, 60_000);
 });

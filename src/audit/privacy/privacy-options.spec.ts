@@ -45,7 +45,7 @@ describe('the privacy option', () => {
     expect(normalizer.normalize({ action: 'c', userId: 'u-42' }).record.userId).toBe(a.userId);
     expect(b.userId).not.toBe(a.userId);
     expect(erasureSubject({ userId: 'u-42' }, options.userIdPseudonym)).toEqual([a.userId, null, null]);
-    const own = resolvePrivacyOptions({ userIdPseudonym: (id) => `user-${id.length}` });
+    const own = resolvePrivacyOptions({ userIdPseudonym: (id: string) => `user-${id.length}` });
     expect(
       new AuditEntryNormalizer([], 64 * 1024, undefined, personalSplitter(own)).normalize({ action: 'a', userId: 'abc' }).record.userId,
     ).toBe('user-3');
