@@ -53,6 +53,13 @@ export const SEALED_COLUMN_COUNT = SEALED_COLUMNS.length;
 export const LEAF_FIELDS = `LATERAL (SELECT ${SEALED_COLUMNS_SQL} OFFSET 0) AS leaf_fields`;
 
 /**
+ * {@link LEAF_FIELDS} for a table made before the `commitments` column (its migration not run
+ * yet): every row is of version 1. The sealer uses it there, so that it goes on sealing until the
+ * migration runs.
+ */
+export const LEAF_FIELDS_BEFORE_COMMITMENTS = LEAF_FIELDS.replace(/commitments AS c14/, 'NULL::text AS c14');
+
+/**
  * The row's leaf hash computed by PostgreSQL, exactly as {@link leafHash} computes it: only 32
  * bytes a row leave the server. Needs {@link LEAF_FIELDS} in the FROM list. `pg_catalog` is named
  * so that no function on the search path can stand in for it.
