@@ -114,7 +114,10 @@ export function subjectPseudonym(key: KeyObject, [userId, entityType, entityId]:
  * in the same transaction: both commit or neither does. A dry run changes and writes nothing.
  *
  * @example
- * await dataSource.transaction((m) => eraseSubject({ query: (s, p) => m.query(s, p), table, normalize, key, userIdPseudonym: null }, { userId: 'u-42' }));
+ * import { type EntityManager } from 'typeorm';
+ * await dataSource.transaction((m: EntityManager) =>
+ *   eraseSubject({ query: (s, p) => m.query(s, p), table, normalize, key, userIdPseudonym: null }, { userId: 'u-42' }),
+ * );
  */
 export async function eraseSubject(context: ErasureContext, request: ErasureRequest): Promise<ErasureResult> {
   const subject = erasureSubject(request, context.userIdPseudonym);

@@ -17,7 +17,9 @@ export interface HeldBack {
  * made before any erasure is held back. See docs/PRIVACY.md.
  *
  * @example
- * const held = await heldBackByErasure((sql, p) => client.query(sql, p).then((r) => r.rows), '"audit_log"', records, keys);
+ * import { type Client } from 'pg';
+ * const query = async (sql: string, p: unknown[]) => (await (client as Client).query(sql, p)).rows;
+ * const held = await heldBackByErasure(query, '"audit_log"', records, keys);
  */
 export async function heldBackByErasure(
   query: (sql: string, parameters: unknown[]) => Promise<Record<string, unknown>[]>,
