@@ -288,4 +288,25 @@ describe('erasure on a sealed trail', () => {
     expect(report.out).toContain('erasure: 7 rows erased under 4 erasure entries');
     expect(report.out).toContain('result: CLEAN');
   }, 60_000);
+
+  it('names rows the app role erased by calling audit_log_erase itself, which writes no entry', async () => {
+    const [kept] = await rows(`user_id = 'u-2'`);
+    const client = new Client({ connectionString: url });
+    await client.connect();
+    try {
+      const erased = await client.query(`SELECT id::text, state FROM audit_log_erase('u-2', NULL, NULL, $1, false)`, [randomUUID()]);
+      expect(erased.rows).toEqual([{ id: kept.id, state: 'erased' }]);
+    } finally {
+      await client.end();
+    }
+    await sealAll();
+    const report = await check();
+    expect(report.out.filter((l) => l.startsWith('ANOMALY'))).toEqual([
+      expect.stringMatching(
+        new RegExp(`^ANOMALY row_erased_unaccounted row ${kept.id}: erased under erasure .*, which no audit_erasure entry records`),
+      ),
+    ]);
+    expect(report.out).toContain('erasure: 8 rows erased under 4 erasure entries');
+    expect(report.code).toBe(1);
+  }, 60_000);
 });
