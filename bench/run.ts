@@ -5,6 +5,7 @@ import { killAllApps } from './support/app-process';
 import { REPO_ROOT, startPostgres, type TestPostgres } from './support/postgres';
 import { type Figure, printTable, writeResults } from './support/report';
 import { curve } from './scenarios/curve';
+import { erasure } from './scenarios/erasure';
 import { history } from './scenarios/history';
 import { http } from './scenarios/http';
 import { integrity } from './scenarios/integrity';
@@ -15,7 +16,19 @@ import { recovery } from './scenarios/recovery';
 import { scale } from './scenarios/scale';
 import { throughput } from './scenarios/throughput';
 
-const SCENARIOS = ['throughput', 'integrity', 'curve', 'linger', 'http', 'outage', 'recovery', 'memory', 'scale', 'history'] as const;
+const SCENARIOS = [
+  'throughput',
+  'integrity',
+  'curve',
+  'linger',
+  'http',
+  'outage',
+  'recovery',
+  'memory',
+  'scale',
+  'history',
+  'erasure',
+] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 /** `node bench/dist/bench/run.js [scenario…]`: all scenarios, or only those named. */
@@ -125,6 +138,17 @@ async function main(): Promise<void> {
           }
         },
       );
+    }
+    if (wanted('erasure')) {
+      const rows = Number(process.env.BENCH_ERASURE_ROWS ?? 10_000_000);
+      await step('erasure', `erase one user's 10 000 rows in audit_log holding ${rows} rows; commitments' cost at birth`, async () => {
+        const pg = await startPostgres();
+        try {
+          return await erasure(pg, { rows, userRows: 10_000 }, details);
+        } finally {
+          await pg.stop();
+        }
+      });
     }
   } finally {
     killAllApps();

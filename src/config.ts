@@ -26,6 +26,8 @@ export interface AppConfig {
     exportIdleMs?: number;
     /** Present when any `AUDIT_INTEGRITY_*` variable is set. */
     integrity?: { enabled?: boolean; intervalMs?: number; maxRowsPerSeal?: number; signingKey?: string; entryKeys?: EntryKey[] };
+    /** Present when any `AUDIT_PRIVACY_*` variable is set (docs/PRIVACY.md). */
+    privacy?: { personalData?: string[]; pseudonymKey?: string };
   };
 }
 
@@ -64,6 +66,7 @@ export function loadConfig(env: Env): AppConfig {
       maxExports: integer(env, 'AUDIT_MAX_EXPORTS', 1, 99),
       exportIdleMs: integer(env, 'AUDIT_EXPORT_IDLE_MS', 100, 3_600_000),
       integrity: integrity(env),
+      privacy: privacy(env),
     },
   };
   const { retryBackoffMs = 1000, retryBackoffMaxMs } = config.audit;
@@ -89,6 +92,17 @@ function integrity(env: Env): AppConfig['audit']['integrity'] {
   };
   const set = Object.entries(options).filter(([, value]) => value !== undefined);
   return set.length ? Object.fromEntries(set) : undefined;
+}
+
+/** `AUDIT_PRIVACY_PERSONAL_DATA` (paths, comma-separated), `AUDIT_PRIVACY_PSEUDONYM_KEY` (never echoed). */
+function privacy(env: Env): AppConfig['audit']['privacy'] {
+  const paths = present(env, 'AUDIT_PRIVACY_PERSONAL_DATA');
+  const pseudonymKey = present(env, 'AUDIT_PRIVACY_PSEUDONYM_KEY');
+  if (paths === undefined && pseudonymKey === undefined) return undefined;
+  return {
+    ...(paths !== undefined ? { personalData: paths.split(',').map((p) => p.trim()) } : {}),
+    ...(pseudonymKey !== undefined ? { pseudonymKey } : {}),
+  };
 }
 
 function entryKeys(env: Env, name: string): EntryKey[] | undefined {

@@ -1,6 +1,6 @@
 import { Client } from 'pg';
 import { DataSource } from 'typeorm';
-import { AUDIT_MIGRATIONS } from '../src/audit';
+import { AUDIT_MIGRATIONS, AuditPartitions1765000000000 } from '../src/audit';
 import { sealOnce } from '../src/audit/integrity/seal-store';
 import { verify } from './support/integrity';
 import { TestPostgres } from './support/postgres';
@@ -9,10 +9,7 @@ import { TestPostgres } from './support/postgres';
 // table) and on a legacy table already holding sealed rows, converted without a rewrite; then rows
 // dated outside the months created, caught by the default partition and moved, tx and all, when
 // their month's partition is created. The verifier must find every seal intact throughout.
-const BEFORE_PARTITIONS = AUDIT_MIGRATIONS.slice(
-  0,
-  AUDIT_MIGRATIONS.findIndex((m) => m.name === 'AuditPartitions1765000000000'),
-);
+const BEFORE_PARTITIONS = AUDIT_MIGRATIONS.slice(0, AUDIT_MIGRATIONS.indexOf(AuditPartitions1765000000000));
 
 /** The first instant of the month `months` after this one, UTC, as ISO 8601. */
 function monthStart(months: number): string {

@@ -68,6 +68,13 @@ export interface AuditRecord {
    * integrity's entry keys set; absent without them. It travels with the entry through every sink.
    */
   authCode?: string;
+  /**
+   * With the `privacy` option: the row's personal values kept apart (JSON text: its random salt
+   * and the values of its `personalData` paths, which `changes` and `metadata` then lack), and
+   * one commitment per personal value, actor fields included (docs/PRIVACY.md).
+   */
+  personal?: string;
+  commitments?: string;
 }
 
 /** Marker that replaces `changes` or `metadata` when an entry exceeds `maxEntryBytes`. */
@@ -101,6 +108,8 @@ export class AuditEntryNormalizer {
     private readonly maxEntryBytes: number,
     /** Makes the entry's authentication code (integrity's entry keys): called once, on the finished record. */
     private readonly sign?: (record: AuditRecord) => string,
+    /** Keeps the personal values apart and commits to them (the `privacy` option): called before the size cap. */
+    private readonly personal?: (record: AuditRecord) => void,
   ) {
     this.isRedacted = compileRedactor(redactKeys);
   }
@@ -145,6 +154,7 @@ export class AuditEntryNormalizer {
       changes: changes.value,
       metadata: occurredAt.original === undefined ? metadata.value : withOriginalOccurredAt(metadata.value, occurredAt.original),
     };
+    this.personal?.(record);
     const capped = this.capSize(record, changes, metadata);
     if (!this.sign) return { ...capped, faults };
     const code = this.sign(capped.record);

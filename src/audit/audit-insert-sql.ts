@@ -24,9 +24,13 @@ export const AUDIT_COLUMNS = [
  */
 export const AUTH_CODE_COLUMN = 'auth_code';
 
-/** The columns a batch writes: {@link AUDIT_COLUMNS}, and the code's column when an entry has a code. */
+/** The columns of personal values and their commitments (the `privacy` option), written only by a batch in which an entry has them. */
+export const PERSONAL_COLUMNS = ['personal', 'commitments'];
+
+/** The columns a batch writes: {@link AUDIT_COLUMNS}, the code's column when an entry has a code, then the personal ones when an entry has them. */
 function columnsOf(records: readonly AuditRecord[]): string[] {
-  return records.some((r) => r.authCode !== undefined) ? [...AUDIT_COLUMNS, AUTH_CODE_COLUMN] : AUDIT_COLUMNS;
+  const columns = records.some((r) => r.authCode !== undefined) ? [...AUDIT_COLUMNS, AUTH_CODE_COLUMN] : AUDIT_COLUMNS;
+  return records.some((r) => r.commitments !== undefined) ? [...columns, ...PERSONAL_COLUMNS] : columns;
 }
 
 /**
@@ -43,9 +47,12 @@ export function buildAuditInsert(
 ): { sql: string; parameters: unknown[] } {
   const parameters: unknown[] = [];
   const columns = columnsOf(records);
+  const withCode = columns.includes(AUTH_CODE_COLUMN);
+  const withPersonal = columns.includes(PERSONAL_COLUMNS[0]);
   const rows = records.map((r) => {
     parameters.push(...rowValues(r));
-    if (columns.length > AUDIT_COLUMNS.length) parameters.push(r.authCode ?? null);
+    if (withCode) parameters.push(r.authCode ?? null);
+    if (withPersonal) parameters.push(r.personal ?? null, r.commitments ?? null);
     const base = parameters.length - columns.length;
     return `(${columns.map((_, i) => `$${base + i + 1}`).join(', ')})`;
   });
@@ -67,7 +74,8 @@ export function buildAuditInsertText(table: string, records: readonly AuditRecor
   // Appended piece by piece, in the order of AUDIT_COLUMNS: a batch of 500 rows is half a
   // megabyte of text, built without the arrays and joins of every row.
   const columns = columnsOf(records);
-  const withCode = columns.length > AUDIT_COLUMNS.length;
+  const withCode = columns.includes(AUTH_CODE_COLUMN);
+  const withPersonal = columns.includes(PERSONAL_COLUMNS[0]);
   let sql = `INSERT INTO ${table} (${columns.join(', ')}) VALUES `;
   for (let i = 0; i < records.length; i++) {
     const r = records[i];
@@ -75,7 +83,8 @@ export function buildAuditInsertText(table: string, records: readonly AuditRecor
     sql += i === 0 ? '(' : ', (';
     sql += `${literal(r.id)}, ${literal(r.occurredAt)}, ${literal(r.action)}, ${literal(r.entityType)}, ${literal(r.entityId)}, `;
     sql += `${literal(r.userId)}, ${literal(r.outcome)}, ${literal(r.ip)}, ${literal(r.userAgent)}, ${literal(r.requestId)}, `;
-    sql += `${literal(changes)}, ${literal(metadata)}${withCode ? `, ${literal(r.authCode ?? null)}` : ''})`;
+    sql += `${literal(changes)}, ${literal(metadata)}${withCode ? `, ${literal(r.authCode ?? null)}` : ''}`;
+    sql += withPersonal ? `, ${literal(r.personal ?? null)}, ${literal(r.commitments ?? null)})` : ')';
   }
   return `${sql} ON CONFLICT DO NOTHING`;
 }

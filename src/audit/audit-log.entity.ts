@@ -58,6 +58,14 @@ export class AuditLog {
   @Column({ name: 'auth_code', type: 'text', nullable: true })
   authCode!: string | null;
 
+  /** With the `privacy` option: the row's salt and personal values kept apart, or the erased marker (docs/PRIVACY.md). */
+  @Column({ type: 'text', nullable: true, select: false })
+  personal!: string | null;
+
+  /** With the `privacy` option: one commitment per personal value, covered by the seal and the entry code instead of the value. */
+  @Column({ type: 'text', nullable: true, select: false })
+  commitments!: string | null;
+
   /** Set by the database when the row is committed. */
   @Column({ name: 'recorded_at', type: 'timestamptz', default: () => 'now()' })
   recordedAt!: Date;

@@ -5,6 +5,7 @@ import { AuditDatabaseColumns1764800000020 } from '../../migrations/176480000002
 import { AuditEntryAuth1764900000000 } from '../../migrations/1764900000000-AuditEntryAuth';
 import { AuditPartitions1765000000000 } from '../../migrations/1765000000000-AuditPartitions';
 import { AuditRetention1765100000000 } from '../../migrations/1765100000000-AuditRetention';
+import { AuditErasure1765200000000 } from '../../migrations/1765200000000-AuditErasure';
 
 /**
  * Every migration of the audit schema, oldest first. List them all in the audit DataSource's
@@ -24,4 +25,5 @@ export const AUDIT_MIGRATIONS = [
   AuditEntryAuth1764900000000,
   AuditPartitions1765000000000,
   AuditRetention1765100000000,
+  AuditErasure1765200000000,
 ] as const;

@@ -14,6 +14,7 @@ import {
   type ResolvedPartitionOptions,
 } from './lifecycle/partition-options';
 import { type AuditRetentionOptions, resolveRetentionOptions, type ResolvedRetentionOptions } from './lifecycle/retention-options';
+import { type AuditPrivacyOptions, PRIVACY_DEFAULTS, resolvePrivacyOptions, type ResolvedPrivacyOptions } from './privacy/privacy-options';
 import { DEFAULT_REDACT_KEYS } from './redaction';
 
 /**
@@ -136,6 +137,8 @@ export interface AuditModuleOptions {
   partitions?: AuditPartitionOptions;
   /** Retention of whole, sealed months (docs/LIFECYCLE.md): `{ months, legalHold?, intervalMs? }`; off unless given. */
   retention?: AuditRetentionOptions | null;
+  /** Personal data kept apart and committed to, so that it can be erased from a sealed trail (docs/PRIVACY.md). Off unless given. */
+  privacy?: AuditPrivacyOptions;
 }
 
 /**
@@ -182,12 +185,15 @@ export function resolveAuditHttpOptions(http: unknown): Required<AuditHttpOption
  * @example
  * const writeTimeoutMs = (options: ResolvedAuditOptions): number => options.writeTimeoutMs; // 2000 unless configured
  */
-export type ResolvedAuditOptions = Required<Omit<AuditModuleOptions, 'userIdFrom' | 'diffs' | 'integrity' | 'partitions' | 'retention'>> & {
+export type ResolvedAuditOptions = Required<
+  Omit<AuditModuleOptions, 'userIdFrom' | 'diffs' | 'integrity' | 'partitions' | 'retention' | 'privacy'>
+> & {
   userIdFrom: UserIdExtractor;
   diffs: ResolvedDiffOptions;
   integrity: ResolvedIntegrityOptions;
   partitions: ResolvedPartitionOptions;
   retention: ResolvedRetentionOptions;
+  privacy: ResolvedPrivacyOptions;
 };
 
 /** The async linger's default, in ms: see `batchDelayMs`. */
@@ -224,6 +230,7 @@ export const AUDIT_DEFAULTS: Readonly<ResolvedAuditOptions> = Object.freeze({
   integrity: INTEGRITY_DEFAULTS,
   partitions: PARTITION_DEFAULTS,
   retention: null,
+  privacy: PRIVACY_DEFAULTS,
 });
 
 const INTEGER_LIMITS: Record<string, [min: number, max: number]> = {
@@ -312,6 +319,7 @@ export function resolveAuditOptions(input: AuditModuleOptions | undefined): Reso
     integrity: resolveIntegrityOptions(raw.integrity),
     partitions: resolvePartitionOptions(raw.partitions),
     retention: resolveRetentionOptions(raw.retention),
+    privacy: resolvePrivacyOptions(raw.privacy),
   });
 }
 

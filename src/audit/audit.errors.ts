@@ -18,6 +18,8 @@ export const AUDIT_ERROR_CODES = {
   readUnavailable: 'AUDIT_READ_UNAVAILABLE',
   readBusy: 'AUDIT_READ_BUSY',
   exportStalled: 'AUDIT_EXPORT_STALLED',
+  erasureInvalid: 'AUDIT_ERASURE_INVALID',
+  erasureKeyMissing: 'AUDIT_ERASURE_KEY_MISSING',
 } as const;
 
 /**
@@ -159,6 +161,38 @@ export class AuditReadError extends ServiceUnavailableException {
   /** An export whose consumer took nothing for `idleMs`: ended, its connection given back. */
   static stalled(idleMs: number): AuditReadError {
     return new AuditReadError(AUDIT_ERROR_CODES.exportStalled, `the export's consumer read nothing for ${idleMs} ms: export ended`);
+  }
+}
+
+/**
+ * An erasure (`AuditService.erase()`, `audit-erase`) that cannot be made as asked: a subject
+ * missing or given twice, or no key to make the subject's pseudonym with.
+ *
+ * @example
+ * try { await audit.erase({}); } catch (e) { (e as AuditErasureError).code; } // 'AUDIT_ERASURE_INVALID'
+ */
+export class AuditErasureError extends Error {
+  override readonly name = 'AuditErasureError';
+
+  constructor(
+    readonly code: AuditErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+
+  static invalidSubject(got: unknown): AuditErasureError {
+    return new AuditErasureError(
+      AUDIT_ERROR_CODES.erasureInvalid,
+      `an erasure needs { userId } or { entityType, entityId } (one subject, ids of up to 256 characters), got ${describe(got)}`,
+    );
+  }
+
+  static keyMissing(): AuditErasureError {
+    return new AuditErasureError(
+      AUDIT_ERROR_CODES.erasureKeyMissing,
+      'an erasure names its subject by a keyed pseudonym: set privacy.pseudonymKey or integrity.entryKeys (AUDIT_PRIVACY_PSEUDONYM_KEY or AUDIT_INTEGRITY_ENTRY_KEY for audit-erase)',
+    );
   }
 }
 

@@ -18,6 +18,8 @@ import { AuditQuarantine, isolateRefused, splitBudgetMs } from './quarantine';
 import { AuditSpool } from './spool';
 import { EntityChangeSubscriber, holdForRecord, withEntityChanges } from './diffs';
 import { entrySigner } from './integrity/entry-auth';
+import { personalSplitter } from './privacy/personal-values';
+import { eraseSubject, type ErasureRequest, type ErasureResult } from './privacy/erasure';
 
 /** How often, while up, the spool is checked for segments that processes gone from a shared directory left. */
 const SPOOL_SWEEP_MS = 1000;
@@ -86,7 +88,7 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
 
   constructor(
     @Inject(AUDIT_OPTIONS) private readonly options: ResolvedAuditOptions,
-    @Inject(AUDIT_REPOSITORY) repository: Repository<AuditLog>,
+    @Inject(AUDIT_REPOSITORY) private readonly repository: Repository<AuditLog>,
     @Inject(AuditBuffer) buffer: AuditBuffer,
     @Inject(AuditSpool) spool: AuditSpool | null,
     @Inject(AuditReporter) private readonly reporter: AuditReporter,
@@ -94,7 +96,12 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
     // Always provided by AuditModule; absent only where a test constructs the service itself.
     @Inject(EntityChangeSubscriber) private readonly diffs?: EntityChangeSubscriber,
   ) {
-    this.normalizer = new AuditEntryNormalizer(options.redactKeys, options.maxEntryBytes, entrySigner(options.integrity.entryKeys));
+    this.normalizer = new AuditEntryNormalizer(
+      options.redactKeys,
+      options.maxEntryBytes,
+      entrySigner(options.integrity.entryKeys),
+      personalSplitter(options.privacy),
+    );
     this.writer = new AuditWriter(repository, options.writeTimeoutMs);
     const secrets = connectionSecrets(repository.manager?.connection?.options);
     this.circuit = new AuditCircuit(options, console, reporter, secrets, () => this.retryBuffered());
@@ -188,6 +195,32 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
     }
     hold.written({ id: record.id, occurredAt: record.occurredAt, table: this.writer.table() });
     return record;
+  }
+
+  /**
+   * Erases the personal values of every row of a user (as actor) or of an entity, in one
+   * transaction with the `audit_erasure` entry that records it (docs/PRIVACY.md). The seals and
+   * entry codes stay valid; rows written before the `privacy` option are counted as
+   * `notErasable` and left as they are. With `dryRun`, lists what would change and changes
+   * nothing. Rejects when the database refuses (unlike `log()`).
+   *
+   * @example
+   * const { erased } = await auditService.erase({ userId: 'u-42', requestedBy: 'dpo@example.com' });
+   */
+  erase(request: ErasureRequest): Promise<ErasureResult> {
+    const { privacy, integrity } = this.options;
+    return this.repository.manager.transaction((manager) =>
+      eraseSubject(
+        {
+          query: (sql, parameters) => manager.query(sql, parameters),
+          table: this.writer.table(),
+          normalize: (entry) => this.normalizer.normalize(entry).record,
+          key: privacy.pseudonymKey ?? integrity.entryKeys[0]?.key ?? null,
+          userIdPseudonym: privacy.userIdPseudonym,
+        },
+        request,
+      ),
+    );
   }
 
   /** A snapshot for health checks and diagnostics. */

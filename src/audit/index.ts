@@ -4,6 +4,7 @@ export { AuditReadIndexes1764300000001 } from '../../migrations/1764300000001-Au
 export { AuditEntryAuth1764900000000 } from '../../migrations/1764900000000-AuditEntryAuth';
 export { AuditPartitions1765000000000 } from '../../migrations/1765000000000-AuditPartitions';
 export { AuditRetention1765100000000 } from '../../migrations/1765100000000-AuditRetention';
+export { AuditErasure1765200000000 } from '../../migrations/1765200000000-AuditErasure';
 export { AUDIT_MIGRATIONS } from './audit-migrations';
 export { AuditBuffer, type BufferedEntry } from './audit-buffer';
 export { auditScope } from './audit-context';
@@ -20,7 +21,14 @@ export {
 } from './audit-options';
 export { AUDIT_OPTIONS } from './audit.constants';
 export { DEFAULT_REDACT_KEYS } from './redaction';
-export { AUDIT_ERROR_CODES, AuditConfigError, type AuditErrorCode, AuditQueryError, AuditReadError } from './audit.errors';
+export {
+  AUDIT_ERROR_CODES,
+  AuditConfigError,
+  AuditErasureError,
+  type AuditErrorCode,
+  AuditQueryError,
+  AuditReadError,
+} from './audit.errors';
 export { AuditInterceptor } from './audit.interceptor';
 export { AuditModule } from './audit.module';
 export { type AuditModuleExtras } from './audit.module-definition';

@@ -75,7 +75,8 @@ describe('entry keys', () => {
     const mac = 'A'.repeat(43);
     expect(unknownKeyOf(`v1:k2:${mac}`, keys)).toBe('k2');
     expect(unknownKeyOf(`v1:k1:${mac}`, keys)).toBeNull();
-    expect([null, undefined, 'v1:k2:short', `v2:k2:${mac}`].map((code) => unknownKeyOf(code, keys))).toEqual([null, null, null, null]);
+    expect(unknownKeyOf(`v2:k2:${mac}`, keys)).toBe('k2');
+    expect([null, undefined, 'v1:k2:short', `v3:k2:${mac}`].map((code) => unknownKeyOf(code, keys))).toEqual([null, null, null, null]);
     expect(unknownKeyOf(`v1:k2:${mac}`, [])).toBeNull();
   });
 

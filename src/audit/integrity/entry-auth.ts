@@ -24,8 +24,8 @@ export interface ResolvedEntryKey {
 
 const KEY_ID = /^[A-Za-z0-9._-]{1,64}$/;
 const MIN_SECRET_CHARS = 32;
-/** `v1:<key id>:<HMAC-SHA256 of the entry digest, base64url>`. */
-const CODE = /^v1:([A-Za-z0-9._-]{1,64}):([A-Za-z0-9_-]{43})$/;
+/** `v<encoding>:<key id>:<HMAC-SHA256 of the entry digest, base64url>`: `v2` for rows with personal-data commitments. */
+const CODE = /^v[12]:([A-Za-z0-9._-]{1,64}):([A-Za-z0-9_-]{43})$/;
 
 /**
  * Validates `integrity.entryKeys`: a list of `{ id, secret }`, the first signs, all verify. The
@@ -79,13 +79,14 @@ export function parseEntryKeys(text: string): EntryKey[] {
 }
 
 /**
- * The entry's authentication code, made with `key` over {@link entryDigest}: `v1:<id>:<mac>`.
+ * The entry's authentication code, made with `key` over {@link entryDigest}: `v1:<id>:<mac>`
+ * (`v2:` for a record with personal-data commitments).
  *
  * @example
  * signEntry(record, keys[0]); // 'v1:k2:Xq3…'
  */
 export function signEntry(record: AuditRecord, key: ResolvedEntryKey): string {
-  return `v1:${key.id}:${mac(entryDigest(record), key.key).toString('base64url')}`;
+  return `${record.commitments === undefined ? 'v1' : 'v2'}:${key.id}:${mac(entryDigest(record), key.key).toString('base64url')}`;
 }
 
 /**

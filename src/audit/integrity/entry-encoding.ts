@@ -1,6 +1,7 @@
 import { hash } from 'node:crypto';
 import { type AuditRecord } from '../audit-entry';
 import { hasDataPrototype } from '../json-safe';
+import { ENTRY_DIGEST_V2_SQL, ENTRY_ENCODING_V2 } from '../privacy/encoding-v2';
 import { payloadJson } from '../record-json';
 
 /**
@@ -9,8 +10,8 @@ import { payloadJson } from '../record-json';
  * (`id`, `occurred_at` as epoch microseconds, the texts, `changes` and `metadata` in `jsonb`'s own
  * text form); never `tx` or `recorded_at`, which the database sets. One UTF-8 text: the prefix
  * `audit-entry-v1`, then per field `~` for NULL or its byte length in decimal, `:` and the field.
- * A later version (issue 22's personal-data commitments) gets its own prefix and its own list;
- * rows of this one still verify.
+ * Version 2 (`privacy/encoding-v2.ts`, rows with personal-data commitments) has its own prefix
+ * and list; rows of this one still verify.
  */
 export const ENTRY_ENCODING_V1 = 'audit-entry-v1';
 
@@ -22,9 +23,9 @@ const V1_FIELDS = [0, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
  * {@link entryDigest} computes it from the entry at birth. Needs `LEAF_FIELDS` in the FROM list
  * (each column's text is computed once for both hashes).
  */
-export const ENTRY_DIGEST_SQL = `pg_catalog.sha256(pg_catalog.convert_to('${ENTRY_ENCODING_V1}' || ${V1_FIELDS.map(
+export const ENTRY_DIGEST_SQL = `CASE WHEN leaf_fields.c14 IS NULL THEN pg_catalog.sha256(pg_catalog.convert_to('${ENTRY_ENCODING_V1}' || ${V1_FIELDS.map(
   (i) => `COALESCE(pg_catalog.octet_length(leaf_fields.c${i})::text || ':' || leaf_fields.c${i}, '~')`,
-).join(' || ')}, 'UTF8'))`;
+).join(' || ')}, 'UTF8')) ELSE ${ENTRY_DIGEST_V2_SQL} END`;
 
 /**
  * SHA-256 of the entry's version-1 encoding ({@link ENTRY_ENCODING_V1}), as PostgreSQL will store
@@ -34,20 +35,22 @@ export const ENTRY_DIGEST_SQL = `pg_catalog.sha256(pg_catalog.convert_to('${ENTR
  * entryDigest(record).length; // 32
  */
 export function entryDigest(record: AuditRecord): Buffer {
+  // Version 2 (personal-data commitments): the actor's fields are left out, their commitments added last.
+  const v2 = record.commitments !== undefined;
   // One string, hashed in one call (as UTF-8): a call per field would cost more than the hash.
-  let text = ENTRY_ENCODING_V1;
+  let text = v2 ? ENTRY_ENCODING_V2 : ENTRY_ENCODING_V1;
   text += field(record.id.toLowerCase());
   text += field(epochMicros(record.occurredAt));
   text += field(record.action);
   text += field(record.entityType);
   text += field(record.entityId);
-  text += field(record.userId);
+  if (!v2) text += field(record.userId);
   text += field(record.outcome);
-  text += field(record.ip);
-  text += field(record.userAgent);
+  if (!v2) text += field(record.ip) + field(record.userAgent);
   text += field(record.requestId);
   text += field(payloadJsonb(record, 'changes'));
   text += field(payloadJsonb(record, 'metadata'));
+  if (v2) text += field(record.commitments);
   return hash('sha256', text, 'buffer');
 }
 

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { LEAF_V2_SQL, leafHashV2 } from '../privacy/encoding-v2';
 
 /**
  * A timestamp as microseconds since the epoch, as text; NULL where that does not fit a bigint
@@ -31,10 +32,15 @@ const SEALED_COLUMNS = [
   'changes::text',
   'metadata::text',
   micros('recorded_at'),
+  // Row encoding version 2 (personal-data commitments, docs/PRIVACY.md): NULL in a version-1 row.
+  'commitments',
 ];
 
-/** The sealed columns as text, `c0` … `c13`, in encoding order (for reading rows whole). */
+/** The sealed columns as text, `c0` … `c14`, in encoding order (for reading rows whole). */
 export const SEALED_COLUMNS_SQL = SEALED_COLUMNS.map((column, i) => `${column} AS c${i}`).join(', ');
+
+/** The columns of version 1 of the row encoding: all but `commitments`. */
+const V1_COLUMNS = 14;
 
 /** How many columns {@link SEALED_COLUMNS_SQL} selects. */
 export const SEALED_COLUMN_COUNT = SEALED_COLUMNS.length;
@@ -47,14 +53,23 @@ export const SEALED_COLUMN_COUNT = SEALED_COLUMNS.length;
 export const LEAF_FIELDS = `LATERAL (SELECT ${SEALED_COLUMNS_SQL} OFFSET 0) AS leaf_fields`;
 
 /**
+ * {@link LEAF_FIELDS} for a table made before the `commitments` column (its migration not run
+ * yet): every row is of version 1. The sealer uses it there, so that it goes on sealing until the
+ * migration runs.
+ */
+export const LEAF_FIELDS_BEFORE_COMMITMENTS = LEAF_FIELDS.replace(/commitments AS c14/, 'NULL::text AS c14');
+
+/**
  * The row's leaf hash computed by PostgreSQL, exactly as {@link leafHash} computes it: only 32
  * bytes a row leave the server. Needs {@link LEAF_FIELDS} in the FROM list. `pg_catalog` is named
  * so that no function on the search path can stand in for it.
  */
-export const LEAF_SQL = `pg_catalog.sha256('\\x00'::bytea || ${SEALED_COLUMNS.map(
-  (_, i) =>
-    `COALESCE(pg_catalog.int4send(pg_catalog.octet_length(leaf_fields.c${i})) || pg_catalog.convert_to(leaf_fields.c${i}, 'UTF8'), '\\xffffffff'::bytea)`,
-).join(' || ')})`;
+export const LEAF_SQL = `CASE WHEN leaf_fields.c14 IS NULL THEN pg_catalog.sha256('\\x00'::bytea || ${SEALED_COLUMNS.slice(0, V1_COLUMNS)
+  .map(
+    (_, i) =>
+      `COALESCE(pg_catalog.int4send(pg_catalog.octet_length(leaf_fields.c${i})) || pg_catalog.convert_to(leaf_fields.c${i}, 'UTF8'), '\\xffffffff'::bytea)`,
+  )
+  .join(' || ')}) ELSE ${LEAF_V2_SQL} END`;
 
 /** One row as selected with {@link SEALED_COLUMNS_SQL}: `[id, tx, …]`, each text or null. */
 export type SealedRow = (string | null)[];
@@ -64,15 +79,17 @@ const LEAF_PREFIX = Buffer.from([0x00]);
 
 /**
  * The Merkle leaf hash of one row: SHA-256 over `0x00` and the row's fields, each as a 4-byte
- * big-endian byte length and its UTF-8 bytes, or `ff ff ff ff` for NULL (RFC 6962 leaf).
+ * big-endian byte length and its UTF-8 bytes, or `ff ff ff ff` for NULL (RFC 6962 leaf). A row
+ * with commitments (its 15th field) is hashed as version 2 (`privacy/encoding-v2.ts`).
  *
  * @example
  * leafHash(['0190c9b8-…', '812', '1764300000000000', 'nda_created', null]).length; // 32
  */
 export function leafHash(row: SealedRow): Buffer {
+  if (row.length > V1_COLUMNS && row[V1_COLUMNS] !== null) return leafHashV2(row);
   const hash = createHash('sha256').update(LEAF_PREFIX);
   const length = Buffer.allocUnsafe(4);
-  for (const field of row) {
+  for (const field of row.slice(0, V1_COLUMNS)) {
     if (field === null) {
       hash.update(NULL_FIELD);
       continue;

@@ -9,7 +9,7 @@ import {
   SEAL_ENTRY_COLUMNS,
   unknownKeyOf,
 } from './entry-auth';
-import { keyRange, LEAF_FIELDS, LEAF_SQL, type RowKey } from './row-encoding';
+import { keyRange, LEAF_FIELDS, LEAF_FIELDS_BEFORE_COMMITMENTS, LEAF_SQL, type RowKey } from './row-encoding';
 import { SEALABLE_ROW_SQL } from './row-validity';
 import { PIN_SEARCH_PATH_SQL, resolveTable } from './search-path';
 import { GENESIS_HASH, keyIdOf, manifestEntry, type Seal, SEAL_VERSION, SEAL_VERSION_ENTRY_AUTH, sealHash, signSeal } from './seal';
@@ -179,6 +179,12 @@ export async function sealOnce(
         ((await runner.query(`SELECT pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::text AS b`)) as { b: string }[])[0].b);
     const after: RowKey | null = newest ? { tx: newest.last_tx, id: newest.last_id } : null;
     const log = quoteTablePath(logTablePath);
+    // A table whose migrations stop before the commitments column holds rows of version 1 only.
+    const [{ committed }] = (await runner.query(
+      `SELECT EXISTS (SELECT FROM pg_catalog.pg_attribute WHERE attrelid = $1::pg_catalog.regclass AND attname = 'commitments' AND NOT attisdropped) AS committed`,
+      [log],
+    )) as { committed: boolean }[];
+    const leafFields = committed ? LEAF_FIELDS : LEAF_FIELDS_BEFORE_COMMITMENTS;
     // The seal's rows are picked by their keys alone, then read by id and hashed: a backlog is
     // never sorted as whole rows, and only the rows sealed are hashed. The key (id, occurred_at)
     // lets a forger repeat a sealed row's id with another occurred_at: only the rows picked (same tx) are read.
@@ -187,7 +193,7 @@ export async function sealOnce(
         `WITH h AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS horizon),
          picked AS MATERIALIZED (SELECT l.id, l.tx FROM ${log} AS l, h WHERE ${where} AND ${SEALABLE_ROW_SQL} ORDER BY ${order} LIMIT ${limit})
          SELECT id::text AS id, tx::text AS tx, ${LEAF_SQL} AS leaf, h.horizon::text AS horizon${keyed ? SEAL_ENTRY_COLUMNS : ''}
-         FROM ${log} AS l, h, ${LEAF_FIELDS} WHERE l.id = ANY(ARRAY(SELECT id FROM picked))
+         FROM ${log} AS l, h, ${leafFields} WHERE l.id = ANY(ARRAY(SELECT id FROM picked))
            AND EXISTS (SELECT FROM picked AS p WHERE p.id = l.id AND p.tx IS NOT DISTINCT FROM l.tx) ORDER BY l.tx NULLS FIRST, l.id`,
         parameters,
       ) as Promise<LeafRow[]>;

@@ -3,6 +3,7 @@ import { type Client } from 'pg';
 import { quoteTablePath } from '../audit-insert-sql';
 import { type ResolvedEntryKey } from './entry-auth';
 import { type EntryAuthReport, EntryChecks } from './entry-checks';
+import { type ErasureReport, PERSONAL_CHECK_SQL, PersonalChecks } from '../privacy/personal-checks';
 import { merkleRoot } from './merkle';
 import { compareKeys, keyRange, LEAF_FIELDS, LEAF_SQL, type RowKey, type SortKey } from './row-encoding';
 import { ROW_PROBLEM_SQL } from './row-validity';
@@ -30,6 +31,8 @@ export const ANOMALY_KINDS = [
   'seal_witness_mismatch',
   'seal_signature_invalid',
   'month_dropped',
+  'row_personal_changed',
+  'row_erased_unaccounted',
 ] as const;
 /**
  * One of {@link ANOMALY_KINDS}.
@@ -98,6 +101,8 @@ export interface VerifyReport {
   entryAuth: EntryAuthReport;
   /** Retention checkpoints in the chain: how many, the months they removed and their rows. */
   retention: { checkpoints: number; months: string[]; rows: number };
+  /** Rows whose personal values were erased, and the `audit_erasure` entries in the trail. */
+  erasure: ErasureReport;
 }
 
 /** Rows a cursor returns at a time. */
@@ -140,6 +145,7 @@ export async function verifyTrail(client: Client, options: VerifyOptions = {}): 
   const workers: Client[] = [];
   const entries = new EntryChecks(options.entryKeys ?? null);
   let retention: RetentionFindings = { checkpoints: 0, months: [], rows: 0, retained: new Map() };
+  const personal = new PersonalChecks();
   await prepareTable(client, table);
   await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
   // Every chunk's outcome, in order: a failure is reported by its first cause (see firstCause).
@@ -184,7 +190,7 @@ export async function verifyTrail(client: Client, options: VerifyOptions = {}): 
       chunk = null;
       while (queue.filter((q) => q.job).length >= jobs) await merge();
       const worker = await take();
-      const done = checkChunk(worker, table, ready, entries, retention.retained).finally(() => idle.push(worker));
+      const done = checkChunk(worker, table, ready, entries, retention.retained, personal).finally(() => idle.push(worker));
       // Awaited in merge(); marked handled so that a failure while others run is not an unhandled rejection.
       done.catch(() => undefined);
       started.push(done);
@@ -247,7 +253,8 @@ export async function verifyTrail(client: Client, options: VerifyOptions = {}): 
         detail: `in the witness (${w.rows} rows, last row ${w.lastId}) but not in audit_seal`,
       });
     }
-    report.rowsUnsealed = await checkTail(client, table, previous, entries, (a) => found.push(a));
+    report.rowsUnsealed = await checkTail(client, table, previous, entries, personal, (a) => found.push(a));
+    await personal.finish(client, table, (a) => found.push(a));
     const missing = found.filter((a) => a.kind === 'row_missing').length;
     await checkMonths(client, table, retention, missing, (a) => found.push(a));
   } catch (error) {
@@ -257,7 +264,7 @@ export async function verifyTrail(client: Client, options: VerifyOptions = {}): 
     for (const worker of workers) if (worker !== client) await worker.end().catch(() => undefined);
   }
   const { checkpoints, months, rows } = retention;
-  return finish({ ...report, entryAuth: entries.report, retention: { checkpoints, months, rows } }, found);
+  return finish({ ...report, entryAuth: entries.report, retention: { checkpoints, months, rows }, erasure: personal.report }, found);
 }
 
 /**
@@ -358,15 +365,27 @@ function addForged(rows: LeafRow[], from: number, to: number, found: Anomaly[]):
 }
 
 /** Reads a chunk's rows, hashes them, sorts them into their seals and checks each seal; returns the rows read. */
-async function checkChunk(client: Client, table: string, chunk: Chunk, entries: EntryChecks, retained: RetainedRows): Promise<number> {
+async function checkChunk(
+  client: Client,
+  table: string,
+  chunk: Chunk,
+  entries: EntryChecks,
+  retained: RetainedRows,
+  personal: PersonalChecks,
+): Promise<number> {
   const last = chunk.seals[chunk.seals.length - 1];
   const rows: LeafRow[] = [];
+  const changed: Anomaly[] = [];
   // Leaves are hashed by the server, in no particular order: 32 bytes a row travel, and the sort is here.
-  await forEachRow(client, table, 'leaves', chunk.after, { tx: last.lastTx, id: last.lastId }, entries.columns(true), (row) => {
+  const extraSql = entries.columns(true) + PERSONAL_CHECK_SQL;
+  await forEachRow(client, table, 'leaves', chunk.after, { tx: last.lastTx, id: last.lastId }, extraSql, (row) => {
     const [id, tx, problem, leaf, ...extra] = row as [string, string | null, string | null, Buffer, ...unknown[]];
     const key = tx === null ? null : BigInt(tx);
+    const personalFound = personal.judge(id, extra.pop());
+    if (personalFound) changed.push(personalFound);
     rows.push({ id, tx: key, leaf, problem, forged: entries.judge(id, key, extra) });
   });
+  chunk.found[chunk.seals.length - 1].push(...changed);
   rows.sort(compareKeys);
   let from = 0;
   chunk.seals.forEach((seal, i) => {
@@ -480,6 +499,7 @@ async function checkTail(
   table: string,
   last: Seal | null,
   entries: EntryChecks,
+  personal: PersonalChecks,
   add: (a: Anomaly) => void,
 ): Promise<number> {
   let count = 0;
@@ -487,9 +507,12 @@ async function checkTail(
   const [{ next }] = (await client.query<{ next: string }>('SELECT pg_snapshot_xmax(pg_current_snapshot())::text AS next')).rows;
   const future = BigInt(next);
   const what = entries.needsLeafFields ? 'leaves' : 'keys';
-  await forEachRow(client, table, what, last && { tx: last.lastTx, id: last.lastId }, null, entries.columns(what === 'leaves'), (row) => {
+  const extraSql = entries.columns(what === 'leaves') + PERSONAL_CHECK_SQL;
+  await forEachRow(client, table, what, last && { tx: last.lastTx, id: last.lastId }, null, extraSql, (row) => {
     const [id, tx, problem, ...rest] = row as [string, string | null, string | null, ...unknown[]];
     const key = tx === null ? null : BigInt(tx);
+    const personalFound = personal.judge(id, rest.pop());
+    if (personalFound) add(personalFound);
     const backdated = key === null ? !!last && (last.lastTx !== null || horizon > 0n) : key < horizon;
     const forged = entries.judge(id, key, what === 'leaves' ? rest.slice(1) : rest);
     if (backdated) add({ kind: 'row_forged', row: id, detail: `after the newest seal but older than its horizon` });
@@ -546,7 +569,8 @@ function emptyReport(): VerifyReport {
   const byKind = Object.fromEntries(ANOMALY_KINDS.map((k) => [k, 0])) as Record<AnomalyKind, number>;
   const entryAuth = { checked: false, boundary: null, authentic: 0, beforeAuthentication: 0, unchecked: 0 };
   const retention = { checkpoints: 0, months: [], rows: 0 };
-  return { rowsVerified: 0, sealsVerified: 0, rowsUnsealed: 0, anomalies: [], anomalyCount: 0, byKind, entryAuth, retention };
+  const erasure = { erasedRows: 0, erasureEntries: 0 };
+  return { rowsVerified: 0, sealsVerified: 0, rowsUnsealed: 0, anomalies: [], anomalyCount: 0, byKind, entryAuth, retention, erasure };
 }
 
 /** A row reported missing from one seal and forged in another is one row whose position (`tx`) was changed. */

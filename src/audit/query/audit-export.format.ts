@@ -1,4 +1,5 @@
 import { type AuditExportFormat } from './audit-query.types';
+import { revealPayloadTexts } from '../privacy/personal-reveal';
 import { type ExportRow } from './audit-query.sql';
 
 /** Export fields in order: the names of `AuditLog`'s properties, and the row columns they come from. */
@@ -52,8 +53,12 @@ const NEEDS_QUOTES = /[",\r\n]/;
  * @example
  * exportLines('ndjson', rows); // '{"id":"0193…","occurredAt":"2026-11-28T09:00:00.000Z",…}\n…'
  */
-export function exportLines(format: AuditExportFormat, rows: readonly ExportRow[]): string {
+export function exportLines(format: AuditExportFormat, stored: readonly ExportRow[]): string {
   let out = '';
+  // Personal values kept apart are put back in place, or `[ERASED]` (docs/PRIVACY.md).
+  const rows: readonly ExportRow[] = stored.map((row) =>
+    row.commitments ? { ...row, ...revealPayloadTexts(row.personal, row.commitments, row.changes, row.metadata) } : row,
+  );
   if (format === 'ndjson') {
     for (const row of rows) {
       let line = '{';
@@ -66,7 +71,7 @@ export function exportLines(format: AuditExportFormat, rows: readonly ExportRow[
     return out;
   }
   for (const row of rows) {
-    out += `${FIELDS.map(([, column]) => csvField(row[column])).join(',')}\r\n`;
+    out += `${FIELDS.map(([, column]) => csvField(row[column] ?? null)).join(',')}\r\n`;
   }
   return out;
 }

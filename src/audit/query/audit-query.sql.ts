@@ -1,5 +1,6 @@
 import { literal } from '../audit-insert-sql';
 import { AuditLog } from '../audit-log.entity';
+import { revealPayloads } from '../privacy/personal-reveal';
 import { type AuditCursorKey, cursorInstantSql } from './audit-cursor';
 import { type CheckedSearch } from './audit-query.input';
 import { type AuditTrailRow } from './audit-query.types';
@@ -51,12 +52,13 @@ const microsecondsText = (column: string) => {
  * legible text for those a `Date` cannot hold.
  */
 const PAGE_COLUMNS = `id, occurred_at, action, entity_type, entity_id, user_id, outcome, ip, user_agent, request_id, changes, metadata,
-  recorded_at, ${microsecondsText('occurred_at')} AS occurred_us, ${legible('occurred_at')} AS occurred_text,
+  recorded_at, personal, commitments, ${microsecondsText('occurred_at')} AS occurred_us, ${legible('occurred_at')} AS occurred_text,
   ${legible('recorded_at')} AS recorded_text`;
 
 /** The columns of an export, as text: JSON and timestamps are written out as PostgreSQL spells them, never parsed. */
 const EXPORT_COLUMNS = `id::text AS id, ${legible('occurred_at')} AS occurred_at, action, entity_type, entity_id, user_id, outcome, ip,
-  user_agent, request_id, changes::text AS changes, metadata::text AS metadata, ${legible('recorded_at')} AS recorded_at`;
+  user_agent, request_id, changes::text AS changes, metadata::text AS metadata, ${legible('recorded_at')} AS recorded_at, personal,
+  commitments`;
 
 /** A row of a page as `pg` returns it. */
 export interface PageRow {
@@ -74,14 +76,18 @@ export interface PageRow {
   changes: unknown;
   metadata: unknown;
   recorded_at: Date | number;
+  /** Personal values kept apart, or the erased marker (docs/PRIVACY.md); null for rows written without the `privacy` option. */
+  personal: string | null;
+  commitments: string | null;
   occurred_us: string;
   occurred_text: string;
   recorded_text: string;
 }
 
-/** A row of an export: every column text (or null), JSON columns as JSON text. */
+/** A row of an export: every column text (or null), JSON columns as JSON text; `personal` and `commitments` are read, never exported. */
 export type ExportRow = Record<'id' | 'occurred_at' | 'action' | 'outcome' | 'recorded_at', string> &
-  Record<'entity_type' | 'entity_id' | 'user_id' | 'ip' | 'user_agent' | 'request_id' | 'changes' | 'metadata', string | null>;
+  Record<'entity_type' | 'entity_id' | 'user_id' | 'ip' | 'user_agent' | 'request_id' | 'changes' | 'metadata', string | null> &
+  Partial<Record<'personal' | 'commitments', string | null>>;
 
 /**
  * One page, newest first: `limit + 1` rows are asked for, so that the extra one tells whether a
@@ -109,6 +115,7 @@ export function exportQuery(table: string, search: CheckedSearch): string {
 
 /** A page row as the entity users know; a timestamp a `Date` cannot hold as its legible text. */
 export function toAuditLog(row: PageRow): AuditTrailRow {
+  const { changes, metadata } = revealPayloads(row.personal, row.commitments, row.changes, row.metadata);
   return Object.assign(new AuditLog(), {
     id: row.id,
     occurredAt: instantOf(row.occurred_at, row.occurred_text),
@@ -120,8 +127,8 @@ export function toAuditLog(row: PageRow): AuditTrailRow {
     ip: row.ip,
     userAgent: row.user_agent,
     requestId: row.request_id,
-    changes: row.changes,
-    metadata: row.metadata,
+    changes,
+    metadata,
     recordedAt: instantOf(row.recorded_at, row.recorded_text),
   });
 }

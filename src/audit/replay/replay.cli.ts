@@ -2,6 +2,9 @@
 import { Client } from 'pg';
 import { buildAuditInsert, quoteTablePath } from '../audit-insert-sql';
 import { connectionSecrets, sanitizeDbError } from '../db-error';
+import { parseEntryKeys, resolveEntryKeys } from '../integrity/entry-auth';
+import { heldBackByErasure } from '../privacy/replay-guard';
+import { resolvePrivacyOptions } from '../privacy/privacy-options';
 import { isolateRefused } from '../quarantine/isolate-refused';
 import { readReplaySource } from './replay-source';
 
@@ -14,7 +17,9 @@ const BATCH = 500;
  * `audit_log`, idempotently (ON CONFLICT DO NOTHING on the entry's id), and prints what it
  * inserted, what was already present and what it rejected: damaged lines, and entries the database
  * still refuses for their content (each named with its error; the others of its batch commit).
- * Exits 1 when anything was rejected, 2 on a usage or database error.
+ * An entry whose subject was erased after it was written is held back, never inserted (it would
+ * bring the erased values back; docs/PRIVACY.md), and named. Exits 1 when anything was rejected
+ * or held back, 2 on a usage or database error.
  *
  * @example
  * // AUDIT_DATABASE_URL=postgres://… npm run audit:replay -- /var/spool/audit cloudwatch-export.log
@@ -31,8 +36,24 @@ async function main(paths: string[]): Promise<number> {
   await client.connect();
   let inserted = 0;
   let refused = 0;
+  let held = 0;
   try {
     const table = quoteTablePath(process.env.AUDIT_TABLE || 'audit_log');
+    const pseudonymKey = resolvePrivacyOptions({ pseudonymKey: process.env.AUDIT_PRIVACY_PSEUDONYM_KEY || null }).pseudonymKey;
+    const keys = [
+      ...(pseudonymKey ? [pseudonymKey] : []),
+      ...resolveEntryKeys(parseEntryKeys(process.env.AUDIT_INTEGRITY_ENTRY_KEY ?? '')).map((k) => k.key),
+    ];
+    const heldBack = await heldBackByErasure(
+      async (sql, parameters) => (await client.query(sql, parameters)).rows,
+      table,
+      source.records,
+      keys,
+    );
+    for (const h of heldBack) console.error(`held back ${h.id}: ${h.reason}; not inserted, so that erased values do not come back`);
+    held = heldBack.length;
+    const skip = new Set(heldBack.map((h) => h.id));
+    source.records = source.records.filter((r) => !skip.has(r.id));
     const insert = async (batch: typeof source.records) => {
       const { sql, parameters } = buildAuditInsert(table, batch, { returning: true });
       inserted += (await client.query(sql, parameters)).rowCount ?? 0;
@@ -50,8 +71,11 @@ async function main(paths: string[]): Promise<number> {
   }
   const rejected = source.rejected.length + refused;
   const present = source.records.length - inserted - refused + source.duplicates;
-  console.log(`replay: ${inserted} inserted, ${present} already present, ${rejected} rejected, ${source.skipped} other lines skipped`);
-  return rejected > 0 ? 1 : 0;
+  const heldText = held > 0 ? `, ${held} held back (subject erased since)` : '';
+  console.log(
+    `replay: ${inserted} inserted, ${present} already present, ${rejected} rejected${heldText}, ${source.skipped} other lines skipped`,
+  );
+  return rejected + held > 0 ? 1 : 0;
 }
 
 main(process.argv.slice(2)).then(

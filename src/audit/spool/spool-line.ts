@@ -54,6 +54,8 @@ export function isAuditRecord(value: unknown): value is AuditRecord {
     typeof r.action === 'string' &&
     r.action.length > 0 &&
     (r.authCode === undefined || typeof r.authCode === 'string') &&
+    (r.personal === undefined || typeof r.personal === 'string') &&
+    (r.commitments === undefined || typeof r.commitments === 'string') &&
     (r.outcome === 'success' || r.outcome === 'failure') &&
     ['entityType', 'entityId', 'userId', 'ip', 'userAgent', 'requestId'].every((k) => {
       const v = (r as Record<string, unknown>)[k];

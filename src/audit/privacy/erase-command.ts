@@ -1,0 +1,122 @@
+import { parseArgs } from 'node:util';
+import { Client } from 'pg';
+import { AuditEntryNormalizer } from '../audit-entry';
+import { quoteTablePath } from '../audit-insert-sql';
+import { connectionSecrets, sanitizeDbError } from '../db-error';
+import { entrySigner, parseEntryKeys, resolveEntryKeys } from '../integrity/entry-auth';
+import { DEFAULT_REDACT_KEYS } from '../redaction';
+import { eraseSubject, type ErasureRequest } from './erasure';
+import { personalSplitter } from './personal-values';
+import { resolvePrivacyOptions } from './privacy-options';
+
+export const ERASE_USAGE = `usage: npm run audit:erase -- (--user <id> | --entity <type> --entity-id <id>) [options]   (or: npx audit-erase …)
+  --user <id>              erase the personal values of every row this user is the actor of
+  --entity <type>, --entity-id <id>  erase those of every row about this entity
+  --dry-run                list the rows that would change; change nothing, write no entry
+  --by <who>               who asked (the erasure entry's actor)
+  --reason <text>          why (the erasure entry's metadata; never the erased value)
+  --url <postgres://…>     the audit database (default: AUDIT_DATABASE_URL or DATABASE_URL)
+  --table <schema.table>   the audit table (default: AUDIT_TABLE or audit_log)
+environment: AUDIT_INTEGRITY_ENTRY_KEY signs the erasure entry (as the app does); AUDIT_PRIVACY_PSEUDONYM_KEY
+  (default: the entry key) makes the subject's pseudonym; AUDIT_PRIVACY_PSEUDONYMIZE_USER_ID=true when the
+  app stores user ids as their keyed pseudonyms (with a userIdPseudonym function of your own, give --user the pseudonym)
+exit status: 0 done, 2 usage or database error`;
+
+/** Where the command writes: the report to `out`, usage and errors to `err`. */
+export interface EraseOutput {
+  out(line: string): void;
+  err(line: string): void;
+}
+
+/**
+ * `audit-erase`: erases the personal values of a user's or an entity's rows through
+ * `audit_log_erase` and writes the `audit_erasure` entry in the same transaction (docs/PRIVACY.md);
+ * with `--dry-run`, lists what would change. Returns the exit status.
+ *
+ * @example
+ * const status = await runErase(['--user', 'u-42', '--by', 'dpo'], process.env, { out: console.log, err: console.error });
+ */
+export async function runErase(argv: string[], env: Record<string, string | undefined>, io: EraseOutput): Promise<number> {
+  let request: ErasureRequest;
+  let args: ReturnType<typeof parse>;
+  let normalizer: AuditEntryNormalizer;
+  let privacy: ReturnType<typeof resolvePrivacyOptions>;
+  let entryKeys: ReturnType<typeof resolveEntryKeys>;
+  try {
+    args = parse(argv);
+    if (args.help) {
+      io.out(ERASE_USAGE);
+      return 0;
+    }
+    request = {
+      ...(args.user !== undefined ? { userId: args.user } : {}),
+      ...(args.entity !== undefined || args['entity-id'] !== undefined ? { entityType: args.entity, entityId: args['entity-id'] } : {}),
+      dryRun: args['dry-run'] === true,
+      ...(args.by !== undefined ? { requestedBy: args.by } : {}),
+      ...(args.reason !== undefined ? { reason: args.reason } : {}),
+    };
+    entryKeys = resolveEntryKeys(parseEntryKeys(env.AUDIT_INTEGRITY_ENTRY_KEY ?? ''));
+    privacy = resolvePrivacyOptions({
+      pseudonymKey: env.AUDIT_PRIVACY_PSEUDONYM_KEY || null,
+      pseudonymizeUserId: env.AUDIT_PRIVACY_PSEUDONYMIZE_USER_ID === 'true',
+    });
+    normalizer = new AuditEntryNormalizer(DEFAULT_REDACT_KEYS, 64 * 1024, entrySigner(entryKeys), personalSplitter(privacy));
+  } catch (error) {
+    io.err(`${(error as Error).message}\n${ERASE_USAGE}`);
+    return 2;
+  }
+  const url = args.url || env.AUDIT_DATABASE_URL || env.DATABASE_URL;
+  if (!url) {
+    io.err(`--url, AUDIT_DATABASE_URL or DATABASE_URL must be set\n${ERASE_USAGE}`);
+    return 2;
+  }
+  const client = new Client({ connectionString: url });
+  try {
+    await client.connect();
+    await client.query('BEGIN');
+    const result = await eraseSubject(
+      {
+        query: async (sql, parameters) => (await client.query(sql, parameters)).rows,
+        table: quoteTablePath(args.table || env.AUDIT_TABLE || 'audit_log'),
+        normalize: (entry) => normalizer.normalize(entry).record,
+        key: privacy.pseudonymKey ?? entryKeys[0]?.key ?? null,
+        userIdPseudonym: privacy.userIdPseudonym,
+      },
+      request,
+    );
+    await client.query('COMMIT');
+    const verb = { erased: result.dryRun ? 'would erase' : 'erased', already_erased: 'already erased', not_erasable: 'not erasable' };
+    for (const row of result.rows) io.out(`${verb[row.state]} ${row.id} ${row.occurredAt}`);
+    io.out(
+      `audit-erase: ${result.erased} rows ${result.dryRun ? 'would be erased' : 'erased'}, ${result.alreadyErased} already erased, ` +
+        `${result.notErasable} not erasable (written before personal-data commitments); subject ${result.subject}` +
+        (result.entryId ? `; erasure ${result.erasureId} recorded by entry ${result.entryId}` : '; dry run: nothing changed'),
+    );
+    return 0;
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    const { code, message } = sanitizeDbError(error, connectionSecrets({ url }));
+    io.err(`audit-erase failed: ${code}: ${message}`);
+    return 2;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+function parse(argv: string[]) {
+  return parseArgs({
+    args: argv,
+    options: {
+      user: { type: 'string' },
+      entity: { type: 'string' },
+      'entity-id': { type: 'string' },
+      'dry-run': { type: 'boolean' },
+      by: { type: 'string' },
+      reason: { type: 'string' },
+      url: { type: 'string' },
+      table: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    allowPositionals: false,
+  }).values;
+}

@@ -1,0 +1,169 @@
+import { type KeyObject } from 'node:crypto';
+import { type AuditEntry, type AuditRecord } from '../audit-entry';
+import { buildAuditInsert } from '../audit-insert-sql';
+import { AuditErasureError } from '../audit.errors';
+import { uuidv7 } from '../uuidv7';
+import { pseudonym } from './privacy-options';
+
+/** The action of the entry every erasure writes. */
+export const ERASURE_ACTION = 'audit_erasure';
+
+/**
+ * Whose personal values to erase: a user (the actor of the rows, `user_id`) or an entity (the
+ * subject of the rows). `dryRun` lists what would change and changes nothing.
+ *
+ * @example
+ * const request: ErasureRequest = { userId: 'u-42', requestedBy: 'dpo@example.com', reason: 'GDPR Art. 17 request #118' };
+ */
+export interface ErasureRequest {
+  userId?: string | number | bigint;
+  entityType?: string;
+  entityId?: string | number | bigint;
+  dryRun?: boolean;
+  /** Who asked (stored as the erasure entry's actor). */
+  requestedBy?: string;
+  /** Why (stored in the erasure entry's metadata); never put the erased value here. */
+  reason?: string;
+}
+
+/** One row an erasure matched, and what became of it. */
+export interface ErasedRow {
+  id: string;
+  occurredAt: string;
+  /** `erased` (now, or in a dry run: would be), `already_erased`, or `not_erasable` (written before commitments: its values stay). */
+  state: 'erased' | 'already_erased' | 'not_erasable';
+}
+
+/**
+ * What an erasure did (or, dry, would do). `erased` rows had their values and salts replaced by
+ * the erased marker; the entry `entryId` records it, naming the subject by `subject`, a keyed
+ * pseudonym.
+ *
+ * @example
+ * const { erased, entryId } = await auditService.erase({ userId: 'u-42' });
+ */
+export interface ErasureResult {
+  erasureId: string;
+  dryRun: boolean;
+  subject: string;
+  erased: number;
+  alreadyErased: number;
+  notErasable: number;
+  rows: ErasedRow[];
+  /** The `audit_erasure` entry's id; null in a dry run. */
+  entryId: string | null;
+}
+
+/** What an erasure needs of its caller: a query in one open transaction, and how entries are made. */
+export interface ErasureContext {
+  query(sql: string, parameters: unknown[]): Promise<unknown>;
+  /** `audit_log`, quoted, with its schema when it has one. */
+  table: string;
+  normalize(entry: AuditEntry): AuditRecord;
+  /** The key of the subject's pseudonym (`privacy.pseudonymKey`, else the signing entry key). */
+  key: KeyObject | null;
+  /** What the actor's id is stored as (`privacy.userIdPseudonym`), or null. */
+  userIdPseudonym: ((id: string) => string) | null;
+}
+
+/** A subject's id as text, at most 256 characters (as the columns store them). */
+function idText(value: unknown): string | null {
+  if (typeof value === 'number' || typeof value === 'bigint') return String(value);
+  return typeof value === 'string' && value.length > 0 && value.length <= 256 ? value : null;
+}
+
+/**
+ * The subject of `request` as `audit_log_erase` takes it: `[user_id, entity_type, entity_id]`,
+ * the user id as stored (its pseudonym when one is configured). Throws on anything else.
+ *
+ * @example
+ * erasureSubject({ userId: 42 }, null); // ['42', null, null]
+ */
+export function erasureSubject(
+  request: ErasureRequest,
+  userIdPseudonym: ((id: string) => string) | null,
+): [string | null, string | null, string | null] {
+  const { userId, entityType, entityId } = request ?? {};
+  if (userId !== undefined && entityType === undefined && entityId === undefined) {
+    const id = idText(userId);
+    if (id !== null) return [userIdPseudonym ? userIdPseudonym(id) : id, null, null];
+  } else if (userId === undefined && entityType !== undefined && entityId !== undefined) {
+    const type = idText(entityType);
+    const id = idText(entityId);
+    if (type !== null && id !== null) return [null, type, id];
+  }
+  throw AuditErasureError.invalidSubject({ userId, entityType, entityId });
+}
+
+/**
+ * The subject's pseudonym as an erasure entry names it: keyed, so that it can be matched by
+ * whoever holds the key (a replay, a later request) but not tried against a dictionary.
+ *
+ * @example
+ * subjectPseudonym(key, ['u-42', null, null]); // 'p1:…'
+ */
+export function subjectPseudonym(key: KeyObject, [userId, entityType, entityId]: [string | null, string | null, string | null]): string {
+  return userId !== null
+    ? pseudonym(key, 'subject-user', userId)
+    : pseudonym(key, 'subject-entity', JSON.stringify([entityType, entityId]));
+}
+
+/**
+ * Erases, in the caller's open transaction, the personal values of every row of the subject
+ * (`audit_log_erase`: every partition, only this change), then writes the `audit_erasure` entry
+ * in the same transaction: both commit or neither does. A dry run changes and writes nothing.
+ *
+ * @example
+ * import { type EntityManager } from 'typeorm';
+ * await dataSource.transaction((m: EntityManager) =>
+ *   eraseSubject({ query: (s, p) => m.query(s, p), table, normalize, key, userIdPseudonym: null }, { userId: 'u-42' }),
+ * );
+ */
+export async function eraseSubject(context: ErasureContext, request: ErasureRequest): Promise<ErasureResult> {
+  const subject = erasureSubject(request, context.userIdPseudonym);
+  if (!context.key) throw AuditErasureError.keyMissing();
+  const dryRun = request.dryRun === true;
+  const erasureId = uuidv7();
+  const rows = (await context.query(
+    `SELECT id::text AS id, occurred_at, state FROM ${functionOf(context.table)}($1, $2, $3, $4::uuid, $5)`,
+    [...subject, erasureId, dryRun],
+  )) as { id: string; occurred_at: Date; state: ErasedRow['state'] }[];
+  const count = (state: ErasedRow['state']) => rows.filter((r) => r.state === state).length;
+  const result: ErasureResult = {
+    erasureId,
+    dryRun,
+    subject: subjectPseudonym(context.key, subject),
+    erased: count('erased'),
+    alreadyErased: count('already_erased'),
+    notErasable: count('not_erasable'),
+    rows: rows.map((r) => ({ id: r.id, occurredAt: new Date(r.occurred_at).toISOString(), state: r.state })),
+    entryId: null,
+  };
+  if (dryRun) return result;
+  const record = context.normalize({
+    action: ERASURE_ACTION,
+    entityType: ERASURE_ACTION,
+    entityId: erasureId,
+    userId: request.requestedBy ?? null,
+    changes: {
+      erasure: {
+        id: erasureId,
+        subject: result.subject,
+        by: subject[0] !== null ? 'user' : 'entity',
+        rows: result.erased,
+        alreadyErased: result.alreadyErased,
+        notErasable: result.notErasable,
+      },
+    },
+    metadata: request.reason === undefined ? undefined : { reason: request.reason },
+  });
+  const { sql, parameters } = buildAuditInsert(context.table, [record]);
+  await context.query(sql, parameters);
+  return { ...result, entryId: record.id };
+}
+
+/** `"schema"."audit_log"` → `"schema".audit_log_erase`: the function beside the table. */
+function functionOf(table: string): string {
+  const dot = table.lastIndexOf('".');
+  return dot < 0 ? 'audit_log_erase' : `${table.slice(0, dot + 1)}.audit_log_erase`;
+}

@@ -1,0 +1,147 @@
+import { hash, randomFillSync } from 'node:crypto';
+import { type AuditRecord } from '../audit-entry';
+import { EACH, type PathStep, type ResolvedPrivacyOptions } from './privacy-options';
+
+/** What reads show in place of an erased value, and what the erasure writes in the actor's columns. */
+export const ERASED = '[ERASED]';
+
+/** A personal value's place: `['user_id']`, or a path in `changes` / `metadata` (`['changes', 'entities', 3, 'fields', 'email']`). */
+export type PersonalPath = (string | number)[];
+
+/** The `personal` column of a row not erased: its salt, and each value of a `personalData` path as JSON text. */
+export interface PersonalValues {
+  salt: string;
+  values: [PersonalPath, string][];
+}
+
+/** The `personal` column of an erased row: the erasure that took its values and salt. */
+export interface ErasedMarker {
+  erased: string;
+}
+
+/** The actor's fields, as the record names them and as the row's columns do. */
+export const ACTOR_FIELDS = [
+  ['userId', 'user_id'],
+  ['ip', 'ip'],
+  ['userAgent', 'user_agent'],
+] as const;
+
+/**
+ * The commitment to one personal value: SHA-256 of the row's salt, the value's path and the value
+ * (each on its own line: the salt has a fixed length, the path is JSON), base64url. Without the
+ * salt (removed by the erasure with the value) no guess of the value can be checked against it.
+ *
+ * @example
+ * commitment(salt, ['user_id'], 'u-42'); // 'q0Yc…'
+ */
+export function commitment(salt: string, path: PersonalPath, value: string): string {
+  return hash('sha256', `audit-personal-v1\n${salt}\n${JSON.stringify(path)}\n${value}`, 'base64url');
+}
+
+/**
+ * Makes the step of `normalize()` that keeps a record's personal values apart (the `privacy`
+ * option): the actor's id replaced by its pseudonym when one is configured, the values of the
+ * `personalData` paths taken out of `changes` and `metadata` into `personal` with a fresh random
+ * salt, and a commitment to each personal value, actor fields included, in `commitments`.
+ *
+ * @example
+ * new AuditEntryNormalizer(redactKeys, maxEntryBytes, sign, personalSplitter(options.privacy));
+ */
+export function personalSplitter(options: ResolvedPrivacyOptions): ((record: AuditRecord) => void) | undefined {
+  if (!options.enabled) return undefined;
+  const changesPaths = options.paths.filter((p) => p[0] === 'changes').map((p) => p.slice(1));
+  const metadataPaths = options.paths.filter((p) => p[0] === 'metadata').map((p) => p.slice(1));
+  return (record) => {
+    if (options.userIdPseudonym && record.userId !== null) record.userId = options.userIdPseudonym(record.userId);
+    const salt = freshSalt();
+    const taken: [PersonalPath, unknown][] = [];
+    for (const steps of changesPaths) record.changes = take(record.changes, steps, 0, ['changes'], taken);
+    for (const steps of metadataPaths) record.metadata = take(record.metadata, steps, 0, ['metadata'], taken);
+    const commitments: [PersonalPath, string][] = [];
+    for (const [field, column] of ACTOR_FIELDS) {
+      const value = record[field];
+      if (value !== null) commitments.push([[column], commitment(salt, [column], value)]);
+    }
+    const values: [PersonalPath, string][] = taken.map(([path, value]) => [path, JSON.stringify(value)]);
+    for (const [path, text] of values) commitments.push([path, commitment(salt, path, text)]);
+    record.personal = JSON.stringify({ salt, values } satisfies PersonalValues);
+    record.commitments = JSON.stringify(commitments);
+  };
+}
+
+// Random bytes are drawn 4 KiB at a time: one system call per 128 salts instead of one per row.
+const pool = Buffer.alloc(4096);
+let poolOffset = pool.length;
+
+/** 32 random bytes, base64url: a row's salt. */
+function freshSalt(): string {
+  if (poolOffset + 32 > pool.length) {
+    randomFillSync(pool);
+    poolOffset = 0;
+  }
+  poolOffset += 32;
+  return pool.toString('base64url', poolOffset - 32, poolOffset);
+}
+
+/** `node` without the value at `steps` (copied along the path, never changed in place); each value taken is added to `out`. */
+function take(node: unknown, steps: readonly PathStep[], i: number, path: PersonalPath, out: [PersonalPath, unknown][]): unknown {
+  if (node === null || typeof node !== 'object') return node;
+  const step = steps[i];
+  if (step === EACH) {
+    if (!Array.isArray(node)) return node;
+    let copy: unknown[] | null = null;
+    node.forEach((element: unknown, k) => {
+      const next = take(element, steps, i + 1, [...path, k], out);
+      if (next !== element) (copy ??= [...(node as unknown[])])[k] = next;
+    });
+    return copy ?? node;
+  }
+  const object = node as Record<string, unknown>;
+  if (Array.isArray(node) || !Object.hasOwn(object, step)) return node;
+  if (i === steps.length - 1) {
+    out.push([[...path, step], object[step]]);
+    const rest = { ...object };
+    delete rest[step];
+    return rest;
+  }
+  const child = take(object[step], steps, i + 1, [...path, step], out);
+  return child === object[step] ? node : { ...object, [step]: child };
+}
+
+/**
+ * Reads a `personal` column: the values of a row not erased, the marker of an erased one, or
+ * null when it is not one of those (changed by hand).
+ *
+ * @example
+ * parsePersonal('{"erased":"0190…"}'); // { erased: '0190…' }
+ */
+export function parsePersonal(text: string | null): PersonalValues | ErasedMarker | null {
+  if (text === null) return null;
+  try {
+    const value = JSON.parse(text) as Partial<PersonalValues & ErasedMarker>;
+    if (typeof value?.erased === 'string' && Object.keys(value).length === 1) return { erased: value.erased };
+    if (typeof value?.salt === 'string' && Array.isArray(value.values)) return { salt: value.salt, values: value.values };
+  } catch {
+    // Not JSON: not written by the module.
+  }
+  return null;
+}
+
+/**
+ * Reads a `commitments` column: each personal value's path and commitment, or null when malformed.
+ *
+ * @example
+ * parseCommitments('[[["user_id"],"q0Yc…"]]'); // [[['user_id'], 'q0Yc…']]
+ */
+export function parseCommitments(text: string | null): [PersonalPath, string][] | null {
+  if (text === null) return null;
+  try {
+    const value = JSON.parse(text) as unknown;
+    if (Array.isArray(value) && value.every((c) => Array.isArray(c) && Array.isArray(c[0]) && typeof c[1] === 'string')) {
+      return value as [PersonalPath, string][];
+    }
+  } catch {
+    // Not JSON: changed by hand.
+  }
+  return null;
+}
