@@ -1,3 +1,4 @@
+import { type Client } from 'pg';
 import { type ChaosApp, liveApps } from './app-process';
 import { AUDIT_DATABASE } from './databases';
 import { type ChaosContext } from './faults';
@@ -14,6 +15,8 @@ export interface FleetReport {
   sealerExitedByItself: boolean | null;
   /** How long that app took to exit after SIGTERM (ms). */
   sealerStopMs: number | null;
+  /** When no app was caught sealing: the audit database's sessions then, to see why. */
+  sessions?: unknown[];
   /** Requests of the phase acknowledged, by app (filled in once the load has stopped). */
   acknowledgedBy?: Record<string, number>;
 }
@@ -58,44 +61,57 @@ export async function runFleet(context: ChaosContext): Promise<void> {
 }
 
 /**
- * Holds `audit_seal` in EXCLUSIVE mode (reads go on, the seal's INSERT waits), finds the app whose
- * session waits there, SIGTERMs it mid-seal, then lets the lock go and starts the app again.
+ * Holds `audit_seal` in EXCLUSIVE mode (reads go on, a seal's INSERT waits), finds the app whose
+ * session waits there, SIGTERMs it mid-seal, then lets the lock go and starts the app again. A
+ * hold that catches no sealer within 8 s is let go for a second and tried again, four times at most.
  */
-async function stopTheSealer(context: ChaosContext): Promise<Pick<FleetReport, 'sealerStopped' | 'sealerExitedByItself' | 'sealerStopMs'>> {
-  const locker = await context.auditDb.connect(AUDIT_DATABASE);
-  let sealer: ChaosApp | undefined;
-  let stopping: Promise<boolean> | undefined;
-  const stoppedAt = Date.now();
-  try {
-    await locker.query('BEGIN');
-    await locker.query('LOCK TABLE audit_seal IN EXCLUSIVE MODE');
-    const deadline = Date.now() + 30_000;
-    while (!sealer && Date.now() < deadline) {
-      const { rows } = await locker.query<{ name: string }>(
-        `SELECT application_name AS name FROM pg_stat_activity
-         WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT INTO %audit_seal%' AND application_name LIKE 'chaos-%'`,
-      );
-      const name = rows[0]?.name.slice('chaos-'.length);
-      sealer = liveApps(context.apps).find((app) => app.name === name);
-      if (!sealer) await sleep(100);
+async function stopTheSealer(
+  context: ChaosContext,
+): Promise<Pick<FleetReport, 'sealerStopped' | 'sealerExitedByItself' | 'sealerStopMs' | 'sessions'>> {
+  let sessions: unknown[] = [];
+  for (let attempt = 1; attempt <= 4; attempt++) {
+    const locker = await context.auditDb.connect(AUDIT_DATABASE);
+    try {
+      await locker.query('BEGIN');
+      await locker.query('LOCK TABLE audit_seal IN EXCLUSIVE MODE');
+      const sealer = await waitForSealer(locker, context, 8_000);
+      if (sealer) {
+        context.log(`SIGTERM of ${sealer.name} while its seal waits on audit_seal`);
+        const stoppedAt = Date.now();
+        // The lock outlives the app's shutdown: its seal never gets to commit.
+        const exitedByItself = await sealer.stop();
+        const stopMs = Date.now() - stoppedAt;
+        await locker.query('COMMIT');
+        await context.restartApp(sealer);
+        return { sealerStopped: sealer.name, sealerExitedByItself: exitedByItself, sealerStopMs: stopMs };
+      }
+      sessions = (
+        await locker.query(
+          `SELECT application_name, state, wait_event_type, wait_event, left(query, 120) AS query FROM pg_stat_activity WHERE datname = current_database()`,
+        )
+      ).rows;
+    } finally {
+      await locker.query('COMMIT').catch(() => undefined);
+      await locker.end();
     }
-    if (!sealer) {
-      const { rows } = await locker.query(
-        `SELECT application_name, state, wait_event_type, left(query, 80) AS query FROM pg_stat_activity WHERE datname = current_database()`,
-      );
-      context.log(`no app was caught sealing within 30 s; the sessions: ${JSON.stringify(rows)}`);
-      return { sealerStopped: null, sealerExitedByItself: null, sealerStopMs: null };
-    }
-    context.log(`SIGTERM of ${sealer.name} while its seal waits on audit_seal`);
-    stopping = sealer.stop();
-    // The lock outlives the app's shutdown: its seal never gets to commit.
-    await stopping;
-  } finally {
-    await locker.query('COMMIT').catch(() => undefined);
-    await locker.end();
+    context.log(`no app caught sealing in hold ${attempt}; the sessions: ${JSON.stringify(sessions)}`);
+    await sleep(1000);
   }
-  const exitedByItself = await stopping;
-  const stopMs = Date.now() - stoppedAt;
-  await context.restartApp(sealer);
-  return { sealerStopped: sealer.name, sealerExitedByItself: exitedByItself ?? null, sealerStopMs: stopMs };
+  return { sealerStopped: null, sealerExitedByItself: null, sealerStopMs: null, sessions };
+}
+
+/** The app whose session waits for a lock on `audit_seal`, polled every 100 ms for at most `ms`. */
+async function waitForSealer(locker: Client, context: ChaosContext, ms: number): Promise<ChaosApp | undefined> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    const { rows } = await locker.query<{ name: string }>(
+      `SELECT application_name AS name FROM pg_stat_activity
+       WHERE datname = current_database() AND wait_event_type = 'Lock' AND query ILIKE '%audit_seal%' AND application_name LIKE 'chaos-%'`,
+    );
+    const name = rows[0]?.name.slice('chaos-'.length);
+    const sealer = liveApps(context.apps).find((app) => app.name === name);
+    if (sealer) return sealer;
+    await sleep(100);
+  }
+  return undefined;
 }

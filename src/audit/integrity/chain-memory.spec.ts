@@ -101,7 +101,8 @@ describe('ChainMemory', () => {
         };
       },
     };
-    const memory = new ChainMemory('audit/audit_log', file, { timeoutMs: 50, files });
+    // A deadline the real mkdir, open and write meet even on a loaded machine; only the fsync hangs.
+    const memory = new ChainMemory('audit/audit_log', file, { timeoutMs: 1000, files });
     memory.remember(4, hash(4));
     await expect(memory.persist()).rejects.toMatchObject({ code: 'AUDIT_DISK_TIMEOUT', operation: 'fsync' });
     const openedBefore = opened;
