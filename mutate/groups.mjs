@@ -26,4 +26,40 @@ export const GROUPS = {
     mutate: ['src/audit/integrity/merkle.ts', 'src/audit/integrity/seal.ts', 'src/audit/integrity/integrity-options.ts'],
     specs: ['src/audit/integrity/merkle.spec.ts', 'src/audit/integrity/seal.spec.ts', 'src/audit/integrity/integrity-options.spec.ts'],
   },
+  witness: {
+    mutate: ['src/audit/integrity/witness.ts'],
+    specs: ['src/audit/integrity/witness.spec.ts', 'src/audit/integrity/witness.mutation.spec.ts'],
+  },
+  // The SQL texts of these files (column lists, LEAF_SQL, ROW_PROBLEM_SQL) are held by the PostgreSQL suites only.
+  'row-encoding': {
+    mutate: ['src/audit/integrity/row-encoding.ts:62-145', 'src/audit/integrity/entry-encoding.ts', 'src/audit/integrity/entry-checks.ts'],
+    specs: [
+      'src/audit/integrity/row-encoding.mutation.spec.ts',
+      'src/audit/integrity/entry-encoding.mutation.spec.ts',
+      'src/audit/integrity/entry-checks.mutation.spec.ts',
+      'src/audit/integrity/entry-auth.spec.ts',
+      'src/audit/integrity/seal.spec.ts',
+    ],
+  },
+  'entry-auth': {
+    mutate: ['src/audit/integrity/entry-auth.ts'],
+    specs: ['src/audit/integrity/entry-auth.spec.ts', 'src/audit/integrity/entry-checks.mutation.spec.ts'],
+  },
+  'sealer-io': {
+    mutate: ['src/audit/integrity/sealer-session.ts', 'src/audit/integrity/chain-memory.ts'],
+    specs: ['src/audit/integrity/sealer-session.spec.ts', 'src/audit/integrity/chain-memory.spec.ts'],
+  },
+  // Only the parts that reach no database: the rest of these files is held by the PostgreSQL suites.
+  'seal-store': {
+    mutate: ['src/audit/integrity/seal-store.ts:50-117'],
+    specs: ['src/audit/integrity/seal-store.mutation.spec.ts'],
+  },
+  'verify-command': {
+    mutate: [
+      'src/audit/integrity/verify-command.ts:40-66',
+      'src/audit/integrity/verify-command.ts:102-105',
+      'src/audit/integrity/verify-command.ts:126-177',
+    ],
+    specs: ['src/audit/integrity/verify-command.mutation.spec.ts'],
+  },
 };
