@@ -17,6 +17,7 @@ export const GROUPS = {
     mutate: ['src/audit/json-safe.ts'],
     specs: [
       'src/audit/json-safe.spec.ts',
+      'src/audit/json-safe.mutation.spec.ts',
       'src/audit/audit-entry.spec.ts',
       'src/audit/audit-entry.hostile.spec.ts',
       'src/audit/redaction.spec.ts',
