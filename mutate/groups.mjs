@@ -52,8 +52,8 @@ export const GROUPS = {
   },
   // Only the parts that reach no database: the rest of these files is held by the PostgreSQL suites.
   'seal-store': {
-    mutate: ['src/audit/integrity/seal-store.ts:50-117'],
-    specs: ['src/audit/integrity/seal-store.mutation.spec.ts'],
+    mutate: ['src/audit/integrity/seal-store.ts:50-117', 'src/audit/integrity/search-path.ts'],
+    specs: ['src/audit/integrity/seal-store.mutation.spec.ts', 'src/audit/integrity/search-path.mutation.spec.ts'],
   },
   'verify-command': {
     mutate: [
