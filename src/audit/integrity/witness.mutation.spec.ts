@@ -109,6 +109,8 @@ describe('readWitness, seal by seal', () => {
       json(line).slice(0, -1),
       `{"event": "audit.sealed", "seq": 7} {"event": "audit.sealed"}`,
       `[${json(line)}]`,
+      `>${json(line)}`,
+      `x${json(line)}`,
     ];
     expect(await read(lines.join('\n'))).toEqual({});
   });
@@ -128,6 +130,10 @@ describe('readWitness, seal by seal', () => {
     expect(await read(json({ ...line, events: 'none' }))).toEqual({ 'audit/audit_log': { 7: [seen] } });
     expect(await read(json(line))).toEqual({ 'audit/audit_log': { 7: [seen] } });
     expect(await read('')).toEqual({});
+  });
+
+  it('reads nothing from a file that holds only null, a number, a text or a list', async () => {
+    for (const text of ['null', '5', '"audit.sealed"', 'true', '[]', `[${json(line)}]`]) expect(await read(text)).toEqual({});
   });
 
   it('reads multibyte text as UTF-8', async () => {
