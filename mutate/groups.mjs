@@ -44,7 +44,11 @@ export const GROUPS = {
   },
   'entry-auth': {
     mutate: ['src/audit/integrity/entry-auth.ts'],
-    specs: ['src/audit/integrity/entry-auth.spec.ts', 'src/audit/integrity/entry-checks.mutation.spec.ts'],
+    specs: [
+      'src/audit/integrity/entry-auth.spec.ts',
+      'src/audit/integrity/entry-auth.mutation.spec.ts',
+      'src/audit/integrity/entry-checks.mutation.spec.ts',
+    ],
   },
   'sealer-io': {
     mutate: ['src/audit/integrity/sealer-session.ts', 'src/audit/integrity/chain-memory.ts'],
