@@ -52,7 +52,12 @@ export const GROUPS = {
   },
   'sealer-io': {
     mutate: ['src/audit/integrity/sealer-session.ts', 'src/audit/integrity/chain-memory.ts'],
-    specs: ['src/audit/integrity/sealer-session.spec.ts', 'src/audit/integrity/chain-memory.spec.ts'],
+    specs: [
+      'src/audit/integrity/sealer-session.spec.ts',
+      'src/audit/integrity/sealer-session.mutation.spec.ts',
+      'src/audit/integrity/chain-memory.spec.ts',
+      'src/audit/integrity/chain-memory.mutation.spec.ts',
+    ],
   },
   // Only the parts that reach no database: the rest of these files is held by the PostgreSQL suites.
   'seal-store': {
