@@ -100,3 +100,28 @@ describe('jsonbText', () => {
     expect(jsonbText({ éé: 1, abc: 2 })).toBe('{"abc": 2, "éé": 1}');
   });
 });
+
+describe('entry encoding, what its mutation run left alive', () => {
+  it('writes a field left undefined as NULL', () => {
+    expect(entryDigest(record({ ip: undefined as unknown as null, userAgent: undefined as unknown as null }))).toEqual(
+      entryDigest(record({ ip: null, userAgent: null })),
+    );
+  });
+
+  it('orders keys of one length whatever order they were given in', () => {
+    expect(jsonbText({ b: 1, a: 2 })).toBe('{"a": 2, "b": 1}');
+    expect(jsonbText({ a: 2, b: 1 })).toBe('{"a": 2, "b": 1}');
+    expect(jsonbText({ c: 3, B: 2, a: 1 })).toBe('{"B": 2, "a": 1, "c": 3}');
+    expect(jsonbText({ a: 1, c: 3, B: 2 })).toBe('{"B": 2, "a": 1, "c": 3}');
+  });
+
+  it('orders keys without any ASCII character by UTF-8 length too, not by UTF-16 length', () => {
+    // Both are two UTF-16 code units; '😀' is 4 bytes, 'é\u0800' 5.
+    expect(jsonbText({ 'é\u0800': 1, '😀': 2 })).toBe('{"😀": 2, "é\u0800": 1}');
+  });
+
+  it('joins the fields in its SQL with ||, as the text the digest covers', () => {
+    expect(ENTRY_DIGEST_SQL).toContain(`'audit-entry-v1' || COALESCE(`);
+    expect(ENTRY_DIGEST_SQL.split(`, '~') || COALESCE(`)).toHaveLength(12);
+  });
+});
