@@ -111,6 +111,9 @@ describe('ChainMemory, rule by rule', () => {
   it('writes nothing without a file or without a seal, and only what changed', async () => {
     const { files, counts } = countingFiles();
     await new ChainMemory(TRAIL, null, { files }).persist();
+    const memoryOnly = new ChainMemory(TRAIL, null, { files });
+    memoryOnly.remember(4, hash(4));
+    await memoryOnly.persist();
     const file = join(dir, 'integrity', 'chain.json');
     const memory = new ChainMemory(TRAIL, file, { files });
     await memory.persist();
