@@ -6,7 +6,10 @@
  * GROUPS.circuit; // { mutate: ['src/audit/audit-circuit.ts'], specs: ['src/audit/audit-circuit.spec.ts'] }
  */
 export const GROUPS = {
-  circuit: { mutate: ['src/audit/audit-circuit.ts'], specs: ['src/audit/audit-circuit.spec.ts'] },
+  circuit: {
+    mutate: ['src/audit/audit-circuit.ts'],
+    specs: ['src/audit/audit-circuit.spec.ts', 'src/audit/audit-circuit.mutation.spec.ts'],
+  },
   'write-queue': { mutate: ['src/audit/audit-write-queue.ts'], specs: ['src/audit/audit-write-queue.spec.ts'] },
   'line-parts': {
     mutate: ['src/audit/sinks/line-parts.ts'],
