@@ -48,6 +48,7 @@ describe('audit-verify, its arguments (no database reached)', () => {
     expect((await verify(['--nope'])).status).toBe(2);
     expect((await verify(['stray'])).status).toBe(2);
     expect((await verify(['--nope'])).err).toContain(VERIFY_USAGE);
+    expect((await verify(['stray'])).err).toMatch(/^Unexpected argument 'stray'/);
   });
 
   it('takes --from and --to as times', async () => {
@@ -64,7 +65,7 @@ describe('audit-verify, its arguments (no database reached)', () => {
     const file = join(dir, 'seal.pub');
     await writeFile(file, `\n${pem}\n`);
     const der = (publicKey.export({ type: 'spki', format: 'der' }) as Buffer).toString('base64');
-    for (const key of [file, pem, ` ${der}\n`]) expect(await verify([`--public-key=${key}`])).toEqual(NO_URL);
+    for (const key of [file, pem, `\n${pem}`, ` ${der}\n`]) expect(await verify([`--public-key=${key}`])).toEqual(NO_URL);
     const bad = usageError('--public-key must be an Ed25519 public key: a PEM file, PEM text or base64 DER (SPKI)');
     expect(await verify(['--public-key=not a key'])).toEqual(bad);
     expect(await verify(['--public-key=-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----'])).toEqual(bad);
@@ -98,5 +99,10 @@ describe('audit-verify, its arguments (no database reached)', () => {
       expect(err).toMatch(/^audit-verify failed: \w+: .*ECONNREFUSED/);
       expect(err).not.toContain('pa55word-xyz');
     }
+    // A host name is one of the URL's secrets too.
+    const named = await verify(['--url', 'postgres://auditor:pa55word-xyz@secret-db-host.invalid:5432/audit']);
+    expect(named).toMatchObject({ status: 2, out: '' });
+    expect(named.err).toMatch(/^audit-verify failed: /);
+    expect(named.err).not.toContain('secret-db-host');
   });
 });
