@@ -10,7 +10,10 @@ export const GROUPS = {
     mutate: ['src/audit/audit-circuit.ts'],
     specs: ['src/audit/audit-circuit.spec.ts', 'src/audit/audit-circuit.mutation.spec.ts'],
   },
-  'write-queue': { mutate: ['src/audit/audit-write-queue.ts'], specs: ['src/audit/audit-write-queue.spec.ts'] },
+  'write-queue': {
+    mutate: ['src/audit/audit-write-queue.ts'],
+    specs: ['src/audit/audit-write-queue.spec.ts', 'src/audit/audit-write-queue.linger.spec.ts'],
+  },
   'line-parts': {
     mutate: ['src/audit/sinks/line-parts.ts'],
     specs: ['src/audit/sinks/console.sink.spec.ts', 'src/audit/sinks/line-parts.spec.ts'],
