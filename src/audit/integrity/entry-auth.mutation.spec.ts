@@ -9,11 +9,12 @@ import {
   judgeEntry,
   judgeSealRows,
   parseEntryKeys,
+  SEAL_ENTRY_COLUMNS,
   resolveEntryKeys,
   signEntry,
   unknownKeyOf,
 } from './entry-auth';
-import { entryDigest } from './entry-encoding';
+import { ENTRY_DIGEST_SQL, entryDigest } from './entry-encoding';
 
 const SECRET = 'a-secret-of-at-least-thirty-two-characters';
 const OTHER = 'b-secret-of-at-least-thirty-two-characters';
@@ -177,4 +178,8 @@ describe('entry codes', () => {
       'the seal chain authenticates entries from transaction 812 on, but integrity.entryKeys is not set: nothing is sealed until it is',
     );
   });
+});
+
+it('the sealer selects each row’s code and digest under the names judgeSealRows reads', () => {
+  expect(SEAL_ENTRY_COLUMNS).toBe(`, l.auth_code AS code, ${ENTRY_DIGEST_SQL} AS digest`);
 });
