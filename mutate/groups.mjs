@@ -31,7 +31,12 @@ export const GROUPS = {
   },
   integrity: {
     mutate: ['src/audit/integrity/merkle.ts', 'src/audit/integrity/seal.ts', 'src/audit/integrity/integrity-options.ts'],
-    specs: ['src/audit/integrity/merkle.spec.ts', 'src/audit/integrity/seal.spec.ts', 'src/audit/integrity/integrity-options.spec.ts'],
+    specs: [
+      'src/audit/integrity/merkle.spec.ts',
+      'src/audit/integrity/seal.spec.ts',
+      'src/audit/integrity/seal.mutation.spec.ts',
+      'src/audit/integrity/integrity-options.spec.ts',
+    ],
   },
   witness: {
     mutate: ['src/audit/integrity/witness.ts'],
