@@ -138,6 +138,13 @@ describe('SealerSession, step by step', () => {
     const bare = Object.assign(new EventEmitter(), { query: () => never(), release: jest.fn() }) as unknown as SealerClient;
     const s = await SealerSession.open(pool(Promise.resolve(bare)), 1000, 500);
     expect(() => s.abandon(stop)).not.toThrow();
+    const unconnected = Object.assign(new EventEmitter(), {
+      query: () => never(),
+      release: jest.fn(),
+      connection: {},
+    }) as unknown as SealerClient;
+    const u = await SealerSession.open(pool(Promise.resolve(unconnected)), 1000, 500);
+    expect(() => u.abandon(stop)).not.toThrow();
   });
 
   it('keeps the transaction state as TypeORM does: active after BEGIN, inactive after COMMIT (failed or not) and ROLLBACK', async () => {
