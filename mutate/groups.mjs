@@ -12,7 +12,11 @@ export const GROUPS = {
   },
   'write-queue': {
     mutate: ['src/audit/audit-write-queue.ts'],
-    specs: ['src/audit/audit-write-queue.spec.ts', 'src/audit/audit-write-queue.linger.spec.ts'],
+    specs: [
+      'src/audit/audit-write-queue.spec.ts',
+      'src/audit/audit-write-queue.linger.spec.ts',
+      'src/audit/audit-write-queue.mutation.spec.ts',
+    ],
   },
   'line-parts': {
     mutate: ['src/audit/sinks/line-parts.ts'],
