@@ -6,8 +6,18 @@
  * GROUPS.circuit; // { mutate: ['src/audit/audit-circuit.ts'], specs: ['src/audit/audit-circuit.spec.ts'] }
  */
 export const GROUPS = {
-  circuit: { mutate: ['src/audit/audit-circuit.ts'], specs: ['src/audit/audit-circuit.spec.ts'] },
-  'write-queue': { mutate: ['src/audit/audit-write-queue.ts'], specs: ['src/audit/audit-write-queue.spec.ts'] },
+  circuit: {
+    mutate: ['src/audit/audit-circuit.ts'],
+    specs: ['src/audit/audit-circuit.spec.ts', 'src/audit/audit-circuit.mutation.spec.ts'],
+  },
+  'write-queue': {
+    mutate: ['src/audit/audit-write-queue.ts'],
+    specs: [
+      'src/audit/audit-write-queue.spec.ts',
+      'src/audit/audit-write-queue.linger.spec.ts',
+      'src/audit/audit-write-queue.mutation.spec.ts',
+    ],
+  },
   'line-parts': {
     mutate: ['src/audit/sinks/line-parts.ts'],
     specs: ['src/audit/sinks/console.sink.spec.ts', 'src/audit/sinks/line-parts.spec.ts'],
@@ -17,6 +27,7 @@ export const GROUPS = {
     mutate: ['src/audit/json-safe.ts'],
     specs: [
       'src/audit/json-safe.spec.ts',
+      'src/audit/json-safe.mutation.spec.ts',
       'src/audit/audit-entry.spec.ts',
       'src/audit/audit-entry.hostile.spec.ts',
       'src/audit/redaction.spec.ts',
@@ -24,6 +35,56 @@ export const GROUPS = {
   },
   integrity: {
     mutate: ['src/audit/integrity/merkle.ts', 'src/audit/integrity/seal.ts', 'src/audit/integrity/integrity-options.ts'],
-    specs: ['src/audit/integrity/merkle.spec.ts', 'src/audit/integrity/seal.spec.ts', 'src/audit/integrity/integrity-options.spec.ts'],
+    specs: [
+      'src/audit/integrity/merkle.spec.ts',
+      'src/audit/integrity/seal.spec.ts',
+      'src/audit/integrity/seal.mutation.spec.ts',
+      'src/audit/integrity/integrity-options.spec.ts',
+    ],
+  },
+  witness: {
+    mutate: ['src/audit/integrity/witness.ts'],
+    specs: ['src/audit/integrity/witness.spec.ts', 'src/audit/integrity/witness.mutation.spec.ts'],
+  },
+  // The SQL texts of these files (column lists, LEAF_SQL, ROW_PROBLEM_SQL) are held by the PostgreSQL suites only.
+  'row-encoding': {
+    mutate: ['src/audit/integrity/row-encoding.ts:62-145', 'src/audit/integrity/entry-encoding.ts', 'src/audit/integrity/entry-checks.ts'],
+    specs: [
+      'src/audit/integrity/row-encoding.mutation.spec.ts',
+      'src/audit/integrity/entry-encoding.mutation.spec.ts',
+      'src/audit/integrity/entry-checks.mutation.spec.ts',
+      'src/audit/integrity/entry-auth.spec.ts',
+      'src/audit/integrity/seal.spec.ts',
+    ],
+  },
+  'entry-auth': {
+    mutate: ['src/audit/integrity/entry-auth.ts'],
+    specs: [
+      'src/audit/integrity/entry-auth.spec.ts',
+      'src/audit/integrity/entry-auth.mutation.spec.ts',
+      'src/audit/integrity/entry-checks.mutation.spec.ts',
+    ],
+  },
+  'sealer-io': {
+    mutate: ['src/audit/integrity/sealer-session.ts', 'src/audit/integrity/chain-memory.ts'],
+    specs: [
+      'src/audit/integrity/sealer-session.spec.ts',
+      'src/audit/integrity/sealer-session.mutation.spec.ts',
+      'src/audit/integrity/chain-memory.spec.ts',
+      'src/audit/integrity/chain-memory.mutation.spec.ts',
+    ],
+  },
+  // Only the parts that reach no database: the rest of these files is held by the PostgreSQL suites.
+  'seal-store': {
+    mutate: ['src/audit/integrity/seal-store.ts:50-117', 'src/audit/integrity/search-path.ts'],
+    specs: ['src/audit/integrity/seal-store.mutation.spec.ts', 'src/audit/integrity/search-path.mutation.spec.ts'],
+  },
+  'verify-command': {
+    mutate: [
+      'src/audit/integrity/verify-command.ts:40-66',
+      'src/audit/integrity/verify-command.ts:102-105',
+      'src/audit/integrity/verify-command.ts:126-177',
+    ],
+    specs: ['src/audit/integrity/verify-command.mutation.spec.ts'],
   },
 };
