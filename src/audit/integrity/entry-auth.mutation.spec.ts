@@ -119,7 +119,7 @@ describe('entry codes', () => {
     const malformed = { kind: 'forged', reason: 'its entry code is malformed' };
     for (const code of [
       '',
-      `v2:k1:${mac}`,
+      `v3:k1:${mac}`,
       `xv1:k1:${mac}`,
       `v1:k1:${mac}x`,
       `v1:k1:${mac.slice(1)}`,

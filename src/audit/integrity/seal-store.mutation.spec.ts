@@ -52,6 +52,8 @@ describe('seal-store, its pure parts', () => {
       keyId: 'abcd',
       signature: bytes(5),
       entryAuthFrom: '812',
+      // A seal, not a retention checkpoint (its retention columns NULL).
+      retention: null,
     });
     const bare = toSeal({ ...row, last_tx: null, sealed_at: null, key_id: null, signature: null, entry_auth_from: null });
     expect(bare).toMatchObject({ lastTx: null, keyId: null, signature: null, entryAuthFrom: null });
