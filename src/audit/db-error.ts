@@ -78,10 +78,7 @@ export function isContentError(error: unknown): boolean {
   const source = (error ?? {}) as { code?: unknown; driverError?: { code?: unknown } };
   const code = source.driverError?.code ?? source.code;
   return (
-    typeof code === 'string' &&
-    /^[0-9A-Z]{5}$/.test(code) &&
-    CONTENT_ERROR_CLASSES.includes(code.slice(0, 2)) &&
-    !isPartitionRouting(error)
+    typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && CONTENT_ERROR_CLASSES.includes(code.slice(0, 2)) && !isPartitionRouting(error)
   );
 }
 
