@@ -1,12 +1,11 @@
-import { type INestApplication, Module } from '@nestjs/common';
-import { Test } from '@nestjs/testing';
-import { TypeOrmModule } from '@nestjs/typeorm';
+import { type INestApplication } from '@nestjs/common';
 import { randomBytes } from 'node:crypto';
 import { Client } from 'pg';
-import { AUDIT_MIGRATIONS, AuditLog, AuditModule, AuditPartitions, AuditService } from '../src/audit';
+import { AuditPartitions, AuditService } from '../src/audit';
 import { createAuditDatabase } from './support/audit-database';
 import { TestPostgres } from './support/postgres';
 import { StderrCapture } from './support/stderr';
+import { monthPartition, monthStart, startPartitionsApp } from './support/partitions';
 
 // The default partition takes any row no other partition takes, so no entry is refused for want
 // of a partition. An insert routed to the default partition that waits for its lock while a
@@ -15,32 +14,6 @@ import { StderrCapture } from './support/stderr';
 // the partitions changing under the insert, not the entry's content: inserted again, it is routed
 // to its month's new partition, never quarantined.
 const WRITER = { user: `race_${randomBytes(3).toString('hex')}`, password: 'pw-race' };
-
-function monthStart(months: number): Date {
-  const now = new Date();
-  return new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + months, 1));
-}
-
-async function startApp(url: string): Promise<INestApplication> {
-  @Module({
-    imports: [
-      TypeOrmModule.forRoot({
-        type: 'postgres',
-        url,
-        entities: [AuditLog],
-        migrations: [...AUDIT_MIGRATIONS],
-        migrationsTableName: 'audit_migrations',
-        migrationsRun: true,
-      }),
-      AuditModule.forRoot({ auditHttp: false, mode: 'sync', writeTimeoutMs: 10_000 }),
-    ],
-  })
-  class RaceAppModule {}
-  const moduleRef = await Test.createTestingModule({ imports: [RaceAppModule] }).compile();
-  const app = moduleRef.createNestApplication({ logger: false });
-  await app.init();
-  return app;
-}
 
 describe('an entry written while its month partition is attached', () => {
   let db: TestPostgres;
@@ -53,7 +26,7 @@ describe('an entry written while its month partition is attached', () => {
     stderr = new StderrCapture();
     db = await TestPostgres.start();
     const writerUrl = await createAuditDatabase(db, 'audit', WRITER);
-    app = await startApp(writerUrl);
+    app = await startPartitionsApp(writerUrl, { writeTimeoutMs: 10_000 });
     await app.get(AuditPartitions).maintainNow();
     owner = new Client({ connectionString: db.url('audit') });
     await owner.connect();
@@ -90,6 +63,6 @@ describe('an entry written while its month partition is attached', () => {
 
     const stored = await db.query(`SELECT tableoid::regclass::text AS part FROM audit_log WHERE entity_id = 'raced'`, [], 'audit');
     expect(stderr.of('audit.quarantined').map((line) => (line as unknown as { error?: unknown }).error)).toEqual([]);
-    expect(stored).toEqual([{ part: `audit_log_p${when.toISOString().slice(0, 7).replace('-', '_')}` }]);
+    expect(stored).toEqual([{ part: monthPartition(when) }]);
   });
 });

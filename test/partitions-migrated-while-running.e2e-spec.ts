@@ -1,10 +1,9 @@
-import { type INestApplication, Module } from '@nestjs/common';
-import { Test } from '@nestjs/testing';
-import { TypeOrmModule } from '@nestjs/typeorm';
+import { type INestApplication } from '@nestjs/common';
 import { DataSource } from 'typeorm';
-import { AUDIT_MIGRATIONS, AuditLog, AuditModule, AuditPartitions, AuditService } from '../src/audit';
+import { AUDIT_MIGRATIONS, AuditPartitions, AuditService } from '../src/audit';
 import { TestPostgres } from './support/postgres';
 import { StderrCapture } from './support/stderr';
+import { monthPartition, monthStart, startPartitionsApp } from './support/partitions';
 
 // An application started before the partitioning migration finds no partition function (42883):
 // health says `partitioned: false`. Once a deploy has run the migration, the next check must find
@@ -13,32 +12,6 @@ const BEFORE_PARTITIONS = AUDIT_MIGRATIONS.slice(
   0,
   AUDIT_MIGRATIONS.findIndex((migration) => migration.name === 'AuditPartitions1765000000000'),
 );
-
-function monthStart(months: number): Date {
-  const now = new Date();
-  return new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + months, 1));
-}
-
-async function startApp(url: string): Promise<INestApplication> {
-  @Module({
-    imports: [
-      TypeOrmModule.forRoot({
-        type: 'postgres',
-        url,
-        entities: [AuditLog],
-        migrations: [...BEFORE_PARTITIONS],
-        migrationsTableName: 'audit_migrations',
-        migrationsRun: true,
-      }),
-      AuditModule.forRoot({ auditHttp: false, mode: 'sync', partitions: { intervalMs: 1000 } }),
-    ],
-  })
-  class EarlyAppModule {}
-  const moduleRef = await Test.createTestingModule({ imports: [EarlyAppModule] }).compile();
-  const app = moduleRef.createNestApplication({ logger: false });
-  await app.init();
-  return app;
-}
 
 describe('an application running while audit_log is partitioned', () => {
   let db: TestPostgres;
@@ -49,7 +22,7 @@ describe('an application running while audit_log is partitioned', () => {
     stderr = new StderrCapture();
     db = await TestPostgres.start();
     await db.createDatabase('audit');
-    app = await startApp(db.url('audit'));
+    app = await startPartitionsApp(db.url('audit'), { partitions: { intervalMs: 1000 } }, BEFORE_PARTITIONS);
   }, 120_000);
 
   afterAll(async () => {
@@ -88,11 +61,7 @@ describe('an application running while audit_log is partitioned', () => {
     );
     expect({ status: app.get(AuditPartitions).status(), partitions: partitions.map((p) => p.name) }).toMatchObject({
       status: { partitioned: true, coveredUntil: monthStart(4).toISOString(), lastError: null },
-      partitions: [
-        'audit_log_default',
-        'audit_log_legacy',
-        ...[1, 2, 3].map((m) => `audit_log_p${monthStart(m).toISOString().slice(0, 7).replace('-', '_')}`),
-      ],
+      partitions: ['audit_log_default', 'audit_log_legacy', ...[1, 2, 3].map((m) => monthPartition(monthStart(m)))],
     });
   });
 });

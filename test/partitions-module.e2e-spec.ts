@@ -1,56 +1,18 @@
-import { type INestApplication, Module } from '@nestjs/common';
-import { Test } from '@nestjs/testing';
-import { TypeOrmModule } from '@nestjs/typeorm';
+import { type INestApplication } from '@nestjs/common';
 import { randomBytes } from 'node:crypto';
 import { Client } from 'pg';
-import {
-  AUDIT_MIGRATIONS,
-  AuditLog,
-  AuditModule,
-  type AuditModuleOptions,
-  AuditPartitions,
-  AuditSealer,
-  AuditService,
-  DbHealthIndicator,
-} from '../src/audit';
+import { AuditPartitions, AuditSealer, AuditService, DbHealthIndicator } from '../src/audit';
 import { createAuditDatabase } from './support/audit-database';
 import { verify } from './support/integrity';
 import { TestPostgres } from './support/postgres';
 import { StderrCapture } from './support/stderr';
+import { monthPartition, monthStart, startPartitionsApp } from './support/partitions';
 
 // The module keeps the monthly partitions ahead by itself, as a role that may only INSERT and
 // SELECT audit_log (and EXECUTE the migration's function): an entry dated past them is written
 // all the same (default partition), shown in health, and moved, still sealed, when its month's
 // partition is created.
 const WRITER = { user: `part_${randomBytes(3).toString('hex')}`, password: 'pw-partitions' };
-
-/** The first instant of the month `months` after this one, UTC. */
-function monthStart(months: number): Date {
-  const now = new Date();
-  return new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + months, 1));
-}
-
-/** The module on `url` as the least-privilege role, in sync mode (a write resolves once committed). */
-async function startApp(url: string, audit: AuditModuleOptions): Promise<INestApplication> {
-  @Module({
-    imports: [
-      TypeOrmModule.forRoot({
-        type: 'postgres',
-        url,
-        entities: [AuditLog],
-        migrations: [...AUDIT_MIGRATIONS],
-        migrationsTableName: 'audit_migrations',
-        migrationsRun: true,
-      }),
-      AuditModule.forRoot({ auditHttp: false, mode: 'sync', ...audit }),
-    ],
-  })
-  class PartitionsAppModule {}
-  const moduleRef = await Test.createTestingModule({ imports: [PartitionsAppModule] }).compile();
-  const app = moduleRef.createNestApplication({ logger: false });
-  await app.init();
-  return app;
-}
 
 describe('partitions kept ahead by the module', () => {
   let db: TestPostgres;
@@ -62,7 +24,7 @@ describe('partitions kept ahead by the module', () => {
     stderr = new StderrCapture();
     db = await TestPostgres.start();
     writerUrl = await createAuditDatabase(db, 'audit', WRITER);
-    app = await startApp(writerUrl, { integrity: { enabled: true, intervalMs: 3_600_000 } });
+    app = await startPartitionsApp(writerUrl, { integrity: { enabled: true, intervalMs: 3_600_000 } });
     await app.get(AuditPartitions).maintainNow();
   }, 120_000);
 
@@ -87,7 +49,7 @@ describe('partitions kept ahead by the module', () => {
     expect(partitions.map((p) => p.name)).toEqual([
       'audit_log_default',
       'audit_log_legacy',
-      ...[1, 2, 3].map((m) => `audit_log_p${monthStart(m).toISOString().slice(0, 7).replace('-', '_')}`),
+      ...[1, 2, 3].map((m) => monthPartition(monthStart(m))),
     ]);
     expect(details().partitions).toMatchObject({
       partitioned: true,
@@ -100,7 +62,7 @@ describe('partitions kept ahead by the module', () => {
 
   it('has made its first check by the time the application has started, so a seal right after start covers what was logged', async () => {
     await db.createDatabase('fresh');
-    const fresh = await startApp(db.url('fresh'), { integrity: { enabled: true, intervalMs: 3_600_000 } });
+    const fresh = await startPartitionsApp(db.url('fresh'), { integrity: { enabled: true, intervalMs: 3_600_000 } });
     try {
       expect(fresh.get(AuditPartitions).status()).toMatchObject({ partitioned: true, created: 3, lastRunAt: expect.any(String) });
       await fresh.get(AuditService).log({ action: 'nda_created', entityId: 'first' });
@@ -122,14 +84,14 @@ describe('partitions kept ahead by the module', () => {
     expect(details().partitions).toMatchObject({ defaultRows: 1, created: 3, moved: 0 });
 
     // The same module, keeping six months ahead: the entry's month now gets its partition.
-    const wider = await startApp(writerUrl, { partitions: { monthsAhead: 6 } });
+    const wider = await startPartitionsApp(writerUrl, { partitions: { monthsAhead: 6 } });
     try {
       await wider.get(AuditPartitions).maintainNow();
       expect(wider.get(AuditPartitions).status()).toMatchObject({ created: 3, moved: 1, defaultRows: 0, lastError: null });
     } finally {
       await wider.close();
     }
-    expect(await partitionOf(stored as string)).toBe(`audit_log_p${far.toISOString().slice(0, 7).replace('-', '_')}`);
+    expect(await partitionOf(stored as string)).toBe(monthPartition(far));
     const report = await verify(db.url('audit'));
     expect(report.anomalies).toEqual([]);
     expect(report.code).toBe(0);

@@ -1,13 +1,12 @@
-import { type INestApplication, Module } from '@nestjs/common';
-import { Test } from '@nestjs/testing';
-import { TypeOrmModule } from '@nestjs/typeorm';
+import { type INestApplication } from '@nestjs/common';
 import { randomBytes } from 'node:crypto';
 import { type Client } from 'pg';
-import { AUDIT_MIGRATIONS, AuditLog, AuditModule, AuditPartitions, AuditSealer, AuditService } from '../src/audit';
+import { AuditPartitions, AuditSealer, AuditService } from '../src/audit';
 import { createAuditDatabase } from './support/audit-database';
 import { verify } from './support/integrity';
 import { TestPostgres } from './support/postgres';
 import { StderrCapture } from './support/stderr';
+import { monthStart, startPartitionsApp } from './support/partitions';
 
 // docs/LIFECYCLE.md promises that the partition function moves the default
 // partition's rows of a month "every column kept (`tx` too: seals still verify)". The sealer's
@@ -16,33 +15,6 @@ import { StderrCapture } from './support/stderr';
 // the moved row in both places). PostgreSQL plans it with the new partition: the row is sealed and
 // the trail verifies clean.
 const WRITER = { user: `move_${randomBytes(3).toString('hex')}`, password: 'pw-move' };
-
-function monthStart(months: number): Date {
-  const now = new Date();
-  return new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + months, 1));
-}
-
-/** The module as the least-privilege role, in sync mode, sealing only when told. */
-async function startApp(url: string): Promise<INestApplication> {
-  @Module({
-    imports: [
-      TypeOrmModule.forRoot({
-        type: 'postgres',
-        url,
-        entities: [AuditLog],
-        migrations: [...AUDIT_MIGRATIONS],
-        migrationsTableName: 'audit_migrations',
-        migrationsRun: true,
-      }),
-      AuditModule.forRoot({ auditHttp: false, mode: 'sync', integrity: { enabled: true, intervalMs: 3_600_000 } }),
-    ],
-  })
-  class MoveAppModule {}
-  const moduleRef = await Test.createTestingModule({ imports: [MoveAppModule] }).compile();
-  const app = moduleRef.createNestApplication({ logger: false });
-  await app.init();
-  return app;
-}
 
 describe('a row moved out of the default partition while the sealer seals', () => {
   let db: TestPostgres;
@@ -55,7 +27,7 @@ describe('a row moved out of the default partition while the sealer seals', () =
     stderr = new StderrCapture();
     db = await TestPostgres.start();
     const writerUrl = await createAuditDatabase(db, 'audit', WRITER);
-    app = await startApp(writerUrl);
+    app = await startPartitionsApp(writerUrl, { integrity: { enabled: true, intervalMs: 3_600_000 } });
     await app.get(AuditPartitions).maintainNow();
     owner = await db.connect('audit');
     watcher = await db.connect('audit');
