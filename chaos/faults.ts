@@ -11,6 +11,8 @@ export interface ChaosContext {
   restartApp(old: ChaosApp): Promise<ChaosApp>;
   /** Starts a fleet instance: sync mode, its spool in a subdirectory named after it. */
   startFleetApp(name: string): Promise<ChaosApp>;
+  /** The app that wrote the newest `audit.sealed` line. */
+  lastSealer(): string | undefined;
   /** What the `fleet` phase did, once it ran. */
   fleet?: FleetReport;
   /** How long a fault is held, in ms; the healed state is watched for half as long. */

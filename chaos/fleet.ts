@@ -9,12 +9,14 @@ export interface FleetReport {
   rolled: string[];
   /** The instance SIGKILLed while the load went to it. */
   killed: string;
-  /** The app found sealing (its seal waiting on a lock of `audit_seal`) and stopped there; null when none was caught. */
+  /** The sealing app stopped: the one found with its seal waiting on a lock of `audit_seal`, else the one that sealed last. */
   sealerStopped: string | null;
   /** Whether that app exited by itself after SIGTERM, its seal still waiting (false: it needed the SIGKILL 10 s later). */
   sealerExitedByItself: boolean | null;
   /** How long that app took to exit after SIGTERM (ms). */
   sealerStopMs: number | null;
+  /** Whether it was caught with its seal's INSERT waiting; false: no seal was caught, the app that sealed last was stopped. */
+  sealerCaughtMidSeal: boolean;
   /** When no app was caught sealing: the audit database's sessions then, to see why. */
   sessions?: unknown[];
   /** Requests of the phase acknowledged, by app (filled in once the load has stopped). */
@@ -63,27 +65,23 @@ export async function runFleet(context: ChaosContext): Promise<void> {
 /**
  * Holds `audit_seal` in EXCLUSIVE mode (reads go on, a seal's INSERT waits), finds the app whose
  * session waits there, SIGTERMs it mid-seal, then lets the lock go and starts the app again. A
- * hold that catches no sealer within 8 s is let go for a second and tried again, four times at most.
+ * hold that catches no sealer within 5 s is let go and tried once more; then the app that sealed
+ * last is stopped instead, between two of its seals (`sealerCaughtMidSeal: false`).
  */
-async function stopTheSealer(
-  context: ChaosContext,
-): Promise<Pick<FleetReport, 'sealerStopped' | 'sealerExitedByItself' | 'sealerStopMs' | 'sessions'>> {
+async function stopTheSealer(context: ChaosContext): Promise<SealerStop> {
   let sessions: unknown[] = [];
-  for (let attempt = 1; attempt <= 4; attempt++) {
+  for (let attempt = 1; attempt <= 2; attempt++) {
     const locker = await context.auditDb.connect(AUDIT_DATABASE);
     try {
       await locker.query('BEGIN');
       await locker.query('LOCK TABLE audit_seal IN EXCLUSIVE MODE');
-      const sealer = await waitForSealer(locker, context, 8_000);
+      const sealer = await waitForSealer(locker, context, 5_000);
       if (sealer) {
         context.log(`SIGTERM of ${sealer.name} while its seal waits on audit_seal`);
-        const stoppedAt = Date.now();
         // The lock outlives the app's shutdown: its seal never gets to commit.
-        const exitedByItself = await sealer.stop();
-        const stopMs = Date.now() - stoppedAt;
+        const stop = await stopAndRestart(context, sealer);
         await locker.query('COMMIT');
-        await context.restartApp(sealer);
-        return { sealerStopped: sealer.name, sealerExitedByItself: exitedByItself, sealerStopMs: stopMs };
+        return { ...stop, sealerCaughtMidSeal: true };
       }
       sessions = (
         await locker.query(
@@ -97,7 +95,24 @@ async function stopTheSealer(
     context.log(`no app caught sealing in hold ${attempt}; the sessions: ${JSON.stringify(sessions)}`);
     await sleep(1000);
   }
-  return { sealerStopped: null, sealerExitedByItself: null, sealerStopMs: null, sessions };
+  const last = liveApps(context.apps).find((app) => app.name === context.lastSealer());
+  if (!last) return { sealerStopped: null, sealerExitedByItself: null, sealerStopMs: null, sealerCaughtMidSeal: false, sessions };
+  context.log(`SIGTERM of ${last.name}, the app that sealed last`);
+  return { ...(await stopAndRestart(context, last)), sealerCaughtMidSeal: false, sessions };
+}
+
+type SealerStop = Pick<FleetReport, 'sealerStopped' | 'sealerExitedByItself' | 'sealerStopMs' | 'sealerCaughtMidSeal' | 'sessions'>;
+
+/** SIGTERMs `app`, times its exit, and starts it again in its place. */
+async function stopAndRestart(
+  context: ChaosContext,
+  app: ChaosApp,
+): Promise<Pick<FleetReport, 'sealerStopped' | 'sealerExitedByItself' | 'sealerStopMs'>> {
+  const stoppedAt = Date.now();
+  const exitedByItself = await app.stop();
+  const stopMs = Date.now() - stoppedAt;
+  await context.restartApp(app);
+  return { sealerStopped: app.name, sealerExitedByItself: exitedByItself, sealerStopMs: stopMs };
 }
 
 /** The app whose session waits for a lock on `audit_seal`, polled every 100 ms for at most `ms`. */

@@ -31,7 +31,7 @@ async function main(): Promise<number> {
     console.log(`fleet: rolled ${rolled.join(', ')}; SIGKILLed ${killed}; acknowledged ${JSON.stringify(acknowledgedBy)}`);
     console.log(
       sealerStopped
-        ? `fleet: ${sealerStopped} stopped mid-seal, ${sealerExitedByItself ? 'exited by itself' : 'needed the SIGKILL'} after ${sealerStopMs} ms`
+        ? `fleet: ${sealerStopped} stopped ${result.fleet.sealerCaughtMidSeal ? 'mid-seal' : 'after its last seal (none caught mid-seal)'}, ${sealerExitedByItself ? 'exited by itself' : 'needed the SIGKILL'} after ${sealerStopMs} ms`
         : 'fleet: no app was caught sealing',
     );
   }

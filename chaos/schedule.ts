@@ -46,8 +46,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     log(`PostgreSQL up: data on ${appDb.port}, audit on ${auditDb.port}`);
     const events = new Map<string, Record<string, number>>();
     const integrity = new ChaosIntegrity();
+    let lastSealer: string | undefined;
     const onEvent = (app: string, event: string, line: string) => {
       integrity.line(event, line);
+      if (event === 'audit.sealed') lastSealer = app;
       const phase = load?.phase ?? 'start-up';
       const tally = events.get(phase) ?? {};
       const name = `${app}:${event.replace(/^audit\./, '')}`;
@@ -98,6 +100,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
         log(`${app.name} app restarted on port ${app.port}`);
         return app;
       },
+      lastSealer: () => lastSealer,
       startFleetApp: async (name) => {
         configs.set(name, { mode: 'sync', spoolDir: join(spools.fleet, name) });
         const app = await startApp(name);
