@@ -11,7 +11,7 @@ export interface FleetReport {
   killed: string;
   /** The sealing app stopped: the one found with its seal waiting on a lock of `audit_seal`, else the one that sealed last. */
   sealerStopped: string | null;
-  /** Whether that app exited by itself after SIGTERM, its seal still waiting (false: it needed the SIGKILL 10 s later). */
+  /** Whether that app exited by itself after SIGTERM (false: it needed the SIGKILL 10 s later). */
   sealerExitedByItself: boolean | null;
   /** How long that app took to exit after SIGTERM (ms). */
   sealerStopMs: number | null;
@@ -29,9 +29,10 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 /**
  * The `fleet` phase: three sync-mode instances, each with a spool subdirectory of its own, share
  * the audit database and take the load in turn. Each is restarted in turn (a rolling deploy), one
- * is SIGKILLed while requests go to it, and the instance caught sealing (its seal's INSERT held on a
- * lock of `audit_seal`) is stopped there. The sealer's advisory lock lets one instance seal at a
- * time; the seal cut short must leave nothing behind, and another instance must seal on.
+ * is SIGKILLed while requests go to it, and the sealing instance is stopped: the one caught with its
+ * seal's INSERT held on a lock of `audit_seal`, else the one that sealed last. The sealer's advisory
+ * lock lets one instance seal at a time; a seal cut short must leave nothing behind, and another
+ * instance must seal on.
  *
  * @example
  * await runFleet(context); // context.fleet: { rolled: [...], killed: 'fleet-2', sealerStopped: 'fleet-1', ... }
