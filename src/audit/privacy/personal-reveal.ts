@@ -53,11 +53,16 @@ function personalPlaces(personalText: string | null | undefined, commitmentsText
   return (personal?.values ?? []).map(([path, text]) => [path, JSON.parse(text) as unknown]);
 }
 
-/** `root` with `value` at `path`, objects made where the path lacks one. */
+/**
+ * `root` with `value` at `path`, objects made where the path lacks one. Each step is the node's own
+ * property, defined rather than assigned: a path through `__proto__` or `constructor` (a planted
+ * row's) names a key of the row's own copy, never the prototype of every object in the process.
+ */
 function put(root: unknown, path: PersonalPath, value: unknown): unknown {
   if (path.length === 0) return value;
   const [step, ...rest] = path;
   const node = (root !== null && typeof root === 'object' ? root : typeof step === 'number' ? [] : {}) as Record<string | number, unknown>;
-  node[step] = put(node[step], rest, value);
+  const own = Object.hasOwn(node, step) ? node[step] : undefined;
+  Object.defineProperty(node, step, { value: put(own, rest, value), enumerable: true, writable: true, configurable: true });
   return node;
 }

@@ -120,11 +120,27 @@ export function parsePersonal(text: string | null): PersonalValues | ErasedMarke
   try {
     const value = JSON.parse(text) as Partial<PersonalValues & ErasedMarker>;
     if (typeof value?.erased === 'string' && Object.keys(value).length === 1) return { erased: value.erased };
-    if (typeof value?.salt === 'string' && Array.isArray(value.values)) return { salt: value.salt, values: value.values };
+    if (typeof value?.salt === 'string' && Array.isArray(value.values) && value.values.every(isPersonalValue)) {
+      return { salt: value.salt, values: value.values };
+    }
   } catch {
     // Not JSON: not written by the module.
   }
   return null;
+}
+
+/** One entry of `values` as the module writes it: a path into `changes` or `metadata`, and the value's JSON text. */
+function isPersonalValue(entry: unknown): entry is [PersonalPath, string] {
+  if (!Array.isArray(entry) || entry.length !== 2 || typeof entry[1] !== 'string') return false;
+  const [path, text] = entry as [unknown, string];
+  if (!Array.isArray(path) || path.length < 2 || (path[0] !== 'changes' && path[0] !== 'metadata')) return false;
+  if (!path.every((step) => typeof step === 'string' || (Number.isSafeInteger(step) && (step as number) >= 0))) return false;
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /**
