@@ -194,6 +194,18 @@ function truncate(value: unknown, conversion: JsonSafeResult, previewChars: numb
   return { _truncated: true, originalBytes, preview: safeString(json.slice(0, previewChars)) };
 }
 
+/**
+ * An id as a row stores it (`entityType`, `entityId`, `userId`): cleaned of what PostgreSQL's text
+ * refuses and cut to its column's limit, as `normalize()` does; null for a value that is not an id.
+ * An erasure finds rows by this form.
+ *
+ * @example
+ * storedId('entityId', 'p-\u0000-1'); // 'p-\uFFFD-1' (the NUL replaced as safeString replaces it)
+ */
+export function storedId(field: 'entityType' | 'entityId' | 'userId', value: string | number | bigint): string | null {
+  return field === 'userId' ? userIdText(value, TEXT_LIMITS.userId) : text(value, TEXT_LIMITS[field]);
+}
+
 function text(value: unknown, limit: number): string | null {
   if (value === undefined || value === null) return null;
   const raw =

@@ -1,5 +1,5 @@
 import { type KeyObject } from 'node:crypto';
-import { type AuditEntry, type AuditRecord } from '../audit-entry';
+import { type AuditEntry, type AuditRecord, storedId } from '../audit-entry';
 import { buildAuditInsert } from '../audit-insert-sql';
 import { AuditErasureError } from '../audit.errors';
 import { uuidv7 } from '../uuidv7';
@@ -67,9 +67,10 @@ export interface ErasureContext {
 }
 
 /** A subject's id as text, at most 256 characters (as the columns store them). */
-function idText(value: unknown): string | null {
-  if (typeof value === 'number' || typeof value === 'bigint') return String(value);
-  return typeof value === 'string' && value.length > 0 && value.length <= 256 ? value : null;
+/** A request's id in the form its rows store it (see {@link storedId}), or null when it is no id. */
+function idText(field: 'entityType' | 'entityId' | 'userId', value: unknown): string | null {
+  if (typeof value === 'number' || typeof value === 'bigint') return storedId(field, value);
+  return typeof value === 'string' && value.length > 0 ? storedId(field, value) : null;
 }
 
 /**
@@ -85,11 +86,11 @@ export function erasureSubject(
 ): [string | null, string | null, string | null] {
   const { userId, entityType, entityId } = request ?? {};
   if (userId !== undefined && entityType === undefined && entityId === undefined) {
-    const id = idText(userId);
+    const id = idText('userId', userId);
     if (id !== null) return [userIdPseudonym ? userIdPseudonym(id) : id, null, null];
   } else if (userId === undefined && entityType !== undefined && entityId !== undefined) {
-    const type = idText(entityType);
-    const id = idText(entityId);
+    const type = idText('entityType', entityType);
+    const id = idText('entityId', entityId);
     if (type !== null && id !== null) return [null, type, id];
   }
   throw AuditErasureError.invalidSubject({ userId, entityType, entityId });
