@@ -129,8 +129,7 @@ async function stopAndRestart(
 /**
  * The app whose session waits for the ROW EXCLUSIVE lock of an INSERT into `audit_seal` (a seal),
  * polled every 100 ms for at most `ms` on `watcher`, outside any transaction so that each poll
- * reads the sessions afresh. The lock is what tells: the session's `query` may still show its
- * previous statement while the INSERT waits.
+ * reads the sessions afresh. The lock asked for tells, not the text of the session's `query`.
  */
 async function waitForSealer(watcher: Client, context: ChaosContext, ms: number): Promise<ChaosApp | undefined> {
   const deadline = Date.now() + ms;
