@@ -67,34 +67,44 @@ export async function runFleet(context: ChaosContext): Promise<void> {
  * Holds `audit_seal` in EXCLUSIVE mode (reads go on, a seal's INSERT waits), finds the app whose
  * session waits there, SIGTERMs it mid-seal, then lets the lock go and starts the app again. A
  * hold that catches no sealer within 5 s is let go and tried once more; then the app that sealed
- * last is stopped instead, between two of its seals (`sealerCaughtMidSeal: false`).
+ * last is stopped instead, between two of its seals (`sealerCaughtMidSeal: false`). The waiting
+ * session is looked for from a second connection: the locker's own transaction would see
+ * `pg_stat_activity` as it was at its first read, whatever happens after.
  */
 async function stopTheSealer(context: ChaosContext): Promise<SealerStop> {
   let sessions: unknown[] = [];
-  for (let attempt = 1; attempt <= 2; attempt++) {
-    const locker = await context.auditDb.connect(AUDIT_DATABASE);
-    try {
-      await locker.query('BEGIN');
-      await locker.query('LOCK TABLE audit_seal IN EXCLUSIVE MODE');
-      const sealer = await waitForSealer(locker, context, 5_000);
-      if (sealer) {
-        context.log(`SIGTERM of ${sealer.name} while its seal waits on audit_seal`);
-        // The lock outlives the app's shutdown: its seal never gets to commit.
-        const stop = await stopAndRestart(context, sealer);
-        await locker.query('COMMIT');
-        return { ...stop, sealerCaughtMidSeal: true };
+  const watcher = await context.auditDb.connect(AUDIT_DATABASE);
+  try {
+    for (let attempt = 1; attempt <= 2; attempt++) {
+      const locker = await context.auditDb.connect(AUDIT_DATABASE);
+      try {
+        await locker.query('BEGIN');
+        await locker.query('LOCK TABLE audit_seal IN EXCLUSIVE MODE');
+        const sealer = await waitForSealer(watcher, context, 5_000);
+        if (sealer) {
+          context.log(`SIGTERM of ${sealer.name} while its seal waits on audit_seal`);
+          // The lock outlives the app's shutdown: its seal never gets to commit.
+          const stop = await stopAndRestart(context, sealer);
+          await locker.query('COMMIT');
+          return { ...stop, sealerCaughtMidSeal: true };
+        }
+        sessions = (
+          await watcher.query(
+            `SELECT a.application_name, a.state, a.wait_event_type, a.wait_event, left(a.query, 120) AS query,
+               (SELECT string_agg(l.mode || CASE WHEN l.granted THEN '' ELSE ' (waiting)' END, ', ') FROM pg_locks AS l
+                 WHERE l.pid = a.pid AND l.locktype = 'relation' AND l.relation = 'audit_seal'::regclass) AS audit_seal_locks
+             FROM pg_stat_activity AS a WHERE a.datname = current_database()`,
+          )
+        ).rows;
+      } finally {
+        await locker.query('COMMIT').catch(() => undefined);
+        await locker.end();
       }
-      sessions = (
-        await locker.query(
-          `SELECT application_name, state, wait_event_type, wait_event, left(query, 120) AS query FROM pg_stat_activity WHERE datname = current_database()`,
-        )
-      ).rows;
-    } finally {
-      await locker.query('COMMIT').catch(() => undefined);
-      await locker.end();
+      context.log(`no app caught sealing in hold ${attempt}; the sessions: ${JSON.stringify(sessions)}`);
+      await sleep(1000);
     }
-    context.log(`no app caught sealing in hold ${attempt}; the sessions: ${JSON.stringify(sessions)}`);
-    await sleep(1000);
+  } finally {
+    await watcher.end();
   }
   const last = liveApps(context.apps).find((app) => app.name === context.lastSealer());
   if (!last) return { sealerStopped: null, sealerExitedByItself: null, sealerStopMs: null, sealerCaughtMidSeal: false, sessions };
@@ -116,16 +126,21 @@ async function stopAndRestart(
   return { sealerStopped: app.name, sealerExitedByItself: exitedByItself, sealerStopMs: stopMs };
 }
 
-/** The app whose session waits for a lock on `audit_seal`, polled every 100 ms for at most `ms`. */
-async function waitForSealer(locker: Client, context: ChaosContext, ms: number): Promise<ChaosApp | undefined> {
+/**
+ * The app whose session waits for the ROW EXCLUSIVE lock of an INSERT into `audit_seal` (a seal),
+ * polled every 100 ms for at most `ms` on `watcher`, outside any transaction so that each poll
+ * reads the sessions afresh. The lock asked for tells, not the text of the session's `query`.
+ */
+async function waitForSealer(watcher: Client, context: ChaosContext, ms: number): Promise<ChaosApp | undefined> {
   const deadline = Date.now() + ms;
   while (Date.now() < deadline) {
-    const { rows } = await locker.query<{ name: string }>(
-      `SELECT application_name AS name FROM pg_stat_activity
-       WHERE datname = current_database() AND wait_event_type = 'Lock' AND query ILIKE '%audit_seal%' AND application_name LIKE 'chaos-%'`,
+    const { rows } = await watcher.query<{ name: string }>(
+      `SELECT a.application_name AS name FROM pg_locks AS l JOIN pg_stat_activity AS a ON a.pid = l.pid
+       WHERE NOT l.granted AND l.locktype = 'relation' AND l.relation = 'audit_seal'::regclass AND l.mode = 'RowExclusiveLock'
+         AND a.datname = current_database() AND a.application_name LIKE 'chaos-%'`,
     );
-    const name = rows[0]?.name.slice('chaos-'.length);
-    const sealer = liveApps(context.apps).find((app) => app.name === name);
+    const names = new Set(rows.map((row) => row.name.slice('chaos-'.length)));
+    const sealer = liveApps(context.apps).find((app) => names.has(app.name));
     if (sealer) return sealer;
     await sleep(100);
   }

@@ -71,9 +71,11 @@ describe('chaos: the fault schedule under load', () => {
 
   it('runs a fleet of three on one audit database: each restarted in turn, one killed, the sealing one stopped', () => {
     expect(result.fleet).toMatchObject({ rolled: ['fleet-1', 'fleet-2', 'fleet-3'], killed: 'fleet-2' });
-    // The sealing app (caught with its seal waiting on a lock when the run manages it) shut down by itself, before the 10 s SIGKILL.
+    // The sealing app, caught with its seal waiting on a lock, shut down by itself, before the 10 s SIGKILL.
     expect(result.fleet?.sealerStopped).toEqual(expect.any(String));
     expect(result.fleet?.sealerExitedByItself).toBe(true);
+    // A hold of audit_seal catches a sealer with its INSERT waiting (else: the sessions seen, to tell why).
+    expect([result.fleet?.sealerCaughtMidSeal, result.fleet?.sessions]).toEqual([true, undefined]);
     // Every instance sealed its share or left it to another: the seals came from more than one app over the run.
     const sealers = new Set(result.phases.flatMap((p) => Object.keys(p.events).filter((e) => e.endsWith(':sealed'))));
     expect(sealers.size).toBeGreaterThan(1);

@@ -21,8 +21,9 @@ describe('diffs through an audit-table outage', () => {
     db = await TestPostgres.start();
     spoolRoot = await mkdtemp(join(tmpdir(), 'audit-diffs-spool-'));
     stderr = new StderrCapture();
+    // writeTimeoutMs is also the deadline of each spool file operation: the module's default, not a
+    // shorter one, so that a loaded disk still takes the evicted entry (a write waits it out on the lock).
     app = await startDiffsApp(db, {
-      writeTimeoutMs: 300,
       retryBackoffMs: 200,
       retryBackoffMaxMs: 400,
       bufferSize: 1,
@@ -38,8 +39,14 @@ describe('diffs through an audit-table outage', () => {
   });
 
   it('buffers, spools and then flushes whole the rows that carry diffs', async () => {
-    const created = await request(app.getHttpServer()).post('/contracts').send({ title: 'v1', counterparty: 'Acme' }).expect(201);
+    const created = await request(app.getHttpServer())
+      .post('/contracts')
+      .set('x-request-id', 'before-outage')
+      .send({ title: 'v1', counterparty: 'Acme' })
+      .expect(201);
     const id = (created.body as Contract).id;
+    // Its row committed before the table is held: the outage has the two updates only, one of them evicted.
+    await changesOf(db, 'before-outage');
     const locker = await db.connect();
     await locker.query('BEGIN');
     await locker.query('LOCK TABLE audit_log IN ACCESS EXCLUSIVE MODE');
@@ -60,7 +67,7 @@ describe('diffs through an audit-table outage', () => {
         { type: 'Contract', id, op: 'update', fields: { title: ['v1', 'v2'] } },
       ]);
       // The ring holds one entry: the first was evicted to the spool.
-      await eventually(() => stderr.of('audit.spooled').length === 1, 5000, 'an entry spooled');
+      await eventually(() => stderr.of('audit.spooled').length === 1, 10_000, 'an entry spooled');
     } finally {
       await locker.query('COMMIT');
       await locker.end();
@@ -74,5 +81,6 @@ describe('diffs through an audit-table outage', () => {
       body: { title: 'v3' },
       entities: [{ type: 'Contract', id, op: 'update', fields: { title: ['v2', 'v3'] } }],
     });
+    expect(stderr.of('audit.dropped')).toEqual([]);
   });
 });

@@ -15,6 +15,9 @@ const BACKOFF_MS = 200;
 const BACKOFF_MAX_MS = 400;
 // The try after the restart comes within one capped cool-down; the rest is load on a shared machine.
 const WITHIN_MS = BACKOFF_MAX_MS + 3000;
+// Also the deadline of each spool file operation: the module's default, so that a loaded disk takes
+// the outage's entry (the server is killed: writes fail at once, only the locked-table probes wait it out).
+const WRITE_TIMEOUT_MS = 2000;
 
 describe('recovery on the backoff timer, with no traffic at all', () => {
   let appDb: TestPostgres;
@@ -60,7 +63,7 @@ describe('recovery on the backoff timer, with no traffic at all', () => {
     app = await startExampleApp({
       DATABASE_URL: appDb.url(),
       AUDIT_DATABASE_URL: auditDb.url(),
-      AUDIT_WRITE_TIMEOUT_MS: '1000',
+      AUDIT_WRITE_TIMEOUT_MS: String(WRITE_TIMEOUT_MS),
       AUDIT_RETRY_BACKOFF_MS: String(BACKOFF_MS),
       AUDIT_RETRY_BACKOFF_MAX_MS: String(BACKOFF_MAX_MS),
       AUDIT_BUFFER_SIZE: undefined,

@@ -2,6 +2,7 @@ import { type AuditBuffer, type BufferedEntry } from './audit-buffer';
 import { type AuditRecord } from './audit-entry';
 import { type SanitizedDbError } from './db-error';
 import { type AuditReporter, AUDIT_EVENTS, type ConsoleSink, type DropReport } from './sinks';
+import { stallTolerantDeadline } from './stall-tolerant-deadline';
 import { type AuditSpool, SPOOL_ERROR_CODES, type SpoolAppendResult, type SpoolRejection } from './spool';
 
 /** Why an entry reached the spool. */
@@ -287,12 +288,9 @@ export class AuditFallback {
       error: `spool_error: ${safeText(error)}`,
     }));
     void append.finally(() => (this.waiting -= records.length));
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<'timeout'>((resolve) => {
-      timer = setTimeout(() => resolve('timeout'), this.timeoutMs);
-      timer.unref();
-    });
-    return Promise.race([append, timeout]).finally(() => clearTimeout(timer));
+    let cancel = () => undefined as void;
+    const timeout = new Promise<'timeout'>((resolve) => (cancel = stallTolerantDeadline(this.timeoutMs, () => resolve('timeout'))));
+    return Promise.race([append, timeout]).finally(() => cancel());
   }
 
   /** Counts `operation` among the appends {@link appendsSettled} waits for. */

@@ -1,3 +1,4 @@
+import { stallTolerantDeadline } from '../stall-tolerant-deadline';
 import { DiskTimeoutError } from './spool-errors';
 import { type SpoolFileHandle, type SpoolFiles } from './spool-files';
 
@@ -11,7 +12,8 @@ export interface BoundedFiles extends SpoolFiles {
 
 /**
  * Wraps `files` so that no operation (of the seam, or of a handle it opened) is waited for longer
- * than `timeoutMs`: past it, the operation rejects with a {@link DiskTimeoutError} and is counted.
+ * than `timeoutMs` (an answer that came while the event loop was stalled is taken, see
+ * {@link stallTolerantDeadline}): past it, the operation rejects with a {@link DiskTimeoutError} and is counted.
  * A disk that hung one call is not handed another: until that call returns, every new operation
  * rejects at once (`stalled`), so hung calls never pile up in Node's thread pool, and a `close`
  * is put off until then (it resolves at once). What a late call does is the caller's to allow
@@ -73,7 +75,7 @@ class DiskGate {
     if (this.stalled) return Promise.reject(new DiskTimeoutError(operation, this.timeoutMs, true));
     const pending = (async () => call())();
     return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const cancel = stallTolerantDeadline(this.timeoutMs, () => {
         this.timeouts += 1;
         const late: Promise<unknown> = pending.then(
           (value) => {
@@ -84,15 +86,14 @@ class DiskGate {
         );
         this.hung.add(late);
         reject(new DiskTimeoutError(operation, this.timeoutMs));
-      }, this.timeoutMs);
-      timer.unref();
+      });
       pending.then(
         (value) => {
-          clearTimeout(timer);
+          cancel();
           resolve(value);
         },
         (error: unknown) => {
-          clearTimeout(timer);
+          cancel();
           reject(error);
         },
       );

@@ -1,0 +1,19 @@
+/**
+ * Calls `expire` once `ms` have passed, unless the returned cancel function is called first. The
+ * verdict waits one more turn of the event loop's I/O phase: an answer that arrived while the
+ * process itself was stalled (a long synchronous task, a CPU-starved host) is taken first, so a
+ * deadline measures the operation, not the process. The timer does not keep the process alive.
+ *
+ * @example
+ * const cancel = stallTolerantDeadline(2000, () => reject(new DiskTimeoutError('fsync', 2000)));
+ * handle.sync().then(() => { cancel(); resolve(); });
+ */
+export function stallTolerantDeadline(ms: number, expire: () => void): () => void {
+  let verdict: NodeJS.Immediate | undefined;
+  // Timers run before I/O callbacks in a turn of the loop: setImmediate runs after them.
+  const timer = setTimeout(() => (verdict = setImmediate(expire).unref()), ms).unref();
+  return () => {
+    clearTimeout(timer);
+    if (verdict) clearImmediate(verdict);
+  };
+}
