@@ -6,8 +6,13 @@ import request from 'supertest';
 import { eventually, startExampleApp } from './support/app';
 import { launchChromium, openViewer, type PageGlobals } from './support/browser';
 import { TestPostgres } from './support/postgres';
+import { chromiumThreads, mainThread, RunDelaySampler } from './support/run-delay';
 
-type PageTiming = PageGlobals & { performance: { getEntriesByName(name: string): { duration: number }[] } };
+type Entry = { name: string; startTime: number; duration: number };
+type PageTiming = PageGlobals & {
+  performance: { timeOrigin: number; getEntriesByName(name: string): Entry[] };
+  PerformanceObserver: new (callback: () => void) => { observe(options: { type: string }): void; disconnect(): void };
+};
 
 const TOKEN = 'viewer-paging-auditor-token';
 const ROWS = 10_000;
@@ -16,25 +21,19 @@ const ROWS = 10_000;
  * the rows rendered (request, JSON, rows built, style, layout and paint).
  */
 const PAGE_BUDGET_MS = 200;
-/**
- * On 2 cores shared with other test workers (and Chromium's own processes) a page now and then
- * waits for a core. Measured through the rendered frame, this suite alone (load average 11 to 17):
- * page median 43 to 64 ms, p95 85 to 141 ms, the request median 30 to 44 ms of it, the browser's
- * own part median 11 to 15 ms; the first page (the view's first paint and first request, 250 to
- * 460 ms) and about one page in a hundred went over 200 ms. Beside viewer.e2e-spec.ts (two jest
- * workers): median 78 ms, p95 289 ms, 10 pages in 100 over 200 ms, the request p95 236 ms of it.
- * So the budget is held by the median page, no page may take five times it, and the last pages may
- * cost no more than the first (rows already shown are not laid out again, which table layout did:
- * 465 ms median, 5.7 s max, growing with the list). Every page within 200 ms does not hold here.
- */
-const WORST_PAGE_MS = 5 * PAGE_BUDGET_MS;
 
 // 10,000 rows read page by page through "Load more": every row arrives once, in order, and each
-// page is timed by the page itself (performance.measure('audit-page')).
+// page is timed by the page itself (performance.measure('audit-page')). On 2 cores shared with
+// other test runs a page's processes wait for a core now and then, for longer than the page's own
+// work: Linux accounts that wait per thread (schedstat), and the suite samples it for the threads
+// a page runs on (Chromium's renderer and network service, the app, its PostgreSQL backend). Each
+// page's own time, its time in the browser less what those threads waited for a core within it,
+// must be within the budget; the times as measured are printed beside it (docs/VIEWER.md).
 describe('the audit viewer paging through 10,000 rows', () => {
   let db: TestPostgres;
   let app: INestApplication<Server>;
   let browser: Browser;
+  const read = () => request(app.getHttpServer()).get('/audit?limit=1').set('x-auditor-token', TOKEN);
 
   beforeAll(async () => {
     [db, browser] = await Promise.all([TestPostgres.start(), launchChromium()]);
@@ -49,7 +48,6 @@ describe('the audit viewer paging through 10,000 rows', () => {
       AUDIT_INTEGRITY_ENABLED: undefined,
     });
     // Reads answer once the audit DataSource is connected and migrated.
-    const read = () => request(app.getHttpServer()).get('/audit?limit=1').set('x-auditor-token', TOKEN);
     await eventually(async () => (await read()).status === 200, 30_000, 'the audit table');
     await db.query(
       `INSERT INTO audit_log (id, occurred_at, action, entity_type, entity_id, user_id, outcome, changes)
@@ -68,46 +66,100 @@ describe('the audit viewer paging through 10,000 rows', () => {
     await db?.stop();
   }, 30_000);
 
-  it(`loads a page in ${PAGE_BUDGET_MS} ms or less (the median; none over ${WORST_PAGE_MS} ms, the last as fast as the first), measured in the browser`, async () => {
+  it(`loads every page in ${PAGE_BUDGET_MS} ms or less of its own time (the median as measured too, the last as fast as the first), measured in the browser`, async () => {
     const port = (app.getHttpServer().address() as AddressInfo).port;
     const context = await browser.newContext({
       baseURL: `http://127.0.0.1:${port}`,
       httpCredentials: { username: 'auditor', password: TOKEN },
     });
+    let sampler: RunDelaySampler | undefined;
     try {
       const page = await context.newPage();
+      // Requests the app refused for want of credentials (a browser sends them only where it was asked for them).
+      const refused: string[] = [];
+      app
+        .getHttpServer()
+        .on('request', (req: { url?: string }, res: { statusCode: number; once(e: 'finish', f: () => void): void }) =>
+          res.once('finish', () => res.statusCode === 401 && refused.push(req.url ?? '')),
+        );
+      // The auditor signs in (HTTP Basic: asked for on the first request) on the status panel, in the
+      // renderer process the list then runs in.
+      await openViewer(page, '?view=status');
+      // The read side's connection in use, as on a server that serves reads.
+      await read().expect(200);
+      const backends = await db.query<{ pid: number }>(
+        `SELECT pid FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()`,
+      );
+      sampler = RunDelaySampler.start([
+        ...chromiumThreads(),
+        mainThread(process.pid, 'app'),
+        ...backends.map(({ pid }) => mainThread(pid, 'database')),
+      ]);
       await openViewer(page, '?view=list&action=bulk_import');
-      await page.waitForFunction(() => (globalThis as unknown as PageTiming).performance.getEntriesByName('audit-page').length === 1);
       // "Load more" clicked in the page itself, each click once the page before it is on screen.
       const result = await page.evaluate(async () => {
         const w = globalThis as unknown as PageTiming;
         const more = w.document.getElementById('more') as unknown as { hidden: boolean; click(): void };
         const measured = () => w.performance.getEntriesByName('audit-page').length;
+        // Waits for the page's measure without polling, so that nothing else runs in the page meanwhile.
+        const next = (count: number) =>
+          new Promise<void>((resolve) => {
+            const done = () => {
+              if (measured() <= count) return;
+              observer.disconnect();
+              resolve();
+            };
+            const observer = new w.PerformanceObserver(done);
+            observer.observe({ type: 'measure' });
+            done();
+          });
+        await next(0);
         while (!more.hidden) {
           const before = measured();
           more.click();
-          while (measured() === before) await new Promise((resolve) => setTimeout(resolve, 5));
+          await next(before);
         }
         return {
+          origin: w.performance.timeOrigin,
           ids: Array.from(w.document.querySelectorAll('#trail tbody tr td:nth-child(4)'), (cell) => cell.textContent),
-          pages: w.performance.getEntriesByName('audit-page').map((entry) => entry.duration),
+          pages: w.performance.getEntriesByName('audit-page').map(({ startTime, duration }) => ({ startTime, duration })),
           fetches: w.performance.getEntriesByName('audit-page-fetch').map((entry) => entry.duration),
         };
       });
+      const delays = await sampler.stop();
+      sampler = undefined;
       expect(result.ids).toEqual(Array.from({ length: ROWS }, (_, i) => `Invoice ${i + 1}`));
       expect(result.pages).toHaveLength(ROWS / 100);
+      // Only the first request asked for credentials: every call of the page falls under the path the
+      // auditor signed in at, so none is refused first and sent again (a round trip more).
+      expect(refused).toEqual(['/audit/ui?view=status']);
+
+      const walls = result.pages.map((p) => p.duration);
+      const waits = result.pages.map((p) => delays.within(result.origin + p.startTime, result.origin + p.startTime + p.duration));
+      const waited = waits.map((w) => Object.values(w).reduce((a, b) => a + b, 0));
+      const own = walls.map((wall, i) => wall - waited[i]);
+      const over = result.pages.flatMap((p, i) => (walls[i] > PAGE_BUDGET_MS ? [`page ${i + 1}: ${explain(walls[i], waits[i])}`] : []));
       process.stdout.write(
-        `viewer paging: ${result.pages.length} pages of 100 rows; page ${summary(result.pages)}; of which the request ${summary(result.fetches)}, ` +
-          `the rest ${summary(result.pages.map((page, i) => page - result.fetches[i]))}\n`,
+        `viewer paging: ${walls.length} pages of 100 rows; as measured ${summary(walls)}; of which the request ${summary(result.fetches)}; ` +
+          `waiting for a core ${summary(waited)}; own time ${summary(own)}; ${over.length} over ${PAGE_BUDGET_MS} ms as measured` +
+          `${over.length ? ` (${over.join('; ')})` : ''}; watched ${[...new Set(delays.threads.map((t) => t.label))].join(', ')} ` +
+          `(${delays.threads.length} threads), sampled at least every ${delays.widestGap().toFixed(0)} ms\n`,
       );
-      expect(median(result.pages)).toBeLessThanOrEqual(PAGE_BUDGET_MS);
-      expect(Math.max(...result.pages)).toBeLessThanOrEqual(WORST_PAGE_MS);
-      expect(median(result.pages.slice(-20))).toBeLessThanOrEqual(2 * median(result.pages.slice(0, 20)) + 50);
+      expect(Math.max(...own)).toBeLessThanOrEqual(PAGE_BUDGET_MS);
+      expect(median(walls)).toBeLessThanOrEqual(PAGE_BUDGET_MS);
+      // Rows already shown are not laid out again (table layout did: 465 ms median, 5.7 s max, growing with the list).
+      expect(median(own.slice(-20))).toBeLessThanOrEqual(2 * median(own.slice(0, 20)) + 50);
     } finally {
+      await sampler?.stop();
       await context.close();
     }
   }, 120_000);
 });
+
+function explain(wall: number, waits: Record<string, number>): string {
+  const parts = Object.entries(waits).map(([label, ms]) => `${label} ${ms.toFixed(0)}`);
+  return `${wall.toFixed(0)} ms, waited ${parts.join(', ')} ms`;
+}
 
 function summary(durations: number[]): string {
   const sorted = [...durations].sort((a, b) => a - b);

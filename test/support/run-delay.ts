@@ -1,0 +1,162 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { Worker } from 'node:worker_threads';
+
+/**
+ * A thread whose time spent runnable but not running (waiting for a core) Linux accounts in
+ * `/proc/<pid>/task/<tid>/schedstat` (its second field, in nanoseconds).
+ */
+export interface WatchedThread {
+  label: string;
+  schedstat: string;
+}
+
+/** The threads of process `pid` whose name (`comm`) matches `name`, labelled `label`. */
+export function threadsOf(pid: number, name: RegExp, label: string): WatchedThread[] {
+  const threads: WatchedThread[] = [];
+  for (const tid of safeList(`/proc/${pid}/task`)) {
+    if (name.test(safeRead(`/proc/${pid}/task/${tid}/comm`).trim())) {
+      threads.push({ label, schedstat: `/proc/${pid}/task/${tid}/schedstat` });
+    }
+  }
+  return threads;
+}
+
+/** The processes descended from `root` (children, grandchildren, …), with their command lines. */
+export function descendants(root: number): { pid: number; cmdline: string }[] {
+  const parents = new Map<number, number>();
+  for (const entry of safeList('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    // Fields after the command name, which may hold spaces and parentheses: state, ppid, …
+    const stat = safeRead(`/proc/${entry}/stat`);
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    if (ppid) parents.set(Number(entry), ppid);
+  }
+  const found: { pid: number; cmdline: string }[] = [];
+  for (const pid of parents.keys()) {
+    for (let up = parents.get(pid); up !== undefined; up = parents.get(up)) {
+      if (up === root) {
+        found.push({ pid, cmdline: safeRead(`/proc/${pid}/cmdline`).replace(/\0/g, ' ') });
+        break;
+      }
+    }
+  }
+  return found;
+}
+
+/** The main thread of process `pid` (its id is the process's), labelled `label`. */
+export function mainThread(pid: number, label: string): WatchedThread {
+  return { label, schedstat: `/proc/${pid}/task/${pid}/schedstat` };
+}
+
+/**
+ * The threads a page of the viewer waits on, in this process's Chromium: each renderer's main
+ * thread (script, style, layout, paint) and the network service's (the page's requests).
+ */
+export function chromiumThreads(): WatchedThread[] {
+  const threads: WatchedThread[] = [];
+  for (const { pid, cmdline } of descendants(process.pid)) {
+    if (cmdline.includes('--type=renderer')) threads.push(mainThread(pid, 'renderer'));
+    if (cmdline.includes('network.mojom.NetworkService')) threads.push(mainThread(pid, 'network'));
+  }
+  return threads;
+}
+
+/** Cumulative waits (ms) of each watched thread at one instant (ms since the epoch). */
+interface Sample {
+  at: number;
+  waited: number[];
+}
+
+// Runs in a worker thread, so that its samples keep coming while the app's event loop is busy.
+const SAMPLER = `
+const { parentPort, workerData } = require('node:worker_threads');
+const { readFileSync } = require('node:fs');
+const { performance } = require('node:perf_hooks');
+const samples = [];
+const read = (path) => { try { return Number(readFileSync(path, 'utf8').split(' ')[1]) / 1e6; } catch { return NaN; } };
+const take = () => samples.push({ at: performance.timeOrigin + performance.now(), waited: workerData.paths.map(read) });
+take();
+const timer = setInterval(take, workerData.intervalMs);
+parentPort.once('message', () => { clearInterval(timer); take(); parentPort.postMessage(samples); });
+`;
+
+/**
+ * Samples, every `intervalMs` in a worker thread, how long each watched thread has waited for a
+ * core, so that the time a page spent descheduled can be told apart from the time it worked.
+ *
+ * @example
+ * const sampler = RunDelaySampler.start(chromiumThreads());
+ * // … the pages …
+ * const waits = await sampler.stop();
+ * waits.within(start, end); // ms the watched threads waited for a core between the two instants
+ */
+export class RunDelaySampler {
+  private constructor(
+    private readonly worker: Worker,
+    readonly threads: WatchedThread[],
+  ) {}
+
+  static start(threads: WatchedThread[], intervalMs = 2): RunDelaySampler {
+    const worker = new Worker(SAMPLER, { eval: true, workerData: { paths: threads.map((t) => t.schedstat), intervalMs } });
+    return new RunDelaySampler(worker, threads);
+  }
+
+  /** Ends sampling; the waits recorded, per span of time. */
+  async stop(): Promise<RunDelays> {
+    const samples = new Promise<Sample[]>((resolve, reject) => {
+      this.worker.once('message', resolve);
+      this.worker.once('error', reject);
+    });
+    this.worker.postMessage('stop');
+    const recorded = await samples;
+    await this.worker.terminate();
+    return new RunDelays(this.threads, recorded);
+  }
+}
+
+/** The waits a {@link RunDelaySampler} recorded. */
+export class RunDelays {
+  constructor(
+    readonly threads: WatchedThread[],
+    private readonly samples: Sample[],
+  ) {}
+
+  /**
+   * The time (ms) the watched threads waited for a core between two instants (ms since the epoch),
+   * per label, counted only between the first sample at or after `from` and the last at or before
+   * `to`: never more than the waits that fell inside the span.
+   */
+  within(from: number, to: number): Record<string, number> {
+    const first = this.samples.find((s) => s.at >= from);
+    const last = [...this.samples].reverse().find((s) => s.at <= to);
+    const waits: Record<string, number> = {};
+    for (const [i, thread] of this.threads.entries()) {
+      const waited = first && last && last.at > first.at ? last.waited[i] - first.waited[i] : 0;
+      waits[thread.label] = (waits[thread.label] ?? 0) + (Number.isFinite(waited) ? waited : 0);
+    }
+    return waits;
+  }
+
+  /** The widest gap between two samples, ms: the sampler's own resolution under load. */
+  widestGap(): number {
+    let widest = 0;
+    for (let i = 1; i < this.samples.length; i++) widest = Math.max(widest, this.samples[i].at - this.samples[i - 1].at);
+    return widest;
+  }
+}
+
+function safeList(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
+
+function safeRead(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return '';
+  }
+}
