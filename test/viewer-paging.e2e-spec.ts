@@ -136,12 +136,15 @@ describe('the audit viewer paging through 10,000 rows', () => {
 
       const walls = result.pages.map((p) => p.duration);
       const waits = result.pages.map((p) => delays.within(result.origin + p.startTime, result.origin + p.startTime + p.duration));
-      const waited = waits.map((w) => Object.values(w).reduce((a, b) => a + b, 0));
+      const waited = waits.map(total);
       const own = walls.map((wall, i) => wall - waited[i]);
+      const ran = result.pages.map((p) =>
+        total(delays.within(result.origin + p.startTime, result.origin + p.startTime + p.duration, 'ran')),
+      );
       const over = result.pages.flatMap((p, i) => (walls[i] > PAGE_BUDGET_MS ? [`page ${i + 1}: ${explain(walls[i], waits[i])}`] : []));
       process.stdout.write(
         `viewer paging: ${walls.length} pages of 100 rows; as measured ${summary(walls)}; of which the request ${summary(result.fetches)}; ` +
-          `waiting for a core ${summary(waited)}; own time ${summary(own)}; ${over.length} over ${PAGE_BUDGET_MS} ms as measured` +
+          `waiting for a core ${summary(waited)}; own time ${summary(own)}, on a core ${summary(ran)}; ${over.length} over ${PAGE_BUDGET_MS} ms as measured` +
           `${over.length ? ` (${over.join('; ')})` : ''}; watched ${[...new Set(delays.threads.map((t) => t.label))].join(', ')} ` +
           `(${delays.threads.length} threads), sampled at least every ${delays.widestGap().toFixed(0)} ms\n`,
       );
@@ -159,6 +162,10 @@ describe('the audit viewer paging through 10,000 rows', () => {
 function explain(wall: number, waits: Record<string, number>): string {
   const parts = Object.entries(waits).map(([label, ms]) => `${label} ${ms.toFixed(0)}`);
   return `${wall.toFixed(0)} ms, waited ${parts.join(', ')} ms`;
+}
+
+function total(times: Record<string, number>): number {
+  return Object.values(times).reduce((a, b) => a + b, 0);
 }
 
 function summary(durations: number[]): string {

@@ -2,8 +2,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 
 /**
- * A thread whose time spent runnable but not running (waiting for a core) Linux accounts in
- * `/proc/<pid>/task/<tid>/schedstat` (its second field, in nanoseconds).
+ * A thread whose time on a core and time spent runnable but not running (waiting for a core) Linux
+ * accounts in `/proc/<pid>/task/<tid>/schedstat` (its first two fields, in nanoseconds).
  */
 export interface WatchedThread {
   label: string;
@@ -61,9 +61,10 @@ export function chromiumThreads(): WatchedThread[] {
   return threads;
 }
 
-/** Cumulative waits (ms) of each watched thread at one instant (ms since the epoch). */
+/** Cumulative time on a core and waits for one (ms) of each watched thread at one instant (ms since the epoch). */
 interface Sample {
   at: number;
+  ran: number[];
   waited: number[];
 }
 
@@ -73,8 +74,12 @@ const { parentPort, workerData } = require('node:worker_threads');
 const { readFileSync } = require('node:fs');
 const { performance } = require('node:perf_hooks');
 const samples = [];
-const read = (path) => { try { return Number(readFileSync(path, 'utf8').split(' ')[1]) / 1e6; } catch { return NaN; } };
-const take = () => samples.push({ at: performance.timeOrigin + performance.now(), waited: workerData.paths.map(read) });
+const read = (path) => { try { return readFileSync(path, 'utf8').split(' ').map((ns) => Number(ns) / 1e6); } catch { return [NaN, NaN]; } };
+const take = () => {
+  const at = performance.timeOrigin + performance.now();
+  const fields = workerData.paths.map(read);
+  samples.push({ at, ran: fields.map((f) => f[0]), waited: fields.map((f) => f[1]) });
+};
 take();
 const timer = setInterval(take, workerData.intervalMs);
 parentPort.once('message', () => { clearInterval(timer); take(); parentPort.postMessage(samples); });
@@ -122,19 +127,19 @@ export class RunDelays {
   ) {}
 
   /**
-   * The time (ms) the watched threads waited for a core between two instants (ms since the epoch),
-   * per label, counted only between the first sample at or after `from` and the last at or before
-   * `to`: never more than the waits that fell inside the span.
+   * The time (ms) the watched threads waited for a core (or, with `ran`, ran on one) between two
+   * instants (ms since the epoch), per label, counted only between the first sample at or after
+   * `from` and the last at or before `to`: never more than what fell inside the span.
    */
-  within(from: number, to: number): Record<string, number> {
+  within(from: number, to: number, field: 'waited' | 'ran' = 'waited'): Record<string, number> {
     const first = this.samples.find((s) => s.at >= from);
     const last = [...this.samples].reverse().find((s) => s.at <= to);
-    const waits: Record<string, number> = {};
+    const times: Record<string, number> = {};
     for (const [i, thread] of this.threads.entries()) {
-      const waited = first && last && last.at > first.at ? last.waited[i] - first.waited[i] : 0;
-      waits[thread.label] = (waits[thread.label] ?? 0) + (Number.isFinite(waited) ? waited : 0);
+      const time = first && last && last.at > first.at ? last[field][i] - first[field][i] : 0;
+      times[thread.label] = (times[thread.label] ?? 0) + (Number.isFinite(time) ? time : 0);
     }
-    return waits;
+    return times;
   }
 
   /** The widest gap between two samples, ms: the sampler's own resolution under load. */
