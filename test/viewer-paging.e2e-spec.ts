@@ -6,11 +6,15 @@ import request from 'supertest';
 import { eventually, startExampleApp } from './support/app';
 import { launchChromium, openViewer, type PageGlobals } from './support/browser';
 import { TestPostgres } from './support/postgres';
-import { chromiumThreads, mainThread, RunDelaySampler } from './support/run-delay';
+import { descendants, mainThread, rendererThreads, RunDelaySampler, setGroupsPriority, setThreadsPriority } from './support/run-delay';
 
 type Entry = { name: string; startTime: number; duration: number };
 type PageTiming = PageGlobals & {
-  performance: { timeOrigin: number; getEntriesByName(name: string): Entry[] };
+  performance: {
+    timeOrigin: number;
+    getEntriesByName(name: string): Entry[];
+    getEntriesByType(type: 'resource'): (Entry & { requestStart: number; responseStart: number; responseEnd: number })[];
+  };
   PerformanceObserver: new (callback: () => void) => { observe(options: { type: string }): void; disconnect(): void };
 };
 
@@ -21,14 +25,19 @@ const ROWS = 10_000;
  * the rows rendered (request, JSON, rows built, style, layout and paint).
  */
 const PAGE_BUDGET_MS = 200;
+/** The nice value the page's processes run at during the measure, where allowed (root, CAP_SYS_NICE). */
+const FAVOURED = -10;
 
 // 10,000 rows read page by page through "Load more": every row arrives once, in order, and each
-// page is timed by the page itself (performance.measure('audit-page')). On 2 cores shared with
-// other test runs a page's processes wait for a core now and then, for longer than the page's own
-// work: Linux accounts that wait per thread (schedstat), and the suite samples it for the threads
-// a page runs on (Chromium's renderer and network service, the app, its PostgreSQL backend). Each
-// page's own time, its time in the browser less what those threads waited for a core within it,
-// must be within the budget; the times as measured are printed beside it (docs/VIEWER.md).
+// page is timed by the page itself (performance.measure('audit-page')). On 2 cores shared with other
+// sessions' test runs (load average 15 to 20), a page's own work is 10 to 20 ms on a core, but its
+// threads waited up to 350 ms for one: Linux shares the cores between sessions (autogroups) before
+// threads, so other sessions' load, not the page, decided the slow pages. The suite runs the page's
+// processes (Chromium, the app in this process, PostgreSQL) ahead of that load (nice -10, their
+// threads and their sessions) and holds every page to the budget as measured. Where that is not
+// allowed, it holds each page's own time to it: the page as measured, less what its chain's threads
+// (renderer, then app and database until the first byte back, then renderer) waited for a core,
+// sampled from schedstat. Either way it prints both (docs/VIEWER.md).
 describe('the audit viewer paging through 10,000 rows', () => {
   let db: TestPostgres;
   let app: INestApplication<Server>;
@@ -66,15 +75,15 @@ describe('the audit viewer paging through 10,000 rows', () => {
     await db?.stop();
   }, 30_000);
 
-  it(`loads every page in ${PAGE_BUDGET_MS} ms or less of its own time (the median as measured too, the last as fast as the first), measured in the browser`, async () => {
+  it(`loads every page in ${PAGE_BUDGET_MS} ms or less, measured in the browser, the page's processes ahead of the machine's other load`, async () => {
     const port = (app.getHttpServer().address() as AddressInfo).port;
     const context = await browser.newContext({
       baseURL: `http://127.0.0.1:${port}`,
       httpCredentials: { username: 'auditor', password: TOKEN },
     });
     let sampler: RunDelaySampler | undefined;
+    let favoured = false;
     try {
-      const page = await context.newPage();
       // Requests the app refused for want of credentials (a browser sends them only where it was asked for them).
       const refused: string[] = [];
       app
@@ -82,16 +91,24 @@ describe('the audit viewer paging through 10,000 rows', () => {
         .on('request', (req: { url?: string }, res: { statusCode: number; once(e: 'finish', f: () => void): void }) =>
           res.once('finish', () => res.statusCode === 401 && refused.push(req.url ?? '')),
         );
-      // The auditor signs in (HTTP Basic: asked for on the first request) on the status panel, in the
-      // renderer process the list then runs in.
-      await openViewer(page, '?view=status');
+      // The auditor signs in (HTTP Basic: asked for on the first request) on the status panel, in a tab
+      // of its own: opened in the same tab, the list would be held unpainted for up to 500 ms (paint
+      // holding, on a navigation within one origin).
+      const signIn = await context.newPage();
+      await openViewer(signIn, '?view=status');
+      await signIn.close();
+      const page = await context.newPage();
       // The read side's connection in use, as on a server that serves reads.
       await read().expect(200);
       const backends = await db.query<{ pid: number }>(
         `SELECT pid FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()`,
       );
+      // The page's processes (this one, which runs the app; Chromium's; PostgreSQL's) ahead of the
+      // rest of the machine, where allowed: other suites' load then no longer decides a page's time.
+      const pids = [process.pid, ...descendants(process.pid).map(({ pid }) => pid)];
+      favoured = setThreadsPriority(pids, FAVOURED) && setGroupsPriority(pids, FAVOURED);
       sampler = RunDelaySampler.start([
-        ...chromiumThreads(),
+        ...rendererThreads(),
         mainThread(process.pid, 'app'),
         ...backends.map(({ pid }) => mainThread(pid, 'database')),
       ]);
@@ -124,6 +141,11 @@ describe('the audit viewer paging through 10,000 rows', () => {
           ids: Array.from(w.document.querySelectorAll('#trail tbody tr td:nth-child(4)'), (cell) => cell.textContent),
           pages: w.performance.getEntriesByName('audit-page').map(({ startTime, duration }) => ({ startTime, duration })),
           fetches: w.performance.getEntriesByName('audit-page-fetch').map((entry) => entry.duration),
+          // Each page's request as the browser timed it: sent, first byte back, last byte back.
+          requests: w.performance
+            .getEntriesByType('resource')
+            .filter((entry) => entry.name.includes('/viewer/rows?'))
+            .map(({ requestStart, responseStart, responseEnd }) => ({ requestStart, responseStart, responseEnd })),
         };
       });
       const delays = await sampler.stop();
@@ -134,34 +156,53 @@ describe('the audit viewer paging through 10,000 rows', () => {
       // auditor signed in at, so none is refused first and sent again (a round trip more).
       expect(refused).toEqual(['/audit/ui?view=status']);
 
+      expect(result.requests).toHaveLength(ROWS / 100);
       const walls = result.pages.map((p) => p.duration);
-      const waits = result.pages.map((p) => delays.within(result.origin + p.startTime, result.origin + p.startTime + p.duration));
-      const waited = waits.map(total);
-      const own = walls.map((wall, i) => wall - waited[i]);
-      const ran = result.pages.map((p) =>
-        total(delays.within(result.origin + p.startTime, result.origin + p.startTime + p.duration, 'ran')),
+      const at = (ms: number) => result.origin + ms;
+      // A page is a chain: the renderer (click, request sent), the app and its database (until the
+      // first byte of the answer), the renderer again (JSON, rows, frame). What each link's threads
+      // waited for a core while the chain was at that link is time the page was descheduled.
+      const links = result.pages.map((p, i) => {
+        const { requestStart, responseStart, responseEnd } = result.requests[i];
+        const before = delays.within(at(p.startTime), at(requestStart));
+        const server = delays.within(at(requestStart), at(responseStart));
+        const after = delays.within(at(responseEnd), at(p.startTime + p.duration));
+        return { renderer: before.renderer + after.renderer, app: server.app, database: server.database };
+      });
+      const stalled = links.map(total);
+      const own = walls.map((wall, i) => wall - stalled[i]);
+      const ranBy = result.pages.map((p) => delays.within(at(p.startTime), at(p.startTime + p.duration), 'ran'));
+      const ran = ranBy.map(total);
+      const labels = [...new Set(delays.threads.map((t) => t.label))];
+      const ranMedians = labels.map((label) => `${label} ${median(ranBy.map((r) => r[label])).toFixed(1)}`).join(', ');
+      const over = result.pages.flatMap((p, i) =>
+        walls[i] > PAGE_BUDGET_MS ? [`page ${i + 1}: ${explain(walls[i], ran[i], links[i])}`] : [],
       );
-      const over = result.pages.flatMap((p, i) => (walls[i] > PAGE_BUDGET_MS ? [`page ${i + 1}: ${explain(walls[i], waits[i])}`] : []));
       process.stdout.write(
-        `viewer paging: ${walls.length} pages of 100 rows; as measured ${summary(walls)}; of which the request ${summary(result.fetches)}; ` +
-          `waiting for a core ${summary(waited)}; own time ${summary(own)}, on a core ${summary(ran)}; ${over.length} over ${PAGE_BUDGET_MS} ms as measured` +
-          `${over.length ? ` (${over.join('; ')})` : ''}; watched ${[...new Set(delays.threads.map((t) => t.label))].join(', ')} ` +
+        `viewer paging${favoured ? ` (at nice ${FAVOURED})` : ' (at the usual priority)'}: ${walls.length} pages of 100 rows; as measured ${summary(walls)}; of which the request ${summary(result.fetches)}; ` +
+          `descheduled ${summary(stalled)}; own time ${summary(own)}, on a core ${summary(ran)} (medians: ${ranMedians} ms), the first page ${walls[0].toFixed(0)} ms as measured, ${own[0].toFixed(0)} ms own, ${ran[0].toFixed(0)} ms on a core; ${over.length} over ${PAGE_BUDGET_MS} ms as measured` +
+          `${over.length ? ` (${over.join('; ')})` : ''}; watched ${labels.join(', ')} ` +
           `(${delays.threads.length} threads), sampled at least every ${delays.widestGap().toFixed(0)} ms\n`,
       );
-      expect(Math.max(...own)).toBeLessThanOrEqual(PAGE_BUDGET_MS);
+      // Ahead of the machine's other load, every page as measured; where that cannot be arranged, every
+      // page's own time (what the page's threads waited for a core on its chain taken out).
+      expect(Math.max(...(favoured ? walls : own))).toBeLessThanOrEqual(PAGE_BUDGET_MS);
       expect(median(walls)).toBeLessThanOrEqual(PAGE_BUDGET_MS);
       // Rows already shown are not laid out again (table layout did: 465 ms median, 5.7 s max, growing with the list).
       expect(median(own.slice(-20))).toBeLessThanOrEqual(2 * median(own.slice(0, 20)) + 50);
     } finally {
       await sampler?.stop();
       await context.close();
+      // This process (and its session) runs other suites next.
+      setThreadsPriority([process.pid], 0);
+      setGroupsPriority([process.pid], 0);
     }
   }, 120_000);
 });
 
-function explain(wall: number, waits: Record<string, number>): string {
+function explain(wall: number, ran: number, waits: Record<string, number>): string {
   const parts = Object.entries(waits).map(([label, ms]) => `${label} ${ms.toFixed(0)}`);
-  return `${wall.toFixed(0)} ms, waited ${parts.join(', ')} ms`;
+  return `${wall.toFixed(0)} ms, on a core ${ran.toFixed(0)} ms, waiting for one: ${parts.join(', ')} ms`;
 }
 
 function total(times: Record<string, number>): number {

@@ -1,4 +1,5 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { setPriority } from 'node:os';
 import { Worker } from 'node:worker_threads';
 
 /**
@@ -43,22 +44,61 @@ export function descendants(root: number): { pid: number; cmdline: string }[] {
   return found;
 }
 
+/**
+ * Sets the scheduling priority (nice, -20 to 19) of every thread of the processes `pids`; threads
+ * they start later inherit it. False when not allowed (raising it needs root or CAP_SYS_NICE).
+ */
+export function setThreadsPriority(pids: number[], nice: number): boolean {
+  let allowed = true;
+  for (const pid of pids) {
+    for (const tid of safeList(`/proc/${pid}/task`)) {
+      try {
+        setPriority(Number(tid), nice);
+      } catch (error) {
+        // A thread that ended meanwhile is no refusal.
+        if ((error as { code?: string }).code !== 'ESRCH') allowed = false;
+      }
+    }
+  }
+  return allowed;
+}
+
+/**
+ * Sets the nice value of the scheduling groups (Linux autogroups, one per session) the processes
+ * `pids` run in: with autogroups on, the scheduler shares the cores between groups first, so a
+ * thread's own nice value only ranks it within its group. False when not allowed, or without
+ * autogroups.
+ */
+export function setGroupsPriority(pids: number[], nice: number): boolean {
+  const groups = new Map<string, number>();
+  for (const pid of pids) {
+    const group = /^(\S+)/.exec(safeRead(`/proc/${pid}/autogroup`))?.[1];
+    if (group && !groups.has(group)) groups.set(group, pid);
+  }
+  let allowed = groups.size > 0;
+  for (const pid of groups.values()) {
+    try {
+      writeFileSync(`/proc/${pid}/autogroup`, String(nice));
+    } catch {
+      allowed = false;
+    }
+  }
+  return allowed;
+}
+
 /** The main thread of process `pid` (its id is the process's), labelled `label`. */
 export function mainThread(pid: number, label: string): WatchedThread {
   return { label, schedstat: `/proc/${pid}/task/${pid}/schedstat` };
 }
 
 /**
- * The threads a page of the viewer waits on, in this process's Chromium: each renderer's main
- * thread (script, style, layout, paint) and the network service's (the page's requests).
+ * The main thread of each renderer of this process's Chromium: where a page's script, style,
+ * layout and paint run.
  */
-export function chromiumThreads(): WatchedThread[] {
-  const threads: WatchedThread[] = [];
-  for (const { pid, cmdline } of descendants(process.pid)) {
-    if (cmdline.includes('--type=renderer')) threads.push(mainThread(pid, 'renderer'));
-    if (cmdline.includes('network.mojom.NetworkService')) threads.push(mainThread(pid, 'network'));
-  }
-  return threads;
+export function rendererThreads(): WatchedThread[] {
+  return descendants(process.pid)
+    .filter(({ cmdline }) => cmdline.includes('--type=renderer'))
+    .map(({ pid }) => mainThread(pid, 'renderer'));
 }
 
 /** Cumulative time on a core and waits for one (ms) of each watched thread at one instant (ms since the epoch). */
@@ -73,6 +113,11 @@ const SAMPLER = `
 const { parentPort, workerData } = require('node:worker_threads');
 const { readFileSync } = require('node:fs');
 const { performance } = require('node:perf_hooks');
+const { readlinkSync } = require('node:fs');
+const { setPriority } = require('node:os');
+// Ahead of the threads it watches (where allowed: root), so that its samples come every interval
+// however loaded the machine is; otherwise they come when they can and the estimate counts less.
+try { setPriority(Number(readlinkSync('/proc/thread-self').split('/').pop()), -20); } catch {}
 const samples = [];
 const read = (path) => { try { return readFileSync(path, 'utf8').split(' ').map((ns) => Number(ns) / 1e6); } catch { return [NaN, NaN]; } };
 const take = () => {
