@@ -66,24 +66,32 @@ export function setThreadsPriority(pids: number[], nice: number): boolean {
 /**
  * Sets the nice value of the scheduling groups (Linux autogroups, one per session) the processes
  * `pids` run in: with autogroups on, the scheduler shares the cores between groups first, so a
- * thread's own nice value only ranks it within its group. False when not allowed, or without
- * autogroups.
+ * thread's own nice value only ranks it within its group. Returns what puts each group back as it
+ * was, or undefined when not allowed (or without autogroups; nothing is changed then).
  */
-export function setGroupsPriority(pids: number[], nice: number): boolean {
-  const groups = new Map<string, number>();
+export function setGroupsPriority(pids: number[], nice: number): (() => void) | undefined {
+  const groups = new Map<string, { pid: number; nice: string }>();
   for (const pid of pids) {
-    const group = /^(\S+)/.exec(safeRead(`/proc/${pid}/autogroup`))?.[1];
-    if (group && !groups.has(group)) groups.set(group, pid);
+    const [, group, was] = /^(\S+) nice (-?\d+)/.exec(safeRead(`/proc/${pid}/autogroup`)) ?? [];
+    if (group && !groups.has(group)) groups.set(group, { pid, nice: was });
   }
-  let allowed = groups.size > 0;
-  for (const pid of groups.values()) {
-    try {
-      writeFileSync(`/proc/${pid}/autogroup`, String(nice));
-    } catch {
-      allowed = false;
+  const restore = () => {
+    for (const { pid, nice: was } of groups.values()) {
+      try {
+        writeFileSync(`/proc/${pid}/autogroup`, was);
+      } catch {
+        // The group ended with its processes.
+      }
     }
+  };
+  try {
+    if (groups.size === 0) return undefined;
+    for (const { pid } of groups.values()) writeFileSync(`/proc/${pid}/autogroup`, String(nice));
+    return restore;
+  } catch {
+    restore();
+    return undefined;
   }
-  return allowed;
 }
 
 /** The main thread of process `pid` (its id is the process's), labelled `label`. */
