@@ -52,6 +52,7 @@ describe('the audit viewer behind Fastify', () => {
       '/api/admin/audit/ui/list.js',
       '/api/admin/audit/viewer/status',
       '/api/admin/audit/viewer/volume',
+      '/api/admin/audit/viewer/rows',
     ]) {
       await request(server).get(path).expect(403);
       const served = await request(server).get(path).set('x-auditor', 'yes').expect(200);

@@ -86,7 +86,7 @@ describe('the audit viewer in a real browser', () => {
   }, 30_000);
 
   it('serves the page, its files and its data only through the guard, with a strict CSP', async () => {
-    for (const path of ['/audit/ui', '/audit/ui/viewer.js', '/audit/viewer/status', '/audit/viewer/volume']) {
+    for (const path of ['/audit/ui', '/audit/ui/viewer.js', '/audit/viewer/status', '/audit/viewer/volume', '/audit/viewer/rows']) {
       const refused = await request(server()).get(path).expect(401);
       expect(refused.headers['www-authenticate']).toBe('Basic realm="audit", charset="UTF-8"');
       expect(refused.text).not.toMatch(/alice|nda_|<html|import /);

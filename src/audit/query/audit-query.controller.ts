@@ -23,8 +23,7 @@ export class AuditQueryController {
 
   @Get()
   search(@Query() query: unknown): Promise<AuditPage> {
-    const params = readParams(query, [...SEARCH, ...PAGE]);
-    return this.queries.search(searchOf(params), { cursor: params.cursor, limit: checkLimit(params.limit) });
+    return searchPage(this.queries, query);
   }
 
   @Get('export')
@@ -70,6 +69,18 @@ export function auditQueryController(http: Required<AuditHttpOptions>): Type<Aud
   UseGuards(http.guard as Type<CanActivate> | CanActivate)(GuardedAuditQueryController);
   Controller(http.path)(GuardedAuditQueryController);
   return GuardedAuditQueryController;
+}
+
+/**
+ * The page of a search given as the query parameters of `GET <path>?…`, checked as that route checks
+ * them (an unknown or repeated parameter, a bad value: {@link AuditQueryError}).
+ *
+ * @example
+ * const page = await searchPage(queries, { action: 'nda_deleted', limit: '100' });
+ */
+export function searchPage(queries: AuditQueryService, query: unknown): Promise<AuditPage> {
+  const params = readParams(query, [...SEARCH, ...PAGE]);
+  return queries.search(searchOf(params), { cursor: params.cursor, limit: checkLimit(params.limit) });
 }
 
 function readParams(query: unknown, allowed: readonly string[]): Record<string, string | undefined> {

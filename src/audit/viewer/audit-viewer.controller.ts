@@ -6,6 +6,7 @@ import {
   Inject,
   NotFoundException,
   Param,
+  Query,
   Req,
   StreamableFile,
   type Type,
@@ -16,7 +17,9 @@ import { type AuditHttpOptions } from '../audit-options';
 import { type AuditStateChange } from '../audit-state-history';
 import { AuditService, type AuditStatus } from '../audit.service';
 import { AuditSealer, type IntegrityStatus } from '../integrity/audit-sealer';
+import { searchPage } from '../query/audit-query.controller';
 import { AuditQueryService } from '../query/audit-query.service';
+import { type AuditPage } from '../query/audit-query.types';
 import { type VolumeBucket } from '../query/audit-volume';
 import { pageHtml, readViewerAssets, type ViewerAsset, viewerAssetsDir } from './viewer-assets';
 import { ViewerHeadersInterceptor } from './viewer-security';
@@ -38,9 +41,12 @@ export interface ViewerStatus {
 
 /**
  * The audit viewer, behind the app's guard: the page at `GET <path>/ui`, its files at
- * `GET <path>/ui/<file>`, and the panel's data at `GET <path>/viewer/status` and
- * `GET <path>/viewer/volume` (rows per hour over the last day). Every response carries
- * the viewer's security headers (CSP, nosniff, no framing). The page reads the trail through the JSON API, behind the same guard.
+ * `GET <path>/ui/<file>`, the panel's data at `GET <path>/viewer/status` and
+ * `GET <path>/viewer/volume` (rows per hour over the last day), and the list's pages at
+ * `GET <path>/viewer/rows?…` (the JSON API's search, `GET <path>?…`, at a path under the page's
+ * folder: a browser sends the credentials it signed in with there at once, where `<path>?…` is
+ * refused first). Every response carries the viewer's security headers (CSP, nosniff, no framing).
+ * The page reads the trail through the JSON API, behind the same guard.
  *
  * @example
  * const controller = auditViewerController({ guard: AuditorsOnlyGuard, path: 'audit', viewer: true }); // a subclass, guarded
@@ -80,6 +86,11 @@ export class AuditViewerController {
       integrity: this.sealer.status(),
       history: this.audit.stateHistory(),
     };
+  }
+
+  @Get('viewer/rows')
+  rows(@Query() query: unknown): Promise<AuditPage> {
+    return searchPage(this.queries, query);
   }
 
   @Get('viewer/volume')
