@@ -81,7 +81,7 @@ export interface VerifyReport {
  * changed to say so (its hash then fails) is checked as the seal it was, its rows and all.
  *
  * @example
- * if (isCheckpoint(seal, previous)) return; // no rows to read for it
+ * const rowsToRead = isCheckpoint(seal, previous) ? 0 : seal.rowCount; // a checkpoint seals none
  */
 export function isCheckpoint(seal: Seal, previous: Seal | null): boolean {
   return !!seal.retention && seal.rowCount === 0 && !!previous && previous.lastTx === seal.lastTx && previous.lastId === seal.lastId;
@@ -379,7 +379,7 @@ export function emptyReport(): VerifyReport {
  * seal and forged in another is one row whose position (`tx`) was changed: it is named changed.
  *
  * @example
- * return finishReport({ ...report, entryAuth: entries.report }, found);
+ * const final = finishReport({ ...report, entryAuth: entries.report }, found);
  */
 export function finishReport(report: VerifyReport, found: Anomaly[]): VerifyReport {
   const missing = new Set(found.filter((a) => a.kind === 'row_missing').map((a) => a.row));
