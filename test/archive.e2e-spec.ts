@@ -27,8 +27,10 @@ describe('archives that verify offline', () => {
   let dir: string;
   const retainedLines: string[] = [];
   const month = monthsAgo(2).month;
-  /** The newest seal before the test's rows (the app may seal at start): the test's seals follow it. */
-  let base = 0;
+  /** The seals made by the test's sealNow() calls (the app's own seals at start may come before them). */
+  let first = 0;
+  let second = 0;
+  const newestSeal = async () => ((await sql('SELECT coalesce(max(seq), 0)::int AS seq FROM audit_seal')) as { seq: number }[])[0].seq;
 
   const sql = (text: string, parameters: unknown[] = []) => db.query(text, parameters, database);
   const at = (k: number, hour: number) => new Date(Date.parse(monthsAgo(k).start) + hour * 3_600_000);
@@ -82,13 +84,15 @@ describe('archives that verify offline', () => {
       integrity: { enabled: true, intervalMs: 600_000, signingKey: keys.privatePem, entryKeys: [{ id: 'k1', secret: entryKey.slice(3) }] },
     });
     const sealer = app.get(AuditSealer);
-    base = ((await sql('SELECT coalesce(max(seq), 0)::int AS seq FROM audit_seal')) as { seq: number }[])[0].seq;
+    await sealer.sealNow();
     for (let hour = 1; hour <= 3; hour++) await log(2, hour, 'u-1');
     await sealer.sealNow();
+    first = await newestSeal();
     // A seal that straddles two months: its rows of the next month travel in the archive too.
     for (let hour = 4; hour <= 5; hour++) await log(2, hour, 'u-2');
     await log(1, 1, 'u-2');
     await sealer.sealNow();
+    second = await newestSeal();
     await log(1, 2, 'u-2');
     // Erased rows (issue 22) stay in the archive as erased, their erasure entry beside them.
     await app.get(AuditService).erase({ userId: 'u-1', requestedBy: 'dpo-1', reason: 'request #7' });
@@ -105,8 +109,8 @@ describe('archives that verify offline', () => {
   it('archives a sealed month and verifies it offline clean, with the public key, the witness and the entry key; erased rows as erased', async () => {
     const { code, out } = await archive(join(dir, 'clean'));
     expect(out).toEqual([
-      expect.stringMatching(new RegExp(`audit-${month}\\.ndjson\\.gz: 6 rows \\(5 of ${month}\\), seals ${base + 1}–${base + 2}$`)),
-      expect.stringMatching(new RegExp(`audit-${month}\\.seals\\.json: 2 seals, 0 checkpoints, 1 erasure entries$`)),
+      expect.stringMatching(new RegExp(`audit-${month}\\.ndjson\\.gz: 6 rows \\(5 of ${month}\\), seals ${first}–${second}$`)),
+      expect.stringMatching(new RegExp(`audit-${month}\\.seals\\.json: ${second - first + 1} seals, 0 checkpoints, 1 erasure entries$`)),
       expect.stringMatching(/^audit-archive: .* archived; check it with audit-verify --archive /),
     ]);
     expect(code).toBe(0);
@@ -114,9 +118,11 @@ describe('archives that verify offline', () => {
     expect(result.anomalies).toEqual([]);
     expect(result.out).toEqual(
       expect.arrayContaining([
-        `archive: ${month} of trail ${database}/audit_log, 5 rows of the month, seals ${base + 1}–${base + 2}`,
+        `archive: ${month} of trail ${database}/audit_log, 5 rows of the month, seals ${first}–${second}`,
         expect.stringMatching(
-          /^audit-verify: 6 rows verified, 2 seals verified, 0 rows not sealed yet, 0 anomalies, against a witness of \d+ seals, signatures checked$/,
+          new RegExp(
+            `^audit-verify: 6 rows verified, ${second - first + 1} seals verified, 0 rows not sealed yet, 0 anomalies, against a witness of \\d+ seals, signatures checked$`,
+          ),
         ),
         expect.stringMatching(/^entry authentication: checked, 6 rows authentic/),
         'erasure: 3 rows erased under 1 erasure entries',
@@ -161,16 +167,20 @@ describe('archives that verify offline', () => {
         },
         'ANOMALY row_forged row',
       ],
-      ['seal-changed', { seals: (h) => ((h.seals as { rowCount: number }[])[1].rowCount = 2) }, `ANOMALY seal_changed seal ${base + 2}`],
+      [
+        'seal-changed',
+        { seals: (h) => ((h.seals as { seq: number; rowCount: number }[]).find((x) => x.seq === second)!.rowCount = 2) },
+        `ANOMALY seal_changed seal ${second}`,
+      ],
       [
         'signature-swapped',
         {
           seals: (h) => {
-            const seals = h.seals as { signature: string }[];
-            seals[1].signature = seals[0].signature;
+            const seals = h.seals as { seq: number; signature: string }[];
+            seals.find((x) => x.seq === second)!.signature = seals.find((x) => x.seq === first)!.signature;
           },
         },
-        `ANOMALY seal_signature_invalid seal ${base + 2}`,
+        `ANOMALY seal_signature_invalid seal ${second}`,
       ],
     ];
     for (const [name, change, expected] of cases) {
@@ -183,9 +193,20 @@ describe('archives that verify offline', () => {
     }
     expect(removedId).not.toBe('');
     expect((await verifyOffline(tampered('row-removed-again', { rows: (l) => l.slice(1) }))).out).toContain(
-      `ANOMALY row_missing row ${removedId}: sealed by seal ${base + 1}, no longer in the table`,
+      `ANOMALY row_missing row ${removedId}: sealed by seal ${first}, no longer in the table`,
     );
     expect(addedId).not.toBe('');
+    // A witness that lacks a seal of the archive: it must show each one.
+    const partial = join(dir, 'partial-witness.log');
+    const lines = witnessText(stderr)
+      .split('\n')
+      .filter((line) => line !== '' && (JSON.parse(line) as { seq: number }).seq !== second);
+    writeFileSync(partial, `${lines.join('\n')}\n`);
+    const unwitnessed = await verify('', '--archive', join(dir, 'clean', `audit-${month}.seals.json`), '--witness', partial);
+    expect({ anomalies: unwitnessed.anomalies, code: unwitnessed.code }).toEqual({
+      anomalies: [`ANOMALY seal_witness_mismatch seal ${second}`],
+      code: 1,
+    });
     const truncated = tampered('truncated', {});
     const rowsPath = truncated.replace('.seals.json', '.ndjson.gz');
     const bytes = readFileSync(rowsPath);
@@ -211,7 +232,7 @@ describe('archives that verify offline', () => {
     const target = join(dir, 'unsealed');
     const { code, out } = await archive(target, monthsAgo(1).month);
     expect(out).toEqual([
-      `audit-archive refused: ${monthsAgo(1).month} is not wholly sealed: 1 of its rows are after the newest seal (seal ${base + 3})`,
+      `audit-archive refused: ${monthsAgo(1).month} is not wholly sealed: 1 of its rows are after the newest seal (seal ${await newestSeal()})`,
     ]);
     expect(code).toBe(1);
     expect(existsSync(join(target, `audit-${monthsAgo(1).month}.seals.json`))).toBe(false);
