@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { killAllApps } from './support/app-process';
 import { REPO_ROOT, startPostgres, type TestPostgres } from './support/postgres';
 import { type Figure, printTable, writeResults } from './support/report';
+import { archive } from './scenarios/archive';
 import { curve } from './scenarios/curve';
 import { erasure } from './scenarios/erasure';
 import { history } from './scenarios/history';
@@ -28,6 +29,7 @@ const SCENARIOS = [
   'scale',
   'history',
   'erasure',
+  'archive',
 ] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
@@ -145,6 +147,17 @@ async function main(): Promise<void> {
         const pg = await startPostgres();
         try {
           return await erasure(pg, { rows, userRows: 10_000 }, details);
+        } finally {
+          await pg.stop();
+        }
+      });
+    }
+    if (wanted('archive')) {
+      const rows = Number(process.env.BENCH_ARCHIVE_ROWS ?? 200_000);
+      await step('archive', `audit-archive of a sealed month of ${rows} rows, then audit-verify --archive with no database`, async () => {
+        const pg = await startPostgres();
+        try {
+          return await archive(pg, { rows }, details);
         } finally {
           await pg.stop();
         }

@@ -1,5 +1,6 @@
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { Client } from 'pg';
 import { connectionSecrets, sanitizeDbError } from '../db-error';
@@ -7,7 +8,8 @@ import { parseEntryKeys, resolveEntryKeys, type ResolvedEntryKey } from './entry
 import { trailName } from './seal-store';
 import { type Anomaly, ANOMALY_KINDS, verifyTrail, type VerifyReport } from './verifier';
 import { PIN_SEARCH_PATH_SQL } from './search-path';
-import { readWitness } from './witness';
+import { readWitness, type WitnessedSeal } from './witness';
+import { sealsPathOf, verifyArchive } from '../lifecycle/archive-verifier';
 
 const PIN_SESSION_SQL = PIN_SEARCH_PATH_SQL.replace('SET LOCAL', 'SET');
 
@@ -21,6 +23,8 @@ export const VERIFY_USAGE = `usage: npm run audit:verify -- [options]   (or: npx
   --table <schema.table>   the audit table (default: AUDIT_TABLE or audit_log; without a schema: public)
   --jobs <n>               connections checking seals in parallel, on one snapshot (default 4)
   --trail <database/table> whose audit.sealed lines to take from the witness (needed when it holds several trails)
+  --archive <file>         check an archive (audit-archive's audit-YYYY-MM.seals.json or .ndjson.gz) with no database:
+                           its rows against its seals, the seals' chain, --public-key, --witness and --entry-key
 exit status: 0 clean, 1 anomalies found, 2 usage or connection error`;
 
 /** Where the command writes: the report to `out`, usage and errors to `err`. */
@@ -59,6 +63,7 @@ export async function runVerify(argv: string[], env: Record<string, string | und
     io.out(VERIFY_USAGE);
     return 0;
   }
+  if (args.archive !== undefined) return runArchiveVerify(args.archive, args.witness, args.trail, { publicKey, entryKeys }, io);
   const url = args.url || env.AUDIT_DATABASE_URL || env.DATABASE_URL;
   if (!url) {
     io.err(`--url, AUDIT_DATABASE_URL or DATABASE_URL must be set\n${VERIFY_USAGE}`);
@@ -106,6 +111,60 @@ export async function runVerify(argv: string[], env: Record<string, string | und
   } finally {
     await client.end().catch(() => undefined);
   }
+  printReport(report, io, { started, witness, publicKey });
+  return report.anomalyCount === 0 ? 0 : 1;
+}
+
+/** `--archive`: the archive checked offline, printed as the database's report is, with what the archive holds. */
+async function runArchiveVerify(
+  path: string,
+  witnessFiles: string[] | undefined,
+  trail: string | undefined,
+  keys: { publicKey?: KeyObject; entryKeys: readonly ResolvedEntryKey[] },
+  io: VerifyOutput,
+): Promise<number> {
+  const started = process.hrtime.bigint();
+  let result;
+  let witness: Map<number, WitnessedSeal[]> | undefined;
+  try {
+    if (witnessFiles) {
+      const trails = await readWitness(witnessFiles);
+      const header = JSON.parse(await readFile(sealsPathOf(path), 'utf8')) as { trail?: string };
+      const name = trail ?? (trails.size === 1 ? [...trails.keys()][0] : String(header.trail));
+      witness = trails.get(name);
+      if (!witness) {
+        io.err(
+          `the witness holds no audit.sealed lines of trail ${name} (it holds: ${[...trails.keys()].join(', ') || 'none'}); name one with --trail`,
+        );
+        return 2;
+      }
+    }
+    result = await verifyArchive(path, { witness, publicKey: keys.publicKey, entryKeys: keys.entryKeys });
+  } catch (error) {
+    const { code, message } = sanitizeDbError(error, []);
+    io.err(`audit-verify failed: cannot check the archive ${path}: ${code}: ${message}`);
+    return 2;
+  }
+  const { report, archive } = result;
+  const segment = archive.segment ? `seals ${archive.segment[0]}–${archive.segment[1]}` : 'no seals';
+  io.out(`archive: ${archive.month} of trail ${archive.trail}, ${archive.monthRows} rows of the month, ${segment}`);
+  if (archive.damaged) io.out(`archive: ${archive.damaged}`);
+  const clean = report.anomalyCount === 0 && !archive.damaged;
+  printReport(report, io, { started, witness, publicKey: keys.publicKey, clean });
+  return clean ? 0 : 1;
+}
+
+/** Prints the anomalies, the counts and the result line. */
+function printReport(
+  report: VerifyReport,
+  io: VerifyOutput,
+  {
+    started,
+    witness,
+    publicKey,
+    clean = report.anomalyCount === 0,
+  }: { started: bigint; witness?: Map<number, WitnessedSeal[]>; publicKey?: KeyObject; clean?: boolean },
+): void {
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   for (const a of report.anomalies) io.out(`ANOMALY ${a.kind} ${anomalySubject(a)}: ${a.detail}`);
   if (report.anomalyCount > report.anomalies.length) io.out(`… and ${report.anomalyCount - report.anomalies.length} more anomalies`);
@@ -123,8 +182,7 @@ export async function runVerify(argv: string[], env: Record<string, string | und
   const kinds = ANOMALY_KINDS.filter((k) => report.byKind[k] > 0).map((k) => `${k} ${report.byKind[k]}`);
   io.out(`anomalies by kind: ${kinds.length ? kinds.join(', ') : 'none'}`);
   io.out(`${Math.round((report.rowsVerified + report.rowsUnsealed) / Math.max(seconds, 1e-3))} rows/s in ${seconds.toFixed(2)} s`);
-  io.out(report.anomalyCount === 0 ? 'result: CLEAN' : 'result: ANOMALIES FOUND');
-  return report.anomalyCount === 0 ? 0 : 1;
+  io.out(clean ? 'result: CLEAN' : 'result: ANOMALIES FOUND');
 }
 
 function parse(argv: string[]) {
@@ -140,6 +198,7 @@ function parse(argv: string[]) {
       table: { type: 'string' },
       trail: { type: 'string' },
       jobs: { type: 'string' },
+      archive: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     allowPositionals: false,

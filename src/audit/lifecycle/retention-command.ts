@@ -8,6 +8,7 @@ import { trailName } from '../integrity/seal-store';
 import { qualifiedTable } from '../integrity/search-path';
 import { witnessLine } from '../integrity/witness-line';
 import { formatEventLines } from '../sinks/console.sink';
+import { archiveBeforeRetire } from './archive-retention';
 import { applyRetention, type MonthDecision } from './retention';
 import { parseLegalHold, resolveRetentionOptions } from './retention-options';
 
@@ -18,6 +19,8 @@ export const RETENTION_USAGE = `usage: npm run audit:retention -- [options]   (o
   --url <postgres://…>     the audit database (default: AUDIT_DATABASE_URL or DATABASE_URL)
   --table <schema.table>   the audit table (default: AUDIT_TABLE or audit_log; without a schema: public)
   --signing-key <file|key> the seals' Ed25519 private key, to sign each checkpoint (default: AUDIT_INTEGRITY_SIGNING_KEY)
+  --archive-dir <dir>      archive each month there first (audit-archive's files) and check the archive; a month
+                           whose archive fails or does not verify is not removed (default: AUDIT_RETENTION_ARCHIVE_DIR)
 each removal writes an audit.retained line to stderr: send it to the witness's log group.
 exit status: 0 done, 1 a month could not be removed, 2 usage or connection error`;
 
@@ -67,6 +70,7 @@ export async function runRetention(argv: string[], env: Record<string, string | 
   }
   const given = args.table || env.AUDIT_TABLE || 'audit_log';
   const table = qualifiedTable(given);
+  const archiveDir = args['archive-dir'] || env.AUDIT_RETENTION_ARCHIVE_DIR || undefined;
   const client = new Client({ connectionString: url });
   let decisions: MonthDecision[];
   try {
@@ -86,6 +90,7 @@ export async function runRetention(argv: string[], env: Record<string, string | 
         ...settings,
         dryRun: !!args['dry-run'],
         signingKey,
+        archive: archiveDir ? archiveBeforeRetire(client, { table, trail, out: archiveDir, signingKey }) : undefined,
         retained: (checkpoint) => {
           const { event, fields } = witnessLine(trail, checkpoint);
           for (const line of formatEventLines(event, 'info', fields)) io.err(line);
@@ -121,6 +126,7 @@ function parse(argv: string[]) {
       url: { type: 'string' },
       table: { type: 'string' },
       'signing-key': { type: 'string' },
+      'archive-dir': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     allowPositionals: false,

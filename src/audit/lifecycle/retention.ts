@@ -40,6 +40,11 @@ export interface RetentionRun {
   timeoutMs?: number;
   /** Called after each checkpoint commits (the `audit.retained` line). */
   retained?: (checkpoint: Seal) => void;
+  /**
+   * Called before a month goes (not in a dry run): archives it (`audit-retention --archive-dir`).
+   * A decision returned keeps the month, with its reason; null lets it go.
+   */
+  archive?: (month: string) => Promise<{ action: 'kept' | 'failed'; reason: string } | null>;
   now?: number;
 }
 
@@ -96,6 +101,11 @@ export async function applyRetention(session: RetentionSession, run: RetentionRu
       continue;
     }
     try {
+      const held = run.dryRun || !run.archive ? null : await run.archive(month);
+      if (held) {
+        decision(held.action, held.reason);
+        continue;
+      }
       const outcome = await retireMonth(query, sealTable, run, month, name);
       decision(outcome.action, outcome.reason, { rows: outcome.rows, checkpoint: outcome.checkpoint });
       if (outcome.checkpoint) run.retained?.(outcome.checkpoint);

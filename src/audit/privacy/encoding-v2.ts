@@ -13,11 +13,12 @@ export const ROW_ENCODING_V2 = 'audit-row-v2';
 /** The entry encoding of version 2: as version 1 without the actor's personal fields, with `commitments` last. */
 export const ENTRY_ENCODING_V2 = 'audit-entry-v2';
 
-const V2_LEAF_FIELDS = [0, 1, 2, 3, 4, 5, 7, 10, 11, 12, 13, 14];
+/** Positions, in the sealed columns, of what a version-2 leaf covers. */
+export const V2_LEAF_FIELDS = [0, 1, 2, 3, 4, 5, 7, 10, 11, 12, 13, 14];
 const V2_ENTRY_FIELDS = [0, 2, 3, 4, 5, 7, 10, 11, 12, 14];
 
 /** `0x00`, then the version as the first length-prefixed field: a version-1 row's first field is its id, never this. */
-const V2_LEAF_PREFIX = Buffer.concat([Buffer.from([0, 0, 0, 0, ROW_ENCODING_V2.length]), Buffer.from(ROW_ENCODING_V2, 'utf8')]);
+export const V2_LEAF_PREFIX = Buffer.concat([Buffer.from([0, 0, 0, 0, ROW_ENCODING_V2.length]), Buffer.from(ROW_ENCODING_V2, 'utf8')]);
 
 /** The version-2 leaf hash computed by PostgreSQL (needs `LEAF_FIELDS` in the FROM list). */
 export const LEAF_V2_SQL = `pg_catalog.sha256('\\x${V2_LEAF_PREFIX.toString('hex')}'::bytea || ${V2_LEAF_FIELDS.map(

@@ -1,0 +1,96 @@
+import { parseArgs } from 'node:util';
+import { Client } from 'pg';
+import { connectionSecrets, sanitizeDbError } from '../db-error';
+import { trailName } from '../integrity/seal-store';
+import { PIN_SEARCH_PATH_SQL, qualifiedTable } from '../integrity/search-path';
+import { writeArchive } from './archive-writer';
+
+export const ARCHIVE_USAGE = `usage: npm run audit:archive -- --month <YYYY-MM> --out <dir> [options]   (or: npx audit-archive …)
+  --month <YYYY-MM>        the month to archive (its rows by occurred_at, UTC)
+  --out <dir>              where to write audit-YYYY-MM.ndjson.gz and audit-YYYY-MM.seals.json (made if absent)
+  --url <postgres://…>     the audit database (default: AUDIT_DATABASE_URL or DATABASE_URL)
+  --table <schema.table>   the audit table (default: AUDIT_TABLE or audit_log; without a schema: public)
+check the archive with: npx audit-verify --archive <dir>/audit-YYYY-MM.seals.json --public-key … --witness …
+exit status: 0 written, 1 refused (the month is not wholly sealed), 2 usage, connection or write error`;
+
+/** Where the command writes: the summary to `out`, usage and errors to `err`. */
+export interface ArchiveOutput {
+  out(line: string): void;
+  err(line: string): void;
+}
+
+/**
+ * `audit-archive`: writes one month's rows and the seals that check them to a directory (see
+ * docs/LIFECYCLE.md, "Archives"). Returns the exit status.
+ *
+ * @example
+ * const status = await runArchive(['--month', '2026-01', '--out', '/archive'], process.env, { out: console.log, err: console.error });
+ */
+export async function runArchive(argv: string[], env: Record<string, string | undefined>, io: ArchiveOutput): Promise<number> {
+  let args: ReturnType<typeof parse>;
+  try {
+    args = parse(argv);
+    if (args.help) {
+      io.out(ARCHIVE_USAGE);
+      return 0;
+    }
+    if (!args.month || !/^\d{4}-(0[1-9]|1[0-2])$/.test(args.month)) {
+      throw new Error(`--month must be a month such as 2026-01, got ${JSON.stringify(args.month ?? null)}`);
+    }
+    if (!args.out) throw new Error('--out must name the directory to write the archive to');
+  } catch (error) {
+    io.err(`${(error as Error).message}\n${ARCHIVE_USAGE}`);
+    return 2;
+  }
+  const url = args.url || env.AUDIT_DATABASE_URL || env.DATABASE_URL;
+  if (!url) {
+    io.err(`--url, AUDIT_DATABASE_URL or DATABASE_URL must be set\n${ARCHIVE_USAGE}`);
+    return 2;
+  }
+  const given = args.table || env.AUDIT_TABLE || 'audit_log';
+  const client = new Client({ connectionString: url });
+  try {
+    await client.connect();
+    // Whatever the role's own search_path: no name this session uses resolves outside pg_catalog.
+    await client.query(PIN_SEARCH_PATH_SQL.replace('SET LOCAL', 'SET'));
+    const [{ name }] = (await client.query<{ name: string }>('SELECT pg_catalog.current_database() AS name')).rows;
+    const result = await writeArchive(client, {
+      table: qualifiedTable(given),
+      month: args.month,
+      out: args.out,
+      trail: trailName(name, given),
+    });
+    if (!result.written) {
+      io.err(`audit-archive refused: ${result.refused}`);
+      return 1;
+    }
+    const { header } = result;
+    const segment = header.seals.length ? `seals ${header.seals[0].seq}–${header.seals[header.seals.length - 1].seq}` : 'no seals';
+    io.out(`${result.rowsPath}: ${header.rows} rows (${header.monthRows} of ${header.month}), ${segment}`);
+    io.out(
+      `${result.sealsPath}: ${header.seals.length} seals, ${header.checkpoints.length} checkpoints, ${header.erasures.length} erasure entries`,
+    );
+    io.out(`audit-archive: ${header.month} archived; check it with audit-verify --archive ${result.sealsPath}`);
+    return 0;
+  } catch (error) {
+    const { code, message } = sanitizeDbError(error, connectionSecrets({ url }));
+    io.err(`audit-archive failed: ${code}: ${message}`);
+    return 2;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+function parse(argv: string[]) {
+  return parseArgs({
+    args: argv,
+    options: {
+      month: { type: 'string' },
+      out: { type: 'string' },
+      url: { type: 'string' },
+      table: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    allowPositionals: false,
+  }).values;
+}

@@ -1,0 +1,42 @@
+import { createPublicKey, type KeyObject } from 'node:crypto';
+import { type Client } from 'pg';
+import { verifyArchive } from './archive-verifier';
+import { writeArchive } from './archive-writer';
+
+/**
+ * The archive step of `audit-retention --archive-dir`: writes the month's archive, then checks the
+ * file written (offline, as `audit-verify --archive` would, signatures against the signing key's
+ * public half). The month stays when the archive is refused (`kept`: not wholly sealed) or fails
+ * or does not verify (`failed`); it goes (null) only after a clean check. Runs between retention's
+ * transactions, on its connection.
+ *
+ * @example
+ * await applyRetention({ query }, { ...run, archive: archiveBeforeRetire(client, { table, trail, out: '/archive', signingKey }) });
+ */
+export function archiveBeforeRetire(
+  client: Client,
+  where: { table: string; trail: string; out: string; signingKey: KeyObject | null },
+): (month: string) => Promise<{ action: 'kept' | 'failed'; reason: string } | null> {
+  const publicKey = where.signingKey ? createPublicKey(where.signingKey) : undefined;
+  return async (month) => {
+    let sealsPath: string;
+    try {
+      const result = await writeArchive(client, { table: where.table, month, out: where.out, trail: where.trail });
+      if (!result.written) return { action: 'kept', reason: `not archived: ${result.refused}` };
+      sealsPath = result.sealsPath;
+      const { report, archive } = await verifyArchive(sealsPath, { publicKey });
+      const first = report.anomalies[0];
+      if (archive.damaged) return { action: 'failed', reason: `its archive ${sealsPath} does not verify: ${archive.damaged}` };
+      if (first) {
+        return {
+          action: 'failed',
+          reason: `its archive ${sealsPath} does not verify: ${report.anomalyCount} anomalies, the first ${first.kind} ${first.row ?? first.seal}: ${first.detail}`,
+        };
+      }
+    } catch (error) {
+      const { code, message } = error as { code?: string; message: string };
+      return { action: 'failed', reason: `not archived: ${code ?? 'error'}: ${message}` };
+    }
+    return null;
+  };
+}

@@ -1,0 +1,229 @@
+import { once } from 'node:events';
+import { createWriteStream } from 'node:fs';
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createGzip } from 'node:zlib';
+import { type Client } from 'pg';
+import { quoteTablePath } from '../audit-insert-sql';
+import { compareKeys, keyRange, type RowKey, SEALED_COLUMNS_SQL, type SortKey } from '../integrity/row-encoding';
+import { type Seal } from '../integrity/seal';
+import { SEAL_COLUMNS_SQL, sealTableOf, toSeal } from '../integrity/seal-store';
+import { PIN_SEARCH_PATH_SQL } from '../integrity/search-path';
+import { ERASURE_ACTION } from '../privacy/erasure';
+import { parsePersonal } from '../privacy/personal-values';
+import { ARCHIVE_COLUMNS, ARCHIVE_FORMAT, archiveFiles, type ArchiveHeader, toArchivedSeal } from './archive-format';
+import { decodeRetained } from './checkpoint';
+import { type SealHead, sealHeads } from './month-analysis';
+import { monthStart } from './month-partitions';
+
+/** Rows a cursor returns at a time. */
+const FETCH = 5_000;
+
+/** What to archive, and where. */
+export interface ArchiveRun {
+  /** The audit table with its schema (`public.audit_log`). */
+  table: string;
+  /** `YYYY-MM`. */
+  month: string;
+  /** The directory the two files are written to (made if absent). */
+  out: string;
+  /** `database/table`, as the witness names the trail. */
+  trail: string;
+}
+
+/**
+ * What was written: the two files' paths and the header; or why nothing was (`refused`: the
+ * month is not wholly sealed).
+ */
+export type ArchiveResult =
+  { written: true; rowsPath: string; sealsPath: string; header: ArchiveHeader } | { written: false; refused: string };
+
+/**
+ * Archives one month (docs/LIFECYCLE.md, "Archives"): in one repeatable-read snapshot, streams
+ * every row of the seals whose ranges hold the month's rows (gzip NDJSON, in sealing order, the
+ * sealed columns as the verifier encodes them) and writes those seals, the retention checkpoints
+ * that removed rows of them and the erasure entries of their erased rows beside it. Refuses a
+ * month with a row after the newest seal. Memory stays within one batch of rows and the seals'
+ * manifests (24 bytes a row). Files are written under temporary names and renamed when complete.
+ *
+ * @example
+ * const result = await writeArchive(client, { table: 'public.audit_log', month: '2026-01', out: '/archive', trail: 'app/audit_log' });
+ */
+export async function writeArchive(client: Client, run: ArchiveRun): Promise<ArchiveResult> {
+  const table = quoteTablePath(run.table);
+  const sealTable = sealTableOf(run.table);
+  const from = new Date(monthStart(run.month)).toISOString();
+  const to = new Date(monthStart(run.month, 1)).toISOString();
+  const query = async (sql: string, parameters?: unknown[]) => (await client.query(sql, parameters)).rows as Record<string, unknown>[];
+  await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+  try {
+    await client.query(PIN_SEARCH_PATH_SQL);
+    const seals = (await sealHeads(query, sealTable)).filter((head) => !head.checkpoint);
+    const inMonth = (p: number) => `l.occurred_at >= $${p}::timestamptz AND l.occurred_at < $${p + 1}::timestamptz`;
+    const newest = seals.at(-1);
+    const after = newest ? keyRange(keyOf(newest.last), null) : { where: 'TRUE', parameters: [] };
+    const [{ unsealed }] = await query(
+      `SELECT count(*)::int AS unsealed FROM ${table} AS l WHERE ${after.where} AND ${inMonth(after.parameters.length + 1)}`,
+      [...after.parameters, from, to],
+    );
+    if ((unsealed as number) > 0) {
+      const since = newest
+        ? `after the newest seal (seal ${newest.seq})`
+        : 'and no seal exists yet (integrity off, or the sealer has not run)';
+      return { written: false, refused: `${run.month} is not wholly sealed: ${unsealed as number} of its rows are ${since}` };
+    }
+    const edge = async (order: 'ASC NULLS FIRST' | 'DESC NULLS LAST') => {
+      const [row] = await query(
+        `SELECT l.tx::text AS tx, l.id::text AS id FROM ${table} AS l WHERE ${inMonth(1)} ORDER BY l.tx ${order}, l.id ${order.slice(0, 4)} LIMIT 1`,
+        [from, to],
+      );
+      return row && { tx: row.tx === null ? null : BigInt(row.tx as string), id: row.id as string };
+    };
+    const [first, last] = [await edge('ASC NULLS FIRST'), await edge('DESC NULLS LAST')];
+    const range = first && last ? [holder(seals, first), holder(seals, last)] : null;
+    const segment = range
+      ? ((
+          await query(`SELECT ${SEAL_COLUMNS_SQL} FROM ${sealTable} AS s WHERE s.seq >= $1 AND s.seq <= $2 ORDER BY s.seq`, [
+            range[0].seq,
+            range[1].seq,
+          ])
+        ).map(toSeal) as Seal[])
+      : [];
+    const before = range ? seals.filter((s) => s.seq < range[0].seq).at(-1) : undefined;
+    const files = archiveFiles(run.month);
+    await mkdir(run.out, { recursive: true });
+    const rowsPath = join(run.out, files.rows);
+    const sealsPath = join(run.out, files.seals);
+    const partial = `${rowsPath}.partial`;
+    let counts = { rows: 0, monthRows: 0, erasures: new Set<string>() };
+    try {
+      counts = await writeRows(
+        client,
+        table,
+        range && { after: before ? toRowKey(before.last) : null, upTo: toRowKey(range[1].last) },
+        run,
+        partial,
+      );
+      const header: ArchiveHeader = {
+        format: ARCHIVE_FORMAT,
+        month: run.month,
+        trail: run.trail,
+        table: run.table,
+        createdAt: new Date().toISOString(),
+        rowsFile: files.rows,
+        columns: ARCHIVE_COLUMNS,
+        rows: counts.rows,
+        monthRows: counts.monthRows,
+        seals: segment.map(toArchivedSeal),
+        checkpoints: await checkpointsOf(query, sealTable, segment),
+        erasures: await erasuresOf(query, table, counts.erasures),
+      };
+      await writeFile(`${sealsPath}.partial`, `${JSON.stringify(header, null, 1)}\n`);
+      await rename(partial, rowsPath);
+      await rename(`${sealsPath}.partial`, sealsPath);
+      return { written: true, rowsPath, sealsPath, header };
+    } finally {
+      await rm(partial, { force: true });
+      await rm(`${sealsPath}.partial`, { force: true });
+    }
+  } finally {
+    await client.query('ROLLBACK').catch(() => undefined);
+  }
+}
+
+function keyOf(key: SortKey): RowKey {
+  return { tx: key.tx === null ? null : String(key.tx), id: key.id };
+}
+const toRowKey = keyOf;
+
+/** The seal whose range holds `key`: the first (in seq order) whose last row is at or after it. */
+function holder(seals: readonly SealHead[], key: SortKey): SealHead {
+  let low = 0;
+  let high = seals.length - 1;
+  while (low < high) {
+    const middle = (low + high) >> 1;
+    if (compareKeys(seals[middle].last, key) >= 0) high = middle;
+    else low = middle + 1;
+  }
+  return seals[low];
+}
+
+/** Streams the rows after `after` up to `upTo` in sealing order into the gzip file; counts them, the month's, and the erasures named. */
+async function writeRows(
+  client: Client,
+  table: string,
+  range: { after: RowKey | null; upTo: RowKey } | null,
+  run: ArchiveRun,
+  path: string,
+): Promise<{ rows: number; monthRows: number; erasures: Set<string> }> {
+  const gzip = createGzip();
+  const file = createWriteStream(path);
+  const piped = new Promise<void>((resolve, reject) => {
+    gzip.on('error', reject);
+    file.on('error', reject);
+    file.on('finish', resolve);
+  });
+  gzip.pipe(file);
+  const counts = { rows: 0, monthRows: 0, erasures: new Set<string>() };
+  const low = BigInt(monthStart(run.month)) * 1000n;
+  const high = BigInt(monthStart(run.month, 1)) * 1000n;
+  if (range) {
+    const { where, parameters } = keyRange(range.after, range.upTo);
+    await client.query(
+      `DECLARE archive_rows NO SCROLL CURSOR FOR SELECT ${SEALED_COLUMNS_SQL}, l.auth_code, l.personal
+       FROM ${table} AS l WHERE ${where} ORDER BY l.tx ASC NULLS FIRST, l.id ASC`,
+      parameters,
+    );
+    for (;;) {
+      const { rows } = await client.query<(string | null)[]>({ text: `FETCH ${FETCH} FROM archive_rows`, rowMode: 'array' });
+      let text = '';
+      for (const row of rows) {
+        text += `${JSON.stringify(row)}\n`;
+        const us = row[2];
+        if (us !== null && BigInt(us) >= low && BigInt(us) < high) counts.monthRows += 1;
+        if (row[14] !== null) {
+          const personal = parsePersonal(row[16]);
+          if (personal && 'erased' in personal) counts.erasures.add(personal.erased);
+        }
+      }
+      counts.rows += rows.length;
+      if (!gzip.write(text)) await once(gzip, 'drain');
+      if (rows.length < FETCH) break;
+    }
+    await client.query('CLOSE archive_rows');
+  }
+  gzip.end();
+  await piped;
+  return counts;
+}
+
+/** The retention checkpoints (outside the segment) that removed rows of the segment's seals. */
+async function checkpointsOf(
+  query: (sql: string, p?: unknown[]) => Promise<Record<string, unknown>[]>,
+  sealTable: string,
+  segment: Seal[],
+) {
+  if (segment.length === 0) return [];
+  const seqs = new Set(segment.map((s) => s.seq));
+  const rows = await query(
+    `SELECT ${SEAL_COLUMNS_SQL} FROM ${sealTable} AS s WHERE s.retention_month IS NOT NULL AND (s.seq < $1 OR s.seq > $2) ORDER BY s.seq`,
+    [segment[0].seq, segment[segment.length - 1].seq],
+  );
+  return rows
+    .map(toSeal)
+    .filter((checkpoint) => [...decodeRetained(checkpoint.manifest).keys()].some((seq) => seqs.has(seq)))
+    .map(toArchivedSeal);
+}
+
+/** The `audit_erasure` entries of the erasures named by erased rows of the archive. */
+async function erasuresOf(query: (sql: string, p?: unknown[]) => Promise<Record<string, unknown>[]>, table: string, named: Set<string>) {
+  if (named.size === 0) return [];
+  const rows = await query(
+    `SELECT l.id::text AS entry, l.changes -> 'erasure' ->> 'id' AS erasure, l.changes -> 'erasure' ->> 'rows' AS rows
+     FROM ${table} AS l WHERE l.action OPERATOR(pg_catalog.=) $1`,
+    [ERASURE_ACTION],
+  );
+  return rows
+    .filter((row) => named.has(row.erasure as string))
+    .map((row) => ({ entry: row.entry as string, erasure: row.erasure as string, rows: Number(row.rows ?? 0) }));
+}
