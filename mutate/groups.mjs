@@ -74,6 +74,11 @@ export const GROUPS = {
       'src/audit/integrity/chain-memory.mutation.spec.ts',
     ],
   },
+  // The sealer's decisions and deadlines, out of audit-sealer.ts, whose remaining code drives PostgreSQL and is held by the integrity suites.
+  sealer: {
+    mutate: ['src/audit/integrity/sealer-timing.ts', 'src/audit/integrity/sealer-outcome.ts'],
+    specs: ['src/audit/integrity/sealer-timing.mutation.spec.ts', 'src/audit/integrity/sealer-outcome.mutation.spec.ts'],
+  },
   // Only the parts that reach no database: the rest of these files is held by the PostgreSQL suites.
   'seal-store': {
     mutate: ['src/audit/integrity/seal-store.ts:50-119', 'src/audit/integrity/search-path.ts'],
