@@ -52,6 +52,7 @@ export const GROUPS = {
     specs: [
       'src/audit/integrity/row-encoding.mutation.spec.ts',
       'src/audit/integrity/entry-encoding.mutation.spec.ts',
+      'src/audit/integrity/entry-encoding.fast-path.mutation.spec.ts',
       'src/audit/integrity/entry-checks.mutation.spec.ts',
       'src/audit/integrity/entry-auth.spec.ts',
       'src/audit/integrity/seal.spec.ts',
@@ -78,6 +79,11 @@ export const GROUPS = {
   sealer: {
     mutate: ['src/audit/integrity/sealer-timing.ts', 'src/audit/integrity/sealer-outcome.ts'],
     specs: ['src/audit/integrity/sealer-timing.mutation.spec.ts', 'src/audit/integrity/sealer-outcome.mutation.spec.ts'],
+  },
+  // The verifier's checks, out of verifier.ts, whose remaining code reads PostgreSQL and is held by the integrity suites.
+  'verify-checks': {
+    mutate: ['src/audit/integrity/verify-checks.ts'],
+    specs: ['src/audit/integrity/verify-checks.spec.ts', 'src/audit/integrity/verify-checks.mutation.spec.ts'],
   },
   // Only the parts that reach no database: the rest of these files is held by the PostgreSQL suites.
   'seal-store': {
