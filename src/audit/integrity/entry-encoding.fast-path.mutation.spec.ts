@@ -48,6 +48,7 @@ const bare = Object.assign(Object.create(null) as object, { b: 1, a: [true, fals
 
 /** JSON data the digest writes from the value, without its JSON text. */
 const PLAIN: [string, unknown][] = [
+  ['texts JSON writes escaped, alone', ['"', '\n', '\\']],
   ['texts', ['', 'plain text!', ' ', '#~', 'a"b', 'a\\b', 'line\nbreak', '\x7f', 'é', '\u2028', '😀']],
   ['integers', [0, -0, 7, -7, 2 ** 53, 1e20, 123456789012345680000]],
   ['numbers JSON writes with a fraction or an exponent', [1.5, -0.25, 123.456, 1e21, -1e21, 1.5e21, 1e-7, -1.5e-7, 5e-324]],
@@ -58,6 +59,7 @@ const PLAIN: [string, unknown][] = [
   ['more than sixteen keys', manyKeys],
   ['keys that are not ASCII', { é: 1, z: 2, ab: 3, 'a"': 4 }],
   ['keys that sort by their UTF-8 bytes', { 'é\u0800': 1, '😀': 2, '\uff61a': 3 }],
+  ['keys without any ASCII character', { 'é\u0800': 1, '😀': 2 }],
   ['keys to escape', { 'k"': 1, 'k\\': 2, k: 3, 'a\n': 4 }],
   ['an object without a prototype', bare],
   ['a __proto__ key', JSON.parse('{"__proto__": {"x": 1}, "b": 2}') as unknown],
