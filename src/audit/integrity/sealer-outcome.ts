@@ -31,7 +31,7 @@ export interface SealStep {
  *
  * @example
  * const step = sealStep(await sealOnce(session, table, options), 20_000);
- * if (step.last) return;
+ * if (step.caughtUp) console.log('nothing left to seal');
  */
 export function sealStep(result: SealResult, maxRows: number): SealStep {
   if (result === 'busy') return { seal: null, unknownKey: null, caughtUp: false, last: true };
@@ -69,7 +69,7 @@ export function ownHashBreak(trail: string, remembered: ChainPoint | null, memor
  *
  * @example
  * const { lines, report } = forgedReport('audit/public.audit_log', 12, seal.forged);
- * for (const fields of lines) console.emit(AUDIT_EVENTS.forged, 'error', fields);
+ * for (const fields of lines) consoleSink.emit(AUDIT_EVENTS.forged, 'error', fields);
  */
 export function forgedReport(
   trail: string,
