@@ -48,10 +48,11 @@ export const GROUPS = {
   },
   // The SQL texts of these files (column lists, LEAF_SQL, ROW_PROBLEM_SQL) are held by the PostgreSQL suites only.
   'row-encoding': {
-    mutate: ['src/audit/integrity/row-encoding.ts:62-145', 'src/audit/integrity/entry-encoding.ts', 'src/audit/integrity/entry-checks.ts'],
+    mutate: ['src/audit/integrity/row-encoding.ts:77-162', 'src/audit/integrity/entry-encoding.ts', 'src/audit/integrity/entry-checks.ts'],
     specs: [
       'src/audit/integrity/row-encoding.mutation.spec.ts',
       'src/audit/integrity/entry-encoding.mutation.spec.ts',
+      'src/audit/integrity/entry-encoding.fast-path.mutation.spec.ts',
       'src/audit/integrity/entry-checks.mutation.spec.ts',
       'src/audit/integrity/entry-auth.spec.ts',
       'src/audit/integrity/seal.spec.ts',
@@ -74,16 +75,26 @@ export const GROUPS = {
       'src/audit/integrity/chain-memory.mutation.spec.ts',
     ],
   },
+  // The sealer's decisions and deadlines, out of audit-sealer.ts, whose remaining code drives PostgreSQL and is held by the integrity suites.
+  sealer: {
+    mutate: ['src/audit/integrity/sealer-timing.ts', 'src/audit/integrity/sealer-outcome.ts'],
+    specs: ['src/audit/integrity/sealer-timing.mutation.spec.ts', 'src/audit/integrity/sealer-outcome.mutation.spec.ts'],
+  },
+  // The verifier's checks, out of verifier.ts, whose remaining code reads PostgreSQL and is held by the integrity suites.
+  'verify-checks': {
+    mutate: ['src/audit/integrity/verify-checks.ts'],
+    specs: ['src/audit/integrity/verify-checks.spec.ts', 'src/audit/integrity/verify-checks.mutation.spec.ts'],
+  },
   // Only the parts that reach no database: the rest of these files is held by the PostgreSQL suites.
   'seal-store': {
-    mutate: ['src/audit/integrity/seal-store.ts:50-117', 'src/audit/integrity/search-path.ts'],
+    mutate: ['src/audit/integrity/seal-store.ts:50-119', 'src/audit/integrity/search-path.ts'],
     specs: ['src/audit/integrity/seal-store.mutation.spec.ts', 'src/audit/integrity/search-path.mutation.spec.ts'],
   },
   'verify-command': {
     mutate: [
       'src/audit/integrity/verify-command.ts:40-66',
       'src/audit/integrity/verify-command.ts:102-105',
-      'src/audit/integrity/verify-command.ts:126-177',
+      'src/audit/integrity/verify-command.ts:130-181',
     ],
     specs: ['src/audit/integrity/verify-command.mutation.spec.ts'],
   },

@@ -1,5 +1,5 @@
 import { compileRedactor } from './redaction';
-import { convertJsonSafe, REDACTED, toJsonSafe, UNREADABLE } from './json-safe';
+import { convertJsonSafe, hasDataPrototype, REDACTED, toJsonSafe, UNREADABLE } from './json-safe';
 
 // What the mutation run of json-safe.ts found no test for: exact budget edges, the byte count it reports, and by-name-only conversions nested in others.
 const none = () => false;
@@ -87,5 +87,20 @@ describe('convertJsonSafe, at its edges', () => {
     const plain = { enumerable: true, writable: true, configurable: true };
     expect(Object.getOwnPropertyDescriptor(value, '__proto__')).toEqual({ value: { a: 1 }, ...plain });
     expect(Object.getOwnPropertyDescriptor(value, 'b')).toEqual({ value: 2, ...plain });
+  });
+});
+
+describe('hasDataPrototype', () => {
+  it('is true for what JSON writes as its own properties: a plain object, one without a prototype, one converted by name only', () => {
+    expect(hasDataPrototype({ a: 1 })).toBe(true);
+    expect(hasDataPrototype(Object.create(null) as object)).toBe(true);
+    expect(hasDataPrototype(convertJsonSafe({ a: 1 }, none, 1024, true).value as object)).toBe(true);
+  });
+
+  it('is false for any other prototype', () => {
+    expect(hasDataPrototype(new Date(0))).toBe(false);
+    expect(hasDataPrototype([])).toBe(false);
+    expect(hasDataPrototype(new (class Point {})())).toBe(false);
+    expect(hasDataPrototype(Object.create({}) as object)).toBe(false);
   });
 });

@@ -7,9 +7,11 @@ import { connectionSecrets, sanitizeDbError } from '../db-error';
 import { AUDIT_EVENTS, AuditReporter, ConsoleSink } from '../sinks';
 import { type ChainBreak, ChainBrokenError, ChainMemory, chainMemoryFile } from './chain-memory';
 import { entryKeyUnknownError, type ForgedRow } from './entry-auth';
-import { type Seal, sealHash } from './seal';
-import { newestSeal, sealOnce, sealStatementMs, sealTableOf, trailName, type UnknownKeyRow } from './seal-store';
+import { type Seal } from './seal';
+import { newestSeal, sealOnce, sealTableOf, trailName, type UnknownKeyRow } from './seal-store';
+import { forgedReport, ownHashBreak, sealStep } from './sealer-outcome';
 import { SealerSession, type SealerPool, SealTimeoutError } from './sealer-session';
+import { nextAttemptDelay, type SealerDeadlines, sealerDeadlines, sealingLag, stallWaitMs } from './sealer-timing';
 import { PIN_SEARCH_PATH_SQL, resolveTable } from './search-path';
 import { witnessLine } from './witness-line';
 
@@ -35,16 +37,8 @@ export interface IntegrityStatus {
   forged: number;
 }
 
-/** Longest pause between attempts after failures (the interval doubles per failure up to it). */
-const MAX_BACKOFF_MS = 60_000;
-/** Forged rows named in one Sentry warning; the lines name them all. */
-const FORGED_IN_REPORT = 20;
 /** Seals one attempt makes at most before yielding to the event loop's other work. */
 const SEALS_PER_ATTEMPT = 20;
-/** The least time a connection opened for the sealer may take (as the writer's), whatever `writeTimeoutMs`. */
-const CONNECT_FLOOR_MS = 5000;
-/** File operations of one write of the chain memory, each bounded by `writeTimeoutMs`. */
-const MEMORY_OPERATIONS = 10;
 
 /** One attempt under way: its connection, when it last made progress, and whether it was given up. */
 interface Attempt {
@@ -89,11 +83,7 @@ export class AuditSealer implements OnApplicationBootstrap, BeforeApplicationShu
   private lastSealedAt: Date | null = null;
   private caughtUpAt = Date.now();
   private current: Attempt | undefined;
-  private readonly connectMs: number;
-  private readonly statementMs: number;
-  private readonly roundTripMs: number;
-  /** How long an attempt may go without progress: longer than any one of its bounded steps. */
-  private readonly stallMs: number;
+  private readonly deadlines: SealerDeadlines;
 
   constructor(
     @Inject(AUDIT_OPTIONS) private readonly options: ResolvedAuditOptions,
@@ -101,20 +91,15 @@ export class AuditSealer implements OnApplicationBootstrap, BeforeApplicationShu
     private readonly console: ConsoleSink,
     @Inject(AuditReporter) private readonly reporter: AuditReporter,
   ) {
-    const writeMs = options.writeTimeoutMs;
-    this.connectMs = Math.max(writeMs, CONNECT_FLOOR_MS);
-    this.statementMs = sealStatementMs(writeMs);
-    this.roundTripMs = this.statementMs + writeMs;
-    this.stallMs = Math.max(this.connectMs, this.roundTripMs) + MEMORY_OPERATIONS * writeMs;
+    this.deadlines = sealerDeadlines(options.writeTimeoutMs);
   }
 
   /** Null when integrity is off. */
   status(): IntegrityStatus | null {
     if (!this.options.integrity.enabled) return null;
-    const lag = Math.max(0, Date.now() - this.caughtUpAt);
     return {
       lastSealedAt: this.lastSealedAt?.toISOString() ?? null,
-      lag,
+      lag: sealingLag(Date.now(), this.caughtUpAt),
       failures: this.failures,
       sealed: this.sealed,
       chainBroken: this.broken,
@@ -168,10 +153,7 @@ export class AuditSealer implements OnApplicationBootstrap, BeforeApplicationShu
   private schedule(delay: number): void {
     if (this.stopped) return;
     this.timer = setTimeout(() => {
-      void this.sealNow().then(() => {
-        const backoff = Math.min(MAX_BACKOFF_MS, this.options.integrity.intervalMs * 2 ** Math.min(this.failures, 10));
-        this.schedule(this.failures > 0 ? backoff : this.options.integrity.intervalMs);
-      });
+      void this.sealNow().then(() => this.schedule(nextAttemptDelay(this.options.integrity.intervalMs, this.failures)));
     }, delay).unref();
   }
 
@@ -183,21 +165,22 @@ export class AuditSealer implements OnApplicationBootstrap, BeforeApplicationShu
     const attempt: Attempt = { session: undefined, progress: Date.now(), abandoned: false };
     this.current = attempt;
     const run = this.attempt(attempt);
+    const { stallMs } = this.deadlines;
     return new Promise<void>((resolve) => {
       let timer: NodeJS.Timeout | undefined;
       const check = () => {
-        const idle = Date.now() - attempt.progress;
-        if (idle < this.stallMs) {
-          timer = setTimeout(check, this.stallMs - idle).unref();
+        const wait = stallWaitMs(Date.now() - attempt.progress, stallMs);
+        if (wait !== null) {
+          timer = setTimeout(check, wait).unref();
           return;
         }
-        const error = new SealTimeoutError('attempt', this.stallMs);
+        const error = new SealTimeoutError('attempt', stallMs);
         attempt.abandoned = true;
         attempt.session?.abandon(error);
         this.failed(error);
         resolve();
       };
-      timer = setTimeout(check, this.stallMs).unref();
+      timer = setTimeout(check, stallMs).unref();
       void run.finally(() => {
         clearTimeout(timer);
         if (this.current === attempt) this.current = undefined;
@@ -215,7 +198,7 @@ export class AuditSealer implements OnApplicationBootstrap, BeforeApplicationShu
       const pool = (dataSource.driver as { master?: SealerPool }).master;
       if (typeof pool?.connect !== 'function') throw new Error('the DataSource has no PostgreSQL pool to seal through');
       const progress = () => (attempt.progress = Date.now());
-      runner = await SealerSession.open(pool, this.connectMs, this.roundTripMs, progress);
+      runner = await SealerSession.open(pool, this.deadlines.connectMs, this.deadlines.roundTripMs, progress);
       progress();
       if (attempt.abandoned) return;
       attempt.session = runner;
@@ -240,30 +223,28 @@ export class AuditSealer implements OnApplicationBootstrap, BeforeApplicationShu
         } finally {
           await session.rollbackTransaction().catch(() => undefined);
         }
-        if (newest) this.checkOwnHash(memory, newest);
+        const cut = newest && ownHashBreak(this.trail, memory.remembered, memory.file, newest);
+        if (cut) throw new ChainBrokenError(cut);
         if (newest) this.witness(newest);
         this.reemitted = true;
       }
       const memory = this.memory as ChainMemory;
       const guard = (newest: { seq: number; hash: Buffer } | null) => memory.check(query, sealTableOf(this.table), newest);
       const { maxRowsPerSeal, signingKey, entryKeys } = this.options.integrity;
-      const options = { maxRows: maxRowsPerSeal, signingKey, guard, entryKeys, timeoutMs: this.statementMs };
+      const options = { maxRows: maxRowsPerSeal, signingKey, guard, entryKeys, timeoutMs: this.deadlines.statementMs };
       let unknownKey: UnknownKeyRow | null = null;
-      for (let i = 0; i < SEALS_PER_ATTEMPT && !this.stopped && !attempt.abandoned && !unknownKey; i++) {
-        const seal = await sealOnce(session, this.table, options);
-        if (seal === 'busy') break;
-        if (seal === null) {
-          this.caughtUpAt = Date.now();
-          break;
+      for (let i = 0; i < SEALS_PER_ATTEMPT && !this.stopped && !attempt.abandoned; i++) {
+        const { seal, unknownKey: unknown, caughtUp, last } = sealStep(await sealOnce(session, this.table, options), maxRowsPerSeal);
+        unknownKey = unknown;
+        if (seal) {
+          this.sealed += 1;
+          memory.remember(seal.seq, seal.hash);
+          this.lastSealedAt = new Date(seal.sealedAt);
+          this.witness(seal);
+          if (seal.forged.length > 0) this.reportForged(seal.seq, seal.forged);
         }
-        unknownKey = seal.unknownKey;
-        if (!('seq' in seal)) break;
-        this.sealed += 1;
-        memory.remember(seal.seq, seal.hash);
-        this.lastSealedAt = new Date(seal.sealedAt);
-        this.witness(seal);
-        if (seal.forged.length > 0) this.reportForged(seal.seq, seal.forged);
-        if (seal.rowCount < maxRowsPerSeal) this.caughtUpAt = Date.now();
+        if (caughtUp) this.caughtUpAt = Date.now();
+        if (last) break;
       }
       await memory.persist();
       if (attempt.abandoned) return;
@@ -278,23 +259,6 @@ export class AuditSealer implements OnApplicationBootstrap, BeforeApplicationShu
     } finally {
       runner?.release();
     }
-  }
-
-  /**
-   * The newest seal must match its own hash to be continued: one whose fields were changed (a
-   * `sealed_at` that is not a finite time, a moved last row) stops the sealer as a cut chain would.
-   */
-  private checkOwnHash(memory: ChainMemory, newest: Seal): void {
-    if (Number.isFinite(newest.sealedAt) && sealHash(newest).equals(newest.hash)) return;
-    throw new ChainBrokenError({
-      trail: this.trail,
-      rememberedSeq: memory.remembered?.seq ?? newest.seq,
-      rememberedHash: memory.remembered?.hash ?? newest.hash.toString('hex'),
-      foundSeq: newest.seq,
-      foundHash: newest.hash.toString('hex'),
-      detail: `seal ${newest.seq}, the newest in the database, does not match its own hash (a field was changed${Number.isFinite(newest.sealedAt) ? '' : ': its sealed_at is not a finite time'}): the sealer cannot continue it`,
-      memoryFile: memory.file,
-    });
   }
 
   private witness(seal: Seal): void {
@@ -315,22 +279,10 @@ export class AuditSealer implements OnApplicationBootstrap, BeforeApplicationShu
   /** One `audit.forged` line per row left out of seal `seq`, and one Sentry warning for them all. */
   private reportForged(seq: number, rows: ForgedRow[]): void {
     this.forged += rows.length;
-    for (const row of rows) {
-      this.console.emit(AUDIT_EVENTS.forged, 'error', {
-        trail: this.trail,
-        auditId: row.id,
-        action: row.action,
-        entityType: row.entityType,
-        entityId: row.entityId,
-        userId: row.userId,
-        occurredAt: row.occurredAt,
-        tx: row.tx,
-        seal: seq,
-        reason: row.reason,
-      });
-    }
+    const { lines, report } = forgedReport(this.trail, seq, rows);
+    for (const fields of lines) this.console.emit(AUDIT_EVENTS.forged, 'error', fields);
     try {
-      this.reporter.forgedRows?.({ trail: this.trail, seal: seq, count: rows.length, rows: rows.slice(0, FORGED_IN_REPORT) });
+      this.reporter.forgedRows?.(report);
     } catch {
       // A reporter that throws must not stop the sealer.
     }

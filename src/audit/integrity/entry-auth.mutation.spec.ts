@@ -106,6 +106,11 @@ describe('entry codes', () => {
     expect(signEntry(other, k1)).toBe(`v1:k1:${hmac(SECRET, other)}`);
   });
 
+  it('are marked v2 for a record with personal-data commitments (row encoding 2)', () => {
+    const committed = { ...record, commitments: '{"user_id":"c1"}' };
+    expect(signEntry(committed, k1)).toBe(`v2:k1:${hmac(SECRET, committed)}`);
+  });
+
   it('judge a row with a code as unchecked without keys or without its digest', () => {
     const code = signEntry(record, k1);
     expect(judgeEntry({ tx: 9n, code, digest: entryDigest(record) }, 5n, [])).toEqual({ kind: 'unchecked' });

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { leafHashV2 } from '../privacy/encoding-v2';
 import { compareKeys, keyRange, leafHash, SEALED_COLUMN_COUNT, type SortKey } from './row-encoding';
 
 const A = '01937a4c-0000-7000-8000-00000000000a';
@@ -28,6 +29,15 @@ describe('leafHash', () => {
 
   it('covers fifteen sealed columns (the fifteenth, the commitments of row encoding 2, NULL on older rows)', () => {
     expect(SEALED_COLUMN_COUNT).toBe(15);
+  });
+
+  it('hashes a row whose commitments are NULL as version 1 of its fourteen fields, and one with commitments as version 2', () => {
+    const fields = Array.from({ length: 14 }, (_, i) => `f${i}`);
+    const v1 = leafHash(fields);
+    expect(leafHash([...fields, null])).toEqual(v1);
+    const v2 = [...fields, '{"user_id":"c1"}'];
+    expect(leafHash(v2)).toEqual(leafHashV2(v2));
+    expect(leafHash(v2)).not.toEqual(v1);
   });
 });
 

@@ -60,6 +60,11 @@ describe('seal-store, its pure parts', () => {
     expect(bare.sealedAt).toBeNaN();
     const older = toSeal({ ...row, last_tx: undefined, key_id: undefined, signature: undefined, entry_auth_from: undefined });
     expect(older).toMatchObject({ lastTx: null, keyId: null, signature: null, entryAuthFrom: null });
+    // A retention checkpoint: its month, the rows removed with it, and the hash of the seal that covered them.
+    const checkpoint = { ...row, retention_month: '2026-01', retention_rows: '5000', retention_covered: bytes(6) };
+    expect(toSeal(checkpoint).retention).toEqual({ month: '2026-01', rows: 5000, covered: bytes(6) });
+    expect(toSeal({ ...checkpoint, retention_covered: null }).retention).toEqual({ month: '2026-01', rows: 5000, covered: null });
+    expect(toSeal({ ...checkpoint, retention_covered: undefined }).retention).toEqual({ month: '2026-01', rows: 5000, covered: null });
   });
 
   it('selects every column toSeal reads', () => {
@@ -78,8 +83,13 @@ describe('seal-store, its pure parts', () => {
       'key_id',
       'signature',
       'entry_auth_from',
+      'retention_month',
+      'retention_rows',
+      'retention_covered',
     ]) {
       expect(SEAL_COLUMNS_SQL).toMatch(new RegExp(`\\b${column}\\b`));
     }
+    // The month as its text, which toSeal takes as it is.
+    expect(SEAL_COLUMNS_SQL).toContain("pg_catalog.to_char(retention_month, 'YYYY-MM') AS retention_month");
   });
 });

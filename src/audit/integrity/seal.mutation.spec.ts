@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { resolveIntegrityOptions } from './integrity-options';
-import { GENESIS_HASH, SEAL_VERSION_ENTRY_AUTH, sealHash } from './seal';
+import { GENESIS_HASH, manifestEntry, SEAL_VERSION_ENTRY_AUTH, sealHash } from './seal';
 
 // What the mutation run of the integrity group left alive: the entry-authentication boundary in a seal's hash, and entry keys as an option.
 const seal = {
@@ -16,8 +16,8 @@ const seal = {
   sealedAt: 1764300000123,
 };
 
-/** The hash a seal of version 2 must have: each field as a 2-byte length and its UTF-8 text, the boundary last. */
-function expectedHash(from: string): string {
+/** The hash a seal of version 2 must have: each field as a 2-byte length and its UTF-8 text, the boundary last (then `after`). */
+function expectedHash(from: string, after: string[] = []): string {
   const fields = [
     'audit-seal-v2',
     '2',
@@ -30,6 +30,7 @@ function expectedHash(from: string): string {
     createHash('sha256').update(seal.manifest).digest('hex'),
     '1764300000123',
     from,
+    ...after,
   ];
   const hash = createHash('sha256');
   for (const field of fields) {
@@ -49,6 +50,30 @@ describe('sealHash and the entry-authentication boundary', () => {
 
   it('leaves it out of a version-1 seal', () => {
     expect(sealHash({ ...seal, entryAuthFrom: '812' }).equals(sealHash(seal))).toBe(true);
+  });
+});
+
+describe('sealHash of a retention checkpoint, and manifest entries', () => {
+  it('goes on after the boundary with "retention", the month, its rows and the covered seal hash (empty for none)', () => {
+    const v2 = { ...seal, version: SEAL_VERSION_ENTRY_AUTH, entryAuthFrom: '812' };
+    const covered = Buffer.alloc(32, 5);
+    expect(sealHash({ ...v2, retention: { month: '2026-01', rows: 40, covered } }).toString('hex')).toBe(
+      expectedHash('812', ['retention', '2026-01', '40', covered.toString('hex')]),
+    );
+    expect(sealHash({ ...v2, retention: { month: '2026-02', rows: 0, covered: null } }).toString('hex')).toBe(
+      expectedHash('812', ['retention', '2026-02', '0', '']),
+    );
+    // A seal (no retention) hashes as it always did.
+    expect(sealHash({ ...v2, retention: null }).toString('hex')).toBe(expectedHash('812'));
+  });
+
+  it("writes a row's id as its 16 bytes and the leaf's first 8, and an id that is not a canonical UUID as far as it is hex", () => {
+    const leaf = Buffer.from('00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff', 'hex');
+    expect(manifestEntry('01937a4c-0000-7000-8000-00000000000a', leaf).toString('hex')).toBe(
+      '01937a4c00007000800000000000000a0011223344556677',
+    );
+    expect(manifestEntry('abcd-ef', leaf).toString('hex')).toBe('abcdef0011223344556677');
+    expect(manifestEntry('abcd', leaf).toString('hex')).toBe('abcd0011223344556677');
   });
 });
 

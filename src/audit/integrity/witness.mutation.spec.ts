@@ -52,6 +52,12 @@ describe('readWitness, seal by seal', () => {
     });
   });
 
+  it("takes a retention checkpoint's audit.retained line as a link of the chain, and no other event", async () => {
+    const retained = { ...line, event: 'audit.retained', month: '2026-01', retainedRows: 40, coveredHash: 'c'.repeat(64) };
+    expect(await read(`${json(retained)}\n`)).toEqual({ 'audit/audit_log': { 7: [seen] } });
+    expect(await read(`${json({ ...line, event: 'audit.seal_failed' })}\n`)).toEqual({});
+  });
+
   it('counts a seal written twice once, and keeps both of two different seals under one seq (a fork)', async () => {
     expect(await read([json(line), json(line), json({ ...line, sealedAt: 'later' })].join('\n'))).toEqual({
       'audit/audit_log': { 7: [seen] },
