@@ -92,9 +92,9 @@ export const GROUPS = {
   },
   'verify-command': {
     mutate: [
-      'src/audit/integrity/verify-command.ts:40-66',
-      'src/audit/integrity/verify-command.ts:102-105',
-      'src/audit/integrity/verify-command.ts:130-181',
+      'src/audit/integrity/verify-command.ts:44-71',
+      'src/audit/integrity/verify-command.ts:107-110',
+      'src/audit/integrity/verify-command.ts:188-240',
     ],
     specs: ['src/audit/integrity/verify-command.mutation.spec.ts'],
   },
