@@ -202,13 +202,16 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
    * transaction with the `audit_erasure` entry that records it (docs/PRIVACY.md). The seals and
    * entry codes stay valid; rows written before the `privacy` option are counted as
    * `notErasable` and left as they are. With `dryRun`, lists what would change and changes
-   * nothing. Rejects when the database refuses (unlike `log()`).
+   * nothing. Rejects when the database refuses (unlike `log()`). Entries this instance logged
+   * before the call and still waiting for its writer are written first (each within
+   * `writeTimeoutMs`), so that the erasure covers them.
    *
    * @example
    * const { erased } = await auditService.erase({ userId: 'u-42', requestedBy: 'dpo@example.com' });
    */
-  erase(request: ErasureRequest): Promise<ErasureResult> {
+  async erase(request: ErasureRequest): Promise<ErasureResult> {
     const { privacy, integrity } = this.options;
+    await this.writes.flush();
     return this.repository.manager.transaction((manager) =>
       eraseSubject(
         {
