@@ -84,6 +84,11 @@ describe('audit:replay guard and the key of each erasure', () => {
     expect(await held([lost, other], [...entryKeys, pseudonymKey])).toEqual([lost.id]);
   });
 
+  it('reads every erasure when a record bears a time PostgreSQL cannot take, and fails not', async () => {
+    const far = { ...record('u-9', 7), occurredAt: '+200000-01-01T00:00:00.000Z' };
+    expect(await held([far, lost], [pseudonymKey])).toEqual([lost.id]);
+  });
+
   it('cannot tell whose under an erasure entry without a fingerprint (written before): holds back', async () => {
     await client.query(
       `INSERT INTO audit_log (id, occurred_at, action, entity_type, entity_id, outcome, changes)

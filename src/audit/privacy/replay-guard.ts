@@ -2,6 +2,9 @@ import { type KeyObject } from 'node:crypto';
 import { type AuditRecord } from '../audit-entry';
 import { ERASURE_ACTION, keyFingerprint, subjectPseudonym } from './erasure';
 
+const YEAR_1 = Date.parse('0001-01-01T00:00:00Z');
+const YEAR_10000 = Date.parse('+010000-01-01T00:00:00Z');
+
 /** What `audit:replay` holds back: a record's id, and the erasure that concerns it. */
 export interface HeldBack {
   id: string;
@@ -40,12 +43,14 @@ export async function heldBackByErasure(
 ): Promise<HeldBack[]> {
   const personal = records.filter(hasPersonalValues);
   if (personal.length === 0) return [];
-  const oldest = personal.reduce((min, r) => (r.occurredAt < min ? r.occurredAt : min), personal[0].occurredAt);
+  const oldest = personal.reduce((min, r) => Math.min(min, Date.parse(r.occurredAt)), Infinity);
+  // A time PostgreSQL cannot take (the table holds years 1 to 9999 only): every erasure is read.
+  const since = oldest >= YEAR_1 && oldest < YEAR_10000 ? new Date(oldest).toISOString() : '-infinity';
   const erasures = (await query(
     `SELECT changes -> 'erasure' ->> 'subject' AS subject, changes -> 'erasure' ->> 'id' AS erasure,
        changes -> 'erasure' ->> 'keyFingerprint' AS fingerprint, occurred_at
      FROM ${table} WHERE action = $1 AND occurred_at >= $2::timestamptz`,
-    [ERASURE_ACTION, oldest],
+    [ERASURE_ACTION, since],
   )) as ErasureSeen[];
   if (erasures.length === 0) return [];
   const present = new Set(
