@@ -143,7 +143,15 @@ describe('erasure on a sealed trail', () => {
     expect(entry.id).toBe(result.entryId);
     expect(entry.user_id).toBe('dpo-1');
     expect(JSON.parse(entry.changes as string)).toEqual({
-      erasure: { id: result.erasureId, subject: result.subject, by: 'user', rows: 3, alreadyErased: 0, notErasable: 0 },
+      erasure: {
+        id: result.erasureId,
+        subject: result.subject,
+        keyFingerprint: expect.stringMatching(/^[\w-]{16}$/),
+        by: 'user',
+        rows: 3,
+        alreadyErased: 0,
+        notErasable: 0,
+      },
     });
     expect(JSON.stringify(entry)).not.toContain('u-1');
     await sealAll();

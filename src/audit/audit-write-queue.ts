@@ -125,6 +125,23 @@ export class AuditWriteQueue {
     }
   }
 
+  /**
+   * Starts every entry queued now without waiting for the linger, and resolves once they and the
+   * writes in flight now have settled: committed, or handed to `onFailure`. Entries queued later
+   * are not waited for; each write is bounded by its oldest entry's deadline.
+   */
+  async flush(): Promise<void> {
+    const newest = this.queue[this.queue.length - 1];
+    const writes = new Set(this.inFlight);
+    while (newest !== undefined && this.queue.includes(newest) && this.open()) {
+      this.pump(true);
+      this.inFlight.forEach((w) => writes.add(w));
+      if (!this.queue.includes(newest) || this.inFlight.size === 0) break;
+      await Promise.race([...this.inFlight].map((w) => w.catch(() => undefined)));
+    }
+    await Promise.allSettled(writes);
+  }
+
   /** `now`: start what may start without waiting for the linger (shutdown's drain, or the linger's end). */
   private pump(now = false): void {
     const { batchSize } = this.limits;

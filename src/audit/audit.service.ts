@@ -20,6 +20,7 @@ import { EntityChangeSubscriber, holdForRecord, withEntityChanges } from './diff
 import { entrySigner } from './integrity/entry-auth';
 import { personalSplitter } from './privacy/personal-values';
 import { eraseSubject, type ErasureRequest, type ErasureResult } from './privacy/erasure';
+import { splitErased } from './privacy/recovery-guard';
 
 /** How often, while up, the spool is checked for segments that processes gone from a shared directory left. */
 const SPOOL_SWEEP_MS = 1000;
@@ -133,7 +134,7 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
       options.writeTimeoutMs,
     );
     this.recovery = new AuditRecovery(this.fallback, this.circuit, console, options.batchSize, {
-      insert: (records) => this.insert(records),
+      insert: (records) => this.insertRecovered(records),
       probe: () => this.writer.probe(),
       failed: (error, attempt, first, entries) => this.failed(error, attempt, first, entries),
       up: () => this.up(),
@@ -202,13 +203,16 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
    * transaction with the `audit_erasure` entry that records it (docs/PRIVACY.md). The seals and
    * entry codes stay valid; rows written before the `privacy` option are counted as
    * `notErasable` and left as they are. With `dryRun`, lists what would change and changes
-   * nothing. Rejects when the database refuses (unlike `log()`).
+   * nothing. Rejects when the database refuses (unlike `log()`). Entries this instance logged
+   * before the call and still waiting for its writer are written first (each within
+   * `writeTimeoutMs`), so that the erasure covers them.
    *
    * @example
    * const { erased } = await auditService.erase({ userId: 'u-42', requestedBy: 'dpo@example.com' });
    */
-  erase(request: ErasureRequest): Promise<ErasureResult> {
+  async erase(request: ErasureRequest): Promise<ErasureResult> {
     const { privacy, integrity } = this.options;
+    await this.writes.flush();
     return this.repository.manager.transaction((manager) =>
       eraseSubject(
         {
@@ -406,6 +410,25 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
   }
 
   /**
+   * A recovery batch (ring or spool), with `privacy` on: entries of a subject erased since they
+   * were made are quarantined (`subject_erased`), never inserted, as `audit:replay` holds them
+   * back; one query for erasures per batch, on this path only.
+   */
+  private async insertRecovered(records: AuditRecord[]): Promise<void> {
+    const { privacy, integrity, writeTimeoutMs } = this.options;
+    if (!privacy.enabled) return this.insert(records);
+    const keys = privacy.pseudonymKey ? [privacy.pseudonymKey] : integrity.entryKeys.map((k) => k.key);
+    const query = (sql: string, parameters: unknown[]) =>
+      withDeadline(this.repository.manager.query(sql, parameters) as Promise<Record<string, unknown>[]>, writeTimeoutMs);
+    const { keep, held } = await splitErased(query, this.writer.table(), records, keys);
+    // With every entry held back, the try that decides recovery is a zero-row INSERT.
+    if (keep.length === 0) await this.writer.probe();
+    else await this.insert(keep);
+    // Only once the batch has left the ring or the spool: a failed one is held back again next time.
+    if (held.length > 0) await this.quarantine.put(held);
+  }
+
+  /**
    * A batch whose split outlasts its entries' write timeout: in sync mode, where a request waits
    * for its entry, the entries go to the ring with their `audit.buffered` lines (as a sync entry
    * does without a spool) and the requests are answered. The split goes on; when it has placed
@@ -444,6 +467,12 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
 
 /** Entries that may wait for the spool's fsync at once, at the least (else `bufferSize`): a hung disk holds no more. */
 const SPOOL_WAITING_FLOOR = 1000;
+/** `promise`, or a write timeout after `ms`. */
+async function withDeadline<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(writeTimeoutError(ms)), ms)));
+  return await Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
 /** Waits for `promise`, at most `ms`. */
 async function within(promise: Promise<unknown> | undefined, ms: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;

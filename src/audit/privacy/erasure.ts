@@ -1,4 +1,4 @@
-import { type KeyObject } from 'node:crypto';
+import { createHmac, type KeyObject } from 'node:crypto';
 import { type AuditEntry, type AuditRecord, storedId } from '../audit-entry';
 import { buildAuditInsert } from '../audit-insert-sql';
 import { AuditErasureError } from '../audit.errors';
@@ -110,6 +110,17 @@ export function subjectPseudonym(key: KeyObject, [userId, entityType, entityId]:
 }
 
 /**
+ * A short fingerprint of the key that made an erasure's subject pseudonym (an HMAC of a fixed
+ * label under it; never the key): who holds keys can tell which of them made the pseudonym.
+ *
+ * @example
+ * keyFingerprint(key); // 'Xb3k…' (16 characters)
+ */
+export function keyFingerprint(key: KeyObject): string {
+  return createHmac('sha256', key).update('audit-erasure-key-fingerprint').digest('base64url').slice(0, 16);
+}
+
+/**
  * Erases, in the caller's open transaction, the personal values of every row of the subject
  * (`audit_log_erase`: every partition, only this change), then writes the `audit_erasure` entry
  * in the same transaction: both commit or neither does. A dry run changes and writes nothing.
@@ -150,6 +161,7 @@ export async function eraseSubject(context: ErasureContext, request: ErasureRequ
       erasure: {
         id: erasureId,
         subject: result.subject,
+        keyFingerprint: keyFingerprint(context.key),
         by: subject[0] !== null ? 'user' : 'entity',
         rows: result.erased,
         alreadyErased: result.alreadyErased,

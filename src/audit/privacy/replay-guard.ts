@@ -1,6 +1,9 @@
 import { type KeyObject } from 'node:crypto';
 import { type AuditRecord } from '../audit-entry';
-import { ERASURE_ACTION, subjectPseudonym } from './erasure';
+import { ERASURE_ACTION, keyFingerprint, subjectPseudonym } from './erasure';
+
+const YEAR_1 = Date.parse('0001-01-01T00:00:00Z');
+const YEAR_10000 = Date.parse('+010000-01-01T00:00:00Z');
 
 /** What `audit:replay` holds back: a record's id, and the erasure that concerns it. */
 export interface HeldBack {
@@ -8,13 +11,24 @@ export interface HeldBack {
   reason: string;
 }
 
+/** An `audit_erasure` entry as the guard reads it. */
+type ErasureSeen = {
+  subject: string | null;
+  erasure: string | null;
+  fingerprint: string | null;
+  occurred_at: Date;
+};
+
 /**
  * The records of a replay that must not be inserted, because their subject was erased after
  * they were made: inserted, they would bring the erased values back. A record already in the
- * table is never held back (its insert does nothing). With `keys` (the pseudonym key, or the
- * entry keys), a record is held back when an `audit_erasure` entry made after it names its user
- * or its entity; without keys the subject cannot be told, so every record with personal values
- * made before any erasure is held back. See docs/PRIVACY.md.
+ * table is never held back (its insert does nothing). An erasure entry records a fingerprint of
+ * the key that made its subject's pseudonym: under one of `keys` (the pseudonym key, or the entry
+ * keys) a record is held back when that erasure, made after it, names its user or its entity.
+ * An erasure under none of `keys` (or from before fingerprints) cannot tell whose: every record
+ * with personal values made before it is held back, as without keys. One query for the erasures
+ * made since the oldest record, and only when there is one, one for the records already present.
+ * See docs/PRIVACY.md.
  *
  * @example
  * import { type Client } from 'pg';
@@ -27,38 +41,57 @@ export async function heldBackByErasure(
   records: readonly AuditRecord[],
   keys: readonly KeyObject[],
 ): Promise<HeldBack[]> {
+  const personal = records.filter(hasPersonalValues);
+  if (personal.length === 0) return [];
+  const oldest = personal.reduce((min, r) => Math.min(min, Date.parse(r.occurredAt)), Infinity);
+  // A time PostgreSQL cannot take (the table holds years 1 to 9999 only): every erasure is read.
+  const since = oldest >= YEAR_1 && oldest < YEAR_10000 ? new Date(oldest).toISOString() : '-infinity';
   const erasures = (await query(
-    `SELECT changes -> 'erasure' ->> 'subject' AS subject, changes -> 'erasure' ->> 'id' AS erasure, occurred_at FROM ${table} WHERE action = $1`,
-    [ERASURE_ACTION],
-  )) as { subject: string | null; erasure: string | null; occurred_at: Date }[];
-  if (erasures.length === 0 || records.length === 0) return [];
+    `SELECT changes -> 'erasure' ->> 'subject' AS subject, changes -> 'erasure' ->> 'id' AS erasure,
+       changes -> 'erasure' ->> 'keyFingerprint' AS fingerprint, occurred_at
+     FROM ${table} WHERE action = $1 AND occurred_at >= $2::timestamptz`,
+    [ERASURE_ACTION, since],
+  )) as ErasureSeen[];
+  if (erasures.length === 0) return [];
   const present = new Set(
-    ((await query(`SELECT id::text AS id FROM ${table} WHERE id = ANY($1::uuid[])`, [records.map((r) => r.id)])) as { id: string }[]).map(
+    ((await query(`SELECT id::text AS id FROM ${table} WHERE id = ANY($1::uuid[])`, [personal.map((r) => r.id)])) as { id: string }[]).map(
       (r) => r.id,
     ),
   );
+  const byFingerprint = new Map(keys.map((key) => [keyFingerprint(key), key]));
   const held: HeldBack[] = [];
-  for (const record of records) {
-    if (present.has(record.id) || !hasPersonalValues(record)) continue;
+  for (const record of personal) {
+    if (present.has(record.id)) continue;
     const after = erasures.filter((e) => new Date(e.occurred_at).getTime() >= Date.parse(record.occurredAt));
     if (after.length === 0) continue;
-    if (keys.length === 0) {
-      held.push({
-        id: record.id,
-        reason: `erasures were made since it was written, and without the pseudonym key (AUDIT_PRIVACY_PSEUDONYM_KEY or AUDIT_INTEGRITY_ENTRY_KEY) replay cannot tell whose`,
-      });
+    const match = after.find((e) => {
+      const key = e.fingerprint === null ? undefined : byFingerprint.get(e.fingerprint);
+      return key !== undefined && e.subject !== null && subjectsOf(record, key).includes(e.subject);
+    });
+    if (match) {
+      held.push({ id: record.id, reason: `its subject was erased since it was written (erasure ${match.erasure ?? 'unknown'})` });
       continue;
     }
-    const subjects = new Set<string>();
-    for (const key of keys) {
-      if (record.userId !== null) subjects.add(subjectPseudonym(key, [record.userId, null, null]));
-      if (record.entityType !== null && record.entityId !== null)
-        subjects.add(subjectPseudonym(key, [null, record.entityType, record.entityId]));
-    }
-    const match = after.find((e) => e.subject !== null && subjects.has(e.subject));
-    if (match) held.push({ id: record.id, reason: `its subject was erased since it was written (erasure ${match.erasure ?? 'unknown'})` });
+    const unknown = after.find((e) => e.fingerprint === null || !byFingerprint.has(e.fingerprint));
+    if (unknown === undefined) continue;
+    held.push({
+      id: record.id,
+      reason:
+        keys.length === 0
+          ? `erasures were made since it was written, and without the pseudonym key (AUDIT_PRIVACY_PSEUDONYM_KEY or AUDIT_INTEGRITY_ENTRY_KEY) replay cannot tell whose`
+          : `erasure ${unknown.erasure ?? 'unknown'} was made since it was written under a pseudonym key not given here, so it cannot tell whose`,
+    });
   }
   return held;
+}
+
+/** The pseudonyms under `key` an erasure of the record's user or entity would name. */
+function subjectsOf(record: AuditRecord, key: KeyObject): string[] {
+  const subjects: string[] = [];
+  if (record.userId !== null) subjects.push(subjectPseudonym(key, [record.userId, null, null]));
+  if (record.entityType !== null && record.entityId !== null)
+    subjects.push(subjectPseudonym(key, [null, record.entityType, record.entityId]));
+  return subjects;
 }
 
 function hasPersonalValues(record: AuditRecord): boolean {
