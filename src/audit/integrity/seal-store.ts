@@ -11,6 +11,7 @@ import {
 } from './entry-auth';
 import { keyRange, LEAF_FIELDS, LEAF_FIELDS_BEFORE_COMMITMENTS, LEAF_SQL, type RowKey } from './row-encoding';
 import { SEALABLE_ROW_SQL } from './row-validity';
+import { checkNewestSeal } from './seal-trust';
 import { PIN_SEARCH_PATH_SQL, resolveTable } from './search-path';
 import { GENESIS_HASH, keyIdOf, manifestEntry, type Seal, SEAL_VERSION, SEAL_VERSION_ENTRY_AUTH, sealHash, signSeal } from './seal';
 
@@ -159,16 +160,23 @@ export async function sealOnce(
       await runner.rollbackTransaction();
       return 'busy';
     }
-    const [newest] = (await runner.query(
-      `SELECT seq::text, hash, last_tx::text, last_id::text, horizon::text, entry_auth_from::text FROM ${sealTable} AS s ORDER BY s.seq DESC LIMIT 1`,
-    )) as {
-      seq: string;
-      hash: Buffer;
-      last_tx: string | null;
-      last_id: string;
-      horizon: string;
-      entry_auth_from: string | null;
-    }[];
+    const [newestRow] = (await runner.query(`SELECT ${SEAL_COLUMNS_SQL} FROM ${sealTable} AS s ORDER BY s.seq DESC LIMIT 1`)) as Record<
+      string,
+      unknown
+    >[];
+    const newestSeal = newestRow ? toSeal(newestRow) : null;
+    // The app's role can append to audit_seal too: a seal the sealer cannot authenticate is never built upon.
+    if (newestSeal) await checkNewestSeal((sql, parameters) => runner.query(sql, parameters), sealTable, newestSeal, signingKey);
+    const newest = newestSeal
+      ? {
+          seq: String(newestSeal.seq),
+          hash: newestSeal.hash,
+          last_tx: newestSeal.lastTx,
+          last_id: newestSeal.lastId,
+          horizon: newestSeal.horizon,
+          entry_auth_from: newestSeal.entryAuthFrom ?? null,
+        }
+      : undefined;
     await guard?.(newest ? { seq: Number(newest.seq), hash: newest.hash } : null);
     const keyed = entryKeys.length > 0;
     if (!keyed && newest?.entry_auth_from) throw entryKeysMissingError(newest.entry_auth_from);
