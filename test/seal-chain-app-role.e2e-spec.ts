@@ -171,6 +171,20 @@ describe('the seal chain against links appended with the application role', () =
     const report = await verify(url, `--public-key=${keys.publicPem}`, '--entry-key', entryKey);
     expect(report.out.filter((l) => l.includes(genuineId))).toEqual([]);
     expect(report.out).toContain(`ANOMALY seal_signature_invalid seal ${forgedSeq}: the signature does not verify`);
+    // RUNBOOK section 10: a superuser removes the link, the app restarts, and the rows written meanwhile are sealed.
+    await db.query(
+      `ALTER TABLE audit_seal DISABLE TRIGGER USER; DELETE FROM audit_seal WHERE seq = ${forgedSeq}; ALTER TABLE audit_seal ENABLE TRIGGER USER`,
+      [],
+      currentDb,
+    );
+    await app?.close();
+    app = await startErasureApp(url, { integrity });
+    await app.get(AuditSealer).sealNow();
+    const recovered = await verify(url, `--public-key=${keys.publicPem}`, '--entry-key', entryKey);
+    expect({ code: recovered.code, unsealed: recovered.out.filter((l) => l.includes(', 0 rows not sealed yet')).length }).toEqual({
+      code: 0,
+      unsealed: 1,
+    });
   }, 90_000);
 
   it('names, without the public key, an unsigned link a superuser appended with triggers off, and never witnesses it at a restart', async () => {
