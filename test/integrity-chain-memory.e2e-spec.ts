@@ -127,8 +127,9 @@ describe('the sealer remembers its chain', () => {
     const app = await start(url);
     for (const round of ['a', 'b']) await sealRound(app, round);
     await cut(sql, 2);
-    // The forger seals again with a key of their own up to the same number.
-    const forger = await startSealingApp(url, { integrity: { intervalMs: 3_600_000 } });
+    // The forger seals again up to the same number, even with the genuine key (a sealer continues no
+    // seal it cannot verify, nor does the database take an unsigned one): the memory catches it.
+    const forger = await startSealingApp(url, { integrity: { intervalMs: 3_600_000, signingKey: keys.privatePem } });
     try {
       await forger.get(AuditSealer).sealNow();
     } finally {

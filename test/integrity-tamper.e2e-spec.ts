@@ -272,25 +272,26 @@ describe('audit-verify against a tampered trail', () => {
   it('names the seals of a consistent re-chaining inside the database, against the witness and against the signatures', async () => {
     const { url, sql } = await copy();
     const target = rowsBySeal[1][12];
-    // The forger changes a row, drops the seals from 2 on and seals again, with a key of their own.
+    // The forger changes a row, drops every seal and seals again, with a key of their own (the
+    // module's sealOnce continues no seal signed by another key, so the forger starts from none).
     await sql(unlocked('audit_log', `UPDATE audit_log SET action = 'nda_viewed' WHERE id = '${target}'`));
-    await sql(unlocked('audit_seal', 'DELETE FROM audit_seal WHERE seq >= 2'));
+    await sql(unlocked('audit_seal', 'DELETE FROM audit_seal'));
     const forgersKey = createPrivateKey(sealingKeys().privatePem);
     const forger = new DataSource({ type: 'postgres', url, entities: [AuditLog] });
     await forger.initialize();
     const runner = forger.createQueryRunner();
     try {
-      for (let i = 0; i < 2; i++) await sealOnce(runner, 'audit_log', { maxRows: 30, signingKey: forgersKey });
+      for (let i = 0; i < 3; i++) await sealOnce(runner, 'audit_log', { maxRows: 30, signingKey: forgersKey });
     } finally {
       await runner.release();
       await forger.destroy();
     }
     expect((await verify(url)).code).toBe(0);
     const againstWitness = await verify(url, '--witness', witness);
-    expect(againstWitness.anomalies).toEqual(['ANOMALY seal_witness_mismatch seal 2', 'ANOMALY seal_witness_mismatch seal 3']);
+    expect(againstWitness.anomalies).toEqual([1, 2, 3].map((seq) => `ANOMALY seal_witness_mismatch seal ${seq}`));
     expect(againstWitness.code).toBe(1);
     const againstKey = await verify(url, '--public-key', publicKeyFile);
-    expect(againstKey.anomalies).toEqual(['ANOMALY seal_signature_invalid seal 2', 'ANOMALY seal_signature_invalid seal 3']);
+    expect(againstKey.anomalies).toEqual([1, 2, 3].map((seq) => `ANOMALY seal_signature_invalid seal ${seq}`));
     expect(againstKey.code).toBe(1);
   });
 });

@@ -120,8 +120,9 @@ describe('retention of whole, sealed months', () => {
         await role.query('BEGIN');
         if (checkpoint === 'checkpoint') {
           await role.query(
-            `INSERT INTO audit_seal (seq, version, prev_hash, last_tx, last_id, horizon, row_count, root, manifest, sealed_at, hash, retention_month, retention_rows)
-             SELECT seq + 1, version, hash, last_tx, last_id, horizon, 0, root, ''::bytea, now(), hash, $1::date,
+            // Signed-looking (the chain is signed: the database refuses an unsigned row), so that the function's own checks answer.
+            `INSERT INTO audit_seal (seq, version, prev_hash, last_tx, last_id, horizon, row_count, root, manifest, sealed_at, hash, key_id, signature, entry_auth_from, retention_month, retention_rows)
+             SELECT seq + 1, version, hash, last_tx, last_id, horizon, 0, root, ''::bytea, now(), hash, key_id, signature, entry_auth_from, $1::date,
                (SELECT count(*) FROM audit_log WHERE occurred_at >= $1::date AND occurred_at < $1::date + interval '1 month')
              FROM audit_seal ORDER BY seq DESC LIMIT 1`,
             [`${ago(k).month}-01`],

@@ -9,7 +9,8 @@ import { type ChainBreak, ChainBrokenError, ChainMemory, chainMemoryFile } from 
 import { entryKeyUnknownError, type ForgedRow } from './entry-auth';
 import { type Seal } from './seal';
 import { newestSeal, sealOnce, sealTableOf, trailName, type UnknownKeyRow } from './seal-store';
-import { forgedReport, ownHashBreak, sealStep } from './sealer-outcome';
+import { forgedReport, ownHashBreak, sealStep, untrustedBreak } from './sealer-outcome';
+import { checkNewestSeal, UntrustedSealError } from './seal-trust';
 import { SealerSession, type SealerPool, SealTimeoutError } from './sealer-session';
 import { nextAttemptDelay, type SealerDeadlines, sealerDeadlines, sealingLag, stallWaitMs } from './sealer-timing';
 import { PIN_SEARCH_PATH_SQL, resolveTable } from './search-path';
@@ -219,12 +220,14 @@ export class AuditSealer implements OnApplicationBootstrap, BeforeApplicationShu
         try {
           await session.query(PIN_SEARCH_PATH_SQL);
           newest = await newestSeal(session, this.table);
+          const cut = newest && ownHashBreak(this.trail, memory.remembered, memory.file, newest);
+          if (cut) throw new ChainBrokenError(cut);
+          // Never witnessed again, nor remembered: a seal the sealer cannot authenticate.
+          if (newest) await checkNewestSeal(query, sealTableOf(this.table), newest, this.options.integrity.signingKey);
           await memory.check(query, sealTableOf(this.table), newest);
         } finally {
           await session.rollbackTransaction().catch(() => undefined);
         }
-        const cut = newest && ownHashBreak(this.trail, memory.remembered, memory.file, newest);
-        if (cut) throw new ChainBrokenError(cut);
         if (newest) this.witness(newest);
         this.reemitted = true;
       }
@@ -255,6 +258,7 @@ export class AuditSealer implements OnApplicationBootstrap, BeforeApplicationShu
       // An attempt given up was reported then: what it does later says nothing more.
       if (attempt.abandoned) return;
       if (error instanceof ChainBrokenError) this.chainBroken(error.found);
+      else if (error instanceof UntrustedSealError) this.chainBroken(untrustedBreak(this.trail, this.memory, error));
       else this.failed(error);
     } finally {
       runner?.release();

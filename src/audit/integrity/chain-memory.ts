@@ -21,6 +21,8 @@ export interface ChainBreak {
   detail: string;
   /** The file the sealer remembers the chain in; null without a `spoolDir` (memory only). */
   memoryFile: string | null;
+  /** Set when the newest seal could not be authenticated: `AUDIT_SEAL_UNTRUSTED` or `AUDIT_TX_BEHIND_CHAIN` (see `seal-trust.ts`). */
+  code?: string;
 }
 
 /**

@@ -11,6 +11,7 @@ import {
 } from './entry-auth';
 import { keyRange, LEAF_FIELDS, LEAF_FIELDS_BEFORE_COMMITMENTS, LEAF_SQL, type RowKey } from './row-encoding';
 import { SEALABLE_ROW_SQL } from './row-validity';
+import { checkNewestSeal } from './seal-trust';
 import { PIN_SEARCH_PATH_SQL, resolveTable } from './search-path';
 import { GENESIS_HASH, keyIdOf, manifestEntry, type Seal, SEAL_VERSION, SEAL_VERSION_ENTRY_AUTH, sealHash, signSeal } from './seal';
 
@@ -94,6 +95,12 @@ export const SEAL_COLUMNS_SQL =
   'hash, key_id, signature, entry_auth_from::text, ' +
   "pg_catalog.to_char(retention_month, 'YYYY-MM') AS retention_month, retention_rows::text, retention_covered";
 
+/** {@link SEAL_COLUMNS_SQL} on a seal table whose migrations stop before the retention columns (no checkpoint there). */
+const SEAL_COLUMNS_BEFORE_RETENTION_SQL = SEAL_COLUMNS_SQL.replace(
+  /pg_catalog\.to_char\(retention_month.*$/,
+  'NULL::text AS retention_month, NULL::text AS retention_rows, NULL::bytea AS retention_covered',
+);
+
 /** A row selected with {@link SEAL_COLUMNS_SQL} as a {@link Seal} (`sealedAt` NaN when the stored time is not finite). */
 export function toSeal(row: Record<string, unknown>): Seal {
   return {
@@ -159,16 +166,32 @@ export async function sealOnce(
       await runner.rollbackTransaction();
       return 'busy';
     }
-    const [newest] = (await runner.query(
-      `SELECT seq::text, hash, last_tx::text, last_id::text, horizon::text, entry_auth_from::text FROM ${sealTable} AS s ORDER BY s.seq DESC LIMIT 1`,
-    )) as {
-      seq: string;
-      hash: Buffer;
-      last_tx: string | null;
-      last_id: string;
-      horizon: string;
-      entry_auth_from: string | null;
-    }[];
+    const log = quoteTablePath(logTablePath);
+    // A table whose migrations stop before the commitments column holds rows of version 1 only; one
+    // before the retention columns, seals without them.
+    const [{ committed, retained }] = (await runner.query(
+      `SELECT EXISTS (SELECT FROM pg_catalog.pg_attribute WHERE attrelid = $1::pg_catalog.regclass AND attname = 'commitments' AND NOT attisdropped) AS committed,
+              EXISTS (SELECT FROM pg_catalog.pg_attribute WHERE attrelid = $2::pg_catalog.regclass AND attname = 'retention_month' AND NOT attisdropped) AS retained`,
+      [log, sealTable],
+    )) as { committed: boolean; retained: boolean }[];
+    const columns = retained ? SEAL_COLUMNS_SQL : SEAL_COLUMNS_BEFORE_RETENTION_SQL;
+    const [newestRow] = (await runner.query(`SELECT ${columns} FROM ${sealTable} AS s ORDER BY s.seq DESC LIMIT 1`)) as Record<
+      string,
+      unknown
+    >[];
+    const newestSeal = newestRow ? toSeal(newestRow) : null;
+    // The app's role can append to audit_seal too: a seal the sealer cannot authenticate is never built upon.
+    if (newestSeal) await checkNewestSeal((sql, parameters) => runner.query(sql, parameters), sealTable, newestSeal, signingKey);
+    const newest = newestSeal
+      ? {
+          seq: String(newestSeal.seq),
+          hash: newestSeal.hash,
+          last_tx: newestSeal.lastTx,
+          last_id: newestSeal.lastId,
+          horizon: newestSeal.horizon,
+          entry_auth_from: newestSeal.entryAuthFrom ?? null,
+        }
+      : undefined;
     await guard?.(newest ? { seq: Number(newest.seq), hash: newest.hash } : null);
     const keyed = entryKeys.length > 0;
     if (!keyed && newest?.entry_auth_from) throw entryKeysMissingError(newest.entry_auth_from);
@@ -178,12 +201,6 @@ export async function sealOnce(
       : (newest?.entry_auth_from ??
         ((await runner.query(`SELECT pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::text AS b`)) as { b: string }[])[0].b);
     const after: RowKey | null = newest ? { tx: newest.last_tx, id: newest.last_id } : null;
-    const log = quoteTablePath(logTablePath);
-    // A table whose migrations stop before the commitments column holds rows of version 1 only.
-    const [{ committed }] = (await runner.query(
-      `SELECT EXISTS (SELECT FROM pg_catalog.pg_attribute WHERE attrelid = $1::pg_catalog.regclass AND attname = 'commitments' AND NOT attisdropped) AS committed`,
-      [log],
-    )) as { committed: boolean }[];
     const leafFields = committed ? LEAF_FIELDS : LEAF_FIELDS_BEFORE_COMMITMENTS;
     // The seal's rows are picked by their keys alone, then read by id and hashed: a backlog is
     // never sorted as whole rows, and only the rows sealed are hashed. The key (id, occurred_at)

@@ -1,5 +1,6 @@
 import { type ForgedRowsReport } from '../sinks';
 import { type ChainBreak, type ChainPoint } from './chain-memory';
+import { type UntrustedSealError } from './seal-trust';
 import { type ForgedRow } from './entry-auth';
 import { type Seal, sealHash } from './seal';
 import { type UnknownKeyRow } from './seal-store';
@@ -60,6 +61,30 @@ export function ownHashBreak(trail: string, remembered: ChainPoint | null, memor
     foundHash: newest.hash.toString('hex'),
     detail: `seal ${newest.seq}, the newest in the database, does not match its own hash (a field was changed${finite ? '' : ': its sealed_at is not a finite time'}): the sealer cannot continue it`,
     memoryFile,
+  };
+}
+
+/**
+ * The break to report when the newest seal cannot be authenticated (see `seal-trust.ts`): the
+ * sealer stops as for a cut chain, the line naming the seal, why, and the error's code.
+ *
+ * @example
+ * if (error instanceof UntrustedSealError) reportBreak(untrustedBreak(trail, memory, error));
+ */
+export function untrustedBreak(
+  trail: string,
+  memory: { remembered: ChainPoint | null; file: string | null } | null,
+  error: UntrustedSealError,
+): ChainBreak {
+  return {
+    trail,
+    rememberedSeq: memory?.remembered?.seq ?? error.seal.seq,
+    rememberedHash: memory?.remembered?.hash ?? error.seal.hash.toString('hex'),
+    foundSeq: error.seal.seq,
+    foundHash: error.seal.hash.toString('hex'),
+    detail: error.detail,
+    memoryFile: memory?.file ?? null,
+    code: error.code,
   };
 }
 

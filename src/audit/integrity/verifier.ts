@@ -173,7 +173,7 @@ export async function verifyTrail(client: Client, options: VerifyOptions = {}): 
     while (queue.length > 0) await merge();
     // Whatever --from and --to say: a seal cut off after --to is a truncation, named here.
     found.push(...chain.unwitnessed('audit_seal'));
-    report.rowsUnsealed = await checkTail(client, table, chain.previous, entries, personal, (a) => found.push(a));
+    report.rowsUnsealed = await checkTail(client, table, chain.previous, chain.trusted, entries, personal, (a) => found.push(a));
     await personal.finish(client, table, (a) => found.push(a));
     const missing = found.filter((a) => a.kind === 'row_missing').length;
     await checkMonths(client, table, retention, missing, (a) => found.push(a));
@@ -262,6 +262,7 @@ async function checkTail(
   client: Client,
   table: string,
   last: Seal | null,
+  trusted: Seal | null,
   entries: EntryChecks,
   personal: PersonalChecks,
   add: (a: Anomaly) => void,
@@ -276,7 +277,7 @@ async function checkTail(
     const personalFound = personal.judge(id, rest.pop());
     if (personalFound) add(personalFound);
     const forged = entries.judge(id, key, what === 'leaves' ? rest.slice(1) : rest);
-    const anomaly = judgeTailRow({ id, tx, problem, forged }, last, next);
+    const anomaly = judgeTailRow({ id, tx, problem, forged }, last, next, trusted);
     if (anomaly) add(anomaly);
     else count += 1;
   });

@@ -281,7 +281,9 @@ function sameUuid(uuid: string, hex: string): boolean {
  * A row after the newest seal (`last`), judged: null when it may still be sealed, else why not.
  * Forged: below the seal's horizon (or without a transaction id after the first rows), a
  * transaction id no transaction has had yet (`next`, from the snapshot), or its entry check
- * failed (`forged`); invalid: it can never be sealed (`problem`).
+ * failed (`forged`); invalid: it can never be sealed (`problem`). The horizon is `trusted`'s: the
+ * newest seal the chain checks found nothing wrong with (a link appended by the app's role, its
+ * horizon made up, never makes the module's own rows forged).
  *
  * @example
  * const anomaly = judgeTailRow({ id, tx: '900', problem: null, forged: null }, newest, '1200');
@@ -290,11 +292,20 @@ export function judgeTailRow(
   row: { id: string; tx: string | null; problem: string | null; forged: Anomaly | null },
   last: Seal | null,
   next: string,
+  trusted: Seal | null = last,
 ): Anomaly | null {
   const { id, tx, problem, forged } = row;
   const key = tx === null ? null : BigInt(tx);
-  const horizon = last ? BigInt(last.horizon) : 0n;
-  const backdated = key === null ? !!last && (last.lastTx !== null || horizon > 0n) : key < horizon;
+  const horizon = trusted ? BigInt(trusted.horizon) : 0n;
+  const backdated = key === null ? !!trusted && (trusted.lastTx !== null || horizon > 0n) : key < horizon;
+  if (backdated && horizon > BigInt(next)) {
+    const behind = `this server's transaction ids (next ${next}) are behind seal ${trusted?.seq}'s horizon ${horizon}`;
+    return {
+      kind: 'row_forged',
+      row: id,
+      detail: `after the newest seal but older than its horizon: ${behind} (a restore onto a new server? docs/RUNBOOK.md section 12)`,
+    };
+  }
   if (backdated) return { kind: 'row_forged', row: id, detail: `after the newest seal but older than its horizon` };
   if (key !== null && key >= BigInt(next)) {
     return {
@@ -306,6 +317,14 @@ export function judgeTailRow(
   if (problem) return { kind: 'row_invalid', row: id, detail: `${problem}: never sealed` };
   return forged;
 }
+
+/** Findings that make a seal's fields (its horizon) untrustworthy. */
+const UNTRUSTED_KINDS: ReadonlySet<AnomalyKind> = new Set([
+  'seal_changed',
+  'seal_signature_invalid',
+  'seal_out_of_chain',
+  'seal_witness_mismatch',
+]);
 
 /**
  * Walks a seal chain in seq order: each seal checked by {@link checkSeal} and by the entry
@@ -320,6 +339,10 @@ export function judgeTailRow(
 export class SealChain {
   /** The seal checked last, or null before the first. */
   previous: Seal | null = null;
+  /** The newest seal checked whose own checks found nothing (no changed, unsigned, out-of-chain or unwitnessed seal), or null. */
+  trusted: Seal | null = null;
+  /** The newest signed seal checked, or null. */
+  private signedSeq: number | null = null;
   private expectedSeq = 1;
   private readonly seen = new Set<number>();
 
@@ -340,7 +363,13 @@ export class SealChain {
       found.push({ kind: 'seal_missing', seal: missing, detail: 'absent from audit_seal: the chain skips it' });
     }
     checkSeal(seal, this.previous, this.options, (a) => found.push(a));
+    // Without the public key: a chain that was signed does not go on unsigned (the app's role can append to audit_seal).
+    if (!seal.signature && this.signedSeq !== null && !this.options.publicKey) {
+      found.push({ kind: 'seal_signature_invalid', seal: seal.seq, detail: `it is not signed, while seal ${this.signedSeq} before it is` });
+    }
+    if (seal.signature) this.signedSeq = seal.seq;
     this.entries.seal(seal, (a) => found.push(a));
+    if (!found.some((a) => a.seal === seal.seq && UNTRUSTED_KINDS.has(a.kind))) this.trusted = seal;
     const previous = this.previous;
     this.previous = seal;
     this.expectedSeq = seal.seq + 1;

@@ -3,6 +3,7 @@ import { quoteTablePath } from '../audit-insert-sql';
 import { merkleRoot } from '../integrity/merkle';
 import { keyIdOf, type Seal, sealHash, signSeal } from '../integrity/seal';
 import { SEAL_COLUMNS_SQL, SEALER_LOCK, sealTableOf, toSeal } from '../integrity/seal-store';
+import { checkNewestSeal } from '../integrity/seal-trust';
 import { PIN_SEARCH_PATH_SQL } from '../integrity/search-path';
 import { encodeRetained } from './checkpoint';
 import { analyzeMonth, type Query, sealHeads } from './month-analysis';
@@ -178,6 +179,8 @@ async function retireMonth(
         { code: 'AUDIT_RETENTION_KEY_MISSING' },
       );
     }
+    // A checkpoint continues no seal the app's role could have appended (see integrity/seal-trust.ts).
+    await checkNewestSeal(query, sealTable, newest, run.signingKey);
     const unsigned = {
       seq: newest.seq + 1,
       version: newest.version,

@@ -91,6 +91,8 @@ export interface ChainBrokenReport {
   foundHash: string | null;
   detail: string;
   memoryFile: string | null;
+  /** Set when the newest seal could not be authenticated: `AUDIT_SEAL_UNTRUSTED` or `AUDIT_TX_BEHIND_CHAIN`. */
+  code?: string;
 }
 
 /**
