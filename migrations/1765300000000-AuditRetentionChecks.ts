@@ -19,6 +19,11 @@ const ident = (name: string) => `"${name.replaceAll('"', '""')}"`;
  *   once), so a forged row the sealer left out keeps its month whatever the calling code
  *   checked; that the checkpoint's manifest marks exactly those rows; and that
  *   `retention_erasures` states exactly the month's erased rows and erasure entries.
+ * - Triggers on `audit_seal` (BEFORE INSERT, and a constraint trigger deferred to the commit): a
+ *   retention checkpoint may be written only for a month whose partition is attached, and
+ *   committed only once that partition is gone. A checkpoint is thus always the record of a
+ *   removal the function checked; the application's role cannot write one that removes nothing
+ *   (to excuse rows, or to make room in an erasure's count).
  *
  * @example
  * TypeOrmModule.forRoot({ ..., migrations: [...AUDIT_MIGRATIONS], migrationsRun: true });
@@ -153,9 +158,43 @@ export class AuditRetentionChecks1765300000000 implements MigrationInterface {
       END
       $fn$`);
     await queryRunner.query(`REVOKE ALL ON FUNCTION ${s}.audit_log_retire_month(date, integer) FROM PUBLIC`);
+    // A checkpoint is committed only with the removal of its month: its partition attached when the
+    // checkpoint is written, detached by the commit (only audit_log_retire_month detaches it).
+    await queryRunner.query(`
+      CREATE OR REPLACE FUNCTION ${s}.audit_seal_checkpoint_applied() RETURNS trigger
+      LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET TimeZone = 'UTC' SET DateStyle = 'ISO, YMD'
+      AS $fn$
+      DECLARE
+        m timestamptz := NEW.retention_month::timestamptz;
+        attached boolean;
+      BEGIN
+        SELECT EXISTS (SELECT FROM pg_inherits h JOIN pg_class c ON c.oid = h.inhrelid
+          WHERE h.inhparent = ${lit(`${s}.audit_log`)}::regclass
+            AND pg_get_expr(c.relpartbound, c.oid) = format('FOR VALUES FROM (%L) TO (%L)', m, m + interval '1 month')) INTO attached;
+        IF TG_WHEN = 'BEFORE' AND NOT attached THEN
+          RAISE EXCEPTION 'no partition of audit_log holds exactly the month %: a retention checkpoint records the removal of one', to_char(m, 'YYYY-MM')
+            USING ERRCODE = 'insufficient_privilege';
+        END IF;
+        IF TG_WHEN = 'AFTER' AND attached THEN
+          RAISE EXCEPTION 'the retention checkpoint of month % was committed, its partition still attached: only audit_log_retire_month removes a month', to_char(m, 'YYYY-MM')
+            USING ERRCODE = 'insufficient_privilege';
+        END IF;
+        RETURN NEW;
+      END
+      $fn$`);
+    await queryRunner.query(`
+      CREATE OR REPLACE TRIGGER audit_seal_checkpoint_month BEFORE INSERT ON ${s}.audit_seal
+      FOR EACH ROW WHEN (NEW.retention_month IS NOT NULL) EXECUTE FUNCTION ${s}.audit_seal_checkpoint_applied()`);
+    await queryRunner.query(`DROP TRIGGER IF EXISTS audit_seal_checkpoint_removed ON ${s}.audit_seal`);
+    await queryRunner.query(`
+      CREATE CONSTRAINT TRIGGER audit_seal_checkpoint_removed AFTER INSERT ON ${s}.audit_seal DEFERRABLE INITIALLY DEFERRED
+      FOR EACH ROW WHEN (NEW.retention_month IS NOT NULL) EXECUTE FUNCTION ${s}.audit_seal_checkpoint_applied()`);
   }
 
   async down(queryRunner: QueryRunner): Promise<void> {
+    await queryRunner.query(`DROP TRIGGER IF EXISTS audit_seal_checkpoint_removed ON audit_seal`);
+    await queryRunner.query(`DROP TRIGGER IF EXISTS audit_seal_checkpoint_month ON audit_seal`);
+    await queryRunner.query(`DROP FUNCTION IF EXISTS audit_seal_checkpoint_applied()`);
     // The function as the retention migration made it; then the column it no longer reads.
     await new AuditRetention1765100000000().up(queryRunner);
     await queryRunner.query(`ALTER TABLE audit_seal DROP COLUMN IF EXISTS retention_erasures`);

@@ -260,4 +260,32 @@ describe('retention keeps erasures accounted and refuses unsealed rows by itself
     await expect(retireAsCompromisedRole(4, trueErasures)).rejects.toThrow(`month ${ago(4).month} holds 1 rows that no seal sealed`);
     expect(await sql(`SELECT to_regclass($1) IS NOT NULL AS kept`, [partitionAgo(4)])).toEqual([{ kept: true }]);
   }, 60_000);
+
+  it('refuses a checkpoint that no removal of its month follows: it cannot make room in an erasure by itself', async () => {
+    // Room for Bo's two rows under Ana's erasure, claimed by a checkpoint of a month the database never dropped.
+    const forge = (k: number) =>
+      asRole(async (role) => {
+        await role.query('BEGIN');
+        try {
+          await role.query(
+            `INSERT INTO audit_seal (seq, version, prev_hash, last_tx, last_id, horizon, row_count, root, manifest, sealed_at, hash, retention_month, retention_rows, retention_erasures)
+             SELECT seq + 1, version, hash, last_tx, last_id, horizon, 0, root, ''::bytea, now(), hash, $1::date, 0, $2
+             FROM audit_seal ORDER BY seq DESC LIMIT 1`,
+            [`${ago(k).month}-01`, JSON.stringify({ erased: {}, entries: { [erasureA.erasureId]: { rows: 2, subject: null } } })],
+          );
+          await role.query('COMMIT');
+        } catch (error) {
+          await role.query('ROLLBACK');
+          throw error;
+        }
+      });
+    await expect(forge(5)).rejects.toThrow(`the retention checkpoint of month ${ago(5).month} was committed, its partition still attached`);
+    await expect(forge(9)).rejects.toThrow(`no partition of audit_log holds exactly the month ${ago(9).month}`);
+    expect(
+      await sql(`SELECT count(*)::int AS n FROM audit_seal WHERE retention_month IN ($1::date, $2::date)`, [
+        `${ago(5).month}-01`,
+        `${ago(9).month}-01`,
+      ]),
+    ).toEqual([{ n: 0 }]);
+  }, 60_000);
 });
