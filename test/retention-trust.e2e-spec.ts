@@ -3,7 +3,9 @@ import { createSecretKey, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { type Server } from 'node:http';
 import { Client } from 'pg';
+import request from 'supertest';
 import { AUDIT_EVENTS, AuditSealer, AuditService } from '../src/audit';
 import { encodeRetained } from '../src/audit/lifecycle/checkpoint';
 import { retentionErasures } from '../src/audit/lifecycle/checkpoint-erasures';
@@ -14,6 +16,7 @@ import { eventually } from './support/app';
 import { sealingKeys, startSealingApp, verify, witnessText } from './support/integrity';
 import { monthsAgo as ago, partitionAgo, trailWithPastMonths } from './support/past-months';
 import { TestPostgres } from './support/postgres';
+import { AuditorHeaderGuard } from './support/query-app';
 import { StderrCapture } from './support/stderr';
 
 // Retention x erasure, and retention against the application role running modified code (issues
@@ -26,7 +29,7 @@ describe('retention keeps erasures accounted and refuses unsealed rows by itself
   const keys = sealingKeys();
   const entryKey = randomBytes(32).toString('base64');
   let db: TestPostgres;
-  let app: INestApplication;
+  let app: INestApplication<Server>;
   let stderr: StderrCapture;
   let dir: string;
   let erasureA: ErasureResult;
@@ -103,6 +106,21 @@ describe('retention keeps erasures accounted and refuses unsealed rows by itself
       await client.end();
     }
   };
+  /** GET /audit/rows/:id: the row's seal status, as the read side tells it. */
+  const sealOf = async (id: string) =>
+    (
+      (await request(app.getHttpServer()).get(`/audit/rows/${id}`).set('x-auditor', 'yes').expect(200)).body as {
+        items: { seal?: { state: string; seq?: number } }[];
+      }
+    ).items[0]?.seal;
+  /** The seq of the seal whose manifest names the row. */
+  const sealSeq = async (id: string) =>
+    (
+      await sql(
+        `SELECT seq::int AS seq FROM audit_seal WHERE retention_month IS NULL AND position(uuid_send($1::uuid) IN manifest) > 0 ORDER BY seq LIMIT 1`,
+        [id],
+      )
+    )[0]?.seq as number | undefined;
   const asRole = async <T>(work: (role: Client) => Promise<T>): Promise<T> => {
     const role = new Client({ connectionString: db.url(database, 'app_role', 'app-role-pw') });
     await role.connect();
@@ -160,10 +178,11 @@ describe('retention keeps erasures accounted and refuses unsealed rows by itself
     await sql(`GRANT EXECUTE ON FUNCTION audit_log_retire_month(date, integer) TO app_role`);
     await sql(`GRANT EXECUTE ON FUNCTION audit_log_erase(text, text, text, uuid, boolean) TO app_role`);
     stderr = new StderrCapture();
-    app = await startSealingApp(db.url(database), {
+    app = (await startSealingApp(db.url(database), {
+      http: { guard: AuditorHeaderGuard },
       privacy: { personalData: ['changes.body.email'] },
       integrity: { intervalMs: 600_000, signingKey: keys.privatePem, entryKeys: [{ id: 'k1', secret: entryKey }] },
-    });
+    })) as INestApplication<Server>;
     // Ana: two rows in month -6, one in month -5; Bo (whom nobody erased): two in month -5; Cy: two in month -2.
     await logRows(6, 'ana', 2);
     await logRows(5, 'ana', 1);
@@ -209,6 +228,16 @@ describe('retention keeps erasures accounted and refuses unsealed rows by itself
     expect(report.anomalies).toEqual([]);
     expect(report.out).toContain('erasure: 3 rows erased under 1 erasure entries (and 2 erased rows, 1 erasure entries retired)');
     expect(report.code).toBe(0);
+  }, 60_000);
+
+  it('reads the seal status of rows with checkpoints in the chain, the newest link a checkpoint', async () => {
+    const [{ id: kept }] = await sql(`SELECT id::text AS id FROM audit_log WHERE personal = $1`, [`{"erased":"${erasureA.erasureId}"}`]);
+    expect(await sealOf(kept as string)).toEqual({ state: 'sealed', seq: await sealSeq(kept as string), sealedAt: expect.any(String) });
+    await logRows(0, 'fay', 1);
+    const [{ id: late }] = await sql(`SELECT id::text AS id FROM audit_log WHERE user_id = 'fay'`);
+    const [{ newest }] = await sql(`SELECT retention_month IS NOT NULL AS newest FROM audit_seal ORDER BY seq DESC LIMIT 1`);
+    expect(newest).toBe(true);
+    expect(await sealOf(late as string)).toEqual({ state: 'unsealed' });
   }, 60_000);
 
   it('names the rows of another person erased under an erasure some of whose rows were retired', async () => {
@@ -259,6 +288,13 @@ describe('retention keeps erasures accounted and refuses unsealed rows by itself
     // ...and the database refuses the role that skips that check and writes the checkpoint itself.
     await expect(retireAsCompromisedRole(4, trueErasures)).rejects.toThrow(`month ${ago(4).month} holds 1 rows that no seal sealed`);
     expect(await sql(`SELECT to_regclass($1) IS NOT NULL AS kept`, [partitionAgo(4)])).toEqual([{ kept: true }]);
+    // The read side, past the checkpoints: a row sealed after them, and the forged row.
+    const [{ id: eve }] = await sql(`SELECT id::text AS id FROM audit_log WHERE user_id = 'eve'`);
+    const [{ last }] = await sql(`SELECT max(seq)::int AS last FROM audit_seal WHERE retention_month IS NOT NULL`);
+    const eveSeal = await sealOf(eve as string);
+    expect(eveSeal).toEqual({ state: 'sealed', seq: await sealSeq(eve as string), sealedAt: expect.any(String) });
+    expect(eveSeal?.seq).toBeGreaterThan(last as number);
+    expect(await sealOf(forged as string)).toEqual(expect.objectContaining({ state: 'forged' }));
   }, 60_000);
 
   it('refuses a checkpoint that no removal of its month follows: it cannot make room in an erasure by itself', async () => {
