@@ -1,5 +1,6 @@
 import { type MigrationInterface, type QueryRunner } from 'typeorm';
 import { AuditRetention1765100000000 } from './1765100000000-AuditRetention';
+import { AuditErasure1765200000000 } from './1765200000000-AuditErasure';
 
 /** A double-quoted SQL identifier. */
 const ident = (name: string) => `"${name.replaceAll('"', '""')}"`;
@@ -19,6 +20,11 @@ const ident = (name: string) => `"${name.replaceAll('"', '""')}"`;
  *   once), so a forged row the sealer left out keeps its month whatever the calling code
  *   checked; that the checkpoint's manifest marks exactly those rows; and that
  *   `retention_erasures` states exactly the month's erased rows and erasure entries.
+ * - `audit_erasure_id`: the id of every erasure made (filled from the erased markers and the
+ *   `audit_erasure` entries already there: one scan of those rows), and `audit_log_erase`
+ *   replaced (same signature, owner and grant) to record each id it erases under and refuse one
+ *   used already: no later call can mark rows with an erasure made before, whose entry counts
+ *   only its own rows. The app role has no right on the table.
  * - Triggers on `audit_seal` (BEFORE INSERT, and a constraint trigger deferred to the commit): a
  *   retention checkpoint may be written only for a month whose partition is attached, and
  *   committed only once that partition is gone. A checkpoint is thus always the record of a
@@ -161,6 +167,65 @@ export class AuditRetentionChecks1765300000000 implements MigrationInterface {
       END
       $fn$`);
     await queryRunner.query(`REVOKE ALL ON FUNCTION ${s}.audit_log_retire_month(date, integer) FROM PUBLIC`);
+    // Each erasure id used once: the ids of the erasures made so far (markers and entries), then the function.
+    await queryRunner.query(
+      `CREATE TABLE IF NOT EXISTS ${s}.audit_erasure_id (erasure uuid PRIMARY KEY, used_at timestamptz NOT NULL DEFAULT now())`,
+    );
+    await queryRunner.query(`REVOKE ALL ON ${s}.audit_erasure_id FROM PUBLIC`);
+    await queryRunner.query(`
+      INSERT INTO ${s}.audit_erasure_id (erasure)
+      SELECT DISTINCT e::uuid FROM (
+        SELECT substring(l.personal, '^\\{"erased":"([0-9a-f-]{36})"\\}$') AS e FROM ${s}.audit_log AS l WHERE l.personal LIKE '{"erased":%'
+        UNION SELECT l.changes -> 'erasure' ->> 'id' FROM ${s}.audit_log AS l WHERE l.action = 'audit_erasure'
+      ) AS u WHERE e ~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+      ON CONFLICT DO NOTHING`);
+    await queryRunner.query(`
+      CREATE OR REPLACE FUNCTION ${s}.audit_log_erase(by_user_id text, by_entity_type text, by_entity_id text, erasure uuid, dry_run boolean)
+      RETURNS TABLE (id uuid, occurred_at timestamptz, state text)
+      LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET lock_timeout = '5s'
+      AS $fn$
+      BEGIN
+        IF (by_user_id IS NULL) = (by_entity_type IS NULL) OR (by_entity_type IS NULL) <> (by_entity_id IS NULL) THEN
+          RAISE EXCEPTION 'audit_log_erase needs a user id, or an entity type and id' USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF erasure IS NULL OR dry_run IS NULL THEN
+          RAISE EXCEPTION 'audit_log_erase needs an erasure id and dry_run' USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        -- One call per erasure id: no later call can mark more rows with an erasure already made.
+        IF NOT dry_run THEN
+          INSERT INTO ${s}.audit_erasure_id AS u (erasure) VALUES (erasure) ON CONFLICT DO NOTHING;
+          IF NOT FOUND THEN
+            RAISE EXCEPTION 'erasure id % was used already: each erasure has its own id', erasure USING ERRCODE = 'unique_violation';
+          END IF;
+        END IF;
+        PERFORM set_config('audit_log.erasing', 'on', true);
+        RETURN QUERY
+          WITH matched AS (
+            SELECT l.id, l.occurred_at,
+              CASE WHEN l.commitments IS NULL THEN 'not_erasable'
+                   WHEN l.personal LIKE '{"erased":%' THEN 'already_erased' ELSE 'erased' END AS state
+            FROM ${s}.audit_log AS l
+            WHERE (by_user_id IS NOT NULL AND l.user_id = by_user_id)
+               OR (by_entity_type IS NOT NULL AND l.entity_type = by_entity_type AND l.entity_id = by_entity_id)
+          ), changed AS (
+            UPDATE ${s}.audit_log AS l SET
+              user_id = CASE WHEN l.user_id IS NULL THEN NULL ELSE '[ERASED]' END,
+              ip = CASE WHEN l.ip IS NULL THEN NULL ELSE '[ERASED]' END,
+              user_agent = CASE WHEN l.user_agent IS NULL THEN NULL ELSE '[ERASED]' END,
+              personal = '{"erased":"' || erasure::text || '"}'
+            FROM matched AS m
+            WHERE NOT dry_run AND m.state = 'erased' AND l.id = m.id AND l.occurred_at = m.occurred_at
+              AND l.personal NOT LIKE '{"erased":%'
+            RETURNING l.id
+          )
+          -- A row another erasure took first (a concurrent one) is answered as already erased.
+          SELECT m.id, m.occurred_at,
+            CASE WHEN m.state = 'erased' AND NOT dry_run AND c.id IS NULL THEN 'already_erased' ELSE m.state END
+          FROM matched AS m LEFT JOIN changed AS c ON c.id = m.id
+          ORDER BY m.occurred_at, m.id;
+        PERFORM set_config('audit_log.erasing', 'off', true);
+      END
+      $fn$`);
     // A checkpoint is committed only with the removal of its month: its partition attached when the
     // checkpoint is written, detached by the commit (only audit_log_retire_month detaches it).
     await queryRunner.query(`
@@ -195,6 +260,8 @@ export class AuditRetentionChecks1765300000000 implements MigrationInterface {
   }
 
   async down(queryRunner: QueryRunner): Promise<void> {
+    await new AuditErasure1765200000000().up(queryRunner);
+    await queryRunner.query(`DROP TABLE IF EXISTS audit_erasure_id`);
     await queryRunner.query(`DROP TRIGGER IF EXISTS audit_seal_checkpoint_removed ON audit_seal`);
     await queryRunner.query(`DROP TRIGGER IF EXISTS audit_seal_checkpoint_month ON audit_seal`);
     await queryRunner.query(`DROP FUNCTION IF EXISTS audit_seal_checkpoint_applied()`);

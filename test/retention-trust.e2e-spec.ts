@@ -240,15 +240,23 @@ describe('retention keeps erasures accounted and refuses unsealed rows by itself
     expect(await sealOf(late as string)).toEqual({ state: 'unsealed' });
   }, 60_000);
 
-  it('names the rows of another person erased under an erasure some of whose rows were retired', async () => {
+  it('refuses a second call under an erasure id, and names the rows of another person marked with an erasure some of whose rows were retired', async () => {
     const bo = (await sql(`SELECT id::text AS id FROM audit_log WHERE user_id = 'bo' ORDER BY id`)).map((r) => r.id as string);
     const ana = (await sql(`SELECT id::text AS id FROM audit_log WHERE personal = $1`, [`{"erased":"${erasureA.erasureId}"}`])).map(
       (r) => r.id as string,
     );
     expect(bo).toHaveLength(2);
     expect(ana).toHaveLength(1);
-    // The application role marks Bo's rows with Ana's erasure: the count of its entry has room for two since retention.
-    await asRole((role) => role.query(`SELECT state FROM audit_log_erase('bo', NULL, NULL, $1, false)`, [erasureA.erasureId]));
+    // The role that may erase cannot reuse Ana's erasure id: the database refuses a second call under it.
+    await expect(
+      asRole((role) => role.query(`SELECT state FROM audit_log_erase('bo', NULL, NULL, $1, false)`, [erasureA.erasureId])),
+    ).rejects.toThrow(`erasure id ${erasureA.erasureId} was used already`);
+    // Bo's rows marked with Ana's erasure all the same (triggers off: a superuser), as that call would have:
+    // the count of its entry has had room for two since retention.
+    await sql(
+      `BEGIN; SET LOCAL session_replication_role = replica;
+       UPDATE audit_log SET user_id = '[ERASED]', ip = '[ERASED]', personal = '{"erased":"${erasureA.erasureId}"}' WHERE user_id = 'bo'; COMMIT`,
+    );
     const report = await verifyAll();
     expect(report.out.filter((line) => line.startsWith('ANOMALY')).sort()).toEqual(
       [...bo, ...ana]
