@@ -6,6 +6,7 @@ import { AuditEntryAuth1764900000000 } from '../../migrations/1764900000000-Audi
 import { AuditPartitions1765000000000 } from '../../migrations/1765000000000-AuditPartitions';
 import { AuditRetention1765100000000 } from '../../migrations/1765100000000-AuditRetention';
 import { AuditErasure1765200000000 } from '../../migrations/1765200000000-AuditErasure';
+import { AuditRetentionChecks1765300000000 } from '../../migrations/1765300000000-AuditRetentionChecks';
 import { AuditSealLinks1765400000000 } from '../../migrations/1765400000000-AuditSealLinks';
 
 /**
@@ -27,5 +28,6 @@ export const AUDIT_MIGRATIONS = [
   AuditPartitions1765000000000,
   AuditRetention1765100000000,
   AuditErasure1765200000000,
+  AuditRetentionChecks1765300000000,
   AuditSealLinks1765400000000,
 ] as const;

@@ -5,6 +5,7 @@ export { AuditEntryAuth1764900000000 } from '../../migrations/1764900000000-Audi
 export { AuditPartitions1765000000000 } from '../../migrations/1765000000000-AuditPartitions';
 export { AuditRetention1765100000000 } from '../../migrations/1765100000000-AuditRetention';
 export { AuditErasure1765200000000 } from '../../migrations/1765200000000-AuditErasure';
+export { AuditRetentionChecks1765300000000 } from '../../migrations/1765300000000-AuditRetentionChecks';
 export { AuditSealLinks1765400000000 } from '../../migrations/1765400000000-AuditSealLinks';
 export { AUDIT_MIGRATIONS } from './audit-migrations';
 export { AuditBuffer, type BufferedEntry } from './audit-buffer';

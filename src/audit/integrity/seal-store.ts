@@ -93,7 +93,7 @@ export const SEAL_COLUMNS_SQL =
   'seq::text, version, prev_hash, last_tx::text, last_id::text, horizon::text, row_count, root, manifest, ' +
   'CASE WHEN pg_catalog.isfinite(sealed_at) THEN (extract(epoch FROM sealed_at) * 1000)::bigint::text END AS sealed_at, ' +
   'hash, key_id, signature, entry_auth_from::text, ' +
-  "pg_catalog.to_char(retention_month, 'YYYY-MM') AS retention_month, retention_rows::text, retention_covered";
+  "pg_catalog.to_char(retention_month, 'YYYY-MM') AS retention_month, retention_rows::text, retention_covered, retention_erasures";
 
 /** {@link SEAL_COLUMNS_SQL} on a seal table whose migrations stop before the retention columns (no checkpoint there). */
 const SEAL_COLUMNS_BEFORE_RETENTION_SQL = SEAL_COLUMNS_SQL.replace(
@@ -120,7 +120,12 @@ export function toSeal(row: Record<string, unknown>): Seal {
     entryAuthFrom: (row.entry_auth_from as string | null) ?? null,
     retention:
       typeof row.retention_month === 'string'
-        ? { month: row.retention_month, rows: Number(row.retention_rows), covered: (row.retention_covered as Buffer | null) ?? null }
+        ? {
+            month: row.retention_month,
+            rows: Number(row.retention_rows),
+            covered: (row.retention_covered as Buffer | null) ?? null,
+            erasures: (row.retention_erasures as string | null | undefined) ?? null,
+          }
         : null,
   };
 }

@@ -52,12 +52,18 @@ export interface RetentionMark {
   month: string;
   rows: number;
   covered: Buffer | null;
+  /**
+   * What the month held of erasures, carried forward (JSON text, see
+   * `lifecycle/checkpoint-erasures.ts`); null or absent on a checkpoint made before it was recorded.
+   */
+  erasures?: string | null;
 }
 
 /**
  * The seal's own hash: SHA-256 over its fields (the manifest by its SHA-256), each length-prefixed.
  * The next seal stores it as `prevHash`; the signature signs it. A retention checkpoint's hash
- * goes on with `retention`, its month, rows and covered seal hash: a seal's hash is unchanged.
+ * goes on with `retention`, its month, rows and covered seal hash, then `erasures` and the
+ * SHA-256 of the erasures it carries forward when it records them: a seal's hash is unchanged.
  *
  * @example
  * sealHash(seal).equals(seal.hash); // false when a stored field was changed
@@ -78,6 +84,10 @@ export function sealHash(seal: Omit<Seal, 'hash' | 'keyId' | 'signature'>): Buff
     ...(seal.version >= SEAL_VERSION_ENTRY_AUTH ? [seal.entryAuthFrom ?? ''] : []),
     ...(seal.retention
       ? ['retention', seal.retention.month, String(seal.retention.rows), seal.retention.covered?.toString('hex') ?? '']
+      : []),
+    // By its SHA-256, as the manifest: a month of many erasures may exceed a field's 64 KiB.
+    ...(typeof seal.retention?.erasures === 'string'
+      ? ['erasures', createHash('sha256').update(seal.retention.erasures).digest('hex')]
       : []),
   ];
   for (const field of fields) {

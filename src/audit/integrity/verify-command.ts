@@ -8,6 +8,7 @@ import { parseEntryKeys, resolveEntryKeys, type ResolvedEntryKey } from './entry
 import { trailName } from './seal-store';
 import { type Anomaly, ANOMALY_KINDS, verifyTrail, type VerifyReport } from './verifier';
 import { PIN_SEARCH_PATH_SQL } from './search-path';
+import { erasureLine } from '../privacy/personal-checks';
 import { readWitness, type WitnessedSeal } from './witness';
 import { sealsPathOf, verifyArchive } from '../lifecycle/archive-verifier';
 
@@ -178,7 +179,7 @@ function printReport(
   const { checkpoints, months, rows } = report.retention;
   if (checkpoints > 0)
     io.out(`retention: ${checkpoints} checkpoints, months ${months.join(', ')} removed (${rows} rows), each in the chain`);
-  io.out(`erasure: ${report.erasure.erasedRows} rows erased under ${report.erasure.erasureEntries} erasure entries`);
+  io.out(erasureLine(report.erasure));
   const kinds = ANOMALY_KINDS.filter((k) => report.byKind[k] > 0).map((k) => `${k} ${report.byKind[k]}`);
   io.out(`anomalies by kind: ${kinds.length ? kinds.join(', ') : 'none'}`);
   io.out(`${Math.round((report.rowsVerified + report.rowsUnsealed) / Math.max(seconds, 1e-3))} rows/s in ${seconds.toFixed(2)} s`);

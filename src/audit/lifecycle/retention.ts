@@ -6,6 +6,7 @@ import { SEAL_COLUMNS_SQL, SEALER_LOCK, sealTableOf, toSeal } from '../integrity
 import { checkNewestSeal } from '../integrity/seal-trust';
 import { PIN_SEARCH_PATH_SQL } from '../integrity/search-path';
 import { encodeRetained } from './checkpoint';
+import { retentionErasures } from './checkpoint-erasures';
 import { analyzeMonth, type Query, sealHeads } from './month-analysis';
 import { monthStart, partitionLayout } from './month-partitions';
 
@@ -193,7 +194,12 @@ async function retireMonth(
       manifest: encodeRetained(analysis.retained),
       sealedAt: run.now ?? Date.now(),
       entryAuthFrom: newest.entryAuthFrom ?? null,
-      retention: { month, rows: analysis.rows, covered: analysis.covered?.hash ?? null },
+      retention: {
+        month,
+        rows: analysis.rows,
+        covered: analysis.covered?.hash ?? null,
+        erasures: await retentionErasures(query, run.table, month),
+      },
     };
     const hash = sealHash(unsigned);
     const checkpoint: Seal = {
@@ -204,8 +210,8 @@ async function retireMonth(
     };
     await query(
       `INSERT INTO ${sealTable} (seq, version, prev_hash, last_tx, last_id, horizon, row_count, root, manifest, sealed_at, hash, key_id, signature,
-         entry_auth_from, retention_month, retention_rows, retention_covered)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::timestamptz, $11, $12, $13, $14, $15::date, $16, $17)`,
+         entry_auth_from, retention_month, retention_rows, retention_covered, retention_erasures)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::timestamptz, $11, $12, $13, $14, $15::date, $16, $17, $18)`,
       [
         checkpoint.seq,
         checkpoint.version,
@@ -224,6 +230,7 @@ async function retireMonth(
         `${month}-01`,
         analysis.rows,
         unsigned.retention.covered,
+        unsigned.retention.erasures,
       ],
     );
     const schema = run.table.slice(0, run.table.lastIndexOf('.'));

@@ -1,6 +1,8 @@
 import { type Client } from 'pg';
 import { quoteTablePath } from '../audit-insert-sql';
+import { sealTableOf } from '../integrity/seal-store';
 import { type Anomaly } from '../integrity/verifier';
+import { type RetainedErasures } from '../lifecycle/checkpoint-erasures';
 import { ERASURE_ACTION } from './erasure';
 import { commitment, ERASED, parseCommitments, parsePersonal, type PersonalPath } from './personal-values';
 
@@ -8,6 +10,10 @@ import { commitment, ERASED, parseCommitments, parsePersonal, type PersonalPath 
 export interface ErasureReport {
   erasedRows: number;
   erasureEntries: number;
+  /** Erased rows the retention checkpoints removed (carried forward by them). */
+  retiredRows?: number;
+  /** `audit_erasure` entries the retention checkpoints removed. */
+  retiredEntries?: number;
 }
 
 /**
@@ -18,6 +24,9 @@ export interface ErasureReport {
 export const PERSONAL_CHECK_SQL = `, CASE WHEN l.commitments IS NULL THEN NULL ELSE pg_catalog.json_build_array(l.user_id, l.ip, l.user_agent, l.personal, l.commitments)::text END`;
 
 const ACTOR_COLUMNS = ['user_id', 'ip', 'user_agent'];
+
+/** The `personal` column of an erased row, exactly as `audit_log_erase` writes it (and retention carries it forward). */
+const ERASED_MARKER = /^\{"erased":"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"\}$/;
 
 /**
  * The verifier's checks of personal values (docs/PRIVACY.md). A row's seal and entry code cover
@@ -58,6 +67,7 @@ export class PersonalChecks {
         return `its ${column} is ${actor[i] === null ? 'missing' : 'present'}, its commitments say otherwise`;
     }
     if ('erased' in personal) {
+      if (!ERASED_MARKER.test(personalText as string)) return 'its erased marker is not as audit_log_erase writes it';
       const changed = ACTOR_COLUMNS.filter((_, i) => actor[i] !== null && actor[i] !== ERASED);
       if (changed.length > 0) return `erased, but its ${changed.join(', ')} holds a value instead of ${ERASED}`;
       const list = this.erased.get(personal.erased) ?? [];
@@ -83,8 +93,14 @@ export class PersonalChecks {
   }
 
   /**
-   * Matches the erased rows with the `audit_erasure` entries (read in the verifier's snapshot):
-   * rows of an erasure no entry records, or more rows than its entry counts, are each named.
+   * Matches the erased rows with the `audit_erasure` entries (read in the verifier's snapshot),
+   * adding what the retention checkpoints carried forward of the months they removed (erased rows
+   * and entries, covered by each checkpoint's hash and checked by the database when it dropped the
+   * month): for each erasure, rows present plus rows retired must be exactly the count of its
+   * entries. Rows of an erasure no entry records, and rows of an erasure that does not add up, are
+   * each named (its entry is named instead when none of its rows is left). While a checkpoint made
+   * before checkpoints carried erasures is in the chain, an erasure with fewer rows than its count
+   * is not named: that checkpoint may have removed the others.
    */
   async finish(client: Client, table: string, add: (a: Anomaly) => void): Promise<void> {
     const { rows } = await client.query<{ id: string; erasure: string | null; count: string | null }>(
@@ -94,26 +110,100 @@ export class PersonalChecks {
     );
     this.report.erasureEntries = rows.length;
     const counted = new Map<string, number>();
-    for (const row of rows) if (row.erasure !== null) counted.set(row.erasure, (counted.get(row.erasure) ?? 0) + Number(row.count ?? 0));
-    for (const [erasure, ids] of this.erased) {
+    const entryRows = new Map<string, string[]>();
+    for (const row of rows) {
+      if (row.erasure === null) continue;
+      counted.set(row.erasure, (counted.get(row.erasure) ?? 0) + wholeCount(row.count));
+      entryRows.set(row.erasure, [...(entryRows.get(row.erasure) ?? []), row.id]);
+    }
+    const carried = await carriedErasures(client, sealTableOf(table));
+    const retired = new Map<string, number>();
+    for (const [erasure, n] of carried.erased) {
+      retired.set(erasure, n);
+      this.report.retiredRows = (this.report.retiredRows ?? 0) + n;
+    }
+    for (const [erasure, n] of carried.entries) {
+      counted.set(erasure, (counted.get(erasure) ?? 0) + n);
+      this.report.retiredEntries = (this.report.retiredEntries ?? 0) + 1;
+    }
+    for (const erasure of new Set([...this.erased.keys(), ...retired.keys()])) {
+      const ids = this.erased.get(erasure) ?? [];
+      const gone = retired.get(erasure) ?? 0;
       const count = counted.get(erasure);
+      const also = gone > 0 ? ` (and ${gone} retired)` : '';
       if (count === undefined) {
         for (const id of ids) {
           add({
             kind: 'row_erased_unaccounted',
             row: id,
-            detail: `erased under erasure ${erasure}, which no ${ERASURE_ACTION} entry records`,
+            detail: `erased under erasure ${erasure}${also}, which no ${ERASURE_ACTION} entry records`,
           });
         }
-      } else if (ids.length > count) {
-        for (const id of ids) {
-          add({
-            kind: 'row_erased_unaccounted',
-            row: id,
-            detail: `one of ${ids.length} rows erased under erasure ${erasure}, whose ${ERASURE_ACTION} entry counts ${count}`,
-          });
-        }
+        continue;
       }
+      const total = ids.length + gone;
+      if (total === count || (total < count && carried.legacy)) continue;
+      const detail = `one of ${ids.length} rows erased under erasure ${erasure}${also}, whose ${ERASURE_ACTION} entry counts ${count}`;
+      const named = ids.length > 0 ? ids : (entryRows.get(erasure) ?? []);
+      for (const id of named) add({ kind: 'row_erased_unaccounted', row: id, detail });
+      if (named.length === 0)
+        add({
+          kind: 'row_erased_unaccounted',
+          detail: `${total} rows erased under erasure ${erasure}, all retired, whose retired ${ERASURE_ACTION} entry counts ${count}`,
+        });
     }
   }
+}
+
+/** An entry's count of rows erased: a whole number, else 0 (as `audit_log_retire_month` reads it). */
+function wholeCount(text: string | null): number {
+  return text !== null && /^[0-9]{1,15}$/.test(text) ? Number(text) : 0;
+}
+
+/**
+ * What the retention checkpoints carried forward of erasures (`retention_erasures`), summed per
+ * erasure; `legacy` when a checkpoint in the chain records none (made before they were carried).
+ */
+async function carriedErasures(
+  client: Client,
+  sealTable: string,
+): Promise<{ erased: Map<string, number>; entries: Map<string, number>; legacy: boolean }> {
+  const { rows } = await client.query<{ erasures: string | null }>(
+    `SELECT s.retention_erasures AS erasures FROM ${sealTable} AS s WHERE s.retention_month IS NOT NULL AND s.row_count OPERATOR(pg_catalog.=) 0 ORDER BY s.seq`,
+  );
+  const carried = { erased: new Map<string, number>(), entries: new Map<string, number>(), legacy: false };
+  for (const row of rows) {
+    let value: Partial<RetainedErasures> | null = null;
+    try {
+      value = row.erasures === null ? null : (JSON.parse(row.erasures) as Partial<RetainedErasures>);
+    } catch {
+      // Changed by hand: the checkpoint's hash names it.
+    }
+    if (!value) {
+      carried.legacy = true;
+      continue;
+    }
+    for (const [erasure, n] of Object.entries(value.erased ?? {})) {
+      if (typeof n === 'number') carried.erased.set(erasure, (carried.erased.get(erasure) ?? 0) + n);
+    }
+    for (const [erasure, entry] of Object.entries(value.entries ?? {})) {
+      if (typeof entry?.rows === 'number') carried.entries.set(erasure, (carried.entries.get(erasure) ?? 0) + entry.rows);
+    }
+  }
+  return carried;
+}
+
+/**
+ * The `erasure:` line of `audit-verify`: rows erased and erasure entries in the trail, and those
+ * the retention checkpoints carried forward.
+ *
+ * @example
+ * erasureLine({ erasedRows: 3, erasureEntries: 1, retiredRows: 2 }); // 'erasure: 3 rows erased under 1 erasure entries (and 2 erased rows retired)'
+ */
+export function erasureLine(report: ErasureReport): string {
+  const retired = [
+    report.retiredRows ? `${report.retiredRows} erased rows` : '',
+    report.retiredEntries ? `${report.retiredEntries} erasure entries` : '',
+  ].filter((part) => part !== '');
+  return `erasure: ${report.erasedRows} rows erased under ${report.erasureEntries} erasure entries${retired.length ? ` (and ${retired.join(', ')} retired)` : ''}`;
 }
