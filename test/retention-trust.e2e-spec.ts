@@ -132,7 +132,8 @@ describe('retention keeps erasures accounted and refuses unsealed rows by itself
   };
   /**
    * What retention code modified by the application role does: in one transaction, a checkpoint
-   * of month `k` chained after the newest seal, counting the partition's rows (and, where the
+   * of month `k` chained after the newest seal (carrying a signature: the role holds the signing
+   * key, and the database cannot check one), counting the partition's rows (and, where the
    * schema has them, its erasures as `erasures` says), then the function; rolled back if it passes.
    */
   const retireAsCompromisedRole = (k: number, erasures: (month: string) => Promise<string | null>) =>
@@ -151,8 +152,8 @@ describe('retention keeps erasures accounted and refuses unsealed rows by itself
         const heads = await sealHeads(query, 'public.audit_seal');
         const analysis = await analyzeMonth(query, 'public.audit_log', 'public.audit_seal', heads, ago(k).start, ago(k).end);
         await role.query(
-          `INSERT INTO audit_seal (seq, version, prev_hash, last_tx, last_id, horizon, row_count, root, manifest, sealed_at, hash, retention_month, retention_rows${has ? ', retention_erasures' : ''})
-           SELECT seq + 1, version, hash, last_tx, last_id, horizon, 0, root, $2, now(), hash, $1::date, $3${has ? ', $4' : ''}
+          `INSERT INTO audit_seal (seq, version, prev_hash, last_tx, last_id, horizon, row_count, root, manifest, sealed_at, hash, key_id, signature, entry_auth_from, retention_month, retention_rows${has ? ', retention_erasures' : ''})
+           SELECT seq + 1, version, hash, last_tx, last_id, horizon, 0, root, $2, now(), hash, key_id, signature, entry_auth_from, $1::date, $3${has ? ', $4' : ''}
            FROM audit_seal ORDER BY seq DESC LIMIT 1`,
           [month, encodeRetained(analysis.retained), analysis.rows, ...(has ? [carried] : [])],
         );
@@ -312,8 +313,8 @@ describe('retention keeps erasures accounted and refuses unsealed rows by itself
         await role.query('BEGIN');
         try {
           await role.query(
-            `INSERT INTO audit_seal (seq, version, prev_hash, last_tx, last_id, horizon, row_count, root, manifest, sealed_at, hash, retention_month, retention_rows, retention_erasures)
-             SELECT seq + 1, version, hash, last_tx, last_id, horizon, 0, root, ''::bytea, now(), hash, $1::date, 0, $2
+            `INSERT INTO audit_seal (seq, version, prev_hash, last_tx, last_id, horizon, row_count, root, manifest, sealed_at, hash, key_id, signature, entry_auth_from, retention_month, retention_rows, retention_erasures)
+             SELECT seq + 1, version, hash, last_tx, last_id, horizon, 0, root, ''::bytea, now(), hash, key_id, signature, entry_auth_from, $1::date, 0, $2
              FROM audit_seal ORDER BY seq DESC LIMIT 1`,
             [`${ago(k).month}-01`, JSON.stringify({ erased: {}, entries: { [erasureA.erasureId]: { rows: 2, subject: null } } })],
           );

@@ -62,9 +62,20 @@ describe('seal-store, its pure parts', () => {
     expect(older).toMatchObject({ lastTx: null, keyId: null, signature: null, entryAuthFrom: null });
     // A retention checkpoint: its month, the rows removed with it, and the hash of the seal that covered them.
     const checkpoint = { ...row, retention_month: '2026-01', retention_rows: '5000', retention_covered: bytes(6) };
-    expect(toSeal(checkpoint).retention).toEqual({ month: '2026-01', rows: 5000, covered: bytes(6) });
-    expect(toSeal({ ...checkpoint, retention_covered: null }).retention).toEqual({ month: '2026-01', rows: 5000, covered: null });
-    expect(toSeal({ ...checkpoint, retention_covered: undefined }).retention).toEqual({ month: '2026-01', rows: 5000, covered: null });
+    expect(toSeal(checkpoint).retention).toEqual({ month: '2026-01', rows: 5000, covered: bytes(6), erasures: null });
+    expect(toSeal({ ...checkpoint, retention_erasures: '{"erased":{}}' }).retention?.erasures).toBe('{"erased":{}}');
+    expect(toSeal({ ...checkpoint, retention_covered: null }).retention).toEqual({
+      month: '2026-01',
+      rows: 5000,
+      covered: null,
+      erasures: null,
+    });
+    expect(toSeal({ ...checkpoint, retention_covered: undefined }).retention).toEqual({
+      month: '2026-01',
+      rows: 5000,
+      covered: null,
+      erasures: null,
+    });
   });
 
   it('selects every column toSeal reads', () => {
