@@ -174,7 +174,8 @@ export async function verifyTrail(client: Client, options: VerifyOptions = {}): 
     // Whatever --from and --to say: a seal cut off after --to is a truncation, named here.
     found.push(...chain.unwitnessed('audit_seal'));
     report.rowsUnsealed = await checkTail(client, table, chain.previous, chain.trusted, entries, personal, (a) => found.push(a));
-    await personal.finish(client, table, (a) => found.push(a));
+    const forged = new Set(found.flatMap((a) => (a.kind === 'row_forged' && a.row !== undefined ? [a.row] : [])));
+    await personal.finish(client, table, (a) => found.push(a), { forged, whole: options.from === undefined && options.to === undefined });
     const missing = found.filter((a) => a.kind === 'row_missing').length;
     await checkMonths(client, table, retention, missing, (a) => found.push(a));
   } catch (error) {

@@ -100,18 +100,26 @@ export class PersonalChecks {
    * entries. Rows of an erasure no entry records, and rows of an erasure that does not add up, are
    * each named (its entry is named instead when none of its rows is left). While a checkpoint made
    * before checkpoints carried erasures is in the chain, an erasure with fewer rows than its count
-   * is not named: that checkpoint may have removed the others.
+   * is not named: that checkpoint may have removed the others. Only an authentic entry counts: the
+   * ids in `forged` (rows named `row_forged`) record nothing. `whole` says every row was judged;
+   * a check of some seals only cannot tell an erasure short of rows, and does not name one.
    */
-  async finish(client: Client, table: string, add: (a: Anomaly) => void): Promise<void> {
+  async finish(
+    client: Client,
+    table: string,
+    add: (a: Anomaly) => void,
+    { forged = new Set<string>(), whole = true }: { forged?: ReadonlySet<string>; whole?: boolean } = {},
+  ): Promise<void> {
     const { rows } = await client.query<{ id: string; erasure: string | null; count: string | null }>(
       `SELECT l.id::text AS id, l.changes -> 'erasure' ->> 'id' AS erasure, l.changes -> 'erasure' ->> 'rows' AS count
        FROM ${quoteTablePath(table)} AS l WHERE l.action OPERATOR(pg_catalog.=) $1`,
       [ERASURE_ACTION],
     );
-    this.report.erasureEntries = rows.length;
+    const authentic = rows.filter((row) => !forged.has(row.id));
+    this.report.erasureEntries = authentic.length;
     const counted = new Map<string, number>();
     const entryRows = new Map<string, string[]>();
-    for (const row of rows) {
+    for (const row of authentic) {
       if (row.erasure === null) continue;
       counted.set(row.erasure, (counted.get(row.erasure) ?? 0) + wholeCount(row.count));
       entryRows.set(row.erasure, [...(entryRows.get(row.erasure) ?? []), row.id]);
@@ -126,7 +134,7 @@ export class PersonalChecks {
       counted.set(erasure, (counted.get(erasure) ?? 0) + n);
       this.report.retiredEntries = (this.report.retiredEntries ?? 0) + 1;
     }
-    for (const erasure of new Set([...this.erased.keys(), ...retired.keys()])) {
+    for (const erasure of new Set([...this.erased.keys(), ...retired.keys(), ...counted.keys()])) {
       const ids = this.erased.get(erasure) ?? [];
       const gone = retired.get(erasure) ?? 0;
       const count = counted.get(erasure);
@@ -142,8 +150,11 @@ export class PersonalChecks {
         continue;
       }
       const total = ids.length + gone;
-      if (total === count || (total < count && carried.legacy)) continue;
-      const detail = `one of ${ids.length} rows erased under erasure ${erasure}${also}, whose ${ERASURE_ACTION} entry counts ${count}`;
+      if (total === count || (total < count && (carried.legacy || !whole))) continue;
+      const detail =
+        total < count && ids.length === 0
+          ? `${total} rows carry the marker of erasure ${erasure}${also}, whose ${ERASURE_ACTION} entry counts ${count}: an erased row was written back or removed`
+          : `one of ${ids.length} rows erased under erasure ${erasure}${also}, whose ${ERASURE_ACTION} entry counts ${count}`;
       const named = ids.length > 0 ? ids : (entryRows.get(erasure) ?? []);
       for (const id of named) add({ kind: 'row_erased_unaccounted', row: id, detail });
       if (named.length === 0)
