@@ -1,7 +1,7 @@
 import { quoteTablePath } from '../audit-insert-sql';
-import { compareKeys, type SortKey } from '../integrity/row-encoding';
+import { compareKeys, LEAF_FIELDS, LEAF_SQL, type SortKey } from '../integrity/row-encoding';
 import { MANIFEST_ENTRY_BYTES, readManifest } from '../integrity/seal';
-import { type RetainedRows, setBit } from './checkpoint';
+import { hasBit, type RetainedRows, setBit } from './checkpoint';
 
 /** One statement: its rows. Adapts a `pg` client, a TypeORM query runner or the sealer's session. */
 export type Query = (sql: string, parameters?: unknown[]) => Promise<Record<string, unknown>[]>;
@@ -51,7 +51,8 @@ export async function sealHeads(query: Query, sealTable: string): Promise<SealHe
 
 /**
  * Reads the month's rows (`from` inclusive to `to` exclusive, by `occurred_at`: PostgreSQL reads
- * only that month's partition) and finds each in the manifest of the seal whose range holds it.
+ * only that month's partition) and finds each in the manifest of the seal whose range holds it,
+ * by its id and its leaf prefix (a row is sealed once: a second row on one entry is left out).
  *
  * @example
  * const analysis = await analyzeMonth(query, 'public.audit_log', 'public.audit_seal', heads, '2026-01-01T00:00:00Z', '2026-02-01T00:00:00Z');
@@ -65,13 +66,15 @@ export async function analyzeMonth(
   from: string,
   to: string,
 ): Promise<MonthAnalysis> {
+  // Each row's leaf prefix too: a copy of a sealed row (same id, another month) is not that row.
   const rows = await query(
-    `SELECT l.id::text AS id, l.tx::text AS tx FROM ${quoteTablePath(table)} AS l
+    `SELECT l.id::text AS id, l.tx::text AS tx, pg_catalog.substr(${LEAF_SQL}, 1, 8) AS leaf
+     FROM ${quoteTablePath(table)} AS l, ${LEAF_FIELDS}
      WHERE l.occurred_at >= $1::timestamptz AND l.occurred_at < $2::timestamptz`,
     [from, to],
   );
   const seals = heads.filter((head) => !head.checkpoint);
-  const bySeal = new Map<number, string[]>();
+  const bySeal = new Map<number, { id: string; leaf: Buffer }[]>();
   let unsealed = 0;
   for (const row of rows) {
     const key: SortKey = { tx: row.tx === null ? null : BigInt(row.tx as string), id: row.id as string };
@@ -87,20 +90,22 @@ export async function analyzeMonth(
       unsealed += 1;
       continue;
     }
-    const ids = bySeal.get(seals[low].seq) ?? [];
-    ids.push(key.id);
-    bySeal.set(seals[low].seq, ids);
+    const sealed = bySeal.get(seals[low].seq) ?? [];
+    sealed.push({ id: key.id, leaf: row.leaf as Buffer });
+    bySeal.set(seals[low].seq, sealed);
   }
   const retained: RetainedRows = new Map();
   let leftOut = 0;
-  for (const [seq, ids] of bySeal) {
+  for (const [seq, sealed] of bySeal) {
     const [{ manifest }] = (await query(`SELECT s.manifest FROM ${sealTable} AS s WHERE s.seq = $1`, [seq])) as { manifest: Buffer }[];
     const offsets = readManifest(manifest);
     const bitmap = Buffer.alloc(Math.ceil(manifest.length / MANIFEST_ENTRY_BYTES / 8));
-    for (const id of ids) {
+    for (const { id, leaf } of sealed) {
       const at = offsets.get(id);
-      if (at === undefined) leftOut += 1;
-      else setBit(bitmap, (at - 16) / MANIFEST_ENTRY_BYTES);
+      // One row per manifest entry, and the one whose leaf the seal names.
+      if (at === undefined || !manifest.subarray(at, at + 8).equals(leaf) || hasBit(bitmap, (at - 16) / MANIFEST_ENTRY_BYTES)) {
+        leftOut += 1;
+      } else setBit(bitmap, (at - 16) / MANIFEST_ENTRY_BYTES);
     }
     retained.set(seq, bitmap);
   }
