@@ -1,12 +1,16 @@
 import { type INestApplication } from '@nestjs/common';
-import { randomBytes, randomUUID } from 'node:crypto';
+import { createPrivateKey, randomBytes, randomUUID } from 'node:crypto';
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
+import { Client } from 'pg';
 import { AUDIT_EVENTS, AuditSealer, AuditService } from '../src/audit';
 import { runArchive } from '../src/audit/lifecycle/archive-command';
+import { archiveBeforeRetire } from '../src/audit/lifecycle/archive-retention';
+import { applyRetention } from '../src/audit/lifecycle/retention';
 import { runRetention } from '../src/audit/lifecycle/retention-command';
+import { eventually } from './support/app';
 import { sealingKeys, startSealingApp, verify, witnessText } from './support/integrity';
 import { monthsAgo, partitionAgo, trailWithPastMonths } from './support/past-months';
 import { TestPostgres } from './support/postgres';
@@ -238,6 +242,43 @@ describe('archives that verify offline', () => {
     expect(existsSync(join(target, `audit-${monthsAgo(1).month}.seals.json`))).toBe(false);
   });
 
+  it('retention keeps a month that gained a row between its archive and its removal: that row is in no archive', async () => {
+    const client = new Client({ connectionString: db.url(database) });
+    await client.connect();
+    try {
+      const archiveMonth = archiveBeforeRetire(client, {
+        table: 'public.audit_log',
+        trail: `${database}/audit_log`,
+        out: join(dir, 'raced'),
+        signingKey: createPrivateKey(keys.privatePem),
+      });
+      const decisions = await applyRetention(
+        { query: async (text, parameters) => (await client.query(text, parameters)).rows as Record<string, unknown>[] },
+        {
+          table: 'public.audit_log',
+          months: 1,
+          legalHold: [monthsAgo(3).month],
+          dryRun: false,
+          signingKey: createPrivateKey(keys.privatePem),
+          archive: async (m) => {
+            const archived = await archiveMonth(m);
+            // A late entry of that month, written and sealed after the archive was made.
+            await log(2, 6, 'u-9');
+            await eventually(async () => (await sql(`SELECT 1 FROM audit_log WHERE entity_id = 'nda-2-6'`)).length === 1);
+            await app.get(AuditSealer).sealNow();
+            return archived;
+          },
+        },
+      );
+      expect(decisions.find((d) => d.month === month)).toEqual(
+        expect.objectContaining({ action: 'kept', reason: expect.stringMatching(/^its archive holds 5 of its rows, it holds 6 now/) }),
+      );
+      expect(await sql(`SELECT to_regclass($1) IS NOT NULL AS present`, [partitionAgo(2)])).toEqual([{ present: true }]);
+    } finally {
+      await client.end();
+    }
+  }, 60_000);
+
   it('retention with --archive-dir keeps a month whose archive cannot be written, and leaves a verifying archive of each month it removes', async () => {
     const retention = async (archiveDir: string) => {
       const out: string[] = [];
@@ -262,7 +303,7 @@ describe('archives that verify offline', () => {
 
     const target = join(dir, 'retained');
     const { code, out } = await retention(target);
-    expect(out).toEqual(expect.arrayContaining([expect.stringMatching(new RegExp(`^RETIRED ${month} \\(${partitionAgo(2)}\\): 5 rows`))]));
+    expect(out).toEqual(expect.arrayContaining([expect.stringMatching(new RegExp(`^RETIRED ${month} \\(${partitionAgo(2)}\\): 6 rows`))]));
     expect(code).toBe(0);
     expect(await sql(`SELECT to_regclass($1) IS NOT NULL AS present`, [partitionAgo(2)])).toEqual([{ present: false }]);
     const result = await verifyOffline(join(target, `audit-${month}.seals.json`));

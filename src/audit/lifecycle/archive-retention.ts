@@ -7,8 +7,9 @@ import { writeArchive } from './archive-writer';
  * The archive step of `audit-retention --archive-dir`: writes the month's archive, then checks the
  * file written (offline, as `audit-verify --archive` would, signatures against the signing key's
  * public half). The month stays when the archive is refused (`kept`: not wholly sealed) or fails
- * or does not verify (`failed`); it goes (null) only after a clean check. Runs between retention's
- * transactions, on its connection.
+ * or does not verify (`failed`); it goes only after a clean check, and only while it holds the
+ * month's rows the archive holds (`archivedRows`). Runs between retention's transactions, on its
+ * connection.
  *
  * @example
  * await applyRetention({ query }, { ...run, archive: archiveBeforeRetire(client, { table, trail, out: '/archive', signingKey }) });
@@ -16,15 +17,17 @@ import { writeArchive } from './archive-writer';
 export function archiveBeforeRetire(
   client: Client,
   where: { table: string; trail: string; out: string; signingKey: KeyObject | null },
-): (month: string) => Promise<{ action: 'kept' | 'failed'; reason: string } | null> {
+): (month: string) => Promise<{ action: 'kept' | 'failed'; reason: string } | { archivedRows: number }> {
   const publicKey = where.signingKey ? createPublicKey(where.signingKey) : undefined;
   return async (month) => {
     let sealsPath: string;
+    let archivedRows: number;
     try {
       const result = await writeArchive(client, { table: where.table, month, out: where.out, trail: where.trail });
       if (!result.written) return { action: 'kept', reason: `not archived: ${result.refused}` };
       sealsPath = result.sealsPath;
       const { report, archive } = await verifyArchive(sealsPath, { publicKey });
+      archivedRows = archive.monthRows;
       const first = report.anomalies[0];
       if (archive.damaged) return { action: 'failed', reason: `its archive ${sealsPath} does not verify: ${archive.damaged}` };
       if (first) {
@@ -37,6 +40,6 @@ export function archiveBeforeRetire(
       const { code, message } = error as { code?: string; message: string };
       return { action: 'failed', reason: `not archived: ${code ?? 'error'}: ${message}` };
     }
-    return null;
+    return { archivedRows };
   };
 }

@@ -44,9 +44,10 @@ export interface RetentionRun {
   retained?: (checkpoint: Seal) => void;
   /**
    * Called before a month goes (not in a dry run): archives it (`audit-retention --archive-dir`).
-   * A decision returned keeps the month, with its reason; null lets it go.
+   * A decision returned keeps the month, with its reason; `archivedRows` lets it go if it still
+   * holds exactly that many rows when it is retired (a row that came since is in no archive).
    */
-  archive?: (month: string) => Promise<{ action: 'kept' | 'failed'; reason: string } | null>;
+  archive?: (month: string) => Promise<{ action: 'kept' | 'failed'; reason: string } | { archivedRows: number }>;
   now?: number;
 }
 
@@ -103,12 +104,12 @@ export async function applyRetention(session: RetentionSession, run: RetentionRu
       continue;
     }
     try {
-      const held = run.dryRun || !run.archive ? null : await run.archive(month);
-      if (held) {
-        decision(held.action, held.reason);
+      const archived = run.dryRun || !run.archive ? null : await run.archive(month);
+      if (archived && 'action' in archived) {
+        decision(archived.action, archived.reason);
         continue;
       }
-      const outcome = await retireMonth(query, sealTable, run, month, name);
+      const outcome = await retireMonth(query, sealTable, run, month, name, archived?.archivedRows);
       decision(outcome.action, outcome.reason, { rows: outcome.rows, checkpoint: outcome.checkpoint });
       if (outcome.checkpoint) run.retained?.(outcome.checkpoint);
     } catch (error) {
@@ -137,6 +138,7 @@ async function retireMonth(
   run: RetentionRun,
   month: string,
   partition: string,
+  archivedRows?: number,
 ): Promise<{ action: MonthDecision['action']; reason: string; rows?: number; checkpoint?: Seal }> {
   const timeoutMs = run.timeoutMs ?? 30_000;
   await query(`BEGIN; SET LOCAL statement_timeout = '${timeoutMs}ms'; SET LOCAL lock_timeout = '${timeoutMs}ms'; ${PIN_SEARCH_PATH_SQL}`);
@@ -164,6 +166,14 @@ async function retireMonth(
     if (problems.length > 0) {
       await query('ROLLBACK');
       return { action: 'kept', reason: `not wholly sealed: ${problems.join(', ')}`, rows: analysis.rows };
+    }
+    if (archivedRows !== undefined && archivedRows !== analysis.rows) {
+      await query('ROLLBACK');
+      return {
+        action: 'kept',
+        reason: `its archive holds ${archivedRows} of its rows, it holds ${analysis.rows} now (written since it was archived): archive it again`,
+        rows: analysis.rows,
+      };
     }
     const seqs = [...analysis.retained.keys()].sort((a, b) => a - b);
     const covered =
