@@ -165,7 +165,15 @@ async function main(): Promise<void> {
           try {
             return await lifecycle(
               pg,
-              { rows, months: 12, smallMonth, largeMonth, queries: 2000, insertRounds: Number(process.env.BENCH_LIFECYCLE_ROUNDS ?? 5), insertEntries: 30_000 },
+              {
+                rows,
+                months: 12,
+                smallMonth,
+                largeMonth,
+                queries: Number(process.env.BENCH_LIFECYCLE_QUERIES ?? 2000),
+                insertRounds: Number(process.env.BENCH_LIFECYCLE_ROUNDS ?? 5),
+                insertEntries: 30_000,
+              },
               details,
             );
           } finally {

@@ -41,13 +41,14 @@ export async function erasure(pg: TestPostgres, sizes: ErasureSizes, details: Re
   await pg.query("ALTER SYSTEM SET max_wal_size = '8GB'");
   await pg.query('SELECT pg_reload_conf()');
   const fillStarted = performance.now();
-  // Every `userRows`-th row, spread over the whole table, is the erased user's.
+  // Every `userRows`-th row, spread over the whole table, is the erased user's; as many, halfway between, the explained user's.
   const every = Math.max(1, Math.floor(sizes.rows / sizes.userRows));
   const fill = (from: number, to: number) =>
     pg.query(
       `INSERT INTO audit_log (id, occurred_at, action, entity_type, entity_id, user_id, outcome, ip, user_agent, changes, personal, commitments)
        SELECT gen_random_uuid(), now() - make_interval(secs => $1::int - i), 'profile_updated', 'Profile', 'p-' || (i % 50000),
-         CASE WHEN i % $2::int = 0 AND i / $2::int <= $3::int THEN 'erased-user' ELSE 'user-' || (i % 1000) END, 'success', '203.0.113.' || (i % 250),
+         CASE WHEN i / $2::int > $3::int THEN 'user-' || (i % 1000) WHEN i % $2::int = 0 THEN 'erased-user'
+           WHEN i % $2::int = $2::int / 2 THEN 'explained-user' ELSE 'user-' || (i % 1000) END, 'success', '203.0.113.' || (i % 250),
          'Mozilla/5.0', '{"plan": "pro"}', '{"salt":"' || md5(i::text) || md5(i::text) || '","values":[[["changes","body","email"],"\\"a@b.c\\""]]}',
          '[[["user_id"],"x"],[["ip"],"y"],[["user_agent"],"z"],[["changes","body","email"],"w"]]'
        FROM generate_series($4::int, $5::int) AS i`,
@@ -55,7 +56,7 @@ export async function erasure(pg: TestPostgres, sizes: ErasureSizes, details: Re
       'erasure',
     );
   // Two sessions (the fill is CPU-bound in PostgreSQL; two cores), a million rows at a time each.
-  for (let done = 0; done < sizes.rows; ) {
+  for (let done = 0; done < sizes.rows;) {
     const n = Math.min(2_000_000, sizes.rows - done);
     const half = Math.ceil(n / 2);
     await Promise.all([fill(done + 1, done + half), fill(done + half + 1, done + n)]);
@@ -76,11 +77,14 @@ export async function erasure(pg: TestPostgres, sizes: ErasureSizes, details: Re
     'erasure',
   );
   const eraseMs = performance.now() - started;
+  const explained = await explainErase(pg);
   const birth = birthCost();
   const costs = logRuns.map((r) => 1 - r.privacy / r.plain);
   const percent = (x: number) => Math.round(x * 1000) / 10;
-  details.erasure = { ...sizes, fillS, erasedRows: Number(n), eraseMs, logRuns, ...birth };
-  console.log(`  erase ${Math.round(eraseMs)} ms for ${n} rows; commitments cost per round ${costs.map((c) => `${percent(c)} %`).join(', ')}`);
+  details.erasure = { ...sizes, fillS, erasedRows: Number(n), eraseMs, logRuns, ...birth, explained };
+  console.log(
+    `  erase ${Math.round(eraseMs)} ms for ${n} rows; commitments cost per round ${costs.map((c) => `${percent(c)} %`).join(', ')}`,
+  );
   return [
     {
       key: 'erasure.eraseMs',
@@ -103,6 +107,30 @@ export async function erasure(pg: TestPostgres, sizes: ErasureSizes, details: Re
       note: `normalize() ${birth.plainMicros.toFixed(1)} → ${birth.privacyMicros.toFixed(1)} µs CPU per entry (entry key on)`,
     },
   ];
+}
+
+/**
+ * The same erasure of the second user's rows, its statement's plan logged by `auto_explain` (with
+ * ANALYZE, buffers and trigger times: slower than the timed run) and sent back as notices.
+ */
+async function explainErase(pg: TestPostgres): Promise<{ ms: number; plan: string[] }> {
+  const client = await pg.connect('erasure');
+  const plan: string[] = [];
+  client.on('notice', (notice) => plan.push(...String(notice.message).split('\n')));
+  try {
+    await client.query(
+      "LOAD 'auto_explain'; SET auto_explain.log_min_duration = 0; SET auto_explain.log_analyze = on; SET auto_explain.log_buffers = on; " +
+        "SET auto_explain.log_triggers = on; SET auto_explain.log_nested_statements = on; SET auto_explain.log_level = 'notice'",
+    );
+    const started = performance.now();
+    await client.query(`SELECT count(*) FROM audit_log_erase('explained-user', NULL, NULL, $1::uuid, false)`, [randomUUID()]);
+    const ms = Math.round(performance.now() - started);
+    const shown = plan.filter((l) => /Trigger|Update on|Scan|Hash|Nested Loop|Execution Time|Planning Time/.test(l)).slice(0, 20);
+    console.log(`  the second user's erasure under auto_explain: ${ms} ms\n${shown.map((l) => `    ${l}`).join('\n')}`);
+    return { ms, plan };
+  } finally {
+    await client.end();
+  }
 }
 
 /** `log()` into fresh tables without and with the `privacy` option, alternating which goes first; entries/s of each. */

@@ -58,7 +58,7 @@ const MONTH_FILL = historyFillSql(`$3::timestamptz + ((g - $4::bigint) * $5::dou
  *    a sequential scan. An entity's history has no time bound, so no partition can be pruned:
  *    its plan is one index probe per partition under a Merge Append.
  * 4. Retention of the oldest month, then of the next, as `audit-retention --months N
- *    --signing-key …` runs (the command's own code, in this process): a signed checkpoint, then
+ *    with AUDIT_INTEGRITY_SIGNING_KEY` runs (the command's own code, in this process): a signed checkpoint, then
  *    `audit_log_retire_month`. Each month is first listed with `--dry-run` (timed apart: the
  *    reading of the month's rows against the seals' manifests, without the removal).
  *
@@ -74,7 +74,9 @@ const MONTH_FILL = historyFillSql(`$3::timestamptz + ((g - $4::bigint) * $5::dou
 export async function lifecycle(pg: TestPostgres, sizes: LifecycleSizes, details: Record<string, unknown>): Promise<Figure[]> {
   const rest = sizes.rows - sizes.smallMonth - sizes.largeMonth;
   if (sizes.months < 3 || rest < sizes.months - 2) {
-    throw new Error(`lifecycle: ${sizes.rows} rows do not fill ${sizes.months} months with ${sizes.smallMonth} and ${sizes.largeMonth} rows in the oldest two`);
+    throw new Error(
+      `lifecycle: ${sizes.rows} rows do not fill ${sizes.months} months with ${sizes.smallMonth} and ${sizes.largeMonth} rows in the oldest two`,
+    );
   }
   const insert = await insertRatio(pg, sizes);
   const keys = generateKeyPairSync('ed25519');
@@ -111,7 +113,9 @@ export async function lifecycle(pg: TestPostgres, sizes: LifecycleSizes, details
     [],
     DB,
   );
-  console.log(`  ${sizes.rows} rows in ${partitions} partitions (${size}), filled in ${fillS} s; ${sealed.rows} rows sealed in ${sealed.seals} seals, ${sealS.toFixed(0)} s`);
+  console.log(
+    `  ${sizes.rows} rows in ${partitions} partitions (${size}), filled in ${fillS} s; ${sealed.rows} rows sealed in ${sealed.seals} seals, ${sealS.toFixed(0)} s`,
+  );
   const reads = await readTimes(pg, sizes);
   const small = await retire(pg, sizes.months, signingKey, sizes.smallMonth);
   const large = await retire(pg, sizes.months - 1, signingKey, sizes.largeMonth);
@@ -186,8 +190,7 @@ function monthPlan(sizes: LifecycleSizes): MonthFill[] {
   let first = 0;
   for (let k = sizes.months; k >= 1; k--) {
     const i = sizes.months - k;
-    const rows =
-      i === 0 ? sizes.smallMonth : i === 1 ? sizes.largeMonth : Math.floor(rest / others) + (i - 2 < rest % others ? 1 : 0);
+    const rows = i === 0 ? sizes.smallMonth : i === 1 ? sizes.largeMonth : Math.floor(rest / others) + (i - 2 < rest % others ? 1 : 0);
     plan.push({ ...monthsAgo(k), first, rows });
     first += rows;
   }
@@ -199,7 +202,7 @@ async function fillMonths(pg: TestPostgres, months: readonly MonthFill[]): Promi
   const started = performance.now();
   for (const m of months) {
     const step = (Date.parse(m.end) - Date.parse(m.start)) / 1000 / m.rows;
-    for (let done = 0; done < m.rows; ) {
+    for (let done = 0; done < m.rows;) {
       const n = Math.min(1_000_000, m.rows - done);
       const from = m.first + done;
       const half = Math.ceil(n / 2);
@@ -233,7 +236,8 @@ async function sealAll(pg: TestPostgres, signingKey: string, rows: number): Prom
       sealed = Number(n);
       seals = Number(s);
     }
-    if (sealed !== rows) throw new Error(`lifecycle: the sealer sealed ${sealed} rows, expected ${rows} (stderr: ${[...events.counts].join(', ')})`);
+    if (sealed !== rows)
+      throw new Error(`lifecycle: the sealer sealed ${sealed} rows, expected ${rows} (stderr: ${[...events.counts].join(', ')})`);
     return { rows: sealed, seals };
   } finally {
     await app.close().finally(restore);
@@ -247,14 +251,16 @@ async function retire(pg: TestPostgres, k: number, signingKey: string, rows: num
     const out: string[] = [];
     const started = performance.now();
     const code = await runRetention(
-      ['--url', pg.url(DB), '--months', String(k - 1), '--signing-key', signingKey, ...(dryRun ? ['--dry-run'] : [])],
-      {},
+      ['--url', pg.url(DB), '--months', String(k - 1), ...(dryRun ? ['--dry-run'] : [])],
+      { AUDIT_INTEGRITY_SIGNING_KEY: signingKey },
       { out: (line) => out.push(line), err: (line) => out.push(line) },
     );
     const ms = performance.now() - started;
     const line = out.find((l) => l.startsWith(`${dryRun ? 'WOULD_RETIRE' : 'RETIRED'} ${month} `));
     if (code !== 0 || !line || !line.includes(`${rows} rows`)) {
-      throw new Error(`lifecycle: audit-retention${dryRun ? ' --dry-run' : ''} of ${month} (exit ${code}): ${out.join(' | ').slice(0, 600)}`);
+      throw new Error(
+        `lifecycle: audit-retention${dryRun ? ' --dry-run' : ''} of ${month} (exit ${code}): ${out.join(' | ').slice(0, 600)}`,
+      );
     }
     return { ms, line };
   };
@@ -287,38 +293,51 @@ async function readTimes(pg: TestPostgres, sizes: LifecycleSizes) {
     const userMs = await latencies(user, sizes.queries);
     const from = new Date(Date.parse(monthsAgo(4).start) + 10 * DAY_MS);
     const entityPlan = await explain(pg, pageQuery('audit_log', { entityType: 'NDA', entityId: 'e-4711' }, undefined, 50));
-    const userPlan = await explain(pg, pageQuery('audit_log', { userId: 'user-42', from, to: new Date(from.getTime() + 30 * DAY_MS) }, undefined, 50));
-    const [{ partitions }] = await pg.query<{ partitions: number }>(
-      `SELECT count(*)::int AS partitions FROM pg_inherits WHERE inhparent = 'audit_log'::regclass`,
-      [],
-      DB,
+    const userPlan = await explain(
+      pg,
+      pageQuery('audit_log', { userId: 'user-42', from, to: new Date(from.getTime() + 30 * DAY_MS) }, undefined, 50),
     );
+    console.log(`  entity p99 ${percentile(entityMs, 99).toFixed(2)} ms, user p99 ${percentile(userMs, 99).toFixed(2)} ms`);
+    // PostgreSQL may read an empty partition (legacy, default, months ahead) sequentially: nothing to read. Analyzed: reltuples holds.
+    const filled = (
+      await pg.query<{ name: string }>(
+        `SELECT c.relname AS name FROM pg_inherits AS h JOIN pg_class AS c ON c.oid = h.inhrelid
+         WHERE h.inhparent = 'audit_log'::regclass AND c.reltuples > 0`,
+        [],
+        DB,
+      )
+    ).map((r) => r.name);
     const plans = {
       entity: entityPlan.lines,
       user: userPlan.lines,
       entityPartitions: entityPlan.partitions.length,
       userPartitions: userPlan.partitions.length,
     };
-    if (userPlan.partitions.length === 0 || userPlan.partitions.length > 2 || userPlan.seqScan) {
+    const scannedFilled = (plan: typeof entityPlan) => plan.seqScans.filter((p) => filled.includes(p));
+    if (userPlan.partitions.length === 0 || userPlan.partitions.length > 2 || scannedFilled(userPlan).length > 0) {
       throw new Error(`lifecycle: a user's 30-day range is not pruned to its months: ${userPlan.lines.join(' / ')}`);
     }
-    if (entityPlan.seqScan || entityPlan.partitions.length !== partitions) {
-      throw new Error(`lifecycle: an entity's history is not one index probe per partition (${partitions}): ${entityPlan.lines.join(' / ')}`);
+    if (scannedFilled(entityPlan).length > 0 || !filled.every((p) => entityPlan.partitions.includes(p))) {
+      throw new Error(
+        `lifecycle: an entity's history is not an index probe in each month (${filled.join(', ')}): ${entityPlan.lines.join(' / ')}`,
+      );
     }
-    console.log(`  entity p99 ${percentile(entityMs, 99).toFixed(2)} ms, user p99 ${percentile(userMs, 99).toFixed(2)} ms`);
-    console.log(`  plans: entity reads ${plans.entityPartitions} partitions, user range ${plans.userPartitions} (${userPlan.partitions.join(', ')})`);
+    console.log(
+      `  plans: entity reads ${plans.entityPartitions} partitions, user range ${plans.userPartitions} (${userPlan.partitions.join(', ')})`,
+    );
     return { entityMs, userMs, plans };
   } finally {
     await app.close();
   }
 }
 
-/** `EXPLAIN ANALYZE` of `sql`: its lines, the partitions it reads, and whether any is read sequentially. */
+/** `EXPLAIN ANALYZE` of `sql`: its lines, the partitions it reads, and those it reads sequentially. */
 async function explain(pg: TestPostgres, sql: string) {
   const rows = await pg.query<{ 'QUERY PLAN': string }>(`EXPLAIN (ANALYZE, BUFFERS) ${sql}`, [], DB);
   const lines = rows.map((r) => r['QUERY PLAN']);
-  const partitions = [...new Set(lines.flatMap((l) => [...l.matchAll(/ on (audit_log_\w+) audit_log/g)].map((m) => m[1])))];
-  return { lines, partitions, seqScan: lines.some((l) => l.includes('Seq Scan')) };
+  const read = (pattern: RegExp) => [...new Set(lines.flatMap((l) => [...l.matchAll(pattern)].map((m) => m[1])))];
+  console.log(`    ${lines.filter((l) => /^(Planning|Execution) Time/.test(l)).join(', ')}`);
+  return { lines, partitions: read(/ on (audit_log_\w+) audit_log/g), seqScans: read(/Seq Scan on (audit_log_\w+) audit_log/g) };
 }
 
 /** `log()` into a fresh partitioned and a fresh plain table, alternating which goes first. */
