@@ -65,8 +65,9 @@ const MONTH_FILL = historyFillSql(`$3::timestamptz + ((g - $4::bigint) * $5::dou
  * 100M rows (not tried: about 10 GB of disk per 10M rows) extrapolate from the per-partition
  * figures: an insert touches one partition's indexes whatever the number of months, a read with a
  * date range prunes to the months it names, an unbounded entity history costs one index probe per
- * partition (so it grows with the number of months kept, not with their size), and a month's
- * removal grows with that month's rows (the dry run's share), not with the table's.
+ * partition and a plan over all of them (so it grows with the number of months kept, not with
+ * their size), and a month's removal grows with that month's rows (the dry run's share), not with
+ * the table's.
  *
  * @example
  * const figures = await lifecycle(pg, { rows: 10_000_000, months: 12, smallMonth: 100_000, largeMonth: 1_000_000, queries: 2000, insertRounds: 5, insertEntries: 30_000 }, details);
