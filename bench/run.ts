@@ -10,6 +10,7 @@ import { erasure } from './scenarios/erasure';
 import { history } from './scenarios/history';
 import { http } from './scenarios/http';
 import { integrity } from './scenarios/integrity';
+import { lifecycle } from './scenarios/lifecycle';
 import { linger } from './scenarios/linger';
 import { memory } from './scenarios/memory';
 import { outage } from './scenarios/outage';
@@ -30,6 +31,7 @@ const SCENARIOS = [
   'history',
   'erasure',
   'archive',
+  'lifecycle',
 ] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
@@ -146,7 +148,7 @@ async function main(): Promise<void> {
       await step('erasure', `erase one user's 10 000 rows in audit_log holding ${rows} rows; commitments' cost at birth`, async () => {
         const pg = await startPostgres();
         try {
-          return await erasure(pg, { rows, userRows: 10_000 }, details);
+          return await erasure(pg, { rows, userRows: 10_000, logRounds: Number(process.env.BENCH_ERASURE_ROUNDS ?? 5) }, details);
         } finally {
           await pg.stop();
         }
@@ -162,6 +164,36 @@ async function main(): Promise<void> {
           await pg.stop();
         }
       });
+    }
+    if (wanted('lifecycle')) {
+      const rows = Number(process.env.BENCH_LIFECYCLE_ROWS ?? 10_000_000);
+      // The oldest two months are the two retention removes: 100k and 1M rows at 10M (a 20th and a 5th below that).
+      const smallMonth = Math.min(100_000, Math.floor(rows / 20));
+      const largeMonth = Math.min(1_000_000, Math.floor(rows / 5));
+      await step(
+        'lifecycle',
+        `log() partitioned against plain; ${rows} rows over 12 monthly partitions: reads, retention of a ${smallMonth}- and a ${largeMonth}-row month (a server of its own)`,
+        async () => {
+          const pg = await startPostgres();
+          try {
+            return await lifecycle(
+              pg,
+              {
+                rows,
+                months: 12,
+                smallMonth,
+                largeMonth,
+                queries: Number(process.env.BENCH_LIFECYCLE_QUERIES ?? 2000),
+                insertRounds: Number(process.env.BENCH_LIFECYCLE_ROUNDS ?? 5),
+                insertEntries: 30_000,
+              },
+              details,
+            );
+          } finally {
+            await pg.stop();
+          }
+        },
+      );
     }
   } finally {
     killAllApps();

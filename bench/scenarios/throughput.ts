@@ -85,15 +85,21 @@ export interface ModuleRun {
 
 /**
  * `AuditService.log()` for `warm`, then timed for `measured`, from {@link PRODUCERS} callers, in
- * an app context of its own on `url`; round trips and batches counted during the timed part.
+ * an app context of its own on `url` (the module's options `audit`); round trips and batches
+ * counted during the timed part.
  *
  * @example
  * const { ms, queries, batches } = await moduleLog(url, warm, measured);
  */
-export async function moduleLog(url: string, warm: readonly AuditEntry[], measured: readonly AuditEntry[]): Promise<ModuleRun> {
+export async function moduleLog(
+  url: string,
+  warm: readonly AuditEntry[],
+  measured: readonly AuditEntry[],
+  audit: Parameters<typeof auditContext>[1] = {},
+): Promise<ModuleRun> {
   const events = new EventCounter();
   const restore = captureConsoleError(events);
-  const app = await auditContext(url);
+  const app = await auditContext(url, audit);
   try {
     const service = app.get(AuditService);
     await producers(service, warm);

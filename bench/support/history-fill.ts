@@ -12,13 +12,17 @@ export const HISTORY_SHAPE = {
 const AGENT = 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36';
 
 /**
- * Rows `$1`..`$2 - 1` of a year of traffic ending at `$3` (`$4` rows in all): entity ids drawn
- * over {@link HISTORY_SHAPE}'s entities by a multiplicative hash (so an entity's rows are spread
- * over the year, not adjacent), types 70 % NDA, 20 % Invoice, 10 % User, users likewise hashed,
- * six actions, 2 % failures, a request body of realistic size (built once per 10,000 rows), and
- * UUIDv7 ids of their own time.
+ * Rows `$1`..`$2 - 1` of history, row `g` dated by the SQL expression `at` (of `g` and further
+ * parameters): entity ids drawn over {@link HISTORY_SHAPE}'s entities by a multiplicative hash (so
+ * an entity's rows are spread over the whole trail, not adjacent), types 70 % NDA, 20 % Invoice,
+ * 10 % User, users likewise hashed, six actions, 2 % failures, a request body of realistic size
+ * (built once per 10,000 rows), and UUIDv7 ids of their own time.
+ *
+ * @example
+ * const sql = historyFillSql(`$3::timestamptz + g * interval '1 second'`);
  */
-const FILL = `
+export function historyFillSql(at: string): string {
+  return `
   WITH body AS MATERIALIZED (
     SELECT k, jsonb_build_object('body', jsonb_build_object(
       'title', format('Mutual NDA for project %s (supplier onboarding)', k),
@@ -38,7 +42,11 @@ const FILL = `
     '{"method": "PATCH", "route": "/ndas/:id", "statusCode": 200, "durationMs": 3.2}'::jsonb, t.at
   FROM generate_series($1::bigint, $2::bigint - 1) AS g
     JOIN body ON body.k = g % 10000,
-    LATERAL (SELECT $3::timestamptz - ($4::bigint - g) * interval '${HISTORY_SHAPE.stepSeconds} seconds' AS at) AS t`;
+    LATERAL (SELECT ${at} AS at) AS t`;
+}
+
+/** A year of traffic ending at `$3`, `$4` rows in all, one every {@link HISTORY_SHAPE}`.stepSeconds`. */
+const FILL = historyFillSql(`$3::timestamptz - ($4::bigint - g) * interval '${HISTORY_SHAPE.stepSeconds} seconds'`);
 
 /**
  * Fills `audit_log` of `database` with `rows` rows of {@link FILL}, 1M at a time in two sessions,
