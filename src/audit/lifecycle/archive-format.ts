@@ -47,7 +47,8 @@ export interface ArchivedSeal {
   keyId: string | null;
   signature: string | null;
   entryAuthFrom: string | null;
-  retention: { month: string; rows: number; covered: string | null } | null;
+  /** A checkpoint's fields; `erasures` (what it carried forward, which its hash covers) when it records them. */
+  retention: { month: string; rows: number; covered: string | null; erasures?: string | null } | null;
 }
 
 /**
@@ -113,7 +114,12 @@ export function toArchivedSeal(seal: Seal): ArchivedSeal {
     signature: seal.signature?.toString('base64') ?? null,
     entryAuthFrom: seal.entryAuthFrom ?? null,
     retention: seal.retention
-      ? { month: seal.retention.month, rows: seal.retention.rows, covered: seal.retention.covered?.toString('hex') ?? null }
+      ? {
+          month: seal.retention.month,
+          rows: seal.retention.rows,
+          covered: seal.retention.covered?.toString('hex') ?? null,
+          ...(seal.retention.erasures === undefined ? {} : { erasures: seal.retention.erasures }),
+        }
       : null,
   };
 }
@@ -152,6 +158,9 @@ export function fromArchivedSeal(value: ArchivedSeal): Seal {
           month: text(retention.month, 'retention month'),
           rows: Number(retention.rows),
           covered: retention.covered === null ? null : bytes(retention.covered, 'retention covered', 'hex'),
+          ...(retention.erasures === undefined
+            ? {}
+            : { erasures: retention.erasures === null ? null : text(retention.erasures, 'retention erasures') }),
         }
       : null,
   };
