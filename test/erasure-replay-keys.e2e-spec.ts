@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { Client } from 'pg';
 import { DataSource } from 'typeorm';
 import { AUDIT_MIGRATIONS } from '../src/audit';
@@ -85,7 +85,8 @@ describe('audit:replay guard and the key of each erasure', () => {
   });
 
   it('reads every erasure when a record bears a time PostgreSQL cannot take, and fails not', async () => {
-    const far = { ...record('u-9', 7), occurredAt: '+200000-01-01T00:00:00.000Z' };
+    // An id that is no UUIDv7 (a caller's own) tells no time: the record's time is its occurredAt alone.
+    const far = { ...record('u-9', 7), id: randomUUID(), occurredAt: '+200000-01-01T00:00:00.000Z' };
     expect(await held([far, lost], [pseudonymKey])).toEqual([lost.id]);
   });
 

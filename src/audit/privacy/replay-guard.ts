@@ -43,7 +43,7 @@ export async function heldBackByErasure(
 ): Promise<HeldBack[]> {
   const personal = records.filter(hasPersonalValues);
   if (personal.length === 0) return [];
-  const oldest = personal.reduce((min, r) => Math.min(min, Date.parse(r.occurredAt)), Infinity);
+  const oldest = personal.reduce((min, r) => Math.min(min, madeAt(r)), Infinity);
   // A time PostgreSQL cannot take (the table holds years 1 to 9999 only): every erasure is read.
   const since = oldest >= YEAR_1 && oldest < YEAR_10000 ? new Date(oldest).toISOString() : '-infinity';
   const erasures = (await query(
@@ -62,7 +62,8 @@ export async function heldBackByErasure(
   const held: HeldBack[] = [];
   for (const record of personal) {
     if (present.has(record.id)) continue;
-    const after = erasures.filter((e) => new Date(e.occurred_at).getTime() >= Date.parse(record.occurredAt));
+    const made = madeAt(record);
+    const after = erasures.filter((e) => new Date(e.occurred_at).getTime() >= made);
     if (after.length === 0) continue;
     const match = after.find((e) => {
       const key = e.fingerprint === null ? undefined : byFingerprint.get(e.fingerprint);
@@ -96,4 +97,22 @@ function subjectsOf(record: AuditRecord, key: KeyObject): string[] {
 
 function hasPersonalValues(record: AuditRecord): boolean {
   return record.userId !== null || record.ip !== null || record.userAgent !== null || record.personal !== undefined;
+}
+
+/** How far apart two instances' clocks may be, for {@link madeAt}: an erasure this close after an entry still holds it back. */
+const CLOCK_SKEW_MS = 60_000;
+
+/**
+ * When a record was made, as early as it can have been: the earlier of its `occurredAt` (which a
+ * caller may set, or a clock running ahead may put late) and the time in its UUIDv7 id (taken when
+ * the module made the entry), less {@link CLOCK_SKEW_MS} for the clocks of the instance that made it
+ * and of the one that erased. Holding back too much is safe (the record stays in quarantine or in
+ * its file, named); too little brings an erased value back.
+ */
+function madeAt(record: AuditRecord): number {
+  const occurred = Date.parse(record.occurredAt);
+  const hex = record.id.replaceAll('-', '');
+  const idTime = /^[0-9a-f]{12}7/i.test(hex) ? Number.parseInt(hex.slice(0, 12), 16) : Number.NaN;
+  const made = Math.min(Number.isNaN(occurred) ? Infinity : occurred, Number.isNaN(idTime) ? Infinity : idTime);
+  return made === Infinity ? -Infinity : made - CLOCK_SKEW_MS;
 }
