@@ -44,8 +44,9 @@ const pg = new EmbeddedPostgres({
   persistent: false,
   createPostgresUser: true,
   // The suites kill the postmaster, never the machine: commits must survive a process crash
-  // (so synchronous_commit stays on), but need not reach the disk platter.
-  postgresFlags: durable ? [] : ['-c', 'fsync=off', '-c', 'full_page_writes=off'],
+  // (so synchronous_commit stays on), but need not reach the disk platter. TCP only: a killed
+  // postmaster would leave its Unix socket and lock file behind in /tmp.
+  postgresFlags: ['-c', 'unix_socket_directories=', ...(durable ? [] : ['-c', 'fsync=off', '-c', 'full_page_writes=off'])],
   onLog: () => {},
   onError: () => {},
 });
