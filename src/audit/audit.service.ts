@@ -306,7 +306,7 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
     void this.fallback.evacuate(this.circuit.lastError);
     // Each append is given up at its deadline: what a hung disk did not take is counted, with its line.
     await this.fallback.appendsSettled();
-    await within(this.fallback.spool?.close(), this.options.writeTimeoutMs);
+    await within(this.fallback.spool?.close() ?? Promise.resolve(), this.options.writeTimeoutMs, () => undefined);
     this.writer.abandonOpening();
   }
 
@@ -419,7 +419,9 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
     if (!privacy.enabled) return this.insert(records);
     const keys = privacy.pseudonymKey ? [privacy.pseudonymKey] : integrity.entryKeys.map((k) => k.key);
     const query = (sql: string, parameters: unknown[]) =>
-      withDeadline(this.repository.manager.query(sql, parameters) as Promise<Record<string, unknown>[]>, writeTimeoutMs);
+      within(this.repository.manager.query(sql, parameters) as Promise<Record<string, unknown>[]>, writeTimeoutMs, () => {
+        throw writeTimeoutError(writeTimeoutMs);
+      });
     const { keep, held } = await splitErased(query, this.writer.table(), records, keys);
     // With every entry held back, the try that decides recovery is a zero-row INSERT.
     if (keep.length === 0) await this.writer.probe();
@@ -467,14 +469,17 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
 
 /** Entries that may wait for the spool's fsync at once, at the least (else `bufferSize`): a hung disk holds no more. */
 const SPOOL_WAITING_FLOOR = 1000;
-/** `promise`, or a write timeout after `ms`. */
-async function withDeadline<T>(promise: Promise<T>, ms: number): Promise<T> {
+/** `promise`, or after `ms` what `late` gives (a value to go on with, or a throw). */
+async function within<T>(promise: Promise<T>, ms: number, late: () => T): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(writeTimeoutError(ms)), ms)));
-  return await Promise.race([promise, late]).finally(() => clearTimeout(timer));
-}
-/** Waits for `promise`, at most `ms`. */
-async function within(promise: Promise<unknown> | undefined, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([promise, new Promise((resolve) => (timer = setTimeout(resolve, ms)))]).finally(() => clearTimeout(timer));
+  const expired = new Promise<T>((resolve, reject) => {
+    timer = setTimeout(() => {
+      try {
+        resolve(late());
+      } catch (error) {
+        reject(error as Error);
+      }
+    }, ms);
+  });
+  return await Promise.race([promise, expired]).finally(() => clearTimeout(timer));
 }
