@@ -11,7 +11,6 @@ import {
   StreamableFile,
   type Type,
   UseGuards,
-  UseInterceptors,
 } from '@nestjs/common';
 import { type AuditHttpOptions } from '../audit-options';
 import { type AuditStateChange } from '../audit-state-history';
@@ -22,7 +21,7 @@ import { AuditQueryService } from '../query/audit-query.service';
 import { type AuditPage } from '../query/audit-query.types';
 import { type VolumeBucket } from '../query/audit-volume';
 import { pageHtml, readViewerAssets, type ViewerAsset, viewerAssetsDir } from './viewer-assets';
-import { ViewerHeadersInterceptor } from './viewer-security';
+import { ViewerHeadersGuard } from './viewer-security';
 
 /**
  * What the status panel shows: the write path, sealing, and the state over the last hour.
@@ -109,8 +108,7 @@ export class AuditViewerController {
  */
 export function auditViewerController(http: Required<AuditHttpOptions>): Type<AuditViewerController> {
   class GuardedAuditViewerController extends AuditViewerController {}
-  UseInterceptors(ViewerHeadersInterceptor)(GuardedAuditViewerController);
-  UseGuards(http.guard as Type<CanActivate> | CanActivate)(GuardedAuditViewerController);
+  UseGuards(ViewerHeadersGuard, http.guard as Type<CanActivate> | CanActivate)(GuardedAuditViewerController);
   Controller(http.path)(GuardedAuditViewerController);
   return GuardedAuditViewerController;
 }

@@ -1,5 +1,4 @@
-import { type CallHandler, type ExecutionContext, Injectable, type NestInterceptor } from '@nestjs/common';
-import { type Observable } from 'rxjs';
+import { type CanActivate, type ExecutionContext, Injectable } from '@nestjs/common';
 
 /**
  * The page's Content-Security-Policy: its own scripts and styles only (no inline script, no
@@ -38,15 +37,17 @@ export const VIEWER_HEADERS: Readonly<Record<string, string>> = Object.freeze({
 });
 
 /**
- * Puts {@link VIEWER_HEADERS} on every response of the viewer's routes, errors included (Express
- * `setHeader`, Fastify `header`).
+ * Puts {@link VIEWER_HEADERS} on every response of the viewer's routes (Express `setHeader`,
+ * Fastify `header`), and lets every request through. It is the first of the viewer's guards, so
+ * that the app's guard's refusal carries the headers too (an interceptor runs only after the
+ * guards have let a request through).
  *
  * @example
- * UseInterceptors(ViewerHeadersInterceptor)(ViewerController);
+ * UseGuards(ViewerHeadersGuard, AuditorsOnlyGuard)(ViewerController);
  */
 @Injectable()
-export class ViewerHeadersInterceptor implements NestInterceptor {
-  intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
+export class ViewerHeadersGuard implements CanActivate {
+  canActivate(context: ExecutionContext): boolean {
     const response = context.switchToHttp().getResponse<{
       setHeader?: (name: string, value: string) => void;
       header?: (name: string, value: string) => void;
@@ -55,6 +56,6 @@ export class ViewerHeadersInterceptor implements NestInterceptor {
       if (typeof response.setHeader === 'function') response.setHeader(name, value);
       else response.header?.(name, value);
     }
-    return next.handle();
+    return true;
   }
 }
