@@ -1,7 +1,6 @@
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
 import { Client } from 'pg';
 import { connectionSecrets, sanitizeDbError } from '../db-error';
 import { parseEntryKeys, resolveEntryKeys, type ResolvedEntryKey } from './entry-auth';
@@ -11,6 +10,7 @@ import { PIN_SEARCH_PATH_SQL } from './search-path';
 import { erasureLine } from '../privacy/personal-checks';
 import { readWitness, type WitnessedSeal } from './witness';
 import { sealsPathOf, verifyArchive } from '../lifecycle/archive-verifier';
+import { parseCommandArgs } from '../command-args';
 
 const PIN_SESSION_SQL = PIN_SEARCH_PATH_SQL.replace('SET LOCAL', 'SET');
 
@@ -20,7 +20,7 @@ export const VERIFY_USAGE = `usage: npm run audit:verify -- [options]   (or: npx
                            the witness and the rows after the newest seal are always checked whole
   --witness <file>         a CloudWatch export of the audit.sealed lines (repeatable)
   --public-key <file|key>  the Ed25519 public key (PEM, or base64 DER) the seals must be signed with
-  --entry-key <id:secret>  the entry keys, comma-separated (default: AUDIT_INTEGRITY_ENTRY_KEY): every row's code is checked
+  --entry-key <id:secret>  the entry keys, comma-separated or the option repeated (default: AUDIT_INTEGRITY_ENTRY_KEY): every row's code is checked
   --table <schema.table>   the audit table (default: AUDIT_TABLE or audit_log; without a schema: public)
   --jobs <n>               connections checking seals in parallel, on one snapshot (default 4)
   --trail <database/table> whose audit.sealed lines to take from the witness (needed when it holds several trails)
@@ -55,7 +55,7 @@ export async function runVerify(argv: string[], env: Record<string, string | und
     args = { ...rest, jobs: Number(jobs) };
     publicKey = args['public-key'] === undefined ? undefined : readPublicKey(args['public-key']);
     range = { from: time(args.from, '--from'), to: time(args.to, '--to') };
-    entryKeys = readEntryKeys(args['entry-key'] ?? env.AUDIT_INTEGRITY_ENTRY_KEY);
+    entryKeys = readEntryKeys(args['entry-key']?.join(',') ?? env.AUDIT_INTEGRITY_ENTRY_KEY);
   } catch (error) {
     io.err(`${(error as Error).message}\n${VERIFY_USAGE}`);
     return 2;
@@ -187,23 +187,19 @@ function printReport(
 }
 
 function parse(argv: string[]) {
-  return parseArgs({
-    args: argv,
-    options: {
-      url: { type: 'string' },
-      from: { type: 'string' },
-      to: { type: 'string' },
-      witness: { type: 'string', multiple: true },
-      'public-key': { type: 'string' },
-      'entry-key': { type: 'string' },
-      table: { type: 'string' },
-      trail: { type: 'string' },
-      jobs: { type: 'string' },
-      archive: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-    allowPositionals: false,
-  }).values;
+  return parseCommandArgs(argv, {
+    url: { type: 'string' },
+    from: { type: 'string' },
+    to: { type: 'string' },
+    witness: { type: 'string', multiple: true },
+    'public-key': { type: 'string' },
+    'entry-key': { type: 'string', multiple: true },
+    table: { type: 'string' },
+    trail: { type: 'string' },
+    jobs: { type: 'string' },
+    archive: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  });
 }
 
 function time(value: string | undefined, name: string): number | undefined {

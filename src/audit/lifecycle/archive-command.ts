@@ -1,9 +1,9 @@
-import { parseArgs } from 'node:util';
 import { Client } from 'pg';
 import { connectionSecrets, sanitizeDbError } from '../db-error';
 import { trailName } from '../integrity/seal-store';
 import { PIN_SEARCH_PATH_SQL, qualifiedTable } from '../integrity/search-path';
 import { writeArchive } from './archive-writer';
+import { parseCommandArgs } from '../command-args';
 
 export const ARCHIVE_USAGE = `usage: npm run audit:archive -- --month <YYYY-MM> --out <dir> [options]   (or: npx audit-archive …)
   --month <YYYY-MM>        the month to archive (its rows by occurred_at, UTC)
@@ -82,15 +82,11 @@ export async function runArchive(argv: string[], env: Record<string, string | un
 }
 
 function parse(argv: string[]) {
-  return parseArgs({
-    args: argv,
-    options: {
-      month: { type: 'string' },
-      out: { type: 'string' },
-      url: { type: 'string' },
-      table: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-    allowPositionals: false,
-  }).values;
+  return parseCommandArgs(argv, {
+    month: { type: 'string' },
+    out: { type: 'string' },
+    url: { type: 'string' },
+    table: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  });
 }

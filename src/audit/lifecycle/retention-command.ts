@@ -1,6 +1,5 @@
 import { type KeyObject } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { Client } from 'pg';
 import { connectionSecrets, sanitizeDbError } from '../db-error';
 import { resolveIntegrityOptions } from '../integrity/integrity-options';
@@ -11,6 +10,7 @@ import { formatEventLines } from '../sinks/console.sink';
 import { archiveBeforeRetire } from './archive-retention';
 import { applyRetention, type MonthDecision } from './retention';
 import { parseLegalHold, resolveRetentionOptions } from './retention-options';
+import { parseCommandArgs } from '../command-args';
 
 export const RETENTION_USAGE = `usage: npm run audit:retention -- [options]   (or: npx audit-retention [options])
   --months <n>             whole months kept before the current one (default: AUDIT_RETENTION_MONTHS; required)
@@ -117,20 +117,16 @@ export async function runRetention(argv: string[], env: Record<string, string | 
 }
 
 function parse(argv: string[]) {
-  return parseArgs({
-    args: argv,
-    options: {
-      months: { type: 'string' },
-      'legal-hold': { type: 'string' },
-      'dry-run': { type: 'boolean' },
-      url: { type: 'string' },
-      table: { type: 'string' },
-      'signing-key': { type: 'string' },
-      'archive-dir': { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-    allowPositionals: false,
-  }).values;
+  return parseCommandArgs(argv, {
+    months: { type: 'string' },
+    'legal-hold': { type: 'string' },
+    'dry-run': { type: 'boolean' },
+    url: { type: 'string' },
+    table: { type: 'string' },
+    'signing-key': { type: 'string' },
+    'archive-dir': { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  });
 }
 
 function readSigningKey(value: string | undefined): KeyObject | null {

@@ -1,4 +1,3 @@
-import { parseArgs } from 'node:util';
 import { Client } from 'pg';
 import { AuditEntryNormalizer } from '../audit-entry';
 import { quoteTablePath } from '../audit-insert-sql';
@@ -8,6 +7,7 @@ import { DEFAULT_REDACT_KEYS } from '../redaction';
 import { eraseSubject, type ErasureRequest } from './erasure';
 import { personalSplitter } from './personal-values';
 import { resolvePrivacyOptions } from './privacy-options';
+import { parseCommandArgs } from '../command-args';
 
 export const ERASE_USAGE = `usage: npm run audit:erase -- (--user <id> | --entity <type> --entity-id <id>) [options]   (or: npx audit-erase …)
   --user <id>              erase the personal values of every row this user is the actor of
@@ -104,19 +104,15 @@ export async function runErase(argv: string[], env: Record<string, string | unde
 }
 
 function parse(argv: string[]) {
-  return parseArgs({
-    args: argv,
-    options: {
-      user: { type: 'string' },
-      entity: { type: 'string' },
-      'entity-id': { type: 'string' },
-      'dry-run': { type: 'boolean' },
-      by: { type: 'string' },
-      reason: { type: 'string' },
-      url: { type: 'string' },
-      table: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-    allowPositionals: false,
-  }).values;
+  return parseCommandArgs(argv, {
+    user: { type: 'string' },
+    entity: { type: 'string' },
+    'entity-id': { type: 'string' },
+    'dry-run': { type: 'boolean' },
+    by: { type: 'string' },
+    reason: { type: 'string' },
+    url: { type: 'string' },
+    table: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  });
 }
