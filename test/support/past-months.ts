@@ -19,7 +19,8 @@ export function partitionAgo(k: number): string {
  * A trail whose monthly partitions begin `months` months back: the migrations before the
  * partitions, the legacy bound prepared at that month (the migration's documented path for a
  * bound made beforehand), every migration, then the past months' partitions made by hand, as
- * `audit_log_create_partitions()` makes this month's (it makes none in the past).
+ * `audit_log_create_partitions()` makes this month's (it makes past months only for rows waiting in the
+ * default partition).
  */
 export async function trailWithPastMonths(db: TestPostgres, database: string, months: number): Promise<void> {
   const before = AUDIT_MIGRATIONS.slice(

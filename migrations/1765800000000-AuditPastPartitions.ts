@@ -1,0 +1,132 @@
+import { type MigrationInterface, type QueryRunner } from 'typeorm';
+
+/** A double-quoted SQL identifier. */
+const ident = (name: string) => `"${name.replaceAll('"', '""')}"`;
+
+/** A single-quoted SQL literal. */
+const lit = (text: string) => `'${text.replaceAll("'", "''")}'`;
+
+/** The roles, other than the owner, that may execute `fn` (a regprocedure text). */
+async function executors(queryRunner: QueryRunner, fn: string): Promise<string[]> {
+  const rows = (await queryRunner.query(
+    `SELECT a.grantee::regrole::text AS role FROM pg_proc p, aclexplode(p.proacl) AS a
+     WHERE p.oid = $1::regprocedure AND a.privilege_type = 'EXECUTE' AND a.grantee <> p.proowner AND a.grantee <> 0`,
+    [fn],
+  )) as { role: string }[];
+  return rows.map((r) => r.role);
+}
+
+/**
+ * Past months get their partitions too (issue 21, docs/LIFECYCLE.md "Past months"). Until now
+ * `audit_log_create_partitions(months_ahead)` made only this month's partition and those ahead: a
+ * month in the past without one (a legacy bound prepared months before the partition migration
+ * ran, or an application stopped for longer than its months ahead) kept its rows in the default
+ * partition for good, where retention never removes them.
+ *
+ * The function is now a wrapper under the same name and signature: it first gives each past month
+ * that has rows in the default partition its own partition (created, the rows copied with every
+ * column, `tx` included, removed from the default partition, then attached), and then calls the
+ * previous function, kept as `audit_log_create_partitions_ahead(integer)`, for this month and the
+ * months ahead. The counts it returns cover both. Months without rows get no partition. The
+ * roles that could execute the function keep that grant on the wrapper, and lose it on the inner
+ * function: one entry point. Locks: as before (SHARE ROW EXCLUSIVE on the default partition while
+ * rows move, ACCESS EXCLUSIVE on each new partition until the commit), plus one read of the
+ * default partition per call for its months before this one.
+ *
+ * @example
+ * TypeOrmModule.forRoot({ ..., migrations: [...AUDIT_MIGRATIONS], migrationsRun: true });
+ */
+export class AuditPastPartitions1765800000000 implements MigrationInterface {
+  name = 'AuditPastPartitions1765800000000';
+
+  async up(queryRunner: QueryRunner): Promise<void> {
+    const [{ schema }] = (await queryRunner.query(`SELECT current_schema() AS schema`)) as { schema: string }[];
+    const s = ident(schema);
+    const grantees = await executors(queryRunner, `${s}.audit_log_create_partitions(integer)`);
+    await queryRunner.query(`ALTER FUNCTION ${s}.audit_log_create_partitions(integer) RENAME TO audit_log_create_partitions_ahead`);
+    await queryRunner.query(`
+      CREATE FUNCTION ${s}.audit_log_create_partitions(months_ahead integer DEFAULT 3)
+      RETURNS TABLE (created integer, moved bigint, default_rows bigint, covered_until timestamptz)
+      LANGUAGE plpgsql SECURITY DEFINER
+      SET search_path = pg_catalog, pg_temp SET TimeZone = 'UTC' SET DateStyle = 'ISO, YMD' SET lock_timeout = '5s'
+      AS $fn$
+      DECLARE
+        parent regclass := ${lit(`${s}.audit_log`)}::regclass;
+        dflt regclass;
+        cols text;
+        months timestamptz[];
+        m timestamptz;
+        taken boolean;
+        part text;
+        n bigint;
+        past_created integer := 0;
+        past_moved bigint := 0;
+        ahead record;
+      BEGIN
+        IF months_ahead IS NULL OR months_ahead < 0 OR months_ahead > 24 THEN
+          RAISE EXCEPTION 'months_ahead must be 0 to 24, not %', months_ahead USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        PERFORM pg_advisory_xact_lock(hashtext('audit_log_create_partitions'));
+        SELECT c.oid INTO dflt FROM pg_inherits h JOIN pg_class c ON c.oid = h.inhrelid
+          WHERE h.inhparent = parent AND pg_get_expr(c.relpartbound, c.oid) = 'DEFAULT';
+        IF dflt IS NOT NULL THEN
+          -- No insert may reach the default partition between copying its rows of a month and removing them.
+          EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', dflt);
+          SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) INTO cols
+            FROM pg_attribute WHERE attrelid = parent AND attnum > 0 AND NOT attisdropped;
+          -- Finite dates only: an 'infinity' row of an old table has no month. Read whole before the
+          -- loop: the default partition's trigger cannot be turned off while a cursor reads it.
+          EXECUTE format(
+            'SELECT coalesce(array_agg(DISTINCT date_trunc(''month'', occurred_at) ORDER BY date_trunc(''month'', occurred_at)), ''{}'') FROM %s
+             WHERE occurred_at >= ''0001-01-01 00:00:00+00'' AND occurred_at < date_trunc(''month'', now())', dflt) INTO months;
+          FOREACH m IN ARRAY months
+          LOOP
+            SELECT coalesce(bool_or(lo < m + interval '1 month' AND hi > m), false) INTO taken FROM (
+              SELECT CASE WHEN b[1] = 'MINVALUE' THEN '-infinity' ELSE b[1]::timestamptz END AS lo,
+                     CASE WHEN b[2] = 'MAXVALUE' THEN 'infinity' ELSE b[2]::timestamptz END AS hi
+              FROM (SELECT regexp_match(pg_get_expr(c.relpartbound, c.oid), 'FROM \\(''?([^'')]*)''?\\) TO \\(''?([^'')]*)''?\\)') AS b
+                    FROM pg_inherits h JOIN pg_class c ON c.oid = h.inhrelid WHERE h.inhparent = parent) AS bounds
+              WHERE b IS NOT NULL) AS ranges;
+            CONTINUE WHEN taken;
+            part := 'audit_log_p' || to_char(m, 'YYYY_MM');
+            EXECUTE format('CREATE TABLE %I.%I (LIKE %s INCLUDING DEFAULTS INCLUDING CONSTRAINTS)', ${lit(schema)}, part, parent);
+            EXECUTE format('ALTER TABLE %I.%I ADD CONSTRAINT %I CHECK (occurred_at >= %L AND occurred_at < %L)',
+              ${lit(schema)}, part, part || '_bound', m, m + interval '1 month');
+            -- Copied before the partition is attached: the parent's row triggers (tx set by the database) do not fire.
+            EXECUTE format('INSERT INTO %I.%I (%s) SELECT %s FROM %s WHERE occurred_at >= $1 AND occurred_at < $2', ${lit(schema)}, part, cols, cols, dflt)
+              USING m, m + interval '1 month';
+            GET DIAGNOSTICS n = ROW_COUNT;
+            EXECUTE format('ALTER TABLE %s DISABLE TRIGGER audit_log_no_update_delete', dflt);
+            EXECUTE format('DELETE FROM %s WHERE occurred_at >= $1 AND occurred_at < $2', dflt) USING m, m + interval '1 month';
+            EXECUTE format('ALTER TABLE %s ENABLE TRIGGER audit_log_no_update_delete', dflt);
+            EXECUTE format('ALTER TABLE %s ATTACH PARTITION %I.%I FOR VALUES FROM (%L) TO (%L)', parent, ${lit(schema)}, part, m, m + interval '1 month');
+            EXECUTE format('CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON %I.%I FOR EACH STATEMENT EXECUTE FUNCTION %I.audit_log_refuse_change()',
+              ${lit(schema)}, part, ${lit(schema)});
+            past_created := past_created + 1;
+            past_moved := past_moved + n;
+          END LOOP;
+        END IF;
+        SELECT * INTO ahead FROM ${s}.audit_log_create_partitions_ahead(months_ahead);
+        created := ahead.created + past_created;
+        moved := ahead.moved + past_moved;
+        default_rows := ahead.default_rows;
+        covered_until := ahead.covered_until;
+        RETURN NEXT;
+      END
+      $fn$`);
+    await queryRunner.query(`REVOKE ALL ON FUNCTION ${s}.audit_log_create_partitions(integer) FROM PUBLIC`);
+    for (const role of grantees) {
+      await queryRunner.query(`GRANT EXECUTE ON FUNCTION ${s}.audit_log_create_partitions(integer) TO ${role}`);
+      await queryRunner.query(`REVOKE EXECUTE ON FUNCTION ${s}.audit_log_create_partitions_ahead(integer) FROM ${role}`);
+    }
+  }
+
+  async down(queryRunner: QueryRunner): Promise<void> {
+    const [{ schema }] = (await queryRunner.query(`SELECT current_schema() AS schema`)) as { schema: string }[];
+    const s = ident(schema);
+    const grantees = await executors(queryRunner, `${s}.audit_log_create_partitions(integer)`);
+    await queryRunner.query(`DROP FUNCTION ${s}.audit_log_create_partitions(integer)`);
+    await queryRunner.query(`ALTER FUNCTION ${s}.audit_log_create_partitions_ahead(integer) RENAME TO audit_log_create_partitions`);
+    for (const role of grantees) await queryRunner.query(`GRANT EXECUTE ON FUNCTION ${s}.audit_log_create_partitions(integer) TO ${role}`);
+  }
+}
