@@ -1,9 +1,9 @@
 import { Client } from 'pg';
 import { DataSource } from 'typeorm';
-import { AUDIT_MIGRATIONS, AuditPartitions1765000000000 } from '../src/audit';
+import { AUDIT_MIGRATIONS } from '../src/audit';
 import { sealOnce } from '../src/audit/integrity/seal-store';
 import { verify } from './support/integrity';
-import { insertRowsAgo, monthsAgo, partitionAgo } from './support/past-months';
+import { insertRowsAgo, migrateWithPastBound, monthsAgo, partitionAgo } from './support/past-months';
 import { TestPostgres } from './support/postgres';
 
 // A trail whose legacy bound was prepared months before the partition migration ran (the
@@ -11,7 +11,6 @@ import { TestPostgres } from './support/postgres';
 // months in the past without a partition. Their rows wait in the default partition; the
 // maintenance must give each such month its partition and move its rows there, tx and all, so
 // that retention can one day remove it, as it does for this month's rows dated ahead.
-const BEFORE_PARTITIONS = AUDIT_MIGRATIONS.slice(0, AUDIT_MIGRATIONS.indexOf(AuditPartitions1765000000000));
 
 describe("past months' partitions", () => {
   let db: TestPostgres;
@@ -24,17 +23,10 @@ describe("past months' partitions", () => {
     await db?.stop();
   });
 
-  const migrate = async (database: string, migrations: readonly unknown[], boundMonthsAgo?: number) => {
+  const migrate = async (database: string, migrations: readonly unknown[]) => {
     const source = new DataSource({ type: 'postgres', url: db.url(database), migrations: [...(migrations as never[])] });
     await source.initialize();
     try {
-      if (boundMonthsAgo !== undefined) {
-        const bound = monthsAgo(boundMonthsAgo).start;
-        await source.query(
-          `ALTER TABLE audit_log ADD CONSTRAINT audit_log_legacy_bound CHECK (occurred_at < '${bound}'::timestamptz) NOT VALID`,
-        );
-        await source.query(`ALTER TABLE audit_log VALIDATE CONSTRAINT audit_log_legacy_bound`);
-      }
       await source.runMigrations();
     } finally {
       await source.destroy();
@@ -60,8 +52,7 @@ describe("past months' partitions", () => {
 
   it('creates the partition of each past month that has rows in the default partition, and moves them, tx and all', async () => {
     await db.createDatabase('gap');
-    await migrate('gap', BEFORE_PARTITIONS);
-    await migrate('gap', AUDIT_MIGRATIONS, 4);
+    await migrateWithPastBound(db, 'gap', 4);
     await db.query('SELECT * FROM audit_log_create_partitions(3)', [], 'gap'); // this month and ahead, as at the module's start
     await insertRowsAgo(db, 'gap', 2, 5);
     await insertRowsAgo(db, 'gap', 1, 2);
@@ -102,8 +93,7 @@ describe("past months' partitions", () => {
   it('keeps the grant an application role held on the function through the migration, and works for that role', async () => {
     const upToHere = AUDIT_MIGRATIONS.slice(0, AUDIT_MIGRATIONS.findIndex((m) => m.name === 'AuditSealLinks1765400000000') + 1);
     await db.createDatabase('granted');
-    await migrate('granted', BEFORE_PARTITIONS);
-    await migrate('granted', upToHere, 3);
+    await migrateWithPastBound(db, 'granted', 3, upToHere);
     await db.query(`CREATE ROLE past_writer LOGIN PASSWORD 'pw'`, [], 'granted');
     await db.query(`GRANT INSERT, SELECT ON audit_log TO past_writer`, [], 'granted');
     await db.query(`GRANT EXECUTE ON FUNCTION audit_log_create_partitions(integer) TO past_writer`, [], 'granted');

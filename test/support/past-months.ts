@@ -16,22 +16,22 @@ export function partitionAgo(k: number): string {
 }
 
 /**
- * A trail whose monthly partitions begin `months` months back: the migrations before the
- * partitions, the legacy bound prepared at that month (the migration's documented path for a
- * bound made beforehand), every migration, then the past months' partitions made by hand, as
- * `audit_log_create_partitions()` makes this month's (it makes past months only for rows waiting in the
- * default partition).
+ * Runs `migrations` (every audit migration by default) on a new database, with the legacy bound
+ * prepared at the first of the month `months` back (the migration's documented path for a bound
+ * made beforehand): the migrations before the partitions, the bound, then the rest.
  */
-export async function trailWithPastMonths(db: TestPostgres, database: string, months: number): Promise<void> {
-  const before = AUDIT_MIGRATIONS.slice(
-    0,
-    AUDIT_MIGRATIONS.findIndex((m) => m.name === 'AuditPartitions1765000000000'),
-  );
-  for (const migrations of [before, AUDIT_MIGRATIONS]) {
-    const source = new DataSource({ type: 'postgres', url: db.url(database), migrations: [...migrations] });
+export async function migrateWithPastBound(
+  db: TestPostgres,
+  database: string,
+  months: number,
+  migrations: readonly unknown[] = AUDIT_MIGRATIONS,
+): Promise<void> {
+  const cut = AUDIT_MIGRATIONS.findIndex((m) => m.name === 'AuditPartitions1765000000000');
+  for (const step of [AUDIT_MIGRATIONS.slice(0, cut), migrations]) {
+    const source = new DataSource({ type: 'postgres', url: db.url(database), migrations: [...(step as never[])] });
     await source.initialize();
     try {
-      if (migrations !== before) {
+      if (step === migrations) {
         await source.query(
           `ALTER TABLE audit_log ADD CONSTRAINT audit_log_legacy_bound CHECK (occurred_at < '${monthsAgo(months).start}'::timestamptz) NOT VALID`,
         );
@@ -42,6 +42,15 @@ export async function trailWithPastMonths(db: TestPostgres, database: string, mo
       await source.destroy();
     }
   }
+}
+
+/**
+ * A trail whose monthly partitions begin `months` months back: {@link migrateWithPastBound}, then
+ * the past months' partitions made by hand, as `audit_log_create_partitions()` makes this
+ * month's (it makes a past month's only for rows waiting in the default partition).
+ */
+export async function trailWithPastMonths(db: TestPostgres, database: string, months: number): Promise<void> {
+  await migrateWithPastBound(db, database, months);
   for (let k = months; k >= 1; k--) {
     const { start, end } = monthsAgo(k);
     await db.query(`CREATE TABLE ${partitionAgo(k)} PARTITION OF audit_log FOR VALUES FROM ('${start}') TO ('${end}')`, [], database);
