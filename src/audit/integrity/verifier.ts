@@ -1,7 +1,9 @@
+import { type KeyObject } from 'node:crypto';
 import { type Client } from 'pg';
 import { quoteTablePath } from '../audit-insert-sql';
 import { type ResolvedEntryKey } from './entry-auth';
 import { EntryChecks } from './entry-checks';
+import { ErasureCoverage } from '../privacy/erasure-coverage';
 import { PERSONAL_CHECK_SQL, PersonalChecks } from '../privacy/personal-checks';
 import { keyRange, LEAF_FIELDS, LEAF_SQL, type RowKey } from './row-encoding';
 import { ROW_PROBLEM_SQL } from './row-validity';
@@ -45,6 +47,11 @@ export interface VerifyOptions extends SealChecks {
   chunkRows?: number;
   /** The entry keys (integrity's `entryKeys`): every row's code is checked, sealed or not. Without them, only whether a row has one. */
   entryKeys?: readonly ResolvedEntryKey[];
+  /**
+   * The pseudonym key (`privacy.pseudonymKey`), when erasures name their subjects under it: with it
+   * (or with the entry key they were made under) rows an erasure should have taken are looked for.
+   */
+  pseudonymKey?: KeyObject | null;
 }
 
 /** Rows a cursor returns at a time. */
@@ -94,6 +101,13 @@ export async function verifyTrail(client: Client, options: VerifyOptions = {}): 
     await client.query(PIN_SEARCH_PATH_SQL);
     // Rows removed by retention, known before any seal's rows are checked.
     retention = await loadRetention(client, sealTableOf(table));
+    const coverage = await ErasureCoverage.load(client, table, [
+      ...(options.entryKeys ?? []).map((k) => k.key),
+      ...(options.pseudonymKey ? [options.pseudonymKey] : []),
+    ]);
+    if (coverage.unchecked > 0) personal.report.uncheckedEntries = coverage.unchecked;
+    const judgePersonal: PersonalJudge = (id, tx, text) =>
+      [personal.judge(id, text), coverage.judge(id, tx, text)].filter((a): a is Anomaly => a !== null);
     const jobs = options.connect ? Math.max(1, options.jobs ?? 1) : 1;
     const chunkRows = Math.max(1, options.chunkRows ?? CHUNK_ROWS);
     const connect = jobs > 1 ? options.connect : undefined;
@@ -130,7 +144,7 @@ export async function verifyTrail(client: Client, options: VerifyOptions = {}): 
       chunk = null;
       while (queue.filter((q) => q.job).length >= jobs) await merge();
       const worker = await take();
-      const done = checkChunk(worker, table, ready, entries, retention.retained, personal).finally(() => idle.push(worker));
+      const done = checkChunk(worker, table, ready, entries, retention.retained, judgePersonal).finally(() => idle.push(worker));
       // Awaited in merge(); marked handled so that a failure while others run is not an unhandled rejection.
       done.catch(() => undefined);
       started.push(done);
@@ -173,7 +187,7 @@ export async function verifyTrail(client: Client, options: VerifyOptions = {}): 
     while (queue.length > 0) await merge();
     // Whatever --from and --to say: a seal cut off after --to is a truncation, named here.
     found.push(...chain.unwitnessed('audit_seal'));
-    report.rowsUnsealed = await checkTail(client, table, chain.previous, chain.trusted, entries, personal, (a) => found.push(a));
+    report.rowsUnsealed = await checkTail(client, table, chain.previous, chain.trusted, entries, judgePersonal, (a) => found.push(a));
     const forged = new Set(found.flatMap((a) => (a.kind === 'row_forged' && a.row !== undefined ? [a.row] : [])));
     await personal.finish(client, table, (a) => found.push(a), { forged, whole: options.from === undefined && options.to === undefined });
     const missing = found.filter((a) => a.kind === 'row_missing').length;
@@ -227,6 +241,9 @@ async function prepareTable(client: Client, table: string): Promise<void> {
   if (rows[0]?.never) await client.query(`ANALYZE ${relation}`).catch(() => undefined);
 }
 
+/** The checks of one row's personal values (its `PERSONAL_CHECK_SQL` text): against their commitments, and against its subject's erasures. */
+type PersonalJudge = (id: string, tx: bigint | null, text: unknown) => Anomaly[];
+
 /** Reads a chunk's rows, hashes them, sorts them into their seals and checks each seal; returns the rows read. */
 async function checkChunk(
   client: Client,
@@ -234,7 +251,7 @@ async function checkChunk(
   chunk: Chunk,
   entries: EntryChecks,
   retained: RetainedRows,
-  personal: PersonalChecks,
+  judgePersonal: PersonalJudge,
 ): Promise<number> {
   const last = chunk.seals[chunk.seals.length - 1];
   const rows: LeafRow[] = [];
@@ -244,8 +261,7 @@ async function checkChunk(
   await forEachRow(client, table, 'leaves', chunk.after, { tx: last.lastTx, id: last.lastId }, extraSql, (row) => {
     const [id, tx, problem, leaf, ...extra] = row as [string, string | null, string | null, Buffer, ...unknown[]];
     const key = tx === null ? null : BigInt(tx);
-    const personalFound = personal.judge(id, extra.pop());
-    if (personalFound) changed.push(personalFound);
+    changed.push(...judgePersonal(id, key, extra.pop()));
     rows.push({ id, tx: key, leaf, problem, forged: entries.judge(id, key, extra) });
   });
   chunk.found[chunk.seals.length - 1].push(...changed);
@@ -265,7 +281,7 @@ async function checkTail(
   last: Seal | null,
   trusted: Seal | null,
   entries: EntryChecks,
-  personal: PersonalChecks,
+  judgePersonal: PersonalJudge,
   add: (a: Anomaly) => void,
 ): Promise<number> {
   let count = 0;
@@ -275,8 +291,7 @@ async function checkTail(
   await forEachRow(client, table, what, last && { tx: last.lastTx, id: last.lastId }, null, extraSql, (row) => {
     const [id, tx, problem, ...rest] = row as [string, string | null, string | null, ...unknown[]];
     const key = tx === null ? null : BigInt(tx);
-    const personalFound = personal.judge(id, rest.pop());
-    if (personalFound) add(personalFound);
+    for (const anomaly of judgePersonal(id, key, rest.pop())) add(anomaly);
     const forged = entries.judge(id, key, what === 'leaves' ? rest.slice(1) : rest);
     const anomaly = judgeTailRow({ id, tx, problem, forged }, last, next, trusted);
     if (anomaly) add(anomaly);

@@ -26,6 +26,7 @@ export const ANOMALY_KINDS = [
   'month_dropped',
   'row_personal_changed',
   'row_erased_unaccounted',
+  'row_not_erased',
 ] as const;
 /**
  * One of {@link ANOMALY_KINDS}.

@@ -11,6 +11,7 @@ import { erasureLine } from '../privacy/personal-checks';
 import { readWitness, type WitnessedSeal } from './witness';
 import { sealsPathOf, verifyArchive } from '../lifecycle/archive-verifier';
 import { parseCommandArgs } from '../command-args';
+import { resolvePrivacyOptions } from '../privacy/privacy-options';
 
 const PIN_SESSION_SQL = PIN_SEARCH_PATH_SQL.replace('SET LOCAL', 'SET');
 
@@ -26,6 +27,8 @@ export const VERIFY_USAGE = `usage: npm run audit:verify -- [options]   (or: npx
   --trail <database/table> whose audit.sealed lines to take from the witness (needed when it holds several trails)
   --archive <file>         check an archive (audit-archive's audit-YYYY-MM.seals.json or .ndjson.gz) with no database:
                            its rows against its seals, the seals' chain, --public-key, --witness and --entry-key
+environment: AUDIT_PRIVACY_PSEUDONYM_KEY, when erasures name their subjects under it (privacy.pseudonymKey):
+                           rows an erasure should have taken, still holding values, are looked for with it
 exit status: 0 clean, 1 anomalies found, 2 usage or connection error`;
 
 /** Where the command writes: the report to `out`, usage and errors to `err`. */
@@ -46,6 +49,7 @@ export async function runVerify(argv: string[], env: Record<string, string | und
   let args: Omit<ReturnType<typeof parse>, 'jobs'> & { jobs: number };
   let publicKey: KeyObject | undefined;
   let entryKeys: readonly ResolvedEntryKey[] = [];
+  let pseudonymKey: KeyObject | null = null;
   let range: { from?: number; to?: number };
   try {
     const { jobs = '4', ...rest } = parse(argv);
@@ -56,6 +60,7 @@ export async function runVerify(argv: string[], env: Record<string, string | und
     publicKey = args['public-key'] === undefined ? undefined : readPublicKey(args['public-key']);
     range = { from: time(args.from, '--from'), to: time(args.to, '--to') };
     entryKeys = readEntryKeys(args['entry-key']?.join(',') ?? env.AUDIT_INTEGRITY_ENTRY_KEY);
+    pseudonymKey = readPseudonymKey(env.AUDIT_PRIVACY_PSEUDONYM_KEY);
   } catch (error) {
     io.err(`${(error as Error).message}\n${VERIFY_USAGE}`);
     return 2;
@@ -104,7 +109,7 @@ export async function runVerify(argv: string[], env: Record<string, string | und
       await worker.query(PIN_SESSION_SQL);
       return worker;
     };
-    report = await verifyTrail(client, { table, ...range, witness, publicKey, connect, jobs: args.jobs, entryKeys });
+    report = await verifyTrail(client, { table, ...range, witness, publicKey, connect, jobs: args.jobs, entryKeys, pseudonymKey });
   } catch (error) {
     const { code, message } = sanitizeDbError(error, connectionSecrets({ url }));
     io.err(`audit-verify failed: ${code}: ${message}`);
@@ -246,4 +251,13 @@ function entryAuthLine(auth: VerifyReport['entryAuth']): string {
   return auth.checked
     ? `entry authentication: checked, ${auth.authentic} rows authentic, ${before} (${boundary})`
     : `entry authentication: NOT CHECKED (no entry key: --entry-key or AUDIT_INTEGRITY_ENTRY_KEY), ${auth.unchecked} rows with a code not checked, ${before} (${boundary})`;
+}
+
+function readPseudonymKey(value: string | undefined): KeyObject | null {
+  if (!value) return null;
+  try {
+    return resolvePrivacyOptions({ pseudonymKey: value }).pseudonymKey;
+  } catch (error) {
+    throw new Error(`AUDIT_PRIVACY_PSEUDONYM_KEY ${(error as Error).message.replace(/^AuditModule option "privacy\.pseudonymKey" /, '')}`);
+  }
 }

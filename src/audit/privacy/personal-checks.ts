@@ -14,14 +14,16 @@ export interface ErasureReport {
   retiredRows?: number;
   /** `audit_erasure` entries the retention checkpoints removed. */
   retiredEntries?: number;
+  /** `audit_erasure` entries made under a pseudonym key not given: whether their subject's rows were all taken is not checked. */
+  uncheckedEntries?: number;
 }
 
 /**
  * What the verifier selects of each row, after its other columns: for a row with commitments
- * (row encoding version 2) its actor columns, `personal` and `commitments`, as one JSON text;
- * NULL for any other row.
+ * (row encoding version 2) its actor columns, `personal` and `commitments`, then its entity (for the
+ * erasure coverage check), as one JSON text; NULL for any other row.
  */
-export const PERSONAL_CHECK_SQL = `, CASE WHEN l.commitments IS NULL THEN NULL ELSE pg_catalog.json_build_array(l.user_id, l.ip, l.user_agent, l.personal, l.commitments)::text END`;
+export const PERSONAL_CHECK_SQL = `, CASE WHEN l.commitments IS NULL THEN NULL ELSE pg_catalog.json_build_array(l.user_id, l.ip, l.user_agent, l.personal, l.commitments, l.entity_type, l.entity_id)::text END`;
 
 const ACTOR_COLUMNS = ['user_id', 'ip', 'user_agent'];
 
@@ -216,5 +218,8 @@ export function erasureLine(report: ErasureReport): string {
     report.retiredRows ? `${report.retiredRows} erased rows` : '',
     report.retiredEntries ? `${report.retiredEntries} erasure entries` : '',
   ].filter((part) => part !== '');
-  return `erasure: ${report.erasedRows} rows erased under ${report.erasureEntries} erasure entries${retired.length ? ` (and ${retired.join(', ')} retired)` : ''}`;
+  const unchecked = report.uncheckedEntries
+    ? `; ${report.uncheckedEntries} erasure entries made under a pseudonym key not given, whose subjects' rows left with values are not looked for`
+    : '';
+  return `erasure: ${report.erasedRows} rows erased under ${report.erasureEntries} erasure entries${retired.length ? ` (and ${retired.join(', ')} retired)` : ''}${unchecked}`;
 }

@@ -1,0 +1,117 @@
+import { type KeyObject } from 'node:crypto';
+import { type Client } from 'pg';
+import { quoteTablePath } from '../audit-insert-sql';
+import { type Anomaly } from '../integrity/verify-checks';
+import { ERASURE_ACTION, keyFingerprint, subjectPseudonym } from './erasure';
+import { ERASED, parsePersonal } from './personal-values';
+
+/** An authentic `audit_erasure` entry whose subject pseudonym one of the keys given can make. */
+interface ErasureSeen {
+  erasure: string;
+  at: number;
+  tx: bigint;
+}
+
+/**
+ * Whether every row an erasure should have taken was taken (docs/PRIVACY.md, "Erasure the
+ * verifier checks"). A row still holding personal values is named `row_not_erased` when its
+ * subject (its user, or its entity) was erased by an `audit_erasure` entry and either
+ *
+ * - its transaction began writing before the erasure's did (a transaction open while the
+ *   erasure ran, such as a caller's `record()`, committed after it), or
+ * - it was made before the erasure (its UUIDv7 id's time: when the module made the entry; a
+ *   caller's `occurredAt` may say any time) and inserted after it: an entry of the erased subject
+ *   brought back past the guards of the recovery and of `audit:replay`, for example inserted by
+ *   hand from its stderr line, or written by another instance's queue as the erasure ran.
+ *
+ * Either way the row holds values of a subject erased since, and erasing the subject again takes
+ * it. (A row made on a host whose clock lags the erasing host's, just after the erasure, is named
+ * too: it is new, and a second erasure takes it with the rest.)
+ *
+ * An erasure names its subject by a keyed pseudonym: only erasures made under one of `keys`
+ * (the entry keys, or the pseudonym key) are checked; the others are counted in `unchecked`.
+ *
+ * @example
+ * const coverage = await ErasureCoverage.load(client, 'public.audit_log', keys, forged);
+ * const anomaly = coverage.judge(id, tx, text); // `text` selected with PERSONAL_CHECK_SQL
+ */
+export class ErasureCoverage {
+  private constructor(
+    private readonly keys: readonly { key: KeyObject; bySubject: Map<string, ErasureSeen[]> }[],
+    /** Erasure entries made under a key not given: their rows cannot be told. */
+    readonly unchecked: number,
+  ) {}
+
+  /** Reads the `audit_erasure` entries (in the caller's snapshot), leaving out the ids in `forged`. */
+  static async load(
+    client: Client,
+    table: string,
+    keys: readonly KeyObject[],
+    forged: ReadonlySet<string> = new Set(),
+  ): Promise<ErasureCoverage> {
+    const { rows } = await client.query<{
+      id: string;
+      subject: string | null;
+      fingerprint: string | null;
+      erasure: string | null;
+      at: Date;
+      tx: string | null;
+    }>(
+      `SELECT l.id::text AS id, l.changes -> 'erasure' ->> 'subject' AS subject, l.changes -> 'erasure' ->> 'keyFingerprint' AS fingerprint,
+         l.changes -> 'erasure' ->> 'id' AS erasure, l.occurred_at AS at, l.tx::text AS tx
+       FROM ${quoteTablePath(table)} AS l WHERE l.action OPERATOR(pg_catalog.=) $1`,
+      [ERASURE_ACTION],
+    );
+    const byFingerprint = new Map(keys.map((key) => [keyFingerprint(key), { key, bySubject: new Map<string, ErasureSeen[]>() }]));
+    let unchecked = 0;
+    for (const row of rows) {
+      if (forged.has(row.id) || row.subject === null || row.tx === null || !/^[0-9]{1,20}$/.test(row.tx)) continue;
+      const under = row.fingerprint === null ? undefined : byFingerprint.get(row.fingerprint);
+      if (under === undefined) {
+        unchecked += 1;
+        continue;
+      }
+      const seen = { erasure: row.erasure ?? row.id, at: new Date(row.at).getTime(), tx: BigInt(row.tx) };
+      under.bySubject.set(row.subject, [...(under.bySubject.get(row.subject) ?? []), seen]);
+    }
+    return new ErasureCoverage(
+      [...byFingerprint.values()].filter((k) => k.bySubject.size > 0),
+      unchecked,
+    );
+  }
+
+  /** Judges one row from its `PERSONAL_CHECK_SQL` text (null for a row without commitments) and its transaction id. */
+  judge(id: string, tx: bigint | null, text: unknown): Anomaly | null {
+    if (this.keys.length === 0 || typeof text !== 'string') return null;
+    const [userId, ip, userAgent, personal, , entityType, entityId] = JSON.parse(text) as (string | null)[];
+    const values = parsePersonal(personal ?? null);
+    if (values === null || 'erased' in values) return null;
+    if (values.values.length === 0 && [userId, ip, userAgent].every((v) => v === null || v === ERASED)) return null;
+    const made = idTime(id);
+    for (const { key, bySubject } of this.keys) {
+      const subjects: string[] = [];
+      if (userId !== null && userId !== ERASED) subjects.push(subjectPseudonym(key, [userId, null, null]));
+      if (entityType != null && entityId != null) subjects.push(subjectPseudonym(key, [null, entityType, entityId]));
+      for (const subject of subjects) {
+        for (const erasure of bySubject.get(subject) ?? []) {
+          const inFlight = tx !== null && tx < erasure.tx;
+          if (!inFlight && !(tx !== null && tx > erasure.tx && made < erasure.at)) continue;
+          return {
+            kind: 'row_not_erased',
+            row: id,
+            detail: inFlight
+              ? `its subject was erased by erasure ${erasure.erasure}, begun after this row's transaction, yet it holds its personal values (its transaction was open during the erasure, or the values were written back)`
+              : `made before erasure ${erasure.erasure} of its subject and inserted after it, with its personal values`,
+          };
+        }
+      }
+    }
+    return null;
+  }
+}
+
+/** The time in a UUIDv7 id (ms since the epoch), or NaN for an id of another kind. */
+function idTime(id: string): number {
+  const hex = id.replaceAll('-', '');
+  return /^[0-9a-f]{12}7/i.test(hex) ? Number.parseInt(hex.slice(0, 12), 16) : Number.NaN;
+}
