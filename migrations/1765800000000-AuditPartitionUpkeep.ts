@@ -6,6 +6,10 @@ const ident = (name: string) => `"${name.replaceAll('"', '""')}"`;
 /** A single-quoted SQL literal. */
 const lit = (text: string) => `'${text.replaceAll("'", "''")}'`;
 
+/** The columns that hold personal values (docs/PRIVACY.md). */
+const PERSONAL_COLUMNS = ['user_id', 'ip', 'user_agent', 'personal'];
+const PERSONAL_COLUMNS_SQL = PERSONAL_COLUMNS.map(lit).join(', ');
+
 /** The roles, other than the owner, that may execute `fn` (a regprocedure text). */
 async function executors(queryRunner: QueryRunner, fn: string): Promise<string[]> {
   const rows = (await queryRunner.query(
@@ -17,27 +21,39 @@ async function executors(queryRunner: QueryRunner, fn: string): Promise<string[]
 }
 
 /**
- * Past months get their partitions too (issue 21, docs/LIFECYCLE.md "Past months"). Until now
- * `audit_log_create_partitions(months_ahead)` made only this month's partition and those ahead: a
- * month in the past without one (a legacy bound prepared months before the partition migration
- * ran, or an application stopped for longer than its months ahead) kept its rows in the default
- * partition for good, where retention never removes them.
+ * Two kinds of upkeep of `audit_log`'s partitions (issues 21 and 22, docs/LIFECYCLE.md "Past
+ * months", docs/PRIVACY.md "Planner statistics").
  *
- * The function is now a wrapper under the same name and signature: it first gives each past month
- * that has rows in the default partition its own partition (created, the rows copied with every
- * column, `tx` included, removed from the default partition, then attached), and then calls the
- * previous function, kept as `audit_log_create_partitions_ahead(integer)`, for this month and the
- * months ahead. The counts it returns cover both. Months without rows get no partition. The
- * roles that could execute the function keep that grant on the wrapper, and lose it on the inner
- * function: one entry point. Locks: as before (SHARE ROW EXCLUSIVE on the default partition while
- * rows move, ACCESS EXCLUSIVE on each new partition until the commit), plus one read of the
- * default partition per call for its months before this one.
+ * **Past months get their partitions too.** Until now `audit_log_create_partitions(months_ahead)`
+ * made only this month's partition and those ahead: a month in the past without one (a legacy
+ * bound prepared months before the partition migration ran, or an application stopped for longer
+ * than its months ahead) kept its rows in the default partition for good, where retention never
+ * removes them. The function is now a wrapper under the same name and signature: it first gives
+ * each past month that has rows in the default partition its own partition (created, the rows
+ * copied with every column, `tx` included, removed from the default partition, then attached),
+ * and then calls the previous function, kept as `audit_log_create_partitions_ahead(integer)`, for
+ * this month and the months ahead. The counts it returns cover both. Months without rows get no
+ * partition. The roles that could execute the function keep that grant on the wrapper, and lose
+ * it on the inner function: one entry point. Locks: as before (SHARE ROW EXCLUSIVE on the default
+ * partition while rows move, ACCESS EXCLUSIVE on each new partition until the commit), plus one
+ * read of the default partition per call for its months before this one.
+ *
+ * **No planner statistics of personal columns.** `ANALYZE` (autovacuum's, or `audit-verify`'s on
+ * a table without statistics) keeps samples of each column in `pg_statistic`, which any role
+ * that may SELECT the table reads through `pg_stats`: user ids, IPs, user agents and the
+ * `personal` column's values and salts, left there after an erasure. The statistics target of
+ * `user_id`, `ip`, `user_agent` and `personal` becomes 0 on `audit_log` and every partition (the
+ * wrapper sets it on each partition it finds without it, so partitions made later too), and the
+ * samples already gathered are removed: with `pg_clear_attribute_stats` (PostgreSQL 18), else
+ * from `pg_statistic` when the migration runs as a superuser; otherwise a notice names what an
+ * administrator must run (docs/RUNBOOK.md). The planner then estimates those columns' selectivity
+ * by its defaults; the read indexes are still used.
  *
  * @example
  * TypeOrmModule.forRoot({ ..., migrations: [...AUDIT_MIGRATIONS], migrationsRun: true });
  */
-export class AuditPastPartitions1765800000000 implements MigrationInterface {
-  name = 'AuditPastPartitions1765800000000';
+export class AuditPartitionUpkeep1765800000000 implements MigrationInterface {
+  name = 'AuditPartitionUpkeep1765800000000';
 
   async up(queryRunner: QueryRunner): Promise<void> {
     const [{ schema }] = (await queryRunner.query(`SELECT current_schema() AS schema`)) as { schema: string }[];
@@ -58,6 +74,7 @@ export class AuditPastPartitions1765800000000 implements MigrationInterface {
         m timestamptz;
         taken boolean;
         part text;
+        col name;
         n bigint;
         past_created integer := 0;
         past_moved bigint := 0;
@@ -107,6 +124,14 @@ export class AuditPastPartitions1765800000000 implements MigrationInterface {
           END LOOP;
         END IF;
         SELECT * INTO ahead FROM ${s}.audit_log_create_partitions_ahead(months_ahead);
+        -- Personal columns keep no planner statistics on any partition (pg_stats would show their values).
+        FOR part, col IN
+          SELECT c.oid::regclass::text, a.attname FROM pg_inherits h JOIN pg_class c ON c.oid = h.inhrelid
+            JOIN pg_attribute a ON a.attrelid = c.oid
+          WHERE h.inhparent = parent AND a.attname IN (${PERSONAL_COLUMNS_SQL}) AND a.attstattarget IS DISTINCT FROM 0
+        LOOP
+          EXECUTE format('ALTER TABLE %s ALTER COLUMN %I SET STATISTICS 0', part, col);
+        END LOOP;
         created := ahead.created + past_created;
         moved := ahead.moved + past_moved;
         default_rows := ahead.default_rows;
@@ -119,14 +144,58 @@ export class AuditPastPartitions1765800000000 implements MigrationInterface {
       await queryRunner.query(`GRANT EXECUTE ON FUNCTION ${s}.audit_log_create_partitions(integer) TO ${role}`);
       await queryRunner.query(`REVOKE EXECUTE ON FUNCTION ${s}.audit_log_create_partitions_ahead(integer) FROM ${role}`);
     }
+    await forgetPersonalStatistics(queryRunner, s);
   }
 
   async down(queryRunner: QueryRunner): Promise<void> {
     const [{ schema }] = (await queryRunner.query(`SELECT current_schema() AS schema`)) as { schema: string }[];
     const s = ident(schema);
+    for (const column of PERSONAL_COLUMNS)
+      await queryRunner.query(`ALTER TABLE ${s}.audit_log ALTER COLUMN ${ident(column)} SET STATISTICS -1`);
     const grantees = await executors(queryRunner, `${s}.audit_log_create_partitions(integer)`);
     await queryRunner.query(`DROP FUNCTION ${s}.audit_log_create_partitions(integer)`);
     await queryRunner.query(`ALTER FUNCTION ${s}.audit_log_create_partitions_ahead(integer) RENAME TO audit_log_create_partitions`);
     for (const role of grantees) await queryRunner.query(`GRANT EXECUTE ON FUNCTION ${s}.audit_log_create_partitions(integer) TO ${role}`);
   }
+}
+
+/**
+ * Sets the statistics target of the personal columns to 0 on `audit_log` (and so on every
+ * partition) and removes the samples already gathered, as far as this role can.
+ */
+async function forgetPersonalStatistics(queryRunner: QueryRunner, s: string): Promise<void> {
+  for (const column of PERSONAL_COLUMNS)
+    await queryRunner.query(`ALTER TABLE ${s}.audit_log ALTER COLUMN ${ident(column)} SET STATISTICS 0`);
+  await queryRunner.query(`
+    DO $do$
+    DECLARE
+      rel regclass;
+      col name;
+      clear boolean := to_regprocedure('pg_catalog.pg_clear_attribute_stats(text, text, text, boolean)') IS NOT NULL;
+      super boolean := (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user);
+      left_over text := '';
+    BEGIN
+      FOR rel, col IN
+        SELECT s.starelid::regclass, a.attname FROM pg_catalog.pg_statistic s
+          JOIN pg_catalog.pg_attribute a ON a.attrelid = s.starelid AND a.attnum = s.staattnum
+        WHERE a.attname IN (${PERSONAL_COLUMNS_SQL})
+          AND (s.starelid = ${lit(`${s}.audit_log`)}::regclass
+               OR s.starelid IN (SELECT inhrelid FROM pg_catalog.pg_inherits WHERE inhparent = ${lit(`${s}.audit_log`)}::regclass))
+      LOOP
+        IF clear THEN
+          PERFORM pg_catalog.pg_clear_attribute_stats(n.nspname::text, c.relname::text, col::text, inh)
+            FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace, (VALUES (true), (false)) AS i(inh)
+            WHERE c.oid = rel;
+        ELSIF super THEN
+          DELETE FROM pg_catalog.pg_statistic WHERE starelid = rel
+            AND staattnum = (SELECT attnum FROM pg_catalog.pg_attribute WHERE attrelid = rel AND attname = col);
+        ELSE
+          left_over := left_over || format(' %s.%I', rel, col);
+        END IF;
+      END LOOP;
+      IF left_over <> '' THEN
+        RAISE NOTICE 'planner statistics of personal columns remain (%): a superuser removes them, see docs/RUNBOOK.md', left_over;
+      END IF;
+    END
+    $do$`);
 }
