@@ -15,7 +15,8 @@ const ident = (name: string) => `"${name.replaceAll('"', '""')}"`;
  * - `audit_seal_entry_auth_seq_idx`: `seq` of the seals that record a boundary.
  *
  * Building them reads `audit_seal` once (its small rows: the manifests are stored apart) and holds
- * off new seals meanwhile.
+ * off new seals meanwhile. On a chain signed from its start, with a boundary from its start, each
+ * is about the size of the primary key's index (one `seq` a seal); on one without, each is empty.
  *
  * @example
  * TypeOrmModule.forRoot({ ..., migrations: [...AUDIT_MIGRATIONS], migrationsRun: true });
