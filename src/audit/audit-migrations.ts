@@ -8,6 +8,7 @@ import { AuditRetention1765100000000 } from '../../migrations/1765100000000-Audi
 import { AuditErasure1765200000000 } from '../../migrations/1765200000000-AuditErasure';
 import { AuditRetentionChecks1765300000000 } from '../../migrations/1765300000000-AuditRetentionChecks';
 import { AuditSealLinks1765400000000 } from '../../migrations/1765400000000-AuditSealLinks';
+import { AuditSealTrustIndexes1765600000000 } from '../../migrations/1765600000000-AuditSealTrustIndexes';
 import { AuditPartitionUpkeep1765800000000 } from '../../migrations/1765800000000-AuditPartitionUpkeep';
 
 /**
@@ -31,5 +32,6 @@ export const AUDIT_MIGRATIONS = [
   AuditErasure1765200000000,
   AuditRetentionChecks1765300000000,
   AuditSealLinks1765400000000,
+  AuditSealTrustIndexes1765600000000,
   AuditPartitionUpkeep1765800000000,
 ] as const;

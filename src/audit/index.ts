@@ -7,6 +7,7 @@ export { AuditRetention1765100000000 } from '../../migrations/1765100000000-Audi
 export { AuditErasure1765200000000 } from '../../migrations/1765200000000-AuditErasure';
 export { AuditRetentionChecks1765300000000 } from '../../migrations/1765300000000-AuditRetentionChecks';
 export { AuditSealLinks1765400000000 } from '../../migrations/1765400000000-AuditSealLinks';
+export { AuditSealTrustIndexes1765600000000 } from '../../migrations/1765600000000-AuditSealTrustIndexes';
 export { AuditPartitionUpkeep1765800000000 } from '../../migrations/1765800000000-AuditPartitionUpkeep';
 export { AUDIT_MIGRATIONS } from './audit-migrations';
 export { AuditBuffer, type BufferedEntry } from './audit-buffer';

@@ -100,9 +100,9 @@ export class UntrustedSealError extends Error {
 
 /**
  * The statement that reads the rest of {@link SealTrustContext} (run with `search_path` pinned):
- * `signed_seq`, `boundary_seq`, `boundary_from`, `next_tx`. On a chain with signatures and a
- * boundary each subquery stops at once; on one with neither it reads `audit_seal` (small rows:
- * the manifests are stored apart).
+ * `signed_seq`, `boundary_seq`, `boundary_from`, `next_tx`. Each subquery is one lookup in a
+ * partial index (migration `AuditSealTrustIndexes1765600000000`), however long the chain and
+ * whether or not it has signatures or a boundary.
  *
  * @example
  * const [row] = await query(trustContextSql('"public"."audit_seal"'), []);
