@@ -1,13 +1,15 @@
-import { type BeforeApplicationShutdown, Inject, Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
+import { type BeforeApplicationShutdown, Inject, Injectable, Logger, type OnApplicationBootstrap, Optional } from '@nestjs/common';
 import { type DataSource, type Repository } from 'typeorm';
 import { type AuditLog } from '../audit-log.entity';
 import { type ResolvedAuditOptions } from '../audit-options';
 import { AUDIT_OPTIONS, AUDIT_REPOSITORY } from '../audit.constants';
-import { connectionSecrets, sanitizeDbError } from '../db-error';
+import { sanitizeDbError } from '../db-error';
+import { AuditSealerConnection } from '../integrity/sealer-connection';
 import { trailName } from '../integrity/seal-store';
 import { resolveTable } from '../integrity/search-path';
 import { witnessLine } from '../integrity/witness-line';
 import { ConsoleSink } from '../sinks';
+import { type Query } from './month-analysis';
 import { applyRetention, type MonthDecision } from './retention';
 
 /** The longest one month's retention may take, or wait for a lock (ms). */
@@ -18,7 +20,8 @@ const STATEMENT_TIMEOUT_MS = 60_000;
  * `retention.intervalMs` (daily), off the write path, it removes the months that are wholly
  * sealed, older than `retention.months` and not under `retention.legalHold`, each by a checkpoint
  * signed with `integrity.signingKey` and the database's `audit_log_retire_month()`, and writes an
- * `audit.retained` line (the witness) for each. The application's role needs
+ * `audit.retained` line (the witness) for each. It runs on the sealer's connection: with
+ * `integrity.sealerDatabaseUrl` that role, else the application's, needs
  * `GRANT EXECUTE ON FUNCTION audit_log_retire_month(date, integer)`. A failure is a warning; it is
  * tried again next time. Without the option, or with integrity off, it does nothing.
  *
@@ -31,12 +34,16 @@ export class AuditRetention implements OnApplicationBootstrap, BeforeApplication
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<MonthDecision[]> | undefined;
   private stopped = false;
+  private readonly connection: AuditSealerConnection;
 
   constructor(
     @Inject(AUDIT_OPTIONS) private readonly options: ResolvedAuditOptions,
     @Inject(AUDIT_REPOSITORY) private readonly repository: Repository<AuditLog>,
     private readonly console: ConsoleSink,
-  ) {}
+    @Optional() connection?: AuditSealerConnection,
+  ) {
+    this.connection = connection ?? new AuditSealerConnection(options, repository);
+  }
 
   onApplicationBootstrap(): void {
     const retention = this.options.retention;
@@ -73,10 +80,10 @@ export class AuditRetention implements OnApplicationBootstrap, BeforeApplication
     const retention = this.options.retention;
     const dataSource = this.repository.manager.connection as DataSource;
     if (!retention || !dataSource?.isInitialized) return [];
-    const runner = dataSource.createQueryRunner();
+    let session: { query: Query; release: () => Promise<unknown> } | undefined;
     try {
-      await runner.connect();
-      const query = (sql: string, parameters?: unknown[]) => runner.query(sql, parameters) as Promise<Record<string, unknown>[]>;
+      session = await this.session(dataSource);
+      const { query } = session;
       const tablePath = this.repository.metadata.tablePath;
       const table = await resolveTable(query, tablePath);
       const [{ name }] = (await query('SELECT pg_catalog.current_database() AS name')) as { name: string }[];
@@ -101,11 +108,42 @@ export class AuditRetention implements OnApplicationBootstrap, BeforeApplication
       }
       return decisions;
     } catch (error) {
-      const { code, message } = sanitizeDbError(error, connectionSecrets(dataSource.options));
+      const { code, message } = sanitizeDbError(error, this.connection.secrets());
       this.logger.warn(`Retention failed (${code}: ${message}); tried again next time (see docs/LIFECYCLE.md)`);
       return [];
     } finally {
-      await runner.release().catch(() => undefined);
+      await session?.release().catch(() => undefined);
     }
+  }
+
+  /** A connection for one run: the sealer's own pool's with `integrity.sealerDatabaseUrl`, else the DataSource's. */
+  private async session(dataSource: DataSource): Promise<{ query: Query; release: () => Promise<unknown> }> {
+    const pool = this.connection.separate ? this.connection.pool() : null;
+    if (pool) {
+      const client = await pool.connect();
+      const query: Query = async (sql, parameters) => {
+        const result = (await client.query(sql, parameters)) as
+          { rows?: Record<string, unknown>[] } | { rows?: Record<string, unknown>[] }[];
+        return (Array.isArray(result) ? result.at(-1)?.rows : result.rows) ?? [];
+      };
+      let released = false;
+      const release = async () => {
+        if (released) return;
+        released = true;
+        // A run that failed mid-transaction leaves it open: rolled back before the connection goes back.
+        const failed = await client.query('ROLLBACK').then(
+          () => undefined,
+          (error: unknown) => (error instanceof Error ? error : new Error(String(error))),
+        );
+        client.release(failed);
+      };
+      return { query, release };
+    }
+    const runner = dataSource.createQueryRunner();
+    await runner.connect();
+    return {
+      query: (sql, parameters) => runner.query(sql, parameters) as Promise<Record<string, unknown>[]>,
+      release: () => runner.release(),
+    };
   }
 }
