@@ -64,6 +64,8 @@ interface Attempt {
  * up as failed, so that the next one never waits behind it. It remembers the newest seal it made or saw
  * (in memory, and in `<spoolDir>/integrity/` with a spool): when the database's seals no longer
  * continue it, it seals nothing more and says so (`audit.chain_broken`, a Sentry error, health).
+ * It seals on the app's DataSource, or with `integrity.sealerDatabaseUrl` on a pool of its own
+ * ({@link AuditSealerConnection}) as a role that alone may insert seals (docs/INTEGRITY.md, "Roles").
  * With `integrity.enabled` false it does nothing.
  *
  * @example
