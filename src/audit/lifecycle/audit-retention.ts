@@ -12,6 +12,9 @@ import { ConsoleSink } from '../sinks';
 import { type Query } from './month-analysis';
 import { applyRetention, type MonthDecision } from './retention';
 
+/** The longest delay a Node timer keeps (2^31 - 1 ms, about 24.8 days); `retention.intervalMs` may be longer. */
+const LONGEST_TIMER_MS = 2_147_483_647;
+
 /** The longest one month's retention may take, or wait for a lock (ms). */
 const STATEMENT_TIMEOUT_MS = 60_000;
 
@@ -73,6 +76,11 @@ export class AuditRetention implements OnApplicationBootstrap, BeforeApplication
   private schedule(delay: number): void {
     if (this.stopped || !this.options.retention) return;
     const interval = this.options.retention.intervalMs;
+    // Node fires a timer longer than its maximum at once: a longer interval waits in steps.
+    if (delay > LONGEST_TIMER_MS) {
+      this.timer = setTimeout(() => this.schedule(delay - LONGEST_TIMER_MS), LONGEST_TIMER_MS).unref();
+      return;
+    }
     this.timer = setTimeout(() => void this.retainNow().then(() => this.schedule(interval)), delay).unref();
   }
 
