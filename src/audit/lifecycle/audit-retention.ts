@@ -126,8 +126,9 @@ export class AuditRetention implements OnApplicationBootstrap, BeforeApplication
 
   /** A connection for one run: the sealer's own pool's with `integrity.sealerDatabaseUrl`, else the DataSource's. */
   private async session(dataSource: DataSource): Promise<{ query: Query; release: () => Promise<unknown> }> {
-    const pool = this.connection.separate ? this.connection.pool() : null;
-    if (pool) {
+    if (this.connection.separate) {
+      const pool = this.connection.pool();
+      if (!pool) throw new Error("the sealer's own connection is closed");
       const client = await pool.connect();
       const query: Query = async (sql, parameters) => {
         const result = (await client.query(sql, parameters)) as
