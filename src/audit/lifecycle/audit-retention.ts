@@ -6,6 +6,8 @@ import { AUDIT_OPTIONS, AUDIT_REPOSITORY } from '../audit.constants';
 import { sanitizeDbError } from '../db-error';
 import { AuditSealerConnection } from '../integrity/sealer-connection';
 import { trailName } from '../integrity/seal-store';
+import { SealerSession } from '../integrity/sealer-session';
+import { sealerDeadlines } from '../integrity/sealer-timing';
 import { resolveTable } from '../integrity/search-path';
 import { witnessLine } from '../integrity/witness-line';
 import { ConsoleSink } from '../sinks';
@@ -129,24 +131,15 @@ export class AuditRetention implements OnApplicationBootstrap, BeforeApplication
     if (this.connection.separate) {
       const pool = this.connection.pool();
       if (!pool) throw new Error("the sealer's own connection is closed");
-      const client = await pool.connect();
-      const query: Query = async (sql, parameters) => {
-        const result = (await client.query(sql, parameters)) as
-          { rows?: Record<string, unknown>[] } | { rows?: Record<string, unknown>[] }[];
-        return (Array.isArray(result) ? result.at(-1)?.rows : result.rows) ?? [];
-      };
-      let released = false;
+      // The sealer's deadlines: a connection that does not come, or a round trip past the statement's bound, fails the run.
+      const { connectMs } = sealerDeadlines(this.options.writeTimeoutMs);
+      const session = await SealerSession.open(pool, connectMs, STATEMENT_TIMEOUT_MS + this.options.writeTimeoutMs);
       const release = async () => {
-        if (released) return;
-        released = true;
         // A run that failed mid-transaction leaves it open: rolled back before the connection goes back.
-        const failed = await client.query('ROLLBACK').then(
-          () => undefined,
-          (error: unknown) => (error instanceof Error ? error : new Error(String(error))),
-        );
-        client.release(failed);
+        await session.query('ROLLBACK').catch(() => undefined);
+        session.release();
       };
-      return { query, release };
+      return { query: (sql, parameters) => session.query(sql, parameters) as Promise<Record<string, unknown>[]>, release };
     }
     const runner = dataSource.createQueryRunner();
     await runner.connect();
