@@ -84,6 +84,12 @@ describe('loadConfig', () => {
     );
   });
 
+  it("reads AUDIT_INTEGRITY_SEALER_DATABASE_URL as the sealer's own credentials", () => {
+    const url = 'postgres://sealer:pw@db/audit';
+    expect(loadConfig({ AUDIT_INTEGRITY_SEALER_DATABASE_URL: url }).audit.integrity).toEqual({ sealerDatabaseUrl: url });
+    expect(loadConfig({}).audit.integrity).toBeUndefined();
+  });
+
   it('reads AUDIT_INTEGRITY_ENTRY_KEY as the entry keys, the signing key first, and never echoes a bad one', () => {
     const secret = 'a-secret-of-at-least-thirty-two-characters';
     expect(loadConfig({ AUDIT_INTEGRITY_ENTRY_KEY: `k2:${secret}2,k1:${secret}1` }).audit.integrity).toEqual({

@@ -25,7 +25,14 @@ export interface AppConfig {
     maxExports?: number;
     exportIdleMs?: number;
     /** Present when any `AUDIT_INTEGRITY_*` variable is set. */
-    integrity?: { enabled?: boolean; intervalMs?: number; maxRowsPerSeal?: number; signingKey?: string; entryKeys?: EntryKey[] };
+    integrity?: {
+      enabled?: boolean;
+      intervalMs?: number;
+      maxRowsPerSeal?: number;
+      signingKey?: string;
+      entryKeys?: EntryKey[];
+      sealerDatabaseUrl?: string;
+    };
     /** Present when any `AUDIT_PRIVACY_*` variable is set (docs/PRIVACY.md). */
     privacy?: { personalData?: string[]; pseudonymKey?: string };
   };
@@ -80,7 +87,8 @@ export function loadConfig(env: Env): AppConfig {
 
 /**
  * `AUDIT_INTEGRITY_ENABLED`, `…_INTERVAL_MS`, `…_MAX_ROWS_PER_SEAL`, `…_SIGNING_KEY` (PEM or base64 DER; checked by the module,
- * never echoed), `…_ENTRY_KEY` (`<id>:<secret>`, comma-separated, the signing key first; never echoed).
+ * never echoed), `…_ENTRY_KEY` (`<id>:<secret>`, comma-separated, the signing key first; never echoed),
+ * `…_SEALER_DATABASE_URL` (the sealer's own role; checked by the module, never echoed).
  */
 function integrity(env: Env): AppConfig['audit']['integrity'] {
   const options = {
@@ -89,6 +97,7 @@ function integrity(env: Env): AppConfig['audit']['integrity'] {
     maxRowsPerSeal: integer(env, 'AUDIT_INTEGRITY_MAX_ROWS_PER_SEAL', 100, 100_000),
     signingKey: present(env, 'AUDIT_INTEGRITY_SIGNING_KEY'),
     entryKeys: entryKeys(env, 'AUDIT_INTEGRITY_ENTRY_KEY'),
+    sealerDatabaseUrl: present(env, 'AUDIT_INTEGRITY_SEALER_DATABASE_URL'),
   };
   const set = Object.entries(options).filter(([, value]) => value !== undefined);
   return set.length ? Object.fromEntries(set) : undefined;

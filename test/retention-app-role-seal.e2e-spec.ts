@@ -16,13 +16,15 @@ import { monthsAgo as ago, partitionAgo, trailWithPastMonths } from './support/p
 import { TestPostgres } from './support/postgres';
 import { StderrCapture } from './support/stderr';
 
-// The application's role with its grants (INSERT on audit_log and audit_seal, EXECUTE on the
-// retire function) and no key. The database cannot check a signature, so a link the role makes up
-// (its manifest naming a row the module never wrote, another seal's signature copied) counts as a
-// seal to audit_log_retire_month, and the month holding that row can go (docs/LIFECYCLE.md states
-// this limit). What holds: audit-verify, with the public key, names the made-up link, and the
-// module's own retention of an empty month stays clean.
-describe('retention and the application role', () => {
+// A deployment where the sealer runs as the application's role (no integrity.sealerDatabaseUrl),
+// so that role holds INSERT on audit_log and audit_seal and EXECUTE on the retire function, and no
+// key. The database cannot check a signature, so a link the role makes up (its manifest naming a
+// row the module never wrote, another seal's signature copied) counts as a seal to
+// audit_log_retire_month, and the month holding that row can go (docs/LIFECYCLE.md states this
+// limit of a shared role). What holds: audit-verify, with the public key, names the made-up link,
+// and the module's own retention of an empty month stays clean. The sealer on a role of its own
+// closes it: sealer-credentials shows the same attack refused at the link.
+describe('retention and the application role, when the sealer shares it', () => {
   const database = 'ownseal';
   const keys = sealingKeys();
   const entryKey = randomBytes(32).toString('base64');

@@ -20,6 +20,8 @@ export const AUDIT_ERROR_CODES = {
   exportStalled: 'AUDIT_EXPORT_STALLED',
   erasureInvalid: 'AUDIT_ERASURE_INVALID',
   erasureKeyMissing: 'AUDIT_ERASURE_KEY_MISSING',
+  sealerRoleShared: 'AUDIT_SEALER_ROLE_SHARED',
+  sealerPrivilege: 'AUDIT_SEALER_PRIVILEGE',
 } as const;
 
 /**
@@ -194,6 +196,39 @@ export class AuditErasureError extends Error {
       'an erasure names its subject by a keyed pseudonym: set privacy.pseudonymKey or integrity.entryKeys (AUDIT_PRIVACY_PSEUDONYM_KEY or AUDIT_INTEGRITY_ENTRY_KEY for audit-erase)',
     );
   }
+}
+
+/**
+ * The sealer's own role (`integrity.sealerDatabaseUrl`) lacks a privilege sealing needs: each
+ * attempt fails with it (an `audit.seal_failed` line) until the grant is made.
+ *
+ * @example
+ * AuditSealerPrivilegeError.missing(['INSERT on "public"."audit_seal"']).code; // 'AUDIT_SEALER_PRIVILEGE'
+ */
+export class AuditSealerPrivilegeError extends Error {
+  override readonly name = 'AuditSealerPrivilegeError';
+  readonly code = AUDIT_ERROR_CODES.sealerPrivilege;
+
+  private constructor(message: string) {
+    super(message);
+  }
+
+  static missing(privileges: readonly string[]): AuditSealerPrivilegeError {
+    return new AuditSealerPrivilegeError(
+      `the sealer's role (integrity.sealerDatabaseUrl) lacks ${privileges.join(', ')}: nothing is sealed until it is granted (see docs/INTEGRITY.md, "Roles")`,
+    );
+  }
+}
+
+/**
+ * The start-up warning of a sealer given credentials of its own while the app's role can still
+ * insert seals: the separation of docs/INTEGRITY.md, "Roles", is not in force.
+ *
+ * @example
+ * new Logger('AuditModule').warn(sealerRoleSharedWarning('"public"."audit_seal"'));
+ */
+export function sealerRoleSharedWarning(sealTable: string): string {
+  return `${AUDIT_ERROR_CODES.sealerRoleShared}: integrity.sealerDatabaseUrl is set, but the application's role still holds INSERT on ${sealTable}: whoever holds its credentials can append seals, so the separation is not in force (REVOKE INSERT ON ${sealTable} FROM <app_role>; see docs/INTEGRITY.md, "Roles")`;
 }
 
 /** The error of an `http` option given without the guard that protects the trail. */

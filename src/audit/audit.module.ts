@@ -12,6 +12,7 @@ import { AuditService } from './audit.service';
 import { AuditGateGuard, AuditHttpRecorder, putFirstAmongGlobalGuards } from './http';
 import { AuditQueryService } from './query';
 import { AuditSealer } from './integrity/audit-sealer';
+import { AuditSealerConnection } from './integrity/sealer-connection';
 import { AuditPartitions } from './lifecycle/audit-partitions';
 import { AuditRetention } from './lifecycle/audit-retention';
 import { RingBuffer } from './ring-buffer';
@@ -56,6 +57,7 @@ import { AuditSpool, FileSpool } from './spool';
     ConsoleSink,
     EntityChangeSubscriber,
     AuditService,
+    AuditSealerConnection,
     AuditSealer,
     AuditPartitions,
     AuditRetention,

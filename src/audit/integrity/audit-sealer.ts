@@ -1,9 +1,11 @@
-import { type BeforeApplicationShutdown, Inject, Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
-import { type DataSource, type Repository } from 'typeorm';
+import { type BeforeApplicationShutdown, Inject, Injectable, Logger, type OnApplicationBootstrap, Optional } from '@nestjs/common';
+import { type Repository } from 'typeorm';
+import { quoteTablePath } from '../audit-insert-sql';
 import { type AuditLog } from '../audit-log.entity';
 import { type ResolvedAuditOptions } from '../audit-options';
 import { AUDIT_OPTIONS, AUDIT_REPOSITORY } from '../audit.constants';
-import { connectionSecrets, sanitizeDbError } from '../db-error';
+import { AuditSealerPrivilegeError, sealerRoleSharedWarning } from '../audit.errors';
+import { sanitizeDbError } from '../db-error';
 import { AUDIT_EVENTS, AuditReporter, ConsoleSink } from '../sinks';
 import { type ChainBreak, ChainBrokenError, ChainMemory, chainMemoryFile } from './chain-memory';
 import { entryKeyUnknownError, type ForgedRow } from './entry-auth';
@@ -11,7 +13,9 @@ import { type Seal } from './seal';
 import { newestSeal, sealOnce, sealTableOf, trailName, type UnknownKeyRow } from './seal-store';
 import { forgedReport, ownHashBreak, sealStep, untrustedBreak } from './sealer-outcome';
 import { checkNewestSeal, UntrustedSealError } from './seal-trust';
-import { SealerSession, type SealerPool, SealTimeoutError } from './sealer-session';
+import { AuditSealerConnection } from './sealer-connection';
+import { canInsertSeals, missingSealerPrivileges } from './sealer-roles';
+import { SealerSession, SealTimeoutError } from './sealer-session';
 import { nextAttemptDelay, type SealerDeadlines, sealerDeadlines, sealingLag, stallWaitMs } from './sealer-timing';
 import { PIN_SEARCH_PATH_SQL, resolveTable } from './search-path';
 import { witnessLine } from './witness-line';
@@ -60,6 +64,8 @@ interface Attempt {
  * up as failed, so that the next one never waits behind it. It remembers the newest seal it made or saw
  * (in memory, and in `<spoolDir>/integrity/` with a spool): when the database's seals no longer
  * continue it, it seals nothing more and says so (`audit.chain_broken`, a Sentry error, health).
+ * It seals on the app's DataSource, or with `integrity.sealerDatabaseUrl` on a pool of its own
+ * ({@link AuditSealerConnection}) as a role that alone may insert seals (docs/INTEGRITY.md, "Roles").
  * With `integrity.enabled` false it does nothing.
  *
  * @example
@@ -85,14 +91,19 @@ export class AuditSealer implements OnApplicationBootstrap, BeforeApplicationShu
   private caughtUpAt = Date.now();
   private current: Attempt | undefined;
   private readonly deadlines: SealerDeadlines;
+  private readonly connection: AuditSealerConnection;
+  /** With credentials of its own: whether the app's role was checked for INSERT on the seal table. */
+  private separationChecked = false;
 
   constructor(
     @Inject(AUDIT_OPTIONS) private readonly options: ResolvedAuditOptions,
     @Inject(AUDIT_REPOSITORY) private readonly repository: Repository<AuditLog>,
     private readonly console: ConsoleSink,
     @Inject(AuditReporter) private readonly reporter: AuditReporter,
+    @Optional() connection?: AuditSealerConnection,
   ) {
     this.deadlines = sealerDeadlines(options.writeTimeoutMs);
+    this.connection = connection ?? new AuditSealerConnection(options, repository);
   }
 
   /** Null when integrity is off. */
@@ -191,13 +202,13 @@ export class AuditSealer implements OnApplicationBootstrap, BeforeApplicationShu
   }
 
   private async attempt(attempt: Attempt): Promise<void> {
-    const dataSource = this.repository.manager.connection as DataSource;
-    // Not connected yet (the app started while the database was away): nothing to do until it is.
-    if (!dataSource.isInitialized || this.broken) return;
+    if (this.broken) return;
     let runner: SealerSession | undefined;
     try {
-      const pool = (dataSource.driver as { master?: SealerPool }).master;
-      if (typeof pool?.connect !== 'function') throw new Error('the DataSource has no PostgreSQL pool to seal through');
+      const pool = this.connection.pool();
+      // Not connected yet (the app started while the database was away): nothing to do until it is.
+      if (!pool) return;
+      if (!this.separationChecked && this.connection.separate) await this.checkSeparation();
       const progress = () => (attempt.progress = Date.now());
       runner = await SealerSession.open(pool, this.deadlines.connectMs, this.deadlines.roundTripMs, progress);
       progress();
@@ -209,6 +220,10 @@ export class AuditSealer implements OnApplicationBootstrap, BeforeApplicationShu
         const [{ name }] = (await session.query('SELECT pg_catalog.current_database() AS name')) as { name: string }[];
         this.trail = trailName(name, this.repository.metadata.tablePath);
         this.table = await resolveTable(query, this.repository.metadata.tablePath);
+        if (this.connection.separate) {
+          const missing = await missingSealerPrivileges(query, quoteTablePath(this.table), sealTableOf(this.table));
+          if (missing.length > 0) throw AuditSealerPrivilegeError.missing(missing);
+        }
         const memory =
           this.memory ??
           new ChainMemory(this.trail, chainMemoryFile(this.options.spoolDir, this.trail), { timeoutMs: this.options.writeTimeoutMs });
@@ -265,6 +280,18 @@ export class AuditSealer implements OnApplicationBootstrap, BeforeApplicationShu
     }
   }
 
+  /** Once: warns when the app's own role can still insert seals (the separation is not in force). */
+  private async checkSeparation(): Promise<void> {
+    try {
+      const query = (sql: string, parameters: unknown[]) => this.repository.manager.query(sql, parameters);
+      const sealTable = sealTableOf(await resolveTable(query, this.repository.metadata.tablePath));
+      if (await canInsertSeals(query, sealTable)) this.logger.warn(sealerRoleSharedWarning(sealTable));
+      this.separationChecked = true;
+    } catch {
+      // The app's database is away: checked at a later attempt; sealing goes on meanwhile.
+    }
+  }
+
   private witness(seal: Seal): void {
     const { event, fields } = witnessLine(this.trail, seal);
     this.console.emit(event, 'info', fields);
@@ -294,7 +321,7 @@ export class AuditSealer implements OnApplicationBootstrap, BeforeApplicationShu
 
   private failed(error: unknown): void {
     this.failures += 1;
-    const sanitized = sanitizeDbError(error, connectionSecrets(this.repository.manager.connection?.options));
+    const sanitized = sanitizeDbError(error, this.connection.secrets());
     const lastSealedAt = this.lastSealedAt?.toISOString() ?? null;
     this.console.emit(AUDIT_EVENTS.sealFailed, 'error', { error: sanitized, consecutiveFailures: this.failures, lastSealedAt });
     try {

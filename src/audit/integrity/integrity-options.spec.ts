@@ -61,6 +61,7 @@ describe('resolveIntegrityOptions', () => {
       maxRowsPerSeal: 100,
       signingKey: null,
       entryKeys: [],
+      sealerDatabaseUrl: null,
     });
     expect(resolveIntegrityOptions({ intervalMs: 3_600_000, maxRowsPerSeal: 100_000, signingKey: null })).toMatchObject({
       intervalMs: 3_600_000,
@@ -79,8 +80,24 @@ describe('resolveIntegrityOptions', () => {
     [{ maxRowsPerSeal: 99 }, '"integrity.maxRowsPerSeal" must be an integer from 100 to 100000, got'],
     [{ maxRowsPerSeal: 100_001 }, '"integrity.maxRowsPerSeal" must be an integer from 100 to 100000, got'],
     [{ signingKey: 42 }, '"integrity.signingKey" must be an Ed25519 private key, PKCS#8 PEM or base64 DER (the value is not shown)'],
+    [
+      { sealerDatabaseUrl: 'mysql://sealer:pw@db/audit' },
+      '"integrity.sealerDatabaseUrl" must be a postgres:// or postgresql:// URL (the value is not shown)',
+    ],
+    [{ sealerDatabaseUrl: 5432 }, '"integrity.sealerDatabaseUrl" must be a postgres:// or postgresql:// URL (the value is not shown)'],
   ])('refuses %j', (input, expected) => {
     expect(message(input)).toContain(expected);
+  });
+
+  it('takes a sealer URL as given, and none as null', () => {
+    const url = 'postgresql://sealer:s%40cret@db.internal:5432/audit?sslmode=require';
+    expect(resolveIntegrityOptions({ sealerDatabaseUrl: url }).sealerDatabaseUrl).toBe(url);
+    expect(resolveIntegrityOptions({ sealerDatabaseUrl: '' }).sealerDatabaseUrl).toBeNull();
+    const refused = message({ sealerDatabaseUrl: 'postgres://sealer:hunter2@[db/audit' });
+    expect({ named: refused.includes('integrity.sealerDatabaseUrl'), shown: refused.includes('hunter2') }).toEqual({
+      named: true,
+      shown: false,
+    });
   });
 
   it('takes a PEM key with the whitespace around it that an environment variable or a file adds', () => {

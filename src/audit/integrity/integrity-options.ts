@@ -24,6 +24,12 @@ export interface AuditIntegrityOptions {
    * database never sees them.
    */
   entryKeys?: EntryKey[] | null;
+  /**
+   * A PostgreSQL URL the sealer (and the module's retention) connects with instead of the app's
+   * DataSource: a role of its own that may INSERT into `audit_seal`, which the app's role then
+   * may not (see docs/INTEGRITY.md, "Roles"). Never logged. Default null: the app's connection.
+   */
+  sealerDatabaseUrl?: string | null;
 }
 
 /** The `integrity` option after defaults and validation; the key parsed. */
@@ -33,6 +39,7 @@ export interface ResolvedIntegrityOptions {
   maxRowsPerSeal: number;
   signingKey: KeyObject | null;
   entryKeys: readonly ResolvedEntryKey[];
+  sealerDatabaseUrl: string | null;
 }
 
 /** Defaults of the `integrity` option. */
@@ -42,6 +49,7 @@ export const INTEGRITY_DEFAULTS: Readonly<ResolvedIntegrityOptions> = Object.fre
   maxRowsPerSeal: 20_000,
   signingKey: null,
   entryKeys: [],
+  sealerDatabaseUrl: null,
 });
 
 const LIMITS: Record<'intervalMs' | 'maxRowsPerSeal', [number, number]> = {
@@ -60,7 +68,7 @@ export function resolveIntegrityOptions(input: unknown): ResolvedIntegrityOption
   if (!input || typeof input !== 'object' || Array.isArray(input)) {
     throw AuditConfigError.invalidOption('integrity', 'an object such as { enabled: true }', input);
   }
-  const known = ['enabled', 'intervalMs', 'maxRowsPerSeal', 'signingKey', 'entryKeys'];
+  const known = ['enabled', 'intervalMs', 'maxRowsPerSeal', 'signingKey', 'entryKeys', 'sealerDatabaseUrl'];
   const raw = input as Record<string, unknown>;
   for (const key of Object.keys(raw)) {
     if (!known.includes(key)) throw AuditConfigError.unknownOption(`integrity.${key}`, known);
@@ -75,7 +83,26 @@ export function resolveIntegrityOptions(input: unknown): ResolvedIntegrityOption
     }
     numbers[key] = value;
   }
-  return Object.freeze({ enabled, ...numbers, signingKey: parseSigningKey(raw.signingKey), entryKeys: resolveEntryKeys(raw.entryKeys) });
+  return Object.freeze({
+    enabled,
+    ...numbers,
+    signingKey: parseSigningKey(raw.signingKey),
+    entryKeys: resolveEntryKeys(raw.entryKeys),
+    sealerDatabaseUrl: parseDatabaseUrl(raw.sealerDatabaseUrl),
+  });
+}
+
+function parseDatabaseUrl(value: unknown): string | null {
+  if (value === undefined || value === null || value === '') return null;
+  const expected = 'a postgres:// or postgresql:// URL';
+  if (typeof value !== 'string' || !/^postgres(ql)?:\/\/./.test(value))
+    throw AuditConfigError.invalidSecret('integrity.sealerDatabaseUrl', expected);
+  try {
+    new URL(value);
+  } catch {
+    throw AuditConfigError.invalidSecret('integrity.sealerDatabaseUrl', expected);
+  }
+  return value;
 }
 
 function parseSigningKey(value: unknown): KeyObject | null {

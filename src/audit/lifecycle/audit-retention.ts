@@ -1,14 +1,21 @@
-import { type BeforeApplicationShutdown, Inject, Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
+import { type BeforeApplicationShutdown, Inject, Injectable, Logger, type OnApplicationBootstrap, Optional } from '@nestjs/common';
 import { type DataSource, type Repository } from 'typeorm';
 import { type AuditLog } from '../audit-log.entity';
 import { type ResolvedAuditOptions } from '../audit-options';
 import { AUDIT_OPTIONS, AUDIT_REPOSITORY } from '../audit.constants';
-import { connectionSecrets, sanitizeDbError } from '../db-error';
+import { sanitizeDbError } from '../db-error';
+import { AuditSealerConnection } from '../integrity/sealer-connection';
 import { trailName } from '../integrity/seal-store';
+import { SealerSession } from '../integrity/sealer-session';
+import { sealerDeadlines } from '../integrity/sealer-timing';
 import { resolveTable } from '../integrity/search-path';
 import { witnessLine } from '../integrity/witness-line';
 import { ConsoleSink } from '../sinks';
+import { type Query } from './month-analysis';
 import { applyRetention, type MonthDecision } from './retention';
+
+/** The longest delay a Node timer keeps (2^31 - 1 ms, about 24.8 days); `retention.intervalMs` may be longer. */
+const LONGEST_TIMER_MS = 2_147_483_647;
 
 /** The longest one month's retention may take, or wait for a lock (ms). */
 const STATEMENT_TIMEOUT_MS = 60_000;
@@ -18,7 +25,8 @@ const STATEMENT_TIMEOUT_MS = 60_000;
  * `retention.intervalMs` (daily), off the write path, it removes the months that are wholly
  * sealed, older than `retention.months` and not under `retention.legalHold`, each by a checkpoint
  * signed with `integrity.signingKey` and the database's `audit_log_retire_month()`, and writes an
- * `audit.retained` line (the witness) for each. The application's role needs
+ * `audit.retained` line (the witness) for each. It runs on the sealer's connection: with
+ * `integrity.sealerDatabaseUrl` that role, else the application's, needs
  * `GRANT EXECUTE ON FUNCTION audit_log_retire_month(date, integer)`. A failure is a warning; it is
  * tried again next time. Without the option, or with integrity off, it does nothing.
  *
@@ -31,12 +39,16 @@ export class AuditRetention implements OnApplicationBootstrap, BeforeApplication
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<MonthDecision[]> | undefined;
   private stopped = false;
+  private readonly connection: AuditSealerConnection;
 
   constructor(
     @Inject(AUDIT_OPTIONS) private readonly options: ResolvedAuditOptions,
     @Inject(AUDIT_REPOSITORY) private readonly repository: Repository<AuditLog>,
     private readonly console: ConsoleSink,
-  ) {}
+    @Optional() connection?: AuditSealerConnection,
+  ) {
+    this.connection = connection ?? new AuditSealerConnection(options, repository);
+  }
 
   onApplicationBootstrap(): void {
     const retention = this.options.retention;
@@ -66,6 +78,11 @@ export class AuditRetention implements OnApplicationBootstrap, BeforeApplication
   private schedule(delay: number): void {
     if (this.stopped || !this.options.retention) return;
     const interval = this.options.retention.intervalMs;
+    // Node fires a timer longer than its maximum at once: a longer interval waits in steps.
+    if (delay > LONGEST_TIMER_MS) {
+      this.timer = setTimeout(() => this.schedule(delay - LONGEST_TIMER_MS), LONGEST_TIMER_MS).unref();
+      return;
+    }
     this.timer = setTimeout(() => void this.retainNow().then(() => this.schedule(interval)), delay).unref();
   }
 
@@ -73,10 +90,10 @@ export class AuditRetention implements OnApplicationBootstrap, BeforeApplication
     const retention = this.options.retention;
     const dataSource = this.repository.manager.connection as DataSource;
     if (!retention || !dataSource?.isInitialized) return [];
-    const runner = dataSource.createQueryRunner();
+    let session: { query: Query; release: () => Promise<unknown> } | undefined;
     try {
-      await runner.connect();
-      const query = (sql: string, parameters?: unknown[]) => runner.query(sql, parameters) as Promise<Record<string, unknown>[]>;
+      session = await this.session(dataSource);
+      const { query } = session;
       const tablePath = this.repository.metadata.tablePath;
       const table = await resolveTable(query, tablePath);
       const [{ name }] = (await query('SELECT pg_catalog.current_database() AS name')) as { name: string }[];
@@ -101,11 +118,34 @@ export class AuditRetention implements OnApplicationBootstrap, BeforeApplication
       }
       return decisions;
     } catch (error) {
-      const { code, message } = sanitizeDbError(error, connectionSecrets(dataSource.options));
+      const { code, message } = sanitizeDbError(error, this.connection.secrets());
       this.logger.warn(`Retention failed (${code}: ${message}); tried again next time (see docs/LIFECYCLE.md)`);
       return [];
     } finally {
-      await runner.release().catch(() => undefined);
+      await session?.release().catch(() => undefined);
     }
+  }
+
+  /** A connection for one run: the sealer's own pool's with `integrity.sealerDatabaseUrl`, else the DataSource's. */
+  private async session(dataSource: DataSource): Promise<{ query: Query; release: () => Promise<unknown> }> {
+    if (this.connection.separate) {
+      const pool = this.connection.pool();
+      if (!pool) throw new Error("the sealer's own connection is closed");
+      // The sealer's deadlines: a connection that does not come, or a round trip past the statement's bound, fails the run.
+      const { connectMs } = sealerDeadlines(this.options.writeTimeoutMs);
+      const session = await SealerSession.open(pool, connectMs, STATEMENT_TIMEOUT_MS + this.options.writeTimeoutMs);
+      const release = async () => {
+        // A run that failed mid-transaction leaves it open: rolled back before the connection goes back.
+        await session.query('ROLLBACK').catch(() => undefined);
+        session.release();
+      };
+      return { query: (sql, parameters) => session.query(sql, parameters) as Promise<Record<string, unknown>[]>, release };
+    }
+    const runner = dataSource.createQueryRunner();
+    await runner.connect();
+    return {
+      query: (sql, parameters) => runner.query(sql, parameters) as Promise<Record<string, unknown>[]>,
+      release: () => runner.release(),
+    };
   }
 }
