@@ -87,15 +87,20 @@ export const GROUPS = {
   },
   // Only the parts that reach no database: the rest of these files is held by the PostgreSQL suites.
   'seal-store': {
-    mutate: ['src/audit/integrity/seal-store.ts:50-119', 'src/audit/integrity/search-path.ts'],
+    mutate: ['src/audit/integrity/seal-store.ts:51-97', 'src/audit/integrity/seal-store.ts:104-131', 'src/audit/integrity/search-path.ts'],
     specs: ['src/audit/integrity/seal-store.mutation.spec.ts', 'src/audit/integrity/search-path.mutation.spec.ts'],
   },
   'verify-command': {
     mutate: [
-      'src/audit/integrity/verify-command.ts:44-71',
-      'src/audit/integrity/verify-command.ts:107-110',
-      'src/audit/integrity/verify-command.ts:188-240',
+      'src/audit/integrity/verify-command.ts:45-72',
+      'src/audit/integrity/verify-command.ts:108-111',
+      'src/audit/integrity/verify-command.ts:189-241',
     ],
     specs: ['src/audit/integrity/verify-command.mutation.spec.ts'],
+  },
+  // The rules by which the sealer refuses to build on a seal; not the statement that reads their context (trustContextSql), held by the PostgreSQL suites.
+  'seal-trust': {
+    mutate: ['src/audit/integrity/seal-trust.ts:42-99', 'src/audit/integrity/seal-trust.ts:130-144'],
+    specs: ['src/audit/integrity/seal-trust.spec.ts', 'src/audit/integrity/seal-trust.mutation.spec.ts'],
   },
 };
