@@ -103,4 +103,23 @@ export const GROUPS = {
     mutate: ['src/audit/integrity/seal-trust.ts:42-99', 'src/audit/integrity/seal-trust.ts:130-144'],
     specs: ['src/audit/integrity/seal-trust.spec.ts', 'src/audit/integrity/seal-trust.mutation.spec.ts'],
   },
+  // Erasure's checks, the parsing of the personal columns and the reads that put the values back; not the SQL texts
+  // of personal-checks.ts (the erasure entries, the checkpoints' carried erasures), held by the erasure suites.
+  personal: {
+    mutate: [
+      'src/audit/privacy/personal-checks.ts:26-29',
+      'src/audit/privacy/personal-checks.ts:43-113',
+      'src/audit/privacy/personal-checks.ts:116-182',
+      'src/audit/privacy/personal-checks.ts:184-220',
+      'src/audit/privacy/personal-values.ts:37-39',
+      'src/audit/privacy/personal-values.ts:111-163',
+      'src/audit/privacy/personal-reveal.ts',
+    ],
+    specs: [
+      'src/audit/privacy/personal-checks.mutation.spec.ts',
+      'src/audit/privacy/personal-values.mutation.spec.ts',
+      'src/audit/privacy/personal-reveal.mutation.spec.ts',
+      'src/audit/privacy/privacy-options.spec.ts',
+    ],
+  },
 };
