@@ -122,4 +122,18 @@ export const GROUPS = {
       'src/audit/privacy/privacy-options.spec.ts',
     ],
   },
+  // What audit:replay and recovery hold back after an erasure; not its two SQL texts, held by the erasure-replay suites.
+  'replay-guard': {
+    mutate: [
+      'src/audit/privacy/replay-guard.ts:1-48',
+      'src/audit/privacy/replay-guard.ts:53-56',
+      'src/audit/privacy/replay-guard.ts:58-118',
+    ],
+    specs: ['src/audit/privacy/replay-guard.mutation.spec.ts'],
+  },
+  // How an archived month is written and read back: its seals, entry digests, row checks and leaves.
+  'archive-format': {
+    mutate: ['src/audit/lifecycle/archive-format.ts'],
+    specs: ['src/audit/lifecycle/archive-format.spec.ts', 'src/audit/lifecycle/archive-format.mutation.spec.ts'],
+  },
 };
