@@ -136,4 +136,17 @@ export const GROUPS = {
     mutate: ['src/audit/lifecycle/archive-format.ts'],
     specs: ['src/audit/lifecycle/archive-format.spec.ts', 'src/audit/lifecycle/archive-format.mutation.spec.ts'],
   },
+  // Retention's pure parts: the checkpoint's bitmaps of retained rows, its options (the legal hold), month arithmetic.
+  lifecycle: {
+    mutate: [
+      'src/audit/lifecycle/checkpoint.ts',
+      'src/audit/lifecycle/retention-options.ts',
+      'src/audit/lifecycle/month-partitions.ts:18-42',
+    ],
+    specs: [
+      'src/audit/lifecycle/checkpoint.spec.ts',
+      'src/audit/lifecycle/retention-options.spec.ts',
+      'src/audit/lifecycle/lifecycle.mutation.spec.ts',
+    ],
+  },
 };
