@@ -87,15 +87,66 @@ export const GROUPS = {
   },
   // Only the parts that reach no database: the rest of these files is held by the PostgreSQL suites.
   'seal-store': {
-    mutate: ['src/audit/integrity/seal-store.ts:50-119', 'src/audit/integrity/search-path.ts'],
+    mutate: ['src/audit/integrity/seal-store.ts:51-97', 'src/audit/integrity/seal-store.ts:104-131', 'src/audit/integrity/search-path.ts'],
     specs: ['src/audit/integrity/seal-store.mutation.spec.ts', 'src/audit/integrity/search-path.mutation.spec.ts'],
   },
   'verify-command': {
     mutate: [
-      'src/audit/integrity/verify-command.ts:44-71',
-      'src/audit/integrity/verify-command.ts:107-110',
-      'src/audit/integrity/verify-command.ts:188-240',
+      'src/audit/integrity/verify-command.ts:45-72',
+      'src/audit/integrity/verify-command.ts:108-111',
+      'src/audit/integrity/verify-command.ts:189-241',
     ],
     specs: ['src/audit/integrity/verify-command.mutation.spec.ts'],
+  },
+  // The rules by which the sealer refuses to build on a seal; not the statement that reads their context (trustContextSql), held by the PostgreSQL suites.
+  'seal-trust': {
+    mutate: ['src/audit/integrity/seal-trust.ts:42-99', 'src/audit/integrity/seal-trust.ts:130-144'],
+    specs: ['src/audit/integrity/seal-trust.spec.ts', 'src/audit/integrity/seal-trust.mutation.spec.ts'],
+  },
+  // Erasure's checks, the parsing of the personal columns and the reads that put the values back; not the SQL texts
+  // of personal-checks.ts (the erasure entries, the checkpoints' carried erasures), held by the erasure suites.
+  personal: {
+    mutate: [
+      'src/audit/privacy/personal-checks.ts:26-29',
+      'src/audit/privacy/personal-checks.ts:43-113',
+      'src/audit/privacy/personal-checks.ts:116-182',
+      'src/audit/privacy/personal-checks.ts:184-220',
+      'src/audit/privacy/personal-values.ts:37-39',
+      'src/audit/privacy/personal-values.ts:111-163',
+      'src/audit/privacy/personal-reveal.ts',
+    ],
+    specs: [
+      'src/audit/privacy/personal-checks.mutation.spec.ts',
+      'src/audit/privacy/personal-values.mutation.spec.ts',
+      'src/audit/privacy/personal-reveal.mutation.spec.ts',
+      'src/audit/privacy/privacy-options.spec.ts',
+    ],
+  },
+  // What audit:replay and recovery hold back after an erasure; not its two SQL texts, held by the erasure-replay suites.
+  'replay-guard': {
+    mutate: [
+      'src/audit/privacy/replay-guard.ts:1-48',
+      'src/audit/privacy/replay-guard.ts:53-56',
+      'src/audit/privacy/replay-guard.ts:58-118',
+    ],
+    specs: ['src/audit/privacy/replay-guard.mutation.spec.ts'],
+  },
+  // How an archived month is written and read back: its seals, entry digests, row checks and leaves.
+  'archive-format': {
+    mutate: ['src/audit/lifecycle/archive-format.ts'],
+    specs: ['src/audit/lifecycle/archive-format.spec.ts', 'src/audit/lifecycle/archive-format.mutation.spec.ts'],
+  },
+  // Retention's pure parts: the checkpoint's bitmaps of retained rows, its options (the legal hold), month arithmetic.
+  lifecycle: {
+    mutate: [
+      'src/audit/lifecycle/checkpoint.ts',
+      'src/audit/lifecycle/retention-options.ts',
+      'src/audit/lifecycle/month-partitions.ts:18-42',
+    ],
+    specs: [
+      'src/audit/lifecycle/checkpoint.spec.ts',
+      'src/audit/lifecycle/retention-options.spec.ts',
+      'src/audit/lifecycle/lifecycle.mutation.spec.ts',
+    ],
   },
 };

@@ -105,4 +105,11 @@ describe('audit-verify, its arguments (no database reached)', () => {
     expect(named.err).toMatch(/^audit-verify failed: /);
     expect(named.err).not.toContain('secret-db-host');
   });
+
+  it('checks an archive with --archive, with no database URL at all', async () => {
+    const path = join(dir, 'no-such-archive');
+    const { status, out, err } = await verify(['--archive', path]);
+    expect({ status, out }).toEqual({ status: 2, out: '' });
+    expect(err).toMatch(new RegExp(`^audit-verify failed: cannot check the archive ${path}: `));
+  });
 });
