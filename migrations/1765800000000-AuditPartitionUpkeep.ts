@@ -49,6 +49,11 @@ async function executors(queryRunner: QueryRunner, fn: string): Promise<string[]
  * administrator must run (docs/RUNBOOK.md). The planner then estimates those columns' selectivity
  * by its defaults; the read indexes are still used.
  *
+ * **Retired months stay retired.** A past month that retention removed (a checkpoint in
+ * `audit_seal`) gets no partition again: a row dated in it (a retired row written back) waits in
+ * the default partition, and the sealer names it. A partial index on `audit_seal(retention_month)`
+ * keeps the sealer's and the function's look-up of those months small.
+ *
  * @example
  * TypeOrmModule.forRoot({ ..., migrations: [...AUDIT_MIGRATIONS], migrationsRun: true });
  */
@@ -104,7 +109,8 @@ export class AuditPartitionUpkeep1765800000000 implements MigrationInterface {
               FROM (SELECT regexp_match(pg_get_expr(c.relpartbound, c.oid), 'FROM \\(''?([^'')]*)''?\\) TO \\(''?([^'')]*)''?\\)') AS b
                     FROM pg_inherits h JOIN pg_class c ON c.oid = h.inhrelid WHERE h.inhparent = parent) AS bounds
               WHERE b IS NOT NULL) AS ranges;
-            CONTINUE WHEN taken;
+            -- A month retention removed stays removed: its rows wait in the default partition, named by the sealer.
+            CONTINUE WHEN taken OR EXISTS (SELECT FROM ${s}.audit_seal AS r WHERE r.retention_month = m::date);
             part := 'audit_log_p' || to_char(m, 'YYYY_MM');
             EXECUTE format('CREATE TABLE %I.%I (LIKE %s INCLUDING DEFAULTS INCLUDING CONSTRAINTS)', ${lit(schema)}, part, parent);
             EXECUTE format('ALTER TABLE %I.%I ADD CONSTRAINT %I CHECK (occurred_at >= %L AND occurred_at < %L)',
@@ -145,6 +151,9 @@ export class AuditPartitionUpkeep1765800000000 implements MigrationInterface {
       await queryRunner.query(`REVOKE EXECUTE ON FUNCTION ${s}.audit_log_create_partitions_ahead(integer) FROM ${role}`);
     }
     await forgetPersonalStatistics(queryRunner, s);
+    await queryRunner.query(
+      `CREATE INDEX IF NOT EXISTS audit_seal_retention_month ON ${s}.audit_seal (retention_month) WHERE retention_month IS NOT NULL`,
+    );
   }
 
   async down(queryRunner: QueryRunner): Promise<void> {

@@ -24,7 +24,9 @@ interface LeafRow {
   /** With entry keys: the row's code and the digest the server computed of its fields. */
   code?: string | null;
   digest?: Buffer;
-  /** Set when the row is forged by its position alone (see {@link backdatedReason}). */
+  /** The row's month (`YYYY-MM`, UTC). */
+  month: string;
+  /** Set when the row is forged by its position or its month alone (see {@link backdatedReason}, {@link retiredReason}). */
   reason?: string;
 }
 
@@ -214,7 +216,8 @@ export async function sealOnce(
       runner.query(
         `WITH h AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS horizon),
          picked AS MATERIALIZED (SELECT l.id, l.tx FROM ${log} AS l, h WHERE ${where} AND ${SEALABLE_ROW_SQL} ORDER BY ${order} LIMIT ${limit})
-         SELECT id::text AS id, tx::text AS tx, ${LEAF_SQL} AS leaf, h.horizon::text AS horizon${keyed ? SEAL_ENTRY_COLUMNS : ''}
+         SELECT id::text AS id, tx::text AS tx, ${LEAF_SQL} AS leaf, h.horizon::text AS horizon,
+           pg_catalog.to_char(l.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM') AS month${keyed ? SEAL_ENTRY_COLUMNS : ''}
          FROM ${log} AS l, h, ${leafFields} WHERE l.id = ANY(ARRAY(SELECT id FROM picked))
            AND EXISTS (SELECT FROM picked AS p WHERE p.id = l.id AND p.tx IS NOT DISTINCT FROM l.tx) ORDER BY l.tx NULLS FIRST, l.id`,
         parameters,
@@ -229,7 +232,18 @@ export async function sealOnce(
       // Ordered by the columns (l.tx), not the selected texts of the same names.
       rows = rows.concat(await select(`${where} AND tx < h.horizon`, 'l.tx, l.id', parameters, maxRows - rows.length));
     }
-    for (const row of rows) row.reason = backdatedReason(row, newest);
+    // Months retention removed: a row dated in one came back after its month went (a copy: the original was sealed and retired).
+    const retired: ReadonlySet<string> =
+      rows.length > 0 && retained
+        ? new Set(
+            (
+              (await runner.query(
+                `SELECT pg_catalog.to_char(s.retention_month, 'YYYY-MM') AS month FROM ${sealTable} AS s WHERE s.retention_month IS NOT NULL`,
+              )) as { month: string }[]
+            ).map((r) => r.month),
+          )
+        : new Set();
+    for (const row of rows) row.reason = backdatedReason(row, newest) ?? retiredReason(row, retired);
     // A row signed with a key this process lacks is not judged: the seal ends before it, for a sealer that holds the key.
     const stop = keyed ? rows.findIndex((row) => row.reason === undefined && unknownKeyOf(row.code, entryKeys) !== null) : -1;
     const unknownKey =
@@ -323,6 +337,15 @@ function backdatedReason(row: LeafRow, newest: { last_tx: string | null; horizon
   return backdated
     ? `it lies after the newest seal but older than its horizon (transaction ${newest.horizon}): given an old transaction id`
     : undefined;
+}
+
+/**
+ * Why a row is forged by its month: retention removed that month, every row of it sealed and
+ * counted in its checkpoint, so a row dated in it now is a copy of a retired row (or made up).
+ * `audit-verify` then names it as a row in a sealed range but in no seal.
+ */
+function retiredReason(row: LeafRow, retired: ReadonlySet<string>): string | undefined {
+  return retired.has(row.month) ? `it is dated in ${row.month}, a month retention removed: a retired row written back` : undefined;
 }
 
 /**
