@@ -51,28 +51,35 @@ describe('AuditWriteQueue', () => {
     expect(writes.map((w) => w.ids)).toEqual([['e1', 'e2']]);
   });
 
-  it('gathers entries logged while a write is in flight into the next batch, at most batchSize, two writes at most', async () => {
-    const { queue, writes, settled, entry } = setup();
+  it('gathers entries logged while a write is in flight into the next batch, at most batchSize, four writes at most', async () => {
+    const { queue, writes, settled, entry } = setup({ ...LIMITS, maxEntries: 20 });
     queue.push(entry(1));
     await turn();
-    for (let n = 2; n <= 9; n++) queue.push(entry(n));
+    for (let n = 2; n <= 15; n++) queue.push(entry(n));
     await turn();
-    // A full batch waits: a second write starts; the rest waits for one of the two.
-    expect(writes.map((w) => w.ids)).toEqual([['e1'], ['e2', 'e3', 'e4']]);
-    expect(queue.pending).toBe(9);
+    // Each full batch waiting starts a write, up to four; the rest waits for one of them.
+    expect(writes.map((w) => w.ids)).toEqual([['e1'], ['e2', 'e3', 'e4'], ['e5', 'e6', 'e7'], ['e8', 'e9', 'e10']]);
+    expect(queue.pending).toBe(15);
     writes[0].commit();
     await settleTurn();
     expect(settled).toEqual(['e1']);
-    expect(writes.map((w) => w.ids)).toEqual([['e1'], ['e2', 'e3', 'e4'], ['e5', 'e6', 'e7']]);
-    expect(queue.pending).toBe(8);
-    writes[1].commit();
-    writes[2].commit();
+    expect(writes.map((w) => w.ids).slice(4)).toEqual([['e11', 'e12', 'e13']]);
+    expect(queue.pending).toBe(14);
+    writes.slice(1).forEach((w) => w.commit());
     await settleTurn();
-    expect(writes.map((w) => w.ids).slice(3)).toEqual([['e8', 'e9']]);
-    writes[3].commit();
+    expect(writes.map((w) => w.ids).slice(5)).toEqual([['e14', 'e15']]);
+    writes[5].commit();
     await settleTurn();
-    expect(settled).toEqual(['e1', 'e2', 'e3', 'e4', 'e5', 'e6', 'e7', 'e8', 'e9']);
+    expect(settled).toEqual(Array.from({ length: 15 }, (_, i) => `e${i + 1}`));
     expect(queue.pending).toBe(0);
+  });
+
+  it('fills no batch past a quarter of maxEntries when that is less than batchSize, so that four fit in the bound', async () => {
+    const { queue, writes, entry } = setup({ batchSize: 500, maxEntries: 1000, maxBytes: 1e6, timeoutMs: 2000 });
+    for (let n = 1; n <= 1000; n++) queue.push(entry(n));
+    await turn();
+    expect(writes.map((w) => w.ids.length)).toEqual([250, 250, 250, 250]);
+    expect(writes.map((w) => w.ids[0])).toEqual(['e1', 'e251', 'e501', 'e751']);
   });
 
   it('starts no second write for less than a full batch', async () => {
@@ -98,16 +105,17 @@ describe('AuditWriteQueue', () => {
     expect(queue.push(entry(5, { bytes: 0 }))).toBe(false);
     expect(queue.pending).toBe(3);
     await turn();
-    expect(writes.map((w) => w.ids)).toEqual([['e1', 'e2', 'e4']]);
+    // A quarter of maxEntries rounded up: one entry a batch.
+    expect(writes.map((w) => w.ids)).toEqual([['e1'], ['e2'], ['e4']]);
     expect(queue.push(entry(6, { bytes: 0 }))).toBe(false);
-    writes[0].commit();
+    writes.forEach((w) => w.commit());
     await settleTurn();
     expect(queue.pending).toBe(0);
     expect(queue.push(entry(7, { bytes: 100 }))).toBe(true);
   });
 
   it('hands a failed batch to onFailure, unsettled, and frees its room', async () => {
-    const { queue, writes, failures, settled, entry } = setup({ batchSize: 10, maxEntries: 2, maxBytes: 1000, timeoutMs: 2000 });
+    const { queue, writes, failures, settled, entry } = setup({ batchSize: 10, maxEntries: 8, maxBytes: 1000, timeoutMs: 2000 });
     queue.push(entry(1));
     queue.push(entry(2));
     await turn();
@@ -117,8 +125,7 @@ describe('AuditWriteQueue', () => {
     expect(failures).toEqual([{ error, ids: ['e1', 'e2'] }]);
     expect(settled).toEqual([]);
     expect(queue.pending).toBe(0);
-    expect(queue.push(entry(3))).toBe(true);
-    expect(queue.push(entry(4))).toBe(true);
+    for (let n = 3; n <= 10; n++) expect(queue.push(entry(n))).toBe(true);
   });
 
   it('writes nothing while closed; takeQueued gives back what waits and frees its room', async () => {
@@ -202,7 +209,7 @@ describe('AuditWriteQueue', () => {
   });
 
   it('wakes once per turn of the event loop, however many entries come in it', async () => {
-    const { queue, writes, entry } = setup({ batchSize: 100, maxEntries: 100, maxBytes: 10_000, timeoutMs: 2000 });
+    const { queue, writes, entry } = setup({ batchSize: 100, maxEntries: 400, maxBytes: 10_000, timeoutMs: 2000 });
     const wake = jest.spyOn(global, 'setImmediate');
     try {
       for (let n = 1; n <= 50; n++) queue.push(entry(n));

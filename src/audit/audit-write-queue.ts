@@ -15,16 +15,19 @@ export interface PendingEntry {
 /** Code of the failure raised when an entry finds the writer's memory bound full. */
 export const BACKLOG_FULL_CODE = 'AUDIT_BACKLOG_FULL';
 
-/** Batches the writer may have in flight at once. */
-const MAX_CONCURRENT_BATCHES = 2;
+/** Batches the writer may have in flight at once (an A/B of 2 against 4 in docs/PERFORMANCE.md). */
+export const MAX_CONCURRENT_BATCHES = 4;
 /** With one being split, which holds no lane: one more (the writer's connections stay bounded). */
 const MAX_IN_FLIGHT = MAX_CONCURRENT_BATCHES + 1;
 
 /**
  * Group commit: entries logged in the same turn of the event loop, or while a write is in flight,
- * share one multi-row INSERT of up to `batchSize`. A second write starts only when a full batch
- * waits, so light traffic gathers into fewer, larger transactions and bulk loads keep two going.
- * With a `lingerMs` (async mode, where no caller waits for its row), a batch short of `batchSize`
+ * share one multi-row INSERT. A further write starts only when a full batch waits, so light
+ * traffic gathers into fewer, larger transactions and bulk loads keep up to
+ * {@link MAX_CONCURRENT_BATCHES} going. A full batch is `batchSize` entries, or the `maxEntries`
+ * bound shared among that many batches when that is less (500 and 1000 by default: 250), so
+ * that the bound leaves room for the whole pipeline; no batch holds more.
+ * With a `lingerMs` (async mode, where no caller waits for its row), a batch short of full
  * starts only once its oldest entry has waited that long, so more entries share its commit; a
  * full batch, and `settle()`, start at once. `lingerMs` must be below `timeoutMs`: the wait counts
  * against each entry's deadline.
@@ -144,12 +147,13 @@ export class AuditWriteQueue {
 
   /** `now`: start what may start without waiting for the linger (shutdown's drain, or the linger's end). */
   private pump(now = false): void {
-    const { batchSize } = this.limits;
+    const { batchSize, maxEntries } = this.limits;
+    const full = Math.min(batchSize, Math.ceil(maxEntries / MAX_CONCURRENT_BATCHES));
     const room = () =>
-      this.inFlight.size < MAX_IN_FLIGHT && (this.lanes === 0 || (this.lanes < MAX_CONCURRENT_BATCHES && this.queue.length >= batchSize));
+      this.inFlight.size < MAX_IN_FLIGHT && (this.lanes === 0 || (this.lanes < MAX_CONCURRENT_BATCHES && this.queue.length >= full));
     while (this.open() && this.queue.length > 0 && room()) {
-      if (!now && this.queue.length < batchSize && this.linger()) return;
-      const batch = this.queue.splice(0, batchSize);
+      if (!now && this.queue.length < full && this.linger()) return;
+      const batch = this.queue.splice(0, full);
       this.track(
         this.write(batch).then(
           () => {

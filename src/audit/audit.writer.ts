@@ -6,8 +6,8 @@ import { buildAuditInsert, buildAuditInsertText, buildAuditProbeText, quoteTable
 import { BoundedPoolQuery, type PgPool } from './bounded-pool-query';
 import { WRITE_TIMEOUT_CODE } from './db-error';
 
-/** Attempts that may be outstanding at once: the writer's two batches, a recovery flush, a probe. */
-export const MAX_OUTSTANDING_WRITES = 4;
+/** Attempts that may be outstanding at once: the write queue's four batches, a recovery flush, a probe. */
+export const MAX_OUTSTANDING_WRITES = 6;
 
 /** The least time a connection opened for a write may take (a TLS handshake on a busy host), whatever `writeTimeoutMs`. */
 const CONNECT_FLOOR_MS = 5000;
