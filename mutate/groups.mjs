@@ -14,6 +14,7 @@ export const GROUPS = {
     mutate: ['src/audit/audit-write-queue.ts'],
     specs: [
       'src/audit/audit-write-queue.spec.ts',
+      'src/audit/audit-write-queue.flush.spec.ts',
       'src/audit/audit-write-queue.linger.spec.ts',
       'src/audit/audit-write-queue.mutation.spec.ts',
     ],
