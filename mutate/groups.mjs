@@ -85,10 +85,21 @@ export const GROUPS = {
     mutate: ['src/audit/integrity/verify-checks.ts'],
     specs: ['src/audit/integrity/verify-checks.spec.ts', 'src/audit/integrity/verify-checks.mutation.spec.ts'],
   },
-  // Only the parts that reach no database: the rest of these files is held by the PostgreSQL suites.
+  // Only the parts that reach no database, and the months retention removed (sealOnce against a connection that answers as
+  // PostgreSQL does): the rest of these files is held by the PostgreSQL suites.
   'seal-store': {
-    mutate: ['src/audit/integrity/seal-store.ts:53-98', 'src/audit/integrity/seal-store.ts:107-133', 'src/audit/integrity/search-path.ts'],
-    specs: ['src/audit/integrity/seal-store.mutation.spec.ts', 'src/audit/integrity/search-path.mutation.spec.ts'],
+    mutate: [
+      'src/audit/integrity/seal-store.ts:53-98',
+      'src/audit/integrity/seal-store.ts:107-133',
+      'src/audit/integrity/seal-store.ts:236-246',
+      'src/audit/integrity/seal-store.ts:347-349',
+      'src/audit/integrity/search-path.ts',
+    ],
+    specs: [
+      'src/audit/integrity/seal-store.mutation.spec.ts',
+      'src/audit/integrity/seal-store.retired.mutation.spec.ts',
+      'src/audit/integrity/search-path.mutation.spec.ts',
+    ],
   },
   'verify-command': {
     mutate: [

@@ -87,6 +87,11 @@ describe('audit-verify, its arguments (no database reached)', () => {
       expect(err).not.toContain('AuditModule option');
       expect(err.endsWith(VERIFY_USAGE)).toBe(true);
     }
+    // Each --entry-key is a key of its own: a bad second one is named, not run into the first.
+    const second = await verify(['--entry-key', `k1:${SECRET}`, '--entry-key', 'k2:short-secret']);
+    expect({ status: second.status, out: second.out }).toEqual({ status: 2, out: '' });
+    expect(second.err).toMatch(/^--entry-key \(or AUDIT_INTEGRITY_ENTRY_KEY\) must be/);
+    expect(second.err).not.toContain('short-secret');
     // --entry-key wins over the variable.
     expect(await verify(['--entry-key', `k1:${SECRET}`], { AUDIT_INTEGRITY_ENTRY_KEY: 'k1:short-secret' })).toEqual(NO_URL);
   });
