@@ -149,7 +149,7 @@ export const GROUPS = {
     mutate: [
       'src/audit/integrity/sealer-roles.ts:19-23',
       'src/audit/integrity/sealer-roles.ts:34-35',
-      'src/audit/integrity/sealer-connection.ts:74-111',
+      'src/audit/integrity/sealer-connection.ts',
     ],
     specs: ['src/audit/integrity/sealer-roles.mutation.spec.ts', 'src/audit/integrity/sealer-connection.mutation.spec.ts'],
   },
