@@ -86,16 +86,28 @@ export const GROUPS = {
     mutate: ['src/audit/integrity/verify-checks.ts'],
     specs: ['src/audit/integrity/verify-checks.spec.ts', 'src/audit/integrity/verify-checks.mutation.spec.ts'],
   },
-  // Only the parts that reach no database: the rest of these files is held by the PostgreSQL suites.
+  // Only the parts that reach no database, and the months retention removed (sealOnce against a connection that answers as
+  // PostgreSQL does): the rest of these files is held by the PostgreSQL suites.
   'seal-store': {
-    mutate: ['src/audit/integrity/seal-store.ts:51-97', 'src/audit/integrity/seal-store.ts:104-131', 'src/audit/integrity/search-path.ts'],
-    specs: ['src/audit/integrity/seal-store.mutation.spec.ts', 'src/audit/integrity/search-path.mutation.spec.ts'],
+    mutate: [
+      'src/audit/integrity/seal-store.ts:53-98',
+      'src/audit/integrity/seal-store.ts:107-133',
+      'src/audit/integrity/seal-store.ts:236-246',
+      'src/audit/integrity/seal-store.ts:347-349',
+      'src/audit/integrity/search-path.ts',
+    ],
+    specs: [
+      'src/audit/integrity/seal-store.mutation.spec.ts',
+      'src/audit/integrity/seal-store.retired.mutation.spec.ts',
+      'src/audit/integrity/search-path.mutation.spec.ts',
+    ],
   },
   'verify-command': {
     mutate: [
-      'src/audit/integrity/verify-command.ts:45-72',
-      'src/audit/integrity/verify-command.ts:108-111',
-      'src/audit/integrity/verify-command.ts:189-241',
+      'src/audit/integrity/verify-command.ts:48-77',
+      'src/audit/integrity/verify-command.ts:113-116',
+      'src/audit/integrity/verify-command.ts:194-242',
+      'src/audit/integrity/verify-command.ts:256-263',
     ],
     specs: ['src/audit/integrity/verify-command.mutation.spec.ts'],
   },
@@ -108,10 +120,10 @@ export const GROUPS = {
   // of personal-checks.ts (the erasure entries, the checkpoints' carried erasures), held by the erasure suites.
   personal: {
     mutate: [
-      'src/audit/privacy/personal-checks.ts:26-29',
-      'src/audit/privacy/personal-checks.ts:43-113',
-      'src/audit/privacy/personal-checks.ts:116-182',
-      'src/audit/privacy/personal-checks.ts:184-220',
+      'src/audit/privacy/personal-checks.ts:28-31',
+      'src/audit/privacy/personal-checks.ts:45-115',
+      'src/audit/privacy/personal-checks.ts:118-184',
+      'src/audit/privacy/personal-checks.ts:186-225',
       'src/audit/privacy/personal-values.ts:37-39',
       'src/audit/privacy/personal-values.ts:111-163',
       'src/audit/privacy/personal-reveal.ts',
@@ -122,6 +134,25 @@ export const GROUPS = {
       'src/audit/privacy/personal-reveal.mutation.spec.ts',
       'src/audit/privacy/privacy-options.spec.ts',
     ],
+  },
+  // Rows an erasure should have taken (row_not_erased); not the statement that reads the erasure entries, held by the erasure suites.
+  'erasure-coverage': {
+    mutate: ['src/audit/privacy/erasure-coverage.ts:65-117'],
+    specs: ['src/audit/privacy/erasure-coverage.spec.ts', 'src/audit/privacy/erasure-coverage.mutation.spec.ts'],
+  },
+  // The commands' options, each given at most once unless declared multiple.
+  'command-args': {
+    mutate: ['src/audit/command-args.ts'],
+    specs: ['src/audit/command-args.mutation.spec.ts', 'src/audit/command-args.spec.ts'],
+  },
+  // The sealer on credentials of its own: what its role lacks, whether the app's role may insert seals, which pool seals go through.
+  'sealer-roles': {
+    mutate: [
+      'src/audit/integrity/sealer-roles.ts:19-23',
+      'src/audit/integrity/sealer-roles.ts:34-35',
+      'src/audit/integrity/sealer-connection.ts',
+    ],
+    specs: ['src/audit/integrity/sealer-roles.mutation.spec.ts', 'src/audit/integrity/sealer-connection.mutation.spec.ts'],
   },
   // What audit:replay and recovery hold back after an erasure; not its two SQL texts, held by the erasure-replay suites.
   'replay-guard': {

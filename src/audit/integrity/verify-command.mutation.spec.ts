@@ -87,8 +87,26 @@ describe('audit-verify, its arguments (no database reached)', () => {
       expect(err).not.toContain('AuditModule option');
       expect(err.endsWith(VERIFY_USAGE)).toBe(true);
     }
+    // Each --entry-key is a key of its own: a bad second one is named, not run into the first.
+    const second = await verify(['--entry-key', `k1:${SECRET}`, '--entry-key', 'k2:short-secret']);
+    expect({ status: second.status, out: second.out }).toEqual({ status: 2, out: '' });
+    expect(second.err).toMatch(/^--entry-key \(or AUDIT_INTEGRITY_ENTRY_KEY\) must be/);
+    expect(second.err).not.toContain('short-secret');
     // --entry-key wins over the variable.
     expect(await verify(['--entry-key', `k1:${SECRET}`], { AUDIT_INTEGRITY_ENTRY_KEY: 'k1:short-secret' })).toEqual(NO_URL);
+  });
+
+  it('takes the pseudonym key from AUDIT_PRIVACY_PSEUDONYM_KEY, refusing a short one without showing it', async () => {
+    expect(await verify([], { AUDIT_PRIVACY_PSEUDONYM_KEY: SECRET })).toEqual(NO_URL);
+    expect(await verify([], { AUDIT_PRIVACY_PSEUDONYM_KEY: '' })).toEqual(NO_URL);
+    expect(await verify([], { AUDIT_PRIVACY_PSEUDONYM_KEY: 'short-pseudonym-key' })).toEqual(
+      usageError('AUDIT_PRIVACY_PSEUDONYM_KEY must be a secret of at least 32 characters (the value is not shown)'),
+    );
+    // A bad key is refused before the database is looked for, and with --archive too.
+    expect(await verify(['--archive', 'x'], { AUDIT_PRIVACY_PSEUDONYM_KEY: 'short' })).toEqual(
+      usageError('AUDIT_PRIVACY_PSEUDONYM_KEY must be a secret of at least 32 characters (the value is not shown)'),
+    );
+    expect(VERIFY_USAGE).toContain('environment: AUDIT_PRIVACY_PSEUDONYM_KEY');
   });
 
   it('reports a database it cannot reach with exit 2, without the URL or its password', async () => {

@@ -396,4 +396,14 @@ describe('erasureLine: the erasure line of audit-verify', () => {
       'erasure: 1 rows erased under 2 erasure entries (and 5 erased rows, 6 erasure entries retired)',
     );
   });
+
+  it('says how many erasure entries were made under a pseudonym key not given, only when there are some, after the retired part', () => {
+    expect(erasureLine({ erasedRows: 3, erasureEntries: 2, uncheckedEntries: 0 })).toBe('erasure: 3 rows erased under 2 erasure entries');
+    expect(erasureLine({ erasedRows: 3, erasureEntries: 2, uncheckedEntries: 2 })).toBe(
+      "erasure: 3 rows erased under 2 erasure entries; 2 erasure entries made under a pseudonym key not given, whose subjects' rows left with values are not looked for",
+    );
+    expect(erasureLine({ erasedRows: 3, erasureEntries: 2, retiredRows: 1, uncheckedEntries: 1 })).toBe(
+      "erasure: 3 rows erased under 2 erasure entries (and 1 erased rows retired); 1 erasure entries made under a pseudonym key not given, whose subjects' rows left with values are not looked for",
+    );
+  });
 });
