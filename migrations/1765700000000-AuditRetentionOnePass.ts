@@ -1,6 +1,5 @@
 import { type MigrationInterface, type QueryRunner } from 'typeorm';
 import { erasuresSql } from '../src/audit/lifecycle/checkpoint-erasures';
-import { LEAF_FIELDS, LEAF_SQL } from '../src/audit/integrity/row-encoding';
 import { AuditRetentionChecks1765300000000 } from './1765300000000-AuditRetentionChecks';
 
 /** A double-quoted SQL identifier. */
@@ -12,11 +11,13 @@ const ident = (name: string) => `"${name.replaceAll('"', '""')}"`;
  * it in its seal's manifest, then `audit_log_retire_month` read the partition again to check the
  * same. Now the database does the matching once:
  *
- * - `audit_log_month_state(part)` (internal, EXECUTE revoked from PUBLIC): one pass over the
+ * - `audit_log_month_state(part, m)` (internal, EXECUTE revoked from PUBLIC): one pass over the
  *   partition, each row matched to the manifest entry of the seal whose range holds it, by its id
- *   and its leaf prefix (a copy of a sealed row, same id in another month, is not that row): the
- *   rows, those after the newest seal, those no seal sealed, the checkpoint's manifest, the newest
- *   seal that sealed one, and the erasures the month holds.
+ *   (no leaf hashed): the rows, those after the newest seal, those no seal sealed, the
+ *   checkpoint's manifest, the newest seal that sealed one, and the erasures the month holds. A
+ *   row whose key (tx, id) is also in another partition (a copy of a sealed row, or the row
+ *   copied) counts as one no seal sealed: found through the BRIN index on tx, among the other
+ *   partitions' rows in the month's sealed tx range only.
  * - `audit_log_month_check(month date)` (SECURITY DEFINER, callable by a session whose login role
  *   may execute `audit_log_retire_month`: no new grant): locks the month's partition (SHARE),
  *   returns its state and keeps it in `audit_retire_check` (no right for PUBLIC) for this
@@ -24,8 +25,8 @@ const ident = (name: string) => `"${name.replaceAll('"', '""')}"`;
  * - `audit_log_retire_month(month, keep_months)` replaced (same signature, owner, settings, grant):
  *   it checks what it checked before, on the state kept in this transaction when the partition has
  *   not changed since (held SHARE, no insert, update or delete by this transaction: its counters)
- *   and no seal came but the checkpoint; otherwise it computes the state itself. The match now
- *   includes the leaf prefix there too.
+ *   and no seal came but the checkpoint; otherwise it computes the state itself. It now refuses a
+ *   month holding a copy of a sealed row of another month, which it took for the row before.
  *
  * @example
  * TypeOrmModule.forRoot({ ..., migrations: [...AUDIT_MIGRATIONS], migrationsRun: true });
@@ -46,12 +47,12 @@ export class AuditRetentionOnePass1765700000000 implements MigrationInterface {
     await queryRunner.query(`REVOKE ALL ON ${s}.audit_retire_check FROM PUBLIC`);
     // The state of one partition against the seals, in one read of it (`%1$s` the partition, `%2$s` the seals).
     const stateSql = `
-      WITH r AS MATERIALIZED (SELECT l.ctid AS at, COALESCE(l.tx, -1) AS t, l.id, pg_catalog.substr(${LEAF_SQL.replaceAll('%', '%%')}, 1, 8) AS leaf,
+      WITH r AS MATERIALIZED (SELECT l.ctid AS at, COALESCE(l.tx, -1) AS t, l.id,
               CASE WHEN l.personal LIKE '{"erased":%%' THEN l.personal END AS personal,
               CASE WHEN l.action OPERATOR(pg_catalog.=) 'audit_erasure' THEN l.action END AS action,
               CASE WHEN l.action OPERATOR(pg_catalog.=) 'audit_erasure' THEN l.changes END AS changes
-            FROM %1$s AS l, ${LEAF_FIELDS.replaceAll('%', '%%')}),
-      rs AS (SELECT r.at, r.t, r.id, r.leaf FROM r WHERE $1::bigint IS NOT NULL AND (r.t, r.id) <= ($1, $2)),
+            FROM %1$s AS l),
+      rs AS (SELECT r.at, r.t, r.id FROM r WHERE $1::bigint IS NOT NULL AND (r.t, r.id) <= ($1, $2)),
       lo AS (SELECT rs.t, rs.id FROM rs ORDER BY rs.t, rs.id LIMIT 1),
       hi AS (SELECT rs.t, rs.id FROM rs ORDER BY rs.t DESC, rs.id DESC LIMIT 1),
       s AS (SELECT x.seq, COALESCE(x.last_tx, -1) AS lt, x.last_id AS li, x.manifest, x.hash,
@@ -59,10 +60,9 @@ export class AuditRetentionOnePass1765700000000 implements MigrationInterface {
             FROM %2$s AS x WHERE x.retention_month IS NULL WINDOW w AS (ORDER BY x.seq)),
       c AS MATERIALIZED (SELECT s.seq, s.lt, s.li, s.pt, s.pi, s.hash, s.manifest || ''::bytea AS manifest FROM s, lo, hi WHERE (s.lt, s.li) >= (lo.t, lo.id)
               AND s.seq <= (SELECT min(s2.seq) FROM s AS s2 WHERE (s2.lt, s2.li) >= (hi.t, hi.id))),
-      e AS MATERIALIZED (SELECT c.seq, i, substring(c.manifest FROM i * 24 + 1 FOR 16) AS b, substring(c.manifest FROM i * 24 + 17 FOR 8) AS lf,
-              c.lt, c.li, c.pt, c.pi
+      e AS MATERIALIZED (SELECT c.seq, i, substring(c.manifest FROM i * 24 + 1 FOR 16) AS b, c.lt, c.li, c.pt, c.pi
             FROM c, generate_series(0, length(c.manifest) / 24 - 1) AS i),
-      f AS MATERIALIZED (SELECT rs.at, e.seq, e.i FROM rs JOIN e ON e.b = uuid_send(rs.id) AND e.lf = rs.leaf
+      f AS MATERIALIZED (SELECT rs.at, e.seq, e.i FROM rs JOIN e ON e.b = uuid_send(rs.id)
               AND (rs.t, rs.id) <= (e.lt, e.li) AND (e.pt IS NULL OR (rs.t, rs.id) > (e.pt, e.pi))),
       bits AS (SELECT g.seq, g.i / 8 AS at, bit_or(128 >> (g.i %% 8)) AS v FROM f AS g GROUP BY 1, 2),
       bytes AS (SELECT c.seq, ((length(c.manifest) + 191) / 192)::integer AS len, k.at
@@ -78,23 +78,39 @@ export class AuditRetentionOnePass1765700000000 implements MigrationInterface {
         (SELECT COALESCE(string_agg(int8send(p.seq) || int4send(p.len) || p.bitmap, ''::bytea ORDER BY p.seq), ''::bytea) FROM maps AS p),
         ${erasuresSql('r AS l WHERE true').replaceAll('%', '%%')},
         (SELECT max(g.seq) FROM f AS g),
-        (SELECT c.hash FROM c WHERE c.seq = (SELECT max(g.seq) FROM f AS g))
+        (SELECT c.hash FROM c WHERE c.seq = (SELECT max(g.seq) FROM f AS g)),
+        (SELECT lo.t FROM lo), (SELECT hi.t FROM hi)
       FROM counts`;
+    // Rows of the other partitions with the key (tx, id) of a sealed row of this one, among those whose
+    // tx lies in its sealed range (the BRIN index on tx): a copy, or the row it copies. The manifest
+    // cannot tell which of the two its seal sealed, so the month is refused (each counts as left out).
+    const copiesSql = `
+      SELECT count(*) FROM %2$s AS l WHERE (l.id, COALESCE(l.tx, -1)) IN (
+        SELECT o.id, COALESCE(o.tx, -1) FROM %1$s AS o
+        WHERE (o.occurred_at < $3 OR o.occurred_at >= $4) AND ((o.tx >= $1 AND o.tx <= $2) OR ($1 < 0 AND o.tx IS NULL)))`;
     await queryRunner.query(`
-      CREATE OR REPLACE FUNCTION ${s}.audit_log_month_state(part regclass, OUT rows bigint, OUT unsealed bigint, OUT left_out bigint,
+      CREATE OR REPLACE FUNCTION ${s}.audit_log_month_state(part regclass, m timestamptz, OUT rows bigint, OUT unsealed bigint, OUT left_out bigint,
         OUT marked bytea, OUT held jsonb, OUT newest bigint, OUT covered bigint, OUT covered_hash bytea)
       LANGUAGE plpgsql ${settings}
       AS $fn$
       DECLARE
+        parent regclass := ${lit(`${s}.audit_log`)}::regclass;
         seals regclass := ${lit(`${s}.audit_seal`)}::regclass;
         nt bigint;
         ni uuid;
+        lo bigint;
+        hi bigint;
+        copies bigint;
       BEGIN
         EXECUTE format('SELECT seq, COALESCE(last_tx, -1), last_id FROM %s ORDER BY seq DESC LIMIT 1', seals) INTO newest, nt, ni;
-        EXECUTE format($sql$${stateSql}$sql$, part, seals) INTO rows, unsealed, left_out, marked, held, covered, covered_hash USING nt, ni;
+        EXECUTE format($sql$${stateSql}$sql$, part, seals) INTO rows, unsealed, left_out, marked, held, covered, covered_hash, lo, hi USING nt, ni;
+        IF lo IS NOT NULL THEN
+          EXECUTE format($sql$${copiesSql}$sql$, parent, part) INTO copies USING lo, hi, m, m + interval '1 month';
+          left_out := left_out + copies;
+        END IF;
       END
       $fn$`);
-    await queryRunner.query(`REVOKE ALL ON FUNCTION ${s}.audit_log_month_state(regclass) FROM PUBLIC`);
+    await queryRunner.query(`REVOKE ALL ON FUNCTION ${s}.audit_log_month_state(regclass, timestamptz) FROM PUBLIC`);
     const findPartition = `
         SELECT c.oid INTO part FROM pg_inherits h JOIN pg_class c ON c.oid = h.inhrelid
           WHERE h.inhparent = parent AND pg_get_expr(c.relpartbound, c.oid) = format('FOR VALUES FROM (%L) TO (%L)', m, m + interval '1 month');
@@ -124,7 +140,7 @@ export class AuditRetentionOnePass1765700000000 implements MigrationInterface {
         END IF;
         m := month::timestamptz;
         ${findPartition}
-        SELECT * INTO st FROM ${s}.audit_log_month_state(part);
+        SELECT * INTO st FROM ${s}.audit_log_month_state(part, m);
         IF current_setting('track_counts')::boolean AND st.newest IS NOT NULL THEN
           INSERT INTO ${s}.audit_retire_check AS k (xact, part_oid, base_seq, tuple_changes, row_count, unsealed_rows, left_out_rows, marked_bytes, held_erasures)
             VALUES (pg_current_xact_id(), part, st.newest, ${changes}, st.rows, st.unsealed, st.left_out, st.marked, st.held)
@@ -181,7 +197,7 @@ export class AuditRetentionOnePass1765700000000 implements MigrationInterface {
           WHERE k.xact = pg_current_xact_id() AND k.part_oid = part AND k.base_seq = cp.seq - 1 AND k.tuple_changes = ${changes}
             AND current_setting('track_counts')::boolean;
         IF NOT FOUND THEN
-          SELECT x.rows, x.unsealed, x.left_out, x.marked, x.held INTO st FROM ${s}.audit_log_month_state(part) AS x;
+          SELECT x.rows, x.unsealed, x.left_out, x.marked, x.held INTO st FROM ${s}.audit_log_month_state(part, m) AS x;
         END IF;
         DELETE FROM ${s}.audit_retire_check AS k WHERE k.xact = pg_current_xact_id();
         IF st.unsealed > 0 THEN
@@ -220,7 +236,7 @@ export class AuditRetentionOnePass1765700000000 implements MigrationInterface {
     await queryRunner.query(`DROP FUNCTION IF EXISTS audit_log_month_check(date)`);
     // The function as the retention checks migration made it (grants on it are kept by CREATE OR REPLACE).
     await new AuditRetentionChecks1765300000000().up(queryRunner);
-    await queryRunner.query(`DROP FUNCTION IF EXISTS audit_log_month_state(regclass)`);
+    await queryRunner.query(`DROP FUNCTION IF EXISTS audit_log_month_state(regclass, timestamptz)`);
     await queryRunner.query(`DROP TABLE IF EXISTS audit_retire_check`);
   }
 }

@@ -11,7 +11,8 @@ import { StderrCapture } from './support/stderr';
 // a kept month into an empty month that may go (same id and tx, another occurred_at), and a
 // checkpoint marking the original's manifest entry is written for that month. Matched by id alone,
 // audit_log_retire_month took the copy for the sealed row and dropped the month, and the checkpoint
-// vouched for an id whose row is still in the kept month. It matches the leaf prefix too now.
+// vouched for an id whose row is still in the kept month. A key (tx, id) found in two partitions now
+// counts as a row no seal sealed.
 describe('audit_log_retire_month and a sealed row copied into the month that goes', () => {
   const database = 'db_copied_row';
   let db: TestPostgres;
