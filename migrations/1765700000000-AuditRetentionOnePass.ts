@@ -85,13 +85,13 @@ export class AuditRetentionOnePass1765700000000 implements MigrationInterface {
     // tx lies in its sealed range (the BRIN index on tx): a copy, or the row it copies. The manifest
     // cannot tell which of the two its seal sealed, so the month is refused (each counts as left out).
     const copiesSql = `
-      SELECT count(*) FROM %2$s AS l WHERE (l.id, COALESCE(l.tx, -1)) IN (
-        SELECT o.id, COALESCE(o.tx, -1) FROM %1$s AS o
-        WHERE (o.occurred_at < $3 OR o.occurred_at >= $4) AND ((o.tx >= $1 AND o.tx <= $2) OR ($1 < 0 AND o.tx IS NULL)))`;
+      WITH o AS MATERIALIZED (SELECT o.id, COALESCE(o.tx, -1) AS t FROM %1$s AS o
+        WHERE (o.occurred_at < $3 OR o.occurred_at >= $4) AND ((o.tx >= $1 AND o.tx <= $2) OR ($1 < 0 AND o.tx IS NULL)))
+      SELECT count(*) FROM %2$s AS l WHERE EXISTS (SELECT FROM o WHERE o.id = l.id AND o.t = COALESCE(l.tx, -1))`;
     await queryRunner.query(`
       CREATE OR REPLACE FUNCTION ${s}.audit_log_month_state(part regclass, m timestamptz, OUT rows bigint, OUT unsealed bigint, OUT left_out bigint,
         OUT marked bytea, OUT held jsonb, OUT newest bigint, OUT covered bigint, OUT covered_hash bytea)
-      LANGUAGE plpgsql ${settings}
+      LANGUAGE plpgsql ${settings} SET enable_seqscan = on
       AS $fn$
       DECLARE
         parent regclass := ${lit(`${s}.audit_log`)}::regclass;
@@ -105,7 +105,10 @@ export class AuditRetentionOnePass1765700000000 implements MigrationInterface {
         EXECUTE format('SELECT seq, COALESCE(last_tx, -1), last_id FROM %s ORDER BY seq DESC LIMIT 1', seals) INTO newest, nt, ni;
         EXECUTE format($sql$${stateSql}$sql$, part, seals) INTO rows, unsealed, left_out, marked, held, covered, covered_hash, lo, hi USING nt, ni;
         IF lo IS NOT NULL THEN
+          -- The BRIN index, not a read of every other partition (restored when the function returns).
+          PERFORM set_config('enable_seqscan', 'off', true);
           EXECUTE format($sql$${copiesSql}$sql$, parent, part) INTO copies USING lo, hi, m, m + interval '1 month';
+          PERFORM set_config('enable_seqscan', 'on', true);
           left_out := left_out + copies;
         END IF;
       END
