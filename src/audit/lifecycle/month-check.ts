@@ -1,7 +1,12 @@
 import { quoteTablePath } from '../audit-insert-sql';
 import { type Query } from './month-analysis';
 
-/** How a month's rows stand against the seals, as the database found them in one read of its partition. */
+/**
+ * How a month's rows stand against the seals, as the database found them in one read of its partition.
+ *
+ * @example
+ * const { rows, manifest }: MonthCheck = await checkMonth(query, 'public.audit_log', '2026-01');
+ */
 export interface MonthCheck {
   rows: number;
   /** Rows after the newest seal's last row: not sealed yet. */
