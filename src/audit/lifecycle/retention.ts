@@ -63,7 +63,7 @@ export interface RetentionSession {
  * checkpoint is chained after the newest seal (signed with `signingKey`), then the database's
  * `audit_log_retire_month()` checks again and detaches and drops the partition. The legacy and the
  * default partitions are never removed. Returns one decision per partition, with the reason each
- * stays. A dry run only reads.
+ * stays. A dry run only reads (each month past the window under a SHARE lock on its partition, for its check).
  *
  * @example
  * const query = async (sql: string, parameters?: unknown[]) => (await client.query(sql, parameters)).rows;
