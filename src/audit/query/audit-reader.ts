@@ -65,10 +65,20 @@ export class AuditReader {
         if (late()) return abandon(client);
         held = client;
         try {
+          const run = (statement: string) => client.query<R>(`SET LOCAL statement_timeout = ${this.timeoutMs}; ${statement}`);
           const known = client.prepared;
-          const statement = !prepared || !known ? select : preparedSql(prepared, known.has(prepared.name));
-          const rows = lastRows(await client.query<R>(`SET LOCAL statement_timeout = ${this.timeoutMs}; ${statement}`));
-          if (prepared) known?.add(prepared.name);
+          let rows: R[];
+          if (!prepared || !known) rows = lastRows(await run(select));
+          else {
+            try {
+              rows = lastRows(await run(preparedSql(prepared, known.has(prepared.name))));
+              known.add(prepared.name);
+            } catch (error) {
+              // A pooler in transaction mode (PgBouncer) does not keep a session's prepared statements: the read as literal SQL.
+              if (!PREPARED_STATEMENT_CODES.has((error as { code?: string }).code ?? '')) throw error;
+              rows = lastRows(await run(select));
+            }
+          }
           client.release();
           return rows;
         } catch (error) {
@@ -140,6 +150,9 @@ export class AuditReader {
     return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
   }
 }
+
+/** A prepared statement the server does not have (26000), or has already (42P05). */
+const PREPARED_STATEMENT_CODES = new Set(['26000', '42P05']);
 
 /** `EXECUTE` of a prepared read, its `PREPARE` first when its connection has not prepared it yet. */
 function preparedSql(read: PreparedRead, prepared: boolean): string {
