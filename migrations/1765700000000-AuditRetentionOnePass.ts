@@ -84,10 +84,11 @@ export class AuditRetentionOnePass1765700000000 implements MigrationInterface {
     // Rows of the other partitions with the key (tx, id) of a sealed row of this one, among those whose
     // tx lies in its sealed range (the BRIN index on tx): a copy, or the row it copies. The manifest
     // cannot tell which of the two its seal sealed, so the month is refused (each counts as left out).
+    const candidatesSql = `
+      SELECT array_agg(o.id), array_agg(COALESCE(o.tx, -1)) FROM %1$s AS o
+      WHERE (o.occurred_at < $3 OR o.occurred_at >= $4) AND ((o.tx >= $1 AND o.tx <= $2) OR ($1 < 0 AND o.tx IS NULL))`;
     const copiesSql = `
-      WITH o AS MATERIALIZED (SELECT o.id, COALESCE(o.tx, -1) AS t FROM %1$s AS o
-        WHERE (o.occurred_at < $3 OR o.occurred_at >= $4) AND ((o.tx >= $1 AND o.tx <= $2) OR ($1 < 0 AND o.tx IS NULL)))
-      SELECT count(*) FROM %2$s AS l WHERE EXISTS (SELECT FROM o WHERE o.id = l.id AND o.t = COALESCE(l.tx, -1))`;
+      SELECT count(*) FROM %1$s AS l WHERE (l.id, COALESCE(l.tx, -1)) IN (SELECT k.id, k.t FROM unnest($1::uuid[], $2::bigint[]) AS k(id, t))`;
     await queryRunner.query(`
       CREATE OR REPLACE FUNCTION ${s}.audit_log_month_state(part regclass, m timestamptz, OUT rows bigint, OUT unsealed bigint, OUT left_out bigint,
         OUT marked bytea, OUT held jsonb, OUT newest bigint, OUT covered bigint, OUT covered_hash bytea)
@@ -101,14 +102,21 @@ export class AuditRetentionOnePass1765700000000 implements MigrationInterface {
         lo bigint;
         hi bigint;
         copies bigint;
+        ids uuid[];
+        txs bigint[];
       BEGIN
         EXECUTE format('SELECT seq, COALESCE(last_tx, -1), last_id FROM %s ORDER BY seq DESC LIMIT 1', seals) INTO newest, nt, ni;
         EXECUTE format($sql$${stateSql}$sql$, part, seals) INTO rows, unsealed, left_out, marked, held, covered, covered_hash, lo, hi USING nt, ni;
         IF lo IS NOT NULL THEN
-          -- The BRIN index, not a read of every other partition (restored when the function returns).
+          -- The BRIN index, not a read of every other partition (restored when the function returns);
+          -- then, only if some row of another month lies in the range, a read of this one.
           PERFORM set_config('enable_seqscan', 'off', true);
-          EXECUTE format($sql$${copiesSql}$sql$, parent, part) INTO copies USING lo, hi, m, m + interval '1 month';
+          EXECUTE format($sql$${candidatesSql}$sql$, parent) INTO ids, txs USING lo, hi, m, m + interval '1 month';
           PERFORM set_config('enable_seqscan', 'on', true);
+          copies := 0;
+          IF ids IS NOT NULL THEN
+            EXECUTE format($sql$${copiesSql}$sql$, part) INTO copies USING ids, txs;
+          END IF;
           left_out := left_out + copies;
         END IF;
       END
