@@ -8,7 +8,6 @@ import { AuditRetention1765100000000 } from '../../migrations/1765100000000-Audi
 import { AuditErasure1765200000000 } from '../../migrations/1765200000000-AuditErasure';
 import { AuditRetentionChecks1765300000000 } from '../../migrations/1765300000000-AuditRetentionChecks';
 import { AuditSealLinks1765400000000 } from '../../migrations/1765400000000-AuditSealLinks';
-import { AuditRetentionOnePass1765700000000 } from '../../migrations/1765700000000-AuditRetentionOnePass';
 
 /**
  * Every migration of the audit schema, oldest first. List them all in the audit DataSource's
@@ -31,5 +30,4 @@ export const AUDIT_MIGRATIONS = [
   AuditErasure1765200000000,
   AuditRetentionChecks1765300000000,
   AuditSealLinks1765400000000,
-  AuditRetentionOnePass1765700000000,
 ] as const;

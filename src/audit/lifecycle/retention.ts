@@ -5,9 +5,9 @@ import { keyIdOf, type Seal, sealHash, signSeal } from '../integrity/seal';
 import { SEAL_COLUMNS_SQL, SEALER_LOCK, sealTableOf, toSeal } from '../integrity/seal-store';
 import { checkNewestSeal } from '../integrity/seal-trust';
 import { PIN_SEARCH_PATH_SQL } from '../integrity/search-path';
-import { decodeRetained } from './checkpoint';
-import { type Query } from './month-analysis';
-import { checkMonth } from './month-check';
+import { encodeRetained } from './checkpoint';
+import { retentionErasures } from './checkpoint-erasures';
+import { analyzeMonth, type Query, sealHeads } from './month-analysis';
 import { monthStart, partitionLayout } from './month-partitions';
 
 /**
@@ -63,7 +63,7 @@ export interface RetentionSession {
  * checkpoint is chained after the newest seal (signed with `signingKey`), then the database's
  * `audit_log_retire_month()` checks again and detaches and drops the partition. The legacy and the
  * default partitions are never removed. Returns one decision per partition, with the reason each
- * stays. A dry run only reads (each month past the window under a SHARE lock on its partition, for its check).
+ * stays. A dry run only reads.
  *
  * @example
  * const query = async (sql: string, parameters?: unknown[]) => (await client.query(sql, parameters)).rows;
@@ -154,12 +154,14 @@ async function retireMonth(
       await query('ROLLBACK');
       return { action: 'gone', reason: 'removed meanwhile by another run (its checkpoint is in the chain)' };
     }
-    // One read of the month, in the database; audit_log_retire_month reuses it in this transaction.
-    const analysis = await checkMonth(query, run.table, month);
+    const heads = await sealHeads(query, sealTable);
+    const from = new Date(monthStart(month)).toISOString();
+    const to = new Date(monthStart(month, 1)).toISOString();
+    const analysis = await analyzeMonth(query, run.table, sealTable, heads, from, to);
     const problems = [
       analysis.unsealed > 0 ? `${analysis.unsealed} rows after the newest seal` : '',
       analysis.leftOut > 0 ? `${analysis.leftOut} rows in sealed ranges that no seal sealed (forged or invalid: see audit-verify)` : '',
-      !analysis.sealed ? 'no seal yet (integrity off, or the sealer has not run)' : '',
+      heads.length === 0 ? 'no seal yet (integrity off, or the sealer has not run)' : '',
     ].filter((p) => p !== '');
     if (problems.length > 0) {
       await query('ROLLBACK');
@@ -173,7 +175,7 @@ async function retireMonth(
         rows: analysis.rows,
       };
     }
-    const seqs = [...decodeRetained(analysis.manifest).keys()];
+    const seqs = [...analysis.retained.keys()].sort((a, b) => a - b);
     const covered =
       seqs.length === 0 ? 'no rows' : `${analysis.rows} rows, sealed by seals ${seqs[0]}${seqs.length > 1 ? `–${seqs.at(-1)}` : ''}`;
     if (run.dryRun) {
@@ -199,14 +201,14 @@ async function retireMonth(
       horizon: newest.horizon,
       rowCount: 0,
       root: merkleRoot([]),
-      manifest: analysis.manifest,
+      manifest: encodeRetained(analysis.retained),
       sealedAt: run.now ?? Date.now(),
       entryAuthFrom: newest.entryAuthFrom ?? null,
       retention: {
         month,
         rows: analysis.rows,
         covered: analysis.covered?.hash ?? null,
-        erasures: analysis.erasures,
+        erasures: await retentionErasures(query, run.table, month),
       },
     };
     const hash = sealHash(unsigned);
