@@ -8,7 +8,7 @@ import { AuditQueryError, AuditReadError } from '../audit.errors';
 import { cursorKeyOf, decodeAuditCursor, encodeAuditCursor } from './audit-cursor';
 import { openExport } from './audit-export.stream';
 import { checkFormat, checkLimit, checkSearch } from './audit-query.input';
-import { exportQuery, type PageRow, pageQuery, rowQuery, toAuditLog } from './audit-query.sql';
+import { exportQuery, type PageRow, pageQuery, pageStatement, rowQuery, toAuditLog } from './audit-query.sql';
 import { type AuditExportRequest, type AuditPage, type AuditPageRequest, type AuditRowRead, type AuditSearch } from './audit-query.types';
 import { type RowSealFields, sealLookupQuery, type SealLookupRow, sealStatusOf } from './audit-seal-status';
 import { AuditReadPool } from './audit-read-pool';
@@ -118,7 +118,8 @@ export class AuditQueryService implements BeforeApplicationShutdown {
     const checked = checkSearch(search);
     const limit = checkLimit(page.limit);
     const after = page.cursor === undefined ? undefined : decodeAuditCursor(page.cursor);
-    const rows = await this.reader.read<PageRow>(pageQuery(this.reader.table(), checked, after, limit));
+    const table = this.reader.table();
+    const rows = await this.reader.read<PageRow>(pageQuery(table, checked, after, limit), pageStatement(table, checked, after, limit));
     const items = rows.slice(0, limit);
     const last = rows.length > limit ? rows[limit - 1] : undefined;
     return {

@@ -71,11 +71,17 @@ export class AuditReadPool {
   }
 }
 
+/** The statements prepared on each connection of the pool, for as long as it lives. */
+const PREPARED = new WeakMap<PgClient, Set<string>>();
+
 /** `client`, released at most once; a release with an error also destroys its socket (its pending query fails at once). */
 function guarded(client: PgClient): ReadClient {
   let released = false;
+  const prepared = PREPARED.get(client) ?? new Set<string>();
+  PREPARED.set(client, prepared);
   return {
     query: (text) => client.query(text),
+    prepared,
     release(destroy) {
       if (released) return;
       released = true;

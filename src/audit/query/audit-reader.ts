@@ -4,6 +4,7 @@ import { type AuditLog } from '../audit-log.entity';
 import { AuditReadError } from '../audit.errors';
 import { connectionSecrets, sanitizeDbError } from '../db-error';
 import { type AuditReadPool } from './audit-read-pool';
+import { type PreparedRead } from './audit-query.sql';
 
 /** What `pg` answers a query string: one result, or one per statement. */
 export type ReadResult<R> = { rows: R[] } | { rows: R[] }[];
@@ -13,6 +14,8 @@ export interface ReadClient {
   query<R = Record<string, unknown>>(text: string): Promise<ReadResult<R>>;
   /** Gives the connection back to its pool, or closes it (`true`, or an error); a second call does nothing. */
   release(destroy?: boolean | Error): void;
+  /** The statements prepared on its connection so far (by name); absent: none is prepared there. */
+  prepared?: Set<string>;
 }
 
 /**
@@ -50,8 +53,11 @@ export class AuditReader {
     return quoteTablePath(this.repository.metadata.tablePath);
   }
 
-  /** The rows of `select` (one statement, values inlined as literals), within the read timeout. */
-  read<R>(select: string): Promise<R[]> {
+  /**
+   * The rows of `select` (one statement, values inlined as literals), within the read timeout; or,
+   * given `prepared` (the same read), of that statement, prepared the first time on its connection.
+   */
+  read<R>(select: string, prepared?: PreparedRead): Promise<R[]> {
     let held: ReadClient | undefined;
     return this.withTimeout(
       async (settle, late) => {
@@ -59,7 +65,20 @@ export class AuditReader {
         if (late()) return abandon(client);
         held = client;
         try {
-          const rows = lastRows(await client.query<R>(`SET LOCAL statement_timeout = ${this.timeoutMs}; ${select}`));
+          const run = (statement: string) => client.query<R>(`SET LOCAL statement_timeout = ${this.timeoutMs}; ${statement}`);
+          const known = client.prepared;
+          let rows: R[];
+          if (!prepared || !known) rows = lastRows(await run(select));
+          else {
+            try {
+              rows = lastRows(await run(preparedSql(prepared, known.has(prepared.name))));
+              known.add(prepared.name);
+            } catch (error) {
+              // A pooler in transaction mode (PgBouncer) does not keep a session's prepared statements: the read as literal SQL.
+              if (!PREPARED_STATEMENT_CODES.has((error as { code?: string }).code ?? '')) throw error;
+              rows = lastRows(await run(select));
+            }
+          }
           client.release();
           return rows;
         } catch (error) {
@@ -130,6 +149,15 @@ export class AuditReader {
     work.catch(() => undefined);
     return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
   }
+}
+
+/** A prepared statement the server does not have (26000), or has already (42P05). */
+const PREPARED_STATEMENT_CODES = new Set(['26000', '42P05']);
+
+/** `EXECUTE` of a prepared read, its `PREPARE` first when its connection has not prepared it yet. */
+function preparedSql(read: PreparedRead, prepared: boolean): string {
+  const execute = `EXECUTE ${read.name}(${read.args.join(', ')})`;
+  return prepared ? execute : `PREPARE ${read.name} AS ${read.text}; ${execute}`;
 }
 
 /** Gives back a connection that came after its read's deadline; the caller has already been answered. */
