@@ -10,6 +10,7 @@ import { AuditRetentionChecks1765300000000 } from '../../migrations/176530000000
 import { AuditSealLinks1765400000000 } from '../../migrations/1765400000000-AuditSealLinks';
 import { AuditSealTrustIndexes1765600000000 } from '../../migrations/1765600000000-AuditSealTrustIndexes';
 import { AuditPartitionUpkeep1765800000000 } from '../../migrations/1765800000000-AuditPartitionUpkeep';
+import { AuditRetireWithoutWaiting1765900000000 } from '../../migrations/1765900000000-AuditRetireWithoutWaiting';
 
 /**
  * Every migration of the audit schema, oldest first. List them all in the audit DataSource's
@@ -34,4 +35,5 @@ export const AUDIT_MIGRATIONS = [
   AuditSealLinks1765400000000,
   AuditSealTrustIndexes1765600000000,
   AuditPartitionUpkeep1765800000000,
+  AuditRetireWithoutWaiting1765900000000,
 ] as const;

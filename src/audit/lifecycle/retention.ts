@@ -109,7 +109,7 @@ export async function applyRetention(session: RetentionSession, run: RetentionRu
         decision(archived.action, archived.reason);
         continue;
       }
-      const outcome = await retireMonth(query, sealTable, run, month, name, archived?.archivedRows);
+      const outcome = await withLockRetries(() => retireMonth(query, sealTable, run, month, name, archived?.archivedRows));
       decision(outcome.action, outcome.reason, { rows: outcome.rows, checkpoint: outcome.checkpoint });
       if (outcome.checkpoint) run.retained?.(outcome.checkpoint);
     } catch (error) {
@@ -250,5 +250,22 @@ async function retireMonth(
   } catch (error) {
     await query('ROLLBACK').catch(() => undefined);
     throw error;
+  }
+}
+
+/** SQLSTATE lock_not_available: `audit_log_retire_month` waits for no lock (migration AuditRetireWithoutWaiting1765900000000). */
+const LOCK_NOT_AVAILABLE = '55P03';
+/** Tries of a month whose locks were taken (about 6 s in all, with the waits between), before it fails for this run. */
+const LOCK_TRIES = 8;
+
+/** Runs `work` again while it fails for a lock held by another session, waiting longer each time. */
+async function withLockRetries<T>(work: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await work();
+    } catch (error) {
+      if ((error as { code?: string }).code !== LOCK_NOT_AVAILABLE || attempt >= LOCK_TRIES) throw error;
+      await new Promise((resolve) => setTimeout(resolve, Math.min(2000, 25 * 2 ** attempt) * (0.5 + Math.random())));
+    }
   }
 }
