@@ -60,7 +60,12 @@ describe('the seals a sealer builds on', () => {
       context,
       `seal 2 is signed with key ${keyIdOf(privateKey)}, but its signature does not verify`,
     ],
-    ['signed, the sealer without a key', seal(), { ...context, signingKey: null }, 'and integrity.signingKey is not set'],
+    [
+      'signed, the sealer without a key',
+      seal(),
+      { ...context, signingKey: null },
+      "and no signing key is given (integrity.signingKey, or audit-retention's --signing-key)",
+    ],
     [
       'a moved boundary',
       seal({ entryAuthFrom: '4000' }),
