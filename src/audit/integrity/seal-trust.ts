@@ -27,8 +27,8 @@ export interface Distrust {
 
 /**
  * Why the sealer must not continue `seal`, the newest in the database, or null when it may. The
- * application's role may hold INSERT on `audit_seal` (where the sealer runs as that role, not on
- * `integrity.sealerDatabaseUrl`), so a seal is trusted only as far as it is authenticated: with a signing key, it must match its own hash and
+ * app's role may append to `audit_seal` (unless the sealer has a role of its own), so a seal is
+ * trusted only as far as it is authenticated: with a signing key, it must match its own hash and
  * be signed by that key (an unsigned seal is accepted only on a chain no seal of which is
  * signed: signing was just turned on); without one, a signed chain cannot be checked at all. In
  * every case its entry-authentication boundary must be the first one recorded, and its horizon
