@@ -63,10 +63,17 @@ export class AuditPartitionUpkeep1765800000000 implements MigrationInterface {
   async up(queryRunner: QueryRunner): Promise<void> {
     const [{ schema }] = (await queryRunner.query(`SELECT current_schema() AS schema`)) as { schema: string }[];
     const s = ident(schema);
-    const grantees = await executors(queryRunner, `${s}.audit_log_create_partitions(integer)`);
-    await queryRunner.query(`ALTER FUNCTION ${s}.audit_log_create_partitions(integer) RENAME TO audit_log_create_partitions_ahead`);
+    // Run again (another migrations table on the same database), it finds the previous function renamed already.
+    await queryRunner.query(`SELECT pg_advisory_xact_lock(hashtext('audit_log_create_partitions'))`);
+    const [{ renamed }] = (await queryRunner.query(`SELECT to_regprocedure($1) IS NOT NULL AS renamed`, [
+      `${s}.audit_log_create_partitions_ahead(integer)`,
+    ])) as { renamed: boolean }[];
+    const grantees = renamed ? [] : await executors(queryRunner, `${s}.audit_log_create_partitions(integer)`);
+    if (!renamed) {
+      await queryRunner.query(`ALTER FUNCTION ${s}.audit_log_create_partitions(integer) RENAME TO audit_log_create_partitions_ahead`);
+    }
     await queryRunner.query(`
-      CREATE FUNCTION ${s}.audit_log_create_partitions(months_ahead integer DEFAULT 3)
+      CREATE OR REPLACE FUNCTION ${s}.audit_log_create_partitions(months_ahead integer DEFAULT 3)
       RETURNS TABLE (created integer, moved bigint, default_rows bigint, covered_until timestamptz)
       LANGUAGE plpgsql SECURITY DEFINER
       SET search_path = pg_catalog, pg_temp SET TimeZone = 'UTC' SET DateStyle = 'ISO, YMD' SET lock_timeout = '5s'

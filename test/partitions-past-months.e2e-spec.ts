@@ -141,4 +141,24 @@ describe("past months' partitions", () => {
       await client.end();
     }
   });
+
+  it('runs again on a database that has it (the migrations recorded in another table), and the function still works', async () => {
+    await db.createDatabase('twice');
+    await migrateWithPastBound(db, 'twice', 3);
+    const again = new DataSource({
+      type: 'postgres',
+      url: db.url('twice'),
+      migrations: [...(AUDIT_MIGRATIONS as unknown as never[])],
+      migrationsTableName: 'other_migrations',
+    });
+    await again.initialize();
+    try {
+      await again.runMigrations();
+    } finally {
+      await again.destroy();
+    }
+    await insertRowsAgo(db, 'twice', 2, 2);
+    const [status] = await db.query('SELECT created, moved::int AS moved FROM audit_log_create_partitions(0)', [], 'twice');
+    expect(status).toEqual({ created: 2, moved: 2 });
+  });
 });
