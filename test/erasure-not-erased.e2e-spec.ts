@@ -1,6 +1,7 @@
 import { type INestApplication } from '@nestjs/common';
 import { randomBytes } from 'node:crypto';
 import { Client } from 'pg';
+import { DataSource } from 'typeorm';
 import { AuditSealer, AuditService } from '../src/audit';
 import { AuditEntryNormalizer, type AuditRecord } from '../src/audit/audit-entry';
 import { buildAuditInsert } from '../src/audit/audit-insert-sql';
@@ -14,12 +15,17 @@ import { sealingKeys, verify } from './support/integrity';
 import { TestPostgres } from './support/postgres';
 import { StderrCapture } from './support/stderr';
 
-// docs/PRIVACY.md "Replay after an erasure": an entry whose subject was erased since it was made
-// must not bring the erased values back silently. The guards live in audit:replay and in the
-// module's recovery; the app's own role (INSERT on audit_log: a leaked DATABASE_URL) passes
-// neither when it inserts the lost entry, as its audit.buffered line in CloudWatch holds it
-// (values, salt and genuine code), straight into the table after the erasure: audit-verify names it.
-describe('an entry of an erased subject inserted straight by the app role, after the erasure', () => {
+// Rows an erasure should have taken, still holding the erased values, are named by audit-verify
+// (row_not_erased, docs/PRIVACY.md "Verification knows erasure"):
+// - "Replay after an erasure": an entry whose subject was erased since it was made must not bring
+//   the erased values back silently. The guards live in audit:replay and in the module's recovery;
+//   the app's own role (INSERT on audit_log: a leaked DATABASE_URL) passes neither when it inserts
+//   the lost entry, as its audit.buffered line in CloudWatch holds it (values, salt and genuine
+//   code), straight into the table after the erasure.
+// - "Erasing": "{ userId } erases every row whose actor is that user". A caller's transaction that
+//   holds a record() row of the user is still open when erase() runs, and commits after erase()
+//   has answered: the row cannot be erased by it.
+describe('rows an erasure should have taken', () => {
   let db: TestPostgres;
   let url: string;
   let app: INestApplication;
@@ -60,7 +66,7 @@ describe('an entry of an erased subject inserted straight by the app role, after
     await db?.stop();
   });
 
-  it('does not let the erased values come back unnamed: the sealer refuses the row, or audit-verify names it', async () => {
+  it('an entry of the erased subject inserted straight by the app role after the erasure is named, or its values not back', async () => {
     const audit = app.get(AuditService);
     await audit.log({
       action: 'profile_updated',
@@ -100,5 +106,44 @@ describe('an entry of an erased subject inserted straight by the app role, after
     expect(back ? { named: named.length > 0, code: report.code, summary } : 'not back').toEqual(
       back ? { named: true, code: 1, summary } : 'not back',
     );
+  }, 90_000);
+
+  it('leaves no value of the erased user unnamed once erase() has answered and the transaction committed', async () => {
+    const audit = app.get(AuditService);
+    const runner = app.get(DataSource).createQueryRunner();
+    await runner.connect();
+    await runner.startTransaction();
+    let recordId: string;
+    let outcome: string;
+    try {
+      const record = await audit.record(
+        {
+          action: 'profile_updated',
+          entityType: 'Profile',
+          entityId: 'p-1',
+          userId: 'u-8',
+          changes: { body: { email: 'u-8@example.com' } },
+        },
+        { manager: runner.manager },
+      );
+      recordId = record.id;
+      const erasing = audit.erase({ userId: 'u-8', requestedBy: 'dpo' });
+      let timer: NodeJS.Timeout | undefined;
+      outcome = await Promise.race([
+        erasing.then((r) => `answered: ${r.erased} erased`),
+        new Promise<string>((resolve) => (timer = setTimeout(() => resolve('waiting'), 5_000))),
+      ]);
+      clearTimeout(timer);
+      await runner.commitTransaction();
+      await erasing;
+    } finally {
+      await runner.release();
+    }
+    await app.get(AuditSealer).sealNow();
+    const [row] = await db.query<{ user_id: string }>(`SELECT user_id FROM audit_log WHERE id = $1`, [recordId], 'audit');
+    const report = await verify(url, `--public-key=${keys.publicPem}`, '--entry-key', `k1:${secret}`);
+    const named = report.out.some((line) => line.startsWith('ANOMALY') && line.includes(recordId));
+    // Erased, or (its value still there) named by audit-verify.
+    expect({ outcome, erasedOrNamed: row.user_id === '[ERASED]' || named }).toEqual({ outcome, erasedOrNamed: true });
   }, 90_000);
 });
