@@ -181,4 +181,13 @@ export const GROUPS = {
       'src/audit/lifecycle/lifecycle.mutation.spec.ts',
     ],
   },
+  // The SHA-256 of one 64-byte block in JavaScript (the leaves and entry digests of short rows), and the witness lines.
+  'sha256-block': {
+    mutate: ['src/audit/integrity/sha256-block.ts'],
+    specs: ['src/audit/integrity/sha256-block.spec.ts'],
+  },
+  'witness-line': {
+    mutate: ['src/audit/integrity/witness-line.ts'],
+    specs: ['src/audit/integrity/witness-line.spec.ts'],
+  },
 };

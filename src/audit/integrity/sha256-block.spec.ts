@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { createHash } from 'node:crypto';
 import { manifestEntry } from './seal';
-import { compressBlock, hash65, initialState, wordsToBuffer } from './sha256-block';
+import { compressBlock, hash65, hashAfterBlock, initialState, readWords, wordsToBuffer } from './sha256-block';
 
 describe('compressBlock', () => {
   it('hashes a padded one-block message as node:crypto does (property)', () => {
@@ -16,6 +16,43 @@ describe('compressBlock', () => {
         const state = initialState();
         compressBlock(state, words);
         expect(wordsToBuffer(state).toString('hex')).toBe(createHash('sha256').update(message).digest('hex'));
+      }),
+    );
+  });
+});
+
+describe('hashAfterBlock', () => {
+  it('hashes one 64-byte block then 32 bytes as node:crypto does (property)', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 64, maxLength: 64 }), fc.uint8Array({ minLength: 32, maxLength: 32 }), (first, tail) => {
+        const state = initialState();
+        const words = new Int32Array(16);
+        for (let i = 0; i < 16; i++) words[i] = Buffer.from(first).readInt32BE(i * 4);
+        compressBlock(state, words);
+        const tailWords = new Int32Array(8);
+        readWords(Buffer.from(tail), tailWords);
+        const out = new Int32Array(8);
+        hashAfterBlock(state, tailWords, out);
+        const expected = createHash('sha256')
+          .update(Buffer.concat([first, tail]))
+          .digest('hex');
+        expect(wordsToBuffer(out).toString('hex')).toBe(expected);
+        // The prefix state is left as it was: one prefix serves many hashes.
+        hashAfterBlock(state, tailWords, out);
+        expect(wordsToBuffer(out).toString('hex')).toBe(expected);
+      }),
+    );
+  });
+});
+
+describe('readWords', () => {
+  it('reads 32 bytes as the 8 big-endian words wordsToBuffer writes back (property)', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 32, maxLength: 32 }), (bytes) => {
+        const words = new Int32Array(8);
+        readWords(Buffer.from(bytes), words);
+        expect(words[0]).toBe(Buffer.from(bytes).readInt32BE(0));
+        expect(wordsToBuffer(words)).toEqual(Buffer.from(bytes));
       }),
     );
   });
