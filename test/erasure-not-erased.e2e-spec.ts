@@ -25,6 +25,7 @@ import { StderrCapture } from './support/stderr';
 // - "Erasing": "{ userId } erases every row whose actor is that user". A caller's transaction that
 //   holds a record() row of the user is still open when erase() runs, and commits after erase()
 //   has answered: the row cannot be erased by it.
+// A row made after the erasure is new, even in a transaction begun before it: never named.
 describe('rows an erasure should have taken', () => {
   let db: TestPostgres;
   let url: string;
@@ -53,6 +54,8 @@ describe('rows an erasure should have taken', () => {
     db = await TestPostgres.start();
     url = await createAuditDatabase(db, 'audit', writer);
     await db.query(`GRANT EXECUTE ON FUNCTION audit_log_erase(text, text, text, uuid, boolean) TO ${writer.user}`, [], 'audit');
+    await db.query(`CREATE TABLE profile (id text PRIMARY KEY)`, [], 'audit');
+    await db.query(`GRANT INSERT ON profile TO ${writer.user}`, [], 'audit');
     stderr = new StderrCapture();
     app = await startErasureApp(url, {
       privacy: { personalData: ['changes.body.email'] },
@@ -145,5 +148,36 @@ describe('rows an erasure should have taken', () => {
     const named = report.out.some((line) => line.startsWith('ANOMALY') && line.includes(recordId));
     // Erased, or (its value still there) named by audit-verify.
     expect({ outcome, erasedOrNamed: row.user_id === '[ERASED]' || named }).toEqual({ outcome, erasedOrNamed: true });
+  }, 90_000);
+
+  it('names not a new row of the erased user, made and recorded after the erasure in a transaction begun before it', async () => {
+    const audit = app.get(AuditService);
+    const source = app.get(DataSource);
+    const entry = (entityId: string) => ({
+      action: 'profile_updated',
+      entityType: 'Profile',
+      entityId,
+      userId: 'u-7',
+      changes: { body: { email: 'u-7@example.com' } },
+    });
+    await source.transaction((manager) => audit.record(entry('q-0'), { manager }));
+    const runner = source.createQueryRunner();
+    await runner.connect();
+    let newId = '';
+    try {
+      await runner.startTransaction();
+      // The caller's own write, before the erasure: its transaction has an id now.
+      await runner.query(`INSERT INTO profile (id) VALUES ('q-1')`);
+      const erased = await audit.erase({ userId: 'u-7', requestedBy: 'dpo' });
+      expect(erased.erased).toBe(1);
+      // After erase() has answered, the user acts again: a new entry, made and inserted now.
+      newId = (await audit.record(entry('q-1'), { manager: runner.manager })).id;
+      await runner.commitTransaction();
+    } finally {
+      await runner.release();
+    }
+    await app.get(AuditSealer).sealNow();
+    const report = await verify(url, `--public-key=${keys.publicPem}`, '--entry-key', `k1:${secret}`);
+    expect(report.out.filter((line) => line.startsWith('ANOMALY') && line.includes(newId))).toEqual([]);
   }, 90_000);
 });

@@ -83,8 +83,10 @@ describe('ErasureCoverage, each rule as audit-verify reports it', () => {
       entry(['u-9', null, null], { id: 'entry-1', erasure: 'erasure-1', tx: '500' }),
       entry(['u-9', null, null], { id: 'entry-2', erasure: 'erasure-2', tx: '1000' }),
     ]);
-    // After the first erasure, made after it: only the second names it.
-    expect(coverage.judge(idAt(ERASED_AT + 1), 999n, ofUser('u-9'))?.detail).toBe(IN_FLIGHT('erasure-2'));
+    // Written in the first erasure's own transaction (so not judged against it): only the second names it.
+    expect(coverage.judge(idAt(ERASED_AT - 1), 500n, ofUser('u-9'))?.detail).toBe(IN_FLIGHT('erasure-2'));
+    // Made after both (a new row, though its transaction began before the second): neither names it.
+    expect(coverage.judge(idAt(ERASED_AT + 1), 999n, ofUser('u-9'))).toBeNull();
   });
 
   it('judges a row by its entity when it has no user, and when its actor columns hold nothing but its values do', async () => {
@@ -105,7 +107,7 @@ describe('ErasureCoverage, each rule as audit-verify reports it', () => {
   });
 
   it('takes a transaction id of 1 to 20 digits only', async () => {
-    const row = idAt(ERASED_AT + 1);
+    const row = idAt(ERASED_AT - 1);
     const at = async (tx: string) => (await coverageOf([entry(['u-9', null, null], { tx })])).judge(row, 999n, ofUser('u-9'));
     expect((await at('99999999999999999999'))?.kind).toBe('row_not_erased');
     expect(await at('999999999999999999999')).toBeNull();

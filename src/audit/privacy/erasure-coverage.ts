@@ -13,20 +13,23 @@ interface ErasureSeen {
 }
 
 /**
- * Whether every row an erasure should have taken was taken (docs/PRIVACY.md, "Erasure the
- * verifier checks"). A row still holding personal values is named `row_not_erased` when its
- * subject (its user, or its entity) was erased by an `audit_erasure` entry and either
+ * Whether every row an erasure should have taken was taken (docs/PRIVACY.md, "Verification knows
+ * erasure"). A row still holding personal values is named `row_not_erased` when its subject (its
+ * user, or its entity) was erased by an `audit_erasure` entry, and the row was made before the
+ * erasure (its UUIDv7 id's time: when the module made the entry; a caller's `occurredAt` may say
+ * any time), and either
  *
- * - its transaction began writing before the erasure's did (a transaction open while the
- *   erasure ran, such as a caller's `record()`, committed after it), or
- * - it was made before the erasure (its UUIDv7 id's time: when the module made the entry; a
- *   caller's `occurredAt` may say any time) and inserted after it: an entry of the erased subject
- *   brought back past the guards of the recovery and of `audit:replay`, for example inserted by
- *   hand from its stderr line, or written by another instance's queue as the erasure ran.
+ * - its transaction began writing before the erasure's did: it was open while the erasure ran
+ *   (such as a caller's `record()`) and committed after it, or its values were written back (a
+ *   row whose id tells no time counts as made before); or
+ * - it was inserted after the erasure: an entry of the erased subject brought back past the
+ *   guards of the recovery and of `audit:replay`, for example inserted by hand from its stderr
+ *   line, or written by another instance's queue as the erasure ran.
  *
- * Either way the row holds values of a subject erased since, and erasing the subject again takes
- * it. (A row made on a host whose clock lags the erasing host's, just after the erasure, is named
- * too: it is new, and a second erasure takes it with the rest.)
+ * A row made after the erasure is new, even in a transaction that began before it. Erasing the
+ * subject again takes a row named. Made times come from the hosts' clocks: a row made just after
+ * the erasure on a host whose clock lags is named too, and one made just before it on a host
+ * whose clock runs ahead, then inserted by a transaction that began after the erasure, is not.
  *
  * An erasure names its subject by a keyed pseudonym: only erasures made under one of `keys`
  * (the entry keys, or the pseudonym key) are checked; the others are counted in `unchecked`.
@@ -94,8 +97,10 @@ export class ErasureCoverage {
       if (entityType != null && entityId != null) subjects.push(subjectPseudonym(key, [null, entityType, entityId]));
       for (const subject of subjects) {
         for (const erasure of bySubject.get(subject) ?? []) {
-          const inFlight = tx !== null && tx < erasure.tx;
-          if (!inFlight && !(tx !== null && tx > erasure.tx && made < erasure.at)) continue;
+          if (tx === null) continue;
+          // An id that tells no time: made before for a transaction older than the erasure's, unknown for a newer one.
+          const inFlight = tx < erasure.tx && !(made >= erasure.at);
+          if (!inFlight && !(tx > erasure.tx && made < erasure.at)) continue;
           return {
             kind: 'row_not_erased',
             row: id,
