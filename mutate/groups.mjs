@@ -137,7 +137,7 @@ export const GROUPS = {
   },
   // Rows an erasure should have taken (row_not_erased); not the statement that reads the erasure entries, held by the erasure suites.
   'erasure-coverage': {
-    mutate: ['src/audit/privacy/erasure-coverage.ts:65-117'],
+    mutate: ['src/audit/privacy/erasure-coverage.ts:68-122'],
     specs: ['src/audit/privacy/erasure-coverage.spec.ts', 'src/audit/privacy/erasure-coverage.mutation.spec.ts'],
   },
   // The commands' options, each given at most once unless declared multiple.

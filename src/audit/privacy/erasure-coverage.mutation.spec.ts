@@ -85,6 +85,8 @@ describe('ErasureCoverage, each rule as audit-verify reports it', () => {
     ]);
     // Written in the first erasure's own transaction (so not judged against it): only the second names it.
     expect(coverage.judge(idAt(ERASED_AT - 1), 500n, ofUser('u-9'))?.detail).toBe(IN_FLIGHT('erasure-2'));
+    // Made in the very millisecond of the erasures: not before them, so new.
+    expect(coverage.judge(idAt(ERASED_AT), 400n, ofUser('u-9'))).toBeNull();
     // Made after both (a new row, though its transaction began before the second): neither names it.
     expect(coverage.judge(idAt(ERASED_AT + 1), 999n, ofUser('u-9'))).toBeNull();
   });
