@@ -56,7 +56,9 @@ describe('retention applied by the module', () => {
     expect(partitions).not.toContain(partitionAgo(4));
     expect(partitions).not.toContain(partitionAgo(2));
     expect(partitions).toEqual(expect.arrayContaining([partitionAgo(3), partitionAgo(1)]));
-    expect(stderr.of(AUDIT_EVENTS.retained).map((line) => [line.month, line.retainedRows, line.coveredHash === null])).toEqual([
+    // In either order: the run at start may have removed the empty month before the other was sealed.
+    const retainedLines = stderr.of(AUDIT_EVENTS.retained).map((line) => [line.month, line.retainedRows, line.coveredHash === null]);
+    expect(retainedLines.sort((a, b) => String(a[0]).localeCompare(String(b[0])))).toEqual([
       [monthsAgo(4).month, 3, false],
       [monthsAgo(2).month, 0, true],
     ]);
