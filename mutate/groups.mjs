@@ -137,7 +137,7 @@ export const GROUPS = {
   },
   // Rows an erasure should have taken (row_not_erased); not the statement that reads the erasure entries, held by the erasure suites.
   'erasure-coverage': {
-    mutate: ['src/audit/privacy/erasure-coverage.ts:68-122'],
+    mutate: ['src/audit/privacy/erasure-coverage.ts:69-117', 'src/audit/uuidv7.ts:53-56'],
     specs: ['src/audit/privacy/erasure-coverage.spec.ts', 'src/audit/privacy/erasure-coverage.mutation.spec.ts'],
   },
   // The commands' options, each given at most once unless declared multiple.
@@ -157,9 +157,10 @@ export const GROUPS = {
   // What audit:replay and recovery hold back after an erasure; not its two SQL texts, held by the erasure-replay suites.
   'replay-guard': {
     mutate: [
-      'src/audit/privacy/replay-guard.ts:1-48',
-      'src/audit/privacy/replay-guard.ts:53-56',
-      'src/audit/privacy/replay-guard.ts:58-118',
+      'src/audit/privacy/replay-guard.ts:1-49',
+      'src/audit/privacy/replay-guard.ts:54-57',
+      'src/audit/privacy/replay-guard.ts:59-118',
+      'src/audit/uuidv7.ts:53-56',
     ],
     specs: ['src/audit/privacy/replay-guard.mutation.spec.ts'],
   },

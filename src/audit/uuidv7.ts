@@ -42,3 +42,15 @@ export function uuidv7(now: number = Date.now()): string {
     `${HEX[pool[r + 2]]}${HEX[pool[r + 3]]}${HEX[pool[r + 4]]}${HEX[pool[r + 5]]}${HEX[pool[r + 6]]}${HEX[pool[r + 7]]}`
   );
 }
+
+/**
+ * The time in a UUIDv7 id (milliseconds since the epoch: when the module made the entry), or NaN
+ * for an id of another version.
+ *
+ * @example
+ * uuidv7Time('019ac5f0-8a1e-7000-9f3c-2b1d4e5f6a7b'); // 1764257466910
+ */
+export function uuidv7Time(id: string): number {
+  const hex = id.replaceAll('-', '');
+  return /^[0-9a-f]{12}7/i.test(hex) ? Number.parseInt(hex.slice(0, 12), 16) : Number.NaN;
+}

@@ -2,6 +2,7 @@ import { type KeyObject } from 'node:crypto';
 import { type Client } from 'pg';
 import { quoteTablePath } from '../audit-insert-sql';
 import { type Anomaly } from '../integrity/verify-checks';
+import { uuidv7Time } from '../uuidv7';
 import { ERASURE_ACTION, keyFingerprint, subjectPseudonym } from './erasure';
 import { ERASED, parsePersonal } from './personal-values';
 
@@ -90,7 +91,7 @@ export class ErasureCoverage {
     const values = parsePersonal(personal ?? null);
     if (values === null || 'erased' in values) return null;
     if (values.values.length === 0 && [userId, ip, userAgent].every((v) => v === null || v === ERASED)) return null;
-    const made = idTime(id);
+    const made = uuidv7Time(id);
     for (const { key, bySubject } of this.keys) {
       const subjects: string[] = [];
       if (userId !== null && userId !== ERASED) subjects.push(subjectPseudonym(key, [userId, null, null]));
@@ -113,10 +114,4 @@ export class ErasureCoverage {
     }
     return null;
   }
-}
-
-/** The time in a UUIDv7 id (ms since the epoch), or NaN for an id of another kind. */
-function idTime(id: string): number {
-  const hex = id.replaceAll('-', '');
-  return /^[0-9a-f]{12}7/i.test(hex) ? Number.parseInt(hex.slice(0, 12), 16) : Number.NaN;
 }

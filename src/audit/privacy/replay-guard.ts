@@ -1,5 +1,6 @@
 import { type KeyObject } from 'node:crypto';
 import { type AuditRecord } from '../audit-entry';
+import { uuidv7Time } from '../uuidv7';
 import { ERASURE_ACTION, keyFingerprint, subjectPseudonym } from './erasure';
 
 const YEAR_1 = Date.parse('0001-01-01T00:00:00Z');
@@ -111,8 +112,7 @@ const CLOCK_SKEW_MS = 60_000;
  */
 function madeAt(record: AuditRecord): number {
   const occurred = Date.parse(record.occurredAt);
-  const hex = record.id.replaceAll('-', '');
-  const idTime = /^[0-9a-f]{12}7/i.test(hex) ? Number.parseInt(hex.slice(0, 12), 16) : Number.NaN;
+  const idTime = uuidv7Time(record.id);
   const made = Math.min(Number.isNaN(occurred) ? Infinity : occurred, Number.isNaN(idTime) ? Infinity : idTime);
   return made === Infinity ? -Infinity : made - CLOCK_SKEW_MS;
 }
