@@ -255,7 +255,7 @@ async function retireMonth(
 
 /** SQLSTATE lock_not_available: `audit_log_retire_month` waits for no lock (migration AuditRetireWithoutWaiting1765900000000). */
 const LOCK_NOT_AVAILABLE = '55P03';
-/** Tries of a month whose locks were taken (about 6 s in all, with the waits between), before it fails for this run. */
+/** Tries of a month whose locks were taken, about 5 s of waits in all between them, before it fails for this run. */
 const LOCK_TRIES = 8;
 
 /** Runs `work` again while it fails for a lock held by another session, waiting longer each time. */
