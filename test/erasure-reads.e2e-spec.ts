@@ -4,6 +4,7 @@ import request from 'supertest';
 import { AuditService } from '../src/audit';
 import { runErase } from '../src/audit/privacy/erase-command';
 import { startExampleApp } from './support/app';
+import { parseCsv } from './support/csv';
 import { TestPostgres } from './support/postgres';
 
 const TOKEN = 'auditor-token-for-the-e2e-suite';
@@ -109,5 +110,37 @@ describe('reads and export after erasure', () => {
     expect(csv.text).not.toMatch(/Acme|Umbrella|alice|bob/);
     // Per row: the user, the IP, the counterparty in the request body and in the entity's diff.
     expect(csv.text.match(/\[ERASED\]/g)).toHaveLength(8);
+  }, 30_000);
+
+  it('tells an erased row from one whose values were logged as the text [ERASED]', async () => {
+    const server = app.getHttpServer();
+    const create = async (user: string, counterparty: string) =>
+      ((await request(server).post('/ndas').set('x-user-id', user).send({ title: 'T', counterparty }).expect(201)).body as { id: string })
+        .id;
+    const literal = await create('[ERASED]', '[ERASED]');
+    const carol = await create('carol', 'Initech');
+    const { erasureId } = await app.get(AuditService).erase({ userId: 'carol' });
+
+    type Read = { id: string; userId: string | null; erasedBy: string | null; changes: Row['changes'] };
+    const read = async (path: string) =>
+      ((await request(server).get(path).set('x-auditor-token', TOKEN).expect(200)).body as { items: Read[] }).items;
+    const shown = (items: Read[]) => items.map((r) => [r.userId, r.changes.entities[0].fields.counterparty, r.erasedBy]);
+    // Both rows read `[ERASED]`; only the erased one names the erasure that took its values.
+    expect(shown(await read(`/audit?entityId=${literal}`))).toEqual([['[ERASED]', [null, '[ERASED]'], null]]);
+    expect(shown(await read(`/audit?entityId=${carol}`))).toEqual([['[ERASED]', '[ERASED]', erasureId]]);
+    expect(shown(await read(`/ndas/${literal}/history`))).toEqual([['[ERASED]', [null, '[ERASED]'], null]]);
+    const [carolRow] = await read(`/audit?entityId=${carol}`);
+    expect(shown(await read(`/audit/rows/${carolRow.id}`))).toEqual([['[ERASED]', '[ERASED]', erasureId]]);
+
+    const exported = async (format: string, entityId: string) =>
+      (await request(server).get(`/audit/export?format=${format}&entityId=${entityId}`).set('x-auditor-token', TOKEN).expect(200)).text;
+    expect((JSON.parse(await exported('ndjson', literal)) as Read).erasedBy).toBeNull();
+    expect((JSON.parse(await exported('ndjson', carol)) as Read).erasedBy).toBe(erasureId);
+    const csvColumn = async (entityId: string) => {
+      const [header, record] = parseCsv(await exported('csv', entityId));
+      return record[header.indexOf('erasedBy')];
+    };
+    expect(await csvColumn(literal)).toBe('');
+    expect(await csvColumn(carol)).toBe(erasureId);
   }, 30_000);
 });

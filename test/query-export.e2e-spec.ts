@@ -109,6 +109,7 @@ describe('exporting the trail', () => {
       'changes',
       'metadata',
       'recordedAt',
+      'erasedBy',
     ]);
     const row = Object.fromEntries(header.map((name, i) => [name, first[i]]));
     expect(row).toMatchObject({

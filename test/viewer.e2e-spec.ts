@@ -167,7 +167,8 @@ describe('the audit viewer in a real browser', () => {
   });
 
   it("shows an NDA's timeline newest first, Beta → Gamma, with unknown and redacted values named", async () => {
-    // A row whose change TypeORM could not see before (update() by criteria), a redacted and an erased value.
+    // A row whose change TypeORM could not see before (update() by criteria), a redacted value, and
+    // the text `[Erased]` in a row no erasure took (shown as the text it is).
     await auditDb.query(
       `INSERT INTO audit_log (id, occurred_at, action, entity_type, entity_id, user_id, outcome, changes)
        VALUES (gen_random_uuid(), now() - interval '1 hour', 'nda_bulk_fix', 'NDA', $1, 'ops', 'success', $2)`,
@@ -207,7 +208,7 @@ describe('the audit viewer in a real browser', () => {
     expect(await fieldRows(3)).toEqual([
       ['title', 'unknown', '→ Delta'],
       ['secret', 'unknown', '→ redacted'],
-      ['note', 'erased', '→ empty text'],
+      ['note', '[Erased]', '→ empty text'],
     ]);
     expect(await events.nth(2).locator('td.old .tag-null').count()).toBeGreaterThan(0);
 
@@ -284,35 +285,48 @@ describe('the audit viewer in a real browser', () => {
 
   it('shows values erased from the trail ([ERASED]) as erased, inert, in the list, the timeline and the row in full', async () => {
     const entity = 'erased-nda-1';
+    const erasure = '0193a0c4-0000-7000-8000-00000000e1a5';
+    // An erased row (its `personal` column holds the erasure's marker), and a row whose user was
+    // logged as the text `[ERASED]`.
     await auditDb.query(
-      `INSERT INTO audit_log (id, occurred_at, action, entity_type, entity_id, user_id, outcome, ip, user_agent, changes, metadata)
-       VALUES (gen_random_uuid(), now(), 'nda_updated', 'NDA', $1, '[ERASED]', 'success', '[ERASED]', '[ERASED]', $2, $3)`,
+      `INSERT INTO audit_log (id, occurred_at, action, entity_type, entity_id, user_id, outcome, ip, user_agent, changes, metadata, personal)
+       VALUES (gen_random_uuid(), now(), 'nda_updated', 'NDA', $1, '[ERASED]', 'success', '[ERASED]', '[ERASED]', $2, $3, $4),
+              (gen_random_uuid(), now() - interval '1 minute', 'nda_created', 'NDA', $1, '[ERASED]', 'success', NULL, NULL, NULL, NULL, NULL)`,
       [
         entity,
         JSON.stringify({ entities: [{ type: 'NDA', id: entity, op: 'update', fields: { counterparty: ['[ERASED]', '[ERASED]'] } }] }),
         JSON.stringify({ email: '[ERASED]' }),
+        JSON.stringify({ erased: erasure }),
       ],
       'audit',
     );
     await openViewer(page, `?view=list&entityId=${entity}`);
-    expect((await listRows(page)).map((r) => r[1])).toEqual(['erased']);
+    expect((await listRows(page)).map((r) => r[1])).toEqual(['erased', '[ERASED]']);
     expect(await page.locator('#trail tbody td:nth-child(2) .tag-erased').count()).toBe(1);
-    await page.locator('#trail tbody button.detail').click();
+    await page.locator('#trail tbody button.detail').first().click();
     const panel = page.locator('#detail');
     const field = (name: string) => panel.locator('dt', { hasText: new RegExp(`^${name}$`) }).locator('xpath=following-sibling::dd[1]');
     expect(await field('User').textContent()).toBe('erased');
     expect(await field('IP').textContent()).toBe('erased');
     expect(await field('User agent').textContent()).toBe('erased');
+    expect(await field('Erased by').textContent()).toBe(`erasure ${erasure}`);
     expect(await panel.locator('pre.json').last().textContent()).toBe('{\n  "email": "[ERASED]"\n}');
     await page.keyboard.press('Escape');
-    await page.locator('#trail tbody a').click();
+    await page.locator('#trail tbody button.detail').last().click();
+    expect(await field('User').textContent()).toBe('[ERASED]');
+    expect(await panel.locator('dt', { hasText: /^Erased by$/ }).count()).toBe(0);
+    await page.keyboard.press('Escape');
+    await page.locator('#trail tbody a').first().click();
     await waitReady(page);
     expect(
       await page
         .locator('#timeline tbody tr')
         .evaluateAll((rows: DomNode[]) => rows.map((row) => Array.from(row.children, (c) => c.textContent))),
     ).toEqual([['counterparty', 'erased', '→ erased']]);
-    expect(await page.locator('#timeline h3').textContent()).toMatch(/^nda_updated by erased /);
+    expect(await page.locator('#timeline h3').allTextContents()).toEqual([
+      expect.stringMatching(/^nda_updated by erased /),
+      expect.stringMatching(/^nda_created by \[ERASED\] /),
+    ]);
   });
 
   it("exports the current filter as NDJSON and CSV, rows equal to the API's", async () => {

@@ -43,6 +43,21 @@ export function revealPayloadTexts(
   return { changes: text(revealed.changes, changes), metadata: text(revealed.metadata, metadata) };
 }
 
+/**
+ * The id of the erasure that took a row's personal values, read from its `personal` column (the
+ * erased marker), or null for a row never erased. It is what tells an erased row from one whose
+ * values were logged as the text `[ERASED]`.
+ *
+ * @example
+ * erasedBy('{"erased":"0193a0c4-…"}'); // '0193a0c4-…'
+ * erasedBy('{"salt":"…","values":[]}'); // null
+ */
+export function erasedBy(personalText: string | null | undefined): string | null {
+  if (!personalText) return null;
+  const personal = parsePersonal(personalText);
+  return personal && 'erased' in personal ? personal.erased : null;
+}
+
 /** The personal values of `changes` and `metadata` and where they go: their values, or `[ERASED]` at every committed path. */
 function personalPlaces(personalText: string | null | undefined, commitmentsText: string | null | undefined): [PersonalPath, unknown][] {
   if (!commitmentsText || !personalText) return [];

@@ -46,6 +46,7 @@ describe('export formats', () => {
             changes: r.changes === null ? null : (JSON.parse(r.changes) as unknown),
             metadata: r.metadata === null ? null : (JSON.parse(r.metadata) as unknown),
             recordedAt: r.recorded_at,
+            erasedBy: null,
           })),
         );
       }),
@@ -72,6 +73,7 @@ describe('export formats', () => {
           'changes',
           'metadata',
           'recorded_at',
+          'erased_by',
         ] as const;
         expect(records.map((record) => record.map(restore))).toEqual(rows.map((r) => columns.map((c) => r[c] ?? '')));
         for (const r of rows) if (r.user_agent === '') expect(csv).toContain('""');
@@ -138,6 +140,7 @@ const COLUMNS = [
   'changes',
   'metadata',
   'recorded_at',
+  'erased_by',
 ] as const;
 
 const SAFE_ROW: ExportRow = {

@@ -1,5 +1,5 @@
 import { type AuditExportFormat } from './audit-query.types';
-import { revealPayloadTexts } from '../privacy/personal-reveal';
+import { erasedBy, revealPayloadTexts } from '../privacy/personal-reveal';
 import { type ExportRow } from './audit-query.sql';
 
 /** Export fields in order: the names of `AuditLog`'s properties, and the row columns they come from. */
@@ -17,6 +17,7 @@ const FIELDS: readonly (readonly [name: string, column: keyof ExportRow, json?: 
   ['changes', 'changes', true],
   ['metadata', 'metadata', true],
   ['recordedAt', 'recorded_at'],
+  ['erasedBy', 'erased_by'],
 ];
 
 /** MIME type of each export format. */
@@ -55,15 +56,17 @@ const NEEDS_QUOTES = /[",\r\n]/;
  */
 export function exportLines(format: AuditExportFormat, stored: readonly ExportRow[]): string {
   let out = '';
-  // Personal values kept apart are put back in place, or `[ERASED]` (docs/PRIVACY.md).
+  // Personal values kept apart are put back in place, or `[ERASED]` with the erasure's id (docs/PRIVACY.md).
   const rows: readonly ExportRow[] = stored.map((row) =>
-    row.commitments ? { ...row, ...revealPayloadTexts(row.personal, row.commitments, row.changes, row.metadata) } : row,
+    row.commitments
+      ? { ...row, ...revealPayloadTexts(row.personal, row.commitments, row.changes, row.metadata), erased_by: erasedBy(row.personal) }
+      : row,
   );
   if (format === 'ndjson') {
     for (const row of rows) {
       let line = '{';
       for (const [name, column, json] of FIELDS) {
-        const value = row[column];
+        const value = row[column] ?? null;
         line += `${line.length > 1 ? ',' : ''}"${name}":${value === null ? 'null' : json ? value : JSON.stringify(value)}`;
       }
       out += `${line}}\n`;

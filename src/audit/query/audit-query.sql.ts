@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { literal } from '../audit-insert-sql';
 import { AuditLog } from '../audit-log.entity';
-import { revealPayloads } from '../privacy/personal-reveal';
+import { erasedBy, revealPayloads } from '../privacy/personal-reveal';
 import { type AuditCursorKey, cursorInstantSql } from './audit-cursor';
 import { type CheckedSearch } from './audit-query.input';
 import { type AuditTrailRow } from './audit-query.types';
@@ -85,10 +85,13 @@ export interface PageRow {
   recorded_text: string;
 }
 
-/** A row of an export: every column text (or null), JSON columns as JSON text; `personal` and `commitments` are read, never exported. */
+/**
+ * A row of an export: every column text (or null), JSON columns as JSON text; `personal` and
+ * `commitments` are read, never exported (`erased_by`, the erasure id in `personal`'s marker, is).
+ */
 export type ExportRow = Record<'id' | 'occurred_at' | 'action' | 'outcome' | 'recorded_at', string> &
   Record<'entity_type' | 'entity_id' | 'user_id' | 'ip' | 'user_agent' | 'request_id' | 'changes' | 'metadata', string | null> &
-  Partial<Record<'personal' | 'commitments', string | null>>;
+  Partial<Record<'personal' | 'commitments' | 'erased_by', string | null>>;
 
 /**
  * One page, newest first: `limit + 1` rows are asked for, so that the extra one tells whether a
@@ -182,6 +185,7 @@ export function toAuditLog(row: PageRow): AuditTrailRow {
     changes,
     metadata,
     recordedAt: instantOf(row.recorded_at, row.recorded_text),
+    erasedBy: erasedBy(row.personal),
   });
 }
 

@@ -35,11 +35,18 @@ export interface AuditPageRequest {
  * A row of the trail as the read side gives it: an {@link AuditLog} whose timestamps are `Date`s,
  * except one no `Date` can hold (`infinity`, `-infinity`, past year 275760, stored before the
  * schema refused them), given as its ISO 8601 text (`'infinity'`, `'+294276-12-31T23:59:59.999Z'`).
+ * `erasedBy` is the id of the erasure that took the row's personal values (each then reads
+ * `[ERASED]`), or null: a value logged as the text `[ERASED]` is not erased.
  *
  * @example
  * const at = row.occurredAt instanceof Date ? row.occurredAt.toISOString() : row.occurredAt;
+ * const erased = row.erasedBy !== null;
  */
-export type AuditTrailRow = Omit<AuditLog, 'occurredAt' | 'recordedAt'> & { occurredAt: Date | string; recordedAt: Date | string };
+export type AuditTrailRow = Omit<AuditLog, 'occurredAt' | 'recordedAt'> & {
+  occurredAt: Date | string;
+  recordedAt: Date | string;
+  erasedBy: string | null;
+};
 
 /**
  * One page of the trail, newest first. `nextCursor` is null on the last page.

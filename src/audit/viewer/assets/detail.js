@@ -22,13 +22,14 @@ export function showDetail(row, from) {
     ['Request id', row.requestId],
     ['IP', row.ip],
     ['User agent', row.userAgent],
+    ...(row.erasedBy ? [['Erased by', `erasure ${row.erasedBy}`]] : []),
   ];
   const seal = h('dd', { id: 'detail-seal' }, 'checking…');
   replace(
     panel,
     h('h2', { id: 'detail-title' }, 'Audit row'),
     close,
-    h('dl', {}, ...fields.flatMap(([name, v]) => [h('dt', {}, name), h('dd', {}, value(v, 0))]), h('dt', {}, 'Seal'), seal),
+    h('dl', {}, ...fields.flatMap(([name, v]) => [h('dt', {}, name), h('dd', {}, value(v, 0, row))]), h('dt', {}, 'Seal'), seal),
     h('h3', {}, 'Changes'),
     h('pre', { class: 'json' }, json(row.changes)),
     h('h3', {}, 'Metadata'),

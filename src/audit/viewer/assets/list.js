@@ -130,7 +130,7 @@ function rowOf(row) {
     'tr',
     { class: row.outcome === 'failure' ? 'failure' : undefined, role: 'row' },
     h('td', { role: 'cell' }, when(row.occurredAt)),
-    h('td', { role: 'cell' }, value(row.userId ?? undefined, 80)),
+    h('td', { role: 'cell' }, value(row.userId ?? undefined, 80, row)),
     h('td', { role: 'cell' }, value(row.action, 80)),
     h('td', { role: 'cell' }, entity),
     h('td', { role: 'cell' }, value(row.outcome)),

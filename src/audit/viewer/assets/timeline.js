@@ -45,13 +45,13 @@ function eventOf(row, type, id) {
       {},
       value(row.action, 80),
       ' ',
-      h('span', { class: 'by' }, 'by ', value(row.userId ?? undefined, 80)),
+      h('span', { class: 'by' }, 'by ', value(row.userId ?? undefined, 80, row)),
       ' ',
       h('time', { datetime: row.occurredAt }, when(row.occurredAt)),
       ' ',
       value(row.outcome),
     ),
-    ...shown.map(changeOf),
+    ...shown.map((change) => changeOf(change, row)),
     shown.length ? null : h('p', {}, 'No field changes recorded.'),
     typeof row.changes?.entitiesOmitted === 'number'
       ? h('p', {}, `${row.changes.entitiesOmitted} further changes were left out of this row.`)
@@ -60,15 +60,15 @@ function eventOf(row, type, id) {
   );
 }
 
-function changeOf(change) {
+function changeOf(change, row) {
   const rows = [];
   if (change.fields && typeof change.fields === 'object') {
     for (const [field, pair] of Object.entries(change.fields)) {
       const [before, after] = Array.isArray(pair) ? pair : [undefined, undefined];
-      rows.push(fieldRow(field, value(before), value(after)));
+      rows.push(fieldRow(field, value(before, undefined, row), value(after, undefined, row)));
     }
   } else if (change.after && typeof change.after === 'object') {
-    for (const [field, after] of Object.entries(change.after)) rows.push(fieldRow(field, tag('unknown'), value(after)));
+    for (const [field, after] of Object.entries(change.after)) rows.push(fieldRow(field, tag('unknown'), value(after, undefined, row)));
   }
   const caption = h(
     'caption',

@@ -60,12 +60,16 @@ function fill(node, value, lines) {
   if (last < value.length) node.append(value.slice(last));
 }
 
-/** Any stored value as inert text: markers and empties as tags, objects as JSON text. */
-export function value(v, clip = CLIP) {
+/**
+ * Any stored value as inert text: markers and empties as tags, objects as JSON text. `[ERASED]` is
+ * the `erased` tag only in a row an erasure took (`row.erasedBy`); in any other row it is text that
+ * was logged as it is.
+ */
+export function value(v, clip = CLIP, row = undefined) {
   if (v === undefined) return tag('absent');
   if (v === null) return tag('null');
   if (v === '') return tag('empty text');
-  if (typeof v === 'string') return MARKERS[v] ? tag(MARKERS[v]) : text(v, clip);
+  if (typeof v === 'string') return MARKERS[v] && (MARKERS[v] !== 'erased' || row?.erasedBy) ? tag(MARKERS[v]) : text(v, clip);
   if (typeof v === 'number' || typeof v === 'boolean') return h('span', { class: 'text' }, String(v));
   return text(JSON.stringify(v), clip);
 }
