@@ -50,6 +50,7 @@ describe('reading the trail', () => {
       changes: null,
       metadata: null,
       recordedAt: expect.any(String) as unknown,
+      erasedBy: null,
     });
     const second = await get(`/audit/entities/NDA/42?limit=2&cursor=${first.body.nextCursor}`).expect(200);
     expect(second.body.items.map((r: { id: string }) => r.id)).toEqual([orderedId(3), orderedId(2)]);
