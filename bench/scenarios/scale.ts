@@ -1,6 +1,6 @@
 import { auditEntries } from '../support/entries';
 import { median } from '../support/load';
-import { countRows, freshAuditDatabase, type TestPostgres } from '../support/postgres';
+import { autovacuumOff, countRows, freshAuditDatabase, type TestPostgres } from '../support/postgres';
 import { type Figure } from '../support/report';
 import { moduleLog } from './throughput';
 
@@ -63,7 +63,7 @@ export async function scale(pg: TestPostgres, sizes: ScaleSizes, details: Record
   const points = [...new Set(sizes.rows)].filter((n) => n > 0).sort((a, b) => a - b);
   const last = points[points.length - 1] ?? 0;
   const big = await freshAuditDatabase(pg, 'scale_big');
-  await pg.query('ALTER TABLE audit_log SET (autovacuum_enabled = false)', [], 'scale_big');
+  await autovacuumOff(pg, 'scale_big');
   // Fewer checkpoints while filling (each one makes the next write of every page a full-page image in the WAL).
   await pg.query("ALTER SYSTEM SET max_wal_size = '8GB'");
   await pg.query('SELECT pg_reload_conf()');

@@ -1,4 +1,4 @@
-import { type TestPostgres } from './postgres';
+import { autovacuumOff, type TestPostgres } from './postgres';
 
 /** The shape of the history the `history` scenario reads. */
 export const HISTORY_SHAPE = {
@@ -56,7 +56,7 @@ const FILL = historyFillSql(`$3::timestamptz - ($4::bigint - g) * interval '${HI
  * const end = await fillHistory(pg, 'history', 10_000_000);
  */
 export async function fillHistory(pg: TestPostgres, database: string, rows: number): Promise<Date> {
-  await pg.query('ALTER TABLE audit_log SET (autovacuum_enabled = false)', [], database);
+  await autovacuumOff(pg, database);
   await pg.query("ALTER SYSTEM SET max_wal_size = '8GB'");
   await pg.query('SELECT pg_reload_conf()');
   const anchor = new Date();

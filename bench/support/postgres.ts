@@ -51,4 +51,23 @@ export async function countRows(pg: TestPostgres, name: string): Promise<number>
   return Number(row.n);
 }
 
+/**
+ * Turns autovacuum off for every partition of `audit_log` in database `name` (the default one
+ * too): a partitioned table takes no storage parameters of its own, and no vacuum of millions of
+ * filled rows may land in a measurement.
+ *
+ * @example
+ * await autovacuumOff(pg, 'history');
+ */
+export async function autovacuumOff(pg: TestPostgres, name: string): Promise<void> {
+  await pg.query(
+    `DO $$ DECLARE p regclass; BEGIN
+       FOR p IN SELECT relid FROM pg_partition_tree('audit_log') WHERE isleaf LOOP
+         EXECUTE format('ALTER TABLE %s SET (autovacuum_enabled = false)', p);
+       END LOOP; END $$`,
+    [],
+    name,
+  );
+}
+
 export { TestPostgres };
