@@ -15,7 +15,7 @@ interface RowRead {
     id: string;
     userId: string | null;
     ip: string | null;
-    changes: { body?: { email?: string } } | null;
+    changes: { body?: { email?: string; title?: string } } | null;
     seal?: { state: string; seq?: number };
   }[];
 }
@@ -43,14 +43,14 @@ describe('probe: the read side vouches for personal values a superuser rewrote a
       await client.end();
     }
   };
-  const logged = async (entityId: string, userId: string, email: string) => {
+  const logged = async (entityId: string, userId: string, email: string, title = 'Draft') => {
     await app.get(AuditService).log({
       action: 'profile_updated',
       entityType: 'Profile',
       entityId,
       userId,
       ip: '192.0.2.5',
-      changes: { body: { email } },
+      changes: { body: { email, title } },
     });
     await eventually(async () => (await db.query(`SELECT 1 FROM audit_log WHERE entity_id = $1`, [entityId])).length === 1);
     const [row] = await db.query<{ id: string }>(`SELECT id::text AS id FROM audit_log WHERE entity_id = $1`, [entityId]);
@@ -97,6 +97,26 @@ describe('probe: the read side vouches for personal values a superuser rewrote a
 
     const after = (await read(id)).items[0];
     expect(after.changes?.body?.email).toBe('carol@example.com');
+    expect(after.seal?.state).not.toBe('sealed');
+  }, 60_000);
+
+  it('does not show, as sealed, a non-personal field overwritten through a path planted in `personal`', async () => {
+    const id = await logged('p-planted', 'dave', 'dave@example.com', 'Draft');
+    await app.get(AuditSealer).sealNow();
+    expect((await read(id)).items[0].changes?.body?.title).toBe('Draft');
+
+    // `changes` (sealed) still says Draft; the read puts every value of `personal` back at its path.
+    await tamper(
+      `UPDATE audit_log SET personal = pg_catalog.jsonb_set(personal::jsonb, '{values}',
+         (personal::jsonb -> 'values') || '[[["changes", "body", "title"], "\\"Approved by the board\\""]]'::jsonb)::text
+       WHERE id = $1`,
+      [id],
+    );
+
+    const [stored] = await db.query<{ changes: string }>(`SELECT changes::text AS changes FROM audit_log WHERE id = $1`, [id]);
+    expect(stored.changes).toContain('Draft');
+    const after = (await read(id)).items[0];
+    expect(after.changes?.body?.title).toBe('Approved by the board');
     expect(after.seal?.state).not.toBe('sealed');
   }, 60_000);
 });
