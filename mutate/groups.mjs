@@ -90,10 +90,11 @@ export const GROUPS = {
   // PostgreSQL does): the rest of these files is held by the PostgreSQL suites.
   'seal-store': {
     mutate: [
-      'src/audit/integrity/seal-store.ts:53-98',
-      'src/audit/integrity/seal-store.ts:107-133',
-      'src/audit/integrity/seal-store.ts:236-246',
-      'src/audit/integrity/seal-store.ts:347-349',
+      'src/audit/integrity/seal-store.ts:56-101',
+      'src/audit/integrity/seal-store.ts:110-136',
+      'src/audit/integrity/seal-store.ts:240-250',
+      'src/audit/integrity/seal-store.ts:351-353',
+      'src/audit/integrity/seal-store.ts:360-363',
       'src/audit/integrity/search-path.ts',
     ],
     specs: [
@@ -120,10 +121,10 @@ export const GROUPS = {
   // of personal-checks.ts (the erasure entries, the checkpoints' carried erasures), held by the erasure suites.
   personal: {
     mutate: [
-      'src/audit/privacy/personal-checks.ts:28-31',
-      'src/audit/privacy/personal-checks.ts:45-115',
-      'src/audit/privacy/personal-checks.ts:118-184',
-      'src/audit/privacy/personal-checks.ts:186-225',
+      'src/audit/privacy/personal-checks.ts:40-81',
+      'src/audit/privacy/personal-checks.ts:84-150',
+      'src/audit/privacy/personal-checks.ts:152-191',
+      'src/audit/privacy/personal-verdict.ts',
       'src/audit/privacy/personal-values.ts:37-39',
       'src/audit/privacy/personal-values.ts:111-163',
       'src/audit/privacy/personal-reveal.ts',

@@ -1,5 +1,6 @@
 import { type KeyObject } from 'node:crypto';
 import { quoteTablePath } from '../audit-insert-sql';
+import { PERSONAL_VALUES_SQL, personalProblem } from '../privacy/personal-verdict';
 import { merkleRoot } from './merkle';
 import {
   type ForgedRow,
@@ -26,7 +27,9 @@ interface LeafRow {
   digest?: Buffer;
   /** The row's month (`YYYY-MM`, UTC). */
   month: string;
-  /** Set when the row is forged by its position or its month alone (see {@link backdatedReason}, {@link retiredReason}). */
+  /** Its actor columns, personal values and commitments (`PERSONAL_VALUES_SQL`), null for a row without commitments. */
+  personal_values?: string | null;
+  /** Set when the row is forged by its position, its month or its personal values alone (see {@link backdatedReason}, {@link retiredReason}, {@link personalReason}). */
   reason?: string;
 }
 
@@ -218,6 +221,7 @@ export async function sealOnce(
          picked AS MATERIALIZED (SELECT l.id, l.tx FROM ${log} AS l, h WHERE ${where} AND ${SEALABLE_ROW_SQL} ORDER BY ${order} LIMIT ${limit})
          SELECT id::text AS id, tx::text AS tx, ${LEAF_SQL} AS leaf, h.horizon::text AS horizon,
            pg_catalog.to_char(l.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM') AS month${keyed ? SEAL_ENTRY_COLUMNS : ''}
+           ${committed ? `, ${PERSONAL_VALUES_SQL} AS personal_values` : ''}
          FROM ${log} AS l, h, ${leafFields} WHERE l.id = ANY(ARRAY(SELECT id FROM picked))
            AND EXISTS (SELECT FROM picked AS p WHERE p.id = l.id AND p.tx IS NOT DISTINCT FROM l.tx) ORDER BY l.tx NULLS FIRST, l.id`,
         parameters,
@@ -243,7 +247,7 @@ export async function sealOnce(
             ).map((r) => r.month),
           )
         : new Set();
-    for (const row of rows) row.reason = backdatedReason(row, newest) ?? retiredReason(row, retired);
+    for (const row of rows) row.reason = backdatedReason(row, newest) ?? retiredReason(row, retired) ?? personalReason(row);
     // A row signed with a key this process lacks is not judged: the seal ends before it, for a sealer that holds the key.
     const stop = keyed ? rows.findIndex((row) => row.reason === undefined && unknownKeyOf(row.code, entryKeys) !== null) : -1;
     const unknownKey =
@@ -346,6 +350,16 @@ function backdatedReason(row: LeafRow, newest: { last_tx: string | null; horizon
  */
 function retiredReason(row: LeafRow, retired: ReadonlySet<string>): string | undefined {
   return retired.has(row.month) ? `it is dated in ${row.month}, a month retention removed: a retired row written back` : undefined;
+}
+
+/**
+ * Why a row is forged by its personal values: its seal and entry code cover their commitments,
+ * not the values, so a value that no longer matches its commitment (an actor rewritten before the
+ * seal, a path planted in `personal`) was changed outside the module. Erased rows pass.
+ */
+function personalReason(row: LeafRow): string | undefined {
+  const problem = personalProblem(row.personal_values);
+  return problem === null ? undefined : `its personal values are not as the module wrote them: ${problem}`;
 }
 
 /**

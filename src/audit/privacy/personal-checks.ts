@@ -4,7 +4,7 @@ import { sealTableOf } from '../integrity/seal-store';
 import { type Anomaly } from '../integrity/verifier';
 import { type RetainedErasures } from '../lifecycle/checkpoint-erasures';
 import { ERASURE_ACTION } from './erasure';
-import { commitment, ERASED, parseCommitments, parsePersonal, type PersonalPath } from './personal-values';
+import { personalVerdict } from './personal-verdict';
 
 /** What `audit-verify` found of erasure: rows erased, and the `audit_erasure` entries they are erased under. */
 export interface ErasureReport {
@@ -24,11 +24,6 @@ export interface ErasureReport {
  * erasure coverage check), as one JSON text; NULL for any other row.
  */
 export const PERSONAL_CHECK_SQL = `, CASE WHEN l.commitments IS NULL THEN NULL ELSE pg_catalog.json_build_array(l.user_id, l.ip, l.user_agent, l.personal, l.commitments, l.entity_type, l.entity_id)::text END`;
-
-const ACTOR_COLUMNS = ['user_id', 'ip', 'user_agent'];
-
-/** The `personal` column of an erased row, exactly as `audit_log_erase` writes it (and retention carries it forward). */
-const ERASED_MARKER = /^\{"erased":"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"\}$/;
 
 /**
  * The verifier's checks of personal values (docs/PRIVACY.md). A row's seal and entry code cover
@@ -56,40 +51,11 @@ export class PersonalChecks {
 
   private problemOf(id: string, text: string): string | null {
     const [userId, ip, userAgent, personalText, commitmentsText] = JSON.parse(text) as (string | null)[];
-    const actor = [userId, ip, userAgent];
-    const commitments = parseCommitments(commitmentsText);
-    const personal = parsePersonal(personalText);
-    if (!commitments) return 'its commitments are not as the module writes them';
-    if (!personal) return 'its personal values are neither as the module writes them nor erased';
-    const committed = new Map(commitments.map(([path, c]) => [JSON.stringify(path), c]));
-    if (committed.size !== commitments.length) return 'a personal value is committed to twice';
-    for (const [i, column] of ACTOR_COLUMNS.entries()) {
-      const has = committed.has(JSON.stringify([column]));
-      if (has !== (actor[i] !== null))
-        return `its ${column} is ${actor[i] === null ? 'missing' : 'present'}, its commitments say otherwise`;
-    }
-    if ('erased' in personal) {
-      if (!ERASED_MARKER.test(personalText as string)) return 'its erased marker is not as audit_log_erase writes it';
-      const changed = ACTOR_COLUMNS.filter((_, i) => actor[i] !== null && actor[i] !== ERASED);
-      if (changed.length > 0) return `erased, but its ${changed.join(', ')} holds a value instead of ${ERASED}`;
-      const list = this.erased.get(personal.erased) ?? [];
-      list.push(id);
-      this.erased.set(personal.erased, list);
+    const verdict = personalVerdict([userId, ip, userAgent], personalText, commitmentsText);
+    if ('problem' in verdict) return verdict.problem;
+    if (verdict.erasure !== null) {
+      this.erased.set(verdict.erasure, [...(this.erased.get(verdict.erasure) ?? []), id]);
       this.report.erasedRows += 1;
-      return null;
-    }
-    const present: [PersonalPath, string][] = [];
-    ACTOR_COLUMNS.forEach((column, i) => {
-      if (actor[i] !== null) present.push([[column], actor[i] as string]);
-    });
-    present.push(...personal.values);
-    if (present.length !== committed.size) return 'its personal values are not the ones committed to';
-    for (const [path, value] of present) {
-      const expected = committed.get(JSON.stringify(path));
-      if (expected === undefined) return `its value at ${path.join('.')} was never committed to`;
-      if (typeof value !== 'string' || commitment(personal.salt, path, value) !== expected) {
-        return `its value at ${path.join('.')} does not match its commitment: changed, not erased`;
-      }
     }
     return null;
   }

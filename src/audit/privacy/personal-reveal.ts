@@ -58,14 +58,18 @@ export function erasedBy(personalText: string | null | undefined): string | null
   return personal && 'erased' in personal ? personal.erased : null;
 }
 
-/** The personal values of `changes` and `metadata` and where they go: their values, or `[ERASED]` at every committed path. */
+/** The personal values of `changes` and `metadata` and where they go: their values at committed paths, or `[ERASED]` at every committed path. */
 function personalPlaces(personalText: string | null | undefined, commitmentsText: string | null | undefined): [PersonalPath, unknown][] {
   if (!commitmentsText || !personalText) return [];
   const personal = parsePersonal(personalText);
   if (personal && 'erased' in personal) {
     return (parseCommitments(commitmentsText) ?? []).filter(([path]) => path.length > 1).map(([path]) => [path, ERASED]);
   }
-  return (personal?.values ?? []).map(([path, text]) => [path, JSON.parse(text) as unknown]);
+  // Only at a committed path: a path planted in `personal` must not overwrite a field the seal covers.
+  const committed = new Set((parseCommitments(commitmentsText) ?? []).map(([path]) => JSON.stringify(path)));
+  return (personal?.values ?? [])
+    .filter(([path]) => committed.has(JSON.stringify(path)))
+    .map(([path, text]) => [path, JSON.parse(text) as unknown]);
 }
 
 /**

@@ -2,15 +2,19 @@ import { literal } from '../audit-insert-sql';
 import { LEAF_FIELDS, LEAF_SQL } from '../integrity/row-encoding';
 import { ROW_PROBLEM_SQL } from '../integrity/row-validity';
 import { MANIFEST_ENTRY_BYTES } from '../integrity/seal';
+import { PERSONAL_VALUES_SQL, personalProblem } from '../privacy/personal-verdict';
 
 /**
  * Where one row stands with the seals, as the read side can tell from `audit_seal` alone (seal
  * hashes, signatures and the chain are `audit-verify`'s to check):
- * - `sealed`: in seal `seq`'s range and manifest, its stored values as they were when sealed;
+ * - `sealed`: in seal `seq`'s range and manifest, its stored values as they were when sealed
+ *   (personal values kept apart: each still matching the commitment the seal covers, or erased);
  * - `unsealed`: after the newest seal, not sealed yet;
- * - `altered`: in seal `seq`'s manifest, but its stored values changed after sealing;
+ * - `altered`: in seal `seq`'s manifest, but its stored values changed after sealing (`detail`
+ *   says how when a personal value no longer matches its commitment);
  * - `forged`: in seal `seq`'s range but not in its manifest (planted there, or left out as not
- *   authentic), or after the newest seal with a transaction id older than that seal's horizon;
+ *   authentic), after the newest seal with a transaction id older than that seal's horizon, or
+ *   not sealed yet with personal values that do not match their commitments;
  * - `unsealable`: a row the sealer never seals (`detail` says why; see `row-validity.ts`).
  *
  * @example
@@ -22,7 +26,7 @@ export interface AuditSealStatus {
   seq?: number;
   /** When that seal was made, ISO 8601 (absent when its stored time is not finite). */
   sealedAt?: string;
-  /** Why, for `forged` and `unsealable`. */
+  /** Why, for `forged` and `unsealable`, and for `altered` by a personal value. */
   detail?: string;
 }
 
@@ -31,13 +35,17 @@ export interface RowSealFields {
   seal_tx: string | null;
   seal_leaf: Buffer;
   seal_problem: string | null;
+  /** The row's personal values and commitments (`PERSONAL_VALUES_SQL`), null without commitments. */
+  seal_personal?: string | null;
 }
 
 /**
  * Extra columns of a row read from `audit_log AS l` with `, ${LEAF_FIELDS}` in its FROM list:
- * its `tx`, its leaf hash as the sealer computes it, and why it cannot be sealed (or NULL).
+ * its `tx`, its leaf hash as the sealer computes it, why it cannot be sealed (or NULL), and its
+ * personal values with their commitments.
  */
-export const ROW_SEAL_COLUMNS = `, l.tx::text AS seal_tx, ${LEAF_SQL} AS seal_leaf, ${ROW_PROBLEM_SQL} AS seal_problem`;
+export const ROW_SEAL_COLUMNS = `, l.tx::text AS seal_tx, ${LEAF_SQL} AS seal_leaf, ${ROW_PROBLEM_SQL} AS seal_problem,
+  ${PERSONAL_VALUES_SQL} AS seal_personal`;
 
 /** What the FROM list of a row read needs for {@link ROW_SEAL_COLUMNS}. */
 export const ROW_SEAL_FROM = `, ${LEAF_FIELDS}`;
@@ -97,19 +105,23 @@ export function sealLookupQuery(sealTable: string, row: { tx: string | null; id:
  */
 export function sealStatusOf(row: RowSealFields, found: SealLookupRow | undefined): AuditSealStatus {
   if (row.seal_problem !== null) return { state: 'unsealable', detail: row.seal_problem };
-  if (!found) return { state: 'unsealed' };
+  // As the sealer judges them: personal values that no longer match their commitments were changed outside the module.
+  const personal = personalProblem(row.seal_personal);
+  const unsealed: AuditSealStatus = personal === null ? { state: 'unsealed' } : { state: 'forged', detail: personal };
+  if (!found) return unsealed;
   if (!found.covers) {
     // As the sealer judges a row picked after the newest seal: no later transaction can be older than its horizon.
     const horizon = BigInt(found.horizon);
     const backdated = row.seal_tx === null ? found.last_tx !== null || horizon > 0n : BigInt(row.seal_tx) < horizon;
     return backdated
       ? { state: 'forged', detail: `after the newest seal (${found.seq}) with a transaction id older than its horizon (${found.horizon})` }
-      : { state: 'unsealed' };
+      : unsealed;
   }
   const seal = {
     seq: Number(found.seq),
     ...(found.sealed_at === null ? {} : { sealedAt: new Date(Number(found.sealed_at)).toISOString() }),
   };
   if (found.prefix === null) return { state: 'forged', ...seal, detail: `in the range of seal ${found.seq}, which does not name it` };
-  return found.prefix.equals(row.seal_leaf.subarray(0, 8)) ? { state: 'sealed', ...seal } : { state: 'altered', ...seal };
+  if (!found.prefix.equals(row.seal_leaf.subarray(0, 8))) return { state: 'altered', ...seal };
+  return personal === null ? { state: 'sealed', ...seal } : { state: 'altered', ...seal, detail: personal };
 }

@@ -8,12 +8,12 @@ import { startSealingApp, verify } from './support/integrity';
 import { TestPostgres } from './support/postgres';
 import { StderrCapture } from './support/stderr';
 
-// Probe (attacker C): docs/INTEGRITY.md's threat model, "a superuser | changes or deletes a row
-// not sealed yet | a change: entry key", and "The sealer seals only authentic rows ... A row that
-// fails the check is never sealed. It is reported as forged". With `privacy` on (row encoding
-// version 2) the entry code covers the commitments, not the actor columns; the sealer checks the
-// code only, so a row whose actor was rewritten before its seal is sealed as authentic.
-describe('probe: the sealer seals a version-2 row whose actor was rewritten before its seal', () => {
+// docs/INTEGRITY.md: "a superuser | changes or deletes a row not sealed yet | a change: entry key",
+// and "The sealer seals only authentic rows". With `privacy` on (row encoding version 2) the entry
+// code covers the commitments, not the actor columns or `personal`: the sealer also checks each
+// personal value against its commitment, and a row whose actor was rewritten before its seal is
+// never sealed and is reported forged.
+describe('the sealer and personal values rewritten before the seal', () => {
   let db: TestPostgres;
   let app: INestApplication;
   let stderr: StderrCapture;
@@ -55,8 +55,11 @@ describe('probe: the sealer seals a version-2 row whose actor was rewritten befo
     const seals = await db.query<{ manifest: Buffer }>('SELECT manifest FROM audit_seal');
     const sealedIds = seals.flatMap((seal) => [...readManifest(seal.manifest).keys()]);
     const forged = stderr.of(AUDIT_EVENTS.forged).map((line) => String(line.auditId));
-    // audit-verify does name it, as a personal value "changed, not erased".
-    expect((await verify(db.url(), '--entry-key', entryKey)).anomalies).toEqual([`ANOMALY row_personal_changed row ${id}`]);
+    // audit-verify names it twice: a personal value "changed, not erased", and a row in a seal's range left out of it.
+    expect((await verify(db.url(), '--entry-key', entryKey)).anomalies).toEqual([
+      `ANOMALY row_personal_changed row ${id}`,
+      `ANOMALY row_forged row ${id}`,
+    ]);
     expect({ sealed: sealedIds.includes(id), forged: forged.includes(id) }).toEqual({ sealed: false, forged: true });
   }, 60_000);
 });

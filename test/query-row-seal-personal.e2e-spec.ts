@@ -20,12 +20,12 @@ interface RowRead {
   }[];
 }
 
-// Probe (attacker C): with `privacy` on, a row's leaf (row encoding v2) covers the commitments,
-// not the actor columns nor `personal`. GET /audit/rows/:id says "sealed" when the row's leaf
-// matches its manifest entry, and "sealed" is documented as "its stored values as they were when
-// sealed". A superuser who rewrites who did it (user_id, ip) or a personal value of a sealed row
-// leaves the leaf as it was: the read side must not vouch for the rewritten values.
-describe('probe: the read side vouches for personal values a superuser rewrote after sealing', () => {
+// With `privacy` on, a row's leaf (row encoding v2) covers the commitments, not the actor columns
+// nor `personal`. GET /audit/rows/:id says "sealed" only when the row's leaf matches its manifest
+// entry AND every personal value still matches its commitment (or was erased): a superuser who
+// rewrites who did it, or a personal value, of a sealed row reads `altered`, and a path planted in
+// `personal` is never put into the row read.
+describe('the read side and personal values rewritten after sealing', () => {
   let db: TestPostgres;
   let app: INestApplication<Server>;
   let stderr: StderrCapture;
@@ -85,7 +85,7 @@ describe('probe: the read side vouches for personal values a superuser rewrote a
     expect((await verify(db.url(), '--entry-key', entryKey)).anomalies).toEqual([`ANOMALY row_personal_changed row ${id}`]);
     const after = (await read(id)).items[0];
     expect(after.userId).toBe('mallory');
-    expect(after.seal?.state).not.toBe('sealed');
+    expect(after.seal).toMatchObject({ state: 'altered', detail: expect.stringContaining('user_id does not match its commitment') });
   }, 60_000);
 
   it('does not say "sealed" for a sealed row whose personal value in `personal` was rewritten', async () => {
@@ -97,15 +97,18 @@ describe('probe: the read side vouches for personal values a superuser rewrote a
 
     const after = (await read(id)).items[0];
     expect(after.changes?.body?.email).toBe('carol@example.com');
-    expect(after.seal?.state).not.toBe('sealed');
+    expect(after.seal).toMatchObject({
+      state: 'altered',
+      detail: expect.stringContaining('changes.body.email does not match its commitment'),
+    });
   }, 60_000);
 
-  it('does not show, as sealed, a non-personal field overwritten through a path planted in `personal`', async () => {
+  it('never shows a non-personal field overwritten through a path planted in `personal`', async () => {
     const id = await logged('p-planted', 'dave', 'dave@example.com', 'Draft');
     await app.get(AuditSealer).sealNow();
     expect((await read(id)).items[0].changes?.body?.title).toBe('Draft');
 
-    // `changes` (sealed) still says Draft; the read puts every value of `personal` back at its path.
+    // `changes` (sealed) still says Draft; only committed paths of `personal` are put back.
     await tamper(
       `UPDATE audit_log SET personal = pg_catalog.jsonb_set(personal::jsonb, '{values}',
          (personal::jsonb -> 'values') || '[[["changes", "body", "title"], "\\"Approved by the board\\""]]'::jsonb)::text
@@ -116,7 +119,9 @@ describe('probe: the read side vouches for personal values a superuser rewrote a
     const [stored] = await db.query<{ changes: string }>(`SELECT changes::text AS changes FROM audit_log WHERE id = $1`, [id]);
     expect(stored.changes).toContain('Draft');
     const after = (await read(id)).items[0];
-    expect(after.changes?.body?.title).toBe('Approved by the board');
-    expect(after.seal?.state).not.toBe('sealed');
+    expect(after.changes?.body?.title).toBe('Draft');
+    expect(after.seal).toMatchObject({ state: 'altered', detail: expect.stringContaining('not the ones committed to') });
+    const history = await request(app.getHttpServer()).get('/audit/entities/Profile/p-planted').set('x-auditor', 'yes').expect(200);
+    expect((history.body as RowRead).items[0].changes?.body?.title).toBe('Draft');
   }, 60_000);
 });
