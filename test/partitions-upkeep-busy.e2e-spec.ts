@@ -5,6 +5,7 @@ import { AuditEntryNormalizer, type AuditRecord } from '../src/audit/audit-entry
 import { buildAuditInsert } from '../src/audit/audit-insert-sql';
 import { createAuditDatabase } from './support/audit-database';
 import { monthPartition, monthStart, startPartitionsApp } from './support/partitions';
+import { insertRowsAgo, migrateWithPastBound, partitionAgo } from './support/past-months';
 import { TestPostgres } from './support/postgres';
 
 // docs/LIFECYCLE.md "Partitions created ahead": the partition upkeep never makes an audit insert
@@ -156,7 +157,11 @@ describe('partition upkeep while a reader holds the table', () => {
         expect(row?.part).toBe('audit_log_default');
         await maintaining;
         const months = [1, 2, 3].map((m) => monthStart(m).toISOString().slice(0, 7));
-        expect(partitions.status()).toMatchObject({ created: 0, lastError: expect.stringMatching(/^55P03: /) as unknown });
+        expect(partitions.status()).toMatchObject({
+          partitioned: true,
+          created: 0,
+          lastError: expect.stringMatching(/^55P03: /) as unknown,
+        });
         expect(partitions.status()?.lastError).toContain(`not created: ${months.join(', ')}`);
 
         await reader.query('COMMIT');
@@ -165,6 +170,33 @@ describe('partition upkeep while a reader holds the table', () => {
         expect(
           (await db.query<{ part: string }>(`SELECT tableoid::regclass::text AS part FROM audit_log WHERE id = $1`, [row.id], 'module'))[0],
         ).toEqual({ part: monthPartition(when) });
+      } finally {
+        await reader.end();
+      }
+    }, 90_000);
+
+    it('names the past months when only they are left to create', async () => {
+      await db.createDatabase('past');
+      await migrateWithPastBound(db, 'past', 2);
+      await db.query('SELECT * FROM audit_log_create_partitions(3)', [], 'past');
+      await insertRowsAgo(db, 'past', 1, 2);
+      const reader = new Client({ connectionString: db.url('past') });
+      await reader.connect();
+      try {
+        await reader.query('BEGIN');
+        await reader.query('SELECT count(*) FROM audit_log');
+        app = await startPartitionsApp(db.url('past'), { writeTimeoutMs: 2000 }, []);
+        const partitions = app.get(AuditPartitions);
+        await partitions.maintainNow();
+        expect(partitions.status()?.lastError).toMatch(
+          /^55P03: partitions not created: past months whose rows wait in the default partition;/,
+        );
+        await reader.query('COMMIT');
+        await partitions.maintainNow();
+        expect(partitions.status()).toMatchObject({ created: 1, moved: 2, lastError: null });
+        expect(await db.query(`SELECT DISTINCT tableoid::regclass::text AS part FROM audit_log`, [], 'past')).toEqual([
+          { part: partitionAgo(1) },
+        ]);
       } finally {
         await reader.end();
       }

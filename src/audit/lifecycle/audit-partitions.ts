@@ -200,7 +200,10 @@ export class AuditPartitions implements OnApplicationBootstrap, BeforeApplicatio
     } catch (error) {
       if (runner.isTransactionActive) await runner.rollbackTransaction().catch(() => undefined);
       const { code, message: cause } = sanitizeDbError(error, connectionSecrets(this.repository.manager.connection?.options));
-      const message = isLockNotAvailable(error) && table ? await this.busyMessage(runner, table, cause) : cause;
+      const busy = isLockNotAvailable(error);
+      // A lock taken means the function exists: the table is partitioned, only this call could not go on.
+      if (busy) this.state.partitioned = true;
+      const message = busy && table ? await this.busyMessage(runner, table, cause) : cause;
       if (code === UNDEFINED_FUNCTION) {
         // Checked again at every interval: a deploy may run the migration while this process lives.
         this.state.partitioned = false;
