@@ -1,11 +1,13 @@
 import { type BeforeApplicationShutdown, Inject, Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
-import { type DataSource, type Repository } from 'typeorm';
+import { type DataSource, type QueryRunner, type Repository } from 'typeorm';
 import { quoteTablePath } from '../audit-insert-sql';
 import { type AuditLog } from '../audit-log.entity';
 import { type ResolvedAuditOptions } from '../audit-options';
 import { AUDIT_OPTIONS, AUDIT_REPOSITORY } from '../audit.constants';
 import { connectionSecrets, sanitizeDbError } from '../db-error';
 import { PIN_SEARCH_PATH_SQL, resolveTable } from '../integrity/search-path';
+import { isLockNotAvailable, LOCK_TRIES, withLockRetries } from './lock-retries';
+import { monthOf, monthStart, partitionLayout } from './month-partitions';
 
 /**
  * What the health indicator shows of the monthly partitions (details `partitions`).
@@ -28,6 +30,14 @@ export interface PartitionStatus {
   lastRunAt: string | null;
   /** The last check's error (sanitized), null once a check succeeds. */
   lastError: string | null;
+}
+
+/** What `audit_log_create_partitions` answers (bigints as text). */
+interface UpkeepRow {
+  created: number;
+  moved: string;
+  default_rows: string;
+  covered_until: Date | null;
 }
 
 /** The longest one check may take, creating and moving included (ms). */
@@ -121,22 +131,62 @@ export class AuditPartitions implements OnApplicationBootstrap, BeforeApplicatio
     this.timer = setTimeout(() => void this.maintainNow().then(() => this.schedule(this.options.partitions.intervalMs)), delay).unref();
   }
 
-  private async attempt(): Promise<void> {
-    const dataSource = this.repository.manager.connection as DataSource;
-    if (!dataSource?.isInitialized) return;
-    const runner = dataSource.createQueryRunner();
+  /** One call of the function, in its own transaction; its locks are gone once this returns or throws. */
+  private async createPartitions(runner: QueryRunner, schema: string): Promise<UpkeepRow> {
     try {
-      await runner.connect();
-      const table = await resolveTable((sql, parameters) => runner.query(sql, parameters), this.repository.metadata.tablePath);
-      const schema = table.slice(0, table.lastIndexOf('.'));
       await runner.startTransaction();
       await runner.query(`SET LOCAL statement_timeout = '${STATEMENT_TIMEOUT_MS}ms'; ${PIN_SEARCH_PATH_SQL}`);
       const [row] = (await runner.query(
         `SELECT created, moved::text AS moved, default_rows::text AS default_rows, covered_until
          FROM ${quoteTablePath(schema)}.audit_log_create_partitions($1)`,
         [this.options.partitions.monthsAhead],
-      )) as { created: number; moved: string; default_rows: string; covered_until: Date | null }[];
+      )) as UpkeepRow[];
       await runner.commitTransaction();
+      return row;
+    } catch (error) {
+      if (runner.isTransactionActive) await runner.rollbackTransaction().catch(() => undefined);
+      throw error;
+    }
+  }
+
+  /**
+   * What health says when every try found a lock taken: the months of this one and the months
+   * ahead that still have no partition (their rows go to the default partition meanwhile).
+   */
+  private async busyMessage(runner: QueryRunner, table: string, cause: string): Promise<string> {
+    let missing: string[] | null = null;
+    try {
+      await runner.startTransaction();
+      await runner.query(PIN_SEARCH_PATH_SQL);
+      const layout = await partitionLayout((sql, parameters) => runner.query(sql, parameters), table);
+      await runner.commitTransaction();
+      const current = monthOf(Date.now());
+      const made = new Set(layout.months.map((m) => m.month));
+      missing = Array.from({ length: this.options.partitions.monthsAhead + 1 }, (_, i) => monthOf(monthStart(current, i))).filter(
+        (month) => !made.has(month) && !(layout.legacyUntil !== null && month < layout.legacyUntil),
+      );
+    } catch {
+      if (runner.isTransactionActive) await runner.rollbackTransaction().catch(() => undefined);
+    }
+    const which =
+      missing === null
+        ? 'unknown months'
+        : missing.length > 0
+          ? missing.join(', ')
+          : 'past months whose rows wait in the default partition';
+    return `partitions not created: ${which}; a lock was taken on each of ${LOCK_TRIES} tries, tried again in the next interval (${cause})`;
+  }
+
+  private async attempt(): Promise<void> {
+    const dataSource = this.repository.manager.connection as DataSource;
+    if (!dataSource?.isInitialized) return;
+    const runner = dataSource.createQueryRunner();
+    let table: string | undefined;
+    try {
+      await runner.connect();
+      table = await resolveTable((sql, parameters) => runner.query(sql, parameters), this.repository.metadata.tablePath);
+      const schema = table.slice(0, table.lastIndexOf('.'));
+      const row = await withLockRetries(() => this.createPartitions(runner, schema), { stop: () => this.stopped });
       Object.assign(this.state, {
         partitioned: true,
         coveredUntil: row.covered_until ? new Date(row.covered_until).toISOString() : null,
@@ -149,7 +199,11 @@ export class AuditPartitions implements OnApplicationBootstrap, BeforeApplicatio
       this.warned = '';
     } catch (error) {
       if (runner.isTransactionActive) await runner.rollbackTransaction().catch(() => undefined);
-      const { code, message } = sanitizeDbError(error, connectionSecrets(this.repository.manager.connection?.options));
+      const { code, message: cause } = sanitizeDbError(error, connectionSecrets(this.repository.manager.connection?.options));
+      const busy = isLockNotAvailable(error);
+      // A lock taken means the function exists: the table is partitioned, only this call could not go on.
+      if (busy) this.state.partitioned = true;
+      const message = busy && table ? await this.busyMessage(runner, table, cause) : cause;
       if (code === UNDEFINED_FUNCTION) {
         // Checked again at every interval: a deploy may run the migration while this process lives.
         this.state.partitioned = false;
