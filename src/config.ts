@@ -86,7 +86,7 @@ export function loadConfig(env: Env): AppConfig {
 }
 
 /**
- * `AUDIT_INTEGRITY_ENABLED`, `…_INTERVAL_MS`, `…_MAX_ROWS_PER_SEAL`, `…_SIGNING_KEY` (PEM or base64 DER; checked by the module,
+ * `AUDIT_INTEGRITY_ENABLED`, `…_INTERVAL_MS`, `…_MAX_ROWS_PER_SEAL`, `…_UNKNOWN_KEY_GRACE_MS`, `…_SIGNING_KEY` (PEM or base64 DER; checked by the module,
  * never echoed), `…_ENTRY_KEY` (`<id>:<secret>`, comma-separated, the signing key first; never echoed),
  * `…_SEALER_DATABASE_URL` (the sealer's own role; checked by the module, never echoed).
  */
@@ -95,6 +95,7 @@ function integrity(env: Env): AppConfig['audit']['integrity'] {
     enabled: flag(env, 'AUDIT_INTEGRITY_ENABLED'),
     intervalMs: integer(env, 'AUDIT_INTEGRITY_INTERVAL_MS', 100, 3_600_000),
     maxRowsPerSeal: integer(env, 'AUDIT_INTEGRITY_MAX_ROWS_PER_SEAL', 100, 100_000),
+    unknownKeyGraceMs: integer(env, 'AUDIT_INTEGRITY_UNKNOWN_KEY_GRACE_MS', 0, 86_400_000),
     signingKey: present(env, 'AUDIT_INTEGRITY_SIGNING_KEY'),
     entryKeys: entryKeys(env, 'AUDIT_INTEGRITY_ENTRY_KEY'),
     sealerDatabaseUrl: present(env, 'AUDIT_INTEGRITY_SEALER_DATABASE_URL'),

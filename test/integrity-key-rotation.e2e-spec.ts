@@ -17,6 +17,7 @@ describe('a rolling rotation of the entry key', () => {
     db = await TestPostgres.start();
     await db.createDatabase('trail');
     await db.createDatabase('cut');
+    await db.createDatabase('madeup');
   }, 60_000);
 
   afterAll(() => db?.stop());
@@ -108,6 +109,54 @@ describe('a rolling rotation of the entry key', () => {
       forgedLines: 0,
       anomalies: [],
       code: 0,
+    });
+  }, 90_000);
+
+  it('a key id no sealer holds stops sealing for unknownKeyGraceMs at most: then its rows are forged and sealing goes on', async () => {
+    const stderr = new StderrCapture();
+    const url = db.url('madeup');
+    const sealed: string[][] = [];
+    const app = await startSealingApp(url, { integrity: { intervalMs: 3_600_000, entryKeys: [k1], unknownKeyGraceMs: 0 } });
+    try {
+      await settle(app);
+      await app.get(AuditService).log({ action: 'nda_created', entityType: 'NDA', entityId: 'a-before' });
+      // Anyone with INSERT: a row whose code names a key id no instance will ever hold.
+      await db.query(
+        `INSERT INTO audit_log (id, occurred_at, action, entity_type, entity_id, outcome, auth_code)
+         VALUES (gen_random_uuid(), now(), 'nda_created', 'NDA', 'b-made-up', 'success', $1)`,
+        [`v1:nobody:${'A'.repeat(43)}`],
+        'madeup',
+      );
+      await app.get(AuditService).log({ action: 'nda_created', entityType: 'NDA', entityId: 'c-after' });
+      for (let i = 0; i < 2; i++) {
+        await app.get(AuditSealer).sealNow();
+        sealed.push(
+          (
+            await db.query<{ entity_id: string }>(
+              `SELECT l.entity_id FROM audit_log AS l, audit_seal AS s
+               WHERE position(decode(replace(l.id::text, '-', ''), 'hex') IN s.manifest) > 0 ORDER BY l.entity_id`,
+              [],
+              'madeup',
+            )
+          ).map((r) => r.entity_id),
+        );
+      }
+    } finally {
+      await app.close();
+      stderr.restore();
+    }
+    const result = await verify(url, '--entry-key', `k1:${k1.secret}`);
+    expect({
+      // The first attempt waits before the row (the key may be rolling out); the next, past the grace, goes on.
+      sealed,
+      failedCodes: stderr.of(AUDIT_EVENTS.sealFailed).map((line) => (line.error as { code: string }).code),
+      forged: stderr.of(AUDIT_EVENTS.forged).map((line) => [line.entityId, String(line.reason)]),
+      anomalies: result.anomalies.map((a) => a.split(' ')[1]),
+    }).toEqual({
+      sealed: [['a-before'], ['a-before', 'c-after']],
+      failedCodes: ['AUDIT_ENTRY_KEY_UNKNOWN'],
+      forged: [['b-made-up', expect.stringContaining('names key "nobody"')]],
+      anomalies: ['row_forged'],
     });
   }, 90_000);
 });

@@ -85,6 +85,8 @@ export class AuditSealer implements OnApplicationBootstrap, BeforeApplicationShu
   private memory: ChainMemory | null = null;
   private broken: (ChainBreak & { since: string }) | null = null;
   private failures = 0;
+  /** Since when sealing has waited before a row whose entry key this sealer does not hold (null: it is not waiting). */
+  private unknownKeySince: number | null = null;
   private sealed = 0;
   private forged = 0;
   private lastSealedAt: Date | null = null;
@@ -248,8 +250,10 @@ export class AuditSealer implements OnApplicationBootstrap, BeforeApplicationShu
       }
       const memory = this.memory as ChainMemory;
       const guard = (newest: { seq: number; hash: Buffer } | null) => memory.check(query, sealTableOf(this.table), newest);
-      const { maxRowsPerSeal, signingKey, entryKeys } = this.options.integrity;
-      const options = { maxRows: maxRowsPerSeal, signingKey, guard, entryKeys, timeoutMs: this.deadlines.statementMs };
+      const { maxRowsPerSeal, signingKey, entryKeys, unknownKeyGraceMs } = this.options.integrity;
+      // Sealing has waited long enough for a sealer that holds the key: rows naming a key id this one lacks are forged.
+      const forsakeUnknownKeys = this.unknownKeySince !== null && Date.now() - this.unknownKeySince >= unknownKeyGraceMs;
+      const options = { maxRows: maxRowsPerSeal, signingKey, guard, entryKeys, forsakeUnknownKeys, timeoutMs: this.deadlines.statementMs };
       let unknownKey: UnknownKeyRow | null = null;
       for (let i = 0; i < SEALS_PER_ATTEMPT && !this.stopped && !attempt.abandoned; i++) {
         const { seal, unknownKey: unknown, caughtUp, last } = sealStep(await sealOnce(session, this.table, options), maxRowsPerSeal);
@@ -266,9 +270,14 @@ export class AuditSealer implements OnApplicationBootstrap, BeforeApplicationShu
       }
       await memory.persist();
       if (attempt.abandoned) return;
-      // Once per attempt: sealing waits for a process that holds the key (a rotation not rolled out yet).
-      if (unknownKey) this.failed(entryKeyUnknownError(unknownKey));
-      else this.failures = 0;
+      // Once per attempt: sealing waits for a process that holds the key (a rotation not rolled out yet), for unknownKeyGraceMs at most.
+      if (unknownKey) {
+        this.unknownKeySince ??= Date.now();
+        this.failed(entryKeyUnknownError(unknownKey));
+      } else {
+        this.unknownKeySince = null;
+        this.failures = 0;
+      }
     } catch (error) {
       // An attempt given up was reported then: what it does later says nothing more.
       if (attempt.abandoned) return;

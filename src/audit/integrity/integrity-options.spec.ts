@@ -55,17 +55,21 @@ describe('resolveIntegrityOptions', () => {
   });
 
   it('takes each of its keys, each bound inclusive', () => {
-    expect(resolveIntegrityOptions({ enabled: true, intervalMs: 100, maxRowsPerSeal: 100, signingKey: '' })).toEqual({
+    expect(resolveIntegrityOptions({ enabled: true, intervalMs: 100, maxRowsPerSeal: 100, unknownKeyGraceMs: 0, signingKey: '' })).toEqual({
       enabled: true,
       intervalMs: 100,
       maxRowsPerSeal: 100,
+      unknownKeyGraceMs: 0,
       signingKey: null,
       entryKeys: [],
       sealerDatabaseUrl: null,
     });
-    expect(resolveIntegrityOptions({ intervalMs: 3_600_000, maxRowsPerSeal: 100_000, signingKey: null })).toMatchObject({
+    expect(
+      resolveIntegrityOptions({ intervalMs: 3_600_000, maxRowsPerSeal: 100_000, unknownKeyGraceMs: 86_400_000, signingKey: null }),
+    ).toMatchObject({
       intervalMs: 3_600_000,
       maxRowsPerSeal: 100_000,
+      unknownKeyGraceMs: 86_400_000,
       signingKey: null,
     });
     expect(resolveIntegrityOptions({ signingKey: undefined }).signingKey).toBeNull();
@@ -79,6 +83,8 @@ describe('resolveIntegrityOptions', () => {
     [{ intervalMs: '5000' }, '"integrity.intervalMs" must be an integer from 100 to 3600000, got'],
     [{ maxRowsPerSeal: 99 }, '"integrity.maxRowsPerSeal" must be an integer from 100 to 100000, got'],
     [{ maxRowsPerSeal: 100_001 }, '"integrity.maxRowsPerSeal" must be an integer from 100 to 100000, got'],
+    [{ unknownKeyGraceMs: -1 }, '"integrity.unknownKeyGraceMs" must be an integer from 0 to 86400000, got'],
+    [{ unknownKeyGraceMs: 86_400_001 }, '"integrity.unknownKeyGraceMs" must be an integer from 0 to 86400000, got'],
     [{ signingKey: 42 }, '"integrity.signingKey" must be an Ed25519 private key, PKCS#8 PEM or base64 DER (the value is not shown)'],
     [
       { sealerDatabaseUrl: 'mysql://sealer:pw@db/audit' },

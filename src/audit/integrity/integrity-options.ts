@@ -16,6 +16,12 @@ export interface AuditIntegrityOptions {
   intervalMs?: number;
   /** Most rows in one seal; a sealer with more to seal seals again at once (default 20000). */
   maxRowsPerSeal?: number;
+  /**
+   * How long, in ms, sealing waits before a row whose entry code names a key id the sealer does
+   * not hold (a rotation rolling out, or a made-up id): after it, every row naming that id is
+   * forged and sealing goes on (default 900000, 15 minutes; 0 to 86400000).
+   */
+  unknownKeyGraceMs?: number;
   /** An Ed25519 private key (PKCS#8, PEM or base64 DER) that signs each seal. Never logged. */
   signingKey?: string | null;
   /**
@@ -37,6 +43,7 @@ export interface ResolvedIntegrityOptions {
   enabled: boolean;
   intervalMs: number;
   maxRowsPerSeal: number;
+  unknownKeyGraceMs: number;
   signingKey: KeyObject | null;
   entryKeys: readonly ResolvedEntryKey[];
   sealerDatabaseUrl: string | null;
@@ -47,14 +54,16 @@ export const INTEGRITY_DEFAULTS: Readonly<ResolvedIntegrityOptions> = Object.fre
   enabled: false,
   intervalMs: 5000,
   maxRowsPerSeal: 20_000,
+  unknownKeyGraceMs: 900_000,
   signingKey: null,
   entryKeys: [],
   sealerDatabaseUrl: null,
 });
 
-const LIMITS: Record<'intervalMs' | 'maxRowsPerSeal', [number, number]> = {
+const LIMITS: Record<'intervalMs' | 'maxRowsPerSeal' | 'unknownKeyGraceMs', [number, number]> = {
   intervalMs: [100, 3_600_000],
   maxRowsPerSeal: [100, 100_000],
+  unknownKeyGraceMs: [0, 86_400_000],
 };
 
 /**
@@ -68,14 +77,18 @@ export function resolveIntegrityOptions(input: unknown): ResolvedIntegrityOption
   if (!input || typeof input !== 'object' || Array.isArray(input)) {
     throw AuditConfigError.invalidOption('integrity', 'an object such as { enabled: true }', input);
   }
-  const known = ['enabled', 'intervalMs', 'maxRowsPerSeal', 'signingKey', 'entryKeys', 'sealerDatabaseUrl'];
+  const known = ['enabled', 'intervalMs', 'maxRowsPerSeal', 'unknownKeyGraceMs', 'signingKey', 'entryKeys', 'sealerDatabaseUrl'];
   const raw = input as Record<string, unknown>;
   for (const key of Object.keys(raw)) {
     if (!known.includes(key)) throw AuditConfigError.unknownOption(`integrity.${key}`, known);
   }
   const enabled = raw.enabled ?? INTEGRITY_DEFAULTS.enabled;
   if (typeof enabled !== 'boolean') throw AuditConfigError.invalidOption('integrity.enabled', 'a boolean', enabled);
-  const numbers = { intervalMs: INTEGRITY_DEFAULTS.intervalMs, maxRowsPerSeal: INTEGRITY_DEFAULTS.maxRowsPerSeal };
+  const numbers = {
+    intervalMs: INTEGRITY_DEFAULTS.intervalMs,
+    maxRowsPerSeal: INTEGRITY_DEFAULTS.maxRowsPerSeal,
+    unknownKeyGraceMs: INTEGRITY_DEFAULTS.unknownKeyGraceMs,
+  };
   for (const [key, [min, max]] of Object.entries(LIMITS) as [keyof typeof LIMITS, [number, number]][]) {
     const value = raw[key] ?? numbers[key];
     if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {

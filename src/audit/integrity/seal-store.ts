@@ -155,12 +155,15 @@ export async function sealOnce(
     signingKey,
     guard,
     entryKeys = [],
+    forsakeUnknownKeys = false,
     timeoutMs = SEAL_TIMEOUT_MS,
   }: {
     maxRows: number;
     signingKey: KeyObject | null;
     guard?: (newest: { seq: number; hash: Buffer } | null) => Promise<void>;
     entryKeys?: readonly ResolvedEntryKey[];
+    /** Waited long enough: a row whose code names a key id this sealer does not hold is forged (see `integrity.unknownKeyGraceMs`). */
+    forsakeUnknownKeys?: boolean;
     /** Each statement's `statement_timeout` and `lock_timeout` (default 30 s). */
     timeoutMs?: number;
   },
@@ -247,7 +250,13 @@ export async function sealOnce(
             ).map((r) => r.month),
           )
         : new Set();
-    for (const row of rows) row.reason = backdatedReason(row, newest) ?? retiredReason(row, retired) ?? personalReason(row);
+    for (const row of rows) {
+      row.reason =
+        backdatedReason(row, newest) ??
+        retiredReason(row, retired) ??
+        personalReason(row) ??
+        (keyed && forsakeUnknownKeys ? forsakenKeyReason(unknownKeyOf(row.code, entryKeys)) : undefined);
+    }
     // A row signed with a key this process lacks is not judged: the seal ends before it, for a sealer that holds the key.
     const stop = keyed ? rows.findIndex((row) => row.reason === undefined && unknownKeyOf(row.code, entryKeys) !== null) : -1;
     const unknownKey =
@@ -350,6 +359,17 @@ function backdatedReason(row: LeafRow, newest: { last_tx: string | null; horizon
  */
 function retiredReason(row: LeafRow, retired: ReadonlySet<string>): string | undefined {
   return retired.has(row.month) ? `it is dated in ${row.month}, a month retention removed: a retired row written back` : undefined;
+}
+
+/**
+ * Why a row is forged by the key its code names, once sealing has waited `integrity.unknownKeyGraceMs`
+ * for a sealer that holds it: a key id this sealer does not hold (a made-up id, or a key never
+ * given to the sealers).
+ */
+function forsakenKeyReason(keyId: string | null): string | undefined {
+  return keyId === null
+    ? undefined
+    : `its entry code names key "${keyId}", which the sealer does not hold; sealing waited integrity.unknownKeyGraceMs for one that does`;
 }
 
 /**
