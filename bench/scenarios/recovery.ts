@@ -71,7 +71,7 @@ export async function recovery(audit: TestPostgres, details: Record<string, unkn
         key: 'recovery.flush1000Ms',
         value: flushMs,
         unit: 'ms',
-        target: { op: '<=', value: 100 },
+        target: { op: '<=', value: 60 },
         note: `${commits.length} commits (${commits.map((c) => c.rows).join('+')} rows); first try ${(first.startedAt - restartedAt).toFixed(0)} ms after restart`,
       },
     ];

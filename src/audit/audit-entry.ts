@@ -167,7 +167,8 @@ export class AuditEntryNormalizer {
   /** Each of `changes` and `metadata` may read up to `maxEntryBytes`: a large one cannot starve the other. */
   private payload(value: unknown): JsonSafeResult {
     if (value === undefined) return { value: null, complete: true, bytes: 4, faults: 0 };
-    return convertJsonSafe(value, this.isRedacted, this.maxEntryBytes);
+    // Entity diffs were converted when captured: kept as they are, unless the privacy split may take values out of them.
+    return convertJsonSafe(value, this.isRedacted, this.maxEntryBytes, false, !this.personal);
   }
 
   private capSize(record: AuditRecord, changes: JsonSafeResult, metadata: JsonSafeResult): { record: AuditRecord; bytes: number } {

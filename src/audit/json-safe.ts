@@ -51,14 +51,24 @@ export function convertJsonSafe(
   isRedacted: (key: string) => boolean,
   maxBytes: number,
   byNameOnly = false,
+  reuse = false,
 ): JsonSafeResult {
-  const conversion = new Conversion(isRedacted, maxBytes, byNameOnly);
+  const conversion = new Conversion(isRedacted, maxBytes, byNameOnly, reuse);
   const converted = conversion.convert(value, 0);
   if (byNameOnly && converted !== null && typeof converted === 'object' && !Array.isArray(converted)) {
     Object.setPrototypeOf(converted, ByNameOnly.prototype);
+    if (conversion.complete && conversion.exact)
+      CONVERTED.set(converted, { isRedacted, bytes: conversion.used, depth: conversion.deepest });
   }
   return { value: converted, complete: conversion.complete, bytes: conversion.used, faults: conversion.faults };
 }
+
+/**
+ * Objects converted by name only whose conversion again would give the same value and charge the
+ * same bytes (see {@link Conversion.exact}): what that took, so that a conversion with `reuse`
+ * (an entry's `changes`, holding entity diffs) keeps them as they are instead of copying them.
+ */
+const CONVERTED = new WeakMap<object, { isRedacted: (key: string) => boolean; bytes: number; depth: number }>();
 
 /** The prototype of an object converted by name only: converted again, it keeps to names. */
 class ByNameOnly {}
@@ -93,6 +103,10 @@ class Conversion {
   used = 0;
   faults = 0;
   complete = true;
+  /** False once a value was met whose output, converted again, is charged other bytes (a Map, an Error, a number that is not finite). */
+  exact = true;
+  /** The depth of the deepest object kept as an object. */
+  deepest = 0;
   /** The objects from the root down to the one being read (at most {@link MAX_DEPTH}). */
   private readonly ancestors: object[] = [];
   constructor(
@@ -100,6 +114,8 @@ class Conversion {
     private readonly limit: number,
     /** Redacting by key only: the whole value, or inside one converted so before. */
     private byNameOnly: boolean,
+    /** Keep objects listed in {@link CONVERTED} as they are, where they fit the budget and the depth. */
+    private readonly reuse = false,
   ) {}
 
   convert(value: unknown, depth: number): unknown {
@@ -109,7 +125,9 @@ class Conversion {
         if (!MAY_NEED_CLEANING.test(value)) return this.text(value, true);
         return this.text(this.byNameOnly ? value : redactText(value, this.isRedacted));
       case 'number':
-        return this.charge(Number.isFinite(value) ? value : String(value), 8);
+        if (Number.isFinite(value)) return this.charge(value, 8);
+        this.exact = false;
+        return this.charge(String(value), 8);
       case 'boolean':
         return this.charge(value, 5);
       case 'bigint':
@@ -131,6 +149,11 @@ class Conversion {
   }
 
   private nameOnly(object: object, depth: number): unknown {
+    const known = this.reuse ? CONVERTED.get(object) : undefined;
+    if (known && known.isRedacted === this.isRedacted && depth + known.depth < MAX_DEPTH && this.used + known.bytes <= this.limit) {
+      this.deepest = Math.max(this.deepest, depth + known.depth);
+      return this.charge(object, known.bytes);
+    }
     this.byNameOnly = true;
     try {
       return this.object(object, depth);
@@ -143,16 +166,20 @@ class Conversion {
     if (object instanceof Date) return this.text(Number.isNaN(object.getTime()) ? 'Invalid Date' : object.toISOString());
     if (Buffer.isBuffer(object)) return this.text(`[Buffer ${object.length} bytes]`);
     if (object instanceof Error) {
+      this.exact = false;
       return { name: this.text(String(object.name)), message: this.text(redactText(String(object.message), this.isRedacted)) };
     }
     if (this.ancestors.includes(object)) return this.text('[Circular]');
     if (depth >= MAX_DEPTH) return this.text('[MaxDepth]');
     this.ancestors.push(object);
+    if (depth > this.deepest) this.deepest = depth;
     try {
       if (Array.isArray(object)) return this.array(object, depth);
       if (object instanceof Set) return this.array([], depth, object);
-      if (object instanceof Map || object instanceof URLSearchParams || object instanceof Headers)
+      if (object instanceof Map || object instanceof URLSearchParams || object instanceof Headers) {
+        this.exact = false;
         return this.entries(object.entries(), depth);
+      }
       return this.record(object as Record<string, unknown>, depth);
     } finally {
       // Only ancestors count as circular; the same object twice side by side is fine.

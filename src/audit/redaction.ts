@@ -51,6 +51,19 @@ const ANYWHERE_MIN_LENGTH = 5;
  * [isRedacted('accessToken'), isRedacted('userPin'), isRedacted('shipping')]; // [true, true, false]
  */
 export function compileRedactor(redactKeys: readonly string[]): (key: string) => boolean {
+  // One matcher per key list: the module's parts share it, and json-safe knows a value it converted by it.
+  const id = JSON.stringify(redactKeys);
+  let matcher = compiled.get(id);
+  if (!matcher) {
+    matcher = buildRedactor(redactKeys);
+    if (compiled.size < 100) compiled.set(id, matcher);
+  }
+  return matcher;
+}
+
+const compiled = new Map<string, (key: string) => boolean>();
+
+function buildRedactor(redactKeys: readonly string[]): (key: string) => boolean {
   const anywhere: string[] = [];
   const wordRuns: string[][] = [];
   for (const redactKey of redactKeys) {

@@ -19,6 +19,8 @@ import { handlesResponse, header, type HttpRequest, rawResponseOf, routeOf } fro
 @Injectable()
 export class AuditHttpRecorder {
   private readonly requests = new WeakMap<object, AuditedRequest>();
+  /** What each route's rows take from its controller and handler, read at its first request. */
+  private readonly routes = new WeakMap<object, Map<object, RouteFacts>>();
 
   constructor(
     private readonly reflector: Reflector,
@@ -46,15 +48,11 @@ export class AuditHttpRecorder {
   write(tracked: AuditedRequest, outcome: RequestOutcome): Promise<void> {
     const { context } = tracked;
     const request = context.switchToHttp().getRequest<HttpRequest>();
-    const meta = this.reflector.getAllAndOverride<AuditedMetadata | undefined>(AUDITED_METADATA, [
-      context.getHandler(),
-      context.getClass(),
-    ]);
-    const controller = context.getClass().name;
+    const { meta, action, entityType } = this.route(context);
     const error = outcome.error as { name?: unknown; message?: unknown } | undefined;
     return this.audit.log({
-      action: meta?.action ?? deriveAction(controller, context.getHandler().name),
-      entityType: meta?.entityType ?? controller.replace(/Controller$/, ''),
+      action,
+      entityType,
       entityId: asId(safely(() => entityId(meta, request, outcome.result))),
       // Passed as it is: normalize() keeps a string, number or bigint and refuses anything else, once with a warning.
       userId: safely(() => this.options.userIdFrom(request)),
@@ -74,6 +72,32 @@ export class AuditHttpRecorder {
       },
     });
   }
+
+  /** The route's `@Audited` metadata, action and entity type: reflection once per controller and handler, not per request. */
+  private route(context: ExecutionContext): RouteFacts {
+    const controller = context.getClass();
+    const handler = context.getHandler();
+    let handlers = this.routes.get(controller);
+    if (!handlers) this.routes.set(controller, (handlers = new Map()));
+    let facts = handlers.get(handler);
+    if (!facts) {
+      const meta = this.reflector.getAllAndOverride<AuditedMetadata | undefined>(AUDITED_METADATA, [handler, controller]);
+      facts = {
+        meta,
+        action: meta?.action ?? deriveAction(controller.name, handler.name),
+        entityType: meta?.entityType ?? controller.name.replace(/Controller$/, ''),
+      };
+      handlers.set(handler, facts);
+    }
+    return facts;
+  }
+}
+
+/** What a route's rows take from its controller and handler. */
+interface RouteFacts {
+  meta: AuditedMetadata | undefined;
+  action: string;
+  entityType: string;
 }
 
 /** What the client sent (not for DELETE), and the entity changes the request committed, if any. */
