@@ -49,7 +49,7 @@ export class AuditRetireByLeaf1766100000000 implements MigrationInterface {
       CREATE OR REPLACE FUNCTION ${s}.audit_log_check_month(month date)
       RETURNS TABLE (n bigint, unsealed bigint, left_out bigint, marked bytea, covered bigint, erasures text)
       LANGUAGE plpgsql SECURITY DEFINER
-      SET search_path = pg_catalog, pg_temp SET TimeZone = 'UTC' SET DateStyle = 'ISO, YMD' SET lock_timeout = '1ms' SET work_mem = '64MB' SET enable_nestloop = off
+      SET search_path = pg_catalog, pg_temp SET TimeZone = 'UTC' SET DateStyle = 'ISO, YMD' SET lock_timeout = '1ms' SET work_mem = '64MB' SET enable_nestloop = off SET enable_mergejoin = off
       AS $fn$
       DECLARE
         parent regclass := ${lit(`${s}.audit_log`)}::regclass;
@@ -88,7 +88,7 @@ export class AuditRetireByLeaf1766100000000 implements MigrationInterface {
       CREATE OR REPLACE FUNCTION ${s}.audit_log_retire_month(month date, keep_months integer)
       RETURNS bigint
       LANGUAGE plpgsql SECURITY DEFINER
-      SET search_path = pg_catalog, pg_temp SET TimeZone = 'UTC' SET DateStyle = 'ISO, YMD' SET lock_timeout = '1ms' SET work_mem = '64MB' SET enable_nestloop = off
+      SET search_path = pg_catalog, pg_temp SET TimeZone = 'UTC' SET DateStyle = 'ISO, YMD' SET lock_timeout = '1ms' SET work_mem = '64MB' SET enable_nestloop = off SET enable_mergejoin = off
       AS $fn$
       DECLARE
         parent regclass := ${lit(`${s}.audit_log`)}::regclass;
@@ -141,7 +141,9 @@ export class AuditRetireByLeaf1766100000000 implements MigrationInterface {
         EXECUTE format('SELECT k.* FROM %s AS k WHERE k.xact = pg_current_xact_id() AND k.part = $1', checks) INTO chk USING part;
         IF chk.xact IS NOT NULL AND chk.filenode = pg_relation_filenode(part)
             AND chk.changes = pg_stat_get_xact_tuples_inserted(part) + pg_stat_get_xact_tuples_updated(part) + pg_stat_get_xact_tuples_deleted(part)
-            AND chk.newest IS NOT DISTINCT FROM cp.seq - 1 THEN
+            AND chk.newest IS NOT DISTINCT FROM cp.seq - 1
+            -- Counters that count, and a check that saw every row committed before its lock.
+            AND current_setting('track_counts')::boolean AND current_setting('transaction_isolation') = 'read committed' THEN
           n := chk.n;
           unsealed_rows := chk.unsealed;
           left_out := chk.left_out;

@@ -18,6 +18,9 @@ import { LEAF_FIELDS, LEAF_SQL } from '../integrity/row-encoding';
  * - `covered`: the seq of the newest seal that sealed one of the rows, or NULL.
  *
  * `audit_log_retire_month` runs the same statement (migration `AuditRetireByLeaf1766100000000`).
+ * Run it as that function does, with `work_mem` 64 MB and nested loops and merge joins off: the
+ * planner takes the month's seals for one row, and a merge join of a month's rows with their
+ * manifests wrote tens of GB of temporary files for a 1M-row month.
  *
  * @example
  * const [check] = await query(monthCheckSql('"public"."audit_log_p2026_01"', '"public"."audit_seal"'));
@@ -25,7 +28,7 @@ import { LEAF_FIELDS, LEAF_SQL } from '../integrity/row-encoding';
  */
 export function monthCheckSql(partition: string, seals: string, where = 'true'): string {
   return `
-    WITH r AS MATERIALIZED (SELECT l.ctid AS at, COALESCE(l.tx, -1) AS t, l.id, pg_catalog.substr(${LEAF_SQL}, 1, 8) AS leaf
+    WITH r AS MATERIALIZED (SELECT l.ctid AS at, COALESCE(l.tx, -1) AS t, l.id, pg_catalog.uuid_send(l.id) || pg_catalog.substr(${LEAF_SQL}, 1, 8) AS b
             FROM ${partition} AS l, ${LEAF_FIELDS} WHERE ${where}),
     lo AS (SELECT r.t, r.id FROM r ORDER BY r.t, r.id LIMIT 1),
     hi AS (SELECT r.t, r.id FROM r ORDER BY r.t DESC, r.id DESC LIMIT 1),
@@ -38,9 +41,9 @@ export function monthCheckSql(partition: string, seals: string, where = 'true'):
             AND s.seq <= COALESCE((SELECT pg_catalog.min(s2.seq) FROM s AS s2 WHERE (s2.lt, s2.li) >= (hi.t, hi.id)), (SELECT pg_catalog.max(s3.seq) FROM s AS s3))),
     e AS MATERIALIZED (SELECT c.seq, i, pg_catalog.substr(c.manifest, i * 24 + 1, 24) AS b, c.lt, c.li, c.pt, c.pi
           FROM c, pg_catalog.generate_series(0, pg_catalog.length(c.manifest) / 24 - 1) AS i),
-    -- A row matches the entry of its id and leaf prefix in the seal whose range holds it.
-    f AS MATERIALIZED (SELECT r.at, e.seq, e.i FROM r JOIN e ON e.b = pg_catalog.uuid_send(r.id) || r.leaf
-            AND (r.t, r.id) <= (e.lt, e.li) AND (e.pt IS NULL OR (r.t, r.id) > (e.pt, e.pi))),
+    -- A row matches the entry of its id and leaf prefix (a hash join on those 24 bytes), in the seal whose range holds it.
+    f AS MATERIALIZED (SELECT r.at, e.seq, e.i FROM r JOIN e ON e.b = r.b
+            WHERE (r.t, r.id) <= (e.lt, e.li) AND (e.pt IS NULL OR (r.t, r.id) > (e.pt, e.pi))),
     bits AS (SELECT g.seq, g.i / 8 AS at, pg_catalog.bit_or(128 >> pg_catalog.mod(g.i, 8)::integer) AS v FROM f AS g GROUP BY 1, 2),
     bytes AS (SELECT c.seq, ((pg_catalog.length(c.manifest) + 191) / 192)::integer AS len, k.at
               FROM c, pg_catalog.generate_series(0, (pg_catalog.length(c.manifest) + 191) / 192 - 1) AS k(at)

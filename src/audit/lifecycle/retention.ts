@@ -141,7 +141,10 @@ async function retireMonth(
   archivedRows?: number,
 ): Promise<{ action: MonthDecision['action']; reason: string; rows?: number; checkpoint?: Seal }> {
   const timeoutMs = run.timeoutMs ?? 30_000;
-  await query(`BEGIN; SET LOCAL statement_timeout = '${timeoutMs}ms'; SET LOCAL lock_timeout = '${timeoutMs}ms'; ${PIN_SEARCH_PATH_SQL}`);
+  // The month's check (month-check-sql.ts) with the settings audit_log_retire_month pins: it joins a month of rows with manifests.
+  await query(
+    `BEGIN; SET LOCAL statement_timeout = '${timeoutMs}ms'; SET LOCAL lock_timeout = '${timeoutMs}ms'; SET LOCAL work_mem = '64MB'; SET LOCAL enable_nestloop = off; SET LOCAL enable_mergejoin = off; ${PIN_SEARCH_PATH_SQL}`,
+  );
   try {
     await query(`SELECT pg_catalog.pg_advisory_xact_lock(${SEALER_LOCK})`);
     // Another instance (or command) may have removed the month since the partitions were listed.
