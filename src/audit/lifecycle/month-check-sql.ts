@@ -19,8 +19,8 @@ import { LEAF_FIELDS, LEAF_SQL } from '../integrity/row-encoding';
  *
  * `audit_log_retire_month` runs the same statement (migration `AuditRetireByLeaf1766100000000`).
  * Run it as that function does, with `work_mem` 64 MB and nested loops and merge joins off: the
- * planner takes the month's seals for one row, and a merge join of a month's rows with their
- * manifests wrote tens of GB of temporary files for a 1M-row month.
+ * planner estimates the month's seals at one row and their manifests at a thousand entries, and
+ * the merge join it chose then wrote tens of GB of temporary files for a 1M-row month.
  *
  * @example
  * const [check] = await query(monthCheckSql('"public"."audit_log_p2026_01"', '"public"."audit_seal"'));
