@@ -11,6 +11,7 @@ import { AuditSealLinks1765400000000 } from '../../migrations/1765400000000-Audi
 import { AuditSealTrustIndexes1765600000000 } from '../../migrations/1765600000000-AuditSealTrustIndexes';
 import { AuditPartitionUpkeep1765800000000 } from '../../migrations/1765800000000-AuditPartitionUpkeep';
 import { AuditRetireWithoutWaiting1765900000000 } from '../../migrations/1765900000000-AuditRetireWithoutWaiting';
+import { AuditRetireByLeaf1766100000000 } from '../../migrations/1766100000000-AuditRetireByLeaf';
 import { AuditUpkeepWithoutWaiting1766200000000 } from '../../migrations/1766200000000-AuditUpkeepWithoutWaiting';
 
 /**
@@ -37,5 +38,6 @@ export const AUDIT_MIGRATIONS = [
   AuditSealTrustIndexes1765600000000,
   AuditPartitionUpkeep1765800000000,
   AuditRetireWithoutWaiting1765900000000,
+  AuditRetireByLeaf1766100000000,
   AuditUpkeepWithoutWaiting1766200000000,
 ] as const;

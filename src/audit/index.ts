@@ -10,6 +10,7 @@ export { AuditSealLinks1765400000000 } from '../../migrations/1765400000000-Audi
 export { AuditSealTrustIndexes1765600000000 } from '../../migrations/1765600000000-AuditSealTrustIndexes';
 export { AuditPartitionUpkeep1765800000000 } from '../../migrations/1765800000000-AuditPartitionUpkeep';
 export { AuditRetireWithoutWaiting1765900000000 } from '../../migrations/1765900000000-AuditRetireWithoutWaiting';
+export { AuditRetireByLeaf1766100000000 } from '../../migrations/1766100000000-AuditRetireByLeaf';
 export { AuditUpkeepWithoutWaiting1766200000000 } from '../../migrations/1766200000000-AuditUpkeepWithoutWaiting';
 export { AUDIT_MIGRATIONS } from './audit-migrations';
 export { AuditBuffer, type BufferedEntry } from './audit-buffer';

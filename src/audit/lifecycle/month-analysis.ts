@@ -1,7 +1,7 @@
 import { quoteTablePath } from '../audit-insert-sql';
-import { compareKeys, LEAF_FIELDS, LEAF_SQL, type SortKey } from '../integrity/row-encoding';
-import { MANIFEST_ENTRY_BYTES, readManifest } from '../integrity/seal';
-import { hasBit, type RetainedRows, setBit } from './checkpoint';
+import { type SortKey } from '../integrity/row-encoding';
+import { decodeRetained, type RetainedRows } from './checkpoint';
+import { monthCheckSql } from './month-check-sql';
 
 /** One statement: its rows. Adapts a `pg` client, a TypeORM query runner or the sealer's session. */
 export type Query = (sql: string, parameters?: unknown[]) => Promise<Record<string, unknown>[]>;
@@ -50,9 +50,11 @@ export async function sealHeads(query: Query, sealTable: string): Promise<SealHe
 }
 
 /**
- * Reads the month's rows (`from` inclusive to `to` exclusive, by `occurred_at`: PostgreSQL reads
- * only that month's partition) and finds each in the manifest of the seal whose range holds it,
- * by its id and its leaf prefix (a row is sealed once: a second row on one entry is left out).
+ * Checks the month's rows (`from` inclusive to `to` exclusive, by `occurred_at`: PostgreSQL reads
+ * only that month's partition) against the seals in the database, in one statement that sends no
+ * row out ({@link monthCheckSql}, the statement `audit_log_retire_month` runs too): each row is
+ * matched to the manifest entry of its id and leaf prefix in the seal whose range holds it, one row
+ * per entry (a copied or changed row is left out).
  *
  * @example
  * const analysis = await analyzeMonth(query, 'public.audit_log', 'public.audit_seal', heads, '2026-01-01T00:00:00Z', '2026-02-01T00:00:00Z');
@@ -66,50 +68,49 @@ export async function analyzeMonth(
   from: string,
   to: string,
 ): Promise<MonthAnalysis> {
-  // Each row's leaf prefix too: a copy of a sealed row (same id, another month) is not that row.
-  const rows = await query(
-    `SELECT l.id::text AS id, l.tx::text AS tx, pg_catalog.substr(${LEAF_SQL}, 1, 8) AS leaf
-     FROM ${quoteTablePath(table)} AS l, ${LEAF_FIELDS}
-     WHERE l.occurred_at >= $1::timestamptz AND l.occurred_at < $2::timestamptz`,
+  const [check] = await query(
+    monthCheckSql(quoteTablePath(table), sealTable, 'l.occurred_at >= $1::timestamptz AND l.occurred_at < $2::timestamptz'),
     [from, to],
   );
-  const seals = heads.filter((head) => !head.checkpoint);
-  const bySeal = new Map<number, { id: string; leaf: Buffer }[]>();
-  let unsealed = 0;
-  for (const row of rows) {
-    const key: SortKey = { tx: row.tx === null ? null : BigInt(row.tx as string), id: row.id as string };
-    // The first seal whose last row is at or after the row's key is the one whose range holds it.
-    let low = 0;
-    let high = seals.length;
-    while (low < high) {
-      const middle = (low + high) >> 1;
-      if (compareKeys(seals[middle].last, key) >= 0) high = middle;
-      else low = middle + 1;
-    }
-    if (low === seals.length) {
-      unsealed += 1;
-      continue;
-    }
-    const sealed = bySeal.get(seals[low].seq) ?? [];
-    sealed.push({ id: key.id, leaf: row.leaf as Buffer });
-    bySeal.set(seals[low].seq, sealed);
-  }
-  const retained: RetainedRows = new Map();
-  let leftOut = 0;
-  for (const [seq, sealed] of bySeal) {
-    const [{ manifest }] = (await query(`SELECT s.manifest FROM ${sealTable} AS s WHERE s.seq = $1`, [seq])) as { manifest: Buffer }[];
-    const offsets = readManifest(manifest);
-    const bitmap = Buffer.alloc(Math.ceil(manifest.length / MANIFEST_ENTRY_BYTES / 8));
-    for (const { id, leaf } of sealed) {
-      const at = offsets.get(id);
-      // One row per manifest entry, and the one whose leaf the seal names.
-      if (at === undefined || !manifest.subarray(at, at + 8).equals(leaf) || hasBit(bitmap, (at - 16) / MANIFEST_ENTRY_BYTES)) {
-        leftOut += 1;
-      } else setBit(bitmap, (at - 16) / MANIFEST_ENTRY_BYTES);
-    }
-    retained.set(seq, bitmap);
-  }
-  const newest = Math.max(-1, ...bySeal.keys());
-  const head = heads.find((h) => h.seq === newest);
-  return { rows: rows.length, unsealed, leftOut, retained, covered: head ? { seq: head.seq, hash: head.hash } : null };
+  return analysisOf(check, heads);
+}
+
+/**
+ * The month checked by the database's `audit_log_check_month()` (migration
+ * `AuditRetireByLeaf1766100000000`), in the caller's transaction: it locks the month's partition
+ * against inserts (SHARE) until the transaction ends, checks it as {@link analyzeMonth} does, states
+ * its erasures, and keeps the result for `audit_log_retire_month()` of the same transaction, which
+ * then reads the month no more. Null when the function is not there or not granted: check with
+ * {@link analyzeMonth} then.
+ *
+ * @example
+ * const checked = await checkMonthLocked(query, 'public.audit_log', heads, '2026-01');
+ * checked?.erasures; // '{"erased": {}, "entries": {}}'
+ */
+export async function checkMonthLocked(
+  query: Query,
+  table: string,
+  heads: readonly SealHead[],
+  month: string,
+): Promise<{ analysis: MonthAnalysis; erasures: string } | null> {
+  const schema = quoteTablePath(table.slice(0, table.lastIndexOf('.')));
+  const [{ usable }] = await query(
+    `SELECT pg_catalog.has_function_privilege(pg_catalog.to_regprocedure($1), 'EXECUTE') IS TRUE AS usable`,
+    [`${schema}.audit_log_check_month(date)`],
+  );
+  if (!usable) return null;
+  const [check] = await query(`SELECT k.* FROM ${schema}.audit_log_check_month($1::date) AS k`, [`${month}-01`]);
+  return { analysis: analysisOf(check, heads), erasures: check.erasures as string };
+}
+
+/** A row of the month's check as a {@link MonthAnalysis}. */
+function analysisOf(check: Record<string, unknown>, heads: readonly SealHead[]): MonthAnalysis {
+  const covered = check.covered === null ? undefined : heads.find((h) => h.seq === Number(check.covered));
+  return {
+    rows: Number(check.n),
+    unsealed: Number(check.unsealed),
+    leftOut: Number(check.left_out),
+    retained: decodeRetained(check.marked as Buffer),
+    covered: covered ? { seq: covered.seq, hash: covered.hash } : null,
+  };
 }

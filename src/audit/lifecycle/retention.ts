@@ -7,7 +7,7 @@ import { checkNewestSeal } from '../integrity/seal-trust';
 import { PIN_SEARCH_PATH_SQL } from '../integrity/search-path';
 import { encodeRetained } from './checkpoint';
 import { retentionErasures } from './checkpoint-erasures';
-import { analyzeMonth, type Query, sealHeads } from './month-analysis';
+import { analyzeMonth, checkMonthLocked, type Query, sealHeads } from './month-analysis';
 import { monthStart, partitionLayout } from './month-partitions';
 
 /**
@@ -141,7 +141,10 @@ async function retireMonth(
   archivedRows?: number,
 ): Promise<{ action: MonthDecision['action']; reason: string; rows?: number; checkpoint?: Seal }> {
   const timeoutMs = run.timeoutMs ?? 30_000;
-  await query(`BEGIN; SET LOCAL statement_timeout = '${timeoutMs}ms'; SET LOCAL lock_timeout = '${timeoutMs}ms'; ${PIN_SEARCH_PATH_SQL}`);
+  // The month's check (month-check-sql.ts) with the settings audit_log_retire_month pins: it joins a month of rows with manifests.
+  await query(
+    `BEGIN; SET LOCAL statement_timeout = '${timeoutMs}ms'; SET LOCAL lock_timeout = '${timeoutMs}ms'; SET LOCAL work_mem = '64MB'; SET LOCAL enable_nestloop = off; SET LOCAL enable_mergejoin = off; ${PIN_SEARCH_PATH_SQL}`,
+  );
   try {
     await query(`SELECT pg_catalog.pg_advisory_xact_lock(${SEALER_LOCK})`);
     // Another instance (or command) may have removed the month since the partitions were listed.
@@ -157,7 +160,9 @@ async function retireMonth(
     const heads = await sealHeads(query, sealTable);
     const from = new Date(monthStart(month)).toISOString();
     const to = new Date(monthStart(month, 1)).toISOString();
-    const analysis = await analyzeMonth(query, run.table, sealTable, heads, from, to);
+    // A removal has the database check the month under its lock, once; a dry run reads it without locking.
+    const checked = run.dryRun ? null : await checkMonthLocked(query, run.table, heads, month);
+    const analysis = checked?.analysis ?? (await analyzeMonth(query, run.table, sealTable, heads, from, to));
     const problems = [
       analysis.unsealed > 0 ? `${analysis.unsealed} rows after the newest seal` : '',
       analysis.leftOut > 0 ? `${analysis.leftOut} rows in sealed ranges that no seal sealed (forged or invalid: see audit-verify)` : '',
@@ -208,7 +213,7 @@ async function retireMonth(
         month,
         rows: analysis.rows,
         covered: analysis.covered?.hash ?? null,
-        erasures: await retentionErasures(query, run.table, month),
+        erasures: checked?.erasures ?? (await retentionErasures(query, run.table, month)),
       },
     };
     const hash = sealHash(unsigned);
