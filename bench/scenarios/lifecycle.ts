@@ -43,7 +43,7 @@ const MONTH_FILL = historyFillSql(`$3::timestamptz + ((g - $4::bigint) * $5::dou
  * 1. `log()` (as in `throughput`, 1000 callers) into a fresh partitioned table (every audit
  *    migration, `sizes.months` past monthly partitions made as `test/support/past-months.ts`
  *    makes them, this month's and three ahead made by the module) against a fresh plain table of
- *    the same columns, indexes and triggers (every migration but `AuditPartitions1765000000000`),
+ *    the same columns, indexes and triggers (every migration but those of {@link PARTITION_MIGRATIONS}),
  *    the same entries, in alternating order for `sizes.insertRounds` rounds: `insertRatio` is the
  *    median of partitioned / plain per round.
  * 2. A trail of `sizes.rows` rows over `sizes.months` monthly partitions, made by PostgreSQL
@@ -354,11 +354,18 @@ async function explain(pg: TestPostgres, sql: string) {
   return { lines, partitions: read(/ on (audit_log_\w+) audit_log/g), seqScans: read(/Seq Scan on (audit_log_\w+) audit_log/g) };
 }
 
+/** What makes and keeps the partitions: the plain table of the insert ratio runs every migration but these. */
+const PARTITION_MIGRATIONS = [
+  'AuditPartitions1765000000000',
+  'AuditPartitionUpkeep1765800000000',
+  'AuditUpkeepWithoutWaiting1766200000000',
+];
+
 /** `log()` into a fresh partitioned and a fresh plain table, alternating which goes first. */
 async function insertRatio(pg: TestPostgres, sizes: LifecycleSizes): Promise<{ plain: number; partitioned: number }[]> {
   const entries = auditEntries(WARM + sizes.insertEntries);
   const [warm, measured] = [entries.slice(0, WARM), entries.slice(WARM)];
-  const plainMigrations = AUDIT_MIGRATIONS.filter((m) => m.name !== 'AuditPartitions1765000000000');
+  const plainMigrations = AUDIT_MIGRATIONS.filter((m) => !PARTITION_MIGRATIONS.includes(m.name));
   const runs: { plain: number; partitioned: number }[] = [];
   for (let round = 0; round < sizes.insertRounds; round++) {
     const rate = async (kind: 'plain' | 'partitioned') => {
