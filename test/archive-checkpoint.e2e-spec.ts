@@ -12,15 +12,12 @@ import { monthsAgo, trailWithPastMonths } from './support/past-months';
 import { TestPostgres } from './support/postgres';
 import { StderrCapture } from './support/stderr';
 
-// Probe (attacker C): once retention removed a month, its archive is the only copy of its rows.
-// docs/LIFECYCLE.md, "What the offline check proves": each row is matched to its seal's manifest
-// (`row_missing`); what it cannot prove is the segment's first link and a whole seal left off an
-// end. An archive's `checkpoints` (retention checkpoints outside the segment) make the rows they
-// list count as gone. The month's own retention checkpoint is genuine, signed and witnessed, and
-// the next month's archive carries it: added to the month's own archive, it lets whoever can
-// write the archive remove every row of the month from it, unnamed.
-describe("probe: an archive emptied of its month behind the month's own retention checkpoint", () => {
-  const database = 'probe_ckpt';
+// Once retention removed a month, its archive is the only copy of its rows (docs/LIFECYCLE.md,
+// "What the offline check proves"). The month's own retention checkpoint is genuine, signed and
+// witnessed, and the next month's archive carries it: it never excuses the month's own rows, and
+// with the witness it binds the archive to the month's row count and the newest seal of the month.
+describe("archives checked against the month's own retention checkpoint", () => {
+  const database = 'archive_ckpt';
   const keys = sealingKeys();
   const entryKey = `k1:${randomBytes(32).toString('base64')}`;
   let db: TestPostgres;
@@ -42,7 +39,7 @@ describe("probe: an archive emptied of its month behind the month's own retentio
   };
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'audit-probe-ckpt-'));
+    dir = mkdtempSync(join(tmpdir(), 'audit-archive-ckpt-'));
     writeFileSync(join(dir, 'seal.key'), keys.privatePem, { mode: 0o600 });
     writeFileSync(join(dir, 'seal.pub'), keys.publicPem);
     db = await TestPostgres.start();
@@ -55,11 +52,13 @@ describe("probe: an archive emptied of its month behind the month's own retentio
     });
     const sealer = app.get(AuditSealer);
     await sealer.sealNow();
-    // One seal over rows of months -3 and -2, another over month -1's.
+    // One seal over rows of months -3 and -2, one over month -3's last row, another over month -1's.
     await log(3, 1);
     await log(2, 1);
     await log(3, 2);
     await log(2, 2);
+    await sealer.sealNow();
+    await log(3, 3);
     await sealer.sealNow();
     await log(1, 1);
     await sealer.sealNow();
@@ -106,13 +105,33 @@ describe("probe: an archive emptied of its month behind the month's own retentio
     writeFileSync(sealsPath, JSON.stringify({ ...header, checkpoints: [...(header.checkpoints ?? []), checkpoint] }));
     const lines = gunzipSync(readFileSync(rowsPath)).toString('utf8').trimEnd().split('\n');
     const kept = lines.filter((line) => !(JSON.parse(line) as string[])[5].startsWith('nda-3-'));
-    expect(lines.length - kept.length).toBe(2);
+    expect(lines.length - kept.length).toBe(3);
     writeFileSync(rowsPath, gzipSync(`${kept.join('\n')}\n`));
 
     const result = await verifyOffline(sealsPath);
     expect({ code: result.code, missing: result.anomalies.filter((a) => a.startsWith('ANOMALY row_missing')).length }).toEqual({
       code: 1,
-      missing: 2,
+      missing: 3,
+    });
+  }, 60_000);
+
+  it("names an archive cut short by its month's last seal against the month's retention checkpoint in the witness", async () => {
+    type Archived = { seq: number };
+    cpSync(join(dir, 'r1'), join(dir, 'cut'), { recursive: true });
+    const sealsPath = join(dir, 'cut', `audit-${old}.seals.json`);
+    const rowsPath = join(dir, 'cut', `audit-${old}.ndjson.gz`);
+    const header = JSON.parse(readFileSync(sealsPath, 'utf8')) as { seals: Archived[]; monthRows: number; rows: number };
+    expect(header.seals.length).toBe(2);
+    const lines = gunzipSync(readFileSync(rowsPath)).toString('utf8').trimEnd().split('\n');
+    const kept = lines.filter((line) => (JSON.parse(line) as string[])[5] !== 'nda-3-3');
+    expect(lines.length - kept.length).toBe(1);
+    writeFileSync(sealsPath, JSON.stringify({ ...header, seals: header.seals.slice(0, 1), monthRows: 2, rows: kept.length }));
+    writeFileSync(rowsPath, gzipSync(`${kept.join('\n')}\n`));
+
+    const result = await verifyOffline(sealsPath);
+    expect({ code: result.code, anomalies: result.anomalies }).toEqual({
+      code: 1,
+      anomalies: [`ANOMALY archive_mislabelled month ${old}`],
     });
   }, 60_000);
 });

@@ -11,12 +11,10 @@ import { monthsAgo, trailWithPastMonths } from './support/past-months';
 import { TestPostgres } from './support/postgres';
 import { StderrCapture } from './support/stderr';
 
-// Probe (attacker C): an archive is often the only copy of a month once retention removed it.
-// docs/LIFECYCLE.md lists what the offline check cannot prove: the segment's first link, a whole
-// seal left off an end, and the unauthenticated `monthRows` and `erasures`. Everything else it
-// checks: here, a row line written twice, and a genuine archive relabelled as another month.
-describe('probe: audit-verify --archive and what the files say beyond the rows', () => {
-  const database = 'probe_archive';
+// An archive is often the only copy of a month once retention removed it: what its seals file
+// says beyond the rows (its month, its trail) must be what its rows, seals and witness show.
+describe('audit-verify --archive and the month and trail an archive names', () => {
+  const database = 'archive_label';
   const keys = sealingKeys();
   const entryKey = `k1:${randomBytes(32).toString('base64')}`;
   let db: TestPostgres;
@@ -24,12 +22,13 @@ describe('probe: audit-verify --archive and what the files say beyond the rows',
   let stderr: StderrCapture;
   let dir: string;
   const month = monthsAgo(2).month;
+  const next = monthsAgo(1).month;
   const at = (k: number, hour: number) => new Date(Date.parse(monthsAgo(k).start) + hour * 3_600_000);
 
-  const verifyOffline = (path: string) => {
+  const verifyOffline = (path: string, more: string[] = []) => {
     const witness = join(dir, 'witness.log');
     writeFileSync(witness, witnessText(stderr));
-    return verify('', '--archive', path, '--witness', witness, '--public-key', join(dir, 'seal.pub'), '--entry-key', entryKey);
+    return verify('', '--archive', path, '--witness', witness, '--public-key', join(dir, 'seal.pub'), '--entry-key', entryKey, ...more);
   };
   const copyOf = (name: string) => {
     cpSync(join(dir, 'clean'), join(dir, name), { recursive: true });
@@ -37,7 +36,7 @@ describe('probe: audit-verify --archive and what the files say beyond the rows',
   };
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'audit-probe-archive-'));
+    dir = mkdtempSync(join(tmpdir(), 'audit-archive-label-'));
     writeFileSync(join(dir, 'seal.pub'), keys.publicPem);
     db = await TestPostgres.start();
     await db.createDatabase(database);
@@ -49,23 +48,28 @@ describe('probe: audit-verify --archive and what the files say beyond the rows',
     });
     const sealer = app.get(AuditSealer);
     await sealer.sealNow();
-    for (let hour = 1; hour <= 4; hour++) {
-      await app
+    const log = (k: number, hour: number) =>
+      app
         .get(AuditService)
-        .log({ action: 'nda_created', entityType: 'Nda', entityId: `nda-${hour}`, userId: 'u-1', occurredAt: at(2, hour) });
+        .log({ action: 'nda_created', entityType: 'Nda', entityId: `nda-${k}-${hour}`, userId: 'u-1', occurredAt: at(k, hour) });
+    // Month -2 over two seals, then month -1 in the next.
+    for (const step of [[2, 1], [2, 2], null, [2, 3], [2, 4], null, [1, 1], [1, 2], null] as const) {
+      if (step) await log(step[0], step[1]);
+      else await sealer.sealNow();
     }
-    await sealer.sealNow();
-    const out: string[] = [];
-    const code = await runArchive(
-      ['--url', db.url(database), '--month', month, '--out', join(dir, 'clean')],
-      {},
-      {
-        out: (l) => out.push(l),
-        err: (l) => out.push(l),
-      },
-    );
-    expect({ code, out }).toEqual({ code: 0, out: expect.any(Array) as unknown });
-    expect((await verifyOffline(join(dir, 'clean', `audit-${month}.seals.json`))).code).toBe(0);
+    for (const m of [month, next]) {
+      const out: string[] = [];
+      const code = await runArchive(
+        ['--url', db.url(database), '--month', m, '--out', join(dir, 'clean')],
+        {},
+        {
+          out: (l) => out.push(l),
+          err: (l) => out.push(l),
+        },
+      );
+      expect({ code, out }).toEqual({ code: 0, out: expect.any(Array) as unknown });
+      expect((await verifyOffline(join(dir, 'clean', `audit-${m}.seals.json`))).code).toBe(0);
+    }
   }, 120_000);
 
   afterAll(async () => {
@@ -117,5 +121,48 @@ describe('probe: audit-verify --archive and what the files say beyond the rows',
       'result: CLEAN',
     ]);
     expect(result.code).toBe(1);
+  }, 60_000);
+
+  it('names an archive that holds two months under the label of either', async () => {
+    const target = copyOf('two-months');
+    type Header = { seals: { seq: number }[]; rows: number; monthRows: number };
+    const read = (m: string) => ({
+      header: JSON.parse(readFileSync(join(target, `audit-${m}.seals.json`), 'utf8')) as Header,
+      lines: gunzipSync(readFileSync(join(target, `audit-${m}.ndjson.gz`)))
+        .toString('utf8')
+        .trimEnd()
+        .split('\n'),
+    });
+    const [first, second] = [read(month), read(next)];
+    expect(second.header.seals[0].seq).toBe(first.header.seals.at(-1)!.seq + 1);
+    const seals = [...first.header.seals, ...second.header.seals];
+    const lines = [...first.lines, ...second.lines];
+    for (const [m, header] of [
+      [month, first.header],
+      [next, second.header],
+    ] as const) {
+      writeFileSync(join(target, `audit-${m}.seals.json`), JSON.stringify({ ...header, seals, rows: lines.length }));
+      writeFileSync(join(target, `audit-${m}.ndjson.gz`), gzipSync(`${lines.join('\n')}\n`));
+      const result = await verifyOffline(join(target, `audit-${m}.seals.json`));
+      expect({ month: m, code: result.code, anomalies: result.anomalies }).toEqual({
+        month: m,
+        code: 1,
+        anomalies: [`ANOMALY archive_mislabelled month ${m}`],
+      });
+    }
+  }, 60_000);
+
+  it('names an archive emptied of every row and seal, with no checkpoint saying its month had none', async () => {
+    const target = copyOf('emptied');
+    const sealsPath = join(target, `audit-${month}.seals.json`);
+    const header = JSON.parse(readFileSync(sealsPath, 'utf8')) as Record<string, unknown>;
+    writeFileSync(sealsPath, JSON.stringify({ ...header, seals: [], checkpoints: [], rows: 0, monthRows: 0 }));
+    writeFileSync(join(target, `audit-${month}.ndjson.gz`), gzipSync(''));
+
+    const result = await verifyOffline(sealsPath);
+    expect({ code: result.code, anomalies: result.anomalies }).toEqual({
+      code: 1,
+      anomalies: [`ANOMALY archive_mislabelled month ${month}`],
+    });
   }, 60_000);
 });
