@@ -73,12 +73,14 @@ describe("archives checked against the month's own retention checkpoint", () => 
       },
     );
     expect({ code, retired: out.filter((l) => l.startsWith(`RETIRED ${old}`)).length }).toEqual({ code: 0, retired: 1 });
-    const archived = await runArchive(
-      ['--url', db.url(database), '--month', next, '--out', join(dir, 'hand')],
-      {},
-      { out: () => undefined, err: () => undefined },
-    );
-    expect(archived).toBe(0);
+    for (const month of [next, monthsAgo(1).month]) {
+      const archived = await runArchive(
+        ['--url', db.url(database), '--month', month, '--out', join(dir, 'hand')],
+        {},
+        { out: () => undefined, err: () => undefined },
+      );
+      expect(archived).toBe(0);
+    }
     expect((await verifyOffline(join(dir, 'r1', `audit-${old}.seals.json`))).code).toBe(0);
   }, 120_000);
 
@@ -133,5 +135,34 @@ describe("archives checked against the month's own retention checkpoint", () => 
       code: 1,
       anomalies: [`ANOMALY archive_mislabelled month ${old}`],
     });
+  }, 60_000);
+
+  it("names the rows of the month removed behind its own checkpoint chained into the segment's seals", async () => {
+    type Archived = { seq: number; retention?: { month: string } | null };
+    type Header = { seals: Archived[]; checkpoints: Archived[]; rows: number; monthRows: number };
+    const read = (path: string) => JSON.parse(readFileSync(path, 'utf8')) as Header;
+    const lines = (path: string) => gunzipSync(readFileSync(path)).toString('utf8').trimEnd().split('\n');
+    const checkpoint = read(join(dir, 'hand', `audit-${next}.seals.json`)).checkpoints.find((c) => c.retention?.month === old)!;
+    const last = monthsAgo(1).month;
+    const lastMonth = read(join(dir, 'hand', `audit-${last}.seals.json`));
+    cpSync(join(dir, 'r1'), join(dir, 'chained'), { recursive: true });
+    const sealsPath = join(dir, 'chained', `audit-${old}.seals.json`);
+    const rowsPath = join(dir, 'chained', `audit-${old}.ndjson.gz`);
+    const header = read(sealsPath);
+    // The chain runs on unbroken: the month's seals, month -1's seal, then the month's checkpoint.
+    const seals = [...header.seals, ...lastMonth.seals, checkpoint];
+    expect(seals.map((seal) => seal.seq - seals[0].seq)).toEqual([0, 1, 2, 3]);
+    const kept = [...lines(rowsPath), ...lines(join(dir, 'hand', `audit-${last}.ndjson.gz`))].filter(
+      (line) => !(JSON.parse(line) as string[])[5].startsWith('nda-3-'),
+    );
+    writeFileSync(sealsPath, JSON.stringify({ ...header, seals, rows: kept.length, monthRows: 0 }));
+    writeFileSync(rowsPath, gzipSync(`${kept.join('\n')}\n`));
+
+    const result = await verifyOffline(sealsPath);
+    expect({ code: result.code, missing: result.anomalies.filter((a) => a.startsWith('ANOMALY row_missing')).length }).toEqual({
+      code: 1,
+      missing: 3,
+    });
+    expect(result.anomalies).toContain(`ANOMALY archive_mislabelled month ${old}`);
   }, 60_000);
 });

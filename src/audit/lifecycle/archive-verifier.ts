@@ -47,6 +47,8 @@ export interface ArchiveVerifyResult {
     segment: [number, number] | null;
     /** Set when the rows file ends early or is not valid gzip: the rows after it are named missing. */
     damaged: string | null;
+    /** Seqs of the month's own retention checkpoints the archive was held to (from the witness or the archive), none when unknown. */
+    monthCheckpoints: number[];
   };
 }
 
@@ -199,6 +201,7 @@ export async function verifyArchive(path: string, options: ArchiveVerifyOptions 
       monthRows: tally.rows,
       segment: seals.length ? [seals[0].seq, seals[seals.length - 1].seq] : null,
       damaged,
+      monthCheckpoints: [...ownCheckpoints.keys()].sort((a, b) => a - b),
     },
   };
 }
