@@ -46,6 +46,13 @@ describe('MonthTally', () => {
     });
   });
 
+  it('never counts a row with no occurred_at, even in the month of the epoch', () => {
+    const tally = new MonthTally('1970-01', 1);
+    tally.count(null, 0);
+    tally.count('0', 0);
+    expect(tally.rows).toBe(1);
+  });
+
   it('counts a row of the month after the last seal (index past the end) without taking it for an end', () => {
     const tally = new MonthTally('2026-01', 1);
     tally.count(us('2026-01-02T00:00:00Z'), 1);
@@ -72,7 +79,9 @@ describe('checkLabel', () => {
   });
 
   it('takes a seals file under a name of its own choosing (not audit-…) as given', () => {
-    expect(details(genuine({ sealsPath: '/a/january.json' }))).toEqual([]);
+    for (const name of ['january.json', 'copy-of-audit-2026-02.seals.json', 'audit-2026-02.seals.json.bak']) {
+      expect(details(genuine({ sealsPath: `/a/${name}` }))).toEqual([]);
+    }
   });
 
   it('names a month row count other than the rows file holds', () => {
@@ -87,6 +96,19 @@ describe('checkLabel', () => {
     const sealed = [seal(4, 'aa'), seal(5, 'bb'), seal(6, 'cc')];
     expect(details(genuine({ tally, sealed, header: header({ monthRows: 1 }) }))).toEqual([
       'archive_mislabelled 2026-01: the first (seal 4) and the last (seal 6) seal of the segment holds no row of the month',
+    ]);
+    const lastOnly = new MonthTally('2026-01', 3);
+    lastOnly.count(us('2026-01-10T00:00:00Z'), 0);
+    expect(details(genuine({ tally: lastOnly, sealed, header: header({ monthRows: 1 }) }))).toEqual([
+      'archive_mislabelled 2026-01: the last (seal 6) seal of the segment holds no row of the month',
+    ]);
+  });
+
+  it('holds seals with no row of the month to a checkpoint of the month that removed none: covered by no seal', () => {
+    const tally = new MonthTally('2026-01', 2);
+    tally.count(us('2026-02-10T00:00:00Z'), 0);
+    expect(details(genuine({ tally, header: header({ monthRows: 0 }), checkpoints: [{ seq: 9, rows: 0, covered: null }] }))).toEqual([
+      'archive_mislabelled 2026-01: the first (seal 4) and the last (seal 5) seal of the segment holds no row of the month',
     ]);
   });
 
@@ -107,7 +129,15 @@ describe('checkLabel', () => {
     expect(details(genuine({ checkpoints: [{ seq: 9, rows: 3, covered: 'bb' }] }))).toEqual([
       "archive_mislabelled 2026-01: the month's retention checkpoint (seal 9) removed 3 rows, the newest covered by bb; the archive holds 2, the newest covered by bb",
     ]);
-    expect(details(genuine({ checkpoints: [{ seq: 9, rows: 2, covered: 'cc' }] }))).toHaveLength(1);
+    expect(details(genuine({ checkpoints: [{ seq: 9, rows: 0, covered: null }] }))).toEqual([
+      "archive_mislabelled 2026-01: the month's retention checkpoint (seal 9) removed 0 rows, the newest covered by no seal; the archive holds 2, the newest covered by bb",
+    ]);
+    // The newest seal is the segment's last, however many there are.
+    const three = genuine({ sealed: [seal(4, 'aa'), seal(5, 'bb'), seal(6, 'cc')], tally: new MonthTally('2026-01', 3) });
+    three.tally.count(us('2026-01-02T00:00:00Z'), 0);
+    three.tally.count(us('2026-01-03T00:00:00Z'), 2);
+    expect(details({ ...three, checkpoints: [{ seq: 9, rows: 2, covered: 'cc' }] })).toEqual([]);
+    expect(details({ ...three, checkpoints: [{ seq: 9, rows: 2, covered: 'bb' }] })).toHaveLength(1);
   });
 
   it("names the witness's trail when it is not the archive's", () => {

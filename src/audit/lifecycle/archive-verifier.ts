@@ -102,8 +102,9 @@ export async function verifyArchive(path: string, options: ArchiveVerifyOptions 
   const retire = (checkpoint: Seal) => {
     if (checkpoint.retention?.month !== header.month) return mergeRetained(retained, decodeRetained(checkpoint.manifest));
     const { rows, covered } = checkpoint.retention;
-    if (!ownCheckpoints.has(checkpoint.seq))
+    if (!ownCheckpoints.has(checkpoint.seq)) {
       ownCheckpoints.set(checkpoint.seq, { seq: checkpoint.seq, rows, covered: covered?.toString('hex') ?? null });
+    }
   };
   // Checkpoints outside the segment: each checked on its own (hash, signature, witness), then its rows taken as gone.
   for (const checkpoint of checkpoints) {
