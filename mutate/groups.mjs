@@ -106,8 +106,8 @@ export const GROUPS = {
     mutate: [
       'src/audit/integrity/verify-command.ts:48-77',
       'src/audit/integrity/verify-command.ts:113-116',
-      'src/audit/integrity/verify-command.ts:194-242',
-      'src/audit/integrity/verify-command.ts:256-263',
+      'src/audit/integrity/verify-command.ts:198-246',
+      'src/audit/integrity/verify-command.ts:260-267',
     ],
     specs: ['src/audit/integrity/verify-command.mutation.spec.ts'],
   },
