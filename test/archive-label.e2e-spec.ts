@@ -171,4 +171,21 @@ describe('audit-verify --archive and the month and trail an archive names', () =
       anomalies: [`ANOMALY archive_mislabelled month ${month}`],
     });
   }, 60_000);
+
+  it('writes the trail given with --trail (an archive from a restored copy), and holds it to the witness', async () => {
+    const archive = async (trail: string, out: string) => {
+      const code = await runArchive(
+        ['--url', db.url(database), '--month', month, '--out', join(dir, out), '--trail', trail],
+        {},
+        { out: () => undefined, err: () => undefined },
+      );
+      expect(code).toBe(0);
+      return join(dir, out, `audit-${month}.seals.json`);
+    };
+    const named = await archive(`${database}/audit_log`, 'named');
+    expect((JSON.parse(readFileSync(named, 'utf8')) as { trail: string }).trail).toBe(`${database}/audit_log`);
+    expect((await verifyOffline(named)).code).toBe(0);
+    const other = await archive('restored/audit_log', 'named-other');
+    expect((await verifyOffline(other)).anomalies).toEqual([`ANOMALY archive_mislabelled month ${month}`]);
+  }, 60_000);
 });
