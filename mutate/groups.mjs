@@ -107,8 +107,8 @@ export const GROUPS = {
     mutate: [
       'src/audit/integrity/verify-command.ts:48-77',
       'src/audit/integrity/verify-command.ts:113-116',
-      'src/audit/integrity/verify-command.ts:194-242',
-      'src/audit/integrity/verify-command.ts:256-263',
+      'src/audit/integrity/verify-command.ts:198-246',
+      'src/audit/integrity/verify-command.ts:260-267',
     ],
     specs: ['src/audit/integrity/verify-command.mutation.spec.ts'],
   },
@@ -169,6 +169,11 @@ export const GROUPS = {
   'archive-format': {
     mutate: ['src/audit/lifecycle/archive-format.ts'],
     specs: ['src/audit/lifecycle/archive-format.spec.ts', 'src/audit/lifecycle/archive-format.mutation.spec.ts'],
+  },
+  // The month and trail an archive names, held to its rows, its month's retention checkpoint and the witness.
+  'archive-label': {
+    mutate: ['src/audit/lifecycle/archive-label.ts'],
+    specs: ['src/audit/lifecycle/archive-label.spec.ts'],
   },
   // Retention's pure parts: the checkpoint's bitmaps of retained rows, its options (the legal hold), month arithmetic.
   lifecycle: {

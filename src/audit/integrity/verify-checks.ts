@@ -27,6 +27,7 @@ export const ANOMALY_KINDS = [
   'row_personal_changed',
   'row_erased_unaccounted',
   'row_not_erased',
+  'archive_mislabelled',
 ] as const;
 /**
  * One of {@link ANOMALY_KINDS}.

@@ -154,6 +154,10 @@ async function runArchiveVerify(
   const { report, archive } = result;
   const segment = archive.segment ? `seals ${archive.segment[0]}–${archive.segment[1]}` : 'no seals';
   io.out(`archive: ${archive.month} of trail ${archive.trail}, ${archive.monthRows} rows of the month, ${segment}`);
+  const held = archive.monthCheckpoints.length
+    ? `held to its retention checkpoint (seal ${archive.monthCheckpoints.join(', ')})`
+    : "not held to a retention checkpoint (none known: neither the witness nor the archive holds the month's)";
+  io.out(`archive: the month ${held}; the trail ${witness ? 'held to the witness' : 'not checked (no --witness)'}`);
   if (archive.damaged) io.out(`archive: ${archive.damaged}`);
   const clean = report.anomalyCount === 0 && !archive.damaged;
   printReport(report, io, { started, witness, publicKey: keys.publicKey, clean });

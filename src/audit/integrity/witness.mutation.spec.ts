@@ -54,7 +54,13 @@ describe('readWitness, seal by seal', () => {
 
   it("takes a retention checkpoint's audit.retained line as a link of the chain, and no other event", async () => {
     const retained = { ...line, event: 'audit.retained', month: '2026-01', retainedRows: 40, coveredHash: 'c'.repeat(64) };
-    expect(await read(`${json(retained)}\n`)).toEqual({ 'audit/audit_log': { 7: [seen] } });
+    // Its month, rows and covered seal are kept: an archive of the month is held to them.
+    const kept = { month: '2026-01', rows: 40, covered: 'c'.repeat(64) };
+    expect(await read(`${json(retained)}\n`)).toEqual({ 'audit/audit_log': { 7: [{ ...seen, retention: kept }] } });
+    expect(await read(`${json({ ...retained, coveredHash: null })}\n`)).toEqual({
+      'audit/audit_log': { 7: [{ ...seen, retention: { ...kept, covered: null } }] },
+    });
+    expect(await read(`${json({ ...retained, month: 202601 })}\n`)).toEqual({ 'audit/audit_log': { 7: [seen] } });
     expect(await read(`${json({ ...line, event: 'audit.seal_failed' })}\n`)).toEqual({});
   });
 

@@ -50,4 +50,15 @@ describe('readWitness', () => {
     expect(await seqs(`${lines.join('\n')}\n`)).toEqual([]);
     expect(await seqs(JSON.stringify({ events: lines.map((message) => ({ message })) }))).toEqual([]);
   });
+
+  it("keeps a retention line's month, rows and covered seal; a seal line has none", async () => {
+    const file = join(dir, 'w.log');
+    const retained = { ...seal, event: 'audit.retained', seq: 2, month: '2026-01', retainedRows: 5, coveredHash: 'b'.repeat(64) };
+    await writeFile(file, `${JSON.stringify(seal)}\n${JSON.stringify(retained)}\n`);
+    const trail = (await readWitness([file])).get('audit/audit_log');
+    expect([trail?.get(1)?.[0].retention, trail?.get(2)?.[0].retention]).toEqual([
+      undefined,
+      { month: '2026-01', rows: 5, covered: 'b'.repeat(64) },
+    ]);
+  });
 });

@@ -11,6 +11,8 @@ export interface WitnessedSeal {
   rows: number;
   lastId: string;
   sealedAt: string;
+  /** A retention checkpoint's (`audit.retained`): the month it removed, its rows and the newest seal that covered one. */
+  retention?: { month: string; rows: number; covered: string | null };
 }
 
 /**
@@ -71,9 +73,9 @@ function sealOf(value: unknown): WitnessedSeal | undefined {
   const line = value as Record<string, unknown> | undefined;
   // A retention checkpoint is a link of the chain as a seal is: its line vouches for it the same way.
   if (!line || (line.event !== AUDIT_EVENTS.sealed && line.event !== AUDIT_EVENTS.retained)) return undefined;
-  const { trail, seq, hash, prevHash, rows, lastId, sealedAt } = line;
+  const { trail, seq, hash, prevHash, rows, lastId, sealedAt, month, retainedRows, coveredHash } = line;
   if (!Number.isInteger(seq) || typeof hash !== 'string' || typeof prevHash !== 'string') return undefined;
-  return {
+  const seal: WitnessedSeal = {
     trail: String(trail),
     seq: seq as number,
     hash,
@@ -82,6 +84,10 @@ function sealOf(value: unknown): WitnessedSeal | undefined {
     lastId: String(lastId),
     sealedAt: String(sealedAt),
   };
+  if (line.event === AUDIT_EVENTS.retained && typeof month === 'string') {
+    seal.retention = { month, rows: Number(retainedRows), covered: typeof coveredHash === 'string' ? coveredHash : null };
+  }
+  return seal;
 }
 
 function parse(text: string): unknown {

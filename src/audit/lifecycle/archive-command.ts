@@ -10,6 +10,8 @@ export const ARCHIVE_USAGE = `usage: npm run audit:archive -- --month <YYYY-MM> 
   --out <dir>              where to write audit-YYYY-MM.ndjson.gz and audit-YYYY-MM.seals.json (made if absent)
   --url <postgres://…>     the audit database (default: AUDIT_DATABASE_URL or DATABASE_URL)
   --table <schema.table>   the audit table (default: AUDIT_TABLE or audit_log; without a schema: public)
+  --trail <database/table> the trail the archive names, as the witness names it (default: this database/table;
+                           name the original from a restored copy, whose database has another name)
 check the archive with: npx audit-verify --archive <dir>/audit-YYYY-MM.seals.json --public-key … --witness …
 exit status: 0 written, 1 refused (the month is not wholly sealed), 2 usage, connection or write error`;
 
@@ -58,7 +60,7 @@ export async function runArchive(argv: string[], env: Record<string, string | un
       table: qualifiedTable(given),
       month: args.month,
       out: args.out,
-      trail: trailName(name, given),
+      trail: args.trail ?? trailName(name, given),
     });
     if (!result.written) {
       io.err(`audit-archive refused: ${result.refused}`);
@@ -87,6 +89,7 @@ function parse(argv: string[]) {
     out: { type: 'string' },
     url: { type: 'string' },
     table: { type: 'string' },
+    trail: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   });
 }

@@ -26,7 +26,7 @@ export function archiveBeforeRetire(
       const result = await writeArchive(client, { table: where.table, month, out: where.out, trail: where.trail });
       if (!result.written) return { action: 'kept', reason: `not archived: ${result.refused}` };
       sealsPath = result.sealsPath;
-      const { report, archive } = await verifyArchive(sealsPath, { publicKey });
+      const { report, archive } = await verifyArchive(sealsPath, { publicKey, allowEmptyMonth: true });
       archivedRows = archive.monthRows;
       const first = report.anomalies[0];
       if (archive.damaged) return { action: 'failed', reason: `its archive ${sealsPath} does not verify: ${archive.damaged}` };

@@ -20,11 +20,14 @@ import {
 } from '../integrity/verify-checks';
 import { PersonalChecks } from '../privacy/personal-checks';
 import { ARCHIVE_FORMAT, archiveFiles, type ArchiveHeader, fromArchivedSeal, rowEntryDigest, rowLeaf, rowProblem } from './archive-format';
+import { checkLabel, MonthTally, witnessedCheckpoints } from './archive-label';
 import { decodeRetained, mergeRetained, type RetainedRows } from './checkpoint';
 
 /** What {@link verifyArchive} checks against beyond the archive: the witness, the public key, the entry keys. */
 export interface ArchiveVerifyOptions extends SealChecks {
   entryKeys?: readonly ResolvedEntryKey[];
+  /** The caller has the database's word that the month is empty: retention, which checks an archive before the month's checkpoint exists. */
+  allowEmptyMonth?: boolean;
 }
 
 /**
@@ -38,11 +41,14 @@ export interface ArchiveVerifyResult {
   archive: {
     month: string;
     trail: string;
+    /** Rows of the month (by `occurred_at`) in the rows file, as counted here. */
     monthRows: number;
     /** Seqs of the chain segment, or null when the month had no rows. */
     segment: [number, number] | null;
     /** Set when the rows file ends early or is not valid gzip: the rows after it are named missing. */
     damaged: string | null;
+    /** Seqs of the month's own retention checkpoints the archive was held to (from the witness or the archive), none when unknown. */
+    monthCheckpoints: number[];
   };
 }
 
@@ -75,7 +81,12 @@ export function sealsPathOf(path: string): string {
 export async function verifyArchive(path: string, options: ArchiveVerifyOptions = {}): Promise<ArchiveVerifyResult> {
   const sealsPath = sealsPathOf(path);
   const header = JSON.parse(await readFile(sealsPath, 'utf8')) as ArchiveHeader;
-  if (header?.format !== ARCHIVE_FORMAT || !Array.isArray(header.seals) || typeof header.rowsFile !== 'string') {
+  if (
+    header?.format !== ARCHIVE_FORMAT ||
+    !Array.isArray(header.seals) ||
+    typeof header.rowsFile !== 'string' ||
+    !/^\d{4}-(0[1-9]|1[0-2])$/.test(String(header.month))
+  ) {
     throw new Error(`${sealsPath} is not an archive's seals file (format ${ARCHIVE_FORMAT})`);
   }
   const seals = header.seals.map(fromArchivedSeal);
@@ -85,11 +96,21 @@ export async function verifyArchive(path: string, options: ArchiveVerifyOptions 
   const entries = new EntryChecks(options.entryKeys ?? null);
   const personal = new PersonalChecks();
   const retained: RetainedRows = new Map();
+  // The month's own checkpoints, by seq: each says how many rows the month held and its newest seal.
+  const ownCheckpoints = new Map(witnessedCheckpoints(options.witness, header.month).map((c) => [c.seq, c]));
+  /** A checkpoint's rows taken as gone; one of the archive's own month (made after it) excuses none of them. */
+  const retire = (checkpoint: Seal) => {
+    if (checkpoint.retention?.month !== header.month) return mergeRetained(retained, decodeRetained(checkpoint.manifest));
+    const { rows, covered } = checkpoint.retention;
+    if (!ownCheckpoints.has(checkpoint.seq)) {
+      ownCheckpoints.set(checkpoint.seq, { seq: checkpoint.seq, rows, covered: covered?.toString('hex') ?? null });
+    }
+  };
   // Checkpoints outside the segment: each checked on its own (hash, signature, witness), then its rows taken as gone.
   for (const checkpoint of checkpoints) {
     checkSeal(checkpoint, null, options, (a) => found.push(a));
     checkWitnessed(checkpoint, options, (a) => found.push(a));
-    mergeRetained(retained, decodeRetained(checkpoint.manifest));
+    retire(checkpoint);
   }
   const chain = new SealChain(options, entries, seals[0]?.seq ?? 1);
   const sealed: { seal: Seal; found: Anomaly[] }[] = [];
@@ -97,11 +118,12 @@ export async function verifyArchive(path: string, options: ArchiveVerifyOptions 
     const { found: sealFound, checkpoint } = chain.next(seal);
     checkWitnessed(seal, options, (a) => sealFound.push(a));
     if (checkpoint) {
-      mergeRetained(retained, decodeRetained(seal.manifest));
+      retire(seal);
       found.push(...sealFound);
     } else sealed.push({ seal, found: sealFound });
   }
   report.sealsVerified = sealed.length;
+  const tally = new MonthTally(header.month, sealed.length);
   // Seals are checked in batches, in seq order, as their rows arrive (the file is in sealing order).
   let current = 0;
   let batchStart = 0;
@@ -141,6 +163,7 @@ export async function verifyArchive(path: string, options: ArchiveVerifyOptions 
           // The last seal stays in the batch: rows after it are named there.
           if (rows.length >= BATCH_ROWS && current < sealed.length) flush(current);
         }
+        tally.count(fields[2], current);
         if (fields[14] !== null) {
           const personalFound = personal.judge(id, JSON.stringify([fields[6], fields[8], fields[9], fields[16], fields[14]]));
           if (personalFound) found.push(personalFound);
@@ -157,6 +180,17 @@ export async function verifyArchive(path: string, options: ArchiveVerifyOptions 
   }
   flush(sealed.length);
   found.push(...chain.unwitnessed('the archive').filter((a) => inSegment(a.seal, seals)));
+  found.push(
+    ...checkLabel({
+      header,
+      sealsPath,
+      sealed: sealed.map((s) => s.seal),
+      tally,
+      checkpoints: [...ownCheckpoints.values()],
+      witness: options.witness,
+      allowEmptyMonth: options.allowEmptyMonth,
+    }),
+  );
   // An archive holds a month's rows: an erasure's other rows lie in other months, so one short of rows is not named here.
   await personal.finish(erasureEntries(header), header.table, (a) => found.push(a), { whole: false });
   const final = finishReport({ ...report, entryAuth: entries.report, erasure: personal.report }, found);
@@ -165,9 +199,10 @@ export async function verifyArchive(path: string, options: ArchiveVerifyOptions 
     archive: {
       month: header.month,
       trail: header.trail,
-      monthRows: header.monthRows,
+      monthRows: tally.rows,
       segment: seals.length ? [seals[0].seq, seals[seals.length - 1].seq] : null,
       damaged,
+      monthCheckpoints: [...ownCheckpoints.keys()].sort((a, b) => a - b),
     },
   };
 }
