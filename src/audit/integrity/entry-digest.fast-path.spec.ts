@@ -67,6 +67,7 @@ const HOSTILE: [string, Partial<AuditRecord>][] = [
   ],
   ['deep nesting', { changes: nested(200), metadata: nested(31) }],
   ['an object of more than 32 keys', { metadata: Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`key${(i * 7) % 40}`, i])) }],
+  ['keys longer than a kept shape may hold', { changes: { ['k'.repeat(2000)]: 1, b: { ['é'.repeat(600)]: 'x' } } }],
   ['empty containers', { changes: { a: {}, b: [], c: [{}, []] }, metadata: [] }],
   ['texts alone as the payload', { changes: 'plain', metadata: 'with "quotes"' }],
   ['no payload', { changes: null, metadata: undefined as unknown as null }],

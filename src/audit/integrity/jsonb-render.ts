@@ -71,8 +71,9 @@ const SHAPES = new Map<string, Shape[]>();
 let shapeCount = 0;
 const MAX_SHAPES = 512;
 const MAX_SHAPES_PER_KEY = 8;
-/** An object with more keys is sorted each time: a large map of ids is seldom met twice. */
+/** An object with more keys, or longer ones, is sorted each time: a large map of ids is seldom met twice, and kept it would hold memory. */
 const MAX_SHAPE_KEYS = 32;
+const MAX_SHAPE_CHARS = 1024;
 
 function shapeOf(keys: string[]): Shape {
   const known = keys.length <= MAX_SHAPE_KEYS ? SHAPES.get(keys[0]) : undefined;
@@ -82,7 +83,7 @@ function shapeOf(keys: string[]): Shape {
   const sorted = keys.slice();
   if (sorted.length > 1) sortJsonbKeys(sorted);
   const shape: Shape = { keys, sorted, members: sorted.map((key, i) => `${i === 0 ? '{' : ', '}${keyText(key)}: `) };
-  if (keys.length > MAX_SHAPE_KEYS) return shape;
+  if (keys.length > MAX_SHAPE_KEYS || shape.members.reduce((chars, member) => chars + member.length, 0) > MAX_SHAPE_CHARS) return shape;
   if (shapeCount >= MAX_SHAPES) {
     SHAPES.clear();
     shapeCount = 0;
