@@ -49,11 +49,17 @@ export const GROUPS = {
   },
   // The SQL texts of these files (column lists, LEAF_SQL, ROW_PROBLEM_SQL) are held by the PostgreSQL suites only.
   'row-encoding': {
-    mutate: ['src/audit/integrity/row-encoding.ts:77-162', 'src/audit/integrity/entry-encoding.ts', 'src/audit/integrity/entry-checks.ts'],
+    mutate: [
+      'src/audit/integrity/row-encoding.ts:77-162',
+      'src/audit/integrity/entry-encoding.ts',
+      'src/audit/integrity/jsonb-render.ts',
+      'src/audit/integrity/entry-checks.ts',
+    ],
     specs: [
       'src/audit/integrity/row-encoding.mutation.spec.ts',
       'src/audit/integrity/entry-encoding.mutation.spec.ts',
       'src/audit/integrity/entry-encoding.fast-path.mutation.spec.ts',
+      'src/audit/integrity/entry-digest.fast-path.spec.ts',
       'src/audit/integrity/entry-checks.mutation.spec.ts',
       'src/audit/integrity/entry-auth.spec.ts',
       'src/audit/integrity/seal.spec.ts',

@@ -1,8 +1,8 @@
 import { hash } from 'node:crypto';
 import { type AuditRecord } from '../audit-entry';
-import { hasDataPrototype } from '../json-safe';
 import { ENTRY_DIGEST_V2_SQL, ENTRY_ENCODING_V2 } from '../privacy/encoding-v2';
 import { payloadJson } from '../record-json';
+import { NOT_PLAIN, plainDecimal, plainJsonb, sortJsonbKeys } from './jsonb-render';
 
 /**
  * Version 1 of the entry encoding: what an entry's authentication code covers. The fields the
@@ -37,31 +37,74 @@ export const ENTRY_DIGEST_SQL = `CASE WHEN leaf_fields.c14 IS NULL THEN pg_catal
 export function entryDigest(record: AuditRecord): Buffer {
   // Version 2 (personal-data commitments): the actor's fields are left out, their commitments added last.
   const v2 = record.commitments !== undefined;
-  // One string, hashed in one call (as UTF-8): a call per field would cost more than the hash.
-  let text = v2 ? ENTRY_ENCODING_V2 : ENTRY_ENCODING_V1;
-  text += field(record.id.toLowerCase());
-  text += field(epochMicros(record.occurredAt));
-  text += field(record.action);
-  text += field(record.entityType);
-  text += field(record.entityId);
-  if (!v2) text += field(record.userId);
-  text += field(record.outcome);
-  if (!v2) text += field(record.ip) + field(record.userAgent);
-  text += field(record.requestId);
-  text += field(payloadJsonb(record, 'changes'));
-  text += field(payloadJsonb(record, 'metadata'));
-  if (v2) text += field(record.commitments);
-  return hash('sha256', text, 'buffer');
+  const fields = v2
+    ? [
+        record.id.toLowerCase(),
+        epochMicros(record.occurredAt),
+        record.action,
+        record.entityType,
+        record.entityId,
+        record.outcome,
+        record.requestId,
+        payloadJsonb(record, 'changes'),
+        payloadJsonb(record, 'metadata'),
+        record.commitments,
+      ]
+    : [
+        record.id.toLowerCase(),
+        epochMicros(record.occurredAt),
+        record.action,
+        record.entityType,
+        record.entityId,
+        record.userId,
+        record.outcome,
+        record.ip,
+        record.userAgent,
+        record.requestId,
+        payloadJsonb(record, 'changes'),
+        payloadJsonb(record, 'metadata'),
+      ];
+  const prefix = v2 ? ENTRY_ENCODING_V2 : ENTRY_ENCODING_V1;
+  // One text hashed in one call. Each length written first in characters: when the whole text is
+  // ASCII (its UTF-8 is as long as it), each field's is its length in bytes too.
+  const text = encoding(prefix, fields, charLength);
+  const bytes = Buffer.from(text, 'utf8');
+  if (bytes.length === text.length) return hash('sha256', bytes, 'buffer');
+  return hash('sha256', encoding(prefix, fields, utf8Length), 'buffer');
 }
 
-function field(value: string | null | undefined): string {
-  return value === null || value === undefined ? '~' : `${Buffer.byteLength(value, 'utf8')}:${value}`;
+/** `prefix`, then per field `~` for none, or its length as `measure` gives it, `:` and the field. */
+function encoding(prefix: string, fields: readonly (string | null | undefined)[], measure: (value: string) => number): string {
+  let text = prefix;
+  for (let i = 0; i < fields.length; i++) {
+    const value = fields[i];
+    text += value === null || value === undefined ? '~' : `${measure(value)}:${value}`;
+  }
+  return text;
 }
 
-/** An ISO 8601 time as PostgreSQL's `extract(epoch FROM t) * 1000000` gives it: whole microseconds. */
+function charLength(value: string): number {
+  return value.length;
+}
+
+function utf8Length(value: string): number {
+  return Buffer.byteLength(value, 'utf8');
+}
+
+let lastIso = '';
+let lastMicros = '';
+
+/**
+ * An ISO 8601 time as PostgreSQL's `extract(epoch FROM t) * 1000000` gives it: whole microseconds.
+ * Remembered for the last time asked: the entries of one millisecond share it.
+ */
 function epochMicros(iso: string): string {
-  const ms = Date.parse(iso);
-  return ms === 0 ? '0' : `${ms}000`;
+  if (iso !== lastIso) {
+    const ms = Date.parse(iso);
+    lastMicros = ms === 0 ? '0' : `${ms}000`;
+    lastIso = iso;
+  }
+  return lastMicros;
 }
 
 /**
@@ -72,84 +115,16 @@ function epochMicros(iso: string): string {
 function payloadJsonb(record: AuditRecord, key: 'changes' | 'metadata'): string | null {
   const value = record[key];
   if (value === null || value === undefined) return null;
+  // The text the entry was measured with (made once per record). Without a `\` in it, no text in
+  // the value needs escaping; a value JSON leaves out (a function) has none, and is not plain data.
+  const json = payloadJson(record)[key];
   try {
-    return plainJsonb(value);
+    return plainJsonb(value, typeof json === 'string' && !json.includes('\\'));
   } catch (error) {
     if (error !== NOT_PLAIN) throw error;
-    const json = payloadJson(record)[key];
     return json === null ? null : jsonbText(JSON.parse(json));
   }
 }
-
-/** Thrown by {@link plainJsonb} at the first value its JSON text would not parse back to. */
-const NOT_PLAIN = new Error('not plain JSON data');
-
-/**
- * {@link jsonbText} of a value known to be JSON data; throws {@link NOT_PLAIN} where the value
- * holds anything `JSON.stringify` would change (a `toJSON`, a Date, a boxed value, undefined, a
- * non-finite number, a hole in an array).
- */
-function plainJsonb(value: unknown): string {
-  switch (typeof value) {
-    case 'string':
-      return PLAIN_TEXT.test(value) ? `"${value}"` : JSON.stringify(value);
-    case 'number':
-      if (Number.isInteger(value) && Math.abs(value) < 1e21) return String(value);
-      if (!Number.isFinite(value)) throw NOT_PLAIN;
-      return plainDecimal(JSON.stringify(value));
-    case 'boolean':
-      return value ? 'true' : 'false';
-    case 'object':
-      break;
-    default:
-      throw NOT_PLAIN;
-  }
-  if (value === null) return 'null';
-  if (typeof (value as { toJSON?: unknown }).toJSON === 'function') throw NOT_PLAIN;
-  if (Array.isArray(value)) {
-    let text = '[';
-    // A hole reads as undefined, which throws.
-    for (let i = 0; i < value.length; i++) text += (i === 0 ? '' : ', ') + plainJsonb(value[i]);
-    return `${text}]`;
-  }
-  if (!hasDataPrototype(value)) throw NOT_PLAIN;
-  const object = value as Record<string, unknown>;
-  const keys = Object.keys(object);
-  if (keys.length > 1) sortKeys(keys);
-  let text = '{';
-  for (let i = 0; i < keys.length; i++) {
-    const key = keys[i];
-    text += `${i === 0 ? '' : ', '}${PLAIN_TEXT.test(key) ? `"${key}"` : JSON.stringify(key)}: ${plainJsonb(object[key])}`;
-  }
-  return `${text}}`;
-}
-
-/** Sorts keys in jsonb's order; a few ASCII keys (the usual object) by insertion, without a comparator call per pair. */
-function sortKeys(keys: string[]): void {
-  if (keys.length > SMALL_OBJECT || !keys.every(isAscii)) {
-    keys.sort(ASCII_KEYS.test(keys.join('')) ? compareAsciiKeys : compareKeys);
-    return;
-  }
-  for (let i = 1; i < keys.length; i++) {
-    const key = keys[i];
-    let j = i - 1;
-    while (j >= 0 && (keys[j].length > key.length || (keys[j].length === key.length && keys[j] > key))) {
-      keys[j + 1] = keys[j];
-      j--;
-    }
-    keys[j + 1] = key;
-  }
-}
-
-const SMALL_OBJECT = 16;
-
-function isAscii(key: string): boolean {
-  for (let i = 0; i < key.length; i++) if (key.charCodeAt(i) > 0x7f) return false;
-  return true;
-}
-
-/** Text JSON writes as it is between quotes: printable ASCII but `"` and `\`. */
-const PLAIN_TEXT = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
 
 /**
  * A value parsed from JSON text, written as PostgreSQL writes it out of a `jsonb` column: object
@@ -174,35 +149,8 @@ export function jsonbText(value: unknown): string {
   }
   const object = value as Record<string, unknown>;
   const keys = Object.keys(object);
-  if (keys.length > 1) keys.sort(ASCII_KEYS.test(keys.join('')) ? compareAsciiKeys : compareKeys);
+  if (keys.length > 1) sortJsonbKeys(keys);
   let text = '{';
   for (let i = 0; i < keys.length; i++) text += `${i === 0 ? '' : ', '}${JSON.stringify(keys[i])}: ${jsonbText(object[keys[i]])}`;
   return `${text}}`;
-}
-
-// eslint-disable-next-line no-control-regex -- every ASCII character, control characters included
-const ASCII_KEYS = /^[\x00-\x7f]*$/;
-
-/** jsonb's key order for ASCII keys: length, then code units (one byte each). */
-function compareAsciiKeys(a: string, b: string): number {
-  return a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
-}
-
-/** jsonb's key order: UTF-8 byte length, then bytes. */
-function compareKeys(a: string, b: string): number {
-  const x = Buffer.from(a, 'utf8');
-  const y = Buffer.from(b, 'utf8');
-  return x.length - y.length || Buffer.compare(x, y);
-}
-
-/** A JSON number as PostgreSQL's `numeric` prints it: `1e+21` → `1000000000000000000000`, `1.5e-7` → `0.00000015`. */
-function plainDecimal(text: string): string {
-  const match = /^(-?)(\d+)(?:\.(\d+))?e([+-]\d+)$/.exec(text);
-  if (!match) return text;
-  const [, sign, whole, fraction = '', exponentText] = match;
-  const digits = whole + fraction;
-  const point = whole.length + Number(exponentText);
-  if (point <= 0) return `${sign}0.${'0'.repeat(-point)}${digits}`;
-  if (point >= digits.length) return `${sign}${digits}${'0'.repeat(point - digits.length)}`;
-  return `${sign}${digits.slice(0, point)}.${digits.slice(point)}`;
 }
