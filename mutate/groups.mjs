@@ -98,9 +98,10 @@ export const GROUPS = {
     mutate: [
       'src/audit/integrity/seal-store.ts:56-101',
       'src/audit/integrity/seal-store.ts:110-136',
-      'src/audit/integrity/seal-store.ts:240-250',
-      'src/audit/integrity/seal-store.ts:351-353',
-      'src/audit/integrity/seal-store.ts:360-363',
+      'src/audit/integrity/seal-store.ts:243-259',
+      'src/audit/integrity/seal-store.ts:360-362',
+      'src/audit/integrity/seal-store.ts:369-373',
+      'src/audit/integrity/seal-store.ts:380-383',
       'src/audit/integrity/search-path.ts',
     ],
     specs: [
