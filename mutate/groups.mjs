@@ -100,8 +100,6 @@ export const GROUPS = {
       'src/audit/integrity/seal-store.ts:110-136',
       'src/audit/integrity/seal-store.ts:243-259',
       'src/audit/integrity/seal-store.ts:360-362',
-      'src/audit/integrity/seal-store.ts:369-373',
-      'src/audit/integrity/seal-store.ts:380-383',
       'src/audit/integrity/search-path.ts',
     ],
     specs: [
