@@ -251,12 +251,18 @@ export class AuditSealer implements OnApplicationBootstrap, BeforeApplicationShu
       const memory = this.memory as ChainMemory;
       const guard = (newest: { seq: number; hash: Buffer } | null) => memory.check(query, sealTableOf(this.table), newest);
       const { maxRowsPerSeal, signingKey, entryKeys, unknownKeyGraceMs } = this.options.integrity;
-      // Sealing has waited long enough for a sealer that holds the key: rows naming a key id this one lacks are forged.
-      const forsakeUnknownKeys = this.unknownKeySince !== null && Date.now() - this.unknownKeySince >= unknownKeyGraceMs;
-      const options = { maxRows: maxRowsPerSeal, signingKey, guard, entryKeys, forsakeUnknownKeys, timeoutMs: this.deadlines.statementMs };
+      // How long this sealer has waited for one that holds a key it lacks (a row's own age counts too, see sealOnce).
+      const unknownKeyGrace = {
+        graceMs: unknownKeyGraceMs,
+        waitedMs: this.unknownKeySince === null ? 0 : Date.now() - this.unknownKeySince,
+      };
+      const options = { maxRows: maxRowsPerSeal, signingKey, guard, entryKeys, unknownKeyGrace, timeoutMs: this.deadlines.statementMs };
       let unknownKey: UnknownKeyRow | null = null;
+      let busy = false;
       for (let i = 0; i < SEALS_PER_ATTEMPT && !this.stopped && !attempt.abandoned; i++) {
-        const { seal, unknownKey: unknown, caughtUp, last } = sealStep(await sealOnce(session, this.table, options), maxRowsPerSeal);
+        const result = await sealOnce(session, this.table, options);
+        busy = result === 'busy';
+        const { seal, unknownKey: unknown, caughtUp, last } = sealStep(result, maxRowsPerSeal);
         unknownKey = unknown;
         if (seal) {
           this.sealed += 1;
@@ -275,7 +281,8 @@ export class AuditSealer implements OnApplicationBootstrap, BeforeApplicationShu
         this.unknownKeySince ??= Date.now();
         this.failed(entryKeyUnknownError(unknownKey));
       } else {
-        this.unknownKeySince = null;
+        // Another instance's sealer holding the lock says nothing of the row waited for: the clock runs on.
+        if (!busy) this.unknownKeySince = null;
         this.failures = 0;
       }
     } catch (error) {

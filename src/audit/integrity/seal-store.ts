@@ -27,6 +27,8 @@ interface LeafRow {
   digest?: Buffer;
   /** The row's month (`YYYY-MM`, UTC). */
   month: string;
+  /** With entry keys: ms since its `recorded_at` (the database's clock; negative when dated ahead of it). */
+  age_ms?: number;
   /** Its actor columns, personal values and commitments (`PERSONAL_VALUES_SQL`), null for a row without commitments. */
   personal_values?: string | null;
   /** Set when the row is forged by its position, its month or its personal values alone (see {@link backdatedReason}, {@link retiredReason}, {@link personalReason}). */
@@ -155,15 +157,20 @@ export async function sealOnce(
     signingKey,
     guard,
     entryKeys = [],
-    forsakeUnknownKeys = false,
+    unknownKeyGrace,
     timeoutMs = SEAL_TIMEOUT_MS,
   }: {
     maxRows: number;
     signingKey: KeyObject | null;
     guard?: (newest: { seq: number; hash: Buffer } | null) => Promise<void>;
     entryKeys?: readonly ResolvedEntryKey[];
-    /** Waited long enough: a row whose code names a key id this sealer does not hold is forged (see `integrity.unknownKeyGraceMs`). */
-    forsakeUnknownKeys?: boolean;
+    /**
+     * How long sealing waits before a row whose code names a key id this sealer does not hold
+     * (`integrity.unknownKeyGraceMs`), and how long this sealer has waited already: once the
+     * longer of that and the row's own age (since its `recorded_at`, which the database sets) reaches
+     * `graceMs`, the row is forged. Without it, sealing waits for such a row as long as it takes.
+     */
+    unknownKeyGrace?: { graceMs: number; waitedMs: number };
     /** Each statement's `statement_timeout` and `lock_timeout` (default 30 s). */
     timeoutMs?: number;
   },
@@ -224,7 +231,7 @@ export async function sealOnce(
          picked AS MATERIALIZED (SELECT l.id, l.tx FROM ${log} AS l, h WHERE ${where} AND ${SEALABLE_ROW_SQL} ORDER BY ${order} LIMIT ${limit})
          SELECT id::text AS id, tx::text AS tx, ${LEAF_SQL} AS leaf, h.horizon::text AS horizon,
            pg_catalog.to_char(l.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM') AS month${keyed ? SEAL_ENTRY_COLUMNS : ''}
-           ${committed ? `, ${PERSONAL_VALUES_SQL} AS personal_values` : ''}
+           ${committed ? `, ${PERSONAL_VALUES_SQL} AS personal_values` : ''}${keyed ? `, ${AGE_MS_SQL} AS age_ms` : ''}
          FROM ${log} AS l, h, ${leafFields} WHERE l.id = ANY(ARRAY(SELECT id FROM picked))
            AND EXISTS (SELECT FROM picked AS p WHERE p.id = l.id AND p.tx IS NOT DISTINCT FROM l.tx) ORDER BY l.tx NULLS FIRST, l.id`,
         parameters,
@@ -255,7 +262,7 @@ export async function sealOnce(
         backdatedReason(row, newest) ??
         retiredReason(row, retired) ??
         personalReason(row) ??
-        (keyed && forsakeUnknownKeys ? forsakenKeyReason(unknownKeyOf(row.code, entryKeys)) : undefined);
+        (keyed && waitedEnough(row, unknownKeyGrace) ? forsakenKeyReason(unknownKeyOf(row.code, entryKeys)) : undefined);
     }
     // A row signed with a key this process lacks is not judged: the seal ends before it, for a sealer that holds the key.
     const stop = keyed ? rows.findIndex((row) => row.reason === undefined && unknownKeyOf(row.code, entryKeys) !== null) : -1;
@@ -360,6 +367,23 @@ function backdatedReason(row: LeafRow, newest: { last_tx: string | null; horizon
 function retiredReason(row: LeafRow, retired: ReadonlySet<string>): string | undefined {
   return retired.has(row.month) ? `it is dated in ${row.month}, a month retention removed: a retired row written back` : undefined;
 }
+
+/** A row's age in ms by the database's clock, from the `recorded_at` it set at the insert. */
+const AGE_MS_SQL = `(pg_catalog.date_part('epoch', pg_catalog.statement_timestamp() OPERATOR(pg_catalog.-) l.recorded_at) OPERATOR(pg_catalog.*) 1000)::pg_catalog.float8`;
+
+/**
+ * Whether sealing has waited the grace before `row`: by the sealer's own wait, or by the row's
+ * age. A row dated more than a minute ahead of the database's clock had its `recorded_at` set by
+ * hand (the database sets it at the insert), to stretch the wait: no wait is owed to it.
+ */
+function waitedEnough(row: LeafRow, grace: { graceMs: number; waitedMs: number } | undefined): boolean {
+  if (grace === undefined) return false;
+  const age = row.age_ms ?? 0;
+  return age < -CLOCK_STEP_MS || Math.max(grace.waitedMs, age) >= grace.graceMs;
+}
+
+/** How far the database's clock may step back (NTP) before a row's `recorded_at` reads as set by hand. */
+const CLOCK_STEP_MS = 60_000;
 
 /**
  * Why a row is forged by the key its code names, once sealing has waited `integrity.unknownKeyGraceMs`

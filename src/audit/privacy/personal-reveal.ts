@@ -45,15 +45,16 @@ export function revealPayloadTexts(
 
 /**
  * The id of the erasure that took a row's personal values, read from its `personal` column (the
- * erased marker), or null for a row never erased. It is what tells an erased row from one whose
+ * erased marker), or null for a row never erased (or without commitments, which no erasure takes). It is what tells an erased row from one whose
  * values were logged as the text `[ERASED]`.
  *
  * @example
- * erasedBy('{"erased":"0193a0c4-…"}'); // '0193a0c4-…'
- * erasedBy('{"salt":"…","values":[]}'); // null
+ * erasedBy('{"erased":"0193a0c4-…"}', row.commitments); // '0193a0c4-…'
+ * erasedBy('{"salt":"…","values":[]}', row.commitments); // null
  */
-export function erasedBy(personalText: string | null | undefined): string | null {
-  if (!personalText) return null;
+export function erasedBy(personalText: string | null | undefined, commitmentsText: string | null | undefined): string | null {
+  // The module erases only rows with commitments: a marker on any other row was planted.
+  if (!personalText || !commitmentsText) return null;
   const personal = parsePersonal(personalText);
   return personal && 'erased' in personal ? personal.erased : null;
 }

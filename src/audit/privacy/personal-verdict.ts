@@ -7,9 +7,10 @@ const ERASED_MARKER = /^\{"erased":"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]
 
 /**
  * A row's actor columns, `personal` and `commitments` as one JSON text for {@link personalVerdict}
- * (NULL for a row without commitments), selected from `audit_log AS l`.
+ * (NULL for a row with neither: `personal` without commitments is a value the module never
+ * writes), selected from `audit_log AS l`.
  */
-export const PERSONAL_VALUES_SQL = `CASE WHEN l.commitments IS NULL THEN NULL ELSE pg_catalog.json_build_array(l.user_id, l.ip, l.user_agent, l.personal, l.commitments)::text END`;
+export const PERSONAL_VALUES_SQL = `CASE WHEN l.commitments IS NULL AND l.personal IS NULL THEN NULL ELSE pg_catalog.json_build_array(l.user_id, l.ip, l.user_agent, l.personal, l.commitments)::text END`;
 
 /**
  * Whether a row's personal values are as the module wrote them or as `audit_log_erase` erased

@@ -185,7 +185,7 @@ export function toAuditLog(row: PageRow): AuditTrailRow {
     changes,
     metadata,
     recordedAt: instantOf(row.recorded_at, row.recorded_text),
-    erasedBy: erasedBy(row.personal),
+    erasedBy: erasedBy(row.personal, row.commitments),
   });
 }
 

@@ -19,7 +19,7 @@ interface RowRead {
 // commitments as `not_erasable`: no erasure ever takes one. A row of a trail without `privacy`
 // (row encoding version 1, `commitments` NULL) whose `personal` column a superuser fills with an
 // erased marker must not read (or export) as erased, or else audit-verify must name it.
-describe('probe: an erased marker planted in a row without commitments', () => {
+describe('an erased marker planted in a row without commitments', () => {
   let db: TestPostgres;
   let app: INestApplication<Server>;
   let stderr: StderrCapture;

@@ -8,11 +8,13 @@ import { startSealingApp } from './support/integrity';
 import { TestPostgres } from './support/postgres';
 import { StderrCapture } from './support/stderr';
 
-// docs/INTEGRITY.md, "Keys and rotation": "A forger's made-up key id (any role with INSERT can
-// write one) thus stops sealing for the grace at most, however many ids it makes up (the clock
-// runs from the first wait, not per id)". Several instances each run a sealer, taking the sealer's
-// lock in turns, and instances restart: the clock must not start over when it does.
-describe('probe: integrity.unknownKeyGraceMs against sealers taking turns and restarting', () => {
+// docs/INTEGRITY.md, "Keys and rotation": a forger's made-up key id (any role with INSERT can
+// write one) stops sealing for the grace at most. Several instances each run a sealer, taking the
+// sealer's lock in turns, and instances restart: the wait is counted from the row's own
+// `recorded_at` (set by the database) and from the sealer's first wait, which an attempt that
+// finds the lock busy does not start over. A row dated ahead of the database's clock (its
+// `recorded_at` set by hand to stretch the wait) is forged at once.
+describe('integrity.unknownKeyGraceMs against sealers taking turns and restarting', () => {
   let db: TestPostgres;
   const k1 = { id: 'k1', secret: randomBytes(32).toString('base64') };
   const graceMs = 3_000;
@@ -22,16 +24,17 @@ describe('probe: integrity.unknownKeyGraceMs against sealers taking turns and re
     await db.createDatabase('busy');
     await db.createDatabase('restart');
     await db.createDatabase('control');
+    await db.createDatabase('ahead');
   }, 60_000);
 
   afterAll(() => db?.stop());
 
   const start = (url: string) =>
     startSealingApp(url, { integrity: { intervalMs: 3_600_000, entryKeys: [k1], unknownKeyGraceMs: graceMs } });
-  const plantMadeUpKey = async (database: string) => {
+  const plantMadeUpKey = async (database: string, recordedAt = 'now()') => {
     await db.query(
-      `INSERT INTO audit_log (id, occurred_at, action, entity_type, entity_id, outcome, auth_code)
-       VALUES (gen_random_uuid(), now(), 'nda_created', 'NDA', 'made-up', 'success', $1)`,
+      `INSERT INTO audit_log (id, occurred_at, action, entity_type, entity_id, outcome, auth_code, recorded_at)
+       VALUES (gen_random_uuid(), now(), 'nda_created', 'NDA', 'made-up', 'success', $1, ${recordedAt})`,
       [`v1:nobody:${'A'.repeat(43)}`],
       database,
     );
@@ -42,7 +45,6 @@ describe('probe: integrity.unknownKeyGraceMs against sealers taking turns and re
     await app.get(AuditSealer).sealNow();
   };
 
-  // The control: one sealer, nothing in between, past the grace the row is forged (this holds).
   it('one sealer alone forges the row once the grace has passed since its first wait', async () => {
     const stderr = new StderrCapture();
     const app = await start(db.url('control'));
@@ -67,7 +69,8 @@ describe('probe: integrity.unknownKeyGraceMs against sealers taking turns and re
     try {
       await settle(app);
       await app.get(AuditService).log({ action: 'nda_created', entityType: 'NDA', entityId: 'before' });
-      await plantMadeUpKey('busy');
+      // Dated 50 s ahead (within the minute a clock may step back): only the sealer's own wait counts.
+      await plantMadeUpKey('busy', "now() + interval '50 seconds'");
       await app.get(AuditSealer).sealNow(); // the first wait
       // Another instance's sealer holds the lock while this one's next attempt comes.
       await other.connect();
@@ -104,6 +107,20 @@ describe('probe: integrity.unknownKeyGraceMs against sealers taking turns and re
       expect(forgedIds(stderr)).toEqual(['made-up']);
     } finally {
       await restarted.close();
+      stderr.restore();
+    }
+  }, 90_000);
+
+  it('forges at once a row dated ahead of the database clock', async () => {
+    const stderr = new StderrCapture();
+    const app = await start(db.url('ahead'));
+    try {
+      await settle(app);
+      await plantMadeUpKey('ahead', "now() + interval '1 day'");
+      await app.get(AuditSealer).sealNow();
+      expect(forgedIds(stderr)).toEqual(['made-up']);
+    } finally {
+      await app.close();
       stderr.restore();
     }
   }, 90_000);
