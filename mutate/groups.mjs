@@ -98,8 +98,8 @@ export const GROUPS = {
     mutate: [
       'src/audit/integrity/seal-store.ts:56-101',
       'src/audit/integrity/seal-store.ts:110-136',
-      'src/audit/integrity/seal-store.ts:243-259',
-      'src/audit/integrity/seal-store.ts:360-362',
+      'src/audit/integrity/seal-store.ts:250-266',
+      'src/audit/integrity/seal-store.ts:367-369',
       'src/audit/integrity/search-path.ts',
     ],
     specs: [
