@@ -124,8 +124,8 @@ export const GROUPS = {
       'src/audit/privacy/personal-checks.ts:45-115',
       'src/audit/privacy/personal-checks.ts:118-184',
       'src/audit/privacy/personal-checks.ts:186-225',
-      'src/audit/privacy/personal-values.ts:37-39',
-      'src/audit/privacy/personal-values.ts:111-163',
+      'src/audit/privacy/personal-values.ts:40-47',
+      'src/audit/privacy/personal-values.ts:129-181',
       'src/audit/privacy/personal-reveal.ts',
     ],
     specs: [
