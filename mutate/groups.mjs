@@ -126,12 +126,12 @@ export const GROUPS = {
   // of personal-checks.ts (the erasure entries, the checkpoints' carried erasures), held by the erasure suites.
   personal: {
     mutate: [
-      'src/audit/privacy/personal-checks.ts:40-81',
-      'src/audit/privacy/personal-checks.ts:84-150',
-      'src/audit/privacy/personal-checks.ts:152-191',
+      'src/audit/privacy/personal-checks.ts:41-82',
+      'src/audit/privacy/personal-checks.ts:85-151',
+      'src/audit/privacy/personal-checks.ts:153-192',
       'src/audit/privacy/personal-verdict.ts',
-      'src/audit/privacy/personal-values.ts:37-39',
-      'src/audit/privacy/personal-values.ts:111-163',
+      'src/audit/privacy/personal-values.ts:40-47',
+      'src/audit/privacy/personal-values.ts:129-181',
       'src/audit/privacy/personal-reveal.ts',
     ],
     specs: [

@@ -26,6 +26,9 @@ export const ACTOR_FIELDS = [
   ['userAgent', 'user_agent'],
 ] as const;
 
+/** The JSON text of each actor column's path in `commitments`, in the order of {@link ACTOR_FIELDS}. */
+const ACTOR_PATHS = ACTOR_FIELDS.map(([, column]) => JSON.stringify([column]));
+
 /**
  * The commitment to one personal value: SHA-256 of the row's salt, the value's path and the value
  * (each on its own line: the salt has a fixed length, the path is JSON), base64url. Without the
@@ -35,7 +38,12 @@ export const ACTOR_FIELDS = [
  * commitment(salt, ['user_id'], 'u-42'); // 'q0Yc…'
  */
 export function commitment(salt: string, path: PersonalPath, value: string): string {
-  return hash('sha256', `audit-personal-v1\n${salt}\n${JSON.stringify(path)}\n${value}`, 'base64url');
+  return committed(`audit-personal-v1\n${salt}\n`, JSON.stringify(path), value);
+}
+
+/** The commitment of {@link commitment}, from its first line and salt (`head`) and the path's JSON text. */
+function committed(head: string, pathText: string, value: string): string {
+  return hash('sha256', `${head}${pathText}\n${value}`, 'base64url');
 }
 
 /**
@@ -54,22 +62,32 @@ export function personalSplitter(options: ResolvedPrivacyOptions): ((record: Aud
   return (record) => {
     if (options.userIdPseudonym && record.userId !== null) record.userId = options.userIdPseudonym(record.userId);
     const salt = freshSalt();
+    const head = `audit-personal-v1\n${salt}\n`;
     const taken: [PersonalPath, unknown][] = [];
     for (const steps of changesPaths) record.changes = take(record.changes, steps, 0, ['changes'], taken);
     for (const steps of metadataPaths) record.metadata = take(record.metadata, steps, 0, ['metadata'], taken);
-    const commitments: [PersonalPath, string][] = [];
-    for (const [field, column] of ACTOR_FIELDS) {
-      const value = record[field];
-      if (value !== null) commitments.push([[column], commitment(salt, [column], value)]);
+    // Both columns' texts are written as JSON.stringify would write them (salt and commitments are
+    // base64url: nothing to escape), each path's JSON made once for both.
+    let commitments = '';
+    for (let i = 0; i < ACTOR_FIELDS.length; i++) {
+      const value = record[ACTOR_FIELDS[i][0]];
+      if (value !== null) commitments += `,[${ACTOR_PATHS[i]},"${committed(head, ACTOR_PATHS[i], value)}"]`;
     }
-    const values: [PersonalPath, string][] = taken.map(([path, value]) => [path, JSON.stringify(value)]);
-    for (const [path, text] of values) commitments.push([path, commitment(salt, path, text)]);
-    record.personal = JSON.stringify({ salt, values } satisfies PersonalValues);
-    record.commitments = JSON.stringify(commitments);
+    let values = '';
+    for (const [path, value] of taken) {
+      const pathText = JSON.stringify(path);
+      const text = JSON.stringify(value) ?? 'null';
+      values += `,[${pathText},${JSON.stringify(text)}]`;
+      commitments += `,[${pathText},"${committed(head, pathText, text)}"]`;
+    }
+    record.personal = `{"salt":"${salt}","values":[${values.slice(1)}]}`;
+    record.commitments = `[${commitments.slice(1)}]`;
   };
 }
 
-// Random bytes are drawn 4 KiB at a time: one system call per 128 salts instead of one per row.
+// Random bytes are drawn 4 KiB at a time: one system call per 128 salts instead of one per row. Safe
+// as salts: every byte comes from the CSPRNG, each 32-byte slice is handed out once (the offset
+// only moves forward until the whole pool is drawn anew), and no salt is derived from another.
 const pool = Buffer.alloc(4096);
 let poolOffset = pool.length;
 
