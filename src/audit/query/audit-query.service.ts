@@ -1,6 +1,7 @@
 import { type BeforeApplicationShutdown, Inject, Injectable } from '@nestjs/common';
 import { type Readable } from 'node:stream';
 import { type Repository } from 'typeorm';
+import { literal } from '../audit-insert-sql';
 import { type AuditLog } from '../audit-log.entity';
 import { type ResolvedAuditOptions } from '../audit-options';
 import { AUDIT_OPTIONS, AUDIT_REPOSITORY } from '../audit.constants';
@@ -15,6 +16,7 @@ import { AuditReadPool } from './audit-read-pool';
 import { AuditReader } from './audit-reader';
 import { type VolumeBucket, volumeBuckets, volumeQuery } from './audit-volume';
 import { sealTableOf } from '../integrity/seal-store';
+import { ERASURE_ACTION } from '../privacy/erasure';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -103,9 +105,26 @@ export class AuditQueryService implements BeforeApplicationShutdown {
         continue;
       }
       const [found] = await this.reader.read<SealLookupRow>(sealLookupQuery(sealTableOf(table), { tx: row.seal_tx, id: row.id }));
-      items.push(Object.assign(toAuditLog(row), { seal: sealStatusOf(row, found) }));
+      const item = toAuditLog(row);
+      let seal = sealStatusOf(row, found);
+      // The seal covers the erased marker's commitments, not the erasure: one no entry records was made outside erase().
+      if (item.erasedBy !== null && seal.state === 'sealed' && !(await this.erasureRecorded(table, item.erasedBy))) {
+        seal = { ...seal, state: 'altered', detail: `erased under erasure ${item.erasedBy}, which no audit_erasure entry records` };
+      }
+      items.push(Object.assign(item, { seal }));
     }
     return { items };
+  }
+
+  /** Whether an `audit_erasure` entry records erasure `id`: in the table, or carried forward by a retention checkpoint. */
+  private async erasureRecorded(table: string, id: string): Promise<boolean> {
+    const [row] = await this.reader.read<{ recorded: boolean }>(
+      `SELECT EXISTS (SELECT FROM ${table} AS e WHERE e.entity_type = ${literal(ERASURE_ACTION)} AND e.entity_id = ${literal(id)}
+           AND e.action = ${literal(ERASURE_ACTION)})
+         OR EXISTS (SELECT FROM ${sealTableOf(table)} AS s WHERE s.retention_erasures IS NOT NULL
+           AND pg_catalog.strpos(s.retention_erasures, ${literal(`"${id}": {"rows"`)}) > 0) AS recorded`,
+    );
+    return row?.recorded === true;
   }
 
   /**

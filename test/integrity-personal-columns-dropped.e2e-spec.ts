@@ -12,7 +12,7 @@ import { StderrCapture } from './support/stderr';
 // rewrites the actor of a row not sealed yet AND removes what vouches for it (`commitments` and
 // `personal` set to NULL, so that the row looks written without privacy, with nothing to check
 // the actor against) must still not get the row sealed.
-describe('probe: a privacy row made to look like a row without commitments before its seal', () => {
+describe('a privacy row made to look like a row without commitments before its seal', () => {
   let db: TestPostgres;
   let app: INestApplication;
   let stderr: StderrCapture;

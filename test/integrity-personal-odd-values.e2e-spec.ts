@@ -17,7 +17,7 @@ interface RowRead {
 // refused. Odd but legitimate values in every personal place (the actor's columns, a path in
 // `changes`, each element of `changes.entities[]`, `metadata`): unicode of every plane, a lone
 // surrogate, line and paragraph separators, quotes and backslashes, numbers, null, nested arrays.
-describe('probe: genuine rows with odd personal values', () => {
+describe('genuine rows with odd personal values', () => {
   let db: TestPostgres;
   let app: INestApplication<Server>;
   let stderr: StderrCapture;
