@@ -77,11 +77,15 @@ export interface AuditRecord {
   commitments?: string;
 }
 
-/** Marker that replaces `changes` or `metadata` when an entry exceeds `maxEntryBytes`. */
+/**
+ * Marker that replaces `changes` or `metadata` when an entry exceeds `maxEntryBytes`. Without
+ * `preview` when, with the `privacy` option, the personal values kept apart did not fit either: a
+ * preview of the payload could hold one of them outside what an erasure takes.
+ */
 export interface TruncatedMarker {
   _truncated: true;
   originalBytes: number;
-  preview: string;
+  preview?: string;
 }
 
 /** What {@link AuditEntryNormalizer.normalize} made of an entry. */
@@ -155,7 +159,8 @@ export class AuditEntryNormalizer {
       metadata: occurredAt.original === undefined ? metadata.value : withOriginalOccurredAt(metadata.value, occurredAt.original),
     };
     this.personal?.(record);
-    const capped = this.capSize(record, changes, metadata);
+    let capped = this.capSize(record, changes, metadata);
+    if (this.personal && capped.bytes > this.maxEntryBytes) capped = this.capPersonal(record, changes, metadata, this.personal);
     if (!this.sign) return { ...capped, faults };
     const code = this.sign(capped.record);
     capped.record.authCode = code;
@@ -184,6 +189,30 @@ export class AuditEntryNormalizer {
     bytes = recordBytes(capped);
     return { record: capped, bytes };
   }
+
+  /**
+   * With the `privacy` option, an entry still over `maxEntryBytes` once `changes` and `metadata`
+   * are cut: its personal values (and their commitments) are what is large. Both payloads become
+   * markers of their size alone, with no preview that could hold a personal value, and the split
+   * runs again on the record without them: only the actor's values are kept apart.
+   */
+  private capPersonal(
+    split: AuditRecord,
+    changes: JsonSafeResult,
+    metadata: JsonSafeResult,
+    splitPersonal: (record: AuditRecord) => void,
+  ): { record: AuditRecord; bytes: number } {
+    const record: AuditRecord = { ...split, changes: sizeMarker(split.changes, changes), metadata: sizeMarker(split.metadata, metadata) };
+    delete record.personal;
+    delete record.commitments;
+    splitPersonal(record);
+    return { record, bytes: recordBytes(record) };
+  }
+}
+
+/** A marker of a payload's size alone, without preview; null for none. */
+function sizeMarker(value: unknown, conversion: JsonSafeResult): TruncatedMarker | null {
+  return value === null ? null : { _truncated: true, originalBytes: conversion.bytes };
 }
 
 /** The value, or a marker with its size (at least: a value cut short is measured as far as it was read). */
