@@ -286,17 +286,18 @@ describe('the audit viewer in a real browser', () => {
   it('shows values erased from the trail ([ERASED]) as erased, inert, in the list, the timeline and the row in full', async () => {
     const entity = 'erased-nda-1';
     const erasure = '0193a0c4-0000-7000-8000-00000000e1a5';
-    // An erased row (its `personal` column holds the erasure's marker), and a row whose user was
-    // logged as the text `[ERASED]`.
+    // An erased row (its `personal` column holds the erasure's marker, beside its commitments), and
+    // a row whose user was logged as the text `[ERASED]`.
     await auditDb.query(
-      `INSERT INTO audit_log (id, occurred_at, action, entity_type, entity_id, user_id, outcome, ip, user_agent, changes, metadata, personal)
-       VALUES (gen_random_uuid(), now(), 'nda_updated', 'NDA', $1, '[ERASED]', 'success', '[ERASED]', '[ERASED]', $2, $3, $4),
-              (gen_random_uuid(), now() - interval '1 minute', 'nda_created', 'NDA', $1, '[ERASED]', 'success', NULL, NULL, NULL, NULL, NULL)`,
+      `INSERT INTO audit_log (id, occurred_at, action, entity_type, entity_id, user_id, outcome, ip, user_agent, changes, metadata, personal, commitments)
+       VALUES (gen_random_uuid(), now(), 'nda_updated', 'NDA', $1, '[ERASED]', 'success', '[ERASED]', '[ERASED]', $2, $3, $4, $5),
+              (gen_random_uuid(), now() - interval '1 minute', 'nda_created', 'NDA', $1, '[ERASED]', 'success', NULL, NULL, NULL, NULL, NULL, NULL)`,
       [
         entity,
         JSON.stringify({ entities: [{ type: 'NDA', id: entity, op: 'update', fields: { counterparty: ['[ERASED]', '[ERASED]'] } }] }),
         JSON.stringify({ email: '[ERASED]' }),
         JSON.stringify({ erased: erasure }),
+        JSON.stringify(['user_id', 'ip', 'user_agent'].map((column) => [[column], 'c'.repeat(43)])),
       ],
       'audit',
     );

@@ -144,6 +144,17 @@ export async function verifyArchive(path: string, options: ArchiveVerifyOptions 
     batchStart = end;
   };
   const endOf = (seal: Seal): SortKey => ({ tx: seal.lastTx === null ? null : BigInt(seal.lastTx), id: seal.lastId });
+  /** The index of the first seal whose range reaches `key` (seals end in sealing order), or `sealed.length` past the last. */
+  const sealIndexOf = (key: SortKey): number => {
+    let low = 0;
+    let high = sealed.length;
+    while (low < high) {
+      const middle = (low + high) >> 1;
+      if (before(endOf(sealed[middle].seal), key)) low = middle + 1;
+      else high = middle;
+    }
+    return low;
+  };
   let damaged: string | null = null;
   try {
     let at = 0;
@@ -163,7 +174,8 @@ export async function verifyArchive(path: string, options: ArchiveVerifyOptions 
           // The last seal stays in the batch: rows after it are named there.
           if (rows.length >= BATCH_ROWS && current < sealed.length) flush(current);
         }
-        tally.count(fields[2], current);
+        // By the row's own key, not its place in the file: the file's line order is not sealed.
+        tally.count(fields[2], sealIndexOf({ tx, id }));
         if (fields[14] !== null) {
           const personalFound = personal.judge(id, JSON.stringify([fields[6], fields[8], fields[9], fields[16], fields[14]]));
           if (personalFound) found.push(personalFound);
