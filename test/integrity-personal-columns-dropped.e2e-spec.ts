@@ -40,15 +40,13 @@ describe('a privacy row made to look like a row without commitments before its s
     'is never sealed with %s removed and its actor rewritten',
     async (what, set) => {
       const entityId = `pay-${what.replaceAll(' ', '-')}`;
-      await app
-        .get(AuditService)
-        .log({
-          action: 'payment_approved',
-          entityType: 'Payment',
-          entityId,
-          userId: 'alice',
-          changes: { body: { email: 'a@example.com' } },
-        });
+      await app.get(AuditService).log({
+        action: 'payment_approved',
+        entityType: 'Payment',
+        entityId,
+        userId: 'alice',
+        changes: { body: { email: 'a@example.com' } },
+      });
       await eventually(async () => (await db.query(`SELECT 1 FROM audit_log WHERE entity_id = $1`, [entityId])).length === 1);
       const [{ id }] = await db.query<{ id: string }>(`SELECT id::text AS id FROM audit_log WHERE entity_id = $1`, [entityId]);
       const client = new Client({ connectionString: db.url() });

@@ -59,7 +59,11 @@ export function exportLines(format: AuditExportFormat, stored: readonly ExportRo
   // Personal values kept apart are put back in place, or `[ERASED]` with the erasure's id (docs/PRIVACY.md).
   const rows: readonly ExportRow[] = stored.map((row) =>
     row.commitments
-      ? { ...row, ...revealPayloadTexts(row.personal, row.commitments, row.changes, row.metadata), erased_by: erasedBy(row.personal, row.commitments) }
+      ? {
+          ...row,
+          ...revealPayloadTexts(row.personal, row.commitments, row.changes, row.metadata),
+          erased_by: erasedBy(row.personal, row.commitments),
+        }
       : row,
   );
   if (format === 'ndjson') {
