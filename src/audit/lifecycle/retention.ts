@@ -8,6 +8,7 @@ import { PIN_SEARCH_PATH_SQL } from '../integrity/search-path';
 import { encodeRetained } from './checkpoint';
 import { retentionErasures } from './checkpoint-erasures';
 import { analyzeMonth, checkMonthLocked, type Query, sealHeads } from './month-analysis';
+import { withLockRetries } from './lock-retries';
 import { monthStart, partitionLayout } from './month-partitions';
 
 /**
@@ -255,22 +256,5 @@ async function retireMonth(
   } catch (error) {
     await query('ROLLBACK').catch(() => undefined);
     throw error;
-  }
-}
-
-/** SQLSTATE lock_not_available: `audit_log_retire_month` waits for no lock (migration AuditRetireWithoutWaiting1765900000000). */
-const LOCK_NOT_AVAILABLE = '55P03';
-/** Tries of a month whose locks were taken, about 5 s of waits in all between them, before it fails for this run. */
-const LOCK_TRIES = 8;
-
-/** Runs `work` again while it fails for a lock held by another session, waiting longer each time. */
-async function withLockRetries<T>(work: () => Promise<T>): Promise<T> {
-  for (let attempt = 1; ; attempt += 1) {
-    try {
-      return await work();
-    } catch (error) {
-      if ((error as { code?: string }).code !== LOCK_NOT_AVAILABLE || attempt >= LOCK_TRIES) throw error;
-      await new Promise((resolve) => setTimeout(resolve, Math.min(2000, 25 * 2 ** attempt) * (0.5 + Math.random())));
-    }
   }
 }
