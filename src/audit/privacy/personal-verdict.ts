@@ -65,7 +65,7 @@ export function personalVerdict(
 
 /**
  * {@link personalVerdict} of a row from its {@link PERSONAL_VALUES_SQL} text: its problem, or
- * null (no commitments, or values as written or erased).
+ * null (neither commitments nor personal values, or values as written or erased).
  *
  * @example
  * personalProblem(row.personal_values); // null, or 'its value at user_id does not match its commitment: changed, not erased'
