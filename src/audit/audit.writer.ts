@@ -113,11 +113,20 @@ export class AuditWriter {
     return withTimeout(this.connect(), this.timeoutMs, this.timeoutMs);
   }
 
-  /** Initializes the DataSource (running its migrations) if the app left that to the module. */
+  /**
+   * Initializes the DataSource (running its migrations) if the app left that to the module. A
+   * PostgreSQL DataSource given no connect timeout gets one (the write path's connect bound): `pg`
+   * has none, and a server that accepts the connection and never answers would hold the first
+   * try, which every later try waits on, for ever.
+   */
   connect(): Promise<void> {
     const dataSource = this.repository.manager?.connection;
     if (this.connecting) return this.connecting;
     if (!dataSource || dataSource.isInitialized) return Promise.resolve();
+    const options = dataSource.options as { type: string; connectTimeoutMS?: number; extra?: { connectionTimeoutMillis?: number } };
+    if (options.type === 'postgres' && options.connectTimeoutMS === undefined && options.extra?.connectionTimeoutMillis === undefined) {
+      dataSource.setOptions({ connectTimeoutMS: Math.max(this.timeoutMs, CONNECT_FLOOR_MS) });
+    }
     this.connecting = dataSource
       .initialize()
       .then(() => undefined)

@@ -38,6 +38,8 @@ export class AuditRetention implements OnApplicationBootstrap, BeforeApplication
   private readonly logger = new Logger('AuditModule');
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<MonthDecision[]> | undefined;
+  /** The connection of the run under way, given up at shutdown. */
+  private current: SealerSession | undefined;
   private stopped = false;
   private readonly connection: AuditSealerConnection;
 
@@ -60,10 +62,20 @@ export class AuditRetention implements OnApplicationBootstrap, BeforeApplication
     this.schedule(0);
   }
 
-  beforeApplicationShutdown(): Promise<unknown> | undefined {
+  /**
+   * Waits for a run under way for `writeTimeoutMs` at most, as the sealer does, then gives its
+   * connection up (socket destroyed): a run caught by a server that answers nothing never holds
+   * the shutdown.
+   */
+  async beforeApplicationShutdown(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
-    return this.running?.catch(() => undefined);
+    if (!this.running) return;
+    let timeout: NodeJS.Timeout | undefined;
+    const bound = new Promise<void>((resolve) => (timeout = setTimeout(resolve, this.options.writeTimeoutMs).unref()));
+    await Promise.race([this.running.catch(() => undefined), bound]);
+    clearTimeout(timeout);
+    this.current?.abandon(new Error('the application is shutting down: the retention run under way was given up'));
   }
 
   /** Applies retention now, after any run under way; returns what it did with each partition (none when off). Never throws. */
@@ -92,7 +104,7 @@ export class AuditRetention implements OnApplicationBootstrap, BeforeApplication
     if (!retention || !dataSource?.isInitialized) return [];
     let session: { query: Query; release: () => Promise<unknown> } | undefined;
     try {
-      session = await this.session(dataSource);
+      session = await this.session();
       const { query } = session;
       const tablePath = this.repository.metadata.tablePath;
       const table = await resolveTable(query, tablePath);
@@ -126,26 +138,25 @@ export class AuditRetention implements OnApplicationBootstrap, BeforeApplication
     }
   }
 
-  /** A connection for one run: the sealer's own pool's with `integrity.sealerDatabaseUrl`, else the DataSource's. */
-  private async session(dataSource: DataSource): Promise<{ query: Query; release: () => Promise<unknown> }> {
-    if (this.connection.separate) {
-      const pool = this.connection.pool();
-      if (!pool) throw new Error("the sealer's own connection is closed");
-      // The sealer's deadlines: a connection that does not come, or a round trip past the statement's bound, fails the run.
-      const { connectMs } = sealerDeadlines(this.options.writeTimeoutMs);
-      const session = await SealerSession.open(pool, connectMs, STATEMENT_TIMEOUT_MS + this.options.writeTimeoutMs);
-      const release = async () => {
-        // A run that failed mid-transaction leaves it open: rolled back before the connection goes back.
-        await session.query('ROLLBACK').catch(() => undefined);
-        session.release();
-      };
-      return { query: (sql, parameters) => session.query(sql, parameters) as Promise<Record<string, unknown>[]>, release };
-    }
-    const runner = dataSource.createQueryRunner();
-    await runner.connect();
-    return {
-      query: (sql, parameters) => runner.query(sql, parameters) as Promise<Record<string, unknown>[]>,
-      release: () => runner.release(),
+  /**
+   * A connection for one run: the sealer's own pool's with `integrity.sealerDatabaseUrl`, else the
+   * DataSource's. The sealer's deadlines, checked by the client (a server that answers nothing
+   * never applies its own timeouts): a connection that does not come, or a round trip past the
+   * statement's bound, fails the run, and its socket is destroyed.
+   */
+  private async session(): Promise<{ query: Query; release: () => Promise<unknown> }> {
+    const pool = this.connection.pool();
+    if (!pool)
+      throw new Error(this.connection.separate ? "the sealer's own connection is closed" : 'the audit DataSource is not connected');
+    const { connectMs } = sealerDeadlines(this.options.writeTimeoutMs);
+    const session = await SealerSession.open(pool, connectMs, STATEMENT_TIMEOUT_MS + this.options.writeTimeoutMs);
+    this.current = session;
+    const release = async () => {
+      if (this.current === session) this.current = undefined;
+      // A run that failed mid-transaction leaves it open: rolled back before the connection goes back.
+      await session.query('ROLLBACK').catch(() => undefined);
+      session.release();
     };
+    return { query: (sql, parameters) => session.query(sql, parameters) as Promise<Record<string, unknown>[]>, release };
   }
 }
