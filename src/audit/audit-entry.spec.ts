@@ -261,4 +261,31 @@ describe('uuidv7', () => {
     expect(ids[4096].slice(14, 18)).toBe('7000');
     expect(new Set(ids.map((id) => id.slice(19))).size).toBe(ids.length);
   });
+
+  it('puts each id its own 8 random bytes, as hex, across refills of the random pool', () => {
+    // Known "random" bytes: fill k of the 4 KiB pool holds (k * 7 + i) & 0xff at index i.
+    let fills = 0;
+    let fresh = uuidv7;
+    jest.isolateModules(() => {
+      jest.doMock('node:crypto', () => ({
+        randomFillSync: (buffer: Buffer) => {
+          for (let i = 0; i < buffer.length; i++) buffer[i] = (fills * 7 + i) & 0xff;
+          fills += 1;
+          return buffer;
+        },
+      }));
+      ({ uuidv7: fresh } = jest.requireActual<{ uuidv7: typeof uuidv7 }>('./uuidv7'));
+    });
+    jest.dontMock('node:crypto');
+    // 512 ids use one fill: 1300 ids cross two refills.
+    const ids = Array.from({ length: 1300 }, () => fresh(Date.UTC(2026, 10, 28)));
+    ids.forEach((id, n) => {
+      const fill = Math.floor(n / 512);
+      const bytes = Buffer.from(Array.from({ length: 8 }, (_, j) => (fill * 7 + (n % 512) * 8 + j) & 0xff));
+      bytes[0] = 0x80 | (bytes[0] & 0x3f);
+      const hex = bytes.toString('hex');
+      expect(id.slice(19)).toBe(`${hex.slice(0, 4)}-${hex.slice(4)}`);
+    });
+    expect(fills).toBe(3);
+  });
 });

@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { AuditEntryNormalizer } from './audit-entry';
+import { type AuditRecord, AuditEntryNormalizer } from './audit-entry';
 import { payloadJson, recordBytes } from './record-json';
 
 describe('record JSON made once', () => {
@@ -17,6 +17,44 @@ describe('record JSON made once', () => {
         });
       }),
       { numRuns: 300 },
+    );
+  });
+
+  it('measures text fields and keys JSON escapes or writes in several bytes as JSON.stringify does', () => {
+    // JSON's edges: control characters, `"`, `\\`, DEL, the first and last plain ones, non-ASCII, emoji, lone surrogates.
+    const hostile = fc.string({
+      unit: fc.constantFrom(
+        'a',
+        ' ',
+        '~',
+        '!',
+        '#',
+        '[',
+        ']',
+        '"',
+        '\\',
+        '\x00',
+        '\x1f',
+        '\x7f',
+        '\x80',
+        'é',
+        '€',
+        '😀',
+        '\ud800',
+        '\udfff',
+      ),
+      maxLength: 12,
+    });
+    const fields = ['id', 'occurredAt', 'action', 'entityType', 'entityId', 'userId', 'outcome', 'ip', 'userAgent', 'requestId'] as const;
+    fc.assert(
+      fc.property(fc.tuple(...fields.map(() => fc.option(hostile))), hostile, (values, key) => {
+        const record = Object.fromEntries(fields.map((field, i) => [field, values[i]])) as unknown as AuditRecord;
+        Object.assign(record, { changes: { [key]: key }, metadata: null });
+        expect(recordBytes(record)).toBe(Buffer.byteLength(JSON.stringify(record)));
+        const keyed = { ...record, [key]: key } as AuditRecord;
+        expect(recordBytes(keyed)).toBe(Buffer.byteLength(JSON.stringify(keyed)));
+      }),
+      { numRuns: 1000 },
     );
   });
 

@@ -38,18 +38,28 @@ export function recordBytes(record: AuditRecord): number {
   let bytes = 1;
   for (const key in record) {
     const value = key === 'changes' || key === 'metadata' ? payload[key] : record[key as keyof AuditRecord];
-    if ((typeof value !== 'string' && value !== null) || !PLAIN.test(key)) return serializedBytes(record);
+    if ((typeof value !== 'string' && value !== null) || plainBytes(key) < 0) return serializedBytes(record);
     bytes += key.length + 4 + (value === null ? 4 : key === 'changes' || key === 'metadata' ? Buffer.byteLength(value) : textBytes(value));
   }
   return bytes;
 }
 
-/** Text JSON writes as it is, between quotes, one byte a character: printable ASCII but `"` and `\`. */
-const PLAIN = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
+/**
+ * The length of text JSON writes as it is, between quotes, one byte a character (printable ASCII
+ * but `"` and `\`), or -1 for other text. A loop, not a regex: cheaper on the short fixed fields.
+ */
+function plainBytes(value: string): number {
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if (c < 0x20 || c > 0x7e || c === 0x22 || c === 0x5c) return -1;
+  }
+  return value.length;
+}
 
 /** The bytes of `value` as a JSON string, quotes included. */
 function textBytes(value: string): number {
-  return PLAIN.test(value) ? value.length + 2 : Buffer.byteLength(JSON.stringify(value));
+  const plain = plainBytes(value);
+  return plain < 0 ? Buffer.byteLength(JSON.stringify(value)) : plain + 2;
 }
 
 /** The slow, sure way, for a record whose fields are not all text (one that did not come from normalize()). */

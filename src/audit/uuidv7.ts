@@ -6,6 +6,8 @@ let sequence = 0;
 // Random bytes are drawn 4 KiB at a time: one system call per 512 ids instead of one per id.
 const pool = Buffer.alloc(4096);
 let poolOffset = pool.length;
+/** The pool's bytes as hex, made once per fill: an id takes slices of it. */
+let poolHex = '';
 /** Each byte's two hex digits. */
 const HEX = Array.from({ length: 256 }, (_, byte) => byte.toString(16).padStart(2, '0'));
 
@@ -31,6 +33,7 @@ export function uuidv7(now: number = Date.now()): string {
   if (lastMsHex === '' || sequence === 0) lastMsHex = lastMs.toString(16).padStart(12, '0');
   if (poolOffset === pool.length) {
     randomFillSync(pool);
+    poolHex = pool.toString('hex');
     poolOffset = 0;
   }
   // 62 random bits: the variant (`10`) takes the top two bits of the first of the 8 bytes.
@@ -38,8 +41,7 @@ export function uuidv7(now: number = Date.now()): string {
   poolOffset += 8;
   return (
     `${lastMsHex.slice(0, 8)}-${lastMsHex.slice(8)}-7${HEX[sequence >> 4]}${(sequence & 0xf).toString(16)}-` +
-    `${HEX[0x80 | (pool[r] & 0x3f)]}${HEX[pool[r + 1]]}-` +
-    `${HEX[pool[r + 2]]}${HEX[pool[r + 3]]}${HEX[pool[r + 4]]}${HEX[pool[r + 5]]}${HEX[pool[r + 6]]}${HEX[pool[r + 7]]}`
+    `${HEX[0x80 | (pool[r] & 0x3f)]}${poolHex.slice(2 * r + 2, 2 * r + 4)}-${poolHex.slice(2 * r + 4, 2 * r + 16)}`
   );
 }
 
