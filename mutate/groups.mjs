@@ -138,6 +138,7 @@ export const GROUPS = {
       'src/audit/privacy/personal-checks.mutation.spec.ts',
       'src/audit/privacy/personal-values.mutation.spec.ts',
       'src/audit/privacy/personal-reveal.mutation.spec.ts',
+      'src/audit/privacy/personal-verdict.spec.ts',
       'src/audit/privacy/privacy-options.spec.ts',
     ],
   },
