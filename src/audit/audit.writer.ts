@@ -123,8 +123,9 @@ export class AuditWriter {
     const dataSource = this.repository.manager?.connection;
     if (this.connecting) return this.connecting;
     if (!dataSource || dataSource.isInitialized) return Promise.resolve();
-    const options = dataSource.options as { type: string; connectTimeoutMS?: number; extra?: { connectionTimeoutMillis?: number } };
-    if (options.type === 'postgres' && options.connectTimeoutMS === undefined && options.extra?.connectionTimeoutMillis === undefined) {
+    const options = dataSource.options as
+      { type?: string; connectTimeoutMS?: number; extra?: { connectionTimeoutMillis?: number } } | undefined;
+    if (options?.type === 'postgres' && options.connectTimeoutMS === undefined && options.extra?.connectionTimeoutMillis === undefined) {
       dataSource.setOptions({ connectTimeoutMS: Math.max(this.timeoutMs, CONNECT_FLOOR_MS) });
     }
     this.connecting = dataSource
