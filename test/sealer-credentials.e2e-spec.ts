@@ -126,7 +126,14 @@ describe('the sealer on credentials of its own', () => {
     expect(decisions.filter((d) => d.action === 'failed')).toEqual([]);
     const kept = async (k: number) => (await sql(`SELECT to_regclass($1) IS NOT NULL AS kept`, [partitionAgo(k)]))[0].kept as boolean;
     expect([await kept(6), await kept(5), await kept(4), await kept(3)]).toEqual([false, false, true, false]);
-    expect(stderr.of(AUDIT_EVENTS.retained).map((line) => line.month)).toEqual([ago(6).month, ago(5).month, ago(3).month]);
+    // Each month once; the order is not promised across runs (the run at start may find the
+    // sealer's lock held for a month and remove it at this later run, after a later month).
+    expect(
+      stderr
+        .of(AUDIT_EVENTS.retained)
+        .map((line) => line.month as string)
+        .sort(),
+    ).toEqual([ago(6).month, ago(5).month, ago(3).month]);
     expect(stderr.of(AUDIT_EVENTS.sealFailed)).toEqual([]);
     const witness = join(dir, 'witness.log');
     writeFileSync(
