@@ -1,15 +1,15 @@
 import { type INestApplication } from '@nestjs/common';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AUDIT_EVENTS, AuditSealer, AuditService } from '../src/audit';
 import { runArchive } from '../src/audit/lifecycle/archive-command';
 import { runRetention } from '../src/audit/lifecycle/retention-command';
-import { sealingKeys, startSealingApp, verify, witnessText } from './support/integrity';
-import { monthsAgo, partitionAgo, trailWithPastMonths } from './support/past-months';
-import { TestPostgres } from './support/postgres';
-import { StderrCapture } from './support/stderr';
+import { sealingKeys, verify, witnessText } from './support/integrity';
+import { monthsAgo, partitionAgo } from './support/past-months';
+import { type TestPostgres } from './support/postgres';
+import { startArchiveTrail, stopArchiveTrail } from './support/archive-trail';
+import { type StderrCapture } from './support/stderr';
 
 // Monthly retention with archives, as users run it: a user with rows in several months is erased
 // (the entry in the current month), one seal holds rows of two months, retention with --archive-dir
@@ -59,19 +59,8 @@ describe('archives and retention of months that share a seal, after an erasure a
   const clean = { code: 0, anomalies: [], result: ['result: CLEAN'] };
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'audit-archret-'));
-    writeFileSync(join(dir, 'seal.key'), keys.privatePem, { mode: 0o600 });
-    writeFileSync(join(dir, 'seal.pub'), keys.publicPem);
-    db = await TestPostgres.start();
-    await db.createDatabase(database);
-    await trailWithPastMonths(db, database, 4);
-    stderr = new StderrCapture();
-    app = await startSealingApp(db.url(database), {
-      privacy: { personalData: [] },
-      integrity: { enabled: true, intervalMs: 600_000, signingKey: keys.privatePem, entryKeys: [{ id: 'k1', secret: entryKey.slice(3) }] },
-    });
+    ({ dir, db, app, stderr } = await startArchiveTrail(database, 4, keys, entryKey));
     const sealer = app.get(AuditSealer);
-    await sealer.sealNow();
     // One seal over rows of months -3 and -2 (interleaved), another over month -1's.
     await log(3, 1, 'u-1');
     await log(2, 1, 'u-1');
@@ -84,12 +73,7 @@ describe('archives and retention of months that share a seal, after an erasure a
     expect(summary(await verifyDatabase())).toEqual(clean);
   }, 120_000);
 
-  afterAll(async () => {
-    await app?.close();
-    stderr?.restore();
-    await db?.stop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
-  });
+  afterAll(() => stopArchiveTrail({ app, db, stderr, dir }));
 
   it('retention removes month -3 with its archive; the archive and the database verify clean', async () => {
     const first = await retention('2', join(dir, 'r1'));

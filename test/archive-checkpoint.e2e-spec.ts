@@ -1,16 +1,16 @@
 import { type INestApplication } from '@nestjs/common';
 import { randomBytes } from 'node:crypto';
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { AUDIT_EVENTS, AuditSealer, AuditService } from '../src/audit';
 import { runArchive } from '../src/audit/lifecycle/archive-command';
 import { runRetention } from '../src/audit/lifecycle/retention-command';
-import { sealingKeys, startSealingApp, verify, witnessText } from './support/integrity';
-import { monthsAgo, trailWithPastMonths } from './support/past-months';
-import { TestPostgres } from './support/postgres';
-import { StderrCapture } from './support/stderr';
+import { sealingKeys, verify, witnessText } from './support/integrity';
+import { monthsAgo } from './support/past-months';
+import { type TestPostgres } from './support/postgres';
+import { startArchiveTrail, stopArchiveTrail } from './support/archive-trail';
+import { type StderrCapture } from './support/stderr';
 
 // Once retention removed a month, its archive is the only copy of its rows (docs/LIFECYCLE.md,
 // "What the offline check proves"). The month's own retention checkpoint is genuine, signed and
@@ -39,19 +39,8 @@ describe("archives checked against the month's own retention checkpoint", () => 
   };
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'audit-archive-ckpt-'));
-    writeFileSync(join(dir, 'seal.key'), keys.privatePem, { mode: 0o600 });
-    writeFileSync(join(dir, 'seal.pub'), keys.publicPem);
-    db = await TestPostgres.start();
-    await db.createDatabase(database);
-    await trailWithPastMonths(db, database, 3);
-    stderr = new StderrCapture();
-    app = await startSealingApp(db.url(database), {
-      privacy: { personalData: [] },
-      integrity: { enabled: true, intervalMs: 600_000, signingKey: keys.privatePem, entryKeys: [{ id: 'k1', secret: entryKey.slice(3) }] },
-    });
+    ({ dir, db, app, stderr } = await startArchiveTrail(database, 3, keys, entryKey));
     const sealer = app.get(AuditSealer);
-    await sealer.sealNow();
     // One seal over rows of months -3 and -2, one over month -3's last row, another over month -1's.
     await log(3, 1);
     await log(2, 1);
@@ -84,12 +73,7 @@ describe("archives checked against the month's own retention checkpoint", () => 
     expect((await verifyOffline(join(dir, 'r1', `audit-${old}.seals.json`))).code).toBe(0);
   }, 120_000);
 
-  afterAll(async () => {
-    await app?.close();
-    stderr?.restore();
-    await db?.stop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
-  });
+  afterAll(() => stopArchiveTrail({ app, db, stderr, dir }));
 
   it('names the rows of the month removed from its archive, whatever checkpoints the seals file lists', async () => {
     type Archived = { retention?: { month: string } | null };

@@ -1,15 +1,15 @@
 import { type INestApplication } from '@nestjs/common';
 import { randomBytes } from 'node:crypto';
-import { cpSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { AuditSealer, AuditService } from '../src/audit';
 import { runArchive } from '../src/audit/lifecycle/archive-command';
-import { sealingKeys, startSealingApp, verify, witnessText } from './support/integrity';
-import { monthsAgo, trailWithPastMonths } from './support/past-months';
-import { TestPostgres } from './support/postgres';
-import { StderrCapture } from './support/stderr';
+import { sealingKeys, verify, witnessText } from './support/integrity';
+import { monthsAgo } from './support/past-months';
+import { type TestPostgres } from './support/postgres';
+import { startArchiveTrail, stopArchiveTrail } from './support/archive-trail';
+import { type StderrCapture } from './support/stderr';
 
 // An archive is often the only copy of a month once retention removed it: what its seals file
 // says beyond the rows (its month, its trail) must be what its rows, seals and witness show.
@@ -36,18 +36,8 @@ describe('audit-verify --archive and the month and trail an archive names', () =
   };
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'audit-archive-label-'));
-    writeFileSync(join(dir, 'seal.pub'), keys.publicPem);
-    db = await TestPostgres.start();
-    await db.createDatabase(database);
-    await trailWithPastMonths(db, database, 3);
-    stderr = new StderrCapture();
-    app = await startSealingApp(db.url(database), {
-      privacy: { personalData: [] },
-      integrity: { enabled: true, intervalMs: 600_000, signingKey: keys.privatePem, entryKeys: [{ id: 'k1', secret: entryKey.slice(3) }] },
-    });
+    ({ dir, db, app, stderr } = await startArchiveTrail(database, 3, keys, entryKey));
     const sealer = app.get(AuditSealer);
-    await sealer.sealNow();
     const log = (k: number, hour: number) =>
       app
         .get(AuditService)
@@ -72,12 +62,7 @@ describe('audit-verify --archive and the month and trail an archive names', () =
     }
   }, 120_000);
 
-  afterAll(async () => {
-    await app?.close();
-    stderr?.restore();
-    await db?.stop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
-  });
+  afterAll(() => stopArchiveTrail({ app, db, stderr, dir }));
 
   it('names a row line written twice in the rows file', async () => {
     const target = copyOf('twice');

@@ -1,15 +1,15 @@
 import { type INestApplication } from '@nestjs/common';
 import { randomBytes } from 'node:crypto';
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { AuditSealer, AuditService } from '../src/audit';
 import { runArchive } from '../src/audit/lifecycle/archive-command';
-import { sealingKeys, startSealingApp, verify, witnessText } from './support/integrity';
-import { monthsAgo, trailWithPastMonths } from './support/past-months';
-import { TestPostgres } from './support/postgres';
-import { StderrCapture } from './support/stderr';
+import { sealingKeys, verify, witnessText } from './support/integrity';
+import { monthsAgo } from './support/past-months';
+import { type TestPostgres } from './support/postgres';
+import { startArchiveTrail, stopArchiveTrail } from './support/archive-trail';
+import { type StderrCapture } from './support/stderr';
 
 // docs/LIFECYCLE.md "What the offline check proves": the first and the last seal of an archive's
 // segment must each hold a row of its month, so that "one that holds a second month's seals, is
@@ -42,18 +42,8 @@ describe('audit-verify --archive and the order of the rows file', () => {
   });
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'audit-archive-row-order-'));
-    writeFileSync(join(dir, 'seal.pub'), keys.publicPem);
-    db = await TestPostgres.start();
-    await db.createDatabase(database);
-    await trailWithPastMonths(db, database, 3);
-    stderr = new StderrCapture();
-    app = await startSealingApp(db.url(database), {
-      privacy: { personalData: [] },
-      integrity: { enabled: true, intervalMs: 600_000, signingKey: keys.privatePem, entryKeys: [{ id: 'k1', secret: entryKey.slice(3) }] },
-    });
+    ({ dir, db, app, stderr } = await startArchiveTrail(database, 3, keys, entryKey));
     const sealer = app.get(AuditSealer);
-    await sealer.sealNow();
     const log = (k: number, hour: number) =>
       app
         .get(AuditService)
@@ -77,12 +67,7 @@ describe('audit-verify --archive and the order of the rows file', () => {
     }
   }, 120_000);
 
-  afterAll(async () => {
-    await app?.close();
-    stderr?.restore();
-    await db?.stop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
-  });
+  afterAll(() => stopArchiveTrail({ app, db, stderr, dir }));
 
   it('names an archive of a month extended with the next month’s seals and rows, one row of the month moved to the end of the file', async () => {
     const target = join(dir, 'extended');

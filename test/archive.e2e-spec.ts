@@ -1,7 +1,6 @@
 import { type INestApplication } from '@nestjs/common';
 import { createPrivateKey, randomBytes, randomUUID } from 'node:crypto';
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { Client } from 'pg';
@@ -11,10 +10,11 @@ import { archiveBeforeRetire } from '../src/audit/lifecycle/archive-retention';
 import { applyRetention } from '../src/audit/lifecycle/retention';
 import { runRetention } from '../src/audit/lifecycle/retention-command';
 import { eventually } from './support/app';
-import { sealingKeys, startSealingApp, verify, witnessText } from './support/integrity';
-import { monthsAgo, partitionAgo, trailWithPastMonths } from './support/past-months';
-import { TestPostgres } from './support/postgres';
-import { StderrCapture } from './support/stderr';
+import { sealingKeys, verify, witnessText } from './support/integrity';
+import { monthsAgo, partitionAgo } from './support/past-months';
+import { type TestPostgres } from './support/postgres';
+import { startArchiveTrail, stopArchiveTrail } from './support/archive-trail';
+import { type StderrCapture } from './support/stderr';
 
 // Archives that verify offline (issue 21): audit-archive writes a wholly sealed month's rows
 // (gzip NDJSON) and the seals that check them; audit-verify --archive checks them with no
@@ -76,19 +76,8 @@ describe('archives that verify offline', () => {
   const monthLines = (lines: string[]) => lines.filter((line) => (JSON.parse(line) as string[])[5].startsWith('nda-2-'));
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'audit-archive-'));
-    writeFileSync(join(dir, 'seal.key'), keys.privatePem, { mode: 0o600 });
-    writeFileSync(join(dir, 'seal.pub'), keys.publicPem);
-    db = await TestPostgres.start();
-    await db.createDatabase(database);
-    await trailWithPastMonths(db, database, 3);
-    stderr = new StderrCapture();
-    app = await startSealingApp(db.url(database), {
-      privacy: { personalData: [] },
-      integrity: { enabled: true, intervalMs: 600_000, signingKey: keys.privatePem, entryKeys: [{ id: 'k1', secret: entryKey.slice(3) }] },
-    });
+    ({ dir, db, app, stderr } = await startArchiveTrail(database, 3, keys, entryKey));
     const sealer = app.get(AuditSealer);
-    await sealer.sealNow();
     for (let hour = 1; hour <= 3; hour++) await log(2, hour, 'u-1');
     await sealer.sealNow();
     first = await newestSeal();
@@ -103,12 +92,7 @@ describe('archives that verify offline', () => {
     await sealer.sealNow();
   }, 120_000);
 
-  afterAll(async () => {
-    await app?.close();
-    stderr?.restore();
-    await db?.stop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
-  });
+  afterAll(() => stopArchiveTrail({ app, db, stderr, dir }));
 
   it('archives a sealed month and verifies it offline clean, with the public key, the witness and the entry key; erased rows as erased', async () => {
     const { code, out } = await archive(join(dir, 'clean'));
