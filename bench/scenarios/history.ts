@@ -59,7 +59,7 @@ export async function history(pg: TestPostgres, sizes: HistorySizes, details: Re
       ),
     };
     const [{ size }] = await pg.query<{ size: string }>(
-      "SELECT pg_size_pretty(pg_total_relation_size('audit_log')) AS size",
+      "SELECT pg_size_pretty(sum(pg_total_relation_size(relid))) AS size FROM pg_partition_tree('audit_log')",
       [],
       'history',
     );

@@ -113,7 +113,7 @@ export async function scale(pg: TestPostgres, sizes: ScaleSizes, details: Record
     }
   }
   const [{ size }] = await pg.query<{ size: string }>(
-    "SELECT pg_size_pretty(pg_total_relation_size('audit_log')) AS size",
+    "SELECT pg_size_pretty(sum(pg_total_relation_size(relid))) AS size FROM pg_partition_tree('audit_log')",
     [],
     'scale_big',
   );
