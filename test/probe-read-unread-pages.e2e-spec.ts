@@ -82,4 +82,18 @@ describe('probe: page answers that their clients never read', () => {
     // Bounded: no more than the pages the read pool can produce at once, whatever the number of such clients.
     expect(grown).toBeLessThan(4 * pageBytes);
   }, 60_000);
+
+  it('shuts down within readTimeoutMs while a client holds a 500-row page unread, as it does while exports are stalled', async () => {
+    const other = await startQueryApp(db.url(), { readTimeoutMs: 2000 });
+    const port = (other.getHttpServer().address() as AddressInfo).port;
+    expect(await askAndStall(port, `/audit?entityId=big&limit=${ROWS}`)).toBe(200);
+    let timer: NodeJS.Timeout | undefined;
+    const closing = other.close().then(() => 'closed');
+    const outcome = await Promise.race([closing, new Promise((resolve) => (timer = setTimeout(() => resolve('still closing'), 10_000)))]);
+    clearTimeout(timer);
+    // The app must not outlive the test: the client lets go, and the close then ends.
+    for (const socket of sockets) socket.destroy();
+    await closing;
+    expect(outcome).toBe('closed');
+  }, 60_000);
 });
