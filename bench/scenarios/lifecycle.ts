@@ -309,7 +309,12 @@ async function readTimes(pg: TestPostgres, sizes: LifecycleSizes) {
     const entityPlan = await explain(pg, pageQuery('audit_log', { entityType: 'NDA', entityId: 'e-4711' }, undefined, 50));
     const userPlan = await explain(
       pg,
-      pageQuery('audit_log', { userId: 'user-42', from, to: new Date(from.getTime() + 30 * DAY_MS) }, undefined, 50),
+      pageQuery(
+        'audit_log',
+        { userId: 'user-42', from: from.toISOString(), to: new Date(from.getTime() + 30 * DAY_MS).toISOString() },
+        undefined,
+        50,
+      ),
     );
     console.log(`  entity p99 ${percentile(entityMs, 99).toFixed(2)} ms, user p99 ${percentile(userMs, 99).toFixed(2)} ms`);
     // PostgreSQL may read an empty partition (legacy, default, months ahead) sequentially: nothing to read. Analyzed: reltuples holds.

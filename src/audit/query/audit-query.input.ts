@@ -2,15 +2,16 @@ import { type AuditOutcome } from '../audit-entry';
 import { AuditQueryError } from '../audit.errors';
 import { type AuditExportFormat, type AuditSearch } from './audit-query.types';
 
-/** A search after validation: instants as dates, text filters as given. */
+/** A search after validation: instants as UTC text to the microsecond, text filters as given. */
 export interface CheckedSearch {
   userId?: string;
   action?: string;
   entityType?: string;
   entityId?: string;
   outcome?: AuditOutcome;
-  from?: Date;
-  to?: Date;
+  /** `2026-11-02T10:00:00.000500Z`: the column keeps microseconds, and so does the bound. */
+  from?: string;
+  to?: string;
 }
 
 export const DEFAULT_LIMIT = 50;
@@ -19,6 +20,7 @@ const MAX_TEXT = 500;
 const TEXT_FILTERS = ['userId', 'action', 'entityType', 'entityId'] as const;
 // A date, or a date and time with seconds optional, fractions to the microsecond, and a zone.
 const INSTANT = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2}))?$/;
+const FRACTION = /\.(\d{1,6})/;
 
 // 0001-01-01T00:00:00.000Z and 9999-12-31T23:59:59.999Z.
 const FIRST_MS = -62_135_596_800_000;
@@ -48,8 +50,9 @@ export function checkSearch(search: AuditSearch): CheckedSearch {
   }
   checked.from = instant('from', search.from);
   checked.to = instant('to', search.to);
-  if (checked.from && checked.to && checked.to.getTime() <= checked.from.getTime()) {
-    throw AuditQueryError.invalid('to', `after "from" (${checked.from.toISOString()})`, search.to);
+  // Fixed-width UTC text from year 0001 to 9999: its order is the instants'.
+  if (checked.from && checked.to && checked.to <= checked.from) {
+    throw AuditQueryError.invalid('to', `after "from" (${checked.from})`, search.to);
   }
   return checked;
 }
@@ -81,19 +84,25 @@ export function checkFormat(format: unknown): AuditExportFormat {
   return format;
 }
 
-function instant(name: 'from' | 'to', value: unknown): Date | undefined {
+/** The instant as UTC text to the microsecond; `Date()` keeps milliseconds, the digits past them are carried over. */
+function instant(name: 'from' | 'to', value: unknown): string | undefined {
   if (value === undefined) return undefined;
   const expected = 'an ISO 8601 date, or date and time with a time zone (2026-11-28T09:00:00Z), in years 1 to 9999 (UTC)';
   if (value instanceof Date) {
     if (!inYears1To9999(value)) throw AuditQueryError.invalid(name, expected, Number.isNaN(value.getTime()) ? 'Invalid Date' : value);
-    return value;
+    return microsText(value, '000');
   }
   const date = typeof value === 'string' && INSTANT.test(value) ? new Date(value) : undefined;
   // Date() rolls 2026-02-31 over to March: a day that does not exist is refused, not moved.
   if (!date || !inYears1To9999(date) || !sameDay(value as string, date)) {
     throw AuditQueryError.invalid(name, expected, value);
   }
-  return date;
+  const fraction = FRACTION.exec(value as string)?.[1] ?? '';
+  return microsText(date, fraction.padEnd(6, '0').slice(3));
+}
+
+function microsText(date: Date, micros: string): string {
+  return `${date.toISOString().slice(0, -1)}${micros}Z`;
 }
 
 /** Within what ISO 8601 and PostgreSQL both spell plainly: 9999-12-31T23:00:00-01:00, say, is year 10000 in UTC. */

@@ -137,8 +137,8 @@ export function pageStatement(table: string, search: CheckedSearch, after: Audit
     const value = search[field as keyof typeof FILTER_COLUMNS];
     if (value !== undefined) conditions.push(`${column} = ${param(literal(value))}::text`);
   }
-  if (search.from) conditions.push(`occurred_at >= ${param(literal(search.from.toISOString()))}::timestamptz`);
-  if (search.to) conditions.push(`occurred_at < ${param(literal(search.to.toISOString()))}::timestamptz`);
+  if (search.from) conditions.push(`occurred_at >= ${param(literal(search.from))}::timestamptz`);
+  if (search.to) conditions.push(`occurred_at < ${param(literal(search.to))}::timestamptz`);
   if (after) {
     const instant =
       typeof after.occurredUs === 'bigint'
@@ -203,8 +203,8 @@ function whereOf(search: CheckedSearch, after: AuditCursorKey | undefined, direc
     const value = search[field as keyof typeof FILTER_COLUMNS];
     if (value !== undefined) conditions.push(`${column} = ${literal(value)}`);
   }
-  if (search.from) conditions.push(`occurred_at >= ${literal(search.from.toISOString())}::timestamptz`);
-  if (search.to) conditions.push(`occurred_at < ${literal(search.to.toISOString())}::timestamptz`);
+  if (search.from) conditions.push(`occurred_at >= ${literal(search.from)}::timestamptz`);
+  if (search.to) conditions.push(`occurred_at < ${literal(search.to)}::timestamptz`);
   if (after) conditions.push(`(occurred_at, id) ${direction} (${cursorInstantSql(after)}, ${literal(after.id)}::uuid)`);
   return conditions.length ? ` WHERE ${conditions.join(' AND ')}` : '';
 }

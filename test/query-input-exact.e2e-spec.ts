@@ -10,7 +10,7 @@ const ID = '00000000-0000-7000-8000-000000000001';
 // docs/GUIDE.md "Reading the trail": instants are ISO 8601 "with fractions to the microsecond"
 // (audit-query.input.ts), `from` inclusive and `to` exclusive; bad input answers 400 with a stable
 // code, never a 500, and a read never returns a row outside its filter.
-describe('probe: hostile and exact query input', () => {
+describe('hostile and exact query input', () => {
   let db: TestPostgres;
   let app: INestApplication<Server>;
   const get = (path: string) => request(app.getHttpServer()).get(path).set('x-auditor', 'yes');
