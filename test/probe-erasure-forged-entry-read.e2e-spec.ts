@@ -1,0 +1,82 @@
+import { type INestApplication } from '@nestjs/common';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { type Server } from 'node:http';
+import request from 'supertest';
+import { AuditSealer, AuditService } from '../src/audit';
+import { eventually } from './support/app';
+import { startSealingApp, verify } from './support/integrity';
+import { TestPostgres } from './support/postgres';
+import { AuditorHeaderGuard } from './support/query-app';
+import { StderrCapture } from './support/stderr';
+
+interface RowRead {
+  items: { id: string; userId: string | null; erasedBy: string | null; seal?: { state: string; detail?: string } }[];
+}
+
+// Probe (attack on the trust promises). docs/PRIVACY.md: "The row read (`GET <path>/rows/:id`)
+// looks for the entry too ... and says `altered` when none records it"; "Only an authentic entry
+// counts: with the entry keys given, an entry named `row_forged` records nothing". The app's role
+// holds INSERT on audit_log and EXECUTE on audit_log_erase: it wipes a sealed row's actor under a
+// made-up erasure id, then INSERTs an `audit_erasure` row of its own naming that id (no entry code:
+// it never passed through the module). The sealer refuses that row (forged), audit-verify with the
+// entry key names both; the row read, which holds the same entry keys, must not call the wiped row
+// `sealed`.
+describe('probe: an erasure recorded only by a forged audit_erasure row, on the read side', () => {
+  let db: TestPostgres;
+  let app: INestApplication<Server>;
+  let stderr: StderrCapture;
+  const entryKey = `k1:${randomBytes(32).toString('base64')}`;
+
+  const read = async (id: string) =>
+    (await request(app.getHttpServer()).get(`/audit/rows/${id}`).set('x-auditor', 'yes').expect(200)).body as RowRead;
+
+  beforeAll(async () => {
+    stderr = new StderrCapture();
+    db = await TestPostgres.start();
+    app = (await startSealingApp(db.url(), {
+      http: { guard: AuditorHeaderGuard },
+      privacy: { personalData: ['changes.body.email'] },
+      integrity: { intervalMs: 3_600_000, entryKeys: [{ id: 'k1', secret: entryKey.slice(3) }] },
+    })) as INestApplication<Server>;
+  }, 90_000);
+
+  afterAll(async () => {
+    await app?.close();
+    await db?.stop();
+    stderr?.restore();
+  }, 30_000);
+
+  it('does not read a row wiped outside erase() as sealed because a forged audit_erasure row names its erasure', async () => {
+    await app.get(AuditService).log({
+      action: 'payment_approved',
+      entityType: 'Payment',
+      entityId: 'pay-victim',
+      userId: 'mallory',
+      ip: '192.0.2.5',
+      changes: { body: { email: 'mallory@example.com' } },
+    });
+    await eventually(async () => (await db.query(`SELECT 1 FROM audit_log WHERE entity_id = 'pay-victim'`)).length === 1);
+    const [{ id }] = await db.query<{ id: string }>(`SELECT id::text AS id FROM audit_log WHERE entity_id = 'pay-victim'`);
+    await app.get(AuditSealer).sealNow();
+    expect((await read(id)).items[0]).toMatchObject({ userId: 'mallory', erasedBy: null, seal: { state: 'sealed' } });
+
+    // Only what the app's role may do: EXECUTE audit_log_erase, INSERT into audit_log.
+    const madeUp = randomUUID();
+    await db.query(`SELECT * FROM audit_log_erase('mallory', NULL, NULL, $1::uuid, false)`, [madeUp]);
+    const entry = { erasure: { id: madeUp, subject: 'p1:made-up', by: 'user', rows: 1, alreadyErased: 0, notErasable: 0 } };
+    await db.query(
+      `INSERT INTO audit_log (id, occurred_at, action, entity_type, entity_id, outcome, changes)
+       VALUES ($1::uuid, now(), 'audit_erasure', 'audit_erasure', $2, 'success', $3::jsonb)`,
+      [randomUUID(), madeUp, JSON.stringify(entry)],
+    );
+    await app.get(AuditSealer).sealNow();
+
+    // The trail's own checks see through it: the forged entry records nothing.
+    const { anomalies } = await verify(db.url(), '--entry-key', entryKey);
+    expect(anomalies).toContain(`ANOMALY row_erased_unaccounted row ${id}`);
+
+    const after = (await read(id)).items[0];
+    expect(after).toMatchObject({ userId: '[ERASED]', erasedBy: madeUp });
+    expect(after.seal?.state).toBe('altered');
+  }, 60_000);
+});
