@@ -68,7 +68,7 @@ describe('an erased marker no erasure entry records, on the read side', () => {
     expect(after).toMatchObject({
       userId: '[ERASED]',
       erasedBy: madeUp,
-      seal: { state: 'altered', detail: `erased under erasure ${madeUp}, which no audit_erasure entry records` },
+      seal: { state: 'altered', detail: `erased under erasure ${madeUp}, which no authentic audit_erasure entry records` },
     });
   }, 60_000);
 

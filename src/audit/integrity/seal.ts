@@ -65,10 +65,13 @@ export interface RetentionMark {
  * goes on with `retention`, its month, rows and covered seal hash, then `erasures` and the
  * SHA-256 of the erasures it carries forward when it records them: a seal's hash is unchanged.
  *
+ * `manifestDigest`, when given, is the manifest's SHA-256 as the server computed it (the manifest
+ * itself is then not read).
+ *
  * @example
  * sealHash(seal).equals(seal.hash); // false when a stored field was changed
  */
-export function sealHash(seal: Omit<Seal, 'hash' | 'keyId' | 'signature'>): Buffer {
+export function sealHash(seal: Omit<Seal, 'hash' | 'keyId' | 'signature'>, manifestDigest?: Buffer): Buffer {
   const hash = createHash('sha256');
   const fields = [
     `audit-seal-v${seal.version}`,
@@ -79,7 +82,7 @@ export function sealHash(seal: Omit<Seal, 'hash' | 'keyId' | 'signature'>): Buff
     seal.horizon,
     String(seal.rowCount),
     seal.root.toString('hex'),
-    createHash('sha256').update(seal.manifest).digest('hex'),
+    (manifestDigest ?? createHash('sha256').update(seal.manifest).digest()).toString('hex'),
     String(seal.sealedAt),
     ...(seal.version >= SEAL_VERSION_ENTRY_AUTH ? [seal.entryAuthFrom ?? ''] : []),
     ...(seal.retention

@@ -1,7 +1,6 @@
 import { type BeforeApplicationShutdown, Inject, Injectable } from '@nestjs/common';
 import { type Readable } from 'node:stream';
 import { type Repository } from 'typeorm';
-import { literal } from '../audit-insert-sql';
 import { type AuditLog } from '../audit-log.entity';
 import { type ResolvedAuditOptions } from '../audit-options';
 import { AUDIT_OPTIONS, AUDIT_REPOSITORY } from '../audit.constants';
@@ -14,9 +13,9 @@ import { type AuditExportRequest, type AuditPage, type AuditPageRequest, type Au
 import { type RowSealFields, sealLookupQuery, type SealLookupRow, sealStatusOf } from './audit-seal-status';
 import { AuditReadPool } from './audit-read-pool';
 import { AuditReader } from './audit-reader';
+import { checkpointsCarryingQuery, erasureEntriesQuery, erasureEntryAuthentic, sealCheckQuery, sealProblem } from './row-trust';
 import { type VolumeBucket, volumeBuckets, volumeQuery } from './audit-volume';
 import { sealTableOf } from '../integrity/seal-store';
-import { ERASURE_ACTION } from '../privacy/erasure';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -107,24 +106,37 @@ export class AuditQueryService implements BeforeApplicationShutdown {
       const [found] = await this.reader.read<SealLookupRow>(sealLookupQuery(sealTableOf(table), { tx: row.seal_tx, id: row.id }));
       const item = toAuditLog(row);
       let seal = sealStatusOf(row, found);
-      // The seal covers the erased marker's commitments, not the erasure: one no entry records was made outside erase().
+      // A seal the app's role appended vouches for nothing: only one this process can authenticate counts.
+      if (seal.seq !== undefined) {
+        const [check] = await this.reader.read<Record<string, unknown>>(sealCheckQuery(sealTableOf(table), seal.seq));
+        const problem = sealProblem(check, this.options.integrity.signingKey);
+        if (problem !== null)
+          seal = { ...seal, state: 'altered', detail: `${problem}: a seal not made by the sealer (audit-verify names it)` };
+      }
+      // The seal covers the erased marker's commitments, not the erasure: one no authentic entry records was made outside erase().
       if (item.erasedBy !== null && seal.state === 'sealed' && !(await this.erasureRecorded(table, item.erasedBy))) {
-        seal = { ...seal, state: 'altered', detail: `erased under erasure ${item.erasedBy}, which no audit_erasure entry records` };
+        seal = {
+          ...seal,
+          state: 'altered',
+          detail: `erased under erasure ${item.erasedBy}, which no authentic audit_erasure entry records`,
+        };
       }
       items.push(Object.assign(item, { seal }));
     }
     return { items };
   }
 
-  /** Whether an `audit_erasure` entry records erasure `id`: in the table, or carried forward by a retention checkpoint. */
+  /**
+   * Whether an authentic `audit_erasure` entry records erasure `id`: in the table (see
+   * {@link erasureEntryAuthentic}), or carried forward by a retention checkpoint that this
+   * process can authenticate.
+   */
   private async erasureRecorded(table: string, id: string): Promise<boolean> {
-    const [row] = await this.reader.read<{ recorded: boolean }>(
-      `SELECT EXISTS (SELECT FROM ${table} AS e WHERE e.entity_type = ${literal(ERASURE_ACTION)} AND e.entity_id = ${literal(id)}
-           AND e.action = ${literal(ERASURE_ACTION)})
-         OR EXISTS (SELECT FROM ${sealTableOf(table)} AS s WHERE s.retention_erasures IS NOT NULL
-           AND pg_catalog.strpos(s.retention_erasures, ${literal(`"${id}": {"rows"`)}) > 0) AS recorded`,
-    );
-    return row?.recorded === true;
+    const sealTable = sealTableOf(table);
+    const entries = await this.reader.read<Record<string, unknown>>(erasureEntriesQuery(table, sealTable, id));
+    if (erasureEntryAuthentic(entries, this.options.integrity.entryKeys)) return true;
+    const checkpoints = await this.reader.read<Record<string, unknown>>(checkpointsCarryingQuery(sealTable, id));
+    return checkpoints.some((checkpoint) => sealProblem(checkpoint, this.options.integrity.signingKey) === null);
   }
 
   /**

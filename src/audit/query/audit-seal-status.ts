@@ -5,13 +5,14 @@ import { MANIFEST_ENTRY_BYTES } from '../integrity/seal';
 import { PERSONAL_VALUES_SQL, personalProblem } from '../privacy/personal-verdict';
 
 /**
- * Where one row stands with the seals, as the read side can tell from `audit_seal` alone (seal
- * hashes, signatures and the chain are `audit-verify`'s to check):
+ * Where one row stands with the seals, as the read side can tell from `audit_seal` alone (the
+ * chain and the witness are `audit-verify`'s to check):
  * - `sealed`: in seal `seq`'s range and manifest, its stored values as they were when sealed
  *   (personal values kept apart: each still matching the commitment the seal covers, or erased);
  * - `unsealed`: after the newest seal, not sealed yet;
  * - `altered`: in seal `seq`'s manifest, but its stored values changed after sealing (`detail`
- *   says how when a personal value no longer matches its commitment);
+ *   says how when a personal value no longer matches its commitment), or in the range of a seal
+ *   the module cannot authenticate (`detail` names it: `query/row-trust.ts`);
  * - `forged`: in seal `seq`'s range but not in its manifest (planted there, or left out as not
  *   authentic), after the newest seal with a transaction id older than that seal's horizon, or
  *   not sealed yet with personal values that do not match their commitments;

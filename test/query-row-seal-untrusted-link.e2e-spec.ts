@@ -17,15 +17,13 @@ interface RowRead {
   items: { id: string; seal?: { state: string; seq?: number } }[];
 }
 
-// Probe (attack on the trust promises). docs/VIEWER.md, "What it does not prove": the row read
-// does not check a seal's signature, "and a superuser who rewrites both tables can make a forged
-// row read `sealed`". Without `integrity.sealerDatabaseUrl` (the default), the application's role
-// holds INSERT on audit_log and audit_seal (INTEGRITY.md, Roles), and the link trigger cannot check
-// a signature. So that role alone (a leaked DATABASE_URL, no superuser) inserts a row that never
-// passed through the module, then appends a signed-looking link whose manifest names it: the
-// sealer stops at the link and audit-verify names it, yet the row read calls the forged row
-// `sealed`, as the viewer's row panel then shows it.
-describe('probe: a forged row named by a link the app role appended, on the read side', () => {
+// Without `integrity.sealerDatabaseUrl` (the default), the application's role holds INSERT on
+// audit_log and audit_seal (INTEGRITY.md, Roles), and the link trigger cannot check a signature.
+// So that role alone (a leaked DATABASE_URL, no superuser) inserts a row that never passed through
+// the module, then appends a link with a made-up signature whose manifest names it: the sealer
+// stops at the link and audit-verify names it, and the row read (docs/VIEWER.md) checks the seal
+// it relies on against the signing key, so it does not call the row `sealed` either.
+describe('a forged row named by a link the app role appended, on the read side', () => {
   const keys = sealingKeys();
   const secret = randomBytes(32).toString('base64');
   let db: TestPostgres;

@@ -13,7 +13,7 @@ interface RowRead {
   items: { id: string; userId: string | null; erasedBy: string | null; seal?: { state: string; detail?: string } }[];
 }
 
-// Probe (attack on the trust promises). docs/PRIVACY.md: "The row read (`GET <path>/rows/:id`)
+// docs/PRIVACY.md: "The row read (`GET <path>/rows/:id`)
 // looks for the entry too ... and says `altered` when none records it"; "Only an authentic entry
 // counts: with the entry keys given, an entry named `row_forged` records nothing". The app's role
 // holds INSERT on audit_log and EXECUTE on audit_log_erase: it wipes a sealed row's actor under a
@@ -21,7 +21,7 @@ interface RowRead {
 // it never passed through the module). The sealer refuses that row (forged), audit-verify with the
 // entry key names both; the row read, which holds the same entry keys, must not call the wiped row
 // `sealed`.
-describe('probe: an erasure recorded only by a forged audit_erasure row, on the read side', () => {
+describe('an erasure recorded only by a forged audit_erasure row, on the read side', () => {
   let db: TestPostgres;
   let app: INestApplication<Server>;
   let stderr: StderrCapture;
