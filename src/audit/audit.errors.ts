@@ -160,6 +160,15 @@ export class AuditReadError extends ServiceUnavailableException {
     return Object.assign(error, { retryAfterSeconds });
   }
 
+  /** A page answer while `max` others still hold bytes their clients have not taken. */
+  static pagesBusy(max: number, retryAfterSeconds: number): AuditReadError {
+    const error = new AuditReadError(
+      AUDIT_ERROR_CODES.readBusy,
+      `${max} page answers of the audit trail wait for their clients to read them, the most at once; retry in ${retryAfterSeconds} s`,
+    );
+    return Object.assign(error, { retryAfterSeconds });
+  }
+
   /** An export whose consumer took nothing for `idleMs`: ended, its connection given back. */
   static stalled(idleMs: number): AuditReadError {
     return new AuditReadError(AUDIT_ERROR_CODES.exportStalled, `the export's consumer read nothing for ${idleMs} ms: export ended`);

@@ -3,7 +3,7 @@ import { type CanActivate, type ExecutionContext, type INestApplication, Injecta
 import { Test } from '@nestjs/testing';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { type Server } from 'node:http';
-import { AUDIT_MIGRATIONS, AuditLog, AuditModule } from '../../src/audit';
+import { AUDIT_MIGRATIONS, AuditLog, AuditModule, type AuditModuleOptions } from '../../src/audit';
 import { type TestPostgres } from './postgres';
 
 /** A row to put in `audit_log` directly; unset fields get plain values. */
@@ -28,7 +28,10 @@ export class AuditorHeaderGuard implements CanActivate {
 }
 
 /** An app with the audit module, its read controller on behind {@link AuditorHeaderGuard}, on database `url`. */
-export async function startQueryApp(url: string, options: { readTimeoutMs?: number } = {}): Promise<INestApplication<Server>> {
+export async function startQueryApp(
+  url: string,
+  options: Pick<AuditModuleOptions, 'readTimeoutMs' | 'readConnections' | 'maxExports' | 'exportIdleMs'> = {},
+): Promise<INestApplication<Server>> {
   @Module({
     imports: [
       TypeOrmModule.forRoot({ type: 'postgres', url, entities: [AuditLog], migrations: [...AUDIT_MIGRATIONS], migrationsRun: true }),

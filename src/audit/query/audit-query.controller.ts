@@ -15,15 +15,16 @@ const PAGE = ['cursor', 'limit'] as const;
  * `GET <path>/rows/:id` (one row in full, with its seal status where integrity is on)
  * and `GET <path>/export?format=ndjson|csv&from=&to=`. Bad input answers 400 with the reason
  * (`AuditQueryError`); a database that does not answer, 503 (`AuditReadError`); an export while
- * `maxExports` are running, 503 with `Retry-After`.
+ * `maxExports` are running, or a page while `readConnections` page answers wait for clients that
+ * do not read them (`PageDeliveries`), 503 with `Retry-After`.
  */
 export class AuditQueryController {
   // Named explicitly: the class is subclassed at run time, and only a decorated class records its parameter types.
   constructor(@Inject(AuditQueryService) private readonly queries: AuditQueryService) {}
 
   @Get()
-  search(@Query() query: unknown): Promise<AuditPage> {
-    return searchPage(this.queries, query);
+  search(@Query() query: unknown, @Res({ passthrough: true }) response: unknown): Promise<AuditPage> {
+    return this.queries.pageDeliveries.deliver(response, () => searchPage(this.queries, query));
   }
 
   @Get('export')
@@ -46,15 +47,22 @@ export class AuditQueryController {
   }
 
   @Get('rows/:id')
-  row(@Param('id') id: string, @Query() query: unknown): Promise<AuditRowRead> {
+  row(@Param('id') id: string, @Query() query: unknown, @Res({ passthrough: true }) response: unknown): Promise<AuditRowRead> {
     readParams(query, []);
-    return this.queries.row(id);
+    return this.queries.pageDeliveries.deliver(response, () => this.queries.row(id));
   }
 
   @Get('entities/:type/:id')
-  history(@Param('type') type: string, @Param('id') id: string, @Query() query: unknown): Promise<AuditPage> {
+  history(
+    @Param('type') type: string,
+    @Param('id') id: string,
+    @Query() query: unknown,
+    @Res({ passthrough: true }) response: unknown,
+  ): Promise<AuditPage> {
     const params = readParams(query, PAGE);
-    return this.queries.history(type, id, { cursor: params.cursor, limit: checkLimit(params.limit) });
+    return this.queries.pageDeliveries.deliver(response, () =>
+      this.queries.history(type, id, { cursor: params.cursor, limit: checkLimit(params.limit) }),
+    );
   }
 }
 

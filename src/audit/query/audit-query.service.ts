@@ -13,6 +13,7 @@ import { type AuditExportRequest, type AuditPage, type AuditPageRequest, type Au
 import { type RowSealFields, sealLookupQuery, type SealLookupRow, sealStatusOf } from './audit-seal-status';
 import { AuditReadPool } from './audit-read-pool';
 import { AuditReader } from './audit-reader';
+import { PageDeliveries } from './page-deliveries';
 import { checkpointsCarryingQuery, erasureEntriesQuery, erasureEntryAuthentic, sealCheckQuery, sealProblem } from './row-trust';
 import { type VolumeBucket, volumeBuckets, volumeQuery } from './audit-volume';
 import { sealTableOf } from '../integrity/seal-store';
@@ -40,6 +41,8 @@ export class AuditQueryService implements BeforeApplicationShutdown {
   private readonly exports = new Set<Readable>();
   /** Slots taken by exports still opening. */
   private opening = 0;
+  /** Page answers waiting for HTTP clients that do not read them: at most `readConnections`. */
+  readonly pageDeliveries: PageDeliveries;
 
   constructor(
     @Inject(AUDIT_REPOSITORY) repository: Repository<AuditLog>,
@@ -47,6 +50,11 @@ export class AuditQueryService implements BeforeApplicationShutdown {
   ) {
     this.pool = new AuditReadPool(() => repository.manager?.connection, options.readConnections, options.readTimeoutMs);
     this.reader = new AuditReader(repository, options.readTimeoutMs, this.pool);
+    this.pageDeliveries = new PageDeliveries(
+      options.readConnections,
+      options.exportIdleMs,
+      Math.max(1, Math.ceil(options.readTimeoutMs / 1000)),
+    );
   }
 
   /**

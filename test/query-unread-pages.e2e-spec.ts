@@ -5,14 +5,16 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import request from 'supertest';
 import { AuditService } from '../src/audit';
+import { eventually } from './support/app';
 import { startQueryApp } from './support/query-app';
 import { TestPostgres } from './support/postgres';
 
 // DESIGN promise 7 and 11, docs/GUIDE.md "Reads never disturb writes": readers that are slow, or
-// that stop reading, cannot hold the app's resources; memory stays bounded. An export whose
-// client stops reading is ended after exportIdleMs. A page is one JSON answer of up to 500 rows
-// (each up to maxEntryBytes): a client that asks for it and never reads keeps the whole answer
-// in the app's memory for as long as it keeps its socket open.
+// that stop reading, cannot hold the app's resources; memory stays bounded. A page is one JSON
+// answer of up to 500 rows (each up to maxEntryBytes), held in the app until its client has read
+// it: at most readConnections page answers wait for clients that do not read them (one more
+// answers 503 AUDIT_READ_BUSY at once), and a client that takes nothing for exportIdleMs loses its
+// connection, as a stalled export does.
 const ROWS = 500;
 const NOTE = 'x'.repeat(40_000);
 const CLIENTS = 12;
@@ -20,7 +22,7 @@ const CLIENTS = 12;
 /** Every client's socket, destroyed after the suite. */
 const sockets: Socket[] = [];
 
-/** Sends a page request, waits for the first bytes of the answer, and then never reads again. */
+/** Sends a page request, waits for the first bytes of the answer (its status), and then never reads again. */
 function askAndStall(port: number, path: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const socket = connect(port, '127.0.0.1');
@@ -43,7 +45,7 @@ function heldBytes(): number {
   return heapUsed + external;
 }
 
-describe('probe: page answers that their clients never read', () => {
+describe('page answers that their clients never read', () => {
   let db: TestPostgres;
   let app: INestApplication<Server>;
 
@@ -66,21 +68,38 @@ describe('probe: page answers that their clients never read', () => {
     await db?.stop();
   });
 
-  it(`keeps memory bounded while ${CLIENTS} clients hold a 500-row page each unread, and writes go on`, async () => {
+  it(`keeps memory bounded while ${CLIENTS} clients ask for a 500-row page each and never read, and writes go on`, async () => {
     const path = `/audit?entityId=big&limit=${ROWS}`;
     const page = await request(app.getHttpServer()).get(path).set('x-auditor', 'yes').expect(200);
     const pageBytes = page.text.length;
     expect(pageBytes).toBeGreaterThan(ROWS * NOTE.length);
     const before = heldBytes();
     const port = (app.getHttpServer().address() as AddressInfo).port;
-    for (let i = 0; i < CLIENTS; i += 1) expect(await askAndStall(port, path)).toBe(200);
+    const statuses: number[] = [];
+    for (let i = 0; i < CLIENTS; i += 1) statuses.push(await askAndStall(port, path));
     await new Promise((resolve) => setTimeout(resolve, 500));
     const grown = heldBytes() - before;
     // Writes go on meanwhile.
     await app.get(AuditService).log({ action: 'nda_updated', entityType: 'NDA', entityId: 'during-unread-pages' });
     expect(await db.query(`SELECT 1 FROM audit_log WHERE entity_id = 'during-unread-pages'`)).toHaveLength(1);
-    // Bounded: no more than the pages the read pool can produce at once, whatever the number of such clients.
-    expect(grown).toBeLessThan(4 * pageBytes);
+    // readConnections (4) answers on their way; the others refused at once.
+    expect(statuses).toEqual([...Array<number>(4).fill(200), ...Array<number>(CLIENTS - 4).fill(503)]);
+    expect(grown).toBeLessThan(5 * pageBytes);
+  }, 60_000);
+
+  it('closes the connection of a client that takes nothing for exportIdleMs, and answers the next one', async () => {
+    const other = await startQueryApp(db.url(), { readConnections: 2, maxExports: 1, exportIdleMs: 1000 });
+    try {
+      const port = (other.getHttpServer().address() as AddressInfo).port;
+      const path = `/audit?entityId=big&limit=${ROWS}`;
+      expect([await askAndStall(port, path), await askAndStall(port, path), await askAndStall(port, path)]).toEqual([200, 200, 503]);
+      const busy = await request(other.getHttpServer()).get(path).set('x-auditor', 'yes').expect(503);
+      expect([busy.body.code, busy.headers['retry-after']]).toEqual(['AUDIT_READ_BUSY', expect.stringMatching(/^\d+$/)]);
+      // The stalled clients' connections are closed after a second without progress, and their places freed.
+      await eventually(async () => (await request(other.getHttpServer()).get(path).set('x-auditor', 'yes')).status === 200, 10_000);
+    } finally {
+      await other.close();
+    }
   }, 60_000);
 
   it('shuts down within readTimeoutMs while a client holds a 500-row page unread, as it does while exports are stalled', async () => {

@@ -1,0 +1,60 @@
+import { type ServerResponse } from 'node:http';
+import { AuditReadError } from '../audit.errors';
+
+/**
+ * Bounds the page answers (`GET <path>`, `…/entities/:type/:id`, `…/rows/:id`) that wait for
+ * their clients. A page is one JSON answer of up to 500 rows, each up to `maxEntryBytes`:
+ * written at once, what the connection cannot take yet stays in the process until its client
+ * reads it, so clients that ask and never read would hold memory without bound. When a page is
+ * ready while `max` answers still hold bytes their clients have not taken, it is refused
+ * (`AUDIT_READ_BUSY`, 503 with `Retry-After`); and a client that takes nothing of its answer for
+ * `idleMs` loses its connection, as a stalled export does. Answers their clients read as they
+ * come never count, however many run at once (the read pool bounds the reads themselves).
+ *
+ * @example
+ * const deliveries = new PageDeliveries(options.readConnections, options.exportIdleMs, 5);
+ * return deliveries.deliver(response, () => queries.search(search)); // a handler with @Res({ passthrough: true }) response
+ */
+export class PageDeliveries {
+  /** Answers handed to their connections and not delivered yet. */
+  private readonly sent = new Set<ServerResponse>();
+
+  constructor(
+    private readonly max: number,
+    private readonly idleMs: number,
+    private readonly retryAfterSeconds: number,
+  ) {}
+
+  /**
+   * Runs `work` for the answer to `response` (Express's response or Fastify's reply), then lets the
+   * answer go out unless `max` others still hold bytes their clients have not taken: then it
+   * throws {@link AuditReadError} (`AUDIT_READ_BUSY`), with `Retry-After` set on the response.
+   */
+  async deliver<T>(response: unknown, work: () => Promise<T>): Promise<T> {
+    const raw = rawResponse(response);
+    const answer = await work();
+    if (!raw) return answer;
+    let waiting = 0;
+    for (const other of this.sent) if (other.writableLength > 0) waiting += 1;
+    if (waiting >= this.max) {
+      (response as { header?: (name: string, value: string) => unknown }).header?.('Retry-After', String(this.retryAfterSeconds));
+      throw AuditReadError.pagesBusy(this.max, this.retryAfterSeconds);
+    }
+    this.sent.add(raw);
+    const socket = raw.socket;
+    const stalled = () => socket?.destroy();
+    socket?.setTimeout(this.idleMs, stalled);
+    raw.once('close', () => {
+      this.sent.delete(raw);
+      // The connection may carry the client's next request: its own timeouts apply again.
+      socket?.setTimeout(0);
+      socket?.off('timeout', stalled);
+    });
+    return answer;
+  }
+}
+
+function rawResponse(response: unknown): ServerResponse | undefined {
+  const candidate = ((response as { raw?: unknown } | undefined)?.raw ?? response) as Partial<ServerResponse> | undefined;
+  return typeof candidate?.once === 'function' && 'socket' in candidate ? (candidate as ServerResponse) : undefined;
+}
