@@ -13,7 +13,7 @@ import { AuditReadError } from '../audit.errors';
  *
  * @example
  * const deliveries = new PageDeliveries(options.readConnections, options.exportIdleMs, 5);
- * return deliveries.deliver(response, () => queries.search(search)); // a handler with @Res({ passthrough: true }) response
+ * const page = await deliveries.deliver(response, () => queries.search({ action: 'nda_deleted' })); // response: @Res({ passthrough: true })
  */
 export class PageDeliveries {
   /** Answers handed to their connections and not delivered yet. */
