@@ -43,6 +43,8 @@ export class DbSession {
   isTransactionActive = false;
   private done = false;
   private failure: Error | null = null;
+  /** Rejecters of the queries under way: a connection given up fails them at once, whatever its socket does. */
+  private readonly pending = new Set<(error: Error) => void>();
   private readonly onError = (error: Error) => this.discard(error);
 
   private constructor(
@@ -94,25 +96,27 @@ export class DbSession {
     const { roundTripMs, timeout, onProgress } = this.deadlines;
     const sent = this.client.query(sql, parameters);
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        const error = timeout('query', roundTripMs);
-        this.discard(error);
+      const fail = (error: Error) => {
+        clearTimeout(timer);
+        this.pending.delete(fail);
         reject(error);
-      }, roundTripMs).unref();
+      };
+      this.pending.add(fail);
+      const timer = setTimeout(() => this.discard(timeout('query', roundTripMs)), roundTripMs).unref();
       sent.then(
         (result) => {
+          if (!this.pending.delete(fail)) return;
           clearTimeout(timer);
           onProgress?.();
           const last = (Array.isArray(result) ? result.at(-1) : result) as { rows?: unknown[] } | undefined;
           resolve(last?.rows ?? []);
         },
         (error: unknown) => {
-          clearTimeout(timer);
-          // Given up meanwhile ({@link DbSession.abandon}): the socket's end is not the cause.
-          if (this.failure) return reject(this.failure);
+          // Given up meanwhile ({@link DbSession.abandon}): already failed with that cause, not the socket's end.
+          if (!this.pending.has(fail)) return;
           // An error PostgreSQL answered leaves the connection usable; any other one does not.
+          fail(error as Error);
           if (!isServerError(error)) this.discard(error instanceof Error ? error : new Error(String(error)));
-          reject(error as Error);
         },
       );
     });
@@ -153,6 +157,7 @@ export class DbSession {
     this.failure ??= error;
     this.release();
     destroy(this.client);
+    for (const fail of [...this.pending]) fail(error);
   }
 }
 
