@@ -22,6 +22,7 @@ export const AUDIT_ERROR_CODES = {
   erasureKeyMissing: 'AUDIT_ERASURE_KEY_MISSING',
   sealerRoleShared: 'AUDIT_SEALER_ROLE_SHARED',
   sealerPrivilege: 'AUDIT_SEALER_PRIVILEGE',
+  dbTimeout: 'AUDIT_DB_TIMEOUT',
 } as const;
 
 /**
@@ -203,6 +204,53 @@ export class AuditErasureError extends Error {
     return new AuditErasureError(
       AUDIT_ERROR_CODES.erasureKeyMissing,
       'an erasure names its subject by a keyed pseudonym: set privacy.pseudonymKey or integrity.entryKeys (AUDIT_PRIVACY_PSEUDONYM_KEY or AUDIT_INTEGRITY_ENTRY_KEY for audit-erase)',
+    );
+  }
+}
+
+/**
+ * The module's own work on the audit database (partition upkeep, an erasure) got no answer within
+ * its client-side deadline, or was given up at shutdown: a server that accepts and never answers
+ * never applies its own `statement_timeout`. Its connection was given up (socket destroyed, out
+ * of the pool). The message says whether anything may have been changed.
+ *
+ * @example
+ * try { await audit.erase({ userId: 'u-42' }); } catch (e) { (e as AuditDbTimeoutError).code; } // 'AUDIT_DB_TIMEOUT'
+ */
+export class AuditDbTimeoutError extends Error {
+  override readonly name = 'AuditDbTimeoutError';
+  readonly code = AUDIT_ERROR_CODES.dbTimeout;
+
+  private constructor(
+    readonly step: 'connect' | 'query' | 'commit' | 'shutdown',
+    readonly timeoutMs: number,
+    message: string,
+  ) {
+    super(message);
+  }
+
+  /** A step of partition upkeep past its deadline: its transaction is rolled back by the server, nothing was created. */
+  static upkeep(step: 'connect' | 'query', timeoutMs: number): AuditDbTimeoutError {
+    const what = step === 'connect' ? 'got no connection' : 'got no answer';
+    return new AuditDbTimeoutError(step, timeoutMs, `partition upkeep ${what} within ${timeoutMs} ms; its connection was given up`);
+  }
+
+  /** A step of an erasure before its COMMIT past its deadline, or given up at shutdown: nothing was erased. */
+  static erasure(step: 'connect' | 'query' | 'shutdown', timeoutMs: number): AuditDbTimeoutError {
+    const what =
+      step === 'shutdown'
+        ? 'was given up: the application is shutting down'
+        : `${step === 'connect' ? 'got no connection' : 'got no answer'} within ${timeoutMs} ms`;
+    return new AuditDbTimeoutError(step, timeoutMs, `the erasure ${what}; nothing was erased (its transaction never committed)`);
+  }
+
+  /** An erasure's COMMIT sent and never answered: whether it committed is not known. */
+  static erasureCommit(timeoutMs: number, erasureId: string): AuditDbTimeoutError {
+    return new AuditDbTimeoutError(
+      'commit',
+      timeoutMs,
+      `the erasure's COMMIT got no answer (within ${timeoutMs} ms, or before shutdown): it may or may not have committed. ` +
+        `Look for its audit_erasure entry (entity id ${erasureId}); erasing the subject again is safe (rows already erased are counted as such)`,
     );
   }
 }

@@ -19,7 +19,9 @@ import { AuditSpool } from './spool';
 import { EntityChangeSubscriber, holdForRecord, withEntityChanges } from './diffs';
 import { entrySigner } from './integrity/entry-auth';
 import { personalSplitter } from './privacy/personal-values';
-import { eraseSubject, type ErasureRequest, type ErasureResult } from './privacy/erasure';
+import { type ErasureRequest, type ErasureResult } from './privacy/erasure';
+import { eraseWithDeadlines, ErasuresUnderWay } from './privacy/bounded-erasure';
+import { dataSourcePool } from './db-session';
 import { splitErased } from './privacy/recovery-guard';
 
 /** How often, while up, the spool is checked for segments that processes gone from a shared directory left. */
@@ -79,6 +81,7 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
   private readonly circuit: AuditCircuit;
   private readonly writes: AuditWriteQueue;
   private readonly recovery: AuditRecovery;
+  private readonly erasures = new ErasuresUnderWay();
   private sweepTimer: NodeJS.Timeout | undefined;
   private shuttingDown = false;
   /** After shutdown has placed what it held: later entries go straight to the spool, or are dropped. */
@@ -213,18 +216,15 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
   async erase(request: ErasureRequest): Promise<ErasureResult> {
     const { privacy, integrity } = this.options;
     await this.writes.flush();
-    return this.repository.manager.transaction((manager) =>
-      eraseSubject(
-        {
-          query: (sql, parameters) => manager.query(sql, parameters),
-          table: this.writer.table(),
-          normalize: (entry) => this.normalizer.normalize(entry).record,
-          key: privacy.pseudonymKey ?? integrity.entryKeys[0]?.key ?? null,
-          userIdPseudonym: privacy.userIdPseudonym,
-        },
-        request,
-      ),
-    );
+    const pool = dataSourcePool(this.repository.manager.connection);
+    if (!pool) throw new Error('the audit DataSource is not connected');
+    const context = {
+      table: this.writer.table(),
+      normalize: (entry: AuditEntry) => this.normalizer.normalize(entry).record,
+      key: privacy.pseudonymKey ?? integrity.entryKeys[0]?.key ?? null,
+      userIdPseudonym: privacy.userIdPseudonym,
+    };
+    return this.erasures.run((track) => eraseWithDeadlines(pool, this.options.writeTimeoutMs, context, request, track));
   }
 
   /** A snapshot for health checks and diagnostics. */
@@ -294,6 +294,7 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
     this.shutdownDeadline = Date.now() + 2 * this.options.writeTimeoutMs;
     this.circuit.stop();
     clearInterval(this.sweepTimer);
+    const erasures = this.erasures.giveUp(this.options.writeTimeoutMs);
     await this.settleWrites();
     if (this.fallback.buffer.size > 0 && Date.now() < this.shutdownDeadline) {
       // One last try, whatever the cool-down says; the spool keeps for the next start.
@@ -308,6 +309,7 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
     await this.fallback.appendsSettled();
     await within(this.fallback.spool?.close() ?? Promise.resolve(), this.options.writeTimeoutMs, () => undefined);
     this.writer.abandonOpening();
+    await erasures;
   }
 
   private route(pending: PendingEntry): void {

@@ -31,6 +31,7 @@ export { DEFAULT_REDACT_KEYS } from './redaction';
 export {
   AUDIT_ERROR_CODES,
   AuditConfigError,
+  AuditDbTimeoutError,
   AuditErasureError,
   type AuditErrorCode,
   AuditQueryError,

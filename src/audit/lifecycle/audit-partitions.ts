@@ -1,10 +1,13 @@
 import { type BeforeApplicationShutdown, Inject, Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
-import { type DataSource, type QueryRunner, type Repository } from 'typeorm';
+import { type Repository } from 'typeorm';
 import { quoteTablePath } from '../audit-insert-sql';
 import { type AuditLog } from '../audit-log.entity';
 import { type ResolvedAuditOptions } from '../audit-options';
 import { AUDIT_OPTIONS, AUDIT_REPOSITORY } from '../audit.constants';
+import { AuditDbTimeoutError } from '../audit.errors';
+import { dataSourcePool, DbSession } from '../db-session';
 import { connectionSecrets, sanitizeDbError } from '../db-error';
+import { sealerDeadlines } from '../integrity/sealer-timing';
 import { PIN_SEARCH_PATH_SQL, resolveTable } from '../integrity/search-path';
 import { isLockNotAvailable, LOCK_TRIES, withLockRetries } from './lock-retries';
 import { monthOf, monthStart, partitionLayout } from './month-partitions';
@@ -40,8 +43,6 @@ interface UpkeepRow {
   covered_until: Date | null;
 }
 
-/** The longest one check may take, creating and moving included (ms). */
-const STATEMENT_TIMEOUT_MS = 60_000;
 /** SQLSTATE of "permission denied", and what the application's role then needs. */
 const INSUFFICIENT_PRIVILEGE = '42501';
 const GRANT_HINT = 'GRANT EXECUTE ON FUNCTION audit_log_create_partitions(integer) to the application role';
@@ -69,6 +70,8 @@ export class AuditPartitions implements OnApplicationBootstrap, BeforeApplicatio
   private stopped = false;
   private active = false;
   private warned = '';
+  /** The connection of the check under way, given up at shutdown. */
+  private current: DbSession | undefined;
   private readonly state: PartitionStatus = {
     partitioned: null,
     coveredUntil: null,
@@ -102,11 +105,16 @@ export class AuditPartitions implements OnApplicationBootstrap, BeforeApplicatio
     await this.bounded(first);
   }
 
-  /** Stops the timer and waits for a check under way, at most `writeTimeoutMs`. */
+  /**
+   * Stops the timer and waits for a check under way, at most `writeTimeoutMs`, then gives its
+   * connection up (socket destroyed): TypeORM's `destroy()`, which `app.close()` runs next, would
+   * wait for it.
+   */
   async beforeApplicationShutdown(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
     await this.bounded(this.running);
+    this.current?.abandon(AuditDbTimeoutError.upkeep('query', this.options.writeTimeoutMs));
   }
 
   /** Checks and creates the partitions now, after any check under way; failures are reported, never thrown. */
@@ -132,10 +140,10 @@ export class AuditPartitions implements OnApplicationBootstrap, BeforeApplicatio
   }
 
   /** One call of the function, in its own transaction; its locks are gone once this returns or throws. */
-  private async createPartitions(runner: QueryRunner, schema: string): Promise<UpkeepRow> {
+  private async createPartitions(runner: DbSession, schema: string, statementMs: number): Promise<UpkeepRow> {
     try {
       await runner.startTransaction();
-      await runner.query(`SET LOCAL statement_timeout = '${STATEMENT_TIMEOUT_MS}ms'; ${PIN_SEARCH_PATH_SQL}`);
+      await runner.query(`SET LOCAL statement_timeout = '${statementMs}ms'; ${PIN_SEARCH_PATH_SQL}`);
       const [row] = (await runner.query(
         `SELECT created, moved::text AS moved, default_rows::text AS default_rows, covered_until
          FROM ${quoteTablePath(schema)}.audit_log_create_partitions($1)`,
@@ -144,7 +152,7 @@ export class AuditPartitions implements OnApplicationBootstrap, BeforeApplicatio
       await runner.commitTransaction();
       return row;
     } catch (error) {
-      if (runner.isTransactionActive) await runner.rollbackTransaction().catch(() => undefined);
+      if (runner.isTransactionActive && !runner.failed) await runner.rollbackTransaction().catch(() => undefined);
       throw error;
     }
   }
@@ -153,12 +161,12 @@ export class AuditPartitions implements OnApplicationBootstrap, BeforeApplicatio
    * What health says when every try found a lock taken: the months of this one and the months
    * ahead that still have no partition (their rows go to the default partition meanwhile).
    */
-  private async busyMessage(runner: QueryRunner, table: string, cause: string): Promise<string> {
+  private async busyMessage(runner: DbSession, table: string, cause: string): Promise<string> {
     let missing: string[] | null = null;
     try {
       await runner.startTransaction();
       await runner.query(PIN_SEARCH_PATH_SQL);
-      const layout = await partitionLayout((sql, parameters) => runner.query(sql, parameters), table);
+      const layout = await partitionLayout((sql, parameters) => runner.query(sql, parameters) as Promise<Record<string, unknown>[]>, table);
       await runner.commitTransaction();
       const current = monthOf(Date.now());
       const made = new Set(layout.months.map((m) => m.month));
@@ -178,15 +186,19 @@ export class AuditPartitions implements OnApplicationBootstrap, BeforeApplicatio
   }
 
   private async attempt(): Promise<void> {
-    const dataSource = this.repository.manager.connection as DataSource;
-    if (!dataSource?.isInitialized) return;
-    const runner = dataSource.createQueryRunner();
+    const pool = dataSourcePool(this.repository.manager.connection);
+    if (!pool) return;
+    // Bounded by the client too: a server that never answers applies no statement_timeout.
+    const { connectMs, statementMs, roundTripMs } = sealerDeadlines(this.options.writeTimeoutMs);
+    let runner: DbSession | undefined;
     let table: string | undefined;
     try {
-      await runner.connect();
-      table = await resolveTable((sql, parameters) => runner.query(sql, parameters), this.repository.metadata.tablePath);
+      runner = await DbSession.checkout(pool, { connectMs, roundTripMs, timeout: (step, ms) => AuditDbTimeoutError.upkeep(step, ms) });
+      this.current = runner;
+      const session = runner;
+      table = await resolveTable((sql, parameters) => session.query(sql, parameters), this.repository.metadata.tablePath);
       const schema = table.slice(0, table.lastIndexOf('.'));
-      const row = await withLockRetries(() => this.createPartitions(runner, schema), { stop: () => this.stopped });
+      const row = await withLockRetries(() => this.createPartitions(session, schema, statementMs), { stop: () => this.stopped });
       Object.assign(this.state, {
         partitioned: true,
         coveredUntil: row.covered_until ? new Date(row.covered_until).toISOString() : null,
@@ -198,12 +210,12 @@ export class AuditPartitions implements OnApplicationBootstrap, BeforeApplicatio
       });
       this.warned = '';
     } catch (error) {
-      if (runner.isTransactionActive) await runner.rollbackTransaction().catch(() => undefined);
+      if (runner?.isTransactionActive && !runner.failed) await runner.rollbackTransaction().catch(() => undefined);
       const { code, message: cause } = sanitizeDbError(error, connectionSecrets(this.repository.manager.connection?.options));
       const busy = isLockNotAvailable(error);
       // A lock taken means the function exists: the table is partitioned, only this call could not go on.
       if (busy) this.state.partitioned = true;
-      const message = busy && table ? await this.busyMessage(runner, table, cause) : cause;
+      const message = busy && table && runner ? await this.busyMessage(runner, table, cause) : cause;
       if (code === UNDEFINED_FUNCTION) {
         // Checked again at every interval: a deploy may run the migration while this process lives.
         this.state.partitioned = false;
@@ -221,7 +233,8 @@ export class AuditPartitions implements OnApplicationBootstrap, BeforeApplicatio
         );
       }
     } finally {
-      await runner.release().catch(() => undefined);
+      if (this.current === runner) this.current = undefined;
+      runner?.release();
     }
   }
 }

@@ -1,10 +1,11 @@
-import { Client } from 'pg';
+import { Pool } from 'pg';
 import { AuditEntryNormalizer } from '../audit-entry';
 import { quoteTablePath } from '../audit-insert-sql';
 import { connectionSecrets, sanitizeDbError } from '../db-error';
 import { entrySigner, parseEntryKeys, resolveEntryKeys } from '../integrity/entry-auth';
 import { DEFAULT_REDACT_KEYS } from '../redaction';
-import { eraseSubject, type ErasureRequest } from './erasure';
+import { eraseWithDeadlines } from './bounded-erasure';
+import { type ErasureRequest } from './erasure';
 import { personalSplitter } from './personal-values';
 import { resolvePrivacyOptions } from './privacy-options';
 import { parseCommandArgs } from '../command-args';
@@ -21,6 +22,9 @@ environment: AUDIT_INTEGRITY_ENTRY_KEY signs the erasure entry (as the app does)
   (default: the entry key) makes the subject's pseudonym; AUDIT_PRIVACY_PSEUDONYMIZE_USER_ID=true when the
   app stores user ids as their keyed pseudonyms (with a userIdPseudonym function of your own, give --user the pseudonym)
 exit status: 0 done, 2 usage or database error`;
+
+/** The module's default `writeTimeoutMs`, from which the command's deadlines derive (a connection in 5 s, a statement in 30 s). */
+const CLI_WRITE_TIMEOUT_MS = 2000;
 
 /** Where the command writes: the report to `out`, usage and errors to `err`. */
 export interface EraseOutput {
@@ -70,13 +74,14 @@ export async function runErase(argv: string[], env: Record<string, string | unde
     io.err(`--url, AUDIT_DATABASE_URL or DATABASE_URL must be set\n${ERASE_USAGE}`);
     return 2;
   }
-  const client = new Client({ connectionString: url });
+  // One connection, on the module's client-side deadlines (with the default writeTimeoutMs): a server that never answers fails the command.
+  const pool = new Pool({ connectionString: url, max: 1, allowExitOnIdle: true });
+  pool.on('error', () => undefined);
   try {
-    await client.connect();
-    await client.query('BEGIN');
-    const result = await eraseSubject(
+    const result = await eraseWithDeadlines(
+      pool,
+      CLI_WRITE_TIMEOUT_MS,
       {
-        query: async (sql, parameters) => (await client.query(sql, parameters)).rows,
         table: quoteTablePath(args.table || env.AUDIT_TABLE || 'audit_log'),
         normalize: (entry) => normalizer.normalize(entry).record,
         key: privacy.pseudonymKey ?? entryKeys[0]?.key ?? null,
@@ -84,7 +89,6 @@ export async function runErase(argv: string[], env: Record<string, string | unde
       },
       request,
     );
-    await client.query('COMMIT');
     const verb = { erased: result.dryRun ? 'would erase' : 'erased', already_erased: 'already erased', not_erasable: 'not erasable' };
     for (const row of result.rows) io.out(`${verb[row.state]} ${row.id} ${row.occurredAt}`);
     io.out(
@@ -94,12 +98,11 @@ export async function runErase(argv: string[], env: Record<string, string | unde
     );
     return 0;
   } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
     const { code, message } = sanitizeDbError(error, connectionSecrets({ url }));
     io.err(`audit-erase failed: ${code}: ${message}`);
     return 2;
   } finally {
-    await client.end().catch(() => undefined);
+    await pool.end().catch(() => undefined);
   }
 }
 

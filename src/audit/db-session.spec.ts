@@ -1,0 +1,59 @@
+import { EventEmitter } from 'node:events';
+import { type DbClient, type DbPool, dataSourcePool, DbSession } from './db-session';
+
+/** A `pg` client double: queries answer as `answer` says; its socket can be destroyed. */
+function client(answer: (sql: string) => Promise<unknown>) {
+  const emitter = new EventEmitter();
+  const double = Object.assign(emitter, {
+    query: jest.fn((sql: string) => answer(sql)),
+    release: jest.fn<void, [Error?]>(),
+    destroyed: jest.fn(),
+  });
+  return Object.assign(double, { connection: { stream: { destroy: double.destroyed } } }) as typeof double & DbClient;
+}
+
+const pool = (c: DbClient): DbPool => ({ connect: () => Promise.resolve(c) });
+const timeout = (step: 'connect' | 'query', ms: number) => Object.assign(new Error(`${step} ${ms}`), { code: 'LATE' });
+
+describe('DbSession', () => {
+  beforeEach(() => jest.useFakeTimers());
+  afterEach(() => jest.useRealTimers());
+
+  it('fails a step past its deadline with the error its owner chose, and is then failed', async () => {
+    const c = client(() => new Promise(() => undefined));
+    const session = await DbSession.checkout(pool(c), { connectMs: 1000, roundTripMs: 300, timeout });
+    expect(session.failed).toBe(false);
+    const pending = session.query('SELECT 1');
+    jest.advanceTimersByTime(300);
+    await expect(pending).rejects.toMatchObject({ message: 'query 300', code: 'LATE' });
+    expect({ failed: session.failed, destroyed: c.destroyed.mock.calls.length }).toEqual({ failed: true, destroyed: 1 });
+  });
+
+  it("a query pending when the session is abandoned fails with the abandon's error, not the socket's end", async () => {
+    let fail: (error: Error) => void = () => undefined;
+    const c = client(() => new Promise((_, reject) => (fail = reject)));
+    const session = await DbSession.checkout(pool(c), { connectMs: 1000, roundTripMs: 60_000, timeout });
+    const pending = session.query('SELECT 1');
+    const shutdown = new Error('shutting down');
+    session.abandon(shutdown);
+    fail(new Error('Connection terminated'));
+    await expect(pending).rejects.toBe(shutdown);
+    expect(c.release).toHaveBeenCalledWith(shutdown);
+  });
+
+  it('a connection not taken within connectMs fails with the connect error', async () => {
+    const opening = DbSession.checkout({ connect: () => new Promise(() => undefined) }, { connectMs: 500, roundTripMs: 1000, timeout });
+    jest.advanceTimersByTime(500);
+    await expect(opening).rejects.toMatchObject({ message: 'connect 500' });
+  });
+});
+
+describe('dataSourcePool', () => {
+  it('is the driver pool of a connected DataSource, else null', () => {
+    const master = { connect: () => Promise.resolve({}) };
+    expect(dataSourcePool({ isInitialized: true, driver: { master } })).toBe(master);
+    expect(dataSourcePool({ isInitialized: false, driver: { master } })).toBeNull();
+    expect(dataSourcePool({ isInitialized: true, driver: {} })).toBeNull();
+    expect(dataSourcePool(undefined)).toBeNull();
+  });
+});

@@ -1,0 +1,184 @@
+/** The parts of a `pg` client a {@link DbSession} uses. */
+export interface DbClient {
+  query(text: string, values?: unknown[]): Promise<unknown>;
+  release(error?: Error): void;
+  once(event: 'error', listener: (error: Error) => void): unknown;
+  removeListener(event: 'error', listener: (error: Error) => void): unknown;
+  connection?: { stream?: { destroy(): void } };
+}
+
+/** The parts of a `pg` pool a {@link DbSession} uses (`_clients`: pg-pool's own list, read only to find a connection it opens for us). */
+export interface DbPool {
+  connect(): Promise<DbClient>;
+  _clients?: unknown;
+}
+
+/** The client-side deadlines of a {@link DbSession}, and the error each step that misses one fails with. */
+export interface DbSessionDeadlines {
+  /** Longest wait for a connection; one the pool opens for the session is destroyed past it. */
+  connectMs: number;
+  /** Longest wait for one round trip; past it the connection is destroyed. */
+  roundTripMs: number;
+  /** The error of a step past its deadline. */
+  timeout: (step: 'connect' | 'query', ms: number) => Error;
+  /** Told whenever a round trip settles. */
+  onProgress?: () => void;
+}
+
+/**
+ * One pool connection with client-side deadlines (the module's sealer, retention, partition
+ * upkeep and erasure use it; the writer has its own, see `bounded-pool-query.ts`): a server that
+ * accepts and never answers (a silent network partition, a hung server) never applies its own
+ * `statement_timeout`, and `pg` has no deadline of its own. Taking the connection may last
+ * `connectMs`, each round trip `roundTripMs`. A round trip past its deadline, or
+ * {@link DbSession.abandon}, destroys the connection's socket and takes it out of the pool, so
+ * that nobody waits on it and the pool never hands it out again. It offers what the module uses
+ * of a TypeORM `QueryRunner`.
+ *
+ * @example
+ * const session = await DbSession.checkout(pool, { connectMs: 5000, roundTripMs: 32_000, timeout: (step, ms) => new Error(`${step}: ${ms} ms`) });
+ * try { await session.query('SELECT 1'); } finally { session.release(); }
+ */
+export class DbSession {
+  isTransactionActive = false;
+  private done = false;
+  private failure: Error | null = null;
+  /** Rejecters of the queries under way: a connection given up fails them at once, whatever its socket does. */
+  private readonly pending = new Set<(error: Error) => void>();
+  private readonly onError = (error: Error) => this.discard(error);
+
+  private constructor(
+    private readonly client: DbClient,
+    private readonly deadlines: DbSessionDeadlines,
+  ) {
+    // A socket error while checked out is ours to handle: unhandled, it would crash the process.
+    client.once('error', this.onError);
+  }
+
+  /** Checks a connection out of `pool` within `deadlines.connectMs`. */
+  static checkout(pool: DbPool, deadlines: DbSessionDeadlines): Promise<DbSession> {
+    const { connectMs } = deadlines;
+    const before = Array.isArray(pool._clients) ? pool._clients.length : -1;
+    const checkout = pool.connect();
+    const after = pool._clients;
+    // pg-pool adds a connection it opens to `_clients` at once, before it connects.
+    const fresh = Array.isArray(after) && before >= 0 && after.length === before + 1 ? (after[before] as DbClient) : undefined;
+    return new Promise((resolve, reject) => {
+      let expired = false;
+      const timer = setTimeout(() => {
+        expired = true;
+        if (fresh) destroy(fresh);
+        reject(deadlines.timeout('connect', connectMs));
+      }, connectMs).unref();
+      checkout.then(
+        (client) => {
+          clearTimeout(timer);
+          // Ready after the deadline: back to the pool, for a later caller.
+          if (expired) client.release();
+          else resolve(new DbSession(client, deadlines));
+        },
+        (error: unknown) => {
+          clearTimeout(timer);
+          reject(error as Error);
+        },
+      );
+    });
+  }
+
+  /** Whether the connection was given up (a round trip past its deadline, a socket error, {@link DbSession.abandon}). */
+  get failed(): boolean {
+    return this.failure !== null;
+  }
+
+  /** Rows of the statement (of the last one, for several in one string); rejects past `roundTripMs`. */
+  query(sql: string, parameters?: unknown[]): Promise<unknown> {
+    if (this.failure) return Promise.reject(this.failure);
+    const { roundTripMs, timeout, onProgress } = this.deadlines;
+    const sent = this.client.query(sql, parameters);
+    return new Promise((resolve, reject) => {
+      const fail = (error: Error) => {
+        clearTimeout(timer);
+        this.pending.delete(fail);
+        reject(error);
+      };
+      this.pending.add(fail);
+      const timer = setTimeout(() => this.discard(timeout('query', roundTripMs)), roundTripMs).unref();
+      sent.then(
+        (result) => {
+          if (!this.pending.delete(fail)) return;
+          clearTimeout(timer);
+          onProgress?.();
+          const last = (Array.isArray(result) ? result.at(-1) : result) as { rows?: unknown[] } | undefined;
+          resolve(last?.rows ?? []);
+        },
+        (error: unknown) => {
+          // Given up meanwhile ({@link DbSession.abandon}): already failed with that cause, not the socket's end.
+          if (!this.pending.has(fail)) return;
+          // An error PostgreSQL answered leaves the connection usable; any other one does not.
+          fail(error as Error);
+          if (!isServerError(error)) this.discard(error instanceof Error ? error : new Error(String(error)));
+        },
+      );
+    });
+  }
+
+  async startTransaction(): Promise<void> {
+    await this.query('BEGIN');
+    this.isTransactionActive = true;
+  }
+
+  async commitTransaction(): Promise<void> {
+    try {
+      await this.query('COMMIT');
+    } finally {
+      this.isTransactionActive = false;
+    }
+  }
+
+  async rollbackTransaction(): Promise<void> {
+    this.isTransactionActive = false;
+    await this.query('ROLLBACK');
+  }
+
+  /** Back to the pool (out of it, if the connection failed). */
+  release(): void {
+    if (this.done) return;
+    this.done = true;
+    this.client.removeListener('error', this.onError);
+    this.client.release(this.failure ?? undefined);
+  }
+
+  /** Gives the connection up: its socket destroyed, out of the pool; a pending query fails at once. */
+  abandon(error: Error): void {
+    this.discard(error);
+  }
+
+  private discard(error: Error): void {
+    this.failure ??= error;
+    this.release();
+    destroy(this.client);
+    for (const fail of [...this.pending]) fail(error);
+  }
+}
+
+function destroy(client: DbClient): void {
+  client.connection?.stream?.destroy();
+}
+
+function isServerError(error: unknown): boolean {
+  const e = error as { severity?: unknown; code?: unknown } | null;
+  return typeof e?.severity === 'string' && typeof e.code === 'string';
+}
+
+/**
+ * The `pg` pool of a TypeORM PostgreSQL DataSource, or null while it is not connected (or not
+ * PostgreSQL): the module's own work checks its connections out of it with a {@link DbSession}.
+ *
+ * @example
+ * const pool = dataSourcePool(repository.manager.connection);
+ */
+export function dataSourcePool(dataSource: { isInitialized?: boolean; driver?: unknown } | undefined): DbPool | null {
+  if (!dataSource?.isInitialized) return null;
+  const master = (dataSource.driver as { master?: Partial<DbPool> } | undefined)?.master;
+  return typeof master?.connect === 'function' ? (master as DbPool) : null;
+}
