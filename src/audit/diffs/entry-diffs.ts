@@ -37,8 +37,7 @@ export function partChanges(changes: unknown): { rest: unknown; diffs: DiffsPart
     if (changes === null || typeof changes !== 'object' || Array.isArray(changes)) return { rest: changes, diffs: undefined };
     const entities = Object.getOwnPropertyDescriptor(changes, 'entities')?.value as unknown;
     if (entities === null || typeof entities !== 'object' || !MADE.has(entities)) return { rest: changes, diffs: undefined };
-    const { entities: _entities, entitiesOmitted, ...rest } = changes as Record<string, unknown>;
-    return { rest, diffs: entitiesOmitted === undefined ? { entities } : { entities, entitiesOmitted } };
+    return diffsOf(changes);
   } catch {
     return { rest: changes, diffs: undefined };
   }
