@@ -1,6 +1,7 @@
+import { type EntityChange } from './entity-change';
 import { diffsBytes, fitDiffs, joinDiffs, markEntityChanges, partChanges } from './entry-diffs';
 
-const change = (title: string) => ({ type: 'T', id: 1, op: 'insert', fields: { title: [null, title] } });
+const change = (title: string): EntityChange => ({ type: 'T', id: 1, op: 'insert', fields: { title: [null, title] } });
 
 describe('entry diffs', () => {
   it('parts the module’s diffs from the rest of changes, and joins them back in the same order', () => {
