@@ -1,5 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { type EntityChanges } from './diffs/entity-change';
+import { markEntityChanges } from './diffs/entry-diffs';
 
 /**
  * The scope an audit row is written for: one mutating HTTP request (opened by the interceptor), or
@@ -88,5 +89,5 @@ export function takeEntityChanges(context: AuditContext | undefined): EntityChan
   context.entities = undefined;
   context.bytes = 0;
   context.omitted = 0;
-  return taken;
+  return markEntityChanges(taken);
 }

@@ -1,3 +1,4 @@
+import { diffsBytes, diffsOf, type DiffsPart, fitDiffs, joinDiffs, partChanges } from './diffs/entry-diffs';
 import { compileRedactor, convertJsonSafe, type JsonSafeResult, safeString, toJsonSafe, UNREADABLE } from './json-safe';
 import { isoTime, storableOccurredAt, withOriginalOccurredAt } from './occurred-at';
 import { recordBytes } from './record-json';
@@ -140,9 +141,12 @@ export class AuditEntryNormalizer {
       faults += 1;
       occurredAt = { iso: isoTime(now), original: UNREADABLE };
     }
-    const changes = this.payload(field('changes'));
+    // The module's entity diffs are converted and cut apart from the rest of `changes`: a large body never takes them along.
+    const given = partChanges(field('changes'));
+    const changes = this.payload(given.rest);
+    const diffs = given.diffs && this.payload(given.diffs);
     const metadata = this.payload(field('metadata'));
-    faults += changes.faults + metadata.faults;
+    faults += changes.faults + metadata.faults + (diffs?.faults ?? 0);
     const record: AuditRecord = {
       id: uuidv7(),
       occurredAt: occurredAt.iso,
@@ -155,12 +159,15 @@ export class AuditEntryNormalizer {
       ip: text(field('ip'), TEXT_LIMITS.ip),
       userAgent: text(field('userAgent'), TEXT_LIMITS.userAgent),
       requestId: text(field('requestId'), TEXT_LIMITS.requestId),
-      changes: changes.value,
+      changes: joinDiffs(changes.value, diffs?.value as DiffsPart | undefined),
       metadata: occurredAt.original === undefined ? metadata.value : withOriginalOccurredAt(metadata.value, occurredAt.original),
     };
+    // With `privacy`, the record as it was before its personal values were taken out: a cut record is split again from it.
+    const unsplit = this.personal ? { ...record } : record;
     this.personal?.(record);
-    let capped = this.capSize(record, changes, metadata);
-    if (this.personal && capped.bytes > this.maxEntryBytes) capped = this.capPersonal(record, changes, metadata, this.personal);
+    let capped = this.capSize(record, unsplit, changes, metadata, diffs !== undefined);
+    if (this.personal && capped.bytes > this.maxEntryBytes)
+      capped = this.capPersonal(unsplit, changes, metadata, diffs !== undefined, this.personal);
     if (!this.sign) return { ...capped, faults };
     const code = this.sign(capped.record);
     capped.record.authCode = code;
@@ -176,38 +183,78 @@ export class AuditEntryNormalizer {
     return convertJsonSafe(value, this.isRedacted, this.maxEntryBytes, false, !this.personal);
   }
 
-  private capSize(record: AuditRecord, changes: JsonSafeResult, metadata: JsonSafeResult): { record: AuditRecord; bytes: number } {
+  /**
+   * An entry over `maxEntryBytes`: the rest of `changes` (the body, a caller's values) and
+   * `metadata` become markers with a preview, each within a quarter of what the entity diffs leave
+   * of the budget. The diffs keep their own half whole; past it, the changes that do not fit are
+   * left out and counted in `entitiesOmitted` (with `privacy`, the record is then split again).
+   */
+  private capSize(
+    record: AuditRecord,
+    unsplit: AuditRecord,
+    changes: JsonSafeResult,
+    metadata: JsonSafeResult,
+    hasDiffs: boolean,
+  ): { record: AuditRecord; bytes: number } {
     let bytes = recordBytes(record);
     if (bytes <= this.maxEntryBytes && changes.complete && metadata.complete) return { record, bytes };
-    // A preview a quarter of the budget each leaves room for the fixed fields (at most ~1.3 KiB).
-    const previewChars = Math.floor(this.maxEntryBytes / 4 / 4);
+    const source = hasDiffs ? this.withDiffsFitted(record, unsplit) : record;
+    const { rest, diffs } = hasDiffs ? diffsOf(source.changes) : { rest: source.changes, diffs: undefined };
+    // A preview a quarter of what the diffs leave each leaves room for the fixed fields (at most ~1.3 KiB).
+    const previewChars = Math.floor((this.maxEntryBytes - diffsBytes(diffs)) / 4 / 4);
     const capped = {
-      ...record,
-      changes: truncate(record.changes, changes, previewChars),
-      metadata: truncate(record.metadata, metadata, previewChars),
+      ...source,
+      changes: joinDiffs(truncate(rest, changes, previewChars), diffs),
+      metadata: truncate(source.metadata, metadata, previewChars),
     };
     bytes = recordBytes(capped);
     return { record: capped, bytes };
+  }
+
+  /** The record with its entity diffs cut to half of `maxEntryBytes` (measured before the split of personal values), or as it is when they fit. */
+  private withDiffsFitted(record: AuditRecord, unsplit: AuditRecord): AuditRecord {
+    const { rest, diffs } = diffsOf(unsplit.changes);
+    const share = Math.floor(this.maxEntryBytes / 2);
+    if (!diffs || diffsBytes(diffs) <= share) return record;
+    const fitted: AuditRecord = { ...unsplit, changes: joinDiffs(rest, fitDiffs(diffs, share)) };
+    if (!this.personal) return fitted;
+    this.personal(fitted);
+    return fitted;
   }
 
   /**
    * With the `privacy` option, an entry still over `maxEntryBytes` once `changes` and `metadata`
    * are cut: its personal values (and their commitments) are what is large. Both payloads become
    * markers of their size alone, with no preview that could hold a personal value, and the split
-   * runs again on the record without them: only the actor's values are kept apart.
+   * runs again, from the record as it was before it, on the record without them: only the actor's
+   * values, and those of the entity diffs, which keep their half, are kept apart. When the diffs'
+   * values are still too large, the diffs too are left out and counted in `entitiesOmitted`.
    */
   private capPersonal(
-    split: AuditRecord,
+    unsplit: AuditRecord,
     changes: JsonSafeResult,
     metadata: JsonSafeResult,
+    hasDiffs: boolean,
     splitPersonal: (record: AuditRecord) => void,
   ): { record: AuditRecord; bytes: number } {
-    const record: AuditRecord = { ...split, changes: sizeMarker(split.changes, changes), metadata: sizeMarker(split.metadata, metadata) };
-    delete record.personal;
-    delete record.commitments;
-    splitPersonal(record);
-    return { record, bytes: recordBytes(record) };
+    const { rest, diffs } = hasDiffs ? diffsOf(unsplit.changes) : { rest: unsplit.changes, diffs: undefined };
+    const withMarkers = (kept: DiffsPart | undefined): { record: AuditRecord; bytes: number } => {
+      const record: AuditRecord = {
+        ...unsplit,
+        changes: joinDiffs(isEmptyObject(rest) ? rest : sizeMarker(rest, changes), kept),
+        metadata: sizeMarker(unsplit.metadata, metadata),
+      };
+      splitPersonal(record);
+      return { record, bytes: recordBytes(record) };
+    };
+    if (!diffs) return withMarkers(undefined);
+    const capped = withMarkers(fitDiffs(diffs, Math.floor(this.maxEntryBytes / 2)));
+    return capped.bytes <= this.maxEntryBytes ? capped : withMarkers(fitDiffs(diffs, 0));
   }
+}
+
+function isEmptyObject(value: unknown): boolean {
+  return value !== null && typeof value === 'object' && Object.keys(value).length === 0;
 }
 
 /** A marker of a payload's size alone, without preview; null for none. */

@@ -1,6 +1,7 @@
 import { currentAuditContext, takeEntityChanges } from '../audit-context';
 import { type AuditEntry } from '../audit-entry';
 import { type EntityChanges } from './entity-change';
+import { markEntityChanges } from './entry-diffs';
 
 /**
  * The entry with the entity changes it is the row for: inside an `auditScope()`, the changes
@@ -29,7 +30,7 @@ function merge(a: EntityChanges | undefined, b: EntityChanges | undefined): Enti
   const omitted = (a?.entitiesOmitted ?? 0) + (b?.entitiesOmitted ?? 0);
   const merged: EntityChanges = { entities: [...(a?.entities ?? []), ...(b?.entities ?? [])] };
   if (omitted > 0) merged.entitiesOmitted = omitted;
-  return merged;
+  return markEntityChanges(merged);
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {

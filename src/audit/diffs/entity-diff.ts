@@ -3,9 +3,10 @@ import { type ColumnMetadata } from 'typeorm/metadata/ColumnMetadata';
 import { type RelationMetadata } from 'typeorm/metadata/RelationMetadata';
 import { REDACTED } from '../redaction';
 import { type AuditedEntityRule } from './audited-entities';
-import { sameValue, shownValue, withoutExcluded } from './diff-values';
+import { sameValue } from './diff-values';
 import { type EntityChange, type EntityChangeOp, UNKNOWN_BEFORE } from './entity-change';
 import { type DiffField, diffFields, isSecretColumn } from './entity-fields';
+import { shownValue } from './shown-value';
 
 /** The parts of a TypeORM subscriber event a diff is made of. */
 export interface ChangeSource {
@@ -42,7 +43,7 @@ export function entityChange(
 ): EntityChange | undefined {
   const { metadata, entity, databaseEntity } = source;
   const fields = diffFields(metadata, rule, isRedacted);
-  const show = (field: DiffField, value: unknown) => shownValue(withoutExcluded(value, field.path, rule.exclude));
+  const show = (field: DiffField, value: unknown) => shownValue(value, field.path, rule.exclude);
   if (op === 'insert') {
     if (!entity) return undefined;
     const id = idOf(metadata, entity, isRedacted);

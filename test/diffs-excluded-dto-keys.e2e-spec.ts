@@ -8,9 +8,9 @@ import { changesOf, startDiffsApp } from './support/diffs-app';
 import { TestPostgres } from './support/postgres';
 
 // docs/GUIDE.md: "Excluded properties never appear, for every kind of write … `settings.theme`
-// one key of a JSON column's value (in each element of an array too)". A Nest app that validates
-// with `ValidationPipe({ transform: true })` and `@Type(() => SettingsDto)` hands the entity class
-// instances, not plain objects: the JSON column's value is then a DTO.
+// one key of a JSON column's value (in each element of an array too)", whatever the value's class.
+// A Nest app that validates with `ValidationPipe({ transform: true })` and `@Type(() => SettingsDto)`
+// hands the entity class instances, not plain objects: the JSON column's value is then a DTO.
 
 /** What a client's settings become after class-transformer: an instance of a class. */
 class SettingsDto {
@@ -19,7 +19,7 @@ class SettingsDto {
 }
 
 @AuditedEntity({ type: 'Board', exclude: ['settings.theme', 'panels.theme'] })
-@Entity('probe_board')
+@Entity('dto_board')
 class Board {
   @PrimaryGeneratedColumn() id!: number;
   @Column('text') title!: string;
@@ -56,13 +56,13 @@ class BoardsController {
   }
 }
 
-describe('probe: an excluded JSON key of a value that is a class instance (a validated DTO)', () => {
+describe('an excluded JSON key of a value that is a class instance (a validated DTO)', () => {
   let db: TestPostgres;
   let app: INestApplication<Server>;
   let n = 0;
 
   const send = async (method: 'post' | 'patch', path: string, body: object): Promise<string> => {
-    const requestId = `probe-dto-${++n}`;
+    const requestId = `dto-${++n}`;
     const response = await request(app.getHttpServer())[method](path).set('x-request-id', requestId).send(body);
     expect(response.status).toBeLessThan(300);
     return JSON.stringify((await changesOf(db, requestId)).entities);
@@ -85,7 +85,7 @@ describe('probe: an excluded JSON key of a value that is a class instance (a val
       panels: [{ theme: 'secret-theme-2', color: 'red' }],
     });
     expect(created).toContain('blue');
-    const [{ id }] = await db.query<{ id: number }>('SELECT id FROM probe_board');
+    const [{ id }] = await db.query<{ id: number }>('SELECT id FROM dto_board');
     const updated = await send('patch', `/boards/${id}`, { settings: { theme: 'secret-theme-3', color: 'green' } });
     expect(updated).toContain('green');
     const byCriteria = await send('post', `/boards/${id}/by-criteria`, { settings: { theme: 'secret-theme-4', color: 'gold' } });
