@@ -218,7 +218,7 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
         {
           query: (sql, parameters) => manager.query(sql, parameters),
           table: this.writer.table(),
-          normalize: (entry) => this.normalizer.normalize(entry).record,
+          normalize: (entry) => this.normalizer.normalize(entry, { redact: false }).record,
           key: privacy.pseudonymKey ?? integrity.entryKeys[0]?.key ?? null,
           userIdPseudonym: privacy.userIdPseudonym,
         },

@@ -78,7 +78,7 @@ export async function runErase(argv: string[], env: Record<string, string | unde
       {
         query: async (sql, parameters) => (await client.query(sql, parameters)).rows,
         table: quoteTablePath(args.table || env.AUDIT_TABLE || 'audit_log'),
-        normalize: (entry) => normalizer.normalize(entry).record,
+        normalize: (entry) => normalizer.normalize(entry, { redact: false }).record,
         key: privacy.pseudonymKey ?? entryKeys[0]?.key ?? null,
         userIdPseudonym: privacy.userIdPseudonym,
       },
