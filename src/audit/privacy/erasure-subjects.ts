@@ -59,11 +59,10 @@ export async function retiredErasures(
   query: (sql: string, parameters: unknown[]) => Promise<Record<string, unknown>[]>,
   sealTable: string,
 ): Promise<RetiredErasure[]> {
-  const [{ readable }] = await query(
-    `SELECT COALESCE(pg_catalog.has_table_privilege(pg_catalog.to_regclass($1), 'SELECT'), false) AS readable`,
-    [sealTable],
-  );
-  if (readable !== true) return [];
+  const [access] = await query(`SELECT COALESCE(pg_catalog.has_table_privilege(pg_catalog.to_regclass($1), 'SELECT'), false) AS readable`, [
+    sealTable,
+  ]);
+  if (access?.readable !== true) return [];
   const rows = (await query(
     `SELECT s.retention_erasures AS erasures FROM ${sealTable} AS s
      WHERE s.retention_month IS NOT NULL AND s.retention_erasures IS NOT NULL ORDER BY s.seq`,
