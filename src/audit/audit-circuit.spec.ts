@@ -79,6 +79,22 @@ describe('AuditCircuit', () => {
     });
   });
 
+  it('with privacy on, gives the reporter no actor id (an erasure could not reach it in Sentry); the line keeps it', () => {
+    const { lines, reporter } = setup();
+    const circuit = new AuditCircuit(
+      { retryBackoffMs: 100, retryBackoffMaxMs: 400, privacy: { enabled: true } },
+      {
+        emit: (event: AuditEventName, level: string, fields: Record<string, unknown>) => lines.push({ event, level, fields }),
+      } as unknown as ConsoleSink,
+      reporter,
+      [],
+      jest.fn(),
+    );
+    circuit.failed(refused, 'write', record, 1, 0);
+    expect(reporter.writeFailed).toHaveBeenCalledWith(expect.objectContaining({ auditId: record.id, userId: null }));
+    expect(lines[0].fields).toMatchObject({ auditId: record.id, userId: 'alice' });
+  });
+
   it('names no entry for a failed connection attempt', () => {
     const { circuit, lines } = setup();
     circuit.failed(refused, 'connect', undefined, 0, 0);

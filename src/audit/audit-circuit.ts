@@ -39,7 +39,9 @@ export class AuditCircuit {
   private outage = { failedAttempts: 0, dropped: 0, flushed: 0 };
 
   constructor(
-    private readonly options: Pick<ResolvedAuditOptions, 'retryBackoffMs' | 'retryBackoffMaxMs'>,
+    private readonly options: Pick<ResolvedAuditOptions, 'retryBackoffMs' | 'retryBackoffMaxMs'> & {
+      privacy?: Pick<ResolvedAuditOptions['privacy'], 'enabled'>;
+    },
     private readonly console: ConsoleSink,
     private readonly reporter: AuditReporter,
     /** Strings no error text may show (the connection's password and URL). */
@@ -80,7 +82,11 @@ export class AuditCircuit {
       error: this.lastError,
       retryAt: new Date(this.retryAt).toISOString(),
     });
-    this.alert(() => this.reporter.writeFailed({ ...context, error: this.lastError as SanitizedDbError, attempt, entries, buffered }));
+    // With `privacy`, no actor id leaves the process outside the trail: an erasure could not reach it there (docs/PRIVACY.md).
+    const userId = this.options.privacy?.enabled ? null : context.userId;
+    this.alert(() =>
+      this.reporter.writeFailed({ ...context, userId, error: this.lastError as SanitizedDbError, attempt, entries, buffered }),
+    );
   }
 
   /** One try is testing the database. */

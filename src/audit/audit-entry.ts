@@ -104,6 +104,8 @@ const TEXT_LIMITS = { action: 128, entityType: 128, entityId: 256, userId: 256, 
 /** A caller's id or occurredAt that is an object is only a witness: read this much of it at most. */
 const SMALL_BUDGET_BYTES = 1024;
 
+const NOTHING_REDACTED = (): boolean => false;
+
 /** Turns caller input into {@link AuditRecord}s: ids, timestamps, redaction and the size cap. */
 export class AuditEntryNormalizer {
   private readonly isRedacted: (key: string) => boolean;
@@ -122,8 +124,10 @@ export class AuditEntryNormalizer {
   /**
    * Never throws, and costs time linear in `maxEntryBytes` whatever the entry holds. A value that
    * cannot be read becomes `[Unreadable]` and is counted in `faults`; the rest of the entry is kept.
+   * `redact: false` is for the module's own entries (`audit_erasure`): the app's `redactKeys`
+   * name the app's fields, and must not blind the checks that read the module's.
    */
-  normalize(entry: AuditEntry): NormalizedEntry {
+  normalize(entry: AuditEntry, { redact = true }: { redact?: boolean } = {}): NormalizedEntry {
     let faults = 0;
     const field = (key: keyof AuditEntry): unknown => {
       try {
@@ -143,9 +147,9 @@ export class AuditEntryNormalizer {
     }
     // The module's entity diffs are converted and cut apart from the rest of `changes`: a large body never takes them along.
     const given = partChanges(field('changes'));
-    const changes = this.payload(given.rest);
-    const diffs = given.diffs && this.payload(given.diffs);
-    const metadata = this.payload(field('metadata'));
+    const changes = this.payload(given.rest, redact);
+    const diffs = given.diffs && this.payload(given.diffs, redact);
+    const metadata = this.payload(field('metadata'), redact);
     faults += changes.faults + metadata.faults + (diffs?.faults ?? 0);
     const record: AuditRecord = {
       id: uuidv7(),
@@ -177,10 +181,10 @@ export class AuditEntryNormalizer {
   }
 
   /** Each of `changes` and `metadata` may read up to `maxEntryBytes`: a large one cannot starve the other. */
-  private payload(value: unknown): JsonSafeResult {
+  private payload(value: unknown, redact: boolean): JsonSafeResult {
     if (value === undefined) return { value: null, complete: true, bytes: 4, faults: 0 };
     // Entity diffs were converted when captured: kept as they are, unless the privacy split may take values out of them.
-    return convertJsonSafe(value, this.isRedacted, this.maxEntryBytes, false, !this.personal);
+    return convertJsonSafe(value, redact ? this.isRedacted : NOTHING_REDACTED, this.maxEntryBytes, false, !this.personal);
   }
 
   /**

@@ -220,7 +220,7 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
     if (!pool) throw new Error('the audit DataSource is not connected');
     const context = {
       table: this.writer.table(),
-      normalize: (entry: AuditEntry) => this.normalizer.normalize(entry).record,
+      normalize: (entry: AuditEntry) => this.normalizer.normalize(entry, { redact: false }).record,
       key: privacy.pseudonymKey ?? integrity.entryKeys[0]?.key ?? null,
       userIdPseudonym: privacy.userIdPseudonym,
     };

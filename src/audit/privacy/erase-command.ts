@@ -83,7 +83,7 @@ export async function runErase(argv: string[], env: Record<string, string | unde
       CLI_WRITE_TIMEOUT_MS,
       {
         table: quoteTablePath(args.table || env.AUDIT_TABLE || 'audit_log'),
-        normalize: (entry) => normalizer.normalize(entry).record,
+        normalize: (entry) => normalizer.normalize(entry, { redact: false }).record,
         key: privacy.pseudonymKey ?? entryKeys[0]?.key ?? null,
         userIdPseudonym: privacy.userIdPseudonym,
       },

@@ -2,6 +2,7 @@ import { createSecretKey } from 'node:crypto';
 import { type Client } from 'pg';
 import { ErasureCoverage } from './erasure-coverage';
 import { ERASURE_ACTION, keyFingerprint, subjectPseudonym } from './erasure';
+import { pseudonym } from './privacy-options';
 
 const key = createSecretKey(Buffer.alloc(32, 7));
 const otherKey = createSecretKey(Buffer.alloc(32, 9));
@@ -14,10 +15,21 @@ const idAt = (ms: number) =>
     .padStart(12, '0')
     .replace(/^(.{8})(.{4})$/, '$1-$2')}-7000-8000-000000000001`;
 
-/** The client of one query: the `audit_erasure` entries given. */
-function clientWith(entries: { id: string; subject: string | null; fingerprint: string | null; tx: string }[]): Client {
+/** The client of the `audit_erasure` entries given, and of checkpoints carrying `retired` (erasure id → subject). */
+function clientWith(
+  entries: { id: string; subject: string | null; fingerprint: string | null; tx: string }[],
+  retired: Record<string, string> = {},
+): Client {
   return {
-    query: async (_sql: string, parameters: unknown[]) => {
+    query: async (sql: string, parameters: unknown[]) => {
+      if (sql.includes('has_table_privilege')) {
+        expect(parameters).toEqual(['"public"."audit_seal"']);
+        return { rows: [{ readable: true }] };
+      }
+      if (sql.includes('retention_erasures')) {
+        const carried = Object.fromEntries(Object.entries(retired).map(([id, subject]) => [id, { rows: 1, subject }]));
+        return { rows: [{ erasures: JSON.stringify({ erased: {}, entries: carried }) }] };
+      }
       expect(parameters).toEqual([ERASURE_ACTION]);
       return { rows: entries.map((e) => ({ ...e, erasure: `erasure-${e.id}`, at: new Date(ERASED_AT) })) };
     },
@@ -75,6 +87,43 @@ describe('ErasureCoverage: rows an erasure should have taken, still holding valu
     ]);
     expect(coverage.unchecked).toBe(2);
     expect(coverage.judge(idAt(ERASED_AT - 5000), 999n, text('u-9', VALUES))).toBeNull();
+  });
+
+  it('counts an erasure entry whose subject is no pseudonym (redacted) as unchecked', async () => {
+    const coverage = await ErasureCoverage.load(clientWith([{ ...ofUser, subject: '[REDACTED]' }]), 'public.audit_log', [key]);
+    expect(coverage.unchecked).toBe(1);
+  });
+
+  it('matches a row holding the raw id against an erasure naming the id as pseudonymizeUserId stores it', async () => {
+    const stored = pseudonym(key, 'user', 'u-9');
+    const coverage = await ErasureCoverage.load(
+      clientWith([{ ...ofUser, subject: subjectPseudonym(key, [stored, null, null]) }]),
+      'public.audit_log',
+      [key],
+    );
+    expect(coverage.judge(idAt(ERASED_AT - 5000), 999n, text('u-9', VALUES))?.kind).toBe('row_not_erased');
+    expect(coverage.judge(idAt(ERASED_AT - 5000), 999n, text(stored, VALUES))?.kind).toBe('row_not_erased');
+  });
+
+  it('names a row made before an erasure retention carried forward, whatever its transaction, under any key given', async () => {
+    const erasureId = idAt(ERASED_AT).replace(/1$/, '9');
+    const coverage = await ErasureCoverage.load(clientWith([], { [erasureId]: ofUser.subject as string }), 'public.audit_log', [
+      otherKey,
+      key,
+    ]);
+    expect(coverage.judge(idAt(ERASED_AT - 5000), 5n, text('u-9', VALUES))).toMatchObject({
+      kind: 'row_not_erased',
+      detail: expect.stringContaining(`erasure ${erasureId} of its subject (its entry retired with its month)`),
+    });
+    expect(coverage.judge(idAt(ERASED_AT + 1), 5n, text('u-9', VALUES))).toBeNull();
+    expect(coverage.judge(idAt(ERASED_AT - 5000), 5n, text('u-8', VALUES))).toBeNull();
+    // Listed in the table too (its entry's erasure id): judged by its entry there (its transaction), not twice.
+    const listed = await ErasureCoverage.load(
+      clientWith([{ ...ofUser, id: erasureId }], { [`erasure-${erasureId}`]: ofUser.subject as string }),
+      'public.audit_log',
+      [key],
+    );
+    expect(listed.judge(idAt(ERASED_AT - 5000), 1001n, text('u-9', VALUES))?.detail).toContain('inserted after');
   });
 
   it('skips an erasure entry named forged, and one with no subject or a transaction id that is not a number', async () => {

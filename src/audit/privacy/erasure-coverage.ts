@@ -3,7 +3,9 @@ import { type Client } from 'pg';
 import { quoteTablePath } from '../audit-insert-sql';
 import { type Anomaly } from '../integrity/verify-checks';
 import { uuidv7Time } from '../uuidv7';
-import { ERASURE_ACTION, keyFingerprint, subjectPseudonym } from './erasure';
+import { sealTableOf } from '../integrity/seal-store';
+import { ERASURE_ACTION, keyFingerprint } from './erasure';
+import { isSubjectPseudonym, type RetiredErasure, retiredErasures, rowSubjects } from './erasure-subjects';
 import { ERASED, parsePersonal } from './personal-values';
 
 /** An authentic `audit_erasure` entry whose subject pseudonym one of the keys given can make. */
@@ -33,7 +35,14 @@ interface ErasureSeen {
  * whose clock runs ahead, then inserted by a transaction that began after the erasure, is not.
  *
  * An erasure names its subject by a keyed pseudonym: only erasures made under one of `keys`
- * (the entry keys, or the pseudonym key) are checked; the others are counted in `unchecked`.
+ * (the entry keys, or the pseudonym key) are checked; the others (and those whose subject is no
+ * pseudonym) are counted in `unchecked`. A row's user is matched as stored and as
+ * `pseudonymizeUserId` stores it (rows written before the option keep the raw id).
+ *
+ * Erasures whose entries retention removed are read from the checkpoints (`retired`): a row of
+ * their subject (under any of `keys`: checkpoints carry no key fingerprint) made before one of
+ * them still holding personal values is named, whatever its transaction (the checkpoint does not
+ * carry the erasure's).
  *
  * @example
  * const coverage = await ErasureCoverage.load(client, 'public.audit_log', keys, forged);
@@ -44,6 +53,7 @@ export class ErasureCoverage {
     private readonly keys: readonly { key: KeyObject; bySubject: Map<string, ErasureSeen[]> }[],
     /** Erasure entries made under a key not given: their rows cannot be told. */
     readonly unchecked: number,
+    private readonly retired: ReadonlyMap<string, RetiredErasure[]> = new Map(),
   ) {}
 
   /** Reads the `audit_erasure` entries (in the caller's snapshot), leaving out the ids in `forged`. */
@@ -71,16 +81,23 @@ export class ErasureCoverage {
     for (const row of rows) {
       if (forged.has(row.id) || row.subject === null || row.tx === null || !/^[0-9]{1,20}$/.test(row.tx)) continue;
       const under = row.fingerprint === null ? undefined : byFingerprint.get(row.fingerprint);
-      if (under === undefined) {
+      if (under === undefined || !isSubjectPseudonym(row.subject)) {
         unchecked += 1;
         continue;
       }
       const seen = { erasure: row.erasure ?? row.id, at: new Date(row.at).getTime(), tx: BigInt(row.tx) };
       under.bySubject.set(row.subject, [...(under.bySubject.get(row.subject) ?? []), seen]);
     }
+    const listed = new Set(rows.map((row) => row.erasure ?? row.id));
+    const query = async (sql: string, parameters: unknown[]) => (await client.query(sql, parameters)).rows as Record<string, unknown>[];
+    const retired = new Map<string, RetiredErasure[]>();
+    for (const erasure of keys.length === 0 ? [] : await retiredErasures(query, sealTableOf(table))) {
+      if (!listed.has(erasure.erasure)) retired.set(erasure.subject, [...(retired.get(erasure.subject) ?? []), erasure]);
+    }
     return new ErasureCoverage(
-      [...byFingerprint.values()].filter((k) => k.bySubject.size > 0),
+      [...byFingerprint.values()].filter((k) => k.bySubject.size > 0 || retired.size > 0),
       unchecked,
+      retired,
     );
   }
 
@@ -93,10 +110,16 @@ export class ErasureCoverage {
     if (values.values.length === 0 && [userId, ip, userAgent].every((v) => v === null || v === ERASED)) return null;
     const made = uuidv7Time(id);
     for (const { key, bySubject } of this.keys) {
-      const subjects: string[] = [];
-      if (userId !== null && userId !== ERASED) subjects.push(subjectPseudonym(key, [userId, null, null]));
-      if (entityType != null && entityId != null) subjects.push(subjectPseudonym(key, [null, entityType, entityId]));
+      const subjects = rowSubjects(key, userId === ERASED ? null : userId, entityType ?? null, entityId ?? null);
       for (const subject of subjects) {
+        const gone = (this.retired.get(subject) ?? []).find((erasure) => made < erasure.at);
+        if (gone) {
+          return {
+            kind: 'row_not_erased',
+            row: id,
+            detail: `made before erasure ${gone.erasure} of its subject (its entry retired with its month), yet it holds its personal values`,
+          };
+        }
         for (const erasure of bySubject.get(subject) ?? []) {
           if (tx === null) continue;
           // An id that tells no time: made before for a transaction older than the erasure's, unknown for a newer one.

@@ -59,6 +59,7 @@ export interface ErasureContext {
   query(sql: string, parameters: unknown[]): Promise<unknown>;
   /** `audit_log`, quoted, with its schema when it has one. */
   table: string;
+  /** Makes the erasure entry: never redacted by the app's `redactKeys` (the checks read its fields). */
   normalize(entry: AuditEntry): AuditRecord;
   /** The key of the subject's pseudonym (`privacy.pseudonymKey`, else the signing entry key). */
   key: KeyObject | null;
@@ -124,6 +125,9 @@ export function keyFingerprint(key: KeyObject): string {
  * Erases, in the caller's open transaction, the personal values of every row of the subject
  * (`audit_log_erase`: every partition, only this change), then writes the `audit_erasure` entry
  * in the same transaction: both commit or neither does. A dry run changes and writes nothing.
+ * A user's rows are looked for under each form of the id (as stored now, raw, and as
+ * `pseudonymizeUserId` stores it): rows found under another form than the stored one are erased
+ * under an erasure id and entry of their own; the result counts them all and names the first.
  *
  * @example
  * import { type EntityManager } from 'typeorm';
@@ -133,7 +137,39 @@ export function keyFingerprint(key: KeyObject): string {
  */
 export async function eraseSubject(context: ErasureContext, request: ErasureRequest): Promise<ErasureResult> {
   const subject = erasureSubject(request, context.userIdPseudonym);
-  if (!context.key) throw AuditErasureError.keyMissing();
+  const key = context.key;
+  if (!key) throw AuditErasureError.keyMissing();
+  let result = await eraseStoredAs(context, request, subject, key);
+  // Rows stored under another form of the user's id (before pseudonyms were turned on, or off): an erasure of their own, with its entry.
+  for (const earlier of otherForms(request, subject, key)) {
+    const found = await eraseStoredAs(context, { ...request, dryRun: true }, earlier, key);
+    const done = request.dryRun === true || found.erased === 0 ? found : await eraseStoredAs(context, request, earlier, key);
+    result = {
+      ...result,
+      erased: result.erased + done.erased,
+      alreadyErased: result.alreadyErased + done.alreadyErased,
+      notErasable: result.notErasable + done.notErasable,
+      rows: [...result.rows, ...done.rows],
+    };
+  }
+  return result;
+}
+
+/** The user's id in the forms its rows may store it other than `subject`'s: raw, and as `pseudonymizeUserId` under `key` stores it. */
+function otherForms(request: ErasureRequest, [stored]: ErasureSubject, key: KeyObject): ErasureSubject[] {
+  const raw = stored === null ? null : idText('userId', request.userId);
+  if (raw === null) return [];
+  return [...new Set([raw, pseudonym(key, 'user', raw)])].filter((form) => form !== stored).map((form) => [form, null, null]);
+}
+
+type ErasureSubject = [string | null, string | null, string | null];
+
+async function eraseStoredAs(
+  context: ErasureContext,
+  request: ErasureRequest,
+  subject: ErasureSubject,
+  key: KeyObject,
+): Promise<ErasureResult> {
   const dryRun = request.dryRun === true;
   const erasureId = uuidv7();
   const rows = (await context.query(
@@ -144,7 +180,7 @@ export async function eraseSubject(context: ErasureContext, request: ErasureRequ
   const result: ErasureResult = {
     erasureId,
     dryRun,
-    subject: subjectPseudonym(context.key, subject),
+    subject: subjectPseudonym(key, subject),
     erased: count('erased'),
     alreadyErased: count('already_erased'),
     notErasable: count('not_erasable'),
@@ -161,7 +197,7 @@ export async function eraseSubject(context: ErasureContext, request: ErasureRequ
       erasure: {
         id: erasureId,
         subject: result.subject,
-        keyFingerprint: keyFingerprint(context.key),
+        keyFingerprint: keyFingerprint(key),
         by: subject[0] !== null ? 'user' : 'entity',
         rows: result.erased,
         alreadyErased: result.alreadyErased,

@@ -1,7 +1,8 @@
 import { type KeyObject } from 'node:crypto';
 import { type AuditRecord } from '../audit-entry';
 import { uuidv7Time } from '../uuidv7';
-import { ERASURE_ACTION, keyFingerprint, subjectPseudonym } from './erasure';
+import { ERASURE_ACTION, keyFingerprint } from './erasure';
+import { isSubjectPseudonym, retiredErasures, rowSubjects, sealBeside } from './erasure-subjects';
 
 const YEAR_1 = Date.parse('0001-01-01T00:00:00Z');
 const YEAR_10000 = Date.parse('+010000-01-01T00:00:00Z');
@@ -12,12 +13,13 @@ export interface HeldBack {
   reason: string;
 }
 
-/** An `audit_erasure` entry as the guard reads it. */
+/** An erasure as the guard reads it: its entry in the table (with the key's fingerprint), or retired (without). */
 type ErasureSeen = {
   subject: string | null;
   erasure: string | null;
-  fingerprint: string | null;
-  occurred_at: Date;
+  /** The key's fingerprint; `undefined` for a retired erasure (its checkpoint does not carry it). */
+  fingerprint: string | null | undefined;
+  at: number;
 };
 
 /**
@@ -25,11 +27,14 @@ type ErasureSeen = {
  * they were made: inserted, they would bring the erased values back. A record already in the
  * table is never held back (its insert does nothing). An erasure entry records a fingerprint of
  * the key that made its subject's pseudonym: under one of `keys` (the pseudonym key, or the entry
- * keys) a record is held back when that erasure, made after it, names its user or its entity.
- * An erasure under none of `keys` (or from before fingerprints) cannot tell whose: every record
- * with personal values made before it is held back, as without keys. One query for the erasures
- * made since the oldest record, and only when there is one, one for the records already present.
- * See docs/PRIVACY.md.
+ * keys) a record is held back when that erasure, made after it, names its user (as stored, or as
+ * `pseudonymizeUserId` stores it) or its entity. An erasure under none of `keys` (or from before
+ * fingerprints, or whose subject is no pseudonym) cannot tell whose: every record with personal
+ * values made before it is held back, as without keys. Erasures whose entries retention removed
+ * are read from the checkpoints: matched under each of `keys` (they carry no fingerprint), and,
+ * without keys, holding back every record made before them. One query for the erasures made
+ * since the oldest record, two for the checkpoints', and only when there is one, one for the
+ * records already present. See docs/PRIVACY.md.
  *
  * @example
  * import { type Client } from 'pg';
@@ -47,12 +52,19 @@ export async function heldBackByErasure(
   const oldest = personal.reduce((min, r) => Math.min(min, madeAt(r)), Infinity);
   // A time PostgreSQL cannot take (the table holds years 1 to 9999 only): every erasure is read.
   const since = oldest >= YEAR_1 && oldest < YEAR_10000 ? new Date(oldest).toISOString() : '-infinity';
-  const erasures = (await query(
-    `SELECT changes -> 'erasure' ->> 'subject' AS subject, changes -> 'erasure' ->> 'id' AS erasure,
+  const inTable = (
+    (await query(
+      `SELECT changes -> 'erasure' ->> 'subject' AS subject, changes -> 'erasure' ->> 'id' AS erasure,
        changes -> 'erasure' ->> 'keyFingerprint' AS fingerprint, occurred_at
      FROM ${table} WHERE action = $1 AND occurred_at >= $2::timestamptz`,
-    [ERASURE_ACTION, since],
-  )) as ErasureSeen[];
+      [ERASURE_ACTION, since],
+    )) as { subject: string | null; erasure: string | null; fingerprint: string | null; occurred_at: Date }[]
+  ).map((e): ErasureSeen => ({ ...e, at: new Date(e.occurred_at).getTime() }));
+  const listed = new Set(inTable.map((e) => e.erasure));
+  const retired = (await retiredErasures(query, sealBeside(table)))
+    .filter((e) => e.at >= oldest && !listed.has(e.erasure))
+    .map((e): ErasureSeen => ({ ...e, fingerprint: undefined }));
+  const erasures = [...inTable, ...retired];
   if (erasures.length === 0) return [];
   const present = new Set(
     ((await query(`SELECT id::text AS id FROM ${table} WHERE id = ANY($1::uuid[])`, [personal.map((r) => r.id)])) as { id: string }[]).map(
@@ -60,40 +72,39 @@ export async function heldBackByErasure(
     ),
   );
   const byFingerprint = new Map(keys.map((key) => [keyFingerprint(key), key]));
+  const keysOf = (e: ErasureSeen): readonly KeyObject[] => {
+    if (e.fingerprint === undefined) return keys;
+    const key = e.fingerprint === null ? undefined : byFingerprint.get(e.fingerprint);
+    return key === undefined ? [] : [key];
+  };
   const held: HeldBack[] = [];
   for (const record of personal) {
     if (present.has(record.id)) continue;
     const made = madeAt(record);
-    const after = erasures.filter((e) => new Date(e.occurred_at).getTime() >= made);
+    const after = erasures.filter((e) => e.at >= made);
     if (after.length === 0) continue;
-    const match = after.find((e) => {
-      const key = e.fingerprint === null ? undefined : byFingerprint.get(e.fingerprint);
-      return key !== undefined && e.subject !== null && subjectsOf(record, key).includes(e.subject);
-    });
+    const match = after.find(
+      (e) =>
+        isSubjectPseudonym(e.subject) &&
+        keysOf(e).some((key) => rowSubjects(key, record.userId, record.entityType, record.entityId).includes(e.subject as string)),
+    );
     if (match) {
       held.push({ id: record.id, reason: `its subject was erased since it was written (erasure ${match.erasure ?? 'unknown'})` });
       continue;
     }
-    const unknown = after.find((e) => e.fingerprint === null || !byFingerprint.has(e.fingerprint));
+    const unknown = after.find((e) =>
+      e.fingerprint === undefined ? keys.length === 0 : keysOf(e).length === 0 || !isSubjectPseudonym(e.subject),
+    );
     if (unknown === undefined) continue;
     held.push({
       id: record.id,
       reason:
         keys.length === 0
           ? `erasures were made since it was written, and without the pseudonym key (AUDIT_PRIVACY_PSEUDONYM_KEY or AUDIT_INTEGRITY_ENTRY_KEY) replay cannot tell whose`
-          : `erasure ${unknown.erasure ?? 'unknown'} was made since it was written under a pseudonym key not given here, so it cannot tell whose`,
+          : `erasure ${unknown.erasure ?? 'unknown'} was made since it was written under a pseudonym key not given here, or names no subject it can read, so it cannot tell whose`,
     });
   }
   return held;
-}
-
-/** The pseudonyms under `key` an erasure of the record's user or entity would name. */
-function subjectsOf(record: AuditRecord, key: KeyObject): string[] {
-  const subjects: string[] = [];
-  if (record.userId !== null) subjects.push(subjectPseudonym(key, [record.userId, null, null]));
-  if (record.entityType !== null && record.entityId !== null)
-    subjects.push(subjectPseudonym(key, [null, record.entityType, record.entityId]));
-  return subjects;
 }
 
 function hasPersonalValues(record: AuditRecord): boolean {

@@ -12,6 +12,7 @@ export interface WriteFailureReport {
   attempt: 'write' | 'probe' | 'flush' | 'connect';
   /** The first entry's action; null for a connection attempt with no entry. */
   action: string | null;
+  /** The first entry's actor id; always null with the `privacy` option (docs/PRIVACY.md, "What erasure keeps"). */
   userId: string | null;
   entityType: string | null;
   entityId: string | null;

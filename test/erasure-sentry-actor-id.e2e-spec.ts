@@ -7,13 +7,10 @@ import { TestPostgres } from './support/postgres';
 import { SentryIngest } from './support/sentry-ingest';
 import { StderrCapture } from './support/stderr';
 
-// Probe (attack on the erasure promises). docs/PRIVACY.md lists what an erasure does not reach:
-// "copies outside the database. The `audit.buffered`, `audit.spooled` and `audit.quarantined`
-// lines on stderr (CloudWatch), the spool and quarantine files, and backups". Sentry is not among
-// them, yet a failed write's Sentry warning carries the first entry's raw actor id as the event's
-// `user.id` (sinks/sentry.reporter.ts), with the `privacy` option on and no pseudonym configured:
-// after the user is erased from the trail, Sentry still names them, and nothing says so.
-describe('probe: the erased user id in a Sentry warning of a failed write', () => {
+// docs/PRIVACY.md, "What erasure keeps": with the `privacy` option on, a failed write's Sentry
+// warning carries no actor id (neither `user.id` nor `contexts.audit.userId`): Sentry is outside
+// the trail, and an erasure could not reach a copy there.
+describe('a Sentry warning of a failed write, with privacy on', () => {
   let db: TestPostgres;
   let ingest: SentryIngest;
   let app: INestApplication;
@@ -40,9 +37,9 @@ describe('probe: the erased user id in a Sentry warning of a failed write', () =
 
   it('sends no erasable actor id to Sentry, so that none outlives its erasure there', async () => {
     // The database is briefly unavailable for inserts (SQLSTATE 53300: too many connections, transient).
-    await db.query(`CREATE FUNCTION probe_unavailable() RETURNS trigger LANGUAGE plpgsql AS $$
+    await db.query(`CREATE FUNCTION unavailable() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN RAISE EXCEPTION 'sorry, too many clients already' USING ERRCODE = '53300'; END $$`);
-    await db.query(`CREATE TRIGGER probe_unavailable BEFORE INSERT ON audit_log FOR EACH ROW EXECUTE FUNCTION probe_unavailable()`);
+    await db.query(`CREATE TRIGGER unavailable BEFORE INSERT ON audit_log FOR EACH ROW EXECUTE FUNCTION unavailable()`);
     await app.get(AuditService).log({
       action: 'profile_updated',
       entityType: 'Profile',
@@ -52,7 +49,7 @@ describe('probe: the erased user id in a Sentry warning of a failed write', () =
       changes: { body: { email: 'u-erased-42@example.com' } },
     });
     await eventually(async () => ingest.events.some((e) => e.fingerprint?.includes('audit-db-write-failed')), 20_000);
-    await db.query(`DROP TRIGGER probe_unavailable ON audit_log`);
+    await db.query(`DROP TRIGGER unavailable ON audit_log`);
     await eventually(async () => (await db.query(`SELECT 1 FROM audit_log WHERE entity_id = 'p-1'`)).length === 1, 20_000);
 
     const erasure = await app.get(AuditService).erase({ userId: 'u-erased-42', requestedBy: 'dpo@example.com' });

@@ -20,17 +20,14 @@ import { monthsAgo as ago, trailWithPastMonths } from './support/past-months';
 import { TestPostgres } from './support/postgres';
 import { StderrCapture } from './support/stderr';
 
-// Probe (attack on the erasure promises). docs/PRIVACY.md, "Replay after an erasure": an entry
-// made before an erasure of its subject, whose row is not in the table, "would bring the erased
-// values back if it were written now. Both ways it can come back hold it back"; and "Rows an
-// erasure should have taken" are named `row_not_erased` by audit-verify. "Erasure and retention":
-// retention may remove the month of an erasure's `audit_erasure` entry, and each checkpoint
-// carries the month's erasure entries forward (their count and subject pseudonym). The replay
-// guard (shared by audit:replay and the module's recovery) and audit-verify's coverage check read
-// the erasure entries from the table only: once the entry's month is retired, an entry of the
-// erased subject made before the erasure is no longer held back, nor named once inserted.
-describe('probe: replay after the month of an erasure entry was retired', () => {
-  const database = 'probe';
+// docs/PRIVACY.md, "Erasure and retention": retention may remove the month of an erasure's
+// `audit_erasure` entry; its checkpoint carries the erasure forward (its id, whose UUIDv7 time is
+// when it was made, and its subject's pseudonym). The replay guard (audit:replay and the
+// module's recovery) and audit-verify's coverage check read those too: an entry of the erased
+// subject made before the erasure (its month on legal hold) is still held back, and named once
+// inserted anyway.
+describe('an erasure whose entry was retired with its month', () => {
+  const database = 'retired_erasure';
   const sealKeys = sealingKeys();
   const entryKey = `k1:${randomBytes(32).toString('base64')}`;
   const keys = resolveEntryKeys(parseEntryKeys(entryKey)).map((k) => k.key);
@@ -79,7 +76,7 @@ describe('probe: replay after the month of an erasure entry was retired', () => 
       clock.mockRestore();
     }
     expect(uuidv7Time(lost.id)).toBe(made);
-    dir = mkdtempSync(join(tmpdir(), 'audit-probe-retired-'));
+    dir = mkdtempSync(join(tmpdir(), 'audit-retired-erasure-'));
     writeFileSync(join(dir, 'seal.key'), sealKeys.privatePem, { mode: 0o600 });
     db = await TestPostgres.start();
     await db.createDatabase(database);

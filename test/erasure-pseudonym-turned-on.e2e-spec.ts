@@ -10,14 +10,10 @@ import { startSealingApp } from './support/integrity';
 import { TestPostgres } from './support/postgres';
 import { StderrCapture } from './support/stderr';
 
-// Probe (attack on the erasure promises). docs/PRIVACY.md, "Pseudonymous actor ids": "With
-// `pseudonymizeUserId` ... `user_id` holds a stable pseudonym, never the raw id; `erase({ userId })`
-// takes the raw id and finds the pseudonym's rows." A trail that ran with `privacy` before the
-// option was turned on holds the user's earlier rows under the raw id (with commitments: erasable).
-// erase() then looks for the pseudonym only: it answers success, leaves those rows' values, and
-// audit-verify does not name them either (its check derives the subject from the stored id); an
-// entry of the user made before the option, replayed after the erasure, is not held back.
-describe('probe: erase({ userId }) after pseudonymizeUserId was turned on', () => {
+// docs/PRIVACY.md, "Pseudonymous actor ids": a trail that ran with `privacy` before
+// `pseudonymizeUserId` was turned on holds the user's earlier rows under the raw id. erase()
+// looks for both forms, audit-verify's check and the replay guard match both.
+describe('erase({ userId }) after pseudonymizeUserId was turned on', () => {
   let db: TestPostgres;
   let app: INestApplication | undefined;
   let stderr: StderrCapture;
@@ -59,7 +55,8 @@ describe('probe: erase({ userId }) after pseudonymizeUserId was turned on', () =
     app = await start(true);
     await logFor('p-after');
     const erasure = await app.get(AuditService).erase({ userId: 'u-9', requestedBy: 'dpo@example.com' });
-    expect(erasure.erased).toBe(1);
+    // The row under the pseudonym, and the one from before the option under the raw id.
+    expect(erasure.erased).toBe(2);
   }, 90_000);
 
   afterAll(async () => {
@@ -79,6 +76,9 @@ describe('probe: erase({ userId }) after pseudonymizeUserId was turned on', () =
     );
     const unnamed = left.map((r) => r.id).filter((id) => !anomalies.some((a) => a.endsWith(`row ${id}`)));
     expect(unnamed).toEqual([]);
+    // Each erasure id's rows match its entry: the accounting is clean.
+    expect(anomalies).toEqual([]);
+    expect(await db.query(`SELECT 1 FROM audit_log WHERE action = 'audit_erasure'`)).toHaveLength(2);
   }, 60_000);
 
   it('holds back, on replay and recovery, an entry of the user made before the erasure and the option', async () => {

@@ -10,15 +10,11 @@ import { startSealingApp, verify } from './support/integrity';
 import { TestPostgres } from './support/postgres';
 import { StderrCapture } from './support/stderr';
 
-// Probe (attack on the erasure promises). docs/PRIVACY.md, "Replay after an erasure": an entry
-// made before an erasure of its subject, whose row is not in the table, is held back by
-// `audit:replay` and by the module's own recovery ("it must not bring the value back silently");
-// "Rows an erasure should have taken": such a row inserted after the erasure is named
-// `row_not_erased`. Both find the erasure by the subject pseudonym in the `audit_erasure` entry's
-// `changes.erasure.subject`. That entry is made through normalize(), so the app's own `redactKeys`
-// apply to it: an app that redacts a field named `subject` (an e-mail's subject line, a common
-// choice) gets `"subject": "[REDACTED]"` in every erasure entry, and neither check can match it.
-describe('probe: an erasure entry whose subject field the app redacts', () => {
+// docs/PRIVACY.md, "Replay after an erasure" and "Rows an erasure should have taken": both checks
+// find an erasure by the subject pseudonym in its `audit_erasure` entry (`changes.erasure`). The
+// app's `redactKeys` name the app's fields: an app that redacts `subject` (an e-mail's subject
+// line) must still get erasure entries whose subject the checks can read.
+describe('an erasure entry, when the app redacts a key it uses', () => {
   let db: TestPostgres;
   let app: INestApplication;
   let stderr: StderrCapture;
@@ -30,7 +26,7 @@ describe('probe: an erasure entry whose subject field the app redacts', () => {
     stderr = new StderrCapture();
     db = await TestPostgres.start();
     app = await startSealingApp(db.url(), {
-      redactKeys: [...DEFAULT_REDACT_KEYS, 'subject'],
+      redactKeys: [...DEFAULT_REDACT_KEYS, 'subject', 'keyFingerprint', 'erasure'],
       privacy: { personalData: ['changes.body.email'] },
       integrity: { intervalMs: 3_600_000, entryKeys: [{ id: 'k1', secret: entryKey.slice(3) }] },
     });
@@ -55,6 +51,13 @@ describe('probe: an erasure entry whose subject field the app redacts', () => {
     await db?.stop();
     stderr?.restore();
   }, 30_000);
+
+  it('is stored unredacted', async () => {
+    const [entry] = await db.query<{ erasure: Record<string, unknown> }>(
+      `SELECT changes -> 'erasure' AS erasure FROM audit_log WHERE action = 'audit_erasure'`,
+    );
+    expect(entry.erasure.subject).toMatch(/^p1:/);
+  }, 60_000);
 
   it('holds back, on replay and recovery, an entry of the erased user made before the erasure', async () => {
     const query = async (sql: string, parameters: unknown[]) => await db.query<Record<string, unknown>>(sql, parameters);
