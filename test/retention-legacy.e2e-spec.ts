@@ -1,10 +1,12 @@
 import { type INestApplication } from '@nestjs/common';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { Client } from 'pg';
 import { DataSource } from 'typeorm';
 import { AUDIT_EVENTS, AUDIT_MIGRATIONS, AuditSealer } from '../src/audit';
+import { runArchive } from '../src/audit/lifecycle/archive-command';
 import { runRetention } from '../src/audit/lifecycle/retention-command';
 import { sealingKeys, startSealingApp, verify, witnessText } from './support/integrity';
 import { monthsAgo, partitionAgo } from './support/past-months';
@@ -69,9 +71,10 @@ describe('retention of the legacy partition whole', () => {
 
   const sql = (text: string, parameters: unknown[] = [], on = database) => db.query(text, parameters, on);
   const seal = () => app.get(AuditSealer).sealNow();
-  const retention = async (user: 'postgres' | 'app_role', ...args: string[]) => {
+  const retention = async (user: 'postgres' | 'app_role', ...args: string[]) =>
+    retentionOn(user === 'postgres' ? db.url(database) : db.url(database, 'app_role', 'app-role-pw'), ...args);
+  const retentionOn = async (url: string, ...args: string[]) => {
     const out: string[] = [];
-    const url = user === 'postgres' ? db.url(database) : db.url(database, 'app_role', 'app-role-pw');
     const code = await runRetention(
       ['--url', url, '--signing-key', join(dir, 'seal.key'), ...args],
       {},
@@ -82,12 +85,13 @@ describe('retention of the legacy partition whole', () => {
     );
     return { code, out, legacy: out.find((line) => line.includes('(audit_log_legacy)')) };
   };
-  const verifyAll = async (on = database) => {
-    const witness = join(dir, 'witness.log');
-    writeFileSync(witness, witnessText(stderr) + retainedLines.map((line) => `${line}\n`).join(''));
+  const witness = () => {
+    writeFileSync(join(dir, 'witness.log'), witnessText(stderr) + retainedLines.map((line) => `${line}\n`).join(''));
     writeFileSync(join(dir, 'seal.pub'), keys.publicPem);
-    return verify(db.url(on), '--witness', witness, '--public-key', join(dir, 'seal.pub'));
+    return join(dir, 'witness.log');
   };
+  const verifyAll = (on = database) => verify(db.url(on), '--witness', witness(), '--public-key', join(dir, 'seal.pub'));
+  const verifyArchive = (path: string) => verify('', '--archive', path, '--witness', witness(), '--public-key', join(dir, 'seal.pub'));
   const legacyAttached = async () =>
     (
       await sql(
@@ -225,6 +229,38 @@ describe('retention of the legacy partition whole', () => {
     expect(await legacyAttached()).toBe(true);
   });
 
+  it('audit-archive --month legacy writes the range; audit-verify --archive checks it offline and names a tampered copy', async () => {
+    const out: string[] = [];
+    const code = await runArchive(
+      ['--url', db.url(database), '--month', 'legacy', '--out', join(dir, 'by-hand')],
+      {},
+      {
+        out: (line) => out.push(line),
+        err: (line) => out.push(line),
+      },
+    );
+    const mark = `legacy..${ago(BOUND + 1).month}`;
+    expect(out).toContain(
+      `audit-archive: ${mark} archived; check it with audit-verify --archive ${join(dir, 'by-hand', `audit-${mark}.seals.json`)}`,
+    );
+    expect(code).toBe(0);
+    const report = await verifyArchive(join(dir, 'by-hand', `audit-${mark}.ndjson.gz`));
+    expect(report.out).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(
+          new RegExp(`^archive: ${mark.replace(/\./g, '\\.')} of trail ${database}/audit_log, 6 rows of the month, seals 1–`),
+        ),
+      ]),
+    );
+    expect(report.anomalies).toEqual([]);
+    expect(report.code).toBe(0);
+    const rows = join(dir, 'by-hand', `audit-${mark}.ndjson.gz`);
+    writeFileSync(rows, gzipSync(gunzipSync(readFileSync(rows)).toString('utf8').replace('nda_created', 'nda_deleted')));
+    const tampered = await verifyArchive(rows);
+    expect(tampered.anomalies.length).toBeGreaterThan(0);
+    expect(tampered.code).toBe(1);
+  });
+
   it('goes whole, as the owner, by a signed checkpoint naming its range and an audit.retained line', async () => {
     const [{ newest }] = await sql(`SELECT max(seq)::int AS newest FROM audit_seal`);
     const run = await retention('postgres', '--months', `${BOUND}`, '--legacy');
@@ -302,5 +338,36 @@ describe('retention of the legacy partition whole', () => {
     expect(report.anomalies).toContain('ANOMALY month_dropped month legacy');
     expect(report.out.filter((line) => line.startsWith('ANOMALY row_missing'))).toHaveLength(5);
     expect(report.code).toBe(1);
+  });
+
+  it('with --archive-dir, is archived and checked first, then goes; its archive verifies offline, held to its checkpoint', async () => {
+    const other = 'retention_legacy_archived';
+    await db.createDatabase(other);
+    await filledLegacyTrail(db, other);
+    const sealer = await startSealingApp(db.url(other), { integrity: { enabled: true, intervalMs: 600_000, signingKey: keys.privatePem } });
+    try {
+      await sealer.get(AuditSealer).sealNow();
+    } finally {
+      await sealer.close();
+    }
+    const archives = join(dir, 'archives');
+    const run = await retentionOn(db.url(other), '--months', `${BOUND}`, '--legacy', '--archive-dir', archives);
+    expect(run.legacy).toMatch(
+      new RegExp(
+        `^RETIRED legacy \\(audit_log_legacy\\): 5 rows, sealed by seals 1 \\(rows before ${ago(BOUND).month}\\); checkpoint seal \\d+$`,
+      ),
+    );
+    expect(run.code).toBe(0);
+    const mark = `legacy..${ago(BOUND + 1).month}`;
+    expect(existsSync(join(archives, `audit-${mark}.ndjson.gz`))).toBe(true);
+    const report = await verifyArchive(join(archives, `audit-${mark}.seals.json`));
+    expect(report.out).toEqual(
+      expect.arrayContaining([expect.stringMatching(/^archive: the month held to its retention checkpoint \(seal \d+\)/)]),
+    );
+    expect(report.anomalies).toEqual([]);
+    expect(report.code).toBe(0);
+    const verified = await verifyAll(other);
+    expect(verified.anomalies).toEqual([]);
+    expect(verified.code).toBe(0);
   });
 });

@@ -1,4 +1,4 @@
-import { LEGACY_MARK_PREFIX, legacyBoundOf, legacyMark, retentionMonthSql } from './legacy-range';
+import { LEGACY_MARK_PREFIX, legacyBoundOf, legacyMark, MONTH_OR_LEGACY_PATTERN, monthSpan, retentionMonthSql } from './legacy-range';
 
 describe('legacy-range', () => {
   it('names the range by the last month before the bound, across a year', () => {
@@ -21,5 +21,17 @@ describe('legacy-range', () => {
       `pg_catalog.to_char(s.retention_month, CASE WHEN pg_catalog.date_part('day', s.retention_month) OPERATOR(pg_catalog.=) 1 THEN 'YYYY-MM' ELSE '"legacy.."YYYY-MM' END)`,
     );
     expect(LEGACY_MARK_PREFIX).toBe('legacy..');
+  });
+
+  it('spans a month, or everything before the bound for the legacy range', () => {
+    expect(monthSpan('2026-12')).toEqual({ from: Date.UTC(2026, 11, 1), to: Date.UTC(2027, 0, 1) });
+    expect(monthSpan('legacy..2026-11')).toEqual({ from: -Infinity, to: Date.UTC(2026, 11, 1) });
+  });
+
+  it('takes a month or the legacy range as an archive names it, nothing else', () => {
+    for (const good of ['2026-01', '2026-12', 'legacy..2026-11']) expect(MONTH_OR_LEGACY_PATTERN.test(good)).toBe(true);
+    for (const bad of ['2026-13', '2026-00', 'legacy', 'legacy..2026-13', 'legacy.2026-11', '../2026-11', 'legacy..2026-11/..']) {
+      expect(MONTH_OR_LEGACY_PATTERN.test(bad)).toBe(false);
+    }
   });
 });

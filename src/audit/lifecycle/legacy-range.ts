@@ -28,6 +28,22 @@ export function legacyBoundOf(month: string): string | null {
   return match ? monthOf(monthStart(match[1], 1)) : null;
 }
 
+/** A month an archive or a checkpoint may name: `YYYY-MM`, or the legacy range `legacy..YYYY-MM`. */
+export const MONTH_OR_LEGACY_PATTERN = /^(legacy\.\.)?\d{4}-(0[1-9]|1[0-2])$/;
+
+/**
+ * The instants (ms since the epoch, `from` inclusive, `to` exclusive) a month covers, or the
+ * legacy range (`from` -Infinity: every row before its bound).
+ *
+ * @example
+ * monthSpan('2026-01'); // { from: 1767225600000, to: 1769904000000 }
+ * monthSpan('legacy..2026-11').from; // -Infinity
+ */
+export function monthSpan(month: string): { from: number; to: number } {
+  const bound = legacyBoundOf(month);
+  return bound === null ? { from: monthStart(month), to: monthStart(month, 1) } : { from: -Infinity, to: monthStart(bound) };
+}
+
 /**
  * SQL reading a `retention_month` column as the checkpoint's month: `YYYY-MM` for a month's
  * checkpoint (a first day), `legacy..YYYY-MM` for the legacy partition's (the last day before its bound).

@@ -19,7 +19,7 @@ const LEGACY_PARTITION = 'audit_log_legacy';
  * What retention does with the legacy partition (`FROM (MINVALUE) TO (<bound>)`, docs/LIFECYCLE.md):
  * it stays while its bound (`YYYY-MM`) is after `cutoff` (the window), while a legal-hold month
  * falls inside its range, unless the run asks for it (`run.legacy`, `audit-retention --legacy`),
- * while retention archives first (no archive covers the range yet), and when the role may not run
+ * when its archive (`run.archive`, first) fails or does not verify, and when the role may not run
  * `audit_log_retire_legacy()`. Otherwise, as a month: in its own transaction with the sealer's
  * lock, when every row in it is one a seal sealed, a checkpoint naming the range (`legacy..YYYY-MM`)
  * is chained and signed, then the database's function checks again and detaches and drops it;
@@ -58,12 +58,6 @@ export async function legacyDecision(
       `the legacy partition (${range}) is out of the window; it goes whole only when asked (audit-retention --legacy)`,
     );
   }
-  if (run.archive) {
-    return decision(
-      'kept',
-      `the legacy partition (${range}) is not removed by a run that archives first: audit-archive archives a month, not the legacy range`,
-    );
-  }
   const schema = quoteTablePath(run.table.slice(0, run.table.lastIndexOf('.')));
   const [{ usable }] = await query(
     `SELECT pg_catalog.has_function_privilege(pg_catalog.to_regprocedure($1), 'EXECUTE') IS TRUE AS usable`,
@@ -76,7 +70,10 @@ export async function legacyDecision(
     );
   }
   try {
-    const outcome = await withLockRetries(() => retireLegacy(query, sealTable, run, bound));
+    // Archived first (audit-retention --archive-dir), as a month: it goes only while it holds the rows its archive holds.
+    const archived = run.dryRun || !run.archive ? null : await run.archive(legacyMark(bound));
+    if (archived && 'action' in archived) return decision(archived.action, archived.reason);
+    const outcome = await withLockRetries(() => retireLegacy(query, sealTable, run, bound, archived?.archivedRows));
     if (outcome.checkpoint) run.retained?.(outcome.checkpoint);
     return decision(outcome.action, outcome.reason, { rows: outcome.rows, checkpoint: outcome.checkpoint });
   } catch (error) {
@@ -91,6 +88,7 @@ async function retireLegacy(
   sealTable: string,
   run: RetentionRun,
   bound: string,
+  archivedRows?: number,
 ): Promise<{ action: MonthDecision['action']; reason: string; rows?: number; checkpoint?: Seal }> {
   const timeoutMs = run.timeoutMs ?? 30_000;
   await query(
@@ -120,6 +118,14 @@ async function retireLegacy(
     if (problems.length > 0) {
       await query('ROLLBACK');
       return { action: 'kept', reason: `not wholly sealed: ${problems.join(', ')}`, rows: analysis.rows };
+    }
+    if (archivedRows !== undefined && archivedRows !== analysis.rows) {
+      await query('ROLLBACK');
+      return {
+        action: 'kept',
+        reason: `its archive holds ${archivedRows} of its rows, it holds ${analysis.rows} now (written since it was archived): archive it again`,
+        rows: analysis.rows,
+      };
     }
     const seqs = [...analysis.retained.keys()].sort((a, b) => a - b);
     const covered =
