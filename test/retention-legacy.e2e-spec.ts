@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { Client } from 'pg';
 import { DataSource } from 'typeorm';
-import { AUDIT_EVENTS, AUDIT_MIGRATIONS, AuditSealer } from '../src/audit';
+import { AUDIT_EVENTS, AUDIT_MIGRATIONS, AuditRetention, AuditSealer } from '../src/audit';
 import { runArchive } from '../src/audit/lifecycle/archive-command';
 import { runRetention } from '../src/audit/lifecycle/retention-command';
 import { sealingKeys, startSealingApp, verify, witnessText } from './support/integrity';
@@ -133,7 +133,7 @@ describe('retention of the legacy partition whole', () => {
     const seals = await sealCount();
     const range = `rows before ${ago(BOUND).month}`;
     expect((await retention('postgres', '--months', `${BOUND}`, '--dry-run')).legacy).toBe(
-      `KEPT legacy (audit_log_legacy): the legacy partition (${range}) is out of the window; it goes whole only when asked (audit-retention --legacy)`,
+      `KEPT legacy (audit_log_legacy): the legacy partition (${range}) is out of the window; it goes whole only when asked (audit-retention --legacy, or the option retention.legacy)`,
     );
     expect((await retention('postgres', '--months', `${BOUND + 1}`, '--legacy', '--dry-run')).legacy).toBe(
       `KEPT legacy (audit_log_legacy): the legacy partition (${range}) is within the retention window (${BOUND + 1} months: only rows before ${ago(BOUND + 1).month} go)`,
@@ -369,5 +369,35 @@ describe('retention of the legacy partition whole', () => {
     const verified = await verifyAll(other);
     expect(verified.anomalies).toEqual([]);
     expect(verified.code).toBe(0);
+  });
+
+  it("the module's own retention removes it with retention.legacy, by the same checkpoint and an audit.retained line", async () => {
+    const other = 'retention_legacy_module';
+    await db.createDatabase(other);
+    await filledLegacyTrail(db, other);
+    const module = await startSealingApp(db.url(other), {
+      integrity: { enabled: true, intervalMs: 600_000, signingKey: keys.privatePem },
+      retention: { months: BOUND, legacy: true },
+    });
+    try {
+      await module.get(AuditSealer).sealNow();
+      // The run at start may have found the seal already: whichever run removed it, this one finds it gone.
+      const decisions = await module.get(AuditRetention).retainNow();
+      expect(decisions.filter((d) => d.month === 'legacy' || d.action === 'failed')).toEqual([]);
+      expect(stderr.of(AUDIT_EVENTS.retained)).toEqual(
+        expect.arrayContaining([
+          expect.objectContaining({ trail: `${other}/audit_log`, month: `legacy..${ago(BOUND + 1).month}`, retainedRows: 5 }),
+        ]),
+      );
+    } finally {
+      await module.close();
+    }
+    expect(await sql(`SELECT to_regclass('audit_log_legacy') IS NULL AS dropped`, [], other)).toEqual([{ dropped: true }]);
+    const witnessed = join(dir, 'module-witness.log');
+    writeFileSync(witnessed, stderr.lines.map((line) => `${JSON.stringify(line)}\n`).join(''));
+    const report = await verify(db.url(other), '--witness', witnessed, '--public-key', join(dir, 'seal.pub'));
+    expect(report.out).toContain(`retention: 1 checkpoints, months legacy..${ago(BOUND + 1).month} removed (5 rows), each in the chain`);
+    expect(report.anomalies).toEqual([]);
+    expect(report.code).toBe(0);
   });
 });

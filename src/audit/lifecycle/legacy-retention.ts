@@ -18,7 +18,7 @@ const LEGACY_PARTITION = 'audit_log_legacy';
 /**
  * What retention does with the legacy partition (`FROM (MINVALUE) TO (<bound>)`, docs/LIFECYCLE.md):
  * it stays while its bound (`YYYY-MM`) is after `cutoff` (the window), while a legal-hold month
- * falls inside its range, unless the run asks for it (`run.legacy`, `audit-retention --legacy`),
+ * falls inside its range, unless the run asks for it (`run.legacy`: `audit-retention --legacy`, `retention.legacy`),
  * when its archive (`run.archive`, first) fails or does not verify, and when the role may not run
  * `audit_log_retire_legacy()`. Otherwise, as a month: in its own transaction with the sealer's
  * lock, when every row in it is one a seal sealed, a checkpoint naming the range (`legacy..YYYY-MM`)
@@ -55,7 +55,7 @@ export async function legacyDecision(
   if (!run.legacy) {
     return decision(
       'kept',
-      `the legacy partition (${range}) is out of the window; it goes whole only when asked (audit-retention --legacy)`,
+      `the legacy partition (${range}) is out of the window; it goes whole only when asked (audit-retention --legacy, or the option retention.legacy)`,
     );
   }
   const schema = quoteTablePath(run.table.slice(0, run.table.lastIndexOf('.')));
