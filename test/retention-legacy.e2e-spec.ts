@@ -261,6 +261,24 @@ describe('retention of the legacy partition whole', () => {
     expect(tampered.code).toBe(1);
   });
 
+  it('waits at most 1 ms for a lock: while a reader holds the table it fails this run, after its tries, and nothing changed', async () => {
+    const reader = new Client({ connectionString: db.url(database) });
+    await reader.connect();
+    const seals = await sealCount();
+    try {
+      await reader.query('BEGIN; SELECT count(*) FROM audit_log');
+      const run = await retention('postgres', '--months', `${BOUND}`, '--legacy');
+      expect(run.legacy).toMatch(/^FAILED legacy \(audit_log_legacy\): 55P03: /);
+      expect(run.code).toBe(1);
+    } finally {
+      await reader.query('ROLLBACK');
+      await reader.end();
+    }
+    expect(await legacyAttached()).toBe(true);
+    expect(await sealCount()).toBe(seals);
+    expect(retainedLines).toEqual([]);
+  }, 60_000);
+
   it('goes whole, as the owner, by a signed checkpoint naming its range and an audit.retained line', async () => {
     const [{ newest }] = await sql(`SELECT max(seq)::int AS newest FROM audit_seal`);
     const run = await retention('postgres', '--months', `${BOUND}`, '--legacy');
