@@ -1,6 +1,6 @@
-import { LEGACY_MARK_PREFIX, retentionMonthSql } from '../lifecycle/legacy-range';
 import { type KeyObject } from 'node:crypto';
 import { quoteTablePath } from '../audit-insert-sql';
+import { LEGACY_MARK_PREFIX, retentionMonthSql } from '../lifecycle/legacy-range';
 import { PERSONAL_VALUES_SQL, personalProblem } from '../privacy/personal-verdict';
 import { merkleRoot } from './merkle';
 import {
