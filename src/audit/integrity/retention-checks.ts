@@ -1,5 +1,6 @@
 import { type Client } from 'pg';
 import { decodeRetained, mergeRetained, type RetainedRows } from '../lifecycle/checkpoint';
+import { legacyBoundOf, retentionMonthSql } from '../lifecycle/legacy-range';
 import { type Query } from '../lifecycle/month-analysis';
 import { monthStart, monthOf, partitionLayout } from '../lifecycle/month-partitions';
 import { type Anomaly } from './verifier';
@@ -31,7 +32,7 @@ function queryOf(client: Client): Query {
  */
 export async function loadRetention(client: Client, sealTable: string): Promise<RetentionFindings> {
   const rows = await queryOf(client)(
-    `SELECT s.manifest, pg_catalog.to_char(s.retention_month, 'YYYY-MM') AS month, s.retention_rows::text AS rows
+    `SELECT s.manifest, ${retentionMonthSql('s.retention_month')} AS month, s.retention_rows::text AS rows
      FROM ${sealTable} AS s JOIN ${sealTable} AS p ON p.seq OPERATOR(pg_catalog.=) (s.seq OPERATOR(pg_catalog.-) 1)
      WHERE s.retention_month IS NOT NULL AND s.row_count OPERATOR(pg_catalog.=) 0
        AND p.last_tx IS NOT DISTINCT FROM s.last_tx AND p.last_id OPERATOR(pg_catalog.=) s.last_id
@@ -68,8 +69,17 @@ export async function checkMonths(
   const layout = await partitionLayout(queryOf(client), table);
   if (!layout.partitioned) return;
   const present = new Set(layout.months.map((m) => m.month));
-  const known = [...present, ...retention.months].sort();
-  const first = layout.legacyUntil ?? known[0];
+  // The legacy partition's checkpoint names its range (`legacy..YYYY-MM`); the partition migration made one on every install.
+  const legacyBound = retention.months.map(legacyBoundOf).find((bound) => bound !== null) ?? null;
+  if (layout.legacyUntil === null && legacyBound === null) {
+    add({
+      kind: 'month_dropped',
+      month: 'legacy',
+      detail: `audit_log has no legacy partition (FROM (MINVALUE)) and no retention checkpoint records its removal, while ${missingRows} sealed rows are missing (each named row_missing): dropped without a checkpoint`,
+    });
+  }
+  const known = [...present, ...retention.months.filter((month) => legacyBoundOf(month) === null)].sort();
+  const first = layout.legacyUntil ?? legacyBound ?? known[0];
   const last = layout.months.at(-1)?.month;
   if (first === undefined || last === undefined) return;
   for (let at = monthStart(first); at <= monthStart(last); at = monthStart(monthOf(at), 1)) {

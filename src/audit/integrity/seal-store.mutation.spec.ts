@@ -1,3 +1,4 @@
+import { retentionMonthSql } from '../lifecycle/legacy-range';
 import { SEAL_COLUMNS_SQL, sealStatementMs, sealTableOf, toSeal, trailName } from './seal-store';
 
 describe('seal-store, its pure parts', () => {
@@ -101,6 +102,6 @@ describe('seal-store, its pure parts', () => {
       expect(SEAL_COLUMNS_SQL).toMatch(new RegExp(`\\b${column}\\b`));
     }
     // The month as its text, which toSeal takes as it is.
-    expect(SEAL_COLUMNS_SQL).toContain("pg_catalog.to_char(retention_month, 'YYYY-MM') AS retention_month");
+    expect(SEAL_COLUMNS_SQL).toContain(`${retentionMonthSql('retention_month')} AS retention_month`);
   });
 });

@@ -1,5 +1,6 @@
 import { type KeyObject } from 'node:crypto';
 import { quoteTablePath } from '../audit-insert-sql';
+import { LEGACY_MARK_PREFIX, retentionMonthSql } from '../lifecycle/legacy-range';
 import { PERSONAL_VALUES_SQL, personalProblem } from '../privacy/personal-verdict';
 import { merkleRoot } from './merkle';
 import {
@@ -100,7 +101,7 @@ export const SEAL_COLUMNS_SQL =
   'seq::text, version, prev_hash, last_tx::text, last_id::text, horizon::text, row_count, root, manifest, ' +
   'CASE WHEN pg_catalog.isfinite(sealed_at) THEN (extract(epoch FROM sealed_at) * 1000)::bigint::text END AS sealed_at, ' +
   'hash, key_id, signature, entry_auth_from::text, ' +
-  "pg_catalog.to_char(retention_month, 'YYYY-MM') AS retention_month, retention_rows::text, retention_covered, retention_erasures";
+  `${retentionMonthSql('retention_month')} AS retention_month, retention_rows::text, retention_covered, retention_erasures`;
 
 /** {@link SEAL_COLUMNS_SQL} on a seal table whose migrations stop before the retention columns (no checkpoint there). */
 const SEAL_COLUMNS_BEFORE_RETENTION_SQL = SEAL_COLUMNS_SQL.replace(
@@ -252,7 +253,7 @@ export async function sealOnce(
         ? new Set(
             (
               (await runner.query(
-                `SELECT pg_catalog.to_char(s.retention_month, 'YYYY-MM') AS month FROM ${sealTable} AS s WHERE s.retention_month IS NOT NULL`,
+                `SELECT ${retentionMonthSql('s.retention_month')} AS month FROM ${sealTable} AS s WHERE s.retention_month IS NOT NULL`,
               )) as { month: string }[]
             ).map((r) => r.month),
           )
@@ -365,7 +366,12 @@ function backdatedReason(row: LeafRow, newest: { last_tx: string | null; horizon
  * `audit-verify` then names it as a row in a sealed range but in no seal.
  */
 function retiredReason(row: LeafRow, retired: ReadonlySet<string>): string | undefined {
-  return retired.has(row.month) ? `it is dated in ${row.month}, a month retention removed: a retired row written back` : undefined;
+  if (retired.has(row.month)) return `it is dated in ${row.month}, a month retention removed: a retired row written back`;
+  // The legacy partition's checkpoint (`legacy..YYYY-MM`): every month up to that one went.
+  const legacy = [...retired].find((month) => month.startsWith(LEGACY_MARK_PREFIX) && row.month <= month.slice(LEGACY_MARK_PREFIX.length));
+  return legacy
+    ? `it is dated in ${row.month}, inside the legacy partition retention removed (${legacy}): a retired row written back`
+    : undefined;
 }
 
 /** A row's age in ms by the database's clock, from the `recorded_at` it set at the insert. */

@@ -3,10 +3,13 @@ import { connectionSecrets, sanitizeDbError } from '../db-error';
 import { trailName } from '../integrity/seal-store';
 import { PIN_SEARCH_PATH_SQL, qualifiedTable } from '../integrity/search-path';
 import { writeArchive } from './archive-writer';
+import { legacyMark, MONTH_OR_LEGACY_PATTERN } from './legacy-range';
+import { partitionLayout } from './month-partitions';
 import { parseCommandArgs } from '../command-args';
 
 export const ARCHIVE_USAGE = `usage: npm run audit:archive -- --month <YYYY-MM> --out <dir> [options]   (or: npx audit-archive …)
-  --month <YYYY-MM>        the month to archive (its rows by occurred_at, UTC)
+  --month <YYYY-MM>        the month to archive (its rows by occurred_at, UTC); legacy: the legacy partition's
+                           rows (every row before its bound), as audit-retention --legacy removes them
   --out <dir>              where to write audit-YYYY-MM.ndjson.gz and audit-YYYY-MM.seals.json (made if absent)
   --url <postgres://…>     the audit database (default: AUDIT_DATABASE_URL or DATABASE_URL)
   --table <schema.table>   the audit table (default: AUDIT_TABLE or audit_log; without a schema: public)
@@ -36,8 +39,8 @@ export async function runArchive(argv: string[], env: Record<string, string | un
       io.out(ARCHIVE_USAGE);
       return 0;
     }
-    if (!args.month || !/^\d{4}-(0[1-9]|1[0-2])$/.test(args.month)) {
-      throw new Error(`--month must be a month such as 2026-01, got ${JSON.stringify(args.month ?? null)}`);
+    if (!args.month || !(args.month === 'legacy' || MONTH_OR_LEGACY_PATTERN.test(args.month))) {
+      throw new Error(`--month must be a month such as 2026-01, or legacy, got ${JSON.stringify(args.month ?? null)}`);
     }
     if (!args.out) throw new Error('--out must name the directory to write the archive to');
   } catch (error) {
@@ -56,9 +59,14 @@ export async function runArchive(argv: string[], env: Record<string, string | un
     // Whatever the role's own search_path: no name this session uses resolves outside pg_catalog.
     await client.query(PIN_SEARCH_PATH_SQL.replace('SET LOCAL', 'SET'));
     const [{ name }] = (await client.query<{ name: string }>('SELECT pg_catalog.current_database() AS name')).rows;
+    const month = args.month === 'legacy' ? await legacyMonth(client, qualifiedTable(given)) : args.month;
+    if (month === null) {
+      io.err('audit-archive refused: audit_log has no legacy partition (FROM (MINVALUE)) to archive');
+      return 1;
+    }
     const result = await writeArchive(client, {
       table: qualifiedTable(given),
-      month: args.month,
+      month,
       out: args.out,
       trail: args.trail ?? trailName(name, given),
     });
@@ -92,4 +100,11 @@ function parse(argv: string[]) {
     trail: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   });
+}
+
+/** The legacy partition's range as an archive names it (`legacy..YYYY-MM`), or null without one. */
+async function legacyMonth(client: Client, table: string): Promise<string | null> {
+  const query = async (sql: string, parameters?: unknown[]) => (await client.query(sql, parameters)).rows as Record<string, unknown>[];
+  const { legacyUntil } = await partitionLayout(query, table);
+  return legacyUntil === null ? null : legacyMark(legacyUntil);
 }

@@ -3,7 +3,7 @@ import { type Seal } from '../integrity/seal';
 import { type Anomaly } from '../integrity/verify-checks';
 import { type WitnessedSeal } from '../integrity/witness';
 import { archiveFiles, type ArchiveHeader } from './archive-format';
-import { monthStart } from './month-partitions';
+import { monthSpan } from './legacy-range';
 
 /**
  * The rows of an archive's month (by `occurred_at`), counted as the rows file is read, and whether
@@ -25,8 +25,9 @@ export class MonthTally {
     month: string,
     private readonly seals: number,
   ) {
-    this.low = monthStart(month) * 1000;
-    this.high = monthStart(month, 1) * 1000;
+    const span = monthSpan(month);
+    this.low = span.from * 1000;
+    this.high = span.to * 1000;
   }
 
   /** Counts a row given its `occurred_at` in µs (as text) and the index of the seal whose range holds it. */

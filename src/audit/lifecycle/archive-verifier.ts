@@ -22,6 +22,7 @@ import { PersonalChecks } from '../privacy/personal-checks';
 import { ARCHIVE_FORMAT, archiveFiles, type ArchiveHeader, fromArchivedSeal, rowEntryDigest, rowLeaf, rowProblem } from './archive-format';
 import { checkLabel, MonthTally, witnessedCheckpoints } from './archive-label';
 import { decodeRetained, mergeRetained, type RetainedRows } from './checkpoint';
+import { MONTH_OR_LEGACY_PATTERN } from './legacy-range';
 
 /** What {@link verifyArchive} checks against beyond the archive: the witness, the public key, the entry keys. */
 export interface ArchiveVerifyOptions extends SealChecks {
@@ -62,7 +63,7 @@ const BATCH_ROWS = 50_000;
  * sealsPathOf('/archive/audit-2026-01.ndjson.gz'); // '/archive/audit-2026-01.seals.json'
  */
 export function sealsPathOf(path: string): string {
-  const month = /audit-(\d{4}-\d{2})\.(ndjson\.gz|seals\.json)$/.exec(basename(path));
+  const month = /audit-((?:legacy\.\.)?\d{4}-\d{2})\.(ndjson\.gz|seals\.json)$/.exec(basename(path));
   return month ? join(dirname(path), archiveFiles(month[1]).seals) : path;
 }
 
@@ -85,7 +86,7 @@ export async function verifyArchive(path: string, options: ArchiveVerifyOptions 
     header?.format !== ARCHIVE_FORMAT ||
     !Array.isArray(header.seals) ||
     typeof header.rowsFile !== 'string' ||
-    !/^\d{4}-(0[1-9]|1[0-2])$/.test(String(header.month))
+    !MONTH_OR_LEGACY_PATTERN.test(String(header.month))
   ) {
     throw new Error(`${sealsPath} is not an archive's seals file (format ${ARCHIVE_FORMAT})`);
   }

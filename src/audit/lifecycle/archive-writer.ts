@@ -14,7 +14,7 @@ import { parsePersonal } from '../privacy/personal-values';
 import { ARCHIVE_COLUMNS, ARCHIVE_FORMAT, archiveFiles, type ArchiveHeader, toArchivedSeal } from './archive-format';
 import { decodeRetained } from './checkpoint';
 import { type SealHead, sealHeads } from './month-analysis';
-import { monthStart } from './month-partitions';
+import { monthSpan } from './legacy-range';
 
 /** Rows a cursor returns at a time. */
 const FETCH = 5_000;
@@ -52,8 +52,9 @@ export type ArchiveResult =
 export async function writeArchive(client: Client, run: ArchiveRun): Promise<ArchiveResult> {
   const table = quoteTablePath(run.table);
   const sealTable = sealTableOf(run.table);
-  const from = new Date(monthStart(run.month)).toISOString();
-  const to = new Date(monthStart(run.month, 1)).toISOString();
+  const span = monthSpan(run.month);
+  const from = span.from === -Infinity ? '-infinity' : new Date(span.from).toISOString();
+  const to = new Date(span.to).toISOString();
   const query = async (sql: string, parameters?: unknown[]) => (await client.query(sql, parameters)).rows as Record<string, unknown>[];
   await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
   try {
@@ -165,8 +166,9 @@ async function writeRows(
   });
   gzip.pipe(file);
   const counts = { rows: 0, monthRows: 0, erasures: new Set<string>() };
-  const low = BigInt(monthStart(run.month)) * 1000n;
-  const high = BigInt(monthStart(run.month, 1)) * 1000n;
+  const span = monthSpan(run.month);
+  const low = span.from === -Infinity ? null : BigInt(span.from) * 1000n;
+  const high = BigInt(span.to) * 1000n;
   if (range) {
     const { where, parameters } = keyRange(range.after, range.upTo);
     await client.query(
@@ -180,7 +182,7 @@ async function writeRows(
       for (const row of rows) {
         text += `${JSON.stringify(row)}\n`;
         const us = row[2];
-        if (us !== null && BigInt(us) >= low && BigInt(us) < high) counts.monthRows += 1;
+        if (us !== null && (low === null || BigInt(us) >= low) && BigInt(us) < high) counts.monthRows += 1;
         if (row[14] !== null) {
           const personal = parsePersonal(row[16]);
           if (personal && 'erased' in personal) counts.erasures.add(personal.erased);

@@ -116,6 +116,7 @@ export class AuditRetention implements OnApplicationBootstrap, BeforeApplication
           table,
           months: retention.months,
           legalHold: retention.legalHold,
+          legacy: retention.legacy,
           dryRun: false,
           signingKey: this.options.integrity.signingKey,
           timeoutMs: STATEMENT_TIMEOUT_MS,

@@ -16,6 +16,8 @@ export const RETENTION_USAGE = `usage: npm run audit:retention -- [options]   (o
   --months <n>             whole months kept before the current one (default: AUDIT_RETENTION_MONTHS; required)
   --legal-hold <YYYY-MM,…> months never removed (default: AUDIT_RETENTION_LEGAL_HOLD)
   --dry-run                list what would go and why each other month stays; change nothing
+  --legacy                 remove the legacy partition (rows from before the partition migration) whole too, once its
+                           bound is out of the window, wholly sealed and no legal-hold month is inside it
   --url <postgres://…>     the audit database (default: AUDIT_DATABASE_URL or DATABASE_URL)
   --table <schema.table>   the audit table (default: AUDIT_TABLE or audit_log; without a schema: public)
   --signing-key <file|key> the seals' Ed25519 private key, to sign each checkpoint (default: AUDIT_INTEGRITY_SIGNING_KEY)
@@ -89,6 +91,7 @@ export async function runRetention(argv: string[], env: Record<string, string | 
         table,
         ...settings,
         dryRun: !!args['dry-run'],
+        legacy: !!args.legacy,
         signingKey,
         archive: archiveDir ? archiveBeforeRetire(client, { table, trail, out: archiveDir, signingKey }) : undefined,
         retained: (checkpoint) => {
@@ -121,6 +124,7 @@ function parse(argv: string[]) {
     months: { type: 'string' },
     'legal-hold': { type: 'string' },
     'dry-run': { type: 'boolean' },
+    legacy: { type: 'boolean' },
     url: { type: 'string' },
     table: { type: 'string' },
     'signing-key': { type: 'string' },

@@ -13,11 +13,13 @@ describe('resolveRetentionOptions', () => {
       months: 72,
       legalHold: ['2026-01', '2026-02'],
       intervalMs: 86_400_000,
+      legacy: false,
     });
-    expect(resolveAuditOptions({ retention: { months: 1, intervalMs: 60_000 } }).retention).toEqual({
+    expect(resolveAuditOptions({ retention: { months: 1, intervalMs: 60_000, legacy: true } }).retention).toEqual({
       months: 1,
       legalHold: [],
       intervalMs: 60_000,
+      legacy: true,
     });
   });
 
@@ -32,6 +34,7 @@ describe('resolveRetentionOptions', () => {
     [{ months: 12, legalHold: ['2026-01', '2026-13'] }, 'retention.legalHold[1]'],
     [{ months: 12, intervalMs: 1000 }, 'retention.intervalMs'],
     [{ months: 12, keep: 3 }, 'retention.keep'],
+    [{ months: 12, legacy: 'yes' }, 'retention.legacy'],
     [12, 'retention'],
   ])('refuses %p at start, naming %s', (input, key) => {
     expect(() => resolveAuditOptions({ retention: input as never })).toThrow(AuditConfigError);

@@ -15,10 +15,17 @@ export interface AuditRetentionOptions {
   legalHold?: readonly string[];
   /** How often the module applies retention, in ms (default 86 400 000: daily; 60 000 to 2 678 400 000). */
   intervalMs?: number;
+  /** Removes the legacy partition too, whole, once its bound leaves the window (default false; see docs/LIFECYCLE.md). */
+  legacy?: boolean;
 }
 
 /** The `retention` option after defaults and validation; null when retention is off. */
-export type ResolvedRetentionOptions = Readonly<{ months: number; legalHold: readonly string[]; intervalMs: number }> | null;
+export type ResolvedRetentionOptions = Readonly<{
+  months: number;
+  legalHold: readonly string[];
+  intervalMs: number;
+  legacy: boolean;
+}> | null;
 
 const MONTH = /^(\d{4})-(0[1-9]|1[0-2])$/;
 
@@ -26,7 +33,7 @@ const MONTH = /^(\d{4})-(0[1-9]|1[0-2])$/;
  * Validates the `retention` option, throwing an {@link AuditConfigError} naming the bad key.
  *
  * @example
- * resolveRetentionOptions({ months: 12 }); // { months: 12, legalHold: [], intervalMs: 86400000 }
+ * resolveRetentionOptions({ months: 12 }); // { months: 12, legalHold: [], intervalMs: 86400000, legacy: false }
  */
 export function resolveRetentionOptions(input: unknown): ResolvedRetentionOptions {
   if (input === undefined || input === null) return null;
@@ -34,11 +41,11 @@ export function resolveRetentionOptions(input: unknown): ResolvedRetentionOption
     throw AuditConfigError.invalidOption('retention', "an object such as { months: 72, legalHold: ['2026-01'] }", input);
   }
   const raw = input as Record<string, unknown>;
-  const known = ['months', 'legalHold', 'intervalMs'];
+  const known = ['months', 'legalHold', 'intervalMs', 'legacy'];
   for (const key of Object.keys(raw)) {
     if (!known.includes(key)) throw AuditConfigError.unknownOption(`retention.${key}`, known);
   }
-  const { months, legalHold = [], intervalMs = 86_400_000 } = raw;
+  const { months, legalHold = [], intervalMs = 86_400_000, legacy = false } = raw;
   if (typeof months !== 'number' || !Number.isInteger(months) || months < 1 || months > 1200) {
     throw AuditConfigError.invalidOption(
       'retention.months',
@@ -49,6 +56,7 @@ export function resolveRetentionOptions(input: unknown): ResolvedRetentionOption
   if (typeof intervalMs !== 'number' || !Number.isInteger(intervalMs) || intervalMs < 60_000 || intervalMs > 2_678_400_000) {
     throw AuditConfigError.invalidOption('retention.intervalMs', 'an integer from 60000 to 2678400000', intervalMs);
   }
+  if (typeof legacy !== 'boolean') throw AuditConfigError.invalidOption('retention.legacy', 'true or false', legacy);
   if (!Array.isArray(legalHold))
     throw AuditConfigError.invalidOption('retention.legalHold', "an array of months such as ['2026-01']", legalHold);
   legalHold.forEach((month: unknown, i) => {
@@ -56,7 +64,7 @@ export function resolveRetentionOptions(input: unknown): ResolvedRetentionOption
       throw AuditConfigError.invalidOption(`retention.legalHold[${i}]`, "a month written YYYY-MM, such as '2026-01'", month);
     }
   });
-  return Object.freeze({ months, legalHold: Object.freeze([...new Set(legalHold as string[])].sort()), intervalMs });
+  return Object.freeze({ months, legalHold: Object.freeze([...new Set(legalHold as string[])].sort()), intervalMs, legacy });
 }
 
 /**

@@ -6,6 +6,7 @@ import { SEAL_COLUMNS_SQL, SEALER_LOCK, sealTableOf, toSeal } from '../integrity
 import { checkNewestSeal } from '../integrity/seal-trust';
 import { PIN_SEARCH_PATH_SQL } from '../integrity/search-path';
 import { encodeRetained } from './checkpoint';
+import { legacyDecision } from './legacy-retention';
 import { retentionErasures } from './checkpoint-erasures';
 import { analyzeMonth, checkMonthLocked, type Query, sealHeads } from './month-analysis';
 import { withLockRetries } from './lock-retries';
@@ -49,6 +50,8 @@ export interface RetentionRun {
    * holds exactly that many rows when it is retired (a row that came since is in no archive).
    */
   archive?: (month: string) => Promise<{ action: 'kept' | 'failed'; reason: string } | { archivedRows: number }>;
+  /** Removes the legacy partition too once its bound leaves the window (`audit-retention --legacy`). */
+  legacy?: boolean;
   now?: number;
 }
 
@@ -62,8 +65,9 @@ export interface RetentionSession {
  * ended at least `months` whole months before the current one (UTC), is not under legal hold and
  * whose rows are all sealed, is removed, oldest first, each in its own transaction: a retention
  * checkpoint is chained after the newest seal (signed with `signingKey`), then the database's
- * `audit_log_retire_month()` checks again and detaches and drops the partition. The legacy and the
- * default partitions are never removed. Returns one decision per partition, with the reason each
+ * `audit_log_retire_month()` checks again and detaches and drops the partition. The legacy
+ * partition goes whole, the same way, only with `legacy` (see `legacy-retention.ts`); the default
+ * partition is never removed. Returns one decision per partition, with the reason each
  * stays. A dry run only reads.
  *
  * @example
@@ -85,14 +89,7 @@ export async function applyRetention(session: RetentionSession, run: RetentionRu
     await query('ROLLBACK');
   }
   const decisions: MonthDecision[] = [];
-  if (layout.legacyUntil !== null) {
-    decisions.push({
-      month: 'legacy',
-      partition: 'audit_log_legacy',
-      action: 'kept',
-      reason: `the legacy partition (rows before ${layout.legacyUntil}) is never removed by retention`,
-    });
-  }
+  if (layout.legacyUntil !== null) decisions.push(await legacyDecision(query, sealTable, run, layout.legacyUntil, cutoff));
   for (const { name, month } of layout.months) {
     const decision = (action: MonthDecision['action'], reason: string, more: Partial<MonthDecision> = {}) =>
       decisions.push({ month, partition: name, action, reason, ...more });

@@ -1,0 +1,212 @@
+import { quoteTablePath } from '../audit-insert-sql';
+import { merkleRoot } from '../integrity/merkle';
+import { keyIdOf, type Seal, sealHash, signSeal } from '../integrity/seal';
+import { SEAL_COLUMNS_SQL, SEALER_LOCK, toSeal } from '../integrity/seal-store';
+import { checkNewestSeal } from '../integrity/seal-trust';
+import { PIN_SEARCH_PATH_SQL } from '../integrity/search-path';
+import { encodeRetained } from './checkpoint';
+import { erasuresSql } from './checkpoint-erasures';
+import { legacyMark } from './legacy-range';
+import { withLockRetries } from './lock-retries';
+import { analyzeMonth, type Query, sealHeads } from './month-analysis';
+import { monthOf, monthStart } from './month-partitions';
+import { type MonthDecision, type RetentionRun } from './retention';
+
+/** The legacy partition's name, as the partition migration makes it. */
+const LEGACY_PARTITION = 'audit_log_legacy';
+
+/**
+ * What retention does with the legacy partition (`FROM (MINVALUE) TO (<bound>)`, docs/LIFECYCLE.md):
+ * it stays while its bound (`YYYY-MM`) is after `cutoff` (the window), while a legal-hold month
+ * falls inside its range, unless the run asks for it (`run.legacy`: `audit-retention --legacy`, `retention.legacy`),
+ * when its archive (`run.archive`, first) fails or does not verify, and when the role may not run
+ * `audit_log_retire_legacy()`. Otherwise, as a month: in its own transaction with the sealer's
+ * lock, when every row in it is one a seal sealed, a checkpoint naming the range (`legacy..YYYY-MM`)
+ * is chained and signed, then the database's function checks again and detaches and drops it;
+ * tried again when a lock is taken. A dry run only reads.
+ *
+ * @example
+ * decisions.push(await legacyDecision(query, 'public.audit_seal', run, layout.legacyUntil, cutoff));
+ */
+export async function legacyDecision(
+  query: Query,
+  sealTable: string,
+  run: RetentionRun,
+  bound: string,
+  cutoff: number,
+): Promise<MonthDecision> {
+  const decision = (action: MonthDecision['action'], reason: string, more: Partial<MonthDecision> = {}): MonthDecision => ({
+    month: 'legacy',
+    partition: LEGACY_PARTITION,
+    action,
+    reason,
+    ...more,
+  });
+  const range = `rows before ${bound}`;
+  if (monthStart(bound) > cutoff) {
+    const cutoffMonth = monthOf(cutoff);
+    return decision(
+      'kept',
+      `the legacy partition (${range}) is within the retention window (${run.months} months: only rows before ${cutoffMonth} go)`,
+    );
+  }
+  const held = run.legalHold.filter((month) => month < bound);
+  if (held.length > 0) return decision('kept', `legal hold: ${held.join(', ')} inside the legacy partition (${range})`);
+  if (!run.legacy) {
+    return decision(
+      'kept',
+      `the legacy partition (${range}) is out of the window; it goes whole only when asked (audit-retention --legacy, or the option retention.legacy)`,
+    );
+  }
+  const schema = quoteTablePath(run.table.slice(0, run.table.lastIndexOf('.')));
+  const [{ usable }] = await query(
+    `SELECT pg_catalog.has_function_privilege(pg_catalog.to_regprocedure($1), 'EXECUTE') IS TRUE AS usable`,
+    [`${schema}.audit_log_retire_legacy(integer)`],
+  );
+  if (!usable) {
+    return decision(
+      'kept',
+      `this role may not run ${schema}.audit_log_retire_legacy(integer) (migration AuditRetireLegacy1766500000000; run as the table's owner, or GRANT EXECUTE to this role)`,
+    );
+  }
+  try {
+    // Archived first (audit-retention --archive-dir), as a month: it goes only while it holds the rows its archive holds.
+    const archived = run.dryRun || !run.archive ? null : await run.archive(legacyMark(bound));
+    if (archived && 'action' in archived) return decision(archived.action, archived.reason);
+    const outcome = await withLockRetries(() => retireLegacy(query, sealTable, run, bound, archived?.archivedRows));
+    if (outcome.checkpoint) run.retained?.(outcome.checkpoint);
+    return decision(outcome.action, outcome.reason, { rows: outcome.rows, checkpoint: outcome.checkpoint });
+  } catch (error) {
+    const { code, message } = error as { code?: string; message: string };
+    return decision('failed', `${code ?? 'error'}: ${message}`);
+  }
+}
+
+/** The legacy partition, in its own transaction, with the sealer's lock held so that no seal is made meanwhile. */
+async function retireLegacy(
+  query: Query,
+  sealTable: string,
+  run: RetentionRun,
+  bound: string,
+  archivedRows?: number,
+): Promise<{ action: MonthDecision['action']; reason: string; rows?: number; checkpoint?: Seal }> {
+  const timeoutMs = run.timeoutMs ?? 30_000;
+  await query(
+    `BEGIN; SET LOCAL statement_timeout = '${timeoutMs}ms'; SET LOCAL lock_timeout = '${timeoutMs}ms'; SET LOCAL work_mem = '64MB'; SET LOCAL enable_nestloop = off; SET LOCAL enable_mergejoin = off; ${PIN_SEARCH_PATH_SQL}`,
+  );
+  try {
+    await query(`SELECT pg_catalog.pg_advisory_xact_lock(${SEALER_LOCK})`);
+    const to = new Date(monthStart(bound)).toISOString();
+    // Another run may have removed it since the partitions were listed.
+    const [{ attached }] = await query(
+      `SELECT EXISTS (SELECT FROM pg_catalog.pg_inherits AS h JOIN pg_catalog.pg_class AS c ON c.oid OPERATOR(pg_catalog.=) h.inhrelid
+         WHERE h.inhparent OPERATOR(pg_catalog.=) $1::pg_catalog.regclass
+           AND pg_catalog.pg_get_expr(c.relpartbound, c.oid) LIKE 'FOR VALUES FROM (MINVALUE) TO (%') AS attached`,
+      [quoteTablePath(run.table)],
+    );
+    if (!attached) {
+      await query('ROLLBACK');
+      return { action: 'gone', reason: 'removed meanwhile by another run (its checkpoint is in the chain)' };
+    }
+    const heads = await sealHeads(query, sealTable);
+    const analysis = await analyzeMonth(query, run.table, sealTable, heads, '-infinity', to);
+    const problems = [
+      analysis.unsealed > 0 ? `${analysis.unsealed} rows after the newest seal` : '',
+      analysis.leftOut > 0 ? `${analysis.leftOut} rows in sealed ranges that no seal sealed (forged or invalid: see audit-verify)` : '',
+      heads.length === 0 ? 'no seal yet (integrity off, or the sealer has not run)' : '',
+    ].filter((p) => p !== '');
+    if (problems.length > 0) {
+      await query('ROLLBACK');
+      return { action: 'kept', reason: `not wholly sealed: ${problems.join(', ')}`, rows: analysis.rows };
+    }
+    if (archivedRows !== undefined && archivedRows !== analysis.rows) {
+      await query('ROLLBACK');
+      return {
+        action: 'kept',
+        reason: `its archive holds ${archivedRows} of its rows, it holds ${analysis.rows} now (written since it was archived): archive it again`,
+        rows: analysis.rows,
+      };
+    }
+    const seqs = [...analysis.retained.keys()].sort((a, b) => a - b);
+    const covered =
+      seqs.length === 0 ? 'no rows' : `${analysis.rows} rows, sealed by seals ${seqs[0]}${seqs.length > 1 ? `–${seqs.at(-1)}` : ''}`;
+    if (run.dryRun) {
+      await query('ROLLBACK');
+      return { action: 'would retire', reason: `${covered} (rows before ${bound})`, rows: analysis.rows };
+    }
+    const [newestRow] = await query(`SELECT ${SEAL_COLUMNS_SQL} FROM ${sealTable} AS s ORDER BY s.seq DESC LIMIT 1`);
+    const newest = toSeal(newestRow);
+    if (newest.keyId !== null && !run.signingKey) {
+      throw Object.assign(
+        new Error(`the seal chain is signed (key ${newest.keyId}): give the signing key (--signing-key or AUDIT_INTEGRITY_SIGNING_KEY)`),
+        { code: 'AUDIT_RETENTION_KEY_MISSING' },
+      );
+    }
+    // A checkpoint continues no seal the app's role could have appended (see integrity/seal-trust.ts).
+    await checkNewestSeal(query, sealTable, newest, run.signingKey);
+    const [{ carried }] = await query(
+      `SELECT (${erasuresSql(`${quoteTablePath(run.table)} AS l WHERE l.occurred_at < $1::timestamptz`)})::text AS carried`,
+      [to],
+    );
+    const unsigned = {
+      seq: newest.seq + 1,
+      version: newest.version,
+      prevHash: newest.hash,
+      lastTx: newest.lastTx,
+      lastId: newest.lastId,
+      horizon: newest.horizon,
+      rowCount: 0,
+      root: merkleRoot([]),
+      manifest: encodeRetained(analysis.retained),
+      sealedAt: run.now ?? Date.now(),
+      entryAuthFrom: newest.entryAuthFrom ?? null,
+      retention: { month: legacyMark(bound), rows: analysis.rows, covered: analysis.covered?.hash ?? null, erasures: carried as string },
+    };
+    const hash = sealHash(unsigned);
+    const checkpoint: Seal = {
+      ...unsigned,
+      hash,
+      keyId: run.signingKey ? keyIdOf(run.signingKey) : null,
+      signature: run.signingKey ? signSeal(hash, run.signingKey) : null,
+    };
+    await query(
+      `INSERT INTO ${sealTable} (seq, version, prev_hash, last_tx, last_id, horizon, row_count, root, manifest, sealed_at, hash, key_id, signature,
+         entry_auth_from, retention_month, retention_rows, retention_covered, retention_erasures)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::timestamptz, $11, $12, $13, $14, $15::date, $16, $17, $18)`,
+      [
+        checkpoint.seq,
+        checkpoint.version,
+        checkpoint.prevHash,
+        checkpoint.lastTx,
+        checkpoint.lastId,
+        checkpoint.horizon,
+        0,
+        checkpoint.root,
+        checkpoint.manifest,
+        new Date(checkpoint.sealedAt).toISOString(),
+        checkpoint.hash,
+        checkpoint.keyId,
+        checkpoint.signature,
+        checkpoint.entryAuthFrom,
+        // The last day before the bound: a month's checkpoint holds a first day.
+        new Date(monthStart(bound) - 86_400_000).toISOString().slice(0, 10),
+        analysis.rows,
+        unsigned.retention.covered,
+        unsigned.retention.erasures,
+      ],
+    );
+    await query(`SELECT ${quoteTablePath(run.table.slice(0, run.table.lastIndexOf('.')))}.audit_log_retire_legacy($1::integer)`, [
+      run.months,
+    ]);
+    await query('COMMIT');
+    return {
+      action: 'retired',
+      reason: `${covered} (rows before ${bound}); checkpoint seal ${checkpoint.seq}`,
+      rows: analysis.rows,
+      checkpoint,
+    };
+  } catch (error) {
+    await query('ROLLBACK').catch(() => undefined);
+    throw error;
+  }
+}
