@@ -1,6 +1,6 @@
 import { compileRedactor, convertJsonSafe, type JsonSafeResult, safeString, toJsonSafe, UNREADABLE } from './json-safe';
 import { isoTime, storableOccurredAt, withOriginalOccurredAt } from './occurred-at';
-import { recordBytes } from './record-json';
+import { normalizedRecordBytes, recordBytes } from './record-json';
 import { userIdText } from './user-id';
 import { uuidv7 } from './uuidv7';
 
@@ -177,7 +177,9 @@ export class AuditEntryNormalizer {
   }
 
   private capSize(record: AuditRecord, changes: JsonSafeResult, metadata: JsonSafeResult): { record: AuditRecord; bytes: number } {
-    let bytes = recordBytes(record);
+    // The privacy split adds members; without it the record has exactly normalize()'s own.
+    const measure = this.personal ? recordBytes : normalizedRecordBytes;
+    let bytes = measure(record);
     if (bytes <= this.maxEntryBytes && changes.complete && metadata.complete) return { record, bytes };
     // A preview a quarter of the budget each leaves room for the fixed fields (at most ~1.3 KiB).
     const previewChars = Math.floor(this.maxEntryBytes / 4 / 4);
@@ -186,7 +188,7 @@ export class AuditEntryNormalizer {
       changes: truncate(record.changes, changes, previewChars),
       metadata: truncate(record.metadata, metadata, previewChars),
     };
-    bytes = recordBytes(capped);
+    bytes = measure(capped);
     return { record: capped, bytes };
   }
 
