@@ -1,7 +1,7 @@
 import { diffsBytes, diffsOf, type DiffsPart, fitDiffs, joinDiffs, partChanges } from './diffs/entry-diffs';
 import { compileRedactor, convertJsonSafe, type JsonSafeResult, safeString, toJsonSafe, UNREADABLE } from './json-safe';
 import { isoTime, storableOccurredAt, withOriginalOccurredAt } from './occurred-at';
-import { recordBytes } from './record-json';
+import { normalizedRecordBytes, recordBytes } from './record-json';
 import { userIdText } from './user-id';
 import { uuidv7 } from './uuidv7';
 
@@ -200,7 +200,9 @@ export class AuditEntryNormalizer {
     metadata: JsonSafeResult,
     hasDiffs: boolean,
   ): { record: AuditRecord; bytes: number } {
-    let bytes = recordBytes(record);
+    // The privacy split adds members; without it the record has exactly normalize()'s own.
+    const measure = this.personal ? recordBytes : normalizedRecordBytes;
+    let bytes = measure(record);
     if (bytes <= this.maxEntryBytes && changes.complete && metadata.complete) return { record, bytes };
     const source = hasDiffs ? this.withDiffsFitted(record, unsplit) : record;
     const { rest, diffs } = hasDiffs ? diffsOf(source.changes) : { rest: source.changes, diffs: undefined };
@@ -211,7 +213,7 @@ export class AuditEntryNormalizer {
       changes: joinDiffs(truncate(rest, changes, previewChars), diffs),
       metadata: truncate(source.metadata, metadata, previewChars),
     };
-    bytes = recordBytes(capped);
+    bytes = measure(capped);
     return { record: capped, bytes };
   }
 

@@ -47,6 +47,22 @@ describe('convertJsonSafe', () => {
     expect(JSON.stringify(toJsonSafe(shallow, none))).toContain('bottom');
   });
 
+  it('tells the kind of an object by what it is, whatever prototype it reports: a proxied array stays an array, a Date without its prototype is data', () => {
+    const plainProto = { getPrototypeOf: () => Object.prototype };
+    const bare = Object.assign(Object.create(null) as Record<string, unknown>, { a: 1, token: 't' });
+    const undated = Object.setPrototypeOf(new Date(0), Object.prototype) as object;
+    const unmapped = Object.setPrototypeOf(new Map([['a', 1]]), null) as object;
+    expect(toJsonSafe({ list: new Proxy(['a', 'b'], plainProto), bare, undated, unmapped }, isRedacted)).toEqual({
+      list: ['a', 'b'],
+      bare: { a: 1, token: REDACTED },
+      undated: {},
+      unmapped: {},
+    });
+    expect(toJsonSafe(new Proxy(new Date(0), plainProto), none)).toEqual({});
+    // A Map's methods refuse a proxy of it: unreadable, as any value whose reading throws.
+    expect(toJsonSafe(new Proxy(new Map([['a', 1]]), { getPrototypeOf: () => Map.prototype }), none)).toBe('[Unreadable]');
+  });
+
   it('writes undefined and null in an array as null', () => {
     expect(toJsonSafe([undefined, null, 1], none)).toEqual([null, null, 1]);
   });

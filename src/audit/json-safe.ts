@@ -56,7 +56,8 @@ export function convertJsonSafe(
   const conversion = new Conversion(isRedacted, maxBytes, byNameOnly, reuse);
   const converted = conversion.convert(value, 0);
   if (byNameOnly && converted !== null && typeof converted === 'object' && !Array.isArray(converted)) {
-    Object.setPrototypeOf(converted, ByNameOnly.prototype);
+    // A plain object is made with the prototype already (cheaper than setting it after); any other is given it here.
+    if (!(converted instanceof ByNameOnly)) Object.setPrototypeOf(converted, ByNameOnly.prototype);
     if (conversion.complete && conversion.exact)
       CONVERTED.set(converted, { isRedacted, bytes: conversion.used, depth: conversion.deepest });
   }
@@ -109,6 +110,8 @@ class Conversion {
   deepest = 0;
   /** The objects from the root down to the one being read (at most {@link MAX_DEPTH}). */
   private readonly ancestors: object[] = [];
+  /** The whole value is converted by name only: a plain root object is made a {@link ByNameOnly}. */
+  private readonly rootByName: boolean;
   constructor(
     private readonly isRedacted: (key: string) => boolean,
     private readonly limit: number,
@@ -116,7 +119,9 @@ class Conversion {
     private byNameOnly: boolean,
     /** Keep objects listed in {@link CONVERTED} as they are, where they fit the budget and the depth. */
     private readonly reuse = false,
-  ) {}
+  ) {
+    this.rootByName = byNameOnly;
+  }
 
   convert(value: unknown, depth: number): unknown {
     switch (typeof value) {
@@ -163,17 +168,23 @@ class Conversion {
   }
 
   private object(object: object, depth: number): unknown {
-    if (object instanceof Date) return this.text(Number.isNaN(object.getTime()) ? 'Invalid Date' : object.toISOString());
-    if (Buffer.isBuffer(object)) return this.text(`[Buffer ${object.length} bytes]`);
-    if (object instanceof Error) {
-      this.exact = false;
-      return { name: this.text(String(object.name)), message: this.text(redactText(String(object.message), this.isRedacted)) };
+    // Most objects are plain: their prototype alone rules out every kind tested below (each an instanceof, a walk of it).
+    const proto: unknown = Object.getPrototypeOf(object);
+    const plain = (proto === Object.prototype || proto === null || proto === ByNameOnly.prototype) && !Array.isArray(object);
+    if (!plain) {
+      if (object instanceof Date) return this.text(Number.isNaN(object.getTime()) ? 'Invalid Date' : object.toISOString());
+      if (Buffer.isBuffer(object)) return this.text(`[Buffer ${object.length} bytes]`);
+      if (object instanceof Error) {
+        this.exact = false;
+        return { name: this.text(String(object.name)), message: this.text(redactText(String(object.message), this.isRedacted)) };
+      }
     }
     if (this.ancestors.includes(object)) return this.text('[Circular]');
     if (depth >= MAX_DEPTH) return this.text('[MaxDepth]');
     this.ancestors.push(object);
     if (depth > this.deepest) this.deepest = depth;
     try {
+      if (plain) return this.record(object as Record<string, unknown>, depth);
       if (Array.isArray(object)) return this.array(object, depth);
       if (object instanceof Set) return this.array([], depth, object);
       if (object instanceof Map || object instanceof URLSearchParams || object instanceof Headers) {
@@ -222,7 +233,7 @@ class Conversion {
   }
 
   private record(object: Record<string, unknown>, depth: number): Record<string, unknown> {
-    const out: Record<string, unknown> = {};
+    const out = (depth === 0 && this.rootByName ? new ByNameOnly() : {}) as Record<string, unknown>;
     this.used += 2;
     let separator = 0;
     for (const key of Object.keys(object)) {

@@ -43,19 +43,30 @@ export function storableOccurredAt(value: unknown, nowMs: number): { iso: string
 
 let lastMs = NaN;
 let lastIso = '';
+/** The second of the last text made in full, and that text without its milliseconds and `Z`. */
+let lastSecond = NaN;
+let secondText = '';
 
 /**
  * `new Date(ms).toISOString()`, remembered for the last millisecond asked: entries logged in the
- * same millisecond share one string.
+ * same millisecond share one string, and within one second only the milliseconds are written anew.
  *
  * @example
  * isoTime(0); // '1970-01-01T00:00:00.000Z'
  */
 export function isoTime(ms: number): string {
-  if (ms !== lastMs) {
+  if (ms === lastMs) return lastIso;
+  // Only a whole millisecond takes the shortcut: `Date` drops the fraction of any other.
+  const second = Number.isInteger(ms) ? Math.floor(ms / 1000) : NaN;
+  if (second === lastSecond) {
+    const milli = ms - second * 1000;
+    lastIso = `${secondText}${milli < 10 ? '00' : milli < 100 ? '0' : ''}${milli}Z`;
+  } else {
     lastIso = new Date(ms).toISOString();
-    lastMs = ms;
+    lastSecond = second;
+    secondText = lastIso.slice(0, -4);
   }
+  lastMs = ms;
   return lastIso;
 }
 

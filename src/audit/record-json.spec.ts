@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { type AuditRecord, AuditEntryNormalizer } from './audit-entry';
-import { payloadJson, recordBytes } from './record-json';
+import { normalizedRecordBytes, payloadJson, recordBytes } from './record-json';
 
 describe('record JSON made once', () => {
   const normalizer = new AuditEntryNormalizer(['password'], 4096);
@@ -11,6 +11,7 @@ describe('record JSON made once', () => {
         const { record, bytes } = normalizer.normalize({ action, changes, metadata });
         expect(bytes).toBe(Buffer.byteLength(JSON.stringify(record)));
         expect(recordBytes(record)).toBe(bytes);
+        if (!record.authCode) expect(normalizedRecordBytes(record)).toBe(bytes);
         expect(payloadJson(record)).toEqual({
           changes: record.changes === null ? null : JSON.stringify(record.changes),
           metadata: record.metadata === null ? null : JSON.stringify(record.metadata),
@@ -51,6 +52,7 @@ describe('record JSON made once', () => {
         const record = Object.fromEntries(fields.map((field, i) => [field, values[i]])) as unknown as AuditRecord;
         Object.assign(record, { changes: { [key]: key }, metadata: null });
         expect(recordBytes(record)).toBe(Buffer.byteLength(JSON.stringify(record)));
+        expect(normalizedRecordBytes(record)).toBe(Buffer.byteLength(JSON.stringify(record)));
         const keyed = { ...record, [key]: key } as AuditRecord;
         expect(recordBytes(keyed)).toBe(Buffer.byteLength(JSON.stringify(keyed)));
       }),

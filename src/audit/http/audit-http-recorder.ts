@@ -38,7 +38,7 @@ export class AuditHttpRecorder {
     let tracked = this.requests.get(key);
     if (!tracked) {
       tracked = new AuditedRequest(context, rawResponseOf(context), (done, outcome) => this.write(done, outcome));
-      if (this.options.mode === 'sync' && !handlesResponse(context)) tracked.holdResponse();
+      if (this.options.mode === 'sync' && !this.route(context).sendsResponse) tracked.holdResponse();
       this.requests.set(key, tracked);
     }
     return tracked;
@@ -73,7 +73,7 @@ export class AuditHttpRecorder {
     });
   }
 
-  /** The route's `@Audited` metadata, action and entity type: reflection once per controller and handler, not per request. */
+  /** The route's `@Audited` metadata, action, entity type and whether it sends its own response: reflection once per controller and handler, not per request. */
   private route(context: ExecutionContext): RouteFacts {
     const controller = context.getClass();
     const handler = context.getHandler();
@@ -86,6 +86,7 @@ export class AuditHttpRecorder {
         meta,
         action: meta?.action ?? deriveAction(controller.name, handler.name),
         entityType: meta?.entityType ?? controller.name.replace(/Controller$/, ''),
+        sendsResponse: handlesResponse(context),
       };
       handlers.set(handler, facts);
     }
@@ -98,6 +99,8 @@ interface RouteFacts {
   meta: AuditedMetadata | undefined;
   action: string;
   entityType: string;
+  /** The handler sends the response itself (`@Res()`, `@Next()`): see {@link handlesResponse}. */
+  sendsResponse: boolean;
 }
 
 /** What the client sent (not for DELETE), and the entity changes the request committed, if any. */
