@@ -74,8 +74,9 @@ export const GROUPS = {
     ],
   },
   'sealer-io': {
-    mutate: ['src/audit/integrity/sealer-session.ts', 'src/audit/integrity/chain-memory.ts'],
+    mutate: ['src/audit/db-session.ts', 'src/audit/integrity/sealer-session.ts', 'src/audit/integrity/chain-memory.ts'],
     specs: [
+      'src/audit/db-session.spec.ts',
       'src/audit/integrity/sealer-session.spec.ts',
       'src/audit/integrity/sealer-session.mutation.spec.ts',
       'src/audit/integrity/chain-memory.spec.ts',
