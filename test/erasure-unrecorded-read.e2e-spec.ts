@@ -10,7 +10,7 @@ import { AuditorHeaderGuard } from './support/query-app';
 import { StderrCapture } from './support/stderr';
 
 interface RowRead {
-  items: { id: string; userId: string | null; erasedBy: string | null; seal?: { state: string; seq?: number } }[];
+  items: { id: string; userId: string | null; erasedBy: string | null; seal?: { state: string; seq?: number; detail?: string } }[];
 }
 
 // docs/PRIVACY.md: "Each row read also carries `erasedBy`: the id of the erasure that took its
@@ -18,8 +18,9 @@ interface RowRead {
 // only while each personal value still matches its commitment (or was erased)". The app's role
 // holds EXECUTE on `audit_log_erase` (INTEGRITY.md, Roles): called directly, not through
 // `erase()`, it wipes who did a sealed action under a made-up erasure id that no `audit_erasure`
-// entry records. audit-verify names it (row_erased_unaccounted), and the row read says `altered`;
-// a row erased by erase() (its entry written in the same transaction) still reads `sealed`.
+// entry records. audit-verify names it (row_erased_unaccounted), and the row read says `altered`,
+// also when an `audit_erasure` row inserted by hand (no entry code) names the erasure; a row erased
+// by erase() (its entry written in the same transaction) still reads `sealed`.
 describe('an erased marker no erasure entry records, on the read side', () => {
   let db: TestPostgres;
   let app: INestApplication<Server>;
@@ -70,6 +71,42 @@ describe('an erased marker no erasure entry records, on the read side', () => {
       erasedBy: madeUp,
       seal: { state: 'altered', detail: `erased under erasure ${madeUp}, which no authentic audit_erasure entry records` },
     });
+  }, 60_000);
+
+  it('does not read a row wiped outside erase() as sealed because a forged audit_erasure row names its erasure', async () => {
+    // Only an authentic entry counts (docs/PRIVACY.md): the app's role inserts an `audit_erasure` row of its own
+    // (no entry code) naming the made-up erasure; the sealer refuses it, audit-verify names both.
+    await app.get(AuditService).log({
+      action: 'payment_approved',
+      entityType: 'Payment',
+      entityId: 'pay-victim',
+      userId: 'mallory',
+      ip: '192.0.2.5',
+      changes: { body: { email: 'mallory@example.com' } },
+    });
+    await eventually(async () => (await db.query(`SELECT 1 FROM audit_log WHERE entity_id = 'pay-victim'`)).length === 1);
+    const [{ id }] = await db.query<{ id: string }>(`SELECT id::text AS id FROM audit_log WHERE entity_id = 'pay-victim'`);
+    await app.get(AuditSealer).sealNow();
+    expect((await read(id)).items[0]).toMatchObject({ userId: 'mallory', erasedBy: null, seal: { state: 'sealed' } });
+
+    // Only what the app's role may do: EXECUTE audit_log_erase, INSERT into audit_log.
+    const madeUp = randomUUID();
+    await db.query(`SELECT * FROM audit_log_erase('mallory', NULL, NULL, $1::uuid, false)`, [madeUp]);
+    const entry = { erasure: { id: madeUp, subject: 'p1:made-up', by: 'user', rows: 1, alreadyErased: 0, notErasable: 0 } };
+    await db.query(
+      `INSERT INTO audit_log (id, occurred_at, action, entity_type, entity_id, outcome, changes)
+       VALUES ($1::uuid, now(), 'audit_erasure', 'audit_erasure', $2, 'success', $3::jsonb)`,
+      [randomUUID(), madeUp, JSON.stringify(entry)],
+    );
+    await app.get(AuditSealer).sealNow();
+
+    // The trail's own checks see through it: the forged entry records nothing.
+    const { anomalies } = await verify(db.url(), '--entry-key', entryKey);
+    expect(anomalies).toContain(`ANOMALY row_erased_unaccounted row ${id}`);
+
+    const after = (await read(id)).items[0];
+    expect(after).toMatchObject({ userId: '[ERASED]', erasedBy: madeUp });
+    expect(after.seal?.state).toBe('altered');
   }, 60_000);
 
   it('reads a sealed row erased by erase() as sealed, naming its erasure', async () => {
