@@ -67,7 +67,7 @@ export function monthChunkSql(partition: string, seals: string, where: string): 
  * `format()` (its `%%` is one `%`), with the partition as `%1$s` or a name without `%`.
  *
  * @example
- * EXECUTE format($sql$${monthErasuresSql('%1$s', 'true')}$sql$, part) INTO held;
+ * const body = `EXECUTE format($sql$${monthErasuresSql('%1$s', 'true')}$sql$, part) INTO held;`; // in a plpgsql function
  */
 export function monthErasuresSql(partition: string, where: string): string {
   return `SELECT pg_catalog.jsonb_build_object(
