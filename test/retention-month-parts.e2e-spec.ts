@@ -1,6 +1,7 @@
 import { type INestApplication } from '@nestjs/common';
 import { Client } from 'pg';
-import { AuditSealer } from '../src/audit';
+import { DataSource } from 'typeorm';
+import { AuditRetireInChunks1766300000000, AuditSealer } from '../src/audit';
 import { sealHeads } from '../src/audit/lifecycle/month-analysis';
 import { startSealingApp } from './support/integrity';
 import { insertRowsAgo, monthsAgo, trailWithPastMonths } from './support/past-months';
@@ -101,4 +102,21 @@ describe('a month checked in parts by the database', () => {
       );
       expect(await check()).toEqual({ n: '7', unsealed: '1', left_out: '0' });
     }));
+
+  it('is made again by its migration run a second time, as it was', async () => {
+    const source = new DataSource({ type: 'postgres', url: db.url(database) });
+    await source.initialize();
+    const runner = source.createQueryRunner();
+    try {
+      await new AuditRetireInChunks1766300000000().up(runner);
+    } finally {
+      await runner.release();
+      await source.destroy();
+    }
+    await inTransaction(async () => {
+      await part(null, keys[1]);
+      await part(keys[1], null);
+      expect(await check()).toEqual({ n: '6', unsealed: '0', left_out: '0' });
+    });
+  });
 });
