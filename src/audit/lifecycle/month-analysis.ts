@@ -15,6 +15,8 @@ export interface SealHead {
   hash: Buffer;
   /** A retention checkpoint: it seals no row. */
   checkpoint: boolean;
+  /** When it was made (ms since the epoch, as the sealer's clock said). */
+  sealedAt: number;
 }
 
 /** How a month's rows stand against the seals. */
@@ -39,7 +41,8 @@ export interface MonthAnalysis {
 export async function sealHeads(query: Query, sealTable: string): Promise<SealHead[]> {
   const rows = await query(
     `SELECT s.seq::text AS seq, s.last_tx::text AS last_tx, s.last_id::text AS last_id, s.row_count, s.hash,
-       s.retention_month IS NOT NULL AS checkpoint FROM ${sealTable} AS s ORDER BY s.seq`,
+       s.retention_month IS NOT NULL AS checkpoint, (pg_catalog.date_part('epoch', s.sealed_at) * 1000)::float8 AS sealed_at
+       FROM ${sealTable} AS s ORDER BY s.seq`,
   );
   return rows.map((row) => ({
     seq: Number(row.seq),
@@ -47,6 +50,7 @@ export async function sealHeads(query: Query, sealTable: string): Promise<SealHe
     rowCount: Number(row.row_count),
     hash: row.hash as Buffer,
     checkpoint: row.checkpoint as boolean,
+    sealedAt: Number(row.sealed_at),
   }));
 }
 

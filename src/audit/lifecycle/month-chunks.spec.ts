@@ -1,12 +1,13 @@
 import { FIRST_KEY, inParts, LAST_KEY } from './month-chunks';
 import { type SealHead } from './month-analysis';
 
-const head = (seq: number, checkpoint = false): SealHead => ({
+const head = (seq: number, checkpoint = false, sealedAt = 1000 * seq): SealHead => ({
   seq,
   last: { tx: BigInt(100 + seq), id: `00000000-0000-0000-0000-${String(seq).padStart(12, '0')}` },
   rowCount: checkpoint ? 0 : 10,
   hash: Buffer.alloc(32),
   checkpoint,
+  sealedAt,
 });
 const keyOf = (seq: number) => [String(100 + seq), `00000000-0000-0000-0000-${String(seq).padStart(12, '0')}`];
 const cancelled = () => Object.assign(new Error('canceling statement due to statement timeout'), { code: '57014' });
@@ -85,5 +86,30 @@ describe('inParts', () => {
       inParts(query, [head(1), head(2)], { timeoutMs: 300, firstSeals: 2 }, () => (calls++, Promise.reject(denied))),
     ).rejects.toBe(denied);
     expect(calls).toBe(1);
+  });
+
+  it('takes the seals made before the month began as one first part, then parts of one seal', async () => {
+    const parts: unknown[][] = [];
+    const heads = [1, 2, 3, 4, 5, 6].map((seq) => head(seq));
+    // Seals 1–4 were made before 4 500 ms; every part takes a third of the timeout (no growth).
+    let clock = 0;
+    await inParts(query, heads, { timeoutMs: 300, monthStart: 4500, now: () => (clock += 60) }, (after, upto) =>
+      Promise.resolve(parts.push([after[0], upto[0]])),
+    );
+    expect(parts).toEqual([
+      [FIRST_KEY[0], '104'],
+      ['104', '105'],
+      ['105', '106'],
+      ['106', LAST_KEY[0]],
+    ]);
+    // A month after every seal: all of them in the first part, then the rows after the newest.
+    parts.length = 0;
+    await inParts(query, heads, { timeoutMs: 300, monthStart: 9000, now: () => 0 }, (after, upto) =>
+      Promise.resolve(parts.push([after[0], upto[0]])),
+    );
+    expect(parts).toEqual([
+      [FIRST_KEY[0], '106'],
+      ['106', LAST_KEY[0]],
+    ]);
   });
 });

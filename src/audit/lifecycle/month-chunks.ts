@@ -24,6 +24,11 @@ export interface PartBounds {
   timeoutMs: number;
   /** The seals whose rows the first part takes (default 1); later parts grow or shrink with the time each took. */
   firstSeals?: number;
+  /**
+   * The month's first instant (ms): the seals made before it go into one first part (they hold
+   * few of the month's rows, if any), and parts of `firstSeals` begin after them.
+   */
+  monthStart?: number;
   now?: () => number;
 }
 
@@ -38,7 +43,8 @@ type Key = readonly [string, string];
  * the statement timeout (57014) is rolled back to its savepoint and tried again with a quarter of
  * its seals (a part of one seal cut a third time running is thrown: `maxRowsPerSeal` bounds a
  * part). A part taken in
- * under an eighth of `timeoutMs` doubles the next one's seals; one over a third halves them.
+ * under an eighth of `timeoutMs` doubles the next one's seals; one over a third halves them. With
+ * `monthStart`, the seals made before the month began are the first part, whole.
  *
  * @example
  * await inParts(query, heads, { timeoutMs: 30_000 }, (after, upto) => query(sql, [...after, ...upto]));
@@ -50,9 +56,14 @@ export async function inParts(
   check: (after: Key, upto: Key) => Promise<unknown>,
 ): Promise<void> {
   const now = bounds.now ?? (() => performance.now());
-  const ends: Key[] = heads.filter((h) => !h.checkpoint).map((h) => [String(h.last.tx ?? -1n), h.last.id] as const);
+  const seals = heads.filter((h) => !h.checkpoint);
+  const ends: Key[] = seals.map((h) => [String(h.last.tx ?? -1n), h.last.id] as const);
   ends.push(LAST_KEY);
-  let size = Math.max(1, bounds.firstSeals ?? 1);
+  const first = Math.max(1, bounds.firstSeals ?? 1);
+  // The seals made before the month began hold few of its rows, if any (a clock ahead): one part for them all.
+  const since = bounds.monthStart === undefined ? 0 : seals.findIndex((h) => h.sealedAt >= (bounds.monthStart as number));
+  const before = since === -1 ? seals.length : since;
+  let size = before > 0 ? before : first;
   let cut = 0;
   for (let at = 0, after: Key = FIRST_KEY; at < ends.length;) {
     const next = Math.min(ends.length - 1, at + size - 1);
@@ -63,13 +74,14 @@ export async function inParts(
     } catch (error) {
       if ((error as { code?: string }).code !== QUERY_CANCELED || (next === at && ++cut > 2)) throw error;
       await query('ROLLBACK TO SAVEPOINT audit_month_part');
-      size = Math.max(1, Math.floor(size / 4));
+      size = Math.max(1, Math.floor((next - at + 1) / 4));
       continue;
     }
     cut = 0;
     await query('RELEASE SAVEPOINT audit_month_part');
     const took = now() - started;
-    if (took < bounds.timeoutMs / 8) size *= 2;
+    if (at === 0 && before > 0 && next === before - 1) size = first;
+    else if (took < bounds.timeoutMs / 8) size *= 2;
     else if (took > bounds.timeoutMs / 3) size = Math.max(1, Math.floor(size / 2));
     after = ends[next];
     at = next + 1;

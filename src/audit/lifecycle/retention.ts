@@ -167,7 +167,7 @@ async function retireMonth(
     const to = new Date(monthStart(month, 1)).toISOString();
     // A removal has the database check the month under its lock, once; a dry run reads it without locking.
     // Either reads it in parts, each a statement within the timeout, however big the month.
-    const bounds = { timeoutMs, firstSeals: run.firstPartSeals };
+    const bounds = { timeoutMs, firstSeals: run.firstPartSeals, monthStart: monthStart(month) };
     const checked = run.dryRun ? null : await checkMonthLocked(query, run.table, heads, month, bounds);
     const analysis = checked?.analysis ?? (await analyzeMonthInParts(query, { table: run.table, sealTable, from, to }, heads, bounds));
     const problems = [
