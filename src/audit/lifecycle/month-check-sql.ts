@@ -38,7 +38,8 @@ export function monthCheckSql(partition: string, seals: string, where = 'true'):
 }
 
 /**
- * The month's check over a part of its partition (`where`: a range of its blocks), as
+ * The month's check over a part of its partition (`where`: a range of the sealing order, as
+ * `PART_ROWS` of lifecycle/month-chunks.ts states it), as
  * {@link monthCheckSql} but answering what the parts add up to: `n`, `unsealed`, `matched` (rows that
  * are the row of a manifest entry), `seqs` and `maps` (the seals that sealed rows of this part,
  * in seq order, and their bitmaps, as in `marked`) and `covered`. Over parts that tile the
@@ -48,8 +49,8 @@ export function monthCheckSql(partition: string, seals: string, where = 'true'):
  * `AuditRetireInChunks1766300000000`), and a dry run (lifecycle/month-chunks.ts).
  *
  * @example
- * const [part] = await query(monthChunkSql('"public"."audit_log"', '"public"."audit_seal"', 'l.ctid >= $1::tid AND l.ctid < $2::tid'), ['(0,0)', '(512,0)']);
- * part.matched; // '30000' when every row of those blocks is one a seal sealed
+ * const [part] = await query(monthChunkSql('"public"."audit_log_p2026_01"', '"public"."audit_seal"', 'COALESCE(l.tx, -1) <= $1'), ['812']);
+ * part.matched; // '30000' when every row up to transaction 812 is one a seal sealed
  */
 export function monthChunkSql(partition: string, seals: string, where: string): string {
   return `${monthRowsSql(partition, seals, where)}
