@@ -13,6 +13,7 @@ import { AuditPartitionUpkeep1765800000000 } from '../../migrations/176580000000
 import { AuditRetireWithoutWaiting1765900000000 } from '../../migrations/1765900000000-AuditRetireWithoutWaiting';
 import { AuditRetireByLeaf1766100000000 } from '../../migrations/1766100000000-AuditRetireByLeaf';
 import { AuditUpkeepWithoutWaiting1766200000000 } from '../../migrations/1766200000000-AuditUpkeepWithoutWaiting';
+import { AuditRetireInChunks1766300000000 } from '../../migrations/1766300000000-AuditRetireInChunks';
 import { AuditRetireLegacy1766500000000 } from '../../migrations/1766500000000-AuditRetireLegacy';
 
 /**
@@ -41,5 +42,6 @@ export const AUDIT_MIGRATIONS = [
   AuditRetireWithoutWaiting1765900000000,
   AuditRetireByLeaf1766100000000,
   AuditUpkeepWithoutWaiting1766200000000,
+  AuditRetireInChunks1766300000000,
   AuditRetireLegacy1766500000000,
 ] as const;

@@ -12,6 +12,7 @@ export { AuditPartitionUpkeep1765800000000 } from '../../migrations/176580000000
 export { AuditRetireWithoutWaiting1765900000000 } from '../../migrations/1765900000000-AuditRetireWithoutWaiting';
 export { AuditRetireByLeaf1766100000000 } from '../../migrations/1766100000000-AuditRetireByLeaf';
 export { AuditUpkeepWithoutWaiting1766200000000 } from '../../migrations/1766200000000-AuditUpkeepWithoutWaiting';
+export { AuditRetireInChunks1766300000000 } from '../../migrations/1766300000000-AuditRetireInChunks';
 export { AuditRetireLegacy1766500000000 } from '../../migrations/1766500000000-AuditRetireLegacy';
 export { AUDIT_MIGRATIONS } from './audit-migrations';
 export { AuditBuffer, type BufferedEntry } from './audit-buffer';

@@ -2,6 +2,7 @@ import { quoteTablePath } from '../audit-insert-sql';
 import { type SortKey } from '../integrity/row-encoding';
 import { decodeRetained, type RetainedRows } from './checkpoint';
 import { monthCheckSql } from './month-check-sql';
+import { checkMonthInParts, type PartBounds } from './month-chunks';
 
 /** One statement: its rows. Adapts a `pg` client, a TypeORM query runner or the sealer's session. */
 export type Query = (sql: string, parameters?: unknown[]) => Promise<Record<string, unknown>[]>;
@@ -14,6 +15,8 @@ export interface SealHead {
   hash: Buffer;
   /** A retention checkpoint: it seals no row. */
   checkpoint: boolean;
+  /** When it was made (ms since the epoch, as the sealer's clock said). */
+  sealedAt: number;
 }
 
 /** How a month's rows stand against the seals. */
@@ -38,7 +41,8 @@ export interface MonthAnalysis {
 export async function sealHeads(query: Query, sealTable: string): Promise<SealHead[]> {
   const rows = await query(
     `SELECT s.seq::text AS seq, s.last_tx::text AS last_tx, s.last_id::text AS last_id, s.row_count, s.hash,
-       s.retention_month IS NOT NULL AS checkpoint FROM ${sealTable} AS s ORDER BY s.seq`,
+       s.retention_month IS NOT NULL AS checkpoint, (pg_catalog.date_part('epoch', s.sealed_at) * 1000)::float8 AS sealed_at
+       FROM ${sealTable} AS s ORDER BY s.seq`,
   );
   return rows.map((row) => ({
     seq: Number(row.seq),
@@ -46,6 +50,7 @@ export async function sealHeads(query: Query, sealTable: string): Promise<SealHe
     rowCount: Number(row.row_count),
     hash: row.hash as Buffer,
     checkpoint: row.checkpoint as boolean,
+    sealedAt: Number(row.sealed_at),
   }));
 }
 
@@ -80,8 +85,9 @@ export async function analyzeMonth(
  * `AuditRetireByLeaf1766100000000`), in the caller's transaction: it locks the month's partition
  * against inserts (SHARE) until the transaction ends, checks it as {@link analyzeMonth} does, states
  * its erasures, and keeps the result for `audit_log_retire_month()` of the same transaction, which
- * then reads the month no more. Null when the function is not there or not granted: check with
- * {@link analyzeMonth} then.
+ * then reads the month no more. With `bounds`, the month is checked in parts first
+ * (`checkMonthInParts`, each part a statement within `bounds.timeoutMs`), which the function then
+ * adds up. Null when the function is not there or not granted: check with {@link analyzeMonth} then.
  *
  * @example
  * const checked = await checkMonthLocked(query, 'public.audit_log', heads, '2026-01');
@@ -92,6 +98,7 @@ export async function checkMonthLocked(
   table: string,
   heads: readonly SealHead[],
   month: string,
+  bounds?: PartBounds,
 ): Promise<{ analysis: MonthAnalysis; erasures: string } | null> {
   const schema = quoteTablePath(table.slice(0, table.lastIndexOf('.')));
   const [{ usable }] = await query(
@@ -99,6 +106,8 @@ export async function checkMonthLocked(
     [`${schema}.audit_log_check_month(date)`],
   );
   if (!usable) return null;
+  // In parts first, each within the statement timeout, where the database offers it (then the function below only adds them up).
+  if (bounds) await checkMonthInParts(query, table, heads, month, bounds);
   const [check] = await query(`SELECT k.* FROM ${schema}.audit_log_check_month($1::date) AS k`, [`${month}-01`]);
   return { analysis: analysisOf(check, heads), erasures: check.erasures as string };
 }

@@ -27,6 +27,63 @@ import { LEAF_FIELDS, LEAF_SQL } from '../integrity/row-encoding';
  * check.left_out; // '0' when every row is one a seal sealed
  */
 export function monthCheckSql(partition: string, seals: string, where = 'true'): string {
+  return `${monthRowsSql(partition, seals, where)}
+    SELECT counts.n, counts.unsealed,
+      -- A row with no entry, or two rows on one entry, is left out (rows after the newest seal are counted apart).
+      counts.n - counts.unsealed - LEAST((SELECT pg_catalog.count(*) FROM (SELECT g.at FROM f AS g GROUP BY g.at) AS d),
+        (SELECT pg_catalog.count(*) FROM (SELECT g.seq, g.i FROM f AS g GROUP BY g.seq, g.i) AS d)) AS left_out,
+      (SELECT COALESCE(pg_catalog.string_agg(pg_catalog.int8send(p.seq) || pg_catalog.int4send(p.len) || p.bitmap, ''::bytea ORDER BY p.seq), ''::bytea) FROM maps AS p) AS marked,
+      (SELECT pg_catalog.max(g.seq) FROM f AS g) AS covered
+    FROM counts`;
+}
+
+/**
+ * The month's check over a part of its partition (`where`: a range of the sealing order, as
+ * `PART_ROWS` of lifecycle/month-chunks.ts states it), as
+ * {@link monthCheckSql} but answering what the parts add up to: `n`, `unsealed`, `matched` (rows that
+ * are the row of a manifest entry), `seqs` and `maps` (the seals that sealed rows of this part,
+ * in seq order, and their bitmaps, as in `marked`) and `covered`. Over parts that tile the
+ * partition, `left_out` is `n - unsealed - LEAST(matched, the bits set in the maps OR-ed per
+ * seal)`: a row of no entry, or two rows (in any parts) on one entry, are left out as in
+ * {@link monthCheckSql}. `audit_log_check_month_chunk` runs it (migration
+ * `AuditRetireInChunks1766300000000`), and a dry run (lifecycle/month-chunks.ts).
+ *
+ * @example
+ * const [part] = await query(monthChunkSql('"public"."audit_log_p2026_01"', '"public"."audit_seal"', 'COALESCE(l.tx, -1) <= $1'), ['812']);
+ * part.matched; // '30000' when every row up to transaction 812 is one a seal sealed
+ */
+export function monthChunkSql(partition: string, seals: string, where: string): string {
+  return `${monthRowsSql(partition, seals, where)}
+    SELECT counts.n, counts.unsealed, (SELECT pg_catalog.count(*) FROM (SELECT g.at FROM f AS g GROUP BY g.at) AS d) AS matched,
+      (SELECT COALESCE(pg_catalog.array_agg(p.seq ORDER BY p.seq), '{}'::bigint[]) FROM maps AS p) AS seqs,
+      (SELECT COALESCE(pg_catalog.array_agg(p.bitmap ORDER BY p.seq), '{}'::bytea[]) FROM maps AS p) AS maps,
+      (SELECT pg_catalog.max(g.seq) FROM f AS g) AS covered
+    FROM counts`;
+}
+
+/**
+ * What the rows of `partition` (alias `l`, filtered by `where`) hold of erasures, as
+ * lifecycle/checkpoint-erasures.ts states it for a month: one jsonb,
+ * `{"erased": {id: rows}, "entries": {id: {"rows", "subject"}}}`. Written for plpgsql's
+ * `format()` (its `%%` is one `%`), with the partition as `%1$s` or a name without `%`.
+ *
+ * @example
+ * const body = `EXECUTE format($sql$${monthErasuresSql('%1$s', 'true')}$sql$, part) INTO held;`; // in a plpgsql function
+ */
+export function monthErasuresSql(partition: string, where: string): string {
+  return `SELECT pg_catalog.jsonb_build_object(
+          'erased', COALESCE((SELECT pg_catalog.jsonb_object_agg(x.e, x.n) FROM (
+              SELECT pg_catalog.substring(l.personal, '^\\{"erased":"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"\\}$') AS e, pg_catalog.count(*) AS n
+              FROM ${partition} AS l WHERE ${where} AND l.personal LIKE '{"erased":%%' GROUP BY 1) AS x WHERE x.e IS NOT NULL), '{}'::jsonb),
+          'entries', COALESCE((SELECT pg_catalog.jsonb_object_agg(y.e, pg_catalog.jsonb_build_object('rows', y.n, 'subject', y.subject)) FROM (
+              SELECT l.changes -> 'erasure' ->> 'id' AS e,
+                pg_catalog.sum(CASE WHEN (l.changes -> 'erasure' ->> 'rows') ~ '^[0-9]{1,15}$' THEN (l.changes -> 'erasure' ->> 'rows')::bigint ELSE 0 END) AS n,
+                pg_catalog.min(l.changes -> 'erasure' ->> 'subject') AS subject
+              FROM ${partition} AS l WHERE ${where} AND l.action OPERATOR(pg_catalog.=) 'audit_erasure' GROUP BY 1) AS y WHERE y.e IS NOT NULL), '{}'::jsonb))`;
+}
+
+/** The rows of `partition` matched to their seals' manifest entries: the CTEs both statements above share. */
+function monthRowsSql(partition: string, seals: string, where: string): string {
   return `
     WITH r AS MATERIALIZED (SELECT l.ctid AS at, COALESCE(l.tx, -1) AS t, l.id, pg_catalog.uuid_send(l.id) || pg_catalog.substr(${LEAF_SQL}, 1, 8) AS b
             FROM ${partition} AS l, ${LEAF_FIELDS} WHERE ${where}),
@@ -52,12 +109,5 @@ export function monthCheckSql(partition: string, seals: string, where = 'true'):
              FROM bytes AS y LEFT JOIN bits AS b ON b.seq = y.seq AND b.at = y.at GROUP BY y.seq, y.len),
     counts AS (SELECT pg_catalog.count(*) AS n,
                  pg_catalog.count(*) FILTER (WHERE newest.lt IS NULL OR (r.t, r.id) > (newest.lt, newest.li)) AS unsealed
-               FROM r LEFT JOIN newest ON true)
-    SELECT counts.n, counts.unsealed,
-      -- A row with no entry, or two rows on one entry, is left out (rows after the newest seal are counted apart).
-      counts.n - counts.unsealed - LEAST((SELECT pg_catalog.count(*) FROM (SELECT g.at FROM f AS g GROUP BY g.at) AS d),
-        (SELECT pg_catalog.count(*) FROM (SELECT g.seq, g.i FROM f AS g GROUP BY g.seq, g.i) AS d)) AS left_out,
-      (SELECT COALESCE(pg_catalog.string_agg(pg_catalog.int8send(p.seq) || pg_catalog.int4send(p.len) || p.bitmap, ''::bytea ORDER BY p.seq), ''::bytea) FROM maps AS p) AS marked,
-      (SELECT pg_catalog.max(g.seq) FROM f AS g) AS covered
-    FROM counts`;
+               FROM r LEFT JOIN newest ON true)`;
 }

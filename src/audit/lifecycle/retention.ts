@@ -8,7 +8,8 @@ import { PIN_SEARCH_PATH_SQL } from '../integrity/search-path';
 import { encodeRetained } from './checkpoint';
 import { legacyDecision } from './legacy-retention';
 import { retentionErasures } from './checkpoint-erasures';
-import { analyzeMonth, checkMonthLocked, type Query, sealHeads } from './month-analysis';
+import { checkMonthLocked, type Query, sealHeads } from './month-analysis';
+import { analyzeMonthInParts } from './month-chunks';
 import { withLockRetries } from './lock-retries';
 import { monthStart, partitionLayout } from './month-partitions';
 
@@ -40,8 +41,10 @@ export interface RetentionRun {
   dryRun: boolean;
   /** Signs each checkpoint; required when the newest seal is signed. */
   signingKey: KeyObject | null;
-  /** Statement and lock timeout of each month's transaction (ms). */
+  /** Statement and lock timeout of each month's transaction (ms): each part of a month's check is a statement within it. */
   timeoutMs?: number;
+  /** The seals whose rows the first part of a month's check takes (later parts are sized by the time each took). */
+  firstPartSeals?: number;
   /** Called after each checkpoint commits (the `audit.retained` line). */
   retained?: (checkpoint: Seal) => void;
   /**
@@ -140,8 +143,9 @@ async function retireMonth(
 ): Promise<{ action: MonthDecision['action']; reason: string; rows?: number; checkpoint?: Seal }> {
   const timeoutMs = run.timeoutMs ?? 30_000;
   // The month's check (month-check-sql.ts) with the settings audit_log_retire_month pins: it joins a month of rows with manifests.
+  // A dry run reads it in parts without a lock: one snapshot for all of them.
   await query(
-    `BEGIN; SET LOCAL statement_timeout = '${timeoutMs}ms'; SET LOCAL lock_timeout = '${timeoutMs}ms'; SET LOCAL work_mem = '64MB'; SET LOCAL enable_nestloop = off; SET LOCAL enable_mergejoin = off; ${PIN_SEARCH_PATH_SQL}`,
+    `BEGIN${run.dryRun ? ' ISOLATION LEVEL REPEATABLE READ' : ''}; SET LOCAL statement_timeout = '${timeoutMs}ms'; SET LOCAL lock_timeout = '${timeoutMs}ms'; SET LOCAL work_mem = '64MB'; SET LOCAL enable_nestloop = off; SET LOCAL enable_mergejoin = off; ${PIN_SEARCH_PATH_SQL}`,
   );
   try {
     await query(`SELECT pg_catalog.pg_advisory_xact_lock(${SEALER_LOCK})`);
@@ -159,8 +163,10 @@ async function retireMonth(
     const from = new Date(monthStart(month)).toISOString();
     const to = new Date(monthStart(month, 1)).toISOString();
     // A removal has the database check the month under its lock, once; a dry run reads it without locking.
-    const checked = run.dryRun ? null : await checkMonthLocked(query, run.table, heads, month);
-    const analysis = checked?.analysis ?? (await analyzeMonth(query, run.table, sealTable, heads, from, to));
+    // Either reads it in parts, each a statement within the timeout, however big the month.
+    const bounds = { timeoutMs, firstSeals: run.firstPartSeals, monthStart: monthStart(month) };
+    const checked = run.dryRun ? null : await checkMonthLocked(query, run.table, heads, month, bounds);
+    const analysis = checked?.analysis ?? (await analyzeMonthInParts(query, { table: run.table, sealTable, from, to }, heads, bounds));
     const problems = [
       analysis.unsealed > 0 ? `${analysis.unsealed} rows after the newest seal` : '',
       analysis.leftOut > 0 ? `${analysis.leftOut} rows in sealed ranges that no seal sealed (forged or invalid: see audit-verify)` : '',
