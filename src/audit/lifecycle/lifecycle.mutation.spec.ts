@@ -66,6 +66,7 @@ describe('the retention option: what it takes and the words of its refusals', ()
       months: 1200,
       legalHold: [],
       intervalMs: 2_678_400_000,
+      legacy: false,
     });
   });
 
