@@ -1,10 +1,8 @@
 import { quoteTablePath } from '../audit-insert-sql';
-import { merkleRoot } from '../integrity/merkle';
-import { keyIdOf, type Seal, sealHash, signSeal } from '../integrity/seal';
-import { SEAL_COLUMNS_SQL, SEALER_LOCK, toSeal } from '../integrity/seal-store';
-import { checkNewestSeal } from '../integrity/seal-trust';
+import { type Seal } from '../integrity/seal';
+import { SEALER_LOCK } from '../integrity/seal-store';
 import { PIN_SEARCH_PATH_SQL } from '../integrity/search-path';
-import { encodeRetained } from './checkpoint';
+import { appendCheckpoint, coveredText, removalBlocker } from './checkpoint-append';
 import { erasuresSql } from './checkpoint-erasures';
 import { legacyMark } from './legacy-range';
 import { withLockRetries } from './lock-retries';
@@ -110,91 +108,24 @@ async function retireLegacy(
     }
     const heads = await sealHeads(query, sealTable);
     const analysis = await analyzeMonth(query, run.table, sealTable, heads, '-infinity', to);
-    const problems = [
-      analysis.unsealed > 0 ? `${analysis.unsealed} rows after the newest seal` : '',
-      analysis.leftOut > 0 ? `${analysis.leftOut} rows in sealed ranges that no seal sealed (forged or invalid: see audit-verify)` : '',
-      heads.length === 0 ? 'no seal yet (integrity off, or the sealer has not run)' : '',
-    ].filter((p) => p !== '');
-    if (problems.length > 0) {
+    const blocker = removalBlocker(analysis, heads.length, archivedRows);
+    if (blocker !== null) {
       await query('ROLLBACK');
-      return { action: 'kept', reason: `not wholly sealed: ${problems.join(', ')}`, rows: analysis.rows };
+      return { action: 'kept', reason: blocker, rows: analysis.rows };
     }
-    if (archivedRows !== undefined && archivedRows !== analysis.rows) {
-      await query('ROLLBACK');
-      return {
-        action: 'kept',
-        reason: `its archive holds ${archivedRows} of its rows, it holds ${analysis.rows} now (written since it was archived): archive it again`,
-        rows: analysis.rows,
-      };
-    }
-    const seqs = [...analysis.retained.keys()].sort((a, b) => a - b);
-    const covered =
-      seqs.length === 0 ? 'no rows' : `${analysis.rows} rows, sealed by seals ${seqs[0]}${seqs.length > 1 ? `–${seqs.at(-1)}` : ''}`;
+    const covered = coveredText(analysis);
     if (run.dryRun) {
       await query('ROLLBACK');
       return { action: 'would retire', reason: `${covered} (rows before ${bound})`, rows: analysis.rows };
     }
-    const [newestRow] = await query(`SELECT ${SEAL_COLUMNS_SQL} FROM ${sealTable} AS s ORDER BY s.seq DESC LIMIT 1`);
-    const newest = toSeal(newestRow);
-    if (newest.keyId !== null && !run.signingKey) {
-      throw Object.assign(
-        new Error(`the seal chain is signed (key ${newest.keyId}): give the signing key (--signing-key or AUDIT_INTEGRITY_SIGNING_KEY)`),
-        { code: 'AUDIT_RETENTION_KEY_MISSING' },
-      );
-    }
-    // A checkpoint continues no seal the app's role could have appended (see integrity/seal-trust.ts).
-    await checkNewestSeal(query, sealTable, newest, run.signingKey);
     const [{ carried }] = await query(
       `SELECT (${erasuresSql(`${quoteTablePath(run.table)} AS l WHERE l.occurred_at < $1::timestamptz`)})::text AS carried`,
       [to],
     );
-    const unsigned = {
-      seq: newest.seq + 1,
-      version: newest.version,
-      prevHash: newest.hash,
-      lastTx: newest.lastTx,
-      lastId: newest.lastId,
-      horizon: newest.horizon,
-      rowCount: 0,
-      root: merkleRoot([]),
-      manifest: encodeRetained(analysis.retained),
-      sealedAt: run.now ?? Date.now(),
-      entryAuthFrom: newest.entryAuthFrom ?? null,
-      retention: { month: legacyMark(bound), rows: analysis.rows, covered: analysis.covered?.hash ?? null, erasures: carried as string },
-    };
-    const hash = sealHash(unsigned);
-    const checkpoint: Seal = {
-      ...unsigned,
-      hash,
-      keyId: run.signingKey ? keyIdOf(run.signingKey) : null,
-      signature: run.signingKey ? signSeal(hash, run.signingKey) : null,
-    };
-    await query(
-      `INSERT INTO ${sealTable} (seq, version, prev_hash, last_tx, last_id, horizon, row_count, root, manifest, sealed_at, hash, key_id, signature,
-         entry_auth_from, retention_month, retention_rows, retention_covered, retention_erasures)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::timestamptz, $11, $12, $13, $14, $15::date, $16, $17, $18)`,
-      [
-        checkpoint.seq,
-        checkpoint.version,
-        checkpoint.prevHash,
-        checkpoint.lastTx,
-        checkpoint.lastId,
-        checkpoint.horizon,
-        0,
-        checkpoint.root,
-        checkpoint.manifest,
-        new Date(checkpoint.sealedAt).toISOString(),
-        checkpoint.hash,
-        checkpoint.keyId,
-        checkpoint.signature,
-        checkpoint.entryAuthFrom,
-        // The last day before the bound: a month's checkpoint holds a first day.
-        new Date(monthStart(bound) - 86_400_000).toISOString().slice(0, 10),
-        analysis.rows,
-        unsigned.retention.covered,
-        unsigned.retention.erasures,
-      ],
-    );
+    const mark = { month: legacyMark(bound), rows: analysis.rows, covered: analysis.covered?.hash ?? null, erasures: carried as string };
+    // The last day before the bound: a month's checkpoint holds a first day.
+    const lastDay = new Date(monthStart(bound) - 86_400_000).toISOString().slice(0, 10);
+    const checkpoint = await appendCheckpoint(query, sealTable, run, analysis, mark, lastDay);
     await query(`SELECT ${quoteTablePath(run.table.slice(0, run.table.lastIndexOf('.')))}.audit_log_retire_legacy($1::integer)`, [
       run.months,
     ]);
