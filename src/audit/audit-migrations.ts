@@ -13,6 +13,7 @@ import { AuditPartitionUpkeep1765800000000 } from '../../migrations/176580000000
 import { AuditRetireWithoutWaiting1765900000000 } from '../../migrations/1765900000000-AuditRetireWithoutWaiting';
 import { AuditRetireByLeaf1766100000000 } from '../../migrations/1766100000000-AuditRetireByLeaf';
 import { AuditUpkeepWithoutWaiting1766200000000 } from '../../migrations/1766200000000-AuditUpkeepWithoutWaiting';
+import { AuditEntityChanges1766600000000 } from '../../migrations/1766600000000-AuditEntityChanges';
 
 /**
  * Every migration of the audit schema, oldest first. List them all in the audit DataSource's
@@ -40,4 +41,5 @@ export const AUDIT_MIGRATIONS = [
   AuditRetireWithoutWaiting1765900000000,
   AuditRetireByLeaf1766100000000,
   AuditUpkeepWithoutWaiting1766200000000,
+  AuditEntityChanges1766600000000,
 ] as const;

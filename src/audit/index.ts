@@ -12,6 +12,7 @@ export { AuditPartitionUpkeep1765800000000 } from '../../migrations/176580000000
 export { AuditRetireWithoutWaiting1765900000000 } from '../../migrations/1765900000000-AuditRetireWithoutWaiting';
 export { AuditRetireByLeaf1766100000000 } from '../../migrations/1766100000000-AuditRetireByLeaf';
 export { AuditUpkeepWithoutWaiting1766200000000 } from '../../migrations/1766200000000-AuditUpkeepWithoutWaiting';
+export { AuditEntityChanges1766600000000 } from '../../migrations/1766600000000-AuditEntityChanges';
 export { AUDIT_MIGRATIONS } from './audit-migrations';
 export { AuditBuffer, type BufferedEntry } from './audit-buffer';
 export { auditScope } from './audit-context';
