@@ -25,17 +25,19 @@ const SMALL_PARTITION_BYTES = 64 * 1024 * 1024;
  *   changes on other entities' rows. Built without holding back inserts on a big table:
  *   1. `CREATE INDEX … ON ONLY audit_log` (SHARE lock on the parent only, no build: instant; the
  *      index stays invalid until every partition's is attached; new partitions get theirs when
- *      attached, empty).
+ *      attached, empty). Every lock here is held to the migration's commit when it runs in a
+ *      transaction: inserts wait for the migrations, as for any schema change.
  *   2. Each partition's `<partition>_entities_idx`: run outside a transaction
  *      (`migrationsTransactionMode: 'none'`), the migration builds it `CONCURRENTLY` (SHARE
  *      UPDATE EXCLUSIVE: inserts go on; it waits for older transactions). Inside one (TypeORM's
  *      default), it builds it plainly only for a partition of at most 64 MiB (SHARE lock:
  *      inserts into that partition wait for the build, well under a second); a bigger partition
  *      is left for the operator to build `CONCURRENTLY` under that name, before the migration
- *      (it then only attaches it) or after it (docs/RUNBOOK.md "The entities index").
- *   3. `ALTER INDEX audit_log_entities_idx ATTACH PARTITION …` (SHARE UPDATE EXCLUSIVE on the
- *      partition and a brief lock on the indexes: inserts go on): once all are attached, the
- *      parent's index is valid.
+ *      (it then only attaches it) or after it (docs/RUNBOOK.md section 14).
+ *   3. `ALTER INDEX audit_log_entities_idx ATTACH PARTITION …` (no build: ACCESS SHARE on the
+ *      tables, SHARE UPDATE EXCLUSIVE on the parent's index, ACCESS EXCLUSIVE on the
+ *      partition's: inserts into that partition wait for it, an instant by hand): once all are
+ *      attached, the parent's index is valid.
  *   Rows without `changes.entities` are not in it: the insert of such a row only tests the predicate.
  * - `audit_log_erase` replaced (same signature, owner, SECURITY DEFINER, settings and grant):
  *   erasing an entity also erases the rows about other entities whose `changes.entities` holds a
@@ -107,7 +109,7 @@ async function buildEntitiesIndex(queryRunner: QueryRunner, schema: string): Pro
   }
   if (left.length > 0) {
     queryRunner.connection.logger.logMigration(
-      `AuditEntityChanges1766600000000: ${INDEX} is not built on ${left.join(', ')}: build each CONCURRENTLY and attach it (docs/RUNBOOK.md "The entities index"); until then an entity's history reads those partitions whole for changes recorded on other entities' rows`,
+      `AuditEntityChanges1766600000000: ${INDEX} is not built on ${left.join(', ')}: build each CONCURRENTLY and attach it (docs/RUNBOOK.md section 14); until then an entity's history reads those partitions whole for changes recorded on other entities' rows`,
     );
   }
 }
