@@ -22,15 +22,16 @@ export function entityRefs(entityType: string, entityId: string): [string, strin
 /**
  * One page of an entity's history, newest first (`limit + 1` rows, as a search's page): the rows
  * about it (`entity_type`, `entity_id`), and the rows about another entity whose
- * `changes.entities` holds a change of it (one transaction that changed both). Each part is read
- * by its own index, newest first and bounded by the page: the entity's rows by
- * `audit_log_entity_idx`, the others by the GIN index `audit_log_entities_idx` (rows with
- * `changes.entities` only), so a page costs what the two lookups do whatever the table's size.
+ * `changes.entities` holds a change of it (one transaction that changed both). The entity's rows
+ * are read off `audit_log_entity_time_idx`, newest first and bounded by the page; the others
+ * through the GIN index `audit_log_entities_idx` (rows with `changes.entities` only), all of them
+ * past the cursor, then sorted: a page costs the two lookups plus the sort of the entity's
+ * changes on other rows, whatever the table's size.
  * Both the literal SQL and the prepared statement (values as `$n`) are given, as the reader takes them.
  *
  * @example
  * const { select, prepared } = historyReads('"public"."audit_log"', 'Contract', '42', undefined, 50);
- * await reader.read<PageRow>(select, prepared);
+ * prepared.text; // 'SELECT * FROM ((SELECT … WHERE entity_type = $1::text AND entity_id = $2::text …'
  */
 export function historyReads(
   table: string,
@@ -69,10 +70,12 @@ function historySql(
     cursor = ` AND (occurred_at, id) < (${instant}, ${param(literal(after.id))}::uuid)`;
   }
   const n = `${param(String(limit + 1))}::integer`;
-  // `changes ? 'entities'` is the GIN index's predicate; the second part leaves out the entity's own rows, which the first reads.
+  // `changes ? 'entities'` is the GIN index's predicate; the second part leaves out the entity's own
+  // rows, which the first reads. Its `OFFSET 0` keeps its ORDER BY and LIMIT outside: a generic plan
+  // (a prepared statement's) would otherwise walk the time index newest first, filtering every row.
   return (
     `SELECT * FROM ((SELECT ${PAGE_COLUMNS} FROM ${table} WHERE entity_type = ${type} AND entity_id = ${id}${cursor} ${ORDER} LIMIT ${n})` +
-    ` UNION ALL (SELECT ${PAGE_COLUMNS} FROM ${table} WHERE changes ? 'entities' AND (${refs.join(' OR ')})` +
-    ` AND (entity_type, entity_id) IS DISTINCT FROM (${type}, ${id})${cursor} ${ORDER} LIMIT ${n})) AS h ${ORDER} LIMIT ${n}`
+    ` UNION ALL (SELECT * FROM (SELECT ${PAGE_COLUMNS} FROM ${table} WHERE changes ? 'entities' AND (${refs.join(' OR ')})` +
+    ` AND (entity_type, entity_id) IS DISTINCT FROM (${type}, ${id})${cursor} OFFSET 0) AS o ${ORDER} LIMIT ${n})) AS h ${ORDER} LIMIT ${n}`
   );
 }
