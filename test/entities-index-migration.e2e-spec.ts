@@ -96,7 +96,7 @@ describe('the migration that adds the entities index', () => {
     await trailBefore('no_tx');
     const [legacy] = await partitions('no_tx');
     await db.query(
-      `CREATE INDEX CONCURRENTLY ${legacy}_entities_idx ON ${legacy} USING gin ((changes -> 'entities') jsonb_path_ops) WHERE changes ? 'entities'`,
+      `CREATE INDEX CONCURRENTLY ${legacy}_entities_idx ON ${legacy} USING gin ((changes -> 'entities') jsonb_path_ops) WITH (fastupdate = off) WHERE changes ? 'entities'`,
       [],
       'no_tx',
     );

@@ -8,15 +8,16 @@ const ORDER = 'ORDER BY occurred_at DESC, id DESC';
 
 /**
  * How `changes.entities` names an entity, as `@>` takes it: its type with its id as text, and as
- * a number when the id is the text of a whole number (a numeric key is stored as a JSON number).
+ * a number when the id is the text of a whole number (a numeric key is stored as a JSON number);
+ * null (`@>` matches nothing, no index is read) for any other id.
  *
  * @example
  * entityRefs('Contract', '42'); // ['[{"type":"Contract","id":"42"}]', '[{"type":"Contract","id":42}]']
  */
-export function entityRefs(entityType: string, entityId: string): [string, string] {
+export function entityRefs(entityType: string, entityId: string): [string, string | null] {
   const asText = JSON.stringify([{ type: entityType, id: entityId }]);
   const numeric = /^-?(0|[1-9][0-9]{0,14})$/.test(entityId);
-  return [asText, numeric ? JSON.stringify([{ type: entityType, id: Number(entityId) }]) : asText];
+  return [asText, numeric ? JSON.stringify([{ type: entityType, id: Number(entityId) }]) : null];
 }
 
 /**
