@@ -15,6 +15,7 @@ import { AuditRetireByLeaf1766100000000 } from '../../migrations/1766100000000-A
 import { AuditUpkeepWithoutWaiting1766200000000 } from '../../migrations/1766200000000-AuditUpkeepWithoutWaiting';
 import { AuditRetireInChunks1766300000000 } from '../../migrations/1766300000000-AuditRetireInChunks';
 import { AuditRetireLegacy1766500000000 } from '../../migrations/1766500000000-AuditRetireLegacy';
+import { AuditEntityChanges1766600000000 } from '../../migrations/1766600000000-AuditEntityChanges';
 
 /**
  * Every migration of the audit schema, oldest first. List them all in the audit DataSource's
@@ -44,4 +45,5 @@ export const AUDIT_MIGRATIONS = [
   AuditUpkeepWithoutWaiting1766200000000,
   AuditRetireInChunks1766300000000,
   AuditRetireLegacy1766500000000,
+  AuditEntityChanges1766600000000,
 ] as const;

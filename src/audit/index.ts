@@ -14,6 +14,7 @@ export { AuditRetireByLeaf1766100000000 } from '../../migrations/1766100000000-A
 export { AuditUpkeepWithoutWaiting1766200000000 } from '../../migrations/1766200000000-AuditUpkeepWithoutWaiting';
 export { AuditRetireInChunks1766300000000 } from '../../migrations/1766300000000-AuditRetireInChunks';
 export { AuditRetireLegacy1766500000000 } from '../../migrations/1766500000000-AuditRetireLegacy';
+export { AuditEntityChanges1766600000000 } from '../../migrations/1766600000000-AuditEntityChanges';
 export { AUDIT_MIGRATIONS } from './audit-migrations';
 export { AuditBuffer, type BufferedEntry } from './audit-buffer';
 export { auditScope } from './audit-context';

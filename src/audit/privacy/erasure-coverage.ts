@@ -4,7 +4,7 @@ import { quoteTablePath } from '../audit-insert-sql';
 import { type Anomaly } from '../integrity/verify-checks';
 import { uuidv7Time } from '../uuidv7';
 import { sealTableOf } from '../integrity/seal-store';
-import { ERASURE_ACTION, keyFingerprint } from './erasure';
+import { ERASURE_ACTION, keyFingerprint, subjectPseudonym } from './erasure';
 import { isSubjectPseudonym, type RetiredErasure, retiredErasures, rowSubjects } from './erasure-subjects';
 import { ERASED, parsePersonal } from './personal-values';
 
@@ -18,7 +18,8 @@ interface ErasureSeen {
 /**
  * Whether every row an erasure should have taken was taken (docs/PRIVACY.md, "Verification knows
  * erasure"). A row still holding personal values is named `row_not_erased` when its subject (its
- * user, or its entity) was erased by an `audit_erasure` entry, and the row was made before the
+ * user, its entity, or an entity whose change its `changes.entities` holds) was erased by an
+ * `audit_erasure` entry, and the row was made before the
  * erasure (its UUIDv7 id's time: when the module made the entry; a caller's `occurredAt` may say
  * any time), and either
  *
@@ -104,13 +105,23 @@ export class ErasureCoverage {
   /** Judges one row from its `PERSONAL_CHECK_SQL` text (null for a row without commitments) and its transaction id. */
   judge(id: string, tx: bigint | null, text: unknown): Anomaly | null {
     if (this.keys.length === 0 || typeof text !== 'string') return null;
-    const [userId, ip, userAgent, personal, , entityType, entityId] = JSON.parse(text) as (string | null)[];
+    const [userId, ip, userAgent, personal, , entityType, entityId, changed] = JSON.parse(text) as [
+      string | null,
+      string | null,
+      string | null,
+      string | null,
+      string | null,
+      string | null,
+      string | null,
+      unknown,
+    ];
     const values = parsePersonal(personal ?? null);
     if (values === null || 'erased' in values) return null;
     if (values.values.length === 0 && [userId, ip, userAgent].every((v) => v === null || v === ERASED)) return null;
     const made = uuidv7Time(id);
     for (const { key, bySubject } of this.keys) {
-      const subjects = rowSubjects(key, userId === ERASED ? null : userId, entityType ?? null, entityId ?? null);
+      const subjects = rowSubjects(key, userId === ERASED ? null : userId, null, null);
+      for (const [type, entity] of entitiesOf(entityType, entityId, changed)) subjects.push(subjectPseudonym(key, [null, type, entity]));
       for (const subject of subjects) {
         const gone = (this.retired.get(subject) ?? []).find((erasure) => made < erasure.at);
         if (gone) {
@@ -137,4 +148,15 @@ export class ErasureCoverage {
     }
     return null;
   }
+}
+
+/** The entities a row is about: its own, and each one whose change its `changes.entities` holds (`[type, id]` pairs of text), once each. */
+function entitiesOf(entityType: unknown, entityId: unknown, changed: unknown): [string, string][] {
+  const pairs = [[entityType, entityId], ...(Array.isArray(changed) ? (changed as unknown[]) : [])];
+  const seen = new Map<string, [string, string]>();
+  for (const pair of pairs) {
+    if (!Array.isArray(pair) || typeof pair[0] !== 'string' || typeof pair[1] !== 'string') continue;
+    seen.set(JSON.stringify(pair), [pair[0], pair[1]]);
+  }
+  return [...seen.values()];
 }

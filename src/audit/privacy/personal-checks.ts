@@ -21,10 +21,11 @@ export interface ErasureReport {
 /**
  * What the verifier selects of each row, after its other columns: for a row with commitments
  * (row encoding version 2), or with `personal` (planted: the module writes none without
- * commitments), its actor columns, `personal` and `commitments`, then its entity (for the erasure
- * coverage check), as one JSON text; NULL for any other row.
+ * commitments), its actor columns, `personal` and `commitments`, then its entity and the
+ * `[type, id]` of each change in its `changes.entities` (for the erasure coverage check), as one
+ * JSON text; NULL for any other row.
  */
-export const PERSONAL_CHECK_SQL = `, CASE WHEN l.commitments IS NULL AND l.personal IS NULL THEN NULL ELSE pg_catalog.json_build_array(l.user_id, l.ip, l.user_agent, l.personal, l.commitments, l.entity_type, l.entity_id)::text END`;
+export const PERSONAL_CHECK_SQL = `, CASE WHEN l.commitments IS NULL AND l.personal IS NULL THEN NULL ELSE pg_catalog.json_build_array(l.user_id, l.ip, l.user_agent, l.personal, l.commitments, l.entity_type, l.entity_id, CASE WHEN pg_catalog.jsonb_typeof(l.changes -> 'entities') OPERATOR(pg_catalog.=) 'array' THEN (SELECT pg_catalog.json_agg(pg_catalog.json_build_array(e ->> 'type', e ->> 'id')) FROM pg_catalog.jsonb_array_elements(l.changes -> 'entities') AS e) END)::text END`;
 
 /**
  * The verifier's checks of personal values (docs/PRIVACY.md). A row's seal and entry code cover

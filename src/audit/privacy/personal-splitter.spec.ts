@@ -85,3 +85,47 @@ describe('personalSplitter: the texts of personal and commitments', () => {
     expect(none.commitments).toBe('[]');
   });
 });
+
+describe('personalSplitter: the places a diff holds a field', () => {
+  const valuesOf = (record: AuditRecord) => (JSON.parse(record.personal as string) as { values: [(string | number)[], string][] }).values;
+
+  it('takes an embedded property keyed by its property path (`person.name`), and one nested under its parent key', () => {
+    const { record } = normalizerFor(['changes.entities[].fields.person.name']).normalize({
+      action: 'a',
+      changes: {
+        entities: [
+          { type: 'Customer', id: 1, op: 'insert', fields: { 'person.name': [null, 'Jane Roe'], 'person.age': [null, 40] } },
+          { type: 'Customer', id: 2, op: 'update', fields: { person: { name: ['A', 'B'] } } },
+        ],
+      },
+    });
+    expect(valuesOf(record)).toEqual([
+      [['changes', 'entities', 0, 'fields', 'person.name'], JSON.stringify([null, 'Jane Roe'])],
+      [['changes', 'entities', 1, 'fields', 'person', 'name'], JSON.stringify(['A', 'B'])],
+    ]);
+    expect(JSON.stringify(record.changes)).not.toMatch(/Jane Roe|"B"/);
+    expect(JSON.stringify(record.changes)).toContain('"person.age":[null,40]');
+  });
+
+  it('takes a field named by its `fields` path where a write by criteria put it: `after`', () => {
+    const { record } = normalizerFor(['changes.entities[].fields.email', 'changes.entities[].fields.person.name']).normalize({
+      action: 'a',
+      changes: {
+        entities: [
+          {
+            type: 'Customer',
+            id: null,
+            op: 'update',
+            before: 'unknown',
+            after: { email: 'j@example.org', 'person.name': 'J', plan: 'pro' },
+          },
+        ],
+      },
+    });
+    expect(valuesOf(record)).toEqual([
+      [['changes', 'entities', 0, 'after', 'email'], JSON.stringify('j@example.org')],
+      [['changes', 'entities', 0, 'after', 'person.name'], JSON.stringify('J')],
+    ]);
+    expect(record.changes).toEqual({ entities: [{ type: 'Customer', id: null, op: 'update', before: 'unknown', after: { plan: 'pro' } }] });
+  });
+});

@@ -57,7 +57,7 @@ function committed(head: string, pathText: string, value: string): string {
  */
 export function personalSplitter(options: ResolvedPrivacyOptions): ((record: AuditRecord) => void) | undefined {
   if (!options.enabled) return undefined;
-  const changesPaths = options.paths.filter((p) => p[0] === 'changes').map((p) => p.slice(1));
+  const changesPaths = diffAliases(options.paths.filter((p) => p[0] === 'changes').map((p) => p.slice(1)));
   const metadataPaths = options.paths.filter((p) => p[0] === 'metadata').map((p) => p.slice(1));
   return (record) => {
     if (options.userIdPseudonym && record.userId !== null) record.userId = options.userIdPseudonym(record.userId);
@@ -101,7 +101,30 @@ function freshSalt(): string {
   return pool.toString('base64url', poolOffset - 32, poolOffset);
 }
 
-/** `node` without the value at `steps` (copied along the path, never changed in place); each value taken is added to `out`. */
+/**
+ * The paths of `changes` a diff's field path names: `entities[].fields.<property>` names the
+ * property's value wherever a diff holds it, so it names `entities[].after.<property>` too (a
+ * write by criteria, whose prior state TypeORM does not report, records the values it set there).
+ *
+ * @example
+ * diffAliases([['entities', EACH, 'fields', 'email']]); // [['entities', EACH, 'fields', 'email'], ['entities', EACH, 'after', 'email']]
+ */
+export function diffAliases(paths: readonly (readonly PathStep[])[]): (readonly PathStep[])[] {
+  const out = [...paths];
+  for (const steps of paths) {
+    if (steps[0] === 'entities' && steps[1] === EACH && steps[2] === 'fields' && steps.length > 3) {
+      out.push(['entities', EACH, 'after', ...steps.slice(3)]);
+    }
+  }
+  return out;
+}
+
+/**
+ * `node` without the value at `steps` (copied along the path, never changed in place); each value
+ * taken is added to `out`. Keys that hold dots are matched too: a diff keys an embedded column by
+ * its property path (`person.name`), which the path `….person.name` names, whether the key is
+ * `person.name` or `person` holding `name`.
+ */
 function take(node: unknown, steps: readonly PathStep[], i: number, path: PersonalPath, out: [PersonalPath, unknown][]): unknown {
   if (node === null || typeof node !== 'object') return node;
   const step = steps[i];
@@ -114,16 +137,23 @@ function take(node: unknown, steps: readonly PathStep[], i: number, path: Person
     });
     return copy ?? node;
   }
-  const object = node as Record<string, unknown>;
-  if (Array.isArray(node) || !Object.hasOwn(object, step)) return node;
-  if (i === steps.length - 1) {
-    out.push([[...path, step], object[step]]);
-    const rest = { ...object };
-    delete rest[step];
-    return rest;
+  if (Array.isArray(node)) return node;
+  let object = node as Record<string, unknown>;
+  let key = '';
+  for (let j = i; j < steps.length && steps[j] !== EACH; j++) {
+    key = j === i ? step : `${key}.${steps[j] as string}`;
+    if (!Object.hasOwn(object, key)) continue;
+    if (j === steps.length - 1) {
+      out.push([[...path, key], object[key]]);
+      const rest = { ...object };
+      delete rest[key];
+      object = rest;
+      continue;
+    }
+    const child = take(object[key], steps, j + 1, [...path, key], out);
+    if (child !== object[key]) object = { ...object, [key]: child };
   }
-  const child = take(object[step], steps, i + 1, [...path, step], out);
-  return child === object[step] ? node : { ...object, [step]: child };
+  return object;
 }
 
 /**

@@ -16,6 +16,7 @@ import { AuditReader } from './audit-reader';
 import { PageDeliveries } from './page-deliveries';
 import { checkpointsCarryingQuery, erasureEntriesQuery, erasureEntryAuthentic, sealCheckQuery, sealProblem } from './row-trust';
 import { type VolumeBucket, volumeBuckets, volumeQuery } from './audit-volume';
+import { historyReads } from './history-sql';
 import { sealTableOf } from '../integrity/seal-store';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -70,7 +71,8 @@ export class AuditQueryService implements BeforeApplicationShutdown {
   }
 
   /**
-   * The history of one entity, newest first.
+   * The history of one entity, newest first: the rows about it, and the rows about another entity
+   * whose `changes.entities` holds a change of it (one transaction that changed both).
    *
    * @example
    * const { items } = await queries.history('NDA', '0193a1c2-…');
@@ -78,7 +80,11 @@ export class AuditQueryService implements BeforeApplicationShutdown {
   async history(entityType: string, entityId: string, page: AuditPageRequest = {}): Promise<AuditPage> {
     if (typeof entityType !== 'string' || entityType === '') throw AuditQueryError.invalid('entityType', 'non-empty text', entityType);
     if (typeof entityId !== 'string' || entityId === '') throw AuditQueryError.invalid('entityId', 'non-empty text', entityId);
-    return this.search({ entityType, entityId }, page);
+    const checked = checkSearch({ entityType, entityId });
+    const limit = checkLimit(page.limit);
+    const after = page.cursor === undefined ? undefined : decodeAuditCursor(page.cursor);
+    const { select, prepared } = historyReads(this.reader.table(), checked.entityType as string, checked.entityId as string, after, limit);
+    return this.pageOf(await this.reader.read<PageRow>(select, prepared), limit);
   }
 
   /**
@@ -158,7 +164,14 @@ export class AuditQueryService implements BeforeApplicationShutdown {
     const limit = checkLimit(page.limit);
     const after = page.cursor === undefined ? undefined : decodeAuditCursor(page.cursor);
     const table = this.reader.table();
-    const rows = await this.reader.read<PageRow>(pageQuery(table, checked, after, limit), pageStatement(table, checked, after, limit));
+    return this.pageOf(
+      await this.reader.read<PageRow>(pageQuery(table, checked, after, limit), pageStatement(table, checked, after, limit)),
+      limit,
+    );
+  }
+
+  /** A page of `limit` items from `limit + 1` rows read, the extra one telling that a next page exists. */
+  private pageOf(rows: PageRow[], limit: number): AuditPage {
     const items = rows.slice(0, limit);
     const last = rows.length > limit ? rows[limit - 1] : undefined;
     return {

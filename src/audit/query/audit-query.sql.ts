@@ -51,8 +51,11 @@ const microsecondsText = (column: string) => {
  * The columns of a page, with the row's key to the microsecond for its cursor (text: past a
  * 64-bit integer near the end of PostgreSQL's range, or `infinity`), and the timestamps as
  * legible text for those a `Date` cannot hold.
+ *
+ * @example
+ * const select = `SELECT ${PAGE_COLUMNS} FROM audit_log WHERE entity_type = 'NDA'`;
  */
-const PAGE_COLUMNS = `id, occurred_at, action, entity_type, entity_id, user_id, outcome, ip, user_agent, request_id, changes, metadata,
+export const PAGE_COLUMNS = `id, occurred_at, action, entity_type, entity_id, user_id, outcome, ip, user_agent, request_id, changes, metadata,
   recorded_at, personal, commitments, ${microsecondsText('occurred_at')} AS occurred_us, ${legible('occurred_at')} AS occurred_text,
   ${legible('recorded_at')} AS recorded_text`;
 

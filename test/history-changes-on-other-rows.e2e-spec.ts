@@ -10,8 +10,8 @@ import { TestPostgres } from './support/postgres';
 // docs/GUIDE.md: `history(entityType, entityId)` is "one entity's rows", and the viewer's timeline
 // "one entity's history, newest first, each change as old → new per field". A request that
 // changes two entities in one transaction (a contract and the one it supersedes) records both
-// changes on its one row, whose entity columns name the first. The second entity's history must
-// still show the change the trail holds of it.
+// changes on its one row, whose entity columns name the first. The second entity's history
+// shows the change the trail holds of it, in its place among its own rows, once.
 @Controller()
 class SupersedeController {
   constructor(@InjectDataSource() private readonly db: DataSource) {}
@@ -29,7 +29,7 @@ class SupersedeController {
   }
 }
 
-describe('probe: the history of an entity changed in another entity’s request', () => {
+describe('the history of an entity changed in another entity’s request', () => {
   let db: TestPostgres;
   let app: INestApplication<Server>;
 
@@ -74,5 +74,10 @@ describe('probe: the history of an entity changed in another entity’s request'
         [null, 'Lease 2025'],
       ],
     });
-  });
+    // Page by page, each row once, newest first.
+    const first = await queries.history('Contract', old, { limit: 1 });
+    const second = await queries.history('Contract', old, { limit: 1, cursor: first.nextCursor ?? undefined });
+    expect([...first.items, ...second.items].map((item) => item.action)).toEqual(['contract_superseded', 'contract_created']);
+    expect(second.nextCursor).toBeNull();
+  }, 30_000);
 });

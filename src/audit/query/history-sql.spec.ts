@@ -1,0 +1,23 @@
+import { entityRefs, historyReads } from './history-sql';
+
+describe('historyReads', () => {
+  it('looks an id up as text, and as a number when it is the text of a whole number', () => {
+    expect(entityRefs('Contract', '42')).toEqual(['[{"type":"Contract","id":"42"}]', '[{"type":"Contract","id":42}]']);
+    expect(entityRefs('Contract', '-7')[1]).toBe('[{"type":"Contract","id":-7}]');
+    for (const id of ['042', '4.2', '1e3', '12345678901234567', 'a-1']) {
+      expect(entityRefs('Contract', id)).toEqual([`[{"type":"Contract","id":${JSON.stringify(id)}}]`, null]);
+    }
+  });
+
+  it('gives the same read as literal SQL and as a prepared statement whose text holds no value', () => {
+    const after = { occurredUs: 1764300000123456n, id: '019ac5f0-8a1e-7000-9f3c-2b1d4e5f6a7b' };
+    const { select, prepared } = historyReads('"public"."audit_log"', "O'Neil", '42', after, 50);
+    let inlined = prepared.text;
+    prepared.args.forEach((arg, i) => (inlined = inlined.replaceAll(new RegExp(`\\$${i + 1}(?![0-9])`, 'g'), arg)));
+    expect(inlined).toBe(select);
+    expect(prepared.text).not.toMatch(/O''Neil|42|1764300000123456|019ac5f0/);
+    expect(select).toContain(`changes ? 'entities'`);
+    // Another entity, another cursor: the same statement.
+    expect(historyReads('"public"."audit_log"', 'NDA', 'x', { ...after, occurredUs: 5n }, 50).prepared.name).toBe(prepared.name);
+  });
+});
