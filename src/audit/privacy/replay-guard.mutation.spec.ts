@@ -110,6 +110,15 @@ describe('heldBackByErasure: the records a replay must not bring back', () => {
     ).toEqual([{ id: v7(T), reason: MATCHED }]);
   });
 
+  it('holds back a record that holds the change of an entity an erasure after it names, by text or numeric id', async () => {
+    const changed = (id: unknown) =>
+      record({ changes: { entities: [{ type: 'Contract', id, op: 'update', fields: { counterparty: ['a', 'b'] } }] } });
+    expect((await guard([changed('c-7')], [{ subject: entity('Contract', 'c-7') }])).held).toEqual([{ id: v7(T), reason: MATCHED }]);
+    expect((await guard([changed(7)], [{ subject: entity('Contract', '7') }])).held).toEqual([{ id: v7(T), reason: MATCHED }]);
+    expect((await guard([changed(null)], [{ subject: entity('Contract', 'null') }])).held).toEqual([]);
+    expect((await guard([changed('c-8')], [{ subject: entity('Contract', 'c-7') }])).held).toEqual([]);
+  });
+
   it('lets through a record no erasure under a key it holds names', async () => {
     const erasures = [{ subject: user('u-2') }, { subject: entity('Nda', 'nda-2') }];
     expect((await guard([record()], erasures)).held).toEqual([]);

@@ -1,7 +1,7 @@
 import { type KeyObject } from 'node:crypto';
 import { type AuditRecord } from '../audit-entry';
 import { uuidv7Time } from '../uuidv7';
-import { ERASURE_ACTION, keyFingerprint } from './erasure';
+import { ERASURE_ACTION, keyFingerprint, subjectPseudonym } from './erasure';
 import { isSubjectPseudonym, retiredErasures, rowSubjects, sealBeside } from './erasure-subjects';
 
 const YEAR_1 = Date.parse('0001-01-01T00:00:00Z');
@@ -84,9 +84,7 @@ export async function heldBackByErasure(
     const after = erasures.filter((e) => e.at >= made);
     if (after.length === 0) continue;
     const match = after.find(
-      (e) =>
-        isSubjectPseudonym(e.subject) &&
-        keysOf(e).some((key) => rowSubjects(key, record.userId, record.entityType, record.entityId).includes(e.subject as string)),
+      (e) => isSubjectPseudonym(e.subject) && keysOf(e).some((key) => recordSubjects(key, record).includes(e.subject as string)),
     );
     if (match) {
       held.push({ id: record.id, reason: `its subject was erased since it was written (erasure ${match.erasure ?? 'unknown'})` });
@@ -105,6 +103,21 @@ export async function heldBackByErasure(
     });
   }
   return held;
+}
+
+/**
+ * The subjects a record is about, as an erasure names them: its user (both forms), its entity, and
+ * each entity whose change its `changes.entities` holds by a text or numeric id (as `erase()` finds
+ * rows by entity).
+ */
+function recordSubjects(key: KeyObject, record: AuditRecord): string[] {
+  const subjects = rowSubjects(key, record.userId, record.entityType, record.entityId);
+  const entities = (record.changes as { entities?: unknown } | null)?.entities;
+  for (const change of Array.isArray(entities) ? (entities as { type?: unknown; id?: unknown }[]) : []) {
+    const id = typeof change?.id === 'number' ? String(change.id) : change?.id;
+    if (typeof change?.type === 'string' && typeof id === 'string') subjects.push(subjectPseudonym(key, [null, change.type, id]));
+  }
+  return subjects;
 }
 
 function hasPersonalValues(record: AuditRecord): boolean {
