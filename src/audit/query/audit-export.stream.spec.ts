@@ -1,7 +1,7 @@
 import { type Readable } from 'node:stream';
 import { AUDIT_ERROR_CODES, AuditReadError } from '../audit.errors';
 import { exportLines } from './audit-export.format';
-import { EXPORT_BATCH, openExport } from './audit-export.stream';
+import { batchRows, EXPORT_BATCH, EXPORT_BATCH_CHARS, FIRST_BATCH, openExport } from './audit-export.stream';
 import { type AuditReader, type ReadClient, type ReadResult } from './audit-reader';
 import { type ExportRow } from './audit-query.sql';
 
@@ -21,17 +21,21 @@ const ROW: ExportRow = {
   recorded_at: '2026-11-28T09:00:00.001Z',
 };
 
-/** A connection whose first query (the DECLARE) answers `first`, then each FETCH the next of `batches`. */
-function fakeClient(first: ExportRow[], batches: ExportRow[][] = []): ReadClient & { released: (boolean | Error | undefined)[] } {
+/** A connection over the cursor's `rows`: each FETCH (the first one in the DECLARE's query) answers as many as it asks for. */
+function fakeClient(rows: ExportRow[]): ReadClient & { released: (boolean | Error | undefined)[]; asked: number[] } {
   const released: (boolean | Error | undefined)[] = [];
-  let calls = 0;
+  const asked: number[] = [];
+  let at = 0;
   return {
     released,
+    asked,
     query<R>(text: string): Promise<ReadResult<R>> {
-      calls += 1;
       if (text === 'COMMIT') return Promise.resolve({ rows: [] });
-      const rows = calls === 1 ? first : (batches.shift() ?? []);
-      return Promise.resolve({ rows: rows as R[] });
+      const count = Number(/FETCH (\d+) FROM audit_export$/.exec(text)?.[1]);
+      asked.push(count);
+      const batch = rows.slice(at, at + count);
+      at += batch.length;
+      return Promise.resolve({ rows: batch as R[] });
     },
     release(destroy?: boolean | Error) {
       released.push(destroy);
@@ -70,16 +74,35 @@ describe('export stream', () => {
   });
 
   it('reads the batches after the first as the consumer asks', async () => {
-    const full = Array.from({ length: EXPORT_BATCH }, (_, i) => ({ ...ROW, entity_id: String(i) }));
-    const client = fakeClient(full, [full, [ROW]]);
+    const rows = Array.from({ length: 2 * EXPORT_BATCH + 1 }, (_, i) => ({ ...ROW, entity_id: String(i) }));
+    const client = fakeClient(rows);
     const text = (await readAll(await openExport(fakeReader(client), 'SELECT', 'csv', 30_000))).join('');
     expect(text.split('\r\n')).toHaveLength(1 + 2 * EXPORT_BATCH + 1 + 1);
+    // Small rows: the first FETCH, then the most a batch takes.
+    expect(client.asked).toEqual([FIRST_BATCH, EXPORT_BATCH, EXPORT_BATCH]);
+  });
+
+  it('fetches large rows a few at a time, so that a batch holds about EXPORT_BATCH_CHARS whatever the rows weigh', async () => {
+    const rows = Array.from({ length: 1000 }, (_, i) => ({ ...ROW, entity_id: String(i), changes: JSON.stringify({ note: 'x'.repeat(60_000) }) }));
+    const client = fakeClient(rows);
+    const text = (await readAll(await openExport(fakeReader(client), 'SELECT', 'ndjson', 30_000))).join('');
+    expect(text.trimEnd().split('\n')).toHaveLength(1000);
+    const [first, ...later] = client.asked;
+    expect(first).toBe(FIRST_BATCH);
+    for (const count of later) expect(count * 60_000).toBeLessThanOrEqual(EXPORT_BATCH_CHARS);
+    expect(later.length).toBeGreaterThan(1);
+  });
+
+  it('sizes a batch by the one before it, from 1 to EXPORT_BATCH rows', () => {
+    expect(batchRows(200, 12_000_000)).toBe(69);
+    expect(batchRows(200, 400_000)).toBe(EXPORT_BATCH);
+    expect(batchRows(1, 50_000_000)).toBe(1);
+    expect(batchRows(0, 0)).toBe(EXPORT_BATCH);
   });
 
   it('ends with AUDIT_EXPORT_STALLED and closes its connection when the consumer takes nothing for idleMs', async () => {
     jest.useFakeTimers();
-    const full = Array.from({ length: EXPORT_BATCH }, () => ({ ...ROW, user_agent: 'x'.repeat(100) }));
-    const client = fakeClient(full, [full, full]);
+    const client = fakeClient(Array.from({ length: 3 * EXPORT_BATCH }, () => ({ ...ROW, user_agent: 'x'.repeat(100) })));
     const stream = await openExport(fakeReader(client), 'SELECT', 'ndjson', 1000);
     const failed = new Promise<unknown>((resolve) => stream.once('error', resolve));
     stream.once('data', () => stream.pause());
