@@ -83,7 +83,11 @@ describe('export stream', () => {
   });
 
   it('fetches large rows a few at a time, so that a batch holds about EXPORT_BATCH_CHARS whatever the rows weigh', async () => {
-    const rows = Array.from({ length: 1000 }, (_, i) => ({ ...ROW, entity_id: String(i), changes: JSON.stringify({ note: 'x'.repeat(60_000) }) }));
+    const rows = Array.from({ length: 1000 }, (_, i) => ({
+      ...ROW,
+      entity_id: String(i),
+      changes: JSON.stringify({ note: 'x'.repeat(60_000) }),
+    }));
     const client = fakeClient(rows);
     const text = (await readAll(await openExport(fakeReader(client), 'SELECT', 'ndjson', 30_000))).join('');
     expect(text.trimEnd().split('\n')).toHaveLength(1000);
