@@ -87,6 +87,8 @@ describe('the sealer on credentials of its own', () => {
     await sql(`GRANT SELECT ON audit_log TO sealer_role`);
     await sql(`GRANT INSERT, SELECT ON audit_seal TO sealer_role`);
     await sql(`GRANT EXECUTE ON FUNCTION audit_log_retire_month(date, integer) TO sealer_role`);
+    await sql(`GRANT EXECUTE ON FUNCTION audit_log_check_month(date) TO sealer_role`);
+    await sql(`GRANT EXECUTE ON FUNCTION audit_log_check_month_chunk(date, bigint, uuid, bigint, uuid) TO sealer_role`);
     await sql(`GRANT SELECT ON audit_log, audit_seal TO reader_role`);
     warn = jest.spyOn(Logger.prototype, 'warn');
     stderr = new StderrCapture();
