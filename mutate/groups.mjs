@@ -73,6 +73,11 @@ export const GROUPS = {
       'src/audit/integrity/entry-checks.mutation.spec.ts',
     ],
   },
+  // The row read's trust in the seal it relies on and in an erasure entry (the SQL is held by the query suites).
+  'row-trust': {
+    mutate: ['src/audit/query/row-trust.ts'],
+    specs: ['src/audit/query/row-trust.spec.ts'],
+  },
   'sealer-io': {
     mutate: ['src/audit/db-session.ts', 'src/audit/integrity/sealer-session.ts', 'src/audit/integrity/chain-memory.ts'],
     specs: [

@@ -1,7 +1,7 @@
 import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { resolveEntryKeys } from '../integrity/entry-auth';
 import { keyIdOf, type Seal, sealHash, signSeal } from '../integrity/seal';
-import { erasureEntryAuthentic, sealProblem } from './row-trust';
+import { checkpointsCarryingQuery, erasureEntriesQuery, erasureEntryAuthentic, sealCheckQuery, sealProblem } from './row-trust';
 
 const { privateKey: mine } = generateKeyPairSync('ed25519');
 const { privateKey: theirs } = generateKeyPairSync('ed25519');
@@ -89,7 +89,27 @@ describe('erasureEntryAuthentic', () => {
     expect(erasureEntryAuthentic([entry(null, '700')], keys)).toBe(true);
     expect(erasureEntryAuthentic([entry(null), entry(null, '700')], keys)).toBe(true);
     expect(erasureEntryAuthentic([entry(null, '950', null)], keys)).toBe(true);
+    expect(erasureEntryAuthentic([{ ...entry(null), tx: null }], keys)).toBe(true);
     expect(erasureEntryAuthentic([entry(`v1:k9:${'A'.repeat(43)}`)], [])).toBe(true);
     expect(erasureEntryAuthentic([entry(null)], [])).toBe(false);
+  });
+});
+
+describe('the row read trust queries', () => {
+  it('read a seal without its manifest, which the server hashes, and the first signed seal before it', () => {
+    const text = sealCheckQuery('"public"."audit_seal"', 42);
+    expect(text).toContain(`'\\x'::bytea AS manifest, pg_catalog.sha256(s.manifest) AS manifest_sha256`);
+    expect(text).toContain(`WHERE s.seq = '42'::bigint`);
+    expect(text).toMatch(/b\.signature IS NOT NULL AND b\.seq < s\.seq ORDER BY b\.seq LIMIT 1\) AS signed_before/);
+  });
+
+  it('find the checkpoints that carry an erasure, and the entries that claim it with their codes and the boundary', () => {
+    expect(checkpointsCarryingQuery('"public"."audit_seal"', 'e-1')).toContain(
+      `pg_catalog.strpos(s.retention_erasures, '"e-1": {"rows"') > 0`,
+    );
+    const entries = erasureEntriesQuery('"public"."audit_log"', '"public"."audit_seal"', 'e-1');
+    expect(entries).toContain(`l.entity_type = 'audit_erasure' AND l.entity_id = 'e-1' AND l.action = 'audit_erasure'`);
+    expect(entries).toContain('l.auth_code AS code');
+    expect(entries).toMatch(/b\.entry_auth_from IS NOT NULL ORDER BY b\.seq LIMIT 1\) AS boundary/);
   });
 });

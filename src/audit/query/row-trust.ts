@@ -101,7 +101,7 @@ export function erasureEntryAuthentic(rows: readonly Record<string, unknown>[], 
         digest: (row.digest as Buffer | null) ?? null,
       },
       boundary,
-      keys.length > 0 ? keys : null,
+      keys,
     );
     return verdict.kind !== 'forged';
   });
