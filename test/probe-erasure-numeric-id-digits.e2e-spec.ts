@@ -33,7 +33,7 @@ class OrdersController {
   }
 }
 
-describe('probe: erasing an entity by a numeric id of 16 digits', () => {
+describe('probe: an entity found on another entity’s row by a numeric id of 16 digits', () => {
   let db: TestPostgres;
   let app: INestApplication<Server>;
   const keys = sealingKeys();
@@ -65,7 +65,7 @@ describe('probe: erasing an entity by a numeric id of 16 digits', () => {
     ['15 digits', 123_456_789_012_345, 'order-15', 'Jane Roe'],
     ['16 digits', 1_234_567_890_123_456, 'order-16', 'John Doe'],
   ])(
-    'erases the change of an account keyed by %s on the order’s row',
+    'finds and erases the change of an account keyed by %s on the order’s row',
     async (_digits, account, order, holder) => {
       await request(app.getHttpServer()).post(`/orders/${order}/accounts`).send({ account, holder }).expect(201);
       const showing = async () =>
@@ -77,9 +77,14 @@ describe('probe: erasing an entity by a numeric id of 16 digits', () => {
       );
       // Recorded as a JSON number, exactly.
       expect(stored.id).toBe(account);
+      // The account's history finds its change on the order's row (docs/GUIDE.md, an entity's history).
+      const history = await app.get(AuditQueryService).history('Account', String(account));
       const result = await app.get(AuditService).erase({ entityType: 'Account', entityId: String(account), requestedBy: 'dpo' });
-      expect(result.erased).toBe(1);
-      expect(await showing()).toBe(0);
+      expect({ history: history.items.map((row) => row.entityId), erased: result.erased, showing: await showing() }).toEqual({
+        history: [order],
+        erased: 1,
+        showing: 0,
+      });
     },
     60_000,
   );
