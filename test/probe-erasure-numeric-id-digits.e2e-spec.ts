@@ -6,7 +6,7 @@ import request from 'supertest';
 import { Column, DataSource, Entity, PrimaryColumn } from 'typeorm';
 import { Audited, AuditedEntity, AuditQueryService, AuditService } from '../src/audit';
 import { startDiffsApp } from './support/diffs-app';
-import { sealingKeys } from './support/integrity';
+import { sealingKeys, verify } from './support/integrity';
 import { TestPostgres } from './support/postgres';
 
 // docs/PRIVACY.md "Erasure": `{ entityType, entityId }` also erases "the rows whose
@@ -37,6 +37,7 @@ describe('probe: an entity found on another entity’s row by a numeric id of 16
   let db: TestPostgres;
   let app: INestApplication<Server>;
   const keys = sealingKeys();
+  const entrySecret = randomBytes(32).toString('base64');
 
   beforeAll(async () => {
     db = await TestPostgres.start();
@@ -49,7 +50,7 @@ describe('probe: an entity found on another entity’s row by a numeric id of 16
           enabled: true,
           intervalMs: 3_600_000,
           signingKey: keys.privatePem,
-          entryKeys: [{ id: 'k1', secret: randomBytes(32).toString('base64') }],
+          entryKeys: [{ id: 'k1', secret: entrySecret }],
         },
       },
       { entities: [Account], controllers: [OrdersController] },
@@ -88,4 +89,11 @@ describe('probe: an entity found on another entity’s row by a numeric id of 16
     },
     60_000,
   );
+
+  // Runs after both cases: audit-verify reads the id as text, so it names the row the erasure missed.
+  it('has audit-verify name the order row still holding the 16-digit account’s values', async () => {
+    const [missed] = await db.query<{ id: string }>(`SELECT id::text AS id FROM audit_log WHERE entity_id = 'order-16'`);
+    const report = await verify(db.url(), `--public-key=${keys.publicPem}`, '--entry-key', `k1:${entrySecret}`);
+    expect(report.out.filter((line) => line.includes(missed.id))).toEqual([expect.stringContaining('row_not_erased')]);
+  }, 60_000);
 });
