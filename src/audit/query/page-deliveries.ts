@@ -1,4 +1,5 @@
 import { type ServerResponse } from 'node:http';
+import { type Socket } from 'node:net';
 import { AuditReadError } from '../audit.errors';
 
 /**
@@ -41,13 +42,19 @@ export class PageDeliveries {
       throw AuditReadError.pagesBusy(this.max, this.retryAfterSeconds);
     }
     this.sent.add(raw);
-    const socket = raw.socket;
+    let socket: Socket | null = null;
     const stalled = () => socket?.destroy();
-    socket?.setTimeout(this.idleMs, stalled);
+    const arm = (given: Socket) => {
+      socket = given;
+      socket.setTimeout(this.idleMs, stalled);
+    };
+    // A pipelined request's answer gets its connection once the answers before it are out.
+    if (raw.socket) arm(raw.socket);
+    else raw.once('socket', arm);
     raw.once('close', () => {
       this.sent.delete(raw);
-      // The connection may carry the client's next request: its own timeouts apply again.
-      socket?.setTimeout(0);
+      raw.off('socket', arm);
+      // Only this answer's listener goes: the connection's own timeouts (keepAliveTimeout, set as the answer ended) stay.
       socket?.off('timeout', stalled);
     });
     return answer;

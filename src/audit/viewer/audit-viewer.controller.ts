@@ -8,6 +8,7 @@ import {
   Param,
   Query,
   Req,
+  Res,
   StreamableFile,
   type Type,
   UseGuards,
@@ -88,8 +89,9 @@ export class AuditViewerController {
   }
 
   @Get('viewer/rows')
-  rows(@Query() query: unknown): Promise<AuditPage> {
-    return searchPage(this.queries, query);
+  rows(@Query() query: unknown, @Res({ passthrough: true }) response: unknown): Promise<AuditPage> {
+    // The same pages as `GET <path>`, under the same bound on answers their clients do not read.
+    return this.queries.pageDeliveries.deliver(response, () => searchPage(this.queries, query));
   }
 
   @Get('viewer/volume')

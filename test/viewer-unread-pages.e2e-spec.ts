@@ -33,7 +33,7 @@ function askAndStall(sockets: Socket[], port: number, path: string): Promise<num
   });
 }
 
-describe('probe: viewer pages that their clients never read', () => {
+describe('viewer pages that their clients never read', () => {
   let db: TestPostgres;
   let app: INestApplication<Server>;
   const sockets: Socket[] = [];

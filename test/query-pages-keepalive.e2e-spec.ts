@@ -5,11 +5,11 @@ import { eventually } from './support/app';
 import { startQueryApp } from './support/query-app';
 import { TestPostgres } from './support/postgres';
 
-// src/audit/query/page-deliveries.ts: once a page answer is delivered, "The connection may carry
-// the client's next request: its own timeouts apply again." A keep-alive connection left idle
-// after a page answer must be closed by the server's keepAliveTimeout (Node's default 5 s), as it
-// is after any other answer: otherwise every client that reads a page and keeps its connection
-// holds a socket for good.
+// The bound on page answers clients do not read (src/audit/query/page-deliveries.ts) sets its
+// idle timer on the connection while an answer is out, and takes only its own listener away once
+// it is delivered: a keep-alive connection left idle after a page answer is still closed by the
+// server's keepAliveTimeout (Node's default 5 s), as it is after any other answer; otherwise every
+// client that reads a page and keeps its connection would hold a socket for good.
 
 /** Sends one keep-alive request, reads its answer whole, and resolves when the server closes the connection. */
 async function idleAfter(port: number, path: string): Promise<{ status: number; closed: Promise<void> }> {
@@ -38,7 +38,7 @@ async function idleAfter(port: number, path: string): Promise<{ status: number; 
   return { status, closed };
 }
 
-describe('probe: a keep-alive connection left idle after a page answer', () => {
+describe('a keep-alive connection left idle after a page answer', () => {
   let db: TestPostgres;
   let app: INestApplication<Server>;
 

@@ -15,7 +15,7 @@ const ROWS = 500;
 const NOTE = 'x'.repeat(40_000);
 const PATH = `/audit?entityId=big&limit=${ROWS}`;
 
-describe('probe: a page answer queued behind another on a keep-alive connection', () => {
+describe('a page answer queued behind another on a keep-alive connection', () => {
   let db: TestPostgres;
   let app: INestApplication<Server>;
   const sockets: Socket[] = [];
