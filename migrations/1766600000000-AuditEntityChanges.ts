@@ -132,7 +132,7 @@ function eraseFunction(s: string, byChanges: boolean): string {
   const refs = byChanges
     ? `
         ref_text := pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object('type', by_entity_type, 'id', by_entity_id));
-        IF by_entity_id ~ '^-?(0|[1-9][0-9]{0,14})$' THEN
+        IF by_entity_id ~ '^-?(0|[1-9][0-9]*)$' THEN
           ref_number := pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object('type', by_entity_type, 'id', by_entity_id::numeric));
         END IF;`
     : '';

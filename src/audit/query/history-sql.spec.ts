@@ -4,6 +4,8 @@ describe('historyReads', () => {
   it('looks an id up as text, and as a number when it is the text of a whole number', () => {
     expect(entityRefs('Contract', '42')).toEqual(['[{"type":"Contract","id":"42"}]', '[{"type":"Contract","id":42}]']);
     expect(entityRefs('Contract', '-7')[1]).toBe('[{"type":"Contract","id":-7}]');
+    // 16 digits, a safe integer: JavaScript wrote it exactly.
+    expect(entityRefs('Contract', '1234567890123456')[1]).toBe('[{"type":"Contract","id":1234567890123456}]');
     for (const id of ['042', '4.2', '1e3', '12345678901234567', 'a-1']) {
       expect(entityRefs('Contract', id)).toEqual([`[{"type":"Contract","id":${JSON.stringify(id)}}]`, null]);
     }

@@ -16,7 +16,8 @@ const ORDER = 'ORDER BY occurred_at DESC, id DESC';
  */
 export function entityRefs(entityType: string, entityId: string): [string, string | null] {
   const asText = JSON.stringify([{ type: entityType, id: entityId }]);
-  const numeric = /^-?(0|[1-9][0-9]{0,14})$/.test(entityId);
+  // A JSON number JavaScript wrote: whole, and read back as the same digits (a safe integer).
+  const numeric = /^-?(0|[1-9][0-9]*)$/.test(entityId) && Number.isSafeInteger(Number(entityId));
   return [asText, numeric ? JSON.stringify([{ type: entityType, id: Number(entityId) }]) : null];
 }
 
