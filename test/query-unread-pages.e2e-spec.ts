@@ -1,6 +1,6 @@
 import { type INestApplication } from '@nestjs/common';
 import { type Server } from 'node:http';
-import { type AddressInfo, connect, type Socket } from 'node:net';
+import { type AddressInfo, type Socket } from 'node:net';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import request from 'supertest';
@@ -8,6 +8,7 @@ import { AuditService } from '../src/audit';
 import { eventually } from './support/app';
 import { startQueryApp } from './support/query-app';
 import { TestPostgres } from './support/postgres';
+import { askAndStall, BIG_NOTE, seedBigRows } from './support/unread-pages';
 
 // DESIGN promise 7 and 11, docs/GUIDE.md "Reads never disturb writes": readers that are slow, or
 // that stop reading, cannot hold the app's resources; memory stays bounded. A page is one JSON
@@ -16,27 +17,10 @@ import { TestPostgres } from './support/postgres';
 // answers 503 AUDIT_READ_BUSY at once), and a client that takes nothing for exportIdleMs loses its
 // connection, as a stalled export does.
 const ROWS = 500;
-const NOTE = 'x'.repeat(40_000);
 const CLIENTS = 12;
 
 /** Every client's socket, destroyed after the suite. */
 const sockets: Socket[] = [];
-
-/** Sends a page request, waits for the first bytes of the answer (its status), and then never reads again. */
-function askAndStall(port: number, path: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const socket = connect(port, '127.0.0.1');
-    sockets.push(socket);
-    socket.on('error', () => undefined);
-    socket.once('connect', () => socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nx-auditor: yes\r\n\r\n`));
-    socket.once('readable', () => {
-      const head = (socket.read(12) as Buffer | null)?.toString('latin1') ?? '';
-      socket.pause();
-      resolve(Number(head.slice(9, 12)));
-    });
-    socket.once('close', () => reject(new Error('closed before any answer')));
-  });
-}
 
 /** Bytes the process holds once garbage is collected: the JS heap and the buffers outside it. */
 function heldBytes(): number {
@@ -53,13 +37,7 @@ describe('page answers that their clients never read', () => {
     setFlagsFromString('--expose-gc');
     db = await TestPostgres.start();
     app = await startQueryApp(db.url());
-    await db.query(
-      `INSERT INTO audit_log (id, occurred_at, action, entity_type, entity_id, user_id, outcome, changes)
-       SELECT gen_random_uuid(), timestamptz '2026-10-01' + g * interval '1 second', 'nda_updated', 'NDA', 'big', 'user-1', 'success',
-         jsonb_build_object('n', g, 'note', $1::text)
-       FROM generate_series(1, ${ROWS}) AS g`,
-      [NOTE],
-    );
+    await seedBigRows(db, ROWS);
   }, 90_000);
 
   afterAll(async () => {
@@ -72,11 +50,11 @@ describe('page answers that their clients never read', () => {
     const path = `/audit?entityId=big&limit=${ROWS}`;
     const page = await request(app.getHttpServer()).get(path).set('x-auditor', 'yes').expect(200);
     const pageBytes = page.text.length;
-    expect(pageBytes).toBeGreaterThan(ROWS * NOTE.length);
+    expect(pageBytes).toBeGreaterThan(ROWS * BIG_NOTE.length);
     const before = heldBytes();
     const port = (app.getHttpServer().address() as AddressInfo).port;
     const statuses: number[] = [];
-    for (let i = 0; i < CLIENTS; i += 1) statuses.push(await askAndStall(port, path));
+    for (let i = 0; i < CLIENTS; i += 1) statuses.push(await askAndStall(sockets, port, path));
     await new Promise((resolve) => setTimeout(resolve, 500));
     const grown = heldBytes() - before;
     // Writes go on meanwhile.
@@ -92,7 +70,11 @@ describe('page answers that their clients never read', () => {
     try {
       const port = (other.getHttpServer().address() as AddressInfo).port;
       const path = `/audit?entityId=big&limit=${ROWS}`;
-      expect([await askAndStall(port, path), await askAndStall(port, path), await askAndStall(port, path)]).toEqual([200, 200, 503]);
+      expect([
+        await askAndStall(sockets, port, path),
+        await askAndStall(sockets, port, path),
+        await askAndStall(sockets, port, path),
+      ]).toEqual([200, 200, 503]);
       const busy = await request(other.getHttpServer()).get(path).set('x-auditor', 'yes').expect(503);
       expect([busy.body.code, busy.headers['retry-after']]).toEqual(['AUDIT_READ_BUSY', expect.stringMatching(/^\d+$/)]);
       // The stalled clients' connections are closed after a second without progress, and their places freed.
@@ -105,7 +87,7 @@ describe('page answers that their clients never read', () => {
   it('shuts down within readTimeoutMs while a client holds a 500-row page unread, as it does while exports are stalled', async () => {
     const other = await startQueryApp(db.url(), { readTimeoutMs: 2000 });
     const port = (other.getHttpServer().address() as AddressInfo).port;
-    expect(await askAndStall(port, `/audit?entityId=big&limit=${ROWS}`)).toBe(200);
+    expect(await askAndStall(sockets, port, `/audit?entityId=big&limit=${ROWS}`)).toBe(200);
     let timer: NodeJS.Timeout | undefined;
     const closing = other.close().then(() => 'closed');
     const outcome = await Promise.race([closing, new Promise((resolve) => (timer = setTimeout(() => resolve('still closing'), 10_000)))]);

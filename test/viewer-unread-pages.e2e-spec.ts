@@ -2,10 +2,11 @@ import { type INestApplication, Module } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { type Server } from 'node:http';
-import { type AddressInfo, connect, type Socket } from 'node:net';
+import { type AddressInfo, type Socket } from 'node:net';
 import { AUDIT_MIGRATIONS, AuditLog, AuditModule } from '../src/audit';
 import { partitionsChecked } from './support/app';
 import { TestPostgres } from './support/postgres';
+import { askAndStall, seedBigRows } from './support/unread-pages';
 import { AuditorHeaderGuard } from './support/query-app';
 
 // CHANGELOG "Page answers that their clients never read held memory without bound" and
@@ -14,24 +15,7 @@ import { AuditorHeaderGuard } from './support/query-app';
 // answers the same pages (`<path>/viewer/rows`, up to 500 rows of up to maxEntryBytes each):
 // clients that ask there and never read must be bounded the same way.
 const ROWS = 500;
-const NOTE = 'x'.repeat(40_000);
 const CLIENTS = 5;
-
-/** Sends a request, waits for the first bytes of the answer (its status), and then never reads again. */
-function askAndStall(sockets: Socket[], port: number, path: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const socket = connect(port, '127.0.0.1');
-    sockets.push(socket);
-    socket.on('error', () => undefined);
-    socket.once('connect', () => socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nx-auditor: yes\r\n\r\n`));
-    socket.once('readable', () => {
-      const head = (socket.read(12) as Buffer | null)?.toString('latin1') ?? '';
-      socket.pause();
-      resolve(Number(head.slice(9, 12)));
-    });
-    socket.once('close', () => reject(new Error('closed before any answer')));
-  });
-}
 
 describe('viewer pages that their clients never read', () => {
   let db: TestPostgres;
@@ -57,13 +41,7 @@ describe('viewer pages that their clients never read', () => {
     app = moduleRef.createNestApplication<INestApplication<Server>>({ logger: false });
     await app.listen(0, '127.0.0.1');
     await partitionsChecked(app);
-    await db.query(
-      `INSERT INTO audit_log (id, occurred_at, action, entity_type, entity_id, user_id, outcome, changes)
-       SELECT gen_random_uuid(), timestamptz '2026-10-01' + g * interval '1 second', 'nda_updated', 'NDA', 'big', 'user-1', 'success',
-         jsonb_build_object('n', g, 'note', $1::text)
-       FROM generate_series(1, ${ROWS}) AS g`,
-      [NOTE],
-    );
+    await seedBigRows(db, ROWS);
   }, 90_000);
 
   afterAll(async () => {
