@@ -5,12 +5,12 @@ import { Client } from 'pg';
 import request from 'supertest';
 import { AuditSealer, AuditService } from '../src/audit';
 import { LEAF_FIELDS, LEAF_SQL } from '../src/audit/integrity/row-encoding';
-import { keyIdOf, type Seal, sealHash } from '../src/audit/integrity/seal';
-import { SEAL_COLUMNS_SQL, toSeal } from '../src/audit/integrity/seal-store';
+import { keyIdOf } from '../src/audit/integrity/seal';
 import { eventually } from './support/app';
 import { sealingKeys, startSealingApp, verify } from './support/integrity';
 import { TestPostgres } from './support/postgres';
 import { AuditorHeaderGuard } from './support/query-app';
+import { appendLink } from './support/seal-links';
 import { StderrCapture } from './support/stderr';
 
 interface RowRead {
@@ -78,45 +78,16 @@ describe('a forged row named by a link the app role appended, on the read side',
           [forgedId],
         )
       ).rows;
-      const [newestRow] = (await attacker.query(`SELECT ${SEAL_COLUMNS_SQL} FROM audit_seal AS s ORDER BY s.seq DESC LIMIT 1`)).rows;
-      const newest = toSeal(newestRow as Record<string, unknown>);
-      const link: Seal = {
-        ...newest,
-        seq: newest.seq + 1,
-        prevHash: newest.hash,
+      return appendLink(attacker, () => ({
         lastTx: row.tx,
         lastId: forgedId,
         horizon: String(BigInt(row.tx) + 1n),
         rowCount: 1,
         root: row.leaf,
         manifest: Buffer.concat([Buffer.from(forgedId.replaceAll('-', ''), 'hex'), row.leaf.subarray(0, 8)]),
-        sealedAt: newest.sealedAt + 1000,
         keyId: keyIdOf(keys.publicKey),
         signature: randomBytes(64),
-        retention: null,
-      };
-      link.hash = sealHash(link);
-      await attacker.query(
-        `INSERT INTO audit_seal (seq, version, prev_hash, last_tx, last_id, horizon, row_count, root, manifest, sealed_at, hash, key_id, signature, entry_auth_from)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, to_timestamp($10::bigint / 1000.0), $11, $12, $13, $14)`,
-        [
-          link.seq,
-          link.version,
-          link.prevHash,
-          link.lastTx,
-          link.lastId,
-          link.horizon,
-          link.rowCount,
-          link.root,
-          link.manifest,
-          link.sealedAt,
-          link.hash,
-          link.keyId,
-          link.signature,
-          link.entryAuthFrom ?? null,
-        ],
-      );
-      return link.seq;
+      }));
     });
 
     // The trail's proof sees through it.

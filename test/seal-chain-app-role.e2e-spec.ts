@@ -2,13 +2,12 @@ import { type INestApplication } from '@nestjs/common';
 import { randomBytes } from 'node:crypto';
 import { Client } from 'pg';
 import { AUDIT_EVENTS, AuditSealer, AuditService, type IntegrityStatus } from '../src/audit';
-import { EMPTY_ROOT } from '../src/audit/integrity/merkle';
-import { keyIdOf, type Seal, sealHash } from '../src/audit/integrity/seal';
-import { SEAL_COLUMNS_SQL, toSeal } from '../src/audit/integrity/seal-store';
+import { keyIdOf } from '../src/audit/integrity/seal';
 import { createAuditDatabase } from './support/audit-database';
 import { startErasureApp } from './support/erasure-app';
 import { sealingKeys, verify } from './support/integrity';
 import { TestPostgres } from './support/postgres';
+import { appendLink } from './support/seal-links';
 import { StderrCapture } from './support/stderr';
 
 // The sealer runs as the application's role, so that role (and whoever holds a leaked
@@ -21,47 +20,6 @@ const keys = sealingKeys();
 const secret = randomBytes(32).toString('base64');
 const entryKey = `k1:${secret}`;
 const integrity = { intervalMs: 3_600_000, signingKey: keys.privatePem, entryKeys: [{ id: 'k1', secret }] };
-
-/** Appends, on `client`, an empty link after the newest seal with `changes`; its hash matches its fields. */
-async function appendLink(client: Client, changes: (newest: Seal) => Partial<Seal>): Promise<number> {
-  const [row] = (await client.query(`SELECT ${SEAL_COLUMNS_SQL} FROM audit_seal AS s ORDER BY s.seq DESC LIMIT 1`)).rows;
-  const newest = toSeal(row as Record<string, unknown>);
-  const link: Seal = {
-    ...newest,
-    seq: newest.seq + 1,
-    prevHash: newest.hash,
-    rowCount: 0,
-    root: EMPTY_ROOT,
-    manifest: Buffer.alloc(0),
-    sealedAt: newest.sealedAt + 1000,
-    keyId: null,
-    signature: null,
-    retention: null,
-  };
-  Object.assign(link, changes(newest));
-  link.hash = sealHash(link);
-  await client.query(
-    `INSERT INTO audit_seal (seq, version, prev_hash, last_tx, last_id, horizon, row_count, root, manifest, sealed_at, hash, key_id, signature, entry_auth_from)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, to_timestamp($10::bigint / 1000.0), $11, $12, $13, $14)`,
-    [
-      link.seq,
-      link.version,
-      link.prevHash,
-      link.lastTx,
-      link.lastId,
-      link.horizon,
-      link.rowCount,
-      link.root,
-      link.manifest,
-      link.sealedAt,
-      link.hash,
-      link.keyId,
-      link.signature,
-      link.entryAuthFrom ?? null,
-    ],
-  );
-  return link.seq;
-}
 
 /** Runs `work` on a connection to `url`, closed after. */
 async function withClient<T>(url: string, work: (client: Client) => Promise<T>): Promise<T> {

@@ -109,6 +109,36 @@ const SEAL_COLUMNS_BEFORE_RETENTION_SQL = SEAL_COLUMNS_SQL.replace(
   'NULL::text AS retention_month, NULL::text AS retention_rows, NULL::bytea AS retention_covered',
 );
 
+/**
+ * The INSERT of a seal (not a checkpoint: its retention columns stay NULL) into `sealTable`.
+ *
+ * @example
+ * const { sql, parameters } = sealInsert('"public"."audit_seal"', seal);
+ * await client.query(sql, parameters);
+ */
+export function sealInsert(sealTable: string, seal: Seal): { sql: string; parameters: unknown[] } {
+  return {
+    sql: `INSERT INTO ${sealTable} (seq, version, prev_hash, last_tx, last_id, horizon, row_count, root, manifest, sealed_at, hash, key_id, signature, entry_auth_from)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::timestamptz, $11, $12, $13, $14)`,
+    parameters: [
+      seal.seq,
+      seal.version,
+      seal.prevHash,
+      seal.lastTx,
+      seal.lastId,
+      seal.horizon,
+      seal.rowCount,
+      seal.root,
+      seal.manifest,
+      new Date(seal.sealedAt).toISOString(),
+      seal.hash,
+      seal.keyId,
+      seal.signature,
+      seal.entryAuthFrom ?? null,
+    ],
+  };
+}
+
 /** A row selected with {@link SEAL_COLUMNS_SQL} as a {@link Seal} (`sealedAt` NaN when the stored time is not finite). */
 export function toSeal(row: Record<string, unknown>): Seal {
   return {
@@ -316,26 +346,8 @@ export async function sealOnce(
       keyId: signingKey ? keyIdOf(signingKey) : null,
       signature: signingKey ? signSeal(hash, signingKey) : null,
     };
-    await runner.query(
-      `INSERT INTO ${sealTable} (seq, version, prev_hash, last_tx, last_id, horizon, row_count, root, manifest, sealed_at, hash, key_id, signature, entry_auth_from)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::timestamptz, $11, $12, $13, $14)`,
-      [
-        seal.seq,
-        seal.version,
-        seal.prevHash,
-        seal.lastTx,
-        seal.lastId,
-        seal.horizon,
-        seal.rowCount,
-        seal.root,
-        seal.manifest,
-        new Date(seal.sealedAt).toISOString(),
-        seal.hash,
-        seal.keyId,
-        seal.signature,
-        seal.entryAuthFrom,
-      ],
-    );
+    const insert = sealInsert(sealTable, seal);
+    await runner.query(insert.sql, insert.parameters);
     const forgedRows = forged.length > 0 ? await describeForged(runner, log, forged) : [];
     await runner.commitTransaction();
     return { ...seal, forged: forgedRows, unknownKey };
