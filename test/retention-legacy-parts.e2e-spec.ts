@@ -117,26 +117,32 @@ describe('retention of a legacy partition too big for one statement', () => {
     await asReplica(
       `INSERT INTO audit_log (id, tx, occurred_at, action, outcome) VALUES ('ffffffff-0000-4000-8000-000000000000', ${middle.tx as string}, '${monthsAgo(5).start}', 'nda_created', 'success')`,
     );
-    for (const dryRun of [true, false]) {
-      expect(await retain({ dryRun })).toEqual(
-        expect.objectContaining({
-          action: 'kept',
-          reason: 'not wholly sealed: 3 rows in sealed ranges that no seal sealed (forged or invalid: see audit-verify)',
-        }),
-      );
+    try {
+      for (const dryRun of [true, false]) {
+        expect(await retain({ dryRun })).toEqual(
+          expect.objectContaining({
+            action: 'kept',
+            reason: 'not wholly sealed: 3 rows in sealed ranges that no seal sealed (forged or invalid: see audit-verify)',
+          }),
+        );
+      }
+    } finally {
+      await setAction(first, first.action);
+      await setAction(last, last.action);
+      await asReplica(`DELETE FROM audit_log WHERE id = 'ffffffff-0000-4000-8000-000000000000'`);
     }
-    await setAction(first, first.action);
-    await setAction(last, last.action);
-    await asReplica(`DELETE FROM audit_log WHERE id = 'ffffffff-0000-4000-8000-000000000000'`);
     await sql(
       `INSERT INTO audit_log (id, occurred_at, action, outcome) VALUES (gen_random_uuid(), '${monthsAgo(5).start}'::timestamptz + interval '20 days', 'nda_created', 'success')`,
     );
-    for (const dryRun of [true, false]) {
-      expect(await retain({ dryRun })).toEqual(
-        expect.objectContaining({ action: 'kept', reason: 'not wholly sealed: 1 rows after the newest seal' }),
-      );
+    try {
+      for (const dryRun of [true, false]) {
+        expect(await retain({ dryRun })).toEqual(
+          expect.objectContaining({ action: 'kept', reason: 'not wholly sealed: 1 rows after the newest seal' }),
+        );
+      }
+    } finally {
+      await sealEverything(() => app.get(AuditSealer).sealNow(), db, database);
     }
-    await sealEverything(() => app.get(AuditSealer).sealNow(), db, database);
     expect(await attached()).toBe(true);
   }, 240_000);
 
@@ -201,14 +207,16 @@ describe('retention of a legacy partition too big for one statement', () => {
       '-infinity',
       monthsAgo(BOUND).start,
     );
-    expect(whole).toEqual(expect.objectContaining({ rows: ROWS + UNNUMBERED + 1, unsealed: 0, leftOut: 0 }));
+    const [{ rows }] = await sql(`SELECT count(*)::int AS rows FROM audit_log_legacy`);
+    expect(rows).toBeGreaterThanOrEqual(ROWS + UNNUMBERED);
+    expect(whole).toEqual(expect.objectContaining({ rows, unsealed: 0, leftOut: 0 }));
     const decision = await retain({});
-    expect(decision).toEqual(expect.objectContaining({ action: 'retired', rows: ROWS + UNNUMBERED + 1 }));
+    expect(decision).toEqual(expect.objectContaining({ action: 'retired', rows }));
     expect(decision?.checkpoint?.manifest).toEqual(encodeRetained(whole.retained));
     expect(await attached()).toBe(false);
     const report = await verify(db.url(database), '--public-key', join(dir, 'seal.pub'));
     expect(report.out).toContain(
-      `retention: 1 checkpoints, months legacy..${monthsAgo(BOUND + 1).month} removed (${ROWS + UNNUMBERED + 1} rows), each in the chain`,
+      `retention: 1 checkpoints, months legacy..${monthsAgo(BOUND + 1).month} removed (${rows as number} rows), each in the chain`,
     );
     expect(report.anomalies).toEqual([]);
     expect(report.code).toBe(0);
