@@ -20,9 +20,11 @@ const LEGACY_PARTITION = 'audit_log_legacy';
  * falls inside its range, unless the run asks for it (`run.legacy`: `audit-retention --legacy`, `retention.legacy`),
  * when its archive (`run.archive`, first) fails or does not verify, and when the role may not run
  * `audit_log_retire_legacy()`. Otherwise, as a month: in its own transaction with the sealer's
- * lock, when every row in it is one a seal sealed, a checkpoint naming the range (`legacy..YYYY-MM`)
- * is chained and signed, then the database's function checks again and detaches and drops it;
- * tried again when a lock is taken. A dry run only reads.
+ * lock, when every row in it is one a seal sealed (checked in parts, each a statement within
+ * `run.timeoutMs`: by the database's `audit_log_check_legacy`, locked, where the role may run it),
+ * a checkpoint naming the range (`legacy..YYYY-MM`) is chained and signed, then the database's
+ * function checks it against the parts' result and detaches and drops it; tried again when a lock
+ * is taken. A dry run only reads, in parts too.
  *
  * @example
  * decisions.push(await legacyDecision(query, 'public.audit_seal', run, layout.legacyUntil, cutoff));
