@@ -197,6 +197,65 @@ describe('retention of a legacy partition too big for one statement', () => {
     ).toEqual([{ whole: true, part: true, app: false }]);
   });
 
+  it('adds up only parts that follow each other to its last row, the partition unchanged since: others are refused, or it is read whole', async () => {
+    const keys = (await sealHeads(clientQuery(client), 'public.audit_seal')).map((h) => [String(h.last.tx ?? -1n), h.last.id] as const);
+    const part = async (after: readonly [string, string] | null, upto: readonly [string, string] | null) =>
+      Number(
+        (
+          await client.query('SELECT audit_log_check_legacy_chunk($1::date, $2::bigint, $3::uuid, $4::bigint, $5::uuid) AS n', [
+            bound,
+            ...(after ?? [null, null]),
+            ...(upto ?? [null, null]),
+          ])
+        ).rows[0].n,
+      );
+    const check = async () =>
+      (await client.query('SELECT n::int, unsealed::int, left_out::int FROM audit_log_check_legacy($1::date)', [bound])).rows[0] as Record<
+        string,
+        number
+      >;
+    const inTransaction = async (work: () => Promise<void>) => {
+      await client.query('BEGIN');
+      try {
+        await work();
+      } finally {
+        await client.query('ROLLBACK');
+      }
+    };
+    const rows = (await sql(`SELECT count(*)::int AS rows FROM audit_log_legacy`))[0].rows as number;
+    await inTransaction(async () => {
+      const counts = [await part(null, keys[0]), await part(keys[0], keys[keys.length - 1]), await part(keys[keys.length - 1], null)];
+      expect(counts[0] + counts[1] + counts[2]).toBe(rows);
+      expect(await check()).toEqual({ n: rows, unsealed: 0, left_out: 0 });
+    });
+    await inTransaction(async () => {
+      await part(null, keys[0]);
+      await client.query('SAVEPOINT s');
+      await expect(part(keys[1], null)).rejects.toThrow('the parts of the legacy partition follow each other from the first key');
+      await client.query('ROLLBACK TO SAVEPOINT s');
+      await expect(part(keys[1], keys[0])).rejects.toThrow('bound no part of the legacy partition');
+    });
+    await inTransaction(async () => {
+      await expect(
+        client.query('SELECT audit_log_check_legacy_chunk($1::date, NULL, NULL, NULL, NULL)', [`${monthsAgo(BOUND + 1).month}-01`]),
+      ).rejects.toThrow(`no legacy partition of audit_log ends at ${monthsAgo(BOUND + 1).month}-01`);
+    });
+    // Parts that stop before the last row, and a row written after the parts: the partition is read whole.
+    await inTransaction(async () => {
+      expect(await part(null, keys[0])).toBeLessThan(rows);
+      expect(await check()).toEqual({ n: rows, unsealed: 0, left_out: 0 });
+    });
+    await inTransaction(async () => {
+      await part(null, keys[keys.length - 1]);
+      await part(keys[keys.length - 1], null);
+      await client.query(
+        `INSERT INTO audit_log (id, occurred_at, action, outcome) VALUES (gen_random_uuid(), $1::timestamptz, 'nda_created', 'success')`,
+        [monthsAgo(6).start],
+      );
+      expect(await check()).toEqual({ n: rows + 1, unsealed: 1, left_out: 0 });
+    });
+  }, 120_000);
+
   it('goes, each statement within the bound: its checkpoint counts and marks every row, and audit-verify is clean across it', async () => {
     const query = async (text: string, parameters?: unknown[]) => sql(text, parameters);
     const whole = await analyzeMonth(
