@@ -176,14 +176,19 @@ describe('retention of a legacy partition too big for one statement', () => {
     }
   });
 
-  it('whoever may remove it may check it in parts: the migration, run again, grants the checks to the roles granted the removal', async () => {
+  it('whoever may remove it may check it in parts: the migration, undone and run again, grants the checks to the roles granted the removal', async () => {
     await sql(`CREATE ROLE retention_role`);
     await sql(`GRANT EXECUTE ON FUNCTION audit_log_retire_legacy(integer) TO retention_role`);
     const source = new DataSource({ type: 'postgres', url: db.url(database) });
     await source.initialize();
     const runner = source.createQueryRunner();
+    const checks = `SELECT to_regprocedure('audit_log_check_legacy(date)') IS NOT NULL AS whole,
+      has_function_privilege('retention_role', 'audit_log_retire_legacy(integer)', 'EXECUTE') AS removal`;
     try {
+      await new AuditRetireLegacyInParts1766700000000().down(runner);
+      expect(await sql(checks)).toEqual([{ whole: false, removal: true }]);
       await new AuditRetireLegacyInParts1766700000000().up(runner);
+      expect(await sql(checks)).toEqual([{ whole: true, removal: true }]);
     } finally {
       await runner.release();
       await source.destroy();
