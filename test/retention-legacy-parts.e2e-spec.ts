@@ -259,6 +259,37 @@ describe('retention of a legacy partition too big for one statement', () => {
       );
       expect(await check()).toEqual({ n: rows + 1, unsealed: 1, left_out: 0 });
     });
+    // Erasures held in several parts add up to what the whole partition holds: rows erased under two ids, and an erasure's entry.
+    const erasures = async (inParts: boolean) => {
+      let held = '';
+      await inTransaction(async () => {
+        await client.query('SET LOCAL session_replication_role = replica');
+        await client.query(
+          `UPDATE audit_log_legacy SET personal = '{"erased":"' || (CASE WHEN k % 2 = 0 THEN '11111111-1111-4111-8111-111111111111' ELSE '22222222-2222-4222-8222-222222222222' END) || '"}'
+           FROM (SELECT l.id AS lid, row_number() OVER (ORDER BY COALESCE(l.tx, -1), l.id) AS k FROM audit_log_legacy AS l) AS o
+           WHERE audit_log_legacy.id = o.lid AND o.k % 7919 = 1`,
+        );
+        await client.query(
+          `UPDATE audit_log_legacy SET action = 'audit_erasure', changes = '{"erasure": {"id": "11111111-1111-4111-8111-111111111111", "rows": 4, "subject": "s"}}'
+           WHERE id = $1`,
+          [keys[keys.length - 1][1]],
+        );
+        await client.query('SET LOCAL session_replication_role = origin');
+        if (inParts) {
+          await part(null, keys[0]);
+          await part(keys[0], keys[keys.length - 1]);
+          await part(keys[keys.length - 1], null);
+          // Added up, not read: within the bound a whole read exceeds.
+          await client.query(`SET LOCAL statement_timeout = '${TIMEOUT_MS}ms'`);
+        }
+        held = (await client.query('SELECT erasures FROM audit_log_check_legacy($1::date)', [bound])).rows[0].erasures as string;
+      });
+      return JSON.parse(held) as { erased: Record<string, number>; entries: Record<string, unknown> };
+    };
+    const whole = await erasures(false);
+    expect(Object.keys(whole.erased).sort()).toEqual(['11111111-1111-4111-8111-111111111111', '22222222-2222-4222-8222-222222222222']);
+    expect(whole.entries).toEqual({ '11111111-1111-4111-8111-111111111111': { rows: 4, subject: 's' } });
+    expect(await erasures(true)).toEqual(whole);
   }, 120_000);
 
   it('goes, each statement within the bound: its checkpoint counts and marks every row, and audit-verify is clean across it', async () => {
