@@ -8,6 +8,7 @@ import { AuditSealer } from '../src/audit';
 import { encodeRetained } from '../src/audit/lifecycle/checkpoint';
 import { analyzeMonth, sealHeads } from '../src/audit/lifecycle/month-analysis';
 import { applyRetention, type MonthDecision, type RetentionRun } from '../src/audit/lifecycle/retention';
+import { clientQuery, fillRowsAgo, sealEverything } from './support/big-trail';
 import { sealingKeys, startSealingApp, verify } from './support/integrity';
 import { monthsAgo, partitionAgo, trailWithPastMonths } from './support/past-months';
 import { TestPostgres } from './support/postgres';
@@ -30,28 +31,9 @@ describe('retention of a month too big for one statement', () => {
   const sql = (text: string, parameters: unknown[] = []) => db.query(text, parameters, database);
   const exists = async (k: number) => (await sql(`SELECT to_regclass($1) IS NOT NULL AS kept`, [partitionAgo(k)]))[0].kept as boolean;
 
-  /** `count` rows spread over the month `k` months back, written as an app writes them: in transactions of 500 rows, in time order. */
-  const fillMonth = async (k: number, count: number) => {
-    for (let from = 0; from < count; from += 500) {
-      await sql(
-        `INSERT INTO audit_log (id, occurred_at, action, outcome, user_id, entity_type, entity_id, changes)
-         SELECT gen_random_uuid(), $1::timestamptz + make_interval(secs => i * 20), 'nda_updated', 'success', 'user-' || (i % 97),
-           'nda', 'nda-' || i, jsonb_build_object('title', jsonb_build_object('from', 'draft ' || i, 'to', 'final ' || i))
-         FROM generate_series($2::int + 1, $2::int + 500) AS i`,
-        [monthsAgo(k).start, from],
-      );
-    }
-  };
-
   const retain = async (more: Partial<RetentionRun>): Promise<MonthDecision[]> =>
     applyRetention(
-      {
-        query: async (text, parameters) => {
-          const result = (await client.query(text, parameters)) as unknown;
-          const last = (Array.isArray(result) ? result.at(-1) : result) as { rows?: Record<string, unknown>[] };
-          return last.rows ?? [];
-        },
-      },
+      { query: clientQuery(client) },
       {
         table: 'public.audit_log',
         months: 1,
@@ -74,15 +56,10 @@ describe('retention of a month too big for one statement', () => {
     app = await startSealingApp(db.url(database), {
       integrity: { enabled: true, intervalMs: 600_000, maxRowsPerSeal: 500, signingKey: keys.privatePem },
     });
-    await fillMonth(4, ROWS);
-    await fillMonth(3, 5_000);
-    await fillMonth(2, 5_000);
-    for (let sealed = -1; ;) {
-      await app.get(AuditSealer).sealNow();
-      const [{ n }] = await sql(`SELECT coalesce(sum(row_count), 0)::int AS n FROM audit_seal`);
-      if (n === sealed) break;
-      sealed = n as number;
-    }
+    await fillRowsAgo(db, database, 4, ROWS);
+    await fillRowsAgo(db, database, 3, 5_000);
+    await fillRowsAgo(db, database, 2, 5_000);
+    await sealEverything(() => app.get(AuditSealer).sealNow(), db, database);
     await sql('VACUUM ANALYZE audit_log');
     client = new Client({ connectionString: db.url(database) });
     await client.connect();

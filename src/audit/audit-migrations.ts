@@ -16,6 +16,7 @@ import { AuditUpkeepWithoutWaiting1766200000000 } from '../../migrations/1766200
 import { AuditRetireInChunks1766300000000 } from '../../migrations/1766300000000-AuditRetireInChunks';
 import { AuditRetireLegacy1766500000000 } from '../../migrations/1766500000000-AuditRetireLegacy';
 import { AuditEntityChanges1766600000000 } from '../../migrations/1766600000000-AuditEntityChanges';
+import { AuditRetireLegacyInParts1766700000000 } from '../../migrations/1766700000000-AuditRetireLegacyInParts';
 
 /**
  * Every migration of the audit schema, oldest first. List them all in the audit DataSource's
@@ -46,4 +47,5 @@ export const AUDIT_MIGRATIONS = [
   AuditRetireInChunks1766300000000,
   AuditRetireLegacy1766500000000,
   AuditEntityChanges1766600000000,
+  AuditRetireLegacyInParts1766700000000,
 ] as const;

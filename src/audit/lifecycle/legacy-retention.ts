@@ -6,7 +6,8 @@ import { appendCheckpoint, coveredText, removalBlocker } from './checkpoint-appe
 import { erasuresSql } from './checkpoint-erasures';
 import { legacyMark } from './legacy-range';
 import { withLockRetries } from './lock-retries';
-import { analyzeMonth, type Query, sealHeads } from './month-analysis';
+import { checkMonthLocked, type Query, sealHeads } from './month-analysis';
+import { analyzeMonthInParts } from './month-chunks';
 import { monthOf, monthStart } from './month-partitions';
 import { type MonthDecision, type RetentionRun } from './retention';
 
@@ -19,9 +20,11 @@ const LEGACY_PARTITION = 'audit_log_legacy';
  * falls inside its range, unless the run asks for it (`run.legacy`: `audit-retention --legacy`, `retention.legacy`),
  * when its archive (`run.archive`, first) fails or does not verify, and when the role may not run
  * `audit_log_retire_legacy()`. Otherwise, as a month: in its own transaction with the sealer's
- * lock, when every row in it is one a seal sealed, a checkpoint naming the range (`legacy..YYYY-MM`)
- * is chained and signed, then the database's function checks again and detaches and drops it;
- * tried again when a lock is taken. A dry run only reads.
+ * lock, when every row in it is one a seal sealed (checked in parts, each a statement within
+ * `run.timeoutMs`: by the database's `audit_log_check_legacy`, locked, where the role may run it),
+ * a checkpoint naming the range (`legacy..YYYY-MM`) is chained and signed, then the database's
+ * function checks it against the parts' result and detaches and drops it; tried again when a lock
+ * is taken. A dry run only reads, in parts too.
  *
  * @example
  * decisions.push(await legacyDecision(query, 'public.audit_seal', run, layout.legacyUntil, cutoff));
@@ -89,8 +92,9 @@ async function retireLegacy(
   archivedRows?: number,
 ): Promise<{ action: MonthDecision['action']; reason: string; rows?: number; checkpoint?: Seal }> {
   const timeoutMs = run.timeoutMs ?? 30_000;
+  // A dry run reads the range in parts without a lock: one snapshot for all of them.
   await query(
-    `BEGIN; SET LOCAL statement_timeout = '${timeoutMs}ms'; SET LOCAL lock_timeout = '${timeoutMs}ms'; SET LOCAL work_mem = '64MB'; SET LOCAL enable_nestloop = off; SET LOCAL enable_mergejoin = off; ${PIN_SEARCH_PATH_SQL}`,
+    `BEGIN${run.dryRun ? ' ISOLATION LEVEL REPEATABLE READ' : ''}; SET LOCAL statement_timeout = '${timeoutMs}ms'; SET LOCAL lock_timeout = '${timeoutMs}ms'; SET LOCAL work_mem = '64MB'; SET LOCAL enable_nestloop = off; SET LOCAL enable_mergejoin = off; ${PIN_SEARCH_PATH_SQL}`,
   );
   try {
     await query(`SELECT pg_catalog.pg_advisory_xact_lock(${SEALER_LOCK})`);
@@ -107,7 +111,12 @@ async function retireLegacy(
       return { action: 'gone', reason: 'removed meanwhile by another run (its checkpoint is in the chain)' };
     }
     const heads = await sealHeads(query, sealTable);
-    const analysis = await analyzeMonth(query, run.table, sealTable, heads, '-infinity', to);
+    // As a month: a removal has the database check the range under its lock, in parts (then audit_log_retire_legacy reads it no more);
+    // a dry run, or a role without the check's grant, reads it in parts itself.
+    const bounds = { timeoutMs, firstSeals: run.firstPartSeals };
+    const checked = run.dryRun ? null : await checkMonthLocked(query, run.table, heads, bound, bounds, 'audit_log_check_legacy');
+    const analysis =
+      checked?.analysis ?? (await analyzeMonthInParts(query, { table: run.table, sealTable, from: '-infinity', to }, heads, bounds));
     const blocker = removalBlocker(analysis, heads.length, archivedRows);
     if (blocker !== null) {
       await query('ROLLBACK');
@@ -118,10 +127,13 @@ async function retireLegacy(
       await query('ROLLBACK');
       return { action: 'would retire', reason: `${covered} (rows before ${bound})`, rows: analysis.rows };
     }
-    const [{ carried }] = await query(
-      `SELECT (${erasuresSql(`${quoteTablePath(run.table)} AS l WHERE l.occurred_at < $1::timestamptz`)})::text AS carried`,
-      [to],
-    );
+    const carried =
+      checked?.erasures ??
+      (
+        await query(`SELECT (${erasuresSql(`${quoteTablePath(run.table)} AS l WHERE l.occurred_at < $1::timestamptz`)})::text AS carried`, [
+          to,
+        ])
+      )[0].carried;
     const mark = { month: legacyMark(bound), rows: analysis.rows, covered: analysis.covered?.hash ?? null, erasures: carried as string };
     // The last day before the bound: a month's checkpoint holds a first day.
     const lastDay = new Date(monthStart(bound) - 86_400_000).toISOString().slice(0, 10);

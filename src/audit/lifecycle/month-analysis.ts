@@ -2,7 +2,7 @@ import { quoteTablePath } from '../audit-insert-sql';
 import { type SortKey } from '../integrity/row-encoding';
 import { decodeRetained, type RetainedRows } from './checkpoint';
 import { monthCheckSql } from './month-check-sql';
-import { checkMonthInParts, type PartBounds } from './month-chunks';
+import { type CheckFunction, checkMonthInParts, type PartBounds } from './month-chunks';
 
 /** One statement: its rows. Adapts a `pg` client, a TypeORM query runner or the sealer's session. */
 export type Query = (sql: string, parameters?: unknown[]) => Promise<Record<string, unknown>[]>;
@@ -87,7 +87,9 @@ export async function analyzeMonth(
  * its erasures, and keeps the result for `audit_log_retire_month()` of the same transaction, which
  * then reads the month no more. With `bounds`, the month is checked in parts first
  * (`checkMonthInParts`, each part a statement within `bounds.timeoutMs`), which the function then
- * adds up. Null when the function is not there or not granted: check with {@link analyzeMonth} then.
+ * adds up. With `check` `audit_log_check_legacy` (`month`: the legacy bound), the same for the
+ * legacy partition and `audit_log_retire_legacy()`. Null when the function is not there or not
+ * granted: check with {@link analyzeMonth} then.
  *
  * @example
  * const checked = await checkMonthLocked(query, 'public.audit_log', heads, '2026-01');
@@ -99,17 +101,18 @@ export async function checkMonthLocked(
   heads: readonly SealHead[],
   month: string,
   bounds?: PartBounds,
+  check: CheckFunction = 'audit_log_check_month',
 ): Promise<{ analysis: MonthAnalysis; erasures: string } | null> {
   const schema = quoteTablePath(table.slice(0, table.lastIndexOf('.')));
   const [{ usable }] = await query(
     `SELECT pg_catalog.has_function_privilege(pg_catalog.to_regprocedure($1), 'EXECUTE') IS TRUE AS usable`,
-    [`${schema}.audit_log_check_month(date)`],
+    [`${schema}.${check}(date)`],
   );
   if (!usable) return null;
   // In parts first, each within the statement timeout, where the database offers it (then the function below only adds them up).
-  if (bounds) await checkMonthInParts(query, table, heads, month, bounds);
-  const [check] = await query(`SELECT k.* FROM ${schema}.audit_log_check_month($1::date) AS k`, [`${month}-01`]);
-  return { analysis: analysisOf(check, heads), erasures: check.erasures as string };
+  if (bounds) await checkMonthInParts(query, table, heads, month, bounds, check);
+  const [checked] = await query(`SELECT k.* FROM ${schema}.${check}($1::date) AS k`, [`${month}-01`]);
+  return { analysis: analysisOf(checked, heads), erasures: checked.erasures as string };
 }
 
 /** A row of the month's check as a {@link MonthAnalysis}. */

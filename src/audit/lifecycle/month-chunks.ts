@@ -89,11 +89,23 @@ export async function inParts(
 }
 
 /**
- * Checks the month's partition in parts in the database (`audit_log_check_month_chunk`, migration
- * `AuditRetireInChunks1766300000000`), in the caller's transaction, no statement reading more than
- * a part: the first part locks the partition (SHARE) until the transaction ends, and
- * `audit_log_check_month` of the same transaction then adds the parts up. False when the function
- * is not there or not granted (the month is then checked in one statement).
+ * The database's check of a month's partition (`audit_log_check_month(month date)`, migration
+ * `AuditRetireByLeaf1766100000000`), or of the legacy partition (`audit_log_check_legacy(bound
+ * date)`, migration `AuditRetireLegacyInParts1766700000000`); each has its parts, `<name>_chunk(date,
+ * after_tx, after_id, upto_tx, upto_id)`. The date is the month's first day, or the legacy bound's.
+ *
+ * @example
+ * const check: CheckFunction = 'audit_log_check_legacy';
+ */
+export type CheckFunction = 'audit_log_check_month' | 'audit_log_check_legacy';
+
+/**
+ * Checks the month's partition (`month`: `YYYY-MM`), or with `check` the legacy partition (`month`:
+ * its bound), in parts in the database (`<check>_chunk`, migrations
+ * `AuditRetireInChunks1766300000000` and `AuditRetireLegacyInParts1766700000000`), in the caller's
+ * transaction, no statement reading more than a part: the first part locks the partition (SHARE)
+ * until the transaction ends, and `<check>` of the same transaction then adds the parts up. False
+ * when the function is not there or not granted (the partition is then checked in one statement).
  *
  * @example
  * if (await checkMonthInParts(query, 'public.audit_log', heads, '2026-01', { timeoutMs: 30_000 })) await query('SELECT * FROM audit_log_check_month($1)', ['2026-01-01']);
@@ -104,15 +116,16 @@ export async function checkMonthInParts(
   heads: readonly SealHead[],
   month: string,
   bounds: PartBounds,
+  check: CheckFunction = 'audit_log_check_month',
 ): Promise<boolean> {
   const schema = quoteTablePath(table.slice(0, table.lastIndexOf('.')));
   const [{ usable }] = await query(
     `SELECT pg_catalog.has_function_privilege(pg_catalog.to_regprocedure($1), 'EXECUTE') IS TRUE AS usable`,
-    [`${schema}.audit_log_check_month_chunk(date, bigint, uuid, bigint, uuid)`],
+    [`${schema}.${check}_chunk(date, bigint, uuid, bigint, uuid)`],
   );
   if (!usable) return false;
   await inParts(query, heads, bounds, (after, upto) =>
-    query(`SELECT ${schema}.audit_log_check_month_chunk($1::date, $2::bigint, $3::uuid, $4::bigint, $5::uuid)`, [
+    query(`SELECT ${schema}.${check}_chunk($1::date, $2::bigint, $3::uuid, $4::bigint, $5::uuid)`, [
       `${month}-01`,
       ...(after === FIRST_KEY ? [null, null] : after),
       ...(upto === LAST_KEY ? [null, null] : upto),
