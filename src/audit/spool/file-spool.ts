@@ -39,16 +39,16 @@ interface PendingAppend {
  * one checksummed record a line, fsynced before an append resolves. Concurrent appends share one
  * write and one fsync. Segments rotate by size; past `maxBytes` in all, records are refused.
  *
- * The bound is the directory's: this process's segments (counted as it writes) and those of every
- * other owner, live or gone (re-read when the spool opens, before each new segment, at each
- * heartbeat, and on a refusal at most once a second). So N processes appending at once can pass
- * `maxBytes` by at most one segment each but one (`segmentBytes` plus one append): what each
- * wrote since another last counted it.
- *
  * Processes may share the directory (a rolling deploy on a shared volume): each writes and
  * replays only its own segments (named by its {@link SpoolOwner} id) and adopts those of a process
  * that is gone, or that closed, and those of older versions. An older version still running
  * beside this one must not be spooling: its segments are adopted at once.
+ *
+ * `maxBytes` bounds the directory: this process's segments (counted as it writes them) and every
+ * other owner's, live or gone, only read (when the spool opens, before each new segment, at each
+ * heartbeat, and while refusing at most once a second; no segment is begun without such a count).
+ * So N processes appending at once can pass `maxBytes` by at most one segment each but one
+ * (`segmentBytes` plus one append): what each wrote since another last counted it.
  *
  * With `timeoutMs`, no file operation is waited for longer: an append that meets a hung disk is
  * refused (`spool_error: AUDIT_DISK_TIMEOUT…`) and its segment retired, so that what the hung
