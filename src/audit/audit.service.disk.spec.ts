@@ -8,7 +8,15 @@ import { type AuditModuleOptions, resolveAuditOptions } from './audit-options';
 import { AuditService } from './audit.service';
 import { RingBuffer } from './ring-buffer';
 import { type AuditEventName, type AuditReporter, type ConsoleSink } from './sinks';
-import { type AuditSpool, decodeSpoolLine, FileSpool, type FileSpoolOptions, nodeSpoolFiles, type SpoolFiles } from './spool';
+import {
+  type AuditSpool,
+  decodeSpoolLine,
+  encodeSpoolLine,
+  FileSpool,
+  type FileSpoolOptions,
+  nodeSpoolFiles,
+  type SpoolFiles,
+} from './spool';
 import { leftoverDir } from '../../test/support/leftovers';
 
 // Issue 19, cases 2 and 3: what the service does when the disk refuses or never answers.
@@ -58,7 +66,7 @@ function setup(options: AuditModuleOptions, spool: AuditSpool | null = null) {
   const service = new AuditService(resolved, table as unknown as Repository<AuditLog>, buffer, spool, reporter, console);
   services.push(service);
   const of = (event: AuditEventName) => events.filter((e) => e.event === event).map((e) => e.fields);
-  return { service, table, of, events };
+  return { service, table, of, events, reporter };
 }
 
 const entry = (id: string): AuditEntry => ({ action: 'nda_created', entityType: 'NDA', entityId: id, userId: 'u1', changes: { id } });
@@ -204,6 +212,36 @@ describe('case 2: a drop that cannot be avoided carries the entry', () => {
     expect(of('audit.dropped')).toEqual([
       expect.objectContaining({ entityId: 'late-1', reason: 'spool_full', entry: expect.objectContaining({ entityId: 'late-1' }) }),
     ]);
+  });
+
+  it("an entry the ring evicts that another process's segments leave no room for (one shared spoolDir): as a full spool's", async () => {
+    // A live process on another host shares the directory; its spooled entries fill spoolMaxBytes.
+    const shared = join(dir, 'spool');
+    await fsp.mkdir(shared, { recursive: true });
+    const sharer = { id: '0000000000aa', hostname: 'other-host', pid: 1, pidNamespace: null, heartbeatAt: Date.now() };
+    await fsp.writeFile(join(shared, `${sharer.id}.owner`), JSON.stringify(sharer));
+    const theirs = [1, 2, 3].map((n) => encodeSpoolLine(normalizer.normalize(entry(`theirs-${n}`)).record)).join('');
+    await fsp.writeFile(join(shared, `audit-${Date.now()}-000000-${sharer.id}.ndjson`), theirs);
+    const spool = await FileSpool.open(shared, { maxBytes: Buffer.byteLength(theirs) + 100, segmentBytes: 64 * 1024, leaseMs: 60_000 });
+    const { service, table, reporter, of } = setup({ bufferSize: 1 }, spool);
+    table.down = true;
+    await service.log(entry('nda-1'));
+    await service.log(entry('nda-2'));
+    await eventually(() => service.status().dropped === 1, 'the evicted entry to be dropped');
+    expect(service.status()).toMatchObject({ buffered: 1, spooled: 0, dropped: 1 });
+    expect(of('audit.dropped')).toEqual([
+      expect.objectContaining({ entityId: 'nda-1', reason: 'spool_full', entry: expect.objectContaining({ entityId: 'nda-1' }) }),
+    ]);
+    expect(reporter.entriesDropped).toHaveBeenCalledWith(expect.objectContaining({ reason: 'spool_full', count: 1 }));
+    expect(
+      await readFile(
+        join(
+          shared,
+          (await readdir(shared)).find((n) => n.endsWith(`${sharer.id}.ndjson`))!,
+        ),
+        'utf8',
+      ),
+    ).toBe(theirs);
   });
 });
 

@@ -40,9 +40,9 @@ export interface SpoolRejection {
  */
 export const AuditSpool = Symbol('AUDIT:SPOOL');
 export interface AuditSpool {
-  /** Entries on disk. */
+  /** Entries on disk, in the segments this process owns (and will replay). */
   readonly entries: number;
-  /** Bytes on disk. */
+  /** Bytes on disk of those segments; a {@link FileSpool}'s bound also counts other processes' segments. */
   readonly bytes: number;
   /**
    * Appends and fsyncs; resolves (never rejects) once the kept records are durable. The module

@@ -4,6 +4,7 @@ import { type AuditSpool, type SpoolAppendResult, type SpoolRejection } from './
 import { boundedFiles } from './bounded-files';
 import { appendWhole, dropAll, packAppends, SegmentAppendError } from './segment-append';
 import { adoptSegments } from './segment-adoption';
+import { otherSegmentBytes } from './other-segments';
 import { segmentName } from './segment-name';
 import { replaySegments, type SegmentState, segmentState } from './segment-replay';
 import { nodeSpoolFiles, type SpoolFileHandle, type SpoolFiles } from './spool-files';
@@ -25,6 +26,9 @@ export interface FileSpoolOptions {
   files?: SpoolFiles;
 }
 
+/** How long after the last count of the other owners' segments a refusal has them counted again. */
+const RECOUNT_AFTER_MS = 1000;
+
 interface PendingAppend {
   records: AuditRecord[];
   resolve: (result: SpoolAppendResult) => void;
@@ -39,6 +43,12 @@ interface PendingAppend {
  * replays only its own segments (named by its {@link SpoolOwner} id) and adopts those of a process
  * that is gone, or that closed, and those of older versions. An older version still running
  * beside this one must not be spooling: its segments are adopted at once.
+ *
+ * `maxBytes` bounds the directory: this process's segments (counted as it writes them) and every
+ * other owner's, live or gone, only read (when the spool opens, before each new segment, at each
+ * heartbeat, and while refusing at most once a second; no segment is begun without such a count).
+ * So N processes appending at once can pass `maxBytes` by at most one segment each but one
+ * (`segmentBytes` plus one append): what each wrote since another last counted it.
  *
  * With `timeoutMs`, no file operation is waited for longer: an append that meets a hung disk is
  * refused (`spool_error: AUDIT_DISK_TIMEOUT…`) and its segment retired, so that what the hung
@@ -57,6 +67,10 @@ export class FileSpool implements AuditSpool {
   private replaying: Promise<number> | undefined;
   private adopting: Promise<void> | undefined;
   private counter = 0;
+  /** Segments this process closed: a new one is begun only after a count of the others since the last close. */
+  private closes = 0;
+  /** The other owners' segment bytes as last counted, when, and after which close. */
+  private others = { bytes: 0, at: 0, after: -1 };
 
   private constructor(
     readonly dir: string,
@@ -133,10 +147,23 @@ export class FileSpool implements AuditSpool {
     this.drainScheduled = false;
     const batch = this.pending;
     this.pending = [];
-    const { results, text, lines } = packAppends(
-      batch.map((b) => b.records),
-      this.maxBytes - this.bytes,
-    );
+    const results = await this.write(batch.map((b) => b.records));
+    batch.forEach(({ resolve }, i) => resolve(results[i]));
+  }
+
+  private async write(appends: AuditRecord[][]): Promise<SpoolAppendResult[]> {
+    try {
+      await this.beforeSegment();
+    } catch (error) {
+      const reason = `spool_error: ${(error as Error).message}`;
+      return appends.map((records) => ({ kept: [], dropped: [...records], error: reason }));
+    }
+    let { results, text, lines } = packAppends(appends, this.room());
+    // What the others replayed since the last count may have made room.
+    if (results.some((r) => r.dropped.length > 0) && this.others.bytes > 0 && Date.now() - this.others.at >= RECOUNT_AFTER_MS) {
+      await this.countOthers().catch(() => undefined);
+      ({ results, text, lines } = packAppends(appends, this.room()));
+    }
     if (lines > 0) {
       const buffer = Buffer.from(text);
       let segment: { name: string; handle: SpoolFileHandle } | undefined;
@@ -157,12 +184,22 @@ export class FileSpool implements AuditSpool {
         }
       }
     }
-    batch.forEach(({ resolve }, i) => resolve(results[i]));
+    return results;
   }
 
-  /** The open segment, rotated when it has reached `segmentBytes`. */
-  private async segment(): Promise<{ name: string; handle: SpoolFileHandle }> {
+  /** Room left under `maxBytes` in the whole directory, as far as this process knows. */
+  private room(): number {
+    return this.maxBytes - this.bytes - this.others.bytes;
+  }
+
+  /** Closes the open segment once full; before a new one is begun, the others are counted afresh. */
+  private async beforeSegment(): Promise<void> {
     if (this.current && (this.segments.get(this.current.name)?.bytes ?? 0) >= this.segmentBytes) await this.closeSegment();
+    if (!this.current && this.others.after !== this.closes) await this.countOthers();
+  }
+
+  /** The open segment, or a new one ({@link beforeSegment} has closed a full one). */
+  private async segment(): Promise<{ name: string; handle: SpoolFileHandle }> {
     if (this.current) return this.current;
     await this.owner.claim();
     const name = segmentName(String(Date.now()), this.counter++, this.owner.id);
@@ -183,8 +220,23 @@ export class FileSpool implements AuditSpool {
   private adopt(): Promise<void> {
     this.adopting ??= adoptSegments(this.dir, this.files, this.owner, (s) => segmentName(s.time, this.counter++, this.owner.id))
       .then((adopted) => adopted.forEach((state, name) => this.segments.set(name, state)))
+      // A failed count leaves the last one standing; no segment is begun without one since the last close.
+      .then(() => this.readOthers().catch(() => undefined))
       .finally(() => (this.adopting = undefined));
     return this.adopting;
+  }
+
+  /** Counts the others' segments, after an adoption in progress (which moves segments between owners). */
+  private async countOthers(): Promise<void> {
+    await this.adopting?.catch(() => undefined);
+    await this.readOthers();
+  }
+
+  private async readOthers(): Promise<void> {
+    const at = Date.now();
+    const after = this.closes;
+    const bytes = await otherSegmentBytes(this.files, this.dir, this.owner.id);
+    this.others = { bytes, at, after };
   }
 
   private async heartbeat(): Promise<void> {
@@ -201,6 +253,7 @@ export class FileSpool implements AuditSpool {
   private async closeSegment(): Promise<void> {
     const current = this.current;
     this.current = undefined;
+    if (current) this.closes += 1;
     await current?.handle.close();
   }
 
