@@ -14,6 +14,18 @@ describe('cutting entity changes to the diffs’ share', () => {
     expect(bytes).toBe(Buffer.byteLength(JSON.stringify(value)));
   });
 
+  it('cuts a change whose values JSON cannot write as they are (a bigint, a cycle) as the conversion writes them', () => {
+    const cycle: Record<string, unknown> = { name: 'loop' };
+    cycle.self = cycle;
+    const change = { type: 'T', id: 1, op: 'update', fields: { big: [1n, 2n], graph: [null, cycle], pad: [null, 'p'.repeat(3000)] } };
+    expect(capturedChange(change, isRedacted, 1024).value).toEqual({
+      type: 'T',
+      id: 1,
+      op: 'update',
+      fields: { big: ['1', '2'], graph: [null, { name: 'loop', self: '[Circular]' }], pad: [null, cut(3002)] },
+    });
+  });
+
   it('cuts values of a change with unknown prior state (after), objects and arrays included', () => {
     const change = {
       type: 'T',

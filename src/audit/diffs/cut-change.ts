@@ -43,7 +43,8 @@ export function capturedChange(change: object, isRedacted: (key: string) => bool
   const whole = convertJsonSafe(change, isRedacted, maxBytes, true);
   if (whole.complete && whole.bytes <= maxBytes) return { value: whole.value, bytes: whole.bytes };
   const copy = copied(change as Record<string, unknown>);
-  for (const slot of slotsOf(copy)) {
+  // Not measured: the values are not JSON-safe yet (a bigint, a cycle).
+  for (const slot of slotsOf(copy, false)) {
     const value = convertJsonSafe(slot.holder[slot.key as never], isRedacted, maxBytes, true);
     const fits = value.complete && value.bytes <= maxBytes;
     slot.holder[slot.key as never] = (fits ? value.value : cutValue(value.bytes)) as never;
@@ -132,9 +133,10 @@ function cutValue(originalBytes: number): CutValue {
   return { _truncated: true, originalBytes };
 }
 
-/** The values of a change, measured, in the copy's own `fields` and `after` (copied, so that cutting them changes no other change). */
-function slotsOf(change: Record<string, unknown>): Slot[] {
+/** The values of a change, measured (JSON-safe ones only), in the copy's own `fields` and `after` (copied, so that cutting them changes no other change). */
+function slotsOf(change: Record<string, unknown>, measured = true): Slot[] {
   const slots: Slot[] = [];
+  const measure = measured ? jsonBytes : () => 0;
   const fields = change.fields;
   if (isRecord(fields)) {
     const own = (change.fields = copied(fields));
@@ -142,13 +144,13 @@ function slotsOf(change: Record<string, unknown>): Slot[] {
       const pair = own[name];
       if (!Array.isArray(pair) || pair.length !== 2) continue;
       const values = (own[name] = [...(pair as unknown[])]);
-      slots.push({ holder: values, key: 0, bytes: jsonBytes(values[0]) }, { holder: values, key: 1, bytes: jsonBytes(values[1]) });
+      slots.push({ holder: values, key: 0, bytes: measure(values[0]) }, { holder: values, key: 1, bytes: measure(values[1]) });
     }
   }
   const after = change.after;
   if (isRecord(after)) {
     const own = (change.after = copied(after));
-    for (const name of Object.keys(own)) slots.push({ holder: own, key: name, bytes: jsonBytes(own[name]) });
+    for (const name of Object.keys(own)) slots.push({ holder: own, key: name, bytes: measure(own[name]) });
   }
   return slots;
 }
