@@ -3,7 +3,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { type Server } from 'node:http';
 import request from 'supertest';
 import { Column, DataSource, Entity, PrimaryGeneratedColumn } from 'typeorm';
-import { Audited, AuditedEntity } from '../src/audit';
+import { Audited, AuditedEntity, AuditQueryService } from '../src/audit';
 import { changesOf, Contract, startDiffsApp } from './support/diffs-app';
 import { TestPostgres } from './support/postgres';
 
@@ -183,6 +183,20 @@ describe('a padded value inside the change a client makes', () => {
     expect(diffsBytes(changes)).toBeLessThanOrEqual(HALF);
   });
 
+  it('keeps the padded change on the row record() writes in the transaction', async () => {
+    const padded = `Acme ${'r'.repeat(40_000)}`;
+    const res = await request(app.getHttpServer()).post('/contracts/atomic').send({ title: 'Lease', counterparty: padded }).expect(201);
+    const [row] = await db.query<{ changes: Stored }>(`SELECT changes FROM audit_log WHERE action = 'contract_created_atomically'`);
+    expect(row.changes.entities).toEqual([
+      {
+        type: 'Contract',
+        id: (res.body as { id: string }).id,
+        op: 'insert',
+        fields: { id: [null, (res.body as { id: string }).id], title: [null, 'Lease'], counterparty: [null, cut(padded.length + 2)] },
+      },
+    ]);
+  });
+
   it('cuts a padded JSON value (an object, an array) and keeps a binary one as its summary', async () => {
     const data = { padding: 'j'.repeat(40_000), items: ['a', 'b'] };
     const res = await request(app.getHttpServer())
@@ -204,5 +218,55 @@ describe('a padded value inside the change a client makes', () => {
     const [listed] = ((await changesOf(db, 'padded-array')) as Stored).entities ?? [];
     expect(Object.keys(listed.fields).sort()).toEqual(['content', 'data', 'id', 'note']);
     expect(listed.fields.data).toEqual([null, { _truncated: true, originalBytes: expect.any(Number) as number }]);
+  });
+});
+
+describe('a padded value inside a change, with personal values kept apart', () => {
+  let db: TestPostgres;
+  let app: INestApplication<Server>;
+
+  beforeAll(async () => {
+    db = await TestPostgres.start();
+    app = await startDiffsApp(
+      db,
+      { mode: 'sync', privacy: { personalData: ['changes.entities[].fields.counterparty'] } },
+      { controllers: [TransferController], entities: [Document] },
+    );
+  }, 60_000);
+
+  afterAll(async () => {
+    await app?.close();
+    await db?.stop();
+  });
+
+  it('keeps the change, its personal property (the cut value too) kept apart by its path and read back', async () => {
+    const create = async (counterparty: string) =>
+      ((await request(app.getHttpServer()).post('/contracts').send({ title: 'Lease', counterparty }).expect(201)).body as { id: string })
+        .id;
+    const given = await create('Jane Roe');
+    const taker = await create('Acme Ltd');
+    const padded = `Acme Group ${'x'.repeat(40_000)}`;
+    await request(app.getHttpServer())
+      .patch(`/contracts/${taker}/take-over/${given}`)
+      .set('x-request-id', 'private-take-over')
+      .send({ counterparty: padded })
+      .expect(200);
+    const changes = (await changesOf(db, 'private-take-over')) as Stored;
+    expect(changes.entitiesOmitted).toBeUndefined();
+    // The personal property is taken out of the row into `personal`, by its path: which change and which property.
+    const ids = changes.entities?.map((change) => change.id);
+    expect(ids?.slice().sort()).toEqual([given, taker].sort());
+    const stored = JSON.stringify(changes.entities);
+    expect(stored).not.toContain('Jane Roe');
+    expect(stored).not.toContain('Acme Ltd');
+    const [{ personal }] = await db.query<{ personal: string }>(`SELECT personal FROM audit_log WHERE request_id = 'private-take-over'`);
+    expect((JSON.parse(personal) as { values: [unknown[], string][] }).values.map(([path]) => path)).toEqual([
+      ['changes', 'entities', 0, 'fields', 'counterparty'],
+      ['changes', 'entities', 1, 'fields', 'counterparty'],
+    ]);
+    const { items } = await app.get(AuditQueryService).history('Contract', taker);
+    const takenOver = items.find((item) => item.action === 'contract_taken_over');
+    const revealed = (takenOver?.changes as Stored).entities?.find((change) => change.id === taker);
+    expect(revealed?.fields.counterparty).toEqual(['Acme Ltd', cut(padded.length + 2)]);
   });
 });
