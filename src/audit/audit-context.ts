@@ -1,6 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { type EntityChanges } from './diffs/entity-change';
-import { markEntityChanges } from './diffs/entry-diffs';
+import { fitChanges, heldChange } from './diffs/cut-change';
+import { FRAME_BYTES, markEntityChanges } from './diffs/entry-diffs';
 
 /**
  * The scope an audit row is written for: one mutating HTTP request (opened by the interceptor), or
@@ -13,8 +14,12 @@ export interface AuditContext {
   recordedAtomically: boolean;
   /** Committed entity changes (JSON-safe, redacted) not yet on a row; undefined until the first. */
   entities: unknown[] | undefined;
-  /** Serialized size of `entities`, bounded by `maxEntryBytes`. */
+  /** Serialized size of `entities`, bounded by `maxEntryBytes` (see `heldChange()`). */
   bytes: number;
+  /** Of `bytes`, those of changes held with their values cut. */
+  cutBytes: number;
+  /** The diffs' share the changes were held for: `entities` are fitted to it when taken. */
+  limit: number;
   /** Changes left out: past the size cap, or lost to a capture error. */
   omitted: number;
 }
@@ -23,6 +28,8 @@ export interface AuditContext {
 export interface StagedChange {
   value: unknown;
   bytes: number;
+  /** Held with its values cut, past the diffs' share. */
+  cut?: boolean;
 }
 
 const storage = new AsyncLocalStorage<AuditContext>();
@@ -34,7 +41,7 @@ const storage = new AsyncLocalStorage<AuditContext>();
  * const context = newAuditContext('request');
  */
 export function newAuditContext(kind: AuditContext['kind']): AuditContext {
-  return { kind, recordedAtomically: false, entities: undefined, bytes: 0, omitted: 0 };
+  return { kind, recordedAtomically: false, entities: undefined, bytes: 0, cutBytes: 0, limit: Infinity, omitted: 0 };
 }
 
 /**
@@ -69,25 +76,33 @@ export function currentAuditContext(): AuditContext | undefined {
   return storage.getStore();
 }
 
-/** Adds committed changes to `context`, as far as `maxBytes` allows; the rest are counted. */
+/** Adds committed changes to `context`, as far as `maxBytes` allows (values cut past it, see `heldChange()`); the rest are counted. */
 export function addEntityChanges(context: AuditContext, changes: readonly StagedChange[], maxBytes: number): void {
-  for (const change of changes) {
-    if (context.bytes + change.bytes > maxBytes) {
+  for (const given of changes) {
+    const change = heldChange(context, given, maxBytes);
+    context.limit = Math.min(context.limit, maxBytes);
+    if (!change) {
       context.omitted += 1;
       continue;
     }
     context.bytes += change.bytes;
+    if (change.cut) context.cutBytes += change.bytes;
     (context.entities ??= []).push(change.value);
   }
 }
 
-/** Takes the changes waiting in `context` for its row (they go on one row only). */
+/** Takes the changes waiting in `context` for its row (they go on one row only), within the diffs' share. */
 export function takeEntityChanges(context: AuditContext | undefined): EntityChanges | undefined {
   if (!context || (context.entities === undefined && context.omitted === 0)) return undefined;
-  const taken: EntityChanges = { entities: (context.entities ?? []) as EntityChanges['entities'] };
-  if (context.omitted > 0) taken.entitiesOmitted = context.omitted;
+  // Held past their share with values cut: fitted to it, the largest values cut first.
+  const { kept, omitted } =
+    context.bytes > context.limit ? fitChanges(context.entities ?? [], context.limit, FRAME_BYTES) : { kept: context.entities, omitted: 0 };
+  const taken: EntityChanges = { entities: (kept ?? []) as EntityChanges['entities'] };
+  if (context.omitted + omitted > 0) taken.entitiesOmitted = context.omitted + omitted;
   context.entities = undefined;
   context.bytes = 0;
+  context.cutBytes = 0;
+  context.limit = Infinity;
   context.omitted = 0;
   return markEntityChanges(taken);
 }

@@ -26,6 +26,10 @@ const diffsPart = (record: AuditRecord) => {
   return entitiesOmitted === undefined ? { entities } : { entities, entitiesOmitted };
 };
 
+/** A change without its values: what a cut change keeps. */
+const names = (entity: EntityChange) => [entity.type, entity.id, entity.op, Object.keys(entity.fields ?? {})];
+const title = (entity: EntityChange) => (entity.fields?.title as unknown[])[1];
+
 describe('AuditEntryNormalizer: the diffs share of maxEntryBytes', () => {
   it('keeps the diffs whole when the body and the metadata pass maxEntryBytes, and cuts each of them with a marker', () => {
     const { record, bytes } = normalizer.normalize({
@@ -70,14 +74,14 @@ describe('AuditEntryNormalizer: the diffs share of maxEntryBytes', () => {
     });
   });
 
-  it('cuts diffs that alone pass half of maxEntryBytes as JSON from the end, counting what it left out', () => {
+  it('cuts the values of diffs that alone pass half of maxEntryBytes as JSON, each change keeping its names', () => {
     // Each quote is one character to the capture's estimate and two bytes of JSON.
     const entities = [1, 2, 3].map((id) => change('"'.repeat(600), id));
     const { record, bytes } = normalizer.normalize({ action: 'a', changes: withDiffs({ padding: 'n'.repeat(10_000) }, entities, 1) });
     const kept = diffsPart(record);
-    expect(kept.entities).toEqual(entities.slice(0, kept.entities.length));
-    expect(kept.entities.length).toBeGreaterThan(0);
-    expect(kept.entities.length + (kept.entitiesOmitted ?? 0)).toBe(4);
+    expect(kept.entitiesOmitted).toBe(1);
+    expect(kept.entities.map(names)).toEqual(entities.map(names));
+    expect(kept.entities.map(title)).toContainEqual({ _truncated: true, originalBytes: 1202 });
     expect(jsonBytes(kept)).toBeLessThanOrEqual(MAX_BYTES / 2);
     expect(bytes).toBeLessThanOrEqual(MAX_BYTES);
   });
@@ -95,9 +99,13 @@ describe('AuditEntryNormalizer: the diffs share of maxEntryBytes', () => {
         expect(bytes).toBe(jsonBytes(record));
         expect(bytes).toBeLessThanOrEqual(MAX_BYTES);
         const kept = diffsPart(record);
-        expect(kept.entities).toEqual(entities.slice(0, kept.entities.length));
-        expect(kept.entities.length + (kept.entitiesOmitted ?? 0)).toBe(entities.length);
-        if (jsonBytes({ entities }) <= MAX_BYTES / 2) expect(kept.entities).toHaveLength(entities.length);
+        // Each change kept with its names, its value as it was or marked cut with its size; only the last ones left out.
+        expect(kept.entities.map(names)).toEqual(entities.slice(0, kept.entities.length).map(names));
+        kept.entities.forEach((entity, i) =>
+          expect([title(entities[i]), { _truncated: true, originalBytes: jsonBytes(title(entities[i])) }]).toContainEqual(title(entity)),
+        );
+        expect(kept.entities).toHaveLength(entities.length);
+        expect(kept.entitiesOmitted).toBeUndefined();
       }),
       { numRuns: 60 },
     );

@@ -190,8 +190,9 @@ export class AuditEntryNormalizer {
   /**
    * An entry over `maxEntryBytes`: the rest of `changes` (the body, a caller's values) and
    * `metadata` become markers with a preview, each within a quarter of what the entity diffs leave
-   * of the budget. The diffs keep their own half whole; past it, the changes that do not fit are
-   * left out and counted in `entitiesOmitted` (with `privacy`, the record is then split again).
+   * of the budget. The diffs keep their own half whole; past it, their largest values are cut
+   * (each change keeps its names), and only changes whose names alone do not fit are left out and
+   * counted in `entitiesOmitted` (with `privacy`, the record is then split again).
    */
   private capSize(
     record: AuditRecord,

@@ -16,10 +16,11 @@ import {
 import { currentAuditContext } from '../audit-context';
 import { type ResolvedAuditOptions } from '../audit-options';
 import { AUDIT_OPTIONS } from '../audit.constants';
-import { compileRedactor, convertJsonSafe } from '../json-safe';
+import { compileRedactor } from '../json-safe';
 import { redactText } from '../redaction';
 import { AUDIT_EVENTS, ConsoleSink } from '../sinks';
 import { auditedEntityRules, type AuditedEntityRule } from './audited-entities';
+import { capturedChange } from './cut-change';
 import { type ChangeSource, entityChange } from './entity-diff';
 import { type EntityChangeOp } from './entity-change';
 import { confirmRecordedRows, queryAnswered, stageChange, transactionCommitted, transactionRolledBack } from './transaction-changes';
@@ -33,7 +34,9 @@ import { confirmRecordedRows, queryAnswered, stageChange, transactionCommitted, 
  * to the DataSource it writes through. Every callback but `beforeTransactionCommit` (which
  * looks up the transaction's `record()` rows before its COMMIT) is synchronous; none throws: a fault is counted in {@link faults}, written as an `audit.diff_failed` line, and the
  * change is counted in the row's `changes.entitiesOmitted`. A row's diffs take at most half of
- * `maxEntryBytes`; changes past that are counted in `entitiesOmitted` too.
+ * `maxEntryBytes`: past that, values are cut (marked with their size), each change keeping its
+ * entity, id and field names; only changes whose names alone pass it are counted in
+ * `entitiesOmitted` too.
  *
  * @example
  * const subscriber = app.get(EntityChangeSubscriber);
@@ -145,8 +148,7 @@ export class EntityChangeSubscriber implements EntitySubscriberInterface, OnAppl
       const change = entityChange(op, rule, source, this.isRedacted);
       if (!change) return;
       // By name only, here and when the row is normalized: a value never redacts another.
-      const { value, bytes } = convertJsonSafe(change, this.isRedacted, this.budget, true);
-      stageChange(queryRunner, context, { value, bytes }, this.budget);
+      stageChange(queryRunner, context, capturedChange(change, this.isRedacted, this.budget), this.budget);
     } catch (error) {
       this.fault(error, rule);
     }

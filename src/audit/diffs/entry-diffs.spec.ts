@@ -28,12 +28,24 @@ describe('entry diffs', () => {
     expect(partChanges(trap).rest).toBe(trap);
   });
 
-  it('keeps the changes that fit as JSON from the first on, and counts the others', () => {
+  it('cuts the largest values first, each change keeping its names, and leaves out changes from the last only when those pass', () => {
     const diffs = { entities: [change('a'.repeat(100)), change('b'.repeat(100)), change('c')], entitiesOmitted: 1 };
     expect(fitDiffs(diffs, 10_000)).toBe(diffs);
+    const cut = { _truncated: true, originalBytes: 102 };
     const fitted = fitDiffs(diffs, 300);
-    expect(fitted).toEqual({ entities: [change('a'.repeat(100))], entitiesOmitted: 3 });
+    expect(fitted).toEqual({
+      entities: [
+        { ...change(''), fields: { title: [null, cut] } },
+        { ...change(''), fields: { title: [null, cut] } },
+      ],
+      entitiesOmitted: 2,
+    });
     expect(diffsBytes(fitted)).toBeLessThanOrEqual(300);
+    // Room for one value of 100: the first is cut, the second kept.
+    expect(fitDiffs(diffs, 400)).toEqual({
+      entities: [{ ...change(''), fields: { title: [null, cut] } }, change('b'.repeat(100)), change('c')],
+      entitiesOmitted: 1,
+    });
     expect(fitDiffs(diffs, 0)).toEqual({ entities: [], entitiesOmitted: 4 });
   });
 });

@@ -1,10 +1,16 @@
+import { fitChanges } from './cut-change';
 import { type EntityChanges } from './entity-change';
 
 /** The `entities` lists the module made for a row: only they take the diffs' share of an entry, never a caller's look-alike. */
 const MADE = new WeakSet<object>();
 
-/** Characters of `{"entities":[],"entitiesOmitted":…}` around the changes, a count of up to 16 digits included. */
-const FRAME_BYTES = 48;
+/**
+ * Characters of `{"entities":[],"entitiesOmitted":…}` around the changes, a count of up to 16 digits included.
+ *
+ * @example
+ * fitChanges(entities, maxBytes, FRAME_BYTES); // the changes within maxBytes once framed
+ */
+export const FRAME_BYTES = 48;
 
 /**
  * An entry's entity diffs (`entities`, `entitiesOmitted`) as `normalize()` takes them apart from
@@ -79,21 +85,18 @@ export function diffsBytes(diffs: DiffsPart | undefined): number {
 }
 
 /**
- * The diffs within `maxBytes` as JSON: the changes from the first on while they fit, the others
- * left out and counted in `entitiesOmitted` (the diffs' own marker). The same part when it fits.
+ * The diffs within `maxBytes` as JSON: the largest values among the changes cut first (marked
+ * with their size), so that each change keeps its entity, id and field names; only when even
+ * those pass `maxBytes`, the changes from the last one left out and counted in `entitiesOmitted`
+ * (the diffs' own marker). The same part when it fits.
  *
  * @example
- * fitDiffs({ entities: [big, small] }, 1024); // { entities: [], entitiesOmitted: 2 } when `big` alone passes 1 KiB
+ * fitDiffs({ entities: [big, small] }, 1024); // { entities: [big with its values cut, small] } when that fits 1 KiB
  */
 export function fitDiffs(diffs: DiffsPart, maxBytes: number): DiffsPart {
+  if (diffsBytes(diffs) <= maxBytes) return diffs;
   const entities = Array.isArray(diffs.entities) ? (diffs.entities as unknown[]) : [];
   const omitted = typeof diffs.entitiesOmitted === 'number' ? diffs.entitiesOmitted : 0;
-  let bytes = FRAME_BYTES;
-  let kept = 0;
-  for (; kept < entities.length; kept++) {
-    bytes += Buffer.byteLength(JSON.stringify(entities[kept]) ?? 'null') + 1;
-    if (bytes > maxBytes) break;
-  }
-  if (kept === entities.length && diffsBytes(diffs) <= maxBytes) return diffs;
-  return { entities: entities.slice(0, kept), entitiesOmitted: omitted + entities.length - kept };
+  const { kept, omitted: left } = fitChanges(entities, maxBytes, FRAME_BYTES);
+  return omitted + left > 0 ? { entities: kept, entitiesOmitted: omitted + left } : { entities: kept };
 }

@@ -1,5 +1,6 @@
 import { type QueryRunner } from 'typeorm';
 import { addEntityChanges, type AuditContext, newAuditContext, type StagedChange, takeEntityChanges } from '../audit-context';
+import { heldChange } from './cut-change';
 import { type EntityChanges } from './entity-change';
 
 /** A row `AuditService.record()` wrote in a transaction, with the changes it carries and the depth each was held at. */
@@ -25,6 +26,8 @@ export interface RecordedAt {
 interface Level {
   changes: StagedChange[];
   bytes: number;
+  /** Of `bytes`, those of changes held with their values cut. */
+  cutBytes: number;
   omitted: number;
   rows: RecordedRow[];
 }
@@ -46,8 +49,11 @@ function depthOf(queryRunner: QueryRunner): number {
   return (queryRunner as unknown as { transactionDepth?: number }).transactionDepth ?? 1;
 }
 
-const emptyLevel = (): Level => ({ changes: [], bytes: 0, omitted: 0, rows: [] });
-const held = (pending: Pending) => pending.levels.reduce((sum, level) => sum + (level?.bytes ?? 0), 0);
+const emptyLevel = (): Level => ({ changes: [], bytes: 0, cutBytes: 0, omitted: 0, rows: [] });
+const held = (pending: Pending) => ({
+  bytes: pending.levels.reduce((sum, level) => sum + (level?.bytes ?? 0), 0),
+  cutBytes: pending.levels.reduce((sum, level) => sum + (level?.cutBytes ?? 0), 0),
+});
 
 /**
  * Holds a change until its transaction commits; outside a transaction it is committed already.
@@ -216,7 +222,8 @@ export function holdForRecord(queryRunner: QueryRunner | undefined, context: Aud
   const row: RecordedRow = { context, carried: [] };
   pending.levels.forEach((level, at) => {
     if (!level || (level.changes.length === 0 && level.omitted === 0)) return;
-    row.carried.push({ depth: at, level: { ...emptyLevel(), changes: level.changes, bytes: level.bytes, omitted: level.omitted } });
+    const { changes, bytes, cutBytes, omitted } = level;
+    row.carried.push({ depth: at, level: { ...emptyLevel(), changes, bytes, cutBytes, omitted } });
     pending.levels[at] = { ...emptyLevel(), rows: level.rows };
   });
   const bounded = newAuditContext('scope');
@@ -242,13 +249,15 @@ function pendingOf(queryRunner: QueryRunner, maxBytes: number): Pending {
 function hold(pending: Pending, depth: number, changes: readonly StagedChange[], omitted: number): void {
   const level = (pending.levels[depth] ??= emptyLevel());
   level.omitted += omitted;
-  for (const change of changes) {
-    if (held(pending) + change.bytes > pending.maxBytes) {
+  for (const given of changes) {
+    const change = heldChange(held(pending), given, pending.maxBytes);
+    if (!change) {
       level.omitted += 1;
       continue;
     }
     level.changes.push(change);
     level.bytes += change.bytes;
+    if (change.cut) level.cutBytes += change.bytes;
   }
 }
 
@@ -263,6 +272,7 @@ function merged(levels: (Level | undefined)[]): Level {
     if (!level) continue;
     into.changes.push(...level.changes);
     into.bytes += level.bytes;
+    into.cutBytes += level.cutBytes;
     into.omitted += level.omitted;
     into.rows.push(...level.rows);
   }

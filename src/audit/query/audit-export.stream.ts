@@ -2,47 +2,59 @@ import { Readable } from 'node:stream';
 import { AuditReadError } from '../audit.errors';
 import { type AuditReader, lastRows, type ReadClient } from './audit-reader';
 import { exportHeader, exportLines } from './audit-export.format';
+import { ExportBatches } from './audit-export.batches';
 import { type ExportRow } from './audit-query.sql';
 import { type AuditExportFormat } from './audit-query.types';
 
-/** Most rows per FETCH: one batch of the stream. */
-export const EXPORT_BATCH = 2000;
-/** About what one batch holds once formatted (UTF-16 units): 2000 rows of 2 KB; fewer rows when they are larger. */
-export const EXPORT_BATCH_CHARS = 4 * 1024 * 1024;
-/** Rows of the first FETCH, before the rows' size is known. */
-export const FIRST_BATCH = 200;
 /** Most UTF-16 units handed to the consumer at once: each piece taken shows the consumer is still reading. */
 const PIECE = 64 * 1024;
 /** The server's own limit on an export's idle transaction, a backstop behind the idle timer (the consumer may take a while per batch). */
 const SERVER_IDLE_LIMIT_MS = 120_000;
 
+/** An export's two queries: its rows, and their weights in the same order (see `exportWeightsQuery()`). */
+export interface ExportSelect {
+  rows: string;
+  weights: string;
+}
+
 /**
- * Opens an export: one connection of the read pool, a read-only transaction, a server-side
- * `DECLARE … CURSOR`, and the first batch fetched, so that a failing database fails this call (a
- * 503) rather than a response already begun. The returned stream reads one batch ahead of its
+ * Opens an export: one connection of the read pool, a read-only transaction, two server-side
+ * cursors over one snapshot (`REPEATABLE READ`): the rows, and their weights alone in the same
+ * order. The first batch is fetched here, so that a failing database fails this call (a 503)
+ * rather than a response already begun. The returned stream reads one batch ahead of its
  * consumer and no more (backpressure), so memory holds two batches whatever the export's size,
- * and the database reads the next batch while the consumer writes the last. A batch is sized by
- * the rows before it to about {@link EXPORT_BATCH_CHARS} (rows near `maxEntryBytes` come a few
- * dozen at a time, small ones {@link EXPORT_BATCH} at a time). Each FETCH has the
+ * and the database reads the next batch while the consumer writes the last. Each batch is cut
+ * from the weights of the rows to come (see {@link ExportBatches}): rows while they add up to
+ * `EXPORT_BATCH_CHARS` (4 Mi) at most (rows near `maxEntryBytes` come a few dozen at a time, small
+ * ones 2000 at a time), however the rows' weight changes along the export. Each FETCH has the
  * read timeout; a consumer that takes nothing for `idleMs` (a client that stopped reading) ends
  * the stream with `AUDIT_EXPORT_STALLED`; destroying the stream (a client gone, shutdown) gives
  * up the connection.
  *
  * @example
- * const stream = await openExport(reader, exportQuery(reader.table(), search), 'ndjson', 30_000);
+ * const search = checkSearch({ entityType: 'NDA' });
+ * const stream = await openExport(reader, { rows: exportQuery(reader.table(), search), weights: exportWeightsQuery(reader.table(), search) }, 'ndjson', 30_000);
  */
-export async function openExport(reader: AuditReader, select: string, format: AuditExportFormat, idleMs: number): Promise<Readable> {
+export async function openExport(reader: AuditReader, select: ExportSelect, format: AuditExportFormat, idleMs: number): Promise<Readable> {
   const client = await reader.connection();
   try {
-    const fetch = async (rows: number) => lastRows(await reader.within(client.query<ExportRow>(`FETCH ${rows} FROM audit_export`), client));
+    const weights = async (rows: number) =>
+      lastRows(await reader.within(client.query<{ weight: string }>(`FETCH ${rows} FROM audit_export_weights`), client)).map((row) =>
+        Number(row.weight),
+      );
+    const batches = new ExportBatches(weights);
+    const fetch = async (): Promise<ExportRow[]> => {
+      const rows = await batches.next();
+      return rows === 0 ? [] : lastRows(await reader.within(client.query<ExportRow>(`FETCH ${rows} FROM audit_export`), client));
+    };
+    // One snapshot for both cursors: the weights are those of the rows fetched, in their order.
     const open =
-      `BEGIN READ ONLY; SET LOCAL statement_timeout = ${reader.timeoutMs}; ` +
+      `BEGIN READ ONLY ISOLATION LEVEL REPEATABLE READ; SET LOCAL statement_timeout = ${reader.timeoutMs}; ` +
       `SET LOCAL idle_in_transaction_session_timeout = ${Math.max(SERVER_IDLE_LIMIT_MS, 2 * idleMs)}; ` +
-      `DECLARE audit_export NO SCROLL CURSOR FOR ${select}; FETCH ${FIRST_BATCH} FROM audit_export`;
-    const first = lastRows(await reader.within(client.query<ExportRow>(open), client));
-    const lines = exportLines(format, first);
-    const next = first.length < FIRST_BATCH ? 0 : batchRows(first.length, lines.length);
-    return new ExportStream(client, fetch, reader, format, { text: exportHeader(format) + lines, next }, idleMs);
+      `DECLARE audit_export NO SCROLL CURSOR FOR ${select.rows}; DECLARE audit_export_weights NO SCROLL CURSOR FOR ${select.weights}`;
+    await reader.within(client.query(open), client);
+    const first = exportLines(format, await fetch());
+    return new ExportStream(client, fetch, () => batches.done, reader, format, exportHeader(format) + first, idleMs);
   } catch (error) {
     client.release(true);
     throw reader.readError(error);
@@ -56,10 +68,8 @@ class ExportStream extends Readable {
   private offset = 0;
   /** The next batch, read and formatted ahead of the consumer. */
   private ahead: string | null = null;
-  /** No FETCH left to make: the last one came back short. */
+  /** No FETCH left to make: every row is fetched. */
   private done: boolean;
-  /** Rows of the next FETCH, sized by the last batch. */
-  private next: number;
   private inflight = false;
   /** The consumer asked for more before the next batch arrived. */
   private wanted = false;
@@ -69,17 +79,17 @@ class ExportStream extends Readable {
 
   constructor(
     client: ReadClient,
-    private readonly fetch: (rows: number) => Promise<ExportRow[]>,
+    private readonly fetch: () => Promise<ExportRow[]>,
+    private readonly fetched: () => boolean,
     private readonly reader: AuditReader,
     private readonly format: AuditExportFormat,
-    first: { text: string; next: number },
+    first: string,
     private readonly idleMs: number,
   ) {
     super({ encoding: 'utf8' });
     this.client = client;
-    this.batch = first.text;
-    this.next = first.next;
-    this.done = first.next === 0;
+    this.batch = first;
+    this.done = fetched();
     this.idle = setTimeout(() => this.stalled(), idleMs);
     this.idle.unref();
   }
@@ -124,14 +134,12 @@ class ExportStream extends Readable {
   private prefetch(): void {
     if (this.inflight || this.done || this.ahead !== null) return;
     this.inflight = true;
-    const asked = this.next;
-    this.fetch(asked).then(
+    this.fetch().then(
       (rows) => {
         this.inflight = false;
         if (this.destroyed) return;
-        this.done = rows.length < asked;
+        this.done = this.fetched();
         this.ahead = exportLines(this.format, rows);
-        this.next = batchRows(rows.length, this.ahead.length);
         if (this.wanted) {
           this.wanted = false;
           this._read();
@@ -173,16 +181,4 @@ class ExportStream extends Readable {
       this.destroy(this.reader.readError(error));
     }
   }
-}
-
-/**
- * Rows of the next FETCH after a batch of `rows` rows that formatted to `chars` units: as many as
- * make about {@link EXPORT_BATCH_CHARS}, from 1 to {@link EXPORT_BATCH}.
- *
- * @example
- * batchRows(200, 12_000_000); // 69: rows of 60 KB
- */
-export function batchRows(rows: number, chars: number): number {
-  if (rows === 0 || chars === 0) return EXPORT_BATCH;
-  return Math.max(1, Math.min(EXPORT_BATCH, Math.floor((EXPORT_BATCH_CHARS * rows) / chars)));
 }

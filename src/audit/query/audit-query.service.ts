@@ -8,7 +8,7 @@ import { AuditQueryError, AuditReadError } from '../audit.errors';
 import { cursorKeyOf, decodeAuditCursor, encodeAuditCursor } from './audit-cursor';
 import { openExport } from './audit-export.stream';
 import { checkFormat, checkLimit, checkSearch } from './audit-query.input';
-import { exportQuery, type PageRow, pageQuery, pageStatement, rowQuery, toAuditLog } from './audit-query.sql';
+import { exportQuery, exportWeightsQuery, type PageRow, pageQuery, pageStatement, rowQuery, toAuditLog } from './audit-query.sql';
 import { type AuditExportRequest, type AuditPage, type AuditPageRequest, type AuditRowRead, type AuditSearch } from './audit-query.types';
 import { type RowSealFields, sealLookupQuery, type SealLookupRow, sealStatusOf } from './audit-seal-status';
 import { AuditReadPool } from './audit-read-pool';
@@ -192,7 +192,8 @@ export class AuditQueryService implements BeforeApplicationShutdown {
   async export(request: AuditExportRequest = {}): Promise<Readable> {
     const { format, ...search } = request;
     const checkedFormat = checkFormat(format);
-    const select = exportQuery(this.reader.table(), checkSearch(search));
+    const checked = checkSearch(search);
+    const select = { rows: exportQuery(this.reader.table(), checked), weights: exportWeightsQuery(this.reader.table(), checked) };
     const { maxExports, readTimeoutMs, exportIdleMs } = this.options;
     if (this.exports.size + this.opening >= maxExports) {
       throw AuditReadError.busy(maxExports, Math.max(1, Math.ceil(readTimeoutMs / 1000)));

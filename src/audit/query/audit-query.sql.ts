@@ -64,6 +64,17 @@ const EXPORT_COLUMNS = `id::text AS id, ${legible('occurred_at')} AS occurred_at
   user_agent, request_id, changes::text AS changes, metadata::text AS metadata, ${legible('recorded_at')} AS recorded_at, personal,
   commitments`;
 
+/** The columns of an export whose length varies, as text: what a row's weight adds up. */
+const EXPORT_WEIGHED = [
+  'changes::text',
+  'metadata::text',
+  'personal::text',
+  'commitments::text',
+  'action',
+  'entity_type',
+  'entity_id',
+].concat(['user_id', 'ip', 'user_agent', 'request_id']);
+
 /** A row of a page as `pg` returns it. */
 export interface PageRow {
   id: string;
@@ -169,6 +180,19 @@ export function rowQuery(table: string, id: string, seal: boolean): string {
 export function exportQuery(table: string, search: CheckedSearch): string {
   // Qualified: a bare name in ORDER BY would be the text output column of the same name, sorted as text.
   return `SELECT ${EXPORT_COLUMNS} FROM ${table} AS a${whereOf(search, undefined, '>')} ORDER BY a.occurred_at, a.id`;
+}
+
+/**
+ * The weight of each row of {@link exportQuery}'s search, in the same order: about the UTF-16
+ * units it formats to (its text columns' lengths and a fixed 200 for the rest), so that a batch
+ * is cut at a weight before its rows are read.
+ *
+ * @example
+ * exportWeightsQuery('audit_log', checkSearch({ entityType: 'NDA' })); // SELECT … AS weight FROM audit_log AS a WHERE … ORDER BY a.occurred_at, a.id
+ */
+export function exportWeightsQuery(table: string, search: CheckedSearch): string {
+  const texts = EXPORT_WEIGHED.map((column) => `coalesce(length(a.${column}), 0)`).join(' + ');
+  return `SELECT 200::bigint + ${texts} AS weight FROM ${table} AS a${whereOf(search, undefined, '>')} ORDER BY a.occurred_at, a.id`;
 }
 
 /** A page row as the entity users know; a timestamp a `Date` cannot hold as its legible text. */
