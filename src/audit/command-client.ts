@@ -35,7 +35,7 @@ export async function connectCommandClient(url: string, timeoutMs: number): Prom
  * Whether `error` is a command's database past `--timeout-ms` (the command exits 3).
  *
  * @example
- * if (isCommandTimeout(error)) return TIMEOUT_EXIT_STATUS;
+ * const status = (error: unknown) => (isCommandTimeout(error) ? TIMEOUT_EXIT_STATUS : 2);
  */
 export function isCommandTimeout(error: unknown): error is AuditDbTimeoutError {
   return error instanceof AuditDbTimeoutError && (error.step === 'connect' || error.step === 'query');
