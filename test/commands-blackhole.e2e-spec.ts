@@ -4,11 +4,12 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DataSource } from 'typeorm';
-import { AUDIT_EVENTS, AUDIT_MIGRATIONS } from '../src/audit';
+import { AUDIT_EVENTS, AUDIT_MIGRATIONS, AuditSealer, AuditService } from '../src/audit';
 import { AuditEntryNormalizer } from '../src/audit/audit-entry';
 import { formatEventLine } from '../src/audit/sinks';
 import { type Build, buildProject } from './support/build';
 import { eventually } from './support/app';
+import { startSealingApp } from './support/integrity';
 import { sleep, TestPostgres } from './support/postgres';
 import { TcpProxy } from './support/tcp-proxy';
 
@@ -17,7 +18,7 @@ import { TcpProxy } from './support/tcp-proxy';
 // ever ready) and from some statement on (the server stops answering mid-command). Each gives up
 // within about 3 × --timeout-ms with exit status 3 and a message that says so (audit-erase: 2 when
 // its COMMIT went unanswered, the outcome not known, as before). A live statement that lasts far
-// longer than --timeout-ms (here a wait on a lock) is not cut.
+// longer than --timeout-ms (here a wait on a lock) is not cut. audit-verify's --jobs connections are bounded too.
 const TIMEOUT_MS = 500;
 // Far beyond 3 × TIMEOUT_MS plus a start of node on a busy machine; a command still running then is killed and fails its test.
 const KILL_AFTER_MS = 25_000;
@@ -160,7 +161,7 @@ describe('the commands against a database that never answers', () => {
           'the command waiting on the lock',
         );
         // Many times --timeout-ms: a deadline meant for a dead peer would cut the wait.
-        await sleep(3000);
+        await sleep(2000);
         await locker.query('COMMIT');
         const result = await running;
         // The same answer as without the lock (archives named apart: each run writes its own directory).
@@ -175,4 +176,20 @@ describe('the commands against a database that never answers', () => {
     },
     90_000,
   );
+
+  it('audit-verify gives up one of its --jobs connections that stops answering: exit 3, and says so', async () => {
+    // A sealed row: the seals' rows are checked on connections of their own (--jobs), on the first one's snapshot.
+    const app = await startSealingApp(db.url('cli'), { integrity: { intervalMs: 3_600_000 } });
+    try {
+      await app.get(AuditService).log({ action: 'nda_created', entityType: 'NDA', entityId: 'sealed-1' });
+      await eventually(async () => (await db.query(`SELECT 1 FROM audit_log WHERE entity_id = 'sealed-1'`, [], 'cli')).length === 1);
+      await app.get(AuditSealer).sealNow();
+    } finally {
+      await app.close();
+    }
+    proxy.blackholeWhenSent('SET TRANSACTION SNAPSHOT');
+    const result = await run('integrity/verify.cli.js', [...timeout, '--jobs', '2'], viaProxy());
+    expect({ code: result.code, err: result.err }).toEqual({ code: 3, err: expect.stringMatching(/stopped answering/) as string });
+    expect(proxy.swallowed).toBeGreaterThan(0);
+  }, 60_000);
 });
