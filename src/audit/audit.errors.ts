@@ -244,6 +244,18 @@ export class AuditDbTimeoutError extends Error {
     return new AuditDbTimeoutError(step, timeoutMs, `the erasure ${what}; nothing was erased (its transaction never committed)`);
   }
 
+  /**
+   * A command line tool's connection or round trip past `--timeout-ms` (docs/FAILURES.md, "The
+   * commands' deadlines"): its connection was given up, the command exits 3.
+   */
+  static command(step: 'connect' | 'query', timeoutMs: number): AuditDbTimeoutError {
+    const what =
+      step === 'connect'
+        ? `the database gave no connection within ${timeoutMs} ms`
+        : `the database stopped answering: nothing came back for ${timeoutMs} ms, and it did not say that the statement was still running`;
+    return new AuditDbTimeoutError(step, timeoutMs, `${what} (--timeout-ms); the connection was given up`);
+  }
+
   /** An erasure's COMMIT sent and never answered: whether it committed is not known. */
   static erasureCommit(timeoutMs: number, erasureId: string): AuditDbTimeoutError {
     return new AuditDbTimeoutError(

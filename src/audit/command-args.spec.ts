@@ -1,3 +1,4 @@
+import { DEFAULT_TIMEOUT_MS, parseTimeoutMs } from './command-args';
 import { runArchive } from './lifecycle/archive-command';
 import { runRetention } from './lifecycle/retention-command';
 import { runVerify } from './integrity/verify-command';
@@ -45,5 +46,37 @@ describe('the commands refuse an option given twice, rather than keep the last o
   it('audit-verify --witness may still be repeated', async () => {
     const { status, err } = await run(runVerify as Command, ['--witness', 'a.log', '--witness', 'b.log']);
     expect([status, err.split('\n')[0]]).toEqual([2, '--url, AUDIT_DATABASE_URL or DATABASE_URL must be set']);
+  });
+});
+
+describe('every command takes --timeout-ms, a whole number of milliseconds from 100 to 3600000', () => {
+  const commands: [string, Command, string[]][] = [
+    ['audit-verify', runVerify as Command, []],
+    ['audit-retention', runRetention as Command, ['--months', '72']],
+    ['audit-erase', runErase as Command, ['--user', 'u-1', '--dry-run']],
+    ['audit-archive', runArchive as Command, ['--month', '2026-01', '--out', '/tmp/x']],
+  ];
+
+  it.each(commands)('%s refuses a bad value before reaching any database, and names the option', async (_name, command, argv) => {
+    for (const bad of ['0', '99', '3600001', '1.5', '-5', '5s', '']) {
+      const { status, err } = await run(command, [...argv, `--timeout-ms=${bad}`]);
+      expect([status, err.split('\n')[0]]).toEqual([
+        2,
+        `--timeout-ms must be a whole number of milliseconds from 100 to 3600000, got ${JSON.stringify(bad)}`,
+      ]);
+    }
+  });
+
+  it.each(commands)('%s takes a good value, and lists the option in its usage', async (_name, command, argv) => {
+    for (const good of ['100', '30000', '3600000']) {
+      const { status, err } = await run(command, [...argv, '--timeout-ms', good]);
+      expect([status, err.split('\n')[0]]).toEqual([2, '--url, AUDIT_DATABASE_URL or DATABASE_URL must be set']);
+      expect(err).toContain('--timeout-ms <ms>');
+    }
+  });
+
+  it('parseTimeoutMs: 30000 when not given', () => {
+    expect([parseTimeoutMs(undefined), parseTimeoutMs('100'), parseTimeoutMs('3600000')]).toEqual([DEFAULT_TIMEOUT_MS, 100, 3_600_000]);
+    expect(DEFAULT_TIMEOUT_MS).toBe(30_000);
   });
 });

@@ -17,6 +17,7 @@ export class TcpProxy {
   /** Bytes the proxy swallowed in `blackhole` mode. */
   swallowed = 0;
   private mode: 'forward' | 'blackhole' = 'forward';
+  private trigger: Buffer | undefined;
   private readonly clients = new Map<Socket, Socket | undefined>();
   private readonly silenced = new WeakSet<Socket>();
 
@@ -49,6 +50,11 @@ export class TcpProxy {
     this.mode = 'forward';
   }
 
+  /** Turns into a black hole (as {@link blackhole}) when the app sends `text` (a statement's SQL), which is dropped: a server that stops answering mid-command. */
+  blackholeWhenSent(text: string): void {
+    this.trigger = Buffer.from(text);
+  }
+
   /** Closes the listener and every connection. */
   async stop(): Promise<void> {
     for (const [client, upstream] of this.clients) {
@@ -73,7 +79,14 @@ export class TcpProxy {
     this.clients.set(client, upstream);
     upstream.on('error', () => undefined);
     const live = () => !this.silenced.has(client);
-    client.on('data', (chunk: Buffer) => live() && upstream.write(chunk));
+    client.on('data', (chunk: Buffer) => {
+      if (this.trigger && chunk.includes(this.trigger)) {
+        this.trigger = undefined;
+        this.blackhole();
+        this.swallowed += chunk.length;
+      }
+      return live() && upstream.write(chunk);
+    });
     upstream.on('data', (chunk: Buffer) => live() && client.write(chunk));
     client.on('end', () => live() && upstream.end());
     upstream.on('end', () => live() && client.end());

@@ -6,6 +6,7 @@ import { type ResolvedAuditOptions } from '../audit-options';
 import { AUDIT_OPTIONS, AUDIT_REPOSITORY } from '../audit.constants';
 import { AuditSealerPrivilegeError, sealerRoleSharedWarning } from '../audit.errors';
 import { sanitizeDbError } from '../db-error';
+import { dataSourcePool } from '../db-session';
 import { AUDIT_EVENTS, AuditReporter, ConsoleSink } from '../sinks';
 import { type ChainBreak, ChainBrokenError, ChainMemory, chainMemoryFile } from './chain-memory';
 import { entryKeyUnknownError, type ForgedRow } from './entry-auth';
@@ -210,8 +211,9 @@ export class AuditSealer implements OnApplicationBootstrap, BeforeApplicationShu
       const pool = this.connection.pool();
       // Not connected yet (the app started while the database was away): nothing to do until it is.
       if (!pool) return;
-      if (!this.separationChecked && this.connection.separate) await this.checkSeparation();
       const progress = () => (attempt.progress = Date.now());
+      if (!this.separationChecked && this.connection.separate) await this.checkSeparation(attempt, progress);
+      if (attempt.abandoned) return;
       runner = await SealerSession.open(pool, this.deadlines.connectMs, this.deadlines.roundTripMs, progress);
       progress();
       if (attempt.abandoned) return;
@@ -296,15 +298,31 @@ export class AuditSealer implements OnApplicationBootstrap, BeforeApplicationShu
     }
   }
 
-  /** Once: warns when the app's own role can still insert seals (the separation is not in force). */
-  private async checkSeparation(): Promise<void> {
+  /**
+   * Once: warns when the app's own role can still insert seals (the separation is not in force).
+   * On a connection of the app's pool, with the sealer's client-side deadlines: a database that
+   * never answers gives the check up (its connection destroyed) instead of holding it for ever.
+   */
+  private async checkSeparation(attempt: Attempt, progress: () => void): Promise<void> {
+    const pool = dataSourcePool(this.repository.manager.connection);
+    // The app's DataSource is not connected: checked at a later attempt.
+    if (!pool) return;
+    let session: SealerSession | undefined;
     try {
-      const query = (sql: string, parameters: unknown[]) => this.repository.manager.query(sql, parameters);
+      session = await SealerSession.open(pool, this.deadlines.connectMs, this.deadlines.roundTripMs, progress);
+      // Shutdown gives up the attempt's connection: this one while the check runs.
+      attempt.session = session;
+      if (attempt.abandoned) return;
+      const checked = session;
+      const query = (sql: string, parameters: unknown[]) => checked.query(sql, parameters);
       const sealTable = sealTableOf(await resolveTable(query, this.repository.metadata.tablePath));
       if (await canInsertSeals(query, sealTable)) this.logger.warn(sealerRoleSharedWarning(sealTable));
       this.separationChecked = true;
     } catch {
-      // The app's database is away: checked at a later attempt; sealing goes on meanwhile.
+      // The app's database is away or silent: checked at a later attempt; sealing goes on meanwhile.
+    } finally {
+      if (attempt.session === session) attempt.session = undefined;
+      session?.release();
     }
   }
 

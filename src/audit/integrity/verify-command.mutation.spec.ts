@@ -29,7 +29,9 @@ describe('audit-verify, its arguments (no database reached)', () => {
     expect(await verify(['--help'])).toEqual({ status: 0, out: VERIFY_USAGE, err: '' });
     expect(await verify(['-h'])).toEqual({ status: 0, out: VERIFY_USAGE, err: '' });
     expect(VERIFY_USAGE).toMatch(/^usage: npm run audit:verify/);
-    expect(VERIFY_USAGE).toMatch(/exit status: 0 clean, 1 anomalies found, 2 usage or connection error$/);
+    expect(VERIFY_USAGE).toMatch(
+      /exit status: 0 clean, 1 anomalies found, 2 usage or connection error, 3 the database did not answer within --timeout-ms$/,
+    );
   });
 
   it('exits 2 without a database URL, after checking the other arguments', async () => {

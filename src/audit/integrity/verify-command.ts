@@ -1,7 +1,8 @@
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { Client } from 'pg';
+import { type Client } from 'pg';
+import { connectCommandClient, isCommandTimeout } from '../command-client';
 import { connectionSecrets, sanitizeDbError } from '../db-error';
 import { parseEntryKeys, resolveEntryKeys, type ResolvedEntryKey } from './entry-auth';
 import { trailName } from './seal-store';
@@ -10,7 +11,7 @@ import { PIN_SEARCH_PATH_SQL } from './search-path';
 import { erasureLine } from '../privacy/personal-checks';
 import { readWitness, type WitnessedSeal } from './witness';
 import { sealsPathOf, verifyArchive } from '../lifecycle/archive-verifier';
-import { parseCommandArgs } from '../command-args';
+import { parseCommandArgs, parseTimeoutMs, TIMEOUT_EXIT_STATUS, TIMEOUT_OPTION, TIMEOUT_USAGE } from '../command-args';
 import { resolvePrivacyOptions } from '../privacy/privacy-options';
 
 const PIN_SESSION_SQL = PIN_SEARCH_PATH_SQL.replace('SET LOCAL', 'SET');
@@ -27,9 +28,10 @@ export const VERIFY_USAGE = `usage: npm run audit:verify -- [options]   (or: npx
   --trail <database/table> whose audit.sealed lines to take from the witness (needed when it holds several trails)
   --archive <file>         check an archive (audit-archive's audit-YYYY-MM.seals.json or .ndjson.gz) with no database:
                            its rows against its seals, the seals' chain, --public-key, --witness and --entry-key
+${TIMEOUT_USAGE}
 environment: AUDIT_PRIVACY_PSEUDONYM_KEY, when erasures name their subjects under it (privacy.pseudonymKey):
                            rows an erasure should have taken, still holding values, are looked for with it
-exit status: 0 clean, 1 anomalies found, 2 usage or connection error`;
+exit status: 0 clean, 1 anomalies found, 2 usage or connection error, 3 the database did not answer within --timeout-ms`;
 
 /** Where the command writes: the report to `out`, usage and errors to `err`. */
 export interface VerifyOutput {
@@ -40,13 +42,14 @@ export interface VerifyOutput {
 /**
  * `audit-verify`: checks the audit log against its seals, the witness and the public key, prints
  * each anomaly and the counts, and returns the exit status (0 clean, 1 anomalies, 2 usage or
- * connection error).
+ * connection error, 3 the database did not answer within `--timeout-ms`).
  *
  * @example
  * const status = await runVerify(['--witness', 'export.log'], process.env, { out: console.log, err: console.error });
  */
 export async function runVerify(argv: string[], env: Record<string, string | undefined>, io: VerifyOutput): Promise<number> {
   let args: Omit<ReturnType<typeof parse>, 'jobs'> & { jobs: number };
+  let timeoutMs: number;
   let publicKey: KeyObject | undefined;
   let entryKeys: readonly ResolvedEntryKey[] = [];
   let pseudonymKey: KeyObject | null = null;
@@ -57,6 +60,7 @@ export async function runVerify(argv: string[], env: Record<string, string | und
       throw new Error(`--jobs must be an integer from 1 to 32, got ${JSON.stringify(jobs)}`);
     }
     args = { ...rest, jobs: Number(jobs) };
+    timeoutMs = parseTimeoutMs(args['timeout-ms']);
     publicKey = args['public-key'] === undefined ? undefined : readPublicKey(args['public-key']);
     range = { from: time(args.from, '--from'), to: time(args.to, '--to') };
     entryKeys = readEntryKeys(args['entry-key']?.join(',') ?? env.AUDIT_INTEGRITY_ENTRY_KEY);
@@ -76,12 +80,12 @@ export async function runVerify(argv: string[], env: Record<string, string | und
     return 2;
   }
   const table = args.table || env.AUDIT_TABLE || 'audit_log';
-  const client = new Client({ connectionString: url });
   const started = process.hrtime.bigint();
+  let client: Client | undefined;
   let report;
   let witness;
   try {
-    await client.connect();
+    client = await connectCommandClient(url, timeoutMs);
     // Whatever the role's own search_path: no name this session uses resolves outside pg_catalog.
     await client.query(PIN_SESSION_SQL);
     const [{ name }] = (await client.query<{ name: string }>('SELECT current_database() AS name')).rows;
@@ -104,8 +108,7 @@ export async function runVerify(argv: string[], env: Record<string, string | und
       }
     }
     const connect = async () => {
-      const worker = new Client({ connectionString: url });
-      await worker.connect();
+      const worker = await connectCommandClient(url, timeoutMs);
       await worker.query(PIN_SESSION_SQL);
       return worker;
     };
@@ -113,9 +116,9 @@ export async function runVerify(argv: string[], env: Record<string, string | und
   } catch (error) {
     const { code, message } = sanitizeDbError(error, connectionSecrets({ url }));
     io.err(`audit-verify failed: ${code}: ${message}`);
-    return 2;
+    return isCommandTimeout(error) ? TIMEOUT_EXIT_STATUS : 2;
   } finally {
-    await client.end().catch(() => undefined);
+    await client?.end().catch(() => undefined);
   }
   printReport(report, io, { started, witness, publicKey });
   return report.anomalyCount === 0 ? 0 : 1;
@@ -207,6 +210,7 @@ function parse(argv: string[]) {
     trail: { type: 'string' },
     jobs: { type: 'string' },
     archive: { type: 'string' },
+    ...TIMEOUT_OPTION,
     help: { type: 'boolean', short: 'h' },
   });
 }

@@ -1,11 +1,12 @@
-import { Client } from 'pg';
+import { type Client } from 'pg';
+import { connectCommandClient, isCommandTimeout } from '../command-client';
 import { connectionSecrets, sanitizeDbError } from '../db-error';
 import { trailName } from '../integrity/seal-store';
 import { PIN_SEARCH_PATH_SQL, qualifiedTable } from '../integrity/search-path';
 import { writeArchive } from './archive-writer';
 import { legacyMark, MONTH_OR_LEGACY_PATTERN } from './legacy-range';
 import { partitionLayout } from './month-partitions';
-import { parseCommandArgs } from '../command-args';
+import { parseCommandArgs, parseTimeoutMs, TIMEOUT_EXIT_STATUS, TIMEOUT_OPTION, TIMEOUT_USAGE } from '../command-args';
 
 export const ARCHIVE_USAGE = `usage: npm run audit:archive -- --month <YYYY-MM> --out <dir> [options]   (or: npx audit-archive …)
   --month <YYYY-MM>        the month to archive (its rows by occurred_at, UTC); legacy: the legacy partition's
@@ -15,8 +16,10 @@ export const ARCHIVE_USAGE = `usage: npm run audit:archive -- --month <YYYY-MM> 
   --table <schema.table>   the audit table (default: AUDIT_TABLE or audit_log; without a schema: public)
   --trail <database/table> the trail the archive names, as the witness names it (default: this database/table;
                            name the original from a restored copy, whose database has another name)
+${TIMEOUT_USAGE}
 check the archive with: npx audit-verify --archive <dir>/audit-YYYY-MM.seals.json --public-key … --witness …
-exit status: 0 written, 1 refused (the month is not wholly sealed), 2 usage, connection or write error`;
+exit status: 0 written, 1 refused (the month is not wholly sealed), 2 usage, connection or write error,
+             3 the database did not answer within --timeout-ms`;
 
 /** Where the command writes: the summary to `out`, usage and errors to `err`. */
 export interface ArchiveOutput {
@@ -33,6 +36,7 @@ export interface ArchiveOutput {
  */
 export async function runArchive(argv: string[], env: Record<string, string | undefined>, io: ArchiveOutput): Promise<number> {
   let args: ReturnType<typeof parse>;
+  let timeoutMs: number;
   try {
     args = parse(argv);
     if (args.help) {
@@ -43,6 +47,7 @@ export async function runArchive(argv: string[], env: Record<string, string | un
       throw new Error(`--month must be a month such as 2026-01, or legacy, got ${JSON.stringify(args.month ?? null)}`);
     }
     if (!args.out) throw new Error('--out must name the directory to write the archive to');
+    timeoutMs = parseTimeoutMs(args['timeout-ms']);
   } catch (error) {
     io.err(`${(error as Error).message}\n${ARCHIVE_USAGE}`);
     return 2;
@@ -53,9 +58,9 @@ export async function runArchive(argv: string[], env: Record<string, string | un
     return 2;
   }
   const given = args.table || env.AUDIT_TABLE || 'audit_log';
-  const client = new Client({ connectionString: url });
+  let client: Client | undefined;
   try {
-    await client.connect();
+    client = await connectCommandClient(url, timeoutMs);
     // Whatever the role's own search_path: no name this session uses resolves outside pg_catalog.
     await client.query(PIN_SEARCH_PATH_SQL.replace('SET LOCAL', 'SET'));
     const [{ name }] = (await client.query<{ name: string }>('SELECT pg_catalog.current_database() AS name')).rows;
@@ -85,9 +90,9 @@ export async function runArchive(argv: string[], env: Record<string, string | un
   } catch (error) {
     const { code, message } = sanitizeDbError(error, connectionSecrets({ url }));
     io.err(`audit-archive failed: ${code}: ${message}`);
-    return 2;
+    return isCommandTimeout(error) ? TIMEOUT_EXIT_STATUS : 2;
   } finally {
-    await client.end().catch(() => undefined);
+    await client?.end().catch(() => undefined);
   }
 }
 
@@ -98,6 +103,7 @@ function parse(argv: string[]) {
     url: { type: 'string' },
     table: { type: 'string' },
     trail: { type: 'string' },
+    ...TIMEOUT_OPTION,
     help: { type: 'boolean', short: 'h' },
   });
 }

@@ -1,6 +1,7 @@
 import { type KeyObject } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { Client } from 'pg';
+import { type Client } from 'pg';
+import { connectCommandClient, isCommandTimeout } from '../command-client';
 import { connectionSecrets, sanitizeDbError } from '../db-error';
 import { resolveIntegrityOptions } from '../integrity/integrity-options';
 import { trailName } from '../integrity/seal-store';
@@ -10,7 +11,7 @@ import { formatEventLines } from '../sinks/console.sink';
 import { archiveBeforeRetire } from './archive-retention';
 import { applyRetention, type MonthDecision } from './retention';
 import { parseLegalHold, resolveRetentionOptions } from './retention-options';
-import { parseCommandArgs } from '../command-args';
+import { parseCommandArgs, parseTimeoutMs, TIMEOUT_EXIT_STATUS, TIMEOUT_OPTION, TIMEOUT_USAGE } from '../command-args';
 
 export const RETENTION_USAGE = `usage: npm run audit:retention -- [options]   (or: npx audit-retention [options])
   --months <n>             whole months kept before the current one (default: AUDIT_RETENTION_MONTHS; required)
@@ -23,8 +24,9 @@ export const RETENTION_USAGE = `usage: npm run audit:retention -- [options]   (o
   --signing-key <file|key> the seals' Ed25519 private key, to sign each checkpoint (default: AUDIT_INTEGRITY_SIGNING_KEY)
   --archive-dir <dir>      archive each month there first (audit-archive's files) and check the archive; a month
                            whose archive fails or does not verify is not removed (default: AUDIT_RETENTION_ARCHIVE_DIR)
+${TIMEOUT_USAGE}; also each statement's statement_timeout and lock_timeout on the server
 each removal writes an audit.retained line to stderr: send it to the witness's log group.
-exit status: 0 done, 1 a month could not be removed, 2 usage or connection error`;
+exit status: 0 done, 1 a month could not be removed, 2 usage or connection error, 3 the database did not answer within --timeout-ms`;
 
 /** Where the command writes: the plan to `out`, usage, errors and `audit.retained` lines to `err`. */
 export interface RetentionOutput {
@@ -45,6 +47,7 @@ export async function runRetention(argv: string[], env: Record<string, string | 
   let args: ReturnType<typeof parse>;
   let settings: { months: number; legalHold: readonly string[] };
   let signingKey: KeyObject | null;
+  let timeoutMs: number;
   try {
     args = parse(argv);
     if (args.help) {
@@ -61,6 +64,7 @@ export async function runRetention(argv: string[], env: Record<string, string | 
     });
     settings = resolved as NonNullable<typeof resolved>;
     signingKey = readSigningKey(args['signing-key'] ?? env.AUDIT_INTEGRITY_SIGNING_KEY);
+    timeoutMs = parseTimeoutMs(args['timeout-ms']);
   } catch (error) {
     io.err(`${(error as Error).message.replace(/AuditModule option "retention\.(\w+)/, '"--$1')}\n${RETENTION_USAGE}`);
     return 2;
@@ -73,15 +77,16 @@ export async function runRetention(argv: string[], env: Record<string, string | 
   const given = args.table || env.AUDIT_TABLE || 'audit_log';
   const table = qualifiedTable(given);
   const archiveDir = args['archive-dir'] || env.AUDIT_RETENTION_ARCHIVE_DIR || undefined;
-  const client = new Client({ connectionString: url });
+  let client: Client | undefined;
   let decisions: MonthDecision[];
   try {
-    await client.connect();
+    client = await connectCommandClient(url, timeoutMs);
+    const connected = client;
     const [{ name }] = (await client.query<{ name: string }>('SELECT pg_catalog.current_database() AS name')).rows;
     // Named as the sealer names it (the table as the app gives it), so that one witness holds both.
     const trail = trailName(name, given);
     const query = async (sql: string, parameters?: unknown[]) => {
-      const result = (await client.query(sql, parameters)) as unknown;
+      const result = (await connected.query(sql, parameters)) as unknown;
       const last = (Array.isArray(result) ? result.at(-1) : result) as { rows?: Record<string, unknown>[] };
       return last.rows ?? [];
     };
@@ -93,7 +98,8 @@ export async function runRetention(argv: string[], env: Record<string, string | 
         dryRun: !!args['dry-run'],
         legacy: !!args.legacy,
         signingKey,
-        archive: archiveDir ? archiveBeforeRetire(client, { table, trail, out: archiveDir, signingKey }) : undefined,
+        timeoutMs,
+        archive: archiveDir ? archiveBeforeRetire(connected, { table, trail, out: archiveDir, signingKey }) : undefined,
         retained: (checkpoint) => {
           const { event, fields } = witnessLine(trail, checkpoint);
           for (const line of formatEventLines(event, 'info', fields)) io.err(line);
@@ -103,9 +109,9 @@ export async function runRetention(argv: string[], env: Record<string, string | 
   } catch (error) {
     const { code, message } = sanitizeDbError(error, connectionSecrets({ url }));
     io.err(`audit-retention failed: ${code}: ${message}`);
-    return 2;
+    return isCommandTimeout(error) ? TIMEOUT_EXIT_STATUS : 2;
   } finally {
-    await client.end().catch(() => undefined);
+    await client?.end().catch(() => undefined);
   }
   for (const d of decisions) {
     io.out(`${d.action.toUpperCase().replace(' ', '_')} ${d.month} (${d.partition}): ${d.reason}`);
@@ -129,6 +135,7 @@ function parse(argv: string[]) {
     table: { type: 'string' },
     'signing-key': { type: 'string' },
     'archive-dir': { type: 'string' },
+    ...TIMEOUT_OPTION,
     help: { type: 'boolean', short: 'h' },
   });
 }

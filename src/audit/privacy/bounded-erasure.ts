@@ -6,6 +6,9 @@ import { type ErasureContext, type ErasureRequest, type ErasureResult, eraseSubj
 /** What a bounded erasure needs beyond its connection: {@link ErasureContext} without `query`. */
 export type BoundedErasureContext = Omit<ErasureContext, 'query'>;
 
+/** A bounded erasure's deadlines: the module's `writeTimeoutMs` (they derive from it), or each given (`audit-erase --timeout-ms`). */
+export type ErasureDeadlines = number | { connectMs: number; statementMs: number; roundTripMs: number };
+
 /**
  * Runs {@link eraseSubject} in a transaction of its own on one connection of `pool`, with
  * client-side deadlines derived from `writeTimeoutMs` as the sealer's are (`sealerDeadlines`):
@@ -13,7 +16,8 @@ export type BoundedErasureContext = Omit<ErasureContext, 'query'>;
  * least 5 s) on the server and that plus `writeTimeoutMs` for its round trip. A server that
  * never answers fails it with {@link AuditDbTimeoutError} (its connection destroyed, out of the
  * pool) instead of holding the caller for ever; before the COMMIT was sent that error says
- * nothing was erased, after it that the outcome is not known. `track` is told of the connection
+ * nothing was erased, after it that the outcome is not known. `deadlines` may also give the
+ * three bounds themselves. `track` is told of the connection
  * while it is in use, so that shutdown can give it up.
  *
  * @example
@@ -21,12 +25,12 @@ export type BoundedErasureContext = Omit<ErasureContext, 'query'>;
  */
 export async function eraseWithDeadlines(
   pool: DbPool,
-  writeTimeoutMs: number,
+  deadlines: ErasureDeadlines,
   context: BoundedErasureContext,
   request: ErasureRequest,
   track: (session: DbSession | undefined) => void = () => undefined,
 ): Promise<ErasureResult> {
-  const { connectMs, statementMs, roundTripMs } = sealerDeadlines(writeTimeoutMs);
+  const { connectMs, statementMs, roundTripMs } = typeof deadlines === 'number' ? sealerDeadlines(deadlines) : deadlines;
   const session = await DbSession.checkout(pool, {
     connectMs,
     roundTripMs,

@@ -8,7 +8,8 @@ import { eraseWithDeadlines } from './bounded-erasure';
 import { type ErasureRequest } from './erasure';
 import { personalSplitter } from './personal-values';
 import { resolvePrivacyOptions } from './privacy-options';
-import { parseCommandArgs } from '../command-args';
+import { parseCommandArgs, parseTimeoutMs, TIMEOUT_EXIT_STATUS, TIMEOUT_OPTION, TIMEOUT_USAGE } from '../command-args';
+import { AuditDbTimeoutError } from '../audit.errors';
 
 export const ERASE_USAGE = `usage: npm run audit:erase -- (--user <id> | --entity <type> --entity-id <id>) [options]   (or: npx audit-erase …)
   --user <id>              erase the personal values of every row this user is the actor of
@@ -18,13 +19,13 @@ export const ERASE_USAGE = `usage: npm run audit:erase -- (--user <id> | --entit
   --reason <text>          why (the erasure entry's metadata; never the erased value)
   --url <postgres://…>     the audit database (default: AUDIT_DATABASE_URL or DATABASE_URL)
   --table <schema.table>   the audit table (default: AUDIT_TABLE or audit_log)
+${TIMEOUT_USAGE}; also each statement's statement_timeout
+                           on the server, and a round trip's client-side bound is twice it
 environment: AUDIT_INTEGRITY_ENTRY_KEY signs the erasure entry (as the app does); AUDIT_PRIVACY_PSEUDONYM_KEY
   (default: the entry key) makes the subject's pseudonym; AUDIT_PRIVACY_PSEUDONYMIZE_USER_ID=true when the
   app stores user ids as their keyed pseudonyms (with a userIdPseudonym function of your own, give --user the pseudonym)
-exit status: 0 done, 2 usage or database error`;
-
-/** The module's default `writeTimeoutMs`, from which the command's deadlines derive (a connection in 5 s, a statement in 30 s). */
-const CLI_WRITE_TIMEOUT_MS = 2000;
+exit status: 0 done, 2 usage or database error (a COMMIT never answered among them: the outcome is not known),
+             3 the database did not answer within --timeout-ms before the COMMIT: nothing was erased`;
 
 /** Where the command writes: the report to `out`, usage and errors to `err`. */
 export interface EraseOutput {
@@ -46,6 +47,7 @@ export async function runErase(argv: string[], env: Record<string, string | unde
   let normalizer: AuditEntryNormalizer;
   let privacy: ReturnType<typeof resolvePrivacyOptions>;
   let entryKeys: ReturnType<typeof resolveEntryKeys>;
+  let timeoutMs: number;
   try {
     args = parse(argv);
     if (args.help) {
@@ -64,6 +66,7 @@ export async function runErase(argv: string[], env: Record<string, string | unde
       pseudonymKey: env.AUDIT_PRIVACY_PSEUDONYM_KEY || null,
       pseudonymizeUserId: env.AUDIT_PRIVACY_PSEUDONYMIZE_USER_ID === 'true',
     });
+    timeoutMs = parseTimeoutMs(args['timeout-ms']);
     normalizer = new AuditEntryNormalizer(DEFAULT_REDACT_KEYS, 64 * 1024, entrySigner(entryKeys), personalSplitter(privacy));
   } catch (error) {
     io.err(`${(error as Error).message}\n${ERASE_USAGE}`);
@@ -74,13 +77,14 @@ export async function runErase(argv: string[], env: Record<string, string | unde
     io.err(`--url, AUDIT_DATABASE_URL or DATABASE_URL must be set\n${ERASE_USAGE}`);
     return 2;
   }
-  // One connection, on the module's client-side deadlines (with the default writeTimeoutMs): a server that never answers fails the command.
+  // One connection with client-side deadlines: a server that never answers fails the command. Each
+  // statement is bounded on the server by --timeout-ms, so a round trip that lasts twice that is silence, not work.
   const pool = new Pool({ connectionString: url, max: 1, allowExitOnIdle: true });
   pool.on('error', () => undefined);
   try {
     const result = await eraseWithDeadlines(
       pool,
-      CLI_WRITE_TIMEOUT_MS,
+      { connectMs: timeoutMs, statementMs: timeoutMs, roundTripMs: 2 * timeoutMs },
       {
         table: quoteTablePath(args.table || env.AUDIT_TABLE || 'audit_log'),
         normalize: (entry) => normalizer.normalize(entry, { redact: false }).record,
@@ -100,7 +104,8 @@ export async function runErase(argv: string[], env: Record<string, string | unde
   } catch (error) {
     const { code, message } = sanitizeDbError(error, connectionSecrets({ url }));
     io.err(`audit-erase failed: ${code}: ${message}`);
-    return 2;
+    // A COMMIT never answered stays 2: its outcome is not known, unlike a step before it (nothing erased).
+    return error instanceof AuditDbTimeoutError && (error.step === 'connect' || error.step === 'query') ? TIMEOUT_EXIT_STATUS : 2;
   } finally {
     await pool.end().catch(() => undefined);
   }
@@ -116,6 +121,7 @@ function parse(argv: string[]) {
     reason: { type: 'string' },
     url: { type: 'string' },
     table: { type: 'string' },
+    ...TIMEOUT_OPTION,
     help: { type: 'boolean', short: 'h' },
   });
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-import { Client } from 'pg';
 import { buildAuditInsert, quoteTablePath } from '../audit-insert-sql';
+import { parseCommandLine, parseTimeoutMs, TIMEOUT_EXIT_STATUS, TIMEOUT_OPTION, TIMEOUT_USAGE } from '../command-args';
+import { connectCommandClient, isCommandTimeout } from '../command-client';
 import { connectionSecrets, sanitizeDbError } from '../db-error';
 import { parseEntryKeys, resolveEntryKeys } from '../integrity/entry-auth';
 import { heldBackByErasure } from '../privacy/replay-guard';
@@ -8,8 +9,11 @@ import { resolvePrivacyOptions } from '../privacy/privacy-options';
 import { isolateRefused } from '../quarantine/isolate-refused';
 import { readReplaySource } from './replay-source';
 
-const USAGE =
-  'usage: npm run audit:replay -- <spool dir | quarantine dir | segment | CloudWatch export>…  (reads AUDIT_DATABASE_URL or DATABASE_URL)';
+const USAGE = `usage: npm run audit:replay -- [--timeout-ms <ms>] <spool dir | quarantine dir | segment | CloudWatch export>…
+  (reads AUDIT_DATABASE_URL or DATABASE_URL)
+${TIMEOUT_USAGE}
+exit status: 0 all inserted or present, 1 an entry rejected or held back, 2 usage or database error,
+             3 the database did not answer within --timeout-ms (what was inserted before stays; replaying again is safe)`;
 const BATCH = 500;
 
 /**
@@ -19,12 +23,23 @@ const BATCH = 500;
  * still refuses for their content (each named with its error; the others of its batch commit).
  * An entry whose subject was erased after it was written is held back, never inserted (it would
  * bring the erased values back; docs/PRIVACY.md), and named. Exits 1 when anything was rejected
- * or held back, 2 on a usage or database error.
+ * or held back, 2 on a usage or database error, 3 when the database did not answer within
+ * `--timeout-ms` (docs/FAILURES.md, "The commands' deadlines").
  *
  * @example
  * // AUDIT_DATABASE_URL=postgres://… npm run audit:replay -- /var/spool/audit cloudwatch-export.log
  */
-async function main(paths: string[]): Promise<number> {
+async function main(argv: string[]): Promise<number> {
+  let paths: string[];
+  let timeoutMs: number;
+  try {
+    const { values, positionals } = parseCommandLine(argv, { ...TIMEOUT_OPTION }, true);
+    paths = positionals;
+    timeoutMs = parseTimeoutMs(values['timeout-ms']);
+  } catch (error) {
+    console.error(`${(error as Error).message}\n${USAGE}`);
+    return 2;
+  }
   const url = process.env.AUDIT_DATABASE_URL || process.env.DATABASE_URL;
   if (paths.length === 0 || !url) {
     console.error(paths.length === 0 ? USAGE : `AUDIT_DATABASE_URL or DATABASE_URL must be set\n${USAGE}`);
@@ -32,8 +47,7 @@ async function main(paths: string[]): Promise<number> {
   }
   const source = await readReplaySource(paths);
   for (const r of source.rejected) console.error(`rejected ${r.file}:${r.line} (${r.reason})`);
-  const client = new Client({ connectionString: url });
-  await client.connect();
+  const client = await connectCommandClient(url, timeoutMs);
   let inserted = 0;
   let refused = 0;
   let held = 0;
@@ -83,6 +97,6 @@ main(process.argv.slice(2)).then(
   (error: unknown) => {
     // pg's messages can name the host; the URL itself is never printed.
     console.error(`replay failed: ${(error as Error).message}`);
-    process.exitCode = 2;
+    process.exitCode = isCommandTimeout(error) ? TIMEOUT_EXIT_STATUS : 2;
   },
 );

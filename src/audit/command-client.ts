@@ -1,0 +1,153 @@
+import { Client } from 'pg';
+import { AuditDbTimeoutError } from './audit.errors';
+
+/** `pg_stat_activity.state` of a backend that is running a statement. */
+const RUNNING_STATES: readonly (string | null)[] = ['active', 'fastpath function call'];
+
+type Call = (...args: unknown[]) => unknown;
+
+/**
+ * A `pg` client for a command line tool (`audit-verify`, `audit-retention`, `audit-archive`,
+ * `audit-replay`), with client-side deadlines of `timeoutMs` (`--timeout-ms`; see
+ * docs/FAILURES.md, "The commands' deadlines"). A server that accepts and never answers has no
+ * `statement_timeout` of its own to apply, and `pg` waits for it for ever:
+ * - connecting (TCP, TLS, authentication) may last `timeoutMs`, then the socket is destroyed;
+ * - while a query is under way and nothing has come back for `timeoutMs`, a second connection
+ *   asks the server whether this one's statement is still running (`pg_stat_activity`): when it
+ *   says so, the wait goes on (a long scan, a lock wait: work, which the server's own
+ *   `statement_timeout` bounds); when it answers anything else, or nothing within `timeoutMs`,
+ *   the connection is given up (its socket destroyed) and every query under way on it fails with
+ *   {@link AuditDbTimeoutError} (`step` `query`);
+ * - `end()` waits `timeoutMs` at most for the server's goodbye.
+ * A dead peer is thus noticed within about 3 × `timeoutMs`; a live statement is never cut.
+ *
+ * @example
+ * const client = await connectCommandClient('postgres://audit@db/audit', 30_000);
+ * try { await client.query('SELECT 1'); } finally { await client.end(); }
+ */
+export async function connectCommandClient(url: string, timeoutMs: number): Promise<Client> {
+  const client = await connectWithin(url, timeoutMs);
+  watchSilence(client, url, timeoutMs);
+  return client;
+}
+
+/**
+ * Whether `error` is a command's database past `--timeout-ms` (the command exits 3).
+ *
+ * @example
+ * const status = (error: unknown) => (isCommandTimeout(error) ? TIMEOUT_EXIT_STATUS : 2);
+ */
+export function isCommandTimeout(error: unknown): error is AuditDbTimeoutError {
+  return error instanceof AuditDbTimeoutError && (error.step === 'connect' || error.step === 'query');
+}
+
+async function connectWithin(url: string, timeoutMs: number): Promise<Client> {
+  const client = new Client({ connectionString: url });
+  // A socket error fails the query under way; unhandled, it would also end the process with a stack trace.
+  client.on('error', () => undefined);
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => {
+      client.connection.stream.destroy();
+      reject(AuditDbTimeoutError.command('connect', timeoutMs));
+    }, timeoutMs);
+  });
+  try {
+    await Promise.race([client.connect(), expired]);
+  } finally {
+    clearTimeout(timer);
+  }
+  return client;
+}
+
+/** Bounds `client`'s queries and `end()` as {@link connectCommandClient} says (its methods replaced on the instance). */
+function watchSilence(client: Client, url: string, timeoutMs: number): void {
+  const pending = new Set<(error: Error) => void>();
+  let heard = Date.now();
+  let failure: Error | null = null;
+  let probing = false;
+  client.connection.stream.on('data', () => (heard = Date.now()));
+  const giveUp = (error: Error) => {
+    failure = error;
+    client.connection.stream.destroy();
+    for (const fail of [...pending]) fail(error);
+  };
+  const check = async () => {
+    if (failure || probing || pending.size === 0 || Date.now() - heard < timeoutMs) return;
+    probing = true;
+    const asked = Date.now();
+    const running = await stillRunning(url, (client as Client & { processID?: number }).processID, timeoutMs);
+    probing = false;
+    // Said to be running: work, bounded by the server; the wait goes on for another timeoutMs.
+    if (running) heard = Date.now();
+    // Answered meanwhile: what was late was this process (a long computation), not the server.
+    else if (heard < asked && pending.size > 0 && !failure) giveUp(AuditDbTimeoutError.command('query', timeoutMs));
+  };
+  const timer = setInterval(() => void check(), Math.max(50, Math.floor(timeoutMs / 4))).unref();
+  client.connection.stream.once('close', () => clearInterval(timer));
+
+  const query = client.query.bind(client) as Call;
+  const end = client.end.bind(client) as () => Promise<void>;
+  Object.assign(client, {
+    query: (...args: unknown[]) => {
+      if (failure) return Promise.reject(failure);
+      if (pending.size === 0) heard = Date.now();
+      const sent = query(...args);
+      if (typeof (sent as Promise<unknown> | undefined)?.then !== 'function') return sent;
+      return new Promise((resolve, reject) => {
+        const fail = (error: Error) => {
+          pending.delete(fail);
+          reject(error);
+        };
+        pending.add(fail);
+        (sent as Promise<unknown>).then(
+          (result) => pending.delete(fail) && resolve(result),
+          (error: unknown) => pending.delete(fail) && reject(error as Error),
+        );
+      });
+    },
+    end: async () => {
+      // A server that answers nothing never closes the connection: its goodbye is waited for timeoutMs at most.
+      if (!failure)
+        await within(
+          end().catch(() => undefined),
+          timeoutMs,
+        );
+      clearInterval(timer);
+      client.connection.stream.destroy();
+    },
+  });
+}
+
+/** Whether the server says backend `pid` is running a statement; false when it says otherwise or answers nothing in time. */
+async function stillRunning(url: string, pid: number | undefined, timeoutMs: number): Promise<boolean> {
+  let probe: Client | undefined;
+  try {
+    probe = await connectWithin(url, timeoutMs);
+    const asked = probe.query<{ state: string | null }>('SELECT state FROM pg_catalog.pg_stat_activity WHERE pid = $1', [pid]);
+    const answer = await within(asked, timeoutMs);
+    return answer !== undefined && answer.rows.length === 1 && RUNNING_STATES.includes(answer.rows[0].state);
+  } catch {
+    return false;
+  } finally {
+    if (probe) {
+      const done = probe;
+      await within(
+        done.end().catch(() => undefined),
+        timeoutMs,
+      );
+      done.connection.stream.destroy();
+    }
+  }
+}
+
+/** `work`'s value, or undefined when it takes longer than `ms`. */
+async function within<T>(work: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ms)));
+  try {
+    return await Promise.race([work, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
