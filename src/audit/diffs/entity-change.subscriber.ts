@@ -23,6 +23,7 @@ import { auditedEntityRules, type AuditedEntityRule } from './audited-entities';
 import { type ChangeSource, entityChange } from './entity-diff';
 import { type EntityChangeOp } from './entity-change';
 import { confirmRecordedRows, queryAnswered, stageChange, transactionCommitted, transactionRolledBack } from './transaction-changes';
+import { unheardCommitted, unheardRolledBack, watchAuditedTables, writeHeard, writeSeen } from './unheard-writes';
 
 /**
  * The TypeORM subscriber that captures changes of audited entities made inside an audit context
@@ -74,6 +75,10 @@ export class EntityChangeSubscriber implements EntitySubscriberInterface, OnAppl
     const rules = auditedEntityRules(dataSource.entityMetadatas, this.options.diffs);
     if (rules.size === 0) return false;
     for (const [target, rule] of rules) this.rules.set(target, rule);
+    watchAuditedTables(
+      dataSource,
+      dataSource.entityMetadatas.filter((metadata) => rules.has(metadata.target)),
+    );
     this.followTransactions(dataSource);
     return true;
   }
@@ -106,6 +111,7 @@ export class EntityChangeSubscriber implements EntitySubscriberInterface, OnAppl
   afterQuery(event: AfterQueryEvent): void {
     try {
       if (event.success) queryAnswered(event.queryRunner, event.query, event.rawResults);
+      if (event.success) writeSeen(event.queryRunner, event.query, event.rawResults);
     } catch (error) {
       this.fault(error, undefined);
     }
@@ -123,6 +129,7 @@ export class EntityChangeSubscriber implements EntitySubscriberInterface, OnAppl
   afterTransactionCommit(event: TransactionCommitEvent): void {
     try {
       transactionCommitted(event.queryRunner);
+      unheardCommitted(event.queryRunner);
     } catch (error) {
       this.fault(error, undefined);
     }
@@ -131,6 +138,7 @@ export class EntityChangeSubscriber implements EntitySubscriberInterface, OnAppl
   afterTransactionRollback(event: TransactionRollbackEvent): void {
     try {
       transactionRolledBack(event.queryRunner);
+      unheardRolledBack(event.queryRunner);
     } catch (error) {
       this.fault(error, undefined);
     }
@@ -139,6 +147,7 @@ export class EntityChangeSubscriber implements EntitySubscriberInterface, OnAppl
   private capture(op: EntityChangeOp, queryRunner: QueryRunner, source: ChangeSource): void {
     let rule: AuditedEntityRule | undefined;
     try {
+      writeHeard(queryRunner, source.metadata);
       rule = this.rules.get(source.metadata.target);
       const context = rule && currentAuditContext();
       if (!rule || !context) return;
