@@ -1,4 +1,4 @@
-import { Body, Controller, type INestApplication, Post } from '@nestjs/common';
+import { Body, Controller, type INestApplication, Param, Post } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { type Server } from 'node:http';
 import request from 'supertest';
@@ -7,12 +7,11 @@ import { AuditedEntity } from '../src/audit';
 import { changesOf, startDiffsApp } from './support/diffs-app';
 import { TestPostgres } from './support/postgres';
 
-// Probe (attacker A3). docs/GUIDE.md: "An id is redacted by name too. An entity whose primary key is
-// a secret by name (`token`, `apiKey`) has `"id": "[REDACTED]"`; a composite key keeps its other
-// columns (`{ "tenant": "acme", "apiKey": "[REDACTED]" }`), and a relation to an entity keyed by a
-// secret is `"[REDACTED]"`." A key column's name is its property path or its column name
-// (`isSecretColumn`). Here the secret column is the property `key`, stored as `api_key`, part of a
-// composite key: the entity's own id redacts it; a relation to that entity must not show it.
+// docs/GUIDE.md ("Diffs"): "An id is redacted by name too": a relation to an entity whose composite
+// key holds a secret column (the property `key`, stored as `api_key`) shows that relation's id with
+// the secret column `"[REDACTED]"` and its other columns kept, as the entity's own id does; a change
+// from one such entity to another is still listed (compared before redaction). (A3's probe, made a
+// promise.)
 
 @AuditedEntity({ type: 'Device' })
 @Entity('probe_device')
@@ -36,6 +35,7 @@ class Pairing {
 }
 
 const SERVER_MADE_KEY = 'sk-live-4f9a2c';
+const OTHER_KEY = 'sk-live-77b1e0';
 
 @Controller()
 class DevicesController {
@@ -49,9 +49,19 @@ class DevicesController {
       .save(this.db.getRepository(Device).create({ tenant: body.tenant, key: SERVER_MADE_KEY, label: 'Reader' }));
     await this.db.getRepository(Pairing).save(this.db.getRepository(Pairing).create({ note: 'paired', device }));
   }
+
+  @Post('pairings/:id/device')
+  async repair(@Param('id') id: string): Promise<void> {
+    const devices = this.db.getRepository(Device);
+    const device = await devices.save(devices.create({ tenant: 'acme', key: OTHER_KEY, label: 'Spare' }));
+    const pairings = this.db.getRepository(Pairing);
+    const pairing = await pairings.findOneOrFail({ where: { id: Number(id) }, relations: { device: true } });
+    pairing.device = device;
+    await pairings.save(pairing);
+  }
 }
 
-describe('probe: a relation to an entity whose composite key holds a secret column', () => {
+describe('a relation to an entity whose composite key holds a secret column', () => {
   let db: TestPostgres;
   let app: INestApplication<Server>;
 
@@ -65,16 +75,27 @@ describe('probe: a relation to an entity whose composite key holds a secret colu
     await db?.stop();
   });
 
-  it('writes the secret key column of neither the device nor the relation to it', async () => {
-    const response = await request(app.getHttpServer())
-      .post('/devices')
-      .set('x-request-id', 'probe-relation-secret')
-      .send({ tenant: 'acme' });
+  it('redacts the secret key column in the device id and in the relation to it, keeping the other columns', async () => {
+    const response = await request(app.getHttpServer()).post('/devices').set('x-request-id', 'relation-secret').send({ tenant: 'acme' });
     expect(response.status).toBe(201);
-    const { entities } = await changesOf(db, 'probe-relation-secret');
+    const { entities } = await changesOf(db, 'relation-secret');
     const [device, pairing] = entities as { type: string; id: unknown; fields: Record<string, unknown> }[];
     expect(device).toMatchObject({ type: 'Device', id: { tenant: 'acme', key: '[REDACTED]' } });
     expect(pairing.type).toBe('Pairing');
     expect(JSON.stringify(pairing)).not.toContain(SERVER_MADE_KEY);
+    expect(pairing.fields.device).toEqual([null, { tenant: 'acme', key: '[REDACTED]' }]);
+  });
+
+  it('lists a change from one such entity to another, both redacted', async () => {
+    const [{ id }] = await db.query<{ id: number }>('SELECT id FROM probe_pairing');
+    const response = await request(app.getHttpServer()).post(`/pairings/${id}/device`).set('x-request-id', 'relation-secret-repair').send();
+    expect(response.status).toBe(201);
+    const { entities } = await changesOf(db, 'relation-secret-repair');
+    const pairing = (entities as { type: string; fields: Record<string, unknown> }[]).find((change) => change.type === 'Pairing');
+    expect(JSON.stringify(entities)).not.toMatch(/sk-live/);
+    expect(pairing?.fields.device).toEqual([
+      { tenant: 'acme', key: '[REDACTED]' },
+      { tenant: 'acme', key: '[REDACTED]' },
+    ]);
   });
 });

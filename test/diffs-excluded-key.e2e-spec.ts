@@ -2,15 +2,16 @@ import { Body, Controller, Delete, type INestApplication, Param, Patch, Post } f
 import { InjectDataSource } from '@nestjs/typeorm';
 import { type Server } from 'node:http';
 import request from 'supertest';
-import { Column, DataSource, Entity, PrimaryColumn } from 'typeorm';
+import { Column, DataSource, Entity, JoinColumn, ManyToOne, PrimaryColumn, PrimaryGeneratedColumn } from 'typeorm';
 import { AuditedEntity } from '../src/audit';
 import { changesOf, startDiffsApp } from './support/diffs-app';
 import { TestPostgres } from './support/postgres';
 
-// Probe (attacker A3). docs/GUIDE.md: "Excluded properties (`@AuditedEntity({ exclude })` or
-// `diffs.exclude`) never appear, for every kind of write (`save()`, `update()` by criteria,
-// `insert()`, query builders, `remove()`)". An entity keyed by a natural key that is personal (a
-// subscriber's e-mail address) excludes that property; the diff's `id` still carries it.
+// docs/GUIDE.md ("Diffs"): excluded properties never appear, a key's column neither: an entity keyed
+// by an excluded property (a subscriber's e-mail address) has `"id": "[EXCLUDED]"` for every kind of
+// write, a composite key keeps its other columns (`{ "tenant": "acme", "email": "[EXCLUDED]" }`),
+// and a relation to such an entity (audited, with that rule) shows its id the same way. (A3's
+// probe, made a promise.)
 
 @AuditedEntity({ type: 'Subscriber', exclude: ['email'] })
 @Entity('probe_subscriber')
@@ -25,6 +26,22 @@ class Member {
   @PrimaryColumn('text') tenant!: string;
   @PrimaryColumn('text') email!: string;
   @Column('text') role!: string;
+}
+
+@AuditedEntity({ type: 'Invoice' })
+@Entity('probe_invoice')
+class Invoice {
+  @PrimaryGeneratedColumn() id!: number;
+  @Column('text') total!: string;
+  @ManyToOne(() => Subscriber, { nullable: true })
+  @JoinColumn({ name: 'subscriber_email' })
+  subscriber!: Subscriber | null;
+  @ManyToOne(() => Member, { nullable: true })
+  @JoinColumn([
+    { name: 'member_tenant', referencedColumnName: 'tenant' },
+    { name: 'member_email', referencedColumnName: 'email' },
+  ])
+  member!: Member | null;
 }
 
 @Controller()
@@ -59,15 +76,22 @@ class SubscribersController {
   async member(@Body() body: { tenant: string; email: string; role: string }): Promise<void> {
     await this.db.getRepository(Member).save(this.db.getRepository(Member).create(body));
   }
+
+  @Post('invoices')
+  async invoice(@Body() body: { subscriber: string; tenant: string; member: string }): Promise<void> {
+    const subscriber = await this.db.getRepository(Subscriber).findOneByOrFail({ email: body.subscriber });
+    const member = await this.db.getRepository(Member).findOneByOrFail({ tenant: body.tenant, email: body.member });
+    await this.db.getRepository(Invoice).save(this.db.getRepository(Invoice).create({ total: '12.00', subscriber, member }));
+  }
 }
 
-describe('probe: an excluded property that is the primary key (or part of it)', () => {
+describe('an excluded property that is the primary key (or part of it)', () => {
   let db: TestPostgres;
   let app: INestApplication<Server>;
   let n = 0;
 
   const entitiesOf = async (method: 'post' | 'patch' | 'delete', path: string, body?: object): Promise<string> => {
-    const requestId = `probe-key-${++n}`;
+    const requestId = `excluded-key-${++n}`;
     const response = await request(app.getHttpServer())[method](path).set('x-request-id', requestId).send(body);
     expect(response.status).toBeLessThan(300);
     return JSON.stringify((await changesOf(db, requestId)).entities);
@@ -75,7 +99,7 @@ describe('probe: an excluded property that is the primary key (or part of it)', 
 
   beforeAll(async () => {
     db = await TestPostgres.start();
-    app = await startDiffsApp(db, { mode: 'sync' }, { entities: [Subscriber, Member], controllers: [SubscribersController] });
+    app = await startDiffsApp(db, { mode: 'sync' }, { entities: [Subscriber, Member, Invoice], controllers: [SubscribersController] });
   }, 60_000);
 
   afterAll(async () => {
@@ -95,11 +119,27 @@ describe('probe: an excluded property that is the primary key (or part of it)', 
       removed: expect.not.stringContaining('hidden-') as unknown,
       inserted: expect.not.stringContaining('hidden-') as unknown,
     });
+    const ids = [created, updated, removed, inserted].map((entities) => (JSON.parse(entities) as { id: unknown }[])[0].id);
+    expect(ids).toEqual(['[EXCLUDED]', '[EXCLUDED]', '[EXCLUDED]', '[EXCLUDED]']);
   });
 
   it('keeps the excluded column of a composite key out of the change', async () => {
     const created = await entitiesOf('post', '/members', { tenant: 'acme', email: 'hidden-3@example.com', role: 'admin' });
     expect(created).toContain('acme');
     expect(created).not.toContain('hidden-3');
+    expect(JSON.parse(created)).toMatchObject([{ type: 'Member', id: { tenant: 'acme', email: '[EXCLUDED]' } }]);
+  });
+
+  it('keeps the excluded key out of a relation to that entity, one column of a composite key too', async () => {
+    const entities = await entitiesOf('post', '/invoices', {
+      subscriber: 'hidden-2@example.com',
+      tenant: 'acme',
+      member: 'hidden-3@example.com',
+    });
+    expect(entities).not.toContain('hidden-');
+    const [invoice] = JSON.parse(entities) as { type: string; fields: Record<string, unknown> }[];
+    expect(invoice.type).toBe('Invoice');
+    expect(invoice.fields.subscriber).toEqual([null, '[EXCLUDED]']);
+    expect(invoice.fields.member).toEqual([null, { tenant: 'acme', email: '[EXCLUDED]' }]);
   });
 });
