@@ -41,6 +41,20 @@ describe('writes without an entity event', () => {
     });
   });
 
+  it('keeps a count made for an earlier request on a runner that outlives it', () => {
+    const queryRunner = runner(0);
+    const first = auditScope(() => {
+      writeSeen(queryRunner, 'TRUNCATE TABLE "contract"', []);
+      return currentAuditContext();
+    });
+    auditScope(() => {
+      writeSeen(queryRunner, 'UPDATE "contract" SET "title" = $1', []);
+      writeHeard(queryRunner, contract);
+      expect(currentAuditContext()?.omitted).toBe(0);
+    });
+    expect(first?.omitted).toBe(1);
+  });
+
   it('counts a write in a transaction on commit, never on rollback', () => {
     auditScope(() => {
       const committed = runner(1);

@@ -64,7 +64,8 @@ export function writeSeen(queryRunner: QueryRunner, query: string, result: unkno
   if (!context) return;
   const depth = depthOf(queryRunner);
   if (depth === 0) context.omitted += 1;
-  const unheard = unheardByRunner.get(queryRunner) ?? [];
+  // What an earlier request left counted on a long-lived runner is its own: not held any longer.
+  const unheard = (unheardByRunner.get(queryRunner) ?? []).filter((write) => !write.counted || write.context === context);
   unheard.push({ context, table, depth, counted: depth === 0 });
   unheardByRunner.set(queryRunner, unheard);
 }
