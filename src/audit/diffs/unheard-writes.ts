@@ -23,7 +23,7 @@ const WRITE =
  * Notes the tables of a DataSource's audited entities, whose writes {@link writeSeen} follows.
  *
  * @example
- * watchAuditedTables(dataSource, dataSource.entityMetadatas.filter((metadata) => rules.has(metadata.target)));
+ * watchAuditedTables(dataSource, [dataSource.getMetadata(Contract)]);
  */
 export function watchAuditedTables(dataSource: DataSource, audited: readonly EntityMetadata[]): void {
   auditedTables.set(dataSource, new Set([...(auditedTables.get(dataSource) ?? []), ...audited.map((metadata) => metadata.tableName)]));
@@ -52,7 +52,7 @@ export function writtenTable(query: string): string | undefined {
  * ({@link unheardCommitted}). A COMMIT answered with ROLLBACK drops what the transaction held.
  *
  * @example
- * writeSeen(event.queryRunner, event.query, event.rawResults); // a save() with { listeners: false } is counted on commit
+ * writeSeen(queryRunner, 'UPDATE "contract" SET "title" = $1', rawResults); // from afterQuery(): counted unless an event follows
  */
 export function writeSeen(queryRunner: QueryRunner, query: string, result: unknown): void {
   if (query === 'COMMIT' && (result as { command?: unknown } | undefined)?.command === 'ROLLBACK') return unheardRolledBack(queryRunner, 0);
@@ -74,7 +74,7 @@ export function writeSeen(queryRunner: QueryRunner, query: string, result: unkno
  * An entity event on `metadata`'s table answers every write on that table `queryRunner` made before it.
  *
  * @example
- * writeHeard(event.queryRunner, event.metadata); // from afterInsert(), afterUpdate(), …
+ * writeHeard(queryRunner, dataSource.getMetadata(Contract)); // from afterInsert(), afterUpdate(), …
  */
 export function writeHeard(queryRunner: QueryRunner, metadata: EntityMetadata): void {
   const unheard = unheardByRunner.get(queryRunner);
@@ -93,7 +93,7 @@ export function writeHeard(queryRunner: QueryRunner, metadata: EntityMetadata): 
  * After a commit: once the outer transaction has committed, each write in it that no event answered is counted.
  *
  * @example
- * unheardCommitted(event.queryRunner); // from afterTransactionCommit()
+ * unheardCommitted(queryRunner); // from afterTransactionCommit()
  */
 export function unheardCommitted(queryRunner: QueryRunner): void {
   if (depthOf(queryRunner) > 0) return;
@@ -107,7 +107,7 @@ export function unheardCommitted(queryRunner: QueryRunner): void {
  * After a rollback (to `depth`: the depth left, 0 for the whole transaction): its writes did not happen.
  *
  * @example
- * unheardRolledBack(event.queryRunner, depthOf(event.queryRunner)); // from afterTransactionRollback()
+ * unheardRolledBack(queryRunner); // from afterTransactionRollback()
  */
 export function unheardRolledBack(queryRunner: QueryRunner, depth = depthOf(queryRunner)): void {
   const unheard = unheardByRunner.get(queryRunner);
