@@ -2,7 +2,7 @@ import { Body, Controller, Delete, type INestApplication, Param, Patch, Post } f
 import { InjectDataSource } from '@nestjs/typeorm';
 import { type Server } from 'node:http';
 import request from 'supertest';
-import { Column, DataSource, Entity, JoinColumn, ManyToOne, PrimaryColumn, PrimaryGeneratedColumn } from 'typeorm';
+import { Column, DataSource, Entity, JoinColumn, ManyToOne, OneToOne, PrimaryColumn, PrimaryGeneratedColumn } from 'typeorm';
 import { AuditedEntity } from '../src/audit';
 import { changesOf, startDiffsApp } from './support/diffs-app';
 import { TestPostgres } from './support/postgres';
@@ -44,6 +44,27 @@ class Invoice {
   member!: Member | null;
 }
 
+/** Keyed by its subscriber's key: a foreign key to a key Subscriber's rule excludes. */
+@AuditedEntity({ type: 'Profile' })
+@Entity('probe_profile')
+class Profile {
+  @PrimaryColumn('text') email!: string;
+  @OneToOne(() => Subscriber)
+  @JoinColumn({ name: 'email' })
+  subscriber!: Subscriber;
+  @Column('text') bio!: string;
+}
+
+/** Two keys away from the excluded one. */
+@AuditedEntity({ type: 'Receipt' })
+@Entity('probe_receipt')
+class Receipt {
+  @PrimaryGeneratedColumn() id!: number;
+  @ManyToOne(() => Profile)
+  @JoinColumn({ name: 'profile_email' })
+  profile!: Profile;
+}
+
 @Controller()
 class SubscribersController {
   constructor(@InjectDataSource() private readonly db: DataSource) {}
@@ -83,6 +104,15 @@ class SubscribersController {
     const member = await this.db.getRepository(Member).findOneByOrFail({ tenant: body.tenant, email: body.member });
     await this.db.getRepository(Invoice).save(this.db.getRepository(Invoice).create({ total: '12.00', subscriber, member }));
   }
+
+  @Post('profiles')
+  async profile(@Body() body: { email: string }): Promise<void> {
+    const subscriber = await this.db.getRepository(Subscriber).findOneByOrFail({ email: body.email });
+    const profile = await this.db
+      .getRepository(Profile)
+      .save(this.db.getRepository(Profile).create({ email: body.email, subscriber, bio: 'Hi' }));
+    await this.db.getRepository(Receipt).save(this.db.getRepository(Receipt).create({ profile }));
+  }
 }
 
 describe('an excluded property that is the primary key (or part of it)', () => {
@@ -99,7 +129,11 @@ describe('an excluded property that is the primary key (or part of it)', () => {
 
   beforeAll(async () => {
     db = await TestPostgres.start();
-    app = await startDiffsApp(db, { mode: 'sync' }, { entities: [Subscriber, Member, Invoice], controllers: [SubscribersController] });
+    app = await startDiffsApp(
+      db,
+      { mode: 'sync' },
+      { entities: [Subscriber, Member, Invoice, Profile, Receipt], controllers: [SubscribersController] },
+    );
   }, 60_000);
 
   afterAll(async () => {
@@ -141,5 +175,13 @@ describe('an excluded property that is the primary key (or part of it)', () => {
     expect(invoice.type).toBe('Invoice');
     expect(invoice.fields.subscriber).toEqual([null, '[EXCLUDED]']);
     expect(invoice.fields.member).toEqual([null, { tenant: 'acme', email: '[EXCLUDED]' }]);
+  });
+
+  it('keeps it out of an entity keyed by a foreign key to it, and of a relation to that entity', async () => {
+    const entities = await entitiesOf('post', '/profiles', { email: 'hidden-2@example.com' });
+    expect(entities).not.toContain('hidden-');
+    const [profile, receipt] = JSON.parse(entities) as { type: string; id: unknown; fields: Record<string, unknown> }[];
+    expect(profile).toMatchObject({ type: 'Profile', id: '[EXCLUDED]', fields: { bio: [null, 'Hi'] } });
+    expect(receipt).toMatchObject({ type: 'Receipt', fields: { profile: [null, '[EXCLUDED]'] } });
   });
 });

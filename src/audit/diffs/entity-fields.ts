@@ -57,11 +57,14 @@ function makeFields(metadata: EntityMetadata, rule: AuditedEntityRule, isRedacte
   for (const column of metadata.columns) {
     if (column.isVirtual || isOwnJoinColumn(column)) continue;
     if (isExcluded(rule.exclude, column.propertyPath, [column.databaseName])) continue;
+    // A foreign key column shows what it refers to: hidden when that key is secret or excluded.
+    const hidden = hiddenKey(column, rule, isRedacted);
     fields.push({
       path: column.propertyPath,
-      secret: isSecretColumn(column, isRedacted),
+      secret: hidden === REDACTED,
       columns: [column],
       read: (entity) => column.getEntityValue(entity) as unknown,
+      conceal: hidden === EXCLUDED_KEY ? (value) => (value === null || value === undefined ? value : EXCLUDED_KEY) : undefined,
     });
   }
   for (const relation of metadata.relationsWithJoinColumns) {
@@ -83,18 +86,23 @@ function makeFields(metadata: EntityMetadata, rule: AuditedEntityRule, isRedacte
 
 /**
  * What a diff writes in place of a key column's value, or undefined when it is shown: `[EXCLUDED]`
- * when the entity's rule excludes it, or (for a foreign key) the related entity's rule excludes the
- * key it refers to; `[REDACTED]` when it is a secret by name ({@link isSecretColumn}).
+ * when the entity's rule excludes it, or (for a foreign key, through each key it refers to in turn)
+ * the rule of the audited entity that key belongs to excludes it; `[REDACTED]` when it, or a key it
+ * refers to, is a secret by name ({@link isSecretColumn}).
  *
  * @example
  * hiddenKey(metadata.findColumnWithPropertyPath('email')!, { type: 'Subscriber', exclude: new Set(['email']) }, isRedacted); // '[EXCLUDED]'
  */
 export function hiddenKey(column: ColumnMetadata, rule: AuditedEntityRule, isRedacted: (name: string) => boolean): string | undefined {
   if (isExcluded(rule.exclude, column.propertyPath, [column.databaseName])) return EXCLUDED_KEY;
-  const referenced = column.referencedColumn;
-  const related = referenced && rule.others?.get(referenced.entityMetadata.target);
-  if (referenced && related && isExcluded(related.exclude, referenced.propertyPath, [referenced.databaseName])) return EXCLUDED_KEY;
-  return isSecretColumn(column, isRedacted) ? REDACTED : undefined;
+  let secret = isRedacted(column.propertyPath) || isRedacted(column.databaseName);
+  // A chain of foreign keys is short; the bound only guards against a malformed one.
+  for (let key = column.referencedColumn, hops = 0; key && hops < 8; key = key.referencedColumn, hops += 1) {
+    const related = rule.others?.get(key.entityMetadata.target);
+    if (related && isExcluded(related.exclude, key.propertyPath, [key.databaseName])) return EXCLUDED_KEY;
+    secret ||= isRedacted(key.propertyPath) || isRedacted(key.databaseName);
+  }
+  return secret ? REDACTED : undefined;
 }
 
 /** The relation's id as written, each hidden key column replaced; undefined when none is hidden. */
