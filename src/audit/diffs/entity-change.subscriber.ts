@@ -34,7 +34,8 @@ import { unheardCommitted, unheardRolledBack, watchAuditedTables, writeHeard, wr
  * to the DataSource it writes through. Every callback but `beforeTransactionCommit` (which
  * looks up the transaction's `record()` rows before its COMMIT) is synchronous; none throws: a fault is counted in {@link faults}, written as an `audit.diff_failed` line, and the
  * change is counted in the row's `changes.entitiesOmitted`. A row's diffs take at most half of
- * `maxEntryBytes`; changes past that are counted in `entitiesOmitted` too.
+ * `maxEntryBytes`; changes past that are counted in `entitiesOmitted` too, and so is each write
+ * statement on an audited entity's table that TypeORM sent no event for (`unheard-writes.ts`).
  *
  * @example
  * const subscriber = app.get(EntityChangeSubscriber);
