@@ -14,7 +14,7 @@ import { TestPostgres } from './support/postgres';
 // promise.)
 
 @AuditedEntity({ type: 'Device' })
-@Entity('probe_device')
+@Entity('keyed_device')
 class Device {
   @PrimaryColumn('text') tenant!: string;
   @PrimaryColumn('text', { name: 'api_key' }) key!: string;
@@ -22,7 +22,7 @@ class Device {
 }
 
 @AuditedEntity({ type: 'Pairing' })
-@Entity('probe_pairing')
+@Entity('keyed_pairing')
 class Pairing {
   @PrimaryGeneratedColumn() id!: number;
   @Column('text') note!: string;
@@ -87,7 +87,7 @@ describe('a relation to an entity whose composite key holds a secret column', ()
   });
 
   it('lists a change from one such entity to another, both redacted', async () => {
-    const [{ id }] = await db.query<{ id: number }>('SELECT id FROM probe_pairing');
+    const [{ id }] = await db.query<{ id: number }>('SELECT id FROM keyed_pairing');
     const response = await request(app.getHttpServer()).post(`/pairings/${id}/device`).set('x-request-id', 'relation-secret-repair').send();
     expect(response.status).toBe(201);
     const { entities } = await changesOf(db, 'relation-secret-repair');

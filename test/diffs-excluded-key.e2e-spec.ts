@@ -14,14 +14,14 @@ import { TestPostgres } from './support/postgres';
 // probe, made a promise.)
 
 @AuditedEntity({ type: 'Subscriber', exclude: ['email'] })
-@Entity('probe_subscriber')
+@Entity('keyed_subscriber')
 class Subscriber {
   @PrimaryColumn('text') email!: string;
   @Column('text') plan!: string;
 }
 
 @AuditedEntity({ type: 'Member', exclude: ['email'] })
-@Entity('probe_member')
+@Entity('keyed_member')
 class Member {
   @PrimaryColumn('text') tenant!: string;
   @PrimaryColumn('text') email!: string;
@@ -29,7 +29,7 @@ class Member {
 }
 
 @AuditedEntity({ type: 'Invoice' })
-@Entity('probe_invoice')
+@Entity('keyed_invoice')
 class Invoice {
   @PrimaryGeneratedColumn() id!: number;
   @Column('text') total!: string;
@@ -46,7 +46,7 @@ class Invoice {
 
 /** Keyed by its subscriber's key: a foreign key to a key Subscriber's rule excludes. */
 @AuditedEntity({ type: 'Profile' })
-@Entity('probe_profile')
+@Entity('keyed_profile')
 class Profile {
   @PrimaryColumn('text') email!: string;
   @OneToOne(() => Subscriber)
@@ -57,7 +57,7 @@ class Profile {
 
 /** Two keys away from the excluded one. */
 @AuditedEntity({ type: 'Receipt' })
-@Entity('probe_receipt')
+@Entity('keyed_receipt')
 class Receipt {
   @PrimaryGeneratedColumn() id!: number;
   @ManyToOne(() => Profile)
