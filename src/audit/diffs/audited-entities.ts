@@ -7,6 +7,8 @@ export interface AuditedEntityRule {
   type: string;
   /** Property paths (and everything below them) and column names left out of every diff. */
   exclude: ReadonlySet<string>;
+  /** The rules of the other audited entities of its DataSource, by target: a relation's id hides what the related entity excludes. */
+  others?: ReadonlyMap<unknown, AuditedEntityRule>;
 }
 
 /**
@@ -36,7 +38,7 @@ export function auditedEntityRules(metadatas: readonly EntityMetadata[], diffs: 
   const rules = new Map<unknown, AuditedEntityRule>();
   for (const metadata of metadatas) {
     const rule = auditedEntityRule(metadata, diffs);
-    if (rule) rules.set(metadata.target, rule);
+    if (rule) rules.set(metadata.target, { ...rule, others: rules });
   }
   return rules;
 }

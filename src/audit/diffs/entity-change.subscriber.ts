@@ -24,6 +24,7 @@ import { capturedChange } from './cut-change';
 import { type ChangeSource, entityChange } from './entity-diff';
 import { type EntityChangeOp } from './entity-change';
 import { confirmRecordedRows, queryAnswered, stageChange, transactionCommitted, transactionRolledBack } from './transaction-changes';
+import { unheardCommitted, unheardRolledBack, watchAuditedTables, writeHeard, writeSeen } from './unheard-writes';
 
 /**
  * The TypeORM subscriber that captures changes of audited entities made inside an audit context
@@ -36,7 +37,8 @@ import { confirmRecordedRows, queryAnswered, stageChange, transactionCommitted, 
  * change is counted in the row's `changes.entitiesOmitted`. A row's diffs take at most half of
  * `maxEntryBytes`: past that, values are cut (marked with their size), each change keeping its
  * entity, id and field names; only changes whose names alone pass it are counted in
- * `entitiesOmitted` too.
+ * `entitiesOmitted` too, and so is each write statement on an audited entity's table that TypeORM
+ * sent no event for (`unheard-writes.ts`).
  *
  * @example
  * const subscriber = app.get(EntityChangeSubscriber);
@@ -77,6 +79,10 @@ export class EntityChangeSubscriber implements EntitySubscriberInterface, OnAppl
     const rules = auditedEntityRules(dataSource.entityMetadatas, this.options.diffs);
     if (rules.size === 0) return false;
     for (const [target, rule] of rules) this.rules.set(target, rule);
+    watchAuditedTables(
+      dataSource,
+      dataSource.entityMetadatas.filter((metadata) => rules.has(metadata.target)),
+    );
     this.followTransactions(dataSource);
     return true;
   }
@@ -109,6 +115,7 @@ export class EntityChangeSubscriber implements EntitySubscriberInterface, OnAppl
   afterQuery(event: AfterQueryEvent): void {
     try {
       if (event.success) queryAnswered(event.queryRunner, event.query, event.rawResults);
+      if (event.success) writeSeen(event.queryRunner, event.query, event.rawResults);
     } catch (error) {
       this.fault(error, undefined);
     }
@@ -126,6 +133,7 @@ export class EntityChangeSubscriber implements EntitySubscriberInterface, OnAppl
   afterTransactionCommit(event: TransactionCommitEvent): void {
     try {
       transactionCommitted(event.queryRunner);
+      unheardCommitted(event.queryRunner);
     } catch (error) {
       this.fault(error, undefined);
     }
@@ -134,6 +142,7 @@ export class EntityChangeSubscriber implements EntitySubscriberInterface, OnAppl
   afterTransactionRollback(event: TransactionRollbackEvent): void {
     try {
       transactionRolledBack(event.queryRunner);
+      unheardRolledBack(event.queryRunner);
     } catch (error) {
       this.fault(error, undefined);
     }
@@ -142,6 +151,7 @@ export class EntityChangeSubscriber implements EntitySubscriberInterface, OnAppl
   private capture(op: EntityChangeOp, queryRunner: QueryRunner, source: ChangeSource): void {
     let rule: AuditedEntityRule | undefined;
     try {
+      writeHeard(queryRunner, source.metadata);
       rule = this.rules.get(source.metadata.target);
       const context = rule && currentAuditContext();
       if (!rule || !context) return;

@@ -29,7 +29,8 @@ export interface EntityChange {
   type: string;
   /**
    * The primary key (an object of the key's columns when composite); null when TypeORM does not
-   * say which row. A key column whose name is redacted (`token`) is `'[REDACTED]'`.
+   * say which row. A key column whose name is redacted (`token`) is `'[REDACTED]'`; one the
+   * entity's rule excludes is `'[EXCLUDED]'`.
    */
   id: string | number | Record<string, unknown> | null;
   op: EntityChangeOp;
@@ -57,6 +58,9 @@ export const UNKNOWN_BEFORE = 'unknown';
  */
 export interface EntityChanges {
   entities: EntityChange[];
-  /** Changes left out: past the size cap (`maxEntryBytes`), or not captured because of an error. */
+  /**
+   * Changes left out: past the size cap (`maxEntryBytes`), not captured because of an error, or
+   * written by a statement TypeORM sent no entity event for (`listeners: false`, `clear()`, raw SQL).
+   */
   entitiesOmitted?: number;
 }

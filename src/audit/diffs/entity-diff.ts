@@ -5,7 +5,7 @@ import { REDACTED } from '../redaction';
 import { type AuditedEntityRule } from './audited-entities';
 import { sameValue } from './diff-values';
 import { type EntityChange, type EntityChangeOp, UNKNOWN_BEFORE } from './entity-change';
-import { type DiffField, diffFields, isSecretColumn } from './entity-fields';
+import { type DiffField, diffFields, hiddenKey } from './entity-fields';
 import { shownValue } from './shown-value';
 
 /** The parts of a TypeORM subscriber event a diff is made of. */
@@ -43,10 +43,12 @@ export function entityChange(
 ): EntityChange | undefined {
   const { metadata, entity, databaseEntity } = source;
   const fields = diffFields(metadata, rule, isRedacted);
-  const show = (field: DiffField, value: unknown) => shownValue(value, field.path, rule.exclude);
+  const seen = (field: DiffField, value: unknown) => shownValue(value, field.path, rule.exclude);
+  // Hidden key columns of a relation's id are replaced in what is written, never in what is compared.
+  const show = (field: DiffField, value: unknown) => seen(field, field.conceal ? field.conceal(value) : value);
   if (op === 'insert') {
     if (!entity) return undefined;
-    const id = idOf(metadata, entity, isRedacted);
+    const id = idOf(metadata, rule, entity, isRedacted);
     // Only save() names the row it inserted; insert()/upsert() may have met a conflict and updated or skipped it.
     if (source.entityId === undefined) return unknownBefore(op, rule, fields, show, entity, id);
     const out: Fields = {};
@@ -57,7 +59,7 @@ export function entityChange(
     return { type: rule.type, id, op, fields: out };
   }
   if (!databaseEntity) return unknownBefore(op, rule, fields, show, entity, null);
-  const id = idOf(metadata, databaseEntity, isRedacted) ?? idOf(metadata, source.entityId, isRedacted);
+  const id = idOf(metadata, rule, databaseEntity, isRedacted) ?? idOf(metadata, rule, source.entityId, isRedacted);
   const out: Fields = {};
   let listed = 0;
   for (const field of changedFields(op, fields, source)) {
@@ -65,12 +67,10 @@ export function entityChange(
     const before = field.read(databaseEntity);
     const after = op === 'remove' || !entity ? null : field.read(entity);
     if (before === null && after === null) continue;
-    const pair: [unknown, unknown] = [
-      before === undefined ? UNKNOWN_BEFORE : show(field, before),
-      after === undefined ? UNKNOWN_BEFORE : show(field, after),
-    ];
+    const shown = (value: unknown, as: typeof show) => (value === undefined ? UNKNOWN_BEFORE : as(field, value));
+    const pair: [unknown, unknown] = [shown(before, seen), shown(after, seen)];
     if (before !== undefined && after !== undefined && typeof after !== 'function' && sameValue(pair[0], pair[1])) continue;
-    out[field.path] = field.secret ? REDACTED : pair;
+    out[field.path] = field.secret ? REDACTED : field.conceal ? [shown(before, show), shown(after, show)] : pair;
     listed += 1;
   }
   if (op !== 'remove' && listed === 0) return undefined;
@@ -110,15 +110,21 @@ function unknownBefore(
 }
 
 /**
- * One primary column: its value; several: an object of them; none known: null. A key column
- * whose name is redacted (`token`, `apiKey`) is `[REDACTED]`, alone or within the object.
+ * One primary column: its value; several: an object of them; none known: null. A key column the
+ * rule excludes (or that refers to a key its entity's rule excludes) is `[EXCLUDED]`, one whose
+ * name is redacted (`token`, `apiKey`) `[REDACTED]`, alone or within the object.
  */
-function idOf(metadata: EntityMetadata, source: unknown, isRedacted: (name: string) => boolean): EntityChange['id'] {
+function idOf(
+  metadata: EntityMetadata,
+  rule: AuditedEntityRule,
+  source: unknown,
+  isRedacted: (name: string) => boolean,
+): EntityChange['id'] {
   if (source === null || typeof source !== 'object') return null;
   const primaries = metadata.primaryColumns;
   const valueOf = (column: ColumnMetadata): unknown => {
     const value = column.getEntityValue(source as ObjectLiteral) as unknown;
-    return value === undefined || value === null || !isSecretColumn(column, isRedacted) ? value : REDACTED;
+    return value === undefined || value === null ? value : (hiddenKey(column, rule, isRedacted) ?? value);
   };
   if (primaries.length === 1) {
     const value = valueOf(primaries[0]);

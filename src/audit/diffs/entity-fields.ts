@@ -1,7 +1,17 @@
 import { type EntityMetadata, type ObjectLiteral } from 'typeorm';
 import { type ColumnMetadata } from 'typeorm/metadata/ColumnMetadata';
 import { type RelationMetadata } from 'typeorm/metadata/RelationMetadata';
+import { REDACTED } from '../redaction';
 import { type AuditedEntityRule } from './audited-entities';
+
+/**
+ * What a diff writes in place of a key column (of the entity's id, or of a relation's id) that
+ * the entity's rule excludes: the property never appears, not even as a key.
+ *
+ * @example
+ * change.id; // '[EXCLUDED]' for an entity keyed by an excluded `email`; { tenant: 'acme', email: '[EXCLUDED]' } when composite
+ */
+export const EXCLUDED_KEY = '[EXCLUDED]';
 
 /** One property a diff can report: a column, or a relation shown by the related entity's id. */
 export interface DiffField {
@@ -15,6 +25,8 @@ export interface DiffField {
   relation?: RelationMetadata;
   /** Its value in `entity`; undefined when `entity` does not hold it (not loaded, not set). */
   read(entity: ObjectLiteral): unknown;
+  /** For a relation whose id has hidden key columns: the id as written, those columns `[EXCLUDED]` or `[REDACTED]`. */
+  conceal?(value: unknown): unknown;
 }
 
 /** The last fields made for an entity's metadata, with the rule and redactor they were made for. */
@@ -45,11 +57,14 @@ function makeFields(metadata: EntityMetadata, rule: AuditedEntityRule, isRedacte
   for (const column of metadata.columns) {
     if (column.isVirtual || isOwnJoinColumn(column)) continue;
     if (isExcluded(rule.exclude, column.propertyPath, [column.databaseName])) continue;
+    // A foreign key column shows what it refers to: hidden when that key is secret or excluded.
+    const hidden = hiddenKey(column, rule, isRedacted);
     fields.push({
       path: column.propertyPath,
-      secret: isSecretColumn(column, isRedacted),
+      secret: hidden === REDACTED,
       columns: [column],
       read: (entity) => column.getEntityValue(entity) as unknown,
+      conceal: hidden === EXCLUDED_KEY ? (value) => (value === null || value === undefined ? value : EXCLUDED_KEY) : undefined,
     });
   }
   for (const relation of metadata.relationsWithJoinColumns) {
@@ -63,9 +78,48 @@ function makeFields(metadata: EntityMetadata, rule: AuditedEntityRule, isRedacte
     )
       continue;
     const secret = isRedacted(relation.propertyPath) || (joins.length === 1 && isSecretColumn(joins[0], isRedacted));
-    fields.push({ path: relation.propertyPath, secret, columns: joins, relation, read: (entity) => relationId(relation, entity) });
+    const conceal = secret ? undefined : concealer(relation, rule, isRedacted);
+    fields.push({ path: relation.propertyPath, secret, columns: joins, relation, read: (entity) => relationId(relation, entity), conceal });
   }
   return fields;
+}
+
+/**
+ * What a diff writes in place of a key column's value, or undefined when it is shown: `[EXCLUDED]`
+ * when the entity's rule excludes it, or (for a foreign key, through each key it refers to in turn)
+ * the rule of the audited entity that key belongs to excludes it; `[REDACTED]` when it, or a key it
+ * refers to, is a secret by name ({@link isSecretColumn}).
+ *
+ * @example
+ * hiddenKey(metadata.findColumnWithPropertyPath('email')!, { type: 'Subscriber', exclude: new Set(['email']) }, isRedacted); // '[EXCLUDED]'
+ */
+export function hiddenKey(column: ColumnMetadata, rule: AuditedEntityRule, isRedacted: (name: string) => boolean): string | undefined {
+  if (isExcluded(rule.exclude, column.propertyPath, [column.databaseName])) return EXCLUDED_KEY;
+  let secret = isRedacted(column.propertyPath) || isRedacted(column.databaseName);
+  // A chain of foreign keys is short; the bound only guards against a malformed one.
+  for (let key = column.referencedColumn, hops = 0; key && hops < 8; key = key.referencedColumn, hops += 1) {
+    const related = rule.others?.get(key.entityMetadata.target);
+    if (related && isExcluded(related.exclude, key.propertyPath, [key.databaseName])) return EXCLUDED_KEY;
+    secret ||= isRedacted(key.propertyPath) || isRedacted(key.databaseName);
+  }
+  return secret ? REDACTED : undefined;
+}
+
+/** The relation's id as written, each hidden key column replaced; undefined when none is hidden. */
+function concealer(relation: RelationMetadata, rule: AuditedEntityRule, isRedacted: (name: string) => boolean): DiffField['conceal'] {
+  const joins = relation.joinColumns;
+  const hidden = joins.map((join) => hiddenKey(join, rule, isRedacted));
+  if (hidden.every((mark) => mark === undefined)) return undefined;
+  if (joins.length === 1) return (id) => (id === null || id === undefined ? id : hidden[0]);
+  return (id) => {
+    if (id === null || typeof id !== 'object') return id;
+    const shown: Record<string, unknown> = { ...(id as Record<string, unknown>) };
+    joins.forEach((join, at) => {
+      const name = relationKeyName(join);
+      if (hidden[at] !== undefined && shown[name] !== undefined && shown[name] !== null) shown[name] = hidden[at];
+    });
+    return shown;
+  };
 }
 
 /**
@@ -109,6 +163,11 @@ function relationId(relation: RelationMetadata, entity: ObjectLiteral): unknown 
   const joins = relation.joinColumns;
   if (joins.length === 1) return joins[0].getEntityValue(entity) as unknown;
   const id: Record<string, unknown> = {};
-  for (const join of joins) id[join.referencedColumn?.propertyPath ?? join.propertyPath] = join.getEntityValue(entity);
+  for (const join of joins) id[relationKeyName(join)] = join.getEntityValue(entity);
   return id;
+}
+
+/** A join column's name in a composite relation id: the related key's property path. */
+function relationKeyName(join: ColumnMetadata): string {
+  return join.referencedColumn?.propertyPath ?? join.propertyPath;
 }

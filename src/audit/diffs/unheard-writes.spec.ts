@@ -1,0 +1,86 @@
+import { type DataSource, type EntityMetadata, type QueryRunner } from 'typeorm';
+import { auditScope, currentAuditContext } from '../audit-context';
+import { unheardCommitted, unheardRolledBack, watchAuditedTables, writeHeard, writeSeen, writtenTable } from './unheard-writes';
+
+describe('writtenTable', () => {
+  it.each([
+    ['INSERT INTO "contract"("id", "title") VALUES ($1, $2)', 'contract'],
+    ['UPDATE "public"."contract" SET "title" = $1', 'contract'],
+    ['DELETE FROM "contract" WHERE "id" = $1', 'contract'],
+    ['TRUNCATE TABLE "contract"', 'contract'],
+    ['  update ONLY Contract set title = $1', 'contract'],
+    ['delete from only public.contract', 'contract'],
+    ['INSERT INTO "Odd ""Name"""("id") VALUES (1)', 'Odd "Name"'],
+  ])('names the table of %s', (query, table) => {
+    expect(writtenTable(query)).toBe(table);
+  });
+
+  it.each(['SELECT * FROM "contract"', 'WITH x AS (SELECT 1) UPDATE contract SET title = 1', 'COMMIT', 'SAVEPOINT typeorm_1'])(
+    'names none for %s',
+    (query) => {
+      expect(writtenTable(query)).toBeUndefined();
+    },
+  );
+});
+
+describe('writes without an entity event', () => {
+  const dataSource = {} as DataSource;
+  const contract = { tableName: 'contract' } as EntityMetadata;
+  const runner = (depth: number): QueryRunner =>
+    ({ connection: dataSource, isTransactionActive: depth > 0, transactionDepth: depth }) as unknown as QueryRunner;
+  watchAuditedTables(dataSource, [contract]);
+
+  it('counts a write outside a transaction at once, and takes it back when its event follows', () => {
+    auditScope(() => {
+      const queryRunner = runner(0);
+      writeSeen(queryRunner, 'UPDATE "contract" SET "title" = $1', []);
+      writeSeen(queryRunner, 'UPDATE "tag" SET "name" = $1', []);
+      expect(currentAuditContext()?.omitted).toBe(1);
+      writeHeard(queryRunner, contract);
+      expect(currentAuditContext()?.omitted).toBe(0);
+    });
+  });
+
+  it('keeps a count made for an earlier request on a runner that outlives it', () => {
+    const queryRunner = runner(0);
+    const first = auditScope(() => {
+      writeSeen(queryRunner, 'TRUNCATE TABLE "contract"', []);
+      return currentAuditContext();
+    });
+    auditScope(() => {
+      writeSeen(queryRunner, 'UPDATE "contract" SET "title" = $1', []);
+      writeHeard(queryRunner, contract);
+      expect(currentAuditContext()?.omitted).toBe(0);
+    });
+    expect(first?.omitted).toBe(1);
+  });
+
+  it('counts a write in a transaction on commit, never on rollback', () => {
+    auditScope(() => {
+      const committed = runner(1);
+      writeSeen(committed, 'DELETE FROM "contract"', []);
+      expect(currentAuditContext()?.omitted).toBe(0);
+      Object.assign(committed, { isTransactionActive: false, transactionDepth: 0 });
+      unheardCommitted(committed);
+      expect(currentAuditContext()?.omitted).toBe(1);
+
+      const rolledBack = runner(1);
+      writeSeen(rolledBack, 'DELETE FROM "contract"', []);
+      Object.assign(rolledBack, { isTransactionActive: false, transactionDepth: 0 });
+      unheardRolledBack(rolledBack);
+      unheardCommitted(rolledBack);
+      expect(currentAuditContext()?.omitted).toBe(1);
+    });
+  });
+
+  it('drops what a transaction held when PostgreSQL answered its COMMIT with ROLLBACK', () => {
+    auditScope(() => {
+      const queryRunner = runner(1);
+      writeSeen(queryRunner, 'INSERT INTO "contract"("id") VALUES ($1)', []);
+      writeSeen(queryRunner, 'COMMIT', { command: 'ROLLBACK' });
+      Object.assign(queryRunner, { isTransactionActive: false, transactionDepth: 0 });
+      unheardCommitted(queryRunner);
+      expect(currentAuditContext()?.omitted).toBe(0);
+    });
+  });
+});
