@@ -18,7 +18,15 @@ import { handlesResponse, header, type HttpRequest, rawResponseOf, routeOf } fro
  */
 @Injectable()
 export class AuditHttpRecorder {
-  private readonly requests = new WeakMap<object, AuditedRequest>();
+  /**
+   * Where a request keeps its tracker: a property of this recorder's own symbol, not enumerable.
+   * Not a WeakMap: the tracker holds the request, and a WeakMap's value is held through the young
+   * generation's collections, so every request (and its response) would be promoted and freed
+   * only by a full collection.
+   */
+  private readonly slot = Symbol('auditTracked');
+  /** Trackers of requests that take no new property (frozen, sealed). */
+  private readonly sealed = new WeakMap<object, AuditedRequest>();
   /** What each route's rows take from its controller and handler, read at its first request. */
   private readonly routes = new WeakMap<object, Map<object, RouteFacts>>();
 
@@ -34,12 +42,13 @@ export class AuditHttpRecorder {
     const request = context.switchToHttp().getRequest<HttpRequest>();
     if (!MUTATING_METHODS.has(request.method)) return undefined;
     // Fastify hands guards and interceptors the same wrapper, but Node's request is the stable key.
-    const key = request.raw ?? request;
-    let tracked = this.requests.get(key);
+    const key = (request.raw ?? request) as Record<symbol, AuditedRequest | undefined>;
+    let tracked = key[this.slot] ?? this.sealed.get(key);
     if (!tracked) {
       tracked = new AuditedRequest(context, rawResponseOf(context), (done, outcome) => this.write(done, outcome));
       if (this.options.mode === 'sync' && !this.route(context).sendsResponse) tracked.holdResponse();
-      this.requests.set(key, tracked);
+      if (Object.isExtensible(key)) Object.defineProperty(key, this.slot, { value: tracked });
+      else this.sealed.set(key, tracked);
     }
     return tracked;
   }
