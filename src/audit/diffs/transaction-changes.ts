@@ -1,6 +1,9 @@
 import { type QueryRunner } from 'typeorm';
-import { addEntityChanges, type AuditContext, newAuditContext, type StagedChange, takeEntityChanges } from '../audit-context';
+import { addEntityChanges, type AuditContext, markRecorded, newAuditContext, ownerOf, type StagedChange, takeEntityChanges } from '../audit-context';
 import { type EntityChanges } from './entity-change';
+import { committedElsewhere, insideUnreportedBlock, type RecordedAt } from './unreported-transaction';
+
+export { type RecordedAt } from './unreported-transaction';
 
 /** A row `AuditService.record()` wrote in a transaction, with the changes it carries and the depth each was held at. */
 interface RecordedRow {
@@ -10,15 +13,6 @@ interface RecordedRow {
   written?: RecordedAt;
   /** Not found in its transaction before the outer COMMIT (or the look-up failed): it stands for nothing. */
   unconfirmed?: boolean;
-}
-
-/** Where a record() row was written: its key (id, occurred_at) and table. */
-export interface RecordedAt {
-  id: string;
-  /** ISO 8601: with the id, it finds the row in its month's partition alone. */
-  occurredAt: string;
-  /** The audit table, quoted. */
-  table: string;
 }
 
 /** What one transaction level holds: its changes (past the byte bound, only counted) and the record() rows written in it. */
@@ -94,7 +88,7 @@ export function transactionCommitted(queryRunner: QueryRunner): void {
   }
   pendingByRunner.delete(queryRunner);
   if (pending.context) handOver(pending.context, done, pending.maxBytes);
-  for (const row of done.rows) if (row.context && !row.unconfirmed) row.context.recordedAtomically = true;
+  for (const row of done.rows) if (row.context && !row.unconfirmed) markRecorded(row.context);
 }
 
 /**
@@ -183,8 +177,12 @@ async function lookUp(queryRunner: QueryRunner, table: string, keys: RecordedAt[
 export interface RecordHold {
   /** The uncommitted changes of the manager's transaction, for the row; undefined when none. */
   readonly changes: EntityChanges | undefined;
-  /** The row is inserted (`at`: where, to confirm it before the outer COMMIT): once its transaction commits, the context's own row is not written. */
-  written(at?: RecordedAt): void;
+  /**
+   * The row is inserted (`at`: where, to confirm it before the outer COMMIT): once its transaction
+   * commits, the context's own row is not written. Outside a transaction TypeORM reports, on a
+   * query runner, it resolves once PostgreSQL has said whether a block is open; never rejects.
+   */
+  written(at?: RecordedAt): Promise<void> | void;
   /** The insert failed: the changes are held where they were. */
   failed(): void;
 }
@@ -192,25 +190,30 @@ export interface RecordHold {
 /**
  * Takes the uncommitted changes of the transaction `queryRunner` is in, for a row
  * `AuditService.record()` writes in it: they commit or roll back with that row. Outside a
- * transaction the row commits at once.
+ * transaction the row commits at once; on a query runner TypeORM reports in no transaction,
+ * PostgreSQL is asked whether a block opened some other way is open, and if so (or if it cannot
+ * say) the row stands for the request only if a look-up from another connection, bounded by
+ * `timeoutMs`, finds it committed when the request's row is decided.
  *
  * @example
- * const hold = holdForRecord(manager.queryRunner, currentAuditContext());
+ * const hold = holdForRecord(manager.queryRunner, currentAuditContext(), 5000);
  * try {
  *   await insert(withEntityChanges(entry, hold.changes));
- *   hold.written();
  * } catch (error) {
  *   hold.failed();
  *   throw error;
  * }
+ * await hold.written(at);
  */
-export function holdForRecord(queryRunner: QueryRunner | undefined, context: AuditContext | undefined): RecordHold {
+export function holdForRecord(queryRunner: QueryRunner | undefined, context: AuditContext | undefined, timeoutMs = 5000): RecordHold {
   const depth = queryRunner ? depthOf(queryRunner) : 0;
   if (!queryRunner || depth === 0) {
-    const committed = () => {
-      if (context) context.recordedAtomically = true;
+    const written = (at?: RecordedAt) => {
+      if (!context) return;
+      if (!queryRunner || !at || ownerOf(context).kind !== 'request') return markRecorded(context);
+      return settleOutside(queryRunner, context, at, timeoutMs);
     };
-    return { changes: undefined, written: committed, failed: () => undefined };
+    return { changes: undefined, written, failed: () => undefined };
   }
   const pending = pendingOf(queryRunner, Infinity);
   const row: RecordedRow = { context, carried: [] };
@@ -229,6 +232,13 @@ export function holdForRecord(queryRunner: QueryRunner | undefined, context: Aud
     },
     failed: () => giveBack(pending, row, depth),
   };
+}
+
+/** A row written on a query runner in no transaction TypeORM reports: committed with its insert, unless a block is open. */
+async function settleOutside(queryRunner: QueryRunner, context: AuditContext, at: RecordedAt, timeoutMs: number): Promise<void> {
+  if ((await insideUnreportedBlock(queryRunner)) === false) return markRecorded(context);
+  const owner = ownerOf(context);
+  (owner.unsettled ??= []).push(() => committedElsewhere(queryRunner.dataSource, at, timeoutMs));
 }
 
 function pendingOf(queryRunner: QueryRunner, maxBytes: number): Pending {
