@@ -1,0 +1,101 @@
+import { Body, Controller, type INestApplication, Module, Post } from '@nestjs/common';
+import { Test } from '@nestjs/testing';
+import { InjectDataSource, TypeOrmModule } from '@nestjs/typeorm';
+import { type Server } from 'node:http';
+import request from 'supertest';
+import { DataSource } from 'typeorm';
+import { AUDIT_MIGRATIONS, AuditLog, AuditModule, AuditService } from '../src/audit';
+import { TestPostgres } from './support/postgres';
+
+/** How the handler ends the block it opens itself: `none` opens no block. */
+type Ending = 'rollback' | 'commit' | 'driver-rollback' | 'none';
+
+/** A handler that records on a query runner, in a transaction block it opens and ends without TypeORM (or in none). */
+@Controller('batches')
+class BatchesController {
+  constructor(
+    @InjectDataSource() private readonly db: DataSource,
+    private readonly audit: AuditService,
+  ) {}
+
+  @Post()
+  async run(@Body() body: { tag: string; ending: Ending }): Promise<{ ok: true }> {
+    const runner = this.db.createQueryRunner();
+    // TypeORM hands out the driver's client: a block opened on it is no more reported than one opened with runner.query().
+    const client = (await runner.connect()) as { query(sql: string): Promise<unknown> };
+    const entry = { action: 'batch_recorded', entityType: 'Batch', requestId: body.tag };
+    try {
+      if (body.ending === 'none') {
+        await this.audit.record(entry, { manager: runner.manager });
+      } else if (body.ending === 'driver-rollback') {
+        await client.query('START TRANSACTION');
+        await this.audit.record(entry, { manager: runner.manager });
+        await client.query('ROLLBACK');
+      } else {
+        await runner.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
+        await this.audit.record(entry, { manager: runner.manager });
+        await runner.query(body.ending === 'commit' ? 'COMMIT' : 'ROLLBACK');
+      }
+    } finally {
+      await runner.release();
+    }
+    return { ok: true };
+  }
+}
+
+// docs/GUIDE.md: a record() row that does not commit stands for nothing, and the request gets its
+// own row. A transaction block TypeORM does not report (opened with plain SQL on a query runner, or
+// through the driver's client) is asked of PostgreSQL after the insert; the row then stands for the
+// request only if, when the request's row is decided, another connection finds it committed.
+describe('record() inside a transaction block TypeORM does not report', () => {
+  let db: TestPostgres;
+  let app: INestApplication<Server>;
+
+  beforeAll(async () => {
+    db = await TestPostgres.start();
+    await db.createDatabase('batches');
+    @Module({
+      imports: [
+        TypeOrmModule.forRoot({
+          type: 'postgres',
+          url: db.url('batches'),
+          entities: [AuditLog],
+          migrations: [...AUDIT_MIGRATIONS],
+          migrationsRun: true,
+        }),
+        AuditModule.forRoot({ mode: 'sync' }),
+      ],
+      controllers: [BatchesController],
+    })
+    class BatchesModule {}
+    const moduleRef = await Test.createTestingModule({ imports: [BatchesModule] }).compile();
+    app = moduleRef.createNestApplication<INestApplication<Server>>({ logger: false });
+    await app.listen(0, '127.0.0.1');
+  }, 60_000);
+
+  afterAll(async () => {
+    await app?.close();
+    await db?.stop();
+  });
+
+  const run = async (tag: string, ending: Ending) => {
+    await request(app.getHttpServer()).post('/batches').set('x-request-id', tag).send({ tag, ending }).expect(201);
+    return db.query<{ action: string }>(`SELECT action FROM audit_log WHERE request_id = $1 ORDER BY action`, [tag], 'batches');
+  };
+
+  it('gives the request its own row when the block opened with SQL rolls back', async () => {
+    expect(await run('raw-begin-1', 'rollback')).toEqual([{ action: 'batches.run' }]);
+  }, 30_000);
+
+  it('gives the request its own row when the block opened through the driver rolls back', async () => {
+    expect(await run('raw-begin-2', 'driver-rollback')).toEqual([{ action: 'batches.run' }]);
+  }, 30_000);
+
+  it('lets the record() row stand for the request when the block commits', async () => {
+    expect(await run('raw-begin-3', 'commit')).toEqual([{ action: 'batch_recorded' }]);
+  }, 30_000);
+
+  it('lets the record() row stand for the request when no block is open', async () => {
+    expect(await run('raw-begin-4', 'none')).toEqual([{ action: 'batch_recorded' }]);
+  }, 30_000);
+});
