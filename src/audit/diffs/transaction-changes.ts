@@ -1,5 +1,13 @@
 import { type QueryRunner } from 'typeorm';
-import { addEntityChanges, type AuditContext, markRecorded, newAuditContext, ownerOf, type StagedChange, takeEntityChanges } from '../audit-context';
+import {
+  addEntityChanges,
+  type AuditContext,
+  markRecorded,
+  newAuditContext,
+  ownerOf,
+  type StagedChange,
+  takeEntityChanges,
+} from '../audit-context';
 import { type EntityChanges } from './entity-change';
 import { committedElsewhere, insideUnreportedBlock, type RecordedAt } from './unreported-transaction';
 
