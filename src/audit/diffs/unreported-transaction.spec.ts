@@ -6,7 +6,26 @@ const source = (query: () => Promise<unknown>) => ({ query }) as unknown as Data
 const runnerAnswering = (query: () => Promise<unknown>) => ({ query }) as unknown as QueryRunner;
 
 describe('a transaction block TypeORM does not report', () => {
-  it('is seen by the transaction id the insert gave it, and is unknown when PostgreSQL cannot say', async () => {
+  it('is read from the status pg keeps for the connection, without a query', async () => {
+    const asked: string[] = [];
+    const withStatus = (status: unknown) =>
+      ({
+        databaseConnection: { getTransactionStatus: () => status },
+        query: (text: string) => {
+          asked.push(text);
+          return Promise.resolve([{ open: false }]);
+        },
+      }) as unknown as QueryRunner;
+    expect(await insideUnreportedBlock(withStatus('T'))).toBe(true);
+    expect(await insideUnreportedBlock(withStatus('E'))).toBe(true);
+    expect(await insideUnreportedBlock(withStatus('I'))).toBe(false);
+    expect(asked).toEqual([]);
+    // A status pg does not know: PostgreSQL is asked.
+    expect(await insideUnreportedBlock(withStatus(null))).toBe(false);
+    expect(asked).toHaveLength(1);
+  });
+
+  it('is seen, with a pg that keeps no status, by the transaction id the insert gave it, and is unknown when PostgreSQL cannot say', async () => {
     expect(await insideUnreportedBlock(runnerAnswering(() => Promise.resolve([{ open: true }])))).toBe(true);
     expect(await insideUnreportedBlock(runnerAnswering(() => Promise.resolve([{ open: false }])))).toBe(false);
     expect(await insideUnreportedBlock(runnerAnswering(() => Promise.resolve([])))).toBeUndefined();

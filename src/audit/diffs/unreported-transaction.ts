@@ -12,18 +12,34 @@ export interface RecordedAt {
 /**
  * Whether the connection of `queryRunner`, which has just inserted a row, is inside a transaction
  * block TypeORM does not report (opened with `BEGIN` or `START TRANSACTION` in plain SQL, or
- * through the driver): the insert gave that block a transaction id, where an insert on its own
- * has committed with its id. Undefined when the question fails (a block that has failed, a lost
- * connection). One query, on the connection the caller already holds; never rejects.
+ * through the driver). `pg` keeps the status the server sent with its last answer
+ * (`getTransactionStatus()`), so this costs nothing; with a `pg` too old to keep it, PostgreSQL is
+ * asked in one query on the same connection: the insert gave an open block a transaction id,
+ * where an insert on its own has committed with its id. Undefined when that question fails (a
+ * block that has failed, a lost connection). Never rejects.
  *
  * @example
  * if ((await insideUnreportedBlock(queryRunner)) === false) markRecorded(context); // the row committed with its insert
  */
 export async function insideUnreportedBlock(queryRunner: QueryRunner): Promise<boolean | undefined> {
+  const status = driverStatus(queryRunner);
+  if (status === 'I') return false;
+  // In a block ('T'), or in one that has failed ('E').
+  if (status === 'T' || status === 'E') return true;
   try {
     const rows = (await queryRunner.query('SELECT txid_current_if_assigned() IS NOT NULL AS open')) as { open?: unknown }[];
     const open = rows[0]?.open;
     return typeof open === 'boolean' ? open : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The server's transaction status as `pg` last saw it on the runner's connection (TypeORM keeps that client in a protected field). */
+function driverStatus(queryRunner: QueryRunner): unknown {
+  try {
+    const client = (queryRunner as unknown as { databaseConnection?: { getTransactionStatus?: () => unknown } }).databaseConnection;
+    return typeof client?.getTransactionStatus === 'function' ? client.getTransactionStatus() : undefined;
   } catch {
     return undefined;
   }
