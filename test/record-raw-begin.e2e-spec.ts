@@ -7,8 +7,12 @@ import { DataSource } from 'typeorm';
 import { AUDIT_MIGRATIONS, AuditLog, AuditModule, AuditService } from '../src/audit';
 import { TestPostgres } from './support/postgres';
 
-/** How the handler ends the block it opens itself: `none` opens no block. */
-type Ending = 'rollback' | 'commit' | 'driver-rollback' | 'none';
+/**
+ * How the handler ends the block it opens itself: `none` opens no block; `failed-commit` commits
+ * after a statement failed (PostgreSQL answers ROLLBACK); `typeorm-raw-rollback` rolls back with
+ * SQL a transaction TypeORM opened, then lets TypeORM commit.
+ */
+type Ending = 'rollback' | 'commit' | 'driver-rollback' | 'failed-commit' | 'typeorm-raw-rollback' | 'none';
 
 /** A handler that records on a query runner, in a transaction block it opens and ends without TypeORM (or in none). */
 @Controller('batches')
@@ -27,6 +31,16 @@ class BatchesController {
     try {
       if (body.ending === 'none') {
         await this.audit.record(entry, { manager: runner.manager });
+      } else if (body.ending === 'typeorm-raw-rollback') {
+        await runner.startTransaction();
+        await this.audit.record(entry, { manager: runner.manager });
+        await runner.query('ROLLBACK');
+        await runner.commitTransaction();
+      } else if (body.ending === 'failed-commit') {
+        await runner.query('BEGIN');
+        await this.audit.record(entry, { manager: runner.manager });
+        await runner.query('SELECT 1 / 0').catch(() => undefined);
+        await runner.query('COMMIT');
       } else if (body.ending === 'driver-rollback') {
         await client.query('START TRANSACTION');
         await this.audit.record(entry, { manager: runner.manager });
@@ -89,6 +103,14 @@ describe('record() inside a transaction block TypeORM does not report', () => {
 
   it('gives the request its own row when the block opened through the driver rolls back', async () => {
     expect(await run('raw-begin-2', 'driver-rollback')).toEqual([{ action: 'batches.run' }]);
+  }, 30_000);
+
+  it('gives the request its own row when PostgreSQL answers the block’s COMMIT with ROLLBACK', async () => {
+    expect(await run('raw-begin-5', 'failed-commit')).toEqual([{ action: 'batches.run' }]);
+  }, 30_000);
+
+  it('gives the request its own row when a transaction TypeORM opened is rolled back with SQL', async () => {
+    expect(await run('raw-begin-6', 'typeorm-raw-rollback')).toEqual([{ action: 'batches.run' }]);
   }, 30_000);
 
   it('lets the record() row stand for the request when the block commits', async () => {
