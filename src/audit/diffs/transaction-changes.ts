@@ -188,7 +188,7 @@ export interface RecordHold {
   /**
    * The row is inserted (`at`: where, to confirm it before the outer COMMIT): once its transaction
    * commits, the context's own row is not written. Outside a transaction TypeORM reports, on a
-   * query runner, it resolves once PostgreSQL has said whether a block is open; never rejects.
+   * query runner, it resolves once it is known whether a block is open; never rejects.
    */
   written(at?: RecordedAt): Promise<void> | void;
   /** The insert failed: the changes are held where they were. */
@@ -198,10 +198,10 @@ export interface RecordHold {
 /**
  * Takes the uncommitted changes of the transaction `queryRunner` is in, for a row
  * `AuditService.record()` writes in it: they commit or roll back with that row. Outside a
- * transaction the row commits at once; on a query runner TypeORM reports in no transaction,
- * PostgreSQL is asked whether a block opened some other way is open, and if so (or if it cannot
- * say) the row stands for the request only if a look-up from another connection, bounded by
- * `timeoutMs`, finds it committed when the request's row is decided.
+ * transaction the row commits at once. On a query runner TypeORM reports in no transaction, a
+ * block opened some other way may be open (see {@link insideUnreportedBlock}): if one is, or that
+ * is unknown, the row stands for the request only if a look-up from another connection, bounded
+ * by `timeoutMs`, finds it committed when the request's row is decided.
  *
  * @example
  * const hold = holdForRecord(manager.queryRunner, currentAuditContext(), 5000);
@@ -218,7 +218,9 @@ export function holdForRecord(queryRunner: QueryRunner | undefined, context: Aud
   if (!queryRunner || depth === 0) {
     const written = (at?: RecordedAt) => {
       if (!context) return;
-      if (!queryRunner || !at || ownerOf(context).kind !== 'request') return markRecorded(context);
+      const owner = ownerOf(context);
+      // Only an open request's row waits on the answer.
+      if (!queryRunner || !at || owner.kind !== 'request' || owner.closed) return markRecorded(context);
       return settleOutside(queryRunner, context, at, timeoutMs);
     };
     return { changes: undefined, written, failed: () => undefined };
