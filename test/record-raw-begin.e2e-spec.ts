@@ -10,9 +10,10 @@ import { TestPostgres } from './support/postgres';
 /**
  * How the handler ends the block it opens itself: `none` opens no block; `failed-commit` commits
  * after a statement failed (PostgreSQL answers ROLLBACK); `typeorm-raw-rollback` rolls back with
- * SQL a transaction TypeORM opened, then lets TypeORM commit.
+ * SQL a transaction TypeORM opened, then lets TypeORM commit; `failed-commit-then-typeorm`
+ * records in a transaction TypeORM opens after a failed block's COMMIT on the same runner.
  */
-type Ending = 'rollback' | 'commit' | 'driver-rollback' | 'failed-commit' | 'typeorm-raw-rollback' | 'none';
+type Ending = 'rollback' | 'commit' | 'driver-rollback' | 'failed-commit' | 'failed-commit-then-typeorm' | 'typeorm-raw-rollback' | 'none';
 
 /** A handler that records on a query runner, in a transaction block it opens and ends without TypeORM (or in none). */
 @Controller('batches')
@@ -35,6 +36,13 @@ class BatchesController {
         await runner.startTransaction();
         await this.audit.record(entry, { manager: runner.manager });
         await runner.query('ROLLBACK');
+        await runner.commitTransaction();
+      } else if (body.ending === 'failed-commit-then-typeorm') {
+        await runner.query('BEGIN');
+        await runner.query('SELECT 1 / 0').catch(() => undefined);
+        await runner.query('COMMIT');
+        await runner.startTransaction();
+        await this.audit.record(entry, { manager: runner.manager });
         await runner.commitTransaction();
       } else if (body.ending === 'failed-commit') {
         await runner.query('BEGIN');
@@ -115,6 +123,12 @@ describe('record() inside a transaction block TypeORM does not report', () => {
 
   it('lets the record() row stand for the request when the block commits', async () => {
     expect(await run('raw-begin-3', 'commit')).toEqual([{ action: 'batch_recorded' }]);
+  }, 30_000);
+
+  it('lets a record() row stand when its transaction commits after a failed block’s COMMIT on the same runner', async () => {
+    // The DataSource's transactions are followed from its first record() on.
+    expect(await run('raw-begin-7-first', 'none')).toEqual([{ action: 'batch_recorded' }]);
+    expect(await run('raw-begin-7', 'failed-commit-then-typeorm')).toEqual([{ action: 'batch_recorded' }]);
   }, 30_000);
 
   it('lets the record() row stand for the request when no block is open', async () => {

@@ -195,6 +195,14 @@ describe('changes held per transaction', () => {
     queryAnswered(tx.queryRunner, 'COMMIT', { command: 'COMMIT' });
     tx.commit();
     expect(takeEntityChanges(context)).toEqual({ entities: ['kept'] });
+
+    // A COMMIT sent as SQL outside a transaction TypeORM reports says nothing of the next one.
+    queryAnswered(tx.queryRunner, 'COMMIT', { command: 'ROLLBACK' });
+    tx.begin();
+    stageChange(tx.queryRunner, context, change('after'), MAX);
+    queryAnswered(tx.queryRunner, 'COMMIT', { command: 'COMMIT' });
+    tx.commit();
+    expect(takeEntityChanges(context)).toEqual({ entities: ['after'] });
   });
 
   it('before the outer COMMIT, a record() row not found in its transaction, or a failed look-up, marks nothing', async () => {

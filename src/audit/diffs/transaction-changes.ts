@@ -68,12 +68,15 @@ export function stageChange(queryRunner: QueryRunner, context: AuditContext, cha
 
 /**
  * Notes what PostgreSQL answered to a query: a COMMIT answered with ROLLBACK committed nothing.
+ * Only TypeORM's own COMMIT counts (it is sent while the transaction is active): one sent as SQL
+ * outside a transaction TypeORM reports would otherwise be taken for the next one's.
  *
  * @example
  * queryAnswered(queryRunner, 'COMMIT', { command: 'ROLLBACK' }); // from the subscriber's afterQuery(), with pg's result
  */
 export function queryAnswered(queryRunner: QueryRunner, query: string, result: unknown): void {
-  if (query === 'COMMIT' && (result as { command?: unknown } | undefined)?.command === 'ROLLBACK') commitsRolledBack.add(queryRunner);
+  if (query !== 'COMMIT' || depthOf(queryRunner) === 0) return;
+  if ((result as { command?: unknown } | undefined)?.command === 'ROLLBACK') commitsRolledBack.add(queryRunner);
 }
 
 /**
