@@ -17,6 +17,8 @@ export interface AuditContext {
   recordedAtomically: boolean;
   /** `record()` rows written in a transaction block TypeORM does not report: each answers, when asked, whether it committed. */
   unsettled: (() => Promise<boolean>)[] | undefined;
+  /** Changes held in such blocks: before the changes are taken, each counts what its block holds if it ended unseen. */
+  blocks: (() => void)[] | undefined;
   /** Committed entity changes (JSON-safe, redacted) not yet on a row; undefined until the first. */
   entities: unknown[] | undefined;
   /** Serialized size of `entities`, bounded by `maxEntryBytes`. */
@@ -40,7 +42,17 @@ const storage = new AsyncLocalStorage<AuditContext>();
  * const context = newAuditContext('request');
  */
 export function newAuditContext(kind: AuditContext['kind'], parent?: AuditContext): AuditContext {
-  return { kind, parent, closed: false, recordedAtomically: false, unsettled: undefined, entities: undefined, bytes: 0, omitted: 0 };
+  return {
+    kind,
+    parent,
+    closed: false,
+    recordedAtomically: false,
+    unsettled: undefined,
+    blocks: undefined,
+    entities: undefined,
+    bytes: 0,
+    omitted: 0,
+  };
 }
 
 /**
@@ -132,6 +144,11 @@ export function addEntityChanges(joined: AuditContext, changes: readonly StagedC
 /** Takes the changes waiting in `context` (in its {@link ownerOf owner}) for its row (they go on one row only). */
 export function takeEntityChanges(joined: AuditContext | undefined): EntityChanges | undefined {
   const context = joined && ownerOf(joined);
+  const blocks = context?.blocks;
+  if (blocks) {
+    context.blocks = undefined;
+    for (const settle of blocks) settle();
+  }
   if (!context || (context.entities === undefined && context.omitted === 0)) return undefined;
   const taken: EntityChanges = { entities: (context.entities ?? []) as EntityChanges['entities'] };
   if (context.omitted > 0) taken.entitiesOmitted = context.omitted;

@@ -9,7 +9,7 @@ import {
   takeEntityChanges,
 } from '../audit-context';
 import { type EntityChanges } from './entity-change';
-import { committedElsewhere, insideUnreportedBlock, type RecordedAt } from './unreported-transaction';
+import { committedElsewhere, insideUnreportedBlock, type RecordedAt, unreportedBlockOpen } from './unreported-transaction';
 
 export { type RecordedAt } from './unreported-transaction';
 
@@ -31,7 +31,10 @@ interface Level {
   rows: RecordedRow[];
 }
 
-/** Changes made through one query runner, by transaction depth (1 = the outer transaction, 2+ = savepoints). */
+/**
+ * Changes made through one query runner, by transaction depth (1 = the outer transaction, 2+ =
+ * savepoints; 0 = a block TypeORM does not report, opened with SQL or through the driver).
+ */
 interface Pending {
   context: AuditContext | undefined;
   maxBytes: number;
@@ -53,30 +56,63 @@ const held = (pending: Pending) => pending.levels.reduce((sum, level) => sum + (
 
 /**
  * Holds a change until its transaction commits; outside a transaction it is committed already.
- * What a transaction holds is bounded by `maxBytes` (a change past it is only counted).
+ * What a transaction holds is bounded by `maxBytes` (a change past it is only counted). Outside a
+ * transaction TypeORM reports, a block `pg` says is open holds it too, until the block's COMMIT
+ * or ROLLBACK is seen; a block that ended unseen (through the driver) has its changes counted in
+ * `entitiesOmitted` when they are taken for a row.
  *
  * @example
  * stageChange(queryRunner, context, { value: change, bytes: 120 }, 32 * 1024);
  */
 export function stageChange(queryRunner: QueryRunner, context: AuditContext, change: StagedChange, maxBytes: number): void {
   const depth = depthOf(queryRunner);
-  if (depth === 0) return addEntityChanges(context, [change], maxBytes);
+  if (depth === 0 && unreportedBlockOpen(queryRunner) !== true) return addEntityChanges(context, [change], maxBytes);
   const pending = pendingOf(queryRunner, maxBytes);
   pending.context ??= context;
+  if (depth === 0 && !pending.levels[0]) watchBlock(queryRunner, pending, context);
   hold(pending, depth, [change], 0);
+}
+
+/** Before `context`'s changes are taken: a block that ended without its end being seen counts what it held. */
+function watchBlock(queryRunner: QueryRunner, pending: Pending, context: AuditContext): void {
+  const owner = ownerOf(context);
+  const settle = () => {
+    if (!pending.levels[0]) return;
+    if (unreportedBlockOpen(queryRunner) === false) return blockEnded(queryRunner, pending, undefined);
+    // Still open: asked again at the next take.
+    (owner.blocks ??= []).push(settle);
+  };
+  (owner.blocks ??= []).push(settle);
+}
+
+/** The block held at level 0 ended: `command` is PostgreSQL's answer to its end, if seen (COMMIT, ROLLBACK). */
+function blockEnded(queryRunner: QueryRunner, pending: Pending, command: unknown): void {
+  const level = pending.levels[0];
+  pending.levels[0] = undefined;
+  if (pending.levels.every((held) => !held)) pendingByRunner.delete(queryRunner);
+  if (!level || !pending.context || command === 'ROLLBACK') return;
+  if (command === 'COMMIT') return handOver(pending.context, level, pending.maxBytes);
+  ownerOf(pending.context).omitted += level.changes.length + level.omitted;
 }
 
 /**
  * Notes what PostgreSQL answered to a query: a COMMIT answered with ROLLBACK committed nothing.
  * Only TypeORM's own COMMIT counts (it is sent while the transaction is active): one sent as SQL
- * outside a transaction TypeORM reports would otherwise be taken for the next one's.
+ * outside a transaction TypeORM reports would otherwise be taken for the next one's. Outside
+ * one, a query after which `pg` says no block is open ended the block whose changes are held:
+ * COMMIT hands them over, ROLLBACK drops them, any other answer has them counted.
  *
  * @example
  * queryAnswered(queryRunner, 'COMMIT', { command: 'ROLLBACK' }); // from the subscriber's afterQuery(), with pg's result
  */
 export function queryAnswered(queryRunner: QueryRunner, query: string, result: unknown): void {
-  if (query !== 'COMMIT' || depthOf(queryRunner) === 0) return;
-  if ((result as { command?: unknown } | undefined)?.command === 'ROLLBACK') commitsRolledBack.add(queryRunner);
+  const command = (result as { command?: unknown } | undefined)?.command;
+  if (depthOf(queryRunner) > 0) {
+    if (query === 'COMMIT' && command === 'ROLLBACK') commitsRolledBack.add(queryRunner);
+    return;
+  }
+  const pending = pendingByRunner.get(queryRunner);
+  if (pending?.levels[0] && unreportedBlockOpen(queryRunner) === false) blockEnded(queryRunner, pending, command);
 }
 
 /**
@@ -92,7 +128,8 @@ export function transactionCommitted(queryRunner: QueryRunner): void {
   const pending = pendingByRunner.get(queryRunner);
   if (!pending) return;
   const depth = depthOf(queryRunner);
-  const done = merged(pending.levels.splice(depth + 1));
+  // TypeORM's outer COMMIT ends a block TypeORM did not report too (there is one per connection).
+  const done = merged(pending.levels.splice(depth > 0 ? depth + 1 : 0));
   if (depth > 0) {
     pending.levels[depth] = merged([pending.levels[depth], done]);
     return;

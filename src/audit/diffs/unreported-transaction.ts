@@ -22,10 +22,8 @@ export interface RecordedAt {
  * if ((await insideUnreportedBlock(queryRunner)) === false) markRecorded(context); // the row committed with its insert
  */
 export async function insideUnreportedBlock(queryRunner: QueryRunner): Promise<boolean | undefined> {
-  const status = driverStatus(queryRunner);
-  if (status === 'I') return false;
-  // In a block ('T'), or in one that has failed ('E').
-  if (status === 'T' || status === 'E') return true;
+  const open = unreportedBlockOpen(queryRunner);
+  if (open !== undefined) return open;
   try {
     const rows = (await queryRunner.query('SELECT txid_current_if_assigned() IS NOT NULL AS open')) as { open?: unknown }[];
     const open = rows[0]?.open;
@@ -33,6 +31,20 @@ export async function insideUnreportedBlock(queryRunner: QueryRunner): Promise<b
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Whether the connection of `queryRunner` was in a transaction block (or a failed one) at its last
+ * answer, as `pg` keeps it; undefined when this `pg` keeps no status. Synchronous, no query.
+ *
+ * @example
+ * if (depth === 0 && unreportedBlockOpen(queryRunner)) holdUntilTheBlockEnds(change);
+ */
+export function unreportedBlockOpen(queryRunner: QueryRunner): boolean | undefined {
+  const status = driverStatus(queryRunner);
+  if (status === 'I') return false;
+  // In a block ('T'), or in one that has failed ('E').
+  return status === 'T' || status === 'E' ? true : undefined;
 }
 
 /** The server's transaction status as `pg` last saw it on the runner's connection (TypeORM keeps that client in a protected field). */
