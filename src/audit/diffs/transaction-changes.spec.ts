@@ -117,6 +117,32 @@ describe('changes held per transaction', () => {
     expect(context.recordedAtomically).toBe(true);
   });
 
+  it('holds a change made in a block TypeORM does not report until its end is seen, and counts one ended unseen', () => {
+    let status = 'T';
+    const tx = runner();
+    Object.assign(tx.queryRunner, { databaseConnection: { getTransactionStatus: () => status } });
+    const context = newAuditContext('request');
+    stageChange(tx.queryRunner, context, change('committed'), MAX);
+    expect(takeEntityChanges(context)).toBeUndefined();
+    status = 'I';
+    queryAnswered(tx.queryRunner, 'COMMIT', { command: 'COMMIT' });
+    expect(takeEntityChanges(context)).toEqual({ entities: ['committed'] });
+
+    status = 'T';
+    stageChange(tx.queryRunner, context, change('rolled back'), MAX);
+    queryAnswered(tx.queryRunner, 'SELECT 1', { command: 'SELECT' });
+    status = 'I';
+    queryAnswered(tx.queryRunner, 'ROLLBACK', { command: 'ROLLBACK' });
+    expect(takeEntityChanges(context)).toBeUndefined();
+
+    status = 'T';
+    stageChange(tx.queryRunner, context, change('unseen'), MAX);
+    expect(takeEntityChanges(context)).toBeUndefined();
+    // Ended through the driver: no answer was seen, so the change is counted, not listed.
+    status = 'I';
+    expect(takeEntityChanges(context)).toEqual({ entities: [], entitiesOmitted: 1 });
+  });
+
   it('asks PostgreSQL, on a query runner in no transaction TypeORM reports, whether a block is open', async () => {
     const at = { id: 'r-0', occurredAt: '2026-12-04T10:00:00.000Z', table: '"audit_log"' };
     const lookedUp: unknown[][] = [];
