@@ -10,8 +10,16 @@ import { FRAME_BYTES, markEntityChanges } from './diffs/entry-diffs';
  */
 export interface AuditContext {
   readonly kind: 'request' | 'scope';
+  /** The context an {@link auditScope} opened inside a request or another scope joins, while that one is open. */
+  readonly parent: AuditContext | undefined;
+  /** The request's row is being made: from now on, a scope inside it keeps what it sees for its own rows. */
+  closed: boolean;
   /** Set once a row the handler wrote itself with `AuditService.record()` has committed (PostgreSQL's answer decides). */
   recordedAtomically: boolean;
+  /** `record()` rows written in a transaction block TypeORM does not report: each answers, when asked, whether it committed. */
+  unsettled: (() => Promise<boolean>)[] | undefined;
+  /** Changes held in such blocks: before the changes are taken, each counts what its block holds if it ended unseen. */
+  blocks: (() => void)[] | undefined;
   /** Committed entity changes (JSON-safe, redacted) not yet on a row; undefined until the first. */
   entities: unknown[] | undefined;
   /** Serialized size of `entities`, bounded by `maxEntryBytes` (see `heldChange()`). */
@@ -35,13 +43,63 @@ export interface StagedChange {
 const storage = new AsyncLocalStorage<AuditContext>();
 
 /**
- * A fresh context, for {@link runInAuditContext}.
+ * A fresh context, for {@link runInAuditContext}; with a `parent`, it joins that one while it is open.
  *
  * @example
  * const context = newAuditContext('request');
  */
-export function newAuditContext(kind: AuditContext['kind']): AuditContext {
-  return { kind, recordedAtomically: false, entities: undefined, bytes: 0, cutBytes: 0, limit: Infinity, omitted: 0 };
+export function newAuditContext(kind: AuditContext['kind'], parent?: AuditContext): AuditContext {
+  return {
+    kind,
+    parent,
+    closed: false,
+    recordedAtomically: false,
+    unsettled: undefined,
+    blocks: undefined,
+    entities: undefined,
+    bytes: 0,
+    cutBytes: 0,
+    limit: Infinity,
+    omitted: 0,
+  };
+}
+
+/**
+ * The context that owns what happens in `context` now: the open request or outermost scope it
+ * joins, or itself once the request it joined has made its row.
+ *
+ * @example
+ * ownerOf(context).omitted += 1;
+ */
+export function ownerOf(context: AuditContext): AuditContext {
+  let owner = context;
+  while (owner.parent && !owner.parent.closed) owner = owner.parent;
+  return owner;
+}
+
+/**
+ * Notes that a `record()` row written in `context` has committed: it stands for the request.
+ *
+ * @example
+ * markRecorded(context); // once PostgreSQL answered the row's COMMIT with COMMIT
+ */
+export function markRecorded(context: AuditContext): void {
+  ownerOf(context).recordedAtomically = true;
+}
+
+/**
+ * Asks the `record()` rows whose commit was not known when written (see
+ * {@link AuditContext.unsettled}) whether they committed, and marks `context` if one did. Never
+ * rejects: a row that cannot answer stands for nothing.
+ *
+ * @example
+ * if (context.unsettled) await settleRecorded(context); // before deciding the request's row
+ */
+export async function settleRecorded(context: AuditContext): Promise<void> {
+  const unsettled = context.unsettled ?? [];
+  context.unsettled = undefined;
+  const answers = await Promise.all(unsettled.map((committed) => committed().catch(() => false)));
+  if (answers.includes(true)) context.recordedAtomically = true;
 }
 
 /**
@@ -59,7 +117,10 @@ export function runInAuditContext(context: AuditContext, work: () => void): void
 /**
  * Runs `work` as one audit scope outside HTTP (a job, a queue consumer): changes of audited
  * entities committed inside it are attached to the next `AuditService.log()` (or `record()`)
- * called inside it. Inside an HTTP request they go to the request's row instead.
+ * called inside it. Inside an HTTP request the scope is the request's: its changes go to the
+ * request's row, and a committed `record()` row inside it stands for the request; once the
+ * request's row is made, work still running in the scope is a scope of its own again. Inside
+ * another scope it joins that one.
  *
  * @example
  * await auditScope(async () => {
@@ -68,7 +129,7 @@ export function runInAuditContext(context: AuditContext, work: () => void): void
  * });
  */
 export function auditScope<T>(work: () => T): T {
-  return storage.run(newAuditContext('scope'), work);
+  return storage.run(newAuditContext('scope', storage.getStore()), work);
 }
 
 /** The context of the code running now, if any. */
@@ -76,8 +137,9 @@ export function currentAuditContext(): AuditContext | undefined {
   return storage.getStore();
 }
 
-/** Adds committed changes to `context`, as far as `maxBytes` allows (values cut past it, see `heldChange()`); the rest are counted. */
-export function addEntityChanges(context: AuditContext, changes: readonly StagedChange[], maxBytes: number): void {
+/** Adds committed changes to `context` (to its {@link ownerOf owner}), as far as `maxBytes` allows (values cut past it, see `heldChange()`); the rest are counted. */
+export function addEntityChanges(joined: AuditContext, changes: readonly StagedChange[], maxBytes: number): void {
+  const context = ownerOf(joined);
   for (const given of changes) {
     const change = heldChange(context, given, maxBytes);
     context.limit = Math.min(context.limit, maxBytes);
@@ -91,8 +153,14 @@ export function addEntityChanges(context: AuditContext, changes: readonly Staged
   }
 }
 
-/** Takes the changes waiting in `context` for its row (they go on one row only), within the diffs' share. */
-export function takeEntityChanges(context: AuditContext | undefined): EntityChanges | undefined {
+/** Takes the changes waiting in `context` (in its {@link ownerOf owner}) for its row (they go on one row only), within the diffs' share. */
+export function takeEntityChanges(joined: AuditContext | undefined): EntityChanges | undefined {
+  const context = joined && ownerOf(joined);
+  const blocks = context?.blocks;
+  if (blocks) {
+    context.blocks = undefined;
+    for (const settle of blocks) settle();
+  }
   if (!context || (context.entities === undefined && context.omitted === 0)) return undefined;
   // Held past their share with values cut: fitted to it, the largest values cut first.
   const { kept, omitted } =

@@ -189,7 +189,7 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
   async record(entry: AuditEntry, { manager }: { manager: EntityManager }): Promise<AuditRecord> {
     // Only a row that commits stands for the request: the DataSource's transaction outcomes are followed from here on.
     this.diffs?.followTransactions(manager.dataSource);
-    const hold = holdForRecord(manager.queryRunner, currentAuditContext());
+    const hold = holdForRecord(manager.queryRunner, currentAuditContext(), this.options.writeTimeoutMs);
     const { record } = this.normalizer.normalize(withEntityChanges(entry, hold.changes));
     try {
       await this.writer.insertWith(manager, [record]);
@@ -197,7 +197,7 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
       hold.failed();
       throw error;
     }
-    hold.written({ id: record.id, occurredAt: record.occurredAt, table: this.writer.table() });
+    await hold.written({ id: record.id, occurredAt: record.occurredAt, table: this.writer.table() });
     return record;
   }
 

@@ -1,4 +1,4 @@
-import { currentAuditContext, takeEntityChanges } from '../audit-context';
+import { currentAuditContext, ownerOf, takeEntityChanges } from '../audit-context';
 import { type AuditEntry } from '../audit-entry';
 import { type EntityChanges } from './entity-change';
 import { markEntityChanges } from './entry-diffs';
@@ -15,7 +15,9 @@ import { markEntityChanges } from './entry-diffs';
  */
 export function withEntityChanges(entry: AuditEntry, fromTransaction?: EntityChanges): AuditEntry {
   try {
-    const context = currentAuditContext();
+    const current = currentAuditContext();
+    // A scope inside a request leaves its changes to the request's row.
+    const context = current && ownerOf(current);
     const fromScope = context?.kind === 'scope' ? takeEntityChanges(context) : undefined;
     if (!fromScope && !fromTransaction) return entry;
     const given: unknown = entry.changes;

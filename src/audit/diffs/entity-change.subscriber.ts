@@ -13,7 +13,7 @@ import {
   type TransactionRollbackEvent,
   type UpdateEvent,
 } from 'typeorm';
-import { currentAuditContext } from '../audit-context';
+import { currentAuditContext, ownerOf } from '../audit-context';
 import { type ResolvedAuditOptions } from '../audit-options';
 import { AUDIT_OPTIONS } from '../audit.constants';
 import { compileRedactor } from '../json-safe';
@@ -168,7 +168,7 @@ export class EntityChangeSubscriber implements EntitySubscriberInterface, OnAppl
     this.faultCount += 1;
     try {
       const context = currentAuditContext();
-      if (context) context.omitted += 1;
+      if (context) ownerOf(context).omitted += 1;
       const { name, message } = (error ?? {}) as { name?: unknown; message?: unknown };
       this.console.emit(AUDIT_EVENTS.diffFailed, 'warn', {
         auditId: null,

@@ -117,6 +117,66 @@ describe('changes held per transaction', () => {
     expect(context.recordedAtomically).toBe(true);
   });
 
+  it('holds a change made in a block TypeORM does not report until its end is seen, and counts one ended unseen', () => {
+    let status = 'T';
+    const tx = runner();
+    Object.assign(tx.queryRunner, { databaseConnection: { getTransactionStatus: () => status } });
+    const context = newAuditContext('request');
+    stageChange(tx.queryRunner, context, change('committed'), MAX);
+    expect(takeEntityChanges(context)).toBeUndefined();
+    status = 'I';
+    queryAnswered(tx.queryRunner, 'COMMIT', { command: 'COMMIT' });
+    expect(takeEntityChanges(context)).toEqual({ entities: ['committed'] });
+
+    status = 'T';
+    stageChange(tx.queryRunner, context, change('rolled back'), MAX);
+    queryAnswered(tx.queryRunner, 'SELECT 1', { command: 'SELECT' });
+    status = 'I';
+    queryAnswered(tx.queryRunner, 'ROLLBACK', { command: 'ROLLBACK' });
+    expect(takeEntityChanges(context)).toBeUndefined();
+
+    status = 'T';
+    stageChange(tx.queryRunner, context, change('unseen'), MAX);
+    expect(takeEntityChanges(context)).toBeUndefined();
+    // Ended through the driver: no answer was seen, so the change is counted, not listed.
+    status = 'I';
+    expect(takeEntityChanges(context)).toEqual({ entities: [], entitiesOmitted: 1 });
+  });
+
+  it('asks PostgreSQL, on a query runner in no transaction TypeORM reports, whether a block is open', async () => {
+    const at = { id: 'r-0', occurredAt: '2026-12-04T10:00:00.000Z', table: '"audit_log"' };
+    const lookedUp: unknown[][] = [];
+    const check = async (open: unknown, kind: 'request' | 'scope' = 'request') => {
+      const context = newAuditContext(kind);
+      const asked: string[] = [];
+      const queryRunner = Object.assign(runner().queryRunner, {
+        query: (text: string) => {
+          asked.push(text);
+          return open instanceof Error ? Promise.reject(open) : Promise.resolve([{ open }]);
+        },
+        dataSource: {
+          query: (_: string, parameters: unknown[]) => {
+            lookedUp.push(parameters);
+            return Promise.resolve([{ '?column?': 1 }]);
+          },
+        },
+      });
+      await holdForRecord(queryRunner, context, 1000).written(at);
+      const marked = context.recordedAtomically;
+      const unsettled = context.unsettled?.length ?? 0;
+      if (context.unsettled) expect(await context.unsettled[0]()).toBe(true);
+      return { marked, unsettled, asked: asked.length };
+    };
+    expect(await check(false)).toEqual({ marked: true, unsettled: 0, asked: 1 });
+    expect(lookedUp).toEqual([]);
+    expect(await check(true)).toEqual({ marked: false, unsettled: 1, asked: 1 });
+    expect(lookedUp).toEqual([['r-0', '2026-12-04T10:00:00.000Z']]);
+    // PostgreSQL could not say (a failed block, a lost connection): the row is looked up too.
+    expect(await check(new Error('current transaction is aborted'))).toEqual({ marked: false, unsettled: 1, asked: 1 });
+    // Outside a request nothing waits on the answer, so nothing is asked.
+    expect(await check(true, 'scope')).toEqual({ marked: true, unsettled: 0, asked: 0 });
+  });
+
   it('gives the outer level’s changes back when the savepoint holding the record() row rolls back', () => {
     const context = newAuditContext('request');
     const tx = runner();
@@ -161,6 +221,14 @@ describe('changes held per transaction', () => {
     queryAnswered(tx.queryRunner, 'COMMIT', { command: 'COMMIT' });
     tx.commit();
     expect(takeEntityChanges(context)).toEqual({ entities: ['kept'] });
+
+    // A COMMIT sent as SQL outside a transaction TypeORM reports says nothing of the next one.
+    queryAnswered(tx.queryRunner, 'COMMIT', { command: 'ROLLBACK' });
+    tx.begin();
+    stageChange(tx.queryRunner, context, change('after'), MAX);
+    queryAnswered(tx.queryRunner, 'COMMIT', { command: 'COMMIT' });
+    tx.commit();
+    expect(takeEntityChanges(context)).toEqual({ entities: ['after'] });
   });
 
   it('before the outer COMMIT, a record() row not found in its transaction, or a failed look-up, marks nothing', async () => {

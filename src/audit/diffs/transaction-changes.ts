@@ -1,7 +1,18 @@
 import { type QueryRunner } from 'typeorm';
-import { addEntityChanges, type AuditContext, newAuditContext, type StagedChange, takeEntityChanges } from '../audit-context';
+import {
+  addEntityChanges,
+  type AuditContext,
+  markRecorded,
+  newAuditContext,
+  ownerOf,
+  type StagedChange,
+  takeEntityChanges,
+} from '../audit-context';
 import { heldChange } from './cut-change';
 import { type EntityChanges } from './entity-change';
+import { committedElsewhere, insideUnreportedBlock, type RecordedAt, unreportedBlockOpen } from './unreported-transaction';
+
+export { type RecordedAt } from './unreported-transaction';
 
 /** A row `AuditService.record()` wrote in a transaction, with the changes it carries and the depth each was held at. */
 interface RecordedRow {
@@ -11,15 +22,6 @@ interface RecordedRow {
   written?: RecordedAt;
   /** Not found in its transaction before the outer COMMIT (or the look-up failed): it stands for nothing. */
   unconfirmed?: boolean;
-}
-
-/** Where a record() row was written: its key (id, occurred_at) and table. */
-export interface RecordedAt {
-  id: string;
-  /** ISO 8601: with the id, it finds the row in its month's partition alone. */
-  occurredAt: string;
-  /** The audit table, quoted. */
-  table: string;
 }
 
 /** What one transaction level holds: its changes (past the byte bound, only counted) and the record() rows written in it. */
@@ -32,7 +34,10 @@ interface Level {
   rows: RecordedRow[];
 }
 
-/** Changes made through one query runner, by transaction depth (1 = the outer transaction, 2+ = savepoints). */
+/**
+ * Changes made through one query runner, by transaction depth (1 = the outer transaction, 2+ =
+ * savepoints; 0 = a block TypeORM does not report, opened with SQL or through the driver).
+ */
 interface Pending {
   context: AuditContext | undefined;
   maxBytes: number;
@@ -57,27 +62,63 @@ const held = (pending: Pending) => ({
 
 /**
  * Holds a change until its transaction commits; outside a transaction it is committed already.
- * What a transaction holds is bounded by `maxBytes` (a change past it is only counted).
+ * What a transaction holds is bounded by `maxBytes` (a change past it is only counted). Outside a
+ * transaction TypeORM reports, a block `pg` says is open holds it too, until the block's COMMIT
+ * or ROLLBACK is seen; a block that ended unseen (through the driver) has its changes counted in
+ * `entitiesOmitted` when they are taken for a row.
  *
  * @example
  * stageChange(queryRunner, context, { value: change, bytes: 120 }, 32 * 1024);
  */
 export function stageChange(queryRunner: QueryRunner, context: AuditContext, change: StagedChange, maxBytes: number): void {
   const depth = depthOf(queryRunner);
-  if (depth === 0) return addEntityChanges(context, [change], maxBytes);
+  if (depth === 0 && unreportedBlockOpen(queryRunner) !== true) return addEntityChanges(context, [change], maxBytes);
   const pending = pendingOf(queryRunner, maxBytes);
   pending.context ??= context;
+  if (depth === 0 && !pending.levels[0]) watchBlock(queryRunner, pending, context);
   hold(pending, depth, [change], 0);
+}
+
+/** Before `context`'s changes are taken: a block that ended without its end being seen counts what it held. */
+function watchBlock(queryRunner: QueryRunner, pending: Pending, context: AuditContext): void {
+  const owner = ownerOf(context);
+  const settle = () => {
+    if (!pending.levels[0]) return;
+    if (unreportedBlockOpen(queryRunner) === false) return blockEnded(queryRunner, pending, undefined);
+    // Still open: asked again at the next take.
+    (owner.blocks ??= []).push(settle);
+  };
+  (owner.blocks ??= []).push(settle);
+}
+
+/** The block held at level 0 ended: `command` is PostgreSQL's answer to its end, if seen (COMMIT, ROLLBACK). */
+function blockEnded(queryRunner: QueryRunner, pending: Pending, command: unknown): void {
+  const level = pending.levels[0];
+  pending.levels[0] = undefined;
+  if (pending.levels.every((held) => !held)) pendingByRunner.delete(queryRunner);
+  if (!level || !pending.context || command === 'ROLLBACK') return;
+  if (command === 'COMMIT') return handOver(pending.context, level, pending.maxBytes);
+  ownerOf(pending.context).omitted += level.changes.length + level.omitted;
 }
 
 /**
  * Notes what PostgreSQL answered to a query: a COMMIT answered with ROLLBACK committed nothing.
+ * Only TypeORM's own COMMIT counts (it is sent while the transaction is active): one sent as SQL
+ * outside a transaction TypeORM reports would otherwise be taken for the next one's. Outside
+ * one, a query after which `pg` says no block is open ended the block whose changes are held:
+ * COMMIT hands them over, ROLLBACK drops them, any other answer has them counted.
  *
  * @example
  * queryAnswered(queryRunner, 'COMMIT', { command: 'ROLLBACK' }); // from the subscriber's afterQuery(), with pg's result
  */
 export function queryAnswered(queryRunner: QueryRunner, query: string, result: unknown): void {
-  if (query === 'COMMIT' && (result as { command?: unknown } | undefined)?.command === 'ROLLBACK') commitsRolledBack.add(queryRunner);
+  const command = (result as { command?: unknown } | undefined)?.command;
+  if (depthOf(queryRunner) > 0) {
+    if (query === 'COMMIT' && command === 'ROLLBACK') commitsRolledBack.add(queryRunner);
+    return;
+  }
+  const pending = pendingByRunner.get(queryRunner);
+  if (pending?.levels[0] && unreportedBlockOpen(queryRunner) === false) blockEnded(queryRunner, pending, command);
 }
 
 /**
@@ -93,14 +134,15 @@ export function transactionCommitted(queryRunner: QueryRunner): void {
   const pending = pendingByRunner.get(queryRunner);
   if (!pending) return;
   const depth = depthOf(queryRunner);
-  const done = merged(pending.levels.splice(depth + 1));
+  // TypeORM's outer COMMIT ends a block TypeORM did not report too (there is one per connection).
+  const done = merged(pending.levels.splice(depth > 0 ? depth + 1 : 0));
   if (depth > 0) {
     pending.levels[depth] = merged([pending.levels[depth], done]);
     return;
   }
   pendingByRunner.delete(queryRunner);
   if (pending.context) handOver(pending.context, done, pending.maxBytes);
-  for (const row of done.rows) if (row.context && !row.unconfirmed) row.context.recordedAtomically = true;
+  for (const row of done.rows) if (row.context && !row.unconfirmed) markRecorded(row.context);
 }
 
 /**
@@ -189,8 +231,12 @@ async function lookUp(queryRunner: QueryRunner, table: string, keys: RecordedAt[
 export interface RecordHold {
   /** The uncommitted changes of the manager's transaction, for the row; undefined when none. */
   readonly changes: EntityChanges | undefined;
-  /** The row is inserted (`at`: where, to confirm it before the outer COMMIT): once its transaction commits, the context's own row is not written. */
-  written(at?: RecordedAt): void;
+  /**
+   * The row is inserted (`at`: where, to confirm it before the outer COMMIT): once its transaction
+   * commits, the context's own row is not written. Outside a transaction TypeORM reports, on a
+   * query runner, it resolves once it is known whether a block is open; never rejects.
+   */
+  written(at?: RecordedAt): Promise<void> | void;
   /** The insert failed: the changes are held where they were. */
   failed(): void;
 }
@@ -198,25 +244,32 @@ export interface RecordHold {
 /**
  * Takes the uncommitted changes of the transaction `queryRunner` is in, for a row
  * `AuditService.record()` writes in it: they commit or roll back with that row. Outside a
- * transaction the row commits at once.
+ * transaction the row commits at once. On a query runner TypeORM reports in no transaction, a
+ * block opened some other way may be open (see {@link insideUnreportedBlock}): if one is, or that
+ * is unknown, the row stands for the request only if a look-up from another connection, bounded
+ * by `timeoutMs`, finds it committed when the request's row is decided.
  *
  * @example
- * const hold = holdForRecord(manager.queryRunner, currentAuditContext());
+ * const hold = holdForRecord(manager.queryRunner, currentAuditContext(), 5000);
  * try {
  *   await insert(withEntityChanges(entry, hold.changes));
- *   hold.written();
  * } catch (error) {
  *   hold.failed();
  *   throw error;
  * }
+ * await hold.written(at);
  */
-export function holdForRecord(queryRunner: QueryRunner | undefined, context: AuditContext | undefined): RecordHold {
+export function holdForRecord(queryRunner: QueryRunner | undefined, context: AuditContext | undefined, timeoutMs = 5000): RecordHold {
   const depth = queryRunner ? depthOf(queryRunner) : 0;
   if (!queryRunner || depth === 0) {
-    const committed = () => {
-      if (context) context.recordedAtomically = true;
+    const written = (at?: RecordedAt) => {
+      if (!context) return;
+      const owner = ownerOf(context);
+      // Only an open request's row waits on the answer.
+      if (!queryRunner || !at || owner.kind !== 'request' || owner.closed) return markRecorded(context);
+      return settleOutside(queryRunner, context, at, timeoutMs);
     };
-    return { changes: undefined, written: committed, failed: () => undefined };
+    return { changes: undefined, written, failed: () => undefined };
   }
   const pending = pendingOf(queryRunner, Infinity);
   const row: RecordedRow = { context, carried: [] };
@@ -236,6 +289,13 @@ export function holdForRecord(queryRunner: QueryRunner | undefined, context: Aud
     },
     failed: () => giveBack(pending, row, depth),
   };
+}
+
+/** A row written on a query runner in no transaction TypeORM reports: committed with its insert, unless a block is open. */
+async function settleOutside(queryRunner: QueryRunner, context: AuditContext, at: RecordedAt, timeoutMs: number): Promise<void> {
+  if ((await insideUnreportedBlock(queryRunner)) === false) return markRecorded(context);
+  const owner = ownerOf(context);
+  (owner.unsettled ??= []).push(() => committedElsewhere(queryRunner.dataSource, at, timeoutMs));
 }
 
 function pendingOf(queryRunner: QueryRunner, maxBytes: number): Pending {

@@ -124,6 +124,22 @@ describe('AuditedRequest', () => {
     expect(refused.written).toEqual([{ outcome: 'failure', statusCode: 409, result: undefined, error: undefined }]);
   });
 
+  it('asks an unsettled record() row whether it committed before deciding, and only for a success', async () => {
+    const settled = async (committed: boolean, statusCode: number) => {
+      const { request, response, written } = tracked();
+      let asked = 0;
+      request.scope.unsettled = [() => Promise.resolve((asked += 1) > 0 && committed)];
+      request.begin();
+      request.observe({ kind: 'settled', outcome: 'success' });
+      response.finish(statusCode);
+      await new Promise((resolve) => setImmediate(resolve));
+      return { asked, written: written.map((outcome) => outcome.outcome) };
+    };
+    expect(await settled(true, 201)).toEqual({ asked: 1, written: [] });
+    expect(await settled(false, 201)).toEqual({ asked: 1, written: ['success'] });
+    expect(await settled(true, 409)).toEqual({ asked: 0, written: ['failure'] });
+  });
+
   it('says so when the client went away before the response was finished', () => {
     const { request, response, written } = tracked();
     request.begin();

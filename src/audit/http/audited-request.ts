@@ -1,5 +1,5 @@
 import { type ExecutionContext } from '@nestjs/common';
-import { newAuditContext } from '../audit-context';
+import { newAuditContext, settleRecorded } from '../audit-context';
 import { type AuditOutcome } from '../audit-entry';
 import { type RawResponse } from './http-request';
 
@@ -95,11 +95,24 @@ export class AuditedRequest {
   /** Never rejects, so that a held response is always let go. */
   private recordNow(closed: 'client_closed' | undefined): Promise<void> {
     this.recorded = true;
+    this.scope.closed = true;
     try {
       const outcome = this.outcome(closed);
+      if (outcome?.outcome === 'success' && this.scope.unsettled) return this.settleThenRecord(closed);
       return outcome ? this.write(this, outcome).catch(() => undefined) : Promise.resolve();
     } catch {
       return Promise.resolve();
+    }
+  }
+
+  /** A `record()` row written in a transaction block TypeORM does not report stands for the request only if seen committed. */
+  private async settleThenRecord(closed: 'client_closed' | undefined): Promise<void> {
+    try {
+      await settleRecorded(this.scope);
+      const outcome = this.outcome(closed);
+      if (outcome) await this.write(this, outcome);
+    } catch {
+      // Never rejects, as recordNow().
     }
   }
 

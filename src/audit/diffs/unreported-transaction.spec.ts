@@ -1,0 +1,66 @@
+import { type DataSource, type QueryRunner } from 'typeorm';
+import { committedElsewhere, insideUnreportedBlock } from './unreported-transaction';
+
+const at = { id: '0193a3c0-0000-7000-8000-000000000001', occurredAt: '2026-12-04T10:00:00.000Z', table: '"audit_log"' };
+const source = (query: () => Promise<unknown>) => ({ query }) as unknown as DataSource;
+const runnerAnswering = (query: () => Promise<unknown>) => ({ query }) as unknown as QueryRunner;
+
+describe('a transaction block TypeORM does not report', () => {
+  it('is read from the status pg keeps for the connection, without a query', async () => {
+    const asked: string[] = [];
+    const withStatus = (status: unknown) =>
+      ({
+        databaseConnection: { getTransactionStatus: () => status },
+        query: (text: string) => {
+          asked.push(text);
+          return Promise.resolve([{ open: false }]);
+        },
+      }) as unknown as QueryRunner;
+    expect(await insideUnreportedBlock(withStatus('T'))).toBe(true);
+    expect(await insideUnreportedBlock(withStatus('E'))).toBe(true);
+    expect(await insideUnreportedBlock(withStatus('I'))).toBe(false);
+    expect(asked).toEqual([]);
+    // A status pg does not know: PostgreSQL is asked.
+    expect(await insideUnreportedBlock(withStatus(null))).toBe(false);
+    expect(asked).toHaveLength(1);
+  });
+
+  it('is seen, with a pg that keeps no status, by the transaction id the insert gave it, and is unknown when PostgreSQL cannot say', async () => {
+    expect(await insideUnreportedBlock(runnerAnswering(() => Promise.resolve([{ open: true }])))).toBe(true);
+    expect(await insideUnreportedBlock(runnerAnswering(() => Promise.resolve([{ open: false }])))).toBe(false);
+    expect(await insideUnreportedBlock(runnerAnswering(() => Promise.resolve([])))).toBeUndefined();
+    expect(await insideUnreportedBlock(runnerAnswering(() => Promise.reject(new Error('aborted'))))).toBeUndefined();
+  });
+
+  it('counts a row as committed only when another connection finds it, within the deadline', async () => {
+    expect(
+      await committedElsewhere(
+        source(() => Promise.resolve([{ '?column?': 1 }])),
+        at,
+        1000,
+      ),
+    ).toBe(true);
+    expect(
+      await committedElsewhere(
+        source(() => Promise.resolve([])),
+        at,
+        1000,
+      ),
+    ).toBe(false);
+    expect(
+      await committedElsewhere(
+        source(() => Promise.reject(new Error('too many clients'))),
+        at,
+        1000,
+      ),
+    ).toBe(false);
+    // A pool that never hands out a connection: the deadline answers.
+    expect(
+      await committedElsewhere(
+        source(() => new Promise(() => undefined)),
+        at,
+        5,
+      ),
+    ).toBe(false);
+  });
+});
