@@ -38,7 +38,7 @@ describe('the migration that adds the entities index', () => {
   /** A database with every migration before this one and a few rows, some naming entities in `changes`. */
   const trailBefore = async (name: string) => {
     await db.createDatabase(name);
-    await migrate(name, AUDIT_MIGRATIONS.slice(0, -1));
+    await migrate(name, AUDIT_MIGRATIONS.slice(0, AUDIT_MIGRATIONS.indexOf(AuditEntityChanges1766600000000)));
     await db.query(
       `INSERT INTO audit_log (id, occurred_at, action, entity_type, entity_id, outcome, changes, recorded_at)
        SELECT gen_random_uuid(), now() - g * interval '1 minute', 'a', 'NDA', 'e-' || g, 'success',
