@@ -16,6 +16,7 @@ import { forgedReport, ownHashBreak, sealStep, untrustedBreak } from './sealer-o
 import { checkNewestSeal, UntrustedSealError } from './seal-trust';
 import { AuditSealerConnection } from './sealer-connection';
 import { canInsertSeals, missingSealerPrivileges } from './sealer-roles';
+import { busyLimitMs, SealerBusyWatch } from './sealer-busy';
 import { SealerSession, SealTimeoutError } from './sealer-session';
 import { nextAttemptDelay, type SealerDeadlines, sealerDeadlines, sealingLag, stallWaitMs } from './sealer-timing';
 import { PIN_SEARCH_PATH_SQL, resolveTable } from './search-path';
@@ -97,6 +98,8 @@ export class AuditSealer implements OnApplicationBootstrap, BeforeApplicationShu
   private readonly connection: AuditSealerConnection;
   /** With credentials of its own: whether the app's role was checked for INSERT on the seal table. */
   private separationChecked = false;
+  /** Says so when the sealer's lock stays taken by another session for too long. */
+  private readonly busyWatch: SealerBusyWatch;
 
   constructor(
     @Inject(AUDIT_OPTIONS) private readonly options: ResolvedAuditOptions,
@@ -106,6 +109,7 @@ export class AuditSealer implements OnApplicationBootstrap, BeforeApplicationShu
     @Optional() connection?: AuditSealerConnection,
   ) {
     this.deadlines = sealerDeadlines(options.writeTimeoutMs);
+    this.busyWatch = new SealerBusyWatch(busyLimitMs(this.deadlines.stallMs));
     this.connection = connection ?? new AuditSealerConnection(options, repository);
   }
 
@@ -278,10 +282,13 @@ export class AuditSealer implements OnApplicationBootstrap, BeforeApplicationShu
       }
       await memory.persist();
       if (attempt.abandoned) return;
+      const heldTooLong = this.busyWatch.observe(busy);
       // Once per attempt: sealing waits for a process that holds the key (a rotation not rolled out yet), for unknownKeyGraceMs at most.
       if (unknownKey) {
         this.unknownKeySince ??= Date.now();
         this.failed(entryKeyUnknownError(unknownKey));
+      } else if (heldTooLong) {
+        this.failed(heldTooLong);
       } else {
         // Another instance's sealer holding the lock says nothing of the row waited for: the clock runs on.
         if (!busy) this.unknownKeySince = null;
