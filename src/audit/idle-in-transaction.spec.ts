@@ -1,4 +1,4 @@
-import { IDLE_MARGIN_MS, idleLimitMs, limitIdleTransaction } from './idle-in-transaction';
+import { COMMAND_IDLE_FLOOR_MS, commandIdleLimitMs, IDLE_MARGIN_MS, idleLimitMs, limitIdleTransaction } from './idle-in-transaction';
 
 describe('limitIdleTransaction', () => {
   const SET = "SET LOCAL idle_in_transaction_session_timeout = '6000ms'";
@@ -32,5 +32,13 @@ describe('idleLimitMs', () => {
   it('is the round trip deadline plus the margin', () => {
     expect(idleLimitMs(32_000)).toBe(32_000 + IDLE_MARGIN_MS);
     expect(IDLE_MARGIN_MS).toBe(1000);
+  });
+});
+
+describe('commandIdleLimitMs', () => {
+  it('is three times the timeout plus the margin, at least 10 s', () => {
+    expect(commandIdleLimitMs(30_000)).toBe(91_000);
+    expect(commandIdleLimitMs(500)).toBe(COMMAND_IDLE_FLOOR_MS);
+    expect(COMMAND_IDLE_FLOOR_MS).toBe(10_000);
   });
 });

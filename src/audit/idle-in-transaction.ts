@@ -4,6 +4,9 @@
  */
 export const IDLE_MARGIN_MS = 1000;
 
+/** The least idle limit of a command's transaction, whatever `--timeout-ms`: room for a command's own work between statements (a batch of rows checked, a file written) when `--timeout-ms` is small. */
+export const COMMAND_IDLE_FLOOR_MS = 10_000;
+
 /** A leading `BEGIN` or `START TRANSACTION` statement (with its modes), up to its `;` or the end. */
 const LEADING_BEGIN = /^\s*(?:BEGIN|START\s+TRANSACTION)\b[^;]*/i;
 
@@ -18,6 +21,18 @@ const LEADING_BEGIN = /^\s*(?:BEGIN|START\s+TRANSACTION)\b[^;]*/i;
  */
 export function idleLimitMs(roundTripMs: number): number {
   return roundTripMs + IDLE_MARGIN_MS;
+}
+
+/**
+ * The idle limit of a command's transaction (`audit-retention`, `audit-archive`, `audit-verify`):
+ * {@link idleLimitMs} of 3 × `timeoutMs` (the longest the command waits on a silent server), at
+ * least {@link COMMAND_IDLE_FLOOR_MS}.
+ *
+ * @example
+ * commandIdleLimitMs(30_000); // 91_000
+ */
+export function commandIdleLimitMs(timeoutMs: number): number {
+  return Math.max(COMMAND_IDLE_FLOOR_MS, idleLimitMs(3 * timeoutMs));
 }
 
 /**
