@@ -63,7 +63,8 @@ interface Attempt {
  * docs/INTEGRITY.md): a connection `max(writeTimeoutMs, 5 s)`, a round trip its `statement_timeout`
  * plus `writeTimeoutMs` (then the connection is destroyed, out of the pool), a file operation of the
  * chain memory `writeTimeoutMs`; an attempt that makes no progress for longer than those is given
- * up as failed, so that the next one never waits behind it. It remembers the newest seal it made or saw
+ * up as failed, so that the next one never waits behind it; its lock found taken by another session
+ * for too long fails each attempt too ({@link SealerBusyWatch}). It remembers the newest seal it made or saw
  * (in memory, and in `<spoolDir>/integrity/` with a spool): when the database's seals no longer
  * continue it, it seals nothing more and says so (`audit.chain_broken`, a Sentry error, health).
  * It seals on the app's DataSource, or with `integrity.sealerDatabaseUrl` on a pool of its own
