@@ -22,6 +22,7 @@ export const AUDIT_ERROR_CODES = {
   erasureKeyMissing: 'AUDIT_ERASURE_KEY_MISSING',
   sealerRoleShared: 'AUDIT_SEALER_ROLE_SHARED',
   sealerPrivilege: 'AUDIT_SEALER_PRIVILEGE',
+  sealerBusy: 'AUDIT_SEALER_BUSY',
   dbTimeout: 'AUDIT_DB_TIMEOUT',
 } as const;
 
@@ -285,6 +286,30 @@ export class AuditSealerPrivilegeError extends Error {
   static missing(privileges: readonly string[]): AuditSealerPrivilegeError {
     return new AuditSealerPrivilegeError(
       `the sealer's role (integrity.sealerDatabaseUrl) lacks ${privileges.join(', ')}: nothing is sealed until it is granted (see docs/INTEGRITY.md, "Roles")`,
+    );
+  }
+}
+
+/**
+ * Another session has held the sealer's lock for longer than any sealing attempt or retention run
+ * of this configuration takes: each attempt that finds it taken from then on fails with it (an
+ * `audit.seal_failed` line), until the lock is free.
+ *
+ * @example
+ * AuditSealerBusyError.since(600_000).code; // 'AUDIT_SEALER_BUSY'
+ */
+export class AuditSealerBusyError extends Error {
+  override readonly name = 'AuditSealerBusyError';
+  readonly code = AUDIT_ERROR_CODES.sealerBusy;
+
+  private constructor(message: string) {
+    super(message);
+  }
+
+  static since(ms: number): AuditSealerBusyError {
+    return new AuditSealerBusyError(
+      `another session has held the sealer's lock for ${Math.round(ms / 1000)} s: nothing is sealed meanwhile. ` +
+        `Find it in pg_stat_activity (pg_locks, locktype 'advisory'); an 'idle in transaction' one is a client that is gone (see docs/RUNBOOK.md)`,
     );
   }
 }

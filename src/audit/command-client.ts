@@ -1,5 +1,6 @@
 import { Client } from 'pg';
 import { AuditDbTimeoutError } from './audit.errors';
+import { commandIdleLimitMs, limitIdleTransaction } from './idle-in-transaction';
 
 /** `pg_stat_activity.state` of a backend that is running a statement. */
 const RUNNING_STATES: readonly (string | null)[] = ['active', 'fastpath function call'];
@@ -18,7 +19,11 @@ type Call = (...args: unknown[]) => unknown;
  *   `statement_timeout` bounds); when it answers anything else, or nothing within `timeoutMs`,
  *   the connection is given up (its socket destroyed) and every query under way on it fails with
  *   {@link AuditDbTimeoutError} (`step` `query`);
- * - `end()` waits `timeoutMs` at most for the server's goodbye.
+ * - `end()` waits `timeoutMs` at most for the server's goodbye;
+ * - a transaction begun with a string that starts with `BEGIN` sets
+ *   `idle_in_transaction_session_timeout` to 3 × `timeoutMs` plus a second, at least 10 s: when the command is
+ *   cut off (a partition the server never hears of), its transaction ends on the server, with the
+ *   locks it holds, that long after its last statement, not when TCP keepalive gives up (hours).
  * A dead peer is thus noticed within about 3 × `timeoutMs`; a live statement is never cut.
  *
  * @example
@@ -92,6 +97,7 @@ function watchSilence(client: Client, url: string, timeoutMs: number): void {
     query: (...args: unknown[]) => {
       if (failure) return Promise.reject(failure);
       if (pending.size === 0) heard = Date.now();
+      if (typeof args[0] === 'string') args[0] = limitIdleTransaction(args[0], commandIdleLimitMs(timeoutMs));
       const sent = query(...args);
       if (typeof (sent as Promise<unknown> | undefined)?.then !== 'function') return sent;
       return new Promise((resolve, reject) => {

@@ -41,6 +41,22 @@ describe('DbSession', () => {
     expect(c.release).toHaveBeenCalledWith(shutdown);
   });
 
+  it('limits the idle time of every transaction it begins on the server, in the BEGIN round trip', async () => {
+    const c = client(() => Promise.resolve({ rows: [] }));
+    const session = await DbSession.checkout(pool(c), { connectMs: 1000, roundTripMs: 5200, timeout });
+    await session.startTransaction();
+    await session.query(`BEGIN; SET LOCAL statement_timeout = '5000ms'`);
+    await session.query('SELECT 1');
+    const own = await DbSession.checkout(pool(c), { connectMs: 1000, roundTripMs: 5200, timeout, idleInTransactionMs: 9000 });
+    await own.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
+    expect(c.query.mock.calls.map(([sql]) => sql)).toEqual([
+      "BEGIN; SET LOCAL idle_in_transaction_session_timeout = '6200ms'",
+      "BEGIN; SET LOCAL idle_in_transaction_session_timeout = '6200ms'; SET LOCAL statement_timeout = '5000ms'",
+      'SELECT 1',
+      "BEGIN ISOLATION LEVEL REPEATABLE READ; SET LOCAL idle_in_transaction_session_timeout = '9000ms'",
+    ]);
+  });
+
   it('a connection not taken within connectMs fails with the connect error', async () => {
     const opening = DbSession.checkout({ connect: () => new Promise(() => undefined) }, { connectMs: 500, roundTripMs: 1000, timeout });
     jest.advanceTimersByTime(500);

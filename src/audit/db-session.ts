@@ -1,3 +1,5 @@
+import { idleLimitMs, limitIdleTransaction } from './idle-in-transaction';
+
 /** The parts of a `pg` client a {@link DbSession} uses. */
 export interface DbClient {
   query(text: string, values?: unknown[]): Promise<unknown>;
@@ -23,6 +25,8 @@ export interface DbSessionDeadlines {
   timeout: (step: 'connect' | 'query', ms: number) => Error;
   /** Told whenever a round trip settles. */
   onProgress?: () => void;
+  /** The server's limit on this session's idle transaction (`idle_in_transaction_session_timeout`); default `roundTripMs` plus a second. */
+  idleInTransactionMs?: number;
 }
 
 /**
@@ -32,7 +36,11 @@ export interface DbSessionDeadlines {
  * `statement_timeout`, and `pg` has no deadline of its own. Taking the connection may last
  * `connectMs`, each round trip `roundTripMs`. A round trip past its deadline, or
  * {@link DbSession.abandon}, destroys the connection's socket and takes it out of the pool, so
- * that nobody waits on it and the pool never hands it out again. It offers what the module uses
+ * that nobody waits on it and the pool never hands it out again. The server never hears of that
+ * in a partition: every transaction begun on the session (a string that starts with `BEGIN`)
+ * therefore sets `idle_in_transaction_session_timeout` (`idleInTransactionMs`) in its first round
+ * trip, so that a transaction whose client is gone ends on the server, with its locks, soon after
+ * instead of when the server's TCP keepalive gives up (hours). It offers what the module uses
  * of a TypeORM `QueryRunner`.
  *
  * @example
@@ -90,11 +98,11 @@ export class DbSession {
     return this.failure !== null;
   }
 
-  /** Rows of the statement (of the last one, for several in one string); rejects past `roundTripMs`. */
+  /** Rows of the statement (of the last one, for several in one string); rejects past `roundTripMs`. A leading `BEGIN` gets the idle limit. */
   query(sql: string, parameters?: unknown[]): Promise<unknown> {
     if (this.failure) return Promise.reject(this.failure);
-    const { roundTripMs, timeout, onProgress } = this.deadlines;
-    const sent = this.client.query(sql, parameters);
+    const { roundTripMs, timeout, onProgress, idleInTransactionMs = idleLimitMs(roundTripMs) } = this.deadlines;
+    const sent = this.client.query(limitIdleTransaction(sql, idleInTransactionMs), parameters);
     return new Promise((resolve, reject) => {
       const fail = (error: Error) => {
         clearTimeout(timer);

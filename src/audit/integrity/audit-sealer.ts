@@ -16,6 +16,7 @@ import { forgedReport, ownHashBreak, sealStep, untrustedBreak } from './sealer-o
 import { checkNewestSeal, UntrustedSealError } from './seal-trust';
 import { AuditSealerConnection } from './sealer-connection';
 import { canInsertSeals, missingSealerPrivileges } from './sealer-roles';
+import { busyLimitMs, SealerBusyWatch } from './sealer-busy';
 import { SealerSession, SealTimeoutError } from './sealer-session';
 import { nextAttemptDelay, type SealerDeadlines, sealerDeadlines, sealingLag, stallWaitMs } from './sealer-timing';
 import { PIN_SEARCH_PATH_SQL, resolveTable } from './search-path';
@@ -62,7 +63,8 @@ interface Attempt {
  * docs/INTEGRITY.md): a connection `max(writeTimeoutMs, 5 s)`, a round trip its `statement_timeout`
  * plus `writeTimeoutMs` (then the connection is destroyed, out of the pool), a file operation of the
  * chain memory `writeTimeoutMs`; an attempt that makes no progress for longer than those is given
- * up as failed, so that the next one never waits behind it. It remembers the newest seal it made or saw
+ * up as failed, so that the next one never waits behind it; its lock found taken by another session
+ * for too long fails each attempt too ({@link SealerBusyWatch}). It remembers the newest seal it made or saw
  * (in memory, and in `<spoolDir>/integrity/` with a spool): when the database's seals no longer
  * continue it, it seals nothing more and says so (`audit.chain_broken`, a Sentry error, health).
  * It seals on the app's DataSource, or with `integrity.sealerDatabaseUrl` on a pool of its own
@@ -97,6 +99,8 @@ export class AuditSealer implements OnApplicationBootstrap, BeforeApplicationShu
   private readonly connection: AuditSealerConnection;
   /** With credentials of its own: whether the app's role was checked for INSERT on the seal table. */
   private separationChecked = false;
+  /** Says so when the sealer's lock stays taken by another session for too long. */
+  private readonly busyWatch: SealerBusyWatch;
 
   constructor(
     @Inject(AUDIT_OPTIONS) private readonly options: ResolvedAuditOptions,
@@ -106,6 +110,7 @@ export class AuditSealer implements OnApplicationBootstrap, BeforeApplicationShu
     @Optional() connection?: AuditSealerConnection,
   ) {
     this.deadlines = sealerDeadlines(options.writeTimeoutMs);
+    this.busyWatch = new SealerBusyWatch(busyLimitMs(this.deadlines.stallMs));
     this.connection = connection ?? new AuditSealerConnection(options, repository);
   }
 
@@ -278,10 +283,13 @@ export class AuditSealer implements OnApplicationBootstrap, BeforeApplicationShu
       }
       await memory.persist();
       if (attempt.abandoned) return;
+      const heldTooLong = this.busyWatch.observe(busy);
       // Once per attempt: sealing waits for a process that holds the key (a rotation not rolled out yet), for unknownKeyGraceMs at most.
       if (unknownKey) {
         this.unknownKeySince ??= Date.now();
         this.failed(entryKeyUnknownError(unknownKey));
+      } else if (heldTooLong) {
+        this.failed(heldTooLong);
       } else {
         // Another instance's sealer holding the lock says nothing of the row waited for: the clock runs on.
         if (!busy) this.unknownKeySince = null;

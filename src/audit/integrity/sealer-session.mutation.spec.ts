@@ -167,7 +167,9 @@ describe('SealerSession, step by step', () => {
     await session.startTransaction();
     await session.rollbackTransaction();
     expect(session.isTransactionActive).toBe(false);
-    expect(c.query.mock.calls.map(([sql]) => sql)).toEqual(['BEGIN', 'COMMIT', 'BEGIN', 'COMMIT', 'BEGIN', 'ROLLBACK']);
+    // Each BEGIN limits its idle transaction on the server: the round trip's deadline (500 ms) plus a second.
+    const begin = "BEGIN; SET LOCAL idle_in_transaction_session_timeout = '1500ms'";
+    expect(c.query.mock.calls.map(([sql]) => sql)).toEqual([begin, 'COMMIT', begin, 'COMMIT', begin, 'ROLLBACK']);
   });
 
   it('releases once, and stops listening for socket errors when released', async () => {

@@ -10,16 +10,13 @@ import { sleep, TestPostgres } from './support/postgres';
 
 const WRITE_TIMEOUT_MS = 200;
 
-// docs/PRIVACY.md: an erase() the network leaves unanswered "fails it with AUDIT_DB_TIMEOUT ...
-// before the COMMIT was sent, the error says nothing was erased ... Erasing the subject again is
-// safe either way" (and test/erasure-blackhole.e2e-spec.ts: once the network is back, an erasure
-// goes through). erase() runs BEGIN, audit_log_erase(), the entry's INSERT and COMMIT as separate
-// round trips, with statement_timeout but no idle_in_transaction_session_timeout. A partition after
-// audit_log_erase() ran leaves the server's session idle in transaction, holding the subject's rows
-// locked and a transaction id: the caller is told nothing was erased, and every later erase() of that
-// subject waits for those row locks and fails, until the server's TCP keepalive ends the session
-// (Linux defaults: over two hours). Its transaction id also holds back the sealer's horizon.
-describe('probe: an erase() partitioned inside its transaction', () => {
+// docs/PRIVACY.md: an erase() the network leaves unanswered fails with AUDIT_DB_TIMEOUT, and
+// "Erasing the subject again is safe either way": once the network is back, erasing the subject
+// again goes through, even when the partition cut the first erase() off after audit_log_erase()
+// ran on the server. Its transaction sets idle_in_transaction_session_timeout (its round trip's
+// deadline plus a second), so the server ends the orphaned session, and its row locks, soon after,
+// not when the server's TCP keepalive gives up (over two hours on Linux defaults).
+describe('an erase() partitioned inside its transaction', () => {
   const entryKey = randomBytes(32).toString('base64');
   let db: TestPostgres;
   let proxy: PartitionProxy;

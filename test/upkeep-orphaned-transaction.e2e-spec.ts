@@ -6,16 +6,12 @@ import { PartitionProxy } from './support/partition-proxy';
 import { sleep, TestPostgres } from './support/postgres';
 
 // docs/LIFECYCLE.md: the upkeep's function attaches a month "with ACCESS EXCLUSIVE on the new table
-// and on the default partition" and "Inserts then wait only for the function's own work (a few
-// milliseconds ...), never for another session"; docs/GUIDE.md: reads that time out in a silent
-// partition "never hold the read pool" and answer again once the network is back
-// (test/query-read-partition.e2e-spec.ts). The upkeep runs BEGIN, the function and COMMIT as
-// separate round trips, with no idle_in_transaction_session_timeout: a partition after the function
-// returned leaves the server's session idle in transaction, holding ACCESS EXCLUSIVE on
-// audit_log_default until the server's TCP keepalive ends it (Linux defaults: over two hours).
-// Every read of the trail (pages, exports, the sealer's) scans that partition and waits for it, and
-// so does every insert of a row no month partition takes.
-describe('probe: partition upkeep partitioned inside its transaction', () => {
+// and on the default partition", and "Inserts then wait only for the function's own work": an upkeep
+// cut off by a silent partition before its COMMIT leaves the server's session idle in transaction,
+// holding that lock, and every read of the trail waits for it. The upkeep's transaction sets
+// idle_in_transaction_session_timeout (its round trip's deadline plus a second), so the server ends
+// it soon after and reads answer again once the network is back, not when TCP keepalive gives up.
+describe('partition upkeep partitioned inside its transaction', () => {
   let db: TestPostgres;
   let proxy: PartitionProxy;
   let app: INestApplication | undefined;
@@ -49,15 +45,15 @@ describe('probe: partition upkeep partitioned inside its transaction', () => {
     await db.query(`ALTER TABLE audit_log DETACH PARTITION ${newest}`, [], 'trail');
     await db.query(`DROP TABLE ${newest}`, [], 'trail');
     await db.query(
-      `CREATE FUNCTION probe_slow_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$
+      `CREATE FUNCTION slow_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$
        BEGIN
-         IF current_setting('probe.slept', true) IS DISTINCT FROM 'yes' AND EXISTS (SELECT FROM pg_catalog.pg_locks WHERE pid = pg_catalog.pg_backend_pid()
+         IF current_setting('upkeep_test.slept', true) IS DISTINCT FROM 'yes' AND EXISTS (SELECT FROM pg_catalog.pg_locks WHERE pid = pg_catalog.pg_backend_pid()
               AND relation = 'public.audit_log_default'::regclass AND mode = 'AccessExclusiveLock') THEN
-           PERFORM pg_catalog.set_config('probe.slept', 'yes', true);
+           PERFORM pg_catalog.set_config('upkeep_test.slept', 'yes', true);
            PERFORM pg_catalog.pg_sleep(2);
          END IF;
        END $$;
-       CREATE EVENT TRIGGER probe_slow_attach ON ddl_command_end EXECUTE FUNCTION probe_slow_ddl()`,
+       CREATE EVENT TRIGGER slow_attach ON ddl_command_end EXECUTE FUNCTION slow_ddl()`,
       [],
       'trail',
     );
@@ -72,7 +68,7 @@ describe('probe: partition upkeep partitioned inside its transaction', () => {
     await sleep(1000);
     proxy.heal();
     await upkeep;
-    await db.query(`DROP EVENT TRIGGER probe_slow_attach`, [], 'trail');
+    await db.query(`DROP EVENT TRIGGER slow_attach`, [], 'trail');
 
     const read = await eventually(
       () =>

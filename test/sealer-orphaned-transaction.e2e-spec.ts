@@ -7,17 +7,12 @@ import { PartitionProxy } from './support/partition-proxy';
 import { sleep, TestPostgres } from './support/postgres';
 import { StderrCapture } from './support/stderr';
 
-// INTEGRITY.md, "Never in the way": a sealing failure "retries with backoff (up to a minute) and
-// catches up by itself", and "An attempt that makes no progress for longer than those is given up
-// as a failure, so the next attempt never waits behind it, on a fresh connection". The seal's
-// transaction spans several round trips under `pg_try_advisory_xact_lock`, with
-// statement_timeout and lock_timeout but no idle_in_transaction_session_timeout: a partition
-// between two of its statements leaves the server's session idle in transaction, holding the
-// sealer's lock (and an AccessShareLock on audit_log and its partitions). The app gives the
-// connection up at its deadline, but the server never hears of it: every later attempt, on this
-// instance or any other, finds the lock taken ('busy', not even a failure) and no row is sealed
-// again until the server's TCP keepalive ends the session.
-describe('probe: a sealer partitioned inside its transaction', () => {
+// docs/INTEGRITY.md, "Never in the way": a sealer cut off by a silent partition inside its
+// transaction (the server never hears of it, and its session would hold the sealer's advisory lock
+// until TCP keepalive gives up, hours later) seals again soon after the network is back, on this
+// instance or any other: each transaction of the sealer sets idle_in_transaction_session_timeout
+// (its round trip's deadline plus a second), so the server ends the orphaned one and its lock.
+describe('a sealer partitioned inside its transaction', () => {
   let db: TestPostgres;
   let proxy: PartitionProxy;
   let app: INestApplication | undefined;
