@@ -230,7 +230,10 @@ export class AuditSealer implements OnApplicationBootstrap, BeforeApplicationShu
         }
         const memory =
           this.memory ??
-          new ChainMemory(this.trail, chainMemoryFile(this.options.spoolDir, this.trail), { timeoutMs: this.options.writeTimeoutMs });
+          new ChainMemory(this.trail, chainMemoryFile(this.options.spoolDir, this.trail), {
+            timeoutMs: this.options.writeTimeoutMs,
+            disk: this.options.spoolDir ?? undefined,
+          });
         if (!this.memory) await memory.load();
         this.memory = memory;
         // Checked before the newest seal is witnessed again: a cut chain's newest seal is never witnessed.

@@ -55,7 +55,7 @@ export class AuditQuarantine {
     private readonly secrets: readonly string[] = [],
     { files = nodeSpoolFiles, timeoutMs = 2000 }: QuarantineFiles = {},
   ) {
-    this.files = boundedFiles(files, timeoutMs);
+    this.files = boundedFiles(files, timeoutMs, spoolDir ?? undefined);
   }
 
   /** Entries quarantined since start. */
