@@ -97,6 +97,22 @@ describe('one gate per disk', () => {
     expect([quarantine.timeouts, spool.timeouts, memory.timeouts]).toEqual([1, 0, 0]);
   });
 
+  it('refuses a call that waited its turn past its own deadline without handing it to the disk, and counts nothing', async () => {
+    const disk = heldDisk();
+    const dir = diskDir();
+    const spool = boundedFiles(disk.files, 10_000, dir);
+    const memory = boundedFiles(disk.files, 100, dir);
+    const onDisk = [spool.readdir(dir), spool.readFile('segment')];
+    await expect(memory.readFile('chain')).rejects.toMatchObject({ code: 'AUDIT_DISK_TIMEOUT', operation: 'readFile', stalled: true });
+    expect({ reached: disk.state.reached, timeouts: [spool.timeouts, memory.timeouts], stalled: memory.stalled }).toEqual({
+      reached: 2,
+      timeouts: [0, 0],
+      stalled: false,
+    });
+    await disk.releaseAll();
+    await expect(Promise.all(onDisk)).resolves.toEqual([['segment'], '{}']);
+  });
+
   it('keeps disks apart: a hung call on one directory refuses nothing on another', async () => {
     const disk = heldDisk();
     const hungDir = diskDir();
