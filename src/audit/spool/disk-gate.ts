@@ -16,7 +16,8 @@ export const DISK_CALLS_IN_FLIGHT = 2;
  * (once per hung call), `onLate` with the value of one that returned after it.
  *
  * @example
- * const hooks: DiskCallHooks<number> = { onTimeout: () => (timeouts += 1) };
+ * let given = 0;
+ * const hooks: DiskCallHooks<string[]> = { onTimeout: () => (given += 1), onLate: (names) => console.log(names) };
  */
 export interface DiskCallHooks<T> {
   onTimeout?: () => void;
