@@ -8,7 +8,7 @@ import { AuditService } from './audit.service';
 import { RingBuffer } from './ring-buffer';
 import { type AuditEventName, type AuditReporter, type ConsoleSink } from './sinks';
 import { FileSpool } from './spool';
-import { ChainMemory, chainMemoryFile } from './integrity/chain-memory';
+import { chainMemoryFor } from './integrity/chain-memory';
 import { leftoverDir } from '../../test/support/leftovers';
 
 // docs/FAILURES.md, the row "a spool or quarantine file operation does not return within
@@ -114,7 +114,7 @@ describe('AuditService on one hung disk under spoolDir', () => {
 
     // The chain memory under the same spoolDir (as the sealer makes it) is refused the disk too.
     const trail = 'audit/audit_log';
-    const memory = new ChainMemory(trail, chainMemoryFile(dir, trail), { timeoutMs: TIMEOUT_MS, disk: dir });
+    const memory = chainMemoryFor(trail, options);
     memory.remember(1, Buffer.alloc(32, 1));
     await expect(memory.persist()).rejects.toMatchObject({ code: 'AUDIT_DISK_TIMEOUT', stalled: true });
     expect({ hungCalls: held.length, diskTimeouts: service.status().diskTimeouts }).toEqual({ hungCalls: 1, diskTimeouts: 1 });

@@ -54,6 +54,20 @@ export function chainMemoryFile(spoolDir: string | null, trail: string): string 
   return join(spoolDir, MEMORY_DIR, `chain-${createHash('sha256').update(trail).digest('hex').slice(0, 16)}.json`);
 }
 
+/**
+ * The sealer's chain memory of `trail`: its file under `spoolDir`, whose disk gate it shares with
+ * the spool and the quarantine, each call bounded by `writeTimeoutMs`.
+ *
+ * @example
+ * const memory = chainMemoryFor('audit/audit_log', { spoolDir: '/var/spool/audit', writeTimeoutMs: 2000 });
+ */
+export function chainMemoryFor(trail: string, options: { spoolDir: string | null; writeTimeoutMs: number }): ChainMemory {
+  return new ChainMemory(trail, chainMemoryFile(options.spoolDir, trail), {
+    timeoutMs: options.writeTimeoutMs,
+    disk: options.spoolDir ?? undefined,
+  });
+}
+
 type Query = (sql: string, parameters: unknown[]) => Promise<unknown>;
 
 /**
