@@ -183,7 +183,8 @@ export class AuditFallback {
 
   /**
    * Replays the spool (see {@link AuditSpool.replay}), reporting each line it had to skip. A replay
-   * that stopped at a file operation past its deadline counts in `diskTimeouts`.
+   * that stopped at a file operation past its deadline counts in `diskTimeouts` (not one refused
+   * the disk because an earlier call on it hung: that call was counted).
    */
   async replay(spool: AuditSpool, insert: (records: AuditRecord[]) => Promise<void>, batchSize: number): Promise<number> {
     try {
@@ -363,9 +364,11 @@ function readableContext(entry: unknown): Record<string, string | null> {
   return context;
 }
 
+/** A call of its own that hung: one refused, not begun, because another call on the disk hung (`stalled`) is counted there. */
 function isDiskTimeout(error: unknown): boolean {
-  const { code, cause } = (error ?? {}) as { code?: unknown; cause?: { code?: unknown } };
-  return code === SPOOL_ERROR_CODES.diskTimeout || cause?.code === SPOOL_ERROR_CODES.diskTimeout;
+  const { code, cause } = (error ?? {}) as { code?: unknown; cause?: unknown };
+  const timeout = (code === SPOOL_ERROR_CODES.diskTimeout ? error : cause) as { code?: unknown; stalled?: unknown } | undefined;
+  return timeout?.code === SPOOL_ERROR_CODES.diskTimeout && timeout.stalled !== true;
 }
 
 function safeText(error: unknown): string {

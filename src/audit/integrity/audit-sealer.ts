@@ -8,7 +8,7 @@ import { AuditSealerPrivilegeError, sealerRoleSharedWarning } from '../audit.err
 import { sanitizeDbError } from '../db-error';
 import { dataSourcePool } from '../db-session';
 import { AUDIT_EVENTS, AuditReporter, ConsoleSink } from '../sinks';
-import { type ChainBreak, ChainBrokenError, ChainMemory, chainMemoryFile } from './chain-memory';
+import { type ChainBreak, ChainBrokenError, type ChainMemory, chainMemoryFor } from './chain-memory';
 import { entryKeyUnknownError, type ForgedRow } from './entry-auth';
 import { type Seal } from './seal';
 import { newestSeal, sealOnce, sealTableOf, trailName, type UnknownKeyRow } from './seal-store';
@@ -233,9 +233,7 @@ export class AuditSealer implements OnApplicationBootstrap, BeforeApplicationShu
           const missing = await missingSealerPrivileges(query, quoteTablePath(this.table), sealTableOf(this.table));
           if (missing.length > 0) throw AuditSealerPrivilegeError.missing(missing);
         }
-        const memory =
-          this.memory ??
-          new ChainMemory(this.trail, chainMemoryFile(this.options.spoolDir, this.trail), { timeoutMs: this.options.writeTimeoutMs });
+        const memory = this.memory ?? chainMemoryFor(this.trail, this.options);
         if (!this.memory) await memory.load();
         this.memory = memory;
         // Checked before the newest seal is witnessed again: a cut chain's newest seal is never witnessed.

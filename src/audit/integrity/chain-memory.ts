@@ -54,6 +54,20 @@ export function chainMemoryFile(spoolDir: string | null, trail: string): string 
   return join(spoolDir, MEMORY_DIR, `chain-${createHash('sha256').update(trail).digest('hex').slice(0, 16)}.json`);
 }
 
+/**
+ * The sealer's chain memory of `trail`: its file under `spoolDir`, whose disk gate it shares with
+ * the spool and the quarantine, each call bounded by `writeTimeoutMs`.
+ *
+ * @example
+ * const memory = chainMemoryFor('audit/audit_log', { spoolDir: '/var/spool/audit', writeTimeoutMs: 2000 });
+ */
+export function chainMemoryFor(trail: string, options: { spoolDir: string | null; writeTimeoutMs: number }): ChainMemory {
+  return new ChainMemory(trail, chainMemoryFile(options.spoolDir, trail), {
+    timeoutMs: options.writeTimeoutMs,
+    disk: options.spoolDir ?? undefined,
+  });
+}
+
 type Query = (sql: string, parameters: unknown[]) => Promise<unknown>;
 
 /**
@@ -61,8 +75,9 @@ type Query = (sql: string, parameters: unknown[]) => Promise<unknown>;
  * restarts (0600, fsynced, replaced by an atomic rename). With nothing remembered yet (the first
  * start, or no file) the database's newest seal is taken as it is. Every file operation has the
  * spool's deadline (`timeoutMs`, the module's `writeTimeoutMs`; see `boundedFiles`): past it, a
- * `DiskTimeoutError` (`AUDIT_DISK_TIMEOUT`), and until the hung call returns every new one fails at once, so a
- * second write never starts beside it; a hung write that ends late never renames its file into place.
+ * `DiskTimeoutError` (`AUDIT_DISK_TIMEOUT`), and until the hung call returns every new one on that
+ * disk (the spool's and the quarantine's too, with `disk`) fails at once, so a second write never
+ * starts beside it; a hung write that ends late never renames its file into place.
  *
  * @example
  * const memory = new ChainMemory('audit/audit_log', chainMemoryFile(spoolDir, 'audit/audit_log'), { timeoutMs: 2000 });
@@ -75,13 +90,16 @@ export class ChainMemory {
 
   private readonly files: SpoolFiles;
 
-  /** `timeoutMs`: each file operation's deadline (default 2000); `files`: the file system (a seam for tests). */
+  /**
+   * `timeoutMs`: each file operation's deadline (default 2000); `disk`: the directory whose disk gate
+   * it shares (the `spoolDir`, with the spool and the quarantine); `files`: the file system (a seam for tests).
+   */
   constructor(
     readonly trail: string,
     readonly file: string | null,
-    { timeoutMs = 2000, files = nodeSpoolFiles }: { timeoutMs?: number; files?: SpoolFiles } = {},
+    { timeoutMs = 2000, disk, files = nodeSpoolFiles }: { timeoutMs?: number; disk?: string; files?: SpoolFiles } = {},
   ) {
-    this.files = boundedFiles(files, timeoutMs);
+    this.files = boundedFiles(files, timeoutMs, disk);
   }
 
   /** What is remembered, or null. */

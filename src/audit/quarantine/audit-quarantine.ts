@@ -33,7 +33,8 @@ export interface QuarantineResult {
  *
  * No file operation is waited for longer than `timeoutMs`: past it, the entries of the `put` are
  * on their stderr lines (with `file: null` and `fileError`), counted in `diskTimeouts`, and later
- * puts skip the file until the hung call returns. A file whose write failed or hung takes no more
+ * puts skip the file until the hung call returns. The disk's gate is the spool's (`spoolDir`): a call
+ * of the spool or the chain memory that hung there skips the file too. A file whose write failed or hung takes no more
  * lines: the next put begins a new one, so a late write never runs into it.
  *
  * @example
@@ -55,7 +56,7 @@ export class AuditQuarantine {
     private readonly secrets: readonly string[] = [],
     { files = nodeSpoolFiles, timeoutMs = 2000 }: QuarantineFiles = {},
   ) {
-    this.files = boundedFiles(files, timeoutMs);
+    this.files = boundedFiles(files, timeoutMs, spoolDir ?? undefined);
   }
 
   /** Entries quarantined since start. */

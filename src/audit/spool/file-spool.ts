@@ -86,7 +86,7 @@ export class FileSpool implements AuditSpool {
    */
   static async open(dir: string, options: FileSpoolOptions): Promise<FileSpool> {
     const given = options.files ?? nodeSpoolFiles;
-    const files = options.timeoutMs === undefined ? given : boundedFiles(given, options.timeoutMs);
+    const files = options.timeoutMs === undefined ? given : boundedFiles(given, options.timeoutMs, dir);
     await files.mkdir(dir, 0o700);
     const owner = new SpoolOwner(dir, files, options.leaseMs ?? 30_000);
     await owner.beat();

@@ -8,16 +8,16 @@ import { AuditService } from './audit.service';
 import { RingBuffer } from './ring-buffer';
 import { type AuditEventName, type AuditReporter, type ConsoleSink } from './sinks';
 import { FileSpool } from './spool';
+import { chainMemoryFor } from './integrity/chain-memory';
 import { leftoverDir } from '../../test/support/leftovers';
 
 // docs/FAILURES.md, the row "a spool or quarantine file operation does not return within
 // writeTimeoutMs (a hung disk: open, write, fsync, read…)": "No new call reaches that disk until
-// the hung one returns" (bounded-files.ts: "so hung calls never pile up in Node's thread pool").
-// The spool (`spoolDir`), the quarantine (`<spoolDir>/quarantine/`) and the chain memory
-// (`<spoolDir>/integrity/`) live on one disk, but each wraps the file system in a gate of its own:
-// a disk that hung the quarantine's fsync is handed the spool's next append all the same, and each
-// hung call keeps one of the four threads of libuv's pool (which dns.lookup for the database's host,
-// crypto and every other file call share) for as long as the disk hangs.
+// the hung one returns". The spool (`spoolDir`), the quarantine (`<spoolDir>/quarantine/`) and the
+// chain memory (`<spoolDir>/integrity/`) live on one disk and share its one gate: a disk that hung
+// the quarantine's fsync is not handed the spool's next append, nor the chain memory's read, so a
+// hung disk keeps at most one of the four threads of libuv's pool (which dns.lookup for the
+// database's host, crypto and every other file call share) once a call has hung.
 const TIMEOUT_MS = 300;
 const LIVENESS_MS = 5000;
 
@@ -47,7 +47,7 @@ async function settlesWithin(promise: Promise<unknown>, ms = LIVENESS_MS): Promi
   return settled;
 }
 
-describe('probe: one hung disk under spoolDir', () => {
+describe('AuditService on one hung disk under spoolDir', () => {
   let dir: string;
   const held: (() => void)[] = [];
   let service: AuditService | undefined;
@@ -61,7 +61,7 @@ describe('probe: one hung disk under spoolDir', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  it('once a call on it hangs, no other call reaches that disk', async () => {
+  it("hands the disk no other call, of the spool or the chain memory, once the quarantine's fsync hung; counts that call once", async () => {
     // From here on, every fsync of a file under spoolDir waits for the disk, which never answers.
     const realOpen = fsp.open.bind(fsp);
     jest.spyOn(fsp, 'open').mockImplementation(async (path, flags, mode) => {
@@ -110,6 +110,13 @@ describe('probe: one hung disk under spoolDir', () => {
     table.down = true;
     expect(await settlesWithin(service.log(entry('nda-1')))).toBe(true);
     expect(events).toContain('audit.buffered');
+    expect({ hungCalls: held.length, diskTimeouts: service.status().diskTimeouts }).toEqual({ hungCalls: 1, diskTimeouts: 1 });
+
+    // The chain memory under the same spoolDir (as the sealer makes it) is refused the disk too.
+    const trail = 'audit/audit_log';
+    const memory = chainMemoryFor(trail, options);
+    memory.remember(1, Buffer.alloc(32, 1));
+    await expect(memory.persist()).rejects.toMatchObject({ code: 'AUDIT_DISK_TIMEOUT', stalled: true });
     expect({ hungCalls: held.length, diskTimeouts: service.status().diskTimeouts }).toEqual({ hungCalls: 1, diskTimeouts: 1 });
   });
 });
