@@ -31,6 +31,14 @@ class ProbeUnheardController {
     await this.db.query("SET LOCAL lock_timeout = '1s'; UPDATE contract SET title = 'multi'");
   }
 
+  @Post('merge')
+  async merge(@Body() body: { title: string }): Promise<void> {
+    await this.db.query(
+      'MERGE INTO contract AS c USING (SELECT $1::text AS title) AS s ON true WHEN MATCHED THEN UPDATE SET title = s.title',
+      [body.title],
+    );
+  }
+
   @Post('schema-qualified')
   async schemaQualified(@Body() body: { title: string }): Promise<void> {
     await this.db.query('UPDATE "public"."contract" SET title = $1', [body.title]);
@@ -84,6 +92,11 @@ describe('probe: raw writes without entity events', () => {
   it('counts a raw UPDATE that follows another statement in one query string', async () => {
     expect(await omittedAfter('multi-statement', 'pu-multi')).toBe(1);
     expect(await db.query('SELECT title FROM contract')).toEqual([{ title: 'multi' }]);
+  });
+
+  it('counts a raw MERGE that updates the table', async () => {
+    expect(await omittedAfter('merge', 'pu-merge')).toBe(1);
+    expect(await db.query('SELECT title FROM contract')).toEqual([{ title: 'pu-merge' }]);
   });
 
   it('counts a raw UPDATE on a schema-qualified, quoted table', async () => {
