@@ -291,12 +291,12 @@ export class AuditSealerPrivilegeError extends Error {
 }
 
 /**
- * Another session has held the sealer's lock for longer than any sealing attempt or retention run
- * of this configuration takes: each attempt that finds it taken from then on fails with it (an
- * `audit.seal_failed` line), until the lock is free.
+ * One session has held the sealer's lock for longer than any sealing attempt or retention run of
+ * this configuration takes (measured for that session alone): each attempt that finds it holding
+ * the lock fails with it (an `audit.seal_failed` line), until the lock is free or held by another.
  *
  * @example
- * AuditSealerBusyError.since(600_000).code; // 'AUDIT_SEALER_BUSY'
+ * AuditSealerBusyError.since(600_000, 4242).code; // 'AUDIT_SEALER_BUSY'
  */
 export class AuditSealerBusyError extends Error {
   override readonly name = 'AuditSealerBusyError';
@@ -306,9 +306,10 @@ export class AuditSealerBusyError extends Error {
     super(message);
   }
 
-  static since(ms: number): AuditSealerBusyError {
+  static since(ms: number, pid: number | null): AuditSealerBusyError {
+    const who = pid === null ? 'a prepared transaction' : `session pid ${pid}`;
     return new AuditSealerBusyError(
-      `another session has held the sealer's lock for ${Math.round(ms / 1000)} s: nothing is sealed meanwhile. ` +
+      `${who} has held the sealer's lock for ${Math.round(ms / 1000)} s (its transaction's age, or since this sealer first found it): nothing is sealed meanwhile. ` +
         `Find it in pg_stat_activity (pg_locks, locktype 'advisory'); an 'idle in transaction' one is a client that is gone (see docs/RUNBOOK.md)`,
     );
   }

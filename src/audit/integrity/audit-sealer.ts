@@ -17,6 +17,7 @@ import { checkNewestSeal, UntrustedSealError } from './seal-trust';
 import { AuditSealerConnection } from './sealer-connection';
 import { canInsertSeals, missingSealerPrivileges } from './sealer-roles';
 import { busyLimitMs, SealerBusyWatch } from './sealer-busy';
+import { sealerLockHolder } from './sealer-lock-holder';
 import { SealerSession, SealTimeoutError } from './sealer-session';
 import { nextAttemptDelay, type SealerDeadlines, sealerDeadlines, sealingLag, stallWaitMs } from './sealer-timing';
 import { PIN_SEARCH_PATH_SQL, resolveTable } from './search-path';
@@ -281,7 +282,10 @@ export class AuditSealer implements OnApplicationBootstrap, BeforeApplicationShu
       }
       await memory.persist();
       if (attempt.abandoned) return;
-      const heldTooLong = this.busyWatch.observe(busy);
+      // Who holds it, and since when: another instance's brief seals one after another are no long hold.
+      const holder = busy ? await sealerLockHolder((sql) => session.query(sql)) : null;
+      if (attempt.abandoned) return;
+      const heldTooLong = this.busyWatch.observe(holder);
       // Once per attempt: sealing waits for a process that holds the key (a rotation not rolled out yet), for unknownKeyGraceMs at most.
       if (unknownKey) {
         this.unknownKeySince ??= Date.now();

@@ -2,21 +2,18 @@ import { type INestApplication } from '@nestjs/common';
 import { Client } from 'pg';
 import { AUDIT_EVENTS, AuditSealer, AuditService } from '../src/audit';
 import { SEALER_LOCK } from '../src/audit/integrity/seal-store';
+import { sealerLockHolder } from '../src/audit/integrity/sealer-lock-holder';
 import { startSealingApp } from './support/integrity';
 import { TestPostgres } from './support/postgres';
 import { StderrCapture } from './support/stderr';
 
-// Probe (attacker A6): docs/RUNBOOK.md says AUDIT_SEALER_BUSY means "another session has held the
-// sealer's lock for over 10 minutes" (CHANGELOG: "once its lock has been found taken for over
-// max(10 min, ...)"), and tells the operator to pg_terminate_backend it. The watch only remembers
-// when it first found the lock taken and forgets it only when it finds the lock free: a second
-// instance whose attempts each land while the first one seals (a catch-up, one seal after
-// another) reports it although no session held the lock for more than an instant. Only Date is
-// faked here: the 10 minutes pass between three attempts, each of which finds the lock taken for
-// a moment by another session.
+// AUDIT_SEALER_BUSY says one session has held the sealer's lock too long (docs/RUNBOOK.md), so it
+// measures one holder: a second instance whose attempts each land while another session holds the
+// lock for an instant (a catch-up, one seal after another) is not a long hold. Only Date is faked:
+// the 10 minutes pass between three attempts, each of which finds the lock taken for a moment.
 const MINUTE = 60_000;
 
-describe('probe: AUDIT_SEALER_BUSY while no session holds the lock for long', () => {
+describe("AUDIT_SEALER_BUSY measures one holder of the sealer's lock", () => {
   let db: TestPostgres;
   let app: INestApplication | undefined;
   let stderr: StderrCapture | undefined;
@@ -35,7 +32,7 @@ describe('probe: AUDIT_SEALER_BUSY while no session holds the lock for long', ()
     await db?.stop();
   });
 
-  it('three attempts 6 minutes apart, each meeting another sealer for an instant, report no AUDIT_SEALER_BUSY', async () => {
+  it('three attempts 6 minutes apart, each meeting another holder for an instant, report no AUDIT_SEALER_BUSY', async () => {
     stderr = new StderrCapture();
     // Date only, moving with the real clock (the sealer's watch takes Date.now when it is made).
     jest.useFakeTimers({
@@ -71,5 +68,26 @@ describe('probe: AUDIT_SEALER_BUSY while no session holds the lock for long', ()
     expect(heldFor.every((ms) => ms < MINUTE)).toBe(true);
     const busy = stderr.of(AUDIT_EVENTS.sealFailed).filter((line) => JSON.stringify(line).includes('AUDIT_SEALER_BUSY'));
     expect(busy).toEqual([]);
+  }, 60_000);
+
+  it("finds the session holding the lock in pg_locks, with its transaction's age by the database's clock", async () => {
+    const reader = new Client({ connectionString: db.url('trail') });
+    const holding = new Client({ connectionString: db.url('trail') });
+    await reader.connect();
+    await holding.connect();
+    try {
+      const query = (sql: string) => reader.query(sql).then((result) => result.rows);
+      expect(await sealerLockHolder(query)).toBeNull();
+      const [{ pid }] = (await holding.query('SELECT pg_backend_pid() AS pid')).rows as { pid: number }[];
+      await holding.query(`BEGIN; SELECT pg_sleep(0.3); SELECT pg_advisory_xact_lock(${SEALER_LOCK})`);
+      const holder = await sealerLockHolder(query);
+      await holding.query('COMMIT');
+      expect(holder).toMatchObject({ pid, transaction: expect.stringMatching(/^\d+\/\d+$/) });
+      expect(holder?.heldMs).toBeGreaterThanOrEqual(300);
+      expect(await sealerLockHolder(query)).toBeNull();
+    } finally {
+      await holding.end();
+      await reader.end();
+    }
   }, 60_000);
 });
