@@ -4,6 +4,9 @@ import { SEALER_LOCK } from './seal-store';
  * The session found holding the sealer's lock: its `pid`, the transaction it holds it in
  * (`pg_locks.virtualtransaction`), and how long that transaction has been open by the database's
  * clock (`pg_stat_activity.xact_start`), or `null` when this role may not read it.
+ *
+ * @example
+ * const holder: SealerLockHolder = { pid: 4242, transaction: '5/117', heldMs: null };
  */
 export interface SealerLockHolder {
   pid: number | null;
