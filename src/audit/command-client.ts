@@ -1,9 +1,15 @@
-import { Client } from 'pg';
+import { Client, DatabaseError } from 'pg';
 import { AuditDbTimeoutError } from './audit.errors';
 import { commandIdleLimitMs, limitIdleTransaction } from './idle-in-transaction';
 
-/** `pg_stat_activity.state` of a backend that is running a statement. */
-const RUNNING_STATES: readonly (string | null)[] = ['active', 'fastpath function call'];
+/**
+ * `pg_stat_activity.state` of a backend that may be running a statement: running ones, `disabled`
+ * (`track_activities = off`) and null (not shown to this role), where the server cannot tell.
+ */
+const LIVE_STATES: readonly (string | null)[] = ['active', 'fastpath function call', 'disabled', null];
+
+/** `ReadyForQuery` statuses of a connection inside a transaction block (open, or failed). */
+const IN_TRANSACTION: readonly (string | undefined)[] = ['T', 'E'];
 
 type Call = (...args: unknown[]) => unknown;
 
@@ -15,15 +21,19 @@ type Call = (...args: unknown[]) => unknown;
  * - connecting (TCP, TLS, authentication) may last `timeoutMs`, then the socket is destroyed;
  * - while a query is under way and nothing has come back for `timeoutMs`, a second connection
  *   asks the server whether this one's statement is still running (`pg_stat_activity`): when it
- *   says so, the wait goes on (a long scan, a lock wait: work, which the server's own
- *   `statement_timeout` bounds); when it answers anything else, or nothing within `timeoutMs`,
- *   the connection is given up (its socket destroyed) and every query under way on it fails with
- *   {@link AuditDbTimeoutError} (`step` `query`);
+ *   says so, or cannot tell (`track_activities = off`), or answers at all but with an error (the
+ *   question's connection refused at a `CONNECTION LIMIT`), the wait goes on (a long scan, a lock
+ *   wait: work, which the server's own `statement_timeout` bounds); when it says the statement is
+ *   not running, or answers nothing within `timeoutMs`, the connection is given up (its socket
+ *   destroyed) and every query under way on it fails with {@link AuditDbTimeoutError} (`step` `query`);
  * - `end()` waits `timeoutMs` at most for the server's goodbye;
  * - a transaction begun with a string that starts with `BEGIN` sets
  *   `idle_in_transaction_session_timeout` to 3 × `timeoutMs` plus a second, at least 10 s: when the command is
  *   cut off (a partition the server never hears of), its transaction ends on the server, with the
- *   locks it holds, that long after its last statement, not when TCP keepalive gives up (hours).
+ *   locks it holds, that long after its last statement, not when TCP keepalive gives up (hours);
+ * - a connection inside a transaction with no query in flight for a third of that limit (waiting
+ *   on the command's other connections, or its disk) is sent `SELECT 1`, one at a time, until
+ *   `end()`, so that the limit ends only a transaction whose command is cut off.
  * A dead peer is thus noticed within about 3 × `timeoutMs`; a live statement is never cut.
  *
  * @example
@@ -71,13 +81,29 @@ function watchSilence(client: Client, url: string, timeoutMs: number): void {
   let heard = Date.now();
   let failure: Error | null = null;
   let probing = false;
+  let pinging = false;
+  let ending = false;
+  let status: string | undefined;
+  let ready = Date.now();
+  const pingAfterMs = commandIdleLimitMs(timeoutMs) / 3;
   client.connection.stream.on('data', () => (heard = Date.now()));
+  client.connection.on('readyForQuery', (message: { status?: string }) => {
+    status = message.status;
+    ready = Date.now();
+  });
   const giveUp = (error: Error) => {
     failure = error;
     client.connection.stream.destroy();
     for (const fail of [...pending]) fail(error);
   };
+  const keepAwake = () => {
+    if (failure || ending || pinging || pending.size > 0 || !IN_TRANSACTION.includes(status)) return;
+    if (Date.now() - ready < pingAfterMs) return;
+    pinging = true;
+    void (client.query('SELECT 1') as Promise<unknown>).catch(() => undefined).finally(() => (pinging = false));
+  };
   const check = async () => {
+    keepAwake();
     if (failure || probing || pending.size === 0 || Date.now() - heard < timeoutMs) return;
     probing = true;
     const asked = Date.now();
@@ -113,6 +139,7 @@ function watchSilence(client: Client, url: string, timeoutMs: number): void {
       });
     },
     end: async () => {
+      ending = true;
       // A server that answers nothing never closes the connection: its goodbye is waited for timeoutMs at most.
       if (!failure)
         await within(
@@ -125,16 +152,21 @@ function watchSilence(client: Client, url: string, timeoutMs: number): void {
   });
 }
 
-/** Whether the server says backend `pid` is running a statement; false when it says otherwise or answers nothing in time. */
+/**
+ * Whether backend `pid` may be running a statement: the server says so, cannot tell, or answers the
+ * question with an error of its own (a server that answers at all is alive; its
+ * `statement_timeout` bounds the work); false when it says the statement is not running, or
+ * answers nothing in time (no connection, no answer, a socket error).
+ */
 async function stillRunning(url: string, pid: number | undefined, timeoutMs: number): Promise<boolean> {
   let probe: Client | undefined;
   try {
     probe = await connectWithin(url, timeoutMs);
     const asked = probe.query<{ state: string | null }>('SELECT state FROM pg_catalog.pg_stat_activity WHERE pid = $1', [pid]);
     const answer = await within(asked, timeoutMs);
-    return answer !== undefined && answer.rows.length === 1 && RUNNING_STATES.includes(answer.rows[0].state);
-  } catch {
-    return false;
+    return answer !== undefined && answer.rows.length === 1 && LIVE_STATES.includes(answer.rows[0].state);
+  } catch (error) {
+    return error instanceof DatabaseError;
   } finally {
     if (probe) {
       const done = probe;

@@ -5,18 +5,18 @@ import { PIN_SEARCH_PATH_SQL } from '../src/audit/integrity/search-path';
 import { verifyTrail } from '../src/audit/integrity/verifier';
 import { eventually } from './support/app';
 import { startSealingApp } from './support/integrity';
-import { TestPostgres } from './support/postgres';
+import { sleep, TestPostgres } from './support/postgres';
 
-// Probe (attacker A6): audit-verify with --jobs > 1 (the default is 4) hands its chunks to worker
-// connections and its first connection, which exported the snapshot, waits idle in its
-// transaction meanwhile. Today's fix gives that transaction idle_in_transaction_session_timeout of
-// 3 × --timeout-ms + 1 s (at least 10 s), so a worker whose live statement lasts longer (a wait on
-// a lock, which docs/FAILURES.md says is never cut; a long chunk of a big table) gets the first
-// connection ended by the server under it, and the whole verify fails. Before the fix it waited.
+// docs/FAILURES.md, "The commands' deadlines": audit-verify with --jobs > 1 (the default is 4)
+// hands its chunks to worker connections while its first connection, which exported the snapshot,
+// sits idle in its transaction, whose idle_in_transaction_session_timeout is 3 × --timeout-ms +
+// 1 s (at least 10 s). The command client sends `SELECT 1` on a connection idle in a transaction
+// for a third of that limit, so a worker whose live statement lasts longer (here a 14 s wait on a
+// lock, which is never cut) does not get the first connection ended by the server under it.
 const TIMEOUT_MS = 1000;
 const PIN_SESSION_SQL = PIN_SEARCH_PATH_SQL.replace('SET LOCAL', 'SET');
 
-describe('probe: audit-verify --jobs whose worker waits on a lock longer than the idle limit', () => {
+describe('audit-verify --jobs whose worker waits on a lock longer than the idle limit', () => {
   let db: TestPostgres;
   let partition: string;
 
@@ -80,4 +80,17 @@ describe('probe: audit-verify --jobs whose worker waits on a lock longer than th
       await locker.end();
     }
   }, 90_000);
+
+  it('a command connection idle in its transaction past the idle limit (writing its file, awaiting workers) keeps it', async () => {
+    const client = await connectCommandClient(db.url('base'), TIMEOUT_MS);
+    try {
+      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      await sleep(12_000);
+      const { rows } = await client.query<{ n: number }>('SELECT count(*)::int AS n FROM audit_log');
+      expect(rows).toEqual([{ n: 30 }]);
+      await client.query('ROLLBACK');
+    } finally {
+      await client.end();
+    }
+  }, 60_000);
 });

@@ -2,28 +2,25 @@ import { Client } from 'pg';
 import { connectCommandClient } from '../src/audit/command-client';
 import { sleep, TestPostgres } from './support/postgres';
 
-// Probe (attacker A6): docs/FAILURES.md ("The commands' deadlines") promises that --timeout-ms
-// "bounds the waits on a database that does not answer, never the work of one that does": a live
-// statement (a wait on a lock) is waited out. The command tells work from silence by the
-// `state` pg_stat_activity shows for its backend; on a server (or role) with
-// `track_activities = off` that state is 'disabled' for every backend, so each live statement
-// longer than --timeout-ms is taken for silence and cut (exit 3), with nothing in the docs saying
-// the setting is needed. The same happens to a role at its CONNECTION LIMIT (or a server at
-// max_connections): the question's own connection is refused, and the live statement is cut.
+// docs/FAILURES.md, "The commands' deadlines": --timeout-ms "bounds the waits on a database that
+// does not answer, never the work of one that does". A server that answers the command's question
+// at all is alive, and its live statement is waited out: with `track_activities = off` on the role
+// (pg_stat_activity says 'disabled' for every backend) and on a role at its CONNECTION LIMIT (the
+// question's own connection is refused by the server), a 3 s wait on a lock is not cut.
 const TIMEOUT_MS = 500;
 
-describe('probe: a command on a role whose activity is not tracked', () => {
+describe('a command on a role whose activity the server cannot report', () => {
   let db: TestPostgres;
 
   beforeAll(async () => {
     db = await TestPostgres.start();
     await db.createDatabase('cli');
-    await db.query('CREATE TABLE probe_locked (x integer)', [], 'cli');
+    await db.query('CREATE TABLE locked_rows (x integer)', [], 'cli');
     await db.query(`CREATE ROLE untracked LOGIN PASSWORD 'untracked'`, [], 'cli');
-    await db.query('GRANT SELECT ON probe_locked TO untracked', [], 'cli');
+    await db.query('GRANT SELECT ON locked_rows TO untracked', [], 'cli');
     await db.query('ALTER ROLE untracked SET track_activities = off', [], 'cli');
     await db.query(`CREATE ROLE limited LOGIN PASSWORD 'limited' CONNECTION LIMIT 1`, [], 'cli');
-    await db.query('GRANT SELECT ON probe_locked TO limited', [], 'cli');
+    await db.query('GRANT SELECT ON locked_rows TO limited', [], 'cli');
   }, 120_000);
 
   afterAll(async () => {
@@ -40,9 +37,9 @@ describe('probe: a command on a role whose activity is not tracked', () => {
       await locker.connect();
       const client = await connectCommandClient(db.url('cli', role, role), TIMEOUT_MS);
       try {
-        await locker.query('BEGIN; LOCK TABLE probe_locked IN ACCESS EXCLUSIVE MODE');
+        await locker.query('BEGIN; LOCK TABLE locked_rows IN ACCESS EXCLUSIVE MODE');
         const release = sleep(3000).then(() => locker.query('COMMIT'));
-        const outcome = await client.query<{ n: number }>('SELECT count(*)::int AS n FROM probe_locked').then(
+        const outcome = await client.query<{ n: number }>('SELECT count(*)::int AS n FROM locked_rows').then(
           (result) => ({ rows: result.rows, error: null }),
           (error: Error) => ({ rows: [], error: error.message }),
         );
