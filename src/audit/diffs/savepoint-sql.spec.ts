@@ -1,0 +1,19 @@
+import { savepointCommand } from './savepoint-sql';
+
+describe('savepointCommand', () => {
+  it('reads SAVEPOINT, ROLLBACK TO and RELEASE in any case, after white space and comments', () => {
+    expect(savepointCommand('SAVEPOINT s1')).toEqual({ kind: 'savepoint', name: 's1' });
+    expect(savepointCommand('  /* undo */ -- here\n rollback work to savepoint S1 ;')).toEqual({ kind: 'rollback-to', name: 's1' });
+    expect(savepointCommand('Rollback To s1')).toEqual({ kind: 'rollback-to', name: 's1' });
+    expect(savepointCommand('release "My ""Point"""')).toEqual({ kind: 'release', name: 'My "Point"' });
+    expect(savepointCommand('RELEASE SAVEPOINT x')).toEqual({ kind: 'release', name: 'x' });
+  });
+
+  it('reads nothing else, a multi-statement string included', () => {
+    expect(savepointCommand('ROLLBACK')).toBeUndefined();
+    expect(savepointCommand('COMMIT')).toBeUndefined();
+    expect(savepointCommand('SAVEPOINT a; INSERT INTO t VALUES (1)')).toBeUndefined();
+    expect(savepointCommand("SELECT 'SAVEPOINT a'")).toBeUndefined();
+    expect(savepointCommand('/* unclosed SAVEPOINT a')).toBeUndefined();
+  });
+});
