@@ -7,7 +7,13 @@ import { changesOf, Contract, startDiffsApp } from './support/diffs-app';
 import { TestPostgres } from './support/postgres';
 
 /** How the handler runs its raw block around a query builder's insert (which opens no transaction). */
-type Shape = 'raw-savepoint-rolled-back' | 'typeorm-tx-raw-savepoint-rolled-back' | 'multi-statement-commit' | 'end' | 'lowercase-begin';
+type Shape =
+  | 'raw-savepoint-rolled-back'
+  | 'typeorm-tx-raw-savepoint-rolled-back'
+  | 'multi-statement-commit'
+  | 'end'
+  | 'lowercase-begin'
+  | 'commit-and-chain';
 
 @Controller('raw-blocks')
 class RawBlocksController {
@@ -46,6 +52,13 @@ class RawBlocksController {
           await runner.query('BEGIN');
           await insert(`${body.title} kept`);
           await runner.query('END');
+          return;
+        case 'commit-and-chain':
+          await runner.query('BEGIN');
+          await insert(`${body.title} kept`);
+          await runner.query('commit and chain');
+          await insert(`${body.title} undone`);
+          await runner.query('ROLLBACK');
           return;
         case 'lowercase-begin':
           await runner.query('  /* tagged */ begin');
@@ -109,5 +122,9 @@ describe('ends of a transaction block TypeORM does not report, and raw savepoint
 
   it('lists the change of a block opened with a commented, lowercase begin', async () => {
     expect(await run('pb-5', 'lowercase-begin')).toEqual({ listed: ['pb-5 kept'], omitted: undefined, stored: ['pb-5 kept'] });
+  });
+
+  it('lists the change of a block ended with COMMIT AND CHAIN, not those of the chained block rolled back', async () => {
+    expect(await run('pb-6', 'commit-and-chain')).toEqual({ listed: ['pb-6 kept'], omitted: undefined, stored: ['pb-6 kept'] });
   });
 });

@@ -1,4 +1,4 @@
-import { savepointCommand } from './savepoint-sql';
+import { endsAndChains, savepointCommand } from './savepoint-sql';
 
 describe('savepointCommand', () => {
   it('reads SAVEPOINT, ROLLBACK TO and RELEASE in any case, after white space and comments', () => {
@@ -15,5 +15,16 @@ describe('savepointCommand', () => {
     expect(savepointCommand('SAVEPOINT a; INSERT INTO t VALUES (1)')).toBeUndefined();
     expect(savepointCommand("SELECT 'SAVEPOINT a'")).toBeUndefined();
     expect(savepointCommand('/* unclosed SAVEPOINT a')).toBeUndefined();
+  });
+});
+
+describe('endsAndChains', () => {
+  it('reads COMMIT AND CHAIN and ROLLBACK AND CHAIN, in any case, and nothing else', () => {
+    expect(endsAndChains(' commit and chain;')).toBe(true);
+    expect(endsAndChains('/* next */ ROLLBACK WORK AND CHAIN')).toBe(true);
+    expect(endsAndChains('END TRANSACTION AND CHAIN')).toBe(true);
+    expect(endsAndChains('COMMIT')).toBe(false);
+    expect(endsAndChains('COMMIT AND NO CHAIN')).toBe(false);
+    expect(endsAndChains('ROLLBACK TO SAVEPOINT chain')).toBe(false);
   });
 });

@@ -23,6 +23,19 @@ function statementOf(query: string): string {
   }
 }
 
+const CHAINED = /^(?:commit|end|rollback|abort)(?:\s+(?:work|transaction))?\s+and\s+chain$/i;
+
+/**
+ * Whether `query` is one `COMMIT AND CHAIN` or `ROLLBACK AND CHAIN` (or `END` / `ABORT`): it ends
+ * the block and opens the next at once, so the connection's status stays in a block.
+ *
+ * @example
+ * endsAndChains('commit and chain;'); // true
+ */
+export function endsAndChains(query: string): boolean {
+  return CHAINED.test(statementOf(query));
+}
+
 /**
  * The savepoint command `query` is, when it is one statement of that kind (any case, after white
  * space and comments); undefined for anything else, a multi-statement string included.

@@ -10,7 +10,7 @@ import {
 } from '../audit-context';
 import { heldChange } from './cut-change';
 import { type EntityChanges } from './entity-change';
-import { savepointCommand } from './savepoint-sql';
+import { endsAndChains, savepointCommand } from './savepoint-sql';
 import { committedElsewhere, insideUnreportedBlock, type RecordedAt, unreportedBlockOpen } from './unreported-transaction';
 
 export { type RecordedAt } from './unreported-transaction';
@@ -120,7 +120,8 @@ function blockEnded(queryRunner: QueryRunner, pending: Pending, command: unknown
  * set with SQL is followed too: `ROLLBACK TO` it drops the changes held since. Outside a
  * transaction TypeORM reports, a query after which `pg` says no block is open ended the block
  * whose changes are held: COMMIT (the last statement's answer, for a multi-statement string)
- * hands them over, ROLLBACK drops them, any other answer has them counted.
+ * hands them over, ROLLBACK drops them, any other answer has them counted. `COMMIT AND CHAIN`
+ * (or `ROLLBACK AND CHAIN`) ends it too, though a block is open after it.
  *
  * @example
  * queryAnswered(queryRunner, 'COMMIT', { command: 'ROLLBACK' }); // from the subscriber's afterQuery(), with pg's result
@@ -134,7 +135,8 @@ export function queryAnswered(queryRunner: QueryRunner, query: string, result: u
     return;
   }
   const pending = pendingByRunner.get(queryRunner);
-  if (pending?.levels[0] && unreportedBlockOpen(queryRunner) === false) blockEnded(queryRunner, pending, command);
+  if (!pending?.levels[0]) return;
+  if (unreportedBlockOpen(queryRunner) === false || endsAndChains(query)) blockEnded(queryRunner, pending, command);
 }
 
 /**
