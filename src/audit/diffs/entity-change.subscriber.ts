@@ -23,7 +23,14 @@ import { auditedEntityRules, type AuditedEntityRule } from './audited-entities';
 import { capturedChange } from './cut-change';
 import { type ChangeSource, entityChange } from './entity-diff';
 import { type EntityChangeOp } from './entity-change';
-import { confirmRecordedRows, queryAnswered, stageChange, transactionCommitted, transactionRolledBack } from './transaction-changes';
+import {
+  confirmRecordedRows,
+  queryAnswered,
+  queryFailed,
+  stageChange,
+  transactionCommitted,
+  transactionRolledBack,
+} from './transaction-changes';
 import { unheardCommitted, unheardRolledBack, watchAuditedTables, writeHeard, writeSeen } from './unheard-writes';
 
 /**
@@ -115,6 +122,7 @@ export class EntityChangeSubscriber implements EntitySubscriberInterface, OnAppl
   afterQuery(event: AfterQueryEvent): void {
     try {
       if (event.success) queryAnswered(event.queryRunner, event.query, event.rawResults);
+      else queryFailed(event.queryRunner);
       if (event.success) writeSeen(event.queryRunner, event.query, event.rawResults);
     } catch (error) {
       this.fault(error, undefined);

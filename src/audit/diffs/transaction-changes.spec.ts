@@ -4,6 +4,7 @@ import {
   confirmRecordedRows,
   holdForRecord,
   queryAnswered,
+  queryFailed,
   stageChange,
   transactionCommitted,
   transactionRolledBack,
@@ -141,6 +142,75 @@ describe('changes held per transaction', () => {
     // Ended through the driver: no answer was seen, so the change is counted, not listed.
     status = 'I';
     expect(takeEntityChanges(context)).toEqual({ entities: [], entitiesOmitted: 1 });
+  });
+
+  it('counts a raw block’s changes when its COMMIT failed, or its runner was released, whatever the connection says next', () => {
+    let status = 'T';
+    const tx = runner();
+    Object.assign(tx.queryRunner, { databaseConnection: { getTransactionStatus: () => status } });
+    const context = newAuditContext('request');
+    stageChange(tx.queryRunner, context, change('deferred check failed'), MAX);
+    status = 'I';
+    queryFailed(tx.queryRunner);
+    status = 'T';
+    expect(takeEntityChanges(context)).toEqual({ entities: [], entitiesOmitted: 1 });
+
+    stageChange(tx.queryRunner, context, change('ended through the driver'), MAX);
+    Object.assign(tx.queryRunner, { isReleased: true });
+    // The pool has handed the connection to another runner, in a block of its own.
+    expect(takeEntityChanges(context)).toEqual({ entities: [], entitiesOmitted: 1 });
+  });
+
+  it('follows savepoints sent as SQL: ROLLBACK TO drops what was held since, RELEASE keeps it', () => {
+    let status = 'T';
+    const tx = runner();
+    Object.assign(tx.queryRunner, { databaseConnection: { getTransactionStatus: () => status } });
+    const context = newAuditContext('request');
+    stageChange(tx.queryRunner, context, change('kept'), MAX);
+    queryAnswered(tx.queryRunner, ' -- outer\nSAVEPOINT a', { command: 'SAVEPOINT' });
+    stageChange(tx.queryRunner, context, change('undone'), MAX);
+    queryAnswered(tx.queryRunner, 'savepoint "B"', { command: 'SAVEPOINT' });
+    stageChange(tx.queryRunner, context, change('undone too'), MAX);
+    queryAnswered(tx.queryRunner, 'rollback to a;', { command: 'ROLLBACK' });
+    stageChange(tx.queryRunner, context, change('released'), MAX);
+    queryAnswered(tx.queryRunner, 'RELEASE SAVEPOINT a', { command: 'RELEASE' });
+    status = 'I';
+    queryAnswered(tx.queryRunner, 'SELECT 1; COMMIT', [{ command: 'SELECT' }, { command: 'COMMIT' }]);
+    expect(takeEntityChanges(context)).toEqual({ entities: ['kept', 'released'] });
+
+    // In a transaction TypeORM opened; its own savepoints are levels, not followed as SQL.
+    tx.begin();
+    stageChange(tx.queryRunner, context, change('outer'), MAX);
+    queryAnswered(tx.queryRunner, 'SAVEPOINT s1', { command: 'SAVEPOINT' });
+    queryAnswered(tx.queryRunner, 'SAVEPOINT typeorm_1', { command: 'SAVEPOINT' });
+    tx.begin();
+    stageChange(tx.queryRunner, context, change('inner'), MAX);
+    queryAnswered(tx.queryRunner, 'RELEASE SAVEPOINT typeorm_1', { command: 'RELEASE' });
+    tx.commit();
+    queryAnswered(tx.queryRunner, 'ROLLBACK TO SAVEPOINT s1', { command: 'ROLLBACK' });
+    stageChange(tx.queryRunner, context, change('after'), MAX);
+    tx.commit();
+    expect(takeEntityChanges(context)).toEqual({ entities: ['outer', 'after'] });
+  });
+
+  it('has a record() row in a raw block carry what the block holds, and drops only what a savepoint undid after it', () => {
+    const tx = runner();
+    Object.assign(tx.queryRunner, { databaseConnection: { getTransactionStatus: () => 'T' } });
+    const context = newAuditContext('request');
+    stageChange(tx.queryRunner, context, change('before'), MAX);
+    queryAnswered(tx.queryRunner, 'SAVEPOINT s1', { command: 'SAVEPOINT' });
+    stageChange(tx.queryRunner, context, change('carried'), MAX);
+    expect(holdForRecord(tx.queryRunner, context).changes).toEqual({ entities: ['before', 'carried'] });
+    stageChange(tx.queryRunner, context, change('undone'), MAX);
+    queryAnswered(tx.queryRunner, 'ROLLBACK TO SAVEPOINT s1', { command: 'ROLLBACK' });
+    const failed = holdForRecord(tx.queryRunner, context);
+    expect(failed.changes).toBeUndefined();
+    failed.failed();
+    stageChange(tx.queryRunner, context, change('given back'), MAX);
+    const hold = holdForRecord(tx.queryRunner, context);
+    expect(hold.changes).toEqual({ entities: ['given back'] });
+    hold.failed();
+    expect(holdForRecord(tx.queryRunner, context).changes).toEqual({ entities: ['given back'] });
   });
 
   it('asks PostgreSQL, on a query runner in no transaction TypeORM reports, whether a block is open', async () => {

@@ -10,6 +10,7 @@ import {
 } from '../audit-context';
 import { heldChange } from './cut-change';
 import { type EntityChanges } from './entity-change';
+import { endsAndChains, savepointCommand } from './savepoint-sql';
 import { committedElsewhere, insideUnreportedBlock, type RecordedAt, unreportedBlockOpen } from './unreported-transaction';
 
 export { type RecordedAt } from './unreported-transaction';
@@ -45,6 +46,15 @@ interface Pending {
 }
 
 const pendingByRunner = new WeakMap<QueryRunner, Pending>();
+/** A savepoint set with SQL: the depth it was set at and how much that level held then. */
+interface Savepoint {
+  name: string;
+  depth: number;
+  kept: number;
+  omitted: number;
+}
+/** Savepoints sent as SQL on each runner, oldest first (TypeORM's own are levels of `Pending`). */
+const savepointsByRunner = new WeakMap<QueryRunner, Savepoint[]>();
 /** Runners whose COMMIT PostgreSQL answered with ROLLBACK (the transaction had failed): TypeORM reports a commit. */
 const commitsRolledBack = new WeakSet<QueryRunner>();
 
@@ -84,7 +94,8 @@ function watchBlock(queryRunner: QueryRunner, pending: Pending, context: AuditCo
   const owner = ownerOf(context);
   const settle = () => {
     if (!pending.levels[0]) return;
-    if (unreportedBlockOpen(queryRunner) === false) return blockEnded(queryRunner, pending, undefined);
+    // A released runner's connection may be another runner's by now: its status is not this block's.
+    if (queryRunner.isReleased || unreportedBlockOpen(queryRunner) === false) return blockEnded(queryRunner, pending, undefined);
     // Still open: asked again at the next take.
     (owner.blocks ??= []).push(settle);
   };
@@ -95,6 +106,7 @@ function watchBlock(queryRunner: QueryRunner, pending: Pending, context: AuditCo
 function blockEnded(queryRunner: QueryRunner, pending: Pending, command: unknown): void {
   const level = pending.levels[0];
   pending.levels[0] = undefined;
+  savepointsByRunner.delete(queryRunner);
   if (pending.levels.every((held) => !held)) pendingByRunner.delete(queryRunner);
   if (!level || !pending.context || command === 'ROLLBACK') return;
   if (command === 'COMMIT') return handOver(pending.context, level, pending.maxBytes);
@@ -104,21 +116,68 @@ function blockEnded(queryRunner: QueryRunner, pending: Pending, command: unknown
 /**
  * Notes what PostgreSQL answered to a query: a COMMIT answered with ROLLBACK committed nothing.
  * Only TypeORM's own COMMIT counts (it is sent while the transaction is active): one sent as SQL
- * outside a transaction TypeORM reports would otherwise be taken for the next one's. Outside
- * one, a query after which `pg` says no block is open ended the block whose changes are held:
- * COMMIT hands them over, ROLLBACK drops them, any other answer has them counted.
+ * outside a transaction TypeORM reports would otherwise be taken for the next one's. A savepoint
+ * set with SQL is followed too: `ROLLBACK TO` it drops the changes held since. Outside a
+ * transaction TypeORM reports, a query after which `pg` says no block is open ended the block
+ * whose changes are held: COMMIT (the last statement's answer, for a multi-statement string)
+ * hands them over, ROLLBACK drops them, any other answer has them counted. `COMMIT AND CHAIN`
+ * (or `ROLLBACK AND CHAIN`) ends it too, though a block is open after it.
  *
  * @example
  * queryAnswered(queryRunner, 'COMMIT', { command: 'ROLLBACK' }); // from the subscriber's afterQuery(), with pg's result
  */
 export function queryAnswered(queryRunner: QueryRunner, query: string, result: unknown): void {
-  const command = (result as { command?: unknown } | undefined)?.command;
+  const last: unknown = Array.isArray(result) ? result[result.length - 1] : result;
+  const command = (last as { command?: unknown } | undefined)?.command;
+  followSavepoint(queryRunner, query);
   if (depthOf(queryRunner) > 0) {
     if (query === 'COMMIT' && command === 'ROLLBACK') commitsRolledBack.add(queryRunner);
     return;
   }
   const pending = pendingByRunner.get(queryRunner);
-  if (pending?.levels[0] && unreportedBlockOpen(queryRunner) === false) blockEnded(queryRunner, pending, command);
+  if (!pending?.levels[0]) return;
+  if (unreportedBlockOpen(queryRunner) === false || endsAndChains(query)) blockEnded(queryRunner, pending, command);
+}
+
+/**
+ * Notes that a query failed: outside a transaction TypeORM reports, a block that `pg` says is no
+ * longer open (a failed COMMIT rolls back) ended now, unseen: what it held is counted. Settled at
+ * once, before the connection can serve anyone else.
+ *
+ * @example
+ * queryFailed(queryRunner); // from the subscriber's afterQuery(), when the query failed
+ */
+export function queryFailed(queryRunner: QueryRunner): void {
+  if (depthOf(queryRunner) > 0) return;
+  const pending = pendingByRunner.get(queryRunner);
+  if (pending?.levels[0] && unreportedBlockOpen(queryRunner) === false) blockEnded(queryRunner, pending, undefined);
+}
+
+/** A savepoint command that succeeded: SAVEPOINT marks the level, ROLLBACK TO drops what it held since, RELEASE forgets the mark. */
+function followSavepoint(queryRunner: QueryRunner, query: string): void {
+  const sent = savepointCommand(query);
+  // TypeORM's own savepoints are levels of their own.
+  if (!sent || /^typeorm_\d+$/.test(sent.name)) return;
+  const depth = depthOf(queryRunner);
+  const savepoints = savepointsByRunner.get(queryRunner) ?? [];
+  if (sent.kind === 'savepoint') {
+    const level = pendingByRunner.get(queryRunner)?.levels[depth];
+    savepoints.push({ name: sent.name, depth, kept: level?.changes.length ?? 0, omitted: level?.omitted ?? 0 });
+    savepointsByRunner.set(queryRunner, savepoints);
+    return;
+  }
+  let at = savepoints.length - 1;
+  while (at >= 0 && savepoints[at].name !== sent.name) at -= 1;
+  if (at < 0) return;
+  const mark = savepoints[at];
+  // ROLLBACK TO keeps the savepoint, RELEASE ends it; either ends the later ones.
+  savepoints.splice(sent.kind === 'release' ? at : at + 1);
+  const level = pendingByRunner.get(queryRunner)?.levels[mark.depth];
+  if (sent.kind === 'release' || !level) return;
+  level.changes.splice(mark.kept);
+  level.omitted = Math.min(level.omitted, mark.omitted);
+  level.bytes = level.changes.reduce((sum, change) => sum + change.bytes, 0);
+  level.cutBytes = level.changes.reduce((sum, change) => sum + (change.cut ? change.bytes : 0), 0);
 }
 
 /**
@@ -141,6 +200,7 @@ export function transactionCommitted(queryRunner: QueryRunner): void {
     return;
   }
   pendingByRunner.delete(queryRunner);
+  savepointsByRunner.delete(queryRunner);
   if (pending.context) handOver(pending.context, done, pending.maxBytes);
   for (const row of done.rows) if (row.context && !row.unconfirmed) markRecorded(row.context);
 }
@@ -159,7 +219,9 @@ export function transactionRolledBack(queryRunner: QueryRunner): void {
   for (const level of pending.levels.splice(depth + 1)) {
     for (const row of level?.rows ?? []) giveBack(pending, row, depth);
   }
-  if (depth === 0) pendingByRunner.delete(queryRunner);
+  if (depth > 0) return;
+  pendingByRunner.delete(queryRunner);
+  savepointsByRunner.delete(queryRunner);
 }
 
 /**
@@ -269,9 +331,30 @@ export function holdForRecord(queryRunner: QueryRunner | undefined, context: Aud
       if (!queryRunner || !at || owner.kind !== 'request' || owner.closed) return markRecorded(context);
       return settleOutside(queryRunner, context, at, timeoutMs);
     };
-    return { changes: undefined, written, failed: () => undefined };
+    // In a block TypeORM does not report, the row carries what the block holds: they commit together.
+    const pending = queryRunner && unreportedBlockOpen(queryRunner) === true ? pendingByRunner.get(queryRunner) : undefined;
+    if (!queryRunner || !pending?.levels[0]) return { changes: undefined, written, failed: () => undefined };
+    const { row, changes } = carried(queryRunner, pending, context);
+    return { changes, written, failed: () => giveBack(pending, row, 0) };
   }
   const pending = pendingOf(queryRunner, Infinity);
+  const { row, changes } = carried(queryRunner, pending, context);
+  return {
+    changes,
+    written: (at) => {
+      row.written = at;
+      (pending.levels[depth] ??= emptyLevel()).rows.push(row);
+    },
+    failed: () => giveBack(pending, row, depth),
+  };
+}
+
+/** Takes the changes every level of `pending` holds for a record() row, within the runner's byte bound. */
+function carried(
+  queryRunner: QueryRunner,
+  pending: Pending,
+  context: AuditContext | undefined,
+): { row: RecordedRow; changes: EntityChanges | undefined } {
   const row: RecordedRow = { context, carried: [] };
   pending.levels.forEach((level, at) => {
     if (!level || (level.changes.length === 0 && level.omitted === 0)) return;
@@ -279,16 +362,11 @@ export function holdForRecord(queryRunner: QueryRunner | undefined, context: Aud
     row.carried.push({ depth: at, level: { ...emptyLevel(), changes, bytes, cutBytes, omitted } });
     pending.levels[at] = { ...emptyLevel(), rows: level.rows };
   });
+  // A savepoint set before the take, rolled back after it, drops only what was held since the take.
+  for (const mark of savepointsByRunner.get(queryRunner) ?? []) Object.assign(mark, { kept: 0, omitted: 0 });
   const bounded = newAuditContext('scope');
   handOver(bounded, merged(row.carried.map((c) => c.level)), pending.maxBytes);
-  return {
-    changes: takeEntityChanges(bounded),
-    written: (at) => {
-      row.written = at;
-      (pending.levels[depth] ??= emptyLevel()).rows.push(row);
-    },
-    failed: () => giveBack(pending, row, depth),
-  };
+  return { row, changes: takeEntityChanges(bounded) };
 }
 
 /** A row written on a query runner in no transaction TypeORM reports: committed with its insert, unless a block is open. */

@@ -11,7 +11,7 @@ import { TestPostgres } from './support/postgres';
  * then hands the same connection to other work that opens a block of its own (another request, as
  * under load), still open when the first request's row is made. The second route ends that block.
  */
-@Controller('probe-pooled')
+@Controller('pooled')
 class PooledController {
   private other: QueryRunner | undefined;
 
@@ -27,7 +27,7 @@ class PooledController {
     await runner.release();
     const other = this.db.createQueryRunner();
     const reused = await other.connect();
-    if (reused !== client) throw new Error('the pool handed another connection: the probe needs the same one');
+    if (reused !== client) throw new Error('the pool handed another connection: the test needs the same one');
     await other.query('BEGIN');
     this.other = other;
   }
@@ -42,8 +42,8 @@ class PooledController {
 
 // docs/GUIDE.md ("Diffs"): "A block ended through the driver's client is not seen: its changes are
 // counted in entitiesOmitted, not listed". The count must not depend on what the pooled connection
-// does after the runner was released.
-describe('probe: a raw block ended unseen, its connection reused by another block', () => {
+// does after the runner was released: a released runner's block is counted, its status unread.
+describe('a raw block ended unseen, its connection reused by another block: the change is counted', () => {
   let db: TestPostgres;
   let app: INestApplication<Server>;
 
@@ -58,9 +58,9 @@ describe('probe: a raw block ended unseen, its connection reused by another bloc
   });
 
   it('counts the committed change on the first request’s row', async () => {
-    await request(app.getHttpServer()).post('/probe-pooled/first').set('x-request-id', 'pp-1').expect(201);
+    await request(app.getHttpServer()).post('/pooled/first').set('x-request-id', 'pp-1').expect(201);
     const changes = await changesOf(db, 'pp-1');
-    await request(app.getHttpServer()).post('/probe-pooled/second').set('x-request-id', 'pp-2').expect(201);
+    await request(app.getHttpServer()).post('/pooled/second').set('x-request-id', 'pp-2').expect(201);
     expect(await db.query('SELECT title FROM contract')).toEqual([{ title: 'pooled' }]);
     expect(changes).toEqual({ body: expect.any(Object), entities: [], entitiesOmitted: 1 });
   });

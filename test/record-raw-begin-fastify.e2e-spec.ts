@@ -48,7 +48,7 @@ class BatchesController {
 // docs/GUIDE.md (record()): a record() row in a transaction block TypeORM does not report stands for
 // the request only if found committed when the request's row is decided; otherwise the request
 // gets its own row. Here on Fastify, with a lowercase begin, a raw savepoint and COMMIT AND CHAIN.
-describe('probe: record() in a raw block, on Fastify', () => {
+describe('record() in a raw block, on Fastify: the row stands for the request only if it committed', () => {
   let db: TestPostgres;
   let app: INestApplication<Server>;
 

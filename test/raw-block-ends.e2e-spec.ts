@@ -7,10 +7,16 @@ import { changesOf, Contract, startDiffsApp } from './support/diffs-app';
 import { TestPostgres } from './support/postgres';
 
 /** How the handler runs its raw block around a query builder's insert (which opens no transaction). */
-type Shape = 'raw-savepoint-rolled-back' | 'typeorm-tx-raw-savepoint-rolled-back' | 'multi-statement-commit' | 'end' | 'lowercase-begin';
+type Shape =
+  | 'raw-savepoint-rolled-back'
+  | 'typeorm-tx-raw-savepoint-rolled-back'
+  | 'multi-statement-commit'
+  | 'end'
+  | 'lowercase-begin'
+  | 'commit-and-chain';
 
-@Controller('probe-blocks')
-class ProbeBlocksController {
+@Controller('raw-blocks')
+class RawBlocksController {
   constructor(@InjectDataSource() private readonly db: DataSource) {}
 
   @Post()
@@ -18,7 +24,7 @@ class ProbeBlocksController {
     const runner = this.db.createQueryRunner();
     await runner.connect();
     const insert = (title: string) =>
-      runner.manager.createQueryBuilder().insert().into(Contract).values({ title, counterparty: 'Probe Ltd' }).execute();
+      runner.manager.createQueryBuilder().insert().into(Contract).values({ title, counterparty: 'Block Ltd' }).execute();
     try {
       switch (body.shape) {
         case 'raw-savepoint-rolled-back':
@@ -31,9 +37,9 @@ class ProbeBlocksController {
           return;
         case 'typeorm-tx-raw-savepoint-rolled-back':
           await runner.startTransaction();
-          await runner.manager.save(runner.manager.create(Contract, { title: `${body.title} kept`, counterparty: 'Probe Ltd' }));
+          await runner.manager.save(runner.manager.create(Contract, { title: `${body.title} kept`, counterparty: 'Block Ltd' }));
           await runner.query('SAVEPOINT s1');
-          await runner.manager.save(runner.manager.create(Contract, { title: `${body.title} undone`, counterparty: 'Probe Ltd' }));
+          await runner.manager.save(runner.manager.create(Contract, { title: `${body.title} undone`, counterparty: 'Block Ltd' }));
           await runner.query('ROLLBACK TO SAVEPOINT s1');
           await runner.commitTransaction();
           return;
@@ -46,6 +52,13 @@ class ProbeBlocksController {
           await runner.query('BEGIN');
           await insert(`${body.title} kept`);
           await runner.query('END');
+          return;
+        case 'commit-and-chain':
+          await runner.query('BEGIN');
+          await insert(`${body.title} kept`);
+          await runner.query('commit and chain');
+          await insert(`${body.title} undone`);
+          await runner.query('ROLLBACK');
           return;
         case 'lowercase-begin':
           await runner.query('  /* tagged */ begin');
@@ -61,14 +74,15 @@ class ProbeBlocksController {
 
 // docs/GUIDE.md ("Diffs"): "Only committed changes are reported: changes of ... a savepoint rolled
 // back inside one ... never reach a row", and a change in a block TypeORM does not report "is held
-// until the block ends ...: a COMMIT sent through TypeORM (query() ...) hands it over".
-describe('probe: ends of a transaction block TypeORM does not report', () => {
+// until the block ends ...: a COMMIT sent through TypeORM (query() ...) hands it over", also the
+// last statement of a multi-statement string; a SAVEPOINT sent as SQL is followed, ROLLBACK TO drops.
+describe('ends of a transaction block TypeORM does not report, and raw savepoints in it', () => {
   let db: TestPostgres;
   let app: INestApplication<Server>;
 
   beforeAll(async () => {
     db = await TestPostgres.start();
-    app = await startDiffsApp(db, { mode: 'sync' }, { controllers: [ProbeBlocksController] });
+    app = await startDiffsApp(db, { mode: 'sync' }, { controllers: [RawBlocksController] });
   }, 60_000);
 
   afterAll(async () => {
@@ -77,7 +91,7 @@ describe('probe: ends of a transaction block TypeORM does not report', () => {
   });
 
   const run = async (tag: string, shape: Shape) => {
-    await request(app.getHttpServer()).post('/probe-blocks').set('x-request-id', tag).send({ title: tag, shape }).expect(201);
+    await request(app.getHttpServer()).post('/raw-blocks').set('x-request-id', tag).send({ title: tag, shape }).expect(201);
     const changes = await changesOf(db, tag);
     const titles = await db.query<{ title: string }>('SELECT title FROM contract WHERE title LIKE $1 ORDER BY title', [`${tag} %`]);
     const listed = ((changes.entities ?? []) as { after?: { title?: unknown }; fields?: { title?: unknown[] } }[]).map(
@@ -108,5 +122,9 @@ describe('probe: ends of a transaction block TypeORM does not report', () => {
 
   it('lists the change of a block opened with a commented, lowercase begin', async () => {
     expect(await run('pb-5', 'lowercase-begin')).toEqual({ listed: ['pb-5 kept'], omitted: undefined, stored: ['pb-5 kept'] });
+  });
+
+  it('lists the change of a block ended with COMMIT AND CHAIN, not those of the chained block rolled back', async () => {
+    expect(await run('pb-6', 'commit-and-chain')).toEqual({ listed: ['pb-6 kept'], omitted: undefined, stored: ['pb-6 kept'] });
   });
 });

@@ -7,7 +7,7 @@ import { AuditService } from '../src/audit';
 import { Contract, startDiffsApp } from './support/diffs-app';
 import { TestPostgres } from './support/postgres';
 
-@Controller('probe-record-block')
+@Controller('record-block')
 class RecordBlockController {
   constructor(
     @InjectDataSource() private readonly db: DataSource,
@@ -34,8 +34,9 @@ class RecordBlockController {
 // docs/GUIDE.md: a record() row written in a transaction carries the uncommitted changes of that
 // transaction (they commit or roll back with it), and the row then stands for the request; a change
 // made in a block TypeORM does not report is held until its COMMIT is seen, then handed over.
-// Either way, a committed change must reach the trail: on the record() row or the request's own.
-describe('probe: record() and an entity change in one raw block', () => {
+// Either way, a committed change reaches the trail: here on the record() row, which carries what
+// the raw block holds (GUIDE, "A change made on a query runner in a transaction block ...").
+describe('record() and an entity change in one raw block: the change reaches the record() row', () => {
   let db: TestPostgres;
   let app: INestApplication<Server>;
 
@@ -50,7 +51,7 @@ describe('probe: record() and an entity change in one raw block', () => {
   });
 
   const rowsOf = async (tag: string, typeorm: boolean) => {
-    await request(app.getHttpServer()).post('/probe-record-block').set('x-request-id', tag).send({ tag, typeorm }).expect(201);
+    await request(app.getHttpServer()).post('/record-block').set('x-request-id', tag).send({ tag, typeorm }).expect(201);
     expect(await db.query('SELECT title FROM contract WHERE title = $1', [tag])).toEqual([{ title: tag }]);
     const rows = await db.query<{ action: string; changes: { entities?: { type: string; op: string }[] } | null }>(
       'SELECT action, changes FROM audit_log WHERE request_id = $1 ORDER BY action',
@@ -66,7 +67,7 @@ describe('probe: record() and an entity change in one raw block', () => {
     expect(await rowsOf('prb-1', true)).toEqual([{ action: 'contract_imported', entities: ['Contract:insert'] }]);
   });
 
-  it('has the insert on the trail when the block was opened with SQL', async () => {
+  it('lists the insert on the record() row when the block was opened with SQL', async () => {
     const rows = await rowsOf('prb-2', false);
     expect(rows.map((row) => row.action)).toEqual(['contract_imported']);
     expect(rows.flatMap((row) => row.entities)).toEqual(['Contract:insert']);
