@@ -1,5 +1,5 @@
 import { type DataSource, type EntityMetadata, type QueryRunner } from 'typeorm';
-import { auditScope, currentAuditContext } from '../audit-context';
+import { auditScope, currentAuditContext, takeEntityChanges } from '../audit-context';
 import { writtenTables } from './sql-writes';
 import { unheardCommitted, unheardRolledBack, watchAuditedTables, writeHeard, writeSeen, writtenTable } from './unheard-writes';
 
@@ -131,6 +131,19 @@ describe('writes without an entity event', () => {
       status = 'I';
       writeSeen(rolledBack, 'ROLLBACK', { command: 'ROLLBACK' });
       expect(currentAuditContext()?.omitted).toBe(2);
+    });
+  });
+
+  it('counts a write whose block ended unseen (through the driver) when the changes are taken, and not while it is open', () => {
+    auditScope(() => {
+      let status = 'T';
+      const queryRunner = Object.assign(runner(0), {
+        databaseConnection: { getTransactionStatus: () => status },
+      }) as unknown as QueryRunner;
+      writeSeen(queryRunner, 'TRUNCATE contract', []);
+      expect(takeEntityChanges(currentAuditContext())).toBeUndefined();
+      status = 'I';
+      expect(takeEntityChanges(currentAuditContext())?.entitiesOmitted).toBe(1);
     });
   });
 });

@@ -56,7 +56,7 @@ export function writtenTable(query: string): string | undefined {
  */
 export function writeSeen(queryRunner: QueryRunner, query: string, result: unknown): void {
   const command = (result as { command?: unknown } | undefined)?.command;
-  if (depthOf(queryRunner) === 0 && unreportedBlockOpen(queryRunner) === false) rawBlockEnded(queryRunner, command);
+  rawBlockEnded(queryRunner, command);
   if (query === 'COMMIT' && command === 'ROLLBACK') return unheardRolledBack(queryRunner, 0);
   const tables = auditedTables.get(queryRunner.connection);
   if (!tables) return;
@@ -125,10 +125,11 @@ export function unheardRolledBack(queryRunner: QueryRunner, depth = depthOf(quer
     );
 }
 
-/** A block opened as SQL ended (`command`: PostgreSQL's answer to its end, if seen): its writes count unless it rolled back. */
+/** When `pg` says the block opened as SQL has ended (`command`: PostgreSQL's answer to its end, if seen): its writes count unless it rolled back. */
 function rawBlockEnded(queryRunner: QueryRunner, command: unknown): void {
   const unheard = unheardByRunner.get(queryRunner);
   if (!unheard?.some((write) => write.raw)) return;
+  if (depthOf(queryRunner) > 0 || unreportedBlockOpen(queryRunner) !== false) return;
   unheardByRunner.set(
     queryRunner,
     unheard.filter((write) => !write.raw),
@@ -140,10 +141,9 @@ function rawBlockEnded(queryRunner: QueryRunner, command: unknown): void {
 /** Before `owner`'s changes are taken: a block that ended unseen (through the driver) counts its writes. */
 function watchRawBlock(queryRunner: QueryRunner, owner: AuditContext): void {
   const settle = () => {
-    if (!unheardByRunner.get(queryRunner)?.some((write) => write.raw)) return;
-    if (unreportedBlockOpen(queryRunner) === false) return rawBlockEnded(queryRunner, undefined);
+    rawBlockEnded(queryRunner, undefined);
     // Still open: asked again at the next take.
-    (owner.blocks ??= []).push(settle);
+    if (unheardByRunner.get(queryRunner)?.some((write) => write.raw)) (owner.blocks ??= []).push(settle);
   };
   (owner.blocks ??= []).push(settle);
 }
