@@ -68,11 +68,37 @@ describe('cutting entity changes to the diffs’ share', () => {
     expect(heldChange({ bytes: 1900, cutBytes: 990 }, change(4), 1000)).toBeUndefined();
   });
 
-  it('fits many changes by cutting the largest values across them, then leaving out the last', () => {
+  it('fits many changes by cutting the largest values across them, then leaving out the largest changes', () => {
     const changes = [1, 2, 3].map((n) => ({ type: 'T', id: n, op: 'insert', fields: { v: [null, String(n).repeat(100 * n)] } }));
     const { kept, omitted } = fitChanges(changes, 400, 0);
     expect(omitted).toBe(0);
     expect(kept.map((c) => (c as { fields: { v: unknown[] } }).fields.v[1])).toEqual(['1'.repeat(100), cut(202), cut(302)]);
     expect(fitChanges(changes, 120, 0)).toEqual({ kept: [{ ...changes[0], fields: { v: [null, cut(102)] } }], omitted: 2 });
+  });
+
+  it('leaves out the largest change, never a small one after it, and cuts a long id as a value', () => {
+    const padded = (letter: string) => ({
+      type: 'Sku',
+      id: letter.repeat(2_000),
+      op: 'insert',
+      fields: { code: [null, letter.repeat(2_000)] },
+    });
+    const small = { type: 'Contract', id: 1, op: 'insert', fields: { title: [null, 'lease'] } };
+    const { kept, omitted } = fitChanges([padded('a'), padded('b'), padded('c'), small], 1_000, 0);
+    expect(omitted).toBe(0);
+    expect(kept[3]).toEqual(small);
+    expect(kept[0]).toEqual({ type: 'Sku', id: cut(2_002), op: 'insert', fields: { code: [null, cut(2_002)] } });
+    const many = Array.from({ length: 40 }, (_, n) => ({ type: 'Sku', id: n, op: 'insert', fields: { code: [null, 'x'.repeat(60)] } }));
+    const fitted = fitChanges([...many, small], 600, 0);
+    expect(fitted.omitted).toBeGreaterThan(0);
+    expect(fitted.kept.at(-1)).toEqual(small);
+  });
+
+  it('cuts a long key of a composite id, and a text id past the limit when a change is captured', () => {
+    const change = { type: 'Grant', id: { scope: 's'.repeat(5_000), n: 1 }, op: 'insert', fields: { n: [null, 1] } };
+    expect(cutToFit({ value: change, bytes: 5_100 }, 500).value).toEqual({ ...change, id: { scope: cut(5_002), n: 1 } });
+    const captured = capturedChange({ type: 'Sku', id: 'k'.repeat(40_000), op: 'insert', fields: {} }, () => false, 1_000);
+    expect(captured.value).toEqual({ type: 'Sku', id: cut(40_002), op: 'insert', fields: {} });
+    expect(captured.bytes).toBeLessThan(1_000);
   });
 });

@@ -31,9 +31,10 @@ interface Slot {
 
 /**
  * An entity change as the diffs capture it: converted JSON-safe and redacted by name, as it is
- * when it fits `maxBytes`. A larger one keeps its entity type, id, op and field names: each value
- * is converted apart, one past `maxBytes` is cut ({@link CutValue}), and the largest are cut
- * until the change fits `maxBytes` (only values, so a change of many fields may stay larger).
+ * when it fits `maxBytes`. A larger one keeps its entity type, op and field names: each value (a
+ * text id and each key of a composite id too) is converted apart, one past `maxBytes` is cut
+ * ({@link CutValue}), and the largest are cut until the change fits `maxBytes` (only values, so a
+ * change of many fields may stay larger).
  *
  * @example
  * capturedChange({ type: 'Contract', id: 7, op: 'update', fields: { note: ['a', 'x'.repeat(40_000)] } }, isRedacted, 32_768);
@@ -55,7 +56,7 @@ export function capturedChange(change: object, isRedacted: (key: string) => bool
 
 /**
  * The change within `maxBytes`: its largest values cut ({@link CutValue}) until it fits, its
- * entity, id, op and field names kept; with every value cut when even that does not fit (its
+ * entity, op and field names kept (an id longer than a cut marker is a value too); with every value cut when even that does not fit (its
  * `bytes` then pass `maxBytes`). The same change when it fits. The change's own prototype is
  * kept (the diffs' conversion by name only).
  *
@@ -77,8 +78,8 @@ export function cutToFit(change: SizedChange, maxBytes: number): SizedChange {
 
 /**
  * The changes (JSON-safe) within `maxBytes` as one JSON array, less `frame`: the largest values
- * among all of them cut first ({@link CutValue}), so that every change keeps its entity, id and
- * field names; only when even those pass, whole changes are left out from the last one.
+ * among all of them (ids too) cut first ({@link CutValue}), so that every change keeps its entity,
+ * op and field names; only when even those pass, whole changes are left out, the largest first.
  *
  * @example
  * fitChanges([big, small], 1_024, 48); // { kept: [big with its values cut, small], omitted: 0 }
@@ -102,9 +103,12 @@ export function fitChanges(changes: readonly unknown[], maxBytes: number, frame:
     bytes += size - sizes[slot.change];
     sizes[slot.change] = size;
   }
+  // The largest change goes first (the last of equals): a small one is never lost for the size of another.
   while (kept.length > 0 && bytes > maxBytes) {
-    kept.pop();
-    bytes -= sizes[kept.length];
+    const largest = sizes.lastIndexOf(Math.max(...sizes));
+    bytes -= sizes[largest];
+    kept.splice(largest, 1);
+    sizes.splice(largest, 1);
   }
   return { kept, omitted: changes.length - kept.length };
 }
@@ -133,10 +137,16 @@ function cutValue(originalBytes: number): CutValue {
   return { _truncated: true, originalBytes };
 }
 
-/** The values of a change, measured (JSON-safe ones only), in the copy's own `fields` and `after` (copied, so that cutting them changes no other change). */
+/** The values of a change, measured (JSON-safe ones only), in the copy's own `id` (a text id, or each key of a composite one), `fields` and `after` (copied, so that cutting them changes no other change). */
 function slotsOf(change: Record<string, unknown>, measured = true): Slot[] {
   const slots: Slot[] = [];
   const measure = measured ? jsonBytes : () => 0;
+  const id = change.id;
+  if (typeof id === 'string') slots.push({ holder: change, key: 'id', bytes: measure(id) });
+  if (isRecord(id)) {
+    const own = (change.id = copied(id));
+    for (const name of Object.keys(own)) slots.push({ holder: own, key: name, bytes: measure(own[name]) });
+  }
   const fields = change.fields;
   if (isRecord(fields)) {
     const own = (change.fields = copied(fields));

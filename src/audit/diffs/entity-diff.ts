@@ -112,7 +112,8 @@ function unknownBefore(
 /**
  * One primary column: its value; several: an object of them; none known: null. A key column the
  * rule excludes (or that refers to a key its entity's rule excludes) is `[EXCLUDED]`, one whose
- * name is redacted (`token`, `apiKey`) `[REDACTED]`, alone or within the object.
+ * name is redacted (`token`, `apiKey`) `[REDACTED]`, alone or within the object. A key value is
+ * shown as a field's value is ({@link shownValue}): binary data as its length and SHA-256, never its bytes.
  */
 function idOf(
   metadata: EntityMetadata,
@@ -124,7 +125,8 @@ function idOf(
   const primaries = metadata.primaryColumns;
   const valueOf = (column: ColumnMetadata): unknown => {
     const value = column.getEntityValue(source as ObjectLiteral) as unknown;
-    return value === undefined || value === null ? value : (hiddenKey(column, rule, isRedacted) ?? value);
+    if (value === undefined || value === null) return value;
+    return hiddenKey(column, rule, isRedacted) ?? shownValue(value, column.propertyPath, rule.exclude);
   };
   if (primaries.length === 1) {
     const value = valueOf(primaries[0]);

@@ -85,9 +85,9 @@ export function diffsBytes(diffs: DiffsPart | undefined): number {
 }
 
 /**
- * The diffs within `maxBytes` as JSON: the largest values among the changes cut first (marked
- * with their size), so that each change keeps its entity, id and field names; only when even
- * those pass `maxBytes`, the changes from the last one left out and counted in `entitiesOmitted`
+ * The diffs within `maxBytes` as JSON: the largest values among the changes (long ids too) cut
+ * first (marked with their size), so that each change keeps its entity, op and field names; only
+ * when even those pass `maxBytes`, changes left out, the largest first, and counted in `entitiesOmitted`
  * (the diffs' own marker). The same part when it fits.
  *
  * @example

@@ -1,5 +1,6 @@
 import { type DataSource, type EntityMetadata, type QueryRunner } from 'typeorm';
-import { auditScope, currentAuditContext } from '../audit-context';
+import { auditScope, currentAuditContext, takeEntityChanges } from '../audit-context';
+import { writtenTables } from './sql-writes';
 import { unheardCommitted, unheardRolledBack, watchAuditedTables, writeHeard, writeSeen, writtenTable } from './unheard-writes';
 
 describe('writtenTable', () => {
@@ -11,16 +12,36 @@ describe('writtenTable', () => {
     ['  update ONLY Contract set title = $1', 'contract'],
     ['delete from only public.contract', 'contract'],
     ['INSERT INTO "Odd ""Name"""("id") VALUES (1)', 'Odd "Name"'],
+    ["/* controller='contracts' */ UPDATE contract SET title = $1", 'contract'],
+    ['/* outer /* nested */ still */\n-- a note\n  DELETE FROM contract', 'contract'],
+    ["SET LOCAL lock_timeout = '1s'; UPDATE contract SET title = 'x'", 'contract'],
+    ['MERGE INTO public.contract AS c USING s ON true WHEN MATCHED THEN DELETE', 'contract'],
   ])('names the table of %s', (query, table) => {
     expect(writtenTable(query)).toBe(table);
   });
 
-  it.each(['SELECT * FROM "contract"', 'WITH x AS (SELECT 1) UPDATE contract SET title = 1', 'COMMIT', 'SAVEPOINT typeorm_1'])(
-    'names none for %s',
-    (query) => {
-      expect(writtenTable(query)).toBeUndefined();
-    },
-  );
+  it.each([
+    'SELECT * FROM "contract"',
+    'WITH x AS (SELECT 1) UPDATE contract SET title = 1',
+    'COMMIT',
+    'SAVEPOINT typeorm_1',
+    "SELECT 'a; UPDATE contract SET title = 1'",
+    'SELECT $$ ; DELETE FROM contract $$',
+    'SELECT 1 /* ; TRUNCATE contract */',
+    'SELECT 1 -- ; TRUNCATE contract',
+  ])('names none for %s', (query) => {
+    expect(writtenTable(query)).toBeUndefined();
+  });
+});
+
+describe('writtenTables', () => {
+  it('names one table per write statement of a multi-statement string, in order', () => {
+    expect(writtenTables('UPDATE contract SET a = 1; SELECT \';\'; DELETE FROM "Tag"; INSERT INTO contract VALUES (1)')).toEqual([
+      'contract',
+      'Tag',
+      'contract',
+    ]);
+  });
 });
 
 describe('writes without an entity event', () => {
@@ -81,6 +102,48 @@ describe('writes without an entity event', () => {
       Object.assign(queryRunner, { isTransactionActive: false, transactionDepth: 0 });
       unheardCommitted(queryRunner);
       expect(currentAuditContext()?.omitted).toBe(0);
+    });
+  });
+
+  it("counts a write in a nested scope on the outer scope's row, the scope it belongs to", () => {
+    auditScope(() => {
+      const outer = currentAuditContext();
+      auditScope(() => writeSeen(runner(0), 'UPDATE "contract" SET "title" = $1', []));
+      expect(outer?.omitted).toBe(1);
+    });
+  });
+
+  it('holds a write in a block opened as SQL until pg says it ended: counted on COMMIT, dropped on ROLLBACK', () => {
+    auditScope(() => {
+      let status = 'T';
+      const inBlock = (): QueryRunner =>
+        Object.assign(runner(0), { databaseConnection: { getTransactionStatus: () => status } }) as unknown as QueryRunner;
+      const committed = inBlock();
+      writeSeen(committed, 'UPDATE "contract" SET "title" = $1; UPDATE contract SET title = $1', []);
+      expect(currentAuditContext()?.omitted).toBe(0);
+      status = 'I';
+      writeSeen(committed, 'COMMIT', { command: 'COMMIT' });
+      expect(currentAuditContext()?.omitted).toBe(2);
+
+      status = 'T';
+      const rolledBack = inBlock();
+      writeSeen(rolledBack, 'DELETE FROM contract', []);
+      status = 'I';
+      writeSeen(rolledBack, 'ROLLBACK', { command: 'ROLLBACK' });
+      expect(currentAuditContext()?.omitted).toBe(2);
+    });
+  });
+
+  it('counts a write whose block ended unseen (through the driver) when the changes are taken, and not while it is open', () => {
+    auditScope(() => {
+      let status = 'T';
+      const queryRunner = Object.assign(runner(0), {
+        databaseConnection: { getTransactionStatus: () => status },
+      }) as unknown as QueryRunner;
+      writeSeen(queryRunner, 'TRUNCATE contract', []);
+      expect(takeEntityChanges(currentAuditContext())).toBeUndefined();
+      status = 'I';
+      expect(takeEntityChanges(currentAuditContext())?.entitiesOmitted).toBe(1);
     });
   });
 });

@@ -1,23 +1,23 @@
 import { type DataSource, type EntityMetadata, type QueryRunner } from 'typeorm';
-import { type AuditContext, currentAuditContext } from '../audit-context';
+import { type AuditContext, currentAuditContext, ownerOf } from '../audit-context';
+import { writtenTables } from './sql-writes';
+import { unreportedBlockOpen } from './unreported-transaction';
 
 /** A write statement on an audited entity's table, made in an audit context, that no entity event has answered yet. */
 interface Unheard {
   context: AuditContext;
   table: string;
-  /** The transaction depth it was made at: 0 outside a transaction (committed at once). */
+  /** The transaction depth it was made at: 0 outside a transaction TypeORM reports (committed at once, unless `raw`). */
   depth: number;
-  /** Counted in the context's `entitiesOmitted` already (outside a transaction: taken back when its event follows). */
-  counted: boolean;
+  /** Made at depth 0 inside a transaction block TypeORM does not report (`BEGIN` as SQL): held until `pg` says the block ended. */
+  raw: boolean;
+  /** The context its count was added to, when counted in `entitiesOmitted` already (outside a transaction: taken back when its event follows). */
+  countedOn: AuditContext | undefined;
 }
 
 /** The tables of the audited entities, per DataSource. */
 const auditedTables = new WeakMap<DataSource, ReadonlySet<string>>();
 const unheardByRunner = new WeakMap<QueryRunner, Unheard[]>();
-
-/** `INSERT INTO t`, `UPDATE [ONLY] t`, `DELETE FROM [ONLY] t`, `TRUNCATE [TABLE] [ONLY] t`, t maybe schema-qualified and quoted. */
-const WRITE =
-  /^\s*(?:insert\s+into|update(?:\s+only)?|delete\s+from(?:\s+only)?|truncate(?:\s+table)?(?:\s+only)?)\s+((?:"(?:[^"]|"")+"|[\w$]+)(?:\s*\.\s*(?:"(?:[^"]|"")+"|[\w$]+))*)/i;
 
 /**
  * Notes the tables of a DataSource's audited entities, whose writes {@link writeSeen} follows.
@@ -30,43 +30,49 @@ export function watchAuditedTables(dataSource: DataSource, audited: readonly Ent
 }
 
 /**
- * The table a write statement (insert, update, delete, truncate) names, unquoted; undefined for any other statement.
+ * The table the first write statement (insert, update, delete, truncate, merge) of `query` names,
+ * unquoted; undefined when it has none. Leading comments are skipped (see `writtenTables()`).
  *
  * @example
  * writtenTable('UPDATE "public"."contract" SET "title" = $1'); // 'contract'
  * writtenTable('SELECT 1'); // undefined
  */
 export function writtenTable(query: string): string | undefined {
-  const path = WRITE.exec(query)?.[1];
-  if (!path) return undefined;
-  const last = /(?:"((?:[^"]|"")+)"|([\w$]+))\s*$/.exec(path);
-  if (!last) return undefined;
-  return last[1] !== undefined ? last[1].replace(/""/g, '"') : last[2].toLowerCase();
+  return writtenTables(query)[0];
 }
 
 /**
- * A statement PostgreSQL answered, seen by the subscriber's `afterQuery()`: a write on an audited
- * entity's table inside an audit context waits for the entity event TypeORM sends after it. Outside
- * a transaction it is counted in the context's `entitiesOmitted` at once (the event, which follows
- * before the caller resumes, takes it back); inside one, when the outer transaction commits
- * ({@link unheardCommitted}). A COMMIT answered with ROLLBACK drops what the transaction held.
+ * A statement PostgreSQL answered, seen by the subscriber's `afterQuery()`: each write statement
+ * in it on an audited entity's table inside an audit context waits for the entity event TypeORM
+ * sends after it, and is counted on the request or outermost scope the context belongs to
+ * (`ownerOf()`). Outside a transaction it is counted in `entitiesOmitted` at once (the event,
+ * which follows before the caller resumes, takes it back); inside one, when the outer transaction
+ * commits ({@link unheardCommitted}); inside a block TypeORM does not report (`BEGIN` sent as SQL),
+ * when `pg` says the block ended, unless it ended with ROLLBACK. A COMMIT answered with ROLLBACK
+ * drops what the transaction held.
  *
  * @example
  * writeSeen(queryRunner, 'UPDATE "contract" SET "title" = $1', rawResults); // from afterQuery(): counted unless an event follows
  */
 export function writeSeen(queryRunner: QueryRunner, query: string, result: unknown): void {
-  if (query === 'COMMIT' && (result as { command?: unknown } | undefined)?.command === 'ROLLBACK') return unheardRolledBack(queryRunner, 0);
+  const command = (result as { command?: unknown } | undefined)?.command;
+  rawBlockEnded(queryRunner, command);
+  if (query === 'COMMIT' && command === 'ROLLBACK') return unheardRolledBack(queryRunner, 0);
   const tables = auditedTables.get(queryRunner.connection);
   if (!tables) return;
-  const table = writtenTable(query);
-  if (table === undefined || !tables.has(table)) return;
+  const written = writtenTables(query).filter((table) => tables.has(table));
+  if (written.length === 0) return;
   const context = currentAuditContext();
   if (!context) return;
   const depth = depthOf(queryRunner);
-  if (depth === 0) context.omitted += 1;
+  const raw = depth === 0 && unreportedBlockOpen(queryRunner) === true;
+  const owner = ownerOf(context);
+  const countedOn = depth === 0 && !raw ? owner : undefined;
+  if (countedOn) countedOn.omitted += written.length;
   // What an earlier request left counted on a long-lived runner is its own: not held any longer.
-  const unheard = (unheardByRunner.get(queryRunner) ?? []).filter((write) => !write.counted || write.context === context);
-  unheard.push({ context, table, depth, counted: depth === 0 });
+  const unheard = (unheardByRunner.get(queryRunner) ?? []).filter((write) => !write.countedOn || write.countedOn === owner);
+  if (raw && !unheard.some((write) => write.raw)) watchRawBlock(queryRunner, owner);
+  for (const table of written) unheard.push({ context, table, depth, raw, countedOn });
   unheardByRunner.set(queryRunner, unheard);
 }
 
@@ -83,8 +89,8 @@ export function writeHeard(queryRunner: QueryRunner, metadata: EntityMetadata): 
   const left = unheard.filter((write) => write.table !== metadata.tableName);
   for (const write of unheard) {
     // Taken back only in the request it was counted for (a runner can outlive a request).
-    if (write.table === metadata.tableName && write.counted && write.context === context)
-      context.omitted = Math.max(0, context.omitted - 1);
+    if (write.table === metadata.tableName && write.countedOn && write.context === context)
+      write.countedOn.omitted = Math.max(0, write.countedOn.omitted - 1);
   }
   unheardByRunner.set(queryRunner, left);
 }
@@ -100,11 +106,12 @@ export function unheardCommitted(queryRunner: QueryRunner): void {
   const unheard = unheardByRunner.get(queryRunner);
   if (!unheard) return;
   unheardByRunner.delete(queryRunner);
-  for (const write of unheard) if (!write.counted) write.context.omitted += 1;
+  for (const write of unheard) if (!write.countedOn) ownerOf(write.context).omitted += 1;
 }
 
 /**
- * After a rollback (to `depth`: the depth left, 0 for the whole transaction): its writes did not happen.
+ * After a rollback (to `depth`: the depth left, 0 for the whole transaction, which ends a block
+ * opened as SQL under it too): its writes did not happen.
  *
  * @example
  * unheardRolledBack(queryRunner); // from afterTransactionRollback()
@@ -114,8 +121,31 @@ export function unheardRolledBack(queryRunner: QueryRunner, depth = depthOf(quer
   if (unheard)
     unheardByRunner.set(
       queryRunner,
-      unheard.filter((write) => write.counted || write.depth <= depth),
+      unheard.filter((write) => write.countedOn || (write.depth <= depth && !(depth === 0 && write.raw))),
     );
+}
+
+/** When `pg` says the block opened as SQL has ended (`command`: PostgreSQL's answer to its end, if seen): its writes count unless it rolled back. */
+function rawBlockEnded(queryRunner: QueryRunner, command: unknown): void {
+  const unheard = unheardByRunner.get(queryRunner);
+  if (!unheard?.some((write) => write.raw)) return;
+  if (depthOf(queryRunner) > 0 || unreportedBlockOpen(queryRunner) !== false) return;
+  unheardByRunner.set(
+    queryRunner,
+    unheard.filter((write) => !write.raw),
+  );
+  if (command === 'ROLLBACK') return;
+  for (const write of unheard) if (write.raw) ownerOf(write.context).omitted += 1;
+}
+
+/** Before `owner`'s changes are taken: a block that ended unseen (through the driver) counts its writes. */
+function watchRawBlock(queryRunner: QueryRunner, owner: AuditContext): void {
+  const settle = () => {
+    rawBlockEnded(queryRunner, undefined);
+    // Still open: asked again at the next take.
+    if (unheardByRunner.get(queryRunner)?.some((write) => write.raw)) (owner.blocks ??= []).push(settle);
+  };
+  (owner.blocks ??= []).push(settle);
 }
 
 /** TypeORM keeps the savepoint depth in a protected field; without it, a transaction counts as depth 1. */

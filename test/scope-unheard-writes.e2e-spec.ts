@@ -8,7 +8,7 @@ import { changesOf, Contract, startDiffsApp } from './support/diffs-app';
 import { TestPostgres } from './support/postgres';
 
 /** A handler that calls a service written for jobs: it wraps its writes in auditScope(). */
-@Controller('probe-scoped')
+@Controller('scoped-writes')
 class ScopedWritesController {
   constructor(@InjectDataSource() private readonly db: DataSource) {}
 
@@ -33,17 +33,17 @@ class ScopedWritesController {
   }
 }
 
-// docs/GUIDE.md ("Diffs"): auditScope() "Called inside a request ..., the scope is the request's:
-// its changes go to the request's row"; and a raw SQL write or one without listeners on an audited
-// table "inside a request or scope ... counts 1 in changes.entitiesOmitted once committed".
-describe('probe: writes without entity events inside auditScope() in a request', () => {
+// docs/GUIDE.md ("Diffs"): inside a request, auditScope() is the request's scope, and a raw SQL
+// write or one without listeners on an audited table made in it counts 1 in the request's
+// changes.entitiesOmitted once committed (it was counted on the scope, whose count no row took).
+describe("writes without entity events inside auditScope() in a request count on the request's row", () => {
   let db: TestPostgres;
   let app: INestApplication<Server>;
 
   beforeAll(async () => {
     db = await TestPostgres.start();
     app = await startDiffsApp(db, { mode: 'sync' }, { controllers: [ScopedWritesController] });
-    await request(app.getHttpServer()).post('/probe-scoped/seed').set('x-request-id', 'ps-seed').send({}).expect(201);
+    await request(app.getHttpServer()).post('/scoped-writes/seed').set('x-request-id', 'ps-seed').send({}).expect(201);
   }, 60_000);
 
   afterAll(async () => {
@@ -52,7 +52,7 @@ describe('probe: writes without entity events inside auditScope() in a request',
   });
 
   const omittedAfter = async (path: string, tag: string): Promise<unknown> => {
-    await request(app.getHttpServer()).post(`/probe-scoped/${path}`).set('x-request-id', tag).send({ title: tag }).expect(201);
+    await request(app.getHttpServer()).post(`/scoped-writes/${path}`).set('x-request-id', tag).send({ title: tag }).expect(201);
     expect(await db.query('SELECT title FROM contract')).toEqual([{ title: tag }]);
     return (await changesOf(db, tag)).entitiesOmitted;
   };

@@ -6,14 +6,14 @@ import { DataSource } from 'typeorm';
 import { changesOf, Contract, startDiffsApp } from './support/diffs-app';
 import { TestPostgres } from './support/postgres';
 
-@Controller('probe-unheard')
-class ProbeUnheardController {
+@Controller('unheard')
+class UnheardController {
   constructor(@InjectDataSource() private readonly db: DataSource) {}
 
   @Post('seed')
   async seed(): Promise<void> {
     const repo = this.db.getRepository(Contract);
-    await repo.save(repo.create({ title: 'seed', counterparty: 'Probe Ltd' }), { listeners: false });
+    await repo.save(repo.create({ title: 'seed', counterparty: 'Unheard Ltd' }), { listeners: false });
   }
 
   @Post('commented')
@@ -59,15 +59,17 @@ class ProbeUnheardController {
 
 // docs/GUIDE.md ("Diffs"): "each statement that inserts into, updates, deletes from or truncates an
 // audited entity's table inside a request or scope, with no entity event after it, counts 1 in
-// changes.entitiesOmitted once committed (none when its transaction rolls back)".
-describe('probe: raw writes without entity events', () => {
+// changes.entitiesOmitted once committed (none when its transaction rolls back)", read after any
+// leading comments, each statement of a multi-statement string, MERGE INTO too, and a block opened
+// with BEGIN as SQL that rolls back counts nothing.
+describe('raw writes without entity events count in entitiesOmitted however the SQL is written', () => {
   let db: TestPostgres;
   let app: INestApplication<Server>;
 
   beforeAll(async () => {
     db = await TestPostgres.start();
-    app = await startDiffsApp(db, { mode: 'sync' }, { controllers: [ProbeUnheardController] });
-    await request(app.getHttpServer()).post('/probe-unheard/seed').set('x-request-id', 'pu-seed').send({}).expect(201);
+    app = await startDiffsApp(db, { mode: 'sync' }, { controllers: [UnheardController] });
+    await request(app.getHttpServer()).post('/unheard/seed').set('x-request-id', 'pu-seed').send({}).expect(201);
   }, 60_000);
 
   afterAll(async () => {
@@ -76,7 +78,7 @@ describe('probe: raw writes without entity events', () => {
   });
 
   const omittedAfter = async (path: string, tag: string): Promise<unknown> => {
-    await request(app.getHttpServer()).post(`/probe-unheard/${path}`).set('x-request-id', tag).send({ title: tag }).expect(201);
+    await request(app.getHttpServer()).post(`/unheard/${path}`).set('x-request-id', tag).send({ title: tag }).expect(201);
     return (await changesOf(db, tag)).entitiesOmitted;
   };
 

@@ -23,7 +23,7 @@ class Grant {
   @PrimaryColumn('text') scope!: string;
 }
 
-@Controller('probe-binary')
+@Controller('binary-key')
 class BinaryController {
   constructor(@InjectDataSource() private readonly db: DataSource) {}
 
@@ -40,8 +40,8 @@ class BinaryController {
 
 // docs/GUIDE.md ("Diffs"): "Binary data (a bytea column's Buffer, a typed array) is never written:
 // it is its length and the first 16 hex digits of the SHA-256 of its bytes". A bytea key column is
-// such a column too: the change's id must not carry its bytes.
-describe('probe: a binary key column in the change id', () => {
+// such a column too: the change's id shows it the same way, never its bytes.
+describe('a binary key column in the change id is shown as its length and hash', () => {
   let db: TestPostgres;
   let app: INestApplication<Server>;
 
@@ -57,7 +57,7 @@ describe('probe: a binary key column in the change id', () => {
 
   const idAfter = async (path: string, tag: string): Promise<unknown> => {
     await request(app.getHttpServer())
-      .post(`/probe-binary/${path}`)
+      .post(`/binary-key/${path}`)
       .set('x-request-id', tag)
       .send({ bytes: 'private-key-bytes' })
       .expect(201);

@@ -32,8 +32,8 @@ class CatalogController {
 // request changed"; values are cut, the largest first, and "every change keeps its entity type,
 // id, op and field names". Here the client pads the keys of the entities it creates (about 11 KB
 // each, each key well under half of maxEntryBytes): the change to the contract, made last and
-// small, must still be listed.
-describe('probe: client-chosen keys padded in one request', () => {
+// small, is still listed: long ids are cut as values, and whole changes go the largest first.
+describe('client-chosen keys padded in one request never push out a small change', () => {
   let db: TestPostgres;
   let app: INestApplication<Server>;
 
