@@ -46,7 +46,9 @@ interface PendingAppend {
 /**
  * The durable spool on local disk: append-only NDJSON segment files (0600, in a 0700 directory),
  * one checksummed record a line, fsynced before an append resolves. Concurrent appends share one
- * write and one fsync. Segments rotate by size; past `maxBytes` in all, records are refused.
+ * write and one fsync per segment. Segments rotate by size (no write passes it, but for a single
+ * record larger than a segment): a large batch spans segments. Past `maxBytes` in all, records are
+ * refused.
  *
  * Processes may share the directory (a rolling deploy on a shared volume): each writes and
  * replays only its own segments (named by its {@link SpoolOwner} id) and adopts those of a process
@@ -54,10 +56,11 @@ interface PendingAppend {
  * beside this one must not be spooling: its segments are adopted at once.
  *
  * `maxBytes` bounds the directory: this process's segments (counted as it writes them) and every
- * other owner's, live or gone, only read (when the spool opens, before each new segment, at each
- * heartbeat, and while refusing at most once a second; no segment is begun without such a count).
- * So N processes appending at once can pass `maxBytes` by at most one segment each but one
- * (`segmentBytes` plus one append): what each wrote since another last counted it.
+ * other owner's, live or gone, only measured by `stat` (when the spool opens, before each new
+ * segment, the first too, at each heartbeat, and while refusing at most once a second; no segment
+ * is begun without such a count). One that cannot be measured counts as a full segment. So N
+ * processes appending at once can pass `maxBytes` by at most one segment each but one
+ * (`segmentBytes` plus one record): what each wrote since another last counted it.
  *
  * With `timeoutMs`, no file operation is waited for longer: an append that meets a hung disk is
  * refused (`spool_error: AUDIT_DISK_TIMEOUT…`) and its segment retired, so that what the hung
