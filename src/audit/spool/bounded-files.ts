@@ -58,6 +58,7 @@ export function boundedFiles(files: SpoolFiles, timeoutMs: number, dir?: string)
       ),
     mkdir: (path, mode) => run('mkdir', () => files.mkdir(path, mode)),
     readdir: (path) => run('readdir', () => files.readdir(path)),
+    stat: (path) => run('stat', () => files.stat(path)),
     rename: (from, to) => run('rename', () => files.rename(from, to)),
     unlink: (path) => run('unlink', () => files.unlink(path)),
     readFile: (path) => run('readFile', () => files.readFile(path)),

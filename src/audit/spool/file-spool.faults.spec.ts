@@ -6,6 +6,7 @@ import { type SpoolRejection } from './audit-spool';
 import { FileSpool } from './file-spool';
 import { SpoolReadError } from './spool-errors';
 import { nodeSpoolFiles, type SpoolFileHandle, type SpoolFiles } from './spool-files';
+import { encodeSpoolLine } from './spool-line';
 
 const normalizer = new AuditEntryNormalizer(['password'], 64 * 1024);
 const record = (n: number): AuditRecord =>
@@ -191,7 +192,9 @@ describe('FileSpool under disk faults', () => {
     const segments = async () => (await readdir(dir)).filter((n) => n.endsWith('.ndjson')).sort();
     /** Two segments: nda-1 and nda-2 in the first, nda-3 in the second. */
     const twoSegments = async (files?: SpoolFiles) => {
-      const spool = await FileSpool.open(dir, { maxBytes: 1024 * 1024, segmentBytes: 500, files });
+      // A segment holds two lines: a batch is not written past a segment's size.
+      const segmentBytes = Buffer.byteLength(encodeSpoolLine(record(1)) + encodeSpoolLine(record(2)));
+      const spool = await FileSpool.open(dir, { maxBytes: 1024 * 1024, segmentBytes, files });
       await spool.append([record(1), record(2)]);
       await spool.append([record(3)]);
       expect(await segments()).toHaveLength(2);

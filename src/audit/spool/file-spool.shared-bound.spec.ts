@@ -105,15 +105,17 @@ describe('FileSpool: spoolMaxBytes holds for a shared directory', () => {
     await spool.close();
   });
 
-  it("re-reads the sharers' segments before each new segment, not at each append: a sharer's growth counts from the next one", async () => {
+  it("re-reads the sharers' segments before each new segment (the first too), not at each append: a sharer's growth counts from the next one", async () => {
     await liveOwner('0000000000dd');
     const theirs = await plant('0000000000dd', 0, 1);
     const { calls, files } = counting();
     const spool = await FileSpool.open(dir, { maxBytes: 64 * KiB, segmentBytes: 8 * lineBytes, leaseMs: 60_000, files });
-    const opened = { ...calls };
+    const atOpen = { ...calls };
 
     // The sharer writes 30 lines more; this process goes on in its open segment, then begins another.
     expect((await spool.append([record(0)])).kept).toHaveLength(1);
+    const opened = { ...calls };
+    expect(opened.readdir - atOpen.readdir).toBe(1);
     await writeFile(join(dir, theirs), Array.from({ length: 30 }, (_, n) => encodeSpoolLine(record(100 + n))).join(''), { flag: 'a' });
     for (let n = 1; n < 8; n += 1) expect((await spool.append([record(n)])).kept).toHaveLength(1);
     expect(calls).toEqual(opened);
@@ -174,20 +176,19 @@ describe('FileSpool: spoolMaxBytes holds for a shared directory', () => {
     await spool.close();
   });
 
-  it('opens, but begins no segment, while the sharers cannot be counted: such appends are refused as spool_error', async () => {
+  it('begins no segment while the directory cannot be listed to count the sharers: such appends are refused as spool_error', async () => {
     await liveOwner('000000000022');
-    const theirs = await plant('000000000022', 0, 1);
-    let denied = true;
+    await plant('000000000022', 0, 1);
+    let denied = false;
     const files: SpoolFiles = {
       ...nodeSpoolFiles,
-      open: (path, flags, mode) =>
-        denied && path === join(dir, theirs)
-          ? Promise.reject(Object.assign(new Error('EMFILE: too many open files'), { code: 'EMFILE' }))
-          : nodeSpoolFiles.open(path, flags, mode),
+      readdir: (path) =>
+        denied ? Promise.reject(Object.assign(new Error('EMFILE: too many open files'), { code: 'EMFILE' })) : nodeSpoolFiles.readdir(path),
     };
-    const spool = await FileSpool.open(dir, { maxBytes: 64 * KiB, segmentBytes: 2 * KiB, leaseMs: 60_000, files });
+    const spool = await FileSpool.open(dir, { maxBytes: 64 * KiB, segmentBytes: 2 * lineBytes, leaseMs: 60_000, files });
     const records = [0, 1, 2, 3, 4].map(record);
     const refused = (r: AuditRecord) => ({ kept: [], dropped: [r], error: 'spool_error: EMFILE: too many open files' });
+    denied = true;
     expect(await spool.append([records[0]])).toEqual(refused(records[0]));
     denied = false;
     expect((await spool.append(records.slice(1, 3))).kept).toHaveLength(2);

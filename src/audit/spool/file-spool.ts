@@ -2,7 +2,16 @@ import { join } from 'node:path';
 import { type AuditRecord } from '../audit-entry';
 import { type AuditSpool, type SpoolAppendResult, type SpoolRejection } from './audit-spool';
 import { boundedFiles } from './bounded-files';
-import { appendWhole, dropAll, packAppends, SegmentAppendError } from './segment-append';
+import {
+  appendWhole,
+  encodeAppends,
+  keep,
+  planSegment,
+  refuse,
+  type SegmentPlan,
+  SegmentAppendError,
+  type SpoolLine,
+} from './segment-append';
 import { adoptSegments } from './segment-adoption';
 import { otherSegmentBytes } from './other-segments';
 import { segmentName } from './segment-name';
@@ -37,7 +46,9 @@ interface PendingAppend {
 /**
  * The durable spool on local disk: append-only NDJSON segment files (0600, in a 0700 directory),
  * one checksummed record a line, fsynced before an append resolves. Concurrent appends share one
- * write and one fsync. Segments rotate by size; past `maxBytes` in all, records are refused.
+ * write and one fsync per segment. Segments rotate by size (no write passes it, but for a single
+ * record larger than a segment): a large batch spans segments. Past `maxBytes` in all, records are
+ * refused.
  *
  * Processes may share the directory (a rolling deploy on a shared volume): each writes and
  * replays only its own segments (named by its {@link SpoolOwner} id) and adopts those of a process
@@ -45,10 +56,11 @@ interface PendingAppend {
  * beside this one must not be spooling: its segments are adopted at once.
  *
  * `maxBytes` bounds the directory: this process's segments (counted as it writes them) and every
- * other owner's, live or gone, only read (when the spool opens, before each new segment, at each
- * heartbeat, and while refusing at most once a second; no segment is begun without such a count).
- * So N processes appending at once can pass `maxBytes` by at most one segment each but one
- * (`segmentBytes` plus one append): what each wrote since another last counted it.
+ * other owner's, live or gone, only measured by `stat` (when the spool opens, before each new
+ * segment, the first too, at each heartbeat, and while refusing at most once a second; no segment
+ * is begun without such a count). One that cannot be measured counts as a full segment. So N
+ * processes appending at once can pass `maxBytes` by at most one segment each but one
+ * (`segmentBytes` plus one record): what each wrote since another last counted it.
  *
  * With `timeoutMs`, no file operation is waited for longer: an append that meets a hung disk is
  * refused (`spool_error: AUDIT_DISK_TIMEOUT…`) and its segment retired, so that what the hung
@@ -67,10 +79,8 @@ export class FileSpool implements AuditSpool {
   private replaying: Promise<number> | undefined;
   private adopting: Promise<void> | undefined;
   private counter = 0;
-  /** Segments this process closed: a new one is begun only after a count of the others since the last close. */
-  private closes = 0;
-  /** The other owners' segment bytes as last counted, when, and after which close. */
-  private others = { bytes: 0, at: 0, after: -1 };
+  /** The other owners' segment bytes as last counted, and when. */
+  private others = { bytes: 0, at: 0 };
 
   private constructor(
     readonly dir: string,
@@ -152,53 +162,83 @@ export class FileSpool implements AuditSpool {
   }
 
   private async write(appends: AuditRecord[][]): Promise<SpoolAppendResult[]> {
-    try {
-      await this.beforeSegment();
-    } catch (error) {
-      const reason = `spool_error: ${(error as Error).message}`;
-      return appends.map((records) => ({ kept: [], dropped: [...records], error: reason }));
-    }
-    let { results, text, lines } = packAppends(appends, this.room());
-    // What the others replayed since the last count may have made room.
-    if (results.some((r) => r.dropped.length > 0) && this.others.bytes > 0 && Date.now() - this.others.at >= RECOUNT_AFTER_MS) {
-      await this.countOthers().catch(() => undefined);
-      ({ results, text, lines } = packAppends(appends, this.room()));
-    }
-    if (lines > 0) {
-      const buffer = Buffer.from(text);
-      let segment: { name: string; handle: SpoolFileHandle } | undefined;
+    const results: SpoolAppendResult[] = appends.map(() => ({ kept: [], dropped: [] }));
+    let lines = encodeAppends(appends);
+    while (lines.length > 0) {
+      let plan: SegmentPlan;
       try {
-        segment = await this.segment();
-        const stats = this.segments.get(segment.name)!;
-        await appendWhole(segment.handle, buffer, stats.bytes);
-        stats.bytes += buffer.length;
-        stats.lines += lines;
+        plan = await this.plan(lines);
       } catch (error) {
-        dropAll(results, `spool_error: ${(error as Error).message}`);
-        if (segment && error instanceof SegmentAppendError && !error.restored) {
-          // The segment now ends in part of a line, which replay will report; nothing may follow it.
-          const stats = this.segments.get(segment.name)!;
-          stats.bytes += buffer.length;
-          stats.lines += 1;
-          await this.closeSegment().catch(() => undefined);
-        }
+        refuse(results, lines, `spool_error: ${(error as Error).message}`);
+        break;
       }
+      refuse(results, plan.full, 'spool_full');
+      const failure = plan.write.length > 0 ? await this.writeLines(plan.write) : undefined;
+      if (failure) {
+        refuse(results, [...plan.write, ...plan.rest], `spool_error: ${failure.message}`);
+        break;
+      }
+      keep(results, plan.write);
+      lines = plan.rest;
     }
     return results;
   }
 
-  /** Room left under `maxBytes` in the whole directory, as far as this process knows. */
-  private room(): number {
-    return this.maxBytes - this.bytes - this.others.bytes;
+  /**
+   * What of `lines` goes into the open segment (closed first when full or when the next line does
+   * not fit it), or into a new one; a new segment is planned on a fresh count of the others.
+   */
+  private async plan(lines: SpoolLine[]): Promise<SegmentPlan> {
+    if (this.current && this.currentBytes() >= this.segmentBytes) await this.closeSegment();
+    let plan = this.planIn(lines);
+    if (this.current && plan.write.length === 0 && plan.rest.length > 0) {
+      await this.closeSegment();
+      plan = this.planIn(lines);
+    }
+    // What the others replayed since the last count may have made room.
+    if (plan.full.length > 0 && this.others.bytes > 0 && Date.now() - this.others.at >= RECOUNT_AFTER_MS) {
+      await this.countOthers().catch(() => undefined);
+      plan = this.planIn(lines);
+    }
+    if (!this.current && plan.write.length > 0) {
+      await this.countOthers();
+      plan = this.planIn(lines);
+    }
+    return plan;
   }
 
-  /** Closes the open segment once full; before a new one is begun, the others are counted afresh. */
-  private async beforeSegment(): Promise<void> {
-    if (this.current && (this.segments.get(this.current.name)?.bytes ?? 0) >= this.segmentBytes) await this.closeSegment();
-    if (!this.current && this.others.after !== this.closes) await this.countOthers();
+  private planIn(lines: SpoolLine[]): SegmentPlan {
+    return planSegment(lines, this.maxBytes - this.bytes - this.others.bytes, this.segmentBytes, this.current ? this.currentBytes() : 0);
   }
 
-  /** The open segment, or a new one ({@link beforeSegment} has closed a full one). */
+  private currentBytes(): number {
+    return this.current ? (this.segments.get(this.current.name)?.bytes ?? 0) : 0;
+  }
+
+  /** Writes `lines` to the open segment (or a new one) in one write and one fsync; returns what failed. */
+  private async writeLines(lines: SpoolLine[]): Promise<Error | undefined> {
+    const buffer = Buffer.from(lines.map((line) => line.text).join(''));
+    let segment: { name: string; handle: SpoolFileHandle } | undefined;
+    try {
+      segment = await this.segment();
+      const stats = this.segments.get(segment.name)!;
+      await appendWhole(segment.handle, buffer, stats.bytes);
+      stats.bytes += buffer.length;
+      stats.lines += lines.length;
+      return undefined;
+    } catch (error) {
+      if (segment && error instanceof SegmentAppendError && !error.restored) {
+        // The segment now ends in part of a line, which replay will report; nothing may follow it.
+        const stats = this.segments.get(segment.name)!;
+        stats.bytes += buffer.length;
+        stats.lines += 1;
+        await this.closeSegment().catch(() => undefined);
+      }
+      return error as Error;
+    }
+  }
+
+  /** The open segment, or a new one ({@link plan} has closed a full one). */
   private async segment(): Promise<{ name: string; handle: SpoolFileHandle }> {
     if (this.current) return this.current;
     await this.owner.claim();
@@ -234,9 +274,8 @@ export class FileSpool implements AuditSpool {
 
   private async readOthers(): Promise<void> {
     const at = Date.now();
-    const after = this.closes;
-    const bytes = await otherSegmentBytes(this.files, this.dir, this.owner.id);
-    this.others = { bytes, at, after };
+    const bytes = await otherSegmentBytes(this.files, this.dir, this.owner.id, this.segmentBytes);
+    this.others = { bytes, at };
   }
 
   private async heartbeat(): Promise<void> {
@@ -253,7 +292,6 @@ export class FileSpool implements AuditSpool {
   private async closeSegment(): Promise<void> {
     const current = this.current;
     this.current = undefined;
-    if (current) this.closes += 1;
     await current?.handle.close();
   }
 

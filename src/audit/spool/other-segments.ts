@@ -7,22 +7,24 @@ const PASSES = 3;
 
 /**
  * The bytes on disk of the segments in `dir` that are not `owner`'s: those of the other processes
- * sharing the directory (live, or gone and not yet adopted) and of older versions. It only reads:
- * another owner's segment is never opened for writing here. A segment that vanishes between the
- * listing and its measure (replayed, or renamed by an adoption) has the directory listed again, so
- * that a renamed segment is counted under its new name.
+ * sharing the directory (live, or gone and not yet adopted) and of older versions. Each is measured
+ * by `stat` on its path, never opened. A segment that vanishes between the listing and its measure
+ * (replayed, or renamed by an adoption) has the directory listed again, so that a renamed segment is
+ * counted under its new name; one that cannot be measured for another reason (EACCES: another
+ * user's file, EMFILE, a hung disk) counts as one full segment of `segmentBytes`. Only a directory
+ * that cannot be listed fails the count.
  *
  * @example
- * const others = await otherSegmentBytes(files, dir, owner.id); // 131072
+ * const others = await otherSegmentBytes(files, dir, owner.id, 8 << 20); // 131072
  */
-export async function otherSegmentBytes(files: SpoolFiles, dir: string, owner: string): Promise<number> {
+export async function otherSegmentBytes(files: SpoolFiles, dir: string, owner: string, segmentBytes: number): Promise<number> {
   for (let pass = 1; ; pass += 1) {
     let bytes = 0;
     let vanished = false;
     for (const name of await files.readdir(dir)) {
       const segment = parseSegmentName(name);
       if (!segment || segment.owner === owner) continue;
-      const size = await sizeOf(files, join(dir, name));
+      const size = await sizeOf(files, join(dir, name), segmentBytes);
       if (size === undefined) vanished = true;
       else bytes += size;
     }
@@ -30,15 +32,10 @@ export async function otherSegmentBytes(files: SpoolFiles, dir: string, owner: s
   }
 }
 
-/** The size of the file at `path`, or `undefined` when it is gone. */
-async function sizeOf(files: SpoolFiles, path: string): Promise<number | undefined> {
-  const handle = await files
-    .open(path, 'r')
-    .catch((error: { code?: string } | null) => (error?.code === 'ENOENT' ? undefined : Promise.reject(error)));
-  if (!handle) return undefined;
-  try {
-    return (await handle.stat()).size;
-  } finally {
-    await handle.close();
-  }
+/** The size of the file at `path`, `undefined` when it is gone, or `unmeasured` when it cannot be measured. */
+function sizeOf(files: SpoolFiles, path: string, unmeasured: number): Promise<number | undefined> {
+  return files.stat(path).then(
+    ({ size }) => size,
+    (error: { code?: string } | null) => (error?.code === 'ENOENT' ? undefined : unmeasured),
+  );
 }

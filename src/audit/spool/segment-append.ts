@@ -44,41 +44,83 @@ export async function appendWhole(handle: SpoolFileHandle, buffer: Buffer, size:
   }
 }
 
-/**
- * Encodes the records of several appends into the text of one write, keeping those that fit in
- * `room` bytes (in order) and refusing the rest with `spool_full`.
- *
- * @example
- * const { results, text, lines } = packAppends([[a, b], [c]], spool.maxBytes - spool.bytes);
- */
-export function packAppends(appends: AuditRecord[][], room: number): { results: SpoolAppendResult[]; text: string; lines: number } {
-  let text = '';
-  let lines = 0;
-  const results = appends.map((records) => {
-    const result: SpoolAppendResult = { kept: [], dropped: [] };
-    for (const record of records) {
-      const line = encodeSpoolLine(record);
-      const size = Buffer.byteLength(line);
-      if (size > room) {
-        result.dropped.push(record);
-        result.error = 'spool_full';
-        continue;
-      }
-      room -= size;
-      text += line;
-      lines += 1;
-      result.kept.push(record);
-    }
-    return result;
-  });
-  return { results, text, lines };
+/** One record of an append, encoded as its spool line; `append` is the index of the append it came in. */
+export interface SpoolLine {
+  append: number;
+  record: AuditRecord;
+  text: string;
+  bytes: number;
 }
 
-/** Turns every kept record of `results` into a dropped one, for `reason`. */
-export function dropAll(results: SpoolAppendResult[], reason: string): void {
-  for (const result of results) {
-    result.dropped.push(...result.kept);
-    result.kept = [];
-    result.error = reason;
+/**
+ * Encodes the records of several appends, in order, into their spool lines.
+ *
+ * @example
+ * const lines = encodeAppends([[a, b], [c]]); // three lines; lines[2].append === 1
+ */
+export function encodeAppends(appends: AuditRecord[][]): SpoolLine[] {
+  return appends.flatMap((records, append) =>
+    records.map((record) => {
+      const text = encodeSpoolLine(record);
+      return { append, record, text, bytes: Buffer.byteLength(text) };
+    }),
+  );
+}
+
+/** What one write to a segment takes of the lines ({@link planSegment}). */
+export interface SegmentPlan {
+  /** Lines to write now, in one write. */
+  write: SpoolLine[];
+  /** Lines refused: they do not fit under `maxBytes` (`spool_full`). */
+  full: SpoolLine[];
+  /** Lines for the next segment: from the first that fits under `maxBytes` but not in this one. */
+  rest: SpoolLine[];
+}
+
+/**
+ * Plans the next write into a segment of `used` bytes: in order, the lines that fit in `room` bytes
+ * (what is left under `maxBytes`) are written while the segment stays within `segmentBytes` (an
+ * empty segment takes its first line however long); those that do not fit in `room` are refused,
+ * and from the first line that would pass the segment's size on, the rest waits for a new segment.
+ *
+ * @example
+ * const { write, full, rest } = planSegment(encodeAppends([[a, b], [c]]), maxBytes - bytes, segmentBytes, 0);
+ */
+export function planSegment(lines: SpoolLine[], room: number, segmentBytes: number, used: number): SegmentPlan {
+  const write: SpoolLine[] = [];
+  const full: SpoolLine[] = [];
+  for (const [index, line] of lines.entries()) {
+    if (line.bytes > room) {
+      full.push(line);
+      continue;
+    }
+    if (used > 0 && used + line.bytes > segmentBytes) return { write, full, rest: lines.slice(index) };
+    room -= line.bytes;
+    used += line.bytes;
+    write.push(line);
   }
+  return { write, full, rest: [] };
+}
+
+/**
+ * Refuses `lines` in `results` (one result per append) for `reason`.
+ *
+ * @example
+ * refuse(results, plan.full, 'spool_full');
+ */
+export function refuse(results: SpoolAppendResult[], lines: SpoolLine[], reason: string): void {
+  for (const { append, record } of lines) {
+    results[append].dropped.push(record);
+    results[append].error = reason;
+  }
+}
+
+/**
+ * Counts `lines` as kept in `results` (one result per append).
+ *
+ * @example
+ * keep(results, plan.write);
+ */
+export function keep(results: SpoolAppendResult[], lines: SpoolLine[]): void {
+  for (const { append, record } of lines) results[append].kept.push(record);
 }

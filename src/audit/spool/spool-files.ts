@@ -1,4 +1,4 @@
-import { mkdir, open, readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 
 /** The few operations the spool does on an open file; a `FileHandle` of `node:fs/promises` has them. */
 export interface SpoolFileHandle {
@@ -23,6 +23,8 @@ export interface SpoolFiles {
   open(path: string, flags: 'a' | 'r', mode?: number): Promise<SpoolFileHandle>;
   mkdir(path: string, mode: number): Promise<void>;
   readdir(path: string): Promise<string[]>;
+  /** The size of the file at `path`, without opening it (another owner's segments are only measured). */
+  stat(path: string): Promise<{ size: number }>;
   rename(from: string, to: string): Promise<void>;
   unlink(path: string): Promise<void>;
   readFile(path: string): Promise<string>;
@@ -39,6 +41,7 @@ export const nodeSpoolFiles: SpoolFiles = {
   open: (path, flags, mode) => open(path, flags, mode),
   mkdir: async (path, mode) => void (await mkdir(path, { recursive: true, mode })),
   readdir: (path) => readdir(path),
+  stat: async (path) => ({ size: (await stat(path)).size }),
   rename: (from, to) => rename(from, to),
   unlink: (path) => unlink(path),
   readFile: (path) => readFile(path, 'utf8'),

@@ -12,15 +12,16 @@ const KiB = 1024;
 const MAX = 64 * KiB;
 const SEGMENT = 16 * KiB;
 
-// Probe (attacker A6): docs/CONFIGURATION.md (spoolMaxBytes) and CHANGELOG promise that N processes
-// sharing a spool directory "pass the bound by at most one segment each but one". A batch is packed
-// against the room left under maxBytes, not against the segment's size, and the sharer counted at
-// open is not counted again before the first segment: two processes that each spill one batch of
-// the size of the bound (a ring emptied into the spool in an outage) fill the directory to twice it.
-describe('probe: spoolMaxBytes shared by two processes that each append one large batch', () => {
+// docs/CONFIGURATION.md (spoolMaxBytes): N processes sharing a spool directory pass the bound by at
+// most one segment each but one. A large batch (a ring emptied into the spool in an outage) is
+// written one segment at a time, each begun on a fresh count of the others (the first after open
+// too), so two processes that each spill a batch of nearly the bound do not fill the directory to
+// twice it. Found by attacker A6: each batch was packed against the room under maxBytes alone, and
+// the count made at open served the first segment.
+describe('FileSpool: spoolMaxBytes shared by two processes that each append one large batch', () => {
   let dir: string;
   beforeEach(async () => {
-    dir = join(await mkdtemp(join(tmpdir(), 'probe-spool-bound-')), 'audit');
+    dir = join(await mkdtemp(join(tmpdir(), 'spool-bound-batch-')), 'audit');
     await mkdir(dir, { recursive: true });
   });
   afterEach(() => rm(join(dir, '..'), { recursive: true, force: true }));
