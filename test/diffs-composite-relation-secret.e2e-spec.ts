@@ -10,8 +10,7 @@ import { TestPostgres } from './support/postgres';
 // docs/GUIDE.md ("Diffs"): "An id is redacted by name too": a relation to an entity whose composite
 // key holds a secret column (the property `key`, stored as `api_key`) shows that relation's id with
 // the secret column `"[REDACTED]"` and its other columns kept, as the entity's own id does; a change
-// from one such entity to another is still listed (compared before redaction). (A3's probe, made a
-// promise.)
+// from one such entity to another is still listed (compared before redaction).
 
 @AuditedEntity({ type: 'Device' })
 @Entity('keyed_device')

@@ -10,8 +10,7 @@ import { TestPostgres } from './support/postgres';
 // docs/GUIDE.md ("Diffs"): excluded properties never appear, a key's column neither: an entity keyed
 // by an excluded property (a subscriber's e-mail address) has `"id": "[EXCLUDED]"` for every kind of
 // write, a composite key keeps its other columns (`{ "tenant": "acme", "email": "[EXCLUDED]" }`),
-// and a relation to such an entity (audited, with that rule) shows its id the same way. (A3's
-// probe, made a promise.)
+// and a relation to such an entity (audited, with that rule) shows its id the same way.
 
 @AuditedEntity({ type: 'Subscriber', exclude: ['email'] })
 @Entity('keyed_subscriber')

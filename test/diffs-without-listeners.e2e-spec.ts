@@ -10,7 +10,7 @@ import { TestPostgres } from './support/postgres';
 // subscribers (`{ listeners: false }`, a query builder's `callListeners(false)`, `clear()`) or by
 // raw SQL leaves a trace: each such statement counts 1 in `changes.entitiesOmitted` of the
 // request's row once it is committed (none when its transaction rolls back). A write TypeORM
-// reports by an event is a change as before, and is not counted. (A3's probe, made a promise.)
+// reports by an event is a change as before, and is not counted.
 
 @Controller()
 class QuietController {

@@ -16,7 +16,7 @@ const SEGMENT = 16 * KiB;
 // most one segment each but one. A large batch (a ring emptied into the spool in an outage) is
 // written one segment at a time, each begun on a fresh count of the others (the first after open
 // too), so two processes that each spill a batch of nearly the bound do not fill the directory to
-// twice it. Found by attacker A6: each batch was packed against the room under maxBytes alone, and
+// twice it. Before, each batch was packed against the room under maxBytes alone, and
 // the count made at open served the first segment.
 describe('FileSpool: spoolMaxBytes shared by two processes that each append one large batch', () => {
   let dir: string;

@@ -12,7 +12,7 @@ const record = (n: number): AuditRecord => normalizer.normalize({ action: 'nda_c
 // spoolMaxBytes counts the other processes' segments. They are measured by stat on the path, never
 // opened, and one that cannot be measured (left by a process of another user: root running a
 // one-off replay in the same directory, EACCES) counts as one full segment: it does not make the
-// spool refuse every append (found by attacker A6: the count opened each segment and failed). The
+// spool refuse every append (before, the count opened each segment and failed). The
 // EACCES is injected through the files seam (the tests run as root, which no file mode stops).
 describe('FileSpool: a sharer segment this process may not read', () => {
   let dir: string;
