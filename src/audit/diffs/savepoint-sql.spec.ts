@@ -28,3 +28,17 @@ describe('endsAndChains', () => {
     expect(endsAndChains('ROLLBACK TO SAVEPOINT chain')).toBe(false);
   });
 });
+
+describe('a query with a long run of blanks that does not end it', () => {
+  // Every query on a DataSource with audited entities is read here: a text constant padded with
+  // blanks must cost a pass over the text, not a backtracking search (a trailing-`;` pattern took
+  // 2 s for 2,000 blanks and grew with their cube).
+  const padded = `SELECT length('${' '.repeat(50_000)}x')`;
+
+  it('is read in one pass by both readers', () => {
+    expect(savepointCommand(padded)).toBeUndefined();
+    expect(endsAndChains(padded)).toBe(false);
+    expect(savepointCommand(`SAVEPOINT s1${' '.repeat(50_000)};${' '.repeat(50_000)}`)).toEqual({ kind: 'savepoint', name: 's1' });
+    expect(endsAndChains(`commit and chain${' '.repeat(50_000)};`)).toBe(true);
+  }, 5_000);
+});

@@ -19,8 +19,14 @@ function statementOf(query: string): string {
     const trimmed = rest.trimStart();
     if (trimmed.startsWith('--')) rest = trimmed.slice(trimmed.indexOf('\n') === -1 ? trimmed.length : trimmed.indexOf('\n'));
     else if (trimmed.startsWith('/*')) rest = trimmed.slice(trimmed.indexOf('*/') === -1 ? trimmed.length : trimmed.indexOf('*/') + 2);
-    else return trimmed.replace(/\s*;?\s*$/, '');
+    else return withoutTrailingSemicolon(trimmed);
   }
+}
+
+/** `text` without trailing white space and one trailing `;` (a pass over the text: no pattern that backtracks on long runs of blanks). */
+function withoutTrailingSemicolon(text: string): string {
+  const end = text.trimEnd();
+  return end.endsWith(';') ? end.slice(0, -1).trimEnd() : end;
 }
 
 const CHAINED = /^(?:commit|end|rollback|abort)(?:\s+(?:work|transaction))?\s+and\s+chain$/i;

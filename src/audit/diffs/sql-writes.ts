@@ -55,10 +55,18 @@ export function writtenTables(sql: string): string[] {
   const tables: string[] = [];
   for (const statement of sqlStatements(sql)) {
     const path = WRITE.exec(statement)?.[1];
-    const last = path && /(?:"((?:[^"]|"")+)"|([\w$]+))\s*$/.exec(path);
-    if (last) tables.push(last[1] !== undefined ? last[1].replace(/""/g, '"') : last[2].toLowerCase());
+    const table = path && lastName(path);
+    if (table) tables.push(table);
   }
   return tables;
+}
+
+/** The last name of a dotted path (`"public"."contract"` → `contract`), unquoted; read part by part, in one pass. */
+function lastName(path: string): string | undefined {
+  let last: string | undefined;
+  for (const part of path.matchAll(/"((?:[^"]|"")+)"|([\w$]+)/g))
+    last = part[1] !== undefined ? part[1].replace(/""/g, '"') : part[2].toLowerCase();
+  return last;
 }
 
 /** The index after a block comment starting at `at` (PostgreSQL nests them); the string's end if unclosed. */

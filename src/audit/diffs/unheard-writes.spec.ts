@@ -42,6 +42,11 @@ describe('writtenTables', () => {
       'contract',
     ]);
   });
+
+  it('reads a long qualified name in one pass (a pattern that backtracked took seconds for 20,000 characters)', () => {
+    expect(writtenTables(`UPDATE ${'a'.repeat(200_000)}.contract SET a = 1`)).toEqual(['contract']);
+    expect(writtenTables(`DELETE FROM "${'q'.repeat(200_000)}"."Tag"`)).toEqual(['Tag']);
+  }, 5_000);
 });
 
 describe('writes without an entity event', () => {
