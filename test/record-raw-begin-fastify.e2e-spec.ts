@@ -1,12 +1,11 @@
-import { Body, Controller, type INestApplication, Module, Post } from '@nestjs/common';
-import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
-import { Test } from '@nestjs/testing';
-import { InjectDataSource, TypeOrmModule } from '@nestjs/typeorm';
+import { Body, Controller, type INestApplication, Post } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
 import { type Server } from 'node:http';
 import request from 'supertest';
 import { DataSource } from 'typeorm';
-import { AUDIT_MIGRATIONS, AuditLog, AuditModule, AuditService } from '../src/audit';
+import { AuditService } from '../src/audit';
 import { TestPostgres } from './support/postgres';
+import { startRecordApp } from './support/record-app';
 
 type Ending = 'commit' | 'rollback' | 'chain-then-rollback' | 'savepoint-rolled-back';
 
@@ -54,26 +53,7 @@ describe('record() in a raw block, on Fastify: the row stands for the request on
 
   beforeAll(async () => {
     db = await TestPostgres.start();
-    await db.createDatabase('batches');
-    @Module({
-      imports: [
-        TypeOrmModule.forRoot({
-          type: 'postgres',
-          url: db.url('batches'),
-          entities: [AuditLog],
-          migrations: [...AUDIT_MIGRATIONS],
-          migrationsRun: true,
-        }),
-        AuditModule.forRoot({ mode: 'sync' }),
-      ],
-      controllers: [BatchesController],
-    })
-    class BatchesModule {}
-    const moduleRef = await Test.createTestingModule({ imports: [BatchesModule] }).compile();
-    const fastify = moduleRef.createNestApplication<NestFastifyApplication>(new FastifyAdapter(), { logger: false });
-    await fastify.listen(0, '127.0.0.1');
-    await fastify.getHttpAdapter().getInstance().ready();
-    app = fastify as unknown as INestApplication<Server>;
+    app = await startRecordApp(db, 'batches', [BatchesController], 'fastify');
   }, 60_000);
 
   afterAll(async () => {

@@ -1,11 +1,11 @@
-import { Body, Controller, type INestApplication, Module, Post } from '@nestjs/common';
-import { Test } from '@nestjs/testing';
-import { InjectDataSource, TypeOrmModule } from '@nestjs/typeorm';
+import { Body, Controller, type INestApplication, Post } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
 import { type Server } from 'node:http';
 import request from 'supertest';
 import { DataSource } from 'typeorm';
-import { AUDIT_MIGRATIONS, AuditLog, AuditModule, AuditService } from '../src/audit';
+import { AuditService } from '../src/audit';
 import { TestPostgres } from './support/postgres';
+import { startRecordApp } from './support/record-app';
 
 /**
  * How the handler ends the block it opens itself: `none` opens no block; `failed-commit` commits
@@ -75,24 +75,7 @@ describe('record() inside a transaction block TypeORM does not report', () => {
 
   beforeAll(async () => {
     db = await TestPostgres.start();
-    await db.createDatabase('batches');
-    @Module({
-      imports: [
-        TypeOrmModule.forRoot({
-          type: 'postgres',
-          url: db.url('batches'),
-          entities: [AuditLog],
-          migrations: [...AUDIT_MIGRATIONS],
-          migrationsRun: true,
-        }),
-        AuditModule.forRoot({ mode: 'sync' }),
-      ],
-      controllers: [BatchesController],
-    })
-    class BatchesModule {}
-    const moduleRef = await Test.createTestingModule({ imports: [BatchesModule] }).compile();
-    app = moduleRef.createNestApplication<INestApplication<Server>>({ logger: false });
-    await app.listen(0, '127.0.0.1');
+    app = await startRecordApp(db, 'batches', [BatchesController]);
   }, 60_000);
 
   afterAll(async () => {

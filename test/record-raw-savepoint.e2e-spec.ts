@@ -1,11 +1,11 @@
-import { Body, Controller, type INestApplication, Module, Post } from '@nestjs/common';
-import { Test } from '@nestjs/testing';
-import { InjectDataSource, TypeOrmModule } from '@nestjs/typeorm';
+import { Body, Controller, type INestApplication, Post } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
 import { type Server } from 'node:http';
 import request from 'supertest';
 import { DataSource } from 'typeorm';
-import { AUDIT_MIGRATIONS, AuditLog, AuditModule, AuditService } from '../src/audit';
+import { AuditService } from '../src/audit';
 import { TestPostgres } from './support/postgres';
+import { startRecordApp } from './support/record-app';
 
 /** A handler that records its row inside a savepoint it opens and rolls back with plain SQL (legal PostgreSQL use). */
 @Controller('steps')
@@ -36,24 +36,7 @@ describe('record() inside a savepoint rolled back with SQL', () => {
 
   beforeAll(async () => {
     db = await TestPostgres.start();
-    await db.createDatabase('steps');
-    @Module({
-      imports: [
-        TypeOrmModule.forRoot({
-          type: 'postgres',
-          url: db.url('steps'),
-          entities: [AuditLog],
-          migrations: [...AUDIT_MIGRATIONS],
-          migrationsRun: true,
-        }),
-        AuditModule.forRoot({ mode: 'sync' }),
-      ],
-      controllers: [StepsController],
-    })
-    class StepsModule {}
-    const moduleRef = await Test.createTestingModule({ imports: [StepsModule] }).compile();
-    app = moduleRef.createNestApplication<INestApplication<Server>>({ logger: false });
-    await app.listen(0, '127.0.0.1');
+    app = await startRecordApp(db, 'steps', [StepsController]);
   }, 60_000);
 
   afterAll(async () => {
