@@ -2,6 +2,7 @@ import { type INestApplication } from '@nestjs/common';
 import { Client } from 'pg';
 import { AUDIT_EVENTS, AuditSealer, AuditService } from '../src/audit';
 import { SEALER_LOCK } from '../src/audit/integrity/seal-store';
+import { fakeDateOnly } from './support/fake-date';
 import { startSealingApp } from './support/integrity';
 import { TestPostgres } from './support/postgres';
 import { StderrCapture } from './support/stderr';
@@ -36,21 +37,7 @@ describe('AUDIT_SEALER_BUSY: one session holding the sealer lock past the limit'
 
   it('fails each attempt that finds the same transaction holding it past 10 minutes, naming its pid, and seals once it is let go', async () => {
     stderr = new StderrCapture();
-    jest.useFakeTimers({
-      advanceTimers: true,
-      doNotFake: [
-        'nextTick',
-        'setImmediate',
-        'clearImmediate',
-        'setTimeout',
-        'clearTimeout',
-        'setInterval',
-        'clearInterval',
-        'queueMicrotask',
-        'hrtime',
-        'performance',
-      ],
-    });
+    fakeDateOnly();
     app = await startSealingApp(db.url(database), {
       integrity: { intervalMs: 3_600_000, sealerDatabaseUrl: db.url(database, 'sealer_role', PASSWORD) },
     });

@@ -3,6 +3,7 @@ import { Client } from 'pg';
 import { AUDIT_EVENTS, AuditSealer, AuditService } from '../src/audit';
 import { SEALER_LOCK } from '../src/audit/integrity/seal-store';
 import { sealerLockHolder } from '../src/audit/integrity/sealer-lock-holder';
+import { fakeDateOnly } from './support/fake-date';
 import { startSealingApp } from './support/integrity';
 import { TestPostgres } from './support/postgres';
 import { StderrCapture } from './support/stderr';
@@ -34,22 +35,8 @@ describe("AUDIT_SEALER_BUSY measures one holder of the sealer's lock", () => {
 
   it('three attempts 6 minutes apart, each meeting another holder for an instant, report no AUDIT_SEALER_BUSY', async () => {
     stderr = new StderrCapture();
-    // Date only, moving with the real clock (the sealer's watch takes Date.now when it is made).
-    jest.useFakeTimers({
-      advanceTimers: true,
-      doNotFake: [
-        'nextTick',
-        'setImmediate',
-        'clearImmediate',
-        'setTimeout',
-        'clearTimeout',
-        'setInterval',
-        'clearInterval',
-        'queueMicrotask',
-        'hrtime',
-        'performance',
-      ],
-    });
+    // The sealer's watch takes Date.now when it is made: Date is faked before the app starts.
+    fakeDateOnly();
     app = await startSealingApp(db.url('trail'), { integrity: { intervalMs: 3_600_000 } });
     other = new Client({ connectionString: db.url('trail') });
     await other.connect();
