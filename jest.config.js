@@ -9,6 +9,8 @@ module.exports = {
   },
   moduleFileExtensions: ['ts', 'js', 'json'],
   maxWorkers: 2,
+  // Transforms and the module map are cached inside the checkout, so that a run leaves nothing in /tmp.
+  cacheDirectory: '<rootDir>/node_modules/.cache/jest',
   // A fresh worker per test file: the Sentry SDK patches Node's module loader for the whole process,
   // and a second suite initialising it in the same worker inherits the first one's torn-down hooks.
   workerIdleMemoryLimit: '1MB',
