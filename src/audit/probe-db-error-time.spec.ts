@@ -1,0 +1,22 @@
+import { sanitizeDbError } from './db-error';
+
+// Probe: a driver's message can echo a client's value (`invalid input syntax for type uuid: "…"`);
+// its sanitizing must stay linear in the message's length.
+const SIZE = 200_000;
+const elapsedMs = (run: () => unknown): number => {
+  const start = performance.now();
+  run();
+  return performance.now() - start;
+};
+
+describe('sanitizeDbError reads a 200k-character message within 1 s', () => {
+  it('a value like a URL scheme with no "://" (a-a-a-…)', () => {
+    const message = `invalid input syntax for type uuid: "${'a-'.repeat(SIZE / 2)}"`;
+    expect(elapsedMs(() => sanitizeDbError(new Error(message), []))).toBeLessThan(1000);
+  });
+
+  it('a value like a dotted host name with no port (a.a.a.…)', () => {
+    const message = `invalid input syntax for type uuid: "${'a.'.repeat(SIZE / 2)}"`;
+    expect(elapsedMs(() => sanitizeDbError(new Error(message), []))).toBeLessThan(1000);
+  });
+});
