@@ -11,9 +11,18 @@ export function deriveAction(controllerName: string, handlerName: string): strin
 }
 
 function snake(name: string): string {
-  return name
+  const snaked = name
     .replace(/([a-z0-9])([A-Z])/g, '$1_$2')
     .toLowerCase()
-    .replace(/[^a-z0-9_]+/g, '_')
-    .replace(/^_+|_+$/g, '');
+    .replace(/[^a-z0-9_]+/g, '_');
+  return trimUnderscores(snaked);
+}
+
+/** `name` without leading and trailing `_`, in one pass (a pattern anchored at the end is tried from each `_`). */
+function trimUnderscores(name: string): string {
+  let start = 0;
+  let end = name.length;
+  while (start < end && name[start] === '_') start += 1;
+  while (end > start && name[end - 1] === '_') end -= 1;
+  return name.slice(start, end);
 }

@@ -16,9 +16,11 @@ export const WRITE_TIMEOUT_CODE = 'AUDIT_WRITE_TIMEOUT';
 /** Code of the error raised when a write is not sent because too many earlier ones have not settled. */
 export const WRITES_OUTSTANDING_CODE = 'AUDIT_WRITES_OUTSTANDING';
 
-const URL_PATTERN = /\b[a-z][a-z0-9+.-]*:\/\/[^\s'"]+/gi;
+// Schemes, host labels and names bounded as DNS and RFC 3986 bound them in practice: each start
+// looks a bounded way ahead, so a message that echoes a long value is read in one pass.
+const URL_PATTERN = /\b[a-z][a-z0-9+.-]{0,63}:\/\/[^\s'"]+/gi;
 const KEY_VALUE_SECRET = /\b(password|passwd|pwd|user|username|host|hostaddr)\s*=\s*('[^']*'|"[^"]*"|\S+)/gi;
-const HOST_PORT = /\b(?:\d{1,3}(?:\.\d{1,3}){3}|\[[0-9a-f:]+\]|[a-z0-9-]+(?:\.[a-z0-9-]+)+):\d{2,5}\b/gi;
+const HOST_PORT = /\b(?:\d{1,3}(?:\.\d{1,3}){3}|\[[0-9a-f:]+\]|[a-z0-9-]{1,63}(?:\.[a-z0-9-]{1,63}){1,126}):\d{2,5}\b/gi;
 const MAX_MESSAGE = 300;
 
 /** What to do about the failures an operator can fix from the message alone. */

@@ -93,7 +93,9 @@ function buildRedactor(redactKeys: readonly string[]): (key: string) => boolean 
 }
 
 const BEARER = /\b(bearer\s+)[\w\-.~+/]{8,}=*/gi;
-const URL_PASSWORD = /\b([a-z][a-z\d+.-]*:\/\/[^\s:/@]*):[^\s/@]+@/gi;
+// A scheme of at most 64 characters (RFC 3986 names none near it): each start looks that far at
+// most, so a long run of scheme characters is read in one pass, not once from each position.
+const URL_PASSWORD = /\b([a-z][a-z\d+.-]{0,63}:\/\/[^\s:/@]*):[^\s/@]+@/gi;
 const KEY_AND_SEPARATOR = /([A-Za-z][\w.-]{0,63})["']?\s{0,8}[=:]\s{0,8}/g;
 const VALUE_END = /[\s",;&)}\]]/;
 
@@ -130,15 +132,42 @@ function compactKey(key: string): string {
   return key.toLowerCase().replace(/[-_\s]/g, '');
 }
 
-/** `x-API-Key2` → `['x', 'api', 'key', '2']`: camelCase, acronyms, separators and digits split. */
+/**
+ * `x-API-Key2` → `['x', 'api', 'key', '2']`: camelCase, acronyms (`APIKey` → `api`, `key`),
+ * separators and digits split. One pass over the key, whatever its length (it may come from a
+ * client's body).
+ */
 function words(key: string): string[] {
-  return key
-    .replace(/([a-z\d])([A-Z])/g, '$1 $2')
-    .replace(/([A-Z]+)([A-Z][a-z])/g, '$1 $2')
-    .replace(/([a-zA-Z])(\d)|(\d)([a-zA-Z])/g, '$1$3 $2$4')
-    .toLowerCase()
-    .split(/[^a-z\d]+/)
-    .filter((word) => word.length > 0);
+  const out: string[] = [];
+  let word = '';
+  for (let i = 0; i < key.length; i++) {
+    const kind = charKind(key[i]);
+    if (kind === 'other') {
+      if (word) out.push(word);
+      word = '';
+      continue;
+    }
+    const previous = word ? charKind(key[i - 1]) : 'other';
+    const acronymEnds = previous === 'upper' && kind === 'upper' && charKind(key[i + 1] ?? '') === 'lower';
+    const boundary =
+      (kind === 'upper' && (previous === 'lower' || previous === 'digit' || acronymEnds)) ||
+      (kind === 'digit' && (previous === 'lower' || previous === 'upper')) ||
+      (kind !== 'digit' && previous === 'digit');
+    if (boundary && word) {
+      out.push(word);
+      word = '';
+    }
+    word += key[i].toLowerCase();
+  }
+  if (word) out.push(word);
+  return out;
+}
+
+function charKind(char: string): 'upper' | 'lower' | 'digit' | 'other' {
+  if (char >= 'A' && char <= 'Z') return 'upper';
+  if (char >= 'a' && char <= 'z') return 'lower';
+  if (char >= '0' && char <= '9') return 'digit';
+  return 'other';
 }
 
 function containsRun(keyWords: string[], run: string[]): boolean {

@@ -58,7 +58,14 @@ export function readViewerAssets(dir: string): Map<string, ViewerAsset> {
  * pageHtml(template, '/admin/audit/ui'); // …<base href="/admin/audit/ui/">…
  */
 export function pageHtml(template: string, requestPath: string): string {
-  const base = `${requestPath.replace(/\/+$/, '')}/`;
+  const base = `${withoutTrailing(requestPath, '/')}/`;
   const escaped = base.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
   return template.replace('{{base}}', escaped);
+}
+
+/** `text` without the run of `char` it ends with, in one pass (a pattern anchored at the end is tried from each `char`). */
+function withoutTrailing(text: string, char: string): string {
+  let end = text.length;
+  while (end > 0 && text[end - 1] === char) end -= 1;
+  return text.slice(0, end);
 }

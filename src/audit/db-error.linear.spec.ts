@@ -1,6 +1,6 @@
 import { sanitizeDbError } from './db-error';
 
-// Probe: a driver's message can echo a client's value (`invalid input syntax for type uuid: "…"`);
+// A driver's message can echo a client's value (`invalid input syntax for type uuid: "…"`);
 // its sanitizing must stay linear in the message's length.
 const SIZE = 200_000;
 const elapsedMs = (run: () => unknown): number => {

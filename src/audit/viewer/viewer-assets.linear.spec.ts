@@ -1,6 +1,6 @@
 import { pageHtml } from './viewer-assets';
 
-// Probe: the page's base is cut from the request path; the cut must stay linear in the path's length.
+// The page's base is cut from the request path; the cut must stay linear in the path's length.
 const SIZE = 200_000;
 
 describe('pageHtml reads a 200k-character request path within 1 s', () => {

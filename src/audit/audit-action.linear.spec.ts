@@ -1,6 +1,6 @@
 import { deriveAction } from './audit-action';
 
-// Probe: the derived action name is read in time linear in the handler's name (`_+$` backtracks on an inner run of `_`).
+// The derived action name is read in time linear in the handler's name (a pattern `_+$` backtracked on an inner run of `_`).
 const SIZE = 200_000;
 
 describe('deriveAction reads a 200k-character name within 1 s', () => {

@@ -1,7 +1,7 @@
 import { AuditEntryNormalizer } from './audit-entry';
 import { AUDIT_DEFAULTS } from './audit-options';
 
-// Probe: the key matcher and the free-text redaction read a client's body in time linear in its size.
+// The key matcher and the free-text redaction read a client's body in time linear in its size.
 const SIZE = 200_000;
 const elapsedMs = (run: () => unknown): number => {
   const start = performance.now();
