@@ -52,6 +52,9 @@ describe('erasure in a black hole', () => {
     for (const user of ['u-1', 'u-2']) {
       await app.get(AuditService).log({ action: 'profile_viewed', entityType: 'Profile', entityId: user, userId: user, ip: '203.0.113.7' });
     }
+    // Both rows committed before any test cuts the network (on a loaded machine a first write may
+    // miss writeTimeoutMs and be retried from the ring).
+    await eventually(async () => (await rowsOf('u-1')).length === 1 && (await rowsOf('u-2')).length === 1, 30_000, 'the two rows');
   }, 90_000);
 
   afterAll(async () => {
