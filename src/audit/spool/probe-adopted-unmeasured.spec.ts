@@ -1,7 +1,8 @@
-import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AuditEntryNormalizer, type AuditRecord } from '../audit-entry';
+import { type SpoolRejection } from './audit-spool';
 import { FileSpool } from './file-spool';
 import { nodeSpoolFiles, type SpoolFiles } from './spool-files';
 import { encodeSpoolLine } from './spool-line';
@@ -54,5 +55,43 @@ describe('probe: an adopted segment that cannot be measured still counts against
     for (const file of await readdir(dir)) if (file.endsWith('.ndjson')) onDisk += (await stat(join(dir, file))).size;
     await spool.close();
     expect(onDisk).toBeLessThanOrEqual(64 * KiB);
+  });
+  // docs/FAILURES.md: "a spool segment vanishes … each of its lines not yet replayed is counted and
+  // reported once (`audit.dropped`, `reason: "spool_segment_missing"`)". The adopted segment whose
+  // measure failed is known as 0 lines, so its 40 entries vanish without one report.
+  it('reports every line of an adopted segment whose measure failed when it vanishes before replay', async () => {
+    const gone = '0000000000cc';
+    await writeFile(
+      join(dir, `${gone}.owner`),
+      JSON.stringify({ id: gone, hostname: 'other-host', pid: 1, pidNamespace: null, heartbeatAt: Date.now() - 600_000 }),
+    );
+    const name = `audit-${String(Date.now()).padStart(13, '0')}-000000-${gone}.ndjson`;
+    await writeFile(join(dir, name), Array.from({ length: 40 }, (_, n) => encodeSpoolLine(record(6000 + n))).join(''));
+    let failedOnce = false;
+    const files: SpoolFiles = {
+      ...nodeSpoolFiles,
+      open: (path, flags, mode) => {
+        if (!failedOnce && flags === 'r' && path.endsWith('.ndjson')) {
+          failedOnce = true;
+          return Promise.reject(Object.assign(new Error('EMFILE: too many open files'), { code: 'EMFILE' }));
+        }
+        return nodeSpoolFiles.open(path, flags, mode);
+      },
+    };
+    const spool = await FileSpool.open(dir, { maxBytes: 1024 * KiB, segmentBytes: 64 * KiB, leaseMs: 60_000, files });
+    expect(failedOnce).toBe(true);
+    const adopted = (await readdir(dir)).filter((file) => file.endsWith('.ndjson'));
+    expect(adopted).toHaveLength(1);
+    await unlink(join(dir, adopted[0]));
+
+    const rejected: SpoolRejection[] = [];
+    const inserted = await spool.replay(
+      () => Promise.resolve(),
+      500,
+      (rejection) => rejected.push(rejection),
+    );
+    await spool.close();
+    expect(inserted).toBe(0);
+    expect(rejected.map((r) => r.reason)).toEqual(Array.from({ length: 40 }, () => 'segment_missing'));
   });
 });
