@@ -12,9 +12,9 @@ import {
   SegmentAppendError,
   type SpoolLine,
 } from './segment-append';
-import { adoptSegments } from './segment-adoption';
+import { adoptSegments, countAdoptedLines } from './segment-adoption';
 import { otherSegmentBytes } from './other-segments';
-import { segmentName } from './segment-name';
+import { type SegmentName, segmentName } from './segment-name';
 import { replaySegments, type SegmentState, segmentState } from './segment-replay';
 import { nodeSpoolFiles, type SpoolFileHandle, type SpoolFiles } from './spool-files';
 import { SpoolOwner } from './spool-owner';
@@ -78,6 +78,8 @@ export class FileSpool implements AuditSpool {
   private chain: Promise<unknown> = Promise.resolve();
   private replaying: Promise<number> | undefined;
   private adopting: Promise<void> | undefined;
+  /** Counts of the directory and changes of what this owner holds in it, one at a time, in order. */
+  private accounting: Promise<unknown> = Promise.resolve();
   private counter = 0;
   /** The other owners' segment bytes as last counted, and when. */
   private others = { bytes: 0, at: 0 };
@@ -106,8 +108,9 @@ export class FileSpool implements AuditSpool {
     return spool;
   }
 
+  /** A segment whose lines are not counted yet (it could not be read) adds none until they are. */
   get entries(): number {
-    return [...this.segments.values()].reduce((sum, s) => sum + s.lines, 0);
+    return [...this.segments.values()].reduce((sum, s) => sum + (s.lines ?? 0), 0);
   }
 
   get bytes(): number {
@@ -224,14 +227,14 @@ export class FileSpool implements AuditSpool {
       const stats = this.segments.get(segment.name)!;
       await appendWhole(segment.handle, buffer, stats.bytes);
       stats.bytes += buffer.length;
-      stats.lines += lines.length;
+      stats.lines = (stats.lines ?? 0) + lines.length;
       return undefined;
     } catch (error) {
       if (segment && error instanceof SegmentAppendError && !error.restored) {
         // The segment now ends in part of a line, which replay will report; nothing may follow it.
         const stats = this.segments.get(segment.name)!;
         stats.bytes += buffer.length;
-        stats.lines += 1;
+        stats.lines = (stats.lines ?? 0) + 1;
         await this.closeSegment().catch(() => undefined);
       }
       return error as Error;
@@ -257,19 +260,27 @@ export class FileSpool implements AuditSpool {
     return this.current;
   }
 
+  /**
+   * Adopts the segments of gone owners and counts the others' anew, as one step of the accounting
+   * (no count sees a segment between its rename and its place among this owner's); then counts
+   * the lines of the adopted segments not counted yet, outside it.
+   */
   private adopt(): Promise<void> {
-    this.adopting ??= adoptSegments(this.dir, this.files, this.owner, (s) => segmentName(s.time, this.counter++, this.owner.id))
-      .then((adopted) => adopted.forEach((state, name) => this.segments.set(name, state)))
+    this.adopting ??= this.account(async () => {
+      const nameFor = (s: SegmentName) => segmentName(s.time, this.counter++, this.owner.id);
+      const adopted = await adoptSegments(this.dir, this.files, this.owner, nameFor, this.segmentBytes);
+      adopted.forEach((state, name) => this.segments.set(name, state));
       // A failed count leaves the last one standing; no segment is begun without one since the last close.
-      .then(() => this.readOthers().catch(() => undefined))
+      await this.readOthers().catch(() => undefined);
+    })
+      .then(() => countAdoptedLines(this.files, this.dir, this.segments, this.current?.name))
       .finally(() => (this.adopting = undefined));
     return this.adopting;
   }
 
-  /** Counts the others' segments, after an adoption in progress (which moves segments between owners). */
-  private async countOthers(): Promise<void> {
-    await this.adopting?.catch(() => undefined);
-    await this.readOthers();
+  /** Counts the others' segments, in turn with the adoptions (which move segments between owners). */
+  private countOthers(): Promise<void> {
+    return this.account(() => this.readOthers());
   }
 
   private async readOthers(): Promise<void> {
@@ -282,8 +293,10 @@ export class FileSpool implements AuditSpool {
     if (!(await this.owner.holds())) {
       // Taken for dead (stalled longer than the lease): its segments belong to another process now.
       await this.serial(() => this.closeSegment());
-      const present = new Set(await this.files.readdir(this.dir));
-      for (const name of this.segments.keys()) if (!present.has(name)) this.segments.delete(name);
+      await this.account(async () => {
+        const present = new Set(await this.files.readdir(this.dir));
+        for (const name of this.segments.keys()) if (!present.has(name)) this.segments.delete(name);
+      });
     }
     await this.owner.beat();
     await this.adopt();
@@ -293,6 +306,13 @@ export class FileSpool implements AuditSpool {
     const current = this.current;
     this.current = undefined;
     await current?.handle.close();
+  }
+
+  /** Steps of the directory's accounting run one at a time, in order. */
+  private account<T>(step: () => Promise<T>): Promise<T> {
+    const result = this.accounting.then(step);
+    this.accounting = result.catch(() => undefined);
+    return result;
   }
 
   /** File operations run one at a time, in order. */

@@ -12,6 +12,12 @@ const record = (n: number): AuditRecord => {
   return normalizer.normalize({ action: 'nda_created', entityId: `nda-${id}`, changes: { id, pad: 'x'.repeat(900) } }).record;
 };
 const KiB = 1024;
+/** `fired`, or `ms` from now, whichever comes first. */
+const within = (fired: Promise<void>, ms: number): Promise<void> => {
+  let timer: NodeJS.Timeout | undefined;
+  const elapsed = new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)));
+  return Promise.race([fired, elapsed]).finally(() => clearTimeout(timer));
+};
 
 /** A promise and the function that settles it. */
 const signal = () => {
@@ -23,21 +29,22 @@ const signal = () => {
 // src/audit/spool/file-spool.ts: "`maxBytes` bounds the directory: this process's segments … and
 // every other owner's … no segment is begun without such a count"; docs/CONFIGURATION.md
 // (`spoolMaxBytes`): N processes may pass it "by one segment each but one", what each wrote since
-// another last counted it. Here the other process wrote its segment before this one opened (so it
-// was counted) and then closed: nothing was written since, so the bound must hold exactly. The count
-// made before a new segment lists that segment, then the heartbeat's adoption renames it to this
-// owner before it is measured: the count skips it (vanished, then listed under this owner's name), and
-// the adoption has not yet added it to this owner's segments, so the new segment is planned as if it
-// were not there.
-describe('probe: the count before a new segment, racing the heartbeat adoption', () => {
+// another last counted it. Here the other process wrote its segment before this one opened and then
+// closed: nothing was written since, so the bound holds exactly. The heartbeat adopts that segment
+// (renames it to this owner) while an append counts the directory before a new segment. Counts and
+// adoptions are steps of one accounting, taken in turn: the count sees the segment either under
+// its old owner (measured by stat) or, once adopted, among this owner's, never in neither. The
+// count's measure of that segment is held back until the adoption renamed it (at most 1 s; with a
+// lease of 300 ms the heartbeat comes every 100 ms), the interleaving that lost it before.
+describe('FileSpool: the count before a new segment, while the heartbeat adopts', () => {
   let dir: string;
   beforeEach(async () => {
-    dir = join(await mkdtemp(join(tmpdir(), 'spool-probe-')), 'audit');
+    dir = join(await mkdtemp(join(tmpdir(), 'spool-adopting-')), 'audit');
     await mkdir(dir, { recursive: true });
   });
   afterEach(() => rm(join(dir, '..'), { recursive: true, force: true }));
 
-  it('still counts a segment adopted between the listing and its measure', async () => {
+  it('counts a segment the heartbeat adopts meanwhile exactly once', async () => {
     const other = '0000000000dd';
     await writeFile(
       join(dir, `${other}.owner`),
@@ -51,9 +58,9 @@ describe('probe: the count before a new segment, racing the heartbeat adoption',
     const appended = signal();
     const files: SpoolFiles = {
       ...nodeSpoolFiles,
-      // The append's count measures their segment only once the adoption has renamed it.
+      // The append's count measures their segment once the adoption has renamed it, if it can.
       stat: async (path) => {
-        if (armed && basename(path) === theirs) await renamed.fired;
+        if (armed && basename(path) === theirs) await within(renamed.fired, 1000);
         return nodeSpoolFiles.stat(path);
       },
       rename: async (from, to) => {
