@@ -81,6 +81,8 @@ export class FileSpool implements AuditSpool {
   /** Counts of the directory and changes of what this owner holds in it, one at a time, in order. */
   private accounting: Promise<unknown> = Promise.resolve();
   private counter = 0;
+  /** The segment being created, before it is among {@link segments}. */
+  private creating: string | undefined;
   /** The other owners' segment bytes as last counted, and when. */
   private others = { bytes: 0, at: 0 };
 
@@ -246,18 +248,23 @@ export class FileSpool implements AuditSpool {
     if (this.current) return this.current;
     await this.owner.claim();
     const name = segmentName(String(Date.now()), this.counter++, this.owner.id);
-    const handle = await this.files.open(join(this.dir, name), 'a', 0o600);
+    this.creating = name;
     try {
-      // The new file's directory entry must survive a crash too.
-      const directory = await this.files.open(this.dir, 'r');
-      await directory.sync().finally(() => directory.close());
-      this.segments.set(name, segmentState({ bytes: (await handle.stat()).size, lines: 0 }));
-    } catch (error) {
-      await handle.close().catch(() => undefined);
-      throw error;
+      const handle = await this.files.open(join(this.dir, name), 'a', 0o600);
+      try {
+        // The new file's directory entry must survive a crash too.
+        const directory = await this.files.open(this.dir, 'r');
+        await directory.sync().finally(() => directory.close());
+        this.segments.set(name, segmentState({ bytes: (await handle.stat()).size, lines: 0 }));
+      } catch (error) {
+        await handle.close().catch(() => undefined);
+        throw error;
+      }
+      this.current = { name, handle };
+      return this.current;
+    } finally {
+      this.creating = undefined;
     }
-    this.current = { name, handle };
-    return this.current;
   }
 
   /**
@@ -268,8 +275,9 @@ export class FileSpool implements AuditSpool {
   private adopt(): Promise<void> {
     this.adopting ??= this.account(async () => {
       const nameFor = (s: SegmentName) => segmentName(s.time, this.counter++, this.owner.id);
-      const adopted = await adoptSegments(this.dir, this.files, this.owner, nameFor, this.segmentBytes);
-      adopted.forEach((state, name) => this.segments.set(name, state));
+      const terms = { nameFor, holds: this.holds, segmentBytes: this.segmentBytes };
+      const adopted = await adoptSegments(this.dir, this.files, this.owner, terms);
+      adopted.forEach((state, name) => this.holds(name) || this.segments.set(name, state));
       // A failed count leaves the last one standing; no segment is begun without one since the last close.
       await this.readOthers().catch(() => undefined);
     })
@@ -285,9 +293,12 @@ export class FileSpool implements AuditSpool {
 
   private async readOthers(): Promise<void> {
     const at = Date.now();
-    const bytes = await otherSegmentBytes(this.files, this.dir, this.owner.id, this.segmentBytes);
+    const bytes = await otherSegmentBytes(this.files, this.dir, this.holds, this.segmentBytes);
     this.others = { bytes, at };
   }
+
+  /** Whether a segment of this name is among this owner's, or being created. */
+  private readonly holds = (name: string): boolean => this.segments.has(name) || name === this.creating;
 
   private async heartbeat(): Promise<void> {
     if (!(await this.owner.holds())) {
