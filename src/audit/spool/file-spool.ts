@@ -13,6 +13,7 @@ import {
   type SpoolLine,
 } from './segment-append';
 import { adoptSegments, countAdoptedLines } from './segment-adoption';
+import { quarantineBytes } from './directory-bytes';
 import { otherSegmentBytes } from './other-segments';
 import { type SegmentName, segmentName } from './segment-name';
 import { replaySegments, type SegmentState, segmentState } from './segment-replay';
@@ -293,8 +294,8 @@ export class FileSpool implements AuditSpool {
 
   private async readOthers(): Promise<void> {
     const at = Date.now();
-    const bytes = await otherSegmentBytes(this.files, this.dir, this.holds, this.segmentBytes);
-    this.others = { bytes, at };
+    const segments = await otherSegmentBytes(this.files, this.dir, this.holds, this.segmentBytes);
+    this.others = { bytes: segments + (await quarantineBytes(this.files, this.dir, this.segmentBytes)), at };
   }
 
   /** Whether a segment of this name is among this owner's, or being created. */
