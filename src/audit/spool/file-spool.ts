@@ -57,11 +57,14 @@ interface PendingAppend {
  * beside this one must not be spooling: its segments are adopted at once.
  *
  * `maxBytes` bounds the directory: this process's segments (counted as it writes them) and every
- * other owner's, live or gone, only measured by `stat` (when the spool opens, before each new
- * segment, the first too, at each heartbeat, and while refusing at most once a second; no segment
- * is begun without such a count). One that cannot be measured counts as a full segment. So N
- * processes appending at once can pass `maxBytes` by at most one segment each but one
- * (`segmentBytes` plus one record): what each wrote since another last counted it.
+ * other owner's, live or gone, and the quarantine's files, only measured by `stat` (when the spool
+ * opens, before each new segment, the first too, at each heartbeat, and while refusing at most once
+ * a second; no segment is begun without such a count). One that cannot be measured counts as a full
+ * segment, an adopted one too; an adopted segment's lines are read after, outside the count (until
+ * they are, it adds no {@link entries}). Counts and adoptions take turns, so no count misses a
+ * segment between its two owners. So N processes appending at once can pass `maxBytes` by at most
+ * one segment each but one (`segmentBytes` plus one record): what each wrote since another last
+ * counted it.
  *
  * With `timeoutMs`, no file operation is waited for longer: an append that meets a hung disk is
  * refused (`spool_error: AUDIT_DISK_TIMEOUT…`) and its segment retired, so that what the hung

@@ -22,14 +22,17 @@ export interface AdoptionTerms {
  * is renamed to `nameFor(it)`; a rename is atomic, so of two processes adopting at once each
  * segment goes to exactly one. A segment named for this owner that it does not hold is taken too:
  * an earlier rename that was given up at its deadline and landed later. Returns the adopted
- * segments by their new names, sized by `stat`
- * (one that cannot be measured counts as `segmentBytes`, a full segment, never as 0) and with their
- * lines not counted yet (`null`): {@link countAdoptedLines} reads them.
+ * segments by their new names, sized by `stat` (one that cannot be measured counts as
+ * `segmentBytes`, a full segment, never as 0) and with their lines not counted yet (`null`):
+ * {@link countAdoptedLines} reads them.
  *
  * @example
  * let counter = 0;
- * const terms = { nameFor: (s: SegmentName) => segmentName(s.time, counter++, owner.id), holds: (name: string) => segments.has(name), segmentBytes: 8 << 20 };
- * const adopted = await adoptSegments(dir, files, owner, terms);
+ * const adopted = await adoptSegments(dir, files, owner, {
+ *   nameFor: (segment) => segmentName(segment.time, counter++, owner.id),
+ *   holds: (name) => segments.has(name),
+ *   segmentBytes: 8 << 20,
+ * });
  */
 export async function adoptSegments(
   dir: string,
