@@ -87,7 +87,7 @@ export class FileSpool implements AuditSpool {
   private counter = 0;
   /** The segment being created, before it is among {@link segments}. */
   private creating: string | undefined;
-  /** The other owners' segment bytes as last counted, and when. */
+  /** The bytes of the directory beyond this owner's segments (the others', the quarantine's) as last counted, and when. */
   private others = { bytes: 0, at: 0 };
 
   private constructor(
@@ -281,7 +281,7 @@ export class FileSpool implements AuditSpool {
       const nameFor = (s: SegmentName) => segmentName(s.time, this.counter++, this.owner.id);
       const terms = { nameFor, holds: this.holds, segmentBytes: this.segmentBytes };
       const adopted = await adoptSegments(this.dir, this.files, this.owner, terms);
-      adopted.forEach((state, name) => this.holds(name) || this.segments.set(name, state));
+      for (const [name, state] of adopted) if (!this.holds(name)) this.segments.set(name, state);
       // A failed count leaves the last one standing; no segment is begun without one since the last close.
       await this.readOthers().catch(() => undefined);
     })
