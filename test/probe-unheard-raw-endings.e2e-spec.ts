@@ -7,7 +7,7 @@ import { changesOf, startDiffsApp } from './support/diffs-app';
 import { TestPostgres } from './support/postgres';
 
 /** How the handler runs one raw `UPDATE contract` that no entity event answers. */
-type Shape = 'commit-and-chain' | 'one-string-rolled-back' | 'savepoint-in-transaction' | 'savepoint-in-raw-block';
+type Shape = 'commit-and-chain' | 'rollback-and-chain' | 'one-string-rolled-back' | 'savepoint-in-transaction' | 'savepoint-in-raw-block';
 
 @Controller('probe-unheard')
 class ProbeUnheardController {
@@ -37,6 +37,11 @@ class ProbeUnheardController {
         // The update commits here; the chained block that follows writes nothing and rolls back.
         await runner.query('COMMIT AND CHAIN');
         await runner.query('ROLLBACK');
+      } else if (body.shape === 'rollback-and-chain') {
+        await runner.query(update);
+        // The update is rolled back here; the chained block that follows writes nothing and commits.
+        await runner.query('ROLLBACK AND CHAIN');
+        await runner.query('COMMIT');
       } else {
         await runner.query('SAVEPOINT s');
         await runner.query(update);
@@ -81,6 +86,10 @@ describe('probe: raw writes whose block ends in a legal but unusual way', () => 
 
   it('counts a raw write committed by COMMIT AND CHAIN when the chained block then rolls back', async () => {
     expect(await run('probe-chain', 'commit-and-chain')).toEqual({ omitted: 1, stored: ['probe-chain done'] });
+  });
+
+  it('counts nothing for a raw write rolled back by ROLLBACK AND CHAIN when the chained block then commits', async () => {
+    expect(await run('probe-rollback-chain', 'rollback-and-chain')).toEqual({ omitted: undefined, stored: ['probe-rollback-chain'] });
   });
 
   it('counts nothing for a raw write rolled back inside one multi-statement string', async () => {
