@@ -1,6 +1,9 @@
 import { readSql } from './sql-reader';
 
-const write = (...tables: [string | undefined, string][]) => ({ kind: 'write', tables: tables.map(([schema, name]) => ({ schema, name })) });
+const write = (...tables: [string | undefined, string][]) => ({
+  kind: 'write',
+  tables: tables.map(([schema, name]) => ({ schema, name })),
+});
 
 describe('readSql', () => {
   it.each([
@@ -41,7 +44,10 @@ describe('readSql', () => {
     ['UPDATE /* x */ contract SET a = 1', write([undefined, 'contract'])],
     ['DELETE -- why\n FROM /* a /* nested */ b */ public . contract', write(['public', 'contract'])],
     ['WITH x AS (SELECT 1) UPDATE contract SET title = 1', write([undefined, 'contract'])],
-    ['WITH RECURSIVE d AS MATERIALIZED (DELETE FROM contract RETURNING *) INSERT INTO archive.contract SELECT * FROM d', write([undefined, 'contract'], ['archive', 'contract'])],
+    [
+      'WITH RECURSIVE d AS MATERIALIZED (DELETE FROM contract RETURNING *) INSERT INTO archive.contract SELECT * FROM d',
+      write([undefined, 'contract'], ['archive', 'contract']),
+    ],
     ['WITH x AS (SELECT 1 FROM contract FOR UPDATE) SELECT * FROM x', { kind: 'other' }],
     ['INSERT INTO contract VALUES (1) ON CONFLICT (id) DO UPDATE SET a = 2', write([undefined, 'contract'])],
   ])('reads the write %s', (sql, statement) => {

@@ -1,14 +1,7 @@
 import { type QueryRunner } from 'typeorm';
 import { newAuditContext, takeEntityChanges } from '../audit-context';
-import {
-  confirmRecordedRows,
-  holdForRecord,
-  queryAnswered,
-  queryFailed,
-  stageChange,
-  transactionCommitted,
-  transactionRolledBack,
-} from './transaction-changes';
+import { queryAnswered, queryFailed } from './query-follower';
+import { confirmRecordedRows, holdForRecord, stageChange, transactionCommitted, transactionRolledBack } from './transaction-changes';
 
 /** A query runner as TypeORM moves it: depth 1 the transaction, 2+ savepoints; events fire after the depth changed. */
 function runner() {

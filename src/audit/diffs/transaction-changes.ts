@@ -10,7 +10,6 @@ import {
 } from '../audit-context';
 import { heldChange } from './cut-change';
 import { type EntityChanges } from './entity-change';
-import { endsAndChains, savepointCommand } from './savepoint-sql';
 import { committedElsewhere, insideUnreportedBlock, type RecordedAt, unreportedBlockOpen } from './unreported-transaction';
 
 export { type RecordedAt } from './unreported-transaction';
@@ -52,6 +51,8 @@ interface Savepoint {
   depth: number;
   kept: number;
   omitted: number;
+  /** Where the writes without an entity event stood then (`unheardMark()`). */
+  unheard: number;
 }
 /** Savepoints sent as SQL on each runner, oldest first (TypeORM's own are levels of `Pending`). */
 const savepointsByRunner = new WeakMap<QueryRunner, Savepoint[]>();
@@ -103,7 +104,7 @@ function watchBlock(queryRunner: QueryRunner, pending: Pending, context: AuditCo
 }
 
 /** The block held at level 0 ended: `command` is PostgreSQL's answer to its end, if seen (COMMIT, ROLLBACK). */
-function blockEnded(queryRunner: QueryRunner, pending: Pending, command: unknown): void {
+function blockEnded(queryRunner: QueryRunner, pending: Pending, command: 'COMMIT' | 'ROLLBACK' | undefined): void {
   const level = pending.levels[0];
   pending.levels[0] = undefined;
   savepointsByRunner.delete(queryRunner);
@@ -114,70 +115,76 @@ function blockEnded(queryRunner: QueryRunner, pending: Pending, command: unknown
 }
 
 /**
- * Notes what PostgreSQL answered to a query: a COMMIT answered with ROLLBACK committed nothing.
- * Only TypeORM's own COMMIT counts (it is sent while the transaction is active): one sent as SQL
- * outside a transaction TypeORM reports would otherwise be taken for the next one's. A savepoint
- * set with SQL is followed too: `ROLLBACK TO` it drops the changes held since. Outside a
- * transaction TypeORM reports, a query after which `pg` says no block is open ended the block
- * whose changes are held: COMMIT (the last statement's answer, for a multi-statement string)
- * hands them over, ROLLBACK drops them, any other answer has them counted. `COMMIT AND CHAIN`
- * (or `ROLLBACK AND CHAIN`) ends it too, though a block is open after it.
+ * Whether `queryRunner` holds changes made in a block TypeORM does not report (level 0).
  *
  * @example
- * queryAnswered(queryRunner, 'COMMIT', { command: 'ROLLBACK' }); // from the subscriber's afterQuery(), with pg's result
+ * if (heldBlockOpen(queryRunner)) blockOpen = true;
  */
-export function queryAnswered(queryRunner: QueryRunner, query: string, result: unknown): void {
-  const last: unknown = Array.isArray(result) ? result[result.length - 1] : result;
-  const command = (last as { command?: unknown } | undefined)?.command;
-  followSavepoint(queryRunner, query);
-  if (depthOf(queryRunner) > 0) {
-    if (query === 'COMMIT' && command === 'ROLLBACK') commitsRolledBack.add(queryRunner);
-    return;
-  }
-  const pending = pendingByRunner.get(queryRunner);
-  if (!pending?.levels[0]) return;
-  if (unreportedBlockOpen(queryRunner) === false || endsAndChains(query)) blockEnded(queryRunner, pending, command);
+export function heldBlockOpen(queryRunner: QueryRunner): boolean {
+  return pendingByRunner.get(queryRunner)?.levels[0] !== undefined;
 }
 
 /**
- * Notes that a query failed: outside a transaction TypeORM reports, a block that `pg` says is no
- * longer open (a failed COMMIT rolls back) ended now, unseen: what it held is counted. Settled at
- * once, before the connection can serve anyone else.
+ * The block TypeORM does not report ended (`command`: PostgreSQL's answer to its end): COMMIT
+ * hands its changes over, ROLLBACK drops them, an end not seen (undefined) has them counted.
  *
  * @example
- * queryFailed(queryRunner); // from the subscriber's afterQuery(), when the query failed
+ * heldBlockEnded(queryRunner, 'COMMIT'); // `COMMIT; BEGIN` sent as one string
  */
-export function queryFailed(queryRunner: QueryRunner): void {
-  if (depthOf(queryRunner) > 0) return;
+export function heldBlockEnded(queryRunner: QueryRunner, command: 'COMMIT' | 'ROLLBACK' | undefined): void {
+  savepointsByRunner.delete(queryRunner);
   const pending = pendingByRunner.get(queryRunner);
-  if (pending?.levels[0] && unreportedBlockOpen(queryRunner) === false) blockEnded(queryRunner, pending, undefined);
+  if (pending?.levels[0]) blockEnded(queryRunner, pending, command);
 }
 
-/** A savepoint command that succeeded: SAVEPOINT marks the level, ROLLBACK TO drops what it held since, RELEASE forgets the mark. */
-function followSavepoint(queryRunner: QueryRunner, query: string): void {
-  const sent = savepointCommand(query);
-  // TypeORM's own savepoints are levels of their own.
-  if (!sent || /^typeorm_\d+$/.test(sent.name)) return;
+/**
+ * TypeORM's own COMMIT was answered with ROLLBACK (the transaction had failed): its commit event counts as a rollback.
+ *
+ * @example
+ * commitRolledBack(queryRunner); // afterQuery('COMMIT') with { command: 'ROLLBACK' }
+ */
+export function commitRolledBack(queryRunner: QueryRunner): void {
+  commitsRolledBack.add(queryRunner);
+}
+
+/**
+ * A savepoint command sent as SQL that succeeded, at the runner's depth: SAVEPOINT marks the
+ * level (and `unheard`, where the writes without an event stand), ROLLBACK TO drops what the
+ * level held since and returns that `unheard` mark, RELEASE forgets the mark. TypeORM's own
+ * savepoints are levels of their own, not followed here.
+ *
+ * @example
+ * followSavepoint(queryRunner, { kind: 'rollback-to', name: 's1' }, unheardMark()); // the mark of SAVEPOINT s1
+ */
+export function followSavepoint(
+  queryRunner: QueryRunner,
+  sent: { kind: 'savepoint' | 'rollback-to' | 'release'; name: string },
+  unheard: number,
+): number | undefined {
+  if (/^typeorm_\d+$/.test(sent.name)) return undefined;
   const depth = depthOf(queryRunner);
   const savepoints = savepointsByRunner.get(queryRunner) ?? [];
   if (sent.kind === 'savepoint') {
     const level = pendingByRunner.get(queryRunner)?.levels[depth];
-    savepoints.push({ name: sent.name, depth, kept: level?.changes.length ?? 0, omitted: level?.omitted ?? 0 });
+    savepoints.push({ name: sent.name, depth, kept: level?.changes.length ?? 0, omitted: level?.omitted ?? 0, unheard });
     savepointsByRunner.set(queryRunner, savepoints);
-    return;
+    return undefined;
   }
   let at = savepoints.length - 1;
   while (at >= 0 && savepoints[at].name !== sent.name) at -= 1;
-  if (at < 0) return;
+  if (at < 0) return undefined;
   const mark = savepoints[at];
   // ROLLBACK TO keeps the savepoint, RELEASE ends it; either ends the later ones.
   savepoints.splice(sent.kind === 'release' ? at : at + 1);
+  if (sent.kind === 'release') return undefined;
   const level = pendingByRunner.get(queryRunner)?.levels[mark.depth];
-  if (sent.kind === 'release' || !level) return;
-  level.changes.splice(mark.kept);
-  level.omitted = Math.min(level.omitted, mark.omitted);
-  level.bytes = level.changes.reduce((sum, change) => sum + change.bytes, 0);
-  level.cutBytes = level.changes.reduce((sum, change) => sum + (change.cut ? change.bytes : 0), 0);
+  if (level) {
+    level.changes.splice(mark.kept);
+    level.omitted = Math.min(level.omitted, mark.omitted);
+    level.bytes = level.changes.reduce((sum, change) => sum + change.bytes, 0);
+    level.cutBytes = level.changes.reduce((sum, change) => sum + (change.cut ? change.bytes : 0), 0);
+  }
+  return mark.unheard;
 }
 
 /**
