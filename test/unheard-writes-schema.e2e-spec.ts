@@ -6,8 +6,8 @@ import { DataSource } from 'typeorm';
 import { changesOf, startDiffsApp } from './support/diffs-app';
 import { TestPostgres } from './support/postgres';
 
-@Controller('probe-other-schema')
-class ProbeOtherSchemaController {
+@Controller('other-schema')
+class OtherSchemaController {
   constructor(@InjectDataSource() private readonly db: DataSource) {}
 
   @Post()
@@ -17,17 +17,16 @@ class ProbeOtherSchemaController {
   }
 }
 
-// docs/GUIDE.md ("Diffs"): raw SQL leaves a trace: "each statement that inserts into, updates,
-// deletes from, truncates or merges into an audited entity's table ... counts 1 in
-// `changes.entitiesOmitted`". `sql-writes.ts` keeps only the last part of a schema-qualified name,
-// so a write to a same-named table in another schema is counted as a change of the audited entity.
-describe('probe: a raw write to a same-named table in another schema', () => {
+// docs/GUIDE.md ("Diffs"): raw SQL leaves a trace: each statement that writes to an audited
+// entity's table counts 1 in `changes.entitiesOmitted`; a schema-qualified name is that table only
+// in the entity's own schema, so a write to a same-named table in another schema counts nothing.
+describe('a raw write to a same-named table in another schema', () => {
   let db: TestPostgres;
   let app: INestApplication<Server>;
 
   beforeAll(async () => {
     db = await TestPostgres.start();
-    app = await startDiffsApp(db, { mode: 'sync' }, { controllers: [ProbeOtherSchemaController] });
+    app = await startDiffsApp(db, { mode: 'sync' }, { controllers: [OtherSchemaController] });
     await db.query('CREATE SCHEMA IF NOT EXISTS archive');
     await db.query('CREATE TABLE IF NOT EXISTS archive.contract (title text)');
   }, 60_000);
@@ -38,8 +37,8 @@ describe('probe: a raw write to a same-named table in another schema', () => {
   });
 
   it('counts nothing for a write that touched no audited entity table', async () => {
-    await request(app.getHttpServer()).post('/probe-other-schema').set('x-request-id', 'probe-archive').expect(201);
-    const changes = await changesOf(db, 'probe-archive');
+    await request(app.getHttpServer()).post('/other-schema').set('x-request-id', 'other-schema-archive').expect(201);
+    const changes = await changesOf(db, 'other-schema-archive');
     expect(await db.query('SELECT count(*)::int AS n FROM public.contract')).toEqual([{ n: 0 }]);
     expect(changes.entitiesOmitted).toBeUndefined();
   });
