@@ -186,6 +186,26 @@ describe('changes held per transaction', () => {
     expect(takeEntityChanges(context)).toEqual({ entities: ['outer', 'after'] });
   });
 
+  it('gives back what a record() row carried from before a savepoint sent as SQL when the row is rolled back to it', () => {
+    const tx = runner();
+    Object.assign(tx.queryRunner, { databaseConnection: { getTransactionStatus: () => 'T' } });
+    const context = newAuditContext('request');
+    tx.begin();
+    stageChange(tx.queryRunner, context, change('kept'), MAX);
+    queryAnswered(tx.queryRunner, 'SAVEPOINT step', { command: 'SAVEPOINT' });
+    stageChange(tx.queryRunner, context, change('undone'), MAX);
+    const hold = holdForRecord(tx.queryRunner, context);
+    expect(hold.changes).toEqual({ entities: ['kept', 'undone'] });
+    void hold.written();
+    queryAnswered(tx.queryRunner, 'ROLLBACK TO SAVEPOINT step', { command: 'ROLLBACK' });
+    stageChange(tx.queryRunner, context, change('after'), MAX);
+    // The savepoint lives on: rolled back to again, it keeps what was given back.
+    queryAnswered(tx.queryRunner, 'ROLLBACK TO SAVEPOINT step', { command: 'ROLLBACK' });
+    tx.commit();
+    expect(context.recordedAtomically).toBe(false);
+    expect(takeEntityChanges(context)).toEqual({ entities: ['kept'] });
+  });
+
   it('has a record() row in a raw block carry what the block holds, and drops only what a savepoint undid after it', () => {
     const tx = runner();
     Object.assign(tx.queryRunner, { databaseConnection: { getTransactionStatus: () => 'T' } });

@@ -22,6 +22,8 @@ interface RecordedRow {
   written?: RecordedAt;
   /** Not found in its transaction before the outer COMMIT (or the look-up failed): it stands for nothing. */
   unconfirmed?: boolean;
+  /** The savepoints sent as SQL that were set when it took its changes, each with how much of its level was held before it. */
+  after?: Map<Savepoint, { kept: number; omitted: number }>;
 }
 
 /** What one transaction level holds: its changes (past the byte bound, only counted) and the record() rows written in it. */
@@ -177,14 +179,38 @@ export function followSavepoint(
   // ROLLBACK TO keeps the savepoint, RELEASE ends it; either ends the later ones.
   savepoints.splice(sent.kind === 'release' ? at : at + 1);
   if (sent.kind === 'release') return undefined;
-  const level = pendingByRunner.get(queryRunner)?.levels[mark.depth];
+  const pending = pendingByRunner.get(queryRunner);
+  const level = pending?.levels[mark.depth];
   if (level) {
     level.changes.splice(mark.kept);
     level.omitted = Math.min(level.omitted, mark.omitted);
     level.bytes = level.changes.reduce((sum, change) => sum + change.bytes, 0);
     level.cutBytes = level.changes.reduce((sum, change) => sum + (change.cut ? change.bytes : 0), 0);
   }
+  if (pending) rowsRolledBackTo(pending, mark);
   return mark.unheard;
+}
+
+/**
+ * `ROLLBACK TO` a savepoint sent as SQL discards the record() rows written since it was set:
+ * what each carried from before it is held again, for the request's own row; what it carried
+ * from after it is dropped with it. The savepoint then marks what its level holds.
+ */
+function rowsRolledBackTo(pending: Pending, mark: Savepoint): void {
+  for (const level of pending.levels) {
+    const undone = level?.rows.filter((row) => row.after?.has(mark)) ?? [];
+    if (!level || undone.length === 0) continue;
+    level.rows = level.rows.filter((row) => !undone.includes(row));
+    for (const row of undone) {
+      const before = row.after?.get(mark) ?? { kept: 0, omitted: 0 };
+      for (const { depth, level: held } of row.carried) {
+        if (depth < mark.depth) hold(pending, depth, held.changes, held.omitted);
+        else if (depth === mark.depth) hold(pending, depth, held.changes.slice(0, before.kept), Math.min(held.omitted, before.omitted));
+      }
+    }
+  }
+  const level = pending.levels[mark.depth];
+  Object.assign(mark, { kept: level?.changes.length ?? 0, omitted: level?.omitted ?? 0 });
 }
 
 /**
@@ -342,7 +368,12 @@ export function holdForRecord(queryRunner: QueryRunner | undefined, context: Aud
     const pending = queryRunner && unreportedBlockOpen(queryRunner) === true ? pendingByRunner.get(queryRunner) : undefined;
     if (!queryRunner || !pending?.levels[0]) return { changes: undefined, written, failed: () => undefined };
     const { row, changes } = carried(queryRunner, pending, context);
-    return { changes, written, failed: () => giveBack(pending, row, 0) };
+    const writtenInBlock = (at?: RecordedAt) => {
+      // Held with the block, so that `ROLLBACK TO` a savepoint set before it gives back what it carried.
+      (pending.levels[0] ??= emptyLevel()).rows.push(row);
+      return written(at);
+    };
+    return { changes, written: writtenInBlock, failed: () => giveBack(pending, row, 0) };
   }
   const pending = pendingOf(queryRunner, Infinity);
   const { row, changes } = carried(queryRunner, pending, context);
@@ -369,8 +400,10 @@ function carried(
     row.carried.push({ depth: at, level: { ...emptyLevel(), changes, bytes, cutBytes, omitted } });
     pending.levels[at] = { ...emptyLevel(), rows: level.rows };
   });
+  const marks = savepointsByRunner.get(queryRunner) ?? [];
+  if (marks.length > 0) row.after = new Map(marks.map((mark) => [mark, { kept: mark.kept, omitted: mark.omitted }]));
   // A savepoint set before the take, rolled back after it, drops only what was held since the take.
-  for (const mark of savepointsByRunner.get(queryRunner) ?? []) Object.assign(mark, { kept: 0, omitted: 0 });
+  for (const mark of marks) Object.assign(mark, { kept: 0, omitted: 0 });
   const bounded = newAuditContext('scope');
   handOver(bounded, merged(row.carried.map((c) => c.level)), pending.maxBytes);
   return { row, changes: takeEntityChanges(bounded) };
