@@ -120,7 +120,7 @@ function blockEnded(queryRunner: QueryRunner, pending: Pending, command: 'COMMIT
  * Whether `queryRunner` holds changes made in a block TypeORM does not report (level 0).
  *
  * @example
- * if (heldBlockOpen(queryRunner)) blockOpen = true;
+ * const holding = heldBlockOpen(queryRunner); // true once a raw block holds a change, until it ends
  */
 export function heldBlockOpen(queryRunner: QueryRunner): boolean {
   return pendingByRunner.get(queryRunner)?.levels[0] !== undefined;

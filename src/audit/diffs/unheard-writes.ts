@@ -118,7 +118,7 @@ export function unheardRolledBackTo(queryRunner: QueryRunner, mark: number): voi
  * Whether `queryRunner` holds writes made in a block TypeORM does not report.
  *
  * @example
- * if (rawWritesHeld(queryRunner)) blockOpen = true;
+ * const holding = rawWritesHeld(queryRunner); // true once a raw block holds a write, until it ends
  */
 export function rawWritesHeld(queryRunner: QueryRunner): boolean {
   return unheardByRunner.get(queryRunner)?.some((write) => write.raw) === true;
