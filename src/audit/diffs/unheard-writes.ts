@@ -20,7 +20,8 @@ interface Unheard {
 /** The tables of the audited entities, per DataSource: each table's name and the schemas it is audited in. */
 const auditedTables = new WeakMap<DataSource, ReadonlyMap<string, ReadonlySet<string>>>();
 const unheardByRunner = new WeakMap<QueryRunner, Unheard[]>();
-let written = 0;
+/** The order of the last write seen, on any runner. */
+let lastOrder = 0;
 
 /**
  * Notes the tables of a DataSource's audited entities, whose writes {@link writesSeen} follows:
@@ -82,7 +83,7 @@ export function writesSeen(queryRunner: QueryRunner, tables: readonly string[], 
   // What an earlier request left counted on a long-lived runner is its own: not held any longer.
   const unheard = (unheardByRunner.get(queryRunner) ?? []).filter((write) => !write.countedOn || write.countedOn === owner);
   if (inBlock && !unheard.some((write) => write.raw)) watchRawBlock(queryRunner, owner);
-  for (const table of tables) unheard.push({ context, table, depth, raw: inBlock, countedOn, order: (written += 1) });
+  for (const table of tables) unheard.push({ context, table, depth, raw: inBlock, countedOn, order: (lastOrder += 1) });
   unheardByRunner.set(queryRunner, unheard);
 }
 
@@ -94,7 +95,7 @@ export function writesSeen(queryRunner: QueryRunner, tables: readonly string[], 
  * const mark = unheardMark(); // at SAVEPOINT s
  */
 export function unheardMark(): number {
-  return written + 1;
+  return lastOrder + 1;
 }
 
 /**
