@@ -88,6 +88,13 @@ describe('readSql', () => {
     expect(readSql('SELECT $1; ROLLBACK')).toEqual([{ kind: 'other' }, { kind: 'rollback', chain: false }]);
   });
 
+  it('reads a statement padded with long runs of blanks as the statement it is', () => {
+    const blanks = ' '.repeat(50_000);
+    expect(readSql(`SAVEPOINT s1${blanks};${blanks}`)).toEqual([{ kind: 'savepoint', name: 's1' }]);
+    expect(readSql(`commit and chain${blanks};`)).toEqual([{ kind: 'commit', chain: true }]);
+    expect(readSql(`SELECT length('${blanks}x')`)).toEqual([{ kind: 'other' }]);
+  });
+
   it('reads an unclosed quote or comment to the end of the string', () => {
     expect(readSql("SELECT 'open; ROLLBACK")).toEqual([{ kind: 'other' }]);
     expect(readSql('SELECT 1 /* open; ROLLBACK')).toEqual([{ kind: 'other' }]);
