@@ -16,8 +16,7 @@ const pool = (c: DbClient): DbPool => ({ connect: () => Promise.resolve(c) });
 const timeout = (step: 'connect' | 'query', ms: number) => Object.assign(new Error(`${step} ${ms}`), { code: 'LATE' });
 
 describe('DbSession', () => {
-  // Real immediates: a deadline's verdict waits one turn of the loop (stall-tolerant-deadline.ts).
-  beforeEach(() => jest.useFakeTimers({ doNotFake: ['setImmediate'] }));
+  beforeEach(() => jest.useFakeTimers());
   afterEach(() => jest.useRealTimers());
 
   it('fails a step past its deadline with the error its owner chose, and is then failed', async () => {

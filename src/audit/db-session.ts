@@ -1,5 +1,4 @@
 import { idleLimitMs, limitIdleTransaction } from './idle-in-transaction';
-import { stallTolerantDeadline } from './stall-tolerant-deadline';
 
 /** The parts of a `pg` client a {@link DbSession} uses. */
 export interface DbClient {
@@ -74,20 +73,20 @@ export class DbSession {
     const fresh = Array.isArray(after) && before >= 0 && after.length === before + 1 ? (after[before] as DbClient) : undefined;
     return new Promise((resolve, reject) => {
       let expired = false;
-      const cancel = stallTolerantDeadline(connectMs, () => {
+      const timer = setTimeout(() => {
         expired = true;
         if (fresh) destroy(fresh);
         reject(deadlines.timeout('connect', connectMs));
-      });
+      }, connectMs).unref();
       checkout.then(
         (client) => {
-          cancel();
+          clearTimeout(timer);
           // Ready after the deadline: back to the pool, for a later caller.
           if (expired) client.release();
           else resolve(new DbSession(client, deadlines));
         },
         (error: unknown) => {
-          cancel();
+          clearTimeout(timer);
           reject(error as Error);
         },
       );
@@ -106,17 +105,16 @@ export class DbSession {
     const sent = this.client.query(limitIdleTransaction(sql, idleInTransactionMs), parameters);
     return new Promise((resolve, reject) => {
       const fail = (error: Error) => {
-        cancel();
+        clearTimeout(timer);
         this.pending.delete(fail);
         reject(error);
       };
       this.pending.add(fail);
-      // An answer that came while the event loop was stalled past the deadline is taken.
-      const cancel = stallTolerantDeadline(roundTripMs, () => this.discard(timeout('query', roundTripMs)));
+      const timer = setTimeout(() => this.discard(timeout('query', roundTripMs)), roundTripMs).unref();
       sent.then(
         (result) => {
           if (!this.pending.delete(fail)) return;
-          cancel();
+          clearTimeout(timer);
           onProgress?.();
           const last = (Array.isArray(result) ? result.at(-1) : result) as { rows?: unknown[] } | undefined;
           resolve(last?.rows ?? []);
