@@ -1,13 +1,26 @@
 import { type FileHandle, mkdir, open, rename, rm, writeFile } from 'node:fs/promises';
 import { diskGate } from '../spool/disk-gate';
 
-/** A file being written: its bytes appended in order, then closed. */
+/**
+ * A file being written: its bytes appended in order, then closed.
+ *
+ * @example
+ * const file: ArchiveFile = await boundedArchiveFiles('/archive', 30_000).create('/archive/a.partial');
+ * await file.write(Buffer.from('{}\n'));
+ * await file.close();
+ */
 export interface ArchiveFile {
   write(chunk: Uint8Array): Promise<void>;
   close(): Promise<void>;
 }
 
-/** The file calls of an archive, each bounded (see {@link boundedArchiveFiles}). */
+/**
+ * The file calls of an archive, each bounded (see {@link boundedArchiveFiles}).
+ *
+ * @example
+ * const files: ArchiveFiles = boundedArchiveFiles('/archive', 30_000);
+ * await files.mkdir('/archive');
+ */
 export interface ArchiveFiles {
   mkdir(path: string): Promise<void>;
   /** Created, or emptied when it exists. */
