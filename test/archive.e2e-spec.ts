@@ -236,6 +236,7 @@ describe('archives that verify offline', () => {
         trail: `${database}/audit_log`,
         out: join(dir, 'raced'),
         signingKey: createPrivateKey(keys.privatePem),
+        timeoutMs: 30_000,
       });
       const decisions = await applyRetention(
         { query: async (text, parameters) => (await client.query(text, parameters)).rows as Record<string, unknown>[] },
