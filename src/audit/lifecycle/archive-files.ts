@@ -1,6 +1,11 @@
 import { type FileHandle, mkdir, open, rename, rm, writeFile } from 'node:fs/promises';
 import { diskGate } from '../spool/disk-gate';
 
+// An archive holds what the trail holds, personal values and their salts included: readable by its
+// owner only, as the spool's files are (the modes apply to what the archive creates).
+const OWNER_ONLY_FILE = 0o600;
+const OWNER_ONLY_DIRECTORY = 0o700;
+
 /**
  * A file being written: its bytes appended in order, then closed.
  *
@@ -57,19 +62,19 @@ export function boundedArchiveFiles(dir: string, timeoutMs: number): ArchiveFile
     close: () => diskGate(dir).close(timeoutMs, () => handle.close()),
   });
   return {
-    mkdir: async (path) => void (await run('mkdir', () => mkdir(path, { recursive: true }))),
+    mkdir: async (path) => void (await run('mkdir', () => mkdir(path, { recursive: true, mode: OWNER_ONLY_DIRECTORY }))),
     create: async (path) =>
       opened(
         await run(
           'open',
-          () => open(path, 'w'),
+          () => open(path, 'w', OWNER_ONLY_FILE),
           (late) =>
             void diskGate(dir)
               .close(timeoutMs, () => late.close())
               .catch(() => undefined),
         ),
       ),
-    writeFile: (path, text) => run('writeFile', () => writeFile(path, text)),
+    writeFile: (path, text) => run('writeFile', () => writeFile(path, text, { mode: OWNER_ONLY_FILE })),
     rename: (from, to) => run('rename', () => rename(from, to)),
     discard: (path) => run('unlink', () => rm(path, { force: true })).catch(() => undefined),
   };
