@@ -43,6 +43,10 @@ describe('probe: secrets in free text of a request body', () => {
     ['an Authorization header with a Token', (s: string) => `curl -H "Authorization: Token ${s}" https://api.example.com`],
     // JSON text of a body that was itself JSON-encoded (an upstream error quoting the request it sent).
     ['JSON encoded twice', (s: string) => `upstream refused: ${JSON.stringify({ body: JSON.stringify({ user: 'ops', password: s }) })}`],
+    // A Cookie header line: its value is every cookie, not only the first.
+    ['a Cookie header line', (s: string) => `Cookie: lang=en; remember_me=${s}`],
+    // A connection URL whose password holds an '@' (drivers take the last '@' as the end of the user info).
+    ['a URL whose password holds an @', (s: string) => `connect failed: postgres://ops:p@${s}@db.internal:5432/app`],
     // A quoted value holding an escaped quote.
     ['a quoted value holding an escaped quote', (s: string) => JSON.stringify({ password: `p"${s}` })],
   ])(
