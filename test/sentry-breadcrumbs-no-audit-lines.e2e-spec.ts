@@ -8,12 +8,12 @@ import { SentryIngest } from './support/sentry-ingest';
 import { StderrCapture } from './support/stderr';
 
 // docs/FAILURES.md, "Safe output": "No `changes` payload is sent to Sentry." docs/PRIVACY.md,
-// "What erasure keeps": the copies an erasure does not reach are the stderr lines, the spool and
-// quarantine files and backups; "Sentry is not among them". The module writes its lines with
-// console.error, and the Sentry SDK as apps initialize it (default integrations, as the example
-// app's instrument.ts) records every console.error call as a breadcrumb of the events that
-// follow: the app's own next error report then carries the `audit.buffered` line, entry and all.
-describe('probe: the module’s stderr lines and the app’s own Sentry events', () => {
+// "What erasure keeps": Sentry is not among the copies an erasure does not reach. The Sentry SDK
+// as apps initialize it (default integrations, as the example app's instrument.ts) records every
+// console.error call as a breadcrumb of the events that follow: the module's lines (an
+// `audit.buffered` line holds the whole entry) must not go through console, or the app's own next
+// error report would carry them.
+describe('the module’s stderr lines and the app’s own Sentry events', () => {
   let db: TestPostgres;
   let ingest: SentryIngest;
   let app: INestApplication;
@@ -21,7 +21,7 @@ describe('probe: the module’s stderr lines and the app’s own Sentry events',
 
   beforeAll(async () => {
     [db, ingest] = await Promise.all([TestPostgres.start(), SentryIngest.start()]);
-    // The capture first: Sentry then wraps it as it wraps console.error in production.
+    // The capture first: Sentry then wraps console.error over it, as in production.
     stderr = new StderrCapture();
     Sentry.init({ dsn: ingest.dsn, environment: 'test' });
     app = await startSealingApp(db.url(), {
@@ -65,5 +65,8 @@ describe('probe: the module’s stderr lines and the app’s own Sentry events',
       email: crumbs.includes('u-erased-42@example.com'),
       changes: crumbs.includes('gold-plan-secret-terms'),
     }).toEqual({ email: false, changes: false });
+    // The lines themselves are on stderr, and none went through console.error.
+    expect(stderr.of(AUDIT_EVENTS.buffered)[0]).toMatchObject({ entry: { userId: 'u-erased-42' } });
+    expect(stderr.other).toEqual([]);
   }, 90_000);
 });
