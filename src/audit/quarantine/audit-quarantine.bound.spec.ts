@@ -33,7 +33,10 @@ describe('AuditQuarantine: within spoolMaxBytes', () => {
   beforeEach(async () => {
     dir = await mkdtemp(join(tmpdir(), 'audit-quarantine-bound-'));
     lines = [];
-    stderr = jest.spyOn(console, 'error').mockImplementation((line: string) => void lines.push(JSON.parse(line) as AuditEventLine));
+    stderr = jest.spyOn(process.stderr, 'write').mockImplementation((line: unknown) => {
+      lines.push(JSON.parse(String(line)) as AuditEventLine);
+      return true;
+    });
     jest.clearAllMocks();
   });
   afterEach(async () => {
