@@ -8,13 +8,11 @@ import { AUDIT_MIGRATIONS, AuditLog, AuditModule, Audited } from '../src/audit';
 import { partitionsChecked } from './support/app';
 import { TestPostgres } from './support/postgres';
 
-// PROBE (attacker A11): `@Audited(action)` "Names the action the interceptor records for this
-// handler" (src/audit/audited.decorator.ts; docs/GUIDE.md, "Name your actions"), and the start-up
-// warning lists what the interceptor will not record (GraphQL, RPC, WebSocket handlers; mutating
-// routes without an action). A handler the app marks `@Audited` on a GET route (an e-mail
-// confirmation link, a one-click unsubscribe: mutations reached by GET) is never recorded: the
-// interceptor only tracks POST, PUT, PATCH and DELETE, and nothing at start-up or at run time says
-// so. The mutation commits with no row, no stderr line and no warning.
+// docs/GUIDE.md, "Name your actions": `@Audited(action)` is a request to record the handler,
+// whatever its HTTP method. A mutation reached by GET (an e-mail confirmation link, a one-click
+// unsubscribe) is recorded under its action like a POST, in sync mode before the response ends,
+// and so is a HEAD that Express sends to the same handler. A GET without `@Audited` stays
+// unrecorded.
 
 @Controller('subscriptions')
 class SubscriptionsController {
@@ -26,13 +24,19 @@ class SubscriptionsController {
     await this.db.query('INSERT INTO cancelled (subscription) VALUES ($1)', [id]);
     return { id, cancelled: true };
   }
+
+  @Get(':id')
+  async status(@Param('id') id: string): Promise<{ id: string; cancelled: boolean }> {
+    const rows = await this.db.query<unknown[]>('SELECT 1 FROM cancelled WHERE subscription = $1', [id]);
+    return { id, cancelled: rows.length > 0 };
+  }
 }
 
-describe('PROBE: @Audited on a GET route that mutates', () => {
+describe('@Audited on a GET route that mutates', () => {
   let db: TestPostgres;
   let app: INestApplication<Server>;
   const warnings: string[] = [];
-  const database = 'probe_audited_get';
+  const database = 'audited_get_route';
   const logger: LoggerService = {
     log: () => undefined,
     error: () => undefined,
@@ -56,8 +60,8 @@ describe('PROBE: @Audited on a GET route that mutates', () => {
       ],
       controllers: [SubscriptionsController],
     })
-    class ProbeModule {}
-    const moduleRef = await Test.createTestingModule({ imports: [ProbeModule] }).compile();
+    class SubscriptionsModule {}
+    const moduleRef = await Test.createTestingModule({ imports: [SubscriptionsModule] }).compile();
     app = moduleRef.createNestApplication<INestApplication<Server>>({ logger });
     await app.listen(0, '127.0.0.1');
     await partitionsChecked(app);
@@ -68,12 +72,32 @@ describe('PROBE: @Audited on a GET route that mutates', () => {
     await db?.stop();
   });
 
-  it('records the @Audited GET handler’s mutation, or says at start-up that it will not', async () => {
+  it('records the @Audited GET handler’s mutation under its action before the response ends (sync mode)', async () => {
     await request(app.getHttpServer()).get('/subscriptions/s-42/unsubscribe').set('x-request-id', 'get-42').expect(200);
     expect(await db.query('SELECT subscription FROM cancelled', [], database)).toEqual([{ subscription: 's-42' }]);
-    // Sync mode: a row the interceptor writes is durable before the response ends.
-    const rows = await db.query<{ action: string }>('SELECT action FROM audit_log WHERE request_id = $1', ['get-42'], database);
-    const warned = warnings.some((message) => message.includes('SubscriptionsController.unsubscribe'));
-    expect({ rows, warned }).not.toEqual({ rows: [], warned: false });
+    // Sync mode: the row is durable before the response ends.
+    const rows = await db.query(
+      "SELECT action, entity_type, entity_id, outcome, metadata->>'method' AS method FROM audit_log WHERE request_id = $1",
+      ['get-42'],
+      database,
+    );
+    expect(rows).toEqual([
+      { action: 'subscription_cancelled', entity_type: 'Subscription', entity_id: 's-42', outcome: 'success', method: 'GET' },
+    ]);
+  });
+
+  it('records a HEAD that reaches the @Audited GET handler, and leaves a GET without @Audited unrecorded', async () => {
+    await request(app.getHttpServer()).head('/subscriptions/s-43/unsubscribe').set('x-request-id', 'head-43').expect(200);
+    await request(app.getHttpServer())
+      .get('/subscriptions/s-43')
+      .set('x-request-id', 'status-43')
+      .expect(200, { id: 's-43', cancelled: true });
+    const rows = await db.query(
+      "SELECT request_id, action, metadata->>'method' AS method FROM audit_log WHERE request_id IN ($1, $2)",
+      ['head-43', 'status-43'],
+      database,
+    );
+    expect(rows).toEqual([{ request_id: 'head-43', action: 'subscription_cancelled', method: 'HEAD' }]);
+    expect(warnings.filter((message) => message.includes('SubscriptionsController'))).toEqual([]);
   });
 });
