@@ -1,4 +1,5 @@
 import { Controller, Get, type INestApplication, type LoggerService, Module, Param } from '@nestjs/common';
+import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { Test } from '@nestjs/testing';
 import { InjectDataSource, TypeOrmModule } from '@nestjs/typeorm';
 import { type Server } from 'node:http';
@@ -11,8 +12,8 @@ import { TestPostgres } from './support/postgres';
 // docs/GUIDE.md, "Name your actions": `@Audited(action)` is a request to record the handler,
 // whatever its HTTP method. A mutation reached by GET (an e-mail confirmation link, a one-click
 // unsubscribe) is recorded under its action like a POST, in sync mode before the response ends,
-// and so is a HEAD that Express sends to the same handler. A GET without `@Audited` stays
-// unrecorded.
+// and so is a HEAD that Express or Fastify sends to the same handler. A GET without `@Audited`
+// stays unrecorded.
 
 @Controller('subscriptions')
 class SubscriptionsController {
@@ -32,11 +33,11 @@ class SubscriptionsController {
   }
 }
 
-describe('@Audited on a GET route that mutates', () => {
+describe.each(['Express', 'Fastify'])('@Audited on a GET route that mutates, behind %s', (platform) => {
   let db: TestPostgres;
   let app: INestApplication<Server>;
   const warnings: string[] = [];
-  const database = 'audited_get_route';
+  const database = `audited_get_route_${platform.toLowerCase()}`;
   const logger: LoggerService = {
     log: () => undefined,
     error: () => undefined,
@@ -62,7 +63,10 @@ describe('@Audited on a GET route that mutates', () => {
     })
     class SubscriptionsModule {}
     const moduleRef = await Test.createTestingModule({ imports: [SubscriptionsModule] }).compile();
-    app = moduleRef.createNestApplication<INestApplication<Server>>({ logger });
+    app =
+      platform === 'Fastify'
+        ? moduleRef.createNestApplication<INestApplication<Server>>(new FastifyAdapter(), { logger })
+        : moduleRef.createNestApplication<INestApplication<Server>>({ logger });
     await app.listen(0, '127.0.0.1');
     await partitionsChecked(app);
   }, 60_000);
