@@ -4,8 +4,8 @@ import { AuditReadError } from '../audit.errors';
 import { fitsIn } from './answer-size';
 
 /**
- * Page answers of at most this many bytes are never refused: the connection's socket buffers take
- * them at once, so they hold the app no more than any small HTTP answer does.
+ * Page answers of at most this many bytes are never refused: the kernel's socket buffers take most
+ * of them whole at once, and one that waits holds the app no more than any small HTTP answer does.
  *
  * @example
  * const small = fitsIn(page, SMALL_ANSWER_BYTES);
