@@ -12,8 +12,7 @@ import { seedBigRows } from './support/unread-pages';
 // (the app cannot tell them apart: the kernel takes the first megabytes of every answer at once,
 // and a slow reader's progress shows only in bursts seconds apart; and clients that took a few
 // bytes now and then would hold memory without bound if readers never counted). A page answer of
-// at most 64 KiB never counts and is never refused: the connection takes it at once, and it holds
-// no more than any small HTTP answer. So while four auditors download 19 MB pages steadily but
+// at most 64 KiB is never refused: it holds no more than any small HTTP answer. So while four auditors download 19 MB pages steadily but
 // slowly (about 640 KB/s), another auditor's small page is answered, and a 19 MB one is refused
 // with 503 AUDIT_READ_BUSY and Retry-After until a download ends.
 const ROWS = 500;
