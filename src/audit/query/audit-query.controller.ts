@@ -16,8 +16,8 @@ const PAGE = ['cursor', 'limit'] as const;
  * and `GET <path>/export?format=ndjson|csv&from=&to=` (its `HEAD` checks the same and answers the
  * head without reading the trail). Bad input answers 400 with the reason
  * (`AuditQueryError`); a database that does not answer, 503 (`AuditReadError`); an export while
- * `maxExports` are running, or a page while `readConnections` page answers wait for clients that
- * do not read them (`PageDeliveries`), 503 with `Retry-After`.
+ * `maxExports` are running, or a page over 64 KiB while `readConnections` page answers wait for
+ * clients that have not taken them (`PageDeliveries`), 503 with `Retry-After`.
  */
 export class AuditQueryController {
   // Named explicitly: the class is subclassed at run time, and only a decorated class records its parameter types.

@@ -49,7 +49,7 @@ export class AuditQueryService implements BeforeApplicationShutdown {
   private readonly exports = new Set<Readable>();
   /** Slots taken by exports still opening. */
   private opening = 0;
-  /** Page answers waiting for HTTP clients that do not read them: at most `readConnections`. */
+  /** Page answers waiting for HTTP clients that have not taken them: at most `readConnections` (small ones aside). */
   readonly pageDeliveries: PageDeliveries;
 
   constructor(
