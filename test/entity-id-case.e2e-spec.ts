@@ -8,11 +8,12 @@ import { TestPostgres } from './support/postgres';
 const TOKEN = 'auditor-token-for-the-e2e-suite';
 
 // docs/PRIVACY.md, "Erasing": "`{ entityType, entityId }` erases every row about that entity";
-// docs/GUIDE.md: an entity's history is its rows. The example app takes an NDA's id from the
-// route (`ParseUUIDPipe`, which accepts any case, as PostgreSQL's uuid does) and records it as the
-// client spelled it. A client that writes a person's name into NDA X through `/ndas/<X in capitals>`
-// leaves a row about X that neither the history of X nor the erasure of X finds.
-describe('probe: an entity id spelled in another case', () => {
+// docs/GUIDE.md: an entity's history is its rows, and a UUID entity id is stored in lower case.
+// The example app takes an NDA's id from the route (`ParseUUIDPipe`, which accepts any case, as
+// PostgreSQL's uuid does): a client that writes a person's name into NDA X through
+// `/ndas/<X in capitals>` leaves a row about X, which the history and the erasure of X find,
+// however the operator spells X; so do they a row an earlier version stored in capitals.
+describe('an entity id spelled in capitals names the same entity', () => {
   let db: TestPostgres;
   let app: INestApplication<Server>;
 
@@ -63,6 +64,41 @@ describe('probe: an entity id spelled in another case', () => {
       ],
       erased: 2,
       stillShowingName: 0,
+    });
+  }, 60_000);
+
+  it('an operator naming the entity in capitals reads and erases the same rows', async () => {
+    const server = app.getHttpServer();
+    const created = await request(server).post('/ndas').send({ title: 'Mutual NDA', counterparty: 'Acme' }).expect(201);
+    const id = (created.body as { id: string }).id;
+    await request(server).patch(`/ndas/${id}`).send({ counterparty: 'Jane Roe' }).expect(200);
+    const queries = app.get(AuditQueryService);
+    const actions = (page: { items: { action: string }[] }) => page.items.map((row) => row.action);
+    const erasure = await app.get(AuditService).erase({ entityType: 'NDA', entityId: id.toUpperCase(), requestedBy: 'dpo', dryRun: true });
+    expect({
+      history: actions(await queries.history('NDA', id.toUpperCase())),
+      search: actions(await queries.search({ entityType: 'NDA', entityId: id.toUpperCase() })),
+      erasable: erasure.rows.length,
+    }).toEqual({ history: ['nda_updated', 'nda_created'], search: ['nda_updated', 'nda_created'], erasable: 2 });
+  }, 60_000);
+
+  it('the erasure of an entity takes the rows an earlier version stored with its id in capitals', async () => {
+    const created = await request(app.getHttpServer()).post('/ndas').send({ title: 'Mutual NDA', counterparty: 'Acme' }).expect(201);
+    const id = (created.body as { id: string }).id;
+    // As a version that kept the id as the client spelled it stored the same request made through
+    // capitals, refused before any change (so no `changes.entities` names the NDA in lower case).
+    const [legacy] = await db.query<{ id: string }>(
+      `INSERT INTO audit_log (id, occurred_at, action, entity_type, entity_id, user_id, outcome, ip, user_agent, changes, personal, commitments)
+       SELECT gen_random_uuid(), now(), action, entity_type, upper(entity_id), user_id, outcome, ip, user_agent, changes - 'entities', personal, commitments
+       FROM audit_log WHERE entity_type = 'NDA' AND entity_id = $1 RETURNING id::text AS id`,
+      [id],
+    );
+    const erasure = await app.get(AuditService).erase({ entityType: 'NDA', entityId: id, requestedBy: 'dpo', reason: 'request #13' });
+    const [after] = await db.query<{ personal: string }>(`SELECT personal FROM audit_log WHERE id = $1`, [legacy.id]);
+    expect({ erased: erasure.erased, legacy: erasure.rows.find((row) => row.id === legacy.id)?.state, personal: after.personal }).toEqual({
+      erased: 2,
+      legacy: 'erased',
+      personal: expect.stringMatching(/^\{"erased":/) as unknown,
     });
   }, 60_000);
 });
