@@ -55,12 +55,13 @@ export interface SecretSpan {
  * The value that starts at `start`, after a redacted key and its separator: a quoted string (its
  * quotes escaped any number of times, with escaped quotes inside), a bracketed list or object, or
  * an unquoted word (continued on a folded line); for a Cookie header, every cookie of the list;
- * after an auth scheme, the credential too. Null when no value starts there.
+ * after an auth scheme, the credential too. Null when no value starts there, or when `marker`
+ * already stands for the credential after a scheme (the text was redacted before).
  *
  * @example
- * secretSpan('Authorization: Basic b3BzOnB3', 15, 'authorization'); // { start: 21, end: 29, before: '', after: '' }
+ * secretSpan('Authorization: Basic b3BzOnB3', 15, 'authorization', '[REDACTED]'); // { start: 21, end: 29, before: '', after: '' }
  */
-export function secretSpan(text: string, start: number, kind: SecretKind): SecretSpan | null {
+export function secretSpan(text: string, start: number, kind: SecretKind, marker: string): SecretSpan | null {
   const open = openingQuote(text, start);
   if (open !== null) {
     const token = text.slice(start, open.contentStart);
@@ -72,6 +73,7 @@ export function secretSpan(text: string, start: number, kind: SecretKind): Secre
   const known = end - start <= 32 && AUTH_SCHEMES.has(text.slice(start, end).toLowerCase());
   if (known || kind === 'authorization') {
     const credential = skipGap(text, end);
+    if (known && text.startsWith(marker, credential)) return null;
     const credentialEnd = authCredentialEnd(text, credential);
     // A known scheme stays readable; any other first word of an Authorization value may be the secret itself.
     if (credentialEnd > credential) return { start: known ? credential : start, end: credentialEnd, before: '', after: '' };

@@ -344,6 +344,22 @@ describe('redactText', () => {
     expect(redactText(text, isRedacted)).toBe(expected);
   });
 
+  it('gives the same text when it reads its own output again', () => {
+    const texts = [
+      'Authorization: Digest username="ops", response="6629fae4" then',
+      'Authorization: Basic b3BzOnMzY3IzdA==',
+      'Authorization: s3cr3tvalue (from env)',
+      'Cookie: a=1; b=2\nHost: x',
+      '{"tokens":["a"],"password":"p\\"q","user":"ops"}',
+      JSON.stringify(JSON.stringify({ password: 'p"q' })),
+      'postgres://ops:p@s3cr3t@db/app and token: abc\r\n def',
+    ];
+    for (const text of texts) {
+      const once = redactText(text, isRedacted);
+      expect(redactText(once, isRedacted)).toBe(once);
+    }
+  });
+
   it.each([
     ['Cookie: lang=en; remember_me=s3cr3t', `Cookie: ${REDACTED}`],
     ['Cookie: lang=en;remember_me=s3cr3t\nHost: x', `Cookie: ${REDACTED}\nHost: x`],

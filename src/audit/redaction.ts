@@ -120,7 +120,7 @@ export function redactText(text: string, isRedacted: (key: string) => boolean): 
   const pairs = new RegExp(KEY_AND_SEPARATOR);
   for (let match = pairs.exec(cleaned); match !== null; match = pairs.exec(cleaned)) {
     if (!isRedacted(match[1])) continue;
-    const span = secretSpan(cleaned, pairs.lastIndex, secretKind(match[1]));
+    const span = secretSpan(cleaned, pairs.lastIndex, secretKind(match[1]), REDACTED);
     if (span === null) continue;
     out += `${cleaned.slice(done, span.start)}${span.before}${REDACTED}${span.after}`;
     done = span.end;
