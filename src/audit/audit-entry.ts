@@ -1,5 +1,5 @@
-import { canonicalEntityId } from './entity-id';
 import { diffsBytes, diffsOf, type DiffsPart, fitDiffs, joinDiffs, partChanges } from './diffs/entry-diffs';
+import { canonicalEntityId } from './entity-id';
 import { compileRedactor, convertJsonSafe, type JsonSafeResult, safeString, toJsonSafe, UNREADABLE } from './json-safe';
 import { isoTime, storableOccurredAt, withOriginalOccurredAt } from './occurred-at';
 import { normalizedRecordBytes, recordBytes } from './record-json';
