@@ -9,7 +9,8 @@ import { TestPostgres } from './support/postgres';
 // message, the value after a redacted key (`password=…`, `token: "…"`), a bearer token and the
 // password of a URL become `[REDACTED]`." Each case sends, in a request body's free-text field,
 // a secret after a redacted key as such text commonly carries it, and reads the row back.
-describe('probe: secrets in free text of a request body', () => {
+// The other shapes of each kind are unit cases of src/audit/redaction.spec.ts.
+describe('secrets in free text of a request body are not stored', () => {
   let db: TestPostgres;
   let app: INestApplication<Server>;
   const secret = () => `s3cr3t${randomBytes(6).toString('hex')}`;
@@ -27,7 +28,7 @@ describe('probe: secrets in free text of a request body', () => {
   /** Posts `note` (made from a fresh secret) and returns the stored row's `changes` as JSON text, and the secret. */
   async function stored(note: (value: string) => string): Promise<{ text: string; value: string }> {
     const value = secret();
-    const requestId = `probe-${value}`;
+    const requestId = `free-text-${value}`;
     await request(app.getHttpServer())
       .post('/ndas')
       .set('x-request-id', requestId)
