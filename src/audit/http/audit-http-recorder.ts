@@ -45,7 +45,12 @@ export class AuditHttpRecorder {
     const key = (request.raw ?? request) as Record<symbol, AuditedRequest | undefined>;
     let tracked = key[this.slot] ?? this.sealed.get(key);
     if (!tracked) {
-      tracked = new AuditedRequest(context, rawResponseOf(context), (done, outcome) => this.write(done, outcome));
+      tracked = new AuditedRequest(
+        context,
+        rawResponseOf(context),
+        (done, outcome) => this.write(done, outcome),
+        this.options.unfinishedRequestMs,
+      );
       if (this.options.mode === 'sync' && !this.route(context).sendsResponse) tracked.holdResponse();
       if (Object.isExtensible(key)) Object.defineProperty(key, this.slot, { value: tracked });
       else this.sealed.set(key, tracked);

@@ -22,17 +22,13 @@ import { AUDIT_MIGRATIONS, AuditLog, AuditModule, AuditService } from '../src/au
 import { eventually, partitionsChecked } from './support/app';
 import { TestPostgres } from './support/postgres';
 
-// PROBE (attacker A11): docs/GUIDE.md, "Every mutation is audited, once": "exactly one row per
-// request, with the status the client got: on success, on failure, when a guard refuses it ... The
-// row is made once every interceptor and exception filter has run, so it has the status the client
-// got and the entity changes that committed"; and (`record()`) "once that transaction has
-// committed, the interceptor writes no second row for that request".
-// The audit gate guard tracks the request before every other guard. When the client goes away
-// while a later guard is still deciding (an auth guard awaiting a slow lookup, a rate limiter), the
-// response closes before the audit interceptor was reached: AuditedRequest is not "handling" yet, so
-// it records at once: outcome success, status 200, before the handler has run or been refused.
-// The guard then lets it through and the handler commits a record() row: two rows; or the handler
-// fails: recorded as a success; or the guard refuses it: recorded as a success.
+// docs/GUIDE.md, "Every mutation is audited, once": exactly one row per request, with the status
+// the client got, made once every interceptor and exception filter has run; a committed record()
+// row is the request's row. That holds for a client that goes away while a guard after the audit
+// gate is still deciding (an auth guard awaiting a slow lookup): its connection closing is not the
+// end of the request. The row waits for the pipeline to end the response: no second row beside
+// the handler's committed record() row, a failure for a handler that fails and for a request the
+// guard refuses, each with `reason: "client_closed"`.
 
 /** Resolves when the slow guard has a request (by its x-request-id) and waits for its client to leave. */
 const inGuard = new Map<string, () => void>();
@@ -77,16 +73,17 @@ interface Row {
   action: string;
   outcome: string;
   status: number | null;
+  reason: string | null;
 }
 
-describe.each(['express', 'fastify'] as const)('PROBE: a client that leaves while a later guard decides (%s)', (platform) => {
+describe.each(['express', 'fastify'] as const)('a client that leaves while a later guard decides (%s)', (platform) => {
   let db: TestPostgres;
   let app: INestApplication<Server>;
-  const database = `probe_guard_abort_${platform}`;
+  const database = `guard_client_left_${platform}`;
 
   const rowsOf = (requestId: string) =>
     db.query<Row>(
-      `SELECT action, outcome, (metadata->>'statusCode')::int AS status FROM audit_log WHERE request_id = $1 ORDER BY occurred_at, id`,
+      `SELECT action, outcome, (metadata->>'statusCode')::int AS status, metadata->>'reason' AS reason FROM audit_log WHERE request_id = $1 ORDER BY occurred_at, id`,
       [requestId],
       database,
     );
@@ -163,7 +160,7 @@ describe.each(['express', 'fastify'] as const)('PROBE: a client that leaves whil
     await eventually(async () => (await widgets(tag)) === 1);
     await eventually(async () => (await rowsOf(tag)).length > 0);
     await afterLaterRequest();
-    expect(await rowsOf(tag)).toEqual([{ action: 'widget_made', outcome: 'success', status: null }]);
+    expect(await rowsOf(tag)).toEqual([{ action: 'widget_made', outcome: 'success', status: null, reason: null }]);
     expect(await rowsOf(`${tag}-request`)).toEqual([]);
   });
 
@@ -174,7 +171,7 @@ describe.each(['express', 'fastify'] as const)('PROBE: a client that leaves whil
     await afterLaterRequest();
     const rows = await rowsOf(`${tag}-request`);
     expect(rows).toHaveLength(1);
-    expect(rows[0]).toEqual(expect.objectContaining({ action: 'widgets.make', outcome: 'failure' }));
+    expect(rows[0]).toEqual(expect.objectContaining({ action: 'widgets.make', outcome: 'failure', status: 500, reason: 'client_closed' }));
   });
 
   it('records as a failure a request the guard refused after its client left', async () => {
@@ -185,6 +182,6 @@ describe.each(['express', 'fastify'] as const)('PROBE: a client that leaves whil
     expect(await widgets(tag)).toBe(0);
     const rows = await rowsOf(`${tag}-request`);
     expect(rows).toHaveLength(1);
-    expect(rows[0]).toEqual(expect.objectContaining({ action: 'widgets.make', outcome: 'failure' }));
+    expect(rows[0]).toEqual(expect.objectContaining({ action: 'widgets.make', outcome: 'failure', status: 403, reason: 'client_closed' }));
   });
 });

@@ -3,20 +3,20 @@ import { Test } from '@nestjs/testing';
 import { InjectDataSource, TypeOrmModule } from '@nestjs/typeorm';
 import { request as httpRequest, type Server } from 'node:http';
 import { type AddressInfo } from 'node:net';
+import request from 'supertest';
 import { DataSource } from 'typeorm';
 import { AUDIT_MIGRATIONS, AuditLog, AuditModule } from '../src/audit';
 import { eventually, partitionsChecked } from './support/app';
 import { TestPostgres } from './support/postgres';
 
-// PROBE (attacker A11): docs/GUIDE.md, "Every mutation is audited, once": "exactly one row per
-// request, with the status the client got: on success, on failure ...". A handler commits its
-// change and then waits on something that never answers (a webhook call without a timeout, a lock
-// on another system). The client times out and goes away. AuditedRequest waits for the handler to
-// end before it records, with no bound: the committed mutation gets no row and no stderr line for
-// as long as the handler hangs (here: 15 s, with writeTimeoutMs 1000), and each such request keeps
-// its tracker, request and response in memory meanwhile.
+// docs/GUIDE.md, "Every mutation is audited, once": a request whose client went away is recorded
+// when the pipeline ends its response, at most `unfinishedRequestMs` after the client left. A
+// handler that commits its change and then waits on something that never answers (a webhook
+// without a timeout, a lock on another system) still gets its row at that bound: outcome
+// `failure`, `metadata.reason: "unfinished"`, no status code; what the request does later (here:
+// it ends after all) writes no second row.
 
-/** Handlers waiting on the "external system"; let go when the suite ends. */
+/** Handlers waiting on the "external system". */
 const hung: (() => void)[] = [];
 const started = new Map<string, () => void>();
 
@@ -25,19 +25,32 @@ class PaymentsController {
   constructor(@InjectDataSource() private readonly db: DataSource) {}
 
   @Post()
-  async pay(@Body() body: { tag: string }): Promise<{ ok: true }> {
+  async pay(@Body() body: { tag: string; hang?: boolean }): Promise<{ ok: true }> {
     await this.db.query('INSERT INTO payment (tag) VALUES ($1)', [body.tag]);
     started.get(body.tag)?.();
-    // The notification that never answers.
-    await new Promise<void>((resolve) => hung.push(resolve));
+    // The notification that never answers (until the test lets it).
+    if (body.hang) await new Promise<void>((resolve) => hung.push(resolve));
     return { ok: true };
   }
 }
 
-describe('PROBE: a handler that hangs after committing, its client gone', () => {
+interface Row {
+  action: string;
+  outcome: string;
+  reason: string | null;
+  status: string | null;
+}
+
+describe('a handler that hangs after committing, its client gone', () => {
   let db: TestPostgres;
   let app: INestApplication<Server>;
-  const database = 'probe_hung_handler';
+  const database = 'unfinished_request';
+  const rowsOf = (tag: string) =>
+    db.query<Row>(
+      `SELECT action, outcome, metadata->>'reason' AS reason, metadata->>'statusCode' AS status FROM audit_log WHERE request_id = $1`,
+      [tag],
+      database,
+    );
 
   beforeAll(async () => {
     db = await TestPostgres.start();
@@ -52,12 +65,12 @@ describe('PROBE: a handler that hangs after committing, its client gone', () => 
           migrations: [...AUDIT_MIGRATIONS],
           migrationsRun: true,
         }),
-        AuditModule.forRoot({ writeTimeoutMs: 1000 }),
+        AuditModule.forRoot({ writeTimeoutMs: 1000, unfinishedRequestMs: 1000 }),
       ],
       controllers: [PaymentsController],
     })
-    class ProbeModule {}
-    const moduleRef = await Test.createTestingModule({ imports: [ProbeModule] }).compile();
+    class UnfinishedModule {}
+    const moduleRef = await Test.createTestingModule({ imports: [UnfinishedModule] }).compile();
     app = moduleRef.createNestApplication<INestApplication<Server>>({ logger: false });
     await app.listen(0, '127.0.0.1');
     await partitionsChecked(app);
@@ -69,11 +82,11 @@ describe('PROBE: a handler that hangs after committing, its client gone', () => 
     await db?.stop();
   });
 
-  it('records the committed mutation once its client has gone, within a bound', async () => {
+  it('records the committed mutation as unfinished once its client has gone, and nothing more when it ends', async () => {
     const tag = 'hung-1';
     const { port } = app.getHttpServer().address() as AddressInfo;
     const inHandler = new Promise<void>((resolve) => started.set(tag, resolve));
-    const payload = JSON.stringify({ tag });
+    const payload = JSON.stringify({ tag, hang: true });
     const client = httpRequest({
       port,
       host: '127.0.0.1',
@@ -89,12 +102,19 @@ describe('PROBE: a handler that hangs after committing, its client gone', () => 
     expect(await db.query('SELECT tag FROM payment', [], database)).toEqual([{ tag }]);
     const rows = await eventually(
       async () => {
-        const found = await db.query<{ action: string }>('SELECT action FROM audit_log WHERE request_id = $1', [tag], database);
+        const found = await rowsOf(tag);
         return found.length > 0 && found;
       },
       15_000,
       'a row for the committed payment',
     ).catch(() => []);
-    expect(rows).toEqual([{ action: 'payments.pay' }]);
+    expect(rows).toEqual([{ action: 'payments.pay', outcome: 'failure', reason: 'unfinished', status: null }]);
+
+    // The handler ends after all, and Nest ends the response: the request has its row already.
+    for (const release of hung.splice(0)) release();
+    // A later request's row is written after any row of this one (one writer, in order).
+    await request(app.getHttpServer()).post('/payments').set('x-request-id', 'later').send({ tag: 'later' }).expect(201);
+    await eventually(async () => (await rowsOf('later')).length > 0);
+    expect(await rowsOf(tag)).toHaveLength(1);
   }, 40_000);
 });
