@@ -1,5 +1,6 @@
 import {
   Body,
+  type CallHandler,
   type CanActivate,
   Controller,
   type ExecutionContext,
@@ -8,15 +9,17 @@ import {
   Injectable,
   InternalServerErrorException,
   Module,
+  type NestInterceptor,
   Post,
 } from '@nestjs/common';
-import { APP_GUARD } from '@nestjs/core';
+import { APP_GUARD, APP_INTERCEPTOR } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Test } from '@nestjs/testing';
 import { InjectDataSource, TypeOrmModule } from '@nestjs/typeorm';
 import { once } from 'node:events';
 import { request as httpRequest, type Server } from 'node:http';
 import { type AddressInfo } from 'node:net';
+import { concatMap, from, type Observable } from 'rxjs';
 import { DataSource } from 'typeorm';
 import { AUDIT_MIGRATIONS, AuditLog, AuditModule, AuditService } from '../src/audit';
 import { eventually, partitionsChecked } from './support/app';
@@ -28,24 +31,42 @@ import { TestPostgres } from './support/postgres';
 // gate is still deciding (an auth guard awaiting a slow lookup): its connection closing is not the
 // end of the request. The row waits for the pipeline to end the response: no second row beside
 // the handler's committed record() row, a failure for a handler that fails and for a request the
-// guard refuses, each with `reason: "client_closed"`.
+// guard refuses, each with `reason: "client_closed"`. The same holds for an interceptor outside
+// the audit interceptor that does slow work before it hands the request on.
 
-/** Resolves when the slow guard has a request (by its x-request-id) and waits for its client to leave. */
-const inGuard = new Map<string, () => void>();
-const guardReached = (tag: string) => new Promise<void>((resolve) => inGuard.set(tag, resolve));
+/** Resolves when the slow guard or interceptor has a request (by its x-request-id) and waits for its client to leave. */
+const inSlowPart = new Map<string, () => void>();
+const slowPartReached = (tag: string) => new Promise<void>((resolve) => inSlowPart.set(tag, resolve));
 
-/** A global guard that decides slowly: here, only once its client has gone (`x-verdict: allow | deny`). */
+/**
+ * What the slow part (`x-slow: guard | interceptor`) does when it is `where`: decides only once
+ * its client has gone (`x-verdict: allow | deny`).
+ */
+async function decideSlowly(context: ExecutionContext, where: 'guard' | 'interceptor'): Promise<void> {
+  const http = context.switchToHttp();
+  const request = http.getRequest<{ headers: Record<string, string | undefined> }>();
+  if ((request.headers['x-slow'] ?? 'guard') !== where) return;
+  const response = http.getResponse<{ raw?: NodeJS.EventEmitter } & NodeJS.EventEmitter>();
+  const closed = once(response.raw ?? response, 'close');
+  inSlowPart.get(request.headers['x-request-id'] ?? '')?.();
+  await closed;
+  if (request.headers['x-verdict'] === 'deny') throw new ForbiddenException('not yours');
+}
+
+/** A global guard that decides slowly, as an auth guard awaiting a slow lookup. */
 @Injectable()
 class SlowGuard implements CanActivate {
   async canActivate(context: ExecutionContext): Promise<boolean> {
-    const http = context.switchToHttp();
-    const request = http.getRequest<{ headers: Record<string, string | undefined> }>();
-    const response = http.getResponse<{ raw?: NodeJS.EventEmitter } & NodeJS.EventEmitter>();
-    const closed = once(response.raw ?? response, 'close');
-    inGuard.get(request.headers['x-request-id'] ?? '')?.();
-    await closed;
-    if (request.headers['x-verdict'] === 'deny') throw new ForbiddenException('not yours');
+    await decideSlowly(context, 'guard');
     return true;
+  }
+}
+
+/** An interceptor outside the audit interceptor (APP_INTERCEPTOR in the root module) that does slow work before the handler. */
+@Injectable()
+class SlowInterceptor implements NestInterceptor {
+  intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
+    return from(decideSlowly(context, 'interceptor')).pipe(concatMap(() => next.handle()));
   }
 }
 
@@ -89,10 +110,15 @@ describe.each(['express', 'fastify'] as const)('a client that leaves while a lat
     );
   const widgets = async (tag: string) => (await db.query('SELECT 1 FROM widget WHERE tag = $1', [tag], database)).length;
 
-  /** POST /widgets, its connection destroyed once the slow guard has the request. */
-  async function sendAndLeave(requestId: string, verdict: 'allow' | 'deny', body: { tag: string; fail?: boolean }): Promise<void> {
+  /** POST /widgets, its connection destroyed once the slow guard (or interceptor) has the request. */
+  async function sendAndLeave(
+    requestId: string,
+    verdict: 'allow' | 'deny',
+    body: { tag: string; fail?: boolean },
+    slow: 'guard' | 'interceptor' = 'guard',
+  ): Promise<void> {
     const { port } = app.getHttpServer().address() as AddressInfo;
-    const reached = guardReached(requestId);
+    const reached = slowPartReached(requestId);
     const payload = JSON.stringify(body);
     const client = httpRequest({
       port,
@@ -104,6 +130,7 @@ describe.each(['express', 'fastify'] as const)('a client that leaves while a lat
         'content-length': Buffer.byteLength(payload),
         'x-request-id': requestId,
         'x-verdict': verdict,
+        'x-slow': slow,
       },
     });
     client.on('error', () => undefined);
@@ -135,7 +162,10 @@ describe.each(['express', 'fastify'] as const)('a client that leaves while a lat
         AuditModule.forRoot({}),
       ],
       controllers: [WidgetsController],
-      providers: [{ provide: APP_GUARD, useClass: SlowGuard }],
+      providers: [
+        { provide: APP_GUARD, useClass: SlowGuard },
+        { provide: APP_INTERCEPTOR, useClass: SlowInterceptor },
+      ],
     })
     class ProbeModule {}
     const moduleRef = await Test.createTestingModule({ imports: [ProbeModule] }).compile();
@@ -183,5 +213,24 @@ describe.each(['express', 'fastify'] as const)('a client that leaves while a lat
     const rows = await rowsOf(`${tag}-request`);
     expect(rows).toHaveLength(1);
     expect(rows[0]).toEqual(expect.objectContaining({ action: 'widgets.make', outcome: 'failure', status: 403, reason: 'client_closed' }));
+  });
+
+  it('writes no second row beside the record() row of a request whose client left while an outer interceptor worked', async () => {
+    const tag = `${platform}-outer-record`;
+    await sendAndLeave(`${tag}-request`, 'allow', { tag }, 'interceptor');
+    await eventually(async () => (await widgets(tag)) === 1);
+    await eventually(async () => (await rowsOf(tag)).length > 0);
+    await afterLaterRequest();
+    expect(await rowsOf(tag)).toEqual([{ action: 'widget_made', outcome: 'success', status: null, reason: null }]);
+    expect(await rowsOf(`${tag}-request`)).toEqual([]);
+  });
+
+  it('records as a failure a request an outer interceptor refused after its client left', async () => {
+    const tag = `${platform}-outer-deny`;
+    await sendAndLeave(`${tag}-request`, 'deny', { tag }, 'interceptor');
+    await eventually(async () => (await rowsOf(`${tag}-request`)).length > 0);
+    await afterLaterRequest();
+    expect(await widgets(tag)).toBe(0);
+    expect(await rowsOf(`${tag}-request`)).toEqual([{ action: 'widgets.make', outcome: 'failure', status: 403, reason: 'client_closed' }]);
   });
 });

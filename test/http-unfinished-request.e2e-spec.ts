@@ -14,7 +14,8 @@ import { TestPostgres } from './support/postgres';
 // handler that commits its change and then waits on something that never answers (a webhook
 // without a timeout, a lock on another system) still gets its row at that bound: outcome
 // `failure`, `metadata.reason: "unfinished"`, no status code; what the request does later (here:
-// it ends after all) writes no second row.
+// it ends after all) writes no second row. One still waiting when the app shuts down is recorded
+// then, the same way, rather than lost with its timer.
 
 /** Handlers waiting on the "external system". */
 const hung: (() => void)[] = [];
@@ -52,10 +53,8 @@ describe('a handler that hangs after committing, its client gone', () => {
       database,
     );
 
-  beforeAll(async () => {
-    db = await TestPostgres.start();
-    await db.createDatabase(database);
-    await db.query('CREATE TABLE payment (tag text NOT NULL)', [], database);
+  /** An app on the test database, its audit module given `options`. */
+  async function startApp(options: { unfinishedRequestMs?: number }): Promise<INestApplication<Server>> {
     @Module({
       imports: [
         TypeOrmModule.forRoot({
@@ -65,26 +64,21 @@ describe('a handler that hangs after committing, its client gone', () => {
           migrations: [...AUDIT_MIGRATIONS],
           migrationsRun: true,
         }),
-        AuditModule.forRoot({ writeTimeoutMs: 1000, unfinishedRequestMs: 1000 }),
+        AuditModule.forRoot({ writeTimeoutMs: 1000, ...options }),
       ],
       controllers: [PaymentsController],
     })
     class UnfinishedModule {}
     const moduleRef = await Test.createTestingModule({ imports: [UnfinishedModule] }).compile();
-    app = moduleRef.createNestApplication<INestApplication<Server>>({ logger: false });
-    await app.listen(0, '127.0.0.1');
-    await partitionsChecked(app);
-  }, 60_000);
+    const nest = moduleRef.createNestApplication<INestApplication<Server>>({ logger: false });
+    await nest.listen(0, '127.0.0.1');
+    await partitionsChecked(nest);
+    return nest;
+  }
 
-  afterAll(async () => {
-    for (const release of hung) release();
-    await app?.close();
-    await db?.stop();
-  });
-
-  it('records the committed mutation as unfinished once its client has gone, and nothing more when it ends', async () => {
-    const tag = 'hung-1';
-    const { port } = app.getHttpServer().address() as AddressInfo;
+  /** Sends a payment that hangs in its handler after committing, and leaves once the handler has it. */
+  async function payAndLeave(on: INestApplication<Server>, tag: string): Promise<void> {
+    const { port } = on.getHttpServer().address() as AddressInfo;
     const inHandler = new Promise<void>((resolve) => started.set(tag, resolve));
     const payload = JSON.stringify({ tag, hang: true });
     const client = httpRequest({
@@ -99,7 +93,25 @@ describe('a handler that hangs after committing, its client gone', () => {
     await inHandler;
     // The client's own timeout.
     client.destroy();
-    expect(await db.query('SELECT tag FROM payment', [], database)).toEqual([{ tag }]);
+  }
+
+  beforeAll(async () => {
+    db = await TestPostgres.start();
+    await db.createDatabase(database);
+    await db.query('CREATE TABLE payment (tag text NOT NULL)', [], database);
+    app = await startApp({ unfinishedRequestMs: 1000 });
+  }, 60_000);
+
+  afterAll(async () => {
+    for (const release of hung) release();
+    await app?.close();
+    await db?.stop();
+  });
+
+  it('records the committed mutation as unfinished once its client has gone, and nothing more when it ends', async () => {
+    const tag = 'hung-1';
+    await payAndLeave(app, tag);
+    expect(await db.query('SELECT tag FROM payment WHERE tag = $1', [tag], database)).toEqual([{ tag }]);
     const rows = await eventually(
       async () => {
         const found = await rowsOf(tag);
@@ -116,5 +128,16 @@ describe('a handler that hangs after committing, its client gone', () => {
     await request(app.getHttpServer()).post('/payments').set('x-request-id', 'later').send({ tag: 'later' }).expect(201);
     await eventually(async () => (await rowsOf('later')).length > 0);
     expect(await rowsOf(tag)).toHaveLength(1);
+  }, 40_000);
+
+  it('records a request still waiting for its end when the app shuts down', async () => {
+    const other = await startApp({});
+    const tag = 'hung-at-shutdown';
+    await payAndLeave(other, tag);
+    const server = other.getHttpServer();
+    // The server has seen the client leave.
+    await eventually(() => new Promise<boolean>((resolve) => server.getConnections((_, count) => resolve(count === 0))));
+    await other.close();
+    expect(await rowsOf(tag)).toEqual([{ action: 'payments.pay', outcome: 'failure', reason: 'unfinished', status: null }]);
   }, 40_000);
 });

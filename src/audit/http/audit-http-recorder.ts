@@ -1,4 +1,4 @@
-import { type ExecutionContext, Inject, Injectable } from '@nestjs/common';
+import { type ExecutionContext, Inject, Injectable, type OnModuleDestroy } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { type AuditContext, takeEntityChanges } from '../audit-context';
 import { deriveAction } from '../audit-action';
@@ -17,7 +17,7 @@ import { handlesResponse, header, type HttpRequest, rawResponseOf, routeOf } fro
  * const tracked = recorder.track(context); // undefined for GET, HEAD, OPTIONS
  */
 @Injectable()
-export class AuditHttpRecorder {
+export class AuditHttpRecorder implements OnModuleDestroy {
   /**
    * Where a request keeps its tracker: a property of this recorder's own symbol, not enumerable.
    * Not a WeakMap: the tracker holds the request, and a WeakMap's value is held through the young
@@ -29,6 +29,8 @@ export class AuditHttpRecorder {
   private readonly sealed = new WeakMap<object, AuditedRequest>();
   /** What each route's rows take from its controller and handler, read at its first request. */
   private readonly routes = new WeakMap<object, Map<object, RouteFacts>>();
+  /** Requests whose client left and that have not ended yet: written at shutdown if still waiting. */
+  private readonly waiting = new Set<AuditedRequest>();
 
   constructor(
     private readonly reflector: Reflector,
@@ -50,12 +52,21 @@ export class AuditHttpRecorder {
         rawResponseOf(context),
         (done, outcome) => this.write(done, outcome),
         this.options.unfinishedRequestMs,
+        this.waiting,
       );
       if (this.options.mode === 'sync' && !this.route(context).sendsResponse) tracked.holdResponse();
       if (Object.isExtensible(key)) Object.defineProperty(key, this.slot, { value: tracked });
       else this.sealed.set(key, tracked);
     }
     return tracked;
+  }
+
+  /**
+   * Before the audit service drains at shutdown: a request whose client left and that has not
+   * ended is recorded now as `unfinished`, rather than lost with its timer.
+   */
+  async onModuleDestroy(): Promise<void> {
+    await Promise.all([...this.waiting].map((tracked) => tracked.giveUp()));
   }
 
   /** Logs the request's entry; never rejects. */

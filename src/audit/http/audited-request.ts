@@ -51,6 +51,8 @@ export class AuditedRequest {
     private readonly response: RawResponse,
     private readonly write: (request: AuditedRequest, outcome: RequestOutcome) => Promise<void>,
     private readonly unfinishedMs: number,
+    /** Where a request whose client left waits for its row, so that shutdown can write it (see {@link giveUp}). */
+    private readonly waiting?: Set<AuditedRequest>,
   ) {
     // One listener for both events, as before: a close without a finish is a client that left, not an end.
     const ended = () => {
@@ -122,6 +124,12 @@ export class AuditedRequest {
     if (this.recorded) return;
     this.unfinished = setTimeout(() => void this.recordNow(true), this.unfinishedMs);
     this.unfinished.unref();
+    this.waiting?.add(this);
+  }
+
+  /** Shutdown: a request whose client left and that has not ended is recorded now, as at its deadline. Never rejects. */
+  giveUp(): Promise<void> {
+    return this.recordNow(true);
   }
 
   /** Async mode, the client gone: the pipeline's call to `end()` is the only sign that it is done. */
@@ -141,7 +149,10 @@ export class AuditedRequest {
     if (this.recorded) return Promise.resolve();
     this.recorded = true;
     this.scope.closed = true;
-    if (this.unfinished) clearTimeout(this.unfinished);
+    if (this.unfinished) {
+      clearTimeout(this.unfinished);
+      this.waiting?.delete(this);
+    }
     try {
       const outcome = this.outcome(unfinished);
       if ((unfinished || outcome?.outcome === 'success') && this.scope.unsettled) return this.settleThenRecord(unfinished);
