@@ -97,10 +97,14 @@ interface Row {
   reason: string | null;
 }
 
-describe.each(['express', 'fastify'] as const)('a client that leaves while a later guard decides (%s)', (platform) => {
+describe.each([
+  ['async', 'express'],
+  ['async', 'fastify'],
+  ['sync', 'express'],
+] as const)('%s mode (%s), a client that leaves while a later guard decides', (mode, platform) => {
   let db: TestPostgres;
   let app: INestApplication<Server>;
-  const database = `guard_client_left_${platform}`;
+  const database = `guard_client_left_${mode}_${platform}`;
 
   const rowsOf = (requestId: string) =>
     db.query<Row>(
@@ -159,7 +163,7 @@ describe.each(['express', 'fastify'] as const)('a client that leaves while a lat
           migrations: [...AUDIT_MIGRATIONS],
           migrationsRun: true,
         }),
-        AuditModule.forRoot({}),
+        AuditModule.forRoot({ mode }),
       ],
       controllers: [WidgetsController],
       providers: [

@@ -97,6 +97,7 @@ describe.each([
   ['async', 'express'],
   ['sync', 'express'],
   ['async', 'fastify'],
+  ['sync', 'fastify'],
 ] as const)('%s mode (%s), a client that leaves while a transaction-per-request handler runs', (mode, platform) => {
   let db: TestPostgres;
   let app: INestApplication<Server>;
