@@ -10,7 +10,7 @@ import { eventually, partitionsChecked } from './support/app';
 import { TestPostgres } from './support/postgres';
 
 // docs/GUIDE.md, "Every mutation is audited, once": a request whose client went away is recorded
-// when the pipeline ends its response, at most `unfinishedRequestMs` after the client left. A
+// when the pipeline ends its response, at most `unfinishedAfterMs` after the client left. A
 // handler that commits its change and then waits on something that never answers (a webhook
 // without a timeout, a lock on another system) still gets its row at that bound: outcome
 // `failure`, `metadata.reason: "unfinished"`, no status code; what the request does later (here:
@@ -54,7 +54,7 @@ describe('a handler that hangs after committing, its client gone', () => {
     );
 
   /** An app on the test database, its audit module given `options`. */
-  async function startApp(options: { unfinishedRequestMs?: number }): Promise<INestApplication<Server>> {
+  async function startApp(options: { unfinishedAfterMs?: number }): Promise<INestApplication<Server>> {
     @Module({
       imports: [
         TypeOrmModule.forRoot({
@@ -99,7 +99,7 @@ describe('a handler that hangs after committing, its client gone', () => {
     db = await TestPostgres.start();
     await db.createDatabase(database);
     await db.query('CREATE TABLE payment (tag text NOT NULL)', [], database);
-    app = await startApp({ unfinishedRequestMs: 1000 });
+    app = await startApp({ unfinishedAfterMs: 1000 });
   }, 60_000);
 
   afterAll(async () => {

@@ -51,7 +51,7 @@ export class AuditHttpRecorder implements OnModuleDestroy {
         context,
         rawResponseOf(context),
         (done, outcome) => this.write(done, outcome),
-        this.options.unfinishedRequestMs,
+        this.options.unfinishedAfterMs,
         this.waiting,
       );
       if (this.options.mode === 'sync' && !this.route(context).sendsResponse) tracked.holdResponse();
