@@ -7,6 +7,7 @@ import { AUDIT_OPTIONS, AUDITED_METADATA, MUTATING_METHODS } from '../audit.cons
 import { AuditService } from '../audit.service';
 import { type AuditedMetadata } from '../audited.decorator';
 import { AuditedRequest, type RequestOutcome } from './audited-request';
+import { UnfinishedRequests } from './unfinished-requests';
 import { handlesResponse, header, type HttpRequest, rawResponseOf, routeOf } from './http-request';
 
 /**
@@ -29,14 +30,16 @@ export class AuditHttpRecorder implements OnModuleDestroy {
   private readonly sealed = new WeakMap<object, AuditedRequest>();
   /** What each route's rows take from its controller and handler, read at its first request. */
   private readonly routes = new WeakMap<object, Map<object, RouteFacts>>();
-  /** Requests whose client left and that have not ended yet: written at shutdown if still waiting. */
-  private readonly waiting = new Set<AuditedRequest>();
+  /** Requests whose client left and that have not ended yet, each with its deadline. */
+  private readonly unfinished: UnfinishedRequests;
 
   constructor(
     private readonly reflector: Reflector,
     private readonly audit: AuditService,
     @Inject(AUDIT_OPTIONS) private readonly options: ResolvedAuditOptions,
-  ) {}
+  ) {
+    this.unfinished = new UnfinishedRequests(options.unfinishedAfterMs);
+  }
 
   /** The request's tracker, made by whichever of the guard and the interceptor sees it first. */
   track(context: ExecutionContext): AuditedRequest | undefined {
@@ -47,13 +50,7 @@ export class AuditHttpRecorder implements OnModuleDestroy {
     const key = (request.raw ?? request) as Record<symbol, AuditedRequest | undefined>;
     let tracked = key[this.slot] ?? this.sealed.get(key);
     if (!tracked) {
-      tracked = new AuditedRequest(
-        context,
-        rawResponseOf(context),
-        (done, outcome) => this.write(done, outcome),
-        this.options.unfinishedAfterMs,
-        this.waiting,
-      );
+      tracked = new AuditedRequest(context, rawResponseOf(context), (done, outcome) => this.write(done, outcome), this.unfinished);
       if (this.options.mode === 'sync' && !this.route(context).sendsResponse) tracked.holdResponse();
       if (Object.isExtensible(key)) Object.defineProperty(key, this.slot, { value: tracked });
       else this.sealed.set(key, tracked);
@@ -66,7 +63,7 @@ export class AuditHttpRecorder implements OnModuleDestroy {
    * ended is recorded now as `unfinished`, rather than lost with its timer.
    */
   async onModuleDestroy(): Promise<void> {
-    await Promise.all([...this.waiting].map((tracked) => tracked.giveUp()));
+    await this.unfinished.giveUpAll();
   }
 
   /** Logs the request's entry; never rejects. */

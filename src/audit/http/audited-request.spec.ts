@@ -1,6 +1,7 @@
 import { type ExecutionContext } from '@nestjs/common';
 import { EventEmitter } from 'node:events';
 import { AuditedRequest, type RequestOutcome } from './audited-request';
+import { UnfinishedRequests } from './unfinished-requests';
 
 /** Node's response as the tracker sees it: a status, and `finish`/`close` events. */
 class FakeResponse extends EventEmitter {
@@ -38,7 +39,7 @@ describe('AuditedRequest', () => {
         written.push(outcome);
         return Promise.resolve();
       },
-      60_000,
+      new UnfinishedRequests(60_000),
     );
     return { request, response, written };
   }
@@ -78,7 +79,7 @@ describe('AuditedRequest', () => {
         written.push(outcome);
         return new Promise<void>((resolve) => (durable = resolve));
       },
-      60_000,
+      new UnfinishedRequests(60_000),
     );
     request.holdResponse();
     request.begin();
@@ -98,7 +99,12 @@ describe('AuditedRequest', () => {
   it('holds the response of a request no handler saw (a guard refused it) too', async () => {
     const response = new FakeResponse();
     let durable!: () => void;
-    const request = new AuditedRequest({} as ExecutionContext, response, () => new Promise<void>((resolve) => (durable = resolve)), 60_000);
+    const request = new AuditedRequest(
+      {} as ExecutionContext,
+      response,
+      () => new Promise<void>((resolve) => (durable = resolve)),
+      new UnfinishedRequests(60_000),
+    );
     request.holdResponse();
     response.statusCode = 403;
     response.end('forbidden');
@@ -190,7 +196,7 @@ describe('AuditedRequest', () => {
       {} as ExecutionContext,
       response,
       (_, outcome) => (written.push(outcome), Promise.resolve()),
-      60_000,
+      new UnfinishedRequests(60_000),
     );
     request.holdResponse();
     request.begin();

@@ -2,6 +2,7 @@ import { type ExecutionContext } from '@nestjs/common';
 import { newAuditContext, settleRecorded } from '../audit-context';
 import { type AuditOutcome } from '../audit-entry';
 import { type RawResponse } from './http-request';
+import { type UnfinishedRequest, type UnfinishedRequests } from './unfinished-requests';
 
 /** What the interceptor saw of the handler: how it ended, or that it was cancelled. */
 export type HandlerObservation = { kind: 'settled'; outcome: AuditOutcome; result?: unknown; error?: unknown } | { kind: 'cancelled' };
@@ -24,15 +25,15 @@ export interface RequestOutcome {
  * {@link holdResponse}), or else when it has gone out. So the row carries what outer interceptors
  * committed, and whether a `record()` row committed in place of it. A client that goes away does
  * not end the request: its row still waits for the pipeline to end the response (and says
- * `client_closed`), at most `unfinishedMs` after the client left; past that it is written as an
+ * `client_closed`), at most `unfinished.ms` after the client left; past that it is written as an
  * `unfinished` failure, and whatever the request does later changes nothing.
  *
  * @example
- * const tracked = new AuditedRequest(context, rawResponseOf(context), (request, outcome) => recorder.write(request, outcome), 60_000);
+ * const tracked = new AuditedRequest(context, rawResponseOf(context), (request, outcome) => recorder.write(request, outcome), new UnfinishedRequests(60_000));
  * tracked.begin(); // the interceptor runs the handler…
  * tracked.observe({ kind: 'cancelled' }); // …an outer timeout gave up: recorded at the response as a cancelled failure
  */
-export class AuditedRequest {
+export class AuditedRequest implements UnfinishedRequest {
   readonly startedAt = performance.now();
   /** The context the handler runs in: whether it recorded its own row, the entity changes it committed. */
   readonly scope = newAuditContext('request');
@@ -44,15 +45,13 @@ export class AuditedRequest {
   private clientClosed = false;
   private held = false;
   private recorded = false;
-  private unfinished: NodeJS.Timeout | undefined;
 
   constructor(
     readonly context: ExecutionContext,
     private readonly response: RawResponse,
     private readonly write: (request: AuditedRequest, outcome: RequestOutcome) => Promise<void>,
-    private readonly unfinishedMs: number,
-    /** Where a request whose client left waits for its row, so that shutdown can write it (see {@link giveUp}). */
-    private readonly waiting?: Set<AuditedRequest>,
+    /** Where a request whose client left waits for its row, with its deadline (shared by the recorder's requests). */
+    private readonly unfinished: UnfinishedRequests,
   ) {
     // One listener for both events, as before: a close without a finish is a client that left, not an end.
     const ended = () => {
@@ -113,7 +112,7 @@ export class AuditedRequest {
   /**
    * The connection closed before the response was finished. Nest still ends the response (an
    * exception filter too), on the closed socket: the row waits for that end, and for the handler,
-   * within `unfinishedMs`.
+   * within `unfinished.ms`.
    */
   private clientLeft(): void {
     if (this.recorded || this.clientClosed) return;
@@ -122,12 +121,10 @@ export class AuditedRequest {
     else if (!this.held) this.awaitEnd();
     this.recordIfDone();
     if (this.recorded) return;
-    this.unfinished = setTimeout(() => void this.recordNow(true), this.unfinishedMs);
-    this.unfinished.unref();
-    this.waiting?.add(this);
+    this.unfinished.wait(this);
   }
 
-  /** Shutdown: a request whose client left and that has not ended is recorded now, as at its deadline. Never rejects. */
+  /** Its deadline, or shutdown: a request whose client left and that has not ended is recorded now. Never rejects. */
   giveUp(): Promise<void> {
     return this.recordNow(true);
   }
@@ -149,10 +146,7 @@ export class AuditedRequest {
     if (this.recorded) return Promise.resolve();
     this.recorded = true;
     this.scope.closed = true;
-    if (this.unfinished) {
-      clearTimeout(this.unfinished);
-      this.waiting?.delete(this);
-    }
+    if (this.clientClosed) this.unfinished.done(this);
     try {
       const outcome = this.outcome(unfinished);
       if ((unfinished || outcome?.outcome === 'success') && this.scope.unsettled) return this.settleThenRecord(unfinished);
