@@ -97,12 +97,22 @@ interface Row {
   reason: string | null;
 }
 
+/** One PostgreSQL for every platform and mode, a database each. */
+let db: TestPostgres;
+
+beforeAll(async () => {
+  db = await TestPostgres.start();
+}, 60_000);
+
+afterAll(async () => {
+  await db?.stop();
+});
+
 describe.each([
   ['async', 'express'],
   ['async', 'fastify'],
   ['sync', 'express'],
 ] as const)('%s mode (%s), a client that leaves while a later guard decides', (mode, platform) => {
-  let db: TestPostgres;
   let app: INestApplication<Server>;
   const database = `guard_client_left_${mode}_${platform}`;
 
@@ -151,7 +161,6 @@ describe.each([
   }
 
   beforeAll(async () => {
-    db = await TestPostgres.start();
     await db.createDatabase(database);
     await db.query('CREATE TABLE widget (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), tag text NOT NULL)', [], database);
     @Module({
@@ -185,7 +194,6 @@ describe.each([
 
   afterAll(async () => {
     await app?.close();
-    await db?.stop();
   });
 
   it('writes no second row beside the record() row the handler committed after its client left', async () => {

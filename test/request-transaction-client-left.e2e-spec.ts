@@ -93,13 +93,23 @@ class SlowBookedController {
   }
 }
 
+/** One PostgreSQL for every platform and mode, a database each. */
+let db: TestPostgres;
+
+beforeAll(async () => {
+  db = await TestPostgres.start();
+}, 60_000);
+
+afterAll(async () => {
+  await db?.stop();
+});
+
 describe.each([
   ['async', 'express'],
   ['sync', 'express'],
   ['async', 'fastify'],
   ['sync', 'fastify'],
 ] as const)('%s mode (%s), a client that leaves while a transaction-per-request handler runs', (mode, platform) => {
-  let db: TestPostgres;
   let app: INestApplication<Server>;
   const database = `tx_client_left_${mode}_${platform}`;
 
@@ -133,7 +143,6 @@ describe.each([
   }
 
   beforeAll(async () => {
-    db = await TestPostgres.start();
     await db.createDatabase(database);
     await db.query(
       `CREATE TABLE invoice (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), number text NOT NULL,
@@ -169,7 +178,6 @@ describe.each([
 
   afterAll(async () => {
     await app?.close();
-    await db?.stop();
   });
 
   it('writes no second row beside the record() row its transaction committed after the client left', async () => {
