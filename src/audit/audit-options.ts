@@ -95,6 +95,12 @@ export interface AuditModuleOptions {
   /** Register the interceptor that audits every POST, PUT, PATCH and DELETE, and `@Audited` handlers (default true). */
   auditHttp?: boolean;
   /**
+   * How long a request whose client went away may still take to end (its handler, the interceptors
+   * and exception filters around it) before its row is written anyway: outcome `failure`,
+   * `metadata.reason: "unfinished"`, no status code. Default 60000.
+   */
+  unfinishedAfterMs?: number;
+  /**
    * A local directory for the durable spool: entries evicted from the ring, left at shutdown, or
    * (in sync mode) refused by the database are appended there, fsynced, and replayed on start-up
    * and on recovery. Off (`null`) by default.
@@ -219,6 +225,7 @@ export const AUDIT_DEFAULTS: Readonly<ResolvedAuditOptions> = Object.freeze({
   redactKeys: [...DEFAULT_REDACT_KEYS],
   userIdFrom: defaultUserId,
   auditHttp: true,
+  unfinishedAfterMs: 60_000,
   spoolDir: null,
   spoolMaxBytes: 1024 ** 3,
   spoolSegmentBytes: 8 * 1024 * 1024,
@@ -249,6 +256,7 @@ const INTEGER_LIMITS: Record<string, [min: number, max: number]> = {
   readConnections: [2, 100],
   maxExports: [1, 99],
   exportIdleMs: [100, 3_600_000],
+  unfinishedAfterMs: [100, 3_600_000],
 };
 
 /**

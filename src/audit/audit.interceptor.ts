@@ -14,8 +14,10 @@ import { AuditHttpRecorder } from './http';
  * sync mode when the response is ended, whose last bytes then wait until the row is durable
  * (never failing because of the audit). Handlers that send the response themselves (`@Res()`)
  * are recorded once both the handler and the response are done. A request whose handler wrote
- * its own row with `AuditService.record()` gets no second one, if that row committed. Registered
- * globally by `AuditModule`.
+ * its own row with `AuditService.record()` gets no second one, if that row committed. A client
+ * that goes away does not end the request (its row waits for the response to be ended, at most
+ * `unfinishedAfterMs`), and of a request an outer interceptor retries, the last attempt counts.
+ * Registered globally by `AuditModule`.
  *
  * @example
  * // Registered for you; disable it with AuditModule.forRoot({ auditHttp: false }).

@@ -1,4 +1,4 @@
-import { type ExecutionContext, Inject, Injectable } from '@nestjs/common';
+import { type ExecutionContext, Inject, Injectable, type OnModuleDestroy } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { type AuditContext, takeEntityChanges } from '../audit-context';
 import { deriveAction } from '../audit-action';
@@ -7,6 +7,7 @@ import { AUDIT_OPTIONS, AUDITED_METADATA, MUTATING_METHODS } from '../audit.cons
 import { AuditService } from '../audit.service';
 import { type AuditedMetadata } from '../audited.decorator';
 import { AuditedRequest, type RequestOutcome } from './audited-request';
+import { UnfinishedRequests } from './unfinished-requests';
 import { handlesResponse, header, type HttpRequest, rawResponseOf, routeOf } from './http-request';
 
 /**
@@ -17,7 +18,7 @@ import { handlesResponse, header, type HttpRequest, rawResponseOf, routeOf } fro
  * const tracked = recorder.track(context); // undefined for GET, HEAD, OPTIONS without @Audited()
  */
 @Injectable()
-export class AuditHttpRecorder {
+export class AuditHttpRecorder implements OnModuleDestroy {
   /**
    * Where a request keeps its tracker: a property of this recorder's own symbol, not enumerable.
    * Not a WeakMap: the tracker holds the request, and a WeakMap's value is held through the young
@@ -29,12 +30,16 @@ export class AuditHttpRecorder {
   private readonly sealed = new WeakMap<object, AuditedRequest>();
   /** What each route's rows take from its controller and handler, read at its first request. */
   private readonly routes = new WeakMap<object, Map<object, RouteFacts>>();
+  /** Requests whose client left and that have not ended yet, each with its deadline. */
+  private readonly unfinished: UnfinishedRequests;
 
   constructor(
     private readonly reflector: Reflector,
     private readonly audit: AuditService,
     @Inject(AUDIT_OPTIONS) private readonly options: ResolvedAuditOptions,
-  ) {}
+  ) {
+    this.unfinished = new UnfinishedRequests(options.unfinishedAfterMs);
+  }
 
   /** The request's tracker, made by whichever of the guard and the interceptor sees it first. */
   track(context: ExecutionContext): AuditedRequest | undefined {
@@ -46,12 +51,20 @@ export class AuditHttpRecorder {
     const key = (request.raw ?? request) as Record<symbol, AuditedRequest | undefined>;
     let tracked = key[this.slot] ?? this.sealed.get(key);
     if (!tracked) {
-      tracked = new AuditedRequest(context, rawResponseOf(context), (done, outcome) => this.write(done, outcome));
+      tracked = new AuditedRequest(context, rawResponseOf(context), (done, outcome) => this.write(done, outcome), this.unfinished);
       if (this.options.mode === 'sync' && !this.route(context).sendsResponse) tracked.holdResponse();
       if (Object.isExtensible(key)) Object.defineProperty(key, this.slot, { value: tracked });
       else this.sealed.set(key, tracked);
     }
     return tracked;
+  }
+
+  /**
+   * Before the audit service drains at shutdown: a request whose client left and that has not
+   * ended is recorded now as `unfinished`, rather than lost with its timer.
+   */
+  async onModuleDestroy(): Promise<void> {
+    await this.unfinished.giveUpAll();
   }
 
   /** Logs the request's entry; never rejects. */

@@ -1,15 +1,18 @@
 import { type ExecutionContext } from '@nestjs/common';
 import { EventEmitter } from 'node:events';
 import { AuditedRequest, type RequestOutcome } from './audited-request';
+import { UnfinishedRequests } from './unfinished-requests';
 
 /** Node's response as the tracker sees it: a status, and `finish`/`close` events. */
 class FakeResponse extends EventEmitter {
   statusCode = 201;
   writableFinished = false;
+  writableEnded = false;
   readonly ends: unknown[][] = [];
 
   end(...args: unknown[]): this {
     this.ends.push(args);
+    this.writableEnded = true;
     return this;
   }
 
@@ -29,10 +32,15 @@ describe('AuditedRequest', () => {
   function tracked() {
     const response = new FakeResponse();
     const written: RequestOutcome[] = [];
-    const request = new AuditedRequest({} as ExecutionContext, response, (_, outcome) => {
-      written.push(outcome);
-      return Promise.resolve();
-    });
+    const request = new AuditedRequest(
+      {} as ExecutionContext,
+      response,
+      (_, outcome) => {
+        written.push(outcome);
+        return Promise.resolve();
+      },
+      new UnfinishedRequests(60_000),
+    );
     return { request, response, written };
   }
 
@@ -64,10 +72,15 @@ describe('AuditedRequest', () => {
     const response = new FakeResponse();
     const written: RequestOutcome[] = [];
     let durable!: () => void;
-    const request = new AuditedRequest({} as ExecutionContext, response, (_, outcome) => {
-      written.push(outcome);
-      return new Promise<void>((resolve) => (durable = resolve));
-    });
+    const request = new AuditedRequest(
+      {} as ExecutionContext,
+      response,
+      (_, outcome) => {
+        written.push(outcome);
+        return new Promise<void>((resolve) => (durable = resolve));
+      },
+      new UnfinishedRequests(60_000),
+    );
     request.holdResponse();
     request.begin();
     request.observe({ kind: 'settled', outcome: 'success' });
@@ -86,7 +99,12 @@ describe('AuditedRequest', () => {
   it('holds the response of a request no handler saw (a guard refused it) too', async () => {
     const response = new FakeResponse();
     let durable!: () => void;
-    const request = new AuditedRequest({} as ExecutionContext, response, () => new Promise<void>((resolve) => (durable = resolve)));
+    const request = new AuditedRequest(
+      {} as ExecutionContext,
+      response,
+      () => new Promise<void>((resolve) => (durable = resolve)),
+      new UnfinishedRequests(60_000),
+    );
     request.holdResponse();
     response.statusCode = 403;
     response.end('forbidden');
@@ -140,11 +158,101 @@ describe('AuditedRequest', () => {
     expect(await settled(true, 409)).toEqual({ asked: 0, written: ['failure'] });
   });
 
-  it('says so when the client went away before the response was finished', () => {
+  it('waits for the pipeline to end the response of a client that went away, and says so', () => {
     const { request, response, written } = tracked();
     request.begin();
     response.emit('close');
     request.observe({ kind: 'settled', outcome: 'success' });
+    expect(written).toEqual([]);
+    response.statusCode = 201;
+    response.end('{"id":"x"}');
     expect(written).toEqual([{ outcome: 'success', statusCode: 201, reason: 'client_closed' }]);
+    expect(response.ends).toEqual([['{"id":"x"}']]);
+  });
+
+  it('records a request whose client went away while a guard decided only when the guard has answered', () => {
+    const { response, written } = tracked();
+    response.emit('close');
+    expect(written).toEqual([]);
+    response.statusCode = 403;
+    response.end('forbidden');
+    expect(written).toEqual([{ outcome: 'failure', statusCode: 403, reason: 'client_closed' }]);
+  });
+
+  it('records a request whose response was ended but not finished when its client went away at once', () => {
+    const { request, response, written } = tracked();
+    request.begin();
+    request.observe({ kind: 'settled', outcome: 'failure' });
+    response.statusCode = 500;
+    response.end('{"statusCode":500}');
+    response.emit('close');
+    expect(written).toEqual([{ outcome: 'failure', statusCode: 500, reason: 'client_closed' }]);
+  });
+
+  it('holds nothing back in sync mode for a client that went away: the row is made when the response is ended', async () => {
+    const response = new FakeResponse();
+    const written: RequestOutcome[] = [];
+    const request = new AuditedRequest(
+      {} as ExecutionContext,
+      response,
+      (_, outcome) => (written.push(outcome), Promise.resolve()),
+      new UnfinishedRequests(60_000),
+    );
+    request.holdResponse();
+    request.begin();
+    response.emit('close');
+    request.observe({ kind: 'settled', outcome: 'success' });
+    expect(written).toEqual([]);
+    response.end('{"id":"x"}');
+    expect(written).toEqual([{ outcome: 'success', statusCode: 201, reason: 'client_closed' }]);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(response.ends).toEqual([['{"id":"x"}']]);
+  });
+
+  it('counts the last attempt of a request an outer interceptor retried', () => {
+    const { request, response, written } = tracked();
+    request.begin();
+    request.observe({ kind: 'settled', outcome: 'failure', error: new Error('could not serialize access') });
+    request.begin();
+    request.observe({ kind: 'settled', outcome: 'success', result: { id: 'x' } });
+    response.finish(201);
+    expect(written).toEqual([{ outcome: 'success', statusCode: 201, result: { id: 'x' }, error: undefined }]);
+  });
+
+  describe('a request whose client went away and that does not end', () => {
+    beforeEach(() => jest.useFakeTimers());
+    afterEach(() => jest.useRealTimers());
+
+    it('is recorded as an unfinished failure, without a status, at the deadline; later ends change nothing', () => {
+      const { request, response, written } = tracked();
+      request.begin();
+      response.emit('close');
+      jest.advanceTimersByTime(59_999);
+      expect(written).toEqual([]);
+      jest.advanceTimersByTime(1);
+      expect(written).toEqual([{ outcome: 'failure', statusCode: undefined, reason: 'unfinished' }]);
+      request.observe({ kind: 'settled', outcome: 'success' });
+      response.end();
+      expect(written).toHaveLength(1);
+    });
+
+    it('is not recorded again when a record() row committed for it', () => {
+      const { request, response, written } = tracked();
+      request.begin();
+      request.scope.recordedAtomically = true;
+      response.emit('close');
+      jest.advanceTimersByTime(60_000);
+      expect(written).toEqual([]);
+    });
+
+    it('leaves no timer behind once it is recorded', () => {
+      const { request, response, written } = tracked();
+      request.begin();
+      response.emit('close');
+      request.observe({ kind: 'settled', outcome: 'success' });
+      response.end();
+      expect(written).toHaveLength(1);
+      expect(jest.getTimerCount()).toBe(0);
+    });
   });
 });

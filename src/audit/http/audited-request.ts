@@ -2,6 +2,7 @@ import { type ExecutionContext } from '@nestjs/common';
 import { newAuditContext, settleRecorded } from '../audit-context';
 import { type AuditOutcome } from '../audit-entry';
 import { type RawResponse } from './http-request';
+import { type UnfinishedRequest, type UnfinishedRequests } from './unfinished-requests';
 
 /** What the interceptor saw of the handler: how it ended, or that it was cancelled. */
 export type HandlerObservation = { kind: 'settled'; outcome: AuditOutcome; result?: unknown; error?: unknown } | { kind: 'cancelled' };
@@ -9,11 +10,12 @@ export type HandlerObservation = { kind: 'settled'; outcome: AuditOutcome; resul
 /** What is recorded for a request, once. */
 export interface RequestOutcome {
   outcome: AuditOutcome;
-  statusCode: number;
+  /** The status the client got; none for a request that never ended (`reason: 'unfinished'`). */
+  statusCode: number | undefined;
   result?: unknown;
   error?: unknown;
-  /** Why a request that did not run its course is a failure. */
-  reason?: 'cancelled' | 'client_closed';
+  /** Why a request that did not run its course is recorded so. */
+  reason?: 'cancelled' | 'client_closed' | 'unfinished';
 }
 
 /**
@@ -21,28 +23,39 @@ export interface RequestOutcome {
  * recorded exactly once, with the status the client got, once the handler (if it ran) has ended
  * and every interceptor around it is done: when the response is ended (sync mode, see
  * {@link holdResponse}), or else when it has gone out. So the row carries what outer interceptors
- * committed, and whether a `record()` row committed in place of it.
+ * committed, and whether a `record()` row committed in place of it. A client that goes away does
+ * not end the request: its row still waits for the pipeline to end the response (and says
+ * `client_closed`), at most `unfinished.ms` after the client left; past that it is written as an
+ * `unfinished` failure, and whatever the request does later changes nothing.
  *
  * @example
- * const tracked = new AuditedRequest(context, rawResponseOf(context), (request, outcome) => recorder.write(request, outcome));
+ * const tracked = new AuditedRequest(context, rawResponseOf(context), (request, outcome) => recorder.write(request, outcome), new UnfinishedRequests(60_000));
  * tracked.begin(); // the interceptor runs the handler…
  * tracked.observe({ kind: 'cancelled' }); // …an outer timeout gave up: recorded at the response as a cancelled failure
  */
-export class AuditedRequest {
+export class AuditedRequest implements UnfinishedRequest {
   readonly startedAt = performance.now();
   /** The context the handler runs in: whether it recorded its own row, the entity changes it committed. */
   readonly scope = newAuditContext('request');
   private handling = false;
   private observation: HandlerObservation | undefined;
+  /** The response went out, or (its client gone) the pipeline ended it. */
   private responseEnded = false;
+  /** The client went away before the response was finished. */
+  private clientClosed = false;
+  private held = false;
   private recorded = false;
 
   constructor(
     readonly context: ExecutionContext,
     private readonly response: RawResponse,
     private readonly write: (request: AuditedRequest, outcome: RequestOutcome) => Promise<void>,
+    /** Where a request whose client left waits for its row, with its deadline (shared by the recorder's requests). */
+    private readonly unfinished: UnfinishedRequests,
   ) {
+    // One listener for both events, as before: a close without a finish is a client that left, not an end.
     const ended = () => {
+      if (!response.writableFinished) return this.clientLeft();
       this.responseEnded = true;
       this.recordIfDone();
     };
@@ -50,9 +63,10 @@ export class AuditedRequest {
     response.once('close', ended);
   }
 
-  /** The interceptor has the request: wait for its observation before recording. */
+  /** The interceptor has the request (again, when an outer interceptor retries it): wait for this attempt's observation. */
   begin(): void {
     this.handling = true;
+    this.observation = undefined;
   }
 
   /**
@@ -62,6 +76,7 @@ export class AuditedRequest {
    * did (`@Res()`) is not held: it is recorded once the handler ends.
    */
   holdResponse(): void {
+    this.held = true;
     const response = this.response;
     const end = response.end;
     let written: Promise<void> | undefined;
@@ -75,7 +90,7 @@ export class AuditedRequest {
     };
   }
 
-  /** The handler ended or was cancelled; the first observation counts. */
+  /** The handler ended or was cancelled; the first observation of each attempt counts. */
   observe(observation: HandlerObservation): void {
     this.observation ??= observation;
     this.recordIfDone();
@@ -83,22 +98,58 @@ export class AuditedRequest {
 
   private recordIfDone(): void {
     if (this.recorded || !this.responseEnded || (this.handling && !this.observation)) return;
-    void this.recordNow(this.response.writableFinished ? undefined : 'client_closed');
+    void this.recordNow();
   }
 
-  /** The response is being ended (and has not closed): record it now, unless the handler has not ended yet. */
+  /** The response is being ended: record it now, unless the handler has not ended yet. */
   private recordAtEnd(): Promise<void> {
-    if (this.recorded || this.responseEnded || (this.handling && !this.observation)) return Promise.resolve();
-    return this.recordNow(undefined);
+    // On a closed connection no finish follows: this end is the pipeline's.
+    if (this.clientClosed) this.responseEnded = true;
+    if (this.recorded || (this.handling && !this.observation)) return Promise.resolve();
+    return this.recordNow();
+  }
+
+  /**
+   * The connection closed before the response was finished. Nest still ends the response (an
+   * exception filter too), on the closed socket: the row waits for that end, and for the handler,
+   * within `unfinished.ms`.
+   */
+  private clientLeft(): void {
+    if (this.recorded || this.clientClosed) return;
+    this.clientClosed = true;
+    if (this.response.writableEnded) this.responseEnded = true;
+    else if (!this.held) this.awaitEnd();
+    this.recordIfDone();
+    if (this.recorded) return;
+    this.unfinished.wait(this);
+  }
+
+  /** Its deadline, or shutdown: a request whose client left and that has not ended is recorded now. Never rejects. */
+  giveUp(): Promise<void> {
+    return this.recordNow(true);
+  }
+
+  /** Async mode, the client gone: the pipeline's call to `end()` is the only sign that it is done. */
+  private awaitEnd(): void {
+    const response = this.response;
+    const end = response.end;
+    response.end = (...args: unknown[]) => {
+      response.end = end;
+      this.responseEnded = true;
+      this.recordIfDone();
+      return end.apply(response, args);
+    };
   }
 
   /** Never rejects, so that a held response is always let go. */
-  private recordNow(closed: 'client_closed' | undefined): Promise<void> {
+  private recordNow(unfinished = false): Promise<void> {
+    if (this.recorded) return Promise.resolve();
     this.recorded = true;
     this.scope.closed = true;
+    if (this.clientClosed) this.unfinished.done(this);
     try {
-      const outcome = this.outcome(closed);
-      if (outcome?.outcome === 'success' && this.scope.unsettled) return this.settleThenRecord(closed);
+      const outcome = this.outcome(unfinished);
+      if ((unfinished || outcome?.outcome === 'success') && this.scope.unsettled) return this.settleThenRecord(unfinished);
       return outcome ? this.write(this, outcome).catch(() => undefined) : Promise.resolve();
     } catch {
       return Promise.resolve();
@@ -106,24 +157,30 @@ export class AuditedRequest {
   }
 
   /** A `record()` row written in a transaction block TypeORM does not report stands for the request only if seen committed. */
-  private async settleThenRecord(closed: 'client_closed' | undefined): Promise<void> {
+  private async settleThenRecord(unfinished: boolean): Promise<void> {
     try {
       await settleRecorded(this.scope);
-      const outcome = this.outcome(closed);
+      const outcome = this.outcome(unfinished);
       if (outcome) await this.write(this, outcome);
     } catch {
       // Never rejects, as recordNow().
     }
   }
 
-  private outcome(closed: 'client_closed' | undefined): RequestOutcome | undefined {
+  private outcome(unfinished: boolean): RequestOutcome | undefined {
+    const seen = this.observation;
+    // Read now, not when the handler ended: an outer interceptor may commit the record() row after it.
+    if (unfinished) {
+      if (this.scope.recordedAtomically) return undefined;
+      const settled = seen?.kind === 'settled' ? { result: seen.result, error: seen.error } : {};
+      return { outcome: 'failure', statusCode: undefined, ...settled, reason: 'unfinished' };
+    }
     const statusCode = this.response.statusCode;
     const failed = statusCode >= 400;
-    const seen = this.observation;
     if (seen?.kind === 'cancelled') return { outcome: 'failure', statusCode, reason: 'cancelled' };
-    // Read now, not when the handler ended: an outer interceptor may commit the record() row after it.
     if (seen?.outcome === 'success' && !failed && this.scope.recordedAtomically) return undefined;
     const outcome = seen?.outcome === 'failure' || failed ? 'failure' : 'success';
-    return { outcome, statusCode, result: seen?.result, error: seen?.error, ...(closed ? { reason: closed } : {}) };
+    const closed = this.clientClosed ? { reason: 'client_closed' as const } : {};
+    return { outcome, statusCode, result: seen?.result, error: seen?.error, ...closed };
   }
 }

@@ -23,6 +23,8 @@ export interface HttpRequest {
 export interface RawResponse {
   statusCode: number;
   writableFinished: boolean;
+  /** `end()` was called (the connection may have closed before it was finished). */
+  writableEnded: boolean;
   once(event: 'finish' | 'close', listener: () => void): unknown;
   end(...args: unknown[]): unknown;
   destroy(error?: Error): unknown;

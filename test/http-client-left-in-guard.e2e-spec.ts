@@ -1,5 +1,6 @@
 import {
   Body,
+  type CallHandler,
   type CanActivate,
   Controller,
   type ExecutionContext,
@@ -8,48 +9,64 @@ import {
   Injectable,
   InternalServerErrorException,
   Module,
+  type NestInterceptor,
   Post,
 } from '@nestjs/common';
-import { APP_GUARD } from '@nestjs/core';
+import { APP_GUARD, APP_INTERCEPTOR } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Test } from '@nestjs/testing';
 import { InjectDataSource, TypeOrmModule } from '@nestjs/typeorm';
 import { once } from 'node:events';
 import { request as httpRequest, type Server } from 'node:http';
 import { type AddressInfo } from 'node:net';
+import { concatMap, from, type Observable } from 'rxjs';
 import { DataSource } from 'typeorm';
 import { AUDIT_MIGRATIONS, AuditLog, AuditModule, AuditService } from '../src/audit';
 import { eventually, partitionsChecked } from './support/app';
 import { TestPostgres } from './support/postgres';
 
-// PROBE (attacker A11): docs/GUIDE.md, "Every mutation is audited, once": "exactly one row per
-// request, with the status the client got: on success, on failure, when a guard refuses it ... The
-// row is made once every interceptor and exception filter has run, so it has the status the client
-// got and the entity changes that committed"; and (`record()`) "once that transaction has
-// committed, the interceptor writes no second row for that request".
-// The audit gate guard tracks the request before every other guard. When the client goes away
-// while a later guard is still deciding (an auth guard awaiting a slow lookup, a rate limiter), the
-// response closes before the audit interceptor was reached: AuditedRequest is not "handling" yet, so
-// it records at once: outcome success, status 200, before the handler has run or been refused.
-// The guard then lets it through and the handler commits a record() row: two rows; or the handler
-// fails: recorded as a success; or the guard refuses it: recorded as a success.
+// docs/GUIDE.md, "Every mutation is audited, once": exactly one row per request, with the status
+// the client got, made once every interceptor and exception filter has run; a committed record()
+// row is the request's row. That holds for a client that goes away while a guard after the audit
+// gate is still deciding (an auth guard awaiting a slow lookup): its connection closing is not the
+// end of the request. The row waits for the pipeline to end the response: no second row beside
+// the handler's committed record() row, a failure for a handler that fails and for a request the
+// guard refuses, each with `reason: "client_closed"`. The same holds for an interceptor outside
+// the audit interceptor that does slow work before it hands the request on.
 
-/** Resolves when the slow guard has a request (by its x-request-id) and waits for its client to leave. */
-const inGuard = new Map<string, () => void>();
-const guardReached = (tag: string) => new Promise<void>((resolve) => inGuard.set(tag, resolve));
+/** Resolves when the slow guard or interceptor has a request (by its x-request-id) and waits for its client to leave. */
+const inSlowPart = new Map<string, () => void>();
+const slowPartReached = (tag: string) => new Promise<void>((resolve) => inSlowPart.set(tag, resolve));
 
-/** A global guard that decides slowly: here, only once its client has gone (`x-verdict: allow | deny`). */
+/**
+ * What the slow part (`x-slow: guard | interceptor`) does when it is `where`: decides only once
+ * its client has gone (`x-verdict: allow | deny`).
+ */
+async function decideSlowly(context: ExecutionContext, where: 'guard' | 'interceptor'): Promise<void> {
+  const http = context.switchToHttp();
+  const request = http.getRequest<{ headers: Record<string, string | undefined> }>();
+  if ((request.headers['x-slow'] ?? 'guard') !== where) return;
+  const response = http.getResponse<{ raw?: NodeJS.EventEmitter } & NodeJS.EventEmitter>();
+  const closed = once(response.raw ?? response, 'close');
+  inSlowPart.get(request.headers['x-request-id'] ?? '')?.();
+  await closed;
+  if (request.headers['x-verdict'] === 'deny') throw new ForbiddenException('not yours');
+}
+
+/** A global guard that decides slowly, as an auth guard awaiting a slow lookup. */
 @Injectable()
 class SlowGuard implements CanActivate {
   async canActivate(context: ExecutionContext): Promise<boolean> {
-    const http = context.switchToHttp();
-    const request = http.getRequest<{ headers: Record<string, string | undefined> }>();
-    const response = http.getResponse<{ raw?: NodeJS.EventEmitter } & NodeJS.EventEmitter>();
-    const closed = once(response.raw ?? response, 'close');
-    inGuard.get(request.headers['x-request-id'] ?? '')?.();
-    await closed;
-    if (request.headers['x-verdict'] === 'deny') throw new ForbiddenException('not yours');
+    await decideSlowly(context, 'guard');
     return true;
+  }
+}
+
+/** An interceptor outside the audit interceptor (APP_INTERCEPTOR in the root module) that does slow work before the handler. */
+@Injectable()
+class SlowInterceptor implements NestInterceptor {
+  intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
+    return from(decideSlowly(context, 'interceptor')).pipe(concatMap(() => next.handle()));
   }
 }
 
@@ -77,25 +94,45 @@ interface Row {
   action: string;
   outcome: string;
   status: number | null;
+  reason: string | null;
 }
 
-describe.each(['express', 'fastify'] as const)('PROBE: a client that leaves while a later guard decides (%s)', (platform) => {
-  let db: TestPostgres;
+/** One PostgreSQL for every platform and mode, a database each. */
+let db: TestPostgres;
+
+beforeAll(async () => {
+  db = await TestPostgres.start();
+}, 60_000);
+
+afterAll(async () => {
+  await db?.stop();
+});
+
+describe.each([
+  ['async', 'express'],
+  ['async', 'fastify'],
+  ['sync', 'express'],
+] as const)('%s mode (%s), a client that leaves while a later guard decides', (mode, platform) => {
   let app: INestApplication<Server>;
-  const database = `probe_guard_abort_${platform}`;
+  const database = `guard_client_left_${mode}_${platform}`;
 
   const rowsOf = (requestId: string) =>
     db.query<Row>(
-      `SELECT action, outcome, (metadata->>'statusCode')::int AS status FROM audit_log WHERE request_id = $1 ORDER BY occurred_at, id`,
+      `SELECT action, outcome, (metadata->>'statusCode')::int AS status, metadata->>'reason' AS reason FROM audit_log WHERE request_id = $1 ORDER BY occurred_at, id`,
       [requestId],
       database,
     );
   const widgets = async (tag: string) => (await db.query('SELECT 1 FROM widget WHERE tag = $1', [tag], database)).length;
 
-  /** POST /widgets, its connection destroyed once the slow guard has the request. */
-  async function sendAndLeave(requestId: string, verdict: 'allow' | 'deny', body: { tag: string; fail?: boolean }): Promise<void> {
+  /** POST /widgets, its connection destroyed once the slow guard (or interceptor) has the request. */
+  async function sendAndLeave(
+    requestId: string,
+    verdict: 'allow' | 'deny',
+    body: { tag: string; fail?: boolean },
+    slow: 'guard' | 'interceptor' = 'guard',
+  ): Promise<void> {
     const { port } = app.getHttpServer().address() as AddressInfo;
-    const reached = guardReached(requestId);
+    const reached = slowPartReached(requestId);
     const payload = JSON.stringify(body);
     const client = httpRequest({
       port,
@@ -107,6 +144,7 @@ describe.each(['express', 'fastify'] as const)('PROBE: a client that leaves whil
         'content-length': Buffer.byteLength(payload),
         'x-request-id': requestId,
         'x-verdict': verdict,
+        'x-slow': slow,
       },
     });
     client.on('error', () => undefined);
@@ -123,7 +161,6 @@ describe.each(['express', 'fastify'] as const)('PROBE: a client that leaves whil
   }
 
   beforeAll(async () => {
-    db = await TestPostgres.start();
     await db.createDatabase(database);
     await db.query('CREATE TABLE widget (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), tag text NOT NULL)', [], database);
     @Module({
@@ -135,10 +172,13 @@ describe.each(['express', 'fastify'] as const)('PROBE: a client that leaves whil
           migrations: [...AUDIT_MIGRATIONS],
           migrationsRun: true,
         }),
-        AuditModule.forRoot({}),
+        AuditModule.forRoot({ mode }),
       ],
       controllers: [WidgetsController],
-      providers: [{ provide: APP_GUARD, useClass: SlowGuard }],
+      providers: [
+        { provide: APP_GUARD, useClass: SlowGuard },
+        { provide: APP_INTERCEPTOR, useClass: SlowInterceptor },
+      ],
     })
     class ProbeModule {}
     const moduleRef = await Test.createTestingModule({ imports: [ProbeModule] }).compile();
@@ -154,7 +194,6 @@ describe.each(['express', 'fastify'] as const)('PROBE: a client that leaves whil
 
   afterAll(async () => {
     await app?.close();
-    await db?.stop();
   });
 
   it('writes no second row beside the record() row the handler committed after its client left', async () => {
@@ -163,7 +202,7 @@ describe.each(['express', 'fastify'] as const)('PROBE: a client that leaves whil
     await eventually(async () => (await widgets(tag)) === 1);
     await eventually(async () => (await rowsOf(tag)).length > 0);
     await afterLaterRequest();
-    expect(await rowsOf(tag)).toEqual([{ action: 'widget_made', outcome: 'success', status: null }]);
+    expect(await rowsOf(tag)).toEqual([{ action: 'widget_made', outcome: 'success', status: null, reason: null }]);
     expect(await rowsOf(`${tag}-request`)).toEqual([]);
   });
 
@@ -174,7 +213,7 @@ describe.each(['express', 'fastify'] as const)('PROBE: a client that leaves whil
     await afterLaterRequest();
     const rows = await rowsOf(`${tag}-request`);
     expect(rows).toHaveLength(1);
-    expect(rows[0]).toEqual(expect.objectContaining({ action: 'widgets.make', outcome: 'failure' }));
+    expect(rows[0]).toEqual(expect.objectContaining({ action: 'widgets.make', outcome: 'failure', status: 500, reason: 'client_closed' }));
   });
 
   it('records as a failure a request the guard refused after its client left', async () => {
@@ -185,6 +224,25 @@ describe.each(['express', 'fastify'] as const)('PROBE: a client that leaves whil
     expect(await widgets(tag)).toBe(0);
     const rows = await rowsOf(`${tag}-request`);
     expect(rows).toHaveLength(1);
-    expect(rows[0]).toEqual(expect.objectContaining({ action: 'widgets.make', outcome: 'failure' }));
+    expect(rows[0]).toEqual(expect.objectContaining({ action: 'widgets.make', outcome: 'failure', status: 403, reason: 'client_closed' }));
+  });
+
+  it('writes no second row beside the record() row of a request whose client left while an outer interceptor worked', async () => {
+    const tag = `${platform}-outer-record`;
+    await sendAndLeave(`${tag}-request`, 'allow', { tag }, 'interceptor');
+    await eventually(async () => (await widgets(tag)) === 1);
+    await eventually(async () => (await rowsOf(tag)).length > 0);
+    await afterLaterRequest();
+    expect(await rowsOf(tag)).toEqual([{ action: 'widget_made', outcome: 'success', status: null, reason: null }]);
+    expect(await rowsOf(`${tag}-request`)).toEqual([]);
+  });
+
+  it('records as a failure a request an outer interceptor refused after its client left', async () => {
+    const tag = `${platform}-outer-deny`;
+    await sendAndLeave(`${tag}-request`, 'deny', { tag }, 'interceptor');
+    await eventually(async () => (await rowsOf(`${tag}-request`)).length > 0);
+    await afterLaterRequest();
+    expect(await widgets(tag)).toBe(0);
+    expect(await rowsOf(`${tag}-request`)).toEqual([{ action: 'widgets.make', outcome: 'failure', status: 403, reason: 'client_closed' }]);
   });
 });

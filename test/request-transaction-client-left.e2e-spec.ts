@@ -25,16 +25,12 @@ import { eventually, partitionsChecked } from './support/app';
 import { TestPostgres } from './support/postgres';
 import { Invoice, numbersOn, txRows } from './support/tx-app';
 
-// PROBE (attacker A11): docs/GUIDE.md, "A transaction per request": "An interceptor that opens a
-// transaction for the request and commits it after the handler may sit anywhere, outside the audit
-// interceptor too (bound with APP_INTERCEPTOR in your root module): the row is made after its
-// COMMIT, in both modes, so it carries what committed, takes a record() row written in that
-// transaction as the request's row once it committed". And "Every mutation is audited, once ...
-// exactly one row per request".
-// When the client goes away while the handler runs (a client timeout, a closed tab), the response
-// closes first; AuditedRequest then makes the row as soon as the audit interceptor sees the handler
-// end, BEFORE the outer interceptor's COMMIT: the record() row that then commits is a second row for
-// the same mutation, and without record() the row carries none of the changes that committed.
+// docs/GUIDE.md, "A transaction per request": with an interceptor outside the audit interceptor
+// that opens a transaction for the request and commits it after the handler, the row is made after
+// its COMMIT, in both modes: it carries what committed, a record() row written in that transaction
+// is the request's row once it committed, and a failed COMMIT is a failure. That holds when the
+// client goes away while the handler runs (a client timeout, a closed tab): the connection closing
+// does not make the row; the pipeline's end of the response, after the COMMIT, does.
 
 /** Resolves when the handler of a request (by its number) has done its writes and waits for its client to leave. */
 const started = new Map<string, () => void>();
@@ -97,14 +93,25 @@ class SlowBookedController {
   }
 }
 
+/** One PostgreSQL for every platform and mode, a database each. */
+let db: TestPostgres;
+
+beforeAll(async () => {
+  db = await TestPostgres.start();
+}, 60_000);
+
+afterAll(async () => {
+  await db?.stop();
+});
+
 describe.each([
   ['async', 'express'],
   ['sync', 'express'],
   ['async', 'fastify'],
-] as const)('PROBE: %s mode (%s), a client that leaves while a transaction-per-request handler runs', (mode, platform) => {
-  let db: TestPostgres;
+  ['sync', 'fastify'],
+] as const)('%s mode (%s), a client that leaves while a transaction-per-request handler runs', (mode, platform) => {
   let app: INestApplication<Server>;
-  const database = `probe_abort_${mode}_${platform}`;
+  const database = `tx_client_left_${mode}_${platform}`;
 
   /** Sends a POST /booked and destroys its connection once the handler has written (its transaction still open). */
   async function bookAndLeave(number: string, body: { record?: boolean; twice?: boolean }): Promise<void> {
@@ -136,7 +143,6 @@ describe.each([
   }
 
   beforeAll(async () => {
-    db = await TestPostgres.start();
     await db.createDatabase(database);
     await db.query(
       `CREATE TABLE invoice (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), number text NOT NULL,
@@ -172,7 +178,6 @@ describe.each([
 
   afterAll(async () => {
     await app?.close();
-    await db?.stop();
   });
 
   it('writes no second row beside the record() row its transaction committed after the client left', async () => {

@@ -22,18 +22,11 @@ import { AUDIT_MIGRATIONS, AuditLog, AuditModule, AuditService } from '../src/au
 import { eventually, partitionsChecked } from './support/app';
 import { TestPostgres } from './support/postgres';
 
-// PROBE (attacker A11): an interceptor bound with APP_INTERCEPTOR in the root module sits outside
-// the audit interceptor (docs/GUIDE.md, "Order of interceptors"). A common one retries a request
-// whose handler failed with a transient error (a serialization failure, a deadlock): rxjs `retry`
-// subscribes again, so the handler runs again, and the second attempt commits its change and
-// answers 201. The audit row keeps the FIRST attempt's observation (AuditedRequest.observe: "the
-// first observation counts"): the request that committed and answered 201 is recorded as a
-// failure, and a record() row committed by the second attempt gets a second, failure, row beside
-// it. Promise (docs/GUIDE.md, "Every mutation is audited, once"): "exactly one row per request,
-// with the status the client got ... The row is made once every interceptor and exception filter
-// has run, so it has the status the client got and the entity changes that committed"; and
-// (`record()`): "once that transaction has committed, the interceptor writes no second row for
-// that request".
+// docs/GUIDE.md, "Every mutation is audited, once" and "Order of interceptors": an interceptor
+// outside the audit interceptor that retries a failed request (rxjs `retry`, for a serialization
+// failure or a deadlock) runs the handler again; the last attempt counts. A request whose second
+// attempt committed and answered 201 has one success row, and a record() row committed by that
+// attempt is the request's row (no second row for the first attempt's failure).
 
 /** Attempts seen per tag, so that each request's first attempt fails and its second one commits. */
 const attempts = new Map<string, number>();
@@ -77,10 +70,10 @@ interface Row {
   status: number | null;
 }
 
-describe.each(['express', 'fastify'] as const)('PROBE: a request retried by an outer interceptor (%s)', (platform) => {
+describe.each(['express', 'fastify'] as const)('a request retried by an outer interceptor (%s)', (platform) => {
   let db: TestPostgres;
   let app: INestApplication<Server>;
-  const database = `probe_retry_${platform}`;
+  const database = `retried_request_${platform}`;
 
   const rowsOf = (tag: string) =>
     db.query<Row>(
