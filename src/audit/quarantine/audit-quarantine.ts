@@ -5,6 +5,7 @@ import { AUDIT_EVENTS, type AuditReporter, type ConsoleSink } from '../sinks';
 import { encodeSpoolLine, nodeSpoolFiles, type SpoolFiles } from '../spool';
 import { boundedFiles, type BoundedFiles } from '../spool/bounded-files';
 import { directoryBytes, QUARANTINE_DIR } from '../spool/directory-bytes';
+import { type DirectoryLedger, directoryLedger } from '../spool/directory-ledger';
 import { type RefusedRecord } from './isolate-refused';
 
 export { QUARANTINE_DIR };
@@ -59,6 +60,8 @@ export class AuditQuarantine {
   private chain: Promise<unknown> = Promise.resolve();
   private readonly files: BoundedFiles;
   private readonly bound: { maxBytes: number | undefined; segmentBytes: number };
+  /** This process's account of the spool directory, shared with the spool. */
+  private readonly ledger: DirectoryLedger | undefined;
 
   constructor(
     private readonly spoolDir: string | null,
@@ -69,6 +72,7 @@ export class AuditQuarantine {
   ) {
     this.files = boundedFiles(files, timeoutMs, spoolDir ?? undefined);
     this.bound = { maxBytes, segmentBytes };
+    this.ledger = spoolDir === null ? undefined : directoryLedger(spoolDir);
   }
 
   /** Entries quarantined since start. */
@@ -116,13 +120,22 @@ export class AuditQuarantine {
     return { quarantined: entries.length, file };
   }
 
-  private async append(text: string): Promise<string> {
+  /**
+   * Writes `text` to the quarantine file if it fits the bound, counted and written in one turn of
+   * the directory's writers in this process (the spool's appends take theirs), and reported to them.
+   */
+  private append(text: string): Promise<string> {
+    return (this.ledger as DirectoryLedger).turn(() => this.write(Buffer.from(text)));
+  }
+
+  private async write(buffer: Buffer): Promise<string> {
     const dir = join(this.spoolDir as string, QUARANTINE_DIR);
     await this.files.mkdir(dir, 0o700);
-    const buffer = Buffer.from(text);
     await this.withinBound(buffer.length);
     const file = (this.file ??= join(dir, `quarantine-${String(this.stamp()).padStart(13, '0')}-${process.pid}.ndjson`));
     const handle = await this.files.open(file, 'a', 0o600);
+    // Counted whole from here: a write that failed may have landed in part, or land later.
+    this.ledger?.wrote(buffer.length);
     try {
       for (let done = 0; done < buffer.length;) {
         const { bytesWritten } = await handle.write(buffer, done, buffer.length - done);
