@@ -19,6 +19,7 @@ import { otherSegmentBytes } from './other-segments';
 import { type SegmentName, segmentName } from './segment-name';
 import { replaySegments, type SegmentState, segmentState } from './segment-replay';
 import { nodeSpoolFiles, type SpoolFileHandle, type SpoolFiles } from './spool-files';
+import { SegmentTakenError } from './spool-errors';
 import { SpoolOwner } from './spool-owner';
 
 /**
@@ -183,6 +184,7 @@ export class FileSpool implements AuditSpool {
   private async write(appends: AuditRecord[][]): Promise<SpoolAppendResult[]> {
     const results: SpoolAppendResult[] = appends.map(() => ({ kept: [], dropped: [] }));
     let lines = encodeAppends(appends);
+    let retried = false;
     while (lines.length > 0) {
       const step = await this.ledger.turn(() => this.writeStep(lines));
       if ('error' in step) {
@@ -191,6 +193,11 @@ export class FileSpool implements AuditSpool {
       }
       const { plan, failure } = step;
       refuse(results, plan.full, 'spool_full');
+      if (failure instanceof SegmentTakenError && !retried) {
+        retried = true;
+        lines = [...plan.write, ...plan.rest];
+        continue;
+      }
       if (failure) {
         refuse(results, [...plan.write, ...plan.rest], `spool_error: ${failure.message}`);
         break;
@@ -268,7 +275,7 @@ export class FileSpool implements AuditSpool {
       this.wrote(buffer.length);
       stats.bytes += buffer.length;
       stats.lines = (stats.lines ?? 0) + lines.length;
-      return undefined;
+      return await this.stillHeld(segment.name);
     } catch (error) {
       if (segment && error instanceof SegmentAppendError && !error.restored) {
         // The segment now ends in part of a line, which replay will report; nothing may follow it.
@@ -280,6 +287,25 @@ export class FileSpool implements AuditSpool {
       }
       return error as Error;
     }
+  }
+
+  /**
+   * Whether the segment `name` is still under its name once its lines are fsynced: if so, a process
+   * that adopts it later renames it first and reads these lines. If not, another process took this
+   * one for dead and adopted it meanwhile, and may have replayed and deleted it before the lines
+   * landed: the segment is given up to it, the claim written anew (else this owner's next segment
+   * would be adopted as a closed owner's), and the lines are to be written again.
+   */
+  private async stillHeld(name: string): Promise<Error | undefined> {
+    const gone = await this.files.stat(join(this.dir, name)).then(
+      () => false,
+      (error: { code?: string } | null) => error?.code === 'ENOENT',
+    );
+    if (!gone) return undefined;
+    await this.closeSegment().catch(() => undefined);
+    await this.account(async () => void this.segments.delete(name));
+    await this.owner.beat();
+    return new SegmentTakenError(name);
   }
 
   private wrote(bytes: number): void {
