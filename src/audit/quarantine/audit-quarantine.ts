@@ -46,7 +46,9 @@ export interface QuarantineResult {
  * on their stderr lines (with `file: null` and `fileError`), counted in `diskTimeouts`, and later
  * puts skip the file until the hung call returns. The disk's gate is the spool's (`spoolDir`): a call
  * of the spool or the chain memory that hung there skips the file too. A file whose write failed or hung takes no more
- * lines: the next put begins a new one, so a late write never runs into it.
+ * lines: the next put begins a new one, so a late write never runs into it. The directory is
+ * counted (with `maxBytes`) and the file written in one turn of the process's writers of the spool
+ * directory (see `DirectoryLedger`), and what it wrote is reported to the spool's next decision.
  *
  * @example
  * const quarantine = new AuditQuarantine(options.spoolDir, consoleSink, reporter, secrets);

@@ -66,7 +66,15 @@ interface PendingAppend {
  * they are, it adds no {@link entries}). Counts and adoptions take turns, so no count misses a
  * segment between its two owners. So N processes appending at once can pass `maxBytes` by at most
  * one segment each but one (`segmentBytes` plus one record): what each wrote since another last
- * counted it.
+ * counted it. One process alone never: its spool and its quarantine (any writer of the directory
+ * in the process) share a {@link DirectoryLedger}: each decides and writes in its turn, and the
+ * spool adds to its last count what the others of the process wrote since.
+ *
+ * A process taken for dead while it lives (its lease looked expired) may have its open segment
+ * adopted, replayed and deleted under it: after each fsync the spool checks that the segment still
+ * has its name; if not, it gives it up, writes its claim anew and writes the lines once more to a
+ * new segment (a replay inserts each entry once), refusing them (`AUDIT_SPOOL_SEGMENT_TAKEN`) if
+ * that one is taken too.
  *
  * With `timeoutMs`, no file operation is waited for longer: an append that meets a hung disk is
  * refused (`spool_error: AUDIT_DISK_TIMEOUT…`) and its segment retired, so that what the hung
