@@ -95,4 +95,24 @@ describe('FileSpool: a live owner taken for dead while its segment is open', () 
       await first.close();
     }
   });
+
+  it('refuses the lines when the new segment is taken too, naming why', async () => {
+    // Every segment this spool writes is gone from under it by the time it looks (adopted at once).
+    const files: SpoolFiles = {
+      ...nodeSpoolFiles,
+      stat: (path) =>
+        path.endsWith('.ndjson') ? Promise.reject(Object.assign(new Error('gone'), { code: 'ENOENT' })) : nodeSpoolFiles.stat(path),
+    };
+    const spool = await FileSpool.open(dir, { ...bound, files });
+    try {
+      const result = await spool.append([record(0), record(1)]);
+      expect(result.kept).toEqual([]);
+      expect(result.dropped).toHaveLength(2);
+      expect(result.error).toMatch(
+        /^spool_error: AUDIT_SPOOL_SEGMENT_TAKEN: spool segment audit-.*\.ndjson was adopted by another process while open$/,
+      );
+    } finally {
+      await spool.close();
+    }
+  });
 });
