@@ -5,6 +5,7 @@ import { AUDIT_EVENTS, type AuditReporter, type ConsoleSink } from '../sinks';
 import { encodeSpoolLine, nodeSpoolFiles, type SpoolFiles } from '../spool';
 import { boundedFiles, type BoundedFiles } from '../spool/bounded-files';
 import { directoryBytes, QUARANTINE_DIR } from '../spool/directory-bytes';
+import { type DirectoryLedger, directoryLedger } from '../spool/directory-ledger';
 import { type RefusedRecord } from './isolate-refused';
 
 export { QUARANTINE_DIR };
@@ -45,7 +46,9 @@ export interface QuarantineResult {
  * on their stderr lines (with `file: null` and `fileError`), counted in `diskTimeouts`, and later
  * puts skip the file until the hung call returns. The disk's gate is the spool's (`spoolDir`): a call
  * of the spool or the chain memory that hung there skips the file too. A file whose write failed or hung takes no more
- * lines: the next put begins a new one, so a late write never runs into it.
+ * lines: the next put begins a new one, so a late write never runs into it. The directory is
+ * counted (with `maxBytes`) and the file written in one turn of the process's writers of the spool
+ * directory (see `DirectoryLedger`), and what it wrote is reported to the spool's next decision.
  *
  * @example
  * const quarantine = new AuditQuarantine(options.spoolDir, consoleSink, reporter, secrets);
@@ -59,6 +62,8 @@ export class AuditQuarantine {
   private chain: Promise<unknown> = Promise.resolve();
   private readonly files: BoundedFiles;
   private readonly bound: { maxBytes: number | undefined; segmentBytes: number };
+  /** This process's account of the spool directory, shared with the spool. */
+  private readonly ledger: DirectoryLedger | undefined;
 
   constructor(
     private readonly spoolDir: string | null,
@@ -69,6 +74,7 @@ export class AuditQuarantine {
   ) {
     this.files = boundedFiles(files, timeoutMs, spoolDir ?? undefined);
     this.bound = { maxBytes, segmentBytes };
+    this.ledger = spoolDir === null ? undefined : directoryLedger(spoolDir);
   }
 
   /** Entries quarantined since start. */
@@ -116,13 +122,22 @@ export class AuditQuarantine {
     return { quarantined: entries.length, file };
   }
 
-  private async append(text: string): Promise<string> {
+  /**
+   * Writes `text` to the quarantine file if it fits the bound, counted and written in one turn of
+   * the directory's writers in this process (the spool's appends take theirs), and reported to them.
+   */
+  private append(text: string): Promise<string> {
+    return (this.ledger as DirectoryLedger).turn(() => this.write(Buffer.from(text)));
+  }
+
+  private async write(buffer: Buffer): Promise<string> {
     const dir = join(this.spoolDir as string, QUARANTINE_DIR);
     await this.files.mkdir(dir, 0o700);
-    const buffer = Buffer.from(text);
     await this.withinBound(buffer.length);
     const file = (this.file ??= join(dir, `quarantine-${String(this.stamp()).padStart(13, '0')}-${process.pid}.ndjson`));
     const handle = await this.files.open(file, 'a', 0o600);
+    // Counted whole from here: a write that failed may have landed in part, or land later.
+    this.ledger?.wrote(buffer.length);
     try {
       for (let done = 0; done < buffer.length;) {
         const { bytesWritten } = await handle.write(buffer, done, buffer.length - done);

@@ -14,10 +14,12 @@ import {
 } from './segment-append';
 import { adoptSegments, countAdoptedLines } from './segment-adoption';
 import { quarantineBytes } from './directory-bytes';
+import { type DirectoryLedger, directoryLedger } from './directory-ledger';
 import { otherSegmentBytes } from './other-segments';
 import { type SegmentName, segmentName } from './segment-name';
 import { replaySegments, type SegmentState, segmentState } from './segment-replay';
 import { nodeSpoolFiles, type SpoolFileHandle, type SpoolFiles } from './spool-files';
+import { SegmentTakenError } from './spool-errors';
 import { SpoolOwner } from './spool-owner';
 
 /**
@@ -64,7 +66,15 @@ interface PendingAppend {
  * they are, it adds no {@link entries}). Counts and adoptions take turns, so no count misses a
  * segment between its two owners. So N processes appending at once can pass `maxBytes` by at most
  * one segment each but one (`segmentBytes` plus one record): what each wrote since another last
- * counted it.
+ * counted it. One process alone never: its spool and its quarantine (any writer of the directory
+ * in the process) share a {@link DirectoryLedger}: each decides and writes in its turn, and the
+ * spool adds to its last count what the others of the process wrote since.
+ *
+ * A process taken for dead while it lives (its lease looked expired) may have its open segment
+ * adopted, replayed and deleted under it: after each fsync the spool checks that the segment still
+ * has its name; if not, it gives it up, writes its claim anew and writes the lines once more to a
+ * new segment (a replay inserts each entry once), refusing them (`AUDIT_SPOOL_SEGMENT_TAKEN`) if
+ * that one is taken too.
  *
  * With `timeoutMs`, no file operation is waited for longer: an append that meets a hung disk is
  * refused (`spool_error: AUDIT_DISK_TIMEOUT…`) and its segment retired, so that what the hung
@@ -87,8 +97,15 @@ export class FileSpool implements AuditSpool {
   private counter = 0;
   /** The segment being created, before it is among {@link segments}. */
   private creating: string | undefined;
-  /** The bytes of the directory beyond this owner's segments (the others', the quarantine's) as last counted, and when. */
-  private others = { bytes: 0, at: 0 };
+  /**
+   * The bytes of the directory beyond this owner's segments (the others', the quarantine's) as last
+   * counted, when, and what this process's other writers had written by then ({@link othersBytes}).
+   */
+  private others = { bytes: 0, at: 0, mark: 0 };
+  /** This process's account of the directory, shared with its quarantine (and any other writer of it). */
+  private readonly ledger: DirectoryLedger;
+  /** What this spool reported to {@link ledger}. */
+  private ownWritten = 0;
 
   private constructor(
     readonly dir: string,
@@ -96,7 +113,9 @@ export class FileSpool implements AuditSpool {
     private readonly segmentBytes: number,
     private readonly files: SpoolFiles,
     private readonly owner: SpoolOwner,
-  ) {}
+  ) {
+    this.ledger = directoryLedger(dir);
+  }
 
   /**
    * Opens (creating if needed) the spool directory, claims a part of it, and adopts the segments
@@ -173,16 +192,20 @@ export class FileSpool implements AuditSpool {
   private async write(appends: AuditRecord[][]): Promise<SpoolAppendResult[]> {
     const results: SpoolAppendResult[] = appends.map(() => ({ kept: [], dropped: [] }));
     let lines = encodeAppends(appends);
+    let retried = false;
     while (lines.length > 0) {
-      let plan: SegmentPlan;
-      try {
-        plan = await this.plan(lines);
-      } catch (error) {
-        refuse(results, lines, `spool_error: ${(error as Error).message}`);
+      const step = await this.ledger.turn(() => this.writeStep(lines));
+      if ('error' in step) {
+        refuse(results, lines, `spool_error: ${step.error.message}`);
         break;
       }
+      const { plan, failure } = step;
       refuse(results, plan.full, 'spool_full');
-      const failure = plan.write.length > 0 ? await this.writeLines(plan.write) : undefined;
+      if (failure instanceof SegmentTakenError && !retried) {
+        retried = true;
+        lines = [...plan.write, ...plan.rest];
+        continue;
+      }
       if (failure) {
         refuse(results, [...plan.write, ...plan.rest], `spool_error: ${failure.message}`);
         break;
@@ -191,6 +214,21 @@ export class FileSpool implements AuditSpool {
       lines = plan.rest;
     }
     return results;
+  }
+
+  /**
+   * Plans `lines` and writes what fits, in one turn of the directory's writers in this process: no
+   * other (the quarantine) decides on a count that misses these bytes, nor writes in between.
+   */
+  private async writeStep(lines: SpoolLine[]): Promise<{ plan: SegmentPlan; failure?: Error } | { error: Error }> {
+    let plan: SegmentPlan;
+    try {
+      plan = await this.plan(lines);
+    } catch (error) {
+      return { error: error as Error };
+    }
+    const failure = plan.write.length > 0 ? await this.writeLines(plan.write) : undefined;
+    return { plan, failure };
   }
 
   /**
@@ -205,7 +243,7 @@ export class FileSpool implements AuditSpool {
       plan = this.planIn(lines);
     }
     // What the others replayed since the last count may have made room.
-    if (plan.full.length > 0 && this.others.bytes > 0 && Date.now() - this.others.at >= RECOUNT_AFTER_MS) {
+    if (plan.full.length > 0 && this.othersBytes() > 0 && Date.now() - this.others.at >= RECOUNT_AFTER_MS) {
       await this.countOthers().catch(() => undefined);
       plan = this.planIn(lines);
     }
@@ -217,7 +255,17 @@ export class FileSpool implements AuditSpool {
   }
 
   private planIn(lines: SpoolLine[]): SegmentPlan {
-    return planSegment(lines, this.maxBytes - this.bytes - this.others.bytes, this.segmentBytes, this.current ? this.currentBytes() : 0);
+    return planSegment(lines, this.maxBytes - this.bytes - this.othersBytes(), this.segmentBytes, this.current ? this.currentBytes() : 0);
+  }
+
+  /** The others' bytes as last counted, and what this process's other writers (the quarantine) wrote since. */
+  private othersBytes(): number {
+    return this.others.bytes + this.foreignWritten() - this.others.mark;
+  }
+
+  /** What this process's writers of the directory but this spool reported to the ledger. */
+  private foreignWritten(): number {
+    return this.ledger.written - this.ownWritten;
   }
 
   private currentBytes(): number {
@@ -232,19 +280,45 @@ export class FileSpool implements AuditSpool {
       segment = await this.segment();
       const stats = this.segments.get(segment.name)!;
       await appendWhole(segment.handle, buffer, stats.bytes);
+      this.wrote(buffer.length);
       stats.bytes += buffer.length;
       stats.lines = (stats.lines ?? 0) + lines.length;
-      return undefined;
+      return await this.stillHeld(segment.name);
     } catch (error) {
       if (segment && error instanceof SegmentAppendError && !error.restored) {
         // The segment now ends in part of a line, which replay will report; nothing may follow it.
         const stats = this.segments.get(segment.name)!;
+        this.wrote(buffer.length);
         stats.bytes += buffer.length;
         stats.lines = (stats.lines ?? 0) + 1;
         await this.closeSegment().catch(() => undefined);
       }
       return error as Error;
     }
+  }
+
+  /**
+   * Whether the segment `name` is still under its name once its lines are fsynced: if so, a process
+   * that adopts it later renames it first and reads these lines. If not, another process took this
+   * one for dead and adopted it meanwhile, and may have replayed and deleted it before the lines
+   * landed: the segment is given up to it, the claim written anew (else this owner's next segment
+   * would be adopted as a closed owner's), and the lines are to be written again.
+   */
+  private async stillHeld(name: string): Promise<Error | undefined> {
+    const gone = await this.files.stat(join(this.dir, name)).then(
+      () => false,
+      (error: { code?: string } | null) => error?.code === 'ENOENT',
+    );
+    if (!gone) return undefined;
+    await this.closeSegment().catch(() => undefined);
+    await this.account(async () => void this.segments.delete(name));
+    await this.owner.beat();
+    return new SegmentTakenError(name);
+  }
+
+  private wrote(bytes: number): void {
+    this.ownWritten += bytes;
+    this.ledger.wrote(bytes);
   }
 
   /** The open segment, or a new one ({@link plan} has closed a full one). */
@@ -297,8 +371,10 @@ export class FileSpool implements AuditSpool {
 
   private async readOthers(): Promise<void> {
     const at = Date.now();
+    // Taken before the count: what the quarantine writes during it is counted twice, never missed.
+    const mark = this.foreignWritten();
     const segments = await otherSegmentBytes(this.files, this.dir, this.holds, this.segmentBytes);
-    this.others = { bytes: segments + (await quarantineBytes(this.files, this.dir, this.segmentBytes)), at };
+    this.others = { bytes: segments + (await quarantineBytes(this.files, this.dir, this.segmentBytes)), at, mark };
   }
 
   /** Whether a segment of this name is among this owner's, or being created. */

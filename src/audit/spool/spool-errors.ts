@@ -4,7 +4,11 @@
  * @example
  * if (error instanceof DiskTimeoutError) console.log(error.code === SPOOL_ERROR_CODES.diskTimeout); // true
  */
-export const SPOOL_ERROR_CODES = { read: 'AUDIT_SPOOL_READ', diskTimeout: 'AUDIT_DISK_TIMEOUT' } as const;
+export const SPOOL_ERROR_CODES = {
+  read: 'AUDIT_SPOOL_READ',
+  diskTimeout: 'AUDIT_DISK_TIMEOUT',
+  segmentTaken: 'AUDIT_SPOOL_SEGMENT_TAKEN',
+} as const;
 
 /**
  * A replay that could not read or remove a spool segment (permissions, too many open files, a
@@ -48,5 +52,23 @@ export class DiskTimeoutError extends Error {
         ? `${SPOOL_ERROR_CODES.diskTimeout}: ${operation} not begun, an earlier file operation has not returned within ${timeoutMs} ms`
         : `${SPOOL_ERROR_CODES.diskTimeout}: ${operation} did not return within ${timeoutMs} ms`,
     );
+  }
+}
+
+/**
+ * An append whose segment another process adopted while this one had it open (it took this one for
+ * dead: a lease that looked expired): the lines may have landed after that process replayed and
+ * deleted the segment, so they are not kept there. The spool writes them once more to a new segment
+ * (a replay of both copies inserts each entry once); a second such refusal refuses them.
+ *
+ * @example
+ * new SegmentTakenError('audit-…-0a1b2c3d4e5f.ndjson').code; // 'AUDIT_SPOOL_SEGMENT_TAKEN'
+ */
+export class SegmentTakenError extends Error {
+  override readonly name = 'SegmentTakenError';
+  readonly code = SPOOL_ERROR_CODES.segmentTaken;
+
+  constructor(readonly file: string) {
+    super(`${SPOOL_ERROR_CODES.segmentTaken}: spool segment ${file} was adopted by another process while open`);
   }
 }
