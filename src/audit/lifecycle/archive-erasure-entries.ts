@@ -55,16 +55,20 @@ export function archiveErasureEntries(
 }
 
 /**
- * What an erasure entry counts for the archive of `month`: the rows it erased in the database
- * (`rows`) and those it erased in that archive (`archives[month]`). From the entry's `changes`,
- * which its code covers.
+ * What an erasure entry counts for the archive of `month`: the rows it erased inside that archive
+ * (`archives[month]`, written by `audit-erase --archive-dir`) when it records them, else the rows
+ * it erased in the database (`rows`: an archive written after the erasure holds them erased). From
+ * the entry's `changes`, which its code covers.
  *
  * @example
- * entryCount(entryFields, '2026-01'); // 3
+ * entryCount(entryFields, '2026-01'); // 2
  */
 export function entryCount(entry: readonly (string | null)[], month: string): number {
   const erasure = erasureOf(entry);
-  return wholeCount(erasure?.rows) + wholeCount(erasure?.archives?.[month]);
+  const archives = erasure?.archives;
+  return archives && typeof archives === 'object' && Object.hasOwn(archives, month)
+    ? wholeCount(archives[month])
+    : wholeCount(erasure?.rows);
 }
 
 /**
