@@ -280,6 +280,25 @@ describe('erasure inside archives (audit-erase --archive-dir)', () => {
     expect(readdirSync(archives).filter((name) => name.endsWith('.partial'))).toEqual([]);
     expect(summary(await verifyArchive(archives))).toEqual(clean);
     expect(rowsText(archives)).toContain('"u-2"');
+    // Failing at the last step: the seals file (with the new entry) is in place, the old rows file too.
+    const lastRename = (d: string, ms: number): ArchiveFiles => {
+      const files = boundedArchiveFiles(d, ms);
+      return {
+        ...files,
+        rename: async (from, to) => {
+          if (to.endsWith('.ndjson.gz')) throw Object.assign(new Error('input/output error'), { code: 'EIO' });
+          await files.rename(from, to);
+        },
+      };
+    };
+    const cut = await erase(['--user', 'u-2'], lastRename);
+    expect({ code: cut.code, err: cut.err }).toEqual({
+      code: 1,
+      err: [expect.stringMatching(new RegExp(`^archive ${month}: FAILED EIO: input/output error; its rows file is as it was`))],
+    });
+    expect(readFileSync(rowsOf(archives))).toEqual(before.rows);
+    expect(readdirSync(archives).filter((name) => name.endsWith('.partial'))).toEqual([]);
+    expect(summary(await verifyArchive(archives))).toEqual(clean);
     const again = await erase(['--user', 'u-2']);
     expect({ code: again.code, line: again.out.filter((l) => l.startsWith(`archive ${month}`)) }).toEqual({
       code: 0,
