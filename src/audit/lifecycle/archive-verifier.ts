@@ -226,6 +226,7 @@ export async function verifyArchive(path: string, options: ArchiveVerifyOptions 
  * The lines of a gzip file, read and inflated a megabyte at a time: each chunk's whole lines together.
  *
  * @example
+ * let count = 0;
  * for await (const lines of linesOf('/archive/audit-2026-01.ndjson.gz')) count += lines.length;
  */
 export async function* linesOf(path: string): AsyncGenerator<string[]> {
