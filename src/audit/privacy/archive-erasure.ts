@@ -120,7 +120,10 @@ export async function eraseInArchive(
       return true;
     });
     if (erased !== planned) {
-      throw new Error(`${plan.rowsPath} holds ${erased} rows of the subject to erase, ${planned} were counted before: it changed since`);
+      throw Object.assign(
+        new Error(`${plan.rowsPath} holds ${erased} rows of the subject to erase, ${planned} were counted before: it changed since`),
+        { code: 'AUDIT_ARCHIVE_CHANGED' },
+      );
     }
     const entries = parts.filter((part) => part.entry && part.subject && erasedIn(plan, forms, part) > 0);
     const next: ArchiveHeader = {
