@@ -123,6 +123,18 @@ export function erasureSubject(
 }
 
 /**
+ * Every stored form of the subject's id an erasure looks for: the form `audit_log_erase` takes
+ * first, then (for a user) the raw id and its `pseudonymizeUserId` form, as {@link eraseSubject} does.
+ *
+ * @example
+ * subjectForms({ userId: 'u-42' }, null, key); // [['u-42', null, null], ['p1:…', null, null]]
+ */
+export function subjectForms(request: ErasureRequest, userIdPseudonym: ((id: string) => string) | null, key: KeyObject): ErasureSubject[] {
+  const subject = erasureSubject(request, userIdPseudonym);
+  return [subject, ...otherForms(request, subject, key)];
+}
+
+/**
  * The subject's pseudonym as an erasure entry names it: keyed, so that it can be matched by
  * whoever holds the key (a replay, a later request) but not tried against a dictionary.
  *
@@ -181,18 +193,6 @@ export async function eraseSubject(context: ErasureContext, request: ErasureRequ
     };
   }
   return result;
-}
-
-/**
- * Every stored form of the subject's id an erasure looks for: the form `audit_log_erase` takes
- * first, then (for a user) the raw id and its `pseudonymizeUserId` form, as {@link eraseSubject} does.
- *
- * @example
- * subjectForms({ userId: 'u-42' }, null, key); // [['u-42', null, null], ['p1:…', null, null]]
- */
-export function subjectForms(request: ErasureRequest, userIdPseudonym: ((id: string) => string) | null, key: KeyObject): ErasureSubject[] {
-  const subject = erasureSubject(request, userIdPseudonym);
-  return [subject, ...otherForms(request, subject, key)];
 }
 
 /** The user's id in the forms its rows may store it other than `subject`'s: raw, and as `pseudonymizeUserId` under `key` stores it. */
