@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { AUDIT_EVENTS, AuditSealer, AuditService } from '../src/audit';
 import { type ArchiveFiles, boundedArchiveFiles } from '../src/audit/lifecycle/archive-files';
+import { runArchive } from '../src/audit/lifecycle/archive-command';
 import { runRetention } from '../src/audit/lifecycle/retention-command';
 import { runErase } from '../src/audit/privacy/erase-command';
 import { sealingKeys, verify, witnessText } from './support/integrity';
@@ -251,6 +252,36 @@ describe('erasure inside archives (audit-erase --archive-dir)', () => {
       });
     }
   }, 120_000);
+
+  it('audit-archive carries the erasure entries whole too: an entry count changed by hand there is named with the entry key', async () => {
+    await app.get(AuditSealer).sealNow();
+    const later = monthsAgo(1).month;
+    const target = join(dir, 'later');
+    const out: string[] = [];
+    const code = await runArchive(
+      ['--url', db.url(database), '--month', later, '--out', target],
+      {},
+      { out: (l) => out.push(l), err: (l) => out.push(l) },
+    );
+    expect({ code, last: out.at(-1) }).toEqual({ code: 0, last: expect.stringMatching(/archived; check it with/) });
+    const sealsPath = join(target, `audit-${later}.seals.json`);
+    const header = JSON.parse(readFileSync(sealsPath, 'utf8')) as { erasureEntries: (string | null)[][]; erasures: { entry: string }[] };
+    expect(header.erasureEntries.map((entry) => [entry[0], entry[3]])).toEqual(header.erasures.map((e) => [e.entry, 'audit_erasure']));
+    const check = () =>
+      verify('', '--archive', sealsPath, '--witness', witness(), '--public-key', join(dir, 'seal.pub'), '--entry-key', entryKey);
+    expect(summary(await check())).toEqual(clean);
+    const entry = header.erasureEntries[0];
+    entry[11] = (entry[11] as string).replace(/"rows": 1\b/, '"rows": 5');
+    writeFileSync(sealsPath, JSON.stringify(header));
+    const changed = await check();
+    expect({ code: changed.code, anomalies: changed.anomalies }).toEqual({
+      code: 1,
+      anomalies: [
+        expect.stringMatching(new RegExp(`^ANOMALY row_forged row ${entry[0]}$`)),
+        expect.stringMatching(/^ANOMALY row_erased_unaccounted row /),
+      ],
+    });
+  }, 90_000);
 
   it('a disk that fails mid-rewrite leaves the old pair verifying; erasing again then takes the rows', async () => {
     const before = bytes(archives);

@@ -12,17 +12,18 @@ export interface ArchiveErasureEntry {
 
 /**
  * The erasure entries an archive's seals file lists, for `PersonalChecks.finish`: each entry
- * carried whole (`erasureEntries`, written by `audit-erase --archive-dir`) read from its own
- * `changes` and, with entry keys, checked by its entry code (one that does not verify records
- * nothing: it is in `forged`, named `row_forged`); then the summary (`erasures`) of the erasures
+ * carried whole (`erasureEntries`) read from its own `changes` and, with entry keys, judged by
+ * its entry code as the table's rows are, against the chain's entry-authentication `boundary`
+ * (a forged one records nothing: it is in `forged`, named `row_forged`); then the summary (`erasures`) of the erasures
  * no whole entry names, taken on the archive's word as before.
  *
  * @example
- * const { entries, forged } = archiveErasureEntries(header, keys, (a) => found.push(a));
+ * const { entries, forged } = archiveErasureEntries(header, keys, boundary, (a) => found.push(a));
  */
 export function archiveErasureEntries(
   header: ArchiveHeader,
   keys: readonly ResolvedEntryKey[] | null,
+  boundary: string | null,
   add: (a: Anomaly) => void,
 ): { entries: ArchiveErasureEntry[]; forged: Set<string> } {
   const entries: ArchiveErasureEntry[] = [];
@@ -39,11 +40,15 @@ export function archiveErasureEntries(
     whole.add(erasure.id);
     if (keys && keys.length > 0) {
       const tx = fields[1] !== null && /^[0-9]+$/.test(fields[1]) ? BigInt(fields[1]) : null;
-      const verdict = judgeEntry({ tx, code: fields[15], digest: rowEntryDigest(fields) }, 0n, keys);
-      if (verdict.kind !== 'authentic') {
+      // As the table's check judges a row: without a code it is forged only after entry authentication began.
+      const verdict = judgeEntry(
+        { tx, code: fields[15], digest: rowEntryDigest(fields) },
+        boundary === null ? null : BigInt(boundary),
+        keys,
+      );
+      if (verdict.kind === 'forged') {
         forged.add(id);
-        const reason = verdict.kind === 'forged' ? verdict.reason : 'it carries no entry code';
-        add({ kind: 'row_forged', row: id, detail: `the ${ERASURE_ACTION} entry the seals file carries: ${reason}` });
+        add({ kind: 'row_forged', row: id, detail: `the ${ERASURE_ACTION} entry the seals file carries: ${verdict.reason}` });
       }
     }
     entries.push({ id, erasure: erasure.id, count: String(entryCount(fields, header.month)) });
@@ -55,20 +60,20 @@ export function archiveErasureEntries(
 }
 
 /**
- * What an erasure entry counts for the archive of `month`: the rows it erased inside that archive
- * (`archives[month]`, written by `audit-erase --archive-dir`) when it records them, else the rows
- * it erased in the database (`rows`: an archive written after the erasure holds them erased). From
- * the entry's `changes`, which its code covers.
+ * The most rows an erasure entry accounts for in the archive of `month`: the rows it erased inside
+ * that archive (`archives[month]`, written by `audit-erase --archive-dir`) or the rows it erased in
+ * the database (`rows`: an archive written after the erasure holds those erased), whichever is
+ * more; the archive's rows under the erasure come from one or the other. From the entry's
+ * `changes`, which its code covers.
  *
  * @example
- * entryCount(entryFields, '2026-01'); // 2
+ * entryCount(entryFields, '2026-01'); // 3
  */
 export function entryCount(entry: readonly (string | null)[], month: string): number {
   const erasure = erasureOf(entry);
   const archives = erasure?.archives;
-  return archives && typeof archives === 'object' && Object.hasOwn(archives, month)
-    ? wholeCount(archives[month])
-    : wholeCount(erasure?.rows);
+  const inArchive = archives && typeof archives === 'object' && Object.hasOwn(archives, month) ? wholeCount(archives[month]) : 0;
+  return Math.max(inArchive, wholeCount(erasure?.rows));
 }
 
 /**

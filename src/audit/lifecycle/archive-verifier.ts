@@ -206,7 +206,7 @@ export async function verifyArchive(path: string, options: ArchiveVerifyOptions 
     }),
   );
   // An archive holds a month's rows: an erasure's other rows lie in other months, so one short of rows is not named here.
-  const carried = archiveErasureEntries(header, options.entryKeys ?? null, (a) => found.push(a));
+  const carried = archiveErasureEntries(header, options.entryKeys ?? null, entries.report.boundary, (a) => found.push(a));
   await personal.finish(erasureEntries(carried.entries), header.table, (a) => found.push(a), { whole: false, forged: carried.forged });
   const final = finishReport({ ...report, entryAuth: entries.report, erasure: personal.report }, found);
   return {
