@@ -28,7 +28,7 @@ ${TIMEOUT_USAGE}; also each statement's statement_timeout
 environment: AUDIT_INTEGRITY_ENTRY_KEY signs the erasure entry (as the app does); AUDIT_PRIVACY_PSEUDONYM_KEY
   (default: the entry key) makes the subject's pseudonym; AUDIT_PRIVACY_PSEUDONYMIZE_USER_ID=true when the
   app stores user ids as their keyed pseudonyms (with a userIdPseudonym function of your own, give --user the pseudonym)
-exit status: 0 done, 1 erased in the database but an archive not rewritten (its old files kept: run it again),
+exit status: 0 done, 1 erased in the database but an archive not rewritten (its rows file as it was: run it again),
              2 usage or database error (a COMMIT never answered among them: the outcome is not known),
              3 the database did not answer within --timeout-ms before the COMMIT: nothing was erased`;
 
@@ -41,7 +41,10 @@ export interface EraseOutput {
 /**
  * `audit-erase`: erases the personal values of a user's or an entity's rows through
  * `audit_log_erase` and writes the `audit_erasure` entry in the same transaction (docs/PRIVACY.md);
- * with `--dry-run`, lists what would change. Returns the exit status.
+ * with `--dry-run`, lists what would change. With `--archive-dir`, also erases the subject's rows
+ * in the archives there once the database erasure commits (docs/PRIVACY.md, "Erasure inside
+ * archives"), their file calls through `archiveFilesOf` (bounded by `--timeout-ms`). Returns the
+ * exit status.
  *
  * @example
  * const status = await runErase(['--user', 'u-42', '--by', 'dpo'], process.env, { out: console.log, err: console.error });
