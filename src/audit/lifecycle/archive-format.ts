@@ -79,6 +79,12 @@ export interface ArchiveHeader {
   checkpoints: ArchivedSeal[];
   /** The `audit_erasure` entries that erased rows of this archive: the entry's row id, the erasure's id and the rows it counts. */
   erasures: { entry: string; erasure: string; rows: number }[];
+  /**
+   * The `audit_erasure` entries of erasures made inside this archive (`audit-erase --archive-dir`),
+   * whole: each the entry's row as the rows file holds a row (`columns`), so that its entry code can
+   * be checked with the entry keys. Absent in an archive no erasure rewrote.
+   */
+  erasureEntries?: (string | null)[][];
 }
 
 /**

@@ -20,6 +20,7 @@ import {
 } from '../integrity/verify-checks';
 import { PersonalChecks } from '../privacy/personal-checks';
 import { ARCHIVE_FORMAT, archiveFiles, type ArchiveHeader, fromArchivedSeal, rowEntryDigest, rowLeaf, rowProblem } from './archive-format';
+import { archiveErasureEntries, type ArchiveErasureEntry } from './archive-erasure-entries';
 import { checkLabel, MonthTally, witnessedCheckpoints } from './archive-label';
 import { decodeRetained, mergeRetained, type RetainedRows } from './checkpoint';
 import { MONTH_OR_LEGACY_PATTERN } from './legacy-range';
@@ -205,7 +206,8 @@ export async function verifyArchive(path: string, options: ArchiveVerifyOptions 
     }),
   );
   // An archive holds a month's rows: an erasure's other rows lie in other months, so one short of rows is not named here.
-  await personal.finish(erasureEntries(header), header.table, (a) => found.push(a), { whole: false });
+  const carried = archiveErasureEntries(header, options.entryKeys ?? null, entries.report.boundary, (a) => found.push(a));
+  await personal.finish(erasureEntries(carried.entries), header.table, (a) => found.push(a), { whole: false, forged: carried.forged });
   const final = finishReport({ ...report, entryAuth: entries.report, erasure: personal.report }, found);
   return {
     report: final,
@@ -220,8 +222,14 @@ export async function verifyArchive(path: string, options: ArchiveVerifyOptions 
   };
 }
 
-/** The lines of a gzip file, read and inflated a megabyte at a time: each chunk's whole lines together. */
-async function* linesOf(path: string): AsyncGenerator<string[]> {
+/**
+ * The lines of a gzip file, read and inflated a megabyte at a time: each chunk's whole lines together.
+ *
+ * @example
+ * let count = 0;
+ * for await (const lines of linesOf('/archive/audit-2026-01.ndjson.gz')) count += lines.length;
+ */
+export async function* linesOf(path: string): AsyncGenerator<string[]> {
   const input = createReadStream(path, { highWaterMark: 1 << 20 });
   const gunzip = createGunzip({ chunkSize: 1 << 20 });
   input.on('error', (error) => gunzip.destroy(error));
@@ -278,8 +286,7 @@ function parseRow(line: string, at: number): (string | null)[] {
 }
 
 /** The archive's erasure entries as `PersonalChecks.finish` reads them from a database. */
-function erasureEntries(header: ArchiveHeader): Client {
-  const rows = (header.erasures ?? []).map((e) => ({ id: e.entry, erasure: e.erasure, count: String(e.rows) }));
+function erasureEntries(rows: ArchiveErasureEntry[]): Client {
   // PersonalChecks reads the entries with one query; offline they come from the archive.
   return { query: async () => ({ rows }) } as unknown as Client;
 }

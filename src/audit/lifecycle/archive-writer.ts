@@ -123,7 +123,7 @@ export async function writeArchive(client: Client, run: ArchiveRun): Promise<Arc
         monthRows: counts.monthRows,
         seals: segment.map(toArchivedSeal),
         checkpoints: await checkpointsOf(query, sealTable, segment),
-        erasures: await erasuresOf(query, table, counts.erasures),
+        ...(await erasuresOf(query, table, counts.erasures)),
       };
       await disk.writeFile(`${sealsPath}.partial`, `${JSON.stringify(header, null, 1)}\n`);
       await disk.rename(partial, rowsPath);
@@ -245,15 +245,21 @@ async function checkpointsOf(
     .map(toArchivedSeal);
 }
 
-/** The `audit_erasure` entries of the erasures named by erased rows of the archive. */
+/**
+ * The `audit_erasure` entries of the erasures named by erased rows of the archive: the summary
+ * (`erasures`) and each entry whole (`erasureEntries`, its row as a line of the rows file), so
+ * that the offline check can judge its entry code.
+ */
 async function erasuresOf(query: (sql: string, p?: unknown[]) => Promise<Record<string, unknown>[]>, table: string, named: Set<string>) {
-  if (named.size === 0) return [];
+  if (named.size === 0) return { erasures: [], erasureEntries: [] };
   const rows = await query(
-    `SELECT l.id::text AS entry, l.changes -> 'erasure' ->> 'id' AS erasure, l.changes -> 'erasure' ->> 'rows' AS rows
+    `SELECT l.changes -> 'erasure' ->> 'id' AS erasure, l.changes -> 'erasure' ->> 'rows' AS rows, ${SEALED_COLUMNS_SQL}, l.auth_code AS c15, l.personal AS c16
      FROM ${table} AS l WHERE l.action OPERATOR(pg_catalog.=) $1`,
     [ERASURE_ACTION],
   );
-  return rows
-    .filter((row) => named.has(row.erasure as string))
-    .map((row) => ({ entry: row.entry as string, erasure: row.erasure as string, rows: Number(row.rows ?? 0) }));
+  const chosen = rows.filter((row) => named.has(row.erasure as string));
+  return {
+    erasures: chosen.map((row) => ({ entry: row.c0 as string, erasure: row.erasure as string, rows: Number(row.rows ?? 0) })),
+    erasureEntries: chosen.map((row) => Array.from({ length: 17 }, (_, i) => (row[`c${i}`] ?? null) as string | null)),
+  };
 }

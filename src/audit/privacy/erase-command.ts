@@ -4,8 +4,10 @@ import { quoteTablePath } from '../audit-insert-sql';
 import { connectionSecrets, sanitizeDbError } from '../db-error';
 import { entrySigner, parseEntryKeys, resolveEntryKeys } from '../integrity/entry-auth';
 import { DEFAULT_REDACT_KEYS } from '../redaction';
+import { type ArchiveFiles, boundedArchiveFiles } from '../lifecycle/archive-files';
+import { type ArchivePlan, archivedCounts, eraseArchives, planArchiveErasure } from './archive-erasure';
 import { eraseWithDeadlines } from './bounded-erasure';
-import { type ErasureRequest } from './erasure';
+import { type ErasureRequest, erasureSubject, type ErasureSubject, subjectForms } from './erasure';
 import { personalSplitter } from './personal-values';
 import { resolvePrivacyOptions } from './privacy-options';
 import { parseCommandArgs, parseTimeoutMs, TIMEOUT_EXIT_STATUS, TIMEOUT_OPTION, TIMEOUT_USAGE } from '../command-args';
@@ -17,6 +19,8 @@ export const ERASE_USAGE = `usage: npm run audit:erase -- (--user <id> | --entit
   --dry-run                list the rows that would change; change nothing, write no entry
   --by <who>               who asked (the erasure entry's actor)
   --reason <text>          why (the erasure entry's metadata; never the erased value)
+  --archive-dir <dir>      also erase the subject's rows in the archives in <dir> (audit-archive's pairs), once
+                           the database erasure commits; the erasure entry counts them (docs/PRIVACY.md)
   --url <postgres://…>     the audit database (default: AUDIT_DATABASE_URL or DATABASE_URL)
   --table <schema.table>   the audit table (default: AUDIT_TABLE or audit_log)
 ${TIMEOUT_USAGE}; also each statement's statement_timeout
@@ -24,7 +28,8 @@ ${TIMEOUT_USAGE}; also each statement's statement_timeout
 environment: AUDIT_INTEGRITY_ENTRY_KEY signs the erasure entry (as the app does); AUDIT_PRIVACY_PSEUDONYM_KEY
   (default: the entry key) makes the subject's pseudonym; AUDIT_PRIVACY_PSEUDONYMIZE_USER_ID=true when the
   app stores user ids as their keyed pseudonyms (with a userIdPseudonym function of your own, give --user the pseudonym)
-exit status: 0 done, 2 usage or database error (a COMMIT never answered among them: the outcome is not known),
+exit status: 0 done, 1 erased in the database but an archive not rewritten (its rows file as it was: run it again),
+             2 usage or database error (a COMMIT never answered among them: the outcome is not known),
              3 the database did not answer within --timeout-ms before the COMMIT: nothing was erased`;
 
 /** Where the command writes: the report to `out`, usage and errors to `err`. */
@@ -36,12 +41,20 @@ export interface EraseOutput {
 /**
  * `audit-erase`: erases the personal values of a user's or an entity's rows through
  * `audit_log_erase` and writes the `audit_erasure` entry in the same transaction (docs/PRIVACY.md);
- * with `--dry-run`, lists what would change. Returns the exit status.
+ * with `--dry-run`, lists what would change. With `--archive-dir`, also erases the subject's rows
+ * in the archives there once the database erasure commits (docs/PRIVACY.md, "Erasure inside
+ * archives"), their file calls through `archiveFilesOf` (bounded by `--timeout-ms`). Returns the
+ * exit status.
  *
  * @example
  * const status = await runErase(['--user', 'u-42', '--by', 'dpo'], process.env, { out: console.log, err: console.error });
  */
-export async function runErase(argv: string[], env: Record<string, string | undefined>, io: EraseOutput): Promise<number> {
+export async function runErase(
+  argv: string[],
+  env: Record<string, string | undefined>,
+  io: EraseOutput,
+  archiveFilesOf: (dir: string, timeoutMs: number) => ArchiveFiles = boundedArchiveFiles,
+): Promise<number> {
   let request: ErasureRequest;
   let args: ReturnType<typeof parse>;
   let normalizer: AuditEntryNormalizer;
@@ -81,15 +94,24 @@ export async function runErase(argv: string[], env: Record<string, string | unde
   // statement is bounded on the server by --timeout-ms, so a round trip that lasts twice that is silence, not work.
   const pool = new Pool({ connectionString: url, max: 1, allowExitOnIdle: true });
   pool.on('error', () => undefined);
+  const key = privacy.pseudonymKey ?? entryKeys[0]?.key ?? null;
+  const archiveDir = args['archive-dir'];
+  let archives: { plans: ArchivePlan[]; forms: ErasureSubject[] } | null = null;
   try {
+    if (archiveDir !== undefined) {
+      // Read before anything is erased: the entry counts the archives' rows, and an archive that cannot be read stops it all.
+      const forms = key ? subjectForms(request, privacy.userIdPseudonym, key) : [erasureSubject(request, privacy.userIdPseudonym)];
+      archives = { plans: await planArchiveErasure(archiveDir, forms), forms };
+    }
     const result = await eraseWithDeadlines(
       pool,
       { connectMs: timeoutMs, statementMs: timeoutMs, roundTripMs: 2 * timeoutMs },
       {
         table: quoteTablePath(args.table || env.AUDIT_TABLE || 'audit_log'),
         normalize: (entry) => normalizer.normalize(entry, { redact: false }).record,
-        key: privacy.pseudonymKey ?? entryKeys[0]?.key ?? null,
+        key,
         userIdPseudonym: privacy.userIdPseudonym,
+        ...(archives ? { archived: archivedCounts(archives.plans, archives.forms) } : {}),
       },
       request,
     );
@@ -100,7 +122,9 @@ export async function runErase(argv: string[], env: Record<string, string | unde
         `${result.notErasable} not erasable (written before personal-data commitments); subject ${result.subject}` +
         (result.entryId ? `; erasure ${result.erasureId} recorded by entry ${result.entryId}` : '; dry run: nothing changed'),
     );
-    return 0;
+    return archives && archiveDir !== undefined
+      ? await eraseArchives(archiveDir, archives, result, archiveFilesOf(archiveDir, timeoutMs), io)
+      : 0;
   } catch (error) {
     const { code, message } = sanitizeDbError(error, connectionSecrets({ url }));
     io.err(`audit-erase failed: ${code}: ${message}`);
@@ -119,6 +143,7 @@ function parse(argv: string[]) {
     'dry-run': { type: 'boolean' },
     by: { type: 'string' },
     reason: { type: 'string' },
+    'archive-dir': { type: 'string' },
     url: { type: 'string' },
     table: { type: 'string' },
     ...TIMEOUT_OPTION,

@@ -1,6 +1,7 @@
 import { createHmac, type KeyObject } from 'node:crypto';
 import { type AuditEntry, type AuditRecord, storedId } from '../audit-entry';
 import { buildAuditInsert } from '../audit-insert-sql';
+import { SEALED_COLUMNS_SQL } from '../integrity/row-encoding';
 import { AuditErasureError } from '../audit.errors';
 import { legacyEntityIdSpellings } from '../entity-id';
 import { uuidv7 } from '../uuidv7';
@@ -53,6 +54,25 @@ export interface ErasureResult {
   rows: ErasedRow[];
   /** The `audit_erasure` entry's id; null in a dry run. */
   entryId: string | null;
+  /**
+   * Given only when the context counts rows in archives (`audit-erase --archive-dir`): each
+   * erasure made (one per form of the user's id that had rows), with its subject as
+   * `audit_log_erase` took it and its entry's row as stored (null in a dry run).
+   */
+  parts?: ErasurePart[];
+}
+
+/**
+ * One erasure of an {@link ErasureResult}: its id, the subject's stored form it erased, and its
+ * entry's sealed columns, `auth_code` and `personal` as an archive holds a row (`ARCHIVE_COLUMNS`).
+ *
+ * @example
+ * const part: ErasurePart = { erasureId, subject: ['u-42', null, null], entry: null };
+ */
+export interface ErasurePart {
+  erasureId: string;
+  subject: ErasureSubject;
+  entry: (string | null)[] | null;
 }
 
 /** What an erasure needs of its caller: a query in one open transaction, and how entries are made. */
@@ -66,6 +86,11 @@ export interface ErasureContext {
   key: KeyObject | null;
   /** What the actor's id is stored as (`privacy.userIdPseudonym`), or null. */
   userIdPseudonym: ((id: string) => string) | null;
+  /**
+   * The rows of a subject's stored form that archives hold and this erasure will erase there
+   * after it commits, by archive (its `month`): counted in the entry (`changes.erasure.archives`).
+   */
+  archived?: (subject: ErasureSubject) => Record<string, number>;
 }
 
 /** A subject's id as text, at most 256 characters (as the columns store them). */
@@ -96,6 +121,18 @@ export function erasureSubject(
     if (type !== null && id !== null) return [null, type, id];
   }
   throw AuditErasureError.invalidSubject({ userId, entityType, entityId });
+}
+
+/**
+ * Every stored form of the subject's id an erasure looks for: the form `audit_log_erase` takes
+ * first, then (for a user) the raw id and its `pseudonymizeUserId` form, as {@link eraseSubject} does.
+ *
+ * @example
+ * subjectForms({ userId: 'u-42' }, null, key); // [['u-42', null, null], ['p1:…', null, null]]
+ */
+export function subjectForms(request: ErasureRequest, userIdPseudonym: ((id: string) => string) | null, key: KeyObject): ErasureSubject[] {
+  const subject = erasureSubject(request, userIdPseudonym);
+  return [subject, ...otherForms(request, subject, key)];
 }
 
 /**
@@ -146,13 +183,16 @@ export async function eraseSubject(context: ErasureContext, request: ErasureRequ
   // Rows stored under another form of the id (before pseudonyms were turned on, or off; a UUID in capitals): an erasure of their own, with its entry.
   for (const earlier of otherForms(request, subject, key)) {
     const found = await eraseStoredAs(context, { ...request, dryRun: true }, earlier, key);
-    const done = request.dryRun === true || found.erased === 0 ? found : await eraseStoredAs(context, request, earlier, key);
+    const inArchives = Object.values(context.archived?.(earlier) ?? {}).some((n) => n > 0);
+    const skip = request.dryRun === true || (found.erased === 0 && !inArchives);
+    const done = skip ? found : await eraseStoredAs(context, request, earlier, key);
     result = {
       ...result,
       erased: result.erased + done.erased,
       alreadyErased: result.alreadyErased + done.alreadyErased,
       notErasable: result.notErasable + done.notErasable,
       rows: [...result.rows, ...done.rows],
+      ...(result.parts ? { parts: [...result.parts, ...(done.parts ?? [])] } : {}),
     };
   }
   return result;
@@ -173,7 +213,8 @@ function otherForms(request: ErasureRequest, [stored, entityType]: ErasureSubjec
   return [...new Set([raw, pseudonym(key, 'user', raw)])].filter((form) => form !== stored).map((form) => [form, null, null]);
 }
 
-type ErasureSubject = [string | null, string | null, string | null];
+/** A subject as `audit_log_erase` takes it: `[user_id, entity_type, entity_id]`. */
+export type ErasureSubject = [string | null, string | null, string | null];
 
 async function eraseStoredAs(
   context: ErasureContext,
@@ -197,8 +238,10 @@ async function eraseStoredAs(
     notErasable: count('not_erasable'),
     rows: rows.map((r) => ({ id: r.id, occurredAt: new Date(r.occurred_at).toISOString(), state: r.state })),
     entryId: null,
+    ...(context.archived ? { parts: [{ erasureId, subject, entry: null }] } : {}),
   };
   if (dryRun) return result;
+  const archives = Object.fromEntries(Object.entries(context.archived?.(subject) ?? {}).filter(([, n]) => n > 0));
   const record = context.normalize({
     action: ERASURE_ACTION,
     entityType: ERASURE_ACTION,
@@ -213,13 +256,22 @@ async function eraseStoredAs(
         rows: result.erased,
         alreadyErased: result.alreadyErased,
         notErasable: result.notErasable,
+        // Rows erased in archives once this commits (`audit-erase --archive-dir`), by archive month.
+        ...(Object.keys(archives).length > 0 ? { archives } : {}),
       },
     },
     metadata: request.reason === undefined ? undefined : { reason: request.reason },
   });
   const { sql, parameters } = buildAuditInsert(context.table, [record]);
   await context.query(sql, parameters);
-  return { ...result, entryId: record.id };
+  if (!context.archived) return { ...result, entryId: record.id };
+  // The entry as stored (its tx and recorded_at are the server's): archives carry it whole.
+  const [stored] = (await context.query(
+    `SELECT ${SEALED_COLUMNS_SQL}, l.auth_code AS c15, l.personal AS c16 FROM ${context.table} AS l WHERE l.id = $1::uuid`,
+    [record.id],
+  )) as Record<string, string | null>[];
+  const entry = Array.from({ length: 17 }, (_, i) => stored[`c${i}`] ?? null);
+  return { ...result, entryId: record.id, parts: [{ erasureId, subject, entry }] };
 }
 
 /** `"schema"."audit_log"` → `"schema".audit_log_erase`: the function beside the table. */

@@ -1,0 +1,99 @@
+import { judgeEntry, type ResolvedEntryKey } from '../integrity/entry-auth';
+import { type Anomaly } from '../integrity/verifier';
+import { ERASURE_ACTION } from '../privacy/erasure';
+import { type ArchiveHeader, rowEntryDigest } from './archive-format';
+
+/** An erasure entry as the offline check counts it: its row id, its erasure id, and the rows it counts for this archive. */
+export interface ArchiveErasureEntry {
+  id: string;
+  erasure: string;
+  count: string;
+}
+
+/**
+ * The erasure entries an archive's seals file lists, for `PersonalChecks.finish`: each entry
+ * carried whole (`erasureEntries`) read from its own `changes` and, with entry keys, judged by
+ * its entry code as the table's rows are, against the chain's entry-authentication `boundary`
+ * (a forged one records nothing: it is in `forged`, named `row_forged`); then the summary (`erasures`) of the erasures
+ * no whole entry names, taken on the archive's word as before.
+ *
+ * @example
+ * const { entries, forged } = archiveErasureEntries(header, keys, boundary, (a) => found.push(a));
+ */
+export function archiveErasureEntries(
+  header: ArchiveHeader,
+  keys: readonly ResolvedEntryKey[] | null,
+  boundary: string | null,
+  add: (a: Anomaly) => void,
+): { entries: ArchiveErasureEntry[]; forged: Set<string> } {
+  const entries: ArchiveErasureEntry[] = [];
+  const forged = new Set<string>();
+  const whole = new Set<string>();
+  for (const [i, fields] of (Array.isArray(header.erasureEntries) ? header.erasureEntries : []).entries()) {
+    const valid = Array.isArray(fields) && fields.length === 17 && fields.every((f) => f === null || typeof f === 'string');
+    const id = valid ? (fields[0] as string) : `erasureEntries[${i}]`;
+    const erasure = valid ? erasureOf(fields) : null;
+    if (!valid || fields[3] !== ERASURE_ACTION || typeof erasure?.id !== 'string') {
+      add({ kind: 'row_invalid', row: id, detail: `the seals file's erasure entry ${i} is not an ${ERASURE_ACTION} entry's row` });
+      continue;
+    }
+    whole.add(erasure.id);
+    if (keys && keys.length > 0) {
+      const tx = fields[1] !== null && /^[0-9]+$/.test(fields[1]) ? BigInt(fields[1]) : null;
+      // As the table's check judges a row: without a code it is forged only after entry authentication began.
+      const verdict = judgeEntry(
+        { tx, code: fields[15], digest: rowEntryDigest(fields) },
+        boundary === null ? null : BigInt(boundary),
+        keys,
+      );
+      if (verdict.kind === 'forged') {
+        forged.add(id);
+        add({ kind: 'row_forged', row: id, detail: `the ${ERASURE_ACTION} entry the seals file carries: ${verdict.reason}` });
+      }
+    }
+    entries.push({ id, erasure: erasure.id, count: String(entryCount(fields, header.month)) });
+  }
+  for (const e of header.erasures ?? []) {
+    if (!whole.has(e.erasure)) entries.push({ id: e.entry, erasure: e.erasure, count: String(e.rows) });
+  }
+  return { entries, forged };
+}
+
+/**
+ * The most rows an erasure entry accounts for in the archive of `month`: the rows it erased inside
+ * that archive (`archives[month]`, written by `audit-erase --archive-dir`) or the rows it erased in
+ * the database (`rows`: an archive written after the erasure holds those erased), whichever is
+ * more; the archive's rows under the erasure come from one or the other. From the entry's
+ * `changes`, which its code covers.
+ *
+ * @example
+ * entryCount(entryFields, '2026-01'); // 3
+ */
+export function entryCount(entry: readonly (string | null)[], month: string): number {
+  const erasure = erasureOf(entry);
+  const archives = erasure?.archives;
+  const inArchive = archives && typeof archives === 'object' && Object.hasOwn(archives, month) ? wholeCount(archives[month]) : 0;
+  return Math.max(inArchive, wholeCount(erasure?.rows));
+}
+
+/**
+ * The `changes.erasure` of an entry's fields as an archive holds them, or null.
+ *
+ * @example
+ * erasureOf(entryFields)?.id; // the erasure id
+ */
+export function erasureOf(entry: readonly (string | null)[]): { id?: unknown; rows?: unknown; archives?: Record<string, unknown> } | null {
+  try {
+    const changes = JSON.parse(entry[11] ?? 'null') as { erasure?: unknown } | null;
+    const erasure = changes?.erasure;
+    return erasure && typeof erasure === 'object'
+      ? (erasure as { id?: unknown; rows?: unknown; archives?: Record<string, unknown> })
+      : null;
+  } catch {
+    return null;
+  }
+}
+
+function wholeCount(value: unknown): number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0 ? value : 0;
+}

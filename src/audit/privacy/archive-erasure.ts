@@ -1,0 +1,306 @@
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { once } from 'node:events';
+import { createGzip } from 'node:zlib';
+import { type ArchiveFiles } from '../lifecycle/archive-files';
+import { ARCHIVE_FORMAT, archiveFiles, type ArchiveHeader } from '../lifecycle/archive-format';
+import { entryCount } from '../lifecycle/archive-erasure-entries';
+import { linesOf } from '../lifecycle/archive-verifier';
+import { type ErasurePart, type ErasureResult, type ErasureSubject } from './erasure';
+import { ERASED } from './personal-values';
+
+/** A row of an archive that an erasure matched, and what became (or would become) of it, as `audit_log_erase` answers. */
+export interface ArchivedRowState {
+  id: string;
+  state: 'erased' | 'already_erased' | 'not_erasable';
+}
+
+/**
+ * One archive pair of the directory and the subject's rows in it, by the subject's stored form
+ * (the same index as the forms given to {@link planArchiveErasure}).
+ *
+ * @example
+ * const plans = await planArchiveErasure('/var/archive/audit', [['u-42', null, null]]);
+ * plans[0].byForm[0].filter((r) => r.state === 'erased').length; // rows to erase in that archive
+ */
+export interface ArchivePlan {
+  /** The archive's `month` (as its seals file names it, `2026-01` or `legacy..2026-11`). */
+  month: string;
+  sealsPath: string;
+  rowsPath: string;
+  byForm: ArchivedRowState[][];
+}
+
+const SEALS_FILE = /^audit-(?:legacy\.\.)?\d{4}-\d{2}\.seals\.json$/;
+const ERASED_PREFIX = '{"erased":';
+
+/**
+ * Reads every archive pair in `dir` (its `audit-*.seals.json` files and their rows files) and
+ * finds the rows of each stored form of the subject, as `audit_log_erase` finds them in the
+ * table: a user's rows by `user_id`; an entity's by `entity_type` and `entity_id`, or by a change
+ * of it in `changes.entities` (its id as text, or as a number). Changes nothing. Throws when an
+ * archive cannot be read (nothing is then erased anywhere).
+ *
+ * @example
+ * const plans = await planArchiveErasure('/var/archive/audit', subjectForms({ userId: 'u-42' }, null, key));
+ */
+export async function planArchiveErasure(dir: string, forms: readonly ErasureSubject[]): Promise<ArchivePlan[]> {
+  const names = (await readdir(dir)).filter((name) => SEALS_FILE.test(name)).sort();
+  const plans: ArchivePlan[] = [];
+  for (const name of names) {
+    const sealsPath = join(dir, name);
+    const header = await readHeader(sealsPath);
+    const plan: ArchivePlan = { month: header.month, sealsPath, rowsPath: join(dir, header.rowsFile), byForm: forms.map(() => []) };
+    for await (const chunk of linesOf(plan.rowsPath)) {
+      for (const line of chunk) {
+        if (line === '') continue;
+        const fields = JSON.parse(line) as (string | null)[];
+        const form = forms.findIndex((subject) => matches(fields, subject));
+        if (form >= 0) plan.byForm[form].push({ id: fields[0] as string, state: stateOf(fields) });
+      }
+    }
+    plans.push(plan);
+  }
+  return plans;
+}
+
+/**
+ * The rows an erasure will erase in archives, for one stored form of the subject, by archive month:
+ * what the erasure entry records (`changes.erasure.archives`).
+ *
+ * @example
+ * const archived = archivedCounts(plans, forms); // then archived(['u-42', null, null]) → { '2026-01': 3 }
+ */
+export function archivedCounts(plans: readonly ArchivePlan[], forms: readonly ErasureSubject[]) {
+  return (subject: ErasureSubject): Record<string, number> => {
+    const form = forms.findIndex((f) => JSON.stringify(f) === JSON.stringify(subject));
+    const counts: Record<string, number> = {};
+    if (form < 0) return counts;
+    for (const plan of plans) {
+      const n = plan.byForm[form].filter((row) => row.state === 'erased').length;
+      if (n > 0) counts[plan.month] = n;
+    }
+    return counts;
+  };
+}
+
+/**
+ * Rewrites one archive pair with the subject's rows erased as `audit_log_erase` erases them (the
+ * actor's columns `[ERASED]`, `personal` the erased marker of the erasure that took the row's
+ * form, nothing else changed), and its seals file carrying each erasure's entry whole
+ * (`erasureEntries`) and in the summary (`erasures`). Both files are written under temporary names
+ * through `files` (owner-only, each call on its deadline); the seals file is renamed first, then
+ * the rows file: until the second rename the old rows verify with either seals file, and a failure
+ * before it leaves the old rows in place. Returns the rows erased; throws when they are not the
+ * rows planned (the archive changed since: nothing renamed).
+ *
+ * @example
+ * const erased = await eraseInArchive(plan, forms, result.parts, boundedArchiveFiles(dir, 30_000));
+ */
+export async function eraseInArchive(
+  plan: ArchivePlan,
+  forms: readonly ErasureSubject[],
+  parts: readonly ErasurePart[],
+  files: ArchiveFiles,
+): Promise<number> {
+  const header = await readHeader(plan.sealsPath);
+  const byForm = forms.map((subject) => parts.find((part) => JSON.stringify(part.subject) === JSON.stringify(subject)));
+  const planned = forms.reduce((n, _, i) => n + (byForm[i]?.entry ? plan.byForm[i].filter((r) => r.state === 'erased').length : 0), 0);
+  const rowsPartial = `${plan.rowsPath}.partial`;
+  const sealsPartial = `${plan.sealsPath}.partial`;
+  try {
+    const erased = await rewriteRows(plan.rowsPath, files, rowsPartial, (fields) => {
+      const form = forms.findIndex((subject) => matches(fields, subject));
+      const part = form >= 0 ? byForm[form] : undefined;
+      if (!part?.entry || stateOf(fields) !== 'erased') return false;
+      for (const i of [6, 8, 9]) if (fields[i] !== null) fields[i] = ERASED;
+      fields[16] = `{"erased":"${part.erasureId}"}`;
+      return true;
+    });
+    if (erased !== planned) {
+      throw Object.assign(
+        new Error(`${plan.rowsPath} holds ${erased} rows of the subject to erase, ${planned} were counted before: it changed since`),
+        { code: 'AUDIT_ARCHIVE_CHANGED' },
+      );
+    }
+    const entries = parts.filter((part) => part.entry && part.subject && erasedIn(plan, forms, part) > 0);
+    const next: ArchiveHeader = {
+      ...header,
+      erasures: [
+        ...(header.erasures ?? []),
+        ...entries.map((part) => ({
+          entry: part.entry?.[0] as string,
+          erasure: part.erasureId,
+          rows: entryCount(part.entry as (string | null)[], header.month),
+        })),
+      ],
+      erasureEntries: [...(header.erasureEntries ?? []), ...entries.map((part) => part.entry as (string | null)[])],
+    };
+    await files.writeFile(sealsPartial, `${JSON.stringify(next, null, 1)}\n`);
+    await files.rename(sealsPartial, plan.sealsPath);
+    await files.rename(rowsPartial, plan.rowsPath);
+    return erased;
+  } finally {
+    await files.discard(rowsPartial);
+    await files.discard(sealsPartial);
+  }
+}
+
+/** Rows of `part`'s form that the plan found to erase in `plan`'s archive. */
+function erasedIn(plan: ArchivePlan, forms: readonly ErasureSubject[], part: ErasurePart): number {
+  const form = forms.findIndex((subject) => JSON.stringify(subject) === JSON.stringify(part.subject));
+  return form < 0 ? 0 : plan.byForm[form].filter((r) => r.state === 'erased').length;
+}
+
+async function readHeader(sealsPath: string): Promise<ArchiveHeader> {
+  const header = JSON.parse(await readFile(sealsPath, 'utf8')) as ArchiveHeader;
+  if (header?.format !== ARCHIVE_FORMAT || typeof header.rowsFile !== 'string' || typeof header.month !== 'string') {
+    throw new Error(`${sealsPath} is not an archive's seals file (format ${ARCHIVE_FORMAT})`);
+  }
+  if (header.rowsFile !== archiveFiles(header.month).rows)
+    throw new Error(`${sealsPath} names a rows file not of its month: ${header.rowsFile}`);
+  return header;
+}
+
+/** Streams the rows file through `change` (true when it changed the row) into `partial`; returns the rows changed. */
+async function rewriteRows(
+  rowsPath: string,
+  files: ArchiveFiles,
+  partial: string,
+  change: (fields: (string | null)[]) => boolean,
+): Promise<number> {
+  const file = await files.create(partial);
+  let closing: Promise<void> | undefined;
+  const close = () => (closing ??= file.close());
+  const gzip = createGzip();
+  const sink = new Writable({
+    write: (chunk: Buffer, _encoding, done) => void file.write(chunk).then(() => done(), done),
+    final: (done) => void close().then(() => done(), done),
+  });
+  const piped = pipeline(gzip, sink);
+  piped.catch(() => undefined);
+  let changed = 0;
+  try {
+    for await (const chunk of linesOf(rowsPath)) {
+      let text = '';
+      for (const line of chunk) {
+        if (line === '') continue;
+        const fields = JSON.parse(line) as (string | null)[];
+        // A row left as it is keeps its line byte for byte.
+        if (!change(fields)) text += `${line}\n`;
+        else {
+          text += `${JSON.stringify(fields)}\n`;
+          changed += 1;
+        }
+      }
+      if (!gzip.write(text)) {
+        const drained = once(gzip, 'drain');
+        drained.catch(() => undefined);
+        await Promise.race([drained, piped]);
+      }
+    }
+    gzip.end();
+    await piped;
+    return changed;
+  } finally {
+    gzip.destroy();
+    await close().catch(() => undefined);
+  }
+}
+
+/** What `audit_log_erase` would make of a matched row. */
+function stateOf(fields: readonly (string | null)[]): ArchivedRowState['state'] {
+  if (fields[14] === null) return 'not_erasable';
+  return fields[16]?.startsWith(ERASED_PREFIX) ? 'already_erased' : 'erased';
+}
+
+/** Whether a row (archive fields) is one of `subject`'s, as `audit_log_erase` matches rows. */
+function matches(fields: readonly (string | null)[], [userId, entityType, entityId]: ErasureSubject): boolean {
+  if (userId !== null) return fields[6] === userId;
+  if (entityType === null || entityId === null) return false;
+  if (fields[4] === entityType && fields[5] === entityId) return true;
+  const changes = fields[11];
+  if (changes === null || !changes.includes('"entities"')) return false;
+  return entityRefs(changes).some((ref) => ref.type === entityType && sameId(ref.id, entityId));
+}
+
+/** `changes.entities`' `type` and `id` of each change, a number's id as its source text (so a long one keeps its digits). */
+function entityRefs(changes: string): { type: unknown; id: unknown }[] {
+  let parsed: unknown;
+  try {
+    parsed = (JSON.parse as (text: string, reviver: (key: string, value: unknown, context?: { source?: string }) => unknown) => unknown)(
+      changes,
+      (key, value, context) => (key === 'id' && typeof value === 'number' && context?.source ? { number: context.source } : value),
+    );
+  } catch {
+    return [];
+  }
+  const entities = (parsed as { entities?: unknown } | null)?.entities;
+  if (!Array.isArray(entities)) return [];
+  return entities.filter((e): e is { type: unknown; id: unknown } => !!e && typeof e === 'object' && !Array.isArray(e));
+}
+
+/** As jsonb containment compares an id: the same text, or the same number (the id spelled as a whole number). */
+function sameId(id: unknown, entityId: string): boolean {
+  if (typeof id === 'string') return id === entityId;
+  // Without the reviver's source text (before Node 21): a number JavaScript reads exactly.
+  if (typeof id === 'number') return Number.isSafeInteger(id) && String(id) === entityId;
+  const source = (id as { number?: unknown } | null)?.number;
+  if (typeof source !== 'string' || !/^-?(0|[1-9][0-9]*)$/.test(entityId)) return false;
+  const whole = /^(-?[0-9]+)(?:\.0+)?$/.exec(source);
+  return whole !== null && BigInt(whole[1]) === BigInt(entityId);
+}
+
+/**
+ * `audit-erase --archive-dir`'s second step, once the database erasure committed: lists each
+ * archive's rows of the subject (a dry run stops there) and rewrites each archive that has rows
+ * to erase ({@link eraseInArchive}), printing per archive how many rows were erased, and a total.
+ * Returns the exit status: 0, or 1 when an archive could not be rewritten (its old files kept).
+ *
+ * @example
+ * const status = await eraseArchives('/var/archive/audit', { plans, forms }, result, boundedArchiveFiles(dir, 30_000), io);
+ */
+export async function eraseArchives(
+  dir: string,
+  { plans, forms }: { plans: readonly ArchivePlan[]; forms: readonly ErasureSubject[] },
+  result: ErasureResult,
+  files: ArchiveFiles,
+  io: { out(line: string): void; err(line: string): void },
+): Promise<number> {
+  const verb = { erased: result.dryRun ? 'would erase' : 'erased', already_erased: 'already erased', not_erasable: 'not erasable' };
+  let total = 0;
+  let touched = 0;
+  let status = 0;
+  for (const plan of plans) {
+    const rows = plan.byForm.flat();
+    const count = (state: ArchivedRowState['state']) => rows.filter((row) => row.state === state).length;
+    if (rows.length === 0) continue;
+    for (const row of rows) io.out(`${verb[row.state]} ${row.id} in archive ${plan.month}`);
+    const others = `${count('already_erased')} already erased, ${count('not_erasable')} not erasable`;
+    if (result.dryRun || count('erased') === 0) {
+      io.out(`archive ${plan.month}: ${count('erased')} rows ${result.dryRun ? 'would be erased' : 'erased'}, ${others}`);
+      total += result.dryRun ? count('erased') : 0;
+      touched += result.dryRun && count('erased') > 0 ? 1 : 0;
+      continue;
+    }
+    try {
+      const erased = await eraseInArchive(plan, forms, result.parts ?? [], files);
+      io.out(`archive ${plan.month}: ${erased} rows erased, ${others}`);
+      total += erased;
+      touched += 1;
+    } catch (error) {
+      io.err(
+        `archive ${plan.month}: FAILED ${(error as { code?: string }).code ?? 'error'}: ${(error as Error).message}; ` +
+          `its rows file is as it was: erase the subject again with --archive-dir ${dir}`,
+      );
+      status = 1;
+    }
+  }
+  io.out(
+    `audit-erase: archives in ${dir}: ${total} rows ${result.dryRun ? 'would be erased' : 'erased'} in ${touched} archives of ${plans.length}` +
+      (result.dryRun ? '; dry run: nothing changed' : ''),
+  );
+  return status;
+}
