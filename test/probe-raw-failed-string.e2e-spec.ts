@@ -1,0 +1,90 @@
+import { Body, Controller, type INestApplication, Post } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { type Server } from 'node:http';
+import request from 'supertest';
+import { DataSource } from 'typeorm';
+import { changesOf, startDiffsApp } from './support/diffs-app';
+import { TestPostgres } from './support/postgres';
+
+/** How the handler sends one raw `UPDATE contract` that no entity event answers. */
+type Shape = 'commit-then-failure' | 'implicit-commit-then-failure' | 'prepared-execute';
+
+@Controller('probe-raw')
+class ProbeRawController {
+  constructor(@InjectDataSource() private readonly db: DataSource) {}
+
+  @Post()
+  async run(@Body() body: { from: string; to: string; shape: Shape }): Promise<{ failed: boolean }> {
+    const update = `UPDATE contract SET title = '${body.to}' WHERE title = '${body.from}'`;
+    if (body.shape === 'prepared-execute') {
+      const runner = this.db.createQueryRunner();
+      await runner.connect();
+      try {
+        await runner.query(`PREPARE probe_update AS ${update}`);
+        await runner.query('EXECUTE probe_update');
+        await runner.query('DEALLOCATE probe_update');
+      } finally {
+        await runner.release();
+      }
+      return { failed: false };
+    }
+    // PostgreSQL commits the update at the COMMIT; only the statement after it fails (and rolls back alone).
+    const sql = body.shape === 'commit-then-failure' ? `BEGIN; ${update}; COMMIT; SELECT 1/0` : `${update}; COMMIT; SELECT 1/0`;
+    try {
+      await this.db.query(sql);
+      return { failed: false };
+    } catch {
+      return { failed: true };
+    }
+  }
+}
+
+// docs/GUIDE.md ("Diffs"): "raw SQL (`query()`) cannot be diffed, but [it leaves] a trace: each
+// statement that inserts into, updates, deletes from, truncates or merges into an audited entity's
+// table inside a request or scope [...] counts 1 in `changes.entitiesOmitted` once committed".
+describe('probe: a committed raw write is counted even when its query string fails later', () => {
+  let db: TestPostgres;
+  let app: INestApplication<Server>;
+
+  beforeAll(async () => {
+    db = await TestPostgres.start();
+    app = await startDiffsApp(db, { mode: 'sync' }, { controllers: [ProbeRawController] });
+  }, 60_000);
+
+  afterAll(async () => {
+    await app?.close();
+    await db?.stop();
+  });
+
+  const run = async (tag: string, shape: Shape) => {
+    await db.query(`INSERT INTO contract (title, counterparty) VALUES ($1, 'Probe Ltd')`, [tag]);
+    const response = await request(app.getHttpServer())
+      .post('/probe-raw')
+      .set('x-request-id', tag)
+      .send({ from: tag, to: `${tag} done`, shape })
+      .expect(201);
+    const changes = await changesOf(db, tag);
+    const stored = await db.query<{ title: string }>('SELECT title FROM contract WHERE title LIKE $1', [`${tag}%`]);
+    return {
+      failed: (response.body as { failed: boolean }).failed,
+      omitted: changes.entitiesOmitted,
+      stored: stored.map((row) => row.title),
+    };
+  };
+
+  it('counts a raw write committed by BEGIN … COMMIT when a later statement of the same string fails', async () => {
+    expect(await run('probe-commit-fail', 'commit-then-failure')).toEqual({ failed: true, omitted: 1, stored: ['probe-commit-fail done'] });
+  });
+
+  it('counts a raw write committed by a COMMIT in an implicit block when a later statement of the same string fails', async () => {
+    expect(await run('probe-implicit-fail', 'implicit-commit-then-failure')).toEqual({
+      failed: true,
+      omitted: 1,
+      stored: ['probe-implicit-fail done'],
+    });
+  });
+
+  it('counts a raw write made by EXECUTE of a statement prepared with PREPARE … AS UPDATE', async () => {
+    expect(await run('probe-prepared', 'prepared-execute')).toEqual({ failed: false, omitted: 1, stored: ['probe-prepared done'] });
+  });
+});
