@@ -19,6 +19,8 @@ export type SqlStatement =
 
 const OTHER: SqlStatement = { kind: 'other' };
 const WRITES = new Set(['insert', 'update', 'delete', 'merge', 'truncate']);
+/** Words after which a write verb is a lock or an action, not a statement. */
+const NOT_A_VERB_AFTER = new Set(['for', 'key', 'do', 'then']);
 
 /**
  * The statements of an SQL string, in order, each classified: split on `;` outside quotes,
@@ -107,16 +109,22 @@ function writtenBy(verb: string, tokens: SqlTokens): TableName[] | undefined {
 
 /**
  * A `WITH` query: the writes it makes, in its data-modifying parts (`d AS (DELETE FROM t …)`) and
- * in its main statement (`… ) UPDATE t …`); a write verb counts only right after a parenthesis,
- * where a statement can start.
+ * in its main statement (`… ) UPDATE t …`, also after a `SEARCH` or `CYCLE` clause); a write verb
+ * counts right after a parenthesis, where a statement can start, and anywhere outside parentheses
+ * (where only the main statement can), but not as a lock (`FOR UPDATE`, `FOR NO KEY UPDATE`) nor
+ * as an action (`DO UPDATE`, `THEN DELETE`).
  */
 function writesInWith(tokens: SqlTokens): SqlStatement {
   const tables: TableName[] = [];
-  let previous: Token['kind'] = 'word';
+  let previous: Token = { kind: 'word', text: 'with' };
+  let depth = 0;
   for (let token = tokens.peek(); token.kind !== 'end' && token.kind !== 'semicolon'; token = tokens.peek()) {
     tokens.next();
-    const verb = token.kind === 'word' && WRITES.has(token.text) && (previous === 'open' || previous === 'close');
-    previous = token.kind;
+    const starts = previous.kind === 'open' || previous.kind === 'close' || (depth === 0 && !NOT_A_VERB_AFTER.has(previous.text));
+    const verb = token.kind === 'word' && WRITES.has(token.text) && starts;
+    if (token.kind === 'open') depth += 1;
+    else if (token.kind === 'close') depth = Math.max(0, depth - 1);
+    previous = token;
     if (verb) tables.push(...(writtenBy(token.text, tokens) ?? []));
   }
   return tables.length > 0 ? { kind: 'write', tables } : OTHER;
