@@ -102,6 +102,23 @@ describe('readSql', () => {
     expect(readSql('SELECT $1; ROLLBACK')).toEqual([{ kind: 'other' }, { kind: 'rollback', chain: false }]);
   });
 
+  it.each([
+    [
+      'PREPARE up (text, int) AS UPDATE contract SET a = $1',
+      { kind: 'prepare', name: 'up', tables: [{ schema: undefined, name: 'contract' }] },
+    ],
+    ['prepare "Look" as select 1', { kind: 'prepare', name: 'Look', tables: [] }],
+    ['PREPARE a AS PREPARE b AS DELETE FROM contract', { kind: 'prepare', name: 'a', tables: [] }],
+    ["PREPARE TRANSACTION 'x'", { kind: 'other' }],
+    ["EXECUTE up('a', 1)", { kind: 'execute', name: 'up' }],
+    ['DEALLOCATE PREPARE up', { kind: 'deallocate', name: 'up' }],
+    ['deallocate all', { kind: 'deallocate', name: undefined }],
+    ['DISCARD ALL', { kind: 'deallocate', name: undefined }],
+    ['DISCARD PLANS', { kind: 'other' }],
+  ])('reads the prepared statement %s', (sql, statement) => {
+    expect(readSql(sql)).toEqual([statement]);
+  });
+
   it('ends a -- comment at a carriage return as at a line feed', () => {
     expect(readSql('-- tag\rUPDATE contract SET a = 1')).toEqual([write([undefined, 'contract'])]);
     expect(readSql('UPDATE contract SET a = 1; -- undo\rROLLBACK')).toEqual([

@@ -61,9 +61,13 @@ const savepointsByRunner = new WeakMap<QueryRunner, Savepoint[]>();
 /** Runners whose COMMIT PostgreSQL answered with ROLLBACK (the transaction had failed): TypeORM reports a commit. */
 const commitsRolledBack = new WeakSet<QueryRunner>();
 
-/** TypeORM keeps the savepoint depth in a protected field; without it, a transaction counts as depth 1. */
+/**
+ * TypeORM keeps the savepoint depth in a protected field; without it, a transaction counts as
+ * depth 1. A transaction TypeORM reports that `pg` says is no block any more (ended by a COMMIT or
+ * ROLLBACK sent as SQL) is depth 0: what is written then commits at once.
+ */
 function depthOf(queryRunner: QueryRunner): number {
-  if (!queryRunner.isTransactionActive) return 0;
+  if (!queryRunner.isTransactionActive || unreportedBlockOpen(queryRunner) === false) return 0;
   return (queryRunner as unknown as { transactionDepth?: number }).transactionDepth ?? 1;
 }
 
@@ -137,6 +141,30 @@ export function heldBlockEnded(queryRunner: QueryRunner, command: 'COMMIT' | 'RO
   savepointsByRunner.delete(queryRunner);
   const pending = pendingByRunner.get(queryRunner);
   if (pending?.levels[0]) blockEnded(queryRunner, pending, command);
+}
+
+/**
+ * A COMMIT or ROLLBACK sent as SQL inside a transaction TypeORM reports (`command`: PostgreSQL's
+ * answer; undefined when not known, in a string that failed after it): every level it holds ends
+ * there, savepoints too. COMMIT hands the changes over and marks the record() rows' contexts,
+ * ROLLBACK drops them, an answer not known has them counted in `entitiesOmitted`.
+ *
+ * @example
+ * transactionEndedBySql(queryRunner, 'COMMIT'); // manager.query('COMMIT; BEGIN')
+ */
+export function transactionEndedBySql(queryRunner: QueryRunner, command: 'COMMIT' | 'ROLLBACK' | undefined): void {
+  savepointsByRunner.delete(queryRunner);
+  const pending = pendingByRunner.get(queryRunner);
+  if (!pending) return;
+  pendingByRunner.delete(queryRunner);
+  const done = merged(pending.levels);
+  if (command === 'ROLLBACK') return;
+  if (command === 'COMMIT') {
+    if (pending.context) handOver(pending.context, done, pending.maxBytes);
+    for (const row of done.rows) if (row.context) markRecorded(row.context);
+    return;
+  }
+  if (pending.context) ownerOf(pending.context).omitted += done.changes.length + done.omitted;
 }
 
 /**

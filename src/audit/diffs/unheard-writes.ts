@@ -229,6 +229,29 @@ export function unheardRolledBack(queryRunner: QueryRunner, depth = depthOf(quer
   trim(queryRunner, held);
 }
 
+/**
+ * A COMMIT or ROLLBACK sent as SQL inside a transaction TypeORM reports ended every write held
+ * since it began (the last held) and any raw block's: each counts when `committed`. The writes
+ * counted already wait for their events as before.
+ *
+ * @example
+ * unheardEndedBySql(queryRunner, true); // manager.query('COMMIT; BEGIN')
+ */
+export function unheardEndedBySql(queryRunner: QueryRunner, committed: boolean): void {
+  const held = heldByRunner.get(queryRunner);
+  if (!held) return;
+  const ended = (write: Unheard) => {
+    if (committed && !write.gone) ownerOf(write.context).omitted += 1;
+  };
+  popWhile(held, (write) => !write.countedOn, ended);
+  for (const write of held.raw) {
+    ended(write);
+    drop(held, write);
+  }
+  held.raw = [];
+  trim(queryRunner, held);
+}
+
 function heldOf(queryRunner: QueryRunner): Held {
   let held = heldByRunner.get(queryRunner);
   if (!held) {
@@ -249,7 +272,7 @@ function drop(held: Held, write: Unheard): void {
  * Takes the last writes while `ends` says so (an ended one on the way too), from every list they
  * are in (each list is in order, so it is that list's last); a count made for one is taken back.
  */
-function popWhile(held: Held, ends: (write: Unheard) => boolean): void {
+function popWhile(held: Held, ends: (write: Unheard) => boolean, ended?: (write: Unheard) => void): void {
   for (let write = held.writes.at(-1); write && (write.gone || ends(write)); write = held.writes.at(-1)) {
     held.writes.pop();
     const same = held.byTable.get(write.table);
@@ -258,6 +281,7 @@ function popWhile(held: Held, ends: (write: Unheard) => boolean): void {
     if (held.counted.at(-1) === write) held.counted.pop();
     if (write.gone) continue;
     if (write.countedOn) write.countedOn.omitted = Math.max(0, write.countedOn.omitted - 1);
+    ended?.(write);
     drop(held, write);
   }
 }
@@ -291,8 +315,8 @@ function watchRawBlock(queryRunner: QueryRunner, owner: AuditContext): void {
   (owner.blocks ??= []).push(settle);
 }
 
-/** TypeORM keeps the savepoint depth in a protected field; without it, a transaction counts as depth 1. */
+/** TypeORM keeps the savepoint depth in a protected field (1 without it); 0 once `pg` says SQL ended TypeORM's block (see `transaction-changes.ts`). */
 function depthOf(queryRunner: QueryRunner): number {
-  if (!queryRunner.isTransactionActive) return 0;
+  if (!queryRunner.isTransactionActive || unreportedBlockOpen(queryRunner) === false) return 0;
   return (queryRunner as unknown as { transactionDepth?: number }).transactionDepth ?? 1;
 }
