@@ -84,6 +84,16 @@ describe('the query follower notes 20 000 raw writes on an audited table within 
     ).toBeLessThan(1000);
   });
 
+  it('with savepoints sent as SQL: many set, then ended by names the follower never saw set', () => {
+    const queryRunner = runner(true);
+    expect(
+      elapsedMs(() => {
+        queryAnswered(queryRunner, 'SAVEPOINT a; '.repeat(WRITES), []);
+        for (let i = 0; i < WRITES; i += 1) queryAnswered(queryRunner, 'RELEASE SAVEPOINT unseen', []);
+      }),
+    ).toBeLessThan(1000);
+  });
+
   it('with the owner changing on a runner that outlives its requests', () => {
     const queryRunner = runner(false);
     const start = performance.now();

@@ -58,6 +58,8 @@ interface Savepoint {
 }
 /** Savepoints sent as SQL on each runner, oldest first (TypeORM's own are levels of `Pending`). */
 const savepointsByRunner = new WeakMap<QueryRunner, Savepoint[]>();
+/** How many of a runner's savepoints bear each name: a name not among them is answered without a scan. */
+const savepointNames = new WeakMap<Savepoint[], Map<string, number>>();
 /** Runners whose COMMIT PostgreSQL answered with ROLLBACK (the transaction had failed): TypeORM reports a commit. */
 const commitsRolledBack = new WeakSet<QueryRunner>();
 
@@ -198,14 +200,18 @@ export function followSavepoint(
     const level = pendingByRunner.get(queryRunner)?.levels[depth];
     savepoints.push({ name: sent.name, depth, kept: level?.changes.length ?? 0, omitted: level?.omitted ?? 0, unheard });
     savepointsByRunner.set(queryRunner, savepoints);
+    const names = savepointNames.get(savepoints) ?? new Map<string, number>();
+    savepointNames.set(savepoints, names.set(sent.name, (names.get(sent.name) ?? 0) + 1));
     return undefined;
   }
+  const names = savepointNames.get(savepoints);
+  if (!names?.get(sent.name)) return undefined;
+  // Every savepoint passed on the way is one this command ends: each is looked at once.
   let at = savepoints.length - 1;
   while (at >= 0 && savepoints[at].name !== sent.name) at -= 1;
-  if (at < 0) return undefined;
   const mark = savepoints[at];
   // ROLLBACK TO keeps the savepoint, RELEASE ends it; either ends the later ones.
-  savepoints.splice(sent.kind === 'release' ? at : at + 1);
+  for (const ended of savepoints.splice(sent.kind === 'release' ? at : at + 1)) names.set(ended.name, (names.get(ended.name) ?? 1) - 1);
   if (sent.kind === 'release') return undefined;
   const pending = pendingByRunner.get(queryRunner);
   const level = pending?.levels[mark.depth];
