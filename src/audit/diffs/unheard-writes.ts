@@ -119,7 +119,7 @@ export function writesSeen(queryRunner: QueryRunner, tables: readonly string[], 
     }
     if (countedOn) held.counted.push(write);
   }
-  trim(queryRunner, held);
+  trim(held);
 }
 
 /**
@@ -143,7 +143,7 @@ export function unheardRolledBackTo(queryRunner: QueryRunner, mark: number): voi
   const held = heldByRunner.get(queryRunner);
   if (!held) return;
   popWhile(held, (write) => write.order >= mark);
-  trim(queryRunner, held);
+  trim(held);
 }
 
 /**
@@ -172,7 +172,7 @@ export function rawWritesEnded(queryRunner: QueryRunner, committed: boolean): vo
     drop(held, write);
     if (committed) ownerOf(write.context).omitted += 1;
   }
-  trim(queryRunner, held);
+  trim(held);
 }
 
 /**
@@ -184,8 +184,7 @@ export function rawWritesEnded(queryRunner: QueryRunner, committed: boolean): vo
 export function writeHeard(queryRunner: QueryRunner, metadata: EntityMetadata): void {
   const held = heldByRunner.get(queryRunner);
   const same = held?.byTable.get(metadata.tableName);
-  if (!held || !same) return;
-  held.byTable.delete(metadata.tableName);
+  if (!held || !same || same.length === 0) return;
   const context = currentAuditContext();
   for (const write of same) {
     if (write.gone) continue;
@@ -193,7 +192,8 @@ export function writeHeard(queryRunner: QueryRunner, metadata: EntityMetadata): 
     if (write.countedOn && write.context === context) write.countedOn.omitted = Math.max(0, write.countedOn.omitted - 1);
     drop(held, write);
   }
-  trim(queryRunner, held);
+  same.length = 0;
+  trim(held);
 }
 
 /**
@@ -226,7 +226,7 @@ export function unheardRolledBack(queryRunner: QueryRunner, depth = depthOf(quer
     for (const write of held.raw) drop(held, write);
     held.raw = [];
   }
-  trim(queryRunner, held);
+  trim(held);
 }
 
 /**
@@ -249,7 +249,7 @@ export function unheardEndedBySql(queryRunner: QueryRunner, committed: boolean):
     drop(held, write);
   }
   held.raw = [];
-  trim(queryRunner, held);
+  trim(held);
 }
 
 function heldOf(queryRunner: QueryRunner): Held {
@@ -286,10 +286,14 @@ function popWhile(held: Held, ends: (write: Unheard) => boolean, ended?: (write:
   }
 }
 
-/** Forgets a runner that holds nothing, and rebuilds its lists once they are mostly ended writes (each write is copied a bounded number of times). */
-function trim(queryRunner: QueryRunner, held: Held): void {
+/** Empties the lists of a runner that holds nothing, and rebuilds its lists once they are mostly ended writes (each write is copied a bounded number of times). */
+function trim(held: Held): void {
   if (held.live === 0) {
-    heldByRunner.delete(queryRunner);
+    // Emptied in place: a runner that writes again soon (the common case) allocates nothing.
+    if (held.writes.length > 0) held.writes.length = 0;
+    if (held.byTable.size > 0) held.byTable.clear();
+    held.raw.length = 0;
+    held.counted.length = 0;
     return;
   }
   if (held.writes.length <= 2 * held.live + 64) return;
