@@ -148,8 +148,9 @@ export function heldBlockEnded(queryRunner: QueryRunner, command: 'COMMIT' | 'RO
 /**
  * A COMMIT or ROLLBACK sent as SQL inside a transaction TypeORM reports (`command`: PostgreSQL's
  * answer; undefined when not known, in a string that failed after it): every level it holds ends
- * there, savepoints too. COMMIT hands the changes over and marks the record() rows' contexts,
- * ROLLBACK drops them, an answer not known has them counted in `entitiesOmitted`.
+ * there, savepoints too. COMMIT hands the changes over and marks the contexts of the record()
+ * rows (but those not found before TypeORM's own COMMIT, which comes here too), ROLLBACK drops
+ * them, an answer not known has them counted in `entitiesOmitted`.
  *
  * @example
  * transactionEndedBySql(queryRunner, 'COMMIT'); // manager.query('COMMIT; BEGIN')
@@ -163,7 +164,8 @@ export function transactionEndedBySql(queryRunner: QueryRunner, command: 'COMMIT
   if (command === 'ROLLBACK') return;
   if (command === 'COMMIT') {
     if (pending.context) handOver(pending.context, done, pending.maxBytes);
-    for (const row of done.rows) if (row.context) markRecorded(row.context);
+    // TypeORM's own COMMIT comes here too, after its rows were looked up: one not found stands for nothing.
+    for (const row of done.rows) if (row.context && !row.unconfirmed) markRecorded(row.context);
     return;
   }
   if (pending.context) ownerOf(pending.context).omitted += done.changes.length + done.omitted;
