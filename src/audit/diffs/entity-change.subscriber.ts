@@ -116,7 +116,7 @@ export class EntityChangeSubscriber implements EntitySubscriberInterface, OnAppl
   afterQuery(event: AfterQueryEvent): void {
     try {
       if (event.success) queryAnswered(event.queryRunner, event.query, event.rawResults);
-      else queryFailed(event.queryRunner);
+      else queryFailed(event.queryRunner, event.query);
     } catch (error) {
       this.fault(error, undefined);
     }

@@ -109,7 +109,7 @@ describe('the query follower', () => {
       send('BEGIN', 'T', 'BEGIN');
       send('UPDATE contract SET a = 1', 'T', 'UPDATE');
       state.status = 'I';
-      queryFailed(queryRunner);
+      queryFailed(queryRunner, 'SELECT 1/0');
       expect(omitted()).toBe(2);
       send('BEGIN', 'T', 'BEGIN');
       // TypeORM's own transaction on top ends the block: the runner is idle after it.
@@ -132,5 +132,73 @@ describe('the query follower', () => {
     });
     const { send } = runner();
     expect(() => send('UPDATE contract SET a = 1', 'I', 'UPDATE')).not.toThrow();
+  });
+
+  it('applies a failed string up to its last COMMIT or ROLLBACK when that one ran, and nothing past it', () => {
+    auditScope(() => {
+      const { queryRunner, state } = runner();
+      const fail = (sql: string, status: 'I' | 'T') => {
+        state.status = status;
+        queryFailed(queryRunner, sql);
+      };
+      fail('BEGIN; UPDATE contract SET a = 1; COMMIT; SELECT 1/0', 'I');
+      expect(omitted()).toBe(1);
+      fail('UPDATE contract SET a = 1; COMMIT; UPDATE contract SET a = 2; SELECT 1/0', 'I');
+      expect(omitted()).toBe(2);
+      fail('BEGIN; UPDATE contract SET a = 1; ROLLBACK; SELECT 1/0', 'I');
+      expect(omitted()).toBe(2);
+      // Still in a block after the failure, and no BEGIN after the COMMIT: the failure came before it.
+      fail('BEGIN; UPDATE contract SET a = 1; SELECT 1/0; COMMIT; SELECT 1', 'T');
+      expect(omitted()).toBe(2);
+      fail('ROLLBACK', 'I');
+      // A string that ends with its COMMIT may have failed at it: not taken as committed.
+      fail('UPDATE contract SET a = 1; COMMIT', 'I');
+      expect(omitted()).toBe(2);
+      fail('BEGIN; UPDATE contract SET a = 1; COMMIT; BEGIN; UPDATE contract SET a = 2; SELECT 1/0', 'T');
+      expect(omitted()).toBe(3);
+    });
+  });
+
+  it('counts EXECUTE of a statement prepared as a write on the same connection, until it is deallocated', () => {
+    auditScope(() => {
+      const { send } = runner();
+      send('PREPARE up (text) AS UPDATE contract SET title = $1', 'I', 'PREPARE');
+      send('PREPARE look AS SELECT * FROM contract', 'I', 'PREPARE');
+      expect(omitted()).toBe(0);
+      send("EXECUTE up('a')", 'I', 'UPDATE');
+      send('EXECUTE look', 'I', 'SELECT');
+      expect(omitted()).toBe(1);
+      send("BEGIN; EXECUTE up('b'); ROLLBACK", 'I', 'BEGIN', 'UPDATE', 'ROLLBACK');
+      expect(omitted()).toBe(1);
+      send('DEALLOCATE up; PREPARE up AS SELECT 1; EXECUTE up', 'I', 'DEALLOCATE', 'PREPARE', 'SELECT');
+      expect(omitted()).toBe(1);
+      send('PREPARE del AS DELETE FROM contract', 'I', 'PREPARE');
+      send('DISCARD ALL', 'I', 'DISCARD');
+      send('EXECUTE del', 'I', 'DELETE');
+      expect(omitted()).toBe(1);
+    });
+  });
+
+  it('ends every level of a TypeORM transaction at a COMMIT or ROLLBACK sent as SQL in it', () => {
+    auditScope(() => {
+      const { queryRunner, state } = runner();
+      const context = currentAuditContext();
+      if (!context) throw new Error('no context');
+      Object.assign(queryRunner, { isTransactionActive: true, transactionDepth: 2 });
+      state.status = 'T';
+      stageChange(queryRunner, context, { value: 'committed', bytes: 10 }, 10_000);
+      queryAnswered(queryRunner, 'UPDATE contract SET a = 1', { command: 'UPDATE' });
+      queryAnswered(queryRunner, 'COMMIT; BEGIN', [{ command: 'COMMIT' }, { command: 'BEGIN' }]);
+      expect(omitted()).toBe(1);
+      stageChange(queryRunner, context, { value: 'rolled back', bytes: 10 }, 10_000);
+      queryAnswered(queryRunner, 'UPDATE contract SET a = 2', { command: 'UPDATE' });
+      state.status = 'I';
+      queryAnswered(queryRunner, 'ROLLBACK', { command: 'ROLLBACK' });
+      // pg says no block is open: what follows commits at once, whatever TypeORM does next.
+      stageChange(queryRunner, context, { value: 'at once', bytes: 10 }, 10_000);
+      queryAnswered(queryRunner, 'UPDATE contract SET a = 3', { command: 'UPDATE' });
+      Object.assign(queryRunner, { isTransactionActive: false, transactionDepth: 0 });
+      expect(takeEntityChanges(context)).toEqual({ entities: ['committed', 'at once'], entitiesOmitted: 2 });
+    });
   });
 });

@@ -1,10 +1,11 @@
 import { type QueryRunner } from 'typeorm';
-import { readSql, type SqlStatement } from './sql-reader';
-import { commitRolledBack, followSavepoint, heldBlockEnded, heldBlockOpen } from './transaction-changes';
+import { readSql, type SqlStatement, type TableName } from './sql-reader';
+import { commitRolledBack, followSavepoint, heldBlockEnded, heldBlockOpen, transactionEndedBySql } from './transaction-changes';
 import {
   auditedWrites,
   rawWritesEnded,
   rawWritesHeld,
+  unheardEndedBySql,
   unheardMark,
   unheardRolledBack,
   unheardRolledBackTo,
@@ -13,6 +14,9 @@ import {
 import { unreportedBlockOpen } from './unreported-transaction';
 
 type Answer = 'COMMIT' | 'ROLLBACK' | undefined;
+
+/** The statements PREPAREd on each connection (a session's, whatever runner holds it) that write: the tables each writes. */
+const preparedWrites = new WeakMap<object, Map<string, TableName[]>>();
 
 /** Runners whose connection was in a block TypeORM does not report at their last answer, outside a transaction TypeORM reports. */
 const openBlocks = new WeakSet<QueryRunner>();
@@ -32,8 +36,13 @@ const openBlocks = new WeakSet<QueryRunner>();
  * queryAnswered(queryRunner, 'COMMIT; BEGIN', rawResults); // from the subscriber's afterQuery()
  */
 export function queryAnswered(queryRunner: QueryRunner, query: string, result: unknown): void {
-  const statements = readSql(query);
+  const statements = withPrepared(queryRunner, readSql(query));
   if (queryRunner.isTransactionActive) return inTransaction(queryRunner, query, statements, result);
+  follow(queryRunner, statements, result);
+}
+
+/** Applies `statements`, answered with `result`, on a runner in no transaction TypeORM reports. */
+function follow(queryRunner: QueryRunner, statements: SqlStatement[], result: unknown): void {
   const held = openBlocks.has(queryRunner) || heldBlockOpen(queryRunner) || rawWritesHeld(queryRunner);
   const control = statements.some((statement) => statement.kind !== 'write' && statement.kind !== 'other');
   // A query that neither writes nor controls a transaction, with no block to follow: nothing to do.
@@ -76,17 +85,39 @@ export function queryAnswered(queryRunner: QueryRunner, query: string, result: u
 }
 
 /**
- * Notes that a query failed: outside a transaction TypeORM reports, a block that `pg` says is no
+ * Notes that `query` failed. PostgreSQL ran its statements up to the one that failed, and kept
+ * what a COMMIT or ROLLBACK among them ended: the statements up to the string's last COMMIT or
+ * ROLLBACK before its last statement are applied (their answers not known, so a commit counts its changes rather than
+ * listing them), unless `pg` says a block is still open and none could have begun after that
+ * end (then it never ran). Outside a transaction TypeORM reports, a block that `pg` says is no
  * longer open (a failed COMMIT rolls back) ended now, unseen: what it held is counted. Settled at
  * once, before the connection can serve anyone else.
  *
  * @example
- * queryFailed(queryRunner); // from the subscriber's afterQuery(), when the query failed
+ * queryFailed(queryRunner, 'BEGIN; UPDATE contract SET a = 1; COMMIT; SELECT 1/0'); // the UPDATE counts
  */
-export function queryFailed(queryRunner: QueryRunner): void {
-  if (queryRunner.isTransactionActive || unreportedBlockOpen(queryRunner) !== false) return;
+export function queryFailed(queryRunner: QueryRunner, query: string): void {
+  const status = unreportedBlockOpen(queryRunner);
+  const kept = keptOf(withPrepared(queryRunner, readSql(query)), status);
+  if (queryRunner.isTransactionActive) return inTransaction(queryRunner, query, kept, undefined);
+  if (kept.length > 0) follow(queryRunner, kept, undefined);
+  if (status !== false) return;
   openBlocks.delete(queryRunner);
   if (heldBlockOpen(queryRunner) || rawWritesHeld(queryRunner)) blockEnded(queryRunner, undefined);
+}
+
+/**
+ * The statements of a failed string that ran and were kept: up to its last COMMIT or ROLLBACK, if
+ * that one ran (one that ends the string may be the one that failed: taken as not run, as before).
+ */
+function keptOf(statements: SqlStatement[], status: boolean | undefined): SqlStatement[] {
+  let last = statements.length - 2;
+  while (last >= 0 && statements[last].kind !== 'commit' && statements[last].kind !== 'rollback') last -= 1;
+  if (last < 0) return [];
+  const end = statements[last] as { chain: boolean };
+  // A block is open after the failure, yet nothing after that end opens one: the failure came before it.
+  if (status === true && !end.chain && !statements.slice(last + 1).some((statement) => statement.kind === 'begin')) return [];
+  return statements.slice(0, last + 1);
 }
 
 /**
@@ -104,11 +135,41 @@ function inTransaction(queryRunner: QueryRunner, query: string, statements: SqlS
     commitRolledBack(queryRunner);
     return unheardRolledBack(queryRunner, 0);
   }
-  for (const statement of statements) {
+  statements.forEach((statement, index) => {
     if (statement.kind === 'write') writesSeen(queryRunner, auditedWrites(queryRunner, statement.tables), false);
     else if (statement.kind === 'savepoint' || statement.kind === 'rollback-to' || statement.kind === 'release')
       savepoint(queryRunner, statement);
-  }
+    else if (statement.kind === 'commit' || statement.kind === 'rollback') {
+      // Sent as SQL (or TypeORM's own, at depth 1, which ends the same): every level held ends here.
+      const answer = statement.kind === 'rollback' ? 'ROLLBACK' : answerTo(result, index, statements.length);
+      transactionEndedBySql(queryRunner, answer);
+      unheardEndedBySql(queryRunner, answer !== 'ROLLBACK');
+    }
+  });
+}
+
+/**
+ * `statements` with each EXECUTE of a statement PREPAREd on the same connection as the write it
+ * runs (PREPARE and DEALLOCATE are noted, in order; they are not transactional).
+ */
+function withPrepared(queryRunner: QueryRunner, statements: SqlStatement[]): SqlStatement[] {
+  let resolved: SqlStatement[] | undefined;
+  statements.forEach((statement, index) => {
+    if (statement.kind !== 'prepare' && statement.kind !== 'execute' && statement.kind !== 'deallocate') return;
+    resolved ??= statements.slice();
+    const session = ((queryRunner as { databaseConnection?: unknown }).databaseConnection ?? queryRunner) as object;
+    let named = preparedWrites.get(session);
+    if (statement.kind === 'prepare') {
+      if (statement.tables.length > 0) preparedWrites.set(session, (named ??= new Map()).set(statement.name, statement.tables));
+      else named?.delete(statement.name);
+    } else if (statement.kind === 'deallocate') {
+      if (statement.name === undefined) preparedWrites.delete(session);
+      else named?.delete(statement.name);
+    }
+    const tables = statement.kind === 'execute' ? named?.get(statement.name) : undefined;
+    resolved[index] = tables ? { kind: 'write', tables } : { kind: 'other' };
+  });
+  return resolved ?? statements;
 }
 
 function savepoint(queryRunner: QueryRunner, statement: { kind: 'savepoint' | 'rollback-to' | 'release'; name: string }): void {

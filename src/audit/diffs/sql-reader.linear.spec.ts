@@ -27,6 +27,12 @@ describe('readSql reads a 200k-character query within 1 s', () => {
     ['a WITH query of many parentheses', `WITH x AS (${'( '.repeat(SIZE / 2)}`],
     ['a WITH query of many writes', `WITH ${'a AS (DELETE FROM t), '.repeat(SIZE / 24)} SELECT 1`],
     ['truncate of many tables', `TRUNCATE ${'a, '.repeat(SIZE / 3)}b`],
+    ['line comments ended by carriage returns', `${'--\r'.repeat(SIZE / 3)}BEGIN`],
+    ['a WITH query of many clauses outside parentheses', `WITH x AS (SELECT 1) ${'SEARCH DEPTH FIRST BY n SET o '.repeat(SIZE / 31)}`],
+    ['a long U&"" name of escapes', `UPDATE U&"${'\\0063'.repeat(SIZE / 5)}" SET a = 1`],
+    ['PREPARE inside PREPARE', `${'PREPARE a AS '.repeat(SIZE / 13)}DELETE FROM contract`],
+    ['a PREPARE of many parentheses', `PREPARE a ${'('.repeat(SIZE)}`],
+    ['U&"" names each followed by blanks', `SELECT ${'U&"a"    '.repeat(SIZE / 9)}`],
   ])('%s', (_, sql) => {
     expect(elapsedMs(() => readSql(sql))).toBeLessThan(1000);
   });

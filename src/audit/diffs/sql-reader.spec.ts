@@ -50,6 +50,20 @@ describe('readSql', () => {
     ],
     ['WITH x AS (SELECT 1 FROM contract FOR UPDATE) SELECT * FROM x', { kind: 'other' }],
     ['INSERT INTO contract VALUES (1) ON CONFLICT (id) DO UPDATE SET a = 2', write([undefined, 'contract'])],
+    [
+      'WITH RECURSIVE t(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM t) SEARCH DEPTH FIRST BY n SET ord UPDATE contract SET a = 1',
+      write([undefined, 'contract']),
+    ],
+    [
+      'WITH RECURSIVE t(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM t) CYCLE n SET looped USING path DELETE FROM contract',
+      write([undefined, 'contract']),
+    ],
+    ['WITH x AS (SELECT 1) SELECT * FROM contract FOR NO KEY UPDATE OF contract', { kind: 'other' }],
+    ['WITH x AS (SELECT 1) INSERT INTO a VALUES (1) ON CONFLICT (id) DO UPDATE SET b = 2', write([undefined, 'a'])],
+    ['UPDATE U&"\\0063ontract" SET a = 1', write([undefined, 'contract'])],
+    ['update u&"c\\+00006Fntract" set a = 1', write([undefined, 'contract'])],
+    ['UPDATE U&"!0063ontract" UESCAPE \'!\' SET a = 1', write([undefined, 'contract'])],
+    ['UPDATE public.U&"\\\\x" SET a = 1', write(['public', '\\x'])],
   ])('reads the write %s', (sql, statement) => {
     expect(readSql(sql)).toEqual([statement]);
   });
@@ -86,6 +100,31 @@ describe('readSql', () => {
     expect(readSql("SELECT '\\'; ROLLBACK")).toEqual([{ kind: 'other' }, { kind: 'rollback', chain: false }]);
     expect(readSql("SELECT E'\\''; ROLLBACK")).toEqual([{ kind: 'other' }, { kind: 'rollback', chain: false }]);
     expect(readSql('SELECT $1; ROLLBACK')).toEqual([{ kind: 'other' }, { kind: 'rollback', chain: false }]);
+  });
+
+  it.each([
+    [
+      'PREPARE up (text, int) AS UPDATE contract SET a = $1',
+      { kind: 'prepare', name: 'up', tables: [{ schema: undefined, name: 'contract' }] },
+    ],
+    ['prepare "Look" as select 1', { kind: 'prepare', name: 'Look', tables: [] }],
+    ['PREPARE a AS PREPARE b AS DELETE FROM contract', { kind: 'prepare', name: 'a', tables: [] }],
+    ["PREPARE TRANSACTION 'x'", { kind: 'other' }],
+    ["EXECUTE up('a', 1)", { kind: 'execute', name: 'up' }],
+    ['DEALLOCATE PREPARE up', { kind: 'deallocate', name: 'up' }],
+    ['deallocate all', { kind: 'deallocate', name: undefined }],
+    ['DISCARD ALL', { kind: 'deallocate', name: undefined }],
+    ['DISCARD PLANS', { kind: 'other' }],
+  ])('reads the prepared statement %s', (sql, statement) => {
+    expect(readSql(sql)).toEqual([statement]);
+  });
+
+  it('ends a -- comment at a carriage return as at a line feed', () => {
+    expect(readSql('-- tag\rUPDATE contract SET a = 1')).toEqual([write([undefined, 'contract'])]);
+    expect(readSql('UPDATE contract SET a = 1; -- undo\rROLLBACK')).toEqual([
+      write([undefined, 'contract']),
+      { kind: 'rollback', chain: false },
+    ]);
   });
 
   it('reads a statement padded with long runs of blanks as the statement it is', () => {

@@ -15,10 +15,18 @@ export type SqlStatement =
   | { kind: 'savepoint' | 'rollback-to' | 'release'; name: string }
   /** INSERT INTO, UPDATE, DELETE FROM, TRUNCATE, MERGE INTO (inside a `WITH` query too): one table per write. */
   | { kind: 'write'; tables: TableName[] }
+  /** PREPARE name AS …: `tables` are those the prepared statement writes (none for a read). */
+  | { kind: 'prepare'; name: string; tables: TableName[] }
+  /** EXECUTE name: runs what PREPARE named. */
+  | { kind: 'execute'; name: string }
+  /** DEALLOCATE [PREPARE] name, or DEALLOCATE ALL / DISCARD ALL (`name` undefined). */
+  | { kind: 'deallocate'; name: string | undefined }
   | { kind: 'other' };
 
 const OTHER: SqlStatement = { kind: 'other' };
 const WRITES = new Set(['insert', 'update', 'delete', 'merge', 'truncate']);
+/** Words after which a write verb is a lock or an action, not a statement. */
+const NOT_A_VERB_AFTER = new Set(['for', 'key', 'do', 'then']);
 
 /**
  * The statements of an SQL string, in order, each classified: split on `;` outside quotes,
@@ -62,6 +70,20 @@ function statementOf(first: Token, tokens: SqlTokens): SqlStatement {
       return named(tokens, 'release');
     case 'with':
       return writesInWith(tokens);
+    case 'prepare':
+      return prepared(tokens);
+    case 'execute': {
+      const name = nameOf(tokens.next());
+      return name === undefined ? OTHER : { kind: 'execute', name };
+    }
+    case 'deallocate': {
+      word(tokens, 'prepare');
+      if (word(tokens, 'all')) return { kind: 'deallocate', name: undefined };
+      const name = nameOf(tokens.next());
+      return name === undefined ? OTHER : { kind: 'deallocate', name };
+    }
+    case 'discard':
+      return word(tokens, 'all') ? { kind: 'deallocate', name: undefined } : OTHER;
     default: {
       const tables = WRITES.has(first.text) ? writtenBy(first.text, tokens) : undefined;
       return tables ? { kind: 'write', tables } : OTHER;
@@ -107,19 +129,45 @@ function writtenBy(verb: string, tokens: SqlTokens): TableName[] | undefined {
 
 /**
  * A `WITH` query: the writes it makes, in its data-modifying parts (`d AS (DELETE FROM t …)`) and
- * in its main statement (`… ) UPDATE t …`); a write verb counts only right after a parenthesis,
- * where a statement can start.
+ * in its main statement (`… ) UPDATE t …`, also after a `SEARCH` or `CYCLE` clause); a write verb
+ * counts right after a parenthesis, where a statement can start, and anywhere outside parentheses
+ * (where only the main statement can), but not as a lock (`FOR UPDATE`, `FOR NO KEY UPDATE`) nor
+ * as an action (`DO UPDATE`, `THEN DELETE`).
  */
 function writesInWith(tokens: SqlTokens): SqlStatement {
   const tables: TableName[] = [];
-  let previous: Token['kind'] = 'word';
+  let previous: Token = { kind: 'word', text: 'with' };
+  let depth = 0;
   for (let token = tokens.peek(); token.kind !== 'end' && token.kind !== 'semicolon'; token = tokens.peek()) {
     tokens.next();
-    const verb = token.kind === 'word' && WRITES.has(token.text) && (previous === 'open' || previous === 'close');
-    previous = token.kind;
+    const starts = previous.kind === 'open' || previous.kind === 'close' || (depth === 0 && !NOT_A_VERB_AFTER.has(previous.text));
+    const verb = token.kind === 'word' && WRITES.has(token.text) && starts;
+    if (token.kind === 'open') depth += 1;
+    else if (token.kind === 'close') depth = Math.max(0, depth - 1);
+    previous = token;
     if (verb) tables.push(...(writtenBy(token.text, tokens) ?? []));
   }
   return tables.length > 0 ? { kind: 'write', tables } : OTHER;
+}
+
+/** After PREPARE: `name [(type, …)] AS statement` (PREPARE TRANSACTION is not one). */
+function prepared(tokens: SqlTokens): SqlStatement {
+  if (tokens.peek().kind === 'word' && tokens.peek().text === 'transaction') return OTHER;
+  const name = nameOf(tokens.next());
+  if (name === undefined) return OTHER;
+  if (tokens.peek().kind === 'open') {
+    let depth = 0;
+    for (let token = tokens.peek(); token.kind !== 'end' && token.kind !== 'semicolon'; token = tokens.peek()) {
+      tokens.next();
+      if (token.kind === 'open') depth += 1;
+      else if (token.kind === 'close' && (depth -= 1) === 0) break;
+    }
+  }
+  if (!word(tokens, 'as')) return OTHER;
+  const first = tokens.next();
+  // PREPARE cannot prepare a PREPARE: not read as one, so that no input nests the reader.
+  const statement = first.kind === 'word' && first.text === 'prepare' ? OTHER : statementOf(first, tokens);
+  return { kind: 'prepare', name, tables: statement.kind === 'write' ? statement.tables : [] };
 }
 
 /** A table name, maybe qualified (`db.schema.table` keeps its last two parts); undefined when no name comes next. */

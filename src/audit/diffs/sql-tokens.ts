@@ -17,14 +17,21 @@ function isNameChar(code: number): boolean {
   );
 }
 
+/** The index after the line a `--` comment ends with: PostgreSQL ends it at a line feed or a carriage return. */
+function lineEnd(sql: string, from: number): number {
+  let i = from;
+  while (i < sql.length && sql[i] !== '\n' && sql[i] !== '\r') i += 1;
+  return i < sql.length ? i + 1 : sql.length;
+}
+
 /** A character a name can start with (a digit or `$` cannot). */
 function startsName(code: number): boolean {
   return isNameChar(code) && code !== 36 && !(code >= 48 && code <= 57);
 }
 
 /**
- * Reads SQL text token by token, in one pass: white space, `-- …` and (nested) block comments are
- * skipped; a string (`'…'`, `E'…'` with its backslash escapes, `$tag$…$tag$`) is one token;
+ * Reads SQL text token by token, in one pass: white space, `-- …` (to a line feed or carriage
+ * return) and (nested) block comments are skipped; a `U&"…"` name is read with its escapes; a string (`'…'`, `E'…'` with its backslash escapes, `$tag$…$tag$`) is one token;
  * every character is looked at a bounded number of times, whatever the input.
  *
  * @example
@@ -66,6 +73,10 @@ export class SqlTokens {
       this.at = this.dollarEnd(start);
       return { kind: 'other', text: '' };
     }
+    if ((char === 'U' || char === 'u') && sql[start + 1] === '&' && sql[start + 2] === '"') {
+      this.at = start + 2;
+      return { kind: 'quoted', text: this.unicodeName(this.quoted()) };
+    }
     if (startsName(code)) {
       let end = start + 1;
       while (end < sql.length && isNameChar(sql.charCodeAt(end))) end += 1;
@@ -94,10 +105,8 @@ export class SqlTokens {
     while (this.at < sql.length) {
       const code = sql.charCodeAt(this.at);
       if (code === 32 || (code >= 9 && code <= 13)) this.at += 1;
-      else if (code === 45 && sql.charCodeAt(this.at + 1) === 45) {
-        const newline = sql.indexOf('\n', this.at + 2);
-        this.at = newline < 0 ? sql.length : newline + 1;
-      } else if (code === 47 && sql.charCodeAt(this.at + 1) === 42) this.at = this.commentEnd(this.at);
+      else if (code === 45 && sql.charCodeAt(this.at + 1) === 45) this.at = lineEnd(sql, this.at + 2);
+      else if (code === 47 && sql.charCodeAt(this.at + 1) === 42) this.at = this.commentEnd(this.at);
       else return;
     }
   }
@@ -155,6 +164,44 @@ export class SqlTokens {
     }
     this.at = sql.length;
     return text + sql.slice(from);
+  }
+
+  /**
+   * A `U&"…"` name's text with its escapes read (`\XXXX`, `\+XXXXXX`, a doubled escape character),
+   * and past the `UESCAPE 'c'` that follows it, if any, which sets that character.
+   */
+  private unicodeName(raw: string): string {
+    const { sql } = this;
+    let escape = '\\';
+    const after = this.at;
+    this.skipBlanks();
+    const word = sql.slice(this.at, this.at + 7).toLowerCase();
+    if (word === 'uescape' && !isNameChar(sql.charCodeAt(this.at + 7))) {
+      this.at += 7;
+      this.skipBlanks();
+      if (sql[this.at] === "'" && sql[this.at + 2] === "'") {
+        escape = sql[this.at + 1];
+        this.at += 3;
+      } else this.at = after;
+    } else this.at = after;
+    let text = '';
+    let i = 0;
+    while (i < raw.length) {
+      if (raw[i] !== escape) {
+        text += raw[i];
+        i += 1;
+      } else if (raw[i + 1] === escape) {
+        text += escape;
+        i += 2;
+      } else {
+        const long = raw[i + 1] === '+';
+        const digits = raw.slice(long ? i + 2 : i + 1, long ? i + 8 : i + 5);
+        const point = /^[0-9a-fA-F]+$/.test(digits) && digits.length === (long ? 6 : 4) ? Number.parseInt(digits, 16) : NaN;
+        text += point <= 0x10ffff ? String.fromCodePoint(point) : raw[i];
+        i += Number.isNaN(point) || point > 0x10ffff ? 1 : digits.length + (long ? 2 : 1);
+      }
+    }
+    return text;
   }
 
   /** The index after a dollar-quoted string at `at` (`$$…$$`, `$tag$…$tag$`), or after the lone `$` when none starts there. */

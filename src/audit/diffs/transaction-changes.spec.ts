@@ -144,7 +144,7 @@ describe('changes held per transaction', () => {
     const context = newAuditContext('request');
     stageChange(tx.queryRunner, context, change('deferred check failed'), MAX);
     status = 'I';
-    queryFailed(tx.queryRunner);
+    queryFailed(tx.queryRunner, 'COMMIT');
     status = 'T';
     expect(takeEntityChanges(context)).toEqual({ entities: [], entitiesOmitted: 1 });
 
@@ -171,8 +171,9 @@ describe('changes held per transaction', () => {
     queryAnswered(tx.queryRunner, 'SELECT 1; COMMIT', [{ command: 'SELECT' }, { command: 'COMMIT' }]);
     expect(takeEntityChanges(context)).toEqual({ entities: ['kept', 'released'] });
 
-    // In a transaction TypeORM opened; its own savepoints are levels, not followed as SQL.
+    // In a transaction TypeORM opened (pg reports its block); its own savepoints are levels, not followed as SQL.
     tx.begin();
+    status = 'T';
     stageChange(tx.queryRunner, context, change('outer'), MAX);
     queryAnswered(tx.queryRunner, 'SAVEPOINT s1', { command: 'SAVEPOINT' });
     queryAnswered(tx.queryRunner, 'SAVEPOINT typeorm_1', { command: 'SAVEPOINT' });

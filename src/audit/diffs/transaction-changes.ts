@@ -58,12 +58,18 @@ interface Savepoint {
 }
 /** Savepoints sent as SQL on each runner, oldest first (TypeORM's own are levels of `Pending`). */
 const savepointsByRunner = new WeakMap<QueryRunner, Savepoint[]>();
+/** How many of a runner's savepoints bear each name: a name not among them is answered without a scan. */
+const savepointNames = new WeakMap<Savepoint[], Map<string, number>>();
 /** Runners whose COMMIT PostgreSQL answered with ROLLBACK (the transaction had failed): TypeORM reports a commit. */
 const commitsRolledBack = new WeakSet<QueryRunner>();
 
-/** TypeORM keeps the savepoint depth in a protected field; without it, a transaction counts as depth 1. */
+/**
+ * TypeORM keeps the savepoint depth in a protected field; without it, a transaction counts as
+ * depth 1. A transaction TypeORM reports that `pg` says is no block any more (ended by a COMMIT or
+ * ROLLBACK sent as SQL) is depth 0: what is written then commits at once.
+ */
 function depthOf(queryRunner: QueryRunner): number {
-  if (!queryRunner.isTransactionActive) return 0;
+  if (!queryRunner.isTransactionActive || unreportedBlockOpen(queryRunner) === false) return 0;
   return (queryRunner as unknown as { transactionDepth?: number }).transactionDepth ?? 1;
 }
 
@@ -140,6 +146,32 @@ export function heldBlockEnded(queryRunner: QueryRunner, command: 'COMMIT' | 'RO
 }
 
 /**
+ * A COMMIT or ROLLBACK sent as SQL inside a transaction TypeORM reports (`command`: PostgreSQL's
+ * answer; undefined when not known, in a string that failed after it): every level it holds ends
+ * there, savepoints too. COMMIT hands the changes over and marks the contexts of the record()
+ * rows (but those not found before TypeORM's own COMMIT, which comes here too), ROLLBACK drops
+ * them, an answer not known has them counted in `entitiesOmitted`.
+ *
+ * @example
+ * transactionEndedBySql(queryRunner, 'COMMIT'); // manager.query('COMMIT; BEGIN')
+ */
+export function transactionEndedBySql(queryRunner: QueryRunner, command: 'COMMIT' | 'ROLLBACK' | undefined): void {
+  savepointsByRunner.delete(queryRunner);
+  const pending = pendingByRunner.get(queryRunner);
+  if (!pending) return;
+  pendingByRunner.delete(queryRunner);
+  const done = merged(pending.levels);
+  if (command === 'ROLLBACK') return;
+  if (command === 'COMMIT') {
+    if (pending.context) handOver(pending.context, done, pending.maxBytes);
+    // TypeORM's own COMMIT comes here too, after its rows were looked up: one not found stands for nothing.
+    for (const row of done.rows) if (row.context && !row.unconfirmed) markRecorded(row.context);
+    return;
+  }
+  if (pending.context) ownerOf(pending.context).omitted += done.changes.length + done.omitted;
+}
+
+/**
  * TypeORM's own COMMIT was answered with ROLLBACK (the transaction had failed): its commit event counts as a rollback.
  *
  * @example
@@ -170,14 +202,18 @@ export function followSavepoint(
     const level = pendingByRunner.get(queryRunner)?.levels[depth];
     savepoints.push({ name: sent.name, depth, kept: level?.changes.length ?? 0, omitted: level?.omitted ?? 0, unheard });
     savepointsByRunner.set(queryRunner, savepoints);
+    const names = savepointNames.get(savepoints) ?? new Map<string, number>();
+    savepointNames.set(savepoints, names.set(sent.name, (names.get(sent.name) ?? 0) + 1));
     return undefined;
   }
+  const names = savepointNames.get(savepoints);
+  if (!names?.get(sent.name)) return undefined;
+  // Every savepoint passed on the way is one this command ends: each is looked at once.
   let at = savepoints.length - 1;
   while (at >= 0 && savepoints[at].name !== sent.name) at -= 1;
-  if (at < 0) return undefined;
   const mark = savepoints[at];
   // ROLLBACK TO keeps the savepoint, RELEASE ends it; either ends the later ones.
-  savepoints.splice(sent.kind === 'release' ? at : at + 1);
+  for (const ended of savepoints.splice(sent.kind === 'release' ? at : at + 1)) names.set(ended.name, (names.get(ended.name) ?? 1) - 1);
   if (sent.kind === 'release') return undefined;
   const pending = pendingByRunner.get(queryRunner);
   const level = pending?.levels[mark.depth];

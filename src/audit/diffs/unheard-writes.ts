@@ -15,11 +15,29 @@ interface Unheard {
   countedOn: AuditContext | undefined;
   /** Its place in the order of writes, for `ROLLBACK TO` a savepoint set before it. */
   order: number;
+  /** Answered, ended or rolled back: still in the lists below until they are trimmed. */
+  gone: boolean;
+}
+
+/**
+ * The writes one runner holds, in order, with an index per table, the raw ones and the counted
+ * ones: each operation touches only the writes it ends (or trims lists of ended ones, each once),
+ * so a client that sends many writes costs linear time, not a scan of all held per write.
+ */
+interface Held {
+  writes: Unheard[];
+  live: number;
+  byTable: Map<string, Unheard[]>;
+  raw: Unheard[];
+  rawLive: number;
+  counted: Unheard[];
+  /** The owner every live counted write was counted on. */
+  countedOwner: AuditContext | undefined;
 }
 
 /** The tables of the audited entities, per DataSource: each table's name and the schemas it is audited in. */
 const auditedTables = new WeakMap<DataSource, ReadonlyMap<string, ReadonlySet<string>>>();
-const unheardByRunner = new WeakMap<QueryRunner, Unheard[]>();
+const heldByRunner = new WeakMap<QueryRunner, Held>();
 /** The order of the last write seen, on any runner. */
 let lastOrder = 0;
 
@@ -80,11 +98,28 @@ export function writesSeen(queryRunner: QueryRunner, tables: readonly string[], 
   const owner = ownerOf(context);
   const countedOn = depth === 0 && !inBlock ? owner : undefined;
   if (countedOn) countedOn.omitted += tables.length;
+  const held = heldOf(queryRunner);
   // What an earlier request left counted on a long-lived runner is its own: not held any longer.
-  const unheard = (unheardByRunner.get(queryRunner) ?? []).filter((write) => !write.countedOn || write.countedOn === owner);
-  if (inBlock && !unheard.some((write) => write.raw)) watchRawBlock(queryRunner, owner);
-  for (const table of tables) unheard.push({ context, table, depth, raw: inBlock, countedOn, order: (lastOrder += 1) });
-  unheardByRunner.set(queryRunner, unheard);
+  if (held.countedOwner !== owner) {
+    for (const write of held.counted) drop(held, write);
+    held.counted = [];
+    held.countedOwner = owner;
+  }
+  if (inBlock && held.rawLive === 0) watchRawBlock(queryRunner, owner);
+  for (const table of tables) {
+    const write: Unheard = { context, table, depth, raw: inBlock, countedOn, order: (lastOrder += 1), gone: false };
+    held.writes.push(write);
+    held.live += 1;
+    const same = held.byTable.get(table);
+    if (same) same.push(write);
+    else held.byTable.set(table, [write]);
+    if (inBlock) {
+      held.raw.push(write);
+      held.rawLive += 1;
+    }
+    if (countedOn) held.counted.push(write);
+  }
+  trim(held);
 }
 
 /**
@@ -105,14 +140,10 @@ export function unheardMark(): number {
  * unheardRolledBackTo(queryRunner, mark); // at ROLLBACK TO s
  */
 export function unheardRolledBackTo(queryRunner: QueryRunner, mark: number): void {
-  const unheard = unheardByRunner.get(queryRunner);
-  if (!unheard) return;
-  for (const write of unheard)
-    if (write.order >= mark && write.countedOn) write.countedOn.omitted = Math.max(0, write.countedOn.omitted - 1);
-  unheardByRunner.set(
-    queryRunner,
-    unheard.filter((write) => write.order < mark),
-  );
+  const held = heldByRunner.get(queryRunner);
+  if (!held) return;
+  popWhile(held, (write) => write.order >= mark);
+  trim(held);
 }
 
 /**
@@ -122,7 +153,7 @@ export function unheardRolledBackTo(queryRunner: QueryRunner, mark: number): voi
  * const holding = rawWritesHeld(queryRunner); // true once a raw block holds a write, until it ends
  */
 export function rawWritesHeld(queryRunner: QueryRunner): boolean {
-  return unheardByRunner.get(queryRunner)?.some((write) => write.raw) === true;
+  return (heldByRunner.get(queryRunner)?.rawLive ?? 0) > 0;
 }
 
 /**
@@ -132,13 +163,16 @@ export function rawWritesHeld(queryRunner: QueryRunner): boolean {
  * rawWritesEnded(queryRunner, false); // ROLLBACK
  */
 export function rawWritesEnded(queryRunner: QueryRunner, committed: boolean): void {
-  const unheard = unheardByRunner.get(queryRunner);
-  if (!unheard?.some((write) => write.raw)) return;
-  unheardByRunner.set(
-    queryRunner,
-    unheard.filter((write) => !write.raw),
-  );
-  if (committed) for (const write of unheard) if (write.raw) ownerOf(write.context).omitted += 1;
+  const held = heldByRunner.get(queryRunner);
+  if (!held || held.rawLive === 0) return;
+  const raw = held.raw;
+  held.raw = [];
+  for (const write of raw) {
+    if (write.gone) continue;
+    drop(held, write);
+    if (committed) ownerOf(write.context).omitted += 1;
+  }
+  trim(held);
 }
 
 /**
@@ -148,16 +182,18 @@ export function rawWritesEnded(queryRunner: QueryRunner, committed: boolean): vo
  * writeHeard(queryRunner, dataSource.getMetadata(Contract)); // from afterInsert(), afterUpdate(), …
  */
 export function writeHeard(queryRunner: QueryRunner, metadata: EntityMetadata): void {
-  const unheard = unheardByRunner.get(queryRunner);
-  if (!unheard) return;
+  const held = heldByRunner.get(queryRunner);
+  const same = held?.byTable.get(metadata.tableName);
+  if (!held || !same || same.length === 0) return;
   const context = currentAuditContext();
-  const left = unheard.filter((write) => write.table !== metadata.tableName);
-  for (const write of unheard) {
+  for (const write of same) {
+    if (write.gone) continue;
     // Taken back only in the request it was counted for (a runner can outlive a request).
-    if (write.table === metadata.tableName && write.countedOn && write.context === context)
-      write.countedOn.omitted = Math.max(0, write.countedOn.omitted - 1);
+    if (write.countedOn && write.context === context) write.countedOn.omitted = Math.max(0, write.countedOn.omitted - 1);
+    drop(held, write);
   }
-  unheardByRunner.set(queryRunner, left);
+  same.length = 0;
+  trim(held);
 }
 
 /**
@@ -168,26 +204,109 @@ export function writeHeard(queryRunner: QueryRunner, metadata: EntityMetadata): 
  */
 export function unheardCommitted(queryRunner: QueryRunner): void {
   if (depthOf(queryRunner) > 0) return;
-  const unheard = unheardByRunner.get(queryRunner);
-  if (!unheard) return;
-  unheardByRunner.delete(queryRunner);
-  for (const write of unheard) if (!write.countedOn) ownerOf(write.context).omitted += 1;
+  const held = heldByRunner.get(queryRunner);
+  if (!held) return;
+  heldByRunner.delete(queryRunner);
+  for (const write of held.writes) if (!write.gone && !write.countedOn) ownerOf(write.context).omitted += 1;
 }
 
 /**
  * After a rollback (to `depth`: the depth left, 0 for the whole transaction, which ends a block
- * opened as SQL under it too): its writes did not happen.
+ * opened as SQL under it too): its writes did not happen. They are the last held (made since its
+ * level began), so they are taken from the end.
  *
  * @example
  * unheardRolledBack(queryRunner); // from afterTransactionRollback()
  */
 export function unheardRolledBack(queryRunner: QueryRunner, depth = depthOf(queryRunner)): void {
-  const unheard = unheardByRunner.get(queryRunner);
-  if (unheard)
-    unheardByRunner.set(
-      queryRunner,
-      unheard.filter((write) => write.countedOn || (write.depth <= depth && !(depth === 0 && write.raw))),
-    );
+  const held = heldByRunner.get(queryRunner);
+  if (!held) return;
+  popWhile(held, (write) => write.depth > depth && !write.countedOn);
+  if (depth === 0) {
+    for (const write of held.raw) drop(held, write);
+    held.raw = [];
+  }
+  trim(held);
+}
+
+/**
+ * A COMMIT or ROLLBACK sent as SQL inside a transaction TypeORM reports ended every write held
+ * since it began (the last held) and any raw block's: each counts when `committed`. The writes
+ * counted already wait for their events as before.
+ *
+ * @example
+ * unheardEndedBySql(queryRunner, true); // manager.query('COMMIT; BEGIN')
+ */
+export function unheardEndedBySql(queryRunner: QueryRunner, committed: boolean): void {
+  const held = heldByRunner.get(queryRunner);
+  if (!held) return;
+  const ended = (write: Unheard) => {
+    if (committed && !write.gone) ownerOf(write.context).omitted += 1;
+  };
+  popWhile(held, (write) => !write.countedOn, ended);
+  for (const write of held.raw) {
+    ended(write);
+    drop(held, write);
+  }
+  held.raw = [];
+  trim(held);
+}
+
+function heldOf(queryRunner: QueryRunner): Held {
+  let held = heldByRunner.get(queryRunner);
+  if (!held) {
+    held = { writes: [], live: 0, byTable: new Map(), raw: [], rawLive: 0, counted: [], countedOwner: undefined };
+    heldByRunner.set(queryRunner, held);
+  }
+  return held;
+}
+
+function drop(held: Held, write: Unheard): void {
+  if (write.gone) return;
+  write.gone = true;
+  held.live -= 1;
+  if (write.raw) held.rawLive -= 1;
+}
+
+/**
+ * Takes the last writes while `ends` says so (an ended one on the way too), from every list they
+ * are in (each list is in order, so it is that list's last); a count made for one is taken back.
+ */
+function popWhile(held: Held, ends: (write: Unheard) => boolean, ended?: (write: Unheard) => void): void {
+  for (let write = held.writes.at(-1); write && (write.gone || ends(write)); write = held.writes.at(-1)) {
+    held.writes.pop();
+    const same = held.byTable.get(write.table);
+    if (same?.at(-1) === write) same.pop();
+    if (held.raw.at(-1) === write) held.raw.pop();
+    if (held.counted.at(-1) === write) held.counted.pop();
+    if (write.gone) continue;
+    if (write.countedOn) write.countedOn.omitted = Math.max(0, write.countedOn.omitted - 1);
+    ended?.(write);
+    drop(held, write);
+  }
+}
+
+/** Empties the lists of a runner that holds nothing, and rebuilds its lists once they are mostly ended writes (each write is copied a bounded number of times). */
+function trim(held: Held): void {
+  if (held.live === 0) {
+    // Emptied in place: a runner that writes again soon (the common case) allocates nothing.
+    if (held.writes.length > 0) held.writes.length = 0;
+    if (held.byTable.size > 0) held.byTable.clear();
+    held.raw.length = 0;
+    held.counted.length = 0;
+    return;
+  }
+  if (held.writes.length <= 2 * held.live + 64) return;
+  const live = held.writes.filter((write) => !write.gone);
+  held.writes = live;
+  held.byTable = new Map();
+  for (const write of live) {
+    const same = held.byTable.get(write.table);
+    if (same) same.push(write);
+    else held.byTable.set(write.table, [write]);
+  }
+  held.raw = live.filter((write) => write.raw);
+  held.counted = live.filter((write) => write.countedOn);
 }
 
 /** Before `owner`'s changes are taken: a block that ended unseen (through the driver) counts its writes. */
@@ -200,8 +319,8 @@ function watchRawBlock(queryRunner: QueryRunner, owner: AuditContext): void {
   (owner.blocks ??= []).push(settle);
 }
 
-/** TypeORM keeps the savepoint depth in a protected field; without it, a transaction counts as depth 1. */
+/** TypeORM keeps the savepoint depth in a protected field (1 without it); 0 once `pg` says SQL ended TypeORM's block (see `transaction-changes.ts`). */
 function depthOf(queryRunner: QueryRunner): number {
-  if (!queryRunner.isTransactionActive) return 0;
+  if (!queryRunner.isTransactionActive || unreportedBlockOpen(queryRunner) === false) return 0;
   return (queryRunner as unknown as { transactionDepth?: number }).transactionDepth ?? 1;
 }

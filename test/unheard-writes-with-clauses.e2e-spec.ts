@@ -21,8 +21,8 @@ const SQL: Record<Shape, (from: string, to: string) => string> = {
   'unicode-escaped-name': (from, to) => `UPDATE U&"\\0063ontract" SET title = '${to}' WHERE title = '${from}'`,
 };
 
-@Controller('probe-missed')
-class ProbeMissedController {
+@Controller('with-clauses')
+class WithClausesController {
   constructor(@InjectDataSource() private readonly db: DataSource) {}
 
   @Post()
@@ -34,13 +34,13 @@ class ProbeMissedController {
 // docs/GUIDE.md ("Diffs"): each statement that "updates [...] an audited entity's table [...] counts
 // 1 in `changes.entitiesOmitted` once committed", "in a `WITH` query too (its main statement and its
 // data-modifying parts)".
-describe('probe: legal raw writes on an audited table the reader does not see', () => {
+describe('raw writes after a SEARCH or CYCLE clause, or on a U&"…" name, count on the request', () => {
   let db: TestPostgres;
   let app: INestApplication<Server>;
 
   beforeAll(async () => {
     db = await TestPostgres.start();
-    app = await startDiffsApp(db, { mode: 'sync' }, { controllers: [ProbeMissedController] });
+    app = await startDiffsApp(db, { mode: 'sync' }, { controllers: [WithClausesController] });
   }, 60_000);
 
   afterAll(async () => {
@@ -53,10 +53,10 @@ describe('probe: legal raw writes on an audited table the reader does not see', 
     ['a WITH RECURSIVE query with a CYCLE clause', 'with-cycle-clause'],
     ['a table named with Unicode escapes (U&"…")', 'unicode-escaped-name'],
   ])('counts the committed UPDATE of %s', async (_, shape) => {
-    const tag = `probe-${shape}`;
-    await db.query(`INSERT INTO contract (title, counterparty) VALUES ($1, 'Probe Ltd')`, [tag]);
+    const tag = `clause-${shape}`;
+    await db.query(`INSERT INTO contract (title, counterparty) VALUES ($1, 'Clause Ltd')`, [tag]);
     await request(app.getHttpServer())
-      .post('/probe-missed')
+      .post('/with-clauses')
       .set('x-request-id', tag)
       .send({ from: tag, to: `${tag} done`, shape })
       .expect(201);

@@ -9,8 +9,8 @@ import { TestPostgres } from './support/postgres';
 /** How the handler sends one raw `UPDATE contract` that no entity event answers. */
 type Shape = 'commit-then-failure' | 'implicit-commit-then-failure' | 'prepared-execute';
 
-@Controller('probe-raw')
-class ProbeRawController {
+@Controller('raw-failed')
+class FailedStringController {
   constructor(@InjectDataSource() private readonly db: DataSource) {}
 
   @Post()
@@ -20,9 +20,9 @@ class ProbeRawController {
       const runner = this.db.createQueryRunner();
       await runner.connect();
       try {
-        await runner.query(`PREPARE probe_update AS ${update}`);
-        await runner.query('EXECUTE probe_update');
-        await runner.query('DEALLOCATE probe_update');
+        await runner.query(`PREPARE contract_update AS ${update}`);
+        await runner.query('EXECUTE contract_update');
+        await runner.query('DEALLOCATE contract_update');
       } finally {
         await runner.release();
       }
@@ -42,13 +42,13 @@ class ProbeRawController {
 // docs/GUIDE.md ("Diffs"): "raw SQL (`query()`) cannot be diffed, but [it leaves] a trace: each
 // statement that inserts into, updates, deletes from, truncates or merges into an audited entity's
 // table inside a request or scope [...] counts 1 in `changes.entitiesOmitted` once committed".
-describe('probe: a committed raw write is counted even when its query string fails later', () => {
+describe('a committed raw write is counted, even when its query string fails later or it runs as a prepared statement', () => {
   let db: TestPostgres;
   let app: INestApplication<Server>;
 
   beforeAll(async () => {
     db = await TestPostgres.start();
-    app = await startDiffsApp(db, { mode: 'sync' }, { controllers: [ProbeRawController] });
+    app = await startDiffsApp(db, { mode: 'sync' }, { controllers: [FailedStringController] });
   }, 60_000);
 
   afterAll(async () => {
@@ -57,9 +57,9 @@ describe('probe: a committed raw write is counted even when its query string fai
   });
 
   const run = async (tag: string, shape: Shape) => {
-    await db.query(`INSERT INTO contract (title, counterparty) VALUES ($1, 'Probe Ltd')`, [tag]);
+    await db.query(`INSERT INTO contract (title, counterparty) VALUES ($1, 'Failed Ltd')`, [tag]);
     const response = await request(app.getHttpServer())
-      .post('/probe-raw')
+      .post('/raw-failed')
       .set('x-request-id', tag)
       .send({ from: tag, to: `${tag} done`, shape })
       .expect(201);
@@ -73,18 +73,18 @@ describe('probe: a committed raw write is counted even when its query string fai
   };
 
   it('counts a raw write committed by BEGIN … COMMIT when a later statement of the same string fails', async () => {
-    expect(await run('probe-commit-fail', 'commit-then-failure')).toEqual({ failed: true, omitted: 1, stored: ['probe-commit-fail done'] });
+    expect(await run('commit-fail', 'commit-then-failure')).toEqual({ failed: true, omitted: 1, stored: ['commit-fail done'] });
   });
 
   it('counts a raw write committed by a COMMIT in an implicit block when a later statement of the same string fails', async () => {
-    expect(await run('probe-implicit-fail', 'implicit-commit-then-failure')).toEqual({
+    expect(await run('implicit-fail', 'implicit-commit-then-failure')).toEqual({
       failed: true,
       omitted: 1,
-      stored: ['probe-implicit-fail done'],
+      stored: ['implicit-fail done'],
     });
   });
 
   it('counts a raw write made by EXECUTE of a statement prepared with PREPARE … AS UPDATE', async () => {
-    expect(await run('probe-prepared', 'prepared-execute')).toEqual({ failed: false, omitted: 1, stored: ['probe-prepared done'] });
+    expect(await run('prepared', 'prepared-execute')).toEqual({ failed: false, omitted: 1, stored: ['prepared done'] });
   });
 });

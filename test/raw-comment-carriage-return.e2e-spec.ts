@@ -9,8 +9,8 @@ import { TestPostgres } from './support/postgres';
 /** Where a `-- comment` ended by a carriage return (PostgreSQL ends it there, as at a line feed) stands. */
 type Shape = 'comment-before-write' | 'comment-before-rollback';
 
-@Controller('probe-cr')
-class ProbeCrController {
+@Controller('raw-cr')
+class CarriageReturnController {
   constructor(@InjectDataSource() private readonly db: DataSource) {}
 
   @Post()
@@ -23,13 +23,13 @@ class ProbeCrController {
 // docs/GUIDE.md ("Diffs"): a raw write "counts 1 in `changes.entitiesOmitted` once committed, and
 // none when it is rolled back [...] by a `ROLLBACK` later in the same string of several
 // statements"; "comments anywhere in it (`/* query tags */`, `-- notes`)" are respected.
-describe('probe: a -- comment ended by a carriage return', () => {
+describe('a -- comment ended by a carriage return ends where PostgreSQL ends it', () => {
   let db: TestPostgres;
   let app: INestApplication<Server>;
 
   beforeAll(async () => {
     db = await TestPostgres.start();
-    app = await startDiffsApp(db, { mode: 'sync' }, { controllers: [ProbeCrController] });
+    app = await startDiffsApp(db, { mode: 'sync' }, { controllers: [CarriageReturnController] });
   }, 60_000);
 
   afterAll(async () => {
@@ -38,9 +38,9 @@ describe('probe: a -- comment ended by a carriage return', () => {
   });
 
   const run = async (tag: string, shape: Shape) => {
-    await db.query(`INSERT INTO contract (title, counterparty) VALUES ($1, 'Probe Ltd')`, [tag]);
+    await db.query(`INSERT INTO contract (title, counterparty) VALUES ($1, 'Carriage Ltd')`, [tag]);
     await request(app.getHttpServer())
-      .post('/probe-cr')
+      .post('/raw-cr')
       .set('x-request-id', tag)
       .send({ from: tag, to: `${tag} done`, shape })
       .expect(201);
@@ -50,10 +50,10 @@ describe('probe: a -- comment ended by a carriage return', () => {
   };
 
   it('counts the committed write that follows the comment', async () => {
-    expect(await run('probe-cr-write', 'comment-before-write')).toEqual({ omitted: 1, stored: ['probe-cr-write done'] });
+    expect(await run('cr-write', 'comment-before-write')).toEqual({ omitted: 1, stored: ['cr-write done'] });
   });
 
   it('counts nothing for a write rolled back by the ROLLBACK that follows the comment', async () => {
-    expect(await run('probe-cr-rollback', 'comment-before-rollback')).toEqual({ omitted: undefined, stored: ['probe-cr-rollback'] });
+    expect(await run('cr-rollback', 'comment-before-rollback')).toEqual({ omitted: undefined, stored: ['cr-rollback'] });
   });
 });

@@ -9,15 +9,15 @@ import { TestPostgres } from './support/postgres';
 /** What the handler sends as SQL inside a `DataSource.transaction()` after saving one contract. */
 type Shape = 'commit-midway' | 'rollback-midway';
 
-@Controller('probe-control')
-class ProbeControlController {
+@Controller('raw-control')
+class RawControlController {
   constructor(@InjectDataSource() private readonly db: DataSource) {}
 
   @Post()
   async run(@Body() body: { tag: string; shape: Shape }): Promise<void> {
     try {
       await this.db.transaction(async (manager) => {
-        await manager.save(Contract, { title: `${body.tag} a`, counterparty: 'Probe Ltd' });
+        await manager.save(Contract, { title: `${body.tag} a`, counterparty: 'Control Ltd' });
         if (body.shape === 'rollback-midway') {
           // PostgreSQL rolls the save back here; TypeORM's COMMIT afterwards finds no block (a warning).
           await manager.query('ROLLBACK');
@@ -25,7 +25,7 @@ class ProbeControlController {
         }
         // A batch committed part way: the first save is committed here, whatever happens next.
         await manager.query('COMMIT; BEGIN');
-        await manager.save(Contract, { title: `${body.tag} b`, counterparty: 'Probe Ltd' });
+        await manager.save(Contract, { title: `${body.tag} b`, counterparty: 'Control Ltd' });
         throw new Error('the rest of the batch fails');
       });
     } catch {
@@ -37,13 +37,13 @@ class ProbeControlController {
 // docs/GUIDE.md ("Diffs"): a change is listed when its transaction commits, and a raw SQL write
 // "counts 1 in `changes.entitiesOmitted` once committed, and none when it is rolled back". A
 // committed change must reach the request's row (listed or counted); a rolled-back one must not.
-describe('probe: COMMIT or ROLLBACK sent as SQL inside a TypeORM transaction', () => {
+describe('COMMIT or ROLLBACK sent as SQL inside a TypeORM transaction ends what it held there', () => {
   let db: TestPostgres;
   let app: INestApplication<Server>;
 
   beforeAll(async () => {
     db = await TestPostgres.start();
-    app = await startDiffsApp(db, { mode: 'sync' }, { controllers: [ProbeControlController] });
+    app = await startDiffsApp(db, { mode: 'sync' }, { controllers: [RawControlController] });
   }, 60_000);
 
   afterAll(async () => {
@@ -52,7 +52,7 @@ describe('probe: COMMIT or ROLLBACK sent as SQL inside a TypeORM transaction', (
   });
 
   const run = async (tag: string, shape: Shape) => {
-    await request(app.getHttpServer()).post('/probe-control').set('x-request-id', tag).send({ tag, shape }).expect(201);
+    await request(app.getHttpServer()).post('/raw-control').set('x-request-id', tag).send({ tag, shape }).expect(201);
     const changes = await changesOf(db, tag);
     const listed = (changes.entities as unknown[] | undefined) ?? [];
     const stored = await db.query<{ title: string }>('SELECT title FROM contract WHERE title LIKE $1 ORDER BY title', [`${tag}%`]);
@@ -60,10 +60,10 @@ describe('probe: COMMIT or ROLLBACK sent as SQL inside a TypeORM transaction', (
   };
 
   it('traces the save committed by COMMIT; BEGIN sent as SQL when the transaction then rolls back', async () => {
-    expect(await run('probe-commit-midway', 'commit-midway')).toEqual({ traced: 1, stored: ['probe-commit-midway a'] });
+    expect(await run('commit-midway', 'commit-midway')).toEqual({ traced: 1, stored: ['commit-midway a'] });
   });
 
   it('lists no save rolled back by ROLLBACK sent as SQL before TypeORM commits', async () => {
-    expect(await run('probe-rollback-midway', 'rollback-midway')).toEqual({ traced: 0, stored: [] });
+    expect(await run('rollback-midway', 'rollback-midway')).toEqual({ traced: 0, stored: [] });
   });
 });
