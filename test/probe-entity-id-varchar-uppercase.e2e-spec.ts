@@ -1,0 +1,76 @@
+import { Body, Controller, type INestApplication, Param, Patch } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { type Server } from 'node:http';
+import request from 'supertest';
+import { Column, DataSource, Entity, PrimaryColumn } from 'typeorm';
+import { Audited, AuditQueryService } from '../src/audit';
+import { startDiffsApp, Tag } from './support/diffs-app';
+import { TestPostgres } from './support/postgres';
+
+// Probe (A13): CHANGELOG "An entity id in capitals escaped its entity's history and erasure" made a
+// UUID entity id lower case where rows store it and where lookups match it. An app whose keys are
+// text columns holding UUIDs in capitals (as Swift's `uuidString` and Windows write them) keeps
+// them so in `changes.entities` (TypeORM hands the key back as stored), but history() now looks
+// for the lower-case form only: a device's history loses the change another device's request made
+// of it (docs/GUIDE.md: history is "the rows about the entity, and the rows about another one
+// whose `changes.entities` holds a change of it").
+@Entity()
+class Device {
+  @PrimaryColumn('varchar') id!: string;
+  @Column('text') name!: string;
+}
+
+@Controller()
+class PairController {
+  constructor(@InjectDataSource() private readonly db: DataSource) {}
+
+  @Patch('devices/:id/pair/:other')
+  @Audited('device_paired', { entityType: 'Device', entityId: { param: 'id' } })
+  pair(@Param('id') id: string, @Param('other') other: string, @Body() body: { name: string }): Promise<void> {
+    return this.db.transaction(async (manager) => {
+      const [first, second] = [await manager.findOneByOrFail(Device, { id }), await manager.findOneByOrFail(Device, { id: other })];
+      first.name = body.name;
+      second.name = `${body.name} (peer)`;
+      await manager.save([first, second]);
+    });
+  }
+}
+
+describe('probe: the history of an entity keyed by a UUID in capitals (a text column)', () => {
+  let db: TestPostgres;
+  let app: INestApplication<Server>;
+  const phone = 'A1B2C3D4-E5F6-4711-8899-AABBCCDDEEFF';
+  const watch = 'F0E1D2C3-B4A5-4697-8877-665544332211';
+
+  beforeAll(async () => {
+    db = await TestPostgres.start();
+    app = await startDiffsApp(
+      db,
+      { mode: 'sync', diffs: { entities: [Tag, Device] } },
+      { entities: [Device], controllers: [PairController] },
+    );
+    await app
+      .get(DataSource)
+      .getRepository(Device)
+      .insert([
+        { id: phone, name: 'phone' },
+        { id: watch, name: 'watch' },
+      ]);
+  }, 60_000);
+
+  afterAll(async () => {
+    await app?.close();
+    await db?.stop();
+  });
+
+  it("shows the change another device's request made of it, under the id as the table holds it", async () => {
+    await request(app.getHttpServer()).patch(`/devices/${phone}/pair/${watch}`).send({ name: 'pair-1' }).expect(200);
+    const [row] = await db.query<{ changes: { entities?: { type: string; id: string }[] } }>(
+      `SELECT changes FROM audit_log WHERE action = 'device_paired'`,
+    );
+    // The trail holds the watch's change, under the key as its table holds it.
+    expect((row.changes.entities ?? []).map((change) => change.id)).toContain(watch);
+    const actions = (await app.get(AuditQueryService).history('Device', watch)).items.map((item) => item.action);
+    expect(actions).toEqual(['device_paired']);
+  }, 60_000);
+});
