@@ -3,7 +3,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { type Server } from 'node:http';
 import request from 'supertest';
 import { Column, DataSource, Entity, PrimaryColumn } from 'typeorm';
-import { Audited, AuditQueryService } from '../src/audit';
+import { Audited, AuditQueryService, AuditService } from '../src/audit';
 import { startDiffsApp, Tag } from './support/diffs-app';
 import { TestPostgres } from './support/postgres';
 
@@ -46,7 +46,11 @@ describe('probe: the history of an entity keyed by a UUID in capitals (a text co
     db = await TestPostgres.start();
     app = await startDiffsApp(
       db,
-      { mode: 'sync', diffs: { entities: [Tag, Device] } },
+      {
+        mode: 'sync',
+        diffs: { entities: [Tag, Device] },
+        privacy: { personalData: ['changes.entities[].fields.name'], pseudonymKey: 'a-pseudonym-key-of-at-least-32-characters' },
+      },
       { entities: [Device], controllers: [PairController] },
     );
     await app
@@ -72,5 +76,16 @@ describe('probe: the history of an entity keyed by a UUID in capitals (a text co
     expect((row.changes.entities ?? []).map((change) => change.id)).toContain(watch);
     const actions = (await app.get(AuditQueryService).history('Device', watch)).items.map((item) => item.action);
     expect(actions).toEqual(['device_paired']);
+  }, 60_000);
+
+  // docs/PRIVACY.md "Erasing": `{ entityType, entityId }` erases every row about that entity, and a
+  // row about another one that holds its change.
+  it("erasing the device takes its values from another device's row", async () => {
+    await request(app.getHttpServer()).patch(`/devices/${watch}/pair/${phone}`).send({ name: 'Jane Roe' }).expect(200);
+    const showingName = async () =>
+      (await app.get(AuditQueryService).search({}, { limit: 500 })).items.filter((row) => JSON.stringify(row).includes('Jane Roe (peer)'));
+    expect(await showingName()).toHaveLength(1);
+    const result = await app.get(AuditService).erase({ entityType: 'Device', entityId: phone, requestedBy: 'dpo', reason: 'request #1' });
+    expect({ erased: result.erased, stillShowing: (await showingName()).length }).toEqual({ erased: 2, stillShowing: 0 });
   }, 60_000);
 });
