@@ -4,16 +4,16 @@ import { type Server } from 'node:http';
 import request from 'supertest';
 import { Column, DataSource, Entity, PrimaryColumn } from 'typeorm';
 import { Audited, AuditQueryService, AuditService } from '../src/audit';
+import { historyReads } from '../src/audit/query/history-sql';
 import { startDiffsApp, Tag } from './support/diffs-app';
 import { TestPostgres } from './support/postgres';
 
-// Probe (A13): CHANGELOG "An entity id in capitals escaped its entity's history and erasure" made a
-// UUID entity id lower case where rows store it and where lookups match it. An app whose keys are
-// text columns holding UUIDs in capitals (as Swift's `uuidString` and Windows write them) keeps
-// them so in `changes.entities` (TypeORM hands the key back as stored), but history() now looks
-// for the lower-case form only: a device's history loses the change another device's request made
-// of it (docs/GUIDE.md: history is "the rows about the entity, and the rows about another one
-// whose `changes.entities` holds a change of it").
+// An app whose keys are text columns holding UUIDs in capitals (as Swift's `uuidString` and
+// Windows write them) keeps them so in `changes.entities` (TypeORM hands the key back as stored),
+// while the row's own `entity_id` holds the UUID in lower case: history() and erasure find the
+// entity under either spelling (docs/GUIDE.md: history is "the rows about the entity, and the rows
+// about another one whose `changes.entities` holds a change of it"), and the history still reads
+// through its indexes, bounded by the page.
 @Entity()
 class Device {
   @PrimaryColumn('varchar') id!: string;
@@ -36,7 +36,7 @@ class PairController {
   }
 }
 
-describe('probe: the history of an entity keyed by a UUID in capitals (a text column)', () => {
+describe('the history of an entity keyed by a UUID in capitals (a text column)', () => {
   let db: TestPostgres;
   let app: INestApplication<Server>;
   const phone = 'A1B2C3D4-E5F6-4711-8899-AABBCCDDEEFF';
@@ -76,6 +76,32 @@ describe('probe: the history of an entity keyed by a UUID in capitals (a text co
     expect((row.changes.entities ?? []).map((change) => change.id)).toContain(watch);
     const actions = (await app.get(AuditQueryService).history('Device', watch)).items.map((item) => item.action);
     expect(actions).toEqual(['device_paired']);
+  }, 60_000);
+
+  it('reads each spelling off the indexes, bounded by the page (EXPLAIN)', async () => {
+    const { select } = historyReads('audit_log', 'Device', watch, undefined, 50);
+    const runner = app.get(DataSource).createQueryRunner();
+    await runner.connect();
+    await runner.startTransaction();
+    try {
+      // The table is small: without this the planner may read it whole, whatever the indexes.
+      await runner.query('SET LOCAL enable_seqscan = off');
+      const plan = ((await runner.query(`EXPLAIN ${select}`)) as { 'QUERY PLAN': string }[]).map((row) => row['QUERY PLAN']).join('\n');
+      // The id canonical, and in capitals: each read off each partition's time index newest first
+      // (no sort of the entity's rows), the other entities' rows through the GIN index.
+      for (const spelling of [watch.toLowerCase(), watch]) {
+        expect(plan).toContain(`(entity_id = '${spelling}'::text))`);
+      }
+      const scans = plan.split('\n').filter((line) => line.includes('Index Scan') && !line.includes('Bitmap'));
+      expect(scans.length).toBeGreaterThanOrEqual(2);
+      expect(scans.every((line) => line.includes('Index Scan Backward') && line.includes('entity'))).toBe(true);
+      expect(plan.match(/-> {2}Sort {2}/g)).toHaveLength(1);
+      expect(plan).toMatch(/Bitmap Index Scan on \w*entities_idx/);
+      expect(plan).not.toContain('Seq Scan');
+    } finally {
+      await runner.rollbackTransaction();
+      await runner.release();
+    }
   }, 60_000);
 
   // docs/PRIVACY.md "Erasing": `{ entityType, entityId }` erases every row about that entity, and a

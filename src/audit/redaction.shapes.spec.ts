@@ -1,14 +1,14 @@
 import { AuditEntryNormalizer } from './audit-entry';
 import { AUDIT_DEFAULTS } from './audit-options';
 
-// Probe (A13): body strings as the stored row keeps them, with the default redactKeys. Each case
-// is a common shape of a kind docs/FAILURES.md "Safe output" promises to redact ("the value after
-// a redacted key"), or ordinary text it must not destroy.
+// Body strings as the stored row keeps them, with the default redactKeys. Each case is a common
+// shape of a kind docs/FAILURES.md "Safe output" promises to redact ("the value after a redacted
+// key"), or ordinary text it must not destroy.
 const normalizer = new AuditEntryNormalizer(AUDIT_DEFAULTS.redactKeys, 64 * 1024);
 const stored = (note: string): string => (normalizer.normalize({ action: 'a', changes: { note } }).record.changes as { note: string }).note;
 const SECRET = 'S3CRETdoNotLog';
 
-describe('probe: a secret after a redacted key, in a common shape, is not stored', () => {
+describe('a secret after a redacted key, in a common shape, is not stored', () => {
   it.each([
     // Keys are matched with spaces ignored (compactKey): `API Key` is the default key `api_key`.
     ['a key of two words ("API Key: …", a form label)', `API Key: ${SECRET}`],
@@ -28,7 +28,7 @@ describe('probe: a secret after a redacted key, in a common shape, is not stored
   });
 });
 
-describe('probe: ordinary text without a URL password is stored as written', () => {
+describe('ordinary text without a URL password is stored as written', () => {
   it.each([
     // No user info here: the authority ends at '?' and '#' (RFC 3986), and the '@' is an e-mail's.
     ['a URL with a query holding a time and an e-mail', 'see https://example.com?at=10:30&mail=ann@example.org ok'],
