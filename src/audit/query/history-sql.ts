@@ -67,9 +67,9 @@ function historySql(
   const type = `${param(literal(entityType))}::text`;
   const spellings = [canonicalEntityId(entityId), ...legacyEntityIdSpellings(entityId)];
   const ids = spellings.map((spelling) => `${param(literal(spelling))}::text`);
+  // A null ref (no numeric form) is kept as NULL: the statement's text depends on the number of spellings only.
   const refs = spellings
     .flatMap((spelling) => entityRefs(entityType, spelling))
-    .filter((ref) => ref !== null)
     .map((ref) => `changes -> 'entities' @> ${param(literal(ref))}::jsonb`);
   let cursor = '';
   if (after) {
