@@ -46,6 +46,8 @@ describe('redaction reads a 200k-character input within 1 s', () => {
     ['keys each followed by 64 spaces and no separator', () => `${`k${' '.repeat(64)}`.repeat(SIZE / 65)}: x`],
     ['a key before 200k spaces', () => `password${' '.repeat(SIZE)}=x`],
     ['many PostgreSQL key details, each never closed', () => 'Key (token)=('.repeat(SIZE / 13)],
+    ['many column lists closed, none opened', () => 'a, b)='.repeat(SIZE / 6)],
+    ['many column lists of 250 characters', () => `(${'c, '.repeat(83)}d)=1 `.repeat(SIZE / 256)],
     ['parentheses nested, never closed', () => `token=${'('.repeat(SIZE)}`],
     ['a quoted value of doubled quotes, never closed', () => `password='${"''".repeat(SIZE / 2)}`],
     ['many URL starts, each ending at a query', () => 'a://u:p?@'.repeat(SIZE / 9)],

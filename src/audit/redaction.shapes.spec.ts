@@ -15,6 +15,7 @@ describe('a secret after a redacted key, in a common shape, is not stored', () =
     ['a quoted key of two words (JSON from a form)', `{"Private Key": "${SECRET}"}`],
     // PostgreSQL's unique-violation detail, the most common error text of a database-backed app.
     ['a PostgreSQL key detail (Key (token)=(…) already exists)', `Key (token)=(${SECRET}) already exists.`],
+    ['a PostgreSQL key detail of two columns, the secret first', `Key (api_key, tenant_id)=(${SECRET}, 7) already exists.`],
     // Ruby's Hash#inspect and PHP's var_export write `=>` between key and value.
     ['a Ruby or PHP hash ("password"=>"…")', `{"password"=>"${SECRET}"}`],
     ["a PHP array ('password' => '…')", `array ('password' => '${SECRET}')`],

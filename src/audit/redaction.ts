@@ -123,8 +123,7 @@ export function redactText(text: string, isRedacted: (key: string) => boolean): 
   let done = 0;
   const pairs = new RegExp(KEY_AND_SEPARATOR);
   for (let match = pairs.exec(cleaned); match !== null; match = pairs.exec(cleaned)) {
-    const previous = wordBefore(cleaned, match.index);
-    if (!isRedacted(match[1]) && (previous === '' || !isRedacted(`${previous} ${match[1]}`))) continue;
+    if (!keyRedacted(cleaned, match.index, match[1], isRedacted)) continue;
     const span = secretSpan(cleaned, pairs.lastIndex, secretKind(match[1]), REDACTED);
     if (span === null) continue;
     out += `${cleaned.slice(done, span.start)}${span.before}${REDACTED}${span.after}`;
@@ -133,6 +132,27 @@ export function redactText(text: string, isRedacted: (key: string) => boolean): 
   }
   return done === 0 ? cleaned : out + cleaned.slice(done);
 }
+
+/**
+ * Whether the key at `at` names a secret: itself, with the word before it (`API Key`), or, closing
+ * PostgreSQL's column list (`Key (token, tenant)=(…)`), any column of that list.
+ */
+function keyRedacted(text: string, at: number, key: string, isRedacted: (key: string) => boolean): boolean {
+  if (isRedacted(key)) return true;
+  const previous = wordBefore(text, at);
+  if (previous !== '' && isRedacted(`${previous} ${key}`)) return true;
+  if (text[at + key.length] !== ')') return false;
+  let open = at - 1;
+  while (open >= 0 && at - open <= MAX_COLUMN_LIST && text[open] !== '(') open -= 1;
+  if (open < 0 || text[open] !== '(') return false;
+  return text
+    .slice(open + 1, at)
+    .split(/[\s,]+/)
+    .some((column) => column !== '' && isRedacted(column));
+}
+
+/** How far back the `(` of a PostgreSQL key detail's column list is looked for. */
+const MAX_COLUMN_LIST = 256;
 
 /** The word that ends one space or tab before `at` (at most 64 characters of it), or '' when there is none. */
 function wordBefore(text: string, at: number): string {
