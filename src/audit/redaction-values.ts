@@ -8,7 +8,7 @@ const TOKEN68 = /[\w\-.~+/]/;
 /** Ends an unquoted auth-param value (`realm=x, nonce=y`). */
 const PARAM_END = /[\s,"]/;
 /** A line that starts with its own `key:` or `key=` is no continuation of the value before it. */
-const LINE_KEY = /[A-Za-z][\w.-]{0,63}\\{0,32}["']?[ \t]{0,8}[=:]/y;
+const LINE_KEY = /[A-Za-z][\w.-]{0,63}\\{0,32}["')]?[ \t]{0,64}[=:]/y;
 /** Schemes whose credential follows them (IANA's HTTP authentication schemes, and common others). */
 const AUTH_SCHEMES = new Set([
   'apikey',
@@ -67,18 +67,35 @@ export function secretSpan(text: string, start: number, kind: SecretKind, marker
     const token = text.slice(start, open.contentStart);
     return { start, end: quotedEnd(text, open.contentStart, open.quote, open.escapes), before: token, after: token };
   }
-  if (text[start] === '[' || text[start] === '{') return { start, end: bracketedEnd(text, start), before: '', after: '' };
+  if (OPENERS.includes(text[start])) return { start, end: bracketedEnd(text, start), before: '', after: '' };
+  // A scheme is the value's first word, before any folded line: a credential folded under it is read after it.
+  const word = wordEnd(text, start);
+  const known = word - start <= 32 && AUTH_SCHEMES.has(text.slice(start, word).toLowerCase());
+  if (known) {
+    const credential = skipGap(text, word);
+    if (text.startsWith(marker, credential)) return null;
+    const credentialEnd = authCredentialEnd(text, credential);
+    if (credentialEnd > credential) return { start: credential, end: credentialEnd, before: '', after: '' };
+  }
   const end = kind === 'cookie' ? cookieListEnd(text, start) : unquotedEnd(text, start);
   if (end === start) return null;
-  const known = end - start <= 32 && AUTH_SCHEMES.has(text.slice(start, end).toLowerCase());
-  if (known || kind === 'authorization') {
+  if (kind === 'authorization' && !known) {
     const credential = skipGap(text, end);
-    if (known && text.startsWith(marker, credential)) return null;
     const credentialEnd = authCredentialEnd(text, credential);
-    // A known scheme stays readable; any other first word of an Authorization value may be the secret itself.
-    if (credentialEnd > credential) return { start: known ? credential : start, end: credentialEnd, before: '', after: '' };
+    // Any other first word of an Authorization value may be the secret itself.
+    if (credentialEnd > credential) return { start, end: credentialEnd, before: '', after: '' };
   }
   return { start, end, before: '', after: '' };
+}
+
+/** Where a bracketed value opens: a JSON list or object, PostgreSQL's `(…)` of a key detail. */
+const OPENERS = '[{(';
+
+/** Where a value's first word ends, on its own line. */
+function wordEnd(text: string, start: number): number {
+  let end = start;
+  while (end < text.length && !VALUE_END.test(text[end])) end += 1;
+  return end;
 }
 
 /** A quote at `at` after at most {@link MAX_ESCAPES} backslashes, the string's content starting after it. */
@@ -103,7 +120,14 @@ function quotedEnd(text: string, from: number, quote: string, escapes: number): 
       run += 1;
       continue;
     }
-    if (char === quote && run >= escapes && (run - escapes) % (2 * (escapes + 1)) === 0) return i + 1;
+    if (char === quote && run >= escapes && (run - escapes) % (2 * (escapes + 1)) === 0) {
+      // A quote written twice (SQL's `'it''s'`, CSV's) stands for one, inside the string.
+      if (escapes === 0 && run === 0 && text[i + 1] === quote) {
+        i += 1;
+        continue;
+      }
+      return i + 1;
+    }
     run = 0;
   }
   return text.length;
@@ -115,8 +139,8 @@ function bracketedEnd(text: string, start: number): number {
   let i = start;
   while (i < text.length) {
     const char = text[i];
-    if (char === '[' || char === '{') depth += 1;
-    else if ((char === ']' || char === '}') && --depth === 0) return i + 1;
+    if (OPENERS.includes(char)) depth += 1;
+    else if ((char === ']' || char === '}' || char === ')') && --depth === 0) return i + 1;
     else if (char === '"' || char === "'" || char === '\\') {
       const open = openingQuote(text, i);
       if (open !== null) {

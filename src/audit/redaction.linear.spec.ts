@@ -40,6 +40,18 @@ describe('redaction reads a 200k-character input within 1 s', () => {
     ['a value folded on many lines', () => `token: a${'\r\n b'.repeat(SIZE / 4)}`],
     ['many secret pairs, each closed', () => 'token=[1] password="a\\"b" Cookie: a=1; '.repeat(SIZE / 38)],
     ['lines each almost a key', () => `token: a${`\n ${'k'.repeat(60)}`.repeat(SIZE / 62)}`],
+    ['many words of 64 characters before a key', () => `${'w'.repeat(64)} `.repeat(SIZE / 65) + 'Key: x'],
+    ['many two-word keys, each before a separator', () => 'API Key: '.repeat(SIZE / 9)],
+    ['many "=>" separators', () => '"password"=>'.repeat(SIZE / 12)],
+    ['keys each followed by 64 spaces and no separator', () => `${`k${' '.repeat(64)}`.repeat(SIZE / 65)}: x`],
+    ['a key before 200k spaces', () => `password${' '.repeat(SIZE)}=x`],
+    ['many PostgreSQL key details, each never closed', () => 'Key (token)=('.repeat(SIZE / 13)],
+    ['many column lists closed, none opened', () => 'a, b)='.repeat(SIZE / 6)],
+    ['many column lists of 250 characters', () => `(${'c, '.repeat(83)}d)=1 `.repeat(SIZE / 256)],
+    ['parentheses nested, never closed', () => `token=${'('.repeat(SIZE)}`],
+    ['a quoted value of doubled quotes, never closed', () => `password='${"''".repeat(SIZE / 2)}`],
+    ['many URL starts, each ending at a query', () => 'a://u:p?@'.repeat(SIZE / 9)],
+    ['many folded Authorization headers', () => 'Authorization: Digest\r\n '.repeat(SIZE / 24)],
   ])('redacts a body string of 200k characters: %s', (_label, make) => {
     const value = make();
     expect(value.length).toBeGreaterThan(SIZE * 0.9);

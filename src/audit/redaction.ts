@@ -98,10 +98,14 @@ const BEARER = /\b(bearer\s+)[\w\-.~+/]{8,}=*/gi;
 // A scheme of at most 64 characters (RFC 3986 names none near it): each start looks that far at
 // most, so a long run of scheme characters is read in one pass, not once from each position.
 const URL_START = /\b[a-z][a-z\d+.-]{0,63}:\/\//gi;
-/** Ends a URL's authority (`user:password@host:port`): its path, a space, a quote, an escape. */
-const AUTHORITY_END = /[\s/\\"'<>]/;
-// A key, its closing quote escaped any number of times (JSON encoded twice: `\"password\":`), its separator.
-const KEY_AND_SEPARATOR = /([A-Za-z][\w.-]{0,63})\\{0,32}["']?\s{0,8}[=:]\s{0,8}/g;
+/** Ends a URL's authority (`user:password@host:port`): its path, query or fragment (RFC 3986), a space, a quote, an escape. */
+const AUTHORITY_END = /[\s/?#\\"'<>]/;
+// A key, its closing quote escaped any number of times (JSON encoded twice: `\"password\":`) or the
+// parenthesis of PostgreSQL's `Key (token)=(…)`, its separator (`=>` of a Ruby or PHP hash), spaces
+// of an aligned dump around it.
+const KEY_AND_SEPARATOR = /([A-Za-z][\w.-]{0,63})\\{0,32}["')]?\s{0,64}(?:=>?|:)\s{0,64}/g;
+/** The word before a key, one space or tab apart (`API Key`, `Private Key`), read backwards from the key. */
+const WORD_CHAR = /[\w.-]/;
 
 /**
  * Redacts secrets written into free text, such as an error message: the value after a redacted
@@ -119,7 +123,7 @@ export function redactText(text: string, isRedacted: (key: string) => boolean): 
   let done = 0;
   const pairs = new RegExp(KEY_AND_SEPARATOR);
   for (let match = pairs.exec(cleaned); match !== null; match = pairs.exec(cleaned)) {
-    if (!isRedacted(match[1])) continue;
+    if (!keyRedacted(cleaned, match.index, match[1], isRedacted)) continue;
     const span = secretSpan(cleaned, pairs.lastIndex, secretKind(match[1]), REDACTED);
     if (span === null) continue;
     out += `${cleaned.slice(done, span.start)}${span.before}${REDACTED}${span.after}`;
@@ -127,6 +131,36 @@ export function redactText(text: string, isRedacted: (key: string) => boolean): 
     pairs.lastIndex = span.end;
   }
   return done === 0 ? cleaned : out + cleaned.slice(done);
+}
+
+/**
+ * Whether the key at `at` names a secret: itself, with the word before it (`API Key`), or, closing
+ * PostgreSQL's column list (`Key (token, tenant)=(…)`), any column of that list.
+ */
+function keyRedacted(text: string, at: number, key: string, isRedacted: (key: string) => boolean): boolean {
+  if (isRedacted(key)) return true;
+  const previous = wordBefore(text, at);
+  if (previous !== '' && isRedacted(`${previous} ${key}`)) return true;
+  if (text[at + key.length] !== ')') return false;
+  let open = at - 1;
+  while (open >= 0 && at - open <= MAX_COLUMN_LIST && text[open] !== '(') open -= 1;
+  if (open < 0 || text[open] !== '(') return false;
+  return text
+    .slice(open + 1, at)
+    .split(/[\s,]+/)
+    .some((column) => column !== '' && isRedacted(column));
+}
+
+/** How far back the `(` of a PostgreSQL key detail's column list is looked for. */
+const MAX_COLUMN_LIST = 256;
+
+/** The word that ends one space or tab before `at` (at most 64 characters of it), or '' when there is none. */
+function wordBefore(text: string, at: number): string {
+  const end = at - 1;
+  if (end < 1 || (text[end] !== ' ' && text[end] !== '\t')) return '';
+  let start = end;
+  while (start > 0 && end - start < 64 && WORD_CHAR.test(text[start - 1])) start -= 1;
+  return text.slice(start, end);
 }
 
 function secretKind(key: string): SecretKind {

@@ -90,7 +90,7 @@ export class AuditQueryService implements BeforeApplicationShutdown {
     const checked = checkSearch({ entityType, entityId });
     const limit = checkLimit(page.limit);
     const after = page.cursor === undefined ? undefined : decodeAuditCursor(page.cursor);
-    const { select, prepared } = historyReads(this.reader.table(), checked.entityType as string, checked.entityId as string, after, limit);
+    const { select, prepared } = historyReads(this.reader.table(), checked.entityType as string, entityId, after, limit);
     return this.pageOf(await this.reader.read<PageRow>(select, prepared), limit);
   }
 

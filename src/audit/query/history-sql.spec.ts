@@ -22,4 +22,20 @@ describe('historyReads', () => {
     // Another entity, another cursor: the same statement.
     expect(historyReads('"public"."audit_log"', 'NDA', 'x', { ...after, occurredUs: 5n }, 50).prepared.name).toBe(prepared.name);
   });
+
+  it('looks a UUID up canonical, as given and in capitals, each spelling once; any other id as given', () => {
+    const lower = 'a1b2c3d4-e5f6-4711-8899-aabbccddeeff';
+    const mixed = 'A1B2C3D4-e5f6-4711-8899-aabbccddeeff';
+    const spelled = (id: string): string[] => historyReads('"public"."audit_log"', 'Device', id, undefined, 50).prepared.args;
+    expect(spelled(mixed)).toEqual(expect.arrayContaining([`'${lower}'`, `'${mixed}'`, `'${lower.toUpperCase()}'`]));
+    expect(spelled(lower)).toEqual(expect.arrayContaining([`'${lower}'`, `'${lower.toUpperCase()}'`]));
+    expect(spelled(lower).filter((arg) => arg.toLowerCase() === `'${lower}'`)).toHaveLength(2);
+    expect(spelled('ORDER-42').filter((arg) => arg.toLowerCase().includes('order-42'))).toEqual([
+      `'ORDER-42'`,
+      `'[{"type":"Device","id":"ORDER-42"}]'`,
+    ]);
+    // Two UUIDs spelled alike share one statement.
+    const name = (id: string): string => historyReads('"public"."audit_log"', 'Device', id, undefined, 50).prepared.name;
+    expect(name('0193a1c2-7b3e-7c4d-8e5f-0a1b2c3d4e5f')).toBe(name(lower));
+  });
 });

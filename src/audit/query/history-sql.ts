@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { literal } from '../audit-insert-sql';
+import { canonicalEntityId, legacyEntityIdSpellings } from '../entity-id';
 import { type AuditCursorKey } from './audit-cursor';
 import { PAGE_COLUMNS, type PreparedRead } from './audit-query.sql';
 
@@ -28,7 +29,10 @@ export function entityRefs(entityType: string, entityId: string): [string, strin
  * are read off `audit_log_entity_time_idx`, newest first and bounded by the page; the others
  * through the GIN index `audit_log_entities_idx` (rows with `changes.entities` only), all of them
  * past the cursor, then sorted: a page costs the two lookups plus the sort of the entity's
- * changes on other rows, whatever the table's size.
+ * changes on other rows, whatever the table's size. A UUID id is looked up canonical (lower
+ * case), as given, and in capitals, as erasure does: `changes.entities` keeps a key as the entity's
+ * table holds it, and an earlier version stored the id as the caller spelled it. Each spelling of
+ * the entity's own rows is one more bounded read of the time index.
  * Both the literal SQL and the prepared statement (values as `$n`) are given, as the reader takes them.
  *
  * @example
@@ -61,8 +65,12 @@ function historySql(
   param: (value: string) => string,
 ): string {
   const type = `${param(literal(entityType))}::text`;
-  const id = `${param(literal(entityId))}::text`;
-  const refs = entityRefs(entityType, entityId).map((ref) => `changes -> 'entities' @> ${param(literal(ref))}::jsonb`);
+  const spellings = [canonicalEntityId(entityId), ...legacyEntityIdSpellings(entityId)];
+  const ids = spellings.map((spelling) => `${param(literal(spelling))}::text`);
+  // A null ref (no numeric form) is kept as NULL: the statement's text depends on the number of spellings only.
+  const refs = spellings
+    .flatMap((spelling) => entityRefs(entityType, spelling))
+    .map((ref) => `changes -> 'entities' @> ${param(literal(ref))}::jsonb`);
   let cursor = '';
   if (after) {
     const instant =
@@ -75,9 +83,13 @@ function historySql(
   // `changes ? 'entities'` is the GIN index's predicate; the second part leaves out the entity's own
   // rows, which the first reads. Its `OFFSET 0` keeps its ORDER BY and LIMIT outside: a generic plan
   // (a prepared statement's) would otherwise walk the time index newest first, filtering every row.
+  const own = ids.map(
+    (id) => `(SELECT ${PAGE_COLUMNS} FROM ${table} WHERE entity_type = ${type} AND entity_id = ${id}${cursor} ${ORDER} LIMIT ${n})`,
+  );
+  const notOwn = ids.map((id) => ` AND (entity_type, entity_id) IS DISTINCT FROM (${type}, ${id})`).join('');
   return (
-    `SELECT * FROM ((SELECT ${PAGE_COLUMNS} FROM ${table} WHERE entity_type = ${type} AND entity_id = ${id}${cursor} ${ORDER} LIMIT ${n})` +
+    `SELECT * FROM (${own.join(' UNION ALL ')}` +
     ` UNION ALL (SELECT * FROM (SELECT ${PAGE_COLUMNS} FROM ${table} WHERE changes ? 'entities' AND (${refs.join(' OR ')})` +
-    ` AND (entity_type, entity_id) IS DISTINCT FROM (${type}, ${id})${cursor} OFFSET 0) AS o ${ORDER} LIMIT ${n})) AS h ${ORDER} LIMIT ${n}`
+    `${notOwn}${cursor} OFFSET 0) AS o ${ORDER} LIMIT ${n})) AS h ${ORDER} LIMIT ${n}`
   );
 }

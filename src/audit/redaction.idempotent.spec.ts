@@ -1,0 +1,58 @@
+import { compileRedactor, DEFAULT_REDACT_KEYS, redactText } from './redaction';
+
+// Redacting a redacted text changes nothing: an entry's text is redacted again where it is read
+// back (a spooled or buffered line replayed, an export re-imported). docs/FAILURES.md "Safe
+// output": after an auth scheme "the credential goes and a known scheme's name stays", and a value
+// is read "on across a folded header line".
+const isRedacted = compileRedactor(DEFAULT_REDACT_KEYS);
+const SECRET = 'S3CRETdoNotLog';
+
+describe('redaction is idempotent', () => {
+  it.each([
+    ['a Digest header folded after its scheme', 'Authorization: Digest\r\n username="ops", response="6629fae49393a05397450978507c4ef1"'],
+    ['a Basic header folded after its scheme', 'Authorization: Basic\n dXNlcjpwYXNzd29yZA=='],
+  ])('%s', (_label, text) => {
+    const once = redactText(text, isRedacted);
+    expect(once).not.toContain('6629fae4');
+    expect(once).not.toContain('dXNlcjpw');
+    expect(redactText(once, isRedacted)).toBe(once);
+  });
+
+  // Every combination of a key, a separator and a value shape the free-text reading knows: the
+  // secret goes on the first pass, and the second pass changes nothing.
+  const keys = ['password', '"password"', '\\"password\\"', 'API Key', '"Private Key"', 'Key (token)', 'Authorization', 'Cookie', 'x-auth'];
+  const separators = ['=', ': ', ' => ', '            = ', ':\t\t\t\t\t\t\t\t\t\t', '=\r\n '];
+  const values = [
+    SECRET,
+    `"${SECRET}"`,
+    `'it''s ${SECRET}'`,
+    `\\"${SECRET}\\"`,
+    `(${SECRET})`,
+    `[1, "${SECRET}"]`,
+    `{"a": "${SECRET}"}`,
+    `Basic ${SECRET}`,
+    `Digest\r\n username="ops", response="${SECRET}"`,
+    `Bearer ${SECRET}xyz`,
+    `${SECRET}\r\n continued`,
+  ];
+  const shapes = keys.flatMap((key) => separators.flatMap((separator) => values.map((value) => `x ${key}${separator}${value} tail`)));
+
+  it(`holds for ${shapes.length} key, separator and value shapes`, () => {
+    const failures = shapes.filter((text) => {
+      const once = redactText(text, isRedacted);
+      return once.includes(SECRET) || redactText(once, isRedacted) !== once;
+    });
+    expect(failures).toEqual([]);
+  });
+
+  it.each([
+    ['a URL password', `postgres://ops:${SECRET}@db/app?at=10:30`],
+    ['a bearer token', `sent Bearer ${SECRET} upstream`],
+    ['every cookie of a Cookie header', `Cookie: a=${SECRET}; b=${SECRET}`],
+    ['two keys on one line', `user=ann password=${SECRET} token=${SECRET}`],
+  ])('holds for %s', (_label, text) => {
+    const once = redactText(text, isRedacted);
+    expect(once).not.toContain(SECRET);
+    expect(redactText(once, isRedacted)).toBe(once);
+  });
+});
