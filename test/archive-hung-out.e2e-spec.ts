@@ -1,16 +1,20 @@
 import { execFileSync } from 'node:child_process';
 import { createReadStream, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AuditSealer, AuditService } from '../src/audit';
+import { DISK_CALLS_IN_FLIGHT, diskGate } from '../src/audit/spool/disk-gate';
 import { runArchive } from '../src/audit/lifecycle/archive-command';
 import { startSealingApp } from './support/integrity';
 import { sleep, TestPostgres } from './support/postgres';
 
 // docs/FAILURES.md, "A transaction cut off by a partition" and "The commands' deadlines":
 // audit-archive's file calls on --out have the deadline --timeout-ms. Writing to a disk that never
-// answers (a hard NFS mount; here a FIFO no one reads, on which open() blocks) ends the command
-// with AUDIT_DISK_TIMEOUT and exit status 2, its transaction rolled back (its snapshot and its
+// answers (a hard NFS mount; here two opens of FIFOs no one reads, which block, hold both of the
+// disk's call slots, DISK_CALLS_IN_FLIGHT, as hung calls of the same process would: the archive
+// opens no file already there, so a planted FIFO no longer blocks it) ends the command with
+// AUDIT_DISK_TIMEOUT and exit status 2, its transaction rolled back (its snapshot and its
 // ACCESS SHARE lock on the month's partition released), and no archive file written: the
 // keepalive never holds the transaction for a command stuck on its disk.
 const TIMEOUT_MS = 1000;
@@ -45,8 +49,9 @@ describe('audit-archive whose --out disk hangs', () => {
   it('ends with AUDIT_DISK_TIMEOUT and exit status 2, its transaction rolled back, no archive written', async () => {
     const out = join(dir, 'out');
     mkdirSync(out);
-    const fifo = join(out, `audit-${month}.ndjson.gz.partial`);
-    execFileSync('mkfifo', [fifo]);
+    const fifos = Array.from({ length: DISK_CALLS_IN_FLIGHT }, (_, i) => join(out, `hung-${i}`));
+    for (const fifo of fifos) execFileSync('mkfifo', [fifo]);
+    const hung = fifos.map((fifo) => diskGate(out).run('open', 60_000, () => open(fifo, 'w')));
     const errors: string[] = [];
     const io = { out: () => undefined, err: (l: string) => errors.push(l) };
     let status: number | undefined;
@@ -61,15 +66,20 @@ describe('audit-archive whose --out disk hangs', () => {
         'base',
       );
       expect({ status, transactionsHeld: held[0].n }).toEqual({ status: 2, transactionsHeld: 0 });
-      expect(errors).toEqual([expect.stringMatching(/^audit-archive failed: AUDIT_DISK_TIMEOUT: open did not return within 1000 ms/)]);
-      expect(readdirSync(out).filter((name) => !name.endsWith('.partial'))).toEqual([]);
+      expect(errors).toEqual([
+        expect.stringMatching(
+          /^audit-archive failed: AUDIT_DISK_TIMEOUT: mkdir not begun, an earlier file operation has not returned within 1000 ms/,
+        ),
+      ]);
+      expect(readdirSync(out).filter((name) => !name.startsWith('hung-'))).toEqual([]);
     } finally {
-      // Unblock the hung open() (and the command, before the fix) so that nothing is left behind.
-      const reader = createReadStream(fifo);
-      const closed = new Promise<void>((resolve) => reader.once('close', () => resolve()));
-      reader.resume();
+      // Unblock the hung opens (and the command, before the fix) so that nothing is left behind.
+      const readers = fifos.map((fifo) => createReadStream(fifo));
+      const closed = readers.map((reader) => new Promise<void>((resolve) => reader.once('close', () => resolve())));
+      for (const reader of readers) reader.resume();
+      for (const handle of await Promise.all(hung)) await handle.close();
       await running;
-      await closed;
+      await Promise.all(closed);
     }
   }, 90_000);
 });

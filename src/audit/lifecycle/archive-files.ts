@@ -1,21 +1,26 @@
-import { type FileHandle, mkdir, open, rename, rm, writeFile } from 'node:fs/promises';
+import { type FileHandle, mkdir, open, rename, rm } from 'node:fs/promises';
 import { diskGate } from '../spool/disk-gate';
 
 // An archive holds what the trail holds, personal values and their salts included: readable by its
-// owner only, as the spool's files are (the modes apply to what the archive creates).
+// owner only, as the spool's files are (the modes apply to what the archive creates: a file is
+// always created anew, never reopened, since an existing file keeps its mode).
 const OWNER_ONLY_FILE = 0o600;
 const OWNER_ONLY_DIRECTORY = 0o700;
 
 /**
- * A file being written: its bytes appended in order, then closed.
+ * A file being written: its bytes appended in order, flushed to the disk (`sync`, before it is
+ * renamed into place), then closed.
  *
  * @example
  * const file: ArchiveFile = await boundedArchiveFiles('/archive', 30_000).create('/archive/a.partial');
  * await file.write(Buffer.from('{}\n'));
+ * await file.sync();
  * await file.close();
  */
 export interface ArchiveFile {
   write(chunk: Uint8Array): Promise<void>;
+  /** fsync: the bytes written are on the disk when it resolves. */
+  sync(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -27,11 +32,15 @@ export interface ArchiveFile {
  * await files.mkdir('/archive');
  */
 export interface ArchiveFiles {
-  mkdir(path: string): Promise<void>;
-  /** Created, or emptied when it exists. */
+  /** Made with its missing parents; resolves to the first directory it made (undefined: none). */
+  mkdir(path: string): Promise<string | undefined>;
+  /** Created anew, owner-only: a file already at `path` (a killed run's) is removed first. */
   create(path: string): Promise<ArchiveFile>;
+  /** {@link create}, `text` written, fsynced and closed. */
   writeFile(path: string, text: string): Promise<void>;
   rename(from: string, to: string): Promise<void>;
+  /** fsyncs a directory: the renames and creations in it are on the disk when it resolves. */
+  syncDirectory(path: string): Promise<void>;
   /** Removes `path` if it is there; never rejects (a temporary file left behind is not an archive). */
   discard(path: string): Promise<void>;
 }
@@ -59,23 +68,39 @@ export function boundedArchiveFiles(dir: string, timeoutMs: number): ArchiveFile
         offset += bytesWritten;
       }
     },
+    sync: () => run('fsync', () => handle.sync()),
     close: () => diskGate(dir).close(timeoutMs, () => handle.close()),
   });
-  return {
-    mkdir: async (path) => void (await run('mkdir', () => mkdir(path, { recursive: true, mode: OWNER_ONLY_DIRECTORY }))),
-    create: async (path) =>
-      opened(
-        await run(
-          'open',
-          () => open(path, 'w', OWNER_ONLY_FILE),
-          (late) =>
-            void diskGate(dir)
-              .close(timeoutMs, () => late.close())
-              .catch(() => undefined),
-        ),
-      ),
-    writeFile: (path, text) => run('writeFile', () => writeFile(path, text, { mode: OWNER_ONLY_FILE })),
+  const closeLate = (late: FileHandle) =>
+    void diskGate(dir)
+      .close(timeoutMs, () => late.close())
+      .catch(() => undefined);
+  const files: ArchiveFiles = {
+    mkdir: (path) => run('mkdir', () => mkdir(path, { recursive: true, mode: OWNER_ONLY_DIRECTORY })),
+    create: async (path) => {
+      await run('unlink', () => rm(path, { force: true }));
+      // 'wx': a file that appeared since (another run's) fails the open rather than keeping its mode.
+      return opened(await run('open', () => open(path, 'wx', OWNER_ONLY_FILE), closeLate));
+    },
+    writeFile: async (path, text) => {
+      const file = await files.create(path);
+      try {
+        await file.write(Buffer.from(text));
+        await file.sync();
+      } finally {
+        await file.close();
+      }
+    },
     rename: (from, to) => run('rename', () => rename(from, to)),
+    syncDirectory: async (path) => {
+      const handle = await run('open', () => open(path, 'r'), closeLate);
+      try {
+        await run('fsync', () => handle.sync());
+      } finally {
+        await diskGate(dir).close(timeoutMs, () => handle.close());
+      }
+    },
     discard: (path) => run('unlink', () => rm(path, { force: true })).catch(() => undefined),
   };
+  return files;
 }

@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
@@ -47,14 +47,17 @@ export type ArchiveResult =
  * sealed columns as the verifier encodes them) and writes those seals, the retention checkpoints
  * that removed rows of them and the erasure entries of their erased rows beside it. Refuses a
  * month with a row after the newest seal. Memory stays within one batch of rows and the seals'
- * manifests (24 bytes a row). Files are written under temporary names and renamed when complete.
+ * manifests (24 bytes a row). Files are written under temporary names (created anew, owner-only),
+ * fsynced, renamed when complete, and the directory fsynced (with those `mkdir` made): when it
+ * resolves, the archive survives a power loss, so retention may drop the month.
  * Every file call has the deadline `run.timeoutMs` ({@link boundedArchiveFiles}): a disk that does
  * not answer rejects with `AUDIT_DISK_TIMEOUT`, the transaction is rolled back and nothing is renamed.
+ * `injected` replaces the disk's calls (a test's).
  *
  * @example
  * const result = await writeArchive(client, { table: 'public.audit_log', month: '2026-01', out: '/archive', trail: 'app/audit_log', timeoutMs: 30_000 });
  */
-export async function writeArchive(client: Client, run: ArchiveRun): Promise<ArchiveResult> {
+export async function writeArchive(client: Client, run: ArchiveRun, injected?: ArchiveFiles): Promise<ArchiveResult> {
   const table = quoteTablePath(run.table);
   const sealTable = sealTableOf(run.table);
   const span = monthSpan(run.month);
@@ -97,8 +100,8 @@ export async function writeArchive(client: Client, run: ArchiveRun): Promise<Arc
       : [];
     const before = range ? seals.filter((s) => s.seq < range[0].seq).at(-1) : undefined;
     const files = archiveFiles(run.month);
-    const disk = boundedArchiveFiles(run.out, run.timeoutMs);
-    await disk.mkdir(run.out);
+    const disk = injected ?? boundedArchiveFiles(run.out, run.timeoutMs);
+    const made = await disk.mkdir(run.out);
     const rowsPath = join(run.out, files.rows);
     const sealsPath = join(run.out, files.seals);
     const partial = `${rowsPath}.partial`;
@@ -125,9 +128,17 @@ export async function writeArchive(client: Client, run: ArchiveRun): Promise<Arc
         checkpoints: await checkpointsOf(query, sealTable, segment),
         ...(await erasuresOf(query, table, counts.erasures)),
       };
-      await disk.writeFile(`${sealsPath}.partial`, `${JSON.stringify(header, null, 1)}\n`);
+      const seals = await disk.create(`${sealsPath}.partial`);
+      try {
+        await seals.write(Buffer.from(`${JSON.stringify(header, null, 1)}\n`));
+        await seals.sync();
+      } finally {
+        await seals.close();
+      }
       await disk.rename(partial, rowsPath);
       await disk.rename(`${sealsPath}.partial`, sealsPath);
+      await disk.syncDirectory(run.out);
+      for (const parent of madeParents(run.out, made)) await disk.syncDirectory(parent);
       return { written: true, rowsPath, sealsPath, header };
     } finally {
       await disk.discard(partial);
@@ -136,6 +147,14 @@ export async function writeArchive(client: Client, run: ArchiveRun): Promise<Arc
   } finally {
     await client.query('ROLLBACK').catch(() => undefined);
   }
+}
+
+/** The directories holding the entries of those `mkdir` made (`made`, the first, up to `out`), nearest first. */
+function madeParents(out: string, made: string | undefined): string[] {
+  if (made === undefined) return [];
+  const parents: string[] = [];
+  for (let dir = resolve(out); dir !== dirname(resolve(made)) && dir !== dirname(dir); dir = dirname(dir)) parents.push(dirname(dir));
+  return parents;
 }
 
 function keyOf(key: SortKey): RowKey {
@@ -169,7 +188,11 @@ async function writeRows(
   const gzip = createGzip();
   const sink = new Writable({
     write: (chunk: Buffer, _encoding, done) => void file.write(chunk).then(() => done(), done),
-    final: (done) => void close().then(() => done(), done),
+    final: (done) =>
+      void file
+        .sync()
+        .then(close)
+        .then(() => done(), done),
   });
   const piped = pipeline(gzip, sink);
   piped.catch(() => undefined);

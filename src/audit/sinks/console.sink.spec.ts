@@ -23,7 +23,7 @@ function captured(emit: (sink: ConsoleSink) => void): string[] {
   const lines: string[] = [];
   const spy = jest.spyOn(process.stderr, 'write').mockImplementation((chunk: unknown) => {
     const text = String(chunk);
-    // One write a line, newline-terminated: lines of several writers never interleave.
+    // One write a line, newline-terminated: the lines of one process never interleave.
     expect(text).toMatch(/^[^\n]*\n$/);
     lines.push(text.slice(0, -1));
     return true;

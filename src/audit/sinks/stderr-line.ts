@@ -1,10 +1,11 @@
 const ignore = (): void => undefined;
 
 /**
- * Writes one line to the process's stderr: a single write, newline-terminated, so that lines of
- * several writers never interleave. Never through `console`: Sentry's Console integration (on by
- * default) records every `console.error` call as a breadcrumb of the app's next events, and an
- * audit line (an entry, its `changes`, a person's values) must not travel there. A write that
+ * Writes one line to the process's stderr: a single write, newline-terminated, so that the lines
+ * of one process never interleave (processes sharing one pipe may: docs/FAILURES.md). Never
+ * through `console`: Sentry's Console integration (on by default) records every `console.error`
+ * call as a breadcrumb of the app's next events, and an audit line (an entry, its `changes`, a
+ * person's values) must not travel there. A write that
  * fails (stderr closed) is dropped, as `console.error` drops it.
  *
  * @example

@@ -10,12 +10,11 @@ import { type TestPostgres } from './support/postgres';
 import { startArchiveTrail, stopArchiveTrail } from './support/archive-trail';
 import { type StderrCapture } from './support/stderr';
 
-// Probe (A13): CHANGELOG "Archives were readable by every user of the machine": audit-archive now
-// creates its files owner-only (0600). A `.partial` left in --out by a run that was killed (an
-// earlier version's, 0644) is opened with 'w', which keeps an existing file's mode, and renamed to
-// the archive: the archive stays readable by every user.
-describe('probe: an archive written over a leftover .partial is owner-only', () => {
-  const database = 'probe_archive_partial';
+// An archive holds the trail's personal values: its files are owner-only (0600), also when a run
+// that was killed (an earlier version's, 0644) left its `.partial` files in --out, since a file
+// reopened keeps its mode: each is created anew.
+describe('an archive written over a leftover .partial is owner-only', () => {
+  const database = 'archive_owner_only';
   const keys = sealingKeys();
   const entryKey = `k1:${randomBytes(32).toString('base64')}`;
   const month = monthsAgo(2).month;

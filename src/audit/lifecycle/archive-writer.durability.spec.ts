@@ -1,0 +1,104 @@
+import { type Client } from 'pg';
+import { type ArchiveFile, type ArchiveFiles } from './archive-files';
+import { writeArchive } from './archive-writer';
+
+// A power loss cannot be cut in a test: the order of the file calls is what keeps an archive whole
+// through one (each file fsynced before its rename, the directory after the renames, all before
+// writeArchive resolves and retention may drop the month).
+
+/** A client for a month with no row (nothing unsealed, no seal): the archive is two files all the same. */
+function emptyMonthClient(): Client {
+  const query = (sql: unknown) =>
+    Promise.resolve({ rows: typeof sql === 'string' && sql.includes('AS unsealed') ? [{ unsealed: 0 }] : [] });
+  return { query } as unknown as Client;
+}
+
+/** Records each call as `call path`; `hold` makes the named call wait for the returned release. */
+function recordingFiles(made: string | undefined, fail?: string) {
+  const calls: string[] = [];
+  const held = new Map<string, () => void>();
+  const step = async (call: string) => {
+    calls.push(call);
+    if (call === fail) throw Object.assign(new Error(`${call} failed`), { code: 'EIO' });
+    if (call.startsWith('syncDirectory')) await new Promise<void>((release) => held.set(call, release));
+  };
+  const files: ArchiveFiles = {
+    mkdir: async (path) => {
+      await step(`mkdir ${path}`);
+      return made;
+    },
+    create: async (path) => {
+      await step(`create ${path}`);
+      const file: ArchiveFile = {
+        write: () => step(`write ${path}`),
+        sync: () => step(`sync ${path}`),
+        close: () => step(`close ${path}`),
+      };
+      return file;
+    },
+    writeFile: (path) => step(`writeFile ${path}`),
+    rename: (from, to) => step(`rename ${from} ${to}`),
+    syncDirectory: (path) => step(`syncDirectory ${path}`),
+    discard: (path) => step(`discard ${path}`),
+  };
+  return { files, calls, held };
+}
+
+const run = { table: 'public.audit_log', month: '2026-01', out: '/archive/audit', trail: 'app/audit_log', timeoutMs: 30_000 };
+const rows = '/archive/audit/audit-2026-01.ndjson.gz';
+const seals = '/archive/audit/audit-2026-01.seals.json';
+
+/** Lets every pending callback run, until `done` holds or the calls stop changing. */
+async function settle(done: () => boolean): Promise<void> {
+  for (let turn = 0; turn < 1_000 && !done(); turn++) await new Promise((next) => setImmediate(next));
+}
+
+describe('writeArchive: an archive on the disk before it is reported written', () => {
+  it('fsyncs each file before its rename and the directory after the renames, and resolves only then', async () => {
+    const { files, calls, held } = recordingFiles(undefined);
+    let resolved = false;
+    const written = writeArchive(emptyMonthClient(), run, files).then((result) => ((resolved = true), result));
+    await settle(() => held.has(`syncDirectory ${run.out}`));
+    expect(resolved).toBe(false);
+    held.get(`syncDirectory ${run.out}`)?.();
+    const result = await written;
+    expect(result.written).toBe(true);
+    const order = calls.filter((call) => !call.startsWith('write ') && !call.startsWith('discard '));
+    expect(order).toEqual([
+      `mkdir ${run.out}`,
+      `create ${rows}.partial`,
+      `sync ${rows}.partial`,
+      `close ${rows}.partial`,
+      `create ${seals}.partial`,
+      `sync ${seals}.partial`,
+      `close ${seals}.partial`,
+      `rename ${rows}.partial ${rows}`,
+      `rename ${seals}.partial ${seals}`,
+      `syncDirectory ${run.out}`,
+    ]);
+    expect(calls.indexOf(`write ${rows}.partial`)).toBeLessThan(calls.indexOf(`sync ${rows}.partial`));
+    expect(calls.indexOf(`write ${seals}.partial`)).toBeLessThan(calls.indexOf(`sync ${seals}.partial`));
+  });
+
+  it('fsyncs the directories that hold the entries of those it made, nearest first', async () => {
+    const { files, calls, held } = recordingFiles('/archive');
+    const written = writeArchive(emptyMonthClient(), run, files);
+    for (const dir of [run.out, '/archive', '/']) {
+      await settle(() => held.has(`syncDirectory ${dir}`));
+      held.get(`syncDirectory ${dir}`)?.();
+    }
+    expect((await written).written).toBe(true);
+    expect(calls.filter((call) => call.startsWith('syncDirectory'))).toEqual([
+      `syncDirectory ${run.out}`,
+      'syncDirectory /archive',
+      'syncDirectory /',
+    ]);
+  });
+
+  it.each([`sync ${rows}.partial`, `sync ${seals}.partial`])('renames nothing when %s fails, and rejects', async (failing) => {
+    const { files, calls } = recordingFiles(undefined, failing);
+    await expect(writeArchive(emptyMonthClient(), run, files)).rejects.toThrow(`${failing} failed`);
+    expect(calls.filter((call) => call.startsWith('rename') || call.startsWith('syncDirectory'))).toEqual([]);
+    expect(calls.slice(-2)).toEqual([`discard ${rows}.partial`, `discard ${seals}.partial`]);
+  });
+});
