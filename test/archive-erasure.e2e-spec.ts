@@ -297,6 +297,7 @@ describe('erasure inside archives (audit-erase --archive-dir)', () => {
               writes += chunk.length;
               throw Object.assign(new Error('no space left on device'), { code: 'ENOSPC' });
             },
+            sync: () => file.sync(),
             close: () => file.close(),
           };
         },
