@@ -36,7 +36,7 @@ function synthesizedFilters(): SynthesizedFilter[] {
 
 /** The stderr lines the module writes: one per event, plus decoys naming events in other fields. */
 function moduleLines(): string[] {
-  const stderr = jest.spyOn(console, 'error').mockImplementation(() => undefined);
+  const stderr = jest.spyOn(process.stderr, 'write').mockImplementation(() => true);
   try {
     const sink = new ConsoleSink();
     const context = {
@@ -53,7 +53,8 @@ function moduleLines(): string[] {
       error: 'audit.db_write_failed',
       entry: { event: 'audit.evicted', metadata: { event: 'audit.flush_failed' } },
     });
-    return stderr.mock.calls.map(([line]) => String(line));
+    // One write a line, newline-terminated: CloudWatch Logs takes each line as one event.
+    return stderr.mock.calls.map(([line]) => String(line).replace(/\n$/, ''));
   } finally {
     stderr.mockRestore();
   }
