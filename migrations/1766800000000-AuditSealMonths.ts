@@ -151,8 +151,7 @@ export class AuditSealMonths1766800000000 implements MigrationInterface {
         END IF;
         -- The lock first: the check then sees every row the month will hold until this transaction ends.
         EXECUTE format('LOCK TABLE %s IN SHARE MODE', part);`;
-    const changes =
-      'pg_stat_get_xact_tuples_inserted($1) + pg_stat_get_xact_tuples_updated($1) + pg_stat_get_xact_tuples_deleted($1)';
+    const changes = 'pg_stat_get_xact_tuples_inserted($1) + pg_stat_get_xact_tuples_updated($1) + pg_stat_get_xact_tuples_deleted($1)';
     await queryRunner.query(`
       CREATE OR REPLACE FUNCTION ${s}.audit_log_check_month(month date)
       RETURNS TABLE (n bigint, unsealed bigint, left_out bigint, marked bytea, covered bigint, erasures text)

@@ -144,7 +144,9 @@ describe('retention and a sealed row changed in the month that goes; the check m
       { out: (line) => out.push(line), err: (line) => out.push(line) },
     );
     // The month is checked from what its seal recorded at its commit: the row changed since in place is not seen.
-    expect(out).toEqual(expect.arrayContaining([`RETIRED ${monthsAgo(3).month} (${partitionAgo(3)}): 3 rows, sealed by seals 1; checkpoint seal 3`]));
+    expect(out).toEqual(
+      expect.arrayContaining([`RETIRED ${monthsAgo(3).month} (${partitionAgo(3)}): 3 rows, sealed by seals 1; checkpoint seal 3`]),
+    );
     expect(code).toBe(0);
     expect(await kept()).toBe(false);
     // The evidence went with the month: only the verify run before retention could name it.

@@ -71,7 +71,9 @@ describe('retention and a sealed row copied into the month that goes', () => {
     );
     expect(code).toBe(0);
     // Counted from what the seals recorded at their commit: the 3 rows sealed in that month, not the copy put there since.
-    expect(out).toEqual(expect.arrayContaining([expect.stringMatching(new RegExp(`^RETIRED ${monthsAgo(3).month} .*: 3 rows, sealed by seals 1;`))]));
+    expect(out).toEqual(
+      expect.arrayContaining([expect.stringMatching(new RegExp(`^RETIRED ${monthsAgo(3).month} .*: 3 rows, sealed by seals 1;`))]),
+    );
     expect(await sql(`SELECT to_regclass($1) IS NOT NULL AS kept`, [partitionAgo(3)])).toEqual([{ kept: false }]);
   }, 90_000);
 
