@@ -23,7 +23,8 @@ const RECORD_SETTINGS = `SET search_path = pg_catalog, pg_temp SET TimeZone = 'U
  *   seals so recorded. Owned by the migration's role, no rights for anyone else.
  * - A constraint trigger on `audit_seal` (`audit_seal_months`, deferred to the commit of the
  *   seal's transaction, `SECURITY DEFINER`) records each new seal: it reads the seal's range of
- *   rows, matches them to the manifest by id and leaf prefix, and refuses a seal whose manifest
+ *   rows (and the rest of its last transaction's: the rows of the month not sealed yet it leaves
+ *   behind), matches them to the manifest by id and leaf prefix, and refuses a seal whose manifest
  *   names a row not there. Rows of the range the manifest leaves out (the sealer leaves out forged
  *   and invalid rows) are recorded as left out: they keep their month.
  * - The seals already made are recorded here, one seal's range at a time.
@@ -31,7 +32,8 @@ const RECORD_SETTINGS = `SET search_path = pg_catalog, pg_temp SET TimeZone = 'U
  *   counted without reading the others (erasure changes rows after their seal).
  * - `audit_log_check_month(month)` is replaced (same signature, owner and grants): when every seal
  *   is recorded it answers from the records of the seals after the month's last removal, plus one
- *   probe of the partition for rows after the newest seal's last row (the BRIN index on `tx`) and
+ *   probe of the partition for rows of transactions after the newest seal's last (the BRIN index
+ *   on `tx`), the rows that seal's record left after its last row, and
  *   the erased rows (the index above); otherwise as before (its parts, or the month read whole).
  *   `audit_log_month_recorded(month)` says which, so that retention's code skips the parts.
  *
@@ -47,7 +49,7 @@ export class AuditSealMonths1766800000000 implements MigrationInterface {
     const lit = (text: string) => `'${text.replaceAll("'", "''")}'`;
     await queryRunner.query(`
       CREATE TABLE IF NOT EXISTS ${s}.audit_seal_month (seq bigint NOT NULL, month date NOT NULL, rows bigint NOT NULL, left_out bigint NOT NULL,
-        bitmap bytea NOT NULL, PRIMARY KEY (seq, month))`);
+        tail bigint NOT NULL, bitmap bytea NOT NULL, PRIMARY KEY (seq, month))`);
     await queryRunner.query(`CREATE INDEX IF NOT EXISTS audit_seal_month_month_idx ON ${s}.audit_seal_month (month, seq)`);
     await queryRunner.query(`
       CREATE TABLE IF NOT EXISTS ${s}.audit_seal_month_erasure (seq bigint NOT NULL, month date NOT NULL, erasure text NOT NULL, rows bigint NOT NULL,
@@ -80,7 +82,7 @@ export class AuditSealMonths1766800000000 implements MigrationInterface {
         -- The seal's range of the sealing order: after the seal before it, up to its own last row.
         EXECUTE ${lit(record)} INTO k
           USING CASE WHEN p.last_id IS NULL THEN -2 ELSE COALESCE(p.last_tx, -1) END, COALESCE(p.last_id, '00000000-0000-0000-0000-000000000000'::uuid),
-            COALESCE(x.last_tx, -1), x.last_id, x.manifest, seal;
+            COALESCE(x.last_tx, -1), CASE WHEN x.last_tx IS NULL THEN x.last_id ELSE 'ffffffff-ffff-ffff-ffff-ffffffffffff'::uuid END, x.manifest, seal, x.last_id;
         IF refuse AND k.found < k.listed THEN
           RAISE EXCEPTION 'seal % names % rows that are not in its range (% of % found): refused', seal, k.listed - k.found, k.found, k.listed
             USING ERRCODE = 'integrity_constraint_violation';
@@ -162,6 +164,7 @@ export class AuditSealMonths1766800000000 implements MigrationInterface {
         whole boolean;
         tip record;
         floor_seq bigint;
+        tail_rows bigint;
         erased_rows jsonb;
         erasure_entries jsonb;
       BEGIN
@@ -169,7 +172,7 @@ export class AuditSealMonths1766800000000 implements MigrationInterface {
         EXECUTE ${recordedSql} INTO whole;
         IF whole AND current_setting('transaction_isolation') = 'read committed' THEN
           EXECUTE format('SELECT max(seq) FROM %s', seals) INTO newest;
-          EXECUTE format('SELECT COALESCE(x.last_tx, -1) AS lt, x.last_id AS li FROM %s AS x WHERE x.retention_month IS NULL ORDER BY x.seq DESC LIMIT 1', seals) INTO tip;
+          EXECUTE format('SELECT x.seq, COALESCE(x.last_tx, -1) AS lt, x.last_id AS li FROM %s AS x WHERE x.retention_month IS NULL ORDER BY x.seq DESC LIMIT 1', seals) INTO tip;
           -- Seals up to the month's last removal (its checkpoint, or the legacy partition's that spanned it) sealed rows gone with it.
           EXECUTE format('SELECT COALESCE(pg_catalog.max(x.seq), 0) FROM %s AS x WHERE x.retention_month = $1
               OR (x.retention_month <> pg_catalog.date_trunc(''month'', x.retention_month)::date AND x.retention_month >= $1)', seals) INTO floor_seq USING month;
@@ -184,8 +187,15 @@ export class AuditSealMonths1766800000000 implements MigrationInterface {
           -- Two probes that read no row but those they count: rows after the newest seal's last row (the BRIN index
           -- on tx: a row gets its tx from the database, after every sealed range), and the erased rows (their index).
           PERFORM pg_catalog.set_config('enable_seqscan', 'off', true);
-          EXECUTE format('SELECT pg_catalog.count(*) FROM %s AS l WHERE (l.tx >= $1 OR $1 < 0) AND (COALESCE(l.tx, -1), l.id) > ($1, $2)', part)
-            INTO unsealed USING tip.lt, tip.li;
+          IF tip.lt >= 0 THEN
+            -- The rows of later transactions, plus those of the newest seal's own last transaction after its last row (counted at its commit:
+            -- that transaction had ended, so no row joins them): the probe then skips the blocks of that transaction, a bulk load's too.
+            EXECUTE format('SELECT pg_catalog.count(*) FROM %s AS l WHERE l.tx > $1', part) INTO unsealed USING tip.lt;
+            EXECUTE format('SELECT COALESCE(pg_catalog.sum(r.tail), 0) FROM %s AS r WHERE r.seq = $1 AND r.month = $2', months) INTO tail_rows USING tip.seq, month;
+            unsealed := unsealed + tail_rows;
+          ELSE
+            EXECUTE format('SELECT pg_catalog.count(*) FROM %s AS l WHERE (COALESCE(l.tx, -1), l.id) > ($1, $2)', part) INTO unsealed USING tip.lt, tip.li;
+          END IF;
           EXECUTE format($sql$SELECT COALESCE(pg_catalog.jsonb_object_agg(x.e, x.n), '{}'::jsonb) FROM (
               SELECT pg_catalog.substring(l.personal, '^\\{"erased":"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"\\}$') AS e, pg_catalog.count(*) AS n
               FROM %s AS l WHERE l.personal LIKE '{"erased":%%' GROUP BY 1) AS x WHERE x.e IS NOT NULL$sql$, part) INTO erased_rows;

@@ -1,11 +1,12 @@
 import { type INestApplication } from '@nestjs/common';
-import { randomBytes } from 'node:crypto';
+import { createPrivateKey, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'pg';
 import { DataSource } from 'typeorm';
 import { AUDIT_EVENTS, AuditSealer, AuditSealMonths1766800000000 } from '../src/audit';
+import { sealOnce } from '../src/audit/integrity/seal-store';
 import { analyzeMonth, sealHeads } from '../src/audit/lifecycle/month-analysis';
 import { monthCheckSql } from '../src/audit/lifecycle/month-check-sql';
 import { runRetention } from '../src/audit/lifecycle/retention-command';
@@ -192,4 +193,23 @@ describe('retention of a month from what its seals recorded', () => {
     expect(report.anomalies).toEqual([]);
     expect(report.code).toBe(0);
   }, 90_000);
+
+  it('counts the rows its newest seal left of its last transaction: a month cut inside one is not wholly sealed', async () => {
+    // 250 rows in one transaction, the newest seal taking 100 of them: the other 150 share its last row's tx.
+    await insertRowsAgo(db, database, 2, 250);
+    const source = new DataSource({ type: 'postgres', url: db.url(database) });
+    await source.initialize();
+    try {
+      const runner = source.createQueryRunner();
+      await sealOnce(runner, 'audit_log', { maxRows: 100, signingKey: createPrivateKey(keys.privatePem) });
+      await runner.release();
+    } finally {
+      await source.destroy();
+    }
+    await summarize(2);
+    const { check, read } = await checkMonth(2);
+    expect(check).toEqual(expect.objectContaining({ n: '253', unsealed: '150', left_out: '0' }));
+    // Found without reading that transaction's blocks: the newest seal's record counted them at its commit.
+    expect(read).toBe(0);
+  }, 60_000);
 });
