@@ -82,7 +82,7 @@ export class AuditSealMonths1766800000000 implements MigrationInterface {
         -- The seal's range of the sealing order: after the seal before it, up to its own last row.
         EXECUTE ${lit(record)} INTO k
           USING CASE WHEN p.last_id IS NULL THEN -2 ELSE COALESCE(p.last_tx, -1) END, COALESCE(p.last_id, '00000000-0000-0000-0000-000000000000'::uuid),
-            COALESCE(x.last_tx, -1), CASE WHEN x.last_tx IS NULL THEN x.last_id ELSE 'ffffffff-ffff-ffff-ffff-ffffffffffff'::uuid END, x.manifest, seal, x.last_id;
+            COALESCE(x.last_tx, -1), x.last_id, x.manifest, seal;
         IF refuse AND k.found < k.listed THEN
           RAISE EXCEPTION 'seal % names % rows that are not in its range (% of % found): refused', seal, k.listed - k.found, k.found, k.listed
             USING ERRCODE = 'integrity_constraint_violation';
