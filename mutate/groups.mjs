@@ -23,7 +23,10 @@ export const GROUPS = {
     mutate: ['src/audit/sinks/line-parts.ts'],
     specs: ['src/audit/sinks/console.sink.spec.ts', 'src/audit/sinks/line-parts.spec.ts'],
   },
-  redaction: { mutate: ['src/audit/redaction.ts'], specs: ['src/audit/redaction.spec.ts', 'src/audit/audit-entry.spec.ts'] },
+  redaction: {
+    mutate: ['src/audit/redaction.ts', 'src/audit/redaction-values.ts'],
+    specs: ['src/audit/redaction.spec.ts', 'src/audit/audit-entry.spec.ts'],
+  },
   'json-safe': {
     mutate: ['src/audit/json-safe.ts'],
     specs: [

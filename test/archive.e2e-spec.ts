@@ -1,6 +1,6 @@
 import { type INestApplication } from '@nestjs/common';
 import { createPrivateKey, randomBytes, randomUUID } from 'node:crypto';
-import { cpSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { Client } from 'pg';
@@ -210,6 +210,15 @@ describe('archives that verify offline', () => {
     expect(cut.code).toBe(1);
   }, 60_000);
 
+  it('writes the archive readable by its owner only, as the spool is: its rows hold personal values and their salts', async () => {
+    const target = join(dir, 'owner-only', 'nested');
+    expect((await archive(target)).code).toBe(0);
+    expect(statSync(join(dir, 'owner-only')).mode & 0o777).toBe(0o700);
+    expect(statSync(target).mode & 0o777).toBe(0o700);
+    for (const name of readdirSync(target)) expect([name, statSync(join(target, name)).mode & 0o777]).toEqual([name, 0o600]);
+    expect(readdirSync(target).sort()).toEqual([`audit-${month}.ndjson.gz`, `audit-${month}.seals.json`]);
+  }, 60_000);
+
   it('cannot check an archive without its seals file: exit 2', async () => {
     const result = await verifyOffline(join(dir, 'nowhere', `audit-${month}.seals.json`));
     expect(result.out.join('\n')).toMatch(/^audit-verify failed: cannot check the archive .*: ENOENT/m);
@@ -236,6 +245,7 @@ describe('archives that verify offline', () => {
         trail: `${database}/audit_log`,
         out: join(dir, 'raced'),
         signingKey: createPrivateKey(keys.privatePem),
+        timeoutMs: 30_000,
       });
       const decisions = await applyRetention(
         { query: async (text, parameters) => (await client.query(text, parameters)).rows as Record<string, unknown>[] },

@@ -174,7 +174,10 @@ describe('audit as a least-privilege role, and the connection secrets', () => {
 
       const seen = {
         health: healthBodies.join('\n'),
-        stderr: jest.mocked(console.error).mock.calls.flat().map(String).join('\n'),
+        stderr: jest
+          .mocked(process.stderr.write)
+          .mock.calls.map(([chunk]) => String(chunk))
+          .join(''),
         sentry: ingest.rawBodies.join('\n'),
       };
       const sightings = Object.entries(seen).flatMap(([where, text]) =>

@@ -114,7 +114,7 @@ describe('audit:replay', () => {
     expect(refused.map((r) => (r.error as { code: string }).code)).toEqual(['23514', '23514', '22009']);
     const reporter: AuditReporter = { writeFailed: () => {}, recovered: () => {}, entriesDropped: () => {}, entriesQuarantined: () => {} };
     const spoolDir = join(work, 'quarantined-spool');
-    const stderr = jest.spyOn(console, 'error').mockImplementation(() => undefined);
+    const stderr = jest.spyOn(process.stderr, 'write').mockImplementation(() => true);
     await new AuditQuarantine(spoolDir, new ConsoleSink(), reporter).put(refused).finally(() => stderr.mockRestore());
     await db.query('ALTER TABLE audit_log DROP CONSTRAINT no_blocked', [], 'audit');
 
@@ -153,7 +153,10 @@ describe('audit:replay', () => {
     }).record;
     expect(Buffer.byteLength(JSON.stringify(big))).toBeGreaterThan(60 * 1024);
     const lines: string[] = [];
-    const stderr = jest.spyOn(console, 'error').mockImplementation((...args: unknown[]) => void lines.push(args.map(String).join(' ')));
+    const stderr = jest.spyOn(process.stderr, 'write').mockImplementation((chunk: unknown) => {
+      lines.push(String(chunk).replace(/\n$/, ''));
+      return true;
+    });
     try {
       new ConsoleSink().emit(AUDIT_EVENTS.buffered, 'warn', { auditId: big.id, action: big.action, entry: big });
     } finally {

@@ -44,6 +44,26 @@ class UnheardController {
     await this.db.query('UPDATE "public"."contract" SET title = $1', [body.title]);
   }
 
+  @Post('comment-inside')
+  async commentInside(@Body() body: { title: string }): Promise<void> {
+    await this.db.query('UPDATE /* tagged */ contract SET title = $1', [body.title]);
+  }
+
+  @Post('with-main')
+  async withMain(@Body() body: { title: string }): Promise<void> {
+    await this.db.query('WITH s AS (SELECT $1::text AS title) UPDATE contract SET title = s.title FROM s', [body.title]);
+  }
+
+  @Post('with-data-modifying')
+  async withDataModifying(@Body() body: { title: string }): Promise<void> {
+    await this.db.query('WITH changed AS (UPDATE contract SET title = $1 RETURNING id) SELECT count(*) FROM changed', [body.title]);
+  }
+
+  @Post('truncate-list')
+  async truncateList(): Promise<void> {
+    await this.db.query('TRUNCATE note, contract');
+  }
+
   @Post('raw-block-rolled-back')
   async rawBlockRolledBack(@Body() body: { title: string }): Promise<void> {
     const runner = this.db.createQueryRunner();
@@ -61,7 +81,8 @@ class UnheardController {
 // audited entity's table inside a request or scope, with no entity event after it, counts 1 in
 // changes.entitiesOmitted once committed (none when its transaction rolls back)", read after any
 // leading comments, each statement of a multi-statement string, MERGE INTO too, and a block opened
-// with BEGIN as SQL that rolls back counts nothing.
+// with BEGIN as SQL that rolls back counts nothing. Comments inside a statement, writes in a WITH
+// query and each table a TRUNCATE names are read too.
 describe('raw writes without entity events count in entitiesOmitted however the SQL is written', () => {
   let db: TestPostgres;
   let app: INestApplication<Server>;
@@ -108,5 +129,25 @@ describe('raw writes without entity events count in entitiesOmitted however the 
   it('counts nothing for a raw UPDATE its raw block rolled back', async () => {
     expect(await omittedAfter('raw-block-rolled-back', 'pu-rolled-back')).toBeUndefined();
     expect(await db.query('SELECT title FROM contract')).toEqual([{ title: 'pu-schema' }]);
+  });
+
+  it('counts a raw UPDATE with a comment between the verb and the table', async () => {
+    expect(await omittedAfter('comment-inside', 'pu-comment-inside')).toBe(1);
+    expect(await db.query('SELECT title FROM contract')).toEqual([{ title: 'pu-comment-inside' }]);
+  });
+
+  it('counts a raw UPDATE that is the main statement of a WITH query', async () => {
+    expect(await omittedAfter('with-main', 'pu-with-main')).toBe(1);
+    expect(await db.query('SELECT title FROM contract')).toEqual([{ title: 'pu-with-main' }]);
+  });
+
+  it('counts a raw UPDATE inside a WITH query', async () => {
+    expect(await omittedAfter('with-data-modifying', 'pu-with-cte')).toBe(1);
+    expect(await db.query('SELECT title FROM contract')).toEqual([{ title: 'pu-with-cte' }]);
+  });
+
+  it('counts a TRUNCATE whose audited table is not the first it names', async () => {
+    expect(await omittedAfter('truncate-list', 'pu-truncate-list')).toBe(1);
+    expect(await db.query('SELECT title FROM contract')).toEqual([]);
   });
 });

@@ -58,7 +58,13 @@ export async function archive(pg: TestPostgres, sizes: { rows: number }, details
   await client.connect();
   try {
     const writeStarted = performance.now();
-    const written = await writeArchive(client, { table: 'public.audit_log', month: MONTH, out, trail: 'archive/audit_log' });
+    const written = await writeArchive(client, {
+      table: 'public.audit_log',
+      month: MONTH,
+      out,
+      trail: 'archive/audit_log',
+      timeoutMs: 30_000,
+    });
     const writeS = (performance.now() - writeStarted) / 1000;
     if (!written.written) throw new Error(`the bench month was refused: ${written.refused}`);
     const verifyStarted = performance.now();

@@ -1,4 +1,5 @@
 import { diffsBytes, diffsOf, type DiffsPart, fitDiffs, joinDiffs, partChanges } from './diffs/entry-diffs';
+import { canonicalEntityId } from './entity-id';
 import { compileRedactor, convertJsonSafe, type JsonSafeResult, safeString, toJsonSafe, UNREADABLE } from './json-safe';
 import { isoTime, storableOccurredAt, withOriginalOccurredAt } from './occurred-at';
 import { normalizedRecordBytes, recordBytes } from './record-json';
@@ -157,7 +158,7 @@ export class AuditEntryNormalizer {
       // Replay refuses a record without an action: an empty one would be stored but never replayed.
       action: text(field('action'), TEXT_LIMITS.action) || 'unknown',
       entityType: text(field('entityType'), TEXT_LIMITS.entityType),
-      entityId: text(field('entityId'), TEXT_LIMITS.entityId),
+      entityId: entityIdText(field('entityId')),
       userId: userIdText(field('userId'), TEXT_LIMITS.userId),
       outcome: field('outcome') === 'failure' ? 'failure' : 'success',
       ip: text(field('ip'), TEXT_LIMITS.ip),
@@ -280,14 +281,22 @@ function truncate(value: unknown, conversion: JsonSafeResult, previewChars: numb
 
 /**
  * An id as a row stores it (`entityType`, `entityId`, `userId`): cleaned of what PostgreSQL's text
- * refuses and cut to its column's limit, as `normalize()` does; null for a value that is not an id.
+ * refuses and cut to its column's limit, as `normalize()` does, a UUID entity id in lower case;
+ * null for a value that is not an id.
  * An erasure finds rows by this form.
  *
  * @example
  * storedId('entityId', 'p-\u0000-1'); // 'p-\uFFFD-1' (the NUL replaced as safeString replaces it)
  */
 export function storedId(field: 'entityType' | 'entityId' | 'userId', value: string | number | bigint): string | null {
+  if (field === 'entityId') return entityIdText(value);
   return field === 'userId' ? userIdText(value, TEXT_LIMITS.userId) : text(value, TEXT_LIMITS[field]);
+}
+
+/** A UUID entity id in its lower-case form, whatever case the caller wrote it in (see {@link canonicalEntityId}). */
+function entityIdText(value: unknown): string | null {
+  const stored = text(value, TEXT_LIMITS.entityId);
+  return stored === null ? null : canonicalEntityId(stored);
 }
 
 function text(value: unknown, limit: number): string | null {

@@ -92,7 +92,7 @@ export interface AuditModuleOptions {
   redactKeys?: string[];
   /** Returns the acting user's id from the HTTP request. Default: `request.user.id ?? .sub`. */
   userIdFrom?(request: AuditRequest): string | number | bigint | null | undefined;
-  /** Register the interceptor that audits every POST, PUT, PATCH and DELETE (default true). */
+  /** Register the interceptor that audits every POST, PUT, PATCH and DELETE, and `@Audited` handlers (default true). */
   auditHttp?: boolean;
   /**
    * A local directory for the durable spool: entries evicted from the ring, left at shutdown, or

@@ -1,5 +1,6 @@
 import { type AuditRecord } from './audit-entry';
 import { writeTimeoutError } from './audit.writer';
+import { stallTolerantDeadline } from './stall-tolerant-deadline';
 
 /** An entry on its way to the database, and how to tell its caller it has a home. */
 export interface PendingEntry {
@@ -189,9 +190,9 @@ export class AuditWriteQueue {
     if (deadline <= Date.now()) return Promise.reject(writeTimeoutError(this.limits.timeoutMs));
     this.lanes += 1;
     let held = true;
-    let overdue: NodeJS.Timeout | undefined;
+    let overdue: (() => void) | undefined;
     const free = () => {
-      clearTimeout(overdue);
+      overdue?.();
       if (!held) return;
       held = false;
       this.lanes -= 1;
@@ -202,7 +203,7 @@ export class AuditWriteQueue {
       () => {
         free();
         this.schedule();
-        overdue = setTimeout(() => this.onOverdue(batch, written), Math.max(0, deadline - Date.now())).unref();
+        overdue = stallTolerantDeadline(Math.max(0, deadline - Date.now()), () => this.onOverdue(batch, written));
       },
     ).finally(free);
     return written;

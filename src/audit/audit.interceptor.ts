@@ -5,7 +5,8 @@ import { type AuditOutcome } from './audit-entry';
 import { AuditHttpRecorder } from './http';
 
 /**
- * Audits every POST, PUT, PATCH and DELETE handled by a controller, exactly once per request, on
+ * Audits every POST, PUT, PATCH and DELETE handled by a controller, and every request to an
+ * `@Audited` handler whatever its method, exactly once per request, on
  * success, on failure and when an outer interceptor cancels it (outcome `failure`, `reason:
  * 'cancelled'`). It runs the handler inside the request's audit context and notes how the handler
  * ended; the row is made once every interceptor around it is done, with the status the client

@@ -109,7 +109,11 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
     this.writer = new AuditWriter(repository, options.writeTimeoutMs);
     const secrets = connectionSecrets(repository.manager?.connection?.options);
     this.circuit = new AuditCircuit(options, console, reporter, secrets, () => this.retryBuffered());
-    this.quarantine = new AuditQuarantine(options.spoolDir, console, reporter, secrets, { timeoutMs: options.writeTimeoutMs });
+    this.quarantine = new AuditQuarantine(options.spoolDir, console, reporter, secrets, {
+      timeoutMs: options.writeTimeoutMs,
+      maxBytes: options.spoolMaxBytes,
+      segmentBytes: options.spoolSegmentBytes,
+    });
     this.writes = new AuditWriteQueue(
       (records, deadline, splitting) => this.insert(records, deadline, splitting),
       {

@@ -4,6 +4,7 @@ import { type AuditLog } from './audit-log.entity';
 import { doubleInsert, toAuditLog } from './audit-repository';
 import { buildAuditInsert, buildAuditInsertText, buildAuditProbeText, quoteTablePath } from './audit-insert-sql';
 import { BoundedPoolQuery, type PgPool } from './bounded-pool-query';
+import { stallTolerantDeadline } from './stall-tolerant-deadline';
 import { WRITE_TIMEOUT_CODE } from './db-error';
 
 /** Attempts that may be outstanding at once: the write queue's four batches, a recovery flush, a probe. */
@@ -156,14 +157,13 @@ export function writeTimeoutError(timeoutMs: number): Error & { code: string } {
   return Object.assign(new Error(`audit write not committed within ${timeoutMs} ms`), { code: WRITE_TIMEOUT_CODE });
 }
 
-/** Rejects with {@link writeTimeoutError} when `promise` has not settled within `ms`. */
+/** Rejects with {@link writeTimeoutError} when `promise` has not settled within `ms` (an answer that came during a stall of the loop is taken). */
 function withTimeout<T>(promise: Promise<T>, ms: number, timeoutMs: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
+  let cancel: (() => void) | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(writeTimeoutError(timeoutMs)), Math.max(0, ms));
-    timer.unref();
+    cancel = stallTolerantDeadline(Math.max(0, ms), () => reject(writeTimeoutError(timeoutMs)));
   });
   // The losing write may still settle later; its outcome is already accounted for.
   promise.catch(() => undefined);
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+  return Promise.race([promise, timeout]).finally(() => cancel?.());
 }

@@ -37,8 +37,10 @@ export interface AuditedMetadata extends AuditedOptions {
 }
 
 /**
- * Names the action the interceptor records for this handler. The action is checked when the
- * class is defined, so a bad name stops start-up with an `AUDIT_INVALID_ACTION` error.
+ * Names the action the interceptor records for this handler, and asks for its row whatever the
+ * HTTP method: a GET or HEAD to an `@Audited` handler (a mutation reached by a link) is recorded
+ * like a POST. The action is checked when the class is defined, so a bad name stops start-up with
+ * an `AUDIT_INVALID_ACTION` error.
  *
  * @example
  * import { Body, Post } from '@nestjs/common';

@@ -47,7 +47,8 @@ const timeout = () => Object.assign(new Error('audit write not committed within 
 const never = () => new Promise<unknown>(() => undefined);
 
 describe('BoundedPoolQuery', () => {
-  beforeEach(() => jest.useFakeTimers());
+  // Real immediates: a deadline's verdict waits one turn of the loop (stall-tolerant-deadline.ts).
+  beforeEach(() => jest.useFakeTimers({ doNotFake: ['setImmediate'] }));
   afterEach(() => jest.useRealTimers());
 
   it('runs the query on a checked-out client and gives it back to the pool', async () => {
@@ -132,6 +133,7 @@ describe('BoundedPoolQuery', () => {
     jest.advanceTimersByTime(100);
     expect(pool._clients[0].destroyed).toBe(false);
     jest.advanceTimersByTime(4900);
+    await new Promise((resolve) => setImmediate(resolve));
     expect(pool._clients[0].destroyed).toBe(true);
 
     const second = queries.run(pool, () => 'INSERT 2', 100, timeout);

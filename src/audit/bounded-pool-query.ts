@@ -1,3 +1,4 @@
+import { stallTolerantDeadline } from './stall-tolerant-deadline';
 import { WRITES_OUTSTANDING_CODE } from './db-error';
 
 /** The parts of a `pg` client the writer uses. */
@@ -59,23 +60,21 @@ export class BoundedPoolQuery {
       const opened = openedBy(pool);
       const fresh = opened.fresh;
       // A connection that is slow to open is not given up with the attempt: ready late, it serves the next one.
-      const giveUp = fresh && setTimeout(() => destroy(fresh), Math.max(ms, this.connectMs)).unref();
+      const giveUp = fresh ? stallTolerantDeadline(Math.max(ms, this.connectMs), () => destroy(fresh)) : undefined;
       if (fresh) this.opening.add(fresh);
-      const timer = setTimeout(
-        () => {
-          expired = true;
-          build = undefined;
-          reject(timeout());
-          checkedOut?.discard(timeout());
-        },
-        Math.max(0, ms),
-      ).unref();
+      // An answer that came while the event loop was stalled past the deadline is taken.
+      const cancel = stallTolerantDeadline(Math.max(0, ms), () => {
+        expired = true;
+        build = undefined;
+        reject(timeout());
+        checkedOut?.discard(timeout());
+      });
       const settled = () => {
-        clearTimeout(timer);
+        cancel();
         this.active -= 1;
       };
       const opens = () => {
-        clearTimeout(giveUp);
+        giveUp?.();
         if (fresh) this.opening.delete(fresh);
       };
       opened.checkout.then(

@@ -298,4 +298,80 @@ describe('redactText', () => {
   ])('%s', (text, expected) => {
     expect(redactText(text, isRedacted)).toBe(expected);
   });
+
+  // Each auth scheme takes its credential: the scheme stays readable when it is a known one.
+  it.each([
+    ['Authorization: Basic b3BzOnMzY3IzdA==', `Authorization: Basic ${REDACTED}`],
+    [
+      'curl -H "Authorization: Token s3cr3tvalue" https://api.example.com',
+      `curl -H "Authorization: Token ${REDACTED}" https://api.example.com`,
+    ],
+    ['Proxy-Authorization: Negotiate YIIBhgYGKwYBBQUCoIIB', `Proxy-Authorization: Negotiate ${REDACTED}`],
+    ['authorization: NTLM TlRMTVNTUAABAAAA', `authorization: NTLM ${REDACTED}`],
+    [
+      'Authorization: Digest username="ops", realm="api", nonce="dcd98b", uri="/x", response="6629fae4" then',
+      `Authorization: Digest ${REDACTED} then`,
+    ],
+    [
+      'Authorization: AWS4-HMAC-SHA256 Credential=AKIA/20261205/s3/aws4_request, SignedHeaders=host;x-amz-date, Signature=fe5f80f7',
+      `Authorization: AWS4-HMAC-SHA256 ${REDACTED}`,
+    ],
+    ['Authorization: MyScheme s3cr3tvalue', `Authorization: ${REDACTED}`],
+    ['Authorization: s3cr3tvalue (from env)', `Authorization: ${REDACTED} (from env)`],
+    ['x-auth-token: Token s3cr3tvalue', `x-auth-token: Token ${REDACTED}`],
+    // A header folded onto the next line (obsolete in HTTP/1.1, still found in logs).
+    ['Authorization: Basic\r\n b3BzOnMzY3IzdA==', `Authorization: Basic\r\n ${REDACTED}`],
+    ['X-Api-Token: abc\r\n\tdef\r\nHost: x', `X-Api-Token: ${REDACTED}\r\nHost: x`],
+    ['password: abc\n  user: bob', `password: ${REDACTED}\n  user: bob`],
+  ])('an auth scheme and its credential: %s', (text, expected) => {
+    expect(redactText(text, isRedacted)).toBe(expected);
+  });
+
+  // A quoted value ends at its closing quote, whatever the depth of encoding; escaped quotes are in it.
+  it.each([
+    [JSON.stringify({ password: 'p"s3cr3t' }), `{"password":"${REDACTED}"}`],
+    [JSON.stringify({ password: 'p\\', user: 'ops' }), `{"password":"${REDACTED}","user":"ops"}`],
+    [JSON.stringify(JSON.stringify({ password: 's3cr3t', user: 'ops' })), `"{\\"password\\":\\"${REDACTED}\\",\\"user\\":\\"ops\\"}"`],
+    [JSON.stringify(JSON.stringify({ password: 'p"s3cr3t', user: 'ops' })), `"{\\"password\\":\\"${REDACTED}\\",\\"user\\":\\"ops\\"}"`],
+    [
+      JSON.stringify(JSON.stringify(JSON.stringify({ token: 's3cr3t', user: 'ops' }))),
+      JSON.stringify(JSON.stringify(`{"token":"${REDACTED}","user":"ops"}`)),
+    ],
+    ["{'password': 'p\\'s3cr3t', 'user': 'ops'}", `{'password': '${REDACTED}', 'user': 'ops'}`],
+    ['{"tokens":["s3cr3t1","s3cr3t2"],"user":"ops"}', `{"tokens":${REDACTED},"user":"ops"}`],
+    ['{"secret":{"a":"s3]cr3t","b":[1]},"user":"ops"}', `{"secret":${REDACTED},"user":"ops"}`],
+  ])('a quoted value: %s', (text, expected) => {
+    expect(redactText(text, isRedacted)).toBe(expected);
+  });
+
+  it('gives the same text when it reads its own output again', () => {
+    const texts = [
+      'Authorization: Digest username="ops", response="6629fae4" then',
+      'Authorization: Basic b3BzOnMzY3IzdA==',
+      'Authorization: s3cr3tvalue (from env)',
+      'Cookie: a=1; b=2\nHost: x',
+      '{"tokens":["a"],"password":"p\\"q","user":"ops"}',
+      JSON.stringify(JSON.stringify({ password: 'p"q' })),
+      'postgres://ops:p@s3cr3t@db/app and token: abc\r\n def',
+    ];
+    for (const text of texts) {
+      const once = redactText(text, isRedacted);
+      expect(redactText(once, isRedacted)).toBe(once);
+    }
+  });
+
+  it.each([
+    ['Cookie: lang=en; remember_me=s3cr3t', `Cookie: ${REDACTED}`],
+    ['Cookie: lang=en;remember_me=s3cr3t\nHost: x', `Cookie: ${REDACTED}\nHost: x`],
+    ['curl -H "Cookie: a=1; b=s3cr3t" https://x', `curl -H "Cookie: ${REDACTED}" https://x`],
+    ['Set-Cookie: sid=s3cr3t; Path=/; HttpOnly', `Set-Cookie: ${REDACTED}`],
+    ['postgres://ops:p@s3cr3t@db.internal:5432/app', `postgres://ops:${REDACTED}@db.internal:5432/app`],
+    ['mysql://ops@example.com:s3cr3t@db/app', `mysql://ops@example.com:${REDACTED}@db/app`],
+    ['"redis://:s3cr3t@cache:6379"', `"redis://:${REDACTED}@cache:6379"`],
+    ['http://host:8080/path?q=a@b and ftp://ops@host/x', 'http://host:8080/path?q=a@b and ftp://ops@host/x'],
+    ['GET /callback?code=1&access_token=s3cr3t&state=x', `GET /callback?code=1&access_token=${REDACTED}&state=x`],
+    ['user=ops&password=s3cr3t+pw&next=%2F', `user=ops&password=${REDACTED}&next=%2F`],
+  ])('cookies, URLs, query strings and form bodies: %s', (text, expected) => {
+    expect(redactText(text, isRedacted)).toBe(expected);
+  });
 });

@@ -1,3 +1,5 @@
+import { secretSpan, type SecretKind } from './redaction-values';
+
 /** Replaces the value under a redacted key in every sink (DB, stderr, Sentry). */
 export const REDACTED = '[REDACTED]';
 
@@ -95,37 +97,68 @@ function buildRedactor(redactKeys: readonly string[]): (key: string) => boolean 
 const BEARER = /\b(bearer\s+)[\w\-.~+/]{8,}=*/gi;
 // A scheme of at most 64 characters (RFC 3986 names none near it): each start looks that far at
 // most, so a long run of scheme characters is read in one pass, not once from each position.
-const URL_PASSWORD = /\b([a-z][a-z\d+.-]{0,63}:\/\/[^\s:/@]*):[^\s/@]+@/gi;
-const KEY_AND_SEPARATOR = /([A-Za-z][\w.-]{0,63})["']?\s{0,8}[=:]\s{0,8}/g;
-const VALUE_END = /[\s",;&)}\]]/;
+const URL_START = /\b[a-z][a-z\d+.-]{0,63}:\/\//gi;
+/** Ends a URL's authority (`user:password@host:port`): its path, a space, a quote, an escape. */
+const AUTHORITY_END = /[\s/\\"'<>]/;
+// A key, its closing quote escaped any number of times (JSON encoded twice: `\"password\":`), its separator.
+const KEY_AND_SEPARATOR = /([A-Za-z][\w.-]{0,63})\\{0,32}["']?\s{0,8}[=:]\s{0,8}/g;
 
 /**
  * Redacts secrets written into free text, such as an error message: the value after a redacted
- * key (`password=…`, `token: "…"`), a bearer token, the password of a URL.
+ * key (`password=…`, `token: "…"`, however often the text was JSON-encoded), the credential after
+ * an auth scheme (`Authorization: Basic …`), every cookie of a `Cookie:` line, a bearer token, the
+ * password of a URL.
  *
  * @example
  * redactText('login failed: password=hunter2', compileRedactor(['password'])); // 'login failed: password=[REDACTED]'
  */
 export function redactText(text: string, isRedacted: (key: string) => boolean): string {
   if (!text.includes('=') && !text.includes(':') && !/bearer/i.test(text)) return text;
-  const cleaned = text.replace(URL_PASSWORD, `$1:${REDACTED}@`).replace(BEARER, `$1${REDACTED}`);
+  const cleaned = redactUrlPasswords(text).replace(BEARER, `$1${REDACTED}`);
   let out = '';
   let done = 0;
   const pairs = new RegExp(KEY_AND_SEPARATOR);
   for (let match = pairs.exec(cleaned); match !== null; match = pairs.exec(cleaned)) {
     if (!isRedacted(match[1])) continue;
-    const start = pairs.lastIndex;
-    const quote = cleaned[start] === '"' || cleaned[start] === "'" ? cleaned[start] : '';
-    // A value ends at its closing quote, or unquoted at a space or a delimiter (':' and '=' are part of it).
-    let end = quote ? cleaned.indexOf(quote, start + 1) : start;
-    if (quote) end = end < 0 ? cleaned.length : end + 1;
-    else while (end < cleaned.length && !VALUE_END.test(cleaned[end])) end += 1;
-    if (end === start) continue;
-    out += `${cleaned.slice(done, start)}${quote}${REDACTED}${quote}`;
-    done = end;
-    pairs.lastIndex = end;
+    const span = secretSpan(cleaned, pairs.lastIndex, secretKind(match[1]), REDACTED);
+    if (span === null) continue;
+    out += `${cleaned.slice(done, span.start)}${span.before}${REDACTED}${span.after}`;
+    done = span.end;
+    pairs.lastIndex = span.end;
   }
   return done === 0 ? cleaned : out + cleaned.slice(done);
+}
+
+function secretKind(key: string): SecretKind {
+  const compact = compactKey(key);
+  return compact.includes('cookie') ? 'cookie' : compact.includes('authorization') ? 'authorization' : 'plain';
+}
+
+/**
+ * `postgres://ops:p@ss@db/app` → `postgres://ops:[REDACTED]@db/app`: the user info ends at the
+ * last '@' of the authority, as URL parsers and database drivers read it, and the password is what
+ * follows its first ':'.
+ */
+function redactUrlPasswords(text: string): string {
+  if (!text.includes('://')) return text;
+  let out = '';
+  let done = 0;
+  const starts = new RegExp(URL_START);
+  for (let match = starts.exec(text); match !== null; match = starts.exec(text)) {
+    let end = starts.lastIndex;
+    let colon = -1;
+    let at = -1;
+    for (; end < text.length && !AUTHORITY_END.test(text[end]); end++) {
+      if (text[end] === '@') at = end;
+      else if (text[end] === ':' && colon < 0) colon = end;
+    }
+    if (colon >= 0 && at > colon + 1) {
+      out += `${text.slice(done, colon + 1)}${REDACTED}`;
+      done = at;
+    }
+    starts.lastIndex = end;
+  }
+  return done === 0 ? text : out + text.slice(done);
 }
 
 function compactKey(key: string): string {

@@ -23,15 +23,9 @@ import { auditedEntityRules, type AuditedEntityRule } from './audited-entities';
 import { capturedChange } from './cut-change';
 import { type ChangeSource, entityChange } from './entity-diff';
 import { type EntityChangeOp } from './entity-change';
-import {
-  confirmRecordedRows,
-  queryAnswered,
-  queryFailed,
-  stageChange,
-  transactionCommitted,
-  transactionRolledBack,
-} from './transaction-changes';
-import { unheardCommitted, unheardRolledBack, watchAuditedTables, writeHeard, writeSeen } from './unheard-writes';
+import { queryAnswered, queryFailed, transactionEnded } from './query-follower';
+import { confirmRecordedRows, stageChange, transactionCommitted, transactionRolledBack } from './transaction-changes';
+import { unheardCommitted, unheardRolledBack, watchAuditedTables, writeHeard } from './unheard-writes';
 
 /**
  * The TypeORM subscriber that captures changes of audited entities made inside an audit context
@@ -45,7 +39,7 @@ import { unheardCommitted, unheardRolledBack, watchAuditedTables, writeHeard, wr
  * `maxEntryBytes`: past that, values are cut (marked with their size), each change keeping its
  * entity, id and field names; only changes whose names alone pass it are counted in
  * `entitiesOmitted` too, and so is each write statement on an audited entity's table that TypeORM
- * sent no event for (`unheard-writes.ts`).
+ * sent no event for (`unheard-writes.ts`; raw SQL is read statement by statement, `query-follower.ts`).
  *
  * @example
  * const subscriber = app.get(EntityChangeSubscriber);
@@ -123,7 +117,6 @@ export class EntityChangeSubscriber implements EntitySubscriberInterface, OnAppl
     try {
       if (event.success) queryAnswered(event.queryRunner, event.query, event.rawResults);
       else queryFailed(event.queryRunner);
-      if (event.success) writeSeen(event.queryRunner, event.query, event.rawResults);
     } catch (error) {
       this.fault(error, undefined);
     }
@@ -142,6 +135,7 @@ export class EntityChangeSubscriber implements EntitySubscriberInterface, OnAppl
     try {
       transactionCommitted(event.queryRunner);
       unheardCommitted(event.queryRunner);
+      transactionEnded(event.queryRunner);
     } catch (error) {
       this.fault(error, undefined);
     }
@@ -151,6 +145,7 @@ export class EntityChangeSubscriber implements EntitySubscriberInterface, OnAppl
     try {
       transactionRolledBack(event.queryRunner);
       unheardRolledBack(event.queryRunner);
+      transactionEnded(event.queryRunner);
     } catch (error) {
       this.fault(error, undefined);
     }

@@ -1,14 +1,7 @@
 import { type QueryRunner } from 'typeorm';
 import { newAuditContext, takeEntityChanges } from '../audit-context';
-import {
-  confirmRecordedRows,
-  holdForRecord,
-  queryAnswered,
-  queryFailed,
-  stageChange,
-  transactionCommitted,
-  transactionRolledBack,
-} from './transaction-changes';
+import { queryAnswered, queryFailed } from './query-follower';
+import { confirmRecordedRows, holdForRecord, stageChange, transactionCommitted, transactionRolledBack } from './transaction-changes';
 
 /** A query runner as TypeORM moves it: depth 1 the transaction, 2+ savepoints; events fire after the depth changed. */
 function runner() {
@@ -191,6 +184,26 @@ describe('changes held per transaction', () => {
     stageChange(tx.queryRunner, context, change('after'), MAX);
     tx.commit();
     expect(takeEntityChanges(context)).toEqual({ entities: ['outer', 'after'] });
+  });
+
+  it('gives back what a record() row carried from before a savepoint sent as SQL when the row is rolled back to it', () => {
+    const tx = runner();
+    Object.assign(tx.queryRunner, { databaseConnection: { getTransactionStatus: () => 'T' } });
+    const context = newAuditContext('request');
+    tx.begin();
+    stageChange(tx.queryRunner, context, change('kept'), MAX);
+    queryAnswered(tx.queryRunner, 'SAVEPOINT step', { command: 'SAVEPOINT' });
+    stageChange(tx.queryRunner, context, change('undone'), MAX);
+    const hold = holdForRecord(tx.queryRunner, context);
+    expect(hold.changes).toEqual({ entities: ['kept', 'undone'] });
+    void hold.written();
+    queryAnswered(tx.queryRunner, 'ROLLBACK TO SAVEPOINT step', { command: 'ROLLBACK' });
+    stageChange(tx.queryRunner, context, change('after'), MAX);
+    // The savepoint lives on: rolled back to again, it keeps what was given back.
+    queryAnswered(tx.queryRunner, 'ROLLBACK TO SAVEPOINT step', { command: 'ROLLBACK' });
+    tx.commit();
+    expect(context.recordedAtomically).toBe(false);
+    expect(takeEntityChanges(context)).toEqual({ entities: ['kept'] });
   });
 
   it('has a record() row in a raw block carry what the block holds, and drops only what a savepoint undid after it', () => {

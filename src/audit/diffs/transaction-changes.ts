@@ -10,7 +10,6 @@ import {
 } from '../audit-context';
 import { heldChange } from './cut-change';
 import { type EntityChanges } from './entity-change';
-import { endsAndChains, savepointCommand } from './savepoint-sql';
 import { committedElsewhere, insideUnreportedBlock, type RecordedAt, unreportedBlockOpen } from './unreported-transaction';
 
 export { type RecordedAt } from './unreported-transaction';
@@ -23,6 +22,8 @@ interface RecordedRow {
   written?: RecordedAt;
   /** Not found in its transaction before the outer COMMIT (or the look-up failed): it stands for nothing. */
   unconfirmed?: boolean;
+  /** The savepoints sent as SQL that were set when it took its changes, each with how much of its level was held before it. */
+  after?: Map<Savepoint, { kept: number; omitted: number }>;
 }
 
 /** What one transaction level holds: its changes (past the byte bound, only counted) and the record() rows written in it. */
@@ -52,6 +53,8 @@ interface Savepoint {
   depth: number;
   kept: number;
   omitted: number;
+  /** Where the writes without an entity event stood then (`unheardMark()`). */
+  unheard: number;
 }
 /** Savepoints sent as SQL on each runner, oldest first (TypeORM's own are levels of `Pending`). */
 const savepointsByRunner = new WeakMap<QueryRunner, Savepoint[]>();
@@ -103,7 +106,7 @@ function watchBlock(queryRunner: QueryRunner, pending: Pending, context: AuditCo
 }
 
 /** The block held at level 0 ended: `command` is PostgreSQL's answer to its end, if seen (COMMIT, ROLLBACK). */
-function blockEnded(queryRunner: QueryRunner, pending: Pending, command: unknown): void {
+function blockEnded(queryRunner: QueryRunner, pending: Pending, command: 'COMMIT' | 'ROLLBACK' | undefined): void {
   const level = pending.levels[0];
   pending.levels[0] = undefined;
   savepointsByRunner.delete(queryRunner);
@@ -114,70 +117,100 @@ function blockEnded(queryRunner: QueryRunner, pending: Pending, command: unknown
 }
 
 /**
- * Notes what PostgreSQL answered to a query: a COMMIT answered with ROLLBACK committed nothing.
- * Only TypeORM's own COMMIT counts (it is sent while the transaction is active): one sent as SQL
- * outside a transaction TypeORM reports would otherwise be taken for the next one's. A savepoint
- * set with SQL is followed too: `ROLLBACK TO` it drops the changes held since. Outside a
- * transaction TypeORM reports, a query after which `pg` says no block is open ended the block
- * whose changes are held: COMMIT (the last statement's answer, for a multi-statement string)
- * hands them over, ROLLBACK drops them, any other answer has them counted. `COMMIT AND CHAIN`
- * (or `ROLLBACK AND CHAIN`) ends it too, though a block is open after it.
+ * Whether `queryRunner` holds changes made in a block TypeORM does not report (level 0).
  *
  * @example
- * queryAnswered(queryRunner, 'COMMIT', { command: 'ROLLBACK' }); // from the subscriber's afterQuery(), with pg's result
+ * const holding = heldBlockOpen(queryRunner); // true once a raw block holds a change, until it ends
  */
-export function queryAnswered(queryRunner: QueryRunner, query: string, result: unknown): void {
-  const last: unknown = Array.isArray(result) ? result[result.length - 1] : result;
-  const command = (last as { command?: unknown } | undefined)?.command;
-  followSavepoint(queryRunner, query);
-  if (depthOf(queryRunner) > 0) {
-    if (query === 'COMMIT' && command === 'ROLLBACK') commitsRolledBack.add(queryRunner);
-    return;
-  }
-  const pending = pendingByRunner.get(queryRunner);
-  if (!pending?.levels[0]) return;
-  if (unreportedBlockOpen(queryRunner) === false || endsAndChains(query)) blockEnded(queryRunner, pending, command);
+export function heldBlockOpen(queryRunner: QueryRunner): boolean {
+  return pendingByRunner.get(queryRunner)?.levels[0] !== undefined;
 }
 
 /**
- * Notes that a query failed: outside a transaction TypeORM reports, a block that `pg` says is no
- * longer open (a failed COMMIT rolls back) ended now, unseen: what it held is counted. Settled at
- * once, before the connection can serve anyone else.
+ * The block TypeORM does not report ended (`command`: PostgreSQL's answer to its end): COMMIT
+ * hands its changes over, ROLLBACK drops them, an end not seen (undefined) has them counted.
  *
  * @example
- * queryFailed(queryRunner); // from the subscriber's afterQuery(), when the query failed
+ * heldBlockEnded(queryRunner, 'COMMIT'); // `COMMIT; BEGIN` sent as one string
  */
-export function queryFailed(queryRunner: QueryRunner): void {
-  if (depthOf(queryRunner) > 0) return;
+export function heldBlockEnded(queryRunner: QueryRunner, command: 'COMMIT' | 'ROLLBACK' | undefined): void {
+  savepointsByRunner.delete(queryRunner);
   const pending = pendingByRunner.get(queryRunner);
-  if (pending?.levels[0] && unreportedBlockOpen(queryRunner) === false) blockEnded(queryRunner, pending, undefined);
+  if (pending?.levels[0]) blockEnded(queryRunner, pending, command);
 }
 
-/** A savepoint command that succeeded: SAVEPOINT marks the level, ROLLBACK TO drops what it held since, RELEASE forgets the mark. */
-function followSavepoint(queryRunner: QueryRunner, query: string): void {
-  const sent = savepointCommand(query);
-  // TypeORM's own savepoints are levels of their own.
-  if (!sent || /^typeorm_\d+$/.test(sent.name)) return;
+/**
+ * TypeORM's own COMMIT was answered with ROLLBACK (the transaction had failed): its commit event counts as a rollback.
+ *
+ * @example
+ * commitRolledBack(queryRunner); // afterQuery('COMMIT') with { command: 'ROLLBACK' }
+ */
+export function commitRolledBack(queryRunner: QueryRunner): void {
+  commitsRolledBack.add(queryRunner);
+}
+
+/**
+ * A savepoint command sent as SQL that succeeded, at the runner's depth: SAVEPOINT marks the
+ * level (and `unheard`, where the writes without an event stand), ROLLBACK TO drops what the
+ * level held since and returns that `unheard` mark, RELEASE forgets the mark. TypeORM's own
+ * savepoints are levels of their own, not followed here.
+ *
+ * @example
+ * followSavepoint(queryRunner, { kind: 'rollback-to', name: 's1' }, unheardMark()); // the mark of SAVEPOINT s1
+ */
+export function followSavepoint(
+  queryRunner: QueryRunner,
+  sent: { kind: 'savepoint' | 'rollback-to' | 'release'; name: string },
+  unheard: number,
+): number | undefined {
+  if (/^typeorm_\d+$/.test(sent.name)) return undefined;
   const depth = depthOf(queryRunner);
   const savepoints = savepointsByRunner.get(queryRunner) ?? [];
   if (sent.kind === 'savepoint') {
     const level = pendingByRunner.get(queryRunner)?.levels[depth];
-    savepoints.push({ name: sent.name, depth, kept: level?.changes.length ?? 0, omitted: level?.omitted ?? 0 });
+    savepoints.push({ name: sent.name, depth, kept: level?.changes.length ?? 0, omitted: level?.omitted ?? 0, unheard });
     savepointsByRunner.set(queryRunner, savepoints);
-    return;
+    return undefined;
   }
   let at = savepoints.length - 1;
   while (at >= 0 && savepoints[at].name !== sent.name) at -= 1;
-  if (at < 0) return;
+  if (at < 0) return undefined;
   const mark = savepoints[at];
   // ROLLBACK TO keeps the savepoint, RELEASE ends it; either ends the later ones.
   savepoints.splice(sent.kind === 'release' ? at : at + 1);
-  const level = pendingByRunner.get(queryRunner)?.levels[mark.depth];
-  if (sent.kind === 'release' || !level) return;
-  level.changes.splice(mark.kept);
-  level.omitted = Math.min(level.omitted, mark.omitted);
-  level.bytes = level.changes.reduce((sum, change) => sum + change.bytes, 0);
-  level.cutBytes = level.changes.reduce((sum, change) => sum + (change.cut ? change.bytes : 0), 0);
+  if (sent.kind === 'release') return undefined;
+  const pending = pendingByRunner.get(queryRunner);
+  const level = pending?.levels[mark.depth];
+  if (level) {
+    level.changes.splice(mark.kept);
+    level.omitted = Math.min(level.omitted, mark.omitted);
+    level.bytes = level.changes.reduce((sum, change) => sum + change.bytes, 0);
+    level.cutBytes = level.changes.reduce((sum, change) => sum + (change.cut ? change.bytes : 0), 0);
+  }
+  if (pending) rowsRolledBackTo(pending, mark);
+  return mark.unheard;
+}
+
+/**
+ * `ROLLBACK TO` a savepoint sent as SQL discards the record() rows written since it was set:
+ * what each carried from before it is held again, for the request's own row; what it carried
+ * from after it is dropped with it. The savepoint then marks what its level holds.
+ */
+function rowsRolledBackTo(pending: Pending, mark: Savepoint): void {
+  for (const level of pending.levels) {
+    const undone = level?.rows.filter((row) => row.after?.has(mark)) ?? [];
+    if (!level || undone.length === 0) continue;
+    level.rows = level.rows.filter((row) => !undone.includes(row));
+    for (const row of undone) {
+      const before = row.after?.get(mark) ?? { kept: 0, omitted: 0 };
+      for (const { depth, level: held } of row.carried) {
+        if (depth < mark.depth) hold(pending, depth, held.changes, held.omitted);
+        else if (depth === mark.depth) hold(pending, depth, held.changes.slice(0, before.kept), Math.min(held.omitted, before.omitted));
+      }
+    }
+  }
+  const level = pending.levels[mark.depth];
+  Object.assign(mark, { kept: level?.changes.length ?? 0, omitted: level?.omitted ?? 0 });
 }
 
 /**
@@ -335,7 +368,12 @@ export function holdForRecord(queryRunner: QueryRunner | undefined, context: Aud
     const pending = queryRunner && unreportedBlockOpen(queryRunner) === true ? pendingByRunner.get(queryRunner) : undefined;
     if (!queryRunner || !pending?.levels[0]) return { changes: undefined, written, failed: () => undefined };
     const { row, changes } = carried(queryRunner, pending, context);
-    return { changes, written, failed: () => giveBack(pending, row, 0) };
+    const writtenInBlock = (at?: RecordedAt) => {
+      // Held with the block, so that `ROLLBACK TO` a savepoint set before it gives back what it carried.
+      (pending.levels[0] ??= emptyLevel()).rows.push(row);
+      return written(at);
+    };
+    return { changes, written: writtenInBlock, failed: () => giveBack(pending, row, 0) };
   }
   const pending = pendingOf(queryRunner, Infinity);
   const { row, changes } = carried(queryRunner, pending, context);
@@ -362,8 +400,10 @@ function carried(
     row.carried.push({ depth: at, level: { ...emptyLevel(), changes, bytes, cutBytes, omitted } });
     pending.levels[at] = { ...emptyLevel(), rows: level.rows };
   });
+  const marks = savepointsByRunner.get(queryRunner) ?? [];
+  if (marks.length > 0) row.after = new Map(marks.map((mark) => [mark, { kept: mark.kept, omitted: mark.omitted }]));
   // A savepoint set before the take, rolled back after it, drops only what was held since the take.
-  for (const mark of savepointsByRunner.get(queryRunner) ?? []) Object.assign(mark, { kept: 0, omitted: 0 });
+  for (const mark of marks) Object.assign(mark, { kept: 0, omitted: 0 });
   const bounded = newAuditContext('scope');
   handOver(bounded, merged(row.carried.map((c) => c.level)), pending.maxBytes);
   return { row, changes: takeEntityChanges(bounded) };

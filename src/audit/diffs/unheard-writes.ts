@@ -1,6 +1,6 @@
 import { type DataSource, type EntityMetadata, type QueryRunner } from 'typeorm';
 import { type AuditContext, currentAuditContext, ownerOf } from '../audit-context';
-import { writtenTables } from './sql-writes';
+import { type TableName } from './sql-reader';
 import { unreportedBlockOpen } from './unreported-transaction';
 
 /** A write statement on an audited entity's table, made in an audit context, that no entity event has answered yet. */
@@ -9,71 +9,136 @@ interface Unheard {
   table: string;
   /** The transaction depth it was made at: 0 outside a transaction TypeORM reports (committed at once, unless `raw`). */
   depth: number;
-  /** Made at depth 0 inside a transaction block TypeORM does not report (`BEGIN` as SQL): held until `pg` says the block ended. */
+  /** Made at depth 0 inside a transaction block TypeORM does not report (`BEGIN` as SQL): held until the block ends. */
   raw: boolean;
   /** The context its count was added to, when counted in `entitiesOmitted` already (outside a transaction: taken back when its event follows). */
   countedOn: AuditContext | undefined;
+  /** Its place in the order of writes, for `ROLLBACK TO` a savepoint set before it. */
+  order: number;
 }
 
-/** The tables of the audited entities, per DataSource. */
-const auditedTables = new WeakMap<DataSource, ReadonlySet<string>>();
+/** The tables of the audited entities, per DataSource: each table's name and the schemas it is audited in. */
+const auditedTables = new WeakMap<DataSource, ReadonlyMap<string, ReadonlySet<string>>>();
 const unheardByRunner = new WeakMap<QueryRunner, Unheard[]>();
+/** The order of the last write seen, on any runner. */
+let lastOrder = 0;
 
 /**
- * Notes the tables of a DataSource's audited entities, whose writes {@link writeSeen} follows.
+ * Notes the tables of a DataSource's audited entities, whose writes {@link writesSeen} follows:
+ * each in its entity's schema, or the DataSource's, or `public`.
  *
  * @example
  * watchAuditedTables(dataSource, [dataSource.getMetadata(Contract)]);
  */
 export function watchAuditedTables(dataSource: DataSource, audited: readonly EntityMetadata[]): void {
-  auditedTables.set(dataSource, new Set([...(auditedTables.get(dataSource) ?? []), ...audited.map((metadata) => metadata.tableName)]));
+  const tables = new Map<string, Set<string>>();
+  for (const [name, schemas] of auditedTables.get(dataSource) ?? []) tables.set(name, new Set(schemas));
+  const fallback = (dataSource.options as { schema?: string } | undefined)?.schema ?? 'public';
+  for (const metadata of audited) {
+    const schemas = tables.get(metadata.tableName) ?? new Set<string>();
+    schemas.add(metadata.schema ?? fallback);
+    tables.set(metadata.tableName, schemas);
+  }
+  auditedTables.set(dataSource, tables);
 }
 
 /**
- * The table the first write statement (insert, update, delete, truncate, merge) of `query` names,
- * unquoted; undefined when it has none. Leading comments are skipped (see `writtenTables()`).
+ * The names of the tables in `tables` that are an audited entity's, on `queryRunner`'s DataSource:
+ * an unqualified name by its name, a qualified one only in the entity's own schema.
  *
  * @example
- * writtenTable('UPDATE "public"."contract" SET "title" = $1'); // 'contract'
- * writtenTable('SELECT 1'); // undefined
+ * auditedWrites(queryRunner, [{ schema: 'archive', name: 'contract' }]); // [] when `contract` is audited in `public`
  */
-export function writtenTable(query: string): string | undefined {
-  return writtenTables(query)[0];
+export function auditedWrites(queryRunner: QueryRunner, tables: readonly TableName[]): string[] {
+  const audited = auditedTables.get(queryRunner.connection);
+  if (!audited) return [];
+  const isAudited = ({ schema, name }: TableName) => {
+    const schemas = audited.get(name);
+    return schemas !== undefined && (schema === undefined || schemas.has(schema));
+  };
+  return tables.filter(isAudited).map(({ name }) => name);
 }
 
 /**
- * A statement PostgreSQL answered, seen by the subscriber's `afterQuery()`: each write statement
- * in it on an audited entity's table inside an audit context waits for the entity event TypeORM
- * sends after it, and is counted on the request or outermost scope the context belongs to
- * (`ownerOf()`). Outside a transaction it is counted in `entitiesOmitted` at once (the event,
- * which follows before the caller resumes, takes it back); inside one, when the outer transaction
- * commits ({@link unheardCommitted}); inside a block TypeORM does not report (`BEGIN` sent as SQL),
- * when `pg` says the block ended, unless it ended with ROLLBACK. A COMMIT answered with ROLLBACK
- * drops what the transaction held.
+ * Write statements on audited entities' tables (`tables`, see {@link auditedWrites}) that
+ * PostgreSQL answered, in an audit context: each waits for the entity event TypeORM sends after
+ * it, and is counted on the request or outermost scope the context belongs to (`ownerOf()`).
+ * Outside a transaction it is counted in `entitiesOmitted` at once (the event, which follows
+ * before the caller resumes, takes it back); inside one, when the outer transaction commits
+ * ({@link unheardCommitted}); inside a block TypeORM does not report (`raw`: `BEGIN` sent as
+ * SQL), when that block ends ({@link rawWritesEnded}).
  *
  * @example
- * writeSeen(queryRunner, 'UPDATE "contract" SET "title" = $1', rawResults); // from afterQuery(): counted unless an event follows
+ * writesSeen(queryRunner, ['contract'], false); // from the query follower: counted unless an event follows
  */
-export function writeSeen(queryRunner: QueryRunner, query: string, result: unknown): void {
-  const command = (result as { command?: unknown } | undefined)?.command;
-  rawBlockEnded(queryRunner, command);
-  if (query === 'COMMIT' && command === 'ROLLBACK') return unheardRolledBack(queryRunner, 0);
-  const tables = auditedTables.get(queryRunner.connection);
-  if (!tables) return;
-  const written = writtenTables(query).filter((table) => tables.has(table));
-  if (written.length === 0) return;
+export function writesSeen(queryRunner: QueryRunner, tables: readonly string[], raw: boolean): void {
+  if (tables.length === 0) return;
   const context = currentAuditContext();
   if (!context) return;
   const depth = depthOf(queryRunner);
-  const raw = depth === 0 && unreportedBlockOpen(queryRunner) === true;
+  const inBlock = depth === 0 && raw;
   const owner = ownerOf(context);
-  const countedOn = depth === 0 && !raw ? owner : undefined;
-  if (countedOn) countedOn.omitted += written.length;
+  const countedOn = depth === 0 && !inBlock ? owner : undefined;
+  if (countedOn) countedOn.omitted += tables.length;
   // What an earlier request left counted on a long-lived runner is its own: not held any longer.
   const unheard = (unheardByRunner.get(queryRunner) ?? []).filter((write) => !write.countedOn || write.countedOn === owner);
-  if (raw && !unheard.some((write) => write.raw)) watchRawBlock(queryRunner, owner);
-  for (const table of written) unheard.push({ context, table, depth, raw, countedOn });
+  if (inBlock && !unheard.some((write) => write.raw)) watchRawBlock(queryRunner, owner);
+  for (const table of tables) unheard.push({ context, table, depth, raw: inBlock, countedOn, order: (lastOrder += 1) });
   unheardByRunner.set(queryRunner, unheard);
+}
+
+/**
+ * Where the next write will stand in the order of writes: a savepoint set now keeps it, and
+ * `ROLLBACK TO` that savepoint drops the writes from there ({@link unheardRolledBackTo}).
+ *
+ * @example
+ * const mark = unheardMark(); // at SAVEPOINT s
+ */
+export function unheardMark(): number {
+  return lastOrder + 1;
+}
+
+/**
+ * `ROLLBACK TO` a savepoint: the writes made since `mark` did not happen (a count already made for one is taken back).
+ *
+ * @example
+ * unheardRolledBackTo(queryRunner, mark); // at ROLLBACK TO s
+ */
+export function unheardRolledBackTo(queryRunner: QueryRunner, mark: number): void {
+  const unheard = unheardByRunner.get(queryRunner);
+  if (!unheard) return;
+  for (const write of unheard)
+    if (write.order >= mark && write.countedOn) write.countedOn.omitted = Math.max(0, write.countedOn.omitted - 1);
+  unheardByRunner.set(
+    queryRunner,
+    unheard.filter((write) => write.order < mark),
+  );
+}
+
+/**
+ * Whether `queryRunner` holds writes made in a block TypeORM does not report.
+ *
+ * @example
+ * const holding = rawWritesHeld(queryRunner); // true once a raw block holds a write, until it ends
+ */
+export function rawWritesHeld(queryRunner: QueryRunner): boolean {
+  return unheardByRunner.get(queryRunner)?.some((write) => write.raw) === true;
+}
+
+/**
+ * The block TypeORM does not report ended: its writes count when it `committed` (or ended unseen), not when it rolled back.
+ *
+ * @example
+ * rawWritesEnded(queryRunner, false); // ROLLBACK
+ */
+export function rawWritesEnded(queryRunner: QueryRunner, committed: boolean): void {
+  const unheard = unheardByRunner.get(queryRunner);
+  if (!unheard?.some((write) => write.raw)) return;
+  unheardByRunner.set(
+    queryRunner,
+    unheard.filter((write) => !write.raw),
+  );
+  if (committed) for (const write of unheard) if (write.raw) ownerOf(write.context).omitted += 1;
 }
 
 /**
@@ -125,25 +190,12 @@ export function unheardRolledBack(queryRunner: QueryRunner, depth = depthOf(quer
     );
 }
 
-/** When `pg` says the block opened as SQL has ended (`command`: PostgreSQL's answer to its end, if seen): its writes count unless it rolled back. */
-function rawBlockEnded(queryRunner: QueryRunner, command: unknown): void {
-  const unheard = unheardByRunner.get(queryRunner);
-  if (!unheard?.some((write) => write.raw)) return;
-  if (depthOf(queryRunner) > 0 || unreportedBlockOpen(queryRunner) !== false) return;
-  unheardByRunner.set(
-    queryRunner,
-    unheard.filter((write) => !write.raw),
-  );
-  if (command === 'ROLLBACK') return;
-  for (const write of unheard) if (write.raw) ownerOf(write.context).omitted += 1;
-}
-
 /** Before `owner`'s changes are taken: a block that ended unseen (through the driver) counts its writes. */
 function watchRawBlock(queryRunner: QueryRunner, owner: AuditContext): void {
   const settle = () => {
-    rawBlockEnded(queryRunner, undefined);
+    if (depthOf(queryRunner) === 0 && unreportedBlockOpen(queryRunner) === false) rawWritesEnded(queryRunner, true);
     // Still open: asked again at the next take.
-    if (unheardByRunner.get(queryRunner)?.some((write) => write.raw)) (owner.blocks ??= []).push(settle);
+    if (rawWritesHeld(queryRunner)) (owner.blocks ??= []).push(settle);
   };
   (owner.blocks ??= []).push(settle);
 }

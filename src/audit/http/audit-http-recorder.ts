@@ -14,7 +14,7 @@ import { handlesResponse, header, type HttpRequest, rawResponseOf, routeOf } fro
  * interceptor) and turns it into the entry given to `AuditService.log()`.
  *
  * @example
- * const tracked = recorder.track(context); // undefined for GET, HEAD, OPTIONS
+ * const tracked = recorder.track(context); // undefined for GET, HEAD, OPTIONS without @Audited()
  */
 @Injectable()
 export class AuditHttpRecorder {
@@ -40,7 +40,8 @@ export class AuditHttpRecorder {
   track(context: ExecutionContext): AuditedRequest | undefined {
     if (!this.options.auditHttp || context.getType() !== 'http') return undefined;
     const request = context.switchToHttp().getRequest<HttpRequest>();
-    if (!MUTATING_METHODS.has(request.method)) return undefined;
+    // An explicit @Audited() asks for a row whatever the method: a GET unsubscribe link, the HEAD Express routes to it.
+    if (!MUTATING_METHODS.has(request.method) && !this.route(context).meta) return undefined;
     // Fastify hands guards and interceptors the same wrapper, but Node's request is the stable key.
     const key = (request.raw ?? request) as Record<symbol, AuditedRequest | undefined>;
     let tracked = key[this.slot] ?? this.sealed.get(key);

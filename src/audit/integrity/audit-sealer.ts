@@ -354,7 +354,7 @@ export class AuditSealer implements OnApplicationBootstrap, BeforeApplicationShu
   /** One `audit.forged` line per row left out of seal `seq`, and one Sentry warning for them all. */
   private reportForged(seq: number, rows: ForgedRow[]): void {
     this.forged += rows.length;
-    const { lines, report } = forgedReport(this.trail, seq, rows);
+    const { lines, report } = forgedReport(this.trail, seq, rows, this.options.privacy.enabled);
     for (const fields of lines) this.console.emit(AUDIT_EVENTS.forged, 'error', fields);
     try {
       this.reporter.forgedRows?.(report);

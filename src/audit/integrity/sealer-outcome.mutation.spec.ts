@@ -132,6 +132,16 @@ describe('sealer outcome: forged rows', () => {
     ]);
   });
 
+  it('with privacy on, names no actor in the lines or the report, and keeps the rest of each row', () => {
+    const rows = [forged(1), forged(2)];
+    const { lines, report } = forgedReport('db/t', 5, rows, true);
+    expect(lines.map((line) => line.userId)).toEqual([null, null]);
+    expect(lines.map((line) => line.auditId)).toEqual(rows.map((row) => row.id));
+    expect(report.rows).toEqual(rows.map((row) => ({ ...row, userId: null })));
+    expect(JSON.stringify({ lines, report })).not.toContain('u-1');
+    expect(forgedReport('db/t', 5, rows, false).report.rows.map((row) => row.userId)).toEqual(['u-1', 'u-1']);
+  });
+
   it('names at most the first 20 in the report, and counts them all', () => {
     expect(FORGED_IN_REPORT).toBe(20);
     const rows = Array.from({ length: 23 }, (_, i) => forged(i));

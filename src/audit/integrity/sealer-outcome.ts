@@ -90,17 +90,21 @@ export function untrustedBreak(
 
 /**
  * What the sealer reports of the forged rows it left out of seal `seq`: one `audit.forged` line's
- * fields per row, and one report naming the first 20 for Sentry.
+ * fields per row, and one report naming the first 20 for Sentry. With `privacy` on, neither holds
+ * the actor id a row claims (`userId: null`): an erasure could not reach it there, and the row's
+ * id is what finds it (docs/PRIVACY.md, "What erasure keeps").
  *
  * @example
- * const { lines, report } = forgedReport('audit/public.audit_log', 12, seal.forged);
+ * const { lines, report } = forgedReport('audit/public.audit_log', 12, seal.forged, options.privacy.enabled);
  * for (const fields of lines) consoleSink.emit(AUDIT_EVENTS.forged, 'error', fields);
  */
 export function forgedReport(
   trail: string,
   seq: number,
-  rows: ForgedRow[],
+  forged: ForgedRow[],
+  privacy = false,
 ): { lines: Record<string, unknown>[]; report: ForgedRowsReport } {
+  const rows = privacy ? forged.map((row) => ({ ...row, userId: null })) : forged;
   const lines = rows.map((row) => ({
     trail,
     auditId: row.id,

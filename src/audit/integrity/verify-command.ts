@@ -109,7 +109,13 @@ export async function runVerify(argv: string[], env: Record<string, string | und
     }
     const connect = async () => {
       const worker = await connectCommandClient(url, timeoutMs);
-      await worker.query(PIN_SESSION_SQL);
+      try {
+        await worker.query(PIN_SESSION_SQL);
+      } catch (error) {
+        // Not handed to the verifier yet: no one else would end it.
+        await worker.end().catch(() => undefined);
+        throw error;
+      }
       return worker;
     };
     report = await verifyTrail(client, { table, ...range, witness, publicKey, connect, jobs: args.jobs, entryKeys, pseudonymKey });

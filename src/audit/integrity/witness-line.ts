@@ -8,7 +8,7 @@ import { type Seal } from './seal';
  *
  * @example
  * const { event, fields } = witnessLine('audit/public.audit_log', seal);
- * console.error(JSON.stringify({ event, ...fields }));
+ * new ConsoleSink().emit(event, 'info', fields);
  */
 export function witnessLine(
   trail: string,

@@ -3,6 +3,7 @@ import { connectCommandClient, isCommandTimeout } from '../command-client';
 import { connectionSecrets, sanitizeDbError } from '../db-error';
 import { trailName } from '../integrity/seal-store';
 import { PIN_SEARCH_PATH_SQL, qualifiedTable } from '../integrity/search-path';
+import { DiskTimeoutError } from '../spool/spool-errors';
 import { writeArchive } from './archive-writer';
 import { legacyMark, MONTH_OR_LEGACY_PATTERN } from './legacy-range';
 import { partitionLayout } from './month-partitions';
@@ -18,7 +19,8 @@ export const ARCHIVE_USAGE = `usage: npm run audit:archive -- --month <YYYY-MM> 
                            name the original from a restored copy, whose database has another name)
 ${TIMEOUT_USAGE}
 check the archive with: npx audit-verify --archive <dir>/audit-YYYY-MM.seals.json --public-key … --witness …
-exit status: 0 written, 1 refused (the month is not wholly sealed), 2 usage, connection or write error,
+exit status: 0 written, 1 refused (the month is not wholly sealed), 2 usage, connection or write error (a file
+             call on --out that did not return within --timeout-ms included: AUDIT_DISK_TIMEOUT),
              3 the database did not answer within --timeout-ms`;
 
 /** Where the command writes: the summary to `out`, usage and errors to `err`. */
@@ -74,6 +76,7 @@ export async function runArchive(argv: string[], env: Record<string, string | un
       month,
       out: args.out,
       trail: args.trail ?? trailName(name, given),
+      timeoutMs,
     });
     if (!result.written) {
       io.err(`audit-archive refused: ${result.refused}`);
@@ -88,6 +91,10 @@ export async function runArchive(argv: string[], env: Record<string, string | un
     io.out(`audit-archive: ${header.month} archived; check it with audit-verify --archive ${result.sealsPath}`);
     return 0;
   } catch (error) {
+    if (error instanceof DiskTimeoutError) {
+      io.err(`audit-archive failed: ${error.message} on --out ${args.out}; nothing archived, the transaction rolled back`);
+      return 2;
+    }
     const { code, message } = sanitizeDbError(error, connectionSecrets({ url }));
     io.err(`audit-archive failed: ${code}: ${message}`);
     return isCommandTimeout(error) ? TIMEOUT_EXIT_STATUS : 2;

@@ -12,18 +12,24 @@ import { writeArchive } from './archive-writer';
  * connection.
  *
  * @example
- * await applyRetention({ query }, { ...run, archive: archiveBeforeRetire(client, { table, trail, out: '/archive', signingKey }) });
+ * await applyRetention({ query }, { ...run, archive: archiveBeforeRetire(client, { table, trail, out: '/archive', signingKey, timeoutMs }) });
  */
 export function archiveBeforeRetire(
   client: Client,
-  where: { table: string; trail: string; out: string; signingKey: KeyObject | null },
+  where: { table: string; trail: string; out: string; signingKey: KeyObject | null; timeoutMs: number },
 ): (month: string) => Promise<{ action: 'kept' | 'failed'; reason: string } | { archivedRows: number }> {
   const publicKey = where.signingKey ? createPublicKey(where.signingKey) : undefined;
   return async (month) => {
     let sealsPath: string;
     let archivedRows: number;
     try {
-      const result = await writeArchive(client, { table: where.table, month, out: where.out, trail: where.trail });
+      const result = await writeArchive(client, {
+        table: where.table,
+        month,
+        out: where.out,
+        trail: where.trail,
+        timeoutMs: where.timeoutMs,
+      });
       if (!result.written) return { action: 'kept', reason: `not archived: ${result.refused}` };
       sealsPath = result.sealsPath;
       const { report, archive } = await verifyArchive(sealsPath, { publicKey, allowEmptyMonth: true });

@@ -1,7 +1,7 @@
 import { once } from 'node:events';
-import { createWriteStream } from 'node:fs';
-import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { type Client } from 'pg';
 import { quoteTablePath } from '../audit-insert-sql';
@@ -11,6 +11,7 @@ import { SEAL_COLUMNS_SQL, sealTableOf, toSeal } from '../integrity/seal-store';
 import { PIN_SEARCH_PATH_SQL } from '../integrity/search-path';
 import { ERASURE_ACTION } from '../privacy/erasure';
 import { parsePersonal } from '../privacy/personal-values';
+import { type ArchiveFiles, boundedArchiveFiles } from './archive-files';
 import { ARCHIVE_COLUMNS, ARCHIVE_FORMAT, archiveFiles, type ArchiveHeader, toArchivedSeal } from './archive-format';
 import { decodeRetained } from './checkpoint';
 import { type SealHead, sealHeads } from './month-analysis';
@@ -29,6 +30,8 @@ export interface ArchiveRun {
   out: string;
   /** `database/table`, as the witness names the trail. */
   trail: string;
+  /** The deadline of each file call on `out` (`--timeout-ms`): past it, `AUDIT_DISK_TIMEOUT`. */
+  timeoutMs: number;
 }
 
 /**
@@ -45,9 +48,11 @@ export type ArchiveResult =
  * that removed rows of them and the erasure entries of their erased rows beside it. Refuses a
  * month with a row after the newest seal. Memory stays within one batch of rows and the seals'
  * manifests (24 bytes a row). Files are written under temporary names and renamed when complete.
+ * Every file call has the deadline `run.timeoutMs` ({@link boundedArchiveFiles}): a disk that does
+ * not answer rejects with `AUDIT_DISK_TIMEOUT`, the transaction is rolled back and nothing is renamed.
  *
  * @example
- * const result = await writeArchive(client, { table: 'public.audit_log', month: '2026-01', out: '/archive', trail: 'app/audit_log' });
+ * const result = await writeArchive(client, { table: 'public.audit_log', month: '2026-01', out: '/archive', trail: 'app/audit_log', timeoutMs: 30_000 });
  */
 export async function writeArchive(client: Client, run: ArchiveRun): Promise<ArchiveResult> {
   const table = quoteTablePath(run.table);
@@ -92,7 +97,8 @@ export async function writeArchive(client: Client, run: ArchiveRun): Promise<Arc
       : [];
     const before = range ? seals.filter((s) => s.seq < range[0].seq).at(-1) : undefined;
     const files = archiveFiles(run.month);
-    await mkdir(run.out, { recursive: true });
+    const disk = boundedArchiveFiles(run.out, run.timeoutMs);
+    await disk.mkdir(run.out);
     const rowsPath = join(run.out, files.rows);
     const sealsPath = join(run.out, files.seals);
     const partial = `${rowsPath}.partial`;
@@ -103,7 +109,7 @@ export async function writeArchive(client: Client, run: ArchiveRun): Promise<Arc
         table,
         range && { after: before ? toRowKey(before.last) : null, upTo: toRowKey(range[1].last) },
         run,
-        partial,
+        { disk, path: partial },
       );
       const header: ArchiveHeader = {
         format: ARCHIVE_FORMAT,
@@ -119,13 +125,13 @@ export async function writeArchive(client: Client, run: ArchiveRun): Promise<Arc
         checkpoints: await checkpointsOf(query, sealTable, segment),
         erasures: await erasuresOf(query, table, counts.erasures),
       };
-      await writeFile(`${sealsPath}.partial`, `${JSON.stringify(header, null, 1)}\n`);
-      await rename(partial, rowsPath);
-      await rename(`${sealsPath}.partial`, sealsPath);
+      await disk.writeFile(`${sealsPath}.partial`, `${JSON.stringify(header, null, 1)}\n`);
+      await disk.rename(partial, rowsPath);
+      await disk.rename(`${sealsPath}.partial`, sealsPath);
       return { written: true, rowsPath, sealsPath, header };
     } finally {
-      await rm(partial, { force: true });
-      await rm(`${sealsPath}.partial`, { force: true });
+      await disk.discard(partial);
+      await disk.discard(`${sealsPath}.partial`);
     }
   } finally {
     await client.query('ROLLBACK').catch(() => undefined);
@@ -155,16 +161,34 @@ async function writeRows(
   table: string,
   range: { after: RowKey | null; upTo: RowKey } | null,
   run: ArchiveRun,
-  path: string,
+  target: { disk: ArchiveFiles; path: string },
 ): Promise<{ rows: number; monthRows: number; erasures: Set<string> }> {
+  const file = await target.disk.create(target.path);
+  let closing: Promise<void> | undefined;
+  const close = () => (closing ??= file.close());
   const gzip = createGzip();
-  const file = createWriteStream(path);
-  const piped = new Promise<void>((resolve, reject) => {
-    gzip.on('error', reject);
-    file.on('error', reject);
-    file.on('finish', resolve);
+  const sink = new Writable({
+    write: (chunk: Buffer, _encoding, done) => void file.write(chunk).then(() => done(), done),
+    final: (done) => void close().then(() => done(), done),
   });
-  gzip.pipe(file);
+  const piped = pipeline(gzip, sink);
+  piped.catch(() => undefined);
+  try {
+    return await streamRows(client, table, range, run, { gzip, piped });
+  } finally {
+    gzip.destroy();
+    await close().catch(() => undefined);
+  }
+}
+
+/** {@link writeRows}' cursor loop: the rows into `gzip`, waiting for its drain (or the file's failure). */
+async function streamRows(
+  client: Client,
+  table: string,
+  range: { after: RowKey | null; upTo: RowKey } | null,
+  run: ArchiveRun,
+  { gzip, piped }: { gzip: ReturnType<typeof createGzip>; piped: Promise<void> },
+): Promise<{ rows: number; monthRows: number; erasures: Set<string> }> {
   const counts = { rows: 0, monthRows: 0, erasures: new Set<string>() };
   const span = monthSpan(run.month);
   const low = span.from === -Infinity ? null : BigInt(span.from) * 1000n;
@@ -189,7 +213,11 @@ async function writeRows(
         }
       }
       counts.rows += rows.length;
-      if (!gzip.write(text)) await once(gzip, 'drain');
+      if (!gzip.write(text)) {
+        const drained = once(gzip, 'drain');
+        drained.catch(() => undefined);
+        await Promise.race([drained, piped]);
+      }
       if (rows.length < FETCH) break;
     }
     await client.query('CLOSE archive_rows');

@@ -99,7 +99,7 @@ export async function runRetention(argv: string[], env: Record<string, string | 
         legacy: !!args.legacy,
         signingKey,
         timeoutMs,
-        archive: archiveDir ? archiveBeforeRetire(connected, { table, trail, out: archiveDir, signingKey }) : undefined,
+        archive: archiveDir ? archiveBeforeRetire(connected, { table, trail, out: archiveDir, signingKey, timeoutMs }) : undefined,
         retained: (checkpoint) => {
           const { event, fields } = witnessLine(trail, checkpoint);
           for (const line of formatEventLines(event, 'info', fields)) io.err(line);

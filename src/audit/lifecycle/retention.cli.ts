@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { writeStderrLine } from '../sinks/stderr-line';
 import { runRetention } from './retention-command';
 
 /**
@@ -10,7 +11,7 @@ import { runRetention } from './retention-command';
  * @example
  * // AUDIT_DATABASE_URL=postgres://… npx audit-retention --months 72 --legal-hold 2026-01 --dry-run
  */
-runRetention(process.argv.slice(2), process.env, { out: (line) => console.log(line), err: (line) => console.error(line) }).then(
+runRetention(process.argv.slice(2), process.env, { out: (line) => console.log(line), err: writeStderrLine }).then(
   (code) => (process.exitCode = code),
   (error: unknown) => {
     console.error(`audit-retention failed: ${(error as Error).message}`);

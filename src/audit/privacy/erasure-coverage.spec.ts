@@ -81,6 +81,14 @@ describe('ErasureCoverage: rows an erasure should have taken, still holding valu
     expect(coverage.judge(idAt(ERASED_AT - 5000), 999n, text('u-1', VALUES, ['Profile', 'p-2']))).toBeNull();
   });
 
+  it('matches an erasure of a UUID entity, named in lower case, by a row that holds the id in capitals', async () => {
+    const id = '0193a1c2-7b3e-7c4d-8e5f-0a1b2c3d4e5f';
+    const ofEntity = { id: 'e2', subject: subjectPseudonym(key, [null, 'NDA', id]), fingerprint: keyFingerprint(key), tx: '1000' };
+    const coverage = await ErasureCoverage.load(clientWith([ofEntity]), 'public.audit_log', [key]);
+    expect(coverage.judge(idAt(ERASED_AT - 5000), 999n, text('u-1', VALUES, ['NDA', id.toUpperCase()]))?.kind).toBe('row_not_erased');
+    expect(coverage.judge(idAt(ERASED_AT - 5000), 999n, text('u-1', VALUES, ['NDA', 'P-1']))).toBeNull();
+  });
+
   it('counts erasures under a key not given (or without a fingerprint) as unchecked, and names nothing for them', async () => {
     const coverage = await ErasureCoverage.load(clientWith([ofUser, { ...ofUser, id: 'e3', fingerprint: null }]), 'public.audit_log', [
       otherKey,

@@ -1,6 +1,7 @@
 import { type KeyObject } from 'node:crypto';
 import { type Client } from 'pg';
 import { quoteTablePath } from '../audit-insert-sql';
+import { canonicalEntityId } from '../entity-id';
 import { type Anomaly } from '../integrity/verify-checks';
 import { uuidv7Time } from '../uuidv7';
 import { sealTableOf } from '../integrity/seal-store';
@@ -150,13 +151,17 @@ export class ErasureCoverage {
   }
 }
 
-/** The entities a row is about: its own, and each one whose change its `changes.entities` holds (`[type, id]` pairs of text), once each. */
+/**
+ * The entities a row is about: its own, and each one whose change its `changes.entities` holds
+ * (`[type, id]` pairs of text), once each; a UUID id also in lower case, as erasures name it (a row
+ * an earlier version stored with the id in capitals).
+ */
 function entitiesOf(entityType: unknown, entityId: unknown, changed: unknown): [string, string][] {
   const pairs = [[entityType, entityId], ...(Array.isArray(changed) ? (changed as unknown[]) : [])];
   const seen = new Map<string, [string, string]>();
   for (const pair of pairs) {
     if (!Array.isArray(pair) || typeof pair[0] !== 'string' || typeof pair[1] !== 'string') continue;
-    seen.set(JSON.stringify(pair), [pair[0], pair[1]]);
+    for (const id of [pair[1], canonicalEntityId(pair[1])]) seen.set(JSON.stringify([pair[0], id]), [pair[0], id]);
   }
   return [...seen.values()];
 }

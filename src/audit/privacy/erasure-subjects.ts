@@ -1,5 +1,6 @@
 import { type KeyObject } from 'node:crypto';
 import { type RetainedErasures } from '../lifecycle/checkpoint-erasures';
+import { canonicalEntityId } from '../entity-id';
 import { uuidv7Time } from '../uuidv7';
 import { subjectPseudonym } from './erasure';
 import { pseudonym } from './privacy-options';
@@ -20,7 +21,7 @@ export function isSubjectPseudonym(value: unknown): value is string {
 /**
  * The subject pseudonyms under `key` an erasure of a row's user or entity would name: its user
  * id as stored, and as `pseudonymizeUserId` under this key stores it (a row written before the
- * option was turned on keeps the raw id), and its entity.
+ * option was turned on keeps the raw id), and its entity (a UUID also in lower case, as erasures name it).
  *
  * @example
  * rowSubjects(key, 'u-42', 'Profile', 'p-1'); // three 'p1:…' pseudonyms
@@ -31,7 +32,12 @@ export function rowSubjects(key: KeyObject, userId: string | null, entityType: s
     subjects.push(subjectPseudonym(key, [userId, null, null]));
     if (!userId.startsWith('p1:')) subjects.push(subjectPseudonym(key, [pseudonym(key, 'user', userId), null, null]));
   }
-  if (entityType !== null && entityId !== null) subjects.push(subjectPseudonym(key, [null, entityType, entityId]));
+  if (entityType !== null && entityId !== null) {
+    subjects.push(subjectPseudonym(key, [null, entityType, entityId]));
+    // A row an earlier version stored with a UUID in capitals: erasures now name its lower-case form.
+    const canonical = canonicalEntityId(entityId);
+    if (canonical !== entityId) subjects.push(subjectPseudonym(key, [null, entityType, canonical]));
+  }
   return subjects;
 }
 

@@ -2,6 +2,7 @@ import { createHmac, type KeyObject } from 'node:crypto';
 import { type AuditEntry, type AuditRecord, storedId } from '../audit-entry';
 import { buildAuditInsert } from '../audit-insert-sql';
 import { AuditErasureError } from '../audit.errors';
+import { legacyEntityIdSpellings } from '../entity-id';
 import { uuidv7 } from '../uuidv7';
 import { pseudonym } from './privacy-options';
 
@@ -126,8 +127,10 @@ export function keyFingerprint(key: KeyObject): string {
  * (`audit_log_erase`: every partition, only this change), then writes the `audit_erasure` entry
  * in the same transaction: both commit or neither does. A dry run changes and writes nothing.
  * A user's rows are looked for under each form of the id (as stored now, raw, and as
- * `pseudonymizeUserId` stores it): rows found under another form than the stored one are erased
- * under an erasure id and entry of their own; the result counts them all and names the first.
+ * `pseudonymizeUserId` stores it), a UUID entity's under its lower-case form and, for rows an earlier
+ * version stored as the client spelled the id, as given and in capitals: rows found under another
+ * form than the stored one are erased under an erasure id and entry of their own; the result counts
+ * them all and names the first.
  *
  * @example
  * import { type EntityManager } from 'typeorm';
@@ -140,7 +143,7 @@ export async function eraseSubject(context: ErasureContext, request: ErasureRequ
   const key = context.key;
   if (!key) throw AuditErasureError.keyMissing();
   let result = await eraseStoredAs(context, request, subject, key);
-  // Rows stored under another form of the user's id (before pseudonyms were turned on, or off): an erasure of their own, with its entry.
+  // Rows stored under another form of the id (before pseudonyms were turned on, or off; a UUID in capitals): an erasure of their own, with its entry.
   for (const earlier of otherForms(request, subject, key)) {
     const found = await eraseStoredAs(context, { ...request, dryRun: true }, earlier, key);
     const done = request.dryRun === true || found.erased === 0 ? found : await eraseStoredAs(context, request, earlier, key);
@@ -155,9 +158,17 @@ export async function eraseSubject(context: ErasureContext, request: ErasureRequ
   return result;
 }
 
-/** The user's id in the forms its rows may store it other than `subject`'s: raw, and as `pseudonymizeUserId` under `key` stores it. */
-function otherForms(request: ErasureRequest, [stored]: ErasureSubject, key: KeyObject): ErasureSubject[] {
-  const raw = stored === null ? null : idText('userId', request.userId);
+/**
+ * The subject in the forms its rows may store it other than `subject`'s: a user's id raw, and as
+ * `pseudonymizeUserId` under `key` stores it; a UUID entity id as given and in capitals (rows an
+ * earlier version stored as the client spelled the id).
+ */
+function otherForms(request: ErasureRequest, [stored, entityType]: ErasureSubject, key: KeyObject): ErasureSubject[] {
+  if (stored === null) {
+    const given = typeof request.entityId === 'string' ? request.entityId : '';
+    return legacyEntityIdSpellings(given).map((spelling) => [null, entityType, spelling]);
+  }
+  const raw = idText('userId', request.userId);
   if (raw === null) return [];
   return [...new Set([raw, pseudonym(key, 'user', raw)])].filter((form) => form !== stored).map((form) => [form, null, null]);
 }

@@ -119,6 +119,20 @@ describe('heldBackByErasure: the records a replay must not bring back', () => {
     expect((await guard([changed('c-8')], [{ subject: entity('Contract', 'c-7') }])).held).toEqual([]);
   });
 
+  it('holds back a record an earlier version wrote with a UUID entity id in capitals, erased in lower case', async () => {
+    const id = '0193a1c2-7b3e-7c4d-8e5f-0a1b2c3d4e5f';
+    const spelled = id.toUpperCase();
+    const erased = [{ subject: entity('Nda', id) }];
+    expect((await guard([record({ entityId: spelled })], erased)).held).toEqual([{ id: v7(T), reason: MATCHED }]);
+    const changed = record({ userId: null, ip: '10.0.0.7', changes: { entities: [{ type: 'Nda', id: spelled, op: 'update' }] } });
+    expect((await guard([changed], erased)).held).toEqual([{ id: v7(T), reason: MATCHED }]);
+    // And by an erasure that named the capitals (one an earlier version made).
+    expect((await guard([record({ entityId: spelled })], [{ subject: entity('Nda', spelled) }])).held).toEqual([
+      { id: v7(T), reason: MATCHED },
+    ]);
+    expect((await guard([record({ entityId: 'NDA-1' })], [{ subject: entity('Nda', 'nda-1') }])).held).toEqual([]);
+  });
+
   it('lets through a record no erasure under a key it holds names', async () => {
     const erasures = [{ subject: user('u-2') }, { subject: entity('Nda', 'nda-2') }];
     expect((await guard([record()], erasures)).held).toEqual([]);

@@ -1,5 +1,6 @@
 import { type KeyObject } from 'node:crypto';
 import { type AuditRecord } from '../audit-entry';
+import { canonicalEntityId } from '../entity-id';
 import { uuidv7Time } from '../uuidv7';
 import { ERASURE_ACTION, keyFingerprint, subjectPseudonym } from './erasure';
 import { isSubjectPseudonym, retiredErasures, rowSubjects, sealBeside } from './erasure-subjects';
@@ -108,14 +109,15 @@ export async function heldBackByErasure(
 /**
  * The subjects a record is about, as an erasure names them: its user (both forms), its entity, and
  * each entity whose change its `changes.entities` holds by a text or numeric id (as `erase()` finds
- * rows by entity).
+ * rows by entity), a UUID also in lower case.
  */
 function recordSubjects(key: KeyObject, record: AuditRecord): string[] {
   const subjects = rowSubjects(key, record.userId, record.entityType, record.entityId);
   const entities = (record.changes as { entities?: unknown } | null)?.entities;
   for (const change of Array.isArray(entities) ? (entities as { type?: unknown; id?: unknown }[]) : []) {
     const id = typeof change?.id === 'number' ? String(change.id) : change?.id;
-    if (typeof change?.type === 'string' && typeof id === 'string') subjects.push(subjectPseudonym(key, [null, change.type, id]));
+    if (typeof change?.type !== 'string' || typeof id !== 'string') continue;
+    for (const spelling of new Set([id, canonicalEntityId(id)])) subjects.push(subjectPseudonym(key, [null, change.type, spelling]));
   }
   return subjects;
 }

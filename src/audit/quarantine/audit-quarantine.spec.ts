@@ -35,7 +35,10 @@ describe('AuditQuarantine', () => {
   beforeEach(async () => {
     dir = await mkdtemp(join(tmpdir(), 'audit-quarantine-'));
     lines = [];
-    stderr = jest.spyOn(console, 'error').mockImplementation((line: string) => void lines.push(JSON.parse(line) as AuditEventLine));
+    stderr = jest.spyOn(process.stderr, 'write').mockImplementation((line: unknown) => {
+      lines.push(JSON.parse(String(line)) as AuditEventLine);
+      return true;
+    });
     jest.clearAllMocks();
   });
 

@@ -4,17 +4,27 @@ import { sanitizeDbError, type SanitizedDbError } from '../db-error';
 import { AUDIT_EVENTS, type AuditReporter, type ConsoleSink } from '../sinks';
 import { encodeSpoolLine, nodeSpoolFiles, type SpoolFiles } from '../spool';
 import { boundedFiles, type BoundedFiles } from '../spool/bounded-files';
+import { directoryBytes, QUARANTINE_DIR } from '../spool/directory-bytes';
 import { type RefusedRecord } from './isolate-refused';
 
-/** The folder under `spoolDir` that holds quarantine files; the spool itself never reads it. */
-export const QUARANTINE_DIR = 'quarantine';
+export { QUARANTINE_DIR };
 
-/** The file system the quarantine writes through, and the deadline of each of its operations. */
+/**
+ * The file system the quarantine writes through, the deadline of each of its operations, and the
+ * bound of the directory it shares with the spool.
+ */
 export interface QuarantineFiles {
   files?: SpoolFiles;
   /** Default: 2000 ms; the module sets it to `writeTimeoutMs`. */
   timeoutMs?: number;
+  /** The directory's total it writes within (default: none); the module sets it to `spoolMaxBytes`. */
+  maxBytes?: number;
+  /** What a spool file that cannot be measured counts as; the module sets it to `spoolSegmentBytes`. */
+  segmentBytes?: number;
 }
+
+/** The size of a spool segment the quarantine counts for one it cannot measure, unless told. */
+const SEGMENT_BYTES = 8 * 1024 * 1024;
 
 /** Where one `put` left the refused entries. */
 export interface QuarantineResult {
@@ -48,15 +58,17 @@ export class AuditQuarantine {
   private lastStamp = 0;
   private chain: Promise<unknown> = Promise.resolve();
   private readonly files: BoundedFiles;
+  private readonly bound: { maxBytes: number | undefined; segmentBytes: number };
 
   constructor(
     private readonly spoolDir: string | null,
     private readonly console: ConsoleSink,
     private readonly reporter: AuditReporter,
     private readonly secrets: readonly string[] = [],
-    { files = nodeSpoolFiles, timeoutMs = 2000 }: QuarantineFiles = {},
+    { files = nodeSpoolFiles, timeoutMs = 2000, maxBytes, segmentBytes = SEGMENT_BYTES }: QuarantineFiles = {},
   ) {
     this.files = boundedFiles(files, timeoutMs, spoolDir ?? undefined);
+    this.bound = { maxBytes, segmentBytes };
   }
 
   /** Entries quarantined since start. */
@@ -107,10 +119,11 @@ export class AuditQuarantine {
   private async append(text: string): Promise<string> {
     const dir = join(this.spoolDir as string, QUARANTINE_DIR);
     await this.files.mkdir(dir, 0o700);
+    const buffer = Buffer.from(text);
+    await this.withinBound(buffer.length);
     const file = (this.file ??= join(dir, `quarantine-${String(this.stamp()).padStart(13, '0')}-${process.pid}.ndjson`));
     const handle = await this.files.open(file, 'a', 0o600);
     try {
-      const buffer = Buffer.from(text);
       for (let done = 0; done < buffer.length;) {
         const { bytesWritten } = await handle.write(buffer, done, buffer.length - done);
         if (!(bytesWritten > 0)) throw new Error('write made no progress');
@@ -125,6 +138,13 @@ export class AuditQuarantine {
       await handle.close();
     }
     return file;
+  }
+
+  /** Rejects (`spool_full`) when `bytes` more would take the spool directory past `maxBytes`. */
+  private async withinBound(bytes: number): Promise<void> {
+    const { maxBytes, segmentBytes } = this.bound;
+    if (maxBytes === undefined) return;
+    if ((await directoryBytes(this.files, this.spoolDir as string, segmentBytes)) + bytes > maxBytes) throw new Error('spool_full');
   }
 
   /** `Date.now()`, but never the stamp of an earlier file. */

@@ -1,8 +1,9 @@
 import { type AuditOutcome } from '../audit-entry';
 import { AuditQueryError } from '../audit.errors';
+import { canonicalEntityId } from '../entity-id';
 import { type AuditExportFormat, type AuditSearch } from './audit-query.types';
 
-/** A search after validation: instants as UTC text to the microsecond, text filters as given. */
+/** A search after validation: instants as UTC text to the microsecond, text filters as given (a UUID entity id in lower case). */
 export interface CheckedSearch {
   userId?: string;
   action?: string;
@@ -40,7 +41,7 @@ export function checkSearch(search: AuditSearch): CheckedSearch {
     if (typeof value !== 'string' || value === '' || value.length > MAX_TEXT || value.includes('\u0000')) {
       throw AuditQueryError.invalid(name, `text of 1 to ${MAX_TEXT} characters`, value);
     }
-    checked[name] = value;
+    checked[name] = name === 'entityId' ? canonicalEntityId(value) : value;
   }
   if (search.outcome !== undefined) {
     if (search.outcome !== 'success' && search.outcome !== 'failure') {

@@ -9,7 +9,14 @@ import { cursorKeyOf, decodeAuditCursor, encodeAuditCursor } from './audit-curso
 import { openExport } from './audit-export.stream';
 import { checkFormat, checkLimit, checkSearch } from './audit-query.input';
 import { exportQuery, exportWeightsQuery, type PageRow, pageQuery, pageStatement, rowQuery, toAuditLog } from './audit-query.sql';
-import { type AuditExportRequest, type AuditPage, type AuditPageRequest, type AuditRowRead, type AuditSearch } from './audit-query.types';
+import {
+  type AuditExportFormat,
+  type AuditExportRequest,
+  type AuditPage,
+  type AuditPageRequest,
+  type AuditRowRead,
+  type AuditSearch,
+} from './audit-query.types';
 import { type RowSealFields, sealLookupQuery, type SealLookupRow, sealStatusOf } from './audit-seal-status';
 import { AuditReadPool } from './audit-read-pool';
 import { AuditReader } from './audit-reader';
@@ -42,7 +49,7 @@ export class AuditQueryService implements BeforeApplicationShutdown {
   private readonly exports = new Set<Readable>();
   /** Slots taken by exports still opening. */
   private opening = 0;
-  /** Page answers waiting for HTTP clients that do not read them: at most `readConnections`. */
+  /** Page answers waiting for HTTP clients that have not taken them: at most `readConnections` (small ones aside). */
   readonly pageDeliveries: PageDeliveries;
 
   constructor(
@@ -190,14 +197,9 @@ export class AuditQueryService implements BeforeApplicationShutdown {
    * await pipeline(stream, createWriteStream('november.csv'));
    */
   async export(request: AuditExportRequest = {}): Promise<Readable> {
-    const { format, ...search } = request;
-    const checkedFormat = checkFormat(format);
-    const checked = checkSearch(search);
+    const { format: checkedFormat, search: checked } = this.checkedExport(request);
     const select = { rows: exportQuery(this.reader.table(), checked), weights: exportWeightsQuery(this.reader.table(), checked) };
-    const { maxExports, readTimeoutMs, exportIdleMs } = this.options;
-    if (this.exports.size + this.opening >= maxExports) {
-      throw AuditReadError.busy(maxExports, Math.max(1, Math.ceil(readTimeoutMs / 1000)));
-    }
+    const { exportIdleMs } = this.options;
     this.opening += 1;
     let stream: Readable;
     try {
@@ -208,6 +210,28 @@ export class AuditQueryService implements BeforeApplicationShutdown {
     this.exports.add(stream);
     stream.once('close', () => this.exports.delete(stream));
     return stream;
+  }
+
+  /**
+   * What {@link export} checks before it reads anything: the request (`AUDIT_QUERY_INVALID`) and a
+   * free export slot (`AUDIT_READ_BUSY`, at most `maxExports`). Returns the format; reads nothing
+   * and takes no slot (the export route's HEAD).
+   *
+   * @example
+   * queries.checkExport({ format: 'csv', from: '2026-11-01' }); // 'csv'
+   */
+  checkExport(request: AuditExportRequest = {}): AuditExportFormat {
+    return this.checkedExport(request).format;
+  }
+
+  private checkedExport(request: AuditExportRequest): { format: AuditExportFormat; search: ReturnType<typeof checkSearch> } {
+    const { format, ...search } = request;
+    const checked = { format: checkFormat(format), search: checkSearch(search) };
+    const { maxExports, readTimeoutMs } = this.options;
+    if (this.exports.size + this.opening >= maxExports) {
+      throw AuditReadError.busy(maxExports, Math.max(1, Math.ceil(readTimeoutMs / 1000)));
+    }
+    return checked;
   }
 
   /** Ends the exports still open (their responses cut short, never complete) and closes the read pool. */

@@ -116,6 +116,7 @@ export interface ForgedRowsReport {
     action: string | null;
     entityType: string | null;
     entityId: string | null;
+    /** The actor id the row claims; always null with the `privacy` option (docs/PRIVACY.md, "What erasure keeps"). */
     userId: string | null;
   }[];
 }

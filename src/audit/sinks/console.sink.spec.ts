@@ -21,7 +21,13 @@ function largeRecord(bytes: number): AuditRecord {
 
 function captured(emit: (sink: ConsoleSink) => void): string[] {
   const lines: string[] = [];
-  const spy = jest.spyOn(console, 'error').mockImplementation((...args: unknown[]) => void lines.push(args.map(String).join(' ')));
+  const spy = jest.spyOn(process.stderr, 'write').mockImplementation((chunk: unknown) => {
+    const text = String(chunk);
+    // One write a line, newline-terminated: lines of several writers never interleave.
+    expect(text).toMatch(/^[^\n]*\n$/);
+    lines.push(text.slice(0, -1));
+    return true;
+  });
   try {
     emit(new ConsoleSink());
   } finally {

@@ -1,10 +1,12 @@
 import { Injectable } from '@nestjs/common';
 import { type AuditEventLine, type AuditEventName } from './audit-event';
 import { formatLines } from './line-parts';
+import { writeStderrLine } from './stderr-line';
 
 /**
- * The stderr sink: one JSON object per line, written with `console.error` so that CloudWatch (or
- * any collector of the process's stderr) keeps a copy of every entry the database did not take.
+ * The stderr sink: one JSON object per line, written to stderr (never through `console`, whose
+ * calls Sentry keeps as breadcrumbs; see {@link writeStderrLine}) so that CloudWatch (or any
+ * collector of the process's stderr) keeps a copy of every entry the database did not take.
  * No line exceeds 16 KiB: a larger entry is written in numbered parts that `audit:replay` joins.
  *
  * @example
@@ -15,7 +17,7 @@ import { formatLines } from './line-parts';
 export class ConsoleSink {
   emit(event: AuditEventName, level: AuditEventLine['level'], fields: Record<string, unknown>): void {
     try {
-      for (const line of formatEventLines(event, level, fields)) console.error(line);
+      for (const line of formatEventLines(event, level, fields)) writeStderrLine(line);
     } catch {
       // stderr itself is gone (closed pipe): there is nowhere left to say so.
     }
@@ -27,7 +29,7 @@ export class ConsoleSink {
  * larger entry numbered parts (see {@link formatLines}). `fields` must already be JSON-safe.
  *
  * @example
- * formatEventLines('audit.buffered', 'warn', { auditId, entry }).forEach((line) => console.error(line));
+ * formatEventLines('audit.buffered', 'warn', { auditId, entry }).forEach((line) => writeStderrLine(line));
  */
 export function formatEventLines(
   event: AuditEventName,

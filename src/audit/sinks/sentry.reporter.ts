@@ -108,7 +108,8 @@ export class SentryReporter implements AuditReporter {
       Sentry.captureMessage(`Audit rows forged: ${report.count} row(s) not written by the module, left out of seal ${report.seal}`, {
         level: 'warning',
         fingerprint: SENTRY_FORGED_FINGERPRINT,
-        contexts: { audit: { ...report } },
+        // One string a row: Sentry's default normalizeDepth (3) turns an object at contexts.audit.rows[n] into "[Object]".
+        contexts: { audit: { trail: report.trail, seal: report.seal, count: report.count, rows: report.rows.map(forgedRowText) } },
       }),
     );
   }
@@ -122,6 +123,12 @@ export class SentryReporter implements AuditReporter {
       }),
     );
   }
+}
+
+/** One forged row as the Sentry warning names it: its id first (what finds it), then why, and what it claims. */
+function forgedRowText(row: ForgedRowsReport['rows'][number]): string {
+  const claim = `${row.action ?? '(no action)'} on ${row.entityType ?? '(no entity type)'} ${row.entityId ?? '(no entity id)'}`;
+  return `${row.id} (tx ${row.tx ?? 'unknown'}): ${row.reason}; claims ${claim}${row.userId === null ? '' : ` by ${row.userId}`}`;
 }
 
 /**

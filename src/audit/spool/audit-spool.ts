@@ -40,7 +40,10 @@ export interface SpoolRejection {
  */
 export const AuditSpool = Symbol('AUDIT:SPOOL');
 export interface AuditSpool {
-  /** Entries on disk, in the segments this process owns (and will replay). */
+  /**
+   * Entries on disk, in the segments this process owns (and will replay); a segment adopted but
+   * not read yet adds none until it is.
+   */
   readonly entries: number;
   /** Bytes on disk of those segments; a {@link FileSpool}'s bound also counts other processes' segments. */
   readonly bytes: number;
@@ -56,8 +59,9 @@ export interface AuditSpool {
    * (keeping the segment; the next replay goes on after its last committed batch) when an insert
    * fails, or, after replaying the segments it could read, with a `SpoolReadError`
    * (`AUDIT_SPOOL_READ`) when one could not be read. Each bad line goes to `onRejected` once; so
-   * does each line of a segment that vanished from the disk (`segment_missing`). Resolves with the
-   * number of records inserted.
+   * does each line of a segment that vanished from the disk (`segment_missing`; once, with the text
+   * `unknown count`, for a segment whose lines could never be read). Resolves with the number of
+   * records inserted.
    */
   replay(
     insert: (records: AuditRecord[]) => Promise<void>,

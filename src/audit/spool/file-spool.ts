@@ -12,9 +12,10 @@ import {
   SegmentAppendError,
   type SpoolLine,
 } from './segment-append';
-import { adoptSegments } from './segment-adoption';
+import { adoptSegments, countAdoptedLines } from './segment-adoption';
+import { quarantineBytes } from './directory-bytes';
 import { otherSegmentBytes } from './other-segments';
-import { segmentName } from './segment-name';
+import { type SegmentName, segmentName } from './segment-name';
 import { replaySegments, type SegmentState, segmentState } from './segment-replay';
 import { nodeSpoolFiles, type SpoolFileHandle, type SpoolFiles } from './spool-files';
 import { SpoolOwner } from './spool-owner';
@@ -56,11 +57,14 @@ interface PendingAppend {
  * beside this one must not be spooling: its segments are adopted at once.
  *
  * `maxBytes` bounds the directory: this process's segments (counted as it writes them) and every
- * other owner's, live or gone, only measured by `stat` (when the spool opens, before each new
- * segment, the first too, at each heartbeat, and while refusing at most once a second; no segment
- * is begun without such a count). One that cannot be measured counts as a full segment. So N
- * processes appending at once can pass `maxBytes` by at most one segment each but one
- * (`segmentBytes` plus one record): what each wrote since another last counted it.
+ * other owner's, live or gone, and the quarantine's files, only measured by `stat` (when the spool
+ * opens, before each new segment, the first too, at each heartbeat, and while refusing at most once
+ * a second; no segment is begun without such a count). One that cannot be measured counts as a full
+ * segment, an adopted one too; an adopted segment's lines are read after, outside the count (until
+ * they are, it adds no {@link entries}). Counts and adoptions take turns, so no count misses a
+ * segment between its two owners. So N processes appending at once can pass `maxBytes` by at most
+ * one segment each but one (`segmentBytes` plus one record): what each wrote since another last
+ * counted it.
  *
  * With `timeoutMs`, no file operation is waited for longer: an append that meets a hung disk is
  * refused (`spool_error: AUDIT_DISK_TIMEOUT…`) and its segment retired, so that what the hung
@@ -78,8 +82,12 @@ export class FileSpool implements AuditSpool {
   private chain: Promise<unknown> = Promise.resolve();
   private replaying: Promise<number> | undefined;
   private adopting: Promise<void> | undefined;
+  /** Counts of the directory and changes of what this owner holds in it, one at a time, in order. */
+  private accounting: Promise<unknown> = Promise.resolve();
   private counter = 0;
-  /** The other owners' segment bytes as last counted, and when. */
+  /** The segment being created, before it is among {@link segments}. */
+  private creating: string | undefined;
+  /** The bytes of the directory beyond this owner's segments (the others', the quarantine's) as last counted, and when. */
   private others = { bytes: 0, at: 0 };
 
   private constructor(
@@ -106,8 +114,9 @@ export class FileSpool implements AuditSpool {
     return spool;
   }
 
+  /** A segment whose lines are not counted yet (it could not be read) adds none until they are. */
   get entries(): number {
-    return [...this.segments.values()].reduce((sum, s) => sum + s.lines, 0);
+    return [...this.segments.values()].reduce((sum, s) => sum + (s.lines ?? 0), 0);
   }
 
   get bytes(): number {
@@ -224,14 +233,14 @@ export class FileSpool implements AuditSpool {
       const stats = this.segments.get(segment.name)!;
       await appendWhole(segment.handle, buffer, stats.bytes);
       stats.bytes += buffer.length;
-      stats.lines += lines.length;
+      stats.lines = (stats.lines ?? 0) + lines.length;
       return undefined;
     } catch (error) {
       if (segment && error instanceof SegmentAppendError && !error.restored) {
         // The segment now ends in part of a line, which replay will report; nothing may follow it.
         const stats = this.segments.get(segment.name)!;
         stats.bytes += buffer.length;
-        stats.lines += 1;
+        stats.lines = (stats.lines ?? 0) + 1;
         await this.closeSegment().catch(() => undefined);
       }
       return error as Error;
@@ -243,47 +252,66 @@ export class FileSpool implements AuditSpool {
     if (this.current) return this.current;
     await this.owner.claim();
     const name = segmentName(String(Date.now()), this.counter++, this.owner.id);
-    const handle = await this.files.open(join(this.dir, name), 'a', 0o600);
+    this.creating = name;
     try {
-      // The new file's directory entry must survive a crash too.
-      const directory = await this.files.open(this.dir, 'r');
-      await directory.sync().finally(() => directory.close());
-      this.segments.set(name, segmentState({ bytes: (await handle.stat()).size, lines: 0 }));
-    } catch (error) {
-      await handle.close().catch(() => undefined);
-      throw error;
+      const handle = await this.files.open(join(this.dir, name), 'a', 0o600);
+      try {
+        // The new file's directory entry must survive a crash too.
+        const directory = await this.files.open(this.dir, 'r');
+        await directory.sync().finally(() => directory.close());
+        this.segments.set(name, segmentState({ bytes: (await handle.stat()).size, lines: 0 }));
+      } catch (error) {
+        await handle.close().catch(() => undefined);
+        throw error;
+      }
+      this.current = { name, handle };
+      return this.current;
+    } finally {
+      this.creating = undefined;
     }
-    this.current = { name, handle };
-    return this.current;
   }
 
+  /**
+   * Adopts the segments of gone owners and counts the others' anew, as one step of the accounting
+   * (no count sees a segment between its rename and its place among this owner's); then counts
+   * the lines of the adopted segments not counted yet, outside it.
+   */
   private adopt(): Promise<void> {
-    this.adopting ??= adoptSegments(this.dir, this.files, this.owner, (s) => segmentName(s.time, this.counter++, this.owner.id))
-      .then((adopted) => adopted.forEach((state, name) => this.segments.set(name, state)))
+    this.adopting ??= this.account(async () => {
+      const nameFor = (s: SegmentName) => segmentName(s.time, this.counter++, this.owner.id);
+      const terms = { nameFor, holds: this.holds, segmentBytes: this.segmentBytes };
+      const adopted = await adoptSegments(this.dir, this.files, this.owner, terms);
+      for (const [name, state] of adopted) if (!this.holds(name)) this.segments.set(name, state);
       // A failed count leaves the last one standing; no segment is begun without one since the last close.
-      .then(() => this.readOthers().catch(() => undefined))
+      await this.readOthers().catch(() => undefined);
+    })
+      .then(() => countAdoptedLines(this.files, this.dir, this.segments, this.current?.name))
       .finally(() => (this.adopting = undefined));
     return this.adopting;
   }
 
-  /** Counts the others' segments, after an adoption in progress (which moves segments between owners). */
-  private async countOthers(): Promise<void> {
-    await this.adopting?.catch(() => undefined);
-    await this.readOthers();
+  /** Counts the others' segments, in turn with the adoptions (which move segments between owners). */
+  private countOthers(): Promise<void> {
+    return this.account(() => this.readOthers());
   }
 
   private async readOthers(): Promise<void> {
     const at = Date.now();
-    const bytes = await otherSegmentBytes(this.files, this.dir, this.owner.id, this.segmentBytes);
-    this.others = { bytes, at };
+    const segments = await otherSegmentBytes(this.files, this.dir, this.holds, this.segmentBytes);
+    this.others = { bytes: segments + (await quarantineBytes(this.files, this.dir, this.segmentBytes)), at };
   }
+
+  /** Whether a segment of this name is among this owner's, or being created. */
+  private readonly holds = (name: string): boolean => this.segments.has(name) || name === this.creating;
 
   private async heartbeat(): Promise<void> {
     if (!(await this.owner.holds())) {
       // Taken for dead (stalled longer than the lease): its segments belong to another process now.
       await this.serial(() => this.closeSegment());
-      const present = new Set(await this.files.readdir(this.dir));
-      for (const name of this.segments.keys()) if (!present.has(name)) this.segments.delete(name);
+      await this.account(async () => {
+        const present = new Set(await this.files.readdir(this.dir));
+        for (const name of this.segments.keys()) if (!present.has(name)) this.segments.delete(name);
+      });
     }
     await this.owner.beat();
     await this.adopt();
@@ -293,6 +321,13 @@ export class FileSpool implements AuditSpool {
     const current = this.current;
     this.current = undefined;
     await current?.handle.close();
+  }
+
+  /** Steps of the directory's accounting run one at a time, in order. */
+  private account<T>(step: () => Promise<T>): Promise<T> {
+    const result = this.accounting.then(step);
+    this.accounting = result.catch(() => undefined);
+    return result;
   }
 
   /** File operations run one at a time, in order. */

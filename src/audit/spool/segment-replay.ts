@@ -6,10 +6,14 @@ import { SpoolReadError } from './spool-errors';
 import { type SpoolFiles } from './spool-files';
 import { decodeSpoolLine, type LineRejection } from './spool-line';
 
+/** The `text` of the one report of a vanished segment whose lines were never counted. */
+const UNKNOWN_COUNT = 'unknown count';
+
 /** What the spool knows of one segment: its size and lines, and how far replay got through it. */
 export interface SegmentState {
   bytes: number;
-  lines: number;
+  /** `null`: not counted yet (an adopted segment that could not be read); counted again at each heartbeat. */
+  lines: number | null;
   /** Every line before this one is committed or reported; a retried replay starts here. */
   done: SegmentPosition;
   /** Numbers of the lines already reported as rejected (each is reported once per process). */
@@ -17,7 +21,7 @@ export interface SegmentState {
 }
 
 /** A segment as {@link FileSpool} finds or begins it. */
-export function segmentState(stats: { bytes: number; lines: number }): SegmentState {
+export function segmentState(stats: { bytes: number; lines: number | null }): SegmentState {
   return { ...stats, done: { offset: 0, line: 0 }, reported: new Set() };
 }
 
@@ -108,8 +112,15 @@ async function replaySegment(
   return inserted;
 }
 
-/** Reports the lines of a segment that vanished before replay reached them (deleted by hand, say). */
+/**
+ * Reports the lines of a segment that vanished before replay reached them (deleted by hand, say);
+ * when its lines were never counted, one report names the first line not replayed, `unknown count`.
+ */
 function reportMissing(path: string, state: SegmentState, onRejected: (rejection: SpoolRejection) => void): void {
+  if (state.lines === null) {
+    onRejected({ file: path, line: state.done.line + 1, reason: 'segment_missing', text: UNKNOWN_COUNT });
+    return;
+  }
   for (let line = state.done.line + 1; line <= state.lines; line += 1) {
     if (!state.reported.has(line)) onRejected({ file: path, line, reason: 'segment_missing', text: '' });
   }

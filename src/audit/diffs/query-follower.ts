@@ -1,0 +1,132 @@
+import { type QueryRunner } from 'typeorm';
+import { readSql, type SqlStatement } from './sql-reader';
+import { commitRolledBack, followSavepoint, heldBlockEnded, heldBlockOpen } from './transaction-changes';
+import {
+  auditedWrites,
+  rawWritesEnded,
+  rawWritesHeld,
+  unheardMark,
+  unheardRolledBack,
+  unheardRolledBackTo,
+  writesSeen,
+} from './unheard-writes';
+import { unreportedBlockOpen } from './unreported-transaction';
+
+type Answer = 'COMMIT' | 'ROLLBACK' | undefined;
+
+/** Runners whose connection was in a block TypeORM does not report at their last answer, outside a transaction TypeORM reports. */
+const openBlocks = new WeakSet<QueryRunner>();
+
+/**
+ * Follows a query PostgreSQL answered, statement by statement, in order (`readSql()`): what each
+ * does to the transaction (BEGIN, COMMIT / ROLLBACK [AND CHAIN], SAVEPOINT, ROLLBACK TO, RELEASE)
+ * is applied to the changes held for it (`transaction-changes.ts`) and to the writes no entity
+ * event answered (`unheard-writes.ts`), and each write on an audited entity's table is noted at
+ * its place. In a transaction TypeORM reports, only savepoints sent as SQL and writes are
+ * followed (TypeORM's own COMMIT answered with ROLLBACK drops what it held). Outside one, a block
+ * opened as SQL is followed through its statements, a string of several statements outside a
+ * block runs as one block (a ROLLBACK in it drops the writes before it), and `pg`'s status after
+ * the query says whether a block ended in a way no statement showed (through the driver).
+ *
+ * @example
+ * queryAnswered(queryRunner, 'COMMIT; BEGIN', rawResults); // from the subscriber's afterQuery()
+ */
+export function queryAnswered(queryRunner: QueryRunner, query: string, result: unknown): void {
+  const statements = readSql(query);
+  if (queryRunner.isTransactionActive) return inTransaction(queryRunner, query, statements, result);
+  const held = openBlocks.has(queryRunner) || heldBlockOpen(queryRunner) || rawWritesHeld(queryRunner);
+  const control = statements.some((statement) => statement.kind !== 'write' && statement.kind !== 'other');
+  // A query that neither writes nor controls a transaction, with no block to follow: nothing to do.
+  if (!held && !control && !statements.some((statement) => statement.kind === 'write')) return;
+  const status = unreportedBlockOpen(queryRunner);
+  let open = held;
+  if (!control && status !== undefined && open !== status) {
+    // Ended (or opened) through the driver, before this query.
+    if (open) blockEnded(queryRunner, undefined);
+    open = status;
+  }
+  // A string of several statements outside a block runs as one: its writes are held here until it ends.
+  let implicit: string[][] | undefined = !open && statements.length > 1 ? [] : undefined;
+  const last = statements.length - 1;
+  statements.forEach((statement, index) => {
+    if (statement.kind === 'write') {
+      const tables = auditedWrites(queryRunner, statement.tables);
+      if (implicit) implicit.push(tables);
+      else writesSeen(queryRunner, tables, open);
+    } else if (statement.kind === 'begin') {
+      // BEGIN makes the implicit block a block of its own, with what was written in it.
+      for (const tables of implicit ?? []) writesSeen(queryRunner, tables, true);
+      implicit = undefined;
+      open = true;
+    } else if (statement.kind === 'commit' || statement.kind === 'rollback') {
+      if (implicit && statement.kind === 'commit') for (const tables of implicit) writesSeen(queryRunner, tables, false);
+      if (!implicit && open)
+        blockEnded(queryRunner, statement.kind === 'rollback' ? 'ROLLBACK' : answerTo(result, index, statements.length));
+      open = open && !implicit && statement.chain;
+      implicit = !open && index < last ? [] : undefined;
+    } else if (open && (statement.kind === 'savepoint' || statement.kind === 'rollback-to' || statement.kind === 'release')) {
+      savepoint(queryRunner, statement);
+    }
+  });
+  for (const tables of implicit ?? []) writesSeen(queryRunner, tables, false);
+  // Still open as read, yet pg says no block is: it ended in a way the reader does not know (PREPARE TRANSACTION).
+  if (control && open && status === false) blockEnded(queryRunner, undefined);
+  if (status ?? open) openBlocks.add(queryRunner);
+  else openBlocks.delete(queryRunner);
+}
+
+/**
+ * Notes that a query failed: outside a transaction TypeORM reports, a block that `pg` says is no
+ * longer open (a failed COMMIT rolls back) ended now, unseen: what it held is counted. Settled at
+ * once, before the connection can serve anyone else.
+ *
+ * @example
+ * queryFailed(queryRunner); // from the subscriber's afterQuery(), when the query failed
+ */
+export function queryFailed(queryRunner: QueryRunner): void {
+  if (queryRunner.isTransactionActive || unreportedBlockOpen(queryRunner) !== false) return;
+  openBlocks.delete(queryRunner);
+  if (heldBlockOpen(queryRunner) || rawWritesHeld(queryRunner)) blockEnded(queryRunner, undefined);
+}
+
+/**
+ * TypeORM's transaction ended: with it, any block opened as SQL under it (there is one per connection).
+ *
+ * @example
+ * transactionEnded(queryRunner); // from afterTransactionCommit() and afterTransactionRollback()
+ */
+export function transactionEnded(queryRunner: QueryRunner): void {
+  if (!queryRunner.isTransactionActive) openBlocks.delete(queryRunner);
+}
+
+function inTransaction(queryRunner: QueryRunner, query: string, statements: SqlStatement[], result: unknown): void {
+  if (query === 'COMMIT' && answerTo(result, 0, 1) === 'ROLLBACK') {
+    commitRolledBack(queryRunner);
+    return unheardRolledBack(queryRunner, 0);
+  }
+  for (const statement of statements) {
+    if (statement.kind === 'write') writesSeen(queryRunner, auditedWrites(queryRunner, statement.tables), false);
+    else if (statement.kind === 'savepoint' || statement.kind === 'rollback-to' || statement.kind === 'release')
+      savepoint(queryRunner, statement);
+  }
+}
+
+function savepoint(queryRunner: QueryRunner, statement: { kind: 'savepoint' | 'rollback-to' | 'release'; name: string }): void {
+  const mark = followSavepoint(queryRunner, statement, unheardMark());
+  if (mark !== undefined) unheardRolledBackTo(queryRunner, mark);
+}
+
+/** The block TypeORM does not report ended, as PostgreSQL `answer`ed its end (undefined: not seen, or not known). */
+function blockEnded(queryRunner: QueryRunner, answer: Answer): void {
+  heldBlockEnded(queryRunner, answer);
+  rawWritesEnded(queryRunner, answer !== 'ROLLBACK');
+}
+
+/** PostgreSQL's answer to statement `index` of `count` (a COMMIT in a failed block is answered with ROLLBACK); undefined when not known. */
+function answerTo(result: unknown, index: number, count: number): Answer {
+  const answers: unknown[] = Array.isArray(result) ? result : [result];
+  // Without one answer per statement, only the last is known to be the last statement's.
+  const answer = answers.length === count ? answers[index] : index === count - 1 ? answers[answers.length - 1] : undefined;
+  const command = (answer as { command?: unknown } | undefined)?.command;
+  return command === 'COMMIT' || command === 'ROLLBACK' ? command : undefined;
+}

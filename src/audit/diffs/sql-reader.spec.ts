@@ -1,0 +1,104 @@
+import { readSql } from './sql-reader';
+
+const write = (...tables: [string | undefined, string][]) => ({
+  kind: 'write',
+  tables: tables.map(([schema, name]) => ({ schema, name })),
+});
+
+describe('readSql', () => {
+  it.each([
+    ['BEGIN', { kind: 'begin' }],
+    ['begin work isolation level serializable', { kind: 'begin' }],
+    ['START TRANSACTION READ WRITE', { kind: 'begin' }],
+    ['COMMIT', { kind: 'commit', chain: false }],
+    ['end transaction', { kind: 'commit', chain: false }],
+    ['COMMIT WORK AND CHAIN', { kind: 'commit', chain: true }],
+    ['commit and no chain', { kind: 'commit', chain: false }],
+    ['ROLLBACK', { kind: 'rollback', chain: false }],
+    ['abort', { kind: 'rollback', chain: false }],
+    ['ROLLBACK TRANSACTION AND CHAIN', { kind: 'rollback', chain: true }],
+    ['SAVEPOINT S1', { kind: 'savepoint', name: 's1' }],
+    ['savepoint "My ""Point"""', { kind: 'savepoint', name: 'My "Point"' }],
+    ['ROLLBACK TO s1', { kind: 'rollback-to', name: 's1' }],
+    ['rollback work to savepoint "S1"', { kind: 'rollback-to', name: 'S1' }],
+    ['RELEASE s1', { kind: 'release', name: 's1' }],
+    ['release savepoint S1', { kind: 'release', name: 's1' }],
+    ["COMMIT PREPARED 'x'", { kind: 'other' }],
+    ["ROLLBACK PREPARED 'x'", { kind: 'other' }],
+    ['START', { kind: 'other' }],
+    ['SELECT * FROM contract FOR UPDATE', { kind: 'other' }],
+    ["SET LOCAL lock_timeout = '1s'", { kind: 'other' }],
+  ])('reads %s', (sql, statement) => {
+    expect(readSql(sql)).toEqual([statement]);
+  });
+
+  it.each([
+    ['INSERT INTO "contract"("id", "title") VALUES ($1, $2)', write([undefined, 'contract'])],
+    ['UPDATE "public"."contract" SET "title" = $1', write(['public', 'contract'])],
+    ['DELETE FROM "contract" WHERE "id" = $1', write([undefined, 'contract'])],
+    ['  update ONLY Contract set title = $1', write([undefined, 'contract'])],
+    ['delete from only Archive.contract', write(['archive', 'contract'])],
+    ['TRUNCATE TABLE a, ONLY b.c, "D"', write([undefined, 'a'], ['b', 'c'], [undefined, 'D'])],
+    ['MERGE INTO mydb.public.contract AS c USING s ON true WHEN MATCHED THEN DELETE', write(['public', 'contract'])],
+    ['INSERT INTO "Odd ""Name"""("id") VALUES (1)', write([undefined, 'Odd "Name"'])],
+    ['UPDATE /* x */ contract SET a = 1', write([undefined, 'contract'])],
+    ['DELETE -- why\n FROM /* a /* nested */ b */ public . contract', write(['public', 'contract'])],
+    ['WITH x AS (SELECT 1) UPDATE contract SET title = 1', write([undefined, 'contract'])],
+    [
+      'WITH RECURSIVE d AS MATERIALIZED (DELETE FROM contract RETURNING *) INSERT INTO archive.contract SELECT * FROM d',
+      write([undefined, 'contract'], ['archive', 'contract']),
+    ],
+    ['WITH x AS (SELECT 1 FROM contract FOR UPDATE) SELECT * FROM x', { kind: 'other' }],
+    ['INSERT INTO contract VALUES (1) ON CONFLICT (id) DO UPDATE SET a = 2', write([undefined, 'contract'])],
+  ])('reads the write %s', (sql, statement) => {
+    expect(readSql(sql)).toEqual([statement]);
+  });
+
+  it('splits a string into its statements, in order, leaving out empty ones', () => {
+    expect(readSql('BEGIN; UPDATE contract SET a = 1;; SAVEPOINT a ; ROLLBACK TO a; COMMIT AND CHAIN; ROLLBACK;')).toEqual([
+      { kind: 'begin' },
+      write([undefined, 'contract']),
+      { kind: 'savepoint', name: 'a' },
+      { kind: 'rollback-to', name: 'a' },
+      { kind: 'commit', chain: true },
+      { kind: 'rollback', chain: false },
+    ]);
+    expect(readSql('  -- nothing\n /* at all */ ; ')).toEqual([]);
+  });
+
+  it.each([
+    "SELECT 'a; UPDATE contract SET title = 1'",
+    "SELECT 'it''s; COMMIT'",
+    "SELECT E'\\'; ROLLBACK'",
+    "SELECT e'\\\\'",
+    'SELECT $$ ; DELETE FROM contract $$',
+    'SELECT $body$ $$; ROLLBACK $body$',
+    'SELECT 1 /* ; TRUNCATE contract */',
+    'SELECT 1 /* /* ; */ TRUNCATE contract */',
+    'SELECT 1 -- ; TRUNCATE contract',
+    'SELECT "a;ROLLBACK" FROM t',
+    'SELECT a$b$ FROM t',
+  ])('reads no statement boundary inside quotes, dollar quotes or comments: %s', (sql) => {
+    expect(readSql(sql)).toEqual([{ kind: 'other' }]);
+  });
+
+  it("ends a standard string at its quote whatever backslash comes before it, and an E'' string only past its escapes", () => {
+    expect(readSql("SELECT '\\'; ROLLBACK")).toEqual([{ kind: 'other' }, { kind: 'rollback', chain: false }]);
+    expect(readSql("SELECT E'\\''; ROLLBACK")).toEqual([{ kind: 'other' }, { kind: 'rollback', chain: false }]);
+    expect(readSql('SELECT $1; ROLLBACK')).toEqual([{ kind: 'other' }, { kind: 'rollback', chain: false }]);
+  });
+
+  it('reads a statement padded with long runs of blanks as the statement it is', () => {
+    const blanks = ' '.repeat(50_000);
+    expect(readSql(`SAVEPOINT s1${blanks};${blanks}`)).toEqual([{ kind: 'savepoint', name: 's1' }]);
+    expect(readSql(`commit and chain${blanks};`)).toEqual([{ kind: 'commit', chain: true }]);
+    expect(readSql(`SELECT length('${blanks}x')`)).toEqual([{ kind: 'other' }]);
+  });
+
+  it('reads an unclosed quote or comment to the end of the string', () => {
+    expect(readSql("SELECT 'open; ROLLBACK")).toEqual([{ kind: 'other' }]);
+    expect(readSql('SELECT 1 /* open; ROLLBACK')).toEqual([{ kind: 'other' }]);
+    expect(readSql('SELECT $x$ open; ROLLBACK')).toEqual([{ kind: 'other' }]);
+    expect(readSql('UPDATE "open; ROLLBACK')).toEqual([write([undefined, 'open; ROLLBACK'])]);
+  });
+});

@@ -1,0 +1,157 @@
+import { SqlTokens, type Token } from './sql-tokens';
+
+/** A table a statement names: `schema` only when the name is qualified (`archive.contract`); both as PostgreSQL folds them. */
+export interface TableName {
+  schema: string | undefined;
+  name: string;
+}
+
+/** One statement of an SQL string, by what it does to the transaction or to tables. */
+export type SqlStatement =
+  | { kind: 'begin' }
+  /** COMMIT / END, ROLLBACK / ABORT; `chain`: `AND CHAIN` opens the next block at once. */
+  | { kind: 'commit' | 'rollback'; chain: boolean }
+  /** SAVEPOINT, ROLLBACK TO [SAVEPOINT], RELEASE [SAVEPOINT]: `name` as PostgreSQL names it. */
+  | { kind: 'savepoint' | 'rollback-to' | 'release'; name: string }
+  /** INSERT INTO, UPDATE, DELETE FROM, TRUNCATE, MERGE INTO (inside a `WITH` query too): one table per write. */
+  | { kind: 'write'; tables: TableName[] }
+  | { kind: 'other' };
+
+const OTHER: SqlStatement = { kind: 'other' };
+const WRITES = new Set(['insert', 'update', 'delete', 'merge', 'truncate']);
+
+/**
+ * The statements of an SQL string, in order, each classified: split on `;` outside quotes,
+ * dollar quotes and comments, read in one pass whatever the input (see `SqlTokens`). Empty
+ * statements are left out, as PostgreSQL answers none for them.
+ *
+ * @example
+ * readSql("BEGIN; UPDATE /* tag *\/ archive.contract SET a = 'x;y'; ROLLBACK AND CHAIN");
+ * // [{ kind: 'begin' }, { kind: 'write', tables: [{ schema: 'archive', name: 'contract' }] }, { kind: 'rollback', chain: true }]
+ */
+export function readSql(sql: string): SqlStatement[] {
+  const tokens = new SqlTokens(sql);
+  const statements: SqlStatement[] = [];
+  for (;;) {
+    const first = tokens.next();
+    if (first.kind === 'end') return statements;
+    if (first.kind === 'semicolon') continue;
+    statements.push(statementOf(first, tokens));
+    skipStatement(tokens);
+  }
+}
+
+/** What the statement starting with `first` is; reads as far as it needs (to its end for a `WITH` query). */
+function statementOf(first: Token, tokens: SqlTokens): SqlStatement {
+  if (first.kind !== 'word') return OTHER;
+  switch (first.text) {
+    case 'begin':
+      return { kind: 'begin' };
+    case 'start':
+      return word(tokens, 'transaction') ? { kind: 'begin' } : OTHER;
+    case 'commit':
+    case 'end':
+      return ending(tokens, 'commit');
+    case 'rollback':
+    case 'abort':
+      return ending(tokens, 'rollback');
+    case 'savepoint':
+      return named(tokens, 'savepoint');
+    case 'release':
+      word(tokens, 'savepoint');
+      return named(tokens, 'release');
+    case 'with':
+      return writesInWith(tokens);
+    default: {
+      const tables = WRITES.has(first.text) ? writtenBy(first.text, tokens) : undefined;
+      return tables ? { kind: 'write', tables } : OTHER;
+    }
+  }
+}
+
+/** After COMMIT / ROLLBACK: `[WORK | TRANSACTION] [AND [NO] CHAIN]`, or `TO [SAVEPOINT] name` after ROLLBACK. */
+function ending(tokens: SqlTokens, kind: 'commit' | 'rollback'): SqlStatement {
+  if (!word(tokens, 'work')) word(tokens, 'transaction');
+  if (kind === 'rollback' && word(tokens, 'to')) {
+    word(tokens, 'savepoint');
+    return named(tokens, 'rollback-to');
+  }
+  if (word(tokens, 'and')) return { kind, chain: !word(tokens, 'no') && word(tokens, 'chain') };
+  // COMMIT PREPARED / ROLLBACK PREPARED end no block of this connection.
+  return word(tokens, 'prepared') ? OTHER : { kind, chain: false };
+}
+
+function named(tokens: SqlTokens, kind: 'savepoint' | 'rollback-to' | 'release'): SqlStatement {
+  const name = nameOf(tokens.next());
+  return name === undefined ? OTHER : { kind, name };
+}
+
+/**
+ * The tables a write starting with `verb` names: `INSERT INTO t`, `UPDATE [ONLY] t`,
+ * `DELETE FROM [ONLY] t`, `MERGE INTO [ONLY] t`, `TRUNCATE [TABLE] [ONLY] t [, …]`; undefined when
+ * the words after the verb are not those of a write (`UPDATE` in `FOR UPDATE` is not one).
+ */
+function writtenBy(verb: string, tokens: SqlTokens): TableName[] | undefined {
+  if ((verb === 'insert' || verb === 'merge') && !word(tokens, 'into')) return undefined;
+  if (verb === 'delete' && !word(tokens, 'from')) return undefined;
+  if (verb === 'truncate') word(tokens, 'table');
+  const tables: TableName[] = [];
+  do {
+    word(tokens, 'only');
+    const table = tableOf(tokens);
+    if (!table) break;
+    tables.push(table);
+  } while (verb === 'truncate' && tokens.peek().kind === 'comma' && tokens.next());
+  return tables.length > 0 ? tables : undefined;
+}
+
+/**
+ * A `WITH` query: the writes it makes, in its data-modifying parts (`d AS (DELETE FROM t …)`) and
+ * in its main statement (`… ) UPDATE t …`); a write verb counts only right after a parenthesis,
+ * where a statement can start.
+ */
+function writesInWith(tokens: SqlTokens): SqlStatement {
+  const tables: TableName[] = [];
+  let previous: Token['kind'] = 'word';
+  for (let token = tokens.peek(); token.kind !== 'end' && token.kind !== 'semicolon'; token = tokens.peek()) {
+    tokens.next();
+    const verb = token.kind === 'word' && WRITES.has(token.text) && (previous === 'open' || previous === 'close');
+    previous = token.kind;
+    if (verb) tables.push(...(writtenBy(token.text, tokens) ?? []));
+  }
+  return tables.length > 0 ? { kind: 'write', tables } : OTHER;
+}
+
+/** A table name, maybe qualified (`db.schema.table` keeps its last two parts); undefined when no name comes next. */
+function tableOf(tokens: SqlTokens): TableName | undefined {
+  let name = nameOf(tokens.peek());
+  if (name === undefined) return undefined;
+  tokens.next();
+  let schema: string | undefined;
+  while (tokens.peek().kind === 'dot') {
+    tokens.next();
+    const part = nameOf(tokens.peek());
+    if (part === undefined) break;
+    tokens.next();
+    schema = name;
+    name = part;
+  }
+  return { schema, name };
+}
+
+function nameOf(token: Token): string | undefined {
+  return token.kind === 'word' || token.kind === 'quoted' ? token.text : undefined;
+}
+
+/** Takes the next token when it is the word `expected`. */
+function word(tokens: SqlTokens, expected: string): boolean {
+  const token = tokens.peek();
+  if (token.kind !== 'word' || token.text !== expected) return false;
+  tokens.next();
+  return true;
+}
+
+/** Past the rest of the statement, up to and with its `;`. */
+function skipStatement(tokens: SqlTokens): void {
+  for (let token = tokens.next(); token.kind !== 'end' && token.kind !== 'semicolon'; token = tokens.next());
+}

@@ -1,0 +1,172 @@
+/** What a token of SQL text is: a word (keyword or plain name), a quoted name, or one of the marks a statement's reader needs. */
+export type TokenKind = 'word' | 'quoted' | 'dot' | 'comma' | 'open' | 'close' | 'semicolon' | 'other' | 'end';
+
+/** A token: `text` is a word folded to lower case, or a quoted name as PostgreSQL names it; empty for the rest. */
+export interface Token {
+  kind: TokenKind;
+  text: string;
+}
+
+const END: Token = { kind: 'end', text: '' };
+const MARKS: Record<string, TokenKind> = { '.': 'dot', ',': 'comma', '(': 'open', ')': 'close', ';': 'semicolon' };
+
+/** A letter, digit, `_`, `$` or any non-ASCII character: what an unquoted name is made of. */
+function isNameChar(code: number): boolean {
+  return (
+    (code >= 97 && code <= 122) || (code >= 65 && code <= 90) || (code >= 48 && code <= 57) || code === 95 || code === 36 || code >= 128
+  );
+}
+
+/** A character a name can start with (a digit or `$` cannot). */
+function startsName(code: number): boolean {
+  return isNameChar(code) && code !== 36 && !(code >= 48 && code <= 57);
+}
+
+/**
+ * Reads SQL text token by token, in one pass: white space, `-- …` and (nested) block comments are
+ * skipped; a string (`'…'`, `E'…'` with its backslash escapes, `$tag$…$tag$`) is one token;
+ * every character is looked at a bounded number of times, whatever the input.
+ *
+ * @example
+ * const tokens = new SqlTokens("UPDATE /* x *\/ \"Contract\" SET a = 'b;c'");
+ * tokens.next(); // { kind: 'word', text: 'update' }
+ * tokens.next(); // { kind: 'quoted', text: 'Contract' }
+ */
+export class SqlTokens {
+  private at = 0;
+  private ahead: Token | undefined;
+
+  constructor(private readonly sql: string) {}
+
+  /** The next token, without taking it. */
+  peek(): Token {
+    return (this.ahead ??= this.read());
+  }
+
+  /** Takes the next token. */
+  next(): Token {
+    const token = this.peek();
+    this.ahead = undefined;
+    return token;
+  }
+
+  private read(): Token {
+    this.skipBlanks();
+    const { sql } = this;
+    if (this.at >= sql.length) return END;
+    const start = this.at;
+    const code = sql.charCodeAt(start);
+    const char = sql[start];
+    if (char === '"') return { kind: 'quoted', text: this.quoted() };
+    if (char === "'") {
+      this.at = this.stringEnd(start + 1, false);
+      return { kind: 'other', text: '' };
+    }
+    if (char === '$') {
+      this.at = this.dollarEnd(start);
+      return { kind: 'other', text: '' };
+    }
+    if (startsName(code)) {
+      let end = start + 1;
+      while (end < sql.length && isNameChar(sql.charCodeAt(end))) end += 1;
+      this.at = end;
+      // E'…' (or e'…') reads backslash escapes.
+      if (end === start + 1 && (char === 'E' || char === 'e') && sql[end] === "'") {
+        this.at = this.stringEnd(end + 1, true);
+        return { kind: 'other', text: '' };
+      }
+      return { kind: 'word', text: sql.slice(start, end).toLowerCase() };
+    }
+    if (isNameChar(code)) {
+      // A number (or a parameter after its `$`): one token.
+      let end = start + 1;
+      while (end < sql.length && isNameChar(sql.charCodeAt(end))) end += 1;
+      this.at = end;
+      return { kind: 'other', text: '' };
+    }
+    this.at = start + 1;
+    return { kind: MARKS[char] ?? 'other', text: '' };
+  }
+
+  /** Past white space and comments. */
+  private skipBlanks(): void {
+    const { sql } = this;
+    while (this.at < sql.length) {
+      const code = sql.charCodeAt(this.at);
+      if (code === 32 || (code >= 9 && code <= 13)) this.at += 1;
+      else if (code === 45 && sql.charCodeAt(this.at + 1) === 45) {
+        const newline = sql.indexOf('\n', this.at + 2);
+        this.at = newline < 0 ? sql.length : newline + 1;
+      } else if (code === 47 && sql.charCodeAt(this.at + 1) === 42) this.at = this.commentEnd(this.at);
+      else return;
+    }
+  }
+
+  /** The index after the block comment at `at` (PostgreSQL nests them); the text's end if unclosed. */
+  private commentEnd(at: number): number {
+    const { sql } = this;
+    let depth = 0;
+    let i = at;
+    while (i < sql.length) {
+      if (sql[i] === '/' && sql[i + 1] === '*') {
+        depth += 1;
+        i += 2;
+      } else if (sql[i] === '*' && sql[i + 1] === '/') {
+        depth -= 1;
+        i += 2;
+        if (depth === 0) return i;
+      } else i += 1;
+    }
+    return sql.length;
+  }
+
+  /** The index after the string whose text starts at `from` (`''` is a quote; with `escapes`, `\x` is one character). */
+  private stringEnd(from: number, escapes: boolean): number {
+    const { sql } = this;
+    let i = from;
+    while (i < sql.length) {
+      if (sql[i] === "'") {
+        if (sql[i + 1] !== "'") return i + 1;
+        i += 2;
+      } else i += escapes && sql[i] === '\\' ? 2 : 1;
+    }
+    return sql.length;
+  }
+
+  /** A quoted name, without its quotes and with `""` read as `"`; the index moves past it. */
+  private quoted(): string {
+    const { sql } = this;
+    let i = this.at + 1;
+    let text = '';
+    let from = i;
+    while (i < sql.length) {
+      if (sql[i] !== '"') {
+        i += 1;
+        continue;
+      }
+      text += sql.slice(from, i);
+      if (sql[i + 1] !== '"') {
+        this.at = i + 1;
+        return text;
+      }
+      text += '"';
+      i += 2;
+      from = i;
+    }
+    this.at = sql.length;
+    return text + sql.slice(from);
+  }
+
+  /** The index after a dollar-quoted string at `at` (`$$…$$`, `$tag$…$tag$`), or after the lone `$` when none starts there. */
+  private dollarEnd(at: number): number {
+    const { sql } = this;
+    let end = at + 1;
+    if (end < sql.length && startsName(sql.charCodeAt(end))) {
+      while (end < sql.length && isNameChar(sql.charCodeAt(end)) && sql[end] !== '$') end += 1;
+    }
+    if (sql[end] !== '$') return at + 1;
+    const tag = sql.slice(at, end + 1);
+    const close = sql.indexOf(tag, end + 1);
+    return close < 0 ? sql.length : close + tag.length;
+  }
+}
