@@ -70,10 +70,18 @@ export class AuditSealMonths1766800000000 implements MigrationInterface {
         x record;
         p record;
         k record;
+        oldest bigint;
       BEGIN
-        SELECT a.seq, a.last_tx, a.last_id, a.manifest || ''::bytea AS manifest, a.retention_month INTO x FROM ${s}.audit_seal AS a WHERE a.seq = seal;
+        SELECT a.seq, a.last_tx, a.last_id, a.horizon, a.manifest || ''::bytea AS manifest, a.retention_month INTO x FROM ${s}.audit_seal AS a WHERE a.seq = seal;
         IF x.seq IS NULL OR x.retention_month IS NOT NULL THEN
           RETURN;
+        END IF;
+        -- Every transaction up to the seal's last and below its horizon must have ended (the sealer's horizon is its snapshot's xmin):
+        -- a row can then never join its range, and the month's check may count only later transactions' rows as unsealed.
+        oldest := pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::text::bigint;
+        IF refuse AND (COALESCE(x.last_tx, -1) >= oldest OR x.horizon > oldest) THEN
+          RAISE EXCEPTION 'seal % ends at transaction % with horizon %, and transaction % has not ended: refused', seal, x.last_tx, x.horizon, oldest
+            USING ERRCODE = 'integrity_constraint_violation';
         END IF;
         SELECT a.last_tx, a.last_id INTO p FROM ${s}.audit_seal AS a WHERE a.seq < seal AND a.retention_month IS NULL ORDER BY a.seq DESC LIMIT 1;
         DELETE FROM ${s}.audit_seal_month AS a WHERE a.seq = seal;
