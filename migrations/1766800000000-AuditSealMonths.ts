@@ -12,6 +12,60 @@ const SETTINGS = `SET search_path = pg_catalog, pg_temp SET TimeZone = 'UTC' SET
 /** The settings of the seal's record, run at the commit of the sealer's transaction: no lock_timeout of its own (the sealer's applies). */
 const RECORD_SETTINGS = `SET search_path = pg_catalog, pg_temp SET TimeZone = 'UTC' SET DateStyle = 'ISO, YMD' SET work_mem = '64MB' SET enable_nestloop = off SET enable_mergejoin = off`;
 
+/** The partial index of the erased rows, on `audit_log` (and on each partition: `<partition>_erased_idx`). */
+const ERASED_INDEX = 'audit_log_erased_idx';
+
+/** The index's key and predicate: the same on the parent and on every partition, as ATTACH requires. */
+const ERASED_INDEX_BODY = `(id) WHERE personal LIKE '{"erased":%'`;
+
+/**
+ * Makes `audit_log_erased_idx` without a build under the parent's lock: `CREATE INDEX … ON ONLY`
+ * (SHARE on the parent alone, no build), then each partition's `<partition>_erased_idx`, built
+ * beforehand by the operator or here (`CONCURRENTLY` outside a transaction; inside one, plainly:
+ * SHARE on that partition), attached with `ALTER INDEX … ATTACH PARTITION` (ACCESS SHARE on the
+ * tables, SHARE UPDATE EXCLUSIVE on the parent's index, ACCESS EXCLUSIVE on the partition's).
+ */
+async function buildErasedIndex(queryRunner: QueryRunner, schema: string): Promise<void> {
+  const s = ident(schema);
+  const lit = (text: string) => `'${text.replaceAll("'", "''")}'`;
+  const concurrently = !queryRunner.isTransactionActive;
+  const [{ kind }] = (await queryRunner.query(
+    `SELECT c.relkind AS kind FROM pg_class c WHERE c.oid = ${lit(`${s}.audit_log`)}::regclass`,
+  )) as {
+    kind: string;
+  }[];
+  if (kind !== 'p') {
+    await queryRunner.query(
+      `CREATE INDEX ${concurrently ? 'CONCURRENTLY ' : ''}IF NOT EXISTS ${ERASED_INDEX} ON ${s}.audit_log ${ERASED_INDEX_BODY}`,
+    );
+    return;
+  }
+  await queryRunner.query(`CREATE INDEX IF NOT EXISTS ${ERASED_INDEX} ON ONLY ${s}.audit_log ${ERASED_INDEX_BODY}`);
+  const parts = (await queryRunner.query(`
+    SELECT c.relname AS name,
+      EXISTS (SELECT FROM pg_inherits i JOIN pg_index x ON x.indexrelid = i.inhrelid
+        WHERE i.inhparent = ${lit(`${s}.${ERASED_INDEX}`)}::regclass AND x.indrelid = c.oid) AS attached
+    FROM pg_inherits h JOIN pg_class c ON c.oid = h.inhrelid
+    WHERE h.inhparent = ${lit(`${s}.audit_log`)}::regclass AND c.relkind = 'r'
+    ORDER BY c.relname`)) as { name: string; attached: boolean }[];
+  for (const part of parts) {
+    if (part.attached) continue;
+    const name = `${part.name.slice(0, 51)}_erased_idx`;
+    const [own] = (await queryRunner.query(
+      `SELECT x.indisvalid AS valid FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
+       WHERE i.relname = ${lit(name)} AND i.relnamespace = ${lit(schema)}::regnamespace`,
+    )) as { valid: boolean }[];
+    // An invalid one is what an interrupted CONCURRENTLY build leaves: built again.
+    if (own && !own.valid) await queryRunner.query(`DROP INDEX ${concurrently ? 'CONCURRENTLY ' : ''}${s}.${ident(name)}`);
+    if (!own || !own.valid) {
+      await queryRunner.query(
+        `CREATE INDEX ${concurrently ? 'CONCURRENTLY ' : ''}${ident(name)} ON ${s}.${ident(part.name)} ${ERASED_INDEX_BODY}`,
+      );
+    }
+    await queryRunner.query(`ALTER INDEX ${s}.${ERASED_INDEX} ATTACH PARTITION ${s}.${ident(name)}`);
+  }
+}
+
 /**
  * Retention in constant time (issue 21's `lifecycle.dropMonthMs`; docs/LIFECYCLE.md, "What a seal
  * records of its months"): a month's removal no longer reads its rows.
@@ -26,10 +80,15 @@ const RECORD_SETTINGS = `SET search_path = pg_catalog, pg_temp SET TimeZone = 'U
  *   rows (and the rest of its last transaction's: the rows of the month not sealed yet it leaves
  *   behind), matches them to the manifest by id and leaf prefix, and refuses a seal whose manifest
  *   names a row not there. Rows of the range the manifest leaves out (the sealer leaves out forged
- *   and invalid rows) are recorded as left out: they keep their month.
+ *   and invalid rows) are recorded as left out: they keep their month. It also refuses a seal
+ *   whose last transaction, or a transaction below whose horizon, has not ended at that commit
+ *   (`pg_snapshot_xmin`): a recorded range never gains a row afterwards.
  * - The seals already made are recorded here, one seal's range at a time.
  * - `audit_log_erased_idx`, a partial index of the erased rows, so that a month's erased rows are
- *   counted without reading the others (erasure changes rows after their seal).
+ *   counted without reading the others (erasure changes rows after their seal). Made last, after
+ *   the seals are recorded (that reading takes ACCESS SHARE only: inserts go on), `ON ONLY` the
+ *   parent with each partition's index attached (`buildErasedIndex`): its locks, which inserts
+ *   wait for, are held from there to the migration's commit only.
  * - `audit_log_check_month(month)` is replaced (same signature, owner and grants): when every seal
  *   is recorded it answers from the records of the seals after the month's last removal, plus one
  *   probe of the partition for rows of transactions after the newest seal's last (the BRIN index
@@ -59,7 +118,6 @@ export class AuditSealMonths1766800000000 implements MigrationInterface {
     for (const table of ['audit_seal_month', 'audit_seal_month_erasure', 'audit_seal_recorded']) {
       await queryRunner.query(`REVOKE ALL ON ${s}.${table} FROM PUBLIC`);
     }
-    await queryRunner.query(`CREATE INDEX IF NOT EXISTS audit_log_erased_idx ON ${s}.audit_log (id) WHERE personal LIKE '{"erased":%'`);
     const record = sealMonthsSql(`${s}.audit_log`, `${s}.audit_seal_month`, `${s}.audit_seal_month_erasure`);
     await queryRunner.query(`
       CREATE OR REPLACE FUNCTION ${s}.audit_seal_record_months(seal bigint, refuse boolean)
@@ -234,6 +292,8 @@ export class AuditSealMonths1766800000000 implements MigrationInterface {
           EXECUTE format('GRANT EXECUTE ON FUNCTION %s.audit_log_month_recorded(date) TO %s', ${lit(s)}, r.role);
         END LOOP;
       END $$`);
+    // Last: the only step that takes a lock inserts into audit_log wait for (held to the migration's commit).
+    await buildErasedIndex(queryRunner, schema);
   }
 
   async down(queryRunner: QueryRunner): Promise<void> {
