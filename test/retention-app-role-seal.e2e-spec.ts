@@ -154,6 +154,10 @@ describe('retention and the application role, when the sealer shares it', () => 
              (SELECT l.tx, l.id, uuid_send(l.id) || substr(${LEAF_SQL}, 1, 8) AS entry FROM audit_log AS l, ${LEAF_FIELDS} WHERE l.id = $1::uuid) AS f`,
           [forgedId, randomBytes(32)],
         );
+        // The link commits on its own: its rows are matched to its manifest at its commit
+        // (AuditSealMonths1766800000000), which finds none once the month is gone in the same transaction.
+        await role.query('COMMIT');
+        await role.query('BEGIN');
         const heads = await sealHeads(query, 'public.audit_seal');
         const analysis = await analyzeMonth(query, 'public.audit_log', 'public.audit_seal', heads, ago(4).start, ago(4).end);
         const carried = await retentionErasures(query, 'public.audit_log', ago(4).month);

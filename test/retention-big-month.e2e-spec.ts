@@ -60,6 +60,9 @@ describe('retention of a month too big for one statement', () => {
     await fillRowsAgo(db, database, 3, 5_000);
     await fillRowsAgo(db, database, 2, 5_000);
     await sealEverything(() => app.get(AuditSealer).sealNow(), db, database);
+    // The seals as if made with the triggers off (AuditSealMonths1766800000000 recorded none of their
+    // months): the months are then read, in parts, as here, rather than checked from the records.
+    await sql('DELETE FROM audit_seal_recorded');
     await sql('VACUUM ANALYZE audit_log');
     client = new Client({ connectionString: db.url(database) });
     await client.connect();

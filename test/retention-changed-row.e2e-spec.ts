@@ -14,11 +14,14 @@ import { TestPostgres } from './support/postgres';
 import { StderrCapture } from './support/stderr';
 
 // A superuser (triggers off) changes a sealed row of a month about to go. Its id is still in its
-// seal's manifest, its leaf is not: it is no longer the row the seal sealed. Retention must keep the
-// month (else the evidence goes with it), and so must audit_log_retire_month by itself, whatever the
-// calling code checked: it matches each row to its manifest entry by id and leaf prefix. And the
-// check audit_log_check_month made earlier in the transaction stands in for the function's own
-// only while the month is as it was checked.
+// seal's manifest, its leaf is not: it is no longer the row the seal sealed. audit_log_retire_month
+// by itself, whatever the calling code checked, reads the month and refuses it (it matches each row
+// to its manifest entry by id and leaf prefix). The check audit_log_check_month made earlier in the
+// transaction stands in for the function's own only while the month is as it was checked. That
+// check now answers from what each seal recorded of its months at its commit
+// (AuditSealMonths1766800000000), reading no row: the trade (docs/LIFECYCLE.md, docs/INTEGRITY.md)
+// is that retention no longer sees a row changed in place with triggers off, and the month goes
+// with it; audit-verify, which hashes every row, names it when run before retention.
 describe('retention and a sealed row changed in the month that goes; the check made before the checkpoint', () => {
   const database = 'changed_row';
   const keys = sealingKeys();
@@ -67,24 +70,6 @@ describe('retention and a sealed row changed in the month that goes; the check m
     await db?.stop();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
-
-  it('keeps the month in audit-retention, and audit-verify names the changed row', async () => {
-    const out: string[] = [];
-    const code = await runRetention(
-      ['--url', db.url(database), '--signing-key', join(dir, 'seal.key'), '--months', '2'],
-      {},
-      { out: (line) => out.push(line), err: (line) => out.push(line) },
-    );
-    expect(out).toEqual(
-      expect.arrayContaining([
-        `KEPT ${monthsAgo(3).month} (${partitionAgo(3)}): not wholly sealed: 1 rows in sealed ranges that no seal sealed (forged or invalid: see audit-verify)`,
-      ]),
-    );
-    expect(code).toBe(0);
-    expect(await kept()).toBe(true);
-    const report = await verify(db.url(database), '--public-key', join(dir, 'seal.pub'));
-    expect(report.out.filter((line) => line.startsWith('ANOMALY') && line.includes(changed))).not.toEqual([]);
-  }, 90_000);
 
   it('is refused by audit_log_retire_month itself for code that marks the changed row as sealed', async () => {
     const month = `${monthsAgo(3).month}-01`;
@@ -147,4 +132,26 @@ describe('retention and a sealed row changed in the month that goes; the check m
     }
     expect(await sql(`SELECT to_regclass($1) IS NOT NULL AS kept`, [partitionAgo(2)])).toEqual([{ kept: true }]);
   }, 60_000);
+
+  it('the trade: audit-verify run before retention names the changed row; audit-retention, reading no row, removes the month with it', async () => {
+    const before = await verify(db.url(database), '--public-key', join(dir, 'seal.pub'));
+    expect(before.out.filter((line) => line.startsWith('ANOMALY') && line.includes(changed))).not.toEqual([]);
+    expect(before.code).toBe(1);
+    const out: string[] = [];
+    const code = await runRetention(
+      ['--url', db.url(database), '--signing-key', join(dir, 'seal.key'), '--months', '2'],
+      {},
+      { out: (line) => out.push(line), err: (line) => out.push(line) },
+    );
+    // The month is checked from what its seal recorded at its commit: the row changed since in place is not seen.
+    expect(out).toEqual(
+      expect.arrayContaining([`RETIRED ${monthsAgo(3).month} (${partitionAgo(3)}): 3 rows, sealed by seals 1; checkpoint seal 3`]),
+    );
+    expect(code).toBe(0);
+    expect(await kept()).toBe(false);
+    // The evidence went with the month: only the verify run before retention could name it.
+    const after = await verify(db.url(database), '--public-key', join(dir, 'seal.pub'));
+    expect(after.out.filter((line) => line.includes(changed))).toEqual([]);
+    expect(after.code).toBe(0);
+  }, 90_000);
 });

@@ -89,6 +89,7 @@ describe('the sealer on credentials of its own', () => {
     await sql(`GRANT EXECUTE ON FUNCTION audit_log_retire_month(date, integer) TO sealer_role`);
     await sql(`GRANT EXECUTE ON FUNCTION audit_log_check_month(date) TO sealer_role`);
     await sql(`GRANT EXECUTE ON FUNCTION audit_log_check_month_chunk(date, bigint, uuid, bigint, uuid) TO sealer_role`);
+    await sql(`GRANT EXECUTE ON FUNCTION audit_log_month_recorded(date) TO sealer_role`);
     await sql(`GRANT SELECT ON audit_log, audit_seal TO reader_role`);
     warn = jest.spyOn(Logger.prototype, 'warn');
     stderr = new StderrCapture();

@@ -17,6 +17,7 @@ import { AuditRetireInChunks1766300000000 } from '../../migrations/1766300000000
 import { AuditRetireLegacy1766500000000 } from '../../migrations/1766500000000-AuditRetireLegacy';
 import { AuditEntityChanges1766600000000 } from '../../migrations/1766600000000-AuditEntityChanges';
 import { AuditRetireLegacyInParts1766700000000 } from '../../migrations/1766700000000-AuditRetireLegacyInParts';
+import { AuditSealMonths1766800000000 } from '../../migrations/1766800000000-AuditSealMonths';
 
 /**
  * Every migration of the audit schema, oldest first. List them all in the audit DataSource's
@@ -48,4 +49,5 @@ export const AUDIT_MIGRATIONS = [
   AuditRetireLegacy1766500000000,
   AuditEntityChanges1766600000000,
   AuditRetireLegacyInParts1766700000000,
+  AuditSealMonths1766800000000,
 ] as const;

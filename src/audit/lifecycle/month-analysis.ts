@@ -109,10 +109,28 @@ export async function checkMonthLocked(
     [`${schema}.${check}(date)`],
   );
   if (!usable) return null;
-  // In parts first, each within the statement timeout, where the database offers it (then the function below only adds them up).
-  if (bounds) await checkMonthInParts(query, table, heads, month, bounds, check);
+  // In parts first, each within the statement timeout, where the database offers it (then the function below only adds them up),
+  // unless the month's seals recorded its rows: the function then reads none of them.
+  if (bounds && !(check === 'audit_log_check_month' && (await monthRecorded(query, schema, month)))) {
+    await checkMonthInParts(query, table, heads, month, bounds, check);
+  }
   const [checked] = await query(`SELECT k.* FROM ${schema}.${check}($1::date) AS k`, [`${month}-01`]);
   return { analysis: analysisOf(checked, heads), erasures: checked.erasures as string };
+}
+
+/**
+ * Whether every seal recorded what it sealed of each month (`audit_log_month_recorded`, migration
+ * `AuditSealMonths1766800000000`): `audit_log_check_month` then answers from those records and two
+ * probes, reading no other row of the month. False before the migration or without its grant.
+ */
+async function monthRecorded(query: Query, schema: string, month: string): Promise<boolean> {
+  const [{ usable }] = await query(
+    `SELECT pg_catalog.has_function_privilege(pg_catalog.to_regprocedure($1), 'EXECUTE') IS TRUE AS usable`,
+    [`${schema}.audit_log_month_recorded(date)`],
+  );
+  if (!usable) return false;
+  const [{ recorded }] = await query(`SELECT ${schema}.audit_log_month_recorded($1::date) AS recorded`, [`${month}-01`]);
+  return recorded === true;
 }
 
 /** A row of the month's check as a {@link MonthAnalysis}. */
