@@ -1,5 +1,5 @@
 import { type INestApplication } from '@nestjs/common';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
@@ -80,11 +80,13 @@ describe('probe: erasure entries accounting for more archived rows than they era
     }
     return target;
   };
-  // Erases u-2's row (another subject, never erased) by hand under the erasure marker `marker`.
-  const eraseU2 = (marker: string) => (rows: (string | null)[][]) => {
-    const row = rows.find((r) => r[6] === 'u-2') as (string | null)[];
-    [row[6], row[8], row[16]] = ['[ERASED]', '[ERASED]', marker];
-  };
+  // Erases `userId`'s row (another subject, never erased) by hand under the erasure marker `marker`.
+  const eraseByHand =
+    (marker: string, userId = 'u-2') =>
+    (rows: (string | null)[][]) => {
+      const row = rows.find((r) => r[6] === userId) as (string | null)[];
+      [row[6], row[8], row[16]] = ['[ERASED]', '[ERASED]', marker];
+    };
   const overErased = { code: 1, anomalies: [expect.stringMatching(/^ANOMALY row_erased_unaccounted row /)] };
 
   beforeAll(async () => {
@@ -92,6 +94,8 @@ describe('probe: erasure entries accounting for more archived rows than they era
     archives = join(dir, 'archives');
     await log(2, 1, 'u-5');
     await log(2, 2, 'u-2');
+    await log(2, 3, 'u-3');
+    await log(2, 4, 'u-4');
     await app.get(AuditSealer).sealNow();
     const out: string[] = [];
     const code = await runRetention(
@@ -125,7 +129,7 @@ describe('probe: erasure entries accounting for more archived rows than they era
     expect({ code: untouched.code, anomalies: untouched.anomalies }).toEqual({ code: 0, anomalies: [] });
     const marker = archiveRows(archives).find((row) => row[5] === 'nda-2-1')?.[16] as string;
     // u-2 was never erased; its row is now marked erased under u-5's erasure, which says it erased 1 row here.
-    const result2 = await verifyArchive(tampered('over-erased', { rows: eraseU2(marker) }));
+    const result2 = await verifyArchive(tampered('over-erased', { rows: eraseByHand(marker) }));
     expect({ code: result2.code, anomalies: result2.anomalies }).toEqual(overErased);
   }, 120_000);
 
@@ -158,10 +162,41 @@ describe('probe: erasure entries accounting for more archived rows than they era
     const entry = laterHeader.erasureEntries.find((e) => e[11]?.includes(erasureId)) as (string | null)[];
     expect(entry).toBeDefined();
     const replayed = tampered('replayed', {
-      rows: eraseU2(marker),
+      rows: eraseByHand(marker),
       seals: (header) => void (header.erasureEntries as (string | null)[][]).push(entry),
     });
     const checked = await verifyArchive(replayed);
+    expect({ code: checked.code, anomalies: checked.anomalies }).toEqual(overErased);
+  }, 120_000);
+
+  it('an entry carried twice in erasureEntries does not account for its rows twice', async () => {
+    const result = await erase(['--user', 'u-3']);
+    expect({ code: result.code, line: result.out.filter((l) => l.startsWith(`archive ${month}`)) }).toEqual({
+      code: 0,
+      line: [`archive ${month}: 1 rows erased, 0 already erased, 0 not erasable`],
+    });
+    const marker = archiveRows(archives).find((row) => row[5] === 'nda-2-3')?.[16] as string;
+    const erasureId = (JSON.parse(marker) as { erased: string }).erased;
+    const header = JSON.parse(readFileSync(sealsOf(archives), 'utf8')) as { erasureEntries: (string | null)[][] };
+    const entry = header.erasureEntries.find((e) => e[11]?.includes(erasureId)) as (string | null)[];
+    expect(JSON.parse(entry[11] as string)).toEqual({ erasure: expect.objectContaining({ rows: 0, archives: { [month]: 1 } }) as unknown });
+    const doubled = tampered('doubled', {
+      rows: eraseByHand(marker, 'u-4'),
+      seals: (h) => void (h.erasureEntries as (string | null)[][]).push(entry),
+    });
+    const checked = await verifyArchive(doubled);
+    expect({ code: checked.code, anomalies: checked.anomalies }).toEqual(overErased);
+  }, 120_000);
+
+  it('in an archive that carries its erasure entries whole, an erasure listed in the summary only does not account for rows', async () => {
+    const fake = randomUUID();
+    const summaryOnly = tampered('summary-only', {
+      rows: eraseByHand(`{"erased":"${fake}"}`, 'u-4'),
+      seals: (h) => void (h.erasures as unknown[]).push({ entry: randomUUID(), erasure: fake, rows: 1 }),
+    });
+    const header = JSON.parse(readFileSync(sealsOf(summaryOnly), 'utf8')) as { erasureEntries: unknown[] };
+    expect(header.erasureEntries.length).toBeGreaterThan(0);
+    const checked = await verifyArchive(summaryOnly);
     expect({ code: checked.code, anomalies: checked.anomalies }).toEqual(overErased);
   }, 120_000);
 });
