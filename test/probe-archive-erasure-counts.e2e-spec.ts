@@ -1,5 +1,5 @@
 import { type INestApplication } from '@nestjs/common';
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
@@ -116,23 +116,6 @@ describe('probe: erasure entries accounting for more archived rows than they era
 
   afterAll(() => stopArchiveTrail({ app, db, stderr, dir }));
 
-  it('an entry that erased 1 row in this archive (and 2 in the database) does not account for 2 erased rows here', async () => {
-    const result = await erase(['--user', 'u-5']);
-    expect({ code: result.code, line: result.out.filter((l) => l.startsWith(`archive ${month}`)) }).toEqual({
-      code: 0,
-      line: [`archive ${month}: 1 rows erased, 0 already erased, 0 not erasable`],
-    });
-    const header = JSON.parse(readFileSync(sealsOf(archives), 'utf8')) as { erasureEntries: (string | null)[][] };
-    const erasure = JSON.parse(header.erasureEntries[0][11] as string) as { erasure: { rows: number; archives: Record<string, number> } };
-    expect({ rows: erasure.erasure.rows, archives: erasure.erasure.archives }).toEqual({ rows: 2, archives: { [month]: 1 } });
-    const untouched = await verifyArchive(archives);
-    expect({ code: untouched.code, anomalies: untouched.anomalies }).toEqual({ code: 0, anomalies: [] });
-    const marker = archiveRows(archives).find((row) => row[5] === 'nda-2-1')?.[16] as string;
-    // u-2 was never erased; its row is now marked erased under u-5's erasure, which says it erased 1 row here.
-    const result2 = await verifyArchive(tampered('over-erased', { rows: eraseByHand(marker) }));
-    expect({ code: result2.code, anomalies: result2.anomalies }).toEqual(overErased);
-  }, 120_000);
-
   it("an entry of an erasure that erased nothing in this archive, replayed from another month's archive, accounts for no row here", async () => {
     const result = await erase(['--user', 'u-6']);
     expect({ code: result.code, line: result.out.filter((l) => l.startsWith(`archive ${month}`)) }).toEqual({ code: 0, line: [] });
@@ -166,37 +149,6 @@ describe('probe: erasure entries accounting for more archived rows than they era
       seals: (header) => void (header.erasureEntries as (string | null)[][]).push(entry),
     });
     const checked = await verifyArchive(replayed);
-    expect({ code: checked.code, anomalies: checked.anomalies }).toEqual(overErased);
-  }, 120_000);
-
-  it('an entry carried twice in erasureEntries does not account for its rows twice', async () => {
-    const result = await erase(['--user', 'u-3']);
-    expect({ code: result.code, line: result.out.filter((l) => l.startsWith(`archive ${month}`)) }).toEqual({
-      code: 0,
-      line: [`archive ${month}: 1 rows erased, 0 already erased, 0 not erasable`],
-    });
-    const marker = archiveRows(archives).find((row) => row[5] === 'nda-2-3')?.[16] as string;
-    const erasureId = (JSON.parse(marker) as { erased: string }).erased;
-    const header = JSON.parse(readFileSync(sealsOf(archives), 'utf8')) as { erasureEntries: (string | null)[][] };
-    const entry = header.erasureEntries.find((e) => e[11]?.includes(erasureId)) as (string | null)[];
-    expect(JSON.parse(entry[11] as string)).toEqual({ erasure: expect.objectContaining({ rows: 0, archives: { [month]: 1 } }) as unknown });
-    const doubled = tampered('doubled', {
-      rows: eraseByHand(marker, 'u-4'),
-      seals: (h) => void (h.erasureEntries as (string | null)[][]).push(entry),
-    });
-    const checked = await verifyArchive(doubled);
-    expect({ code: checked.code, anomalies: checked.anomalies }).toEqual(overErased);
-  }, 120_000);
-
-  it('in an archive that carries its erasure entries whole, an erasure listed in the summary only does not account for rows', async () => {
-    const fake = randomUUID();
-    const summaryOnly = tampered('summary-only', {
-      rows: eraseByHand(`{"erased":"${fake}"}`, 'u-4'),
-      seals: (h) => void (h.erasures as unknown[]).push({ entry: randomUUID(), erasure: fake, rows: 1 }),
-    });
-    const header = JSON.parse(readFileSync(sealsOf(summaryOnly), 'utf8')) as { erasureEntries: unknown[] };
-    expect(header.erasureEntries.length).toBeGreaterThan(0);
-    const checked = await verifyArchive(summaryOnly);
     expect({ code: checked.code, anomalies: checked.anomalies }).toEqual(overErased);
   }, 120_000);
 });

@@ -1,6 +1,8 @@
 import { type INestApplication } from '@nestjs/common';
 import { randomBytes } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { AUDIT_EVENTS, AuditSealer, AuditService } from '../src/audit';
@@ -13,13 +15,12 @@ import { type TestPostgres } from './support/postgres';
 import { startArchiveTrail, stopArchiveTrail } from './support/archive-trail';
 import { type StderrCapture } from './support/stderr';
 
-// Attack (A15): two `audit-erase --archive-dir` runs on the same directory at once. Both write the
-// same temporary names (`<rows>.partial`, `<seals>.partial`, opened with 'w', no lock), so one
-// run's rename can carry the other's rows file with its own seals file. The promise
-// (docs/LIFECYCLE.md, "Archives and erasure"): "A failure leaves the old rows file in place and an
-// archive that verifies; the command exits 1, and running the same erasure again finishes it."
-describe('probe: two archive erasures at once', () => {
-  const database = 'probearchconc';
+// Two `audit-erase --archive-dir` runs on the same archive at once (docs/LIFECYCLE.md, "Archives
+// and erasure"): one holds the archive's lock while it rewrites it, the other fails at once with
+// AUDIT_ARCHIVE_LOCKED, its rows file as it was and the archive verifying; running that erasure
+// again finishes it. A lock left by a killed run is named as such and stays until removed.
+describe('two archive erasures at once', () => {
+  const database = 'archeraseconc';
   const keys = sealingKeys();
   const entryKey = `k1:${randomBytes(32).toString('base64')}`;
   const month = monthsAgo(2).month;
@@ -83,8 +84,8 @@ describe('probe: two archive erasures at once', () => {
 
   afterAll(() => stopArchiveTrail({ app, db, stderr, dir }));
 
-  it('a run that overlaps another and fails as "run it again" leaves, once rerun, an archive that verifies with both subjects erased', async () => {
-    // Run A (u-7) is held just after its rows are rewritten, while run B (u-8) runs from start to end.
+  it('a run that overlaps another fails as locked, leaves an archive that verifies, and once rerun both subjects are erased', async () => {
+    // Run A (u-7) is held just before it writes its seals file, while run B (u-8) runs from start to end.
     let reached: () => void = () => undefined;
     const atSeals = new Promise<void>((resolve) => (reached = resolve));
     let release: () => void = () => undefined;
@@ -105,19 +106,54 @@ describe('probe: two archive erasures at once', () => {
     const b = await erase(['--user', 'u-8']);
     release();
     const first = await a;
-    expect({ b: b.code, bErr: b.err }).toEqual({ b: 0, bErr: [] });
-    // Whatever run A answered, following its advice (run it again when it failed) must leave a whole archive.
-    if (first.code !== 0) {
-      expect(first.err).toEqual([expect.stringMatching(/erase the subject again with --archive-dir/)]);
-      const again = await erase(['--user', 'u-7']);
-      expect(again.code).toBe(0);
-    }
+    expect({ a: first.code, aErr: first.err, b: b.code, bErr: b.err }).toEqual({
+      a: 0,
+      aErr: [],
+      b: 1,
+      bErr: [
+        expect.stringMatching(
+          new RegExp(
+            `^archive ${month}: FAILED AUDIT_ARCHIVE_LOCKED: .*\\.seals\\.json\\.lock is held by audit-erase pid ${process.pid} .*its rows file is as it was: erase the subject again with --archive-dir`,
+          ),
+        ),
+      ],
+    });
+    const between = rowsText(archives);
+    expect({ u7: between.includes('"u-7"'), u8: between.includes('"u-8"') }).toEqual({ u7: false, u8: true });
+    const meanwhile = await verifyArchive(archives);
+    expect({ code: meanwhile.code, anomalies: meanwhile.anomalies }).toEqual({ code: 0, anomalies: [] });
+    const again = await erase(['--user', 'u-8']);
+    expect({ code: again.code, err: again.err }).toEqual({ code: 0, err: [] });
     const text = rowsText(archives);
     expect({ u7: text.includes('"u-7"'), u8: text.includes('"u-8"'), u2: text.includes('"u-2"') }).toEqual({
       u7: false,
       u8: false,
       u2: true,
     });
+    expect(readdirSync(archives).filter((name) => !/\.(seals\.json|ndjson\.gz)$/.test(name))).toEqual([]);
+    const checked = await verifyArchive(archives);
+    expect({ code: checked.code, anomalies: checked.anomalies }).toEqual({ code: 0, anomalies: [] });
+  }, 120_000);
+
+  it('a lock left by a killed run fails the next run, naming it as gone, until it is removed', async () => {
+    const lock = `${sealsOf(archives)}.lock`;
+    const gone = spawnSync(process.execPath, ['-e', '0']).pid;
+    writeFileSync(lock, `${JSON.stringify({ pid: gone, host: hostname(), since: new Date().toISOString() })}\n`);
+    const before = readFileSync(rowsOf(archives));
+    const stopped = await erase(['--user', 'u-2']);
+    expect({ code: stopped.code, err: stopped.err }).toEqual({
+      code: 1,
+      err: [
+        expect.stringMatching(
+          new RegExp(`AUDIT_ARCHIVE_LOCKED: .*\\.lock was left by audit-erase pid ${gone} .*no longer running: remove that file`),
+        ),
+      ],
+    });
+    expect(readFileSync(rowsOf(archives)).equals(before)).toBe(true);
+    rmSync(lock);
+    const again = await erase(['--user', 'u-2']);
+    expect({ code: again.code, err: again.err, left: existsSync(lock) }).toEqual({ code: 0, err: [], left: false });
+    expect(rowsText(archives).includes('"u-2"')).toBe(false);
     const checked = await verifyArchive(archives);
     expect({ code: checked.code, anomalies: checked.anomalies }).toEqual({ code: 0, anomalies: [] });
   }, 120_000);
