@@ -14,8 +14,9 @@ export interface ArchiveErasureEntry {
  * The erasure entries an archive's seals file lists, for `PersonalChecks.finish`: each entry
  * carried whole (`erasureEntries`) read from its own `changes` and, with entry keys, judged by
  * its entry code as the table's rows are, against the chain's entry-authentication `boundary`
- * (a forged one records nothing: it is in `forged`, named `row_forged`); then the summary (`erasures`) of the erasures
- * no whole entry names, taken on the archive's word as before.
+ * (a forged one records nothing: it is in `forged`, named `row_forged`; one carried a second time
+ * is `row_invalid` and counts once); then, only in an archive without `erasureEntries` (written
+ * before entries were carried whole), the summary (`erasures`), taken on the archive's word.
  *
  * @example
  * const { entries, forged } = archiveErasureEntries(header, keys, boundary, (a) => found.push(a));

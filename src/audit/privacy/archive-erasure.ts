@@ -92,9 +92,11 @@ export function archivedCounts(plans: readonly ArchivePlan[], forms: readonly Er
  * actor's columns `[ERASED]`, `personal` the erased marker of the erasure that took the row's
  * form, nothing else changed), and its seals file carrying each erasure's entry whole
  * (`erasureEntries`) and in the summary (`erasures`). Both files are written under temporary names
- * through `files` (owner-only, each call on its deadline); the seals file is renamed first, then
- * the rows file: until the second rename the old rows verify with either seals file, and a failure
- * before it leaves the old rows in place. Returns the rows erased; throws when they are not the
+ * through `files` (owner-only, each call on its deadline, each fsynced); the seals file is renamed
+ * first, then the rows file, then the directory is fsynced: until the second rename the old rows
+ * verify with either seals file, and a failure before it leaves the old rows in place. All of it
+ * under the archive's lock ({@link withArchiveLock}: another run at it fails with
+ * `AUDIT_ARCHIVE_LOCKED`, nothing written). Returns the rows erased; throws when they are not the
  * rows planned (the archive changed since: nothing renamed).
  *
  * @example
