@@ -14,8 +14,9 @@ export interface ArchiveErasureEntry {
  * The erasure entries an archive's seals file lists, for `PersonalChecks.finish`: each entry
  * carried whole (`erasureEntries`) read from its own `changes` and, with entry keys, judged by
  * its entry code as the table's rows are, against the chain's entry-authentication `boundary`
- * (a forged one records nothing: it is in `forged`, named `row_forged`); then the summary (`erasures`) of the erasures
- * no whole entry names, taken on the archive's word as before.
+ * (a forged one records nothing: it is in `forged`, named `row_forged`; one carried a second time
+ * is `row_invalid` and counts once); then, only in an archive without `erasureEntries` (written
+ * before entries were carried whole), the summary (`erasures`), taken on the archive's word.
  *
  * @example
  * const { entries, forged } = archiveErasureEntries(header, keys, boundary, (a) => found.push(a));
@@ -29,6 +30,7 @@ export function archiveErasureEntries(
   const entries: ArchiveErasureEntry[] = [];
   const forged = new Set<string>();
   const whole = new Set<string>();
+  const seen = new Set<string>();
   for (const [i, fields] of (Array.isArray(header.erasureEntries) ? header.erasureEntries : []).entries()) {
     const valid = Array.isArray(fields) && fields.length === 17 && fields.every((f) => f === null || typeof f === 'string');
     const id = valid ? (fields[0] as string) : `erasureEntries[${i}]`;
@@ -37,6 +39,12 @@ export function archiveErasureEntries(
       add({ kind: 'row_invalid', row: id, detail: `the seals file's erasure entry ${i} is not an ${ERASURE_ACTION} entry's row` });
       continue;
     }
+    // An entry is one row of the trail: carried a second time it would count its rows twice.
+    if (seen.has(id)) {
+      add({ kind: 'row_invalid', row: id, detail: `the seals file carries the ${ERASURE_ACTION} entry ${id} more than once (entry ${i})` });
+      continue;
+    }
+    seen.add(id);
     whole.add(erasure.id);
     if (keys && keys.length > 0) {
       const tx = fields[1] !== null && /^[0-9]+$/.test(fields[1]) ? BigInt(fields[1]) : null;
@@ -53,17 +61,20 @@ export function archiveErasureEntries(
     }
     entries.push({ id, erasure: erasure.id, count: String(entryCount(fields, header.month)) });
   }
-  for (const e of header.erasures ?? []) {
-    if (!whole.has(e.erasure)) entries.push({ id: e.entry, erasure: e.erasure, count: String(e.rows) });
+  // The summary speaks for an archive written before entries were carried whole; beside them it is not authenticated.
+  if (!Array.isArray(header.erasureEntries)) {
+    for (const e of header.erasures ?? []) {
+      if (!whole.has(e.erasure)) entries.push({ id: e.entry, erasure: e.erasure, count: String(e.rows) });
+    }
   }
   return { entries, forged };
 }
 
 /**
- * The most rows an erasure entry accounts for in the archive of `month`: the rows it erased inside
- * that archive (`archives[month]`, written by `audit-erase --archive-dir`) or the rows it erased in
- * the database (`rows`: an archive written after the erasure holds those erased), whichever is
- * more; the archive's rows under the erasure come from one or the other. From the entry's
+ * The most rows an erasure entry accounts for in the archive of `month`: when the entry names the
+ * month in `archives` (written by `audit-erase --archive-dir`, which rewrote every row of the
+ * subject in that archive), exactly `archives[month]`; otherwise the rows it erased in the
+ * database (`rows`: an archive written after the erasure holds those erased). From the entry's
  * `changes`, which its code covers.
  *
  * @example
@@ -72,8 +83,8 @@ export function archiveErasureEntries(
 export function entryCount(entry: readonly (string | null)[], month: string): number {
   const erasure = erasureOf(entry);
   const archives = erasure?.archives;
-  const inArchive = archives && typeof archives === 'object' && Object.hasOwn(archives, month) ? wholeCount(archives[month]) : 0;
-  return Math.max(inArchive, wholeCount(erasure?.rows));
+  if (archives && typeof archives === 'object' && Object.hasOwn(archives, month)) return wholeCount(archives[month]);
+  return wholeCount(erasure?.rows);
 }
 
 /**

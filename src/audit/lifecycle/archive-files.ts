@@ -38,6 +38,8 @@ export interface ArchiveFiles {
   create(path: string): Promise<ArchiveFile>;
   /** {@link create}, `text` written, fsynced and closed. */
   writeFile(path: string, text: string): Promise<void>;
+  /** Created owner-only with `text`, fsynced and closed; rejects (`EEXIST`) when a file is at `path`, never replacing it: a lock. */
+  createNew(path: string, text: string): Promise<void>;
   rename(from: string, to: string): Promise<void>;
   /** fsyncs a directory: the renames and creations in it are on the disk when it resolves. */
   syncDirectory(path: string): Promise<void>;
@@ -84,6 +86,15 @@ export function boundedArchiveFiles(dir: string, timeoutMs: number): ArchiveFile
     },
     writeFile: async (path, text) => {
       const file = await files.create(path);
+      try {
+        await file.write(Buffer.from(text));
+        await file.sync();
+      } finally {
+        await file.close();
+      }
+    },
+    createNew: async (path, text) => {
+      const file = opened(await run('open', () => open(path, 'wx', OWNER_ONLY_FILE), closeLate));
       try {
         await file.write(Buffer.from(text));
         await file.sync();

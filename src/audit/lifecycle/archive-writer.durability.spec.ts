@@ -37,6 +37,7 @@ function recordingFiles(made: string | undefined, fail?: string) {
       return file;
     },
     writeFile: (path) => step(`writeFile ${path}`),
+    createNew: (path) => step(`createNew ${path}`),
     rename: (from, to) => step(`rename ${from} ${to}`),
     syncDirectory: (path) => step(`syncDirectory ${path}`),
     discard: (path) => step(`discard ${path}`),

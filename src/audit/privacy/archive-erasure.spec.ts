@@ -12,7 +12,7 @@ function row(
   userId: string | null,
   changes: string,
   v2 = true,
-  personal = '{"salt":"x","values":[]}',
+  personal: string | null = '{"salt":"x","values":[]}',
 ) {
   return [
     id,
@@ -79,5 +79,18 @@ describe('planArchiveErasure: the rows audit_log_erase would take, found in arch
     expect(plan.byForm).toEqual([[{ id: 'r2', state: 'erased' }], [{ id: 'r1', state: 'erased' }]]);
     expect(archivedCounts([plan], forms)(['u-1', null, null])).toEqual({ '2026-01': 1 });
     expect(archivedCounts([plan], forms)(['u-2', null, null])).toEqual({});
+  });
+
+  it('answers a row with commitments but no personal value as already erased, and counts it for no erasure, as audit_log_erase leaves it', async () => {
+    write([row('r1', ['Nda', 'n-1'], 'u-1', '{}', true, null), row('r2', ['Nda', 'n-2'], 'u-1', '{}')]);
+    const forms: [string | null, string | null, string | null][] = [['u-1', null, null]];
+    const [plan] = await planArchiveErasure(dir, forms);
+    expect(plan.byForm).toEqual([
+      [
+        { id: 'r1', state: 'already_erased' },
+        { id: 'r2', state: 'erased' },
+      ],
+    ]);
+    expect(archivedCounts([plan], forms)(['u-1', null, null])).toEqual({ '2026-01': 1 });
   });
 });

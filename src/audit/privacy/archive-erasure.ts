@@ -1,5 +1,5 @@
 import { readdir, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { once } from 'node:events';
@@ -9,6 +9,7 @@ import { ARCHIVE_FORMAT, archiveFiles, type ArchiveHeader } from '../lifecycle/a
 import { entryCount } from '../lifecycle/archive-erasure-entries';
 import { linesOf } from '../lifecycle/archive-verifier';
 import { type ErasurePart, type ErasureResult, type ErasureSubject } from './erasure';
+import { withArchiveLock } from './archive-lock';
 import { ERASED } from './personal-values';
 
 /** A row of an archive that an erasure matched, and what became (or would become) of it, as `audit_log_erase` answers. */
@@ -91,15 +92,27 @@ export function archivedCounts(plans: readonly ArchivePlan[], forms: readonly Er
  * actor's columns `[ERASED]`, `personal` the erased marker of the erasure that took the row's
  * form, nothing else changed), and its seals file carrying each erasure's entry whole
  * (`erasureEntries`) and in the summary (`erasures`). Both files are written under temporary names
- * through `files` (owner-only, each call on its deadline); the seals file is renamed first, then
- * the rows file: until the second rename the old rows verify with either seals file, and a failure
- * before it leaves the old rows in place. Returns the rows erased; throws when they are not the
+ * through `files` (owner-only, each call on its deadline, each fsynced); the seals file is renamed
+ * first, then the rows file, then the directory is fsynced: until the second rename the old rows
+ * verify with either seals file, and a failure before it leaves the old rows in place. All of it
+ * under the archive's lock ({@link withArchiveLock}: another run at it fails with
+ * `AUDIT_ARCHIVE_LOCKED`, nothing written). Returns the rows erased; throws when they are not the
  * rows planned (the archive changed since: nothing renamed).
  *
  * @example
  * const erased = await eraseInArchive(plan, forms, result.parts, boundedArchiveFiles(dir, 30_000));
  */
 export async function eraseInArchive(
+  plan: ArchivePlan,
+  forms: readonly ErasureSubject[],
+  parts: readonly ErasurePart[],
+  files: ArchiveFiles,
+): Promise<number> {
+  return withArchiveLock(files, plan.sealsPath, () => rewriteArchive(plan, forms, parts, files));
+}
+
+/** {@link eraseInArchive} under the archive's lock. */
+async function rewriteArchive(
   plan: ArchivePlan,
   forms: readonly ErasureSubject[],
   parts: readonly ErasurePart[],
@@ -141,6 +154,7 @@ export async function eraseInArchive(
     await files.writeFile(sealsPartial, `${JSON.stringify(next, null, 1)}\n`);
     await files.rename(sealsPartial, plan.sealsPath);
     await files.rename(rowsPartial, plan.rowsPath);
+    await files.syncDirectory(dirname(plan.sealsPath));
     return erased;
   } finally {
     await files.discard(rowsPartial);
@@ -177,7 +191,11 @@ async function rewriteRows(
   const gzip = createGzip();
   const sink = new Writable({
     write: (chunk: Buffer, _encoding, done) => void file.write(chunk).then(() => done(), done),
-    final: (done) => void close().then(() => done(), done),
+    final: (done) =>
+      void file
+        .sync()
+        .then(close)
+        .then(() => done(), done),
   });
   const piped = pipeline(gzip, sink);
   piped.catch(() => undefined);
@@ -213,7 +231,8 @@ async function rewriteRows(
 /** What `audit_log_erase` would make of a matched row. */
 function stateOf(fields: readonly (string | null)[]): ArchivedRowState['state'] {
   if (fields[14] === null) return 'not_erasable';
-  return fields[16]?.startsWith(ERASED_PREFIX) ? 'already_erased' : 'erased';
+  // A NULL personal is left as it is, as the table's UPDATE leaves it (its NOT LIKE is not true).
+  return fields[16] === null || fields[16].startsWith(ERASED_PREFIX) ? 'already_erased' : 'erased';
 }
 
 /** Whether a row (archive fields) is one of `subject`'s, as `audit_log_erase` matches rows. */
