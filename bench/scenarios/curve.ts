@@ -1,7 +1,7 @@
 import { type AuditEntry, AuditService } from '../../src/audit';
 import { auditContext } from '../support/audit-context';
 import { auditEntries } from '../support/entries';
-import { captureConsoleError, EventCounter } from '../support/event-lines';
+import { captureStderrLines, EventCounter } from '../support/event-lines';
 import { countRows, freshAuditDatabase, type TestPostgres } from '../support/postgres';
 import { type Figure } from '../support/report';
 import { RoundTripSpy } from '../support/round-trips';
@@ -49,7 +49,7 @@ export async function curve(pg: TestPostgres, seconds: number, details: Record<s
   const url = await freshAuditDatabase(pg, 'curve');
   const entries = auditEntries(20_000);
   const events = new EventCounter();
-  const restore = captureConsoleError(events);
+  const restore = captureStderrLines(events);
   const app = await auditContext(url);
   const points: CurvePoint[] = [];
   let logged = 0;

@@ -7,7 +7,7 @@ import { entrySigner, resolveEntryKeys } from '../../src/audit/integrity/entry-a
 import { entryDigest } from '../../src/audit/integrity/entry-encoding';
 import { auditContext } from '../support/audit-context';
 import { auditEntries } from '../support/entries';
-import { captureConsoleError, EventCounter } from '../support/event-lines';
+import { captureStderrLines, EventCounter } from '../support/event-lines';
 import { median } from '../support/load';
 import { countRows, freshAuditDatabase, type TestPostgres } from '../support/postgres';
 import { type Figure } from '../support/report';
@@ -36,7 +36,7 @@ function database(pg: TestPostgres, name: string, variant: Variant): Promise<str
 /** log() throughput of one run: the module as configured for `variant`, sealing on its default timer when on. */
 async function run(url: string, variant: Variant, warm: readonly AuditEntry[], measured: readonly AuditEntry[]): Promise<number> {
   const events = new EventCounter();
-  const restore = captureConsoleError(events);
+  const restore = captureStderrLines(events);
   let app: INestApplicationContext | undefined;
   try {
     // `keys`: every entry authenticated, the sealer idle after its first (empty) run: the birth cost alone.

@@ -6,7 +6,7 @@ import { pageQuery } from '../../src/audit/query/audit-query.sql';
 import { monthsAgo, trailWithPastMonths } from '../../test/support/past-months';
 import { auditContext } from '../support/audit-context';
 import { auditEntries } from '../support/entries';
-import { captureConsoleError, EventCounter } from '../support/event-lines';
+import { captureStderrLines, EventCounter } from '../support/event-lines';
 import { HISTORY_SHAPE, historyFillSql } from '../support/history-fill';
 import { median } from '../support/load';
 import { countRows, freshAuditDatabase, type TestPostgres } from '../support/postgres';
@@ -222,7 +222,7 @@ async function fillMonths(pg: TestPostgres, months: readonly MonthFill[]): Promi
 /** Seals every committed row with the module's sealer (`sealNow()` until the seals count `rows`). */
 async function sealAll(pg: TestPostgres, signingKey: string, rows: number): Promise<{ rows: number; seals: number }> {
   const events = new EventCounter();
-  const restore = captureConsoleError(events);
+  const restore = captureStderrLines(events);
   const app = await auditContext(pg.url(DB), { integrity: { enabled: true, intervalMs: 3_600_000, maxRowsPerSeal: 100_000, signingKey } });
   try {
     const sealer = app.get(AuditSealer);

@@ -1,7 +1,7 @@
 import { AuditService } from '../../src/audit';
 import { auditContext } from '../support/audit-context';
 import { auditEntries } from '../support/entries';
-import { captureConsoleError, EventCounter } from '../support/event-lines';
+import { captureStderrLines, EventCounter } from '../support/event-lines';
 import { countRows, freshAuditDatabase, type TestPostgres } from '../support/postgres';
 import { type Figure } from '../support/report';
 import { RoundTripSpy } from '../support/round-trips';
@@ -20,7 +20,7 @@ import { RoundTripSpy } from '../support/round-trips';
 export async function recovery(audit: TestPostgres, details: Record<string, unknown>): Promise<Figure[]> {
   const url = await freshAuditDatabase(audit, 'recovery');
   const events = new EventCounter((event) => event === 'audit.recovered');
-  const restore = captureConsoleError(events);
+  const restore = captureStderrLines(events);
   const app = await auditContext(url, { retryBackoffMs: 100, retryBackoffMaxMs: 200 });
   try {
     const service = app.get(AuditService);

@@ -3,7 +3,7 @@ import { DataSource } from 'typeorm';
 import { type AuditEntry, AuditLog, AuditService } from '../../src/audit';
 import { auditContext, POOL } from '../support/audit-context';
 import { AUDIT_COLUMNS, auditEntries, rowValues, toRow } from '../support/entries';
-import { captureConsoleError, EventCounter } from '../support/event-lines';
+import { captureStderrLines, EventCounter } from '../support/event-lines';
 import { median } from '../support/load';
 import { countRows, freshAuditDatabase, type TestPostgres } from '../support/postgres';
 import { type Figure } from '../support/report';
@@ -98,7 +98,7 @@ export async function moduleLog(
   audit: Parameters<typeof auditContext>[1] = {},
 ): Promise<ModuleRun> {
   const events = new EventCounter();
-  const restore = captureConsoleError(events);
+  const restore = captureStderrLines(events);
   const app = await auditContext(url, audit);
   try {
     const service = app.get(AuditService);

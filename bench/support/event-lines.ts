@@ -38,17 +38,25 @@ export class EventCounter {
 }
 
 /**
- * Replaces `console.error` (the module's stderr sink) with `counter` until the returned function
- * is called, so the benchmark's own output stays readable.
+ * Takes the process's stderr writes (the module writes each of its lines there in one write,
+ * `sinks/stderr-line.ts`) into `counter` until the returned function is called, so the
+ * benchmark's own output stays readable and every line of the module is counted.
  *
  * @example
- * const restore = captureConsoleError(counter);
+ * const restore = captureStderrLines(counter);
  * try { … } finally { restore(); }
  */
-export function captureConsoleError(counter: EventCounter): () => void {
-  const original = console.error;
-  console.error = (...args: unknown[]) => counter.line(args.map(String).join(' '));
+export function captureStderrLines(counter: EventCounter): () => void {
+  const original = process.stderr.write;
+  process.stderr.write = ((chunk: string | Uint8Array, ...rest: unknown[]): boolean => {
+    for (const line of (typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8')).split('\n')) {
+      if (line !== '') counter.line(line);
+    }
+    const done = rest.find((arg): arg is (error?: Error | null) => void => typeof arg === 'function');
+    if (done) process.nextTick(done);
+    return true;
+  }) as typeof process.stderr.write;
   return () => {
-    console.error = original;
+    process.stderr.write = original;
   };
 }
