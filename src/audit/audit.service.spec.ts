@@ -326,7 +326,8 @@ describe('AuditService', () => {
       const { service, repository, of } = setup({ bufferSize: 3, retryBackoffMs: 60_000, retryBackoffMaxMs: 60_000 }, spool);
       repository.behaviour = () => 'fail';
       await Promise.all([1, 2, 3, 4, 5].map((n) => service.log(entry(n))));
-      await eventuallyTrue(() => service.status().spooled === 2, 2000);
+      // The spool counts an entry when it takes it; the line follows once the append answers.
+      await eventuallyTrue(() => service.status().spooled === 2 && of('audit.spooled').length === 2, 2000);
       expect(service.status()).toMatchObject({ buffered: 3, spooled: 2, dropped: 0 });
       expect(of('audit.spooled').map((f) => [f.entityId, f.reason])).toEqual([
         ['nda-1', 'evicted'],
