@@ -1,6 +1,6 @@
 import { type INestApplication } from '@nestjs/common';
 import { createPrivateKey, randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'pg';
@@ -211,5 +211,21 @@ describe('retention of a month from what its seals recorded', () => {
     expect(check).toEqual(expect.objectContaining({ n: '253', unsealed: '150', left_out: '0' }));
     // Found without reading that transaction's blocks: the newest seal's record counted them at its commit.
     expect(read).toBe(0);
+  }, 60_000);
+
+  it("records a seal inserted without its trigger by the runbook's statement (RUNBOOK section 15)", async () => {
+    await insertRowsAgo(db, database, 1, 2);
+    await sql(`ALTER TABLE audit_seal DISABLE TRIGGER audit_seal_months`);
+    await app.get(AuditSealer).sealNow();
+    await sql(`ALTER TABLE audit_seal ENABLE TRIGGER audit_seal_months`);
+    expect((await checkMonth(1)).recorded).toBe(false);
+    const runbook = readFileSync(join(__dirname, '..', 'docs', 'RUNBOOK.md'), 'utf8');
+    const section = runbook.slice(runbook.indexOf('## 15. '));
+    const statement = /```sql\n([\s\S]*?)```/.exec(section)?.[1];
+    expect(statement).toContain('audit_seal_record_months');
+    await sql(statement as string);
+    const { check, recorded } = await checkMonth(1);
+    expect(recorded).toBe(true);
+    expect(check).toEqual(expect.objectContaining({ unsealed: '0', left_out: '0' }));
   }, 60_000);
 });
