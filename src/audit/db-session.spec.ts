@@ -1,4 +1,5 @@
-import { EventEmitter } from 'node:events';
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
+import { EventEmitter, once } from 'node:events';
 import { type DbClient, type DbPool, dataSourcePool, DbSession } from './db-session';
 
 /** A `pg` client double: queries answer as `answer` says; its socket can be destroyed. */
@@ -16,7 +17,8 @@ const pool = (c: DbClient): DbPool => ({ connect: () => Promise.resolve(c) });
 const timeout = (step: 'connect' | 'query', ms: number) => Object.assign(new Error(`${step} ${ms}`), { code: 'LATE' });
 
 describe('DbSession', () => {
-  beforeEach(() => jest.useFakeTimers());
+  // Real immediates: a deadline's verdict waits one turn of the loop (stall-tolerant-deadline.ts).
+  beforeEach(() => jest.useFakeTimers({ doNotFake: ['setImmediate'] }));
   afterEach(() => jest.useRealTimers());
 
   it('fails a step past its deadline with the error its owner chose, and is then failed', async () => {
@@ -61,6 +63,45 @@ describe('DbSession', () => {
     const opening = DbSession.checkout({ connect: () => new Promise(() => undefined) }, { connectMs: 500, roundTripMs: 1000, timeout });
     jest.advanceTimersByTime(500);
     await expect(opening).rejects.toMatchObject({ message: 'connect 500' });
+  });
+});
+
+/** Blocks the event loop for `ms`, as a long synchronous task or a CPU-starved host does. */
+function stall(ms: number): void {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    // busy
+  }
+}
+
+describe('DbSession deadlines while the process itself stalls', () => {
+  // Real timers, and answers from another process (`cat` echoing a pipe): each is an I/O event that arrives during the stall.
+  let echo: ChildProcessWithoutNullStreams;
+  beforeAll(async () => {
+    echo = spawn('cat');
+    await once(echo, 'spawn');
+  });
+  afterAll(async () => {
+    echo.stdin.end();
+    await once(echo, 'close');
+  });
+
+  /** Resolves with `value` once the other process answers. */
+  const echoed = <T>(value: T) =>
+    new Promise<T>((resolve) => {
+      echo.stdout.once('data', () => resolve(value));
+      echo.stdin.write('.');
+    });
+
+  it('takes an answer that arrived while the process was stalled past the deadline, and a connection that was ready then', async () => {
+    const c = client((sql) => echoed({ rows: [{ sql }] }));
+    const opening = DbSession.checkout({ connect: () => echoed(c) }, { connectMs: 20, roundTripMs: 20, timeout });
+    stall(100);
+    const session = await opening;
+    const answer = session.query('SELECT 1');
+    stall(100);
+    await expect(answer).resolves.toEqual([{ sql: 'SELECT 1' }]);
+    expect({ failed: session.failed, destroyed: c.destroyed.mock.calls.length }).toEqual({ failed: false, destroyed: 0 });
   });
 });
 

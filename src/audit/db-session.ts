@@ -1,4 +1,5 @@
 import { idleLimitMs, limitIdleTransaction } from './idle-in-transaction';
+import { stallTolerantDeadline } from './stall-tolerant-deadline';
 
 /** The parts of a `pg` client a {@link DbSession} uses. */
 export interface DbClient {
@@ -34,7 +35,9 @@ export interface DbSessionDeadlines {
  * upkeep and erasure use it; the writer has its own, see `bounded-pool-query.ts`): a server that
  * accepts and never answers (a silent network partition, a hung server) never applies its own
  * `statement_timeout`, and `pg` has no deadline of its own. Taking the connection may last
- * `connectMs`, each round trip `roundTripMs`. A round trip past its deadline, or
+ * `connectMs`, each round trip `roundTripMs`, both measured as the operation's time, not the
+ * process's: an answer that came while the process itself was stalled is taken (see
+ * `stallTolerantDeadline`). A round trip past its deadline, or
  * {@link DbSession.abandon}, destroys the connection's socket and takes it out of the pool, so
  * that nobody waits on it and the pool never hands it out again. The server never hears of that
  * in a partition: every transaction begun on the session (a string that starts with `BEGIN`)
@@ -73,20 +76,20 @@ export class DbSession {
     const fresh = Array.isArray(after) && before >= 0 && after.length === before + 1 ? (after[before] as DbClient) : undefined;
     return new Promise((resolve, reject) => {
       let expired = false;
-      const timer = setTimeout(() => {
+      const cancel = stallTolerantDeadline(connectMs, () => {
         expired = true;
         if (fresh) destroy(fresh);
         reject(deadlines.timeout('connect', connectMs));
-      }, connectMs).unref();
+      });
       checkout.then(
         (client) => {
-          clearTimeout(timer);
+          cancel();
           // Ready after the deadline: back to the pool, for a later caller.
           if (expired) client.release();
           else resolve(new DbSession(client, deadlines));
         },
         (error: unknown) => {
-          clearTimeout(timer);
+          cancel();
           reject(error as Error);
         },
       );
@@ -105,16 +108,16 @@ export class DbSession {
     const sent = this.client.query(limitIdleTransaction(sql, idleInTransactionMs), parameters);
     return new Promise((resolve, reject) => {
       const fail = (error: Error) => {
-        clearTimeout(timer);
+        cancel();
         this.pending.delete(fail);
         reject(error);
       };
       this.pending.add(fail);
-      const timer = setTimeout(() => this.discard(timeout('query', roundTripMs)), roundTripMs).unref();
+      const cancel = stallTolerantDeadline(roundTripMs, () => this.discard(timeout('query', roundTripMs)));
       sent.then(
         (result) => {
           if (!this.pending.delete(fail)) return;
-          clearTimeout(timer);
+          cancel();
           onProgress?.();
           const last = (Array.isArray(result) ? result.at(-1) : result) as { rows?: unknown[] } | undefined;
           resolve(last?.rows ?? []);
