@@ -4,6 +4,7 @@ import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { AUDIT_EVENTS, AuditSealer, AuditService } from '../src/audit';
+import { runArchive } from '../src/audit/lifecycle/archive-command';
 import { runRetention } from '../src/audit/lifecycle/retention-command';
 import { runErase } from '../src/audit/privacy/erase-command';
 import { sealingKeys, verify, witnessText } from './support/integrity';
@@ -170,5 +171,52 @@ describe('erased archive rows beyond what their erasure entries account for in t
     const header = JSON.parse(readFileSync(sealsOf(summaryOnly), 'utf8')) as { erasureEntries: unknown[] };
     expect(header.erasureEntries.length).toBeGreaterThan(0);
     overErased(await verifyArchive(summaryOnly), victim);
+  }, 120_000);
+
+  it("an entry of an erasure that erased nothing in this archive, copied from another month's archive, accounts for no row here", async () => {
+    const result = await erase(['--user', 'u-6']);
+    expect({ code: result.code, line: result.out.filter((l) => l.startsWith(`archive ${month}`)) }).toEqual({ code: 0, line: [] });
+    await app.get(AuditSealer).sealNow();
+    const later = monthsAgo(1).month;
+    const target = join(dir, 'later');
+    const out: string[] = [];
+    const code = await runArchive(
+      ['--url', db.url(database), '--month', later, '--out', target],
+      {},
+      { out: (l) => out.push(l), err: (l) => out.push(l) },
+    );
+    expect(code).toBe(0);
+    const laterHeader = JSON.parse(readFileSync(join(target, `audit-${later}.seals.json`), 'utf8')) as {
+      erasureEntries: (string | null)[][];
+    };
+    const laterRows = gunzipSync(readFileSync(join(target, `audit-${later}.ndjson.gz`)))
+      .toString('utf8')
+      .trimEnd()
+      .split('\n')
+      .map((line) => JSON.parse(line) as (string | null)[]);
+    const marker = laterRows.find((row) => row[5] === 'nda-1-4')?.[16] as string;
+    const erasureId = (JSON.parse(marker) as { erased: string }).erased;
+    const entry = laterHeader.erasureEntries.find((e) => e[11]?.includes(erasureId)) as (string | null)[];
+    // The entry, authentic, says what its database erasure erased of each month: 1 row of the later month, none of this one.
+    expect(JSON.parse(entry[11] as string)).toEqual({ erasure: expect.objectContaining({ rows: 1, months: { [later]: 1 } }) as unknown });
+    // The later month's archive, which holds that erased row, verifies clean with it.
+    const laterChecked = await verify(
+      '',
+      '--archive',
+      join(target, `audit-${later}.seals.json`),
+      '--witness',
+      witness(),
+      '--public-key',
+      join(dir, 'seal.pub'),
+      '--entry-key',
+      entryKey,
+    );
+    expect({ code: laterChecked.code, anomalies: laterChecked.anomalies }).toEqual({ code: 0, anomalies: [] });
+    const victim = idOf('u-2');
+    const copied = tampered('copied', {
+      rows: eraseByHand(marker),
+      seals: (header) => void (header.erasureEntries as (string | null)[][]).push(entry),
+    });
+    overErased(await verifyArchive(copied), victim);
   }, 120_000);
 });
