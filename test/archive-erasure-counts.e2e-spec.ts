@@ -18,7 +18,9 @@ import { type StderrCapture } from './support/stderr';
 // check proves of an erased archive"): a row of a subject never erased, marked erased by whoever
 // holds the archive, is `row_erased_unaccounted` (with every row of that erasure, which the check
 // cannot tell apart); an entry carried twice is `row_invalid` and counts once; beside entries
-// carried whole, the summary accounts for nothing.
+// carried whole, the summary accounts for nothing; an entry accounts, of the archive's rows of each
+// month (by their own occurred_at, in UTC), for no more than it erased of that month in the
+// database, so that an authentic entry copied from another month's archive accounts for none here.
 describe('erased archive rows beyond what their erasure entries account for in the archive', () => {
   const database = 'archerasecount';
   const keys = sealingKeys();
@@ -50,11 +52,11 @@ describe('erased archive rows beyond what their erasure entries account for in t
   const rowsOf = (where: string) => join(where, `audit-${month}.ndjson.gz`);
   const verifyArchive = (where: string) =>
     verify('', '--archive', sealsOf(where), '--witness', witness(), '--public-key', join(dir, 'seal.pub'), '--entry-key', entryKey);
-  const erase = async (args: string[]) => {
+  const erase = async (args: string[], url = db.url(database)) => {
     const out: string[] = [];
     const err: string[] = [];
     const code = await runErase(
-      ['--url', db.url(database), '--by', 'dpo', '--archive-dir', archives, ...args],
+      ['--url', url, '--by', 'dpo', '--archive-dir', archives, ...args],
       { AUDIT_INTEGRITY_ENTRY_KEY: entryKey },
       { out: (l) => out.push(l), err: (l) => err.push(l) },
     );
@@ -218,5 +220,58 @@ describe('erased archive rows beyond what their erasure entries account for in t
       seals: (header) => void (header.erasureEntries as (string | null)[][]).push(entry),
     });
     overErased(await verifyArchive(copied), victim);
+  }, 120_000);
+
+  it("accounts for a neighbouring month's edge rows by their own month, never beyond what the entry erased of each month", async () => {
+    const later = monthsAgo(1).month;
+    const current = monthsAgo(0).month;
+    // One seal holds rows of two months: the later month's archive carries this month's row as an edge.
+    await log(1, 6, 'u-7');
+    await log(0, 1, 'u-7');
+    await log(1, 7, 'u-8');
+    await app.get(AuditSealer).sealNow();
+    // And a row of this month in a seal of its own, not in the later month's archive.
+    await log(0, 2, 'u-7');
+    await app.get(AuditSealer).sealNow();
+    // A session whose time zone puts the first hours of a month in the month before: months are counted in UTC all the same.
+    const result = await erase(['--user', 'u-7'], `${db.url(database)}?options=${encodeURIComponent('-c TimeZone=Pacific/Honolulu')}`);
+    expect({ code: result.code, erased: result.out.filter((l) => l.startsWith('audit-erase: 3 rows erased')).length }).toEqual({
+      code: 0,
+      erased: 1,
+    });
+    await app.get(AuditSealer).sealNow();
+    const target = join(dir, 'later-edges');
+    const out: string[] = [];
+    const code = await runArchive(
+      ['--url', db.url(database), '--month', later, '--out', target],
+      {},
+      { out: (l) => out.push(l), err: (l) => out.push(l) },
+    );
+    expect(code).toBe(0);
+    const sealsPath = join(target, `audit-${later}.seals.json`);
+    const rowsPath = join(target, `audit-${later}.ndjson.gz`);
+    const rows = gunzipSync(readFileSync(rowsPath))
+      .toString('utf8')
+      .trimEnd()
+      .split('\n')
+      .map((line) => JSON.parse(line) as (string | null)[]);
+    const marker = rows.find((row) => row[5] === 'nda-1-6')?.[16] as string;
+    expect(rows.filter((row) => row[16] === marker).map((row) => row[5])).toEqual(['nda-1-6', 'nda-0-1']);
+    const erasureId = (JSON.parse(marker) as { erased: string }).erased;
+    const header = JSON.parse(readFileSync(sealsPath, 'utf8')) as { erasureEntries: (string | null)[][] };
+    const entry = header.erasureEntries.find((e) => e[11]?.includes(erasureId)) as (string | null)[];
+    expect(JSON.parse(entry[11] as string)).toEqual({
+      erasure: expect.objectContaining({ rows: 3, months: { [later]: 1, [current]: 2 } }) as unknown,
+    });
+    const check = (path: string) =>
+      verify('', '--archive', path, '--witness', witness(), '--public-key', join(dir, 'seal.pub'), '--entry-key', entryKey);
+    const clean = await check(sealsPath);
+    expect({ code: clean.code, anomalies: clean.anomalies }).toEqual({ code: 0, anomalies: [] });
+    // u-8 was never erased; its row of the later month, marked under u-7's erasure, is one more of that month than the entry
+    // erased (though no more than the entry's 3 rows, nor than its 1 + 2 of the two months the file holds).
+    const victim = rows.find((row) => row[6] === 'u-8') as (string | null)[];
+    [victim[6], victim[8], victim[16]] = ['[ERASED]', '[ERASED]', marker];
+    writeFileSync(rowsPath, gzipSync(rows.map((row) => `${JSON.stringify(row)}\n`).join('')));
+    overErased(await check(sealsPath), victim[0] as string);
   }, 120_000);
 });
