@@ -1,18 +1,12 @@
-import { type INestApplication } from '@nestjs/common';
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { cpSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { gunzipSync, gzipSync } from 'node:zlib';
-import { AUDIT_EVENTS, AuditSealer, AuditService } from '../src/audit';
+import { AuditSealer } from '../src/audit';
 import { type ArchiveFiles, boundedArchiveFiles } from '../src/audit/lifecycle/archive-files';
 import { runArchive } from '../src/audit/lifecycle/archive-command';
-import { runRetention } from '../src/audit/lifecycle/retention-command';
-import { runErase } from '../src/audit/privacy/erase-command';
-import { sealingKeys, verify, witnessText } from './support/integrity';
+import { ArchiveErasureTrail } from './support/archive-erasure-trail';
+import { verify } from './support/integrity';
 import { monthsAgo, partitionAgo } from './support/past-months';
-import { type TestPostgres } from './support/postgres';
-import { startArchiveTrail, stopArchiveTrail } from './support/archive-trail';
-import { type StderrCapture } from './support/stderr';
 
 // Erasure inside archives (issue 22, "in every month including archives"): a user whose rows are
 // in a removed month's archive and in the database is erased by `audit-erase --archive-dir`; the
@@ -22,59 +16,14 @@ import { type StderrCapture } from './support/stderr';
 // rows whose changes name it, tampering with an erased archive is named, and a disk failure
 // mid-rewrite leaves the old pair verifying.
 describe('erasure inside archives (audit-erase --archive-dir)', () => {
-  const database = 'archerase';
-  const keys = sealingKeys();
-  const entryKey = `k1:${randomBytes(32).toString('base64')}`;
-  const month = monthsAgo(2).month;
-  let db: TestPostgres;
-  let app: INestApplication;
-  let stderr: StderrCapture;
-  let dir: string;
-  let archives: string;
-  const retainedLines: string[] = [];
+  const trail = new ArchiveErasureTrail('archerase');
+  const { month, entryKey, erase, log, rowsOf, sealsOf, rowsText, archiveRows, tampered, verifyArchive, verifySeals } = trail;
 
-  const sql = (text: string, parameters: unknown[] = []) => db.query(text, parameters, database);
-  const at = (k: number, hour: number) => new Date(Date.parse(monthsAgo(k).start) + hour * 3_600_000);
-  const log = (k: number, hour: number, userId: string, extra: Record<string, unknown> = {}) =>
-    app.get(AuditService).log({
-      action: 'nda_created',
-      entityType: 'Nda',
-      entityId: `nda-${k}-${hour}`,
-      userId,
-      ip: '10.0.0.1',
-      occurredAt: at(k, hour),
-      ...extra,
-    });
-  const witness = () => {
-    const path = join(dir, 'witness.log');
-    writeFileSync(path, witnessText(stderr) + retainedLines.map((line) => `${line}\n`).join(''));
-    return path;
-  };
-  const sealsOf = (where: string) => join(where, `audit-${month}.seals.json`);
-  const rowsOf = (where: string) => join(where, `audit-${month}.ndjson.gz`);
-  const verifyArchive = (where: string) =>
-    verify('', '--archive', sealsOf(where), '--witness', witness(), '--public-key', join(dir, 'seal.pub'), '--entry-key', entryKey);
+  const sql = (text: string, parameters: unknown[] = []) => trail.db.query(text, parameters, 'archerase');
   const verifyDatabase = async () => {
-    await app.get(AuditSealer).sealNow();
-    return verify(db.url(database), '--witness', witness(), '--public-key', join(dir, 'seal.pub'), '--entry-key', entryKey);
+    await trail.app.get(AuditSealer).sealNow();
+    return verify(trail.url(), '--witness', trail.witness(), '--public-key', join(trail.dir, 'seal.pub'), '--entry-key', entryKey);
   };
-  const erase = async (args: string[], files?: (d: string, ms: number) => ArchiveFiles) => {
-    const out: string[] = [];
-    const err: string[] = [];
-    const code = await runErase(
-      ['--url', db.url(database), '--by', 'dpo', '--archive-dir', archives, ...args],
-      { AUDIT_INTEGRITY_ENTRY_KEY: entryKey },
-      { out: (l) => out.push(l), err: (l) => err.push(l) },
-      files,
-    );
-    return { code, out, err };
-  };
-  const rowsText = (where: string) => gunzipSync(readFileSync(rowsOf(where))).toString('utf8');
-  const archiveRows = (where: string) =>
-    rowsText(where)
-      .trimEnd()
-      .split('\n')
-      .map((line) => JSON.parse(line) as (string | null)[]);
   const bytes = (where: string) => ({ rows: readFileSync(rowsOf(where)), seals: readFileSync(sealsOf(where)) });
   const summary = (r: { code: number; anomalies: string[]; out: string[] }) => ({
     code: r.code,
@@ -84,45 +33,34 @@ describe('erasure inside archives (audit-erase --archive-dir)', () => {
   const clean = { code: 0, anomalies: [], result: ['result: CLEAN'] };
 
   beforeAll(async () => {
-    ({ dir, db, app, stderr } = await startArchiveTrail(database, 3, keys, entryKey));
-    archives = join(dir, 'archives');
-    await log(2, 1, 'u-1');
-    await log(2, 2, 'u-2');
-    await log(2, 3, 'u-1');
-    await log(2, 4, 'u-3', { entityType: 'Customer', entityId: '7' });
-    // A row about another entity whose change names Customer 7 (by a numeric id, as TypeORM keys it).
-    await log(2, 5, 'u-4', { changes: { entities: [{ type: 'Customer', id: 7, op: 'update', fields: { name: ['a', 'b'] } }] } });
-    await log(1, 1, 'u-1');
-    await app.get(AuditSealer).sealNow();
-    const out: string[] = [];
-    const code = await runRetention(
-      ['--url', db.url(database), '--signing-key', join(dir, 'seal.key'), '--months', '1', '--archive-dir', archives],
-      {},
-      {
-        out: (line) => out.push(line),
-        err: (line) => (line.includes(`"event":"${AUDIT_EVENTS.retained}"`) ? retainedLines.push(line) : out.push(line)),
-      },
-    );
-    expect({ code, retired: out.filter((l) => l.startsWith(`RETIRED ${month}`)).length }).toEqual({ code: 0, retired: 1 });
+    await trail.start(async () => {
+      await log(2, 1, 'u-1');
+      await log(2, 2, 'u-2');
+      await log(2, 3, 'u-1');
+      await log(2, 4, 'u-3', { entityType: 'Customer', entityId: '7' });
+      // A row about another entity whose change names Customer 7 (by a numeric id, as TypeORM keys it).
+      await log(2, 5, 'u-4', { changes: { entities: [{ type: 'Customer', id: 7, op: 'update', fields: { name: ['a', 'b'] } }] } });
+      await log(1, 1, 'u-1');
+    });
     expect(await sql(`SELECT to_regclass($1) IS NOT NULL AS present`, [partitionAgo(2)])).toEqual([{ present: false }]);
-    cpSync(archives, join(dir, 'before'), { recursive: true });
+    cpSync(trail.archives, join(trail.dir, 'before'), { recursive: true });
   }, 180_000);
 
-  afterAll(() => stopArchiveTrail({ app, db, stderr, dir }));
+  afterAll(() => trail.stop());
 
   it('a dry run lists what would change in each archive and writes nothing', async () => {
-    const before = bytes(archives);
+    const before = bytes(trail.archives);
     const entries = await sql(`SELECT count(*)::int AS n FROM audit_log WHERE action = 'audit_erasure'`);
     const result = await erase(['--user', 'u-1', '--dry-run']);
     // Three rows: the seal that holds the month's rows also holds month -1's row, which the archive carries too.
     expect(result.out.filter((l) => l.includes('archive'))).toEqual([
       ...Array.from({ length: 3 }, () => expect.stringMatching(new RegExp(`^would erase [0-9a-f-]{36} in archive ${month}$`)) as unknown),
       `archive ${month}: 3 rows would be erased, 0 already erased, 0 not erasable`,
-      `audit-erase: archives in ${archives}: 3 rows would be erased in 1 archives of 2; dry run: nothing changed`,
+      `audit-erase: archives in ${trail.archives}: 3 rows would be erased in 1 archives of 2; dry run: nothing changed`,
     ]);
     expect(result.code).toBe(0);
-    expect(bytes(archives)).toEqual(before);
-    expect(readdirSync(archives).sort()).toEqual(readdirSync(join(dir, 'before')).sort());
+    expect(bytes(trail.archives)).toEqual(before);
+    expect(readdirSync(trail.archives).sort()).toEqual(readdirSync(join(trail.dir, 'before')).sort());
     expect(await sql(`SELECT count(*)::int AS n FROM audit_log WHERE action = 'audit_erasure'`)).toEqual(entries);
   }, 60_000);
 
@@ -133,10 +71,10 @@ describe('erasure inside archives (audit-erase --archive-dir)', () => {
       expect.arrayContaining([
         expect.stringMatching(/^audit-erase: 1 rows erased, 0 already erased, 0 not erasable/),
         `archive ${month}: 3 rows erased, 0 already erased, 0 not erasable`,
-        `audit-erase: archives in ${archives}: 3 rows erased in 1 archives of 2`,
+        `audit-erase: archives in ${trail.archives}: 3 rows erased in 1 archives of 2`,
       ]),
     );
-    const erased = archiveRows(archives).filter((row) => row[16]?.startsWith('{"erased":'));
+    const erased = archiveRows(trail.archives).filter((row) => row[16]?.startsWith('{"erased":'));
     expect(erased.map((row) => [row[5], row[6], row[8], row[9]])).toEqual([
       ['nda-2-1', '[ERASED]', '[ERASED]', null],
       ['nda-2-3', '[ERASED]', '[ERASED]', null],
@@ -144,34 +82,34 @@ describe('erasure inside archives (audit-erase --archive-dir)', () => {
     ]);
     expect(new Set(erased.map((row) => row[16])).size).toBe(1);
     // Nothing else changed: every other row's line is the one archived.
-    const old = rowsText(join(dir, 'before')).trimEnd().split('\n');
-    const now = rowsText(archives).trimEnd().split('\n');
+    const old = rowsText(join(trail.dir, 'before')).trimEnd().split('\n');
+    const now = rowsText(trail.archives).trimEnd().split('\n');
     expect(now.filter((line, i) => line !== old[i])).toHaveLength(3);
-    expect((statSync(rowsOf(archives)).mode & 0o777).toString(8)).toBe('600');
-    expect((statSync(sealsOf(archives)).mode & 0o777).toString(8)).toBe('600');
-    const offline = await verifyArchive(archives);
+    expect((statSync(rowsOf(trail.archives)).mode & 0o777).toString(8)).toBe('600');
+    expect((statSync(sealsOf(trail.archives)).mode & 0o777).toString(8)).toBe('600');
+    const offline = await verifyArchive(trail.archives);
     expect(summary(offline)).toEqual(clean);
     expect(offline.out).toContain('erasure: 3 rows erased under 1 erasure entries');
     expect(summary(await verifyDatabase())).toEqual(clean);
   }, 90_000);
 
   it('leaves none of the erased user ids in the rewritten archive: a dictionary of ids finds only those not erased', async () => {
-    const text = rowsText(archives) + readFileSync(sealsOf(archives), 'utf8');
+    const text = rowsText(trail.archives) + readFileSync(sealsOf(trail.archives), 'utf8');
     const dictionary = Array.from({ length: 10 }, (_, i) => `u-${i}`);
     expect(dictionary.filter((id) => text.includes(`"${id}"`))).toEqual(['u-2', 'u-3', 'u-4']);
-    expect(dictionary.filter((id) => rowsText(join(dir, 'before')).includes(`"${id}"`))).toEqual(['u-1', 'u-2', 'u-3', 'u-4']);
+    expect(dictionary.filter((id) => rowsText(join(trail.dir, 'before')).includes(`"${id}"`))).toEqual(['u-1', 'u-2', 'u-3', 'u-4']);
   });
 
   it('erasing the same user again changes nothing in the archive', async () => {
-    const before = bytes(archives);
+    const before = bytes(trail.archives);
     const result = await erase(['--user', 'u-1']);
     expect(result.code).toBe(0);
     // As in the table, an erased row no longer holds the user id that found it.
     expect(result.out.filter((l) => l.includes('archive'))).toEqual([
-      `audit-erase: archives in ${archives}: 0 rows erased in 0 archives of 2`,
+      `audit-erase: archives in ${trail.archives}: 0 rows erased in 0 archives of 2`,
     ]);
-    expect(bytes(archives)).toEqual(before);
-    expect(summary(await verifyArchive(archives))).toEqual(clean);
+    expect(bytes(trail.archives)).toEqual(before);
+    expect(summary(await verifyArchive(trail.archives))).toEqual(clean);
   }, 60_000);
 
   it('an erasure by entity takes its rows and the rows whose changes name it, actor included, as the database does', async () => {
@@ -180,33 +118,15 @@ describe('erasure inside archives (audit-erase --archive-dir)', () => {
       code: 0,
       line: [`archive ${month}: 2 rows erased, 0 already erased, 0 not erasable`],
     });
-    const rows = archiveRows(archives);
+    const rows = archiveRows(trail.archives);
     expect(rows.filter((row) => row[6] === '[ERASED]').map((row) => row[5])).toEqual(['nda-2-1', 'nda-2-3', '7', 'nda-2-5', 'nda-1-1']);
-    const offline = await verifyArchive(archives);
+    const offline = await verifyArchive(trail.archives);
     expect(summary(offline)).toEqual(clean);
     expect(offline.out).toContain('erasure: 5 rows erased under 2 erasure entries');
     expect(summary(await verifyDatabase())).toEqual(clean);
   }, 90_000);
 
   it('names an erased archive changed by hand: a value changed instead of erased, a row erased without an entry, an entry changed', async () => {
-    const tampered = (
-      name: string,
-      change: { rows?: (rows: (string | null)[][]) => void; seals?: (h: Record<string, unknown>) => void },
-    ) => {
-      const target = join(dir, name);
-      cpSync(archives, target, { recursive: true });
-      if (change.rows) {
-        const rows = archiveRows(target);
-        change.rows(rows);
-        writeFileSync(rowsOf(target), gzipSync(rows.map((row) => `${JSON.stringify(row)}\n`).join('')));
-      }
-      if (change.seals) {
-        const header = JSON.parse(readFileSync(sealsOf(target), 'utf8')) as Record<string, unknown>;
-        change.seals(header);
-        writeFileSync(sealsOf(target), JSON.stringify(header));
-      }
-      return target;
-    };
     const erasedRow = (rows: (string | null)[][]) => rows.find((row) => row[16]?.startsWith('{"erased":')) as (string | null)[];
     const keptRow = (rows: (string | null)[][]) => rows.find((row) => row[6] === 'u-2') as (string | null)[];
     const cases: [string, Parameters<typeof tampered>[1], string[]][] = [
@@ -254,12 +174,12 @@ describe('erasure inside archives (audit-erase --archive-dir)', () => {
   }, 120_000);
 
   it('audit-archive carries the erasure entries whole too: an entry count changed by hand there is named with the entry key', async () => {
-    await app.get(AuditSealer).sealNow();
+    await trail.app.get(AuditSealer).sealNow();
     const later = monthsAgo(1).month;
-    const target = join(dir, 'later');
+    const target = join(trail.dir, 'later');
     const out: string[] = [];
     const code = await runArchive(
-      ['--url', db.url(database), '--month', later, '--out', target],
+      ['--url', trail.url(), '--month', later, '--out', target],
       {},
       { out: (l) => out.push(l), err: (l) => out.push(l) },
     );
@@ -267,8 +187,7 @@ describe('erasure inside archives (audit-erase --archive-dir)', () => {
     const sealsPath = join(target, `audit-${later}.seals.json`);
     const header = JSON.parse(readFileSync(sealsPath, 'utf8')) as { erasureEntries: (string | null)[][]; erasures: { entry: string }[] };
     expect(header.erasureEntries.map((entry) => [entry[0], entry[3]])).toEqual(header.erasures.map((e) => [e.entry, 'audit_erasure']));
-    const check = () =>
-      verify('', '--archive', sealsPath, '--witness', witness(), '--public-key', join(dir, 'seal.pub'), '--entry-key', entryKey);
+    const check = () => verifySeals(sealsPath);
     expect(summary(await check())).toEqual(clean);
     const entry = header.erasureEntries[0];
     entry[11] = (entry[11] as string).replace(/"rows": 1\b/, '"rows": 5');
@@ -284,7 +203,7 @@ describe('erasure inside archives (audit-erase --archive-dir)', () => {
   }, 90_000);
 
   it('a disk that fails mid-rewrite leaves the old pair verifying; erasing again then takes the rows', async () => {
-    const before = bytes(archives);
+    const before = bytes(trail.archives);
     let writes = 0;
     const failing = (d: string, ms: number): ArchiveFiles => {
       const files = boundedArchiveFiles(d, ms);
@@ -303,15 +222,15 @@ describe('erasure inside archives (audit-erase --archive-dir)', () => {
         },
       };
     };
-    const failed = await erase(['--user', 'u-2'], failing);
+    const failed = await erase(['--user', 'u-2'], { files: failing });
     expect({ code: failed.code, err: failed.err }).toEqual({
       code: 1,
       err: [expect.stringMatching(new RegExp(`^archive ${month}: FAILED ENOSPC: no space left on device; its rows file is as it was`))],
     });
-    expect({ writes: writes > 0, files: bytes(archives) }).toEqual({ writes: true, files: before });
-    expect(readdirSync(archives).filter((name) => name.endsWith('.partial'))).toEqual([]);
-    expect(summary(await verifyArchive(archives))).toEqual(clean);
-    expect(rowsText(archives)).toContain('"u-2"');
+    expect({ writes: writes > 0, files: bytes(trail.archives) }).toEqual({ writes: true, files: before });
+    expect(readdirSync(trail.archives).filter((name) => name.endsWith('.partial'))).toEqual([]);
+    expect(summary(await verifyArchive(trail.archives))).toEqual(clean);
+    expect(rowsText(trail.archives)).toContain('"u-2"');
     // Failing at the last step: the seals file (with the new entry) is in place, the old rows file too.
     const lastRename = (d: string, ms: number): ArchiveFiles => {
       const files = boundedArchiveFiles(d, ms);
@@ -323,21 +242,21 @@ describe('erasure inside archives (audit-erase --archive-dir)', () => {
         },
       };
     };
-    const cut = await erase(['--user', 'u-2'], lastRename);
+    const cut = await erase(['--user', 'u-2'], { files: lastRename });
     expect({ code: cut.code, err: cut.err }).toEqual({
       code: 1,
       err: [expect.stringMatching(new RegExp(`^archive ${month}: FAILED EIO: input/output error; its rows file is as it was`))],
     });
-    expect(readFileSync(rowsOf(archives))).toEqual(before.rows);
-    expect(readdirSync(archives).filter((name) => name.endsWith('.partial'))).toEqual([]);
-    expect(summary(await verifyArchive(archives))).toEqual(clean);
+    expect(readFileSync(rowsOf(trail.archives))).toEqual(before.rows);
+    expect(readdirSync(trail.archives).filter((name) => name.endsWith('.partial'))).toEqual([]);
+    expect(summary(await verifyArchive(trail.archives))).toEqual(clean);
     const again = await erase(['--user', 'u-2']);
     expect({ code: again.code, line: again.out.filter((l) => l.startsWith(`archive ${month}`)) }).toEqual({
       code: 0,
       line: [`archive ${month}: 1 rows erased, 0 already erased, 0 not erasable`],
     });
-    expect(rowsText(archives)).not.toContain('"u-2"');
-    expect(summary(await verifyArchive(archives))).toEqual(clean);
+    expect(rowsText(trail.archives)).not.toContain('"u-2"');
+    expect(summary(await verifyArchive(trail.archives))).toEqual(clean);
     expect(summary(await verifyDatabase())).toEqual(clean);
   }, 120_000);
 });

@@ -149,6 +149,11 @@ describe('erasure on a sealed trail', () => {
         keyFingerprint: expect.stringMatching(/^[\w-]{16}$/),
         by: 'user',
         rows: 3,
+        // The rows erased by month of their occurred_at (UTC), as the erasure answered them.
+        months: result.rows.reduce<Record<string, number>>(
+          (months, r) => ({ ...months, [r.occurredAt.slice(0, 7)]: (months[r.occurredAt.slice(0, 7)] ?? 0) + 1 }),
+          {},
+        ),
         alreadyErased: 0,
         notErasable: 0,
       },
@@ -289,8 +294,16 @@ describe('erasure on a sealed trail', () => {
     );
     expect(partitions).toHaveLength(3);
     await sealAll();
-    expect(await audit.erase({ userId: 'u-3' })).toMatchObject({ erased: 3, notErasable: 0 });
+    const result = await audit.erase({ userId: 'u-3' });
+    expect(result).toMatchObject({ erased: 3, notErasable: 0 });
     expect(await rows(`ip = '192.0.2.3' OR user_id = 'u-3'`)).toEqual([]);
+    // The entry records the rows erased in each month, by their occurred_at (what an archive's check accounts them by).
+    const [entry] = await rows(`action = 'audit_erasure' AND entity_id = '${result.erasureId}'`);
+    expect((JSON.parse(entry.changes as string) as { erasure: { months: unknown } }).erasure.months).toEqual({
+      '2024-01': 1,
+      [nextMonth.toISOString().slice(0, 7)]: 1,
+      '2031-06': 1,
+    });
     await sealAll();
     const report = await check();
     expect(report.out).toContain('erasure: 7 rows erased under 4 erasure entries');

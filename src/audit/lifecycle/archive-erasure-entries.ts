@@ -3,7 +3,7 @@ import { type Anomaly } from '../integrity/verifier';
 import { ERASURE_ACTION } from '../privacy/erasure';
 import { type ArchiveHeader, rowEntryDigest } from './archive-format';
 
-/** An erasure entry as the offline check counts it: its row id, its erasure id, and the rows it counts for this archive. */
+/** An erasure entry as the offline check counts it: its row id, its erasure id, and the rows it accounts for in this archive. */
 export interface ArchiveErasureEntry {
   id: string;
   erasure: string;
@@ -15,17 +15,20 @@ export interface ArchiveErasureEntry {
  * carried whole (`erasureEntries`) read from its own `changes` and, with entry keys, judged by
  * its entry code as the table's rows are, against the chain's entry-authentication `boundary`
  * (a forged one records nothing: it is in `forged`, named `row_forged`; one carried a second time
- * is `row_invalid` and counts once); then, only in an archive without `erasureEntries` (written
- * before entries were carried whole), the summary (`erasures`), taken on the archive's word.
+ * is `row_invalid` and counts once), each accounting for the rows {@link entryAllowance} says
+ * given `erasedByMonth` (the archive's rows erased under an erasure, by month of `occurred_at`);
+ * then, only in an archive without `erasureEntries` (written before entries were carried whole),
+ * the summary (`erasures`), taken on the archive's word.
  *
  * @example
- * const { entries, forged } = archiveErasureEntries(header, keys, boundary, (a) => found.push(a));
+ * const { entries, forged } = archiveErasureEntries(header, keys, boundary, (a) => found.push(a), (id) => personal.erasedByMonth(id));
  */
 export function archiveErasureEntries(
   header: ArchiveHeader,
   keys: readonly ResolvedEntryKey[] | null,
   boundary: string | null,
   add: (a: Anomaly) => void,
+  erasedByMonth: (erasure: string) => ReadonlyMap<string, number> = () => new Map(),
 ): { entries: ArchiveErasureEntry[]; forged: Set<string> } {
   const entries: ArchiveErasureEntry[] = [];
   const forged = new Set<string>();
@@ -59,7 +62,7 @@ export function archiveErasureEntries(
         add({ kind: 'row_forged', row: id, detail: `the ${ERASURE_ACTION} entry the seals file carries: ${verdict.reason}` });
       }
     }
-    entries.push({ id, erasure: erasure.id, count: String(entryCount(fields, header.month)) });
+    entries.push({ id, erasure: erasure.id, count: String(entryAllowance(fields, header.month, erasedByMonth(erasure.id))) });
   }
   // The summary speaks for an archive written before entries were carried whole; beside them it is not authenticated.
   if (!Array.isArray(header.erasureEntries)) {
@@ -88,21 +91,58 @@ export function entryCount(entry: readonly (string | null)[], month: string): nu
 }
 
 /**
+ * The rows an erasure entry accounts for in the archive of `month`, given the archive's rows
+ * erased under its erasure by month of their `occurred_at` (`erased`). An entry that records what
+ * its database erasure erased by month (`months`, written since it was recorded) accounts for
+ * each month's rows up to what it erased of that month, and accounts for them all when the entry
+ * names the archive's month in `archives` and they are no more than that count (the archive was
+ * rewritten by it); an authentic entry copied from another archive thus accounts for no row of a
+ * month it did not erase. An older entry (no `months`) accounts for {@link entryCount}. From the
+ * entry's `changes`, which its code covers.
+ *
+ * @example
+ * entryAllowance(entryFields, '2026-01', new Map([['2026-01', 2]])); // 0 when the entry erased nothing of 2026-01
+ */
+export function entryAllowance(entry: readonly (string | null)[], month: string, erased: ReadonlyMap<string, number>): number {
+  const erasure = erasureOf(entry);
+  const months = erasure?.months;
+  if (!months || typeof months !== 'object' || Array.isArray(months)) return entryCount(entry, month);
+  let withinMonths = 0;
+  for (const [rowMonth, n] of erased) withinMonths += Math.min(n, Object.hasOwn(months, rowMonth) ? wholeCount(months[rowMonth]) : 0);
+  const archives = erasure.archives;
+  const rewritten = archives && typeof archives === 'object' && Object.hasOwn(archives, month) ? wholeCount(archives[month]) : 0;
+  return Math.max(withinMonths, rewritten);
+}
+
+/**
  * The `changes.erasure` of an entry's fields as an archive holds them, or null.
  *
  * @example
  * erasureOf(entryFields)?.id; // the erasure id
  */
-export function erasureOf(entry: readonly (string | null)[]): { id?: unknown; rows?: unknown; archives?: Record<string, unknown> } | null {
+export function erasureOf(entry: readonly (string | null)[]): ErasureChanges | null {
   try {
     const changes = JSON.parse(entry[11] ?? 'null') as { erasure?: unknown } | null;
     const erasure = changes?.erasure;
-    return erasure && typeof erasure === 'object'
-      ? (erasure as { id?: unknown; rows?: unknown; archives?: Record<string, unknown> })
-      : null;
+    return erasure && typeof erasure === 'object' ? (erasure as ErasureChanges) : null;
   } catch {
     return null;
   }
+}
+
+/**
+ * An erasure entry's `changes.erasure` as an archive holds it, no field checked yet.
+ *
+ * @example
+ * const changes: ErasureChanges = { id: erasureId, rows: 2, months: { '2026-01': 2 }, archives: { '2025-11': 1 } };
+ */
+export interface ErasureChanges {
+  id?: unknown;
+  rows?: unknown;
+  /** Rows its database erasure erased, by month of their `occurred_at` (entries recorded since it was added). */
+  months?: Record<string, unknown>;
+  /** Rows `audit-erase --archive-dir` erased, by archive month. */
+  archives?: Record<string, unknown>;
 }
 
 function wholeCount(value: unknown): number {

@@ -179,7 +179,7 @@ export async function verifyArchive(path: string, options: ArchiveVerifyOptions 
         // By the row's own key, not its place in the file: the file's line order is not sealed.
         tally.count(fields[2], sealIndexOf({ tx, id }));
         if (fields[14] !== null) {
-          const personalFound = personal.judge(id, JSON.stringify([fields[6], fields[8], fields[9], fields[16], fields[14]]));
+          const personalFound = personal.judge(id, JSON.stringify([fields[6], fields[8], fields[9], fields[16], fields[14]]), fields[2]);
           if (personalFound) found.push(personalFound);
         }
         const extra = entries.report.checked ? [fields[15], rowEntryDigest(fields)] : [fields[15] !== null];
@@ -206,7 +206,13 @@ export async function verifyArchive(path: string, options: ArchiveVerifyOptions 
     }),
   );
   // An archive holds a month's rows: an erasure's other rows lie in other months, so one short of rows is not named here.
-  const carried = archiveErasureEntries(header, options.entryKeys ?? null, entries.report.boundary, (a) => found.push(a));
+  const carried = archiveErasureEntries(
+    header,
+    options.entryKeys ?? null,
+    entries.report.boundary,
+    (a) => found.push(a),
+    (erasure) => personal.erasedByMonth(erasure),
+  );
   await personal.finish(erasureEntries(carried.entries), header.table, (a) => found.push(a), { whole: false, forged: carried.forged });
   const final = finishReport({ ...report, entryAuth: entries.report, erasure: personal.report }, found);
   return {

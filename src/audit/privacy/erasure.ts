@@ -225,10 +225,14 @@ async function eraseStoredAs(
   const dryRun = request.dryRun === true;
   const erasureId = uuidv7();
   const rows = (await context.query(
-    `SELECT id::text AS id, occurred_at, state FROM ${functionOf(context.table)}($1, $2, $3, $4::uuid, $5)`,
+    `SELECT id::text AS id, occurred_at, state, pg_catalog.to_char(pg_catalog.timezone('UTC', occurred_at), 'YYYY-MM') AS month
+     FROM ${functionOf(context.table)}($1, $2, $3, $4::uuid, $5)`,
     [...subject, erasureId, dryRun],
-  )) as { id: string; occurred_at: Date; state: ErasedRow['state'] }[];
+  )) as { id: string; occurred_at: Date; state: ErasedRow['state']; month?: string }[];
   const count = (state: ErasedRow['state']) => rows.filter((r) => r.state === state).length;
+  // Rows erased by month of their occurred_at (UTC): an archive's offline check accounts for them by each row's month.
+  const months: Record<string, number> = {};
+  for (const row of rows) if (row.state === 'erased' && typeof row.month === 'string') months[row.month] = (months[row.month] ?? 0) + 1;
   const result: ErasureResult = {
     erasureId,
     dryRun,
@@ -254,6 +258,7 @@ async function eraseStoredAs(
         keyFingerprint: keyFingerprint(key),
         by: subject[0] !== null ? 'user' : 'entity',
         rows: result.erased,
+        months,
         alreadyErased: result.alreadyErased,
         notErasable: result.notErasable,
         // Rows erased in archives once this commits (`audit-erase --archive-dir`), by archive month.

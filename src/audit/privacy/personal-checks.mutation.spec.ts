@@ -136,6 +136,23 @@ describe('PersonalChecks.judge: an erased row', () => {
     expect(checks.report).toEqual({ erasedRows: 2, erasureEntries: 0 });
   });
 
+  it('counts erased rows by erasure and month of their occurred_at (µs, UTC) when given it, and no row whose time is no instant', () => {
+    const checks = new PersonalChecks();
+    const us = (iso: string) => `${Date.parse(iso)}000`;
+    checks.judge('row-1', erasedText(), us('2026-01-31T23:59:59.999Z'));
+    checks.judge('row-2', erasedText(), `${Date.parse('2026-01-31T23:59:59.999Z')}999`);
+    checks.judge('row-3', erasedText(), us('2026-02-01T00:00:00.000Z'));
+    checks.judge('row-4', erasedText(OTHER), us('2026-02-01T00:00:00.000Z'));
+    checks.judge('row-5', erasedText(), us('1969-12-31T23:59:59.999Z'));
+    checks.judge('row-6', erasedText());
+    for (const odd of [null, '', 'x', '1e15', '99999999999999999999']) checks.judge('row-7', erasedText(), odd);
+    checks.judge('row-8', rowText(), us('2026-01-15T00:00:00.000Z'));
+    expect(Object.fromEntries(checks.erasedByMonth(ERASURE))).toEqual({ '2026-01': 2, '2026-02': 1, '1969-12': 1 });
+    expect(Object.fromEntries(checks.erasedByMonth(OTHER))).toEqual({ '2026-02': 1 });
+    expect(checks.erasedByMonth('01937a4c-0000-7000-8000-0000000000e3').size).toBe(0);
+    expect(checks.report.erasedRows).toBe(11);
+  });
+
   it.each([
     ['blank before', ` {"erased":"${ERASURE}"}`],
     ['blank after', `{"erased":"${ERASURE}"} `],

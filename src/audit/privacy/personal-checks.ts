@@ -3,6 +3,7 @@ import { quoteTablePath } from '../audit-insert-sql';
 import { sealTableOf } from '../integrity/seal-store';
 import { type Anomaly } from '../integrity/verifier';
 import { type RetainedErasures } from '../lifecycle/checkpoint-erasures';
+import { monthOf } from '../lifecycle/month-partitions';
 import { ERASURE_ACTION } from './erasure';
 import { personalVerdict } from './personal-verdict';
 
@@ -43,21 +44,44 @@ export class PersonalChecks {
   readonly report: ErasureReport = { erasedRows: 0, erasureEntries: 0 };
   /** Erased rows by the erasure that claims them. */
   private readonly erased = new Map<string, string[]>();
+  /** Erased rows by the erasure that claims them, then by month of `occurred_at` (rows judged with it). */
+  private readonly erasedMonths = new Map<string, Map<string, number>>();
 
-  /** Judges one row from its {@link PERSONAL_CHECK_SQL} text; returns the anomaly of a value changed. */
-  judge(id: string, text: unknown): Anomaly | null {
+  /**
+   * Judges one row from its {@link PERSONAL_CHECK_SQL} text; returns the anomaly of a value
+   * changed. `occurredUs`, the row's `occurred_at` in µs as an archive holds it, counts an erased
+   * row by its month too ({@link erasedByMonth}).
+   */
+  judge(id: string, text: unknown, occurredUs?: string | null): Anomaly | null {
     if (text === null || text === undefined) return null;
-    const problem = this.problemOf(id, text as string);
+    const problem = this.problemOf(id, text as string, occurredUs);
     return problem ? { kind: 'row_personal_changed', row: id, detail: problem } : null;
   }
 
-  private problemOf(id: string, text: string): string | null {
+  /**
+   * The rows judged erased under `erasure`, by month (`YYYY-MM`, UTC) of their `occurred_at`
+   * (only rows judged with it).
+   *
+   * @example
+   * personal.erasedByMonth(erasureId).get('2026-01'); // 2
+   */
+  erasedByMonth(erasure: string): ReadonlyMap<string, number> {
+    return this.erasedMonths.get(erasure) ?? new Map<string, number>();
+  }
+
+  private problemOf(id: string, text: string, occurredUs: string | null | undefined): string | null {
     const [userId, ip, userAgent, personalText, commitmentsText] = JSON.parse(text) as (string | null)[];
     const verdict = personalVerdict([userId, ip, userAgent], personalText, commitmentsText);
     if ('problem' in verdict) return verdict.problem;
     if (verdict.erasure !== null) {
       this.erased.set(verdict.erasure, [...(this.erased.get(verdict.erasure) ?? []), id]);
       this.report.erasedRows += 1;
+      const month = occurredUs === undefined ? null : monthOfMicros(occurredUs);
+      if (month !== null) {
+        const byMonth = this.erasedMonths.get(verdict.erasure) ?? new Map<string, number>();
+        byMonth.set(month, (byMonth.get(month) ?? 0) + 1);
+        this.erasedMonths.set(verdict.erasure, byMonth);
+      }
     }
     return null;
   }
@@ -134,6 +158,12 @@ export class PersonalChecks {
         });
     }
   }
+}
+
+/** `YYYY-MM` (UTC) of an `occurred_at` in µs as text, or null when it is no instant. */
+function monthOfMicros(us: string | null): string | null {
+  const ms = us === null || !/^-?[0-9]{1,18}$/.test(us) ? NaN : Math.floor(Number(us) / 1000);
+  return Number.isFinite(ms) && Math.abs(ms) <= 8.64e15 ? monthOf(ms) : null;
 }
 
 /** An entry's count of rows erased: a whole number, else 0 (as `audit_log_retire_month` reads it). */
