@@ -48,7 +48,8 @@ class BeginAtomicController {
     try {
       await this.db.transaction(async (manager) => {
         await manager.save(Contract, { title: `${body.tag} a`, counterparty: 'Atomic Ltd' });
-        if (body.shape === 'record') await this.audit.record({ action: 'contract_signed', entityType: 'Contract', requestId: body.tag }, { manager });
+        if (body.shape === 'record')
+          await this.audit.record({ action: 'contract_signed', entityType: 'Contract', requestId: body.tag }, { manager });
         const name = `f_${body.tag.replace(/[^a-z]/g, '_')}`;
         await manager.query(`CREATE OR REPLACE FUNCTION ${name}() RETURNS integer LANGUAGE sql BEGIN ATOMIC SELECT 1; END`);
         if (body.shape === 'rollback') throw new Error('the rest of the work fails');

@@ -62,7 +62,9 @@ describe('savepoints sent as SQL whose names differ only in a non-ASCII capital'
     await request(app.getHttpServer()).post('/steps-fr').set('x-request-id', tag).send({ tag }).expect(201);
     const stored = await db.query<{ title: string }>('SELECT title FROM contract WHERE title LIKE $1 ORDER BY title', [`${tag}%`]);
     const changes = await changesOf(db, tag);
-    const listed = ((changes.entities as { fields?: { title?: unknown[] } }[] | undefined) ?? []).map((change) => change.fields?.title?.[1]);
+    const listed = ((changes.entities as { fields?: { title?: unknown[] } }[] | undefined) ?? []).map(
+      (change) => change.fields?.title?.[1],
+    );
     expect({ stored: stored.map((row) => row.title), listed }).toEqual({ stored: [`${tag} C`], listed: [`${tag} C`] });
   });
 });

@@ -43,7 +43,8 @@ class DriverRollbackController {
       await manager.save(Contract, { title: `${body.tag} a`, counterparty: 'Driver Ltd' });
       await this.audit.record({ action: 'contract_signed', entityType: 'Contract', requestId: body.tag }, { manager });
       // The work is abandoned on the driver's client of the same connection.
-      const client = (manager.queryRunner as unknown as { databaseConnection: { query(sql: string): Promise<unknown> } }).databaseConnection;
+      const client = (manager.queryRunner as unknown as { databaseConnection: { query(sql: string): Promise<unknown> } })
+        .databaseConnection;
       await client.query('ROLLBACK');
     });
   }

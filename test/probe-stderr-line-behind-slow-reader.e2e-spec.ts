@@ -101,7 +101,11 @@ describe('sync mode without a spool: the audit.buffered line of an acknowledged 
       stdio: ['ignore', 'pipe', fifoFd],
     });
     child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    await eventually(async () => (await fetch(`${base}/health`)).status === 200, 30_000, `the app to serve (output: ${output.slice(-2000)})`);
+    await eventually(
+      async () => (await fetch(`${base}/health`)).status === 200,
+      30_000,
+      `the app to serve (output: ${output.slice(-2000)})`,
+    );
 
     await auditDb.kill();
     const acknowledged: string[] = [];
