@@ -1,29 +1,9 @@
-// PROMISE (README.md, failure table): "a client leaves before its response, or the handler never
-// ends | the row waits for the response's end (real status, client_closed); past
-// unfinishedAfterMs (60 s) it is a failure, unfinished". docs/GUIDE.md: "exactly one row per
-// request"; docs/CONFIGURATION.md (unfinishedAfterMs): "… and so is one still waiting at shutdown".
-//
-// BREAK: the unfinished deadline starts only when the client leaves (UnfinishedRequests.wait is
-// called from the client's close). A handler that never ends while its client stays connected (a
-// proxy or load balancer holding the connection, a client without a timeout) is never recorded:
-// not after unfinishedAfterMs, and not at shutdown either (giveUpAll() only knows requests whose
-// client left), though its mutation committed.
-//
-// OBSERVED: unfinishedAfterMs 100; the handler commits its payment and hangs, the client stays:
-// no row after 10 s (eventually() times out, rows: []). With the app shutting down (app.close()
-// started, the client still connected), still no row after 10 s; the committed payment has no
-// audit row at all; when the handler is then let go, during the app's close, its entry only gets
-// an `audit.dropped` line (reason "shutdown", outcome success, status 201, durationMs ≈ 10066).
-// (Once the client finally leaves, the deadline starts then.) docs/CONFIGURATION.md words the
-// option for a client that went away; the README's failure table promises it for a handler that
-// never ends: one of the two is wrong.
-//
-// SEVERITY: medium (a committed mutation without a row for as long as the connection lives, and
-// lost entirely at a deploy: the orchestrator's SIGKILL ends the process that app.close() left
-// waiting on the open connection).
-//
-// FIX GUESS: start the deadline when the request enters the interceptor (or the first guard), not
-// when the client leaves; record every request not yet recorded in giveUpAll(), whatever its client.
+// docs/GUIDE.md, "Every mutation is audited, once", and README's failure table: a handler that
+// never ends is recorded as a `failure` with `reason: "unfinished"` once `unfinishedAfterMs` has
+// passed since the request began, whether its client left or stays connected (a proxy or load
+// balancer holding the connection, a client without a timeout). At shutdown, a request still in
+// flight after a short grace is recorded so too, before the module's buffer drains, rather than
+// dropped.
 import { Body, Controller, type INestApplication, Module, Post } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { InjectDataSource, TypeOrmModule } from '@nestjs/typeorm';
