@@ -1,23 +1,8 @@
-// PROMISE (docs/GUIDE.md, "Order of interceptors"): "An interceptor outside that retries the
-// request (rxjs `retry()`) runs the handler again: the last attempt counts, its outcome and its
-// `record()` row"; "Every mutation is audited, once … exactly one row per request, with the
-// status code the client got".
-//
-// BREAK: the first attempt commits its transaction with a record() row, then fails after the
-// commit (a step after it, such as a notification, throws a transient error); the outer
-// interceptor retries; the second attempt commits a new order WITHOUT a record() row and answers
-// 201. The first attempt's committed record() row marked the request's context as recorded, and
-// the mark outlives the retry: the last attempt, the one the client was answered for, leaves no
-// row; nothing in the trail says the request succeeded with 201 nor records its second order.
-//
-// OBSERVED (Express and Fastify, async mode): two orders committed ([1, 2]); the request's own
-// rows: [] (expected one success row with status 201); only attempt 1's `order_placed` row exists.
-//
-// SEVERITY: medium (a committed mutation, the one the client was told of, without a row of its own).
-//
-// FIX GUESS: keep a committed record() row per attempt: when the handler is subscribed again,
-// a record() of an earlier attempt stands for that attempt only; the request's row is decided by
-// the last attempt (its record() row, else the interceptor's own).
+// docs/GUIDE.md, "Order of interceptors": of a request an outer interceptor retries (rxjs
+// `retry()`), the last attempt counts. A first attempt that commits a `record()` row and then
+// fails (a step after the commit meets a transient error) keeps that row, which stands for that
+// attempt only; the retry that commits without `record()` and answers 201 gets the request's own
+// row, with that status (Express and Fastify).
 import {
   Body,
   type CallHandler,

@@ -219,6 +219,17 @@ describe('AuditedRequest', () => {
     expect(written).toEqual([{ outcome: 'success', statusCode: 201, result: { id: 'x' }, error: undefined }]);
   });
 
+  it('lets a record() row of an earlier attempt stand for that attempt only: the last attempt gets its row', () => {
+    const { request, response, written } = tracked();
+    request.begin();
+    request.scope.recordedAtomically = true;
+    request.observe({ kind: 'settled', outcome: 'failure', error: new Error('notification service busy') });
+    request.begin();
+    request.observe({ kind: 'settled', outcome: 'success', result: { id: 'x' } });
+    response.finish(201);
+    expect(written).toEqual([{ outcome: 'success', statusCode: 201, result: { id: 'x' }, error: undefined }]);
+  });
+
   describe('a request whose client stays connected and that does not end', () => {
     beforeEach(() => jest.useFakeTimers());
     afterEach(() => jest.useRealTimers());

@@ -65,10 +65,16 @@ export class AuditedRequest implements UnfinishedRequest {
     response.once('close', ended);
   }
 
-  /** The interceptor has the request (again, when an outer interceptor retries it): wait for this attempt's observation. */
+  /**
+   * The interceptor has the request (again, when an outer interceptor retries it): wait for this
+   * attempt's observation. The last attempt counts: a `record()` row an earlier attempt committed
+   * stands for that attempt only, so this one's row is decided afresh.
+   */
   begin(): void {
     this.handling = true;
     this.observation = undefined;
+    this.scope.recordedAtomically = false;
+    this.scope.unsettled = undefined;
   }
 
   /**
