@@ -1,24 +1,7 @@
-// PROMISE (docs/GUIDE.md, "Page answers clients never read"): "When `readConnections` answers
-// already hold bytes their clients have not taken, the next page ready answers 503
-// `AUDIT_READ_BUSY` … unless its answer is small (64 KiB at most …)"; page-deliveries.ts: "Page
-// answers of at most this many bytes are never refused".
-//
-// BREAK: fitsIn() does not measure the answer's JSON, it overestimates it: every non-string value
-// (null, a number, a boolean, and every object and array itself) counts 24 bytes, and every array
-// index counts as a quoted key. A page of ordinary rows (nulls for ip / user agent / request id,
-// numbers in metadata, nested `changes` and `metadata` objects) is estimated at 1.57 times its
-// size (72 575 bytes counted for 46 219 written), so a page well under 64 KiB is refused while the other answers wait.
-//
-// OBSERVED: a page of 100 rows shaped as the example app's `ndas.create` rows, 46 KB as JSON
-// (well under 64 KiB), is refused with AUDIT_READ_BUSY when one other answer (readConnections: 1)
-// still holds unread bytes; fitsIn(page, 64 KiB) answers false.
-//
-// SEVERITY: low (a page of such rows between about 42 KB and 64 KiB is refused with 503 and Retry-After while
-// downloads run, against the documented bound; smaller pages pass).
-//
-// FIX GUESS: count what JSON writes: 4 for null, String(n).length for a number, 4/5 for a
-// boolean, 2 for an empty object or array plus one comma or colon per member; or serialize the
-// page once (the answer is written from that text anyway) and compare its byte length.
+// docs/GUIDE.md, "Page answers clients never read": when `readConnections` answers already hold
+// bytes their clients have not taken, the next page ready answers 503 `AUDIT_READ_BUSY` unless its
+// answer is small (64 KiB at most). A page of ordinary rows (nulls, numbers, nested `changes` and
+// `metadata`) is measured close to the bytes JSON writes for it: one of about 46 KB is answered.
 import { EventEmitter } from 'node:events';
 import { fitsIn } from './answer-size';
 import { PageDeliveries, SMALL_ANSWER_BYTES } from './page-deliveries';
