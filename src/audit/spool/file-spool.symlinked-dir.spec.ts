@@ -1,23 +1,7 @@
-// PROMISE (docs/FAILURES.md): "Within one process, the spool and the quarantine (and any other
-// spool on the same path) keep one account of the directory … one process alone never passes
-// `spoolMaxBytes`"; docs/CONFIGURATION.md (spoolMaxBytes): "total size of the spool directory …
-// so one process never passes it".
-//
-// BREAK: the account (directoryLedger) is keyed by path.resolve(dir), a spelling of the path, not
-// by the directory: two spools of one process on the same directory reached through a symbolic
-// link (or a bind mount) keep two accounts, and each counts the other as another process, by
-// `stat` only before each of its segments. Appending in turn, each fills the bound on a stale
-// count of the other.
-//
-// OBSERVED: maxBytes 64 KiB, segmentBytes 64 KiB; spool A opened on `<dir>`, spool B on a
-// symlink to it; 200 appends of one line (about 1 KB) each, in turn: the directory's segments
-// hold about 127 KiB (expected at most 64 KiB).
-//
-// SEVERITY: low (needs two spools of one process on one directory under two paths, e.g. two
-// AuditModule registrations configured with the real path and a symlinked one).
-//
-// FIX GUESS: key the ledger by the directory's identity (fs.realpath, or the dev:ino of `stat`)
-// when the spool opens.
+// docs/FAILURES.md: within one process, the spool and the quarantine (and any other spool on the
+// same directory) keep one account of the directory, so one process alone never passes
+// `spoolMaxBytes`. The directory is known by its real path: two spools of one process on one
+// directory, one opened through a symbolic link to it, share that account.
 import { mkdir, mkdtemp, readdir, rm, stat, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
