@@ -64,5 +64,6 @@ describe('UnfinishedRequests', () => {
     jest.advanceTimersByTime(1000);
     await shutdown;
     expect([waiting.given.count, done.given.count]).toEqual([1, 0]);
+    expect(jest.getTimerCount()).toBe(0);
   });
 });

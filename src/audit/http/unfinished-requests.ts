@@ -55,6 +55,8 @@ export class UnfinishedRequests {
     }
     const left = [...this.inFlight];
     this.inFlight.clear();
+    clearTimeout(this.sweep);
+    this.sweep = undefined;
     await Promise.all(left.map((request) => request.giveUp()));
   }
 
