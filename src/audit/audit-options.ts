@@ -95,9 +95,10 @@ export interface AuditModuleOptions {
   /** Register the interceptor that audits every POST, PUT, PATCH and DELETE, and `@Audited` handlers (default true). */
   auditHttp?: boolean;
   /**
-   * How long a request whose client went away may still take to end (its handler, the interceptors
-   * and exception filters around it) before its row is written anyway: outcome `failure`,
-   * `metadata.reason: "unfinished"`, no status code. Default 60000.
+   * How long an audited request may take, from its start, to end (its guards, handler, the
+   * interceptors and exception filters around it) before its row is written anyway, whether its
+   * client went away or is still connected: outcome `failure`, `metadata.reason: "unfinished"`, no
+   * status code. Default 60000; set it above the time of your slowest mutating route.
    */
   unfinishedAfterMs?: number;
   /**

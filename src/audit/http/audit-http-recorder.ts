@@ -30,7 +30,7 @@ export class AuditHttpRecorder implements OnModuleDestroy {
   private readonly sealed = new WeakMap<object, AuditedRequest>();
   /** What each route's rows take from its controller and handler, read at its first request. */
   private readonly routes = new WeakMap<object, Map<object, RouteFacts>>();
-  /** Requests whose client left and that have not ended yet, each with its deadline. */
+  /** Requests in flight, each with its deadline. */
   private readonly unfinished: UnfinishedRequests;
 
   constructor(
@@ -60,11 +60,12 @@ export class AuditHttpRecorder implements OnModuleDestroy {
   }
 
   /**
-   * Before the audit service drains at shutdown: a request whose client left and that has not
-   * ended is recorded now as `unfinished`, rather than lost with its timer.
+   * Before the audit service drains at shutdown: the requests in flight get `writeTimeoutMs` (at
+   * most `unfinishedAfterMs`) to end on their own; each still in flight then is recorded now as
+   * `unfinished`, rather than dropped with the drained buffer.
    */
   async onModuleDestroy(): Promise<void> {
-    await this.unfinished.giveUpAll();
+    await this.unfinished.giveUpAll(Math.min(this.options.writeTimeoutMs, this.options.unfinishedAfterMs));
   }
 
   /** Logs the request's entry; never rejects. */

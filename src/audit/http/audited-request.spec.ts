@@ -146,8 +146,8 @@ describe('AuditedRequest', () => {
     const settled = async (committed: boolean, statusCode: number) => {
       const { request, response, written } = tracked();
       let asked = 0;
-      request.scope.unsettled = [() => Promise.resolve((asked += 1) > 0 && committed)];
       request.begin();
+      request.scope.unsettled = [() => Promise.resolve((asked += 1) > 0 && committed)];
       request.observe({ kind: 'settled', outcome: 'success' });
       response.finish(statusCode);
       await new Promise((resolve) => setImmediate(resolve));
@@ -219,6 +219,34 @@ describe('AuditedRequest', () => {
     expect(written).toEqual([{ outcome: 'success', statusCode: 201, result: { id: 'x' }, error: undefined }]);
   });
 
+  it('lets a record() row of an earlier attempt stand for that attempt only: the last attempt gets its row', () => {
+    const { request, response, written } = tracked();
+    request.begin();
+    request.scope.recordedAtomically = true;
+    request.observe({ kind: 'settled', outcome: 'failure', error: new Error('notification service busy') });
+    request.begin();
+    request.observe({ kind: 'settled', outcome: 'success', result: { id: 'x' } });
+    response.finish(201);
+    expect(written).toEqual([{ outcome: 'success', statusCode: 201, result: { id: 'x' }, error: undefined }]);
+  });
+
+  describe('a request whose client stays connected and that does not end', () => {
+    beforeEach(() => jest.useFakeTimers());
+    afterEach(() => jest.useRealTimers());
+
+    it('is recorded as an unfinished failure unfinishedAfterMs after it began; its later end changes nothing', () => {
+      const { request, response, written } = tracked();
+      request.begin();
+      jest.advanceTimersByTime(59_999);
+      expect(written).toEqual([]);
+      jest.advanceTimersByTime(1);
+      expect(written).toEqual([{ outcome: 'failure', statusCode: undefined, reason: 'unfinished' }]);
+      request.observe({ kind: 'settled', outcome: 'success' });
+      response.finish(201);
+      expect(written).toHaveLength(1);
+    });
+  });
+
   describe('a request whose client went away and that does not end', () => {
     beforeEach(() => jest.useFakeTimers());
     afterEach(() => jest.useRealTimers());
@@ -245,12 +273,14 @@ describe('AuditedRequest', () => {
       expect(written).toEqual([]);
     });
 
-    it('leaves no timer behind once it is recorded', () => {
+    it('is let go once it is recorded: its deadline writes nothing, and leaves no timer behind', () => {
       const { request, response, written } = tracked();
       request.begin();
       response.emit('close');
       request.observe({ kind: 'settled', outcome: 'success' });
       response.end();
+      expect(written).toHaveLength(1);
+      jest.advanceTimersByTime(60_000);
       expect(written).toHaveLength(1);
       expect(jest.getTimerCount()).toBe(0);
     });

@@ -25,8 +25,9 @@ export interface RequestOutcome {
  * {@link holdResponse}), or else when it has gone out. So the row carries what outer interceptors
  * committed, and whether a `record()` row committed in place of it. A client that goes away does
  * not end the request: its row still waits for the pipeline to end the response (and says
- * `client_closed`), at most `unfinished.ms` after the client left; past that it is written as an
- * `unfinished` failure, and whatever the request does later changes nothing.
+ * `client_closed`). A request without its row `unfinished.ms` after it began, its client still
+ * there or not, is written then as an `unfinished` failure, and whatever the request does later
+ * writes no row of its own (a `record()` row it commits later is a row of that transaction).
  *
  * @example
  * const tracked = new AuditedRequest(context, rawResponseOf(context), (request, outcome) => recorder.write(request, outcome), new UnfinishedRequests(60_000));
@@ -50,9 +51,10 @@ export class AuditedRequest implements UnfinishedRequest {
     readonly context: ExecutionContext,
     private readonly response: RawResponse,
     private readonly write: (request: AuditedRequest, outcome: RequestOutcome) => Promise<void>,
-    /** Where a request whose client left waits for its row, with its deadline (shared by the recorder's requests). */
+    /** Where the request waits for its row, with its deadline (shared by the recorder's requests). */
     private readonly unfinished: UnfinishedRequests,
   ) {
+    unfinished.begin(this);
     // One listener for both events, as before: a close without a finish is a client that left, not an end.
     const ended = () => {
       if (!response.writableFinished) return this.clientLeft();
@@ -63,10 +65,16 @@ export class AuditedRequest implements UnfinishedRequest {
     response.once('close', ended);
   }
 
-  /** The interceptor has the request (again, when an outer interceptor retries it): wait for this attempt's observation. */
+  /**
+   * The interceptor has the request (again, when an outer interceptor retries it): wait for this
+   * attempt's observation. The last attempt counts: a `record()` row an earlier attempt committed
+   * stands for that attempt only, so this one's row is decided afresh.
+   */
   begin(): void {
     this.handling = true;
     this.observation = undefined;
+    this.scope.recordedAtomically = false;
+    this.scope.unsettled = undefined;
   }
 
   /**
@@ -112,7 +120,7 @@ export class AuditedRequest implements UnfinishedRequest {
   /**
    * The connection closed before the response was finished. Nest still ends the response (an
    * exception filter too), on the closed socket: the row waits for that end, and for the handler,
-   * within `unfinished.ms`.
+   * until the request's deadline.
    */
   private clientLeft(): void {
     if (this.recorded || this.clientClosed) return;
@@ -120,11 +128,9 @@ export class AuditedRequest implements UnfinishedRequest {
     if (this.response.writableEnded) this.responseEnded = true;
     else if (!this.held) this.awaitEnd();
     this.recordIfDone();
-    if (this.recorded) return;
-    this.unfinished.wait(this);
   }
 
-  /** Its deadline, or shutdown: a request whose client left and that has not ended is recorded now. Never rejects. */
+  /** Its deadline, or shutdown: a request that has not ended is recorded now. Never rejects. */
   giveUp(): Promise<void> {
     return this.recordNow(true);
   }
@@ -146,7 +152,7 @@ export class AuditedRequest implements UnfinishedRequest {
     if (this.recorded) return Promise.resolve();
     this.recorded = true;
     this.scope.closed = true;
-    if (this.clientClosed) this.unfinished.done(this);
+    this.unfinished.done(this);
     try {
       const outcome = this.outcome(unfinished);
       if ((unfinished || outcome?.outcome === 'success') && this.scope.unsettled) return this.settleThenRecord(unfinished);

@@ -62,8 +62,9 @@ export class AuditQuarantine {
   private chain: Promise<unknown> = Promise.resolve();
   private readonly files: BoundedFiles;
   private readonly bound: { maxBytes: number | undefined; segmentBytes: number };
-  /** This process's account of the spool directory, shared with the spool. */
-  private readonly ledger: DirectoryLedger | undefined;
+  /** This process's account of the spool directory, shared with the spool: found at the first write. */
+  private ledger: Promise<DirectoryLedger> | undefined;
+  private readonly timeoutMs: number;
 
   constructor(
     private readonly spoolDir: string | null,
@@ -74,7 +75,7 @@ export class AuditQuarantine {
   ) {
     this.files = boundedFiles(files, timeoutMs, spoolDir ?? undefined);
     this.bound = { maxBytes, segmentBytes };
-    this.ledger = spoolDir === null ? undefined : directoryLedger(spoolDir);
+    this.timeoutMs = timeoutMs;
   }
 
   /** Entries quarantined since start. */
@@ -126,18 +127,19 @@ export class AuditQuarantine {
    * Writes `text` to the quarantine file if it fits the bound, counted and written in one turn of
    * the directory's writers in this process (the spool's appends take theirs), and reported to them.
    */
-  private append(text: string): Promise<string> {
-    return (this.ledger as DirectoryLedger).turn(() => this.write(Buffer.from(text)));
+  private async append(text: string): Promise<string> {
+    const ledger = await (this.ledger ??= directoryLedger(this.spoolDir as string, this.timeoutMs));
+    return ledger.turn(() => this.write(Buffer.from(text), ledger));
   }
 
-  private async write(buffer: Buffer): Promise<string> {
+  private async write(buffer: Buffer, ledger: DirectoryLedger): Promise<string> {
     const dir = join(this.spoolDir as string, QUARANTINE_DIR);
     await this.files.mkdir(dir, 0o700);
     await this.withinBound(buffer.length);
     const file = (this.file ??= join(dir, `quarantine-${String(this.stamp()).padStart(13, '0')}-${process.pid}.ndjson`));
     const handle = await this.files.open(file, 'a', 0o600);
     // Counted whole from here: a write that failed may have landed in part, or land later.
-    this.ledger?.wrote(buffer.length);
+    ledger.wrote(buffer.length);
     try {
       for (let done = 0; done < buffer.length;) {
         const { bytesWritten } = await handle.write(buffer, done, buffer.length - done);

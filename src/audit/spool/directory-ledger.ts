@@ -1,4 +1,5 @@
-import { resolve } from 'node:path';
+import { realpath } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
 
 /**
  * This process's one account of a spool directory that its writers share (the spool, the
@@ -9,7 +10,7 @@ import { resolve } from 'node:path';
  * open segment's room was counted before its first line) adds what the others wrote since.
  *
  * @example
- * const ledger = directoryLedger('/var/spool/audit');
+ * const ledger = await directoryLedger('/var/spool/audit');
  * await ledger.turn(async () => {
  *   if ((await used()) + buffer.length > maxBytes) throw new Error('spool_full');
  *   await write(buffer);
@@ -41,15 +42,42 @@ export class DirectoryLedger {
 const ledgers = new Map<string, DirectoryLedger>();
 
 /**
- * The ledger of the spool directory `dir`, one per directory in the process, kept for the life of
- * the process (its writers hold marks against {@link DirectoryLedger.written}).
+ * The ledger of the spool directory `dir`, one per directory in the process whatever the path it
+ * is reached by (a symbolic link, `..`, a trailing slash), kept for the life of the process (its
+ * writers hold marks against {@link DirectoryLedger.written}). The directory is known by its real
+ * path; one not made yet by the real path of its nearest existing parent and the rest of the path
+ * as given. A file system that does not answer within `timeoutMs` leaves the path as given.
  *
  * @example
- * directoryLedger('/var/spool/audit') === directoryLedger('/var/spool/audit/'); // true
+ * (await directoryLedger('/var/spool/audit')) === (await directoryLedger('/var/spool/audit/')); // true
  */
-export function directoryLedger(dir: string): DirectoryLedger {
-  const key = resolve(dir);
+export async function directoryLedger(dir: string, timeoutMs = 2000): Promise<DirectoryLedger> {
+  const key = await realDirectory(resolve(dir), timeoutMs);
   let ledger = ledgers.get(key);
   if (!ledger) ledgers.set(key, (ledger = new DirectoryLedger()));
   return ledger;
+}
+
+/** The real path of `path` (absolute), within `timeoutMs`, else `path` itself. Never rejects. */
+async function realDirectory(path: string, timeoutMs: number): Promise<string> {
+  let deadline: NodeJS.Timeout | undefined;
+  const given = new Promise<string>((resolve) => {
+    deadline = setTimeout(() => resolve(path), timeoutMs);
+    deadline.unref();
+  });
+  try {
+    return await Promise.race([realPathOf(path), given]);
+  } finally {
+    clearTimeout(deadline);
+  }
+}
+
+async function realPathOf(path: string): Promise<string> {
+  try {
+    return await realpath(path);
+  } catch (error) {
+    const parent = dirname(path);
+    if (parent === path || (error as NodeJS.ErrnoException).code !== 'ENOENT') return path;
+    return join(await realPathOf(parent), basename(path));
+  }
 }

@@ -113,8 +113,9 @@ export class FileSpool implements AuditSpool {
     private readonly segmentBytes: number,
     private readonly files: SpoolFiles,
     private readonly owner: SpoolOwner,
+    ledger: DirectoryLedger,
   ) {
-    this.ledger = directoryLedger(dir);
+    this.ledger = ledger;
   }
 
   /**
@@ -125,9 +126,10 @@ export class FileSpool implements AuditSpool {
     const given = options.files ?? nodeSpoolFiles;
     const files = options.timeoutMs === undefined ? given : boundedFiles(given, options.timeoutMs, dir);
     await files.mkdir(dir, 0o700);
+    const ledger = await directoryLedger(dir, options.timeoutMs);
     const owner = new SpoolOwner(dir, files, options.leaseMs ?? 30_000);
     await owner.beat();
-    const spool = new FileSpool(dir, options.maxBytes, options.segmentBytes, files, owner);
+    const spool = new FileSpool(dir, options.maxBytes, options.segmentBytes, files, owner, ledger);
     await spool.adopt();
     owner.start(() => spool.heartbeat());
     return spool;

@@ -1,0 +1,127 @@
+// docs/GUIDE.md, "Order of interceptors": of a request an outer interceptor retries (rxjs
+// `retry()`), the last attempt counts. A first attempt that commits a `record()` row and then
+// fails (a step after the commit meets a transient error) keeps that row, which stands for that
+// attempt only; the retry that commits without `record()` and answers 201 gets the request's own
+// row, with that status (Express and Fastify).
+import {
+  Body,
+  type CallHandler,
+  Controller,
+  type ExecutionContext,
+  type INestApplication,
+  Injectable,
+  Module,
+  type NestInterceptor,
+  Post,
+  ServiceUnavailableException,
+} from '@nestjs/common';
+import { APP_INTERCEPTOR } from '@nestjs/core';
+import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
+import { Test } from '@nestjs/testing';
+import { InjectDataSource, TypeOrmModule } from '@nestjs/typeorm';
+import { type Server } from 'node:http';
+import { type Observable, retry } from 'rxjs';
+import request from 'supertest';
+import { DataSource } from 'typeorm';
+import { AUDIT_MIGRATIONS, AuditLog, AuditModule, AuditService } from '../src/audit';
+import { eventually, partitionsChecked } from './support/app';
+import { TestPostgres } from './support/postgres';
+
+const attempts = new Map<string, number>();
+
+@Controller('orders')
+class OrdersController {
+  constructor(
+    @InjectDataSource() private readonly db: DataSource,
+    private readonly audit: AuditService,
+  ) {}
+
+  @Post()
+  async place(@Body() body: { tag: string }): Promise<{ id: string }> {
+    const attempt = (attempts.get(body.tag) ?? 0) + 1;
+    attempts.set(body.tag, attempt);
+    const id = await this.db.transaction(async (manager) => {
+      const [row] = (await manager.query('INSERT INTO orders (tag, attempt) VALUES ($1, $2) RETURNING id::text AS id', [
+        body.tag,
+        attempt,
+      ])) as { id: string }[];
+      if (attempt === 1)
+        await this.audit.record({ action: 'order_placed', entityType: 'Order', entityId: row.id, requestId: body.tag }, { manager });
+      return row.id;
+    });
+    // The step after the commit meets a transient failure on the first attempt.
+    if (attempt === 1) throw new ServiceUnavailableException('notification service busy');
+    return { id };
+  }
+}
+
+@Injectable()
+class RetryOnceInterceptor implements NestInterceptor {
+  intercept(_context: ExecutionContext, next: CallHandler): Observable<unknown> {
+    return next.handle().pipe(retry(1));
+  }
+}
+
+describe.each(['express', 'fastify'] as const)('a retried request whose failed first attempt committed a record() row (%s)', (platform) => {
+  let db: TestPostgres;
+  let app: INestApplication<Server>;
+  const database = `retried_record_${platform}`;
+  const rowsOf = (requestId: string) =>
+    db.query<{ action: string; outcome: string; status: number | null }>(
+      `SELECT action, outcome, (metadata->>'statusCode')::int AS status FROM audit_log WHERE request_id = $1 ORDER BY occurred_at, id`,
+      [requestId],
+      database,
+    );
+
+  beforeAll(async () => {
+    db = await TestPostgres.start();
+    await db.createDatabase(database);
+    await db.query(
+      'CREATE TABLE orders (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), tag text NOT NULL, attempt int NOT NULL)',
+      [],
+      database,
+    );
+    @Module({
+      imports: [
+        TypeOrmModule.forRoot({
+          type: 'postgres',
+          url: db.url(database),
+          entities: [AuditLog],
+          migrations: [...AUDIT_MIGRATIONS],
+          migrationsRun: true,
+        }),
+        AuditModule.forRoot({}),
+      ],
+      controllers: [OrdersController],
+      providers: [{ provide: APP_INTERCEPTOR, useClass: RetryOnceInterceptor }],
+    })
+    class RetriedRecordModule {}
+    const moduleRef = await Test.createTestingModule({ imports: [RetriedRecordModule] }).compile();
+    app =
+      platform === 'fastify'
+        ? (moduleRef.createNestApplication<NestFastifyApplication>(new FastifyAdapter(), {
+            logger: false,
+          }) as unknown as INestApplication<Server>)
+        : moduleRef.createNestApplication<INestApplication<Server>>({ logger: false });
+    await app.listen(0, '127.0.0.1');
+    await partitionsChecked(app);
+  }, 60_000);
+
+  afterAll(async () => {
+    await app?.close();
+    await db?.stop();
+  });
+
+  it('records the last attempt, which committed and answered 201', async () => {
+    const tag = `${platform}-retried`;
+    await request(app.getHttpServer()).post('/orders').set('x-request-id', `${tag}-request`).send({ tag }).expect(201);
+    const committed = await db.query<{ attempt: number }>('SELECT attempt FROM orders WHERE tag = $1 ORDER BY attempt', [tag], database);
+    expect(committed.map((row) => row.attempt)).toEqual([1, 2]);
+    // A later request's row is written after any row of this one (one writer, in order).
+    const later = `${platform}-later`;
+    await request(app.getHttpServer()).post('/orders').set('x-request-id', later).send({ tag: later }).expect(201);
+    await eventually(async () => (await rowsOf(later)).length > 0);
+    expect(await rowsOf(tag)).toEqual([{ action: 'order_placed', outcome: 'success', status: null }]);
+    expect(await rowsOf(`${tag}-request`)).toEqual([{ action: 'orders.place', outcome: 'success', status: 201 }]);
+  });
+});
