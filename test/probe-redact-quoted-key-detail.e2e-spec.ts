@@ -18,7 +18,9 @@ import { TestPostgres } from './support/postgres';
 // Observed: the normalized `changes.detail` keeps the secret verbatim for all three details
 // PostgreSQL raised below; the unquoted `Key (api_token)=(…)` is redacted.
 // Severity: high (a secret reaches the audit row, stderr and Sentry; camelCase columns are the
-// default of a TypeORM entity, the module's own stack).
+// default of a TypeORM entity, the module's own stack; a handler that answers a unique violation
+// with `throw new ConflictException(error.detail)` has the interceptor store that message in the
+// row's `metadata.error`, through this same reading).
 //
 // Second break (same promise): a value that holds ')' is read only up to that ')': PostgreSQL
 // writes the values as they are, unescaped, so `Key (password)=(ab)<rest>) already exists.`
@@ -26,7 +28,9 @@ import { TestPostgres } from './support/postgres';
 // Severity: low (a secret value with ')' in a unique column).
 // Fix guess: read the key detail as PostgreSQL writes it: after `Key (`, up to the `)=(` that
 // closes the column list, split on commas outside quotes and parentheses, unquote each column
-// (and take the identifiers inside an expression), and redact the value list when any is a secret.
+// (and take the identifiers inside an expression), and redact the value list when any is a secret;
+// read that value list up to the ')' that ends the detail (before ` already exists`, ` is not
+// present`, ` conflicts with`, or the line's end), not the first ')'.
 describe('probe: a PostgreSQL key detail whose column is quoted or an expression is redacted', () => {
   const database = 'probe_quoted_key_detail';
   const secret = 's3cretdonotlog42';
