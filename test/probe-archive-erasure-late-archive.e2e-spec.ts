@@ -112,7 +112,10 @@ describe('probe: an archive written into DIR while an erasure runs is erased too
     const retained = await runRetention(
       ['--url', db.url(database), '--signing-key', join(dir, 'seal.key'), '--months', '1', '--archive-dir', archives],
       {},
-      { out: (l) => retentionOut.push(l), err: (l) => (l.includes(`"event":"${AUDIT_EVENTS.retained}"`) ? undefined : retentionOut.push(l)) },
+      {
+        out: (l) => retentionOut.push(l),
+        err: (l) => (l.includes(`"event":"${AUDIT_EVENTS.retained}"`) ? undefined : retentionOut.push(l)),
+      },
     );
     expect({ retained, removed: retentionOut.filter((l) => l.startsWith(`RETIRED ${month}`)).length }).toEqual({ retained: 0, removed: 1 });
     release();
@@ -120,12 +123,28 @@ describe('probe: an archive written into DIR while an erasure runs is erased too
     expect(erased).toBe(0);
     // The promise: after the erasure, no archive pair in DIR holds the erased user's rows.
     const rowsFiles = readdirSync(archives).filter((name) => name.endsWith('.ndjson.gz'));
-    const holding = rowsFiles.filter((name) => gunzipSync(readFileSync(join(archives, name))).toString('utf8').includes('"u-1"'));
-    const checked = await verify('', '--archive', join(archives, `audit-${month}.seals.json`), '--public-key', join(dir, 'seal.pub'), '--entry-key', entryKey);
+    const holding = rowsFiles.filter((name) =>
+      gunzipSync(readFileSync(join(archives, name)))
+        .toString('utf8')
+        .includes('"u-1"'),
+    );
+    const checked = await verify(
+      '',
+      '--archive',
+      join(archives, `audit-${month}.seals.json`),
+      '--public-key',
+      join(dir, 'seal.pub'),
+      '--entry-key',
+      entryKey,
+    );
     expect({
       holding,
       said: eraseOut.filter((l) => l.startsWith('audit-erase: archives')),
       verified: { code: checked.code, anomalies: checked.anomalies },
-    }).toEqual({ holding: [], said: [`audit-erase: archives in ${archives}: 0 rows erased in 0 archives of 0`], verified: { code: 0, anomalies: [] } });
+    }).toEqual({
+      holding: [],
+      said: [`audit-erase: archives in ${archives}: 0 rows erased in 0 archives of 0`],
+      verified: { code: 0, anomalies: [] },
+    });
   }, 180_000);
 });

@@ -75,7 +75,9 @@ describe('probe: a lock whose write failed is not left behind', () => {
   const eraseOnFullDisk = (args: string[]): Promise<{ code: number | null; err: string }> =>
     new Promise((resolve) => {
       const cli = join(build.dir, 'src/audit/privacy/erase.cli.js');
-      const quoted = ['--url', db.url(database), '--by', 'dpo', '--archive-dir', archives, ...args].map((a) => `'${a.replaceAll("'", "'\\''")}'`);
+      const quoted = ['--url', db.url(database), '--by', 'dpo', '--archive-dir', archives, ...args].map(
+        (a) => `'${a.replaceAll("'", "'\\''")}'`,
+      );
       const child = spawn('bash', ['-c', `trap '' XFSZ; ulimit -f 0; exec '${process.execPath}' '${cli}' ${quoted.join(' ')}`], {
         env: { ...build.env, AUDIT_INTEGRITY_ENTRY_KEY: entryKey, AUDIT_DATABASE_URL: '', DATABASE_URL: '' },
       });

@@ -1,4 +1,4 @@
-import { DatabaseError } from 'pg';
+import { type DatabaseError } from 'pg';
 import { AuditEntryNormalizer } from '../src/audit/audit-entry';
 import { AUDIT_DEFAULTS } from '../src/audit/audit-options';
 import { TestPostgres } from './support/postgres';
@@ -74,7 +74,9 @@ describe('probe: a PostgreSQL key detail whose column is quoted or an expression
     // What PostgreSQL wrote: the value is in each detail.
     for (const detail of Object.values(details)) expect(detail).toContain(secret);
     // The module's normalizer redacts the unquoted one: the reading works on this path.
-    expect(JSON.stringify(normalizer.normalize({ action: 'token_saved', changes: { detail: details.plain } }).record.changes)).toContain('[REDACTED]');
+    expect(JSON.stringify(normalizer.normalize({ action: 'token_saved', changes: { detail: details.plain } }).record.changes)).toContain(
+      '[REDACTED]',
+    );
     const stored = Object.fromEntries(
       Object.entries(details).map(([name, detail]) => {
         const entry = normalizer.normalize({ action: 'token_saved', changes: { detail } });
