@@ -6,7 +6,7 @@ import { compileRedactor, DEFAULT_REDACT_KEYS, redactText } from './redaction';
 // follows it. A `Cookie:` or `Set-Cookie:` line loses every cookie of it, and a URL's password runs
 // to the last `@` before its host"; a value is read "on across a folded header line".
 //
-// Break: seven texts keep their secret after redactText (the same reading the audit row, stderr
+// Break: eight texts keep their secret after redactText (the same reading the audit row, stderr
 // and Sentry get):
 // - the credential of a scheme the reading does not know ends at its first ':' : AWS's signature
 //   v2 header (`AWS <access key id>:<signature>`, still spoken by S3-compatible stores) and Azure
@@ -17,14 +17,17 @@ import { compileRedactor, DEFAULT_REDACT_KEYS, redactText } from './redaction';
 // - a Basic credential followed by a folded line keeps the folded part;
 // - a URL password with a sub-delimiter RFC 3986 allows in user info (`'`) is not seen as a
 //   password at all (the authority is taken to end at the quote);
-// - a cookie whose quoted value is never closed keeps the value.
+// - a cookie whose quoted value is never closed keeps the value;
+// - an assignment written `:=` (Go, Makefiles, PL/pgSQL) has its '=' taken for the value and
+//   keeps the value after it (`DB_PASSWORD :[REDACTED] hunter2`).
 // Observed: see each case's comment (the secret is in the output of redactText).
 // Severity: medium (signatures and passwords reach the audit row, stderr and Sentry; the AWS and
 // Azure headers are what SDKs log when a request fails).
 // Fix guess: under `Authorization`, drop everything to the end of the header line (and its folded
 // continuations) except a known scheme's name; read Digest auth-params with optional whitespace
-// around '='; end a URL's authority only at '/', '?', '#', whitespace or the text's own delimiters
-// (not at the sub-delimiters '…'); read an unclosed quoted cookie value to the end of the line.
+// around '='; read ':=' as one separator; end a URL's authority only at '/', '?', '#', whitespace
+// or a delimiter of the surrounding text, not at a quote RFC 3986 allows in user info; read an
+// unclosed quoted cookie value to the end of its line.
 const isRedacted = compileRedactor(DEFAULT_REDACT_KEYS);
 const SECRET = 'S3CRETdoNotLog';
 
@@ -44,6 +47,8 @@ describe('probe: free text keeps no secret after an auth scheme, a cookie or a U
     ["a URL password with a sub-delimiter (')", `postgres://ops:it's-${SECRET}@db/app`],
     // => 'Cookie: [REDACTED]"S3CRETdoNotLog'
     ['a cookie whose quoted value is never closed', `Cookie: sid="${SECRET}`],
+    // => 'DB_PASSWORD :[REDACTED] S3CRETdoNotLog'
+    ['an assignment written ":="', `DB_PASSWORD := ${SECRET}`],
   ])('%s', (_label, text) => {
     const once = redactText(text, isRedacted);
     expect(once).not.toContain(SECRET);
