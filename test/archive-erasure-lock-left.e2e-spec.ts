@@ -1,8 +1,9 @@
 import { type INestApplication } from '@nestjs/common';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import { AUDIT_EVENTS, AuditSealer, AuditService } from '../src/audit';
 import { runRetention } from '../src/audit/lifecycle/retention-command';
 import { runErase } from '../src/audit/privacy/erase-command';
@@ -13,32 +14,15 @@ import { type TestPostgres } from './support/postgres';
 import { startArchiveTrail, stopArchiveTrail } from './support/archive-trail';
 import { type StderrCapture } from './support/stderr';
 
-// Promise (docs/LIFECYCLE.md, "Archives and erasure"): "Each archive is rewritten under its lock,
-// `<seals file>.lock` (created only when absent, holding the run's pid, host and start, removed at
-// the end)"; a lock stays only when "a run that was killed leaves its lock"; "A failure leaves the
-// old rows file in place and an archive that verifies; the command exits 1, and running the same
-// erasure again finishes it."
-//
-// Break: the lock is created (`open(…, 'wx')`) and then written; when that write fails (a full
-// archive disk: the file is created, its first block is refused), `createNew` neither closes the
-// gap nor removes the file, and `withArchiveLock` rethrows without removing it. The run ends (exit
-// 1, not killed) and leaves an empty lock behind. Every later run of any erasure then fails for that
-// archive with AUDIT_ARCHIVE_LOCKED, told that "another run is erasing in this archive" by
-// "audit-erase pid ? on ? since ?" (the empty file names no run, so it is never named as gone),
-// and "running the same erasure again" never finishes it until someone removes the file by hand.
-// Here the disk is made to refuse the first block as a full one does: the command runs under a
-// file-size limit of 0 (SIGXFSZ ignored, so write answers EFBIG), which lets it create files but
-// write none.
-// Observed: the failed run exits 1 with `FAILED EFBIG`, `<seals file>.lock` is left (0 bytes),
-// and the next run, on a healthy disk, fails `AUDIT_ARCHIVE_LOCKED: … is held by audit-erase pid ?
-// on ? since ?: another run is erasing in this archive`.
-// Severity: medium (fails closed: nothing is lost, but the erasure inside the archive, a legal
-// duty, stalls behind a message that blames a run that does not exist).
-// Fix guess: in `withArchiveLock`, remove the lock file when `createNew` fails with anything but
-// EEXIST (or have `createNew` unlink the file it created when its write or fsync fails); and name
-// an empty or unreadable lock as one no run holds.
-describe('probe: a lock whose write failed is not left behind', () => {
-  const database = 'probelockleft';
+// An archive's lock, `<seals file>.lock` (docs/LIFECYCLE.md, "Archives and erasure"), is removed at
+// the end of the run that made it, a failed run included: a disk that creates the lock file but
+// refuses its content (a full disk: run here under a file-size limit of 0, SIGXFSZ ignored, so the
+// write answers EFBIG) fails the run (exit 1, the archive as it was) and leaves no lock, and the
+// same erasure run again finishes it. A lock with no content names no run: it is named as empty
+// (left by a run that could not write it, or being written this instant), never as held by an
+// unknown pid.
+describe('an archive lock whose write failed', () => {
+  const database = 'archlockleft';
   const keys = sealingKeys();
   const entryKey = `k1:${randomBytes(32).toString('base64')}`;
   const month = monthsAgo(2).month;
@@ -122,5 +106,35 @@ describe('probe: a lock whose write failed is not left behind', () => {
     const left = existsSync(lock);
     const again = await erase(['--user', 'u-7']);
     expect({ left, code: again.code, err: again.err }).toEqual({ left: false, code: 0, err: [] });
+    expect(
+      gunzipSync(readFileSync(rowsOf(archives)))
+        .toString('utf8')
+        .includes('"u-7"'),
+    ).toBe(false);
+  }, 120_000);
+
+  it('an empty lock is named as empty, not as held by a run, and the erasure finishes once it is removed', async () => {
+    const lock = `${sealsOf(archives)}.lock`;
+    writeFileSync(lock, '');
+    const stopped = await erase(['--user', 'u-8']);
+    expect({ code: stopped.code, err: stopped.err }).toEqual({
+      code: 1,
+      err: [
+        expect.stringMatching(
+          new RegExp(
+            `^archive ${month}: FAILED AUDIT_ARCHIVE_LOCKED: .*\\.seals\\.json\\.lock is empty: left by a run that could not write it, or being written by a run starting now: remove that file once no run is going`,
+          ),
+        ),
+      ],
+    });
+    expect(stopped.err[0]).not.toMatch(/pid \?/);
+    rmSync(lock);
+    const again = await erase(['--user', 'u-8']);
+    expect({ code: again.code, err: again.err }).toEqual({ code: 0, err: [] });
+    expect(
+      gunzipSync(readFileSync(rowsOf(archives)))
+        .toString('utf8')
+        .includes('"u-8"'),
+    ).toBe(false);
   }, 120_000);
 });
