@@ -69,7 +69,8 @@ export async function withArchiveLock<T>(
  * one write right after its creation); it is never taken for a run that is gone, nor removed here.
  *
  * @example
- * const { message } = await archiveLockHeld('/var/archive/audit/audit-2026-01.seals.json.lock');
+ * const held = await archiveLockHeld('/var/archive/audit/audit-2026-01.seals.json.lock'); // null: no lock there now
+ * console.log(held?.message);
  */
 export async function archiveLockHeld(lockPath: string): Promise<ArchiveLockHeld | null> {
   let text: string;
