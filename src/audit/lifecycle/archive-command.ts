@@ -19,7 +19,7 @@ export const ARCHIVE_USAGE = `usage: npm run audit:archive -- --month <YYYY-MM> 
                            name the original from a restored copy, whose database has another name)
 ${TIMEOUT_USAGE}
 check the archive with: npx audit-verify --archive <dir>/audit-YYYY-MM.seals.json --public-key … --witness …
-exit status: 0 written, 1 refused (the month is not wholly sealed), 2 usage, connection or write error (a file
+exit status: 0 written, 1 refused (the month is not wholly sealed, or another run holds the archive's lock), 2 usage, connection or write error (a file
              call on --out that did not return within --timeout-ms included: AUDIT_DISK_TIMEOUT),
              3 the database did not answer within --timeout-ms`;
 
@@ -91,6 +91,12 @@ export async function runArchive(argv: string[], env: Record<string, string | un
     io.out(`audit-archive: ${header.month} archived; check it with audit-verify --archive ${result.sealsPath}`);
     return 0;
   } catch (error) {
+    if ((error as { code?: string }).code === 'AUDIT_ARCHIVE_LOCKED') {
+      io.err(
+        `audit-archive refused: AUDIT_ARCHIVE_LOCKED: ${(error as Error).message}; nothing written: run it again once that run has ended`,
+      );
+      return 1;
+    }
     if (error instanceof DiskTimeoutError) {
       io.err(`audit-archive failed: ${error.message} on --out ${args.out}; nothing archived, the transaction rolled back`);
       return 2;

@@ -38,7 +38,10 @@ export interface ArchiveFiles {
   create(path: string): Promise<ArchiveFile>;
   /** {@link create}, `text` written, fsynced and closed. */
   writeFile(path: string, text: string): Promise<void>;
-  /** Created owner-only with `text`, fsynced and closed; rejects (`EEXIST`) when a file is at `path`, never replacing it: a lock. */
+  /**
+   * Created owner-only with `text`, fsynced and closed; rejects (`EEXIST`) when a file is at `path`, never replacing it: a lock.
+   * When the file is created but its content cannot be written or fsynced, it is removed and the error thrown.
+   */
   createNew(path: string, text: string): Promise<void>;
   rename(from: string, to: string): Promise<void>;
   /** fsyncs a directory: the renames and creations in it are on the disk when it resolves. */
@@ -98,8 +101,12 @@ export function boundedArchiveFiles(dir: string, timeoutMs: number): ArchiveFile
       try {
         await file.write(Buffer.from(text));
         await file.sync();
-      } finally {
         await file.close();
+      } catch (error) {
+        // The file is this call's (created by its open): one whose content could not be written (a full disk) is not left behind.
+        await file.close().catch(() => undefined);
+        await files.discard(path);
+        throw error;
       }
     },
     rename: (from, to) => run('rename', () => rename(from, to)),

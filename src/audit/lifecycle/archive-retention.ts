@@ -6,7 +6,8 @@ import { writeArchive } from './archive-writer';
 /**
  * The archive step of `audit-retention --archive-dir`: writes the month's archive, then checks the
  * file written (offline, as `audit-verify --archive` would, signatures against the signing key's
- * public half). The month stays when the archive is refused (`kept`: not wholly sealed) or fails
+ * public half). The month stays when the archive is refused (`kept`: not wholly sealed, or its lock
+ * held by another run: an erasure rewriting the archive, another writer) or fails
  * or does not verify (`failed`); it goes only after a clean check, and only while it holds the
  * month's rows the archive holds (`archivedRows`). Runs between retention's transactions, on its
  * connection.
@@ -29,6 +30,7 @@ export function archiveBeforeRetire(
         out: where.out,
         trail: where.trail,
         timeoutMs: where.timeoutMs,
+        command: 'audit-retention',
       });
       if (!result.written) return { action: 'kept', reason: `not archived: ${result.refused}` };
       sealsPath = result.sealsPath;
@@ -44,6 +46,13 @@ export function archiveBeforeRetire(
       }
     } catch (error) {
       const { code, message } = error as { code?: string; message: string };
+      // Another run holds the archive (an erasure rewriting it, another writer): the month stays with the archive it has.
+      if (code === 'AUDIT_ARCHIVE_LOCKED') {
+        return {
+          action: 'kept',
+          reason: `not archived for this run: ${code}: ${message}; the month stays: run retention again once that run has ended`,
+        };
+      }
       return { action: 'failed', reason: `not archived: ${code ?? 'error'}: ${message}` };
     }
     return { archivedRows };

@@ -72,6 +72,7 @@ describe('writeArchive: an archive on the disk before it is reported written', (
     const order = calls.filter((call) => !call.startsWith('write ') && !call.startsWith('discard '));
     expect(order).toEqual([
       `mkdir ${run.out}`,
+      `createNew ${seals}.lock`,
       `create ${rows}.partial`,
       `sync ${rows}.partial`,
       `close ${rows}.partial`,
@@ -105,6 +106,6 @@ describe('writeArchive: an archive on the disk before it is reported written', (
     const { files, calls } = recordingFiles(undefined, failing);
     await expect(writeArchive(emptyMonthClient(), run, files)).rejects.toThrow(`${failing} failed`);
     expect(calls.filter((call) => call.startsWith('rename') || call.startsWith('syncDirectory'))).toEqual([]);
-    expect(calls.slice(-2)).toEqual([`discard ${rows}.partial`, `discard ${seals}.partial`]);
+    expect(calls.slice(-3)).toEqual([`discard ${rows}.partial`, `discard ${seals}.partial`, `discard ${seals}.lock`]);
   });
 });

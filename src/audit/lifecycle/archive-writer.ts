@@ -10,6 +10,7 @@ import { type Seal } from '../integrity/seal';
 import { SEAL_COLUMNS_SQL, sealTableOf, toSeal } from '../integrity/seal-store';
 import { PIN_SEARCH_PATH_SQL } from '../integrity/search-path';
 import { ERASURE_ACTION } from '../privacy/erasure';
+import { type ArchiveLockCommand, withArchiveLock } from '../privacy/archive-lock';
 import { parsePersonal } from '../privacy/personal-values';
 import { type ArchiveFiles, boundedArchiveFiles } from './archive-files';
 import { ARCHIVE_COLUMNS, ARCHIVE_FORMAT, archiveFiles, type ArchiveHeader, toArchivedSeal } from './archive-format';
@@ -32,6 +33,8 @@ export interface ArchiveRun {
   trail: string;
   /** The deadline of each file call on `out` (`--timeout-ms`): past it, `AUDIT_DISK_TIMEOUT`. */
   timeoutMs: number;
+  /** The command its lock names (default `audit-archive`). */
+  command?: ArchiveLockCommand;
 }
 
 /**
@@ -46,7 +49,10 @@ export type ArchiveResult =
  * every row of the seals whose ranges hold the month's rows (gzip NDJSON, in sealing order, the
  * sealed columns as the verifier encodes them) and writes those seals, the retention checkpoints
  * that removed rows of them and the erasure entries of their erased rows beside it. Refuses a
- * month with a row after the newest seal. Memory stays within one batch of rows and the seals'
+ * month with a row after the newest seal. The whole run, from before its snapshot until the files
+ * are in place, holds the archive's lock (`<seals file>.lock`, `withArchiveLock`, the lock
+ * `audit-erase --archive-dir` takes): when another run holds it, rejects with
+ * `AUDIT_ARCHIVE_LOCKED`, nothing written. Memory stays within one batch of rows and the seals'
  * manifests (24 bytes a row). Files are written under temporary names (created anew, owner-only),
  * fsynced, renamed when complete, and the directory fsynced (with those `mkdir` made): when it
  * resolves, the archive survives a power loss, so retention may drop the month.
@@ -58,6 +64,16 @@ export type ArchiveResult =
  * const result = await writeArchive(client, { table: 'public.audit_log', month: '2026-01', out: '/archive', trail: 'app/audit_log', timeoutMs: 30_000 });
  */
 export async function writeArchive(client: Client, run: ArchiveRun, injected?: ArchiveFiles): Promise<ArchiveResult> {
+  const disk = injected ?? boundedArchiveFiles(run.out, run.timeoutMs);
+  const made = await disk.mkdir(run.out);
+  // The archive's lock from before the snapshot until the files are in place: an erasure that commits
+  // meanwhile finds this archive being written when it lists the directory (docs/LIFECYCLE.md, "Archives and erasure").
+  const sealsPath = join(run.out, archiveFiles(run.month).seals);
+  return withArchiveLock(disk, sealsPath, () => writeLocked(client, run, disk, made), run.command ?? 'audit-archive');
+}
+
+/** {@link writeArchive} under the archive's lock, on `disk` (the directory made, `made` the first directory `mkdir` made). */
+async function writeLocked(client: Client, run: ArchiveRun, disk: ArchiveFiles, made: string | undefined): Promise<ArchiveResult> {
   const table = quoteTablePath(run.table);
   const sealTable = sealTableOf(run.table);
   const span = monthSpan(run.month);
@@ -100,8 +116,6 @@ export async function writeArchive(client: Client, run: ArchiveRun, injected?: A
       : [];
     const before = range ? seals.filter((s) => s.seq < range[0].seq).at(-1) : undefined;
     const files = archiveFiles(run.month);
-    const disk = injected ?? boundedArchiveFiles(run.out, run.timeoutMs);
-    const made = await disk.mkdir(run.out);
     const rowsPath = join(run.out, files.rows);
     const sealsPath = join(run.out, files.seals);
     const partial = `${rowsPath}.partial`;

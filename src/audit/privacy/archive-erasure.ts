@@ -9,7 +9,7 @@ import { ARCHIVE_FORMAT, archiveFiles, type ArchiveHeader } from '../lifecycle/a
 import { entryCount } from '../lifecycle/archive-erasure-entries';
 import { linesOf } from '../lifecycle/archive-verifier';
 import { type ErasurePart, type ErasureResult, type ErasureSubject } from './erasure';
-import { withArchiveLock } from './archive-lock';
+import { archivesBeingWritten, withArchiveLock } from './archive-lock';
 import { ERASED } from './personal-values';
 
 /** A row of an archive that an erasure matched, and what became (or would become) of it, as `audit_log_erase` answers. */
@@ -272,54 +272,102 @@ function sameId(id: unknown, entityId: string): boolean {
   return whole !== null && BigInt(whole[1]) === BigInt(entityId);
 }
 
+/** What {@link eraseArchives} did: its exit status, the rows erased (or, dry, that would be), the archives rewritten and listed. */
+export interface ArchivesErased {
+  status: number;
+  total: number;
+  touched: number;
+  /** Archive pairs in the directory when it was listed. */
+  listed: number;
+  /** Archives written since the archives were counted, holding rows of the subject to erase: the erasure is to run again. */
+  again: boolean;
+}
+
 /**
- * `audit-erase --archive-dir`'s second step, once the database erasure committed: lists each
- * archive's rows of the subject (a dry run stops there) and rewrites each archive that has rows
- * to erase ({@link eraseInArchive}), printing per archive how many rows were erased, and a total.
- * Returns the exit status: 0, or 1 when an archive could not be rewritten (its old files kept).
+ * `audit-erase --archive-dir`'s second step. A dry run lists each archive's rows of the subject
+ * as `counted` (the reading before the database) found them, and writes nothing. Otherwise, once
+ * the database erasure committed, it lists the directory again: first its locks, then its
+ * archives. An archive's writer (`audit-archive`, `audit-retention --archive-dir`) holds the lock
+ * from before its snapshot until its files are in place, so every archive whose snapshot came
+ * before the commit is either listed now or still locked: one still locked by a writer (or whose
+ * lock is empty or left) is named (`AUDIT_ARCHIVE_LOCKED`, run the same erasure again once it has
+ * ended); the locks are read before the archives so that one renamed in between is listed. Each
+ * archive listed with rows to erase is rewritten ({@link eraseInArchive}) when the erasure's entry
+ * counts them (no more rows of a form than `counted` found there); one that holds rows the entry
+ * does not count (written into the directory since it was read) is not touched: with `again`
+ * allowed and nothing failed, the result asks for the erasure to run again (its entry then counts
+ * them), else it is named (`AUDIT_ARCHIVE_CHANGED`). Prints per archive how many rows were erased.
  *
  * @example
- * const status = await eraseArchives('/var/archive/audit', { plans, forms }, result, boundedArchiveFiles(dir, 30_000), io);
+ * const done = await eraseArchives('/var/archive/audit', { plans, forms }, result, boundedArchiveFiles(dir, 30_000), io, true);
  */
 export async function eraseArchives(
   dir: string,
-  { plans, forms }: { plans: readonly ArchivePlan[]; forms: readonly ErasureSubject[] },
+  { plans: counted, forms }: { plans: readonly ArchivePlan[]; forms: readonly ErasureSubject[] },
   result: ErasureResult,
   files: ArchiveFiles,
   io: { out(line: string): void; err(line: string): void },
-): Promise<number> {
+  again = false,
+): Promise<ArchivesErased> {
   const verb = { erased: result.dryRun ? 'would erase' : 'erased', already_erased: 'already erased', not_erasable: 'not erasable' };
-  let total = 0;
-  let touched = 0;
-  let status = 0;
+  const done: ArchivesErased = { status: 0, total: 0, touched: 0, listed: counted.length, again: false };
+  // Locks first: an archive whose writer ends between the two readings is in place for the second.
+  const writing = result.dryRun ? new Map<string, string>() : await archivesBeingWritten(dir);
+  const plans = result.dryRun ? counted : await planArchiveErasure(dir, forms);
+  done.listed = plans.length;
+  const countedOf = forms.map((subject) => archivedCounts(counted, forms)(subject));
+  const uncounted: { plan: ArchivePlan; rows: number }[] = [];
   for (const plan of plans) {
     const rows = plan.byForm.flat();
     const count = (state: ArchivedRowState['state']) => rows.filter((row) => row.state === state).length;
-    if (rows.length === 0) continue;
+    if (rows.length === 0 || writing.has(plan.month)) continue;
+    const toErase = plan.byForm.map((form) => form.filter((row) => row.state === 'erased').length);
+    if (toErase.some((n, i) => n > (countedOf[i][plan.month] ?? 0))) {
+      uncounted.push({ plan, rows: count('erased') });
+      continue;
+    }
     for (const row of rows) io.out(`${verb[row.state]} ${row.id} in archive ${plan.month}`);
     const others = `${count('already_erased')} already erased, ${count('not_erasable')} not erasable`;
     if (result.dryRun || count('erased') === 0) {
       io.out(`archive ${plan.month}: ${count('erased')} rows ${result.dryRun ? 'would be erased' : 'erased'}, ${others}`);
-      total += result.dryRun ? count('erased') : 0;
-      touched += result.dryRun && count('erased') > 0 ? 1 : 0;
+      done.total += result.dryRun ? count('erased') : 0;
+      done.touched += result.dryRun && count('erased') > 0 ? 1 : 0;
       continue;
     }
     try {
       const erased = await eraseInArchive(plan, forms, result.parts ?? [], files);
       io.out(`archive ${plan.month}: ${erased} rows erased, ${others}`);
-      total += erased;
-      touched += 1;
+      done.total += erased;
+      done.touched += 1;
     } catch (error) {
       io.err(
         `archive ${plan.month}: FAILED ${(error as { code?: string }).code ?? 'error'}: ${(error as Error).message}; ` +
           `its rows file is as it was: erase the subject again with --archive-dir ${dir}`,
       );
-      status = 1;
+      done.status = 1;
     }
   }
-  io.out(
-    `audit-erase: archives in ${dir}: ${total} rows ${result.dryRun ? 'would be erased' : 'erased'} in ${touched} archives of ${plans.length}` +
-      (result.dryRun ? '; dry run: nothing changed' : ''),
-  );
-  return status;
+  for (const [month, message] of writing) {
+    io.err(
+      `archive ${month}: FAILED AUDIT_ARCHIVE_LOCKED: ${message}; it is being written, perhaps from a snapshot taken before ` +
+        'this erasure: run the same erasure again once it has ended',
+    );
+    done.status = 1;
+  }
+  done.again = again && done.status === 0 && uncounted.length > 0;
+  for (const { plan, rows } of uncounted) {
+    if (done.again) {
+      io.out(
+        `audit-erase: archive ${plan.month} in ${dir} was written since the archives were read: ${rows} rows of the subject ` +
+          'there that this erasure did not count; erasing again',
+      );
+    } else {
+      io.err(
+        `archive ${plan.month}: FAILED AUDIT_ARCHIVE_CHANGED: written since the archives were read, ${rows} rows of the subject ` +
+          `there that this erasure did not count; its rows file is as it was: erase the subject again with --archive-dir ${dir}`,
+      );
+      done.status = 1;
+    }
+  }
+  return done;
 }

@@ -7,7 +7,7 @@ import { DEFAULT_REDACT_KEYS } from '../redaction';
 import { type ArchiveFiles, boundedArchiveFiles } from '../lifecycle/archive-files';
 import { type ArchivePlan, archivedCounts, eraseArchives, planArchiveErasure } from './archive-erasure';
 import { eraseWithDeadlines } from './bounded-erasure';
-import { type ErasureRequest, erasureSubject, type ErasureSubject, subjectForms } from './erasure';
+import { type ErasureRequest, erasureSubject, subjectForms } from './erasure';
 import { personalSplitter } from './personal-values';
 import { resolvePrivacyOptions } from './privacy-options';
 import { parseCommandArgs, parseTimeoutMs, TIMEOUT_EXIT_STATUS, TIMEOUT_OPTION, TIMEOUT_USAGE } from '../command-args';
@@ -31,6 +31,14 @@ environment: AUDIT_INTEGRITY_ENTRY_KEY signs the erasure entry (as the app does)
 exit status: 0 done, 1 erased in the database but an archive not rewritten (its rows file as it was: run it again),
              2 usage or database error (a COMMIT never answered among them: the outcome is not known),
              3 the database did not answer within --timeout-ms before the COMMIT: nothing was erased`;
+
+/**
+ * The erasures one `audit-erase --archive-dir` run makes at most: an archive written into the
+ * directory between the run's reading of it and its commit, holding rows of the subject its entry
+ * does not count, makes it erase again (the database's rows are found erased already; the new
+ * entry counts the archive's), twice at most; past that the archive is named and the exit is 1.
+ */
+const MAX_PASSES = 3;
 
 /** Where the command writes: the report to `out`, usage and errors to `err`. */
 export interface EraseOutput {
@@ -96,38 +104,60 @@ export async function runErase(
   pool.on('error', () => undefined);
   const key = privacy.pseudonymKey ?? entryKeys[0]?.key ?? null;
   const archiveDir = args['archive-dir'];
-  let archives: { plans: ArchivePlan[]; forms: ErasureSubject[] } | null = null;
+  const erased = { total: 0, touched: 0 };
+  let committed = false;
   try {
-    if (archiveDir !== undefined) {
+    const forms = key ? subjectForms(request, privacy.userIdPseudonym, key) : [erasureSubject(request, privacy.userIdPseudonym)];
+    for (let pass = 1; ; pass += 1) {
+      let plans: ArchivePlan[] | null = null;
       // Read before anything is erased: the entry counts the archives' rows, and an archive that cannot be read stops it all.
-      const forms = key ? subjectForms(request, privacy.userIdPseudonym, key) : [erasureSubject(request, privacy.userIdPseudonym)];
-      archives = { plans: await planArchiveErasure(archiveDir, forms), forms };
+      if (archiveDir !== undefined) plans = await planArchiveErasure(archiveDir, forms);
+      const result = await eraseWithDeadlines(
+        pool,
+        { connectMs: timeoutMs, statementMs: timeoutMs, roundTripMs: 2 * timeoutMs },
+        {
+          table: quoteTablePath(args.table || env.AUDIT_TABLE || 'audit_log'),
+          normalize: (entry) => normalizer.normalize(entry, { redact: false }).record,
+          key,
+          userIdPseudonym: privacy.userIdPseudonym,
+          ...(plans ? { archived: archivedCounts(plans, forms) } : {}),
+        },
+        request,
+      );
+      committed = !result.dryRun;
+      const verb = { erased: result.dryRun ? 'would erase' : 'erased', already_erased: 'already erased', not_erasable: 'not erasable' };
+      for (const row of result.rows) io.out(`${verb[row.state]} ${row.id} ${row.occurredAt}`);
+      io.out(
+        `audit-erase: ${result.erased} rows ${result.dryRun ? 'would be erased' : 'erased'}, ${result.alreadyErased} already erased, ` +
+          `${result.notErasable} not erasable (written before personal-data commitments); subject ${result.subject}` +
+          (result.entryId ? `; erasure ${result.erasureId} recorded by entry ${result.entryId}` : '; dry run: nothing changed'),
+      );
+      if (archiveDir === undefined || plans === null) return 0;
+      let done;
+      try {
+        // The directory listed again now that the erasure committed (its locks, then its archives): see eraseArchives.
+        done = await eraseArchives(archiveDir, { plans, forms }, result, archiveFilesOf(archiveDir, timeoutMs), io, pass < MAX_PASSES);
+      } catch (error) {
+        io.err(
+          `audit-erase: archives in ${archiveDir} could not be read again once the erasure committed: ` +
+            `${(error as { code?: string }).code ?? 'error'}: ${(error as Error).message}; run the same erasure again`,
+        );
+        return 1;
+      }
+      erased.total += done.total;
+      erased.touched += done.touched;
+      if (done.again) continue;
+      io.out(
+        `audit-erase: archives in ${archiveDir}: ${erased.total} rows ${result.dryRun ? 'would be erased' : 'erased'} in ${erased.touched} archives of ${done.listed}` +
+          (result.dryRun ? '; dry run: nothing changed' : ''),
+      );
+      return done.status;
     }
-    const result = await eraseWithDeadlines(
-      pool,
-      { connectMs: timeoutMs, statementMs: timeoutMs, roundTripMs: 2 * timeoutMs },
-      {
-        table: quoteTablePath(args.table || env.AUDIT_TABLE || 'audit_log'),
-        normalize: (entry) => normalizer.normalize(entry, { redact: false }).record,
-        key,
-        userIdPseudonym: privacy.userIdPseudonym,
-        ...(archives ? { archived: archivedCounts(archives.plans, archives.forms) } : {}),
-      },
-      request,
-    );
-    const verb = { erased: result.dryRun ? 'would erase' : 'erased', already_erased: 'already erased', not_erasable: 'not erasable' };
-    for (const row of result.rows) io.out(`${verb[row.state]} ${row.id} ${row.occurredAt}`);
-    io.out(
-      `audit-erase: ${result.erased} rows ${result.dryRun ? 'would be erased' : 'erased'}, ${result.alreadyErased} already erased, ` +
-        `${result.notErasable} not erasable (written before personal-data commitments); subject ${result.subject}` +
-        (result.entryId ? `; erasure ${result.erasureId} recorded by entry ${result.entryId}` : '; dry run: nothing changed'),
-    );
-    return archives && archiveDir !== undefined
-      ? await eraseArchives(archiveDir, archives, result, archiveFilesOf(archiveDir, timeoutMs), io)
-      : 0;
   } catch (error) {
     const { code, message } = sanitizeDbError(error, connectionSecrets({ url }));
     io.err(`audit-erase failed: ${code}: ${message}`);
+    // Erasing again for an archive written meanwhile: the first erasure committed, that archive is not rewritten.
+    if (committed) return 1;
     // A COMMIT never answered stays 2: its outcome is not known, unlike a step before it (nothing erased).
     return error instanceof AuditDbTimeoutError && (error.step === 'connect' || error.step === 'query') ? TIMEOUT_EXIT_STATUS : 2;
   } finally {
