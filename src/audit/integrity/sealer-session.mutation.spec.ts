@@ -35,7 +35,8 @@ const settled = async (promise: Promise<unknown>) => {
 };
 
 describe('SealerSession, step by step', () => {
-  beforeEach(() => jest.useFakeTimers());
+  // Real immediates: a deadline's verdict waits one turn of the loop (stall-tolerant-deadline.ts).
+  beforeEach(() => jest.useFakeTimers({ doNotFake: ['setImmediate'] }));
   afterEach(() => jest.useRealTimers());
 
   it('names each step that missed its deadline, with a stable code', () => {

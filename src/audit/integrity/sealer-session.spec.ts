@@ -25,7 +25,8 @@ function pool(checkout: Promise<SealerClient>, fresh?: SealerClient): SealerPool
 }
 
 describe('SealerSession', () => {
-  beforeEach(() => jest.useFakeTimers());
+  // Real immediates: a deadline's verdict waits one turn of the loop (stall-tolerant-deadline.ts).
+  beforeEach(() => jest.useFakeTimers({ doNotFake: ['setImmediate'] }));
   afterEach(() => jest.useRealTimers());
 
   it('a round trip past its deadline destroys the socket, takes the connection out of the pool and fails every later query at once', async () => {

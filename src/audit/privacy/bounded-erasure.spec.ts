@@ -26,7 +26,8 @@ const rows = { rows: [{ id: '1', occurred_at: new Date(0), state: 'erased' }] };
 const never = () => new Promise(() => undefined);
 
 describe('eraseWithDeadlines', () => {
-  beforeEach(() => jest.useFakeTimers());
+  // Real immediates: a deadline's verdict waits one turn of the loop (stall-tolerant-deadline.ts).
+  beforeEach(() => jest.useFakeTimers({ doNotFake: ['setImmediate'] }));
   afterEach(() => jest.useRealTimers());
 
   it('a COMMIT never answered says the outcome is unknown and names the erasure to look for', async () => {
