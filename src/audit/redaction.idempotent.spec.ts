@@ -21,7 +21,7 @@ describe('redaction is idempotent', () => {
   // Every combination of a key, a separator and a value shape the free-text reading knows: the
   // secret goes on the first pass, and the second pass changes nothing.
   const keys = ['password', '"password"', '\\"password\\"', 'API Key', '"Private Key"', 'Key (token)', 'Authorization', 'Cookie', 'x-auth'];
-  const separators = ['=', ': ', ' => ', '            = ', ':\t\t\t\t\t\t\t\t\t\t', '=\r\n '];
+  const separators = ['=', ': ', ' => ', '            = ', ':\t\t\t\t\t\t\t\t\t\t', '=\r\n ', ' := '];
   const values = [
     SECRET,
     `"${SECRET}"`,
@@ -45,11 +45,49 @@ describe('redaction is idempotent', () => {
     expect(failures).toEqual([]);
   });
 
+  // An Authorization header's value is the rest of its line and of its folded lines; a Cookie
+  // header's is every cookie of it, a quoted one read to its closing quote or its line's end.
+  const headerShapes = [
+    ...['Authorization', 'Proxy-Authorization', '"Authorization'].flatMap((key) =>
+      [': ', ':\t', '=', ':\r\n '].flatMap((separator) =>
+        [
+          `AWS AKIAIOSFODNN7EXAMPLE:${SECRET}`,
+          `SharedKey myaccount:${SECRET}`,
+          `Custom realm ${SECRET}`,
+          `Digest username="ops", response = "${SECRET}"`,
+          `Digest username=\\"ops\\", response=\\"${SECRET}\\"`,
+          `Basic dXNlcjpw\r\n ${SECRET}`,
+          `Basic\r\n\t${SECRET}`,
+          `${SECRET} (from env)`,
+        ].map((value) => `x ${key}${separator}${value}" tail`),
+      ),
+    ),
+    ...['Cookie', 'Set-Cookie'].flatMap((key) =>
+      [`sid="${SECRET}`, `sid="${SECRET}\nHost: x`, `a=1; sid="${SECRET} x"; b=2`, `sid=\\"${SECRET}`].map((value) => `x ${key}: ${value}`),
+    ),
+  ];
+
+  it(`holds for ${headerShapes.length} Authorization and Cookie header shapes`, () => {
+    const failures = headerShapes.filter((text) => {
+      const once = redactText(text, isRedacted);
+      return once.includes(SECRET) || redactText(once, isRedacted) !== once;
+    });
+    expect(failures).toEqual([]);
+  });
+
   it.each([
     ['a URL password', `postgres://ops:${SECRET}@db/app?at=10:30`],
     ['a bearer token', `sent Bearer ${SECRET} upstream`],
     ['every cookie of a Cookie header', `Cookie: a=${SECRET}; b=${SECRET}`],
     ['two keys on one line', `user=ann password=${SECRET} token=${SECRET}`],
+    ['a URL password holding a quote', `postgres://ops:it's-${SECRET}@db/app`],
+    ['a quoted URL', `psql 'postgres://ops:${SECRET}@db/app'`],
+    ['a list of URLs', `redis://:${SECRET}@h1,redis://:${SECRET}@h2 and x://a&postgres://u:${SECRET}@h`],
+    ['a cookie whose quoted value is never closed', `Cookie: sid="${SECRET}`],
+    ['a key detail of a quoted column', `Key ("apiToken")=(${SECRET}) already exists.`],
+    ['a key detail of an expression', `Key (lower(token))=(${SECRET}) already exists.`],
+    ['a key detail whose value holds a parenthesis', `Key (password)=(a)${SECRET}) already exists.`],
+    ['an exclusion detail', `Key (token_span)=([1,${SECRET})) conflicts with existing key (token_span)=([2,${SECRET})).`],
   ])('holds for %s', (_label, text) => {
     const once = redactText(text, isRedacted);
     expect(once).not.toContain(SECRET);

@@ -295,6 +295,9 @@ describe('redactText', () => {
     ['postgres://app:s3cretpw@db:5432/x', `postgres://app:${REDACTED}@db:5432/x`],
     ['password=, next', 'password=, next'],
     ['title=t; author=Ann', 'title=t; author=Ann'],
+    // ':=' (Go, Makefiles, PL/pgSQL) is one separator.
+    ['DB_PASSWORD := s3cr3t', `DB_PASSWORD := ${REDACTED}`],
+    ['password:=s3cr3t', `password:=${REDACTED}`],
   ])('%s', (text, expected) => {
     expect(redactText(text, isRedacted)).toBe(expected);
   });
@@ -310,20 +313,71 @@ describe('redactText', () => {
     ['authorization: NTLM TlRMTVNTUAABAAAA', `authorization: NTLM ${REDACTED}`],
     [
       'Authorization: Digest username="ops", realm="api", nonce="dcd98b", uri="/x", response="6629fae4" then',
-      `Authorization: Digest ${REDACTED} then`,
+      `Authorization: Digest ${REDACTED}`,
     ],
     [
       'Authorization: AWS4-HMAC-SHA256 Credential=AKIA/20261205/s3/aws4_request, SignedHeaders=host;x-amz-date, Signature=fe5f80f7',
       `Authorization: AWS4-HMAC-SHA256 ${REDACTED}`,
     ],
     ['Authorization: MyScheme s3cr3tvalue', `Authorization: ${REDACTED}`],
-    ['Authorization: s3cr3tvalue (from env)', `Authorization: ${REDACTED} (from env)`],
+    ['Authorization: s3cr3tvalue (from env)', `Authorization: ${REDACTED}`],
     ['x-auth-token: Token s3cr3tvalue', `x-auth-token: Token ${REDACTED}`],
     // A header folded onto the next line (obsolete in HTTP/1.1, still found in logs).
     ['Authorization: Basic\r\n b3BzOnMzY3IzdA==', `Authorization: Basic\r\n ${REDACTED}`],
     ['X-Api-Token: abc\r\n\tdef\r\nHost: x', `X-Api-Token: ${REDACTED}\r\nHost: x`],
     ['password: abc\n  user: bob', `password: ${REDACTED}\n  user: bob`],
   ])('an auth scheme and its credential: %s', (text, expected) => {
+    expect(redactText(text, isRedacted)).toBe(expected);
+  });
+
+  // An Authorization header's value is the rest of its line and of its folded lines: a credential
+  // of any shape goes, a known scheme's name stays. It ends before a quote of the surrounding text,
+  // a bracket it did not open, a line of its own, or an '&' after '='.
+  it.each([
+    // AWS signature v2 and Azure Storage: `<scheme> <key id or account>:<signature>`.
+    ['Authorization: AWS AKIAIOSFODNN7EXAMPLE:s3cr3tsig', `Authorization: AWS ${REDACTED}`],
+    ['Authorization: SharedKey myaccount:s3cr3tsig', `Authorization: SharedKey ${REDACTED}`],
+    ['Authorization: Custom realm s3cr3tvalue', `Authorization: ${REDACTED}`],
+    // RFC 9110 allows spaces around an auth-param's '='.
+    ['Authorization: Digest username="ops", response = "s3cr3t"', `Authorization: Digest ${REDACTED}`],
+    ['Authorization: Basic dXNlcjpw\r\n s3cr3t', `Authorization: Basic ${REDACTED}`],
+    ['Proxy-Authorization: Custom a\r\n\tb\r\nHost: x', `Proxy-Authorization: ${REDACTED}\r\nHost: x`],
+    ['Authorization: Basic abc\n  Accept: application/json', `Authorization: Basic ${REDACTED}\n  Accept: application/json`],
+    ['"Authorization: Custom a b" -d x', `"Authorization: ${REDACTED}" -d x`],
+    ["curl -H 'Authorization: Custom a b' -d x", `curl -H 'Authorization: ${REDACTED}' -d x`],
+    ["Authorization: Custom it's s3cr3t", `Authorization: ${REDACTED}`],
+    ['{"msg":"sent Authorization: Custom a b","level":"error"}', `{"msg":"sent Authorization: ${REDACTED}","level":"error"}`],
+    ['request (Authorization: Basic abc) failed', `request (Authorization: Basic ${REDACTED}) failed`],
+    ['authorization=Custom a b&page=2', `authorization=${REDACTED}&page=2`],
+    ['Authorization: Basic\nHost: x', 'Authorization: Basic\nHost: x'],
+    // Under another redacted key a known scheme's credential is read by its syntax.
+    ['x-auth: Digest username="ops", response = "s3cr3t" then', `x-auth: Digest ${REDACTED} then`],
+    ['x-auth: SharedKey myaccount:s3cr3tsig then', `x-auth: SharedKey ${REDACTED} then`],
+  ])('an Authorization header: %s', (text, expected) => {
+    expect(redactText(text, isRedacted)).toBe(expected);
+  });
+
+  // PostgreSQL writes a key detail's columns as its index names them (quoted when the name needs
+  // quotes, an expression for an expression index) and its values unescaped.
+  it.each([
+    ['Key ("apiToken")=(s3cr3t) already exists.', `Key ("apiToken")=${REDACTED} already exists.`],
+    ['Key (lower(token))=(s3cr3t) already exists.', `Key (lower(token))=${REDACTED} already exists.`],
+    ["Key ((data ->> 'token'::text))=(s3cr3t) already exists.", `Key ((data ->> 'token'::text))=${REDACTED} already exists.`],
+    ['Key (tenant_id, "API Key")=(7, s3cr3t) already exists.', `Key (tenant_id, "API Key")=${REDACTED} already exists.`],
+    ['Key (password)=(ab)s3cr3t) already exists.', `Key (password)=${REDACTED} already exists.`],
+    ['Key (api_token)=(a)s3cr3t) is not present in table "tokens".', `Key (api_token)=${REDACTED} is not present in table "tokens".`],
+    [
+      'Key (token_span)=([1,5)) conflicts with existing key (token_span)=([2,9)).',
+      `Key (token_span)=${REDACTED} conflicts with existing key (token_span)=${REDACTED}.`,
+    ],
+    [
+      '{"detail":"Key (\\"apiToken\\")=(s3cr3t) already exists.","code":"23505"}',
+      `{"detail":"Key (\\"apiToken\\")=${REDACTED} already exists.","code":"23505"}`,
+    ],
+    ['Key (token)=(s3cr3t\nat insert', `Key (token)=${REDACTED}\nat insert`],
+    ['Key (title)=(a)b) already exists.', 'Key (title)=(a)b) already exists.'],
+    ['Key (user_id)=(7) is not present in table "users".', 'Key (user_id)=(7) is not present in table "users".'],
+  ])('a PostgreSQL key detail: %s', (text, expected) => {
     expect(redactText(text, isRedacted)).toBe(expected);
   });
 
@@ -365,6 +419,15 @@ describe('redactText', () => {
     ['Cookie: lang=en;remember_me=s3cr3t\nHost: x', `Cookie: ${REDACTED}\nHost: x`],
     ['curl -H "Cookie: a=1; b=s3cr3t" https://x', `curl -H "Cookie: ${REDACTED}" https://x`],
     ['Set-Cookie: sid=s3cr3t; Path=/; HttpOnly', `Set-Cookie: ${REDACTED}`],
+    ['Cookie: sid="s3cr3t', `Cookie: ${REDACTED}`],
+    ['Cookie: sid="s3cr3t\nHost: x', `Cookie: ${REDACTED}\nHost: x`],
+    ['Cookie: sid="a b"; lang=en\nHost: x', `Cookie: ${REDACTED}\nHost: x`],
+    ["postgres://ops:it's-s3cr3t@db/app", `postgres://ops:${REDACTED}@db/app`],
+    ["psql 'postgres://ops:s3cr3t@db/app'", `psql 'postgres://ops:${REDACTED}@db/app'`],
+    ["SELECT 'postgres://ops:it''s-s3cr3t@db/app'", `SELECT 'postgres://ops:${REDACTED}@db/app'`],
+    ["'http://host','mail:ann@example.org'", "'http://host','mail:ann@example.org'"],
+    ['REDIS_NODES=redis://:s3cr3t@h1,redis://:s3cr3t@h2', `REDIS_NODES=redis://:${REDACTED}@h1,redis://:${REDACTED}@h2`],
+    ['x://h1,postgres://ops:s3cr3t@db', `x://h1,postgres://ops:${REDACTED}@db`],
     ['postgres://ops:p@s3cr3t@db.internal:5432/app', `postgres://ops:${REDACTED}@db.internal:5432/app`],
     ['mysql://ops@example.com:s3cr3t@db/app', `mysql://ops@example.com:${REDACTED}@db/app`],
     ['"redis://:s3cr3t@cache:6379"', `"redis://:${REDACTED}@cache:6379"`],

@@ -98,12 +98,16 @@ const BEARER = /\b(bearer\s+)[\w\-.~+/]{8,}=*/gi;
 // A scheme of at most 64 characters (RFC 3986 names none near it): each start looks that far at
 // most, so a long run of scheme characters is read in one pass, not once from each position.
 const URL_START = /\b[a-z][a-z\d+.-]{0,63}:\/\//gi;
-/** Ends a URL's authority (`user:password@host:port`): its path, query or fragment (RFC 3986), a space, a quote, an escape. */
-const AUTHORITY_END = /[\s/?#\\"'<>]/;
+/**
+ * Ends a URL's authority (`user:password@host:port`): its path, query or fragment (RFC 3986), a
+ * space, a double quote, an escape. An apostrophe is a character of user info (RFC 3986's
+ * sub-delims) unless the URL is quoted by one.
+ */
+const AUTHORITY_END = /[\s/?#\\"<>]/;
 // A key, its closing quote escaped any number of times (JSON encoded twice: `\"password\":`) or the
 // parenthesis of PostgreSQL's `Key (token)=(…)`, its separator (`=>` of a Ruby or PHP hash), spaces
-// of an aligned dump around it.
-const KEY_AND_SEPARATOR = /([A-Za-z][\w.-]{0,63})\\{0,32}["')]?\s{0,64}(?:=>?|:)\s{0,64}/g;
+// of an aligned dump around it; ':=' is one separator, '::' (a cast) none.
+const KEY_AND_SEPARATOR = /([A-Za-z][\w.-]{0,63})\\{0,32}["')]?\s{0,64}(=>?|:(?!:)=?)\s{0,64}/g;
 /** The word before a key, one space or tab apart (`API Key`, `Private Key`), read backwards from the key. */
 const WORD_CHAR = /[\w.-]/;
 
@@ -118,13 +122,13 @@ const WORD_CHAR = /[\w.-]/;
  */
 export function redactText(text: string, isRedacted: (key: string) => boolean): string {
   if (!text.includes('=') && !text.includes(':') && !/bearer/i.test(text)) return text;
-  const cleaned = redactUrlPasswords(text).replace(BEARER, `$1${REDACTED}`);
+  const cleaned = redactKeyDetails(redactUrlPasswords(text).replace(BEARER, `$1${REDACTED}`), isRedacted);
   let out = '';
   let done = 0;
   const pairs = new RegExp(KEY_AND_SEPARATOR);
   for (let match = pairs.exec(cleaned); match !== null; match = pairs.exec(cleaned)) {
     if (!keyRedacted(cleaned, match.index, match[1], isRedacted)) continue;
-    const span = secretSpan(cleaned, pairs.lastIndex, secretKind(match[1]), REDACTED);
+    const span = secretSpan(cleaned, pairs.lastIndex, secretKind(match[1], match[2]), REDACTED, cleaned[match.index - 1] === "'");
     if (span === null) continue;
     out += `${cleaned.slice(done, span.start)}${span.before}${REDACTED}${span.after}`;
     done = span.end;
@@ -163,9 +167,106 @@ function wordBefore(text: string, at: number): string {
   return text.slice(start, end);
 }
 
-function secretKind(key: string): SecretKind {
+function secretKind(key: string, separator: string): SecretKind {
   const compact = compactKey(key);
-  return compact.includes('cookie') ? 'cookie' : compact.includes('authorization') ? 'authorization' : 'plain';
+  if (compact.includes('cookie')) return 'cookie';
+  if (!compact.includes('authorization')) return 'plain';
+  return separator === ':' ? 'authorization' : 'authorization-field';
+}
+
+/** Where a PostgreSQL key detail's column list closes and its value list opens: `Key (token)=(…)`. */
+const KEY_DETAIL = ')=(';
+/**
+ * What PostgreSQL writes after a key detail's value list (`Key (…)=(…) already exists.`, `is not
+ * present in table`, `is still referenced from table`, `is duplicated`, `conflicts with existing
+ * key (…)=(…).`): the ')' before it is the one that closes the values, which PostgreSQL writes
+ * unescaped, so a value may hold a ')'.
+ */
+const KEY_DETAIL_END = / (?:already exists|is not present|is still referenced|is duplicated|conflicts with)|\.(?:$|[\s"'\\])/y;
+
+/**
+ * PostgreSQL's key details, `Key (<columns>)=(<values>) already exists.`: the values become
+ * `[REDACTED]` when any identifier of the column list is a secret, a quoted one (`"apiToken"`, as
+ * TypeORM names a camelCase column) or one in an expression (`lower(token)`, `(data ->> 'token')`).
+ * The column list is looked for at most {@link MAX_COLUMN_LIST} characters back, never past the
+ * detail before it; the values run to the ')' before what PostgreSQL writes after them, or to the
+ * line's last ')'.
+ */
+function redactKeyDetails(text: string, isRedacted: (key: string) => boolean): string {
+  if (!text.includes(KEY_DETAIL)) return text;
+  let out = '';
+  let done = 0;
+  let floor = 0;
+  for (let at = text.indexOf(KEY_DETAIL); at >= 0; at = text.indexOf(KEY_DETAIL, floor)) {
+    const open = columnListStart(text, at, Math.max(floor, at - MAX_COLUMN_LIST));
+    floor = at + 3;
+    // PostgreSQL writes the list after a word and a space (`Key (`, `existing key (`, `contains (`);
+    // one holding the marker was redacted already, as a value of another key.
+    if (open < 0 || /[\w=]/.test(text[open - 1] ?? '')) continue;
+    const columns = text.slice(open + 1, at);
+    if (columns.includes(REDACTED) || !columnsRedacted(columns, isRedacted)) continue;
+    const end = keyValuesEnd(text, at + 2);
+    out += `${text.slice(done, at + 2)}${REDACTED}`;
+    done = floor = end;
+  }
+  return done === 0 ? text : out + text.slice(done);
+}
+
+/** The '(' that opens the column list closed at `close`, looked for back to `lowest`, or -1. */
+function columnListStart(text: string, close: number, lowest: number): number {
+  let depth = 0;
+  for (let i = close; i >= lowest; i--) {
+    if (text[i] === ')') depth += 1;
+    else if (text[i] === '(' && --depth === 0) return i;
+  }
+  return -1;
+}
+
+/** Whether a name in a key detail's column list is a secret: a quoted name whole, else each word. */
+function columnsRedacted(columns: string, isRedacted: (key: string) => boolean): boolean {
+  let i = 0;
+  while (i < columns.length) {
+    const char = columns[i];
+    let name = '';
+    if (char === '"' || char === "'") {
+      const close = columns.indexOf(char, i + 1);
+      const end = close < 0 ? columns.length : close;
+      name = columns.slice(i + 1, end).replaceAll('\\', '');
+      i = end + 1;
+    } else if (/[A-Za-z_]/.test(char)) {
+      let end = i + 1;
+      while (end < columns.length && /[\w$]/.test(columns[end])) end += 1;
+      name = columns.slice(i, end);
+      i = end;
+    } else {
+      i += 1;
+      continue;
+    }
+    if (name !== '' && isRedacted(name)) return true;
+  }
+  return false;
+}
+
+/**
+ * Just past the ')' that closes the value list opened at `open` (see {@link KEY_DETAIL_END}); else,
+ * when the brackets opened on the line close, past its last ')'; else the line's end.
+ */
+function keyValuesEnd(text: string, open: number): number {
+  let last = -1;
+  let depth = 0;
+  let i = open;
+  for (; i < text.length && text[i] !== '\n' && text[i] !== '\r'; i++) {
+    const char = text[i];
+    if (char === '(' || char === '[' || char === '{') depth += 1;
+    else if (char === ']' || char === '}') depth = Math.max(0, depth - 1);
+    else if (char === ')') {
+      depth = Math.max(0, depth - 1);
+      last = i + 1;
+      KEY_DETAIL_END.lastIndex = last;
+      if (KEY_DETAIL_END.test(text)) return last;
+    }
+  }
+  return depth > 0 || last < 0 ? i : last;
 }
 
 /**
@@ -179,10 +280,17 @@ function redactUrlPasswords(text: string): string {
   let done = 0;
   const starts = new RegExp(URL_START);
   for (let match = starts.exec(text); match !== null; match = starts.exec(text)) {
-    let end = starts.lastIndex;
+    const from = starts.lastIndex;
+    let end = from;
     let colon = -1;
     let at = -1;
+    // Quoted by apostrophes, the URL ends at one; two stand for one inside it (SQL's `'it''s'`).
+    const quoted = text[match.index - 1] === "'";
     for (; end < text.length && !AUTHORITY_END.test(text[end]); end++) {
+      if (text[end] === "'" && quoted && text[++end] !== "'") {
+        end -= 1;
+        break;
+      }
       if (text[end] === '@') at = end;
       else if (text[end] === ':' && colon < 0) colon = end;
     }
@@ -190,7 +298,9 @@ function redactUrlPasswords(text: string): string {
       out += `${text.slice(done, colon + 1)}${REDACTED}`;
       done = at;
     }
-    starts.lastIndex = end;
+    // An authority that ends at the next URL's '://' (`…@h1,redis://:pw@h2`) took that URL's scheme: look for it again.
+    const intoNextUrl = text[end - 1] === ':' && text.startsWith('//', end);
+    starts.lastIndex = intoNextUrl ? Math.max(from, end - 65) : end;
   }
   return done === 0 ? text : out + text.slice(done);
 }
