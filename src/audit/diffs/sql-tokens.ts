@@ -84,14 +84,16 @@ export class SqlTokens {
     }
     if (startsName(code)) {
       let end = start + 1;
-      while (end < sql.length && isNameChar(sql.charCodeAt(end))) end += 1;
+      let ascii = code < 128;
+      for (let next = sql.charCodeAt(end); end < sql.length && isNameChar(next); next = sql.charCodeAt((end += 1))) ascii &&= next < 128;
       this.at = end;
       // E'…' (or e'…') reads backslash escapes.
       if (end === start + 1 && (char === 'E' || char === 'e') && sql[end] === "'") {
         this.at = this.stringEnd(end + 1, true);
         return { kind: 'other', text: '' };
       }
-      return { kind: 'word', text: foldAscii(sql.slice(start, end)) };
+      // A name of ASCII alone (the common case) is lowered at once.
+      return { kind: 'word', text: ascii ? sql.slice(start, end).toLowerCase() : foldAscii(sql.slice(start, end)) };
     }
     if (isNameChar(code)) {
       // A number (or a parameter after its `$`): one token.
