@@ -10,7 +10,7 @@ import { type Server } from 'node:http';
 import request from 'supertest';
 import { DataSource } from 'typeorm';
 import { AuditService } from '../src/audit';
-import { Contract, startDiffsApp } from './support/diffs-app';
+import { changesOf, Contract, startDiffsApp } from './support/diffs-app';
 import { TestPostgres } from './support/postgres';
 
 @Controller('driver-rollback')
@@ -21,10 +21,11 @@ class DriverRollbackController {
   ) {}
 
   @Post()
-  async run(@Body() body: { tag: string; end: 'ROLLBACK' | 'COMMIT' }): Promise<void> {
+  async run(@Body() body: { tag: string; end: 'ROLLBACK' | 'COMMIT'; withoutRecord?: boolean }): Promise<void> {
     await this.db.transaction(async (manager) => {
       await manager.save(Contract, { title: `${body.tag} a`, counterparty: 'Driver Ltd' });
-      await this.audit.record({ action: 'contract_signed', entityType: 'Contract', requestId: body.tag }, { manager });
+      if (!body.withoutRecord)
+        await this.audit.record({ action: 'contract_signed', entityType: 'Contract', requestId: body.tag }, { manager });
       // The work is abandoned on the driver's client of the same connection.
       const client = (manager.queryRunner as unknown as { databaseConnection: { query(sql: string): Promise<unknown> } })
         .databaseConnection;
@@ -33,7 +34,7 @@ class DriverRollbackController {
   }
 }
 
-describe('record() in a TypeORM transaction rolled back through the driver', () => {
+describe('a TypeORM transaction ended through the driver before its COMMIT', () => {
   let db: TestPostgres;
   let app: INestApplication<Server>;
 
@@ -61,5 +62,21 @@ describe('record() in a TypeORM transaction rolled back through the driver', () 
     const stored = await db.query('SELECT 1 FROM contract WHERE title LIKE $1', [`${tag}%`]);
     const rows = await db.query<{ action: string }>('SELECT action FROM audit_log WHERE request_id = $1', [tag]);
     expect({ stored: stored.length, rows: rows.map((row) => row.action) }).toEqual({ stored: 1, rows: ['contract_signed'] });
+  });
+
+  it('lists no change of a transaction the driver rolled back, and counts it', async () => {
+    const tag = 'driver-rollback-2';
+    await request(app.getHttpServer())
+      .post('/driver-rollback')
+      .set('x-request-id', tag)
+      .send({ tag, end: 'ROLLBACK', withoutRecord: true })
+      .expect(201);
+    const stored = await db.query('SELECT 1 FROM contract WHERE title LIKE $1', [`${tag}%`]);
+    const changes = await changesOf(db, tag);
+    expect({ stored: stored.length, entities: changes.entities ?? [], omitted: changes.entitiesOmitted }).toEqual({
+      stored: 0,
+      entities: [],
+      omitted: 1,
+    });
   });
 });
