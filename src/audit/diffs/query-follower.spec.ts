@@ -201,4 +201,27 @@ describe('the query follower', () => {
       expect(takeEntityChanges(context)).toEqual({ entities: ['committed', 'at once'], entitiesOmitted: 2 });
     });
   });
+
+  it.each([
+    // PostgreSQL answers ROLLBACK TO retry only if the string set it (after ROLLBACK TO s).
+    ['ROLLBACK TO SAVEPOINT retry', { entities: ['before s', 'after the recovery'], entitiesOmitted: 2 }],
+    // It answers ROLLBACK TO t only if the string failed before ROLLBACK TO s: what came after t is dropped.
+    ['ROLLBACK TO t', { entities: ['before s', 'after the recovery'], entitiesOmitted: 1 }],
+  ])('follows the savepoint commands of a failed string as far as can be known, then %s', (recovery, expected) => {
+    const context = newAuditContext('request');
+    const { queryRunner, state, send } = runner();
+    send('BEGIN', 'T', 'BEGIN');
+    stageChange(queryRunner, context, { value: 'before s', bytes: 10 }, 1000);
+    send('SAVEPOINT s', 'T', 'SAVEPOINT');
+    stageChange(queryRunner, context, { value: 'after s', bytes: 10 }, 1000);
+    send('SAVEPOINT t', 'T', 'SAVEPOINT');
+    stageChange(queryRunner, context, { value: 'after t', bytes: 10 }, 1000);
+    // Whether ROLLBACK TO s ran is not known: what was held since s is counted from now on.
+    state.status = 'E';
+    queryFailed(queryRunner, 'ROLLBACK TO s; SAVEPOINT retry; SELECT 1/0');
+    send(recovery, 'T', 'ROLLBACK');
+    stageChange(queryRunner, context, { value: 'after the recovery', bytes: 10 }, 1000);
+    send('COMMIT', 'I', 'COMMIT');
+    expect(takeEntityChanges(context)).toEqual(expected);
+  });
 });

@@ -1,6 +1,13 @@
 import { type QueryRunner } from 'typeorm';
 import { readSql, type SqlStatement, type TableName } from './sql-reader';
-import { commitRolledBack, followSavepoint, heldBlockEnded, heldBlockOpen, transactionEndedBySql } from './transaction-changes';
+import {
+  commitRolledBack,
+  failedSavepoints,
+  followSavepoint,
+  heldBlockEnded,
+  heldBlockOpen,
+  transactionEndedBySql,
+} from './transaction-changes';
 import {
   auditedWrites,
   rawWritesEnded,
@@ -89,7 +96,8 @@ function follow(queryRunner: QueryRunner, statements: SqlStatement[], result: un
  * what a COMMIT or ROLLBACK among them ended: the statements up to the string's last COMMIT or
  * ROLLBACK before its last statement are applied (their answers not known, so a commit counts its changes rather than
  * listing them), unless `pg` says a block is still open and none could have begun after that
- * end (then it never ran). Outside a transaction TypeORM reports, a block that `pg` says is no
+ * end (then it never ran). Savepoint commands in a string that ended nothing, in a block, are
+ * followed as far as can be known (see `failedSavepoints()`). Outside a transaction TypeORM reports, a block that `pg` says is no
  * longer open (a failed COMMIT rolls back) ended now, unseen: what it held is counted. Settled at
  * once, before the connection can serve anyone else.
  *
@@ -98,7 +106,15 @@ function follow(queryRunner: QueryRunner, statements: SqlStatement[], result: un
  */
 export function queryFailed(queryRunner: QueryRunner, query: string): void {
   const status = unreportedBlockOpen(queryRunner);
-  const kept = keptOf(withPrepared(queryRunner, readSql(query)), status);
+  const statements = withPrepared(queryRunner, readSql(query));
+  const kept = keptOf(statements, status);
+  if (kept.length === 0 && (status === true || (status === undefined && queryRunner.isTransactionActive))) {
+    const sent = statements.filter(
+      (statement): statement is Extract<SqlStatement, { kind: 'savepoint' | 'rollback-to' | 'release' }> =>
+        statement.kind === 'savepoint' || statement.kind === 'rollback-to' || statement.kind === 'release',
+    );
+    if (sent.length > 0) failedSavepoints(queryRunner, sent, unheardMark());
+  }
   if (queryRunner.isTransactionActive) return inTransaction(queryRunner, query, kept, undefined);
   if (kept.length > 0) follow(queryRunner, kept, undefined);
   if (status !== false) return;

@@ -33,6 +33,11 @@ describe('readSql reads a 200k-character query within 1 s', () => {
     ['PREPARE inside PREPARE', `${'PREPARE a AS '.repeat(SIZE / 13)}DELETE FROM contract`],
     ['a PREPARE of many parentheses', `PREPARE a ${'('.repeat(SIZE)}`],
     ['U&"" names each followed by blanks', `SELECT ${'U&"a"    '.repeat(SIZE / 9)}`],
+    ['a routine body of many CASE openings', `CREATE FUNCTION f() BEGIN ATOMIC ${'SELECT CASE; '.repeat(SIZE / 13)}`],
+    ['a routine body of many END words', `CREATE OR REPLACE PROCEDURE p() BEGIN ATOMIC ${'END; '.repeat(SIZE / 5)}`],
+    ['many BEGIN ATOMIC outside a routine', `SELECT ${'begin atomic; '.repeat(SIZE / 14)}`],
+    ['a rule action list of many statements', `CREATE RULE r AS ON INSERT TO t DO (${'UPDATE a SET b = 1; '.repeat(SIZE / 20)}`],
+    ['many capitals outside ASCII', `SAVEPOINT ${'ÉÅ'.repeat(SIZE / 2)}`],
   ])('%s', (_, sql) => {
     expect(elapsedMs(() => readSql(sql))).toBeLessThan(1000);
   });

@@ -134,6 +134,38 @@ describe('readSql', () => {
     expect(readSql(`SELECT length('${blanks}x')`)).toEqual([{ kind: 'other' }]);
   });
 
+  it.each([
+    ['CREATE FUNCTION one() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; END; ROLLBACK'],
+    ['create or replace procedure p() begin atomic update contract set a = 1; delete from contract; end; ROLLBACK'],
+    ['CREATE FUNCTION f(x int) RETURNS int BEGIN ATOMIC SELECT CASE WHEN x > 0 THEN 1 ELSE CASE x WHEN 0 THEN 0 END END; END; ROLLBACK'],
+    ['CREATE FUNCTION f() RETURNS int BEGIN ATOMIC SELECT (CASE WHEN true THEN 1 END); SELECT 2; END ; ROLLBACK'],
+    ['CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC; END; ROLLBACK'],
+    ['CREATE RULE r AS ON INSERT TO contract DO ALSO (UPDATE a SET b = 1; DELETE FROM c); ROLLBACK'],
+  ])('reads a routine body or a rule action list as part of its statement: %s', (sql) => {
+    expect(readSql(sql)).toEqual([{ kind: 'other' }, { kind: 'rollback', chain: false }]);
+  });
+
+  it('reads BEGIN ATOMIC as a body only in CREATE FUNCTION or PROCEDURE', () => {
+    expect(readSql('SELECT begin atomic FROM t; END')).toEqual([{ kind: 'other' }, { kind: 'commit', chain: false }]);
+    expect(readSql('CREATE TABLE t (begin int); END')).toEqual([{ kind: 'other' }, { kind: 'commit', chain: false }]);
+    expect(readSql("CREATE FUNCTION f() RETURNS int AS 'SELECT 1; END' LANGUAGE sql; END")).toEqual([
+      { kind: 'other' },
+      { kind: 'commit', chain: false },
+    ]);
+  });
+
+  it('folds only ASCII capitals in unquoted names, as PostgreSQL does in a UTF-8 database', () => {
+    expect(readSql('SAVEPOINT Étape; SAVEPOINT ÉTAPE; ROLLBACK TO Stage')).toEqual([
+      { kind: 'savepoint', name: 'Étape' },
+      { kind: 'savepoint', name: 'Étape' },
+      { kind: 'rollback-to', name: 'stage' },
+    ]);
+    expect(readSql('UPDATE Ünterlagen SET a = 1; DELETE FROM \u212Aontract')).toEqual([
+      write([undefined, 'Ünterlagen']),
+      write([undefined, '\u212Aontract']),
+    ]);
+  });
+
   it('reads an unclosed quote or comment to the end of the string', () => {
     expect(readSql("SELECT 'open; ROLLBACK")).toEqual([{ kind: 'other' }]);
     expect(readSql('SELECT 1 /* open; ROLLBACK')).toEqual([{ kind: 'other' }]);

@@ -45,7 +45,7 @@ export function readSql(sql: string): SqlStatement[] {
     if (first.kind === 'end') return statements;
     if (first.kind === 'semicolon') continue;
     statements.push(statementOf(first, tokens));
-    skipStatement(tokens);
+    skipStatement(tokens, first.kind === 'word' && first.text === 'create' && createsRoutine(tokens));
   }
 }
 
@@ -199,7 +199,28 @@ function word(tokens: SqlTokens, expected: string): boolean {
   return true;
 }
 
-/** Past the rest of the statement, up to and with its `;`. */
-function skipStatement(tokens: SqlTokens): void {
-  for (let token = tokens.next(); token.kind !== 'end' && token.kind !== 'semicolon'; token = tokens.next());
+/** After CREATE: whether `[OR REPLACE] FUNCTION` or `PROCEDURE` follows (a routine, whose body may be `BEGIN ATOMIC … END`). */
+function createsRoutine(tokens: SqlTokens): boolean {
+  if (word(tokens, 'or') && !word(tokens, 'replace')) return false;
+  return word(tokens, 'function') || word(tokens, 'procedure');
+}
+
+/**
+ * Past the rest of the statement, up to and with its `;`. A `;` inside parentheses ends no
+ * statement (CREATE RULE's `DO (…; …)`; elsewhere PostgreSQL refuses the whole string), nor does
+ * one inside a routine's SQL-standard body (`BEGIN ATOMIC …; END`, with `CASE … END` nested in
+ * it), whose `END` is no COMMIT.
+ */
+function skipStatement(tokens: SqlTokens, routine: boolean): void {
+  let parentheses = 0;
+  let body = 0;
+  for (let token = tokens.next(); token.kind !== 'end'; token = tokens.next()) {
+    if (token.kind === 'semicolon' && parentheses === 0 && body === 0) return;
+    if (token.kind === 'open') parentheses += 1;
+    else if (token.kind === 'close') parentheses = Math.max(0, parentheses - 1);
+    else if (token.kind !== 'word' || !routine) continue;
+    else if (token.text === 'begin' && body === 0 && parentheses === 0 && word(tokens, 'atomic')) body = 1;
+    else if (token.text === 'case' && body > 0) body += 1;
+    else if (token.text === 'end' && body > 0) body -= 1;
+  }
 }

@@ -1,7 +1,7 @@
 /** What a token of SQL text is: a word (keyword or plain name), a quoted name, or one of the marks a statement's reader needs. */
 export type TokenKind = 'word' | 'quoted' | 'dot' | 'comma' | 'open' | 'close' | 'semicolon' | 'other' | 'end';
 
-/** A token: `text` is a word folded to lower case, or a quoted name as PostgreSQL names it; empty for the rest. */
+/** A token: `text` is a word with its ASCII capitals folded to lower case, or a quoted name as PostgreSQL names it; empty for the rest. */
 export interface Token {
   kind: TokenKind;
   text: string;
@@ -15,6 +15,11 @@ function isNameChar(code: number): boolean {
   return (
     (code >= 97 && code <= 122) || (code >= 65 && code <= 90) || (code >= 48 && code <= 57) || code === 95 || code === 36 || code >= 128
   );
+}
+
+/** `text` with its ASCII capitals lowered: PostgreSQL folds no other letter of an unquoted name in a UTF-8 database (`Étape` is not `étape`). */
+function foldAscii(text: string): string {
+  return text.replace(/[A-Z]+/g, (capitals) => capitals.toLowerCase());
 }
 
 /** The index after the line a `--` comment ends with: PostgreSQL ends it at a line feed or a carriage return. */
@@ -79,14 +84,16 @@ export class SqlTokens {
     }
     if (startsName(code)) {
       let end = start + 1;
-      while (end < sql.length && isNameChar(sql.charCodeAt(end))) end += 1;
+      let ascii = code < 128;
+      for (let next = sql.charCodeAt(end); end < sql.length && isNameChar(next); next = sql.charCodeAt((end += 1))) ascii &&= next < 128;
       this.at = end;
       // E'…' (or e'…') reads backslash escapes.
       if (end === start + 1 && (char === 'E' || char === 'e') && sql[end] === "'") {
         this.at = this.stringEnd(end + 1, true);
         return { kind: 'other', text: '' };
       }
-      return { kind: 'word', text: sql.slice(start, end).toLowerCase() };
+      // A name of ASCII alone (the common case) is lowered at once.
+      return { kind: 'word', text: ascii ? sql.slice(start, end).toLowerCase() : foldAscii(sql.slice(start, end)) };
     }
     if (isNameChar(code)) {
       // A number (or a parameter after its `$`): one token.
@@ -175,7 +182,7 @@ export class SqlTokens {
     let escape = '\\';
     const after = this.at;
     this.skipBlanks();
-    const word = sql.slice(this.at, this.at + 7).toLowerCase();
+    const word = foldAscii(sql.slice(this.at, this.at + 7));
     if (word === 'uescape' && !isNameChar(sql.charCodeAt(this.at + 7))) {
       this.at += 7;
       this.skipBlanks();

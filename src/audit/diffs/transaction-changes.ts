@@ -20,6 +20,8 @@ interface RecordedRow {
   carried: { depth: number; level: Level }[];
   /** The row's id and table, to look it up before the outer COMMIT. */
   written?: RecordedAt;
+  /** How long a look-up of the row may take (`writeTimeoutMs`). */
+  timeoutMs?: number;
   /** Not found in its transaction before the outer COMMIT (or the look-up failed): it stands for nothing. */
   unconfirmed?: boolean;
   /** The savepoints sent as SQL that were set when it took its changes, each with how much of its level was held before it. */
@@ -58,8 +60,8 @@ interface Savepoint {
 }
 /** Savepoints sent as SQL on each runner, oldest first (TypeORM's own are levels of `Pending`). */
 const savepointsByRunner = new WeakMap<QueryRunner, Savepoint[]>();
-/** How many of a runner's savepoints bear each name: a name not among them is answered without a scan. */
-const savepointNames = new WeakMap<Savepoint[], Map<string, number>>();
+/** Where a runner's savepoints bearing each name stand in its list, oldest first: a name is found without a scan. */
+const savepointNames = new WeakMap<Savepoint[], Map<string, number[]>>();
 /** Runners whose COMMIT PostgreSQL answered with ROLLBACK (the transaction had failed): TypeORM reports a commit. */
 const commitsRolledBack = new WeakSet<QueryRunner>();
 
@@ -69,7 +71,13 @@ const commitsRolledBack = new WeakSet<QueryRunner>();
  * ROLLBACK sent as SQL) is depth 0: what is written then commits at once.
  */
 function depthOf(queryRunner: QueryRunner): number {
-  if (!queryRunner.isTransactionActive || unreportedBlockOpen(queryRunner) === false) return 0;
+  if (unreportedBlockOpen(queryRunner) === false) return 0;
+  return ownDepth(queryRunner);
+}
+
+/** The depth TypeORM reports, whatever `pg` says: 0 outside a transaction TypeORM opened. */
+function ownDepth(queryRunner: QueryRunner): number {
+  if (!queryRunner.isTransactionActive) return 0;
   return (queryRunner as unknown as { transactionDepth?: number }).transactionDepth ?? 1;
 }
 
@@ -150,7 +158,9 @@ export function heldBlockEnded(queryRunner: QueryRunner, command: 'COMMIT' | 'RO
  * answer; undefined when not known, in a string that failed after it): every level it holds ends
  * there, savepoints too. COMMIT hands the changes over and marks the contexts of the record()
  * rows (but those not found before TypeORM's own COMMIT, which comes here too), ROLLBACK drops
- * them, an answer not known has them counted in `entitiesOmitted`.
+ * them, an answer not known has the changes counted in `entitiesOmitted` and each record() row
+ * stands for its request only if another connection finds it committed when the request's row is
+ * decided (a COMMIT in a string that failed after it, a transaction ended through the driver).
  *
  * @example
  * transactionEndedBySql(queryRunner, 'COMMIT'); // manager.query('COMMIT; BEGIN')
@@ -169,6 +179,17 @@ export function transactionEndedBySql(queryRunner: QueryRunner, command: 'COMMIT
     return;
   }
   if (pending.context) ownerOf(pending.context).omitted += done.changes.length + done.omitted;
+  for (const row of done.rows) settleLater(queryRunner, row);
+}
+
+/** A record() row whose transaction ended with an answer not known: looked up from another connection when the request's row is decided. */
+function settleLater(queryRunner: QueryRunner, row: RecordedRow): void {
+  const at = row.written;
+  if (!row.context || !at) return;
+  const owner = ownerOf(row.context);
+  // Only an open request's row waits on the answer.
+  if (owner.kind !== 'request' || owner.closed) return;
+  (owner.unsettled ??= []).push(() => committedElsewhere(queryRunner.dataSource, at, row.timeoutMs ?? 5000));
 }
 
 /**
@@ -202,18 +223,18 @@ export function followSavepoint(
     const level = pendingByRunner.get(queryRunner)?.levels[depth];
     savepoints.push({ name: sent.name, depth, kept: level?.changes.length ?? 0, omitted: level?.omitted ?? 0, unheard });
     savepointsByRunner.set(queryRunner, savepoints);
-    const names = savepointNames.get(savepoints) ?? new Map<string, number>();
-    savepointNames.set(savepoints, names.set(sent.name, (names.get(sent.name) ?? 0) + 1));
+    const names = savepointNames.get(savepoints) ?? new Map<string, number[]>();
+    const places = names.get(sent.name) ?? [];
+    savepointNames.set(savepoints, names.set(sent.name, places));
+    places.push(savepoints.length - 1);
     return undefined;
   }
   const names = savepointNames.get(savepoints);
-  if (!names?.get(sent.name)) return undefined;
-  // Every savepoint passed on the way is one this command ends: each is looked at once.
-  let at = savepoints.length - 1;
-  while (at >= 0 && savepoints[at].name !== sent.name) at -= 1;
+  const at = names?.get(sent.name)?.at(-1);
+  if (!names || at === undefined) return undefined;
   const mark = savepoints[at];
-  // ROLLBACK TO keeps the savepoint, RELEASE ends it; either ends the later ones.
-  for (const ended of savepoints.splice(sent.kind === 'release' ? at : at + 1)) names.set(ended.name, (names.get(ended.name) ?? 1) - 1);
+  // ROLLBACK TO keeps the savepoint, RELEASE ends it; either ends the later ones (the latest of their names).
+  for (const ended of savepoints.splice(sent.kind === 'release' ? at : at + 1)) names.get(ended.name)?.pop();
   if (sent.kind === 'release') return undefined;
   const pending = pendingByRunner.get(queryRunner);
   const level = pending?.levels[mark.depth];
@@ -225,6 +246,50 @@ export function followSavepoint(
   }
   if (pending) rowsRolledBackTo(pending, mark);
   return mark.unheard;
+}
+
+/**
+ * Savepoint commands sent as SQL in a string that failed, in a block: PostgreSQL ran them up to
+ * the statement that failed, which is not known. What the level held since the earliest
+ * savepoint already set that they roll back to or release may be gone: it is counted in
+ * `entitiesOmitted` from now on, not listed (and dropped by a later `ROLLBACK TO` a savepoint set
+ * before it). Each savepoint they set is noted where the changes then stand, so that a later
+ * `ROLLBACK TO` it (which PostgreSQL answers only if it was set) is followed.
+ *
+ * @example
+ * failedSavepoints(queryRunner, [{ kind: 'rollback-to', name: 's' }, { kind: 'savepoint', name: 'retry' }], unheardMark());
+ */
+export function failedSavepoints(
+  queryRunner: QueryRunner,
+  sent: { kind: 'savepoint' | 'rollback-to' | 'release'; name: string }[],
+  unheard: number,
+): void {
+  const savepoints = savepointsByRunner.get(queryRunner) ?? [];
+  const names = savepointNames.get(savepoints);
+  let earliest = savepoints.length;
+  for (const command of sent) if (command.kind !== 'savepoint') earliest = Math.min(earliest, names?.get(command.name)?.at(-1) ?? earliest);
+  const pending = pendingByRunner.get(queryRunner);
+  const mark = savepoints[earliest];
+  if (mark && pending) {
+    pending.levels.forEach((level, depth) => {
+      if (!level || depth < mark.depth) return;
+      const kept = depth === mark.depth ? mark.kept : 0;
+      level.omitted += Math.max(0, level.changes.length - kept);
+      level.changes.splice(kept);
+      level.bytes = level.changes.reduce((sum, change) => sum + change.bytes, 0);
+      level.cutBytes = level.changes.reduce((sum, change) => sum + (change.cut ? change.bytes : 0), 0);
+    });
+    // The savepoints set since count what they held past that one as omitted too. Back from the
+    // latest: one of its level that held no more than it did is where an earlier failure left them.
+    for (let at = savepoints.length - 1; at > earliest; at -= 1) {
+      const later = savepoints[at];
+      if (later.depth === mark.depth && later.kept <= mark.kept) break;
+      if (later.depth < mark.depth) continue;
+      const kept = later.depth === mark.depth ? mark.kept : 0;
+      Object.assign(later, { omitted: later.omitted + later.kept - kept, kept });
+    }
+  }
+  for (const command of sent) if (command.kind === 'savepoint') followSavepoint(queryRunner, command, unheard);
 }
 
 /**
@@ -297,7 +362,10 @@ export function transactionRolledBack(queryRunner: QueryRunner): void {
  * Before the outer COMMIT (depth 1): looks up, inside the transaction, the record() rows it still
  * holds. A row not there was discarded by something TypeORM does not report (a savepoint rolled
  * back with SQL, a PL/pgSQL exception block): it does not stand for its request, which gets its own
- * row. When the look-up fails, no row does. The look-up runs in a savepoint of its own under
+ * row. When the look-up fails, no row does. A transaction that `pg` says is no block any more,
+ * with no COMMIT or ROLLBACK seen, ended unseen (through the driver's client): its changes are
+ * counted and its rows looked up from another connection when the request's row is decided. The
+ * look-up runs in a savepoint of its own under
  * `statement_timeout = timeoutMs`, rolled back after it, so it never fails the caller's transaction
  * nor changes its settings; it never rejects.
  *
@@ -305,7 +373,9 @@ export function transactionRolledBack(queryRunner: QueryRunner): void {
  * await confirmRecordedRows(queryRunner, 5000); // from the subscriber's beforeTransactionCommit()
  */
 export async function confirmRecordedRows(queryRunner: QueryRunner, timeoutMs: number): Promise<void> {
-  if (depthOf(queryRunner) !== 1) return;
+  const depth = depthOf(queryRunner);
+  if (depth === 0 && ownDepth(queryRunner) === 1 && pendingByRunner.has(queryRunner)) return transactionEndedBySql(queryRunner, undefined);
+  if (depth !== 1) return;
   const tables = new Map<string, { row: RecordedRow; at: RecordedAt }[]>();
   for (const level of pendingByRunner.get(queryRunner)?.levels ?? []) {
     for (const row of level?.rows ?? []) {
@@ -417,6 +487,7 @@ export function holdForRecord(queryRunner: QueryRunner | undefined, context: Aud
     changes,
     written: (at) => {
       row.written = at;
+      row.timeoutMs = timeoutMs;
       (pending.levels[depth] ??= emptyLevel()).rows.push(row);
     },
     failed: () => giveBack(pending, row, depth),

@@ -1,24 +1,11 @@
-// PROMISE (docs/GUIDE.md, "Atomic audit"): "once that transaction has committed, the interceptor
-// writes no second row for that request"; (Diffs) "A string that fails is taken to have run up to
-// its last COMMIT or ROLLBACK before its last statement"; README: exactly one row per request.
-//
-// BREAK: inside a TypeORM transaction, after a record(), the handler sends one string whose COMMIT
-// runs and whose next statement fails (`COMMIT; SELECT 1/0`). PostgreSQL committed the record()
-// row. queryFailed() applies the COMMIT with an unknown answer: transactionEndedBySql(undefined)
-// counts the held changes and forgets the record() row without marking its context, although the
-// failure came after the COMMIT and the transaction was not failed before it (the module saw every
-// statement of it succeed). The interceptor then writes the request's own row beside it.
-//
-// OBSERVED: the contract is stored, and the request has two rows: ['contract_signed',
-// 'failed_commit.run'] (expected ['contract_signed']).
-//
-// SEVERITY: low-medium (a duplicate row for one request; needs a COMMIT and a failing statement
-// in one string inside a TypeORM transaction).
-//
-// FIX GUESS: a COMMIT in a failed string, inside a transaction whose statements all succeeded so
-// far, was answered COMMIT (only a transaction already failed answers ROLLBACK): take it as
-// COMMIT then; or settle its record() rows as for an unreported block, by a look-up from another
-// connection (committedElsewhere) when the request's row is decided.
+// Inside a TypeORM transaction, after a record(), one string whose COMMIT runs and whose next
+// statement fails (`COMMIT; SELECT 1/0`): PostgreSQL runs the statements in order up to the
+// failure, so the COMMIT committed the record() row (the failing statement runs in a transaction
+// of its own, and TypeORM's COMMIT after it is answered with a warning). Which statement failed is
+// not known, so the row stands for the request only if another connection finds it committed when
+// the request's row is decided: the record() row stays the request's only row, and a transaction
+// that had failed before the string (its COMMIT answered with ROLLBACK) leaves the request its own
+// row (docs/GUIDE.md, "Atomic audit").
 import { Body, Controller, type INestApplication, Post } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { type Server } from 'node:http';
@@ -36,10 +23,11 @@ class FailedCommitController {
   ) {}
 
   @Post()
-  async run(@Body() body: { tag: string }): Promise<void> {
+  async run(@Body() body: { tag: string; failedBefore?: boolean }): Promise<void> {
     await this.db.transaction(async (manager) => {
       await manager.save(Contract, { title: `${body.tag} a`, counterparty: 'Batch Ltd' });
       await this.audit.record({ action: 'contract_signed', entityType: 'Contract', requestId: body.tag }, { manager });
+      if (body.failedBefore) await manager.query('SELECT 1/0').catch(() => undefined);
       try {
         // The batch commits, then its follow-up statement fails.
         await manager.query('COMMIT; SELECT 1/0');
@@ -70,5 +58,13 @@ describe('record() committed by a COMMIT in a string that then fails', () => {
     const stored = await db.query('SELECT 1 FROM contract WHERE title LIKE $1', [`${tag}%`]);
     const rows = await db.query<{ action: string }>('SELECT action FROM audit_log WHERE request_id = $1 ORDER BY occurred_at', [tag]);
     expect({ stored: stored.length, rows: rows.map((row) => row.action) }).toEqual({ stored: 1, rows: ['contract_signed'] });
+  });
+
+  it('leaves the request its own row when the transaction had failed before the string', async () => {
+    const tag = 'failed-commit-2';
+    await request(app.getHttpServer()).post('/failed-commit').set('x-request-id', tag).send({ tag, failedBefore: true }).expect(201);
+    const stored = await db.query('SELECT 1 FROM contract WHERE title LIKE $1', [`${tag}%`]);
+    const rows = await db.query<{ action: string }>('SELECT action FROM audit_log WHERE request_id = $1 ORDER BY occurred_at', [tag]);
+    expect({ stored: stored.length, rows: rows.map((row) => row.action) }).toEqual({ stored: 0, rows: ['failed_commit.run'] });
   });
 });

@@ -1,22 +1,6 @@
-// PROMISE (docs/GUIDE.md, Diffs): "A `SAVEPOINT` sent through `query()` (any case, after comments,
-// alone or in a string of several) is followed …: `ROLLBACK TO` it drops the changes made since";
-// src/audit/diffs/sql-reader.ts: names are read "as PostgreSQL folds them"; a change is listed
-// only once its transaction commits.
-//
-// BREAK: SqlTokens folds an unquoted name with String.prototype.toLowerCase(), which lowers every
-// Unicode capital; PostgreSQL (in a UTF-8 database) folds only ASCII A-Z, so `Étape` and `étape` are
-// two savepoints to it and one name to the reader. `ROLLBACK TO SAVEPOINT Étape` is then applied
-// to the later savepoint `étape`: the changes made between the two stay listed, though PostgreSQL
-// rolled them back. (The same folding makes a Kelvin sign K read as `k`, `ÅNGSTRÖM` as
-// `ångström`, and an unquoted non-ASCII table name match an entity table it is not.)
-//
-// OBSERVED: SAVEPOINT Étape; save A; SAVEPOINT étape; save B; ROLLBACK TO SAVEPOINT Étape; save C;
-// COMMIT. The table holds only C; the request's row lists A and C (A never committed).
-//
-// SEVERITY: low (needs unquoted non-ASCII names differing only in case).
-//
-// FIX GUESS: fold only ASCII A-Z in SqlTokens (`text.replace(/[A-Z]+/g, (s) => s.toLowerCase())`),
-// as PostgreSQL's downcase_identifier does for a multibyte encoding.
+// PostgreSQL folds only the ASCII capitals of an unquoted name (in a UTF-8 database): `Étape` and
+// `étape` are two savepoints. `ROLLBACK TO SAVEPOINT Étape` sent as SQL drops what was saved since
+// `Étape`, not since the later `étape`, and the request's row lists only the change that committed.
 import { Body, Controller, type INestApplication, Post } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { type Server } from 'node:http';

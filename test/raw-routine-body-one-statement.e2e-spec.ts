@@ -1,30 +1,8 @@
-// PROMISE (docs/GUIDE.md, "Atomic audit"): "once that transaction has committed, the interceptor
-// writes no second row for that request"; (Diffs) a change is listed once its transaction
-// commits, and a raw statement's trace counts "none when it is rolled back"; "Each query string is
-// read once, statement by statement, in order (quotes, dollar quotes, E'' strings, U&"…" names and
-// comments respected …)".
-//
-// BREAK: a function or procedure with an SQL-standard body (PostgreSQL 14+:
-// `CREATE FUNCTION f() … BEGIN ATOMIC SELECT 1; END`) is ONE statement for PostgreSQL, but
-// readSql() splits it on the `;` inside the body and reads the `END` that closes it as END, the
-// synonym of COMMIT. Inside a TypeORM transaction, queryAnswered() then ends every level held
-// (transactionEndedBySql with an unknown answer): the held changes are only counted, and the
-// record() rows held are forgotten, so their commit marks nothing.
-//
-// OBSERVED:
-// - record() then the CREATE FUNCTION, committed: the request has TWO rows (the record() row and
-//   the interceptor's own), "2 rows for begin-atomic-record".
-// - save() then the CREATE FUNCTION, committed: the save is not listed, only counted
-//   ({ entities: 0, entitiesOmitted: 1 } instead of { entities: 1, entitiesOmitted: 0 }).
-// - save() then the CREATE FUNCTION, rolled back: nothing stored, yet the row counts
-//   entitiesOmitted: 1 (a rolled-back change traced).
-//
-// SEVERITY: medium (a second row for an atomic record() breaks "exactly one row per request";
-// needs an SQL-standard function body sent through TypeORM inside a request's transaction).
-//
-// FIX GUESS: in readSql(), after CREATE [OR REPLACE] FUNCTION/PROCEDURE, read `BEGIN ATOMIC … END`
-// as part of the statement (count BEGIN ATOMIC / CASE … END nesting as PostgreSQL's scanner does),
-// so its inner `;` and its `END` are not statements; the same holds for CREATE RULE's `( …; … )`.
+// A function or procedure with an SQL-standard body (`CREATE FUNCTION f() … BEGIN ATOMIC SELECT 1;
+// END`) is one statement to PostgreSQL: the `;` inside the body ends no statement and the `END`
+// that closes it is no COMMIT. Sent through TypeORM inside a request's transaction, it leaves the
+// record() row the request's only row, the committed save listed and a rolled-back one untraced
+// (docs/GUIDE.md, "Atomic audit" and the diffs' limits).
 import { Body, Controller, type INestApplication, Post } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { type Server } from 'node:http';
