@@ -30,8 +30,9 @@ const queue = {
  *
  * A pipe whose reader is behind takes nothing more once full: Node keeps what follows in the
  * process's memory until the reader catches up. At most `maxQueuedBytes` of lines (plus this one)
- * wait there: past that the line is not written, and counted; the next line written says how many
- * were not (`audit.stderr_behind`). Returns false for a line not written.
+ * wait there: past that the line is not written, and counted; one `audit.stderr_behind` line says
+ * how many were not, before the next line written or once stderr has taken what waited, whichever
+ * comes first. Returns false for a line not written.
  *
  * @example
  * writeStderrLine(JSON.stringify({ event: 'audit.buffered', auditId }));
@@ -42,13 +43,17 @@ export function writeStderrLine(line: string, maxQueuedBytes = STDERR_QUEUE_MAX_
     queue.unsaid += 1;
     return false;
   }
-  if (queue.unsaid > 0) {
-    const droppedLines = queue.unsaid;
-    queue.unsaid = 0;
-    writeStderrBehind({ reason: 'queue_full', droppedLines });
-  }
+  sayDropped();
   write(`${line}\n`);
   return true;
+}
+
+/** The lines not written that no `audit.stderr_behind` line has counted yet: one line says how many. */
+function sayDropped(): void {
+  if (queue.unsaid === 0) return;
+  const droppedLines = queue.unsaid;
+  queue.unsaid = 0;
+  writeStderrBehind({ reason: 'queue_full', droppedLines });
 }
 
 /**
@@ -70,7 +75,7 @@ export function writeStderrBehind(fields: Record<string, string | number>): void
  * shutdown).
  *
  * @example
- * if (!(await stderrLinesTaken(2000))) late += 1;
+ * const taken: boolean = await stderrLinesTaken(2000); // false: a line still waits in memory
  */
 export function stderrLinesTaken(timeoutMs: number, always = false): boolean | Promise<boolean> {
   const newest = queue.newest;
@@ -123,6 +128,8 @@ function write(text: string): void {
   const newest = new Promise<void>((resolve) => (settle = resolve));
   queue.newest = newest;
   void newest.then(() => {
-    if (queue.newest === newest) queue.newest = null;
+    if (queue.newest !== newest) return;
+    queue.newest = null;
+    sayDropped();
   });
 }
