@@ -10,7 +10,9 @@ import { AuditPartitions } from './lifecycle/audit-partitions';
  * `state`, `pending` (queued or in flight to the database), `buffered`, `dropped`, `quarantined`,
  * `unreadable` (values of entries that could not be read), `diffFaults` (entity changes not
  * captured as diffs), `diskTimeouts` (spool and quarantine file operations given up at their
- * deadline), `downSince`,
+ * deadline), `stderrQueuedBytes` (lines waiting in memory for a stderr whose reader is behind),
+ * `stderrDropped` (lines not written: that queue full), `stderrLate` (sync entries answered before
+ * stderr took their line), `downSince`,
  * `lastError` (sanitized: no URL, host or password); with a spool also `spooled`, `spoolBytes`;
  * with integrity on also `integrity: { lastSealedAt, lag, failures, sealed, forged, chainBroken }`
  * (sealing, even over a cut chain, never turns the indicator down: it is the write path's health);
@@ -49,6 +51,9 @@ export class DbHealthIndicator {
       unreadable,
       diffFaults,
       diskTimeouts,
+      stderrQueuedBytes,
+      stderrDropped,
+      stderrLate,
       spooled,
       spoolBytes,
       downSince,
@@ -63,6 +68,9 @@ export class DbHealthIndicator {
       unreadable,
       diffFaults,
       diskTimeouts,
+      stderrQueuedBytes,
+      stderrDropped,
+      stderrLate,
     };
     if (spooled !== undefined) Object.assign(details, { spooled, spoolBytes });
     Object.assign(details, { downSince, lastError: lastError ? `${lastError.code}: ${lastError.message}` : null });

@@ -72,31 +72,34 @@ export class AuditFallback {
   /**
    * Into the ring, each with the line that carries the full entry, in `seq` order (a failed batch
    * older than entries parked meanwhile goes ahead of them); evicted entries go on to the spool.
+   * False when a line was not written (stderr's queue in memory full).
    */
-  keep(entries: BufferedEntry[], error: SanitizedDbError | null, spoolError?: string): void {
+  keep(entries: BufferedEntry[], error: SanitizedDbError | null, spoolError?: string): boolean {
     if (this.evacuated) {
-      this.drop(
+      return this.drop(
         entries.map((e) => e.record),
         'shutdown',
         error,
       );
-      return;
     }
     const ordered = [...entries].sort((a, b) => a.seq - b.seq);
     const held = ordered.length > 0 && ordered[0].seq < this.newest ? this.takeAll() : [];
     const evicted = this.pushAll(mergeBySeq(held, ordered));
+    let written = true;
     for (const { record } of entries) {
       const spool = spoolError ? { spoolError } : {};
-      this.console.emit(AUDIT_EVENTS.buffered, 'warn', {
+      const line = this.console.emit(AUDIT_EVENTS.buffered, 'warn', {
         ...lineContext(record),
         error,
         ...spool,
         buffered: this.buffer.size,
         entry: record,
       });
+      written = line !== false && written;
     }
     this.evicted(evicted.filter((e) => !this.checkedOut.has(e.seq)));
     this.evictedInFlight.push(...evicted.filter((e) => this.checkedOut.has(e.seq)));
+    return written;
   }
 
   /** The oldest `n` buffered entries, left in place until {@link committed} or {@link aborted}. */
@@ -160,25 +163,31 @@ export class AuditFallback {
   /**
    * Sync mode: each entry to the spool (resolving once it is fsynced) or, when the spool refuses
    * it or has not taken it within `timeoutMs`, to the ring with its `audit.buffered` line (the whole
-   * entry, and `spoolError` saying why).
+   * entry, and `spoolError` saying why). Resolves with the ids of the entries put in the ring, and
+   * whether all their lines were written.
    */
-  spoolOrKeep(entries: BufferedEntry[], error: SanitizedDbError | null): Promise<void> {
+  async spoolOrKeep(entries: BufferedEntry[], error: SanitizedDbError | null): Promise<{ kept: Set<string>; written: boolean }> {
     const byId = new Map(entries.map((e) => [e.record.id, e]));
-    return this.track(
+    const kept = new Set<string>();
+    let written = true;
+    await this.track(
       this.append(
         entries.map((e) => e.record),
         'sync',
         true,
       ).then((refusals) =>
-        refusals.forEach((r) =>
-          this.keep(
-            r.records.flatMap((record) => byId.get(record.id) ?? []),
-            error,
-            r.reason,
-          ),
-        ),
+        refusals.forEach((r) => {
+          r.records.forEach((record) => kept.add(record.id));
+          written =
+            this.keep(
+              r.records.flatMap((record) => byId.get(record.id) ?? []),
+              error,
+              r.reason,
+            ) && written;
+        }),
       ),
     );
+    return { kept, written };
   }
 
   /**
@@ -238,12 +247,15 @@ export class AuditFallback {
   }
 
   /** Each line carries the entry: the stderr copy is all that is left of it. */
-  private drop(records: AuditRecord[], reason: string, error: SanitizedDbError | null): void {
+  private drop(records: AuditRecord[], reason: string, error: SanitizedDbError | null): boolean {
     this.count(records.length);
+    let written = true;
     for (const record of records) {
-      this.console.emit(AUDIT_EVENTS.dropped, 'error', { ...lineContext(record), reason, error, entry: record });
+      const line = this.console.emit(AUDIT_EVENTS.dropped, 'error', { ...lineContext(record), reason, error, entry: record });
+      written = line !== false && written;
     }
     this.alertDropped({ count: records.length, reason, action: records[0].action });
+    return written;
   }
 
   /** A failing alert sink costs nothing: the stderr lines already say it. */

@@ -54,7 +54,11 @@ import { AuditSpool, FileSpool } from './spool';
       inject: [AUDIT_OPTIONS],
     },
     { provide: AuditReporter, useClass: SentryReporter },
-    ConsoleSink,
+    {
+      provide: ConsoleSink,
+      useFactory: (options: ResolvedAuditOptions) => new ConsoleSink(options.bufferMaxBytes),
+      inject: [AUDIT_OPTIONS],
+    },
     EntityChangeSubscriber,
     AuditService,
     AuditSealerConnection,

@@ -1,4 +1,10 @@
-import { type BeforeApplicationShutdown, Inject, Injectable, type OnApplicationBootstrap } from '@nestjs/common';
+import {
+  type BeforeApplicationShutdown,
+  Inject,
+  Injectable,
+  type OnApplicationBootstrap,
+  type OnApplicationShutdown,
+} from '@nestjs/common';
 import { type EntityManager, type Repository } from 'typeorm';
 import { AuditBuffer } from './audit-buffer';
 import { AuditCircuit, type AuditState } from './audit-circuit';
@@ -13,7 +19,7 @@ import { AuditRecovery } from './audit-recovery';
 import { AuditWriteQueue, BACKLOG_FULL_CODE, type PendingEntry } from './audit-write-queue';
 import { AuditWriter, writeTimeoutError } from './audit.writer';
 import { connectionSecrets, type SanitizedDbError } from './db-error';
-import { AuditReporter, ConsoleSink, type WriteFailureReport } from './sinks';
+import { AuditReporter, ConsoleSink, stderrBacklog, stderrLinesTaken, writeStderrBehind, type WriteFailureReport } from './sinks';
 import { AuditQuarantine, isolateRefused, splitBudgetMs } from './quarantine';
 import { AuditSpool } from './spool';
 import { EntityChangeSubscriber, holdForRecord, withEntityChanges } from './diffs';
@@ -50,6 +56,12 @@ export interface AuditStatus {
   diffFaults: number;
   /** Spool and quarantine file operations given up at their deadline (`writeTimeoutMs`): the disk did not answer. */
   diskTimeouts: number;
+  /** Bytes of lines waiting in the process's memory for stderr (its reader behind), the app's own writes included. */
+  stderrQueuedBytes: number;
+  /** Lines of the process not written since start: `bufferMaxBytes` of lines already waited in memory for stderr. */
+  stderrDropped: number;
+  /** Sync mode: entries answered before stderr had taken the line that is their only copy (within `writeTimeoutMs`). */
+  stderrLate: number;
   spooled?: number;
   spoolBytes?: number;
   downSince: string | null;
@@ -73,7 +85,7 @@ export interface AuditStatus {
  * await auditService.log({ action: 'nda_created', entityType: 'NDA', entityId: id, userId });
  */
 @Injectable()
-export class AuditService implements OnApplicationBootstrap, BeforeApplicationShutdown {
+export class AuditService implements OnApplicationBootstrap, BeforeApplicationShutdown, OnApplicationShutdown {
   private readonly normalizer: AuditEntryNormalizer;
   private readonly writer: AuditWriter;
   private readonly fallback: AuditFallback;
@@ -89,6 +101,7 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
   private shutdownDeadline = Infinity;
   private seq = 0;
   private unreadable = 0;
+  private stderrLate = 0;
 
   constructor(
     @Inject(AUDIT_OPTIONS) private readonly options: ResolvedAuditOptions,
@@ -166,7 +179,7 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
         const { record, bytes, faults } = this.normalizer.normalize(withEntityChanges(entry));
         this.unreadable += faults;
         const pending = { record, bytes, seq: ++this.seq, deadline: Date.now() + this.options.writeTimeoutMs, settle };
-        if (this.closed) void this.fallback.afterShutdown(record, this.circuit.lastError).finally(settle);
+        if (this.closed) this.park([pending]);
         else this.route(pending);
       } catch (error) {
         // Unreachable by design (normalize never throws); kept so log() can honour "never rejects".
@@ -234,6 +247,7 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
   /** A snapshot for health checks and diagnostics. */
   status(): AuditStatus {
     const { buffer, spool } = this.fallback;
+    const stderr = stderrBacklog();
     return {
       state: this.circuit.state,
       pending: this.writes.pending,
@@ -244,6 +258,9 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
       unreadable: this.unreadable,
       diffFaults: this.diffs?.faults ?? 0,
       diskTimeouts: this.fallback.diskTimeouts + this.quarantine.diskTimeouts,
+      stderrQueuedBytes: stderr.queuedBytes,
+      stderrDropped: stderr.droppedLines,
+      stderrLate: this.stderrLate,
       ...(spool ? { spooled: spool.entries, spoolBytes: spool.bytes } : {}),
       downSince: this.circuit.downSince?.toISOString() ?? null,
       lastError: this.circuit.lastError,
@@ -316,6 +333,17 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
     await erasures;
   }
 
+  /**
+   * Last of all (after the HTTP server has closed, so lines of requests still in flight are in
+   * too): waits at most `writeTimeoutMs` until stderr has taken every line queued in the process's
+   * memory, since the process's end would lose them; past that, one last `audit.stderr_behind` line
+   * says how many bytes still wait.
+   */
+  async onApplicationShutdown(): Promise<void> {
+    if (await stderrLinesTaken(this.options.writeTimeoutMs, true)) return;
+    writeStderrBehind({ reason: 'shutdown', queuedBytes: stderrBacklog().queuedBytes });
+  }
+
   private route(pending: PendingEntry): void {
     if (this.circuit.state === 'up') {
       if (this.writes.push(pending)) return;
@@ -356,11 +384,37 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
     if (this.closed) {
       for (const p of pendings) void this.fallback.afterShutdown(p.record, this.circuit.lastError).finally(p.settle);
     } else if (this.options.mode === 'sync' && this.fallback.spool) {
-      void this.fallback.spoolOrKeep(pendings, this.circuit.lastError).finally(() => pendings.forEach((p) => p.settle()));
+      void this.fallback.spoolOrKeep(pendings, this.circuit.lastError).then(
+        ({ kept, written }) => {
+          pendings.filter((p) => !kept.has(p.record.id)).forEach((p) => p.settle());
+          this.answer(
+            pendings.filter((p) => kept.has(p.record.id)),
+            written,
+          );
+        },
+        () => pendings.forEach((p) => p.settle()),
+      );
     } else {
-      this.fallback.keep(pendings, this.circuit.lastError);
-      pendings.forEach((p) => p.settle());
+      this.answer(pendings, this.fallback.keep(pendings, this.circuit.lastError));
     }
+  }
+
+  /**
+   * Answers requests whose entries' only copy outside the process is their stderr line. In sync
+   * mode, once stderr has taken the lines (handed them to the kernel: a kill no longer loses them),
+   * waiting at most `writeTimeoutMs`; an entry answered without that (its line still in memory, or
+   * not written) counts in `stderrLate`. Async mode answers at once.
+   */
+  private answer(pendings: PendingEntry[], written: boolean): void {
+    if (pendings.length === 0) return;
+    const settle = (taken: boolean) => {
+      if (!taken) this.stderrLate += pendings.length;
+      pendings.forEach((p) => p.settle());
+    };
+    if (this.options.mode !== 'sync') return settle(true);
+    const taken = written ? stderrLinesTaken(this.options.writeTimeoutMs) : false;
+    if (typeof taken === 'boolean') settle(taken);
+    else void taken.then(settle);
   }
 
   /**
@@ -445,8 +499,7 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
    */
   private overdue(batch: PendingEntry[], written: Promise<void>): void {
     if (this.options.mode !== 'sync') return;
-    this.fallback.keep(batch, this.circuit.lastError);
-    batch.forEach((p) => p.settle());
+    this.answer(batch, this.fallback.keep(batch, this.circuit.lastError));
     const copies = new Set(batch.map((p) => p.seq));
     void written.then(
       () => this.fallback.forget(copies),

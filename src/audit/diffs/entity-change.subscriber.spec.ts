@@ -10,7 +10,7 @@ class Nda {}
 /** A subscriber that audits `Nda` (as watch() would set it up), with stderr lines collected. */
 function subscriber(lines: unknown[]) {
   const sink = new ConsoleSink();
-  jest.spyOn(sink, 'emit').mockImplementation((event, level, fields) => void lines.push({ event, level, ...fields }));
+  jest.spyOn(sink, 'emit').mockImplementation((event, level, fields) => lines.push({ event, level, ...fields }) > 0);
   const audited = new EntityChangeSubscriber(resolveAuditOptions({ diffs: { entities: [Nda] } }), {} as DiscoveryService, sink);
   const dataSource = { isInitialized: true, entityMetadatas: [{ target: Nda, name: 'Nda' }], subscribers: [] as unknown[] };
   expect(audited.watch(dataSource as never)).toBe(true);

@@ -1,3 +1,5 @@
+import { STDERR_BEHIND_EVENT } from './stderr-line';
+
 /**
  * The `event` field of every JSON line the module writes to stderr. CloudWatch metric filters and
  * alarms match on these names, so they are part of the public contract.
@@ -28,6 +30,8 @@ export const AUDIT_EVENTS = {
   chainBroken: 'audit.chain_broken',
   /** Parts 2…n of an entry too long for one line (see `formatEventLines`); part 1 has the event itself. */
   entryPart: 'audit.entry_part',
+  /** stderr's reader is behind: lines were not written (`droppedLines`), or some had not been taken at shutdown (`queuedBytes`). */
+  stderrBehind: STDERR_BEHIND_EVENT,
 } as const;
 
 /**

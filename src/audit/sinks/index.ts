@@ -12,4 +12,4 @@ export {
 export { ConsoleSink, formatEventLine, formatEventLines } from './console.sink';
 export { type EntryPartFields, EntryParts, MAX_LINE_BYTES } from './line-parts';
 export { AuditDbWriteError, SentryReporter } from './sentry.reporter';
-export { writeStderrLine } from './stderr-line';
+export { stderrBacklog, stderrLinesTaken, writeStderrBehind, writeStderrLine } from './stderr-line';
