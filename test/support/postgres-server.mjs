@@ -47,6 +47,7 @@ const pg = new EmbeddedPostgres({
   // (so synchronous_commit stays on), but need not reach the disk platter. TCP only: a killed
   // postmaster would leave its Unix socket and lock file behind in /tmp.
   postgresFlags: ['-c', 'unix_socket_directories=', ...(durable ? [] : ['-c', 'fsync=off', '-c', 'full_page_writes=off'])],
+  initdbFlags: durable ? [] : ['--no-sync'],
   onLog: () => {},
   onError: () => {},
 });
