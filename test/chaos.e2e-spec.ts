@@ -1,3 +1,4 @@
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type ChaosResult, runChaos } from '../chaos/schedule';
 import { PHASES } from '../chaos/faults';
@@ -22,6 +23,10 @@ describe('chaos: the fault schedule under load', () => {
       overflowBufferSize: 10,
     });
   }, 180_000);
+
+  afterAll(async () => {
+    if (build) await rm(build.dir, { recursive: true, force: true });
+  });
 
   const phase = (name: string) => result.phases.find((p) => p.phase === name)!;
   const events = (name: string, event: string) => phase(name).events[event] ?? 0;

@@ -95,6 +95,7 @@ describe('the commands against a database that never answers', () => {
   afterAll(async () => {
     await db?.stop();
     if (work) await rm(work, { recursive: true, force: true });
+    if (build) await rm(build.dir, { recursive: true, force: true });
   });
 
   it('each command gives up a connection that is never ready: exit 3, and says so', async () => {

@@ -71,6 +71,7 @@ describe('sync mode + spool survives SIGKILL of the app during an audit outage',
     await auditDb?.ensureRunning();
     await Promise.all([appDb?.stop(), auditDb?.stop()]);
     if (spoolDir) await rm(join(spoolDir, '..'), { recursive: true, force: true });
+    if (build) await rm(build.dir, { recursive: true, force: true });
   }, 30_000);
 
   it('after restart with the database back, the table holds exactly the acknowledged requests', async () => {

@@ -65,6 +65,7 @@ describe('audit:replay after an erasure', () => {
   afterAll(async () => {
     await db?.stop();
     if (work) await rm(work, { recursive: true, force: true });
+    if (build) await rm(build.dir, { recursive: true, force: true });
   });
 
   it('holds back the entries of an erased subject, inserts the others, and names each one held back', async () => {

@@ -45,6 +45,7 @@ describe('audit:replay', () => {
   afterAll(async () => {
     await db?.stop();
     if (work) await rm(work, { recursive: true, force: true });
+    if (build) await rm(build.dir, { recursive: true, force: true });
   });
 
   it('inserts the entries of a spool directory once, reporting a damaged line, and inserts nothing the second time', async () => {

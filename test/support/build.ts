@@ -6,7 +6,7 @@ import { leftoverName, runId } from './leftovers';
 
 const root = resolve(__dirname, '../..');
 
-/** The build of the project that the suites of one run share; they only read it. */
+/** A private build of the project, so suites running side by side never write the same files. */
 export interface Build {
   /** `dist/` of this build: `src/main.js`, `src/audit/replay/replay.cli.js`, … */
   dir: string;
@@ -15,17 +15,23 @@ export interface Build {
 }
 
 /**
- * This run's build of `tsconfig.build.json` in a temporary directory, with the viewer's page beside
- * its controller: the first suite that asks compiles it (about 10 s on 2 cores), the later ones
- * find it. Each build is made in a directory of its own and renamed into place whole, so a suite
- * never reads a build in the making; two suites that ask at once each compile, and the second
- * rename finds the first build there. The run's global teardown removes it (suites never do: a
- * suite of the same run may still be reading it), as it removes a failed build left behind.
+ * A build of `tsconfig.build.json` in a temporary directory of the suite's own, with the viewer's
+ * page beside its controller: hard links to the run's one compiled build, which the first suite
+ * that asks compiles (about 10 s on 2 cores) and the later ones find. The run's build is compiled
+ * in a directory of its own and renamed into place whole, so a suite never links a build in the
+ * making; two suites that ask at once each compile, and the second rename finds the first build
+ * there. A suite removes its own directory (the run's build stays: the global teardown removes
+ * it); a suite that dies before removing its own leaves it to the global teardown too.
  */
 export function buildProject(): Build {
-  const env = { ...process.env, NODE_PATH: join(root, 'node_modules') };
   const shared = join(tmpdir(), `audit-build-${runId()}-${runId()}-shared`);
-  if (existsSync(join(shared, 'src/main.js'))) return { dir: shared, env };
+  if (!existsSync(join(shared, 'src/main.js'))) compileInto(shared);
+  const dir = join(tmpdir(), leftoverName('audit-build'));
+  execFileSync('cp', ['-al', shared, dir]);
+  return { dir, env: { ...process.env, NODE_PATH: join(root, 'node_modules') } };
+}
+
+function compileInto(shared: string): void {
   const dir = join(tmpdir(), leftoverName('audit-build'));
   mkdirSync(dir, { mode: 0o700 });
   try {
@@ -42,5 +48,4 @@ export function buildProject(): Build {
     // Another suite's build took the place first: it is as good as this one.
     if (!existsSync(join(shared, 'src/main.js'))) throw error;
   }
-  return { dir: shared, env };
 }
