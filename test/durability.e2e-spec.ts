@@ -95,7 +95,12 @@ describe('durability: spool and sync mode', () => {
     await auditDb.kill();
     const sent = [];
     for (let n = 0; n < 30; n += 1) sent.push(await createNda(n));
-    await eventually(async () => (await health()).spooled === 20, 5000, '20 spooled entries');
+    // The spool counts an entry when it takes it; its audit.spooled line follows once the append answers.
+    await eventually(
+      async () => (await health()).spooled === 20 && stderr.of('audit.spooled').length === 20,
+      5000,
+      '20 spooled entries and their lines',
+    );
     expect(await health()).toMatchObject({
       state: expect.stringMatching(/down|half-open/),
       buffered: 10,

@@ -97,6 +97,11 @@ export function leftoverOwner(name: string): { run: string; pid: string } | unde
   return old ? { run: old[1], pid: old[1] } : undefined;
 }
 
+/** The id of the jest run this process belongs to; undefined outside one (a benchmark, the chaos run). */
+export function testRunId(): string | undefined {
+  return process.env[RUN_VARIABLE] || undefined;
+}
+
 /** Marks this process as the root of a test run, so the worker processes it starts name theirs after it. */
 export function beginRun(): void {
   process.env[RUN_VARIABLE] = String(process.pid);

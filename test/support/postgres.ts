@@ -6,7 +6,7 @@ import { dirname, join } from 'node:path';
 import { Client } from 'pg';
 import { freePort } from '../../src/embedded-database';
 import { embeddedPostgresEntry } from '../../src/embedded-postgres-cache';
-import { binariesRoot, CLUSTER_ROOT, killPostmaster, leftoverName, runId } from './leftovers';
+import { binariesRoot, CLUSTER_ROOT, killPostmaster, leftoverName, runId, testRunId } from './leftovers';
 
 type Op = 'initialise' | 'start' | 'stop' | 'createDatabase';
 
@@ -55,7 +55,12 @@ export class TestPostgres {
     const dir = join(CLUSTER_ROOT, leftoverName('audit-test-pg'));
     const port = await freePort();
     const password = `pw-${randomBytes(6).toString('hex')}`;
-    const settings = JSON.stringify({ dir, port, password, durable: options.durable ?? false, entry, run: Number(runId()) });
+    // In a jest run (not a benchmark's), a cluster of the project's binaries is a copy of the run's template.
+    const template =
+      testRunId() && !options.durable && !options.entry && !options.cacheRoot
+        ? join(CLUSTER_ROOT, `audit-test-pg-${runId()}-${runId()}-template`)
+        : undefined;
+    const settings = JSON.stringify({ dir, port, password, durable: options.durable ?? false, entry, run: Number(runId()), template });
     const child = fork(serverScript(), [settings], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], serialization: 'json' });
     const server = new TestPostgres(child, dir, port, password);
     try {

@@ -104,13 +104,17 @@ describe('FileSpool', () => {
   it('goes on appending to a new segment while an old one is replayed', async () => {
     const spool = await FileSpool.open(dir, limits);
     await spool.append([record(1)]);
-    let release!: () => void;
+    let release: (() => void) | undefined;
     const replay = spool.replay(
       () => new Promise<void>((resolve) => (release = resolve)),
       100,
       () => undefined,
     );
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    // The replay holds its batch (it has read the old segment) before the append: waited for, not timed.
+    for (let waited = 0; release === undefined; waited += 5) {
+      if (waited > 10_000) throw new Error('the replay never reached its insert');
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
     await spool.append([record(2)]);
     release();
     await replay;
