@@ -78,7 +78,8 @@ export class AuditWriteQueue {
     if (this.entries + 1 > this.limits.maxEntries || this.bytes + entry.bytes > this.limits.maxBytes) return false;
     this.hold([entry]);
     this.queue.push(entry);
-    this.schedule();
+    // A short batch lingering on its timer starts when the timer fires: a turn of the event loop would find it waiting still.
+    if (this.lingering === undefined || this.queue.length >= this.fullBatch()) this.schedule();
     return true;
   }
 
@@ -148,8 +149,7 @@ export class AuditWriteQueue {
 
   /** `now`: start what may start without waiting for the linger (shutdown's drain, or the linger's end). */
   private pump(now = false): void {
-    const { batchSize, maxEntries } = this.limits;
-    const full = Math.min(batchSize, Math.ceil(maxEntries / MAX_CONCURRENT_BATCHES));
+    const full = this.fullBatch();
     const room = () =>
       this.inFlight.size < MAX_IN_FLIGHT && (this.lanes === 0 || (this.lanes < MAX_CONCURRENT_BATCHES && this.queue.length >= full));
     while (this.open() && this.queue.length > 0 && room()) {
@@ -168,6 +168,12 @@ export class AuditWriteQueue {
         ),
       );
     }
+  }
+
+  /** Entries of a full batch: `batchSize`, or the `maxEntries` bound shared among the batches in flight when that is less. */
+  private fullBatch(): number {
+    const { batchSize, maxEntries } = this.limits;
+    return Math.min(batchSize, Math.ceil(maxEntries / MAX_CONCURRENT_BATCHES));
   }
 
   /** True (and a wake-up set) while the oldest queued entry has waited less than `lingerMs`. */

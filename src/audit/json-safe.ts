@@ -59,20 +59,37 @@ export function convertJsonSafe(
     // A plain object is made with the prototype already (cheaper than setting it after); any other is given it here.
     if (!(converted instanceof ByNameOnly)) Object.setPrototypeOf(converted, ByNameOnly.prototype);
     if (conversion.complete && conversion.exact)
-      CONVERTED.set(converted, { isRedacted, bytes: conversion.used, depth: conversion.deepest });
+      ByNameOnly.remember(converted, { isRedacted, bytes: conversion.used, depth: conversion.deepest });
   }
   return { value: converted, complete: conversion.complete, bytes: conversion.used, faults: conversion.faults };
 }
 
-/**
- * Objects converted by name only whose conversion again would give the same value and charge the
- * same bytes (see {@link Conversion.exact}): what that took, so that a conversion with `reuse`
- * (an entry's `changes`, holding entity diffs) keeps them as they are instead of copying them.
- */
-const CONVERTED = new WeakMap<object, { isRedacted: (key: string) => boolean; bytes: number; depth: number }>();
+/** What converting an object by name only took, when converting it again would give the same value and charge the same bytes (see {@link Conversion.exact}). */
+interface Known {
+  isRedacted: (key: string) => boolean;
+  bytes: number;
+  depth: number;
+}
 
 /** The prototype of an object converted by name only: converted again, it keeps to names. */
-class ByNameOnly {}
+class ByNameOnly {
+  /**
+   * Set on a root the conversion made whole and exact, so that a conversion with `reuse` (an
+   * entry's `changes`, holding entity diffs) keeps it as it is instead of copying it. A private
+   * field: JSON, spreads and copies never see it (it was a `WeakMap` entry, which the garbage
+   * collector visits).
+   */
+  #known: Known | undefined = undefined;
+
+  /** What {@link remember} noted of `object`; undefined for any other object (one given the prototype after the fact, a copy). */
+  static known(object: object): Known | undefined {
+    return #known in object ? object.#known : undefined;
+  }
+
+  static remember(object: object, known: Known): void {
+    if (#known in object) object.#known = known;
+  }
+}
 
 /**
  * Whether an object has the prototype of an object the conversion makes (a plain one, or one
@@ -117,7 +134,7 @@ class Conversion {
     private readonly limit: number,
     /** Redacting by key only: the whole value, or inside one converted so before. */
     private byNameOnly: boolean,
-    /** Keep objects listed in {@link CONVERTED} as they are, where they fit the budget and the depth. */
+    /** Keep objects {@link ByNameOnly.remember} noted as they are, where they fit the budget and the depth. */
     private readonly reuse = false,
   ) {
     this.rootByName = byNameOnly;
@@ -154,7 +171,7 @@ class Conversion {
   }
 
   private nameOnly(object: object, depth: number): unknown {
-    const known = this.reuse ? CONVERTED.get(object) : undefined;
+    const known = this.reuse ? ByNameOnly.known(object) : undefined;
     if (known && known.isRedacted === this.isRedacted && depth + known.depth < MAX_DEPTH && this.used + known.bytes <= this.limit) {
       this.deepest = Math.max(this.deepest, depth + known.depth);
       return this.charge(object, known.bytes);

@@ -1,8 +1,30 @@
 import { fitChanges } from './cut-change';
 import { type EntityChanges } from './entity-change';
 
-/** The `entities` lists the module made for a row: only they take the diffs' share of an entry, never a caller's look-alike. */
-const MADE = new WeakSet<object>();
+/** Gives back the object it is constructed with: a subclass's private field is then added to that object. */
+class Stamp {
+  constructor(target: object) {
+    return target as Stamp;
+  }
+}
+
+/**
+ * The `entities` lists the module made for a row: only they take the diffs' share of an entry,
+ * never a caller's look-alike. A private field added to the list, which no caller can add, read,
+ * copy or fake (a `WeakSet` cost each request an entry in a weak table, which the garbage
+ * collector visits).
+ */
+class Made extends Stamp {
+  #made = true;
+
+  static mark(list: object): void {
+    if (!Made.has(list)) new Made(list);
+  }
+
+  static has(list: object): boolean {
+    return #made in list;
+  }
+}
 
 /**
  * Characters of `{"entities":[],"entitiesOmitted":…}` around the changes, a count of up to 16 digits included.
@@ -26,7 +48,7 @@ export type DiffsPart = Record<string, unknown> & { entities: unknown };
  * const taken = markEntityChanges({ entities: [change] }); // as takeEntityChanges() returns it
  */
 export function markEntityChanges<T extends EntityChanges | undefined>(changes: T): T {
-  if (changes) MADE.add(changes.entities);
+  if (changes) Made.mark(changes.entities);
   return changes;
 }
 
@@ -42,7 +64,7 @@ export function partChanges(changes: unknown): { rest: unknown; diffs: DiffsPart
   try {
     if (changes === null || typeof changes !== 'object' || Array.isArray(changes)) return { rest: changes, diffs: undefined };
     const entities = Object.getOwnPropertyDescriptor(changes, 'entities')?.value as unknown;
-    if (entities === null || typeof entities !== 'object' || !MADE.has(entities)) return { rest: changes, diffs: undefined };
+    if (entities === null || typeof entities !== 'object' || !Made.has(entities)) return { rest: changes, diffs: undefined };
     return diffsOf(changes);
   } catch {
     return { rest: changes, diffs: undefined };

@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { readSql } from './sql-reader';
 
 const write = (...tables: [string | undefined, string][]) => ({
@@ -171,5 +172,21 @@ describe('readSql', () => {
     expect(readSql('SELECT 1 /* open; ROLLBACK')).toEqual([{ kind: 'other' }]);
     expect(readSql('SELECT $x$ open; ROLLBACK')).toEqual([{ kind: 'other' }]);
     expect(readSql('UPDATE "open; ROLLBACK')).toEqual([write([undefined, 'open; ROLLBACK'])]);
+  });
+
+  it('reads a text without a semicolon (and no unclosed quote or comment) as it reads the same text ended by one', () => {
+    const piece = fc.constantFrom(
+      ...['BEGIN', 'start', 'transaction', 'COMMIT', 'end', 'ROLLBACK', 'to', 'savepoint', 'release', 'and', 'no', 'chain', 'with'],
+      ...['insert', 'INTO', 'update', 'only', 'delete', 'from', 'merge', 'truncate', 'table', 'prepare', 'as', 'execute', 'deallocate'],
+      ...['all', 'discard', 'select', 'for', 'do', 'contract', 'public', '"Odd ""Name"""', "'text'", "E'\\''", '$$ x $$', '$1', '42'],
+      ...['U&"\\0063"', '(', ')', '.', ',', '=', '*', '\n', '-- note\n', '/* c */'],
+    );
+    fc.assert(
+      fc.property(fc.array(piece, { maxLength: 24 }), (pieces) => {
+        const sql = pieces.join(' ');
+        expect(readSql(sql)).toEqual(readSql(`${sql};`));
+      }),
+      { numRuns: 2000 },
+    );
   });
 });

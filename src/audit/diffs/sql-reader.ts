@@ -40,11 +40,14 @@ const NOT_A_VERB_AFTER = new Set(['for', 'key', 'do', 'then']);
 export function readSql(sql: string): SqlStatement[] {
   const tokens = new SqlTokens(sql);
   const statements: SqlStatement[] = [];
+  // Without a `;` anywhere (quoted or not) the text is one statement: its first words tell what it is, the rest is not read.
+  const single = !sql.includes(';');
   for (;;) {
     const first = tokens.next();
     if (first.kind === 'end') return statements;
     if (first.kind === 'semicolon') continue;
     statements.push(statementOf(first, tokens));
+    if (single) return statements;
     skipStatement(tokens, first.kind === 'word' && first.text === 'create' && createsRoutine(tokens));
   }
 }
