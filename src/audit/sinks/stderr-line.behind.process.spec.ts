@@ -69,7 +69,8 @@ describe('writeStderrLine behind a reader that stops, then catches up', () => {
   it('answers a wait for the lines when the reader takes them, false at its bound, then false at once while that line still waits', async () => {
     const { reports } = await run(`
       const { writeStderrLine, stderrLinesTaken } = require('./stderr-line.js');
-      for (let i = 0; process.stderr.writableLength === 0; i += 1) writeStderrLine(JSON.stringify({ i, pad: 'x'.repeat(1000) }));
+      // 1 MiB waiting: more than the pipe and the paused reader's own buffer take before it stops reading.
+      for (let i = 0; process.stderr.writableLength < 1024 * 1024; i += 1) writeStderrLine(JSON.stringify({ i, pad: 'x'.repeat(1000) }));
       const answers = {};
       Promise.resolve(stderrLinesTaken(100)).then((first) => {
         answers.first = first;
