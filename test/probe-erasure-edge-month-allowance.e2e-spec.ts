@@ -65,7 +65,9 @@ describe("a neighbouring month's allowance of a genuine erasure entry in an arch
       .map((line) => JSON.parse(line) as (string | null)[]);
     const marker = rows.find((row) => row[5] === 'nda-1-6')?.[16] as string;
     const header = JSON.parse(readFileSync(sealsPath, 'utf8')) as { erasureEntries: (string | null)[][] };
-    const entry = header.erasureEntries.find((e) => e[11]?.includes((JSON.parse(marker) as { erased: string }).erased)) as (string | null)[];
+    const entry = header.erasureEntries.find((e) => e[11]?.includes((JSON.parse(marker) as { erased: string }).erased)) as (
+      string | null
+    )[];
     expect({
       erasedHere: rows.filter((row) => row[16] === marker).map((row) => row[5]),
       months: (JSON.parse(entry[11] as string) as { erasure: { months: unknown } }).erasure.months,
