@@ -64,7 +64,7 @@ export class PersonalChecks {
    *
    * @example
    * personal.erasedByMonth(erasureId).get('2026-01'); // 2
-   * personal.erasedByMonth(erasureId, (tx) => tx === null || tx < 812n).get('2026-01'); // 0 when both were written at or after tx 812
+   * personal.erasedByMonth(erasureId, (tx: bigint | null) => tx === null || tx < 812n).get('2026-01'); // 0 when both were written at or after tx 812
    */
   erasedByMonth(erasure: string, counts: (tx: bigint | null) => boolean = () => true): ReadonlyMap<string, number> {
     const byMonth = new Map<string, number>();
