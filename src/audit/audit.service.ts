@@ -25,7 +25,7 @@ import { AuditSpool } from './spool';
 import { EntityChangeSubscriber, holdForRecord, withEntityChanges } from './diffs';
 import { entrySigner } from './integrity/entry-auth';
 import { personalSplitter } from './privacy/personal-values';
-import { type ErasureRequest, type ErasureResult } from './privacy/erasure';
+import { erasureEntryMaxBytes, type ErasureRequest, type ErasureResult } from './privacy/erasure';
 import { eraseWithDeadlines, ErasuresUnderWay } from './privacy/bounded-erasure';
 import { dataSourcePool } from './db-session';
 import { splitErased } from './privacy/recovery-guard';
@@ -87,6 +87,8 @@ export interface AuditStatus {
 @Injectable()
 export class AuditService implements OnApplicationBootstrap, BeforeApplicationShutdown, OnApplicationShutdown {
   private readonly normalizer: AuditEntryNormalizer;
+  /** Makes the erasure entries, never cut: {@link erasureEntryMaxBytes}. */
+  private readonly erasureNormalizer: AuditEntryNormalizer;
   private readonly writer: AuditWriter;
   private readonly fallback: AuditFallback;
   private readonly quarantine: AuditQuarantine;
@@ -116,6 +118,12 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
     this.normalizer = new AuditEntryNormalizer(
       options.redactKeys,
       options.maxEntryBytes,
+      entrySigner(options.integrity.entryKeys),
+      personalSplitter(options.privacy),
+    );
+    this.erasureNormalizer = new AuditEntryNormalizer(
+      options.redactKeys,
+      erasureEntryMaxBytes(options.maxEntryBytes),
       entrySigner(options.integrity.entryKeys),
       personalSplitter(options.privacy),
     );
@@ -237,7 +245,7 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
     if (!pool) throw new Error('the audit DataSource is not connected');
     const context = {
       table: this.writer.table(),
-      normalize: (entry: AuditEntry) => this.normalizer.normalize(entry, { redact: false }).record,
+      normalize: (entry: AuditEntry) => this.erasureNormalizer.normalize(entry, { redact: false }).record,
       key: privacy.pseudonymKey ?? integrity.entryKeys[0]?.key ?? null,
       userIdPseudonym: privacy.userIdPseudonym,
     };

@@ -16,9 +16,13 @@ export interface ArchiveErasureEntry {
  * its entry code as the table's rows are, against the chain's entry-authentication `boundary`
  * (a forged one records nothing: it is in `forged`, named `row_forged`; one carried a second time
  * is `row_invalid` and counts once), each accounting for the rows {@link entryAllowance} says
- * given `erasedByMonth` (the archive's rows erased under an erasure, by month of `occurred_at`);
- * then, only in an archive without `erasureEntries` (written before entries were carried whole),
- * the summary (`erasures`), taken on the archive's word.
+ * given `erasedByMonth` (the archive's rows erased under an erasure, by month of `occurred_at`,
+ * of those whose `tx` `counts` accepts); then, only in an archive without `erasureEntries`
+ * (written before entries were carried whole), the summary (`erasures`), taken on the archive's
+ * word. An entry without a code proves nothing of itself: it accounts only for rows it could have
+ * erased before entry authentication began ({@link uncodedCounts}), and with entry keys one
+ * without a `tx` in a chain with a boundary is forged (the module writes every erasure entry with
+ * its transaction's id).
  *
  * @example
  * const { entries, forged } = archiveErasureEntries(header, keys, boundary, (a) => found.push(a), (id) => personal.erasedByMonth(id));
@@ -28,7 +32,7 @@ export function archiveErasureEntries(
   keys: readonly ResolvedEntryKey[] | null,
   boundary: string | null,
   add: (a: Anomaly) => void,
-  erasedByMonth: (erasure: string) => ReadonlyMap<string, number> = () => new Map(),
+  erasedByMonth: (erasure: string, counts?: (tx: bigint | null) => boolean) => ReadonlyMap<string, number> = () => new Map(),
 ): { entries: ArchiveErasureEntry[]; forged: Set<string> } {
   const entries: ArchiveErasureEntry[] = [];
   const forged = new Set<string>();
@@ -49,20 +53,29 @@ export function archiveErasureEntries(
     }
     seen.add(id);
     whole.add(erasure.id);
+    const tx = fields[1] !== null && /^[0-9]+$/.test(fields[1]) ? BigInt(fields[1]) : null;
+    const from = boundary === null ? null : BigInt(boundary);
     if (keys && keys.length > 0) {
-      const tx = fields[1] !== null && /^[0-9]+$/.test(fields[1]) ? BigInt(fields[1]) : null;
       // As the table's check judges a row: without a code it is forged only after entry authentication began.
-      const verdict = judgeEntry(
-        { tx, code: fields[15], digest: rowEntryDigest(fields) },
-        boundary === null ? null : BigInt(boundary),
-        keys,
-      );
+      const verdict =
+        fields[15] === null && tx === null && from !== null
+          ? { kind: 'forged' as const, reason: `it carries no entry code and no tx, and the chain authenticates entries from tx ${from}` }
+          : judgeEntry({ tx, code: fields[15], digest: rowEntryDigest(fields) }, from, keys);
       if (verdict.kind === 'forged') {
         forged.add(id);
         add({ kind: 'row_forged', row: id, detail: `the ${ERASURE_ACTION} entry the seals file carries: ${verdict.reason}` });
       }
     }
-    entries.push({ id, erasure: erasure.id, count: String(entryAllowance(fields, header.month, erasedByMonth(erasure.id))) });
+    let count: number;
+    if (fields[15] === null) {
+      const erased = erasedByMonth(erasure.id, uncodedCounts(tx, from));
+      let present = 0;
+      for (const n of erased.values()) present += n;
+      count = Math.min(entryAllowance(fields, header.month, erased), present);
+    } else {
+      count = entryAllowance(fields, header.month, erasedByMonth(erasure.id));
+    }
+    entries.push({ id, erasure: erasure.id, count: String(count) });
   }
   // The summary speaks for an archive written before entries were carried whole; beside them it is not authenticated.
   if (!Array.isArray(header.erasureEntries)) {
@@ -71,6 +84,21 @@ export function archiveErasureEntries(
     }
   }
   return { entries, forged };
+}
+
+/**
+ * Which erased rows, by their `tx`, an erasure entry without an entry code may account for: an
+ * erasure erases rows written before it, so only rows whose `tx` is below the entry's own (`tx`;
+ * none when it has no `tx`), and, as nothing authenticates the entry, only rows written before
+ * the chain's entry-authentication boundary (`boundary`). A row without a `tx` was written before
+ * rows carried one, and counts.
+ *
+ * @example
+ * uncodedCounts(700n, 812n)(650n); // true
+ * uncodedCounts(700n, 812n)(900n); // false: written after entry authentication began
+ */
+export function uncodedCounts(tx: bigint | null, boundary: bigint | null): (rowTx: bigint | null) => boolean {
+  return (rowTx) => rowTx === null || (tx !== null && rowTx < tx && (boundary === null || rowTx < boundary));
 }
 
 /**

@@ -179,7 +179,12 @@ export async function verifyArchive(path: string, options: ArchiveVerifyOptions 
         // By the row's own key, not its place in the file: the file's line order is not sealed.
         tally.count(fields[2], sealIndexOf({ tx, id }));
         if (fields[14] !== null) {
-          const personalFound = personal.judge(id, JSON.stringify([fields[6], fields[8], fields[9], fields[16], fields[14]]), fields[2]);
+          const personalFound = personal.judge(
+            id,
+            JSON.stringify([fields[6], fields[8], fields[9], fields[16], fields[14]]),
+            fields[2],
+            tx,
+          );
           if (personalFound) found.push(personalFound);
         }
         const extra = entries.report.checked ? [fields[15], rowEntryDigest(fields)] : [fields[15] !== null];
@@ -211,7 +216,7 @@ export async function verifyArchive(path: string, options: ArchiveVerifyOptions 
     options.entryKeys ?? null,
     entries.report.boundary,
     (a) => found.push(a),
-    (erasure) => personal.erasedByMonth(erasure),
+    (erasure, counts) => personal.erasedByMonth(erasure, counts),
   );
   await personal.finish(erasureEntries(carried.entries), header.table, (a) => found.push(a), { whole: false, forged: carried.forged });
   const final = finishReport({ ...report, entryAuth: entries.report, erasure: personal.report }, found);

@@ -7,7 +7,7 @@ import { DEFAULT_REDACT_KEYS } from '../redaction';
 import { type ArchiveFiles, boundedArchiveFiles } from '../lifecycle/archive-files';
 import { type ArchivePlan, archivedCounts, eraseArchives, planArchiveErasure } from './archive-erasure';
 import { eraseWithDeadlines } from './bounded-erasure';
-import { type ErasureRequest, erasureSubject, subjectForms } from './erasure';
+import { erasureEntryMaxBytes, type ErasureRequest, erasureSubject, subjectForms } from './erasure';
 import { personalSplitter } from './personal-values';
 import { resolvePrivacyOptions } from './privacy-options';
 import { parseCommandArgs, parseTimeoutMs, TIMEOUT_EXIT_STATUS, TIMEOUT_OPTION, TIMEOUT_USAGE } from '../command-args';
@@ -88,7 +88,12 @@ export async function runErase(
       pseudonymizeUserId: env.AUDIT_PRIVACY_PSEUDONYMIZE_USER_ID === 'true',
     });
     timeoutMs = parseTimeoutMs(args['timeout-ms']);
-    normalizer = new AuditEntryNormalizer(DEFAULT_REDACT_KEYS, 64 * 1024, entrySigner(entryKeys), personalSplitter(privacy));
+    normalizer = new AuditEntryNormalizer(
+      DEFAULT_REDACT_KEYS,
+      erasureEntryMaxBytes(64 * 1024),
+      entrySigner(entryKeys),
+      personalSplitter(privacy),
+    );
   } catch (error) {
     io.err(`${(error as Error).message}\n${ERASE_USAGE}`);
     return 2;

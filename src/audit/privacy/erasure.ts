@@ -11,6 +11,18 @@ import { pseudonym } from './privacy-options';
 export const ERASURE_ACTION = 'audit_erasure';
 
 /**
+ * The size cap of an erasure entry, whatever `maxEntryBytes`: its `changes.erasure` counts the
+ * rows it erased by month (at most 119 988 months, years 1 to 9999) and by archive month, which
+ * the checks read whole; it must never be cut to a preview. This fits both maps of every month.
+ *
+ * @example
+ * new AuditEntryNormalizer([], erasureEntryMaxBytes(options.maxEntryBytes), sign, split);
+ */
+export function erasureEntryMaxBytes(maxEntryBytes: number): number {
+  return Math.max(maxEntryBytes, 8 * 1024 * 1024);
+}
+
+/**
  * Whose personal values to erase: a user (the actor of the rows, `user_id`) or an entity (the
  * subject of the rows). `dryRun` lists what would change and changes nothing.
  *

@@ -44,32 +44,37 @@ export class PersonalChecks {
   readonly report: ErasureReport = { erasedRows: 0, erasureEntries: 0 };
   /** Erased rows by the erasure that claims them. */
   private readonly erased = new Map<string, string[]>();
-  /** Erased rows by the erasure that claims them, then by month of `occurred_at` (rows judged with it). */
-  private readonly erasedMonths = new Map<string, Map<string, number>>();
+  /** Erased rows by the erasure that claims them, each with its month of `occurred_at` and its `tx` (rows judged with it). */
+  private readonly erasedMonths = new Map<string, { month: string; tx: bigint | null }[]>();
 
   /**
    * Judges one row from its {@link PERSONAL_CHECK_SQL} text; returns the anomaly of a value
    * changed. `occurredUs`, the row's `occurred_at` in µs as an archive holds it, counts an erased
-   * row by its month too ({@link erasedByMonth}).
+   * row by its month too ({@link erasedByMonth}), with its `tx`.
    */
-  judge(id: string, text: unknown, occurredUs?: string | null): Anomaly | null {
+  judge(id: string, text: unknown, occurredUs?: string | null, tx: bigint | null = null): Anomaly | null {
     if (text === null || text === undefined) return null;
-    const problem = this.problemOf(id, text as string, occurredUs);
+    const problem = this.problemOf(id, text as string, occurredUs, tx);
     return problem ? { kind: 'row_personal_changed', row: id, detail: problem } : null;
   }
 
   /**
    * The rows judged erased under `erasure`, by month (`YYYY-MM`, UTC) of their `occurred_at`
-   * (only rows judged with it).
+   * (only rows judged with it), and of those only the rows whose `tx` `counts` accepts.
    *
    * @example
    * personal.erasedByMonth(erasureId).get('2026-01'); // 2
+   * personal.erasedByMonth(erasureId, (tx: bigint | null) => tx === null || tx < 812n).get('2026-01'); // 0 when both were written at or after tx 812
    */
-  erasedByMonth(erasure: string): ReadonlyMap<string, number> {
-    return this.erasedMonths.get(erasure) ?? new Map<string, number>();
+  erasedByMonth(erasure: string, counts: (tx: bigint | null) => boolean = () => true): ReadonlyMap<string, number> {
+    const byMonth = new Map<string, number>();
+    for (const row of this.erasedMonths.get(erasure) ?? []) {
+      if (counts(row.tx)) byMonth.set(row.month, (byMonth.get(row.month) ?? 0) + 1);
+    }
+    return byMonth;
   }
 
-  private problemOf(id: string, text: string, occurredUs: string | null | undefined): string | null {
+  private problemOf(id: string, text: string, occurredUs: string | null | undefined, tx: bigint | null): string | null {
     const [userId, ip, userAgent, personalText, commitmentsText] = JSON.parse(text) as (string | null)[];
     const verdict = personalVerdict([userId, ip, userAgent], personalText, commitmentsText);
     if ('problem' in verdict) return verdict.problem;
@@ -78,9 +83,9 @@ export class PersonalChecks {
       this.report.erasedRows += 1;
       const month = occurredUs === undefined ? null : monthOfMicros(occurredUs);
       if (month !== null) {
-        const byMonth = this.erasedMonths.get(verdict.erasure) ?? new Map<string, number>();
-        byMonth.set(month, (byMonth.get(month) ?? 0) + 1);
-        this.erasedMonths.set(verdict.erasure, byMonth);
+        const rows = this.erasedMonths.get(verdict.erasure) ?? [];
+        rows.push({ month, tx });
+        this.erasedMonths.set(verdict.erasure, rows);
       }
     }
     return null;
