@@ -1,5 +1,9 @@
-import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
-import { EventEmitter, once } from 'node:events';
+import { execFileSync } from 'node:child_process';
+import { EventEmitter } from 'node:events';
+import { closeSync, constants, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
+import { Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { type DbClient, type DbPool, dataSourcePool, DbSession } from './db-session';
 
 /** A `pg` client double: queries answer as `answer` says; its socket can be destroyed. */
@@ -75,27 +79,34 @@ function stall(ms: number): void {
 }
 
 describe('DbSession deadlines while the process itself stalls', () => {
-  // Real timers, and answers from another process (`cat` echoing a pipe): each is an I/O event that arrives during the stall.
-  let echo: ChildProcessWithoutNullStreams;
-  beforeAll(async () => {
-    echo = spawn('cat');
-    await once(echo, 'spawn');
+  // Real timers, and answers that are I/O events: bytes written into a pipe (a FIFO) before the
+  // stall, which the loop hears of only after it (as a server's answer that came during it).
+  let dir: string;
+  let reader: Socket;
+  let writer: number;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'db-session-stall-'));
+    const fifo = join(dir, 'answers');
+    execFileSync('mkfifo', [fifo]);
+    reader = new Socket({ fd: openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK), readable: true, writable: false });
+    writer = openSync(fifo, constants.O_WRONLY);
   });
-  afterAll(async () => {
-    echo.stdin.end();
-    await once(echo, 'close');
+  afterAll(() => {
+    closeSync(writer);
+    reader.destroy();
+    rmSync(dir, { recursive: true, force: true });
   });
 
-  /** Resolves with `value` once the other process answers. */
-  const echoed = <T>(value: T) =>
+  /** Resolves with `value` once the loop reads the byte this writes into the pipe now. */
+  const answered = <T>(value: T) =>
     new Promise<T>((resolve) => {
-      echo.stdout.once('data', () => resolve(value));
-      echo.stdin.write('.');
+      reader.once('data', () => resolve(value));
+      writeSync(writer, '.');
     });
 
   it('takes an answer that arrived while the process was stalled past the deadline, and a connection that was ready then', async () => {
-    const c = client((sql) => echoed({ rows: [{ sql }] }));
-    const opening = DbSession.checkout({ connect: () => echoed(c) }, { connectMs: 20, roundTripMs: 20, timeout });
+    const c = client((sql) => answered({ rows: [{ sql }] }));
+    const opening = DbSession.checkout({ connect: () => answered(c) }, { connectMs: 20, roundTripMs: 20, timeout });
     stall(100);
     const session = await opening;
     const answer = session.query('SELECT 1');
