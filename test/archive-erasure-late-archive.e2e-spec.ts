@@ -1,22 +1,19 @@
-import { type INestApplication } from '@nestjs/common';
-import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'pg';
 import { gunzipSync } from 'node:zlib';
-import { AUDIT_EVENTS, AuditSealer, AuditService } from '../src/audit';
+import { AUDIT_EVENTS, AuditSealer } from '../src/audit';
 import { type ArchiveFiles, boundedArchiveFiles } from '../src/audit/lifecycle/archive-files';
 import { writeArchive } from '../src/audit/lifecycle/archive-writer';
 import { runRetention } from '../src/audit/lifecycle/retention-command';
 import { runErase } from '../src/audit/privacy/erase-command';
 import { eventually } from './support/app';
-import { sealingKeys, verify } from './support/integrity';
+import { ArchiveErasureTrail } from './support/archive-erasure-trail';
+import { verify } from './support/integrity';
 import { monthsAgo } from './support/past-months';
 import { type TestPostgres } from './support/postgres';
-import { startArchiveTrail, stopArchiveTrail } from './support/archive-trail';
-import { type StderrCapture } from './support/stderr';
 
 // An archive written into DIR while `audit-erase --archive-dir DIR` runs (docs/PRIVACY.md, "Erasure
 // inside archives"; docs/LIFECYCLE.md, "Archives and erasure"): the eraser lists DIR again once its
@@ -29,43 +26,20 @@ import { type StderrCapture } from './support/stderr';
 // through a proxy that holds its connection until retention has archived and removed the month.
 describe('an archive written into DIR while an erasure runs', () => {
   const database = 'archlatearchive';
-  const keys = sealingKeys();
-  const entryKey = `k1:${randomBytes(32).toString('base64')}`;
-  const month = monthsAgo(2).month;
+  const trail = new ArchiveErasureTrail(database);
+  const { entryKey, month, log, erase } = trail;
   let db: TestPostgres;
-  let app: INestApplication;
-  let stderr: StderrCapture;
   let dir: string;
   let archives: string;
   let gate: Server;
   const held: Socket[] = [];
   const piped: Socket[] = [];
 
-  const at = (k: number, hour: number) => new Date(Date.parse(monthsAgo(k).start) + hour * 3_600_000);
-  const log = (k: number, hour: number, userId: string) =>
-    app.get(AuditService).log({
-      action: 'nda_created',
-      entityType: 'Nda',
-      entityId: `nda-${k}-${hour}`,
-      userId,
-      ip: '10.0.0.1',
-      occurredAt: at(k, hour),
-    });
   const rowsFilesOf = () => readdirSync(archives).filter((name) => name.endsWith('.ndjson.gz'));
   const holds = (name: string, userId: string) =>
     gunzipSync(readFileSync(join(archives, name)))
       .toString('utf8')
       .includes(`"${userId}"`);
-  const erase = async (args: string[]) => {
-    const out: string[] = [];
-    const err: string[] = [];
-    const code = await runErase(
-      ['--url', db.url(database), '--by', 'dpo', '--archive-dir', archives, ...args],
-      { AUDIT_INTEGRITY_ENTRY_KEY: entryKey },
-      { out: (l) => out.push(l), err: (l) => err.push(l) },
-    );
-    return { code, out, err };
-  };
   /** Lets the connections the gate holds through to PostgreSQL. */
   let open = false;
   const release = () => {
@@ -81,14 +55,14 @@ describe('an archive written into DIR while an erasure runs', () => {
   };
 
   beforeAll(async () => {
-    ({ dir, db, app, stderr } = await startArchiveTrail(database, 3, keys, entryKey));
-    archives = join(dir, 'archives');
+    await trail.open();
+    ({ db, dir, archives } = trail);
     mkdirSync(archives, { mode: 0o700 });
     await log(2, 1, 'u-1');
     await log(2, 2, 'u-2');
     await log(1, 1, 'u-1');
     await log(1, 2, 'u-3');
-    await app.get(AuditSealer).sealNow();
+    await trail.app.get(AuditSealer).sealNow();
     gate = createServer((client) => {
       client.on('error', () => undefined);
       client.pause();
@@ -101,7 +75,7 @@ describe('an archive written into DIR while an erasure runs', () => {
   afterAll(async () => {
     for (const socket of [...held, ...piped]) socket.destroy();
     await new Promise<void>((resolve) => (gate ? gate.close(() => resolve()) : resolve()));
-    await stopArchiveTrail({ app, db, stderr, dir });
+    await trail.stop();
   });
 
   it('retention keeps a month whose archive another run holds, for that run', async () => {

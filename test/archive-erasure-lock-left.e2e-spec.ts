@@ -1,18 +1,9 @@
-import { type INestApplication } from '@nestjs/common';
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { AUDIT_EVENTS, AuditSealer, AuditService } from '../src/audit';
-import { runRetention } from '../src/audit/lifecycle/retention-command';
-import { runErase } from '../src/audit/privacy/erase-command';
+import { ArchiveErasureTrail } from './support/archive-erasure-trail';
 import { type Build, buildProject } from './support/build';
-import { sealingKeys } from './support/integrity';
-import { monthsAgo } from './support/past-months';
-import { type TestPostgres } from './support/postgres';
-import { startArchiveTrail, stopArchiveTrail } from './support/archive-trail';
-import { type StderrCapture } from './support/stderr';
 
 // An archive's lock, `<seals file>.lock` (docs/LIFECYCLE.md, "Archives and erasure"), is removed at
 // the end of the run that made it, a failed run included: a disk that creates the lock file but
@@ -22,48 +13,19 @@ import { type StderrCapture } from './support/stderr';
 // (left by a run that could not write it, or being written this instant), never as held by an
 // unknown pid.
 describe('an archive lock whose write failed', () => {
-  const database = 'archlockleft';
-  const keys = sealingKeys();
-  const entryKey = `k1:${randomBytes(32).toString('base64')}`;
-  const month = monthsAgo(2).month;
-  let db: TestPostgres;
-  let app: INestApplication;
-  let stderr: StderrCapture;
-  let dir: string;
-  let archives: string;
+  const trail = new ArchiveErasureTrail('archlockleft');
+  const { month, log, erase, sealsOf, rowsOf } = trail;
   let build: Build;
 
-  const at = (k: number, hour: number) => new Date(Date.parse(monthsAgo(k).start) + hour * 3_600_000);
-  const log = (k: number, hour: number, userId: string) =>
-    app.get(AuditService).log({
-      action: 'nda_created',
-      entityType: 'Nda',
-      entityId: `nda-${k}-${hour}`,
-      userId,
-      ip: '10.0.0.1',
-      occurredAt: at(k, hour),
-    });
-  const sealsOf = (where: string) => join(where, `audit-${month}.seals.json`);
-  const rowsOf = (where: string) => join(where, `audit-${month}.ndjson.gz`);
-  const erase = async (args: string[]) => {
-    const out: string[] = [];
-    const err: string[] = [];
-    const code = await runErase(
-      ['--url', db.url(database), '--by', 'dpo', '--archive-dir', archives, ...args],
-      { AUDIT_INTEGRITY_ENTRY_KEY: entryKey },
-      { out: (l) => out.push(l), err: (l) => err.push(l) },
-    );
-    return { code, out, err };
-  };
   /** `audit-erase` built and run as the operator runs it, on a disk that creates files and refuses their blocks. */
   const eraseOnFullDisk = (args: string[]): Promise<{ code: number | null; err: string }> =>
     new Promise((resolve) => {
       const cli = join(build.dir, 'src/audit/privacy/erase.cli.js');
-      const quoted = ['--url', db.url(database), '--by', 'dpo', '--archive-dir', archives, ...args].map(
+      const quoted = ['--url', trail.url(), '--by', 'dpo', '--archive-dir', trail.archives, ...args].map(
         (a) => `'${a.replaceAll("'", "'\\''")}'`,
       );
       const child = spawn('bash', ['-c', `trap '' XFSZ; ulimit -f 0; exec '${process.execPath}' '${cli}' ${quoted.join(' ')}`], {
-        env: { ...build.env, AUDIT_INTEGRITY_ENTRY_KEY: entryKey, AUDIT_DATABASE_URL: '', DATABASE_URL: '' },
+        env: { ...build.env, AUDIT_INTEGRITY_ENTRY_KEY: trail.entryKey, AUDIT_DATABASE_URL: '', DATABASE_URL: '' },
       });
       let err = '';
       child.stdout.resume();
@@ -73,48 +35,37 @@ describe('an archive lock whose write failed', () => {
 
   beforeAll(async () => {
     build = buildProject();
-    ({ dir, db, app, stderr } = await startArchiveTrail(database, 3, keys, entryKey));
-    archives = join(dir, 'archives');
-    await log(2, 1, 'u-7');
-    await log(2, 2, 'u-8');
-    await app.get(AuditSealer).sealNow();
-    const out: string[] = [];
-    const code = await runRetention(
-      ['--url', db.url(database), '--signing-key', join(dir, 'seal.key'), '--months', '1', '--archive-dir', archives],
-      {},
-      {
-        out: (line) => out.push(line),
-        err: (line) => (line.includes(`"event":"${AUDIT_EVENTS.retained}"`) ? undefined : out.push(line)),
-      },
-    );
-    expect({ code, retired: out.filter((l) => l.startsWith(`RETIRED ${month}`)).length }).toEqual({ code: 0, retired: 1 });
+    await trail.start(async () => {
+      await log(2, 1, 'u-7');
+      await log(2, 2, 'u-8');
+    });
   }, 180_000);
 
   afterAll(async () => {
-    await stopArchiveTrail({ app, db, stderr, dir });
+    await trail.stop();
     if (build) rmSync(build.dir, { recursive: true, force: true });
   });
 
   it('a run whose lock could not be written leaves no lock, and the same erasure run again finishes it', async () => {
-    const lock = `${sealsOf(archives)}.lock`;
-    const before = readFileSync(rowsOf(archives));
+    const lock = `${sealsOf(trail.archives)}.lock`;
+    const before = readFileSync(rowsOf(trail.archives));
     const failed = await eraseOnFullDisk(['--user', 'u-7']);
     // The run failed on the disk, as it should, and left the archive as it was.
     expect({ code: failed.code, err: failed.err }).toEqual({ code: 1, err: expect.stringMatching(/FAILED EFBIG/) });
-    expect(readFileSync(rowsOf(archives)).equals(before)).toBe(true);
+    expect(readFileSync(rowsOf(trail.archives)).equals(before)).toBe(true);
     // The promise: that run ended, so its lock is gone, and the erasure run again finishes.
     const left = existsSync(lock);
     const again = await erase(['--user', 'u-7']);
     expect({ left, code: again.code, err: again.err }).toEqual({ left: false, code: 0, err: [] });
     expect(
-      gunzipSync(readFileSync(rowsOf(archives)))
+      gunzipSync(readFileSync(rowsOf(trail.archives)))
         .toString('utf8')
         .includes('"u-7"'),
     ).toBe(false);
   }, 120_000);
 
   it('an empty lock is named as empty, not as held by a run, and the erasure finishes once it is removed', async () => {
-    const lock = `${sealsOf(archives)}.lock`;
+    const lock = `${sealsOf(trail.archives)}.lock`;
     writeFileSync(lock, '');
     const stopped = await erase(['--user', 'u-8']);
     expect({ code: stopped.code, err: stopped.err }).toEqual({
@@ -132,7 +83,7 @@ describe('an archive lock whose write failed', () => {
     const again = await erase(['--user', 'u-8']);
     expect({ code: again.code, err: again.err }).toEqual({ code: 0, err: [] });
     expect(
-      gunzipSync(readFileSync(rowsOf(archives)))
+      gunzipSync(readFileSync(rowsOf(trail.archives)))
         .toString('utf8')
         .includes('"u-8"'),
     ).toBe(false);

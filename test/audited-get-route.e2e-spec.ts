@@ -1,13 +1,11 @@
-import { Controller, Get, type INestApplication, type LoggerService, Module, Param } from '@nestjs/common';
-import { FastifyAdapter } from '@nestjs/platform-fastify';
-import { Test } from '@nestjs/testing';
-import { InjectDataSource, TypeOrmModule } from '@nestjs/typeorm';
+import { Controller, Get, type INestApplication, type LoggerService, Param } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
 import { type Server } from 'node:http';
 import request from 'supertest';
 import { DataSource } from 'typeorm';
-import { AUDIT_MIGRATIONS, AuditLog, AuditModule, Audited } from '../src/audit';
-import { partitionsChecked } from './support/app';
+import { Audited } from '../src/audit';
 import { TestPostgres } from './support/postgres';
+import { startAuditApp } from './support/tx-app';
 
 // docs/GUIDE.md, "Name your actions": `@Audited(action)` is a request to record the handler,
 // whatever its HTTP method. A mutation reached by GET (an e-mail confirmation link, a one-click
@@ -48,27 +46,13 @@ describe.each(['Express', 'Fastify'])('@Audited on a GET route that mutates, beh
     db = await TestPostgres.start();
     await db.createDatabase(database);
     await db.query('CREATE TABLE cancelled (subscription text NOT NULL)', [], database);
-    @Module({
-      imports: [
-        TypeOrmModule.forRoot({
-          type: 'postgres',
-          url: db.url(database),
-          entities: [AuditLog],
-          migrations: [...AUDIT_MIGRATIONS],
-          migrationsRun: true,
-        }),
-        AuditModule.forRoot({ mode: 'sync' }),
-      ],
+    app = await startAuditApp(db, {
+      database,
+      platform: platform === 'Fastify' ? 'fastify' : 'express',
+      logger,
+      audit: { mode: 'sync' },
       controllers: [SubscriptionsController],
-    })
-    class SubscriptionsModule {}
-    const moduleRef = await Test.createTestingModule({ imports: [SubscriptionsModule] }).compile();
-    app =
-      platform === 'Fastify'
-        ? moduleRef.createNestApplication<INestApplication<Server>>(new FastifyAdapter(), { logger })
-        : moduleRef.createNestApplication<INestApplication<Server>>({ logger });
-    await app.listen(0, '127.0.0.1');
-    await partitionsChecked(app);
+    });
   }, 60_000);
 
   afterAll(async () => {

@@ -8,22 +8,19 @@ import {
   type INestApplication,
   Injectable,
   InternalServerErrorException,
-  Module,
   type NestInterceptor,
   Post,
 } from '@nestjs/common';
 import { APP_GUARD, APP_INTERCEPTOR } from '@nestjs/core';
-import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
-import { Test } from '@nestjs/testing';
-import { InjectDataSource, TypeOrmModule } from '@nestjs/typeorm';
+import { InjectDataSource } from '@nestjs/typeorm';
 import { once } from 'node:events';
-import { request as httpRequest, type Server } from 'node:http';
-import { type AddressInfo } from 'node:net';
+import { type Server } from 'node:http';
 import { concatMap, from, type Observable } from 'rxjs';
 import { DataSource } from 'typeorm';
-import { AUDIT_MIGRATIONS, AuditLog, AuditModule, AuditService } from '../src/audit';
-import { eventually, partitionsChecked } from './support/app';
+import { AuditService } from '../src/audit';
+import { eventually, postAndHold } from './support/app';
 import { TestPostgres } from './support/postgres';
+import { startAuditApp } from './support/tx-app';
 
 // docs/GUIDE.md, "Every mutation is audited, once": exactly one row per request, with the status
 // the client got, made once every interceptor and exception filter has run; a committed record()
@@ -131,25 +128,8 @@ describe.each([
     body: { tag: string; fail?: boolean },
     slow: 'guard' | 'interceptor' = 'guard',
   ): Promise<void> {
-    const { port } = app.getHttpServer().address() as AddressInfo;
-    const reached = slowPartReached(requestId);
-    const payload = JSON.stringify(body);
-    const client = httpRequest({
-      port,
-      host: '127.0.0.1',
-      method: 'POST',
-      path: '/widgets',
-      headers: {
-        'content-type': 'application/json',
-        'content-length': Buffer.byteLength(payload),
-        'x-request-id': requestId,
-        'x-verdict': verdict,
-        'x-slow': slow,
-      },
-    });
-    client.on('error', () => undefined);
-    client.end(payload);
-    await reached;
+    const headers = { 'x-request-id': requestId, 'x-verdict': verdict, 'x-slow': slow };
+    const client = await postAndHold(app, '/widgets', body, headers, slowPartReached(requestId));
     client.destroy();
   }
 
@@ -163,33 +143,16 @@ describe.each([
   beforeAll(async () => {
     await db.createDatabase(database);
     await db.query('CREATE TABLE widget (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), tag text NOT NULL)', [], database);
-    @Module({
-      imports: [
-        TypeOrmModule.forRoot({
-          type: 'postgres',
-          url: db.url(database),
-          entities: [AuditLog],
-          migrations: [...AUDIT_MIGRATIONS],
-          migrationsRun: true,
-        }),
-        AuditModule.forRoot({ mode }),
-      ],
+    app = await startAuditApp(db, {
+      database,
+      platform,
+      audit: { mode },
       controllers: [WidgetsController],
       providers: [
         { provide: APP_GUARD, useClass: SlowGuard },
         { provide: APP_INTERCEPTOR, useClass: SlowInterceptor },
       ],
-    })
-    class ProbeModule {}
-    const moduleRef = await Test.createTestingModule({ imports: [ProbeModule] }).compile();
-    app =
-      platform === 'fastify'
-        ? (moduleRef.createNestApplication<NestFastifyApplication>(new FastifyAdapter(), {
-            logger: false,
-          }) as unknown as INestApplication<Server>)
-        : moduleRef.createNestApplication<INestApplication<Server>>({ logger: false });
-    await app.listen(0, '127.0.0.1');
-    await partitionsChecked(app);
+    });
   }, 60_000);
 
   afterAll(async () => {

@@ -4,15 +4,13 @@
 // balancer holding the connection, a client without a timeout). At shutdown, a request still in
 // flight after a short grace is recorded so too, before the module's buffer drains, rather than
 // dropped.
-import { Body, Controller, type INestApplication, Module, Post } from '@nestjs/common';
-import { Test } from '@nestjs/testing';
-import { InjectDataSource, TypeOrmModule } from '@nestjs/typeorm';
-import { type ClientRequest, request as httpRequest, type Server } from 'node:http';
-import { type AddressInfo } from 'node:net';
+import { Body, Controller, type INestApplication, Post } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { type ClientRequest, type Server } from 'node:http';
 import { DataSource } from 'typeorm';
-import { AUDIT_MIGRATIONS, AuditLog, AuditModule } from '../src/audit';
-import { eventually, partitionsChecked } from './support/app';
+import { eventually, postAndHold } from './support/app';
 import { TestPostgres } from './support/postgres';
+import { startAuditApp } from './support/tx-app';
 
 const hung: (() => void)[] = [];
 const started = new Map<string, () => void>();
@@ -44,44 +42,19 @@ describe('a handler that never ends while its client stays connected', () => {
     );
 
   async function startApp(): Promise<INestApplication<Server>> {
-    @Module({
-      imports: [
-        TypeOrmModule.forRoot({
-          type: 'postgres',
-          url: db.url(database),
-          entities: [AuditLog],
-          migrations: [...AUDIT_MIGRATIONS],
-          migrationsRun: true,
-        }),
-        AuditModule.forRoot({ writeTimeoutMs: 1000, unfinishedAfterMs: 100 }),
-      ],
+    const nest = await startAuditApp(db, {
+      database,
+      audit: { writeTimeoutMs: 1000, unfinishedAfterMs: 100 },
       controllers: [TransfersController],
-    })
-    class HungModule {}
-    const moduleRef = await Test.createTestingModule({ imports: [HungModule] }).compile();
-    const nest = moduleRef.createNestApplication<INestApplication<Server>>({ logger: false });
-    await nest.listen(0, '127.0.0.1');
-    await partitionsChecked(nest);
+    });
     apps.push(nest);
     return nest;
   }
 
   /** Sends a transfer whose handler hangs after committing; the client stays connected. */
   async function sendAndStay(on: INestApplication<Server>, tag: string): Promise<void> {
-    const { port } = on.getHttpServer().address() as AddressInfo;
     const inHandler = new Promise<void>((resolve) => started.set(tag, resolve));
-    const payload = JSON.stringify({ tag });
-    const client = httpRequest({
-      port,
-      host: '127.0.0.1',
-      method: 'POST',
-      path: '/transfers',
-      headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload), 'x-request-id': tag },
-    });
-    client.on('error', () => undefined);
-    client.end(payload);
-    clients.push(client);
-    await inHandler;
+    clients.push(await postAndHold(on, '/transfers', { tag }, { 'x-request-id': tag }, inHandler));
   }
 
   const firstRows = (tag: string) =>

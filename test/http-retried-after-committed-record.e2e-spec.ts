@@ -3,29 +3,16 @@
 // fails (a step after the commit meets a transient error) keeps that row, which stands for that
 // attempt only; the retry that commits without `record()` and answers 201 gets the request's own
 // row, with that status (Express and Fastify).
-import {
-  Body,
-  type CallHandler,
-  Controller,
-  type ExecutionContext,
-  type INestApplication,
-  Injectable,
-  Module,
-  type NestInterceptor,
-  Post,
-  ServiceUnavailableException,
-} from '@nestjs/common';
+import { Body, Controller, type INestApplication, Post, ServiceUnavailableException } from '@nestjs/common';
 import { APP_INTERCEPTOR } from '@nestjs/core';
-import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
-import { Test } from '@nestjs/testing';
-import { InjectDataSource, TypeOrmModule } from '@nestjs/typeorm';
+import { InjectDataSource } from '@nestjs/typeorm';
 import { type Server } from 'node:http';
-import { type Observable, retry } from 'rxjs';
 import request from 'supertest';
 import { DataSource } from 'typeorm';
-import { AUDIT_MIGRATIONS, AuditLog, AuditModule, AuditService } from '../src/audit';
-import { eventually, partitionsChecked } from './support/app';
+import { AuditService } from '../src/audit';
+import { eventually } from './support/app';
 import { TestPostgres } from './support/postgres';
+import { createOrdersDatabase, RetryOnceInterceptor, startAuditApp } from './support/tx-app';
 
 const attempts = new Map<string, number>();
 
@@ -55,13 +42,6 @@ class OrdersController {
   }
 }
 
-@Injectable()
-class RetryOnceInterceptor implements NestInterceptor {
-  intercept(_context: ExecutionContext, next: CallHandler): Observable<unknown> {
-    return next.handle().pipe(retry(1));
-  }
-}
-
 describe.each(['express', 'fastify'] as const)('a retried request whose failed first attempt committed a record() row (%s)', (platform) => {
   let db: TestPostgres;
   let app: INestApplication<Server>;
@@ -75,36 +55,13 @@ describe.each(['express', 'fastify'] as const)('a retried request whose failed f
 
   beforeAll(async () => {
     db = await TestPostgres.start();
-    await db.createDatabase(database);
-    await db.query(
-      'CREATE TABLE orders (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), tag text NOT NULL, attempt int NOT NULL)',
-      [],
+    await createOrdersDatabase(db, database);
+    app = await startAuditApp(db, {
       database,
-    );
-    @Module({
-      imports: [
-        TypeOrmModule.forRoot({
-          type: 'postgres',
-          url: db.url(database),
-          entities: [AuditLog],
-          migrations: [...AUDIT_MIGRATIONS],
-          migrationsRun: true,
-        }),
-        AuditModule.forRoot({}),
-      ],
+      platform,
       controllers: [OrdersController],
       providers: [{ provide: APP_INTERCEPTOR, useClass: RetryOnceInterceptor }],
-    })
-    class RetriedRecordModule {}
-    const moduleRef = await Test.createTestingModule({ imports: [RetriedRecordModule] }).compile();
-    app =
-      platform === 'fastify'
-        ? (moduleRef.createNestApplication<NestFastifyApplication>(new FastifyAdapter(), {
-            logger: false,
-          }) as unknown as INestApplication<Server>)
-        : moduleRef.createNestApplication<INestApplication<Server>>({ logger: false });
-    await app.listen(0, '127.0.0.1');
-    await partitionsChecked(app);
+    });
   }, 60_000);
 
   afterAll(async () => {

@@ -1,26 +1,13 @@
-import {
-  Body,
-  type CallHandler,
-  Controller,
-  type ExecutionContext,
-  type INestApplication,
-  Injectable,
-  Module,
-  type NestInterceptor,
-  Post,
-  ServiceUnavailableException,
-} from '@nestjs/common';
+import { Body, Controller, type INestApplication, Post, ServiceUnavailableException } from '@nestjs/common';
 import { APP_INTERCEPTOR } from '@nestjs/core';
-import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
-import { Test } from '@nestjs/testing';
-import { InjectDataSource, TypeOrmModule } from '@nestjs/typeorm';
+import { InjectDataSource } from '@nestjs/typeorm';
 import { type Server } from 'node:http';
-import { type Observable, retry } from 'rxjs';
 import request from 'supertest';
 import { DataSource } from 'typeorm';
-import { AUDIT_MIGRATIONS, AuditLog, AuditModule, AuditService } from '../src/audit';
-import { eventually, partitionsChecked } from './support/app';
+import { AuditService } from '../src/audit';
+import { eventually } from './support/app';
 import { TestPostgres } from './support/postgres';
+import { createOrdersDatabase, RetryOnceInterceptor, startAuditApp } from './support/tx-app';
 
 // docs/GUIDE.md, "Every mutation is audited, once" and "Order of interceptors": an interceptor
 // outside the audit interceptor that retries a failed request (rxjs `retry`, for a serialization
@@ -56,14 +43,6 @@ class OrdersController {
   }
 }
 
-/** Retries a failed request once: bound with APP_INTERCEPTOR in the root module, outside the audit interceptor. */
-@Injectable()
-class RetryOnceInterceptor implements NestInterceptor {
-  intercept(_context: ExecutionContext, next: CallHandler): Observable<unknown> {
-    return next.handle().pipe(retry(1));
-  }
-}
-
 interface Row {
   action: string;
   outcome: string;
@@ -86,36 +65,13 @@ describe.each(['express', 'fastify'] as const)('a request retried by an outer in
 
   beforeAll(async () => {
     db = await TestPostgres.start();
-    await db.createDatabase(database);
-    await db.query(
-      'CREATE TABLE orders (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), tag text NOT NULL, attempt int NOT NULL)',
-      [],
+    await createOrdersDatabase(db, database);
+    app = await startAuditApp(db, {
       database,
-    );
-    @Module({
-      imports: [
-        TypeOrmModule.forRoot({
-          type: 'postgres',
-          url: db.url(database),
-          entities: [AuditLog],
-          migrations: [...AUDIT_MIGRATIONS],
-          migrationsRun: true,
-        }),
-        AuditModule.forRoot({}),
-      ],
+      platform,
       controllers: [OrdersController],
       providers: [{ provide: APP_INTERCEPTOR, useClass: RetryOnceInterceptor }],
-    })
-    class ProbeModule {}
-    const moduleRef = await Test.createTestingModule({ imports: [ProbeModule] }).compile();
-    app =
-      platform === 'fastify'
-        ? (moduleRef.createNestApplication<NestFastifyApplication>(new FastifyAdapter(), {
-            logger: false,
-          }) as unknown as INestApplication<Server>)
-        : moduleRef.createNestApplication<INestApplication<Server>>({ logger: false });
-    await app.listen(0, '127.0.0.1');
-    await partitionsChecked(app);
+    });
   }, 60_000);
 
   afterAll(async () => {

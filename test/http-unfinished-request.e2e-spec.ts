@@ -1,13 +1,11 @@
-import { Body, Controller, type INestApplication, Module, Post } from '@nestjs/common';
-import { Test } from '@nestjs/testing';
-import { InjectDataSource, TypeOrmModule } from '@nestjs/typeorm';
-import { request as httpRequest, type Server } from 'node:http';
-import { type AddressInfo } from 'node:net';
+import { Body, Controller, type INestApplication, Post } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { type Server } from 'node:http';
 import request from 'supertest';
 import { DataSource } from 'typeorm';
-import { AUDIT_MIGRATIONS, AuditLog, AuditModule } from '../src/audit';
-import { eventually, partitionsChecked } from './support/app';
+import { eventually, postAndHold } from './support/app';
 import { TestPostgres } from './support/postgres';
+import { startAuditApp } from './support/tx-app';
 
 // docs/GUIDE.md, "Every mutation is audited, once": a request whose client went away is recorded
 // when the pipeline ends its response, at most `unfinishedAfterMs` after the client left. A
@@ -55,42 +53,13 @@ describe('a handler that hangs after committing, its client gone', () => {
 
   /** An app on the test database, its audit module given `options`. */
   async function startApp(options: { unfinishedAfterMs?: number }): Promise<INestApplication<Server>> {
-    @Module({
-      imports: [
-        TypeOrmModule.forRoot({
-          type: 'postgres',
-          url: db.url(database),
-          entities: [AuditLog],
-          migrations: [...AUDIT_MIGRATIONS],
-          migrationsRun: true,
-        }),
-        AuditModule.forRoot({ writeTimeoutMs: 1000, ...options }),
-      ],
-      controllers: [PaymentsController],
-    })
-    class UnfinishedModule {}
-    const moduleRef = await Test.createTestingModule({ imports: [UnfinishedModule] }).compile();
-    const nest = moduleRef.createNestApplication<INestApplication<Server>>({ logger: false });
-    await nest.listen(0, '127.0.0.1');
-    await partitionsChecked(nest);
-    return nest;
+    return startAuditApp(db, { database, audit: { writeTimeoutMs: 1000, ...options }, controllers: [PaymentsController] });
   }
 
   /** Sends a payment that hangs in its handler after committing, and leaves once the handler has it. */
   async function payAndLeave(on: INestApplication<Server>, tag: string): Promise<void> {
-    const { port } = on.getHttpServer().address() as AddressInfo;
     const inHandler = new Promise<void>((resolve) => started.set(tag, resolve));
-    const payload = JSON.stringify({ tag, hang: true });
-    const client = httpRequest({
-      port,
-      host: '127.0.0.1',
-      method: 'POST',
-      path: '/payments',
-      headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload), 'x-request-id': tag },
-    });
-    client.on('error', () => undefined);
-    client.end(payload);
-    await inHandler;
+    const client = await postAndHold(on, '/payments', { tag, hang: true }, { 'x-request-id': tag }, inHandler);
     // The client's own timeout.
     client.destroy();
   }

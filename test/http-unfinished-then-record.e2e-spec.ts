@@ -3,16 +3,15 @@
 // commits later is a row of its own transaction, written as any `record()` row is. The request
 // then has two rows: the `unfinished` failure (it did not end in time), then the `record()` row
 // (what it committed after). Nothing more is written when the handler finally ends.
-import { Body, Controller, type INestApplication, Module, Post } from '@nestjs/common';
-import { Test } from '@nestjs/testing';
-import { InjectDataSource, TypeOrmModule } from '@nestjs/typeorm';
-import { request as httpRequest, type Server } from 'node:http';
-import { type AddressInfo } from 'node:net';
+import { Body, Controller, type INestApplication, Post } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { type Server } from 'node:http';
 import request from 'supertest';
 import { DataSource } from 'typeorm';
-import { AUDIT_MIGRATIONS, AuditLog, AuditModule, AuditService } from '../src/audit';
-import { eventually, partitionsChecked } from './support/app';
+import { AuditService } from '../src/audit';
+import { eventually, postAndHold } from './support/app';
 import { TestPostgres } from './support/postgres';
+import { startAuditApp } from './support/tx-app';
 
 const waiting = new Map<string, () => void>();
 const started = new Map<string, () => void>();
@@ -59,24 +58,11 @@ describe('a request recorded as unfinished whose handler then writes its record(
     db = await TestPostgres.start();
     await db.createDatabase(database);
     await db.query('CREATE TABLE transfer (tag text NOT NULL)', [], database);
-    @Module({
-      imports: [
-        TypeOrmModule.forRoot({
-          type: 'postgres',
-          url: db.url(database),
-          entities: [AuditLog],
-          migrations: [...AUDIT_MIGRATIONS],
-          migrationsRun: true,
-        }),
-        AuditModule.forRoot({ writeTimeoutMs: 1000, unfinishedAfterMs: 100 }),
-      ],
+    app = await startAuditApp(db, {
+      database,
+      audit: { writeTimeoutMs: 1000, unfinishedAfterMs: 100 },
       controllers: [TransfersController],
-    })
-    class UnfinishedRecordModule {}
-    const moduleRef = await Test.createTestingModule({ imports: [UnfinishedRecordModule] }).compile();
-    app = moduleRef.createNestApplication<INestApplication<Server>>({ logger: false });
-    await app.listen(0, '127.0.0.1');
-    await partitionsChecked(app);
+    });
   }, 60_000);
 
   afterAll(async () => {
@@ -87,20 +73,9 @@ describe('a request recorded as unfinished whose handler then writes its record(
 
   it('keeps its unfinished row, and the record() row committed later is written after it', async () => {
     const tag = 'late-record-1';
-    const { port } = app.getHttpServer().address() as AddressInfo;
     const inHandler = new Promise<void>((resolve) => started.set(tag, resolve));
     const done = new Promise<void>((resolve) => finished.set(tag, resolve));
-    const payload = JSON.stringify({ tag });
-    const client = httpRequest({
-      port,
-      host: '127.0.0.1',
-      method: 'POST',
-      path: '/transfers',
-      headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload), 'x-request-id': tag },
-    });
-    client.on('error', () => undefined);
-    client.end(payload);
-    await inHandler;
+    const client = await postAndHold(app, '/transfers', { tag }, { 'x-request-id': tag }, inHandler);
     client.destroy();
     await eventually(async () => (await rowsOf(tag)).length > 0, 15_000, 'the unfinished row');
     waiting.get(tag)?.();

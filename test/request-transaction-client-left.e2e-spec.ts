@@ -1,29 +1,19 @@
-import {
-  Body,
-  type CallHandler,
-  Controller,
-  type ExecutionContext,
-  type INestApplication,
-  Injectable,
-  Module,
-  type NestInterceptor,
-  Post,
-  Req,
-  Res,
-} from '@nestjs/common';
+import { Body, Controller, type INestApplication, Post, Req, Res } from '@nestjs/common';
 import { APP_INTERCEPTOR } from '@nestjs/core';
-import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
-import { Test } from '@nestjs/testing';
-import { InjectDataSource, TypeOrmModule } from '@nestjs/typeorm';
 import { once } from 'node:events';
-import { request as httpRequest, type Server } from 'node:http';
-import { type AddressInfo } from 'node:net';
-import { catchError, concatMap, finalize, from, type Observable } from 'rxjs';
-import { DataSource, type EntityManager } from 'typeorm';
-import { AUDIT_MIGRATIONS, AuditLog, AuditModule, AuditService } from '../src/audit';
-import { eventually, partitionsChecked } from './support/app';
+import { type Server } from 'node:http';
+import { AuditService } from '../src/audit';
+import { eventually, postAndHold } from './support/app';
 import { TestPostgres } from './support/postgres';
-import { Invoice, numbersOn, txRows } from './support/tx-app';
+import {
+  createInvoiceDatabase,
+  Invoice,
+  numbersOn,
+  RequestTransactionInterceptor,
+  startAuditApp,
+  type TransactionalRequest,
+  txRows,
+} from './support/tx-app';
 
 // docs/GUIDE.md, "A transaction per request": with an interceptor outside the audit interceptor
 // that opens a transaction for the request and commits it after the handler, the row is made after
@@ -35,35 +25,6 @@ import { Invoice, numbersOn, txRows } from './support/tx-app';
 /** Resolves when the handler of a request (by its number) has done its writes and waits for its client to leave. */
 const started = new Map<string, () => void>();
 const handlerStarted = (number: string) => new Promise<void>((resolve) => started.set(number, resolve));
-
-interface TransactionalRequest {
-  transaction: EntityManager;
-}
-
-/** Opens a transaction per request and commits it after the handler, as docs/GUIDE.md shows (outside the audit interceptor). */
-@Injectable()
-class RequestTransactionInterceptor implements NestInterceptor {
-  constructor(@InjectDataSource() private readonly db: DataSource) {}
-
-  intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
-    const runner = this.db.createQueryRunner();
-    return from(runner.startTransaction()).pipe(
-      concatMap(() => {
-        context.switchToHttp().getRequest<TransactionalRequest>().transaction = runner.manager;
-        return next.handle();
-      }),
-      concatMap(async (value) => {
-        await runner.commitTransaction();
-        return value;
-      }),
-      catchError(async (error: unknown) => {
-        if (runner.isTransactionActive) await runner.rollbackTransaction();
-        throw error;
-      }),
-      finalize(() => void runner.release()),
-    );
-  }
-}
 
 @Controller('booked')
 class SlowBookedController {
@@ -115,19 +76,7 @@ describe.each([
 
   /** Sends a POST /booked and destroys its connection once the handler has written (its transaction still open). */
   async function bookAndLeave(number: string, body: { record?: boolean; twice?: boolean }): Promise<void> {
-    const { port } = app.getHttpServer().address() as AddressInfo;
-    const inHandler = handlerStarted(number);
-    const payload = JSON.stringify({ number, ...body });
-    const client = httpRequest({
-      port,
-      host: '127.0.0.1',
-      method: 'POST',
-      path: '/booked',
-      headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload), 'x-request-id': `${number}-request` },
-    });
-    client.on('error', () => undefined);
-    client.end(payload);
-    await inHandler;
+    const client = await postAndHold(app, '/booked', { number, ...body }, { 'x-request-id': `${number}-request` }, handlerStarted(number));
     client.destroy();
   }
 
@@ -143,37 +92,15 @@ describe.each([
   }
 
   beforeAll(async () => {
-    await db.createDatabase(database);
-    await db.query(
-      `CREATE TABLE invoice (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), number text NOT NULL,
-         CONSTRAINT invoice_number_unique UNIQUE (number) DEFERRABLE INITIALLY DEFERRED)`,
-      [],
+    await createInvoiceDatabase(db, database);
+    app = await startAuditApp(db, {
       database,
-    );
-    @Module({
-      imports: [
-        TypeOrmModule.forRoot({
-          type: 'postgres',
-          url: db.url(database),
-          entities: [Invoice, AuditLog],
-          migrations: [...AUDIT_MIGRATIONS],
-          migrationsRun: true,
-        }),
-        AuditModule.forRoot({ mode }),
-      ],
+      platform,
+      entities: [Invoice],
+      audit: { mode },
       controllers: [SlowBookedController],
       providers: [{ provide: APP_INTERCEPTOR, useClass: RequestTransactionInterceptor }],
-    })
-    class ProbeModule {}
-    const moduleRef = await Test.createTestingModule({ imports: [ProbeModule] }).compile();
-    app =
-      platform === 'fastify'
-        ? (moduleRef.createNestApplication<NestFastifyApplication>(new FastifyAdapter(), {
-            logger: false,
-          }) as unknown as INestApplication<Server>)
-        : moduleRef.createNestApplication<INestApplication<Server>>({ logger: false });
-    await app.listen(0, '127.0.0.1');
-    await partitionsChecked(app);
+    });
   }, 60_000);
 
   afterAll(async () => {

@@ -1,6 +1,7 @@
 import { type INestApplication } from '@nestjs/common';
 import { Test, type TestingModuleBuilder } from '@nestjs/testing';
-import { type Server } from 'node:http';
+import { type ClientRequest, request as httpRequest, type Server } from 'node:http';
+import { type AddressInfo } from 'node:net';
 import { AppModule } from '../../src/app.module';
 import { AuditPartitions } from '../../src/audit';
 
@@ -56,4 +57,31 @@ export async function eventually<T>(check: () => Promise<T> | T, timeoutMs = 10_
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last: ${String(last)}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
+}
+
+/**
+ * POSTs `body` as JSON to `path` on a connection of its own, with `headers` besides the JSON ones,
+ * and resolves with its client once `reached` has (the request is where the test holds it). The
+ * client stays connected until the caller destroys it (a client that leaves, or a timeout).
+ */
+export async function postAndHold(
+  app: INestApplication<Server>,
+  path: string,
+  body: unknown,
+  headers: Record<string, string>,
+  reached: Promise<unknown>,
+): Promise<ClientRequest> {
+  const { port } = app.getHttpServer().address() as AddressInfo;
+  const payload = JSON.stringify(body);
+  const client = httpRequest({
+    port,
+    host: '127.0.0.1',
+    method: 'POST',
+    path,
+    headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload), ...headers },
+  });
+  client.on('error', () => undefined);
+  client.end(payload);
+  await reached;
+  return client;
 }

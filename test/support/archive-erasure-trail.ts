@@ -41,13 +41,7 @@ export class ArchiveErasureTrail {
    * `archives`; throws unless retention exits 0 having retired it.
    */
   async start(logRows: () => Promise<void>): Promise<void> {
-    ({
-      dir: this.dir,
-      db: this.db,
-      app: this.app,
-      stderr: this.stderr,
-    } = await startArchiveTrail(this.database, 3, this.keys, this.entryKey));
-    this.archives = join(this.dir, 'archives');
+    await this.open();
     await logRows();
     await this.app.get(AuditSealer).sealNow();
     const out: string[] = [];
@@ -64,7 +58,18 @@ export class ArchiveErasureTrail {
     }
   }
 
-  /** Closes what {@link start} started, whatever part of it did start. */
+  /** Starts the trail only: no rows logged, nothing retired, `archives` named but not made ({@link start} begins so). */
+  async open(): Promise<void> {
+    ({
+      dir: this.dir,
+      db: this.db,
+      app: this.app,
+      stderr: this.stderr,
+    } = await startArchiveTrail(this.database, 3, this.keys, this.entryKey));
+    this.archives = join(this.dir, 'archives');
+  }
+
+  /** Closes what {@link start} (or {@link open}) started, whatever part of it did start. */
   stop(): Promise<void> {
     return stopArchiveTrail({ app: this.app, db: this.db, stderr: this.stderr, dir: this.dir });
   }

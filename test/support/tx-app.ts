@@ -6,17 +6,20 @@ import {
   type ExecutionContext,
   type INestApplication,
   Injectable,
+  type LoggerService,
   Module,
   type NestInterceptor,
   Post,
+  type Provider,
   Req,
+  type Type,
 } from '@nestjs/common';
 import { APP_INTERCEPTOR } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Test } from '@nestjs/testing';
 import { InjectDataSource, TypeOrmModule } from '@nestjs/typeorm';
 import { type Server } from 'node:http';
-import { catchError, concatMap, finalize, from, type Observable } from 'rxjs';
+import { catchError, concatMap, finalize, from, type Observable, retry } from 'rxjs';
 import { Column, DataSource, type EntityManager, Entity, PrimaryGeneratedColumn } from 'typeorm';
 import { AUDIT_MIGRATIONS, AuditedEntity, AuditLog, AuditModule, type AuditModuleOptions, AuditService } from '../../src/audit';
 import { type TestPostgres } from './postgres';
@@ -34,6 +37,12 @@ const INVOICE_TABLE = `CREATE TABLE IF NOT EXISTS invoice (
   number text NOT NULL,
   CONSTRAINT invoice_number_unique UNIQUE (number) DEFERRABLE INITIALLY DEFERRED
 )`;
+
+/** Makes `database` on `db` with the audited `invoice` table (its `audit_log` comes with the app's migrations). */
+export async function createInvoiceDatabase(db: TestPostgres, database: string): Promise<void> {
+  await db.createDatabase(database);
+  await db.query(INVOICE_TABLE, [], database);
+}
 
 /** Swallows an error on purpose: the handlers below catch what their transactions throw. */
 const ignore = () => undefined;
@@ -117,7 +126,7 @@ class InvoicesController {
 }
 
 /** The request's transaction, opened by {@link RequestTransactionInterceptor}. */
-interface TransactionalRequest {
+export interface TransactionalRequest {
   transaction: EntityManager;
 }
 
@@ -126,7 +135,7 @@ interface TransactionalRequest {
  * `APP_INTERCEPTOR` in the root module, so it sits outside the audit interceptor.
  */
 @Injectable()
-class RequestTransactionInterceptor implements NestInterceptor {
+export class RequestTransactionInterceptor implements NestInterceptor {
   constructor(@InjectDataSource() private readonly db: DataSource) {}
 
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
@@ -149,6 +158,24 @@ class RequestTransactionInterceptor implements NestInterceptor {
   }
 }
 
+/** Retries a failed request once (rxjs `retry`): bound with `APP_INTERCEPTOR` in the root module, outside the audit interceptor. */
+@Injectable()
+export class RetryOnceInterceptor implements NestInterceptor {
+  intercept(_context: ExecutionContext, next: CallHandler): Observable<unknown> {
+    return next.handle().pipe(retry(1));
+  }
+}
+
+/** Makes `database` on `db` with an `orders` table: `tag` (the request's) and `attempt` (which attempt wrote the row). */
+export async function createOrdersDatabase(db: TestPostgres, database: string): Promise<void> {
+  await db.createDatabase(database);
+  await db.query(
+    'CREATE TABLE orders (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), tag text NOT NULL, attempt int NOT NULL)',
+    [],
+    database,
+  );
+}
+
 /** Handlers that write through the request's transaction; a duplicate number fails its COMMIT. */
 @Controller('booked')
 class BookedController {
@@ -169,6 +196,49 @@ class BookedController {
   }
 }
 
+export interface AuditAppOptions {
+  /** The database on `db` that holds `audit_log` (made beforehand). */
+  database: string;
+  controllers: Type[];
+  /** Bound in the root module (`APP_GUARD`, `APP_INTERCEPTOR`, …). */
+  providers?: Provider[];
+  /** The app's own entities, besides `AuditLog`. */
+  entities?: Type[];
+  audit?: AuditModuleOptions;
+  /** Express by default. */
+  platform?: 'express' | 'fastify';
+  /** Nest's logger; none by default. */
+  logger?: LoggerService;
+}
+
+/** An app with the audit module and `controllers` on one DataSource to `database`, listening on a free port. */
+export async function startAuditApp(db: TestPostgres, options: AuditAppOptions): Promise<INestApplication<Server>> {
+  @Module({
+    imports: [
+      TypeOrmModule.forRoot({
+        type: 'postgres',
+        url: db.url(options.database),
+        entities: [...(options.entities ?? []), AuditLog],
+        migrations: [...AUDIT_MIGRATIONS],
+        migrationsRun: true,
+      }),
+      AuditModule.forRoot(options.audit ?? {}),
+    ],
+    controllers: options.controllers,
+    providers: options.providers ?? [],
+  })
+  class AuditAppModule {}
+  const moduleRef = await Test.createTestingModule({ imports: [AuditAppModule] }).compile();
+  const logger = options.logger ?? false;
+  const app =
+    options.platform === 'fastify'
+      ? moduleRef.createNestApplication<NestFastifyApplication>(new FastifyAdapter(), { logger })
+      : moduleRef.createNestApplication<INestApplication<Server>>({ logger });
+  await app.listen(0, '127.0.0.1');
+  await partitionsChecked(app);
+  return app as INestApplication<Server>;
+}
+
 export interface TxAppOptions {
   /** A database of its own on `db` (made here). */
   database: string;
@@ -181,31 +251,15 @@ export interface TxAppOptions {
 
 /** An app with `audit_log` and the audited `invoice` table in one database and one DataSource. */
 export async function startTxApp(db: TestPostgres, options: TxAppOptions): Promise<INestApplication<Server>> {
-  await db.createDatabase(options.database);
-  await db.query(INVOICE_TABLE, [], options.database);
-  @Module({
-    imports: [
-      TypeOrmModule.forRoot({
-        type: 'postgres',
-        url: db.url(options.database),
-        entities: [Invoice, AuditLog],
-        migrations: [...AUDIT_MIGRATIONS],
-        migrationsRun: true,
-      }),
-      AuditModule.forRoot(options.audit ?? {}),
-    ],
+  await createInvoiceDatabase(db, options.database);
+  return startAuditApp(db, {
+    database: options.database,
+    entities: [Invoice],
+    audit: options.audit,
+    platform: options.platform,
     controllers: options.requestTransactions ? [BookedController] : [InvoicesController],
     providers: options.requestTransactions ? [{ provide: APP_INTERCEPTOR, useClass: RequestTransactionInterceptor }] : [],
-  })
-  class TxAppModule {}
-  const moduleRef = await Test.createTestingModule({ imports: [TxAppModule] }).compile();
-  const app =
-    options.platform === 'fastify'
-      ? moduleRef.createNestApplication<NestFastifyApplication>(new FastifyAdapter(), { logger: false })
-      : moduleRef.createNestApplication<INestApplication<Server>>({ logger: false });
-  await app.listen(0, '127.0.0.1');
-  await partitionsChecked(app);
-  return app as INestApplication<Server>;
+  });
 }
 
 /** A row of `audit_log`, as the tests compare it. */
