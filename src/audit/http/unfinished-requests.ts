@@ -10,7 +10,7 @@ export interface UnfinishedRequest {
  * The requests in flight, each recorded as unfinished `ms` after it began if it has no row by then,
  * whether its client is still connected or not; at shutdown ({@link giveUpAll}) each still in
  * flight after a short grace is recorded so too. One per recorder, shared by its requests: a
- * request costs an entry in a map, not a timer. The map keeps the order in which the requests
+ * request costs an entry in a set, not a timer. The set keeps the order in which the requests
  * began, so the order of their deadlines: one timer, armed for the oldest, sweeps it.
  *
  * @example
