@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { freePort } from '../src/embedded-database';
 import { embeddedPostgresEntry } from '../src/embedded-postgres-cache';
 import { runFixtureSuite } from './support/fixture-suite';
-import { alive, binariesRoot, sweepLeftovers } from './support/leftovers';
+import { alive, binariesRoot, removeLeftover, sweepLeftovers } from './support/leftovers';
 import { sleep, TestPostgres } from './support/postgres';
 
 const root = join(__dirname, '..');
@@ -185,6 +185,31 @@ describe('clusters of failed or killed test runs do not outlive them', () => {
       expect([existsSync(cluster), existsSync(build)]).toEqual([false, false]);
     } finally {
       rmSync(fixtures, { recursive: true, force: true });
+    }
+  }, 60_000);
+
+  it('removing a cluster whose postmaster was killed also ends the backends still writing in it', async () => {
+    const pg = await TestPostgres.start();
+    const writer = await pg.connect();
+    writer.on('error', () => {});
+    try {
+      const backend = (await writer.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0].pid;
+      // A long write: the backend notices the postmaster's death only once it ends.
+      void writer
+        .query('CREATE TABLE filler AS SELECT g, repeat(md5(g::text), 20) AS s FROM generate_series(1, 50000000) g')
+        .catch(() => {});
+      await eventually(
+        async () =>
+          (await pg.query("SELECT 1 FROM pg_stat_activity WHERE state = 'active' AND query LIKE 'CREATE TABLE filler%'")).length > 0,
+        10_000,
+      );
+      process.kill(pg.postmasterPid() as number, 'SIGKILL');
+      await sleep(100);
+
+      removeLeftover(pg.dir);
+      expect([existsSync(pg.dir), alive(backend)]).toEqual([false, false]);
+    } finally {
+      await pg.stop();
     }
   }, 60_000);
 

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -75,9 +75,13 @@ export function sweepLeftovers(run?: string): string[] {
       const { run: owner, pid } = found;
       if (owner !== run && (alive(Number(owner)) || alive(Number(pid)))) continue;
       const dir = join(root, name);
-      killPostmaster(dir);
-      rmSync(dir, { recursive: true, force: true });
-      removed.push(dir);
+      try {
+        removeLeftover(dir);
+        removed.push(dir);
+      } catch (error) {
+        // One directory that cannot go must not keep the others: the next sweep tries it again.
+        console.error(`could not remove ${dir}: ${String(error)}`);
+      }
     }
   }
   return removed;
@@ -108,20 +112,50 @@ export function beginRun(): void {
 }
 
 /**
- * SIGKILLs the postmaster running in data directory `dir`, if one does (its recorded pid is
- * checked against the process's command line: pids get reused).
+ * Removes a directory of the harness's, first SIGKILLing every process working in it: a cluster's
+ * postmaster and, when the postmaster was killed before, the backends it left, which go on writing
+ * (a long statement, new WAL segments) until they notice. The removal is retried while a process
+ * just killed finishes the write it was in.
  *
  * @example
- * killPostmaster('/tmp/audit-test-pg-4711-4720-9f3a1c2e');
+ * removeLeftover('/tmp/audit-test-pg-4711-4720-9f3a1c2e');
  */
-export function killPostmaster(dir: string): void {
-  try {
-    const pid = Number(readFileSync(join(dir, 'postmaster.pid'), 'utf8').split('\n')[0]);
-    if (!alive(pid) || (existsSync('/proc/self') && !readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(dir))) return;
-    process.kill(pid, 'SIGKILL');
-  } catch {
-    // No cluster there, or its postmaster is gone.
+export function removeLeftover(dir: string): void {
+  for (const pid of processesIn(dir)) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // It has just ended.
+    }
   }
+  rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
+}
+
+/**
+ * The processes whose working directory is `dir` or below it (PostgreSQL's postmaster and backends
+ * work in their data directory). Without /proc: the postmaster `dir` records, if it still runs
+ * (its command line, which names the directory, checked where it can be: pids get reused).
+ */
+function processesIn(dir: string): number[] {
+  if (!existsSync('/proc/self')) {
+    try {
+      const pid = Number(readFileSync(join(dir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+      return alive(pid) ? [pid] : [];
+    } catch {
+      return [];
+    }
+  }
+  const found: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const cwd = readlinkSync(`/proc/${entry}/cwd`);
+      if (cwd === dir || cwd.startsWith(`${dir}/`)) found.push(Number(entry));
+    } catch {
+      // Gone, or another user's process this one may not inspect.
+    }
+  }
+  return found;
 }
 
 /**

@@ -3,7 +3,7 @@
 // The helper owns the data directory: whenever it goes (parent gone, crash), the directory goes too.
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { clearInterval, setInterval } from 'node:timers';
 import { pathToFileURL } from 'node:url';
@@ -23,11 +23,33 @@ function postmaster() {
   }
 }
 
-/** Kills the postmaster this directory records, if it still runs, and removes the directory. */
+/**
+ * Kills the processes working in this directory (the postmaster, and the backends a killed
+ * postmaster left writing) and removes it, retrying while a killed process ends its last write.
+ */
 function removeCluster() {
-  const pid = postmaster();
-  if (pid) process.kill(pid, 'SIGKILL');
-  rmSync(dir, { recursive: true, force: true });
+  const pids = existsSync('/proc/self')
+    ? readdirSync('/proc')
+        .filter((pid) => worksHere(pid))
+        .map(Number)
+    : [postmaster()];
+  for (const pid of pids) {
+    try {
+      if (pid) process.kill(pid, 'SIGKILL');
+    } catch {
+      // It has just ended.
+    }
+  }
+  rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
+}
+
+function worksHere(pid) {
+  try {
+    const cwd = readlinkSync(`/proc/${pid}/cwd`);
+    return cwd === dir || cwd.startsWith(`${dir}/`);
+  } catch {
+    return false;
+  }
 }
 
 process.on('uncaughtException', (error) => {

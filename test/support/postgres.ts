@@ -1,12 +1,11 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Client } from 'pg';
 import { freePort } from '../../src/embedded-database';
 import { embeddedPostgresEntry } from '../../src/embedded-postgres-cache';
-import { binariesRoot, CLUSTER_ROOT, killPostmaster, leftoverName, runId, testRunId } from './leftovers';
+import { binariesRoot, CLUSTER_ROOT, leftoverName, removeLeftover, runId, testRunId } from './leftovers';
 
 type Op = 'initialise' | 'start' | 'stop' | 'createDatabase';
 
@@ -128,8 +127,7 @@ export class TestPostgres {
       else this.child.kill('SIGKILL');
       await exited;
     }
-    killPostmaster(this.dir);
-    await rm(this.dir, { recursive: true, force: true });
+    removeLeftover(this.dir);
   }
 
   /** The pid the postmaster recorded in the data directory, if there is one. */
