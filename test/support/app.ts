@@ -3,7 +3,8 @@ import { Test, type TestingModuleBuilder } from '@nestjs/testing';
 import { type ClientRequest, request as httpRequest, type Server } from 'node:http';
 import { type AddressInfo } from 'node:net';
 import { AppModule } from '../../src/app.module';
-import { AuditPartitions } from '../../src/audit';
+import { Client } from 'pg';
+import { AuditPartitions, AuditService } from '../../src/audit';
 
 /** Creates the example app as `npm start` would, with `env` applied, listening on a free port. */
 export async function startExampleApp(
@@ -17,8 +18,47 @@ export async function startExampleApp(
   const moduleRef = await customize(Test.createTestingModule({ imports: [AppModule] })).compile();
   const app = moduleRef.createNestApplication<INestApplication<Server>>({ logger: false });
   await app.listen(0, '127.0.0.1');
+  await auditReady(app, process.env.AUDIT_DATABASE_URL ?? process.env.DATABASE_URL);
   await partitionsChecked(app);
   return app;
+}
+
+/**
+ * When the audit database answers, waits (at most 60 s) until the module has connected it, its
+ * migrations run, and is up. The example app connects the audit database in the background, and
+ * its first try is bounded by `writeTimeoutMs`: on a loaded machine the migrations outlast it, the
+ * first requests' entries wait in the ring, and a suite reading `audit_log` at once finds no table.
+ * A database that does not answer (a suite starting the app during an outage) is not waited for.
+ */
+async function auditReady(app: INestApplication, url: string | undefined): Promise<void> {
+  let service: AuditService;
+  try {
+    service = app.get(AuditService, { strict: false });
+  } catch {
+    return; // the app runs without the audit module
+  }
+  if (!url || !(await answers(url))) return;
+  // The writer is internal: whether its DataSource is connected and migrated is not part of status().
+  const writer = (service as unknown as { writer: { connected: boolean } }).writer;
+  const deadline = Date.now() + 60_000;
+  while (!(writer.connected && service.status().state === 'up') && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** Whether a session to `url` answers `SELECT 1` within 2 s. */
+async function answers(url: string): Promise<boolean> {
+  const client = new Client({ connectionString: url, connectionTimeoutMillis: 2000, query_timeout: 2000 });
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    await client.query('SELECT 1');
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
 }
 
 /**
