@@ -1,6 +1,7 @@
-import { rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { SEALED_COLUMNS_SQL } from '../src/audit/integrity/row-encoding';
+import { boundedArchiveFiles } from '../src/audit/lifecycle/archive-files';
 import { ArchiveErasureTrail } from './support/archive-erasure-trail';
 
 // Promise (docs/LIFECYCLE.md, "What the offline check proves of an erased archive"): "An entry whose
@@ -18,7 +19,13 @@ import { ArchiveErasureTrail } from './support/archive-erasure-trail';
 // clean with the entry key. This is not the documented room of per-month counts: the entry's
 // erasure erased no row at all in the database or in any archive.
 //
-// Observed: audit-verify --archive of the tampered copy exits 0 with no anomaly.
+// The second case needs no copying: the rewrite renames the seals file (the entry added) before
+// the rows file, so a rewrite whose rows rename fails (or that is killed there) leaves the first
+// erasure's entry in the archive's own seals file with `archives: {"<month>": 1}` and no row erased
+// under it; after the documented rerun, a row of another subject marked by hand under it verifies
+// clean, the seals file untouched by hand.
+//
+// Observed: audit-verify --archive of the tampered copy exits 0 with no anomaly, in both cases.
 //
 // Severity: medium (a personal value removed by hand, not by an erasure, passes the offline check;
 // needs a failed rewrite, file access and the entry's row).
@@ -82,6 +89,47 @@ describe('probe: the entry of an erasure whose archive rewrite failed', () => {
       seals: (h) => {
         (h.erasureEntries as (string | null)[][]).push(firstEntry);
         (h.erasures as unknown[]).push({ entry: firstEntry[0], erasure: firstErasure.id, rows: 1 });
+      },
+    });
+    const checked = await verifyArchive(where);
+    expect({
+      code: checked.code,
+      victimUnaccounted: checked.anomalies.some((a) => a.includes('row_erased_unaccounted') && a.includes(victim[0] as string)),
+    }).toEqual({ code: 1, victimUnaccounted: true });
+  }, 180_000);
+
+  it('accounts for no row marked by hand under the entry a failed rewrite left in the seals file', async () => {
+    const failing = (dir: string, timeoutMs: number) => {
+      const files = boundedArchiveFiles(dir, timeoutMs);
+      return {
+        ...files,
+        rename: async (from: string, to: string) => {
+          if (to.endsWith('.ndjson.gz')) throw Object.assign(new Error(`EIO: i/o error, rename '${from}' -> '${to}'`), { code: 'EIO' });
+          return files.rename(from, to);
+        },
+      };
+    };
+    const first = await erase(['--user', 'u-3'], { files: failing });
+    expect({ code: first.code, err: first.err }).toEqual({
+      code: 1,
+      err: [expect.stringMatching(new RegExp(`^archive ${month}: FAILED EIO: `))],
+    });
+    const again = await erase(['--user', 'u-3']);
+    expect(again.code).toBe(0);
+    const honest = await verifyArchive(trail.archives);
+    expect({ code: honest.code, anomalies: honest.anomalies }).toEqual({ code: 0, anomalies: [] });
+    const header = JSON.parse(readFileSync(trail.sealsOf(trail.archives), 'utf8')) as { erasureEntries: (string | null)[][] };
+    const erasureIds = header.erasureEntries.map((e) => (JSON.parse(e[11] as string) as { erasure: { id: string } }).erasure.id);
+    const erasedUnder = new Set(trail.archiveRows(trail.archives).map((r) => r[16]));
+    // An entry the seals file carries with no row of the archive erased under it.
+    const idle = erasureIds.filter((id) => !erasedUnder.has(JSON.stringify({ erased: id })));
+    expect(idle).toHaveLength(1);
+    const victim = trail.archiveRows(trail.archives).find((r) => r[6] === 'u-2') as (string | null)[];
+    const where = tampered('forged-in-place', {
+      rows: (rows) => {
+        const row = rows.find((r) => r[6] === 'u-2') as (string | null)[];
+        for (const i of [6, 8, 9]) if (row[i] !== null) row[i] = '[ERASED]';
+        row[16] = JSON.stringify({ erased: idle[0] });
       },
     });
     const checked = await verifyArchive(where);
