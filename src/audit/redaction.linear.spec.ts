@@ -55,6 +55,8 @@ describe('redaction reads a 200k-character input within 1 s', () => {
     ['many key details of quoted columns, never closed', () => 'Key ("apiToken")=('.repeat(SIZE / 18)],
     ['many key details, each closed by no end PostgreSQL writes', () => 'Key (token)=(a) '.repeat(SIZE / 16)],
     ['a key detail whose value is many parentheses', () => `Key (token)=(${')'.repeat(SIZE)}`],
+    ['a key detail whose value runs on many lines, each closed by no ending', () => `Key (token)=(${'a)\n'.repeat(SIZE / 3)}`],
+    ['many key details on many lines, each closed by no ending', () => 'Key (token)=(a)\r\n'.repeat(SIZE / 17)],
     ['many column lists of expressions, no secret', () => '(lower(a), "b")=('.repeat(SIZE / 17)],
     ['many key details with no column list', () => 'token)=('.repeat(SIZE / 8)],
     ['a column list of 250 quoted names, many times', () => `(${'"c", '.repeat(50)}d)=(x) `.repeat(SIZE / 256)],

@@ -374,7 +374,13 @@ describe('redactText', () => {
       '{"detail":"Key (\\"apiToken\\")=(s3cr3t) already exists.","code":"23505"}',
       `{"detail":"Key (\\"apiToken\\")=${REDACTED} already exists.","code":"23505"}`,
     ],
-    ['Key (token)=(s3cr3t\nat insert', `Key (token)=${REDACTED}\nat insert`],
+    // PostgreSQL writes a line break of a value as it is: the values run on to their ending, or
+    // to the end of the text when it holds none (a detail cut short).
+    ['Key (token)=(s3cr3t\nat insert', `Key (token)=${REDACTED}`],
+    ['Key (token)=(a\ns3cr3t) already exists.\nnext', `Key (token)=${REDACTED} already exists.\nnext`],
+    ['Key (token)=(a\r\n)s3cr3t) is not present in table "t".', `Key (token)=${REDACTED} is not present in table "t".`],
+    ['Key (token)=(a) in handler\nb) already exists.', `Key (token)=${REDACTED} already exists.`],
+    ['Key (token)=(a\nb) at insert', `Key (token)=${REDACTED}`],
     ['Key (title)=(a)b) already exists.', 'Key (title)=(a)b) already exists.'],
     ['Key (user_id)=(7) is not present in table "users".', 'Key (user_id)=(7) is not present in table "users".'],
   ])('a PostgreSQL key detail: %s', (text, expected) => {

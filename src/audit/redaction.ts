@@ -189,8 +189,8 @@ const KEY_DETAIL_END = / (?:already exists|is not present|is still referenced|is
  * `[REDACTED]` when any identifier of the column list is a secret, a quoted one (`"apiToken"`, as
  * TypeORM names a camelCase column) or one in an expression (`lower(token)`, `(data ->> 'token')`).
  * The column list is looked for at most {@link MAX_COLUMN_LIST} characters back, never past the
- * detail before it; the values run to the ')' before what PostgreSQL writes after them, or to the
- * line's last ')'.
+ * detail before it; the values run to the ')' before what PostgreSQL writes after them, across
+ * line breaks, or to the end of the text.
  */
 function redactKeyDetails(text: string, isRedacted: (key: string) => boolean): string {
   if (!text.includes(KEY_DETAIL)) return text;
@@ -248,25 +248,17 @@ function columnsRedacted(columns: string, isRedacted: (key: string) => boolean):
 }
 
 /**
- * Just past the ')' that closes the value list opened at `open` (see {@link KEY_DETAIL_END}); else,
- * when the brackets opened on the line close, past its last ')'; else the line's end.
+ * Just past the ')' that closes the value list opened at `open`: the first ')' followed by what
+ * PostgreSQL writes after the values (see {@link KEY_DETAIL_END}), read across line breaks (a value
+ * is written unescaped, a line break included); the end of the text when there is none (a detail
+ * cut short, or one the text holds no ending of).
  */
 function keyValuesEnd(text: string, open: number): number {
-  let last = -1;
-  let depth = 0;
-  let i = open;
-  for (; i < text.length && text[i] !== '\n' && text[i] !== '\r'; i++) {
-    const char = text[i];
-    if (char === '(' || char === '[' || char === '{') depth += 1;
-    else if (char === ']' || char === '}') depth = Math.max(0, depth - 1);
-    else if (char === ')') {
-      depth = Math.max(0, depth - 1);
-      last = i + 1;
-      KEY_DETAIL_END.lastIndex = last;
-      if (KEY_DETAIL_END.test(text)) return last;
-    }
+  for (let close = text.indexOf(')', open); close >= 0; close = text.indexOf(')', close + 1)) {
+    KEY_DETAIL_END.lastIndex = close + 1;
+    if (KEY_DETAIL_END.test(text)) return close + 1;
   }
-  return depth > 0 || last < 0 ? i : last;
+  return text.length;
 }
 
 /**
