@@ -43,11 +43,14 @@ const MAX_ESCAPES = 32;
 const MAX_GAP = 16;
 
 /**
- * How a redacted key's value is read: a Cookie header's is its whole list; an Authorization
- * header's (`authorization`, after ':') the rest of its line and folded lines, as is a form or
- * query field's of that name (`authorization-field`, after '='), which also ends at '&'.
+ * How a redacted key's value is read: a Cookie or Set-Cookie header's (`cookie-header`, after
+ * ':') is the rest of its line and folded lines, whatever its cookies and attributes hold (an
+ * `Expires` date's comma, cookies joined by `, `); a cookie field's (`cookie`, after '=') its list
+ * of cookies; an Authorization header's (`authorization`, after ':') the rest of its line and
+ * folded lines, as is a form or query field's of that name (`authorization-field`, after '='),
+ * which also ends at '&'.
  */
-export type SecretKind = 'plain' | 'cookie' | 'authorization' | 'authorization-field';
+export type SecretKind = 'plain' | 'cookie' | 'cookie-header' | 'authorization' | 'authorization-field';
 
 /**
  * The part of a text a redacted key's value takes: `text[start, end)` becomes
@@ -78,6 +81,11 @@ export function secretSpan(text: string, start: number, kind: SecretKind, marker
   }
   if (OPENERS.includes(text[start])) return { start, end: bracketedEnd(text, start), before: '', after: '' };
   if (kind === 'authorization' || kind === 'authorization-field') return authorizationSpan(text, start, kind, marker, inApostrophes);
+  if (kind === 'cookie-header') {
+    // A cookie's quoted value never closed ends with its line.
+    const end = headerValueEnd(text, start, false, inApostrophes, true);
+    return end > start ? { start, end, before: '', after: '' } : null;
+  }
   // A scheme is the value's first word, before any folded line: a credential folded under it is read after it.
   const word = wordEnd(text, start);
   if (isScheme(text, start, word)) {
@@ -123,10 +131,10 @@ function headerGap(text: string, at: number): number {
  * The end of a header's value that starts at `start`: its line's end, its folded lines read on.
  * It ends earlier at a double quote of the surrounding text, or an apostrophe when the header's
  * name was quoted by one (`-H 'Authorization: …'`) (a quote after '=' opens an auth-param's quoted
- * value, read whole), at a closing bracket it did not open, and at '&' when `field`. Spaces before
- * the end are left out.
+ * value, read whole, or to its line's end when `lineBoundQuotes`), at a closing bracket it did not
+ * open, and at '&' when `field`. Spaces before the end are left out.
  */
-function headerValueEnd(text: string, start: number, field: boolean, inApostrophes: boolean): number {
+function headerValueEnd(text: string, start: number, field: boolean, inApostrophes: boolean, lineBoundQuotes = false): number {
   let end = start;
   let afterEquals = false;
   let depth = 0;
@@ -162,7 +170,7 @@ function headerValueEnd(text: string, start: number, field: boolean, inApostroph
         i = end = open.contentStart;
         continue;
       }
-      i = quotedEnd(text, open.contentStart, open.quote, open.escapes);
+      i = quotedEnd(text, open.contentStart, open.quote, open.escapes, lineBoundQuotes);
       end = i;
       afterEquals = false;
       continue;

@@ -63,7 +63,14 @@ describe('redaction is idempotent', () => {
       ),
     ),
     ...['Cookie', 'Set-Cookie'].flatMap((key) =>
-      [`sid="${SECRET}`, `sid="${SECRET}\nHost: x`, `a=1; sid="${SECRET} x"; b=2`, `sid=\\"${SECRET}`].map((value) => `x ${key}: ${value}`),
+      [
+        `sid="${SECRET}`,
+        `sid="${SECRET}\nHost: x`,
+        `a=1; sid="${SECRET} x"; b=2`,
+        `sid=\\"${SECRET}`,
+        `a=1; Expires=Wed, 21 Oct 2026 07:28:00 GMT; HttpOnly, sid=${SECRET}; Path=/`,
+        `a=1, sid=${SECRET}\r\n b=${SECRET}\r\nHost: x`,
+      ].map((value) => `x ${key}: ${value}`),
     ),
   ];
 

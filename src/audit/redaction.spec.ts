@@ -404,6 +404,17 @@ describe('redactText', () => {
     expect(redactText(text, isRedacted)).toBe(expected);
   });
 
+  it('redacts every cookie of a Set-Cookie line as fetch joins several (Headers.get)', () => {
+    const headers = new Headers();
+    headers.append('set-cookie', 'sid=s-1a2b3c4d5e; Expires=Wed, 21 Oct 2026 07:28:00 GMT; HttpOnly');
+    headers.append('set-cookie', 'refresh=rt-9f8e7d6c5b4a; Path=/; Secure');
+    const line = `set-cookie: ${headers.get('set-cookie')}`;
+    expect(line).toBe(
+      'set-cookie: sid=s-1a2b3c4d5e; Expires=Wed, 21 Oct 2026 07:28:00 GMT; HttpOnly, refresh=rt-9f8e7d6c5b4a; Path=/; Secure',
+    );
+    expect(redactText(line, isRedacted)).toBe(`set-cookie: ${REDACTED}`);
+  });
+
   it('gives the same text when it reads its own output again', () => {
     const texts = [
       'Authorization: Digest username="ops", response="6629fae4" then',
@@ -428,6 +439,13 @@ describe('redactText', () => {
     ['Cookie: sid="s3cr3t', `Cookie: ${REDACTED}`],
     ['Cookie: sid="s3cr3t\nHost: x', `Cookie: ${REDACTED}\nHost: x`],
     ['Cookie: sid="a b"; lang=en\nHost: x', `Cookie: ${REDACTED}\nHost: x`],
+    // A Cookie or Set-Cookie header's value is the rest of its line: an Expires date's comma, or
+    // cookies joined by ', ', end nothing.
+    ['Set-Cookie: sid=a; Expires=Wed, 21 Oct 2026 07:28:00 GMT; HttpOnly, refresh=s3cr3t\nHost: x', `Set-Cookie: ${REDACTED}\nHost: x`],
+    ['Cookie: a=1, b=s3cr3t', `Cookie: ${REDACTED}`],
+    ['Set-Cookie: sid=a; Path=/\r\n refresh=s3cr3t\r\nHost: x', `Set-Cookie: ${REDACTED}\r\nHost: x`],
+    ['request (Cookie: a=1, b=s3cr3t) failed', `request (Cookie: ${REDACTED}) failed`],
+    [JSON.stringify({ msg: 'Set-Cookie: a=1, b=s3cr3t\nHost: x', level: 'e' }), `{"msg":"Set-Cookie: ${REDACTED}\\nHost: x","level":"e"}`],
     ["postgres://ops:it's-s3cr3t@db/app", `postgres://ops:${REDACTED}@db/app`],
     ["psql 'postgres://ops:s3cr3t@db/app'", `psql 'postgres://ops:${REDACTED}@db/app'`],
     ["SELECT 'postgres://ops:it''s-s3cr3t@db/app'", `SELECT 'postgres://ops:${REDACTED}@db/app'`],

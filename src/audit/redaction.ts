@@ -169,7 +169,7 @@ function wordBefore(text: string, at: number): string {
 
 function secretKind(key: string, separator: string): SecretKind {
   const compact = compactKey(key);
-  if (compact.includes('cookie')) return 'cookie';
+  if (compact.includes('cookie')) return separator === ':' ? 'cookie-header' : 'cookie';
   if (!compact.includes('authorization')) return 'plain';
   return separator === ':' ? 'authorization' : 'authorization-field';
 }
