@@ -50,6 +50,17 @@ describe('secrets in free text of a request body are not stored', () => {
     ['a URL whose password holds an @', (s: string) => `connect failed: postgres://ops:p@${s}@db.internal:5432/app`],
     // A quoted value holding an escaped quote.
     ['a quoted value holding an escaped quote', (s: string) => JSON.stringify({ password: `p"${s}` })],
+    // Set-Cookie lines as fetch's Headers joins them: the comma of an Expires date ends nothing.
+    ['a joined Set-Cookie line', (s: string) => `set-cookie: a=1; Expires=Wed, 21 Oct 2026 07:28:00 GMT; HttpOnly, refresh=${s}; Path=/`],
+    // PostgreSQL's detail of a NOT NULL violation prints every column of the row.
+    ['a failing row', (s: string) => `null value in column "email": Failing row contains (7, ${s}, null).`],
+    // A PEM private key pasted into a note or an upstream's error.
+    ['a PEM private key', (s: string) => `-----BEGIN RSA PRIVATE KEY-----\nMIIEow${s}\n-----END RSA PRIVATE KEY-----`],
+    // A command line echoed by a failed child process, and an encoded redirect target.
+    ['a command-line option', (s: string) => `Command failed: pg_dump --password ${s} --host db app`],
+    ['a URL-encoded field', (s: string) => `redirect=%2Flogin%3Fuser%3Dann%26password%3D${s}%26lang%3Den`],
+    // An environment variable's name ending in PASS.
+    ['an environment variable', (s: string) => `env: DB_PASS=${s} DB_USER=app`],
   ])(
     '%s: the secret is not stored',
     async (_label, note) => {

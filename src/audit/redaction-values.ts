@@ -5,6 +5,8 @@
 const VALUE_END = /[\s",;&)}\]]/;
 /** A credential's characters (RFC 9110 token68, without its '=' padding). */
 const TOKEN68 = /[\w\-.~+/]/;
+/** '&' URL-encoded once or twice, at the start of the text it is tried on. */
+const ENCODED_AMPERSAND = /^%(?:25)?26/;
 /** Ends an unquoted auth-param value (`realm=x, nonce=y`). */
 const PARAM_END = /[\s,"]/;
 /** A line that starts with its own `key:` or `key=` is no continuation of the value before it. */
@@ -48,9 +50,10 @@ const MAX_GAP = 16;
  * `Expires` date's comma, cookies joined by `, `); a cookie field's (`cookie`, after '=') its list
  * of cookies; an Authorization header's (`authorization`, after ':') the rest of its line and
  * folded lines, as is a form or query field's of that name (`authorization-field`, after '='),
- * which also ends at '&'.
+ * which also ends at '&'; a URL-encoded field's (`encoded`, after `%3D`) its value, up to an
+ * encoded '&' (`%26`).
  */
-export type SecretKind = 'plain' | 'cookie' | 'cookie-header' | 'authorization' | 'authorization-field';
+export type SecretKind = 'plain' | 'cookie' | 'cookie-header' | 'authorization' | 'authorization-field' | 'encoded';
 
 /**
  * The part of a text a redacted key's value takes: `text[start, end)` becomes
@@ -81,6 +84,10 @@ export function secretSpan(text: string, start: number, kind: SecretKind, marker
   }
   if (OPENERS.includes(text[start])) return { start, end: bracketedEnd(text, start), before: '', after: '' };
   if (kind === 'authorization' || kind === 'authorization-field') return authorizationSpan(text, start, kind, marker, inApostrophes);
+  if (kind === 'encoded') {
+    const end = encodedValueEnd(text, start);
+    return end > start ? { start, end, before: '', after: '' } : null;
+  }
   if (kind === 'cookie-header') {
     // A cookie's quoted value never closed ends with its line.
     const end = headerValueEnd(text, start, false, inApostrophes, true);
@@ -97,6 +104,16 @@ export function secretSpan(text: string, start: number, kind: SecretKind, marker
   const end = kind === 'cookie' ? cookieListEnd(text, start) : unquotedEnd(text, start);
   if (end === start) return null;
   return { start, end, before: '', after: '' };
+}
+
+/** A URL-encoded value's end: an encoded '&' (`%26`, `%2526` encoded twice), or an unquoted value's end. */
+function encodedValueEnd(text: string, start: number): number {
+  let i = start;
+  while (i < text.length && !VALUE_END.test(text[i])) {
+    if (text[i] === '%' && ENCODED_AMPERSAND.test(text.slice(i, i + 5))) break;
+    i += 1;
+  }
+  return i;
 }
 
 function isScheme(text: string, start: number, end: number): boolean {

@@ -78,6 +78,19 @@ describe('redaction reads a 200k-character input within 1 s', () => {
     ['many ":=" separators', () => 'password := '.repeat(SIZE / 12)],
     ['many URLs, each running into the next', () => 'a://u:p@h,'.repeat(SIZE / 10)],
     ['many URLs of long schemes, each running into the next', () => `${'s'.repeat(60)}://h,`.repeat(SIZE / 65)],
+    ['many failing rows, never closed', () => 'Failing row contains ('.repeat(SIZE / 22)],
+    ['a failing row of many parentheses, closed by no ending', () => `Failing row contains (${')'.repeat(SIZE)}`],
+    ['many failing rows, each closed by no ending', () => 'failing row contains (a) '.repeat(SIZE / 25)],
+    ['many PEM private keys, each ended', () => '-----BEGIN PRIVATE KEY-----x-----END PRIVATE KEY-----'.repeat(SIZE / 53)],
+    ['many PEM BEGIN lines, none ended', () => '-----BEGIN RSA PRIVATE KEY-----'.repeat(SIZE / 31)],
+    ['many BEGIN lines, each almost a private key', () => `-----BEGIN ${'A '.repeat(20)}PRIVATE KE`.repeat(SIZE / 64)],
+    ['many secret command-line options, each a word', () => '--password x '.repeat(SIZE / 13)],
+    ['many secret command-line options, each quoted, never closed', () => '--token "'.repeat(SIZE / 9)],
+    ['a secret command-line option before many dashes', () => `--password ${'-'.repeat(SIZE)}`],
+    ['many URL-encoded separators', () => 'password%3D'.repeat(SIZE / 11)],
+    ['a URL-encoded value of many escapes', () => `password%3D${'%25'.repeat(SIZE / 3)}`],
+    ['many keys after escapes', () => '%3Fpin%3D1'.repeat(SIZE / 10)],
+    ['many names of many words, each ending in a secret word', () => `${'a_'.repeat(30)}pass=1 `.repeat(SIZE / 67)],
   ])('redacts a body string of 200k characters: %s', (_label, make) => {
     const value = make();
     expect(value.length).toBeGreaterThan(SIZE * 0.9);

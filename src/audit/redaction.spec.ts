@@ -404,6 +404,94 @@ describe('redactText', () => {
     expect(redactText(text, isRedacted)).toBe(expected);
   });
 
+  // PostgreSQL's detail of a NOT NULL or CHECK violation prints every column of the row, unescaped:
+  // every value goes, to the last ')' before a closing '.' (before the next failing row), or to
+  // the end of the text.
+  it.each([
+    ['Failing row contains (1, s3cr3t, null).', `Failing row contains ${REDACTED}.`],
+    ['failing row contains (7, s3cr3t). Retry later.', `failing row contains ${REDACTED}. Retry later.`],
+    ['Failing row contains (1, a) b\ns3cr3t, null).\nnext', `Failing row contains ${REDACTED}.\nnext`],
+    ['Failing row contains (1, see (a).\ns3cr3t, null).\nnext', `Failing row contains ${REDACTED}.\nnext`],
+    [
+      'Failing row contains (1, a). s3cr3t). Failing row contains (2, s3cr3t).',
+      `Failing row contains ${REDACTED}. Failing row contains ${REDACTED}.`,
+    ],
+    ['Failing row contains (id, note) = (1, s3cr3t).', `Failing row contains ${REDACTED}.`],
+    ['Failing row contains (1, s3cr3t', `Failing row contains ${REDACTED}`],
+    [
+      '{"detail":"Failing row contains (1, s3cr3t).","code":"23502"}',
+      `{"detail":"Failing row contains ${REDACTED}.","code":"23502"}`,
+    ],
+  ])('a PostgreSQL failing row: %s', (text, expected) => {
+    expect(redactText(text, isRedacted)).toBe(expected);
+  });
+
+  // A PEM private key's body goes, from its BEGIN line to its END line (or the end of the text).
+  it.each([
+    [
+      '-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAs3cr3t\n-----END RSA PRIVATE KEY-----\nnext',
+      `-----BEGIN RSA PRIVATE KEY-----${REDACTED}-----END RSA PRIVATE KEY-----\nnext`,
+    ],
+    [
+      JSON.stringify({ pem: '-----BEGIN PRIVATE KEY-----\nMIIEvs3cr3t\n-----END PRIVATE KEY-----\n', user: 'ops' }),
+      `{"pem":"-----BEGIN PRIVATE KEY-----${REDACTED}-----END PRIVATE KEY-----\\n","user":"ops"}`,
+    ],
+    ['-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEs3cr3t', `-----BEGIN OPENSSH PRIVATE KEY-----${REDACTED}`],
+    [
+      'x -----BEGIN ENCRYPTED PRIVATE KEY-----\r\nMIIF s3cr3t\r\n-----END ENCRYPTED PRIVATE KEY----- y',
+      `x -----BEGIN ENCRYPTED PRIVATE KEY-----${REDACTED}-----END ENCRYPTED PRIVATE KEY----- y`,
+    ],
+    [
+      '-----BEGIN PGP PRIVATE KEY BLOCK-----\n\nlQOYBs3cr3t\n-----END PGP PRIVATE KEY BLOCK-----',
+      `-----BEGIN PGP PRIVATE KEY BLOCK-----${REDACTED}-----END PGP PRIVATE KEY BLOCK-----`,
+    ],
+    ['-----BEGIN CERTIFICATE-----\nMIIDdz\n-----END CERTIFICATE-----', '-----BEGIN CERTIFICATE-----\nMIIDdz\n-----END CERTIFICATE-----'],
+  ])('a PEM private key: %s', (text, expected) => {
+    expect(redactText(text, isRedacted)).toBe(expected);
+  });
+
+  // A command line's option takes the next word as its value (`--password s3cr3t`) or the text
+  // after '=' (`--password=s3cr3t`).
+  it.each([
+    ['pg_dump --password s3cr3t --host db app', `pg_dump --password ${REDACTED} --host db app`],
+    ['pg_dump --password=s3cr3t --host db', `pg_dump --password=${REDACTED} --host db`],
+    ['cli --db-pass "a b s3cr3t" --x 1', `cli --db-pass "${REDACTED}" --x 1`],
+    ["cli --api-token 'a b s3cr3t'", `cli --api-token '${REDACTED}'`],
+    ['cli --password "a\\" s3cr3t" next', `cli --password "${REDACTED}" next`],
+    ['{"cmd":"pg_dump --password s3cr3t\\nnext"}', `{"cmd":"pg_dump --password ${REDACTED}\\nnext"}`],
+    ['cli --auth-token\ts3cr3t;x) next', `cli --auth-token\t${REDACTED} next`],
+    ['psql --no-password --host db', 'psql --no-password --host db'],
+    ['cli --title report --count 2', 'cli --title report --count 2'],
+  ])('a command-line option: %s', (text, expected) => {
+    expect(redactText(text, isRedacted)).toBe(expected);
+  });
+
+  // URL-encoded text (a query string inside a query string, a logged form body): '%3D' is '=', and
+  // a value ends at '%26' ('&').
+  it.each([
+    ['password%3Ds3cr3t', `password%3D${REDACTED}`],
+    ['next=%2Flogin%3Fuser%3Dann%26password%3Ds3cr3t%26lang%3Den', `next=%2Flogin%3Fuser%3Dann%26password%3D${REDACTED}%26lang%3Den`],
+    ['next=%2Fx%3Fpin%3d1234%26a%3Db', `next=%2Fx%3Fpin%3d${REDACTED}%26a%3Db`],
+    ['r=%252Fx%253Ftoken%253Ds3cr3t%2526a%253Db', `r=%252Fx%253Ftoken%253D${REDACTED}%2526a%253Db`],
+    ['next=%2Flogin%3Fuser%3Dann', 'next=%2Flogin%3Fuser%3Dann'],
+  ])('a URL-encoded field: %s', (text, expected) => {
+    expect(redactText(text, isRedacted)).toBe(expected);
+  });
+
+  // A name of two words or more whose last word is pass, passwd, pwd, secret or token (an
+  // environment variable's) is a secret's, whatever redactKeys holds.
+  it.each([
+    ['DB_PASS=s3cr3t', `DB_PASS=${REDACTED}`],
+    ['export SMTP_PASS="s3cr3t"', `export SMTP_PASS="${REDACTED}"`],
+    ['MYSQL_PWD=s3cr3t REDIS_PASSWD=s3cr3t', `MYSQL_PWD=${REDACTED} REDIS_PASSWD=${REDACTED}`],
+    ['APP_SECRET: s3cr3t, GH_TOKEN: s3cr3t', `APP_SECRET: ${REDACTED}, GH_TOKEN: ${REDACTED}`],
+    ['dbPass=s3cr3t', `dbPass=${REDACTED}`],
+    ['pass: 12, fail: 0, bypass=yes, passport=X1', 'pass: 12, fail: 0, bypass=yes, passport=X1'],
+  ])('a name ending in a secret word: %s', (text, expected) => {
+    expect(redactText(text, isRedacted)).toBe(expected);
+    expect(redactText(text, compileRedactor(['iban']))).toBe(expected);
+  });
+
   it('redacts every cookie of a Set-Cookie line as fetch joins several (Headers.get)', () => {
     const headers = new Headers();
     headers.append('set-cookie', 'sid=s-1a2b3c4d5e; Expires=Wed, 21 Oct 2026 07:28:00 GMT; HttpOnly');
