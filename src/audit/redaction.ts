@@ -126,6 +126,8 @@ const PEM_PRIVATE_KEY = /-----BEGIN ([A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?)-----
 const MAY_HOLD_SECRET = /%(?:25)?3d|bearer|failing row/i;
 /** The last word of a name that makes it a secret's, whatever `redactKeys` holds (`DB_PASS`, `SMTP_PASSWD`, `GH_TOKEN`). */
 const SECRET_LAST_WORDS = new Set(['pass', 'passwd', 'pwd', 'secret', 'token']);
+/** How a name of {@link SECRET_LAST_WORDS} ends: one test before the name is split into words. */
+const SECRET_ENDING = /(?:pass|passwd|pwd|secret|token)$/i;
 /** The word before a key, one space or tab apart (`API Key`, `Private Key`), read backwards from the key. */
 const WORD_CHAR = /[\w.-]/;
 
@@ -181,6 +183,7 @@ function keyRedacted(text: string, at: number, key: string, isRedacted: (key: st
 /** Whether `key` names a secret: by `redactKeys`, or as a name of two words or more whose last word is one of {@link SECRET_LAST_WORDS}. */
 function secretName(key: string, isRedacted: (key: string) => boolean): boolean {
   if (isRedacted(key)) return true;
+  if (!SECRET_ENDING.test(key)) return false;
   const keyWords = words(key);
   return keyWords.length >= 2 && SECRET_LAST_WORDS.has(keyWords[keyWords.length - 1]);
 }
