@@ -29,10 +29,14 @@ describe("a command's error line names no database host", () => {
 
   it('of a failed lookup of a two-letter host name', async () => {
     const err: string[] = [];
-    const code = await runErase(['--url', 'postgres://ops:pw0rd@db:5432/app', '--by', 'dpo', '--user', 'u-1', '--timeout-ms', '10000'], entryKey, {
-      out: () => undefined,
-      err: (line) => err.push(line),
-    });
+    const code = await runErase(
+      ['--url', 'postgres://ops:pw0rd@db:5432/app', '--by', 'dpo', '--user', 'u-1', '--timeout-ms', '10000'],
+      entryKey,
+      {
+        out: () => undefined,
+        err: (line) => err.push(line),
+      },
+    );
     expect(code).not.toBe(0);
     expect(err.join('\n')).toMatch(/getaddrinfo (ENOTFOUND|EAI_AGAIN) \[host\]/);
     expect(err.join('\n')).not.toMatch(/\bdb\b/);

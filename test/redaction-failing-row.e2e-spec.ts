@@ -36,7 +36,11 @@ describe("PostgreSQL's failing row is stored without its values", () => {
   beforeAll(async () => {
     db = await TestPostgres.start();
     await db.createDatabase(database);
-    await db.query(`CREATE TABLE users (id int, note text, email text NOT NULL, age int CHECK (age >= 0), pin text DEFAULT '0000')`, [], database);
+    await db.query(
+      `CREATE TABLE users (id int, note text, email text NOT NULL, age int CHECK (age >= 0), pin text DEFAULT '0000')`,
+      [],
+      database,
+    );
     await db.query(`CREATE ROLE clerk`, [], database);
     await db.query(`GRANT INSERT ON users TO clerk`, [], database);
     await db.query(`GRANT SELECT (id, note) ON users TO clerk`, [], database);

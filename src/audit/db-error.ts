@@ -21,7 +21,8 @@ export const WRITES_OUTSTANDING_CODE = 'AUDIT_WRITES_OUTSTANDING';
 const URL_PATTERN = /\b[a-z][a-z0-9+.-]{0,63}:\/\/[^\s'"]+/gi;
 const KEY_VALUE_SECRET = /\b(password|passwd|pwd|user|username|host|hostaddr)\s*=\s*('[^']*'|"[^"]*"|\S+)/gi;
 /** An IPv6 address as Node writes it in a net error: without brackets, eight groups or `::` once, a zone after `%`. */
-const IPV6 = '(?:(?:[0-9a-f]{1,4}:){7}[0-9a-f]{1,4}|(?:[0-9a-f]{1,4}(?::[0-9a-f]{1,4}){0,6})?::(?:[0-9a-f]{1,4}(?::[0-9a-f]{1,4}){0,6})?)(?:%[\\w.-]{1,32})?';
+const IPV6 =
+  '(?:(?:[0-9a-f]{1,4}:){7}[0-9a-f]{1,4}|(?:[0-9a-f]{1,4}(?::[0-9a-f]{1,4}){0,6})?::(?:[0-9a-f]{1,4}(?::[0-9a-f]{1,4}){0,6})?)(?:%[\\w.-]{1,32})?';
 /**
  * An address and its port: IPv4, a dotted host name, an IPv6 address in brackets (as a URL writes
  * it, or a host already `[redacted]`) or without (as Node's `connect ECONNREFUSED ::1:5432` does,

@@ -20,7 +20,19 @@ describe('redaction is idempotent', () => {
 
   // Every combination of a key, a separator and a value shape the free-text reading knows: the
   // secret goes on the first pass, and the second pass changes nothing.
-  const keys = ['password', '"password"', '\\"password\\"', 'API Key', '"Private Key"', 'Key (token)', 'Authorization', 'Cookie', 'x-auth', 'DB_PASS', '--password'];
+  const keys = [
+    'password',
+    '"password"',
+    '\\"password\\"',
+    'API Key',
+    '"Private Key"',
+    'Key (token)',
+    'Authorization',
+    'Cookie',
+    'x-auth',
+    'DB_PASS',
+    '--password',
+  ];
   const separators = ['=', ': ', ' => ', '            = ', ':\t\t\t\t\t\t\t\t\t\t', '=\r\n ', ' := '];
   const values = [
     SECRET,

@@ -71,7 +71,10 @@ describe('redaction reads a 200k-character input within 1 s', () => {
     ['many folded lines, each a header of its own', () => 'Authorization: Basic\r\n Host: x'.repeat(SIZE / 29)],
     ['many cookies quoted, never closed', () => 'Cookie: a="'.repeat(SIZE / 11)],
     ['many cookies quoted, each line never closed', () => 'Cookie: a="b\n'.repeat(SIZE / 13)],
-    ['a Set-Cookie line of many cookies joined by ", "', () => `Set-Cookie: ${'a=1; Expires=Wed, 21 Oct 2026 07:28:00 GMT, '.repeat(SIZE / 45)}`],
+    [
+      'a Set-Cookie line of many cookies joined by ", "',
+      () => `Set-Cookie: ${'a=1; Expires=Wed, 21 Oct 2026 07:28:00 GMT, '.repeat(SIZE / 45)}`,
+    ],
     ['many Set-Cookie headers, each a folded line', () => 'Set-Cookie: a=1\r\n b="c\r\n'.repeat(SIZE / 24)],
     ['URL user info of apostrophes', () => `x://u:${"'".repeat(SIZE)}@h`],
     ['many URLs quoted by apostrophes, doubled ones inside', () => "'a://u:p''@".repeat(SIZE / 11)],

@@ -418,10 +418,7 @@ describe('redactText', () => {
     ],
     ['Failing row contains (id, note) = (1, s3cr3t).', `Failing row contains ${REDACTED}.`],
     ['Failing row contains (1, s3cr3t', `Failing row contains ${REDACTED}`],
-    [
-      '{"detail":"Failing row contains (1, s3cr3t).","code":"23502"}',
-      `{"detail":"Failing row contains ${REDACTED}.","code":"23502"}`,
-    ],
+    ['{"detail":"Failing row contains (1, s3cr3t).","code":"23502"}', `{"detail":"Failing row contains ${REDACTED}.","code":"23502"}`],
   ])('a PostgreSQL failing row: %s', (text, expected) => {
     expect(redactText(text, isRedacted)).toBe(expected);
   });
