@@ -12,7 +12,7 @@ import { TestPostgres } from './support/postgres';
 //
 // PostgreSQL names a key's columns as its index does: quoted when the name needs quotes
 // (TypeORM's default camelCase names, `"apiToken"`), an expression for an expression index
-// (`lower(token)`), and writes the values unescaped, so a value may hold `)`.
+// (`lower(token)`), and writes the values unescaped, so a value may hold `)` or a line break.
 describe('a PostgreSQL key detail is stored without the values of a secret column', () => {
   const database = 'redaction_key_detail';
   const secret = 's3cretdonotlog42';
@@ -87,6 +87,20 @@ describe('a PostgreSQL key detail is stored without the values of a secret colum
     ]);
     expect([stored(unique), stored(foreign)]).toEqual([
       JSON.stringify({ detail: 'Key (password)=[REDACTED] already exists.' }),
+      JSON.stringify({ detail: 'Key (api_token)=[REDACTED] is not present in table "owners".' }),
+    ]);
+  }, 60_000);
+
+  it('redacts the whole value of a key detail whose value spans two lines', async () => {
+    await sql(`INSERT INTO owners VALUES (E'FIRSTLINE${secret}\\nSECONDLINE${secret}')`);
+    const unique = await detailOf(`INSERT INTO owners VALUES (E'FIRSTLINE${secret}\\nSECONDLINE${secret}')`);
+    const foreign = await detailOf(`INSERT INTO grants VALUES (E'ab\\r\\n${secret}')`);
+    expect([unique, foreign]).toEqual([
+      `Key (api_token)=(FIRSTLINE${secret}\nSECONDLINE${secret}) already exists.`,
+      `Key (api_token)=(ab\r\n${secret}) is not present in table "owners".`,
+    ]);
+    expect([stored(unique), stored(foreign)]).toEqual([
+      JSON.stringify({ detail: 'Key (api_token)=[REDACTED] already exists.' }),
       JSON.stringify({ detail: 'Key (api_token)=[REDACTED] is not present in table "owners".' }),
     ]);
   }, 60_000);

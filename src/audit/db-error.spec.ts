@@ -28,6 +28,35 @@ describe('sanitizeDbError', () => {
     expect(sanitizeDbError(error, secrets).message).toBe('password authentication failed for user "[redacted]" at [redacted] ([redacted])');
   });
 
+  // Node writes an IPv6 address of a net error without brackets (`address:port`), and the host
+  // name of a failed lookup after `getaddrinfo <code> `, whatever its length.
+  it.each([
+    ['connect ECONNREFUSED ::1:5432', 'connect ECONNREFUSED [host]'],
+    ['connect ECONNREFUSED 2001:db8::5:5432', 'connect ECONNREFUSED [host]'],
+    ['connect ETIMEDOUT 2001:db8:0:0:0:0:0:5:5432', 'connect ETIMEDOUT [host]'],
+    ['connect ETIMEDOUT fe80::1%eth0:5432', 'connect ETIMEDOUT [host]'],
+    ['connect ECONNREFUSED [::1]:5432', 'connect ECONNREFUSED [host]'],
+    ['connect ECONNREFUSED ::ffff:10.0.0.5:5432', 'connect ECONNREFUSED ::ffff:[host]'],
+    ['getaddrinfo ENOTFOUND db', 'getaddrinfo ENOTFOUND [host]'],
+    ['getaddrinfo EAI_AGAIN pg', 'getaddrinfo EAI_AGAIN [host]'],
+    ['getaddrinfo ENOTFOUND db.internal.example', 'getaddrinfo ENOTFOUND [host]'],
+    ['queryA ETIMEOUT db', 'queryA ETIMEOUT [host]'],
+    // Not addresses: a cast, a time of day, a library's error code.
+    ["invalid input syntax for type uuid: 'a'::uuid at 10:30:45", "invalid input syntax for type uuid: 'a'::uuid at 10:30:45"],
+    ['error:1E08010C:DECODER routines::unsupported', 'error:1E08010C:DECODER routines::unsupported'],
+  ])('%s → %s', (raw, expected) => {
+    expect(sanitizeDbError(new Error(raw), []).message).toBe(expected);
+  });
+
+  it('removes an IPv6 host of the connection URL, with or without brackets, and its port', () => {
+    const ipv6 = connectionSecrets({ url: 'postgres://ops:pw0rd@[2001:db8::5]:6432/app' });
+    expect(sanitizeDbError(new Error('connect ECONNREFUSED 2001:db8::5:6432'), ipv6).message).toBe('connect ECONNREFUSED [host]');
+    expect(sanitizeDbError(new Error('no route to 2001:db8::5 (pw0rd)'), ipv6).message).toBe('no route to [redacted] ([redacted])');
+    expect(sanitizeDbError(new Error('connect ECONNREFUSED ::1:5432'), connectionSecrets({ host: '::1', port: 5432 })).message).toBe(
+      'connect ECONNREFUSED [host]',
+    );
+  });
+
   it('adds what to do for the failures an operator fixes from the message alone', () => {
     const missing = Object.assign(new Error('relation "audit_log" does not exist'), { code: '42P01' });
     expect(sanitizeDbError(missing, []).message).toBe('relation "audit_log" does not exist (run the CreateAuditLog migration)');

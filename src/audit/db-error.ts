@@ -20,7 +20,20 @@ export const WRITES_OUTSTANDING_CODE = 'AUDIT_WRITES_OUTSTANDING';
 // looks a bounded way ahead, so a message that echoes a long value is read in one pass.
 const URL_PATTERN = /\b[a-z][a-z0-9+.-]{0,63}:\/\/[^\s'"]+/gi;
 const KEY_VALUE_SECRET = /\b(password|passwd|pwd|user|username|host|hostaddr)\s*=\s*('[^']*'|"[^"]*"|\S+)/gi;
-const HOST_PORT = /\b(?:\d{1,3}(?:\.\d{1,3}){3}|\[[0-9a-f:]+\]|[a-z0-9-]{1,63}(?:\.[a-z0-9-]{1,63}){1,126}):\d{2,5}\b/gi;
+/** An IPv6 address as Node writes it in a net error: without brackets, eight groups or `::` once, a zone after `%`. */
+const IPV6 =
+  '(?:(?:[0-9a-f]{1,4}:){7}[0-9a-f]{1,4}|(?:[0-9a-f]{1,4}(?::[0-9a-f]{1,4}){0,6})?::(?:[0-9a-f]{1,4}(?::[0-9a-f]{1,4}){0,6})?)(?:%[\\w.-]{1,32})?';
+/**
+ * An address and its port: IPv4, a dotted host name, an IPv6 address in brackets (as a URL writes
+ * it, or a host already `[redacted]`) or without (as Node's `connect ECONNREFUSED ::1:5432` does,
+ * starting where no address character precedes it).
+ */
+const HOST_PORT = new RegExp(
+  `(?:\\b(?:\\d{1,3}(?:\\.\\d{1,3}){3}|[a-z0-9-]{1,63}(?:\\.[a-z0-9-]{1,63}){1,126})|\\[(?:[0-9a-f:.]{2,45}(?:%[\\w.-]{1,32})?|redacted)\\]|(?<![\\w:.%])${IPV6}):\\d{2,5}\\b(?!\\.\\d)`,
+  'gi',
+);
+/** The host name of a failed lookup, as Node writes it (`getaddrinfo ENOTFOUND db`, `queryA ETIMEOUT db`), whatever its length. */
+const LOOKUP_HOST = /\b(getaddrinfo|getHostByAddr|query[A-Za-z]{0,8}) (E[A-Z_]{2,24}) [^\s'"()]{1,253}/g;
 const MAX_MESSAGE = 300;
 
 /** What to do about the failures an operator can fix from the message alone. */
@@ -50,6 +63,7 @@ export function sanitizeDbError(error: unknown, secrets: readonly string[]): San
   let message = (typeof rawMessage === 'string' ? rawMessage : String(error))
     .replace(URL_PATTERN, '[url]')
     .replace(KEY_VALUE_SECRET, '$1=[redacted]');
+  message = message.replace(LOOKUP_HOST, '$1 $2 [host]');
   for (const secret of secrets) {
     if (secret.length >= 3) message = message.split(secret).join('[redacted]');
   }
@@ -109,6 +123,8 @@ export function connectionSecrets(options: object | undefined): string[] {
     try {
       const url = new URL(o.url);
       secrets.push(url.hostname, decodeURIComponent(url.password), decodeURIComponent(url.username), url.host);
+      // Node writes an IPv6 address without the brackets a URL puts around it.
+      if (url.hostname.startsWith('[')) secrets.push(url.hostname.slice(1, -1));
     } catch {
       // An unparsable URL is still removed whole by the literal match above.
     }

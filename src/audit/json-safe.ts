@@ -111,11 +111,12 @@ export function safeString(value: string): string {
 }
 
 /**
- * What {@link redactText} or {@link safeString} could change: a key-value separator, a bearer
- * token, a NUL, a surrogate (a lone one is made well-formed). A string without any is kept as it is.
+ * What {@link redactText} or {@link safeString} could change: a key-value separator (`%3D`
+ * URL-encoded), a bearer token, a command-line option or a PEM line (`--`), PostgreSQL's failing
+ * row, a NUL, a surrogate (a lone one is made well-formed). A string without any is kept as it is.
  */
 // eslint-disable-next-line no-control-regex -- NUL is one of the characters looked for
-const MAY_NEED_CLEANING = /[=:\u0000\uD800-\uDFFF]|bearer/i;
+const MAY_NEED_CLEANING = /[=:\u0000\uD800-\uDFFF]|--|%(?:25)?3d|bearer|failing row/i;
 
 class Conversion {
   used = 0;

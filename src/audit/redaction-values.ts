@@ -5,6 +5,8 @@
 const VALUE_END = /[\s",;&)}\]]/;
 /** A credential's characters (RFC 9110 token68, without its '=' padding). */
 const TOKEN68 = /[\w\-.~+/]/;
+/** '&' URL-encoded once or twice, at the start of the text it is tried on. */
+const ENCODED_AMPERSAND = /^%(?:25)?26/;
 /** Ends an unquoted auth-param value (`realm=x, nonce=y`). */
 const PARAM_END = /[\s,"]/;
 /** A line that starts with its own `key:` or `key=` is no continuation of the value before it. */
@@ -43,11 +45,15 @@ const MAX_ESCAPES = 32;
 const MAX_GAP = 16;
 
 /**
- * How a redacted key's value is read: a Cookie header's is its whole list; an Authorization
- * header's (`authorization`, after ':') the rest of its line and folded lines, as is a form or
- * query field's of that name (`authorization-field`, after '='), which also ends at '&'.
+ * How a redacted key's value is read: a Cookie or Set-Cookie header's (`cookie-header`, after
+ * ':') is the rest of its line and folded lines, whatever its cookies and attributes hold (an
+ * `Expires` date's comma, cookies joined by `, `); a cookie field's (`cookie`, after '=') its list
+ * of cookies; an Authorization header's (`authorization`, after ':') the rest of its line and
+ * folded lines, as is a form or query field's of that name (`authorization-field`, after '='),
+ * which also ends at '&'; a URL-encoded field's (`encoded`, after `%3D`) its value, up to an
+ * encoded '&' (`%26`).
  */
-export type SecretKind = 'plain' | 'cookie' | 'authorization' | 'authorization-field';
+export type SecretKind = 'plain' | 'cookie' | 'cookie-header' | 'authorization' | 'authorization-field' | 'encoded';
 
 /**
  * The part of a text a redacted key's value takes: `text[start, end)` becomes
@@ -78,6 +84,15 @@ export function secretSpan(text: string, start: number, kind: SecretKind, marker
   }
   if (OPENERS.includes(text[start])) return { start, end: bracketedEnd(text, start), before: '', after: '' };
   if (kind === 'authorization' || kind === 'authorization-field') return authorizationSpan(text, start, kind, marker, inApostrophes);
+  if (kind === 'encoded') {
+    const end = encodedValueEnd(text, start);
+    return end > start ? { start, end, before: '', after: '' } : null;
+  }
+  if (kind === 'cookie-header') {
+    // A cookie's quoted value never closed ends with its line.
+    const end = headerValueEnd(text, start, false, inApostrophes, true);
+    return end > start ? { start, end, before: '', after: '' } : null;
+  }
   // A scheme is the value's first word, before any folded line: a credential folded under it is read after it.
   const word = wordEnd(text, start);
   if (isScheme(text, start, word)) {
@@ -89,6 +104,16 @@ export function secretSpan(text: string, start: number, kind: SecretKind, marker
   const end = kind === 'cookie' ? cookieListEnd(text, start) : unquotedEnd(text, start);
   if (end === start) return null;
   return { start, end, before: '', after: '' };
+}
+
+/** A URL-encoded value's end: an encoded '&' (`%26`, `%2526` encoded twice), or an unquoted value's end. */
+function encodedValueEnd(text: string, start: number): number {
+  let i = start;
+  while (i < text.length && !VALUE_END.test(text[i])) {
+    if (text[i] === '%' && ENCODED_AMPERSAND.test(text.slice(i, i + 5))) break;
+    i += 1;
+  }
+  return i;
 }
 
 function isScheme(text: string, start: number, end: number): boolean {
@@ -123,10 +148,10 @@ function headerGap(text: string, at: number): number {
  * The end of a header's value that starts at `start`: its line's end, its folded lines read on.
  * It ends earlier at a double quote of the surrounding text, or an apostrophe when the header's
  * name was quoted by one (`-H 'Authorization: …'`) (a quote after '=' opens an auth-param's quoted
- * value, read whole), at a closing bracket it did not open, and at '&' when `field`. Spaces before
- * the end are left out.
+ * value, read whole, or to its line's end when `lineBoundQuotes`), at a closing bracket it did not
+ * open, and at '&' when `field`. Spaces before the end are left out.
  */
-function headerValueEnd(text: string, start: number, field: boolean, inApostrophes: boolean): number {
+function headerValueEnd(text: string, start: number, field: boolean, inApostrophes: boolean, lineBoundQuotes = false): number {
   let end = start;
   let afterEquals = false;
   let depth = 0;
@@ -162,7 +187,7 @@ function headerValueEnd(text: string, start: number, field: boolean, inApostroph
         i = end = open.contentStart;
         continue;
       }
-      i = quotedEnd(text, open.contentStart, open.quote, open.escapes);
+      i = quotedEnd(text, open.contentStart, open.quote, open.escapes, lineBoundQuotes);
       end = i;
       afterEquals = false;
       continue;

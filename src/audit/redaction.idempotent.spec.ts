@@ -20,7 +20,19 @@ describe('redaction is idempotent', () => {
 
   // Every combination of a key, a separator and a value shape the free-text reading knows: the
   // secret goes on the first pass, and the second pass changes nothing.
-  const keys = ['password', '"password"', '\\"password\\"', 'API Key', '"Private Key"', 'Key (token)', 'Authorization', 'Cookie', 'x-auth'];
+  const keys = [
+    'password',
+    '"password"',
+    '\\"password\\"',
+    'API Key',
+    '"Private Key"',
+    'Key (token)',
+    'Authorization',
+    'Cookie',
+    'x-auth',
+    'DB_PASS',
+    '--password',
+  ];
   const separators = ['=', ': ', ' => ', '            = ', ':\t\t\t\t\t\t\t\t\t\t', '=\r\n ', ' := '];
   const values = [
     SECRET,
@@ -63,7 +75,14 @@ describe('redaction is idempotent', () => {
       ),
     ),
     ...['Cookie', 'Set-Cookie'].flatMap((key) =>
-      [`sid="${SECRET}`, `sid="${SECRET}\nHost: x`, `a=1; sid="${SECRET} x"; b=2`, `sid=\\"${SECRET}`].map((value) => `x ${key}: ${value}`),
+      [
+        `sid="${SECRET}`,
+        `sid="${SECRET}\nHost: x`,
+        `a=1; sid="${SECRET} x"; b=2`,
+        `sid=\\"${SECRET}`,
+        `a=1; Expires=Wed, 21 Oct 2026 07:28:00 GMT; HttpOnly, sid=${SECRET}; Path=/`,
+        `a=1, sid=${SECRET}\r\n b=${SECRET}\r\nHost: x`,
+      ].map((value) => `x ${key}: ${value}`),
     ),
   ];
 
@@ -88,6 +107,15 @@ describe('redaction is idempotent', () => {
     ['a key detail of an expression', `Key (lower(token))=(${SECRET}) already exists.`],
     ['a key detail whose value holds a parenthesis', `Key (password)=(a)${SECRET}) already exists.`],
     ['an exclusion detail', `Key (token_span)=([1,${SECRET})) conflicts with existing key (token_span)=([2,${SECRET})).`],
+    ['a key detail over two lines', `Key (token)=(a\n${SECRET}) already exists.`],
+    ['a failing row', `Failing row contains (1, ${SECRET}, null).`],
+    ['a failing row cut short', `Failing row contains (1, a)\n${SECRET}`],
+    ['a PEM private key', `-----BEGIN EC PRIVATE KEY-----\n${SECRET}\n-----END EC PRIVATE KEY-----\n`],
+    ['a PEM private key without its END line', `-----BEGIN PRIVATE KEY-----\n${SECRET}`],
+    ['command-line options', `cli --password ${SECRET} --db-pass "${SECRET} x" --api-token '${SECRET}`],
+    ['URL-encoded fields', `next=%2Fx%3Fpin%3D${SECRET}%26password%253D${SECRET}%2526a%3Db`],
+    ['a name ending in a secret word', `DB_PASS=${SECRET} SMTP_PASS: "${SECRET}"`],
+    ['Set-Cookie lines joined', `Set-Cookie: a=1; Expires=Wed, 21 Oct 2026 07:28:00 GMT, b=${SECRET}\nHost: x`],
   ])('holds for %s', (_label, text) => {
     const once = redactText(text, isRedacted);
     expect(once).not.toContain(SECRET);

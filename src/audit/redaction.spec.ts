@@ -374,7 +374,13 @@ describe('redactText', () => {
       '{"detail":"Key (\\"apiToken\\")=(s3cr3t) already exists.","code":"23505"}',
       `{"detail":"Key (\\"apiToken\\")=${REDACTED} already exists.","code":"23505"}`,
     ],
-    ['Key (token)=(s3cr3t\nat insert', `Key (token)=${REDACTED}\nat insert`],
+    // PostgreSQL writes a line break of a value as it is: the values run on to their ending, or
+    // to the end of the text when it holds none (a detail cut short).
+    ['Key (token)=(s3cr3t\nat insert', `Key (token)=${REDACTED}`],
+    ['Key (token)=(a\ns3cr3t) already exists.\nnext', `Key (token)=${REDACTED} already exists.\nnext`],
+    ['Key (token)=(a\r\n)s3cr3t) is not present in table "t".', `Key (token)=${REDACTED} is not present in table "t".`],
+    ['Key (token)=(a) in handler\nb) already exists.', `Key (token)=${REDACTED} already exists.`],
+    ['Key (token)=(a\nb) at insert', `Key (token)=${REDACTED}`],
     ['Key (title)=(a)b) already exists.', 'Key (title)=(a)b) already exists.'],
     ['Key (user_id)=(7) is not present in table "users".', 'Key (user_id)=(7) is not present in table "users".'],
   ])('a PostgreSQL key detail: %s', (text, expected) => {
@@ -396,6 +402,102 @@ describe('redactText', () => {
     ['{"secret":{"a":"s3]cr3t","b":[1]},"user":"ops"}', `{"secret":${REDACTED},"user":"ops"}`],
   ])('a quoted value: %s', (text, expected) => {
     expect(redactText(text, isRedacted)).toBe(expected);
+  });
+
+  // PostgreSQL's detail of a NOT NULL or CHECK violation prints every column of the row, unescaped:
+  // every value goes, to the last ')' before a closing '.' (before the next failing row), or to
+  // the end of the text.
+  it.each([
+    ['Failing row contains (1, s3cr3t, null).', `Failing row contains ${REDACTED}.`],
+    ['failing row contains (7, s3cr3t). Retry later.', `failing row contains ${REDACTED}. Retry later.`],
+    ['Failing row contains (1, a) b\ns3cr3t, null).\nnext', `Failing row contains ${REDACTED}.\nnext`],
+    ['Failing row contains (1, see (a).\ns3cr3t, null).\nnext', `Failing row contains ${REDACTED}.\nnext`],
+    [
+      'Failing row contains (1, a). s3cr3t). Failing row contains (2, s3cr3t).',
+      `Failing row contains ${REDACTED}. Failing row contains ${REDACTED}.`,
+    ],
+    ['Failing row contains (id, note) = (1, s3cr3t).', `Failing row contains ${REDACTED}.`],
+    ['Failing row contains (1, s3cr3t', `Failing row contains ${REDACTED}`],
+    ['{"detail":"Failing row contains (1, s3cr3t).","code":"23502"}', `{"detail":"Failing row contains ${REDACTED}.","code":"23502"}`],
+  ])('a PostgreSQL failing row: %s', (text, expected) => {
+    expect(redactText(text, isRedacted)).toBe(expected);
+  });
+
+  // A PEM private key's body goes, from its BEGIN line to its END line (or the end of the text).
+  it.each([
+    [
+      '-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAs3cr3t\n-----END RSA PRIVATE KEY-----\nnext',
+      `-----BEGIN RSA PRIVATE KEY-----${REDACTED}-----END RSA PRIVATE KEY-----\nnext`,
+    ],
+    [
+      JSON.stringify({ pem: '-----BEGIN PRIVATE KEY-----\nMIIEvs3cr3t\n-----END PRIVATE KEY-----\n', user: 'ops' }),
+      `{"pem":"-----BEGIN PRIVATE KEY-----${REDACTED}-----END PRIVATE KEY-----\\n","user":"ops"}`,
+    ],
+    ['-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEs3cr3t', `-----BEGIN OPENSSH PRIVATE KEY-----${REDACTED}`],
+    [
+      'x -----BEGIN ENCRYPTED PRIVATE KEY-----\r\nMIIF s3cr3t\r\n-----END ENCRYPTED PRIVATE KEY----- y',
+      `x -----BEGIN ENCRYPTED PRIVATE KEY-----${REDACTED}-----END ENCRYPTED PRIVATE KEY----- y`,
+    ],
+    [
+      '-----BEGIN PGP PRIVATE KEY BLOCK-----\n\nlQOYBs3cr3t\n-----END PGP PRIVATE KEY BLOCK-----',
+      `-----BEGIN PGP PRIVATE KEY BLOCK-----${REDACTED}-----END PGP PRIVATE KEY BLOCK-----`,
+    ],
+    ['-----BEGIN CERTIFICATE-----\nMIIDdz\n-----END CERTIFICATE-----', '-----BEGIN CERTIFICATE-----\nMIIDdz\n-----END CERTIFICATE-----'],
+  ])('a PEM private key: %s', (text, expected) => {
+    expect(redactText(text, isRedacted)).toBe(expected);
+  });
+
+  // A command line's option takes the next word as its value (`--password s3cr3t`) or the text
+  // after '=' (`--password=s3cr3t`).
+  it.each([
+    ['pg_dump --password s3cr3t --host db app', `pg_dump --password ${REDACTED} --host db app`],
+    ['pg_dump --password=s3cr3t --host db', `pg_dump --password=${REDACTED} --host db`],
+    ['cli --db-pass "a b s3cr3t" --x 1', `cli --db-pass "${REDACTED}" --x 1`],
+    ["cli --api-token 'a b s3cr3t'", `cli --api-token '${REDACTED}'`],
+    ['cli --password "a\\" s3cr3t" next', `cli --password "${REDACTED}" next`],
+    ['{"cmd":"pg_dump --password s3cr3t\\nnext"}', `{"cmd":"pg_dump --password ${REDACTED}\\nnext"}`],
+    ['cli --auth-token\ts3cr3t;x) next', `cli --auth-token\t${REDACTED} next`],
+    ['psql --no-password --host db', 'psql --no-password --host db'],
+    ['cli --title report --count 2', 'cli --title report --count 2'],
+  ])('a command-line option: %s', (text, expected) => {
+    expect(redactText(text, isRedacted)).toBe(expected);
+  });
+
+  // URL-encoded text (a query string inside a query string, a logged form body): '%3D' is '=', and
+  // a value ends at '%26' ('&').
+  it.each([
+    ['password%3Ds3cr3t', `password%3D${REDACTED}`],
+    ['next=%2Flogin%3Fuser%3Dann%26password%3Ds3cr3t%26lang%3Den', `next=%2Flogin%3Fuser%3Dann%26password%3D${REDACTED}%26lang%3Den`],
+    ['next=%2Fx%3Fpin%3d1234%26a%3Db', `next=%2Fx%3Fpin%3d${REDACTED}%26a%3Db`],
+    ['r=%252Fx%253Ftoken%253Ds3cr3t%2526a%253Db', `r=%252Fx%253Ftoken%253D${REDACTED}%2526a%253Db`],
+    ['next=%2Flogin%3Fuser%3Dann', 'next=%2Flogin%3Fuser%3Dann'],
+  ])('a URL-encoded field: %s', (text, expected) => {
+    expect(redactText(text, isRedacted)).toBe(expected);
+  });
+
+  // A name of two words or more whose last word is pass, passwd, pwd, secret or token (an
+  // environment variable's) is a secret's, whatever redactKeys holds.
+  it.each([
+    ['DB_PASS=s3cr3t', `DB_PASS=${REDACTED}`],
+    ['export SMTP_PASS="s3cr3t"', `export SMTP_PASS="${REDACTED}"`],
+    ['MYSQL_PWD=s3cr3t REDIS_PASSWD=s3cr3t', `MYSQL_PWD=${REDACTED} REDIS_PASSWD=${REDACTED}`],
+    ['APP_SECRET: s3cr3t, GH_TOKEN: s3cr3t', `APP_SECRET: ${REDACTED}, GH_TOKEN: ${REDACTED}`],
+    ['dbPass=s3cr3t', `dbPass=${REDACTED}`],
+    ['pass: 12, fail: 0, bypass=yes, passport=X1', 'pass: 12, fail: 0, bypass=yes, passport=X1'],
+  ])('a name ending in a secret word: %s', (text, expected) => {
+    expect(redactText(text, isRedacted)).toBe(expected);
+    expect(redactText(text, compileRedactor(['iban']))).toBe(expected);
+  });
+
+  it('redacts every cookie of a Set-Cookie line as fetch joins several (Headers.get)', () => {
+    const headers = new Headers();
+    headers.append('set-cookie', 'sid=s-1a2b3c4d5e; Expires=Wed, 21 Oct 2026 07:28:00 GMT; HttpOnly');
+    headers.append('set-cookie', 'refresh=rt-9f8e7d6c5b4a; Path=/; Secure');
+    const line = `set-cookie: ${headers.get('set-cookie')}`;
+    expect(line).toBe(
+      'set-cookie: sid=s-1a2b3c4d5e; Expires=Wed, 21 Oct 2026 07:28:00 GMT; HttpOnly, refresh=rt-9f8e7d6c5b4a; Path=/; Secure',
+    );
+    expect(redactText(line, isRedacted)).toBe(`set-cookie: ${REDACTED}`);
   });
 
   it('gives the same text when it reads its own output again', () => {
@@ -422,6 +524,13 @@ describe('redactText', () => {
     ['Cookie: sid="s3cr3t', `Cookie: ${REDACTED}`],
     ['Cookie: sid="s3cr3t\nHost: x', `Cookie: ${REDACTED}\nHost: x`],
     ['Cookie: sid="a b"; lang=en\nHost: x', `Cookie: ${REDACTED}\nHost: x`],
+    // A Cookie or Set-Cookie header's value is the rest of its line: an Expires date's comma, or
+    // cookies joined by ', ', end nothing.
+    ['Set-Cookie: sid=a; Expires=Wed, 21 Oct 2026 07:28:00 GMT; HttpOnly, refresh=s3cr3t\nHost: x', `Set-Cookie: ${REDACTED}\nHost: x`],
+    ['Cookie: a=1, b=s3cr3t', `Cookie: ${REDACTED}`],
+    ['Set-Cookie: sid=a; Path=/\r\n refresh=s3cr3t\r\nHost: x', `Set-Cookie: ${REDACTED}\r\nHost: x`],
+    ['request (Cookie: a=1, b=s3cr3t) failed', `request (Cookie: ${REDACTED}) failed`],
+    [JSON.stringify({ msg: 'Set-Cookie: a=1, b=s3cr3t\nHost: x', level: 'e' }), `{"msg":"Set-Cookie: ${REDACTED}\\nHost: x","level":"e"}`],
     ["postgres://ops:it's-s3cr3t@db/app", `postgres://ops:${REDACTED}@db/app`],
     ["psql 'postgres://ops:s3cr3t@db/app'", `psql 'postgres://ops:${REDACTED}@db/app'`],
     ["SELECT 'postgres://ops:it''s-s3cr3t@db/app'", `SELECT 'postgres://ops:${REDACTED}@db/app'`],

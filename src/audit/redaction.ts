@@ -107,7 +107,27 @@ const AUTHORITY_END = /[\s/?#\\"<>]/;
 // A key, its closing quote escaped any number of times (JSON encoded twice: `\"password\":`) or the
 // parenthesis of PostgreSQL's `Key (token)=(…)`, its separator (`=>` of a Ruby or PHP hash), spaces
 // of an aligned dump around it; ':=' is one separator, '::' (a cast) none.
-const KEY_AND_SEPARATOR = /([A-Za-z][\w.-]{0,63})\\{0,32}["')]?\s{0,64}(=>?|:(?!:)=?)\s{0,64}/g;
+// '%3D' is '=' URL-encoded (`%253D` encoded twice).
+const KEY_AND_SEPARATOR = /([A-Za-z][\w.-]{0,63})\\{0,32}["')]?\s{0,64}(=>?|:(?!:)=?|%(?:25)?3[Dd])\s{0,64}/g;
+/**
+ * A command line's long option and the spaces before its value (`--password s3cr3t`). What starts
+ * with '-' is the next option; with '=' or ':', a separator (`--password = …`), read as a key's.
+ */
+const CLI_OPTION = /(?<![\w-])--([A-Za-z][\w.-]{0,63})[ \t]{1,16}(?=[^\s=:-])/g;
+/** Ends a command-line option's unquoted value: a space, or a quote or backslash of the text around it. */
+const CLI_VALUE_END = /[\s"'\\]/;
+/** PostgreSQL's detail of a NOT NULL or CHECK violation, which prints every column of the row: `Failing row contains (…).` */
+const FAILING_ROW = /\bfailing row contains \(/gi;
+/** What PostgreSQL writes after a failing row's values: the detail's closing '.'. */
+const FAILING_ROW_END = /\.(?:$|[\s"'\\])/y;
+/** The BEGIN line of a PEM private key (RFC 7468's `PRIVATE KEY`, `RSA PRIVATE KEY`, `OPENSSH PRIVATE KEY`…, OpenPGP's `PRIVATE KEY BLOCK`). */
+const PEM_PRIVATE_KEY = /-----BEGIN ([A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?)-----/g;
+/** What a text without '=', ':' or '--' may hold a secret in: a URL-encoded separator, a bearer token, PostgreSQL's failing row. */
+const MAY_HOLD_SECRET = /%(?:25)?3d|bearer|failing row/i;
+/** The last word of a name that makes it a secret's, whatever `redactKeys` holds (`DB_PASS`, `SMTP_PASSWD`, `GH_TOKEN`). */
+const SECRET_LAST_WORDS = new Set(['pass', 'passwd', 'pwd', 'secret', 'token']);
+/** How a name of {@link SECRET_LAST_WORDS} ends: one test before the name is split into words. */
+const SECRET_ENDING = /(?:pass|passwd|pwd|secret|token)$/i;
 /** The word before a key, one space or tab apart (`API Key`, `Private Key`), read backwards from the key. */
 const WORD_CHAR = /[\w.-]/;
 
@@ -121,8 +141,11 @@ const WORD_CHAR = /[\w.-]/;
  * redactText('login failed: password=hunter2', compileRedactor(['password'])); // 'login failed: password=[REDACTED]'
  */
 export function redactText(text: string, isRedacted: (key: string) => boolean): string {
-  if (!text.includes('=') && !text.includes(':') && !/bearer/i.test(text)) return text;
-  const cleaned = redactKeyDetails(redactUrlPasswords(text).replace(BEARER, `$1${REDACTED}`), isRedacted);
+  if (!text.includes('=') && !text.includes(':') && !text.includes('--') && !MAY_HOLD_SECRET.test(text)) return text;
+  const cleaned = redactCliOptions(
+    redactKeyDetails(redactFailingRows(redactUrlPasswords(redactPrivateKeys(text)).replace(BEARER, `$1${REDACTED}`)), isRedacted),
+    isRedacted,
+  );
   let out = '';
   let done = 0;
   const pairs = new RegExp(KEY_AND_SEPARATOR);
@@ -142,7 +165,9 @@ export function redactText(text: string, isRedacted: (key: string) => boolean): 
  * PostgreSQL's column list (`Key (token, tenant)=(…)`), any column of that list.
  */
 function keyRedacted(text: string, at: number, key: string, isRedacted: (key: string) => boolean): boolean {
-  if (isRedacted(key)) return true;
+  if (secretName(key, isRedacted)) return true;
+  // `%3Fpin%3D…`: the key's first letter is the second digit of an escape (`%3F`, `%253F` encoded twice).
+  if (/^[A-Fa-f]/.test(key) && afterEscapeDigit(text, at) && secretName(key.slice(1), isRedacted)) return true;
   const previous = wordBefore(text, at);
   if (previous !== '' && isRedacted(`${previous} ${key}`)) return true;
   if (text[at + key.length] !== ')') return false;
@@ -153,6 +178,20 @@ function keyRedacted(text: string, at: number, key: string, isRedacted: (key: st
     .slice(open + 1, at)
     .split(/[\s,]+/)
     .some((column) => column !== '' && isRedacted(column));
+}
+
+/** Whether `key` names a secret: by `redactKeys`, or as a name of two words or more whose last word is one of {@link SECRET_LAST_WORDS}. */
+function secretName(key: string, isRedacted: (key: string) => boolean): boolean {
+  if (isRedacted(key)) return true;
+  if (!SECRET_ENDING.test(key)) return false;
+  const keyWords = words(key);
+  return keyWords.length >= 2 && SECRET_LAST_WORDS.has(keyWords[keyWords.length - 1]);
+}
+
+/** Whether `text[at]` is the second hex digit of a percent escape (`%3F`, or `%253F` encoded twice). */
+function afterEscapeDigit(text: string, at: number): boolean {
+  if (!/[0-9A-Fa-f]/.test(text[at - 1] ?? '')) return false;
+  return text[at - 2] === '%' || (text[at - 4] === '%' && text[at - 3] === '2' && text[at - 2] === '5');
 }
 
 /** How far back the `(` of a PostgreSQL key detail's column list is looked for. */
@@ -168,8 +207,9 @@ function wordBefore(text: string, at: number): string {
 }
 
 function secretKind(key: string, separator: string): SecretKind {
+  if (separator.startsWith('%')) return 'encoded';
   const compact = compactKey(key);
-  if (compact.includes('cookie')) return 'cookie';
+  if (compact.includes('cookie')) return separator === ':' ? 'cookie-header' : 'cookie';
   if (!compact.includes('authorization')) return 'plain';
   return separator === ':' ? 'authorization' : 'authorization-field';
 }
@@ -189,8 +229,8 @@ const KEY_DETAIL_END = / (?:already exists|is not present|is still referenced|is
  * `[REDACTED]` when any identifier of the column list is a secret, a quoted one (`"apiToken"`, as
  * TypeORM names a camelCase column) or one in an expression (`lower(token)`, `(data ->> 'token')`).
  * The column list is looked for at most {@link MAX_COLUMN_LIST} characters back, never past the
- * detail before it; the values run to the ')' before what PostgreSQL writes after them, or to the
- * line's last ')'.
+ * detail before it; the values run to the ')' before what PostgreSQL writes after them, across
+ * line breaks, or to the end of the text.
  */
 function redactKeyDetails(text: string, isRedacted: (key: string) => boolean): string {
   if (!text.includes(KEY_DETAIL)) return text;
@@ -248,25 +288,92 @@ function columnsRedacted(columns: string, isRedacted: (key: string) => boolean):
 }
 
 /**
- * Just past the ')' that closes the value list opened at `open` (see {@link KEY_DETAIL_END}); else,
- * when the brackets opened on the line close, past its last ')'; else the line's end.
+ * Just past the ')' that closes the value list opened at `open`: the first ')' followed by what
+ * PostgreSQL writes after the values (see {@link KEY_DETAIL_END}), read across line breaks (a value
+ * is written unescaped, a line break included); the end of the text when there is none (a detail
+ * cut short, or one the text holds no ending of).
  */
 function keyValuesEnd(text: string, open: number): number {
-  let last = -1;
-  let depth = 0;
-  let i = open;
-  for (; i < text.length && text[i] !== '\n' && text[i] !== '\r'; i++) {
-    const char = text[i];
-    if (char === '(' || char === '[' || char === '{') depth += 1;
-    else if (char === ']' || char === '}') depth = Math.max(0, depth - 1);
-    else if (char === ')') {
-      depth = Math.max(0, depth - 1);
-      last = i + 1;
-      KEY_DETAIL_END.lastIndex = last;
-      if (KEY_DETAIL_END.test(text)) return last;
-    }
+  for (let close = text.indexOf(')', open); close >= 0; close = text.indexOf(')', close + 1)) {
+    KEY_DETAIL_END.lastIndex = close + 1;
+    if (KEY_DETAIL_END.test(text)) return close + 1;
   }
-  return depth > 0 || last < 0 ? i : last;
+  return text.length;
+}
+
+/**
+ * PostgreSQL's `Failing row contains (…).`: every value of the row becomes `[REDACTED]`, whatever
+ * its column. The values are written unescaped (line breaks, `).` included) and the detail's own
+ * ending is only a ')' and a '.', so they run to the last such ending before the next failing row
+ * or the end of the text; with none, to there.
+ */
+function redactFailingRows(text: string): string {
+  if (!/failing row/i.test(text)) return text;
+  const opens: number[] = [];
+  const rows = new RegExp(FAILING_ROW);
+  for (let match = rows.exec(text); match !== null; match = rows.exec(text)) opens.push(rows.lastIndex - 1);
+  if (opens.length === 0) return text;
+  let out = '';
+  let done = 0;
+  for (let i = 0; i < opens.length; i++) {
+    const limit = i + 1 < opens.length ? opens[i + 1] : text.length;
+    let end = limit;
+    for (let close = text.indexOf(')', opens[i]); close >= 0 && close < limit; close = text.indexOf(')', close + 1)) {
+      FAILING_ROW_END.lastIndex = close + 1;
+      if (FAILING_ROW_END.test(text)) end = close + 1;
+    }
+    out += `${text.slice(done, opens[i])}${REDACTED}`;
+    done = end;
+  }
+  return out + text.slice(done);
+}
+
+/**
+ * A PEM private key's body, between its BEGIN and END lines (to the end of the text when it has no
+ * END line), becomes `[REDACTED]`; the two lines stay.
+ */
+function redactPrivateKeys(text: string): string {
+  if (!text.includes('PRIVATE KEY')) return text;
+  let out = '';
+  let done = 0;
+  const begins = new RegExp(PEM_PRIVATE_KEY);
+  for (let match = begins.exec(text); match !== null; match = begins.exec(text)) {
+    const bodyStart = begins.lastIndex;
+    const endLine = `-----END ${match[1]}-----`;
+    const endAt = text.indexOf(endLine, bodyStart);
+    out += `${text.slice(done, bodyStart)}${REDACTED}`;
+    done = endAt < 0 ? text.length : endAt;
+    begins.lastIndex = endAt < 0 ? text.length : endAt + endLine.length;
+  }
+  return done === 0 ? text : out + text.slice(done);
+}
+
+/**
+ * A command line's long option that names a secret, and its value after spaces: `--password
+ * s3cr3t` → `--password [REDACTED]`, a quoted value read whole, an unquoted one to the next space.
+ * (`--password=s3cr3t` is a key and its separator, read by {@link redactText}.)
+ */
+function redactCliOptions(text: string, isRedacted: (key: string) => boolean): string {
+  if (!text.includes('--')) return text;
+  let out = '';
+  let done = 0;
+  const options = new RegExp(CLI_OPTION);
+  for (let match = options.exec(text); match !== null; match = options.exec(text)) {
+    const start = options.lastIndex;
+    if (!secretName(match[1], isRedacted) || text.startsWith(REDACTED, start)) continue;
+    // A quoted value is read as a key's is (escaped quotes inside, never closed: to the end).
+    const quoted = text[start] === '"' || text[start] === "'" ? secretSpan(text, start, 'plain', REDACTED) : null;
+    let end = start;
+    if (quoted !== null) {
+      out += `${text.slice(done, start)}${quoted.before}${REDACTED}${quoted.after}`;
+      end = quoted.end;
+    } else {
+      while (end < text.length && !CLI_VALUE_END.test(text[end])) end += 1;
+      out += `${text.slice(done, start)}${REDACTED}`;
+    }
+    done = options.lastIndex = end;
+  }
+  return done === 0 ? text : out + text.slice(done);
 }
 
 /**
