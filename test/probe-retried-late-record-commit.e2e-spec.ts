@@ -7,7 +7,7 @@
 // marks the context as recorded after the second attempt's begin() cleared the mark: the second
 // attempt, which wrote no `record()` row and answered 201, gets no row.
 // Observed: the request has no row of its own (only the first attempt's order_placed row), on
-// Express and Fastify.
+// Express and Fastify, in sync and async mode.
 // Severity: high (a request the client was answered for, a mutation committed, and no audit row
 // for it; the one row there says another attempt's story).
 // Fix guess: give each attempt its own mark (an attempt counter, or a fresh scope per begin()),
@@ -90,47 +90,49 @@ class OrdersController {
   }
 }
 
-describe.each(['express', 'fastify'] as const)(
-  'a retried request whose abandoned first attempt commits record() during the retry (%s)',
-  (platform) => {
-    let db: TestPostgres;
-    let app: INestApplication<Server>;
-    const database = `late_record_${platform}`;
-    const rowsOf = (requestId: string) =>
-      db.query<{ action: string; outcome: string; status: number | null }>(
-        `SELECT action, outcome, (metadata->>'statusCode')::int AS status FROM audit_log WHERE request_id = $1 ORDER BY occurred_at, id`,
-        [requestId],
-        database,
-      );
+describe.each([
+  ['express', 'sync'],
+  ['fastify', 'sync'],
+  ['express', 'async'],
+  ['fastify', 'async'],
+] as const)('a retried request whose abandoned first attempt commits record() during the retry (%s, %s mode)', (platform, mode) => {
+  let db: TestPostgres;
+  let app: INestApplication<Server>;
+  const database = `late_record_${platform}_${mode}`;
+  const rowsOf = (requestId: string) =>
+    db.query<{ action: string; outcome: string; status: number | null }>(
+      `SELECT action, outcome, (metadata->>'statusCode')::int AS status FROM audit_log WHERE request_id = $1 ORDER BY occurred_at, id`,
+      [requestId],
+      database,
+    );
 
-    beforeAll(async () => {
-      db = await TestPostgres.start();
-      await createOrdersDatabase(db, database);
-      app = await startAuditApp(db, {
-        database,
-        platform,
-        controllers: [OrdersController],
-        providers: [{ provide: APP_INTERCEPTOR, useClass: TimeoutRetryInterceptor }],
-        audit: { mode: 'sync' },
-      });
-    }, 60_000);
-
-    afterAll(async () => {
-      await app?.close();
-      await db?.stop();
+  beforeAll(async () => {
+    db = await TestPostgres.start();
+    await createOrdersDatabase(db, database);
+    app = await startAuditApp(db, {
+      database,
+      platform,
+      controllers: [OrdersController],
+      providers: [{ provide: APP_INTERCEPTOR, useClass: TimeoutRetryInterceptor }],
+      audit: { mode },
     });
+  }, 60_000);
 
-    it('records the attempt the client was answered for (201), which wrote no record() row', async () => {
-      const tag = `${platform}-late`;
-      await request(app.getHttpServer()).post('/orders').set('x-request-id', `${tag}-request`).send({ tag }).expect(201);
-      const committed = await db.query<{ attempt: number }>('SELECT attempt FROM orders WHERE tag = $1 ORDER BY attempt', [tag], database);
-      expect(committed.map((row) => row.attempt)).toEqual([1, 2]);
-      // A later request's row is written after any row of this one (sync mode: before its response).
-      const later = `${platform}-later`;
-      await request(app.getHttpServer()).post('/orders').set('x-request-id', later).send({ tag: later }).expect(201);
-      await eventually(async () => (await rowsOf(later)).length > 0);
-      expect(await rowsOf(tag)).toEqual([{ action: 'order_placed', outcome: 'success', status: null }]);
-      expect(await rowsOf(`${tag}-request`)).toEqual([{ action: 'orders.place', outcome: 'success', status: 201 }]);
-    });
-  },
-);
+  afterAll(async () => {
+    await app?.close();
+    await db?.stop();
+  });
+
+  it('records the attempt the client was answered for (201), which wrote no record() row', async () => {
+    const tag = `${platform}-${mode}-late`;
+    await request(app.getHttpServer()).post('/orders').set('x-request-id', `${tag}-request`).send({ tag }).expect(201);
+    const committed = await db.query<{ attempt: number }>('SELECT attempt FROM orders WHERE tag = $1 ORDER BY attempt', [tag], database);
+    expect(committed.map((row) => row.attempt)).toEqual([1, 2]);
+    // A later request's row is written after any row of this one (one writer, in order).
+    const later = `${platform}-${mode}-later`;
+    await request(app.getHttpServer()).post('/orders').set('x-request-id', later).send({ tag: later }).expect(201);
+    await eventually(async () => (await rowsOf(later)).length > 0);
+    expect(await rowsOf(tag)).toEqual([{ action: 'order_placed', outcome: 'success', status: null }]);
+    expect(await rowsOf(`${tag}-request`)).toEqual([{ action: 'orders.place', outcome: 'success', status: 201 }]);
+  });
+});
