@@ -102,7 +102,7 @@ describe('writeStderrLine when stderr refuses the lines', () => {
         { cwd: work, stdio: ['ignore', 'pipe', full.fd] },
       );
       let stdout = '';
-      child.stdout.setEncoding('utf8').on('data', (text: string) => (stdout += text));
+      child.stdout?.setEncoding('utf8').on('data', (text: string) => (stdout += text));
       const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
       expect(code).toBe(0);
       const report = JSON.parse(stdout) as { written: boolean[]; taken: boolean; droppedLines: number };
