@@ -1,17 +1,10 @@
-// Promise (src/audit/audit.interceptor.ts, docs/GUIDE.md "Order of interceptors", CHANGELOG: "of a
-// retried request the last attempt counts: a record() row an earlier attempt committed stands for
-// that attempt only, and no longer silences the row of the attempt the client was answered for").
-// Break: an outer interceptor gives up on an attempt (rxjs `timeout()`) and retries it. The first
-// attempt's handler goes on running (a promise is not cancelled) and commits its `record()` row
-// while the second attempt runs. The attempts share the request's audit context, so that commit
-// marks the context as recorded after the second attempt's begin() cleared the mark: the second
-// attempt, which wrote no `record()` row and answered 201, gets no row.
-// Observed: the request has no row of its own (only the first attempt's order_placed row), on
-// Express and Fastify, in sync and async mode.
-// Severity: high (a request the client was answered for, a mutation committed, and no audit row
-// for it; the one row there says another attempt's story).
-// Fix guess: give each attempt its own mark (an attempt counter, or a fresh scope per begin()),
-// and let markRecorded() mark only the attempt whose context wrote the row.
+// docs/GUIDE.md, "Order of interceptors": of a request an outer interceptor retries, the last
+// attempt counts, also when an attempt given up on goes on. An outer `timeout(500), retry(1)`
+// gives up on the first attempt while it is still in its transaction; its handler goes on (a
+// promise is not cancelled) and commits its `record()` row while the second attempt runs. That
+// row stands for the first attempt only: the second attempt, which commits without `record()` and
+// answers 201, gets the request's own row, with that status (Express and Fastify, sync and async
+// mode).
 import { Body, Controller, type INestApplication, Injectable, type NestInterceptor, Post, type CallHandler } from '@nestjs/common';
 import { APP_INTERCEPTOR } from '@nestjs/core';
 import { InjectDataSource } from '@nestjs/typeorm';
