@@ -1,23 +1,8 @@
-// Promise (docs/FAILURES.md, "A slow or stuck stderr"): "A line is safe from the process's end once
-// stderr has taken it: handed to the kernel, in the pipe the log driver reads or in the file." Sync
-// mode answers a request whose entry's only copy is its line "once stderr has taken that line …
-// Past that, the response goes out with the line still in memory and the entry counts in
-// `stderrLate`"; `stderrDropped` counts the lines not written. (FAILURES.md also says "A closed
-// stderr drops the lines, as `console.error` did, and the app goes on": dropping is documented,
-// answering them as taken and counting them nowhere is not; AuditService.answer()'s own doc says an
-// entry whose line was "not written" counts in `stderrLate`.)
-// Break: a write stderr refuses is taken as "stderr has taken it". Lines waiting in memory when
-// the pipe's reader goes away (a log driver that crashed or was restarted) fail with EPIPE; lines
-// written to a stderr file on a full disk fail with ENOSPC. Either way the write's callback
-// settles the line as taken: the wait for the lines answers true, and the lines that reached no
-// one are counted nowhere (not in droppedLines, so neither in stderrDropped nor, for sync
-// entries, in stderrLate).
-// Observed: stderrLinesTaken() answers true and droppedLines is 0, after about 1 MiB of lines went
-// nowhere (EPIPE), and after 10 lines /dev/full refused (ENOSPC).
-// Severity: medium (sync entries whose only copy outside the process is gone are answered as
-// safe; /health shows nothing wrong while the ring is the last copy).
-// Fix guess: in write(), settle a line whose callback has an error as not taken (count it in
-// `dropped`, and let stderrLinesTaken() answer false while such lines are not said).
+// docs/FAILURES.md, "A slow or stuck stderr": a line is safe from the process's end once stderr
+// has taken it, and a line stderr refuses is not taken. Lines waiting in memory when the pipe's
+// reader goes away (EPIPE), and lines a stderr file on a full disk refuses (ENOSPC), are counted
+// in `droppedLines` (`stderrDropped` on /health), and the wait for the lines answers false, so
+// that sync mode counts such entries in `stderrLate` rather than answering them as on stderr.
 import { spawn } from 'node:child_process';
 import { mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
