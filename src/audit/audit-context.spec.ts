@@ -4,6 +4,7 @@ import {
   currentAuditContext,
   markRecorded,
   newAuditContext,
+  recordedFor,
   runInAuditContext,
   settleRecorded,
   takeEntityChanges,
@@ -46,6 +47,25 @@ describe('audit contexts', () => {
       expect(takeEntityChanges(outer)).toEqual({ entities: ['inner'] });
     });
     expect(currentAuditContext()).toBeUndefined();
+  });
+
+  it('has a record() row of an attempt given up on stand for nothing, in a scope inside it too, and the last attempt’s for the request', () => {
+    const request = newAuditContext('request');
+    const first = newAuditContext('attempt', request);
+    let inFirst!: ReturnType<typeof newAuditContext>;
+    runInAuditContext(first, () => auditScope(() => (inFirst = currentAuditContext()!)));
+    first.superseded = true;
+    const last = newAuditContext('attempt', request);
+    expect([recordedFor(first), recordedFor(inFirst)]).toEqual([undefined, undefined]);
+    markRecorded(inFirst);
+    markRecorded(first);
+    expect(request.recordedAtomically).toBe(false);
+    // Its entity changes still go to the request's row.
+    addEntityChanges(first, [change('first')], MAX);
+    expect(recordedFor(last)).toBe(request);
+    markRecorded(last);
+    expect(request.recordedAtomically).toBe(true);
+    expect(takeEntityChanges(request)).toEqual({ entities: ['first'] });
   });
 
   it('marks the request when one unsettled record() row answers that it committed, and never rejects', async () => {

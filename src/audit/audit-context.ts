@@ -6,16 +6,20 @@ import { FRAME_BYTES, markEntityChanges } from './diffs/entry-diffs';
 /**
  * The scope an audit row is written for: one mutating HTTP request (opened by the interceptor), or
  * an {@link auditScope} around work outside HTTP. Entity changes committed inside it wait here
- * for the row.
+ * for the row. The handler of a request runs in an `attempt` of it, one each time the interceptor
+ * has the request (an outer interceptor may retry it): an attempt joins its request while the
+ * request is open.
  */
 export interface AuditContext {
-  readonly kind: 'request' | 'scope';
+  readonly kind: 'request' | 'attempt' | 'scope';
   /** The context an {@link auditScope} opened inside a request or another scope joins, while that one is open. */
   readonly parent: AuditContext | undefined;
   /** The request's row is being made: from now on, a scope inside it keeps what it sees for its own rows. */
   closed: boolean;
   /** Set once a row the handler wrote itself with `AuditService.record()` has committed (PostgreSQL's answer decides). */
   recordedAtomically: boolean;
+  /** An attempt an outer interceptor gave up on and retried: a `record()` row it commits stands for it alone, not for the request. */
+  superseded: boolean;
   /** `record()` rows written in a transaction block TypeORM does not report: each answers, when asked, whether it committed. */
   unsettled: (() => Promise<boolean>)[] | undefined;
   /** Changes held in such blocks: before the changes are taken, each counts what its block holds if it ended unseen. */
@@ -54,6 +58,7 @@ export function newAuditContext(kind: AuditContext['kind'], parent?: AuditContex
     parent,
     closed: false,
     recordedAtomically: false,
+    superseded: false,
     unsettled: undefined,
     blocks: undefined,
     entities: undefined,
@@ -78,13 +83,33 @@ export function ownerOf(context: AuditContext): AuditContext {
 }
 
 /**
- * Notes that a `record()` row written in `context` has committed: it stands for the request.
+ * Notes that a `record()` row written in `context` has committed: it stands for the request (see
+ * {@link recordedFor}).
  *
  * @example
  * markRecorded(context); // once PostgreSQL answered the row's COMMIT with COMMIT
  */
 export function markRecorded(context: AuditContext): void {
-  ownerOf(context).recordedAtomically = true;
+  const owner = recordedFor(context);
+  if (owner) owner.recordedAtomically = true;
+}
+
+/**
+ * What a `record()` row written in `context` stands for: its {@link ownerOf owner}, but nothing
+ * when it was written in an attempt of an open request that an outer interceptor has since
+ * retried. Of a retried request the last attempt counts: an earlier attempt's row, committed
+ * while a later attempt runs or after, stands for that attempt alone.
+ *
+ * @example
+ * const owner = recordedFor(context); // undefined: an abandoned attempt's row
+ */
+export function recordedFor(context: AuditContext): AuditContext | undefined {
+  let owner = context;
+  while (owner.parent && !owner.parent.closed) {
+    if (owner.superseded) return undefined;
+    owner = owner.parent;
+  }
+  return owner;
 }
 
 /**

@@ -11,7 +11,7 @@ import { AuditPartitions } from './lifecycle/audit-partitions';
  * `unreadable` (values of entries that could not be read), `diffFaults` (entity changes not
  * captured as diffs), `diskTimeouts` (spool and quarantine file operations given up at their
  * deadline), `stderrQueuedBytes` (lines waiting in memory for a stderr whose reader is behind),
- * `stderrDropped` (lines not written: that queue full), `stderrLate` (sync entries answered before
+ * `stderrDropped` (lines not written: that queue full, or stderr refused them), `stderrLate` (sync entries answered before
  * stderr took their line), `downSince`,
  * `lastError` (sanitized: no URL, host or password); with a spool also `spooled`, `spoolBytes`;
  * with integrity on also `integrity: { lastSealedAt, lag, failures, sealed, forged, chainBroken }`

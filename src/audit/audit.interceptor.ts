@@ -29,7 +29,7 @@ export class AuditInterceptor implements NestInterceptor {
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
     const tracked = this.recorder.track(context);
     if (!tracked) return next.handle();
-    tracked.begin();
+    const attempt = tracked.begin();
     let last: { value: unknown } | undefined;
     let ended = false;
 
@@ -42,7 +42,7 @@ export class AuditInterceptor implements NestInterceptor {
       let subscription: { unsubscribe(): void } | undefined;
       // The handler runs when subscribed to: inside the context, record() rows and entity changes find the request.
       // One observer instead of operators: this runs for every audited request.
-      runInAuditContext(tracked.scope, () => {
+      runInAuditContext(attempt, () => {
         subscription = next.handle().subscribe({
           next: (value) => {
             last = { value };

@@ -8,7 +8,7 @@ import { DbHealthIndicator } from './audit-db.health';
 import { type AuditSealer } from './integrity/audit-sealer';
 import { HealthIndicatorService } from '@nestjs/terminus';
 import { RingBuffer } from './ring-buffer';
-import { type AuditEventName, type AuditReporter, type ConsoleSink } from './sinks';
+import { type AuditEventName, type AuditReporter, ConsoleSink } from './sinks';
 import { type AuditSpool, FileSpool, type SpoolAppendResult } from './spool';
 
 const normalizer = new AuditEntryNormalizer([], 64 * 1024);
@@ -58,7 +58,7 @@ function jumpPastCoolDown(): void {
   jest.spyOn(Date, 'now').mockReturnValue(now);
 }
 
-function setup(options: AuditModuleOptions = {}, spool: AuditSpool | null = null) {
+function setup(options: AuditModuleOptions = {}, spool: AuditSpool | null = null, sink?: ConsoleSink) {
   const resolved = resolveAuditOptions({ retryBackoffMs: 20, retryBackoffMaxMs: 40, writeTimeoutMs: 200, ...options });
   const repository = new FakeRepository();
   const events: { event: AuditEventName; fields: Record<string, unknown> }[] = [];
@@ -73,7 +73,7 @@ function setup(options: AuditModuleOptions = {}, spool: AuditSpool | null = null
     entriesQuarantined: jest.fn(),
   } satisfies AuditReporter;
   const buffer = new RingBuffer<never>({ capacity: resolved.bufferSize, maxBytes: resolved.bufferMaxBytes });
-  const service = new AuditService(resolved, repository as unknown as Repository<AuditLog>, buffer, spool, reporter, console);
+  const service = new AuditService(resolved, repository as unknown as Repository<AuditLog>, buffer, spool, reporter, sink ?? console);
   services.push(service);
   const of = (event: AuditEventName) => events.filter((e) => e.event === event).map((e) => e.fields);
   return { service, repository, reporter, of };
@@ -727,6 +727,21 @@ describe('AuditService in sync mode without a spool', () => {
     expect(of('audit.buffered')).toEqual([
       expect.objectContaining({ entityId: 'nda-1', entry: expect.objectContaining({ entityId: 'nda-1' }) }),
     ]);
+  });
+
+  it('counts in stderrLate and stderrDropped an entry whose line stderr refused (its reader gone)', async () => {
+    const { service, repository } = setup({ mode: 'sync', retryBackoffMs: 60_000, retryBackoffMaxMs: 60_000 }, null, new ConsoleSink());
+    const refused: string[] = [];
+    jest.spyOn(process.stderr, 'write').mockImplementation((chunk: unknown, ...rest: unknown[]) => {
+      refused.push(String(chunk));
+      const done = rest.find((arg) => typeof arg === 'function') as ((error?: Error | null) => void) | undefined;
+      if (done) process.nextTick(done, Object.assign(new Error('write EPIPE'), { code: 'EPIPE' }));
+      return false;
+    });
+    repository.behaviour = () => 'fail';
+    await service.log(entry(1));
+    expect(refused.map((line) => (JSON.parse(line) as { event: string }).event)).toContain('audit.buffered');
+    expect(service.status()).toMatchObject({ state: 'down', buffered: 1, stderrLate: 1, stderrDropped: refused.length });
   });
 });
 

@@ -58,7 +58,7 @@ export interface AuditStatus {
   diskTimeouts: number;
   /** Bytes of lines waiting in the process's memory for stderr (its reader behind), the app's own writes included. */
   stderrQueuedBytes: number;
-  /** Lines of the process not written since start: `bufferMaxBytes` of lines already waited in memory for stderr. */
+  /** Lines of the process not written since start: `bufferMaxBytes` of lines already waited in memory for stderr, or stderr refused them (EPIPE, ENOSPC). */
   stderrDropped: number;
   /** Sync mode: entries answered before stderr had taken the line that is their only copy (within `writeTimeoutMs`). */
   stderrLate: number;

@@ -3,6 +3,7 @@ import {
   addEntityChanges,
   type AuditContext,
   markRecorded,
+  recordedFor,
   newAuditContext,
   ownerOf,
   type StagedChange,
@@ -186,9 +187,9 @@ export function transactionEndedBySql(queryRunner: QueryRunner, command: 'COMMIT
 function settleLater(queryRunner: QueryRunner, row: RecordedRow): void {
   const at = row.written;
   if (!row.context || !at) return;
-  const owner = ownerOf(row.context);
+  const owner = recordedFor(row.context);
   // Only an open request's row waits on the answer.
-  if (owner.kind !== 'request' || owner.closed) return;
+  if (owner?.kind !== 'request' || owner.closed) return;
   (owner.unsettled ??= []).push(() => committedElsewhere(queryRunner.dataSource, at, row.timeoutMs ?? 5000));
 }
 
@@ -464,9 +465,9 @@ export function holdForRecord(queryRunner: QueryRunner | undefined, context: Aud
   const depth = queryRunner ? depthOf(queryRunner) : 0;
   if (!queryRunner || depth === 0) {
     const written = (at?: RecordedAt) => {
-      if (!context) return;
-      const owner = ownerOf(context);
-      // Only an open request's row waits on the answer.
+      const owner = context && recordedFor(context);
+      // An abandoned attempt's row stands for nothing; only an open request's row waits on the answer.
+      if (!context || !owner) return;
       if (!queryRunner || !at || owner.kind !== 'request' || owner.closed) return markRecorded(context);
       return settleOutside(queryRunner, context, at, timeoutMs);
     };
@@ -519,8 +520,8 @@ function carried(
 /** A row written on a query runner in no transaction TypeORM reports: committed with its insert, unless a block is open. */
 async function settleOutside(queryRunner: QueryRunner, context: AuditContext, at: RecordedAt, timeoutMs: number): Promise<void> {
   if ((await insideUnreportedBlock(queryRunner)) === false) return markRecorded(context);
-  const owner = ownerOf(context);
-  (owner.unsettled ??= []).push(() => committedElsewhere(queryRunner.dataSource, at, timeoutMs));
+  const owner = recordedFor(context);
+  if (owner) (owner.unsettled ??= []).push(() => committedElsewhere(queryRunner.dataSource, at, timeoutMs));
 }
 
 function pendingOf(queryRunner: QueryRunner, maxBytes: number): Pending {

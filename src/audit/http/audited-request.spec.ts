@@ -1,5 +1,6 @@
 import { type ExecutionContext } from '@nestjs/common';
 import { EventEmitter } from 'node:events';
+import { markRecorded } from '../audit-context';
 import { AuditedRequest, type RequestOutcome } from './audited-request';
 import { UnfinishedRequests } from './unfinished-requests';
 
@@ -228,6 +229,28 @@ describe('AuditedRequest', () => {
     request.observe({ kind: 'settled', outcome: 'success', result: { id: 'x' } });
     response.finish(201);
     expect(written).toEqual([{ outcome: 'success', statusCode: 201, result: { id: 'x' }, error: undefined }]);
+  });
+
+  it('lets a record() row an earlier attempt commits while a later one runs stand for that attempt only', () => {
+    const { request, response, written } = tracked();
+    const first = request.begin();
+    const second = request.begin();
+    // The first attempt's handler, given up on by an outer timeout, goes on and commits its row now.
+    markRecorded(first);
+    request.observe({ kind: 'settled', outcome: 'success', result: { id: 'x' } });
+    response.finish(201);
+    expect(written).toEqual([{ outcome: 'success', statusCode: 201, result: { id: 'x' }, error: undefined }]);
+    expect(second.superseded).toBe(false);
+  });
+
+  it('lets a record() row of the last attempt stand for the request', () => {
+    const { request, response, written } = tracked();
+    request.begin();
+    const last = request.begin();
+    markRecorded(last);
+    request.observe({ kind: 'settled', outcome: 'success', result: { id: 'x' } });
+    response.finish(201);
+    expect(written).toEqual([]);
   });
 
   describe('a request whose client stays connected and that does not end', () => {

@@ -1,5 +1,5 @@
 import { type ExecutionContext } from '@nestjs/common';
-import { newAuditContext, settleRecorded } from '../audit-context';
+import { type AuditContext, newAuditContext, settleRecorded } from '../audit-context';
 import { type AuditOutcome } from '../audit-entry';
 import { type RawResponse } from './http-request';
 import { type UnfinishedRequest, type UnfinishedRequests } from './unfinished-requests';
@@ -36,8 +36,10 @@ export interface RequestOutcome {
  */
 export class AuditedRequest implements UnfinishedRequest {
   readonly startedAt = performance.now();
-  /** The context the handler runs in: whether it recorded its own row, the entity changes it committed. */
+  /** The request's context: whether its handler recorded its own row, the entity changes it committed. */
   readonly scope = newAuditContext('request');
+  /** The context of the attempt running now, inside {@link scope}: the handler runs in it. */
+  private attempt: AuditContext | undefined;
   private handling = false;
   private observation: HandlerObservation | undefined;
   /** The response went out, or (its client gone) the pipeline ended it. */
@@ -67,14 +69,17 @@ export class AuditedRequest implements UnfinishedRequest {
 
   /**
    * The interceptor has the request (again, when an outer interceptor retries it): wait for this
-   * attempt's observation. The last attempt counts: a `record()` row an earlier attempt committed
-   * stands for that attempt only, so this one's row is decided afresh.
+   * attempt's observation, and run its handler in the context returned. The last attempt counts: a
+   * `record()` row an earlier attempt committed, before this one began or after (its handler may
+   * still be running), stands for that attempt only, so this one's row is decided afresh.
    */
-  begin(): void {
+  begin(): AuditContext {
     this.handling = true;
     this.observation = undefined;
     this.scope.recordedAtomically = false;
     this.scope.unsettled = undefined;
+    if (this.attempt) this.attempt.superseded = true;
+    return (this.attempt = newAuditContext('attempt', this.scope));
   }
 
   /**

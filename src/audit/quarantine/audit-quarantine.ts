@@ -133,9 +133,10 @@ export class AuditQuarantine {
   }
 
   private async write(buffer: Buffer, ledger: DirectoryLedger): Promise<string> {
-    const dir = join(this.spoolDir as string, QUARANTINE_DIR);
+    // The spool's directory by its real path, as the spool has it (a `..` after a symbolic link included).
+    const dir = join(ledger.dir, QUARANTINE_DIR);
     await this.files.mkdir(dir, 0o700);
-    await this.withinBound(buffer.length);
+    await this.withinBound(buffer.length, ledger.dir);
     const file = (this.file ??= join(dir, `quarantine-${String(this.stamp()).padStart(13, '0')}-${process.pid}.ndjson`));
     const handle = await this.files.open(file, 'a', 0o600);
     // Counted whole from here: a write that failed may have landed in part, or land later.
@@ -157,11 +158,11 @@ export class AuditQuarantine {
     return file;
   }
 
-  /** Rejects (`spool_full`) when `bytes` more would take the spool directory past `maxBytes`. */
-  private async withinBound(bytes: number): Promise<void> {
+  /** Rejects (`spool_full`) when `bytes` more would take the spool directory `spoolDir` past `maxBytes`. */
+  private async withinBound(bytes: number, spoolDir: string): Promise<void> {
     const { maxBytes, segmentBytes } = this.bound;
     if (maxBytes === undefined) return;
-    if ((await directoryBytes(this.files, this.spoolDir as string, segmentBytes)) + bytes > maxBytes) throw new Error('spool_full');
+    if ((await directoryBytes(this.files, spoolDir, segmentBytes)) + bytes > maxBytes) throw new Error('spool_full');
   }
 
   /** `Date.now()`, but never the stamp of an earlier file. */

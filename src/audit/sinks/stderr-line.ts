@@ -10,12 +10,15 @@ const ignore = (): void => undefined;
 
 /** One state for the process, as its stderr is one. */
 const queue = {
-  /** Lines not written since start: more than their bound already waited in memory. */
+  /** Lines not written since start: more than their bound already waited in memory, or stderr refused them. */
   dropped: 0,
-  /** Of those, the ones no `audit.stderr_behind` line has counted yet. */
+  /** Of those past the bound, the ones no `audit.stderr_behind` line has counted yet. */
   unsaid: 0,
-  /** Settles once stderr has taken the newest line that had to wait in memory; null when none waits. */
-  newest: null as Promise<void> | null,
+  /**
+   * Settles with stderr's answer to the newest line written (taken, or refused); null once it took
+   * it. A refused one stays until a later line is taken: till then, lines are not taken.
+   */
+  newest: null as Promise<boolean> | null,
   /** A line waited for past its bound has still not been taken: the reader is stuck. */
   stuck: false,
 };
@@ -25,8 +28,9 @@ const queue = {
  * of one process never interleave (processes sharing one pipe may: docs/FAILURES.md). Never
  * through `console`: Sentry's Console integration (on by default) records every `console.error`
  * call as a breadcrumb of the app's next events, and an audit line (an entry, its `changes`, a
- * person's values) must not travel there. A write that
- * fails (stderr closed) is dropped, as `console.error` drops it.
+ * person's values) must not travel there. A line stderr refuses (EPIPE: its reader gone; ENOSPC:
+ * a full disk) is not taken: it counts in `droppedLines`, and {@link stderrLinesTaken} answers
+ * false until stderr takes a later line; the app goes on.
  *
  * A pipe whose reader is behind takes nothing more once full: Node keeps what follows in the
  * process's memory until the reader catches up. At most `maxQueuedBytes` of lines (plus this one)
@@ -44,7 +48,7 @@ export function writeStderrLine(line: string, maxQueuedBytes = STDERR_QUEUE_MAX_
     return false;
   }
   sayDropped();
-  write(`${line}\n`);
+  write(`${line}\n`, true);
   return true;
 }
 
@@ -64,22 +68,22 @@ function sayDropped(): void {
  * writeStderrBehind({ reason: 'shutdown', queuedBytes: process.stderr.writableLength });
  */
 export function writeStderrBehind(fields: Record<string, string | number>): void {
-  write(`${JSON.stringify({ timestamp: new Date().toISOString(), level: 'error', event: STDERR_BEHIND_EVENT, ...fields })}\n`);
+  write(`${JSON.stringify({ timestamp: new Date().toISOString(), level: 'error', event: STDERR_BEHIND_EVENT, ...fields })}\n`, false);
 }
 
 /**
  * True once stderr has taken (handed to the kernel: the pipe, the file) every line written so far,
- * false when it has not within `timeoutMs`: at once when nothing waits in memory. While a line
- * waited for past its bound is still not taken, later calls answer false at once: a stuck reader
- * costs one wait, not one per line. With `always`, waits its bound even then (a last wait, at
- * shutdown).
+ * false when it has not within `timeoutMs`, or refused the newest (and no later one was taken
+ * since): at once when stderr has answered every line. While a line waited for past its bound is
+ * still not taken, later calls answer false at once: a stuck reader costs one wait, not one per
+ * line. With `always`, waits its bound even then (a last wait, at shutdown).
  *
  * @example
  * const taken: boolean = await stderrLinesTaken(2000); // false: a line still waits in memory
  */
 export function stderrLinesTaken(timeoutMs: number, always = false): boolean | Promise<boolean> {
   const newest = queue.newest;
-  if (newest === null || process.stderr.writableLength === 0) return true;
+  if (newest === null) return true;
   if (queue.stuck && !always) return false;
   return new Promise<boolean>((resolve) => {
     let verdict: NodeJS.Immediate | undefined;
@@ -95,10 +99,10 @@ export function stderrLinesTaken(timeoutMs: number, always = false): boolean | P
         })),
       timeoutMs,
     ).unref();
-    void newest.then(() => {
+    void newest.then((taken) => {
       clearTimeout(timer);
       if (verdict) clearImmediate(verdict);
-      resolve(true);
+      resolve(taken);
     });
   });
 }
@@ -114,21 +118,22 @@ export function stderrBacklog(): { queuedBytes: number; droppedLines: number } {
   return { queuedBytes: process.stderr.writableLength, droppedLines: queue.dropped };
 }
 
-function write(text: string): void {
-  let taken = false;
-  let settle: (() => void) | undefined;
-  process.stderr.write(text, (error) => {
-    taken = true;
-    settle?.();
-    // The stream emits the error after this callback: with no listener it would end the process.
-    if (error && process.stderr.listenerCount('error') === 0) process.stderr.once('error', ignore);
-  });
-  // Written at once (the common case) unless stderr now holds bytes in memory: then this line is among them, last.
-  if (taken || process.stderr.writableLength === 0) return;
-  const newest = new Promise<void>((resolve) => (settle = resolve));
+/** Writes `text`, the newest line; stderr's answer to it settles {@link queue.newest}. A refused `line` (an audit line) is counted. */
+function write(text: string, line: boolean): void {
+  let settle!: (taken: boolean) => void;
+  const newest = new Promise<boolean>((resolve) => (settle = resolve));
   queue.newest = newest;
-  void newest.then(() => {
-    if (queue.newest !== newest) return;
+  // Every line waits for stderr's answer: a write handed to the kernel at once may still be refused (a file on a full disk).
+  process.stderr.write(text, (error) => {
+    if (error) {
+      if (line) queue.dropped += 1;
+      // The stream emits the error after this callback: with no listener it would end the process.
+      if (process.stderr.listenerCount('error') === 0) process.stderr.once('error', ignore);
+    }
+    settle(!error);
+  });
+  void newest.then((taken) => {
+    if (queue.newest !== newest || !taken) return;
     queue.newest = null;
     sayDropped();
   });

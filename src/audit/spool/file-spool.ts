@@ -121,15 +121,18 @@ export class FileSpool implements AuditSpool {
   /**
    * Opens (creating if needed) the spool directory, claims a part of it, and adopts the segments
    * no live process owns; then, every third of the lease, refreshes the claim and adopts again.
+   * The directory is then known by its real path ({@link dir}): the one the kernel made, also when
+   * `dir` names it through a symbolic link and `..`.
    */
   static async open(dir: string, options: FileSpoolOptions): Promise<FileSpool> {
     const given = options.files ?? nodeSpoolFiles;
     const files = options.timeoutMs === undefined ? given : boundedFiles(given, options.timeoutMs, dir);
     await files.mkdir(dir, 0o700);
     const ledger = await directoryLedger(dir, options.timeoutMs);
-    const owner = new SpoolOwner(dir, files, options.leaseMs ?? 30_000);
+    // The directory mkdir made, by its real path: the lease, the segments and the ledger are all in it.
+    const owner = new SpoolOwner(ledger.dir, files, options.leaseMs ?? 30_000);
     await owner.beat();
-    const spool = new FileSpool(dir, options.maxBytes, options.segmentBytes, files, owner, ledger);
+    const spool = new FileSpool(ledger.dir, options.maxBytes, options.segmentBytes, files, owner, ledger);
     await spool.adopt();
     owner.start(() => spool.heartbeat());
     return spool;
