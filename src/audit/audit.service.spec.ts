@@ -351,6 +351,8 @@ describe('AuditService', () => {
       await service.log(entry(2));
       expect(spool.entries).toBe(2);
       expect(service.status().buffered).toBe(0);
+      // The line is written once the append has answered, which may be after log() resolves.
+      await eventuallyTrue(() => of('audit.spooled').length >= 1, 2000);
       expect(of('audit.spooled')[0]).toMatchObject({
         entityId: 'nda-1',
         reason: 'sync',
