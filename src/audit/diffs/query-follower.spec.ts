@@ -233,6 +233,8 @@ describe('the query follower', () => {
     ['SELECT 1/0; SAVEPOINT step; SELECT 2', 'ROLLBACK TO SAVEPOINT step', { entities: ['B'], entitiesOmitted: 1 }],
     // Never ran: A was not rolled back by it.
     ['SELECT 1/0; ROLLBACK TO step', 'ROLLBACK TO later', { entities: ['A', 'B'] }],
+    // RELEASE keeps what was held, whichever `step` it ends.
+    ['SAVEPOINT step; SAVEPOINT inner; SELECT 1/0', 'ROLLBACK TO inner; RELEASE step', { entities: ['A', 'B'] }],
   ])('takes the savepoint commands of a failed string %s as run only where they may have run, then %s', (failed, recovery, expected) => {
     const context = newAuditContext('request');
     const { queryRunner, state, send } = runner();

@@ -238,7 +238,8 @@ export function followSavepoint(
   const mark = savepoints[at];
   // Maybe never set: PostgreSQL went back to the earlier one of the name, or to this one. What
   // was held since the earlier one may be gone: counted, not listed, as for a failed string's.
-  const earlier = mark.maybe ? places.at(-2) : undefined;
+  // (RELEASE drops nothing, whichever it ends.)
+  const earlier = mark.maybe && sent.kind === 'rollback-to' ? places.at(-2) : undefined;
   if (earlier !== undefined) heldSince(queryRunner, savepoints, earlier);
   else mark.maybe = false;
   // ROLLBACK TO keeps the savepoint, RELEASE ends it; either ends the later ones (the latest of their names).
