@@ -224,4 +224,29 @@ describe('the query follower', () => {
     send('COMMIT', 'I', 'COMMIT');
     expect(takeEntityChanges(context)).toEqual(expected);
   });
+
+  it.each([
+    // The last statement failed or never ran: `step` stays the first one, and A goes with it.
+    ['SELECT 1/0; SAVEPOINT step', 'ROLLBACK TO SAVEPOINT step', { entities: ['B'] }],
+    ['SAVEPOINT step', 'ROLLBACK TO SAVEPOINT step', { entities: ['B'] }],
+    // Set or not, as the failure stood: A may be gone, so it is counted, not listed.
+    ['SELECT 1/0; SAVEPOINT step; SELECT 2', 'ROLLBACK TO SAVEPOINT step', { entities: ['B'], entitiesOmitted: 1 }],
+    // Never ran: A was not rolled back by it.
+    ['SELECT 1/0; ROLLBACK TO step', 'ROLLBACK TO later', { entities: ['A', 'B'] }],
+    // RELEASE keeps what was held, whichever `step` it ends.
+    ['SAVEPOINT step; SAVEPOINT inner; SELECT 1/0', 'ROLLBACK TO inner; RELEASE step', { entities: ['A', 'B'] }],
+  ])('takes the savepoint commands of a failed string %s as run only where they may have run, then %s', (failed, recovery, expected) => {
+    const context = newAuditContext('request');
+    const { queryRunner, state, send } = runner();
+    send('BEGIN', 'T', 'BEGIN');
+    send('SAVEPOINT step', 'T', 'SAVEPOINT');
+    stageChange(queryRunner, context, { value: 'A', bytes: 10 }, 1000);
+    send('SAVEPOINT later', 'T', 'SAVEPOINT');
+    state.status = 'E';
+    queryFailed(queryRunner, failed);
+    send(recovery, 'T', 'ROLLBACK');
+    stageChange(queryRunner, context, { value: 'B', bytes: 10 }, 1000);
+    send('COMMIT', 'I', 'COMMIT');
+    expect(takeEntityChanges(context)).toEqual(expected);
+  });
 });

@@ -109,10 +109,13 @@ export function queryFailed(queryRunner: QueryRunner, query: string): void {
   const statements = withPrepared(queryRunner, readSql(query));
   const kept = keptOf(statements, status);
   if (kept.length === 0 && (status === true || (status === undefined && queryRunner.isTransactionActive))) {
-    const sent = statements.filter(
-      (statement): statement is Extract<SqlStatement, { kind: 'savepoint' | 'rollback-to' | 'release' }> =>
-        statement.kind === 'savepoint' || statement.kind === 'rollback-to' || statement.kind === 'release',
-    );
+    // The last statement is the one that failed or comes after it: it took no effect.
+    const sent = statements
+      .slice(0, -1)
+      .filter(
+        (statement): statement is Extract<SqlStatement, { kind: 'savepoint' | 'rollback-to' | 'release' }> =>
+          statement.kind === 'savepoint' || statement.kind === 'rollback-to' || statement.kind === 'release',
+      );
     if (sent.length > 0) failedSavepoints(queryRunner, sent, unheardMark());
   }
   if (queryRunner.isTransactionActive) return inTransaction(queryRunner, query, kept, undefined);

@@ -38,6 +38,15 @@ describe('readSql reads a 200k-character query within 1 s', () => {
     ['many BEGIN ATOMIC outside a routine', `SELECT ${'begin atomic; '.repeat(SIZE / 14)}`],
     ['a rule action list of many statements', `CREATE RULE r AS ON INSERT TO t DO (${'UPDATE a SET b = 1; '.repeat(SIZE / 20)}`],
     ['many capitals outside ASCII', `SAVEPOINT ${'ÉÅ'.repeat(SIZE / 2)}`],
+    ['a long name outside ASCII', `SAVEPOINT ${'é'.repeat(SIZE)}`],
+    ['a long quoted name of characters of 4 bytes', `SAVEPOINT "${'𝄞'.repeat(SIZE / 2)}"`],
+    ['many names longer than 63 bytes', `SELECT ${`${'x'.repeat(70)}é, `.repeat(SIZE / 74)}1`],
+    ['a WITH query of many labels named like verbs', `WITH x AS (SELECT 1) SELECT ${'1 AS delete, t.update, '.repeat(SIZE / 23)}1`],
+    [
+      'a WITH query of many parts with clauses',
+      `WITH ${'a(n) AS (SELECT 1) CYCLE n SET d USING p, '.repeat(SIZE / 43)}b AS (SELECT 1) SELECT 1`,
+    ],
+    ['a routine body of many columns labelled end', `CREATE FUNCTION f() BEGIN ATOMIC ${'SELECT 1 AS end, t.end; '.repeat(SIZE / 24)}END`],
   ])('%s', (_, sql) => {
     expect(elapsedMs(() => readSql(sql))).toBeLessThan(1000);
   });

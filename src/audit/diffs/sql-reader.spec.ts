@@ -142,6 +142,10 @@ describe('readSql', () => {
     ['CREATE FUNCTION f() RETURNS int BEGIN ATOMIC SELECT (CASE WHEN true THEN 1 END); SELECT 2; END ; ROLLBACK'],
     ['CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC; END; ROLLBACK'],
     ['CREATE RULE r AS ON INSERT TO contract DO ALSO (UPDATE a SET b = 1; DELETE FROM c); ROLLBACK'],
+    ['CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1 AS end; END; ROLLBACK'],
+    ['CREATE FUNCTION f() RETURNS int BEGIN ATOMIC SELECT t.end FROM t; SELECT 1 end; END; ROLLBACK'],
+    ['CREATE FUNCTION f() RETURNS int BEGIN ATOMIC SELECT CASE WHEN true THEN 1 END AS end; SELECT 2 AS case; END; ROLLBACK'],
+    ['CREATE PROCEDURE p() BEGIN ATOMIC END; ROLLBACK'],
   ])('reads a routine body or a rule action list as part of its statement: %s', (sql) => {
     expect(readSql(sql)).toEqual([{ kind: 'other' }, { kind: 'rollback', chain: false }]);
   });
@@ -167,6 +171,54 @@ describe('readSql', () => {
     ]);
   });
 
+  it('cuts a name to its first 63 bytes of UTF-8, at a whole character, as PostgreSQL does', () => {
+    const stem = 'x'.repeat(63);
+    expect(readSql(`SAVEPOINT ${stem}_one; ROLLBACK TO "${stem}_two"; RELEASE U&"${'\\0078'.repeat(64)}"`)).toEqual([
+      { kind: 'savepoint', name: stem },
+      { kind: 'rollback-to', name: stem },
+      { kind: 'release', name: stem },
+    ]);
+    // é is 2 bytes, € 3, 𝄞 4: a character that would cross byte 63 is left out.
+    expect(readSql(`SAVEPOINT ${'x'.repeat(62)}é; SAVEPOINT ${'x'.repeat(61)}€; SAVEPOINT "${'x'.repeat(60)}𝄞"`)).toEqual([
+      { kind: 'savepoint', name: 'x'.repeat(62) },
+      { kind: 'savepoint', name: 'x'.repeat(61) },
+      { kind: 'savepoint', name: 'x'.repeat(60) },
+    ]);
+    expect(readSql(`SAVEPOINT ${'é'.repeat(31)}x; SAVEPOINT ${'é'.repeat(32)}`)).toEqual([
+      { kind: 'savepoint', name: `${'é'.repeat(31)}x` },
+      { kind: 'savepoint', name: 'é'.repeat(31) },
+    ]);
+    expect(readSql(`UPDATE public.${'Contract'.repeat(9)} SET a = 1`)).toEqual([write(['public', 'contract'.repeat(9).slice(0, 63)])]);
+  });
+
+  it.each([
+    ['WITH recent AS (SELECT 1) SELECT count(*) AS delete FROM contract'],
+    ['WITH recent AS (SELECT 1) SELECT c.id, c.title AS delete FROM contract c'],
+    ['WITH recent AS (SELECT 1) SELECT p.delete FROM contract p'],
+    ['WITH recent AS (SELECT 1) SELECT count(*) delete FROM contract'],
+    ['WITH recent AS (SELECT 1) SELECT 1 AS insert, 2 AS update FROM contract, (SELECT 3 AS merge) m'],
+    ['WITH recent AS (SELECT count(*) AS delete FROM contract) SELECT (SELECT 1) delete FROM contract'],
+    [
+      'WITH RECURSIVE t(n) AS (SELECT 1 UNION ALL SELECT n FROM t) CYCLE n SET done TO true DEFAULT false USING path SELECT n AS delete FROM t',
+    ],
+  ])('reads no write in a WITH query that names a column or label like a verb: %s', (sql) => {
+    expect(readSql(sql)).toEqual([{ kind: 'other' }]);
+  });
+
+  it.each([
+    ['WITH t(delete, update) AS (SELECT 1, 2) DELETE FROM contract', write([undefined, 'contract'])],
+    [
+      'WITH a AS (SELECT 1), b AS NOT MATERIALIZED (UPDATE x SET c = 1) DELETE FROM contract',
+      write([undefined, 'x'], [undefined, 'contract']),
+    ],
+    [
+      'WITH RECURSIVE t(n) AS (SELECT 1 UNION ALL SELECT n FROM t) SEARCH BREADTH FIRST BY n SET ord, u(n) AS (SELECT 2 UNION ALL SELECT n FROM u) CYCLE n SET done USING path INSERT INTO contract SELECT 1',
+      write([undefined, 'contract']),
+    ],
+  ])('reads the writes of a WITH query whose parts name columns: %s', (sql, statement) => {
+    expect(readSql(sql)).toEqual([statement]);
+  });
+
   it('reads an unclosed quote or comment to the end of the string', () => {
     expect(readSql("SELECT 'open; ROLLBACK")).toEqual([{ kind: 'other' }]);
     expect(readSql('SELECT 1 /* open; ROLLBACK')).toEqual([{ kind: 'other' }]);
@@ -180,6 +232,7 @@ describe('readSql', () => {
       ...['insert', 'INTO', 'update', 'only', 'delete', 'from', 'merge', 'truncate', 'table', 'prepare', 'as', 'execute', 'deallocate'],
       ...['all', 'discard', 'select', 'for', 'do', 'contract', 'public', '"Odd ""Name"""', "'text'", "E'\\''", '$$ x $$', '$1', '42'],
       ...['U&"\\0063"', '(', ')', '.', ',', '=', '*', '\n', '-- note\n', '/* c */'],
+      ...['create', 'function', 'atomic', 'case', 'search', 'cycle', 'set', 'using', `${'x'.repeat(62)}é`, `"${'y'.repeat(64)}"`],
     );
     fc.assert(
       fc.property(fc.array(piece, { maxLength: 24 }), (pieces) => {

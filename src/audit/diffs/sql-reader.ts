@@ -25,8 +25,6 @@ export type SqlStatement =
 
 const OTHER: SqlStatement = { kind: 'other' };
 const WRITES = new Set(['insert', 'update', 'delete', 'merge', 'truncate']);
-/** Words after which a write verb is a lock or an action, not a statement. */
-const NOT_A_VERB_AFTER = new Set(['for', 'key', 'do', 'then']);
 
 /**
  * The statements of an SQL string, in order, each classified: split on `;` outside quotes,
@@ -132,21 +130,41 @@ function writtenBy(verb: string, tokens: SqlTokens): TableName[] | undefined {
 
 /**
  * A `WITH` query: the writes it makes, in its data-modifying parts (`d AS (DELETE FROM t …)`) and
- * in its main statement (`… ) UPDATE t …`, also after a `SEARCH` or `CYCLE` clause); a write verb
- * counts right after a parenthesis, where a statement can start, and anywhere outside parentheses
- * (where only the main statement can), but not as a lock (`FOR UPDATE`, `FOR NO KEY UPDATE`) nor
- * as an action (`DO UPDATE`, `THEN DELETE`).
+ * in its main statement (`… ) UPDATE t …`, also after a `SEARCH` or `CYCLE` clause). A write verb
+ * counts right after a parenthesis opens, where a statement can start, and outside parentheses
+ * only as the main statement's first word, after the `)` that closes the last part; never as a
+ * column or a label (`AS delete`, `p.delete`), a lock (`FOR UPDATE`) nor an action (`DO UPDATE`,
+ * `THEN DELETE`).
  */
 function writesInWith(tokens: SqlTokens): SqlStatement {
   const tables: TableName[] = [];
   let previous: Token = { kind: 'word', text: 'with' };
   let depth = 0;
+  // In the list of parts; 'next' after a `)` that closes one (a `,`, SEARCH, CYCLE or the main
+  // statement comes); in a SEARCH or CYCLE clause up to its 'last' word (`SET name`, `USING name`);
+  // 'main' once that statement began.
+  let place: 'list' | 'next' | 'search' | 'cycle' | 'last' | 'main' = 'list';
   for (let token = tokens.peek(); token.kind !== 'end' && token.kind !== 'semicolon'; token = tokens.peek()) {
     tokens.next();
-    const starts = previous.kind === 'open' || previous.kind === 'close' || (depth === 0 && !NOT_A_VERB_AFTER.has(previous.text));
+    let starts = previous.kind === 'open';
+    if (depth === 0 && place !== 'list' && place !== 'main') {
+      if (place === 'next') {
+        // `,`: the next part; `AS`: that `)` closed the part's column list.
+        if (token.kind === 'comma' || (token.kind === 'word' && token.text === 'as')) place = 'list';
+        else if (token.kind === 'word' && (token.text === 'search' || token.text === 'cycle')) place = token.text;
+        else {
+          place = 'main';
+          starts = true;
+        }
+      } else if (place === 'last') place = 'next';
+      else if (token.kind === 'word' && token.text === (place === 'search' ? 'set' : 'using')) place = 'last';
+    }
     const verb = token.kind === 'word' && WRITES.has(token.text) && starts;
     if (token.kind === 'open') depth += 1;
-    else if (token.kind === 'close') depth = Math.max(0, depth - 1);
+    else if (token.kind === 'close') {
+      depth = Math.max(0, depth - 1);
+      if (depth === 0 && place === 'list') place = 'next';
+    }
     previous = token;
     if (verb) tables.push(...(writtenBy(token.text, tokens) ?? []));
   }
@@ -211,19 +229,27 @@ function createsRoutine(tokens: SqlTokens): boolean {
 /**
  * Past the rest of the statement, up to and with its `;`. A `;` inside parentheses ends no
  * statement (CREATE RULE's `DO (…; …)`; elsewhere PostgreSQL refuses the whole string), nor does
- * one inside a routine's SQL-standard body (`BEGIN ATOMIC …; END`, with `CASE … END` nested in
- * it), whose `END` is no COMMIT.
+ * one inside a routine's SQL-standard body (`BEGIN ATOMIC …; END`), whose `END` is no COMMIT: the
+ * body's `END` is the one right after a `;` of the body or after `ATOMIC` (a `CASE`'s `END`, or a
+ * column or label named `end` after `AS` or a dot, never comes there).
  */
 function skipStatement(tokens: SqlTokens, routine: boolean): void {
   let parentheses = 0;
-  let body = 0;
-  for (let token = tokens.next(); token.kind !== 'end'; token = tokens.next()) {
-    if (token.kind === 'semicolon' && parentheses === 0 && body === 0) return;
+  let body = false;
+  let previous: Token | undefined;
+  for (let token = tokens.next(); token.kind !== 'end'; previous = token, token = tokens.next()) {
+    if (token.kind === 'semicolon' && parentheses === 0 && !body) return;
     if (token.kind === 'open') parentheses += 1;
     else if (token.kind === 'close') parentheses = Math.max(0, parentheses - 1);
     else if (token.kind !== 'word' || !routine) continue;
-    else if (token.text === 'begin' && body === 0 && parentheses === 0 && word(tokens, 'atomic')) body = 1;
-    else if (token.text === 'case' && body > 0) body += 1;
-    else if (token.text === 'end' && body > 0) body -= 1;
+    else if (token.text === 'begin' && !body && parentheses === 0 && word(tokens, 'atomic')) {
+      body = true;
+      token = { kind: 'word', text: 'atomic' };
+    } else if (
+      token.text === 'end' &&
+      body &&
+      (previous?.kind === 'semicolon' || (previous?.kind === 'word' && previous.text === 'atomic'))
+    )
+      body = false;
   }
 }

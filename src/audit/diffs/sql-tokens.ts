@@ -1,7 +1,10 @@
 /** What a token of SQL text is: a word (keyword or plain name), a quoted name, or one of the marks a statement's reader needs. */
 export type TokenKind = 'word' | 'quoted' | 'dot' | 'comma' | 'open' | 'close' | 'semicolon' | 'other' | 'end';
 
-/** A token: `text` is a word with its ASCII capitals folded to lower case, or a quoted name as PostgreSQL names it; empty for the rest. */
+/**
+ * A token: `text` is a word with its ASCII capitals folded to lower case, or a quoted name as
+ * PostgreSQL names it (both cut to 63 bytes, see `nameCut()`); empty for the rest.
+ */
 export interface Token {
   kind: TokenKind;
   text: string;
@@ -20,6 +23,31 @@ function isNameChar(code: number): boolean {
 /** `text` with its ASCII capitals lowered: PostgreSQL folds no other letter of an unquoted name in a UTF-8 database (`Étape` is not `étape`). */
 function foldAscii(text: string): string {
   return text.replace(/[A-Z]+/g, (capitals) => capitals.toLowerCase());
+}
+
+/** The longest name PostgreSQL keeps, in bytes (NAMEDATALEN - 1). */
+const NAME_BYTES = 63;
+
+/**
+ * `name` as PostgreSQL keeps it: cut to its first 63 bytes of UTF-8, at the end of a whole
+ * character (a character that would cross byte 63 is left out with the rest), as it cuts every
+ * identifier, unquoted or quoted, in a UTF-8 database.
+ *
+ * @example
+ * nameCut(`${'x'.repeat(62)}é`); // 'x' × 62: é takes bytes 63 and 64
+ */
+export function nameCut(name: string): string {
+  // Each UTF-16 unit is at most 3 bytes of UTF-8 (a surrogate pair, 2 units, is 4).
+  if (name.length * 3 <= NAME_BYTES) return name;
+  let bytes = 0;
+  for (let i = 0; i < name.length;) {
+    const point = name.codePointAt(i) as number;
+    const size = point < 0x80 ? 1 : point < 0x800 ? 2 : point < 0x10000 ? 3 : 4;
+    if (bytes + size > NAME_BYTES) return name.slice(0, i);
+    bytes += size;
+    i += point < 0x10000 ? 1 : 2;
+  }
+  return name;
 }
 
 /** The index after the line a `--` comment ends with: PostgreSQL ends it at a line feed or a carriage return. */
@@ -69,7 +97,7 @@ export class SqlTokens {
     const start = this.at;
     const code = sql.charCodeAt(start);
     const char = sql[start];
-    if (char === '"') return { kind: 'quoted', text: this.quoted() };
+    if (char === '"') return { kind: 'quoted', text: nameCut(this.quoted()) };
     if (char === "'") {
       this.at = this.stringEnd(start + 1, false);
       return { kind: 'other', text: '' };
@@ -80,7 +108,7 @@ export class SqlTokens {
     }
     if ((char === 'U' || char === 'u') && sql[start + 1] === '&' && sql[start + 2] === '"') {
       this.at = start + 2;
-      return { kind: 'quoted', text: this.unicodeName(this.quoted()) };
+      return { kind: 'quoted', text: nameCut(this.unicodeName(this.quoted())) };
     }
     if (startsName(code)) {
       let end = start + 1;
@@ -93,7 +121,8 @@ export class SqlTokens {
         return { kind: 'other', text: '' };
       }
       // A name of ASCII alone (the common case) is lowered at once.
-      return { kind: 'word', text: ascii ? sql.slice(start, end).toLowerCase() : foldAscii(sql.slice(start, end)) };
+      const text = ascii ? sql.slice(start, end).toLowerCase() : foldAscii(sql.slice(start, end));
+      return { kind: 'word', text: nameCut(text) };
     }
     if (isNameChar(code)) {
       // A number (or a parameter after its `$`): one token.

@@ -58,6 +58,8 @@ interface Savepoint {
   omitted: number;
   /** Where the writes without an entity event stood then (`unheardMark()`). */
   unheard: number;
+  /** Set by a string that failed after it, maybe before it ran: PostgreSQL may have kept an earlier one of its name. */
+  maybe?: boolean;
 }
 /** Savepoints sent as SQL on each runner, oldest first (TypeORM's own are levels of `Pending`). */
 const savepointsByRunner = new WeakMap<QueryRunner, Savepoint[]>();
@@ -231,9 +233,16 @@ export function followSavepoint(
     return undefined;
   }
   const names = savepointNames.get(savepoints);
-  const at = names?.get(sent.name)?.at(-1);
-  if (!names || at === undefined) return undefined;
+  const places = names?.get(sent.name);
+  const at = places?.at(-1);
+  if (!names || !places || at === undefined) return undefined;
   const mark = savepoints[at];
+  // Maybe never set: PostgreSQL went back to the earlier one of the name, or to this one. What
+  // was held since the earlier one may be gone: counted, not listed, as for a failed string's.
+  // (RELEASE drops nothing, whichever it ends.)
+  const earlier = mark.maybe && sent.kind === 'rollback-to' ? places.at(-2) : undefined;
+  if (earlier !== undefined) heldSince(queryRunner, savepoints, earlier);
+  else mark.maybe = false;
   // ROLLBACK TO keeps the savepoint, RELEASE ends it; either ends the later ones (the latest of their names).
   for (const ended of savepoints.splice(sent.kind === 'release' ? at : at + 1)) names.get(ended.name)?.pop();
   if (sent.kind === 'release') return undefined;
@@ -250,12 +259,14 @@ export function followSavepoint(
 }
 
 /**
- * Savepoint commands sent as SQL in a string that failed, in a block: PostgreSQL ran them up to
+ * Savepoint commands sent as SQL in a string that failed, in a block, before its last statement
+ * (which failed or came after the one that did: it never took effect): PostgreSQL ran them up to
  * the statement that failed, which is not known. What the level held since the earliest
  * savepoint already set that they roll back to or release may be gone: it is counted in
  * `entitiesOmitted` from now on, not listed (and dropped by a later `ROLLBACK TO` a savepoint set
- * before it). Each savepoint they set is noted where the changes then stand, so that a later
- * `ROLLBACK TO` it (which PostgreSQL answers only if it was set) is followed.
+ * before it). Each savepoint they set is noted where the changes then stand, as maybe set: a
+ * later `ROLLBACK TO` it (which PostgreSQL answers only if it, or an earlier one of its name, was
+ * set) is followed, and counts what was held since the earlier one of its name, if any.
  *
  * @example
  * failedSavepoints(queryRunner, [{ kind: 'rollback-to', name: 's' }, { kind: 'savepoint', name: 'retry' }], unheardMark());
@@ -269,6 +280,20 @@ export function failedSavepoints(
   const names = savepointNames.get(savepoints);
   let earliest = savepoints.length;
   for (const command of sent) if (command.kind !== 'savepoint') earliest = Math.min(earliest, names?.get(command.name)?.at(-1) ?? earliest);
+  heldSince(queryRunner, savepoints, earliest);
+  for (const command of sent) {
+    if (command.kind !== 'savepoint') continue;
+    followSavepoint(queryRunner, command, unheard);
+    const set = savepointsByRunner.get(queryRunner)?.at(-1);
+    if (set) set.maybe = true;
+  }
+}
+
+/**
+ * What the levels held since savepoint `earliest` of `savepoints` (the runner's) may be gone: it
+ * is counted in `entitiesOmitted` from now on, not listed, and the savepoints set since mark no more.
+ */
+function heldSince(queryRunner: QueryRunner, savepoints: Savepoint[], earliest: number): void {
   const pending = pendingByRunner.get(queryRunner);
   const mark = savepoints[earliest];
   if (mark && pending) {
@@ -290,7 +315,6 @@ export function failedSavepoints(
       Object.assign(later, { omitted: later.omitted + later.kept - kept, kept });
     }
   }
-  for (const command of sent) if (command.kind === 'savepoint') followSavepoint(queryRunner, command, unheard);
 }
 
 /**

@@ -1,18 +1,7 @@
-// Promise (docs/GUIDE.md, diffs): "Savepoint commands in a string that fails having ended nothing,
-// in a block, are followed as far as can be known: … the savepoints they set are noted, so that a
-// `ROLLBACK TO` one of them afterwards is followed"; a request's row lists no change that was
-// rolled back.
-// Break: a savepoint command placed after the statement that fails never ran, yet it is noted as
-// set. When it reuses the name of a savepoint set before (a string that does its work, then moves
-// the savepoint forward: `…; SAVEPOINT step`), the recovery `ROLLBACK TO SAVEPOINT step` goes, in
-// PostgreSQL, to the earlier savepoint, which is the only one, and drops the change made since;
-// the reader takes it to the savepoint it noted (after that change) and keeps the change listed.
-// Observed: listed [A, B] for stored [B].
-// Severity: medium (reusing one savepoint name is the usual retry pattern; the row then lists a
-// change that never committed, nothing on it says the list may be wrong).
-// Fix guess: a savepoint set by a failed string is only "maybe set": a later ROLLBACK TO or
-// RELEASE of its name should count what was held since the earliest savepoint of that name
-// (counted in entitiesOmitted, not listed), as for the string's own ROLLBACK TO.
+// A string that fails runs up to the statement that failed: the statements after it never run.
+// A `SAVEPOINT step` at the end of a failed string (`SELECT 1/0; SAVEPOINT step`) is not set, so
+// the recovery `ROLLBACK TO SAVEPOINT step` goes back to the `step` set before it, and drops the
+// change saved since: the request's row lists only the change that committed.
 import { Body, Controller, type INestApplication, Post } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { type Server } from 'node:http';

@@ -1,16 +1,6 @@
-// Promise (docs/GUIDE.md, diffs): raw SQL writes on an audited entity's table count 1 each in
-// `changes.entitiesOmitted`, "in a `WITH` query too (its main statement … and its data-modifying
-// parts)"; "the count is a floor": a statement that writes nothing is no write.
-// Break: PostgreSQL takes `delete` (also `insert`, `update`, `merge`) as a plain name where a
-// column or a label goes (`SELECT count(*) AS delete FROM contract`, a column `p.delete`). In a
-// `WITH` query the reader takes such a name, outside parentheses, as a write verb: a read of an
-// audited table is counted as a raw write on it.
-// Observed: a request that saves one contract through TypeORM, then reads `contract` with two
-// such queries, gets entitiesOmitted 2 on its row (one per read) besides its one listed change.
-// Severity: low (an overcount of entitiesOmitted; needs a WITH query and such a name).
-// Fix guess: in writesInWith(), take a verb outside parentheses only where the main statement can
-// start (right after the closing `)` of a WITH item, or after its SEARCH / CYCLE clause), not
-// after AS, a dot or a comma.
+// A `WITH` query that reads an audited table and names a column or a label `delete` (`AS delete`,
+// `c.title AS delete`) writes nothing: no raw write is counted for it in `entitiesOmitted`, which
+// stays a floor.
 import { Body, Controller, type INestApplication, Post } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { type Server } from 'node:http';

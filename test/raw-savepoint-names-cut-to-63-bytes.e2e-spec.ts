@@ -1,18 +1,8 @@
-// Promise (docs/GUIDE.md, diffs in a transaction; CHANGELOG "SAVEPOINT Étape and SAVEPOINT étape
-// are two savepoints, and ROLLBACK TO the first drops the changes made since it"): savepoint
-// commands sent as SQL are followed as PostgreSQL names them, so a request's row lists the changes
-// that committed, no change that was rolled back, and loses none that committed.
-// Break: PostgreSQL cuts every name to 63 bytes (NAMEDATALEN - 1, with a NOTICE); the SQL reader
-// keeps the whole name. Two names that agree on their first 63 bytes are one savepoint to
-// PostgreSQL and two to the reader:
-//  - `ROLLBACK TO` a longer spelling of a savepoint set before is not followed: the rolled-back
-//    change stays listed (a row for work that was rolled back);
-//  - two savepoints whose names differ only past byte 63: PostgreSQL rolls back to the newer, the
-//    reader to the older, and drops from the row a change that committed.
-// Observed: listed [A, C] for stored [C]; listed [C] for stored [A, C].
-// Severity: medium (an unusual spelling, but the row then says the wrong thing, silently).
-// Fix guess: in SqlTokens, cut a word's and a quoted name's text to 63 UTF-8 bytes (at a whole
-// character, as pg_mbcliplen does) before it is compared.
+// PostgreSQL cuts every name to its first 63 bytes (NAMEDATALEN - 1, at a whole character): two
+// savepoint names that agree on their first 63 bytes are one savepoint. `ROLLBACK TO` a longer
+// spelling of a savepoint set before drops what was saved since it, and of two savepoints whose
+// names differ only past byte 63 the newer is the one rolled back to: the request's row lists the
+// changes that committed, no more and no fewer.
 import { Body, Controller, type INestApplication, Post } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { type Server } from 'node:http';

@@ -1,17 +1,7 @@
-// Promise (docs/GUIDE.md, diffs): "A routine's SQL-standard body (`CREATE FUNCTION … BEGIN ATOMIC
-// …; END`, with `CASE … END` in it) … [is] part of [its] statement: [its] `;` ends none and the
-// body's `END` is no COMMIT"; a committed save stays listed, a rolled-back one leaves no trace.
-// Break: PostgreSQL takes any keyword as a column label after AS (`SELECT 1 AS end`) or after a
-// dot (`t.end`). The reader takes that `end` as the one that closes the body: the body's `;`
-// then ends the statement, and the body's real `END` is read as a COMMIT inside the request's
-// transaction.
-// Observed: the committed save is counted in entitiesOmitted instead of listed (entities 0,
-// entitiesOmitted 1); the save whose transaction rolled back is counted (entitiesOmitted 1).
-// Severity: low (a function body with a column labelled `end`), but the row then misstates what
-// committed.
-// Fix guess: in skipStatement(), take `end` as closing the body (or a CASE) only where a
-// statement or expression can end, not after AS or a dot (or count `end` only when the body's
-// last token was `;`, or inside a CASE).
+// A routine's SQL-standard body (`BEGIN ATOMIC …; END`) is part of its statement, and a column
+// labelled `end` in it (`SELECT 1 AS end`) is no end of the body: the body's `END` is no COMMIT.
+// Inside a TypeORM transaction, a committed save stays listed, and a save whose transaction rolled
+// back leaves no trace.
 import { Body, Controller, type INestApplication, Post } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { type Server } from 'node:http';
