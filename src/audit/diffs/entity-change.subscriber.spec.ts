@@ -12,7 +12,11 @@ function subscriber(lines: unknown[]) {
   const sink = new ConsoleSink();
   jest.spyOn(sink, 'emit').mockImplementation((event, level, fields) => lines.push({ event, level, ...fields }) > 0);
   const audited = new EntityChangeSubscriber(resolveAuditOptions({ diffs: { entities: [Nda] } }), {} as DiscoveryService, sink);
-  const dataSource = { isInitialized: true, entityMetadatas: [{ target: Nda, name: 'Nda' }], subscribers: [] as unknown[] };
+  const dataSource = {
+    isInitialized: true,
+    entityMetadatas: [{ target: Nda, name: 'Nda', tableName: 'nda' }],
+    subscribers: [] as unknown[],
+  };
   expect(audited.watch(dataSource as never)).toBe(true);
   expect(dataSource.subscribers).toEqual([audited]);
   return audited;

@@ -5,7 +5,12 @@ import { stageChange } from './transaction-changes';
 import { watchAuditedTables } from './unheard-writes';
 
 const dataSource = { options: {} } as DataSource;
-watchAuditedTables(dataSource, [{ tableName: 'contract', schema: undefined } as unknown as EntityMetadata]);
+/** An audited entity whose table name is longer than PostgreSQL keeps (63 bytes): its table is that name cut. */
+const LONG_TABLE = `contract_${'x'.repeat(60)}`;
+watchAuditedTables(dataSource, [
+  { tableName: 'contract', schema: undefined } as unknown as EntityMetadata,
+  { tableName: LONG_TABLE, schema: undefined } as unknown as EntityMetadata,
+]);
 
 /** A runner outside TypeORM's transactions whose connection status the test sets, as `pg` would after each answer. */
 function runner() {
@@ -28,6 +33,15 @@ function runner() {
 const omitted = () => currentAuditContext()?.omitted;
 
 describe('the query follower', () => {
+  it('counts a raw write to an audited table named longer than 63 bytes, spelled whole or as PostgreSQL cuts it', () => {
+    auditScope(() => {
+      const { send } = runner();
+      send(`UPDATE ${LONG_TABLE} SET a = 1`, 'I', 'UPDATE');
+      send(`UPDATE "${LONG_TABLE.slice(0, 63)}" SET a = 1`, 'I', 'UPDATE');
+      expect(omitted()).toBe(2);
+    });
+  });
+
   it('counts a raw write committed by COMMIT AND CHAIN, and none rolled back by ROLLBACK AND CHAIN', () => {
     auditScope(() => {
       const { send } = runner();

@@ -1,6 +1,7 @@
 import { type DataSource, type EntityMetadata, type QueryRunner } from 'typeorm';
 import { type AuditContext, currentAuditContext, ownerOf } from '../audit-context';
 import { type TableName } from './sql-reader';
+import { nameCut } from './sql-tokens';
 import { unreportedBlockOpen } from './unreported-transaction';
 
 /** A write statement on an audited entity's table, made in an audit context, that no entity event has answered yet. */
@@ -43,7 +44,8 @@ let lastOrder = 0;
 
 /**
  * Notes the tables of a DataSource's audited entities, whose writes {@link writesSeen} follows:
- * each in its entity's schema, or the DataSource's, or `public`.
+ * each in its entity's schema, or the DataSource's, or `public`; names cut to 63 bytes as
+ * PostgreSQL cuts them.
  *
  * @example
  * watchAuditedTables(dataSource, [dataSource.getMetadata(Contract)]);
@@ -53,9 +55,11 @@ export function watchAuditedTables(dataSource: DataSource, audited: readonly Ent
   for (const [name, schemas] of auditedTables.get(dataSource) ?? []) tables.set(name, new Set(schemas));
   const fallback = (dataSource.options as { schema?: string } | undefined)?.schema ?? 'public';
   for (const metadata of audited) {
-    const schemas = tables.get(metadata.tableName) ?? new Set<string>();
-    schemas.add(metadata.schema ?? fallback);
-    tables.set(metadata.tableName, schemas);
+    // PostgreSQL keeps the first 63 bytes of a name, as the SQL reader does of the names it reads.
+    const name = nameCut(metadata.tableName);
+    const schemas = tables.get(name) ?? new Set<string>();
+    schemas.add(nameCut(metadata.schema ?? fallback));
+    tables.set(name, schemas);
   }
   auditedTables.set(dataSource, tables);
 }
