@@ -7,7 +7,10 @@
 // Break: its DO block reads `pg_catalog.pg_statistic` to find the samples before it decides what
 // this role can do. PostgreSQL lets only a superuser read that catalog, so for any other owner
 // the statement fails: the migration (and `migrationsRun: true`, so the app's start) stops at
-// `permission denied for table pg_statistic` instead of leaving the NOTICE.
+// `permission denied for table pg_statistic` instead of leaving the NOTICE. On PostgreSQL 18 (the
+// suite's server), where `pg_clear_attribute_stats` lets the owner clear them (RUNBOOK: "On a
+// managed service without a superuser, upgrade to PostgreSQL 18 and run, as the table's owner"),
+// the read comes first and fails all the same.
 //
 // Observed: runMigrations() rejects with "permission denied for table pg_statistic" for a
 // non-superuser role that owns the database and its schema.
