@@ -43,7 +43,7 @@ describe('probe: the migrations run by a table owner that is not a superuser', (
     const source = new DataSource({
       type: 'postgres',
       url: db.url(database, OWNER.user, OWNER.password),
-      migrations: [...(AUDIT_MIGRATIONS as never[])],
+      migrations: [...AUDIT_MIGRATIONS],
       logging: false,
     });
     await source.initialize();

@@ -60,7 +60,7 @@ describe('probe: the app role owns the audit tables (README set-up), sealer on i
     // The migrations need a superuser (pg_statistic, probe-migrations-non-superuser); the tables
     // then belong to the app's role, as when the app's DataSource created them (README step 1,
     // `migrationsRun: true` on DATABASE_URL) or an operator handed them to it.
-    const source = new DataSource({ type: 'postgres', url: db.url(database), migrations: [...(AUDIT_MIGRATIONS as never[])] });
+    const source = new DataSource({ type: 'postgres', url: db.url(database), migrations: [...AUDIT_MIGRATIONS] });
     await source.initialize();
     try {
       await source.runMigrations();
