@@ -172,6 +172,61 @@ export class DbSession {
   }
 }
 
+/**
+ * One statement on a connection of `pool` checked out for it alone, the whole of it within `ms`:
+ * the wait for the connection (a connection the pool opens for it is destroyed past that) and
+ * its round trip. Past `ms` it rejects with `timeout(step, ms)`, and the connection it holds, if
+ * any, leaves the pool with its socket destroyed, so that a server that never answers (a silent
+ * network partition) keeps no connection of the pool once the caller has been answered. An error
+ * PostgreSQL answers rejects at once and leaves the connection in the pool. The module's short
+ * look-ups on the DataSource's pool (a `record()` row confirmed from another connection, the
+ * erasures a recovery batch checks) run through it.
+ *
+ * @example
+ * const rows = await queryWithin(pool, 'SELECT 1 FROM audit_log WHERE id = $1::uuid', [id], 2000, (step, ms) => new Error(`${step}: ${ms} ms`));
+ */
+export function queryWithin(
+  pool: DbPool,
+  sql: string,
+  parameters: unknown[],
+  ms: number,
+  timeout: (step: 'connect' | 'query', ms: number) => Error,
+): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    let session: DbSession | undefined;
+    let expired = false;
+    // The session's own deadlines: the connection's is the whole call's; the round trip is cut at the call's end below.
+    const checkout = DbSession.checkout(pool, { connectMs: ms, roundTripMs: ms, timeout });
+    const cancel = stallTolerantDeadline(ms, () => {
+      expired = true;
+      session?.abandon(timeout('query', ms));
+      reject(timeout(session ? 'query' : 'connect', ms));
+    });
+    checkout.then(
+      (checkedOut) => {
+        session = checkedOut;
+        if (expired) return checkedOut.release();
+        checkedOut.query(sql, parameters).then(
+          (rows) => {
+            cancel();
+            checkedOut.release();
+            resolve(rows);
+          },
+          (error: unknown) => {
+            cancel();
+            checkedOut.release();
+            reject(error as Error);
+          },
+        );
+      },
+      (error: unknown) => {
+        cancel();
+        reject(error as Error);
+      },
+    );
+  });
+}
+
 function destroy(client: DbClient): void {
   client.connection?.stream?.destroy();
 }

@@ -1,32 +1,15 @@
-// Promise (docs/FAILURES.md, "Bounds of the write path"): "The module's own work on the
-// DataSource's pool has client-side deadlines too … so that a server that accepts and never
-// answers holds neither a caller nor a pool connection for ever"; and the state machine: once the
-// fault heals the service "tries by itself" and flushes what it buffered. docs/GUIDE.md: a
-// `record()` row written in a block TypeORM does not report "stands for the request only if
-// another connection finds it committed when the request's row is decided (within
-// `writeTimeoutMs`)".
-//
-// Break: that look-up (`committedElsewhere`, src/audit/diffs/unreported-transaction.ts) is a plain
-// `dataSource.query()` raced against a timer. At the deadline the caller moves on, but the query
-// keeps its pool connection: in a silent partition nothing ever answers it, so the connection
-// never goes back to the pool. Each request decided during the partition takes one connection of
-// the app's DataSource for good; ten of them (the pool's default size) and, after the network is
-// back, the module's writer gets no connection (the rows stay buffered, the service stays down) and
-// neither does the app's own code.
-//
-// Observed: after the partition heals, the ten request rows never reach the database, the service
-// stays `down`, a `SELECT 1` on the app's DataSource gets no answer within 5 s, and the pool holds
-// 10 connections, none idle, for as long as the test waits (16 s after the heal).
-// Shutdown then never returns: TypeORM's destroy waits for the pool's connections to come back.
-// Severity: high (a short silent partition under ordinary traffic leaves the app's DataSource
-// without connections until a restart; the audit trail stops).
-// Fix guess: run the look-up on a connection checked out with the same client-side deadlines as
-// the sealer, upkeep and erase() (SealerSession-style), destroying its socket at the deadline.
+// A `record()` row written in a block TypeORM does not report stands for its request only if
+// another connection finds it committed when the request's row is decided, within
+// `writeTimeoutMs` (docs/GUIDE.md). That look-up runs on a connection of the app's DataSource
+// checked out for it alone and destroyed at its deadline (docs/FAILURES.md, "Bounds of the write
+// path"): requests decided while the network is silently partitioned (nothing answers, nothing
+// is refused) keep none of the pool's connections. Once the network is back, the service flushes
+// what it buffered by itself, the app's own queries on the DataSource are served, every row is
+// stored, and `app.close()` returns.
 import { Controller, type INestApplication, Module, Post, Query } from '@nestjs/common';
 import { InjectDataSource, TypeOrmModule } from '@nestjs/typeorm';
 import { Test } from '@nestjs/testing';
 import { type Server } from 'node:http';
-import { type Server as NetServer, type Socket } from 'node:net';
 import request from 'supertest';
 import { DataSource } from 'typeorm';
 import { AUDIT_MIGRATIONS, AuditLog, AuditModule, AuditService } from '../src/audit';
@@ -65,20 +48,17 @@ class BatchesController {
   }
 }
 
-describe('probe: record() rows settled while the network is silently partitioned', () => {
-  const database = 'probe_settle_partition';
+describe('record() rows decided while the network is silently partitioned', () => {
+  const database = 'record_lookup_partition';
   let db: TestPostgres;
   let proxy: PartitionProxy;
   let app: INestApplication<Server>;
-  const accepted = new Set<Socket>();
   let closing: Promise<void> | undefined;
 
   beforeAll(async () => {
     db = await TestPostgres.start();
     await db.createDatabase(database);
     proxy = await PartitionProxy.start(db.port);
-    // Every socket the proxy accepts, those it drops during the partition too, so that the end of the suite can close them.
-    (proxy as unknown as { server: NetServer }).server.on('connection', (socket: Socket) => accepted.add(socket));
     @Module({
       imports: [
         TypeOrmModule.forRoot({
@@ -99,7 +79,6 @@ describe('probe: record() rows settled while the network is silently partitioned
   }, 60_000);
 
   afterAll(async () => {
-    for (const socket of accepted) socket.destroy();
     await proxy?.stop();
     await (closing ?? app?.close());
     await db?.stop();
@@ -110,6 +89,7 @@ describe('probe: record() rows settled while the network is silently partitioned
     const answers = Array.from({ length: REQUESTS }, (_, i) =>
       request(app.getHttpServer())
         .post(`/batches?tag=settle-${i}`)
+        .set('x-request-id', `settle-${i}`)
         .timeout(30_000)
         .then((r) => r.status),
     );
@@ -121,12 +101,14 @@ describe('probe: record() rows settled while the network is silently partitioned
     proxy.heal();
     const audit = app.get(AuditService);
     // Well past every deadline of the write path once the network is back (the cool-down included).
-    let flushed = false;
-    for (let waited = 0; waited < 20_000 && !flushed; waited += 500) {
-      await sleep(500);
-      const status = audit.status();
-      flushed = status.state === 'up' && status.buffered === 0 && status.pending === 0;
-    }
+    const flushed = await eventually(
+      () => {
+        const status = audit.status();
+        return status.state === 'up' && status.buffered === 0 && status.pending === 0;
+      },
+      20_000,
+      'the rows flushed',
+    ).catch(() => false);
     const stored = (await db.query(`SELECT count(*)::int AS n FROM audit_log WHERE request_id LIKE 'settle-%'`, [], database))[0].n;
     // The app's own query on the DataSource, as its business code would make it.
     const served = await Promise.race([
