@@ -1,5 +1,6 @@
 import { idleLimitMs, limitIdleTransaction } from './idle-in-transaction';
 import { stallTolerantDeadline } from './stall-tolerant-deadline';
+import { type CheckoutPool, poolCheckout } from './pool-checkout';
 
 /** The parts of a `pg` client a {@link DbSession} uses. */
 export interface DbClient {
@@ -10,11 +11,8 @@ export interface DbClient {
   connection?: { stream?: { destroy(): void } };
 }
 
-/** The parts of a `pg` pool a {@link DbSession} uses (`_clients`: pg-pool's own list, read only to find a connection it opens for us). */
-export interface DbPool {
-  connect(): Promise<DbClient>;
-  _clients?: unknown;
-}
+/** The parts of a `pg` pool a {@link DbSession} uses (pg-pool's own fields too, to find a connection it opens for us: see {@link CheckoutPool}). */
+export type DbPool = CheckoutPool<DbClient>;
 
 /** The client-side deadlines of a {@link DbSession}, and the error each step that misses one fails with. */
 export interface DbSessionDeadlines {
@@ -66,22 +64,24 @@ export class DbSession {
     client.once('error', this.onError);
   }
 
-  /** Checks a connection out of `pool` within `deadlines.connectMs`. */
+  /**
+   * Checks a connection out of `pool` within `deadlines.connectMs`. Past it, a request still in the
+   * pool's queue leaves it, and a connection the pool is opening for it is destroyed: a checkout
+   * given up leaves no connection behind (see {@link poolCheckout}).
+   */
   static checkout(pool: DbPool, deadlines: DbSessionDeadlines): Promise<DbSession> {
     const { connectMs } = deadlines;
-    const before = Array.isArray(pool._clients) ? pool._clients.length : -1;
-    const checkout = pool.connect();
-    const after = pool._clients;
-    // pg-pool adds a connection it opens to `_clients` at once, before it connects.
-    const fresh = Array.isArray(after) && before >= 0 && after.length === before + 1 ? (after[before] as DbClient) : undefined;
+    const checkout = poolCheckout(pool);
     return new Promise((resolve, reject) => {
       let expired = false;
       const cancel = stallTolerantDeadline(connectMs, () => {
         expired = true;
-        if (fresh) destroy(fresh);
+        checkout.withdraw();
+        const opening = checkout.opening();
+        if (opening) destroy(opening);
         reject(deadlines.timeout('connect', connectMs));
       });
-      checkout.then(
+      checkout.client.then(
         (client) => {
           cancel();
           // Ready after the deadline: back to the pool, for a later caller.

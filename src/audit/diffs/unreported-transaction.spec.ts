@@ -51,9 +51,27 @@ describe('a transaction block TypeORM does not report', () => {
   });
 
   it('counts a row as committed only when another connection finds it, within the deadline', async () => {
-    expect(await committedElsewhere(source(() => Promise.resolve({ rows: [{ '?column?': 1 }] })), at, 1000)).toBe(true);
-    expect(await committedElsewhere(source(() => Promise.resolve({ rows: [] })), at, 1000)).toBe(false);
-    expect(await committedElsewhere(source(() => Promise.reject(new Error('too many clients'))), at, 1000)).toBe(false);
+    expect(
+      await committedElsewhere(
+        source(() => Promise.resolve({ rows: [{ '?column?': 1 }] })),
+        at,
+        1000,
+      ),
+    ).toBe(true);
+    expect(
+      await committedElsewhere(
+        source(() => Promise.resolve({ rows: [] })),
+        at,
+        1000,
+      ),
+    ).toBe(false);
+    expect(
+      await committedElsewhere(
+        source(() => Promise.reject(new Error('too many clients'))),
+        at,
+        1000,
+      ),
+    ).toBe(false);
     // A pool that never hands out a connection: the deadline answers.
     expect(await committedElsewhere(pooled({ connect: () => new Promise(() => undefined) }), at, 5)).toBe(false);
     // A DataSource that is not connected has no pool to ask.
