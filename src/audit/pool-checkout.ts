@@ -20,7 +20,7 @@ export interface CheckoutPool<C> {
  *
  * @example
  * const checkout = poolCheckout(pool);
- * const expire = () => { checkout.withdraw(); checkout.opening()?.connection?.stream?.destroy(); };
+ * setTimeout(() => checkout.withdraw(), 2000); // still queued then: the pool opens no connection for it
  * const client = await checkout.client;
  */
 export interface PoolCheckout<C> {
