@@ -27,7 +27,7 @@ import { entrySigner } from './integrity/entry-auth';
 import { personalSplitter } from './privacy/personal-values';
 import { erasureEntryMaxBytes, type ErasureRequest, type ErasureResult } from './privacy/erasure';
 import { eraseWithDeadlines, ErasuresUnderWay } from './privacy/bounded-erasure';
-import { dataSourcePool } from './db-session';
+import { dataSourcePool, queryWithin } from './db-session';
 import { splitErased } from './privacy/recovery-guard';
 
 /** How often, while up, the spool is checked for segments that processes gone from a shared directory left. */
@@ -486,10 +486,11 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
     const { privacy, integrity, writeTimeoutMs } = this.options;
     if (!privacy.enabled) return this.insert(records);
     const keys = privacy.pseudonymKey ? [privacy.pseudonymKey] : integrity.entryKeys.map((k) => k.key);
-    const query = (sql: string, parameters: unknown[]) =>
-      within(this.repository.manager.query(sql, parameters) as Promise<Record<string, unknown>[]>, writeTimeoutMs, () => {
-        throw writeTimeoutError(writeTimeoutMs);
-      });
+    const pool = dataSourcePool(this.repository.manager.connection);
+    if (!pool) throw new Error('the audit DataSource is not connected');
+    // On a connection of its own, destroyed at the deadline: a silent network keeps none of the pool's.
+    const query = async (sql: string, parameters: unknown[]) =>
+      (await queryWithin(pool, sql, parameters, writeTimeoutMs, () => writeTimeoutError(writeTimeoutMs))) as Record<string, unknown>[];
     const { keep, held } = await splitErased(query, this.writer.table(), records, keys);
     // With every entry held back, the try that decides recovery is a zero-row INSERT.
     if (keep.length === 0) await this.writer.probe();

@@ -1,5 +1,6 @@
 import { idleLimitMs, limitIdleTransaction } from './idle-in-transaction';
 import { stallTolerantDeadline } from './stall-tolerant-deadline';
+import { type CheckoutPool, poolCheckout } from './pool-checkout';
 
 /** The parts of a `pg` client a {@link DbSession} uses. */
 export interface DbClient {
@@ -10,11 +11,8 @@ export interface DbClient {
   connection?: { stream?: { destroy(): void } };
 }
 
-/** The parts of a `pg` pool a {@link DbSession} uses (`_clients`: pg-pool's own list, read only to find a connection it opens for us). */
-export interface DbPool {
-  connect(): Promise<DbClient>;
-  _clients?: unknown;
-}
+/** The parts of a `pg` pool a {@link DbSession} uses (pg-pool's own fields too, to find a connection it opens for us: see {@link CheckoutPool}). */
+export type DbPool = CheckoutPool<DbClient>;
 
 /** The client-side deadlines of a {@link DbSession}, and the error each step that misses one fails with. */
 export interface DbSessionDeadlines {
@@ -66,22 +64,24 @@ export class DbSession {
     client.once('error', this.onError);
   }
 
-  /** Checks a connection out of `pool` within `deadlines.connectMs`. */
+  /**
+   * Checks a connection out of `pool` within `deadlines.connectMs`. Past it, a request still in the
+   * pool's queue leaves it, and a connection the pool is opening for it is destroyed: a checkout
+   * given up leaves no connection behind (see {@link poolCheckout}).
+   */
   static checkout(pool: DbPool, deadlines: DbSessionDeadlines): Promise<DbSession> {
     const { connectMs } = deadlines;
-    const before = Array.isArray(pool._clients) ? pool._clients.length : -1;
-    const checkout = pool.connect();
-    const after = pool._clients;
-    // pg-pool adds a connection it opens to `_clients` at once, before it connects.
-    const fresh = Array.isArray(after) && before >= 0 && after.length === before + 1 ? (after[before] as DbClient) : undefined;
+    const checkout = poolCheckout(pool);
     return new Promise((resolve, reject) => {
       let expired = false;
       const cancel = stallTolerantDeadline(connectMs, () => {
         expired = true;
-        if (fresh) destroy(fresh);
+        checkout.withdraw();
+        const opening = checkout.opening();
+        if (opening) destroy(opening);
         reject(deadlines.timeout('connect', connectMs));
       });
-      checkout.then(
+      checkout.client.then(
         (client) => {
           cancel();
           // Ready after the deadline: back to the pool, for a later caller.
@@ -170,6 +170,61 @@ export class DbSession {
     destroy(this.client);
     for (const fail of [...this.pending]) fail(error);
   }
+}
+
+/**
+ * One statement on a connection of `pool` checked out for it alone, the whole of it within `ms`:
+ * the wait for the connection (a connection the pool opens for it is destroyed past that) and
+ * its round trip. Past `ms` it rejects with `timeout(step, ms)`, and the connection it holds, if
+ * any, leaves the pool with its socket destroyed, so that a server that never answers (a silent
+ * network partition) keeps no connection of the pool once the caller has been answered. An error
+ * PostgreSQL answers rejects at once and leaves the connection in the pool. The module's short
+ * look-ups on the DataSource's pool (a `record()` row confirmed from another connection, the
+ * erasures a recovery batch checks) run through it.
+ *
+ * @example
+ * const rows = await queryWithin(pool, 'SELECT 1 FROM audit_log WHERE id = $1::uuid', [id], 2000, (step, ms) => new Error(`${step}: ${ms} ms`));
+ */
+export function queryWithin(
+  pool: DbPool,
+  sql: string,
+  parameters: unknown[],
+  ms: number,
+  timeout: (step: 'connect' | 'query', ms: number) => Error,
+): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    let session: DbSession | undefined;
+    let expired = false;
+    // The session's own deadlines: the connection's is the whole call's; the round trip is cut at the call's end below.
+    const checkout = DbSession.checkout(pool, { connectMs: ms, roundTripMs: ms, timeout });
+    const cancel = stallTolerantDeadline(ms, () => {
+      expired = true;
+      session?.abandon(timeout('query', ms));
+      reject(timeout(session ? 'query' : 'connect', ms));
+    });
+    checkout.then(
+      (checkedOut) => {
+        session = checkedOut;
+        if (expired) return checkedOut.release();
+        checkedOut.query(sql, parameters).then(
+          (rows) => {
+            cancel();
+            checkedOut.release();
+            resolve(rows);
+          },
+          (error: unknown) => {
+            cancel();
+            checkedOut.release();
+            reject(error as Error);
+          },
+        );
+      },
+      (error: unknown) => {
+        cancel();
+        reject(error as Error);
+      },
+    );
+  });
 }
 
 function destroy(client: DbClient): void {

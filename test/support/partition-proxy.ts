@@ -11,11 +11,13 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
  * const proxy = await PartitionProxy.start(db.port);
  * proxy.partition(); // … the sessions open now are cut off, and live on in the server …
  * proxy.heal();
- * await proxy.stop(); // ends those sessions too
+ * await proxy.stop(); // ends those sessions too, and every connection it accepted
  */
 export class PartitionProxy {
   private readonly pairs = new Map<Socket, Socket>();
   private readonly orphans = new Set<Socket>();
+  /** Connections accepted while partitioned: never forwarded, ended by {@link stop}. */
+  private readonly dropped = new Set<Socket>();
   private dropping = false;
 
   private constructor(
@@ -48,7 +50,9 @@ export class PartitionProxy {
     this.dropping = false;
   }
 
+  /** Ends every connection it accepted (those it dropped during the partition too) and the sessions it cut off, then closes. */
   async stop(): Promise<void> {
+    for (const client of this.dropped) client.destroy();
     for (const [client, upstream] of this.pairs) {
       client.destroy();
       upstream.destroy();
@@ -60,7 +64,9 @@ export class PartitionProxy {
   private accept(client: Socket, target: number): void {
     client.on('error', () => undefined);
     if (this.dropping) {
+      this.dropped.add(client);
       client.on('data', () => undefined);
+      client.on('close', () => this.dropped.delete(client));
       return;
     }
     const upstream = createConnection({ port: target, host: '127.0.0.1' });

@@ -238,10 +238,22 @@ describe('changes held per transaction', () => {
           asked.push(text);
           return open instanceof Error ? Promise.reject(open) : Promise.resolve([{ open }]);
         },
+        // A connected DataSource whose pool hands out a connection that finds the row.
         dataSource: {
-          query: (_: string, parameters: unknown[]) => {
-            lookedUp.push(parameters);
-            return Promise.resolve([{ '?column?': 1 }]);
+          isInitialized: true,
+          driver: {
+            master: {
+              connect: () =>
+                Promise.resolve({
+                  query: (_: string, parameters: unknown[]) => {
+                    lookedUp.push(parameters);
+                    return Promise.resolve({ rows: [{ '?column?': 1 }] });
+                  },
+                  release: () => undefined,
+                  once: () => undefined,
+                  removeListener: () => undefined,
+                }),
+            },
           },
         },
       });

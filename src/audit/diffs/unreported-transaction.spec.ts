@@ -2,7 +2,25 @@ import { type DataSource, type QueryRunner } from 'typeorm';
 import { committedElsewhere, insideUnreportedBlock } from './unreported-transaction';
 
 const at = { id: '0193a3c0-0000-7000-8000-000000000001', occurredAt: '2026-12-04T10:00:00.000Z', table: '"audit_log"' };
-const source = (query: () => Promise<unknown>) => ({ query }) as unknown as DataSource;
+/** A `pg` client double answering every query with `answer()`; counts its releases and the destructions of its socket. */
+function connection(answer: () => Promise<unknown>) {
+  const double = {
+    destroyed: 0,
+    released: [] as unknown[],
+    query: answer,
+    release: (error?: unknown) => double.released.push(error),
+    once: () => double,
+    removeListener: () => double,
+    connection: { stream: { destroy: () => (double.destroyed += 1) } },
+  };
+  return double;
+}
+/** A connected DataSource whose pool hands out `client`. */
+const pooled = (master: { connect: () => Promise<unknown> }) => ({ isInitialized: true, driver: { master } }) as unknown as DataSource;
+const source = (client: ReturnType<typeof connection> | (() => Promise<unknown>)) => {
+  const checkedOut = typeof client === 'function' ? connection(client) : client;
+  return pooled({ connect: () => Promise.resolve(checkedOut) });
+};
 const runnerAnswering = (query: () => Promise<unknown>) => ({ query }) as unknown as QueryRunner;
 
 describe('a transaction block TypeORM does not report', () => {
@@ -35,14 +53,14 @@ describe('a transaction block TypeORM does not report', () => {
   it('counts a row as committed only when another connection finds it, within the deadline', async () => {
     expect(
       await committedElsewhere(
-        source(() => Promise.resolve([{ '?column?': 1 }])),
+        source(() => Promise.resolve({ rows: [{ '?column?': 1 }] })),
         at,
         1000,
       ),
     ).toBe(true);
     expect(
       await committedElsewhere(
-        source(() => Promise.resolve([])),
+        source(() => Promise.resolve({ rows: [] })),
         at,
         1000,
       ),
@@ -55,12 +73,21 @@ describe('a transaction block TypeORM does not report', () => {
       ),
     ).toBe(false);
     // A pool that never hands out a connection: the deadline answers.
-    expect(
-      await committedElsewhere(
-        source(() => new Promise(() => undefined)),
-        at,
-        5,
-      ),
-    ).toBe(false);
+    expect(await committedElsewhere(pooled({ connect: () => new Promise(() => undefined) }), at, 5)).toBe(false);
+    // A DataSource that is not connected has no pool to ask.
+    expect(await committedElsewhere({ isInitialized: false } as unknown as DataSource, at, 1000)).toBe(false);
+  });
+
+  it('gives up the connection of a look-up past its deadline: its socket destroyed, out of the pool', async () => {
+    const silent = connection(() => new Promise(() => undefined));
+    expect(await committedElsewhere(source(silent), at, 5)).toBe(false);
+    expect({ destroyed: silent.destroyed, releasedWithError: silent.released[0] instanceof Error }).toEqual({
+      destroyed: 1,
+      releasedWithError: true,
+    });
+    // One that answers goes back to the pool as it is.
+    const answering = connection(() => Promise.resolve({ rows: [] }));
+    await committedElsewhere(source(answering), at, 1000);
+    expect({ destroyed: answering.destroyed, released: answering.released }).toEqual({ destroyed: 0, released: [undefined] });
   });
 });

@@ -1,4 +1,5 @@
 import { type DataSource, type QueryRunner } from 'typeorm';
+import { dataSourcePool, queryWithin } from '../db-session';
 
 /** Where a record() row was written: its key (id, occurred_at) and table. */
 export interface RecordedAt {
@@ -58,25 +59,30 @@ function driverStatus(queryRunner: QueryRunner): unknown {
 }
 
 /**
- * Whether the row `at` names has committed: looked up by its key on a connection of `dataSource`
- * that is in no transaction of its own that has written (a connection handed back to the pool
- * inside the writer's still open block sees its uncommitted row, and so answers false). False
- * when the look-up fails or has not answered within `timeoutMs`; never rejects.
+ * Whether the row `at` names has committed: looked up by its key on a connection of `dataSource`'s
+ * pool checked out for it alone, which is in no transaction of its own that has written (a
+ * connection handed back to the pool inside the writer's still open block sees its uncommitted
+ * row, and so answers false). The look-up, its wait for the connection included, has `timeoutMs`:
+ * past that the answer is false and the connection is destroyed and leaves the pool (see
+ * {@link queryWithin}), so that a silent network partition keeps none. False also when the
+ * look-up fails or the DataSource has no PostgreSQL pool; never rejects.
  *
  * @example
  * const committed = await committedElsewhere(queryRunner.dataSource, at, 5000); // when the request's row is decided
  */
-export function committedElsewhere(dataSource: DataSource, at: RecordedAt, timeoutMs: number): Promise<boolean> {
-  return new Promise((settle) => {
-    const timer = setTimeout(() => settle(false), timeoutMs);
-    timer.unref();
-    dataSource
-      .query(`SELECT 1 FROM ${at.table} WHERE id = $1::uuid AND occurred_at = $2::timestamptz AND txid_current_if_assigned() IS NULL`, [
-        at.id,
-        at.occurredAt,
-      ])
-      .then((rows: unknown) => settle(Array.isArray(rows) && rows.length === 1))
-      .catch(() => settle(false))
-      .finally(() => clearTimeout(timer));
-  });
+export async function committedElsewhere(dataSource: DataSource, at: RecordedAt, timeoutMs: number): Promise<boolean> {
+  const pool = dataSourcePool(dataSource);
+  if (!pool) return false;
+  try {
+    const rows = await queryWithin(
+      pool,
+      `SELECT 1 FROM ${at.table} WHERE id = $1::uuid AND occurred_at = $2::timestamptz AND txid_current_if_assigned() IS NULL`,
+      [at.id, at.occurredAt],
+      timeoutMs,
+      (step, ms) => new Error(`record() row look-up: no ${step === 'connect' ? 'connection' : 'answer'} within ${ms} ms`),
+    );
+    return Array.isArray(rows) && rows.length === 1;
+  } catch {
+    return false;
+  }
 }
