@@ -25,6 +25,7 @@ describe('the sealer separation and the owner of the trail', () => {
   const APP = { user: 'app_role', password: 'app-role-pw' };
   const SEALER = { user: 'sealer_role', password: 'sealer-role-pw' };
   const TRAIL_OWNER = { user: 'audit_owner', password: 'audit-owner-pw' };
+  const APP_CREATOR = { user: 'app_creator', password: 'app-creator-pw' };
   let db: TestPostgres;
   let app: INestApplication | undefined;
   let stderr: StderrCapture;
@@ -40,15 +41,22 @@ describe('the sealer separation and the owner of the trail', () => {
       await client.end();
     }
   };
-  const migrate = async (database: string, role: Role) => {
-    const source = new DataSource({ type: 'postgres', url: url(database, role), migrations: [...AUDIT_MIGRATIONS] });
+  const migrate = async (database: string, role: Role, migrationsTableName = 'migrations') => {
+    const source = new DataSource({ type: 'postgres', url: url(database, role), migrations: [...AUDIT_MIGRATIONS], migrationsTableName });
     await source.initialize();
     try {
-      await source.runMigrations();
+      return (await source.runMigrations()).length;
     } finally {
       await source.destroy();
     }
   };
+  /** The app's grants of docs/INTEGRITY.md, "Roles", run by the trail's owner. */
+  const appGrants = (database: string, owner: Role, appRole: Role) =>
+    asRole(database, owner, async (client) => {
+      await client.query(`GRANT INSERT, SELECT ON audit_log TO ${appRole.user}`);
+      await client.query(`GRANT SELECT ON audit_seal TO ${appRole.user}`);
+      await client.query(`GRANT EXECUTE ON FUNCTION audit_log_create_partitions(integer) TO ${appRole.user}`);
+    });
   /** The sealer's grants of docs/INTEGRITY.md, "Roles", run by the trail's owner. */
   const sealerGrants = (database: string, owner: Role) =>
     asRole(database, owner, async (client) => {
@@ -119,7 +127,8 @@ describe('the sealer separation and the owner of the trail', () => {
 
   beforeAll(async () => {
     db = await TestPostgres.start();
-    for (const role of [APP_OWNER, APP, SEALER, TRAIL_OWNER]) await db.query(`CREATE ROLE ${role.user} LOGIN PASSWORD '${role.password}'`);
+    for (const role of [APP_OWNER, APP, SEALER, TRAIL_OWNER, APP_CREATOR])
+      await db.query(`CREATE ROLE ${role.user} LOGIN PASSWORD '${role.password}'`);
     warn = jest.spyOn(Logger.prototype, 'warn');
     stderr = new StderrCapture();
   }, 120_000);
@@ -174,11 +183,7 @@ describe('the sealer separation and the owner of the trail', () => {
     await db.query(`GRANT USAGE, CREATE ON SCHEMA public TO ${TRAIL_OWNER.user}`, [], database);
     await migrate(database, TRAIL_OWNER);
     await sealerGrants(database, TRAIL_OWNER);
-    await asRole(database, TRAIL_OWNER, async (client) => {
-      await client.query(`GRANT INSERT, SELECT ON audit_log TO ${APP.user}`);
-      await client.query(`GRANT SELECT ON audit_seal TO ${APP.user}`);
-      await client.query(`GRANT EXECUTE ON FUNCTION audit_log_create_partitions(integer) TO ${APP.user}`);
-    });
+    await appGrants(database, TRAIL_OWNER, APP);
 
     await start(database, APP);
     expect(sealerWarnings()).toEqual([]);
@@ -195,4 +200,66 @@ describe('the sealer separation and the owner of the trail', () => {
     // GRANT by a role without the privilege grants nothing (a notice, not an error).
     expect(steps).toEqual({ grant: 'done', triggersOff: '42501', link: '42501' });
   }, 120_000);
+
+  it('does not warn once the app role has handed the trail to a role of its own (docs/RUNBOOK.md, section 16)', async () => {
+    const database = 'handed_over';
+    await db.createDatabase(database);
+    await db.query(`GRANT USAGE, CREATE ON SCHEMA public TO ${APP_CREATOR.user}, ${TRAIL_OWNER.user}`, [], database);
+    await migrate(database, APP_CREATOR);
+    await sealerGrants(database, APP_CREATOR);
+    await start(database, APP_CREATOR);
+    await warned();
+    expect(sealerWarnings()).toEqual([
+      expect.stringMatching(/role app_creator can still append seals: it holds INSERT on .* and owns "?audit_seal"?, "?audit_log"?, /),
+    ]);
+    await app?.close();
+    app = undefined;
+    warn.mockClear();
+
+    // The hand-over of docs/RUNBOOK.md, section 16.
+    await db.query(`GRANT ${TRAIL_OWNER.user} TO ${APP_CREATOR.user}`, [], database);
+    await asRole(database, APP_CREATOR, async (client) => {
+      await client.query(HAND_OVER_RECORDS);
+      await client.query(HAND_OVER);
+    });
+    await appGrants(database, TRAIL_OWNER, APP_CREATOR);
+    await db.query(`REVOKE ${TRAIL_OWNER.user} FROM ${APP_CREATOR.user}`, [], database);
+    // Later migrations run as the owner, which finds every one applied.
+    expect(await migrate(database, TRAIL_OWNER, 'audit_migrations')).toBe(0);
+
+    await start(database, APP_CREATOR);
+    expect(sealerWarnings()).toEqual([]);
+    const check = await asRole(database, APP_CREATOR, async (client) =>
+      sealerSeparation(
+        async (text, parameters) => (await client.query(text, parameters)).rows,
+        '"public"."audit_log"',
+        '"public"."audit_seal"',
+      ),
+    );
+    expect(check).toEqual({ appRole: APP_CREATOR.user, gaps: [] });
+    expect(await appendLink(database, APP_CREATOR)).toEqual({ grant: 'done', triggersOff: '42501', link: '42501' });
+  }, 120_000);
 });
+
+/** docs/RUNBOOK.md, section 16: the audit migrations recorded where the owner's DataSource looks. */
+const HAND_OVER_RECORDS = `
+CREATE TABLE audit_migrations (id serial PRIMARY KEY, "timestamp" bigint NOT NULL, name varchar NOT NULL);
+INSERT INTO audit_migrations ("timestamp", name)
+  SELECT "timestamp", name FROM migrations WHERE name ~ '^(CreateAuditLog|Audit[A-Za-z]+)[0-9]+$' ORDER BY id;`;
+
+/** docs/RUNBOOK.md, section 16: every table and function of the trail the app's role owns, to audit_owner. */
+const HAND_OVER = `
+DO $$ DECLARE statement text; BEGIN
+  FOR statement IN
+    SELECT format('ALTER TABLE %s OWNER TO audit_owner', c.oid::regclass) FROM pg_class AS c
+    WHERE c.relowner = current_user::regrole AND c.relkind IN ('r', 'p')
+      AND (c.oid IN (SELECT relid FROM pg_partition_tree('audit_log'))
+           OR c.relname IN ('audit_seal', 'audit_seal_month', 'audit_seal_month_erasure', 'audit_seal_recorded',
+                            'audit_month_check', 'audit_month_chunk', 'audit_erasure_id', 'audit_migrations'))
+    UNION ALL
+    SELECT format('ALTER FUNCTION %s OWNER TO audit_owner', p.oid::regprocedure) FROM pg_proc AS p
+    WHERE p.proowner = current_user::regrole AND (p.proname LIKE 'audit\\_log\\_%' OR p.proname LIKE 'audit\\_seal\\_%')
+  LOOP
+    EXECUTE statement;
+  END LOOP;
+END $$;`;
