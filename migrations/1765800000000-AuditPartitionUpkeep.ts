@@ -47,7 +47,12 @@ async function executors(queryRunner: QueryRunner, fn: string): Promise<string[]
  * samples already gathered are removed: with `pg_clear_attribute_stats` (PostgreSQL 18), else
  * from `pg_statistic` when the migration runs as a superuser; otherwise a notice names what an
  * administrator must run (docs/RUNBOOK.md). The planner then estimates those columns' selectivity
- * by its defaults; the read indexes are still used.
+ * by its defaults; the read indexes are still used. The samples are found through the `pg_stats`
+ * view rather than in `pg_statistic`, which only a superuser may read: the migrations also run as
+ * a table owner that is not a superuser (the master user of a managed service), which reading
+ * `pg_statistic` stopped at `permission denied`. `pg_stats` shows such an owner its tables'
+ * samples, and a superuser the very rows of `pg_statistic`: what a superuser's run removes is the
+ * same either way, and an owner on PostgreSQL 18 removes them itself.
  *
  * **Retired months stay retired.** A past month that retention removed (a checkpoint in
  * `audit_seal`) gets no partition again: a row dated in it (a retired row written back) waits in
@@ -192,11 +197,12 @@ async function forgetPersonalStatistics(queryRunner: QueryRunner, s: string): Pr
       left_over text := '';
     BEGIN
       FOR rel, col IN
-        SELECT s.starelid::regclass, a.attname FROM pg_catalog.pg_statistic s
-          JOIN pg_catalog.pg_attribute a ON a.attrelid = s.starelid AND a.attnum = s.staattnum
-        WHERE a.attname IN (${PERSONAL_COLUMNS_SQL})
-          AND (s.starelid = ${lit(`${s}.audit_log`)}::regclass
-               OR s.starelid IN (SELECT inhrelid FROM pg_catalog.pg_inherits WHERE inhparent = ${lit(`${s}.audit_log`)}::regclass))
+        SELECT c.oid::regclass, s.attname FROM pg_catalog.pg_stats s
+          JOIN pg_catalog.pg_namespace n ON n.nspname = s.schemaname
+          JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = s.tablename
+        WHERE s.attname IN (${PERSONAL_COLUMNS_SQL})
+          AND (c.oid = ${lit(`${s}.audit_log`)}::regclass
+               OR c.oid IN (SELECT inhrelid FROM pg_catalog.pg_inherits WHERE inhparent = ${lit(`${s}.audit_log`)}::regclass))
       LOOP
         IF clear THEN
           PERFORM pg_catalog.pg_clear_attribute_stats(n.nspname::text, c.relname::text, col::text, inh)

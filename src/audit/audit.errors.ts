@@ -317,13 +317,40 @@ export class AuditSealerBusyError extends Error {
 
 /**
  * The start-up warning of a sealer given credentials of its own while the app's role can still
- * insert seals: the separation of docs/INTEGRITY.md, "Roles", is not in force.
+ * append seals: the separation of docs/INTEGRITY.md, "Roles", is not in force. Names each way
+ * (`gaps`): a superuser, INSERT on the seal table, or the trail's objects owned, by the app's role
+ * itself or by a role it is a member of.
  *
  * @example
- * new Logger('AuditModule').warn(sealerRoleSharedWarning('"public"."audit_seal"'));
+ * new Logger('AuditModule').warn(
+ *   sealerRoleSharedWarning('"public"."audit_seal"', 'app_role', [{ role: 'sealer_role', own: false, superuser: false, insert: true, owns: [] }]),
+ * );
  */
-export function sealerRoleSharedWarning(sealTable: string): string {
-  return `${AUDIT_ERROR_CODES.sealerRoleShared}: integrity.sealerDatabaseUrl is set, but the application's role still holds INSERT on ${sealTable}: whoever holds its credentials can append seals, so the separation is not in force (REVOKE INSERT ON ${sealTable} FROM <app_role>; see docs/INTEGRITY.md, "Roles")`;
+export function sealerRoleSharedWarning(
+  sealTable: string,
+  appRole: string,
+  gaps: readonly { role: string; own: boolean; superuser: boolean; insert: boolean; owns: readonly string[] }[],
+): string {
+  const ways = gaps.map((gap) => {
+    const held = [
+      ...(gap.superuser ? ['is a superuser'] : []),
+      ...(gap.insert && !gap.superuser ? [`holds INSERT on ${sealTable}`] : []),
+      ...(gap.owns.length > 0 && !gap.superuser ? [`owns ${someOf(gap.owns)}`] : []),
+    ].join(' and ');
+    return gap.own ? `it ${held}` : `it is a member of ${gap.role}, which ${held}`;
+  });
+  return (
+    `${AUDIT_ERROR_CODES.sealerRoleShared}: integrity.sealerDatabaseUrl is set, but the application's role ${appRole} can still append seals: ${ways.join('; ')}. ` +
+    `Whoever holds its credentials can append seals (an owner grants itself INSERT and turns the table's triggers off), so the separation is not in force ` +
+    `(the app's role must hold no INSERT on ${sealTable}, own none of the trail's tables, functions or schema, and be a member of no role that does: ` +
+    `a role of their own owns them; see docs/INTEGRITY.md, "Roles")`
+  );
+}
+
+/** The first three names, and how many more. */
+function someOf(names: readonly string[]): string {
+  const shown = names.slice(0, 3).join(', ');
+  return names.length > 3 ? `${shown} and ${names.length - 3} more of the trail's objects` : shown;
 }
 
 /** The error of an `http` option given without the guard that protects the trail. */

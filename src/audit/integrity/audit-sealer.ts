@@ -15,7 +15,7 @@ import { newestSeal, sealOnce, sealTableOf, trailName, type UnknownKeyRow } from
 import { forgedReport, ownHashBreak, sealStep, untrustedBreak } from './sealer-outcome';
 import { checkNewestSeal, UntrustedSealError } from './seal-trust';
 import { AuditSealerConnection } from './sealer-connection';
-import { canInsertSeals, missingSealerPrivileges } from './sealer-roles';
+import { missingSealerPrivileges, sealerSeparation } from './sealer-roles';
 import { busyLimitMs, SealerBusyWatch } from './sealer-busy';
 import { sealerLockHolder } from './sealer-lock-holder';
 import { SealerSession, SealTimeoutError } from './sealer-session';
@@ -309,7 +309,9 @@ export class AuditSealer implements OnApplicationBootstrap, BeforeApplicationShu
   }
 
   /**
-   * Once: warns when the app's own role can still insert seals (the separation is not in force).
+   * Once: warns when the app's role can still append seals (the separation is not in force): it
+   * holds INSERT on the seal table, owns the trail's objects, is a superuser, or is a member of a
+   * role that does.
    * On a connection of the app's pool, with the sealer's client-side deadlines: a database that
    * never answers gives the check up (its connection destroyed) instead of holding it for ever.
    */
@@ -325,8 +327,10 @@ export class AuditSealer implements OnApplicationBootstrap, BeforeApplicationShu
       if (attempt.abandoned) return;
       const checked = session;
       const query = (sql: string, parameters: unknown[]) => checked.query(sql, parameters);
-      const sealTable = sealTableOf(await resolveTable(query, this.repository.metadata.tablePath));
-      if (await canInsertSeals(query, sealTable)) this.logger.warn(sealerRoleSharedWarning(sealTable));
+      const logTable = await resolveTable(query, this.repository.metadata.tablePath);
+      const sealTable = sealTableOf(logTable);
+      const { appRole, gaps } = await sealerSeparation(query, quoteTablePath(logTable), sealTable);
+      if (gaps.length > 0) this.logger.warn(sealerRoleSharedWarning(sealTable, appRole, gaps));
       this.separationChecked = true;
     } catch {
       // The app's database is away or silent: checked at a later attempt; sealing goes on meanwhile.

@@ -1,19 +1,33 @@
-import { canInsertSeals, missingSealerPrivileges } from './sealer-roles';
+import { sealerRoleSharedWarning } from '../audit.errors';
+import { missingSealerPrivileges, sealerSeparation } from './sealer-roles';
 
 const LOG = '"public"."audit_log"';
 const SEALS = '"public"."audit_seal"';
 
-/** A query function that answers as PostgreSQL does: one row of the privileges asked about. */
-const answering = (row: Record<string, boolean>) => {
+/** A query function that answers as PostgreSQL does: the rows given. */
+const answeringRows = (rows: object[]) => {
   const calls: unknown[][] = [];
   const query = async (_sql: string, parameters: unknown[]) => {
     calls.push(parameters);
-    return [row];
+    return rows;
   };
   return { query, calls };
 };
 
-describe('sealer-roles: what the sealer role lacks, and whether the app role may insert seals', () => {
+/** One row of the privileges asked about. */
+const answering = (row: Record<string, boolean>) => answeringRows([row]);
+
+/** A role the app's role is a member of, as the separation statement answers it. */
+const role = (name: string, held: { own?: boolean; superuser?: boolean; insert?: boolean; owns?: string[] } = {}) => ({
+  app: 'app_role',
+  role: name,
+  own: held.own ?? false,
+  superuser: held.superuser ?? false,
+  insert: held.insert ?? false,
+  owns: held.owns ?? [],
+});
+
+describe('sealer-roles: what the sealer role lacks, and how the app role could still append seals', () => {
   it('names nothing when every privilege is held, and asks about the tables given', async () => {
     const { query, calls } = answering({ log_select: true, seal_select: true, seal_insert: true });
     expect(await missingSealerPrivileges(query, LOG, SEALS)).toEqual([]);
@@ -33,10 +47,75 @@ describe('sealer-roles: what the sealer role lacks, and whether the app role may
     }
   });
 
-  it('tells whether the role may insert into the seal table', async () => {
-    const yes = answering({ insert: true });
-    expect(await canInsertSeals(yes.query, SEALS)).toBe(true);
-    expect(yes.calls).toEqual([[SEALS]]);
-    expect(await canInsertSeals(answering({ insert: false }).query, SEALS)).toBe(false);
+  it('names the roles, the app role first, through which it can append seals, and asks about the tables given', async () => {
+    const { query, calls } = answeringRows([
+      role('app_role', { own: true }),
+      role('pg_read_all_data'),
+      role('sealer_role', { insert: true }),
+      role('trail_owner', { insert: true, owns: ['audit_seal', 'audit_log'] }),
+      role('schema_owner', { owns: ['schema public'] }),
+    ]);
+    expect(await sealerSeparation(query, LOG, SEALS)).toEqual({
+      appRole: 'app_role',
+      gaps: [
+        { role: 'sealer_role', own: false, superuser: false, insert: true, owns: [] },
+        { role: 'trail_owner', own: false, superuser: false, insert: true, owns: ['audit_seal', 'audit_log'] },
+        { role: 'schema_owner', own: false, superuser: false, insert: false, owns: ['schema public'] },
+      ],
+    });
+    expect(calls).toHaveLength(1);
+    expect(calls[0][0]).toBe(LOG);
+    expect(calls[0][1]).toEqual(expect.arrayContaining(['audit_seal', 'audit_seal_month', 'audit_month_chunk', 'audit_erasure_id']));
+    expect(calls[0][2]).toBe(SEALS);
+  });
+
+  it('finds nothing when the app role can append no seal', async () => {
+    const { query } = answeringRows([role('app_role', { own: true }), role('pg_read_all_data')]);
+    expect(await sealerSeparation(query, LOG, SEALS)).toEqual({ appRole: 'app_role', gaps: [] });
+  });
+
+  it('names only the superuser of an app role that is one (a member of every role)', async () => {
+    const { query } = answeringRows([
+      role('postgres', { own: true, superuser: true, insert: true, owns: ['audit_seal'] }),
+      role('sealer_role', { insert: true }),
+    ]);
+    expect((await sealerSeparation(query, LOG, SEALS)).gaps).toEqual([
+      { role: 'postgres', own: true, superuser: true, insert: true, owns: ['audit_seal'] },
+    ]);
+    const member = answeringRows([role('app_role', { own: true }), role('postgres', { superuser: true, insert: true })]);
+    expect((await sealerSeparation(member.query, LOG, SEALS)).gaps).toEqual([
+      { role: 'postgres', own: false, superuser: true, insert: true, owns: [] },
+    ]);
+  });
+
+  it('warns with each way, in the order found, and what the separation needs', () => {
+    const gap = (name: string, held: { own?: boolean; superuser?: boolean; insert?: boolean; owns?: string[] }) => {
+      const { role: r, own, superuser, insert, owns } = role(name, held);
+      return { role: r, own, superuser, insert, owns };
+    };
+    const text = sealerRoleSharedWarning(SEALS, 'app_role', [
+      gap('app_role', { own: true, insert: true }),
+      gap('sealer_role', { insert: true }),
+      gap('trail_owner', {
+        insert: true,
+        owns: ['audit_seal', 'audit_log', 'schema public', 'audit_log_erase(text)', 'audit_seal_months(date)'],
+      }),
+      gap('pg_database_owner', { owns: ['schema public'] }),
+    ]);
+    expect(text).toBe(
+      `AUDIT_SEALER_ROLE_SHARED: integrity.sealerDatabaseUrl is set, but the application's role app_role can still append seals: ` +
+        `it holds INSERT on ${SEALS}; it is a member of sealer_role, which holds INSERT on ${SEALS}; ` +
+        `it is a member of trail_owner, which holds INSERT on ${SEALS} and owns audit_seal, audit_log, schema public and 2 more of the trail's objects; ` +
+        `it is a member of pg_database_owner, which owns schema public. ` +
+        `Whoever holds its credentials can append seals (an owner grants itself INSERT and turns the table's triggers off), so the separation is not in force ` +
+        `(the app's role must hold no INSERT on ${SEALS}, own none of the trail's tables, functions or schema, and be a member of no role that does: ` +
+        `a role of their own owns them; see docs/INTEGRITY.md, "Roles")`,
+    );
+    expect(
+      sealerRoleSharedWarning(SEALS, 'postgres', [gap('postgres', { own: true, superuser: true, insert: true, owns: ['audit_seal'] })]),
+    ).toMatch(/^AUDIT_SEALER_ROLE_SHARED: [^;]* role postgres can still append seals: it is a superuser\. /);
+    expect(
+      sealerRoleSharedWarning(SEALS, 'app_role', [gap('app_role', { own: true, owns: ['audit_seal', 'audit_log', 'schema public'] })]),
+    ).toContain('can still append seals: it owns audit_seal, audit_log, schema public. ');
   });
 });
