@@ -106,7 +106,7 @@ const normalizers = [
     [],
     4096,
     undefined,
-    personalSplitter(resolvePrivacyOptions({ personalData: ['changes.body.email'], userIdPseudonym: (id) => `p:${id}` })),
+    personalSplitter(resolvePrivacyOptions({ personalData: ['changes.body.email'], userIdPseudonym: (id: string) => `p:${id}` })),
   ),
 ];
 
