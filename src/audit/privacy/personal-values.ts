@@ -155,18 +155,13 @@ function take(node: unknown, steps: readonly PathStep[], i: number, path: Person
 }
 
 /**
- * A copy of `object` without `key`, its other members in the same order. (A spread followed by
- * `delete` leaves a slow, dictionary-mode object, which the row's `JSON.stringify` then reads key
- * by key.)
+ * A copy of `object` without `key`, its other members in the same order, an own `__proto__`
+ * member (JSON.parse makes one) kept as a member. (A spread followed by `delete` leaves a slow,
+ * dictionary-mode object, which the row's `JSON.stringify` then reads key by key.)
  */
 function without(object: Record<string, unknown>, key: string): Record<string, unknown> {
-  const rest: Record<string, unknown> = {};
-  for (const k of Object.keys(object)) {
-    if (k === key) continue;
-    // An own `__proto__` member (JSON.parse makes one) stays a member: an assignment would set the prototype.
-    if (k === '__proto__') Object.defineProperty(rest, k, { value: object[k], enumerable: true, writable: true, configurable: true });
-    else rest[k] = object[k];
-  }
+  const { [key]: taken, ...rest } = object;
+  void taken; // already among the values taken out
   return rest;
 }
 
