@@ -2,7 +2,7 @@ import { diffsBytes, diffsOf, type DiffsPart, fitDiffs, joinDiffs, partChanges }
 import { canonicalEntityId } from './entity-id';
 import { compileRedactor, convertJsonSafe, type JsonSafeResult, safeString, toJsonSafe, UNREADABLE } from './json-safe';
 import { isoTime, storableOccurredAt, withOriginalOccurredAt } from './occurred-at';
-import { normalizedRecordBytes, recordBytes } from './record-json';
+import { normalizedRecordBytes, recordBytes, splitRecordBytes } from './record-json';
 import { userIdText } from './user-id';
 import { uuidv7 } from './uuidv7';
 
@@ -203,7 +203,7 @@ export class AuditEntryNormalizer {
     hasDiffs: boolean,
   ): { record: AuditRecord; bytes: number } {
     // The privacy split adds members; without it the record has exactly normalize()'s own.
-    const measure = this.personal ? recordBytes : normalizedRecordBytes;
+    const measure = this.personal ? splitRecordBytes : normalizedRecordBytes;
     let bytes = measure(record);
     if (bytes <= this.maxEntryBytes && changes.complete && metadata.complete) return { record, bytes };
     const source = hasDiffs ? this.withDiffsFitted(record, unsplit) : record;

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { type AuditRecord, AuditEntryNormalizer } from './audit-entry';
-import { normalizedRecordBytes, payloadJson, recordBytes } from './record-json';
+import { normalizedRecordBytes, payloadJson, recordBytes, splitRecordBytes } from './record-json';
 
 describe('record JSON made once', () => {
   const normalizer = new AuditEntryNormalizer(['password'], 4096);
@@ -55,9 +55,22 @@ describe('record JSON made once', () => {
         expect(normalizedRecordBytes(record)).toBe(Buffer.byteLength(JSON.stringify(record)));
         const keyed = { ...record, [key]: key } as AuditRecord;
         expect(recordBytes(keyed)).toBe(Buffer.byteLength(JSON.stringify(keyed)));
+        // As the privacy split leaves a record: its two texts last (a `personal` text holds escaped JSON).
+        const split = {
+          ...record,
+          personal: `{"salt":"s","values":[[["changes","k"],${JSON.stringify(key)}]]}`,
+          commitments: key,
+        } as AuditRecord;
+        expect(splitRecordBytes(split)).toBe(Buffer.byteLength(JSON.stringify(split)));
       }),
       { numRuns: 1000 },
     );
+  });
+
+  it('measures a split record whose actor id a pseudonym function made something other than text as JSON.stringify does', () => {
+    const { record } = normalizer.normalize({ action: 'nda_created', changes: { title: 'T' } });
+    const split = { ...record, userId: { id: 'p"1' }, personal: '{"salt":"s","values":[]}', commitments: '[]' } as unknown as AuditRecord;
+    expect(splitRecordBytes(split)).toBe(Buffer.byteLength(JSON.stringify(split)));
   });
 
   it('keeps the text it made out of the record as the record is seen, copied and serialized', () => {

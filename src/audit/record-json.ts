@@ -89,6 +89,23 @@ export function normalizedRecordBytes(record: AuditRecord): number {
   );
 }
 
+/** `,"personal":` and `,"commitments":`: the two members the privacy split adds. */
+const SPLIT_FRAME_BYTES = ',"personal":'.length + ',"commitments":'.length;
+
+/**
+ * {@link recordBytes} of a record as the privacy split leaves it: normalize()'s own members, then
+ * `personal` and `commitments` (texts), nothing else. The same sum, without walking its keys;
+ * a record whose actor id is not a text or null (a pseudonym function that returned something
+ * else) is measured by {@link recordBytes}.
+ *
+ * @example
+ * splitRecordBytes(record) === Buffer.byteLength(JSON.stringify(record)); // true for such a record
+ */
+export function splitRecordBytes(record: AuditRecord): number {
+  if (typeof record.userId !== 'string' && record.userId !== null) return recordBytes(record);
+  return normalizedRecordBytes(record) + SPLIT_FRAME_BYTES + textBytes(record.personal as string) + textBytes(record.commitments as string);
+}
+
 function fieldBytes(value: string | null): number {
   return value === null ? 4 : textBytes(value);
 }
@@ -105,10 +122,19 @@ function plainBytes(value: string): number {
   return value.length;
 }
 
-/** The bytes of `value` as a JSON string, quotes included. */
+/**
+ * The bytes of `value` as a JSON string, quotes included. Printable ASCII is counted here (`"` and
+ * `\` written with a backslash before them: a `personal` text, JSON within JSON, holds many);
+ * other text is serialized to be measured.
+ */
 function textBytes(value: string): number {
-  const plain = plainBytes(value);
-  return plain < 0 ? Buffer.byteLength(JSON.stringify(value)) : plain + 2;
+  let escaped = 0;
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if (c < 0x20 || c > 0x7e) return Buffer.byteLength(JSON.stringify(value));
+    if (c === 0x22 || c === 0x5c) escaped += 1;
+  }
+  return value.length + escaped + 2;
 }
 
 /** The slow, sure way, for a record whose fields are not all text (one that did not come from normalize()). */
