@@ -35,6 +35,7 @@ export interface ArchivePlan {
 }
 
 const SEALS_FILE = /^audit-(?:legacy\.\.)?\d{4}-\d{2}\.seals\.json$/;
+const ROWS_FILE = /^audit-((?:legacy\.\.)?\d{4}-\d{2})\.ndjson\.gz$/;
 const ERASED_PREFIX = '{"erased":';
 
 /**
@@ -65,6 +66,25 @@ export async function planArchiveErasure(dir: string, forms: readonly ErasureSub
     plans.push(plan);
   }
   return plans;
+}
+
+/**
+ * The rows files of `dir` without their seals file beside them (`audit-2026-01.ndjson.gz` and no
+ * `audit-2026-01.seals.json`), by month: an archive whose writer failed or was killed between its
+ * two renames, or one whose seals file was removed. {@link planArchiveErasure} lists archives by
+ * their seals files, so such a file is never read; `audit-erase --archive-dir` names it.
+ *
+ * @example
+ * const incomplete = await incompleteArchives('/var/archive/audit'); // Map { '2026-01' => '/var/archive/audit/audit-2026-01.ndjson.gz' }
+ */
+export async function incompleteArchives(dir: string): Promise<Map<string, string>> {
+  const names = new Set(await readdir(dir));
+  const incomplete = new Map<string, string>();
+  for (const name of [...names].sort()) {
+    const month = ROWS_FILE.exec(name)?.[1];
+    if (month !== undefined && !names.has(archiveFiles(month).seals)) incomplete.set(month, join(dir, name));
+  }
+  return incomplete;
 }
 
 /**
@@ -296,7 +316,9 @@ export interface ArchivesErased {
  * counts them (no more rows of a form than `counted` found there); one that holds rows the entry
  * does not count (written into the directory since it was read) is not touched: with `again`
  * allowed and nothing failed, the result asks for the erasure to run again (its entry then counts
- * them), else it is named (`AUDIT_ARCHIVE_CHANGED`). Prints per archive how many rows were erased.
+ * them), else it is named (`AUDIT_ARCHIVE_CHANGED`). A rows file without its seals file (a write
+ * that failed or was killed between its renames) is never read: it is named
+ * (`AUDIT_ARCHIVE_INCOMPLETE`, status 1). Prints per archive how many rows were erased.
  *
  * @example
  * const done = await eraseArchives('/var/archive/audit', { plans, forms }, result, boundedArchiveFiles(dir, 30_000), io, true);
@@ -314,6 +336,8 @@ export async function eraseArchives(
   // Locks first: an archive whose writer ends between the two readings is in place for the second.
   const writing = result.dryRun ? new Map<string, string>() : await archivesBeingWritten(dir);
   const plans = result.dryRun ? counted : await planArchiveErasure(dir, forms);
+  // A writer renaming its files meanwhile holds the archive's lock, read before both listings: named as being written.
+  const incomplete = await incompleteArchives(dir);
   done.listed = plans.length;
   const countedOf = forms.map((subject) => archivedCounts(counted, forms)(subject));
   const uncounted: { plan: ArchivePlan; rows: number }[] = [];
@@ -351,6 +375,17 @@ export async function eraseArchives(
     io.err(
       `archive ${month}: FAILED AUDIT_ARCHIVE_LOCKED: ${message}; it is being written, perhaps from a snapshot taken before ` +
         'this erasure: run the same erasure again once it has ended',
+    );
+    done.status = 1;
+  }
+  for (const [month, rowsPath] of incomplete) {
+    // A rows file whose writer still holds the lock is named above, as being written.
+    if (writing.has(month) || plans.some((plan) => plan.month === month)) continue;
+    io.err(
+      `archive ${month}: FAILED AUDIT_ARCHIVE_INCOMPLETE: ${rowsPath} has no seals file beside it (an archive write that failed ` +
+        `or was killed before its seals file was in place), and was not read: write the month's archive again ` +
+        `(audit-archive --month ${month} --out ${dir}) while the month is in the database, or put its seals file back, ` +
+        'then run the same erasure again',
     );
     done.status = 1;
   }
