@@ -11,6 +11,7 @@ import { linesOf } from '../lifecycle/archive-verifier';
 import { type ErasurePart, type ErasureResult, type ErasureSubject } from './erasure';
 import { archivesBeingWritten, withArchiveLock } from './archive-lock';
 import { ERASED } from './personal-values';
+import { archiveRowsDigest } from './archive-rows-digest';
 
 /** A row of an archive that an erasure matched, and what became (or would become) of it, as `audit_log_erase` answers. */
 export interface ArchivedRowState {
@@ -108,6 +109,32 @@ export function archivedCounts(plans: readonly ArchivePlan[], forms: readonly Er
 }
 
 /**
+ * The rows an erasure will erase in archives, for one stored form of the subject, by archive month,
+ * named by the digest of their ids ({@link archiveRowsDigest}): what the erasure entry records
+ * (`changes.erasure.archiveRows`) beside their count.
+ *
+ * @example
+ * const named = archivedRowDigests(plans, forms); // then named(['u-42', null, null]) → { '2026-01': 'q3…' }
+ */
+export function archivedRowDigests(plans: readonly ArchivePlan[], forms: readonly ErasureSubject[]) {
+  return (subject: ErasureSubject): Record<string, string> => {
+    const form = forms.findIndex((f) => JSON.stringify(f) === JSON.stringify(subject));
+    const digests: Record<string, string> = {};
+    if (form < 0) return digests;
+    for (const plan of plans) {
+      const ids = toEraseIds(plan, form);
+      if (ids.length > 0) digests[plan.month] = archiveRowsDigest(ids);
+    }
+    return digests;
+  };
+}
+
+/** The ids of the rows of form `form` that `plan` found to erase. */
+function toEraseIds(plan: ArchivePlan, form: number): string[] {
+  return plan.byForm[form].filter((row) => row.state === 'erased').map((row) => row.id);
+}
+
+/**
  * Rewrites one archive pair with the subject's rows erased as `audit_log_erase` erases them (the
  * actor's columns `[ERASED]`, `personal` the erased marker of the erasure that took the row's
  * form, nothing else changed), and its seals file carrying each erasure's entry whole
@@ -140,7 +167,8 @@ async function rewriteArchive(
 ): Promise<number> {
   const header = await readHeader(plan.sealsPath);
   const byForm = forms.map((subject) => parts.find((part) => JSON.stringify(part.subject) === JSON.stringify(subject)));
-  const planned = forms.reduce((n, _, i) => n + (byForm[i]?.entry ? plan.byForm[i].filter((r) => r.state === 'erased').length : 0), 0);
+  const planned = forms.flatMap((_, i) => (byForm[i]?.entry ? toEraseIds(plan, i) : [])).sort();
+  const erasedIds: string[] = [];
   const rowsPartial = `${plan.rowsPath}.partial`;
   const sealsPartial = `${plan.sealsPath}.partial`;
   try {
@@ -150,11 +178,13 @@ async function rewriteArchive(
       if (!part?.entry || stateOf(fields) !== 'erased') return false;
       for (const i of [6, 8, 9]) if (fields[i] !== null) fields[i] = ERASED;
       fields[16] = `{"erased":"${part.erasureId}"}`;
+      erasedIds.push(fields[0] as string);
       return true;
     });
-    if (erased !== planned) {
+    // The entry names the rows planned (a digest of their ids): the rewrite erases exactly those, or nothing.
+    if (erased !== planned.length || erasedIds.sort().join('\n') !== planned.join('\n')) {
       throw Object.assign(
-        new Error(`${plan.rowsPath} holds ${erased} rows of the subject to erase, ${planned} were counted before: it changed since`),
+        new Error(`${plan.rowsPath} holds ${erased} rows of the subject to erase, ${planned.length} were counted before: it changed since`),
         { code: 'AUDIT_ARCHIVE_CHANGED' },
       );
     }
@@ -339,14 +369,15 @@ export async function eraseArchives(
   // A writer renaming its files meanwhile holds the archive's lock, read before both listings: named as being written.
   const incomplete = await incompleteArchives(dir);
   done.listed = plans.length;
-  const countedOf = forms.map((subject) => archivedCounts(counted, forms)(subject));
+  const countedOf = forms.map((subject) => archivedRowDigests(counted, forms)(subject));
   const uncounted: { plan: ArchivePlan; rows: number }[] = [];
   for (const plan of plans) {
     const rows = plan.byForm.flat();
     const count = (state: ArchivedRowState['state']) => rows.filter((row) => row.state === state).length;
     if (rows.length === 0 || writing.has(plan.month)) continue;
-    const toErase = plan.byForm.map((form) => form.filter((row) => row.state === 'erased').length);
-    if (toErase.some((n, i) => n > (countedOf[i][plan.month] ?? 0))) {
+    // The entry names the rows it erases in each archive: rows to erase now that are not exactly those make it erase again.
+    const toErase = plan.byForm.map((_, i) => toEraseIds(plan, i));
+    if (toErase.some((ids, i) => ids.length > 0 && archiveRowsDigest(ids) !== countedOf[i][plan.month])) {
       uncounted.push({ plan, rows: count('erased') });
       continue;
     }

@@ -74,6 +74,16 @@ export class PersonalChecks {
     return byMonth;
   }
 
+  /**
+   * The ids of the rows judged erased under `erasure`.
+   *
+   * @example
+   * personal.erasedIds(erasureId); // ['0190…', '0191…']
+   */
+  erasedIds(erasure: string): readonly string[] {
+    return this.erased.get(erasure) ?? [];
+  }
+
   private problemOf(id: string, text: string, occurredUs: string | null | undefined, tx: bigint | null): string | null {
     const [userId, ip, userAgent, personalText, commitmentsText] = JSON.parse(text) as (string | null)[];
     const verdict = personalVerdict([userId, ip, userAgent], personalText, commitmentsText);
