@@ -19,7 +19,8 @@ export const ARCHIVE_USAGE = `usage: npm run audit:archive -- --month <YYYY-MM> 
                            name the original from a restored copy, whose database has another name)
 ${TIMEOUT_USAGE}
 check the archive with: npx audit-verify --archive <dir>/audit-YYYY-MM.seals.json --public-key … --witness …
-exit status: 0 written, 1 refused (the month is not wholly sealed, or another run holds the archive's lock), 2 usage, connection or write error (a file
+exit status: 0 written, 1 refused (the month is not wholly sealed, retention removed it, an archive of it in --out holds more of its
+             rows, or another run holds the archive's lock), 2 usage, connection or write error (a file
              call on --out that did not return within --timeout-ms included: AUDIT_DISK_TIMEOUT),
              3 the database did not answer within --timeout-ms`;
 
@@ -79,7 +80,7 @@ export async function runArchive(argv: string[], env: Record<string, string | un
       timeoutMs,
     });
     if (!result.written) {
-      io.err(`audit-archive refused: ${result.refused}`);
+      io.err(`audit-archive refused: ${result.code ? `${result.code}: ` : ''}${result.refused}`);
       return 1;
     }
     const { header } = result;

@@ -2,6 +2,7 @@ import { createSecretKey } from 'node:crypto';
 import { type ResolvedEntryKey } from '../integrity/entry-auth';
 import { type Anomaly } from '../integrity/verifier';
 import { ERASURE_ACTION } from '../privacy/erasure';
+import { archiveRowsDigest } from '../privacy/archive-rows-digest';
 import { archiveErasureEntries, entryAllowance, entryCount } from './archive-erasure-entries';
 import { type ArchiveHeader } from './archive-format';
 
@@ -45,6 +46,32 @@ describe('entryAllowance: the rows an erasure entry accounts for in an archive',
     // Written again from the database after it: the database's rows of the month.
     const both = entry({ rows: 3, months: { '2026-01': 3 }, archives: { '2026-01': 1 } });
     expect(entryAllowance(both, '2026-01', erased({ '2026-01': 3 }))).toBe(3);
+  });
+
+  it('an entry that names the rows it erases in the archive accounts for them there only when they are exactly the rows erased under it', () => {
+    const named = entry({ rows: 0, months: {}, archives: { '2026-01': 2 }, archiveRows: { '2026-01': archiveRowsDigest(['r-1', 'r-2']) } });
+    expect(entryAllowance(named, '2026-01', erased({ '2026-01': 2 }), ['r-2', 'r-1'])).toBe(2);
+    // Its rewrite never happened there (a failed run, or the entry copied in): other rows marked by hand under it.
+    expect(entryAllowance(named, '2026-01', erased({ '2026-01': 1 }), ['r-9'])).toBe(0);
+    expect(entryAllowance(named, '2026-01', erased({ '2026-01': 2 }), ['r-1', 'r-9'])).toBe(0);
+    expect(entryAllowance(named, '2026-01', erased({ '2026-01': 3 }), ['r-1', 'r-2', 'r-9'])).toBe(0);
+    // No digest for this month, or one that is no text: it names none of the rows here.
+    expect(
+      entryAllowance(
+        { ...named, 11: JSON.stringify({ erasure: { id: 'e-1', rows: 0, months: {}, archives: { '2026-01': 2 }, archiveRows: {} } }) },
+        '2026-01',
+        erased({ '2026-01': 2 }),
+        ['r-1', 'r-2'],
+      ),
+    ).toBe(0);
+    // What its months allow still holds (an archive written again from the database after it).
+    const both = entry({
+      rows: 1,
+      months: { '2026-01': 1 },
+      archives: { '2026-01': 2 },
+      archiveRows: { '2026-01': archiveRowsDigest(['r-1', 'r-2']) },
+    });
+    expect(entryAllowance(both, '2026-01', erased({ '2026-01': 1 }), ['r-7'])).toBe(1);
   });
 
   it('ignores counts that are not whole numbers', () => {

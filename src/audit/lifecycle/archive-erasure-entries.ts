@@ -1,6 +1,7 @@
 import { judgeEntry, type ResolvedEntryKey } from '../integrity/entry-auth';
 import { type Anomaly } from '../integrity/verifier';
 import { ERASURE_ACTION } from '../privacy/erasure';
+import { archiveRowsDigest } from '../privacy/archive-rows-digest';
 import { type ArchiveHeader, rowEntryDigest } from './archive-format';
 
 /** An erasure entry as the offline check counts it: its row id, its erasure id, and the rows it accounts for in this archive. */
@@ -17,7 +18,7 @@ export interface ArchiveErasureEntry {
  * (a forged one records nothing: it is in `forged`, named `row_forged`; one carried a second time
  * is `row_invalid` and counts once), each accounting for the rows {@link entryAllowance} says
  * given `erasedByMonth` (the archive's rows erased under an erasure, by month of `occurred_at`,
- * of those whose `tx` `counts` accepts); then, only in an archive without `erasureEntries`
+ * of those whose `tx` `counts` accepts) and `erasedIds` (the ids of those rows, all of them); then, only in an archive without `erasureEntries`
  * (written before entries were carried whole), the summary (`erasures`), taken on the archive's
  * word. An entry without a code proves nothing of itself: it accounts only for rows it could have
  * erased before entry authentication began ({@link uncodedCounts}), and with entry keys one
@@ -33,6 +34,7 @@ export function archiveErasureEntries(
   boundary: string | null,
   add: (a: Anomaly) => void,
   erasedByMonth: (erasure: string, counts?: (tx: bigint | null) => boolean) => ReadonlyMap<string, number> = () => new Map(),
+  erasedIds: (erasure: string) => readonly string[] = () => [],
 ): { entries: ArchiveErasureEntry[]; forged: Set<string> } {
   const entries: ArchiveErasureEntry[] = [];
   const forged = new Set<string>();
@@ -71,9 +73,9 @@ export function archiveErasureEntries(
       const erased = erasedByMonth(erasure.id, uncodedCounts(tx, from));
       let present = 0;
       for (const n of erased.values()) present += n;
-      count = Math.min(entryAllowance(fields, header.month, erased), present);
+      count = Math.min(entryAllowance(fields, header.month, erased, erasedIds(erasure.id)), present);
     } else {
-      count = entryAllowance(fields, header.month, erasedByMonth(erasure.id));
+      count = entryAllowance(fields, header.month, erasedByMonth(erasure.id), erasedIds(erasure.id));
     }
     entries.push({ id, erasure: erasure.id, count: String(count) });
   }
@@ -120,25 +122,39 @@ export function entryCount(entry: readonly (string | null)[], month: string): nu
 
 /**
  * The rows an erasure entry accounts for in the archive of `month`, given the archive's rows
- * erased under its erasure by month of their `occurred_at` (`erased`). An entry that records what
- * its database erasure erased by month (`months`, written since it was recorded) accounts for
- * each month's rows up to what it erased of that month, and accounts for them all when the entry
- * names the archive's month in `archives` and they are no more than that count (the archive was
- * rewritten by it); an authentic entry copied from another archive thus accounts for no row of a
+ * erased under its erasure by month of their `occurred_at` (`erased`) and their ids (`ids`). An
+ * entry that records what its database erasure erased by month (`months`, written since it was
+ * recorded) accounts for each month's rows up to what it erased of that month, and accounts for
+ * them all when the entry names the archive's month in `archives` (the archive was to be rewritten
+ * by it): an entry that names the rows it erases there (`archiveRows`, the digest of their ids,
+ * written since it was recorded) only when the rows erased under it are exactly those, so that
+ * an entry whose rewrite never happened (a failed run, or an entry copied into an archive it did
+ * not rewrite) accounts for no other row; an entry without `archiveRows` when they are no more
+ * than its count. An authentic entry copied from another archive thus accounts for no row of a
  * month it did not erase. An older entry (no `months`) accounts for {@link entryCount}. From the
  * entry's `changes`, which its code covers.
  *
  * @example
- * entryAllowance(entryFields, '2026-01', new Map([['2026-01', 2]])); // 0 when the entry erased nothing of 2026-01
+ * entryAllowance(entryFields, '2026-01', new Map([['2026-01', 2]]), ids); // 0 when the entry erased nothing of 2026-01
  */
-export function entryAllowance(entry: readonly (string | null)[], month: string, erased: ReadonlyMap<string, number>): number {
+export function entryAllowance(
+  entry: readonly (string | null)[],
+  month: string,
+  erased: ReadonlyMap<string, number>,
+  ids: readonly string[] = [],
+): number {
   const erasure = erasureOf(entry);
   const months = erasure?.months;
   if (!months || typeof months !== 'object' || Array.isArray(months)) return entryCount(entry, month);
   let withinMonths = 0;
   for (const [rowMonth, n] of erased) withinMonths += Math.min(n, Object.hasOwn(months, rowMonth) ? wholeCount(months[rowMonth]) : 0);
   const archives = erasure.archives;
-  const rewritten = archives && typeof archives === 'object' && Object.hasOwn(archives, month) ? wholeCount(archives[month]) : 0;
+  let rewritten = archives && typeof archives === 'object' && Object.hasOwn(archives, month) ? wholeCount(archives[month]) : 0;
+  const named = erasure.archiveRows;
+  if (rewritten > 0 && named !== undefined) {
+    const digest = named && typeof named === 'object' && Object.hasOwn(named, month) ? named[month] : null;
+    if (digest !== archiveRowsDigest(ids)) rewritten = 0;
+  }
   return Math.max(withinMonths, rewritten);
 }
 
@@ -171,6 +187,8 @@ export interface ErasureChanges {
   months?: Record<string, unknown>;
   /** Rows `audit-erase --archive-dir` erased, by archive month. */
   archives?: Record<string, unknown>;
+  /** Those rows named, by archive month: the digest of their ids (entries recorded since it was added). */
+  archiveRows?: Record<string, unknown>;
 }
 
 function wholeCount(value: unknown): number {

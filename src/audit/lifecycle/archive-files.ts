@@ -1,4 +1,4 @@
-import { type FileHandle, mkdir, open, rename, rm } from 'node:fs/promises';
+import { type FileHandle, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { diskGate } from '../spool/disk-gate';
 
 // An archive holds what the trail holds, personal values and their salts included: readable by its
@@ -43,6 +43,8 @@ export interface ArchiveFiles {
    * When the file is created but its content cannot be written or fsynced, it is removed and the error thrown.
    */
   createNew(path: string, text: string): Promise<void>;
+  /** The text of the file at `path`, or null when no file is there. */
+  readText(path: string): Promise<string | null>;
   rename(from: string, to: string): Promise<void>;
   /** fsyncs a directory: the renames and creations in it are on the disk when it resolves. */
   syncDirectory(path: string): Promise<void>;
@@ -109,6 +111,13 @@ export function boundedArchiveFiles(dir: string, timeoutMs: number): ArchiveFile
         throw error;
       }
     },
+    readText: (path) =>
+      run('read', () =>
+        readFile(path, 'utf8').catch((error: unknown) => {
+          if ((error as { code?: string }).code === 'ENOENT') return null;
+          throw error;
+        }),
+      ),
     rename: (from, to) => run('rename', () => rename(from, to)),
     syncDirectory: async (path) => {
       const handle = await run('open', () => open(path, 'r'), closeLate);

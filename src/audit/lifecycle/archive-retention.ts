@@ -32,7 +32,11 @@ export function archiveBeforeRetire(
         timeoutMs: where.timeoutMs,
         command: 'audit-retention',
       });
-      if (!result.written) return { action: 'kept', reason: `not archived: ${result.refused}` };
+      if (!result.written) {
+        // An archive in place that this one must not replace: the month stays, and the run says so.
+        if (result.code) return { action: 'failed', reason: `not archived: ${result.code}: ${result.refused}` };
+        return { action: 'kept', reason: `not archived: ${result.refused}` };
+      }
       sealsPath = result.sealsPath;
       const { report, archive } = await verifyArchive(sealsPath, { publicKey, allowEmptyMonth: true });
       archivedRows = archive.monthRows;

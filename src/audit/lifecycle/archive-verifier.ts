@@ -217,6 +217,7 @@ export async function verifyArchive(path: string, options: ArchiveVerifyOptions 
     entries.report.boundary,
     (a) => found.push(a),
     (erasure, counts) => personal.erasedByMonth(erasure, counts),
+    (erasure) => personal.erasedIds(erasure),
   );
   await personal.finish(erasureEntries(carried.entries), header.table, (a) => found.push(a), { whole: false, forged: carried.forged });
   const final = finishReport({ ...report, entryAuth: entries.report, erasure: personal.report }, found);

@@ -3,8 +3,9 @@ import { type ArchiveFile, type ArchiveFiles } from './archive-files';
 import { writeArchive } from './archive-writer';
 
 // A power loss cannot be cut in a test: the order of the file calls is what keeps an archive whole
-// through one (each file fsynced before its rename, the directory after the renames, all before
-// writeArchive resolves and retention may drop the month).
+// through one (each file fsynced before its rename, the directory between the rows file's rename
+// and the seals file's, so that a seals file in place has its rows, and after the renames, all
+// before writeArchive resolves and retention may drop the month).
 
 /** A client for a month with no row (nothing unsealed, no seal): the archive is two files all the same. */
 function emptyMonthClient(): Client {
@@ -13,7 +14,10 @@ function emptyMonthClient(): Client {
   return { query } as unknown as Client;
 }
 
-/** Records each call as `call path`; `hold` makes the named call wait for the returned release. */
+/**
+ * Records each call as `call path`; each `syncDirectory` waits for its release in `held` (by call,
+ * the latest), and `release` counts those released.
+ */
 function recordingFiles(made: string | undefined, fail?: string) {
   const calls: string[] = [];
   const held = new Map<string, () => void>();
@@ -21,6 +25,13 @@ function recordingFiles(made: string | undefined, fail?: string) {
     calls.push(call);
     if (call === fail) throw Object.assign(new Error(`${call} failed`), { code: 'EIO' });
     if (call.startsWith('syncDirectory')) await new Promise<void>((release) => held.set(call, release));
+  };
+  /** Releases the `n`th (from 1) call of `call`, once it is made. */
+  const release = async (call: string, n = 1) => {
+    await settle(() => calls.filter((c) => c === call).length >= n && held.has(call));
+    const go = held.get(call);
+    held.delete(call);
+    go?.();
   };
   const files: ArchiveFiles = {
     mkdir: async (path) => {
@@ -38,11 +49,15 @@ function recordingFiles(made: string | undefined, fail?: string) {
     },
     writeFile: (path) => step(`writeFile ${path}`),
     createNew: (path) => step(`createNew ${path}`),
+    readText: async (path) => {
+      await step(`readText ${path}`);
+      return null;
+    },
     rename: (from, to) => step(`rename ${from} ${to}`),
     syncDirectory: (path) => step(`syncDirectory ${path}`),
     discard: (path) => step(`discard ${path}`),
   };
-  return { files, calls, held };
+  return { files, calls, release };
 }
 
 const run = { table: 'public.audit_log', month: '2026-01', out: '/archive/audit', trail: 'app/audit_log', timeoutMs: 30_000 };
@@ -60,13 +75,14 @@ async function settle(done: () => boolean): Promise<void> {
 }
 
 describe('writeArchive: an archive on the disk before it is reported written', () => {
-  it('fsyncs each file before its rename and the directory after the renames, and resolves only then', async () => {
-    const { files, calls, held } = recordingFiles(undefined);
+  it('fsyncs each file before its rename, the directory between the renames and after them, and resolves only then', async () => {
+    const { files, calls, release } = recordingFiles(undefined);
     let resolved = false;
     const written = writeArchive(emptyMonthClient(), run, files).then((result) => ((resolved = true), result));
-    await settle(() => held.has(`syncDirectory ${run.out}`));
+    await release(`syncDirectory ${run.out}`, 1);
+    await settle(() => calls.filter((c) => c === `syncDirectory ${run.out}`).length === 2);
     expect(resolved).toBe(false);
-    held.get(`syncDirectory ${run.out}`)?.();
+    await release(`syncDirectory ${run.out}`, 2);
     const result = await written;
     expect(result.written).toBe(true);
     const order = calls.filter((call) => !call.startsWith('write ') && !call.startsWith('discard '));
@@ -79,7 +95,9 @@ describe('writeArchive: an archive on the disk before it is reported written', (
       `create ${seals}.partial`,
       `sync ${seals}.partial`,
       `close ${seals}.partial`,
+      `readText ${seals}`,
       `rename ${rows}.partial ${rows}`,
+      `syncDirectory ${run.out}`,
       `rename ${seals}.partial ${seals}`,
       `syncDirectory ${run.out}`,
     ]);
@@ -88,14 +106,15 @@ describe('writeArchive: an archive on the disk before it is reported written', (
   });
 
   it('fsyncs the directories that hold the entries of those it made, nearest first', async () => {
-    const { files, calls, held } = recordingFiles('/archive');
+    const { files, calls, release } = recordingFiles('/archive');
     const written = writeArchive(emptyMonthClient(), run, files);
-    for (const dir of [run.out, '/archive', '/']) {
-      await settle(() => held.has(`syncDirectory ${dir}`));
-      held.get(`syncDirectory ${dir}`)?.();
-    }
+    await release(`syncDirectory ${run.out}`, 1);
+    await release(`syncDirectory ${run.out}`, 2);
+    await release('syncDirectory /archive');
+    await release('syncDirectory /');
     expect((await written).written).toBe(true);
     expect(calls.filter((call) => call.startsWith('syncDirectory'))).toEqual([
+      `syncDirectory ${run.out}`,
       `syncDirectory ${run.out}`,
       'syncDirectory /archive',
       'syncDirectory /',
@@ -107,5 +126,21 @@ describe('writeArchive: an archive on the disk before it is reported written', (
     await expect(writeArchive(emptyMonthClient(), run, files)).rejects.toThrow(`${failing} failed`);
     expect(calls.filter((call) => call.startsWith('rename') || call.startsWith('syncDirectory'))).toEqual([]);
     expect(calls.slice(-3)).toEqual([`discard ${rows}.partial`, `discard ${seals}.partial`, `discard ${seals}.lock`]);
+  });
+
+  it('removes the rows file it renamed into place when the seals file cannot follow it, and rejects', async () => {
+    const { files, calls, release } = recordingFiles(undefined, `rename ${seals}.partial ${seals}`);
+    const written = writeArchive(emptyMonthClient(), run, files);
+    await release(`syncDirectory ${run.out}`, 1);
+    await expect(written).rejects.toThrow(`rename ${seals}.partial ${seals} failed`);
+    expect(calls.slice(calls.indexOf(`rename ${rows}.partial ${rows}`))).toEqual([
+      `rename ${rows}.partial ${rows}`,
+      `syncDirectory ${run.out}`,
+      `rename ${seals}.partial ${seals}`,
+      `discard ${rows}`,
+      `discard ${rows}.partial`,
+      `discard ${seals}.partial`,
+      `discard ${seals}.lock`,
+    ]);
   });
 });

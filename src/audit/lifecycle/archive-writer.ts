@@ -16,7 +16,7 @@ import { type ArchiveFiles, boundedArchiveFiles } from './archive-files';
 import { ARCHIVE_COLUMNS, ARCHIVE_FORMAT, archiveFiles, type ArchiveHeader, toArchivedSeal } from './archive-format';
 import { decodeRetained } from './checkpoint';
 import { type SealHead, sealHeads } from './month-analysis';
-import { monthSpan } from './legacy-range';
+import { monthSpan, retentionMonthSql } from './legacy-range';
 
 /** Rows a cursor returns at a time. */
 const FETCH = 5_000;
@@ -39,23 +39,37 @@ export interface ArchiveRun {
 
 /**
  * What was written: the two files' paths and the header; or why nothing was (`refused`: the
- * month is not wholly sealed).
+ * month is not wholly sealed; or, with its `code`, the month was removed by retention
+ * (`AUDIT_MONTH_RETIRED`), or an archive of the month is in place that this one must not replace:
+ * it holds more of the month's rows (`AUDIT_ARCHIVE_FEWER_ROWS`), or its seals file is not one of
+ * the month this version reads (`AUDIT_ARCHIVE_EXISTS`)).
  */
 export type ArchiveResult =
-  { written: true; rowsPath: string; sealsPath: string; header: ArchiveHeader } | { written: false; refused: string };
+  | { written: true; rowsPath: string; sealsPath: string; header: ArchiveHeader }
+  | { written: false; refused: string; code?: ArchiveRefusal };
+
+/** Why an archive was not written, when the month's rows cannot make it (see {@link ArchiveResult}). */
+export type ArchiveRefusal = 'AUDIT_MONTH_RETIRED' | 'AUDIT_ARCHIVE_FEWER_ROWS' | 'AUDIT_ARCHIVE_EXISTS';
 
 /**
  * Archives one month (docs/LIFECYCLE.md, "Archives"): in one repeatable-read snapshot, streams
  * every row of the seals whose ranges hold the month's rows (gzip NDJSON, in sealing order, the
  * sealed columns as the verifier encodes them) and writes those seals, the retention checkpoints
  * that removed rows of them and the erasure entries of their erased rows beside it. Refuses a
- * month with a row after the newest seal. The whole run, from before its snapshot until the files
+ * month with a row after the newest seal, and a month retention removed (it has a retention
+ * checkpoint: the database holds none of its rows, its archive is the only copy). It never renames
+ * over an archive of the month in place that holds more of the month's rows than the database
+ * does now, nor over a seals file it cannot read as the month's: the archive in place is kept, and
+ * the result says why. The whole run, from before its snapshot until the files
  * are in place, holds the archive's lock (`<seals file>.lock`, `withArchiveLock`, the lock
  * `audit-erase --archive-dir` takes): when another run holds it, rejects with
  * `AUDIT_ARCHIVE_LOCKED`, nothing written. Memory stays within one batch of rows and the seals'
  * manifests (24 bytes a row). Files are written under temporary names (created anew, owner-only),
- * fsynced, renamed when complete, and the directory fsynced (with those `mkdir` made): when it
- * resolves, the archive survives a power loss, so retention may drop the month.
+ * fsynced, renamed when complete (the rows file, the directory fsynced, then the seals file: a
+ * seals file in place has its rows file), and the directory fsynced (with those `mkdir` made):
+ * when it resolves, the archive survives a power loss, so retention may drop the month. When the
+ * seals file cannot be renamed into place and no archive of the month was there before, the rows
+ * file just renamed is removed: a failed run leaves no rows file without its seals file.
  * Every file call has the deadline `run.timeoutMs` ({@link boundedArchiveFiles}): a disk that does
  * not answer rejects with `AUDIT_DISK_TIMEOUT`, the transaction is rolled back and nothing is renamed.
  * `injected` replaces the disk's calls (a test's).
@@ -83,6 +97,20 @@ async function writeLocked(client: Client, run: ArchiveRun, disk: ArchiveFiles, 
   await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
   try {
     await client.query(PIN_SEARCH_PATH_SQL);
+    const [retired] = await query(
+      `SELECT s.seq::text AS seq FROM ${sealTable} AS s
+       WHERE s.retention_month IS NOT NULL AND ${retentionMonthSql('s.retention_month')} OPERATOR(pg_catalog.=) $1 ORDER BY s.seq LIMIT 1`,
+      [run.month],
+    );
+    if (retired) {
+      return {
+        written: false,
+        code: 'AUDIT_MONTH_RETIRED',
+        refused:
+          `${run.month} was removed by retention (its retention checkpoint is seal ${retired.seq as string}): the database holds none ` +
+          `of its rows, and the archive retention wrote of it is the month's only copy; nothing written`,
+      };
+    }
     const seals = (await sealHeads(query, sealTable)).filter((head) => !head.checkpoint);
     const inMonth = (p: number) => `l.occurred_at >= $${p}::timestamptz AND l.occurred_at < $${p + 1}::timestamptz`;
     const newest = seals.at(-1);
@@ -149,8 +177,20 @@ async function writeLocked(client: Client, run: ArchiveRun, disk: ArchiveFiles, 
       } finally {
         await seals.close();
       }
+      // Under the lock, the archive in place (if any) stays as read until the renames.
+      const existing = await disk.readText(sealsPath);
+      const kept = keptArchive(existing, sealsPath, run.month, counts.monthRows);
+      if (kept) return { written: false, ...kept };
       await disk.rename(partial, rowsPath);
-      await disk.rename(`${sealsPath}.partial`, sealsPath);
+      try {
+        // The rows file's rename on the disk before the seals file's: after a power loss, a seals file in place has its rows.
+        await disk.syncDirectory(run.out);
+        await disk.rename(`${sealsPath}.partial`, sealsPath);
+      } catch (error) {
+        // A new archive: the rows file just renamed goes too, never left in DIR without its seals file.
+        if (existing === null) await disk.discard(rowsPath);
+        throw error;
+      }
       await disk.syncDirectory(run.out);
       for (const parent of madeParents(run.out, made)) await disk.syncDirectory(parent);
       return { written: true, rowsPath, sealsPath, header };
@@ -161,6 +201,42 @@ async function writeLocked(client: Client, run: ArchiveRun, disk: ArchiveFiles, 
   } finally {
     await client.query('ROLLBACK').catch(() => undefined);
   }
+}
+
+/**
+ * Why the archive in place at `sealsPath` (its text `existing`, null: none) must not be replaced by
+ * one holding `monthRows` of `month`'s rows, or null when it may be: it is not a seals file of the
+ * month this version reads, or it holds more of the month's rows (the database lost rows since, or
+ * the month was removed: the archive in place is their only copy).
+ */
+function keptArchive(
+  existing: string | null,
+  sealsPath: string,
+  month: string,
+  monthRows: number,
+): { code: ArchiveRefusal; refused: string } | null {
+  if (existing === null) return null;
+  let header: Partial<ArchiveHeader> | null;
+  try {
+    header = JSON.parse(existing) as Partial<ArchiveHeader> | null;
+  } catch {
+    header = null;
+  }
+  if (header?.format !== ARCHIVE_FORMAT || header.month !== month || !Number.isSafeInteger(header.monthRows)) {
+    return {
+      code: 'AUDIT_ARCHIVE_EXISTS',
+      refused: `${sealsPath} is in place and is not a seals file of ${month} this version reads; nothing written: move it and its rows file away to archive the month anew`,
+    };
+  }
+  if ((header.monthRows as number) > monthRows) {
+    return {
+      code: 'AUDIT_ARCHIVE_FEWER_ROWS',
+      refused:
+        `${sealsPath} holds ${header.monthRows as number} rows of ${month}, the database ${monthRows} now: the archive in place is kept, ` +
+        'nothing written (move it away only to archive the month anew from what the database holds)',
+    };
+  }
+  return null;
 }
 
 /** The directories holding the entries of those `mkdir` made (`made`, the first, up to `out`), nearest first. */

@@ -11,6 +11,7 @@ import { linesOf } from '../lifecycle/archive-verifier';
 import { type ErasurePart, type ErasureResult, type ErasureSubject } from './erasure';
 import { archivesBeingWritten, withArchiveLock } from './archive-lock';
 import { ERASED } from './personal-values';
+import { archiveRowsDigest } from './archive-rows-digest';
 
 /** A row of an archive that an erasure matched, and what became (or would become) of it, as `audit_log_erase` answers. */
 export interface ArchivedRowState {
@@ -35,6 +36,7 @@ export interface ArchivePlan {
 }
 
 const SEALS_FILE = /^audit-(?:legacy\.\.)?\d{4}-\d{2}\.seals\.json$/;
+const ROWS_FILE = /^audit-((?:legacy\.\.)?\d{4}-\d{2})\.ndjson\.gz$/;
 const ERASED_PREFIX = '{"erased":';
 
 /**
@@ -68,6 +70,25 @@ export async function planArchiveErasure(dir: string, forms: readonly ErasureSub
 }
 
 /**
+ * The rows files of `dir` without their seals file beside them (`audit-2026-01.ndjson.gz` and no
+ * `audit-2026-01.seals.json`), by month: an archive whose writer failed or was killed between its
+ * two renames, or one whose seals file was removed. {@link planArchiveErasure} lists archives by
+ * their seals files, so such a file is never read; `audit-erase --archive-dir` names it.
+ *
+ * @example
+ * const incomplete = await incompleteArchives('/var/archive/audit'); // Map { '2026-01' => '/var/archive/audit/audit-2026-01.ndjson.gz' }
+ */
+export async function incompleteArchives(dir: string): Promise<Map<string, string>> {
+  const names = new Set(await readdir(dir));
+  const incomplete = new Map<string, string>();
+  for (const name of [...names].sort()) {
+    const month = ROWS_FILE.exec(name)?.[1];
+    if (month !== undefined && !names.has(archiveFiles(month).seals)) incomplete.set(month, join(dir, name));
+  }
+  return incomplete;
+}
+
+/**
  * The rows an erasure will erase in archives, for one stored form of the subject, by archive month:
  * what the erasure entry records (`changes.erasure.archives`).
  *
@@ -85,6 +106,32 @@ export function archivedCounts(plans: readonly ArchivePlan[], forms: readonly Er
     }
     return counts;
   };
+}
+
+/**
+ * The rows an erasure will erase in archives, for one stored form of the subject, by archive month,
+ * named by the digest of their ids ({@link archiveRowsDigest}): what the erasure entry records
+ * (`changes.erasure.archiveRows`) beside their count.
+ *
+ * @example
+ * const named = archivedRowDigests(plans, forms); // then named(['u-42', null, null]) → { '2026-01': 'q3…' }
+ */
+export function archivedRowDigests(plans: readonly ArchivePlan[], forms: readonly ErasureSubject[]) {
+  return (subject: ErasureSubject): Record<string, string> => {
+    const form = forms.findIndex((f) => JSON.stringify(f) === JSON.stringify(subject));
+    const digests: Record<string, string> = {};
+    if (form < 0) return digests;
+    for (const plan of plans) {
+      const ids = toEraseIds(plan, form);
+      if (ids.length > 0) digests[plan.month] = archiveRowsDigest(ids);
+    }
+    return digests;
+  };
+}
+
+/** The ids of the rows of form `form` that `plan` found to erase. */
+function toEraseIds(plan: ArchivePlan, form: number): string[] {
+  return plan.byForm[form].filter((row) => row.state === 'erased').map((row) => row.id);
 }
 
 /**
@@ -120,7 +167,8 @@ async function rewriteArchive(
 ): Promise<number> {
   const header = await readHeader(plan.sealsPath);
   const byForm = forms.map((subject) => parts.find((part) => JSON.stringify(part.subject) === JSON.stringify(subject)));
-  const planned = forms.reduce((n, _, i) => n + (byForm[i]?.entry ? plan.byForm[i].filter((r) => r.state === 'erased').length : 0), 0);
+  const planned = forms.flatMap((_, i) => (byForm[i]?.entry ? toEraseIds(plan, i) : [])).sort();
+  const erasedIds: string[] = [];
   const rowsPartial = `${plan.rowsPath}.partial`;
   const sealsPartial = `${plan.sealsPath}.partial`;
   try {
@@ -130,11 +178,13 @@ async function rewriteArchive(
       if (!part?.entry || stateOf(fields) !== 'erased') return false;
       for (const i of [6, 8, 9]) if (fields[i] !== null) fields[i] = ERASED;
       fields[16] = `{"erased":"${part.erasureId}"}`;
+      erasedIds.push(fields[0] as string);
       return true;
     });
-    if (erased !== planned) {
+    // The entry names the rows planned (a digest of their ids): the rewrite erases exactly those, or nothing.
+    if (erased !== planned.length || erasedIds.sort().join('\n') !== planned.join('\n')) {
       throw Object.assign(
-        new Error(`${plan.rowsPath} holds ${erased} rows of the subject to erase, ${planned} were counted before: it changed since`),
+        new Error(`${plan.rowsPath} holds ${erased} rows of the subject to erase, ${planned.length} were counted before: it changed since`),
         { code: 'AUDIT_ARCHIVE_CHANGED' },
       );
     }
@@ -296,7 +346,9 @@ export interface ArchivesErased {
  * counts them (no more rows of a form than `counted` found there); one that holds rows the entry
  * does not count (written into the directory since it was read) is not touched: with `again`
  * allowed and nothing failed, the result asks for the erasure to run again (its entry then counts
- * them), else it is named (`AUDIT_ARCHIVE_CHANGED`). Prints per archive how many rows were erased.
+ * them), else it is named (`AUDIT_ARCHIVE_CHANGED`). A rows file without its seals file (a write
+ * that failed or was killed between its renames) is never read: it is named
+ * (`AUDIT_ARCHIVE_INCOMPLETE`, status 1). Prints per archive how many rows were erased.
  *
  * @example
  * const done = await eraseArchives('/var/archive/audit', { plans, forms }, result, boundedArchiveFiles(dir, 30_000), io, true);
@@ -314,15 +366,18 @@ export async function eraseArchives(
   // Locks first: an archive whose writer ends between the two readings is in place for the second.
   const writing = result.dryRun ? new Map<string, string>() : await archivesBeingWritten(dir);
   const plans = result.dryRun ? counted : await planArchiveErasure(dir, forms);
+  // A writer renaming its files meanwhile holds the archive's lock, read before both listings: named as being written.
+  const incomplete = await incompleteArchives(dir);
   done.listed = plans.length;
-  const countedOf = forms.map((subject) => archivedCounts(counted, forms)(subject));
+  const countedOf = forms.map((subject) => archivedRowDigests(counted, forms)(subject));
   const uncounted: { plan: ArchivePlan; rows: number }[] = [];
   for (const plan of plans) {
     const rows = plan.byForm.flat();
     const count = (state: ArchivedRowState['state']) => rows.filter((row) => row.state === state).length;
     if (rows.length === 0 || writing.has(plan.month)) continue;
-    const toErase = plan.byForm.map((form) => form.filter((row) => row.state === 'erased').length);
-    if (toErase.some((n, i) => n > (countedOf[i][plan.month] ?? 0))) {
+    // The entry names the rows it erases in each archive: rows to erase now that are not exactly those make it erase again.
+    const toErase = plan.byForm.map((_, i) => toEraseIds(plan, i));
+    if (toErase.some((ids, i) => ids.length > 0 && archiveRowsDigest(ids) !== countedOf[i][plan.month])) {
       uncounted.push({ plan, rows: count('erased') });
       continue;
     }
@@ -351,6 +406,17 @@ export async function eraseArchives(
     io.err(
       `archive ${month}: FAILED AUDIT_ARCHIVE_LOCKED: ${message}; it is being written, perhaps from a snapshot taken before ` +
         'this erasure: run the same erasure again once it has ended',
+    );
+    done.status = 1;
+  }
+  for (const [month, rowsPath] of incomplete) {
+    // A rows file whose writer still holds the lock is named above, as being written.
+    if (writing.has(month) || plans.some((plan) => plan.month === month)) continue;
+    io.err(
+      `archive ${month}: FAILED AUDIT_ARCHIVE_INCOMPLETE: ${rowsPath} has no seals file beside it (an archive write that failed ` +
+        `or was killed before its seals file was in place), and was not read: write the month's archive again ` +
+        `(audit-archive --month ${month} --out ${dir}) while the month is in the database, or put its seals file back, ` +
+        'then run the same erasure again',
     );
     done.status = 1;
   }

@@ -5,7 +5,7 @@ import { connectionSecrets, sanitizeDbError } from '../db-error';
 import { entrySigner, parseEntryKeys, resolveEntryKeys } from '../integrity/entry-auth';
 import { DEFAULT_REDACT_KEYS } from '../redaction';
 import { type ArchiveFiles, boundedArchiveFiles } from '../lifecycle/archive-files';
-import { type ArchivePlan, archivedCounts, eraseArchives, planArchiveErasure } from './archive-erasure';
+import { type ArchivePlan, archivedCounts, archivedRowDigests, eraseArchives, planArchiveErasure } from './archive-erasure';
 import { eraseWithDeadlines } from './bounded-erasure';
 import { erasureEntryMaxBytes, type ErasureRequest, erasureSubject, subjectForms } from './erasure';
 import { personalSplitter } from './personal-values';
@@ -125,7 +125,7 @@ export async function runErase(
           normalize: (entry) => normalizer.normalize(entry, { redact: false }).record,
           key,
           userIdPseudonym: privacy.userIdPseudonym,
-          ...(plans ? { archived: archivedCounts(plans, forms) } : {}),
+          ...(plans ? { archived: archivedCounts(plans, forms), archivedRows: archivedRowDigests(plans, forms) } : {}),
         },
         request,
       );

@@ -44,10 +44,10 @@ describe('the size of an erasure entry', () => {
 
   it('keeps the erasure whole beside a reason of megabytes, which alone is cut', async () => {
     const { ctx, inserts } = context(1);
-    await eraseSubject(ctx, { userId: 'u-1', reason: 'x'.repeat(9 * 1024 * 1024) });
+    await eraseSubject(ctx, { userId: 'u-1', reason: 'x'.repeat(17 * 1024 * 1024) });
     const texts = inserts[0].filter((p): p is string => typeof p === 'string');
     const changes = texts.map((t) => (t.includes('"erasure"') ? (JSON.parse(t) as { erasure?: { rows?: number } }) : null)).find((c) => c);
     expect(changes?.erasure?.rows).toBe(1);
-    expect(texts.some((t) => t.includes('x'.repeat(9 * 1024 * 1024)))).toBe(false);
+    expect(texts.some((t) => t.includes('x'.repeat(17 * 1024 * 1024)))).toBe(false);
   });
 });

@@ -12,14 +12,15 @@ export const ERASURE_ACTION = 'audit_erasure';
 
 /**
  * The size cap of an erasure entry, whatever `maxEntryBytes`: its `changes.erasure` counts the
- * rows it erased by month (at most 119 988 months, years 1 to 9999) and by archive month, which
- * the checks read whole; it must never be cut to a preview. This fits both maps of every month.
+ * rows it erased by month (at most 119 988 months, years 1 to 9999) and by archive month, and
+ * names the rows of each archive by a digest, which the checks read whole; it must never be cut to
+ * a preview. This fits the three maps of every month.
  *
  * @example
  * new AuditEntryNormalizer([], erasureEntryMaxBytes(options.maxEntryBytes), sign, split);
  */
 export function erasureEntryMaxBytes(maxEntryBytes: number): number {
-  return Math.max(maxEntryBytes, 8 * 1024 * 1024);
+  return Math.max(maxEntryBytes, 16 * 1024 * 1024);
 }
 
 /**
@@ -103,6 +104,11 @@ export interface ErasureContext {
    * after it commits, by archive (its `month`): counted in the entry (`changes.erasure.archives`).
    */
   archived?: (subject: ErasureSubject) => Record<string, number>;
+  /**
+   * The same rows named, by archive: the digest of their ids (`archiveRowsDigest`), recorded
+   * in the entry (`changes.erasure.archiveRows`) for each archive `archived` counts.
+   */
+  archivedRows?: (subject: ErasureSubject) => Record<string, string>;
 }
 
 /** A subject's id as text, at most 256 characters (as the columns store them). */
@@ -258,6 +264,8 @@ async function eraseStoredAs(
   };
   if (dryRun) return result;
   const archives = Object.fromEntries(Object.entries(context.archived?.(subject) ?? {}).filter(([, n]) => n > 0));
+  const named = context.archivedRows?.(subject) ?? {};
+  const archiveRows = Object.fromEntries(Object.keys(archives).map((month) => [month, named[month] ?? '']));
   const record = context.normalize({
     action: ERASURE_ACTION,
     entityType: ERASURE_ACTION,
@@ -273,8 +281,8 @@ async function eraseStoredAs(
         months,
         alreadyErased: result.alreadyErased,
         notErasable: result.notErasable,
-        // Rows erased in archives once this commits (`audit-erase --archive-dir`), by archive month.
-        ...(Object.keys(archives).length > 0 ? { archives } : {}),
+        // Rows erased in archives once this commits (`audit-erase --archive-dir`), by archive month, and which rows (a digest of their ids).
+        ...(Object.keys(archives).length > 0 ? { archives, archiveRows } : {}),
       },
     },
     metadata: request.reason === undefined ? undefined : { reason: request.reason },

@@ -6,6 +6,7 @@ import { type RetainedErasures } from '../lifecycle/checkpoint-erasures';
 import { monthOf } from '../lifecycle/month-partitions';
 import { ERASURE_ACTION } from './erasure';
 import { personalVerdict } from './personal-verdict';
+import { parsePersonal } from './personal-values';
 
 /** What `audit-verify` found of erasure: rows erased, and the `audit_erasure` entries they are erased under. */
 export interface ErasureReport {
@@ -44,6 +45,8 @@ export class PersonalChecks {
   readonly report: ErasureReport = { erasedRows: 0, erasureEntries: 0 };
   /** Erased rows by the erasure that claims them. */
   private readonly erased = new Map<string, string[]>();
+  /** Rows whose `personal` is an erasure's marker, by that erasure, whatever their values (a value changed too). */
+  private readonly marked = new Map<string, string[]>();
   /** Erased rows by the erasure that claims them, each with its month of `occurred_at` and its `tx` (rows judged with it). */
   private readonly erasedMonths = new Map<string, { month: string; tx: bigint | null }[]>();
 
@@ -74,8 +77,25 @@ export class PersonalChecks {
     return byMonth;
   }
 
+  /**
+   * The ids of the rows judged that carry the marker of `erasure`, a row whose value was changed
+   * too (named `row_personal_changed`) among them: the rows an erasure's rewrite marked.
+   *
+   * @example
+   * personal.erasedIds(erasureId); // ['0190…', '0191…']
+   */
+  erasedIds(erasure: string): readonly string[] {
+    return this.marked.get(erasure) ?? [];
+  }
+
   private problemOf(id: string, text: string, occurredUs: string | null | undefined, tx: bigint | null): string | null {
     const [userId, ip, userAgent, personalText, commitmentsText] = JSON.parse(text) as (string | null)[];
+    const marker = parsePersonal(personalText);
+    if (marker && 'erased' in marker) {
+      const ids = this.marked.get(marker.erased) ?? [];
+      ids.push(id);
+      this.marked.set(marker.erased, ids);
+    }
     const verdict = personalVerdict([userId, ip, userAgent], personalText, commitmentsText);
     if ('problem' in verdict) return verdict.problem;
     if (verdict.erasure !== null) {

@@ -4,37 +4,17 @@ import { SEALED_COLUMNS_SQL } from '../src/audit/integrity/row-encoding';
 import { boundedArchiveFiles } from '../src/audit/lifecycle/archive-files';
 import { ArchiveErasureTrail } from './support/archive-erasure-trail';
 
-// Promise (docs/LIFECYCLE.md, "What the offline check proves of an erased archive"): "An entry whose
-// `changes.erasure.archives` names the archive's month (written by `audit-erase --archive-dir`,
-// which rewrote every row of the subject in that file) accounts for up to that many rows here";
-// rows "marked with a real erasure's id beyond its count" are `row_erased_unaccounted`.
-//
-// Break: the entry's `archives` is the count read before the database erasure, written whether or
-// not the rewrite then happens. When the rewrite fails (here the archive's lock is held by another
-// run: `FAILED AUDIT_ARCHIVE_LOCKED`, exit 1; the docs' remedy is to run the same erasure again,
-// which erases the archive's rows under a second erasure), the first erasure's authentic entry says
-// `archives: {"<month>": 1}` of an archive it never touched. Carried into that archive's seals file
-// (copied from the database, or from the archive of the month that holds it), it accounts for one
-// row there: a row of another subject, marked erased by hand under the first erasure's id, verifies
-// clean with the entry key. This is not the documented room of per-month counts: the entry's
-// erasure erased no row at all in the database or in any archive.
-//
-// The second case needs no copying: the rewrite renames the seals file (the entry added) before
-// the rows file, so a rewrite whose rows rename fails (or that is killed there) leaves the first
-// erasure's entry in the archive's own seals file with `archives: {"<month>": 1}` and no row erased
-// under it; after the documented rerun, a row of another subject marked by hand under it verifies
-// clean, the seals file untouched by hand.
-//
-// Observed: audit-verify --archive of the tampered copy exits 0 with no anomaly, in both cases.
-//
-// Severity: medium (a personal value removed by hand, not by an erasure, passes the offline check;
-// needs a failed rewrite, file access and the entry's row).
-// Fix guess: an entry's `archives` count is only trusted for rows its erasure erased in the
-// database (`rows`/`months`), or audit-erase records the archives it rewrote in a second entry
-// made after the rewrite; the offline check then never lets an entry account for more rows than its
-// database erasure erased plus what a rewrite entry confirms.
-describe('probe: the entry of an erasure whose archive rewrite failed', () => {
-  const trail = new ArchiveErasureTrail('probe_failed_rewrite');
+// docs/LIFECYCLE.md, "What the offline check proves of an erased archive": an erasure entry that
+// names an archive's month in `changes.erasure.archives` names the rows it erases there too
+// (`archiveRows`, a digest of their ids), and accounts for rows of that archive under that count
+// only when the rows erased under it are exactly those. So the entry of an erasure whose rewrite
+// never happened accounts for no other row: neither when its authentic entry is carried into the
+// archive by hand after the rewrite failed (AUDIT_ARCHIVE_LOCKED; the rerun erased the archive's
+// rows under a second erasure), nor when a rewrite failed after renaming the seals file (the entry
+// in the archive's own seals file, its rows file as it was). A row of another subject marked erased
+// by hand under it is `row_erased_unaccounted`, and the honest archive verifies clean.
+describe('the entry of an erasure whose archive rewrite failed accounts for no row in that archive', () => {
+  const trail = new ArchiveErasureTrail('archive_failed_rewrite');
   const { erase, log, tampered, verifyArchive, month } = trail;
 
   beforeAll(async () => {
@@ -47,7 +27,7 @@ describe('probe: the entry of an erasure whose archive rewrite failed', () => {
 
   afterAll(() => trail.stop());
 
-  it('accounts for no row of another subject marked erased by hand under it', async () => {
+  it('its authentic entry carried into the archive by hand accounts for no row of another subject marked erased under it', async () => {
     const lock = `${trail.sealsOf(trail.archives)}.lock`;
     writeFileSync(
       lock,
@@ -69,15 +49,21 @@ describe('probe: the entry of an erasure whose archive rewrite failed', () => {
       `SELECT ${SEALED_COLUMNS_SQL}, l.auth_code AS c15, l.personal AS c16 FROM public.audit_log AS l
        WHERE l.action = 'audit_erasure' ORDER BY l.tx, l.id`,
       [],
-      'probe_failed_rewrite',
+      'archive_failed_rewrite',
     );
     expect(entries).toHaveLength(2);
     const firstEntry = Array.from({ length: 17 }, (_, i) => entries[0][`c${i}`] ?? null);
     const firstErasure = (
-      JSON.parse(firstEntry[11] as string) as { erasure: { id: string; rows: number; archives: Record<string, number> } }
+      JSON.parse(firstEntry[11] as string) as {
+        erasure: { id: string; rows: number; archives: Record<string, number>; archiveRows: Record<string, string> };
+      }
     ).erasure;
-    // It erased nothing in the database (the month is retired), and names the archive it did not rewrite.
-    expect({ rows: firstErasure.rows, archives: firstErasure.archives }).toEqual({ rows: 0, archives: { [month]: 1 } });
+    // It erased nothing in the database (the month is retired), and names the archive it did not rewrite, and the row there.
+    expect({ rows: firstErasure.rows, archives: firstErasure.archives, named: Object.keys(firstErasure.archiveRows) }).toEqual({
+      rows: 0,
+      archives: { [month]: 1 },
+      named: [month],
+    });
 
     const victim = trail.archiveRows(trail.archives).find((r) => r[6] === 'u-2') as (string | null)[];
     const where = tampered('forged', {
@@ -98,7 +84,7 @@ describe('probe: the entry of an erasure whose archive rewrite failed', () => {
     }).toEqual({ code: 1, victimUnaccounted: true });
   }, 180_000);
 
-  it('accounts for no row marked by hand under the entry a failed rewrite left in the seals file', async () => {
+  it('the entry a failed rewrite left in the seals file accounts for no row marked by hand under it', async () => {
     const failing = (dir: string, timeoutMs: number) => {
       const files = boundedArchiveFiles(dir, timeoutMs);
       return {
