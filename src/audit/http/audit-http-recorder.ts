@@ -8,7 +8,7 @@ import { AuditService } from '../audit.service';
 import { type AuditedMetadata } from '../audited.decorator';
 import { AuditedRequest, type RequestOutcome } from './audited-request';
 import { UnfinishedRequests } from './unfinished-requests';
-import { handlesResponse, header, type HttpRequest, rawResponseOf, routeOf } from './http-request';
+import { handlesResponse, header, type HttpRequest, rawResponseOf, requestOf, routeOf } from './http-request';
 
 /**
  * Keeps one {@link AuditedRequest} per mutating HTTP request (shared by the audit guard and the
@@ -44,7 +44,7 @@ export class AuditHttpRecorder implements OnModuleDestroy {
   /** The request's tracker, made by whichever of the guard and the interceptor sees it first. */
   track(context: ExecutionContext): AuditedRequest | undefined {
     if (!this.options.auditHttp || context.getType() !== 'http') return undefined;
-    const request = context.switchToHttp().getRequest<HttpRequest>();
+    const request = requestOf(context);
     // An explicit @Audited() asks for a row whatever the method: a GET unsubscribe link, the HEAD Express routes to it.
     if (!MUTATING_METHODS.has(request.method) && !this.route(context).meta) return undefined;
     // Fastify hands guards and interceptors the same wrapper, but Node's request is the stable key.
@@ -71,7 +71,7 @@ export class AuditHttpRecorder implements OnModuleDestroy {
   /** Logs the request's entry; never rejects. */
   write(tracked: AuditedRequest, outcome: RequestOutcome): Promise<void> {
     const { context } = tracked;
-    const request = context.switchToHttp().getRequest<HttpRequest>();
+    const request = requestOf(context);
     const { meta, action, entityType } = this.route(context);
     const error = outcome.error as { name?: unknown; message?: unknown } | undefined;
     return this.audit.log({

@@ -48,8 +48,19 @@ export function routeOf(request: HttpRequest): string | undefined {
  * rawResponseOf(context).once('finish', () => record(response.statusCode));
  */
 export function rawResponseOf(context: ExecutionContext): RawResponse {
-  const response = context.switchToHttp().getResponse<RawResponse & { raw?: RawResponse }>();
+  const response = context.getArgByIndex<RawResponse & { raw?: RawResponse }>(1);
   return response.raw ?? response;
+}
+
+/**
+ * The request of an HTTP context: what `switchToHttp().getRequest()` returns, read without
+ * `switchToHttp()`, which gives the context three new closures on every call.
+ *
+ * @example
+ * const request = requestOf(context); // context.getType() === 'http'
+ */
+export function requestOf(context: ExecutionContext): HttpRequest {
+  return context.getArgByIndex<HttpRequest>(0);
 }
 
 /**
