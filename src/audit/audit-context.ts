@@ -53,7 +53,7 @@ const storage = new AsyncLocalStorage<AuditContext>();
  * const context = newAuditContext('request');
  */
 export function newAuditContext(kind: AuditContext['kind'], parent?: AuditContext): AuditContext {
-  return {
+  const context: AuditContext = {
     kind,
     parent,
     closed: false,
@@ -67,18 +67,22 @@ export function newAuditContext(kind: AuditContext['kind'], parent?: AuditContex
     limit: Infinity,
     omitted: 0,
   };
+  // An attempt stands in for its request: closed when the request is, so that a scope opened in it
+  // after the request's row is being made keeps what it sees for its own rows.
+  if (kind === 'attempt' && parent) Object.defineProperty(context, 'closed', { get: () => parent.closed, set: () => undefined });
+  return context;
 }
 
 /**
  * The context that owns what happens in `context` now: the open request or outermost scope it
- * joins, or itself once the request it joined has made its row.
+ * joins, or itself once the request it joined has made its row (an attempt always its request).
  *
  * @example
  * ownerOf(context).omitted += 1;
  */
 export function ownerOf(context: AuditContext): AuditContext {
   let owner = context;
-  while (owner.parent && !owner.parent.closed) owner = owner.parent;
+  while (owner.parent && (owner.kind === 'attempt' || !owner.parent.closed)) owner = owner.parent;
   return owner;
 }
 
@@ -105,7 +109,7 @@ export function markRecorded(context: AuditContext): void {
  */
 export function recordedFor(context: AuditContext): AuditContext | undefined {
   let owner = context;
-  while (owner.parent && !owner.parent.closed) {
+  while (owner.parent && (owner.kind === 'attempt' || !owner.parent.closed)) {
     if (owner.superseded) return undefined;
     owner = owner.parent;
   }

@@ -591,5 +591,5 @@ function merged(levels: (Level | undefined)[]): Level {
 
 function handOver(context: AuditContext, level: Level, maxBytes: number): void {
   addEntityChanges(context, level.changes, maxBytes);
-  context.omitted += level.omitted;
+  ownerOf(context).omitted += level.omitted;
 }
