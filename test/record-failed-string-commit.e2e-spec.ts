@@ -44,7 +44,9 @@ describe('record() committed by a COMMIT in a string that then fails', () => {
 
   beforeAll(async () => {
     db = await TestPostgres.start();
-    app = await startDiffsApp(db, { mode: 'sync' }, { controllers: [FailedCommitController] });
+    // The look-up from another connection has writeTimeoutMs, past which the request keeps its own
+    // row too: a loaded machine must not decide what this suite checks.
+    app = await startDiffsApp(db, { mode: 'sync', writeTimeoutMs: 10_000 }, { controllers: [FailedCommitController] });
   }, 60_000);
 
   afterAll(async () => {
