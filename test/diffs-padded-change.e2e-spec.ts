@@ -169,7 +169,6 @@ describe('a padded value inside the change a client makes', () => {
       .expect(201);
     const changes = (await changesOf(db, 'many-small')) as Stored;
     const kept = changes.entities ?? [];
-    console.log("DBG", changes.entities?.length, changes.entitiesOmitted, JSON.stringify(changes).length);
     expect(kept.length).toBeGreaterThan(100);
     expect(kept.length + (changes.entitiesOmitted ?? 0)).toBe(400);
     expect(changes.entitiesOmitted).toBeGreaterThan(0);
