@@ -7,11 +7,10 @@
 import { type INestApplication, Module } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { TypeOrmModule } from '@nestjs/typeorm';
-import { DataSource } from 'typeorm';
 import { AUDIT_MIGRATIONS, AuditLog, AuditModule, AuditService } from '../src/audit';
-import { eventually } from './support/app';
+import { dataSourceAnswers, eventually, flushedWithin } from './support/app';
 import { PartitionProxy } from './support/partition-proxy';
-import { sleep, TestPostgres } from './support/postgres';
+import { TestPostgres } from './support/postgres';
 
 const WRITE_TIMEOUT_MS = 300;
 
@@ -80,23 +79,10 @@ describe('recovery tries with privacy on during a silent partition', () => {
     await eventually(() => tries() >= 12, 30_000, 'twelve recovery tries');
     proxy.heal();
     // Well past every deadline of the write path once the network is back (the cool-down included).
-    const flushed = await eventually(
-      () => {
-        const status = audit.status();
-        return status.state === 'up' && status.buffered === 0 && status.pending === 0;
-      },
-      15_000,
-      'the ring flushed',
-    ).catch(() => false);
+    const flushed = await flushedWithin(audit, 15_000, 'the ring flushed');
     const stored = (await db.query(`SELECT count(*)::int AS n FROM audit_log WHERE entity_id LIKE 'p-%'`, [], database))[0].n;
     // The app's own query on the DataSource, as its business code would make it.
-    const served = await Promise.race([
-      app
-        .get(DataSource)
-        .query('SELECT 1')
-        .then(() => true),
-      sleep(5000).then(() => false),
-    ]);
+    const served = await dataSourceAnswers(app);
     expect({ flushed, served, stored }).toEqual({
       flushed: true,
       served: true,

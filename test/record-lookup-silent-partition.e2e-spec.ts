@@ -13,7 +13,7 @@ import { type Server } from 'node:http';
 import request from 'supertest';
 import { DataSource } from 'typeorm';
 import { AUDIT_MIGRATIONS, AuditLog, AuditModule, AuditService } from '../src/audit';
-import { eventually } from './support/app';
+import { dataSourceAnswers, eventually, flushedWithin } from './support/app';
 import { PartitionProxy } from './support/partition-proxy';
 import { sleep, TestPostgres } from './support/postgres';
 
@@ -101,23 +101,10 @@ describe('record() rows decided while the network is silently partitioned', () =
     proxy.heal();
     const audit = app.get(AuditService);
     // Well past every deadline of the write path once the network is back (the cool-down included).
-    const flushed = await eventually(
-      () => {
-        const status = audit.status();
-        return status.state === 'up' && status.buffered === 0 && status.pending === 0;
-      },
-      20_000,
-      'the rows flushed',
-    ).catch(() => false);
+    const flushed = await flushedWithin(audit, 20_000, 'the rows flushed');
     const stored = (await db.query(`SELECT count(*)::int AS n FROM audit_log WHERE request_id LIKE 'settle-%'`, [], database))[0].n;
     // The app's own query on the DataSource, as its business code would make it.
-    const served = await Promise.race([
-      app
-        .get(DataSource)
-        .query('SELECT 1')
-        .then(() => true),
-      sleep(5000).then(() => false),
-    ]);
+    const served = await dataSourceAnswers(app);
     expect({ flushed, served, stored }).toEqual({
       flushed: true,
       served: true,

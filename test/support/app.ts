@@ -4,6 +4,7 @@ import { type ClientRequest, request as httpRequest, type Server } from 'node:ht
 import { type AddressInfo } from 'node:net';
 import { AppModule } from '../../src/app.module';
 import { Client } from 'pg';
+import { DataSource } from 'typeorm';
 import { AuditPartitions, AuditService } from '../../src/audit';
 
 /** Creates the example app as `npm start` would, with `env` applied, listening on a free port. */
@@ -124,4 +125,27 @@ export async function postAndHold(
   client.end(payload);
   await reached;
   return client;
+}
+
+/** Whether the audit service is up with nothing buffered or pending within `ms`, as a test waits for it once a fault has healed. */
+export function flushedWithin(audit: AuditService, ms: number, what: string): Promise<boolean> {
+  return eventually(
+    () => {
+      const status = audit.status();
+      return status.state === 'up' && status.buffered === 0 && status.pending === 0;
+    },
+    ms,
+    what,
+  ).catch(() => false);
+}
+
+/** Whether the app's own DataSource answers `SELECT 1` within 5 s, as its business code would query it. */
+export function dataSourceAnswers(app: INestApplication): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), 5000)));
+  const answered = app
+    .get(DataSource)
+    .query('SELECT 1')
+    .then(() => true);
+  return Promise.race([answered, late]).finally(() => clearTimeout(timer));
 }
