@@ -5,7 +5,9 @@
 // not known, so the row stands for the request only if another connection finds it committed when
 // the request's row is decided: the record() row stays the request's only row, and a transaction
 // that had failed before the string (its COMMIT answered with ROLLBACK) leaves the request its own
-// row (docs/GUIDE.md, "Atomic audit").
+// row (docs/GUIDE.md, "Atomic audit"). Both hold whether `pg` reads the error and the server's
+// ReadyForQuery after it (which carries the transaction status) in one piece or apart: PostgreSQL
+// flushes an error on its own, and on a loaded machine the status may come a moment later.
 import { Body, Controller, type INestApplication, Post } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { type Server } from 'node:http';
@@ -13,6 +15,7 @@ import request from 'supertest';
 import { DataSource } from 'typeorm';
 import { AuditService } from '../src/audit';
 import { Contract, startDiffsApp } from './support/diffs-app';
+import { SplitAnswerProxy } from './support/split-answer-proxy';
 import { TestPostgres } from './support/postgres';
 
 @Controller('failed-commit')
@@ -38,19 +41,26 @@ class FailedCommitController {
   }
 }
 
-describe('record() committed by a COMMIT in a string that then fails', () => {
+describe.each([
+  ['straight from PostgreSQL', false],
+  ['with each error read before the status after it', true],
+])('record() committed by a COMMIT in a string that then fails (%s)', (_how, split) => {
   let db: TestPostgres;
+  let proxy: SplitAnswerProxy | undefined;
   let app: INestApplication<Server>;
 
   beforeAll(async () => {
     db = await TestPostgres.start();
+    proxy = split ? await SplitAnswerProxy.start(db.port, 50) : undefined;
+    const appUrl = proxy && db.url().replace(`:${db.port}/`, `:${proxy.port}/`);
     // The look-up from another connection has writeTimeoutMs, past which the request keeps its own
     // row too: a loaded machine must not decide what this suite checks.
-    app = await startDiffsApp(db, { mode: 'sync', writeTimeoutMs: 10_000 }, { controllers: [FailedCommitController] });
+    app = await startDiffsApp(db, { mode: 'sync', writeTimeoutMs: 10_000 }, { controllers: [FailedCommitController], appUrl });
   }, 60_000);
 
   afterAll(async () => {
     await app?.close();
+    await proxy?.stop();
     await db?.stop();
   });
 
@@ -60,6 +70,7 @@ describe('record() committed by a COMMIT in a string that then fails', () => {
     const stored = await db.query('SELECT 1 FROM contract WHERE title LIKE $1', [`${tag}%`]);
     const rows = await db.query<{ action: string }>('SELECT action FROM audit_log WHERE request_id = $1 ORDER BY occurred_at', [tag]);
     expect({ stored: stored.length, rows: rows.map((row) => row.action) }).toEqual({ stored: 1, rows: ['contract_signed'] });
+    if (proxy) expect(proxy.splits).toBeGreaterThan(0);
   });
 
   it('leaves the request its own row when the transaction had failed before the string', async () => {

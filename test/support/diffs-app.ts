@@ -149,6 +149,8 @@ export const AUDIT_SOURCE = 'audit';
 export interface DiffsAppExtras {
   entities?: Type[];
   controllers?: Type[];
+  /** Where the app's own DataSource connects (a proxy in front of `db`); `db` itself by default. */
+  appUrl?: string;
 }
 
 /**
@@ -164,7 +166,7 @@ export async function startDiffsApp(
     imports: [
       TypeOrmModule.forRoot({
         type: 'postgres',
-        url: db.url(),
+        url: extras.appUrl ?? db.url(),
         entities: [Contract, Tag, Note, ...(extras.entities ?? [])],
         synchronize: true,
       }),

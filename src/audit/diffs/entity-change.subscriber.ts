@@ -2,6 +2,7 @@ import { Inject, Injectable, type OnApplicationBootstrap } from '@nestjs/common'
 import { DiscoveryService } from '@nestjs/core';
 import {
   type AfterQueryEvent,
+  type BeforeQueryEvent,
   DataSource,
   type EntitySubscriberInterface,
   type InsertEvent,
@@ -26,6 +27,7 @@ import { type EntityChangeOp } from './entity-change';
 import { queryAnswered, queryFailed, transactionEnded } from './query-follower';
 import { confirmRecordedRows, stageChange, transactionCommitted, transactionRolledBack } from './transaction-changes';
 import { unheardCommitted, unheardRolledBack, watchAuditedTables, writeHeard } from './unheard-writes';
+import { followAnswers, onceAnswered } from './unreported-transaction';
 
 /**
  * The TypeORM subscriber that captures changes of audited entities made inside an audit context
@@ -113,13 +115,31 @@ export class EntityChangeSubscriber implements EntitySubscriberInterface, OnAppl
     this.capture('recover', event.queryRunner, event as ChangeSource);
   }
 
-  afterQuery(event: AfterQueryEvent): void {
+  beforeQuery(event: BeforeQueryEvent): void {
     try {
-      if (event.success) queryAnswered(event.queryRunner, event.query, event.rawResults);
-      else queryFailed(event.queryRunner, event.query);
+      followAnswers(event.queryRunner);
     } catch (error) {
       this.fault(error, undefined);
     }
+  }
+
+  /** A failed query is followed with the status the server sends after its error, which TypeORM's caller waits for (see {@link onceAnswered}). */
+  afterQuery(event: AfterQueryEvent): Promise<void> | undefined {
+    try {
+      if (!event.success) {
+        return onceAnswered(event.queryRunner, this.options.writeTimeoutMs, (statusRead) => {
+          try {
+            queryFailed(event.queryRunner, event.query, statusRead);
+          } catch (error) {
+            this.fault(error, undefined);
+          }
+        });
+      }
+      queryAnswered(event.queryRunner, event.query, event.rawResults);
+    } catch (error) {
+      this.fault(error, undefined);
+    }
+    return undefined;
   }
 
   /** Before the outer COMMIT, the `record()` rows of the transaction are looked up in it (see {@link confirmRecordedRows}). */

@@ -45,16 +45,15 @@ const openBlocks = new WeakSet<QueryRunner>();
 export function queryAnswered(queryRunner: QueryRunner, query: string, result: unknown): void {
   const statements = withPrepared(queryRunner, readSql(query));
   if (queryRunner.isTransactionActive) return inTransaction(queryRunner, query, statements, result);
-  follow(queryRunner, statements, result);
+  follow(queryRunner, statements, result, unreportedBlockOpen(queryRunner));
 }
 
-/** Applies `statements`, answered with `result`, on a runner in no transaction TypeORM reports. */
-function follow(queryRunner: QueryRunner, statements: SqlStatement[], result: unknown): void {
+/** Applies `statements`, answered with `result`, on a runner in no transaction TypeORM reports; `status`: `pg`'s after the query. */
+function follow(queryRunner: QueryRunner, statements: SqlStatement[], result: unknown, status: boolean | undefined): void {
   const held = openBlocks.has(queryRunner) || heldBlockOpen(queryRunner) || rawWritesHeld(queryRunner);
   const control = statements.some((statement) => statement.kind !== 'write' && statement.kind !== 'other');
   // A query that neither writes nor controls a transaction, with no block to follow: nothing to do.
   if (!held && !control && !statements.some((statement) => statement.kind === 'write')) return;
-  const status = unreportedBlockOpen(queryRunner);
   let open = held;
   if (!control && status !== undefined && open !== status) {
     // Ended (or opened) through the driver, before this query.
@@ -99,13 +98,14 @@ function follow(queryRunner: QueryRunner, statements: SqlStatement[], result: un
  * end (then it never ran). Savepoint commands in a string that ended nothing, in a block, are
  * followed as far as can be known (see `failedSavepoints()`). Outside a transaction TypeORM reports, a block that `pg` says is no
  * longer open (a failed COMMIT rolls back) ended now, unseen: what it held is counted. Settled at
- * once, before the connection can serve anyone else.
+ * once, before the connection can serve anyone else, with the status the server sent after the
+ * error (see `onceAnswered()`); `statusRead` false: that status never came, and is taken as not known.
  *
  * @example
  * queryFailed(queryRunner, 'BEGIN; UPDATE contract SET a = 1; COMMIT; SELECT 1/0'); // the UPDATE counts
  */
-export function queryFailed(queryRunner: QueryRunner, query: string): void {
-  const status = unreportedBlockOpen(queryRunner);
+export function queryFailed(queryRunner: QueryRunner, query: string, statusRead = true): void {
+  const status = statusRead ? unreportedBlockOpen(queryRunner) : undefined;
   const statements = withPrepared(queryRunner, readSql(query));
   const kept = keptOf(statements, status);
   if (kept.length === 0 && (status === true || (status === undefined && queryRunner.isTransactionActive))) {
@@ -119,7 +119,7 @@ export function queryFailed(queryRunner: QueryRunner, query: string): void {
     if (sent.length > 0) failedSavepoints(queryRunner, sent, unheardMark());
   }
   if (queryRunner.isTransactionActive) return inTransaction(queryRunner, query, kept, undefined);
-  if (kept.length > 0) follow(queryRunner, kept, undefined);
+  if (kept.length > 0) follow(queryRunner, kept, undefined, status);
   if (status !== false) return;
   openBlocks.delete(queryRunner);
   if (heldBlockOpen(queryRunner) || rawWritesHeld(queryRunner)) blockEnded(queryRunner, undefined);

@@ -1,5 +1,6 @@
 import { type DataSource, type QueryRunner } from 'typeorm';
-import { committedElsewhere, insideUnreportedBlock } from './unreported-transaction';
+import { EventEmitter } from 'node:events';
+import { committedElsewhere, followAnswers, insideUnreportedBlock, onceAnswered } from './unreported-transaction';
 
 const at = { id: '0193a3c0-0000-7000-8000-000000000001', occurredAt: '2026-12-04T10:00:00.000Z', table: '"audit_log"' };
 /** A `pg` client double answering every query with `answer()`; counts its releases and the destructions of its socket. */
@@ -89,5 +90,67 @@ describe('a transaction block TypeORM does not report', () => {
     const answering = connection(() => Promise.resolve({ rows: [] }));
     await committedElsewhere(source(answering), at, 1000);
     expect({ destroyed: answering.destroyed, released: answering.released }).toEqual({ destroyed: 0, released: [undefined] });
+  });
+});
+
+describe('the status after a failed query', () => {
+  /** A runner on a `pg` client double whose protocol connection emits what the server sends; `status` is what the client keeps. */
+  function followed() {
+    const client = { status: 'T', connection: new EventEmitter(), getTransactionStatus: () => client.status };
+    const runner = { databaseConnection: client } as unknown as QueryRunner;
+    followAnswers(runner);
+    const seen: { status: string; statusRead: boolean }[] = [];
+    const settle = (statusRead: boolean) => seen.push({ status: client.status, statusRead });
+    // The server's messages, as pg handles them: its own handler first (the status read), then the follower's.
+    const ready = (status: string) => {
+      client.status = status;
+      client.connection.emit('readyForQuery');
+    };
+    return { client, runner, seen, settle, ready };
+  }
+
+  it('is read at once when the ReadyForQuery after the error has come already', () => {
+    const { client, runner, seen, settle, ready } = followed();
+    client.connection.emit('errorMessage');
+    ready('I');
+    expect(onceAnswered(runner, 1000, settle)).toBeUndefined();
+    expect(seen).toEqual([{ status: 'I', statusRead: true }]);
+  });
+
+  it('waits for the ReadyForQuery when the error came on its own, and settles before anything else runs', async () => {
+    const { client, runner, seen, settle, ready } = followed();
+    client.connection.emit('errorMessage');
+    const waited = onceAnswered(runner, 1000, settle);
+    expect(waited).toBeInstanceOf(Promise);
+    expect(seen).toEqual([]);
+    ready('I');
+    // Settled inside the message's handling, with the status it brought.
+    expect(seen).toEqual([{ status: 'I', statusRead: true }]);
+    await waited;
+  });
+
+  it('is taken as not known when the ReadyForQuery does not come within the deadline, or the connection ends', async () => {
+    const silent = followed();
+    silent.client.connection.emit('errorMessage');
+    await onceAnswered(silent.runner, 20, silent.settle);
+    expect(silent.seen).toEqual([{ status: 'T', statusRead: false }]);
+    // A ReadyForQuery after the deadline settles nothing twice.
+    silent.ready('I');
+    expect(silent.seen).toHaveLength(1);
+
+    const ended = followed();
+    ended.client.connection.emit('errorMessage');
+    const waited = onceAnswered(ended.runner, 1000, ended.settle);
+    ended.client.connection.emit('end');
+    await waited;
+    expect(ended.seen).toEqual([{ status: 'T', statusRead: false }]);
+  });
+
+  it('is read at once on a connection that is not followed', () => {
+    const seen: boolean[] = [];
+    const runner = { databaseConnection: { getTransactionStatus: () => 'I' } } as unknown as QueryRunner;
+    followAnswers(runner);
+    expect(onceAnswered(runner, 1000, (statusRead) => seen.push(statusRead))).toBeUndefined();
+    expect(seen).toEqual([true]);
   });
 });

@@ -51,11 +51,98 @@ export function unreportedBlockOpen(queryRunner: QueryRunner): boolean | undefin
 /** The server's transaction status as `pg` last saw it on the runner's connection (TypeORM keeps that client in a protected field). */
 function driverStatus(queryRunner: QueryRunner): unknown {
   try {
-    const client = (queryRunner as unknown as { databaseConnection?: { getTransactionStatus?: () => unknown } }).databaseConnection;
+    const client = driverClient(queryRunner);
     return typeof client?.getTransactionStatus === 'function' ? client.getTransactionStatus() : undefined;
   } catch {
     return undefined;
   }
+}
+
+/** The parts of a `pg` client read here: its status, and the protocol connection whose messages it handles. */
+interface DriverClient {
+  getTransactionStatus?: () => unknown;
+  connection?: { on?: (event: string, listener: () => void) => unknown };
+}
+
+function driverClient(queryRunner: QueryRunner): DriverClient | undefined {
+  return (queryRunner as unknown as { databaseConnection?: DriverClient }).databaseConnection;
+}
+
+/** Per `pg` connection followed: whether an error was read whose ReadyForQuery has not been yet, and what waits for that one. */
+interface Answers {
+  awaitingReady: boolean;
+  waiting: ((statusRead: boolean) => void)[];
+}
+
+const answersByClient = new WeakMap<object, Answers>();
+
+/**
+ * Follows the answers on the runner's `pg` connection from now on, so that a failed query can be
+ * settled with the transaction status that comes after its error ({@link onceAnswered}). Call it
+ * before the query is sent; once per connection is enough (later calls cost a look-up).
+ *
+ * @example
+ * followAnswers(event.queryRunner); // from the subscriber's beforeQuery()
+ */
+export function followAnswers(queryRunner: QueryRunner): void {
+  const client = driverClient(queryRunner);
+  const connection = client?.connection;
+  if (!client || typeof connection?.on !== 'function' || answersByClient.has(client)) return;
+  const answers: Answers = { awaitingReady: false, waiting: [] };
+  answersByClient.set(client, answers);
+  const settle = (statusRead: boolean) => {
+    answers.awaitingReady = false;
+    for (const waiter of answers.waiting.splice(0)) waiter(statusRead);
+  };
+  // Listeners added after `pg`'s own: at an error, the query is failed already; at ReadyForQuery, the status is read.
+  connection.on('errorMessage', () => {
+    answers.awaitingReady = true;
+  });
+  connection.on('readyForQuery', () => settle(true));
+  connection.on('end', () => settle(false));
+}
+
+/**
+ * Runs `settle` for a query that just failed on the runner's connection once `pg` holds the
+ * transaction status the server sent after the error: PostgreSQL sends the error on its own, then
+ * ReadyForQuery with the status, and `pg` fails the query at the error, so the status it keeps
+ * may still be the one from before the query (a block it ended, a COMMIT it ran, not yet seen).
+ * At once when the status has come already, or when the connection is not followed
+ * ({@link followAnswers}); returns undefined then. Otherwise `settle` runs as soon as the status
+ * is read, before the connection serves anything else, and the promise returned resolves after it;
+ * if the status has not come within `timeoutMs` (a silent network), or the connection ends,
+ * `settle` runs with `statusRead` false. Never rejects.
+ *
+ * @example
+ * return onceAnswered(queryRunner, 2000, (statusRead) => queryFailed(queryRunner, query, statusRead));
+ */
+export function onceAnswered(
+  queryRunner: QueryRunner,
+  timeoutMs: number,
+  settle: (statusRead: boolean) => void,
+): Promise<void> | undefined {
+  const client = driverClient(queryRunner);
+  const answers = client ? answersByClient.get(client) : undefined;
+  if (!answers?.awaitingReady) {
+    settle(true);
+    return undefined;
+  }
+  return new Promise<void>((resolve) => {
+    const waiter = (statusRead: boolean) => {
+      clearTimeout(timer);
+      try {
+        settle(statusRead);
+      } catch {
+        // `settle` reports its own faults; it runs inside pg's message handling, which must go on.
+      }
+      resolve();
+    };
+    const timer = setTimeout(() => {
+      answers.waiting.splice(answers.waiting.indexOf(waiter), 1);
+      waiter(false);
+    }, timeoutMs);
+    answers.waiting.push(waiter);
+  });
 }
 
 /**
