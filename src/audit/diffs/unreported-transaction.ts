@@ -92,7 +92,8 @@ export function followAnswers(queryRunner: QueryRunner): void {
   answersByClient.set(client, answers);
   const settle = (statusRead: boolean) => {
     answers.awaitingReady = false;
-    for (const waiter of answers.waiting.splice(0)) waiter(statusRead);
+    // Every query's ReadyForQuery comes here: most find no one waiting.
+    if (answers.waiting.length > 0) for (const waiter of answers.waiting.splice(0)) waiter(statusRead);
   };
   // Listeners added after `pg`'s own: at an error, the query is failed already; at ReadyForQuery, the status is read.
   connection.on('errorMessage', () => {
