@@ -82,7 +82,7 @@ const answersByClient = new WeakMap<object, Answers>();
  * before the query is sent; once per connection is enough (later calls cost a look-up).
  *
  * @example
- * followAnswers(event.queryRunner); // from the subscriber's beforeQuery()
+ * followAnswers(queryRunner); // from the subscriber's beforeQuery(), before the query is sent
  */
 export function followAnswers(queryRunner: QueryRunner): void {
   const client = driverClient(queryRunner);
@@ -115,7 +115,8 @@ export function followAnswers(queryRunner: QueryRunner): void {
  * `settle` runs with `statusRead` false. Never rejects.
  *
  * @example
- * return onceAnswered(queryRunner, 2000, (statusRead) => queryFailed(queryRunner, query, statusRead));
+ * const waited = onceAnswered(queryRunner, 2000, (statusRead) => console.log(statusRead ? 'status read' : 'status not known'));
+ * await waited; // TypeORM waits for it before the caller sees the failure
  */
 export function onceAnswered(
   queryRunner: QueryRunner,
