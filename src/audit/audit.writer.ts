@@ -129,10 +129,14 @@ export class AuditWriter {
     if (options?.type === 'postgres' && options.connectTimeoutMS === undefined && options.extra?.connectionTimeoutMillis === undefined) {
       dataSource.setOptions({ connectTimeoutMS: Math.max(this.timeoutMs, CONNECT_FLOOR_MS) });
     }
+    migrating.add(dataSource);
     this.connecting = dataSource
       .initialize()
       .then(() => undefined)
-      .finally(() => (this.connecting = undefined));
+      .finally(() => {
+        migrating.delete(dataSource);
+        this.connecting = undefined;
+      });
     return this.connecting;
   }
 
@@ -145,6 +149,20 @@ export class AuditWriter {
   table(): string {
     return quoteTablePath(this.repository.metadata.tablePath);
   }
+}
+
+/** DataSources the module is initializing now: TypeORM calls them initialized before their migrations have run. */
+const migrating = new WeakSet<object>();
+
+/**
+ * Whether the module is initializing `dataSource` now (its migrations may not have run yet): the
+ * read side answers as for a database not connected yet.
+ *
+ * @example
+ * if (!dataSource.isInitialized || initializingByModule(dataSource)) throw AuditReadError.unavailable();
+ */
+export function initializingByModule(dataSource: object): boolean {
+  return migrating.has(dataSource);
 }
 
 /**
