@@ -1,35 +1,8 @@
-// Promise (docs/GUIDE.md, "Atomic audit"): "A transaction whose end the module did not see
-// answered (ended through the driver's client before TypeORM's COMMIT, or by a `COMMIT` in a string
-// of several statements that then failed, as in `COMMIT; SELECT 1/0`) has its `record()` rows stand
-// for the request only if another connection finds them committed when the request's row is
-// decided (within `writeTimeoutMs`): rolled back, the request gets its own row; committed, the
-// `record()` row stays its only row". And (diffs section): a `ROLLBACK` drops what a block held,
-// "A block ended ... by a COMMIT that failed, is not seen: its changes are counted in
-// `entitiesOmitted`, not listed".
-//
-// Break: a query can fail in `pg` without an ErrorResponse and before its ReadyForQuery: `pg`'s
-// own `query_timeout` (a common driver setting, here in the URL) fails the query on the client
-// while PostgreSQL goes on running it. The follower settles such a failure at once
-// (`onceAnswered()` waits only after an ErrorResponse), with the transaction status `pg` holds from
-// BEFORE the query: it takes `COMMIT; SELECT pg_sleep(3)` to have failed before its COMMIT, while
-// PostgreSQL ran that COMMIT. (1) In a TypeORM transaction, the record() row committed by that
-// COMMIT is then not found by the look-up before TypeORM's own COMMIT (the SAVEPOINT runs outside
-// any block), so it stands for nothing, and the request writes a second row. (2) In a block opened
-// with SQL, the change saved in it is held as if the block were still open; the app's `ROLLBACK`
-// after the failure (answered with a warning, no block being open) drops it: a committed change is
-// neither listed nor counted in `entitiesOmitted`.
-//
-// Observed (on 9af36ea): the second test gets rows ['contract_signed', 'timed_out.record'] (the
-// contract stored); the third gets listedOrCounted 0 with the contract stored. The first, the same
-// transaction with a follow-up that fails on the server (`SELECT 1/0`), keeps one row (passes).
-//
-// Severity: medium (any app with `query_timeout` set, a slow follow-up statement or a slow COMMIT;
-// the trail gets a second row for one request, or misses a committed change without counting it).
-//
-// Fix guess: a failed query whose ReadyForQuery has not come yet, with or without an ErrorResponse
-// (`pg`'s `readyForQuery` still false, or its active query still the failed one), should wait for
-// it as after an error (bounded by `writeTimeoutMs`), or be settled with the status taken as not
-// known (`statusRead` false), never with the status from before the query.
+// A query `pg` fails on its own (`query_timeout`: no ErrorResponse, PostgreSQL still running it)
+// is followed with the transaction status taken as not known, never with the status from before
+// the query: inside a TypeORM transaction, the record() row a `COMMIT` in that string committed stays
+// the request's only row (looked up from another connection), and in a block opened with SQL the
+// change its COMMIT committed is counted (docs/GUIDE.md, "Atomic audit" and the diffs section).
 import { Body, Controller, type INestApplication, Post } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { type Server } from 'node:http';

@@ -1,28 +1,9 @@
-// Promise (docs/GUIDE.md, diffs section): "Capture never delays or fails your write. It is
-// synchronous: on a DataSource with audited entities (others are not touched) an event of an
-// entity that is not audited, or outside a request or scope, costs a map lookup".
-//
-// Break: since a failed query is followed with the status that comes after its error
-// (`onceAnswered()`, from the subscriber's `afterQuery()`, which TypeORM awaits), every failed query
-// on a watched DataSource, audited table or not, inside a request or not, reaches its caller only
-// once the server's ReadyForQuery has come, or `writeTimeoutMs` later (up to 600 000 ms). When the
-// network stops right after an error (here a proxy holds the bytes after it), `pg` itself rejects
-// the query at once (the first test, a plain `pg` client through the same proxy), but TypeORM's
-// caller waits: a unique violation the app would answer with a 409 now waits out `writeTimeoutMs`.
-//
-// Observed (on 9af36ea): the second test fails: the insert's rejection did not come within 10 s
-// (writeTimeoutMs 30 000) while the ReadyForQuery was held; it came once the proxy let that through.
-// The first test passes: `pg` alone rejects at the error.
-//
-// Severity: low (a partition between an error and the next message is rare, and the connection is
-// of no further use until the ReadyForQuery comes; but the wait is the module's, on queries that
-// have nothing to do with the audit, and the guide says capture never delays a write).
-//
-// Fix guess: wait only for queries the follower needs the status of (a failed string with a
-// COMMIT/ROLLBACK/savepoint command in it, or a runner holding a block or record() rows), and
-// bound that wait by something short of `writeTimeoutMs`; or settle at once with the status taken
-// as not known and follow up once the ReadyForQuery comes (nothing can use the connection before).
-// Document the wait in GUIDE.md either way.
+// A failed query reaches its caller as soon as `pg` has the error, whatever comes after it: the
+// diffs follower waits for the server's ReadyForQuery (the transaction status after the query)
+// only for a failed string that holds a transaction command, or a block it follows (docs/GUIDE.md,
+// "before/after diffs"). Here a proxy holds every byte after an error, as a network partition
+// that begins right after it would: `pg` alone rejects at once, and so does a TypeORM insert on a
+// table that is not audited, outside any request.
 import { type INestApplication } from '@nestjs/common';
 import { getDataSourceToken } from '@nestjs/typeorm';
 import { type Server } from 'node:http';

@@ -1,20 +1,7 @@
-// Promise (docs/GUIDE.md, diffs section): each raw write on an audited table "inside a request or
-// scope [...] counts 1 in `changes.entitiesOmitted` once committed" — on that request's row.
-//
-// Break: when a failed string's error is read apart from the ReadyForQuery after it, the follower
-// settles the string inside `pg`'s handling of that ReadyForQuery, in the async context of the
-// connection's socket: the context of the request that was running when the pool opened that
-// connection. A write committed by one request's failed string is counted on another request's
-// row, which made no write at all.
-//
-// Observed (on 9af36ea): see the failure: the holding request's row gets `entitiesOmitted` 1, the
-// request that wrote gets none (SplitAnswerProxy between the app and PostgreSQL).
-//
-// Severity: medium (any failed string with a COMMIT in it, on a pooled connection opened during a
-// request that is still running: a row of one user counts a write of another).
-//
-// Fix guess: as for probe-failed-string-count-split: run the settling in the async context of the
-// query's caller (`AsyncLocalStorage.snapshot()` taken in `afterQuery()`).
+// A write committed by a failed string is counted on the row of the request that sent it, also
+// on a pooled connection another request opened and with the error read before the ReadyForQuery
+// after it (SplitAnswerProxy): the follower settles the string in the caller's async context, not
+// in that of the connection's socket (docs/GUIDE.md, diffs section).
 import { Controller, type INestApplication, Post } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { type Server } from 'node:http';

@@ -1,26 +1,8 @@
-// Promise (docs/GUIDE.md, diffs section): raw SQL "leave[s] a trace: each statement that inserts
-// into, updates, deletes from, truncates or merges into an audited entity's table inside a request
-// or scope [...] counts 1 in `changes.entitiesOmitted` once committed"; "a string of `BEGIN`, an
-// `UPDATE`, `COMMIT` and a failing `SELECT 1/0` counts the update
-// (`test/raw-failed-string-commits.e2e-spec.ts`)".
-//
-// Break: the scenarios of test/raw-failed-string-commits.e2e-spec.ts, run through SplitAnswerProxy
-// (each error read before the ReadyForQuery after it, as PostgreSQL may deliver them at any time).
-// The follower then settles the failed string inside `pg`'s handling of that ReadyForQuery
-// (`onceAnswered()` → `queryFailed()`), that is in the async context of the connection's socket,
-// not of the request: `writesSeen()` finds no audit context (`currentAuditContext()`) and counts
-// the committed UPDATE nowhere.
-//
-// Observed (on 9af36ea): straight from PostgreSQL both tests pass (omitted 1); with the error read
-// apart both give `entitiesOmitted` undefined while the UPDATE is stored.
-//
-// Severity: medium (any failed string with a COMMIT in it, on a loaded machine or a network that
-// splits the error from its ReadyForQuery; the committed write is neither listed nor counted).
-//
-// Fix guess: run the settling in the caller's async context: capture
-// `AsyncLocalStorage.snapshot()` (or the context itself) in `afterQuery()` and run `settle` inside
-// it from the ReadyForQuery listener, or settle after the promise resolves (a microtask later, still
-// before the connection can serve another query of TypeORM's caller).
+// The scenarios of test/raw-failed-string-commits.e2e-spec.ts with each error read before the
+// ReadyForQuery after it (SplitAnswerProxy), as PostgreSQL may deliver them: a string of `BEGIN`,
+// an `UPDATE`, `COMMIT` and a failing `SELECT 1/0`, and the same in an implicit block, count the
+// committed UPDATE on the request's row (docs/GUIDE.md, diffs section). The failed string is
+// followed in its caller's audit context once the status after it has come.
 import { Body, Controller, type INestApplication, Post } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { type Server } from 'node:http';

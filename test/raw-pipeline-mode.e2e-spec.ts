@@ -1,29 +1,8 @@
-// Promise (docs/GUIDE.md, diffs section): "A block ended ... by a COMMIT that failed, is not seen:
-// its changes are counted in `entitiesOmitted`, not listed"; "A string that fails is taken to have
-// run up to its last `COMMIT` or `ROLLBACK` before its last statement, unless `pg` says a block is
-// still open that nothing after that end opened". The follower reads `pg`'s status as the one
-// after the query it follows.
-//
-// Break: `pg`'s pipeline mode (`extra: { pipeline: true }`, a `pg` 8 option passed through
-// TypeORM) sends queries made together on one runner (`Promise.all`) at once; their answers reach
-// the app in one read (always, with the proxy's `gather()`; on this machine also as PostgreSQL
-// flushes them). `pg` then handles the second query's ReadyForQuery before the follower settles the
-// first (the follower waits only while an error's ReadyForQuery is missing), so the status it reads
-// is the second query's: after `COMMIT; SELECT 1/0` beside a `BEGIN`, `pg` says a block is open, the
-// follower takes the COMMIT as never run, keeps the block's change held, and the app's `ROLLBACK`
-// drops it. The change committed; the request's row neither lists nor counts it.
-//
-// Observed (on 9af36ea): the first and third tests fail (listedOrCounted 0, the contract stored);
-// the second, with `SELECT 1` beside it (no status change), keeps the count: the status read is
-// the second query's.
-//
-// Severity: low (pipeline mode and parallel queries on one runner are both uncommon; a committed
-// change goes missing from the row without being counted).
-//
-// Fix guess: settle a query with the status of its own ReadyForQuery: count the ReadyForQuery
-// messages on the connection (the follower listens to them already) against the queries sent, and
-// take the status from the one that answers this query; or, when `pg`'s `pipeline` is on, take the
-// status as not known.
+// With `pg`'s pipeline mode (`extra: { pipeline: true }`), queries made together on one runner are
+// sent at once, and their answers may be read together: the status `pg` keeps after them may be a
+// later query's. The follower then reads no status (as with a `pg` that keeps none) and follows
+// the statements alone: `COMMIT; SELECT 1/0` beside a `BEGIN` still counts the change its COMMIT
+// committed (docs/GUIDE.md, diffs section).
 import { Body, Controller, type INestApplication, Module, Post } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { InjectDataSource, TypeOrmModule } from '@nestjs/typeorm';
