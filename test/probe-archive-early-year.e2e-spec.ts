@@ -50,10 +50,14 @@ describe('probe: audit-archive of a month before the year 100', () => {
   it("archives the month's sealed row", async () => {
     const out: string[] = [];
     const err: string[] = [];
-    const code = await runArchive(['--url', trail.url(), '--month', '0050-03', '--out', join(trail.dir, 'early')], {}, {
-      out: (l) => out.push(l),
-      err: (l) => err.push(l),
-    });
+    const code = await runArchive(
+      ['--url', trail.url(), '--month', '0050-03', '--out', join(trail.dir, 'early')],
+      {},
+      {
+        out: (l) => out.push(l),
+        err: (l) => err.push(l),
+      },
+    );
     expect({ code, err, rowsLine: out[0] }).toEqual({
       code: 0,
       err: [],

@@ -55,10 +55,14 @@ describe('probe: audit-archive of a month inside a legacy partition retention re
   it('refuses the month, writing nothing into the archive directory', async () => {
     const out: string[] = [];
     const err: string[] = [];
-    const code = await runArchive(['--url', trail.url(), '--month', old, '--out', trail.archives], {}, {
-      out: (l) => out.push(l),
-      err: (l) => err.push(l),
-    });
+    const code = await runArchive(
+      ['--url', trail.url(), '--month', old, '--out', trail.archives],
+      {},
+      {
+        out: (l) => out.push(l),
+        err: (l) => err.push(l),
+      },
+    );
     const written = existsSync(join(trail.archives, `audit-${old}.seals.json`));
     expect({ code, refusal: err.map((l) => l.split(':').slice(0, 2).join(':')), written, out }).toEqual({
       code: 1,
