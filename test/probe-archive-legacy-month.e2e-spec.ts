@@ -15,10 +15,12 @@ import { monthsAgo } from './support/past-months';
 // checkpoint names `legacy..YYYY-MM`), is not recognised as removed: `audit-archive --month <that
 // month> --out DIR` reads no row, writes a new pair `audit-<month>.*` into DIR holding 0 rows of the
 // month, prints "<month> archived" and exits 0. The month's rows live only in the legacy archive; DIR
-// now also holds an archive claiming the month had none (which `audit-verify --archive` names
-// `archive_mislabelled`, so a job that checks its archives now fails).
+// now also holds an archive claiming the month had none (docs/LIFECYCLE.md says the offline check
+// names an archive with no row of its month unless a checkpoint of that month says it had none; that
+// check was not run here).
 //
-// Observed: exit 0, `audit-<month>.ndjson.gz` and `.seals.json` written with 0 rows.
+// Observed: exit 0, "audit-2026-08.ndjson.gz: 0 rows (0 of 2026-08), no seals", "0 seals, 0
+// checkpoints, 0 erasure entries", "2026-08 archived"; the pair is in DIR.
 //
 // Severity: low (no row is lost, the legacy archive is untouched; a misleading, failing archive is added).
 //
