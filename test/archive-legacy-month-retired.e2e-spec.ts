@@ -5,29 +5,14 @@ import { runRetention } from '../src/audit/lifecycle/retention-command';
 import { ArchiveErasureTrail } from './support/archive-erasure-trail';
 import { monthsAgo } from './support/past-months';
 
-// Promise (CHANGELOG Fixed; docs/LIFECYCLE.md, "Archives"): audit-archive "now refuses a month
-// retention removed (`AUDIT_MONTH_RETIRED`, exit 1)": "the database holds none of its rows, and the
-// archive retention wrote is the month's only copy, so a scheduled 'archive last month' job that runs
-// after retention, into the same directory, leaves it as it is".
-//
-// Break: the refusal looks only for a checkpoint whose month is exactly `--month`. A month whose rows
-// sat in the legacy partition, removed whole by `audit-retention --legacy --archive-dir DIR` (its
-// checkpoint names `legacy..YYYY-MM`), is not recognised as removed: `audit-archive --month <that
-// month> --out DIR` reads no row, writes a new pair `audit-<month>.*` into DIR holding 0 rows of the
-// month, prints "<month> archived" and exits 0. The month's rows live only in the legacy archive; DIR
-// now also holds an archive claiming the month had none (docs/LIFECYCLE.md says the offline check
-// names an archive with no row of its month unless a checkpoint of that month says it had none; that
-// check was not run here).
-//
-// Observed: exit 0, "audit-2026-08.ndjson.gz: 0 rows (0 of 2026-08), no seals", "0 seals, 0
-// checkpoints, 0 erasure entries", "2026-08 archived"; the pair is in DIR.
-//
-// Severity: low (no row is lost, the legacy archive is untouched; a misleading, failing archive is added).
-//
-// Fix guess: in writeArchive's retired check, also refuse a month whose span lies before the bound
-// of a legacy checkpoint (`retention_month` not a first day, month < its month + 1).
-describe('probe: audit-archive of a month inside a legacy partition retention removed', () => {
-  const database = 'probe_archive_legacy_month';
+// audit-archive refuses a month retention removed (`AUDIT_MONTH_RETIRED`, exit 1, nothing written;
+// CHANGELOG, docs/LIFECYCLE.md "Archives") when the month lay in the legacy partition and
+// `audit-retention --legacy --archive-dir DIR` removed it whole: its retention checkpoint names the
+// range (`legacy..YYYY-MM`), not the month. The database holds none of its rows and the legacy
+// archive is their only copy: a scheduled "archive that month" run into the same directory adds no
+// archive claiming the month had no row.
+describe('audit-archive of a month inside the legacy partition retention removed', () => {
+  const database = 'archive_legacy_month_retired';
   const trail = new ArchiveErasureTrail(database);
   const { log } = trail;
   /** Four months back: before the legacy bound (three months back), so its rows are in the legacy partition. */
