@@ -74,6 +74,33 @@ describe('a trigger the app role may make on audit_log never runs as the trail o
     }
   }, 120_000);
 
+  it('the separation check names MAINTAIN on a trail table granted to PUBLIC, and membership of pg_maintain', async () => {
+    const [{ version }] = await sql(`SELECT current_setting('server_version_num')::int AS version`);
+    expect(version).toBeGreaterThanOrEqual(170000);
+    await sql(`GRANT MAINTAIN ON audit_seal TO PUBLIC`);
+    await sql(`GRANT pg_maintain TO app_role`);
+    const client = new Client({ connectionString: db.url(database, APP.user, APP.password) });
+    await client.connect();
+    try {
+      const query = async (text: string, parameters: unknown[]) => (await client.query(text, parameters)).rows;
+      const { gaps } = await sealerSeparation(query, '"public"."audit_log"', '"public"."audit_seal"');
+      expect(gaps.map(({ role, runsAsOwner }) => ({ role, runsAsOwner }))).toEqual([
+        {
+          role: APP.user,
+          runsAsOwner: [
+            expect.stringMatching(/^MAINTAIN on ("public"\.|public\.)?audit_seal$/) as unknown,
+            expect.stringMatching(/^TRIGGER on ("public"\.|public\.)?audit_log$/) as unknown,
+          ],
+        },
+        { role: 'pg_maintain', runsAsOwner: ['MAINTAIN on every table'] },
+      ]);
+    } finally {
+      await client.end();
+      await sql(`REVOKE MAINTAIN ON audit_seal FROM PUBLIC`);
+      await sql(`REVOKE pg_maintain FROM app_role`);
+    }
+  }, 120_000);
+
   it("audit_log_erase refuses to run while the app role's trigger is on audit_log, a dry run too: the trigger never runs", async () => {
     const client = new Client({ connectionString: db.url(database, APP.user, APP.password) });
     await client.connect();
