@@ -318,31 +318,42 @@ export class AuditSealerBusyError extends Error {
 /**
  * The start-up warning of a sealer given credentials of its own while the app's role can still
  * append seals: the separation of docs/INTEGRITY.md, "Roles", is not in force. Names each way
- * (`gaps`): a superuser, INSERT on the seal table, or the trail's objects owned, by the app's role
- * itself or by a role it is a member of.
+ * (`gaps`): a superuser, INSERT on the seal table, the trail's objects owned, or a privilege on its
+ * tables that runs the role's code as their owner (TRIGGER, MAINTAIN), by the app's role itself or
+ * by a role it is a member of.
  *
  * @example
  * new Logger('AuditModule').warn(
- *   sealerRoleSharedWarning('"public"."audit_seal"', 'app_role', [{ role: 'sealer_role', own: false, superuser: false, insert: true, owns: [] }]),
+ *   sealerRoleSharedWarning('"public"."audit_seal"', 'app_role', [{ role: 'sealer_role', own: false, superuser: false, insert: true, owns: [], runsAsOwner: [] }]),
  * );
  */
 export function sealerRoleSharedWarning(
   sealTable: string,
   appRole: string,
-  gaps: readonly { role: string; own: boolean; superuser: boolean; insert: boolean; owns: readonly string[] }[],
+  gaps: readonly {
+    role: string;
+    own: boolean;
+    superuser: boolean;
+    insert: boolean;
+    owns: readonly string[];
+    runsAsOwner: readonly string[];
+  }[],
 ): string {
   const ways = gaps.map((gap) => {
     const held = [
       ...(gap.superuser ? ['is a superuser'] : []),
       ...(gap.insert && !gap.superuser ? [`holds INSERT on ${sealTable}`] : []),
       ...(gap.owns.length > 0 && !gap.superuser ? [`owns ${someOf(gap.owns)}`] : []),
+      ...(gap.runsAsOwner.length > 0 && !gap.superuser
+        ? [`holds ${someOf(gap.runsAsOwner)}, which runs its code as the trail's owner`]
+        : []),
     ].join(' and ');
     return gap.own ? `it ${held}` : `it is a member of ${gap.role}, which ${held}`;
   });
   return (
     `${AUDIT_ERROR_CODES.sealerRoleShared}: integrity.sealerDatabaseUrl is set, but the application's role ${appRole} can still append seals: ${ways.join('; ')}. ` +
-    `Whoever holds its credentials can append seals (an owner grants itself INSERT and turns the table's triggers off), so the separation is not in force ` +
-    `(the app's role must hold no INSERT on ${sealTable}, own none of the trail's tables, functions or schema, and be a member of no role that does: ` +
+    `Whoever holds its credentials can append seals (an owner grants itself INSERT and turns the table's triggers off; a trigger it makes runs as the owner inside the trail's functions), so the separation is not in force ` +
+    `(the app's role must hold no INSERT on ${sealTable}, no TRIGGER or MAINTAIN on the trail's tables (never GRANT ALL on them), own none of the trail's tables, functions or schema, and be a member of no role that does: ` +
     `a role of their own owns them; see docs/INTEGRITY.md, "Roles")`
   );
 }

@@ -18,13 +18,17 @@ const answeringRows = (rows: object[]) => {
 const answering = (row: Record<string, boolean>) => answeringRows([row]);
 
 /** A role the app's role is a member of, as the separation statement answers it. */
-const role = (name: string, held: { own?: boolean; superuser?: boolean; insert?: boolean; owns?: string[] } = {}) => ({
+const role = (
+  name: string,
+  held: { own?: boolean; superuser?: boolean; insert?: boolean; owns?: string[]; runsAsOwner?: string[] } = {},
+) => ({
   app: 'app_role',
   role: name,
   own: held.own ?? false,
   superuser: held.superuser ?? false,
   insert: held.insert ?? false,
   owns: held.owns ?? [],
+  runs_as_owner: held.runsAsOwner ?? [],
 });
 
 describe('sealer-roles: what the sealer role lacks, and how the app role could still append seals', () => {
@@ -58,15 +62,39 @@ describe('sealer-roles: what the sealer role lacks, and how the app role could s
     expect(await sealerSeparation(query, LOG, SEALS)).toEqual({
       appRole: 'app_role',
       gaps: [
-        { role: 'sealer_role', own: false, superuser: false, insert: true, owns: [] },
-        { role: 'trail_owner', own: false, superuser: false, insert: true, owns: ['audit_seal', 'audit_log'] },
-        { role: 'schema_owner', own: false, superuser: false, insert: false, owns: ['schema public'] },
+        { role: 'sealer_role', own: false, superuser: false, insert: true, owns: [], runsAsOwner: [] },
+        { role: 'trail_owner', own: false, superuser: false, insert: true, owns: ['audit_seal', 'audit_log'], runsAsOwner: [] },
+        { role: 'schema_owner', own: false, superuser: false, insert: false, owns: ['schema public'], runsAsOwner: [] },
       ],
     });
     expect(calls).toHaveLength(1);
     expect(calls[0][0]).toBe(LOG);
     expect(calls[0][1]).toEqual(expect.arrayContaining(['audit_seal', 'audit_seal_month', 'audit_month_chunk', 'audit_erasure_id']));
     expect(calls[0][2]).toBe(SEALS);
+  });
+
+  it('names a role whose code can run as the trail owner (TRIGGER, MAINTAIN), the app role itself or one it is a member of', async () => {
+    const { query } = answeringRows([
+      role('app_role', { own: true, runsAsOwner: ['TRIGGER on "public".audit_log'] }),
+      role('maintainer', { runsAsOwner: ['MAINTAIN on "public".audit_seal', 'MAINTAIN on "public".audit_log'] }),
+      role('pg_maintain', { runsAsOwner: ['MAINTAIN on every table'] }),
+      role('reader'),
+    ]);
+    expect(await sealerSeparation(query, LOG, SEALS)).toEqual({
+      appRole: 'app_role',
+      gaps: [
+        { role: 'app_role', own: true, superuser: false, insert: false, owns: [], runsAsOwner: ['TRIGGER on "public".audit_log'] },
+        {
+          role: 'maintainer',
+          own: false,
+          superuser: false,
+          insert: false,
+          owns: [],
+          runsAsOwner: ['MAINTAIN on "public".audit_seal', 'MAINTAIN on "public".audit_log'],
+        },
+        { role: 'pg_maintain', own: false, superuser: false, insert: false, owns: [], runsAsOwner: ['MAINTAIN on every table'] },
+      ],
+    });
   });
 
   it('finds nothing when the app role can append no seal', async () => {
@@ -80,18 +108,18 @@ describe('sealer-roles: what the sealer role lacks, and how the app role could s
       role('sealer_role', { insert: true }),
     ]);
     expect((await sealerSeparation(query, LOG, SEALS)).gaps).toEqual([
-      { role: 'postgres', own: true, superuser: true, insert: true, owns: ['audit_seal'] },
+      { role: 'postgres', own: true, superuser: true, insert: true, owns: ['audit_seal'], runsAsOwner: [] },
     ]);
     const member = answeringRows([role('app_role', { own: true }), role('postgres', { superuser: true, insert: true })]);
     expect((await sealerSeparation(member.query, LOG, SEALS)).gaps).toEqual([
-      { role: 'postgres', own: false, superuser: true, insert: true, owns: [] },
+      { role: 'postgres', own: false, superuser: true, insert: true, owns: [], runsAsOwner: [] },
     ]);
   });
 
   it('warns with each way, in the order found, and what the separation needs', () => {
-    const gap = (name: string, held: { own?: boolean; superuser?: boolean; insert?: boolean; owns?: string[] }) => {
-      const { role: r, own, superuser, insert, owns } = role(name, held);
-      return { role: r, own, superuser, insert, owns };
+    const gap = (name: string, held: { own?: boolean; superuser?: boolean; insert?: boolean; owns?: string[]; runsAsOwner?: string[] }) => {
+      const { role: r, own, superuser, insert, owns, runs_as_owner } = role(name, held);
+      return { role: r, own, superuser, insert, owns, runsAsOwner: runs_as_owner };
     };
     const text = sealerRoleSharedWarning(SEALS, 'app_role', [
       gap('app_role', { own: true, insert: true }),
@@ -101,14 +129,16 @@ describe('sealer-roles: what the sealer role lacks, and how the app role could s
         owns: ['audit_seal', 'audit_log', 'schema public', 'audit_log_erase(text)', 'audit_seal_months(date)'],
       }),
       gap('pg_database_owner', { owns: ['schema public'] }),
+      gap('maintainer', { runsAsOwner: ['TRIGGER on "public".audit_log', 'MAINTAIN on "public".audit_log'] }),
     ]);
     expect(text).toBe(
       `AUDIT_SEALER_ROLE_SHARED: integrity.sealerDatabaseUrl is set, but the application's role app_role can still append seals: ` +
         `it holds INSERT on ${SEALS}; it is a member of sealer_role, which holds INSERT on ${SEALS}; ` +
         `it is a member of trail_owner, which holds INSERT on ${SEALS} and owns audit_seal, audit_log, schema public and 2 more of the trail's objects; ` +
-        `it is a member of pg_database_owner, which owns schema public. ` +
-        `Whoever holds its credentials can append seals (an owner grants itself INSERT and turns the table's triggers off), so the separation is not in force ` +
-        `(the app's role must hold no INSERT on ${SEALS}, own none of the trail's tables, functions or schema, and be a member of no role that does: ` +
+        `it is a member of pg_database_owner, which owns schema public; ` +
+        `it is a member of maintainer, which holds TRIGGER on "public".audit_log, MAINTAIN on "public".audit_log, which runs its code as the trail's owner. ` +
+        `Whoever holds its credentials can append seals (an owner grants itself INSERT and turns the table's triggers off; a trigger it makes runs as the owner inside the trail's functions), so the separation is not in force ` +
+        `(the app's role must hold no INSERT on ${SEALS}, no TRIGGER or MAINTAIN on the trail's tables (never GRANT ALL on them), own none of the trail's tables, functions or schema, and be a member of no role that does: ` +
         `a role of their own owns them; see docs/INTEGRITY.md, "Roles")`,
     );
     expect(

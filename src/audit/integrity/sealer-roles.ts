@@ -52,6 +52,15 @@ export interface SeparationGap {
    * the tables' triggers off, replace the functions and drop the tables.
    */
   owns: string[];
+  /**
+   * What on the trail's tables lets its own code run as their owner, each as
+   * `TRIGGER on "public"."audit_log"`: TRIGGER (a trigger fires as the role whose statement
+   * fires it, the owner inside the trail's SECURITY DEFINER functions, and the owner may grant
+   * itself INSERT on the seal table), MAINTAIN (PostgreSQL 17+: VACUUM, ANALYZE, CLUSTER and
+   * REINDEX run as the owner), granted to it or, for the app's role, to PUBLIC; and membership
+   * of `pg_maintain` (MAINTAIN on every table).
+   */
+  runsAsOwner: string[];
 }
 
 /** What the app's role can do that the sealer's alone should: empty when the separation holds. */
@@ -68,6 +77,7 @@ interface GapRow {
   superuser: boolean;
   insert: boolean;
   owns: string[];
+  runs_as_owner: string[];
 }
 
 /**
@@ -76,7 +86,8 @@ interface GapRow {
  * `pg_has_role(…, 'MEMBER')` counts, inheriting or by `SET ROLE`, itself included), a superuser,
  * INSERT on the seal table, or ownership of the trail's tables (the audit table, its partitions,
  * the seal table and the tables the functions keep), functions (`audit_log_*`, `audit_seal_*`)
- * or schema. Every name in the statement is schema-qualified: the app role's `search_path`
+ * or schema, or a privilege on those tables that runs its code as their owner (TRIGGER, MAINTAIN:
+ * {@link SeparationGap.runsAsOwner}). Every name in the statement is schema-qualified: the app role's `search_path`
  * cannot change its answer.
  *
  * @example
@@ -100,10 +111,25 @@ export async function sealerSeparation(query: Query, logTable: string, sealTable
        UNION ALL
        SELECT n.nspowner, pg_catalog.concat('schema ', pg_catalog.quote_ident(n.nspname)), 2 FROM pg_catalog.pg_namespace AS n, log
         WHERE n.oid OPERATOR(pg_catalog.=) log.ns
+     ), grants AS (
+       SELECT a.grantee, pg_catalog.concat(a.privilege_type, ' on ', c.oid::pg_catalog.regclass::pg_catalog.text) AS name,
+              CASE WHEN c.relname OPERATOR(pg_catalog.=) 'audit_seal' THEN 0 WHEN c.oid OPERATOR(pg_catalog.=) log.oid THEN 1 ELSE 3 END AS rank
+         FROM pg_catalog.pg_class AS c CROSS JOIN log CROSS JOIN LATERAL pg_catalog.aclexplode(c.relacl) AS a
+        WHERE (c.oid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT t.relid::pg_catalog.oid FROM pg_catalog.pg_partition_tree(log.oid::pg_catalog.regclass) AS t))
+               OR (c.relnamespace OPERATOR(pg_catalog.=) log.ns AND c.relname OPERATOR(pg_catalog.=) ANY ($2::pg_catalog.name[])))
+          AND a.privilege_type OPERATOR(pg_catalog.=) ANY (ARRAY['TRIGGER', 'MAINTAIN']::pg_catalog.text[])
+          AND a.grantee OPERATOR(pg_catalog.<>) c.relowner
      )
      SELECT session_user::pg_catalog.text AS app, r.rolname::pg_catalog.text AS role, r.rolname OPERATOR(pg_catalog.=) session_user AS own,
             r.rolsuper AS superuser, pg_catalog.has_table_privilege(r.oid, $3, 'INSERT') AS insert,
-            ARRAY(SELECT o.name FROM objects AS o WHERE o.owner OPERATOR(pg_catalog.=) r.oid ORDER BY o.rank, o.name) AS owns
+            ARRAY(SELECT o.name FROM objects AS o WHERE o.owner OPERATOR(pg_catalog.=) r.oid ORDER BY o.rank, o.name) AS owns,
+            pg_catalog.array_cat(
+              ARRAY(SELECT g.name FROM grants AS g
+                     WHERE g.grantee OPERATOR(pg_catalog.=) r.oid
+                        OR (g.grantee OPERATOR(pg_catalog.=) 0::pg_catalog.oid AND r.rolname OPERATOR(pg_catalog.=) session_user)
+                     ORDER BY g.rank, g.name),
+              CASE WHEN r.rolname OPERATOR(pg_catalog.=) 'pg_maintain' THEN ARRAY['MAINTAIN on every table'] ELSE ARRAY[]::pg_catalog.text[] END
+            ) AS runs_as_owner
        FROM pg_catalog.pg_roles AS r
       WHERE pg_catalog.pg_has_role(session_user, r.oid, 'MEMBER')
       ORDER BY r.rolname OPERATOR(pg_catalog.=) session_user DESC, r.rolname`,
@@ -111,8 +137,8 @@ export async function sealerSeparation(query: Query, logTable: string, sealTable
   )) as GapRow[];
   const appRole = rows[0]?.app ?? '';
   const gaps = rows
-    .filter((row) => row.superuser || row.insert || row.owns.length > 0)
-    .map(({ role, own, superuser, insert, owns }) => ({ role, own, superuser, insert, owns }));
+    .filter((row) => row.superuser || row.insert || row.owns.length > 0 || row.runs_as_owner.length > 0)
+    .map(({ role, own, superuser, insert, owns, runs_as_owner }) => ({ role, own, superuser, insert, owns, runsAsOwner: runs_as_owner }));
   // A superuser is a member of every role: that one fact says it all.
   const own = gaps.find((gap) => gap.own);
   return { appRole, gaps: own?.superuser ? [own] : gaps };

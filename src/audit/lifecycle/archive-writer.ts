@@ -16,7 +16,7 @@ import { type ArchiveFiles, boundedArchiveFiles } from './archive-files';
 import { ARCHIVE_COLUMNS, ARCHIVE_FORMAT, archiveFiles, type ArchiveHeader, toArchivedSeal } from './archive-format';
 import { decodeRetained } from './checkpoint';
 import { type SealHead, sealHeads } from './month-analysis';
-import { monthSpan, retentionMonthSql } from './legacy-range';
+import { legacyBoundOf, monthSpan, retentionMonthSql } from './legacy-range';
 
 /** Rows a cursor returns at a time. */
 const FETCH = 5_000;
@@ -97,17 +97,25 @@ async function writeLocked(client: Client, run: ArchiveRun, disk: ArchiveFiles, 
   await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
   try {
     await client.query(PIN_SEARCH_PATH_SQL);
+    // The month's own checkpoint, or that of a legacy range holding it (a last day, on or after the month's first).
     const [retired] = await query(
-      `SELECT s.seq::text AS seq FROM ${sealTable} AS s
-       WHERE s.retention_month IS NOT NULL AND ${retentionMonthSql('s.retention_month')} OPERATOR(pg_catalog.=) $1 ORDER BY s.seq LIMIT 1`,
-      [run.month],
+      `SELECT s.seq::text AS seq, ${retentionMonthSql('s.retention_month')} AS month FROM ${sealTable} AS s
+       WHERE s.retention_month IS NOT NULL
+         AND (${retentionMonthSql('s.retention_month')} OPERATOR(pg_catalog.=) $1
+              OR (pg_catalog.date_part('day', s.retention_month) OPERATOR(pg_catalog.<>) 1 AND s.retention_month >= $2::pg_catalog.date))
+       ORDER BY s.seq LIMIT 1`,
+      [run.month, legacyBoundOf(run.month) === null ? `${run.month}-01` : null],
     );
     if (retired) {
+      const checkpoint =
+        retired.month === run.month
+          ? `its retention checkpoint is seal ${retired.seq as string}`
+          : `it lay in the legacy partition, whose retention checkpoint ${retired.month as string} is seal ${retired.seq as string}`;
       return {
         written: false,
         code: 'AUDIT_MONTH_RETIRED',
         refused:
-          `${run.month} was removed by retention (its retention checkpoint is seal ${retired.seq as string}): the database holds none ` +
+          `${run.month} was removed by retention (${checkpoint}): the database holds none ` +
           `of its rows, and the archive retention wrote of it is the month's only copy; nothing written`,
       };
     }

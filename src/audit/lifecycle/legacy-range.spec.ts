@@ -28,6 +28,15 @@ describe('legacy-range', () => {
     expect(monthSpan('legacy..2026-11')).toEqual({ from: -Infinity, to: Date.UTC(2026, 11, 1) });
   });
 
+  it('spans, marks and bounds the months of the years 0001 to 0099 as those years, not as 1901 to 1999', () => {
+    expect(monthSpan('0050-03')).toEqual({ from: Date.parse('0050-03-01T00:00:00Z'), to: Date.parse('0050-04-01T00:00:00Z') });
+    expect(monthSpan('0099-12')).toEqual({ from: Date.parse('0099-12-01T00:00:00Z'), to: Date.parse('0100-01-01T00:00:00Z') });
+    expect(monthSpan('0001-01').from).toBe(Date.parse('0001-01-01T00:00:00Z'));
+    expect(monthSpan('legacy..0050-02')).toEqual({ from: -Infinity, to: Date.parse('0050-03-01T00:00:00Z') });
+    expect(legacyMark('0050-01')).toBe('legacy..0049-12');
+    expect(legacyBoundOf('legacy..0099-12')).toBe('0100-01');
+  });
+
   it('takes a month or the legacy range as an archive names it, nothing else', () => {
     for (const good of ['2026-01', '2026-12', 'legacy..2026-11']) expect(MONTH_OR_LEGACY_PATTERN.test(good)).toBe(true);
     for (const bad of ['2026-13', '2026-00', 'legacy', 'legacy..2026-13', 'legacy.2026-11', '../2026-11', 'legacy..2026-11/..']) {

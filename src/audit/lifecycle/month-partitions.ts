@@ -25,13 +25,17 @@ export function monthOf(ms: number): string {
 }
 
 /**
- * The first instant (UTC) of a month `YYYY-MM`, `plus` months later, in ms.
+ * The first instant (UTC) of a month `YYYY-MM`, `plus` months later, in ms. The years 0001 to
+ * 0099 are those years (`Date.UTC` would read them as 1900 to 1999).
  *
  * @example
  * new Date(monthStart('2026-12', 1)).toISOString(); // '2027-01-01T00:00:00.000Z'
+ * new Date(monthStart('0050-03')).toISOString(); // '0050-03-01T00:00:00.000Z'
  */
 export function monthStart(month: string, plus = 0): number {
-  return Date.UTC(Number(month.slice(0, 4)), Number(month.slice(5, 7)) - 1 + plus, 1);
+  const start = new Date(0);
+  start.setUTCFullYear(Number(month.slice(0, 4)), Number(month.slice(5, 7)) - 1 + plus, 1);
+  return start.getTime();
 }
 
 /**
