@@ -394,7 +394,10 @@ describe('redactText', () => {
   const longNames = Array.from({ length: 31 }, (_, i) => `column_with_a_rather_long_name_${i}`).join(', ');
   it.each([
     [`Key (${jsonList})=(s3cr3t, ${'a, '.repeat(30)}b) already exists.`, `Key (${jsonList})=${REDACTED} already exists.`],
-    [`Key (${longNames}, lower(api_token))=(${'a, '.repeat(31)}s3cr3t) already exists.`, `Key (${longNames}, lower(api_token))=${REDACTED} already exists.`],
+    [
+      `Key (${longNames}, lower(api_token))=(${'a, '.repeat(31)}s3cr3t) already exists.`,
+      `Key (${longNames}, lower(api_token))=${REDACTED} already exists.`,
+    ],
     [
       `Key (token)=(a) already exists. Key (${longNames})=(b) already exists.`,
       `Key (token)=${REDACTED} already exists. Key (${longNames})=(b) already exists.`,
