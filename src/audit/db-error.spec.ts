@@ -57,6 +57,41 @@ describe('sanitizeDbError', () => {
     );
   });
 
+  // TypeORM takes the credentials of `replication.master` and `replication.slaves` when replication
+  // is configured, and the pg pool takes `extra` as given, over the options TypeORM passes it.
+  const refused = new Error('password authentication failed for user "ledger_writer" (pw0rd-1) at primary.internal');
+  it.each([
+    ['replication.master', { replication: { master: { url: 'postgres://ledger_writer:pw0rd-1@primary.internal:5432/app' }, slaves: [] } }],
+    [
+      'a replication slave',
+      { replication: { master: { host: 'replica.internal' }, slaves: [{ url: 'postgres://ledger_writer:pw0rd-1@primary.internal/app' }] } },
+    ],
+    [
+      'the fields of replication.master',
+      { replication: { master: { host: 'primary.internal', username: 'ledger_writer', password: 'pw0rd-1' }, slaves: [] } },
+    ],
+    [
+      'the fields of a second replication slave',
+      {
+        replication: {
+          master: {},
+          slaves: [{ host: 'replica.internal' }, { host: 'primary.internal', username: 'ledger_writer', password: 'pw0rd-1' }],
+        },
+      },
+    ],
+    ['extra.connectionString', { host: 'localhost', extra: { connectionString: 'postgres://ledger_writer:pw0rd-1@primary.internal/app' } }],
+    ['the fields of extra', { extra: { host: 'primary.internal', user: 'ledger_writer', password: 'pw0rd-1' } }],
+  ])('removes the user, password and host given in %s', (_where, options) => {
+    expect(sanitizeDbError(refused, connectionSecrets(options)).message).toBe(
+      'password authentication failed for user "[redacted]" ([redacted]) at [redacted]',
+    );
+  });
+
+  it('keeps a user, password and host the DataSource options do not give', () => {
+    const options = { host: 'localhost', replication: { master: { username: 'app' }, slaves: [] }, extra: { max: 10 } };
+    expect(sanitizeDbError(refused, connectionSecrets(options)).message).toBe(refused.message);
+  });
+
   it('adds what to do for the failures an operator fixes from the message alone', () => {
     const missing = Object.assign(new Error('relation "audit_log" does not exist'), { code: '42P01' });
     expect(sanitizeDbError(missing, []).message).toBe('relation "audit_log" does not exist (run the CreateAuditLog migration)');

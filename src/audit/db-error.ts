@@ -115,19 +115,43 @@ export function isPartitionRouting(error: unknown): boolean {
   return driver.code === '23514' && (typeof driver.constraint !== 'string' || driver.constraint === '');
 }
 
-/** The literal connection secrets of TypeORM DataSource options, for {@link sanitizeDbError}. */
+/**
+ * The literal connection secrets of TypeORM DataSource options, for {@link sanitizeDbError}: the
+ * `url`, `host`, `username` and `password` of the options, of `replication.master` and of each of
+ * `replication.slaves` (where TypeORM takes them with replication configured), and the
+ * `connectionString`, `host`, `user` and `password` of `extra` (options the pg pool reads as
+ * given), with the host, user and password of each URL.
+ *
+ * @example
+ * connectionSecrets({ replication: { master: { url: 'postgres://app:pw0rd@db/a' }, slaves: [] } }); // includes 'app', 'pw0rd', 'db'
+ */
 export function connectionSecrets(options: object | undefined): string[] {
-  const o = (options ?? {}) as Record<string, unknown>;
-  const secrets = [o.url, o.password, o.host, o.username].filter((v): v is string => typeof v === 'string');
-  if (typeof o.url === 'string') {
-    try {
-      const url = new URL(o.url);
-      secrets.push(url.hostname, decodeURIComponent(url.password), decodeURIComponent(url.username), url.host);
-      // Node writes an IPv6 address without the brackets a URL puts around it.
-      if (url.hostname.startsWith('[')) secrets.push(url.hostname.slice(1, -1));
-    } catch {
-      // An unparsable URL is still removed whole by the literal match above.
-    }
+  const o = record(options);
+  const replication = record(o.replication);
+  const slaves = Array.isArray(replication.slaves) ? replication.slaves : [];
+  const extra = record(o.extra);
+  const secrets: string[] = [];
+  for (const credentials of [o, record(replication.master), ...slaves.map(record)]) {
+    addSecrets(secrets, credentials.url, credentials.host, credentials.username, credentials.password);
   }
-  return secrets.filter((s) => s.length > 0).sort((a, b) => b.length - a.length);
+  addSecrets(secrets, extra.connectionString, extra.host, extra.user, extra.password);
+  return [...new Set(secrets)].filter((s) => s.length > 0).sort((a, b) => b.length - a.length);
+}
+
+function record(value: unknown): Record<string, unknown> {
+  return typeof value === 'object' && value !== null ? (value as Record<string, unknown>) : {};
+}
+
+/** Adds each of the strings given, and the host, user and password of `url`. */
+function addSecrets(secrets: string[], url: unknown, ...literals: unknown[]): void {
+  for (const value of [url, ...literals]) if (typeof value === 'string') secrets.push(value);
+  if (typeof url !== 'string') return;
+  try {
+    const parsed = new URL(url);
+    secrets.push(parsed.hostname, decodeURIComponent(parsed.password), decodeURIComponent(parsed.username), parsed.host);
+    // Node writes an IPv6 address without the brackets a URL puts around it.
+    if (parsed.hostname.startsWith('[')) secrets.push(parsed.hostname.slice(1, -1));
+  } catch {
+    // An unparsable URL is still removed whole by the literal match.
+  }
 }

@@ -387,6 +387,30 @@ describe('redactText', () => {
     expect(redactText(text, isRedacted)).toBe(expected);
   });
 
+  // An index may hold 32 columns, each an expression PostgreSQL writes deparsed with its casts: the
+  // column list is read back to its opening however long it is, never into the detail before it.
+  const jsonKeys = ['api_token', ...Array.from({ length: 31 }, (_, i) => `document_key_${i}`)];
+  const jsonList = jsonKeys.map((key) => `(payload ->> '${key}'::text)`).join(', ');
+  const longNames = Array.from({ length: 31 }, (_, i) => `column_with_a_rather_long_name_${i}`).join(', ');
+  it.each([
+    [`Key (${jsonList})=(s3cr3t, ${'a, '.repeat(30)}b) already exists.`, `Key (${jsonList})=${REDACTED} already exists.`],
+    [
+      `Key (${longNames}, lower(api_token))=(${'a, '.repeat(31)}s3cr3t) already exists.`,
+      `Key (${longNames}, lower(api_token))=${REDACTED} already exists.`,
+    ],
+    [
+      `Key (token)=(a) already exists. Key (${longNames})=(b) already exists.`,
+      `Key (token)=${REDACTED} already exists. Key (${longNames})=(b) already exists.`,
+    ],
+    [
+      `Key (${longNames}, "apiToken")=(${'a, '.repeat(31)}s3cr3t) conflicts with existing key (${longNames}, "apiToken")=(${'a, '.repeat(31)}s3cr3t).`,
+      `Key (${longNames}, "apiToken")=${REDACTED} conflicts with existing key (${longNames}, "apiToken")=${REDACTED}.`,
+    ],
+  ])('a PostgreSQL key detail whose column list is longer than 256 characters: %#', (text, expected) => {
+    expect(Math.min(jsonList.length, longNames.length)).toBeGreaterThan(256);
+    expect(redactText(text, isRedacted)).toBe(expected);
+  });
+
   // A quoted value ends at its closing quote, whatever the depth of encoding; escaped quotes are in it.
   it.each([
     [JSON.stringify({ password: 'p"s3cr3t' }), `{"password":"${REDACTED}"}`],

@@ -194,7 +194,10 @@ function afterEscapeDigit(text: string, at: number): boolean {
   return text[at - 2] === '%' || (text[at - 4] === '%' && text[at - 3] === '2' && text[at - 2] === '5');
 }
 
-/** How far back the `(` of a PostgreSQL key detail's column list is looked for. */
+/**
+ * How far back from a key's `)` the `(` of a column list is looked for, when the list is closed by
+ * a key and its separator (`(id, token)=x`) rather than by a key detail's `)=(`, which is read whole.
+ */
 const MAX_COLUMN_LIST = 256;
 
 /** The word that ends one space or tab before `at` (at most 64 characters of it), or '' when there is none. */
@@ -228,9 +231,10 @@ const KEY_DETAIL_END = / (?:already exists|is not present|is still referenced|is
  * PostgreSQL's key details, `Key (<columns>)=(<values>) already exists.`: the values become
  * `[REDACTED]` when any identifier of the column list is a secret, a quoted one (`"apiToken"`, as
  * TypeORM names a camelCase column) or one in an expression (`lower(token)`, `(data ->> 'token')`).
- * The column list is looked for at most {@link MAX_COLUMN_LIST} characters back, never past the
- * detail before it; the values run to the ')' before what PostgreSQL writes after them, across
- * line breaks, or to the end of the text.
+ * The column list is looked for back to its opening however long it is (an expression index's
+ * columns are written deparsed, with their casts), never past the detail before it, so each
+ * character is read back once at most; the values run to the ')' before what PostgreSQL writes
+ * after them, across line breaks, or to the end of the text.
  */
 function redactKeyDetails(text: string, isRedacted: (key: string) => boolean): string {
   if (!text.includes(KEY_DETAIL)) return text;
@@ -238,7 +242,7 @@ function redactKeyDetails(text: string, isRedacted: (key: string) => boolean): s
   let done = 0;
   let floor = 0;
   for (let at = text.indexOf(KEY_DETAIL); at >= 0; at = text.indexOf(KEY_DETAIL, floor)) {
-    const open = columnListStart(text, at, Math.max(floor, at - MAX_COLUMN_LIST));
+    const open = columnListStart(text, at, floor);
     floor = at + 3;
     // PostgreSQL writes the list after a word and a space (`Key (`, `existing key (`, `contains (`);
     // one holding the marker was redacted already, as a value of another key.

@@ -1,27 +1,17 @@
-// Promise (docs/FAILURES.md, "Safe output"): "PostgreSQL's key detail, `Key (token)=(…) already
-// exists`, whichever of its columns is a secret. A column may be quoted … or inside an index
-// expression (`Key (lower(token))=(…)`)." and redaction.ts: "a quoted one … or one in an
-// expression (`lower(token)`, `(data ->> 'token')`)".
-// Break: the key detail's column list is looked for at most 256 characters back from its `)=(`.
-// PostgreSQL writes an expression index's columns deparsed, with their casts: a unique index of a
-// JSON document's keys (`(payload ->> 'api_token')` and six more keys), or a composite unique
-// index of long column names whose last part is an expression (`lower(…)`), passes 256
-// characters. The list is then not read, and nothing else redacts the values. (A plain list of
-// column names as long is redacted: tried, it held.)
-// Observed: the secret value of `api_token` is stored as PostgreSQL wrote it, in the row's text
-// (and so on stderr and in Sentry, which read the same normalized entry).
-// Severity: medium (a secret stored in the trail; document stores with expression indexes over
-// several keys are common). Fix guess: find the `Key (` / `existing key (` opening before `)=(`
-// without a fixed 256-character bound (PostgreSQL caps an index at 32 columns, so the list is
-// bounded by the detail itself: scan back to the opening that follows `Key ` or `key `, still
-// never past the previous detail, which keeps the reading linear).
+// A PostgreSQL key detail whose column list is longer than 256 characters is redacted like a short
+// one (docs/FAILURES.md, "Safe output"): PostgreSQL writes an expression index's columns deparsed,
+// with their casts, so a unique index over several keys of a JSON document
+// (`(payload ->> 'api_token'::text), …`), or over long column names ending in an expression
+// (`lower(…)`), writes a list of more than 256 characters. The values of such a detail, as real
+// PostgreSQL writes it, do not reach the stored entry (and so neither stderr nor Sentry, which
+// read the same normalized entry) when one of its columns names a secret.
 import { type DatabaseError } from 'pg';
 import { AuditEntryNormalizer } from '../src/audit/audit-entry';
 import { AUDIT_DEFAULTS } from '../src/audit/audit-options';
 import { TestPostgres } from './support/postgres';
 
 describe('a PostgreSQL key detail with a column list longer than 256 characters', () => {
-  const database = 'probe_long_key_list';
+  const database = 'redaction_long_key_list';
   const secret = 's3cretdonotlog42';
   let db: TestPostgres;
   const normalizer = new AuditEntryNormalizer(AUDIT_DEFAULTS.redactKeys, 64 * 1024);
