@@ -107,7 +107,9 @@ describe('probe: the owner of a row inserted by a cascade', () => {
   });
 
   it("lists the contract's new client when a client takes it through its list", async () => {
-    const first = await request(app.getHttpServer()).post('/clients').send({ name: 'First', titles: ['Lease'] });
+    const first = await request(app.getHttpServer())
+      .post('/clients')
+      .send({ name: 'First', titles: ['Lease'] });
     const second = await request(app.getHttpServer()).post('/clients').send({ name: 'Second', titles: [] });
     const from = (first.body as { id: number }).id;
     const to = (second.body as { id: number }).id;
@@ -119,7 +121,11 @@ describe('probe: the owner of a row inserted by a cascade', () => {
     const change = ((changes.entities ?? []) as { type: string; id?: unknown; op?: string; fields?: Record<string, unknown> }[]).find(
       (entry) => entry.type === 'ClientContract',
     );
-    expect({ id: change?.id, op: change?.op, omitted: changes.entitiesOmitted }).toEqual({ id: lease.id, op: 'update', omitted: undefined });
+    expect({ id: change?.id, op: change?.op, omitted: changes.entitiesOmitted }).toEqual({
+      id: lease.id,
+      op: 'update',
+      omitted: undefined,
+    });
     // Its old client as loaded (or "unknown" where TypeORM did not load it), and the new one.
     expect([
       [from, to],

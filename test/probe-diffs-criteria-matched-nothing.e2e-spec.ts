@@ -39,7 +39,13 @@ class IgnoredInsertController {
   /** Imports a contract unless one with its id exists (ON CONFLICT DO NOTHING). */
   @Post('contracts/:id/import')
   async import(@Param('id') id: string, @Body() body: { title: string; counterparty: string }): Promise<void> {
-    await this.db.createQueryBuilder().insert().into(Contract).values({ id, ...body }).orIgnore().execute();
+    await this.db
+      .createQueryBuilder()
+      .insert()
+      .into(Contract)
+      .values({ id, ...body })
+      .orIgnore()
+      .execute();
   }
 }
 

@@ -83,11 +83,7 @@ describe('probe: audited rows changed by a database cascade', () => {
 
   beforeAll(async () => {
     db = await TestPostgres.start();
-    app = await startDiffsApp(
-      db,
-      { mode: 'sync' },
-      { entities: [Customer, CustomerContract, Ticket], controllers: [CustomersController] },
-    );
+    app = await startDiffsApp(db, { mode: 'sync' }, { entities: [Customer, CustomerContract, Ticket], controllers: [CustomersController] });
   }, 60_000);
 
   afterAll(async () => {

@@ -89,7 +89,11 @@ describe('probe: a change after a million objects in a JSON value', () => {
     const entities = (changes.entities ?? []) as { type: string; op: string; fields?: Record<string, unknown> }[];
     const listed = entities.some((change) => change.type === 'Workspace' && change.op === 'update' && 'document' in (change.fields ?? {}));
     const omitted = typeof changes.entitiesOmitted === 'number' && changes.entitiesOmitted > 0;
-    const found = listed ? 'listed' : omitted ? 'counted in entitiesOmitted' : `neither listed nor counted: ${JSON.stringify(changes).slice(0, 300)}`;
+    const found = listed
+      ? 'listed'
+      : omitted
+        ? 'counted in entitiesOmitted'
+        : `neither listed nor counted: ${JSON.stringify(changes).slice(0, 300)}`;
     expect(['listed', 'counted in entitiesOmitted']).toContain(found);
   }, 120_000);
 });

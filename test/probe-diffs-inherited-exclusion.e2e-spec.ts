@@ -71,7 +71,10 @@ describe('probe: an exclusion declared on an audited parent entity', () => {
   });
 
   it("keeps the parent's excluded salary out of the parent's diffs (the rule works)", async () => {
-    const answer = await request(app.getHttpServer()).post('/people').set('x-request-id', 'probe-person').send({ name: 'Ann', salary: 91000 });
+    const answer = await request(app.getHttpServer())
+      .post('/people')
+      .set('x-request-id', 'probe-person')
+      .send({ name: 'Ann', salary: 91000 });
     expect(answer.status).toBe(201);
     const { id } = answer.body as { id: number };
     expect((await changesOf(db, 'probe-person')).entities).toEqual([

@@ -90,7 +90,9 @@ describe('probe: one history page of an entity with a long history of its own', 
     const scans: string[] = [];
     const walk = (node: PlanNode): void => {
       if (node['Relation Name'] !== undefined)
-        scans.push(`${node['Node Type']} on ${node['Relation Name']}: ${node['Actual Rows']} rows, ${node['Rows Removed by Filter'] ?? 0} removed by filter`);
+        scans.push(
+          `${node['Node Type']} on ${node['Relation Name']}: ${node['Actual Rows']} rows, ${node['Rows Removed by Filter'] ?? 0} removed by filter`,
+        );
       (node.Plans ?? []).forEach(walk);
     };
     walk(plans[0].Plan);
