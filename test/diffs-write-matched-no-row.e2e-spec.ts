@@ -6,31 +6,11 @@ import { DataSource } from 'typeorm';
 import { changesOf, Contract, startDiffsApp } from './support/diffs-app';
 import { TestPostgres } from './support/postgres';
 
-// Promise (docs/GUIDE.md, "Before/after diffs"): `changes.entities` holds the changes of audited
-// entities "made inside a mutating request"; "Only committed changes are reported"; for writes by
-// criteria "the change says so: `"before": "unknown"`, the values written under `after` (none
-// for a delete) and `"id": null`, since TypeORM does not say which rows matched".
-//
-// Break: an `update()` or `delete()` by criteria that matched no row changed nothing, yet the
-// request's row carries a change of the entity (op `update` with the values "written", op
-// `remove`), exactly as if rows had been changed or deleted. PostgreSQL does say how many rows
-// matched (the command tag's count, which `pg` gives as `rowCount` and the module's query
-// follower already reads in `afterQuery`), so the trail states a write that never happened.
-//
-// The same holds for `insert().orIgnore()` (INSERT … ON CONFLICT DO NOTHING) that met its
-// conflict: the trail shows the existing contract, by its id, "inserted" with a title it never
-// had, although PostgreSQL inserted nothing (rowCount 0).
-//
-// Observed: `update({ counterparty: 'Nobody' }, { counterparty: 'Renamed' })` and
-// `delete({ counterparty: 'Nobody' })` on a table without such a row, and an ignored insert of an
-// existing id, each leave a change in `changes.entities` (see the failing expectations).
-//
-// Severity: low (a false "update"/"remove" of an entity on the trail, by criteria only; an
-// investigator reading it cannot tell it from a real bulk change).
-//
-// Fix guess: carry the statement's row count to the change (the UPDATE/DELETE's `rowCount` seen
-// in `afterQuery` on the same runner, right before the entity event) and drop a change by
-// criteria whose count is 0, or record the count (`"rows": 0`) beside it.
+// docs/GUIDE.md, "Before/after diffs": `changes.entities` holds the changes of audited entities a
+// request made. A write by criteria or through a query builder that PostgreSQL says wrote no row
+// (an `update()` or `delete()` whose criteria matched nothing, an insert that ignored its conflict)
+// changed nothing, and is not listed: the existing contract is never shown "inserted" with a
+// title it never had.
 
 @Controller()
 class IgnoredInsertController {
@@ -49,7 +29,7 @@ class IgnoredInsertController {
   }
 }
 
-describe('probe: writes by criteria that matched no row', () => {
+describe('writes by criteria that matched no row', () => {
   let db: TestPostgres;
   let app: INestApplication<Server>;
   let lease: string;
@@ -70,30 +50,30 @@ describe('probe: writes by criteria that matched no row', () => {
   it('lists no update when update() by criteria matched nothing', async () => {
     const answer = await request(app.getHttpServer())
       .post('/contracts/rename-counterparty')
-      .set('x-request-id', 'probe-nothing-renamed')
+      .set('x-request-id', 'nothing-renamed')
       .send({ from: 'Nobody', to: 'Renamed' });
     expect(answer.status).toBe(201);
     expect(await db.query("SELECT count(*)::int AS n FROM contract WHERE counterparty = 'Renamed'")).toEqual([{ n: 0 }]);
-    expect((await changesOf(db, 'probe-nothing-renamed')).entities).toBeUndefined();
+    expect((await changesOf(db, 'nothing-renamed')).entities).toBeUndefined();
   });
 
   it('lists no removal when delete() by criteria matched nothing', async () => {
     const answer = await request(app.getHttpServer())
       .post('/contracts/purge')
-      .set('x-request-id', 'probe-nothing-purged')
+      .set('x-request-id', 'nothing-purged')
       .send({ counterparty: 'Nobody' });
     expect(answer.status).toBe(201);
     expect(await db.query('SELECT count(*)::int AS n FROM contract')).toEqual([{ n: 1 }]);
-    expect((await changesOf(db, 'probe-nothing-purged')).entities).toBeUndefined();
+    expect((await changesOf(db, 'nothing-purged')).entities).toBeUndefined();
   });
 
   it('lists no insert when an insert that ignores conflicts inserted nothing', async () => {
     const answer = await request(app.getHttpServer())
       .post(`/contracts/${lease}/import`)
-      .set('x-request-id', 'probe-nothing-imported')
+      .set('x-request-id', 'nothing-imported')
       .send({ title: 'Forged title', counterparty: 'Acme' });
     expect(answer.status).toBe(201);
     expect(await db.query('SELECT title FROM contract WHERE id = $1', [lease])).toEqual([{ title: 'Lease' }]);
-    expect((await changesOf(db, 'probe-nothing-imported')).entities).toBeUndefined();
+    expect((await changesOf(db, 'nothing-imported')).entities).toBeUndefined();
   });
 });
