@@ -7,28 +7,13 @@ import { AuditedEntity } from '../src/audit';
 import { changesOf, startDiffsApp } from './support/diffs-app';
 import { TestPostgres } from './support/postgres';
 
-// Promise (docs/GUIDE.md, "Before/after diffs"): an `update` lists "the properties and relations
-// TypeORM found changed, if their values differ", and "A property written with the value it had
-// (a `simple-json` object with its keys reordered, say) is not listed".
-//
-// Break: `numeric` and `bigint` columns are loaded by TypeORM as text ("12.50", "7"), while an app
-// sets them from a JSON body as numbers (12.5, 7). TypeORM then writes them again, and the diff
-// compares the two JavaScript values as they are: "12.50" is not 12.5, so the property is listed
-// as changed although the column holds exactly what it held (numeric(10,2) stores 12.50 again).
-// A form that sends every field back puts a change of the price and of the stock on every save.
-//
-// Observed: a PATCH that changes only `label` (the body repeats `price: 12.5, stock: 7`) is
-// recorded as `{ price: ["12.50", 12.5], stock: ["7", 7], label: ["Old", "New"] }`.
-//
-// Severity: low (false changes, numerically equal; the trail claims a price was changed when it
-// was not, and the real change is buried among them).
-//
-// Fix guess: compare a numeric or bigint column's values as the column stores them (both
-// through the driver's persist form, or as decimals normalized: no sign of zero, no trailing
-// zeros past the scale) before listing the pair.
+// docs/GUIDE.md, "Before/after diffs": a property written with the value it had is not listed.
+// TypeORM loads `numeric` and `bigint` columns as text ("12.50", "7") while an app sets them from a
+// JSON body as numbers (12.5, 7): such values are compared as the column stores them (a `numeric`
+// rounded to its scale), so a form that sends every field back lists only what it changed.
 
 @AuditedEntity({ type: 'Product' })
-@Entity('probe_product')
+@Entity('decimal_product')
 class Product {
   @PrimaryGeneratedColumn() id!: number;
   @Column('text') label!: string;
@@ -55,7 +40,7 @@ class ProductsController {
   }
 }
 
-describe('probe: a numeric or bigint column written with the value it had', () => {
+describe('a numeric or bigint column written with the value it had', () => {
   let db: TestPostgres;
   let app: INestApplication<Server>;
 
@@ -72,19 +57,44 @@ describe('probe: a numeric or bigint column written with the value it had', () =
   it('lists only the label, the one property whose value changed', async () => {
     const created = await request(app.getHttpServer())
       .post('/products')
-      .set('x-request-id', 'probe-product-create')
+      .set('x-request-id', 'product-create')
       .send({ label: 'Old', price: 12.5, stock: 7 });
     expect(created.status).toBe(201);
     const { id } = created.body as { id: number };
-    const before = await db.query('SELECT price::text AS price, stock::text AS stock FROM probe_product');
+    const before = await db.query('SELECT price::text AS price, stock::text AS stock FROM decimal_product');
     const updated = await request(app.getHttpServer())
       .patch(`/products/${id}`)
-      .set('x-request-id', 'probe-product-update')
+      .set('x-request-id', 'product-update')
       .send({ label: 'New', price: 12.5, stock: 7 });
     expect(updated.status).toBe(200);
     // The price and the stock columns hold what they held.
-    expect(await db.query('SELECT price::text AS price, stock::text AS stock FROM probe_product')).toEqual(before);
-    const changes = await changesOf(db, 'probe-product-update');
+    expect(await db.query('SELECT price::text AS price, stock::text AS stock FROM decimal_product')).toEqual(before);
+    const changes = await changesOf(db, 'product-update');
     expect(changes.entities).toEqual([{ type: 'Product', id, op: 'update', fields: { label: ['Old', 'New'] } }]);
+  });
+
+  it('lists a value rounded to what the column holds as no change, and a changed price as one', async () => {
+    const created = await request(app.getHttpServer())
+      .post('/products')
+      .set('x-request-id', 'priced-create')
+      .send({ label: 'Lamp', price: 40, stock: 3 });
+    expect(created.status).toBe(201);
+    const { id } = created.body as { id: number };
+    // numeric(10,2) stores 40.004 as 40.00: the price it held.
+    const rounded = await request(app.getHttpServer())
+      .patch(`/products/${id}`)
+      .set('x-request-id', 'priced-rounded')
+      .send({ label: 'Lamp', price: 40.004, stock: 3 });
+    expect(rounded.status).toBe(200);
+    expect(await db.query('SELECT price::text AS price FROM decimal_product WHERE id = $1', [id])).toEqual([{ price: '40.00' }]);
+    expect((await changesOf(db, 'priced-rounded')).entities).toBeUndefined();
+    const repriced = await request(app.getHttpServer())
+      .patch(`/products/${id}`)
+      .set('x-request-id', 'priced-changed')
+      .send({ label: 'Lamp', price: 40.01, stock: 30 });
+    expect(repriced.status).toBe(200);
+    expect((await changesOf(db, 'priced-changed')).entities).toEqual([
+      { type: 'Product', id, op: 'update', fields: { price: ['40.00', 40.01], stock: ['3', 30] } },
+    ]);
   });
 });
