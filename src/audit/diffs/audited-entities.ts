@@ -1,6 +1,6 @@
 import { type EntityMetadata } from 'typeorm';
 import { type ResolvedDiffOptions } from './diff-options';
-import { auditedEntityOptions } from './audited-entity.decorator';
+import { auditedEntityOptions, classChain } from './audited-entity.decorator';
 
 /** How one audited entity is written into diffs. */
 export interface AuditedEntityRule {
@@ -14,6 +14,8 @@ export interface AuditedEntityRule {
 /**
  * The rule for an entity of a DataSource: from `@AuditedEntity()` on its class and from the
  * module's `diffs` option (named by class or entity name), or undefined when it is not audited.
+ * An entity that extends another keeps the exclusions given to the classes it extends (by their
+ * decorators, and by the option under their class names or types), adding its own.
  *
  * @example
  * const rule = auditedEntityRule(dataSource.getMetadata(Nda), { entities: [], exclude: { NDA: ['updatedAt'] } });
@@ -24,6 +26,11 @@ export function auditedEntityRule(metadata: EntityMetadata, diffs: ResolvedDiffO
   if (!decorated && !named) return undefined;
   const type = decorated?.type ?? metadata.name;
   const exclude = new Set([...(decorated?.exclude ?? []), ...(diffs.exclude[metadata.name] ?? []), ...(diffs.exclude[type] ?? [])]);
+  // What the module option excludes from an entity it excludes from the entities extending it (by class name or type).
+  for (const { name, options } of classChain(metadata.target).slice(1)) {
+    for (const path of [...(diffs.exclude[name] ?? []), ...(options?.type === undefined ? [] : (diffs.exclude[options.type] ?? []))])
+      exclude.add(path);
+  }
   return { type, exclude };
 }
 

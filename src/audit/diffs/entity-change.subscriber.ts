@@ -25,6 +25,7 @@ import { capturedChange } from './cut-change';
 import { type ChangeSource, entityChange } from './entity-diff';
 import { type EntityChangeOp } from './entity-change';
 import { queryAnswered, queryFailed, statusNeeded, transactionEnded } from './query-follower';
+import { statementAnswered, wroteNoRow } from './statement-rows';
 import { confirmRecordedRows, stageChange, transactionCommitted, transactionRolledBack } from './transaction-changes';
 import { unheardCommitted, unheardRolledBack, watchAuditedTables, writeHeard } from './unheard-writes';
 import { answeredByServer, followAnswers, onceAnswered } from './unreported-transaction';
@@ -144,6 +145,7 @@ export class EntityChangeSubscriber implements EntitySubscriberInterface, OnAppl
         }
         return onceAnswered(event.queryRunner, this.options.writeTimeoutMs, settle);
       }
+      statementAnswered(event.queryRunner, event.rawResults);
       queryAnswered(event.queryRunner, event.query, event.rawResults);
     } catch (error) {
       this.fault(error, undefined);
@@ -187,6 +189,8 @@ export class EntityChangeSubscriber implements EntitySubscriberInterface, OnAppl
       rule = this.rules.get(source.metadata.target);
       const context = rule && currentAuditContext();
       if (!rule || !context) return;
+      // A write by criteria or through a query builder that PostgreSQL says wrote no row changed nothing.
+      if (byCriteria(op, source) && wroteNoRow(queryRunner, op)) return;
       const change = entityChange(op, rule, source, this.isRedacted);
       if (!change) return;
       // By name only, here and when the row is normalized: a value never redacts another.
@@ -214,4 +218,9 @@ export class EntityChangeSubscriber implements EntitySubscriberInterface, OnAppl
       // Counted; nothing more can be said.
     }
   }
+}
+
+/** True for a change TypeORM reports without the row it wrote: by criteria, or through a query builder (an insert without its id). */
+function byCriteria(op: EntityChangeOp, source: ChangeSource): boolean {
+  return op === 'insert' ? source.entityId === undefined : source.databaseEntity === undefined;
 }

@@ -3,10 +3,10 @@ import { type ColumnMetadata } from 'typeorm/metadata/ColumnMetadata';
 import { type RelationMetadata } from 'typeorm/metadata/RelationMetadata';
 import { REDACTED } from '../redaction';
 import { type AuditedEntityRule } from './audited-entities';
-import { sameValue } from './diff-values';
+import { sameValue, sameWithin } from './diff-values';
 import { type EntityChange, type EntityChangeOp, UNKNOWN_BEFORE } from './entity-change';
 import { type DiffField, diffFields, hiddenKey } from './entity-fields';
-import { shownValue } from './shown-value';
+import { MAX_NODES, type ShownValue, shownValue, shownValueOf } from './shown-value';
 
 /** The parts of a TypeORM subscriber event a diff is made of. */
 export interface ChangeSource {
@@ -68,13 +68,41 @@ export function entityChange(
     const after = op === 'remove' || !entity ? null : field.read(entity);
     if (before === null && after === null) continue;
     const shown = (value: unknown, as: typeof show) => (value === undefined ? UNKNOWN_BEFORE : as(field, value));
-    const pair: [unknown, unknown] = [shown(before, seen), shown(after, seen)];
-    if (before !== undefined && after !== undefined && typeof after !== 'function' && sameValue(pair[0], pair[1])) continue;
+    const was = viewed(field, before, rule);
+    const now = viewed(field, after, rule);
+    const pair: [unknown, unknown] = [was.value, now.value];
+    if (before !== undefined && after !== undefined && typeof after !== 'function' && unchanged(field, [before, after], [was, now]))
+      continue;
     out[field.path] = field.secret ? REDACTED : field.conceal ? [shown(before, show), shown(after, show)] : pair;
     listed += 1;
   }
   if (op !== 'remove' && listed === 0) return undefined;
   return { type: rule.type, id, op, fields: out };
+}
+
+/** Objects and arrays compared, at most, in two values too large to be shown whole: the work stays bounded for any value. */
+const COMPARED_PAIRS = 4 * MAX_NODES;
+
+/** A value as the diff shows it ({@link shownValueOf}); one TypeORM did not load is `'unknown'`. */
+function viewed(field: DiffField, value: unknown, rule: AuditedEntityRule): ShownValue & { below: string[][] } {
+  return value === undefined ? { value: UNKNOWN_BEFORE, cut: false, below: [] } : shownValueOf(value, field.path, rule.exclude);
+}
+
+/**
+ * True when `field` was written with the value it had: alike as its column stores it (a `numeric`
+ * or `bigint`), or the same as a diff shows them. Values cut where they were shown (past 2^20
+ * objects and arrays, each further one is `[Truncated]` on both sides) are compared as they are,
+ * within {@link COMPARED_PAIRS}: the property is listed unless they are known to be the same, so a
+ * change past the cut is never dropped.
+ */
+function unchanged(
+  field: DiffField,
+  [before, after]: readonly [unknown, unknown],
+  [was, now]: readonly [ShownValue & { below: string[][] }, ShownValue & { below: string[][] }],
+): boolean {
+  if (field.storedAlike?.(before, after)) return true;
+  if (!was.cut && !now.cut) return sameValue(was.value, now.value);
+  return sameWithin(before, after, was.cut ? was.below : now.below, COMPARED_PAIRS) === true;
 }
 
 /** The fields an event changed: all of a removed row, those `save()` found changed, or the delete date. */

@@ -3,6 +3,7 @@ import { type ColumnMetadata } from 'typeorm/metadata/ColumnMetadata';
 import { type RelationMetadata } from 'typeorm/metadata/RelationMetadata';
 import { REDACTED } from '../redaction';
 import { type AuditedEntityRule } from './audited-entities';
+import { storedDecimal } from './diff-values';
 
 /**
  * What a diff writes in place of a key column (of the entity's id, or of a relation's id) that
@@ -27,6 +28,8 @@ export interface DiffField {
   read(entity: ObjectLiteral): unknown;
   /** For a relation whose id has hidden key columns: the id as written, those columns `[EXCLUDED]` or `[REDACTED]`. */
   conceal?(value: unknown): unknown;
+  /** For a `numeric` or `bigint` column: true when two values are stored alike (`'12.50'` as loaded and `12.5` as set). */
+  storedAlike?(a: unknown, b: unknown): boolean;
 }
 
 /** The last fields made for an entity's metadata, with the rule and redactor they were made for. */
@@ -65,6 +68,7 @@ function makeFields(metadata: EntityMetadata, rule: AuditedEntityRule, isRedacte
       columns: [column],
       read: (entity) => column.getEntityValue(entity) as unknown,
       conceal: hidden === EXCLUDED_KEY ? (value) => (value === null || value === undefined ? value : EXCLUDED_KEY) : undefined,
+      storedAlike: decimalComparer(column),
     });
   }
   for (const relation of metadata.relationsWithJoinColumns) {
@@ -82,6 +86,27 @@ function makeFields(metadata: EntityMetadata, rule: AuditedEntityRule, isRedacte
     fields.push({ path: relation.propertyPath, secret, columns: joins, relation, read: (entity) => relationId(relation, entity), conceal });
   }
   return fields;
+}
+
+/** Column types PostgreSQL stores as decimals that TypeORM loads as text (`'12.50'`, `'7'`), as an app often sets them as numbers. */
+const DECIMAL_TYPES = new Set(['numeric', 'decimal', 'bigint', 'int8']);
+
+/**
+ * For a `numeric` (`decimal`) or `bigint` column whose values are set as they are stored (no
+ * transformer, not an array): compares two values as the column stores them, a `numeric` rounded
+ * to its scale ({@link storedDecimal}), so that a value loaded as `'12.50'` and set again as
+ * `12.5` is no change. Undefined for any other column.
+ */
+function decimalComparer(column: ColumnMetadata): DiffField['storedAlike'] {
+  if (typeof column.type !== 'string' || !DECIMAL_TYPES.has(column.type) || column.transformer || column.isArray) return undefined;
+  const numeric = column.type === 'numeric' || column.type === 'decimal';
+  // numeric(p) has scale 0; numeric without a precision keeps the scale it is given.
+  const scale = !numeric ? undefined : column.scale !== undefined ? column.scale : column.precision != null ? 0 : undefined;
+  const places = scale !== undefined && scale >= 0 ? scale : undefined;
+  return (a, b) => {
+    const stored = storedDecimal(a, places);
+    return stored !== undefined && stored === storedDecimal(b, places);
+  };
 }
 
 /**

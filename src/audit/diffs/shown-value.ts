@@ -5,7 +5,7 @@ import { UNKNOWN_BEFORE } from './entity-change';
 /** Values nested deeper are shown as they are, no further pruned (a cycle ends here). */
 const MAX_DEPTH = 32;
 /** Objects and arrays read for one value at most: a graph that shares nodes is never expanded past it. */
-const MAX_NODES = 1 << 20;
+export const MAX_NODES = 1 << 20;
 /** Hex digits of a binary value's SHA-256 shown: enough to tell two values apart, never their bytes. */
 const HASH_HEX = 16;
 
@@ -25,12 +25,32 @@ const HASH_HEX = 16;
  * shownValue(new Money(1250, 'EUR'), 'total', new Set()); // '12.50 EUR' (its toJSON())
  */
 export function shownValue(value: unknown, path: string, exclude: ReadonlySet<string>): unknown {
-  if (typeof value === 'function') return UNKNOWN_BEFORE;
-  if (value === null || typeof value !== 'object') return value;
+  return shownValueOf(value, path, exclude).value;
+}
+
+/** A value as a diff shows it, and whether it was cut: past {@link MAX_NODES} objects and arrays, each further one is `[Truncated]`. */
+export interface ShownValue {
+  value: unknown;
+  /** True when part of the value is `[Truncated]`: two values cut alike may still differ past the cut. */
+  cut: boolean;
+}
+
+/**
+ * {@link shownValue}, saying whether the value was cut; with the exclusions below `path`, as
+ * {@link sameWithin} takes them, to compare values that were.
+ *
+ * @example
+ * shownValueOf({ pages: hugeList, role: 'owner' }, 'document', new Set()).cut; // true past 2^20 objects and arrays
+ */
+export function shownValueOf(value: unknown, path: string, exclude: ReadonlySet<string>): ShownValue & { below: string[][] } {
+  if (typeof value === 'function') return { value: UNKNOWN_BEFORE, cut: false, below: [] };
+  if (value === null || typeof value !== 'object') return { value, cut: false, below: [] };
   const prefix = `${path}.`;
   const below: string[][] = [];
   for (const excluded of exclude) if (excluded.startsWith(prefix)) below.push(excluded.slice(prefix.length).split('.'));
-  return new Walk().value(value, lastStep(path), below, 0);
+  const walk = new Walk();
+  const shown = walk.value(value, lastStep(path), below, 0);
+  return { value: shown, cut: walk.cut, below };
 }
 
 /**
@@ -49,11 +69,16 @@ export function binarySummary(value: ArrayBufferView | ArrayBuffer): string {
 
 class Walk {
   private nodes = 0;
+  /** True once an object or array was left out for {@link MAX_NODES}. */
+  cut = false;
 
   /** `value` at `key`, with the excluded `paths` below it: the same object when nothing in it is shown otherwise. */
   value(value: unknown, key: string, paths: readonly string[][], depth: number): unknown {
     if (value === null || typeof value !== 'object' || depth >= MAX_DEPTH) return value;
-    if (++this.nodes > MAX_NODES) return TRUNCATED;
+    if (++this.nodes > MAX_NODES) {
+      this.cut = true;
+      return TRUNCATED;
+    }
     try {
       if (value instanceof Date || value instanceof Error) return value;
       if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer) return binarySummary(value);
