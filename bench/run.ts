@@ -124,7 +124,14 @@ async function main(): Promise<void> {
           try {
             return await scale(
               pg,
-              { rows: scaleRows, entries: scaleEntries, warmup: 2000, rounds: 3, layout: process.env.BENCH_SCALE_LAYOUT === 'one' ? 'one' : 'months' },
+              {
+                rows: scaleRows,
+                entries: scaleEntries,
+                warmup: 2000,
+                rounds: 3,
+                layout: process.env.BENCH_SCALE_LAYOUT === 'one' ? 'one' : 'months',
+                sharedBuffers: process.env.BENCH_SCALE_SHARED_BUFFERS,
+              },
               details,
             );
           } finally {

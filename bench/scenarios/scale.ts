@@ -54,6 +54,8 @@ export interface ScaleSizes {
    * partition `log()` writes to (a legacy table's, before its first month ends).
    */
   layout?: 'months' | 'one';
+  /** The server's `shared_buffers` (PostgreSQL's own default, 128MB, unless given). */
+  sharedBuffers?: string;
 }
 
 const AGENT = 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36';
@@ -96,9 +98,14 @@ const FILL = `
  * `audit_log` already holding each of `sizes.rows` rows, against a fresh empty table measured in
  * the same round just before it; the paired ratios' median is each point's figure. The history is
  * inserted with INSERT … SELECT from generate_series into the module's own table (every index and
- * trigger in place), in chunks of 1M rows, and grows from one point to the next; after each fill
- * the table is analyzed and the server checkpointed, and autovacuum is off for that table, so that
- * neither the fill's writes nor a vacuum of millions of rows lands in a measurement.
+ * trigger in place), in chunks of 1M rows, oldest first, and grows from one point to the next;
+ * after each fill the table is analyzed and the server checkpointed, and autovacuum is off for
+ * that table, so that neither the fill's writes nor a vacuum of millions of rows lands in a
+ * measurement. With `layout` `months` the table has the monthly partitions a year of upkeep
+ * leaves (`test/support/past-months.ts`, then the module's own function for this month and those
+ * ahead), and this month, the partition `log()` writes to, holds a twelfth of the last point's
+ * rows (as at the end of a month); with `one`, every row is in the partition `log()` writes to.
+ * Each run reports PostgreSQL's counters per entry ({@link describe}), kept in `details.scale.runs`.
  *
  * @example
  * const figures = await scale(pg, { rows: [0, 1_000_000, 10_000_000], entries: 50_000, warmup: 2000, rounds: 3 }, details);
@@ -110,6 +117,15 @@ export async function scale(pg: TestPostgres, sizes: ScaleSizes, details: Record
   const points = [...new Set(sizes.rows)].filter((n) => n > 0).sort((a, b) => a - b);
   const last = points[points.length - 1] ?? 0;
   const layout = sizes.layout ?? 'months';
+  if (sizes.sharedBuffers) {
+    // Taken at the server's start: stopped right after a checkpoint, its restart has nothing to replay.
+    await pg.query(`ALTER SYSTEM SET shared_buffers = '${sizes.sharedBuffers.replace(/[^0-9A-Za-z]/g, '')}'`);
+    await pg.query('CHECKPOINT');
+    await pg.kill();
+    await pg.restart();
+  }
+  const [{ shared_buffers: sharedBuffers }] = await pg.query<{ shared_buffers: string }>('SHOW shared_buffers');
+  console.log(`  shared_buffers ${sharedBuffers}, layout ${layout}`);
   let big: string;
   if (layout === 'months') {
     // Twelve past months made as a year of upkeep leaves them, then this month's and those ahead by the module's function.
@@ -216,7 +232,7 @@ export async function scale(pg: TestPostgres, sizes: ScaleSizes, details: Record
     'scale_big',
   );
   const emptyRate = median(runs.map((r) => r.empty));
-  details.scale = { ...sizes, layout, runs, fills, layouts, bigTableSize: size };
+  details.scale = { ...sizes, layout, sharedBuffers, runs, fills, layouts, bigTableSize: size };
   const figures: Figure[] = [
     { key: 'scale.emptyPerSec', value: emptyRate, unit: '/s', note: `median of ${runs.map((r) => r.empty.toFixed(0)).join(', ')}` },
   ];

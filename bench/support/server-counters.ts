@@ -34,8 +34,9 @@ export async function serverCounters(pg: TestPostgres, database: string): Promis
   const client = await pg.connect(database);
   try {
     const leaves = `SELECT relid FROM pg_partition_tree('audit_log') WHERE isleaf`;
-    const [wal] = (await client.query(`SELECT wal_records::float8 AS records, wal_fpi::float8 AS fpi, wal_bytes::float8 AS bytes FROM pg_stat_wal`))
-      .rows as ServerCounters['wal'][];
+    const [wal] = (
+      await client.query(`SELECT wal_records::float8 AS records, wal_fpi::float8 AS fpi, wal_bytes::float8 AS bytes FROM pg_stat_wal`)
+    ).rows as ServerCounters['wal'][];
     const [io] = (
       await client.query(
         `SELECT coalesce(sum(reads), 0)::float8 AS reads, coalesce(sum(read_time), 0)::float8 AS "readMs",
