@@ -68,6 +68,21 @@ describe('audit contexts', () => {
     expect(takeEntityChanges(request)).toEqual({ entities: ['first'] });
   });
 
+  it('has a record() row of an attempt whose handler may run again unseen stand for nothing, in a scope inside it too', () => {
+    const request = newAuditContext('request');
+    const attempt = newAuditContext('attempt', request);
+    attempt.mayRunAgain = true;
+    let inAttempt!: ReturnType<typeof newAuditContext>;
+    runInAuditContext(attempt, () => auditScope(() => (inAttempt = currentAuditContext()!)));
+    expect([recordedFor(attempt), recordedFor(inAttempt)]).toEqual([undefined, undefined]);
+    markRecorded(inAttempt);
+    markRecorded(attempt);
+    expect(request.recordedAtomically).toBe(false);
+    // Its entity changes still go to the request's row.
+    addEntityChanges(attempt, [change('run')], MAX);
+    expect(takeEntityChanges(request)).toEqual({ entities: ['run'] });
+  });
+
   it('marks the request when one unsettled record() row answers that it committed, and never rejects', async () => {
     const request = newAuditContext('request');
     request.unsettled = [() => Promise.resolve(false), () => Promise.reject(new Error('lost'))];

@@ -20,6 +20,12 @@ export interface AuditContext {
   recordedAtomically: boolean;
   /** An attempt an outer interceptor gave up on and retried: a `record()` row it commits stands for it alone, not for the request. */
   superseded: boolean;
+  /**
+   * An attempt whose handler an interceptor bound on its route (inside the audit interceptor) may
+   * run again without the module seeing it: a `record()` row it commits may stand for an earlier
+   * run, so it stands for nothing but itself and the request keeps its own row.
+   */
+  mayRunAgain: boolean;
   /** `record()` rows written in a transaction block TypeORM does not report: each answers, when asked, whether it committed. */
   unsettled: (() => Promise<boolean>)[] | undefined;
   /** Changes held in such blocks: before the changes are taken, each counts what its block holds if it ended unseen. */
@@ -59,6 +65,7 @@ export function newAuditContext(kind: AuditContext['kind'], parent?: AuditContex
     closed: false,
     recordedAtomically: false,
     superseded: false,
+    mayRunAgain: false,
     unsettled: undefined,
     blocks: undefined,
     entities: undefined,
@@ -101,8 +108,9 @@ export function markRecorded(context: AuditContext): void {
 /**
  * What a `record()` row written in `context` stands for: its {@link ownerOf owner}, but nothing
  * when it was written in an attempt of an open request that an outer interceptor has since
- * retried. Of a retried request the last attempt counts: an earlier attempt's row, committed
- * while a later attempt runs or after, stands for that attempt alone.
+ * retried, or in one whose handler may run again unseen ({@link AuditContext.mayRunAgain}). Of a
+ * retried request the last attempt counts: an earlier attempt's row, committed while a later
+ * attempt runs or after, stands for that attempt alone.
  *
  * @example
  * const owner = recordedFor(context); // undefined: an abandoned attempt's row
@@ -110,7 +118,7 @@ export function markRecorded(context: AuditContext): void {
 export function recordedFor(context: AuditContext): AuditContext | undefined {
   let owner = context;
   while (owner.parent && (owner.kind === 'attempt' || !owner.parent.closed)) {
-    if (owner.superseded) return undefined;
+    if (owner.superseded || owner.mayRunAgain) return undefined;
     owner = owner.parent;
   }
   return owner;

@@ -1,4 +1,5 @@
-import { type CallHandler, type ExecutionContext, Injectable, type NestInterceptor } from '@nestjs/common';
+import { type CallHandler, type ExecutionContext, Injectable, type NestInterceptor, Optional } from '@nestjs/common';
+import { ApplicationConfig } from '@nestjs/core';
 import { Observable } from 'rxjs';
 import { runInAuditContext } from './audit-context';
 import { type AuditOutcome } from './audit-entry';
@@ -14,7 +15,10 @@ import { AuditHttpRecorder } from './http';
  * sync mode when the response is ended, whose last bytes then wait until the row is durable
  * (never failing because of the audit). Handlers that send the response themselves (`@Res()`)
  * are recorded once both the handler and the response are done. A request whose handler wrote
- * its own row with `AuditService.record()` gets no second one, if that row committed. A client
+ * its own row with `AuditService.record()` gets no second one, if that row committed, unless
+ * another interceptor runs inside this one (bound on the route, or global and registered after it):
+ * such an interceptor may run the handler again unseen (rxjs `retry()`), so the request keeps its
+ * own row beside the `record()` row. A client
  * that goes away does not end the request (its row waits for the response to be ended, at most
  * `unfinishedAfterMs`), and of a request an outer interceptor retries, the last attempt counts.
  * Registered globally by `AuditModule`.
@@ -24,12 +28,16 @@ import { AuditHttpRecorder } from './http';
  */
 @Injectable()
 export class AuditInterceptor implements NestInterceptor {
-  constructor(private readonly recorder: AuditHttpRecorder) {}
+  constructor(
+    private readonly recorder: AuditHttpRecorder,
+    /** Nest's global interceptors: those after this one run inside it. */
+    @Optional() private readonly config?: ApplicationConfig,
+  ) {}
 
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
     const tracked = this.recorder.track(context);
     if (!tracked) return next.handle();
-    const attempt = tracked.begin();
+    const attempt = tracked.begin(this.recorder.bindsInterceptors(context) || this.globalsInside());
     let last: { value: unknown } | undefined;
     let ended = false;
 
@@ -63,5 +71,14 @@ export class AuditInterceptor implements NestInterceptor {
         if (!ended) tracked.observe({ kind: 'cancelled' });
       };
     });
+  }
+
+  /** Whether a global interceptor runs inside this one: one registered after it, or one of request scope (those come after the rest). */
+  private globalsInside(): boolean {
+    const config = this.config;
+    if (!config) return false;
+    const globals = config.getGlobalInterceptors();
+    const at = globals.indexOf(this);
+    return (at < 0 ? globals.length > 0 : at < globals.length - 1) || config.getGlobalRequestInterceptors().length > 0;
   }
 }

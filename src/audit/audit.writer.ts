@@ -22,8 +22,9 @@ const CONNECT_FLOOR_MS = 5000;
  * as one implicit transaction: the settings end with it and never reach the pool's other users,
  * and no transaction waits on the client between INSERT and COMMIT. A timer bounds the whole
  * call (pool wait included): a locked table costs at most `timeoutMs`. A batch that misses it
- * releases what it holds: its client leaves the pool with its socket destroyed, so that a silent
- * partition, which answers nothing, keeps no query, SQL text or connection alive; at most
+ * releases what it holds: its client leaves the pool with its socket destroyed, or, still waiting
+ * in the pool's queue, it leaves the queue, so that a silent partition, which answers nothing,
+ * keeps no query, SQL text or connection alive; at most
  * {@link MAX_OUTSTANDING_WRITES} attempts are outstanding (see {@link BoundedPoolQuery}).
  * A DataSource left uninitialized (TypeORM `manualInitialization`, so that the app can start while
  * the audit database is unreachable) is initialized, with its migrations, by the first write.
@@ -129,10 +130,14 @@ export class AuditWriter {
     if (options?.type === 'postgres' && options.connectTimeoutMS === undefined && options.extra?.connectionTimeoutMillis === undefined) {
       dataSource.setOptions({ connectTimeoutMS: Math.max(this.timeoutMs, CONNECT_FLOOR_MS) });
     }
+    migrating.add(dataSource);
     this.connecting = dataSource
       .initialize()
       .then(() => undefined)
-      .finally(() => (this.connecting = undefined));
+      .finally(() => {
+        migrating.delete(dataSource);
+        this.connecting = undefined;
+      });
     return this.connecting;
   }
 
@@ -145,6 +150,20 @@ export class AuditWriter {
   table(): string {
     return quoteTablePath(this.repository.metadata.tablePath);
   }
+}
+
+/** DataSources the module is initializing now: TypeORM calls them initialized before their migrations have run. */
+const migrating = new WeakSet<object>();
+
+/**
+ * Whether the module is initializing `dataSource` now (its migrations may not have run yet): the
+ * read side answers as for a database not connected yet.
+ *
+ * @example
+ * if (!dataSource.isInitialized || initializingByModule(dataSource)) throw AuditReadError.unavailable();
+ */
+export function initializingByModule(dataSource: object): boolean {
+  return migrating.has(dataSource);
 }
 
 /**

@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { type ClientBase, Pool } from 'pg';
 import { BoundedPoolQuery, type PgClient, type PgPool } from './bounded-pool-query';
 import { WRITES_OUTSTANDING_CODE } from './db-error';
 
@@ -42,6 +43,71 @@ class FakePool implements PgPool {
     return new Promise((resolve, reject) => this.checkouts.push({ resolve, reject }));
   }
 }
+
+/**
+ * A connection for pg-pool's own `Pool` (its queue and its openings are what is tested): it is
+ * ready at once when `ready`, else its opening never ends (a silent partition) until its socket is
+ * destroyed; its queries never answer until then.
+ */
+class PoolClientDouble extends EventEmitter {
+  destroyed = false;
+  _queryable = true;
+  _ending = false;
+  release!: (error?: Error) => void;
+  private connected: ((error?: Error) => void) | undefined;
+  private failPending: ((error: Error) => void) | undefined;
+  readonly connection = {
+    stream: {
+      destroy: () => {
+        this.destroyed = true;
+        this._queryable = false;
+        const error = new Error('Connection terminated');
+        const connected = this.connected;
+        this.connected = undefined;
+        // As a socket's: its end is told later, not inside destroy().
+        void Promise.resolve().then(() => {
+          connected?.(error);
+          this.failPending?.(error);
+        });
+      },
+    },
+  };
+
+  constructor(private readonly ready: boolean) {
+    super();
+  }
+
+  connect(callback: (error?: Error) => void): void {
+    if (this.ready) void Promise.resolve().then(() => callback());
+    else this.connected = callback;
+  }
+
+  query(): Promise<unknown> {
+    return new Promise((_, reject) => (this.failPending = reject));
+  }
+
+  end(callback?: () => void): void {
+    this._ending = true;
+    callback?.();
+  }
+}
+
+/** A `pg` pool of `max` connections whose first `ready` connections open at once and the others never; `made` lists each it opened. */
+function partitionedPool(max: number, ready: number): { pool: Pool; made: PoolClientDouble[] } {
+  const made: PoolClientDouble[] = [];
+  class Connection extends PoolClientDouble {
+    constructor() {
+      super(made.length < ready);
+      made.push(this);
+    }
+  }
+  const pool = new Pool({ max, Client: Connection as unknown as new () => ClientBase });
+  pool.on('error', () => undefined);
+  return { pool, made };
+}
+
+/** Every callback and promise due now has run (a real immediate: after the microtasks). */
+const settle = () => new Promise((resolve) => setImmediate(resolve));
 
 const timeout = () => Object.assign(new Error('audit write not committed within 100 ms'), { code: 'AUDIT_WRITE_TIMEOUT' });
 const never = () => new Promise<unknown>(() => undefined);
@@ -140,5 +206,90 @@ describe('BoundedPoolQuery', () => {
     second.catch(() => undefined);
     queries.abandonOpening();
     expect(pool._clients[1].destroyed).toBe(true);
+  });
+
+  describe('on a full pool (pg-pool, its connections opening into a silent partition)', () => {
+    it('an attempt still in the pool queue at its deadline leaves it: no connection is opened for it, and its slot is free', async () => {
+      const { pool, made } = partitionedPool(1, 1);
+      const queries = new BoundedPoolQuery(4, 5000);
+      // The pool's one connection, taken by a query that never answers.
+      const first = queries.run(pool as unknown as PgPool, () => 'INSERT 1', 200, timeout);
+      first.catch(() => undefined);
+      await settle();
+      const queued = queries.run(pool as unknown as PgPool, () => 'INSERT 2', 100, timeout);
+      queued.catch(() => undefined);
+      expect(pool.waitingCount).toBe(1);
+      await jest.advanceTimersByTimeAsync(100);
+      await settle();
+      await expect(queued).rejects.toMatchObject({ code: 'AUDIT_WRITE_TIMEOUT' });
+      const waitingAfterDeadline = pool.waitingCount;
+      // The first one's connection leaves the pool at its deadline: nobody waits, nothing is opened.
+      await jest.advanceTimersByTimeAsync(100);
+      await settle();
+      await expect(first).rejects.toMatchObject({ code: 'AUDIT_WRITE_TIMEOUT' });
+      await jest.advanceTimersByTimeAsync(10_000);
+      expect({ waitingAfterDeadline, opened: made.length, inPool: pool.totalCount, outstanding: queries.outstanding }).toEqual({
+        waitingAfterDeadline: 0,
+        opened: 1,
+        inPool: 0,
+        outstanding: 0,
+      });
+    });
+
+    it('a connection the pool opens later for an attempt that waited in its queue is destroyed after connectMs, as one opened at once', async () => {
+      const { pool, made } = partitionedPool(1, 1);
+      const queries = new BoundedPoolQuery(4, 5000);
+      const first = queries.run(pool as unknown as PgPool, () => 'INSERT 1', 100, timeout);
+      first.catch(() => undefined);
+      await settle();
+      const queued = queries.run(pool as unknown as PgPool, () => 'INSERT 2', 200, timeout);
+      queued.catch(() => undefined);
+      // The first one's connection leaves the pool at its deadline: the pool opens one for the queued attempt, which never gets ready.
+      await jest.advanceTimersByTimeAsync(100);
+      await settle();
+      expect({ opened: made.length, waiting: pool.waitingCount }).toEqual({ opened: 2, waiting: 0 });
+      await jest.advanceTimersByTimeAsync(100);
+      await settle();
+      await expect(queued).rejects.toMatchObject({ code: 'AUDIT_WRITE_TIMEOUT' });
+      // Not given up with the attempt: ready late, it would serve the next one.
+      expect(made[1].destroyed).toBe(false);
+      await jest.advanceTimersByTimeAsync(4800);
+      await settle();
+      await settle();
+      expect({ destroyed: made[1].destroyed, inPool: pool.totalCount, outstanding: queries.outstanding }).toEqual({
+        destroyed: true,
+        inPool: 0,
+        outstanding: 0,
+      });
+    });
+
+    it('abandonOpening withdraws an attempt still queued and destroys a connection still opening: the pool can end', async () => {
+      const { pool, made } = partitionedPool(1, 0);
+      const queries = new BoundedPoolQuery(4, 5000);
+      const opening = queries.run(pool as unknown as PgPool, () => 'INSERT 1', 100, timeout);
+      const queued = queries.run(pool as unknown as PgPool, () => 'INSERT 2', 100, timeout);
+      opening.catch(() => undefined);
+      queued.catch(() => undefined);
+      expect({ opened: made.length, waiting: pool.waitingCount }).toEqual({ opened: 1, waiting: 1 });
+      queries.abandonOpening();
+      // As at shutdown: the pool hears of the destroyed connection before the DataSource ends it.
+      await settle();
+      let ended = false;
+      void pool.end().then(() => (ended = true));
+      await settle();
+      expect({
+        destroyed: made[0].destroyed,
+        opened: made.length,
+        waiting: pool.waitingCount,
+        ended,
+        outstanding: queries.outstanding,
+      }).toEqual({
+        destroyed: true,
+        opened: 1,
+        waiting: 0,
+        ended: true,
+        outstanding: 0,
+      });
+    });
   });
 });

@@ -1,5 +1,6 @@
 import { stallTolerantDeadline } from './stall-tolerant-deadline';
 import { WRITES_OUTSTANDING_CODE } from './db-error';
+import { type CheckoutPool, type PoolCheckout, poolCheckout } from './pool-checkout';
 
 /** The parts of a `pg` client the writer uses. */
 export interface PgClient {
@@ -10,20 +11,20 @@ export interface PgClient {
   connection?: { stream?: { destroy(): void } };
 }
 
-/** The parts of a `pg` pool the writer uses (`_clients` is pg-pool's own list, read only to find a connection it opened for us). */
-export interface PgPool {
-  connect(): Promise<PgClient>;
-  _clients?: unknown;
-}
+/** The parts of a `pg` pool the writer uses (pg-pool's own fields too, to find a connection it opens for an attempt: see {@link CheckoutPool}). */
+export type PgPool = CheckoutPool<PgClient>;
 
 /**
  * Sends one query string through a `pg` pool on a client checked out for it, so that a query
  * that misses its deadline can release what it holds: the client is removed from the pool and its
  * socket destroyed (a silent network partition answers nothing, and `pg` would otherwise keep the
  * query and its text for ever, and `Pool.end()` would wait for it). A connection the pool opens
- * for an attempt may take `connectMs` whatever the attempt's deadline (ready late, it serves a
- * later attempt); past that, or at shutdown ({@link BoundedPoolQuery.abandonOpening}), it is
- * destroyed, so that one into a partition never hangs for ever. At most `max`
+ * for an attempt, at once or later for one that waited in the pool's queue, may take `connectMs`
+ * whatever the attempt's deadline (ready late, it serves a later attempt); past that, or at
+ * shutdown ({@link BoundedPoolQuery.abandonOpening}), it is destroyed, so that one into a
+ * partition never hangs for ever. An attempt still waiting in the pool's queue at its deadline
+ * leaves it (see {@link poolCheckout}): a full pool opens no connection for a batch nobody waits
+ * for, which in a silent partition would never be ready nor given up. At most `max`
  * attempts are outstanding at once, counted until their work has really ended (not when the
  * caller stopped waiting); past that, an attempt fails at once with code
  * {@link WRITES_OUTSTANDING_CODE} and sends nothing.
@@ -34,8 +35,8 @@ export interface PgPool {
  */
 export class BoundedPoolQuery {
   private active = 0;
-  /** Connections the pool is opening for attempts, until they are ready or given up. */
-  private readonly opening = new Set<PgClient>();
+  /** Checkouts of attempts whose connection is not ready yet: waiting in the pool's queue, or being opened. */
+  private readonly waiting = new Set<PoolCheckout<PgClient>>();
 
   /** `connectMs`: how long a connection the pool opens for an attempt may take, whatever the attempt's own deadline. */
   constructor(
@@ -57,27 +58,32 @@ export class BoundedPoolQuery {
     return new Promise((resolve, reject) => {
       let expired = false;
       let checkedOut: CheckedOut | undefined;
-      const opened = openedBy(pool);
-      const fresh = opened.fresh;
-      // A connection that is slow to open is not given up with the attempt: ready late, it serves the next one.
-      const giveUp = fresh ? stallTolerantDeadline(Math.max(ms, this.connectMs), () => destroy(fresh)) : undefined;
-      if (fresh) this.opening.add(fresh);
+      const checkout = poolCheckout(pool);
+      this.waiting.add(checkout);
       // An answer that came while the event loop was stalled past the deadline is taken.
       const cancel = stallTolerantDeadline(Math.max(0, ms), () => {
         expired = true;
         build = undefined;
         reject(timeout());
+        // Still in the pool's queue: it leaves it, and its slot is free again (nothing of it is left to settle).
+        checkout.withdraw();
         checkedOut?.discard(timeout());
+      });
+      // A connection that is slow to open is not given up with the attempt: ready late, it serves the next one.
+      // Armed after the deadline: at the same time, a request the deadline found no longer queued has its opening known here.
+      const giveUp = stallTolerantDeadline(Math.max(ms, this.connectMs), () => {
+        const opening = checkout.opening();
+        if (opening) destroy(opening);
       });
       const settled = () => {
         cancel();
         this.active -= 1;
       };
       const opens = () => {
-        giveUp?.();
-        if (fresh) this.opening.delete(fresh);
+        giveUp();
+        this.waiting.delete(checkout);
       };
-      opened.checkout.then(
+      checkout.client.then(
         (client) => {
           opens();
           checkedOut = new CheckedOut(client);
@@ -97,9 +103,14 @@ export class BoundedPoolQuery {
     });
   }
 
-  /** Gives up every connection still being opened for an attempt (shutdown: `Pool.end()` would wait for them). */
+  /** Gives up every connection still being opened, or waited for in the pool's queue, for an attempt (shutdown: `Pool.end()` would wait for them). */
   abandonOpening(): void {
-    for (const client of this.opening) destroy(client);
+    // The queue first: a connection given up below would have the pool open one for a request still in it.
+    for (const checkout of this.waiting) checkout.withdraw();
+    for (const checkout of this.waiting) {
+      const opening = checkout.opening();
+      if (opening) destroy(opening);
+    }
   }
 }
 
@@ -155,16 +166,6 @@ export function writesOutstandingError(max: number): Error & { code: string } {
   return Object.assign(new Error(`audit write not sent: ${max} earlier writes to the audit database have not settled`), {
     code: WRITES_OUTSTANDING_CODE,
   });
-}
-
-/** Checks a client out, noting the connection the pool opened for it, if it opened one. */
-function openedBy(pool: PgPool): { checkout: Promise<PgClient>; fresh?: PgClient } {
-  const before = Array.isArray(pool._clients) ? pool._clients.length : -1;
-  const checkout = pool.connect();
-  const after = pool._clients;
-  // pg-pool adds a connection it opens to `_clients` at once, before it connects.
-  const fresh = Array.isArray(after) && before >= 0 && after.length === before + 1 ? (after[before] as PgClient) : undefined;
-  return { checkout, fresh };
 }
 
 function isServerError(error: unknown): boolean {

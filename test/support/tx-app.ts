@@ -202,6 +202,8 @@ export interface AuditAppOptions {
   controllers: Type[];
   /** Bound in the root module (`APP_GUARD`, `APP_INTERCEPTOR`, …). */
   providers?: Provider[];
+  /** Modules imported after `AuditModule` (their `APP_INTERCEPTOR`s run inside the audit interceptor). */
+  imports?: Type[];
   /** The app's own entities, besides `AuditLog`. */
   entities?: Type[];
   audit?: AuditModuleOptions;
@@ -223,6 +225,7 @@ export async function startAuditApp(db: TestPostgres, options: AuditAppOptions):
         migrationsRun: true,
       }),
       AuditModule.forRoot(options.audit ?? {}),
+      ...(options.imports ?? []),
     ],
     controllers: options.controllers,
     providers: options.providers ?? [],

@@ -24,10 +24,10 @@ import { auditedEntityRules, type AuditedEntityRule } from './audited-entities';
 import { capturedChange } from './cut-change';
 import { type ChangeSource, entityChange } from './entity-diff';
 import { type EntityChangeOp } from './entity-change';
-import { queryAnswered, queryFailed, transactionEnded } from './query-follower';
+import { queryAnswered, queryFailed, statusNeeded, transactionEnded } from './query-follower';
 import { confirmRecordedRows, stageChange, transactionCommitted, transactionRolledBack } from './transaction-changes';
 import { unheardCommitted, unheardRolledBack, watchAuditedTables, writeHeard } from './unheard-writes';
-import { followAnswers, onceAnswered } from './unreported-transaction';
+import { answeredByServer, followAnswers, onceAnswered } from './unreported-transaction';
 
 /**
  * The TypeORM subscriber that captures changes of audited entities made inside an audit context
@@ -123,17 +123,26 @@ export class EntityChangeSubscriber implements EntitySubscriberInterface, OnAppl
     }
   }
 
-  /** A failed query is followed with the status the server sends after its error, which TypeORM's caller waits for (see {@link onceAnswered}). */
+  /**
+   * A failed query whose following depends on the transaction status is followed with the status
+   * the server sends after its error, which TypeORM's caller then waits for (see
+   * {@link onceAnswered}); after an error `pg` made itself (a `query_timeout`), that status is not known.
+   */
   afterQuery(event: AfterQueryEvent): Promise<void> | undefined {
     try {
       if (!event.success) {
-        return onceAnswered(event.queryRunner, this.options.writeTimeoutMs, (statusRead) => {
+        const settle = (statusRead: boolean) => {
           try {
             queryFailed(event.queryRunner, event.query, statusRead);
           } catch (error) {
             this.fault(error, undefined);
           }
-        });
+        };
+        if (!answeredByServer(event.error) || !statusNeeded(event.queryRunner, event.query)) {
+          settle(false);
+          return undefined;
+        }
+        return onceAnswered(event.queryRunner, this.options.writeTimeoutMs, settle);
       }
       queryAnswered(event.queryRunner, event.query, event.rawResults);
     } catch (error) {

@@ -1,6 +1,6 @@
 import { type DataSource, type EntityMetadata, type QueryRunner } from 'typeorm';
 import { auditScope, currentAuditContext, newAuditContext, takeEntityChanges } from '../audit-context';
-import { queryAnswered, queryFailed, transactionEnded } from './query-follower';
+import { queryAnswered, queryFailed, statusNeeded, transactionEnded } from './query-follower';
 import { stageChange } from './transaction-changes';
 import { watchAuditedTables } from './unheard-writes';
 
@@ -262,5 +262,25 @@ describe('the query follower', () => {
     stageChange(queryRunner, context, { value: 'B', bytes: 10 }, 1000);
     send('COMMIT', 'I', 'COMMIT');
     expect(takeEntityChanges(context)).toEqual(expected);
+  });
+});
+
+describe('whether a failed query waits for the status after it', () => {
+  it('waits for a string with a transaction command, or on a connection in a block the follower holds; no other', () => {
+    const { queryRunner, send } = runner();
+    const needed = (sql: string) => statusNeeded(queryRunner, sql);
+    expect(['INSERT INTO note VALUES (1)', 'SELECT 1/0', "SELECT 'COMMIT'"].map(needed)).toEqual([false, false, false]);
+    expect(['COMMIT; SELECT 1/0', 'BEGIN; SELECT 1/0', 'SAVEPOINT s; SELECT 1/0', 'ROLLBACK TO s', 'RELEASE s'].map(needed)).toEqual([
+      true,
+      true,
+      true,
+      true,
+      true,
+    ]);
+    auditScope(() => {
+      send('BEGIN', 'T', 'BEGIN');
+      send('UPDATE contract SET title = 1', 'T', 'UPDATE');
+      expect(needed('INSERT INTO note VALUES (1)')).toBe(true);
+    });
   });
 });

@@ -126,6 +126,22 @@ export function queryFailed(queryRunner: QueryRunner, query: string, statusRead 
 }
 
 /**
+ * Whether following the failed `query` depends on the transaction status after it: it holds a
+ * transaction command (BEGIN, COMMIT, ROLLBACK, a savepoint command), or, outside a transaction
+ * TypeORM reports, a block the follower holds writes or changes for may have ended with it. Any
+ * other failed query is followed without it (the caller need not wait for it).
+ *
+ * @example
+ * statusNeeded(queryRunner, 'INSERT INTO note VALUES (1)'); // false, outside any block
+ */
+export function statusNeeded(queryRunner: QueryRunner, query: string): boolean {
+  if (readSql(query).some((statement) => CONTROL.has(statement.kind))) return true;
+  return !queryRunner.isTransactionActive && (openBlocks.has(queryRunner) || heldBlockOpen(queryRunner) || rawWritesHeld(queryRunner));
+}
+
+const CONTROL = new Set<SqlStatement['kind']>(['begin', 'commit', 'rollback', 'savepoint', 'rollback-to', 'release']);
+
+/**
  * The statements of a failed string that ran and were kept: up to its last COMMIT or ROLLBACK, if
  * that one ran (one that ends the string may be the one that failed: taken as not run, as before).
  */

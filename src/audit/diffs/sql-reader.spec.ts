@@ -104,6 +104,21 @@ describe('readSql', () => {
   });
 
   it.each([
+    ["SELECT E'x'\n'\\'; ROLLBACK; --'", [{ kind: 'other' }]],
+    ["SELECT E'x'\r'\\'; ROLLBACK; --'", [{ kind: 'other' }]],
+    ["SELECT E'x' -- note\n'\\'; ROLLBACK; --'", [{ kind: 'other' }]],
+    ["SELECT E'x'\n-- note\r\n  '\\'; ROLLBACK; --'", [{ kind: 'other' }]],
+    ["SELECT E'x'\n'y'\n\t\f\v'\\'; ROLLBACK; --'", [{ kind: 'other' }]],
+    ["SELECT E'x'\n'y\\'' ; ROLLBACK ; SELECT 'z'", [{ kind: 'other' }, { kind: 'rollback', chain: false }, { kind: 'other' }]],
+    ["SELECT 'x'\n'\\'; ROLLBACK", [{ kind: 'other' }, { kind: 'rollback', chain: false }]],
+    ["SELECT E'x' '\\'; ROLLBACK", [{ kind: 'other' }, { kind: 'rollback', chain: false }]],
+    ["SELECT E'x' /* note */\n'\\'; ROLLBACK", [{ kind: 'other' }, { kind: 'rollback', chain: false }]],
+    ["SELECT E'x'\n/* note */ '\\'; ROLLBACK", [{ kind: 'other' }, { kind: 'rollback', chain: false }]],
+  ])('reads a string continued past a line break as PostgreSQL does, in the mode of its first part: %j', (sql, statements) => {
+    expect(readSql(sql)).toEqual(statements);
+  });
+
+  it.each([
     [
       'PREPARE up (text, int) AS UPDATE contract SET a = $1',
       { kind: 'prepare', name: 'up', tables: [{ schema: undefined, name: 'contract' }] },

@@ -64,7 +64,8 @@ function startsName(code: number): boolean {
 
 /**
  * Reads SQL text token by token, in one pass: white space, `-- …` (to a line feed or carriage
- * return) and (nested) block comments are skipped; a `U&"…"` name is read with its escapes; a string (`'…'`, `E'…'` with its backslash escapes, `$tag$…$tag$`) is one token;
+ * return) and (nested) block comments are skipped; a `U&"…"` name is read with its escapes; a string (`'…'`, `E'…'` with its backslash escapes, `$tag$…$tag$`) is one token, with the parts
+ * PostgreSQL joins to it (a quote on a later line continues a string, see `stringEnd()`);
  * every character is looked at a bounded number of times, whatever the input.
  *
  * @example
@@ -165,17 +166,50 @@ export class SqlTokens {
     return sql.length;
   }
 
-  /** The index after the string whose text starts at `from` (`''` is a quote; with `escapes`, `\x` is one character). */
+  /**
+   * The index after the string whose text starts at `from` (`''` is a quote; with `escapes`, `\x`
+   * is one character), and after its continuations: PostgreSQL joins a string and a quote that
+   * follows it past white space holding a line break, and reads the part after that quote as it
+   * read the first (an `E` string's escapes included).
+   */
   private stringEnd(from: number, escapes: boolean): number {
     const { sql } = this;
     let i = from;
     while (i < sql.length) {
       if (sql[i] === "'") {
-        if (sql[i + 1] !== "'") return i + 1;
-        i += 2;
+        if (sql[i + 1] === "'") i += 2;
+        else {
+          const next = this.continuation(i + 1);
+          if (next < 0) return i + 1;
+          i = next + 1;
+        }
       } else i += escapes && sql[i] === '\\' ? 2 : 1;
     }
     return sql.length;
+  }
+
+  /**
+   * The index of the quote that continues a string closed just before `from`, or -1: spaces, tabs,
+   * form feeds, vertical tabs, line breaks and `--` comments, one line break at least, then a quote
+   * (a block comment between them ends the string).
+   */
+  private continuation(from: number): number {
+    const { sql } = this;
+    let lineBreak = false;
+    let i = from;
+    while (i < sql.length) {
+      const code = sql.charCodeAt(i);
+      if (code === 10 || code === 13) {
+        lineBreak = true;
+        i += 1;
+      } else if (code === 32 || code === 9 || code === 11 || code === 12) i += 1;
+      else if (code === 45 && sql.charCodeAt(i + 1) === 45) {
+        // Past the line break that ends the comment (at the text's end, no quote follows anyway).
+        i = lineEnd(sql, i + 2);
+        lineBreak = true;
+      } else return lineBreak && code === 39 ? i : -1;
+    }
+    return -1;
   }
 
   /** A quoted name, without its quotes and with `""` read as `"`; the index moves past it. */

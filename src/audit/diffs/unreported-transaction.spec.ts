@@ -1,6 +1,6 @@
 import { type DataSource, type QueryRunner } from 'typeorm';
 import { EventEmitter } from 'node:events';
-import { committedElsewhere, followAnswers, insideUnreportedBlock, onceAnswered } from './unreported-transaction';
+import { answeredByServer, committedElsewhere, followAnswers, insideUnreportedBlock, onceAnswered } from './unreported-transaction';
 
 const at = { id: '0193a3c0-0000-7000-8000-000000000001', occurredAt: '2026-12-04T10:00:00.000Z', table: '"audit_log"' };
 /** A `pg` client double answering every query with `answer()`; counts its releases and the destructions of its socket. */
@@ -152,5 +152,14 @@ describe('the status after a failed query', () => {
     followAnswers(runner);
     expect(onceAnswered(runner, 1000, (statusRead) => seen.push(statusRead))).toBeUndefined();
     expect(seen).toEqual([true]);
+  });
+});
+
+describe('an error the server answered', () => {
+  it('has a severity and an SQLSTATE; one pg made itself has neither', () => {
+    const fromServer = Object.assign(new Error('division by zero'), { severity: 'ERROR', code: '22012' });
+    expect(
+      [fromServer, new Error('Query read timeout'), new Error('Connection terminated unexpectedly'), undefined].map(answeredByServer),
+    ).toEqual([true, false, false, false]);
   });
 });

@@ -1,3 +1,4 @@
+import { AsyncResource } from 'node:async_hooks';
 import { type DataSource, type QueryRunner } from 'typeorm';
 import { dataSourcePool, queryWithin } from '../db-session';
 
@@ -48,10 +49,15 @@ export function unreportedBlockOpen(queryRunner: QueryRunner): boolean | undefin
   return status === 'T' || status === 'E' ? true : undefined;
 }
 
-/** The server's transaction status as `pg` last saw it on the runner's connection (TypeORM keeps that client in a protected field). */
+/**
+ * The server's transaction status as `pg` last saw it on the runner's connection (TypeORM keeps
+ * that client in a protected field). Not read in `pg`'s pipeline mode: there the queries sent after
+ * the one followed may have been answered already, and the status is theirs.
+ */
 function driverStatus(queryRunner: QueryRunner): unknown {
   try {
     const client = driverClient(queryRunner);
+    if (client?.pipeline === true) return undefined;
     return typeof client?.getTransactionStatus === 'function' ? client.getTransactionStatus() : undefined;
   } catch {
     return undefined;
@@ -61,6 +67,8 @@ function driverStatus(queryRunner: QueryRunner): unknown {
 /** The parts of a `pg` client read here: its status, and the protocol connection whose messages it handles. */
 interface DriverClient {
   getTransactionStatus?: () => unknown;
+  /** `pg`'s pipeline mode: queries are sent before the ones ahead of them are answered. */
+  pipeline?: unknown;
   connection?: { on?: (event: string, listener: () => void) => unknown };
 }
 
@@ -82,7 +90,7 @@ const answersByClient = new WeakMap<object, Answers>();
  * before the query is sent; once per connection is enough (later calls cost a look-up).
  *
  * @example
- * followAnswers(event.queryRunner); // from the subscriber's beforeQuery()
+ * followAnswers(queryRunner); // from the subscriber's beforeQuery(), before the query is sent
  */
 export function followAnswers(queryRunner: QueryRunner): void {
   const client = driverClient(queryRunner);
@@ -92,7 +100,8 @@ export function followAnswers(queryRunner: QueryRunner): void {
   answersByClient.set(client, answers);
   const settle = (statusRead: boolean) => {
     answers.awaitingReady = false;
-    for (const waiter of answers.waiting.splice(0)) waiter(statusRead);
+    // Every query's ReadyForQuery comes here: most find no one waiting.
+    if (answers.waiting.length > 0) for (const waiter of answers.waiting.splice(0)) waiter(statusRead);
   };
   // Listeners added after `pg`'s own: at an error, the query is failed already; at ReadyForQuery, the status is read.
   connection.on('errorMessage', () => {
@@ -114,7 +123,8 @@ export function followAnswers(queryRunner: QueryRunner): void {
  * `settle` runs with `statusRead` false. Never rejects.
  *
  * @example
- * return onceAnswered(queryRunner, 2000, (statusRead) => queryFailed(queryRunner, query, statusRead));
+ * const waited = onceAnswered(queryRunner, 2000, (statusRead) => console.log(statusRead ? 'status read' : 'status not known'));
+ * await waited; // TypeORM waits for it before the caller sees the failure
  */
 export function onceAnswered(
   queryRunner: QueryRunner,
@@ -127,11 +137,13 @@ export function onceAnswered(
     settle(true);
     return undefined;
   }
+  // Run where the failed query's caller runs (its request's audit context), not in pg's message handling.
+  const inCallersContext = AsyncResource.bind(settle);
   return new Promise<void>((resolve) => {
     const waiter = (statusRead: boolean) => {
       clearTimeout(timer);
       try {
-        settle(statusRead);
+        inCallersContext(statusRead);
       } catch {
         // `settle` reports its own faults; it runs inside pg's message handling, which must go on.
       }
@@ -172,4 +184,18 @@ export async function committedElsewhere(dataSource: DataSource, at: RecordedAt,
   } catch {
     return false;
   }
+}
+
+/**
+ * Whether `error` is the server's answer to a query (an ErrorResponse, which `pg` gives as an error
+ * with a severity and an SQLSTATE), as against one `pg` made itself (`query_timeout`, a connection
+ * ended): after those the server may still be running the query, and the status `pg` keeps is
+ * from before it.
+ *
+ * @example
+ * answeredByServer(new Error('Query read timeout')); // false
+ */
+export function answeredByServer(error: unknown): boolean {
+  const fields = error as { severity?: unknown; code?: unknown } | undefined;
+  return typeof fields?.severity === 'string' && typeof fields.code === 'string';
 }

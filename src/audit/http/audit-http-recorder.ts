@@ -1,4 +1,5 @@
 import { type ExecutionContext, Inject, Injectable, type OnModuleDestroy } from '@nestjs/common';
+import { INTERCEPTORS_METADATA } from '@nestjs/common/constants';
 import { Reflector } from '@nestjs/core';
 import { type AuditContext, takeEntityChanges } from '../audit-context';
 import { deriveAction } from '../audit-action';
@@ -68,6 +69,16 @@ export class AuditHttpRecorder implements OnModuleDestroy {
     await this.unfinished.giveUpAll(Math.min(this.options.writeTimeoutMs, this.options.unfinishedAfterMs));
   }
 
+  /**
+   * Whether the route binds interceptors of its own (`@UseInterceptors()` on its controller or
+   * handler). They run inside the audit interceptor: one that runs the handler again (rxjs
+   * `retry()`) does so without the audit interceptor seeing it, so a `record()` row committed on
+   * such a route does not stand in for the request's row.
+   */
+  bindsInterceptors(context: ExecutionContext): boolean {
+    return this.route(context).innerInterceptors;
+  }
+
   /** Logs the request's entry; never rejects. */
   write(tracked: AuditedRequest, outcome: RequestOutcome): Promise<void> {
     const { context } = tracked;
@@ -111,6 +122,7 @@ export class AuditHttpRecorder implements OnModuleDestroy {
         action: meta?.action ?? deriveAction(controller.name, handler.name),
         entityType: meta?.entityType ?? controller.name.replace(/Controller$/, ''),
         sendsResponse: handlesResponse(context),
+        innerInterceptors: this.reflector.getAllAndMerge<unknown[]>(INTERCEPTORS_METADATA, [handler, controller]).length > 0,
       };
       handlers.set(handler, facts);
     }
@@ -125,6 +137,8 @@ interface RouteFacts {
   entityType: string;
   /** The handler sends the response itself (`@Res()`, `@Next()`): see {@link handlesResponse}. */
   sendsResponse: boolean;
+  /** `@UseInterceptors()` on the controller or handler: those run inside the audit interceptor and may run the handler again unseen. */
+  innerInterceptors: boolean;
 }
 
 /** What the client sent (not for DELETE), and the entity changes the request committed, if any. */

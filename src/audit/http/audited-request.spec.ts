@@ -253,6 +253,15 @@ describe('AuditedRequest', () => {
     expect(written).toEqual([]);
   });
 
+  it('keeps the request its row beside a record() row of an attempt whose handler may run again unseen', () => {
+    const { request, response, written } = tracked();
+    const attempt = request.begin(true);
+    markRecorded(attempt);
+    request.observe({ kind: 'settled', outcome: 'success', result: { id: 'x' } });
+    response.finish(201);
+    expect(written).toEqual([{ outcome: 'success', statusCode: 201, result: { id: 'x' }, error: undefined }]);
+  });
+
   describe('a request whose client stays connected and that does not end', () => {
     beforeEach(() => jest.useFakeTimers());
     afterEach(() => jest.useRealTimers());

@@ -71,15 +71,19 @@ export class AuditedRequest implements UnfinishedRequest {
    * The interceptor has the request (again, when an outer interceptor retries it): wait for this
    * attempt's observation, and run its handler in the context returned. The last attempt counts: a
    * `record()` row an earlier attempt committed, before this one began or after (its handler may
-   * still be running), stands for that attempt only, so this one's row is decided afresh.
+   * still be running), stands for that attempt only, so this one's row is decided afresh. With
+   * `mayRunAgain` (an interceptor is bound on the route, inside the audit interceptor, and may run
+   * the handler again unseen) a `record()` row of this attempt does not stand for the request.
    */
-  begin(): AuditContext {
+  begin(mayRunAgain = false): AuditContext {
     this.handling = true;
     this.observation = undefined;
     this.scope.recordedAtomically = false;
     this.scope.unsettled = undefined;
     if (this.attempt) this.attempt.superseded = true;
-    return (this.attempt = newAuditContext('attempt', this.scope));
+    this.attempt = newAuditContext('attempt', this.scope);
+    this.attempt.mayRunAgain = mayRunAgain;
+    return this.attempt;
   }
 
   /**

@@ -1,5 +1,6 @@
 import { type DataSource } from 'typeorm';
 import { AuditReadError } from '../audit.errors';
+import { initializingByModule } from '../audit.writer';
 import { type ReadClient } from './audit-reader';
 
 /** The part of a `pg` pooled client the pool's wrapper uses. */
@@ -58,7 +59,9 @@ export class AuditReadPool {
     const dataSource = this.dataSource();
     const writers = (dataSource?.driver as { master?: Partial<PgPool> } | undefined)?.master;
     // Connecting the DataSource (and running its migrations) is the write path's work: a read waits for it.
-    if (!dataSource?.isInitialized || typeof writers?.connect !== 'function' || !writers.options) throw AuditReadError.unavailable();
+    if (!dataSource?.isInitialized || initializingByModule(dataSource) || typeof writers?.connect !== 'function' || !writers.options) {
+      throw AuditReadError.unavailable();
+    }
     const options: Record<string, unknown> = { ...writers.options };
     // pg keeps the password off the enumerable options (out of logs): carried over by name.
     if ('password' in writers.options) options.password = writers.options.password;
