@@ -122,7 +122,18 @@ async function main(): Promise<void> {
         async () => {
           const pg = await startPostgres();
           try {
-            return await scale(pg, { rows: scaleRows, entries: scaleEntries, warmup: 2000, rounds: 3 }, details);
+            return await scale(
+              pg,
+              {
+                rows: scaleRows,
+                entries: scaleEntries,
+                warmup: 2000,
+                rounds: 3,
+                layout: process.env.BENCH_SCALE_LAYOUT === 'one' ? 'one' : 'months',
+                sharedBuffers: process.env.BENCH_SCALE_SHARED_BUFFERS,
+              },
+              details,
+            );
           } finally {
             await pg.stop();
           }

@@ -83,10 +83,16 @@ export interface ModuleRun {
   rowsPerBatch: number;
 }
 
+/** Called just before and just after the timed part of {@link moduleLog}, the app still open (not timed). */
+export interface TimedHooks {
+  before?: () => Promise<void>;
+  after?: () => Promise<void>;
+}
+
 /**
  * `AuditService.log()` for `warm`, then timed for `measured`, from {@link PRODUCERS} callers, in
  * an app context of its own on `url` (the module's options `audit`); round trips and batches
- * counted during the timed part.
+ * counted during the timed part. `hooks` run just outside the timing, the app still open.
  *
  * @example
  * const { ms, queries, batches } = await moduleLog(url, warm, measured);
@@ -96,6 +102,7 @@ export async function moduleLog(
   warm: readonly AuditEntry[],
   measured: readonly AuditEntry[],
   audit: Parameters<typeof auditContext>[1] = {},
+  hooks: TimedHooks = {},
 ): Promise<ModuleRun> {
   const events = new EventCounter();
   const restore = captureStderrLines(events);
@@ -103,6 +110,7 @@ export async function moduleLog(
   try {
     const service = app.get(AuditService);
     await producers(service, warm);
+    await hooks.before?.();
     const spy = RoundTripSpy.start();
     let ms: number;
     try {
@@ -110,6 +118,7 @@ export async function moduleLog(
     } finally {
       spy.stop();
     }
+    await hooks.after?.();
     assertStayedUp(service, events);
     return { ms, queries: spy.queries, batches: spy.batches.length, rowsPerBatch: spy.rowsPerBatch };
   } finally {
