@@ -1,6 +1,6 @@
 // A write committed by a failed string is counted on the row of the request that sent it, also
 // on a pooled connection another request opened and with the error read before the ReadyForQuery
-// after it (SplitAnswerProxy): the follower settles the string in the caller's async context, not
+// after it (an AnswerFaultProxy that delays what follows each error): the follower settles the string in the caller's async context, not
 // in that of the connection's socket (docs/GUIDE.md, diffs section).
 import { Controller, type INestApplication, Post } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
@@ -9,7 +9,7 @@ import request from 'supertest';
 import { DataSource, type QueryRunner } from 'typeorm';
 import { changesOf, startDiffsApp } from './support/diffs-app';
 import { TestPostgres } from './support/postgres';
-import { SplitAnswerProxy } from './support/split-answer-proxy';
+import { AnswerFaultProxy } from './support/answer-fault-proxy';
 
 let reached: () => void = () => undefined;
 let gate: Promise<void> = Promise.resolve();
@@ -50,12 +50,12 @@ class OtherRequestController {
 
 describe('a failed string settled on a connection another request opened', () => {
   let db: TestPostgres;
-  let proxy: SplitAnswerProxy;
+  let proxy: AnswerFaultProxy;
   let app: INestApplication<Server>;
 
   beforeAll(async () => {
     db = await TestPostgres.start();
-    proxy = await SplitAnswerProxy.start(db.port, 50);
+    proxy = await AnswerFaultProxy.start(db.port, { delayMs: 50 });
     const appUrl = db.url().replace(`:${db.port}/`, `:${proxy.port}/`);
     app = await startDiffsApp(db, { mode: 'sync' }, { controllers: [OtherRequestController], appUrl });
   }, 60_000);
@@ -87,6 +87,6 @@ describe('a failed string settled on a connection another request opened', () =>
       write: write.entitiesOmitted,
       hold: hold.entitiesOmitted,
     }).toEqual({ stored: ['other done'], write: 1, hold: undefined });
-    expect(proxy.splits).toBeGreaterThan(0);
+    expect(proxy.errors).toBeGreaterThan(0);
   });
 });

@@ -15,7 +15,7 @@ import request from 'supertest';
 import { DataSource } from 'typeorm';
 import { AuditService } from '../src/audit';
 import { Contract, startDiffsApp } from './support/diffs-app';
-import { SplitAnswerProxy } from './support/split-answer-proxy';
+import { AnswerFaultProxy } from './support/answer-fault-proxy';
 import { TestPostgres } from './support/postgres';
 
 @Controller('failed-commit')
@@ -46,12 +46,12 @@ describe.each([
   ['with each error read before the status after it', true],
 ])('record() committed by a COMMIT in a string that then fails (%s)', (_how, split) => {
   let db: TestPostgres;
-  let proxy: SplitAnswerProxy | undefined;
+  let proxy: AnswerFaultProxy | undefined;
   let app: INestApplication<Server>;
 
   beforeAll(async () => {
     db = await TestPostgres.start();
-    proxy = split ? await SplitAnswerProxy.start(db.port, 50) : undefined;
+    proxy = split ? await AnswerFaultProxy.start(db.port, { delayMs: 50 }) : undefined;
     const appUrl = proxy && db.url().replace(`:${db.port}/`, `:${proxy.port}/`);
     // The look-up from another connection has writeTimeoutMs, past which the request keeps its own
     // row too: a loaded machine must not decide what this suite checks.
@@ -70,7 +70,7 @@ describe.each([
     const stored = await db.query('SELECT 1 FROM contract WHERE title LIKE $1', [`${tag}%`]);
     const rows = await db.query<{ action: string }>('SELECT action FROM audit_log WHERE request_id = $1 ORDER BY occurred_at', [tag]);
     expect({ stored: stored.length, rows: rows.map((row) => row.action) }).toEqual({ stored: 1, rows: ['contract_signed'] });
-    if (proxy) expect(proxy.splits).toBeGreaterThan(0);
+    if (proxy) expect(proxy.errors).toBeGreaterThan(0);
   });
 
   it('leaves the request its own row when the transaction had failed before the string', async () => {

@@ -3,9 +3,12 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
 /**
  * What becomes of the server's bytes after an ErrorResponse: `hold` keeps them (the ReadyForQuery
  * with the transaction status among them) until {@link AnswerFaultProxy.release}, as a network
- * partition that begins right after the error would; `pass` lets it through (for {@link AnswerFaultProxy.gather}).
+ * partition that begins right after the error would; `{ delayMs }` hands them over that much later,
+ * so that `pg` settles the failed query before it reads the ReadyForQuery (PostgreSQL flushes an
+ * error on its own: a loaded machine or a network may deliver them so at any time; here it happens
+ * every time); `pass` lets them through (for {@link AnswerFaultProxy.gather}).
  */
-export type AfterError = 'hold' | 'pass';
+export type AfterError = 'hold' | 'pass' | { delayMs: number };
 
 /**
  * A TCP proxy to PostgreSQL that hands the app each error, then does `afterError` with what follows
@@ -16,6 +19,7 @@ export type AfterError = 'hold' | 'pass';
  * // postgres://…@127.0.0.1:${proxy.port}/…: a failed query's ReadyForQuery waits for proxy.release()
  * proxy.release();
  * await proxy.stop();
+ * const apart = await AnswerFaultProxy.start(db.port, { delayMs: 50 }); // each ReadyForQuery after an error comes 50 ms later
  */
 export class AnswerFaultProxy {
   /** Errors handed to the app. */
@@ -41,10 +45,13 @@ export class AnswerFaultProxy {
 
   /** `hold`: hands the app what was held, and lets what comes next through until the next error. */
   release(): void {
-    for (const [client, chunks] of this.held) {
-      this.held.delete(client);
-      if (!client.destroyed) for (const chunk of chunks) client.write(chunk);
-    }
+    for (const client of [...this.held.keys()]) this.releaseTo(client);
+  }
+
+  private releaseTo(client: Socket): void {
+    const chunks = this.held.get(client) ?? [];
+    this.held.delete(client);
+    if (!client.destroyed) for (const chunk of chunks) client.write(chunk);
   }
 
   /**
@@ -103,6 +110,8 @@ export class AnswerFaultProxy {
           start = at;
           this.errors += 1;
           this.held.set(client, []);
+          const after = this.afterError;
+          if (typeof after === 'object') setTimeout(() => this.releaseTo(client), after.delayMs);
         }
       }
       if (at > start) send(pending.subarray(start, at));
