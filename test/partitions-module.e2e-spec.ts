@@ -62,7 +62,12 @@ describe('partitions kept ahead by the module', () => {
 
   it('has made its first check by the time the application has started, so a seal right after start covers what was logged', async () => {
     await db.createDatabase('fresh');
-    const fresh = await startPartitionsApp(db.url('fresh'), { integrity: { enabled: true, intervalMs: 3_600_000 } });
+    // Start-up waits for the first check at most writeTimeoutMs: long enough here that a loaded
+    // machine, where the check can take seconds, never reaches that bound.
+    const fresh = await startPartitionsApp(db.url('fresh'), {
+      writeTimeoutMs: 30_000,
+      integrity: { enabled: true, intervalMs: 3_600_000 },
+    });
     try {
       expect(fresh.get(AuditPartitions).status()).toMatchObject({ partitioned: true, created: 3, lastRunAt: expect.any(String) });
       await fresh.get(AuditService).log({ action: 'nda_created', entityId: 'first' });

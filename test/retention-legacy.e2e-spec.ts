@@ -398,8 +398,12 @@ describe('retention of the legacy partition whole', () => {
       retention: { months: BOUND, legacy: true },
     });
     try {
+      // Retention's run at start holds the sealer's lock while it runs: a seal tried meanwhile finds the
+      // lock taken and seals nothing. retainNow() waits for that run; it then removes the partition
+      // (the sealer's first attempt sealed it) or keeps it (no seal yet).
+      await module.get(AuditRetention).retainNow();
       await module.get(AuditSealer).sealNow();
-      // The run at start may have removed it already (it then finds it gone), or found no seal yet and kept it: this run removes it.
+      // This run removes it, or finds it gone.
       const decisions = await module.get(AuditRetention).retainNow();
       expect(decisions.filter((d) => (d.month === 'legacy' && d.action !== 'retired') || d.action === 'failed')).toEqual([]);
       expect(stderr.of(AUDIT_EVENTS.retained)).toEqual(

@@ -7,7 +7,7 @@ import { runInNewContext } from 'node:vm';
 import { type DataSource } from 'typeorm';
 import { AUDIT_MIGRATIONS, AuditLog, AuditModule, AuditService } from '../src/audit';
 import { MAX_OUTSTANDING_WRITES } from '../src/audit/audit.writer';
-import { eventually } from './support/app';
+import { eventually, partitionsChecked } from './support/app';
 import { sleep, TestPostgres } from './support/postgres';
 import { StderrCapture } from './support/stderr';
 import { TcpProxy } from './support/tcp-proxy';
@@ -105,6 +105,9 @@ describe('a silent network partition between the app and the audit database', ()
       ],
     }).compile();
     app = await moduleRef.init();
+    // Start-up waits for the first partition check at most writeTimeoutMs (200 ms here): one still
+    // running when the partition begins would hold a connection of the pool the writes are counted in.
+    await partitionsChecked(app);
   }, 60_000);
 
   afterAll(async () => {

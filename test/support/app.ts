@@ -1,4 +1,4 @@
-import { type INestApplication } from '@nestjs/common';
+import { type INestApplication, type INestApplicationContext } from '@nestjs/common';
 import { Test, type TestingModuleBuilder } from '@nestjs/testing';
 import { type ClientRequest, request as httpRequest, type Server } from 'node:http';
 import { type AddressInfo } from 'node:net';
@@ -68,7 +68,7 @@ async function answers(url: string): Promise<boolean> {
  * and a suite that locks `audit_log` or seals right after start would then meet that check's
  * locks and the sealing horizon its transaction holds back.
  */
-export async function partitionsChecked(app: INestApplication): Promise<void> {
+export async function partitionsChecked(app: INestApplicationContext): Promise<void> {
   let partitions: AuditPartitions;
   try {
     partitions = app.get(AuditPartitions, { strict: false });
