@@ -18,6 +18,7 @@ import { AuditRetireLegacy1766500000000 } from '../../migrations/1766500000000-A
 import { AuditEntityChanges1766600000000 } from '../../migrations/1766600000000-AuditEntityChanges';
 import { AuditRetireLegacyInParts1766700000000 } from '../../migrations/1766700000000-AuditRetireLegacyInParts';
 import { AuditSealMonths1766800000000 } from '../../migrations/1766800000000-AuditSealMonths';
+import { AuditOtherEntitiesIndex1767000000000 } from '../../migrations/1767000000000-AuditOtherEntitiesIndex';
 
 /**
  * Every migration of the audit schema, oldest first. List them all in the audit DataSource's
@@ -50,4 +51,5 @@ export const AUDIT_MIGRATIONS = [
   AuditEntityChanges1766600000000,
   AuditRetireLegacyInParts1766700000000,
   AuditSealMonths1766800000000,
+  AuditOtherEntitiesIndex1767000000000,
 ] as const;

@@ -17,6 +17,7 @@ export { AuditRetireLegacy1766500000000 } from '../../migrations/1766500000000-A
 export { AuditEntityChanges1766600000000 } from '../../migrations/1766600000000-AuditEntityChanges';
 export { AuditRetireLegacyInParts1766700000000 } from '../../migrations/1766700000000-AuditRetireLegacyInParts';
 export { AuditSealMonths1766800000000 } from '../../migrations/1766800000000-AuditSealMonths';
+export { AuditOtherEntitiesIndex1767000000000 } from '../../migrations/1767000000000-AuditOtherEntitiesIndex';
 export { AUDIT_MIGRATIONS } from './audit-migrations';
 export { AuditBuffer, type BufferedEntry } from './audit-buffer';
 export { auditScope } from './audit-context';
