@@ -46,7 +46,7 @@ export function databaseCascades(
  * referred to the row written (the database does not say).
  *
  * @example
- * cascadedWrites(cascades, 'remove', customerMetadata, undefined); // 2
+ * cascadedWrites(cascades, 'remove', customerMetadata, {}); // 2
  */
 export function cascadedWrites(
   cascades: DatabaseCascades,
