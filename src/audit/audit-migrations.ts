@@ -19,6 +19,7 @@ import { AuditEntityChanges1766600000000 } from '../../migrations/1766600000000-
 import { AuditRetireLegacyInParts1766700000000 } from '../../migrations/1766700000000-AuditRetireLegacyInParts';
 import { AuditSealMonths1766800000000 } from '../../migrations/1766800000000-AuditSealMonths';
 import { AuditEraseRefusesForeignTriggers1766900000000 } from '../../migrations/1766900000000-AuditEraseRefusesForeignTriggers';
+import { AuditOtherEntitiesIndex1767000000000 } from '../../migrations/1767000000000-AuditOtherEntitiesIndex';
 
 /**
  * Every migration of the audit schema, oldest first. List them all in the audit DataSource's
@@ -52,4 +53,5 @@ export const AUDIT_MIGRATIONS = [
   AuditRetireLegacyInParts1766700000000,
   AuditSealMonths1766800000000,
   AuditEraseRefusesForeignTriggers1766900000000,
+  AuditOtherEntitiesIndex1767000000000,
 ] as const;

@@ -25,8 +25,9 @@ import { capturedChange } from './cut-change';
 import { type ChangeSource, entityChange } from './entity-diff';
 import { type EntityChangeOp } from './entity-change';
 import { queryAnswered, queryFailed, statusNeeded, transactionEnded } from './query-follower';
+import { cascadedWrites, databaseCascades, type DatabaseCascades } from './database-cascades';
 import { statementAnswered, wroteNoRow } from './statement-rows';
-import { confirmRecordedRows, stageChange, transactionCommitted, transactionRolledBack } from './transaction-changes';
+import { confirmRecordedRows, stageChange, stageOmitted, transactionCommitted, transactionRolledBack } from './transaction-changes';
 import { unheardCommitted, unheardRolledBack, watchAuditedTables, writeHeard } from './unheard-writes';
 import { answeredByServer, followAnswers, onceAnswered } from './unreported-transaction';
 
@@ -42,7 +43,9 @@ import { answeredByServer, followAnswers, onceAnswered } from './unreported-tran
  * `maxEntryBytes`: past that, values are cut (marked with their size), each change keeping its
  * entity, id and field names; only changes whose names alone pass it are counted in
  * `entitiesOmitted` too, and so is each write statement on an audited entity's table that TypeORM
- * sent no event for (`unheard-writes.ts`; raw SQL is read statement by statement, `query-follower.ts`).
+ * sent no event for (`unheard-writes.ts`; raw SQL is read statement by statement, `query-follower.ts`),
+ * and each foreign key of an audited entity whose `ON DELETE` / `ON UPDATE` action a reported
+ * delete or update sets going in the database (`database-cascades.ts`).
  *
  * @example
  * const subscriber = app.get(EntityChangeSubscriber);
@@ -51,6 +54,8 @@ import { answeredByServer, followAnswers, onceAnswered } from './unreported-tran
 @Injectable()
 export class EntityChangeSubscriber implements EntitySubscriberInterface, OnApplicationBootstrap {
   private readonly rules = new Map<unknown, AuditedEntityRule>();
+  /** The foreign keys of audited entities the database follows on its own (`ON DELETE CASCADE` …), by the entity they refer to. */
+  private readonly cascades: DatabaseCascades = { onDelete: new Map(), onUpdate: new Map() };
   private readonly isRedacted: (key: string) => boolean;
   private faultCount = 0;
   /** Diffs take at most half of `maxEntryBytes`, leaving the rest to the body, metadata and fixed fields. */
@@ -83,6 +88,7 @@ export class EntityChangeSubscriber implements EntitySubscriberInterface, OnAppl
     const rules = auditedEntityRules(dataSource.entityMetadatas, this.options.diffs);
     if (rules.size === 0) return false;
     for (const [target, rule] of rules) this.rules.set(target, rule);
+    databaseCascades(dataSource.entityMetadatas, (metadata) => rules.has(metadata.target), this.cascades);
     watchAuditedTables(
       dataSource,
       dataSource.entityMetadatas.filter((metadata) => rules.has(metadata.target)),
@@ -187,10 +193,14 @@ export class EntityChangeSubscriber implements EntitySubscriberInterface, OnAppl
     try {
       writeHeard(queryRunner, source.metadata);
       rule = this.rules.get(source.metadata.target);
-      const context = rule && currentAuditContext();
-      if (!rule || !context) return;
-      // A write by criteria or through a query builder that PostgreSQL says wrote no row changed nothing.
+      const cascaded = cascadedWrites(this.cascades, op, source.metadata, source);
+      const context = (rule || cascaded > 0) && currentAuditContext();
+      if (!context) return;
+      // A write by criteria or through a query builder that PostgreSQL says wrote no row changed nothing (nor set off a key's action).
       if (byCriteria(op, source) && wroteNoRow(queryRunner, op)) return;
+      // Rows of audited entities the database writes by a foreign key's action: no event names them.
+      if (cascaded > 0) stageOmitted(queryRunner, context, cascaded, this.budget);
+      if (!rule) return;
       const change = entityChange(op, rule, source, this.isRedacted);
       if (!change) return;
       // By name only, here and when the row is normalized: a value never redacts another.

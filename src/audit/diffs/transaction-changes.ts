@@ -109,6 +109,26 @@ export function stageChange(queryRunner: QueryRunner, context: AuditContext, cha
   hold(pending, depth, [change], 0);
 }
 
+/**
+ * Holds `count` writes that cannot be listed until their transaction commits (counted then in
+ * `entitiesOmitted`, dropped on rollback, as {@link stageChange} holds a change); outside a
+ * transaction they are counted at once.
+ *
+ * @example
+ * stageOmitted(queryRunner, context, 2, 32 * 1024); // two writes the database made on its own
+ */
+export function stageOmitted(queryRunner: QueryRunner, context: AuditContext, count: number, maxBytes: number): void {
+  const depth = depthOf(queryRunner);
+  if (depth === 0 && unreportedBlockOpen(queryRunner) !== true) {
+    ownerOf(context).omitted += count;
+    return;
+  }
+  const pending = pendingOf(queryRunner, maxBytes);
+  pending.context ??= context;
+  if (depth === 0 && !pending.levels[0]) watchBlock(queryRunner, pending, context);
+  hold(pending, depth, [], count);
+}
+
 /** Before `context`'s changes are taken: a block that ended without its end being seen counts what it held. */
 function watchBlock(queryRunner: QueryRunner, pending: Pending, context: AuditContext): void {
   const owner = ownerOf(context);

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { literal } from '../audit-insert-sql';
+import { OTHER_ENTITIES_FUNCTION } from '../../../migrations/1767000000000-AuditOtherEntitiesIndex';
 import { canonicalEntityId, legacyEntityIdSpellings } from '../entity-id';
 import { type AuditCursorKey } from './audit-cursor';
 import { PAGE_COLUMNS, type PreparedRead } from './audit-query.sql';
@@ -27,9 +28,10 @@ export function entityRefs(entityType: string, entityId: string): [string, strin
  * about it (`entity_type`, `entity_id`), and the rows about another entity whose
  * `changes.entities` holds a change of it (one transaction that changed both). The entity's rows
  * are read off `audit_log_entity_time_idx`, newest first and bounded by the page; the others
- * through the GIN index `audit_log_entities_idx` (rows with `changes.entities` only), all of them
- * past the cursor, then sorted: a page costs the two lookups plus the sort of the entity's
- * changes on other rows, whatever the table's size. A UUID id is looked up canonical (lower
+ * through the GIN index `audit_log_other_entities_idx` (rows with `changes.entities` only, keyed
+ * by the entities each names besides its own), all of them past the cursor, then sorted: a page
+ * costs the two lookups plus the sort of the entity's changes on other rows, whatever the table's
+ * size or the length of the entity's own history. A UUID id is looked up canonical (lower
  * case), as given, and in capitals, as erasure does: `changes.entities` keeps a key as the entity's
  * table holds it, and an earlier version stored the id as the caller spelled it. Each spelling of
  * the entity's own rows is one more bounded read of the time index.
@@ -68,9 +70,9 @@ function historySql(
   const spellings = [canonicalEntityId(entityId), ...legacyEntityIdSpellings(entityId)];
   const ids = spellings.map((spelling) => `${param(literal(spelling))}::text`);
   // A null ref (no numeric form) is kept as NULL: the statement's text depends on the number of spellings only.
-  const refs = spellings
-    .flatMap((spelling) => entityRefs(entityType, spelling))
-    .map((ref) => `changes -> 'entities' @> ${param(literal(ref))}::jsonb`);
+  // The row's entities without its own (`AuditOtherEntitiesIndex1767000000000`), in the table's schema.
+  const others = `${table.replace(/(?:"(?:[^"]|"")*"|[^."]+)$/, `"${OTHER_ENTITIES_FUNCTION}"`)}(changes -> 'entities', entity_type, entity_id)`;
+  const refs = spellings.flatMap((spelling) => entityRefs(entityType, spelling)).map((ref) => `${others} @> ${param(literal(ref))}::jsonb`);
   let cursor = '';
   if (after) {
     const instant =
@@ -80,8 +82,8 @@ function historySql(
     cursor = ` AND (occurred_at, id) < (${instant}, ${param(literal(after.id))}::uuid)`;
   }
   const n = `${param(String(limit + 1))}::integer`;
-  // `changes ? 'entities'` is the GIN index's predicate; the second part leaves out the entity's own
-  // rows, which the first reads. Its `OFFSET 0` keeps its ORDER BY and LIMIT outside: a generic plan
+  // `changes ? 'entities'` is the GIN index's predicate; its key holds no row's own entity, and the
+  // second part leaves out the rows of the entity's other spellings: the first part reads them all. Its `OFFSET 0` keeps its ORDER BY and LIMIT outside: a generic plan
   // (a prepared statement's) would otherwise walk the time index newest first, filtering every row.
   const own = ids.map(
     (id) => `(SELECT ${PAGE_COLUMNS} FROM ${table} WHERE entity_type = ${type} AND entity_id = ${id}${cursor} ${ORDER} LIMIT ${n})`,

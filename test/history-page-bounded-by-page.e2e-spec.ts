@@ -4,36 +4,13 @@ import { historyReads } from '../src/audit/query/history-sql';
 import { startDiffsApp } from './support/diffs-app';
 import { TestPostgres } from './support/postgres';
 
-// Promise (docs/GUIDE.md, "Reading the trail"): "Pagination is keyset … so page 100 costs what page
-// 1 does"; "Each spelling of the entity's own rows is one more bounded read of the indexes"; and
-// (src/audit/query/history-sql.ts) "The entity's rows are read off `audit_log_entity_time_idx`,
-// newest first and bounded by the page; the others through the GIN index … all of them past the
-// cursor, then sorted: a page costs the two lookups plus the sort of the entity's changes on other
-// rows, whatever the table's size". Reads must never hold the writer back (docs/GUIDE.md,
-// "Reads never disturb writes").
-//
-// Break: every row the module writes about an audited entity also holds that entity's change in
-// `changes.entities`. The GIN branch of history() (`changes -> 'entities' @> …`, under `OFFSET 0`)
-// therefore fetches every row of the entity's own history from the heap, each one only to be
-// dropped by the `IS DISTINCT FROM` filter that leaves the own rows to the time index. One page of
-// a much-changed entity (an account, a settings row, a contract edited daily for years) reads its
-// whole history: the cost grows with the history, not with the page, up to `readTimeoutMs` of the
-// server's time per page, on the same server and disks the audit writes use, after which the
-// history of that entity cannot be read at all (AUDIT_READ_TIMEOUT).
-//
-// Observed: for a contract with 20 000 rows of its own (and no change on any other row), the
-// first page of 50 fetches 20 051 rows (EXPLAIN ANALYZE): 51 off the time index, and a Bitmap Heap
-// Scan of the GIN branch that returns 0 rows and removes 20 000 by its filter (about 47 ms of the
-// server's time for one page of 50 here, growing with the history), where the promise allows
-// the page (51 rows) plus the changes on other rows (0).
-//
-// Severity: medium (a history page's cost unbounded by the page; a hot entity's history becomes
-// unreadable and each try costs the database up to readTimeoutMs).
-//
-// Fix guess: keep the own rows out of the GIN branch in the index itself (a partial index, or an
-// index key that holds the row's own entity apart), or read the GIN branch newest first bounded by
-// the page (its own keyset walk through an index on (occurred_at, id) of the matching rows), so
-// that the rows it fetches are bounded by the page.
+// docs/GUIDE.md, "Reading the trail": "Pagination is keyset … so page 100 costs what page 1 does".
+// Every row the module writes about an audited entity also holds that entity's change in
+// `changes.entities`; history() finds the entity's changes on other rows through
+// `audit_log_other_entities_idx`, whose key holds no row's own entity
+// (AuditOtherEntitiesIndex1767000000000). For a contract with 20 000 rows of its own, the first page
+// of 50 fetches about one page of rows (EXPLAIN ANALYZE): 51 off the time index, none through the
+// GIN index, where the index of all entities fetched all 20 000 own rows to drop them by a filter.
 
 const CONTRACT = '0193a1c2-7b1e-7c3d-9e4f-0123456789ab';
 const OWN_ROWS = 20_000;
@@ -58,7 +35,7 @@ function rowsFetched(node: PlanNode): number {
   return own + (node.Plans ?? []).reduce((sum, child) => sum + rowsFetched(child), 0);
 }
 
-describe('probe: one history page of an entity with a long history of its own', () => {
+describe('one history page of an entity with a long history of its own', () => {
   let db: TestPostgres;
   let app: INestApplication<Server>;
 
