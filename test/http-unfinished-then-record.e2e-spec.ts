@@ -9,7 +9,7 @@ import { type Server } from 'node:http';
 import request from 'supertest';
 import { DataSource } from 'typeorm';
 import { AuditService } from '../src/audit';
-import { eventually, postAndHold } from './support/app';
+import { eventually, postAndHold, nothingPending } from './support/app';
 import { TestPostgres } from './support/postgres';
 import { startAuditApp } from './support/tx-app';
 
@@ -81,10 +81,11 @@ describe('a request recorded as unfinished whose handler then writes its record(
     waiting.get(tag)?.();
     await done;
     expect(await db.query('SELECT tag FROM transfer WHERE tag = $1', [tag], database)).toEqual([{ tag }]);
-    // A later request's row is written after any row of this one (one writer, in order).
+    // A later request's row, then nothing pending: every row of this one is written (batches in flight may commit out of order).
     const later = 'late-record-later';
     await request(app.getHttpServer()).post('/transfers').set('x-request-id', later).send({ tag: later, plain: true }).expect(201);
     await eventually(async () => (await rowsOf(later)).length > 0);
+    await nothingPending(app);
     expect(await rowsOf(tag)).toEqual([
       { action: 'transfers.send', outcome: 'failure', reason: 'unfinished' },
       { action: 'transfer_sent', outcome: 'success', reason: null },

@@ -1,6 +1,7 @@
 import { type INestApplication } from '@nestjs/common';
 import { type Server } from 'node:http';
 import request from 'supertest';
+import { nothingPending } from './support/app';
 import { TestPostgres } from './support/postgres';
 import { numbersOn, startTxApp, txRows, type TxRow } from './support/tx-app';
 
@@ -42,6 +43,8 @@ describe.each([
     const later = `${mode}-later-${Date.now()}`;
     await book(later).expect(201);
     await rowsOf(later);
+    // Batches in flight may commit out of order: nothing pending means every earlier row is written.
+    await nothingPending(app);
   }
 
   beforeAll(async () => {

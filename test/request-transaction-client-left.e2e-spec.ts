@@ -3,7 +3,7 @@ import { APP_INTERCEPTOR } from '@nestjs/core';
 import { once } from 'node:events';
 import { type Server } from 'node:http';
 import { AuditService } from '../src/audit';
-import { eventually, postAndHold } from './support/app';
+import { eventually, postAndHold, nothingPending } from './support/app';
 import { TestPostgres } from './support/postgres';
 import {
   createInvoiceDatabase,
@@ -89,6 +89,8 @@ describe.each([
     await bookAndLeave(later, {});
     await eventually(async () => (await committed(later)) === 1);
     await eventually(async () => (await txRows(db, database, `${later}-request`)).length > 0);
+    // Batches in flight may commit out of order: nothing pending means every earlier row is written.
+    await nothingPending(app);
   }
 
   beforeAll(async () => {

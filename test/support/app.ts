@@ -149,3 +149,13 @@ export function dataSourceAnswers(app: INestApplication): Promise<boolean> {
     .then(() => true);
   return Promise.race([answered, late]).finally(() => clearTimeout(timer));
 }
+
+/**
+ * Waits (at most 10 s) until nothing logged so far is on its way to the database: queued or in a
+ * batch in flight. The writer keeps several batches in flight, so a later entry's row can commit
+ * before an earlier one's: a suite that waits for a later request's row waits for this too.
+ */
+export async function nothingPending(app: INestApplicationContext): Promise<void> {
+  const audit = app.get(AuditService, { strict: false });
+  await eventually(() => audit.status().pending === 0, 10_000, 'nothing pending');
+}
