@@ -18,7 +18,7 @@ import { type Server } from 'node:http';
 import { concatMap, from, type Observable } from 'rxjs';
 import { DataSource } from 'typeorm';
 import { AuditService } from '../src/audit';
-import { eventually, postAndHold } from './support/app';
+import { eventually, postAndHold, nothingPending } from './support/app';
 import { TestPostgres } from './support/postgres';
 import { startAuditApp } from './support/tx-app';
 
@@ -133,11 +133,12 @@ describe.each([
     client.destroy();
   }
 
-  /** Waits until a request sent now has its row: the writer writes in order, so every earlier row is in. */
+  /** Waits until a request sent now has its row and nothing is pending: every earlier row is in (batches in flight may commit out of order). */
   async function afterLaterRequest(): Promise<void> {
     const later = `${platform}-later-${Date.now()}`;
     await sendAndLeave(later, 'deny', { tag: later });
     await eventually(async () => (await rowsOf(later)).length > 0);
+    await nothingPending(app);
   }
 
   beforeAll(async () => {
