@@ -97,6 +97,30 @@ describe('sanitizeDbError', () => {
     expect(sanitizeDbError(missing, []).message).toBe('relation "audit_log" does not exist (run the CreateAuditLog migration)');
   });
 
+  // 42501 is PostgreSQL's refusal of a privilege, and the code the trail's own functions refuse with:
+  // a GRANT on audit_log is the fix of the first kind only.
+  it.each([
+    ['permission denied for table audit_log', 'GRANT INSERT, SELECT ON audit_log to the application role'],
+    ['permission denied for function audit_log_erase', 'GRANT EXECUTE ON FUNCTION audit_log_erase to this role'],
+    [
+      'audit_log_erase refuses to run while a trigger its owner did not provide is on the tables it writes: grab on audit_log',
+      "as the trail's owner, drop each trigger named and revoke TRIGGER on the trail's tables from every role but their owner: docs/RUNBOOK.md, 16",
+    ],
+    ['audit_log is append-only: UPDATE refused', null],
+    ['month 2026-01 holds rows not sealed yet', null],
+  ])('42501 %s: the hint fits it', (refusal, hint) => {
+    const error = Object.assign(new Error(refusal), { code: '42501' });
+    expect(sanitizeDbError(error, []).message).toBe(hint === null ? refusal : `${refusal} (${hint})`);
+  });
+
+  it("recognises the erasure's refusal by its text as raised, before a secret inside it is removed", () => {
+    const error = Object.assign(
+      new Error('audit_log_erase refuses to run while a trigger its owner did not provide is on the tables it writes: grab on audit_log'),
+      { code: '42501' },
+    );
+    expect(sanitizeDbError(error, ['audit']).message).toMatch(/ \(as the trail's owner, drop each trigger named .*\)$/);
+  });
+
   it('strips key=value credentials, newlines, and caps the length', () => {
     const { code, message } = sanitizeDbError({ message: `host=db password='a b'\nuser=x ${'y'.repeat(500)}`, code: 'has spaces' }, []);
     expect(code).toBe('ERROR');

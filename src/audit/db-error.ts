@@ -44,6 +44,26 @@ const HINTS: Record<string, string> = {
   '3D000': 'the audit database does not exist',
 };
 
+/** The start of `audit_log_erase`'s refusal while a trigger the trail's owner did not provide is on its tables (AuditEraseRefusesForeignTriggers1766900000000). */
+const FOREIGN_TRIGGER_REFUSAL = 'audit_log_erase refuses to run while a trigger its owner did not provide is on the tables it writes';
+const FOREIGN_TRIGGER_HINT =
+  "as the trail's owner, drop each trigger named and revoke TRIGGER on the trail's tables from every role but their owner: docs/RUNBOOK.md, 16";
+const FUNCTION_DENIED = /^permission denied for function ([\w$]{1,63})$/;
+
+/**
+ * The hint for `code` and the message as raised. `42501` is both PostgreSQL's refusal of a
+ * privilege (`permission denied for …`) and the code the trail's own functions refuse with (an
+ * append-only table, a month retention may not remove, a trigger erasure will not run beside):
+ * the GRANT on audit_log fits a table refused, EXECUTE a function, and no GRANT the trail's refusals.
+ */
+function hintOf(code: string, message: string): string | undefined {
+  if (code !== '42501') return HINTS[code];
+  if (message.startsWith(FOREIGN_TRIGGER_REFUSAL)) return FOREIGN_TRIGGER_HINT;
+  const deniedFunction = FUNCTION_DENIED.exec(message);
+  if (deniedFunction) return `GRANT EXECUTE ON FUNCTION ${deniedFunction[1]} to this role`;
+  return message.startsWith('permission denied for ') ? HINTS[code] : undefined;
+}
+
 /**
  * Reduces any error to a code and a message without connection strings, credentials, hosts,
  * query text or parameters. `secrets` are literal strings (host, user, password of the
@@ -59,17 +79,18 @@ export function sanitizeDbError(error: unknown, secrets: readonly string[]): San
   const code = typeof rawCode === 'string' && /^[A-Z0-9_]{1,40}$/i.test(rawCode) ? rawCode : 'ERROR';
   // QueryFailedError's own message is the driver's; its `query` and `parameters` are never read.
   const rawMessage = source.driverError?.message ?? source.message;
+  const raised = typeof rawMessage === 'string' ? rawMessage : String(error);
+  // Told by the text as raised: a secret removed from inside it would change it.
+  const hint = hintOf(code, raised);
   // URLs first: removing a literal secret inside one would leave the rest of it unrecognisable.
-  let message = (typeof rawMessage === 'string' ? rawMessage : String(error))
-    .replace(URL_PATTERN, '[url]')
-    .replace(KEY_VALUE_SECRET, '$1=[redacted]');
+  let message = raised.replace(URL_PATTERN, '[url]').replace(KEY_VALUE_SECRET, '$1=[redacted]');
   message = message.replace(LOOKUP_HOST, '$1 $2 [host]');
   for (const secret of secrets) {
     if (secret.length >= 3) message = message.split(secret).join('[redacted]');
   }
   message = message.replace(HOST_PORT, '[host]').replace(/[\r\n]+/g, ' ');
   if (message.length > MAX_MESSAGE) message = `${message.slice(0, MAX_MESSAGE)}…`;
-  return { code, message: HINTS[code] ? `${message} (${HINTS[code]})` : message };
+  return { code, message: hint ? `${message} (${hint})` : message };
 }
 
 /**
