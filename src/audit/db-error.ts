@@ -141,12 +141,16 @@ export function isPartitionRouting(error: unknown): boolean {
  * `url`, `host`, `username` and `password` of the options, of `replication.master` and of each of
  * `replication.slaves` (where TypeORM takes them with replication configured), and the
  * `connectionString`, `host`, `user` and `password` of `extra` (options the pg pool reads as
- * given), with the host, user and password of each URL.
+ * given), with the host, user and password of each URL (its query parameters' too). And those pg
+ * takes from `env` (the process's environment) for what the options of a pool leave out, as it
+ * does: `PGUSER`, `PGPASSWORD` and `PGHOST`, and for the user, `PGUSER` unset too, the system's
+ * `USER` (`USERNAME` on Windows).
  *
  * @example
  * connectionSecrets({ replication: { master: { url: 'postgres://app:pw0rd@db/a' }, slaves: [] } }); // includes 'app', 'pw0rd', 'db'
+ * connectionSecrets({ url: 'postgres://db/a' }, { PGUSER: 'app', PGPASSWORD: 'pw0rd' }); // includes 'app', 'pw0rd', 'db'
  */
-export function connectionSecrets(options: object | undefined): string[] {
+export function connectionSecrets(options: object | undefined, env: Readonly<Record<string, string | undefined>> = process.env): string[] {
   const o = record(options);
   const replication = record(o.replication);
   const slaves = Array.isArray(replication.slaves) ? replication.slaves : [];
@@ -156,6 +160,9 @@ export function connectionSecrets(options: object | undefined): string[] {
     addSecrets(secrets, credentials.url, credentials.host, credentials.username, credentials.password);
   }
   addSecrets(secrets, extra.connectionString, extra.host, extra.user, extra.password);
+  // TypeORM makes a pool of the master's and of each slave's credentials with replication, else of the options'.
+  const pools = o.replication ? [record(replication.master), ...slaves.map(record)] : [o];
+  for (const credentials of pools) addPoolSecrets(secrets, poolConfig(credentials, extra), env);
   return [...new Set(secrets)].filter((s) => s.length > 0).sort((a, b) => b.length - a.length);
 }
 
@@ -174,5 +181,57 @@ function addSecrets(secrets: string[], url: unknown, ...literals: unknown[]): vo
     if (parsed.hostname.startsWith('[')) secrets.push(parsed.hostname.slice(1, -1));
   } catch {
     // An unparsable URL is still removed whole by the literal match.
+  }
+}
+
+/** The options TypeORM gives the pg pool of one set of credentials: its own, `extra` over them. */
+function poolConfig(credentials: Record<string, unknown>, extra: Record<string, unknown>): Record<string, unknown> {
+  return {
+    connectionString: credentials.url,
+    host: credentials.host,
+    user: credentials.username,
+    password: credentials.password,
+    ...extra,
+  };
+}
+
+/** The environment variable pg reads for each of a connection's secrets its options leave out. */
+const PG_VARIABLES = { user: 'PGUSER', password: 'PGPASSWORD', host: 'PGHOST' } as const;
+
+/**
+ * Adds the user, password and host pg's `ConnectionParameters` takes for the pool options
+ * `config`: a connection string's (its query parameters' too, a socket path's decoded) over the
+ * options beside it, and for each it leaves out (unset or empty) its variable from `env`, then for
+ * the user the system's user name (pg's default).
+ */
+function addPoolSecrets(secrets: string[], config: Record<string, unknown>, env: Readonly<Record<string, string | undefined>>): void {
+  const connectionString = typeof config.connectionString === 'string' ? config.connectionString : '';
+  const given = connectionString ? { ...config, ...connectionStringFields(connectionString) } : config;
+  for (const [field, variable] of Object.entries(PG_VARIABLES)) {
+    const value = given[field] || env[variable] || (field === 'user' ? env[process.platform === 'win32' ? 'USERNAME' : 'USER'] : undefined);
+    if (typeof value === 'string') secrets.push(value);
+  }
+}
+
+/**
+ * The user, password and host pg's parse of a connection string gives: a Unix socket's path
+ * (a string starting with `/`) as the host, else those of the URL, its query parameters first,
+ * each empty when the URL has none; all empty (taken from the environment) when it is not one.
+ */
+function connectionStringFields(text: string): Record<string, string> {
+  if (text.startsWith('/')) return { host: text.split(' ')[0] };
+  const none = { user: '', password: '', host: '' };
+  // Without a scheme pg reads it relative to a placeholder URL, whose host is no secret.
+  if (!/^[a-z][a-z0-9+.-]*:/i.test(text)) return none;
+  try {
+    const url = new URL(text, 'postgres://base');
+    const param = (name: string) => url.searchParams.get(name) ?? '';
+    return {
+      user: param('user') || decodeURIComponent(url.username),
+      password: param('password') || decodeURIComponent(url.password),
+      host: param('host') || decodeURIComponent(url.hostname.replace(/^\[(.+)\]$/, '$1')),
+    };
+  } catch {
+    return none;
   }
 }
