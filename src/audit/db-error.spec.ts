@@ -92,9 +92,72 @@ describe('sanitizeDbError', () => {
     expect(sanitizeDbError(refused, connectionSecrets(options)).message).toBe(refused.message);
   });
 
+  // pg takes PGUSER, PGPASSWORD and PGHOST (and for the user, the system's USER) for what the
+  // options it is given leave out: unset, empty, or a connection string without it.
+  const environment = { PGUSER: 'ledger_writer', PGPASSWORD: 'pw0rd-1', PGHOST: 'primary.internal', USER: 'deploy_user' };
+  it.each([
+    ['no credentials', {}, ['ledger_writer', 'pw0rd-1', 'primary.internal']],
+    ['a host only', { host: 'replica.internal' }, ['ledger_writer', 'pw0rd-1']],
+    ['empty strings', { host: '', username: '', password: '' }, ['ledger_writer', 'pw0rd-1', 'primary.internal']],
+    ['a URL without user or password', { url: 'postgres://replica.internal:5432/app' }, ['ledger_writer', 'pw0rd-1']],
+    ['a URL without a host', { url: 'postgres:///app' }, ['ledger_writer', 'pw0rd-1', 'primary.internal']],
+    // pg reads the URL's fields over the options given beside it.
+    [
+      'a URL without a user, and a username beside it',
+      { url: 'postgres://replica.internal/app', username: 'app' },
+      ['ledger_writer', 'pw0rd-1'],
+    ],
+    ['extra.user and extra.password', { host: 'replica.internal', extra: { user: 'app', password: 'other-pw' } }, []],
+    [
+      'a replication slave without credentials',
+      { replication: { master: { url: 'postgres://app:other-pw@replica.internal/app' }, slaves: [{ host: 'replica.internal' }] } },
+      ['ledger_writer', 'pw0rd-1'],
+    ],
+  ])('takes from the environment what pg takes, with %s', (_given, options, expected) => {
+    const secrets = connectionSecrets(options, environment);
+    expect(['ledger_writer', 'pw0rd-1', 'primary.internal'].filter((secret) => secrets.includes(secret))).toEqual(expected);
+  });
+
+  it("takes the system's USER as the user when neither the options nor PGUSER give one, as pg does", () => {
+    expect(connectionSecrets({ host: 'db.internal' }, { USER: 'deploy_user' })).toContain('deploy_user');
+    expect(connectionSecrets({ host: 'db.internal' }, { PGUSER: 'ledger_writer', USER: 'deploy_user' })).not.toContain('deploy_user');
+    expect(connectionSecrets({ host: 'db.internal', username: 'app' }, { USER: 'deploy_user' })).not.toContain('deploy_user');
+  });
+
+  it('takes the user, password and host a URL gives as query parameters, as pg reads them', () => {
+    const secrets = connectionSecrets({ url: 'postgres:///app?user=ledger_writer&password=pw0rd-1&host=/var/run/pg-sockets' }, {});
+    expect(
+      sanitizeDbError(new Error('connect ENOENT /var/run/pg-sockets/.s.PGSQL.5432 for ledger_writer (pw0rd-1)'), secrets).message,
+    ).toBe('connect ENOENT [redacted]/.s.PGSQL.5432 for [redacted] ([redacted])');
+  });
+
   it('adds what to do for the failures an operator fixes from the message alone', () => {
     const missing = Object.assign(new Error('relation "audit_log" does not exist'), { code: '42P01' });
     expect(sanitizeDbError(missing, []).message).toBe('relation "audit_log" does not exist (run the CreateAuditLog migration)');
+  });
+
+  // 42501 is PostgreSQL's refusal of a privilege, and the code the trail's own functions refuse with:
+  // a GRANT on audit_log is the fix of the first kind only.
+  it.each([
+    ['permission denied for table audit_log', 'GRANT INSERT, SELECT ON audit_log to the application role'],
+    ['permission denied for function audit_log_erase', 'GRANT EXECUTE ON FUNCTION audit_log_erase to this role'],
+    [
+      'audit_log_erase refuses to run while a trigger its owner did not provide is on the tables it writes: grab on audit_log',
+      "as the trail's owner, drop each trigger named and revoke TRIGGER on the trail's tables from every role but their owner: docs/RUNBOOK.md, 16",
+    ],
+    ['audit_log is append-only: UPDATE refused', null],
+    ['month 2026-01 holds rows not sealed yet', null],
+  ])('42501 %s: the hint fits it', (refusal, hint) => {
+    const error = Object.assign(new Error(refusal), { code: '42501' });
+    expect(sanitizeDbError(error, []).message).toBe(hint === null ? refusal : `${refusal} (${hint})`);
+  });
+
+  it("recognises the erasure's refusal by its text as raised, before a secret inside it is removed", () => {
+    const error = Object.assign(
+      new Error('audit_log_erase refuses to run while a trigger its owner did not provide is on the tables it writes: grab on audit_log'),
+      { code: '42501' },
+    );
+    expect(sanitizeDbError(error, ['audit']).message).toMatch(/ \(as the trail's owner, drop each trigger named .*\)$/);
   });
 
   it('strips key=value credentials, newlines, and caps the length', () => {

@@ -44,6 +44,26 @@ const HINTS: Record<string, string> = {
   '3D000': 'the audit database does not exist',
 };
 
+/** The start of `audit_log_erase`'s refusal while a trigger the trail's owner did not provide is on its tables (AuditEraseRefusesForeignTriggers1766900000000). */
+const FOREIGN_TRIGGER_REFUSAL = 'audit_log_erase refuses to run while a trigger its owner did not provide is on the tables it writes';
+const FOREIGN_TRIGGER_HINT =
+  "as the trail's owner, drop each trigger named and revoke TRIGGER on the trail's tables from every role but their owner: docs/RUNBOOK.md, 16";
+const FUNCTION_DENIED = /^permission denied for function ([\w$]{1,63})$/;
+
+/**
+ * The hint for `code` and the message as raised. `42501` is both PostgreSQL's refusal of a
+ * privilege (`permission denied for …`) and the code the trail's own functions refuse with (an
+ * append-only table, a month retention may not remove, a trigger erasure will not run beside):
+ * the GRANT on audit_log fits a table refused, EXECUTE a function, and no GRANT the trail's refusals.
+ */
+function hintOf(code: string, message: string): string | undefined {
+  if (code !== '42501') return HINTS[code];
+  if (message.startsWith(FOREIGN_TRIGGER_REFUSAL)) return FOREIGN_TRIGGER_HINT;
+  const deniedFunction = FUNCTION_DENIED.exec(message);
+  if (deniedFunction) return `GRANT EXECUTE ON FUNCTION ${deniedFunction[1]} to this role`;
+  return message.startsWith('permission denied for ') ? HINTS[code] : undefined;
+}
+
 /**
  * Reduces any error to a code and a message without connection strings, credentials, hosts,
  * query text or parameters. `secrets` are literal strings (host, user, password of the
@@ -59,17 +79,18 @@ export function sanitizeDbError(error: unknown, secrets: readonly string[]): San
   const code = typeof rawCode === 'string' && /^[A-Z0-9_]{1,40}$/i.test(rawCode) ? rawCode : 'ERROR';
   // QueryFailedError's own message is the driver's; its `query` and `parameters` are never read.
   const rawMessage = source.driverError?.message ?? source.message;
+  const raised = typeof rawMessage === 'string' ? rawMessage : String(error);
+  // Told by the text as raised: a secret removed from inside it would change it.
+  const hint = hintOf(code, raised);
   // URLs first: removing a literal secret inside one would leave the rest of it unrecognisable.
-  let message = (typeof rawMessage === 'string' ? rawMessage : String(error))
-    .replace(URL_PATTERN, '[url]')
-    .replace(KEY_VALUE_SECRET, '$1=[redacted]');
+  let message = raised.replace(URL_PATTERN, '[url]').replace(KEY_VALUE_SECRET, '$1=[redacted]');
   message = message.replace(LOOKUP_HOST, '$1 $2 [host]');
   for (const secret of secrets) {
     if (secret.length >= 3) message = message.split(secret).join('[redacted]');
   }
   message = message.replace(HOST_PORT, '[host]').replace(/[\r\n]+/g, ' ');
   if (message.length > MAX_MESSAGE) message = `${message.slice(0, MAX_MESSAGE)}…`;
-  return { code, message: HINTS[code] ? `${message} (${HINTS[code]})` : message };
+  return { code, message: hint ? `${message} (${hint})` : message };
 }
 
 /**
@@ -120,12 +141,16 @@ export function isPartitionRouting(error: unknown): boolean {
  * `url`, `host`, `username` and `password` of the options, of `replication.master` and of each of
  * `replication.slaves` (where TypeORM takes them with replication configured), and the
  * `connectionString`, `host`, `user` and `password` of `extra` (options the pg pool reads as
- * given), with the host, user and password of each URL.
+ * given), with the host, user and password of each URL (its query parameters' too). And those pg
+ * takes from `env` (the process's environment) for what the options of a pool leave out, as it
+ * does: `PGUSER`, `PGPASSWORD` and `PGHOST`, and for the user, `PGUSER` unset too, the system's
+ * `USER` (`USERNAME` on Windows).
  *
  * @example
  * connectionSecrets({ replication: { master: { url: 'postgres://app:pw0rd@db/a' }, slaves: [] } }); // includes 'app', 'pw0rd', 'db'
+ * connectionSecrets({ url: 'postgres://db/a' }, { PGUSER: 'app', PGPASSWORD: 'pw0rd' }); // includes 'app', 'pw0rd', 'db'
  */
-export function connectionSecrets(options: object | undefined): string[] {
+export function connectionSecrets(options: object | undefined, env: Readonly<Record<string, string | undefined>> = process.env): string[] {
   const o = record(options);
   const replication = record(o.replication);
   const slaves = Array.isArray(replication.slaves) ? replication.slaves : [];
@@ -135,6 +160,9 @@ export function connectionSecrets(options: object | undefined): string[] {
     addSecrets(secrets, credentials.url, credentials.host, credentials.username, credentials.password);
   }
   addSecrets(secrets, extra.connectionString, extra.host, extra.user, extra.password);
+  // TypeORM makes a pool of the master's and of each slave's credentials with replication, else of the options'.
+  const pools = o.replication ? [record(replication.master), ...slaves.map(record)] : [o];
+  for (const credentials of pools) addPoolSecrets(secrets, poolConfig(credentials, extra), env);
   return [...new Set(secrets)].filter((s) => s.length > 0).sort((a, b) => b.length - a.length);
 }
 
@@ -153,5 +181,57 @@ function addSecrets(secrets: string[], url: unknown, ...literals: unknown[]): vo
     if (parsed.hostname.startsWith('[')) secrets.push(parsed.hostname.slice(1, -1));
   } catch {
     // An unparsable URL is still removed whole by the literal match.
+  }
+}
+
+/** The options TypeORM gives the pg pool of one set of credentials: its own, `extra` over them. */
+function poolConfig(credentials: Record<string, unknown>, extra: Record<string, unknown>): Record<string, unknown> {
+  return {
+    connectionString: credentials.url,
+    host: credentials.host,
+    user: credentials.username,
+    password: credentials.password,
+    ...extra,
+  };
+}
+
+/** The environment variable pg reads for each of a connection's secrets its options leave out. */
+const PG_VARIABLES = { user: 'PGUSER', password: 'PGPASSWORD', host: 'PGHOST' } as const;
+
+/**
+ * Adds the user, password and host pg's `ConnectionParameters` takes for the pool options
+ * `config`: a connection string's (its query parameters' too, a socket path's decoded) over the
+ * options beside it, and for each it leaves out (unset or empty) its variable from `env`, then for
+ * the user the system's user name (pg's default).
+ */
+function addPoolSecrets(secrets: string[], config: Record<string, unknown>, env: Readonly<Record<string, string | undefined>>): void {
+  const connectionString = typeof config.connectionString === 'string' ? config.connectionString : '';
+  const given = connectionString ? { ...config, ...connectionStringFields(connectionString) } : config;
+  for (const [field, variable] of Object.entries(PG_VARIABLES)) {
+    const value = given[field] || env[variable] || (field === 'user' ? env[process.platform === 'win32' ? 'USERNAME' : 'USER'] : undefined);
+    if (typeof value === 'string') secrets.push(value);
+  }
+}
+
+/**
+ * The user, password and host pg's parse of a connection string gives: a Unix socket's path
+ * (a string starting with `/`) as the host, else those of the URL, its query parameters first,
+ * each empty when the URL has none; all empty (taken from the environment) when it is not one.
+ */
+function connectionStringFields(text: string): Record<string, string> {
+  if (text.startsWith('/')) return { host: text.split(' ')[0] };
+  const none = { user: '', password: '', host: '' };
+  // Without a scheme pg reads it relative to a placeholder URL, whose host is no secret.
+  if (!/^[a-z][a-z0-9+.-]*:/i.test(text)) return none;
+  try {
+    const url = new URL(text, 'postgres://base');
+    const param = (name: string) => url.searchParams.get(name) ?? '';
+    return {
+      user: param('user') || decodeURIComponent(url.username),
+      password: param('password') || decodeURIComponent(url.password),
+      host: param('host') || decodeURIComponent(url.hostname.replace(/^\[(.+)\]$/, '$1')),
+    };
+  } catch {
+    return none;
   }
 }
