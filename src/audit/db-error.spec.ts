@@ -140,6 +140,9 @@ describe('sanitizeDbError', () => {
   // a GRANT on audit_log is the fix of the first kind only.
   it.each([
     ['permission denied for table audit_log', 'GRANT INSERT, SELECT ON audit_log to the application role'],
+    ['permission denied for table audit_seal', "GRANT INSERT, SELECT ON audit_seal to the sealer's role (docs/INTEGRITY.md, Roles)"],
+    ['permission denied for schema audit', 'grant this role what docs/INTEGRITY.md, Roles lists on schema audit'],
+    ['permission denied for sequence audit_log_seq', 'grant this role what docs/INTEGRITY.md, Roles lists on sequence audit_log_seq'],
     ['permission denied for function audit_log_erase', 'GRANT EXECUTE ON FUNCTION audit_log_erase to this role'],
     [
       'audit_log_erase refuses to run while a trigger its owner did not provide is on the tables it writes: grab on audit_log',
@@ -158,6 +161,13 @@ describe('sanitizeDbError', () => {
       { code: '42501' },
     );
     expect(sanitizeDbError(error, ['audit']).message).toMatch(/ \(as the trail's owner, drop each trigger named .*\)$/);
+  });
+
+  it('removes a secret from the refused object named in the hint too', () => {
+    const error = Object.assign(new Error('permission denied for function audit_log_erase'), { code: '42501' });
+    expect(sanitizeDbError(error, ['audit']).message).toBe(
+      'permission denied for function [redacted]_log_erase (GRANT EXECUTE ON FUNCTION [redacted]_log_erase to this role)',
+    );
   });
 
   it('strips key=value credentials, newlines, and caps the length', () => {

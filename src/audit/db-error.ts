@@ -48,20 +48,35 @@ const HINTS: Record<string, string> = {
 const FOREIGN_TRIGGER_REFUSAL = 'audit_log_erase refuses to run while a trigger its owner did not provide is on the tables it writes';
 const FOREIGN_TRIGGER_HINT =
   "as the trail's owner, drop each trigger named and revoke TRIGGER on the trail's tables from every role but their owner: docs/RUNBOOK.md, 16";
-const FUNCTION_DENIED = /^permission denied for function ([\w$]{1,63})$/;
+/** PostgreSQL's refusal of a privilege on one object: its kind and its name. */
+const DENIED = /^permission denied for (table|function|schema|sequence|view) ([\w$.]{1,127})$/;
 
 /**
  * The hint for `code` and the message as raised. `42501` is both PostgreSQL's refusal of a
  * privilege (`permission denied for …`) and the code the trail's own functions refuse with (an
  * append-only table, a month retention may not remove, a trigger erasure will not run beside):
- * the GRANT on audit_log fits a table refused, EXECUTE a function, and no GRANT the trail's refusals.
+ * a refused object gets the GRANT that fits it (audit_log the app's, audit_seal the sealer's, a
+ * function EXECUTE, anything else the roles' list), and the trail's refusals no GRANT.
  */
 function hintOf(code: string, message: string): string | undefined {
   if (code !== '42501') return HINTS[code];
   if (message.startsWith(FOREIGN_TRIGGER_REFUSAL)) return FOREIGN_TRIGGER_HINT;
-  const deniedFunction = FUNCTION_DENIED.exec(message);
-  if (deniedFunction) return `GRANT EXECUTE ON FUNCTION ${deniedFunction[1]} to this role`;
-  return message.startsWith('permission denied for ') ? HINTS[code] : undefined;
+  const denied = DENIED.exec(message);
+  if (!denied) return message.startsWith('permission denied for ') ? HINTS[code] : undefined;
+  const [, kind, name] = denied;
+  if (kind === 'table' && name === 'audit_log') return HINTS[code];
+  if (kind === 'table' && name === 'audit_seal') return "GRANT INSERT, SELECT ON audit_seal to the sealer's role (docs/INTEGRITY.md, Roles)";
+  if (kind === 'function') return `GRANT EXECUTE ON FUNCTION ${name} to this role`;
+  return `grant this role what docs/INTEGRITY.md, Roles lists on ${kind} ${name}`;
+}
+
+/** `text` with each of `secrets` (3 characters or more) replaced by `[redacted]`. */
+function withoutSecrets(text: string, secrets: readonly string[]): string {
+  let out = text;
+  for (const secret of secrets) {
+    if (secret.length >= 3) out = out.split(secret).join('[redacted]');
+  }
+  return out;
 }
 
 /**
@@ -84,13 +99,11 @@ export function sanitizeDbError(error: unknown, secrets: readonly string[]): San
   const hint = hintOf(code, raised);
   // URLs first: removing a literal secret inside one would leave the rest of it unrecognisable.
   let message = raised.replace(URL_PATTERN, '[url]').replace(KEY_VALUE_SECRET, '$1=[redacted]');
-  message = message.replace(LOOKUP_HOST, '$1 $2 [host]');
-  for (const secret of secrets) {
-    if (secret.length >= 3) message = message.split(secret).join('[redacted]');
-  }
+  message = withoutSecrets(message.replace(LOOKUP_HOST, '$1 $2 [host]'), secrets);
   message = message.replace(HOST_PORT, '[host]').replace(/[\r\n]+/g, ' ');
   if (message.length > MAX_MESSAGE) message = `${message.slice(0, MAX_MESSAGE)}…`;
-  return { code, message: hint ? `${message} (${hint})` : message };
+  // The hint may name the refused object: a secret inside its name is removed there too.
+  return { code, message: hint ? `${message} (${withoutSecrets(hint, secrets)})` : message };
 }
 
 /**
