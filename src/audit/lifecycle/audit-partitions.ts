@@ -223,7 +223,7 @@ export class AuditPartitions implements OnApplicationBootstrap, BeforeApplicatio
         this.warned = code;
         return;
       }
-      // The general hint for 42501 speaks of the table; here the function is what is missing.
+      // The general hint names the function without its arguments or the role: this one names both.
       const text = code === INSUFFICIENT_PRIVILEGE ? message.replace(/ \([^()]*\)$/, ` (${GRANT_HINT})`) : message;
       this.state.lastError = `${code}: ${text}`;
       if (this.warned !== code) {
