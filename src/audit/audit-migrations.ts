@@ -20,6 +20,7 @@ import { AuditRetireLegacyInParts1766700000000 } from '../../migrations/17667000
 import { AuditSealMonths1766800000000 } from '../../migrations/1766800000000-AuditSealMonths';
 import { AuditEraseRefusesForeignTriggers1766900000000 } from '../../migrations/1766900000000-AuditEraseRefusesForeignTriggers';
 import { AuditOtherEntitiesIndex1767000000000 } from '../../migrations/1767000000000-AuditOtherEntitiesIndex';
+import { AuditOtherEntitiesQualified1767100000000 } from '../../migrations/1767100000000-AuditOtherEntitiesQualified';
 
 /**
  * Every migration of the audit schema, oldest first. List them all in the audit DataSource's
@@ -54,4 +55,5 @@ export const AUDIT_MIGRATIONS = [
   AuditSealMonths1766800000000,
   AuditEraseRefusesForeignTriggers1766900000000,
   AuditOtherEntitiesIndex1767000000000,
+  AuditOtherEntitiesQualified1767100000000,
 ] as const;
