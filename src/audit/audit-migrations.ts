@@ -3,6 +3,7 @@ import { AuditIntegrity1764300000000 } from '../../migrations/1764300000000-Audi
 import { AuditReadIndexes1764300000001 } from '../../migrations/1764300000001-AuditReadIndexes';
 import { AuditDatabaseColumns1764800000020 } from '../../migrations/1764800000020-AuditDatabaseColumns';
 import { AuditEntryAuth1764900000000 } from '../../migrations/1764900000000-AuditEntryAuth';
+import { AuditMigrationsRefuseForeignTriggers1764999000000 } from '../../migrations/1764999000000-AuditMigrationsRefuseForeignTriggers';
 import { AuditPartitions1765000000000 } from '../../migrations/1765000000000-AuditPartitions';
 import { AuditRetention1765100000000 } from '../../migrations/1765100000000-AuditRetention';
 import { AuditErasure1765200000000 } from '../../migrations/1765200000000-AuditErasure';
@@ -38,6 +39,7 @@ export const AUDIT_MIGRATIONS = [
   AuditReadIndexes1764300000001,
   AuditDatabaseColumns1764800000020,
   AuditEntryAuth1764900000000,
+  AuditMigrationsRefuseForeignTriggers1764999000000,
   AuditPartitions1765000000000,
   AuditRetention1765100000000,
   AuditErasure1765200000000,

@@ -2,6 +2,7 @@ export { CreateAuditLog1732700000000 } from '../../migrations/1732700000000-Crea
 export { AuditIntegrity1764300000000 } from '../../migrations/1764300000000-AuditIntegrity';
 export { AuditReadIndexes1764300000001 } from '../../migrations/1764300000001-AuditReadIndexes';
 export { AuditEntryAuth1764900000000 } from '../../migrations/1764900000000-AuditEntryAuth';
+export { AuditMigrationsRefuseForeignTriggers1764999000000 } from '../../migrations/1764999000000-AuditMigrationsRefuseForeignTriggers';
 export { AuditPartitions1765000000000 } from '../../migrations/1765000000000-AuditPartitions';
 export { AuditRetention1765100000000 } from '../../migrations/1765100000000-AuditRetention';
 export { AuditErasure1765200000000 } from '../../migrations/1765200000000-AuditErasure';
