@@ -76,8 +76,27 @@ export function entityChange(
     out[field.path] = field.secret ? REDACTED : field.conceal ? [shown(before, show), shown(after, show)] : pair;
     listed += 1;
   }
-  if (op !== 'remove' && listed === 0) return undefined;
+  // A soft removal or recovery whose delete date is excluded is listed by its op alone: the op is the change.
+  if (listed === 0 && op !== 'remove' && !(hidesDeleteDate(op, fields, source) && deleteDateMoved(source))) return undefined;
   return { type: rule.type, id, op, fields: out };
+}
+
+/** For a soft removal or recovery: true when the entity's rule leaves its delete date column out of the diff. */
+function hidesDeleteDate(op: EntityChangeOp, fields: readonly DiffField[], source: ChangeSource): boolean {
+  const column = source.metadata.deleteDateColumn;
+  if ((op !== 'soft-remove' && op !== 'recover') || !column) return false;
+  return !fields.some((field) => field.columns.includes(column));
+}
+
+/** True unless the delete date column is known to hold what it held: set on both sides to one instant, or unset on both. */
+function deleteDateMoved({ metadata, entity, databaseEntity }: ChangeSource): boolean {
+  const column = metadata.deleteDateColumn;
+  if (!column || !entity || !databaseEntity) return true;
+  const before = column.getEntityValue(databaseEntity) as unknown;
+  const after = column.getEntityValue(entity) as unknown;
+  if (before === undefined || after === undefined) return true;
+  if ((before === null) !== (after === null)) return true;
+  return before !== null && !sameValue(before, after);
 }
 
 /** Objects and arrays compared, at most, in two values too large to be shown whole: the work stays bounded for any value. */
