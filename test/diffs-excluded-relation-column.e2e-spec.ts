@@ -11,7 +11,7 @@ import { TestPostgres } from './support/postgres';
 // whose foreign key is also a column of its own (`@Column() reporterId` beside
 // `@ManyToOne() @JoinColumn({ name: 'reporterId' }) reporter`, to read the id without loading the
 // relation) is one value in the row under two properties: excluding either leaves out both, for
-// `save()` of a new row and of a loaded one.
+// `save()` of a new row, of a loaded one, and an `update()` by criteria.
 
 @Entity('excluded_relation_person')
 class Person {
@@ -67,6 +67,11 @@ class CasesController {
     await repo.save(found);
   }
 
+  @Patch('cases/:id/by-criteria')
+  async byCriteria(@Param('id') id: string, @Body() body: { reporterId: number }): Promise<void> {
+    await this.db.getRepository(Case).update({ id: Number(id) }, { reporterId: body.reporterId });
+  }
+
   @Post('tips')
   async tip(@Body() body: { title: string; sourceId: number }): Promise<{ id: number }> {
     const repo = this.db.getRepository(Tip);
@@ -102,7 +107,7 @@ describe('an excluded relation and the column that holds it', () => {
     await db?.stop();
   });
 
-  it('never writes who the reporter is, on insert or on reassignment', async () => {
+  it('never writes who the reporter is, on insert, on reassignment or by criteria', async () => {
     const server = app.getHttpServer();
     const [first, second] = people;
     const { id } = (
@@ -113,14 +118,17 @@ describe('an excluded relation and the column that holds it', () => {
       .set('x-request-id', 'case-reassigned')
       .send({ title: 'Fraud (2)', reporterId: second })
       .expect(200);
-    expect(await db.query('SELECT "reporterId" FROM excluded_relation_case WHERE id = $1', [id])).toEqual([{ reporterId: second }]);
+    await request(server).patch(`/cases/${id}/by-criteria`).set('x-request-id', 'case-criteria').send({ reporterId: first }).expect(200);
+    expect(await db.query('SELECT "reporterId" FROM excluded_relation_case WHERE id = $1', [id])).toEqual([{ reporterId: first }]);
 
     expect({
       opened: (await changesOf(db, 'case-opened')).entities,
       reassigned: (await changesOf(db, 'case-reassigned')).entities,
+      criteria: (await changesOf(db, 'case-criteria')).entities,
     }).toEqual({
       opened: [{ type: 'Case', id, op: 'insert', fields: { id: [null, id], title: [null, 'Fraud'] } }],
       reassigned: [{ type: 'Case', id, op: 'update', fields: { title: ['Fraud', 'Fraud (2)'] } }],
+      criteria: undefined,
     });
   });
 
