@@ -2,7 +2,7 @@ import { Body, Controller, type INestApplication, Param, Patch, Post } from '@ne
 import { InjectDataSource } from '@nestjs/typeorm';
 import { type Server } from 'node:http';
 import request from 'supertest';
-import { Column, DataSource, Entity, JoinColumn, ManyToOne, PrimaryGeneratedColumn } from 'typeorm';
+import { Column, DataSource, Entity, JoinColumn, ManyToOne, OneToOne, PrimaryColumn, PrimaryGeneratedColumn } from 'typeorm';
 import { AuditedEntity } from '../src/audit';
 import { changesOf, startDiffsApp } from './support/diffs-app';
 import { TestPostgres } from './support/postgres';
@@ -11,7 +11,8 @@ import { TestPostgres } from './support/postgres';
 // whose foreign key is also a column of its own (`@Column() reporterId` beside
 // `@ManyToOne() @JoinColumn({ name: 'reporterId' }) reporter`, to read the id without loading the
 // relation) is one value in the row under two properties: excluding either leaves out both, for
-// `save()` of a new row, of a loaded one, and an `update()` by criteria.
+// `save()` of a new row, of a loaded one, and an `update()` by criteria. When that column is the
+// primary key (a one-to-one sharing its key), it is `[EXCLUDED]` in the change's id.
 
 @Entity('excluded_relation_person')
 class Person {
@@ -43,6 +44,17 @@ class Tip {
   source!: Person | null;
 }
 
+/** Keyed by its holder's key: the excluded relation's column is the primary key. */
+@AuditedEntity({ type: 'Badge', exclude: ['holder'] })
+@Entity('excluded_relation_badge')
+class Badge {
+  @PrimaryColumn('integer') holderId!: number;
+  @Column('text') label!: string;
+  @OneToOne(() => Person)
+  @JoinColumn({ name: 'holderId' })
+  holder!: Person;
+}
+
 @Controller()
 class CasesController {
   constructor(@InjectDataSource() private readonly db: DataSource) {}
@@ -72,6 +84,11 @@ class CasesController {
     await this.db.getRepository(Case).update({ id: Number(id) }, { reporterId: body.reporterId });
   }
 
+  @Post('badges')
+  async badge(@Body() body: { holderId: number; label: string }): Promise<void> {
+    await this.db.getRepository(Badge).save({ holderId: body.holderId, label: body.label });
+  }
+
   @Post('tips')
   async tip(@Body() body: { title: string; sourceId: number }): Promise<{ id: number }> {
     const repo = this.db.getRepository(Tip);
@@ -95,7 +112,7 @@ describe('an excluded relation and the column that holds it', () => {
 
   beforeAll(async () => {
     db = await TestPostgres.start();
-    app = await startDiffsApp(db, { mode: 'sync' }, { entities: [Person, Case, Tip], controllers: [CasesController] });
+    app = await startDiffsApp(db, { mode: 'sync' }, { entities: [Person, Case, Tip, Badge], controllers: [CasesController] });
     people = [];
     for (const name of ['Whistle Blower', 'Second Source']) {
       people.push(((await request(app.getHttpServer()).post('/people').send({ name }).expect(201)).body as { id: number }).id);
@@ -145,5 +162,18 @@ describe('an excluded relation and the column that holds it', () => {
       given: [{ type: 'Tip', id, op: 'insert', fields: { id: [null, id], title: [null, 'Lead'] } }],
       moved: [{ type: 'Tip', id, op: 'update', fields: { title: ['Lead', 'Lead!'] } }],
     });
+  });
+
+  it("writes the excluded relation's key column as [EXCLUDED] in the id when it is the primary key", async () => {
+    const [first] = people;
+    await request(app.getHttpServer())
+      .post('/badges')
+      .set('x-request-id', 'badge-issued')
+      .send({ holderId: first, label: 'Visitor' })
+      .expect(201);
+    expect(await db.query('SELECT "holderId", label FROM excluded_relation_badge')).toEqual([{ holderId: first, label: 'Visitor' }]);
+    expect((await changesOf(db, 'badge-issued')).entities).toEqual([
+      { type: 'Badge', id: '[EXCLUDED]', op: 'insert', fields: { label: [null, 'Visitor'] } },
+    ]);
   });
 });
