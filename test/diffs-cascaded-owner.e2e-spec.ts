@@ -2,7 +2,7 @@ import { Body, Controller, type INestApplication, Param, Post } from '@nestjs/co
 import { InjectDataSource } from '@nestjs/typeorm';
 import { type Server } from 'node:http';
 import request from 'supertest';
-import { Column, DataSource, Entity, ManyToOne, OneToMany, PrimaryGeneratedColumn } from 'typeorm';
+import { Column, DataSource, Entity, JoinColumn, ManyToOne, OneToMany, OneToOne, PrimaryGeneratedColumn } from 'typeorm';
 import { AuditedEntity } from '../src/audit';
 import { changesOf, startDiffsApp } from './support/diffs-app';
 import { TestPostgres } from './support/postgres';
@@ -30,6 +30,23 @@ class ClientContract {
   @ManyToOne(() => Client, (client) => client.contracts, { nullable: false }) client!: Client;
 }
 
+/** The same through the inverse side of a one-to-one: the badge holds the join column, the holder's `badge` sets it. */
+@AuditedEntity({ type: 'Holder' })
+@Entity('owner_holder')
+class Holder {
+  @PrimaryGeneratedColumn() id!: number;
+  @Column('text') name!: string;
+  @OneToOne(() => Badge, (badge) => badge.holder, { cascade: true }) badge!: Badge | null;
+}
+
+@AuditedEntity({ type: 'Badge' })
+@Entity('owner_badge')
+class Badge {
+  @PrimaryGeneratedColumn() id!: number;
+  @Column('text') code!: string;
+  @OneToOne(() => Holder, (holder) => holder.badge, { nullable: true }) @JoinColumn() holder!: Holder | null;
+}
+
 type Change = { type: string; id?: unknown; op?: string; fields?: Record<string, unknown> };
 
 @Controller()
@@ -46,7 +63,11 @@ class ClientsController {
 
   /** Moves a contract to another client through that client's list; `loaded`: the contract is loaded with its client. */
   @Post('clients/:id/take/:contract')
-  async take(@Param('id') id: string, @Param('contract') contract: string, @Body() body: { loaded?: boolean; title?: string }): Promise<void> {
+  async take(
+    @Param('id') id: string,
+    @Param('contract') contract: string,
+    @Body() body: { loaded?: boolean; title?: string },
+  ): Promise<void> {
     const repo = this.db.getRepository(Client);
     const client = await repo.findOneOrFail({ where: { id: Number(id) }, relations: { contracts: true } });
     const taken = await this.db
@@ -55,6 +76,26 @@ class ClientsController {
     if (body.title !== undefined) taken.title = body.title;
     client.contracts.push(taken);
     await repo.save(client);
+  }
+
+  /** Adds a new contract to a saved client's list: the client itself does not change. */
+  @Post('clients/:id/contracts')
+  async add(@Param('id') id: string, @Body() body: { title: string }): Promise<void> {
+    const repo = this.db.getRepository(Client);
+    const client = await repo.findOneOrFail({ where: { id: Number(id) }, relations: { contracts: true } });
+    client.contracts.push(this.db.getRepository(ClientContract).create({ title: body.title }));
+    await repo.save(client);
+  }
+
+  /** Saves a holder with a new badge, or (`badge`) gives a saved holder a badge another holds. */
+  @Post('holders')
+  async holder(@Body() body: { name: string; code?: string; badge?: string }): Promise<{ id: number }> {
+    const repo = this.db.getRepository(Holder);
+    const badge = body.badge === undefined ? undefined : await this.db.getRepository(Badge).findOneByOrFail({ code: body.badge });
+    const holder = await repo.save(
+      repo.create({ name: body.name, badge: badge ?? (body.code === undefined ? undefined : { code: body.code }) }),
+    );
+    return { id: holder.id };
   }
 
   /** Renames a contract saved on its own, loaded without its client. */
@@ -73,7 +114,11 @@ describe('diffs: owners TypeORM sets through a one-to-many list', () => {
 
   beforeAll(async () => {
     db = await TestPostgres.start();
-    app = await startDiffsApp(db, { mode: 'sync' }, { entities: [Client, ClientContract], controllers: [ClientsController] });
+    app = await startDiffsApp(
+      db,
+      { mode: 'sync' },
+      { entities: [Client, ClientContract, Holder, Badge], controllers: [ClientsController] },
+    );
   }, 60_000);
 
   afterAll(async () => {
@@ -127,6 +172,27 @@ describe('diffs: owners TypeORM sets through a one-to-many list', () => {
     expect(changes.entitiesOmitted).toBeUndefined();
   });
 
+  it("lists the client of a contract added to a saved client's list", async () => {
+    const [client] = await created([{ name: 'Initech', titles: ['Initech lease'] }]);
+    const added = await request(app.getHttpServer())
+      .post(`/clients/${client}/contracts`)
+      .set('x-request-id', 'cascaded-add')
+      .send({ title: 'Initech support' });
+    expect(added.status).toBe(201);
+    const row = await contractNamed('Initech support');
+    expect(row.clientId).toBe(client);
+    const { changes, contracts } = await contractsOf('cascaded-add');
+    expect(contracts).toEqual([
+      {
+        type: 'ClientContract',
+        id: row.id,
+        op: 'insert',
+        fields: { id: [null, row.id], title: [null, 'Initech support'], client: [null, client] },
+      },
+    ]);
+    expect(changes.entitiesOmitted).toBeUndefined();
+  });
+
   it("lists a contract's old and new client when another client takes it through its list", async () => {
     const [from, to] = await created([
       { name: 'First', titles: ['First lease'] },
@@ -173,6 +239,31 @@ describe('diffs: owners TypeORM sets through a one-to-many list', () => {
     const { changes, contracts } = await contractsOf('cascaded-take-renamed');
     expect(contracts).toEqual([
       { type: 'ClientContract', id: lease.id, op: 'update', fields: { title: ['Fifth lease', 'Sixth lease'], client: [from, to] } },
+    ]);
+    expect(changes.entitiesOmitted).toBeUndefined();
+  });
+
+  it("lists a badge's holder, set through the holder's inverse one-to-one, on its insert and when another holder takes it", async () => {
+    const first = await request(app.getHttpServer())
+      .post('/holders')
+      .set('x-request-id', 'badge-inserted')
+      .send({ name: 'Ann', code: 'B-1' });
+    const ann = (first.body as { id: number }).id;
+    const [badge] = await db.query<{ id: number; holderId: number }>(`SELECT id, "holderId" FROM owner_badge WHERE code = 'B-1'`);
+    expect(badge.holderId).toBe(ann);
+    const inserted = ((await changesOf(db, 'badge-inserted')).entities as Change[]).filter((change) => change.type === 'Badge');
+    expect(inserted).toEqual([
+      { type: 'Badge', id: badge.id, op: 'insert', fields: { id: [null, badge.id], code: [null, 'B-1'], holder: [null, ann] } },
+    ]);
+    const second = await request(app.getHttpServer())
+      .post('/holders')
+      .set('x-request-id', 'badge-taken')
+      .send({ name: 'Bob', badge: 'B-1' });
+    const bob = (second.body as { id: number }).id;
+    expect(await db.query(`SELECT "holderId" FROM owner_badge WHERE id = $1`, [badge.id])).toEqual([{ holderId: bob }]);
+    const changes = await changesOf(db, 'badge-taken');
+    expect((changes.entities as Change[]).filter((change) => change.type === 'Badge')).toEqual([
+      { type: 'Badge', id: badge.id, op: 'update', fields: { holder: [ann, bob] } },
     ]);
     expect(changes.entitiesOmitted).toBeUndefined();
   });
