@@ -24,7 +24,7 @@ function subscriber(lines: unknown[]) {
 
 /** An event whose metadata throws when read, as a TypeORM fault would. */
 function brokenEvent(): UpdateEvent<unknown> {
-  const metadata = { target: Nda, name: 'Nda' };
+  const metadata = { target: Nda, name: 'Nda', relationsWithJoinColumns: [] };
   Object.defineProperty(metadata, 'columns', {
     get: () => {
       throw new Error('columns unreadable: token=abc123');
