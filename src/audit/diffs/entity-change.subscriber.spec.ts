@@ -14,7 +14,7 @@ function subscriber(lines: unknown[]) {
   const audited = new EntityChangeSubscriber(resolveAuditOptions({ diffs: { entities: [Nda] } }), {} as DiscoveryService, sink);
   const dataSource = {
     isInitialized: true,
-    entityMetadatas: [{ target: Nda, name: 'Nda', tableName: 'nda', foreignKeys: [] }],
+    entityMetadatas: [{ target: Nda, name: 'Nda', tableName: 'nda', foreignKeys: [], relationsWithJoinColumns: [] }],
     subscribers: [] as unknown[],
   };
   expect(audited.watch(dataSource as never)).toBe(true);

@@ -30,7 +30,7 @@ import { statementAnswered, wroteNoRow } from './statement-rows';
 import { confirmRecordedRows, stageChange, stageOmitted, transactionCommitted, transactionRolledBack } from './transaction-changes';
 import { unheardCommitted, unheardRolledBack, watchAuditedTables, writeHeard } from './unheard-writes';
 import { answeredByServer, followAnswers, onceAnswered } from './unreported-transaction';
-import { ownersBeforeUpdate, ownersForgotten, sentWrite, unloadedOwners, writtenOwners } from './written-owners';
+import { ownersBeforeUpdate, ownersForgotten, sentWrite, unloadedOwners, watchOwners, writtenOwners } from './written-owners';
 
 /**
  * The TypeORM subscriber that captures changes of audited entities made inside an audit context
@@ -94,10 +94,9 @@ export class EntityChangeSubscriber implements EntitySubscriberInterface, OnAppl
     if (rules.size === 0) return false;
     for (const [target, rule] of rules) this.rules.set(target, rule);
     databaseCascades(dataSource.entityMetadatas, (metadata) => rules.has(metadata.target), this.cascades);
-    watchAuditedTables(
-      dataSource,
-      dataSource.entityMetadatas.filter((metadata) => rules.has(metadata.target)),
-    );
+    const audited = dataSource.entityMetadatas.filter((metadata) => rules.has(metadata.target));
+    watchAuditedTables(dataSource, audited);
+    watchOwners(audited);
     this.followTransactions(dataSource);
     return true;
   }
@@ -114,7 +113,7 @@ export class EntityChangeSubscriber implements EntitySubscriberInterface, OnAppl
   /** Notes a row whose owner TypeORM did not load, so that an UPDATE that sets it through the owner's list reads it first. */
   beforeUpdate(event: UpdateEvent<unknown>): void {
     try {
-      if (this.rules.has(event.metadata.target)) unloadedOwners(event.queryRunner, event as ChangeSource);
+      if (this.rules.has(event.metadata.target)) unloadedOwners(event as ChangeSource);
     } catch (error) {
       this.fault(error, this.rules.get(event.metadata.target));
     }

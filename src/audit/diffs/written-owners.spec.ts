@@ -2,7 +2,7 @@ import { type EntityMetadata, type ObjectLiteral, type QueryRunner } from 'typeo
 import { type ColumnMetadata } from 'typeorm/metadata/ColumnMetadata';
 import { type RelationMetadata } from 'typeorm/metadata/RelationMetadata';
 import { auditScope } from '../audit-context';
-import { ownersBeforeUpdate, ownersForgotten, sentWrite, unloadedOwners, writtenOwners } from './written-owners';
+import { ownersBeforeUpdate, ownersForgotten, sentWrite, unloadedOwners, watchOwners, writtenOwners } from './written-owners';
 
 describe('owners written through the owner’s list', () => {
   const id = { databaseName: 'id', propertyPath: 'id', getEntityValue: (entity: ObjectLiteral) => entity.id as unknown } as ColumnMetadata;
@@ -14,6 +14,7 @@ describe('owners written through the owner’s list', () => {
     getEntityValue: (entity: ObjectLiteral) => entity.client as unknown,
   } as unknown as RelationMetadata;
   const metadata = { tablePath: 'contract', primaryColumns: [id], relationsWithJoinColumns: [client] } as unknown as EntityMetadata;
+  watchOwners([metadata]);
 
   /** A runner in a transaction whose queries are noted and answered by `answer`. */
   function runner(answer: (sql: string, parameters: unknown) => unknown = () => []): { queryRunner: QueryRunner; sent: string[] } {
@@ -55,8 +56,8 @@ describe('owners written through the owner’s list', () => {
   it('reads the old owner before an UPDATE that sets it, in a savepoint, only for a row whose owner TypeORM did not load', async () => {
     await auditScope(async () => {
       const { queryRunner, sent } = runner((sql) => (sql.startsWith('SELECT') ? [{ id: 5, clientId: 3 }] : []));
-      unloadedOwners(queryRunner, { metadata, entity: { id: 5 }, databaseEntity: { id: 5 }, updatedRelations: [] });
-      unloadedOwners(queryRunner, { metadata, entity: { id: 6 }, databaseEntity: { id: 6, client: { id: 3 } }, updatedRelations: [] });
+      unloadedOwners({ metadata, entity: { id: 5 }, databaseEntity: { id: 5 }, updatedRelations: [] });
+      unloadedOwners({ metadata, entity: { id: 6 }, databaseEntity: { id: 6, client: { id: 3 } }, updatedRelations: [] });
       const update = 'UPDATE "contract" SET "clientId" = $1 WHERE "id" IN ($2)';
       // A row TypeORM loaded with its owner, and an UPDATE that sets no owner, are not read.
       expect(ownersBeforeUpdate(queryRunner, update, [4, 6])).toBeUndefined();
@@ -92,7 +93,7 @@ describe('owners written through the owner’s list', () => {
         if (sql.startsWith('SELECT')) throw new Error('permission denied for column clientId');
         return [];
       });
-      unloadedOwners(queryRunner, { metadata, entity: { id: 5 }, databaseEntity: { id: 5 }, updatedRelations: [] });
+      unloadedOwners({ metadata, entity: { id: 5 }, databaseEntity: { id: 5 }, updatedRelations: [] });
       const update = 'UPDATE "contract" SET "clientId" = $1 WHERE "id" IN ($2)';
       await ownersBeforeUpdate(queryRunner, update, [4, 5]);
       expect(sent.filter((sql) => !sql.startsWith('SELECT'))).toEqual([

@@ -43,17 +43,32 @@ interface Held {
   sent: Sent[];
   /** Some were dropped past {@link MAX_SENT}: a row not found may have been written by one of them. */
   lost: boolean;
-  /** Rows `save()` is about to update whose owner TypeORM did not load, by table path: keys as {@link sortedKey}. */
-  unloaded: Map<string, { metadata: EntityMetadata; keys: Set<string> }>;
   /** Owners read before an update, by table path, then by row key ({@link rowKey}). */
   before: Map<string, Map<string, ObjectLiteral>>;
 }
 
+/** An entity with owner relations ({@link ownerRelations}), and how TypeORM's statements on its table begin. */
+interface Owned {
+  metadata: EntityMetadata;
+  relations: RelationMetadata[];
+  /** Their join columns' names, quoted as TypeORM quotes them. */
+  joinNames: string[];
+  /** `UPDATE "table" SET `, and `INSERT INTO "table"` (then `(`, ` AS ` or ` DEFAULT VALUES`). */
+  update: string;
+  insert: string;
+}
+
 /** Statements held per runner at most, within one transaction: past it the oldest go, and a row not found is counted. */
 const MAX_SENT = 4096;
+/** Rows noted by {@link unloadedOwners} at most, the oldest forgotten first: a forgotten one's old owner is `'unknown'`. */
+const MAX_UNLOADED = 1024;
 const SAVEPOINT = 'audit_owner_before';
 const heldByRunner = new WeakMap<QueryRunner, Held>();
-const ownersOf = new WeakMap<EntityMetadata, RelationMetadata[]>();
+const ownedOf = new WeakMap<EntityMetadata, Owned | null>();
+/** The audited entities with owner relations on the DataSources watched, by table path: only their writes are kept. */
+const ownedTables = new Map<string, Owned>();
+/** Rows about to be updated whose owner TypeORM did not load: table path and {@link sortedKey}, joined. */
+const unloaded = new Map<string, true>();
 
 /**
  * The relations of an entity TypeORM may write from the other side (the owner's one-to-many or
@@ -62,28 +77,73 @@ const ownersOf = new WeakMap<EntityMetadata, RelationMetadata[]>();
  * @example
  * ownerRelations(dataSource.getMetadata(Contract)).map((relation) => relation.propertyPath); // ['client']
  */
-export function ownerRelations(metadata: EntityMetadata): RelationMetadata[] {
-  let relations = ownersOf.get(metadata);
-  if (!relations) {
-    relations = metadata.relationsWithJoinColumns.filter(
-      (relation) => relation.inverseRelation !== undefined && relation.joinColumns.every((join) => join.isVirtual),
-    );
-    ownersOf.set(metadata, relations);
-  }
-  return relations;
+export function ownerRelations(metadata: EntityMetadata): readonly RelationMetadata[] {
+  return ownedEntity(metadata)?.relations ?? [];
 }
 
 /**
- * Keeps an INSERT or UPDATE `queryRunner` sent in an audit context, with its parameters and the
- * rows it returned, until its transaction ends ({@link ownersForgotten}): TypeORM sends the entity
- * events of a `save()` after all its statements.
+ * Follows the writes of the audited entities in `audited` that have owner relations: their
+ * INSERTs, and their UPDATEs that name a join column, are kept ({@link sentWrite}); no other statement is.
+ *
+ * @example
+ * watchOwners(dataSource.entityMetadatas.filter(isAudited)); // from the subscriber's watch()
+ */
+export function watchOwners(audited: readonly EntityMetadata[]): void {
+  for (const metadata of audited) {
+    const owned = ownedEntity(metadata);
+    if (owned) ownedTables.set(metadata.tablePath, owned);
+  }
+}
+
+function ownedEntity(metadata: EntityMetadata): Owned | undefined {
+  let owned = ownedOf.get(metadata);
+  if (owned === undefined) {
+    const relations = metadata.relationsWithJoinColumns.filter(
+      (relation) => relation.inverseRelation !== undefined && relation.joinColumns.every((join) => join.isVirtual),
+    );
+    const table = relations.length === 0 ? '' : metadata.tablePath.split('.').map(quoted).join('.');
+    owned =
+      relations.length === 0
+        ? null
+        : {
+            metadata,
+            relations,
+            joinNames: relations.flatMap((relation) => relation.joinColumns).map((join) => quoted(join.databaseName)),
+            update: `UPDATE ${table} SET `,
+            insert: `INSERT INTO ${table}`,
+          };
+    ownedOf.set(metadata, owned);
+  }
+  return owned ?? undefined;
+}
+
+/** The owned entity whose table `query` (an INSERT, or an UPDATE that names one of its join columns) writes, if any. */
+function ownedWrite(query: string): Owned | undefined {
+  if (ownedTables.size === 0) return undefined;
+  const update = query.startsWith('UPDATE "');
+  if (!update && !query.startsWith('INSERT INTO "')) return undefined;
+  for (const owned of ownedTables.values()) {
+    if (update) {
+      if (query.startsWith(owned.update) && owned.joinNames.some((name) => query.includes(name))) return owned;
+    } else if (query.startsWith(owned.insert)) {
+      const next = query[owned.insert.length];
+      if (next === '(' || next === ' ') return owned;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Keeps an INSERT of an audited entity with owner relations, or an UPDATE of one that names a
+ * join column, that `queryRunner` sent in an audit context, with its parameters and the rows it
+ * returned, until its transaction ends ({@link ownersForgotten}): TypeORM sends the entity events
+ * of a `save()` after all its statements.
  *
  * @example
  * sentWrite(queryRunner, 'INSERT INTO "contract"("title", "clientId") VALUES ($1, $2) RETURNING "id"', ['Lease', 4], answer);
  */
 export function sentWrite(queryRunner: QueryRunner, query: string, parameters: unknown, result: unknown): void {
-  if (!query.startsWith('INSERT INTO "') && !query.startsWith('UPDATE "')) return;
-  if (!currentAuditContext()) return;
+  if (!ownedWrite(query) || !currentAuditContext()) return;
   const rows = (result as { rows?: unknown } | undefined)?.rows;
   const held = heldOf(queryRunner);
   held.sent.push({ query, parameters: listOf(parameters), returned: Array.isArray(rows) ? (rows as ObjectLiteral[]) : [] });
@@ -98,19 +158,21 @@ export function sentWrite(queryRunner: QueryRunner, query: string, parameters: u
  * (nor found it changed), so that an UPDATE that then sets that owner reads it first ({@link ownersBeforeUpdate}).
  *
  * @example
- * unloadedOwners(queryRunner, event); // from the subscriber's beforeUpdate()
+ * unloadedOwners(event); // from the subscriber's beforeUpdate()
  */
-export function unloadedOwners(queryRunner: QueryRunner, row: OwnedRow): void {
+export function unloadedOwners(row: OwnedRow): void {
   const { metadata, databaseEntity } = row;
-  const relations = ownerRelations(metadata);
-  if (relations.length === 0 || !databaseEntity || !row.entity) return;
-  if (!relations.some((relation) => relation.getEntityValue(databaseEntity) === undefined && !row.updatedRelations?.includes(relation)))
+  const owned = ownedEntity(metadata);
+  if (!owned || !databaseEntity || !row.entity) return;
+  if (
+    !owned.relations.some((relation) => relation.getEntityValue(databaseEntity) === undefined && !row.updatedRelations?.includes(relation))
+  )
     return;
   if (!currentAuditContext()) return;
-  const held = heldOf(queryRunner);
-  let unloaded = held.unloaded.get(metadata.tablePath);
-  if (!unloaded) held.unloaded.set(metadata.tablePath, (unloaded = { metadata, keys: new Set() }));
-  unloaded.keys.add(sortedKey(metadata.primaryColumns.map((column) => column.getEntityValue(databaseEntity) as unknown)));
+  const key = `${metadata.tablePath}\u0000${sortedKey(metadata.primaryColumns.map((column) => column.getEntityValue(databaseEntity) as unknown))}`;
+  unloaded.delete(key);
+  unloaded.set(key, true);
+  if (unloaded.size > MAX_UNLOADED) unloaded.delete(unloaded.keys().next().value as string);
 }
 
 /**
@@ -123,20 +185,17 @@ export function unloadedOwners(queryRunner: QueryRunner, row: OwnedRow): void {
  * await ownersBeforeUpdate(queryRunner, 'UPDATE "contract" SET "clientId" = $1 WHERE "id" IN ($2)', [9, 3]);
  */
 export function ownersBeforeUpdate(queryRunner: QueryRunner, query: string, parameters: unknown): Promise<void> | undefined {
-  if (!query.startsWith('UPDATE "')) return undefined;
-  const held = heldByRunner.get(queryRunner);
-  if (!held || held.unloaded.size === 0) return undefined;
-  const write = readTypeormWrite(query);
-  const unloaded = write && held.unloaded.get(write.table);
-  if (!write || !unloaded) return undefined;
-  const joins = ownerRelations(unloaded.metadata)
-    .flatMap((relation) => relation.joinColumns)
-    .filter((join) => write.columns.includes(join.databaseName));
+  if (unloaded.size === 0 || !query.startsWith('UPDATE "')) return undefined;
+  const owned = ownedWrite(query);
+  const write = owned && readTypeormWrite(query);
+  if (!owned || !write || write.table !== owned.metadata.tablePath) return undefined;
   const values = listOf(parameters);
-  if (joins.length === 0 || !unloaded.keys.has(sortedKey(write.whereParams.map((at) => values[at])))) return undefined;
+  const key = `${write.table}\u0000${sortedKey(write.whereParams.map((at) => values[at]))}`;
+  const joins = owned.relations.flatMap((relation) => relation.joinColumns).filter((join) => write.columns.includes(join.databaseName));
+  if (joins.length === 0 || !unloaded.delete(key)) return undefined;
   const where = renumbered(write.where);
   if (!where) return undefined;
-  const { metadata } = unloaded;
+  const { metadata } = owned;
   const columns = [...metadata.primaryColumns, ...joins].map((column) => quoted(column.databaseName)).join(', ');
   const select = `SELECT ${columns} FROM ${write.table.split('.').map(quoted).join('.')} WHERE ${where.text}`;
   return readBefore(
@@ -144,8 +203,9 @@ export function ownersBeforeUpdate(queryRunner: QueryRunner, query: string, para
     select,
     where.params.map((at) => values[at]),
     (rows) => {
-      let table = held.before.get(write.table);
-      if (!table) held.before.set(write.table, (table = new Map()));
+      const before = heldOf(queryRunner).before;
+      let table = before.get(write.table);
+      if (!table) before.set(write.table, (table = new Map()));
       for (const row of rows) table.set(rowKey(metadata.primaryColumns.map((column) => row[column.databaseName])), row);
     },
   );
@@ -210,6 +270,7 @@ export function writtenOwners(queryRunner: QueryRunner, op: EntityChangeOp, row:
   const { databaseEntity } = row;
   if (!databaseEntity) return undefined;
   const unchanged = relations.filter((relation) => !row.updatedRelations?.includes(relation));
+  // No UPDATE that names a join column was kept: none set an owner.
   if (unchanged.length === 0 || !held) return undefined;
   const keyValues = metadata.primaryColumns.map((column) => column.getEntityValue(databaseEntity) as unknown);
   const updated = updatedRow(held, metadata, sortedKey(keyValues), unchanged);
@@ -292,12 +353,12 @@ function updatedRow(
   key: string,
   relations: readonly RelationMetadata[],
 ): { write: TypeormWrite; parameters: readonly unknown[] } | typeof UNREAD | undefined {
-  const prefix = `UPDATE ${metadata.tablePath.split('.').map(quoted).join('.')} SET `;
+  const prefix = ownedEntity(metadata)?.update;
   const names = relations.flatMap((relation) => relation.joinColumns).map((join) => quoted(join.databaseName));
   for (let i = held.sent.length - 1; i >= 0; i--) {
     const sent = held.sent[i];
     // Only a statement that names a join column can set one: any other is not read.
-    if (!sent.query.startsWith(prefix) || !names.some((name) => sent.query.includes(name))) continue;
+    if (prefix === undefined || !sent.query.startsWith(prefix) || !names.some((name) => sent.query.includes(name))) continue;
     const write = readOf(sent);
     if (!write) return UNREAD;
     if (sortedKey(write.whereParams.map((at) => sent.parameters[at])) === key) return { write, parameters: sent.parameters };
@@ -345,7 +406,7 @@ function readOf(sent: Sent): TypeormWrite | undefined {
 
 function heldOf(queryRunner: QueryRunner): Held {
   let held = heldByRunner.get(queryRunner);
-  if (!held) heldByRunner.set(queryRunner, (held = { sent: [], lost: false, unloaded: new Map(), before: new Map() }));
+  if (!held) heldByRunner.set(queryRunner, (held = { sent: [], lost: false, before: new Map() }));
   return held;
 }
 
