@@ -158,7 +158,7 @@ export function sentWrite(queryRunner: QueryRunner, query: string, parameters: u
  * (nor found it changed), so that an UPDATE that then sets that owner reads it first ({@link ownersBeforeUpdate}).
  *
  * @example
- * unloadedOwners(event); // from the subscriber's beforeUpdate()
+ * unloadedOwners(updateEvent); // from the subscriber's beforeUpdate()
  */
 export function unloadedOwners(row: OwnedRow): void {
   const { metadata, databaseEntity } = row;
@@ -245,7 +245,7 @@ async function readBefore(
  * relation, holds them all, or (an update) none was written.
  *
  * @example
- * writtenOwners(queryRunner, 'insert', event); // { written: Map { client → 4 }, before: Map {}, unseen: 0 }
+ * writtenOwners(queryRunner, 'insert', insertEvent); // { written: Map { client → 4 }, before: Map {}, unseen: 0 }
  */
 export function writtenOwners(queryRunner: QueryRunner, op: EntityChangeOp, row: OwnedRow): WrittenOwners | undefined {
   const { metadata, entity } = row;
