@@ -151,9 +151,12 @@ class Reader {
     const end = this.expressionEnd(inSet);
     if (end === undefined || end === from) return undefined;
     this.at = end;
-    const text = this.sql.slice(from, end);
-    const param = /^\$([1-9]\d{0,5})$/.exec(text);
-    if (param) return { param: Number(param[1]) - 1 };
+    const { sql } = this;
+    if (sql.charCodeAt(from) === DOLLAR) {
+      const digits = digitsAt(sql, from + 1);
+      if (from + 1 + digits === end && sql.charCodeAt(from + 1) !== ZERO) return { param: Number(sql.slice(from + 1, end)) - 1 };
+    }
+    const text = sql.slice(from, end);
     if (text === 'DEFAULT') return 'default';
     return text === 'NULL' ? 'null' : 'expression';
   }
@@ -168,31 +171,49 @@ class Reader {
     const { sql } = this;
     let depth = 0;
     for (let i = this.at; i < sql.length;) {
-      const char = sql[i];
-      if (char === "'" || char === '"') {
-        if (char === "'" && /[eE]/.test(sql[i - 1] ?? '') && !/[\w$]/.test(sql[i - 2] ?? '')) return undefined;
-        const end = quotedEnd(sql, i, char);
+      const code = sql.charCodeAt(i);
+      if (code === QUOTE || code === DOUBLE_QUOTE) {
+        // E'…' reads backslash escapes: not followed here.
+        if (code === QUOTE && (sql.charCodeAt(i - 1) | 0x20) === LOWER_E && !isNameChar(sql.charCodeAt(i - 2))) return undefined;
+        const end = quotedEnd(sql, i, sql[i]);
         if (end === undefined) return undefined;
         i = end;
         continue;
       }
-      if (char === '$') {
-        const digits = /^\d{1,6}/.exec(sql.slice(i + 1, i + 8));
-        if (!digits || /[\w$]/.test(sql[i - 1] ?? '')) return undefined;
-        param?.(i, Number(digits[0]) - 1, 1 + digits[0].length);
-        i += 1 + digits[0].length;
+      if (code === DOLLAR) {
+        const digits = digitsAt(sql, i + 1);
+        // `$tag$…$tag$`, or a `$` inside a name: not followed here.
+        if (digits === 0 || digits > 6 || isNameChar(sql.charCodeAt(i - 1))) return undefined;
+        param?.(i, Number(sql.slice(i + 1, i + 1 + digits)) - 1, 1 + digits);
+        i += 1 + digits;
         continue;
       }
-      if ((char === '-' && sql[i + 1] === '-') || (char === '/' && sql[i + 1] === '*')) return undefined;
-      if (char === '(') depth += 1;
-      else if (char === ')' || char === ',') {
+      if ((code === DASH && sql.charCodeAt(i + 1) === DASH) || (code === SLASH && sql.charCodeAt(i + 1) === STAR)) return undefined;
+      if (code === OPEN) depth += 1;
+      else if (code === CLOSE || code === COMMA) {
         if (depth === 0) return i;
-        if (char === ')') depth -= 1;
-      } else if (char === ' ' && depth === 0 && (sql.startsWith(' RETURNING ', i) || (inSet && sql.startsWith(' WHERE ', i)))) return i;
+        if (code === CLOSE) depth -= 1;
+      } else if (code === SPACE && depth === 0 && (sql.startsWith(' RETURNING ', i) || (inSet && sql.startsWith(' WHERE ', i)))) return i;
       i += 1;
     }
     return depth === 0 ? sql.length : undefined;
   }
+}
+
+const [QUOTE, DOUBLE_QUOTE, DOLLAR, DASH, SLASH, STAR, OPEN, CLOSE, COMMA, SPACE, ZERO, LOWER_E] = [...'\'"$-/*(), 0e'].map((char) =>
+  char.charCodeAt(0),
+);
+
+/** How many decimal digits stand at `at`. */
+function digitsAt(sql: string, at: number): number {
+  let end = at;
+  while (end < sql.length && sql.charCodeAt(end) >= ZERO && sql.charCodeAt(end) <= ZERO + 9) end += 1;
+  return end - at;
+}
+
+/** A letter, digit, `_` or `$` (NaN, before the text's start, is none). */
+function isNameChar(code: number): boolean {
+  return (code >= 97 && code <= 122) || (code >= 65 && code <= 90) || (code >= 48 && code <= 57) || code === 95 || code === 36;
 }
 
 /** The index after the quoted text at `at` (`quote` doubled inside it); undefined when it is not closed. */
