@@ -14,7 +14,7 @@ function subscriber(lines: unknown[]) {
   const audited = new EntityChangeSubscriber(resolveAuditOptions({ diffs: { entities: [Nda] } }), {} as DiscoveryService, sink);
   const dataSource = {
     isInitialized: true,
-    entityMetadatas: [{ target: Nda, name: 'Nda', tableName: 'nda', foreignKeys: [] }],
+    entityMetadatas: [{ target: Nda, name: 'Nda', tableName: 'nda', foreignKeys: [], relationsWithJoinColumns: [] }],
     subscribers: [] as unknown[],
   };
   expect(audited.watch(dataSource as never)).toBe(true);
@@ -24,7 +24,7 @@ function subscriber(lines: unknown[]) {
 
 /** An event whose metadata throws when read, as a TypeORM fault would. */
 function brokenEvent(): UpdateEvent<unknown> {
-  const metadata = { target: Nda, name: 'Nda' };
+  const metadata = { target: Nda, name: 'Nda', relationsWithJoinColumns: [] };
   Object.defineProperty(metadata, 'columns', {
     get: () => {
       throw new Error('columns unreadable: token=abc123');

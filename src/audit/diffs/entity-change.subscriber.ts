@@ -30,6 +30,7 @@ import { statementAnswered, wroteNoRow } from './statement-rows';
 import { confirmRecordedRows, stageChange, stageOmitted, transactionCommitted, transactionRolledBack } from './transaction-changes';
 import { unheardCommitted, unheardRolledBack, watchAuditedTables, writeHeard } from './unheard-writes';
 import { answeredByServer, followAnswers, onceAnswered } from './unreported-transaction';
+import { ownersBeforeUpdate, ownersForgotten, sentWrite, unloadedOwners, watchOwners, writtenOwners } from './written-owners';
 
 /**
  * The TypeORM subscriber that captures changes of audited entities made inside an audit context
@@ -38,14 +39,18 @@ import { answeredByServer, followAnswers, onceAnswered } from './unreported-tran
  * context for its audit row; it follows the outcome of `AuditService.record()` rows the same way.
  * Added at start-up to each initialized DataSource that has an audited entity, and by `record()`
  * to the DataSource it writes through. Every callback but `beforeTransactionCommit` (which
- * looks up the transaction's `record()` rows before its COMMIT) is synchronous; none throws: a fault is counted in {@link faults}, written as an `audit.diff_failed` line, and the
+ * looks up the transaction's `record()` rows before its COMMIT) and `beforeQuery` (which, before
+ * an UPDATE that sets an owner TypeORM did not load, reads it: `written-owners.ts`) is
+ * synchronous; none throws: a fault is counted in {@link faults}, written as an `audit.diff_failed` line, and the
  * change is counted in the row's `changes.entitiesOmitted`. A row's diffs take at most half of
  * `maxEntryBytes`: past that, values are cut (marked with their size), each change keeping its
  * entity, id and field names; only changes whose names alone pass it are counted in
  * `entitiesOmitted` too, and so is each write statement on an audited entity's table that TypeORM
  * sent no event for (`unheard-writes.ts`; raw SQL is read statement by statement, `query-follower.ts`),
  * and each foreign key of an audited entity whose `ON DELETE` / `ON UPDATE` action a reported
- * delete or update sets going in the database (`database-cascades.ts`).
+ * delete or update sets going in the database (`database-cascades.ts`). An owner TypeORM writes
+ * through the owner's one-to-many list, which the child never holds, is read from TypeORM's
+ * INSERT or UPDATE; one that cannot be read is counted too (`written-owners.ts`).
  *
  * @example
  * const subscriber = app.get(EntityChangeSubscriber);
@@ -89,10 +94,9 @@ export class EntityChangeSubscriber implements EntitySubscriberInterface, OnAppl
     if (rules.size === 0) return false;
     for (const [target, rule] of rules) this.rules.set(target, rule);
     databaseCascades(dataSource.entityMetadatas, (metadata) => rules.has(metadata.target), this.cascades);
-    watchAuditedTables(
-      dataSource,
-      dataSource.entityMetadatas.filter((metadata) => rules.has(metadata.target)),
-    );
+    const audited = dataSource.entityMetadatas.filter((metadata) => rules.has(metadata.target));
+    watchAuditedTables(dataSource, audited);
+    watchOwners(audited);
     this.followTransactions(dataSource);
     return true;
   }
@@ -104,6 +108,15 @@ export class EntityChangeSubscriber implements EntitySubscriberInterface, OnAppl
 
   afterInsert(event: InsertEvent<unknown>): void {
     this.capture('insert', event.queryRunner, event as ChangeSource);
+  }
+
+  /** Notes a row whose owner TypeORM did not load, so that an UPDATE that sets it through the owner's list reads it first. */
+  beforeUpdate(event: UpdateEvent<unknown>): void {
+    try {
+      if (this.rules.has(event.metadata.target)) unloadedOwners(event as ChangeSource);
+    } catch (error) {
+      this.fault(error, this.rules.get(event.metadata.target));
+    }
   }
 
   afterUpdate(event: UpdateEvent<unknown>): void {
@@ -122,12 +135,15 @@ export class EntityChangeSubscriber implements EntitySubscriberInterface, OnAppl
     this.capture('recover', event.queryRunner, event as ChangeSource);
   }
 
-  beforeQuery(event: BeforeQueryEvent): void {
+  /** An UPDATE that sets an owner TypeORM did not load waits for it to be read (see {@link ownersBeforeUpdate}). */
+  beforeQuery(event: BeforeQueryEvent): Promise<void> | undefined {
     try {
       followAnswers(event.queryRunner);
+      return ownersBeforeUpdate(event.queryRunner, event.query, event.parameters);
     } catch (error) {
       this.fault(error, undefined);
     }
+    return undefined;
   }
 
   /**
@@ -153,6 +169,7 @@ export class EntityChangeSubscriber implements EntitySubscriberInterface, OnAppl
       }
       statementAnswered(event.queryRunner, event.rawResults);
       queryAnswered(event.queryRunner, event.query, event.rawResults);
+      sentWrite(event.queryRunner, event.query, event.parameters, event.rawResults);
     } catch (error) {
       this.fault(error, undefined);
     }
@@ -173,6 +190,7 @@ export class EntityChangeSubscriber implements EntitySubscriberInterface, OnAppl
       transactionCommitted(event.queryRunner);
       unheardCommitted(event.queryRunner);
       transactionEnded(event.queryRunner);
+      ownersForgotten(event.queryRunner);
     } catch (error) {
       this.fault(error, undefined);
     }
@@ -183,6 +201,7 @@ export class EntityChangeSubscriber implements EntitySubscriberInterface, OnAppl
       transactionRolledBack(event.queryRunner);
       unheardRolledBack(event.queryRunner);
       transactionEnded(event.queryRunner);
+      ownersForgotten(event.queryRunner);
     } catch (error) {
       this.fault(error, undefined);
     }
@@ -201,7 +220,10 @@ export class EntityChangeSubscriber implements EntitySubscriberInterface, OnAppl
       // Rows of audited entities the database writes by a foreign key's action: no event names them.
       if (cascaded > 0) stageOmitted(queryRunner, context, cascaded, this.budget);
       if (!rule) return;
-      const change = entityChange(op, rule, source, this.isRedacted);
+      // Owners TypeORM wrote through the owner's list, which the entity does not hold; one that cannot be read is counted.
+      const owners = writtenOwners(queryRunner, op, source);
+      if (owners?.unseen) stageOmitted(queryRunner, context, owners.unseen, this.budget);
+      const change = entityChange(op, rule, owners ? { ...source, owners } : source, this.isRedacted);
       if (!change) return;
       // By name only, here and when the row is normalized: a value never redacts another.
       stageChange(queryRunner, context, capturedChange(change, this.isRedacted, this.budget), this.budget);

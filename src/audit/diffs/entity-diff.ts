@@ -7,6 +7,7 @@ import { sameValue, sameWithin } from './diff-values';
 import { type EntityChange, type EntityChangeOp, UNKNOWN_BEFORE } from './entity-change';
 import { type DiffField, diffFields, hiddenKey, isExcludedColumn } from './entity-fields';
 import { MAX_NODES, type ShownValue, shownValue, shownValueOf } from './shown-value';
+import { type WrittenOwners } from './written-owners';
 
 /** The parts of a TypeORM subscriber event a diff is made of. */
 export interface ChangeSource {
@@ -21,6 +22,8 @@ export interface ChangeSource {
   updatedRelations?: readonly RelationMetadata[];
   /** The removed row's id map (`remove()` clears the id on the entity itself). */
   entityId?: unknown;
+  /** Owners TypeORM wrote through the owner's list that the entity does not hold (`written-owners.ts`). */
+  owners?: WrittenOwners;
 }
 
 type Fields = NonNullable<EntityChange['fields']>;
@@ -53,7 +56,7 @@ export function entityChange(
     if (source.entityId === undefined) return unknownBefore(op, rule, source.metadata, fields, show, entity, id);
     const out: Fields = {};
     for (const field of fields) {
-      const now = field.read(entity);
+      const now = field.read(entity) ?? writtenOwner(field, source.owners);
       if (now !== undefined && now !== null) out[field.path] = field.secret ? REDACTED : [null, show(field, now)];
     }
     return { type: rule.type, id, op, fields: out };
@@ -62,10 +65,13 @@ export function entityChange(
   const id = idOf(metadata, rule, databaseEntity, isRedacted) ?? idOf(metadata, rule, source.entityId, isRedacted);
   const out: Fields = {};
   let listed = 0;
+  const { owners } = source;
   for (const field of changedFields(op, fields, source)) {
     // A value TypeORM did not load is unknown, never null; a value written as it was is no change.
-    const before = field.read(databaseEntity);
-    const after = op === 'remove' || !entity ? null : field.read(entity);
+    const owner = field.relation && owners?.written.has(field.relation) ? field.relation : undefined;
+    const loaded = field.read(databaseEntity);
+    const before = loaded === undefined && owner && owners?.before.has(owner) ? owners.before.get(owner) : loaded;
+    const after = owner ? owners?.written.get(owner) : op === 'remove' || !entity ? null : field.read(entity);
     if (before === null && after === null) continue;
     const shown = (value: unknown, as: typeof show) => (value === undefined ? UNKNOWN_BEFORE : as(field, value));
     const was = viewed(field, before, rule);
@@ -130,11 +136,18 @@ function changedFields(op: EntityChangeOp, fields: readonly DiffField[], source:
   if (op !== 'update') return fields.filter((field) => field.columns.some((column) => column === source.metadata.deleteDateColumn));
   const columns = source.updatedColumns ?? [];
   const relations = source.updatedRelations ?? [];
+  const owners = source.owners?.written;
   const changed: DiffField[] = [];
   for (const field of fields) {
-    if (field.relation ? relations.includes(field.relation) : columns.includes(field.columns[0])) changed.push(field);
+    if (field.relation ? relations.includes(field.relation) || owners?.has(field.relation) : columns.includes(field.columns[0]))
+      changed.push(field);
   }
   return changed;
+}
+
+/** The owner TypeORM wrote for `field`'s relation, which the entity does not hold; undefined when none is known. */
+function writtenOwner(field: DiffField, owners: WrittenOwners | undefined): unknown {
+  return field.relation && owners?.written.get(field.relation);
 }
 
 /**

@@ -212,7 +212,12 @@ function relationId(relation: RelationMetadata, entity: ObjectLiteral): unknown 
   return id;
 }
 
-/** A join column's name in a composite relation id: the related key's property path. */
-function relationKeyName(join: ColumnMetadata): string {
+/**
+ * A join column's name in a composite relation id: the related key's property path.
+ *
+ * @example
+ * relationKeyName(relation.joinColumns[0]); // 'tenant' for the join column `ownerTenant`
+ */
+export function relationKeyName(join: ColumnMetadata): string {
   return join.referencedColumn?.propertyPath ?? join.propertyPath;
 }
