@@ -19,7 +19,15 @@ import { AuditRecovery } from './audit-recovery';
 import { AuditWriteQueue, BACKLOG_FULL_CODE, type PendingEntry } from './audit-write-queue';
 import { AuditWriter, writeTimeoutError } from './audit.writer';
 import { connectionSecrets, type SanitizedDbError } from './db-error';
-import { AUDIT_EVENTS, AuditReporter, ConsoleSink, stderrBacklog, stderrLinesTaken, writeStderrBehind, type WriteFailureReport } from './sinks';
+import {
+  AUDIT_EVENTS,
+  AuditReporter,
+  ConsoleSink,
+  stderrBacklog,
+  stderrLinesTaken,
+  writeStderrBehind,
+  type WriteFailureReport,
+} from './sinks';
 import { AuditQuarantine, isolateRefused, splitBudgetMs } from './quarantine';
 import { AuditSpool } from './spool';
 import { EntityChangeSubscriber, holdForRecord, withEntityChanges } from './diffs';

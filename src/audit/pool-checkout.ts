@@ -121,7 +121,12 @@ function watchOpenings<C>(pool: CheckoutPool<C>): void {
 /** The parts of a pooled connection a {@link blockFreeCheckout} uses: back to the pool, or out of it with an error. */
 export interface PooledClient {
   release(error?: Error): void;
+  on?(event: 'error', listener: (error: Error) => void): unknown;
+  removeListener?(event: 'error', listener: (error: Error) => void): unknown;
 }
+
+/** Held out of the pool, a connection's socket error is ours: unheard, it would end the process (pg-pool listens only while it is idle). */
+const ignoreError = () => undefined;
 
 /**
  * A {@link poolCheckout} that never hands a connection the pool holds inside a transaction block
@@ -149,7 +154,9 @@ export function blockFreeCheckout<C extends PooledClient>(pool: CheckoutPool<C>,
     while (current.queued() && held.length > 0) {
       current.client.catch(() => undefined);
       current.withdraw();
-      held.shift()?.release(new Error('pooled connection left inside a transaction block'));
+      const given = held.shift();
+      given?.removeListener?.('error', ignoreError);
+      given?.release(new Error('pooled connection left inside a transaction block'));
       current = poolCheckout(pool);
     }
   };
@@ -159,6 +166,7 @@ export function blockFreeCheckout<C extends PooledClient>(pool: CheckoutPool<C>,
         const ready = await current.client;
         followStatus(ready);
         if (insideBlock(ready) !== true) return ready;
+        ready.on?.('error', ignoreError);
         held.push(ready);
         found?.(ready);
         if (withdrawn) throw new Error('connection request withdrawn from the pool');
@@ -166,7 +174,10 @@ export function blockFreeCheckout<C extends PooledClient>(pool: CheckoutPool<C>,
       }
     } finally {
       // Back to the pool as they were, once this checkout has its connection (or has failed).
-      for (const kept of held.splice(0)) kept.release();
+      for (const kept of held.splice(0)) {
+        kept.removeListener?.('error', ignoreError);
+        kept.release();
+      }
     }
   })();
   return {
