@@ -5,7 +5,7 @@ import {
   type OnApplicationBootstrap,
   type OnApplicationShutdown,
 } from '@nestjs/common';
-import { type EntityManager, type Repository } from 'typeorm';
+import { type DataSource, type EntityManager, type QueryRunner, type Repository } from 'typeorm';
 import { AuditBuffer } from './audit-buffer';
 import { AuditCircuit, type AuditState } from './audit-circuit';
 import { type AuditStateChange } from './audit-state-history';
@@ -19,7 +19,15 @@ import { AuditRecovery } from './audit-recovery';
 import { AuditWriteQueue, BACKLOG_FULL_CODE, type PendingEntry } from './audit-write-queue';
 import { AuditWriter, writeTimeoutError } from './audit.writer';
 import { connectionSecrets, type SanitizedDbError } from './db-error';
-import { AuditReporter, ConsoleSink, stderrBacklog, stderrLinesTaken, writeStderrBehind, type WriteFailureReport } from './sinks';
+import {
+  AUDIT_EVENTS,
+  AuditReporter,
+  ConsoleSink,
+  stderrBacklog,
+  stderrLinesTaken,
+  writeStderrBehind,
+  type WriteFailureReport,
+} from './sinks';
 import { AuditQuarantine, isolateRefused, splitBudgetMs } from './quarantine';
 import { AuditSpool } from './spool';
 import { EntityChangeSubscriber, holdForRecord, withEntityChanges } from './diffs';
@@ -103,6 +111,8 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
   private shutdownDeadline = Infinity;
   private seq = 0;
   private unreadable = 0;
+  /** Whether the `audit.connection_in_block` line was written (once per instance). */
+  private inBlockTold = false;
   private stderrLate = 0;
 
   constructor(
@@ -127,7 +137,7 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
       entrySigner(options.integrity.entryKeys),
       personalSplitter(options.privacy),
     );
-    this.writer = new AuditWriter(repository, options.writeTimeoutMs);
+    this.writer = new AuditWriter(repository, options.writeTimeoutMs, () => this.connectionInBlock());
     const secrets = connectionSecrets(repository.manager?.connection?.options);
     this.circuit = new AuditCircuit(options, console, reporter, secrets, () => this.retryBuffered());
     this.quarantine = new AuditQuarantine(options.spoolDir, console, reporter, secrets, {
@@ -214,16 +224,25 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
   async record(entry: AuditEntry, { manager }: { manager: EntityManager }): Promise<AuditRecord> {
     // Only a row that commits stands for the request: the DataSource's transaction outcomes are followed from here on.
     this.diffs?.followTransactions(manager.dataSource);
-    const hold = holdForRecord(manager.queryRunner, currentAuditContext(), this.options.writeTimeoutMs);
-    const { record } = this.normalizer.normalize(withEntityChanges(entry, hold.changes));
+    // A manager without a query runner (a DataSource's, a repository's) sends each query on whichever
+    // connection the pool hands, which may be inside a block: the insert gets a runner of its own,
+    // whose connection's status is read after it, as for a caller's runner.
+    const own = manager.queryRunner ? undefined : ownRunner(manager);
     try {
-      await this.writer.insertWith(manager, [record]);
-    } catch (error) {
-      hold.failed();
-      throw error;
+      const runner = manager.queryRunner ?? own;
+      const hold = holdForRecord(runner, currentAuditContext(), this.options.writeTimeoutMs);
+      const { record } = this.normalizer.normalize(withEntityChanges(entry, hold.changes));
+      try {
+        await this.writer.insertWith(own?.manager ?? manager, [record]);
+      } catch (error) {
+        hold.failed();
+        throw error;
+      }
+      await hold.written({ id: record.id, occurredAt: record.occurredAt, table: this.writer.table() });
+      return record;
+    } finally {
+      await own?.release();
     }
-    await hold.written({ id: record.id, occurredAt: record.occurredAt, table: this.writer.table() });
-    return record;
   }
 
   /**
@@ -516,6 +535,20 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
     );
   }
 
+  /**
+   * A pooled connection of the audit DataSource was found inside a transaction block the app left
+   * open: the trail's writes go elsewhere, but the app's own queries the pool hands it run inside
+   * that block and commit only if it does. Said once, on stderr.
+   */
+  private connectionInBlock(): void {
+    if (this.inBlockTold) return;
+    this.inBlockTold = true;
+    this.console.emit(AUDIT_EVENTS.connectionInBlock, 'warn', {
+      message:
+        'a pooled connection of the audit DataSource is inside a transaction block nobody ends (a query runner released without rollbackTransaction(), or BEGIN sent through the DataSource): queries the pool hands it commit only if that block does',
+    });
+  }
+
   private up(): void {
     this.circuit.up();
     this.writes.schedule();
@@ -533,6 +566,12 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
       await this.writes.settle();
     }
   }
+}
+
+/** A query runner of the manager's DataSource, for a `record()` through a manager that has none; undefined where it cannot make one (a test's stand-in). */
+function ownRunner(manager: EntityManager): QueryRunner | undefined {
+  const dataSource = manager.connection as Partial<DataSource> | undefined;
+  return dataSource?.isInitialized && typeof dataSource.createQueryRunner === 'function' ? dataSource.createQueryRunner() : undefined;
 }
 
 /** Entries that may wait for the spool's fsync at once, at the least (else `bufferSize`): a hung disk holds no more. */

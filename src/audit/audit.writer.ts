@@ -20,7 +20,12 @@ const CONNECT_FLOOR_MS = 5000;
  * one simple-protocol query string, `SET LOCAL statement_timeout, lock_timeout` (each the write
  * timeout) and the INSERT with its values as escaped literals, which PostgreSQL runs and commits
  * as one implicit transaction: the settings end with it and never reach the pool's other users,
- * and no transaction waits on the client between INSERT and COMMIT. A timer bounds the whole
+ * and no transaction waits on the client between INSERT and COMMIT. A connection the pool holds
+ * inside a transaction block (a query runner released without a rollback, a `BEGIN` sent as SQL
+ * through a DataSource the app shares with the trail) would run the batch inside that block, where
+ * it commits only if the block does: no batch is sent on one (see `blockFreeCheckout`), and one
+ * that ran in a block anyway (its status not known before: a `pg` too old to keep it) is rolled
+ * back with its connection and sent again on another. A timer bounds the whole
  * call (pool wait included): a locked table costs at most `timeoutMs`. A batch that misses it
  * releases what it holds: its client leaves the pool with its socket destroyed, or, still waiting
  * in the pool's queue, it leaves the queue, so that a silent partition, which answers nothing,
@@ -44,13 +49,15 @@ export class AuditWriter {
   /** Server-side bounds of each batch: the statement, and its wait for the table's lock. */
   private readonly settings: string;
 
+  /** `inBlock`: told of each pooled connection found inside a transaction block, which no batch is sent on. */
   constructor(
     private readonly repository: Repository<AuditLog>,
     readonly timeoutMs: number,
+    inBlock?: () => void,
   ) {
     // A repository that is neither real nor a usable double fails start-up, not the first write.
     doubleInsert(repository);
-    this.queries = new BoundedPoolQuery(MAX_OUTSTANDING_WRITES, Math.max(timeoutMs, CONNECT_FLOOR_MS));
+    this.queries = new BoundedPoolQuery(MAX_OUTSTANDING_WRITES, Math.max(timeoutMs, CONNECT_FLOOR_MS), inBlock);
     this.settings = ['statement_timeout', 'lock_timeout'].map((name) => `SET LOCAL ${name} = ${timeoutMs}`).join('; ');
   }
 

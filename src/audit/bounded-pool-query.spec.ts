@@ -112,6 +112,75 @@ const settle = () => new Promise((resolve) => setImmediate(resolve));
 const timeout = () => Object.assign(new Error('audit write not committed within 100 ms'), { code: 'AUDIT_WRITE_TIMEOUT' });
 const never = () => new Promise<unknown>(() => undefined);
 
+/**
+ * A connection for pg-pool's own `Pool` that answers every query at once and keeps the transaction
+ * status PostgreSQL would (`BEGIN` opens a block, `COMMIT`/`ROLLBACK` ends it): through
+ * `getTransactionStatus()` as newer `pg` does, or, as older `pg`, only in the ReadyForQuery
+ * messages its protocol connection emits.
+ */
+class StatusClientDouble extends EventEmitter {
+  status = 'I';
+  sent: string[] = [];
+  destroyed = false;
+  ended = false;
+  _queryable = true;
+  _ending = false;
+  release!: (error?: Error) => void;
+  readonly connection = Object.assign(new EventEmitter(), {
+    stream: {
+      destroy: () => {
+        this.destroyed = true;
+        this._queryable = false;
+      },
+    },
+  });
+
+  connect(callback: (error?: Error) => void): void {
+    void Promise.resolve().then(() => callback());
+  }
+
+  query(text: string): Promise<unknown> {
+    this.sent.push(text);
+    if (/^BEGIN/.test(text)) this.status = 'T';
+    else if (/^(COMMIT|ROLLBACK)/.test(text)) this.status = 'I';
+    this.connection.emit('readyForQuery', { status: this.status });
+    return Promise.resolve({ rowCount: 1 });
+  }
+
+  end(callback?: () => void): void {
+    this.ended = true;
+    this._ending = true;
+    callback?.();
+  }
+}
+
+/** A `pg` pool of `max` {@link StatusClientDouble}s, with `getTransactionStatus()` when `keepsStatus`; `made` lists each it opened. */
+function statusPool(max: number, keepsStatus: boolean): { pool: Pool; made: StatusClientDouble[] } {
+  const made: StatusClientDouble[] = [];
+  class Connection extends StatusClientDouble {
+    constructor() {
+      super();
+      made.push(this);
+    }
+  }
+  if (keepsStatus)
+    Object.assign(Connection.prototype, {
+      getTransactionStatus: function (this: StatusClientDouble) {
+        return this.status;
+      },
+    });
+  const pool = new Pool({ max, Client: Connection as unknown as new () => ClientBase });
+  pool.on('error', () => undefined);
+  return { pool, made };
+}
+
+/** A runner's error path that releases its connection without a rollback: back in the pool inside a block. */
+async function leaveInBlock(pool: Pool): Promise<void> {
+  const client = await pool.connect();
+  await client.query('BEGIN');
+  client.release();
+}
+
 describe('BoundedPoolQuery', () => {
   // Real immediates: a deadline's verdict waits one turn of the loop (stall-tolerant-deadline.ts).
   beforeEach(() => jest.useFakeTimers({ doNotFake: ['setImmediate'] }));
@@ -290,6 +359,65 @@ describe('BoundedPoolQuery', () => {
         ended: true,
         outstanding: 0,
       });
+    });
+  });
+  describe('beside a pooled connection left inside a transaction block (pg-pool)', () => {
+    // pg-pool hands an idle connection on a later tick: real ones here, nothing waits for a deadline.
+    beforeEach(() => jest.useRealTimers());
+
+    it('sends the batch on another connection and gives the one in a block back as it was', async () => {
+      const { pool, made } = statusPool(10, true);
+      const found = jest.fn();
+      const queries = new BoundedPoolQuery(4, 5000, found);
+      await leaveInBlock(pool);
+      await expect(queries.run(pool as unknown as PgPool, () => 'INSERT 1', 100, timeout)).resolves.toBeDefined();
+      expect({
+        left: { sent: made[0].sent, destroyed: made[0].destroyed, status: made[0].status },
+        other: { sent: made[1].sent, status: made[1].status },
+        inPool: pool.totalCount,
+        idle: pool.idleCount,
+        found: found.mock.calls.length,
+      }).toEqual({
+        left: { sent: ['BEGIN'], destroyed: false, status: 'T' },
+        other: { sent: ['INSERT 1'], status: 'I' },
+        inPool: 2,
+        idle: 2,
+        found: 1,
+      });
+      await pool.end();
+    });
+
+    it('with the pool at its size and no other connection, gives the one in a block up to open a clean one', async () => {
+      const { pool, made } = statusPool(1, true);
+      const queries = new BoundedPoolQuery(4, 5000, jest.fn());
+      await leaveInBlock(pool);
+      await expect(queries.run(pool as unknown as PgPool, () => 'INSERT 1', 100, timeout)).resolves.toBeDefined();
+      expect({ leftEnded: made[0].ended, sentOnLeft: made[0].sent, other: made[1].sent, inPool: pool.totalCount }).toEqual({
+        leftEnded: true,
+        sentOnLeft: ['BEGIN'],
+        other: ['INSERT 1'],
+        inPool: 1,
+      });
+      await pool.end();
+    });
+
+    it('with a pg that keeps no status: a batch that ran inside a block is rolled back with its connection and sent again on another', async () => {
+      const { pool, made } = statusPool(10, false);
+      const queries = new BoundedPoolQuery(4, 5000);
+      await leaveInBlock(pool);
+      await expect(queries.run(pool as unknown as PgPool, () => 'INSERT 1', 100, timeout)).resolves.toBeDefined();
+      expect({
+        left: { sent: made[0].sent, destroyed: made[0].destroyed },
+        other: made[1].sent,
+        inPool: pool.totalCount,
+        outstanding: queries.outstanding,
+      }).toEqual({
+        left: { sent: ['BEGIN', 'INSERT 1'], destroyed: true },
+        other: ['INSERT 1'],
+        inPool: 1,
+        outstanding: 0,
+      });
+      await pool.end();
     });
   });
 });

@@ -1,6 +1,7 @@
 import { stallTolerantDeadline } from './stall-tolerant-deadline';
 import { WRITES_OUTSTANDING_CODE } from './db-error';
-import { type CheckoutPool, type PoolCheckout, poolCheckout } from './pool-checkout';
+import { blockFreeCheckout, type CheckoutPool, type PoolCheckout } from './pool-checkout';
+import { insideBlock } from './connection-status';
 
 /** The parts of a `pg` client the writer uses. */
 export interface PgClient {
@@ -23,11 +24,12 @@ export type PgPool = CheckoutPool<PgClient>;
  * whatever the attempt's deadline (ready late, it serves a later attempt); past that, or at
  * shutdown ({@link BoundedPoolQuery.abandonOpening}), it is destroyed, so that one into a
  * partition never hangs for ever. An attempt still waiting in the pool's queue at its deadline
- * leaves it (see {@link poolCheckout}): a full pool opens no connection for a batch nobody waits
+ * leaves it (see `poolCheckout`): a full pool opens no connection for a batch nobody waits
  * for, which in a silent partition would never be ready nor given up. At most `max`
  * attempts are outstanding at once, counted until their work has really ended (not when the
  * caller stopped waiting); past that, an attempt fails at once with code
- * {@link WRITES_OUTSTANDING_CODE} and sends nothing.
+ * {@link WRITES_OUTSTANDING_CODE} and sends nothing. No attempt is sent on a connection the pool
+ * holds inside a transaction block (see {@link blockFreeCheckout}).
  *
  * @example
  * const queries = new BoundedPoolQuery(4, 5000);
@@ -38,10 +40,15 @@ export class BoundedPoolQuery {
   /** Checkouts of attempts whose connection is not ready yet: waiting in the pool's queue, or being opened. */
   private readonly waiting = new Set<PoolCheckout<PgClient>>();
 
-  /** `connectMs`: how long a connection the pool opens for an attempt may take, whatever the attempt's own deadline. */
+  /**
+   * `connectMs`: how long a connection the pool opens for an attempt may take, whatever the
+   * attempt's own deadline. `inBlock`: told of each pooled connection found inside a transaction
+   * block, which no attempt is sent on (see {@link blockFreeCheckout}).
+   */
   constructor(
     readonly max: number,
     private readonly connectMs: number,
+    private readonly inBlock?: () => void,
   ) {}
 
   /** Attempts whose client or query has not settled yet. */
@@ -49,7 +56,13 @@ export class BoundedPoolQuery {
     return this.active;
   }
 
-  /** Resolves with the query's result, or rejects with its error, or with `timeout()` after `ms`. */
+  /**
+   * Resolves with the query's result, or rejects with its error, or with `timeout()` after `ms`. A
+   * query that ran inside a transaction block the connection was in (its status not known before
+   * it was sent: a `pg` too old to keep it) has not committed: the connection leaves the pool with
+   * its socket destroyed, so that the server rolls the block back, and the query is sent again on
+   * another connection, within the same `ms`.
+   */
   run(pool: PgPool, text: () => string, ms: number, timeout: () => Error): Promise<unknown> {
     if (this.active >= this.max) return Promise.reject(writesOutstandingError(this.max));
     this.active += 1;
@@ -58,8 +71,7 @@ export class BoundedPoolQuery {
     return new Promise((resolve, reject) => {
       let expired = false;
       let checkedOut: CheckedOut | undefined;
-      const checkout = poolCheckout(pool);
-      this.waiting.add(checkout);
+      let checkout: PoolCheckout<PgClient>;
       // An answer that came while the event loop was stalled past the deadline is taken.
       const cancel = stallTolerantDeadline(Math.max(0, ms), () => {
         expired = true;
@@ -69,37 +81,53 @@ export class BoundedPoolQuery {
         checkout.withdraw();
         checkedOut?.discard(timeout());
       });
-      // A connection that is slow to open is not given up with the attempt: ready late, it serves the next one.
-      // Armed after the deadline: at the same time, a request the deadline found no longer queued has its opening known here.
-      const giveUp = stallTolerantDeadline(Math.max(ms, this.connectMs), () => {
-        const opening = checkout.opening();
-        if (opening) destroy(opening);
-      });
       const settled = () => {
         cancel();
         this.active -= 1;
       };
-      const opens = () => {
-        giveUp();
-        this.waiting.delete(checkout);
-      };
-      checkout.client.then(
-        (client) => {
-          opens();
-          checkedOut = new CheckedOut(client);
-          if (expired || !build) {
-            checkedOut.release();
+      const attempt = () => {
+        checkout = blockFreeCheckout(pool, this.inBlock);
+        const mine = checkout;
+        this.waiting.add(mine);
+        // A connection that is slow to open is not given up with the attempt: ready late, it serves the next one.
+        // Armed after the deadline: at the same time, a request the deadline found no longer queued has its opening known here.
+        const giveUp = stallTolerantDeadline(Math.max(ms, this.connectMs), () => {
+          const opening = mine.opening();
+          if (opening) destroy(opening);
+        });
+        const opens = () => {
+          giveUp();
+          this.waiting.delete(mine);
+        };
+        mine.client.then(
+          (client) => {
+            opens();
+            checkedOut = new CheckedOut(client);
+            if (expired || !build) {
+              checkedOut.release();
+              settled();
+              return;
+            }
+            void checkedOut.query(build()).then(
+              (result) => {
+                settled();
+                resolve(result);
+              },
+              (error: unknown) => {
+                if (error instanceof RanInBlock && !expired && build) return attempt();
+                settled();
+                reject(error as Error);
+              },
+            );
+          },
+          (error: unknown) => {
+            opens();
             settled();
-            return;
-          }
-          void checkedOut.query(build()).then(resolve, reject).finally(settled);
-        },
-        (error: unknown) => {
-          opens();
-          settled();
-          reject(error as Error);
-        },
-      );
+            reject(error as Error);
+          },
+        );
+      };
+      attempt();
     });
   }
 
@@ -124,17 +152,25 @@ class CheckedOut {
     client.once('error', this.onError);
   }
 
+  /** Rejects with {@link RanInBlock} when the connection is inside a transaction block after the query: nothing of it has committed. */
   async query(text: string): Promise<unknown> {
+    let result: unknown;
     try {
-      const result = await this.client.query(text);
-      this.release();
-      return result;
+      result = await this.client.query(text);
     } catch (error) {
       // An error PostgreSQL answered leaves the connection usable; any other one does not.
       if (isServerError(error)) this.release();
       else this.discard(asError(error));
       throw error;
     }
+    if (insideBlock(this.client) === true) {
+      // Out of the pool, its socket destroyed: the server rolls the block back, the query's rows with it.
+      const error = new RanInBlock();
+      this.discard(error);
+      throw error;
+    }
+    this.release();
+    return result;
   }
 
   release(error?: Error): void {
@@ -148,6 +184,13 @@ class CheckedOut {
   discard(error: Error): void {
     this.release(error);
     destroy(this.client);
+  }
+}
+
+/** A query that ran inside a transaction block its connection was left in: it has not committed. */
+class RanInBlock extends Error {
+  constructor() {
+    super('audit write ran inside a transaction block left open on its pooled connection');
   }
 }
 

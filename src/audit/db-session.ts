@@ -1,6 +1,6 @@
 import { idleLimitMs, limitIdleTransaction } from './idle-in-transaction';
 import { stallTolerantDeadline } from './stall-tolerant-deadline';
-import { type CheckoutPool, poolCheckout } from './pool-checkout';
+import { blockFreeCheckout, type CheckoutPool } from './pool-checkout';
 
 /** The parts of a `pg` client a {@link DbSession} uses. */
 export interface DbClient {
@@ -67,11 +67,13 @@ export class DbSession {
   /**
    * Checks a connection out of `pool` within `deadlines.connectMs`. Past it, a request still in the
    * pool's queue leaves it, and a connection the pool is opening for it is destroyed: a checkout
-   * given up leaves no connection behind (see {@link poolCheckout}).
+   * given up leaves no connection behind. A connection the pool holds inside a transaction block
+   * the app left open is not taken (see {@link blockFreeCheckout}): the session's statements never
+   * run, nor commit, inside it.
    */
   static checkout(pool: DbPool, deadlines: DbSessionDeadlines): Promise<DbSession> {
     const { connectMs } = deadlines;
-    const checkout = poolCheckout(pool);
+    const checkout = blockFreeCheckout(pool);
     return new Promise((resolve, reject) => {
       let expired = false;
       const cancel = stallTolerantDeadline(connectMs, () => {

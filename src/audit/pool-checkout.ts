@@ -1,3 +1,5 @@
+import { followStatus, insideBlock } from './connection-status';
+
 /** The parts of a `pg` pool a {@link PoolCheckout} uses: `connect`, and pg-pool's own `_clients`, `_pendingQueue` and `newClient`, read or watched only to know which connection it opens for the checkout. */
 export interface CheckoutPool<C> {
   connect(): Promise<C>;
@@ -30,6 +32,8 @@ export interface PoolCheckout<C> {
   opening(): C | undefined;
   /** Takes the request out of the pool's queue if it is still there (the pool then never opens a connection for it) and rejects {@link client}; true if it did. */
   withdraw(): boolean;
+  /** Whether the request waits in the pool's queue now (every connection taken, the pool at its size). */
+  queued(): boolean;
 }
 
 /** The checkout whose call of `connect()` is under way: a connection the pool opens during it is its. */
@@ -86,6 +90,7 @@ export function poolCheckout<C>(pool: CheckoutPool<C>): PoolCheckout<C> {
   return {
     client,
     opening: () => opened,
+    queued: () => !settled && item !== undefined && queue !== undefined && queue.includes(item),
     withdraw: () => {
       const at = item && queue ? queue.indexOf(item) : -1;
       if (!item || !queue || at < 0) return false;
@@ -110,5 +115,78 @@ function watchOpenings<C>(pool: CheckoutPool<C>): void {
     const clients = this._clients;
     if (tell && Array.isArray(clients) && clients.length > 0) tell(clients[clients.length - 1]);
     return result;
+  };
+}
+
+/** The parts of a pooled connection a {@link blockFreeCheckout} uses: back to the pool, or out of it with an error. */
+export interface PooledClient {
+  release(error?: Error): void;
+  on?(event: 'error', listener: (error: Error) => void): unknown;
+  removeListener?(event: 'error', listener: (error: Error) => void): unknown;
+}
+
+/** Held out of the pool, a connection's socket error is ours: unheard, it would end the process (pg-pool listens only while it is idle). */
+const ignoreError = () => undefined;
+
+/**
+ * A {@link poolCheckout} that never hands a connection the pool holds inside a transaction block
+ * (`pg`'s status `T` or `E` at its last answer). Such a connection is one a query runner was
+ * released in without a rollback (TypeORM's `release()` does not roll back), or one that ran a
+ * `BEGIN` sent as SQL through the DataSource: anything sent on it runs inside that block, and
+ * commits only if the block does. It is kept out of the pool while another is found (pg-pool hands
+ * its idle connections last in, first out, and would hand it again), then goes back to the pool as
+ * it was, its block untouched; `found` is told of it. Only when the pool has no other connection to
+ * give nor room to open one is such a connection given up (released with an error: the pool closes
+ * it, and the server rolls its block back) to make that room. Where the status is not known (see
+ * {@link insideBlock}) the connection is taken, as by {@link poolCheckout}.
+ *
+ * @example
+ * const checkout = blockFreeCheckout(pool, () => warnOnce());
+ * const client = await checkout.client; // idle: a query sent on it commits on its own
+ */
+export function blockFreeCheckout<C extends PooledClient>(pool: CheckoutPool<C>, found?: (client: C) => void): PoolCheckout<C> {
+  const held: C[] = [];
+  let current = poolCheckout(pool);
+  let withdrawn = false;
+  const next = () => {
+    current = poolCheckout(pool);
+    // The pool is at its size with no other connection idle: one in a block makes room.
+    while (current.queued() && held.length > 0) {
+      current.client.catch(() => undefined);
+      current.withdraw();
+      const given = held.shift();
+      given?.removeListener?.('error', ignoreError);
+      given?.release(new Error('pooled connection left inside a transaction block'));
+      current = poolCheckout(pool);
+    }
+  };
+  const client = (async () => {
+    try {
+      for (;;) {
+        const ready = await current.client;
+        followStatus(ready);
+        if (insideBlock(ready) !== true) return ready;
+        ready.on?.('error', ignoreError);
+        held.push(ready);
+        found?.(ready);
+        if (withdrawn) throw new Error('connection request withdrawn from the pool');
+        next();
+      }
+    } finally {
+      // Back to the pool as they were, once this checkout has its connection (or has failed).
+      for (const kept of held.splice(0)) {
+        kept.removeListener?.('error', ignoreError);
+        kept.release();
+      }
+    }
+  })();
+  return {
+    client,
+    opening: () => current.opening(),
+    queued: () => current.queued(),
+    withdraw: () => {
+      withdrawn = true;
+      return current.withdraw();
+    },
   };
 }

@@ -211,6 +211,8 @@ export interface AuditAppOptions {
   platform?: 'express' | 'fastify';
   /** Nest's logger; none by default. */
   logger?: LoggerService;
+  /** The DataSource's pool size (TypeORM `poolSize`); `pg`'s default (10) when left out. */
+  poolSize?: number;
 }
 
 /** An app with the audit module and `controllers` on one DataSource to `database`, listening on a free port. */
@@ -223,6 +225,7 @@ export async function startAuditApp(db: TestPostgres, options: AuditAppOptions):
         entities: [...(options.entities ?? []), AuditLog],
         migrations: [...AUDIT_MIGRATIONS],
         migrationsRun: true,
+        ...(options.poolSize === undefined ? {} : { poolSize: options.poolSize }),
       }),
       AuditModule.forRoot(options.audit ?? {}),
       ...(options.imports ?? []),

@@ -30,6 +30,8 @@ export const AUDIT_EVENTS = {
   chainBroken: 'audit.chain_broken',
   /** Parts 2…n of an entry too long for one line (see `formatEventLines`); part 1 has the event itself. */
   entryPart: 'audit.entry_part',
+  /** A pooled connection of the audit DataSource was found inside a transaction block the app left open (said once per process start). */
+  connectionInBlock: 'audit.connection_in_block',
   /** stderr's reader is behind: lines were not written (`droppedLines`), or some had not been taken at shutdown (`queuedBytes`). */
   stderrBehind: STDERR_BEHIND_EVENT,
 } as const;
