@@ -6,6 +6,7 @@ import {
   DataSource,
   type EntitySubscriberInterface,
   type InsertEvent,
+  type ObjectLiteral,
   type QueryRunner,
   type RecoverEvent,
   type RemoveEvent,
@@ -26,7 +27,7 @@ import { type ChangeSource, entityChange } from './entity-diff';
 import { type EntityChangeOp } from './entity-change';
 import { queryAnswered, queryFailed, statusNeeded, transactionEnded } from './query-follower';
 import { cascadedWrites, databaseCascades, type DatabaseCascades } from './database-cascades';
-import { statementAnswered, wroteNoRow } from './statement-rows';
+import { loadedRowUnwritten, statementAnswered, wroteNoRow } from './statement-rows';
 import { confirmRecordedRows, stageChange, stageOmitted, transactionCommitted, transactionRolledBack } from './transaction-changes';
 import { unheardCommitted, unheardRolledBack, watchAuditedTables, writeHeard } from './unheard-writes';
 import { answeredByServer, followAnswers, onceAnswered } from './unreported-transaction';
@@ -151,7 +152,7 @@ export class EntityChangeSubscriber implements EntitySubscriberInterface, OnAppl
         }
         return onceAnswered(event.queryRunner, this.options.writeTimeoutMs, settle);
       }
-      statementAnswered(event.queryRunner, event.rawResults);
+      statementAnswered(event.queryRunner, event.rawResults, event.query, event.parameters);
       queryAnswered(event.queryRunner, event.query, event.rawResults);
     } catch (error) {
       this.fault(error, undefined);
@@ -192,12 +193,16 @@ export class EntityChangeSubscriber implements EntitySubscriberInterface, OnAppl
     let rule: AuditedEntityRule | undefined;
     try {
       writeHeard(queryRunner, source.metadata);
+      const criteria = byCriteria(op, source);
+      // Taken for every event of a loaded row, audited or not: each takes its own statement's answer.
+      const unwritten = !criteria && loadedRowUnwritten(queryRunner, op, source.metadata, source.databaseEntity as ObjectLiteral);
       rule = this.rules.get(source.metadata.target);
       const cascaded = cascadedWrites(this.cascades, op, source.metadata, source);
       const context = (rule || cascaded > 0) && currentAuditContext();
       if (!context) return;
-      // A write by criteria or through a query builder that PostgreSQL says wrote no row changed nothing (nor set off a key's action).
-      if (byCriteria(op, source) && wroteNoRow(queryRunner, op)) return;
+      // A write PostgreSQL says wrote no row changed nothing (nor set off a key's action): by criteria or through a query
+      // builder, or of a loaded row a trigger or a policy left as it was.
+      if (criteria ? wroteNoRow(queryRunner, op) : unwritten) return;
       // Rows of audited entities the database writes by a foreign key's action: no event names them.
       if (cascaded > 0) stageOmitted(queryRunner, context, cascaded, this.budget);
       if (!rule) return;
