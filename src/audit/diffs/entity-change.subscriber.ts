@@ -29,7 +29,7 @@ import { queryAnswered, queryFailed, statusNeeded, transactionEnded } from './qu
 import { cascadedWrites, databaseCascades, type DatabaseCascades } from './database-cascades';
 import { loadedRowUnwritten, statementAnswered, wroteNoRow } from './statement-rows';
 import { confirmRecordedRows, stageChange, stageOmitted, transactionCommitted, transactionRolledBack } from './transaction-changes';
-import { unheardCommitted, unheardRolledBack, watchAuditedTables, writeHeard } from './unheard-writes';
+import { lookUpRelations, unheardCommitted, unheardRolledBack, watchAuditedTables, writeHeard } from './unheard-writes';
 import { answeredByServer, followAnswers, onceAnswered } from './unreported-transaction';
 
 /**
@@ -135,6 +135,9 @@ export class EntityChangeSubscriber implements EntitySubscriberInterface, OnAppl
    * A failed query whose following depends on the transaction status is followed with the status
    * the server sends after its error, which TypeORM's caller then waits for (see
    * {@link onceAnswered}); after an error `pg` made itself (a `query_timeout`), that status is not known.
+   * A write on a relation the module has not met yet is followed once PostgreSQL's catalog says
+   * which audited tables it may write through (a view, a child table: {@link lookUpRelations},
+   * at most `writeTimeoutMs`), which TypeORM's caller waits for too.
    */
   afterQuery(event: AfterQueryEvent): Promise<void> | undefined {
     try {
@@ -153,7 +156,16 @@ export class EntityChangeSubscriber implements EntitySubscriberInterface, OnAppl
         return onceAnswered(event.queryRunner, this.options.writeTimeoutMs, settle);
       }
       statementAnswered(event.queryRunner, event.rawResults, event.query, event.parameters);
-      queryAnswered(event.queryRunner, event.query, event.rawResults);
+      const unknown = queryAnswered(event.queryRunner, event.query, event.rawResults);
+      // A write on a relation met for the first time (a view of an audited table?): followed once the catalog says what it is.
+      if (unknown.length > 0)
+        return lookUpRelations(event.queryRunner, unknown, this.options.writeTimeoutMs).then(() => {
+          try {
+            queryAnswered(event.queryRunner, event.query, event.rawResults, true);
+          } catch (error) {
+            this.fault(error, undefined);
+          }
+        });
     } catch (error) {
       this.fault(error, undefined);
     }
