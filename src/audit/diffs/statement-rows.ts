@@ -71,7 +71,10 @@ export function statementAnswered(queryRunner: QueryRunner, result: unknown, que
     return;
   }
   const key = `${command} ${statement.tables[0].name}`;
-  const answered: Answered = { rows: rowCount, parameters: rowCount === 0 && Array.isArray(parameters) ? (parameters as unknown[]) : undefined };
+  const answered: Answered = {
+    rows: rowCount,
+    parameters: rowCount === 0 && Array.isArray(parameters) ? (parameters as unknown[]) : undefined,
+  };
   const same = run.byKey.get(key);
   if (same) same.push(answered);
   else run.byKey.set(key, [answered]);
