@@ -6,6 +6,7 @@ import {
   DataSource,
   type EntitySubscriberInterface,
   type InsertEvent,
+  type ObjectLiteral,
   type QueryRunner,
   type RecoverEvent,
   type RemoveEvent,
@@ -26,9 +27,9 @@ import { type ChangeSource, entityChange } from './entity-diff';
 import { type EntityChangeOp } from './entity-change';
 import { queryAnswered, queryFailed, statusNeeded, transactionEnded } from './query-follower';
 import { cascadedWrites, databaseCascades, type DatabaseCascades } from './database-cascades';
-import { statementAnswered, wroteNoRow } from './statement-rows';
+import { loadedRowUnwritten, statementAnswered, wroteNoRow } from './statement-rows';
 import { confirmRecordedRows, stageChange, stageOmitted, transactionCommitted, transactionRolledBack } from './transaction-changes';
-import { unheardCommitted, unheardRolledBack, watchAuditedTables, writeHeard } from './unheard-writes';
+import { lookUpRelations, unheardCommitted, unheardRolledBack, watchAuditedTables, writeHeard } from './unheard-writes';
 import { answeredByServer, followAnswers, onceAnswered } from './unreported-transaction';
 import { ownersBeforeUpdate, ownersForgotten, sentWrite, unloadedOwners, watchOwners, writtenOwners } from './written-owners';
 
@@ -150,6 +151,9 @@ export class EntityChangeSubscriber implements EntitySubscriberInterface, OnAppl
    * A failed query whose following depends on the transaction status is followed with the status
    * the server sends after its error, which TypeORM's caller then waits for (see
    * {@link onceAnswered}); after an error `pg` made itself (a `query_timeout`), that status is not known.
+   * A write on a relation the module has not met yet is followed once PostgreSQL's catalog says
+   * which audited tables it may write through (a view, a child table: {@link lookUpRelations},
+   * at most `writeTimeoutMs`), which TypeORM's caller waits for too.
    */
   afterQuery(event: AfterQueryEvent): Promise<void> | undefined {
     try {
@@ -167,9 +171,18 @@ export class EntityChangeSubscriber implements EntitySubscriberInterface, OnAppl
         }
         return onceAnswered(event.queryRunner, this.options.writeTimeoutMs, settle);
       }
-      statementAnswered(event.queryRunner, event.rawResults);
-      queryAnswered(event.queryRunner, event.query, event.rawResults);
+      statementAnswered(event.queryRunner, event.rawResults, event.query, event.parameters);
+      const unknown = queryAnswered(event.queryRunner, event.query, event.rawResults);
       sentWrite(event.queryRunner, event.query, event.parameters, event.rawResults);
+      // A write on a relation met for the first time (a view of an audited table?): followed once the catalog says what it is.
+      if (unknown.length > 0)
+        return lookUpRelations(event.queryRunner, unknown, this.options.writeTimeoutMs).then(() => {
+          try {
+            queryAnswered(event.queryRunner, event.query, event.rawResults, true);
+          } catch (error) {
+            this.fault(error, undefined);
+          }
+        });
     } catch (error) {
       this.fault(error, undefined);
     }
@@ -211,12 +224,16 @@ export class EntityChangeSubscriber implements EntitySubscriberInterface, OnAppl
     let rule: AuditedEntityRule | undefined;
     try {
       writeHeard(queryRunner, source.metadata);
+      const criteria = byCriteria(op, source);
+      // Taken for every event of a loaded row, audited or not: each takes its own statement's answer.
+      const unwritten = !criteria && loadedRowUnwritten(queryRunner, op, source.metadata, source.databaseEntity as ObjectLiteral);
       rule = this.rules.get(source.metadata.target);
       const cascaded = cascadedWrites(this.cascades, op, source.metadata, source);
       const context = (rule || cascaded > 0) && currentAuditContext();
       if (!context) return;
-      // A write by criteria or through a query builder that PostgreSQL says wrote no row changed nothing (nor set off a key's action).
-      if (byCriteria(op, source) && wroteNoRow(queryRunner, op)) return;
+      // A write PostgreSQL says wrote no row changed nothing (nor set off a key's action): by criteria or through a query
+      // builder, or of a loaded row a trigger or a policy left as it was.
+      if (criteria ? wroteNoRow(queryRunner, op) : unwritten) return;
       // Rows of audited entities the database writes by a foreign key's action: no event names them.
       if (cascaded > 0) stageOmitted(queryRunner, context, cascaded, this.budget);
       if (!rule) return;

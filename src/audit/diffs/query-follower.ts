@@ -16,6 +16,7 @@ import {
   unheardMark,
   unheardRolledBack,
   unheardRolledBackTo,
+  unknownRelations,
   writesSeen,
 } from './unheard-writes';
 import { unreportedBlockOpen } from './unreported-transaction';
@@ -38,14 +39,22 @@ const openBlocks = new WeakSet<QueryRunner>();
  * opened as SQL is followed through its statements, a string of several statements outside a
  * block runs as one block (a ROLLBACK in it drops the writes before it), and `pg`'s status after
  * the query says whether a block ended in a way no statement showed (through the driver).
+ * Returns the relations its writes name that are not known yet (a view, a partition:
+ * `unknownRelations()`) having applied nothing; the caller looks them up (`lookUpRelations()`)
+ * and calls again with `lookedUp`.
  *
  * @example
  * queryAnswered(queryRunner, 'COMMIT; BEGIN', rawResults); // from the subscriber's afterQuery()
  */
-export function queryAnswered(queryRunner: QueryRunner, query: string, result: unknown): void {
-  const statements = withPrepared(queryRunner, readSql(query));
-  if (queryRunner.isTransactionActive) return inTransaction(queryRunner, query, statements, result);
-  follow(queryRunner, statements, result, unreportedBlockOpen(queryRunner));
+export function queryAnswered(queryRunner: QueryRunner, query: string, result: unknown, lookedUp = false): TableName[] {
+  const read = readSql(query);
+  const unknown = lookedUp ? [] : unknownRelations(queryRunner, read);
+  // Relations not known yet (a view?): nothing applied; followed again once they are looked up.
+  if (unknown.length > 0) return unknown;
+  const statements = withPrepared(queryRunner, read);
+  if (queryRunner.isTransactionActive) inTransaction(queryRunner, query, statements, result);
+  else follow(queryRunner, statements, result, unreportedBlockOpen(queryRunner));
+  return unknown;
 }
 
 /** Applies `statements`, answered with `result`, on a runner in no transaction TypeORM reports; `status`: `pg`'s after the query. */

@@ -74,6 +74,23 @@ describe('readSql', () => {
     expect(readSql(sql)).toEqual([statement]);
   });
 
+  it.each([
+    ["COPY contract FROM '/tmp/c.csv'", write([undefined, 'contract'])],
+    ['copy binary archive.contract (id, "Title") from stdin', write(['archive', 'contract'])],
+    ["COPY contract (title, counterparty) FROM PROGRAM 'cat c.csv' WITH (FORMAT csv)", write([undefined, 'contract'])],
+    ['COPY contract TO STDOUT', { kind: 'other' }],
+    ['COPY contract (id) TO STDOUT', { kind: 'other' }],
+    ['COPY (SELECT * FROM contract) TO STDOUT', { kind: 'other' }],
+    ["COPY (DELETE FROM contract WHERE title = 'x' RETURNING id) TO STDOUT", write([undefined, 'contract'])],
+    ['copy (update public.contract set title = 1 returning id) to stdout', write(['public', 'contract'])],
+    ['COPY (WITH d AS (DELETE FROM contract RETURNING id) SELECT * FROM d) TO STDOUT', write([undefined, 'contract'])],
+    ['COPY (COPY (DELETE FROM contract) TO STDOUT) TO STDOUT', { kind: 'other' }],
+  ])('reads COPY: %s', (sql, statement) => {
+    expect(readSql(sql)).toEqual([statement]);
+    // The same with a statement after it.
+    expect(readSql(`${sql}; UPDATE b SET a = 1`)).toEqual([statement, write([undefined, 'b'])]);
+  });
+
   it('splits a string into its statements, in order, leaving out empty ones', () => {
     expect(readSql('BEGIN; UPDATE contract SET a = 1;; SAVEPOINT a ; ROLLBACK TO a; COMMIT AND CHAIN; ROLLBACK;')).toEqual([
       { kind: 'begin' },

@@ -13,7 +13,7 @@ export type SqlStatement =
   | { kind: 'commit' | 'rollback'; chain: boolean }
   /** SAVEPOINT, ROLLBACK TO [SAVEPOINT], RELEASE [SAVEPOINT]: `name` as PostgreSQL names it. */
   | { kind: 'savepoint' | 'rollback-to' | 'release'; name: string }
-  /** INSERT INTO, UPDATE, DELETE FROM, TRUNCATE, MERGE INTO (inside a `WITH` query too): one table per write. */
+  /** INSERT INTO, UPDATE, DELETE FROM, TRUNCATE, MERGE INTO (inside a `WITH` query or `COPY (…)` too), COPY … FROM: one table per write. */
   | { kind: 'write'; tables: TableName[] }
   /** PREPARE name AS …: `tables` are those the prepared statement writes (none for a read). */
   | { kind: 'prepare'; name: string; tables: TableName[] }
@@ -84,6 +84,8 @@ function statementOf(first: Token, tokens: SqlTokens): SqlStatement {
     }
     case 'discard':
       return word(tokens, 'all') ? { kind: 'deallocate', name: undefined } : OTHER;
+    case 'copy':
+      return copied(tokens);
     default: {
       const tables = WRITES.has(first.text) ? writtenBy(first.text, tokens) : undefined;
       return tables ? { kind: 'write', tables } : OTHER;
@@ -194,6 +196,31 @@ function prepared(tokens: SqlTokens): SqlStatement {
   // PREPARE cannot prepare a PREPARE: not read as one, so that no input nests the reader.
   const statement = first.kind === 'word' && first.text === 'prepare' ? OTHER : statementOf(first, tokens);
   return { kind: 'prepare', name, tables: statement.kind === 'write' ? statement.tables : [] };
+}
+
+/**
+ * After COPY: `[BINARY] table [(column, …)] FROM …` writes the table (`TO` reads it); `(statement)
+ * TO …` makes the writes of the statement in the parentheses (`COPY (DELETE FROM t RETURNING id)
+ * TO STDOUT`). A COPY or PREPARE there is not read as one, so that no input nests the reader.
+ */
+function copied(tokens: SqlTokens): SqlStatement {
+  if (tokens.peek().kind === 'open') {
+    tokens.next();
+    const first = tokens.next();
+    const nested = first.kind === 'word' && (first.text === 'copy' || first.text === 'prepare');
+    return nested ? OTHER : statementOf(first, tokens);
+  }
+  word(tokens, 'binary');
+  const table = tableOf(tokens);
+  if (!table) return OTHER;
+  if (tokens.peek().kind === 'open') {
+    tokens.next();
+    // A column list: names and commas.
+    while (nameOf(tokens.peek()) !== undefined || tokens.peek().kind === 'comma') tokens.next();
+    if (tokens.peek().kind !== 'close') return OTHER;
+    tokens.next();
+  }
+  return word(tokens, 'from') ? { kind: 'write', tables: [table] } : OTHER;
 }
 
 /** A table name, maybe qualified (`db.schema.table` keeps its last two parts); undefined when no name comes next. */

@@ -1,6 +1,6 @@
 import { type DataSource, type EntityMetadata, type QueryRunner } from 'typeorm';
 import { type AuditContext, currentAuditContext, ownerOf } from '../audit-context';
-import { type TableName } from './sql-reader';
+import { type SqlStatement, type TableName } from './sql-reader';
 import { nameCut } from './sql-tokens';
 import { unreportedBlockOpen } from './unreported-transaction';
 
@@ -38,6 +38,14 @@ interface Held {
 
 /** The tables of the audited entities, per DataSource: each table's name and the schemas it is audited in. */
 const auditedTables = new WeakMap<DataSource, ReadonlyMap<string, ReadonlySet<string>>>();
+/**
+ * Per DataSource, relations a write named that are not an audited entity's table (a view, a
+ * partition, a table with a rule), by their name as written (`archive.v` or `v`): the audited
+ * tables PostgreSQL may write through each (none for most), as the catalog said when first met.
+ */
+const relationsByDataSource = new WeakMap<DataSource, Map<string, string[]>>();
+/** Relations remembered per DataSource; past it, all are looked up again as met. */
+const RELATIONS_LIMIT = 10_000;
 const heldByRunner = new WeakMap<QueryRunner, Held>();
 /** The order of the last write seen, on any runner. */
 let lastOrder = 0;
@@ -74,11 +82,104 @@ export function watchAuditedTables(dataSource: DataSource, audited: readonly Ent
 export function auditedWrites(queryRunner: QueryRunner, tables: readonly TableName[]): string[] {
   const audited = auditedTables.get(queryRunner.connection);
   if (!audited) return [];
-  const isAudited = ({ schema, name }: TableName) => {
-    const schemas = audited.get(name);
-    return schemas !== undefined && (schema === undefined || schemas.has(schema));
-  };
-  return tables.filter(isAudited).map(({ name }) => name);
+  const relations = relationsByDataSource.get(queryRunner.connection);
+  const written: string[] = [];
+  for (const table of tables) {
+    if (isAudited(audited, table)) written.push(table.name);
+    else {
+      // Through a view (or a partition, a rule): one write, on the first audited table found under it.
+      const through = relations?.get(relationKey(table));
+      if (through && through.length > 0) written.push(through[0]);
+    }
+  }
+  return written;
+}
+
+/**
+ * The relations the writes among `statements` name (a `PREPARE` too) that are neither an audited
+ * entity's table nor looked up yet on `queryRunner`'s DataSource, inside an audit context (none
+ * outside one, where no write is counted): see {@link lookUpRelations}.
+ *
+ * @example
+ * unknownRelations(queryRunner, readSql('UPDATE contract_view SET title = $1')); // [{ schema: undefined, name: 'contract_view' }], once
+ */
+export function unknownRelations(queryRunner: QueryRunner, statements: readonly SqlStatement[]): TableName[] {
+  const audited = auditedTables.get(queryRunner.connection);
+  if (!audited) return [];
+  let unknown: TableName[] | undefined;
+  for (const statement of statements) {
+    if (statement.kind !== 'write' && statement.kind !== 'prepare') continue;
+    const relations = relationsByDataSource.get(queryRunner.connection);
+    for (const table of statement.tables)
+      if (!isAudited(audited, table) && !relations?.has(relationKey(table))) (unknown ??= []).push(table);
+  }
+  return unknown && currentAuditContext() ? unknown : [];
+}
+
+/**
+ * Looks `tables` up in PostgreSQL's catalog on `queryRunner`'s own connection (its search path,
+ * and relations it made in its open transaction): the audited entities' tables each may write
+ * through, down views (`pg_rewrite`, `pg_depend`; an auto-updatable view writes its base table, a
+ * rule its actions' tables) and to the tables a partition or child table belongs to
+ * (`pg_inherits`), and remembers them for the DataSource. A name with no relation, or a look-up
+ * that fails or takes longer than `timeoutMs`, is not remembered (its write is not counted).
+ *
+ * @example
+ * await lookUpRelations(queryRunner, [{ schema: undefined, name: 'contract_view' }], 5000); // contract_view → ['contract']
+ */
+export async function lookUpRelations(queryRunner: QueryRunner, tables: readonly TableName[], timeoutMs: number): Promise<void> {
+  const client = (queryRunner as unknown as { databaseConnection?: { query?: (text: string, values: unknown[]) => Promise<unknown> } })
+    .databaseConnection;
+  const audited = auditedTables.get(queryRunner.connection);
+  if (typeof client?.query !== 'function' || !audited) return;
+  let relations = relationsByDataSource.get(queryRunner.connection);
+  if (!relations || relations.size >= RELATIONS_LIMIT) relationsByDataSource.set(queryRunner.connection, (relations = new Map()));
+  for (const table of tables) {
+    const key = relationKey(table);
+    if (relations.has(key)) continue;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const answer = (await Promise.race([
+        client.query(RELATIONS_UNDER, [key]),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error('no answer')), timeoutMs);
+          timer.unref();
+        }),
+      ])) as { rows?: { schema: string; name: string }[] };
+      const rows = answer.rows ?? [];
+      if (rows.length === 0) continue;
+      const under = rows.slice(1).filter((row) => isAudited(audited, { schema: row.schema, name: row.name }));
+      relations.set(key, [...new Set(under.map((row) => row.name))].sort());
+    } catch {
+      // Not known: looked up again when next met.
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+/** The relation `$1` names (first row), then every relation its rules read and every table it inherits from, down to the end. */
+const RELATIONS_UNDER = `WITH RECURSIVE under(oid, depth) AS (
+  SELECT to_regclass($1)::oid, 0
+  UNION
+  SELECT e.parent, 1 FROM under u JOIN (
+    SELECT w.ev_class AS child, d.refobjid AS parent FROM pg_rewrite w
+      JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = w.oid AND d.refclassid = 'pg_class'::regclass
+    UNION ALL SELECT i.inhrelid, i.inhparent FROM pg_inherits i
+  ) e ON e.child = u.oid AND e.parent <> u.oid
+)
+SELECT n.nspname AS schema, c.relname AS name FROM under u JOIN pg_class c ON c.oid = u.oid
+  JOIN pg_namespace n ON n.oid = c.relnamespace ORDER BY u.depth`;
+
+function isAudited(audited: ReadonlyMap<string, ReadonlySet<string>>, { schema, name }: TableName): boolean {
+  const schemas = audited.get(name);
+  return schemas !== undefined && (schema === undefined || schemas.has(schema));
+}
+
+/** The name as `to_regclass()` reads it, each part quoted. */
+function relationKey({ schema, name }: TableName): string {
+  const quoted = (part: string) => `"${part.replaceAll('"', '""')}"`;
+  return schema === undefined ? quoted(name) : `${quoted(schema)}.${quoted(name)}`;
 }
 
 /**
