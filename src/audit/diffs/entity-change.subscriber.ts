@@ -29,6 +29,7 @@ import { cascadedWrites, databaseCascades, type DatabaseCascades } from './datab
 import { statementAnswered, wroteNoRow } from './statement-rows';
 import { confirmRecordedRows, stageChange, stageOmitted, transactionCommitted, transactionRolledBack } from './transaction-changes';
 import { unheardCommitted, unheardRolledBack, watchAuditedTables, writeHeard } from './unheard-writes';
+import { insertAnswered } from './upsert-statement';
 import { answeredByServer, followAnswers, onceAnswered } from './unreported-transaction';
 
 /**
@@ -44,8 +45,8 @@ import { answeredByServer, followAnswers, onceAnswered } from './unreported-tran
  * entity, id and field names; only changes whose names alone pass it are counted in
  * `entitiesOmitted` too, and so is each write statement on an audited entity's table that TypeORM
  * sent no event for (`unheard-writes.ts`; raw SQL is read statement by statement, `query-follower.ts`),
- * and each foreign key of an audited entity whose `ON DELETE` / `ON UPDATE` action a reported
- * delete or update sets going in the database (`database-cascades.ts`).
+ * and each foreign key of an audited table whose `ON DELETE` / `ON UPDATE` action a reported
+ * delete, update or upsert sets going in the database, along the chain of such keys (`database-cascades.ts`).
  *
  * @example
  * const subscriber = app.get(EntityChangeSubscriber);
@@ -54,7 +55,7 @@ import { answeredByServer, followAnswers, onceAnswered } from './unreported-tran
 @Injectable()
 export class EntityChangeSubscriber implements EntitySubscriberInterface, OnApplicationBootstrap {
   private readonly rules = new Map<unknown, AuditedEntityRule>();
-  /** The foreign keys of audited entities the database follows on its own (`ON DELETE CASCADE` …), by the entity they refer to. */
+  /** The foreign keys the database follows on its own (`ON DELETE CASCADE` …) that may write audited tables, by the entity whose write sets them going. */
   private readonly cascades: DatabaseCascades = { onDelete: new Map(), onUpdate: new Map() };
   private readonly isRedacted: (key: string) => boolean;
   private faultCount = 0;
@@ -152,6 +153,7 @@ export class EntityChangeSubscriber implements EntitySubscriberInterface, OnAppl
         return onceAnswered(event.queryRunner, this.options.writeTimeoutMs, settle);
       }
       statementAnswered(event.queryRunner, event.rawResults);
+      insertAnswered(event.queryRunner, event.query);
       queryAnswered(event.queryRunner, event.query, event.rawResults);
     } catch (error) {
       this.fault(error, undefined);
@@ -193,7 +195,7 @@ export class EntityChangeSubscriber implements EntitySubscriberInterface, OnAppl
     try {
       writeHeard(queryRunner, source.metadata);
       rule = this.rules.get(source.metadata.target);
-      const cascaded = cascadedWrites(this.cascades, op, source.metadata, source);
+      const cascaded = cascadedWrites(this.cascades, op, source.metadata, source, queryRunner);
       const context = (rule || cascaded > 0) && currentAuditContext();
       if (!context) return;
       // A write by criteria or through a query builder that PostgreSQL says wrote no row changed nothing (nor set off a key's action).
