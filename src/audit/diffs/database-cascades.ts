@@ -9,58 +9,45 @@ import { upsertOverwrites } from './upsert-statement';
 const WRITING_ACTIONS: ReadonlySet<string> = new Set(['CASCADE', 'SET NULL', 'SET DEFAULT']);
 
 /** A column whose change sets going foreign keys' actions, with the keys of audited tables that may write along the chain. */
-export interface CascadingColumn {
+interface CascadingColumn {
   /** The column as the entity's metadata holds it (its values are read from what an update sets). */
   column: ColumnMetadata;
   keys: ReadonlySet<ForeignKeyMetadata>;
 }
 
-/** The foreign keys the database follows on its own that may write audited tables, by the entity whose write sets them going. */
-export interface DatabaseCascades {
-  /** Per entity's metadata: how many keys of audited tables a delete of one of its rows may set going. */
-  onDelete: Map<EntityMetadata, number>;
-  /** Per entity's metadata: its columns whose change may set going keys of audited tables. */
-  onUpdate: Map<EntityMetadata, CascadingColumn[]>;
+/** What a write of an entity's rows sets going, worked out at its first write and kept. */
+interface EntityCascades {
+  graph: KeyGraph;
+  table: string;
+  /** How many keys of audited tables a delete of one of its rows may set going. */
+  deleted?: number;
+  /** Its columns whose change may set going keys of audited tables. */
+  columns?: CascadingColumn[];
 }
+
+/** The foreign keys the database follows on its own, by the entity (its metadata) whose write sets them going. */
+export type DatabaseCascades = Map<EntityMetadata, EntityCascades>;
 
 /**
  * The foreign keys TypeORM declares (`onDelete` / `onUpdate` of a many-to-one or owning one-to-one
- * relation) whose action writes rows of an audited table, followed along their chain: a delete
- * sets going each key that refers to the table with `CASCADE` (its rows are deleted in turn),
- * `SET NULL` or `SET DEFAULT` (its key columns change in turn), and a change of referenced
- * columns each key that refers to them with such an `ON UPDATE` action, through tables audited or
- * not, each table and column once (a cycle ends where it started). `NO ACTION` and `RESTRICT`
- * write nothing (the statement fails). Keys and audited entities are taken by table: the classes
- * of a single-table hierarchy share theirs. Computed once for a DataSource's metadata.
+ * relation) whose action writes rows, noted once for a DataSource's metadata, by the entities that
+ * a writing key refers to (entities no such key refers to set nothing going). Keys and audited
+ * entities are taken by table: the classes of a single-table hierarchy share theirs. What a write
+ * sets going is followed along the chain at the entity's first write (see {@link cascadedWrites}).
  *
  * @example
  * const cascades = databaseCascades(dataSource.entityMetadatas, (metadata) => rules.has(metadata.target));
- * cascades.onDelete.get(dataSource.getMetadata(Customer)); // 2: contracts deleted, tickets' customer set null
+ * cascadedWrites(cascades, 'remove', dataSource.getMetadata(Customer), {}, queryRunner); // 2: contracts deleted, tickets' customer set null
  */
 export function databaseCascades(
   metadatas: readonly EntityMetadata[],
   isAudited: (metadata: EntityMetadata) => boolean,
-  into: DatabaseCascades = { onDelete: new Map(), onUpdate: new Map() },
+  into: DatabaseCascades = new Map(),
 ): DatabaseCascades {
   const graph = keyGraph(metadatas, isAudited);
-  const onDelete = new Map<string, number>();
-  const onColumn = new Map<string, ReadonlySet<ForeignKeyMetadata>>();
   for (const metadata of metadatas) {
     const table = metadata.tablePath;
-    let deleted = onDelete.get(table);
-    if (deleted === undefined) onDelete.set(table, (deleted = graph.reached({ table, column: undefined }).size));
-    if (deleted > 0) into.onDelete.set(metadata, deleted);
-    const referred = graph.referred.get(table);
-    if (!referred) continue;
-    const columns: CascadingColumn[] = [];
-    for (const column of metadata.columns) {
-      if (!referred.has(column.databaseName)) continue;
-      const state = `${table}\u0000${column.databaseName}`;
-      let keys = onColumn.get(state);
-      if (keys === undefined) onColumn.set(state, (keys = graph.reached({ table, column: column.databaseName })));
-      if (keys.size > 0) columns.push({ column, keys });
-    }
-    if (columns.length > 0) into.onUpdate.set(metadata, columns);
+    if (graph.referring.has(table)) into.set(metadata, { graph, table });
   }
   return into;
 }
@@ -71,11 +58,18 @@ interface Written {
   column: string | undefined;
 }
 
-/** The writing keys by the table they refer to, and what each reaches: the keys of audited tables set going from a write. */
-function keyGraph(metadatas: readonly EntityMetadata[], isAudited: (metadata: EntityMetadata) => boolean) {
+/** A DataSource's writing keys by the table they refer to, and what a write reaches along them. */
+interface KeyGraph {
+  referring: ReadonlyMap<string, readonly ForeignKeyMetadata[]>;
+  /** Per table, its columns that a key with a writing ON UPDATE refers to. */
+  referred: ReadonlyMap<string, ReadonlySet<string>>;
+  /** The keys of audited tables a write sets going. */
+  reached(start: Written): ReadonlySet<ForeignKeyMetadata>;
+}
+
+function keyGraph(metadatas: readonly EntityMetadata[], isAudited: (metadata: EntityMetadata) => boolean): KeyGraph {
   const audited = new Set(metadatas.filter(isAudited).map((metadata) => metadata.tablePath));
   const referring = new Map<string, ForeignKeyMetadata[]>();
-  /** Per table, its columns that a key with a writing ON UPDATE refers to. */
   const referred = new Map<string, Set<string>>();
   const seenKeys = new Set<ForeignKeyMetadata>();
   for (const metadata of metadatas) {
@@ -92,6 +86,7 @@ function keyGraph(metadatas: readonly EntityMetadata[], isAudited: (metadata: En
       referred.set(table, columns);
     }
   }
+  // Each state (a table's delete, a column's change) once: a cycle ends where it started.
   const reached = (start: Written): Set<ForeignKeyMetadata> => {
     const found = new Set<ForeignKeyMetadata>();
     const seen = new Set<string>();
@@ -115,7 +110,7 @@ function keyGraph(metadatas: readonly EntityMetadata[], isAudited: (metadata: En
     }
     return found;
   };
-  return { referred, reached };
+  return { referring, referred, reached };
 }
 
 function writes(action: string | undefined): boolean {
@@ -124,10 +119,15 @@ function writes(action: string | undefined): boolean {
 
 /**
  * How many foreign keys of audited tables a TypeORM write of `metadata`'s rows may set going in
- * the database, along their chain: each counts 1 per delete event (a `remove()` of one row, a
- * `delete()` by criteria), and 1 per update event that writes a column the chain starts from,
- * whether or not a row referred to the row written (the database does not say). An insert counts
- * as an update of the columns its `ON CONFLICT … DO UPDATE SET` overwrites (`upsert()`, `orUpdate()`).
+ * the database, along their chain: a delete sets going each key that refers to the table with
+ * `CASCADE` (its rows are deleted in turn), `SET NULL` or `SET DEFAULT` (its key columns change in
+ * turn), a change of referenced columns each key that refers to them with such an `ON UPDATE`
+ * action, through tables audited or not; `NO ACTION` and `RESTRICT` write nothing (the statement
+ * fails). Each key counts 1 per delete event (a `remove()` of one row, a `delete()` by criteria),
+ * and 1 per update event that writes a column the chain starts from, whether or not a row referred
+ * to the row written (the database does not say). An insert counts as an update of the columns its
+ * `ON CONFLICT … DO UPDATE SET` overwrites (`upsert()`, `orUpdate()`). The chain is followed at the
+ * entity's first write, each table and column once, and kept.
  *
  * @example
  * cascadedWrites(cascades, 'remove', customerMetadata, {}, queryRunner); // 2
@@ -144,14 +144,29 @@ export function cascadedWrites(
   },
   queryRunner: QueryRunner,
 ): number {
-  if (op === 'remove') return cascades.onDelete.get(metadata) ?? 0;
+  const entry = cascades.get(metadata);
+  if (!entry) return 0;
+  if (op === 'remove') return (entry.deleted ??= entry.graph.reached({ table: entry.table, column: undefined }).size);
   if (op !== 'update' && op !== 'insert') return 0;
-  const columns = cascades.onUpdate.get(metadata);
-  if (!columns) return 0;
+  const columns = (entry.columns ??= cascadingColumns(metadata, entry));
+  if (columns.length === 0) return 0;
   const changed = op === 'insert' ? upsertOverwrites(queryRunner, metadata) : updated(written);
   const keys = new Set<ForeignKeyMetadata>();
   for (const { column, keys: reached } of columns) if (changed(column)) for (const key of reached) keys.add(key);
   return keys.size;
+}
+
+/** `metadata`'s columns whose change sets going keys of audited tables, with those keys. */
+function cascadingColumns(metadata: EntityMetadata, { graph, table }: EntityCascades): CascadingColumn[] {
+  const referred = graph.referred.get(table);
+  if (!referred) return [];
+  const columns: CascadingColumn[] = [];
+  for (const column of metadata.columns) {
+    if (!referred.has(column.databaseName)) continue;
+    const keys = graph.reached({ table, column: column.databaseName });
+    if (keys.size > 0) columns.push({ column, keys });
+  }
+  return columns;
 }
 
 /** By save(): the columns and relations' key columns it found changed; by criteria: the values set. */

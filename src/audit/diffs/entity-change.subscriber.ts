@@ -56,7 +56,7 @@ import { answeredByServer, followAnswers, onceAnswered } from './unreported-tran
 export class EntityChangeSubscriber implements EntitySubscriberInterface, OnApplicationBootstrap {
   private readonly rules = new Map<unknown, AuditedEntityRule>();
   /** The foreign keys the database follows on its own (`ON DELETE CASCADE` …) that may write audited tables, by the entity whose write sets them going. */
-  private readonly cascades: DatabaseCascades = { onDelete: new Map(), onUpdate: new Map() };
+  private readonly cascades: DatabaseCascades = new Map();
   private readonly isRedacted: (key: string) => boolean;
   private faultCount = 0;
   /** Diffs take at most half of `maxEntryBytes`, leaving the rest to the body, metadata and fixed fields. */
