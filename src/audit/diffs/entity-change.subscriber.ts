@@ -30,6 +30,7 @@ import { cascadedWrites, databaseCascades, type DatabaseCascades } from './datab
 import { loadedRowUnwritten, statementAnswered, wroteNoRow } from './statement-rows';
 import { confirmRecordedRows, stageChange, stageOmitted, transactionCommitted, transactionRolledBack } from './transaction-changes';
 import { lookUpRelations, unheardCommitted, unheardRolledBack, watchAuditedTables, writeHeard } from './unheard-writes';
+import { insertAnswered } from './upsert-statement';
 import { answeredByServer, followAnswers, onceAnswered } from './unreported-transaction';
 import { ownersBeforeUpdate, ownersForgotten, sentWrite, unloadedOwners, watchOwners, writtenOwners } from './written-owners';
 
@@ -48,10 +49,11 @@ import { ownersBeforeUpdate, ownersForgotten, sentWrite, unloadedOwners, watchOw
  * entity, id and field names; only changes whose names alone pass it are counted in
  * `entitiesOmitted` too, and so is each write statement on an audited entity's table that TypeORM
  * sent no event for (`unheard-writes.ts`; raw SQL is read statement by statement, `query-follower.ts`),
- * and each foreign key of an audited entity whose `ON DELETE` / `ON UPDATE` action a reported
- * delete or update sets going in the database (`database-cascades.ts`). An owner TypeORM writes
- * through the owner's one-to-many list, which the child never holds, is read from TypeORM's
- * INSERT or UPDATE; one that cannot be read is counted too (`written-owners.ts`).
+ * and each foreign key of an audited table whose `ON DELETE` / `ON UPDATE` action a reported
+ * delete, update or upsert sets going in the database, along the chain of such keys
+ * (`database-cascades.ts`). An owner TypeORM writes through the owner's one-to-many list, which
+ * the child never holds, is read from TypeORM's INSERT or UPDATE; one that cannot be read is
+ * counted too (`written-owners.ts`).
  *
  * @example
  * const subscriber = app.get(EntityChangeSubscriber);
@@ -60,8 +62,8 @@ import { ownersBeforeUpdate, ownersForgotten, sentWrite, unloadedOwners, watchOw
 @Injectable()
 export class EntityChangeSubscriber implements EntitySubscriberInterface, OnApplicationBootstrap {
   private readonly rules = new Map<unknown, AuditedEntityRule>();
-  /** The foreign keys of audited entities the database follows on its own (`ON DELETE CASCADE` …), by the entity they refer to. */
-  private readonly cascades: DatabaseCascades = { onDelete: new Map(), onUpdate: new Map() };
+  /** The foreign keys the database follows on its own (`ON DELETE CASCADE` …) that may write audited tables, by the entity whose write sets them going. */
+  private readonly cascades: DatabaseCascades = new Map();
   private readonly isRedacted: (key: string) => boolean;
   private faultCount = 0;
   /** Diffs take at most half of `maxEntryBytes`, leaving the rest to the body, metadata and fixed fields. */
@@ -172,6 +174,7 @@ export class EntityChangeSubscriber implements EntitySubscriberInterface, OnAppl
         return onceAnswered(event.queryRunner, this.options.writeTimeoutMs, settle);
       }
       statementAnswered(event.queryRunner, event.rawResults, event.query, event.parameters);
+      insertAnswered(event.queryRunner, event.query);
       const unknown = queryAnswered(event.queryRunner, event.query, event.rawResults);
       sentWrite(event.queryRunner, event.query, event.parameters, event.rawResults);
       // A write on a relation met for the first time (a view of an audited table?): followed once the catalog says what it is.
@@ -228,7 +231,7 @@ export class EntityChangeSubscriber implements EntitySubscriberInterface, OnAppl
       // Taken for every event of a loaded row, audited or not: each takes its own statement's answer.
       const unwritten = !criteria && loadedRowUnwritten(queryRunner, op, source.metadata, source.databaseEntity as ObjectLiteral);
       rule = this.rules.get(source.metadata.target);
-      const cascaded = cascadedWrites(this.cascades, op, source.metadata, source);
+      const cascaded = cascadedWrites(this.cascades, op, source.metadata, source, queryRunner);
       const context = (rule || cascaded > 0) && currentAuditContext();
       if (!context) return;
       // A write PostgreSQL says wrote no row changed nothing (nor set off a key's action): by criteria or through a query
