@@ -89,20 +89,19 @@ function viewed(field: DiffField, value: unknown, rule: AuditedEntityRule): Show
 }
 
 /**
- * True when `field` was written with the value it had: alike as its column stores it (a `numeric`
- * or `bigint`), or the same as a diff shows them. Values cut where they were shown (past 2^20
- * objects and arrays, each further one is `[Truncated]` on both sides) are compared as they are,
- * within {@link COMPARED_PAIRS}: the property is listed unless they are known to be the same, so a
- * change past the cut is never dropped.
+ * True when `field` was written with the value it had: the same as a diff shows them, or alike as
+ * its column stores them (stored-form.ts: `12.5` where `'12.50'` was loaded, a `uuid` in
+ * capitals; values not cut only). Values cut where they were shown (past 2^20 objects and arrays, each further one is
+ * `[Truncated]` on both sides) are compared as they are, within {@link COMPARED_PAIRS}: the
+ * property is listed unless they are known to be the same, so a change past the cut is never dropped.
  */
 function unchanged(
   field: DiffField,
   [before, after]: readonly [unknown, unknown],
   [was, now]: readonly [ShownValue & { below: string[][] }, ShownValue & { below: string[][] }],
 ): boolean {
-  if (field.storedAlike?.(before, after)) return true;
-  if (!was.cut && !now.cut) return sameValue(was.value, now.value);
-  return sameWithin(before, after, was.cut ? was.below : now.below, COMPARED_PAIRS) === true;
+  if (was.cut || now.cut) return sameWithin(before, after, was.cut ? was.below : now.below, COMPARED_PAIRS) === true;
+  return sameValue(was.value, now.value) || field.storedAlike?.(before, after) === true;
 }
 
 /** The fields an event changed: all of a removed row, those `save()` found changed, or the delete date. */
