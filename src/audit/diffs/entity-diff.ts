@@ -7,6 +7,7 @@ import { sameValue, sameWithin } from './diff-values';
 import { type EntityChange, type EntityChangeOp, UNKNOWN_BEFORE } from './entity-change';
 import { type DiffField, diffFields, hiddenKey } from './entity-fields';
 import { MAX_NODES, type ShownValue, shownValue, shownValueOf } from './shown-value';
+import { canonicalUuid } from './stored-form';
 
 /** The parts of a TypeORM subscriber event a diff is made of. */
 export interface ChangeSource {
@@ -137,7 +138,8 @@ function unknownBefore(
 }
 
 /**
- * One primary column: its value; several: an object of them; none known: null. A key column the
+ * One primary column: its value; several: an object of them; none known: null. A `uuid` key is
+ * written as the column stores it, in lower case, whatever case the entity holds. A key column the
  * rule excludes (or that refers to a key its entity's rule excludes) is `[EXCLUDED]`, one whose
  * name is redacted (`token`, `apiKey`) `[REDACTED]`, alone or within the object. A key value is
  * shown as a field's value is ({@link shownValue}): binary data as its length and SHA-256, never its bytes.
@@ -153,7 +155,11 @@ function idOf(
   const valueOf = (column: ColumnMetadata): unknown => {
     const value = column.getEntityValue(source as ObjectLiteral) as unknown;
     if (value === undefined || value === null) return value;
-    return hiddenKey(column, rule, isRedacted) ?? shownValue(value, column.propertyPath, rule.exclude);
+    const hidden = hiddenKey(column, rule, isRedacted);
+    if (hidden !== undefined) return hidden;
+    // A uuid key as the column stores it (lower case): history and erasure find the entity by that id.
+    if (typeof value === 'string' && column.type === 'uuid' && !column.transformer) return canonicalUuid(value) ?? value;
+    return shownValue(value, column.propertyPath, rule.exclude);
   };
   if (primaries.length === 1) {
     const value = valueOf(primaries[0]);
