@@ -3,6 +3,7 @@ import { AuditIntegrity1764300000000 } from '../../migrations/1764300000000-Audi
 import { AuditReadIndexes1764300000001 } from '../../migrations/1764300000001-AuditReadIndexes';
 import { AuditDatabaseColumns1764800000020 } from '../../migrations/1764800000020-AuditDatabaseColumns';
 import { AuditEntryAuth1764900000000 } from '../../migrations/1764900000000-AuditEntryAuth';
+import { AuditMigrationsRefuseForeignTriggers1764999000000 } from '../../migrations/1764999000000-AuditMigrationsRefuseForeignTriggers';
 import { AuditPartitions1765000000000 } from '../../migrations/1765000000000-AuditPartitions';
 import { AuditRetention1765100000000 } from '../../migrations/1765100000000-AuditRetention';
 import { AuditErasure1765200000000 } from '../../migrations/1765200000000-AuditErasure';
@@ -20,6 +21,7 @@ import { AuditRetireLegacyInParts1766700000000 } from '../../migrations/17667000
 import { AuditSealMonths1766800000000 } from '../../migrations/1766800000000-AuditSealMonths';
 import { AuditEraseRefusesForeignTriggers1766900000000 } from '../../migrations/1766900000000-AuditEraseRefusesForeignTriggers';
 import { AuditOtherEntitiesIndex1767000000000 } from '../../migrations/1767000000000-AuditOtherEntitiesIndex';
+import { AuditOtherEntitiesQualified1767100000000 } from '../../migrations/1767100000000-AuditOtherEntitiesQualified';
 
 /**
  * Every migration of the audit schema, oldest first. List them all in the audit DataSource's
@@ -37,6 +39,7 @@ export const AUDIT_MIGRATIONS = [
   AuditReadIndexes1764300000001,
   AuditDatabaseColumns1764800000020,
   AuditEntryAuth1764900000000,
+  AuditMigrationsRefuseForeignTriggers1764999000000,
   AuditPartitions1765000000000,
   AuditRetention1765100000000,
   AuditErasure1765200000000,
@@ -54,4 +57,5 @@ export const AUDIT_MIGRATIONS = [
   AuditSealMonths1766800000000,
   AuditEraseRefusesForeignTriggers1766900000000,
   AuditOtherEntitiesIndex1767000000000,
+  AuditOtherEntitiesQualified1767100000000,
 ] as const;

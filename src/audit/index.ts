@@ -2,6 +2,7 @@ export { CreateAuditLog1732700000000 } from '../../migrations/1732700000000-Crea
 export { AuditIntegrity1764300000000 } from '../../migrations/1764300000000-AuditIntegrity';
 export { AuditReadIndexes1764300000001 } from '../../migrations/1764300000001-AuditReadIndexes';
 export { AuditEntryAuth1764900000000 } from '../../migrations/1764900000000-AuditEntryAuth';
+export { AuditMigrationsRefuseForeignTriggers1764999000000 } from '../../migrations/1764999000000-AuditMigrationsRefuseForeignTriggers';
 export { AuditPartitions1765000000000 } from '../../migrations/1765000000000-AuditPartitions';
 export { AuditRetention1765100000000 } from '../../migrations/1765100000000-AuditRetention';
 export { AuditErasure1765200000000 } from '../../migrations/1765200000000-AuditErasure';
@@ -19,6 +20,7 @@ export { AuditRetireLegacyInParts1766700000000 } from '../../migrations/17667000
 export { AuditSealMonths1766800000000 } from '../../migrations/1766800000000-AuditSealMonths';
 export { AuditEraseRefusesForeignTriggers1766900000000 } from '../../migrations/1766900000000-AuditEraseRefusesForeignTriggers';
 export { AuditOtherEntitiesIndex1767000000000 } from '../../migrations/1767000000000-AuditOtherEntitiesIndex';
+export { AuditOtherEntitiesQualified1767100000000 } from '../../migrations/1767100000000-AuditOtherEntitiesQualified';
 export { AUDIT_MIGRATIONS } from './audit-migrations';
 export { AuditBuffer, type BufferedEntry } from './audit-buffer';
 export { auditScope } from './audit-context';

@@ -193,6 +193,31 @@ describe('the query follower', () => {
     });
   });
 
+  it('keeps what a failed string may not have prepared or deallocated as it was, where an EXECUTE could tell apart', () => {
+    auditScope(() => {
+      const { queryRunner, state, send } = runner();
+      const fail = (sql: string) => {
+        state.status = 'I';
+        queryFailed(queryRunner, sql);
+      };
+      send('PREPARE purge AS DELETE FROM contract', 'I', 'PREPARE');
+      send('PREPARE look AS SELECT 1', 'I', 'PREPARE');
+      // Refused: the names exist (42P05).
+      fail('PREPARE purge AS SELECT 1');
+      fail('PREPARE look AS DELETE FROM contract');
+      // Each may have failed before its DEALLOCATE or DISCARD ran.
+      fail('SELECT 1/0; DEALLOCATE purge');
+      fail('DISCARD ALL');
+      send('EXECUTE purge', 'I', 'DELETE');
+      send('EXECUTE look', 'I', 'SELECT');
+      expect(omitted()).toBe(1);
+      // A name not prepared before: if the PREPARE did not run, an EXECUTE of it fails.
+      fail('PREPARE wipe AS DELETE FROM contract; SELECT 1/0');
+      send('EXECUTE wipe', 'I', 'DELETE');
+      expect(omitted()).toBe(2);
+    });
+  });
+
   it('ends every level of a TypeORM transaction at a COMMIT or ROLLBACK sent as SQL in it', () => {
     auditScope(() => {
       const { queryRunner, state } = runner();

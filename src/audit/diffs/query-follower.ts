@@ -22,7 +22,7 @@ import { unreportedBlockOpen } from './unreported-transaction';
 
 type Answer = 'COMMIT' | 'ROLLBACK' | undefined;
 
-/** The statements PREPAREd on each connection (a session's, whatever runner holds it) that write: the tables each writes. */
+/** The statements PREPAREd on each connection (a session's, whatever runner holds it): the tables each writes (none for a read). */
 const preparedWrites = new WeakMap<object, Map<string, TableName[]>>();
 
 /** Runners whose connection was in a block TypeORM does not report at their last answer, outside a transaction TypeORM reports. */
@@ -106,7 +106,7 @@ function follow(queryRunner: QueryRunner, statements: SqlStatement[], result: un
  */
 export function queryFailed(queryRunner: QueryRunner, query: string, statusRead = true): void {
   const status = statusRead ? unreportedBlockOpen(queryRunner) : undefined;
-  const statements = withPrepared(queryRunner, readSql(query));
+  const statements = withPrepared(queryRunner, readSql(query), true);
   const kept = keptOf(statements, status);
   if (kept.length === 0 && (status === true || (status === undefined && queryRunner.isTransactionActive))) {
     // The last statement is the one that failed or comes after it: it took no effect.
@@ -185,24 +185,27 @@ function inTransaction(queryRunner: QueryRunner, query: string, statements: SqlS
 
 /**
  * `statements` with each EXECUTE of a statement PREPAREd on the same connection as the write it
- * runs (PREPARE and DEALLOCATE are noted, in order; they are not transactional).
+ * runs (PREPARE and DEALLOCATE are noted, in order; they are not transactional). Of a string that
+ * `failed`, which statements ran is not known: a DEALLOCATE (or DISCARD ALL) is not applied (had
+ * it run, an EXECUTE of the name would fail, and a failed query counts no write), nor a PREPARE of
+ * a name already prepared (PostgreSQL refuses it); a PREPARE of a new name is (had it not run, an
+ * EXECUTE of the name would fail).
  */
-function withPrepared(queryRunner: QueryRunner, statements: SqlStatement[]): SqlStatement[] {
+function withPrepared(queryRunner: QueryRunner, statements: SqlStatement[], failed = false): SqlStatement[] {
   let resolved: SqlStatement[] | undefined;
   statements.forEach((statement, index) => {
     if (statement.kind !== 'prepare' && statement.kind !== 'execute' && statement.kind !== 'deallocate') return;
     resolved ??= statements.slice();
     const session = ((queryRunner as { databaseConnection?: unknown }).databaseConnection ?? queryRunner) as object;
     let named = preparedWrites.get(session);
-    if (statement.kind === 'prepare') {
-      if (statement.tables.length > 0) preparedWrites.set(session, (named ??= new Map()).set(statement.name, statement.tables));
-      else named?.delete(statement.name);
-    } else if (statement.kind === 'deallocate') {
+    if (statement.kind === 'prepare' && !(failed && named?.has(statement.name))) {
+      preparedWrites.set(session, (named ??= new Map()).set(statement.name, statement.tables));
+    } else if (statement.kind === 'deallocate' && !failed) {
       if (statement.name === undefined) preparedWrites.delete(session);
       else named?.delete(statement.name);
     }
     const tables = statement.kind === 'execute' ? named?.get(statement.name) : undefined;
-    resolved[index] = tables ? { kind: 'write', tables } : { kind: 'other' };
+    resolved[index] = tables && tables.length > 0 ? { kind: 'write', tables } : { kind: 'other' };
   });
   return resolved ?? statements;
 }

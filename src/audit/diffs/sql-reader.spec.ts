@@ -24,6 +24,11 @@ describe('readSql', () => {
     ['rollback work to savepoint "S1"', { kind: 'rollback-to', name: 'S1' }],
     ['RELEASE s1', { kind: 'release', name: 's1' }],
     ['release savepoint S1', { kind: 'release', name: 's1' }],
+    // SAVEPOINT is optional there: alone, the word is the savepoint's name.
+    ['ROLLBACK TO savepoint', { kind: 'rollback-to', name: 'savepoint' }],
+    ['RELEASE savepoint', { kind: 'release', name: 'savepoint' }],
+    ['ROLLBACK TO SAVEPOINT savepoint', { kind: 'rollback-to', name: 'savepoint' }],
+    ['release savepoint "savepoint"', { kind: 'release', name: 'savepoint' }],
     ["COMMIT PREPARED 'x'", { kind: 'other' }],
     ["ROLLBACK PREPARED 'x'", { kind: 'other' }],
     ['START', { kind: 'other' }],

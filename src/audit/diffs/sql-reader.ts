@@ -67,8 +67,7 @@ function statementOf(first: Token, tokens: SqlTokens): SqlStatement {
     case 'savepoint':
       return named(tokens, 'savepoint');
     case 'release':
-      word(tokens, 'savepoint');
-      return named(tokens, 'release');
+      return afterSavepointWord(tokens, 'release');
     case 'with':
       return writesInWith(tokens);
     case 'prepare':
@@ -95,13 +94,19 @@ function statementOf(first: Token, tokens: SqlTokens): SqlStatement {
 /** After COMMIT / ROLLBACK: `[WORK | TRANSACTION] [AND [NO] CHAIN]`, or `TO [SAVEPOINT] name` after ROLLBACK. */
 function ending(tokens: SqlTokens, kind: 'commit' | 'rollback'): SqlStatement {
   if (!word(tokens, 'work')) word(tokens, 'transaction');
-  if (kind === 'rollback' && word(tokens, 'to')) {
-    word(tokens, 'savepoint');
-    return named(tokens, 'rollback-to');
-  }
+  if (kind === 'rollback' && word(tokens, 'to')) return afterSavepointWord(tokens, 'rollback-to');
   if (word(tokens, 'and')) return { kind, chain: !word(tokens, 'no') && word(tokens, 'chain') };
   // COMMIT PREPARED / ROLLBACK PREPARED end no block of this connection.
   return word(tokens, 'prepared') ? OTHER : { kind, chain: false };
+}
+
+/** `[SAVEPOINT] name`: the word is the optional keyword only when a name follows it, else the savepoint's own name. */
+function afterSavepointWord(tokens: SqlTokens, kind: 'rollback-to' | 'release'): SqlStatement {
+  const token = tokens.peek();
+  if (token.kind !== 'word' || token.text !== 'savepoint') return named(tokens, kind);
+  tokens.next();
+  const after = tokens.peek();
+  return after.kind === 'word' || after.kind === 'quoted' ? named(tokens, kind) : { kind, name: 'savepoint' };
 }
 
 function named(tokens: SqlTokens, kind: 'savepoint' | 'rollback-to' | 'release'): SqlStatement {
