@@ -65,7 +65,8 @@ function hintOf(code: string, message: string): string | undefined {
   if (!denied) return message.startsWith('permission denied for ') ? HINTS[code] : undefined;
   const [, kind, name] = denied;
   if (kind === 'table' && name === 'audit_log') return HINTS[code];
-  if (kind === 'table' && name === 'audit_seal') return "GRANT INSERT, SELECT ON audit_seal to the sealer's role (docs/INTEGRITY.md, Roles)";
+  if (kind === 'table' && name === 'audit_seal')
+    return "GRANT INSERT, SELECT ON audit_seal to the sealer's role (docs/INTEGRITY.md, Roles)";
   if (kind === 'function') return `GRANT EXECUTE ON FUNCTION ${name} to this role`;
   return `grant this role what docs/INTEGRITY.md, Roles lists on ${kind} ${name}`;
 }

@@ -36,4 +36,15 @@ describe('audited entity rules along a class chain', () => {
     ]);
     expect([...(auditedEntityRule(metadataOf(Person), diffs)?.exclude ?? [])].sort()).toEqual(['nickname', 'salary']);
   });
+
+  it('audits an entity extending one named in the option, by class or by name, under its own name', () => {
+    class Vehicle {}
+    class Truck extends Vehicle {}
+    class Bicycle {}
+    const diffs = { entities: [Vehicle], exclude: { Vehicle: ['plate'] } };
+    expect(auditedEntityRule(metadataOf(Truck), diffs)).toEqual({ type: 'Truck', exclude: new Set(['plate']) });
+    expect(auditedEntityRule(metadataOf(Truck), { entities: ['Vehicle'], exclude: {} })?.type).toBe('Truck');
+    expect(auditedEntityRule(metadataOf(Bicycle), diffs)).toBeUndefined();
+    expect(auditedEntityRule(metadataOf(Vehicle), { entities: [Truck], exclude: {} })).toBeUndefined();
+  });
 });

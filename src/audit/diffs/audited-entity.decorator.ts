@@ -61,18 +61,18 @@ export function auditedEntityOptions(target: unknown): AuditedEntityOptions | un
 }
 
 /**
- * `target` and the classes it extends, nearest first: each class's name and the options its own
- * `@AuditedEntity()` gave it, if any.
+ * `target` and the classes it extends, nearest first: each class, its name and the options its
+ * own `@AuditedEntity()` gave it, if any.
  *
  * @example
  * classChain(Employee).map(({ name }) => name); // ['Employee', 'Person']
  */
-export function classChain(target: unknown): { name: string; options?: AuditedEntityOptions }[] {
-  const chain: { name: string; options?: AuditedEntityOptions }[] = [];
+export function classChain(target: unknown): { target: unknown; name: string; options?: AuditedEntityOptions }[] {
+  const chain: { target: unknown; name: string; options?: AuditedEntityOptions }[] = [];
   // A class chain is short; the bound only guards against a malformed prototype chain.
   for (let at = target, hops = 0; typeof at === 'function' && at !== Function.prototype && hops < 64; hops += 1) {
     const options = Reflect.getOwnMetadata(AUDITED_ENTITY_METADATA, at) as AuditedEntityOptions | undefined;
-    chain.push({ name: at.name, options });
+    chain.push({ target: at, name: at.name, options });
     at = Object.getPrototypeOf(at) as unknown;
   }
   return chain;

@@ -18,7 +18,7 @@ export type EntityClass = abstract new (...args: never[]) => object;
  * AuditModule.forRoot({ diffs: { entities: [Nda, 'Contract'], exclude: { Nda: ['updatedAt'] } } });
  */
 export interface AuditDiffOptions {
-  /** Entity classes, or entity names (TypeORM's `name`, the class name by default). */
+  /** Entity classes, or entity names (TypeORM's `name`, the class name by default); the entities extending them are audited too. */
   entities?: (EntityClass | string)[];
   /** Per entity (by entity name or audit type): property paths or column names left out of its diffs. */
   exclude?: Record<string, string[]>;

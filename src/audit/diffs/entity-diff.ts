@@ -5,7 +5,7 @@ import { REDACTED } from '../redaction';
 import { type AuditedEntityRule } from './audited-entities';
 import { sameValue, sameWithin } from './diff-values';
 import { type EntityChange, type EntityChangeOp, UNKNOWN_BEFORE } from './entity-change';
-import { type DiffField, diffFields, hiddenKey } from './entity-fields';
+import { type DiffField, diffFields, hiddenKey, isExcludedColumn } from './entity-fields';
 import { MAX_NODES, type ShownValue, shownValue, shownValueOf } from './shown-value';
 import { canonicalUuid } from './stored-form';
 
@@ -51,7 +51,7 @@ export function entityChange(
     if (!entity) return undefined;
     const id = idOf(metadata, rule, entity, isRedacted);
     // Only save() names the row it inserted; insert()/upsert() may have met a conflict and updated or skipped it.
-    if (source.entityId === undefined) return unknownBefore(op, rule, fields, show, entity, id);
+    if (source.entityId === undefined) return unknownBefore(op, rule, source.metadata, fields, show, entity, id);
     const out: Fields = {};
     for (const field of fields) {
       const now = field.read(entity);
@@ -59,7 +59,7 @@ export function entityChange(
     }
     return { type: rule.type, id, op, fields: out };
   }
-  if (!databaseEntity) return unknownBefore(op, rule, fields, show, entity, null);
+  if (!databaseEntity) return unknownBefore(op, rule, metadata, fields, show, entity, null);
   const id = idOf(metadata, rule, databaseEntity, isRedacted) ?? idOf(metadata, rule, source.entityId, isRedacted);
   const out: Fields = {};
   let listed = 0;
@@ -77,8 +77,27 @@ export function entityChange(
     out[field.path] = field.secret ? REDACTED : field.conceal ? [shown(before, show), shown(after, show)] : pair;
     listed += 1;
   }
-  if (op !== 'remove' && listed === 0) return undefined;
+  // A soft removal or recovery whose delete date is excluded is listed by its op alone: the op is the change.
+  if (listed === 0 && op !== 'remove' && !(hidesDeleteDate(op, fields, source) && deleteDateMoved(source))) return undefined;
   return { type: rule.type, id, op, fields: out };
+}
+
+/** For a soft removal or recovery: true when the entity's rule leaves its delete date column out of the diff. */
+function hidesDeleteDate(op: EntityChangeOp, fields: readonly DiffField[], source: ChangeSource): boolean {
+  const column = source.metadata.deleteDateColumn;
+  if ((op !== 'soft-remove' && op !== 'recover') || !column) return false;
+  return !fields.some((field) => field.columns.includes(column));
+}
+
+/** True unless the delete date column is known to hold what it held: set on both sides to one instant, or unset on both. */
+function deleteDateMoved({ metadata, entity, databaseEntity }: ChangeSource): boolean {
+  const column = metadata.deleteDateColumn;
+  if (!column || !entity || !databaseEntity) return true;
+  const before = column.getEntityValue(databaseEntity) as unknown;
+  const after = column.getEntityValue(entity) as unknown;
+  if (before === undefined || after === undefined) return true;
+  if ((before === null) !== (after === null)) return true;
+  return before !== null && !sameValue(before, after);
 }
 
 /** Objects and arrays compared, at most, in two values too large to be shown whole: the work stays bounded for any value. */
@@ -118,15 +137,19 @@ function changedFields(op: EntityChangeOp, fields: readonly DiffField[], source:
   return changed;
 }
 
-/** By criteria or through a query builder: the values written (none for a delete), and no claim about what was there. */
+/**
+ * By criteria or through a query builder: the values written (none for a delete), and no claim
+ * about what was there; undefined for an update that set excluded properties only.
+ */
 function unknownBefore(
   op: EntityChangeOp,
   rule: AuditedEntityRule,
+  metadata: EntityMetadata,
   fields: readonly DiffField[],
   show: (field: DiffField, value: unknown) => unknown,
   values: ObjectLiteral | undefined,
   id: EntityChange['id'],
-): EntityChange {
+): EntityChange | undefined {
   const change: EntityChange = { type: rule.type, id, op, before: UNKNOWN_BEFORE };
   if ((op !== 'update' && op !== 'insert') || !values) return change;
   const after: Record<string, unknown> = {};
@@ -134,7 +157,20 @@ function unknownBefore(
     const value = field.read(values);
     if (value !== undefined) after[field.path] = field.secret ? REDACTED : show(field, value);
   }
-  return Object.keys(after).length > 0 ? { ...change, after } : change;
+  if (Object.keys(after).length > 0) return { ...change, after };
+  // An update that set excluded properties only is not listed, as a save() of them is not.
+  return op === 'update' && setsExcluded(metadata, rule, fields, values) ? undefined : change;
+}
+
+/** True when `values` set a property the rule excludes: a column, or a relation left out of `fields`. */
+function setsExcluded(metadata: EntityMetadata, rule: AuditedEntityRule, fields: readonly DiffField[], values: ObjectLiteral): boolean {
+  if (rule.exclude.size === 0) return false;
+  for (const column of metadata.columns) {
+    if (!column.isVirtual && column.getEntityValue(values) !== undefined && isExcludedColumn(column, rule.exclude)) return true;
+  }
+  return metadata.relationsWithJoinColumns.some(
+    (relation) => relation.getEntityValue(values) !== undefined && !fields.some((field) => field.relation === relation),
+  );
 }
 
 /**

@@ -59,7 +59,7 @@ function makeFields(metadata: EntityMetadata, rule: AuditedEntityRule, isRedacte
   const fields: DiffField[] = [];
   for (const column of metadata.columns) {
     if (column.isVirtual || isOwnJoinColumn(column)) continue;
-    if (isExcluded(rule.exclude, column.propertyPath, [column.databaseName])) continue;
+    if (isExcludedColumn(column, rule.exclude)) continue;
     // A foreign key column shows what it refers to: hidden when that key is secret or excluded.
     const hidden = hiddenKey(column, rule, isRedacted);
     fields.push({
@@ -73,12 +73,14 @@ function makeFields(metadata: EntityMetadata, rule: AuditedEntityRule, isRedacte
   }
   for (const relation of metadata.relationsWithJoinColumns) {
     const joins = relation.joinColumns;
+    // Excluded with the columns that hold it: by its path, a column's name, or every column's own property.
     if (
       isExcluded(
         rule.exclude,
         relation.propertyPath,
         joins.map((join) => join.databaseName),
-      )
+      ) ||
+      (joins.length > 0 && joins.every((join) => isExcluded(rule.exclude, join.propertyPath)))
     )
       continue;
     const secret = isRedacted(relation.propertyPath) || (joins.length === 1 && isSecretColumn(joins[0], isRedacted));
@@ -127,12 +129,12 @@ function relationAlike(relation: RelationMetadata): DiffField['storedAlike'] {
  * hiddenKey(metadata.findColumnWithPropertyPath('email')!, { type: 'Subscriber', exclude: new Set(['email']) }, isRedacted); // '[EXCLUDED]'
  */
 export function hiddenKey(column: ColumnMetadata, rule: AuditedEntityRule, isRedacted: (name: string) => boolean): string | undefined {
-  if (isExcluded(rule.exclude, column.propertyPath, [column.databaseName])) return EXCLUDED_KEY;
+  if (isExcludedColumn(column, rule.exclude)) return EXCLUDED_KEY;
   let secret = isRedacted(column.propertyPath) || isRedacted(column.databaseName);
   // A chain of foreign keys is short; the bound only guards against a malformed one.
   for (let key = column.referencedColumn, hops = 0; key && hops < 8; key = key.referencedColumn, hops += 1) {
     const related = rule.others?.get(key.entityMetadata.target);
-    if (related && isExcluded(related.exclude, key.propertyPath, [key.databaseName])) return EXCLUDED_KEY;
+    if (related && isExcludedColumn(key, related.exclude)) return EXCLUDED_KEY;
     secret ||= isRedacted(key.propertyPath) || isRedacted(key.databaseName);
   }
   return secret ? REDACTED : undefined;
@@ -182,6 +184,24 @@ export function isExcluded(exclude: ReadonlySet<string>, path: string, columnNam
     if (exclude.has(path.slice(0, end))) return true;
   }
   return exclude.has(path);
+}
+
+/**
+ * True when `exclude` leaves out a column: by its property path (or one above it) or its name, or
+ * as a join column of a relation excluded by its path, since both hold one value in the row
+ * (`@Column() reporterId` beside `@ManyToOne() @JoinColumn({ name: 'reporterId' }) reporter`).
+ *
+ * @example
+ * isExcludedColumn(metadata.findColumnWithPropertyPath('reporterId')!, new Set(['reporter'])); // true
+ */
+export function isExcludedColumn(column: ColumnMetadata, exclude: ReadonlySet<string>): boolean {
+  if (exclude.size === 0) return false;
+  if (isExcluded(exclude, column.propertyPath, [column.databaseName])) return true;
+  if (!column.relationMetadata) return false;
+  return column.entityMetadata.relationsWithJoinColumns.some(
+    (relation) =>
+      isExcluded(exclude, relation.propertyPath) && relation.joinColumns.some((join) => join.databaseName === column.databaseName),
+  );
 }
 
 /** A join column TypeORM made for a relation (it bears the relation's name): reported as the relation. */
