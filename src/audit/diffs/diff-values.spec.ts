@@ -87,5 +87,13 @@ describe('diff values', () => {
       undefined,
     ]);
     expect(storedDecimal('12.51', 2)).not.toBe(storedDecimal(12.5, 2));
+    // A negative scale rounds before the point, half away from zero, as numeric(5,-2) stores it.
+    expect([
+      storedDecimal(12345, -2),
+      storedDecimal('12250', -2),
+      storedDecimal(49, -2),
+      storedDecimal(50, -2),
+      storedDecimal('-950.5', -3),
+    ]).toEqual(['12300', '12300', '0', '100', '-1000']);
   });
 });

@@ -99,13 +99,15 @@ const MAX_DECIMAL_CHARS = 150_000;
 /**
  * A decimal number as a `numeric` or `bigint` column stores it: the text PostgreSQL reads for it
  * (a number as JavaScript writes it, `1e+21` too), rounded half away from zero to `scale` digits
- * after the point when the column has one, written without leading or trailing zeros and without
- * the sign of zero. Undefined for anything else (not a decimal, a value too long).
+ * after the point when the column has one (a negative scale rounds to tens, hundreds, … before
+ * it), written without leading or trailing zeros and without the sign of zero. Undefined for
+ * anything else (not a decimal, a value too long).
  *
  * @example
  * storedDecimal('12.50', 2); // '12.5'
  * storedDecimal(12.5, 2); // '12.5'
  * storedDecimal(12.505, 2); // '12.51'
+ * storedDecimal(12345, -2); // '12300'
  * storedDecimal('7', undefined) === storedDecimal(7, undefined); // true
  */
 export function storedDecimal(value: unknown, scale: number | undefined): string | undefined {
@@ -123,7 +125,13 @@ export function storedDecimal(value: unknown, scale: number | undefined): string
   const point = parts[2].length + exponent;
   let whole = point <= 0 ? '' : point >= digits.length ? digits + '0'.repeat(point - digits.length) : digits.slice(0, point);
   let fraction = point <= 0 ? '0'.repeat(-point) + digits : point >= digits.length ? '' : digits.slice(point);
-  if (scale !== undefined && fraction.length > scale) {
+  if (scale !== undefined && scale < 0) {
+    // A negative scale rounds to a power of ten before the point: numeric(5,-2) stores 12345 as 12300.
+    const keep = whole.length + scale;
+    const up = keep >= 0 && keep < whole.length && whole.charCodeAt(keep) >= 0x35;
+    whole = keep < 0 ? '' : roundedUp(whole.slice(0, keep), up) + '0'.repeat(-scale);
+    fraction = '';
+  } else if (scale !== undefined && fraction.length > scale) {
     const up = fraction.charCodeAt(scale) >= 0x35;
     const kept = roundedUp(whole + fraction.slice(0, scale), up);
     whole = kept.slice(0, kept.length - scale);

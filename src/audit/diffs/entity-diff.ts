@@ -7,6 +7,7 @@ import { sameValue, sameWithin } from './diff-values';
 import { type EntityChange, type EntityChangeOp, UNKNOWN_BEFORE } from './entity-change';
 import { type DiffField, diffFields, hiddenKey, isExcludedColumn } from './entity-fields';
 import { MAX_NODES, type ShownValue, shownValue, shownValueOf } from './shown-value';
+import { canonicalUuid } from './stored-form';
 import { type WrittenOwners } from './written-owners';
 
 /** The parts of a TypeORM subscriber event a diff is made of. */
@@ -114,20 +115,19 @@ function viewed(field: DiffField, value: unknown, rule: AuditedEntityRule): Show
 }
 
 /**
- * True when `field` was written with the value it had: alike as its column stores it (a `numeric`
- * or `bigint`), or the same as a diff shows them. Values cut where they were shown (past 2^20
- * objects and arrays, each further one is `[Truncated]` on both sides) are compared as they are,
- * within {@link COMPARED_PAIRS}: the property is listed unless they are known to be the same, so a
- * change past the cut is never dropped.
+ * True when `field` was written with the value it had: the same as a diff shows them, or alike as
+ * its column stores them (stored-form.ts: `12.5` where `'12.50'` was loaded, a `uuid` in
+ * capitals; values not cut only). Values cut where they were shown (past 2^20 objects and arrays, each further one is
+ * `[Truncated]` on both sides) are compared as they are, within {@link COMPARED_PAIRS}: the
+ * property is listed unless they are known to be the same, so a change past the cut is never dropped.
  */
 function unchanged(
   field: DiffField,
   [before, after]: readonly [unknown, unknown],
   [was, now]: readonly [ShownValue & { below: string[][] }, ShownValue & { below: string[][] }],
 ): boolean {
-  if (field.storedAlike?.(before, after)) return true;
-  if (!was.cut && !now.cut) return sameValue(was.value, now.value);
-  return sameWithin(before, after, was.cut ? was.below : now.below, COMPARED_PAIRS) === true;
+  if (was.cut || now.cut) return sameWithin(before, after, was.cut ? was.below : now.below, COMPARED_PAIRS) === true;
+  return sameValue(was.value, now.value) || field.storedAlike?.(before, after) === true;
 }
 
 /** The fields an event changed: all of a removed row, those `save()` found changed, or the delete date. */
@@ -187,7 +187,8 @@ function setsExcluded(metadata: EntityMetadata, rule: AuditedEntityRule, fields:
 }
 
 /**
- * One primary column: its value; several: an object of them; none known: null. A key column the
+ * One primary column: its value; several: an object of them; none known: null. A `uuid` key is
+ * written as the column stores it, in lower case, whatever case the entity holds. A key column the
  * rule excludes (or that refers to a key its entity's rule excludes) is `[EXCLUDED]`, one whose
  * name is redacted (`token`, `apiKey`) `[REDACTED]`, alone or within the object. A key value is
  * shown as a field's value is ({@link shownValue}): binary data as its length and SHA-256, never its bytes.
@@ -203,7 +204,11 @@ function idOf(
   const valueOf = (column: ColumnMetadata): unknown => {
     const value = column.getEntityValue(source as ObjectLiteral) as unknown;
     if (value === undefined || value === null) return value;
-    return hiddenKey(column, rule, isRedacted) ?? shownValue(value, column.propertyPath, rule.exclude);
+    const hidden = hiddenKey(column, rule, isRedacted);
+    if (hidden !== undefined) return hidden;
+    // A uuid key as the column stores it (lower case): history and erasure find the entity by that id.
+    if (typeof value === 'string' && column.type === 'uuid' && !column.transformer) return canonicalUuid(value) ?? value;
+    return shownValue(value, column.propertyPath, rule.exclude);
   };
   if (primaries.length === 1) {
     const value = valueOf(primaries[0]);

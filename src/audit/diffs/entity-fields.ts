@@ -3,7 +3,7 @@ import { type ColumnMetadata } from 'typeorm/metadata/ColumnMetadata';
 import { type RelationMetadata } from 'typeorm/metadata/RelationMetadata';
 import { REDACTED } from '../redaction';
 import { type AuditedEntityRule } from './audited-entities';
-import { storedDecimal } from './diff-values';
+import { type StoredAlike, storedAlike } from './stored-form';
 
 /**
  * What a diff writes in place of a key column (of the entity's id, or of a relation's id) that
@@ -28,7 +28,7 @@ export interface DiffField {
   read(entity: ObjectLiteral): unknown;
   /** For a relation whose id has hidden key columns: the id as written, those columns `[EXCLUDED]` or `[REDACTED]`. */
   conceal?(value: unknown): unknown;
-  /** For a `numeric` or `bigint` column: true when two values are stored alike (`'12.50'` as loaded and `12.5` as set). */
+  /** True when two values are stored alike (`'12.50'` as loaded and `12.5` as set in a `numeric`); absent where that is not known ({@link storedAlike}). */
   storedAlike?(a: unknown, b: unknown): boolean;
 }
 
@@ -68,7 +68,7 @@ function makeFields(metadata: EntityMetadata, rule: AuditedEntityRule, isRedacte
       columns: [column],
       read: (entity) => column.getEntityValue(entity) as unknown,
       conceal: hidden === EXCLUDED_KEY ? (value) => (value === null || value === undefined ? value : EXCLUDED_KEY) : undefined,
-      storedAlike: decimalComparer(column),
+      storedAlike: known(storedAlike(column)),
     });
   }
   for (const relation of metadata.relationsWithJoinColumns) {
@@ -85,29 +85,37 @@ function makeFields(metadata: EntityMetadata, rule: AuditedEntityRule, isRedacte
       continue;
     const secret = isRedacted(relation.propertyPath) || (joins.length === 1 && isSecretColumn(joins[0], isRedacted));
     const conceal = secret ? undefined : concealer(relation, rule, isRedacted);
-    fields.push({ path: relation.propertyPath, secret, columns: joins, relation, read: (entity) => relationId(relation, entity), conceal });
+    fields.push({
+      path: relation.propertyPath,
+      secret,
+      columns: joins,
+      relation,
+      read: (entity) => relationId(relation, entity),
+      conceal,
+      storedAlike: relationAlike(relation),
+    });
   }
   return fields;
 }
 
-/** Column types PostgreSQL stores as decimals that TypeORM loads as text (`'12.50'`, `'7'`), as an app often sets them as numbers. */
-const DECIMAL_TYPES = new Set(['numeric', 'decimal', 'bigint', 'int8']);
+/** True only when two values are known to be stored alike. */
+function known(alike: StoredAlike | undefined): DiffField['storedAlike'] {
+  return alike && ((a, b) => alike(a, b) === true);
+}
 
 /**
- * For a `numeric` (`decimal`) or `bigint` column whose values are set as they are stored (no
- * transformer, not an array): compares two values as the column stores them, a `numeric` rounded
- * to its scale ({@link storedDecimal}), so that a value loaded as `'12.50'` and set again as
- * `12.5` is no change. Undefined for any other column.
+ * Two ids of a related entity compared as the join columns store them (a `bigint` key loaded as
+ * `'7'` and set as `7`, a `uuid` in capitals); a composite id key by key.
  */
-function decimalComparer(column: ColumnMetadata): DiffField['storedAlike'] {
-  if (typeof column.type !== 'string' || !DECIMAL_TYPES.has(column.type) || column.transformer || column.isArray) return undefined;
-  const numeric = column.type === 'numeric' || column.type === 'decimal';
-  // numeric(p) has scale 0; numeric without a precision keeps the scale it is given.
-  const scale = !numeric ? undefined : column.scale !== undefined ? column.scale : column.precision != null ? 0 : undefined;
-  const places = scale !== undefined && scale >= 0 ? scale : undefined;
+function relationAlike(relation: RelationMetadata): DiffField['storedAlike'] {
+  const joins = relation.joinColumns;
+  const alike = joins.map((join) => storedAlike(join));
+  if (alike.length === 0 || alike.some((same) => same === undefined)) return undefined;
+  if (joins.length === 1) return known(alike[0]);
+  const keys = joins.map((join, at) => [relationKeyName(join), alike[at]!] as const);
   return (a, b) => {
-    const stored = storedDecimal(a, places);
-    return stored !== undefined && stored === storedDecimal(b, places);
+    if (a === null || b === null || typeof a !== 'object' || typeof b !== 'object') return false;
+    return keys.every(([name, same]) => same((a as Record<string, unknown>)[name], (b as Record<string, unknown>)[name]) === true);
   };
 }
 
