@@ -6,6 +6,7 @@ import { REPO_ROOT, startPostgres, type TestPostgres } from './support/postgres'
 import { type Figure, printTable, writeResults } from './support/report';
 import { archive } from './scenarios/archive';
 import { curve } from './scenarios/curve';
+import { diffs } from './scenarios/diffs';
 import { erasure } from './scenarios/erasure';
 import { history } from './scenarios/history';
 import { http } from './scenarios/http';
@@ -29,6 +30,7 @@ const SCENARIOS = [
   'memory',
   'scale',
   'history',
+  'diffs',
   'erasure',
   'archive',
   'lifecycle',
@@ -148,6 +150,30 @@ async function main(): Promise<void> {
           const pg = await startPostgres();
           try {
             return await history(pg, { rows: historyRows, queries: 2000, exportRows: 1_000_000, insertRounds: 3 }, details);
+          } finally {
+            await pg.stop();
+          }
+        },
+      );
+    }
+    if (wanted('diffs')) {
+      const rows = Number(process.env.BENCH_DIFFS_ROWS ?? 0);
+      await step(
+        'diffs',
+        `log() of rows with diffs into trails with and without the history page's index of other entities${rows ? `; then into trails of ${rows} rows` : ''} (a server of its own)`,
+        async () => {
+          const pg = await startPostgres();
+          try {
+            return await diffs(
+              pg,
+              {
+                entries: Number(process.env.BENCH_DIFFS_ENTRIES ?? 30_000),
+                warmup: 2000,
+                rounds: Number(process.env.BENCH_DIFFS_ROUNDS ?? 5),
+                rows,
+              },
+              details,
+            );
           } finally {
             await pg.stop();
           }

@@ -81,6 +81,8 @@ export interface ModuleRun {
   queries: number;
   batches: number;
   rowsPerBatch: number;
+  /** Each committed batch's time from the writer's `insert` call to its commit, in the order sent. */
+  batchMs: number[];
 }
 
 /** Called just before and just after the timed part of {@link moduleLog}, the app still open (not timed). */
@@ -120,7 +122,8 @@ export async function moduleLog(
     }
     await hooks.after?.();
     assertStayedUp(service, events);
-    return { ms, queries: spy.queries, batches: spy.batches.length, rowsPerBatch: spy.rowsPerBatch };
+    const batchMs = spy.batches.filter((b) => b.committed && b.settledAt !== undefined).map((b) => (b.settledAt as number) - b.startedAt);
+    return { ms, queries: spy.queries, batches: spy.batches.length, rowsPerBatch: spy.rowsPerBatch, batchMs };
   } finally {
     await app.close().finally(restore);
   }
@@ -180,7 +183,15 @@ export async function throughput(pg: TestPostgres, sizes: ThroughputSizes, detai
   );
   const rawPerSec = median(rates.raw);
   const audit = median(rates.audit);
-  details.throughput = { ...sizes, pool: POOL, batch: BATCH, rates, raw2InFlightPerSec: raw2, naivePerSec, moduleRuns };
+  details.throughput = {
+    ...sizes,
+    pool: POOL,
+    batch: BATCH,
+    rates,
+    raw2InFlightPerSec: raw2,
+    naivePerSec,
+    moduleRuns: moduleRuns.map((r) => ({ ms: r.ms, queries: r.queries, batches: r.batches, rowsPerBatch: r.rowsPerBatch })),
+  };
   return [
     {
       key: 'throughput.rawPgPerSec',
