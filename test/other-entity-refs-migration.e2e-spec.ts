@@ -146,7 +146,7 @@ describe('the migration that narrows the history index to type and id', () => {
     }
   };
 
-  it("keeps the history of rows written before it, replaces the index, and new partitions get theirs", async () => {
+  it('keeps the history of rows written before it, replaces the index, and new partitions get theirs', async () => {
     await trailBefore('in_tx');
     expect(await indexState('in_tx', 'audit_log_other_entities_idx')).toMatchObject({ exists: true, valid: true });
     const app = await startPartitionsApp(db.url('in_tx'));
@@ -168,7 +168,10 @@ describe('the migration that narrows the history index to type and id', () => {
       await db.query(
         `INSERT INTO audit_log (id, occurred_at, action, entity_type, entity_id, outcome, request_id, changes, recorded_at)
          VALUES (gen_random_uuid(), $1, 'changed', 'NDA', 'n-9', 'success', 'r-later', $2::jsonb, now())`,
-        [new Date(monthStart(13).getTime() + 86_400_000), JSON.stringify({ entities: [{ type: 'Contact', id: 42, op: 'delete', fields: {} }] })],
+        [
+          new Date(monthStart(13).getTime() + 86_400_000),
+          JSON.stringify({ entities: [{ type: 'Contact', id: 42, op: 'delete', fields: {} }] }),
+        ],
         'in_tx',
       );
       expect((await histories(app))['Contact 42']).toEqual(['r-later', ...EXPECTED['Contact 42']]);
@@ -208,7 +211,12 @@ describe('the migration that narrows the history index to type and id', () => {
       await app.close();
     }
 
-    const source = new DataSource({ type: 'postgres', url: db.url('no_tx'), migrations: [...AUDIT_MIGRATIONS], migrationsTableName: 'audit_migrations' });
+    const source = new DataSource({
+      type: 'postgres',
+      url: db.url('no_tx'),
+      migrations: [...AUDIT_MIGRATIONS],
+      migrationsTableName: 'audit_migrations',
+    });
     await source.initialize();
     try {
       await source.undoLastMigration();
