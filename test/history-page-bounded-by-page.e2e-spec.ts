@@ -7,8 +7,8 @@ import { TestPostgres } from './support/postgres';
 // docs/GUIDE.md, "Reading the trail": "Pagination is keyset … so page 100 costs what page 1 does".
 // Every row the module writes about an audited entity also holds that entity's change in
 // `changes.entities`; history() finds the entity's changes on other rows through
-// `audit_log_other_entities_idx`, whose key holds no row's own entity
-// (AuditOtherEntitiesIndex1767000000000). For a contract with 20 000 rows of its own, the first page
+// `audit_log_other_entity_refs_idx`, whose key holds no row's own entity
+// (AuditOtherEntitiesIndex1767000000000, narrowed to type and id by AuditOtherEntityRefs1767200000000). For a contract with 20 000 rows of its own, the first page
 // of 50 fetches about one page of rows (EXPLAIN ANALYZE): 51 off the time index, none through the
 // GIN index, where the index of all entities fetched all 20 000 own rows to drop them by a filter.
 

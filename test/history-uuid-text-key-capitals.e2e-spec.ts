@@ -96,7 +96,7 @@ describe('the history of an entity keyed by a UUID in capitals (a text column)',
       expect(scans.length).toBeGreaterThanOrEqual(2);
       expect(scans.every((line) => line.includes('Index Scan Backward') && line.includes('entity'))).toBe(true);
       expect(plan.match(/-> {2}Sort {2}/g)).toHaveLength(1);
-      expect(plan).toMatch(/Bitmap Index Scan on \w*entities_idx/);
+      expect(plan).toMatch(/Bitmap Index Scan on \w*refs_idx/);
       expect(plan).not.toContain('Seq Scan');
     } finally {
       await runner.rollbackTransaction();

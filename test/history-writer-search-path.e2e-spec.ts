@@ -7,9 +7,9 @@ import { TestPostgres } from './support/postgres';
 
 // docs/GUIDE.md "History across entities": `history()` returns the rows about the entity and the
 // rows about another one whose `changes.entities` holds a change of it, each once. The function of
-// `audit_log_other_entities_idx` runs in the session inserting a row: a role with a schema of its own
+// `audit_log_other_entity_refs_idx` runs in the session inserting a row: a role with a schema of its own
 // can put an `=` for text there and set its own search_path (`ALTER ROLE … SET`); with its
-// operators and types named as pg_catalog's (AuditOtherEntitiesQualified1767100000000), the rows
+// operators and types named as pg_catalog's (AuditOtherEntitiesQualified1767100000000, and AuditOtherEntityRefs1767200000000 for its successor), the rows
 // that role inserts are indexed with their other entities all the same.
 describe('the other-entities index under the inserting session’s search_path', () => {
   let db: TestPostgres;
@@ -87,7 +87,7 @@ describe('the other-entities index under the inserting session’s search_path',
       await reader.query(`SET enable_seqscan = off`);
       const throughIndex = await reader.query<{ request_id: string }>(
         `SELECT request_id FROM audit_log WHERE changes ? 'entities'
-           AND audit_log_other_entities(changes -> 'entities', entity_type, entity_id) @> '[{"type":"Contract","id":"row-old"}]'
+           AND audit_log_other_entity_refs(changes -> 'entities', entity_type, entity_id) @> '[{"type":"Contract","id":"row-old"}]'
          ORDER BY request_id`,
       );
       expect(throughIndex.rows.map((row) => row.request_id)).toEqual(['row-after', 'row-before']);

@@ -26,13 +26,14 @@ import { moduleLog } from './throughput';
 export type DiffsKind = 'none' | 'own' | 'contacts';
 
 /**
- * The trail's index of other entities in a run: `index`, as `AuditOtherEntitiesIndex1767000000000`
- * makes it (`fastupdate = off`); `dropped`, without it; `pending`, the same index with a pending
- * list (`fastupdate = on`, PostgreSQL's default for GIN); `keys`, instead of it, a GIN index of
- * the other entities' type and id alone (their `fields` left out); `neither`, without it and
+ * The trail's index of other entities in a run: `index`, as `AuditOtherEntityRefs1767200000000`
+ * makes it (their type and id, `fastupdate = off`); `dropped`, without it; `pending`, the same
+ * index with a pending list (`fastupdate = on`, PostgreSQL's default for GIN); `whole`, instead of
+ * it, the index `AuditOtherEntitiesIndex1767000000000` made (the other entities whole, their
+ * `fields` too: the trail before `AuditOtherEntityRefs1767200000000`); `neither`, without it and
  * without `audit_log_entities_idx` (erasure's GIN index of all of `changes.entities`), for scale.
  */
-export type IndexVariant = 'index' | 'dropped' | 'pending' | 'keys' | 'neither';
+export type IndexVariant = 'index' | 'dropped' | 'pending' | 'whole' | 'neither';
 
 /** Entries per run, warm-up entries before each, rounds; `rows` (0: none) a filled point of `contacts` rows. */
 export interface DiffsSizes {
@@ -43,8 +44,8 @@ export interface DiffsSizes {
   rows?: number;
 }
 
-const INDEX = 'audit_log_other_entities_idx';
-const KEYS_INDEX = 'audit_log_other_entity_keys_idx';
+const INDEX = 'audit_log_other_entity_refs_idx';
+const WHOLE_INDEX = 'audit_log_other_entities_idx';
 const ENTITIES_INDEX = 'audit_log_entities_idx';
 /** The module's `writeTimeoutMs` in the runs: long enough that no batch fails over; batches past the default are counted. */
 const WRITE_TIMEOUT_MS = 60_000;
@@ -100,7 +101,7 @@ export function diffEntries(kind: DiffsKind, count: number, from = 0): AuditEntr
 
 /** Gives database `database`'s trail the index of `variant` ({@link IndexVariant}); its tables are empty or freshly filled. */
 async function prepare(pg: TestPostgres, database: string, variant: IndexVariant): Promise<void> {
-  if (variant === 'dropped' || variant === 'keys' || variant === 'neither') await pg.query(`DROP INDEX ${INDEX}`, [], database);
+  if (variant === 'dropped' || variant === 'whole' || variant === 'neither') await pg.query(`DROP INDEX ${INDEX}`, [], database);
   if (variant === 'neither') await pg.query(`DROP INDEX ${ENTITIES_INDEX}`, [], database);
   if (variant === 'pending') {
     // A partitioned index takes no storage parameters: each partition's index gets its pending list.
@@ -113,23 +114,24 @@ async function prepare(pg: TestPostgres, database: string, variant: IndexVariant
       database,
     );
   }
-  if (variant === 'keys') {
-    // The migration's function, each other entity kept as its type and id only.
+  if (variant === 'whole') {
+    // The function and index the trail had before AuditOtherEntityRefs1767200000000 (AuditOtherEntitiesQualified1767100000000's body).
     await pg.query(
-      `CREATE FUNCTION audit_log_other_entity_keys(entities jsonb, own_type text, own_id text)
+      `CREATE FUNCTION audit_log_other_entities(entities jsonb, own_type text, own_id text)
        RETURNS jsonb LANGUAGE sql IMMUTABLE PARALLEL SAFE
        AS $fn$
-         SELECT CASE WHEN pg_catalog.jsonb_typeof(entities) = 'array' THEN (
-           SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('type', e OPERATOR(pg_catalog.->) 'type', 'id', e OPERATOR(pg_catalog.->) 'id')), '[]'::jsonb)
+         SELECT CASE WHEN pg_catalog.jsonb_typeof(entities) OPERATOR(pg_catalog.=) 'array' THEN (
+           SELECT COALESCE(pg_catalog.jsonb_agg(e), '[]'::pg_catalog.jsonb)
            FROM pg_catalog.jsonb_array_elements(entities) AS e
-           WHERE (e OPERATOR(pg_catalog.->>) 'type', e OPERATOR(pg_catalog.->>) 'id') IS DISTINCT FROM (own_type, own_id)
+           WHERE NOT (COALESCE((e OPERATOR(pg_catalog.->>) 'type') OPERATOR(pg_catalog.=) own_type, (e OPERATOR(pg_catalog.->>) 'type') IS NULL AND own_type IS NULL)
+             AND COALESCE((e OPERATOR(pg_catalog.->>) 'id') OPERATOR(pg_catalog.=) own_id, (e OPERATOR(pg_catalog.->>) 'id') IS NULL AND own_id IS NULL))
          ) ELSE entities END
        $fn$`,
       [],
       database,
     );
     await pg.query(
-      `CREATE INDEX ${KEYS_INDEX} ON audit_log USING gin (audit_log_other_entity_keys(changes -> 'entities', entity_type, entity_id) jsonb_path_ops)
+      `CREATE INDEX ${WHOLE_INDEX} ON audit_log USING gin (audit_log_other_entities(changes -> 'entities', entity_type, entity_id) jsonb_path_ops)
        WITH (fastupdate = off) WHERE changes ? 'entities'`,
       [],
       database,
@@ -142,7 +144,7 @@ async function ginBytes(pg: TestPostgres, database: string): Promise<Record<stri
   const rows = await pg.query<{ name: string; bytes: number }>(
     `SELECT n AS name, (SELECT coalesce(sum(pg_relation_size(relid)), 0) FROM pg_partition_tree(to_regclass(n)) WHERE isleaf)::float8 AS bytes
      FROM unnest($1::text[]) AS n WHERE to_regclass(n) IS NOT NULL`,
-    [[ENTITIES_INDEX, INDEX, KEYS_INDEX]],
+    [[ENTITIES_INDEX, INDEX, WHOLE_INDEX]],
     database,
   );
   return Object.fromEntries(rows.map((r) => [r.name, r.bytes]));
@@ -162,13 +164,13 @@ async function pendingList(pg: TestPostgres, database: string): Promise<{ pages:
 
 /**
  * Throws unless the rows naming contact `id` among their other entities are the same, `expected`
- * of them, through the `keys` variant's function as through the migration's (`@>` as a history page asks).
+ * of them, through the migration's function of type and id as through the `whole` variant's (`@>` as a history page asks).
  */
 async function sameRows(pg: TestPostgres, database: string, id: string, expected: number): Promise<void> {
   const ref = JSON.stringify([{ type: 'Contact', id }]);
   const [row] = await pg.query<{ keys: string[]; others: string[] }>(
     `SELECT array(SELECT request_id FROM audit_log WHERE changes ? 'entities'
-                   AND audit_log_other_entity_keys(changes -> 'entities', entity_type, entity_id) @> $1::jsonb ORDER BY 1) AS keys,
+                   AND audit_log_other_entity_refs(changes -> 'entities', entity_type, entity_id) @> $1::jsonb ORDER BY 1) AS keys,
             array(SELECT request_id FROM audit_log WHERE changes ? 'entities'
                    AND audit_log_other_entities(changes -> 'entities', entity_type, entity_id) @> $1::jsonb ORDER BY 1) AS others`,
     [ref],
@@ -176,7 +178,7 @@ async function sameRows(pg: TestPostgres, database: string, id: string, expected
   );
   if (row.keys.length !== expected || row.keys.join() !== row.others.join()) {
     throw new Error(
-      `${database}: contact ${id} on rows ${row.keys.join()} by type and id, on ${row.others.join()} by the migration's function`,
+      `${database}: contact ${id} on rows ${row.keys.join()} by type and id, on ${row.others.join()} by the other entities whole`,
     );
   }
 }
@@ -195,7 +197,7 @@ async function sameShape(pg: TestPostgres, database: string): Promise<void> {
 }
 
 /** The indexes of a filled point's trails, one trail each. */
-const FILLED: readonly IndexVariant[] = ['index', 'dropped', 'keys'];
+const FILLED: readonly IndexVariant[] = ['index', 'dropped', 'whole'];
 
 /** One measured run. */
 interface DiffsRun {
@@ -217,7 +219,7 @@ function describe(run: DiffsRun): string {
   const c = run.perEntry;
   const hits = c.table.hit + Object.values(c.indexes).reduce((sum, i) => sum + i.hit, 0);
   const gins = Object.entries(c.indexes)
-    .filter(([name]) => [ENTITIES_INDEX, INDEX, KEYS_INDEX].includes(name))
+    .filter(([name]) => [ENTITIES_INDEX, INDEX, WHOLE_INDEX].includes(name))
     .map(
       ([name, i]) => `${name.replace(/^audit_log_/, '')} ${i.hit.toFixed(1)} hit (${(run.ginBytesPerRow[name] ?? 0).toFixed(0)} B a row)`,
     );
@@ -278,19 +280,19 @@ async function fill(pg: TestPostgres, database: string, rows: number): Promise<v
 }
 
 /**
- * Scenario: what the history page's index (`audit_log_other_entities_idx`, a GIN index of each
- * row's other entities) costs `log()`. Rounds of `log()` (as in `throughput`: 1000 callers, after a
+ * Scenario: what the history page's index (`audit_log_other_entity_refs_idx`, a GIN index of
+ * the type and id of each row's other entities) costs `log()`. Rounds of `log()` (as in `throughput`: 1000 callers, after a
  * warm-up) into fresh trails (every audit migration) with the index and with it dropped, for rows
  * without diffs, with the NDA's own change, and with the NDA's and three contacts' (see
- * {@link DiffsKind}); for the last also with the index's pending list on, with an index of the
- * other entities' type and id alone, and with neither GIN index ({@link IndexVariant}). The runs of a round go one after the
+ * {@link DiffsKind}); for the last also with the index's pending list on, with the index of the
+ * other entities whole that the trail had before, and with neither GIN index ({@link IndexVariant}). The runs of a round go one after the
  * other, in the reverse order every other round; each ratio is the median of the per-round ratios
  * against `dropped`. The module runs with `writeTimeoutMs` 60 s, so that every batch is timed to
  * its commit; the batches slower than the default (2000 ms, past which the module would fail over)
  * are counted. Each run prints PostgreSQL's counters per entry (as the `scale` scenario), its
  * batches' p50, p99 and longest (the writer's `insert` call to its commit), and each GIN index's
  * size per row; all are kept in `details.diffs.runs`. With `rows`, three trails (the index, none,
- * and the index of type and id alone) are first filled with that many `contacts` rows, checkpointed, and measured the same way
+ * and the index of the other entities whole) are first filled with that many `contacts` rows, checkpointed, and measured the same way
  * for `contacts` entries.
  *
  * @example
@@ -340,7 +342,7 @@ export async function diffs(pg: TestPostgres, sizes: DiffsSizes, details: Record
     if (counted !== before + sizes.warmup + sizes.entries) {
       throw new Error(`${database}: ${counted} rows in audit_log, expected ${before + sizes.warmup + sizes.entries}`);
     }
-    if (variant === 'keys') await sameRows(pg, database, contactId(sizes.warmup + 7, 1), 1);
+    if (variant === 'whole') await sameRows(pg, database, contactId(sizes.warmup + 7, 1), 1);
     if (point === 'filled' && round === 0) await sameShape(pg, database);
     const bytes = await ginBytes(pg, database);
     const run: DiffsRun = {
@@ -374,7 +376,7 @@ export async function diffs(pg: TestPostgres, sizes: DiffsSizes, details: Record
     ['contacts', 'index'],
     ['contacts', 'dropped'],
     ['contacts', 'pending'],
-    ['contacts', 'keys'],
+    ['contacts', 'whole'],
     ['contacts', 'neither'],
   ];
   for (let round = 0; round < sizes.rounds; round++) {
@@ -441,7 +443,13 @@ export async function diffs(pg: TestPostgres, sizes: DiffsSizes, details: Record
     ratioFigure('diffs.ratioOwn', 'empty', 'own', 'index', "rows with the NDA's own change, with the index against without"),
     ratioFigure('diffs.ratioContacts', 'empty', 'contacts', 'index', 'rows with an NDA and three contacts, with the index against without'),
     ratioFigure('diffs.ratioContactsPending', 'empty', 'contacts', 'pending', 'the same, the index with a pending list (fastupdate on)'),
-    ratioFigure('diffs.ratioContactsKeys', 'empty', 'contacts', 'keys', "the same, an index of the other entities' type and id alone"),
+    ratioFigure(
+      'diffs.ratioContactsWhole',
+      'empty',
+      'contacts',
+      'whole',
+      'the same, the index of the other entities whole (before AuditOtherEntityRefs)',
+    ),
     ratioFigure('diffs.ratioContactsNeither', 'empty', 'contacts', 'neither', 'the same, audit_log_entities_idx dropped too'),
     p99('empty', 'index', 'diffs.batchP99MsIndex'),
     p99('empty', 'dropped', 'diffs.batchP99MsDropped'),
@@ -451,11 +459,11 @@ export async function diffs(pg: TestPostgres, sizes: DiffsSizes, details: Record
     figures.push(
       ratioFigure('diffs.ratioContactsFilled', 'filled', 'contacts', 'index', `trails of ${filled} rows of an NDA and three contacts`),
       ratioFigure(
-        'diffs.ratioContactsFilledKeys',
+        'diffs.ratioContactsFilledWhole',
         'filled',
         'contacts',
-        'keys',
-        `the same, an index of the other entities' type and id alone`,
+        'whole',
+        'the same, the index of the other entities whole (before AuditOtherEntityRefs)',
       ),
       p99('filled', 'index', 'diffs.batchP99MsFilledIndex'),
       p99('filled', 'dropped', 'diffs.batchP99MsFilledDropped'),

@@ -22,6 +22,7 @@ import { AuditSealMonths1766800000000 } from '../../migrations/1766800000000-Aud
 import { AuditEraseRefusesForeignTriggers1766900000000 } from '../../migrations/1766900000000-AuditEraseRefusesForeignTriggers';
 import { AuditOtherEntitiesIndex1767000000000 } from '../../migrations/1767000000000-AuditOtherEntitiesIndex';
 import { AuditOtherEntitiesQualified1767100000000 } from '../../migrations/1767100000000-AuditOtherEntitiesQualified';
+import { AuditOtherEntityRefs1767200000000 } from '../../migrations/1767200000000-AuditOtherEntityRefs';
 
 /**
  * Every migration of the audit schema, oldest first. List them all in the audit DataSource's
@@ -58,4 +59,5 @@ export const AUDIT_MIGRATIONS = [
   AuditEraseRefusesForeignTriggers1766900000000,
   AuditOtherEntitiesIndex1767000000000,
   AuditOtherEntitiesQualified1767100000000,
+  AuditOtherEntityRefs1767200000000,
 ] as const;

@@ -21,6 +21,7 @@ export { AuditSealMonths1766800000000 } from '../../migrations/1766800000000-Aud
 export { AuditEraseRefusesForeignTriggers1766900000000 } from '../../migrations/1766900000000-AuditEraseRefusesForeignTriggers';
 export { AuditOtherEntitiesIndex1767000000000 } from '../../migrations/1767000000000-AuditOtherEntitiesIndex';
 export { AuditOtherEntitiesQualified1767100000000 } from '../../migrations/1767100000000-AuditOtherEntitiesQualified';
+export { AuditOtherEntityRefs1767200000000 } from '../../migrations/1767200000000-AuditOtherEntityRefs';
 export { AUDIT_MIGRATIONS } from './audit-migrations';
 export { AuditBuffer, type BufferedEntry } from './audit-buffer';
 export { auditScope } from './audit-context';

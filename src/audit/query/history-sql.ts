@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { literal } from '../audit-insert-sql';
-import { OTHER_ENTITIES_FUNCTION } from '../../../migrations/1767000000000-AuditOtherEntitiesIndex';
+import { OTHER_ENTITY_REFS_FUNCTION } from '../../../migrations/1767200000000-AuditOtherEntityRefs';
 import { canonicalEntityId, legacyEntityIdSpellings } from '../entity-id';
 import { type AuditCursorKey } from './audit-cursor';
 import { PAGE_COLUMNS, type PreparedRead } from './audit-query.sql';
@@ -28,8 +28,8 @@ export function entityRefs(entityType: string, entityId: string): [string, strin
  * about it (`entity_type`, `entity_id`), and the rows about another entity whose
  * `changes.entities` holds a change of it (one transaction that changed both). The entity's rows
  * are read off `audit_log_entity_time_idx`, newest first and bounded by the page; the others
- * through the GIN index `audit_log_other_entities_idx` (rows with `changes.entities` only, keyed
- * by the entities each names besides its own), all of them past the cursor, then sorted: a page
+ * through the GIN index `audit_log_other_entity_refs_idx` (rows with `changes.entities` only, keyed
+ * by the type and id of the entities each names besides its own), all of them past the cursor, then sorted: a page
  * costs the two lookups plus the sort of the entity's changes on other rows, whatever the table's
  * size or the length of the entity's own history. A UUID id is looked up canonical (lower
  * case), as given, and in capitals, as erasure does: `changes.entities` keeps a key as the entity's
@@ -70,8 +70,8 @@ function historySql(
   const spellings = [canonicalEntityId(entityId), ...legacyEntityIdSpellings(entityId)];
   const ids = spellings.map((spelling) => `${param(literal(spelling))}::text`);
   // A null ref (no numeric form) is kept as NULL: the statement's text depends on the number of spellings only.
-  // The row's entities without its own (`AuditOtherEntitiesIndex1767000000000`), in the table's schema.
-  const others = `${table.replace(/(?:"(?:[^"]|"")*"|[^."]+)$/, `"${OTHER_ENTITIES_FUNCTION}"`)}(changes -> 'entities', entity_type, entity_id)`;
+  // The type and id of the row's entities besides its own (`AuditOtherEntityRefs1767200000000`), in the table's schema.
+  const others = `${table.replace(/(?:"(?:[^"]|"")*"|[^."]+)$/, `"${OTHER_ENTITY_REFS_FUNCTION}"`)}(changes -> 'entities', entity_type, entity_id)`;
   const refs = spellings.flatMap((spelling) => entityRefs(entityType, spelling)).map((ref) => `${others} @> ${param(literal(ref))}::jsonb`);
   let cursor = '';
   if (after) {
