@@ -24,7 +24,7 @@ import { unreportedBlockOpen } from './unreported-transaction';
 type Answer = 'COMMIT' | 'ROLLBACK' | undefined;
 
 /** The statements PREPAREd on each connection (a session's, whatever runner holds it): the tables each writes (none for a read). */
-const preparedWrites = new WeakMap<object, Map<string, TableName[]>>();
+const preparedWrites = new WeakMap<object, Map<string, readonly TableName[]>>();
 
 /** Runners whose connection was in a block TypeORM does not report at their last answer, outside a transaction TypeORM reports. */
 const openBlocks = new WeakSet<QueryRunner>();
@@ -58,7 +58,7 @@ export function queryAnswered(queryRunner: QueryRunner, query: string, result: u
 }
 
 /** Applies `statements`, answered with `result`, on a runner in no transaction TypeORM reports; `status`: `pg`'s after the query. */
-function follow(queryRunner: QueryRunner, statements: SqlStatement[], result: unknown, status: boolean | undefined): void {
+function follow(queryRunner: QueryRunner, statements: readonly SqlStatement[], result: unknown, status: boolean | undefined): void {
   const held = openBlocks.has(queryRunner) || heldBlockOpen(queryRunner) || rawWritesHeld(queryRunner);
   const control = statements.some((statement) => statement.kind !== 'write' && statement.kind !== 'other');
   // A query that neither writes nor controls a transaction, with no block to follow: nothing to do.
@@ -154,7 +154,7 @@ const CONTROL = new Set<SqlStatement['kind']>(['begin', 'commit', 'rollback', 's
  * The statements of a failed string that ran and were kept: up to its last COMMIT or ROLLBACK, if
  * that one ran (one that ends the string may be the one that failed: taken as not run, as before).
  */
-function keptOf(statements: SqlStatement[], status: boolean | undefined): SqlStatement[] {
+function keptOf(statements: readonly SqlStatement[], status: boolean | undefined): readonly SqlStatement[] {
   let last = statements.length - 2;
   while (last >= 0 && statements[last].kind !== 'commit' && statements[last].kind !== 'rollback') last -= 1;
   if (last < 0) return [];
@@ -174,7 +174,7 @@ export function transactionEnded(queryRunner: QueryRunner): void {
   if (!queryRunner.isTransactionActive) openBlocks.delete(queryRunner);
 }
 
-function inTransaction(queryRunner: QueryRunner, query: string, statements: SqlStatement[], result: unknown): void {
+function inTransaction(queryRunner: QueryRunner, query: string, statements: readonly SqlStatement[], result: unknown): void {
   if (query === 'COMMIT' && answerTo(result, 0, 1) === 'ROLLBACK') {
     commitRolledBack(queryRunner);
     return unheardRolledBack(queryRunner, 0);
@@ -200,7 +200,7 @@ function inTransaction(queryRunner: QueryRunner, query: string, statements: SqlS
  * a name already prepared (PostgreSQL refuses it); a PREPARE of a new name is (had it not run, an
  * EXECUTE of the name would fail).
  */
-function withPrepared(queryRunner: QueryRunner, statements: SqlStatement[], failed = false): SqlStatement[] {
+function withPrepared(queryRunner: QueryRunner, statements: readonly SqlStatement[], failed = false): readonly SqlStatement[] {
   let resolved: SqlStatement[] | undefined;
   statements.forEach((statement, index) => {
     if (statement.kind !== 'prepare' && statement.kind !== 'execute' && statement.kind !== 'deallocate') return;

@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { readSql } from './sql-reader';
+import { readSql, type SqlStatement, type TableName } from './sql-reader';
 
 const write = (...tables: [string | undefined, string][]) => ({
   kind: 'write',
@@ -261,6 +261,30 @@ describe('readSql', () => {
     expect(readSql('SELECT 1 /* open; ROLLBACK')).toEqual([{ kind: 'other' }]);
     expect(readSql('SELECT $x$ open; ROLLBACK')).toEqual([{ kind: 'other' }]);
     expect(readSql('UPDATE "open; ROLLBACK')).toEqual([write([undefined, 'open; ROLLBACK'])]);
+  });
+
+  it('gives every read of a text the same answer, which no caller can change', () => {
+    const sql = 'TRUNCATE a, b; SAVEPOINT s';
+    const answer = [write([undefined, 'a'], [undefined, 'b']), { kind: 'savepoint', name: 's' }];
+    const first = readSql(sql) as SqlStatement[];
+    const truncate = first[0] as unknown as { tables: TableName[] };
+    expect(() => first.push({ kind: 'begin' })).toThrow(TypeError);
+    expect(() => (first[1] = { kind: 'begin' })).toThrow(TypeError);
+    expect(() => truncate.tables.pop()).toThrow(TypeError);
+    expect(() => (truncate.tables[0].name = 'contract')).toThrow(TypeError);
+    expect(() => ((first[1] as { name: string }).name = 't')).toThrow(TypeError);
+    expect(readSql(sql)).toEqual(answer);
+    expect(readSql(`${sql};`)).toEqual(answer);
+  });
+
+  it('reads a text again as it read it the first time, after many other texts, short and long', () => {
+    const sql = 'UPDATE "contract" SET "title" = $1 WHERE "id" IN ($2)';
+    expect(readSql(sql)).toEqual([write([undefined, 'contract'])]);
+    for (let i = 0; i < 2000; i += 1) readSql(`DELETE FROM t${i}`);
+    for (let i = 0; i < 300; i += 1) readSql(`SAVEPOINT s${i}; ${'-'.repeat(7000 + i * 10)}`);
+    expect(readSql(sql)).toEqual([write([undefined, 'contract'])]);
+    expect(readSql('DELETE FROM t1999')).toEqual([write([undefined, 't1999'])]);
+    expect(readSql(`SAVEPOINT s299; ${'-'.repeat(9990)}`)).toEqual([{ kind: 'savepoint', name: 's299' }]);
   });
 
   it('reads a text without a semicolon (and no unclosed quote or comment) as it reads the same text ended by one', () => {

@@ -14,9 +14,9 @@ export type SqlStatement =
   /** SAVEPOINT, ROLLBACK TO [SAVEPOINT], RELEASE [SAVEPOINT]: `name` as PostgreSQL names it. */
   | { kind: 'savepoint' | 'rollback-to' | 'release'; name: string }
   /** INSERT INTO, UPDATE, DELETE FROM, TRUNCATE, MERGE INTO (inside a `WITH` query or `COPY (…)` too), COPY … FROM: one table per write. */
-  | { kind: 'write'; tables: TableName[] }
+  | { kind: 'write'; tables: readonly TableName[] }
   /** PREPARE name AS …: `tables` are those the prepared statement writes (none for a read). */
-  | { kind: 'prepare'; name: string; tables: TableName[] }
+  | { kind: 'prepare'; name: string; tables: readonly TableName[] }
   /** EXECUTE name: runs what PREPARE named. */
   | { kind: 'execute'; name: string }
   /** DEALLOCATE [PREPARE] name, or DEALLOCATE ALL / DISCARD ALL (`name` undefined). */
@@ -27,15 +27,57 @@ const OTHER: SqlStatement = { kind: 'other' };
 const WRITES = new Set(['insert', 'update', 'delete', 'merge', 'truncate']);
 
 /**
+ * What the texts read last were read as. What a text is read as depends on the text alone (no
+ * setting of the connection), and an app sends the same few texts again and again (TypeORM's
+ * `START TRANSACTION`, `COMMIT`, and its INSERT, UPDATE and SELECT of each entity), so each is
+ * read once. Bounded: a text longer than `MAX_KEPT_CHARS` is read each time, and the map is
+ * emptied when it holds `MAX_KEPT_TEXTS` texts or `MAX_KEPT_TOTAL` characters, so an app that
+ * never sends a text twice costs no memory past these bounds.
+ */
+const READ = new Map<string, readonly SqlStatement[]>();
+const MAX_KEPT_TEXTS = 512;
+const MAX_KEPT_CHARS = 8192;
+const MAX_KEPT_TOTAL = 1 << 20;
+let keptChars = 0;
+
+/**
  * The statements of an SQL string, in order, each classified: split on `;` outside quotes,
  * dollar quotes and comments, read in one pass whatever the input (see `SqlTokens`). Empty
- * statements are left out, as PostgreSQL answers none for them.
+ * statements are left out, as PostgreSQL answers none for them. An answer kept (see `READ`) is
+ * frozen: every read of its text gives the same one.
  *
  * @example
  * readSql("BEGIN; UPDATE /* tag *\/ archive.contract SET a = 'x;y'; ROLLBACK AND CHAIN");
  * // [{ kind: 'begin' }, { kind: 'write', tables: [{ schema: 'archive', name: 'contract' }] }, { kind: 'rollback', chain: true }]
  */
-export function readSql(sql: string): SqlStatement[] {
+export function readSql(sql: string): readonly SqlStatement[] {
+  // Not kept, so not shared: no caller sees another's answer.
+  if (sql.length > MAX_KEPT_CHARS) return statementsOf(sql);
+  const known = READ.get(sql);
+  if (known) return known;
+  const statements = frozen(statementsOf(sql));
+  if (READ.size >= MAX_KEPT_TEXTS || keptChars + sql.length > MAX_KEPT_TOTAL) {
+    READ.clear();
+    keptChars = 0;
+  }
+  READ.set(sql, statements);
+  keptChars += sql.length;
+  return statements;
+}
+
+/** `statements` and every part of them made read-only. */
+function frozen(statements: SqlStatement[]): readonly SqlStatement[] {
+  for (const statement of statements) {
+    if ('tables' in statement) {
+      for (const table of statement.tables) Object.freeze(table);
+      Object.freeze(statement.tables);
+    }
+    Object.freeze(statement);
+  }
+  return Object.freeze(statements);
+}
+
+function statementsOf(sql: string): SqlStatement[] {
   const tokens = new SqlTokens(sql);
   const statements: SqlStatement[] = [];
   // Without a `;` anywhere (quoted or not) the text is one statement: its first words tell what it is, the rest is not read.
